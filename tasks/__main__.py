@@ -1,0 +1,5 @@
+import sys
+
+from canaryflow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,71 @@
+"""The ``canaryflow`` command line.
+
+Verbs are imported lazily: the task pods call one verb each, and ``canaryflow --help`` must not
+pay for Hera, the Kubernetes client or Prometheus' client. Each verb module under
+``canaryflow.commands`` exposes ``configure(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from canaryflow import __version__
+from canaryflow.errors import EXIT_INPUT, InputError
+
+# verb -> (module under canaryflow.commands, one-line help)
+VERBS: dict[str, tuple[str, str]] = {
+    "validate": ("validate", "check a release plan; exit 2 naming every mistake"),
+    "schema": ("schema", "print the release plan's JSON Schema"),
+    "analyze": ("analyze", "run the plan's analysis gates for one window"),
+    "run": ("run", "run a whole release of a plan on a platform"),
+    "demo": ("demo", "build v1 and v2 of the sample service and release both locally"),
+    "bench": ("bench", "measure detection-to-safe time, failed requests, split accuracy"),
+}
+
+
+def _parser(verb: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="canaryflow",
+        description="Canary releases for Go services: plan, gates, routers, Argo workflows.",
+    )
+    parser.add_argument("--version", action="version", version=f"canaryflow {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name, (module, summary) in VERBS.items():
+        verb_parser = sub.add_parser(name, help=summary, description=summary)
+        if name == verb:
+            _module(module).configure(verb_parser)
+    return parser
+
+
+def _module(name: str):
+    return importlib.import_module(f"canaryflow.commands.{name}")
+
+
+def _chosen_verb(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = _chosen_verb(argv)
+    parser = _parser(verb if verb in VERBS else None)
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return EXIT_INPUT
+    try:
+        return int(_module(VERBS[args.verb][0]).run(args) or 0)
+    except InputError as error:
+        for line in error.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Where a release runs: the local machine or a Kubernetes cluster, behind one protocol."""

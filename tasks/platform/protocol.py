@@ -1,0 +1,85 @@
+"""The two I/O seams of a release: the traffic router and the platform around it.
+
+The release engine (``canaryflow.release``) only talks to these protocols, so the local
+platform (processes, nginx) and the Kubernetes platform (Deployments, Istio, NGINX Ingress,
+Gateway API, SMI) run the same plan through the same decisions. The split follows Argo
+Rollouts' traffic-router interface (SetWeight, SetHeaderRoute, VerifyWeight,
+RemoveManagedRoutes) and Flagger's (SetRoutes, GetRoutes, Finalize).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class HeaderRoute:
+    """Requests carrying ``name: value`` always reach the canary, whatever the weight."""
+
+    name: str = "x-release-channel"
+    value: str = "canary"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What the canary runs.
+
+    On Kubernetes ``image`` is a reference by digest (``repo@sha256:...``); locally ``command``
+    is the argv of a process (a built Go binary or the user's own program).
+    """
+
+    version: str
+    image: str | None = None
+    command: Sequence[str] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    healthy: bool
+    detail: str
+
+
+@runtime_checkable
+class TrafficRouter(Protocol):
+    """Splits traffic between stable and canary; only canaryflow's own routes are touched."""
+
+    def set_weight(self, canary_percent: int) -> None:
+        """Send ``canary_percent`` % of requests to the canary (0 = all on stable)."""
+
+    def verify_weight(self, canary_percent: int) -> bool:
+        """True once the router is observed to apply ``canary_percent``."""
+
+    def set_header_route(self, route: HeaderRoute) -> None:
+        """Route requests carrying the header to the canary."""
+
+    def remove_managed_routes(self) -> None:
+        """Remove every route canaryflow added; the user's own routes stay as they were."""
+
+
+@runtime_checkable
+class Platform(Protocol):
+    """Runs the canary beside stable and swaps them at the end of a release."""
+
+    @property
+    def router(self) -> TrafficRouter: ...
+
+    def deploy_canary(self, artifact: Artifact) -> None:
+        """Start the canary beside stable, taking no traffic yet."""
+
+    def wait_healthy(self, timeout_s: float) -> HealthReport:
+        """Wait until the canary answers its health check, or the deadline passes."""
+
+    def promote(self, artifact: Artifact) -> None:
+        """Make stable run ``artifact``, move all traffic to it, remove the canary."""
+
+    def rollback(self) -> None:
+        """Canary weight 0 (verified at the router) first, then remove the canary.
+
+        Stable is never modified.
+        """
+
+    def canary_logs(self, since: float) -> list[str]:
+        """Canary log lines written since the Unix time ``since`` (for the log gate)."""
