@@ -1,0 +1,247 @@
+"""The release plan's shape, its defaults and its rules: the one source of truth.
+
+A plan is one YAML file per service (``canaryflow.yaml`` in the service's repository). Its
+vocabulary follows Argo Rollouts and Flagger (setWeight steps, analysis interval, failure
+limits, header routes), so a user of either reads it without a manual. Every default lives
+here; the compiled Argo DAG, the local run and the runbook all read the same model.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from canaryflow.analysis.spec import AnalysisSpec
+from canaryflow.plan.duration import Duration
+
+API_VERSION = "canaryflow.dev/v1alpha1"
+ROUTER_KINDS = ("nginx-ingress", "istio", "gateway-api", "smi")
+NOTIFY_EVENTS = ("started", "step", "promoted", "rolled-back", "failed")
+# A DNS-1123 label short enough that "<name>-canary" still fits in 63 characters.
+_SERVICE_NAME = r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$"
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+class PlanModel(BaseModel):
+    """Plan sections: camelCase keys in YAML, unknown keys rejected, immutable once loaded."""
+
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
+    )
+
+
+class ServiceSpec(PlanModel):
+    name: Annotated[str, Field(pattern=_SERVICE_NAME)] = Field(
+        description="The Go service: the stable Deployment, its Service and its `app` label."
+    )
+    namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = Field(
+        "default", description="Kubernetes namespace of the service."
+    )
+    port: int = Field(8080, ge=1, le=65535, description="The port the service listens on.")
+    health_path: str = Field(
+        "/healthz", pattern=r"^/", description="Health endpoint the health gate probes."
+    )
+    health_timeout: Duration = Field(
+        120.0, gt=0, description="How long the canary may take to become healthy."
+    )
+    canary_replicas: int = Field(1, ge=1, le=100, description="Replicas of the canary.")
+
+
+class HeaderRouteSpec(PlanModel):
+    name: str = Field("x-release-channel", description="Request header that selects the canary.")
+    value: str = Field("canary", min_length=1, description="Header value that selects it.")
+
+    @field_validator("name")
+    @classmethod
+    def _token(cls, value: str) -> str:
+        if not _HEADER_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not an HTTP header name: use letters, digits and '-'")
+        return value.lower()
+
+
+class RouterSpec(PlanModel):
+    kind: Literal["nginx-ingress", "istio", "gateway-api", "smi"] = Field(
+        "nginx-ingress",
+        description="Traffic router on Kubernetes. The local platform always uses its own nginx.",
+    )
+    header: HeaderRouteSpec | None = Field(
+        default_factory=HeaderRouteSpec,
+        description="Requests with this header always reach the canary; null turns it off.",
+    )
+    route: str | None = Field(
+        None,
+        description="The user's VirtualService, Ingress or HTTPRoute to manage "
+        "(default: named after the service).",
+    )
+
+
+class ApproveSpec(PlanModel):
+    message: str = Field("Promote?", description="What the approver is asked.")
+    timeout: Duration | None = Field(
+        None, gt=0, description="Roll back when nobody approves in time; unset waits forever."
+    )
+
+
+class StepSpec(PlanModel):
+    """Either a traffic step (weight + analysis window) or a manual approval."""
+
+    weight: int | None = Field(
+        None, ge=1, le=100, description="Percent of traffic on the canary during this step."
+    )
+    duration: Duration | None = Field(
+        None,
+        gt=0,
+        description="Analysis window of the step: gates run throughout; not a blind pause.",
+    )
+    approve: ApproveSpec | None = Field(
+        None, description="Suspend until a person approves (argo resume)."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StepSpec:
+        if self.approve is not None:
+            if self.weight is not None or self.duration is not None:
+                raise ValueError("a step is either {weight, duration} or {approve}, not both")
+        elif self.weight is None or self.duration is None:
+            missing = "weight" if self.weight is None else "duration"
+            raise ValueError(f"a traffic step needs both weight and duration: add {missing}")
+        return self
+
+    @property
+    def is_traffic(self) -> bool:
+        return self.weight is not None
+
+
+class RollbackPolicy(PlanModel):
+    on_inconclusive: Literal["rollback", "hold"] = Field(
+        "rollback",
+        description="What an inconclusive window does: roll back (safe default) or hold "
+        "for a person to approve or abort. Never promote.",
+    )
+    canary: Literal["delete", "scale-to-zero"] = Field(
+        "delete", description="What happens to the canary once traffic is back on stable."
+    )
+
+
+class PromotionPolicy(PlanModel):
+    auto: bool = Field(
+        True, description="Promote when every step passed; false asks a person first."
+    )
+
+
+class NotificationSpec(PlanModel):
+    webhook: Annotated[str, Field(pattern=r"^https?://\S+$")] = Field(
+        description="URL that receives a JSON POST per event."
+    )
+    format: Literal["slack", "json"] = Field(
+        "slack", description="slack: {text: ...}; json: the release summary object."
+    )
+    events: list[Literal["started", "step", "promoted", "rolled-back", "failed"]] = Field(
+        default_factory=lambda: list(NOTIFY_EVENTS), description="Which events to send."
+    )
+
+
+class OwnersSpec(PlanModel):
+    team: str = Field(description="Team that owns the service (named in the runbook).")
+    contacts: list[str] = Field(default_factory=list, description="People to page or ask.")
+    channel: str | None = Field(None, description="Chat channel for the release.")
+    runbook_url: str | None = Field(None, description="Where the team keeps its own runbook.")
+
+
+class ProgramSpec(PlanModel):
+    """A stable or canary program for the local platform."""
+
+    command: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="argv of the program; {port} is replaced by the port it must listen on.",
+    )
+    go_package: str | None = Field(
+        None, description="A Go main package directory to build (static, version-stamped)."
+    )
+    version: str | None = Field(None, description="Version label of this program.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ProgramSpec:
+        if (self.command is None) == (self.go_package is None):
+            raise ValueError("give exactly one of command or goPackage")
+        return self
+
+
+class LoadSpec(PlanModel):
+    rate: float = Field(50.0, gt=0, le=5000, description="Requests per second, all clients.")
+    clients: int = Field(8, ge=1, le=256, description="Keep-alive connections.")
+    paths: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
+    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every request.")
+    header_share: float = Field(
+        0.02, ge=0, le=1, description="Share of requests that carry the canary header."
+    )
+    users: int = Field(1000, ge=1, description="User IDs 0..users-1 in X-User-Id.")
+
+
+class LocalSpec(PlanModel):
+    """How `canaryflow run --platform local` runs this plan on one machine."""
+
+    stable: ProgramSpec | None = Field(None, description="Default: the sample service, v1.")
+    canary: ProgramSpec | None = Field(None, description="Default: the sample service, v2.")
+    load: LoadSpec = Field(default_factory=LoadSpec)
+    scrape_interval: Duration = Field(1.0, gt=0, description="Prometheus scrape interval.")
+
+
+def _default_steps() -> list[StepSpec]:
+    return [
+        StepSpec(weight=5, duration=60),
+        StepSpec(weight=25, duration=120),
+        StepSpec(weight=50, duration=120),
+        StepSpec(weight=100, duration=60),
+    ]
+
+
+class ReleasePlan(PlanModel):
+    api_version: Literal["canaryflow.dev/v1alpha1"] = Field(API_VERSION)
+    kind: Literal["ReleasePlan"] = "ReleasePlan"
+    service: ServiceSpec
+    owners: OwnersSpec | None = None
+    router: RouterSpec = Field(default_factory=RouterSpec)
+    steps: list[StepSpec] = Field(
+        default_factory=_default_steps,
+        min_length=1,
+        description="Traffic steps in order; each window is analysed. Then promotion.",
+    )
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+    promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
+    notifications: list[NotificationSpec] = Field(default_factory=list)
+    local: LocalSpec = Field(default_factory=LocalSpec)
+
+    @field_validator("steps")
+    @classmethod
+    def _weights_increase(cls, steps: list[StepSpec]) -> list[StepSpec]:
+        previous = 0
+        for index, step in enumerate(steps):
+            if step.weight is None:
+                continue
+            if step.weight <= previous:
+                raise StepOrderError(index, step.weight, previous)
+            previous = step.weight
+        if previous == 0:
+            raise ValueError("no traffic step: add at least one {weight, duration}")
+        return steps
+
+    @property
+    def traffic_steps(self) -> list[StepSpec]:
+        return [step for step in self.steps if step.is_traffic]
+
+
+class StepOrderError(ValueError):
+    """Weights must increase; ``subpath`` lets the error name ``steps[i].weight``."""
+
+    def __init__(self, index: int, weight: int, previous: int):
+        self.subpath = (index, "weight")
+        super().__init__(
+            f"{weight} does not increase on the previous step's {previous}: "
+            "weights must rise step by step (e.g. 5, 25, 50, 100)"
+        )
