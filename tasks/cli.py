@@ -17,12 +17,22 @@ from canaryflow.errors import EXIT_INPUT, InputError
 
 # verb -> (module under canaryflow.commands, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
+    # plans and gates
     "validate": ("validate", "check a release plan; exit 2 naming every mistake"),
     "schema": ("schema", "print the release plan's JSON Schema"),
     "analyze": ("analyze", "run the plan's analysis gates for one window"),
+    "runbook": ("runbook", "render the service's release runbook (Markdown) from its plan"),
+    # the local engine
     "run": ("run", "run a whole release of a plan on a platform"),
     "demo": ("demo", "build v1 and v2 of the sample service and release both locally"),
     "bench": ("bench", "measure detection-to-safe time, failed requests, split accuracy"),
+    # workflow tasks
+    "go-test": ("go_test", "run go test for a Go module"),
+    "go-build": ("go_build", "build a static, trimmed, version-stamped Go binary"),
+    "image-push": ("image_push", "assemble an OCI image from a binary and push it by digest"),
+    # packaging
+    "compile": ("compile", "compile the Argo WorkflowTemplates (Hera) to YAML"),
+    "chart": ("chart", "generate and package the Helm chart"),
 }
 
 

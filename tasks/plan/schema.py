@@ -14,6 +14,6 @@ def plan_json_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
-        "title": f"canaryflow ReleasePlan ({API_VERSION})",
         **schema,
+        "title": f"canaryflow ReleasePlan ({API_VERSION})",
     }

@@ -1,0 +1,39 @@
+"""Asking Prometheus whether a plan's queries parse, before a release relies on them.
+
+A misconfigured query that silently returns nothing would only ever be inconclusive (Flagger
+#1581); catching it at ``validate`` time names the gate and what Prometheus said.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from canaryflow.analysis.catalogue import REQUEST_COUNT
+from canaryflow.analysis.query import TRACKS, Subject, render
+from canaryflow.errors import FieldError
+from canaryflow.plan.model import ReleasePlan
+
+
+class QueryChecker(Protocol):
+    def validate_query(self, query: str) -> str | None:
+        """Prometheus' complaint about ``query``, or None when it parses."""
+
+
+def check_queries(plan: ReleasePlan, checker: QueryChecker) -> list[FieldError]:
+    spec = plan.analysis
+    subject = Subject(plan.service.name, plan.service.namespace, spec.track_label)
+    templates = {"analysis.minCanaryRequests": REQUEST_COUNT[spec.metrics]}
+    for index, gate in enumerate(spec.gates):
+        template = gate.template(spec.metrics)
+        if template is not None and gate.logs is None:
+            templates[f"analysis.gates[{index}].query"] = template
+    errors = []
+    for path, template in templates.items():
+        for track in TRACKS:
+            problem = checker.validate_query(render(template, subject, track, spec.query_window))
+            if problem is not None:
+                errors.append(
+                    FieldError(path, f"Prometheus rejects the {track} query: {problem}: fix it")
+                )
+                break
+    return errors

@@ -1,0 +1,56 @@
+"""The engine's analysis windows: the plan's gates, plus the canary's own liveness each round.
+
+Gates read Prometheus, which keeps a crashed canary's last samples inside every ``rate()``
+window for a whole query window; the health check notices at once. So each round also asks the
+platform whether the canary is alive, and a dead canary fails the window there and then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from canaryflow.analysis.measurement import Measurement, Outcome
+from canaryflow.analysis.run import AnalysisRun
+from canaryflow.analysis.verdict import WindowVerdict
+from canaryflow.platform.protocol import HealthReport
+
+LIVENESS_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Window:
+    verdict: Outcome
+    reason: str
+    detail: dict
+
+
+class _CanaryDown(Exception):
+    pass
+
+
+class AnalysisWindows:
+    """Implements ``WindowAnalyzer`` over an ``AnalysisRun`` and a liveness probe."""
+
+    def __init__(self, run: AnalysisRun, liveness: Callable[[float], HealthReport] | None):
+        self.run = run
+        self.liveness = liveness
+
+    def run_window(
+        self, duration_s: float, on_round: Callable[[list[Measurement]], None]
+    ) -> Window:
+        def each_round(batch: Sequence[Measurement], verdict: WindowVerdict) -> None:
+            on_round(list(batch))
+            if self.liveness is not None and not verdict.decided:
+                health = self.liveness(LIVENESS_TIMEOUT_S)
+                if not health.healthy:
+                    raise _CanaryDown(health.detail)
+
+        self.run.on_round = each_round
+        try:
+            result = self.run.window(duration_s)
+        except _CanaryDown as down:
+            return Window(Outcome.FAIL, f"canary is not healthy: {down}", {})
+        finally:
+            self.run.on_round = None
+        return Window(result.verdict.outcome, result.reason, result.verdict.to_dict())
