@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "go-test": ("go_test", "run go test for a Go module"),
     "go-build": ("go_build", "build a static, trimmed, version-stamped Go binary"),
     "image-push": ("image_push", "assemble an OCI image from a binary and push it by digest"),
+    "notify": ("notify", "post the release's outcome to webhooks and the commit status"),
     # packaging
     "compile": ("compile", "compile the Argo WorkflowTemplates (Hera) to YAML"),
     "chart": ("chart", "generate and package the Helm chart"),

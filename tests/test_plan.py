@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,7 @@ def test_a_plan_is_valid_exactly_when_its_weights_rise(weights):
         "service": {"name": "svc"},
         "steps": [{"weight": w, "duration": "10s"} for w in weights],
     }
-    rising = all(a < b for a, b in zip(weights, weights[1:], strict=False))
+    rising = all(a < b for a, b in itertools.pairwise(weights))
     if rising:
         assert [s.weight for s in plan_from_dict(document).steps] == weights
     else:

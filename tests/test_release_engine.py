@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.errors import PlatformError
-from canaryflow.platform.protocol import Artifact, HeaderRoute, HealthReport
 from canaryflow.plan.load import plan_from_dict
+from canaryflow.platform.protocol import Artifact, HeaderRoute, HealthReport
 from canaryflow.release.decision import Action, Phase, after_window
 from canaryflow.release.engine import ReleaseEngine
 from canaryflow.release.record import ReleaseRecord

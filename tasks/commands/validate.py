@@ -43,8 +43,10 @@ def run(args: argparse.Namespace) -> int:
         f"{s.weight}%/{s.duration:g}s" if s.is_traffic else "approve" for s in plan.steps
     )
     checked = f"queries checked against {url}" if url else "queries not checked (no Prometheus)"
-    print(f"{args.plan}: valid: {plan.service.name} in {plan.service.namespace}; steps {steps}; "
-          f"{len(plan.analysis.gates)} gates; {checked}")
+    print(
+        f"{args.plan}: valid: {plan.service.name} in {plan.service.namespace}; steps {steps}; "
+        f"{len(plan.analysis.gates)} gates; {checked}"
+    )
     return EXIT_OK
 
 

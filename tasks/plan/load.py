@@ -62,7 +62,7 @@ class _StrictLoader(yaml.SafeLoader):
 
 def _parse_yaml(text: str, origin: str) -> tuple[object, dict[Loc, int]]:
     try:
-        document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)

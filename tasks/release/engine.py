@@ -16,8 +16,8 @@ from typing import Protocol
 
 from canaryflow.analysis.measurement import Measurement, Outcome
 from canaryflow.errors import CanaryflowError, PlatformError
-from canaryflow.platform.protocol import Artifact, HeaderRoute, Platform
 from canaryflow.plan.model import ReleasePlan, StepSpec
+from canaryflow.platform.protocol import Artifact, HeaderRoute, Platform
 from canaryflow.release.decision import Action, Phase, after_hold, after_window, final_phase
 from canaryflow.release.record import ReleaseRecord
 

@@ -1,0 +1,1 @@
+"""Telling people how a release went: chat webhooks and commit statuses."""
