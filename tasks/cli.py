@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from canaryflow import __version__
-from canaryflow.errors import EXIT_INPUT, InputError
+from canaryflow.errors import EXIT_INPUT, EXIT_RELEASE_FAILED, InputError, PlatformError
 
 # verb -> (module under canaryflow.commands, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
@@ -73,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in error.errors:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_INPUT
+    except PlatformError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_RELEASE_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

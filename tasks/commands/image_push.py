@@ -1,0 +1,93 @@
+"""``canaryflow image-push``: a static binary as an OCI image, pushed by digest, no Docker."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError, PlatformError
+from canaryflow.image import PushRequest, push_image
+from canaryflow.image.reference import SCRATCH
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Build an OCI image holding BINARY at /app/NAME (non-root user 65532) and push it "
+        "through the registry API; print HOST/REPO@sha256:... as the last line."
+    )
+    parser.add_argument("--binary", required=True, type=Path, help="static binary to ship")
+    parser.add_argument(
+        "--repository", required=True, help="HOST/REPO, e.g. 127.0.0.1:5000/shop/checkout"
+    )
+    parser.add_argument("--tag", required=True, help="tag to push under: the commit SHA")
+    parser.add_argument(
+        "--base",
+        default=SCRATCH,
+        help="base image HOST/REPO[:TAG][@DIGEST] whose layers are reused, or scratch (default)",
+    )
+    parser.add_argument("--name", help="file name under /app (default: the binary's name)")
+    parser.add_argument(
+        "--docker-config",
+        type=Path,
+        help="docker config.json with registry auths (default: $DOCKER_CONFIG/config.json, "
+        "else ~/.docker/config.json); the mounted dockerconfigjson secret",
+    )
+    parser.add_argument(
+        "--digest-file",
+        type=Path,
+        help="also write the full pinned reference HOST/REPO@sha256:... here, for the next step",
+    )
+    parser.add_argument("--platform", default="linux/amd64", help="os/arch[/variant]")
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="extra image label (repeatable); revision and version default to the tag",
+    )
+    parser.add_argument("--image-version", help="org.opencontainers.image.version (default: tag)")
+    parser.add_argument("--source", help="org.opencontainers.image.source, e.g. the repo URL")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plain http to the registry (automatic for 127.0.0.1 and localhost)",
+    )
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request")
+
+
+def run(args: argparse.Namespace) -> int:
+    request = PushRequest(
+        binary=args.binary,
+        repository=args.repository,
+        tag=args.tag,
+        base=args.base,
+        name=args.name,
+        docker_config=args.docker_config,
+        platform=args.platform,
+        labels=_labels(args.label),
+        version=args.image_version,
+        source=args.source,
+        insecure=args.insecure,
+        timeout_s=args.timeout,
+    )
+    try:
+        pushed = push_image(request)
+    except PlatformError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_RELEASE_FAILED
+    if args.digest_file:
+        args.digest_file.parent.mkdir(parents=True, exist_ok=True)
+        args.digest_file.write_text(pushed.reference + "\n")
+    print(pushed.reference)
+    return EXIT_OK
+
+
+def _labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(FieldError("label", f"{pair!r} is not k=v"))
+        labels[key] = value
+    return labels

@@ -1,0 +1,292 @@
+"""Push a static Go binary as an OCI image, by digest: what the workflow's image-push task runs.
+
+Inputs are all checked before the first request, so bad input changes nothing. The manifest is
+built locally, so its digest is known before the push and the registry's answer is verified
+against it: the reference printed is the one that was built, never whatever the tag points to.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from canaryflow.errors import FieldError, InputError, PlatformError
+from canaryflow.image.auth import DockerConfig
+from canaryflow.image.oci import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    INDEX,
+    LAYER_TYPES,
+    MANIFEST,
+    BaseImage,
+    Descriptor,
+    Image,
+    ImageSpec,
+    Layer,
+    Platform,
+    build_image,
+)
+from canaryflow.image.reference import (
+    SCRATCH,
+    Reference,
+    Repository,
+    check_tag,
+    parse_reference,
+    parse_repository,
+)
+from canaryflow.image.registry import Manifest, RegistryClient
+
+REVISION_LABEL = "org.opencontainers.image.revision"
+VERSION_LABEL = "org.opencontainers.image.version"
+SOURCE_LABEL = "org.opencontainers.image.source"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_MANIFEST_TYPES = (MANIFEST, DOCKER_MANIFEST)
+_ACCEPT = (MANIFEST, INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    """What to push, as given on the command line (checked by ``checked()``)."""
+
+    binary: Path
+    repository: str
+    tag: str
+    base: str = SCRATCH
+    name: str | None = None
+    docker_config: Path | None = None
+    platform: str = "linux/amd64"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    version: str | None = None
+    source: str | None = None
+    insecure: bool = False
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class CheckedPush:
+    request: PushRequest
+    repository: Repository
+    base: Reference | None
+    name: str
+    platform: Platform
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class PushedImage:
+    """The image as pushed: ``reference`` is ``HOST/REPO@sha256:...``, pinned by digest."""
+
+    reference: str
+    digest: str
+    manifest_size: int
+    blobs: Mapping[str, str] = field(default_factory=dict)  # digest -> present|mounted|uploaded
+
+
+def push_image(request: PushRequest) -> PushedImage:
+    checked = check_request(request)
+    binary = _read_binary(request.binary)
+    docker_config = DockerConfig.load(request.docker_config)
+    target = _client(checked.repository, docker_config, request)
+    target.need_scope(checked.repository.name, "pull,push")
+    base_client = None
+    base = None
+    if checked.base is not None:
+        base_client = _client_for_base(
+            checked.base.repository, checked.repository, target, docker_config, request
+        )
+        base = fetch_base(base_client, checked.base, checked.platform)
+    image = build_image(ImageSpec(checked.name, binary, checked.platform, checked.labels, base))
+    blobs = _upload_blobs(target, checked, image, base_client)
+    return _put_manifest(target, checked, request.tag, image, blobs)
+
+
+def check_request(request: PushRequest) -> CheckedPush:
+    """Every input mistake at once, before any I/O."""
+    errors: list[FieldError] = []
+
+    def attempt(check: Callable[[], object]) -> object:
+        try:
+            return check()
+        except InputError as error:
+            errors.extend(error.errors)
+            return None
+
+    repository = attempt(lambda: parse_repository(request.repository, "repository"))
+    attempt(lambda: check_tag(request.tag, "tag"))
+    base = None
+    if request.base != SCRATCH:
+        base = attempt(lambda: parse_reference(request.base, "base"))
+    name = request.name or Path(request.binary).name
+    if not _NAME.fullmatch(name):
+        errors.append(
+            FieldError("name", f"{name!r} is not a file name: use [A-Za-z0-9._-], up to 100")
+        )
+    platform = None
+    try:
+        platform = Platform.parse(request.platform)
+    except ValueError as error:
+        errors.append(FieldError("platform", str(error)))
+    if not Path(request.binary).is_file():
+        errors.append(
+            FieldError("binary", f"{request.binary} is not a file: build the service first")
+        )
+    for key in request.labels:
+        if not key or "=" in key:
+            errors.append(FieldError("label", f"{key!r} is not a label key: write k=v"))
+    if errors:
+        raise InputError(errors)
+    labels = {REVISION_LABEL: request.tag, VERSION_LABEL: request.version or request.tag}
+    if request.source:
+        labels[SOURCE_LABEL] = request.source
+    return CheckedPush(request, repository, base, name, platform, {**labels, **request.labels})
+
+
+def fetch_base(client: RegistryClient, reference: Reference, platform: Platform) -> BaseImage:
+    """The base image's layers and config, for ``platform`` when the base is multi-platform."""
+    repository = reference.repository.name
+    client.need_scope(repository, "pull")
+    manifest = client.get_manifest(repository, reference.version, _ACCEPT)
+    if manifest is None:
+        raise InputError(
+            FieldError(
+                "base",
+                f"base image {reference} not found in registry: push it first or use scratch",
+            )
+        )
+    if reference.digest and manifest.digest != reference.digest:
+        raise PlatformError(f"registry served {reference} with digest {manifest.digest}")
+    if manifest.media_type in (INDEX, DOCKER_MANIFEST_LIST):
+        manifest = _platform_manifest(client, reference, manifest, platform)
+    if manifest.media_type not in _MANIFEST_TYPES:
+        raise InputError(
+            FieldError("base", f"{reference} is a {manifest.media_type!r}, not an image manifest")
+        )
+    document = manifest.document()
+    config = json.loads(client.get_blob(repository, document["config"]["digest"]))
+    if not platform.matches(config):
+        found = Platform(
+            config.get("os", "?"), config.get("architecture", "?"), config.get("variant")
+        )
+        raise InputError(
+            FieldError("base", f"base image {reference} is for {found}, not {platform}")
+        )
+    return BaseImage(str(reference), _base_layers(reference, document, config), config)
+
+
+def _platform_manifest(
+    client: RegistryClient, reference: Reference, index: Manifest, platform: Platform
+) -> Manifest:
+    entries = index.document().get("manifests", [])
+    chosen = next((m for m in entries if platform.matches(m.get("platform") or {})), None)
+    if chosen is None:
+        raise InputError(FieldError("base", f"base image {reference} has no {platform} image"))
+    manifest = client.get_manifest(reference.repository.name, chosen["digest"], _ACCEPT)
+    if manifest is None or manifest.digest != chosen["digest"]:
+        raise PlatformError(f"registry lost {reference}'s {platform} manifest {chosen['digest']}")
+    return manifest
+
+
+def _base_layers(reference: Reference, manifest: dict, config: dict) -> tuple[Layer, ...]:
+    layers = manifest.get("layers", [])
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    history = [h for h in config.get("history") or [] if not h.get("empty_layer")]
+    if len(diff_ids) != len(layers):
+        raise PlatformError(
+            f"base image {reference} is inconsistent: {len(layers)} layers, "
+            f"{len(diff_ids)} diff_ids in its config"
+        )
+    result = []
+    for index, (layer, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
+        media_type = LAYER_TYPES.get(layer["mediaType"])
+        if media_type is None:
+            raise InputError(
+                FieldError("base", f"base image {reference} has a {layer['mediaType']} layer")
+            )
+        created_by = history[index].get("created_by", "") if index < len(history) else ""
+        result.append(
+            Layer(Descriptor(media_type, layer["digest"], layer["size"]), diff_id, created_by)
+        )
+    return tuple(result)
+
+
+def _upload_blobs(
+    target: RegistryClient, checked: CheckedPush, image: Image, base_client: RegistryClient | None
+) -> dict[str, str]:
+    """Every layer and the config into the target repository; returns what happened to each."""
+    repository = checked.repository.name
+    blobs = {}
+    for layer in image.layers:
+        digest = layer.descriptor.digest
+        if target.blob_exists(repository, digest):
+            blobs[digest] = "present"
+        elif layer.data is not None:
+            target.upload_blob(repository, layer.data)
+            blobs[digest] = "uploaded"
+        elif base_client is not None and checked.base is not None:
+            source = checked.base.repository.name
+            blobs[digest] = _copy_base_layer(target, repository, digest, base_client, source)
+    config = image.config_descriptor
+    if target.blob_exists(repository, config.digest):
+        blobs[config.digest] = "present"
+    else:
+        target.upload_blob(repository, image.config)
+        blobs[config.digest] = "uploaded"
+    return blobs
+
+
+def _copy_base_layer(
+    target: RegistryClient, repository: str, digest: str, base: RegistryClient, source: str
+) -> str:
+    """Mount within one registry; across registries (or if refused), download then upload."""
+    session = None
+    if base is target:
+        session = target.mount_blob(repository, digest, source)
+        if session is None:
+            return "mounted"
+    target.upload_blob(repository, base.get_blob(source, digest), session)
+    return "uploaded"
+
+
+def _put_manifest(
+    target: RegistryClient, checked: CheckedPush, tag: str, image: Image, blobs: dict[str, str]
+) -> PushedImage:
+    stored = target.put_manifest(checked.repository.name, tag, Manifest(MANIFEST, image.manifest))
+    if stored != image.digest:
+        raise PlatformError(
+            f"registry {checked.repository.host} stored the manifest as {stored or 'unknown'}, "
+            f"but it was built as {image.digest}: refusing to report an unverified digest"
+        )
+    reference = f"{checked.repository}@{image.digest}"
+    return PushedImage(reference, image.digest, len(image.manifest), blobs)
+
+
+def _read_binary(path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise InputError(FieldError("binary", f"cannot read {path}: {error.strerror}")) from error
+
+
+def _client(repository: Repository, config: DockerConfig, request: PushRequest) -> RegistryClient:
+    return RegistryClient(
+        repository.api_host,
+        config.credentials_for(repository.host),
+        insecure=request.insecure or repository.is_loopback,
+        timeout_s=request.timeout_s,
+    )
+
+
+def _client_for_base(
+    base: Repository,
+    target_repository: Repository,
+    target: RegistryClient,
+    config: DockerConfig,
+    request: PushRequest,
+) -> RegistryClient:
+    """The push's own client when the base lives in the same registry: one token, mounts work."""
+    if base.api_host == target_repository.api_host:
+        return target
+    return _client(base, config, request)

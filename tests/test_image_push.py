@@ -1,0 +1,547 @@
+"""``canaryflow image-push``: a static Go binary as an OCI image in a real registry, by digest."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from canaryflow.errors import EXIT_INPUT, InputError, PlatformError
+from canaryflow.image import PushRequest, push_image
+from canaryflow.image.auth import DockerConfig
+from canaryflow.image.oci import (
+    CONFIG,
+    DOCKER_CONFIG,
+    DOCKER_LAYER_GZIP,
+    DOCKER_MANIFEST,
+    INDEX,
+    LAYER_GZIP,
+    MANIFEST,
+    ImageSpec,
+    Platform,
+    build_image,
+)
+from canaryflow.local.process import free_port
+
+# The real-registry fixtures: ``registry``, ``auth_registry`` (Basic), ``token_registry`` (Bearer).
+pytest_plugins = ["registry"]
+
+GO = Path(__file__).resolve().parents[1] / ".venv/bin/go"
+CANARYFLOW = GO.parent / "canaryflow"
+HELLO_GO = 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello, canary") }\n'
+
+
+@pytest.fixture(scope="module")
+def go_binary(tmp_path_factory) -> Path:
+    """A tiny static Go program, built once for the module."""
+    source = tmp_path_factory.mktemp("hello")
+    (source / "go.mod").write_text("module example.com/hello\n\ngo 1.22\n")
+    (source / "main.go").write_text(HELLO_GO)
+    env = {**os.environ, "GOPROXY": "off", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
+    subprocess.run(
+        [str(GO), "build", "-trimpath", "-ldflags=-s -w", "-o", "hello", "."],
+        cwd=source,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    return source / "hello"
+
+
+def pull_manifest(running, repository: str, version: str) -> tuple[dict, str]:
+    status, _, body = running.fetch(f"/v2/{repository}/manifests/{version}", accept=MANIFEST)
+    assert status == 200, body
+    return json.loads(body), "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def pull_blob(running, repository: str, digest: str) -> bytes:
+    status, _, body = running.fetch(f"/v2/{repository}/blobs/{digest}")
+    assert status == 200, body
+    assert "sha256:" + hashlib.sha256(body).hexdigest() == digest
+    return body
+
+
+def layer_members(blob: bytes) -> dict[str, tuple[tarfile.TarInfo, bytes | None]]:
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        return {
+            m.name: (m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()
+        }
+
+
+def cli(argv: list[str]) -> int:
+    """``canaryflow image-push ...`` through the real CLI once registered there."""
+    from canaryflow import cli as canaryflow_cli
+
+    if "image-push" in canaryflow_cli.VERBS:
+        return canaryflow_cli.main(["image-push", *argv])
+    from canaryflow.commands import image_push
+
+    parser = argparse.ArgumentParser(prog="canaryflow image-push")
+    image_push.configure(parser)
+    try:
+        return image_push.run(parser.parse_args(argv))
+    except InputError as error:
+        for line in error.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+# --- the image in the registry ---
+
+
+def test_the_pushed_layer_holds_the_binary_at_app_name_executable_and_root_owned(
+    registry, go_binary
+):
+    pushed = push_image(PushRequest(go_binary, f"{registry.host}/shop/hello", "c0ffee1"))
+
+    assert pushed.reference == f"{registry.host}/shop/hello@{pushed.digest}"
+    manifest, served_digest = pull_manifest(registry, "shop/hello", pushed.digest)
+    assert served_digest == pushed.digest
+    assert manifest["mediaType"] == MANIFEST
+    assert manifest["config"]["mediaType"] == CONFIG
+    assert [layer["mediaType"] for layer in manifest["layers"]] == [LAYER_GZIP]
+    blob = pull_blob(registry, "shop/hello", manifest["layers"][0]["digest"])
+    members = layer_members(blob)
+    info, content = members["app/hello"]
+    assert content == go_binary.read_bytes()
+    assert (info.mode, info.uid, info.gid, info.uname, info.gname) == (0o755, 0, 0, "", "")
+    assert all(m.mtime == 0 for m, _ in members.values())
+    assert list(members) == sorted(members)
+    assert b"nonroot:x:65532:65532:" in members["etc/passwd"][1]
+    assert b"nonroot:x:65532:" in members["etc/group"][1]
+
+
+def test_the_config_runs_non_root_with_entrypoint_labels_and_no_timestamps(registry, go_binary):
+    pushed = push_image(
+        PushRequest(
+            go_binary,
+            f"{registry.host}/shop/hello",
+            "c0ffee2",
+            name="checkout",
+            platform="linux/arm64",
+            source="https://example.com/shop",
+            labels={"team": "payments"},
+        )
+    )
+
+    manifest, _ = pull_manifest(registry, "shop/hello", "c0ffee2")
+    config = json.loads(pull_blob(registry, "shop/hello", manifest["config"]["digest"]))
+    assert config["config"]["User"] == "65532:65532"
+    assert config["config"]["Entrypoint"] == ["/app/checkout"]
+    assert any(e.startswith("PATH=") for e in config["config"]["Env"])
+    assert config["config"]["Labels"] == {
+        "org.opencontainers.image.revision": "c0ffee2",
+        "org.opencontainers.image.version": "c0ffee2",
+        "org.opencontainers.image.source": "https://example.com/shop",
+        "team": "payments",
+    }
+    assert (config["os"], config["architecture"]) == ("linux", "arm64")
+    assert config["created"] == "1970-01-01T00:00:00Z"
+    assert [h["created"] for h in config["history"]] == ["1970-01-01T00:00:00Z"]
+    layer = pull_blob(registry, "shop/hello", manifest["layers"][0]["digest"])
+    diff_id = "sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest()
+    assert config["rootfs"] == {"type": "layers", "diff_ids": [diff_id]}
+    assert "app/checkout" in layer_members(layer)
+    assert pushed.manifest_size == len(json.dumps(manifest, separators=(",", ":")))
+
+
+def test_pushing_the_same_binary_twice_gives_the_same_digest_and_uploads_nothing(
+    registry, go_binary
+):
+    request = PushRequest(go_binary, f"{registry.host}/shop/twice", "c0ffee3")
+
+    first = push_image(request)
+    second = push_image(request)
+
+    assert second.digest == first.digest
+    assert set(first.blobs.values()) == {"uploaded"}
+    assert set(second.blobs.values()) == {"present"}
+
+
+def test_the_build_is_byte_for_byte_reproducible_and_follows_the_binary(go_binary):
+    spec = ImageSpec("hello", go_binary.read_bytes(), Platform(), {"k": "v"})
+
+    first, second = build_image(spec), build_image(spec)
+    changed = build_image(ImageSpec("hello", go_binary.read_bytes() + b"\0", Platform(), {}))
+
+    assert (first.manifest, first.config) == (second.manifest, second.config)
+    assert first.layers[0].data == second.layers[0].data
+    assert changed.digest != first.digest
+    assert first.layers[0].data[4:8] == b"\0\0\0\0"  # gzip header: mtime 0
+    assert first.layers[0].data[3] & 0x08 == 0  # gzip header: no file name
+
+
+def test_an_image_on_a_base_reuses_its_layers_by_mount_and_lists_them_first(
+    registry, go_binary, tmp_path
+):
+    certs = tmp_path / "ca-bundle"
+    certs.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot really\n")
+    base = push_image(PushRequest(certs, f"{registry.host}/base/static", "1"))
+    base_manifest, _ = pull_manifest(registry, "base/static", base.digest)
+    base_config = json.loads(pull_blob(registry, "base/static", base_manifest["config"]["digest"]))
+
+    pushed = push_image(
+        PushRequest(
+            go_binary,
+            f"{registry.host}/shop/onbase",
+            "c0ffee4",
+            base=f"{registry.host}/base/static:1",
+        )
+    )
+
+    manifest, _ = pull_manifest(registry, "shop/onbase", pushed.digest)
+    base_layer = base_manifest["layers"][0]["digest"]
+    assert len(manifest["layers"]) == 2
+    assert manifest["layers"][0]["digest"] == base_layer
+    assert pushed.blobs[base_layer] == "mounted"
+    config = json.loads(pull_blob(registry, "shop/onbase", manifest["config"]["digest"]))
+    assert config["rootfs"]["diff_ids"][0] == base_config["rootfs"]["diff_ids"][0]
+    assert len(config["rootfs"]["diff_ids"]) == len(config["history"]) == 2
+    assert config["config"]["User"] == "65532:65532"
+    app_layer = layer_members(pull_blob(registry, "shop/onbase", manifest["layers"][1]["digest"]))
+    assert sorted(app_layer) == ["app", "app/hello"]  # the base provides /etc/passwd
+
+
+def test_a_base_pinned_by_digest_is_found_too(registry, go_binary, tmp_path):
+    data = tmp_path / "data"
+    data.write_bytes(b"base by digest")
+    base = push_image(PushRequest(data, f"{registry.host}/base/pinned", "1"))
+
+    pushed = push_image(
+        PushRequest(go_binary, f"{registry.host}/shop/pinned", "c0ffee5", base=base.reference)
+    )
+
+    manifest, _ = pull_manifest(registry, "shop/pinned", pushed.digest)
+    assert len(manifest["layers"]) == 2
+
+
+def put_manifest(running, repository: str, tag: str, media_type: str, document: dict) -> str:
+    """PUT a manifest with plain urllib, as another tool would have pushed it."""
+    body = json.dumps(document).encode()
+    request = urllib.request.Request(
+        f"{running.url}/v2/{repository}/manifests/{tag}",
+        data=body,
+        method="PUT",
+        headers={"Content-Type": media_type},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 201
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+@pytest.fixture
+def amd64_base(registry, tmp_path) -> tuple[dict, str]:
+    """An OCI linux/amd64 base at ``base/amd64:1``: its manifest and digest."""
+    data = tmp_path / "ca-bundle"
+    data.write_bytes(b"certificates")
+    pushed = push_image(PushRequest(data, f"{registry.host}/base/amd64", "1"))
+    return pull_manifest(registry, "base/amd64", pushed.digest)[0], pushed.digest
+
+
+def test_a_docker_format_base_is_reused_with_oci_media_types(registry, go_binary, amd64_base):
+    oci_manifest, _ = amd64_base
+    docker_manifest = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": {**oci_manifest["config"], "mediaType": DOCKER_CONFIG},
+        "layers": [{**layer, "mediaType": DOCKER_LAYER_GZIP} for layer in oci_manifest["layers"]],
+    }
+    put_manifest(registry, "base/amd64", "docker", DOCKER_MANIFEST, docker_manifest)
+
+    pushed = push_image(
+        PushRequest(go_binary, f"{registry.host}/shop/ondocker", "c0ffeec",
+                    base=f"{registry.host}/base/amd64:docker")
+    )  # fmt: skip
+
+    manifest, _ = pull_manifest(registry, "shop/ondocker", pushed.digest)
+    assert manifest["layers"][0]["digest"] == oci_manifest["layers"][0]["digest"]
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {LAYER_GZIP}
+
+
+def test_a_multi_platform_base_gives_the_image_for_the_requested_platform(
+    registry, go_binary, amd64_base
+):
+    _, amd64_digest = amd64_base
+    index = {
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": [
+            {"mediaType": MANIFEST, "digest": amd64_digest, "size": 1,
+             "platform": {"os": "linux", "architecture": "amd64"}},
+        ],
+    }  # fmt: skip
+    _, served = registry.fetch(f"/v2/base/amd64/manifests/{amd64_digest}", MANIFEST)[:2]
+    index["manifests"][0]["size"] = int(served["Content-Length"])
+    put_manifest(registry, "base/amd64", "multi", INDEX, index)
+
+    pushed = push_image(
+        PushRequest(go_binary, f"{registry.host}/shop/onindex", "c0ffeed",
+                    base=f"{registry.host}/base/amd64:multi")
+    )  # fmt: skip
+    with pytest.raises(InputError, match=r"base: base image .*:multi has no linux/arm64 image"):
+        push_image(
+            PushRequest(go_binary, f"{registry.host}/shop/onindex", "c0ffeee",
+                        base=f"{registry.host}/base/amd64:multi", platform="linux/arm64")
+        )  # fmt: skip
+
+    manifest, _ = pull_manifest(registry, "shop/onindex", pushed.digest)
+    assert len(manifest["layers"]) == 2
+
+
+def test_a_base_for_another_platform_is_an_input_error(registry, go_binary, amd64_base):
+    with pytest.raises(InputError) as raised:
+        push_image(
+            PushRequest(go_binary, f"{registry.host}/shop/arm", "c0ffeef",
+                        base=f"{registry.host}/base/amd64:1", platform="linux/arm64")
+        )  # fmt: skip
+
+    assert str(raised.value) == (
+        f"base: base image {registry.host}/base/amd64:1 is for linux/amd64, not linux/arm64"
+    )
+
+
+# --- mistakes and failures ---
+
+
+def test_an_unknown_base_image_is_an_input_error_saying_push_it_first(registry, go_binary):
+    base = f"{registry.host}/base/missing:1"
+
+    with pytest.raises(InputError) as raised:
+        push_image(PushRequest(go_binary, f"{registry.host}/shop/hello", "c0ffee6", base=base))
+
+    assert str(raised.value) == (
+        f"base: base image {base} not found in registry: push it first or use scratch"
+    )
+    status, _, _ = registry.fetch("/v2/shop/hello/manifests/c0ffee6")
+    assert status == 404
+
+
+def test_the_right_credentials_from_a_docker_config_push(auth_registry, go_binary, tmp_path):
+    config = auth_registry.docker_config(tmp_path)
+
+    pushed = push_image(
+        PushRequest(go_binary, f"{auth_registry.host}/shop/hello", "c0ffee7", docker_config=config)
+    )
+
+    _, digest = pull_manifest(auth_registry, "shop/hello", "c0ffee7")
+    assert digest == pushed.digest
+
+
+def test_a_wrong_password_is_a_clear_auth_error(auth_registry, go_binary, tmp_path):
+    config = auth_registry.docker_config(tmp_path, user="ci", password="wrong")
+
+    with pytest.raises(PlatformError) as raised:
+        push_image(
+            PushRequest(
+                go_binary, f"{auth_registry.host}/shop/hello", "c0ffee8", docker_config=config
+            )
+        )
+
+    assert str(raised.value) == (
+        f"registry {auth_registry.host} rejected the credentials for user ci (HTTP 401): "
+        "check the docker config secret"
+    )
+
+
+def test_missing_credentials_say_which_host_needs_them(auth_registry, go_binary, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"auths": {"other.example.com": {"auth": "eDp5"}}}))
+
+    with pytest.raises(PlatformError, match=r"requires credentials .* mount the docker config"):
+        push_image(
+            PushRequest(
+                go_binary, f"{auth_registry.host}/shop/hello", "c0ffee9", docker_config=config
+            )
+        )
+
+
+def test_the_bearer_token_flow_pushes_and_mounts_with_one_token_for_both_repositories(
+    token_registry, go_binary, tmp_path
+):
+    config = token_registry.docker_config(tmp_path)
+    base = push_image(
+        PushRequest(go_binary, f"{token_registry.host}/base/static", "1", docker_config=config)
+    )
+
+    pushed = push_image(
+        PushRequest(
+            go_binary,
+            f"{token_registry.host}/shop/hello",
+            "c0ffeea",
+            base=f"{token_registry.host}/base/static:1",
+            name="svc",
+            docker_config=config,
+        )
+    )
+
+    manifest, digest = pull_manifest(token_registry, "shop/hello", "c0ffeea")
+    assert digest == pushed.digest
+    assert pushed.blobs[manifest["layers"][0]["digest"]] == "mounted"
+    assert base.digest != pushed.digest
+
+
+def test_a_wrong_password_at_the_token_server_is_the_same_clear_auth_error(
+    token_registry, go_binary, tmp_path
+):
+    config = token_registry.docker_config(tmp_path, user="ci", password="wrong")
+
+    with pytest.raises(PlatformError) as raised:
+        push_image(
+            PushRequest(
+                go_binary, f"{token_registry.host}/shop/hello", "c0ffeeb", docker_config=config
+            )
+        )
+
+    assert str(raised.value) == (
+        f"registry {token_registry.host} rejected the credentials for user ci (HTTP 401): "
+        "check the docker config secret"
+    )
+
+
+def test_a_registry_that_is_down_is_a_clear_network_error(go_binary):
+    host = f"127.0.0.1:{free_port()}"
+
+    with pytest.raises(PlatformError) as raised:
+        push_image(PushRequest(go_binary, f"{host}/shop/hello", "c0ffee", timeout_s=2))
+
+    assert str(raised.value) == f"cannot reach registry {host} over http: connection refused"
+
+
+# --- the command line ---
+
+
+def test_the_cli_prints_the_pinned_reference_and_writes_it_for_the_next_step(
+    registry, go_binary, tmp_path, capsys
+):
+    digest_file = tmp_path / "out/image-ref"
+
+    code = cli(
+        [
+            "--binary", str(go_binary),
+            "--repository", f"{registry.host}/shop/cli",
+            "--tag", "0123abcd",
+            "--digest-file", str(digest_file),
+            "--label", "team=payments",
+        ]
+    )  # fmt: skip
+
+    assert code == 0
+    last_line = capsys.readouterr().out.strip().splitlines()[-1]
+    _, digest = pull_manifest(registry, "shop/cli", "0123abcd")
+    assert last_line == f"{registry.host}/shop/cli@{digest}"
+    assert digest_file.read_text().strip() == last_line
+
+
+def test_in_a_task_pod_the_credentials_come_from_the_mounted_secret_via_docker_config(
+    auth_registry, go_binary, tmp_path
+):
+    secret_dir = auth_registry.docker_config(tmp_path / "secret").parent
+    env = {**os.environ, "DOCKER_CONFIG": str(secret_dir), "HOME": str(tmp_path)}
+    argv = [str(CANARYFLOW), "image-push", "--binary", str(go_binary),
+            "--repository", f"{auth_registry.host}/shop/pod", "--tag", "c0ffee10"]  # fmt: skip
+
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    _, digest = pull_manifest(auth_registry, "shop/pod", "c0ffee10")
+    assert done.stdout.splitlines()[-1] == f"{auth_registry.host}/shop/pod@{digest}"
+
+
+def test_a_bad_tag_exits_2_naming_the_tag_and_pushes_nothing(registry, go_binary, capsys):
+    code = cli(
+        [
+            "--binary",
+            str(go_binary),
+            "--repository",
+            f"{registry.host}/shop/badtag",
+            "--tag",
+            "v1/beta",
+        ]
+    )
+
+    assert code == EXIT_INPUT
+    assert "error: tag: 'v1/beta' is not a valid tag" in capsys.readouterr().err
+    status, _, _ = registry.fetch("/v2/shop/badtag/tags/list")
+    assert status == 404
+
+
+def test_every_input_mistake_is_reported_at_once(tmp_path, capsys):
+    code = cli(
+        [
+            "--binary", str(tmp_path / "missing"),
+            "--repository", "checkout",
+            "--tag", "a" * 129,
+            "--base", "127.0.0.1:5000/Base:1",
+            "--platform", "amd64",
+        ]
+    )  # fmt: skip
+
+    assert code == EXIT_INPUT
+    fields = [line.split(":")[1].strip() for line in capsys.readouterr().err.splitlines()]
+    assert fields == [
+        "repository",
+        "tag",
+        "base",
+        "platform",
+        "binary",
+    ]
+
+
+def test_a_platform_failure_exits_1_with_the_reason(go_binary, capsys):
+    host = f"127.0.0.1:{free_port()}"
+
+    code = cli(["--binary", str(go_binary), "--repository", f"{host}/a/b", "--tag", "t"])
+
+    assert code == 1
+    assert "connection refused" in capsys.readouterr().err
+
+
+# --- docker config: the dockerconfigjson secret's format ---
+
+
+def test_docker_config_reads_auth_and_username_password_entries(tmp_path):
+    path = tmp_path / "config.json"
+    auth = base64.b64encode(b"robot:pa:ss").decode()
+    path.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    "https://ghcr.io": {"auth": auth},
+                    "127.0.0.1:5000": {"username": "ci", "password": "pw"},
+                    "https://index.docker.io/v1/": {"auth": auth},
+                }
+            }
+        )
+    )
+
+    config = DockerConfig.load(path)
+
+    ghcr = config.credentials_for("ghcr.io")
+    assert (ghcr.username, ghcr.password) == ("robot", "pa:ss")
+    assert config.credentials_for("127.0.0.1:5000").username == "ci"
+    assert config.credentials_for("docker.io").username == "robot"
+    assert config.credentials_for("quay.io") is None
+
+
+def test_a_docker_config_with_a_broken_auth_names_the_entry(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"auths": {"ghcr.io": {"auth": "not base64!"}}}))
+
+    with pytest.raises(InputError, match=r"docker-config\.auths\.ghcr\.io: .*base64 of user:pass"):
+        DockerConfig.load(path)
+
+
+def test_an_explicit_docker_config_that_does_not_exist_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="does not exist: mount the docker config secret"):
+        DockerConfig.load(tmp_path / "nope.json")
