@@ -1,0 +1,3 @@
+module example.com/sample-service
+
+go 1.22

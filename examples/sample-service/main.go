@@ -1,0 +1,164 @@
+// Command sample-service is the HTTP service canaryflow's demos release: it does simulated
+// work, exposes Prometheus metrics by hand, serves a feature flag from a flagd file, and
+// misbehaves on demand through fault switches.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=v2".
+var version = "dev"
+
+// shutdownGrace bounds how long in-flight requests may finish after SIGTERM.
+const shutdownGrace = 3 * time.Second
+
+// envPrefix names the environment equivalents of the flags: -cpu-burn is SAMPLE_CPU_BURN.
+const envPrefix = "SAMPLE_"
+
+const defaultFaultLog = "upstream call failed: context deadline exceeded|" +
+	"dial tcp 10.0.0.7:5432: connect: connection refused"
+
+type config struct {
+	listen          string
+	quotaMillicores int
+	flagsFile       string
+	flagKey         string
+	faults          Faults
+	after           time.Duration
+	faultLog        []string
+}
+
+// parseConfig reads flags, falling back to SAMPLE_* environment variables for flags not given.
+func parseConfig(args []string, getenv func(string) string) (config, error) {
+	cfg := config{faults: healthyFaults()}
+	fs := flag.NewFlagSet("sample-service", flag.ContinueOnError)
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fs.IntVar(&cfg.quotaMillicores, "cpu-quota-millicores", 500, "simulated CFS CPU quota")
+	fs.StringVar(&cfg.flagsFile, "flags-file", "", "flagd JSON file to serve the feature flag from")
+	fs.StringVar(&cfg.flagKey, "flag-key", "new-checkout", "feature flag whose variant labels requests")
+	f := &cfg.faults
+	fs.Float64Var(&f.ErrorRate, "error-rate", f.ErrorRate, "share of user requests answered 500")
+	fs.Float64Var(&f.LatencyMS, "latency-ms", f.LatencyMS, "extra latency in ms")
+	fs.Float64Var(&f.LatencyShare, "latency-share", f.LatencyShare, "share of requests with extra latency")
+	fs.IntVar(&f.GoroutineLeak, "goroutine-leak", f.GoroutineLeak, "goroutines leaked per request")
+	fs.Float64Var(&f.CPUBurnMS, "cpu-burn", f.CPUBurnMS, "busy-loop ms per request")
+	fs.Float64Var(&f.SlowDBMS, "slow-db-ms", f.SlowDBMS, "ms added to each simulated DB query")
+	fs.Float64Var(&f.OutboundErrorRate, "outbound-error-rate", f.OutboundErrorRate, "share of outbound calls failing")
+	fs.Float64Var(&f.CacheMissRate, "cache-miss-rate", f.CacheMissRate, "share of cache lookups missing")
+	fs.BoolVar(&f.Unhealthy, "unhealthy", f.Unhealthy, "answer /healthz with 503")
+	fs.BoolVar(&f.FlagOnOnly, "flag-on-only", f.FlagOnOnly, "error and latency faults hit only flag-on requests")
+	afterSeconds := fs.Float64("after", 0, "seconds after start before the faults above switch on")
+	faultLog := fs.String("fault-log", defaultFaultLog, `lines a failed request logs, in turn, "|"-separated; "" logs none`)
+
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return cfg, err
+	}
+	if *afterSeconds < 0 {
+		return cfg, fmt.Errorf("-after: %v is negative; use seconds >= 0", *afterSeconds)
+	}
+	if err := cfg.faults.validate(); err != nil {
+		return cfg, err
+	}
+	if cfg.quotaMillicores <= 0 {
+		return cfg, fmt.Errorf("-cpu-quota-millicores: %d; use a positive number", cfg.quotaMillicores)
+	}
+	cfg.after = seconds(*afterSeconds)
+	if *faultLog != "" {
+		cfg.faultLog = strings.Split(*faultLog, "|")
+	}
+	return cfg, nil
+}
+
+// applyEnv sets every flag not given on the command line from its environment variable.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if value := getenv(name); !given[f.Name] && value != "" && err == nil {
+			if setErr := fs.Set(f.Name, value); setErr != nil {
+				err = fmt.Errorf("%s: %v", name, setErr)
+			}
+		}
+	})
+	return err
+}
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	log := newLogger(os.Stderr)
+	cfg, err := parseConfig(args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		log.Error("bad configuration", "error", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	svc := &service{
+		version:   version,
+		telemetry: newTelemetry(version),
+		faults:    newFaultSwitch(cfg.faults, cfg.after, time.Now),
+		log:       log,
+		faultLog:  cfg.faultLog,
+	}
+	if cfg.flagsFile != "" {
+		if svc.flags, err = newFlagSource(cfg.flagsFile, cfg.flagKey, log); err != nil {
+			log.Error("bad configuration", "error", err)
+			return 2
+		}
+		go svc.flags.run(ctx)
+	}
+	go newCFSAccounting(cfg.quotaMillicores, svc.telemetry).run(ctx)
+	if cfg.after > 0 {
+		time.AfterFunc(cfg.after, func() {
+			f, since := svc.faults.Current()
+			faults, _ := json.Marshal(f)
+			log.Info("start faults switched on", "faults", string(faults), "since", fmt.Sprintf("%.3f", unixSeconds(since)))
+		})
+	}
+
+	listener, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		log.Error("cannot listen", "error", err)
+		return 1
+	}
+	log.Info("starting sample-service", "version", version, "listen", listener.Addr())
+	server := &http.Server{Handler: svc.handler(), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- server.Serve(listener) }()
+
+	select {
+	case err := <-served:
+		log.Error("server failed", "error", err)
+		return 1
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := server.Shutdown(shutdownCtx); err != nil {
+		log.Error("shutdown incomplete", "error", err)
+	}
+	log.Info("stopped", "version", version)
+	return 0
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// service is the sample HTTP service a canary release rolls out.
+type service struct {
+	version   string
+	telemetry *telemetry
+	faults    *faultSwitch
+	flags     *flagSource // nil without a flags file
+	log       *logger
+	faultLog  []string // lines failed requests log, in turn
+	failures  atomic.Uint64
+}
+
+// handler routes every path; each response says which version served it.
+func (s *service) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", s.serveHealth)
+	mux.HandleFunc("/metrics", s.serveMetrics)
+	mux.HandleFunc("/admin/faults", s.serveFaults)
+	mux.HandleFunc("/", s.serveUser)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Version", s.version)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (s *service) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	if f, _ := s.faults.Current(); f.Unhealthy {
+		http.Error(w, "unhealthy", http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ok\n")
+}
+
+func (s *service) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	s.telemetry.registry.writeTo(w)
+}
+
+func (s *service) serveFaults(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPut:
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		if err == nil {
+			err = s.faults.Patch(body)
+		}
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		s.log.Info("faults changed", "body", string(body))
+	default:
+		w.Header().Set("Allow", "GET, PUT")
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use GET or PUT"})
+		return
+	}
+	writeJSON(w, http.StatusOK, s.faults.View())
+}
+
+// serveUser does a request's simulated work, applies the faults in force and records it.
+func (s *service) serveUser(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	variant := s.flags.variant(r.Header.Get("X-User-Id"))
+	f, _ := s.faults.Current()
+
+	s.dbQuery(f)
+	cache := s.cacheLookup(f)
+	s.outboundCall(f)
+	burnCPU(millis(f.CPUBurnMS))
+	leakGoroutines(f.GoroutineLeak)
+
+	hit := f.appliesTo(variant)
+	if hit && f.LatencyMS > 0 && rand.Float64() < f.LatencyShare {
+		select {
+		case <-time.After(millis(f.LatencyMS)):
+		case <-r.Context().Done():
+		}
+	}
+	code := http.StatusOK
+	body := map[string]string{"version": s.version, "variant": variant, "cache": cache}
+	if hit && rand.Float64() < f.ErrorRate {
+		code = http.StatusInternalServerError
+		body["error"] = s.logFailure(r)
+	}
+	writeJSON(w, code, body)
+
+	path := normalizePath(r.URL.Path)
+	s.telemetry.httpRequests.inc(normalizeMethod(r.Method), path, strconv.Itoa(code), variant)
+	s.telemetry.httpDuration.observe(time.Since(start).Seconds(), path, variant)
+}
+
+// logFailure logs the next of the fault log lines for a failed request and returns it.
+func (s *service) logFailure(r *http.Request) string {
+	if len(s.faultLog) == 0 {
+		return "internal error"
+	}
+	line := s.faultLog[(s.failures.Add(1)-1)%uint64(len(s.faultLog))]
+	s.log.Error(line, "method", r.Method, "path", r.URL.Path)
+	return line
+}
+
+// userPaths are the paths counted by name; every other path counts as "other", so the
+// series count stays bounded whatever clients request.
+var userPaths = map[string]bool{"/": true, "/checkout": true}
+
+func normalizePath(path string) string {
+	if userPaths[path] {
+		return path
+	}
+	return "other"
+}
+
+var knownMethods = map[string]bool{
+	"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true,
+}
+
+func normalizeMethod(method string) string {
+	if knownMethods[method] {
+		return method
+	}
+	return "other"
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}

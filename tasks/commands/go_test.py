@@ -1,0 +1,24 @@
+"""``canaryflow go-test``: run a Go module's tests; exit 1 when they fail."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from canaryflow.build.go import go_test
+from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", required=True, type=Path, help="the Go module's directory")
+    parser.add_argument("--packages", default="./...", help="package pattern (default ./...)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds before giving up")
+
+
+def run(args: argparse.Namespace) -> int:
+    result = go_test(args.dir, args.packages, timeout_s=args.timeout)
+    sys.stdout.write(result.output)
+    verdict = "passed" if result.passed else "FAILED"
+    print(f"go test {verdict} in {result.duration_s:.1f}s", file=sys.stderr)
+    return EXIT_OK if result.passed else EXIT_RELEASE_FAILED
