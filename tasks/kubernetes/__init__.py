@@ -1,0 +1,1 @@
+"""Canary releases on Kubernetes: Deployments, Services and four traffic routers."""

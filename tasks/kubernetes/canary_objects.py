@@ -1,0 +1,160 @@
+"""The canary's Deployment and Service, derived from the stable ones (pure functions).
+
+The canary pods keep the stable pods' ``app`` label, carry ``version=<artifact.version>`` and
+``canaryflow.dev/track=canary``, and run the new image by digest. The stable objects are only
+read. The canary's readiness probe is the plan's health check, so "available" means "answers
+``GET <health path>``" as seen by the kubelet.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from canaryflow.errors import FieldError, InputError
+
+Obj = dict[str, Any]
+
+TRACK_LABEL = "canaryflow.dev/track"
+VERSION_LABEL = "version"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "canaryflow"}
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+DIGEST_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    path: str = "/healthz"
+    port: int | str = 8080
+    period_s: int = 2
+    failure_threshold: int = 3
+
+
+def canary_name(service: str) -> str:
+    return f"{service}-canary"
+
+
+def canary_pod_labels(service: str, version: str) -> dict[str, str]:
+    return {"app": service, VERSION_LABEL: version, TRACK_LABEL: "canary"}
+
+
+def canary_selector(service: str) -> dict[str, str]:
+    """What selects every canary pod, whatever its version."""
+    return {"app": service, TRACK_LABEL: "canary"}
+
+
+def check_artifact(image: str | None, version: str) -> None:
+    errors = []
+    if not image or not DIGEST_REF.match(image):
+        errors.append(
+            FieldError(
+                "artifact.image",
+                f"{image!r} is not a reference by digest: use repo@sha256:<64 hex> "
+                "(the digest the build pushed), so every pod runs exactly the tested image",
+            )
+        )
+    if not version or len(version) > 63 or not LABEL_VALUE.match(version):
+        errors.append(
+            FieldError(
+                "artifact.version",
+                f"{version!r} is not a valid label value: use at most 63 letters, digits, "
+                "'-', '_' or '.', starting and ending with a letter or digit",
+            )
+        )
+    if errors:
+        raise InputError(errors)
+
+
+def main_container(template_spec: Obj, service: str, container: str | None) -> Obj:
+    """The container that runs the service: the named one, else the one named like the service,
+    else the only one."""
+    containers = template_spec["containers"]
+    wanted = container or service
+    for candidate in containers:
+        if candidate["name"] == wanted:
+            return candidate
+    if container is None and len(containers) == 1:
+        return containers[0]
+    names = ", ".join(c["name"] for c in containers)
+    raise InputError(
+        FieldError(
+            "service.container",
+            f"no container named {wanted!r} in deployment {service} (containers: {names}): "
+            "set service.container to the one running the service",
+        )
+    )
+
+
+def stable_version(stable: Obj) -> str | None:
+    return stable["spec"]["template"].get("metadata", {}).get("labels", {}).get(VERSION_LABEL)
+
+
+def canary_deployment(
+    stable: Obj,
+    service: str,
+    image: str,
+    version: str,
+    replicas: int,
+    health: HealthCheck,
+    container: str | None = None,
+) -> Obj:
+    template = copy.deepcopy(stable["spec"]["template"])
+    stable_meta = template.get("metadata", {})
+    pod_labels = {**stable_meta.get("labels", {}), **canary_pod_labels(service, version)}
+    template["metadata"] = {"labels": pod_labels}
+    if stable_meta.get("annotations"):
+        template["metadata"]["annotations"] = stable_meta["annotations"]
+    app = main_container(template["spec"], service, container)
+    app["image"] = image
+    app["readinessProbe"] = {
+        "httpGet": {"path": health.path, "port": health.port},
+        "periodSeconds": health.period_s,
+        "failureThreshold": health.failure_threshold,
+    }
+    spec: Obj = {
+        "replicas": replicas,
+        "selector": {"matchLabels": canary_pod_labels(service, version)},
+        "template": template,
+    }
+    for kept in ("minReadySeconds", "progressDeadlineSeconds"):
+        if kept in stable["spec"]:
+            spec[kept] = stable["spec"][kept]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": canary_name(service),
+            "namespace": stable["metadata"]["namespace"],
+            "labels": {**canary_pod_labels(service, version), **MANAGED_BY},
+        },
+        "spec": spec,
+    }
+
+
+def canary_service(stable_service: Obj, service: str) -> Obj:
+    ports = [
+        {k: port[k] for k in ("name", "port", "targetPort", "protocol", "appProtocol") if k in port}
+        for port in stable_service["spec"].get("ports", [])
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": canary_name(service),
+            "namespace": stable_service["metadata"]["namespace"],
+            "labels": {"app": service, TRACK_LABEL: "canary", **MANAGED_BY},
+        },
+        "spec": {"type": "ClusterIP", "selector": canary_selector(service), "ports": ports},
+    }
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def with_image(deployment: Obj, service: str, image: str, container: str | None = None) -> Obj:
+    """``deployment`` with only its service container's image changed (promotion)."""
+    main_container(deployment["spec"]["template"]["spec"], service, container)["image"] = image
+    return deployment

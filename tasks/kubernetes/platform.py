@@ -1,0 +1,355 @@
+"""The Kubernetes platform: a canary Deployment beside the stable one, traffic via a router.
+
+The stable Deployment and Service are named after the service and only read, except at promotion
+where the stable container image becomes the canary's digest. The release state lives in
+annotations on the canary Deployment and every decision is a core/v1 Event, so each workflow step
+(its own pod) can pick up where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import config
+from kubernetes.client import ApiClient, Configuration
+
+from canaryflow.errors import FieldError, InputError, PlatformError
+from canaryflow.kubernetes import canary_objects as objects
+from canaryflow.kubernetes.api import ClusterApi
+from canaryflow.kubernetes.canary_objects import HealthCheck
+from canaryflow.kubernetes.events import decision_event
+from canaryflow.kubernetes.health import assess, rollout_progress
+from canaryflow.kubernetes.resources import DEPLOYMENT, POD, SERVICE
+from canaryflow.kubernetes.retry import DEFAULT_RETRY, RetryPolicy
+from canaryflow.kubernetes.routers import KubernetesRouter, make_router
+from canaryflow.kubernetes.routers.backends import Backends
+from canaryflow.kubernetes.state import Phase, ReleaseState
+from canaryflow.platform.protocol import Artifact, HeaderRoute, HealthReport
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    stable_rollout_s: float = 300.0
+    verify_weight_s: float = 30.0
+    poll_s: float = 2.0
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+DEFAULT_HEALTH_CHECK = HealthCheck()
+
+
+class KubernetesPlatform:
+    """``canaryflow.platform.protocol.Platform`` on a Kubernetes namespace."""
+
+    def __init__(
+        self,
+        api_client: ApiClient,
+        namespace: str,
+        service: str,
+        router: KubernetesRouter,
+        canary_replicas: int = 1,
+        health: HealthCheck = DEFAULT_HEALTH_CHECK,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        container: str | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ):
+        self.api = ClusterApi(api_client, namespace, retry)
+        self.namespace = namespace
+        self.service = service
+        self.canary = objects.canary_name(service)
+        self.canary_replicas = canary_replicas
+        self.health = health
+        self.timeouts = timeouts
+        self.container = container
+        self._router = router
+        self._recorded_router = RecordedRouter(router, self)
+
+    @classmethod
+    def connect(
+        cls,
+        namespace: str,
+        service: str,
+        router_kind: str,
+        router_settings: dict[str, Any] | None = None,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        **settings: Any,
+    ) -> KubernetesPlatform:
+        """In a pod, the service account; elsewhere the kubeconfig (``context`` or current)."""
+        client = api_client_from_environment(kubeconfig, context)
+        router = make_router(router_kind, client, namespace, service, **(router_settings or {}))
+        return cls(client, namespace, service, router, **settings)
+
+    @property
+    def router(self) -> RecordedRouter:
+        return self._recorded_router
+
+    # -- Platform -----------------------------------------------------------------------------
+
+    def deploy_canary(self, artifact: Artifact) -> None:
+        objects.check_artifact(artifact.image, artifact.version)
+        stable, stable_service = self._stable_objects()
+        canary = objects.canary_deployment(
+            stable,
+            self.service,
+            artifact.image or "",
+            artifact.version,
+            self.canary_replicas,
+            self.health,
+            self.container,
+        )
+        canary_service = objects.canary_service(stable_service, self.service)
+        backends = Backends(
+            stable_service=self.service,
+            canary_service=self.canary,
+            port=stable_service["spec"]["ports"][0]["port"],
+            stable_version=objects.stable_version(stable),
+            canary_version=artifact.version,
+        )
+        self._check_split(stable_service, canary)
+        self._router.preflight(backends)
+        self._replace_stale_canary(artifact.version)
+
+        stored = self.api.apply(canary)
+        self.api.apply(canary_service)
+        self._router.prepare(backends)
+        if self.current_state() is None:
+            self.record(Phase.DEPLOYED, 0, artifact.version)
+        self.event(stored, "CanaryDeployed", f"canary {artifact.version} ({artifact.image})")
+
+    def wait_healthy(self, timeout_s: float) -> HealthReport:
+        """Until the canary Deployment is available: its pods pass the readiness probe (the
+        plan's health check). Crash-looping or unpullable pods end the wait at once."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            deployment = self.api.get(DEPLOYMENT, self.canary)
+            if deployment is None:
+                return HealthReport(False, f"deployment {self._name(self.canary)} not found")
+            report = assess(deployment, self._canary_pods())
+            if report is None and time.monotonic() >= deadline:
+                progress = rollout_progress(deployment).describe()
+                report = HealthReport(
+                    False, f"canary not available after {timeout_s:g}s: {progress}"
+                )
+            if report is not None:
+                state = self.current_state()
+                phase = Phase.HEALTHY if report.healthy else Phase.UNHEALTHY
+                self.record(phase, state.weight if state else 0)
+                reason = "CanaryHealthy" if report.healthy else "CanaryUnhealthy"
+                self.event(deployment, reason, report.detail, warning=not report.healthy)
+                return report
+            time.sleep(min(self.timeouts.poll_s, max(0.0, deadline - time.monotonic())))
+
+    def promote(self, artifact: Artifact) -> None:
+        objects.check_artifact(artifact.image, artifact.version)
+        state = self.current_state()
+        self.record(Phase.PROMOTING, state.weight if state else 0)
+        image = artifact.image or ""
+
+        def edit(stable: Obj) -> Obj:
+            return objects.with_image(stable, self.service, image, self.container)
+
+        stable = self.api.update(DEPLOYMENT, self.service, edit)
+        self._wait_stable_rollout()
+        self.router.set_weight(0)
+        self._router.remove_managed_routes()
+        self._remove_canary()
+        self.event(stable, "Promoted", f"stable now runs {artifact.version} ({image})")
+
+    def rollback(self) -> None:
+        state = self.current_state()
+        self.record(Phase.ROLLING_BACK, state.weight if state else 0)
+        self.router.set_weight(0)
+        self._verify_no_canary_traffic()
+        self._router.remove_managed_routes()
+        self.api.merge_patch(DEPLOYMENT, self.canary, {"spec": {"replicas": 0}})
+        self._remove_canary()
+        stable = self.api.get(DEPLOYMENT, self.service)
+        if stable is not None:
+            version = state.version if state else "canary"
+            self.event(stable, "RolledBack", f"{version} removed, all traffic on stable", True)
+
+    def canary_logs(self, since: float) -> list[str]:
+        since_seconds = max(1, math.ceil(time.time() - since))
+        lines: list[str] = []
+        for pod in self._canary_pods():
+            lines += self.api.pod_log(pod["metadata"]["name"], since_seconds).splitlines()
+        return lines
+
+    # -- release state ------------------------------------------------------------------------
+
+    def current_state(self) -> ReleaseState | None:
+        """The state recorded on the canary Deployment; None when no canary exists."""
+        canary = self.api.get(DEPLOYMENT, self.canary)
+        if canary is None:
+            return None
+        return ReleaseState.from_annotations(canary["metadata"].get("annotations") or {})
+
+    def record(self, phase: Phase, weight: int, version: str | None = None) -> None:
+        """Write the state onto the canary Deployment (nothing to write on when it is gone)."""
+        if version is None:
+            state = self.current_state()
+            if state is None:
+                return
+            version = state.version
+        annotations = ReleaseState.now(phase, weight, version).annotations()
+        self.api.merge_patch(DEPLOYMENT, self.canary, {"metadata": {"annotations": annotations}})
+
+    def event(self, involved: Obj, reason: str, message: str, warning: bool = False) -> None:
+        """Best effort: a lost Event must not fail the release it describes."""
+        try:
+            self.api.create(decision_event(involved, reason, message, warning))
+        except PlatformError as error:
+            log.warning("could not record event %s: %s", reason, error)
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _stable_objects(self) -> tuple[Obj, Obj]:
+        stable = self.api.get(DEPLOYMENT, self.service)
+        if stable is None:
+            raise InputError(
+                FieldError(
+                    "service.name",
+                    f"deployment {self._name(self.service)} not found: deploy the stable "
+                    "version first or fix service.name/namespace",
+                )
+            )
+        stable_service = self.api.get(SERVICE, self.service)
+        if stable_service is None or not stable_service["spec"].get("ports"):
+            raise InputError(
+                FieldError(
+                    "service.name",
+                    f"service {self._name(self.service)} not found or without ports: create the "
+                    "stable Service (named like the Deployment) or fix service.name/namespace",
+                )
+            )
+        return stable, stable_service
+
+    def _check_split(self, stable_service: Obj, canary: Obj) -> None:
+        """Routers that split by Service need a stable Service that misses the canary pods."""
+        selector = stable_service["spec"].get("selector") or {}
+        canary_labels = canary["spec"]["template"]["metadata"]["labels"]
+        if self._router.splits_by_service and objects.selects(selector, canary_labels):
+            raise InputError(
+                FieldError(
+                    "service.name",
+                    f"service {self._name(self.service)} selects {selector}, which also matches "
+                    "the canary pods, so its share would reach the canary too: add the stable "
+                    "pods' version label to its selector",
+                )
+            )
+
+    def _replace_stale_canary(self, version: str) -> None:
+        """A canary of another version left by an aborted run goes, unless it takes traffic."""
+        state = self.current_state()
+        existing = self.api.get(DEPLOYMENT, self.canary)
+        if existing is None:
+            return
+        labels = existing["spec"]["selector"].get("matchLabels", {})
+        if labels.get(objects.VERSION_LABEL) == version:
+            return
+        if state is not None and state.weight > 0:
+            raise InputError(
+                FieldError(
+                    "artifact.version",
+                    f"a release of {state.version} is in flight ({state.phase}, "
+                    f"{state.weight}% of traffic): roll it back or promote it first",
+                )
+            )
+        self.api.delete(DEPLOYMENT, self.canary)
+
+    def _wait_stable_rollout(self) -> None:
+        def rolled_out() -> str | None:
+            stable = self.api.get(DEPLOYMENT, self.service)
+            progress = rollout_progress(stable) if stable else None
+            return (
+                None
+                if progress and progress.done
+                else (progress.describe() if progress else "gone")
+            )
+
+        last = _poll(rolled_out, self.timeouts.stable_rollout_s, self.timeouts.poll_s)
+        if last is not None:
+            raise PlatformError(
+                f"deployment {self._name(self.service)} did not roll out the promoted image "
+                f"within {self.timeouts.stable_rollout_s:g}s ({last}); the canary keeps running"
+            )
+
+    def _verify_no_canary_traffic(self) -> None:
+        def pending() -> str | None:
+            return None if self._router.verify_weight(0) else "weight not 0"
+
+        if _poll(pending, self.timeouts.verify_weight_s, self.timeouts.poll_s) is not None:
+            raise PlatformError(
+                "the router does not confirm weight 0 for the canary; it is left running so "
+                "no request is dropped: check the router object and roll back again"
+            )
+
+    def _remove_canary(self) -> None:
+        self.api.delete(SERVICE, self.canary)
+        self.api.delete(DEPLOYMENT, self.canary)
+
+    def _canary_pods(self) -> list[Obj]:
+        return self.api.list(POD, objects.canary_selector(self.service))
+
+    def _name(self, name: str) -> str:
+        return f"{self.namespace}/{name}"
+
+
+class RecordedRouter:
+    """The platform's router, with every weight and header change recorded as state and Event."""
+
+    def __init__(self, router: KubernetesRouter, platform: KubernetesPlatform):
+        self.inner = router
+        self.platform = platform
+
+    def set_weight(self, canary_percent: int) -> None:
+        self.inner.set_weight(canary_percent)
+        self.platform.record(Phase.PROGRESSING, canary_percent)
+        self._event("WeightSet", f"canary weight {canary_percent}%")
+
+    def verify_weight(self, canary_percent: int) -> bool:
+        return self.inner.verify_weight(canary_percent)
+
+    def set_header_route(self, route: HeaderRoute) -> None:
+        self.inner.set_header_route(route)
+        self._event("HeaderRouteSet", f"requests with {route.name}: {route.value} go to the canary")
+
+    def remove_managed_routes(self) -> None:
+        self.inner.remove_managed_routes()
+
+    def _event(self, reason: str, message: str) -> None:
+        canary = self.platform.api.get(DEPLOYMENT, self.platform.canary)
+        if canary is not None:
+            self.platform.event(canary, reason, message)
+
+
+def api_client_from_environment(kubeconfig: str | None = None, context: str | None = None):
+    """The service account's client inside a pod, else the kubeconfig's."""
+    if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        configuration = Configuration()
+        config.load_incluster_config(client_configuration=configuration)
+        return ApiClient(configuration)
+    try:
+        return config.new_client_from_config(config_file=kubeconfig, context=context)
+    except config.ConfigException as error:
+        raise InputError(
+            FieldError("kubeconfig", f"{error}: point --kubeconfig/--context at a cluster")
+        ) from None
+
+
+def _poll(pending: Callable[[], str | None], timeout_s: float, poll_s: float) -> str | None:
+    """Call ``pending`` until it returns None or the deadline passes; returns its last answer."""
+    deadline = time.monotonic() + timeout_s
+    while (answer := pending()) is not None and time.monotonic() < deadline:
+        time.sleep(poll_s)
+    return answer

@@ -1,0 +1,21 @@
+"""What a router splits traffic between, as the platform found it in the cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Backends:
+    stable_service: str
+    canary_service: str
+    port: int
+    stable_version: str | None
+    canary_version: str
+
+
+ORIGINAL_ANNOTATION = "canaryflow.dev/original-route"
+"""On a user's object: its managed route as it was before canaryflow, restored at the end."""
+
+HEADER_ROUTE_NAME = "canaryflow-header"
+MANAGED_ROUTE_NAME = "canaryflow-primary"

@@ -1,0 +1,530 @@
+"""A small, stateful Kubernetes API server over real HTTP, for the real ``kubernetes`` client.
+
+It keeps objects in memory and serves get / list (labelSelector) / create / replace / patch
+(merge, strategic-merge approximated by merging lists of named items by name, and server-side
+apply as create-or-merge of the applied fields) / delete, with resourceVersions, 404 / 409 / 422
+answered as ``Status`` objects. Every write is validated with ``tests.kube.schemas`` first, so an
+object a real server would reject fails the test.
+
+A simulated Deployment controller creates Pods from the template and writes the status; tests
+steer it per Deployment (available, progressing, CrashLoopBackOff, ImagePullBackOff), write pod
+logs, inject faults (the next N requests answer 500 / 409 / 429 or drop the connection) and read
+the request log.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+from kubernetes.client import ApiClient, Configuration
+
+from . import schemas
+
+Obj = dict[str, Any]
+
+KINDS = {
+    ("v1", "pods"): "Pod",
+    ("v1", "services"): "Service",
+    ("v1", "events"): "Event",
+    ("v1", "configmaps"): "ConfigMap",
+    ("apps/v1", "deployments"): "Deployment",
+    ("networking.k8s.io/v1", "ingresses"): "Ingress",
+    ("networking.istio.io/v1", "virtualservices"): "VirtualService",
+    ("networking.istio.io/v1", "destinationrules"): "DestinationRule",
+    ("gateway.networking.k8s.io/v1", "httproutes"): "HTTPRoute",
+    ("split.smi-spec.io/v1alpha4", "trafficsplits"): "TrafficSplit",
+}
+PLURALS = {kind: plural for (_, plural), kind in KINDS.items()}
+ROLLOUTS = ("available", "progressing", "CrashLoopBackOff", "ImagePullBackOff")
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, reason: str, message: str):
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+    def status(self) -> Obj:
+        return {
+            "apiVersion": "v1",
+            "kind": "Status",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    api_version: str
+    plural: str
+    namespace: str
+    name: str
+    content_type: str
+    body: Any
+    status: int
+
+    @property
+    def kind(self) -> str:
+        return KINDS.get((self.api_version, self.plural), "")
+
+
+@dataclass
+class Fault:
+    remaining: int
+    status: int | str
+
+
+@dataclass
+class FakeApiServer:
+    """Start with ``with FakeApiServer() as api:``; ``api.api_client()`` talks to it."""
+
+    validate: Callable[[Obj], None] = schemas.validate
+    requests: list[RecordedRequest] = field(default_factory=list)
+    _store: dict[tuple[str, str, str, str], Obj] = field(default_factory=dict)
+    _version: int = 100
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _faults: list[Fault] = field(default_factory=list)
+    _rollouts: dict[tuple[str, str], str] = field(default_factory=dict)
+    _logs: dict[tuple[str, str], list[tuple[float, str]]] = field(default_factory=dict)
+    _http: ThreadingHTTPServer | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def __enter__(self) -> FakeApiServer:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._http.daemon_threads = True
+        threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+
+    @property
+    def url(self) -> str:
+        assert self._http is not None, "server not started"
+        host, port = self._http.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def api_client(self) -> ApiClient:
+        return ApiClient(Configuration(host=self.url))
+
+    # -- test knobs ---------------------------------------------------------------------------
+
+    def seed(self, obj: Obj) -> Obj:
+        """Store ``obj`` as a user would have created it (validated)."""
+        api_version, plural = obj["apiVersion"], PLURALS[obj["kind"]]
+        namespace = obj["metadata"].get("namespace", "default")
+        return self._create(api_version, plural, namespace, copy.deepcopy(obj))
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        with self._lock:
+            for (api_version, plural, ns, n), obj in self._store.items():
+                if KINDS[(api_version, plural)] == kind and (ns, n) == (namespace, name):
+                    return copy.deepcopy(obj)
+        return None
+
+    def objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
+        with self._lock:
+            return [
+                copy.deepcopy(obj)
+                for (api_version, plural, ns, _), obj in sorted(self._store.items())
+                if KINDS[(api_version, plural)] == kind and namespace in (None, ns)
+            ]
+
+    def fail_next(self, count: int, status: int | str = 500) -> None:
+        """The next ``count`` requests answer ``status`` (an HTTP code, or "drop")."""
+        with self._lock:
+            self._faults.append(Fault(count, status))
+
+    def set_rollout(self, namespace: str, deployment: str, rollout: str) -> None:
+        """How the simulated controller brings this Deployment's pods up (see ROLLOUTS)."""
+        assert rollout in ROLLOUTS, rollout
+        with self._lock:
+            self._rollouts[(namespace, deployment)] = rollout
+            key = ("apps/v1", "deployments", namespace, deployment)
+            if key in self._store:
+                self._reconcile(self._store[key])
+
+    def write_log(self, namespace: str, deployment: str, line: str, at: float | None = None):
+        """Append a log line to every pod of the Deployment."""
+        with self._lock:
+            for pod in self._pods_of(namespace, deployment):
+                entry = (time.time() if at is None else at, line)
+                self._logs.setdefault((namespace, pod["metadata"]["name"]), []).append(entry)
+
+    def writes(self, kind: str | None = None) -> list[RecordedRequest]:
+        return [
+            r
+            for r in self.requests
+            if r.method != "GET" and r.status < 400 and kind in (None, r.kind)
+        ]
+
+    # -- request handling ---------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: dict[str, str], ctype: str, raw: bytes):
+        """Returns (status, body, content_type) or "drop"."""
+        api_version, plural, namespace, name, sub = _parse_path(path)
+        body = _decode(raw, ctype) if raw else None
+        with self._lock:
+            fault = next((f for f in self._faults if f.remaining > 0), None)
+            if fault:
+                fault.remaining -= 1
+            status, payload, out_type = (
+                _fault_response(fault.status)
+                if fault
+                else self._dispatch(
+                    method, api_version, plural, namespace, name, sub, query, ctype, body
+                )
+            )
+            self.requests.append(
+                RecordedRequest(method, api_version, plural, namespace, name, ctype, body, status)
+            )
+        return status, payload, out_type
+
+    def _dispatch(self, method, api_version, plural, namespace, name, sub, query, ctype, body):
+        try:
+            if (api_version, plural) not in KINDS:
+                raise ApiError(404, "NotFound", f"the server could not find {api_version}/{plural}")
+            if sub == "log":
+                return 200, self._read_log(namespace, name, query), "text/plain"
+            if method == "GET" and not name:
+                return 200, self._list(api_version, plural, namespace, query), "application/json"
+            if method == "GET":
+                return 200, self._read(api_version, plural, namespace, name), "application/json"
+            if method == "POST":
+                return 201, self._create(api_version, plural, namespace, body), "application/json"
+            if method == "PUT":
+                obj = self._replace(api_version, plural, namespace, name, body)
+                return 200, obj, "application/json"
+            if method == "PATCH":
+                obj = self._patch(api_version, plural, namespace, name, ctype, query, body)
+                return 200, obj, "application/json"
+            if method == "DELETE":
+                return 200, self._delete(api_version, plural, namespace, name), "application/json"
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+        except ApiError as error:
+            return error.code, error.status(), "application/json"
+
+    # -- verbs --------------------------------------------------------------------------------
+
+    def _read(self, api_version: str, plural: str, namespace: str, name: str) -> Obj:
+        obj = self._store.get((api_version, plural, namespace, name))
+        if obj is None:
+            kind = KINDS[(api_version, plural)].lower()
+            raise ApiError(404, "NotFound", f'{plural} "{name}" not found ({kind})')
+        return obj
+
+    def _list(self, api_version: str, plural: str, namespace: str, query: dict) -> Obj:
+        wanted = _parse_selector(query.get("labelSelector", ""))
+        items = [
+            obj
+            for (v, p, ns, _), obj in sorted(self._store.items())
+            if (v, p, ns) == (api_version, plural, namespace)
+            and _matches(wanted, obj["metadata"].get("labels", {}))
+        ]
+        return {
+            "apiVersion": api_version,
+            "kind": KINDS[(api_version, plural)] + "List",
+            "metadata": {"resourceVersion": str(self._version)},
+            "items": items,
+        }
+
+    def _create(self, api_version: str, plural: str, namespace: str, obj: Obj) -> Obj:
+        name = obj.get("metadata", {}).get("name", "")
+        if (api_version, plural, namespace, name) in self._store:
+            raise ApiError(409, "AlreadyExists", f'{plural} "{name}" already exists')
+        return self._write(api_version, plural, namespace, obj, previous=None)
+
+    def _replace(self, api_version, plural, namespace, name, obj: Obj) -> Obj:
+        current = self._read(api_version, plural, namespace, name)
+        sent = obj.get("metadata", {}).get("resourceVersion")
+        if sent and sent != current["metadata"]["resourceVersion"]:
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {plural} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
+            )
+        return self._write(api_version, plural, namespace, obj, previous=current)
+
+    def _patch(self, api_version, plural, namespace, name, ctype, query, patch: Obj) -> Obj:
+        current = self._store.get((api_version, plural, namespace, name))
+        if ctype.startswith("application/apply-patch"):
+            if not query.get("fieldManager"):
+                raise ApiError(422, "Invalid", "fieldManager is required for apply requests")
+            if current is None:
+                return self._write(api_version, plural, namespace, patch, previous=None)
+            return self._write(
+                api_version, plural, namespace, _merge(current, patch, keyed=True), current
+            )
+        if current is None:
+            return self._read(api_version, plural, namespace, name)
+        if ctype.startswith("application/merge-patch"):
+            merged = _merge(current, patch, keyed=False)
+        elif ctype.startswith("application/strategic-merge-patch"):
+            merged = _merge(current, patch, keyed=True)
+        else:
+            raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {ctype}")
+        return self._write(api_version, plural, namespace, merged, previous=current)
+
+    def _delete(self, api_version: str, plural: str, namespace: str, name: str) -> Obj:
+        obj = self._read(api_version, plural, namespace, name)
+        del self._store[(api_version, plural, namespace, name)]
+        if plural == "deployments":
+            self._set_pods(namespace, name, [])
+        return {
+            "apiVersion": "v1",
+            "kind": "Status",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": name, "kind": plural, "uid": obj["metadata"]["uid"]},
+        }
+
+    def _write(self, api_version, plural, namespace, obj: Obj, previous: Obj | None) -> Obj:
+        obj = copy.deepcopy(obj)
+        kind = KINDS[(api_version, plural)]
+        if obj.get("apiVersion") != api_version or obj.get("kind") != kind:
+            raise ApiError(400, "BadRequest", f"body is not a {api_version} {kind}")
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name"):
+            raise ApiError(422, "Invalid", "metadata.name: Required value")
+        meta["namespace"] = namespace
+        self._version += 1
+        meta["resourceVersion"] = str(self._version)
+        if previous is None:
+            meta["uid"] = _uid(f"{namespace}/{meta['name']}/{self._version}")
+            meta["creationTimestamp"] = _now()
+            meta["generation"] = 1
+        else:
+            for kept in ("uid", "creationTimestamp", "generation"):
+                meta[kept] = previous["metadata"][kept]
+            if obj.get("spec") != previous.get("spec"):
+                meta["generation"] += 1
+            if "status" in previous:
+                obj["status"] = previous["status"]
+            _check_immutable(kind, previous, obj)
+        try:
+            self.validate(obj)
+        except schemas.SchemaViolation as error:
+            raise ApiError(422, "Invalid", str(error)) from error
+        self._store[(api_version, plural, namespace, meta["name"])] = obj
+        if plural == "deployments":
+            self._reconcile(obj)
+        return obj
+
+    # -- simulated controller -----------------------------------------------------------------
+
+    def _reconcile(self, deployment: Obj) -> None:
+        namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
+        rollout = self._rollouts.get((namespace, name), "available")
+        replicas = deployment["spec"].get("replicas", 1)
+        template = deployment["spec"]["template"]
+        template_hash = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()
+        pods = [
+            _pod(namespace, f"{name}-{template_hash[:10]}-{i}", template, rollout)
+            for i in range(replicas)
+        ]
+        self._set_pods(namespace, name, pods)
+        ready = replicas if rollout == "available" else 0
+        status: Obj = {"observedGeneration": deployment["metadata"]["generation"]}
+        counts = {"replicas": replicas, "updatedReplicas": replicas}
+        counts |= {"readyReplicas": ready, "availableReplicas": ready}
+        status |= {k: v for k, v in counts.items() if v}
+        deployment["status"] = status
+
+    def _pods_of(self, namespace: str, deployment: str) -> list[Obj]:
+        return [
+            obj
+            for (v, p, ns, _), obj in self._store.items()
+            if (v, p, ns) == ("v1", "pods", namespace)
+            and obj["metadata"]["annotations"]["fake.dev/deployment"] == deployment
+        ]
+
+    def _set_pods(self, namespace: str, deployment: str, pods: list[Obj]) -> None:
+        for pod in self._pods_of(namespace, deployment):
+            del self._store[("v1", "pods", namespace, pod["metadata"]["name"])]
+            self._logs.pop((namespace, pod["metadata"]["name"]), None)
+        for pod in pods:
+            pod["metadata"]["annotations"]["fake.dev/deployment"] = deployment
+            self._version += 1
+            pod["metadata"]["resourceVersion"] = str(self._version)
+            self._store[("v1", "pods", namespace, pod["metadata"]["name"])] = pod
+
+    def _read_log(self, namespace: str, pod: str, query: dict[str, str]) -> str:
+        self._read("v1", "pods", namespace, pod)
+        since = float(query.get("sinceSeconds", "inf"))
+        lines = self._logs.get((namespace, pod), [])
+        return "".join(f"{line}\n" for at, line in lines if time.time() - at <= since)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeApiServer
+    protocol_version = "HTTP/1.1"
+    wbufsize = -1  # one write per response: no delayed-ACK stalls on keep-alive
+    disable_nagle_algorithm = True
+
+    def do_request(self) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        ctype = self.headers.get("Content-Type", "")
+        status, payload, out_type = self.fake.handle(self.command, url.path, query, ctype, raw)
+        if status == "drop":
+            self.close_connection = True
+            return
+        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", out_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_request
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the request log is ``FakeApiServer.requests``."""
+
+
+def _parse_path(path: str) -> tuple[str, str, str, str, str]:
+    """(apiVersion, plural, namespace, name, subresource) of a namespaced resource path."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"]:
+        api_version, rest = parts[1], parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        api_version, rest = f"{parts[1]}/{parts[2]}", parts[3:]
+    else:
+        return "", "", "", "", ""
+    if len(rest) < 3 or rest[0] != "namespaces":
+        return api_version, "", "", "", ""
+    name = rest[3] if len(rest) > 3 else ""
+    sub = rest[4] if len(rest) > 4 else ""
+    return api_version, rest[2], rest[1], name, sub
+
+
+def _decode(raw: bytes, ctype: str) -> Any:
+    return yaml.safe_load(raw) if "yaml" in ctype else json.loads(raw)
+
+
+def _fault_response(status: int | str) -> tuple[int | str, Obj, str]:
+    if status == "drop":
+        return "drop", {}, ""
+    reasons = {409: "Conflict", 429: "TooManyRequests", 500: "InternalError"}
+    error = ApiError(int(status), reasons.get(int(status), "ServiceUnavailable"), "injected fault")
+    return int(status), error.status(), "application/json"
+
+
+def _merge(current: Any, patch: Any, keyed: bool) -> Any:
+    """JSON merge patch; with ``keyed`` lists of named objects merge by name (strategic/apply)."""
+    if isinstance(current, dict) and isinstance(patch, dict):
+        merged = dict(current)
+        for key, value in patch.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = _merge(current.get(key), value, keyed)
+        return merged
+    if keyed and _named_items(current) and _named_items(patch):
+        by_name = {item["name"]: item for item in current}
+        return [_merge(by_name.get(item["name"]), item, keyed) for item in patch]
+    return copy.deepcopy(patch)
+
+
+def _named_items(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(i, dict) and "name" in i for i in value)
+
+
+def _check_immutable(kind: str, previous: Obj, obj: Obj) -> None:
+    if kind == "Deployment" and previous["spec"]["selector"] != obj["spec"].get("selector"):
+        raise ApiError(
+            422, "Invalid", "spec.selector: Invalid value: field is immutable (Deployment)"
+        )
+
+
+def _parse_selector(text: str) -> list[tuple[str, str, str]]:
+    terms = []
+    for term in filter(None, text.split(",")):
+        for op in ("!=", "==", "="):
+            if op in term:
+                key, value = term.split(op, 1)
+                terms.append((key.strip(), "!=" if op == "!=" else "=", value.strip()))
+                break
+        else:
+            terms.append((term.strip(), "exists", ""))
+    return terms
+
+
+def _matches(terms: list[tuple[str, str, str]], labels: dict[str, str]) -> bool:
+    for key, op, value in terms:
+        if op == "=" and labels.get(key) != value:
+            return False
+        if op == "!=" and labels.get(key) == value:
+            return False
+        if op == "exists" and key not in labels:
+            return False
+    return True
+
+
+def _pod(namespace: str, name: str, template: Obj, rollout: str) -> Obj:
+    containers = template["spec"]["containers"]
+    state: Obj = {"running": {"startedAt": _now()}}
+    if rollout in ("CrashLoopBackOff", "ImagePullBackOff"):
+        message = {
+            "CrashLoopBackOff": "back-off 40s restarting failed container",
+            "ImagePullBackOff": "Back-off pulling image",
+        }[rollout]
+        state = {"waiting": {"reason": rollout, "message": message}}
+    ready = rollout == "available"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(template["metadata"].get("labels", {})),
+            "annotations": {},
+            "uid": _uid(name),
+        },
+        "spec": copy.deepcopy(template["spec"]),
+        "status": {
+            "phase": "Running" if ready else "Pending",
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "image": c["image"],
+                    "ready": ready,
+                    "restartCount": 3 if rollout == "CrashLoopBackOff" else 0,
+                    "state": state,
+                }
+                for c in containers
+            ],
+        },
+    }
+
+
+def _uid(seed: str) -> str:
+    return hashlib.sha1(seed.encode()).hexdigest()[:32]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

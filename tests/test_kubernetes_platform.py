@@ -1,0 +1,354 @@
+"""The Kubernetes platform against a stateful fake API server, through the real client."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kube.fake_apiserver import FakeApiServer, RecordedRequest
+from kube.fixtures import (
+    CANARY_IMAGE,
+    NAMESPACE,
+    SERVICE,
+    STABLE_DEPLOYMENT,
+    STABLE_SERVICE,
+    VIRTUAL_SERVICE,
+    api_server,
+    cluster,
+)
+
+from canaryflow.errors import InputError, PlatformError
+from canaryflow.kubernetes.platform import KubernetesPlatform, Timeouts
+from canaryflow.kubernetes.retry import RetryPolicy
+from canaryflow.kubernetes.routers import make_router
+from canaryflow.kubernetes.state import Phase
+from canaryflow.platform.protocol import Artifact, HeaderRoute, Platform
+
+__all__ = ["api_server", "cluster"]
+
+ROUTER_KINDS = ["istio", "nginx-ingress", "gateway-api", "smi"]
+ROUTER_OBJECT = {
+    "istio": ("VirtualService", SERVICE),
+    "nginx-ingress": ("Ingress", f"{SERVICE}-canary"),
+    "gateway-api": ("HTTPRoute", SERVICE),
+    "smi": ("TrafficSplit", SERVICE),
+}
+V2 = Artifact("v2", CANARY_IMAGE)
+FAST_RETRY = RetryPolicy(attempts=4, first_delay_s=0.01, max_delay_s=0.05)
+
+
+def make_platform(server: FakeApiServer, kind: str = "istio", namespace: str = NAMESPACE):
+    client = server.api_client()
+    router = make_router(kind, client, namespace, SERVICE, retry=FAST_RETRY)
+    timeouts = Timeouts(stable_rollout_s=2, verify_weight_s=1, poll_s=0.02)
+    return KubernetesPlatform(
+        client, namespace, SERVICE, router, canary_replicas=2, timeouts=timeouts, retry=FAST_RETRY
+    )
+
+
+def spec_of(server: FakeApiServer, kind: str, name: str) -> dict:
+    obj = server.get(kind, NAMESPACE, name)
+    assert obj is not None, f"{kind} {name} missing"
+    return obj["spec"]
+
+
+def event_reasons(server: FakeApiServer) -> list[str]:
+    return [e["reason"] for e in server.objects("Event", NAMESPACE)]
+
+
+def canary_weight_written(request: RecordedRequest) -> int | None:
+    """The canary weight a router write carried, if it was one."""
+    body = request.body
+    if request.method == "GET" or not body:
+        return None
+    if request.kind == "VirtualService":
+        for route in body["spec"]["http"]:
+            for dest in route.get("route", []):
+                if (
+                    route["name"] == "canaryflow-primary"
+                    and dest["destination"].get("subset") == "canary"
+                ):
+                    return dest["weight"]
+    if request.kind == "Ingress" and request.method == "PATCH":
+        weight = (
+            body["metadata"].get("annotations", {}).get("nginx.ingress.kubernetes.io/canary-weight")
+        )
+        return None if weight is None else int(weight)
+    if request.kind == "HTTPRoute":
+        rule = next(r for r in body["spec"]["rules"] if r["name"] == "canaryflow-primary")
+        refs = rule["backendRefs"]
+        return refs[1]["weight"] if len(refs) == 2 else None
+    if request.kind == "TrafficSplit":
+        return body["spec"]["backends"][1]["weight"]
+    return None
+
+
+@pytest.mark.parametrize("kind", ROUTER_KINDS)
+def test_a_release_deploys_the_canary_beside_stable_shifts_traffic_and_promotes(cluster, kind):
+    platform = make_platform(cluster, kind)
+    assert isinstance(platform, Platform)
+    stable_before = cluster.get("Deployment", NAMESPACE, SERVICE)
+
+    platform.deploy_canary(V2)
+
+    canary = cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary")
+    pod_labels = canary["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels == {"app": SERVICE, "version": "v2", "canaryflow.dev/track": "canary"}
+    assert canary["spec"]["selector"]["matchLabels"] == pod_labels
+    assert canary["spec"]["replicas"] == 2
+    container = canary["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == CANARY_IMAGE
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert spec_of(cluster, "Service", f"{SERVICE}-canary")["selector"] == {
+        "app": SERVICE,
+        "canaryflow.dev/track": "canary",
+    }
+    assert cluster.get("Deployment", NAMESPACE, SERVICE) == stable_before
+    assert platform.current_state().phase == Phase.DEPLOYED
+
+    assert platform.wait_healthy(timeout_s=2).healthy
+    platform.router.set_weight(25)
+    assert platform.router.verify_weight(25)
+    assert not platform.router.verify_weight(50)
+    assert platform.current_state().weight == 25
+
+    platform.promote(V2)
+
+    stable = cluster.get("Deployment", NAMESPACE, SERVICE)
+    assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == CANARY_IMAGE
+    assert stable["spec"]["template"]["metadata"] == stable_before["spec"]["template"]["metadata"]
+    assert cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
+    assert cluster.get("Service", NAMESPACE, f"{SERVICE}-canary") is None
+    assert platform.router.verify_weight(0)
+    assert platform.current_state() is None
+    assert {"CanaryDeployed", "CanaryHealthy", "WeightSet", "Promoted"} <= set(
+        event_reasons(cluster)
+    )
+
+
+@pytest.mark.parametrize("kind", ROUTER_KINDS)
+def test_rollback_verifies_weight_zero_before_removing_the_canary_and_never_touches_stable(
+    cluster, kind
+):
+    platform = make_platform(cluster, kind)
+    stable_before = cluster.get("Deployment", NAMESPACE, SERVICE)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(30)
+    cluster.requests.clear()
+
+    platform.rollback()
+
+    assert cluster.get("Deployment", NAMESPACE, SERVICE) == stable_before
+    assert cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
+    assert cluster.get("Service", NAMESPACE, f"{SERVICE}-canary") is None
+    log = cluster.requests
+    weight_zero = next(i for i, r in enumerate(log) if canary_weight_written(r) == 0)
+    router_kind, router_name = ROUTER_OBJECT[kind]
+    verified = next(
+        i
+        for i, r in enumerate(log)
+        if i > weight_zero and r.method == "GET" and (r.kind, r.name) == (router_kind, router_name)
+    )
+    canary_deleted = next(
+        i
+        for i, r in enumerate(log)
+        if (r.method, r.kind, r.name) == ("DELETE", "Deployment", f"{SERVICE}-canary")
+    )
+    assert weight_zero < verified < canary_deleted
+    assert not any(r.kind == "Deployment" and r.name == SERVICE for r in cluster.writes())
+    assert "RolledBack" in event_reasons(cluster)
+
+
+@pytest.mark.parametrize("kind", ROUTER_KINDS)
+def test_re_running_deploy_and_rollback_converges_to_the_same_state(cluster, kind):
+    platform = make_platform(cluster, kind)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(20)
+    kinds = ["Deployment", "Service", "Ingress", "VirtualService", "DestinationRule"]
+    kinds += ["HTTPRoute", "TrafficSplit"]
+    before = {k: [o["spec"] for o in cluster.objects(k)] for k in kinds}
+
+    platform.deploy_canary(V2)
+
+    assert {k: [o["spec"] for o in cluster.objects(k)] for k in kinds} == before
+    assert platform.current_state().weight == 20
+    assert platform.router.verify_weight(20)
+
+    platform.rollback()
+    after_rollback = {k: [o["spec"] for o in cluster.objects(k)] for k in kinds}
+    platform.rollback()
+    assert {k: [o["spec"] for o in cluster.objects(k)] for k in kinds} == after_rollback
+
+
+def test_a_new_version_replaces_a_canary_left_at_weight_zero(cluster):
+    platform = make_platform(cluster)
+    platform.deploy_canary(Artifact("v2", CANARY_IMAGE))
+    v3 = Artifact("v3", "registry.local/checkout@sha256:" + "3" * 64)
+
+    platform.deploy_canary(v3)
+
+    canary = cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary")
+    assert canary["spec"]["selector"]["matchLabels"]["version"] == "v3"
+    assert platform.current_state().version == "v3"
+
+
+def test_a_new_version_is_refused_while_another_canary_takes_traffic(cluster):
+    platform = make_platform(cluster)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(10)
+
+    with pytest.raises(InputError, match="release of v2 is in flight"):
+        platform.deploy_canary(Artifact("v3", "registry.local/checkout@sha256:" + "3" * 64))
+
+
+@pytest.mark.parametrize("fault", [500, 409, 429, 503, "drop"])
+def test_transient_api_failures_are_retried(cluster, fault):
+    platform = make_platform(cluster, "gateway-api")
+    cluster.fail_next(2, fault)
+
+    platform.deploy_canary(V2)
+    cluster.fail_next(2, fault)
+    platform.router.set_weight(40)
+
+    assert platform.router.verify_weight(40)
+    assert cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is not None
+    if fault != "drop":
+        assert sum(r.status == fault for r in cluster.requests) == 4
+
+
+def test_retries_are_bounded_and_the_error_says_what_failed(cluster):
+    platform = make_platform(cluster)
+    cluster.fail_next(100, 503)
+
+    with pytest.raises(PlatformError, match=r"deployment shop/checkout failed: HTTP 503"):
+        platform.deploy_canary(V2)
+    assert len(cluster.requests) == FAST_RETRY.attempts
+
+
+@pytest.mark.parametrize("failure", ["CrashLoopBackOff", "ImagePullBackOff"])
+def test_a_failing_canary_is_reported_unhealthy_at_once_and_takes_no_traffic(cluster, failure):
+    platform = make_platform(cluster, "nginx-ingress")
+    cluster.set_rollout(NAMESPACE, f"{SERVICE}-canary", failure)
+    platform.deploy_canary(V2)
+
+    started = time.monotonic()
+    report = platform.wait_healthy(timeout_s=10)
+
+    assert time.monotonic() - started < 2
+    assert not report.healthy
+    assert failure in report.detail and f"{SERVICE}-canary-" in report.detail
+    assert platform.router.verify_weight(0)
+    assert platform.current_state().phase == Phase.UNHEALTHY
+    assert "CanaryUnhealthy" in event_reasons(cluster)
+
+
+def test_a_canary_that_never_becomes_ready_times_out(cluster):
+    platform = make_platform(cluster)
+    cluster.set_rollout(NAMESPACE, f"{SERVICE}-canary", "progressing")
+    platform.deploy_canary(V2)
+
+    report = platform.wait_healthy(timeout_s=0.2)
+
+    assert not report.healthy
+    assert "not available after 0.2s: 0/2 pods ready" in report.detail
+
+
+def test_canary_logs_are_read_per_pod_since_the_given_time(cluster):
+    platform = make_platform(cluster)
+    platform.deploy_canary(V2)
+    cluster.write_log(NAMESPACE, f"{SERVICE}-canary", "old line", at=time.time() - 600)
+    cluster.write_log(NAMESPACE, f"{SERVICE}-canary", "panic: boom")
+
+    lines = platform.canary_logs(since=time.time() - 5)
+
+    assert lines == ["panic: boom", "panic: boom"]
+    log_reads = [r for r in cluster.requests if r.plural == "pods" and r.name]
+    assert len(log_reads) == 2
+
+
+def test_a_missing_stable_deployment_is_an_input_error_and_creates_nothing(cluster):
+    platform = make_platform(cluster, namespace="wrong-namespace")
+
+    with pytest.raises(InputError) as error:
+        platform.deploy_canary(V2)
+
+    assert str(error.value) == (
+        "service.name: deployment wrong-namespace/checkout not found: deploy the stable "
+        "version first or fix service.name/namespace"
+    )
+    assert cluster.writes() == []
+
+
+@pytest.mark.parametrize(
+    ("artifact", "field"),
+    [
+        (Artifact("v2", "registry.local/checkout:v2"), "artifact.image"),
+        (Artifact("v2", None), "artifact.image"),
+        (Artifact("v2 beta", CANARY_IMAGE), "artifact.version"),
+        (Artifact("v1", CANARY_IMAGE), "artifact.version"),
+    ],
+)
+def test_a_bad_artifact_is_an_input_error_naming_the_field_and_creates_nothing(
+    cluster, artifact, field
+):
+    with pytest.raises(InputError, match=f"^{field}: "):
+        make_platform(cluster).deploy_canary(artifact)
+    assert cluster.writes() == []
+
+
+def test_istio_needs_the_stable_pods_version_label(api_server):
+    stable = {**STABLE_DEPLOYMENT, "spec": {**STABLE_DEPLOYMENT["spec"]}}
+    stable["spec"]["selector"] = {"matchLabels": {"app": SERVICE}}
+    stable["spec"]["template"] = {
+        **stable["spec"]["template"],
+        "metadata": {"labels": {"app": SERVICE}},
+    }
+    for obj in (stable, STABLE_SERVICE, VIRTUAL_SERVICE):
+        api_server.seed(obj)
+
+    with pytest.raises(InputError, match=r"^deployment.spec.template.metadata.labels.version: "):
+        make_platform(api_server).deploy_canary(V2)
+    assert api_server.writes() == []
+
+
+def test_a_stable_service_that_also_selects_the_canary_pods_is_refused_for_service_routers(
+    api_server,
+):
+    api_server.seed(STABLE_DEPLOYMENT)
+    api_server.seed(
+        {**STABLE_SERVICE, "spec": {**STABLE_SERVICE["spec"], "selector": {"app": SERVICE}}}
+    )
+
+    with pytest.raises(InputError, match="also matches the canary pods"):
+        make_platform(api_server, "smi").deploy_canary(V2)
+    assert api_server.writes() == []
+
+
+def test_an_unknown_router_kind_lists_the_valid_ones(api_server):
+    with pytest.raises(InputError) as error:
+        make_router("linkerd", api_server.api_client(), NAMESPACE, SERVICE)
+    assert str(error.value) == (
+        "router.kind: unknown router 'linkerd': use one of istio, nginx-ingress, gateway-api, smi"
+    )
+
+
+def test_an_unreachable_api_server_is_a_clear_platform_error(cluster):
+    platform = make_platform(cluster)
+    cluster.stop()
+
+    with pytest.raises(
+        PlatformError, match=r"kubernetes API http://127\.0\.0\.1:\d+ is unreachable"
+    ):
+        platform.deploy_canary(V2)
+
+
+def test_header_route_reaches_the_canary_and_is_recorded(cluster):
+    platform = make_platform(cluster, "nginx-ingress")
+    platform.deploy_canary(V2)
+
+    platform.router.set_header_route(HeaderRoute("x-release-channel", "canary"))
+
+    annotations = cluster.get("Ingress", NAMESPACE, f"{SERVICE}-canary")["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/canary-by-header"] == "x-release-channel"
+    assert annotations["nginx.ingress.kubernetes.io/canary-by-header-value"] == "canary"
+    assert "HeaderRouteSet" in event_reasons(cluster)
