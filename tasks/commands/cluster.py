@@ -1,0 +1,33 @@
+"""What the Kubernetes release verbs share: the plan, the cluster, and how they report.
+
+Each verb is one workflow task. It loads the resolved plan, connects with the pod's service
+account (or a kubeconfig outside a pod), does one idempotent thing, and exits 0, 1 (the
+release step failed) or 2 (bad input, nothing changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plan", type=Path, required=True, help="the (resolved) release plan")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube)")
+    parser.add_argument("--context", help="kubeconfig context")
+
+
+def platform_from_args(args: argparse.Namespace):
+    """The plan and the Kubernetes platform it describes."""
+    from canaryflow.kubernetes.from_plan import platform_for
+    from canaryflow.kubernetes.platform import api_client_from_environment
+    from canaryflow.plan.load import load_plan
+
+    plan = load_plan(args.plan)
+    client = api_client_from_environment(args.kubeconfig, args.context)
+    return plan, platform_for(plan, client)
+
+
+def add_artifact_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", required=True, help="the image, pinned by digest")
+    parser.add_argument("--version", required=True, help="the version label (the commit)")

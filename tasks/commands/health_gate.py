@@ -1,0 +1,22 @@
+"""``canaryflow health-gate``: wait for the canary to be available; exit 1 if it never is."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from canaryflow.commands.cluster import add_cluster_options, platform_from_args
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_cluster_options(parser)
+    parser.add_argument(
+        "--timeout", type=float, help="seconds to wait (default: the plan's service.healthTimeout)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    plan, platform = platform_from_args(args)
+    report = platform.wait_healthy(args.timeout or plan.service.health_timeout)
+    print(f"canary healthy: {report.healthy}: {report.detail}", file=sys.stdout)
+    return 0 if report.healthy else 1

@@ -1,0 +1,23 @@
+"""``canaryflow rollback``: all traffic to stable (verified), then the canary goes.
+
+Stable is never modified. Safe to run twice, and safe when no canary exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from canaryflow.commands.cluster import add_cluster_options, platform_from_args
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_cluster_options(parser)
+    parser.add_argument("--reason", default="", help="why, for the Event and the log")
+
+
+def run(args: argparse.Namespace) -> int:
+    plan, platform = platform_from_args(args)
+    platform.rollback()
+    print(f"rolled back {plan.service.name}: {args.reason or 'no reason given'}", file=sys.stdout)
+    return 0

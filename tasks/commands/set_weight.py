@@ -1,0 +1,41 @@
+"""``canaryflow set-weight``: send N % of traffic to the canary and wait until the router does."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from canaryflow.commands.cluster import add_cluster_options, platform_from_args
+from canaryflow.errors import FieldError, InputError, PlatformError
+
+VERIFY_TIMEOUT_S = 30.0
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_cluster_options(parser)
+    parser.add_argument("--weight", type=int, required=True, help="canary percent, 0-100")
+    parser.add_argument(
+        "--header-route",
+        action="store_true",
+        help="also route the plan's header (x-release-channel: canary) to the canary",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from canaryflow.platform.protocol import HeaderRoute
+
+    if not 0 <= args.weight <= 100:
+        raise InputError(FieldError("--weight", f"{args.weight} is not 0-100: pass a percent"))
+    plan, platform = platform_from_args(args)
+    router = platform.router
+    header = plan.router.header
+    if args.header_route and header is not None:
+        router.set_header_route(HeaderRoute(header.name, header.value))
+    router.set_weight(args.weight)
+    deadline = time.monotonic() + VERIFY_TIMEOUT_S
+    while not router.verify_weight(args.weight):
+        if time.monotonic() > deadline:
+            raise PlatformError(f"the router did not apply {args.weight}% within 30s")
+        time.sleep(1.0)
+    print(f"canary weight {args.weight}% verified")
+    return 0

@@ -1,0 +1,33 @@
+"""The Kubernetes platform a release plan describes: its service, router and health check."""
+
+from __future__ import annotations
+
+from kubernetes.client import ApiClient
+
+from canaryflow.kubernetes.canary_objects import HealthCheck
+from canaryflow.kubernetes.platform import KubernetesPlatform, api_client_from_environment
+from canaryflow.kubernetes.routers import make_router
+from canaryflow.plan.model import ReleasePlan
+
+# The plan's `router.route` names the user's own object; each router calls it differently.
+ROUTE_SETTING = {
+    "istio": "virtual_service",
+    "nginx-ingress": "ingress",
+    "gateway-api": "http_route",
+    "smi": "traffic_split",
+}
+
+
+def platform_for(plan: ReleasePlan, api_client: ApiClient | None = None) -> KubernetesPlatform:
+    client = api_client or api_client_from_environment(None, None)
+    service, kind = plan.service, plan.router.kind
+    settings = {ROUTE_SETTING[kind]: plan.router.route} if plan.router.route else {}
+    router = make_router(kind, client, service.namespace, service.name, **settings)
+    return KubernetesPlatform(
+        client,
+        service.namespace,
+        service.name,
+        router,
+        canary_replicas=service.canary_replicas,
+        health=HealthCheck(path=service.health_path, port=service.port),
+    )
