@@ -1,0 +1,1 @@
+"""Canary analysis: gates measured against Prometheus and logs, judged into a verdict."""

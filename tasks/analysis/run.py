@@ -1,0 +1,244 @@
+"""One analysis window: measure every gate each interval, stop at the first deciding breach.
+
+All I/O of a round (canary and stable queries of every gate, the request count, the logs) runs
+concurrently, each call bounded by a deadline: a source that hangs yields ERROR measurements
+instead of a stuck release. Time is injected (``Clock``) so the loop is tested without waiting.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from canaryflow.analysis import gates as judge
+from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT
+from canaryflow.analysis.measurement import Evidence, Judgement, Measurement, Outcome
+from canaryflow.analysis.query import Subject, render
+from canaryflow.analysis.source import LogSource, MeasurementError, MetricSource
+from canaryflow.analysis.spec import AnalysisSpec, GateSpec
+from canaryflow.analysis.verdict import Limits, WindowVerdict, judge_window
+from canaryflow.errors import FieldError, InputError
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Unix seconds (sources query Prometheus with it)."""
+        ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+_MAX_SAMPLES = 10_000
+
+RoundCallback = Callable[[Sequence[Measurement], WindowVerdict], None]
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    verdict: WindowVerdict
+    measurements: tuple[Measurement, ...]
+    started: float
+    finished: float
+
+    @property
+    def reason(self) -> str:
+        return self.verdict.reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.verdict.outcome.value,
+            "reason": self.reason,
+            "started": self.started,
+            "finished": self.finished,
+            "verdict": self.verdict.to_dict(),
+            "measurements": [m.to_dict() for m in self.measurements],
+        }
+
+
+class _TimedOut:
+    """Marks a call that missed its deadline."""
+
+
+def gather(calls: Mapping[str, Callable[[], Any]], timeout: float) -> dict[str, Any]:
+    """Run ``calls`` at once on daemon threads; each result, exception, or ``_TimedOut``."""
+    results: dict[str, Any] = {}
+
+    def call(key: str, function: Callable[[], Any]) -> None:
+        try:
+            results[key] = function()
+        except Exception as error:
+            results[key] = error
+
+    threads = [
+        threading.Thread(target=call, args=item, daemon=True, name=f"measure {item[0]}")
+        for item in calls.items()
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return {key: results.get(key, _TimedOut()) for key in calls}
+
+
+class AnalysisRun:
+    """Measures a spec's gates for one service, window after window."""
+
+    def __init__(
+        self,
+        spec: AnalysisSpec,
+        metrics: MetricSource,
+        service: str,
+        namespace: str,
+        *,
+        logs: LogSource | None = None,
+        clock: Clock | None = None,
+        on_round: RoundCallback | None = None,
+        call_timeout: float | None = None,
+    ):
+        for index, gate in enumerate(spec.gates):
+            if gate.logs is not None and logs is None and not gate.dry_run:
+                raise InputError(
+                    FieldError(
+                        f"analysis.gates[{index}]",
+                        f"gate {gate.name!r} reads logs, which this platform does not provide: "
+                        "remove it or set dryRun: true",
+                    )
+                )
+        self.spec = spec
+        self.metrics = metrics
+        self.logs = logs
+        self.subject = Subject(service, namespace, spec.track_label)
+        self.clock = clock or SystemClock()
+        self.on_round = on_round
+        self.call_timeout = call_timeout or spec.prometheus.timeout + 1.0
+        self.limits = Limits.of(spec)
+        self._logs_since = 0.0
+
+    def window(self, duration: float) -> WindowResult:
+        """Measure every ``interval`` for ``duration`` seconds, or until a limit breaches."""
+        started = self.clock.now()
+        self._logs_since = started
+        interval = self.spec.interval
+        rounds = max(1, math.ceil(duration / interval - 1e-9))
+        deciding = [gate.name for gate in self.spec.deciding_gates]
+        measurements: list[Measurement] = []
+        verdict = judge_window([], deciding, self.limits, window_over=True)
+        for round_no in range(1, rounds + 1):
+            due = started + min(round_no * interval, duration)
+            self.clock.sleep(max(0.0, due - self.clock.now()))
+            batch = self.measure(round_no, started)
+            measurements.extend(batch)
+            verdict = judge_window(measurements, deciding, self.limits, round_no == rounds)
+            if self.on_round is not None:
+                self.on_round(batch, verdict)
+            if verdict.decided:
+                break
+        return WindowResult(verdict, tuple(measurements), started, self.clock.now())
+
+    def measure(self, round_no: int, window_started: float) -> list[Measurement]:
+        """One round: every gate measured once, all calls at the same time."""
+        started = self.clock.now()
+        calls, queries = self._calls(started, window_started)
+        results = gather(calls, self.call_timeout)
+        finished = self.clock.now()
+        self._logs_since = started
+        too_few = self._traffic(results)
+        measurements = []
+        for gate in self.spec.gates:
+            judgement = too_few or self._judge(gate, results)
+            measurements.append(
+                Measurement(
+                    gate=gate.name,
+                    round=round_no,
+                    outcome=judgement.outcome,
+                    reason=judgement.reason,
+                    started=started,
+                    finished=finished,
+                    dry_run=gate.dry_run,
+                    evidence=Evidence(
+                        limit=gate.limit.text(),
+                        queries=queries.get(gate.name, {}),
+                        canary=judgement.canary,
+                        stable=judgement.stable,
+                        detail=judgement.detail,
+                    ),
+                )
+            )
+        return measurements
+
+    def _calls(
+        self, now: float, window_started: float
+    ) -> tuple[dict[str, Callable[[], Any]], dict[str, dict[str, str]]]:
+        spec, subject = self.spec, self.subject
+        calls: dict[str, Callable[[], Any]] = {}
+        queries: dict[str, dict[str, str]] = {}
+        if spec.min_canary_requests > 0:
+            count = render(REQUEST_COUNT[spec.metrics], subject, "canary", spec.query_window)
+            calls["requests"] = _bind(self.metrics.instant, count)
+        for gate in spec.gates:
+            if gate.logs is not None:
+                if self.logs is not None:
+                    calls[f"{gate.name}/logs"] = _bind(self.logs.lines_since, self._logs_since)
+                continue
+            template = gate.template(spec.metrics) or ""
+            tracks = ("canary",) if gate.threshold is not None else ("canary", "stable")
+            rendered = {t: render(template, subject, t, spec.query_window) for t in tracks}
+            queries[gate.name] = rendered
+            for track, query in rendered.items():
+                calls[f"{gate.name}/{track}"] = self._metric_call(gate, query, now, window_started)
+        return calls, queries
+
+    def _metric_call(
+        self, gate: GateSpec, query: str, now: float, window_started: float
+    ) -> Callable[[], Any]:
+        if gate.statistical is None:
+            return _bind(self.metrics.instant, query)
+        limit = gate.statistical
+        window = self.spec.query_window
+        step = limit.step or max(1.0, window / limit.min_samples)
+        # Prometheus answers at most 11,000 points per series: keep the latest 10,000.
+        lookback = min(max(window, now - window_started), step * _MAX_SAMPLES)
+        return _bind(self.metrics.range, query, now - lookback, now, step)
+
+    def _traffic(self, results: Mapping[str, Any]) -> Judgement | None:
+        if "requests" not in results or not isinstance(results["requests"], list):
+            return None  # not required, or unmeasurable: each gate shows its own error
+        return judge.judge_traffic(results["requests"], self.spec.min_canary_requests)
+
+    def _judge(self, gate: GateSpec, results: Mapping[str, Any]) -> Judgement:
+        mine = {k.split("/", 1)[1]: v for k, v in results.items() if k.startswith(f"{gate.name}/")}
+        for value in mine.values():
+            if isinstance(value, _TimedOut):
+                return Judgement(
+                    Outcome.ERROR, f"no answer within {self.call_timeout:g}s (source hangs?)"
+                )
+            if isinstance(value, MeasurementError):
+                return Judgement(Outcome.ERROR, str(value))
+            if isinstance(value, Exception):
+                return Judgement(Outcome.ERROR, f"{type(value).__name__}: {value}")
+        unit = METRICS[gate.metric].unit if gate.metric else "value"
+        canary, stable = mine.get("canary", []), mine.get("stable")
+        if gate.threshold is not None:
+            return judge.judge_threshold(gate.threshold, canary, gate.name, unit)
+        if gate.relative is not None:
+            return judge.judge_relative(gate.relative, canary, stable, gate.name, unit)
+        if gate.statistical is not None:
+            return judge.judge_statistical(gate.statistical, canary, stable, gate.name, unit)
+        return judge.judge_logs(gate.logs, mine.get("logs", []))
+
+
+def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    return lambda: function(*args)

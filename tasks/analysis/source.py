@@ -1,0 +1,133 @@
+"""Where measurements come from: Prometheus for metrics, the platform for the canary's logs.
+
+A source either answers with numbers or raises ``MeasurementError``: Prometheus down, an HTTP
+error, a query it rejects, a timeout. The analysis turns that into an ERROR measurement; it is
+never mistaken for a pass or a failure of the canary.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from canaryflow.plan.duration import format_duration
+
+
+class MeasurementError(Exception):
+    """The source could not measure; the message says what happened, for the report."""
+
+
+class MetricSource(Protocol):
+    def instant(self, query: str) -> list[float]:
+        """The query's value now, one number per series."""
+        ...
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[float]:
+        """Every sample of every series between ``start`` and ``end`` (Unix seconds)."""
+        ...
+
+
+class LogSource(Protocol):
+    def lines_since(self, since: float) -> list[str]:
+        """The canary's log lines written at or after ``since`` (Unix seconds)."""
+        ...
+
+
+_ERROR_FIELD = re.compile(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+class PrometheusSource:
+    """Prometheus' HTTP API through ``prometheus_api_client``; one failure = one error, no retry.
+
+    Retrying inside a measurement would hide an outage for longer than the interval; the
+    verdict's consecutiveErrorLimit is the one place where errors are tolerated.
+    """
+
+    def __init__(self, url: str, timeout: float = 5.0):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._client: Any = None
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            # Imported here: the CLI and the plan compiler must not pay for requests/pandas.
+            import requests
+            from prometheus_api_client import PrometheusConnect
+            from requests.adapters import HTTPAdapter
+            from urllib3.util.retry import Retry
+
+            session = requests.Session()
+            client = PrometheusConnect(url=self.url, session=session, timeout=self.timeout)
+            session.mount(self.url, HTTPAdapter(max_retries=Retry(total=0), pool_maxsize=32))
+            self._client = client
+        return self._client
+
+    def instant(self, query: str) -> list[float]:
+        result = self._call(lambda client: client.custom_query(query))
+        if result and isinstance(result[0], (int, float, str)):  # a scalar: [time, "value"]
+            return [float(result[1])]
+        return [float(series["value"][1]) for series in result]
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[float]:
+        result = self._call(
+            lambda client: client.custom_query_range(
+                query,
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
+                step=format_duration(step),
+            )
+        )
+        return [float(value) for series in result for _, value in series["values"]]
+
+    def validate_query(self, query: str) -> str | None:
+        """Prometheus' objection to ``query`` (its parse error), or None when it parses."""
+        session = self._connect()._session
+        try:
+            response = session.get(
+                f"{self.url}/api/v1/format_query", params={"query": query}, timeout=self.timeout
+            )
+            if response.status_code == 404:  # before Prometheus 2.38: evaluate at time 0
+                response = session.get(
+                    f"{self.url}/api/v1/query",
+                    params={"query": query, "time": "0"},
+                    timeout=self.timeout,
+                )
+        except Exception as error:
+            raise MeasurementError(self._explain(error)) from error
+        if response.status_code == 200:
+            return None
+        return _error_text(response.text) or f"HTTP {response.status_code}"
+
+    def _call(self, request) -> Any:
+        try:
+            return request(self._connect())
+        except Exception as error:
+            raise MeasurementError(self._explain(error)) from error
+
+    def _explain(self, error: Exception) -> str:
+        import requests
+        from prometheus_api_client import PrometheusApiClientException
+
+        if isinstance(error, requests.Timeout):
+            return f"Prometheus at {self.url} did not answer within {self.timeout:g}s"
+        if isinstance(error, requests.ConnectionError):
+            refused = "connection refused" if "refused" in str(error).lower() else "unreachable"
+            return f"Prometheus at {self.url}: {refused}"
+        if isinstance(error, PrometheusApiClientException):
+            status = re.search(r"HTTP Status Code (\d+)", str(error))
+            text = _error_text(str(error).encode().decode("unicode_escape"))
+            code = f"HTTP {status.group(1)}" if status else "error"
+            return f"Prometheus rejected the query ({code}): {text or error}"
+        return f"Prometheus query failed: {type(error).__name__}: {error}"
+
+
+def _error_text(body: str) -> str | None:
+    match = _ERROR_FIELD.search(body)
+    if match is None:
+        return None
+    try:
+        return json.loads(f'"{match.group(1)}"')
+    except json.JSONDecodeError:
+        return match.group(1)

@@ -1,0 +1,351 @@
+"""What a plan's ``analysis`` section says: where the metrics are, the gates, and the limits.
+
+Argo Rollouts' vocabulary (interval, failureLimit, consecutiveErrorLimit, inconclusiveLimit,
+dryRun) and Kayenta's statistical judgement (direction, confidence, tolerance), in one section.
+Every gate has exactly one kind of limit; a catalogue metric without one takes its default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from canaryflow.analysis.catalogue import (
+    DEFAULT_GATES,
+    FLAVOURS,
+    METRIC_NAMES,
+    METRICS,
+    PLACEHOLDERS,
+)
+from canaryflow.plan.duration import Duration
+
+LIMIT_KINDS: tuple[str, ...] = ("threshold", "relative", "statistical", "logs")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
+
+
+def _invalid(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
+
+
+class AnalysisModel(BaseModel):
+    """camelCase keys in YAML, unknown keys rejected, immutable once loaded."""
+
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
+    )
+
+
+class PrometheusSpec(AnalysisModel):
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="Prometheus base URL. Omit it to use the platform's "
+        "(the local engine starts its own).",
+    )
+    timeout: Duration = Field(5.0, gt=0, description="Longest wait for one query.")
+
+
+class ThresholdLimit(AnalysisModel):
+    """The canary's value must stay within fixed bounds."""
+
+    max: float | None = Field(None, description="Fail when the canary's value is above this.")
+    min: float | None = Field(None, description="Fail when the canary's value is below this.")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ThresholdLimit:
+        if self.max is None and self.min is None:
+            raise _invalid("threshold", "threshold has no bound: add max, min or both")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise _invalid("threshold", "threshold min is above max: swap them")
+        return self
+
+    def text(self) -> str:
+        bounds = [f"≥ {self.min:g}" if self.min is not None else "", _le(self.max)]
+        return " and ".join(b for b in bounds if b)
+
+
+class RelativeLimit(AnalysisModel):
+    """The canary's value compared with stable's, as a ratio, with an absolute floor."""
+
+    max_ratio: float | None = Field(
+        None, gt=0, description="Fail when canary > max(stable x maxRatio, floor)."
+    )
+    min_ratio: float | None = Field(
+        None, gt=0, description="Fail when canary < stable x minRatio (e.g. throughput)."
+    )
+    floor: float = Field(
+        0.0,
+        ge=0,
+        description="Values up to this always pass maxRatio: near-zero stable values make "
+        "ratios meaningless.",
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RelativeLimit:
+        if self.max_ratio is None and self.min_ratio is None:
+            raise _invalid("relative", "relative has no ratio: add maxRatio, minRatio or both")
+        if (
+            self.max_ratio is not None
+            and self.min_ratio is not None
+            and self.min_ratio > self.max_ratio
+        ):
+            raise _invalid("relative", "relative minRatio is above maxRatio: swap them")
+        return self
+
+    def text(self) -> str:
+        parts = []
+        if self.max_ratio is not None:
+            floor = f", {self.floor:g})" if self.floor else ")"
+            parts.append(f"≤ max(stable x {self.max_ratio:g}{floor}")
+        if self.min_ratio is not None:
+            parts.append(f"≥ stable x {self.min_ratio:g}")
+        return " and ".join(parts)
+
+
+class StatisticalLimit(AnalysisModel):
+    """Kayenta's judgement: Mann-Whitney U over the window's samples, canary against stable."""
+
+    direction: Literal["increase", "decrease", "either"] = Field(
+        "increase", description="Which change is a regression (latency: increase)."
+    )
+    confidence: float = Field(
+        0.98, ge=0.5, le=0.999, description="How sure the test must be that the canary differs."
+    )
+    tolerance: float = Field(
+        0.25,
+        ge=0,
+        description="Smallest shift that matters, as a fraction of stable's median "
+        "(0.25: the canary must be at least 25 % worse to fail).",
+    )
+    min_samples: int = Field(
+        8, ge=3, le=10_000, description="Fewer samples per track than this → inconclusive."
+    )
+    step: Duration | None = Field(
+        None,
+        gt=0,
+        description="Time between samples; default: queryWindow / minSamples, at least 1s.",
+    )
+
+    def text(self) -> str:
+        return (
+            f"no significant {self.direction} > {self.tolerance:.0%} "
+            f"(confidence {self.confidence:g})"
+        )
+
+
+class LogsLimit(AnalysisModel):
+    """The canary's log lines matching any pattern are counted; more than ``max`` fails."""
+
+    patterns: list[str] = Field(
+        min_length=1, description="Regular expressions (plain text matches itself)."
+    )
+    max: int = Field(0, ge=0, description="Matching lines tolerated per measurement.")
+
+    @model_validator(mode="after")
+    def _compiles(self) -> LogsLimit:
+        for pattern in self.patterns:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise _invalid(
+                    "logs",
+                    f"log pattern {pattern!r} is not a regular expression ({error}): "
+                    "escape special characters with a backslash",
+                ) from error
+        return self
+
+    def text(self) -> str:
+        return f"≤ {self.max} matching lines"
+
+
+def _le(value: float | None) -> str:
+    return f"≤ {value:g}" if value is not None else ""
+
+
+class GateSpec(AnalysisModel):
+    """One check the canary must pass: a metric (or query) and exactly one kind of limit."""
+
+    name: str = Field(
+        "",  # filled from the metric before validation; required when there is no metric
+        pattern=r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$",
+        description="Shown in reports and decisions; defaults to the metric's name.",
+    )
+    metric: str | None = Field(None, description=f"A built-in metric: {', '.join(METRIC_NAMES)}.")
+    query: str | None = Field(
+        None,
+        description="PromQL template overriding the metric's; required without a metric. "
+        "Placeholders: " + ", ".join(f"{{{{ {p} }}}}" for p in sorted(PLACEHOLDERS)) + ".",
+    )
+    threshold: ThresholdLimit | None = Field(None, description="Fixed bounds on the canary.")
+    relative: RelativeLimit | None = Field(None, description="Canary compared with stable.")
+    statistical: StatisticalLimit | None = Field(
+        None, description="Mann-Whitney U test of canary against stable samples."
+    )
+    logs: LogsLimit | None = Field(None, description="Count of matching canary log lines.")
+    dry_run: bool = Field(False, description="Measured and reported, but never decides.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_catalogue(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        metric = data.get("metric")
+        if metric is not None and metric not in METRICS:
+            close = difflib.get_close_matches(str(metric), METRIC_NAMES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise _invalid(
+                "metric",
+                f"unknown metric {metric!r}{hint}: choose one of {', '.join(METRIC_NAMES)}, "
+                "or give the gate a name and a query",
+            )
+        if data.get("name") is None:
+            if metric is None:
+                raise _invalid(
+                    "gate",
+                    "a gate needs a metric (one of " + ", ".join(METRIC_NAMES) + ") "
+                    "or a name and a query",
+                )
+            data = {**data, "name": metric}
+        has_limit = any(data.get(kind) is not None for kind in LIMIT_KINDS)
+        if metric is not None and not has_limit:
+            data = {**data, **METRICS[metric].default_limit}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GateSpec:
+        limits = [kind for kind in LIMIT_KINDS if getattr(self, kind) is not None]
+        if not limits:
+            raise _invalid(
+                "gate",
+                f"gate {self.name!r} has no limit: add threshold, relative, statistical or logs",
+            )
+        if len(limits) > 1:
+            raise _invalid(
+                "gate",
+                f"gate {self.name!r} has {' and '.join(limits)}: keep exactly one limit",
+            )
+        if self.logs is not None:
+            if self.query is not None:
+                raise _invalid(
+                    "gate",
+                    f"gate {self.name!r} reads logs, not PromQL: remove its query",
+                )
+        elif self.query is None and (self.metric is None or METRICS[self.metric].unit == "lines"):
+            raise _invalid(
+                "gate",
+                f"gate {self.name!r} has no query: add a query, or use logs for log-errors",
+            )
+        if self.query is not None:
+            unknown = sorted(set(_PLACEHOLDER.findall(self.query)) - PLACEHOLDERS)
+            if unknown:
+                raise _invalid(
+                    "query",
+                    f"gate {self.name!r} uses unknown placeholder {{{{ {unknown[0]} }}}}: "
+                    f"use {', '.join(sorted(PLACEHOLDERS))}",
+                )
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``threshold``, ``relative``, ``statistical`` or ``logs``."""
+        return next(kind for kind in LIMIT_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def limit(self) -> ThresholdLimit | RelativeLimit | StatisticalLimit | LogsLimit:
+        return getattr(self, self.kind)
+
+    def template(self, flavour: str) -> str | None:
+        """The PromQL template to render: the gate's own query, else the catalogue's."""
+        if self.query is not None:
+            return self.query
+        return METRICS[self.metric].query(flavour) if self.metric else None
+
+
+def default_gates() -> list[GateSpec]:
+    """The gate set of a plan that lists none."""
+    return [GateSpec(metric=name) for name in DEFAULT_GATES]
+
+
+class AnalysisSpec(AnalysisModel):
+    """How a canary is judged during each analysis window of a release."""
+
+    prometheus: PrometheusSpec = Field(
+        default_factory=PrometheusSpec, description="Where the metrics are."
+    )
+    metrics: Literal["go", "istio"] = Field(
+        "go",
+        description="Catalogue flavour: go (client_golang application metrics) or istio (mesh "
+        "metrics for requests and latency, application metrics otherwise).",
+    )
+    track_label: str = Field(
+        "track",
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="Label whose value (canary or stable) tells the tracks' series apart.",
+    )
+    interval: Duration = Field(10.0, gt=0, description="Time between measurements.")
+    query_window: Duration = Field(
+        30.0, gt=0, description="The {{ window }} of rate() and increase() in queries."
+    )
+    min_canary_requests: int = Field(
+        20,
+        ge=0,
+        description="Fewer canary requests in the query window → every gate is inconclusive.",
+    )
+    failure_limit: int = Field(
+        0, ge=0, description="Failed measurements tolerated per gate; one more ends the window."
+    )
+    consecutive_error_limit: int = Field(
+        2, ge=0, description="Measurements in a row without data (source down) tolerated."
+    )
+    inconclusive_limit: int = Field(
+        3, ge=0, description="Inconclusive measurements tolerated per gate per window."
+    )
+    gates: list[GateSpec] = Field(
+        default_factory=default_gates,
+        description="The checks; omitted → " + ", ".join(DEFAULT_GATES) + ".",
+    )
+
+    @model_validator(mode="after")
+    def _gates_usable(self) -> AnalysisSpec:
+        if not self.gates:
+            raise _invalid(
+                "gates", "gates is empty: list at least one gate, or omit gates for the defaults"
+            )
+        seen: set[str] = set()
+        for gate in self.gates:
+            if gate.name in seen:
+                raise _invalid(
+                    "gates",
+                    f"two gates are named {gate.name!r}: give one of them another name",
+                )
+            seen.add(gate.name)
+        if all(gate.dry_run for gate in self.gates):
+            raise _invalid(
+                "gates",
+                "every gate is dryRun, so nothing can decide: set dryRun false on one",
+            )
+        return self
+
+    @property
+    def deciding_gates(self) -> list[GateSpec]:
+        return [gate for gate in self.gates if not gate.dry_run]
+
+
+__all__ = [
+    "FLAVOURS",
+    "LIMIT_KINDS",
+    "METRIC_NAMES",
+    "AnalysisSpec",
+    "GateSpec",
+    "LogsLimit",
+    "PrometheusSpec",
+    "RelativeLimit",
+    "StatisticalLimit",
+    "ThresholdLimit",
+    "default_gates",
+]

@@ -1,0 +1,245 @@
+"""A real Prometheus scraping simulated Go services whose errors and latency tests choose.
+
+``SimulatedService`` serves /metrics on 127.0.0.1 as client_golang would write them, and a
+background thread advances its counters and histograms as if ``rps`` requests a second arrived
+with the chosen error share and latency distribution. Latencies are drawn deterministically
+(a low-discrepancy sequence through the distribution's quantile function), so histograms, and
+hence the verdicts, are the same on every run.
+
+The ``fleet`` fixture starts one canary/stable pair per scenario before Prometheus, so every
+scenario has been scraped for the same few seconds when the first test runs. Import the
+fixtures into a test module: ``from prom_fixtures import fleet, prometheus  # noqa: F401``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from canaryflow.local.process import LOOPBACK, ProcessGroup
+from canaryflow.local.prometheus import PrometheusServer
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+GOLDEN = (math.sqrt(5) - 1) / 2
+NAMESPACE = "shop"
+
+
+@dataclass
+class Traffic:
+    """Simulated load: requests per second, share answered 5xx, lognormal latency."""
+
+    rps: float = 100.0
+    error_share: float = 0.001
+    median_latency_s: float = 0.05
+    latency_spread: float = 0.4  # sigma of the log
+
+    def latency(self, u: float) -> float:
+        """The latency at quantile ``u`` of the distribution."""
+        return self.median_latency_s * math.exp(self.latency_spread * _normal_quantile(u))
+
+
+def _normal_quantile(u: float) -> float:
+    """Inverse standard normal CDF by bisection on erf; plenty precise for a simulation."""
+    low, high = -8.0, 8.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        if 0.5 * math.erfc(-middle / math.sqrt(2)) < u:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+@dataclass
+class _Histogram:
+    counts: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        for index, bound in enumerate(BUCKETS):
+            if value <= bound:
+                self.counts[index] += 1
+        self.total += value
+        self.count += 1
+
+    def lines(self, name: str, labels: str) -> list[str]:
+        lines = [
+            f'{name}_bucket{{{labels},le="{bound:g}"}} {count}'
+            for bound, count in zip(BUCKETS, self.counts, strict=True)
+        ]
+        lines.append(f'{name}_bucket{{{labels},le="+Inf"}} {self.count}')
+        lines.append(f"{name}_sum{{{labels}}} {self.total!r}")
+        lines.append(f"{name}_count{{{labels}}} {self.count}")
+        return lines
+
+
+class SimulatedService:
+    """A /metrics endpoint whose counters advance as ``traffic`` says, until ``stop``."""
+
+    tick_s = 0.1
+
+    def __init__(self, traffic: Traffic):
+        self.traffic = traffic
+        self._lock = threading.Lock()
+        self._requests: dict[str, int] = {}
+        self._latency = _Histogram()
+        self._db = _Histogram()
+        self._cache = {"hit": 0, "miss": 0}
+        self._carry = 0.0
+        self._errors_carry = 0.0
+        self._sequence = 0
+        self._stopped = threading.Event()
+        self._server = ThreadingHTTPServer((LOOPBACK, 0), self._handler())
+        self._threads = [
+            threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True),
+            threading.Thread(target=self._simulate, daemon=True),
+        ]
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"{host}:{port}"
+
+    def start(self) -> SimulatedService:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._server.shutdown()
+        self._server.server_close()
+        for thread in self._threads:
+            thread.join(2)
+
+    def set_traffic(self, traffic: Traffic) -> None:
+        with self._lock:
+            self.traffic = traffic
+
+    def _simulate(self) -> None:
+        while not self._stopped.wait(self.tick_s):
+            with self._lock:
+                self._advance(self.tick_s)
+
+    def _advance(self, seconds: float) -> None:
+        traffic = self.traffic
+        self._carry += traffic.rps * seconds
+        arrived = int(self._carry)
+        self._carry -= arrived
+        self._errors_carry += arrived * traffic.error_share
+        errors = int(self._errors_carry)
+        self._errors_carry -= errors
+        for code, n in (("500", errors), ("200", arrived - errors)):
+            if n:
+                self._requests[code] = self._requests.get(code, 0) + n
+        for _ in range(arrived):
+            self._sequence += 1
+            u = (self._sequence * GOLDEN) % 1.0 or 0.5
+            self._latency.observe(traffic.latency(u))
+            self._db.observe(traffic.latency(u) / 5)
+            self._cache["miss" if self._sequence % 10 == 0 else "hit"] += 1
+
+    def exposition(self) -> str:
+        with self._lock:
+            lines = ["# TYPE http_requests_total counter"]
+            lines += [
+                f'http_requests_total{{code="{code}",method="GET",path="/"}} {n}'
+                for code, n in sorted(self._requests.items())
+            ]
+            lines.append("# TYPE http_request_duration_seconds histogram")
+            lines += self._latency.lines("http_request_duration_seconds", 'path="/"')
+            lines.append("# TYPE db_query_duration_seconds histogram")
+            lines += self._db.lines("db_query_duration_seconds", 'operation="select"')
+            lines.append("# TYPE cache_requests_total counter")
+            lines += [f'cache_requests_total{{result="{r}"}} {n}' for r, n in self._cache.items()]
+            calls = self._latency.count
+            lines += [
+                "# TYPE http_client_requests_total counter",
+                f'http_client_requests_total{{code="200",host="db"}} {calls}',
+                "# TYPE container_cpu_cfs_periods_total counter",
+                f"container_cpu_cfs_periods_total {calls}",
+                "# TYPE container_cpu_cfs_throttled_periods_total counter",
+                f"container_cpu_cfs_throttled_periods_total {calls // 50}",
+                "# TYPE go_goroutines gauge",
+                f"go_goroutines {8 + calls % 3}",
+                "# TYPE go_gc_duration_seconds summary",
+                'go_gc_duration_seconds{quantile="1"} 0.0004',
+            ]
+        return "\n".join(lines) + "\n"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = service.exposition().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        return Handler
+
+
+STABLE = Traffic()
+SCENARIOS: Mapping[str, Traffic] = {
+    "healthy": Traffic(error_share=0.001),
+    "erroring": Traffic(error_share=0.05),
+    "idle": Traffic(rps=0),
+    "slow": Traffic(median_latency_s=0.15),
+}
+"""Canary traffic per scenario; every scenario's stable gets ``STABLE``. App label = name."""
+
+
+@dataclass
+class Fleet:
+    """One canary and one stable ``SimulatedService`` per scenario, by (app, track)."""
+
+    services: dict[tuple[str, str], SimulatedService]
+
+    def targets(self) -> list[tuple[str, dict[str, str]]]:
+        return [
+            (
+                service.address,
+                {"app": app, "namespace": NAMESPACE, "track": track, "version": track},
+            )
+            for (app, track), service in self.services.items()
+        ]
+
+
+@pytest.fixture(scope="session")
+def fleet() -> Iterator[Fleet]:
+    services = {}
+    try:
+        for app, canary in SCENARIOS.items():
+            services[(app, "canary")] = SimulatedService(canary).start()
+            services[(app, "stable")] = SimulatedService(STABLE).start()
+        yield Fleet(services)
+    finally:
+        for service in services.values():
+            service.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(
+    tmp_path_factory: pytest.TempPathFactory, fleet: Fleet
+) -> Iterator[PrometheusServer]:
+    """Prometheus scraping the fleet every second, with a few seconds of data already."""
+    workdir: Path = tmp_path_factory.mktemp("prometheus")
+    with ProcessGroup(workdir) as group:
+        server = PrometheusServer(group, workdir, scrape_interval=1.0).start(fleet.targets())
+        server.wait_targets_up(len(fleet.services), timeout_s=15)
+        time.sleep(4.5)  # rate() over the tests' 4s window needs several scrapes
+        yield server

@@ -1,0 +1,119 @@
+"""The analysis against a real Prometheus scraping simulated Go services (see prom_fixtures).
+
+Each scenario's canary and stable have been scraped every second since the session began, so
+a window of a few seconds judges real PromQL over real samples.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from prom_fixtures import NAMESPACE, fleet, prometheus  # noqa: F401 (fixtures)
+
+from canaryflow.analysis.benchmark import full_catalogue_spec, time_rounds
+from canaryflow.analysis.measurement import Outcome
+from canaryflow.analysis.run import AnalysisRun
+from canaryflow.analysis.source import MeasurementError, PrometheusSource
+from canaryflow.analysis.spec import AnalysisSpec
+from canaryflow.local.process import ProcessGroup
+from canaryflow.local.prometheus import PrometheusServer
+
+pytestmark = pytest.mark.slow
+
+FAST = {"interval": "1s", "queryWindow": "4s", "minCanaryRequests": 20}
+
+
+def window(server: PrometheusServer, app: str, gates: list[dict], seconds: float = 2, **extra):
+    spec = AnalysisSpec.model_validate({**FAST, **extra, "gates": gates})
+    source = PrometheusSource(server.url, timeout=2)
+    return AnalysisRun(spec, source, app, NAMESPACE).window(seconds)
+
+
+def test_a_canary_with_5_percent_errors_fails_the_error_rate_gate_at_the_first_round(
+    prometheus,  # noqa: F811
+):
+    result = window(prometheus, "erroring", [{"metric": "error-rate"}], seconds=3)
+    assert result.verdict.outcome is Outcome.FAIL
+    assert result.verdict.decided_in_round == 1
+    [measurement] = result.measurements
+    assert measurement.evidence.canary == pytest.approx(0.05, abs=0.01)
+    assert re.fullmatch(r"canary error-rate [45](\.\d+)?% > 1%", measurement.reason)
+
+
+def test_a_canary_with_a_tenth_of_a_percent_errors_passes(prometheus):  # noqa: F811
+    result = window(prometheus, "healthy", [{"metric": "error-rate"}])
+    assert result.verdict.outcome is Outcome.PASS
+    assert all(m.evidence.canary < 0.01 for m in result.measurements)
+
+
+def test_a_canary_without_traffic_is_inconclusive_not_passed(prometheus):  # noqa: F811
+    result = window(prometheus, "idle", [{"metric": "error-rate"}], seconds=1)
+    assert result.verdict.outcome is Outcome.INCONCLUSIVE
+    assert "canary served 0 requests" in result.measurements[0].reason
+
+
+def test_a_latency_regression_fails_the_relative_and_the_statistical_gates(
+    prometheus,  # noqa: F811
+):
+    gates = [
+        {"metric": "latency-p95", "relative": {"maxRatio": 1.2, "floor": 0.05}},
+        {"metric": "latency-p99", "statistical": {"minSamples": 4, "step": "1s"}},
+    ]
+    slow = window(prometheus, "slow", gates, seconds=1)
+    assert slow.verdict.outcome is Outcome.FAIL
+    assert {m.gate: m.outcome for m in slow.measurements} == {
+        "latency-p95": Outcome.FAIL,
+        "latency-p99": Outcome.FAIL,
+    }
+    healthy = window(prometheus, "healthy", gates, seconds=1)
+    assert healthy.verdict.outcome is Outcome.PASS, healthy.reason
+
+
+def test_prometheus_going_down_ends_the_window_in_error(tmp_path):
+    with ProcessGroup(tmp_path) as group:
+        server = PrometheusServer(group, tmp_path / "prom").start()
+        spec = AnalysisSpec.model_validate({**FAST, "consecutiveErrorLimit": 1})
+        run = AnalysisRun(spec, PrometheusSource(server.url, timeout=1), "healthy", NAMESPACE)
+        server.kill()
+        result = run.window(10)
+    assert result.verdict.outcome is Outcome.ERROR
+    assert result.verdict.decided_in_round == 2
+    assert {m.outcome for m in result.measurements} == {Outcome.ERROR}
+    assert "connection refused" in result.measurements[0].reason
+
+
+def test_prometheus_rejects_bad_promql_and_accepts_every_catalogue_query(
+    prometheus,  # noqa: F811
+):
+    source = PrometheusSource(prometheus.url)
+    problem = source.validate_query("sum(rate(http_requests_total[30s])")
+    assert problem is not None
+    assert "unclosed left parenthesis" in problem
+    for flavour in ("go", "istio"):
+        run = AnalysisRun(full_catalogue_spec(metrics=flavour), source, "healthy", NAMESPACE)
+        for measurement in run.measure(1, window_started=0):
+            for query in measurement.evidence.queries.values():
+                assert source.validate_query(query) is None, query
+
+
+def test_a_query_prometheus_rejects_is_an_error_measurement(prometheus):  # noqa: F811
+    gates = [{"name": "broken", "query": "sum(rate(up[{{ window }}])", "threshold": {"max": 1}}]
+    result = window(prometheus, "healthy", gates, seconds=1)
+    [measurement] = result.measurements
+    assert measurement.outcome is Outcome.ERROR
+    assert measurement.reason.startswith("Prometheus rejected the query (HTTP 400)")
+    with pytest.raises(MeasurementError, match="refused"):
+        PrometheusSource("http://127.0.0.1:9", timeout=1).instant("up")
+
+
+def test_one_round_of_the_full_catalogue_takes_well_under_a_second(prometheus):  # noqa: F811
+    spec = full_catalogue_spec(interval="1s", queryWindow="8s")  # 8 samples for latency-p99
+    run = AnalysisRun(spec, PrometheusSource(prometheus.url), "healthy", NAMESPACE)
+    timing = time_rounds(run, rounds=20)
+    print(timing)
+    assert timing.gates == 9
+    assert timing.median_ms < 1000
+    measurements = run.measure(1, window_started=time.time())
+    assert [m.reason for m in measurements if m.outcome is not Outcome.PASS] == []

@@ -1,0 +1,225 @@
+"""The analysis loop with an in-memory metric source and a clock that never waits.
+
+The source answers each rendered query from a table a test writes, so every round's numbers
+are known; the clock records the sleeps, so the measurement schedule is checked exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from canaryflow.analysis.measurement import Outcome
+from canaryflow.analysis.run import AnalysisRun
+from canaryflow.analysis.source import MeasurementError
+from canaryflow.analysis.spec import AnalysisSpec
+from canaryflow.errors import InputError
+
+
+class SteppingClock:
+    """Unix time that moves only when the loop sleeps."""
+
+    def __init__(self, start: float = 1_700_000_000.0):
+        self.start = self.time = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.time += seconds
+
+    @property
+    def elapsed(self) -> float:
+        return self.time - self.start
+
+
+class TableSource:
+    """Answers a query from the first (substring, answer) row it contains; answers may be
+    values, an exception to raise, or a function of the call count."""
+
+    def __init__(self, rows: dict[str, object]):
+        self.rows = rows
+        self.calls: list[str] = []
+
+    def _answer(self, query: str) -> list[float]:
+        self.calls.append(query)
+        for needle, answer in self.rows.items():
+            if needle in query:
+                if callable(answer):
+                    answer = answer(self.calls.count(query))
+                if isinstance(answer, Exception):
+                    raise answer
+                return list(answer)
+        return []
+
+    def instant(self, query: str) -> list[float]:
+        return self._answer(query)
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[float]:
+        return self._answer(query)
+
+
+def spec(**overrides) -> AnalysisSpec:
+    data = {
+        "interval": "10s",
+        "queryWindow": "30s",
+        "gates": [{"metric": "error-rate"}, {"metric": "latency-p95"}],
+        **overrides,
+    }
+    return AnalysisSpec.model_validate(data)
+
+
+def healthy(**changes: object) -> dict[str, object]:
+    """Rows for a healthy canary: enough traffic, 0.1 % errors, p95 like stable's."""
+    rows: dict[str, object] = {
+        "increase(http_requests_total": [600.0],
+        'track="canary",code': [0.001],
+        "0.95": [0.1],
+    }
+    rows.update(changes)
+    return rows
+
+
+def analysis(rows: dict[str, object], **kwargs) -> tuple[AnalysisRun, TableSource, SteppingClock]:
+    source, clock = TableSource(rows), SteppingClock()
+    run = AnalysisRun(kwargs.pop("spec", spec()), source, "shop", "prod", clock=clock, **kwargs)
+    return run, source, clock
+
+
+def test_a_healthy_window_measures_every_interval_and_passes():
+    run, _, clock = analysis(healthy())
+    result = run.window(60)
+    assert result.verdict.outcome is Outcome.PASS
+    assert clock.sleeps == [10.0] * 6
+    assert {m.round for m in result.measurements} == {1, 2, 3, 4, 5, 6}
+    assert result.verdict.reason == "all 2 gates passed"
+
+
+def test_canary_and_stable_are_queried_with_the_same_template():
+    run, _, _ = analysis(healthy())
+    [_, p95] = run.measure(1, window_started=0)
+    canary, stable = p95.evidence.queries["canary"], p95.evidence.queries["stable"]
+    assert 'app="shop",namespace="prod",track="canary"' in canary
+    assert canary.replace('"canary"', '"stable"') == stable
+    assert "[30s]" in canary
+    assert p95.evidence.limit == "≤ max(stable x 1.2, 0.05)"
+
+
+def test_a_failure_ends_the_window_in_that_round():
+    errors = {1: [0.001], 2: [0.08]}
+    run, _, clock = analysis(healthy(**{'track="canary",code': lambda n: errors.get(n, [0.5])}))
+    result = run.window(60)
+    assert result.verdict.outcome is Outcome.FAIL
+    assert result.verdict.decided_in_round == 2
+    assert clock.elapsed == 20  # not 60: the window ended at the breach
+    failing = [m for m in result.measurements if m.outcome is Outcome.FAIL]
+    assert [m.reason for m in failing] == ["canary error-rate 8% > 1%"]
+
+
+def test_a_last_partial_interval_is_measured_at_the_window_end():
+    run, _, clock = analysis(healthy())
+    run.window(25)
+    assert clock.sleeps == [10.0, 10.0, 5.0]
+
+
+def test_too_few_canary_requests_make_every_gate_inconclusive():
+    run, _, _ = analysis(healthy(**{"increase(http_requests_total": [3.0]}))
+    result = run.window(30)
+    assert result.verdict.outcome is Outcome.INCONCLUSIVE
+    assert {m.outcome for m in result.measurements} == {Outcome.INCONCLUSIVE}
+    assert result.measurements[0].reason == (
+        "canary served 3 requests in the query window, need 20"
+    )
+
+
+def test_a_source_outage_errors_until_the_limit_and_never_passes():
+    down = MeasurementError("Prometheus at http://127.0.0.1:9: connection refused")
+    run, _, clock = analysis({"": down})
+    result = run.window(120)
+    assert result.verdict.outcome is Outcome.ERROR
+    assert result.verdict.decided_in_round == 3  # consecutiveErrorLimit 2: the third ends it
+    assert clock.elapsed == 30
+    assert "connection refused" in result.measurements[0].reason
+
+
+def test_a_hanging_source_is_an_error_not_a_stuck_release():
+    release = threading.Event()
+
+    def hang(_: int) -> list[float]:
+        release.wait(10)
+        return [0.0]
+
+    rows = healthy(**{"0.95": hang})
+    run, _, _ = analysis(rows, call_timeout=0.2)
+    began = time.monotonic()
+    try:
+        [error_rate, p95] = run.measure(1, window_started=0)
+    finally:
+        release.set()
+    assert time.monotonic() - began < 2
+    assert error_rate.outcome is Outcome.PASS
+    assert p95.outcome is Outcome.ERROR
+    assert p95.reason == "no answer within 0.2s (source hangs?)"
+
+
+def test_each_round_is_reported_to_the_callback_with_the_verdict_so_far():
+    seen = []
+    run, _, _ = analysis(healthy(), on_round=lambda batch, verdict: seen.append((batch, verdict)))
+    run.window(30)
+    assert [len(batch) for batch, _ in seen] == [2, 2, 2]
+    assert [verdict.decided for _, verdict in seen] == [False, False, True]
+
+
+def test_statistical_gates_read_samples_over_the_window_so_far():
+    ranges = []
+
+    class RangeRecorder(TableSource):
+        def range(self, query, start, end, step):
+            ranges.append((end - start, step))
+            return [0.1 + i / 1000 for i in range(10)]
+
+    statistical = spec(gates=[{"metric": "latency-p99"}])
+    clock = SteppingClock()
+    run = AnalysisRun(statistical, RangeRecorder(healthy()), "shop", "prod", clock=clock)
+    result = run.window(60)
+    assert result.verdict.outcome is Outcome.PASS
+    assert ranges[0] == (30.0, 3.75)  # the query window, 8 samples
+    assert ranges[-1] == (60.0, 3.75)  # later: all the window so far
+    run.measure(7, window_started=0)  # a window as old as the epoch
+    assert ranges[-1] == (37_500.0, 3.75)  # the latest 10,000 samples, within Prometheus' cap
+
+
+def test_a_logs_gate_reads_the_canary_logs_since_the_last_round():
+    class Logs:
+        def __init__(self):
+            self.since: list[float] = []
+
+        def lines_since(self, since: float) -> list[str]:
+            self.since.append(since)
+            return ["dial tcp: connection refused"] if len(self.since) == 2 else ["ok"]
+
+    logs = Logs()
+    with_logs = spec(gates=[{"metric": "error-rate"}, {"metric": "log-errors"}])
+    run, _, clock = analysis(healthy(), spec=with_logs, logs=logs)
+    result = run.window(60)
+    assert result.verdict.outcome is Outcome.FAIL
+    assert result.verdict.decided_in_round == 2
+    assert logs.since == [clock.start, clock.start + 10]
+
+
+def test_a_logs_gate_on_a_platform_without_logs_is_an_input_error():
+    with_logs = spec(gates=[{"metric": "error-rate"}, {"metric": "log-errors"}])
+    with pytest.raises(InputError, match=r"analysis.gates\[1\]: gate 'log-errors' reads logs"):
+        AnalysisRun(with_logs, TableSource({}), "shop", "prod")
+
+
+def test_the_window_result_is_plain_json():
+    run, _, _ = analysis(healthy(**{"0.95": [float("nan")]}))
+    data = json.loads(json.dumps(run.window(10).to_dict(), allow_nan=False))
+    assert data["outcome"] == "inconclusive"
+    assert data["measurements"][1]["reason"] == "canary value is nan (no traffic in the window?)"
