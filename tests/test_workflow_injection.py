@@ -1,0 +1,193 @@
+"""Hostile workflow parameters reach the task verbs as data, never as code.
+
+Argo substitutes ``{{...}}`` by plain text replacement, so the only safe design is one where a
+parameter fills a whole argv element (or an env value, or a raw artifact's file content) and
+no shell ever re-reads it. ``render`` below does Argo's substitution, including the one
+``{{=expression}}`` the library uses, and the tests follow every parameter of the release into
+the containers of the task library.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from canaryflow.plan.load import load_plan
+from canaryflow.workflows import WorkflowSettings, compile_documents
+
+REPO = Path(__file__).resolve().parents[1]
+HOSTILE = ["main; rm -rf /", "$(curl evil)", "`id`", "a\nb", "'\"", "{{workflow.name}}"]
+VARIABLE = re.compile(r"\{\{([^=}][^}]*)\}\}")
+EXPRESSION = re.compile(r"^\{\{=(.*)\}\}$", re.S)
+EXPR_TOKEN = re.compile(r"\s*('(?:[^'\\]|\\.)*'|!=|==|\?|:|\+|\[|\]|\.|[A-Za-z_][\w-]*)")
+SAFE = {
+    "workflow.parameters.repo": "https://git.example/shop/checkout.git",
+    "workflow.parameters.revision": "0123abcd",
+    "workflow.parameters.service": "checkout",
+    "workflow.parameters.namespace": "shop",
+    "workflow.parameters.image-repository": "registry.example/shop/checkout",
+    "workflow.parameters.plan": "canaryflow.yaml",
+    "workflow.parameters.plan-inline": "",
+    "workflow.parameters.router-kind": "",
+    "workflow.parameters.service-account": "canaryflow-release",
+    "workflow.name": "go-canary-release-x7k2p",
+    "workflow.status": "Failed",
+    "workflow.failures": "[]",
+    "tasks.image-push.outputs.parameters.image": "registry.example/shop/checkout@sha256:00",
+}
+
+
+def evaluate(expression: str, values: dict[str, str]) -> str:
+    """The expr-lang subset the library uses: a ? b : c, ==, !=, +, '...' and parameters."""
+    tokens = EXPR_TOKEN.findall(expression)
+    position = 0
+
+    def take() -> str:
+        nonlocal position
+        position += 1
+        return tokens[position - 1]
+
+    def peek() -> str | None:
+        return tokens[position] if position < len(tokens) else None
+
+    def operand() -> str:
+        token = take()
+        if token.startswith("'"):
+            return token[1:-1]
+        path = [token]
+        while peek() in {".", "["}:
+            if take() == ".":
+                path.append(take())
+            else:
+                path.append(take()[1:-1])
+                assert take() == "]"
+        return values[".".join(path)]
+
+    def concatenation() -> str:
+        value = operand()
+        while peek() == "+":
+            take()
+            value += operand()
+        return value
+
+    def ternary() -> str:
+        left = concatenation()
+        if peek() in {"==", "!="}:
+            equal = (take() == "==") == (left == concatenation())
+            assert take() == "?"
+            yes = ternary()
+            assert take() == ":"
+            no = ternary()
+            return yes if equal else no
+        return left
+
+    result = ternary()
+    assert position == len(tokens), f"unread tokens in {expression!r}"
+    return result
+
+
+def render(text: str, values: dict[str, str]) -> str:
+    """Argo's substitution: every ``{{name}}`` replaced once, by text; unknown names fail."""
+    expression = EXPRESSION.match(text)
+    if expression:
+        return evaluate(expression.group(1), values)
+    return VARIABLE.sub(lambda match: values[match.group(1).strip()], text)
+
+
+def compiled() -> tuple[dict, dict[str, dict]]:
+    documents = compile_documents(
+        load_plan(REPO / "examples/plans/checkout.yaml"), WorkflowSettings()
+    )
+    release = documents["go-canary-release.workflowtemplate.yaml"]
+    library = documents["canaryflow-tasks.clusterworkflowtemplate.yaml"]
+    return release, {t["name"]: t for t in library["spec"]["templates"]}
+
+
+RELEASE, LIBRARY = compiled()
+
+
+def pod_inputs(template: dict, task: dict, values: dict[str, str]) -> dict[str, str]:
+    """The template's ``inputs.parameters.*`` as the controller resolves them for a task."""
+    inputs = {
+        f"inputs.parameters.{p['name']}": p["default"]
+        for p in template.get("inputs", {}).get("parameters", [])
+        if "default" in p
+    }
+    for argument in task.get("arguments", {}).get("parameters", []):
+        inputs[f"inputs.parameters.{argument['name']}"] = render(argument["value"], values)
+    return inputs
+
+
+def rendered_pods(values: dict[str, str]) -> list[tuple[str, list[str], list[str]]]:
+    """For every task of the release and its exit handler: (task, argv, env and file data)."""
+    pods = []
+    for dag_template in RELEASE["spec"]["templates"]:
+        for task in dag_template["dag"]["tasks"]:
+            template = LIBRARY[task["templateRef"]["template"]]
+            inputs = pod_inputs(template, task, values)
+            if "container" not in template:
+                continue
+            container = template["container"]
+            argv = [render(a, inputs) for a in container["command"] + container["args"]]
+            data = [render(e["value"], inputs) for e in container.get("env", [])]
+            data += [
+                render(a["raw"]["data"], inputs)
+                for a in template["inputs"].get("artifacts", [])
+                if "raw" in a
+            ]
+            pods.append((task["name"], argv, data))
+    return pods
+
+
+INJECTABLE = [key for key in SAFE if key != "workflow.parameters.service-account"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=repr)
+@pytest.mark.parametrize("source", INJECTABLE)
+def test_a_hostile_value_arrives_as_one_whole_argv_element_or_file(source, hostile):
+    values = {**SAFE, source: hostile}
+    seen = 0
+    for task, argv, data in rendered_pods(values):
+        for element in argv + data:
+            if hostile in element:
+                assert element == hostile, f"{task}: {source} spliced into {element!r}"
+                seen += 1
+    assert seen, f"{source} reaches no container"
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=repr)
+def test_an_inline_plan_is_written_to_a_file_and_validated_from_there(hostile):
+    values = {**SAFE, "workflow.parameters.plan-inline": hostile}
+    validate = next(p for p in rendered_pods(values) if p[0] == "validate-plan")
+    _, argv, data = validate
+    assert argv[:3] == ["canaryflow", "validate", "/inputs/plan-inline.yaml"]
+    assert hostile in data
+
+
+def test_without_an_inline_plan_the_repository_file_is_validated():
+    validate = next(p for p in rendered_pods(SAFE) if p[0] == "validate-plan")
+    assert validate[1][:3] == ["canaryflow", "validate", "canaryflow.yaml"]
+
+
+def test_no_template_runs_a_shell_or_a_script():
+    for name, template in LIBRARY.items():
+        assert "script" not in template, name
+        if "container" in template:
+            argv = template["container"]["command"] + template["container"].get("args", [])
+            assert argv[0] == "canaryflow", name
+            assert not {"sh", "bash", "/bin/sh", "/bin/bash", "-c"} & set(argv), name
+
+
+def test_every_parameter_reference_resolves():
+    for task, argv, _ in rendered_pods(SAFE):
+        assert not any("{{" in element for element in argv), task
+
+
+def test_the_service_account_parameter_only_names_the_pods_account():
+    spec = RELEASE["spec"]
+    assert render(spec["serviceAccountName"], {**SAFE, **{k: "x" for k in HOSTILE}}) == (
+        "canaryflow-release"
+    )
+    assert all("service-account" not in str(template) for template in LIBRARY.values())

