@@ -1,0 +1,1 @@
+"""The Helm chart ``charts/canaryflow``: its generated parts and its packaging."""

@@ -1,0 +1,138 @@
+"""Which compiled values the chart's values replace, and the Helm expression for each.
+
+The workflow code compiles concrete objects; the chart must leave some of their values to
+``values.yaml``. Each such value is swapped for a token in the compiled data (``bind``), the
+data is dumped and Argo's braces escaped, and only then each token becomes its Helm expression
+(``to_helm``): tokens carry no braces, so escaping never touches the expressions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Obj = dict[str, Any]
+
+LABELS_KEY = "__canaryflow_chart_labels__"
+
+
+@dataclass(frozen=True)
+class Binding:
+    token: str
+    expression: str
+    """Helm expression producing the value; ``toJson`` when it replaces a whole scalar."""
+
+
+IMAGE = Binding("__canaryflow_image__", 'include "canaryflow.image" .')
+PULL_POLICY = Binding("__canaryflow_pull_policy__", ".Values.image.pullPolicy")
+SERVICE_ACCOUNT = Binding(
+    "__canaryflow_service_account__", 'include "canaryflow.serviceAccountName" .'
+)
+NAMESPACE = Binding("__canaryflow_namespace__", ".Release.Namespace")
+CLUSTER_SCOPE = "__canaryflow_cluster_scope__"
+
+PARAMETER_DEFAULTS: dict[str, Binding] = {
+    "router-kind": Binding("__canaryflow_router_kind__", ".Values.release.routerKind"),
+    "image-repository": Binding(
+        "__canaryflow_image_repository__", ".Values.release.imageRepository"
+    ),
+    "service-account": SERVICE_ACCOUNT,
+    "plan-inline": Binding("__canaryflow_plan_inline__", 'include "canaryflow.planInline" .'),
+}
+ALL = (IMAGE, PULL_POLICY, SERVICE_ACCOUNT, NAMESPACE, *PARAMETER_DEFAULTS.values())
+CHART_LABELS = frozenset(
+    {
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/version",
+        "app.kubernetes.io/managed-by",
+        "app.kubernetes.io/part-of",
+        "helm.sh/chart",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The concrete values the workflow code compiled in, to find and replace."""
+
+    image: str
+    service_account: str
+    tasks_name: str
+
+
+def _walk(node: Any, visit: Callable[[Any, Any], Any]) -> Any:
+    if isinstance(node, dict):
+        return {key: visit(key, _walk(value, visit)) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_walk(item, visit) for item in node]
+    return node
+
+
+def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
+    """``document`` with every chart-controlled value replaced by its token."""
+
+    def visit(key: Any, value: Any) -> Any:
+        if key == "imagePullPolicy":
+            return PULL_POLICY.token
+        if key == "serviceAccountName" and value == compiled.service_account:
+            return SERVICE_ACCOUNT.token
+        if (
+            key == "templateRef"
+            and isinstance(value, dict)
+            and value.get("name") == compiled.tasks_name
+        ):
+            kept = {k: v for k, v in value.items() if k != "clusterScope"}
+            return {**kept, "clusterScope": CLUSTER_SCOPE}
+        if isinstance(value, str):
+            return value.replace(compiled.image, IMAGE.token)
+        return value
+
+    bound = _walk(document, visit)
+    for parameter in bound.get("spec", {}).get("arguments", {}).get("parameters", []):
+        binding = PARAMETER_DEFAULTS.get(parameter.get("name"))
+        if binding is not None:
+            parameter["value"] = binding.token
+    metadata = bound.setdefault("metadata", {})
+    own = {k: v for k, v in metadata.get("labels", {}).items() if k not in CHART_LABELS}
+    metadata["labels"] = {**own, LABELS_KEY: ""}
+    if namespaced:
+        metadata["namespace"] = NAMESPACE.token
+    return bound
+
+
+_LABELS_LINE = re.compile(rf"^(?P<indent> *){LABELS_KEY}: ''$", re.MULTILINE)
+_CLUSTER_SCOPE_LINE = re.compile(rf"^(?P<indent> *)clusterScope: {CLUSTER_SCOPE}$", re.MULTILINE)
+
+
+def to_helm(text: str) -> str:
+    """Dumped YAML with tokens turned into Helm expressions.
+
+    ``clusterScope`` is written only for cluster-scoped tasks, as the workflow code does.
+    """
+    text = _LABELS_LINE.sub(
+        lambda m: (
+            f'{m["indent"]}{{{{- include "canaryflow.labels" . | nindent {len(m["indent"])} }}}}'
+        ),
+        text,
+    )
+    text = _CLUSTER_SCOPE_LINE.sub(
+        lambda m: (
+            '{{- if eq .Values.templates.scope "cluster" }}\n'
+            f"{m['indent']}clusterScope: true\n{{{{- end }}}}"
+        ),
+        text,
+    )
+    for binding in ALL:
+        # A whole scalar becomes a JSON string (valid YAML whatever it holds); inside a longer
+        # string the value is spliced in as it is (the schema keeps such values quote-free).
+        text = re.sub(
+            rf"(?<=: ){binding.token}$|(?<=- ){binding.token}$",
+            f"{{{{ {binding.expression} | toJson }}}}",
+            text,
+            flags=re.MULTILINE,
+        )
+        text = text.replace(binding.token, f"{{{{ {binding.expression} }}}}")
+    return text

@@ -1,0 +1,170 @@
+"""The Grafana dashboard: canary against stable for every built-in gate, and the traffic split.
+
+Panels use the catalogue's own PromQL (``canaryflow.analysis.catalogue``) so the dashboard shows
+exactly what the gates judge, with Grafana variables for the service, namespace and track label.
+
+The weight is shown twice, honestly: the *observed* canary share of requests (from the same
+request metric the gates use, so it works everywhere), and the *configured* weight, which
+canaryflow records only in the ``canaryflow.dev/weight`` annotation of the canary Deployment;
+kube-state-metrics exposes it when started with
+``--metric-annotations-allowlist=deployments=[canaryflow.dev/weight]``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, CatalogueMetric
+from canaryflow.kubernetes.state import WEIGHT
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
+_UNITS = {"ratio": "percentunit", "seconds": "s", "count": "short"}
+WEIGHT_LABEL = "annotation_" + re.sub(r"[^A-Za-z0-9_]", "_", WEIGHT)
+UID = "canaryflow-release"
+
+
+def grafana_query(template: str, track: str) -> str:
+    """A catalogue template filled with Grafana variables for one track."""
+    workload = "$service-canary" if track == "canary" else "$service"
+    values = {
+        "selector": f'app="$service",namespace="$namespace",$track_label="{track}"',
+        "window": "$__rate_interval",
+        "service": "$service",
+        "namespace": "$namespace",
+        "track": track,
+        "workload": workload,
+    }
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+
+
+def _target(expr: str, legend: str, ref: str) -> dict[str, Any]:
+    return {
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "expr": expr,
+        "legendFormat": legend,
+        "refId": ref,
+    }
+
+
+def _panel(panel_id: int, title: str, description: str, unit: str, targets: list, x: int, y: int):
+    return {
+        "id": panel_id,
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "gridPos": {"h": 8, "w": 12, "x": x, "y": y},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+        "targets": targets,
+    }
+
+
+def _gate_panel(metric: CatalogueMetric, flavour: str, panel_id: int, x: int, y: int):
+    template = metric.query(flavour) or ""
+    targets = [
+        _target(grafana_query(template, track), track, ref)
+        for track, ref in (("canary", "A"), ("stable", "B"))
+    ]
+    unit = _UNITS.get(metric.unit, "short")
+    return _panel(panel_id, metric.name, metric.description, unit, targets, x, y)
+
+
+def _weight_panels(flavour: str, y: int) -> list[dict[str, Any]]:
+    canary = grafana_query(REQUEST_COUNT[flavour], "canary")
+    stable = grafana_query(REQUEST_COUNT[flavour], "stable")
+    observed = _panel(
+        1,
+        "Canary share of requests (observed)",
+        "Requests served by the canary over all requests, from the gates' request metric.",
+        "percentunit",
+        [_target(f"({canary}) / (({canary}) + ({stable}))", "canary share", "A")],
+        0,
+        y,
+    )
+    configured = _panel(
+        2,
+        "Canary weight (configured)",
+        f"The {WEIGHT} annotation of the canary Deployment, via kube-state-metrics "
+        f"(--metric-annotations-allowlist=deployments=[{WEIGHT}]).",
+        "percent",
+        [
+            _target(
+                f"max by ({WEIGHT_LABEL}) (kube_deployment_annotations"
+                '{namespace="$namespace",deployment="$service-canary"})',
+                "{{" + WEIGHT_LABEL + "}} %",
+                "A",
+            )
+        ],
+        12,
+        y,
+    )
+    return [observed, configured]
+
+
+def _variable(name: str, query: str, label: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "query": {"query": query, "refId": name},
+        "refresh": 2,
+        "includeAll": False,
+        "multi": False,
+    }
+
+
+def _templating(flavour: str) -> dict[str, Any]:
+    series = "http_requests_total" if flavour == "go" else "istio_requests_total"
+    if flavour == "go":
+        namespaces = f"label_values({series}, namespace)"
+        services = f'label_values({series}{{namespace="$namespace"}}, app)'
+    else:
+        namespaces = f"label_values({series}, destination_workload_namespace)"
+        services = (
+            f'label_values({series}{{destination_workload_namespace="$namespace"}}, '
+            "destination_app)"
+        )
+    return {
+        "list": [
+            {
+                "name": "datasource",
+                "label": "Prometheus",
+                "type": "datasource",
+                "query": "prometheus",
+            },
+            _variable("namespace", namespaces, "Namespace"),
+            _variable("service", services, "Service"),
+            {
+                "name": "track_label",
+                "label": "Track label",
+                "type": "constant",
+                "query": "track",
+                "hide": 2,
+            },
+        ]
+    }
+
+
+def dashboard(flavour: str) -> dict[str, Any]:
+    """The whole dashboard for a catalogue flavour (``go`` or ``istio``)."""
+    panels = _weight_panels(flavour, 0)
+    gates = [m for m in METRICS.values() if m.query(flavour) is not None]
+    for index, metric in enumerate(gates):
+        x, y = (index % 2) * 12, 8 + (index // 2) * 8
+        panels.append(_gate_panel(metric, flavour, 3 + index, x, y))
+    return {
+        "uid": f"{UID}-{flavour}",
+        "title": f"canaryflow: canary vs stable ({flavour} metrics)",
+        "tags": ["canaryflow", "canary"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": True,
+        "refresh": "10s",
+        "time": {"from": "now-1h", "to": "now"},
+        "templating": _templating(flavour),
+        "panels": panels,
+    }

@@ -1,0 +1,46 @@
+"""``canaryflow chart [--generate] [--out DIR]``: regenerate and package the Helm chart."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from canaryflow.errors import EXIT_OK, FieldError, InputError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=Path("charts/canaryflow"),
+        metavar="DIR",
+        help="the chart directory (default: charts/canaryflow)",
+    )
+    parser.add_argument(
+        "--generate",
+        action="store_true",
+        help="rewrite the chart's generated templates and files from the code",
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="lint and package the chart into DIR"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if not (args.chart / "Chart.yaml").is_file():
+        raise InputError(
+            FieldError("--chart", f"{args.chart} has no Chart.yaml: run from the repository root")
+        )
+    if not args.generate and args.out is None:
+        raise InputError(FieldError("", "nothing to do: give --generate, --out DIR or both"))
+    if args.generate:
+        from canaryflow.chart.generate import write_generated
+
+        for path in write_generated(args.chart):
+            print(f"generated {path}", file=sys.stderr)
+    if args.out is not None:
+        from canaryflow.chart.package import package_chart
+
+        print(package_chart(args.chart, args.out))
+    return EXIT_OK

@@ -1,0 +1,60 @@
+"""``canaryflow runbook PLAN [--out FILE]``: the plan's on-call runbook as Markdown."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from canaryflow.errors import EXIT_OK, FieldError, InputError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("plan", type=Path, help="the release plan (YAML)")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="write here (default: stdout)")
+    parser.add_argument(
+        "--workflow-namespace",
+        default="argo",
+        metavar="NS",
+        help="namespace the release workflows run in (default: argo)",
+    )
+    parser.add_argument(
+        "--scrape-interval",
+        default="30s",
+        metavar="D",
+        help="your Prometheus' scrape interval, for the detection bound (default: 30s)",
+    )
+    parser.add_argument(
+        "--rollback-start",
+        default="30s",
+        metavar="D",
+        help="time to start the rollback task and switch the router (default: 30s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from canaryflow.plan.duration import parse_duration
+    from canaryflow.plan.load import load_plan
+    from canaryflow.runbook import RunbookContext, render_runbook
+
+    plan = load_plan(args.plan)
+    context = RunbookContext(
+        workflow_namespace=args.workflow_namespace,
+        scrape_interval_s=_duration(parse_duration, "--scrape-interval", args.scrape_interval),
+        rollback_start_s=_duration(parse_duration, "--rollback-start", args.rollback_start),
+    )
+    text = render_runbook(plan, context)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _duration(parse, flag: str, text: str) -> float:
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise InputError(FieldError(flag, str(error))) from None

@@ -1,0 +1,95 @@
+"""The shell commands a person runs to end a release by hand, for the plan's router and names.
+
+They mirror what the tasks do (``canaryflow.kubernetes.routers``): canaryflow's own objects are
+``<service>-canary`` (Deployment, Service, nginx canary Ingress), ``<service>-canaryflow``
+(Istio DestinationRule) and the TrafficSplit named after the service; in the user's
+VirtualService or HTTPRoute it owns only the route or rule named ``canaryflow-primary`` and the
+header route ``canaryflow-header``.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from canaryflow.kubernetes.routers.backends import HEADER_ROUTE_NAME, MANAGED_ROUTE_NAME
+from canaryflow.plan.model import ReleasePlan
+
+WORKFLOW_TEMPLATE = "go-canary-release"
+WORKFLOW_TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"
+
+
+def _names(plan: ReleasePlan) -> tuple[str, str, str, str]:
+    service = plan.service.name
+    return service, f"{service}-canary", plan.service.namespace, plan.router.route or service
+
+
+def traffic_to_stable(plan: ReleasePlan) -> list[str]:
+    """Commands that put 100 % of the traffic back on stable and drop the header route."""
+    service, canary, ns, route = _names(plan)
+    kind = plan.router.kind
+    if kind == "nginx-ingress":
+        return [f"kubectl -n {ns} delete ingress {canary} --ignore-not-found"]
+    if kind == "istio":
+        program = (
+            f'.spec.http |= map(select(.name != "{HEADER_ROUTE_NAME}")) '
+            f'| (.spec.http[] | select(.name == "{MANAGED_ROUTE_NAME}") | .route[]) '
+            '|= (.weight = (if .destination.subset == "canary" then 0 else 100 end))'
+        )
+        return [
+            f"kubectl -n {ns} get virtualservice {route} -o json \\\n"
+            f"  | jq {shlex.quote(program)} \\\n"
+            f"  | kubectl -n {ns} replace -f -",
+        ]
+    if kind == "gateway-api":
+        program = (
+            f'.spec.rules |= map(select(.name != "{HEADER_ROUTE_NAME}")) '
+            f'| (.spec.rules[] | select(.name == "{MANAGED_ROUTE_NAME}") | .backendRefs[]) '
+            f'|= (.weight = (if .name == "{canary}" then 0 else 100 end))'
+        )
+        return [
+            f"kubectl -n {ns} get httproute {route} -o json \\\n"
+            f"  | jq {shlex.quote(program)} \\\n"
+            f"  | kubectl -n {ns} replace -f -",
+        ]
+    patch = (
+        '{"spec":{"backends":['
+        f'{{"service":"{service}","weight":100}},{{"service":"{canary}","weight":0}}]}}}}'
+    )
+    return [f"kubectl -n {ns} patch trafficsplit {service} --type merge -p {shlex.quote(patch)}"]
+
+
+def remove_canary(plan: ReleasePlan) -> list[str]:
+    """Commands that remove (or idle) the canary once no traffic reaches it."""
+    _, canary, ns, _ = _names(plan)
+    if plan.rollback.canary == "scale-to-zero":
+        commands = [f"kubectl -n {ns} scale deployment {canary} --replicas=0"]
+    else:
+        commands = [f"kubectl -n {ns} delete deployment,service {canary} --ignore-not-found"]
+    if plan.router.kind == "istio":
+        commands.append(
+            f"kubectl -n {ns} delete destinationrule {plan.service.name}-canaryflow "
+            "--ignore-not-found"
+        )
+    return commands
+
+
+def traffic_weight(plan: ReleasePlan) -> str:
+    """A command that prints the canary's current weight as the router sees it."""
+    service, canary, ns, route = _names(plan)
+    kind = plan.router.kind
+    if kind == "nginx-ingress":
+        return (
+            f"kubectl -n {ns} get ingress {canary} "
+            "-o jsonpath='{.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}'"
+        )
+    if kind == "istio":
+        return f"kubectl -n {ns} get virtualservice {route} -o json | jq " + shlex.quote(
+            f'.spec.http[] | select(.name == "{MANAGED_ROUTE_NAME}") '
+            "| .route[] | {subset: .destination.subset, weight}"
+        )
+    if kind == "gateway-api":
+        return f"kubectl -n {ns} get httproute {route} -o json | jq " + shlex.quote(
+            f'.spec.rules[] | select(.name == "{MANAGED_ROUTE_NAME}") '
+            "| .backendRefs[] | {name, weight}"
+        )
+    return f"kubectl -n {ns} get trafficsplit {service} -o jsonpath='{{.spec.backends}}'"

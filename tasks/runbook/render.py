@@ -1,0 +1,253 @@
+"""The runbook as Markdown: read by a person at 3 a.m., so every command is ready to paste."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from canaryflow.analysis.query import Subject, render
+from canaryflow.analysis.spec import GateSpec
+from canaryflow.kubernetes.state import PHASE, WEIGHT, Phase
+from canaryflow.plan.duration import format_duration
+from canaryflow.plan.model import ReleasePlan, StepSpec
+from canaryflow.runbook import manual
+from canaryflow.runbook.bound import (
+    ASSUMED_ROLLBACK_START_S,
+    ASSUMED_SCRAPE_INTERVAL_S,
+    detection_bound,
+)
+
+
+@dataclass(frozen=True)
+class RunbookContext:
+    """What the plan cannot know: where the workflows run and the cluster's own delays."""
+
+    workflow_namespace: str = "argo"
+    scrape_interval_s: float = ASSUMED_SCRAPE_INTERVAL_S
+    rollback_start_s: float = ASSUMED_ROLLBACK_START_S
+
+
+def render_runbook(plan: ReleasePlan, context: RunbookContext = RunbookContext()) -> str:
+    sections = (
+        _title(plan),
+        _owners(plan),
+        _steps(plan),
+        _gates(plan),
+        _limits(plan),
+        _automatic(plan, context),
+        _by_hand(plan, context),
+        _is_it_over(plan, context),
+    )
+    return "\n\n".join(section.strip("\n") for section in sections) + "\n"
+
+
+def _title(plan: ReleasePlan) -> str:
+    service = plan.service
+    return (
+        f"# Runbook: canary release of `{service.name}`\n\n"
+        f"Namespace `{service.namespace}`, router `{plan.router.kind}`, "
+        f"workflow template `{manual.WORKFLOW_TEMPLATE}`. Generated from the release plan by "
+        "`canaryflow runbook`: regenerate it when the plan changes."
+    )
+
+
+def _owners(plan: ReleasePlan) -> str:
+    owners = plan.owners
+    if owners is None:
+        return "## Owners\n\nThe plan names no owners: add an `owners` section (team, contacts)."
+    lines = ["## Owners", "", f"- Team: {owners.team}"]
+    if owners.contacts:
+        lines.append("- Contacts: " + ", ".join(owners.contacts))
+    if owners.channel:
+        lines.append(f"- Channel: {owners.channel}")
+    if owners.runbook_url:
+        lines.append(f"- Team runbook: {owners.runbook_url}")
+    return "\n".join(lines)
+
+
+def _step_row(number: int, step: StepSpec) -> str:
+    if step.approve is not None:
+        timeout = step.approve.timeout
+        waits = (
+            f"rolls back after {format_duration(timeout)} without approval"
+            if timeout is not None
+            else "waits until someone approves or aborts"
+        )
+        return f"| {number} | approval | - | {step.approve.message} ({waits}) |"
+    return (
+        f"| {number} | traffic | {step.weight} % | analysed for {format_duration(step.duration)} |"
+    )
+
+
+def _steps(plan: ReleasePlan) -> str:
+    header = ["## Steps", "", "| # | kind | canary weight | window |", "| --- | --- | --- | --- |"]
+    rows = [_step_row(n, step) for n, step in enumerate(plan.steps, start=1)]
+    promotion = (
+        "Then the stable Deployment gets the new image (automatic promotion)."
+        if plan.promotion.auto
+        else "Then a person approves the promotion (`promotion.auto: false`)."
+    )
+    total = sum(step.duration or 0 for step in plan.traffic_steps)
+    return "\n".join([*header, *rows, "", promotion, f"Analysis time: {format_duration(total)}."])
+
+
+def _gate_query(plan: ReleasePlan, gate: GateSpec) -> str:
+    if gate.logs is not None:
+        patterns = ", ".join(f"`{p}`" for p in gate.logs.patterns)
+        return f"canary log lines matching {patterns}"
+    analysis = plan.analysis
+    template = gate.template(analysis.metrics) or ""
+    subject = Subject(plan.service.name, plan.service.namespace, analysis.track_label)
+    return f"`{render(template, subject, 'canary', analysis.query_window)}`"
+
+
+def _gates(plan: ReleasePlan) -> str:
+    lines = [
+        "## Gates",
+        "",
+        "Each query runs for both tracks; shown here for the canary "
+        f'(stable: `{plan.analysis.track_label}="stable"`).',
+        "",
+        "| gate | limit (canary) | decides | query |",
+        "| --- | --- | --- | --- |",
+    ]
+    for gate in plan.analysis.gates:
+        decides = "no (dryRun)" if gate.dry_run else "yes"
+        query = _gate_query(plan, gate).replace("|", "\\|")
+        lines.append(f"| {gate.name} | {gate.kind}: {gate.limit.text()} | {decides} | {query} |")
+    return "\n".join(lines)
+
+
+def _limits(plan: ReleasePlan) -> str:
+    a = plan.analysis
+    inconclusive = (
+        "rolls back"
+        if plan.rollback.on_inconclusive == "rollback"
+        else "holds for a person to approve or abort"
+    )
+    return "\n".join(
+        [
+            "## Limits",
+            "",
+            f"- A measurement every {format_duration(a.interval)}, "
+            f"rates over {format_duration(a.query_window)}.",
+            f"- failureLimit {a.failure_limit}: failure number {a.failure_limit + 1} of a gate "
+            "fails the step at once.",
+            f"- consecutiveErrorLimit {a.consecutive_error_limit}: "
+            f"{a.consecutive_error_limit + 1} measurements in a row without data end the step "
+            "with an error (rolled back).",
+            f"- inconclusiveLimit {a.inconclusive_limit}: more inconclusive measurements "
+            f"per gate make the step inconclusive; the release then {inconclusive}.",
+            f"- Fewer than {a.min_canary_requests} canary requests in the query window make "
+            "every gate inconclusive.",
+            f"- The canary must be healthy (`GET {plan.service.health_path}`) within "
+            f"{format_duration(plan.service.health_timeout)} of deployment.",
+        ]
+    )
+
+
+def _automatic(plan: ReleasePlan, context: RunbookContext) -> str:
+    bound = detection_bound(plan, context.scrape_interval_s, context.rollback_start_s)
+    canary_end = "scaled to zero" if plan.rollback.canary == "scale-to-zero" else "deleted"
+    return "\n".join(
+        [
+            "## What happens on failure (automatically)",
+            "",
+            "A failed gate, a failed health check or an analysis error ends the step: the "
+            "workflow rolls back: it sets the canary weight to 0 and removes the header route, "
+            f"then the canary Deployment and Service are {canary_end}, and the notification "
+            "is sent.",
+            "",
+            f"Worst case from the canary turning bad to all traffic on stable: "
+            f"**{format_duration(bound.total_s)}**",
+            "",
+            f"    {bound.formula()}",
+            f"    = {bound.arithmetic()}",
+            "",
+            f"The scrape interval ({format_duration(context.scrape_interval_s)}) and the "
+            f"rollback start ({format_duration(context.rollback_start_s)}: scheduling the "
+            "rollback pod and one router write) are assumptions about the cluster, not part of "
+            "the plan; replace them with your own figures.",
+        ]
+    )
+
+
+def _fenced(commands: list[str]) -> str:
+    return "```sh\n" + "\n".join(commands) + "\n```"
+
+
+def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
+    wns = context.workflow_namespace
+    selector = f"{manual.WORKFLOW_TEMPLATE_LABEL}={manual.WORKFLOW_TEMPLATE}"
+    return "\n".join(
+        [
+            "## By hand",
+            "",
+            "Find the release's workflow (newest last):",
+            "",
+            _fenced([f"argo -n {wns} list -l {selector}"]),
+            "",
+            "Approve a waiting approval step:",
+            "",
+            _fenced([f"argo -n {wns} resume WORKFLOW"]),
+            "",
+            "Abort and roll back: `argo stop` ends the running steps and runs the workflow's "
+            "exit handler (rollback and notification). `argo terminate` skips the exit handler: "
+            "use it only when the handler itself is stuck, then roll back by hand below.",
+            "",
+            _fenced([f"argo -n {wns} stop WORKFLOW", f"argo -n {wns} terminate WORKFLOW"]),
+            "",
+            f"Roll back by hand ({plan.router.kind}): traffic to stable first, then the canary:",
+            "",
+            _fenced([*manual.traffic_to_stable(plan), *manual.remove_canary(plan)]),
+            "",
+            "Promote by hand (only after every gate passed): give the stable Deployment the "
+            "canary's image, wait for it, then roll the canary back as above:",
+            "",
+            _fenced(
+                [
+                    f"kubectl -n {plan.service.namespace} get deployment "
+                    f"{plan.service.name}-canary "
+                    "-o jsonpath='{.spec.template.spec.containers[*].image}'",
+                    f"kubectl -n {plan.service.namespace} set image deployment/"
+                    f"{plan.service.name} {plan.service.name}=IMAGE@sha256:DIGEST",
+                    f"kubectl -n {plan.service.namespace} rollout status deployment/"
+                    f"{plan.service.name} --timeout=5m",
+                ]
+            ),
+        ]
+    )
+
+
+def _is_it_over(plan: ReleasePlan, context: RunbookContext) -> str:
+    ns, canary = plan.service.namespace, f"{plan.service.name}-canary"
+    escaped = PHASE.replace(".", "\\.")
+    weight = WEIGHT.replace(".", "\\.")
+    phases = ", ".join(f"`{p}`" for p in Phase)
+    return "\n".join(
+        [
+            "## Is it over?",
+            "",
+            "The workflow's phase is `Succeeded` (promoted) or `Failed`/`Error` (rolled back); "
+            "`Running` means it is not over:",
+            "",
+            _fenced(
+                [
+                    f"argo -n {context.workflow_namespace} get WORKFLOW -o json | jq -r "
+                    "'.status.phase'"
+                ]
+            ),
+            "",
+            f"The canary Deployment records where the release stands in `{PHASE}` ({phases}) "
+            f"and `{WEIGHT}`. Once it is gone (NotFound), or `{PHASE}` is not `Progressing` and "
+            "the router shows weight 0, nothing reaches the canary any more:",
+            "",
+            _fenced(
+                [
+                    f"kubectl -n {ns} get deployment {canary} "
+                    f"-o jsonpath='{{.metadata.annotations.{escaped}}} "
+                    f"{{.metadata.annotations.{weight}}}'",
+                    manual.traffic_weight(plan),
+                ]
+            ),
+        ]
+    )

@@ -1,0 +1,77 @@
+"""Rendering the chart with Helm's engine and validating every object it renders, offline.
+
+Core kinds go through ``kube.schemas`` (kubernetes-validate, strict). Argo Workflows and
+Argo Events objects are checked against their upstream JSON Schemas in /work/shared/schemas
+with every object that lists ``properties`` closed, as the API server's pruning would drop
+unknown fields silently. The Argo Events schema declares a ``$schema`` python-jsonschema does not
+know (``http://json-schema.org/schema#``); its keywords are draft-07's, so Draft7Validator.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import jsonschema
+import yaml
+from kube import schemas
+
+CHART = Path(__file__).resolve().parents[1] / "charts" / "canaryflow"
+SCHEMAS = Path("/work/shared/schemas")
+RELEASE, NAMESPACE = "cf", "argo"
+ARGO_WORKFLOWS = {"WorkflowTemplate", "ClusterWorkflowTemplate", "Workflow"}
+ARGO_EVENTS = {"EventSource", "Sensor"}
+WEBHOOK_VALUES = {"events": {"enabled": True, "webhookSecret": {"name": "git-webhooks"}}}
+
+Obj = dict[str, Any]
+
+
+def render(values: dict[str, Any] | None = None) -> dict[str, list[Obj]]:
+    """Template path → the objects it renders (empty documents dropped)."""
+    with helm.Chart.load(CHART) as chart:
+        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return {
+        path: [doc for doc in yaml.safe_load_all(text) if doc]
+        for path, text in manifests.items()
+        if path.endswith((".yaml", ".yml"))
+    }
+
+
+def objects(values: dict[str, Any] | None = None) -> list[Obj]:
+    return [obj for docs in render(values).values() for obj in docs]
+
+
+def of_kind(rendered: list[Obj], kind: str) -> list[Obj]:
+    return [obj for obj in rendered if obj["kind"] == kind]
+
+
+@functools.cache
+def _validator(schema_file: str, definition: str, draft: type) -> jsonschema.Validator:
+    document = json.loads((SCHEMAS / schema_file).read_text())
+    closed = schemas.close_objects({"definitions": document["definitions"]})
+    return draft({"$ref": f"#/definitions/{definition}", **closed})
+
+
+def violations(obj: Obj) -> list[str]:
+    kind = obj.get("kind", "")
+    if kind in ARGO_WORKFLOWS:
+        validator = _validator(
+            "argo-workflows/schema.json",
+            f"io.argoproj.workflow.v1alpha1.{kind}",
+            jsonschema.Draft202012Validator,
+        )
+    elif kind in ARGO_EVENTS:
+        validator = _validator(
+            "argo-events/schema.json",
+            f"io.argoproj.events.v1alpha1.{kind}",
+            jsonschema.Draft7Validator,
+        )
+    else:
+        return schemas.violations(obj)
+    return [
+        f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
+        for error in validator.iter_errors(obj)
+    ]

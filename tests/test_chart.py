@@ -1,0 +1,257 @@
+"""The Helm chart renders, lints strictly, packages, and every object it renders is valid.
+
+The WorkflowTemplates in the chart are generated from ``canaryflow.workflows``; rendered with
+the default values they are the compiled objects, with only the chart's labels and the values'
+parameter defaults added.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import helm_python as helm
+import pytest
+import yaml
+from chart_validation import CHART, NAMESPACE, WEBHOOK_VALUES, objects, of_kind, violations
+
+from canaryflow.analysis.catalogue import METRICS
+from canaryflow.chart.generate import PLAN_FILE, compile_for_chart, generated_files
+from canaryflow.chart.package import lint_findings, package_chart
+from canaryflow.plan.load import load_plan
+from canaryflow.workflows import WorkflowSettings, compile_documents
+
+APP_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/part-of",
+)
+EVERYTHING = {
+    **copy.deepcopy(WEBHOOK_VALUES),
+    "templates": {"scope": "cluster"},
+    "runbook": {"enabled": True},
+    "plan": {"inline": "service: {name: cart}\n"},
+    "release": {"namespaces": ["shop"], "routerKind": "istio"},
+}
+DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+def test_lint_is_clean_in_strict_mode_with_defaults_and_with_every_feature_on():
+    assert lint_findings(CHART) == []
+    assert lint_findings(CHART, EVERYTHING) == []
+
+
+@pytest.mark.parametrize("values", [None, EVERYTHING], ids=["defaults", "everything"])
+def test_every_rendered_object_is_valid_and_labelled(values):
+    rendered = objects(values)
+
+    assert rendered
+    for obj in rendered:
+        assert violations(obj) == [], f"{obj['kind']} {obj['metadata']['name']}"
+        labels = obj["metadata"].get("labels", {})
+        assert all(labels.get(key) for key in APP_LABELS), obj["metadata"]["name"]
+        assert labels["app.kubernetes.io/part-of"] == "canaryflow"
+
+
+def _expected(scope: str) -> dict[tuple[str, str], dict]:
+    """What the chart must render: compiled objects + chart labels + values' defaults."""
+    settings = WorkflowSettings(cluster_scoped_tasks=scope == "cluster", namespace=NAMESPACE)
+    documents = compile_documents(load_plan(CHART / PLAN_FILE), settings)
+    expected = {}
+    for document in documents.values():
+        kind, name = document["kind"], document["metadata"]["name"]
+        if (kind, name) == ("WorkflowTemplate", "canaryflow-tasks") and scope == "cluster":
+            continue
+        if kind == "ClusterWorkflowTemplate" and scope == "namespace":
+            continue
+        for parameter in document["spec"].get("arguments", {}).get("parameters", []):
+            if parameter["name"] == "image-repository":
+                parameter["value"] = DEFAULTS["release"]["imageRepository"]
+            if parameter["name"] == "router-kind":
+                parameter["value"] = DEFAULTS["release"]["routerKind"]
+        expected[kind, name] = document
+    return expected
+
+
+@pytest.mark.parametrize("scope", ["namespace", "cluster"])
+def test_rendered_workflow_templates_are_the_compiled_ones(scope):
+    rendered = objects({"templates": {"scope": scope}})
+    argo = {
+        (o["kind"], o["metadata"]["name"]): o
+        for o in rendered
+        if o["kind"] in ("WorkflowTemplate", "ClusterWorkflowTemplate")
+    }
+    expected = _expected(scope)
+
+    assert set(argo) == set(expected)
+    for key, document in expected.items():
+        got = copy.deepcopy(argo[key])
+        labels = got["metadata"].pop("labels")
+        want_labels = document["metadata"].pop("labels", {})
+        assert want_labels.items() <= labels.items()
+        assert set(APP_LABELS) <= set(labels)
+        assert got == document, key
+
+
+def test_argo_expressions_survive_helm_untouched():
+    with helm.Chart.load(CHART) as chart:
+        manifests = chart.render(name="cf", namespace=NAMESPACE)
+    text = manifests["canaryflow/templates/generated/workflowtemplate-go-canary-release.yaml"]
+    source = (CHART / "templates/generated/workflowtemplate-go-canary-release.yaml").read_text()
+
+    assert "{{workflow.parameters.namespace}}" in text
+    assert '{{ "{{" }}workflow.parameters.namespace{{ "}}" }}' in source
+    assert '{{ "{{" }}' not in text
+
+
+def test_values_reach_the_templates():
+    values = {
+        "image": {
+            "repository": "registry.internal:5000/platform/canaryflow",
+            "tag": "1.2.3",
+            "pullPolicy": "Always",
+        },
+        "serviceAccount": {"name": "releaser"},
+        "release": {"routerKind": "gateway-api", "imageRepository": "registry.internal/svc"},
+        "plan": {
+            "inline": {
+                "service": {"name": "cart"},
+                "analysis": {
+                    "gates": [
+                        {"name": "q", "query": "up{ {{ selector }} }", "threshold": {"max": 1}}
+                    ]
+                },
+            }
+        },
+    }
+    rendered = objects(values)
+    (tasks,) = [
+        o
+        for o in of_kind(rendered, "WorkflowTemplate")
+        if o["metadata"]["name"] == "canaryflow-tasks"
+    ]
+    (release,) = [
+        o
+        for o in of_kind(rendered, "WorkflowTemplate")
+        if o["metadata"]["name"] == "go-canary-release"
+    ]
+    containers = [t["container"] for t in tasks["spec"]["templates"] if "container" in t]
+    parameters = {p["name"]: p.get("value") for p in release["spec"]["arguments"]["parameters"]}
+    (plan_map,) = of_kind(rendered, "ConfigMap")[1:] or [None]
+
+    assert {c["image"] for c in containers} == {"registry.internal:5000/platform/canaryflow:1.2.3"}
+    assert {c["imagePullPolicy"] for c in containers} == {"Always"}
+    assert parameters["service-account"] == "releaser"
+    assert parameters["router-kind"] == "gateway-api"
+    assert parameters["image-repository"] == "registry.internal/svc"
+    assert (
+        yaml.safe_load(parameters["plan-inline"])["analysis"]["gates"][0]["query"]
+        == "up{ {{ selector }} }"
+    )
+    assert plan_map is not None and "{{ selector }}" in plan_map["data"]["canaryflow.yaml"]
+    assert [s["metadata"]["name"] for s in of_kind(rendered, "ServiceAccount")] == ["releaser"]
+
+
+def test_the_generated_files_are_up_to_date_with_the_code():
+    plan = load_plan(CHART / PLAN_FILE)
+    documents, settings = compile_for_chart(plan)
+
+    for file in generated_files(plan, documents, settings):
+        assert (CHART / file.path).read_text() == file.text, (
+            f"{file.path} is stale: run `canaryflow chart --generate`"
+        )
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"release": {"routerKind": "linkerd"}}, "routerKind"),
+        ({"image": {"repository": "Not A Repo"}}, "repository"),
+        ({"image": {"tag": "v1 beta"}}, "tag"),
+        ({"templates": {"scope": "global"}}, "scope"),
+        ({"events": {"branches": "main"}}, "branches"),
+        ({"events": {"branches": [1]}}, "branches"),
+        ({"events": {"branches": ["refs/heads/main"]}}, "branches"),
+        ({"release": {"namespaces": ["Shop"]}}, "namespaces"),
+        ({"events": {"github": {"url": "not a url"}}}, "url"),
+        ({"dashboard": {"metrics": "linkerd"}}, "metrics"),
+        ({"routerKind": "istio"}, "routerKind"),
+    ],
+)
+def test_the_values_schema_rejects_bad_values_naming_the_key(values, complaint):
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmError) as raised:
+        chart.render(values, name="cf", namespace=NAMESPACE)
+
+    message = str(raised.value)
+    assert "values don't meet the specifications of the schema" in message
+    assert complaint in message
+
+
+def test_events_without_a_webhook_secret_fail_with_the_fix():
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmError) as raised:
+        chart.render({"events": {"enabled": True}}, name="cf", namespace=NAMESPACE)
+
+    assert "webhookSecret" in str(raised.value)
+
+
+def test_packaging_writes_a_chart_archive_that_loads(tmp_path):
+    archive = package_chart(CHART, tmp_path)
+
+    assert archive == tmp_path / "canaryflow-0.1.0.tgz"
+    with helm.Chart.load(archive) as packaged:
+        assert packaged.version == "0.1.0"
+        assert any(t["name"].startswith("templates/generated/") for t in packaged.templates)
+        assert packaged.schema is not None
+
+
+def test_the_dashboard_shows_canary_and_stable_for_every_built_in_gate():
+    for flavour in ("go", "istio"):
+        (config,) = of_kind(objects({"dashboard": {"metrics": flavour}}), "ConfigMap")
+        board = json.loads(config["data"]["canaryflow.json"])
+        panels = {p["title"]: p for p in board["panels"]}
+        variables = {v["name"] for v in board["templating"]["list"]}
+
+        assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert {"service", "namespace", "datasource"} <= variables
+        for metric in METRICS.values():
+            if metric.query(flavour) is None:
+                continue
+            canary, stable = (t["expr"] for t in panels[metric.name]["targets"])
+            assert "$service" in canary and "{{" not in canary
+            assert (
+                canary.replace("canary", "stable").replace("$service-stable", "$service") == stable
+            )
+        assert "Canary weight (configured)" in panels
+
+
+def test_the_readme_documents_every_value():
+    readme = (CHART / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([^`]+)` \|", readme, re.MULTILINE))
+
+    assert documented == set(_leaf_keys(DEFAULTS))
+
+
+def _leaf_keys(node: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key != "labels":
+            keys += _leaf_keys(value, f"{path}.")
+        else:
+            keys.append(path)
+    return keys
+
+
+def test_the_runbook_config_map_carries_the_generated_runbook():
+    (config,) = [
+        c
+        for c in of_kind(objects({"runbook": {"enabled": True}}), "ConfigMap")
+        if c["metadata"]["name"].endswith("-runbook")
+    ]
+
+    assert config["data"]["runbook.md"] == (CHART / "files" / "runbook.md").read_text().rstrip("\n")
+    assert Path(CHART / "files" / "runbook.md").read_text().startswith("# Runbook")
