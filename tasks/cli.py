@@ -32,7 +32,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "image-push": ("image_push", "assemble an OCI image from a binary and push it by digest"),
     "deploy-canary": ("deploy_canary", "start the canary Deployment beside stable"),
     "health-gate": ("health_gate", "wait until the canary is available"),
-    "set-weight": ("set_weight", "send N % of traffic to the canary, verified"),
+    "set-weight": ("set_weight", "send N%% of traffic to the canary, verified"),
     "promote": ("promote", "make stable run the canary's digest, remove the canary"),
     "rollback": ("rollback", "all traffic to stable (verified), then remove the canary"),
     "notify": ("notify", "post the release's outcome to webhooks and the commit status"),

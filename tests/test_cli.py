@@ -69,3 +69,20 @@ def test_help_does_not_import_hera_or_the_kubernetes_client():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
     ).stdout
     assert out.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_validate_checks_the_workflow_parameters_against_the_plan(tmp_path, capsys):
+    plan = tmp_path / "p.yaml"
+    plan.write_text("service: {name: checkout, namespace: shop}\n")
+    args = ["validate", str(plan), "--service", "payments", "--namespace", "shop"]
+    assert main(args) == 2
+    assert "service.name: the plan says 'checkout'" in capsys.readouterr().err
+    assert main(["validate", str(plan), "--router-kind", "linkerd"]) == 2
+
+
+def test_validate_applies_a_router_kind_override_to_the_resolved_plan(tmp_path):
+    plan, out = tmp_path / "p.yaml", tmp_path / "resolved.yaml"
+    plan.write_text("service: {name: checkout}\nrouter: {kind: istio}\n")
+    args = ["validate", str(plan), "--router-kind", "gateway-api", "--resolved-out", str(out)]
+    assert main([*args, "--service", "checkout", "--namespace", "default"]) == 0
+    assert yaml.safe_load(out.read_text())["router"]["kind"] == "gateway-api"

@@ -20,6 +20,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--offline", action="store_true", help="do not ask Prometheus, even if the plan names one"
     )
+    parser.add_argument("--service", help="the workflow's service parameter: must match the plan")
+    parser.add_argument("--namespace", help="the workflow's namespace: must match the plan")
+    parser.add_argument(
+        "--router-kind", default="", help="override the plan's router.kind (empty: keep it)"
+    )
     parser.add_argument(
         "--resolved-out",
         type=Path,
@@ -31,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from canaryflow.plan.load import load_plan
 
-    plan = load_plan(args.plan)
+    plan = _with_parameters(load_plan(args.plan), args)
     url = None if args.offline else (args.prometheus or plan.analysis.prometheus.url)
     if url:
         _check_promql(plan, url)
@@ -48,6 +53,39 @@ def run(args: argparse.Namespace) -> int:
         f"{len(plan.analysis.gates)} gates; {checked}"
     )
     return EXIT_OK
+
+
+def _with_parameters(plan, args: argparse.Namespace):
+    """The plan as the workflow's parameters see it; a mismatch is an input error."""
+    from canaryflow.plan.load import plan_from_dict
+    from canaryflow.plan.model import ROUTER_KINDS
+
+    errors = []
+    for field, given, planned in (
+        ("service.name", args.service, plan.service.name),
+        ("service.namespace", args.namespace, plan.service.namespace),
+    ):
+        if given and given != planned:
+            errors.append(
+                FieldError(
+                    field,
+                    f"the plan says {planned!r} but the release was started for {given!r}: "
+                    "fix the workflow parameter or the plan",
+                )
+            )
+    if args.router_kind and args.router_kind not in ROUTER_KINDS:
+        errors.append(
+            FieldError(
+                "--router-kind", f"{args.router_kind!r}: use one of {', '.join(ROUTER_KINDS)}"
+            )
+        )
+    if errors:
+        raise InputError(errors)
+    if not args.router_kind:
+        return plan
+    document = plan.model_dump(mode="json", by_alias=True)
+    document["router"]["kind"] = args.router_kind
+    return plan_from_dict(document)
 
 
 def _check_promql(plan, url: str) -> None:
