@@ -1,0 +1,321 @@
+"""What ``canaryflow bench`` measures on this machine, each measurement one function.
+
+Every figure comes from real processes: the sample Go service behind the nginx router, a
+real Prometheus, the load generator's users. A bad release's fault is switched on through
+the canary's ``PUT /admin/faults`` a fixed delay after its first window starts, and the
+service reports the exact moment it took effect, so detection-to-safe is measured from the
+service's own clock to the router's confirmed weight 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from canaryflow.local.load import LoadConfig, LoadGenerator
+from canaryflow.local.process import ProcessGroup
+from canaryflow.plan.load import plan_from_dict
+from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.record import Event
+
+FAULT_DELAY_S = 2.0
+BAD_ERROR_RATE = 0.3
+SPLIT_WEIGHTS = (5, 25, 50)
+SPLIT_REQUESTS = 20_000
+HEAVY_MODULES = ("hera", "kubernetes", "prometheus_api_client", "matplotlib", "pydantic")
+# Runs ``canaryflow --help`` in-process, then prints the top-level modules it imported.
+HELP_IMPORTS_PROBE = """
+import contextlib, io, sys
+from canaryflow.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    main(["--help"])
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+# One short first step to catch the fault in, then two quick steps for the healthy releases.
+BENCH_PLAN = {
+    "apiVersion": "canaryflow.dev/v1alpha1",
+    "kind": "ReleasePlan",
+    "service": {"name": "checkout", "namespace": "bench", "healthTimeout": "15s"},
+    "owners": {"team": "bench"},
+    "steps": [
+        {"weight": 10, "duration": "12s"},
+        {"weight": 50, "duration": "3s"},
+        {"weight": 100, "duration": "3s"},
+    ],
+    "analysis": {
+        "interval": "1s",
+        "queryWindow": "4s",
+        "minCanaryRequests": 10,
+        "inconclusiveLimit": 6,
+        "consecutiveErrorLimit": 2,
+        "gates": [
+            {"metric": "error-rate", "threshold": {"max": 0.02}},
+            {"metric": "latency-p95", "relative": {"maxRatio": 1.5, "floor": 0.05}},
+            {"metric": "log-errors"},
+        ],
+    },
+    "local": {"scrapeInterval": "1s", "load": {"rate": 150, "clients": 8}},
+}
+
+
+@dataclass(frozen=True)
+class BadRelease:
+    phase: str
+    fault_on: float | None
+    detection_to_safe_s: float | None
+    requests: int
+    failed: int
+
+    @property
+    def failed_share(self) -> float:
+        return self.failed / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class HealthyRelease:
+    phase: str
+    requests: int
+    failed: int
+    weight_changes: int
+
+
+@dataclass(frozen=True)
+class SplitSample:
+    weight: int
+    requests: int
+    canary: int
+
+    @property
+    def observed(self) -> float:
+        return 100 * self.canary / self.requests if self.requests else 0.0
+
+    @property
+    def error_points(self) -> float:
+        return abs(self.observed - self.weight)
+
+
+@dataclass
+class BenchResults:
+    machine: dict[str, str]
+    bad: list[BadRelease] = field(default_factory=list)
+    healthy: list[HealthyRelease] = field(default_factory=list)
+    split: list[SplitSample] = field(default_factory=list)
+    reload: list[dict[str, Any]] = field(default_factory=list)
+    analysis_round: dict[str, Any] = field(default_factory=dict)
+    cli_help: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bench_plan() -> ReleasePlan:
+    return plan_from_dict(BENCH_PLAN, origin="bench plan")
+
+
+# Releases -------------------------------------------------------------------------------
+
+
+def releases(
+    workdir: Path, build: Path, bad_count: int, healthy_count: int, say: Callable[[str], None]
+) -> tuple[list[BadRelease], list[HealthyRelease], dict[str, Any]]:
+    """Bad releases (fault on 2 s into the first window), then healthy ones, on one stack."""
+    from canaryflow.local.programs import sample_service
+    from canaryflow.local.stack import LocalStack
+
+    plan = bench_plan()
+    v1, v2 = sample_service("v1", build), sample_service("v2", build)
+    bad, healthy = [], []
+    with LocalStack(plan, v1, workdir / "stack") as stack:
+        for index in range(bad_count):
+            bad.append(_bad_release(stack, v2))
+            say(f"bad release {index + 1}/{bad_count}: {bad[-1]}")
+        for index in range(healthy_count):
+            healthy.append(_healthy_release(stack, v2 if index % 2 == 0 else v1))
+            say(f"healthy release {index + 1}/{healthy_count}: {healthy[-1]}")
+        timing = analysis_round(stack)
+    return bad, healthy, timing
+
+
+def _bad_release(stack, artifact) -> BadRelease:
+    switch: dict[str, float] = {}
+
+    def on_event(event: Event) -> None:
+        if event.kind == "window-started" and event.data["step"] == 0:
+            switch["at"] = schedule_fault(_canary_address(stack), FAULT_DELAY_S)
+
+    result = stack.release(artifact, listeners=[on_event])
+    record = result.record
+    start, end = record.events[0].at, record.events[-1].at
+    counters = stack.load.counters(start, end)
+    safe = record.first("traffic-safe")
+    fault_on = switch.get("at")
+    return BadRelease(
+        phase=str(result.phase),
+        fault_on=fault_on,
+        detection_to_safe_s=(
+            round(safe.at - fault_on, 3) if safe is not None and fault_on is not None else None
+        ),
+        requests=counters.total,
+        failed=counters.failed,
+    )
+
+
+def _healthy_release(stack, artifact) -> HealthyRelease:
+    result = stack.release(artifact)
+    record = result.record
+    counters = stack.load.counters(record.events[0].at, record.events[-1].at)
+    return HealthyRelease(
+        phase=str(result.phase),
+        requests=counters.total,
+        failed=counters.failed,
+        weight_changes=len(record.of_kind("weight-set")),
+    )
+
+
+def _canary_address(stack) -> str:
+    return next(t.address for t in stack.platform.targets() if t.labels["track"] == "canary")
+
+
+def schedule_fault(address: str, delay_s: float) -> float:
+    """Ask the canary to start failing ``delay_s`` from now; the Unix time it will switch on."""
+    body = json.dumps({"error_rate": BAD_ERROR_RATE, "after": delay_s}).encode()
+    url = f"http://{address}/admin/faults"
+    urllib.request.urlopen(urllib.request.Request(url, body, method="PUT"), timeout=2).read()
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return float(json.load(response)["pending"]["at"])
+
+
+def analysis_round(stack) -> dict[str, Any]:
+    """One round of every Prometheus gate of the catalogue against the stack's Prometheus."""
+    from canaryflow.analysis.benchmark import full_catalogue_spec, time_rounds
+    from canaryflow.analysis.run import AnalysisRun
+    from canaryflow.analysis.source import PrometheusSource
+
+    spec = full_catalogue_spec(interval="1s", queryWindow="5s")
+    run = AnalysisRun(
+        spec,
+        PrometheusSource(stack.prometheus.url),
+        stack.plan.service.name,
+        stack.plan.service.namespace,
+    )
+    timing = time_rounds(run, rounds=20)
+    return {**asdict(timing), "text": str(timing)}
+
+
+# Router ---------------------------------------------------------------------------------
+
+
+def split_accuracy(
+    weights: Sequence[int] = SPLIT_WEIGHTS, requests: int = SPLIT_REQUESTS
+) -> list[SplitSample]:
+    """The two-tier router at each weight, loaded until ``requests`` answers were counted."""
+    from canaryflow.local.reload_bench import start_static
+    from canaryflow.local.router import NginxRouter
+
+    samples = []
+    with (
+        tempfile.TemporaryDirectory(prefix="canaryflow-split-") as tmp,
+        ProcessGroup(Path(tmp)) as group,
+    ):
+        workdir = Path(tmp)
+        stable, canary = start_static(group, workdir, "v1"), start_static(group, workdir, "v2")
+        with NginxRouter(workdir / "router", group, stable) as router:
+            router.set_canary_upstream(canary)
+            for weight in weights:
+                router.set_weight(weight)
+                if not router.verify_weight(weight):
+                    raise RuntimeError(f"router did not confirm weight {weight}%")
+                samples.append(_split_sample(router.url, weight, requests))
+    return samples
+
+
+def _split_sample(url: str, weight: int, requests: int) -> SplitSample:
+    config = LoadConfig(url, rate=100_000, clients=4, max_duration_s=120)
+    with LoadGenerator(config) as load:
+        while load.counters().total < requests and load.running:
+            time.sleep(0.2)
+    by_track = load.counters().by_track
+    answered = by_track.get("stable", 0) + by_track.get("canary", 0)
+    return SplitSample(weight, answered, by_track.get("canary", 0))
+
+
+def reload_comparison(changes: int, rate: float = 200.0) -> list[dict[str, Any]]:
+    """Failed requests across ``changes`` weight changes: two-tier router vs one nginx."""
+    from canaryflow.local.reload_bench import weight_changes
+
+    return [weight_changes(design, changes, rate, 8, 0.15) for design in ("two-tier", "single")]
+
+
+# CLI start-up ---------------------------------------------------------------------------
+
+
+def cli_help(runs: int = 10) -> dict[str, Any]:
+    """Median wall time of ``canaryflow --help``, and which heavy modules it imported."""
+    script = shutil.which("canaryflow", path=str(Path(sys.executable).parent)) or "canaryflow"
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        subprocess.run([script, "--help"], capture_output=True, check=True, timeout=30)
+        times.append(time.perf_counter() - began)
+    probe = subprocess.run(
+        [sys.executable, "-c", HELP_IMPORTS_PROBE], capture_output=True, text=True, timeout=30
+    )
+    imported = set(probe.stdout.split()) & set(HEAVY_MODULES)
+    return {
+        "runs": runs,
+        "median_s": round(statistics.median(times), 4),
+        "max_s": round(max(times), 4),
+        "heavy_imports": sorted(imported),
+    }
+
+
+# Machine --------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    cpuinfo = _read("/proc/cpuinfo")
+    model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
+    mem = re.search(r"MemTotal:\s*(\d+) kB", _read("/proc/meminfo"))
+    go = Path(sys.executable).parent / "go"
+    return {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": model.group(1).strip() if model else platform.processor() or "unknown",
+        "cores": str(os.cpu_count()),
+        "memory": f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB" if mem else "unknown",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "nginx": _version(["nginx", "-v"], r"nginx/(\S+)"),
+        "prometheus": _version(["prometheus", "--version"], r"version (\S+)"),
+        "go": _version([str(go) if go.exists() else "go", "version"], r"go version go(\S+)"),
+    }
+
+
+def _version(argv: list[str], pattern: str) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "not found"
+    match = re.search(pattern, done.stdout + done.stderr)
+    return match.group(1) if match else "unknown"
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""

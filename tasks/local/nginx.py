@@ -1,0 +1,120 @@
+"""One nginx master we run: start it, swap its config only after ``nginx -t``, reload it.
+
+The master runs in the foreground (``daemon off``) under a ``ProcessGroup``, so it is stopped by
+its PID like every other process. A reload is SIGHUP to that PID; the master starts new workers
+on the same listening sockets and tells the old ones to finish their requests and exit, which
+``accepting_workers`` / ``draining_workers`` observe through /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from canaryflow.errors import PlatformError
+from canaryflow.local.nginx_config import NginxFiles
+from canaryflow.local.process import ManagedProcess, ProcessGroup
+
+NGINX = "/usr/sbin/nginx"
+_DRAINING_TITLE = "nginx: worker process is shutting down"
+_WORKER_TITLE = "nginx: worker process"
+
+
+class NginxInstance:
+    """An nginx master with its own prefix, config, pid file and logs."""
+
+    def __init__(self, files: NginxFiles, group: ProcessGroup, binary: str = NGINX):
+        self.files = files
+        self.group = group
+        self.binary = binary
+        self.process: ManagedProcess | None = None
+        self._candidates = 0
+
+    def start(self, config: str, timeout_s: float = 5.0) -> None:
+        """Validate ``config``, start the master on it, wait until a worker accepts."""
+        (self.files.prefix / "temp").mkdir(parents=True, exist_ok=True)
+        self._install(config)
+        self.process = self.group.start(
+            f"nginx-{self.files.name}",
+            [
+                self.binary,
+                "-p",
+                str(self.files.prefix),
+                "-c",
+                str(self.files.conf),
+                "-g",
+                "daemon off;",
+            ],
+        )
+        deadline = time.monotonic() + timeout_s
+        while not self.accepting_workers():
+            if not self.process.alive():
+                raise PlatformError(
+                    f"nginx {self.files.name} exited at start:\n{self.process.log_text()[-2000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise PlatformError(f"nginx {self.files.name} not listening after {timeout_s}s")
+            time.sleep(0.02)
+
+    def reload(self, config: str) -> None:
+        """Install ``config`` if ``nginx -t`` accepts it, then SIGHUP; else keep the old one."""
+        self._install(config)
+        os.kill(self.master_pid, signal.SIGHUP)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.group.stop(self.process)
+            self.process = None
+
+    @property
+    def master_pid(self) -> int:
+        if self.process is None or not self.process.alive():
+            raise PlatformError(f"nginx {self.files.name} is not running")
+        return self.process.pid
+
+    def accepting_workers(self) -> list[int]:
+        return [pid for pid, title in self._workers() if title == _WORKER_TITLE]
+
+    def draining_workers(self) -> list[int]:
+        return [pid for pid, title in self._workers() if title.startswith(_DRAINING_TITLE)]
+
+    def _install(self, config: str) -> None:
+        self._candidates += 1
+        candidate = self.files.prefix / f"{self.files.name}.candidate-{self._candidates}.conf"
+        candidate.write_text(config)
+        try:
+            check = subprocess.run(
+                [self.binary, "-t", "-q", "-p", str(self.files.prefix), "-c", str(candidate)],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise PlatformError(f"nginx -t on {candidate} did not finish in 10s") from error
+        if check.returncode != 0:
+            message = (check.stderr or check.stdout).strip()
+            raise PlatformError(
+                f"nginx {self.files.name}: new config rejected, the current one stays:\n{message}"
+            )
+        os.replace(candidate, self.files.conf)
+
+    def _workers(self) -> list[tuple[int, str]]:
+        """(pid, process title) of the master's children, read from /proc."""
+        master = self.master_pid
+        workers = []
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                if ppid != master:
+                    continue
+                title = Path(entry.path, "cmdline").read_bytes().split(b"\0")[0]
+            except (OSError, IndexError, ValueError):
+                continue
+            workers.append((int(entry.name), title.decode(errors="replace").strip()))
+        return workers

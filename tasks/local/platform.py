@@ -1,0 +1,301 @@
+"""The embedded platform: stable and canary as local processes behind the nginx router.
+
+A service is started from ``Artifact.command``, an argv in which ``{port}`` is replaced by the
+port it must listen on (``["./svc", "-listen", "127.0.0.1:{port}"]``); the port is also in the
+environment as ``PORT``, for programs that read it from there. Health is ``GET health_path``.
+
+Order matters for zero failed requests: traffic leaves a process (router reload, verified, old
+workers drained) before that process is stopped, and a process is healthy before it gets
+traffic. Prometheus follows along through ``targets()`` and ``on_targets_changed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from canaryflow.errors import InputError, PlatformError
+from canaryflow.local.log_tail import LogTail, TailPoller
+from canaryflow.local.process import (
+    LOOPBACK,
+    ManagedProcess,
+    ProcessGroup,
+    free_port,
+    wait_http_ok,
+)
+from canaryflow.local.router import Design, NginxRouter
+from canaryflow.platform.protocol import Artifact, HealthReport
+
+PORT_PLACEHOLDER = "{port}"
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """One process Prometheus should scrape, with the labels that tell the tracks apart."""
+
+    address: str
+    labels: Mapping[str, str]
+
+
+@dataclass
+class _Service:
+    """An artifact running as a process on a port."""
+
+    track: str
+    artifact: Artifact
+    port: int
+    process: ManagedProcess
+    log: LogTail
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+
+def service_argv(artifact: Artifact, port: int) -> list[str]:
+    """The artifact's argv with its listen port filled in."""
+    if not artifact.command:
+        raise InputError(
+            "artifact.command: empty; give the service's argv, with {port} where the port goes"
+        )
+    return [part.replace(PORT_PLACEHOLDER, str(port)) for part in artifact.command]
+
+
+class LocalPlatform:
+    """Platform over local processes; use as a context manager (or ``start``/``close``)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        stable: Artifact,
+        *,
+        group: ProcessGroup | None = None,
+        app: str = "app",
+        namespace: str = "local",
+        health_path: str = "/healthz",
+        router_port: int | None = None,
+        router_design: Design = "two-tier",
+        start_timeout_s: float = 10.0,
+        drain_timeout_s: float = 30.0,
+        on_targets_changed: Callable[[list[ScrapeTarget]], None] | None = None,
+    ):
+        service_argv(stable, 0)
+        self.workdir = Path(workdir)
+        self.stable_artifact = stable
+        self.app = app
+        self.namespace = namespace
+        self.health_path = health_path
+        self.start_timeout_s = start_timeout_s
+        self.drain_timeout_s = drain_timeout_s
+        self.on_targets_changed = on_targets_changed
+        self._own_group = group is None
+        self.group = group or ProcessGroup(self.workdir)
+        self._router_port = router_port
+        self._router_design = router_design
+        self._router: NginxRouter | None = None
+        self._stable: _Service | None = None
+        self._canary: _Service | None = None
+        self._canary_log: _Service | None = None
+        self._poller = TailPoller()
+        self._started = 0
+        self.targets_error: Exception | None = None
+
+    # Lifecycle
+
+    def start(self) -> LocalPlatform:
+        if self._own_group:
+            self.group.__enter__()
+        try:
+            self._stable = self._start_service("stable", self.stable_artifact)
+            self._router = NginxRouter(
+                self.workdir / "router",
+                self.group,
+                self._stable.address,
+                port=self._router_port,
+                design=self._router_design,
+            )
+            self._router.start()
+            self._poller.start()
+        except BaseException:
+            self.close()
+            raise
+        self._notify_targets()
+        return self
+
+    def close(self) -> None:
+        self._poller.stop()
+        if self._router is not None:
+            self._router.stop()
+        for service in (self._canary, self._stable):
+            if service is not None:
+                self.group.stop(service.process)
+        self._canary = self._stable = None
+        if self._own_group:
+            self.group.__exit__(None, None, None)
+
+    def __enter__(self) -> LocalPlatform:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # Platform
+
+    @property
+    def router(self) -> NginxRouter:
+        if self._router is None:
+            raise PlatformError("the local platform is not started")
+        return self._router
+
+    @property
+    def url(self) -> str:
+        """Where users reach the service: the router's port."""
+        return self.router.url
+
+    def deploy_canary(self, artifact: Artifact) -> None:
+        """Start the canary and register it at the router, at weight 0.
+
+        If telling the scrape side fails, the error is raised with the canary in place:
+        ``rollback()`` removes it, as after any failed step.
+        """
+        if self._canary is not None:
+            raise PlatformError(
+                f"a canary ({self._canary.artifact.version}) is already deployed; "
+                "promote or roll back first"
+            )
+        canary = self._start_service("canary", artifact, wait=False)
+        try:
+            self.router.add_canary(canary.address)
+        except BaseException:
+            self._stop_service(canary)
+            raise
+        self._canary = self._canary_log = canary
+        self._notify_targets()
+
+    def wait_healthy(self, timeout_s: float) -> HealthReport:
+        canary = self._canary
+        if canary is None:
+            return HealthReport(False, "no canary is deployed")
+        try:
+            wait_http_ok(self._health_url(canary), timeout_s, canary.process)
+        except PlatformError as error:
+            return HealthReport(False, str(error))
+        return HealthReport(True, f"canary {canary.artifact.version} answers {self.health_path}")
+
+    def process(self, track: str) -> ManagedProcess | None:
+        """The process running ``track`` ("stable" or "canary"): to watch it, or to crash it."""
+        service = {"stable": self._stable, "canary": self._canary}[track]
+        return service.process if service is not None else None
+
+    def canary_alive(self) -> bool:
+        return self._canary is not None and self._canary.process.alive()
+
+    def promote(self, artifact: Artifact) -> None:
+        """New stable from ``artifact``, all traffic to it, then canary and old stable stopped."""
+        old_stable, canary = self._require_stable(), self._canary
+        new_stable = self._start_service("stable", artifact)
+        try:
+            self.router.replace_stable(new_stable.address)
+        except BaseException:
+            self._stop_service(new_stable)
+            raise
+        self._stable, self._canary = new_stable, None
+        self._await_router("promotion")
+        for service in (canary, old_stable):
+            if service is not None:
+                self._stop_service(service)
+        self.stable_artifact = artifact
+        self._notify_targets(after_safe_change=True)
+
+    def rollback(self) -> None:
+        """Weight 0 and no canary routes, verified and drained; only then the canary stops."""
+        self.router.remove_managed_routes()
+        self._await_router("rollback")
+        canary, self._canary = self._canary, None
+        if canary is not None:
+            self._stop_service(canary)
+        self._notify_targets(after_safe_change=True)
+
+    def canary_logs(self, since: float) -> list[str]:
+        """From the current canary, or the last one after a rollback or promotion."""
+        last = self._canary_log
+        return last.log.since(since) if last is not None else []
+
+    # Prometheus
+
+    def targets(self) -> list[ScrapeTarget]:
+        services = [s for s in (self._stable, self._canary) if s is not None]
+        return [
+            ScrapeTarget(
+                address=service.address,
+                labels={
+                    "track": service.track,
+                    "version": service.artifact.version,
+                    "app": self.app,
+                    "namespace": self.namespace,
+                },
+            )
+            for service in services
+        ]
+
+    # Internals
+
+    def _start_service(self, track: str, artifact: Artifact, wait: bool = True) -> _Service:
+        port = free_port()
+        self._started += 1
+        name = f"{track}-{artifact.version}-{self._started}"
+        log = LogTail.from_end(self.group.workdir / f"{name}.log")
+        process = self.group.start(
+            name, service_argv(artifact, port), env={**artifact.env, "PORT": str(port)}
+        )
+        service = _Service(track, artifact, port, process, log)
+        self._poller.tails.append(log)
+        if wait:
+            try:
+                wait_http_ok(self._health_url(service), self.start_timeout_s, process)
+            except PlatformError:
+                self._stop_service(service)
+                raise
+        return service
+
+    def _stop_service(self, service: _Service) -> None:
+        service.log.poll()
+        self.group.stop(service.process)
+        with contextlib.suppress(ValueError):
+            self._poller.tails.remove(service.log)
+
+    def _await_router(self, step: str) -> None:
+        """The new routes serve alone and the old workers have finished their requests."""
+        if self.router.wait_serving(self.drain_timeout_s) is None:
+            raise PlatformError(f"{step}: the router did not apply the new routes in time")
+        if not self.router.wait_drained(self.drain_timeout_s):
+            raise PlatformError(f"{step}: old router workers still busy after drain timeout")
+
+    def _require_stable(self) -> _Service:
+        if self._stable is None:
+            raise PlatformError("the local platform is not started")
+        return self._stable
+
+    def _health_url(self, service: _Service) -> str:
+        return f"http://{service.address}{self.health_path}"
+
+    def _notify_targets(self, after_safe_change: bool = False) -> None:
+        """Tell the scrape side; once a promotion or rollback is done, its failure cannot undo it.
+
+        A dead Prometheus must not turn a completed rollback into a "rollback incomplete": the
+        error is logged and kept in ``targets_error`` instead of raised.
+        """
+        if self.on_targets_changed is None:
+            return
+        try:
+            self.on_targets_changed(self.targets())
+            self.targets_error = None
+        except Exception as error:
+            if not after_safe_change:
+                raise
+            self.targets_error = error
+            _log.warning("scrape targets not updated after the change: %s", error)
