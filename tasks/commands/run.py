@@ -1,0 +1,130 @@
+"""``canaryflow run``: one whole release of a plan, by the same engine on either platform.
+
+``--platform local`` runs it on this machine (real processes behind nginx, a real Prometheus,
+a load generator as the users), so a team can try its own service and tune its gates before
+it touches a cluster. ``--platform kubernetes`` drives a cluster from one process, with the
+plan's Prometheus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+
+from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plan", type=Path, required=True, help="the release plan")
+    parser.add_argument("--platform", choices=("local", "kubernetes"), default="local")
+    parser.add_argument("--version", default="v2", help="the canary's version label")
+    parser.add_argument("--out", type=Path, default=Path("out/run"), help="reports go here")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    local = parser.add_argument_group("local platform (default: the plan's local section)")
+    local.add_argument("--stable-command", help="stable's command line; {port} = its port")
+    local.add_argument("--canary-command", help="canary's command line; {port} = its port")
+    local.add_argument("--stable-go", metavar="PKG", help="a Go main package to build as stable")
+    local.add_argument("--canary-go", metavar="PKG", help="a Go main package to build as canary")
+    local.add_argument("--rate", type=float, help="requests per second of the load")
+    cluster = parser.add_argument_group("kubernetes platform")
+    cluster.add_argument("--image", help="the canary image, pinned by digest")
+    cluster.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, ~/.kube)")
+    cluster.add_argument("--context", help="kubeconfig context")
+
+
+def run(args: argparse.Namespace) -> int:
+    from canaryflow.plan.load import load_plan
+
+    plan = _with_options(load_plan(args.plan), args)
+    result = _run_local(plan, args) if args.platform == "local" else _run_cluster(plan, args)
+    report = args.out / f"release-{result.record.version}.json"
+    result.record.write_json(report)
+    summary = {"phase": str(result.phase), "reason": result.reason, "report": str(report)}
+    print(json.dumps(summary) if args.json else f"{result.phase}: {result.reason}\n{report}")
+    return EXIT_OK if result.phase == "promoted" else EXIT_RELEASE_FAILED
+
+
+def _with_options(plan, args: argparse.Namespace):
+    """Command-line programs and load override the plan's ``local`` section."""
+    from canaryflow.plan.load import plan_from_dict
+
+    document = plan.model_dump(mode="json", by_alias=True)
+    local = document["local"]
+    for track in ("stable", "canary"):
+        command, package = getattr(args, f"{track}_command"), getattr(args, f"{track}_go")
+        if command and package:
+            raise InputError(
+                FieldError(
+                    f"--{track}-command", f"give --{track}-command or --{track}-go, not both"
+                )
+            )
+        if command:
+            local[track] = {"command": shlex.split(command)}
+        elif package:
+            local[track] = {"goPackage": str(Path(package).resolve())}
+    if args.rate is not None:
+        local["load"]["rate"] = args.rate
+    return plan_from_dict(document)
+
+
+def _printer(event) -> None:
+    if event.kind == "measurements":
+        gates = " ".join(f"{m['gate']}={m['outcome']}" for m in event.data["items"])
+        print(f"  step {event.data['step']}: {gates}", flush=True)
+    else:
+        details = " ".join(f"{k}={v}" for k, v in event.data.items())
+        print(f"{event.kind}: {details}", flush=True)
+
+
+def _run_local(plan, args: argparse.Namespace):
+    from canaryflow.local.programs import program_artifact
+    from canaryflow.local.stack import LocalStack
+
+    base = args.plan.resolve().parent
+    build = args.out / "build"
+    stable = program_artifact(plan.local.stable, "v1", build, base)
+    canary = program_artifact(plan.local.canary, args.version, build, base)
+    with LocalStack(plan, stable, args.out / "stack") as stack:
+        return stack.release(canary, listeners=[] if args.json else [_printer])
+
+
+def _run_cluster(plan, args: argparse.Namespace):
+    from canaryflow.analysis.run import AnalysisRun
+    from canaryflow.analysis.source import PrometheusSource
+    from canaryflow.kubernetes.from_plan import platform_for
+    from canaryflow.kubernetes.platform import api_client_from_environment
+    from canaryflow.platform.protocol import Artifact
+    from canaryflow.release.engine import ReleaseEngine
+    from canaryflow.release.record import ReleaseRecord
+    from canaryflow.release.windows import AnalysisWindows
+
+    if not args.image:
+        raise InputError(FieldError("--image", "required on kubernetes: the image by digest"))
+    url = plan.analysis.prometheus.url
+    if not url:
+        raise InputError(FieldError("analysis.prometheus.url", "required on kubernetes: add it"))
+    platform = platform_for(plan, api_client_from_environment(args.kubeconfig, args.context))
+    service = plan.service
+    analysis = AnalysisRun(
+        plan.analysis,
+        PrometheusSource(url, plan.analysis.prometheus.timeout),
+        service.name,
+        service.namespace,
+        logs=_ClusterLogs(platform),
+    )
+    record = ReleaseRecord(service.name, args.version, "kubernetes")
+    if not args.json:
+        record.listeners.append(_printer)
+    windows = AnalysisWindows(analysis, liveness=platform.wait_healthy)
+    engine = ReleaseEngine(plan, platform, windows, record)
+    return engine.run(Artifact(version=args.version, image=args.image))
+
+
+class _ClusterLogs:
+    def __init__(self, platform):
+        self.platform = platform
+
+    def lines_since(self, since: float) -> list[str]:
+        return self.platform.canary_logs(since)
