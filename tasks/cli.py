@@ -22,6 +22,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "schema": ("schema", "print the release plan's JSON Schema"),
     "analyze": ("analyze", "run the plan's analysis gates for one window"),
     "runbook": ("runbook", "render the service's release runbook (Markdown) from its plan"),
+    "flag-rollout": ("flag_rollout", "expose a feature flag to a growing segment, gated"),
     # the local engine
     "run": ("run", "run a whole release of a plan on a platform"),
     "demo": ("demo", "build v1 and v2 of the sample service and release both locally"),

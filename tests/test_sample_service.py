@@ -13,41 +13,13 @@ from pathlib import Path
 import pytest
 
 from canaryflow.build import build_sample_service
+from canaryflow.flags.bucketing import fractional_bucket, murmur3_32
 from canaryflow.local.process import LOOPBACK, ManagedProcess, ProcessGroup, free_port, wait_http_ok
 
 pytestmark = pytest.mark.slow
 
 BUCKETS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"]
 GC_QUANTILES = {"0", "0.25", "0.5", "0.75", "1"}
-
-
-# --- flagd's fractional bucketing, reimplemented from its definition -------------------------
-
-
-def murmur3_32(data: bytes, seed: int = 0) -> int:
-    """MurmurHash3 x86_32."""
-    c1, c2, mask = 0xCC9E2D51, 0x1B873593, 0xFFFFFFFF
-
-    def rotl(x: int, r: int) -> int:
-        return ((x << r) | (x >> (32 - r))) & mask
-
-    h, body = seed, len(data) // 4 * 4
-    for i in range(0, body, 4):
-        k = rotl(int.from_bytes(data[i : i + 4], "little") * c1 & mask, 15) * c2 & mask
-        h = (rotl(h ^ k, 13) * 5 + 0xE6546B64) & mask
-    if tail := data[body:]:
-        h ^= rotl(int.from_bytes(tail, "little") * c1 & mask, 15) * c2 & mask
-    h ^= len(data)
-    h = (h ^ (h >> 16)) * 0x85EBCA6B & mask
-    h = (h ^ (h >> 13)) * 0xC2B2AE35 & mask
-    return h ^ (h >> 16)
-
-
-def fractional_bucket(flag_key: str, targeting_key: str) -> int:
-    """flagd: |int32(murmur3(flagKey + targetingKey))| / (2^31 - 1), scaled to 0..99."""
-    h = murmur3_32((flag_key + targeting_key).encode())
-    signed = h - (1 << 32) if h >= 1 << 31 else h
-    return int(abs(signed) / (2**31 - 1) * 100)
 
 
 # The same users and buckets are checked in Go (examples/sample-service/flags_test.go).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
@@ -16,12 +17,15 @@ class Subject:
     service: str
     namespace: str
     track_label: str = "track"
+    track_values: Mapping[str, str] | None = None
+    """Label value per track when it is not the track's name (a flag: canary -> "on")."""
 
     def workload(self, track: str) -> str:
         return f"{self.service}-canary" if track == "canary" else self.service
 
     def selector(self, track: str) -> str:
-        return f'app="{self.service}",namespace="{self.namespace}",{self.track_label}="{track}"'
+        value = self.track_values[track] if self.track_values else track
+        return f'app="{self.service}",namespace="{self.namespace}",{self.track_label}="{value}"'
 
 
 def promql_duration(seconds: float) -> str:

@@ -107,6 +107,7 @@ class AnalysisRun:
         clock: Clock | None = None,
         on_round: RoundCallback | None = None,
         call_timeout: float | None = None,
+        subject: Subject | None = None,
     ):
         for index, gate in enumerate(spec.gates):
             if gate.logs is not None and logs is None and not gate.dry_run:
@@ -120,7 +121,7 @@ class AnalysisRun:
         self.spec = spec
         self.metrics = metrics
         self.logs = logs
-        self.subject = Subject(service, namespace, spec.track_label)
+        self.subject = subject or Subject(service, namespace, spec.track_label)
         self.clock = clock or SystemClock()
         self.on_round = on_round
         self.call_timeout = call_timeout or spec.prometheus.timeout + 1.0

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from canaryflow.analysis.spec import AnalysisSpec
+from canaryflow.flags.spec import FlagRolloutSpec
 from canaryflow.plan.duration import Duration
 
 API_VERSION = "canaryflow.dev/v1alpha1"
@@ -216,6 +217,9 @@ class ReleasePlan(PlanModel):
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
     notifications: list[NotificationSpec] = Field(default_factory=list)
     local: LocalSpec = Field(default_factory=LocalSpec)
+    flag: FlagRolloutSpec | None = Field(
+        None, description="A feature flag rolled out to growing user segments (flag-rollout)."
+    )
 
     @field_validator("steps")
     @classmethod

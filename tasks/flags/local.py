@@ -1,0 +1,108 @@
+"""Flag rollouts on one machine: the sample service reading a flag file, behind a LocalStack.
+
+``run_flag_demo`` shows both endings: a healthy feature reaching everyone, and a feature that
+fails only flag-on requests being switched off by the gates, with no redeploy.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from canaryflow.analysis.run import AnalysisRun
+from canaryflow.analysis.source import PrometheusSource
+from canaryflow.flags.document import flag_off
+from canaryflow.flags.rollout import APPLY_WAIT_S, FlagRollout, FlagRolloutResult
+from canaryflow.flags.store import FileFlagStore, FlagStore
+from canaryflow.flags.variant_analysis import variant_gates, variant_subject
+from canaryflow.local.programs import sample_service
+from canaryflow.local.stack import LocalStack
+from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.record import Listener, ReleaseRecord
+from canaryflow.release.windows import AnalysisWindows
+
+DEMO_PLAN = {
+    "service": {"name": "checkout", "namespace": "demo", "healthTimeout": "15s"},
+    "router": {"header": None},
+    "analysis": {
+        "interval": "1s",
+        "queryWindow": "4s",
+        "minCanaryRequests": 5,
+        "inconclusiveLimit": 3,
+        "gates": [
+            {"metric": "error-rate", "threshold": {"max": 0.05}},
+            {"metric": "latency-p95", "relative": {"maxRatio": 2.0, "floor": 0.05}},
+        ],
+    },
+    "local": {"scrapeInterval": "1s", "load": {"rate": 100, "clients": 4, "users": 1000}},
+    "flag": {
+        "key": "new-checkout",
+        "userIdPrefix": "user-",
+        "steps": [{"users": "0-199", "duration": "5s"}, {"percent": 50, "duration": "5s"}],
+    },
+}
+
+
+def flag_rollout(
+    plan: ReleasePlan,
+    store: FlagStore,
+    prometheus_url: str,
+    platform: str,
+    listeners: list[Listener] = (),
+    apply_wait_s: float = APPLY_WAIT_S,
+) -> FlagRolloutResult:
+    """Roll out ``plan.flag`` through ``store``, judged on the Prometheus at ``prometheus_url``."""
+    assert plan.flag is not None
+    analysis, skipped = variant_gates(plan.analysis)
+    run = AnalysisRun(
+        analysis,
+        PrometheusSource(prometheus_url, timeout=analysis.prometheus.timeout),
+        plan.service.name,
+        plan.service.namespace,
+        subject=variant_subject(plan.service.name, plan.service.namespace),
+    )
+    record = ReleaseRecord(plan.service.name, f"flag/{plan.flag.key}", platform)
+    record.listeners.extend(listeners)
+    if skipped:
+        record.add("gates-skipped", gates=skipped, why="not labelled by variant")
+    rollout = FlagRollout(plan.flag, store, AnalysisWindows(run, None), record, apply_wait_s)
+    return rollout.run()
+
+
+def run_local(
+    plan: ReleasePlan, workdir: Path, faults: tuple[str, ...] = (), listeners: list[Listener] = ()
+) -> FlagRolloutResult:
+    """Start the sample service on a flag file (flag off), then roll the flag out."""
+    assert plan.flag is not None
+    workdir = Path(workdir)
+    store = FileFlagStore(workdir / "flags.json")
+    store.write(flag_off(plan.flag.key, plan.flag.variants.variants()))
+    flag_args = ("-flags-file", str(store.path), "-flag-key", plan.flag.key, *faults)
+    stable = sample_service("v1", workdir / "build", flag_args)
+    with LocalStack(plan, stable, workdir / "stack") as stack:
+        assert stack.prometheus is not None
+        return flag_rollout(plan, store, stack.prometheus.url, "local", listeners)
+
+
+def run_flag_demo(out_dir: Path, live: bool) -> dict:
+    """A good flag rollout (ends on for everyone) and a bad one (ends off); both records."""
+    out_dir = Path(out_dir)
+    plan = ReleasePlan.model_validate(DEMO_PLAN)
+    listeners: list[Listener] = [_print_event] if live else []
+    summary = {}
+    for name, faults in (("good", ()), ("bad", ("-error-rate", "0.3", "-flag-on-only"))):
+        result = run_local(plan, out_dir / name, faults, listeners)
+        result.record.write_json(out_dir / f"flag-{name}.json")
+        summary[name] = {
+            "phase": str(result.phase),
+            "reason": result.reason,
+            "record": str(out_dir / f"flag-{name}.json"),
+            "flags": str(out_dir / name / "flags.json"),
+        }
+    return summary
+
+
+def _print_event(event) -> None:
+    if event.kind != "measurements":
+        detail = {k: v for k, v in event.data.items() if k != "document"}
+        print(f"{time.strftime('%H:%M:%S', time.localtime(event.at))} {event.kind} {detail}")

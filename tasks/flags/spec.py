@@ -1,0 +1,142 @@
+"""The ``flag`` section of a release plan: which flag, its values, and the exposure steps.
+
+Same conventions as the plan (camelCase, unknown keys rejected, frozen). Steps only ever widen
+exposure: a user range may grow into a larger range or give way to a percentage, percentages
+rise, and full exposure comes after the last step, once every window passed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from canaryflow.flags.document import MAX_LISTED_USERS, Percent, Segment, UserRange, Variants
+from canaryflow.plan.duration import Duration
+
+_USERS = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+_FLAG_KEY = r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$"
+
+
+class FlagModel(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
+    )
+
+
+class FlagVariantsSpec(FlagModel):
+    on: Any = Field(True, description='Value of the "on" variant (the new behaviour).')
+    off: Any = Field(False, description='Value of the "off" variant (the current behaviour).')
+
+    def variants(self) -> Variants:
+        return Variants(self.on, self.off)
+
+
+class FlagStepSpec(FlagModel):
+    """One exposure: ``{users: "0-999", duration}`` or ``{percent: 5, duration}``."""
+
+    users: str | None = Field(
+        None, description='Numeric user IDs first-last, inclusive, e.g. "0-999".'
+    )
+    percent: float | None = Field(
+        None, gt=0, lt=100, description="Share of users, bucketed as flagd's fractional does."
+    )
+    duration: Duration = Field(gt=0, description="Analysis window, flag-on against flag-off.")
+
+    @field_validator("users")
+    @classmethod
+    def _range(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = _USERS.fullmatch(value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a user range; write first-last, e.g. 0-999")
+        first, last = int(match[1]), int(match[2])
+        if first > last:
+            raise ValueError(f"{value!r} starts after it ends; write the lower ID first")
+        return f"{first}-{last}"
+
+    @model_validator(mode="after")
+    def _one_segment(self) -> FlagStepSpec:
+        if (self.users is None) == (self.percent is None):
+            raise ValueError("give exactly one of users or percent")
+        return self
+
+    def segment(self, user_id_prefix: str = "") -> Segment:
+        if self.users is not None:
+            first, last = (int(part) for part in self.users.split("-"))
+            return UserRange(first, last, user_id_prefix)
+        assert self.percent is not None
+        return Percent(self.percent)
+
+
+class FlagRolloutSpec(FlagModel):
+    key: str = Field(pattern=_FLAG_KEY, description="The flag's key in the flagd document.")
+    variants: FlagVariantsSpec = Field(default_factory=FlagVariantsSpec)
+    user_id_prefix: str = Field(
+        "",
+        pattern=r"^[^0-9]*$",
+        description='What precedes the number in user IDs ("user-" for user-17); empty for '
+        f"numeric IDs. Prefixed ranges are listed in the rule: at most {MAX_LISTED_USERS} IDs.",
+    )
+    steps: list[FlagStepSpec] = Field(
+        min_length=1, description="Exposure steps, each analysed; then everyone is switched on."
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _exposure_grows(cls, steps: list[FlagStepSpec]) -> list[FlagStepSpec]:
+        for index in range(1, len(steps)):
+            problem = _narrower(steps[index - 1].segment(), steps[index].segment())
+            if problem:
+                raise ExposureOrderError(index, problem)
+        return steps
+
+    @model_validator(mode="after")
+    def _listable(self) -> FlagRolloutSpec:
+        if not self.user_id_prefix:
+            return self
+        for index, step in enumerate(self.steps):
+            segment = step.segment()
+            if isinstance(segment, UserRange) and segment.last - segment.first >= MAX_LISTED_USERS:
+                raise ExposureOrderError(
+                    index,
+                    f"users {step.users} lists more than {MAX_LISTED_USERS} prefixed IDs",
+                    "use a percent step for wide exposure",
+                    within=("steps",),
+                )
+        return self
+
+    def segments(self) -> list[Segment]:
+        return [step.segment(self.user_id_prefix) for step in self.steps]
+
+
+def _narrower(before: Segment, after: Segment) -> str | None:
+    """Why ``after`` does not widen ``before``; None when it does."""
+    if isinstance(before, UserRange) and isinstance(after, UserRange):
+        if after.first <= before.first and after.last >= before.last and after != before:
+            return None
+        return f"users {after.first}-{after.last} must contain and exceed the previous range"
+    if isinstance(before, Percent) and isinstance(after, Percent):
+        if after.value > before.value:
+            return None
+        return f"{after.value:g}% does not rise above the previous {before.value:g}%"
+    if isinstance(before, Percent) and isinstance(after, UserRange):
+        return "a user range cannot follow a percentage: it may expose fewer users"
+    return None
+
+
+class ExposureOrderError(ValueError):
+    """Exposure must widen; ``subpath`` lets the error name ``flag.steps[i]``."""
+
+    def __init__(
+        self,
+        index: int,
+        problem: str,
+        fix: str = "each step must expose more users than before",
+        within: tuple[str, ...] = (),
+    ):
+        self.subpath = (*within, index)
+        super().__init__(f"{problem}: {fix}")

@@ -1,0 +1,234 @@
+"""Flag documents, bucketing, rollout specs and flag stores: what a flag rollout writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kube import schemas
+from kube.fake_apiserver import FakeApiServer
+from pydantic import ValidationError
+from test_sample_service import FRACTIONAL_CASES
+
+from canaryflow.analysis.spec import AnalysisSpec
+from canaryflow.errors import InputError, PlatformError
+from canaryflow.flags.bucketing import fractional_bucket, murmur3_32, serves_on
+from canaryflow.flags.document import (
+    Everyone,
+    Percent,
+    UserRange,
+    Variants,
+    flag_off,
+    flag_state,
+    segment_document,
+    validate_document,
+)
+from canaryflow.flags.spec import FlagRolloutSpec
+from canaryflow.flags.store import ConfigMapFlagStore, FileFlagStore
+from canaryflow.flags.variant_analysis import variant_gates, variant_subject
+from canaryflow.plan.load import plan_from_dict
+
+KEY = "new-checkout"
+
+
+# --- bucketing ------------------------------------------------------------------------------
+
+
+def test_bucketing_agrees_with_the_go_service_cases_and_murmur3_vectors():
+    assert murmur3_32(b"") == 0
+    assert murmur3_32(b"hello") == 0x248BFA47
+    assert {u: fractional_bucket(KEY, u) for u in FRACTIONAL_CASES} == FRACTIONAL_CASES
+    assert serves_on(KEY, "user-4", 5) and not serves_on(KEY, "user-0", 25)
+
+
+def test_a_percentage_exposes_about_that_share_of_users():
+    users = [f"user-{n}" for n in range(2000)]
+    share = sum(serves_on(KEY, u, 20) for u in users) / len(users)
+    assert 0.17 < share < 0.23
+
+
+# --- documents ------------------------------------------------------------------------------
+
+
+def test_numeric_user_range_is_two_comparisons_on_user_id():
+    flag = segment_document(KEY, UserRange(0, 999))["flags"][KEY]
+    assert flag["defaultVariant"] == "off"
+    assert flag["targeting"] == {
+        "if": [
+            {"and": [{">=": [{"var": "userId"}, 0]}, {"<=": [{"var": "userId"}, 999]}]},
+            "on",
+            "off",
+        ]
+    }
+
+
+def test_prefixed_user_range_lists_the_ids():
+    flag = segment_document(KEY, UserRange(3, 5, "user-"))["flags"][KEY]
+    assert flag["targeting"] == {
+        "if": [{"in": [{"var": "userId"}, ["user-3", "user-4", "user-5"]]}, "on", "off"]
+    }
+
+
+def test_percent_is_fractional_on_the_targeting_key_and_everyone_is_the_default():
+    flag = segment_document(KEY, Percent(5), Variants("v2", "v1"))["flags"][KEY]
+    assert flag["targeting"] == {"fractional": [["on", 5], ["off", 95]]}
+    assert flag["variants"] == {"on": "v2", "off": "v1"}
+    everyone = segment_document(KEY, Everyone())
+    assert flag_state(everyone, KEY) == "on" and "targeting" not in everyone["flags"][KEY]
+    assert flag_state(flag_off(KEY), KEY) == "off"
+    assert flag_state(segment_document(KEY, Percent(5)), KEY) == "partial"
+
+
+def test_every_built_document_is_valid():
+    for segment in (UserRange(0, 9), UserRange(0, 9, "u"), Percent(50), Everyone()):
+        assert validate_document(segment_document(KEY, segment))
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        (
+            {"defaultVariant": "maybe"},
+            "flags.new-checkout.defaultVariant: 'maybe' is not a variant",
+        ),
+        ({"state": "ON"}, "flags.new-checkout.state: 'ON' is not ENABLED or DISABLED"),
+        ({"variants": {}}, "flags.new-checkout.variants: empty"),
+        ({"targeting": {"regex": ["a"]}}, "flags.new-checkout.targeting: operator 'regex'"),
+    ],
+)
+def test_a_bad_document_names_the_field(flag, expected):
+    document = flag_off(KEY)
+    document["flags"][KEY].update(flag)
+    with pytest.raises(InputError) as error:
+        validate_document(document)
+    assert str(error.value).startswith(expected)
+
+
+def test_a_document_without_flags_says_what_one_looks_like():
+    with pytest.raises(InputError, match=r"^flags: missing; a flagd document is"):
+        validate_document({"flag": {}})
+
+
+# --- spec -----------------------------------------------------------------------------------
+
+
+def plan(flag: dict) -> dict:
+    return {"service": {"name": "checkout"}, "flag": flag}
+
+
+def test_a_plan_carries_a_flag_rollout():
+    loaded = plan_from_dict(
+        plan(
+            {
+                "key": KEY,
+                "steps": [{"users": "0-99", "duration": "30s"}, {"percent": 25, "duration": "1m"}],
+            }
+        )
+    )
+    assert loaded.flag is not None
+    assert loaded.flag.segments() == [UserRange(0, 99), Percent(25)]
+    assert loaded.flag.steps[1].duration == 60
+
+
+@pytest.mark.parametrize(
+    ("steps", "path", "fragment"),
+    [
+        ([{"users": "9-0", "duration": "1s"}], "flag.steps[0].users", "starts after it ends"),
+        ([{"users": "a-b", "duration": "1s"}], "flag.steps[0].users", "first-last"),
+        ([{"percent": 100, "duration": "1s"}], "flag.steps[0].percent", "not below 100"),
+        ([{"percent": 5, "users": "0-1", "duration": "1s"}], "flag.steps[0]", "exactly one"),
+        (
+            [{"percent": 20, "duration": "1s"}, {"percent": 10, "duration": "1s"}],
+            "flag.steps[1]",
+            "does not rise",
+        ),
+        (
+            [{"users": "0-99", "duration": "1s"}, {"users": "100-199", "duration": "1s"}],
+            "flag.steps[1]",
+            "contain and exceed",
+        ),
+        (
+            [{"percent": 5, "duration": "1s"}, {"users": "0-99", "duration": "1s"}],
+            "flag.steps[1]",
+            "cannot follow a percentage",
+        ),
+    ],
+)
+def test_bad_steps_name_the_step_and_the_fix(steps, path, fragment):
+    with pytest.raises(InputError) as error:
+        plan_from_dict(plan({"key": KEY, "steps": steps}))
+    message = str(error.value)
+    assert path in message and fragment in message
+
+
+def test_a_prefixed_range_too_wide_to_list_is_refused():
+    with pytest.raises(ValidationError, match="more than 10000 prefixed IDs"):
+        FlagRolloutSpec.model_validate(
+            {"key": KEY, "userIdPrefix": "user-", "steps": [{"users": "0-20000", "duration": 1}]}
+        )
+
+
+# --- analysis per variant ----------------------------------------------------------------
+
+
+def test_only_http_gates_judge_a_flag_and_tracks_become_variants():
+    spec = AnalysisSpec.model_validate(
+        {"gates": [{"metric": "error-rate"}, {"metric": "goroutines"}, {"metric": "latency-p99"}]}
+    )
+    kept, skipped = variant_gates(spec)
+    assert [g.name for g in kept.gates] == ["error-rate", "latency-p99"]
+    assert skipped == ["goroutines"]
+    subject = variant_subject("checkout", "shop")
+    assert subject.selector("canary") == 'app="checkout",namespace="shop",variant="on"'
+    assert subject.selector("stable") == 'app="checkout",namespace="shop",variant="off"'
+
+
+# --- stores ---------------------------------------------------------------------------------
+
+
+def test_file_store_keeps_the_previous_document_and_leaves_no_temp_files(tmp_path):
+    store = FileFlagStore(tmp_path / "flags.json")
+    assert store.read() is None and store.previous() is None
+    store.write(segment_document(KEY, Percent(10)))
+    store.write(flag_off(KEY))
+    assert store.read() == flag_off(KEY)
+    assert store.previous() == segment_document(KEY, Percent(10))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flags.json", "flags.json.previous"]
+
+
+def test_file_store_refuses_an_invalid_document_and_changes_nothing(tmp_path):
+    store = FileFlagStore(tmp_path / "flags.json")
+    store.write(flag_off(KEY))
+    before = store.path.read_bytes()
+    with pytest.raises(InputError):
+        store.write({"flags": {KEY: {"state": "ENABLED"}}})
+    assert store.path.read_bytes() == before and store.previous() is None
+
+
+def config_map(data: dict) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "checkout-flags", "namespace": "shop"},
+        "data": data,
+    }
+
+
+def test_configmap_store_replaces_the_document_and_keeps_the_previous(api_server: FakeApiServer):
+    api_server.seed(config_map({"flags.json": json.dumps(flag_off(KEY)), "other": "kept"}))
+    store = ConfigMapFlagStore(api_server.api_client(), "shop", "checkout-flags")
+    assert store.read() == flag_off(KEY)
+    store.write(segment_document(KEY, Percent(5)))
+    store.write(flag_off(KEY))
+    stored = api_server.get("ConfigMap", "shop", "checkout-flags")
+    schemas.validate(stored)
+    assert stored["data"]["other"] == "kept"
+    assert store.read() == flag_off(KEY)
+    assert store.previous() == segment_document(KEY, Percent(5))
+    assert [w.method for w in api_server.writes("ConfigMap")] == ["PUT", "PUT"]
+
+
+def test_configmap_store_needs_the_configmap_to_exist(api_server: FakeApiServer):
+    store = ConfigMapFlagStore(api_server.api_client(), "shop", "missing")
+    with pytest.raises(PlatformError, match="configmap shop/missing does not exist: create"):
+        store.write(flag_off(KEY))

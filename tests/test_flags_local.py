@@ -1,0 +1,52 @@
+"""Real flag rollouts: the sample service reading a flag file, Prometheus, nginx and load."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from canaryflow.flags.document import UserRange, flag_off, flag_state, segment_document
+from canaryflow.flags.local import DEMO_PLAN, run_local
+from canaryflow.flags.store import FileFlagStore
+from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.decision import Phase
+
+pytestmark = pytest.mark.slow
+KEY = "new-checkout"
+
+
+def short_plan() -> ReleasePlan:
+    document = copy.deepcopy(DEMO_PLAN)
+    document["flag"]["steps"] = [
+        {"users": "0-199", "duration": "3s"},
+        {"percent": 50, "duration": "3s"},
+    ]
+    return ReleasePlan.model_validate(document)
+
+
+def test_a_healthy_feature_reaches_everyone(tmp_path):
+    result = run_local(short_plan(), tmp_path)
+    assert result.phase is Phase.PROMOTED, result.reason
+    store = FileFlagStore(tmp_path / "flags.json")
+    assert flag_state(store.read(), KEY) == "on"
+    windows = result.record.of_kind("window-ended")
+    assert [e.data["verdict"] for e in windows] == ["pass", "pass"]
+
+
+def test_a_feature_failing_flag_on_requests_is_switched_off_at_once(tmp_path):
+    result = run_local(short_plan(), tmp_path, faults=("-error-rate", "0.3", "-flag-on-only"))
+    assert result.phase is Phase.ROLLED_BACK
+    assert "error-rate" in result.reason
+    store = FileFlagStore(tmp_path / "flags.json")
+    assert store.read() == flag_off(KEY)
+    assert store.previous() == segment_document(KEY, UserRange(0, 199, "user-"))
+    failed = [
+        item
+        for event in result.record.of_kind("measurements")
+        for item in event.data["items"]
+        if item["outcome"] == "fail"
+    ]
+    assert failed, "a gate measured the failing flag-on requests"
+    flag_off_at = result.record.first("flag-off").at
+    assert flag_off_at - failed[0]["finished"] < 2.0
