@@ -28,6 +28,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "build v1 and v2 of the sample service and release both locally"),
     "bench": ("bench", "measure detection-to-safe time, failed requests, split accuracy"),
     # workflow tasks
+    "checkout": ("checkout", "clone a repository at an exact revision"),
     "go-test": ("go_test", "run go test for a Go module"),
     "go-build": ("go_build", "build a static, trimmed, version-stamped Go binary"),
     "image-push": ("image_push", "assemble an OCI image from a binary and push it by digest"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,10 +34,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="file the canary appends its log to, for logs gates",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--step", type=int, help="the plan step this window belongs to")
+    parser.add_argument("--report-file", type=Path, help="also write the JSON result here")
+    parser.add_argument(
+        "--cluster-logs",
+        action="store_true",
+        help="read the canary's pod logs for logs gates (the default inside a pod)",
+    )
+    parser.add_argument("--kubeconfig", help="kubeconfig for --cluster-logs outside a pod")
 
 
 def run(args: argparse.Namespace) -> int:
-    from canaryflow.analysis.logfile import LogFileSource
     from canaryflow.analysis.measurement import Outcome
     from canaryflow.analysis.run import AnalysisRun
     from canaryflow.analysis.source import PrometheusSource
@@ -61,16 +69,43 @@ def run(args: argparse.Namespace) -> int:
         source,
         args.service or plan.service.name,
         args.namespace or plan.service.namespace,
-        logs=LogFileSource(args.canary_log) if args.canary_log else None,
+        logs=_log_source(plan, args),
         on_round=None if args.json else _print_round,
     )
     result = analysis.window(duration)
+    if args.report_file:
+        args.report_file.parent.mkdir(parents=True, exist_ok=True)
+        args.report_file.write_text(json.dumps({"step": args.step, **result.to_dict()}, indent=2))
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         print()
     else:
         print(f"verdict: {result.verdict.outcome.value.upper()}: {result.reason}")
     return EXIT_OK if result.verdict.outcome is Outcome.PASS else EXIT_RELEASE_FAILED
+
+
+class _ClusterLogs:
+    """The canary pods' logs, through the Kubernetes platform of the plan."""
+
+    def __init__(self, platform):
+        self.platform = platform
+
+    def lines_since(self, since: float) -> list[str]:
+        return self.platform.canary_logs(since)
+
+
+def _log_source(plan, args: argparse.Namespace):
+    from canaryflow.analysis.logfile import LogFileSource
+
+    if args.canary_log:
+        return LogFileSource(args.canary_log)
+    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    if not (args.cluster_logs or in_pod):
+        return None
+    from canaryflow.kubernetes.from_plan import platform_for
+    from canaryflow.kubernetes.platform import api_client_from_environment
+
+    return _ClusterLogs(platform_for(plan, api_client_from_environment(args.kubeconfig, None)))
 
 
 def _duration(text: str) -> float:
