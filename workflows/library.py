@@ -277,19 +277,17 @@ class TaskLibrary:
         )
 
     def deploy_canary(self) -> Container:
+        return self._artifact_verb(
+            "deploy-canary", "Create or update the canary Deployment; it gets no traffic yet."
+        )
+
+    def _artifact_verb(self, verb: str, description: str) -> Container:
+        """A release verb that acts on the canary's pinned image: deploy-canary, promote."""
         return self._container(
-            "deploy-canary",
-            "Create or update the canary Deployment; it gets no traffic yet.",
+            verb,
+            description,
             [PLAN, Input("image", "Image pinned by digest."), Input("version", "Version label.")],
-            [
-                "deploy-canary",
-                "--plan",
-                ref("plan"),
-                "--image",
-                ref("image"),
-                "--version",
-                ref("version"),
-            ],
+            [verb, "--plan", ref("plan"), "--image", ref("image"), "--version", ref("version")],
             retry=pods.idempotent_retry(self.settings),
         )
 
@@ -377,20 +375,8 @@ class TaskLibrary:
         )
 
     def promote(self) -> Container:
-        return self._container(
-            "promote",
-            "Make the canary's image the stable one, then remove the canary.",
-            [PLAN, Input("image", "Image pinned by digest."), Input("version", "Version label.")],
-            [
-                "promote",
-                "--plan",
-                ref("plan"),
-                "--image",
-                ref("image"),
-                "--version",
-                ref("version"),
-            ],
-            retry=pods.idempotent_retry(self.settings),
+        return self._artifact_verb(
+            "promote", "Make the canary's image the stable one, then remove the canary."
         )
 
     def rollback(self) -> Container:

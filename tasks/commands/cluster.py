@@ -31,3 +31,11 @@ def platform_from_args(args: argparse.Namespace):
 def add_artifact_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", required=True, help="the image, pinned by digest")
     parser.add_argument("--version", required=True, help="the version label (the commit)")
+
+
+def with_artifact(args: argparse.Namespace):
+    """The plan, its platform, and the canary artifact named by ``--image``/``--version``."""
+    from canaryflow.platform.protocol import Artifact
+
+    plan, platform = platform_from_args(args)
+    return plan, platform, Artifact(version=args.version, image=args.image)

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from canaryflow.commands.cluster import (
-    add_artifact_options,
-    add_cluster_options,
-    platform_from_args,
-)
+from canaryflow.commands.cluster import add_artifact_options, add_cluster_options, with_artifact
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,9 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from canaryflow.platform.protocol import Artifact
-
-    plan, platform = platform_from_args(args)
-    platform.deploy_canary(Artifact(version=args.version, image=args.image))
-    print(f"canary {plan.service.name}-canary deployed: {args.image}")
+    plan, platform, artifact = with_artifact(args)
+    platform.deploy_canary(artifact)
+    print(f"canary {plan.service.name}-canary deployed: {artifact.image}")
     return 0
