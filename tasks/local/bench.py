@@ -32,6 +32,8 @@ from canaryflow.plan.model import ReleasePlan
 from canaryflow.release.record import Event
 
 FAULT_DELAY_S = 2.0
+# Spread over one analysis interval, so detection times sample every phase of the round clock.
+FAULT_PHASES = 10
 BAD_ERROR_RATE = 0.3
 SPLIT_WEIGHTS = (5, 25, 50)
 SPLIT_REQUESTS = 20_000
@@ -133,7 +135,7 @@ def bench_plan() -> ReleasePlan:
 def releases(
     workdir: Path, build: Path, bad_count: int, healthy_count: int, say: Callable[[str], None]
 ) -> tuple[list[BadRelease], list[HealthyRelease], dict[str, Any]]:
-    """Bad releases (fault on 2 s into the first window), then healthy ones, on one stack."""
+    """Bad releases (fault on 2-3 s into the first window), then healthy ones, on one stack."""
     from canaryflow.local.programs import sample_service
     from canaryflow.local.stack import LocalStack
 
@@ -142,7 +144,8 @@ def releases(
     bad, healthy = [], []
     with LocalStack(plan, v1, workdir / "stack") as stack:
         for index in range(bad_count):
-            bad.append(_bad_release(stack, v2))
+            delay = FAULT_DELAY_S + (index % FAULT_PHASES) / FAULT_PHASES
+            bad.append(_bad_release(stack, v2, delay))
             say(f"bad release {index + 1}/{bad_count}: {bad[-1]}")
         for index in range(healthy_count):
             healthy.append(_healthy_release(stack, v2 if index % 2 == 0 else v1))
@@ -151,12 +154,12 @@ def releases(
     return bad, healthy, timing
 
 
-def _bad_release(stack, artifact) -> BadRelease:
+def _bad_release(stack, artifact, delay_s: float) -> BadRelease:
     switch: dict[str, float] = {}
 
     def on_event(event: Event) -> None:
         if event.kind == "window-started" and event.data["step"] == 0:
-            switch["at"] = schedule_fault(_canary_address(stack), FAULT_DELAY_S)
+            switch["at"] = schedule_fault(_canary_address(stack), delay_s)
 
     result = stack.release(artifact, listeners=[on_event])
     record = result.record

@@ -1,0 +1,57 @@
+"""``canaryflow bench``: measure this machine and write BENCHMARKS.md.
+
+Bad releases, healthy releases, the router's split and reload behaviour, one analysis round
+and the CLI's start-up, each with real processes; the raw figures go to ``--out`` as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from canaryflow.errors import InputError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("out/bench"), help="raw results folder")
+    parser.add_argument("--write", type=Path, default=Path("BENCHMARKS.md"), help="Markdown file")
+    parser.add_argument("--releases", type=int, default=10, help="bad releases (at least 1)")
+    parser.add_argument("--healthy", type=int, default=2, help="healthy releases")
+    parser.add_argument("--reload-changes", type=int, default=150, help="weight changes per design")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.releases < 1:
+        raise InputError("--releases: must be at least 1 bad release; give e.g. --releases 10")
+    if args.healthy < 0 or args.reload_changes < 1:
+        raise InputError("--healthy: >= 0 and --reload-changes: >= 1; give e.g. 2 and 150")
+    from canaryflow.local import bench
+    from canaryflow.report.benchmarks import render_markdown
+
+    began = time.monotonic()
+    results = bench.BenchResults(machine=bench.machine())
+    say("CLI start-up")
+    results.cli_help = bench.cli_help()
+    say("split accuracy")
+    results.split = bench.split_accuracy()
+    say("router reloads: two-tier vs single nginx")
+    results.reload = bench.reload_comparison(args.reload_changes)
+    with tempfile.TemporaryDirectory(prefix="canaryflow-bench-") as tmp:
+        build = args.out / "build"
+        results.bad, results.healthy, results.analysis_round = bench.releases(
+            Path(tmp), build, args.releases, args.healthy, say
+        )
+    results.seconds = time.monotonic() - began
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
+    args.write.write_text(render_markdown(results))
+    say(f"wrote {args.write} and {args.out / 'bench.json'} in {results.seconds:.0f}s")
+    return 0
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
