@@ -40,9 +40,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
     parser.add_argument("--no-live", action="store_true", help="plain event lines, no live view")
     parser.add_argument("--plan", type=Path, default=DEFAULT_PLAN, help="release plan (YAML)")
+    parser.add_argument(
+        "--flags",
+        action="store_true",
+        help="instead: a good and a bad feature-flag rollout (flagd file, same gates)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.flags:
+        return _flag_demo(args)
     from canaryflow.local.programs import sample_service
     from canaryflow.local.stack import LocalStack
     from canaryflow.plan.load import load_plan
@@ -132,3 +139,17 @@ def _print_summary(summaries, out: Path) -> None:
     console = Console(width=max(Console().width, 130))
     console.print(table)
     console.print(f"reports: {out}/<release>.json and .png")
+
+
+def _flag_demo(args: argparse.Namespace) -> int:
+    """A flag that reaches everyone, and one whose flag-on requests fail and is switched off."""
+    from canaryflow.flags.local import run_flag_demo
+
+    summary = run_flag_demo(args.out / "flags", live=not args.json)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for name, outcome in summary.items():
+            print(f"{name} flag rollout: {outcome['phase']}: {outcome['reason']}")
+    good, bad = summary["good"]["phase"], summary["bad"]["phase"]
+    return 0 if good == "promoted" and bad == "rolled-back" else 1
