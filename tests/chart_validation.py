@@ -1,7 +1,7 @@
 """Rendering the chart with Helm's engine and validating every object it renders, offline.
 
 Core kinds go through ``kube.schemas`` (kubernetes-validate, strict). Argo Workflows and
-Argo Events objects are checked against their upstream JSON Schemas in /work/shared/schemas
+Argo Events objects are checked against their upstream JSON Schemas in shared/schemas
 with every object that lists ``properties`` closed, as the API server's pruning would drop
 unknown fields silently. The Argo Events schema declares a ``$schema`` python-jsonschema does not
 know (``http://json-schema.org/schema#``); its keywords are draft-07's, so Draft7Validator.
@@ -18,9 +18,10 @@ import helm_python as helm
 import jsonschema
 import yaml
 from kube import schemas
+from upstream import SCHEMAS
 
 CHART = Path(__file__).resolve().parents[1] / "charts" / "canaryflow"
-SCHEMAS = Path("/work/shared/schemas")
+
 RELEASE, NAMESPACE = "cf", "argo"
 ARGO_WORKFLOWS = {"WorkflowTemplate", "ClusterWorkflowTemplate", "Workflow"}
 ARGO_EVENTS = {"EventSource", "Sensor"}

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
+from upstream import SCHEMAS
 
 from canaryflow.plan.load import load_plan
 from canaryflow.workflows import WorkflowSettings, compile_documents, default_plan
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = Path("/work/shared/schemas/argo-workflows/schema.json")
+SCHEMA = SCHEMAS / "argo-workflows" / "schema.json"
 DEFINITION = "io.argoproj.workflow.v1alpha1.{kind}"
 RETRIED = {"checkout", "image-push", "deploy-canary", "set-weight", "promote", "rollback", "notify"}
 NEVER_RETRIED = {"analyze", "go-test", "validate-plan", "health-gate", "approve"}

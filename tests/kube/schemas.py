@@ -2,7 +2,7 @@
 
 Core kinds are checked with ``kubernetes_validate`` in strict mode (unknown fields rejected) for
 ``KUBERNETES_VERSION``. Istio, Gateway API and SMI objects are checked against the
-``openAPIV3Schema`` of their CRDs in ``/work/shared/schemas`` with every object schema that lists
+``openAPIV3Schema`` of their CRDs in ``shared/schemas`` with every object schema that lists
 ``properties`` closed (no unknown fields), as the API server prunes or rejects them, and their
 ``metadata`` against the strict ObjectMeta schema. CEL rules (``x-kubernetes-validations``) are not
 evaluated: a plain JSON Schema validator cannot.
@@ -24,10 +24,11 @@ import kubernetes_validate
 import yaml
 from importlib_resources import files
 from referencing import Registry, Resource
+from upstream import SCHEMAS
 
 KUBERNETES_VERSION = "1.33"
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-SCHEMA_ROOT = Path("/work/shared/schemas")
+SCHEMA_ROOT = SCHEMAS
 
 CRD_FILES = {
     "networking.istio.io": [
