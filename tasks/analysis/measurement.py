@@ -75,20 +75,6 @@ class Measurement:
         }
         return data
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
-        evidence = dict(data["evidence"])
-        return cls(
-            gate=data["gate"],
-            round=data["round"],
-            outcome=Outcome(data["outcome"]),
-            reason=data["reason"],
-            started=data["started"],
-            finished=data["finished"],
-            dry_run=data.get("dry_run", False),
-            evidence=Evidence(**evidence),
-        )
-
 
 def _json_number(value: float | None) -> float | str | None:
     """JSON has no NaN or infinity; they are kept as Prometheus spells them."""
