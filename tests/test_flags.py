@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -18,14 +19,18 @@ from canaryflow.flags.document import (
     Percent,
     UserRange,
     Variants,
+    document_digest,
+    encode_document,
     flag_off,
     flag_state,
     segment_document,
     validate_document,
+    with_flag,
 )
 from canaryflow.flags.spec import FlagRolloutSpec
-from canaryflow.flags.store import ConfigMapFlagStore, FileFlagStore
+from canaryflow.flags.store import FileFlagStore, replace_with
 from canaryflow.flags.variant_analysis import variant_gates, variant_subject
+from canaryflow.kubernetes.flag_store import ConfigMapFlagStore
 from canaryflow.plan.load import plan_from_dict
 
 KEY = "new-checkout"
@@ -185,24 +190,75 @@ def test_only_http_gates_judge_a_flag_and_tracks_become_variants():
 
 # --- stores ---------------------------------------------------------------------------------
 
+# Someone else's flag, with an operator this evaluator does not know: ours to keep, not judge.
+THEIRS = {
+    "state": "ENABLED",
+    "variants": {"a": 1, "b": 2},
+    "defaultVariant": "a",
+    "targeting": {"if": [{"sem_ver": [{"var": "version"}, ">=", "1.2.0"]}, "b", "a"]},
+}
+SHARED = {"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": {"theirs": THEIRS}}
+
+
+def put(segment) -> object:
+    """The edit a rollout step makes: our flag's rule, the rest of the document kept."""
+    return lambda document: with_flag(document, KEY, segment_document(KEY, segment))
+
+
+def test_a_rollout_edits_only_its_own_flag_in_a_shared_document():
+    merged = with_flag(SHARED, KEY, segment_document(KEY, Percent(5)))
+    assert merged["flags"]["theirs"] == THEIRS and merged["$schema"] == SHARED["$schema"]
+    assert merged["flags"][KEY] == segment_document(KEY, Percent(5))["flags"][KEY]
+    assert SHARED["flags"].keys() == {"theirs"}, "the input is not modified"
+
+
+def test_a_document_that_is_not_flagd_is_never_overwritten():
+    with pytest.raises(PlatformError, match="will not overwrite what it cannot read"):
+        with_flag({"flags": ["not", "a", "map"]}, KEY, flag_off(KEY))
+
 
 def test_file_store_keeps_the_previous_document_and_leaves_no_temp_files(tmp_path):
     store = FileFlagStore(tmp_path / "flags.json")
     assert store.read() is None and store.previous() is None
-    store.write(segment_document(KEY, Percent(10)))
-    store.write(flag_off(KEY))
-    assert store.read() == flag_off(KEY)
-    assert store.previous() == segment_document(KEY, Percent(10))
+    store.path.write_text(json.dumps(SHARED))  # the team's own file, written by hand
+    store.update(put(Percent(10)))
+    digest = store.update(put(Percent(10)))  # the same exposure again
+    assert store.read() == with_flag(SHARED, KEY, segment_document(KEY, Percent(10)))
+    assert store.previous() == SHARED, "an edit that changes nothing writes nothing"
+    assert digest == document_digest(store.path.read_text())
+    store.update(put(Percent(0.5)))
+    store.update(lambda document: with_flag(document, KEY, flag_off(KEY)))
+    assert flag_state(store.read(), KEY) == "off" and store.read()["flags"]["theirs"] == THEIRS
+    assert store.previous()["flags"][KEY] == segment_document(KEY, Percent(0.5))["flags"][KEY]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flags.json", "flags.json.previous"]
+
+
+def test_the_digest_is_of_the_exact_text_the_service_reads(tmp_path):
+    store = FileFlagStore(tmp_path / "flags.json")
+    digest = store.update(replace_with(flag_off(KEY)))
+    text = store.path.read_text()
+    assert text == encode_document(flag_off(KEY))
+    # Independently of document_digest: what `sha256sum flags.json | cut -c1-16` prints.
+    assert digest == hashlib.sha256(store.path.read_bytes()).hexdigest()[:16]
 
 
 def test_file_store_refuses_an_invalid_document_and_changes_nothing(tmp_path):
     store = FileFlagStore(tmp_path / "flags.json")
-    store.write(flag_off(KEY))
+    store.update(replace_with(flag_off(KEY)))
     before = store.path.read_bytes()
     with pytest.raises(InputError):
-        store.write({"flags": {KEY: {"state": "ENABLED"}}})
+        store.update(replace_with({"flags": {KEY: {"state": "ENABLED"}}}))
+    with pytest.raises(InputError):
+        store.update(lambda doc: with_flag(doc, KEY, {"flags": {KEY: {"state": "ON"}}}))
     assert store.path.read_bytes() == before and store.previous() is None
+
+
+def test_file_store_leaves_a_broken_file_for_a_person(tmp_path):
+    store = FileFlagStore(tmp_path / "flags.json")
+    store.path.write_text("{not json")
+    with pytest.raises(PlatformError, match="is not JSON.*fix it by hand"):
+        store.update(put(Percent(5)))
+    assert store.path.read_text() == "{not json"
 
 
 def config_map(data: dict) -> dict:
@@ -214,21 +270,28 @@ def config_map(data: dict) -> dict:
     }
 
 
-def test_configmap_store_replaces_the_document_and_keeps_the_previous(api_server: FakeApiServer):
-    api_server.seed(config_map({"flags.json": json.dumps(flag_off(KEY)), "other": "kept"}))
+def test_configmap_store_edits_the_document_and_keeps_the_previous(api_server: FakeApiServer):
+    api_server.seed(config_map({"flags.json": json.dumps(SHARED), "other": "kept"}))
     store = ConfigMapFlagStore(api_server.api_client(), "shop", "checkout-flags")
-    assert store.read() == flag_off(KEY)
-    store.write(segment_document(KEY, Percent(5)))
-    store.write(flag_off(KEY))
+    assert store.read() == SHARED
+    store.update(put(Percent(5)))
+    digest = store.update(lambda document: with_flag(document, KEY, flag_off(KEY)))
+    store.update(lambda document: with_flag(document, KEY, flag_off(KEY)))  # the safety net
     stored = api_server.get("ConfigMap", "shop", "checkout-flags")
     schemas.validate(stored)
     assert stored["data"]["other"] == "kept"
-    assert store.read() == flag_off(KEY)
-    assert store.previous() == segment_document(KEY, Percent(5))
+    assert digest == document_digest(stored["data"]["flags.json"])
+    assert store.read() == with_flag(SHARED, KEY, flag_off(KEY))
+    assert store.previous() == with_flag(SHARED, KEY, segment_document(KEY, Percent(5)))
     assert [w.method for w in api_server.writes("ConfigMap")] == ["PUT", "PUT"]
+    for write in api_server.writes("ConfigMap"):
+        schemas.validate(write.body)
+        ours = json.loads(write.body["data"]["flags.json"])["flags"][KEY]
+        validate_document({"flags": {KEY: ours}})
 
 
 def test_configmap_store_needs_the_configmap_to_exist(api_server: FakeApiServer):
     store = ConfigMapFlagStore(api_server.api_client(), "shop", "missing")
     with pytest.raises(PlatformError, match="configmap shop/missing does not exist: create"):
-        store.write(flag_off(KEY))
+        store.update(replace_with(flag_off(KEY)))
+    assert api_server.writes("ConfigMap") == []

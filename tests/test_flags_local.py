@@ -32,6 +32,10 @@ def test_a_healthy_feature_reaches_everyone(tmp_path):
     assert flag_state(store.read(), KEY) == "on"
     windows = result.record.of_kind("window-ended")
     assert [e.data["verdict"] for e in windows] == ["pass", "pass"]
+    # Each exposure was judged only once the service reported serving it (through Prometheus).
+    applied = result.record.of_kind("flag-applied")
+    assert [e.data["segment"] for e in applied][-1] == "everyone"
+    assert all(0 < e.data["after_s"] < 10 for e in applied)
 
 
 def test_a_feature_failing_flag_on_requests_is_switched_off_at_once(tmp_path):
@@ -50,3 +54,4 @@ def test_a_feature_failing_flag_on_requests_is_switched_off_at_once(tmp_path):
     assert failed, "a gate measured the failing flag-on requests"
     flag_off_at = result.record.first("flag-off").at
     assert flag_off_at - failed[0]["finished"] < 2.0
+    assert result.record.first("flag-off-applied").data["after_s"] < 10

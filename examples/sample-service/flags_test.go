@@ -145,3 +145,35 @@ func mustParse(t *testing.T, s string) *flagDocument {
 	}
 	return doc
 }
+
+func TestFlagSourceReportsTheDigestOfTheDocumentInForce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flags.json")
+	good := `{"flags": {"new-checkout": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}}}`
+	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := newFlagSource(path, "new-checkout", newLogger(os.Stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sha256 of the file's bytes, as canaryflow's document_digest computes it.
+	if got, want := src.appliedDigest(), documentDigest([]byte(good)); got != want || len(got) != 16 {
+		t.Fatalf("digest %q, want %q (16 hex digits)", got, want)
+	}
+	var b strings.Builder
+	src.documentInfo().write(&b)
+	want := `canaryflow_flag_document_info{digest="` + documentDigest([]byte(good)) + `",flag="new-checkout"} 1`
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("exposition %q lacks %q", b.String(), want)
+	}
+	if err := os.WriteFile(path, []byte(`{"flags": `), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if src.reload() == nil || src.appliedDigest() != documentDigest([]byte(good)) {
+		t.Fatal("a bad document changed the digest reported")
+	}
+	var none *flagSource
+	if none.appliedDigest() != "" {
+		t.Fatal("no flag file must report no digest")
+	}
+}

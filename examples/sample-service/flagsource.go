@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -19,7 +21,27 @@ type flagSource struct {
 	flagKey string
 	log     *logger
 	doc     atomic.Pointer[flagDocument]
+	digest  atomic.Pointer[string]
 	content []byte
+}
+
+// documentDigest names a flag file's contents: the first 16 hex digits of their sha256. A
+// rollout writes a document and waits until every instance reports its digest, as
+// canaryflow_flag_document_info{digest=...}, before judging the exposure it sets.
+func documentDigest(content []byte) string {
+	sum := sha256.Sum256(content)
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// appliedDigest is the digest of the document in force; "" without a flag file.
+func (s *flagSource) appliedDigest() string {
+	if s == nil {
+		return ""
+	}
+	if d := s.digest.Load(); d != nil {
+		return *d
+	}
+	return ""
 }
 
 // newFlagSource reads the file once; a missing or bad file at start is an error.
@@ -53,6 +75,8 @@ func (s *flagSource) reload() error {
 		return fmt.Errorf("flags file %s: %v", s.path, err)
 	}
 	s.doc.Store(doc)
+	digest := documentDigest(data)
+	s.digest.Store(&digest) // after the document: the digest reported is never ahead of it
 	s.content = data
 	return nil
 }
@@ -79,5 +103,21 @@ func (s *flagSource) run(ctx context.Context) {
 				lastErr = err.Error()
 			}
 		}
+	}
+}
+
+// documentInfo is canaryflow_flag_document_info{flag, digest}: which flag document this
+// instance has in force.
+func (s *flagSource) documentInfo() collector {
+	return &infoFunc{
+		desc: desc{fqName: "canaryflow_flag_document_info", typ: "gauge",
+			labels: []string{"flag", "digest"},
+			help:   "The flag document in force: its flag key and the sha256 prefix of the file."},
+		read: func() []string {
+			if digest := s.appliedDigest(); digest != "" {
+				return []string{s.flagKey, digest}
+			}
+			return nil
+		},
 	}
 }

@@ -127,6 +127,7 @@ func run(args []string) int {
 			log.Error("bad configuration", "error", err)
 			return 2
 		}
+		svc.telemetry.registry.register(svc.flags.documentInfo())
 		go svc.flags.run(ctx)
 	}
 	go newCFSAccounting(cfg.quotaMillicores, svc.telemetry).run(ctx)

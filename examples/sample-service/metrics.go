@@ -238,6 +238,23 @@ func (g *constGauge) write(w io.Writer) {
 	fmt.Fprintf(w, "%s%s %s\n", g.fqName, g.labelPairs(g.values), formatFloat(g.value))
 }
 
+// infoFunc is an info-style gauge (value 1) whose label values are read at scrape time; no
+// series at all while read returns nil.
+type infoFunc struct {
+	desc
+	read func() []string
+}
+
+func (g *infoFunc) write(w io.Writer) {
+	values := g.read()
+	if values == nil {
+		return
+	}
+	g.checkValues(values)
+	g.writeHeader(w)
+	fmt.Fprintf(w, "%s%s 1\n", g.fqName, g.labelPairs(values))
+}
+
 // summarySnapshot is a summary's state at scrape time.
 type summarySnapshot struct {
 	quantiles map[float64]float64

@@ -29,7 +29,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from canaryflow.flags.local import flag_rollout, run_local
+    from canaryflow.flags.local import run_local
+    from canaryflow.flags.run import flag_rollout
     from canaryflow.plan.load import load_plan
     from canaryflow.release.decision import Phase
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace, plan):
-    from canaryflow.flags.store import ConfigMapFlagStore, FileFlagStore
+    from canaryflow.flags.store import FileFlagStore
 
     if args.platform == "local":
         if args.flags_file is None:
@@ -62,6 +63,7 @@ def _store(args: argparse.Namespace, plan):
         return FileFlagStore(args.flags_file)
     if args.configmap is None:
         raise InputError(FieldError("--configmap", "name the ConfigMap that holds the flags"))
+    from canaryflow.kubernetes.flag_store import ConfigMapFlagStore
     from canaryflow.kubernetes.platform import api_client_from_environment
 
     client = api_client_from_environment(args.kubeconfig)

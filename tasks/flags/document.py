@@ -7,10 +7,13 @@ builders emit only the JSONLogic subset the sample service and flagd both evalua
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from canaryflow.errors import FieldError, InputError
+from canaryflow.errors import FieldError, InputError, PlatformError
 
 ON, OFF = "on", "off"
 STATES = ("ENABLED", "DISABLED")
@@ -101,6 +104,34 @@ def segment_document(key: str, segment: Segment, variants: Variants = Variants()
 def flag_off(key: str, variants: Variants = Variants()) -> dict:
     """Nobody exposed: default "off" and no targeting left to switch anyone on."""
     return segment_document(key, Nobody(), variants)
+
+
+def with_flag(document: dict | None, key: str, flag_document: dict) -> dict:
+    """``document`` with flag ``key`` as ``flag_document`` defines it, all else kept.
+
+    The document in force is shared: other flags and top-level keys (``$schema``,
+    ``$evaluators``) belong to other people and pass through untouched. Only the flag written
+    here is checked, so a rule of theirs this evaluator does not know is not our business.
+    """
+    validate_document(flag_document)
+    merged = copy.deepcopy(document) if document is not None else {}
+    if not isinstance(merged, dict) or not isinstance(merged.setdefault("flags", {}), dict):
+        raise PlatformError(
+            'the flag document in force is not {"flags": {...}}: fix or remove it by hand; '
+            "canaryflow will not overwrite what it cannot read"
+        )
+    merged["flags"][key] = copy.deepcopy(flag_document["flags"][key])
+    return merged
+
+
+def encode_document(document: dict) -> str:
+    """The exact text stored: the service reports the digest of these bytes back."""
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def document_digest(text: str) -> str:
+    """First 16 hex digits of the text's sha256, as the sample service computes it."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def flag_state(document: dict, key: str) -> str:

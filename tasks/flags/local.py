@@ -9,17 +9,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from canaryflow.analysis.run import AnalysisRun
-from canaryflow.analysis.source import PrometheusSource
 from canaryflow.flags.document import flag_off
-from canaryflow.flags.rollout import APPLY_WAIT_S, FlagRollout, FlagRolloutResult
-from canaryflow.flags.store import FileFlagStore, FlagStore
-from canaryflow.flags.variant_analysis import variant_gates, variant_subject
+from canaryflow.flags.rollout import FlagRolloutResult
+from canaryflow.flags.run import flag_rollout
+from canaryflow.flags.store import FileFlagStore, replace_with
 from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.model import ReleasePlan
-from canaryflow.release.record import Listener, ReleaseRecord
-from canaryflow.release.windows import AnalysisWindows
+from canaryflow.release.record import Listener
 
 DEMO_PLAN = {
     "service": {"name": "checkout", "namespace": "demo", "healthTimeout": "15s"},
@@ -43,32 +40,6 @@ DEMO_PLAN = {
 }
 
 
-def flag_rollout(
-    plan: ReleasePlan,
-    store: FlagStore,
-    prometheus_url: str,
-    platform: str,
-    listeners: list[Listener] = (),
-    apply_wait_s: float = APPLY_WAIT_S,
-) -> FlagRolloutResult:
-    """Roll out ``plan.flag`` through ``store``, judged on the Prometheus at ``prometheus_url``."""
-    assert plan.flag is not None
-    analysis, skipped = variant_gates(plan.analysis)
-    run = AnalysisRun(
-        analysis,
-        PrometheusSource(prometheus_url, timeout=analysis.prometheus.timeout),
-        plan.service.name,
-        plan.service.namespace,
-        subject=variant_subject(plan.service.name, plan.service.namespace),
-    )
-    record = ReleaseRecord(plan.service.name, f"flag/{plan.flag.key}", platform)
-    record.listeners.extend(listeners)
-    if skipped:
-        record.add("gates-skipped", gates=skipped, why="not labelled by variant")
-    rollout = FlagRollout(plan.flag, store, AnalysisWindows(run, None), record, apply_wait_s)
-    return rollout.run()
-
-
 def run_local(
     plan: ReleasePlan, workdir: Path, faults: tuple[str, ...] = (), listeners: list[Listener] = ()
 ) -> FlagRolloutResult:
@@ -76,7 +47,7 @@ def run_local(
     assert plan.flag is not None
     workdir = Path(workdir)
     store = FileFlagStore(workdir / "flags.json")
-    store.write(flag_off(plan.flag.key, plan.flag.variants.variants()))
+    store.update(replace_with(flag_off(plan.flag.key, plan.flag.variants.variants())))
     flag_args = ("-flags-file", str(store.path), "-flag-key", plan.flag.key, *faults)
     stable = sample_service("v1", workdir / "build", flag_args)
     with LocalStack(plan, stable, workdir / "stack") as stack:

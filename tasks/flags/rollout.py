@@ -1,29 +1,27 @@
 """A flag rollout: widen a feature flag's audience step by step, each step judged by the gates.
 
 The same shape as the traffic release (``canaryflow.release.engine``), with the flag document
-in the router's place: a step writes the segment's document and waits for the service to apply
-it, then an analysis window compares flag-on with flag-off requests. Anything but a passing
-window (a failing gate, an error, Ctrl-C) writes the flag back to "off" at once, keeping the
-document it replaces; only an unbroken run of passing windows switches everyone on.
+in the router's place: a step writes the segment's rule into the document, waits until the
+service serves it, then an analysis window compares flag-on with flag-off requests. Anything
+but a passing window (a failing gate, an error, a document never applied, Ctrl-C or SIGTERM)
+writes the flag back to "off" at once, keeping the document it replaces; only an unbroken run
+of passing windows switches everyone on.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from canaryflow.analysis.measurement import Measurement, Outcome
 from canaryflow.errors import CanaryflowError
-from canaryflow.flags.document import Everyone, Segment, flag_off, segment_document
+from canaryflow.flags.applied import DocumentApplication, FlagNotApplied
+from canaryflow.flags.document import Everyone, Nobody, Segment, segment_document, with_flag
 from canaryflow.flags.spec import FlagRolloutSpec, FlagStepSpec
 from canaryflow.flags.store import FlagStore
 from canaryflow.release.decision import Action, Phase, after_window, final_phase
 from canaryflow.release.engine import WindowAnalyzer
 from canaryflow.release.record import ReleaseRecord
-
-APPLY_WAIT_S = 1.0
-"""The sample service re-reads its flag file every 0.5 s; flagd watches its file likewise."""
 
 
 @dataclass(frozen=True)
@@ -44,15 +42,13 @@ class FlagRollout:
         store: FlagStore,
         analyzer: WindowAnalyzer,
         record: ReleaseRecord,
-        apply_wait_s: float = APPLY_WAIT_S,
-        sleep: Callable[[float], None] = time.sleep,
+        application: DocumentApplication,
     ):
         self.spec = spec
         self.store = store
         self.analyzer = analyzer
         self.record = record
-        self.apply_wait_s = apply_wait_s
-        self.sleep = sleep
+        self.application = application
         self._windows: list[Outcome] = []
         self._exposed = False
 
@@ -66,8 +62,8 @@ class FlagRollout:
             return self._roll_back(str(abort))
         except (CanaryflowError, OSError) as error:
             return self._roll_back(f"{type(error).__name__}: {error}")
-        except BaseException as error:  # Ctrl-C, or a bug: never leave users exposed
-            self._roll_back(f"interrupted: {type(error).__name__}: {error}")
+        except BaseException as error:  # Ctrl-C, SIGTERM or a bug: never leave users exposed
+            self._roll_back(f"interrupted: {type(error).__name__}: {error}", confirm=False)
             raise
         return self._promote()
 
@@ -82,11 +78,14 @@ class FlagRollout:
 
     def _expose(self, index: int | None, segment: Segment) -> None:
         self._exposed = True
-        document = segment_document(self.spec.key, segment, self.spec.variants.variants())
-        self.store.write(document)
-        self.record.add("flag-written", step=index, segment=str(segment), document=document)
-        self.sleep(self.apply_wait_s)
-        self.record.add("flag-applied", step=index, segment=str(segment))
+        digest = self._write(segment)
+        self.record.add("flag-written", step=index, segment=str(segment), digest=digest)
+        seconds = self.application.wait(digest)
+        self.record.add("flag-applied", step=index, segment=str(segment), after_s=seconds)
+
+    def _write(self, segment: Segment) -> str:
+        flag = segment_document(self.spec.key, segment, self.spec.variants.variants())
+        return self.store.update(lambda document: with_flag(document, self.spec.key, flag))
 
     def _on_round(self, index: int) -> Callable[[list[Measurement]], None]:
         def on_round(measurements: list[Measurement]) -> None:
@@ -105,15 +104,24 @@ class FlagRollout:
         self.record.add("promoted", flag=self.spec.key)
         return FlagRolloutResult(Phase.PROMOTED, "every window passed", self.record)
 
-    def _roll_back(self, reason: str) -> FlagRolloutResult:
+    def _roll_back(self, reason: str, confirm: bool = True) -> FlagRolloutResult:
         """The flag back to "off" for everyone; the document it replaces is kept."""
         self.record.add("rollback-started", reason=reason)
         try:
-            self.store.write(flag_off(self.spec.key, self.spec.variants.variants()))
+            digest = self._write(Nobody())
         except (CanaryflowError, OSError) as error:
             self.record.add("rollback-error", stage="flag", error=str(error))
             raise
-        self.record.add("flag-off", store=self.store.describe())
+        self.record.add("flag-off", store=self.store.describe(), digest=digest)
+        if confirm and self.application.confirms:
+            self._confirm_off(digest)
         phase = Phase.ROLLED_BACK if self._exposed else Phase.FAILED
         self.record.add("rolled-back", phase=phase, reason=reason)
         return FlagRolloutResult(phase, reason, self.record)
+
+    def _confirm_off(self, digest: str) -> None:
+        """Record when the service stopped serving the feature; the write already happened."""
+        try:
+            self.record.add("flag-off-applied", after_s=self.application.wait(digest))
+        except FlagNotApplied as error:
+            self.record.add("flag-off-unconfirmed", error=str(error))

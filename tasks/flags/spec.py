@@ -84,6 +84,19 @@ class FlagRolloutSpec(FlagModel):
     steps: list[FlagStepSpec] = Field(
         min_length=1, description="Exposure steps, each analysed; then everyone is switched on."
     )
+    applied_metric: str | None = Field(
+        "canaryflow_flag_document_info",
+        pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+        description="Info metric labelled flag and digest (sha256 prefix of the document) that "
+        "every instance exports for the document in force; each step waits for it before "
+        "judging. null: the service reports nothing, wait applyTimeout after each write.",
+    )
+    apply_timeout: Duration = Field(
+        90.0,
+        gt=0,
+        description="How long a written document may take to be served (kubelet refreshes a "
+        "mounted ConfigMap within about a minute); past it the flag goes back to off.",
+    )
 
     @field_validator("steps")
     @classmethod

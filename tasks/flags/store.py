@@ -1,8 +1,10 @@
-"""Where a flag document lives: a file the local service polls, or a ConfigMap flagd mounts.
+"""Where a flag document lives: the FlagStore protocol, and the file the local service polls.
 
-Every write keeps the document it replaces (``<file>.previous``, or the ConfigMap key
-``<key>.previous``), so a rollback to "off" never loses the exposure that was in force and a
-person can see what was switched off, or restore it.
+A store edits the document in force and keeps the one it replaces (``<file>.previous``, or the
+ConfigMap key ``<key>.previous``), so a rollback to "off" never loses the exposure that was in
+force and a person can see what was switched off, or restore it. An edit that changes nothing
+writes nothing: switching off twice keeps the exposure that the first switch-off replaced.
+The Kubernetes store (a ConfigMap) is ``canaryflow.kubernetes.flag_store``.
 """
 
 from __future__ import annotations
@@ -10,18 +12,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from kubernetes.client import ApiClient
-
 from canaryflow.errors import PlatformError
-from canaryflow.flags.document import validate_document
-from canaryflow.kubernetes.api import ClusterApi
-from canaryflow.kubernetes.resources import ResourceKind
+from canaryflow.flags.document import document_digest, encode_document, validate_document
 
-CONFIG_MAP = ResourceKind("v1", "ConfigMap", "configmaps")
 PREVIOUS = ".previous"
+Edit = Callable[[dict | None], dict]
+"""From the document in force (None when there is none) to the one to put in force."""
 
 
 class FlagStore(Protocol):
@@ -29,19 +29,28 @@ class FlagStore(Protocol):
         """The document in force; None when there is none yet."""
         ...
 
-    def write(self, document: dict) -> None:
-        """Put ``document`` in force, keeping the one it replaces as the previous."""
+    def update(self, edit: Edit) -> str:
+        """Put ``edit(current)`` in force, keeping ``current`` as the previous; its digest."""
         ...
 
     def previous(self) -> dict | None:
-        """The document the last write replaced."""
+        """The document the last change replaced."""
         ...
 
     def describe(self) -> str: ...
 
 
-def _encode(document: dict) -> str:
-    return json.dumps(validate_document(document), indent=2, sort_keys=True) + "\n"
+def replace_with(document: dict) -> Edit:
+    """An edit that puts the whole ``document`` in force, once it is valid."""
+    validate_document(document)
+    return lambda _current: document
+
+
+def parse_document(text: str, where: str) -> dict:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise PlatformError(f"{where} is not JSON: {error}; fix it by hand first") from error
 
 
 class FileFlagStore:
@@ -52,28 +61,29 @@ class FileFlagStore:
         self.previous_path = self.path.with_name(self.path.name + PREVIOUS)
 
     def read(self) -> dict | None:
-        return _load(self.path)
+        return self._load(self.path)
 
     def previous(self) -> dict | None:
-        return _load(self.previous_path)
+        return self._load(self.previous_path)
 
-    def write(self, document: dict) -> None:
-        text = _encode(document)
-        if self.path.exists():
-            _replace_atomically(self.previous_path, self.path.read_text())
-        _replace_atomically(self.path, text)
+    def update(self, edit: Edit) -> str:
+        current = self.path.read_text() if self.path.exists() else None
+        current_document = None if current is None else parse_document(current, str(self.path))
+        text = encode_document(edit(current_document))
+        if text != current:
+            if current is not None:
+                _replace_atomically(self.previous_path, current)
+            _replace_atomically(self.path, text)
+        return document_digest(text)
 
     def describe(self) -> str:
         return str(self.path)
 
-
-def _load(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except ValueError as error:
-        raise PlatformError(f"flag file {path} is not JSON: {error}") from error
+    def _load(self, path: Path) -> dict | None:
+        try:
+            return parse_document(path.read_text(), str(path))
+        except FileNotFoundError:
+            return None
 
 
 def _replace_atomically(path: Path, text: str) -> None:
@@ -88,59 +98,3 @@ def _replace_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-
-
-class ConfigMapFlagStore:
-    """The flagd JSON under one key of the user's ConfigMap (the one their pods mount).
-
-    The ConfigMap is shared with the user, so it is read, edited and replaced under its
-    resourceVersion (a concurrent edit is re-read, not overwritten), and must already exist.
-    """
-
-    def __init__(self, api_client: ApiClient, namespace: str, name: str, key: str = "flags.json"):
-        self.api = ClusterApi(api_client, namespace)
-        self.namespace = namespace
-        self.name = name
-        self.key = key
-
-    def read(self) -> dict | None:
-        return self._document(self.key)
-
-    def previous(self) -> dict | None:
-        return self._document(self.key + PREVIOUS)
-
-    def write(self, document: dict) -> None:
-        text = _encode(document)
-
-        def edit(config_map: dict) -> dict:
-            data = config_map.setdefault("data", {}) or {}
-            config_map["data"] = data
-            if self.key in data:
-                data[self.key + PREVIOUS] = data[self.key]
-            data[self.key] = text
-            return config_map
-
-        if self.api.get(CONFIG_MAP, self.name) is None:
-            raise self._missing()
-        self.api.update(CONFIG_MAP, self.name, edit)
-
-    def describe(self) -> str:
-        return f"configmap {self.namespace}/{self.name} key {self.key}"
-
-    def _document(self, key: str) -> dict | None:
-        config_map = self.api.get(CONFIG_MAP, self.name)
-        if config_map is None:
-            raise self._missing()
-        text = (config_map.get("data") or {}).get(key)
-        if text is None:
-            return None
-        try:
-            return json.loads(text)
-        except ValueError as error:
-            raise PlatformError(f"{self.describe()}: {key} is not JSON: {error}") from error
-
-    def _missing(self) -> PlatformError:
-        return PlatformError(
-            f"configmap {self.namespace}/{self.name} does not exist: create the ConfigMap your "
-            f"flagd or service mounts, with the flag document (flag off) under {self.key!r}"
-        )

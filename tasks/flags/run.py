@@ -1,0 +1,60 @@
+"""A flag rollout wired to its parts: a flag store, Prometheus, and the plan's gates.
+
+The same wiring serves both platforms; only the store differs (a file locally, a ConfigMap in
+Kubernetes), so a local rollout exercises exactly what a workflow's ``flag-rollout`` task runs.
+"""
+
+from __future__ import annotations
+
+from canaryflow.analysis.run import AnalysisRun
+from canaryflow.analysis.source import PrometheusSource
+from canaryflow.flags.applied import DocumentApplication, FixedDelay, ReportedDigest
+from canaryflow.flags.rollout import FlagRollout, FlagRolloutResult
+from canaryflow.flags.store import FlagStore
+from canaryflow.flags.variant_analysis import variant_gates, variant_subject
+from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.record import Listener, ReleaseRecord
+from canaryflow.release.windows import AnalysisWindows
+
+
+def flag_rollout(
+    plan: ReleasePlan,
+    store: FlagStore,
+    prometheus_url: str,
+    platform: str,
+    listeners: list[Listener] = (),
+) -> FlagRolloutResult:
+    """Roll out ``plan.flag`` through ``store``, judged on the Prometheus at ``prometheus_url``."""
+    assert plan.flag is not None
+    analysis, skipped = variant_gates(plan.analysis)
+    source = PrometheusSource(prometheus_url, timeout=analysis.prometheus.timeout)
+    run = AnalysisRun(
+        analysis,
+        source,
+        plan.service.name,
+        plan.service.namespace,
+        subject=variant_subject(plan.service.name, plan.service.namespace),
+    )
+    record = ReleaseRecord(plan.service.name, f"flag/{plan.flag.key}", platform)
+    record.listeners.extend(listeners)
+    if skipped:
+        record.add("gates-skipped", gates=skipped, why="not labelled by variant")
+    application = document_application(plan, source)
+    rollout = FlagRollout(plan.flag, store, AnalysisWindows(run, None), record, application)
+    return rollout.run()
+
+
+def document_application(plan: ReleasePlan, source: PrometheusSource) -> DocumentApplication:
+    """How a step knows its document is served: the plan's info metric, or a flat wait."""
+    flag = plan.flag
+    assert flag is not None
+    if flag.applied_metric is None:
+        return FixedDelay(flag.apply_timeout)
+    return ReportedDigest(
+        source,
+        flag.applied_metric,
+        plan.service.name,
+        plan.service.namespace,
+        flag.key,
+        flag.apply_timeout,
+    )
