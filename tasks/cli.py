@@ -8,9 +8,12 @@ pay for Hera, the Kubernetes client or Prometheus' client. Each verb module unde
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from canaryflow import __version__
 from canaryflow.errors import EXIT_INPUT, EXIT_RELEASE_FAILED, InputError, PlatformError
@@ -23,6 +26,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "analyze": ("analyze", "run the plan's analysis gates for one window"),
     "runbook": ("runbook", "render the service's release runbook (Markdown) from its plan"),
     "flag-rollout": ("flag_rollout", "expose a feature flag to a growing segment, gated"),
+    "flag-off": ("flag_off", "switch the plan's feature flag off, keeping the exposure"),
     # the local engine
     "run": ("run", "run a whole release of a plan on a platform"),
     "demo": ("demo", "build v1 and v2 of the sample service and release both locally"),
@@ -75,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_INPUT
     try:
-        return int(_module(VERBS[args.verb][0]).run(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(_module(VERBS[args.verb][0]).run(args) or 0)
     except InputError as error:
         for line in error.errors:
             print(f"error: {line}", file=sys.stderr)
@@ -86,6 +91,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``argo stop``, a pod's deletion, ``kill``) unwinds like Ctrl-C.
+
+    Without this Python dies on the spot: a flag rollout could not switch its flag off, nor a
+    local run stop the processes it started.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

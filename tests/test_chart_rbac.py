@@ -5,7 +5,8 @@ The calls are read from the source (``tasks/kubernetes/**``): every ``….api.<m
 ``ClusterApi`` maps to the API verbs it issues, and its resource kind comes from the
 ``ResourceKind`` constant passed, or, for ``apply``/``create`` of a built object, from the
 ``"kind"`` of the object the builder function returns. A call whose kind cannot be read fails
-the test, so new code cannot slip past it.
+the test, so new code cannot slip past it. The flag store (``flag_store.py``) is granted only
+on the ConfigMaps named in ``flags.configMaps``, by name.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from canaryflow.kubernetes import resources
 from canaryflow.kubernetes.resources import ResourceKind
 
 SOURCE = Path(__file__).resolve().parents[1] / "tasks" / "kubernetes"
+FLAG_STORE = SOURCE / "flag_store.py"
 ROUTER_MODULES = {
     "nginx-ingress": "nginx_ingress.py",
     "istio": "istio.py",
@@ -126,18 +128,20 @@ def _grants_of(call: ast.AST, scope: ast.AST, functions, path: Path) -> set[Gran
     return {(verb, _group(kind), kind.plural) for kind in kinds for verb in VERBS[method]}
 
 
-def code_grants(router: str) -> set[Grant]:
+def code_grants(router: str, flags: bool = False) -> set[Grant]:
     """What the release tasks call with ``router``: the platform plus that router only."""
     routers = SOURCE / "routers"
-    shared = [p for p in SOURCE.rglob("*.py") if p.parent != routers]
-    return required_grants([*shared, routers / ROUTER_MODULES[router]])
+    shared = [p for p in SOURCE.rglob("*.py") if p.parent != routers and p != FLAG_STORE]
+    flag_store = [FLAG_STORE] if flags else []
+    return required_grants([*shared, *flag_store, routers / ROUTER_MODULES[router]])
 
 
 def role_grants(role: dict) -> set[Grant]:
     grants = set()
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
-        assert not rule.get("resourceNames"), "names vary per service"
+        if rule["resources"] != ["configmaps"]:
+            assert not rule.get("resourceNames"), "names vary per service"
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 grants |= {(verb, group, resource) for verb in rule["verbs"]}
@@ -155,6 +159,21 @@ def test_the_release_role_grants_exactly_what_the_code_calls(router):
         granted = role_grants(role)
         assert wanted - granted == set(), "missing: the task would get HTTP 403"
         assert granted - wanted == set(), "granted but never called"
+
+
+def test_flag_rollouts_may_edit_the_named_config_maps_and_no_other():
+    values = {"release": {"routerKind": "istio"}, "flags": {"configMaps": ["checkout-flags"]}}
+    (role,) = [
+        r for r in of_kind(objects(values), "Role") if r["metadata"]["name"].endswith("-release")
+    ]
+    (rule,) = [r for r in role["rules"] if r["resources"] == ["configmaps"]]
+
+    assert role_grants(role) == code_grants("istio", flags=True)
+    assert rule["resourceNames"] == ["checkout-flags"]
+    assert code_grants("istio", flags=True) - code_grants("istio") == {
+        ("get", "", "configmaps"),
+        ("update", "", "configmaps"),
+    }
 
 
 def test_the_executor_role_grants_only_workflow_task_results_in_the_release_namespace():

@@ -80,9 +80,7 @@ def test_a_failing_window_switches_the_flag_off_and_keeps_the_exposure(tmp_path)
     assert result.phase is Phase.ROLLED_BACK
     assert "step 1 (5% of users): fail" in result.reason
     assert store.read() == flag_off(KEY)
-    assert store.previous()["flags"][KEY]["targeting"] == {
-        "fractional": [["on", 5], ["off", 95]]
-    }
+    assert store.previous()["flags"][KEY]["targeting"] == {"fractional": [["on", 5], ["off", 95]]}
     assert service.served[-1] == "off", "the service confirmed it serves off"
     assert result.record.first("flag-off-applied") is not None
 
@@ -172,13 +170,13 @@ def test_no_instance_reporting_is_never_taken_for_served():
 
 def test_a_lagging_pod_names_the_count_and_the_fix():
     check, _ = reported([(3, 2)], timeout_s=3)
-    with pytest.raises(FlagNotApplied, match="2 of 3 instances .* raise flag.applyTimeout"):
+    with pytest.raises(FlagNotApplied, match=r"2 of 3 instances .* raise flag\.applyTimeout"):
         check.wait("0123456789abcdef")
 
 
 def test_prometheus_down_is_not_served():
     check, _ = reported([MeasurementError("connection refused")], timeout_s=3)
-    with pytest.raises(FlagNotApplied, match="could not confirm .*connection refused"):
+    with pytest.raises(FlagNotApplied, match=r"could not confirm .*connection refused"):
         check.wait("0123456789abcdef")
 
 

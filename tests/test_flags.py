@@ -256,7 +256,7 @@ def test_file_store_refuses_an_invalid_document_and_changes_nothing(tmp_path):
 def test_file_store_leaves_a_broken_file_for_a_person(tmp_path):
     store = FileFlagStore(tmp_path / "flags.json")
     store.path.write_text("{not json")
-    with pytest.raises(PlatformError, match="is not JSON.*fix it by hand"):
+    with pytest.raises(PlatformError, match=r"is not JSON.*fix it by hand"):
         store.update(put(Percent(5)))
     assert store.path.read_text() == "{not json"
 

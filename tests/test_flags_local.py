@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import copy
+import signal
+import subprocess
+import sys
 
 import pytest
+import yaml
 
 from canaryflow.flags.document import UserRange, flag_off, flag_state, segment_document
 from canaryflow.flags.local import DEMO_PLAN, run_local
-from canaryflow.flags.store import FileFlagStore
+from canaryflow.flags.store import FileFlagStore, replace_with
+from canaryflow.local.programs import sample_service
+from canaryflow.local.stack import LocalStack
 from canaryflow.plan.model import ReleasePlan
 from canaryflow.release.decision import Phase
 
@@ -55,3 +61,33 @@ def test_a_feature_failing_flag_on_requests_is_switched_off_at_once(tmp_path):
     flag_off_at = result.record.first("flag-off").at
     assert flag_off_at - failed[0]["finished"] < 2.0
     assert result.record.first("flag-off-applied").data["after_s"] < 10
+
+
+def test_sigterm_mid_window_switches_the_flag_off_before_the_process_ends(tmp_path):
+    """What ``argo stop`` or a pod deletion does to the flag-rollout task: SIGTERM."""
+    plan = short_plan()
+    plan_document = plan.model_dump(mode="json", by_alias=True, exclude_none=True)
+    plan_document["flag"]["steps"][0]["duration"] = "60s"
+    plan_path = tmp_path / "plan.yaml"
+    plan_path.write_text(yaml.safe_dump(plan_document))
+    store = FileFlagStore(tmp_path / "flags.json")
+    store.update(replace_with(flag_off(KEY)))
+    stable = sample_service("v1", tmp_path / "build", ("-flags-file", str(store.path)))
+    with LocalStack(plan, stable, tmp_path / "stack") as stack:
+        assert stack.prometheus is not None
+        argv = [sys.executable, "-m", "canaryflow", "flag-rollout", "--plan", str(plan_path),
+                "--flags-file", str(store.path), "--prometheus", stack.prometheus.url]  # fmt: skip
+        rollout = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        try:
+            for line in rollout.stdout:
+                if '"window-started"' in line:
+                    break
+            assert flag_state(store.read(), KEY) == "partial"
+            rollout.send_signal(signal.SIGTERM)
+            assert rollout.wait(timeout=10) == 130
+        finally:
+            if rollout.poll() is None:
+                rollout.kill()
+                rollout.wait()
+    assert store.read() == flag_off(KEY)
+    assert flag_state(store.previous(), KEY) == "partial"

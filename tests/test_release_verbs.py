@@ -10,7 +10,7 @@ import copy
 
 import pytest
 import yaml
-from kube.fixtures import CANARY_IMAGE, NAMESPACE, SERVICE
+from kube.fixtures import CANARY_IMAGE, NAMESPACE, SERVICE, write_kubeconfig
 
 from canaryflow.cli import main
 
@@ -19,20 +19,7 @@ ROUTERS = ["istio", "nginx-ingress", "gateway-api"]
 
 @pytest.fixture
 def kubeconfig(tmp_path, cluster):
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": cluster.url}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
-                "current-context": "fake",
-            }
-        )
-    )
-    return path
+    return write_kubeconfig(tmp_path / "kubeconfig", cluster.url)
 
 
 def plan_file(tmp_path, router="istio", namespace=NAMESPACE):

@@ -232,3 +232,35 @@ def test_analysis_windows_last_as_long_as_the_plan_steps():
     assert arguments == {"duration": "5m", "step": "1"}
     approval = {p["name"]: p["value"] for p in tasks["approve-3"]["arguments"]["parameters"]}
     assert approval["timeout"] == "3600"
+
+
+def flag_dag() -> dict:
+    documents = compile_documents(
+        load_plan(REPO / "examples/plans/checkout.yaml"), WorkflowSettings()
+    )
+    spec = documents["feature-flag-rollout.workflowtemplate.yaml"]["spec"]
+    return next(t for t in spec["templates"] if t["name"] == spec["entrypoint"])["dag"]
+
+
+FLAG_DAG = flag_dag()
+
+
+def test_a_flag_rollout_that_ends_on_never_switches_it_off():
+    run = Simulation(FLAG_DAG, {})
+    assert [n for n in run.phases if run.ran(n)] == ["checkout", "validate-plan", "flag-rollout"]
+    assert run.phases["flag-off"] == "Omitted"
+    assert run.workflow_phase == "Succeeded"
+
+
+@pytest.mark.parametrize("phase", ["Failed", "Errored"])
+def test_a_failed_or_lost_flag_rollout_is_switched_off_and_fails(phase):
+    run = Simulation(FLAG_DAG, {"flag-rollout": phase})
+    assert run.ran("flag-off")
+    assert run.workflow_phase == ("Failed" if phase == "Failed" else "Error")
+
+
+@pytest.mark.parametrize("failing", ["checkout", "validate-plan"])
+def test_nothing_is_written_when_the_plan_never_arrived(failing):
+    run = Simulation(FLAG_DAG, {failing: "Failed"})
+    assert run.phases["flag-rollout"] == "Omitted" and run.phases["flag-off"] == "Omitted"
+    assert run.workflow_phase == "Failed"

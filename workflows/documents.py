@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from canaryflow.plan.model import ReleasePlan, ServiceSpec
 from canaryflow.workflows.library import cluster_task_library, namespaced_task_library
-from canaryflow.workflows.release import build_release_template
+from canaryflow.workflows.release import build_flag_template, build_release_template
 from canaryflow.workflows.settings import WorkflowSettings
 
 DEFAULT_SERVICE = "service"
@@ -20,12 +20,16 @@ def default_plan() -> ReleasePlan:
 
 
 def compile_documents(plan: ReleasePlan, settings: WorkflowSettings) -> dict[str, dict]:
-    """``{file name: Argo object}`` for the task library (both kinds) and the release."""
+    """``{file name: Argo object}``: the task library (both kinds), the release, the flag
+    rollout."""
     library_name = settings.cluster_tasks_name
     return {
         f"{library_name}.clusterworkflowtemplate.yaml": cluster_task_library(settings).to_dict(),
         f"{library_name}.workflowtemplate.yaml": namespaced_task_library(settings).to_dict(),
         f"{settings.release_template_name}.workflowtemplate.yaml": build_release_template(
             plan, settings
+        ).to_dict(),
+        f"{settings.flag_template_name}.workflowtemplate.yaml": build_flag_template(
+            settings
         ).to_dict(),
     }

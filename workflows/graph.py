@@ -41,11 +41,7 @@ class ReleaseTask:
 
 def release_tasks(plan: ReleasePlan) -> list[ReleaseTask]:
     """Every task of the release DAG in run order, rollback last."""
-    chain = list(_chain(plan))
-    linked = [chain[0]] + [
-        ReleaseTask(task.name, task.template, task.arguments, succeeded(previous))
-        for previous, task in pairwise(chain)
-    ]
+    linked = _linked(list(_chain(plan)))
     names = [task.name for task in linked]
     return [*linked, rollback_task(names[names.index(FIRST_GUARDED) :])]
 
@@ -61,14 +57,41 @@ def rollback_task(guarded: list[str]) -> ReleaseTask:
     return ReleaseTask("rollback", "rollback", {"reason": reason}, depends)
 
 
+def flag_rollout_tasks() -> list[ReleaseTask]:
+    """The flag rollout's DAG: the plan, the rollout, and ``flag-off`` if the rollout failed.
+
+    The rollout task runs every step itself and switches the flag off at a failing gate (or on
+    SIGTERM) within the same process; ``flag-off`` is the net for a pod that was killed.
+    """
+    flag = {name: workflow_parameter(name) for name in ("configmap", "configmap-key")}
+    rollout = ReleaseTask("flag-rollout", "flag-rollout", flag)
+    reason = "the flag rollout failed or its pod was lost; the flag goes back to off"
+    depends = "flag-rollout.Failed || flag-rollout.Errored"
+    off = ReleaseTask("flag-off", "flag-off", {**flag, "reason": reason}, depends)
+    return [*_linked([*_source(router=False), rollout]), off]
+
+
+def _linked(chain: list[ReleaseTask]) -> list[ReleaseTask]:
+    """Each task after the first runs only when the one before it Succeeded."""
+    return [chain[0]] + [
+        ReleaseTask(task.name, task.template, task.arguments, succeeded(previous))
+        for previous, task in pairwise(chain)
+    ]
+
+
+def _source(router: bool = True) -> list[ReleaseTask]:
+    """``checkout`` then ``validate-plan``: the repository at the revision, and its plan."""
+    wp = workflow_parameter
+    names = ["plan", "plan-inline", "service", "namespace", *(["router-kind"] if router else [])]
+    return [
+        ReleaseTask("checkout", "checkout", {"repo": wp("repo"), "revision": wp("revision")}),
+        ReleaseTask("validate-plan", "validate-plan", {name: wp(name) for name in names}),
+    ]
+
+
 def _chain(plan: ReleasePlan) -> Iterator[ReleaseTask]:
     wp = workflow_parameter
-    yield ReleaseTask("checkout", "checkout", {"repo": wp("repo"), "revision": wp("revision")})
-    yield ReleaseTask(
-        "validate-plan",
-        "validate-plan",
-        {name: wp(name) for name in ("plan", "plan-inline", "service", "namespace", "router-kind")},
-    )
+    yield from _source()
     yield ReleaseTask("go-test", "go-test")
     yield ReleaseTask("go-build", "go-build", {"version": wp("revision")})
     yield ReleaseTask(

@@ -86,6 +86,8 @@ class TaskLibrary:
             self.approve(),
             self.promote(),
             self.rollback(),
+            self.flag_rollout(),
+            self.flag_off(),
             self.notify(),
         ]
 
@@ -385,6 +387,45 @@ class TaskLibrary:
             "All traffic back on stable (verified), then remove the canary.",
             [PLAN, Input("reason", "Why, for the record and the notification.")],
             ["rollback", "--plan", ref("plan"), "--reason", ref("reason")],
+            retry=pods.idempotent_retry(self.settings),
+        )
+
+    def _flag_inputs(self) -> list[Input]:
+        return [
+            PLAN,
+            Input("configmap", "ConfigMap holding the flagd document the service mounts."),
+            Input("configmap-key", "Its data key.", "flags.json"),
+        ]
+
+    def _flag_args(self, verb: str) -> list[str]:
+        return [
+            verb,
+            "--plan",
+            ref("plan"),
+            "--platform",
+            "kubernetes",
+            "--configmap",
+            ref("configmap"),
+            "--configmap-key",
+            ref("configmap-key"),
+        ]
+
+    def flag_rollout(self) -> Container:
+        # No retry: a rollout that switched its flag off must end, not start over.
+        return self._container(
+            "flag-rollout",
+            "Widen the plan's feature flag step by step, flag-on judged against flag-off; "
+            "off again at the first failing gate.",
+            self._flag_inputs(),
+            self._flag_args("flag-rollout"),
+        )
+
+    def flag_off(self) -> Container:
+        return self._container(
+            "flag-off",
+            "Switch the plan's feature flag off for everyone; the exposure is kept as previous.",
+            [*self._flag_inputs(), Input("reason", "Why, for the log.")],
+            [*self._flag_args("flag-off"), "--reason", ref("reason")],
             retry=pods.idempotent_retry(self.settings),
         )
 

@@ -1,4 +1,4 @@
-"""The ``go-canary-release`` WorkflowTemplate: the plan's DAG on the task library.
+"""The ``go-canary-release`` and ``feature-flag-rollout`` WorkflowTemplates on the task library.
 
 How the workflow ends, from Argo's ``assessDAGPhase`` (workflow/controller/dag.go): a DAG is
 judged on its target tasks, and a target that was Omitted inherits the phase of the branch it
@@ -6,7 +6,11 @@ hangs from, Failed winning over Succeeded. The targets here are ``promote`` and 
 After any failure ``promote`` is Omitted below a Failed (or Errored) task, so the workflow
 ends Failed even when ``rollback`` then succeeds; when every step passes ``rollback`` is
 Omitted below succeeded tasks, and the workflow Succeeds. A failed ``promote`` is itself a
-Failed target, and triggers ``rollback`` too.
+Failed target, and triggers ``rollback`` too. The flag rollout follows the same rule with
+``flag-rollout`` and ``flag-off`` as its targets.
+
+Both templates share one mutex per service: a flag rollout and a canary release of the same
+service would otherwise judge each other's traffic.
 """
 
 from __future__ import annotations
@@ -16,10 +20,16 @@ from hera.workflows import models as m
 
 from canaryflow.plan.model import ROUTER_KINDS, ReleasePlan
 from canaryflow.workflows import pods
-from canaryflow.workflows.graph import ReleaseTask, release_tasks, workflow_parameter
+from canaryflow.workflows.graph import (
+    ReleaseTask,
+    flag_rollout_tasks,
+    release_tasks,
+    workflow_parameter,
+)
 from canaryflow.workflows.settings import WorkflowSettings
 
 ENTRYPOINT = "release"
+FLAG_ENTRYPOINT = "rollout"
 EXIT_HANDLER = "exit-handler"
 MUTEX = "canaryflow-{{workflow.parameters.namespace}}-{{workflow.parameters.service}}"
 
@@ -29,13 +39,46 @@ def release_parameters(plan: ReleasePlan, settings: WorkflowSettings) -> list[Pa
     return [
         Parameter(name="repo", description="Git URL of the service's repository."),
         Parameter(name="revision", description="Commit to release (tag, version, image tag)."),
-        Parameter(name="service", description="Service to release.", value=plan.service.name),
-        Parameter(
-            name="namespace",
-            description="Namespace of the service.",
-            value=plan.service.namespace,
-        ),
+        *_service_parameters(plan.service.name, plan.service.namespace),
         Parameter(name="image-repository", description="Where the image goes, HOST/REPO."),
+        *_plan_parameters(),
+        Parameter(
+            name="router-kind",
+            description="Overrides the plan's router kind; empty keeps the plan's.",
+            value="",
+            enum=["", *ROUTER_KINDS],
+        ),
+        _service_account(settings),
+    ]
+
+
+def flag_parameters(settings: WorkflowSettings) -> list[Parameter]:
+    """The flag rollout's parameters: no defaults for the service, it is per submission."""
+    return [
+        Parameter(name="repo", description="Git URL of the repository holding the plan."),
+        Parameter(name="revision", description="Commit, tag or branch to read the plan at."),
+        *_service_parameters(None, None),
+        *_plan_parameters(),
+        Parameter(name="configmap", description="ConfigMap of the flagd document the pods mount."),
+        Parameter(name="configmap-key", description="Its data key.", value="flags.json"),
+        _service_account(settings),
+    ]
+
+
+def _service_parameters(name: str | None, namespace: str | None) -> list[Parameter]:
+    """``service`` and ``namespace``; None leaves them without a default (required)."""
+    given = {"service": name, "namespace": namespace}
+    descriptions = {"service": "Service to release.", "namespace": "Namespace of the service."}
+    return [
+        Parameter(name=key, description=descriptions[key])
+        if given[key] is None
+        else Parameter(name=key, description=descriptions[key], value=given[key])
+        for key in ("service", "namespace")
+    ]
+
+
+def _plan_parameters() -> list[Parameter]:
+    return [
         Parameter(
             name="plan",
             description="Release plan file in the repository.",
@@ -46,18 +89,15 @@ def release_parameters(plan: ReleasePlan, settings: WorkflowSettings) -> list[Pa
             description="Release plan as YAML text; wins over the file when set.",
             value="",
         ),
-        Parameter(
-            name="router-kind",
-            description="Overrides the plan's router kind; empty keeps the plan's.",
-            value="",
-            enum=["", *ROUTER_KINDS],
-        ),
-        Parameter(
-            name="service-account",
-            description="Service account of the task pods (RBAC for the release verbs).",
-            value=settings.service_account,
-        ),
     ]
+
+
+def _service_account(settings: WorkflowSettings) -> Parameter:
+    return Parameter(
+        name="service-account",
+        description="Service account of the task pods (RBAC for the release verbs).",
+        value=settings.service_account,
+    )
 
 
 def _template_ref(template: str, settings: WorkflowSettings) -> m.TemplateRef:
@@ -92,11 +132,48 @@ def _workspace_claim(settings: WorkflowSettings) -> m.PersistentVolumeClaim:
 
 def build_release_template(plan: ReleasePlan, settings: WorkflowSettings) -> WorkflowTemplate:
     """``go-canary-release`` for ``plan``: the same steps, in the same order, as a local run."""
-    release = DAG(
-        name=ENTRYPOINT,
-        target="promote rollback",
-        tasks=[_task(task, settings) for task in release_tasks(plan)],
+    return _workflow_template(
+        settings.release_template_name,
+        "release",
+        f"Canary release of a Go service, compiled from the plan of {plan.service.name!r}: "
+        f"{_summary(plan)}.",
+        DAG(
+            name=ENTRYPOINT,
+            target="promote rollback",
+            tasks=[_task(task, settings) for task in release_tasks(plan)],
+        ),
+        release_parameters(plan, settings),
+        settings,
     )
+
+
+def build_flag_template(settings: WorkflowSettings) -> WorkflowTemplate:
+    """``feature-flag-rollout``: the plan's flag steps, each gated, with no new deployment."""
+    return _workflow_template(
+        settings.flag_template_name,
+        "flag-rollout",
+        "Feature flag rollout: the plan's flag exposed to growing user segments (flagd "
+        "document in a ConfigMap), flag-on judged against flag-off; off again on a failing gate.",
+        DAG(
+            name=FLAG_ENTRYPOINT,
+            target="flag-rollout flag-off",
+            tasks=[_task(task, settings) for task in flag_rollout_tasks()],
+        ),
+        flag_parameters(settings),
+        settings,
+    )
+
+
+def _workflow_template(
+    name: str,
+    component: str,
+    description: str,
+    dag: DAG,
+    parameters: list[Parameter],
+    settings: WorkflowSettings,
+) -> WorkflowTemplate:
+    """What every canaryflow workflow shares: notify on exit, one at a time per service,
+    bounded in time, non-root pods, a workspace volume cleaned up at the end."""
     notify = ReleaseTask(
         "notify",
         "notify",
@@ -108,18 +185,13 @@ def build_release_template(plan: ReleasePlan, settings: WorkflowSettings) -> Wor
     )
     exit_handler = DAG(name=EXIT_HANDLER, tasks=[_task(notify, settings)])
     return WorkflowTemplate(
-        name=settings.release_template_name,
+        name=name,
         namespace=settings.namespace,
-        labels={"app.kubernetes.io/name": "canaryflow", "app.kubernetes.io/component": "release"},
-        annotations={
-            "workflows.argoproj.io/description": (
-                f"Canary release of a Go service, compiled from the plan of "
-                f"{plan.service.name!r}: {_summary(plan)}."
-            )
-        },
-        entrypoint=ENTRYPOINT,
+        labels={"app.kubernetes.io/name": "canaryflow", "app.kubernetes.io/component": component},
+        annotations={"workflows.argoproj.io/description": description},
+        entrypoint=dag.name,
         on_exit=EXIT_HANDLER,
-        arguments=release_parameters(plan, settings),
+        arguments=parameters,
         service_account_name=workflow_parameter("service-account"),
         synchronization=m.Synchronization(mutexes=[m.Mutex(name=MUTEX)]),
         active_deadline_seconds=settings.active_deadline_seconds,
@@ -128,7 +200,7 @@ def build_release_template(plan: ReleasePlan, settings: WorkflowSettings) -> Wor
         volume_claim_templates=[_workspace_claim(settings)],
         volume_claim_gc=m.VolumeClaimGC(strategy="OnWorkflowCompletion"),
         pod_metadata=m.Metadata(labels={"app.kubernetes.io/name": "canaryflow"}),
-        templates=[release, exit_handler],
+        templates=[dag, exit_handler],
     )
 
 

@@ -60,6 +60,7 @@ class WorkflowSettings:
     # templateRef the ClusterWorkflowTemplate (true) or the namespaced copy of the library.
     cluster_scoped_tasks: bool = True
     release_template_name: str = "go-canary-release"
+    flag_template_name: str = "feature-flag-rollout"
     # Namespace of the namespaced objects; None leaves it to `kubectl apply -n` or Helm.
     namespace: str | None = None
 

@@ -16,27 +16,39 @@ from pathlib import Path
 from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """Which plan, and where its flag document lives: shared by flag-rollout and flag-off."""
     parser.add_argument("--plan", type=Path, required=True, help="release plan with a flag section")
     parser.add_argument("--platform", choices=("local", "kubernetes"), default="local")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--flags-file", type=Path, help="flagd file the local service reads")
     where.add_argument("--configmap", help="ConfigMap holding the flagd document (kubernetes)")
     parser.add_argument("--configmap-key", default="flags.json", help="its data key")
-    parser.add_argument("--prometheus", help="Prometheus URL (default: the plan's)")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster or ~/.kube)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_store_options(parser)
+    parser.add_argument("--prometheus", help="Prometheus URL (default: the plan's)")
     parser.add_argument("--record", type=Path, help="write the rollout record (JSON) here")
+
+
+def flag_plan(path: Path):
+    """The plan at ``path``, which must carry a flag section."""
+    from canaryflow.plan.load import load_plan
+
+    plan = load_plan(path)
+    if plan.flag is None:
+        raise InputError(FieldError("flag", "the plan has no flag section: add flag.key, steps"))
+    return plan
 
 
 def run(args: argparse.Namespace) -> int:
     from canaryflow.flags.local import run_local
     from canaryflow.flags.run import flag_rollout
-    from canaryflow.plan.load import load_plan
     from canaryflow.release.decision import Phase
 
-    plan = load_plan(args.plan)
-    if plan.flag is None:
-        raise InputError(FieldError("flag", "the plan has no flag section: add flag.key, steps"))
+    plan = flag_plan(args.plan)
     prometheus = args.prometheus or plan.analysis.prometheus.url
     if args.platform == "local" and prometheus is None:
         if args.flags_file is not None:
@@ -44,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="canaryflow-flag-") as workdir:
             result = run_local(plan, Path(workdir), listeners=[_print_event])
     else:
-        store = _store(args, plan)
+        store = flag_store(args, plan)
         if prometheus is None:
             raise InputError(FieldError("--prometheus", "set it or analysis.prometheus.url"))
         result = flag_rollout(plan, store, prometheus, args.platform, [_print_event])
@@ -54,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.phase is Phase.PROMOTED else EXIT_RELEASE_FAILED
 
 
-def _store(args: argparse.Namespace, plan):
+def flag_store(args: argparse.Namespace, plan):
     from canaryflow.flags.store import FileFlagStore
 
     if args.platform == "local":

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from .fake_apiserver import FakeApiServer
 
@@ -127,6 +129,23 @@ USER_OBJECTS = [
     OTHER_INGRESS,
     HTTP_ROUTE,
 ]
+
+
+def write_kubeconfig(path: Path, server_url: str) -> Path:
+    """A kubeconfig pointing the real client at ``server_url``, as a task pod's would."""
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": server_url}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    return path
 
 
 @pytest.fixture
