@@ -103,3 +103,16 @@ def test_an_unreachable_api_server_is_a_clear_failure(tmp_path, kubeconfig, clus
     cluster.stop()
     assert verb("rollback", plan_file(tmp_path), kubeconfig) == 1
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+def test_rollback_before_any_canary_changes_nothing(tmp_path, cluster, kubeconfig, router):
+    """The exit handler rolls back every release that did not succeed, even one that failed
+    in go-test: then there is nothing to undo, and nothing may be written but the Event."""
+    kinds = ("Deployment", "Service", "Ingress", "VirtualService", "DestinationRule", "HTTPRoute")
+    before = {kind: cluster.objects(kind) for kind in kinds}
+
+    assert verb("rollback", plan_file(tmp_path, router), kubeconfig, "--reason", "go-test") == 0
+
+    assert {w.kind for w in cluster.writes()} <= {"Event"}
+    assert {kind: cluster.objects(kind) for kind in kinds} == before

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from canaryflow.flags.local import DEMO_PLAN
 from canaryflow.plan.load import load_plan
+from canaryflow.plan.model import ReleasePlan
 from canaryflow.runbook import RunbookContext, detection_bound, render_runbook
 from canaryflow.runbook.manual import traffic_to_stable
 
@@ -117,3 +119,12 @@ def test_the_cli_writes_the_runbook_and_rejects_a_bad_plan(tmp_path):
     )
     assert failed.returncode == 2
     assert "service.name" in failed.stderr
+
+
+def test_a_plan_with_a_flag_says_how_to_switch_it_off_by_hand():
+    with_flag = render_runbook(ReleasePlan.model_validate(DEMO_PLAN))
+    without = render_runbook(load_plan(CHECKOUT))
+
+    assert "## Feature flag `new-checkout` by hand" in with_flag
+    assert "canaryflow flag-off --plan canaryflow.yaml --platform kubernetes" in with_flag
+    assert "Feature flag" not in without and "\n\n\n" not in without

@@ -234,6 +234,14 @@ def test_analysis_windows_last_as_long_as_the_plan_steps():
     assert approval["timeout"] == "3600"
 
 
+def exit_handler(template: str) -> dict:
+    documents = compile_documents(
+        load_plan(REPO / "examples/plans/checkout.yaml"), WorkflowSettings()
+    )
+    spec = documents[template]["spec"]
+    return next(t for t in spec["templates"] if t["name"] == spec["onExit"])["dag"]
+
+
 def flag_dag() -> dict:
     documents = compile_documents(
         load_plan(REPO / "examples/plans/checkout.yaml"), WorkflowSettings()
@@ -245,22 +253,36 @@ def flag_dag() -> dict:
 FLAG_DAG = flag_dag()
 
 
-def test_a_flag_rollout_that_ends_on_never_switches_it_off():
+@pytest.mark.parametrize(
+    ("template", "net"),
+    [
+        ("go-canary-release.workflowtemplate.yaml", "rollback"),
+        ("feature-flag-rollout.workflowtemplate.yaml", "flag-off"),
+    ],
+)
+def test_a_stopped_timed_out_or_failed_workflow_runs_the_safety_net_on_exit(template, net):
+    """``argo stop`` and the deadline run only the exit handler: it must undo the exposure."""
+    tasks = {t["name"]: t for t in exit_handler(template)["tasks"]}
+
+    assert tasks[net]["templateRef"]["template"] == net
+    assert tasks[net]["when"] == "{{workflow.status}} != Succeeded"
+    assert "depends" not in tasks["notify"] and "when" not in tasks["notify"]
+
+
+def test_a_flag_rollout_is_the_plan_then_one_task_that_runs_every_step():
     run = Simulation(FLAG_DAG, {})
-    assert [n for n in run.phases if run.ran(n)] == ["checkout", "validate-plan", "flag-rollout"]
-    assert run.phases["flag-off"] == "Omitted"
+    assert list(run.phases) == ["checkout", "validate-plan", "flag-rollout"]
     assert run.workflow_phase == "Succeeded"
 
 
 @pytest.mark.parametrize("phase", ["Failed", "Errored"])
-def test_a_failed_or_lost_flag_rollout_is_switched_off_and_fails(phase):
+def test_a_failed_or_lost_flag_rollout_fails_the_workflow(phase):
     run = Simulation(FLAG_DAG, {"flag-rollout": phase})
-    assert run.ran("flag-off")
     assert run.workflow_phase == ("Failed" if phase == "Failed" else "Error")
 
 
 @pytest.mark.parametrize("failing", ["checkout", "validate-plan"])
-def test_nothing_is_written_when_the_plan_never_arrived(failing):
+def test_no_rollout_starts_when_the_plan_never_arrived(failing):
     run = Simulation(FLAG_DAG, {failing: "Failed"})
-    assert run.phases["flag-rollout"] == "Omitted" and run.phases["flag-off"] == "Omitted"
+    assert run.phases["flag-rollout"] == "Omitted"
     assert run.workflow_phase == "Failed"

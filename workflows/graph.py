@@ -37,6 +37,7 @@ class ReleaseTask:
     template: str
     arguments: dict[str, str] = field(default_factory=dict)
     depends: str | None = None
+    when: str | None = None
 
 
 def release_tasks(plan: ReleasePlan) -> list[ReleaseTask]:
@@ -57,18 +58,33 @@ def rollback_task(guarded: list[str]) -> ReleaseTask:
     return ReleaseTask("rollback", "rollback", {"reason": reason}, depends)
 
 
-def flag_rollout_tasks() -> list[ReleaseTask]:
-    """The flag rollout's DAG: the plan, the rollout, and ``flag-off`` if the rollout failed.
+FAILED_WORKFLOW = "{{workflow.status}} != Succeeded"
+FLAG_STORE = {name: workflow_parameter(name) for name in ("configmap", "configmap-key")}
 
-    The rollout task runs every step itself and switches the flag off at a failing gate (or on
-    SIGTERM) within the same process; ``flag-off`` is the net for a pod that was killed.
+
+def flag_rollout_tasks() -> list[ReleaseTask]:
+    """The flag rollout's DAG: the plan, then the rollout, which runs every step itself.
+
+    It switches the flag off at a failing gate (or on SIGTERM) within its own process; the
+    exit handler's ``flag-off`` is the net for a pod that was killed or a workflow stopped.
     """
-    flag = {name: workflow_parameter(name) for name in ("configmap", "configmap-key")}
-    rollout = ReleaseTask("flag-rollout", "flag-rollout", flag)
-    reason = "the flag rollout failed or its pod was lost; the flag goes back to off"
-    depends = "flag-rollout.Failed || flag-rollout.Errored"
-    off = ReleaseTask("flag-off", "flag-off", {**flag, "reason": reason}, depends)
-    return [*_linked([*_source(router=False), rollout]), off]
+    rollout = ReleaseTask("flag-rollout", "flag-rollout", FLAG_STORE)
+    return _linked([*_source(router=False), rollout])
+
+
+def exit_safety_net(kind: str) -> ReleaseTask:
+    """Run on exit unless the workflow Succeeded: ``argo stop``, the deadline, a lost pod.
+
+    Stopping a workflow runs its exit handler but no more DAG tasks, so the DAG's own
+    rollback branch cannot be relied on then. Both verbs are idempotent: after the DAG's
+    rollback (or the rollout's own switch-off) they change nothing.
+    """
+    if kind == "flag":
+        reason = "the flag rollout did not succeed; the flag goes back to off"
+        arguments = {**FLAG_STORE, "reason": reason}
+        return ReleaseTask("flag-off", "flag-off", arguments, when=FAILED_WORKFLOW)
+    reason = "the release did not succeed (failed, stopped or out of time); traffic to stable"
+    return ReleaseTask("rollback", "rollback", {"reason": reason}, when=FAILED_WORKFLOW)
 
 
 def _linked(chain: list[ReleaseTask]) -> list[ReleaseTask]:

@@ -6,8 +6,11 @@ hangs from, Failed winning over Succeeded. The targets here are ``promote`` and 
 After any failure ``promote`` is Omitted below a Failed (or Errored) task, so the workflow
 ends Failed even when ``rollback`` then succeeds; when every step passes ``rollback`` is
 Omitted below succeeded tasks, and the workflow Succeeds. A failed ``promote`` is itself a
-Failed target, and triggers ``rollback`` too. The flag rollout follows the same rule with
-``flag-rollout`` and ``flag-off`` as its targets.
+Failed target, and triggers ``rollback`` too.
+
+``argo stop`` and the active deadline run the exit handler but no further DAG task, so the exit
+handler repeats the safety net (``rollback``, or ``flag-off`` for a flag rollout) whenever the
+workflow did not succeed; both verbs are idempotent.
 
 Both templates share one mutex per service: a flag rollout and a canary release of the same
 service would otherwise judge each other's traffic.
@@ -22,6 +25,7 @@ from canaryflow.plan.model import ROUTER_KINDS, ReleasePlan
 from canaryflow.workflows import pods
 from canaryflow.workflows.graph import (
     ReleaseTask,
+    exit_safety_net,
     flag_rollout_tasks,
     release_tasks,
     workflow_parameter,
@@ -114,6 +118,7 @@ def _task(task: ReleaseTask, settings: WorkflowSettings) -> Task:
         template_ref=_template_ref(task.template, settings),
         arguments=[Parameter(name=k, value=v) for k, v in task.arguments.items()] or None,
         depends=task.depends,
+        when=task.when,
     )
 
 
@@ -143,6 +148,7 @@ def build_release_template(plan: ReleasePlan, settings: WorkflowSettings) -> Wor
             tasks=[_task(task, settings) for task in release_tasks(plan)],
         ),
         release_parameters(plan, settings),
+        exit_safety_net("release"),
         settings,
     )
 
@@ -156,10 +162,10 @@ def build_flag_template(settings: WorkflowSettings) -> WorkflowTemplate:
         "document in a ConfigMap), flag-on judged against flag-off; off again on a failing gate.",
         DAG(
             name=FLAG_ENTRYPOINT,
-            target="flag-rollout flag-off",
             tasks=[_task(task, settings) for task in flag_rollout_tasks()],
         ),
         flag_parameters(settings),
+        exit_safety_net("flag"),
         settings,
     )
 
@@ -170,10 +176,12 @@ def _workflow_template(
     description: str,
     dag: DAG,
     parameters: list[Parameter],
+    safety_net: ReleaseTask,
     settings: WorkflowSettings,
 ) -> WorkflowTemplate:
-    """What every canaryflow workflow shares: notify on exit, one at a time per service,
-    bounded in time, non-root pods, a workspace volume cleaned up at the end."""
+    """What every canaryflow workflow shares: on exit notify, and the safety net unless it
+    Succeeded; one at a time per service, bounded in time, non-root pods, a workspace volume
+    cleaned up at the end."""
     notify = ReleaseTask(
         "notify",
         "notify",
@@ -183,7 +191,9 @@ def _workflow_template(
             "failures": "{{workflow.failures}}",
         },
     )
-    exit_handler = DAG(name=EXIT_HANDLER, tasks=[_task(notify, settings)])
+    exit_handler = DAG(
+        name=EXIT_HANDLER, tasks=[_task(safety_net, settings), _task(notify, settings)]
+    )
     return WorkflowTemplate(
         name=name,
         namespace=settings.namespace,

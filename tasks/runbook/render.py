@@ -35,9 +35,10 @@ def render_runbook(plan: ReleasePlan, context: RunbookContext = RunbookContext()
         _limits(plan),
         _automatic(plan, context),
         _by_hand(plan, context),
+        _flag_by_hand(plan),
         _is_it_over(plan, context),
     )
-    return "\n\n".join(section.strip("\n") for section in sections) + "\n"
+    return "\n\n".join(section.strip("\n") for section in sections if section) + "\n"
 
 
 def _title(plan: ReleasePlan) -> str:
@@ -214,6 +215,32 @@ def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
                     f"{plan.service.name} --timeout=5m",
                 ]
             ),
+        ]
+    )
+
+
+def _flag_by_hand(plan: ReleasePlan) -> str:
+    """Only for plans with a flag: how to see and switch off the exposure without Argo."""
+    if plan.flag is None:
+        return ""
+    ns, key = plan.service.namespace, plan.flag.key
+    return "\n".join(
+        [
+            f"## Feature flag `{key}` by hand",
+            "",
+            "`feature-flag-rollout` switches the flag off itself at a failing gate, and its exit "
+            "handler does again whenever the workflow did not succeed. To switch it off by hand "
+            "(only this flag is edited; the exposure is kept under `flags.json.previous`):",
+            "",
+            _fenced(
+                [
+                    "canaryflow flag-off --plan canaryflow.yaml --platform kubernetes "
+                    "--configmap CONFIGMAP --reason 'by hand'",
+                    f"kubectl -n {ns} get configmap CONFIGMAP -o jsonpath='{{.data.flags\\.json}}'",
+                ]
+            ),
+            "",
+            "Pods see the change when kubelet refreshes the mounted ConfigMap (about a minute).",
         ]
     )
 
