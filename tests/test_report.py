@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from canaryflow.local.bench import BadRelease, BenchResults, HealthyRelease, SplitSample
+from canaryflow.local.bench import (
+    BadFlagRollout,
+    BadRelease,
+    BenchResults,
+    HealthyRelease,
+    SplitSample,
+)
 from canaryflow.local.live import ReleaseWatch, print_event
 from canaryflow.local.load import Event as Request
 from canaryflow.release.record import ReleaseRecord
@@ -177,6 +183,7 @@ def bench_results(detection: list[float], split_error: int) -> BenchResults:
             "go": "1.27",
         },
         bad=[BadRelease("rolled-back", T0, d, 1000, 10) for d in detection],
+        bad_flags=[BadFlagRollout("rolled-back", T0, d, 1.0) for d in detection],
         healthy=[HealthyRelease("promoted", 3000, 0, 3)],
         split=[SplitSample(25, 10_000, 2500 + split_error)],
         reload=[
@@ -216,6 +223,8 @@ def test_benchmarks_md_states_each_figure_against_its_target():
     assert "| detection to safe, p95 | 4.85 s | ≤ 10 s (met)" in text
     assert "| 25 % | 10000 | 25.00 % | 0.00 | met |" in text
     assert "lost 4 requests where the two-tier router lost 0" in text
+    assert "| switched off | 4 of 4 | all |" in text
+    assert "| fault to off served, median / p95 | 4.50 s / 5.85 s | ≤ 30 s" in text
     assert "**missed**" not in text
 
 
@@ -224,6 +233,7 @@ def test_benchmarks_md_says_when_a_target_is_missed():
 
     assert "≤ 10 s (**missed**); required ≤ 30 s (**missed**)" in text
     assert "| 25 % | 10000 | 26.50 % | 1.50 | **missed** |" in text
+    assert "/ 39.60 s | ≤ 30 s, as a traffic rollback (**missed**) |" in text
 
 
 def test_percentile_interpolates_like_numpy():

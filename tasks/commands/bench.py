@@ -1,7 +1,8 @@
 """``canaryflow bench``: measure this machine and write BENCHMARKS.md.
 
-Bad releases, healthy releases, the router's split and reload behaviour, one analysis round
-and the CLI's start-up, each with real processes; the raw figures go to ``--out`` as JSON.
+Bad releases, bad flag rollouts, healthy releases, the router's split and reload behaviour, one
+analysis round and the CLI's start-up, each with real processes; the raw figures go to
+``--out`` as JSON.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write", type=Path, default=Path("BENCHMARKS.md"), help="Markdown file")
     parser.add_argument("--releases", type=int, default=10, help="bad releases (at least 1)")
     parser.add_argument("--healthy", type=int, default=2, help="healthy releases")
+    parser.add_argument("--flag-rollouts", type=int, default=5, help="bad flag rollouts")
     parser.add_argument("--reload-changes", type=int, default=150, help="weight changes per design")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.releases < 1:
         raise InputError("--releases: must be at least 1 bad release; give e.g. --releases 10")
-    if args.healthy < 0 or args.reload_changes < 1:
-        raise InputError("--healthy: >= 0 and --reload-changes: >= 1; give e.g. 2 and 150")
+    if args.healthy < 0 or args.reload_changes < 1 or args.flag_rollouts < 0:
+        raise InputError(
+            "--healthy and --flag-rollouts: >= 0, --reload-changes: >= 1; give e.g. 2, 5 and 150"
+        )
     from canaryflow.local import bench
     from canaryflow.report.benchmarks import render_markdown
 
@@ -45,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         results.bad, results.healthy, results.analysis_round = bench.releases(
             Path(tmp), build, args.releases, args.healthy, say
         )
+        results.bad_flags = bench.flag_rollouts(Path(tmp), build, args.flag_rollouts, say)
     results.seconds = time.monotonic() - began
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")

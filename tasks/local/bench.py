@@ -88,6 +88,22 @@ class BadRelease:
 
 
 @dataclass(frozen=True)
+class BadFlagRollout:
+    """A flag whose flag-on requests start failing mid-window: how fast users lose it."""
+
+    phase: str
+    fault_on: float | None
+    detection_to_off_s: float | None  # fault on -> flag "off" written to the document
+    off_served_s: float | None  # written -> every instance reports serving the off document
+
+    @property
+    def fault_to_served_off_s(self) -> float | None:
+        if self.detection_to_off_s is None or self.off_served_s is None:
+            return None
+        return round(self.detection_to_off_s + self.off_served_s, 3)
+
+
+@dataclass(frozen=True)
 class HealthyRelease:
     phase: str
     requests: int
@@ -114,6 +130,7 @@ class SplitSample:
 class BenchResults:
     machine: dict[str, str]
     bad: list[BadRelease] = field(default_factory=list)
+    bad_flags: list[BadFlagRollout] = field(default_factory=list)
     healthy: list[HealthyRelease] = field(default_factory=list)
     split: list[SplitSample] = field(default_factory=list)
     reload: list[dict[str, Any]] = field(default_factory=list)
@@ -194,13 +211,74 @@ def _canary_address(stack) -> str:
     return next(t.address for t in stack.platform.targets() if t.labels["track"] == "canary")
 
 
-def schedule_fault(address: str, delay_s: float) -> float:
-    """Ask the canary to start failing ``delay_s`` from now; the Unix time it will switch on."""
-    body = json.dumps({"error_rate": BAD_ERROR_RATE, "after": delay_s}).encode()
-    url = f"http://{address}/admin/faults"
-    urllib.request.urlopen(urllib.request.Request(url, body, method="PUT"), timeout=2).read()
-    with urllib.request.urlopen(url, timeout=2) as response:
+def schedule_fault(address: str, delay_s: float, flag_on_only: bool = False) -> float:
+    """Ask the service to start failing ``delay_s`` from now; the Unix time it will switch on."""
+    fault = {"error_rate": BAD_ERROR_RATE, "flag_on_only": flag_on_only, "after": delay_s}
+    _put_faults(address, fault)
+    with urllib.request.urlopen(f"http://{address}/admin/faults", timeout=2) as response:
         return float(json.load(response)["pending"]["at"])
+
+
+def _put_faults(address: str, fault: dict[str, Any]) -> None:
+    """Merge ``fault`` over the service's faults in force (``PUT /admin/faults``)."""
+    url = f"http://{address}/admin/faults"
+    body = json.dumps(fault).encode()
+    urllib.request.urlopen(urllib.request.Request(url, body, method="PUT"), timeout=2).read()
+
+
+# Flag rollouts ------------------------------------------------------------------------------
+
+
+def flag_rollouts(
+    workdir: Path, build: Path, count: int, say: Callable[[str], None]
+) -> list[BadFlagRollout]:
+    """Bad flag rollouts on one stack: flag-on requests fail 2-3 s into the first window."""
+    from canaryflow.flags.document import flag_off
+    from canaryflow.flags.local import DEMO_PLAN
+    from canaryflow.flags.run import flag_rollout
+    from canaryflow.flags.store import FileFlagStore, replace_with
+    from canaryflow.local.programs import sample_service
+    from canaryflow.local.stack import LocalStack
+
+    document = json.loads(json.dumps(DEMO_PLAN))
+    document["flag"]["steps"] = [{"percent": 50, "duration": "12s"}]
+    plan = ReleasePlan.model_validate(document)
+    assert plan.flag is not None
+    store = FileFlagStore(workdir / "flags.json")
+    store.update(replace_with(flag_off(plan.flag.key)))
+    service = sample_service("v1", build, ("-flags-file", str(store.path)))
+    results = []
+    with LocalStack(plan, service, workdir / "flag-stack") as stack:
+        assert stack.prometheus is not None and stack.platform is not None
+        address = next(t.address for t in stack.platform.targets())
+        for index in range(count):
+            delay = FAULT_DELAY_S + (index % FAULT_PHASES) / FAULT_PHASES
+            switch: dict[str, float] = {}
+
+            def on_event(event: Event, delay: float = delay, switch: dict = switch) -> None:
+                if event.kind == "window-started" and event.data["step"] == 0:
+                    switch["at"] = schedule_fault(address, delay, flag_on_only=True)
+
+            result = flag_rollout(plan, store, stack.prometheus.url, "local", [on_event])
+            _put_faults(address, {"error_rate": 0, "flag_on_only": False})
+            # Let this rollout's errors leave the query window before the next one is judged.
+            time.sleep(plan.analysis.query_window + 2 * plan.local.scrape_interval)
+            results.append(_bad_flag(result, switch.get("at")))
+            say(f"bad flag rollout {index + 1}/{count}: {results[-1]}")
+    return results
+
+
+def _bad_flag(result, fault_on: float | None) -> BadFlagRollout:
+    written = result.record.first("flag-off")
+    served = result.record.first("flag-off-applied")
+    return BadFlagRollout(
+        phase=str(result.phase),
+        fault_on=fault_on,
+        detection_to_off_s=(
+            round(written.at - fault_on, 3) if written and fault_on is not None else None
+        ),
+        off_served_s=round(served.data["after_s"], 3) if served else None,
+    )
 
 
 def analysis_round(stack) -> dict[str, Any]:

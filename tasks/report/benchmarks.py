@@ -26,6 +26,7 @@ def render_markdown(results: BenchResults) -> str:
     sections = [
         _header(results),
         _detection(results),
+        _flags(results),
         _healthy(results),
         _split(results),
         _reload(results),
@@ -88,6 +89,44 @@ def _detection(results: BenchResults) -> str:
         f"| failed user requests per bad release, median | {statistics.median(failed):.0f} "
         f"({statistics.median(shares):.2f} % of that release's requests) | |",
         f"| failed share, worst release | {max(shares):.2f} % | |",
+    ]
+    return "\n".join(lines)
+
+
+def _flags(results: BenchResults) -> str:
+    if not results.bad_flags:
+        return ""
+    flags = results.bad_flags
+    detected = [f.detection_to_off_s for f in flags if f.detection_to_off_s is not None]
+    served = [f.off_served_s for f in flags if f.off_served_s is not None]
+    total = [f.fault_to_served_off_s for f in flags if f.fault_to_served_off_s is not None]
+    lines = [
+        "## Bad flag rollouts: fault to flag off",
+        "",
+        f"{len(flags)} rollouts of a flag at 50 % whose flag-on requests start failing (30 % "
+        "answered 500, flag-off requests unharmed) two to three seconds into the window, "
+        "switched on through `PUT /admin/faults` with `flag_on_only`. Written: from the fault "
+        'taking effect to the flag document holding "off". Served: from that write to every '
+        "instance reporting the off document's digest through Prometheus.",
+        "",
+    ]
+    if not total:
+        return "\n".join([*lines, "No rollout confirmed its flag off after the fault."])
+    switched = sum(f.phase == "rolled-back" for f in flags)
+    p95 = percentile(total, 95)
+    lines += [
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| switched off | {switched} of {len(flags)} | all |",
+        f"| fault to off written, median | {statistics.median(detected):.2f} s | |",
+        f"| written to off served, median | {statistics.median(served):.2f} s | |",
+        f"| fault to off served, median / p95 | {statistics.median(total):.2f} s / "
+        f"{p95:.2f} s | ≤ {DETECTION_REQUIRED_S:.0f} s, as a traffic rollback "
+        f"({_verdict(p95 <= DETECTION_REQUIRED_S)}) |",
+        "",
+        "Locally the service re-reads its file every 0.5 s and Prometheus scrapes every second. "
+        "In Kubernetes a mounted ConfigMap reaches the pods on kubelet's sync (up to about a "
+        "minute), which this machine cannot measure.",
     ]
     return "\n".join(lines)
 
