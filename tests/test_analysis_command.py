@@ -33,7 +33,10 @@ def write_plan(tmp_path, url: str, service: str, extra: str = ""):
 
 def test_a_failing_canary_prints_the_measurement_and_exits_1(tmp_path, prometheus, capsys):  # noqa: F811
     plan = write_plan(tmp_path, prometheus.url, "erroring")
-    assert main(["analyze", "--plan", str(plan), "--duration", "3s"]) == 1
+    verdict = tmp_path / "outputs" / "verdict"
+    argv = ["analyze", "--plan", str(plan), "--duration", "3s", "--verdict-file", str(verdict)]
+    assert main(argv) == 1
+    assert verdict.read_text() == "fail", "the workflow's verdict output parameter"
     out = capsys.readouterr().out
     assert "round 1   error-rate  FAIL" in out
     assert re.search(

@@ -339,14 +339,22 @@ class TaskLibrary:
                 ref("step"),
                 "--report-file",
                 f"{OUTPUTS}/report.json",
+                "--verdict-file",
+                f"{OUTPUTS}/verdict",
             ],
             outputs=[
+                Parameter(
+                    name="verdict",
+                    description="pass, fail, inconclusive or error; error when the task died "
+                    "before deciding. For callers that branch on it (with continueOn).",
+                    value_from=m.ValueFrom(path=f"{OUTPUTS}/verdict", default="error"),
+                ),
                 Parameter(
                     name="report",
                     description="The window's report as JSON; its verdict field says "
                     "pass, fail or inconclusive.",
                     value_from=m.ValueFrom(path=f"{OUTPUTS}/report.json", default="{}"),
-                )
+                ),
             ],
         )
 

@@ -37,6 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step", type=int, help="the plan step this window belongs to")
     parser.add_argument("--report-file", type=Path, help="also write the JSON result here")
     parser.add_argument(
+        "--verdict-file", type=Path, help="also write the verdict alone (pass, fail, ...) here"
+    )
+    parser.add_argument(
         "--cluster-logs",
         action="store_true",
         help="read the canary's pod logs for logs gates (the default inside a pod)",
@@ -76,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     if args.report_file:
         args.report_file.parent.mkdir(parents=True, exist_ok=True)
         args.report_file.write_text(json.dumps({"step": args.step, **result.to_dict()}, indent=2))
+    if args.verdict_file:
+        args.verdict_file.parent.mkdir(parents=True, exist_ok=True)
+        args.verdict_file.write_text(result.verdict.outcome.value)
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         print()
