@@ -56,6 +56,22 @@ def test_a_healthy_canary_exits_0_with_json_evidence(tmp_path, prometheus, capsy
     assert 'app="healthy"' in measurement["evidence"]["queries"]["canary"]
 
 
+@pytest.mark.parametrize(("on_inconclusive", "code"), [("rollback", 1), ("hold", 0)])
+def test_an_inconclusive_window_exits_as_the_plan_decides(
+    tmp_path,
+    prometheus,  # noqa: F811
+    on_inconclusive,
+    code,
+):
+    extra = f"rollback: {{onInconclusive: {on_inconclusive}}}"
+    plan = write_plan(tmp_path, prometheus.url, "nobody-serves-this", "\n" + extra)
+    verdict = tmp_path / "verdict"
+    argv = ["analyze", "--plan", str(plan), "--duration", "1s", "--verdict-file", str(verdict)]
+
+    assert main(argv) == code
+    assert verdict.read_text() == "inconclusive", "held or not, the verdict is the same"
+
+
 def test_promql_that_prometheus_rejects_is_an_input_error(tmp_path, prometheus, capsys):  # noqa: F811
     broken = (
         "    - name: broken\n      query: 'sum(rate(x[{{ window }}])'\n      threshold: {max: 1}"

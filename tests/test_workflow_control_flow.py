@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from canaryflow.plan.load import load_plan
 from canaryflow.workflows import WorkflowSettings, compile_documents
@@ -286,3 +287,37 @@ def test_no_rollout_starts_when_the_plan_never_arrived(failing):
     run = Simulation(FLAG_DAG, {failing: "Failed"})
     assert run.phases["flag-rollout"] == "Omitted"
     assert run.workflow_phase == "Failed"
+
+
+def hold_dag(tmp_path) -> dict:
+    plan = yaml.safe_load((REPO / "examples/plans/checkout.yaml").read_text())
+    plan.setdefault("rollback", {})["onInconclusive"] = "hold"
+    path = tmp_path / "hold.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    documents = compile_documents(load_plan(path), WorkflowSettings())
+    spec = documents["go-canary-release.workflowtemplate.yaml"]["spec"]
+    return next(t for t in spec["templates"] if t["name"] == spec["entrypoint"])["dag"]
+
+
+def test_on_inconclusive_hold_asks_a_person_only_after_an_inconclusive_window(tmp_path):
+    dag = hold_dag(tmp_path)
+    tasks = {t["name"]: t for t in dag["tasks"]}
+
+    assert tasks["hold-1"]["depends"] == "analyze-1.Succeeded"
+    verdict = "{{tasks.analyze-1.outputs.parameters.verdict}}"
+    assert tasks["hold-1"]["when"] == f"{verdict} == inconclusive"
+    assert tasks["set-weight-2"]["depends"] == "(hold-1.Succeeded || hold-1.Skipped)"
+    passed = Simulation(dag, {f"hold-{i}": "Skipped" for i in (0, 1, 2, 4)})
+    assert passed.ran("promote") and passed.workflow_phase == "Succeeded"
+
+
+def test_a_held_step_goes_on_with_a_yes_and_rolls_back_with_a_no(tmp_path):
+    dag = hold_dag(tmp_path)
+    skipped = {f"hold-{i}": "Skipped" for i in (0, 2, 4)}
+
+    approved = Simulation(dag, skipped)  # hold-1 ran and a person resumed it
+    assert approved.ran("hold-1") and approved.ran("promote")
+    assert approved.phases["rollback"] == "Omitted"
+    rejected = Simulation(dag, {**skipped, "hold-1": "Failed"})
+    assert rejected.ran("rollback") and not rejected.ran("set-weight-2")
+    assert rejected.workflow_phase == "Failed"

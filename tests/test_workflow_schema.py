@@ -35,9 +35,12 @@ def schema() -> dict:
 
 
 def documents() -> dict[str, dict]:
+    checkout = load_plan(REPO / "examples/plans/checkout.yaml")
+    hold = checkout.rollback.model_copy(update={"on_inconclusive": "hold"})
     plans = {
         "default": default_plan(),
-        "checkout": load_plan(REPO / "examples/plans/checkout.yaml"),
+        "checkout": checkout,
+        "checkout-hold": checkout.model_copy(update={"rollback": hold}),
     }
     return {
         f"{plan_name}/{file}": document

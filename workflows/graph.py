@@ -11,13 +11,15 @@ Control flow, in Argo's enhanced ``depends`` terms:
   canary exists (and from the first ``set-weight`` it has traffic; the header route goes live
   with that first weight), so removing it is always right. Before ``deploy-canary`` nothing was
   changed, and rollback is Omitted;
-* ``promote`` needs every earlier task to have Succeeded, so it never runs after a failure.
+* ``promote`` needs every earlier task to have Succeeded, so it never runs after a failure;
+* with ``onInconclusive: hold``, ``hold-<i>`` follows ``analyze-<i>`` and asks a person only
+  when that window was inconclusive; Skipped otherwise, which lets the chain go on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from canaryflow.plan.duration import format_duration
@@ -48,6 +50,9 @@ def release_tasks(plan: ReleasePlan) -> list[ReleaseTask]:
 
 
 def succeeded(task: ReleaseTask) -> str:
+    """Done and fine: a conditional task (``when``) that was Skipped counts as fine too."""
+    if task.when is not None:
+        return f"({task.name}.Succeeded || {task.name}.Skipped)"
     return f"{task.name}.Succeeded"
 
 
@@ -90,8 +95,7 @@ def exit_safety_net(kind: str) -> ReleaseTask:
 def _linked(chain: list[ReleaseTask]) -> list[ReleaseTask]:
     """Each task after the first runs only when the one before it Succeeded."""
     return [chain[0]] + [
-        ReleaseTask(task.name, task.template, task.arguments, succeeded(previous))
-        for previous, task in pairwise(chain)
+        replace(task, depends=succeeded(previous)) for previous, task in pairwise(chain)
     ]
 
 
@@ -125,6 +129,8 @@ def _chain(plan: ReleasePlan) -> Iterator[ReleaseTask]:
         yield _set_weight(index, step, open_header_route=not opened)
         opened = True
         yield _analyze(index, step)
+        if plan.rollback.on_inconclusive == "hold":
+            yield _hold(index)
     if not plan.promotion.auto:
         yield _approval("approve-promotion", "Every step passed. Promote?", None)
     yield ReleaseTask("promote", "promote", {"image": IMAGE, "version": wp("revision")})
@@ -139,6 +145,16 @@ def _analyze(index: int, step: StepSpec) -> ReleaseTask:
     assert step.duration is not None
     arguments = {"duration": format_duration(step.duration), "step": str(index)}
     return ReleaseTask(f"analyze-{index}", "analyze", arguments)
+
+
+def _hold(index: int) -> ReleaseTask:
+    """``onInconclusive: hold``: analyze exits 0 on an inconclusive window, and a person
+    decides; the approval runs only then (``when``), else it is Skipped and the release goes on.
+    """
+    verdict = "{{tasks.analyze-" + str(index) + ".outputs.parameters.verdict}}"
+    message = f"Step {index} was inconclusive (not enough data to judge). Continue?"
+    hold = _approval(f"hold-{index}", message, None)
+    return ReleaseTask(hold.name, hold.template, hold.arguments, when=f"{verdict} == inconclusive")
 
 
 def _approval(name: str, message: str, timeout: float | None) -> ReleaseTask:

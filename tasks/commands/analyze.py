@@ -1,8 +1,10 @@
 """``canaryflow analyze``: one analysis window of a plan's gates against a live Prometheus.
 
 Prints every measurement as it is taken and the verdict with its reason (``--json``: one JSON
-document instead). Exit 0 when the window passed, 1 when it failed, errored or was
-inconclusive, 2 for bad input (nothing measured).
+document instead). The exit code is the plan's decision (``canaryflow.release.decision``): 0
+when the window passed, or was inconclusive under ``rollback.onInconclusive: hold`` (the
+verdict still says inconclusive: a person decides next); 1 when the release must roll back
+(failed, errored, inconclusive otherwise); 2 for bad input (nothing measured).
 """
 
 from __future__ import annotations
@@ -48,10 +50,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from canaryflow.analysis.measurement import Outcome
     from canaryflow.analysis.run import AnalysisRun
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.load import load_plan
+    from canaryflow.release.decision import Action, after_window
 
     plan = load_plan(args.plan)
     spec = plan.analysis
@@ -87,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         print()
     else:
         print(f"verdict: {result.verdict.outcome.value.upper()}: {result.reason}")
-    return EXIT_OK if result.verdict.outcome is Outcome.PASS else EXIT_RELEASE_FAILED
+    action = after_window(result.verdict.outcome, plan.rollback.on_inconclusive)
+    return EXIT_RELEASE_FAILED if action is Action.ROLLBACK else EXIT_OK
 
 
 class _ClusterLogs:
