@@ -41,7 +41,10 @@ class FlagStepSpec(FlagModel):
         None, description='Numeric user IDs first-last, inclusive, e.g. "0-999".'
     )
     percent: float | None = Field(
-        None, gt=0, lt=100, description="Share of users, bucketed as flagd's fractional does."
+        None,
+        gt=0,
+        description="Share of users below 100, bucketed as flagd's fractional does; 100 % "
+        "follows the last step by itself.",
     )
     duration: Duration = Field(gt=0, description="Analysis window, flag-on against flag-off.")
 
@@ -57,6 +60,16 @@ class FlagStepSpec(FlagModel):
         if first > last:
             raise ValueError(f"{value!r} starts after it ends; write the lower ID first")
         return f"{first}-{last}"
+
+    @field_validator("percent")
+    @classmethod
+    def _partial(cls, value: float | None) -> float | None:
+        if value is not None and value >= 100:
+            raise ValueError(
+                f"{value:g}% is everyone: drop this step, the rollout switches everyone on "
+                "by itself once the last step's window passed"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_segment(self) -> FlagStepSpec:
