@@ -204,3 +204,15 @@ def test_twenty_weight_changes_under_keep_alive_load_fail_no_request(
     assert counters.total > 300
     assert counters.failed == 0, load.failures()[:5]
     assert counters.by_track["canary"] > 50
+
+
+def test_a_relative_workdir_works_as_an_absolute_one(group, tmp_path, monkeypatch):
+    """``canaryflow demo --out out/demo``: nginx would read relative paths from its prefix."""
+    stable = start_static_backend(group, tmp_path, "v1")
+    canary = start_static_backend(group, tmp_path, "v2")
+    monkeypatch.chdir(tmp_path)
+    with NginxRouter(Path("relative/router"), group, stable, verify_timeout_s=3.0) as router:
+        router.set_canary_upstream(canary)
+        router.set_weight(100)
+        assert router.verify_weight(100)
+        assert tracks(router, 20) == Counter({"canary": 20})

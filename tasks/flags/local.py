@@ -45,7 +45,7 @@ def run_local(
 ) -> FlagRolloutResult:
     """Start the sample service on a flag file (flag off), then roll the flag out."""
     assert plan.flag is not None
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()
     store = FileFlagStore(workdir / "flags.json")
     store.update(replace_with(flag_off(plan.flag.key, plan.flag.variants.variants())))
     flag_args = ("-flags-file", str(store.path), "-flag-key", plan.flag.key, *faults)
@@ -75,5 +75,5 @@ def run_flag_demo(out_dir: Path, live: bool) -> dict:
 
 def _print_event(event) -> None:
     if event.kind != "measurements":
-        detail = {k: v for k, v in event.data.items() if k != "document"}
+        detail = " ".join(f"{k}={v}" for k, v in event.data.items() if k != "document")
         print(f"{time.strftime('%H:%M:%S', time.localtime(event.at))} {event.kind} {detail}")

@@ -84,7 +84,7 @@ class LocalPlatform:
         on_targets_changed: Callable[[list[ScrapeTarget]], None] | None = None,
     ):
         service_argv(stable, 0)
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()
         self.stable_artifact = stable
         self.app = app
         self.namespace = namespace

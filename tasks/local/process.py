@@ -80,7 +80,7 @@ class ProcessGroup:
     """Starts processes and guarantees they are all stopped when the block ends."""
 
     def __init__(self, workdir: Path):
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._processes: list[ManagedProcess] = []
         self._previous_sigterm = None

@@ -40,7 +40,7 @@ class PrometheusServer:
         name: str = "prometheus",
     ):
         self.group = group
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()
         self.scrape_interval = scrape_interval
         self.binary = binary
         self.name = name

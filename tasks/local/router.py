@@ -77,7 +77,8 @@ class NginxRouter:
         design: Design = "two-tier",
         verify_timeout_s: float = 5.0,
     ):
-        self.workdir = Path(workdir)
+        # Absolute: nginx resolves a relative path against its own prefix, not our cwd.
+        self.workdir = Path(workdir).resolve()
         self.group = group
         self.port = port or free_port()
         self.design = design

@@ -44,7 +44,7 @@ class LocalStack:
     def __init__(self, plan: ReleasePlan, stable: Artifact, workdir: Path):
         self.plan = plan
         self.stable = stable
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()
         self.group = ProcessGroup(self.workdir / "processes")
         self.prometheus: PrometheusServer | None = None
         self.platform: LocalPlatform | None = None
