@@ -31,7 +31,7 @@ from canaryflow.flags.spec import FlagRolloutSpec
 from canaryflow.flags.store import FileFlagStore, replace_with
 from canaryflow.flags.variant_analysis import variant_gates, variant_subject
 from canaryflow.kubernetes.flag_store import ConfigMapFlagStore
-from canaryflow.plan.load import plan_from_dict
+from canaryflow.plan.load import load_plan, plan_from_dict
 
 KEY = "new-checkout"
 
@@ -164,6 +164,14 @@ def test_bad_steps_name_the_step_and_the_fix(steps, path, fragment):
         plan_from_dict(plan({"key": KEY, "steps": steps}))
     message = str(error.value)
     assert path in message and fragment in message
+
+
+def test_unquoted_on_and_off_keys_say_how_yaml_read_them():
+    text = "service: {name: checkout}\nflag:\n  key: f\n  variants: {on: 1, off: 0}\n"
+    text += "  steps: [{percent: 5, duration: 1m}]\n"
+    with pytest.raises(InputError) as error:
+        load_plan(text)
+    assert "flag.variants: YAML 1.1 reads the keys on and off as true and false" in str(error.value)
 
 
 def test_a_prefixed_range_too_wide_to_list_is_refused():

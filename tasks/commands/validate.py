@@ -47,6 +47,12 @@ def run(args: argparse.Namespace) -> int:
     steps = ", ".join(
         f"{s.weight}%/{s.duration:g}s" if s.is_traffic else "approve" for s in plan.steps
     )
+    if plan.flag is not None:
+        exposure = ", ".join(
+            f"{s}/{step.duration:g}s"
+            for s, step in zip(plan.flag.segments(), plan.flag.steps, strict=True)
+        )
+        steps += f"; flag {plan.flag.key}: {exposure}, then everyone"
     checked = f"queries checked against {url}" if url else "queries not checked (no Prometheus)"
     print(
         f"{args.plan}: valid: {plan.service.name} in {plan.service.namespace}; steps {steps}; "

@@ -30,6 +30,16 @@ class FlagVariantsSpec(FlagModel):
     on: Any = Field(True, description='Value of the "on" variant (the new behaviour).')
     off: Any = Field(False, description='Value of the "off" variant (the current behaviour).')
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_read_as_booleans(cls, value: Any) -> Any:
+        if isinstance(value, dict) and any(isinstance(key, bool) for key in value):
+            raise ValueError(
+                "YAML 1.1 reads the keys on and off as true and false: quote them, "
+                'e.g. {"on": true, "off": false}'
+            )
+        return value
+
     def variants(self) -> Variants:
         return Variants(self.on, self.off)
 
