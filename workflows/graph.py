@@ -77,19 +77,22 @@ def flag_rollout_tasks() -> list[ReleaseTask]:
     return _linked([*_source(router=False), rollout])
 
 
-def exit_safety_net(kind: str) -> ReleaseTask:
+def release_safety_net() -> ReleaseTask:
     """Run on exit unless the workflow Succeeded: ``argo stop``, the deadline, a lost pod.
 
     Stopping a workflow runs its exit handler but no more DAG tasks, so the DAG's own
-    rollback branch cannot be relied on then. Both verbs are idempotent: after the DAG's
-    rollback (or the rollout's own switch-off) they change nothing.
+    rollback branch cannot be relied on then. ``rollback`` is idempotent: after the DAG's
+    rollback, or before any canary existed, it changes nothing.
     """
-    if kind == "flag":
-        reason = "the flag rollout did not succeed; the flag goes back to off"
-        arguments = {**FLAG_STORE, "reason": reason}
-        return ReleaseTask("flag-off", "flag-off", arguments, when=FAILED_WORKFLOW)
     reason = "the release did not succeed (failed, stopped or out of time); traffic to stable"
     return ReleaseTask("rollback", "rollback", {"reason": reason}, when=FAILED_WORKFLOW)
+
+
+def flag_safety_net() -> ReleaseTask:
+    """The flag rollout's exit net, as ``release_safety_net``: ``flag-off`` is idempotent."""
+    reason = "the flag rollout did not succeed; the flag goes back to off"
+    arguments = {**FLAG_STORE, "reason": reason}
+    return ReleaseTask("flag-off", "flag-off", arguments, when=FAILED_WORKFLOW)
 
 
 def _linked(chain: list[ReleaseTask]) -> list[ReleaseTask]:
@@ -153,8 +156,7 @@ def _hold(index: int) -> ReleaseTask:
     """
     verdict = "{{tasks.analyze-" + str(index) + ".outputs.parameters.verdict}}"
     message = f"Step {index} was inconclusive (not enough data to judge). Continue?"
-    hold = _approval(f"hold-{index}", message, None)
-    return ReleaseTask(hold.name, hold.template, hold.arguments, when=f"{verdict} == inconclusive")
+    return replace(_approval(f"hold-{index}", message, None), when=f"{verdict} == inconclusive")
 
 
 def _approval(name: str, message: str, timeout: float | None) -> ReleaseTask:

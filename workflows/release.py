@@ -25,8 +25,9 @@ from canaryflow.plan.model import ROUTER_KINDS, ReleasePlan
 from canaryflow.workflows import pods
 from canaryflow.workflows.graph import (
     ReleaseTask,
-    exit_safety_net,
     flag_rollout_tasks,
+    flag_safety_net,
+    release_safety_net,
     release_tasks,
     workflow_parameter,
 )
@@ -148,7 +149,7 @@ def build_release_template(plan: ReleasePlan, settings: WorkflowSettings) -> Wor
             tasks=[_task(task, settings) for task in release_tasks(plan)],
         ),
         release_parameters(plan, settings),
-        exit_safety_net("release"),
+        release_safety_net(),
         settings,
     )
 
@@ -165,7 +166,7 @@ def build_flag_template(settings: WorkflowSettings) -> WorkflowTemplate:
             tasks=[_task(task, settings) for task in flag_rollout_tasks()],
         ),
         flag_parameters(settings),
-        exit_safety_net("flag"),
+        flag_safety_net(),
         settings,
     )
 
