@@ -117,3 +117,27 @@ def test_one_round_of_the_full_catalogue_takes_well_under_a_second(prometheus): 
     assert timing.median_ms < 1000
     measurements = run.measure(1, window_started=time.time())
     assert [m.reason for m in measurements if m.outcome is not Outcome.PASS] == []
+
+
+@pytest.mark.parametrize("query_window", [1.0, 3.0, 7.5, 10.0, 30.0, 60.0, 90.0, 125.0, 3601.0])
+def test_every_statistical_range_step_is_one_prometheus_accepts(
+    prometheus,  # noqa: F811
+    query_window,
+):
+    """queryWindow / minSamples was sent as e.g. ``3.75s``, which Prometheus answers with 400."""
+    source = PrometheusSource(prometheus.url, timeout=2)
+    now = time.time()
+    for min_samples in (3, 7, 8, 11):
+        step = query_window / min_samples
+        samples = source.range("up", now - query_window, now, step)
+        assert samples, f"no samples for step {step!r}"
+
+
+def test_the_smallest_plans_latency_p99_gate_measures_with_a_one_minute_query_window(
+    prometheus,  # noqa: F811
+):
+    gates = [{"metric": "latency-p99"}]
+    result = window(prometheus, "healthy", gates, seconds=2, queryWindow="1m")
+    assert all(m.outcome is not Outcome.ERROR for m in result.measurements), [
+        m.reason for m in result.measurements
+    ]

@@ -12,7 +12,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from canaryflow.plan.duration import format_duration
 
 
 class MeasurementError(Exception):
@@ -33,6 +32,18 @@ class LogSource(Protocol):
     def lines_since(self, since: float) -> list[str]:
         """The canary's log lines written at or after ``since`` (Unix seconds)."""
         ...
+
+
+def prometheus_step(seconds: float) -> str:
+    """A ``query_range`` step Prometheus accepts: seconds as a decimal, whole milliseconds.
+
+    Prometheus parses ``step`` as a float number of seconds or as a Go-style duration with
+    integer parts only (``web/api/v1/api.go: parseDuration``): ``3.75s`` is rejected with HTTP
+    400, ``3.75`` is not. Its resolution is one millisecond, and a zero step is an error too.
+    """
+    millis = max(1, round(seconds * 1000))
+    whole, fraction = divmod(millis, 1000)
+    return f"{whole}.{fraction:03d}".rstrip("0").rstrip(".")
 
 
 _ERROR_FIELD = re.compile(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -76,7 +87,7 @@ class PrometheusSource:
                 query,
                 start_time=datetime.fromtimestamp(start, UTC),
                 end_time=datetime.fromtimestamp(end, UTC),
-                step=format_duration(step),
+                step=prometheus_step(step),
             )
         )
         return [float(value) for series in result for _, value in series["values"]]
