@@ -1,6 +1,6 @@
 """The Helm chart renders, lints strictly, packages, and every object it renders is valid.
 
-The WorkflowTemplates in the chart are generated from ``canaryflow.workflows``; rendered with
+The WorkflowTemplates in the chart are generated from ``canaryflow_workflows``; rendered with
 the default values they are the compiled objects, with only the chart's labels and the values'
 parameter defaults added.
 """
@@ -21,7 +21,7 @@ from canaryflow.analysis.catalogue import METRICS
 from canaryflow.chart.generate import PLAN_FILE, compile_for_chart, generated_files
 from canaryflow.chart.package import lint_findings, package_chart
 from canaryflow.plan.load import load_plan
-from canaryflow.workflows import WorkflowSettings, compile_documents
+from canaryflow_workflows import WorkflowSettings, compile_documents
 
 APP_LABELS = (
     "app.kubernetes.io/name",

@@ -1,12 +1,12 @@
 """The chart's Role grants exactly what canaryflow's Kubernetes code calls: nothing missing, nothing
 unused, per router kind.
 
-The calls are read from the source (``tasks/kubernetes/**``): every ``….api.<method>(…)`` on
-``ClusterApi`` maps to the API verbs it issues, and its resource kind comes from the
-``ResourceKind`` constant passed, or, for ``apply``/``create`` of a built object, from the
-``"kind"`` of the object the builder function returns. A call whose kind cannot be read fails
-the test, so new code cannot slip past it. The flag store (``flag_store.py``) is granted only
-on the ConfigMaps named in ``flags.configMaps``, by name.
+The calls are read from the source (``tasks/canaryflow/kubernetes/**``): every
+``….api.<method>(…)`` on ``ClusterApi`` maps to the API verbs it issues, and its resource kind
+comes from the ``ResourceKind`` constant passed, or, for ``apply``/``create`` of a built object,
+from the ``"kind"`` of the object the builder function returns. A call whose kind cannot be read
+fails the test, so new code cannot slip past it. The flag store (``flag_store.py``) is granted
+only on the ConfigMaps named in ``flags.configMaps``, by name.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from chart_validation import objects, of_kind
 from canaryflow.kubernetes import resources
 from canaryflow.kubernetes.resources import ResourceKind
 
-SOURCE = Path(__file__).resolve().parents[1] / "tasks" / "kubernetes"
+SOURCE = Path(__file__).resolve().parents[1] / "tasks" / "canaryflow" / "kubernetes"
 FLAG_STORE = SOURCE / "flag_store.py"
 ROUTER_MODULES = {
     "nginx-ingress": "nginx_ingress.py",

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from canaryflow.plan.load import load_plan
-from canaryflow.workflows import WorkflowSettings, compile_documents
+from canaryflow_workflows import WorkflowSettings, compile_documents
 
 REPO = Path(__file__).resolve().parents[1]
 RAN = {"Succeeded", "Failed", "Errored"}

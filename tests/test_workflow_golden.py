@@ -14,7 +14,7 @@ import pytest
 
 from canaryflow.commands.compile import render_yaml
 from canaryflow.plan.load import load_plan
-from canaryflow.workflows import WorkflowSettings, compile_documents
+from canaryflow_workflows import WorkflowSettings, compile_documents
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests/golden/argo"

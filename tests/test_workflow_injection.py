@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from canaryflow.plan.load import load_plan
-from canaryflow.workflows import WorkflowSettings, compile_documents
+from canaryflow_workflows import WorkflowSettings, compile_documents
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = ["main; rm -rf /", "$(curl evil)", "`id`", "a\nb", "'\"", "{{workflow.name}}"]

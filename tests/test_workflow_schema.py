@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from upstream import SCHEMAS
 
 from canaryflow.plan.load import load_plan
-from canaryflow.workflows import WorkflowSettings, compile_documents, default_plan
+from canaryflow_workflows import WorkflowSettings, compile_documents, default_plan
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = SCHEMAS / "argo-workflows" / "schema.json"

@@ -22,8 +22,8 @@ from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
 from hera.workflows import models as m
 
 from canaryflow.plan.model import ROUTER_KINDS, ReleasePlan
-from canaryflow.workflows import pods
-from canaryflow.workflows.graph import (
+from canaryflow_workflows import pods
+from canaryflow_workflows.graph import (
     ReleaseTask,
     flag_rollout_tasks,
     flag_safety_net,
@@ -31,7 +31,7 @@ from canaryflow.workflows.graph import (
     release_tasks,
     workflow_parameter,
 )
-from canaryflow.workflows.settings import WorkflowSettings
+from canaryflow_workflows.settings import WorkflowSettings
 
 ENTRYPOINT = "release"
 FLAG_ENTRYPOINT = "rollout"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from canaryflow.plan.model import ReleasePlan
 
-DEFAULT_PLAN = Path(__file__).resolve().parents[2] / "examples" / "plans" / "demo.yaml"
+DEFAULT_PLAN = Path(__file__).resolve().parents[1] / "examples" / "plans" / "demo.yaml"
 FAULTY_ERROR_RATE = "0.3"
 # Canary process start to the first window: health gate plus Prometheus' first scrape.
 DEPLOY_ESTIMATE_S = 5.0

@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from canaryflow.plan.load import load_plan
-    from canaryflow.workflows import WorkflowSettings, compile_documents, default_plan
+    from canaryflow_workflows import WorkflowSettings, compile_documents, default_plan
 
     plan = load_plan(args.plan) if args.plan else default_plan()
     settings = WorkflowSettings()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from hera.workflows import RetryStrategy
 from hera.workflows import models as m
 
-from canaryflow.workflows.settings import WorkflowSettings
+from canaryflow_workflows.settings import WorkflowSettings
 
 NONROOT_UID = 65532
 WORKSPACE_VOLUME = "workspace"

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 
-
 class MeasurementError(Exception):
     """The source could not measure; the message says what happened, for the report."""
 

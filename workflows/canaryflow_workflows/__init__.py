@@ -4,11 +4,11 @@ Importing this package imports Hera; the task runtime never does (only ``canaryf
 and the chart build do).
 """
 
-from canaryflow.workflows.documents import compile_documents, default_plan
-from canaryflow.workflows.graph import ReleaseTask, release_tasks
-from canaryflow.workflows.library import cluster_task_library, namespaced_task_library
-from canaryflow.workflows.release import build_release_template
-from canaryflow.workflows.settings import PodResources, WorkflowSettings
+from canaryflow_workflows.documents import compile_documents, default_plan
+from canaryflow_workflows.graph import ReleaseTask, release_tasks
+from canaryflow_workflows.library import cluster_task_library, namespaced_task_library
+from canaryflow_workflows.release import build_release_template
+from canaryflow_workflows.settings import PodResources, WorkflowSettings
 
 __all__ = [
     "PodResources",

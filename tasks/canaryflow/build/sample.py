@@ -13,7 +13,7 @@ from pathlib import Path
 
 from canaryflow.build.go import GoToolchain, check_build_inputs, go_build
 
-SAMPLE_SERVICE_DIR = Path(__file__).resolve().parents[2] / "examples" / "sample-service"
+SAMPLE_SERVICE_DIR = Path(__file__).resolve().parents[1] / "examples" / "sample-service"
 
 _SOURCE_PATTERNS = ("*.go", "go.mod", "go.sum")
 

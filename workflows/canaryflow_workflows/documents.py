@@ -1,15 +1,15 @@
 """The compiled bundle: every Argo object canaryflow installs, as plain dicts.
 
 This is the seam the Helm chart and ``canaryflow compile`` share: file name -> object, ready
-for ``yaml.safe_dump``. Hera stays inside ``canaryflow.workflows``; callers get data.
+for ``yaml.safe_dump``. Hera stays inside ``canaryflow_workflows``; callers get data.
 """
 
 from __future__ import annotations
 
 from canaryflow.plan.model import ReleasePlan, ServiceSpec
-from canaryflow.workflows.library import cluster_task_library, namespaced_task_library
-from canaryflow.workflows.release import build_flag_template, build_release_template
-from canaryflow.workflows.settings import WorkflowSettings
+from canaryflow_workflows.library import cluster_task_library, namespaced_task_library
+from canaryflow_workflows.release import build_flag_template, build_release_template
+from canaryflow_workflows.settings import WorkflowSettings
 
 DEFAULT_SERVICE = "service"
 

@@ -28,9 +28,9 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
-from canaryflow.workflows import pods
-from canaryflow.workflows.pods import WORKSPACE
-from canaryflow.workflows.settings import PodResources, WorkflowSettings
+from canaryflow_workflows import pods
+from canaryflow_workflows.pods import WORKSPACE
+from canaryflow_workflows.settings import PodResources, WorkflowSettings
 
 SOURCE_DIR = f"{WORKSPACE}/src"
 RESOLVED_PLAN = f"{WORKSPACE}/plan.yaml"
