@@ -60,7 +60,7 @@ def test_every_rendered_object_is_valid_and_labelled(values):
 def _expected(scope: str) -> dict[tuple[str, str], dict]:
     """What the chart must render: compiled objects + chart labels + values' defaults."""
     settings = WorkflowSettings(cluster_scoped_tasks=scope == "cluster", namespace=NAMESPACE)
-    documents = compile_documents(load_plan(CHART / PLAN_FILE), settings)
+    documents = compile_documents(settings)
     expected = {}
     for document in documents.values():
         kind, name = document["kind"], document["metadata"]["name"]
@@ -158,7 +158,7 @@ def test_values_reach_the_templates():
 
 def test_the_generated_files_are_up_to_date_with_the_code():
     plan = load_plan(CHART / PLAN_FILE)
-    documents, settings = compile_for_chart(plan)
+    documents, settings = compile_for_chart()
 
     for file in generated_files(plan, documents, settings):
         assert (CHART / file.path).read_text() == file.text, (

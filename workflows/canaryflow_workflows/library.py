@@ -23,11 +23,13 @@ from hera.workflows import (
     Parameter,
     RawArtifact,
     RetryStrategy,
+    SecretEnv,
     Suspend,
     WorkflowTemplate,
 )
 from hera.workflows import models as m
 
+from canaryflow.release.walk import LAST_STEP, PROMOTION, STEPS
 from canaryflow_workflows import pods
 from canaryflow_workflows.pods import WORKSPACE
 from canaryflow_workflows.settings import PodResources, WorkflowSettings
@@ -37,6 +39,8 @@ RESOLVED_PLAN = f"{WORKSPACE}/plan.yaml"
 BINARY = f"{WORKSPACE}/bin/service"
 OUTPUTS = "/tmp/outputs"
 INLINE_PLAN = "/inputs/plan-inline.yaml"
+NOTIFICATIONS_VOLUME = "notifications"
+NOTIFICATIONS = "/var/run/canaryflow/notifications"
 # Argo expression (expr-lang): parameters are variables here, never spliced into code.
 PLAN_SOURCE = (
     "{{=inputs.parameters['plan-inline'] != '' ? "
@@ -163,9 +167,20 @@ class TaskLibrary:
                 ref("namespace"),
                 "--router-kind",
                 ref("router-kind"),
+                "--workflow-outputs",
+                OUTPUTS,
             ],
             artifacts=[inline],
             working_dir=ref("source-dir"),
+            outputs=[
+                self._output(
+                    STEPS,
+                    "The plan's steps as JSON: kind, weight, duration, message, timeout (strings).",
+                    STEPS,
+                ),
+                self._output(LAST_STEP, "Index of the plan's last step.", LAST_STEP),
+                self._output(PROMOTION, "auto, or approve to ask a person first.", PROMOTION),
+            ],
         )
 
     def checkout(self) -> Container:
@@ -323,20 +338,16 @@ class TaskLibrary:
         # No retry: a window that failed must end the release, not get a second chance.
         return self._container(
             "analyze",
-            "Run the plan's gates for one window; exit 1 at the first deciding breach.",
-            [
-                PLAN,
-                Input("duration", "Window length in seconds."),
-                Input("step", "Index of the step in the plan."),
-            ],
+            "Run the plan's gates for one step's window (its duration from the plan); at the "
+            "first deciding breach or an error set the canary weight to 0, verify, exit 1.",
+            [PLAN, Input("step", "Index of the step in the plan.")],
             [
                 "analyze",
                 "--plan",
                 ref("plan"),
-                "--duration",
-                ref("duration"),
                 "--step",
                 ref("step"),
+                "--fail-safe",
                 "--report-file",
                 f"{OUTPUTS}/report.json",
                 "--verdict-file",
@@ -346,13 +357,13 @@ class TaskLibrary:
                 Parameter(
                     name="verdict",
                     description="pass, fail, inconclusive or error; error when the task died "
-                    "before deciding. For callers that branch on it (with continueOn).",
+                    "before deciding.",
                     value_from=m.ValueFrom(path=f"{OUTPUTS}/verdict", default="error"),
                 ),
                 Parameter(
                     name="report",
                     description="The window's report as JSON; its verdict field says "
-                    "pass, fail or inconclusive.",
+                    "pass, fail or inconclusive, failSafe how fast weight 0 was verified.",
                     value_from=m.ValueFrom(path=f"{OUTPUTS}/report.json", default="{}"),
                 ),
             ],
@@ -438,27 +449,66 @@ class TaskLibrary:
         )
 
     def notify(self) -> Container:
+        """Webhooks and the commit status; credentials only from optional Secrets: the
+        notifications Secret mounted as files (keys named by plans), the tokens as env."""
+        settings = self.settings
+        secret = m.Volume(
+            name=NOTIFICATIONS_VOLUME,
+            secret=m.SecretVolumeSource(secret_name=settings.notifications_secret, optional=True),
+        )
+        tokens = [
+            SecretEnv(
+                name=env,
+                secret_name=settings.git_token_secret,
+                secret_key=key,
+                optional=True,
+            )
+            for env, key in (("GITHUB_TOKEN", "github-token"), ("GITLAB_TOKEN", "gitlab-token"))
+        ]
         return self._container(
             "notify",
-            "Tell the plan's webhooks how the release ended.",
+            "Tell the webhooks and the commit how the release is going; never fails it.",
             [
                 PLAN,
-                Input("status", "Workflow status: Succeeded, Failed or Error."),
-                Input("workflow", "Workflow name."),
+                Input("event", "started or step; empty: decided from status (exit handler).", ""),
+                Input("status", "Workflow status: Succeeded, Failed or Error.", ""),
+                Input("workflow", "Workflow name.", ""),
+                Input("version", "The revision being released.", ""),
+                Input("step", "Plan step a step event is about.", ""),
                 Input("failures", "JSON list of the failed nodes.", "[]"),
+                Input("traffic-tasks", "Tasks whose failure means a rollback (comma list).", ""),
+                Input("commit-status-url", "Commit status API URL; empty: none.", ""),
+                Input("git-provider", "github or gitlab.", "github"),
             ],
             [
                 "notify",
                 "--plan",
                 ref("plan"),
+                "--event",
+                ref("event"),
                 "--status",
                 ref("status"),
                 "--workflow",
                 ref("workflow"),
+                "--version",
+                ref("version"),
+                "--step",
+                ref("step"),
                 "--failures",
                 ref("failures"),
+                "--traffic-tasks",
+                ref("traffic-tasks"),
+                "--commit-status-url",
+                ref("commit-status-url"),
+                "--git-provider",
+                ref("git-provider"),
+                "--secrets-dir",
+                NOTIFICATIONS,
             ],
             retry=pods.idempotent_retry(self.settings),
+            env=tokens,
+            volumes=[secret],
+            mounts=[pods.mount(NOTIFICATIONS_VOLUME, NOTIFICATIONS, read_only=True)],
         )
 
 

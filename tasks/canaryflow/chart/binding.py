@@ -16,6 +16,8 @@ from typing import Any
 Obj = dict[str, Any]
 
 LABELS_KEY = "__canaryflow_chart_labels__"
+# Whole mappings of the release templates' spec that values.yaml replaces: spec key -> values.
+SPEC_MAPPINGS = {"ttlStrategy": ".Values.workflows.ttlStrategy", "podGC": ".Values.workflows.podGC"}
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,20 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         binding = PARAMETER_DEFAULTS.get(parameter.get("name"))
         if binding is not None:
             parameter["value"] = binding.token
+    spec = bound.get("spec", {})
+    for key in SPEC_MAPPINGS:
+        if key in spec:
+            spec[key] = {_mapping_token(key): ""}
     metadata = bound.setdefault("metadata", {})
     own = {k: v for k, v in metadata.get("labels", {}).items() if k not in CHART_LABELS}
     metadata["labels"] = {**own, LABELS_KEY: ""}
     if namespaced:
         metadata["namespace"] = NAMESPACE.token
     return bound
+
+
+def _mapping_token(key: str) -> str:
+    return f"__canaryflow_spec_{key}__"
 
 
 _LABELS_LINE = re.compile(rf"^(?P<indent> *){LABELS_KEY}: ''$", re.MULTILINE)
@@ -118,6 +128,15 @@ def to_helm(text: str) -> str:
         ),
         text,
     )
+    for key, values in SPEC_MAPPINGS.items():
+        text = re.sub(
+            rf"^(?P<indent> *){_mapping_token(key)}: ''$",
+            lambda m, values=values: (
+                f"{m['indent']}{{{{- toYaml {values} | nindent {len(m['indent'])} }}}}"
+            ),
+            text,
+            flags=re.MULTILINE,
+        )
     text = _CLUSTER_SCOPE_LINE.sub(
         lambda m: (
             '{{- if eq .Values.templates.scope "cluster" }}\n'

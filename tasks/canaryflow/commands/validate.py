@@ -31,6 +31,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write the plan with every default filled in (for later workflow tasks)",
     )
+    parser.add_argument(
+        "--workflow-outputs",
+        type=Path,
+        metavar="DIR",
+        help="write the values that drive the workflow's step walk, one file each "
+        "(steps, last-step, promotion)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         args.resolved_out.parent.mkdir(parents=True, exist_ok=True)
         document = plan.model_dump(mode="json", by_alias=True)
         args.resolved_out.write_text(yaml.safe_dump(document, sort_keys=False))
+    if args.workflow_outputs:
+        _write_workflow_outputs(plan, args.workflow_outputs)
     steps = ", ".join(
         f"{s.weight}%/{s.duration:g}s" if s.is_traffic else "approve" for s in plan.steps
     )
@@ -59,6 +68,14 @@ def run(args: argparse.Namespace) -> int:
         f"{len(plan.analysis.gates)} gates; {checked}"
     )
     return EXIT_OK
+
+
+def _write_workflow_outputs(plan, directory: Path) -> None:
+    from canaryflow.release.walk import workflow_outputs
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, value in workflow_outputs(plan).items():
+        (directory / name).write_text(value)
 
 
 def _with_parameters(plan, args: argparse.Namespace):
