@@ -120,17 +120,13 @@ def test_a_hostile_value_arrives_as_one_whole_argv_element_or_file(source, hosti
 
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=repr)
-def test_an_inline_plan_is_written_to_a_file_and_validated_from_there(hostile):
+def test_an_inline_plan_is_written_to_a_file_and_only_read_as_the_default(hostile):
     values = {**SAFE, "workflow.parameters.plan-inline": hostile}
     validate = next(p for p in rendered_pods(values) if p[0] == "validate-plan")
     _, argv, data = validate
-    assert argv[:3] == ["canaryflow", "validate", "/inputs/plan-inline.yaml"]
+    assert argv[:3] == ["canaryflow", "validate", "canaryflow.yaml"]
+    assert argv[argv.index("--default-plan") + 1] == "/inputs/plan-inline.yaml"
     assert hostile in data
-
-
-def test_without_an_inline_plan_the_repository_file_is_validated():
-    validate = next(p for p in rendered_pods(SAFE) if p[0] == "validate-plan")
-    assert validate[1][:3] == ["canaryflow", "validate", "canaryflow.yaml"]
 
 
 def test_no_template_runs_a_shell_or_a_script():

@@ -41,11 +41,6 @@ OUTPUTS = "/tmp/outputs"
 INLINE_PLAN = "/inputs/plan-inline.yaml"
 NOTIFICATIONS_VOLUME = "notifications"
 NOTIFICATIONS = "/var/run/canaryflow/notifications"
-# Argo expression (expr-lang): parameters are variables here, never spliced into code.
-PLAN_SOURCE = (
-    "{{=inputs.parameters['plan-inline'] != '' ? "
-    f"'{INLINE_PLAN}' : inputs.parameters['plan']" + "}}"
-)
 
 
 @dataclass(frozen=True)
@@ -149,7 +144,12 @@ class TaskLibrary:
             "Validate the release plan and write it, fully defaulted, for the later tasks.",
             [
                 Input("plan", "Plan file, relative to source-dir.", "canaryflow.yaml"),
-                Input("plan-inline", "Plan as YAML text; wins over the file when set.", ""),
+                Input(
+                    "plan-inline",
+                    "Default plan as YAML text, for a repository without the plan file; its "
+                    "service name and namespace come from the parameters.",
+                    "",
+                ),
                 Input("source-dir", "The checked-out repository.", SOURCE_DIR),
                 Input("service", "Service the release is for; must match the plan."),
                 Input("namespace", "Namespace of the service; must match the plan."),
@@ -158,7 +158,9 @@ class TaskLibrary:
             ],
             [
                 "validate",
-                PLAN_SOURCE,
+                ref("plan"),
+                "--default-plan",
+                INLINE_PLAN,
                 "--resolved-out",
                 ref("resolved-out"),
                 "--service",

@@ -23,8 +23,8 @@ and a ``supplied`` output; ``retryStrategy`` (``limit``, ``retryPolicy``, ``expr
 artifacts; ``{{...}}`` substitution of ``workflow.parameters.*``, ``workflow.name``,
 ``workflow.status``, ``workflow.failures``, ``inputs.parameters.*``,
 ``tasks.<t>.outputs.parameters.*`` and ``steps.<s>.outputs.parameters.*``; and ``{{=...}}``
-expr-lang expressions using only ``inputs.parameters['x']``, string literals, ``+``,
-``!=``, the ternary ``?:``, ``asInt`` and ``jsonpath`` (paths of the form ``$[N].key``).
+expr-lang expressions using only ``inputs.parameters['x']``, string literals, integer
+literals, ``+``, ``asInt`` and ``jsonpath`` (paths of the form ``$[N].key``).
 
 How the workflow ends, from Argo's ``assessDAGPhase`` (workflow/controller/dag.go): a DAG is
 judged on its target tasks, and a target that was Omitted inherits the phase of the branch it
@@ -141,7 +141,7 @@ def _plan_parameters() -> list[Parameter]:
         ),
         Parameter(
             name="plan-inline",
-            description="Release plan as YAML text; wins over the file when set.",
+            description="Default plan as YAML text, for a repository without the plan file.",
             value="",
         ),
     ]

@@ -33,6 +33,12 @@ SERVICE_ACCOUNT = Binding(
     "__canaryflow_service_account__", 'include "canaryflow.serviceAccountName" .'
 )
 NAMESPACE = Binding("__canaryflow_namespace__", ".Release.Namespace")
+NOTIFICATIONS_SECRET = Binding(
+    "__canaryflow_notifications_secret__", ".Values.notifications.secretName"
+)
+GIT_TOKEN_SECRET = Binding(
+    "__canaryflow_git_token_secret__", ".Values.notifications.gitTokenSecret"
+)
 CLUSTER_SCOPE = "__canaryflow_cluster_scope__"
 
 PARAMETER_DEFAULTS: dict[str, Binding] = {
@@ -43,7 +49,15 @@ PARAMETER_DEFAULTS: dict[str, Binding] = {
     "service-account": SERVICE_ACCOUNT,
     "plan-inline": Binding("__canaryflow_plan_inline__", 'include "canaryflow.planInline" .'),
 }
-ALL = (IMAGE, PULL_POLICY, SERVICE_ACCOUNT, NAMESPACE, *PARAMETER_DEFAULTS.values())
+ALL = (
+    IMAGE,
+    PULL_POLICY,
+    SERVICE_ACCOUNT,
+    NAMESPACE,
+    NOTIFICATIONS_SECRET,
+    GIT_TOKEN_SECRET,
+    *PARAMETER_DEFAULTS.values(),
+)
 CHART_LABELS = frozenset(
     {
         "app.kubernetes.io/name",
@@ -63,6 +77,8 @@ class Compiled:
     image: str
     service_account: str
     tasks_name: str
+    notifications_secret: str
+    git_token_secret: str
 
 
 def _walk(node: Any, visit: Callable[[Any, Any], Any]) -> Any:
@@ -81,6 +97,10 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
             return PULL_POLICY.token
         if key == "serviceAccountName" and value == compiled.service_account:
             return SERVICE_ACCOUNT.token
+        if key in ("secretName", "name") and value == compiled.notifications_secret:
+            return NOTIFICATIONS_SECRET.token
+        if key == "name" and value == compiled.git_token_secret:
+            return GIT_TOKEN_SECRET.token
         if (
             key == "templateRef"
             and isinstance(value, dict)

@@ -66,6 +66,8 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
         image=settings.runtime_image,
         service_account=settings.service_account,
         tasks_name=settings.cluster_tasks_name,
+        notifications_secret=settings.notifications_secret,
+        git_token_secret=settings.git_token_secret,
     )
     files = [template_file(document, compiled) for document in documents.values()]
     for flavour in FLAVOURS:
