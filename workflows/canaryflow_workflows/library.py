@@ -372,13 +372,19 @@ class TaskLibrary:
         )
 
     def approve(self) -> Suspend:
-        """Waits for a person; a timeout rejects.
+        """Waits for a person; a timeout rejects. The one way to answer (README, chart
+        README, NOTES.txt and the runbook say the same), with NODE the waiting node's name:
+        ``approve`` (a plan step), ``hold`` (an inconclusive step under ``onInconclusive:
+        hold``) or ``approve-promotion`` (``promotion.auto: false``):
 
-        Approve: ``argo node set WF --node-field-selector displayName=approve-<i>
-        --output-parameter approver=<you>`` then ``argo resume WF --node-field-selector ...``.
-        Reject: ``argo node set ... --phase Failed --message <why>``. ``approver`` has no
-        default, so a suspend that times out cannot be filled in and Argo marks the node
-        Errored (argo-workflows#12960): a silent approval by the clock is impossible.
+        Approve: ``argo node set WF --node-field-selector displayName=NODE
+        --output-parameter approver=<you>`` then ``argo resume WF --node-field-selector
+        displayName=NODE``. Reject: ``argo node set WF --node-field-selector
+        displayName=NODE --phase Failed --message <why>``. Both act only on the suspended node
+        (Argo's ``SetWorkflow``/``ResumeWorkflow`` skip nodes that are not active suspends), so
+        the approvals of earlier steps are never touched. ``approver`` has no default, so a
+        suspend that times out cannot be filled in and Argo marks the node Errored
+        (argo-workflows#12960): a silent approval by the clock is impossible.
         """
         return Suspend(
             name="approve",
