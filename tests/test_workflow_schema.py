@@ -205,6 +205,22 @@ def test_compile_writes_one_yaml_file_per_template(tmp_path):
     }
 
 
+def test_compile_for_the_namespaced_library_drops_cluster_scope(tmp_path):
+    from canaryflow.cli import main
+
+    out = tmp_path / "argo"
+    assert main(["compile", "--out", str(out), "--task-scope", "namespace"]) == 0
+    release = yaml.safe_load((out / "go-canary-release.workflowtemplate.yaml").read_text())
+    refs = [
+        call["templateRef"]
+        for template in release["spec"]["templates"]
+        for call in template.get("dag", {}).get("tasks", [])
+        + [s for group in template.get("steps", []) for s in group]
+        if "templateRef" in call
+    ]
+    assert refs and all("clusterScope" not in ref for ref in refs)
+
+
 def test_the_compile_verb_does_not_import_hera_until_it_runs():
     probe = (
         "import argparse, sys\n"

@@ -18,13 +18,21 @@ from canaryflow.errors import EXIT_OK, FieldError, InputError
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="directory to write into")
     parser.add_argument("--namespace", help="namespace of the namespaced templates")
+    parser.add_argument(
+        "--task-scope",
+        choices=("cluster", "namespace"),
+        default="cluster",
+        help="which canaryflow-tasks the release's templateRefs name: the "
+        "ClusterWorkflowTemplate (clusterScope: true; default) or the namespaced "
+        "WorkflowTemplate, as the chart's templates.scope",
+    )
     parser.add_argument("--image", help="runtime image of the task pods")
 
 
 def run(args: argparse.Namespace) -> int:
     from canaryflow_workflows import WorkflowSettings, compile_documents
 
-    settings = WorkflowSettings()
+    settings = WorkflowSettings(cluster_scoped_tasks=args.task_scope == "cluster")
     if args.namespace:
         settings = dataclasses.replace(settings, namespace=args.namespace)
     if args.image:
