@@ -205,6 +205,8 @@ def notify_arguments() -> dict[str, str]:
         "version": wp("revision"),
         "commit-status-url": wp("commit-status-url"),
         "git-provider": wp("git-provider"),
+        "service": wp("service"),
+        "namespace": wp("namespace"),
     }
 
 
