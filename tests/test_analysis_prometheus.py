@@ -207,8 +207,8 @@ def test_a_default_gate_whose_metric_the_service_does_not_export_is_not_applicab
 
 
 def test_a_gate_whose_series_only_stable_has_is_missing_canary_data(prometheus):  # noqa: F811
-    from canaryflow.analysis.evidence import SequentialGate
     from canaryflow.analysis.catalogue import METRICS
+    from canaryflow.analysis.evidence import SequentialGate
     from canaryflow.analysis.source import Sample
 
     gate = SequentialGate(

@@ -34,8 +34,11 @@ def canary_share(ratio: float, exposure_share: float) -> float:
     return canary / (canary + 1.0 - exposure_share)
 
 
-def _log_ratio(events_c: float, events_s: float, theta: float, theta0: float) -> float:
-    return events_c * math.log(theta / theta0) + events_s * math.log((1 - theta) / (1 - theta0))
+def _log_shares(ratio: float, share: float) -> tuple[float, float]:
+    """log theta and log (1 - theta), each computed without cancelling to 0."""
+    canary, stable = ratio * share, 1.0 - share
+    whole = math.log(canary + stable)
+    return math.log(canary) - whole, math.log(stable) - whole
 
 
 def _logsumexp(values: Sequence[float]) -> float:
@@ -83,13 +86,15 @@ class CountTest:
         exposure = canary_exposure + stable_exposure
         if exposure <= 0 or canary_exposure <= 0 or stable_exposure <= 0:
             return
-        if canary_events + stable_events <= 0:
-            return
         share = canary_exposure / exposure
-        theta0 = canary_share(self.null_ratio, share)
+        if canary_events + stable_events <= 0 or not 1e-12 < share < 1 - 1e-12:
+            return
+        null_c, null_s = _log_shares(self.null_ratio, share)
         for index, multiple in enumerate(self.grid):
-            theta = canary_share(self.null_ratio * multiple, share)
-            self.log_ratios[index] += _log_ratio(canary_events, stable_events, theta, theta0)
+            alt_c, alt_s = _log_shares(self.null_ratio * multiple, share)
+            self.log_ratios[index] += canary_events * (alt_c - null_c) + stable_events * (
+                alt_s - null_s
+            )
 
     @property
     def log_evidence(self) -> float:
