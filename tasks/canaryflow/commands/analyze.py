@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         args.namespace or plan.service.namespace,
         logs=_log_source(plan, args),
         on_round=None if args.json else _print_round,
+        windows=len(plan.traffic_steps),  # each step's window spends its share of alpha
     )
     result = analysis.window(duration)
     if args.report_file:
