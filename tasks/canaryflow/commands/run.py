@@ -113,6 +113,7 @@ def _run_cluster(plan, args: argparse.Namespace):
         service.name,
         service.namespace,
         logs=_ClusterLogs(platform),
+        windows=len(plan.traffic_steps),
     )
     record = ReleaseRecord(service.name, args.version, "kubernetes")
     if not args.json:

@@ -146,6 +146,7 @@ class LocalStack:
             plan.service.name,
             plan.service.namespace,
             logs=CanaryLogs(platform),
+            windows=len(plan.traffic_steps),
         )
         record = ReleaseRecord(plan.service.name, canary.version, "local")
         record.listeners.extend(listeners)
