@@ -46,11 +46,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         record.listeners.append(_printer)
     journal = record.open_journal(report.with_name(f"release-{version}{JOURNAL_SUFFIX}"))
+    notifier = _notifications(plan, record)
     result = None
     try:
         result = (_run_local if args.platform == "local" else _run_cluster)(plan, args, record)
     finally:
         record.close_journal()
+        if notifier is not None:
+            unsent = notifier.close(drain_s=NOTIFY_DRAIN_S)
+            for problem in [*notifier.problems, *([f"{unsent} not delivered"] if unsent else [])]:
+                print(f"warning: notification: {problem}", file=sys.stderr)
         saved = _save(record, report)
         if result is None and record.events:  # interrupted or crashed: say where the record is
             print(f"record so far: {saved or journal or 'not written'}", file=sys.stderr)
@@ -63,6 +68,42 @@ def run(args: argparse.Namespace) -> int:
     where = saved or journal or "no record could be written"
     print(json.dumps(summary) if args.json else f"{result.phase}: {result.reason}\n{where}")
     return EXIT_OK if result.phase == "promoted" else EXIT_RELEASE_FAILED
+
+
+NOTIFY_DRAIN_S = 5.0
+# record event -> the plan's notification event
+_NOTIFIED = {"started": "started", "window-ended": "step", "promoted": "promoted"}
+
+
+def _notifications(plan, record):
+    """The plan's webhooks, fed from the record on a background thread (never blocking)."""
+    if not plan.notifications:
+        return None
+    from canaryflow.notify.background import BackgroundNotifier
+    from canaryflow.notify.message import ReleaseSummary
+
+    notifier = BackgroundNotifier()
+
+    def on_event(event) -> None:
+        kind = _NOTIFIED.get(event.kind) or (
+            str(event.data.get("phase")) if event.kind == "rolled-back" else None
+        )
+        if kind is None:
+            return
+        summary = ReleaseSummary(
+            service=plan.service.name,
+            namespace=plan.service.namespace,
+            event=kind,
+            version=record.version,
+            reason=str(event.data.get("reason", "")),
+        )
+        for target in plan.notifications:
+            if kind in target.events:
+                body = summary.slack() if target.format == "slack" else summary.json()
+                notifier.submit(target.webhook, body)
+
+    record.listeners.append(on_event)
+    return notifier
 
 
 def checked_version(version: str) -> str:
