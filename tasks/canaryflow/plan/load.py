@@ -195,14 +195,18 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _parse_yaml(text: str, origin: str) -> tuple[object, dict[Loc, int]]:
-    loader = _StrictLoader(text)
+    loader = None
     try:
+        loader = _StrictLoader(text)  # its reader already refuses control characters
         node = loader.get_single_node()
         document = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{origin}:{mark.line + 1}" if mark else origin
-        problem = getattr(error, "problem", None) or str(error)
+        problem = getattr(error, "problem", None) or getattr(error, "reason", None) or str(error)
+        if isinstance(error, yaml.reader.ReaderError):
+            where = f"{origin}: character {error.position}"
+            problem = f"control character {error.character:#x} is not allowed in YAML text"
         raise InputError(f"{where}: not valid YAML: {problem[:200]}") from None
     except RecursionError:  # defensive: the composer bounds the depth first
         raise InputError(f"{origin}: {_TOO_DEEP}") from None
@@ -210,7 +214,8 @@ def _parse_yaml(text: str, origin: str) -> tuple[object, dict[Loc, int]]:
         problem = "a number with more than 4300 digits" if "digits" in str(error) else error
         raise InputError(f"{origin}: not a usable number: {str(problem)[:120]}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return document, dict(_node_lines(node, ()))
 
 
