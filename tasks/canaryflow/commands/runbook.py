@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from canaryflow.errors import EXIT_OK, FieldError, InputError
+
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from canaryflow.runbook import RunbookContext, render_runbook
 
     plan = load_plan(args.plan)
+    if not _NAMESPACE.fullmatch(args.workflow_namespace):
+        raise InputError(
+            FieldError(
+                "--workflow-namespace",
+                f"{args.workflow_namespace[:80]!r} is not a namespace: lower-case letters, "
+                "digits and '-', e.g. argo",
+            )
+        )
     context = RunbookContext(
         workflow_namespace=args.workflow_namespace,
         scrape_interval_s=_duration(parse_duration, "--scrape-interval", args.scrape_interval),

@@ -15,6 +15,7 @@ from canaryflow.runbook.bound import (
     ASSUMED_SCRAPE_INTERVAL_S,
     detection_bound,
 )
+from canaryflow.runbook.manual import command
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ def _fenced(commands: list[str]) -> str:
 
 def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
     wns = context.workflow_namespace
+    ns, name = plan.service.namespace, plan.service.name
     selector = f"{manual.WORKFLOW_TEMPLATE_LABEL}={manual.WORKFLOW_TEMPLATE}"
     return "\n".join(
         [
@@ -188,16 +190,34 @@ def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
             "",
             "Find the release's workflow (newest last):",
             "",
-            _fenced([f"argo -n {wns} list -l {selector}"]),
+            _fenced([command("argo", "-n", wns, "list", "-l", selector)]),
             "",
             "Approve a waiting approval step (its node is `approve`, `hold` or "
             "`approve-promotion`): record who approves, then resume it:",
             "",
             _fenced(
                 [
-                    f"argo -n {wns} node set WORKFLOW --node-field-selector displayName=approve "
-                    '--output-parameter approver="$USER"',
-                    f"argo -n {wns} resume WORKFLOW --node-field-selector displayName=approve",
+                    command(
+                        "argo",
+                        "-n",
+                        wns,
+                        "node",
+                        "set",
+                        "WORKFLOW",
+                        "--node-field-selector",
+                        "displayName=approve",
+                        "--output-parameter",
+                        "approver=YOUR-NAME",
+                    ),
+                    command(
+                        "argo",
+                        "-n",
+                        wns,
+                        "resume",
+                        "WORKFLOW",
+                        "--node-field-selector",
+                        "displayName=approve",
+                    ),
                 ]
             ),
             "",
@@ -205,8 +225,20 @@ def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
             "",
             _fenced(
                 [
-                    f"argo -n {wns} node set WORKFLOW --node-field-selector displayName=approve "
-                    '--phase Failed --message "why"'
+                    command(
+                        "argo",
+                        "-n",
+                        wns,
+                        "node",
+                        "set",
+                        "WORKFLOW",
+                        "--node-field-selector",
+                        "displayName=approve",
+                        "--phase",
+                        "Failed",
+                        "--message",
+                        "why",
+                    )
                 ]
             ),
             "",
@@ -214,7 +246,12 @@ def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
             "exit handler (rollback and notification). `argo terminate` skips the exit handler: "
             "use it only when the handler itself is stuck, then roll back by hand below.",
             "",
-            _fenced([f"argo -n {wns} stop WORKFLOW", f"argo -n {wns} terminate WORKFLOW"]),
+            _fenced(
+                [
+                    command("argo", "-n", wns, "stop", "WORKFLOW"),
+                    command("argo", "-n", wns, "terminate", "WORKFLOW"),
+                ]
+            ),
             "",
             f"Roll back by hand ({plan.router.kind}): traffic to stable first, then the canary:",
             "",
@@ -225,13 +262,34 @@ def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
             "",
             _fenced(
                 [
-                    f"kubectl -n {plan.service.namespace} get deployment "
-                    f"{plan.service.name}-canary "
-                    "-o jsonpath='{.spec.template.spec.containers[*].image}'",
-                    f"kubectl -n {plan.service.namespace} set image deployment/"
-                    f"{plan.service.name} {plan.service.name}=IMAGE@sha256:DIGEST",
-                    f"kubectl -n {plan.service.namespace} rollout status deployment/"
-                    f"{plan.service.name} --timeout=5m",
+                    command(
+                        "kubectl",
+                        "-n",
+                        ns,
+                        "get",
+                        "deployment",
+                        f"{name}-canary",
+                        "-o",
+                        "jsonpath={.spec.template.spec.containers[*].image}",
+                    ),
+                    command(
+                        "kubectl",
+                        "-n",
+                        ns,
+                        "set",
+                        "image",
+                        f"deployment/{name}",
+                        f"{name}=IMAGE@sha256:DIGEST",
+                    ),
+                    command(
+                        "kubectl",
+                        "-n",
+                        ns,
+                        "rollout",
+                        "status",
+                        f"deployment/{name}",
+                        "--timeout=5m",
+                    ),
                 ]
             ),
         ]
@@ -253,9 +311,28 @@ def _flag_by_hand(plan: ReleasePlan) -> str:
             "",
             _fenced(
                 [
-                    "canaryflow flag-off --plan canaryflow.yaml --platform kubernetes "
-                    "--configmap CONFIGMAP --reason 'by hand'",
-                    f"kubectl -n {ns} get configmap CONFIGMAP -o jsonpath='{{.data.flags\\.json}}'",
+                    command(
+                        "canaryflow",
+                        "flag-off",
+                        "--plan",
+                        "canaryflow.yaml",
+                        "--platform",
+                        "kubernetes",
+                        "--configmap",
+                        "CONFIGMAP",
+                        "--reason",
+                        "by hand",
+                    ),
+                    command(
+                        "kubectl",
+                        "-n",
+                        ns,
+                        "get",
+                        "configmap",
+                        "CONFIGMAP",
+                        "-o",
+                        "jsonpath={.data.flags\\.json}",
+                    ),
                 ]
             ),
             "",
@@ -278,8 +355,18 @@ def _is_it_over(plan: ReleasePlan, context: RunbookContext) -> str:
             "",
             _fenced(
                 [
-                    f"argo -n {context.workflow_namespace} get WORKFLOW -o json | jq -r "
-                    "'.status.phase'"
+                    manual.pipeline(
+                        command(
+                            "argo",
+                            "-n",
+                            context.workflow_namespace,
+                            "get",
+                            "WORKFLOW",
+                            "-o",
+                            "json",
+                        ),
+                        command("jq", "-r", ".status.phase"),
+                    )
                 ]
             ),
             "",
@@ -289,9 +376,17 @@ def _is_it_over(plan: ReleasePlan, context: RunbookContext) -> str:
             "",
             _fenced(
                 [
-                    f"kubectl -n {ns} get deployment {canary} "
-                    f"-o jsonpath='{{.metadata.annotations.{escaped}}} "
-                    f"{{.metadata.annotations.{weight}}}'",
+                    command(
+                        "kubectl",
+                        "-n",
+                        ns,
+                        "get",
+                        "deployment",
+                        canary,
+                        "-o",
+                        f"jsonpath={{.metadata.annotations.{escaped}}} "
+                        f"{{.metadata.annotations.{weight}}}",
+                    ),
                     manual.traffic_weight(plan),
                 ]
             ),
