@@ -28,6 +28,7 @@ TOKEN_ENV = {"github": "GITHUB_TOKEN", "gitlab": "GITLAB_TOKEN"}
 # Short and few: a notification must never hold up the next step for long.
 ATTEMPTS = 2
 TIMEOUT_S = 3.0
+DEADLINE_S = 7.0  # all attempts of one target together
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -191,7 +192,9 @@ def _commit_status(summary, service: str, args: argparse.Namespace) -> list[str]
 def _post(url: str, body: dict, headers: dict | None = None) -> str | None:
     from canaryflow.notify.webhook import post_json
 
-    return post_json(url, body, headers, attempts=ATTEMPTS, timeout_s=TIMEOUT_S)
+    return post_json(
+        url, body, headers, attempts=ATTEMPTS, timeout_s=TIMEOUT_S, deadline_s=DEADLINE_S
+    )
 
 
 def _failures(text: str) -> list[dict]:
