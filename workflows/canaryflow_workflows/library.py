@@ -158,7 +158,6 @@ class TaskLibrary:
             ],
             [
                 "validate",
-                ref("plan"),
                 "--default-plan",
                 INLINE_PLAN,
                 "--resolved-out",
@@ -171,6 +170,8 @@ class TaskLibrary:
                 ref("router-kind"),
                 "--workflow-outputs",
                 OUTPUTS,
+                "--",  # the plan path is never read as an option, whatever it says
+                ref("plan"),
             ],
             artifacts=[inline],
             working_dir=ref("source-dir"),
