@@ -150,20 +150,61 @@ class KubernetesPlatform:
             time.sleep(min(self.timeouts.poll_s, max(0.0, deadline - time.monotonic())))
 
     def promote(self, artifact: Artifact) -> None:
+        """Stable runs the canary's digest, its pods labelled with the released version.
+
+        Relabelling moves stable pods out of whatever selects them by version (a stable Service
+        selector, Istio's stable subset). So that no request meets an empty selection, stable is
+        first selected by every pod of the service (the canary runs the very same image), rolls,
+        and is then selected by the new version. A version pinned by the Deployment's selector
+        cannot change: it is kept and a Warning Event says so.
+        """
         objects.check_artifact(artifact.image, artifact.version)
         state = self.current_state()
         self.record(Phase.PROMOTING, state.weight if state else 0)
         image = artifact.image or ""
+        stable, stable_service = self._stable_objects()
+        previous = objects.stable_version(stable)
+        relabel = previous not in (None, artifact.version) and not objects.version_pinned(stable)
+        selector = stable_service["spec"].get("selector") or {}
+        by_version = objects.VERSION_LABEL in selector and len(selector) > 1
+        if relabel:
+            self._select_stable(None, artifact.version, by_version)
 
         def edit(stable: Obj) -> Obj:
-            return objects.with_image(stable, self.service, image, self.container)
+            return objects.promoted(stable, self.service, image, artifact.version, self.container)
 
         stable = self.api.update(DEPLOYMENT, self.service, edit)
         self._wait_stable_rollout()
+        if relabel:
+            self._select_stable(artifact.version, artifact.version, by_version)
         self.router.set_weight(0)
         self._router.remove_managed_routes()
         self._remove_canary()
         self.event(stable, "Promoted", f"stable now runs {artifact.version} ({image})")
+        if previous not in (None, artifact.version) and not relabel:
+            self.event(
+                stable,
+                "VersionLabelKept",
+                f"stable pods keep {objects.VERSION_LABEL}={previous}: spec.selector of "
+                f"deployment {self._name(self.service)} pins it and is immutable; drop "
+                f"{objects.VERSION_LABEL} from the selector to have promotions relabel them",
+                warning=True,
+            )
+
+    def _select_stable(self, version: str | None, canary_version: str, by_service: bool) -> None:
+        """Point what selects stable pods by version at ``version`` (None: every pod of the
+        service); ``by_service`` when the stable Service's selector names the version."""
+
+        def edit(service: Obj) -> Obj:
+            selector = service["spec"]["selector"]
+            selector.pop(objects.VERSION_LABEL, None)
+            if version is not None:
+                selector[objects.VERSION_LABEL] = version
+            return service
+
+        if by_service:
+            self.api.update(SERVICE, self.service, edit)
+        self._router.select_stable(version, canary_version)
 
     def rollback(self) -> None:
         state = self.current_state()
