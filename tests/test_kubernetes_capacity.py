@@ -83,7 +83,7 @@ def test_crash_looping_new_pods_stop_the_shift_at_once(api_server):
     platform.deploy_canary(V2)
     api_server.set_rollout(NAMESPACE, CANARY, "CrashLoopBackOff")
 
-    with pytest.raises(PlatformError, match="CrashLoopBackOff.*not shifting 50% to it"):
+    with pytest.raises(PlatformError, match=r"CrashLoopBackOff.*not shifting 50% to it"):
         platform.router.set_weight(50)
     assert platform.router.verify_weight(0)
 

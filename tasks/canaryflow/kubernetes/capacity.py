@@ -1,9 +1,9 @@
 """How many canary pods a traffic weight needs (pure decisions over API objects).
 
 Argo Rollouts sizes a traffic-routed canary from its weight (``utils/replicaset/canary.go``:
-``trafficWeightToReplicas``, ``ceil(spec.replicas × weight / 100)``) and Flagger scales its
+``trafficWeightToReplicas``, ``ceil(spec.replicas * weight / 100)``) and Flagger scales its
 primary by the HPA that targets it. canaryflow does both: the canary gets at least
-``ceil(stable × weight / 100)`` pods before it gets the weight, never fewer than the plan's
+``ceil(stable * weight / 100)`` pods before it gets the weight, never fewer than the plan's
 ``canaryReplicas``, where *stable* is the stable Deployment's replica count or, when an
 HorizontalPodAutoscaler targets it and wants more, the HPA's desired count. Stable's replicas are
 never written: its HPA stays in charge of it.
