@@ -1,4 +1,5 @@
-"""``canaryflow compile``: write the Argo bundle (task library + release template) as YAML.
+"""``canaryflow compile``: write the Argo bundle (task library + release template) as YAML,
+or with ``--engine tekton`` the same bundle as Tekton Tasks, Pipelines and Triggers.
 
 Without ``--plan`` the release DAG follows the model's default plan (5, 25, 50, 100 % with
 analysis windows, header route on) for a service named ``service``; pass the service's
@@ -21,6 +22,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan", type=Path, help="release plan (default: the model's defaults)")
     parser.add_argument("--namespace", help="namespace of the namespaced templates")
     parser.add_argument("--image", help="runtime image of the task pods")
+    parser.add_argument(
+        "--engine",
+        choices=("argo", "tekton"),
+        default="argo",
+        help="Argo WorkflowTemplates, or Tekton Tasks, Pipelines and Triggers",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, namespace=args.namespace)
     if args.image:
         settings = dataclasses.replace(settings, runtime_image=args.image)
-    documents = compile_documents(plan, settings)
+    if args.engine == "tekton":
+        from canaryflow_workflows.tekton.documents import compile_tekton_documents
+
+        documents = compile_tekton_documents(plan, settings)
+    else:
+        documents = compile_documents(plan, settings)
     _write(args.out, documents)
     for name in documents:
         print(args.out / name)
