@@ -64,7 +64,6 @@ DEFAULT_APPROVERS = ("group:canaryflow-approvers",)
 # The ApprovalTask's own default is one hour; a plan step without a timeout waits this long.
 UNBOUNDED_APPROVAL = "24h"
 IMAGE = "$(tasks.image-push.results.image)"
-SUCCESSFUL = ["Succeeded", "Completed"]
 
 
 def param(name: str) -> str:
@@ -92,16 +91,24 @@ def plan_resolved() -> Obj:
     return {"input": "$(tasks.validate-plan.status)", "operator": "in", "values": ["Succeeded"]}
 
 
-def run_not_successful() -> Obj:
-    """``$(tasks.status)``: Failed after a failure, None when cancelled or timed out."""
-    return {"input": "$(tasks.status)", "operator": "notin", "values": list(SUCCESSFUL)}
+def did_not_finish(last: str) -> Obj:
+    """The run did not end with ``last`` succeeding: a task failed, an approval was rejected,
+    the run was cancelled or stopped, or it ran out of time.
+
+    ``$(tasks.status)`` cannot say this: after a graceful stop (``StoppedRunFinally``) every
+    task that never started counts as skipped, so it reads ``Completed``, as it does after a
+    successful run whose ``hold-<i>`` approvals were skipped (pipelinerunstate.go,
+    ``GetPipelineTaskStatus``). ``$(tasks.<last>.status)`` is ``Succeeded`` only when the last
+    task ran and succeeded, and every task before it therefore did too.
+    """
+    return {"input": f"$(tasks.{last}.status)", "operator": "notin", "values": ["Succeeded"]}
 
 
 def release_finally() -> list[PipelineTask]:
     reason = "the release did not succeed (failed, cancelled or out of time); traffic to stable"
     return [
         PipelineTask(
-            "rollback", "rollback", {"reason": reason}, [plan_resolved(), run_not_successful()]
+            "rollback", "rollback", {"reason": reason}, [plan_resolved(), did_not_finish("promote")]
         ),
         PipelineTask(
             "notify",
@@ -311,7 +318,7 @@ def build_flag_pipeline(settings: WorkflowSettings) -> Obj:
                 "flag-off",
                 "flag-off",
                 {**store, "reason": reason},
-                [plan_resolved(), run_not_successful()],
+                [plan_resolved(), did_not_finish("flag-rollout")],
             )
         ],
         settings,
