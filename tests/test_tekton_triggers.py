@@ -1,30 +1,14 @@
 """The Tekton push Triggers, run on the same GitHub and GitLab payloads as the Argo Sensor.
 
-An EventListener is emulated trigger by trigger, as tektoncd/triggers v0.37.0 processes one:
-
-* the ``github``/``gitlab`` ClusterInterceptor: the event header (``X-GitHub-Event``,
-  ``X-Gitlab-Event``) must be one of ``eventTypes`` (pkg/interceptors/github/github.go,
-  pkg/interceptors/gitlab/gitlab.go; the signature/token check needs the real secret and is
-  not emulated);
-* the ``cel`` ClusterInterceptor: ``filter`` and ``overlays`` are evaluated by a real CEL
-  implementation (cel-python) over ``body``, ``header`` and ``extensions``, with the two
-  non-standard functions used here added as Tekton's CEL environment defines them
-  (pkg/interceptors/cel/cel.go: cel-go's strings extension ``split``; triggers.go ``last``);
-* the TriggerBinding's ``$(body...)``/``$(extensions...)`` paths, then the TriggerTemplate's
-  ``$(tt.params...)`` substitution into the PipelineRun.
+The listener is emulated by tests/tekton_triggers_sim.py (Tekton's interceptors, real CEL).
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import re
-from pathlib import Path
-from typing import Any
 
-import celpy
 import pytest
-from celpy import celtypes
+from tekton_triggers_sim import Listener, arguments, payload
 
 from canaryflow_workflows import WorkflowSettings
 from canaryflow_workflows.tekton.triggers import (
@@ -35,106 +19,14 @@ from canaryflow_workflows.tekton.triggers import (
     trigger_documents,
 )
 
-PAYLOADS = Path(__file__).parent / "payloads"
-EVENT_HEADERS = {"github": "X-Github-Event", "gitlab": "X-Gitlab-Event"}
 
-
-def payload(name: str) -> dict[str, Any]:
-    return json.loads((PAYLOADS / name).read_text())
-
-
-def _split(text: celtypes.StringType, separator: celtypes.StringType) -> celtypes.ListType:
-    return celtypes.ListType([celtypes.StringType(part) for part in text.split(separator)])
-
-
-def _last(items: celtypes.ListType) -> Any:
-    return items[-1] if items else None
-
-
-def cel(expression: str, activation: dict[str, Any]) -> Any:
-    environment = celpy.Environment()
-    program = environment.program(
-        environment.compile(expression), functions={"split": _split, "last": _last}
-    )
-    return program.evaluate({k: celpy.json_to_cel(v) for k, v in activation.items()})
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, celtypes.BoolType):
-        return bool(value)
-    if isinstance(value, celtypes.StringType):
-        return str(value)
-    return value
-
-
-def _path(data: Any, path: str) -> Any:
-    node = data
-    for part in path.split("."):
-        node = node[part]
-    return node
-
-
-class Listener:
-    """The objects ``trigger_documents`` compiles, processing one event at a time."""
-
-    def __init__(self, settings: TriggerSettings):
-        documents = trigger_documents(settings, WorkflowSettings())
-        by_kind: dict[str, list[dict[str, Any]]] = {}
-        for document in documents:
-            by_kind.setdefault(document["kind"], []).append(document)
-        (self.listener,) = by_kind["EventListener"]
-        selector = self.listener["spec"]["labelSelector"]["matchLabels"]
-        self.triggers = [
-            t for t in by_kind["Trigger"] if selector.items() <= t["metadata"]["labels"].items()
-        ]
-        self.bindings = {b["metadata"]["name"]: b for b in by_kind["TriggerBinding"]}
-        self.templates = {t["metadata"]["name"]: t for t in by_kind["TriggerTemplate"]}
-
-    def runs(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every PipelineRun the event creates (one per trigger that accepts it)."""
-        return [run for t in self.triggers if (run := self._process(t, event)) is not None]
-
-    def _process(self, trigger: dict[str, Any], event: dict[str, Any]) -> dict | None:
-        headers = {k.lower(): v for k, v in event["headers"].items()}
-        extensions: dict[str, Any] = {}
-        for interceptor in trigger["spec"]["interceptors"]:
-            params = {p["name"]: p["value"] for p in interceptor["params"]}
-            kind = interceptor["ref"]["name"]
-            if kind in EVENT_HEADERS:
-                sent = headers.get(EVENT_HEADERS[kind].lower(), [""])[0]
-                if sent not in params["eventTypes"]:
-                    return None
-                continue
-            assert kind == "cel", kind
-            activation = {"body": event["body"], "header": headers, "extensions": extensions}
-            if not _plain(cel(params["filter"], activation)):
-                return None
-            for overlay in params.get("overlays", []):
-                extensions[overlay["key"]] = _plain(cel(overlay["expression"], activation))
-        context = {"body": event["body"], "extensions": extensions}
-        values = {}
-        for binding in trigger["spec"]["bindings"]:
-            for param in self.bindings[binding["ref"]]["spec"]["params"]:
-                values[param["name"]] = re.sub(
-                    r"\$\(([a-z_.-]+)\)", lambda m: str(_path(context, m[1])), param["value"]
-                )
-        template = self.templates[trigger["spec"]["template"]["ref"]]
-        declared = {p["name"] for p in template["spec"]["params"]}
-        assert set(values) == declared, (set(values), declared)
-        text = json.dumps(template["spec"]["resourcetemplates"][0])
-        for name, value in values.items():
-            text = text.replace(f"$(tt.params.{name})", json.dumps(value)[1:-1])
-        assert "$(tt." not in text
-        return json.loads(text)
-
-
-def arguments(run: dict[str, Any]) -> dict[str, str]:
-    return {p["name"]: p["value"] for p in run["spec"]["params"]}
+def listener_for(settings: TriggerSettings) -> Listener:
+    return Listener(trigger_documents(settings, WorkflowSettings()))
 
 
 @pytest.fixture(scope="module")
 def listener() -> Listener:
-    return Listener(
+    return listener_for(
         TriggerSettings(branches=("main", "release/1.x"), image_registry="reg.example.com/shop")
     )
 
@@ -204,7 +96,7 @@ def test_a_push_body_under_another_event_header_is_ignored(listener):
 
 
 def test_without_an_image_registry_every_service_gets_the_default_repository():
-    (run,) = Listener(TriggerSettings()).runs(payload("github-push-main.json"))
+    (run,) = listener_for(TriggerSettings()).runs(payload("github-push-main.json"))
     assert arguments(run)["image-repository"] == TriggerSettings().image_repository
 
 
@@ -219,7 +111,7 @@ ROUTES = (
 
 
 def test_with_services_each_known_repository_names_its_service_namespace_and_image():
-    listener = Listener(TriggerSettings(services=ROUTES))
+    listener = listener_for(TriggerSettings(services=ROUTES))
     (github,) = listener.runs(payload("github-push-main.json"))
     (gitlab,) = listener.runs(payload("gitlab-push-main.json"))
     assert arguments(github) | {"revision": ""} == {
@@ -233,7 +125,7 @@ def test_with_services_each_known_repository_names_its_service_namespace_and_ima
 
 
 def test_with_services_a_push_from_an_unknown_repository_starts_nothing():
-    listener = Listener(TriggerSettings(services=ROUTES[:1]))
+    listener = listener_for(TriggerSettings(services=ROUTES[:1]))
     assert listener.runs(payload("gitlab-push-main.json")) == []
     event = payload("github-push-main.json")
     event["body"]["repository"]["clone_url"] = "https://github.com/acme/other.git"
@@ -244,7 +136,7 @@ def test_text_from_the_payload_is_data_in_cel_and_in_the_run():
     """A branch or repository name with quotes cannot change an expression or the run's
     structure: values are CEL string literals and the run is built from parsed JSON."""
     tricky = "main' || true || 'x"
-    listener = Listener(TriggerSettings(branches=(tricky,)))
+    listener = listener_for(TriggerSettings(branches=(tricky,)))
     event = payload("github-push-main.json")
     event["body"]["ref"] = "refs/heads/other"
     assert listener.runs(event) == []
@@ -252,12 +144,12 @@ def test_text_from_the_payload_is_data_in_cel_and_in_the_run():
     assert len(listener.runs(event)) == 1
     event = copy.deepcopy(payload("github-push-main.json"))
     event["body"]["repository"]["name"] = 'x", "kind": "Secret'
-    (run,) = Listener(TriggerSettings()).runs(event)
+    (run,) = listener_for(TriggerSettings()).runs(event)
     assert run["kind"] == "PipelineRun" and arguments(run)["service"].startswith('x", ')
 
 
 def test_both_providers_are_wired_by_the_listeners_label_selector():
-    listener = Listener(TriggerSettings())
+    listener = listener_for(TriggerSettings())
     assert {t["spec"]["name"] for t in listener.triggers} == {
         f"{GITHUB.name}-push",
         f"{GITLAB.name}-push",
