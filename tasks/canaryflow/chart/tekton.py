@@ -126,22 +126,20 @@ def _bind_pipeline_defaults(document: dict[str, Any]) -> None:
             parameter["default"] = chart_default.token
 
 
+_UNQUOTED = '| toJson | trimPrefix "\\"" | trimSuffix "\\""'
+
+
 def _quoted(cel: str) -> str:
+    """CEL text as a YAML double-quoted scalar, its chart-controlled parts Helm expressions
+    whose output is JSON-escaped (and so cannot end the scalar)."""
     text = json.dumps(cel)
-    branch_list = json.dumps(f"['refs/heads/{BRANCHES}']")[1:-1]
-    text = text.replace(
-        branch_list,
-        '{{ include "canaryflow.celBranches" . | toJson | trimPrefix "\\"" | trimSuffix "\\"" }}',
-    )
-    registry = json.dumps(f"'{IMAGE_REGISTRY}/'")[1:-1]
-    text = text.replace(
-        registry,
-        '{{ include "canaryflow.celImageRegistry" . | toJson | trimPrefix "\\"" | trimSuffix "\\"" }}',
-    )
-    text = text.replace(
-        IMAGE_REPOSITORY.token,
-        '{{ .Values.release.imageRepository | toJson | trimPrefix "\\"" | trimSuffix "\\"" }}',
-    )
+    parts = {
+        f"['refs/heads/{BRANCHES}']": 'include "canaryflow.celBranches" .',
+        f"'{IMAGE_REGISTRY}/'": 'include "canaryflow.celImageRegistry" .',
+        IMAGE_REPOSITORY.token: ".Values.release.imageRepository",
+    }
+    for placeholder, expression in parts.items():
+        text = text.replace(json.dumps(placeholder)[1:-1], f"{{{{ {expression} {_UNQUOTED} }}}}")
     return text
 
 
