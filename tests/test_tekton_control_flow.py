@@ -214,3 +214,47 @@ def test_a_failed_flag_rollout_or_a_stopped_one_switches_the_flag_off():
     stopped = PipelineRunSimulator(pipeline, params).run(Cluster(), stop)
     assert stopped.tasks["flag-rollout"].reason == GRACEFULLY_STOPPED
     assert stopped.tasks["flag-off"].status == SUCCEEDED
+
+
+def _task(name: str, **fields) -> dict:
+    return {"name": name, "taskRef": {"name": name}, **fields}
+
+
+def test_the_simulator_follows_tektons_skip_rules_on_a_small_pipeline():
+    """docs/pipelines.md, "Guarding a Task and its dependent Tasks": a task skipped by its own
+    ``when`` does not skip the tasks after it; after a failure nothing new is scheduled
+    (IsStopping); a final task that reads a failed task's result is skipped
+    ("Consuming Task execution results in finally")."""
+    pipeline = {
+        "spec": {
+            "params": [{"name": "deploy", "default": "no"}],
+            "tasks": [
+                _task("build"),
+                _task(
+                    "guarded",
+                    runAfter=["build"],
+                    when=[{"input": "$(params.deploy)", "operator": "in", "values": ["yes"]}],
+                ),
+                _task("after-guarded", runAfter=["guarded"]),
+                _task("breaks", runAfter=["after-guarded"]),
+                _task("never", runAfter=["breaks"]),
+            ],
+            "finally": [
+                _task("reads-result", params=[{"name": "x", "value": "$(tasks.breaks.results.x)"}]),
+                _task(
+                    "on-failure",
+                    when=[{"input": "$(tasks.status)", "operator": "in", "values": ["Failed"]}],
+                ),
+            ],
+        }
+    }
+
+    def runner(attempt):
+        return Outcome(FAILED) if attempt.task == "breaks" else Outcome(SUCCEEDED)
+
+    run = PipelineRunSimulator(pipeline, {}).run(runner)
+    assert run.tasks["guarded"].reason == WHEN_SKIP
+    assert run.tasks["after-guarded"].status == SUCCEEDED
+    assert run.tasks["never"].reason == STOPPING
+    assert run.tasks["reads-result"].reason == "Results were missing"
+    assert run.ran == ["build", "after-guarded", "breaks", "on-failure"]
