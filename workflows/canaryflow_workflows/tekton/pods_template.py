@@ -11,6 +11,7 @@ from typing import Any
 
 from canaryflow_workflows import pods
 from canaryflow_workflows.settings import WorkflowSettings
+from canaryflow_workflows.tekton.tasks import SOURCE_WORKSPACE, workspace_volumes
 
 
 def pod_template() -> dict[str, Any]:
@@ -19,8 +20,8 @@ def pod_template() -> dict[str, Any]:
 
 
 def run_workspaces(settings: WorkflowSettings) -> list[dict[str, Any]]:
-    """``source`` is a fresh claim per run (deleted with it); the Go cache is the shared PVC;
-    the registry credentials the Secret the Argo library mounts."""
+    """``source`` is a fresh claim per run (deleted with it); every other workspace is bound to
+    the volume the Argo library mounts for it (the Go cache PVC, the registry Secret, ...)."""
     claim: dict[str, Any] = {
         "spec": {
             "accessModes": ["ReadWriteOnce"],
@@ -29,8 +30,11 @@ def run_workspaces(settings: WorkflowSettings) -> list[dict[str, Any]]:
     }
     if settings.workspace_storage_class:
         claim["spec"]["storageClassName"] = settings.workspace_storage_class
-    return [
-        {"name": "source", "volumeClaimTemplate": claim},
-        {"name": "go-cache", "persistentVolumeClaim": {"claimName": settings.go_cache_pvc}},
-        {"name": "registry-auth", "secret": {"secretName": settings.registry_secret}},
-    ]
+    bindings = [{"name": SOURCE_WORKSPACE, "volumeClaimTemplate": claim}]
+    for name, volume in workspace_volumes(settings).items():
+        source = {k: v for k, v in volume.items() if k != "name"}
+        for kind in ("secret", "configMap"):
+            if kind in source:  # optional is the Task's say (an optional workspace)
+                source[kind] = {k: v for k, v in source[kind].items() if k != "optional"}
+        bindings.append({"name": name, **source})
+    return bindings

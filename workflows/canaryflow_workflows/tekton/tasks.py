@@ -201,9 +201,13 @@ def _text(value: str | None, verb: str) -> str | None:
 
 
 def _env(env: Obj, verb: str) -> Obj:
-    if set(env) - {"name", "value"}:
-        raise UntranslatableTemplate(f"{verb}.env.{env['name']}: only plain values are rendered")
-    return {"name": env["name"], "value": _text(env["value"], verb)}
+    """A plain value is translated; ``valueFrom`` (a Secret or ConfigMap key, a pod field) is
+    a Kubernetes EnvVar in both engines and passes as it is."""
+    if "value" in env:
+        return {**env, "value": _text(env["value"], verb)}
+    if set(env) - {"name", "valueFrom"}:
+        raise UntranslatableTemplate(f"{verb}.env.{env['name']}: no Tekton rule")
+    return env
 
 
 def _volumes(template: Obj) -> dict[str, Obj]:
@@ -238,13 +242,25 @@ def _workspace_for(volume: Obj, mount: Obj) -> Obj:
     if "persistentVolumeClaim" in volume:
         claim = volume["persistentVolumeClaim"]["claimName"]
         workspace["description"] = f"Kept between runs (the library's PVC {claim})."
-    elif "secret" in volume:
-        secret = volume["secret"]
-        workspace["description"] = f"The Secret {secret['secretName']} (as the library mounts it)."
-        if secret.get("optional"):
+    elif "secret" in volume or "configMap" in volume:
+        source = volume.get("secret") or volume["configMap"]
+        name = source.get("secretName") or source.get("name")
+        kind = "Secret" if "secret" in volume else "ConfigMap"
+        workspace["description"] = f"The {kind} {name} (as the library mounts it)."
+        if source.get("optional"):
             workspace["optional"] = True
     else:
         raise UntranslatableTemplate(f"volume {volume['name']}: no workspace rule for its kind")
     if mount.get("readOnly"):
         workspace["readOnly"] = True
     return workspace
+
+
+def workspace_volumes(settings: WorkflowSettings) -> dict[str, Obj]:
+    """Every workspace but ``source``, with the library volume a PipelineRun binds to it."""
+    found: dict[str, Obj] = {}
+    for template in container_templates(settings).values():
+        for volume in template.get("volumes", []):
+            if "emptyDir" not in volume:
+                found.setdefault(volume["name"], volume)
+    return found
