@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tekton_sim import (
     CANCELLED,
     CANCELLED_RUN_FINALLY,
@@ -25,7 +27,7 @@ from tekton_sim import (
     PipelineRunSimulator,
 )
 
-from canaryflow.plan.load import load_plan
+from canaryflow.plan.load import load_plan, plan_from_dict
 from canaryflow_workflows import WorkflowSettings, default_plan
 from canaryflow_workflows.tekton.pipeline import build_flag_pipeline, build_release_pipeline
 
@@ -258,3 +260,54 @@ def test_the_simulator_follows_tektons_skip_rules_on_a_small_pipeline():
     assert run.tasks["never"].reason == STOPPING
     assert run.tasks["reads-result"].reason == "Results were missing"
     assert run.ran == ["build", "after-guarded", "breaks", "on-failure"]
+
+
+def _steps(weights: list[int], approvals: list[bool]) -> list[dict]:
+    """Rising weights, each maybe followed by an approval (a plan's valid shapes)."""
+    steps: list[dict] = []
+    for weight, approve in zip(weights, approvals, strict=False):
+        steps.append({"weight": weight, "duration": "30s"})
+        if approve:
+            steps.append({"approve": {"message": "Go on?"}})
+    return steps
+
+
+STEPS = st.builds(
+    _steps,
+    st.lists(st.integers(1, 100), min_size=1, max_size=5, unique=True).map(sorted),
+    st.lists(st.booleans(), min_size=5, max_size=5),
+)
+PLANS = st.builds(
+    lambda steps, hold, auto: plan_from_dict(
+        {
+            "service": {"name": "svc"},
+            "steps": steps,
+            "rollback": {"onInconclusive": "hold" if hold else "rollback"},
+            "promotion": {"auto": auto},
+        }
+    ),
+    STEPS,
+    st.booleans(),
+    st.booleans(),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(plan=PLANS, data=st.data())
+def test_for_any_plan_a_failure_after_deploy_rolls_back_and_never_promotes(plan, data):
+    names = [t["name"] for t in build_release_pipeline(plan, WorkflowSettings())["spec"]["tasks"]]
+    failing = data.draw(st.sampled_from(names[names.index("deploy-canary") :]))
+    run = simulate(plan, Cluster(fail={failing}, verdicts={}))
+    assert run.tasks["rollback"].status == SUCCEEDED
+    assert run.tasks["promote"].status != SUCCEEDED
+    assert run.reason == "Failed"
+
+
+@settings(max_examples=30, deadline=None)
+@given(plan=PLANS)
+def test_for_any_plan_a_green_run_promotes_last_and_never_rolls_back(plan):
+    run = simulate(plan, Cluster())
+    assert run.ran[-2:] == ["promote", "notify"]
+    assert run.tasks["rollback"].reason == WHEN_SKIP
+    traffic = [i for i, step in enumerate(plan.steps) if step.approve is None]
+    assert [n for n in run.ran if n.startswith("analyze-")] == [f"analyze-{i}" for i in traffic]
