@@ -297,7 +297,10 @@ PLANS = st.builds(
 def test_for_any_plan_a_failure_after_deploy_rolls_back_and_never_promotes(plan, data):
     names = [t["name"] for t in build_release_pipeline(plan, WorkflowSettings())["spec"]["tasks"]]
     failing = data.draw(st.sampled_from(names[names.index("deploy-canary") :]))
-    run = simulate(plan, Cluster(fail={failing}, verdicts={}))
+    # A hold runs only after an inconclusive window: make its window inconclusive.
+    verdicts = {failing.replace("hold-", "analyze-"): "inconclusive"} if "hold-" in failing else {}
+    run = simulate(plan, Cluster(fail={failing}, verdicts=verdicts))
+    assert failing in run.ran
     assert run.tasks["rollback"].status == SUCCEEDED
     assert run.tasks["promote"].status != SUCCEEDED
     assert run.reason == "Failed"
