@@ -23,9 +23,10 @@ Control flow, in Tekton's terms (docs/pipelines.md, "Adding finally to the Pipel
   ``promote`` never runs after a failure;
 * ``finally`` runs once every task has finished or been skipped, also after a timeout of
   ``timeouts.tasks`` and after a graceful cancel or stop (``CancelledRunFinally``,
-  ``StoppedRunFinally``). ``rollback`` runs there when ``$(tasks.status)`` is neither
-  ``Succeeded`` nor ``Completed`` (Completed: every task succeeded or was skipped by its
-  ``when``) and the plan was resolved; it is idempotent, like the Argo exit handler's;
+  ``StoppedRunFinally``; a plain ``Cancelled`` runs no ``finally``). ``rollback`` runs there
+  unless ``$(tasks.promote.status)`` is ``Succeeded`` (``did_not_finish`` says why not
+  ``$(tasks.status)``), once the plan was resolved; it is idempotent, like the Argo exit
+  handler's;
 * ``notify`` runs in ``finally`` too, with ``$(tasks.promote.status)``: ``Succeeded`` exactly
   when the release was promoted;
 * with ``onInconclusive: hold``, ``hold-<i>`` asks a person only when ``analyze-<i>``'s

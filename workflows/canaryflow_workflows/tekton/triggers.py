@@ -78,6 +78,8 @@ class ServiceRoute:
 
 @dataclass(frozen=True)
 class TriggerSettings:
+    """What the chart's ``events`` values say, for ``canaryflow compile`` and the chart."""
+
     branches: tuple[str, ...] = ("main",)
     webhook_secret: str = "git-webhooks"
     secret_keys: dict[str, str] = field(
@@ -88,7 +90,8 @@ class TriggerSettings:
     services: tuple[ServiceRoute, ...] = ()
     service_account: str = "canaryflow-triggers"
     listener: str = "canaryflow-git"
-    # Lasts of a release: the PipelineRun's timeouts (finally gets its share at the end).
+    # The PipelineRun's share of its timeout kept for finally (the rollback): the tasks get
+    # the rest, so a release that runs out of time still rolls back.
     finally_timeout: str = "15m"
 
 
