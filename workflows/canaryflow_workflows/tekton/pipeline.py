@@ -270,7 +270,7 @@ def release_parameters(plan: ReleasePlan) -> list[Obj]:
 
 
 def build_release_pipeline(plan: ReleasePlan, settings: WorkflowSettings) -> Obj:
-    return _pipeline(
+    pipeline = _pipeline(
         settings.release_template_name,
         "release",
         f"Canary release of a Go service, compiled from the plan of {plan.service.name!r}: "
@@ -280,6 +280,15 @@ def build_release_pipeline(plan: ReleasePlan, settings: WorkflowSettings) -> Obj
         release_finally(),
         settings,
     )
+    pipeline["spec"]["results"] = [
+        {
+            "name": "image",
+            "type": "string",
+            "description": "The released image, HOST/REPO@sha256:..., as pushed and deployed.",
+            "value": IMAGE,
+        }
+    ]
+    return pipeline
 
 
 def build_flag_pipeline(settings: WorkflowSettings) -> Obj:
