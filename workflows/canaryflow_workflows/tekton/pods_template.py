@@ -32,9 +32,7 @@ def run_workspaces(settings: WorkflowSettings) -> list[dict[str, Any]]:
         claim["spec"]["storageClassName"] = settings.workspace_storage_class
     bindings = [{"name": SOURCE_WORKSPACE, "volumeClaimTemplate": claim}]
     for name, volume in workspace_volumes(settings).items():
-        source = {k: v for k, v in volume.items() if k != "name"}
-        for kind in ("secret", "configMap"):
-            if kind in source:  # optional is the Task's say (an optional workspace)
-                source[kind] = {k: v for k, v in source[kind].items() if k != "optional"}
-        bindings.append({"name": name, **source})
+        # As the library mounts it: an optional Secret (registry credentials for registries
+        # that take anonymous pushes) stays optional, so a missing one blocks no pod.
+        bindings.append({"name": name, **{k: v for k, v in volume.items() if k != "name"}})
     return bindings
