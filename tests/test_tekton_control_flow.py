@@ -28,7 +28,8 @@ from tekton_sim import (
 )
 
 from canaryflow.plan.load import load_plan, plan_from_dict
-from canaryflow_workflows import WorkflowSettings, default_plan
+from canaryflow_workflows import WorkflowSettings
+from canaryflow_workflows.tekton.documents import default_plan
 from canaryflow_workflows.tekton.pipeline import build_flag_pipeline, build_release_pipeline
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from jsonschema import Draft7Validator
 from tekton_schemas import TRIGGER_FIELDS, served_schema, unknown_fields, untagged_fields
 
 from canaryflow.plan.load import load_plan
-from canaryflow_workflows import WorkflowSettings, default_plan
-from canaryflow_workflows.tekton.documents import compile_tekton_documents
+from canaryflow_workflows import WorkflowSettings
+from canaryflow_workflows.tekton.documents import compile_tekton_documents, default_plan
 from canaryflow_workflows.tekton.triggers import ServiceRoute, TriggerSettings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from canaryflow.plan.model import ReleasePlan
+from canaryflow.plan.model import ReleasePlan, ServiceSpec
 from canaryflow_workflows.settings import WorkflowSettings
 from canaryflow_workflows.tekton.pipeline import build_flag_pipeline, build_release_pipeline
 from canaryflow_workflows.tekton.tasks import tekton_tasks
 from canaryflow_workflows.tekton.triggers import TriggerSettings, trigger_documents
+
+
+def default_plan() -> ReleasePlan:
+    """The plan a repository gets with only ``service.name`` set: the model's defaults (the
+    Pipeline's steps when ``canaryflow compile --engine tekton`` is given no plan)."""
+    return ReleasePlan(service=ServiceSpec(name="service"))
 
 
 def file_name(document: dict[str, Any]) -> str:

@@ -80,6 +80,10 @@ class PipelineTask:
     params: dict[str, Any] = field(default_factory=dict)
     when: list[Obj] = field(default_factory=list)
     approval: bool = False
+    # What the plan knows about the step, passed when the verb's Task declares it: the library
+    # decides what a verb reads from the plan itself (e.g. analyze its window) and what it
+    # is given.
+    offered: dict[str, Any] = field(default_factory=dict)
 
 
 def release_pipeline_tasks(plan: ReleasePlan) -> list[PipelineTask]:
@@ -164,8 +168,8 @@ def _chain(plan: ReleasePlan) -> Iterator[PipelineTask]:
 
 def _analyze(index: int, step: StepSpec) -> PipelineTask:
     assert step.duration is not None
-    params = {"duration": format_duration(step.duration), "step": str(index)}
-    return PipelineTask(f"analyze-{index}", "analyze", params)
+    offered = {"duration": format_duration(step.duration)}
+    return PipelineTask(f"analyze-{index}", "analyze", {"step": str(index)}, offered=offered)
 
 
 def _hold(index: int) -> PipelineTask:
@@ -207,10 +211,14 @@ class PipelineRenderer:
             rendered["runAfter"] = [after]
         if task.when:
             rendered["when"] = task.when
-        if task.params:
-            rendered["params"] = [{"name": k, "value": v} for k, v in task.params.items()]
+        params = dict(task.params)
+        if task.verb is not None:
+            declared = {p["name"] for p in self.tasks[task.verb]["spec"].get("params", [])}
+            params |= {k: v for k, v in task.offered.items() if k in declared}
+        if params:
+            rendered["params"] = [{"name": k, "value": v} for k, v in params.items()]
         if not task.approval:
-            self._check_params(task)
+            self._check_params(task.name, task.verb, params)
             rendered["workspaces"] = [
                 {"name": w["name"], "workspace": w["name"]}
                 for w in self.tasks[task.verb]["spec"].get("workspaces", [])
@@ -232,16 +240,16 @@ class PipelineRenderer:
         source = found.pop(SOURCE_WORKSPACE)
         return [source, *found.values()]
 
-    def _check_params(self, task: PipelineTask) -> None:
+    def _check_params(self, name: str, verb: str, params: dict[str, Any]) -> None:
         """A param the Task does not declare is a Tekton validation error: fail at compile."""
-        spec = self.tasks[task.verb]["spec"]
+        spec = self.tasks[verb]["spec"]
         declared = {p["name"] for p in spec.get("params", [])}
-        unknown = set(task.params) - declared
+        unknown = set(params) - declared
         required = {p["name"] for p in spec.get("params", []) if "default" not in p}
-        missing = required - set(task.params)
+        missing = required - set(params)
         if unknown or missing:
             raise ValueError(
-                f"{task.name}: Task {task_name(task.verb)} takes {sorted(declared)}; "
+                f"{name}: Task {task_name(verb)} takes {sorted(declared)}; "
                 f"unknown {sorted(unknown)}, missing {sorted(missing)}"
             )
 

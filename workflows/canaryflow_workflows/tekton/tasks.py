@@ -32,8 +32,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from canaryflow_workflows import pods
-from canaryflow_workflows.library import OUTPUTS, PLAN_SOURCE, namespaced_task_library
+from canaryflow_workflows import library, pods
+from canaryflow_workflows.library import OUTPUTS, namespaced_task_library
 from canaryflow_workflows.settings import WorkflowSettings
 from canaryflow_workflows.tekton.meta import object_meta
 
@@ -48,9 +48,17 @@ MIN_PIPELINES_VERSION = "0.50.0"
 
 _INPUT = re.compile(r"\{\{inputs\.parameters\.([A-Za-z0-9_-]+)\}\}")
 _ANY_ARGO = re.compile(r"\{\{.*?\}\}", re.DOTALL)
-# Argo expressions with a Tekton meaning. PLAN_SOURCE picks the inline plan (an Argo raw
-# artifact) over the file; Tekton has no raw artifacts, so its tasks read the plan file.
-_EXPRESSIONS = {PLAN_SOURCE: "$(params.plan)"}
+# Argo expressions with a Tekton meaning. PLAN_SOURCE (where the library has it) picks the
+# inline plan (an Argo raw artifact) over the file when the parameter is set; Tekton cannot
+# test a parameter inside an argument, so its tasks read the plan file.
+_EXPRESSIONS = {
+    getattr(library, name): tekton
+    for name, tekton in {"PLAN_SOURCE": "$(params.plan)"}.items()
+    if hasattr(library, name)
+}
+# Where Tekton collects results: $(results.<name>.path) is RESULTS_DIR/<name> (docs/tasks.md,
+# "Emitting results"). A verb given the outputs directory writes its results there.
+RESULTS_DIR = "/tekton/results"
 # Outputs kept as files, not results: all results of a TaskRun share one 4 KiB termination
 # message (Tekton's default results-from), and an analysis report can be larger. The file
 # goes to the source workspace, named after the TaskRun so that every window keeps its own.
@@ -99,7 +107,7 @@ def task_retries(template: Obj) -> int:
 def render_task(template: Obj, settings: WorkflowSettings) -> Obj:
     container = template["container"]
     outputs = _outputs(template)
-    workspaces = _workspaces(template)
+    workspaces = _workspaces(template) + _artifact_workspaces(template)
     args = [_arg(arg, template["name"], outputs) for arg in container["args"]]
     step: Obj = {
         "name": template["name"],
@@ -178,6 +186,11 @@ def _outputs(template: Obj) -> dict[str, tuple[str, str]]:
 
 
 def _arg(arg: str, verb: str, outputs: dict[str, tuple[str, str]]) -> str:
+    if arg == OUTPUTS:
+        misnamed = [n for n, (path, _) in outputs.items() if path != f"{OUTPUTS}/{n}"]
+        if misnamed or FILE_ONLY_OUTPUTS & set(outputs):
+            raise UntranslatableTemplate(f"{verb}: {OUTPUTS} holds files that are not results")
+        return RESULTS_DIR
     for name, (path, _) in outputs.items():
         if arg == path:
             if name in FILE_ONLY_OUTPUTS:
@@ -208,6 +221,32 @@ def _env(env: Obj, verb: str) -> Obj:
     if set(env) - {"name", "valueFrom"}:
         raise UntranslatableTemplate(f"{verb}.env.{env['name']}: no Tekton rule")
     return env
+
+
+def _artifact_workspaces(template: Obj) -> list[Obj]:
+    """An Argo raw artifact the verb reads by its path (``--default-plan /inputs/x.yaml``) is
+    an optional workspace mounted at the file's directory: a run binds a ConfigMap or Secret
+    holding the file, or nothing (the verb then finds no file). One only a parameter fills
+    and no argument names is Argo's business and left out."""
+    args = template["container"]["args"]
+    found = []
+    for artifact in template.get("inputs", {}).get("artifacts", []):
+        if "raw" not in artifact:
+            raise UntranslatableTemplate(f"{template['name']}: only raw artifacts are rendered")
+        if artifact["path"] not in args:
+            continue
+        directory, file = artifact["path"].rsplit("/", 1)
+        found.append(
+            {
+                "name": artifact["name"],
+                "description": f"Optional: a ConfigMap or Secret whose key {file} is the "
+                f"{artifact['name']} file (an Argo raw artifact there).",
+                "mountPath": directory,
+                "optional": True,
+                "readOnly": True,
+            }
+        )
+    return found
 
 
 def _volumes(template: Obj) -> dict[str, Obj]:
