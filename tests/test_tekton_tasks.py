@@ -8,7 +8,9 @@ import re
 import pytest
 
 from canaryflow_workflows import WorkflowSettings
+from canaryflow_workflows.library import OUTPUTS
 from canaryflow_workflows.tekton.tasks import (
+    RESULTS_DIR,
     UntranslatableTemplate,
     container_templates,
     render_task,
@@ -46,6 +48,8 @@ def test_each_task_runs_the_library_verb_with_the_same_container(verb):
     for ours, theirs in zip(step["args"], tekton_args(template), strict=True):
         if theirs in outputs:
             assert ours.startswith(("$(results.", "/workspace/reports/")), ours
+        elif theirs == OUTPUTS:
+            assert ours == RESULTS_DIR
         elif verb == "validate-plan" and theirs.startswith("{{="):
             assert ours == "$(params.plan)"
         else:
