@@ -26,7 +26,7 @@ def compiled() -> dict[str, dict[str, Any]]:
     routed = TriggerSettings(
         services=(
             ServiceRoute(
-                "https://github.com/shop/checkout.git",
+                "shop/checkout",
                 "checkout",
                 "shop",
                 "registry.example.com/shop/checkout",

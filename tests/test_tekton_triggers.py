@@ -101,12 +101,8 @@ def test_without_an_image_registry_every_service_gets_the_default_repository():
 
 
 ROUTES = (
-    ServiceRoute(
-        "https://github.com/acme/checkout.git", "checkout-api", "shop", "reg.example.com/co"
-    ),
-    ServiceRoute(
-        "https://gitlab.example.com/shop/checkout.git", "checkout", "shop-eu", "reg.example.com/eu"
-    ),
+    ServiceRoute("acme/checkout", "checkout-api", "shop", "reg.example.com/co"),
+    ServiceRoute("shop/checkout", "checkout", "shop-eu", "reg.example.com/eu", ("main", "eu")),
 )
 
 
@@ -128,8 +124,20 @@ def test_with_services_a_push_from_an_unknown_repository_starts_nothing():
     listener = listener_for(TriggerSettings(services=ROUTES[:1]))
     assert listener.runs(payload("gitlab-push-main.json")) == []
     event = payload("github-push-main.json")
-    event["body"]["repository"]["clone_url"] = "https://github.com/acme/other.git"
+    event["body"]["repository"]["full_name"] = "acme/other"
     assert listener.runs(event) == []
+
+
+def test_with_services_each_repository_releases_from_its_own_branches_only():
+    listener = listener_for(TriggerSettings(services=ROUTES))
+    for name, branch, runs in (
+        ("gitlab-push-main.json", "eu", 1),
+        ("github-push-main.json", "eu", 0),
+        ("gitlab-push-main.json", "us", 0),
+    ):
+        event = payload(name)
+        event["body"]["ref"] = f"refs/heads/{branch}"
+        assert len(listener.runs(event)) == runs, (name, branch)
 
 
 def test_text_from_the_payload_is_data_in_cel_and_in_the_run():

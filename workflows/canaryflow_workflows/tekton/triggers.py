@@ -8,9 +8,10 @@ branch (tags, branch deletions, other repositories) and computes the parameters 
 
 The mapping is the Sensor's (``charts/canaryflow/templates/sensor.yaml``): ``repo`` the clone
 URL, ``revision`` the pushed commit, ``service`` the repository's name, ``image-repository``
-``<image registry>/<service>`` or the default repository. With ``services`` given, only those
-repositories release, and each names its service, namespace and image repository; a push
-from any other repository starts nothing.
+``<image registry>/<service>`` or the default repository. With ``services`` given (as the
+Sensor's ``events.services``), only those repositories release, each to its own branches and
+with its own service, namespace and image repository; a push from any other repository, or
+to another branch, starts nothing.
 
 CEL functions used: ``in``, ``split`` (cel-go's strings extension) and ``last`` (Tekton's
 ``triggersLib``), both in the CEL environment of pkg/interceptors/cel/cel.go.
@@ -35,6 +36,8 @@ DELETED = "0" * 40
 
 @dataclass(frozen=True)
 class Provider:
+    """Where a provider's push payload says what the Sensor reads (the same paths)."""
+
     name: str
     interceptor: str
     event: str
@@ -42,6 +45,7 @@ class Provider:
     revision: str
     service: str
     pusher: str
+    path: str
 
 
 GITHUB = Provider(
@@ -52,6 +56,7 @@ GITHUB = Provider(
     "body.after",
     "body.repository.name",
     "body.pusher.name",
+    "body.repository.full_name",
 )
 # GitLab's project name is a display name; the path's last segment is the repository's.
 GITLAB = Provider(
@@ -62,18 +67,21 @@ GITLAB = Provider(
     "body.checkout_sha",
     "body.project.path_with_namespace.split('/').last()",
     "body.user_username",
+    "body.project.path_with_namespace",
 )
 PROVIDERS = (GITHUB, GITLAB)
 
 
 @dataclass(frozen=True)
 class ServiceRoute:
-    """A repository allowed to release, and where its service lives."""
+    """A repository allowed to release (by its path as the payload names it: GitHub
+    ``owner/name``, GitLab ``group/name``), where its service lives, and its branches."""
 
-    repo: str
+    repository: str
     service: str
     namespace: str
     image_repository: str
+    branches: tuple[str, ...] = ("main",)
 
 
 @dataclass(frozen=True)
@@ -108,23 +116,32 @@ def cel_map(pairs: dict[str, str]) -> str:
     return "{" + ", ".join(f"{cel_string(k)}: {cel_string(v)}" for k, v in pairs.items()) + "}"
 
 
+def _refs(branches: tuple[str, ...]) -> str:
+    return cel_list([f"refs/heads/{branch}" for branch in branches])
+
+
 def push_filter(provider: Provider, settings: TriggerSettings) -> str:
-    """True for a push of a release branch (not a deletion) from a known repository."""
-    branches = cel_list([f"refs/heads/{branch}" for branch in settings.branches])
-    clauses = [f"body.ref in {branches}", f"body.after != {cel_string(DELETED)}"]
-    if settings.services:
-        clauses.append(f"{provider.repo} in {cel_list([s.repo for s in settings.services])}")
-    return " && ".join(clauses)
+    """True for a push of a release branch (not a deletion); with ``services``, only from a
+    listed repository, to one of its own branches."""
+    not_deleted = f"body.after != {cel_string(DELETED)}"
+    if not settings.services:
+        return f"body.ref in {_refs(settings.branches)} && {not_deleted}"
+    routes = {s.repository: s for s in settings.services}
+    branches = "{" + ", ".join(f"{cel_string(r)}: {_refs(s.branches)}" for r, s in routes.items())
+    return (
+        f"{provider.path} in {cel_list(list(routes))} && "
+        f"body.ref in {branches}}}[{provider.path}] && {not_deleted}"
+    )
 
 
 def overlays(provider: Provider, settings: TriggerSettings) -> list[Obj]:
     """``extensions.<key>``: the values the Sensor maps, computed once per event."""
     if settings.services:
-        by_repo = {s.repo: s for s in settings.services}
+        routes = {s.repository: s for s in settings.services}
 
         def lookup(attribute: str) -> str:
-            table = {repo: getattr(route, attribute) for repo, route in by_repo.items()}
-            return f"{cel_map(table)}[{provider.repo}]"
+            table = {path: getattr(route, attribute) for path, route in routes.items()}
+            return f"{cel_map(table)}[{provider.path}]"
 
         values = {
             "service": lookup("service"),
