@@ -1,8 +1,9 @@
 """``canaryflow chart --generate``: rewrite the chart's generated files from the code.
 
 Nothing under ``templates/generated/`` or the generated ``files/`` is edited by hand: the
-WorkflowTemplates come from ``canaryflow_workflows.compile_documents``, the dashboards from the
-metric catalogue, the runbook from the chart's plan (``files/plan.yaml``).
+WorkflowTemplates come from ``canaryflow_workflows.compile_documents`` (no plan: every release
+reads its repository's own), the dashboards from the metric catalogue, the sample runbook from
+the chart's plan (``files/plan.yaml``, the model's defaults).
 """
 
 from __future__ import annotations
@@ -39,15 +40,17 @@ def _dump(document: dict[str, Any]) -> str:
 
 
 ARGO_ONLY = '{{- if eq .Values.engine "argo" }}\n'
+END = "{{- end }}\n"
 
 
 def _scope_guard(kind: str) -> tuple[str, str]:
+    """Argo objects only with ``engine: argo``; the task library only in its scope."""
     if kind == "ClusterWorkflowTemplate":
         return (
             '{{- if and (eq .Values.engine "argo") (eq .Values.templates.scope "cluster") }}\n',
-            "{{- end }}\n",
+            END,
         )
-    return ARGO_ONLY, "{{- end }}\n"
+    return ARGO_ONLY, END
 
 
 def template_file(document: dict[str, Any], compiled: binding.Compiled) -> GeneratedFile:
@@ -61,7 +64,7 @@ def template_file(document: dict[str, Any], compiled: binding.Compiled) -> Gener
         opening = (
             '{{- if and (eq .Values.engine "argo") (eq .Values.templates.scope "namespace") }}\n'
         )
-        closing = "{{- end }}\n"
+        closing = END
     stem = f"{kind.lower()}-{name}"
     return GeneratedFile(GENERATED / f"{stem}.yaml", HEADER + opening + body + closing)
 
@@ -74,6 +77,8 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
         image=settings.runtime_image,
         service_account=settings.service_account,
         tasks_name=settings.cluster_tasks_name,
+        notifications_secret=settings.notifications_secret,
+        git_token_secret=settings.git_token_secret,
     )
     files = [template_file(document, compiled) for document in documents.values()]
     files += _tekton_files(plan, settings, compiled)
@@ -85,7 +90,8 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
 
 
 def _tekton_files(plan: ReleasePlan, settings, compiled: binding.Compiled) -> list:
-    """The ``engine: tekton`` variant: Tasks, Pipelines and push Triggers."""
+    """The ``engine: tekton`` variant: Tasks, Pipelines (the steps of ``files/plan.yaml``:
+    Tekton cannot walk a plan read at run time) and push Triggers."""
     from canaryflow.chart import tekton
 
     return [
@@ -97,12 +103,12 @@ def _tekton_files(plan: ReleasePlan, settings, compiled: binding.Compiled) -> li
     ]
 
 
-def compile_for_chart(plan: ReleasePlan):
+def compile_for_chart():
     """The workflow code's documents and the settings they were compiled with."""
     from canaryflow_workflows import WorkflowSettings, compile_documents
 
     settings = WorkflowSettings()
-    return compile_documents(plan, settings), settings
+    return compile_documents(settings), settings
 
 
 def write_generated(chart: Path) -> list[Path]:
@@ -110,7 +116,7 @@ def write_generated(chart: Path) -> list[Path]:
     from canaryflow.plan.load import load_plan
 
     plan = load_plan(chart / PLAN_FILE)
-    documents, settings = compile_for_chart(plan)
+    documents, settings = compile_for_chart()
     files = generated_files(plan, documents, settings)
     (chart / GENERATED).mkdir(parents=True, exist_ok=True)
     wanted = {chart / f.path for f in files}
