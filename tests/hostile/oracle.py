@@ -92,11 +92,20 @@ def assert_no_crash(outcome: Outcome) -> None:
 
 
 # Every verb that reads a plan, with what else it needs; PLAN and OUT are filled in.
-# (`compile` reads none: the generic release reads each repository's plan at run time.)
 _IMAGE = ["--image", "r/a@sha256:00", "--version", "v"]
 PLAN_VERBS: dict[str, list[str]] = {
     "validate": ["validate", "PLAN", "--offline"],
     "runbook": ["runbook", "PLAN"],
+    # The workflow's validate-plan task: the plan as the pushed repository has it.
+    "validate-plan": [
+        "validate",
+        "PLAN",
+        "--offline",
+        "--resolved-out",
+        "OUT/plan.yaml",
+        "--workflow-outputs",
+        "OUT/outputs",
+    ],
     "analyze": ["analyze", "--plan", "PLAN"],
     "run": ["run", "--plan", "PLAN", "--out", "OUT"],
     "demo": ["demo", "--plan", "PLAN", "--out", "OUT"],
