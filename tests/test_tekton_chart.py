@@ -189,3 +189,26 @@ def test_only_the_enabled_provider_is_wired():
     rendered = listener(values)
     assert rendered.runs(payload("gitlab-push-main.json")) == []
     assert len(rendered.runs(payload("github-push-main.json"))) == 1
+
+
+def _run_workspaces(values) -> dict:
+    (template,) = [o for o in objects(values) if o["kind"] == "TriggerTemplate"]
+    (run,) = template["spec"]["resourcetemplates"]
+    assert tekton_violations(run) == []
+    return {w["name"]: w for w in run["spec"]["workspaces"]}
+
+
+def test_the_default_plan_reaches_validate_plan_where_the_library_reads_it():
+    values = with_events(services=SERVICES) | {"plan": {"inline": "service: {name: cart}\n"}}
+    workspace = _run_workspaces(values)["plan-inline"]
+    (config_map,) = [
+        o
+        for o in objects(values)
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == workspace["configMap"]["name"]
+    ]
+    (item,) = workspace["configMap"]["items"]
+    assert config_map["data"][item["key"]].startswith("service:")
+    (task,) = [o for o in objects(values) if o["metadata"]["name"] == "canaryflow-validate-plan"]
+    mount = {w["name"]: w["mountPath"] for w in task["spec"]["workspaces"]}["plan-inline"]
+    assert f"{mount}/{item['path']}" in task["spec"]["steps"][0]["args"]
+    assert "plan-inline" not in _run_workspaces(with_events(services=SERVICES))

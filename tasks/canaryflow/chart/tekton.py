@@ -16,6 +16,7 @@ chart's values can end the scalar, and ``canaryflow.celString`` quotes each for 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -50,6 +51,7 @@ PIPELINE_DEFAULTS = {
     "router-kind": binding.PARAMETER_DEFAULTS["router-kind"],
     "image-repository": binding.PARAMETER_DEFAULTS["image-repository"],
 }
+PLAN_WORKSPACE = "__canaryflow_plan_workspace__"
 _UNQUOTED = '| toJson | trimPrefix "\\"" | trimSuffix "\\""'
 
 
@@ -89,13 +91,47 @@ def documents(plan, settings) -> list[tuple[dict[str, Any], dict[str, str]]]:
     """The Tekton objects for the chart, each with its CEL scalars by token."""
     from canaryflow_workflows.tekton.documents import compile_tekton_documents
 
+    documents = compile_tekton_documents(plan, settings, trigger_settings()).values()
+    default_plan = _default_plan_workspace(documents)
     chosen = []
-    for document in compile_tekton_documents(plan, settings, trigger_settings()).values():
+    for document in documents:
         scalars: dict[str, str] = {}
         if document["kind"] == "Trigger":
             document = _cel_tokens(document, scalars)
+        if document["kind"] == "TriggerTemplate" and default_plan is not None:
+            (run,) = document["spec"]["resourcetemplates"]
+            run["spec"]["workspaces"].append({"name": PLAN_WORKSPACE})
+            scalars[PLAN_WORKSPACE] = default_plan
         chosen.append((document, scalars))
     return chosen
+
+
+def _default_plan_workspace(documents) -> str | None:
+    """``plan.inline`` for the Tekton runs: the chart's plan ConfigMap bound to the workspace
+    where validate-plan reads its default plan (the library's inline-plan artifact), when the
+    values give one. None when validate-plan reads no such file."""
+    from canaryflow_workflows.library import INLINE_PLAN
+
+    directory, file = INLINE_PLAN.rsplit("/", 1)
+    tasks = [d for d in documents if d["kind"] == "Task"]
+    found = [
+        w["name"]
+        for task in tasks
+        for w in task["spec"].get("workspaces", [])
+        if w.get("mountPath") == directory
+    ]
+    if not found:
+        return None
+    return (
+        '{{- if include "canaryflow.planInline" . }}\n'
+        f"- name: {found[0]}\n"
+        "  configMap:\n"
+        '    name: {{ printf "%s-plan" (include "canaryflow.fullname" .) }}\n'
+        "    items:\n"
+        "    - key: canaryflow.yaml\n"
+        f"      path: {file}\n"
+        "{{- end }}"
+    )
 
 
 def _cel_tokens(trigger: dict[str, Any], scalars: dict[str, str]) -> dict[str, Any]:
@@ -154,6 +190,14 @@ def template_text(
     bound = binding.bind(document, compiled, namespaced=True)
     text = yaml.safe_dump(bound, sort_keys=False, width=1 << 16, allow_unicode=True)
     for token, scalar in scalars.items():
+        if token == PLAN_WORKSPACE:
+            text = re.sub(
+                rf"^( *)- name: {token}\n",
+                lambda m, block=scalar: "".join(f"{m[1]}{line}\n" for line in block.splitlines()),
+                text,
+                flags=re.MULTILINE,
+            )
+            continue
         text = text.replace(f": {token}\n", f": {scalar}\n")
     text = binding.to_helm(text)
     for extra in TEKTON_BINDINGS:
