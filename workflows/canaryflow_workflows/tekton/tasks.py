@@ -19,6 +19,9 @@ emptyDir volumes (``/tmp``)            Task ``volumes``
 container ``securityContext``          the step's ``securityContext``
 pod ``securityContext``                the PipelineRun's pod template (see ``triggers``)
 ``retryStrategy.limit``                the Pipeline task's ``retries`` (``task_retries``)
+the outputs directory as an argument   Tekton's results directory (each file a result)
+a raw artifact the args name by path   an optional workspace at the file's directory
+env ``valueFrom`` (Secret keys)        the same EnvVar
 ``suspend`` (approve)                  no Task: an ``ApprovalTask`` custom task instead
 =====================================  =================================================
 
