@@ -48,17 +48,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from canaryflow.release.walk import workflow_outputs
 
     plan = _with_parameters(_load(args), args)
     url = None if args.offline else (args.prometheus or plan.analysis.prometheus.url)
     if url:
         _check_promql(plan, url)
+    outputs = _walkable(plan, workflow_outputs) if args.workflow_outputs else {}
     if args.resolved_out:
         args.resolved_out.parent.mkdir(parents=True, exist_ok=True)
         document = plan.model_dump(mode="json", by_alias=True)
         args.resolved_out.write_text(yaml.safe_dump(document, sort_keys=False))
     if args.workflow_outputs:
-        _write_workflow_outputs(plan, args.workflow_outputs)
+        args.workflow_outputs.mkdir(parents=True, exist_ok=True)
+        for name, value in outputs.items():
+            (args.workflow_outputs / name).write_text(value)
     steps = ", ".join(
         f"{s.weight}%/{s.duration:g}s" if s.is_traffic else "approve" for s in plan.steps
     )
@@ -106,12 +110,19 @@ def _default_text(path: Path | None) -> str | None:
     return text if text.strip() else None
 
 
-def _write_workflow_outputs(plan, directory: Path) -> None:
-    from canaryflow.release.walk import workflow_outputs
+def _walkable(plan, workflow_outputs) -> dict[str, str]:
+    """The workflow's step-walk outputs; a plan too long to walk is an input error."""
+    from canaryflow.release.walk import MAX_STEPS
 
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, value in workflow_outputs(plan).items():
-        (directory / name).write_text(value)
+    if len(plan.steps) > MAX_STEPS:
+        raise InputError(
+            FieldError(
+                "steps",
+                f"{len(plan.steps)} steps; a release workflow walks at most {MAX_STEPS} "
+                "(Argo nests templates at most 100 deep): merge some steps",
+            )
+        )
+    return workflow_outputs(plan)
 
 
 def _with_parameters(plan, args: argparse.Namespace):
