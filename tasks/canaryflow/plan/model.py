@@ -16,6 +16,12 @@ from pydantic.alias_generators import to_camel
 
 from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.flags.spec import FlagRolloutSpec
+from canaryflow.kubernetes.capabilities import (
+    CAPABILITIES,
+    HEADER_ROUTES,
+    NAMED_RULES,
+    routers_with,
+)
 from canaryflow.plan.duration import Duration
 
 API_VERSION = "canaryflow.dev/v1alpha1"
@@ -74,9 +80,43 @@ class RouterSpec(PlanModel):
     )
     route: str | None = Field(
         None,
-        description="The user's VirtualService, Ingress or HTTPRoute to manage "
+        description="The user's VirtualService, Ingress, HTTPRoute or TrafficSplit to manage "
         "(default: named after the service).",
     )
+    rule: str | None = Field(
+        None,
+        description="istio and gateway-api: the http route (http[].name) or rule (rules[].name) "
+        "of that object to split; default: the only one, or the one routing to the service.",
+    )
+
+    @model_validator(mode="after")
+    def _router_can(self) -> RouterSpec:
+        able = CAPABILITIES[self.kind]
+        if self.header is not None and HEADER_ROUTES not in able:
+            raise RouterCapabilityError(
+                "header",
+                f"the {self.kind} router cannot route by header: set router.header to null, or "
+                f"use {_either(routers_with(HEADER_ROUTES))}",
+            )
+        if self.rule is not None and NAMED_RULES not in able:
+            raise RouterCapabilityError(
+                "rule",
+                f"the {self.kind} router has no rules to choose from: remove router.rule (it "
+                f"applies to {_either(routers_with(NAMED_RULES))})",
+            )
+        return self
+
+
+class RouterCapabilityError(ValueError):
+    """A router asked for what it cannot do; ``subpath`` names the key."""
+
+    def __init__(self, key: str, message: str):
+        self.subpath = (key,)
+        super().__init__(message)
+
+
+def _either(kinds: list[str]) -> str:
+    return " or ".join(", ".join(kinds).rsplit(", ", 1))
 
 
 class ApproveSpec(PlanModel):

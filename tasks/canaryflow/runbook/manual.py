@@ -3,19 +3,26 @@
 They mirror what the tasks do (``canaryflow.kubernetes.routers``): canaryflow's own objects are
 ``<service>-canary`` (Deployment, Service, nginx canary Ingress), ``<service>-canaryflow``
 (Istio DestinationRule) and the TrafficSplit named after the service; in the user's
-VirtualService or HTTPRoute it owns only the route or rule named ``canaryflow-primary`` and the
-header route ``canaryflow-header``.
+VirtualService or HTTPRoute it owns only the header route ``canaryflow-header`` and the weights
+of the route or rule it split (the one whose destinations are the canary's subset or Service).
 """
 
 from __future__ import annotations
 
 import shlex
 
-from canaryflow.kubernetes.routers.backends import HEADER_ROUTE_NAME, MANAGED_ROUTE_NAME
+from canaryflow.kubernetes.routers.backends import HEADER_ROUTE_NAME
 from canaryflow.plan.model import ReleasePlan
 
 WORKFLOW_TEMPLATE = "go-canary-release"
 WORKFLOW_TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"
+
+
+_ISTIO_SPLIT = 'select(any(.route[]?; .destination.subset == "canary"))'
+
+
+def _gateway_split(canary: str) -> str:
+    return f'select(any(.backendRefs[]?; .name == "{canary}"))'
 
 
 def _names(plan: ReleasePlan) -> tuple[str, str, str, str]:
@@ -25,14 +32,14 @@ def _names(plan: ReleasePlan) -> tuple[str, str, str, str]:
 
 def traffic_to_stable(plan: ReleasePlan) -> list[str]:
     """Commands that put 100 % of the traffic back on stable and drop the header route."""
-    service, canary, ns, route = _names(plan)
+    _service, canary, ns, route = _names(plan)
     kind = plan.router.kind
     if kind == "nginx-ingress":
         return [f"kubectl -n {ns} delete ingress {canary} --ignore-not-found"]
     if kind == "istio":
         program = (
             f'.spec.http |= map(select(.name != "{HEADER_ROUTE_NAME}")) '
-            f'| (.spec.http[] | select(.name == "{MANAGED_ROUTE_NAME}") | .route[]) '
+            f"| (.spec.http[] | {_ISTIO_SPLIT} | .route[]) "
             '|= (.weight = (if .destination.subset == "canary" then 0 else 100 end))'
         )
         return [
@@ -43,7 +50,7 @@ def traffic_to_stable(plan: ReleasePlan) -> list[str]:
     if kind == "gateway-api":
         program = (
             f'.spec.rules |= map(select(.name != "{HEADER_ROUTE_NAME}")) '
-            f'| (.spec.rules[] | select(.name == "{MANAGED_ROUTE_NAME}") | .backendRefs[]) '
+            f"| (.spec.rules[] | {_gateway_split(canary)} | .backendRefs[]) "
             f'|= (.weight = (if .name == "{canary}" then 0 else 100 end))'
         )
         return [
@@ -51,11 +58,12 @@ def traffic_to_stable(plan: ReleasePlan) -> list[str]:
             f"  | jq {shlex.quote(program)} \\\n"
             f"  | kubectl -n {ns} replace -f -",
         ]
-    patch = (
-        '{"spec":{"backends":['
-        f'{{"service":"{service}","weight":100}},{{"service":"{canary}","weight":0}}]}}}}'
-    )
-    return [f"kubectl -n {ns} patch trafficsplit {service} --type merge -p {shlex.quote(patch)}"]
+    program = f'.spec.backends |= map(.weight = (if .service == "{canary}" then 0 else 100 end))'
+    return [
+        f"kubectl -n {ns} get trafficsplit {route} -o json \\\n"
+        f"  | jq {shlex.quote(program)} \\\n"
+        f"  | kubectl -n {ns} replace -f -",
+    ]
 
 
 def remove_canary(plan: ReleasePlan) -> list[str]:
@@ -75,7 +83,7 @@ def remove_canary(plan: ReleasePlan) -> list[str]:
 
 def traffic_weight(plan: ReleasePlan) -> str:
     """A command that prints the canary's current weight as the router sees it."""
-    service, canary, ns, route = _names(plan)
+    _service, canary, ns, route = _names(plan)
     kind = plan.router.kind
     if kind == "nginx-ingress":
         return (
@@ -84,12 +92,10 @@ def traffic_weight(plan: ReleasePlan) -> str:
         )
     if kind == "istio":
         return f"kubectl -n {ns} get virtualservice {route} -o json | jq " + shlex.quote(
-            f'.spec.http[] | select(.name == "{MANAGED_ROUTE_NAME}") '
-            "| .route[] | {subset: .destination.subset, weight}"
+            f".spec.http[] | {_ISTIO_SPLIT} | .route[] | {{subset: .destination.subset, weight}}"
         )
     if kind == "gateway-api":
         return f"kubectl -n {ns} get httproute {route} -o json | jq " + shlex.quote(
-            f'.spec.rules[] | select(.name == "{MANAGED_ROUTE_NAME}") '
-            "| .backendRefs[] | {name, weight}"
+            f".spec.rules[] | {_gateway_split(canary)} | .backendRefs[] | {{name, weight}}"
         )
-    return f"kubectl -n {ns} get trafficsplit {service} -o jsonpath='{{.spec.backends}}'"
+    return f"kubectl -n {ns} get trafficsplit {route} -o jsonpath='{{.spec.backends}}'"
