@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from canaryflow.analysis.spec import AnalysisSpec
+from canaryflow.build.settings import GoBuildSpec
 from canaryflow.flags.spec import FlagRolloutSpec
 from canaryflow.kubernetes.capabilities import (
     CAPABILITIES,
@@ -323,6 +324,13 @@ def _default_steps() -> list[StepSpec]:
     ]
 
 
+class BuildSpec(PlanModel):
+    go: GoBuildSpec = Field(
+        default_factory=GoBuildSpec,
+        description="Go module settings for go-test and go-build (over the chart's go.env).",
+    )
+
+
 class ReleasePlan(PlanModel):
     api_version: Literal["canaryflow.dev/v1alpha1"] = Field(API_VERSION)
     kind: Literal["ReleasePlan"] = "ReleasePlan"
@@ -335,6 +343,7 @@ class ReleasePlan(PlanModel):
         max_length=200,
         description="Traffic steps in order; each window is analysed. Then promotion.",
     )
+    build: BuildSpec = Field(default_factory=BuildSpec)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
