@@ -162,7 +162,7 @@ def _check_promql(plan, url: str) -> None:
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.promql import check_queries
 
-    source = PrometheusSource(url, timeout=plan.analysis.prometheus.timeout)
+    source = PrometheusSource.for_spec(plan.analysis.prometheus, url)
     try:
         errors = check_queries(plan, source)
     except Exception as error:  # unreachable Prometheus: the user asked for a check
