@@ -36,7 +36,11 @@ class AnalysisModel(BaseModel):
     """camelCase keys in YAML, unknown keys rejected, immutable once loaded."""
 
     model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        frozen=True,
+        allow_inf_nan=False,  # a NaN or infinite limit would never fail: it is an input error
     )
 
 
