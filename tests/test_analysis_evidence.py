@@ -132,7 +132,7 @@ def _histogram(latencies: list[float]) -> list[Sample]:
 
 
 def _latency_stream(rng: random.Random, canary_factor: float, looks: int, alpha: float) -> bool:
-    """True if a latency-p99 gate ever fails a canary whose latencies are stable's × factor."""
+    """True if a latency-p99 gate ever fails a canary whose latencies are stable's times factor."""
     gate = SequentialGate("latency-p99", METRICS["latency-p99"].evidence["go"], 0.25, alpha, 20)
     draw = lambda factor: 0.015 * factor * math.exp(0.5 * rng.gauss(0, 1))  # noqa: E731
     reference = _histogram([draw(1.0) for _ in range(2000)])
