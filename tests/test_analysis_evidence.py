@@ -159,3 +159,13 @@ def test_a_histogram_gate_catches_everything_30_percent_slower():
     rng = random.Random(6)
     caught = sum(_latency_stream(rng, 1.3, 60, 0.01) for _ in range(20))
     assert caught >= 18
+
+
+def test_a_histogram_gate_without_any_stable_traffic_is_inconclusive_by_rule():
+    gate = SequentialGate("latency-p99", METRICS["latency-p99"].evidence["go"], 0.25, 0.01, 20)
+    empty = {"canary": {"buckets": _histogram([])}, "stable": {"buckets": _histogram([])}}
+    gate.observe(empty, baseline=empty, reference=[])
+    served = {"canary": {"buckets": _histogram([0.02] * 50)}, "stable": {"buckets": _histogram([])}}
+    judgement = gate.observe(served)
+    assert judgement.outcome is Outcome.NOT_APPLICABLE
+    assert "inconclusive by rule" in judgement.reason

@@ -261,6 +261,9 @@ class SequentialGate:
 
     def _judge(self) -> Judgement:
         if not self.tests:
+            served = {t: self.pending.get(t, {}).get(math.inf, 0.0) for t in TRACKS}
+            if served["canary"] > 0 and served["stable"] <= 0:
+                return Judgement(Outcome.NOT_APPLICABLE, self._no_stable_traffic())
             return Judgement(
                 Outcome.COLLECTING,
                 f"{self.name}: waiting for stable's p{self._q * 100:g} from its histogram",
@@ -291,12 +294,7 @@ class SequentialGate:
                 **numbers,
             )
         if test.stable_exposure <= 0 and test.canary_exposure > 0:
-            return Judgement(
-                Outcome.NOT_APPLICABLE,
-                f"{self.name}: stable served nothing in this window (a 100 % step?): "
-                "the comparison is inconclusive by rule",
-                detail=detail,
-            )
+            return Judgement(Outcome.NOT_APPLICABLE, self._no_stable_traffic(), detail=detail)
         if test.canary_exposure < self.required_exposure:
             return Judgement(
                 Outcome.COLLECTING,
@@ -311,6 +309,12 @@ class SequentialGate:
             f"< {1 / self.alpha:.3g})",
             detail=detail,
             **numbers,
+        )
+
+    def _no_stable_traffic(self) -> str:
+        return (
+            f"{self.name}: stable served nothing in this window (a 100 % step?): "
+            "the comparison is inconclusive by rule"
         )
 
     def _counts(self, track: str) -> str:
