@@ -82,7 +82,9 @@ class PrometheusSource:
             from requests.adapters import HTTPAdapter
             from urllib3.util.retry import Retry
 
-            session = requests.Session()
+            from canaryflow import transport
+
+            session = transport.guard_session(requests.Session())
             client = PrometheusConnect(url=self.url, session=session, timeout=self.timeout)
             session.mount(self.url, HTTPAdapter(max_retries=Retry(total=0), pool_maxsize=32))
             self._client = client

@@ -40,14 +40,15 @@ class AnalysisModel(BaseModel):
         populate_by_name=True,
         alias_generator=to_camel,
         frozen=True,
-        allow_inf_nan=False,  # a NaN or infinite limit would never fail: it is an input error
+        allow_inf_nan=False,  # a NaN limit passes every comparison: refuse it here
     )
 
 
 class PrometheusSpec(AnalysisModel):
     url: str | None = Field(
         None,
-        pattern=r"^https?://",
+        pattern=r"^https?://[^\s\x00-\x1f\x7f]+$",
+        max_length=2048,
         description="Prometheus base URL. Omit it to use the platform's "
         "(the local engine starts its own).",
     )
@@ -220,12 +221,13 @@ class GateSpec(AnalysisModel):
         if not isinstance(data, dict):
             return data
         metric = data.get("metric")
-        if metric is not None and metric not in METRICS:
-            close = difflib.get_close_matches(str(metric), METRIC_NAMES, n=1)
+        if metric is not None and (not isinstance(metric, str) or metric not in METRICS):
+            close = difflib.get_close_matches(str(metric)[:64], METRIC_NAMES, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise _invalid(
                 "metric",
-                f"unknown metric {metric!r}{hint}: choose one of {', '.join(METRIC_NAMES)}, "
+                f"unknown metric {repr(metric)[:64]}{hint}: "
+                f"choose one of {', '.join(METRIC_NAMES)}, "
                 "or give the gate a name and a query",
             )
         if data.get("name") is None:
@@ -357,6 +359,7 @@ class AnalysisSpec(AnalysisModel):
     )
     gates: list[GateSpec] = Field(
         default_factory=default_gates,
+        max_length=64,
         description="The checks; omitted → " + ", ".join(DEFAULT_GATES) + ".",
     )
 

@@ -1,8 +1,9 @@
 """``canaryflow chart --generate``: rewrite the chart's generated files from the code.
 
 Nothing under ``templates/generated/`` or the generated ``files/`` is edited by hand: the
-WorkflowTemplates come from ``canaryflow_workflows.compile_documents``, the dashboards from the
-metric catalogue, the runbook from the chart's plan (``files/plan.yaml``).
+WorkflowTemplates come from ``canaryflow_workflows.compile_documents`` (no plan: every release
+reads its repository's own), the dashboards from the metric catalogue, the sample runbook from
+the chart's plan (``files/plan.yaml``, the model's defaults).
 """
 
 from __future__ import annotations
@@ -38,10 +39,18 @@ def _dump(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False, width=1 << 16, allow_unicode=True)
 
 
+ARGO_ONLY = '{{- if eq .Values.engine "argo" }}\n'
+END = "{{- end }}\n"
+
+
 def _scope_guard(kind: str) -> tuple[str, str]:
+    """Argo objects only with ``engine: argo``; the task library only in its scope."""
     if kind == "ClusterWorkflowTemplate":
-        return '{{- if eq .Values.templates.scope "cluster" }}\n', "{{- end }}\n"
-    return "", ""
+        return (
+            '{{- if and (eq .Values.engine "argo") (eq .Values.templates.scope "cluster") }}\n',
+            END,
+        )
+    return ARGO_ONLY, END
 
 
 def template_file(document: dict[str, Any], compiled: binding.Compiled) -> GeneratedFile:
@@ -52,7 +61,10 @@ def template_file(document: dict[str, Any], compiled: binding.Compiled) -> Gener
     body = binding.to_helm(escape_braces(_dump(bound)))
     opening, closing = _scope_guard(kind)
     if kind == "WorkflowTemplate" and name == compiled.tasks_name:
-        opening, closing = '{{- if eq .Values.templates.scope "namespace" }}\n', "{{- end }}\n"
+        opening = (
+            '{{- if and (eq .Values.engine "argo") (eq .Values.templates.scope "namespace") }}\n'
+        )
+        closing = END
     stem = f"{kind.lower()}-{name}"
     return GeneratedFile(GENERATED / f"{stem}.yaml", HEADER + opening + body + closing)
 
@@ -65,8 +77,11 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
         image=settings.runtime_image,
         service_account=settings.service_account,
         tasks_name=settings.cluster_tasks_name,
+        notifications_secret=settings.notifications_secret,
+        git_token_secret=settings.git_token_secret,
     )
     files = [template_file(document, compiled) for document in documents.values()]
+    files += _tekton_files(plan, settings, compiled)
     for flavour in FLAVOURS:
         text = json.dumps(dashboard(flavour), indent=2, ensure_ascii=False) + "\n"
         files.append(GeneratedFile(Path(f"files/dashboard-{flavour}.json"), text))
@@ -74,12 +89,26 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
     return files
 
 
-def compile_for_chart(plan: ReleasePlan):
+def _tekton_files(plan: ReleasePlan, settings, compiled: binding.Compiled) -> list:
+    """The ``engine: tekton`` variant: Tasks, Pipelines (the steps of ``files/plan.yaml``:
+    Tekton cannot walk a plan read at run time) and push Triggers."""
+    from canaryflow.chart import tekton
+
+    return [
+        GeneratedFile(
+            GENERATED / tekton.file_name(document),
+            tekton.template_text(document, scalars, compiled),
+        )
+        for document, scalars in tekton.documents(plan, settings)
+    ]
+
+
+def compile_for_chart():
     """The workflow code's documents and the settings they were compiled with."""
     from canaryflow_workflows import WorkflowSettings, compile_documents
 
     settings = WorkflowSettings()
-    return compile_documents(plan, settings), settings
+    return compile_documents(settings), settings
 
 
 def write_generated(chart: Path) -> list[Path]:
@@ -87,7 +116,7 @@ def write_generated(chart: Path) -> list[Path]:
     from canaryflow.plan.load import load_plan
 
     plan = load_plan(chart / PLAN_FILE)
-    documents, settings = compile_for_chart(plan)
+    documents, settings = compile_for_chart()
     files = generated_files(plan, documents, settings)
     (chart / GENERATED).mkdir(parents=True, exist_ok=True)
     wanted = {chart / f.path for f in files}

@@ -1,8 +1,10 @@
 """``canaryflow compile``: write the Argo bundle (task library + release template) as YAML.
 
-Without ``--plan`` the release DAG follows the model's default plan (5, 25, 50, 100 % with
-analysis windows, header route on) for a service named ``service``; pass the service's
-``canaryflow.yaml`` to compile its own steps. Hera is imported only here, at run time.
+No plan goes in: ``go-canary-release`` reads each repository's own ``canaryflow.yaml`` at run
+time and walks its steps. ``--engine tekton`` writes the same bundle as Tekton Tasks,
+Pipelines and Triggers; Tekton cannot loop over steps read at run time, so its Pipeline
+unrolls the steps of ``--plan`` (default: the model's defaults). Hera is imported only here,
+at run time.
 """
 
 from __future__ import annotations
@@ -18,26 +20,58 @@ from canaryflow.errors import EXIT_OK, FieldError, InputError
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="directory to write into")
-    parser.add_argument("--plan", type=Path, help="release plan (default: the model's defaults)")
     parser.add_argument("--namespace", help="namespace of the namespaced templates")
+    parser.add_argument(
+        "--task-scope",
+        choices=("cluster", "namespace"),
+        default="cluster",
+        help="which canaryflow-tasks the release's templateRefs name: the "
+        "ClusterWorkflowTemplate (clusterScope: true; default) or the namespaced "
+        "WorkflowTemplate, as the chart's templates.scope",
+    )
     parser.add_argument("--image", help="runtime image of the task pods")
+    parser.add_argument(
+        "--engine",
+        choices=("argo", "tekton"),
+        default="argo",
+        help="Argo WorkflowTemplates, or Tekton Tasks, Pipelines and Triggers",
+    )
+    parser.add_argument(
+        "--plan",
+        type=Path,
+        help="with --engine tekton: the plan whose steps the Pipeline runs "
+        "(default: the model's defaults)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from canaryflow.plan.load import load_plan
-    from canaryflow_workflows import WorkflowSettings, compile_documents, default_plan
+    from canaryflow_workflows import WorkflowSettings, compile_documents
 
-    plan = load_plan(args.plan) if args.plan else default_plan()
-    settings = WorkflowSettings()
+    settings = WorkflowSettings(cluster_scoped_tasks=args.task_scope == "cluster")
     if args.namespace:
         settings = dataclasses.replace(settings, namespace=args.namespace)
     if args.image:
         settings = dataclasses.replace(settings, runtime_image=args.image)
-    documents = compile_documents(plan, settings)
+    if args.engine == "tekton":
+        documents = _tekton_documents(args, settings)
+    elif args.plan is not None:
+        raise InputError(
+            FieldError("--plan", "Argo reads each repository's plan at run time: drop --plan")
+        )
+    else:
+        documents = compile_documents(settings)
     _write(args.out, documents)
     for name in documents:
         print(args.out / name)
     return EXIT_OK
+
+
+def _tekton_documents(args: argparse.Namespace, settings) -> dict[str, dict]:
+    from canaryflow.plan.load import load_plan
+    from canaryflow_workflows.tekton.documents import compile_tekton_documents, default_plan
+
+    plan = load_plan(args.plan) if args.plan else default_plan()
+    return compile_tekton_documents(plan, settings)
 
 
 def _write(out: Path, documents: dict[str, dict]) -> None:
