@@ -204,12 +204,13 @@ def judge_logs(limit: LogsLimit, lines: Sequence[str]) -> Judgement:
 
 
 def judge_traffic(requests: Sequence[float], minimum: int) -> Judgement | None:
-    """INCONCLUSIVE for the whole round when the canary served too few requests to judge."""
+    """COLLECTING for the whole round when the canary served too few requests to judge: a
+    young canary is not evidence, and a window that ends so is inconclusive, never a pass."""
     served = sum(v for v in requests if math.isfinite(v))
     if served >= minimum:
         return None
     return Judgement(
-        Outcome.INCONCLUSIVE,
+        Outcome.COLLECTING,
         f"canary served {served:.0f} requests in the query window, need {minimum}",
         detail={"canary_requests": served},
     )

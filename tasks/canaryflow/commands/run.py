@@ -201,6 +201,7 @@ def _run_cluster(plan, args: argparse.Namespace, record):
         service.name,
         service.namespace,
         logs=_ClusterLogs(platform),
+        windows=len(plan.traffic_steps),
     )
     windows = AnalysisWindows(analysis, liveness=platform.wait_healthy)
     engine = ReleaseEngine(plan, platform, windows, record)

@@ -28,10 +28,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="your Prometheus' scrape interval, for the detection bound (default: 30s)",
     )
     parser.add_argument(
-        "--rollback-start",
-        default="30s",
+        "--fail-safe",
+        default="2s",
         metavar="D",
-        help="time to start the rollback task and switch the router (default: 30s)",
+        help="time for the analyze pod to set weight 0 and verify it (default: 2s)",
     )
 
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     context = RunbookContext(
         workflow_namespace=args.workflow_namespace,
         scrape_interval_s=_duration(parse_duration, "--scrape-interval", args.scrape_interval),
-        rollback_start_s=_duration(parse_duration, "--rollback-start", args.rollback_start),
+        fail_safe_s=_duration(parse_duration, "--fail-safe", args.fail_safe),
     )
     text = render_runbook(plan, context)
     if args.out is None:

@@ -150,6 +150,7 @@ class LocalStack:
             plan.service.name,
             plan.service.namespace,
             logs=CanaryLogs(platform),
+            windows=len(plan.traffic_steps),
         )
         if record is None:
             record = ReleaseRecord(plan.service.name, canary.version, "local")

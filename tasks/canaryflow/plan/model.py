@@ -167,8 +167,16 @@ class PromotionPolicy(PlanModel):
 
 
 class NotificationSpec(PlanModel):
-    webhook: Annotated[str, Field(pattern=_URL, max_length=2048)] = Field(
-        description="URL that receives a JSON POST per event."
+    """Where an event goes: a key of the chart's notifications Secret holding the URL
+    (``secretKey``; the URL stays out of the repository), or the URL itself (``webhook``)."""
+
+    secret_key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]{1,253}$")] | None = Field(
+        None,
+        description="Key of the notifications Secret (chart value notifications.secretName) "
+        "whose value is the webhook URL. Preferred: webhook URLs are credentials.",
+    )
+    webhook: Annotated[str, Field(pattern=_URL, max_length=2048)] | None = Field(
+        None, description="URL that receives a JSON POST per event (visible to every reader)."
     )
     format: Literal["slack", "json"] = Field(
         "slack", description="slack: {text: ...}; json: the release summary object."
@@ -176,6 +184,12 @@ class NotificationSpec(PlanModel):
     events: list[Literal["started", "step", "promoted", "rolled-back", "failed"]] = Field(
         default_factory=lambda: list(NOTIFY_EVENTS), description="Which events to send."
     )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> NotificationSpec:
+        if (self.secret_key is None) == (self.webhook is None):
+            raise ValueError("give exactly one of secretKey (preferred) or webhook")
+        return self
 
 
 class OwnersSpec(PlanModel):
