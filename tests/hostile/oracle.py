@@ -129,4 +129,9 @@ PLAN_VERBS: dict[str, list[str]] = {
 
 
 def plan_argv(verb: str, plan: Path, out: Path) -> list[str]:
-    return [{"PLAN": str(plan), "OUT": str(out)}.get(a, a) for a in PLAN_VERBS[verb]]
+    def fill(arg: str) -> str:
+        if arg == "PLAN":
+            return str(plan)
+        return str(out) + arg[3:] if arg == "OUT" or arg.startswith("OUT/") else arg
+
+    return [fill(a) for a in PLAN_VERBS[verb]]

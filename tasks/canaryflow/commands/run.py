@@ -77,7 +77,8 @@ _NOTIFIED = {"started": "started", "window-ended": "step", "promoted": "promoted
 
 def _notifications(plan, record):
     """The plan's webhooks, fed from the record on a background thread (never blocking)."""
-    if not plan.notifications:
+    targets = [n for n in plan.notifications if n.webhook is not None]
+    if not targets:  # secretKey targets live in the cluster's Secret: the workflow sends those
         return None
     from canaryflow.notify.background import BackgroundNotifier
     from canaryflow.notify.message import ReleaseSummary
@@ -97,7 +98,7 @@ def _notifications(plan, record):
             version=record.version,
             reason=str(event.data.get("reason", "")),
         )
-        for target in plan.notifications:
+        for target in targets:
             if kind in target.events:
                 body = summary.slack() if target.format == "slack" else summary.json()
                 notifier.submit(target.webhook, body)
