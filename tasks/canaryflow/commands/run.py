@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         "reason": result.reason,
         "report": str(saved) if saved else None,
         "journal": str(record.journal_path or journal) if journal else None,
+        "users": getattr(args, "users", None),
     }
     where = saved or journal or "no record could be written"
     print(json.dumps(summary) if args.json else f"{result.phase}: {result.reason}\n{where}")
@@ -177,7 +178,14 @@ def _run_local(plan, args: argparse.Namespace, record):
     stable = program_artifact(plan.local.stable, "v1", build, base)
     canary = program_artifact(plan.local.canary, args.version, build, base)
     with LocalStack(plan, stable, args.out / "stack") as stack:
-        return stack.release(canary, record=record)
+        try:
+            return stack.release(canary, record=record)
+        finally:
+            users = stack.last_users
+            if users is not None:
+                args.users = {"requests": users.total, "failed": users.failed}
+                if not args.json:
+                    print(f"users: {users.total} requests, {users.failed} failed", flush=True)
 
 
 def _run_cluster(plan, args: argparse.Namespace, record):
