@@ -18,6 +18,7 @@ from unittest import mock
 from canaryflow.cli import main
 
 MAX_STDERR = 64 * 1024
+PROCESS_ATTEMPTED = -1  # the verb went as far as starting a process (recorded, not run)
 
 
 @dataclass
@@ -28,8 +29,9 @@ class Outcome:
     processes: list[list[str]]
 
 
-class ProcessStarted(AssertionError):
-    pass
+class ProcessStarted(BaseException):
+    """Raised where a process would start; a BaseException, so no ``except Exception`` in the
+    product can turn it into an ordinary error: the attempt is recorded and the verb stops."""
 
 
 def run_cli(argv: list[str], cwd: Path) -> Outcome:
@@ -53,6 +55,8 @@ def run_cli(argv: list[str], cwd: Path) -> Outcome:
                 code = main(argv)
             except SystemExit as exit_:  # argparse
                 code = int(exit_.code or 0)
+            except ProcessStarted:
+                code = PROCESS_ATTEMPTED
     finally:
         os.chdir(previous)
     return Outcome(code, out.getvalue(), err.getvalue(), started)
@@ -88,7 +92,7 @@ def assert_no_crash(outcome: Outcome) -> None:
     assert "Traceback" not in outcome.stderr, outcome.stderr[-3000:]
     assert "internal error" not in outcome.stderr, outcome.stderr[-3000:]
     assert len(outcome.stderr) <= MAX_STDERR, f"{len(outcome.stderr)} bytes of stderr"
-    assert outcome.code in (0, 1, 2), outcome.code
+    assert outcome.code in (0, 1, 2, PROCESS_ATTEMPTED), outcome.code
 
 
 # Every verb that reads a plan, with what else it needs; PLAN and OUT are filled in.
