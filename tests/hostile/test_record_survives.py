@@ -48,7 +48,7 @@ def test_a_journal_that_cannot_be_written_mid_release_carries_on_elsewhere(tmp_p
     record = ReleaseRecord("svc", "v2", "memory")
     record.open_journal(tmp_path / "j.events.jsonl")
     record.add("started")
-    record._journal.close()  # as if the disk were gone
+    record.journal._handle.close()  # as if the disk were gone
     record.add("window-started", step=0)
     record.add("rolled-back")
     assert record.journal_path is not None and record.journal_path != tmp_path / "j.events.jsonl"
@@ -124,3 +124,35 @@ def test_a_terminated_run_rolls_back_and_leaves_its_record(tmp_path, sig):
     assert [e["kind"] for e in report["events"]] == kinds
     assert "record so far:" in stderr and str(out / "release-v2.json") in stderr
     assert our_processes(str(out)) == [], "every process of the run is gone"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("argv", "journal_name"),
+    [
+        (["demo", "--no-live"], "healthy-v2.events.jsonl"),
+        (["demo", "--flags", "--json"], "flags/flag-good.events.jsonl"),
+    ],
+    ids=["demo", "flag-demo"],
+)
+def test_an_interrupted_demo_leaves_its_record(tmp_path, argv, journal_name):
+    out = tmp_path / "out"
+    journal = out / journal_name
+    command = [sys.executable, "-m", "canaryflow", *argv, "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (journal.exists() and "window-started" in journal.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    kinds = [e["kind"] for e in read_journal(journal)["events"]]
+    assert kinds[0] == "started" and "window-started" in kinds
+    assert "promoted" not in kinds and "rollback-started" in kinds
+    assert our_processes(str(out)) == [], "every process of the demo is gone"
