@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +81,8 @@ def assert_refused_well(outcome: Outcome, field: str | None = None) -> None:
     lines = [line for line in outcome.stderr.splitlines() if line.strip()]
     assert lines, "a refusal says why"
     for line in lines:
-        if line.startswith(("usage:", " ")):  # argparse's own refusal
-            continue
+        if line.startswith(("usage:", " ")) or re.match(r"canaryflow[ \w-]*: error: ", line):
+            continue  # argparse's own refusal
         assert line.startswith("error: "), line[:300]
         assert ": " in line.removeprefix("error: "), line[:300]
     if field is not None:

@@ -139,3 +139,21 @@ def test_go_never_reads_a_parameter_as_a_flag(verb, param, flag, go_module, tmp_
     assert not (tmp_path / MARKER).exists(), f"{flag} ran the program: {done.stderr[-500:]}"
     assert done.returncode == 2, done.stderr[-1000:]
     assert param in done.stderr
+
+
+NON_FINITE = ("nan", "inf", "-inf", "1e999", "-1", "NaN", ".nan")
+NUMERIC = {
+    "run --rate": (["run", "--plan", "PLAN", "--out", "OUT"], "--rate", "rate"),
+    "analyze --duration": (["analyze", "--plan", "PLAN"], "--duration", "--duration"),
+    "runbook --scrape-interval": (["runbook", "PLAN"], "--scrape-interval", "--scrape-interval"),
+    "runbook --fail-safe": (["runbook", "PLAN"], "--fail-safe", "--fail-safe"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NUMERIC))
+@pytest.mark.parametrize("value", NON_FINITE)
+def test_a_number_parameter_refuses_what_is_not_finite_and_in_range(case, value, tmp_path):
+    argv, param, field = NUMERIC[case]
+    outcome = attack(argv, param, value, tmp_path)
+    assert_refused_well(outcome, field)
+    assert outcome.processes == []
