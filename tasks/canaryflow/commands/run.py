@@ -47,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
         record.listeners.append(_printer)
     journal = record.open_journal(report.with_name(f"release-{version}{JOURNAL_SUFFIX}"))
     notifier = _notifications(plan, record)
-    result = None
+    result, users = None, {}
     try:
-        result = (_run_local if args.platform == "local" else _run_cluster)(plan, args, record)
+        run_on = _run_local if args.platform == "local" else _run_cluster
+        result = run_on(plan, args, record, users)
     finally:
         record.close_journal()
         if notifier is not None:
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         "reason": result.reason,
         "report": str(saved) if saved else None,
         "journal": str(record.journal_path or journal) if journal else None,
-        "users": getattr(args, "users", None),
+        "users": users or None,
     }
     where = saved or journal or "no record could be written"
     print(json.dumps(summary) if args.json else f"{result.phase}: {result.reason}\n{where}")
@@ -169,7 +170,8 @@ def _printer(event) -> None:
         print(f"{event.kind}: {details}", flush=True)
 
 
-def _run_local(plan, args: argparse.Namespace, record):
+def _run_local(plan, args: argparse.Namespace, record, users: dict):
+    """The release on this machine; ``users`` gets what the load saw, faults included."""
     from canaryflow.local.programs import program_artifact
     from canaryflow.local.stack import LocalStack
 
@@ -181,14 +183,14 @@ def _run_local(plan, args: argparse.Namespace, record):
         try:
             return stack.release(canary, record=record)
         finally:
-            users = stack.last_users
-            if users is not None:
-                args.users = {"requests": users.total, "failed": users.failed}
+            seen = stack.last_users
+            if seen is not None:
+                users.update(requests=seen.total, failed=seen.failed)
                 if not args.json:
-                    print(f"users: {users.total} requests, {users.failed} failed", flush=True)
+                    print(f"users: {seen.total} requests, {seen.failed} failed", flush=True)
 
 
-def _run_cluster(plan, args: argparse.Namespace, record):
+def _run_cluster(plan, args: argparse.Namespace, record, users: dict):
     from canaryflow.analysis.run import AnalysisRun
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.kubernetes.from_plan import platform_for
