@@ -111,6 +111,7 @@ PLAN_VERBS: dict[str, list[str]] = {
         "--workflow-outputs",
         "OUT/outputs",
     ],
+    "compile-tekton": ["compile", "--engine", "tekton", "--plan", "PLAN", "--out", "OUT"],
     "analyze": ["analyze", "--plan", "PLAN"],
     "run": ["run", "--plan", "PLAN", "--out", "OUT"],
     "demo": ["demo", "--plan", "PLAN", "--out", "OUT"],
