@@ -1,112 +1,25 @@
 """The push Sensor, evaluated the way Argo Events does on real GitHub and GitLab payloads.
 
-Data filters: gjson paths, string values as unanchored Go regular expressions, ``!=`` inverting
-the match, all filters AND-ed (``dataLogicalOperator: and``). Parameters: ``dataKey`` (gjson
-path) or ``dataTemplate`` (Go template over ``.Input``; the subset used here is ``base``), the
-``value`` default when the key is missing, written to an sjson ``dest`` with ``\\.`` escapes.
+The evaluation (filters, trigger parameters) is the test bed's Argo Events stand-in,
+``cluster.events``, which names the upstream behaviour it follows.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import posixpath
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from chart_validation import WEBHOOK_VALUES, objects, of_kind, violations
+from cluster.events import arguments, submitted_workflow
 
 PAYLOADS = Path(__file__).parent / "payloads"
-_MISSING = object()
 
 
 def payload(name: str) -> dict[str, Any]:
     return json.loads((PAYLOADS / name).read_text())
-
-
-def _segments(path: str) -> list[str]:
-    return [part.replace("\\.", ".") for part in re.split(r"(?<!\\)\.", path)]
-
-
-def resolve(data: Any, path: str) -> Any:
-    """gjson's plain dotted paths: keys, ``\\.`` in keys, numeric indexes into arrays."""
-    node = data
-    for part in _segments(path):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return _MISSING
-    return node
-
-
-def as_string(value: Any) -> str:
-    """gjson's ``Result.String()``: strings as they are, anything else as raw JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def passes(data_filter: dict[str, Any], event: dict[str, Any]) -> bool:
-    found = resolve(event, data_filter["path"])
-    if found is _MISSING:
-        return False
-    assert data_filter["type"] == "string", "only string filters are used"
-    text = as_string(found)
-    negate = data_filter.get("comparator", "=") == "!="
-    return any(bool(re.search(value, text)) != negate for value in data_filter["value"])
-
-
-def matching_dependencies(sensor: dict[str, Any], event: dict[str, Any]) -> list[str]:
-    return [
-        dependency["name"]
-        for dependency in sensor["spec"]["dependencies"]
-        if dependency["filters"]["dataLogicalOperator"] == "and"
-        and all(passes(f, event) for f in dependency["filters"]["data"])
-    ]
-
-
-def _template(text: str, event: dict[str, Any]) -> str:
-    match = re.fullmatch(r"\{\{ base \.Input\.(\S+) \}\}", text)
-    assert match, f"data template outside the tested subset: {text}"
-    return posixpath.basename(as_string(resolve(event, match.group(1))))
-
-
-def _set(resource: dict[str, Any], dest: str, value: str, operation: str | None) -> None:
-    *parents, last = _segments(dest)
-    node: Any = resource
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
-    key: Any = int(last) if isinstance(node, list) else last
-    current = node[key] if isinstance(node, list) else node.get(key, "")
-    node[key] = {"append": current + value, "prepend": value + current}.get(operation, value)
-
-
-def submitted_workflow(sensor: dict[str, Any], event: dict[str, Any]) -> dict[str, Any] | None:
-    """The Workflow the Sensor creates for ``event``, or None when the event is filtered out."""
-    fired = matching_dependencies(sensor, event)
-    triggers = [
-        t["template"] for t in sensor["spec"]["triggers"] if t["template"]["conditions"] in fired
-    ]
-    if not triggers:
-        return None
-    assert len(triggers) == 1, "one push must start one release"
-    trigger = triggers[0]["k8s"]
-    resource = copy.deepcopy(trigger["source"]["resource"])
-    for parameter in trigger["parameters"]:
-        source = parameter["src"]
-        if "dataTemplate" in source:
-            value = _template(source["dataTemplate"], event)
-        else:
-            found = resolve(event, source["dataKey"])
-            value = source.get("value", "") if found is _MISSING else as_string(found)
-        _set(resource, parameter["dest"], value, parameter.get("operation"))
-    return resource
-
-
-def arguments(workflow: dict[str, Any]) -> dict[str, str]:
-    return {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
 
 
 @pytest.fixture(scope="module")
