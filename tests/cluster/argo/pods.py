@@ -87,11 +87,13 @@ class PodRunner:
         cluster_env: Mapping[str, str],
         secrets: Callable[[str, str], Mapping[str, bytes] | None] = lambda ns, name: None,
         config_maps: Callable[[str, str], Mapping[str, str] | None] = lambda ns, name: None,
+        persistent_volumes: Mapping[str, Path] | None = None,
         image_entrypoint: tuple[str, ...] = ("canaryflow",),
         image_workdir: str = "/workspace",
         grace_s: float = 30.0,
     ):
         self.image_entrypoint = list(image_entrypoint)
+        self.persistent_volumes = dict(persistent_volumes or {})
         self.workdir = Path(workdir)
         self.image_env = dict(image_env)
         self.cluster_env = dict(cluster_env)
@@ -133,6 +135,8 @@ class PodRunner:
             return pod_dir / "volumes" / name
         if "persistentVolumeClaim" in volume:
             claim = volume["persistentVolumeClaim"]["claimName"]
+            if claim in self.persistent_volumes:
+                return self.persistent_volumes[claim]
             return self.workdir / "persistentvolumes" / pod.namespace / claim
         if "secret" in volume or "configMap" in volume:
             source = volume.get("secret") or volume["configMap"]
