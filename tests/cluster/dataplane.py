@@ -276,17 +276,16 @@ class DataPlane:
         stable_names = {p.name for p in stable_pods}
 
         def split(backends: Backends) -> tuple[float, str | None]:
+            """The share of requests reaching non-stable pods; a backend's share is spread
+            evenly over its ready endpoints, as kube-proxy and Envoy's round robin do."""
             total = sum(weight for _, weight in backends) or 1.0
             other, address = 0.0, None
             for selector, weight in backends:
-                pods = [
-                    p
-                    for p in self.kubelet.ready_pods(self.namespace, selector)
-                    if p.name not in stable_names
-                ]
-                if pods and weight > 0:
-                    other += weight
-                    address = address or pods[0].address
+                pods = self.kubelet.ready_pods(self.namespace, selector)
+                others = [p for p in pods if p.name not in stable_names]
+                if others and weight > 0:
+                    other += weight * len(others) / len(pods)
+                    address = address or others[0].address
             return other / total, address
 
         share, canary = split(self.backends(self.request))

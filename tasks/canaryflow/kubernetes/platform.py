@@ -170,8 +170,10 @@ class KubernetesPlatform:
         self.record(Phase.ROLLING_BACK, state.weight if state else 0)
         self.router.set_weight(0)
         self._verify_no_canary_traffic()
-        self._router.remove_managed_routes()
+        # The canary goes before the user's own route comes back: with Istio that route names
+        # the host without a subset, and the host's Service selects the canary pods as well.
         self.api.merge_patch(DEPLOYMENT, self.canary, {"spec": {"replicas": 0}})
+        self._router.remove_managed_routes()
         self._remove_canary()
         stable = self.api.get(DEPLOYMENT, self.service)
         if stable is not None:
