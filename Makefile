@@ -15,7 +15,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 SYSTEM_PACKAGES := prometheus nginx-light docker-registry
 
-.PHONY: setup system-packages test test-fast lint fmt demo bench compile chart clean
+.PHONY: setup system-packages test test-fast lint fmt demo bench compile chart clean fuzz
 
 setup: system-packages $(STAMP)
 
@@ -65,3 +65,9 @@ chart: setup
 
 clean:
 	rm -rf $(OUT) dist build *.egg-info .pytest_cache .ruff_cache
+
+# The long hostile-input run (issue 14): thousands of generated plans through every verb.
+FUZZ_EXAMPLES ?= 5000
+fuzz: setup
+	$(PY) tests/hostile/fuzz.py --examples $(FUZZ_EXAMPLES)
+	CANARYFLOW_FUZZ_EXAMPLES=2000 $(PY) -m pytest -q tests/hostile -m "not slow"

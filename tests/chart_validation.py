@@ -25,7 +25,13 @@ CHART = Path(__file__).resolve().parents[1] / "charts" / "canaryflow"
 RELEASE, NAMESPACE = "cf", "argo"
 ARGO_WORKFLOWS = {"WorkflowTemplate", "ClusterWorkflowTemplate", "Workflow"}
 ARGO_EVENTS = {"EventSource", "Sensor"}
-WEBHOOK_VALUES = {"events": {"enabled": True, "webhookSecret": {"name": "git-webhooks"}}}
+WEBHOOK_VALUES = {
+    "events": {
+        "enabled": True,
+        "webhookSecret": {"name": "git-webhooks"},
+        "services": {"acme/checkout": {"namespace": "shop"}},
+    }
+}
 
 Obj = dict[str, Any]
 

@@ -13,6 +13,7 @@ fixtures into a test module: ``from prom_fixtures import fleet, prometheus  # no
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -39,6 +40,7 @@ class Traffic:
     error_share: float = 0.001
     median_latency_s: float = 0.05
     latency_spread: float = 0.4  # sigma of the log
+    cache: bool = True  # False: a service without a cache exports no cache_requests_total
 
     def latency(self, u: float) -> float:
         """The latency at quantile ``u`` of the distribution."""
@@ -158,8 +160,11 @@ class SimulatedService:
             lines += self._latency.lines("http_request_duration_seconds", 'path="/"')
             lines.append("# TYPE db_query_duration_seconds histogram")
             lines += self._db.lines("db_query_duration_seconds", 'operation="select"')
-            lines.append("# TYPE cache_requests_total counter")
-            lines += [f'cache_requests_total{{result="{r}"}} {n}' for r, n in self._cache.items()]
+            if self.traffic.cache:
+                lines.append("# TYPE cache_requests_total counter")
+                lines += [
+                    f'cache_requests_total{{result="{r}"}} {n}' for r, n in self._cache.items()
+                ]
             calls = self._latency.count
             lines += [
                 "# TYPE http_client_requests_total counter",
@@ -170,8 +175,15 @@ class SimulatedService:
                 f"container_cpu_cfs_throttled_periods_total {calls // 50}",
                 "# TYPE go_goroutines gauge",
                 f"go_goroutines {8 + calls % 3}",
+                # client_golang's Go collector: quantiles 0 to 1 of recent pauses, and NumGC.
                 "# TYPE go_gc_duration_seconds summary",
+                'go_gc_duration_seconds{quantile="0"} 0.00005',
+                'go_gc_duration_seconds{quantile="0.25"} 0.0001',
+                'go_gc_duration_seconds{quantile="0.5"} 0.00015',
+                'go_gc_duration_seconds{quantile="0.75"} 0.0002',
                 'go_gc_duration_seconds{quantile="1"} 0.0004',
+                f"go_gc_duration_seconds_sum {calls // 100 * 0.00015}",
+                f"go_gc_duration_seconds_count {calls // 100}",
             ]
         return "\n".join(lines) + "\n"
 
@@ -199,6 +211,7 @@ SCENARIOS: Mapping[str, Traffic] = {
     "erroring": Traffic(error_share=0.05),
     "idle": Traffic(rps=0),
     "slow": Traffic(median_latency_s=0.15),
+    "cacheless": Traffic(error_share=0.001, cache=False),
 }
 """Canary traffic per scenario; every scenario's stable gets ``STABLE``. App label = name."""
 
@@ -225,7 +238,8 @@ def fleet() -> Iterator[Fleet]:
     try:
         for app, canary in SCENARIOS.items():
             services[(app, "canary")] = SimulatedService(canary).start()
-            services[(app, "stable")] = SimulatedService(STABLE).start()
+            stable = dataclasses.replace(STABLE, cache=canary.cache)  # same program, same metrics
+            services[(app, "stable")] = SimulatedService(stable).start()
         yield Fleet(services)
     finally:
         for service in services.values():

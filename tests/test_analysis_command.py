@@ -21,6 +21,7 @@ analysis:
   queryWindow: 4s
   gates:
     - metric: error-rate
+      threshold: {{max: 0.01}}
 {extra}
 """
 

@@ -118,9 +118,26 @@ def test_logs_count_lines_matching_any_pattern():
     assert judge_logs(limit, lines[:2]).outcome is Outcome.PASS
 
 
-def test_too_little_canary_traffic_makes_the_round_inconclusive():
-    assert judge_traffic([], 20).outcome is Outcome.INCONCLUSIVE
+def test_too_little_canary_traffic_keeps_the_round_collecting():
+    assert judge_traffic([], 20).outcome is Outcome.COLLECTING
     assert judge_traffic([19.0], 20).reason == (
         "canary served 19 requests in the query window, need 20"
     )
     assert judge_traffic([20.0], 20) is None
+
+
+@pytest.mark.parametrize("bound", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_threshold_is_an_error_never_a_pass(bound):
+    # model_construct: the validators refuse such a limit; the gate must not rely on them.
+    limit = ThresholdLimit.model_construct(max=bound, min=None)
+    judged = judge_threshold(limit, [0.99], "error rate", "ratio")
+    assert judged.outcome is Outcome.ERROR
+    assert "not a finite number" in judged.reason
+
+
+@pytest.mark.parametrize("field", ["max_ratio", "min_ratio", "floor"])
+def test_a_non_finite_relative_limit_is_an_error_never_a_pass(field):
+    values = {"max_ratio": 2.0, "min_ratio": None, "floor": 0.0, field: math.nan}
+    limit = RelativeLimit.model_construct(**values)
+    judged = judge_relative(limit, [0.99], [0.01], "error rate", "ratio")
+    assert judged.outcome is Outcome.ERROR

@@ -23,6 +23,7 @@ from canaryflow.local.prometheus import PrometheusServer
 pytestmark = pytest.mark.slow
 
 FAST = {"interval": "1s", "queryWindow": "4s", "minCanaryRequests": 20}
+ERROR_RATE_MAX_1 = {"metric": "error-rate", "threshold": {"max": 0.01}}
 
 
 def window(server: PrometheusServer, app: str, gates: list[dict], seconds: float = 2, **extra):
@@ -34,7 +35,7 @@ def window(server: PrometheusServer, app: str, gates: list[dict], seconds: float
 def test_a_canary_with_5_percent_errors_fails_the_error_rate_gate_at_the_first_round(
     prometheus,  # noqa: F811
 ):
-    result = window(prometheus, "erroring", [{"metric": "error-rate"}], seconds=3)
+    result = window(prometheus, "erroring", [ERROR_RATE_MAX_1], seconds=3)
     assert result.verdict.outcome is Outcome.FAIL
     assert result.verdict.decided_in_round == 1
     [measurement] = result.measurements
@@ -43,13 +44,13 @@ def test_a_canary_with_5_percent_errors_fails_the_error_rate_gate_at_the_first_r
 
 
 def test_a_canary_with_a_tenth_of_a_percent_errors_passes(prometheus):  # noqa: F811
-    result = window(prometheus, "healthy", [{"metric": "error-rate"}])
+    result = window(prometheus, "healthy", [ERROR_RATE_MAX_1])
     assert result.verdict.outcome is Outcome.PASS
     assert all(m.evidence.canary < 0.01 for m in result.measurements)
 
 
 def test_a_canary_without_traffic_is_inconclusive_not_passed(prometheus):  # noqa: F811
-    result = window(prometheus, "idle", [{"metric": "error-rate"}], seconds=1)
+    result = window(prometheus, "idle", [ERROR_RATE_MAX_1], seconds=1)
     assert result.verdict.outcome is Outcome.INCONCLUSIVE
     assert "canary served 0 requests" in result.measurements[0].reason
 
@@ -80,8 +81,11 @@ def test_prometheus_going_down_ends_the_window_in_error(tmp_path):
         result = run.window(10)
     assert result.verdict.outcome is Outcome.ERROR
     assert result.verdict.decided_in_round == 2
-    assert {m.outcome for m in result.measurements} == {Outcome.ERROR}
-    assert "connection refused" in result.measurements[0].reason
+    measured = [m for m in result.measurements if m.gate != "log-errors"]
+    assert {m.outcome for m in measured} == {Outcome.ERROR}
+    assert "connection refused" in measured[0].reason
+    [logs] = {m.reason for m in result.measurements if m.gate == "log-errors"}
+    assert logs == "this platform provides no logs", "the default log gate, without a log source"
 
 
 def test_prometheus_rejects_bad_promql_and_accepts_every_catalogue_query(
@@ -113,10 +117,11 @@ def test_one_round_of_the_full_catalogue_takes_well_under_a_second(prometheus): 
     run = AnalysisRun(spec, PrometheusSource(prometheus.url), "healthy", NAMESPACE)
     timing = time_rounds(run, rounds=20)
     print(timing)
-    assert timing.gates == 9
+    assert timing.gates == 10
     assert timing.median_ms < 1000
-    measurements = run.measure(1, window_started=time.time())
-    assert [m.reason for m in measurements if m.outcome is not Outcome.PASS] == []
+    measurements = run.measure(1, window_started=time.time() - 2)
+    judged = {Outcome.PASS, Outcome.COLLECTING, Outcome.NOT_APPLICABLE}
+    assert [m.reason for m in measurements if m.outcome not in judged] == []
 
 
 @pytest.mark.parametrize("query_window", [1.0, 3.0, 7.5, 10.0, 30.0, 60.0, 90.0, 125.0, 3601.0])
@@ -129,7 +134,8 @@ def test_every_statistical_range_step_is_one_prometheus_accepts(
     now = time.time()
     for min_samples in (3, 7, 8, 11):
         step = query_window / min_samples
-        samples = source.range("up", now - query_window, now, step)
+        # vector(1) has a value at every evaluation point, so a 400 cannot hide as "no data".
+        samples = source.range("vector(1)", now - query_window, now, step)
         assert samples, f"no samples for step {step!r}"
 
 
@@ -141,3 +147,80 @@ def test_the_smallest_plans_latency_p99_gate_measures_with_a_one_minute_query_wi
     assert all(m.outcome is not Outcome.ERROR for m in result.measurements), [
         m.reason for m in result.measurements
     ]
+
+
+# Sequential gates on per-request evidence -----------------------------------------------------
+
+
+def test_the_sequential_error_rate_gate_catches_5_percent_errors_against_stables_tenth_of_one(
+    prometheus,  # noqa: F811
+):
+    result = window(prometheus, "erroring", [{"metric": "error-rate"}], seconds=6)
+    assert result.verdict.outcome is Outcome.FAIL, result.reason
+    failing = next(m for m in result.measurements if m.outcome is Outcome.FAIL)
+    assert "canary credibly worse than stable +20%" in failing.reason
+    detail = failing.evidence.detail
+    assert detail["canary_events"] / detail["canary_exposure"] == pytest.approx(0.05, abs=0.02)
+    assert detail["log_evidence"] >= detail["log_threshold"]
+
+
+@pytest.mark.parametrize(
+    ("metric", "boundary"),
+    [("latency-p95", 0.1), ("latency-p99", 0.25), ("db-query-p99", 0.05)],
+)
+def test_sequential_latency_gates_compare_request_histograms_at_stables_quantile(
+    prometheus,  # noqa: F811
+    metric,
+    boundary,
+):
+    """Stable: lognormal, median 50 ms (DB: a fifth of it); the slow canary's median is 150 ms.
+    Its requests beyond stable's quantile bucket are counted against stable's."""
+    slow = window(prometheus, "slow", [{"metric": metric}], seconds=6)
+    assert slow.verdict.outcome is Outcome.FAIL, slow.reason
+    failing = slow.measurements[-1]
+    assert failing.evidence.detail["boundary"] == boundary
+    assert "canary credibly worse than stable +25%" in failing.reason
+    healthy = window(prometheus, "healthy", [{"metric": metric}], seconds=3)
+    assert healthy.verdict.outcome is Outcome.PASS, healthy.reason
+
+
+def test_a_healthy_canary_passes_the_whole_default_catalogue(prometheus):  # noqa: F811
+    spec = AnalysisSpec.model_validate(FAST)  # no gates: every default one
+    source = PrometheusSource(prometheus.url, timeout=2)
+    result = AnalysisRun(spec, source, "healthy", NAMESPACE, logs=NoLogs()).window(4)
+    assert result.verdict.outcome is Outcome.PASS, result.reason
+    outcomes = {g.gate: g.outcome for g in result.verdict.gates}
+    assert set(outcomes.values()) == {Outcome.PASS}, result.reason
+
+
+def test_a_default_gate_whose_metric_the_service_does_not_export_is_not_applicable(
+    prometheus,  # noqa: F811
+):
+    spec = AnalysisSpec.model_validate(FAST)
+    source = PrometheusSource(prometheus.url, timeout=2)
+    result = AnalysisRun(spec, source, "cacheless", NAMESPACE, logs=NoLogs()).window(4)
+    assert result.verdict.outcome is Outcome.PASS, result.reason
+    outcomes = {g.gate: g.outcome for g in result.verdict.gates}
+    assert outcomes.pop("cache-miss-rate") is Outcome.NOT_APPLICABLE
+    assert set(outcomes.values()) == {Outcome.PASS}
+    assert "cache-miss-rate: not applicable: no series cache_requests_total" in result.reason
+    assert result.reason.count("cache_requests_total") == 1, "reported once"
+
+
+def test_a_gate_whose_series_only_stable_has_is_missing_canary_data(prometheus):  # noqa: F811
+    from canaryflow.analysis.catalogue import METRICS
+    from canaryflow.analysis.evidence import SequentialGate
+    from canaryflow.analysis.source import Sample
+
+    gate = SequentialGate(
+        "cache-miss-rate", METRICS["cache-miss-rate"].evidence["go"], 0.1, 0.01, 20
+    )
+    stable = {"events": [Sample({"result": "miss"}, 5)], "exposure": [Sample({}, 50)]}
+    judgement = gate.observe({"canary": {"events": [], "exposure": []}, "stable": stable})
+    assert judgement.outcome is Outcome.INCONCLUSIVE
+    assert judgement.reason == "no canary data: cache_requests_total has series for stable only"
+
+
+class NoLogs:
+    def lines_since(self, since: float) -> list[str]:
+        return []

@@ -64,11 +64,16 @@ class TableSource:
         return self._answer(query)
 
 
+# Fixed limits: these tests are about the loop; sequential gates have their own tests.
+ERROR_RATE = {"metric": "error-rate", "threshold": {"max": 0.01}}
+LATENCY_P95 = {"metric": "latency-p95", "relative": {"maxRatio": 1.2, "floor": 0.05}}
+
+
 def spec(**overrides) -> AnalysisSpec:
     data = {
         "interval": "10s",
         "queryWindow": "30s",
-        "gates": [{"metric": "error-rate"}, {"metric": "latency-p95"}],
+        "gates": [ERROR_RATE, LATENCY_P95],
         **overrides,
     }
     return AnalysisSpec.model_validate(data)
@@ -127,11 +132,13 @@ def test_a_last_partial_interval_is_measured_at_the_window_end():
     assert clock.sleeps == [10.0, 10.0, 5.0]
 
 
-def test_too_few_canary_requests_make_every_gate_inconclusive():
+def test_too_few_canary_requests_keep_every_gate_collecting_and_the_window_inconclusive():
     run, _, _ = analysis(healthy(**{"increase(http_requests_total": [3.0]}))
     result = run.window(30)
     assert result.verdict.outcome is Outcome.INCONCLUSIVE
-    assert {m.outcome for m in result.measurements} == {Outcome.INCONCLUSIVE}
+    assert result.verdict.decided_in_round is None  # collecting never breaches a limit
+    assert "window ended while still collecting data" in result.verdict.reason
+    assert {m.outcome for m in result.measurements} == {Outcome.COLLECTING}
     assert result.measurements[0].reason == (
         "canary served 3 requests in the query window, need 20"
     )
@@ -183,7 +190,7 @@ def test_statistical_gates_read_samples_over_the_window_so_far():
             ranges.append((end - start, step))
             return [0.1 + i / 1000 for i in range(10)]
 
-    statistical = spec(gates=[{"metric": "latency-p99"}])
+    statistical = spec(gates=[{"metric": "latency-p99", "statistical": {"tolerance": 0.25}}])
     clock = SteppingClock()
     run = AnalysisRun(statistical, RangeRecorder(healthy()), "shop", "prod", clock=clock)
     result = run.window(60)
@@ -204,7 +211,7 @@ def test_a_logs_gate_reads_the_canary_logs_since_the_last_round():
             return ["dial tcp: connection refused"] if len(self.since) == 2 else ["ok"]
 
     logs = Logs()
-    with_logs = spec(gates=[{"metric": "error-rate"}, {"metric": "log-errors"}])
+    with_logs = spec(gates=[ERROR_RATE, {"metric": "log-errors"}])
     run, _, clock = analysis(healthy(), spec=with_logs, logs=logs)
     result = run.window(60)
     assert result.verdict.outcome is Outcome.FAIL
@@ -213,7 +220,7 @@ def test_a_logs_gate_reads_the_canary_logs_since_the_last_round():
 
 
 def test_a_logs_gate_on_a_platform_without_logs_is_an_input_error():
-    with_logs = spec(gates=[{"metric": "error-rate"}, {"metric": "log-errors"}])
+    with_logs = spec(gates=[ERROR_RATE, {"metric": "log-errors"}])
     with pytest.raises(InputError, match=r"analysis.gates\[1\]: gate 'log-errors' reads logs"):
         AnalysisRun(with_logs, TableSource({}), "shop", "prod")
 

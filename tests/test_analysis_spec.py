@@ -86,7 +86,10 @@ def test_a_misspelt_metric_names_the_closest_and_all_choices():
 
 def test_a_custom_query_without_a_limit_says_which_limits_exist():
     message = error_text({"gates": [{"name": "p95", "query": "up"}]})
-    assert "gate 'p95' has no limit: add threshold, relative, statistical or logs" in message
+    assert (
+        "gate 'p95' has no limit: add threshold, relative, statistical, sequential or logs"
+        in message
+    )
 
 
 def test_two_limits_on_one_gate_are_rejected():

@@ -166,3 +166,44 @@ def test_dry_run_measurements_never_change_the_verdict(sequence, dry, limits):
     assert verdict(plain, limits=limits) == verdict(
         [*plain, *noise], gates=("error-rate",), limits=limits
     )
+
+
+# Maturity and applicability -------------------------------------------------------------------
+
+C, NA = Outcome.COLLECTING, Outcome.NOT_APPLICABLE
+
+
+def test_collecting_counts_against_no_limit_however_long_it_lasts():
+    young = verdict(rounds(C, C, C, C, C, C, P), over=False)
+    assert not young.decided
+    assert verdict(rounds(C, C, C, C, C, C, P)).outcome is P
+
+
+def test_a_window_that_ends_while_still_collecting_is_inconclusive_never_a_pass():
+    result = verdict(rounds(C, C, C))
+    assert result.outcome is N
+    assert "window ended while still collecting data" in result.reason
+
+
+def test_a_gate_not_applicable_in_every_round_is_named_once_and_left_out():
+    measurements = rounds(NA, NA, NA, gate="cache-miss-rate") + rounds(P, P, P)
+    result = verdict(measurements, gates=("error-rate", "cache-miss-rate"))
+    assert result.outcome is P
+    assert result.reason == (
+        "all 1 gates passed (cache-miss-rate: not applicable: cache-miss-rate not-applicable "
+        "in round 3)"
+    )
+
+
+def test_a_window_in_which_no_gate_could_judge_is_inconclusive():
+    result = verdict(rounds(NA, NA))
+    assert result.outcome is N
+    assert result.reason.startswith("no gate could judge this window")
+
+
+@given(st.lists(st.sampled_from([P, F, N, E, C, NA]), max_size=12))
+def test_collecting_and_not_applicable_never_make_a_window_pass_on_their_own(outcomes):
+    result = verdict(rounds(*outcomes))
+    assert result.outcome in {P, F, N, E}
+    if result.outcome is P:
+        assert P in outcomes

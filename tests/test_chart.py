@@ -60,7 +60,7 @@ def test_every_rendered_object_is_valid_and_labelled(values):
 def _expected(scope: str) -> dict[tuple[str, str], dict]:
     """What the chart must render: compiled objects + chart labels + values' defaults."""
     settings = WorkflowSettings(cluster_scoped_tasks=scope == "cluster", namespace=NAMESPACE)
-    documents = compile_documents(load_plan(CHART / PLAN_FILE), settings)
+    documents = compile_documents(settings)
     expected = {}
     for document in documents.values():
         kind, name = document["kind"], document["metadata"]["name"]
@@ -158,7 +158,7 @@ def test_values_reach_the_templates():
 
 def test_the_generated_files_are_up_to_date_with_the_code():
     plan = load_plan(CHART / PLAN_FILE)
-    documents, settings = compile_for_chart(plan)
+    documents, settings = compile_for_chart()
 
     for file in generated_files(plan, documents, settings):
         assert (CHART / file.path).read_text() == file.text, (
@@ -255,3 +255,36 @@ def test_the_runbook_config_map_carries_the_generated_runbook():
 
     assert config["data"]["runbook.md"] == (CHART / "files" / "runbook.md").read_text().rstrip("\n")
     assert Path(CHART / "files" / "runbook.md").read_text().startswith("# Runbook")
+
+
+def _notes(values: dict) -> str:
+    with helm.Chart.load(CHART) as chart:
+        manifests = chart.render(values, name="cf", namespace=NAMESPACE, is_install=True)
+    return manifests["canaryflow/templates/NOTES.txt"]
+
+
+def test_the_docs_name_the_argo_version_the_generated_mutex_needs():
+    """``synchronization.mutexes`` is v3.6+ (v4 dropped the singular ``mutex``)."""
+    release = compile_documents(WorkflowSettings())["go-canary-release.workflowtemplate.yaml"]
+    assert set(release["spec"]["synchronization"]) == {"mutexes"}
+    readme = (CHART.parents[1] / "README.md").read_text()
+    for text in (readme, (CHART / "README.md").read_text(), _notes(WEBHOOK_VALUES)):
+        assert "v3.6" in text and "v3.5" not in text
+
+
+def test_the_docs_approve_the_one_way_the_approve_template_expects():
+    library = compile_documents(WorkflowSettings())["canaryflow-tasks.workflowtemplate.yaml"]
+    approve = next(t for t in library["spec"]["templates"] if t["name"] == "approve")
+    (supplied,) = approve["outputs"]["parameters"]
+    assert "supplied" in supplied["valueFrom"] and "default" not in supplied["valueFrom"]
+    readme = (CHART.parents[1] / "README.md").read_text()
+    for text in (readme, (CHART / "README.md").read_text(), _notes({})):
+        assert f"--output-parameter {supplied['name']}=" in text
+        assert "resume WORKFLOW --node-field-selector displayName=" in text
+
+
+@pytest.mark.parametrize(
+    ("scope", "says"), [("cluster", "clusterScope: true"), ("namespace", "namespaced")]
+)
+def test_the_notes_say_which_task_library_the_release_refers_to(scope, says):
+    assert says in _notes({"templates": {"scope": scope}})

@@ -34,13 +34,32 @@ def test_checks_out_the_exact_commit(tmp_path, origin, capsys):
     assert capsys.readouterr().out.strip() == first
 
 
-@pytest.mark.parametrize("revision", ["main; rm -rf /", "$(touch pwned)", "`id`"])
-def test_a_hostile_revision_is_a_git_error_not_a_command(tmp_path, origin, revision, capsys):
+@pytest.mark.parametrize("revision", ["main; rm -rf /", "$(touch pwned)", "`id`", "a..b", "-rf"])
+def test_a_hostile_revision_is_refused_before_git_runs(tmp_path, origin, revision, capsys):
     repo, _ = origin
     dest = tmp_path / "work"
-    assert main(["checkout", "--repo", str(repo), "--revision", revision, "--dest", str(dest)]) == 1
-    assert not (tmp_path / "pwned").exists() and not (dest / "pwned").exists()
-    assert f"error: git checkout: fatal: invalid reference: {revision}" in capsys.readouterr().err
+    assert (
+        main(["checkout", "--repo", str(repo), f"--revision={revision}", "--dest", str(dest)]) == 2
+    )
+    assert not (tmp_path / "pwned").exists() and not dest.exists()
+    assert "--revision: " in capsys.readouterr().err
+
+
+def test_an_unknown_revision_is_a_git_error(tmp_path, origin, capsys):
+    repo, _ = origin
+    dest = tmp_path / "work"
+    assert main(["checkout", "--repo", str(repo), "--revision", "nope", "--dest", str(dest)]) == 1
+    assert "invalid reference: nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "repo", ["ext::sh -c touch% pwned", "fd::3", "--upload-pack=touch pwned", "a\nb", "nowhere"]
+)
+def test_a_clone_url_that_would_run_a_program_is_refused(tmp_path, repo, capsys):
+    dest = tmp_path / "work"
+    assert main(["checkout", f"--repo={repo}", "--revision", "main", "--dest", str(dest)]) == 2
+    assert "--repo: " in capsys.readouterr().err
+    assert not (tmp_path / "pwned").exists() and not dest.exists()
 
 
 def test_an_option_shaped_revision_is_refused_before_git_runs(tmp_path, origin):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -93,3 +94,156 @@ def test_garbled_failures_json_is_an_input_error(tmp_path, capsys):
     plan = plan_file(tmp_path, "http://127.0.0.1:9")
     assert main(["notify", "--plan", str(plan), "--status", "Failed", "--failures", "{x"]) == 2
     assert "--failures: not JSON" in capsys.readouterr().err
+
+
+GO_TEST_FAILED = '[{"displayName": "go-test", "message": "exit code 1", "phase": "Failed"}]'
+GATE_FAILED = (
+    '[{"displayName": "analyze", "message": "error-rate 5% > 1%", "phase": "Failed"},'
+    ' {"displayName": "canary-steps", "message": "child failed", "phase": "Failed"}]'
+)
+TRAFFIC_TASKS = "canary-steps,approve-promotion,promote"
+
+
+def secret_plan(tmp_path, events="[started, step, promoted, rolled-back, failed]"):
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "service: {name: checkout, namespace: shop}\n"
+        "steps: [{weight: 10, duration: 1m}, {weight: 100, duration: 1m}]\n"
+        f"notifications:\n  - {{secretKey: team-hook, format: json, events: {events}}}\n"
+    )
+    return path
+
+
+def secrets(tmp_path, **keys: str):
+    directory = tmp_path / "secrets"
+    directory.mkdir(exist_ok=True)
+    for key, value in keys.items():
+        (directory / key.replace("_", "-")).write_text(value + "\n")
+    return directory
+
+
+def exit_handler(plan, secrets_dir, failures: str, status="Failed"):
+    return main(
+        [
+            "notify",
+            "--plan",
+            str(plan),
+            "--status",
+            status,
+            "--failures",
+            failures,
+            "--traffic-tasks",
+            TRAFFIC_TASKS,
+            "--secrets-dir",
+            str(secrets_dir),
+        ]
+    )
+
+
+def test_a_gate_failure_arrives_as_rolled_back_and_an_early_failure_as_failed(tmp_path, inbox):
+    directory = secrets(tmp_path, team_hook=f"{inbox.url}/team")
+    plan = secret_plan(tmp_path)
+
+    assert exit_handler(plan, directory, GATE_FAILED) == 0
+    assert exit_handler(plan, directory, GO_TEST_FAILED) == 0
+    assert exit_handler(plan, directory, "[]", status="Succeeded") == 0
+
+    events = [body["event"] for _, body, _ in inbox.received]
+    assert events == ["rolled-back", "failed", "promoted"]
+    assert inbox.received[0][1]["failures"][0]["displayName"] == "analyze"
+
+
+def test_started_and_step_events_say_where_the_release_is(tmp_path, inbox):
+    directory = secrets(tmp_path, team_hook=f"{inbox.url}/team")
+    plan = secret_plan(tmp_path)
+    base = ["notify", "--plan", str(plan), "--secrets-dir", str(directory), "--version", "abc"]
+
+    assert main([*base, "--event", "started"]) == 0
+    assert main([*base, "--event", "step", "--step", "0"]) == 0
+
+    (_, started, _), (_, step, _) = inbox.received
+    assert (started["event"], started["reason"]) == ("started", "release started: 2 steps")
+    assert step["reason"] == "step 1 of 2: 10% passed its analysis window"
+
+
+def test_webhook_urls_come_from_the_secret_and_are_never_printed(tmp_path, capsys):
+    hook = "http://127.0.0.1:9/services/T000/SECRET-TOKEN"  # nothing listens on port 9
+    directory = secrets(tmp_path, team_hook=hook, webhook_url=hook + "-chart")
+    plan = secret_plan(tmp_path)
+
+    assert exit_handler(plan, directory, GATE_FAILED) == 0
+
+    captured = capsys.readouterr()
+    assert "SECRET-TOKEN" not in captured.out + captured.err
+    assert "secret key team-hook" in captured.err and "secret key webhook-url" in captured.err
+
+
+def test_a_missing_secret_key_is_a_warning_naming_the_key(tmp_path, capsys):
+    assert exit_handler(secret_plan(tmp_path), secrets(tmp_path), GATE_FAILED) == 0
+    assert "secret key 'team-hook' is not in the notifications Secret" in capsys.readouterr().err
+
+
+def test_the_chart_wide_webhook_gets_every_event(tmp_path, inbox):
+    plan = secret_plan(tmp_path, events="[failed]")
+    directory = secrets(tmp_path, webhook_url=f"{inbox.url}/chart")
+    base = ["notify", "--plan", str(plan), "--secrets-dir", str(directory)]
+
+    assert main([*base, "--event", "started"]) == 0
+
+    ((path, body, _),) = inbox.received
+    assert path == "/chart" and "checkout in shop: started" in body["text"]
+
+
+def test_gitlab_commit_status_with_its_token_and_states(tmp_path, inbox, monkeypatch):
+    monkeypatch.setenv("GITLAB_TOKEN", "glpat-x")
+    url = f"{inbox.url}/api/v4/projects/shop%2Fcheckout/statuses/abc"
+    plan = secret_plan(tmp_path, events="[]")
+    base = ["notify", "--plan", str(plan), "--commit-status-url", url, "--git-provider", "gitlab"]
+
+    assert main([*base, "--event", "started"]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "--status",
+                "Failed",
+                "--failures",
+                GATE_FAILED,
+                "--traffic-tasks",
+                TRAFFIC_TASKS,
+            ]
+        )
+        == 0
+    )
+
+    states = [(body["state"], body["name"]) for _, body, _ in inbox.received]
+    assert states == [("running", "canaryflow/checkout"), ("failed", "canaryflow/checkout")]
+    tokens = [{k.lower(): v for k, v in h.items()}["private-token"] for _, _, h in inbox.received]
+    assert tokens == ["glpat-x", "glpat-x"]
+
+
+def test_without_a_token_no_commit_status_is_sent(tmp_path, inbox, monkeypatch):
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    url = f"{inbox.url}/repos/o/r/statuses/abc"
+    plan = secret_plan(tmp_path, events="[]")
+
+    assert (
+        main(["notify", "--plan", str(plan), "--status", "Succeeded", "--commit-status-url", url])
+        == 0
+    )
+    assert inbox.received == []
+
+
+def test_a_hung_webhook_cannot_hold_the_release_up(tmp_path, monkeypatch, capsys):
+    """The endpoint accepts the connection and never answers: notify gives up and exits 0."""
+    from canaryflow.commands import notify
+
+    monkeypatch.setattr(notify, "TIMEOUT_S", 0.3)
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = listener.getsockname()[1]
+        directory = secrets(tmp_path, team_hook=f"http://127.0.0.1:{port}/hang")
+        assert exit_handler(secret_plan(tmp_path), directory, GATE_FAILED) == 0
+    finally:
+        listener.close()
+    assert "notification not delivered: secret key team-hook" in capsys.readouterr().err

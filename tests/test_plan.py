@@ -105,7 +105,7 @@ def test_missing_and_misspelt_sections_say_what_to_do():
 def test_duplicate_keys_and_broken_yaml_are_input_errors_not_tracebacks():
     assert "duplicate key 'name'" in str(errors_of("service: {name: a, name: b}\n"))
     assert "not valid YAML" in str(errors_of("service: [\n"))
-    with pytest.raises(InputError, match="expected a mapping"):
+    with pytest.raises(InputError, match="not a mapping of plan sections"):
         plan_from_dict(["not", "a", "plan"])
 
 

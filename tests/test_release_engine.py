@@ -198,3 +198,9 @@ def test_promotion_happens_exactly_when_every_window_passed(verdicts):
 def test_only_a_pass_continues_without_a_person(verdict, policy):
     action = after_window(verdict, policy)
     assert (action is Action.CONTINUE) == (verdict is Outcome.PASS)
+
+
+@pytest.mark.parametrize("verdict", [Outcome.COLLECTING, Outcome.NOT_APPLICABLE])
+def test_a_window_that_never_matured_is_inconclusive_and_follows_on_inconclusive(verdict):
+    assert after_window(verdict, "hold") is Action.HOLD
+    assert after_window(verdict, "rollback") is Action.ROLLBACK

@@ -47,12 +47,12 @@ def test_it_names_the_owners_steps_and_every_gate_with_its_canary_query_and_limi
 
 def test_the_detection_bound_follows_the_stated_formula():
     plan = plan_with("smi")
-    bound = detection_bound(plan, scrape_interval_s=15, rollback_start_s=20)
+    bound = detection_bound(plan, scrape_interval_s=15, fail_safe_s=2)
 
-    assert bound.total_s == 15 + 30 + 10 * (2 + 1) + 4 + 20
-    text = render_runbook(plan, RunbookContext(scrape_interval_s=15, rollback_start_s=20))
-    assert "**1m39s**" in text
-    assert "15s + 30s + 10s * (2 + 1) + 4s + 20s = 1m39s" in text
+    assert bound.total_s == 15 + 30 + 10 * (2 + 1) + 4 + 2
+    text = render_runbook(plan, RunbookContext(scrape_interval_s=15, fail_safe_s=2))
+    assert "**1m21s**" in text
+    assert "15s + 30s + 10s * (2 + 1) + 4s + 2s = 1m21s" in text
 
 
 @pytest.mark.parametrize(

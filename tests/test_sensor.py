@@ -1,7 +1,8 @@
 """The push Sensor, evaluated the way Argo Events does on real GitHub and GitLab payloads.
 
-The evaluation (filters, trigger parameters) is the test bed's Argo Events stand-in,
-``cluster.events``, which names the upstream behaviour it follows.
+The evaluation is the test bed's Argo Events stand-in, ``cluster.events`` (data filters of
+argo-events sensors/dependencies/filter.go, parameters of sensors/triggers/params.go). The
+Sensor uses no ``dataTemplate``: everything but the commit is a literal of the trigger.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
 import pytest
-from chart_validation import WEBHOOK_VALUES, objects, of_kind, violations
+from chart_validation import NAMESPACE, WEBHOOK_VALUES, objects, of_kind, violations
 from cluster.events import arguments, submitted_workflow
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -22,42 +24,75 @@ def payload(name: str) -> dict[str, Any]:
     return json.loads((PAYLOADS / name).read_text())
 
 
+SERVICES = {
+    "acme/checkout": {"namespace": "shop", "branches": ["main", "release/1.x"]},
+    "shop/checkout": {"service": "basket", "imageRepository": "reg.example.com/shop/basket"},
+}
+
+
+def values_with(services: dict, **events: Any) -> dict[str, Any]:
+    values = copy.deepcopy(WEBHOOK_VALUES)
+    values["events"].update(services=services, **events)
+    values["events"]["gitlab"] = {"baseURL": "https://gitlab.example.com"}
+    return values
+
+
 @pytest.fixture(scope="module")
 def sensor() -> dict[str, Any]:
-    values = copy.deepcopy(WEBHOOK_VALUES)
-    values["events"].update(branches=["main", "release/1.x"], imageRegistry="reg.example.com/shop")
-    (found,) = of_kind(objects(values), "Sensor")
+    (found,) = of_kind(objects(values_with(SERVICES)), "Sensor")
     assert violations(found) == []
     return found
 
 
-def test_a_github_push_to_main_submits_the_release_with_commit_repo_and_service(sensor):
+def test_a_github_push_submits_the_release_with_everything_it_needs(sensor):
     workflow = submitted_workflow(sensor, payload("github-push-main.json"))
 
     assert workflow is not None
     assert workflow["kind"] == "Workflow"
     assert workflow["spec"]["workflowTemplateRef"] == {"name": "go-canary-release"}
+    commit = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
     assert arguments(workflow) == {
         "repo": "https://github.com/acme/checkout.git",
-        "revision": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+        "revision": commit,
         "service": "checkout",
-        "image-repository": "reg.example.com/shop/checkout",
+        "namespace": "shop",
+        "image-repository": "registry.example.com/services/checkout",
+        "git-provider": "github",
+        "commit-status-url": f"https://api.github.com/repos/acme/checkout/statuses/{commit}",
     }
     assert workflow["metadata"]["annotations"]["canaryflow.dev/pushed-by"] == "alice"
     assert workflow["metadata"]["labels"]["canaryflow.dev/trigger"] == "github"
+    assert workflow["metadata"]["generateName"] == "checkout-"
 
 
-def test_a_gitlab_push_to_main_takes_the_service_from_the_project_path(sensor):
+def test_a_gitlab_push_maps_its_project_to_the_listed_service(sensor):
     workflow = submitted_workflow(sensor, payload("gitlab-push-main.json"))
 
     assert workflow is not None
+    commit = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
     assert arguments(workflow) == {
         "repo": "https://gitlab.example.com/shop/checkout.git",
-        "revision": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
-        "service": "checkout",
-        "image-repository": "reg.example.com/shop/checkout",
+        "revision": commit,
+        "service": "basket",
+        "namespace": NAMESPACE,  # the default: the chart's own namespace
+        "image-repository": "reg.example.com/shop/basket",
+        "git-provider": "gitlab",
+        "commit-status-url": (
+            f"https://gitlab.example.com/api/v4/projects/shop%2Fcheckout/statuses/{commit}"
+        ),
     }
     assert workflow["metadata"]["annotations"]["canaryflow.dev/pushed-by"] == "bob"
+
+
+def test_a_push_from_a_repository_not_listed_starts_nothing(sensor):
+    for name, path in (
+        ("github-push-main.json", ("repository", "full_name")),
+        ("gitlab-push-main.json", ("project", "path_with_namespace")),
+    ):
+        for other in ("acme/checkout-old", "evil/acme/checkout", "acme/checkou", "ACME/checkout"):
+            event = payload(name)
+            event["body"][path[0]][path[1]] = other
+            assert submitted_workflow(sensor, event) is None, (name, other)
 
 
 def test_every_configured_branch_triggers_and_its_name_is_matched_literally(sensor):
@@ -65,6 +100,12 @@ def test_every_configured_branch_triggers_and_its_name_is_matched_literally(sens
     event["body"]["ref"] = "refs/heads/release/1.x"
     assert submitted_workflow(sensor, event) is not None
     event["body"]["ref"] = "refs/heads/release/1x"  # "." must not match any character
+    assert submitted_workflow(sensor, event) is None
+
+
+def test_a_service_without_branches_gets_the_default_branches_only(sensor):
+    event = payload("gitlab-push-main.json")
+    event["body"]["ref"] = "refs/heads/release/1.x"  # listed for acme/checkout, not this one
     assert submitted_workflow(sensor, event) is None
 
 
@@ -99,22 +140,40 @@ def test_a_push_body_under_another_event_header_is_ignored(sensor):
     assert submitted_workflow(sensor, event) is None
 
 
-def test_without_an_image_registry_the_template_default_image_repository_stays():
-    (found,) = of_kind(objects(WEBHOOK_VALUES), "Sensor")
+def test_the_service_defaults_to_the_repository_name():
+    (found,) = of_kind(objects(values_with({"acme/checkout": None})), "Sensor")
 
     workflow = submitted_workflow(found, payload("github-push-main.json"))
 
     assert workflow is not None
-    assert set(arguments(workflow)) == {"repo", "revision", "service"}
+    parameters = arguments(workflow)
+    assert (parameters["service"], parameters["namespace"]) == ("checkout", NAMESPACE)
+    assert parameters["image-repository"] == "registry.example.com/services/checkout"
+
+
+def test_events_without_services_fail_with_the_fix():
+    with pytest.raises(helm.HelmError) as raised:
+        objects(values_with({}))
+    assert "events.services is empty" in str(raised.value)
 
 
 def test_only_the_enabled_provider_is_wired():
-    values = copy.deepcopy(WEBHOOK_VALUES)
+    values = values_with(SERVICES)
     values["events"]["gitlab"] = {"enabled": False}
     rendered = objects(values)
     (found,) = of_kind(rendered, "Sensor")
     (source,) = of_kind(rendered, "EventSource")
 
-    assert [d["name"] for d in found["spec"]["dependencies"]] == ["github-push"]
+    assert {d["name"].split("-")[0] for d in found["spec"]["dependencies"]} == {"github"}
     assert "gitlab" not in source["spec"]
     assert submitted_workflow(found, payload("gitlab-push-main.json")) is None
+
+
+def test_every_listed_service_namespace_gets_the_release_role():
+    rendered = objects(values_with(SERVICES))
+    namespaces = {
+        role["metadata"]["namespace"]
+        for role in of_kind(rendered, "Role")
+        if role["metadata"]["name"].endswith("-release")
+    }
+    assert {"shop", NAMESPACE} <= namespaces

@@ -1,9 +1,12 @@
-"""The compiled release DAG, run through Argo's rules for every way a release can fail.
+"""The generic release, run through Argo's rules for every way a release can fail.
 
-``depends`` is evaluated as Argo does by the test bed's evaluator (``cluster.argo.depends``:
+``depends`` is evaluated as Argo does by the test bed's evaluator (``cluster.argo.depends``,
 enhanced depends logic); a task whose depends is false is Omitted. The
 workflow's phase follows ``assessDAGPhase`` (workflow/controller/dag.go): each target task's
 own phase when it ran, otherwise the phase of the branch it hangs from, Failed/Error winning.
+The step walk follows workflow/controller/steps.go: a steps template runs its groups in order,
+a step whose ``when`` is false is Skipped, the first Failed or Errored group ends the template
+with that phase; ``plan-step`` recursing into itself is just another step.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from argo_expressions import when
 from cluster.argo.depends import Depends
 
 from canaryflow.plan.load import load_plan
+from canaryflow.release.walk import workflow_outputs
 from canaryflow_workflows import WorkflowSettings, compile_documents
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,10 +35,20 @@ def test_the_depends_evaluator_follows_argo_grammar():
 
 
 class Simulation:
-    """One run of the compiled DAG where ``outcomes`` says how the tasks that run end."""
+    """One run of a compiled DAG where ``outcomes`` says how the tasks that run end.
 
-    def __init__(self, dag: dict, outcomes: dict[str, str]):
+    ``conditions`` decides a task's ``when`` (True: it runs); a task whose ``when`` is false
+    is Skipped, as Argo does.
+    """
+
+    def __init__(
+        self,
+        dag: dict,
+        outcomes: dict[str, str],
+        conditions: dict[str, bool] | None = None,
+    ):
         self.tasks = {t["name"]: t.get("depends") for t in dag["tasks"]}
+        conditional = {t["name"] for t in dag["tasks"] if "when" in t}
         self.targets = dag["target"].split() if "target" in dag else self._leaves()
         self.phases: dict[str, str] = {}
         pending = list(self.tasks)
@@ -42,7 +57,12 @@ class Simulation:
             pending.remove(name)
             depends = self.tasks[name]
             runs = depends is None or Depends(depends).evaluate(self.phases)
-            self.phases[name] = outcomes.get(name, "Succeeded") if runs else "Omitted"
+            if not runs:
+                self.phases[name] = "Omitted"
+            elif name in conditional and not (conditions or {}).get(name, False):
+                self.phases[name] = "Skipped"
+            else:
+                self.phases[name] = outcomes.get(name, "Succeeded")
 
     def _ready(self, name: str) -> bool:
         depends = self.tasks[name]
@@ -70,37 +90,166 @@ class Simulation:
         return "Error" if "Errored" in branches else "Succeeded"
 
 
-def release_dag(plan_file: str = "examples/plans/checkout.yaml") -> dict:
-    documents = compile_documents(load_plan(REPO / plan_file), WorkflowSettings())
-    spec = documents["go-canary-release.workflowtemplate.yaml"]["spec"]
-    return next(t for t in spec["templates"] if t["name"] == spec["entrypoint"])["dag"]
-
-
-DAG = release_dag()
-CHAIN = [t["name"] for t in DAG["tasks"] if t["name"] != "rollback"]
+SPEC = compile_documents(WorkflowSettings())["go-canary-release.workflowtemplate.yaml"]["spec"]
+TEMPLATES = {t["name"]: t for t in SPEC["templates"]}
+DAG = TEMPLATES[SPEC["entrypoint"]]["dag"]
+CHAIN = [t["name"] for t in DAG["tasks"] if t["name"] not in ("rollback", "notify-started")]
 CANARY_EXISTS_FROM = CHAIN.index("deploy-canary")
 
 
-def test_the_dag_follows_the_plan_step_by_step():
+GLOBALS = {
+    "workflow.name": "go-canary-release-x7k2p",
+    **{
+        f"workflow.parameters.{p['name']}": p.get("value", "x")
+        for p in SPEC["arguments"]["parameters"]
+    },
+}
+
+
+def steps_of(plan_file: str) -> dict[str, str]:
+    return workflow_outputs(load_plan(REPO / plan_file))
+
+
+class Walk:
+    """One run of the step walk (``plan-step`` from step 0) over validate-plan's outputs.
+
+    ``outcomes`` maps ``"<step>/<node>"`` (e.g. ``"1/analyze"``) to how that node ends;
+    ``verdicts`` maps a step to its analyze verdict (default pass). ``ran`` lists every node
+    that ran, in order, as ``"<step>/<node>"``.
+    """
+
+    def __init__(self, outputs: dict[str, str], outcomes=None, verdicts=None):
+        self.outcomes = outcomes or {}
+        self.verdicts = verdicts or {}
+        self.ran: list[str] = []
+        inputs = {"steps": outputs["steps"], "step": "0", "last-step": outputs["last-step"]}
+        self.phase = self._steps("plan-step", inputs)
+
+    def _steps(self, name: str, inputs: dict[str, str]) -> str:
+        values = {**GLOBALS, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
+        for group in TEMPLATES[name]["steps"]:
+            phases = [self._step(step, values, inputs["step"]) for step in group]
+            failed = [p for p in phases if p in ("Failed", "Errored")]
+            if failed:
+                return failed[0]
+        return "Succeeded"
+
+    def _step(self, step: dict, values: dict[str, str], index: str) -> str:
+        if "when" in step and not when(step["when"], values):
+            return "Skipped"
+        arguments = {a["name"]: render(a["value"], values) for a in step["arguments"]["parameters"]}
+        if "template" in step:  # the walk's own templates: traffic-step, plan-step
+            return self._steps(step["template"], arguments)
+        node = f"{index}/{step['name']}"
+        self.ran.append(node)
+        if step["name"] == "analyze":
+            values["steps.analyze.outputs.parameters.verdict"] = self.verdicts.get(index, "pass")
+        return self.outcomes.get(node, "Succeeded")
+
+
+def render(text: str, values: dict[str, str]) -> str:
+    from argo_expressions import render as argo_render
+
+    return argo_render(text, values)
+
+
+CHECKOUT = steps_of("examples/plans/checkout.yaml")
+
+
+def test_the_dag_builds_once_then_walks_the_plan_then_promotes():
     assert CHAIN == [
         "checkout", "validate-plan", "go-test", "go-build", "image-push",
-        "deploy-canary", "health-gate",
-        "set-weight-0", "analyze-0", "set-weight-1", "analyze-1", "set-weight-2", "analyze-2",
-        "approve-3", "set-weight-4", "analyze-4",
-        "promote",
+        "deploy-canary", "health-gate", "canary-steps", "approve-promotion", "promote",
     ]  # fmt: skip
+
+
+def test_the_walk_runs_the_plans_own_steps_in_order_as_separate_nodes():
+    walk = Walk(CHECKOUT)
+
+    assert walk.phase == "Succeeded"
+    assert walk.ran == [
+        "0/set-weight", "0/analyze", "0/notify",
+        "1/set-weight", "1/analyze", "1/notify",
+        "2/set-weight", "2/analyze", "2/notify",
+        "3/approve", "3/notify",
+        "4/set-weight", "4/analyze", "4/notify",
+    ]  # fmt: skip
+
+
+def test_another_plan_gives_another_walk_with_the_same_template(tmp_path):
+    plan = tmp_path / "canaryflow.yaml"
+    plan.write_text(
+        "service: {name: cart}\n"
+        "steps: [{weight: 10, duration: 30s}, {approve: {message: 'Go on?'}}, "
+        "{weight: 60, duration: 2m}]\n"
+        "promotion: {auto: false}\n"
+    )
+    outputs = workflow_outputs(load_plan(plan))
+    walk = Walk(outputs)
+
+    assert [node for node in walk.ran if not node.endswith("notify")] == [
+        "0/set-weight", "0/analyze", "1/approve", "2/set-weight", "2/analyze",
+    ]  # fmt: skip
+    assert outputs["promotion"] == "approve"
+    run = Simulation(DAG, {}, {"approve-promotion": True})
+    assert run.ran("approve-promotion") and run.ran("promote")
+
+
+def test_the_walk_passes_the_plans_weights_and_approval_texts():
+    values = {
+        "inputs.parameters.steps": CHECKOUT["steps"],
+        "inputs.parameters.last-step": CHECKOUT["last-step"],
+    }
+    traffic, approval = TEMPLATES["plan-step"]["steps"][0]
+    weight = traffic["arguments"]["parameters"][0]["value"]
+    message = approval["arguments"]["parameters"][0]["value"]
+    timeout = approval["arguments"]["parameters"][1]["value"]
+
+    weights = [render(weight, {**values, "inputs.parameters.step": str(i)}) for i in (0, 1, 2, 4)]
+    assert weights == ["5", "25", "50", "100"]
+    at = {**values, "inputs.parameters.step": "3"}
+    assert (render(message, at), render(timeout, at)) == (
+        "Half the traffic looks good. Go to 100 %?",
+        "3600",
+    )
+
+
+def test_analyze_gets_only_the_step_index_its_window_comes_from_the_plan():
+    analyze = TEMPLATES["traffic-step"]["steps"][1][0]
+    assert analyze["templateRef"]["template"] == "analyze"
+    assert [p["name"] for p in analyze["arguments"]["parameters"]] == ["step"]
+
+
+@pytest.mark.parametrize("failing", ["0/set-weight", "1/analyze", "3/approve", "4/analyze"])
+def test_a_failed_step_ends_the_walk_there_and_rolls_back(failing):
+    walk = Walk(CHECKOUT, {failing: "Failed"})
+
+    assert walk.phase == "Failed"
+    assert walk.ran[-1] == failing
+    run = Simulation(DAG, {"canary-steps": walk.phase})
+    assert run.ran("rollback") and not run.ran("promote")
+    assert run.workflow_phase == "Failed"
+
+
+def test_an_approval_that_timed_out_errors_and_rolls_back():
+    # No default for the supplied `approver` output: Argo marks a timed-out suspend Errored.
+    walk = Walk(CHECKOUT, {"3/approve": "Errored"})
+    assert walk.phase == "Errored" and "4/set-weight" not in walk.ran
+    run = Simulation(DAG, {"canary-steps": walk.phase})
+    assert run.ran("rollback") and run.workflow_phase == "Error"
 
 
 def test_a_release_where_everything_passes_promotes_and_never_rolls_back():
     run = Simulation(DAG, {})
-    assert all(run.ran(name) for name in CHAIN)
+    assert all(run.ran(name) for name in CHAIN if name != "approve-promotion")
+    assert run.phases["approve-promotion"] == "Skipped"
     assert run.phases["rollback"] == "Omitted"
     assert run.workflow_phase == "Succeeded"
 
 
 @pytest.mark.parametrize("failing", CHAIN)
 def test_a_failure_rolls_back_exactly_when_a_canary_was_deployed(failing):
-    run = Simulation(DAG, {failing: "Failed"})
+    run = Simulation(DAG, {failing: "Failed"}, {"approve-promotion": True})
     position = CHAIN.index(failing)
     assert [n for n in CHAIN if run.ran(n)] == CHAIN[: position + 1]
     assert run.ran("rollback") is (position >= CANARY_EXISTS_FROM)
@@ -111,79 +260,75 @@ def test_a_failure_rolls_back_exactly_when_a_canary_was_deployed(failing):
 
 @pytest.mark.parametrize("failing", CHAIN[CANARY_EXISTS_FROM:])
 def test_an_errored_pod_after_deploy_is_rolled_back_too(failing):
-    run = Simulation(DAG, {failing: "Errored"})
+    run = Simulation(DAG, {failing: "Errored"}, {"approve-promotion": True})
     assert run.ran("rollback")
     assert not run.ran("promote") or failing == "promote"
     assert run.workflow_phase == "Error"
 
 
-def test_a_rejected_approval_rolls_back_and_fails():
-    run = Simulation(DAG, {"approve-3": "Failed"})
-    assert run.ran("rollback") and not run.ran("set-weight-4") and not run.ran("promote")
-    assert run.workflow_phase == "Failed"
-
-
-def test_an_approval_that_timed_out_rolls_back():
-    # No default for the supplied `approver` output: Argo marks a timed-out suspend Errored.
-    run = Simulation(DAG, {"approve-3": "Errored"})
-    assert run.ran("rollback") and not run.ran("promote")
-    assert run.workflow_phase == "Error"
-
-
 def test_a_failed_rollback_fails_the_workflow():
-    run = Simulation(DAG, {"analyze-1": "Failed", "rollback": "Failed"})
+    run = Simulation(DAG, {"canary-steps": "Failed", "rollback": "Failed"})
     assert run.workflow_phase == "Failed"
 
 
 @pytest.mark.parametrize("failing", CHAIN[CANARY_EXISTS_FROM:-1])
 def test_promote_and_rollback_never_both_run(failing):
-    run = Simulation(DAG, {failing: "Failed"})
+    run = Simulation(DAG, {failing: "Failed"}, {"approve-promotion": True})
     assert run.ran("rollback") != run.ran("promote")
 
 
-def test_manual_promotion_adds_an_approval_before_promote(tmp_path):
-    plan = tmp_path / "plan.yaml"
-    plan.write_text(
-        "service: {name: cart}\n"
-        "router: {header: null}\n"
-        "steps: [{weight: 10, duration: 30s}, {weight: 100, duration: 1m}]\n"
-        "promotion: {auto: false}\n"
-    )
-    dag = release_dag(str(plan))
-    tasks = {t["name"]: t for t in dag["tasks"]}
-    assert tasks["promote"]["depends"] == "approve-promotion.Succeeded"
-    assert tasks["set-weight-0"]["templateRef"]["template"] == "set-weight"
-    run = Simulation(dag, {"approve-promotion": "Failed"})
-    assert run.ran("rollback") and run.workflow_phase == "Failed"
+def test_a_refused_promotion_rolls_back():
+    run = Simulation(DAG, {"approve-promotion": "Failed"}, {"approve-promotion": True})
+    assert run.ran("rollback") and not run.ran("promote")
+    assert run.workflow_phase == "Failed"
 
 
-def test_the_header_route_opens_with_the_first_weight():
+def test_the_started_notification_runs_beside_the_tests_and_before_any_change():
     tasks = {t["name"]: t for t in DAG["tasks"]}
-    assert tasks["set-weight-0"]["templateRef"]["template"] == "set-weight-with-header-route"
-    assert tasks["set-weight-1"]["templateRef"]["template"] == "set-weight"
+    assert tasks["notify-started"]["depends"] == "validate-plan.Succeeded"
+    assert tasks["go-test"]["depends"] == "validate-plan.Succeeded"
+    run = Simulation(DAG, {"notify-started": "Failed"})
+    assert not run.ran("deploy-canary") and not run.ran("rollback")
 
 
-def test_analysis_windows_last_as_long_as_the_plan_steps():
-    tasks = {t["name"]: t for t in DAG["tasks"]}
-    arguments = {p["name"]: p["value"] for p in tasks["analyze-1"]["arguments"]["parameters"]}
-    assert arguments == {"duration": "5m", "step": "1"}
-    approval = {p["name"]: p["value"] for p in tasks["approve-3"]["arguments"]["parameters"]}
-    assert approval["timeout"] == "3600"
+def test_every_step_is_announced_after_it_passed():
+    walk = Walk(CHECKOUT, {"2/analyze": "Failed"})
+    assert "2/notify" not in walk.ran and "1/notify" in walk.ran
+
+
+def _hold_outputs(tmp_path) -> dict[str, str]:
+    plan = yaml.safe_load((REPO / "examples/plans/checkout.yaml").read_text())
+    plan.setdefault("rollback", {})["onInconclusive"] = "hold"
+    path = tmp_path / "hold.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return workflow_outputs(load_plan(path))
+
+
+def test_on_inconclusive_hold_asks_a_person_only_after_an_inconclusive_window(tmp_path):
+    outputs = _hold_outputs(tmp_path)
+
+    passed = Walk(outputs)
+    assert not any(node.endswith("/hold") for node in passed.ran)
+    held = Walk(outputs, verdicts={"1": "inconclusive"})
+    assert [node for node in held.ran if node.endswith("/hold")] == ["1/hold"]
+    assert held.ran.index("1/hold") < held.ran.index("2/set-weight")
+    assert held.phase == "Succeeded"
+
+
+def test_a_held_step_refused_ends_the_walk(tmp_path):
+    walk = Walk(_hold_outputs(tmp_path), {"1/hold": "Failed"}, {"1": "inconclusive"})
+    assert walk.phase == "Failed" and "2/set-weight" not in walk.ran
 
 
 def exit_handler(template: str) -> dict:
-    documents = compile_documents(
-        load_plan(REPO / "examples/plans/checkout.yaml"), WorkflowSettings()
-    )
-    spec = documents[template]["spec"]
+    spec = compile_documents(WorkflowSettings())[template]["spec"]
     return next(t for t in spec["templates"] if t["name"] == spec["onExit"])["dag"]
 
 
 def flag_dag() -> dict:
-    documents = compile_documents(
-        load_plan(REPO / "examples/plans/checkout.yaml"), WorkflowSettings()
-    )
-    spec = documents["feature-flag-rollout.workflowtemplate.yaml"]["spec"]
+    spec = compile_documents(WorkflowSettings())["feature-flag-rollout.workflowtemplate.yaml"][
+        "spec"
+    ]
     return next(t for t in spec["templates"] if t["name"] == spec["entrypoint"])["dag"]
 
 
@@ -199,11 +344,24 @@ FLAG_DAG = flag_dag()
 )
 def test_a_stopped_timed_out_or_failed_workflow_runs_the_safety_net_on_exit(template, net):
     """``argo stop`` and the deadline run only the exit handler: it must undo the exposure."""
-    tasks = {t["name"]: t for t in exit_handler(template)["tasks"]}
+    handler = exit_handler(template)
+    tasks = {t["name"]: t for t in handler["tasks"]}
 
     assert tasks[net]["templateRef"]["template"] == net
     assert tasks[net]["when"] == "{{workflow.status}} != Succeeded"
-    assert "depends" not in tasks["notify"] and "when" not in tasks["notify"]
+    for phase in ("Succeeded", "Failed", "Errored"):
+        run = Simulation(handler, {net: phase}, {net: True})
+        assert run.ran("notify"), f"notify must follow a {phase} {net}"
+    skipped = Simulation(handler, {}, {net: False})
+    assert skipped.phases[net] == "Skipped" and skipped.ran("notify")
+
+
+def test_the_final_notification_knows_a_rollback_from_an_early_failure():
+    tasks = {t["name"]: t for t in exit_handler("go-canary-release.workflowtemplate.yaml")["tasks"]}
+    arguments = {p["name"]: p["value"] for p in tasks["notify"]["arguments"]["parameters"]}
+    assert arguments["traffic-tasks"].split(",") == ["canary-steps", "approve-promotion", "promote"]
+    assert arguments["failures"] == "{{workflow.failures}}"
+    assert "event" not in arguments
 
 
 def test_a_flag_rollout_is_the_plan_then_one_task_that_runs_every_step():
@@ -223,37 +381,3 @@ def test_no_rollout_starts_when_the_plan_never_arrived(failing):
     run = Simulation(FLAG_DAG, {failing: "Failed"})
     assert run.phases["flag-rollout"] == "Omitted"
     assert run.workflow_phase == "Failed"
-
-
-def hold_dag(tmp_path) -> dict:
-    plan = yaml.safe_load((REPO / "examples/plans/checkout.yaml").read_text())
-    plan.setdefault("rollback", {})["onInconclusive"] = "hold"
-    path = tmp_path / "hold.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    documents = compile_documents(load_plan(path), WorkflowSettings())
-    spec = documents["go-canary-release.workflowtemplate.yaml"]["spec"]
-    return next(t for t in spec["templates"] if t["name"] == spec["entrypoint"])["dag"]
-
-
-def test_on_inconclusive_hold_asks_a_person_only_after_an_inconclusive_window(tmp_path):
-    dag = hold_dag(tmp_path)
-    tasks = {t["name"]: t for t in dag["tasks"]}
-
-    assert tasks["hold-1"]["depends"] == "analyze-1.Succeeded"
-    verdict = "{{tasks.analyze-1.outputs.parameters.verdict}}"
-    assert tasks["hold-1"]["when"] == f"{verdict} == inconclusive"
-    assert tasks["set-weight-2"]["depends"] == "(hold-1.Succeeded || hold-1.Skipped)"
-    passed = Simulation(dag, {f"hold-{i}": "Skipped" for i in (0, 1, 2, 4)})
-    assert passed.ran("promote") and passed.workflow_phase == "Succeeded"
-
-
-def test_a_held_step_goes_on_with_a_yes_and_rolls_back_with_a_no(tmp_path):
-    dag = hold_dag(tmp_path)
-    skipped = {f"hold-{i}": "Skipped" for i in (0, 2, 4)}
-
-    approved = Simulation(dag, skipped)  # hold-1 ran and a person resumed it
-    assert approved.ran("hold-1") and approved.ran("promote")
-    assert approved.phases["rollback"] == "Omitted"
-    rejected = Simulation(dag, {**skipped, "hold-1": "Failed"})
-    assert rejected.ran("rollback") and not rejected.ran("set-weight-2")
-    assert rejected.workflow_phase == "Failed"

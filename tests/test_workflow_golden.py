@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 
 from canaryflow.commands.compile import render_yaml
-from canaryflow.plan.load import load_plan
 from canaryflow_workflows import WorkflowSettings, compile_documents
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests/golden/argo"
 UPDATE = os.environ.get("CANARYFLOW_UPDATE_GOLDEN") == "1"
-DOCUMENTS = compile_documents(load_plan(REPO / "examples/plans/checkout.yaml"), WorkflowSettings())
+DOCUMENTS = compile_documents(WorkflowSettings())
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTS))
@@ -45,7 +44,7 @@ def test_compiled_template_matches_its_golden_file(name):
 
 
 def test_compiling_twice_gives_the_same_yaml():
-    again = compile_documents(load_plan(REPO / "examples/plans/checkout.yaml"), WorkflowSettings())
+    again = compile_documents(WorkflowSettings())
     assert {n: render_yaml(d) for n, d in again.items()} == {
         n: render_yaml(d) for n, d in DOCUMENTS.items()
     }

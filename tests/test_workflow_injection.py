@@ -2,26 +2,27 @@
 
 Argo substitutes ``{{...}}`` by plain text replacement, so the only safe design is one where a
 parameter fills a whole argv element (or an env value, or a raw artifact's file content) and
-no shell ever re-reads it. ``render`` below does Argo's substitution, including the one
-``{{=expression}}`` the library uses, and the tests follow every parameter of the release into
-the containers of the task library.
+no shell ever re-reads it. ``render`` (tests/argo_expressions.py) does Argo's substitution,
+including the ``{{=expression}}`` subset the templates use, and the tests follow every
+parameter of the release, through the DAG and the step walk, into the containers of the task
+library.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 
 import pytest
+from argo_expressions import render
 
 from canaryflow.plan.load import load_plan
+from canaryflow.release.walk import workflow_outputs
 from canaryflow_workflows import WorkflowSettings, compile_documents
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = ["main; rm -rf /", "$(curl evil)", "`id`", "a\nb", "'\"", "{{workflow.name}}"]
-VARIABLE = re.compile(r"\{\{([^=}][^}]*)\}\}")
-EXPRESSION = re.compile(r"^\{\{=(.*)\}\}$", re.S)
-EXPR_TOKEN = re.compile(r"\s*('(?:[^'\\]|\\.)*'|!=|==|\?|:|\+|\[|\]|\.|[A-Za-z_][\w-]*)")
+STEPS = workflow_outputs(load_plan(REPO / "examples/plans/checkout.yaml"))
 SAFE = {
     "workflow.parameters.repo": "https://git.example/shop/checkout.git",
     "workflow.parameters.revision": "0123abcd",
@@ -32,74 +33,24 @@ SAFE = {
     "workflow.parameters.plan-inline": "",
     "workflow.parameters.router-kind": "",
     "workflow.parameters.service-account": "canaryflow-release",
+    "workflow.parameters.commit-status-url": "https://api.github.com/repos/o/r/statuses/0123abcd",
+    "workflow.parameters.git-provider": "github",
     "workflow.name": "go-canary-release-x7k2p",
     "workflow.status": "Failed",
     "workflow.failures": "[]",
     "tasks.image-push.outputs.parameters.image": "registry.example/shop/checkout@sha256:00",
 }
-
-
-def evaluate(expression: str, values: dict[str, str]) -> str:
-    """The expr-lang subset the library uses: a ? b : c, ==, !=, +, '...' and parameters."""
-    tokens = EXPR_TOKEN.findall(expression)
-    position = 0
-
-    def take() -> str:
-        nonlocal position
-        position += 1
-        return tokens[position - 1]
-
-    def peek() -> str | None:
-        return tokens[position] if position < len(tokens) else None
-
-    def operand() -> str:
-        token = take()
-        if token.startswith("'"):
-            return token[1:-1]
-        path = [token]
-        while peek() in {".", "["}:
-            if take() == ".":
-                path.append(take())
-            else:
-                path.append(take()[1:-1])
-                assert take() == "]"
-        return values[".".join(path)]
-
-    def concatenation() -> str:
-        value = operand()
-        while peek() == "+":
-            take()
-            value += operand()
-        return value
-
-    def ternary() -> str:
-        left = concatenation()
-        if peek() in {"==", "!="}:
-            equal = (take() == "==") == (left == concatenation())
-            assert take() == "?"
-            yes = ternary()
-            assert take() == ":"
-            no = ternary()
-            return yes if equal else no
-        return left
-
-    result = ternary()
-    assert position == len(tokens), f"unread tokens in {expression!r}"
-    return result
-
-
-def render(text: str, values: dict[str, str]) -> str:
-    """Argo's substitution: every ``{{name}}`` replaced once, by text; unknown names fail."""
-    expression = EXPRESSION.match(text)
-    if expression:
-        return evaluate(expression.group(1), values)
-    return VARIABLE.sub(lambda match: values[match.group(1).strip()], text)
+# The inputs of the step walk's templates, for its first step (from the example plan).
+WALK = {
+    "inputs.parameters.steps": STEPS["steps"],
+    "inputs.parameters.step": "0",
+    "inputs.parameters.last-step": STEPS["last-step"],
+    "inputs.parameters.weight": "5",
+}
 
 
 def compiled() -> tuple[dict, dict[str, dict]]:
-    documents = compile_documents(
-        load_plan(REPO / "examples/plans/checkout.yaml"), WorkflowSettings()
-    )
+    documents = compile_documents(WorkflowSettings())
     release = documents["go-canary-release.workflowtemplate.yaml"]
     library = documents["canaryflow-tasks.clusterworkflowtemplate.yaml"]
     return release, {t["name"]: t for t in library["spec"]["templates"]}
@@ -120,18 +71,29 @@ def pod_inputs(template: dict, task: dict, values: dict[str, str]) -> dict[str, 
     return inputs
 
 
+def calls(template: dict) -> list[dict]:
+    """The tasks of a DAG template, or the steps of a steps template, in order."""
+    if "dag" in template:
+        return template["dag"]["tasks"]
+    return [step for group in template.get("steps", []) for step in group]
+
+
 def rendered_pods(values: dict[str, str]) -> list[tuple[str, list[str], list[str]]]:
-    """For every task of the release and its exit handler: (task, argv, env and file data)."""
+    """For every library call of the release, its step walk and its exit handler:
+    (task, argv, env and file data)."""
     pods = []
-    for dag_template in RELEASE["spec"]["templates"]:
-        for task in dag_template["dag"]["tasks"]:
+    for own in RELEASE["spec"]["templates"]:
+        scope = {**values, **WALK} if "steps" in own else values
+        for task in calls(own):
+            if "templateRef" not in task:
+                continue  # a call of the walk's own templates: their steps are visited here
             template = LIBRARY[task["templateRef"]["template"]]
-            inputs = pod_inputs(template, task, values)
+            inputs = pod_inputs(template, task, scope)
             if "container" not in template:
                 continue
             container = template["container"]
             argv = [render(a, inputs) for a in container["command"] + container["args"]]
-            data = [render(e["value"], inputs) for e in container.get("env", [])]
+            data = [render(e["value"], inputs) for e in container.get("env", []) if "value" in e]
             data += [
                 render(a["raw"]["data"], inputs)
                 for a in template["inputs"].get("artifacts", [])
@@ -158,17 +120,13 @@ def test_a_hostile_value_arrives_as_one_whole_argv_element_or_file(source, hosti
 
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=repr)
-def test_an_inline_plan_is_written_to_a_file_and_validated_from_there(hostile):
+def test_an_inline_plan_is_written_to_a_file_and_only_read_as_the_default(hostile):
     values = {**SAFE, "workflow.parameters.plan-inline": hostile}
     validate = next(p for p in rendered_pods(values) if p[0] == "validate-plan")
     _, argv, data = validate
-    assert argv[:3] == ["canaryflow", "validate", "/inputs/plan-inline.yaml"]
+    assert argv[:3] == ["canaryflow", "validate", "canaryflow.yaml"]
+    assert argv[argv.index("--default-plan") + 1] == "/inputs/plan-inline.yaml"
     assert hostile in data
-
-
-def test_without_an_inline_plan_the_repository_file_is_validated():
-    validate = next(p for p in rendered_pods(SAFE) if p[0] == "validate-plan")
-    assert validate[1][:3] == ["canaryflow", "validate", "canaryflow.yaml"]
 
 
 def test_no_template_runs_a_shell_or_a_script():
@@ -191,3 +149,18 @@ def test_the_service_account_parameter_only_names_the_pods_account():
         "canaryflow-release"
     )
     assert all("service-account" not in str(template) for template in LIBRARY.values())
+
+
+def test_the_step_walk_reads_each_field_of_the_step_it_runs():
+    """jsonpath on validate-plan's JSON: the weight and approval text of step N, as strings."""
+    plan_step = next(t for t in RELEASE["spec"]["templates"] if t["name"] == "plan-step")
+    (traffic, approval), _, (recurse,) = plan_step["steps"]
+    at = {**WALK, "inputs.parameters.step": "3"}
+
+    assert render(traffic["when"].split(" == ")[0], at) == "approve"
+    message = next(a for a in approval["arguments"]["parameters"] if a["name"] == "message")
+    assert render(message["value"], at) == json.loads(STEPS["steps"])[3]["message"]
+    weight = traffic["arguments"]["parameters"][0]["value"]
+    assert render(weight, {**WALK, "inputs.parameters.step": "1"}) == "25"
+    step = next(a for a in recurse["arguments"]["parameters"] if a["name"] == "step")
+    assert render(step["value"], at) == "4"

@@ -19,8 +19,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from upstream import SCHEMAS
 
-from canaryflow.plan.load import load_plan
-from canaryflow_workflows import WorkflowSettings, compile_documents, default_plan
+from canaryflow_workflows import WorkflowSettings, compile_documents
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = SCHEMAS / "argo-workflows" / "schema.json"
@@ -35,17 +34,14 @@ def schema() -> dict:
 
 
 def documents() -> dict[str, dict]:
-    checkout = load_plan(REPO / "examples/plans/checkout.yaml")
-    hold = checkout.rollback.model_copy(update={"on_inconclusive": "hold"})
-    plans = {
-        "default": default_plan(),
-        "checkout": checkout,
-        "checkout-hold": checkout.model_copy(update={"rollback": hold}),
+    settings = {
+        "cluster": WorkflowSettings(),
+        "namespaced": WorkflowSettings(cluster_scoped_tasks=False, namespace="ci"),
     }
     return {
-        f"{plan_name}/{file}": document
-        for plan_name, plan in plans.items()
-        for file, document in compile_documents(plan, WorkflowSettings()).items()
+        f"{variant}/{file}": document
+        for variant, chosen in settings.items()
+        for file, document in compile_documents(chosen).items()
     }
 
 
@@ -96,14 +92,14 @@ def test_no_document_carries_a_field_argo_does_not_know(name):
 
 
 def test_the_strict_walk_catches_a_misspelt_field():
-    document = json.loads(json.dumps(COMPILED["default/go-canary-release.workflowtemplate.yaml"]))
+    document = json.loads(json.dumps(COMPILED["cluster/go-canary-release.workflowtemplate.yaml"]))
     document["spec"]["templates"][0]["dag"]["tasks"][0]["dependz"] = "x"
     definition = {"$ref": "#/definitions/" + DEFINITION.format(kind="WorkflowTemplate")}
     assert unknown_fields(document, definition) == [".spec.templates[0].dag.tasks[0].dependz"]
 
 
 def library_templates() -> list[dict]:
-    return COMPILED["default/canaryflow-tasks.clusterworkflowtemplate.yaml"]["spec"]["templates"]
+    return COMPILED["cluster/canaryflow-tasks.clusterworkflowtemplate.yaml"]["spec"]["templates"]
 
 
 @pytest.mark.parametrize("template", library_templates(), ids=lambda t: t["name"])
@@ -150,7 +146,7 @@ def test_go_tasks_build_static_on_the_shared_cache():
 
 
 def test_the_release_is_serialised_per_service_bounded_and_cleaned_up():
-    spec = COMPILED["checkout/go-canary-release.workflowtemplate.yaml"]["spec"]
+    spec = COMPILED["cluster/go-canary-release.workflowtemplate.yaml"]["spec"]
     assert spec["synchronization"] == {
         "mutexes": [
             {"name": "canaryflow-{{workflow.parameters.namespace}}-{{workflow.parameters.service}}"}
@@ -158,24 +154,31 @@ def test_the_release_is_serialised_per_service_bounded_and_cleaned_up():
     }
     assert spec["activeDeadlineSeconds"] > 0
     assert spec["podGC"]["strategy"] == "OnPodSuccess"
+    assert spec["ttlStrategy"] == {"secondsAfterSuccess": 86400, "secondsAfterFailure": 604800}
     assert [c["metadata"]["name"] for c in spec["volumeClaimTemplates"]] == ["workspace"]
     assert spec["onExit"] == "exit-handler"
     assert spec["serviceAccountName"] == "{{workflow.parameters.service-account}}"
 
 
-def test_the_release_calls_the_cluster_library_by_template_ref():
-    spec = COMPILED["checkout/go-canary-release.workflowtemplate.yaml"]["spec"]
+def test_the_release_calls_the_library_by_template_ref_of_the_chosen_scope():
     names = {t["name"] for t in library_templates()}
-    for template in spec["templates"]:
-        for task in template["dag"]["tasks"]:
-            ref = task["templateRef"]
-            assert ref["name"] == "canaryflow-tasks" and ref["clusterScope"] is True
-            assert ref["template"] in names
+    for variant, cluster in (("cluster", True), ("namespaced", None)):
+        spec = COMPILED[f"{variant}/go-canary-release.workflowtemplate.yaml"]["spec"]
+        own = {t["name"] for t in spec["templates"]}
+        for template in spec["templates"]:
+            steps = [s for group in template.get("steps", []) for s in group]
+            for call in template.get("dag", {}).get("tasks", []) + steps:
+                if "template" in call:
+                    assert call["template"] in own
+                    continue
+                ref = call["templateRef"]
+                assert ref["name"] == "canaryflow-tasks" and ref.get("clusterScope") is cluster
+                assert ref["template"] in names
 
 
 def test_both_library_kinds_hold_the_same_templates():
-    cluster = COMPILED["default/canaryflow-tasks.clusterworkflowtemplate.yaml"]
-    namespaced = COMPILED["default/canaryflow-tasks.workflowtemplate.yaml"]
+    cluster = COMPILED["cluster/canaryflow-tasks.clusterworkflowtemplate.yaml"]
+    namespaced = COMPILED["cluster/canaryflow-tasks.workflowtemplate.yaml"]
     assert (cluster["kind"], namespaced["kind"]) == ("ClusterWorkflowTemplate", "WorkflowTemplate")
     assert cluster["spec"] == namespaced["spec"]
 
@@ -192,13 +195,30 @@ def test_compile_writes_one_yaml_file_per_template(tmp_path):
     from canaryflow.cli import main
 
     out = tmp_path / "argo"
-    plan = REPO / "examples/plans/checkout.yaml"
-    assert main(["compile", "--out", str(out), "--plan", str(plan), "--namespace", "ci"]) == 0
+    assert main(["compile", "--out", str(out), "--namespace", "ci"]) == 0
     written = {p.name: yaml.safe_load(p.read_text()) for p in out.iterdir()}
-    assert set(written) == set(compile_documents(default_plan(), WorkflowSettings()))
+    assert set(written) == set(compile_documents(WorkflowSettings()))
     release = written["go-canary-release.workflowtemplate.yaml"]
     assert release["metadata"]["namespace"] == "ci"
-    assert "approve-3" in {t["name"] for t in release["spec"]["templates"][0]["dag"]["tasks"]}
+    assert {"release", "plan-step", "traffic-step", "exit-handler"} == {
+        t["name"] for t in release["spec"]["templates"]
+    }
+
+
+def test_compile_for_the_namespaced_library_drops_cluster_scope(tmp_path):
+    from canaryflow.cli import main
+
+    out = tmp_path / "argo"
+    assert main(["compile", "--out", str(out), "--task-scope", "namespace"]) == 0
+    release = yaml.safe_load((out / "go-canary-release.workflowtemplate.yaml").read_text())
+    refs = [
+        call["templateRef"]
+        for template in release["spec"]["templates"]
+        for call in template.get("dag", {}).get("tasks", [])
+        + [s for group in template.get("steps", []) for s in group]
+        if "templateRef" in call
+    ]
+    assert refs and all("clusterScope" not in ref for ref in refs)
 
 
 def test_the_compile_verb_does_not_import_hera_until_it_runs():

@@ -10,13 +10,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 
 from canaryflow import __version__
-from canaryflow.errors import EXIT_INPUT, EXIT_RELEASE_FAILED, InputError, PlatformError
+from canaryflow.errors import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_RELEASE_FAILED,
+    InputError,
+    PlatformError,
+)
 
 # verb -> (module under canaryflow.commands, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
@@ -82,15 +89,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _sigterm_as_interrupt():
             return int(_module(VERBS[args.verb][0]).run(args) or 0)
     except InputError as error:
-        for line in error.errors:
-            print(f"error: {line}", file=sys.stderr)
+        for line in error.errors[:MAX_ERROR_LINES]:
+            print(f"error: {_bounded(str(line))}", file=sys.stderr)
+        if len(error.errors) > MAX_ERROR_LINES:
+            print(f"error: ... and {len(error.errors) - MAX_ERROR_LINES} more", file=sys.stderr)
         return EXIT_INPUT
     except PlatformError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_bounded(str(error), 4000)}", file=sys.stderr)
         return EXIT_RELEASE_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # a file or socket the verb needed: say which, no traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_RELEASE_FAILED
+    except Exception as error:  # a bug: one bounded line, the traceback only on request
+        if os.environ.get("CANARYFLOW_DEBUG"):
+            raise
+        text = f"{type(error).__name__}: {error}"[:500]
+        print(
+            f"internal error: {text} (a bug in canaryflow: please report it; "
+            "CANARYFLOW_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+MAX_ERROR_LINES = 50
+
+
+def _bounded(text: str, limit: int = 1000) -> str:
+    """An error as printed: an input quoted in it is never echoed whole (10 MB in, 1 KB out)."""
+    return text if len(text) <= limit else f"{text[: limit - 40]}... ({len(text)} characters)"
 
 
 def _interrupt(signum, frame) -> None:

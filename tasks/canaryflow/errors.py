@@ -11,6 +11,7 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_RELEASE_FAILED = 1
 EXIT_INPUT = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in canaryflow, never the user's input
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""The Argo Workflows bundle, authored with Hera: task library and plan-generated release DAG.
+"""The Argo Workflows bundle, authored with Hera: the task library and the generic release.
 
 Importing this package imports Hera; the task runtime never does (only ``canaryflow compile``
 and the chart build do).
 """
 
-from canaryflow_workflows.documents import compile_documents, default_plan
+from canaryflow_workflows.documents import compile_documents
 from canaryflow_workflows.graph import ReleaseTask, release_tasks
 from canaryflow_workflows.library import cluster_task_library, namespaced_task_library
 from canaryflow_workflows.release import build_release_template
@@ -17,7 +17,6 @@ __all__ = [
     "build_release_template",
     "cluster_task_library",
     "compile_documents",
-    "default_plan",
     "namespaced_task_library",
     "release_tasks",
 ]

@@ -1,25 +1,18 @@
 """The compiled bundle: every Argo object canaryflow installs, as plain dicts.
 
 This is the seam the Helm chart and ``canaryflow compile`` share: file name -> object, ready
-for ``yaml.safe_dump``. Hera stays inside ``canaryflow_workflows``; callers get data.
+for ``yaml.safe_dump``. Hera stays inside ``canaryflow_workflows``; callers get data. No
+plan goes in: every release reads its own plan at run time.
 """
 
 from __future__ import annotations
 
-from canaryflow.plan.model import ReleasePlan, ServiceSpec
 from canaryflow_workflows.library import cluster_task_library, namespaced_task_library
 from canaryflow_workflows.release import build_flag_template, build_release_template
 from canaryflow_workflows.settings import WorkflowSettings
 
-DEFAULT_SERVICE = "service"
 
-
-def default_plan() -> ReleasePlan:
-    """The plan a repository gets with only ``service.name`` set: the model's defaults."""
-    return ReleasePlan(service=ServiceSpec(name=DEFAULT_SERVICE))
-
-
-def compile_documents(plan: ReleasePlan, settings: WorkflowSettings) -> dict[str, dict]:
+def compile_documents(settings: WorkflowSettings) -> dict[str, dict]:
     """``{file name: Argo object}``: the task library (both kinds), the release, the flag
     rollout."""
     library_name = settings.cluster_tasks_name
@@ -27,7 +20,7 @@ def compile_documents(plan: ReleasePlan, settings: WorkflowSettings) -> dict[str
         f"{library_name}.clusterworkflowtemplate.yaml": cluster_task_library(settings).to_dict(),
         f"{library_name}.workflowtemplate.yaml": namespaced_task_library(settings).to_dict(),
         f"{settings.release_template_name}.workflowtemplate.yaml": build_release_template(
-            plan, settings
+            settings
         ).to_dict(),
         f"{settings.flag_template_name}.workflowtemplate.yaml": build_flag_template(
             settings

@@ -1,52 +1,71 @@
-"""The release DAG as data: which task runs which library template, with what, after what.
+"""The release as data: which task runs which template, with what, after what, on what condition.
 
-A pure function of the plan: no Hera here, so the control flow reads in one screen and the
-names follow the plan's step indices (``set-weight-2``, ``analyze-2``, ``approve-3``) exactly
-as the local engine records them.
+No Hera here, so the control flow reads in one screen. One ``go-canary-release`` serves every
+service: nothing below depends on a plan. The plan is read at run time by ``validate-plan``,
+whose outputs (``canaryflow.release.walk``) drive the step walk.
 
-Control flow, in Argo's enhanced ``depends`` terms:
+The top DAG, in Argo's enhanced ``depends`` terms:
 
-* the happy path is a chain: each task runs only when the one before it Succeeded;
+* the happy path is a chain: each task runs only when the one before it Succeeded
+  (``notify-started`` runs beside ``go-test``; ``go-build`` waits for both);
+* ``canary-steps`` walks the plan's steps (see ``plan_step_tasks``);
+* ``approve-promotion`` runs only when the plan says ``promotion.auto: false`` (``when``),
+  else it is Skipped, which lets ``promote`` go on;
 * ``rollback`` runs when any task from ``deploy-canary`` on Failed or Errored: from then on a
-  canary exists (and from the first ``set-weight`` it has traffic; the header route goes live
-  with that first weight), so removing it is always right. Before ``deploy-canary`` nothing was
+  canary exists, so removing it is always right. Before ``deploy-canary`` nothing was
   changed, and rollback is Omitted;
-* ``promote`` needs every earlier task to have Succeeded, so it never runs after a failure;
-* with ``onInconclusive: hold``, ``hold-<i>`` follows ``analyze-<i>`` and asks a person only
-  when that window was inconclusive; Skipped otherwise, which lets the chain go on.
+* ``promote`` needs every earlier task to have Succeeded, so it never runs after a failure.
+
+The step walk is Argo's recursion idiom (examples/coinflip-recursive.yaml): the steps
+template ``plan-step`` runs step ``step`` of the plan, notifies, and calls itself for
+``step + 1`` while ``step < last-step``. Argo runs a steps template's groups in order and
+stops at the first failed group (steps.go ``executeSteps``), so a failed window ends the walk
+and fails ``canary-steps``. Which template runs a step is a ``when`` on the step's ``kind``,
+read from ``validate-plan``'s JSON with ``jsonpath``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
-from canaryflow.plan.duration import format_duration
-from canaryflow.plan.model import ReleasePlan, StepSpec
+from canaryflow.release.walk import APPROVE, LAST_STEP, PROMOTION, STEPS, TRAFFIC
 
 IMAGE = "{{tasks.image-push.outputs.parameters.image}}"
 FIRST_GUARDED = "deploy-canary"
+STEP_WALK = "canary-steps"
+PLAN_STEP = "plan-step"
+TRAFFIC_STEP = "traffic-step"
+# The DAG tasks that run once the canary may have traffic: a failure there is a rollback.
+TRAFFIC_TASKS = (STEP_WALK, "approve-promotion", "promote")
+FAILED_WORKFLOW = "{{workflow.status}} != Succeeded"
 
 
 def workflow_parameter(name: str) -> str:
     return "{{workflow.parameters." + name + "}}"
 
 
+def validate_output(name: str) -> str:
+    return "{{tasks.validate-plan.outputs.parameters." + name + "}}"
+
+
+def step_field(key: str) -> str:
+    """Field ``key`` of the plan step this ``plan-step`` runs (an Argo expression)."""
+    path = "'$[' + inputs.parameters['step'] + ']." + key + "'"
+    return "{{=jsonpath(inputs.parameters['steps'], " + path + ")}}"
+
+
 @dataclass(frozen=True)
 class ReleaseTask:
+    """A DAG task or a step: ``template`` from the task library, or ``local`` to this
+    WorkflowTemplate (the step walk's own templates)."""
+
     name: str
     template: str
     arguments: dict[str, str] = field(default_factory=dict)
     depends: str | None = None
     when: str | None = None
-
-
-def release_tasks(plan: ReleasePlan) -> list[ReleaseTask]:
-    """Every task of the release DAG in run order, rollback last."""
-    linked = _linked(list(_chain(plan)))
-    names = [task.name for task in linked]
-    return [*linked, rollback_task(names[names.index(FIRST_GUARDED) :])]
+    local: bool = False
 
 
 def succeeded(task: ReleaseTask) -> str:
@@ -56,6 +75,139 @@ def succeeded(task: ReleaseTask) -> str:
     return f"{task.name}.Succeeded"
 
 
+def release_tasks() -> list[ReleaseTask]:
+    """Every task of the release DAG in run order, rollback last."""
+    wp = workflow_parameter
+    started = ReleaseTask(
+        "notify-started",
+        "notify",
+        {**notify_arguments(), "event": "started"},
+        depends="validate-plan.Succeeded",
+    )
+    go_test = ReleaseTask("go-test", "go-test", depends="validate-plan.Succeeded")
+    build = ReleaseTask(
+        "go-build",
+        "go-build",
+        {"version": wp("revision")},
+        depends="go-test.Succeeded && notify-started.Succeeded",
+    )
+    chain = _linked(
+        [
+            build,
+            ReleaseTask(
+                "image-push",
+                "image-push",
+                {"repository": wp("image-repository"), "tag": wp("revision")},
+            ),
+            ReleaseTask(
+                "deploy-canary", "deploy-canary", {"image": IMAGE, "version": wp("revision")}
+            ),
+            ReleaseTask("health-gate", "health-gate"),
+            ReleaseTask(
+                STEP_WALK,
+                PLAN_STEP,
+                {
+                    "steps": validate_output(STEPS),
+                    "step": "0",
+                    "last-step": validate_output(LAST_STEP),
+                },
+                local=True,
+            ),
+            ReleaseTask(
+                "approve-promotion",
+                "approve",
+                {"message": "Every step passed. Promote?", "timeout": ""},
+                when=f"{validate_output(PROMOTION)} == {APPROVE}",
+            ),
+            ReleaseTask("promote", "promote", {"image": IMAGE, "version": wp("revision")}),
+        ]
+    )
+    tasks = [*_source(), started, go_test, *chain]
+    names = [task.name for task in tasks]
+    return [*tasks, rollback_task(names[names.index(FIRST_GUARDED) :])]
+
+
+def plan_step_tasks() -> list[list[ReleaseTask]]:
+    """``plan-step``'s step groups: run step ``step``, tell people, recurse while steps remain.
+
+    The first group holds one task per step kind; ``when`` on the step's ``kind`` runs exactly
+    one of them and Skips the other.
+    """
+    kind = step_field("kind")
+    traffic = ReleaseTask(
+        "traffic",
+        TRAFFIC_STEP,
+        {"weight": step_field("weight"), "step": "{{inputs.parameters.step}}"},
+        when=f"{kind} == {TRAFFIC}",
+        local=True,
+    )
+    approval = ReleaseTask(
+        "approve",
+        "approve",
+        {"message": step_field("message"), "timeout": step_field("timeout")},
+        when=f"{kind} == {APPROVE}",
+    )
+    notify = ReleaseTask(
+        "notify",
+        "notify",
+        {**notify_arguments(), "event": "step", "step": "{{inputs.parameters.step}}"},
+    )
+    recurse = ReleaseTask(
+        "next-step",
+        PLAN_STEP,
+        {
+            "steps": "{{inputs.parameters.steps}}",
+            "step": "{{=asInt(inputs.parameters['step']) + 1}}",
+            "last-step": "{{inputs.parameters.last-step}}",
+        },
+        when="{{inputs.parameters.step}} < {{inputs.parameters.last-step}}",
+        local=True,
+    )
+    return [[traffic, approval], [notify], [recurse]]
+
+
+def traffic_step_tasks() -> list[list[ReleaseTask]]:
+    """A traffic step: the weight (with the plan's header route), its window, and with
+    ``onInconclusive: hold`` a person's decision after an inconclusive window.
+
+    ``analyze`` reads the window's length from the plan (``--step``); it exits 0 on an
+    inconclusive window only under ``hold``, so ``hold`` asks only then (``when``) and is
+    Skipped after a pass.
+    """
+    step = "{{inputs.parameters.step}}"
+    verdict = "{{steps.analyze.outputs.parameters.verdict}}"
+    message = "This step was inconclusive (not enough data to judge). Continue?"
+    return [
+        [
+            ReleaseTask(
+                "set-weight",
+                "set-weight-with-header-route",
+                {"weight": "{{inputs.parameters.weight}}"},
+            )
+        ],
+        [ReleaseTask("analyze", "analyze", {"step": step})],
+        [
+            ReleaseTask(
+                "hold",
+                "approve",
+                {"message": message, "timeout": ""},
+                when=f"{verdict} == inconclusive",
+            )
+        ],
+    ]
+
+
+def notify_arguments() -> dict[str, str]:
+    """What every notification of a release carries besides its event."""
+    wp = workflow_parameter
+    return {
+        "workflow": "{{workflow.name}}",
+        "version": wp("revision"),
+        "commit-status-url": wp("commit-status-url"),
+        "git-provider": wp("git-provider"),
+    }
+
+
 def rollback_task(guarded: list[str]) -> ReleaseTask:
     # A constant: the failed node's name and message reach people through notify's failures.
     reason = "a step failed after the canary was deployed; traffic goes back to stable"
@@ -63,7 +215,6 @@ def rollback_task(guarded: list[str]) -> ReleaseTask:
     return ReleaseTask("rollback", "rollback", {"reason": reason}, depends)
 
 
-FAILED_WORKFLOW = "{{workflow.status}} != Succeeded"
 FLAG_STORE = {name: workflow_parameter(name) for name in ("configmap", "configmap-key")}
 
 
@@ -95,6 +246,23 @@ def flag_safety_net() -> ReleaseTask:
     return ReleaseTask("flag-off", "flag-off", arguments, when=FAILED_WORKFLOW)
 
 
+def exit_notification(safety_net: ReleaseTask, traffic_tasks: tuple[str, ...]) -> ReleaseTask:
+    """The last word, once the safety net is done whatever its outcome (traffic first, then
+    the message; a hung webhook cannot delay the rollback). Without ``--event``, notify reads
+    promoted, rolled-back or failed from the workflow's status and failures."""
+    net = safety_net.name
+    finished = " || ".join(
+        f"{net}.{phase}" for phase in ("Succeeded", "Skipped", "Failed", "Errored")
+    )
+    arguments = {
+        **notify_arguments(),
+        "status": "{{workflow.status}}",
+        "failures": "{{workflow.failures}}",
+        "traffic-tasks": ",".join(traffic_tasks),
+    }
+    return ReleaseTask("notify", "notify", arguments, depends=finished)
+
+
 def _linked(chain: list[ReleaseTask]) -> list[ReleaseTask]:
     """Each task after the first runs only when the one before it Succeeded."""
     return [chain[0]] + [
@@ -106,59 +274,9 @@ def _source(router: bool = True) -> list[ReleaseTask]:
     """``checkout`` then ``validate-plan``: the repository at the revision, and its plan."""
     wp = workflow_parameter
     names = ["plan", "plan-inline", "service", "namespace", *(["router-kind"] if router else [])]
-    return [
-        ReleaseTask("checkout", "checkout", {"repo": wp("repo"), "revision": wp("revision")}),
-        ReleaseTask("validate-plan", "validate-plan", {name: wp(name) for name in names}),
-    ]
-
-
-def _chain(plan: ReleasePlan) -> Iterator[ReleaseTask]:
-    wp = workflow_parameter
-    yield from _source()
-    yield ReleaseTask("go-test", "go-test")
-    yield ReleaseTask("go-build", "go-build", {"version": wp("revision")})
-    yield ReleaseTask(
-        "image-push",
-        "image-push",
-        {"repository": wp("image-repository"), "tag": wp("revision")},
+    return _linked(
+        [
+            ReleaseTask("checkout", "checkout", {"repo": wp("repo"), "revision": wp("revision")}),
+            ReleaseTask("validate-plan", "validate-plan", {name: wp(name) for name in names}),
+        ]
     )
-    yield ReleaseTask("deploy-canary", "deploy-canary", {"image": IMAGE, "version": wp("revision")})
-    yield ReleaseTask("health-gate", "health-gate")
-    opened = plan.router.header is None
-    for index, step in enumerate(plan.steps):
-        if step.approve is not None:
-            yield _approval(f"approve-{index}", step.approve.message, step.approve.timeout)
-            continue
-        yield _set_weight(index, step, open_header_route=not opened)
-        opened = True
-        yield _analyze(index, step)
-        if plan.rollback.on_inconclusive == "hold":
-            yield _hold(index)
-    if not plan.promotion.auto:
-        yield _approval("approve-promotion", "Every step passed. Promote?", None)
-    yield ReleaseTask("promote", "promote", {"image": IMAGE, "version": wp("revision")})
-
-
-def _set_weight(index: int, step: StepSpec, open_header_route: bool) -> ReleaseTask:
-    template = "set-weight-with-header-route" if open_header_route else "set-weight"
-    return ReleaseTask(f"set-weight-{index}", template, {"weight": str(step.weight)})
-
-
-def _analyze(index: int, step: StepSpec) -> ReleaseTask:
-    assert step.duration is not None
-    arguments = {"duration": format_duration(step.duration), "step": str(index)}
-    return ReleaseTask(f"analyze-{index}", "analyze", arguments)
-
-
-def _hold(index: int) -> ReleaseTask:
-    """``onInconclusive: hold``: analyze exits 0 on an inconclusive window, and a person
-    decides; the approval runs only then (``when``), else it is Skipped and the release goes on.
-    """
-    verdict = "{{tasks.analyze-" + str(index) + ".outputs.parameters.verdict}}"
-    message = f"Step {index} was inconclusive (not enough data to judge). Continue?"
-    return replace(_approval(f"hold-{index}", message, None), when=f"{verdict} == inconclusive")
-
-
-def _approval(name: str, message: str, timeout: float | None) -> ReleaseTask:
-    seconds = "" if timeout is None else str(max(1, round(timeout)))
-    return ReleaseTask(name, "approve", {"message": message, "timeout": seconds})

@@ -23,11 +23,13 @@ from hera.workflows import (
     Parameter,
     RawArtifact,
     RetryStrategy,
+    SecretEnv,
     Suspend,
     WorkflowTemplate,
 )
 from hera.workflows import models as m
 
+from canaryflow.release.walk import LAST_STEP, PROMOTION, STEPS
 from canaryflow_workflows import pods
 from canaryflow_workflows.pods import WORKSPACE
 from canaryflow_workflows.settings import PodResources, WorkflowSettings
@@ -37,11 +39,8 @@ RESOLVED_PLAN = f"{WORKSPACE}/plan.yaml"
 BINARY = f"{WORKSPACE}/bin/service"
 OUTPUTS = "/tmp/outputs"
 INLINE_PLAN = "/inputs/plan-inline.yaml"
-# Argo expression (expr-lang): parameters are variables here, never spliced into code.
-PLAN_SOURCE = (
-    "{{=inputs.parameters['plan-inline'] != '' ? "
-    f"'{INLINE_PLAN}' : inputs.parameters['plan']" + "}}"
-)
+NOTIFICATIONS_VOLUME = "notifications"
+NOTIFICATIONS = "/var/run/canaryflow/notifications"
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,12 @@ class TaskLibrary:
             "Validate the release plan and write it, fully defaulted, for the later tasks.",
             [
                 Input("plan", "Plan file, relative to source-dir.", "canaryflow.yaml"),
-                Input("plan-inline", "Plan as YAML text; wins over the file when set.", ""),
+                Input(
+                    "plan-inline",
+                    "Default plan as YAML text, for a repository without the plan file; its "
+                    "service name and namespace come from the parameters.",
+                    "",
+                ),
                 Input("source-dir", "The checked-out repository.", SOURCE_DIR),
                 Input("service", "Service the release is for; must match the plan."),
                 Input("namespace", "Namespace of the service; must match the plan."),
@@ -154,7 +158,9 @@ class TaskLibrary:
             ],
             [
                 "validate",
-                PLAN_SOURCE,
+                ref("plan"),
+                "--default-plan",
+                INLINE_PLAN,
                 "--resolved-out",
                 ref("resolved-out"),
                 "--service",
@@ -163,9 +169,20 @@ class TaskLibrary:
                 ref("namespace"),
                 "--router-kind",
                 ref("router-kind"),
+                "--workflow-outputs",
+                OUTPUTS,
             ],
             artifacts=[inline],
             working_dir=ref("source-dir"),
+            outputs=[
+                self._output(
+                    STEPS,
+                    "The plan's steps as JSON: kind, weight, duration, message, timeout (strings).",
+                    STEPS,
+                ),
+                self._output(LAST_STEP, "Index of the plan's last step.", LAST_STEP),
+                self._output(PROMOTION, "auto, or approve to ask a person first.", PROMOTION),
+            ],
         )
 
     def checkout(self) -> Container:
@@ -323,20 +340,16 @@ class TaskLibrary:
         # No retry: a window that failed must end the release, not get a second chance.
         return self._container(
             "analyze",
-            "Run the plan's gates for one window; exit 1 at the first deciding breach.",
-            [
-                PLAN,
-                Input("duration", "Window length in seconds."),
-                Input("step", "Index of the step in the plan."),
-            ],
+            "Run the plan's gates for one step's window (its duration from the plan); at the "
+            "first deciding breach or an error set the canary weight to 0, verify, exit 1.",
+            [PLAN, Input("step", "Index of the step in the plan.")],
             [
                 "analyze",
                 "--plan",
                 ref("plan"),
-                "--duration",
-                ref("duration"),
                 "--step",
                 ref("step"),
+                "--fail-safe",
                 "--report-file",
                 f"{OUTPUTS}/report.json",
                 "--verdict-file",
@@ -346,26 +359,32 @@ class TaskLibrary:
                 Parameter(
                     name="verdict",
                     description="pass, fail, inconclusive or error; error when the task died "
-                    "before deciding. For callers that branch on it (with continueOn).",
+                    "before deciding.",
                     value_from=m.ValueFrom(path=f"{OUTPUTS}/verdict", default="error"),
                 ),
                 Parameter(
                     name="report",
                     description="The window's report as JSON; its verdict field says "
-                    "pass, fail or inconclusive.",
+                    "pass, fail or inconclusive, failSafe how fast weight 0 was verified.",
                     value_from=m.ValueFrom(path=f"{OUTPUTS}/report.json", default="{}"),
                 ),
             ],
         )
 
     def approve(self) -> Suspend:
-        """Waits for a person; a timeout rejects.
+        """Waits for a person; a timeout rejects. The one way to answer (README, chart
+        README, NOTES.txt and the runbook say the same), with NODE the waiting node's name:
+        ``approve`` (a plan step), ``hold`` (an inconclusive step under ``onInconclusive:
+        hold``) or ``approve-promotion`` (``promotion.auto: false``):
 
-        Approve: ``argo node set WF --node-field-selector displayName=approve-<i>
-        --output-parameter approver=<you>`` then ``argo resume WF --node-field-selector ...``.
-        Reject: ``argo node set ... --phase Failed --message <why>``. ``approver`` has no
-        default, so a suspend that times out cannot be filled in and Argo marks the node
-        Errored (argo-workflows#12960): a silent approval by the clock is impossible.
+        Approve: ``argo node set WF --node-field-selector displayName=NODE
+        --output-parameter approver=<you>`` then ``argo resume WF --node-field-selector
+        displayName=NODE``. Reject: ``argo node set WF --node-field-selector
+        displayName=NODE --phase Failed --message <why>``. Both act only on the suspended node
+        (Argo's ``SetWorkflow``/``ResumeWorkflow`` skip nodes that are not active suspends), so
+        the approvals of earlier steps are never touched. ``approver`` has no default, so a
+        suspend that times out cannot be filled in and Argo marks the node Errored
+        (argo-workflows#12960): a silent approval by the clock is impossible.
         """
         return Suspend(
             name="approve",
@@ -438,27 +457,66 @@ class TaskLibrary:
         )
 
     def notify(self) -> Container:
+        """Webhooks and the commit status; credentials only from optional Secrets: the
+        notifications Secret mounted as files (keys named by plans), the tokens as env."""
+        settings = self.settings
+        secret = m.Volume(
+            name=NOTIFICATIONS_VOLUME,
+            secret=m.SecretVolumeSource(secret_name=settings.notifications_secret, optional=True),
+        )
+        tokens = [
+            SecretEnv(
+                name=env,
+                secret_name=settings.git_token_secret,
+                secret_key=key,
+                optional=True,
+            )
+            for env, key in (("GITHUB_TOKEN", "github-token"), ("GITLAB_TOKEN", "gitlab-token"))
+        ]
         return self._container(
             "notify",
-            "Tell the plan's webhooks how the release ended.",
+            "Tell the webhooks and the commit how the release is going; never fails it.",
             [
                 PLAN,
-                Input("status", "Workflow status: Succeeded, Failed or Error."),
-                Input("workflow", "Workflow name."),
+                Input("event", "started or step; empty: decided from status (exit handler).", ""),
+                Input("status", "Workflow status: Succeeded, Failed or Error.", ""),
+                Input("workflow", "Workflow name.", ""),
+                Input("version", "The revision being released.", ""),
+                Input("step", "Plan step a step event is about.", ""),
                 Input("failures", "JSON list of the failed nodes.", "[]"),
+                Input("traffic-tasks", "Tasks whose failure means a rollback (comma list).", ""),
+                Input("commit-status-url", "Commit status API URL; empty: none.", ""),
+                Input("git-provider", "github or gitlab.", "github"),
             ],
             [
                 "notify",
                 "--plan",
                 ref("plan"),
+                "--event",
+                ref("event"),
                 "--status",
                 ref("status"),
                 "--workflow",
                 ref("workflow"),
+                "--version",
+                ref("version"),
+                "--step",
+                ref("step"),
                 "--failures",
                 ref("failures"),
+                "--traffic-tasks",
+                ref("traffic-tasks"),
+                "--commit-status-url",
+                ref("commit-status-url"),
+                "--git-provider",
+                ref("git-provider"),
+                "--secrets-dir",
+                NOTIFICATIONS,
             ],
             retry=pods.idempotent_retry(self.settings),
+            env=tokens,
+            volumes=[secret],
+            mounts=[pods.mount(NOTIFICATIONS_VOLUME, NOTIFICATIONS, read_only=True)],
         )
 
 

@@ -1,5 +1,31 @@
 """The ``go-canary-release`` and ``feature-flag-rollout`` WorkflowTemplates on the task library.
 
+One ``go-canary-release`` releases every service: no plan is compiled in. ``validate-plan``
+reads the pushed repository's ``canaryflow.yaml`` (or the chart's inline default) at run time
+and outputs its steps as JSON; the steps then run as separate nodes, in order, through a
+recursive steps template (``plan-step`` calls itself for the next step), the recursion idiom
+of Argo's examples/coinflip-recursive.yaml. Why this construct: a steps template runs its
+groups strictly in order and stops at the first failed group (workflow/controller/steps.go),
+which is exactly a release's "next step only after this one passed"; each step is its own
+visible node, and a plan change never needs a new template. ``withParam`` loops were the
+alternative: they run items in parallel unless ``parallelism`` is set, and one template
+cannot switch between a traffic step and an approval per item as plainly as ``when`` does.
+
+Argo constructs used (the whole list; the cluster test bed interprets exactly these):
+DAG ``depends`` (``.Succeeded``/``.Failed``/``.Errored``/``.Skipped``, ``&&``, ``||``,
+parentheses) and ``target``; ``steps`` templates with sequential and parallel groups;
+``when`` (govaluate: ``==``, ``!=``, ``<``, bare words compared as strings); ``templateRef``
+(namespaced or ``clusterScope: true``) and local ``template``; ``suspend`` with a ``duration``
+and a ``supplied`` output; ``retryStrategy`` (``limit``, ``retryPolicy``, ``expression`` on
+``lastRetry.exitCode``, ``backoff``); ``onExit``; ``synchronization.mutexes``;
+``activeDeadlineSeconds``; ``ttlStrategy``; ``podGC``; ``volumeClaimTemplates``;
+``volumeClaimGC``; output parameters ``valueFrom.path`` (with ``default``); raw input
+artifacts; ``{{...}}`` substitution of ``workflow.parameters.*``, ``workflow.name``,
+``workflow.status``, ``workflow.failures``, ``inputs.parameters.*``,
+``tasks.<t>.outputs.parameters.*`` and ``steps.<s>.outputs.parameters.*``; and ``{{=...}}``
+expr-lang expressions using only ``inputs.parameters['x']``, string literals, integer
+literals, ``+``, ``asInt`` and ``jsonpath`` (paths of the form ``$[N].key``).
+
 How the workflow ends, from Argo's ``assessDAGPhase`` (workflow/controller/dag.go): a DAG is
 judged on its target tasks, and a target that was Omitted inherits the phase of the branch it
 hangs from, Failed winning over Succeeded. The targets here are ``promote`` and ``rollback``.
@@ -8,27 +34,37 @@ ends Failed even when ``rollback`` then succeeds; when every step passes ``rollb
 Omitted below succeeded tasks, and the workflow Succeeds. A failed ``promote`` is itself a
 Failed target, and triggers ``rollback`` too.
 
-``argo stop`` and the active deadline run the exit handler but no further DAG task, so the exit
-handler repeats the safety net (``rollback``, or ``flag-off`` for a flag rollout) whenever the
-workflow did not succeed; both verbs are idempotent.
+A failing window is made safe in place: ``analyze --fail-safe`` sets the canary weight to 0
+and verifies it before its pod exits 1, so traffic never waits for the rollback pod; the
+rollback branch then removes the canary. ``argo stop`` and the active deadline run the exit
+handler but no further DAG task, so the exit handler repeats the safety net (``rollback``, or
+``flag-off`` for a flag rollout) whenever the workflow did not succeed; both verbs are
+idempotent. Then it notifies: promoted, rolled-back or failed.
 
 Both templates share one mutex per service: a flag rollout and a canary release of the same
-service would otherwise judge each other's traffic.
+service would otherwise judge each other's traffic. ``synchronization.mutexes`` is Argo
+Workflows v3.6+ (v4 dropped the older singular ``mutex``): the minimum version required.
 """
 
 from __future__ import annotations
 
-from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
+from hera.workflows import DAG, Parameter, Step, Steps, Task, WorkflowTemplate
 from hera.workflows import models as m
 
-from canaryflow.plan.model import ROUTER_KINDS, ReleasePlan
+from canaryflow.plan.model import ROUTER_KINDS
 from canaryflow_workflows import pods
 from canaryflow_workflows.graph import (
+    PLAN_STEP,
+    TRAFFIC_STEP,
+    TRAFFIC_TASKS,
     ReleaseTask,
+    exit_notification,
     flag_rollout_tasks,
     flag_safety_net,
+    plan_step_tasks,
     release_safety_net,
     release_tasks,
+    traffic_step_tasks,
     workflow_parameter,
 )
 from canaryflow_workflows.settings import WorkflowSettings
@@ -39,12 +75,12 @@ EXIT_HANDLER = "exit-handler"
 MUTEX = "canaryflow-{{workflow.parameters.namespace}}-{{workflow.parameters.service}}"
 
 
-def release_parameters(plan: ReleasePlan, settings: WorkflowSettings) -> list[Parameter]:
-    """The workflow's parameters; defaults come from the plan the template was compiled with."""
+def release_parameters(settings: WorkflowSettings) -> list[Parameter]:
+    """The workflow's parameters: what the Sensor (or a person) says about one push."""
     return [
         Parameter(name="repo", description="Git URL of the service's repository."),
         Parameter(name="revision", description="Commit to release (tag, version, image tag)."),
-        *_service_parameters(plan.service.name, plan.service.namespace),
+        *_service_parameters(),
         Parameter(name="image-repository", description="Where the image goes, HOST/REPO."),
         *_plan_parameters(),
         Parameter(
@@ -53,6 +89,7 @@ def release_parameters(plan: ReleasePlan, settings: WorkflowSettings) -> list[Pa
             value="",
             enum=["", *ROUTER_KINDS],
         ),
+        *_commit_status_parameters(),
         _service_account(settings),
     ]
 
@@ -62,23 +99,36 @@ def flag_parameters(settings: WorkflowSettings) -> list[Parameter]:
     return [
         Parameter(name="repo", description="Git URL of the repository holding the plan."),
         Parameter(name="revision", description="Commit, tag or branch to read the plan at."),
-        *_service_parameters(None, None),
+        *_service_parameters(),
         *_plan_parameters(),
         Parameter(name="configmap", description="ConfigMap of the flagd document the pods mount."),
         Parameter(name="configmap-key", description="Its data key.", value="flags.json"),
+        *_commit_status_parameters(),
         _service_account(settings),
     ]
 
 
-def _service_parameters(name: str | None, namespace: str | None) -> list[Parameter]:
-    """``service`` and ``namespace``; None leaves them without a default (required)."""
-    given = {"service": name, "namespace": namespace}
-    descriptions = {"service": "Service to release.", "namespace": "Namespace of the service."}
+def _service_parameters() -> list[Parameter]:
+    """``service`` and ``namespace``: required, ``validate-plan`` checks them against the plan."""
     return [
-        Parameter(name=key, description=descriptions[key])
-        if given[key] is None
-        else Parameter(name=key, description=descriptions[key], value=given[key])
-        for key in ("service", "namespace")
+        Parameter(name="service", description="Service to release; must match the plan."),
+        Parameter(name="namespace", description="Namespace of the service; must match the plan."),
+    ]
+
+
+def _commit_status_parameters() -> list[Parameter]:
+    return [
+        Parameter(
+            name="commit-status-url",
+            description="Commit status API URL of the revision (set by the Sensor); empty: none.",
+            value="",
+        ),
+        Parameter(
+            name="git-provider",
+            description="github or gitlab: the commit status API behind commit-status-url.",
+            value="github",
+            enum=["github", "gitlab"],
+        ),
     ]
 
 
@@ -91,7 +141,7 @@ def _plan_parameters() -> list[Parameter]:
         ),
         Parameter(
             name="plan-inline",
-            description="Release plan as YAML text; wins over the file when set.",
+            description="Default plan as YAML text, for a repository without the plan file.",
             value="",
         ),
     ]
@@ -113,14 +163,71 @@ def _template_ref(template: str, settings: WorkflowSettings) -> m.TemplateRef:
     )
 
 
+def _arguments(task: ReleaseTask) -> list[Parameter] | None:
+    return [Parameter(name=k, value=v) for k, v in task.arguments.items()] or None
+
+
+def _reference(task: ReleaseTask, settings: WorkflowSettings) -> dict:
+    if task.local:
+        return {"template": task.template}
+    return {"template_ref": _template_ref(task.template, settings)}
+
+
 def _task(task: ReleaseTask, settings: WorkflowSettings) -> Task:
     return Task(
         name=task.name,
-        template_ref=_template_ref(task.template, settings),
-        arguments=[Parameter(name=k, value=v) for k, v in task.arguments.items()] or None,
+        **_reference(task, settings),
+        arguments=_arguments(task),
         depends=task.depends,
         when=task.when,
     )
+
+
+def _step(task: ReleaseTask, settings: WorkflowSettings) -> Step:
+    return Step(
+        name=task.name,
+        **_reference(task, settings),
+        arguments=_arguments(task),
+        when=task.when,
+    )
+
+
+def _steps(
+    name: str,
+    description: str,
+    inputs: dict[str, str],
+    groups: list[list[ReleaseTask]],
+    settings: WorkflowSettings,
+) -> Steps:
+    """A steps template: groups run in order, the tasks of one group side by side."""
+    return Steps(
+        name=name,
+        annotations={"workflows.argoproj.io/description": description},
+        inputs=[Parameter(name=k, description=v) for k, v in inputs.items()],
+        sub_steps=[[_step(task, settings) for task in group] for group in groups],
+    )
+
+
+def _step_walk(settings: WorkflowSettings) -> list[Steps]:
+    plan_step = _steps(
+        PLAN_STEP,
+        "Run the plan's step `step` (a traffic step or an approval), notify, then the next.",
+        {
+            "steps": "The plan's steps as JSON, from validate-plan.",
+            "step": "Index of the step to run.",
+            "last-step": "Index of the plan's last step.",
+        },
+        plan_step_tasks(),
+        settings,
+    )
+    traffic_step = _steps(
+        TRAFFIC_STEP,
+        "Shift traffic to the step's weight and judge the step's analysis window.",
+        {"weight": "Percent of traffic on the canary.", "step": "Index of the step."},
+        traffic_step_tasks(),
+        settings,
+    )
+    return [plan_step, traffic_step]
 
 
 def _workspace_claim(settings: WorkflowSettings) -> m.PersistentVolumeClaim:
@@ -136,21 +243,23 @@ def _workspace_claim(settings: WorkflowSettings) -> m.PersistentVolumeClaim:
     )
 
 
-def build_release_template(plan: ReleasePlan, settings: WorkflowSettings) -> WorkflowTemplate:
-    """``go-canary-release`` for ``plan``: the same steps, in the same order, as a local run."""
+def build_release_template(settings: WorkflowSettings) -> WorkflowTemplate:
+    """``go-canary-release``: any service, its own plan's steps, read at run time."""
     return _workflow_template(
         settings.release_template_name,
         "release",
-        f"Canary release of a Go service, compiled from the plan of {plan.service.name!r}: "
-        f"{_summary(plan)}.",
+        "Canary release of a Go service: build once, deploy by digest, then the steps of the "
+        "repository's own canaryflow.yaml, each judged by its gates; promote or roll back.",
         DAG(
             name=ENTRYPOINT,
             target="promote rollback",
-            tasks=[_task(task, settings) for task in release_tasks(plan)],
+            tasks=[_task(task, settings) for task in release_tasks()],
         ),
-        release_parameters(plan, settings),
+        release_parameters(settings),
         release_safety_net(),
+        TRAFFIC_TASKS,
         settings,
+        extra=_step_walk(settings),
     )
 
 
@@ -167,6 +276,7 @@ def build_flag_template(settings: WorkflowSettings) -> WorkflowTemplate:
         ),
         flag_parameters(settings),
         flag_safety_net(),
+        ("flag-rollout",),
         settings,
     )
 
@@ -178,20 +288,14 @@ def _workflow_template(
     dag: DAG,
     parameters: list[Parameter],
     safety_net: ReleaseTask,
+    traffic_tasks: tuple[str, ...],
     settings: WorkflowSettings,
+    extra: list[Steps] = (),
 ) -> WorkflowTemplate:
-    """What every canaryflow workflow shares: on exit notify, and the safety net unless it
-    Succeeded; one at a time per service, bounded in time, non-root pods, a workspace volume
-    cleaned up at the end."""
-    notify = ReleaseTask(
-        "notify",
-        "notify",
-        {
-            "status": "{{workflow.status}}",
-            "workflow": "{{workflow.name}}",
-            "failures": "{{workflow.failures}}",
-        },
-    )
+    """What every canaryflow workflow shares: on exit the safety net unless it Succeeded, then
+    notify; one at a time per service, bounded in time, cleaned up after, non-root pods, a
+    workspace volume removed at the end."""
+    notify = exit_notification(safety_net, traffic_tasks)
     exit_handler = DAG(
         name=EXIT_HANDLER, tasks=[_task(safety_net, settings), _task(notify, settings)]
     )
@@ -206,15 +310,14 @@ def _workflow_template(
         service_account_name=workflow_parameter("service-account"),
         synchronization=m.Synchronization(mutexes=[m.Mutex(name=MUTEX)]),
         active_deadline_seconds=settings.active_deadline_seconds,
-        pod_gc=m.PodGC(strategy="OnPodSuccess"),
+        ttl_strategy=m.TTLStrategy(
+            seconds_after_success=settings.ttl_seconds_after_success,
+            seconds_after_failure=settings.ttl_seconds_after_failure,
+        ),
+        pod_gc=m.PodGC(strategy=settings.pod_gc_strategy),
         security_context=pods.pod_security_context(),
         volume_claim_templates=[_workspace_claim(settings)],
         volume_claim_gc=m.VolumeClaimGC(strategy="OnWorkflowCompletion"),
         pod_metadata=m.Metadata(labels={"app.kubernetes.io/name": "canaryflow"}),
-        templates=[dag, exit_handler],
+        templates=[dag, *extra, exit_handler],
     )
-
-
-def _summary(plan: ReleasePlan) -> str:
-    steps = [f"{step.weight}%" if step.approve is None else "approve" for step in plan.steps]
-    return " -> ".join([*steps, "promote"])

@@ -51,6 +51,15 @@ class WorkflowSettings:
     workspace_size: str = "2Gi"
     workspace_storage_class: str | None = None
     active_deadline_seconds: int = 24 * 3600
+    # Finished Workflow objects go after a day (succeeded) or a week (failed: time to look).
+    ttl_seconds_after_success: int = 24 * 3600
+    ttl_seconds_after_failure: int = 7 * 24 * 3600
+    # Pods of succeeded tasks go at once; failed ones stay for their logs until the TTL.
+    pod_gc_strategy: str = "OnPodSuccess"
+    # Optional Secrets: webhook URLs (keys named by plans; `webhook-url` for every event) and
+    # the GitHub/GitLab tokens for commit statuses (keys `github-token`, `gitlab-token`).
+    notifications_secret: str = "canaryflow-notifications"
+    git_token_secret: str = "canaryflow-git-token"
     retry_limit: int = 3
     retry_backoff: str = "5s"
     retry_max_backoff: str = "1m"

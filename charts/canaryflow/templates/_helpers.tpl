@@ -34,10 +34,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default "canaryflow-release" .Values.serviceAccount.name }}
 {{- end }}
 
-{{/* The namespaces whose services are released (the Role lives in each). */}}
+{{/* The namespaces whose services are released (the Role lives in each): release.namespaces
+(default: the release namespace) and every namespace events.services names. */}}
 {{- define "canaryflow.releaseNamespaces" -}}
 {{- $namespaces := .Values.release.namespaces | default (list .Release.Namespace) }}
-{{- toJson $namespaces }}
+{{- if .Values.events.enabled }}
+{{- range include "canaryflow.services" . | fromJsonArray }}
+{{- $namespaces = append $namespaces .namespace }}
+{{- end }}
+{{- end }}
+{{- toJson ($namespaces | uniq) }}
 {{- end }}
 
 {{/* The default plan, as YAML text ("" when the values give none). */}}
@@ -50,11 +56,29 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- required "events.webhookSecret.name is required when events.enabled: create a Secret with the GitHub and GitLab webhook secrets and name it here" .Values.events.webhookSecret.name }}
 {{- end }}
 
-{{/* Where a Sensor trigger reads the service name: a payload key, or a data template. */}}
-{{- define "canaryflow.sensorServiceSource" -}}
-{{- if .serviceTemplate }}
-dataTemplate: {{ .serviceTemplate | quote }}
-{{- else }}
-dataKey: {{ .service }}
+{{/*
+events.services with every default filled in, as a JSON list sorted by repository:
+{repository, id, service, namespace, imageRepository, branches}. service defaults to the
+repository's last path segment, namespace to the release namespace, imageRepository to
+<release.imageRepository>/<service>, branches to events.branches.
+*/}}
+{{- define "canaryflow.services" -}}
+{{- $root := . }}
+{{- $services := list }}
+{{- if not .Values.events.services }}
+{{- fail "events.services is empty: list the repositories whose pushes start a release (events.services.<owner/name>: {}), or set events.enabled: false" }}
 {{- end }}
+{{- range $repository, $given := .Values.events.services }}
+{{- $given = $given | default dict }}
+{{- $service := $given.service | default (base $repository) }}
+{{- $id := regexReplaceAll "[^a-z0-9]+" (lower $repository) "-" | trunc 40 | trimAll "-" }}
+{{- $services = append $services (dict
+  "repository" $repository
+  "id" $id
+  "service" $service
+  "namespace" ($given.namespace | default $root.Release.Namespace)
+  "imageRepository" ($given.imageRepository | default (printf "%s/%s" (trimSuffix "/" $root.Values.release.imageRepository) $service))
+  "branches" ($given.branches | default $root.Values.events.branches)) }}
+{{- end }}
+{{- toJson $services }}
 {{- end }}

@@ -8,6 +8,13 @@ them. The same template is rendered once per track, so canary and stable are mea
 
 Ratios put ``or vector(0)`` under their numerator: a service that has never failed has no 5xx
 series at all, and a missing numerator must read as 0 %, not as "no data".
+
+Besides its PromQL value (what threshold and relative limits read, and what reports show), a
+metric may name its per-request *evidence* for the sequential test: ``Counts`` (events out of an
+exposure: 5xx out of requests, misses out of lookups) or ``Buckets`` (a histogram, compared at
+stable's quantile ``q``). Evidence templates are plain series selectors; the analysis reads the
+counters themselves and takes differences between looks, so no ``rate()`` extrapolation and no
+autocorrelated time series of quantiles enter the test.
 """
 
 from __future__ import annotations
@@ -29,6 +36,41 @@ _ISTIO = (
 
 
 @dataclass(frozen=True)
+class Counts:
+    """Events out of an exposure, both counters: each event is one request's (or call's) fate."""
+
+    events: str
+    exposure: str
+    required: str = "exposure"
+    """The role whose series must exist: ``events`` when the events counter is always exported
+    (GC cycles), ``exposure`` when a service that never failed may lack the events (5xx)."""
+
+    @property
+    def series(self) -> str:
+        """The metric whose absence makes the gate not applicable."""
+        return _metric_name(getattr(self, self.required))
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """A histogram's ``_bucket`` counters, compared at stable's ``quantile``."""
+
+    buckets: str
+    quantile: float
+
+    @property
+    def series(self) -> str:
+        return _metric_name(self.buckets)
+
+
+Evidence = Counts | Buckets
+
+
+def _metric_name(selector: str) -> str:
+    return selector.split("{", 1)[0].strip()
+
+
+@dataclass(frozen=True)
 class CatalogueMetric:
     """One built-in metric: what it measures, its PromQL per flavour, its default limit."""
 
@@ -37,10 +79,15 @@ class CatalogueMetric:
     unit: str
     default_limit: Mapping[str, Any]
     queries: Mapping[str, str] = field(default_factory=dict)
+    evidence: Mapping[str, Evidence] = field(default_factory=dict)
 
     def query(self, flavour: str) -> str | None:
         """The template for ``flavour``; flavours fall back to ``go``'s application metrics."""
         return self.queries.get(flavour, self.queries.get("go"))
+
+    def evidence_for(self, flavour: str) -> Evidence | None:
+        """The per-request evidence for ``flavour``, falling back to ``go``'s."""
+        return self.evidence.get(flavour, self.evidence.get("go"))
 
 
 def _ratio(part: str, whole: str) -> str:
@@ -60,6 +107,21 @@ REQUEST_COUNT: Mapping[str, str] = {
 }
 """How many requests a track served in the window; fewer than minCanaryRequests → inconclusive."""
 
+_GO_REQUESTS = "http_requests_total{ {{ selector }} }"
+_ISTIO_REQUESTS = f"istio_requests_total{{ {_ISTIO} }}"
+
+
+def _latency_evidence(quantile: float) -> dict[str, Evidence]:
+    return {
+        "go": Buckets(_GO_LATENCY, quantile),
+        "istio": Buckets(_ISTIO_LATENCY, quantile),
+    }
+
+
+def _sequential(tolerance: float) -> dict[str, Any]:
+    return {"sequential": {"tolerance": tolerance}}
+
+
 DEFAULT_LOG_PATTERNS: tuple[str, ...] = ("context deadline exceeded", "connection refused")
 
 METRICS: Mapping[str, CatalogueMetric] = {
@@ -69,7 +131,13 @@ METRICS: Mapping[str, CatalogueMetric] = {
             name="error-rate",
             description="Share of requests answered 5xx.",
             unit="ratio",
-            default_limit={"threshold": {"max": 0.01}},
+            default_limit=_sequential(0.2),
+            evidence={
+                "go": Counts('http_requests_total{ {{ selector }},code=~"5.." }', _GO_REQUESTS),
+                "istio": Counts(
+                    f'istio_requests_total{{ {_ISTIO},response_code=~"5.." }}', _ISTIO_REQUESTS
+                ),
+            },
             queries={
                 "go": _ratio(
                     'rate(http_requests_total{ {{ selector }},code=~"5.." }[{{ window }}])',
@@ -86,7 +154,8 @@ METRICS: Mapping[str, CatalogueMetric] = {
             name="latency-p95",
             description="95th percentile of request latency, in seconds.",
             unit="seconds",
-            default_limit={"relative": {"maxRatio": 1.2, "floor": 0.05}},
+            default_limit=_sequential(0.25),
+            evidence=_latency_evidence(0.95),
             queries={
                 "go": _quantile(0.95, _GO_LATENCY),
                 "istio": _quantile(0.95, _ISTIO_LATENCY, " / 1000"),
@@ -96,9 +165,8 @@ METRICS: Mapping[str, CatalogueMetric] = {
             name="latency-p99",
             description="99th percentile of request latency, in seconds.",
             unit="seconds",
-            default_limit={
-                "statistical": {"direction": "increase", "confidence": 0.98, "tolerance": 0.25}
-            },
+            default_limit=_sequential(0.25),
+            evidence=_latency_evidence(0.99),
             queries={
                 "go": _quantile(0.99, _GO_LATENCY),
                 "istio": _quantile(0.99, _ISTIO_LATENCY, " / 1000"),
@@ -121,7 +189,19 @@ METRICS: Mapping[str, CatalogueMetric] = {
             name="outbound-error-rate",
             description="Share of outbound HTTP calls that failed (5xx or no response).",
             unit="ratio",
-            default_limit={"threshold": {"max": 0.02}},
+            default_limit=_sequential(0.2),
+            evidence={
+                "go": Counts(
+                    'http_client_requests_total{ {{ selector }},code=~"5..|error" }',
+                    "http_client_requests_total{ {{ selector }} }",
+                ),
+                "istio": Counts(
+                    'istio_requests_total{ reporter="source",source_workload="{{ workload }}",'
+                    'source_workload_namespace="{{ namespace }}",response_code=~"5..|0" }',
+                    'istio_requests_total{ reporter="source",source_workload="{{ workload }}",'
+                    'source_workload_namespace="{{ namespace }}" }',
+                ),
+            },
             queries={
                 "go": _ratio(
                     'rate(http_client_requests_total{ {{ selector }},code=~"5..|error" }'
@@ -143,14 +223,21 @@ METRICS: Mapping[str, CatalogueMetric] = {
             name="db-query-p99",
             description="99th percentile of database query time, in seconds.",
             unit="seconds",
-            default_limit={"relative": {"maxRatio": 1.3, "floor": 0.02}},
+            default_limit=_sequential(0.25),
+            evidence={"go": Buckets("db_query_duration_seconds_bucket{ {{ selector }} }", 0.99)},
             queries={"go": _quantile(0.99, "db_query_duration_seconds_bucket{ {{ selector }} }")},
         ),
         CatalogueMetric(
             name="cache-miss-rate",
             description="Share of cache lookups that missed.",
             unit="ratio",
-            default_limit={"relative": {"maxRatio": 1.5, "floor": 0.1}},
+            default_limit=_sequential(0.1),
+            evidence={
+                "go": Counts(
+                    'cache_requests_total{ {{ selector }},result="miss" }',
+                    "cache_requests_total{ {{ selector }} }",
+                )
+            },
             queries={
                 "go": _ratio(
                     'rate(cache_requests_total{ {{ selector }},result="miss" }[{{ window }}])',
@@ -160,17 +247,40 @@ METRICS: Mapping[str, CatalogueMetric] = {
         ),
         CatalogueMetric(
             name="goroutines",
-            description="Most goroutines alive in any instance (a leak grows without bound).",
-            unit="count",
-            default_limit={"relative": {"maxRatio": 2.0, "floor": 200}},
-            queries={"go": "max(go_goroutines{ {{ selector }} })"},
+            description="Fastest growth of live goroutines in any instance, per second (a leak "
+            "is a trend: it is caught while still small, not once the count is large).",
+            unit="per second",
+            default_limit={"relative": {"maxRatio": 2.0, "floor": 10}},
+            queries={"go": "max(deriv(go_goroutines{ {{ selector }} }[{{ window }}]))"},
+        ),
+        CatalogueMetric(
+            name="gc-frequency",
+            description="Garbage collections per second per instance; judged per request "
+            "served, so the canary's smaller share of traffic does not hide or fake it.",
+            unit="per second",
+            default_limit=_sequential(0.5),
+            evidence={
+                "go": Counts(
+                    "go_gc_duration_seconds_count{ {{ selector }} }", _GO_REQUESTS, "events"
+                )
+            },
+            queries={
+                "go": "sum(rate(go_gc_duration_seconds_count{ {{ selector }} }[{{ window }}])) "
+                "/ count(go_gc_duration_seconds_count{ {{ selector }} })"
+            },
         ),
         CatalogueMetric(
             name="gc-pause",
-            description="Longest recent garbage-collection pause of any instance, in seconds.",
+            description="Typical garbage-collection pause (third quartile) of the slowest "
+            "instance, in seconds: the runtime-metrics histogram go_gc_pauses_seconds where "
+            "exported, else client_golang's go_gc_duration_seconds summary.",
             unit="seconds",
-            default_limit={"relative": {"maxRatio": 2.0, "floor": 0.01}},
-            queries={"go": 'max(go_gc_duration_seconds{ {{ selector }},quantile="1" })'},
+            default_limit={"relative": {"maxRatio": 2.0, "floor": 0.001}},
+            queries={
+                "go": "(histogram_quantile(0.75, sum by (le) (rate(go_gc_pauses_seconds_bucket"
+                "{ {{ selector }} }[{{ window }}]))) >= 0) or "
+                'max(go_gc_duration_seconds{ {{ selector }},quantile="0.75" })'
+            },
         ),
         CatalogueMetric(
             name="log-errors",
@@ -183,5 +293,6 @@ METRICS: Mapping[str, CatalogueMetric] = {
 
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 
-DEFAULT_GATES: tuple[str, ...] = ("error-rate", "latency-p95", "latency-p99")
-"""The gates of a plan that lists none: errors, tail latency against stable, and its trend."""
+DEFAULT_GATES: tuple[str, ...] = METRIC_NAMES
+"""The gates of a plan that lists none: the whole catalogue, each at its default limit. A gate
+whose metric the service does not export is reported once as not applicable and never counts."""

@@ -37,10 +37,26 @@ def _unusable(values: Sequence[float], track: str) -> Judgement | None:
     return None
 
 
+def _broken_limit(**bounds: float | None) -> Judgement | None:
+    """A NaN or infinite bound is an ERROR, never a pass: ``x > nan`` is False for every x.
+
+    The plan validators refuse such limits; this guard keeps a limit built any other way
+    (a future caller, a model built without validation) from passing every canary.
+    """
+    for name, bound in bounds.items():
+        if bound is not None and not math.isfinite(bound):
+            return Judgement(
+                Outcome.ERROR, f"limit {name} is {bound}, not a finite number: fix the gate"
+            )
+    return None
+
+
 def judge_threshold(
     limit: ThresholdLimit, canary: Sequence[float], label: str, unit: str
 ) -> Judgement:
     """Every canary series must lie within [min, max]; the worst one is reported."""
+    if broken := _broken_limit(max=limit.max, min=limit.min):
+        return broken
     if unusable := _unusable(canary, "canary"):
         return unusable
     if limit.max is not None and max(canary) > limit.max:
@@ -82,6 +98,9 @@ def judge_relative(
     unit: str,
 ) -> Judgement:
     """Canary against stable x ratio; below ``floor`` a maxRatio never fails."""
+    broken = _broken_limit(maxRatio=limit.max_ratio, minRatio=limit.min_ratio, floor=limit.floor)
+    if broken:
+        return broken
     if unusable := _unusable(canary, "canary"):
         return unusable
     if unusable := _unusable(stable or [], "stable"):
@@ -185,12 +204,13 @@ def judge_logs(limit: LogsLimit, lines: Sequence[str]) -> Judgement:
 
 
 def judge_traffic(requests: Sequence[float], minimum: int) -> Judgement | None:
-    """INCONCLUSIVE for the whole round when the canary served too few requests to judge."""
+    """COLLECTING for the whole round when the canary served too few requests to judge: a
+    young canary is not evidence, and a window that ends so is inconclusive, never a pass."""
     served = sum(v for v in requests if math.isfinite(v))
     if served >= minimum:
         return None
     return Judgement(
-        Outcome.INCONCLUSIVE,
+        Outcome.COLLECTING,
         f"canary served {served:.0f} requests in the query window, need {minimum}",
         detail={"canary_requests": served},
     )

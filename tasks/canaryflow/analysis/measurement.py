@@ -18,13 +18,28 @@ class Outcome(StrEnum):
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"
     ERROR = "error"
+    COLLECTING = "collecting"
+    """Not enough data yet to pass or fail: a young canary, not evidence against it."""
+    NOT_APPLICABLE = "not-applicable"
+    """The service exports no series for this gate, or (at a 100 % step) there is no stable
+    traffic to compare with: the gate has nothing to judge and never counts."""
 
 
-_SEVERITY = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.ERROR: 2, Outcome.FAIL: 3}
+_SEVERITY = {
+    Outcome.NOT_APPLICABLE: -2,
+    Outcome.COLLECTING: -1,
+    Outcome.PASS: 0,
+    Outcome.INCONCLUSIVE: 1,
+    Outcome.ERROR: 2,
+    Outcome.FAIL: 3,
+}
 
 
 def worst(outcomes: Iterable[Outcome]) -> Outcome:
-    """The outcome that wins when gates are combined: FAIL > ERROR > INCONCLUSIVE > PASS."""
+    """The outcome that wins when gates are combined: FAIL > ERROR > INCONCLUSIVE > PASS.
+
+    Gates that are collecting or not applicable never decide; ``judge_window`` leaves them out.
+    """
     return max(outcomes, key=_SEVERITY.__getitem__, default=Outcome.INCONCLUSIVE)
 
 

@@ -8,6 +8,7 @@ instead of a stuck release. Time is injected (``Clock``) so the loop is tested w
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -15,9 +16,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from canaryflow.analysis import gates as judge
-from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT
+from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, Buckets
+from canaryflow.analysis.evidence import (
+    REFERENCE_LOOKBACK_S,
+    SequentialGate,
+    reference_query,
+    roles,
+    selector,
+)
 from canaryflow.analysis.measurement import Evidence, Judgement, Measurement, Outcome
-from canaryflow.analysis.query import Subject, render
+from canaryflow.analysis.query import Subject, promql_duration, render
+from canaryflow.analysis.sequential import gate_alpha
 from canaryflow.analysis.source import LogSource, MeasurementError, MetricSource
 from canaryflow.analysis.spec import AnalysisSpec, GateSpec
 from canaryflow.analysis.verdict import Limits, WindowVerdict, judge_window
@@ -108,9 +117,12 @@ class AnalysisRun:
         on_round: RoundCallback | None = None,
         call_timeout: float | None = None,
         subject: Subject | None = None,
+        windows: int = 1,
     ):
         for index, gate in enumerate(spec.gates):
             if gate.logs is not None and logs is None and not gate.dry_run:
+                if spec.default_gates:
+                    continue  # the default log gate: not applicable on this platform
                 raise InputError(
                     FieldError(
                         f"analysis.gates[{index}]",
@@ -126,12 +138,16 @@ class AnalysisRun:
         self.on_round = on_round
         self.call_timeout = call_timeout or spec.prometheus.timeout + 1.0
         self.limits = Limits.of(spec)
+        self.gate_alpha = gate_alpha(spec.alpha, len(spec.sequential_gates), windows)
+        """Each sequential gate's share of the plan's alpha, over ``windows`` windows."""
         self._logs_since = 0.0
+        self._sequential: dict[str, SequentialGate] = {}
 
     def window(self, duration: float) -> WindowResult:
         """Measure every ``interval`` for ``duration`` seconds, or until a limit breaches."""
         started = self.clock.now()
         self._logs_since = started
+        self._sequential = {}  # each window is its own sequential test
         interval = self.spec.interval
         rounds = max(1, math.ceil(duration / interval - 1e-9))
         deciding = [gate.name for gate in self.spec.deciding_gates]
@@ -159,7 +175,10 @@ class AnalysisRun:
         too_few = self._traffic(results)
         measurements = []
         for gate in self.spec.gates:
-            judgement = too_few or self._judge(gate, results)
+            if gate.sequential is not None:  # it has its own maturity rule
+                judgement = self._judge(gate, results)
+            else:
+                judgement = too_few or self._judge(gate, results)
             measurements.append(
                 Measurement(
                     gate=gate.name,
@@ -194,13 +213,69 @@ class AnalysisRun:
                 if self.logs is not None:
                     calls[f"{gate.name}/logs"] = _bind(self.logs.lines_since, self._logs_since)
                 continue
+            if gate.sequential is not None:
+                queries[gate.name] = self._sequential_calls(gate, calls, window_started)
+                continue
             template = gate.template(spec.metrics) or ""
-            tracks = ("canary",) if gate.threshold is not None else ("canary", "stable")
+            # Stable is read for thresholds too: no series on either track = not exported.
+            tracks = ("canary", "stable")
             rendered = {t: render(template, subject, t, spec.query_window) for t in tracks}
             queries[gate.name] = rendered
             for track, query in rendered.items():
                 calls[f"{gate.name}/{track}"] = self._metric_call(gate, query, now, window_started)
         return calls, queries
+
+    def _sequential_state(self, gate: GateSpec) -> SequentialGate:
+        state = self._sequential.get(gate.name)
+        if state is None:
+            evidence = METRICS[gate.metric].evidence_for(self.spec.metrics)
+            assert evidence is not None and gate.sequential is not None
+            state = self._sequential[gate.name] = SequentialGate(
+                gate.name,
+                evidence,
+                gate.sequential.tolerance,
+                self.gate_alpha,
+                self.spec.min_canary_requests,
+            )
+        return state
+
+    def _sequential_calls(
+        self, gate: GateSpec, calls: dict[str, Callable[[], Any]], window_started: float
+    ) -> dict[str, str]:
+        """The counters of both tracks now, at the window's start (first look), and for a
+        histogram stable's history before the window (until its boundary is set)."""
+        state = self._sequential_state(gate)
+        window = self.spec.query_window
+        rendered = {}
+        for track in ("canary", "stable"):
+            for role in roles(state.evidence):
+                query = render(selector(state.evidence, role), self.subject, track, window)
+                rendered[f"{track}/{role}"] = query
+                calls[f"{gate.name}/{track}/{role}"] = _bind(self.metrics.vector, query)
+                if not state.started:
+                    at = f"{gate.name}/{track}/{role}@start"
+                    calls[at] = _bind(self.metrics.vector, query, window_started)
+        if state.needs_reference and isinstance(state.evidence, Buckets):
+            stable = render(state.evidence.buckets, self.subject, "stable", window)
+            query = reference_query(state.evidence, stable, promql_duration(REFERENCE_LOOKBACK_S))
+            rendered["reference"] = query
+            calls[f"{gate.name}/reference"] = _bind(self.metrics.vector, query, window_started)
+        return rendered
+
+    def _judge_sequential(self, gate: GateSpec, mine: Mapping[str, Any]) -> Judgement:
+        state = self._sequential_state(gate)
+        now: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
+        start: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
+        for key, value in mine.items():
+            if key == "reference":
+                continue
+            track, role = key.split("/", 1)
+            if role.endswith("@start"):
+                start[track][role.removesuffix("@start")] = value
+            else:
+                now[track][role] = value
+        baseline = start if any(start.values()) else None
+        return state.observe(now, baseline, mine.get("reference"))
 
     def _metric_call(
         self, gate: GateSpec, query: str, now: float, window_started: float
@@ -230,15 +305,33 @@ class AnalysisRun:
                 return Judgement(Outcome.ERROR, str(value))
             if isinstance(value, Exception):
                 return Judgement(Outcome.ERROR, f"{type(value).__name__}: {value}")
+        if gate.sequential is not None:
+            return self._judge_sequential(gate, mine)
         unit = METRICS[gate.metric].unit if gate.metric else "value"
         canary, stable = mine.get("canary", []), mine.get("stable")
+        exported = gate.logs is not None or canary or stable
+        if not exported and gate.query is None and gate.metric is not None:
+            # A catalogue metric this service does not export; a plan's own query is never
+            # skipped this way (a typo must not pass silently): it stays inconclusive.
+            template = gate.template(self.spec.metrics) or ""
+            return Judgement(Outcome.NOT_APPLICABLE, f"no series {series_names(template)}")
         if gate.threshold is not None:
             return judge.judge_threshold(gate.threshold, canary, gate.name, unit)
         if gate.relative is not None:
             return judge.judge_relative(gate.relative, canary, stable, gate.name, unit)
         if gate.statistical is not None:
             return judge.judge_statistical(gate.statistical, canary, stable, gate.name, unit)
-        return judge.judge_logs(gate.logs, mine.get("logs", []))
+        if "logs" not in mine:
+            return Judgement(Outcome.NOT_APPLICABLE, "this platform provides no logs")
+        return judge.judge_logs(gate.logs, mine["logs"])
+
+
+_SERIES = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{")
+
+
+def series_names(template: str) -> str:
+    """The metric names a PromQL template selects, for "no series ..." reasons."""
+    return ", ".join(dict.fromkeys(_SERIES.findall(template)))
 
 
 def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -17,9 +19,21 @@ class MeasurementError(Exception):
     """The source could not measure; the message says what happened, for the report."""
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One series of an instant vector: its labels (``le`` for a histogram bucket) and value."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    value: float = 0.0
+
+
 class MetricSource(Protocol):
     def instant(self, query: str) -> list[float]:
         """The query's value now, one number per series."""
+        ...
+
+    def vector(self, query: str, at: float | None = None) -> list[Sample]:
+        """The query's series with their labels, evaluated now or at ``at`` (Unix seconds)."""
         ...
 
     def range(self, query: str, start: float, end: float, step: float) -> list[float]:
@@ -68,7 +82,9 @@ class PrometheusSource:
             from requests.adapters import HTTPAdapter
             from urllib3.util.retry import Retry
 
-            session = requests.Session()
+            from canaryflow import transport
+
+            session = transport.guard_session(requests.Session())
             client = PrometheusConnect(url=self.url, session=session, timeout=self.timeout)
             session.mount(self.url, HTTPAdapter(max_retries=Retry(total=0), pool_maxsize=32))
             self._client = client
@@ -79,6 +95,15 @@ class PrometheusSource:
         if result and isinstance(result[0], (int, float, str)):  # a scalar: [time, "value"]
             return [float(result[1])]
         return [float(series["value"][1]) for series in result]
+
+    def vector(self, query: str, at: float | None = None) -> list[Sample]:
+        params = {} if at is None else {"time": f"{at:.3f}"}
+        result = self._call(lambda client: client.custom_query(query, params=params))
+        if result and isinstance(result[0], (int, float, str)):  # a scalar: [time, "value"]
+            return [Sample({}, float(result[1]))]
+        return [
+            Sample(dict(series.get("metric", {})), float(series["value"][1])) for series in result
+        ]
 
     def range(self, query: str, start: float, end: float, step: float) -> list[float]:
         result = self._call(

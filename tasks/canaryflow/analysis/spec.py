@@ -24,7 +24,7 @@ from canaryflow.analysis.catalogue import (
 )
 from canaryflow.plan.duration import Duration
 
-LIMIT_KINDS: tuple[str, ...] = ("threshold", "relative", "statistical", "logs")
+LIMIT_KINDS: tuple[str, ...] = ("threshold", "relative", "statistical", "sequential", "logs")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 
 
@@ -36,14 +36,19 @@ class AnalysisModel(BaseModel):
     """camelCase keys in YAML, unknown keys rejected, immutable once loaded."""
 
     model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        frozen=True,
+        allow_inf_nan=False,  # a NaN limit passes every comparison: refuse it here
     )
 
 
 class PrometheusSpec(AnalysisModel):
     url: str | None = Field(
         None,
-        pattern=r"^https?://",
+        pattern=r"^https?://[^\s\x00-\x1f\x7f]+$",
+        max_length=2048,
         description="Prometheus base URL. Omit it to use the platform's "
         "(the local engine starts its own).",
     )
@@ -138,6 +143,24 @@ class StatisticalLimit(AnalysisModel):
         )
 
 
+class SequentialLimit(AnalysisModel):
+    """An anytime-valid test on per-request evidence: the canary fails only once the evidence
+    that its rate of bad events (errors, misses, requests slower than stable's quantile) is
+    more than ``1 + tolerance`` times stable's reaches 1/alpha. Looked at every interval, the chance
+    of a false rollback over the whole release stays below the plan's ``alpha``."""
+
+    tolerance: float = Field(
+        0.2,
+        ge=0,
+        le=10,
+        description="Largest increase that does not matter, relative to stable's rate "
+        "(0.2: a canary with up to 20 % more bad events is not a regression).",
+    )
+
+    def text(self) -> str:
+        return f"no credible increase over stable beyond {self.tolerance:.0%}"
+
+
 class LogsLimit(AnalysisModel):
     """The canary's log lines matching any pattern are counted; more than ``max`` fails."""
 
@@ -186,6 +209,9 @@ class GateSpec(AnalysisModel):
     statistical: StatisticalLimit | None = Field(
         None, description="Mann-Whitney U test of canary against stable samples."
     )
+    sequential: SequentialLimit | None = Field(
+        None, description="Sequential test of the canary's per-request evidence against stable."
+    )
     logs: LogsLimit | None = Field(None, description="Count of matching canary log lines.")
     dry_run: bool = Field(False, description="Measured and reported, but never decides.")
 
@@ -195,12 +221,13 @@ class GateSpec(AnalysisModel):
         if not isinstance(data, dict):
             return data
         metric = data.get("metric")
-        if metric is not None and metric not in METRICS:
-            close = difflib.get_close_matches(str(metric), METRIC_NAMES, n=1)
+        if metric is not None and (not isinstance(metric, str) or metric not in METRICS):
+            close = difflib.get_close_matches(str(metric)[:64], METRIC_NAMES, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise _invalid(
                 "metric",
-                f"unknown metric {metric!r}{hint}: choose one of {', '.join(METRIC_NAMES)}, "
+                f"unknown metric {repr(metric)[:64]}{hint}: "
+                f"choose one of {', '.join(METRIC_NAMES)}, "
                 "or give the gate a name and a query",
             )
         if data.get("name") is None:
@@ -222,14 +249,29 @@ class GateSpec(AnalysisModel):
         if not limits:
             raise _invalid(
                 "gate",
-                f"gate {self.name!r} has no limit: add threshold, relative, statistical or logs",
+                f"gate {self.name!r} has no limit: "
+                "add threshold, relative, statistical, sequential or logs",
             )
         if len(limits) > 1:
             raise _invalid(
                 "gate",
                 f"gate {self.name!r} has {' and '.join(limits)}: keep exactly one limit",
             )
-        if self.logs is not None:
+        if self.sequential is not None:
+            if self.metric is None or not METRICS[self.metric].evidence:
+                with_evidence = [m.name for m in METRICS.values() if m.evidence]
+                raise _invalid(
+                    "gate",
+                    f"gate {self.name!r}: sequential needs per-request evidence, which only "
+                    f"these metrics have: {', '.join(with_evidence)}; use threshold or relative",
+                )
+            if self.query is not None:
+                raise _invalid(
+                    "gate",
+                    f"gate {self.name!r}: sequential reads the metric's own counters, "
+                    "not a query: remove its query",
+                )
+        elif self.logs is not None:
             if self.query is not None:
                 raise _invalid(
                     "gate",
@@ -256,7 +298,9 @@ class GateSpec(AnalysisModel):
         return next(kind for kind in LIMIT_KINDS if getattr(self, kind) is not None)
 
     @property
-    def limit(self) -> ThresholdLimit | RelativeLimit | StatisticalLimit | LogsLimit:
+    def limit(
+        self,
+    ) -> ThresholdLimit | RelativeLimit | StatisticalLimit | SequentialLimit | LogsLimit:
         return getattr(self, self.kind)
 
     def template(self, flavour: str) -> str | None:
@@ -288,13 +332,21 @@ class AnalysisSpec(AnalysisModel):
         description="Label whose value (canary or stable) tells the tracks' series apart.",
     )
     interval: Duration = Field(10.0, gt=0, description="Time between measurements.")
+    alpha: float = Field(
+        0.01,
+        gt=0,
+        le=0.2,
+        description="Largest chance that sequential gates roll back a good canary, over a "
+        "whole release however often they look (split among gates and windows).",
+    )
     query_window: Duration = Field(
         30.0, gt=0, description="The {{ window }} of rate() and increase() in queries."
     )
     min_canary_requests: int = Field(
         20,
         ge=0,
-        description="Fewer canary requests in the query window → every gate is inconclusive.",
+        description="Fewer canary requests than this in the query window: every gate is still "
+        "collecting (a sequential gate: fewer in its window so far). Never a pass.",
     )
     failure_limit: int = Field(
         0, ge=0, description="Failed measurements tolerated per gate; one more ends the window."
@@ -307,6 +359,7 @@ class AnalysisSpec(AnalysisModel):
     )
     gates: list[GateSpec] = Field(
         default_factory=default_gates,
+        max_length=64,
         description="The checks; omitted → " + ", ".join(DEFAULT_GATES) + ".",
     )
 
@@ -335,6 +388,15 @@ class AnalysisSpec(AnalysisModel):
     def deciding_gates(self) -> list[GateSpec]:
         return [gate for gate in self.gates if not gate.dry_run]
 
+    @property
+    def default_gates(self) -> bool:
+        """True when the plan lists no gates and the whole catalogue applies."""
+        return "gates" not in self.model_fields_set
+
+    @property
+    def sequential_gates(self) -> list[GateSpec]:
+        return [gate for gate in self.deciding_gates if gate.sequential is not None]
+
 
 __all__ = [
     "FLAVOURS",
@@ -345,6 +407,7 @@ __all__ = [
     "LogsLimit",
     "PrometheusSpec",
     "RelativeLimit",
+    "SequentialLimit",
     "StatisticalLimit",
     "ThresholdLimit",
     "default_gates",

@@ -6,6 +6,12 @@ is INCONCLUSIVE, and any of these ends the window in the round it happens. When 
 runs out, a gate passes only with at least one PASS: a gate whose every measurement errored
 never passes (Argo Rollouts #4479), nor does one never measured. dryRun gates never decide.
 Gates combine worst-first: FAIL > ERROR > INCONCLUSIVE > PASS.
+
+Maturity is not evidence: a COLLECTING measurement (too few requests yet) counts against no
+limit, and only a window that *ends* without a pass is inconclusive. A gate that was NOT
+APPLICABLE in every round (the service exports no such series; no stable traffic to compare
+with at a 100 % step) is named once in the reason and left out; a window in which no gate
+could judge at all is inconclusive, never a pass.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ class GateVerdict:
     failures: int = 0
     errors: int = 0
     inconclusives: int = 0
+    collecting: int = 0
+    not_applicable: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class _Tally:
     failures: int = 0
     errors: int = 0
     inconclusives: int = 0
+    collecting: int = 0
+    not_applicable: int = 0
     consecutive_errors: int = 0
     breach: Outcome | None = None
     last_reason: str = ""
@@ -74,6 +84,8 @@ class _Tally:
     def add(self, measurement: Measurement) -> None:
         self.last_reason = measurement.reason
         outcome = measurement.outcome
+        self.collecting += outcome is Outcome.COLLECTING
+        self.not_applicable += outcome is Outcome.NOT_APPLICABLE
         self.passes += outcome is Outcome.PASS
         self.failures += outcome is Outcome.FAIL
         self.inconclusives += outcome is Outcome.INCONCLUSIVE
@@ -97,6 +109,8 @@ class _Tally:
             "failures": self.failures,
             "errors": self.errors,
             "inconclusives": self.inconclusives,
+            "collecting": self.collecting,
+            "not_applicable": self.not_applicable,
         }
         if self.breach is not None:
             return GateVerdict(self.gate, self.breach, self._breach_reason(), True, **counts)
@@ -115,11 +129,19 @@ class _Tally:
         return f"{self.gate}: {why}: {self.last_reason}"
 
     def _at_end(self) -> tuple[Outcome, str]:
-        measured = self.passes + self.failures + self.errors + self.inconclusives
+        judged = self.passes + self.failures + self.errors + self.inconclusives
+        measured = judged + self.collecting + self.not_applicable
         if self.passes:
             return Outcome.PASS, f"{self.gate}: passed {self.passes} of {measured}"
         if not measured:
             return Outcome.INCONCLUSIVE, f"{self.gate}: never measured"
+        if self.not_applicable == measured:
+            return Outcome.NOT_APPLICABLE, f"{self.gate}: not applicable: {self.last_reason}"
+        if not judged:
+            return (
+                Outcome.INCONCLUSIVE,
+                f"{self.gate}: window ended while still collecting data: {self.last_reason}",
+            )
         if self.failures:
             return Outcome.FAIL, f"{self.gate}: no pass, {self.failures} failed: {self.last_reason}"
         if self.errors == measured:
@@ -154,11 +176,17 @@ def judge_window(
         outcome = worst(v.outcome for v in breached)
         reason = "; ".join(v.reason for v in breached if v.outcome is outcome)
         return WindowVerdict(outcome, True, reason, verdicts, decided_in)
-    outcome = worst(v.outcome for v in verdicts)
-    if outcome is Outcome.PASS:
-        reason = f"all {len(verdicts)} gates passed"
+    judging = [v for v in verdicts if v.outcome is not Outcome.NOT_APPLICABLE]
+    outcome = worst(v.outcome for v in judging)
+    if not judging:
+        reason = "no gate could judge this window"
+    elif outcome is Outcome.PASS:
+        reason = f"all {len(judging)} gates passed"
     else:
-        reason = "; ".join(v.reason for v in verdicts if v.outcome is outcome)
+        reason = "; ".join(v.reason for v in judging if v.outcome is outcome)
+    skipped = [v.reason for v in verdicts if v.outcome is Outcome.NOT_APPLICABLE]
+    if skipped:
+        reason += " (" + "; ".join(skipped) + ")"
     return WindowVerdict(outcome, window_over, reason, verdicts)
 
 

@@ -16,6 +16,8 @@ from typing import Any
 Obj = dict[str, Any]
 
 LABELS_KEY = "__canaryflow_chart_labels__"
+# Whole mappings of the release templates' spec that values.yaml replaces: spec key -> values.
+SPEC_MAPPINGS = {"ttlStrategy": ".Values.workflows.ttlStrategy", "podGC": ".Values.workflows.podGC"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,12 @@ SERVICE_ACCOUNT = Binding(
     "__canaryflow_service_account__", 'include "canaryflow.serviceAccountName" .'
 )
 NAMESPACE = Binding("__canaryflow_namespace__", ".Release.Namespace")
+NOTIFICATIONS_SECRET = Binding(
+    "__canaryflow_notifications_secret__", ".Values.notifications.secretName"
+)
+GIT_TOKEN_SECRET = Binding(
+    "__canaryflow_git_token_secret__", ".Values.notifications.gitTokenSecret"
+)
 CLUSTER_SCOPE = "__canaryflow_cluster_scope__"
 
 PARAMETER_DEFAULTS: dict[str, Binding] = {
@@ -41,7 +49,15 @@ PARAMETER_DEFAULTS: dict[str, Binding] = {
     "service-account": SERVICE_ACCOUNT,
     "plan-inline": Binding("__canaryflow_plan_inline__", 'include "canaryflow.planInline" .'),
 }
-ALL = (IMAGE, PULL_POLICY, SERVICE_ACCOUNT, NAMESPACE, *PARAMETER_DEFAULTS.values())
+ALL = (
+    IMAGE,
+    PULL_POLICY,
+    SERVICE_ACCOUNT,
+    NAMESPACE,
+    NOTIFICATIONS_SECRET,
+    GIT_TOKEN_SECRET,
+    *PARAMETER_DEFAULTS.values(),
+)
 CHART_LABELS = frozenset(
     {
         "app.kubernetes.io/name",
@@ -61,6 +77,8 @@ class Compiled:
     image: str
     service_account: str
     tasks_name: str
+    notifications_secret: str
+    git_token_secret: str
 
 
 def _walk(node: Any, visit: Callable[[Any, Any], Any]) -> Any:
@@ -79,6 +97,10 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
             return PULL_POLICY.token
         if key == "serviceAccountName" and value == compiled.service_account:
             return SERVICE_ACCOUNT.token
+        if key in ("secretName", "name") and value == compiled.notifications_secret:
+            return NOTIFICATIONS_SECRET.token
+        if key == "name" and value == compiled.git_token_secret:
+            return GIT_TOKEN_SECRET.token
         if (
             key == "templateRef"
             and isinstance(value, dict)
@@ -95,12 +117,20 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         binding = PARAMETER_DEFAULTS.get(parameter.get("name"))
         if binding is not None:
             parameter["value"] = binding.token
+    spec = bound.get("spec", {})
+    for key in SPEC_MAPPINGS:
+        if key in spec:
+            spec[key] = {_mapping_token(key): ""}
     metadata = bound.setdefault("metadata", {})
     own = {k: v for k, v in metadata.get("labels", {}).items() if k not in CHART_LABELS}
     metadata["labels"] = {**own, LABELS_KEY: ""}
     if namespaced:
         metadata["namespace"] = NAMESPACE.token
     return bound
+
+
+def _mapping_token(key: str) -> str:
+    return f"__canaryflow_spec_{key}__"
 
 
 _LABELS_LINE = re.compile(rf"^(?P<indent> *){LABELS_KEY}: ''$", re.MULTILINE)
@@ -118,6 +148,15 @@ def to_helm(text: str) -> str:
         ),
         text,
     )
+    for key, values in SPEC_MAPPINGS.items():
+        text = re.sub(
+            rf"^(?P<indent> *){_mapping_token(key)}: ''$",
+            lambda m, values=values: (
+                f"{m['indent']}{{{{- toYaml {values} | nindent {len(m['indent'])} }}}}"
+            ),
+            text,
+            flags=re.MULTILINE,
+        )
     text = _CLUSTER_SCOPE_LINE.sub(
         lambda m: (
             '{{- if eq .Values.templates.scope "cluster" }}\n'

@@ -1,8 +1,9 @@
 """``canaryflow chart --generate``: rewrite the chart's generated files from the code.
 
 Nothing under ``templates/generated/`` or the generated ``files/`` is edited by hand: the
-WorkflowTemplates come from ``canaryflow_workflows.compile_documents``, the dashboards from the
-metric catalogue, the runbook from the chart's plan (``files/plan.yaml``).
+WorkflowTemplates come from ``canaryflow_workflows.compile_documents`` (no plan: every release
+reads its repository's own), the dashboards from the metric catalogue, the sample runbook from
+the chart's plan (``files/plan.yaml``, the model's defaults).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
         image=settings.runtime_image,
         service_account=settings.service_account,
         tasks_name=settings.cluster_tasks_name,
+        notifications_secret=settings.notifications_secret,
+        git_token_secret=settings.git_token_secret,
     )
     files = [template_file(document, compiled) for document in documents.values()]
     for flavour in FLAVOURS:
@@ -74,12 +77,12 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
     return files
 
 
-def compile_for_chart(plan: ReleasePlan):
+def compile_for_chart():
     """The workflow code's documents and the settings they were compiled with."""
     from canaryflow_workflows import WorkflowSettings, compile_documents
 
     settings = WorkflowSettings()
-    return compile_documents(plan, settings), settings
+    return compile_documents(settings), settings
 
 
 def write_generated(chart: Path) -> list[Path]:
@@ -87,7 +90,7 @@ def write_generated(chart: Path) -> list[Path]:
     from canaryflow.plan.load import load_plan
 
     plan = load_plan(chart / PLAN_FILE)
-    documents, settings = compile_for_chart(plan)
+    documents, settings = compile_for_chart()
     files = generated_files(plan, documents, settings)
     (chart / GENERATED).mkdir(parents=True, exist_ok=True)
     wanted = {chart / f.path for f in files}

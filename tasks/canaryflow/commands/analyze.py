@@ -5,6 +5,13 @@ document instead). The exit code is the plan's decision (``canaryflow.release.de
 when the window passed, or was inconclusive under ``rollback.onInconclusive: hold`` (the
 verdict still says inconclusive: a person decides next); 1 when the release must roll back
 (failed, errored, inconclusive otherwise); 2 for bad input (nothing measured).
+
+``--step N`` takes the window's length from the plan's step N (``--duration`` overrides it),
+so the plan stays the one source of its durations. ``--fail-safe`` (the workflow's analyze
+task) makes traffic safe in this very pod: when the window ends in a rollback, errors, or the
+pod is told to stop (SIGTERM), it sets the canary weight to 0 and waits until the router
+shows it before exiting 1. No other pod has to be scheduled first; the report records the
+seconds from the first failing measurement to weight 0 verified (``failSafe``).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +30,8 @@ from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputErr
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan", type=Path, required=True, help="the release plan (YAML)")
     parser.add_argument(
-        "--duration", default="60s", help="length of the window, e.g. 60s or 5m (default 60s)"
+        "--duration",
+        help="length of the window, e.g. 60s or 5m (default: the --step's duration, else 60s)",
     )
     parser.add_argument(
         "--prometheus", metavar="URL", help="Prometheus base URL (default: the plan's)"
@@ -47,6 +56,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="read the canary's pod logs for logs gates (the default inside a pod)",
     )
     parser.add_argument("--kubeconfig", help="kubeconfig for --cluster-logs outside a pod")
+    parser.add_argument(
+        "--fail-safe",
+        action="store_true",
+        help="on a failing or erroring window (or SIGTERM) set the canary weight to 0 and "
+        "verify it at the router before exiting 1 (Kubernetes)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     plan = load_plan(args.plan)
     spec = plan.analysis
-    duration = _duration(args.duration)
+    duration = _window_length(plan, args)
     url = args.prometheus or spec.prometheus.url
     if not url:
         raise InputError(
@@ -67,6 +82,34 @@ def run(args: argparse.Namespace) -> int:
                 "or set analysis.prometheus.url in the plan",
             )
         )
+<<<<<<< HEAD
+    safety = _FailSafe(plan, args.kubeconfig) if args.fail_safe else None
+    try:
+        source = PrometheusSource(url, timeout=spec.prometheus.timeout)
+        _reject_bad_promql(plan, source)
+        analysis = AnalysisRun(
+            spec,
+            source,
+            args.service or plan.service.name,
+            args.namespace or plan.service.namespace,
+            logs=_log_source(plan, args),
+            on_round=None if args.json else _print_round,
+        )
+        result = analysis.window(duration)
+    except BaseException:  # bad queries, an error, SIGTERM (argo stop) or a bug: traffic safe
+        if safety is not None:
+            safety.make_safe(first_failing=None)
+        raise
+    action = after_window(result.verdict.outcome, plan.rollback.on_inconclusive)
+    report = {"step": args.step, **result.to_dict()}
+    if action is Action.ROLLBACK and safety is not None:
+        report["failSafe"] = safety.make_safe(first_failing_at(result))
+    _write_outputs(args, result, report)
+    return EXIT_RELEASE_FAILED if action is Action.ROLLBACK else EXIT_OK
+
+
+def _write_outputs(args: argparse.Namespace, result, report: dict) -> None:
+=======
     source = PrometheusSource(url, timeout=spec.prometheus.timeout)
     _reject_bad_promql(plan, source)
     analysis = AnalysisRun(
@@ -76,21 +119,90 @@ def run(args: argparse.Namespace) -> int:
         args.namespace or plan.service.namespace,
         logs=_log_source(plan, args),
         on_round=None if args.json else _print_round,
+        windows=len(plan.traffic_steps),  # each step's window spends its share of alpha
     )
     result = analysis.window(duration)
+>>>>>>> verdict
     if args.report_file:
         args.report_file.parent.mkdir(parents=True, exist_ok=True)
-        args.report_file.write_text(json.dumps({"step": args.step, **result.to_dict()}, indent=2))
+        args.report_file.write_text(json.dumps(report, indent=2))
     if args.verdict_file:
         args.verdict_file.parent.mkdir(parents=True, exist_ok=True)
         args.verdict_file.write_text(result.verdict.outcome.value)
     if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=2)
+        json.dump(report, sys.stdout, indent=2)
         print()
     else:
         print(f"verdict: {result.verdict.outcome.value.upper()}: {result.reason}")
-    action = after_window(result.verdict.outcome, plan.rollback.on_inconclusive)
-    return EXIT_RELEASE_FAILED if action is Action.ROLLBACK else EXIT_OK
+        if "failSafe" in report:
+            print(f"fail-safe: {report['failSafe']['summary']}")
+
+
+def first_failing_at(result) -> float | None:
+    """When the first failing or erroring measurement of a deciding gate was taken."""
+    from canaryflow.analysis.measurement import Outcome
+
+    failing = [
+        m.started
+        for m in result.measurements
+        if not m.dry_run and m.outcome in (Outcome.FAIL, Outcome.ERROR)
+    ]
+    return min(failing) if failing else None
+
+
+class _FailSafe:
+    """Weight 0 at the router from the analyze pod itself, verified, timed.
+
+    The platform is built before the window starts, so a broken service account shows up as
+    an error at once rather than when traffic must be made safe.
+    """
+
+    VERIFY_TIMEOUT_S = 10.0
+
+    def __init__(self, plan, kubeconfig: str | None):
+        from canaryflow.kubernetes.from_plan import platform_for
+        from canaryflow.kubernetes.platform import api_client_from_environment
+
+        self.router = platform_for(plan, api_client_from_environment(kubeconfig, None)).router
+
+    def make_safe(self, first_failing: float | None) -> dict:
+        from canaryflow.commands.set_weight import apply_weight
+
+        started = time.time()
+        try:
+            apply_weight(self.router, 0, self.VERIFY_TIMEOUT_S, poll_s=0.1)
+        except Exception as error:  # the rollback task tries again; say so and go on failing
+            print(f"warning: fail-safe could not verify weight 0: {error}", file=sys.stderr)
+            return {"verified": False, "error": str(error), "summary": f"not verified: {error}"}
+        verified = time.time()
+        since = first_failing if first_failing is not None else started
+        seconds = round(verified - since, 3)
+        print(f"fail-safe: canary weight 0 verified {seconds:g}s after the first failure")
+        return {
+            "verified": True,
+            "firstFailingMeasurementAt": first_failing,
+            "weightZeroVerifiedAt": verified,
+            "seconds": seconds,
+            "summary": f"weight 0 verified {seconds:g}s after the first failing measurement",
+        }
+
+
+def _window_length(plan, args: argparse.Namespace) -> float:
+    """``--duration``, else the plan's step ``--step``, else 60 s."""
+    if args.duration is not None:
+        return _duration(args.duration)
+    if args.step is None:
+        return 60.0
+    if not 0 <= args.step < len(plan.steps):
+        raise InputError(
+            FieldError("--step", f"{args.step} is not a step of the plan (0-{len(plan.steps) - 1})")
+        )
+    step = plan.steps[args.step]
+    if step.duration is None:
+        raise InputError(
+            FieldError("--step", f"steps[{args.step}] is an approval, not an analysis window")
+        )
+    return step.duration
 
 
 class _ClusterLogs:

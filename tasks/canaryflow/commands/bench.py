@@ -24,6 +24,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--healthy", type=int, default=2, help="healthy releases")
     parser.add_argument("--flag-rollouts", type=int, default=5, help="bad flag rollouts")
     parser.add_argument("--reload-changes", type=int, default=150, help="weight changes per design")
+    parser.add_argument(
+        "--judgement",
+        action="store_true",
+        help="only the judgement benchmark: default gates against every fault class and good "
+        "canaries; replaces BENCHMARKS.md's judgement section",
+    )
+    parser.add_argument("--runs", type=int, default=10, help="judgement: releases per fault class")
+    parser.add_argument("--good", type=int, default=30, help="judgement: good canaries")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             "--healthy and --flag-rollouts: >= 0, --reload-changes: >= 1; give e.g. 2, 5 and 150"
         )
+    if args.runs < 0 or args.good < 0 or args.runs + args.good == 0:
+        raise InputError("--runs and --good: >= 0, not both 0; give e.g. --runs 10 --good 30")
+    if args.judgement:
+        return _judgement_only(args)
     from canaryflow.local import bench
     from canaryflow.report.benchmarks import render_markdown
 
@@ -50,12 +62,51 @@ def run(args: argparse.Namespace) -> int:
             Path(tmp), build, args.releases, args.healthy, say
         )
         results.bad_flags = bench.flag_rollouts(Path(tmp), build, args.flag_rollouts, say)
+        judged = _judge(args, Path(tmp), build)
     results.seconds = time.monotonic() - began
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
-    args.write.write_text(render_markdown(results))
+    args.write.write_text(render_markdown(results) + "\n" + judgement_markdown(judged))
     say(f"wrote {args.write} and {args.out / 'bench.json'} in {results.seconds:.0f}s")
     return 0
+
+
+def _judge(args: argparse.Namespace, workdir: Path, build: Path):
+    from canaryflow.bench.judgement import judgement
+
+    results = judgement(workdir, build, args.runs, args.good, say)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "judgement.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
+    return results
+
+
+def _judgement_only(args: argparse.Namespace) -> int:
+    from canaryflow.bench.judgement import markdown
+
+    with tempfile.TemporaryDirectory(prefix="canaryflow-judgement-") as tmp:
+        results = _judge(args, Path(tmp), args.out / "build")
+    section = markdown(results)
+    old = args.write.read_text() if args.write.exists() else ""
+    args.write.write_text(replace_section(old, "## Judgement", section))
+    say(f"wrote the judgement section of {args.write} in {results.seconds:.0f}s")
+    return 0
+
+
+def judgement_markdown(results) -> str:
+    from canaryflow.bench.judgement import markdown
+
+    return markdown(results)
+
+
+def replace_section(document: str, heading: str, section: str) -> str:
+    """``document`` with the section under ``heading`` (to the next ``## ``) replaced, or
+    ``section`` appended when there is none."""
+    start = document.find(f"\n{heading}\n")
+    if start < 0:
+        return document.rstrip("\n") + "\n\n" + section if document else section
+    end = document.find("\n## ", start + 1)
+    rest = "" if end < 0 else "\n" + document[end + 1 :]
+    return document[: start + 1] + section + rest
 
 
 def say(message: str) -> None:

@@ -1,8 +1,7 @@
 """``canaryflow compile``: write the Argo bundle (task library + release template) as YAML.
 
-Without ``--plan`` the release DAG follows the model's default plan (5, 25, 50, 100 % with
-analysis windows, header route on) for a service named ``service``; pass the service's
-``canaryflow.yaml`` to compile its own steps. Hera is imported only here, at run time.
+No plan goes in: ``go-canary-release`` reads each repository's own ``canaryflow.yaml`` at run
+time and walks its steps. Hera is imported only here, at run time.
 """
 
 from __future__ import annotations
@@ -18,22 +17,27 @@ from canaryflow.errors import EXIT_OK, FieldError, InputError
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="directory to write into")
-    parser.add_argument("--plan", type=Path, help="release plan (default: the model's defaults)")
     parser.add_argument("--namespace", help="namespace of the namespaced templates")
+    parser.add_argument(
+        "--task-scope",
+        choices=("cluster", "namespace"),
+        default="cluster",
+        help="which canaryflow-tasks the release's templateRefs name: the "
+        "ClusterWorkflowTemplate (clusterScope: true; default) or the namespaced "
+        "WorkflowTemplate, as the chart's templates.scope",
+    )
     parser.add_argument("--image", help="runtime image of the task pods")
 
 
 def run(args: argparse.Namespace) -> int:
-    from canaryflow.plan.load import load_plan
-    from canaryflow_workflows import WorkflowSettings, compile_documents, default_plan
+    from canaryflow_workflows import WorkflowSettings, compile_documents
 
-    plan = load_plan(args.plan) if args.plan else default_plan()
-    settings = WorkflowSettings()
+    settings = WorkflowSettings(cluster_scoped_tasks=args.task_scope == "cluster")
     if args.namespace:
         settings = dataclasses.replace(settings, namespace=args.namespace)
     if args.image:
         settings = dataclasses.replace(settings, runtime_image=args.image)
-    documents = compile_documents(plan, settings)
+    documents = compile_documents(settings)
     _write(args.out, documents)
     for name in documents:
         print(args.out / name)

@@ -138,7 +138,7 @@ def _print_summary(summaries, out: Path) -> None:
         )
     console = Console(width=max(Console().width, 130))
     console.print(table)
-    console.print(f"reports: {out}/<release>.json and .png")
+    console.print(f"reports: {out}/<release>.json (and .png with the report extra)")
 
 
 def _flag_demo(args: argparse.Namespace) -> int:

@@ -1,4 +1,16 @@
-"""``canaryflow notify``: the workflow's exit handler tells the plan's webhooks how it went."""
+"""``canaryflow notify``: tell people and the commit how a release is going.
+
+The workflow calls it at the start (``--event started``), after every plan step (``--event
+step --step N``) and from its exit handler (no ``--event``: Argo's ``{{workflow.status}}`` and
+``{{workflow.failures}}`` decide between promoted, rolled-back and failed).
+
+Webhook URLs and tokens are credentials: URLs come from the notifications Secret mounted at
+``--secrets-dir`` (the plan names the key, ``notifications[].secretKey``; the key
+``webhook-url`` is the chart-wide webhook that receives every event), tokens from
+``$GITHUB_TOKEN`` / ``$GITLAB_TOKEN`` (set from a Secret by the workflow). Neither is ever
+printed: a target is named by its key or its position. Nothing here fails the release: an
+undeliverable notification is a warning and the exit code stays 0.
+"""
 
 from __future__ import annotations
 
@@ -10,61 +22,156 @@ from pathlib import Path
 
 from canaryflow.errors import FieldError, InputError
 
+EVENTS = ("started", "step", "promoted", "rolled-back", "failed")
+CHART_WEBHOOK_KEY = "webhook-url"
+TOKEN_ENV = {"github": "GITHUB_TOKEN", "gitlab": "GITLAB_TOKEN"}
+# Short and few: a notification must never hold up the next step for long.
+ATTEMPTS = 2
+TIMEOUT_S = 3.0
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan", type=Path, required=True, help="the (resolved) release plan")
-    parser.add_argument("--status", required=True, help="Argo's {{workflow.status}}")
+    parser.add_argument(
+        "--event",
+        default="",
+        help=f"one of {', '.join(EVENTS)}; empty: decided from --status (exit handler)",
+    )
+    parser.add_argument("--status", default="", help="Argo's {{workflow.status}}")
     parser.add_argument("--workflow", default="", help="the workflow's name")
     parser.add_argument("--version", default="", help="the released version (commit)")
+    parser.add_argument("--step", default="", help="the plan step a `step` event is about")
     parser.add_argument("--failures", default="", help="Argo's {{workflow.failures}} (JSON)")
     parser.add_argument(
         "--rolled-back", action="store_true", help="the rollback branch ran (else: failed early)"
     )
+    parser.add_argument(
+        "--traffic-tasks",
+        default="",
+        help="comma-separated workflow tasks that run once the canary has traffic: a failure "
+        "in one of them means the release was rolled back, not failed early",
+    )
     parser.add_argument("--webhook", action="append", default=[], help="extra webhook URL")
     parser.add_argument(
+        "--secrets-dir",
+        type=Path,
+        help="the mounted notifications Secret: one file per key, each a webhook URL",
+    )
+    parser.add_argument(
         "--commit-status-url",
-        help="GitHub statuses URL (…/repos/O/R/statuses/SHA); token from $GITHUB_TOKEN",
+        default="",
+        help="GitHub …/repos/O/R/statuses/SHA or GitLab …/api/v4/projects/ID/statuses/SHA; "
+        "sent only when $GITHUB_TOKEN or $GITLAB_TOKEN is set",
+    )
+    parser.add_argument(
+        "--git-provider", default="github", help="github or gitlab: how the commit status looks"
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from canaryflow.notify.message import ReleaseSummary, event_of_workflow_status
-    from canaryflow.notify.webhook import post_json
+    from canaryflow.notify.message import (
+        GIT_PROVIDERS,
+        ReleaseSummary,
+        event_of_workflow_status,
+        reached_traffic,
+    )
     from canaryflow.plan.load import load_plan
 
+    if args.event and args.event not in EVENTS:
+        raise InputError(FieldError("--event", f"{args.event!r}: use one of {', '.join(EVENTS)}"))
+    if args.git_provider not in GIT_PROVIDERS:
+        raise InputError(FieldError("--git-provider", f"{args.git_provider!r}: github or gitlab"))
     plan = load_plan(args.plan)
-    event = event_of_workflow_status(args.status, args.rolled_back)
+    failures = _failures(args.failures)
+    tasks = [name for name in args.traffic_tasks.split(",") if name]
+    rolled_back = args.rolled_back or reached_traffic(failures, tasks)
+    event = args.event or event_of_workflow_status(args.status, rolled_back)
     summary = ReleaseSummary(
         service=plan.service.name,
         namespace=plan.service.namespace,
         event=event,
         version=args.version,
-        reason=f"workflow {args.status}",
+        reason=_reason(plan, event, args),
         workflow=args.workflow,
-        failures=_failures(args.failures),
+        failures=failures if event in ("rolled-back", "failed") else [],
     )
-    targets = [(n.webhook, n.format) for n in plan.notifications if event in n.events]
-    targets += [(url, "slack") for url in args.webhook]
-    problems = []
-    for url, form in targets:
-        problem = post_json(url, summary.slack() if form == "slack" else summary.json())
-        if problem:
-            problems.append(f"{url}: {problem}")
-    if args.commit_status_url:
-        token = os.environ.get("GITHUB_TOKEN", "")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        status = {
-            "state": summary.commit_state(),
-            "context": f"canaryflow/{plan.service.name}",
-            "description": summary.text().splitlines()[0][:140],
-        }
-        problem = post_json(args.commit_status_url, status, headers)
-        if problem:
-            problems.append(f"{args.commit_status_url}: {problem}")
+    problems = [
+        f"{name}: {problem}"
+        for name, url, form in _webhooks(plan, event, args)
+        if (problem := _post(url, summary.slack() if form == "slack" else summary.json()))
+    ]
+    problems += _commit_status(summary, plan.service.name, args)
     for problem in problems:
         print(f"warning: notification not delivered: {problem}", file=sys.stderr)
     print(summary.text())
     return 0
+
+
+def _reason(plan, event: str, args: argparse.Namespace) -> str:
+    if event == "started":
+        return f"release started: {len(plan.steps)} steps"
+    if event == "step" and args.step.isdigit() and int(args.step) < len(plan.steps):
+        index = int(args.step)
+        step = plan.steps[index]
+        what = f"{step.weight}% passed its analysis window" if step.is_traffic else "approved"
+        return f"step {index + 1} of {len(plan.steps)}: {what}"
+    return f"workflow {args.status}" if args.status else ""
+
+
+def _webhooks(plan, event: str, args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """``(name to print, URL, format)`` of every target of ``event``; URLs never printed."""
+    targets = []
+    for index, notification in enumerate(plan.notifications):
+        if event not in notification.events:
+            continue
+        if notification.webhook is not None:
+            targets.append((f"notifications[{index}]", notification.webhook, notification.format))
+            continue
+        url = _secret(args.secrets_dir, notification.secret_key)
+        if url is None:
+            print(
+                f"warning: notifications[{index}]: secret key {notification.secret_key!r} is not "
+                "in the notifications Secret: add it (kubectl edit secret) or fix the plan",
+                file=sys.stderr,
+            )
+            continue
+        targets.append((f"secret key {notification.secret_key}", url, notification.format))
+    chart_wide = _secret(args.secrets_dir, CHART_WEBHOOK_KEY)
+    if chart_wide is not None:
+        targets.append((f"secret key {CHART_WEBHOOK_KEY}", chart_wide, "slack"))
+    targets += [(f"--webhook #{i + 1}", url, "slack") for i, url in enumerate(args.webhook)]
+    return targets
+
+
+def _secret(directory: Path | None, key: str | None) -> str | None:
+    if directory is None or key is None:
+        return None
+    try:
+        value = (directory / key).read_text().strip()
+    except OSError:
+        return None
+    return value or None
+
+
+def _commit_status(summary, service: str, args: argparse.Namespace) -> list[str]:
+    if not args.commit_status_url:
+        return []
+    token = os.environ.get(TOKEN_ENV[args.git_provider], "").strip()
+    if not token:
+        return []  # no token Secret configured: commit statuses are off
+    if args.git_provider == "gitlab":
+        headers = {"PRIVATE-TOKEN": token}
+    else:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
+    body = summary.commit_status(args.git_provider, f"canaryflow/{service}")
+    problem = _post(args.commit_status_url, body, headers)
+    return [f"commit status: {problem}"] if problem else []
+
+
+def _post(url: str, body: dict, headers: dict | None = None) -> str | None:
+    from canaryflow.notify.webhook import post_json
+
+    return post_json(url, body, headers, attempts=ATTEMPTS, timeout_s=TIMEOUT_S)
 
 
 def _failures(text: str) -> list[dict]:
@@ -79,4 +186,4 @@ def _failures(text: str) -> list[dict]:
                 f"not JSON ({error.msg}): pass Argo's {{{{workflow.failures}}}} unchanged",
             )
         ) from None
-    return value if isinstance(value, list) else []
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

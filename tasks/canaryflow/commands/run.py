@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 from pathlib import Path
 
 from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError
@@ -36,14 +37,102 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from canaryflow.plan.load import load_plan
+    from canaryflow.release.record import JOURNAL_SUFFIX, ReleaseRecord, path_inside
 
+    version = checked_version(args.version)
     plan = _with_options(load_plan(args.plan), args)
-    result = _run_local(plan, args) if args.platform == "local" else _run_cluster(plan, args)
-    report = args.out / f"release-{result.record.version}.json"
-    result.record.write_json(report)
-    summary = {"phase": str(result.phase), "reason": result.reason, "report": str(report)}
-    print(json.dumps(summary) if args.json else f"{result.phase}: {result.reason}\n{report}")
+    report = path_inside(args.out, f"release-{version}.json")
+    record = ReleaseRecord(plan.service.name, version, args.platform)
+    if not args.json:
+        record.listeners.append(_printer)
+    journal = record.open_journal(report.with_name(f"release-{version}{JOURNAL_SUFFIX}"))
+    notifier = _notifications(plan, record)
+    result = None
+    try:
+        result = (_run_local if args.platform == "local" else _run_cluster)(plan, args, record)
+    finally:
+        record.close_journal()
+        if notifier is not None:
+            unsent = notifier.close(drain_s=NOTIFY_DRAIN_S)
+            for problem in [*notifier.problems, *([f"{unsent} not delivered"] if unsent else [])]:
+                print(f"warning: notification: {problem}", file=sys.stderr)
+        saved = _save(record, report)
+        if result is None and record.events:  # interrupted or crashed: say where the record is
+            print(f"record so far: {saved or journal or 'not written'}", file=sys.stderr)
+    summary = {
+        "phase": str(result.phase),
+        "reason": result.reason,
+        "report": str(saved) if saved else None,
+        "journal": str(record.journal_path or journal) if journal else None,
+    }
+    where = saved or journal or "no record could be written"
+    print(json.dumps(summary) if args.json else f"{result.phase}: {result.reason}\n{where}")
     return EXIT_OK if result.phase == "promoted" else EXIT_RELEASE_FAILED
+
+
+NOTIFY_DRAIN_S = 5.0
+# record event -> the plan's notification event
+_NOTIFIED = {"started": "started", "window-ended": "step", "promoted": "promoted"}
+
+
+def _notifications(plan, record):
+    """The plan's webhooks, fed from the record on a background thread (never blocking)."""
+    if not plan.notifications:
+        return None
+    from canaryflow.notify.background import BackgroundNotifier
+    from canaryflow.notify.message import ReleaseSummary
+
+    notifier = BackgroundNotifier()
+
+    def on_event(event) -> None:
+        kind = _NOTIFIED.get(event.kind) or (
+            str(event.data.get("phase")) if event.kind == "rolled-back" else None
+        )
+        if kind is None:
+            return
+        summary = ReleaseSummary(
+            service=plan.service.name,
+            namespace=plan.service.namespace,
+            event=kind,
+            version=record.version,
+            reason=str(event.data.get("reason", "")),
+        )
+        for target in plan.notifications:
+            if kind in target.events:
+                body = summary.slack() if target.format == "slack" else summary.json()
+                notifier.submit(target.webhook, body)
+
+    record.listeners.append(on_event)
+    return notifier
+
+
+def checked_version(version: str) -> str:
+    """The canary's version label names files and processes: a plain word, never a path."""
+    from canaryflow.plan.model import VERSION
+
+    if not VERSION.fullmatch(version):
+        raise InputError(
+            FieldError(
+                "--version",
+                f"{version[:80]!r} is not a version: use letters, digits and . _ + - "
+                "(no '/', spaces or quotes), e.g. v2 or 1.4.0-rc.1",
+            )
+        )
+    return version
+
+
+def _save(record, report: Path) -> Path | None:
+    """The full JSON record; if the folder refuses it, the journal still has every event."""
+    try:
+        record.write_json(report)
+    except OSError as error:
+        print(
+            f"warning: record not written to {report}: {error.strerror or error}; "
+            f"the event journal is at {record.journal_path or '(none)'}",
+            file=sys.stderr,
+        )
+        return None
+    return report
 
 
 def _with_options(plan, args: argparse.Namespace):
@@ -78,7 +167,7 @@ def _printer(event) -> None:
         print(f"{event.kind}: {details}", flush=True)
 
 
-def _run_local(plan, args: argparse.Namespace):
+def _run_local(plan, args: argparse.Namespace, record):
     from canaryflow.local.programs import program_artifact
     from canaryflow.local.stack import LocalStack
 
@@ -87,17 +176,16 @@ def _run_local(plan, args: argparse.Namespace):
     stable = program_artifact(plan.local.stable, "v1", build, base)
     canary = program_artifact(plan.local.canary, args.version, build, base)
     with LocalStack(plan, stable, args.out / "stack") as stack:
-        return stack.release(canary, listeners=[] if args.json else [_printer])
+        return stack.release(canary, record=record)
 
 
-def _run_cluster(plan, args: argparse.Namespace):
+def _run_cluster(plan, args: argparse.Namespace, record):
     from canaryflow.analysis.run import AnalysisRun
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.kubernetes.from_plan import platform_for
     from canaryflow.kubernetes.platform import api_client_from_environment
     from canaryflow.platform.protocol import Artifact
     from canaryflow.release.engine import ReleaseEngine
-    from canaryflow.release.record import ReleaseRecord
     from canaryflow.release.windows import AnalysisWindows
 
     if not args.image:
@@ -113,10 +201,8 @@ def _run_cluster(plan, args: argparse.Namespace):
         service.name,
         service.namespace,
         logs=_ClusterLogs(platform),
+        windows=len(plan.traffic_steps),
     )
-    record = ReleaseRecord(service.name, args.version, "kubernetes")
-    if not args.json:
-        record.listeners.append(_printer)
     windows = AnalysisWindows(analysis, liveness=platform.wait_healthy)
     engine = ReleaseEngine(plan, platform, windows, record)
     return engine.run(Artifact(version=args.version, image=args.image))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from canaryflow.errors import EXIT_OK, FieldError, InputError
+
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +28,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="your Prometheus' scrape interval, for the detection bound (default: 30s)",
     )
     parser.add_argument(
-        "--rollback-start",
-        default="30s",
+        "--fail-safe",
+        default="2s",
         metavar="D",
-        help="time to start the rollback task and switch the router (default: 30s)",
+        help="time for the analyze pod to set weight 0 and verify it (default: 2s)",
     )
 
 
@@ -38,10 +41,18 @@ def run(args: argparse.Namespace) -> int:
     from canaryflow.runbook import RunbookContext, render_runbook
 
     plan = load_plan(args.plan)
+    if not _NAMESPACE.fullmatch(args.workflow_namespace):
+        raise InputError(
+            FieldError(
+                "--workflow-namespace",
+                f"{args.workflow_namespace[:80]!r} is not a namespace: lower-case letters, "
+                "digits and '-', e.g. argo",
+            )
+        )
     context = RunbookContext(
         workflow_namespace=args.workflow_namespace,
         scrape_interval_s=_duration(parse_duration, "--scrape-interval", args.scrape_interval),
-        rollback_start_s=_duration(parse_duration, "--rollback-start", args.rollback_start),
+        fail_safe_s=_duration(parse_duration, "--fail-safe", args.fail_safe),
     )
     text = render_runbook(plan, context)
     if args.out is None:

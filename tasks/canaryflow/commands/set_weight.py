@@ -31,11 +31,16 @@ def run(args: argparse.Namespace) -> int:
     header = plan.router.header
     if args.header_route and header is not None:
         router.set_header_route(HeaderRoute(header.name, header.value))
-    router.set_weight(args.weight)
-    deadline = time.monotonic() + VERIFY_TIMEOUT_S
-    while not router.verify_weight(args.weight):
-        if time.monotonic() > deadline:
-            raise PlatformError(f"the router did not apply {args.weight}% within 30s")
-        time.sleep(1.0)
+    apply_weight(router, args.weight, VERIFY_TIMEOUT_S)
     print(f"canary weight {args.weight}% verified")
     return 0
+
+
+def apply_weight(router, weight: int, timeout_s: float, poll_s: float = 0.5) -> None:
+    """Set ``weight`` and return once the router shows it; PlatformError after ``timeout_s``."""
+    router.set_weight(weight)
+    deadline = time.monotonic() + timeout_s
+    while not router.verify_weight(weight):
+        if time.monotonic() > deadline:
+            raise PlatformError(f"the router did not apply {weight}% within {timeout_s:g}s")
+        time.sleep(poll_s)

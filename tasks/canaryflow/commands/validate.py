@@ -13,6 +13,13 @@ from canaryflow.errors import EXIT_OK, FieldError, InputError
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plan", type=Path, help="the release plan (YAML)")
     parser.add_argument(
+        "--default-plan",
+        type=Path,
+        metavar="PATH",
+        help="the plan for a repository without PLAN (the chart's default; empty file: none); "
+        "its service name and namespace are taken from --service and --namespace",
+    )
+    parser.add_argument(
         "--prometheus",
         metavar="URL",
         help="check every query against this Prometheus (default: the plan's URL, if any)",
@@ -31,12 +38,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write the plan with every default filled in (for later workflow tasks)",
     )
+    parser.add_argument(
+        "--workflow-outputs",
+        type=Path,
+        metavar="DIR",
+        help="write the values that drive the workflow's step walk, one file each "
+        "(steps, last-step, promotion)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from canaryflow.plan.load import load_plan
 
-    plan = _with_parameters(load_plan(args.plan), args)
+    plan = _with_parameters(_load(args), args)
     url = None if args.offline else (args.prometheus or plan.analysis.prometheus.url)
     if url:
         _check_promql(plan, url)
@@ -44,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         args.resolved_out.parent.mkdir(parents=True, exist_ok=True)
         document = plan.model_dump(mode="json", by_alias=True)
         args.resolved_out.write_text(yaml.safe_dump(document, sort_keys=False))
+    if args.workflow_outputs:
+        _write_workflow_outputs(plan, args.workflow_outputs)
     steps = ", ".join(
         f"{s.weight}%/{s.duration:g}s" if s.is_traffic else "approve" for s in plan.steps
     )
@@ -59,6 +74,44 @@ def run(args: argparse.Namespace) -> int:
         f"{len(plan.analysis.gates)} gates; {checked}"
     )
     return EXIT_OK
+
+
+def _load(args: argparse.Namespace):
+    """The repository's own plan; the default plan only when the repository has none."""
+    from canaryflow.plan.load import load_plan
+
+    default = _default_text(args.default_plan)
+    if args.plan.exists() or default is None:
+        return load_plan(args.plan)
+    try:
+        document = yaml.safe_load(default)
+    except yaml.YAMLError as error:
+        raise InputError(FieldError("--default-plan", f"not valid YAML: {error}")) from None
+    if not isinstance(document, dict):
+        raise InputError(FieldError("--default-plan", "expected a mapping of plan sections"))
+    service = dict(document.get("service") or {})
+    service.update({k: v for k, v in (("name", args.service), ("namespace", args.namespace)) if v})
+    document["service"] = service
+    print(f"{args.plan}: not in the repository: releasing with the default plan")
+    return load_plan(yaml.safe_dump(document, sort_keys=False))
+
+
+def _default_text(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    return text if text.strip() else None
+
+
+def _write_workflow_outputs(plan, directory: Path) -> None:
+    from canaryflow.release.walk import workflow_outputs
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, value in workflow_outputs(plan).items():
+        (directory / name).write_text(value)
 
 
 def _with_parameters(plan, args: argparse.Namespace):

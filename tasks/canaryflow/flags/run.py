@@ -34,6 +34,7 @@ def flag_rollout(
         plan.service.name,
         plan.service.namespace,
         subject=variant_subject(plan.service.name, plan.service.namespace),
+        windows=len(plan.flag.steps),
     )
     record = ReleaseRecord(plan.service.name, f"flag/{plan.flag.key}", platform)
     record.listeners.extend(listeners)

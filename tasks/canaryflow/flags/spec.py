@@ -22,7 +22,11 @@ _FLAG_KEY = r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$"
 
 class FlagModel(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        frozen=True,
+        allow_inf_nan=False,
     )
 
 

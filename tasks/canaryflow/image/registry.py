@@ -4,6 +4,10 @@ Only what pushing an image needs: HEAD/GET blobs, cross-repository mounts, monol
 GET/PUT manifests. Auth follows the registry's ``WWW-Authenticate`` challenge: HTTP Basic, or
 the Bearer token flow (``realm``/``service``/``scope``) that hosted registries use, asking once
 for every scope this push needs so a cross-repository mount is allowed too.
+
+Transport follows ``canaryflow.transport``: the registry's credentials (or token) go only to the
+registry's own origin, so an upload ``Location`` or a redirect to object storage on another host
+gets none; TLS is verified; responses are read up to a limit (``MAX_BLOB_BYTES`` for blobs).
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from canaryflow import __version__
+from canaryflow import __version__, transport
 from canaryflow.errors import PlatformError
 from canaryflow.image.auth import Challenge, Credentials
 from canaryflow.image.oci import sha256_digest
 
 _REDIRECTS = (301, 302, 303, 307, 308)
+MAX_BLOB_BYTES = 4 << 30  # a base image layer; anything bigger is not a Go service image
 _USER_AGENT = {"User-Agent": f"canaryflow/{__version__} image-push"}
 
 
@@ -86,13 +91,16 @@ class RegistryClient:
 
     def get_blob(self, repository: str, digest: str) -> bytes:
         response = self.request(
-            "GET", f"/v2/{repository}/blobs/{digest}", expect=(200, *_REDIRECTS)
+            "GET",
+            f"/v2/{repository}/blobs/{digest}",
+            expect=(200, *_REDIRECTS),
+            limit=MAX_BLOB_BYTES,
         )
         if response.status in _REDIRECTS:  # to object storage: a pre-signed URL, no auth
             location = urllib.parse.urljoin(
                 f"{self.scheme}://{self.host}/", response.header("location")
             )
-            response = self._send("GET", location, {}, None)
+            response = self._send("GET", location, {}, None, limit=MAX_BLOB_BYTES)
             self._expect(response, (200,), f"GET blob {digest} (redirected)")
         if sha256_digest(response.body) != digest:
             raise PlatformError(f"registry {self.host} served blob {digest} with other content")
@@ -172,14 +180,22 @@ class RegistryClient:
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
         expect: tuple[int, ...] = (200,),
+        limit: int = transport.MAX_RESPONSE_BYTES * 4,
     ) -> Response:
-        """One API call, answering at most one auth challenge; PlatformError if unexpected."""
-        url = urllib.parse.urljoin(f"{self.scheme}://{self.host}/", path_or_url)
+        """One API call, answering at most one auth challenge; PlatformError if unexpected.
+
+        Credentials go only to the registry's own origin: an absolute ``path_or_url`` on
+        another host (an upload ``Location`` the registry sent) is sent without them.
+        """
+        base = f"{self.scheme}://{self.host}/"
+        url = urllib.parse.urljoin(base, path_or_url)
+        own = transport.same_origin(url, base)
         headers = dict(headers or {})
-        response = self._send(method, url, self._with_auth(headers), body)
-        if response.status == 401:
+        auth = self._with_auth if own else dict
+        response = self._send(method, url, auth(headers), body, limit=limit)
+        if response.status == 401 and own:
             self._answer(Challenge.parse(response.header("www-authenticate")), response)
-            response = self._send(method, url, self._with_auth(headers), body)
+            response = self._send(method, url, self._with_auth(headers), body, limit=limit)
             if response.status == 401:
                 raise self._rejected(response)
         return self._expect(response, expect, f"{method} {urllib.parse.urlsplit(url).path}")
@@ -203,6 +219,11 @@ class RegistryClient:
         realm = challenge.params.get("realm")
         if not realm:
             raise PlatformError(f"registry {self.host} sent a Bearer challenge without a realm")
+        if self.scheme == "https" and not realm.startswith("https://"):
+            raise PlatformError(
+                f"registry {self.host} asks for credentials at {realm[:100]!r}, not over https: "
+                "refusing to send them in clear text"
+            )
         scopes = sorted({*self._scopes, *challenge.params.get("scope", "").split()} - {""})
         query = [("service", challenge.params["service"])] if "service" in challenge.params else []
         query += [("scope", scope) for scope in scopes]
@@ -243,18 +264,27 @@ class RegistryClient:
         )
 
     def _send(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        limit: int = transport.MAX_RESPONSE_BYTES * 4,
     ) -> Response:
         parts = urllib.parse.urlsplit(url)
-        connection_type = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        connection = connection_type(parts.netloc, timeout=self.timeout_s)
+        if parts.scheme == "https":
+            connection = http.client.HTTPSConnection(
+                parts.netloc, timeout=self.timeout_s, context=transport.tls_context()
+            )
+        elif parts.scheme == "http":
+            connection = http.client.HTTPConnection(parts.netloc, timeout=self.timeout_s)
+        else:
+            raise PlatformError(f"registry {self.host} sent a URL that is not http(s): {url[:100]}")
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
             connection.request(method, target or "/", body=body, headers={**_USER_AGENT, **headers})
             raw = connection.getresponse()
-            data = raw.read()
+            data = transport.read_bounded(raw, limit) if method != "HEAD" else b""
             return Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, data)
         except (OSError, http.client.HTTPException) as error:
             raise PlatformError(self._unreachable(parts, error)) from error

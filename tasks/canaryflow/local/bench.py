@@ -213,8 +213,14 @@ def _canary_address(stack) -> str:
 
 def schedule_fault(address: str, delay_s: float, flag_on_only: bool = False) -> float:
     """Ask the service to start failing ``delay_s`` from now; the Unix time it will switch on."""
-    fault = {"error_rate": BAD_ERROR_RATE, "flag_on_only": flag_on_only, "after": delay_s}
-    _put_faults(address, fault)
+    return schedule_faults(
+        address, {"error_rate": BAD_ERROR_RATE, "flag_on_only": flag_on_only}, delay_s
+    )
+
+
+def schedule_faults(address: str, faults: dict[str, Any], delay_s: float) -> float:
+    """Merge ``faults`` in ``delay_s`` from now; the Unix time they will switch on."""
+    _put_faults(address, {**faults, "after": delay_s})
     with urllib.request.urlopen(f"http://{address}/admin/faults", timeout=2) as response:
         return float(json.load(response)["pending"]["at"])
 

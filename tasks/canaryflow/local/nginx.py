@@ -4,6 +4,10 @@ The master runs in the foreground (``daemon off``) under a ``ProcessGroup``, so 
 its PID like every other process. A reload is SIGHUP to that PID; the master starts new workers
 on the same listening sockets and tells the old ones to finish their requests and exit, which
 ``accepting_workers`` / ``draining_workers`` observe through /proc.
+
+Every operand nginx gets (``-p``, ``-c``) is an absolute path the caller resolved: nginx has no
+``--``, and an option's argument is never read as an option, so nothing from a plan or a
+parameter is. ``problem`` says when the master or a worker died or was stopped.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 
 from canaryflow.errors import PlatformError
 from canaryflow.local.nginx_config import NginxFiles
-from canaryflow.local.process import ManagedProcess, ProcessGroup
+from canaryflow.local.process import ManagedProcess, ProcessGroup, process_state
 
 NGINX = "/usr/sbin/nginx"
 _DRAINING_TITLE = "nginx: worker process is shutting down"
@@ -35,6 +39,8 @@ class NginxInstance:
 
     def start(self, config: str, timeout_s: float = 5.0) -> None:
         """Validate ``config``, start the master on it, wait until a worker accepts."""
+        if not (self.files.prefix.is_absolute() and self.files.conf.is_absolute()):
+            raise PlatformError(f"nginx {self.files.name}: prefix and config must be absolute")
         (self.files.prefix / "temp").mkdir(parents=True, exist_ok=True)
         self._install(config)
         self.process = self.group.start(
@@ -74,6 +80,27 @@ class NginxInstance:
         if self.process is None or not self.process.alive():
             raise PlatformError(f"nginx {self.files.name} is not running")
         return self.process.pid
+
+    def problem(self) -> str | None:
+        """What keeps this nginx from serving, or None: the master or a worker dead or stopped.
+
+        A killed worker is replaced by its master within milliseconds; a stopped one keeps its
+        accepted connections hanging, and a dead or stopped master replaces nothing.
+        """
+        process = self.process
+        if process is None:
+            return f"nginx {self.files.name} is not running"
+        if not process.alive():
+            return f"nginx {self.files.name} master exited ({process.popen.returncode})"
+        if process.stopped():
+            return f"nginx {self.files.name} master {process.pid} is stopped"
+        workers = self._workers()
+        stopped = [pid for pid, _ in workers if process_state(pid) in ("T", "t")]
+        if stopped:
+            return f"nginx {self.files.name} worker {stopped[0]} is stopped"
+        if not any(title == _WORKER_TITLE for _, title in workers):
+            return f"nginx {self.files.name} has no worker accepting connections"
+        return None
 
     def accepting_workers(self) -> list[int]:
         return [pid for pid, title in self._workers() if title == _WORKER_TITLE]

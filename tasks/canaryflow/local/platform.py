@@ -102,6 +102,7 @@ class LocalPlatform:
         self._canary_log: _Service | None = None
         self._poller = TailPoller()
         self._started = 0
+        self.router_restarts = 0
         self.targets_error: Exception | None = None
 
     # Lifecycle
@@ -177,9 +178,17 @@ class LocalPlatform:
         self._notify_targets()
 
     def wait_healthy(self, timeout_s: float) -> HealthReport:
+        """The canary answers its health check, and the router it sits behind still serves.
+
+        The engine asks this every analysis round, so a router that died or hangs (nginx
+        master or worker killed or stopped) fails the window at once.
+        """
         canary = self._canary
         if canary is None:
             return HealthReport(False, "no canary is deployed")
+        problem = self.router.health()
+        if problem is not None:
+            return HealthReport(False, f"router: {problem}")
         try:
             wait_http_ok(self._health_url(canary), timeout_s, canary.process)
         except PlatformError as error:
@@ -197,6 +206,9 @@ class LocalPlatform:
     def promote(self, artifact: Artifact) -> None:
         """New stable from ``artifact``, all traffic to it, then canary and old stable stopped."""
         old_stable, canary = self._require_stable(), self._canary
+        problem = self.router.health()
+        if problem is not None:  # never promote across a router failure
+            raise PlatformError(f"promotion refused, the router is broken: {problem}")
         new_stable = self._start_service("stable", artifact)
         try:
             self.router.replace_stable(new_stable.address)
@@ -212,9 +224,23 @@ class LocalPlatform:
         self._notify_targets(after_safe_change=True)
 
     def rollback(self) -> None:
-        """Weight 0 and no canary routes, verified and drained; only then the canary stops."""
-        self.router.remove_managed_routes()
+        """Weight 0 and no canary routes, verified and drained; only then the canary stops.
+
+        A broken router (a dead or stopped nginx) is restarted from its last good config
+        without canary routes. Either way a request through the user port must come back
+        from stable before the rollback counts as done.
+        """
+        problem = self.router.health()
+        if problem is None:
+            self.router.remove_managed_routes()
+        else:
+            _log.warning("router broken during rollback (%s): restarting it on stable", problem)
+            self.router_restarts += 1
+            self.router.restart()
         self._await_router("rollback")
+        not_stable = self.router.stable_serves()
+        if not_stable is not None:
+            raise PlatformError(f"rollback: {not_stable}")
         canary, self._canary = self._canary, None
         if canary is not None:
             self._stop_service(canary)

@@ -49,15 +49,26 @@ class ManagedProcess:
         return self.popen.poll() is None
 
     def stop(self, grace_s: float = 5.0) -> int | None:
-        """SIGTERM its process group, SIGKILL after ``grace_s``; returns the exit code."""
+        """SIGTERM its process group, SIGKILL after ``grace_s``; returns the exit code.
+
+        The group is SIGKILLed at the end whatever happened to the leader: when an nginx
+        master was killed (or is stopped), its workers are still in the group and would keep
+        serving the port after canaryflow exits.
+        """
         if self.alive():
+            self._signal(signal.SIGCONT)  # a stopped (SIGSTOP) process cannot act on SIGTERM
             self._signal(signal.SIGTERM)
             try:
                 self.popen.wait(grace_s)
             except subprocess.TimeoutExpired:
                 self._signal(signal.SIGKILL)
                 self.popen.wait(grace_s)
+        self._signal(signal.SIGKILL)  # orphans of the group (workers of a dead master)
         return self.popen.returncode
+
+    def stopped(self) -> bool:
+        """True while the process is stopped (SIGSTOP): alive, but answering nothing."""
+        return process_state(self.pid) in ("T", "t")
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: for fault-injection tests."""
@@ -72,8 +83,32 @@ class ManagedProcess:
 
     def _signal(self, sig: int) -> None:
         # Each process leads its own group (start_new_session); signal that group only.
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
+
+
+def process_state(pid: int) -> str | None:
+    """The one-letter state in /proc/PID/stat (R, S, T, Z...), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def group_members(pgid: int) -> list[int]:
+    """PIDs whose process group is ``pgid`` (a master's workers, even orphaned ones)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
 
 
 class ProcessGroup:

@@ -28,6 +28,7 @@ from typing import Literal
 from canaryflow.errors import PlatformError
 from canaryflow.local.nginx import NginxInstance
 from canaryflow.local.nginx_config import (
+    TRACK_HEADER,
     WORKER_PROCESSES,
     NginxFiles,
     RouteState,
@@ -103,6 +104,60 @@ class NginxRouter:
         if self.design == "two-tier":
             self.edge.start(render_edge(self.edge.files, self.port, self._splitter_socket))
 
+    def health(self) -> str | None:
+        """None while the router serves users; else what broke (dead or stopped nginx)."""
+        for instance in self._instances():
+            problem = instance.problem()
+            if problem is not None:
+                return problem
+        try:
+            conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=1.0)
+            try:
+                conn.request("GET", "/", headers={"X-Canaryflow-Probe": "1"})
+                conn.getresponse().read()
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException) as error:
+            return f"the router port {self.port} does not answer: {error}"
+        return None
+
+    def restart(self) -> None:
+        """Start both tiers again from the last good routes, minus every canary route.
+
+        For a router that died or hangs: stopping SIGKILLs each whole process group (stopped
+        masters and orphaned workers included), stale unix sockets are removed, and the
+        serving state becomes "all traffic on stable" before anything listens again.
+        """
+        self.stop()
+        for stale in (self._splitter_socket, self._admin_socket):
+            stale.unlink(missing_ok=True)
+        self._state = dataclasses.replace(
+            self._state,
+            generation=self._state.generation + 1,
+            canary=None,
+            canary_percent=0,
+            header_route=None,
+        )
+        self.start()
+
+    def stable_serves(self) -> str | None:
+        """None when a request through the user port is answered by stable; else why not."""
+        try:
+            conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=2.0)
+            try:
+                conn.request("GET", "/")
+                response = conn.getresponse()
+                response.read()
+                track = response.getheader(TRACK_HEADER)
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException) as error:
+            return f"no answer through the router: {error}"
+        return None if track == "stable" else f"answered by {track!r}, not stable"
+
+    def _instances(self) -> list[NginxInstance]:
+        return [self.splitter, self.edge] if self.design == "two-tier" else [self.splitter]
+
     def stop(self) -> None:
         self.edge.stop()
         self.splitter.stop()
@@ -123,6 +178,8 @@ class NginxRouter:
 
     def verify_weight(self, canary_percent: int) -> bool:
         """True once only workers running the latest config accept, and it has this weight."""
+        if self.health() is not None:
+            return False
         served = self.wait_serving(self.verify_timeout_s)
         return served is not None and served.weight == canary_percent
 
@@ -188,6 +245,9 @@ class NginxRouter:
         return True
 
     def _apply(self, **changes) -> None:
+        problem = self.health()
+        if problem is not None:  # a reload cannot mend a dead tier: say so now, not in 10 s
+            raise PlatformError(f"router broken: {problem}")
         candidate = dataclasses.replace(
             self._state, generation=self._state.generation + 1, **changes
         )

@@ -136,8 +136,12 @@ class LocalStack:
         canary: Artifact,
         listeners: list[Listener] = (),
         approver: Approver | None = None,
+        record: ReleaseRecord | None = None,
     ) -> ReleaseResult:
-        """One release of ``canary`` through the plan's steps, judged by its gates."""
+        """One release of ``canary`` through the plan's steps, judged by its gates.
+
+        ``record`` lets the caller keep the record (and its journal) if the release raises.
+        """
         plan, platform = self.plan, self.platform
         assert platform is not None and self.prometheus is not None
         analysis = AnalysisRun(
@@ -146,8 +150,10 @@ class LocalStack:
             plan.service.name,
             plan.service.namespace,
             logs=CanaryLogs(platform),
+            windows=len(plan.traffic_steps),
         )
-        record = ReleaseRecord(plan.service.name, canary.version, "local")
+        if record is None:
+            record = ReleaseRecord(plan.service.name, canary.version, "local")
         record.listeners.extend(listeners)
         engine = ReleaseEngine(
             plan,

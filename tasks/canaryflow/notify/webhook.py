@@ -1,7 +1,9 @@
 """Sending notifications over HTTP, with a short timeout and bounded retries.
 
 A notification that cannot be delivered is reported, never fatal: the release's outcome is
-already decided when the exit handler runs.
+already decided when the exit handler runs. Requests follow ``canaryflow.transport``: a
+redirect to another host is not followed (a commit-status token never leaves its host), TLS is
+verified, the answer is read up to a limit, and ``deadline_s`` bounds all attempts together.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from canaryflow import transport
+
 
 def post_json(
     url: str,
@@ -20,11 +24,17 @@ def post_json(
     headers: Mapping[str, str] | None = None,
     attempts: int = 3,
     timeout_s: float = 5.0,
+    deadline_s: float = 20.0,
 ) -> str | None:
     """POST ``body``; None on success, else why it failed after ``attempts`` tries."""
     data = json.dumps(body).encode()
     problem = "not sent"
+    deadline = time.monotonic() + deadline_s
+    client = transport.opener()
     for attempt in range(attempts):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return f"{problem} (gave up after {deadline_s:g}s)"
         request = urllib.request.Request(
             url,
             data=data,
@@ -32,15 +42,18 @@ def post_json(
             headers={"Content-Type": "application/json", **(headers or {})},
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            with client.open(request, timeout=min(timeout_s, left)) as response:
+                transport.read_bounded(response)
                 if 200 <= response.status < 300:
                     return None
                 problem = f"HTTP {response.status}"
+        except transport.RedirectRefused as error:
+            return f"HTTP {error.code}: {error.reason}"
         except urllib.error.HTTPError as error:
             problem = f"HTTP {error.code}"
-            if 400 <= error.code < 500 and error.code != 429:
+            if 300 <= error.code < 500 and error.code != 429:
                 return problem  # the request is wrong; repeating it will not help
-        except (urllib.error.URLError, OSError) as error:
-            problem = str(getattr(error, "reason", error))
-        time.sleep(0.2 * 2**attempt)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            problem = str(getattr(error, "reason", error))[:200]
+        time.sleep(min(0.2 * 2**attempt, max(0.0, deadline - time.monotonic())))
     return problem

@@ -6,6 +6,7 @@ the same thing here. Bare numbers are seconds.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -14,21 +15,46 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h))+$"
+# 30 days: longer than any release window or approval wait; beyond it is a typo (or 1e999).
+MAX_SECONDS = 30 * 24 * 3600.0
+_MAX_TEXT = 64
 
 
 def parse_duration(value: object) -> float:
     """Seconds from ``"1m30s"``-style text or a number; ValueError says how to write one."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 2m or 1h30m, not true/false")
+    shown = _shown(value)
     if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and re.fullmatch(PATTERN, value.strip()):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond any float
+            seconds = math.inf
+    elif (
+        isinstance(value, str) and len(value) <= _MAX_TEXT and re.fullmatch(PATTERN, value.strip())
+    ):
         seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(value.strip()))
     else:
-        raise ValueError(f"{value!r} is not a duration; write it like 30s, 2m, 1h30m or 500ms")
+        raise ValueError(f"{shown} is not a duration; write it like 30s, 2m, 1h30m or 500ms")
+    if math.isnan(seconds):
+        raise ValueError(f"{shown} is not a number; write a duration like 30s, 2m or 1h30m")
     if seconds < 0:
-        raise ValueError(f"{value!r} is negative; durations are 0 or more")
+        raise ValueError(f"{shown} is negative; durations are 0 or more")
+    if math.isinf(seconds):
+        raise ValueError(f"{shown} is not a finite duration; write it like 30s, 2m or 1h30m")
+    if seconds > MAX_SECONDS:
+        raise ValueError(
+            f"{shown} is longer than 30 days (720h), the longest duration a plan takes"
+        )
     return seconds
+
+
+def _shown(value: object) -> str:
+    """The value as a message may quote it: short, and never failing (a 5000-digit int)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return "a number with more than 19 digits"
+    text = repr(value[: _MAX_TEXT + 1] if isinstance(value, str) else value)
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 4] + "...'"
 
 
 def format_duration(seconds: float) -> str:
@@ -51,7 +77,10 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema(
         {
-            "anyOf": [{"type": "string", "pattern": PATTERN}, {"type": "number", "minimum": 0}],
+            "anyOf": [
+                {"type": "string", "pattern": PATTERN},
+                {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
+            ],
             "description": "A duration: 30s, 2m, 1h30m, 500ms, or a number of seconds.",
         }
     ),

@@ -2,13 +2,28 @@
 
 Validation happens once, here at the edge; everything past ``load_plan`` works with a typed,
 immutable ``ReleasePlan``. Errors carry the YAML line so an editor can jump to it.
+
+A plan is written by many people and read inside CI with credentials, so reading it is bounded
+before it is parsed (``docs/limits`` in the README):
+
+- ``MAX_PLAN_BYTES``: a plan is a regular file of at most 256 KiB of UTF-8 text. Directories,
+  FIFOs and devices (``/dev/zero``) are refused from ``fstat`` before a byte is read, and the
+  file is opened non-blocking, so a FIFO cannot hang the reader.
+- ``MAX_DEPTH``: at most 32 nested mappings/sequences (a plan needs about 6); deeper YAML would
+  exhaust Python's recursion in the composer.
+- No anchors and aliases (``&a`` / ``*a``): no plan needs them, and they are how a few hundred
+  bytes expand to gigabytes ("billion laughs"). So the alias count limit is zero.
+- ``MAX_ERRORS`` errors are listed, and every value or key quoted in a message is cut to
+  ``MAX_SHOWN`` characters: a 10 MB value is never echoed back.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 
 import yaml
@@ -18,6 +33,11 @@ from canaryflow.errors import FieldError, InputError
 from canaryflow.plan.model import ReleasePlan
 
 Loc = tuple[str | int, ...]
+
+MAX_PLAN_BYTES = 256 * 1024
+MAX_DEPTH = 32
+MAX_ERRORS = 50
+MAX_SHOWN = 80
 
 
 def load_plan(source: Path | str) -> ReleasePlan:
@@ -29,46 +49,173 @@ def load_plan(source: Path | str) -> ReleasePlan:
 
 def plan_from_dict(document: object, lines: dict[Loc, int] | None = None, origin: str = "plan"):
     if not isinstance(document, dict):
-        raise InputError(FieldError("", f"{origin}: expected a mapping of plan sections"))
+        kind = "empty" if document is None else f"a {_yaml_kind(document)}"
+        raise InputError(
+            FieldError(
+                "(plan)",
+                f"{origin} is {kind}, not a mapping of plan sections: start from "
+                "`service: {name: my-service}` (see examples/plans)",
+            )
+        )
     try:
         return ReleasePlan.model_validate(document)
     except ValidationError as error:
-        raise InputError(list(_field_errors(error, lines or {}, origin))) from None
+        found = list(_field_errors(error, lines or {}, origin))
+        if len(found) > MAX_ERRORS:
+            more = len(found) - MAX_ERRORS
+            found = [*found[:MAX_ERRORS], FieldError("", f"... and {more} more errors")]
+        raise InputError(found) from None
+    except RecursionError:  # defensive: _parse_yaml already bounds the depth
+        raise InputError(FieldError("(plan)", _TOO_DEEP)) from None
+
+
+def shown(value: object, limit: int = MAX_SHOWN) -> str:
+    """``repr(value)``, cut to ``limit`` characters: messages never echo a whole input."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return "a number with more than 19 digits"
+    if isinstance(value, str | bytes):
+        value = value[: limit + 1]
+    elif isinstance(value, dict | list | tuple | set):
+        return f"a {_yaml_kind(value)} of {len(value)} items"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _yaml_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
+
+
+_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep: a plan needs about 6; flatten it"
 
 
 def _read(source: Path | str) -> tuple[str, str]:
     if isinstance(source, Path):
-        try:
-            return source.read_text(), str(source)
-        except OSError as error:
-            raise InputError(f"{source}: cannot read the plan: {error.strerror}") from None
+        return _read_file(source), str(source)
+    if len(source) > MAX_PLAN_BYTES:
+        raise InputError(FieldError("(plan)", _too_big(len(source.encode(errors="replace")))))
     return source, "plan"
 
 
+def _too_big(size: int) -> str:
+    return (
+        f"{size} bytes is larger than the {MAX_PLAN_BYTES // 1024} KiB a plan may have: "
+        "is this the right file?"
+    )
+
+
+def _read_file(path: Path) -> str:
+    """At most ``MAX_PLAN_BYTES`` of a regular file, as UTF-8; every refusal names the fix."""
+    name = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        fix = "check the path" if error.errno == 2 else "check its permissions"
+        raise InputError(f"{name}: cannot read the plan: {error.strerror}: {fix}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(f"{name}: is a directory: give the plan file (canaryflow.yaml)")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(
+                f"{name}: is not a regular file (a device, FIFO or socket): "
+                "give the plan file itself"
+            )
+        if info.st_size > MAX_PLAN_BYTES:
+            raise InputError(f"{name}: {_too_big(info.st_size)}")
+        try:
+            data = os.read(fd, MAX_PLAN_BYTES + 1)
+        except OSError as error:
+            raise InputError(f"{name}: cannot read the plan: {error.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PLAN_BYTES:  # it grew while we looked
+        raise InputError(f"{name}: {_too_big(len(data))}")
+    if b"\0" in data:
+        raise InputError(f"{name}: is binary (it contains NUL bytes): give the YAML plan")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InputError(
+            f"{name}:{line}: not UTF-8 (byte {error.start}: {data[error.start]:#04x}): "
+            "save the plan as UTF-8"
+        ) from None
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys, which YAML silently lets the last one win."""
+    """SafeLoader that refuses what a plan never needs and an attacker would use.
+
+    Duplicate keys (YAML lets the last one win, silently), anchors and aliases (the "billion
+    laughs" expansion), unhashable keys (``? [a, b]``) and nesting deeper than ``MAX_DEPTH``.
+    """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "anchors and aliases (&name, *name) are not allowed in a plan: "
+                "write the values out",
+                event.start_mark,
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, _TOO_DEEP, event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node, deep=False):
         seen: set[object] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable) or isinstance(key, tuple):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key is a list or mapping: keys are plain words such as `name`",
+                    key_node.start_mark,
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}: keep only one", key_node.start_mark
+                    None, None, f"duplicate key {shown(key)}: keep only one", key_node.start_mark
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 
 def _parse_yaml(text: str, origin: str) -> tuple[object, dict[Loc, int]]:
+    loader = None
     try:
-        document = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _StrictLoader(text)  # its reader already refuses control characters
+        node = loader.get_single_node()
+        document = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{origin}:{mark.line + 1}" if mark else origin
-        problem = getattr(error, "problem", None) or str(error)
-        raise InputError(f"{where}: not valid YAML: {problem}") from None
+        problem = getattr(error, "problem", None) or getattr(error, "reason", None) or str(error)
+        if isinstance(error, yaml.reader.ReaderError):
+            where = f"{origin}: character {error.position}"
+            problem = f"control character {error.character:#x} is not allowed in YAML text"
+        raise InputError(f"{where}: not valid YAML: {problem[:200]}") from None
+    except RecursionError:  # defensive: the composer bounds the depth first
+        raise InputError(f"{origin}: {_TOO_DEEP}") from None
+    except ValueError as error:  # int("9" * 5000): beyond Python's int-from-text limit
+        problem = "a number with more than 4300 digits" if "digits" in str(error) else error
+        raise InputError(f"{origin}: not a usable number: {str(problem)[:120]}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     return document, dict(_node_lines(node, ()))
 
 
@@ -103,6 +250,10 @@ def format_path(loc: Loc) -> str:
     """``("steps", 2, "weight")`` -> ``steps[2].weight``."""
     text = ""
     for part in loc:
+        if not isinstance(part, int | str):  # a YAML key that is a number, a date...
+            part = repr(part)
+        elif isinstance(part, str) and len(part) > MAX_SHOWN:
+            part = part[: MAX_SHOWN - 3] + "..."
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(plan)"
 
@@ -116,24 +267,30 @@ def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
 
 def _explain(detail: dict, loc: Loc) -> str:
     kind, message = detail["type"], detail["msg"]
+    ctx, got = detail.get("ctx") or {}, shown(detail.get("input"))
     if kind == "missing":
         return "required: add it"
     if kind == "extra_forbidden":
         known = ", ".join(_known_keys(loc[:-1])) or "none"
-        return f"unknown key {loc[-1]!r}: remove it or use one of: {known}"
+        return f"unknown key {shown(loc[-1])}: remove it or use one of: {known}"
     if kind == "string_pattern_mismatch":
-        return f"{detail['input']!r} {_PATTERN_HINTS.get(loc[-1], 'has the wrong form')}"
+        return f"{got} {_PATTERN_HINTS.get(loc[-1], 'has the wrong form')}"
+    if kind == "finite_number":
+        return f"{got} is not a finite number: write a plain number (no .nan, .inf or 1e999)"
     if kind == "value_error":
-        return message.removeprefix("Value error, ")
-    ctx, got = detail.get("ctx") or {}, detail.get("input")
+        return _bounded(message.removeprefix("Value error, "))
     if kind == "literal_error":
-        return f"{got!r} is not allowed: use one of {ctx['expected']}"
+        return f"{got} is not allowed: use one of {ctx['expected']}"
     for bound, words in _BOUNDS.items():
         if bound in ctx:
-            return f"{got!r} is {words} {ctx[bound]}: change it"
+            return f"{got} is {words} {ctx[bound]}: change it"
     if not detail.get("url"):  # our own PydanticCustomError: the message says it all
-        return message
-    return f"{message} (got {got!r})"
+        return _bounded(message)
+    return f"{message} (got {got})"
+
+
+def _bounded(message: str, limit: int = 4 * MAX_SHOWN) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 _BOUNDS = {
@@ -151,7 +308,10 @@ _PATTERN_HINTS = {
     "namespace": "is not a valid namespace: lower-case letters, digits and '-'",
     "health_path": "must be a path starting with '/'",
     "healthPath": "must be a path starting with '/'",
-    "webhook": "is not a URL: write http://... or https://...",
+    "webhook": "is not a URL: write http://... or https://... (no spaces or line breaks)",
+    "url": "is not a URL: write http://... or https://... (no spaces or line breaks)",
+    "route": "is not a Kubernetes object name: lower-case letters, digits, '-' and '.'",
+    "paths": "must be a URL path starting with '/' (no spaces, quotes or line breaks)",
 }
 
 

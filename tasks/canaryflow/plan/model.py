@@ -24,13 +24,29 @@ NOTIFY_EVENTS = ("started", "step", "promoted", "rolled-back", "failed")
 # A DNS-1123 label short enough that "<name>-canary" still fits in 63 characters.
 _SERVICE_NAME = r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$"
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+# Values that reach a router config, a request line or a file name are spelled conservatively:
+# no quotes, spaces, control characters (CR/LF) or shell metacharacters, so none of them can
+# change the structure of what they are written into.
+_HEADER_NAME_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+_HEADER_VALUE = re.compile(r"^[A-Za-z0-9._~+/=:-]{1,256}$")
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+_VERSION_HINT = "use letters, digits and . _ + - (no '/', spaces or quotes), e.g. v2 or 1.4.0-rc.1"
+# RFC 3986 path characters (pchar and '/'), plus a query.
+_URL_PATH = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*(\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$"
+# A Kubernetes object name (DNS-1123 subdomain).
+_OBJECT_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+_URL = r"^https?://[^\s\x00-\x1f\x7f]+$"
 
 
 class PlanModel(BaseModel):
     """Plan sections: camelCase keys in YAML, unknown keys rejected, immutable once loaded."""
 
     model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        frozen=True,
+        allow_inf_nan=False,
     )
 
 
@@ -43,7 +59,10 @@ class ServiceSpec(PlanModel):
     )
     port: int = Field(8080, ge=1, le=65535, description="The port the service listens on.")
     health_path: str = Field(
-        "/healthz", pattern=r"^/", description="Health endpoint the health gate probes."
+        "/healthz",
+        pattern=_URL_PATH,
+        max_length=1024,
+        description="Health endpoint the health gate probes.",
     )
     health_timeout: Duration = Field(
         120.0, gt=0, description="How long the canary may take to become healthy."
@@ -58,9 +77,22 @@ class HeaderRouteSpec(PlanModel):
     @field_validator("name")
     @classmethod
     def _token(cls, value: str) -> str:
-        if not _HEADER_NAME.fullmatch(value):
-            raise ValueError(f"{value!r} is not an HTTP header name: use letters, digits and '-'")
+        if not _HEADER_NAME_SAFE.fullmatch(value):
+            raise ValueError(
+                f"{_shown(value)} is not an HTTP header name: use letters, digits and '-' "
+                "(at most 64), e.g. x-release-channel"
+            )
         return value.lower()
+
+    @field_validator("value")
+    @classmethod
+    def _exact(cls, value: str) -> str:
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(
+                f"{_shown(value)} cannot be matched exactly by every router: use letters, "
+                "digits and ._~+/=:- (no quotes, spaces or line breaks), e.g. canary"
+            )
+        return value
 
 
 class RouterSpec(PlanModel):
@@ -74,13 +106,14 @@ class RouterSpec(PlanModel):
     )
     route: str | None = Field(
         None,
+        pattern=_OBJECT_NAME,
         description="The user's VirtualService, Ingress or HTTPRoute to manage "
         "(default: named after the service).",
     )
 
 
 class ApproveSpec(PlanModel):
-    message: str = Field("Promote?", description="What the approver is asked.")
+    message: str = Field("Promote?", max_length=500, description="What the approver is asked.")
     timeout: Duration | None = Field(
         None, gt=0, description="Roll back when nobody approves in time; unset waits forever."
     )
@@ -134,8 +167,16 @@ class PromotionPolicy(PlanModel):
 
 
 class NotificationSpec(PlanModel):
-    webhook: Annotated[str, Field(pattern=r"^https?://\S+$")] = Field(
-        description="URL that receives a JSON POST per event."
+    """Where an event goes: a key of the chart's notifications Secret holding the URL
+    (``secretKey``; the URL stays out of the repository), or the URL itself (``webhook``)."""
+
+    secret_key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]{1,253}$")] | None = Field(
+        None,
+        description="Key of the notifications Secret (chart value notifications.secretName) "
+        "whose value is the webhook URL. Preferred: webhook URLs are credentials.",
+    )
+    webhook: Annotated[str, Field(pattern=_URL, max_length=2048)] | None = Field(
+        None, description="URL that receives a JSON POST per event (visible to every reader)."
     )
     format: Literal["slack", "json"] = Field(
         "slack", description="slack: {text: ...}; json: the release summary object."
@@ -143,6 +184,12 @@ class NotificationSpec(PlanModel):
     events: list[Literal["started", "step", "promoted", "rolled-back", "failed"]] = Field(
         default_factory=lambda: list(NOTIFY_EVENTS), description="Which events to send."
     )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> NotificationSpec:
+        if (self.secret_key is None) == (self.webhook is None):
+            raise ValueError("give exactly one of secretKey (preferred) or webhook")
+        return self
 
 
 class OwnersSpec(PlanModel):
@@ -165,6 +212,21 @@ class ProgramSpec(PlanModel):
     )
     version: str | None = Field(None, description="Version label of this program.")
 
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        if value is not None and not VERSION.fullmatch(value):
+            raise ValueError(f"{_shown(value)} is not a version: {_VERSION_HINT}")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _argv(cls, value: list[str] | None) -> list[str] | None:
+        for part in value or []:
+            if "\0" in part:
+                raise ValueError("an argument contains a NUL byte: remove it")
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> ProgramSpec:
         if (self.command is None) == (self.go_package is None):
@@ -175,12 +237,31 @@ class ProgramSpec(PlanModel):
 class LoadSpec(PlanModel):
     rate: float = Field(50.0, gt=0, le=5000, description="Requests per second, all clients.")
     clients: int = Field(8, ge=1, le=256, description="Keep-alive connections.")
-    paths: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
-    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every request.")
+    paths: list[Annotated[str, Field(pattern=_URL_PATH, max_length=1024)]] = Field(
+        default_factory=lambda: ["/"], min_length=1, max_length=100
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, max_length=32, description="Sent with every request."
+    )
     header_share: float = Field(
         0.02, ge=0, le=1, description="Share of requests that carry the canary header."
     )
-    users: int = Field(1000, ge=1, description="User IDs 0..users-1 in X-User-Id.")
+    users: int = Field(1000, ge=1, le=10_000_000, description="User IDs 0..users-1 in X-User-Id.")
+
+    @field_validator("headers")
+    @classmethod
+    def _plain_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not _HEADER_NAME_SAFE.fullmatch(name):
+                raise ValueError(
+                    f"header name {_shown(name)}: use letters, digits and '-' (at most 64)"
+                )
+            if not _HEADER_VALUE.fullmatch(value):
+                raise ValueError(
+                    f"header {name} value {_shown(value)}: use letters, digits and ._~+/=:- "
+                    "(no quotes, spaces or line breaks)"
+                )
+        return headers
 
 
 class LocalSpec(PlanModel):
@@ -210,12 +291,13 @@ class ReleasePlan(PlanModel):
     steps: list[StepSpec] = Field(
         default_factory=_default_steps,
         min_length=1,
+        max_length=200,
         description="Traffic steps in order; each window is analysed. Then promotion.",
     )
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
-    notifications: list[NotificationSpec] = Field(default_factory=list)
+    notifications: list[NotificationSpec] = Field(default_factory=list, max_length=20)
     local: LocalSpec = Field(default_factory=LocalSpec)
     flag: FlagRolloutSpec | None = Field(
         None, description="A feature flag rolled out to growing user segments (flag-rollout)."
@@ -238,6 +320,12 @@ class ReleasePlan(PlanModel):
     @property
     def traffic_steps(self) -> list[StepSpec]:
         return [step for step in self.steps if step.is_traffic]
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """A value quoted in a message, cut short: errors never echo a whole input."""
+    text = repr(value[: limit + 1] if isinstance(value, str) else value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 class StepOrderError(ValueError):

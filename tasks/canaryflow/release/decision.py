@@ -26,7 +26,13 @@ class Phase(StrEnum):
 
 
 def after_window(verdict: Outcome, on_inconclusive: str) -> Action:
-    """The next action once a step's analysis window has its verdict."""
+    """The next action once a step's analysis window has its verdict.
+
+    A window still collecting data when it ended, or with no gate that could judge it, is
+    inconclusive: maturity that never came is not a pass.
+    """
+    if verdict in (Outcome.COLLECTING, Outcome.NOT_APPLICABLE):
+        verdict = Outcome.INCONCLUSIVE
     if verdict is Outcome.PASS:
         return Action.CONTINUE
     if verdict is Outcome.INCONCLUSIVE and on_inconclusive == "hold":

@@ -2,18 +2,30 @@
 
 It is the JSON report, the feed of the live view and notifications, and the source of the
 benchmark's detection-to-safe times, so all of them tell the same story.
+
+It is also what an operator reads after an incident, so it must outlive the process: with a
+journal, every event is appended to a JSON-lines file and flushed to disk as it happens. A
+SIGTERM, a SIGINT, a crash, a full or read-only output folder leaves a readable record up to
+the last event. When the journal cannot be written where asked, it moves to the temporary
+folder (``journal_path`` says where); the release itself never fails because of its record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from canaryflow.errors import FieldError, InputError
 
 Listener = Callable[["Event"], None]
+JOURNAL_SUFFIX = ".events.jsonl"
 
 
 @dataclass(frozen=True)
@@ -34,10 +46,14 @@ class ReleaseRecord:
     events: list[Event] = field(default_factory=list)
     listeners: list[Listener] = field(default_factory=list, repr=False)
     clock: Callable[[], float] = field(default=time.time, repr=False)
+    journal_path: Path | None = None
+    journal_error: str | None = None
+    _journal: IO[str] | None = field(default=None, repr=False)
 
     def add(self, kind: str, **data: Any) -> Event:
         event = Event(at=self.clock(), kind=kind, data=data)
         self.events.append(event)
+        self._append(event)
         for listener in self.listeners:
             listener(event)
         return event
@@ -48,14 +64,101 @@ class ReleaseRecord:
     def of_kind(self, kind: str) -> list[Event]:
         return [e for e in self.events if e.kind == kind]
 
+    def header(self) -> dict[str, Any]:
+        return {"service": self.service, "version": self.version, "platform": self.platform}
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "version": self.version,
-            "platform": self.platform,
-            "events": [e.to_dict() for e in self.events],
-        }
+        return {**self.header(), "events": [e.to_dict() for e in self.events]}
 
     def write_json(self, path: Path) -> None:
+        """The whole record, replaced atomically: a failed write never truncates an old one."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            partial.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+            os.replace(partial, path)
+        finally:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+
+    # The journal
+
+    def open_journal(self, path: Path) -> Path | None:
+        """Append every event from now on to ``path`` (JSON lines, flushed); returns where.
+
+        The events recorded so far are written first, so the journal is always whole.
+        """
+        self.close_journal()
+        for candidate in (path, _fallback(path)):
+            try:
+                candidate.parent.mkdir(parents=True, exist_ok=True)
+                handle = candidate.open("w", encoding="utf-8")
+            except OSError as error:
+                self.journal_error = f"{candidate}: {error.strerror or error}"
+                continue
+            self._journal, self.journal_path = handle, candidate
+            if self._write_lines([self.header(), *(e.to_dict() for e in self.events)]):
+                return candidate
+        self.journal_path = None
+        return None
+
+    def close_journal(self) -> None:
+        if self._journal is not None:
+            with contextlib.suppress(OSError):
+                self._journal.close()
+            self._journal = None
+
+    def _append(self, event: Event) -> None:
+        if self._journal is not None and not self._write_lines([event.to_dict()]):
+            self._move_journal()
+
+    def _write_lines(self, lines: list[dict[str, Any]]) -> bool:
+        assert self._journal is not None
+        try:
+            self._journal.write("".join(json.dumps(x, default=str) + "\n" for x in lines))
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+        except (OSError, ValueError) as error:
+            self.journal_error = f"{self.journal_path}: {getattr(error, 'strerror', error)}"
+            self.close_journal()
+            return False
+        return True
+
+    def _move_journal(self) -> None:
+        """The folder filled up or turned read-only mid-release: carry on in the temp folder."""
+        failed = self.journal_path
+        if failed is None or failed.parent == Path(tempfile.gettempdir()):
+            self.journal_path = None
+            return
+        error = self.journal_error
+        self.open_journal(_fallback(failed))
+        self.journal_error = error
+
+
+def _fallback(path: Path) -> Path:
+    return Path(tempfile.gettempdir()) / f"canaryflow-{os.getpid()}-{path.name}"
+
+
+def read_journal(path: Path) -> dict[str, Any]:
+    """A journal as a record document; a last line cut short by a crash is skipped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    documents = []
+    for line in lines:
+        try:
+            documents.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    if not documents:
+        raise ValueError(f"{path}: not a release journal")
+    return {**documents[0], "events": documents[1:]}
+
+
+def path_inside(out: Path, name: str, what: str = "--version") -> Path:
+    """``out/name``, refusing a ``name`` that would leave ``out`` (``../../x``, ``/etc/x``)."""
+    root = Path(out).resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise InputError(
+            FieldError(what, f"{name[:80]!r} would write outside {out}: use a plain name")
+        )
+    return path

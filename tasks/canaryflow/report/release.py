@@ -7,6 +7,7 @@ against what users got.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -113,15 +114,22 @@ def write_report(
     record: ReleaseRecord,
     summary: ReleaseSummary,
     requests: Sequence[Request],
-) -> tuple[Path, Path]:
-    """``<name>.json`` and ``<name>.png`` in ``out_dir``; returns both paths."""
-    from canaryflow.report.chart import draw_timeline
+) -> tuple[Path, Path | None]:
+    """``<name>.json`` and ``<name>.png`` in ``out_dir``; returns both paths.
+
+    The PNG needs the ``report`` extra (matplotlib). Without it the JSON report is the whole
+    record and the PNG path is None: a plain ``pip install canaryflow`` must still release.
+    """
     from canaryflow.report.timeline import timeline_of
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / f"{name}.json", out_dir / f"{name}.png"
     report = build_report(record, summary, requests)
     json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    if importlib.util.find_spec("matplotlib") is None:
+        return json_path, None
+    from canaryflow.report.chart import draw_timeline
+
     title = f"{record.service} {record.version}: {summary.phase}"
     draw_timeline(timeline_of(record, requests, summary.fault_on), png_path, title)
     return json_path, png_path

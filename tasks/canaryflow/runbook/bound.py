@@ -4,8 +4,12 @@ A gate fails the window at its ``failureLimit + 1``-th failed measurement (``ver
 Measurements come every ``interval``; each reads ``rate()`` over ``queryWindow``, so a step
 change in the canary shows fully only once the window holds nothing older than the change.
 Prometheus adds up to one scrape interval before the change is stored, each query may take
-``prometheus.timeout``, and the rollback then has to start its task and switch the router.
-The last two are the cluster's, not the plan's: they are stated assumptions, not measurements.
+``prometheus.timeout``, and then the analyze pod that decided makes traffic safe itself
+(``analyze --fail-safe``): it writes weight 0 and reads it back from the router before it
+exits; no other pod has to be scheduled first. The scrape interval and that fail-safe time are
+the cluster's, not the plan's: stated assumptions, not measurements (each analyze report
+records the real fail-safe time, ``failSafe.seconds``). How fast the mesh or ingress
+controller then programs its proxies is the router's own propagation, not included.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from canaryflow.plan.model import ReleasePlan
 
 ASSUMED_SCRAPE_INTERVAL_S = 30.0
 """Kubernetes Prometheus setups scrape every 15-30 s; the larger is the safe side."""
-ASSUMED_ROLLBACK_START_S = 30.0
-"""Scheduling the rollback task's pod, pulling a cached image and one router write."""
+ASSUMED_FAIL_SAFE_S = 2.0
+"""One router write and its verified read-back from the already running analyze pod."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class DetectionBound:
     failure_limit: int
     query_timeout_s: float
     scrape_interval_s: float
-    rollback_start_s: float
+    fail_safe_s: float
 
     @property
     def detection_s(self) -> float:
@@ -42,13 +46,13 @@ class DetectionBound:
 
     @property
     def total_s(self) -> float:
-        """From the canary turning bad to all traffic on stable."""
-        return self.detection_s + self.rollback_start_s
+        """From the canary turning bad to weight 0 verified at the router."""
+        return self.detection_s + self.fail_safe_s
 
     def formula(self) -> str:
         return (
             "scrape interval + queryWindow + interval * (failureLimit + 1) "
-            "+ prometheus.timeout + rollback start"
+            "+ prometheus.timeout + fail-safe"
         )
 
     def arithmetic(self) -> str:
@@ -57,7 +61,7 @@ class DetectionBound:
             format_duration(self.query_window_s),
             f"{format_duration(self.interval_s)} * ({self.failure_limit} + 1)",
             format_duration(self.query_timeout_s),
-            format_duration(self.rollback_start_s),
+            format_duration(self.fail_safe_s),
         )
         return " + ".join(terms) + f" = {format_duration(self.total_s)}"
 
@@ -65,7 +69,7 @@ class DetectionBound:
 def detection_bound(
     plan: ReleasePlan,
     scrape_interval_s: float = ASSUMED_SCRAPE_INTERVAL_S,
-    rollback_start_s: float = ASSUMED_ROLLBACK_START_S,
+    fail_safe_s: float = ASSUMED_FAIL_SAFE_S,
 ) -> DetectionBound:
     analysis = plan.analysis
     return DetectionBound(
@@ -74,5 +78,5 @@ def detection_bound(
         failure_limit=analysis.failure_limit,
         query_timeout_s=analysis.prometheus.timeout,
         scrape_interval_s=scrape_interval_s,
-        rollback_start_s=rollback_start_s,
+        fail_safe_s=fail_safe_s,
     )

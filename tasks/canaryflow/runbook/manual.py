@@ -9,6 +9,7 @@ header route ``canaryflow-header``.
 
 from __future__ import annotations
 
+import json
 import shlex
 
 from canaryflow.kubernetes.routers.backends import HEADER_ROUTE_NAME, MANAGED_ROUTE_NAME
@@ -16,6 +17,15 @@ from canaryflow.plan.model import ReleasePlan
 
 WORKFLOW_TEMPLATE = "go-canary-release"
 WORKFLOW_TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"
+
+
+def command(*argv: str) -> str:
+    """One command line, every word quoted for a POSIX shell: pasting it runs only it."""
+    return shlex.join(argv)
+
+
+def pipeline(*commands: str) -> str:
+    return " \\\n  | ".join(commands)
 
 
 def _names(plan: ReleasePlan) -> tuple[str, str, str, str]:
@@ -28,47 +38,70 @@ def traffic_to_stable(plan: ReleasePlan) -> list[str]:
     service, canary, ns, route = _names(plan)
     kind = plan.router.kind
     if kind == "nginx-ingress":
-        return [f"kubectl -n {ns} delete ingress {canary} --ignore-not-found"]
+        return [command("kubectl", "-n", ns, "delete", "ingress", canary, "--ignore-not-found")]
     if kind == "istio":
         program = (
-            f'.spec.http |= map(select(.name != "{HEADER_ROUTE_NAME}")) '
-            f'| (.spec.http[] | select(.name == "{MANAGED_ROUTE_NAME}") | .route[]) '
+            f".spec.http |= map(select(.name != {json.dumps(HEADER_ROUTE_NAME)})) "
+            f"| (.spec.http[] | select(.name == {json.dumps(MANAGED_ROUTE_NAME)}) | .route[]) "
             '|= (.weight = (if .destination.subset == "canary" then 0 else 100 end))'
         )
-        return [
-            f"kubectl -n {ns} get virtualservice {route} -o json \\\n"
-            f"  | jq {shlex.quote(program)} \\\n"
-            f"  | kubectl -n {ns} replace -f -",
-        ]
+        return [_replace_through_jq(ns, "virtualservice", route, program)]
     if kind == "gateway-api":
         program = (
-            f'.spec.rules |= map(select(.name != "{HEADER_ROUTE_NAME}")) '
-            f'| (.spec.rules[] | select(.name == "{MANAGED_ROUTE_NAME}") | .backendRefs[]) '
-            f'|= (.weight = (if .name == "{canary}" then 0 else 100 end))'
+            f".spec.rules |= map(select(.name != {json.dumps(HEADER_ROUTE_NAME)})) "
+            f"| (.spec.rules[] | select(.name == {json.dumps(MANAGED_ROUTE_NAME)}) "
+            f"| .backendRefs[]) |= (.weight = (if .name == {json.dumps(canary)} then 0 "
+            "else 100 end))"
         )
-        return [
-            f"kubectl -n {ns} get httproute {route} -o json \\\n"
-            f"  | jq {shlex.quote(program)} \\\n"
-            f"  | kubectl -n {ns} replace -f -",
-        ]
-    patch = (
-        '{"spec":{"backends":['
-        f'{{"service":"{service}","weight":100}},{{"service":"{canary}","weight":0}}]}}}}'
+        return [_replace_through_jq(ns, "httproute", route, program)]
+    patch = json.dumps(
+        {
+            "spec": {
+                "backends": [
+                    {"service": service, "weight": 100},
+                    {"service": canary, "weight": 0},
+                ]
+            }
+        },
+        separators=(",", ":"),
     )
-    return [f"kubectl -n {ns} patch trafficsplit {service} --type merge -p {shlex.quote(patch)}"]
+    return [
+        command(
+            "kubectl", "-n", ns, "patch", "trafficsplit", service, "--type", "merge", "-p", patch
+        )
+    ]
+
+
+def _replace_through_jq(ns: str, kind: str, name: str, program: str) -> str:
+    return pipeline(
+        command("kubectl", "-n", ns, "get", kind, name, "-o", "json"),
+        command("jq", program),
+        command("kubectl", "-n", ns, "replace", "-f", "-"),
+    )
 
 
 def remove_canary(plan: ReleasePlan) -> list[str]:
     """Commands that remove (or idle) the canary once no traffic reaches it."""
     _, canary, ns, _ = _names(plan)
     if plan.rollback.canary == "scale-to-zero":
-        commands = [f"kubectl -n {ns} scale deployment {canary} --replicas=0"]
+        commands = [command("kubectl", "-n", ns, "scale", "deployment", canary, "--replicas=0")]
     else:
-        commands = [f"kubectl -n {ns} delete deployment,service {canary} --ignore-not-found"]
+        commands = [
+            command(
+                "kubectl", "-n", ns, "delete", "deployment,service", canary, "--ignore-not-found"
+            )
+        ]
     if plan.router.kind == "istio":
         commands.append(
-            f"kubectl -n {ns} delete destinationrule {plan.service.name}-canaryflow "
-            "--ignore-not-found"
+            command(
+                "kubectl",
+                "-n",
+                ns,
+                "delete",
+                "destinationrule",
+                f"{plan.service.name}-canaryflow",
+                "--ignore-not-found",
+            )
         )
     return commands
 
@@ -78,18 +111,26 @@ def traffic_weight(plan: ReleasePlan) -> str:
     service, canary, ns, route = _names(plan)
     kind = plan.router.kind
     if kind == "nginx-ingress":
-        return (
-            f"kubectl -n {ns} get ingress {canary} "
-            "-o jsonpath='{.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}'"
-        )
+        path = "{.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}"
+        return command("kubectl", "-n", ns, "get", "ingress", canary, "-o", f"jsonpath={path}")
     if kind == "istio":
-        return f"kubectl -n {ns} get virtualservice {route} -o json | jq " + shlex.quote(
-            f'.spec.http[] | select(.name == "{MANAGED_ROUTE_NAME}") '
-            "| .route[] | {subset: .destination.subset, weight}"
+        return pipeline(
+            command("kubectl", "-n", ns, "get", "virtualservice", route, "-o", "json"),
+            command(
+                "jq",
+                f".spec.http[] | select(.name == {json.dumps(MANAGED_ROUTE_NAME)}) "
+                "| .route[] | {subset: .destination.subset, weight}",
+            ),
         )
     if kind == "gateway-api":
-        return f"kubectl -n {ns} get httproute {route} -o json | jq " + shlex.quote(
-            f'.spec.rules[] | select(.name == "{MANAGED_ROUTE_NAME}") '
-            "| .backendRefs[] | {name, weight}"
+        return pipeline(
+            command("kubectl", "-n", ns, "get", "httproute", route, "-o", "json"),
+            command(
+                "jq",
+                f".spec.rules[] | select(.name == {json.dumps(MANAGED_ROUTE_NAME)}) "
+                "| .backendRefs[] | {name, weight}",
+            ),
         )
-    return f"kubectl -n {ns} get trafficsplit {service} -o jsonpath='{{.spec.backends}}'"
+    return command(
+        "kubectl", "-n", ns, "get", "trafficsplit", service, "-o", "jsonpath={.spec.backends}"
+    )

@@ -11,10 +11,11 @@ from canaryflow.plan.duration import format_duration
 from canaryflow.plan.model import ReleasePlan, StepSpec
 from canaryflow.runbook import manual
 from canaryflow.runbook.bound import (
-    ASSUMED_ROLLBACK_START_S,
+    ASSUMED_FAIL_SAFE_S,
     ASSUMED_SCRAPE_INTERVAL_S,
     detection_bound,
 )
+from canaryflow.runbook.manual import command
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class RunbookContext:
 
     workflow_namespace: str = "argo"
     scrape_interval_s: float = ASSUMED_SCRAPE_INTERVAL_S
-    rollback_start_s: float = ASSUMED_ROLLBACK_START_S
+    fail_safe_s: float = ASSUMED_FAIL_SAFE_S
 
 
 def render_runbook(plan: ReleasePlan, context: RunbookContext = RunbookContext()) -> str:
@@ -147,27 +148,30 @@ def _limits(plan: ReleasePlan) -> str:
 
 
 def _automatic(plan: ReleasePlan, context: RunbookContext) -> str:
-    bound = detection_bound(plan, context.scrape_interval_s, context.rollback_start_s)
+    bound = detection_bound(plan, context.scrape_interval_s, context.fail_safe_s)
     canary_end = "scaled to zero" if plan.rollback.canary == "scale-to-zero" else "deleted"
     return "\n".join(
         [
             "## What happens on failure (automatically)",
             "",
-            "A failed gate, a failed health check or an analysis error ends the step: the "
-            "workflow rolls back: it sets the canary weight to 0 and removes the header route, "
-            f"then the canary Deployment and Service are {canary_end}, and the notification "
-            "is sent.",
+            "A failed gate or an analysis error ends the step, and the analyze task itself "
+            "sets the canary weight to 0 and verifies it at the router before it exits (the "
+            "report's `failSafe` says how long that took). The workflow's rollback branch then "
+            "removes the header route, the canary Deployment and Service are "
+            f"{canary_end}, and the notification (`rolled-back`) is sent. A failed health "
+            "check or deployment takes the same rollback branch.",
             "",
-            f"Worst case from the canary turning bad to all traffic on stable: "
+            f"Worst case from the canary turning bad to weight 0 at the router: "
             f"**{format_duration(bound.total_s)}**",
             "",
             f"    {bound.formula()}",
             f"    = {bound.arithmetic()}",
             "",
             f"The scrape interval ({format_duration(context.scrape_interval_s)}) and the "
-            f"rollback start ({format_duration(context.rollback_start_s)}: scheduling the "
-            "rollback pod and one router write) are assumptions about the cluster, not part of "
-            "the plan; replace them with your own figures.",
+            f"fail-safe ({format_duration(context.fail_safe_s)}: one router write and its "
+            "read-back from the running analyze pod) are assumptions about the cluster, not "
+            "part of the plan; replace them with your own figures. The mesh's or ingress "
+            "controller's own propagation to its proxies comes on top.",
         ]
     )
 
@@ -178,6 +182,7 @@ def _fenced(commands: list[str]) -> str:
 
 def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
     wns = context.workflow_namespace
+    ns, name = plan.service.namespace, plan.service.name
     selector = f"{manual.WORKFLOW_TEMPLATE_LABEL}={manual.WORKFLOW_TEMPLATE}"
     return "\n".join(
         [
@@ -185,17 +190,68 @@ def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
             "",
             "Find the release's workflow (newest last):",
             "",
-            _fenced([f"argo -n {wns} list -l {selector}"]),
+            _fenced([command("argo", "-n", wns, "list", "-l", selector)]),
             "",
-            "Approve a waiting approval step:",
+            "Approve a waiting approval step (its node is `approve`, `hold` or "
+            "`approve-promotion`): record who approves, then resume it:",
             "",
-            _fenced([f"argo -n {wns} resume WORKFLOW"]),
+            _fenced(
+                [
+                    command(
+                        "argo",
+                        "-n",
+                        wns,
+                        "node",
+                        "set",
+                        "WORKFLOW",
+                        "--node-field-selector",
+                        "displayName=approve",
+                        "--output-parameter",
+                        "approver=YOUR-NAME",
+                    ),
+                    command(
+                        "argo",
+                        "-n",
+                        wns,
+                        "resume",
+                        "WORKFLOW",
+                        "--node-field-selector",
+                        "displayName=approve",
+                    ),
+                ]
+            ),
+            "",
+            "Refuse it (the release rolls back):",
+            "",
+            _fenced(
+                [
+                    command(
+                        "argo",
+                        "-n",
+                        wns,
+                        "node",
+                        "set",
+                        "WORKFLOW",
+                        "--node-field-selector",
+                        "displayName=approve",
+                        "--phase",
+                        "Failed",
+                        "--message",
+                        "why",
+                    )
+                ]
+            ),
             "",
             "Abort and roll back: `argo stop` ends the running steps and runs the workflow's "
             "exit handler (rollback and notification). `argo terminate` skips the exit handler: "
             "use it only when the handler itself is stuck, then roll back by hand below.",
             "",
-            _fenced([f"argo -n {wns} stop WORKFLOW", f"argo -n {wns} terminate WORKFLOW"]),
+            _fenced(
+                [
+                    command("argo", "-n", wns, "stop", "WORKFLOW"),
+                    command("argo", "-n", wns, "terminate", "WORKFLOW"),
+                ]
+            ),
             "",
             f"Roll back by hand ({plan.router.kind}): traffic to stable first, then the canary:",
             "",
@@ -206,13 +262,34 @@ def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
             "",
             _fenced(
                 [
-                    f"kubectl -n {plan.service.namespace} get deployment "
-                    f"{plan.service.name}-canary "
-                    "-o jsonpath='{.spec.template.spec.containers[*].image}'",
-                    f"kubectl -n {plan.service.namespace} set image deployment/"
-                    f"{plan.service.name} {plan.service.name}=IMAGE@sha256:DIGEST",
-                    f"kubectl -n {plan.service.namespace} rollout status deployment/"
-                    f"{plan.service.name} --timeout=5m",
+                    command(
+                        "kubectl",
+                        "-n",
+                        ns,
+                        "get",
+                        "deployment",
+                        f"{name}-canary",
+                        "-o",
+                        "jsonpath={.spec.template.spec.containers[*].image}",
+                    ),
+                    command(
+                        "kubectl",
+                        "-n",
+                        ns,
+                        "set",
+                        "image",
+                        f"deployment/{name}",
+                        f"{name}=IMAGE@sha256:DIGEST",
+                    ),
+                    command(
+                        "kubectl",
+                        "-n",
+                        ns,
+                        "rollout",
+                        "status",
+                        f"deployment/{name}",
+                        "--timeout=5m",
+                    ),
                 ]
             ),
         ]
@@ -234,9 +311,28 @@ def _flag_by_hand(plan: ReleasePlan) -> str:
             "",
             _fenced(
                 [
-                    "canaryflow flag-off --plan canaryflow.yaml --platform kubernetes "
-                    "--configmap CONFIGMAP --reason 'by hand'",
-                    f"kubectl -n {ns} get configmap CONFIGMAP -o jsonpath='{{.data.flags\\.json}}'",
+                    command(
+                        "canaryflow",
+                        "flag-off",
+                        "--plan",
+                        "canaryflow.yaml",
+                        "--platform",
+                        "kubernetes",
+                        "--configmap",
+                        "CONFIGMAP",
+                        "--reason",
+                        "by hand",
+                    ),
+                    command(
+                        "kubectl",
+                        "-n",
+                        ns,
+                        "get",
+                        "configmap",
+                        "CONFIGMAP",
+                        "-o",
+                        "jsonpath={.data.flags\\.json}",
+                    ),
                 ]
             ),
             "",
@@ -259,8 +355,18 @@ def _is_it_over(plan: ReleasePlan, context: RunbookContext) -> str:
             "",
             _fenced(
                 [
-                    f"argo -n {context.workflow_namespace} get WORKFLOW -o json | jq -r "
-                    "'.status.phase'"
+                    manual.pipeline(
+                        command(
+                            "argo",
+                            "-n",
+                            context.workflow_namespace,
+                            "get",
+                            "WORKFLOW",
+                            "-o",
+                            "json",
+                        ),
+                        command("jq", "-r", ".status.phase"),
+                    )
                 ]
             ),
             "",
@@ -270,9 +376,17 @@ def _is_it_over(plan: ReleasePlan, context: RunbookContext) -> str:
             "",
             _fenced(
                 [
-                    f"kubectl -n {ns} get deployment {canary} "
-                    f"-o jsonpath='{{.metadata.annotations.{escaped}}} "
-                    f"{{.metadata.annotations.{weight}}}'",
+                    command(
+                        "kubectl",
+                        "-n",
+                        ns,
+                        "get",
+                        "deployment",
+                        canary,
+                        "-o",
+                        f"jsonpath={{.metadata.annotations.{escaped}}} "
+                        f"{{.metadata.annotations.{weight}}}",
+                    ),
                     manual.traffic_weight(plan),
                 ]
             ),

@@ -18,6 +18,9 @@ type Faults struct {
 	SlowDBMS          float64 `json:"slow_db_ms"`          // added to every simulated DB query
 	OutboundErrorRate float64 `json:"outbound_error_rate"` // share of outbound calls failing
 	CacheMissRate     float64 `json:"cache_miss_rate"`     // share of cache lookups missing
+	LatencyFactor     float64 `json:"latency_factor"`      // every request takes this many times as long (1: as usual)
+	GCPressureKB      int     `json:"gc_pressure_kb"`      // short-lived garbage allocated per request, in KiB
+	LogErrorRate      float64 `json:"log_error_rate"`      // share of requests logging an error yet answering 200
 	Unhealthy         bool    `json:"unhealthy"`           // /healthz answers 503
 	FlagOnOnly        bool    `json:"flag_on_only"`        // errors and latency hit only variant "on"
 }
@@ -25,13 +28,20 @@ type Faults struct {
 // maxGoroutineLeak bounds the leak per request so a typo cannot exhaust the machine at once.
 const maxGoroutineLeak = 1000
 
+// maxGCPressureKB bounds the garbage per request (64 MiB) for the same reason.
+const maxGCPressureKB = 64 << 10
+
+// maxLatencyFactor bounds how much slower a request may be made.
+const maxLatencyFactor = 100
+
 // healthyFaults is the service's normal behaviour: a warm cache that misses now and then.
-func healthyFaults() Faults { return Faults{LatencyShare: 1, CacheMissRate: 0.1} }
+func healthyFaults() Faults { return Faults{LatencyShare: 1, CacheMissRate: 0.1, LatencyFactor: 1} }
 
 func (f Faults) validate() error {
 	for name, rate := range map[string]float64{
 		"error_rate": f.ErrorRate, "latency_share": f.LatencyShare,
 		"outbound_error_rate": f.OutboundErrorRate, "cache_miss_rate": f.CacheMissRate,
+		"log_error_rate": f.LogErrorRate,
 	} {
 		if rate < 0 || rate > 1 {
 			return fmt.Errorf("%s: %v is not a share; use a number from 0 to 1", name, rate)
@@ -46,6 +56,12 @@ func (f Faults) validate() error {
 	}
 	if f.GoroutineLeak < 0 || f.GoroutineLeak > maxGoroutineLeak {
 		return fmt.Errorf("goroutine_leak: %d is out of range; use 0 to %d", f.GoroutineLeak, maxGoroutineLeak)
+	}
+	if f.GCPressureKB < 0 || f.GCPressureKB > maxGCPressureKB {
+		return fmt.Errorf("gc_pressure_kb: %d is out of range; use 0 to %d", f.GCPressureKB, maxGCPressureKB)
+	}
+	if !(f.LatencyFactor >= 1 && f.LatencyFactor <= maxLatencyFactor) { // also refuses NaN
+		return fmt.Errorf("latency_factor: %v is out of range; use 1 (as usual) to %d", f.LatencyFactor, maxLatencyFactor)
 	}
 	return nil
 }

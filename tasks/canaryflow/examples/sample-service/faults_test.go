@@ -112,3 +112,29 @@ func TestConfigFallsBackToEnvironmentAndFlagsWin(t *testing.T) {
 		t.Fatalf("a bad environment value is an error naming it, got %v", err)
 	}
 }
+
+func TestNewFaultsAreBoundedAndALatencyFactorBelowOneIsRefused(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"latency_factor": 0.5}`:      "latency_factor",
+		`{"gc_pressure_kb": -1}`:       "gc_pressure_kb",
+		`{"gc_pressure_kb": 99999999}`: "gc_pressure_kb",
+		`{"log_error_rate": 1.5}`:      "log_error_rate",
+	} {
+		s := newFaultSwitch(healthyFaults(), 0, time.Now)
+		err := s.Patch([]byte(body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one naming %s", body, err, want)
+		}
+	}
+	s := newFaultSwitch(healthyFaults(), 0, time.Now)
+	if err := s.Patch([]byte(`{"latency_factor": 1.3, "gc_pressure_kb": 512, "log_error_rate": 0.1}`)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGarbageIsAllocatedAndDropped(t *testing.T) {
+	allocateGarbage(130)
+	if garbageSink != nil {
+		t.Fatal("the garbage must not stay reachable")
+	}
+}

@@ -38,6 +38,7 @@ type config struct {
 	faults          Faults
 	after           time.Duration
 	faultLog        []string
+	workMS          float64
 }
 
 // parseConfig reads flags, falling back to SAMPLE_* environment variables for flags not given.
@@ -57,6 +58,10 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.Float64Var(&f.SlowDBMS, "slow-db-ms", f.SlowDBMS, "ms added to each simulated DB query")
 	fs.Float64Var(&f.OutboundErrorRate, "outbound-error-rate", f.OutboundErrorRate, "share of outbound calls failing")
 	fs.Float64Var(&f.CacheMissRate, "cache-miss-rate", f.CacheMissRate, "share of cache lookups missing")
+	fs.Float64Var(&f.LatencyFactor, "latency-factor", f.LatencyFactor, "every request takes this many times as long")
+	fs.IntVar(&f.GCPressureKB, "gc-pressure-kb", f.GCPressureKB, "KiB of short-lived garbage per request")
+	fs.Float64Var(&f.LogErrorRate, "log-error-rate", f.LogErrorRate, "share of requests logging an error yet answering 200")
+	fs.Float64Var(&cfg.workMS, "work-ms", 0, "median simulated work per request in ms (lognormal); 0: none")
 	fs.BoolVar(&f.Unhealthy, "unhealthy", f.Unhealthy, "answer /healthz with 503")
 	fs.BoolVar(&f.FlagOnOnly, "flag-on-only", f.FlagOnOnly, "error and latency faults hit only flag-on requests")
 	afterSeconds := fs.Float64("after", 0, "seconds after start before the faults above switch on")
@@ -73,6 +78,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	if err := cfg.faults.validate(); err != nil {
 		return cfg, err
+	}
+	if !(cfg.workMS >= 0 && cfg.workMS <= 10000) { // also refuses NaN
+		return cfg, fmt.Errorf("-work-ms: %v; use milliseconds from 0 to 10000", cfg.workMS)
 	}
 	if cfg.quotaMillicores <= 0 {
 		return cfg, fmt.Errorf("-cpu-quota-millicores: %d; use a positive number", cfg.quotaMillicores)
@@ -121,6 +129,7 @@ func run(args []string) int {
 		faults:    newFaultSwitch(cfg.faults, cfg.after, time.Now),
 		log:       log,
 		faultLog:  cfg.faultLog,
+		workMS:    cfg.workMS,
 	}
 	if cfg.flagsFile != "" {
 		if svc.flags, err = newFlagSource(cfg.flagsFile, cfg.flagKey, log); err != nil {

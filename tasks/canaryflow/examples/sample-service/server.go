@@ -19,6 +19,7 @@ type service struct {
 	log       *logger
 	faultLog  []string // lines failed requests log, in turn
 	failures  atomic.Uint64
+	workMS    float64 // median simulated work per request, in ms
 }
 
 // handler routes every path; each response says which version served it.
@@ -77,8 +78,10 @@ func (s *service) serveUser(w http.ResponseWriter, r *http.Request) {
 	s.dbQuery(f)
 	cache := s.cacheLookup(f)
 	s.outboundCall(f)
+	work(s.workMS)
 	burnCPU(millis(f.CPUBurnMS))
 	leakGoroutines(f.GoroutineLeak)
+	allocateGarbage(f.GCPressureKB)
 
 	hit := f.appliesTo(variant)
 	if hit && f.LatencyMS > 0 && rand.Float64() < f.LatencyShare {
@@ -87,11 +90,19 @@ func (s *service) serveUser(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		}
 	}
+	if hit && f.LatencyFactor > 1 { // everything this request did, (factor - 1) times again
+		select {
+		case <-time.After(time.Duration(float64(time.Since(start)) * (f.LatencyFactor - 1))):
+		case <-r.Context().Done():
+		}
+	}
 	code := http.StatusOK
 	body := map[string]string{"version": s.version, "variant": variant, "cache": cache}
 	if hit && rand.Float64() < f.ErrorRate {
 		code = http.StatusInternalServerError
 		body["error"] = s.logFailure(r)
+	} else if hit && rand.Float64() < f.LogErrorRate {
+		s.logFailure(r) // a fault only the logs show: the user still gets a 200
 	}
 	writeJSON(w, code, body)
 

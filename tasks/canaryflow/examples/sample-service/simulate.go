@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -41,6 +42,32 @@ func (s *service) outboundCall(f Faults) string {
 	}
 	s.telemetry.clientRequests.inc(outboundHost, code)
 	return code
+}
+
+// work sleeps as long as the request's own computation takes: lognormal around workMS, the
+// shape real service latencies have (a long right tail). Zero workMS: no extra work.
+func work(workMS float64) {
+	if workMS <= 0 {
+		return
+	}
+	time.Sleep(millis(workMS * math.Exp(0.5*rand.NormFloat64())))
+}
+
+// garbageSink keeps the compiler from optimising allocateGarbage away.
+var garbageSink []byte
+
+// allocateGarbage allocates kb KiB that die at once: the heap churn a serialisation change
+// causes, which makes the collector run more often.
+func allocateGarbage(kb int) {
+	for range kb / 64 {
+		buf := make([]byte, 64<<10)
+		buf[0] = 1
+		garbageSink = buf
+	}
+	if rest := kb % 64; rest > 0 {
+		garbageSink = make([]byte, rest<<10)
+	}
+	garbageSink = nil
 }
 
 // leaked is never closed: goroutines waiting on it are parked for the life of the process.

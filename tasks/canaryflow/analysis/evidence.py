@@ -1,0 +1,283 @@
+"""Per-request evidence for a sequential gate: counters read look by look, judged by a CountTest.
+
+Prometheus is asked for the counters themselves (every series, with its labels), and the
+increments between two looks are taken here, series by series, the way ``increase()`` treats a
+counter reset (a smaller value means the process restarted and counted from 0). That gives
+whole numbers of events and requests with no extrapolation, which is what a test of counts
+needs. A histogram's ``_bucket`` counters are compared at one boundary: the bucket bound where
+stable's ``q``-quantile falls, taken from stable's traffic *before* the window, so the requests
+being tested play no part in choosing where they are cut.
+
+The gate's answer each look: NOT APPLICABLE when neither track has the series (the service does
+not export it) or when stable served nothing in this window (a 100 % step: the comparison is
+inconclusive by rule); INCONCLUSIVE when only one track has it (missing data); FAIL once the
+evidence crosses 1/alpha; COLLECTING until the canary has served enough requests for a pass to mean
+something; PASS after.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from canaryflow.analysis.catalogue import Buckets, Counts, Evidence
+from canaryflow.analysis.measurement import Judgement, Outcome
+from canaryflow.analysis.sequential import CountTest
+from canaryflow.analysis.source import Sample
+
+TRACKS = ("canary", "stable")
+REFERENCE_LOOKBACK_S = 600.0
+"""How much of stable's history before the window sets a histogram gate's boundary."""
+
+Looked = Mapping[str, Mapping[str, Sequence[Sample]]]
+"""Samples by track, then by role (``events``/``exposure`` or ``buckets``)."""
+
+
+def roles(evidence: Evidence) -> tuple[str, ...]:
+    return ("events", "exposure") if isinstance(evidence, Counts) else ("buckets",)
+
+
+def selector(evidence: Evidence, role: str) -> str:
+    """The series selector template read for ``role``."""
+    return getattr(evidence, role)
+
+
+def reference_query(evidence: Buckets, stable_selector: str, window: str) -> str:
+    """Stable's bucket counts over the lookback, summed by ``le``."""
+    return f"sum by (le) (increase({stable_selector}[{window}]))"
+
+
+def _key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+@dataclass
+class CounterDeltas:
+    """Counter series remembered at the previous look; ``advance`` returns each one's increase."""
+
+    last: dict[tuple[tuple[str, str], ...], float] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.last is not None
+
+    def start(self, samples: Sequence[Sample]) -> None:
+        self.last = {_key(s.labels): s.value for s in samples if math.isfinite(s.value)}
+
+    def advance(self, samples: Sequence[Sample]) -> list[Sample]:
+        """Increments since the previous look. A series first seen now counted from 0 (a
+        labelled counter is born at its first event); a smaller value is a reset."""
+        previous = self.last or {}
+        increments = []
+        current = {}
+        for sample in samples:
+            if not math.isfinite(sample.value):
+                continue
+            key = _key(sample.labels)
+            current[key] = sample.value
+            before = previous.get(key, 0.0)
+            delta = sample.value - before if sample.value >= before else sample.value
+            increments.append(Sample(sample.labels, delta))
+        self.last = current
+        return increments
+
+
+def total(samples: Sequence[Sample]) -> float:
+    return sum(s.value for s in samples)
+
+
+def cumulative_by_le(samples: Sequence[Sample]) -> dict[float, float]:
+    """Histogram bucket counts summed over series, by upper bound (cumulative, as exported)."""
+    counts: dict[float, float] = {}
+    for sample in samples:
+        try:
+            bound = float(sample.labels["le"])
+        except (KeyError, ValueError):
+            continue
+        counts[bound] = counts.get(bound, 0.0) + sample.value
+    return counts
+
+
+def quantile_boundary(cumulative: Mapping[float, float], q: float) -> float | None:
+    """The smallest finite bucket bound holding at least a share ``q`` of the requests; the
+    largest finite bound when the quantile is in the overflow bucket; None without data."""
+    everything = cumulative.get(math.inf, 0.0)
+    finite = sorted(b for b in cumulative if math.isfinite(b))
+    if everything <= 0 or not finite:
+        return None
+    for bound in finite:
+        if cumulative[bound] >= q * everything:
+            return bound
+    return finite[-1]
+
+
+def slow_and_all(cumulative: Mapping[float, float], boundary: float) -> tuple[float, float]:
+    """Requests above ``boundary`` and all requests, from cumulative bucket increments."""
+    everything = cumulative.get(math.inf, 0.0)
+    within = cumulative.get(boundary, 0.0)
+    return max(0.0, everything - within), everything
+
+
+@dataclass
+class SequentialGate:
+    """One sequential gate during one analysis window."""
+
+    name: str
+    evidence: Evidence
+    tolerance: float
+    alpha: float
+    min_exposure: float
+    deltas: dict[tuple[str, str], CounterDeltas] = field(default_factory=dict)
+    test: CountTest = field(init=False)
+    boundary: float | None = None
+    pending: dict[str, dict[float, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.test = CountTest(tolerance=self.tolerance)
+        for track in TRACKS:
+            for role in roles(self.evidence):
+                self.deltas.setdefault((track, role), CounterDeltas())
+
+    @property
+    def started(self) -> bool:
+        return all(d.started for d in self.deltas.values())
+
+    @property
+    def needs_reference(self) -> bool:
+        return isinstance(self.evidence, Buckets) and self.boundary is None
+
+    @property
+    def required_exposure(self) -> float:
+        """Canary requests before a pass means something: the plan's minimum, and for a
+        quantile q at least 1/(1-q) (a p99 gate has seen nothing in its first 99 requests)."""
+        needed = self.min_exposure
+        if isinstance(self.evidence, Buckets):
+            needed = max(needed, math.ceil(1 / (1 - self.evidence.quantile)))
+        return needed
+
+    def observe(
+        self,
+        now: Looked,
+        baseline: Looked | None = None,
+        reference: Sequence[Sample] | None = None,
+    ) -> Judgement:
+        """Judge the samples of one look (``baseline``: the same series at the window start)."""
+        series = self.evidence.series
+        main = self.evidence.required if isinstance(self.evidence, Counts) else "buckets"
+        present = {track: bool(now.get(track, {}).get(main)) for track in TRACKS}
+        if not any(present.values()):
+            return Judgement(Outcome.NOT_APPLICABLE, f"no series {series}")
+        for track, other in (("canary", "stable"), ("stable", "canary")):
+            if not present[track]:
+                return Judgement(
+                    Outcome.INCONCLUSIVE,
+                    f"no {track} data: {series} has series for {other} only",
+                )
+        if not self.started:
+            for (track, role), deltas in self.deltas.items():
+                start = baseline.get(track, {}).get(role) if baseline is not None else None
+                deltas.start(start if start is not None else now[track].get(role, []))
+            if baseline is None:
+                return Judgement(Outcome.COLLECTING, f"counting {series} from this look on")
+        if self.needs_reference and reference:
+            self.boundary = quantile_boundary(cumulative_by_le(reference), self._q)
+        increments = {
+            (track, role): deltas.advance(now[track].get(role, []))
+            for (track, role), deltas in self.deltas.items()
+        }
+        self._feed(increments)
+        return self._judge()
+
+    @property
+    def _q(self) -> float:
+        assert isinstance(self.evidence, Buckets)
+        return self.evidence.quantile
+
+    def _feed(self, increments: Mapping[tuple[str, str], list[Sample]]) -> None:
+        if isinstance(self.evidence, Counts):
+            self.test.add(
+                total(increments[("canary", "events")]),
+                total(increments[("canary", "exposure")]),
+                total(increments[("stable", "events")]),
+                total(increments[("stable", "exposure")]),
+            )
+            return
+        for track in TRACKS:
+            pending = self.pending.setdefault(track, {})
+            for bound, count in cumulative_by_le(increments[(track, "buckets")]).items():
+                pending[bound] = pending.get(bound, 0.0) + count
+        if self.boundary is None:  # no history before the window: use stable's own, once
+            stable = self.pending["stable"]
+            if stable.get(math.inf, 0.0) * (1 - self._q) >= 10:
+                self.boundary = quantile_boundary(stable, self._q)
+        if self.boundary is None:
+            return
+        slow_c, all_c = slow_and_all(self.pending["canary"], self.boundary)
+        slow_s, all_s = slow_and_all(self.pending["stable"], self.boundary)
+        self.pending = {}
+        self.test.add(slow_c, all_c, slow_s, all_s)
+
+    def _judge(self) -> Judgement:
+        test = self.test
+        detail = {
+            "canary_events": test.canary_events,
+            "canary_exposure": test.canary_exposure,
+            "stable_events": test.stable_events,
+            "stable_exposure": test.stable_exposure,
+            "log_evidence": round(test.log_evidence, 3),
+            "log_threshold": round(math.log(1 / self.alpha), 3),
+        }
+        if self.boundary is not None:
+            detail["boundary"] = self.boundary
+        numbers = {"canary": _rate(test.canary_events, test.canary_exposure)}
+        numbers["stable"] = _rate(test.stable_events, test.stable_exposure)
+        shown = f"{self.name}: canary {self._counts('canary')} vs stable {self._counts('stable')}"
+        if test.rejects(self.alpha):
+            return Judgement(
+                Outcome.FAIL,
+                f"{shown}: canary credibly worse than stable "
+                f"+{self.tolerance:.0%} (evidence {math.exp(test.log_evidence):.3g} "
+                f"≥ {1 / self.alpha:.3g})",
+                detail=detail,
+                **numbers,
+            )
+        if test.stable_exposure <= 0 and test.canary_exposure > 0:
+            return Judgement(
+                Outcome.NOT_APPLICABLE,
+                f"{self.name}: stable served nothing in this window (a 100 % step?): "
+                "the comparison is inconclusive by rule",
+                detail=detail,
+            )
+        if self.boundary is None and isinstance(self.evidence, Buckets):
+            return Judgement(
+                Outcome.COLLECTING,
+                f"{self.name}: waiting for stable's p{self._q * 100:g} from its histogram",
+                detail=detail,
+            )
+        if test.canary_exposure < self.required_exposure:
+            return Judgement(
+                Outcome.COLLECTING,
+                f"{shown}: collecting, {test.canary_exposure:.0f} of "
+                f"{self.required_exposure:.0f} canary requests",
+                detail=detail,
+                **numbers,
+            )
+        return Judgement(
+            Outcome.PASS,
+            f"{shown}: no credible regression (evidence {math.exp(test.log_evidence):.3g} "
+            f"< {1 / self.alpha:.3g})",
+            detail=detail,
+            **numbers,
+        )
+
+    def _counts(self, track: str) -> str:
+        events = getattr(self.test, f"{track}_events")
+        exposure = getattr(self.test, f"{track}_exposure")
+        if self.boundary is not None:
+            return f"{events:.0f} of {exposure:.0f} above {self.boundary:g}"
+        return f"{events:.0f} of {exposure:.0f}"
+
+
+def _rate(events: float, exposure: float) -> float | None:
+    return events / exposure if exposure > 0 else None

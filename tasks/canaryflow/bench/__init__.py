@@ -1,0 +1,1 @@
+"""Benchmarks: figures measured on this machine with real processes, for BENCHMARKS.md."""

@@ -1,0 +1,81 @@
+"""Small real HTTP servers on 127.0.0.1 that misbehave on purpose, stopped by the fixture."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Seen:
+    """What a server received: (method, path, headers) per request."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+
+    def headers_named(self, name: str) -> list[str]:
+        return [h[name] for _, _, h in self.requests if name in h]
+
+
+@contextlib.contextmanager
+def serve(answer: Callable[[BaseHTTPRequestHandler, Seen], None]) -> Iterator[tuple[str, Seen]]:
+    seen = Seen()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _any(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            seen.requests.append((self.command, self.path, dict(self.headers)))
+            answer(self, seen)
+
+        do_GET = do_POST = do_PUT = do_HEAD = _any
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def redirect_to(location: str) -> Callable:
+    def answer(handler, seen):
+        handler.send_response(302)
+        handler.send_header("Location", location)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    return answer
+
+
+def ok(handler, seen):
+    handler.send_response(200)
+    handler.send_header("Content-Length", "2")
+    handler.end_headers()
+    handler.wfile.write(b"ok")
+
+
+def hang(seconds: float) -> Callable:
+    def answer(handler, seen):
+        time.sleep(seconds)
+        with contextlib.suppress(OSError):
+            ok(handler, seen)
+
+    return answer
+
+
+def huge(handler, seen):
+    handler.send_response(200)
+    handler.end_headers()  # no length: read until close
+    with contextlib.suppress(OSError):
+        for _ in range(64):
+            handler.wfile.write(b"x" * (1 << 20))

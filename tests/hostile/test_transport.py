@@ -1,0 +1,134 @@
+"""Outbound HTTP under ``canaryflow.transport``: credentials stay with their host, every call
+is bounded in time and size, and a hanging webhook never delays a rollback."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_release_engine import ARTIFACT, InMemoryPlatform, ScriptedAnalyzer, plan
+
+from canaryflow.cli import main
+from canaryflow.commands.run import _notifications
+from canaryflow.image.auth import Credentials
+from canaryflow.image.registry import RegistryClient
+from canaryflow.notify.webhook import post_json
+from canaryflow.release.engine import ReleaseEngine
+from canaryflow.release.record import ReleaseRecord
+from canaryflow.transport import guard_session, redirect_allowed
+from hostile.servers import hang, huge, ok, redirect_to, serve
+
+TOKEN = "ghp_secret-token"
+
+
+def test_redirects_are_followed_only_within_one_origin():
+    assert redirect_allowed("https://a.example/x", "/y")
+    assert redirect_allowed("https://a.example/x", "https://a.example:443/y")
+    assert not redirect_allowed("https://a.example/x", "https://b.example/y")
+    assert not redirect_allowed("https://a.example/x", "http://a.example/y")
+    assert not redirect_allowed("http://127.0.0.1:1/x", "http://127.0.0.1:2/y")
+
+
+def test_a_commit_status_redirected_to_another_host_does_not_carry_the_token(
+    tmp_path, monkeypatch, capsys
+):
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text("service: {name: checkout}\n")
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    with serve(ok) as (elsewhere, stolen), serve(redirect_to(f"{elsewhere}/steal")) as (api, _):
+        code = main(
+            ["notify", "--plan", str(plan_file), "--status", "Failed",
+             "--commit-status-url", f"{api}/repos/o/r/statuses/abc"]
+        )  # fmt: skip
+    assert code == 0
+    assert stolen.requests == [], "nothing, let alone the token, reached the other host"
+    assert "redirect to http://127.0.0.1 not followed" in capsys.readouterr().err
+
+
+def test_a_same_origin_redirect_is_followed_with_its_credentials():
+    def moved(handler, seen):
+        if handler.path == "/first":
+            redirect_to("/moved")(handler, seen)
+        else:
+            ok(handler, seen)
+
+    with serve(moved) as (url, seen):
+        assert post_json(f"{url}/first", {"a": 1}, {"Authorization": "Bearer x"}) is None
+    assert [path for _, path, _ in seen.requests] == ["/first", "/moved"]
+    assert seen.headers_named("Authorization") == ["Bearer x", "Bearer x"]
+
+
+def test_another_port_is_another_origin():
+    with serve(ok) as (target, seen), serve(redirect_to(f"{target}/moved")) as (first, _):
+        assert post_json(first, {"a": 1}, {"Authorization": "Bearer x"}) is not None
+    assert seen.requests == []
+
+
+def test_a_hanging_webhook_is_given_up_within_the_deadline():
+    with serve(hang(60)) as (url, _):
+        started = time.monotonic()
+        problem = post_json(url, {"text": "x"}, timeout_s=0.5, deadline_s=1.5)
+        elapsed = time.monotonic() - started
+    assert problem is not None and elapsed < 3
+
+
+def test_a_huge_answer_is_not_read_whole():
+    with serve(huge) as (url, _):
+        problem = post_json(url, {"text": "x"}, attempts=1)
+    assert problem is not None and "larger than" in problem
+
+
+def test_registry_credentials_never_go_to_an_upload_location_on_another_host():
+    def registry(handler, seen):
+        if "Authorization" not in handler.headers:
+            handler.send_response(401)
+            handler.send_header("WWW-Authenticate", 'Basic realm="r"')
+        else:
+            handler.send_response(202)
+            handler.send_header("Location", f"{elsewhere}/upload/1")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    def accept(handler, seen):
+        handler.send_response(201)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    with serve(accept) as (elsewhere, other), serve(registry) as (reg, own):
+        client = RegistryClient(reg.removeprefix("http://"), Credentials("u", "p"), insecure=True)
+        client.upload_blob("team/app", b"layer")
+    assert own.headers_named("Authorization"), "the registry itself got the credentials"
+    assert other.requests and other.headers_named("Authorization") == []
+
+
+def test_prometheus_sessions_do_not_follow_a_redirect_to_another_host():
+    import requests
+
+    session = guard_session(requests.Session())
+    with (
+        serve(ok) as (elsewhere, stolen),
+        serve(redirect_to(f"{elsewhere}/x")) as (prom, _),
+        pytest.raises(requests.RequestException, match="another origin"),
+    ):
+        session.get(f"{prom}/api/v1/query", headers={"Authorization": "Bearer t"}, timeout=2)
+    assert stolen.requests == []
+
+
+def test_a_webhook_hanging_60s_does_not_delay_the_rollback():
+    """Measured: rollback-started to rolled-back with every event posted to a hung webhook."""
+    with serve(hang(60)) as (url, seen):
+        the_plan = plan(notifications=[{"webhook": url, "format": "json"}])
+        record = ReleaseRecord("svc", "v2", "memory")
+        notifier = _notifications(the_plan, record)
+        engine = ReleaseEngine(
+            the_plan, InMemoryPlatform(), ScriptedAnalyzer(["fail"]), record, sleep=lambda s: 0
+        )
+        result = engine.run(ARTIFACT)
+        started, done = record.first("rollback-started").at, record.first("rolled-back").at
+        closing = time.monotonic()
+        unsent = notifier.close(drain_s=0.2)
+        closed = time.monotonic() - closing
+    assert result.phase == "rolled-back"
+    assert done - started < 0.5, f"rollback took {done - started:.3f}s"
+    assert seen.requests, "the webhook was called (and hung)"
+    assert unsent >= 1 and closed < 1

@@ -1,0 +1,120 @@
+"""Per-request evidence: counters read look by look, and what a sequential gate says of them."""
+
+from __future__ import annotations
+
+import math
+
+from canaryflow.analysis.catalogue import METRICS, Buckets
+from canaryflow.analysis.evidence import (
+    CounterDeltas,
+    SequentialGate,
+    cumulative_by_le,
+    quantile_boundary,
+    slow_and_all,
+)
+from canaryflow.analysis.measurement import Outcome
+from canaryflow.analysis.source import Sample
+
+
+def counter(value: float, **labels: str) -> Sample:
+    return Sample(labels, value)
+
+
+def test_counter_increments_are_per_series_and_a_smaller_value_is_a_restart():
+    deltas = CounterDeltas()
+    deltas.start([counter(100, pod="a"), counter(50, pod="b")])
+    step = deltas.advance([counter(110, pod="a"), counter(3, pod="b"), counter(2, pod="c")])
+    assert [s.value for s in step] == [10, 3, 2]  # b restarted; c was born since
+    assert [s.value for s in deltas.advance([counter(110, pod="a")])] == [0]
+
+
+def test_the_boundary_is_the_bucket_where_stables_quantile_falls():
+    buckets = {0.05: 80.0, 0.1: 96.0, 0.25: 99.5, math.inf: 100.0}
+    assert quantile_boundary(buckets, 0.95) == 0.1
+    assert quantile_boundary(buckets, 0.99) == 0.25
+    assert quantile_boundary({0.05: 10.0, math.inf: 100.0}, 0.99) == 0.05  # overflow: last bound
+    assert quantile_boundary({}, 0.99) is None
+    assert slow_and_all(buckets, 0.1) == (4.0, 100.0)
+
+
+def test_histogram_samples_are_summed_by_le():
+    samples = [
+        Sample({"le": "0.1", "path": "/"}, 5),
+        Sample({"le": "0.1", "path": "/x"}, 2),
+        Sample({"le": "+Inf", "path": "/"}, 9),
+    ]
+    assert cumulative_by_le(samples) == {0.1: 7, math.inf: 9}
+
+
+def error_gate(min_exposure: float = 20) -> SequentialGate:
+    return SequentialGate(
+        "error-rate", METRICS["error-rate"].evidence["go"], 0.2, 0.01, min_exposure
+    )
+
+
+def look(canary: tuple[float, float], stable: tuple[float, float]) -> dict:
+    def track(errors: float, requests: float) -> dict:
+        return {
+            "events": [counter(errors, code="500")] if errors else [],
+            "exposure": [counter(requests - errors, code="200"), counter(errors, code="500")],
+        }
+
+    return {"canary": track(*canary), "stable": track(*stable)}
+
+
+def test_a_young_canary_is_collecting_then_passes_once_it_served_enough():
+    gate = error_gate(min_exposure=50)
+    start = look((0, 0), (0, 0))
+    assert gate.observe(look((0, 10), (0, 100)), baseline=start).outcome is Outcome.COLLECTING
+    judgement = gate.observe(look((0, 60), (0, 600)))
+    assert judgement.outcome is Outcome.PASS
+    assert judgement.reason.startswith("error-rate: canary 0 of 60 vs stable 0 of 600")
+
+
+def test_a_canary_failing_far_more_than_stable_fails_as_soon_as_the_evidence_allows():
+    gate = error_gate()
+    gate.observe(look((0, 0), (0, 0)), baseline=look((0, 0), (0, 0)))
+    outcomes = []
+    for second in range(1, 11):
+        outcomes.append(gate.observe(look((second, 20 * second), (0, 180 * second))).outcome)
+        if outcomes[-1] is Outcome.FAIL:
+            break
+    assert outcomes[-1] is Outcome.FAIL
+    assert len(outcomes) <= 4, "a few failed requests at a 10 % split are enough"
+
+
+def test_without_stable_traffic_a_comparison_is_inconclusive_by_rule_not_a_failure():
+    gate = error_gate()
+    gate.observe(look((0, 0), (0, 0)), baseline=look((0, 0), (0, 0)))
+    judgement = gate.observe(look((30, 1000), (0, 0)))
+    assert judgement.outcome is Outcome.NOT_APPLICABLE
+    assert "inconclusive by rule" in judgement.reason
+
+
+def test_a_metric_no_track_exports_is_not_applicable_once_named():
+    gate = SequentialGate(
+        "db-query-p99", Buckets("db_query_duration_seconds_bucket{x}", 0.99), 0.25, 0.01, 20
+    )
+    judgement = gate.observe({"canary": {"buckets": []}, "stable": {"buckets": []}})
+    assert judgement.outcome is Outcome.NOT_APPLICABLE
+    assert judgement.reason == "no series db_query_duration_seconds_bucket"
+
+
+def test_a_p99_gate_needs_a_hundred_canary_requests_before_it_can_pass():
+    gate = SequentialGate("p99", Buckets("h_bucket{x}", 0.99), 0.25, 0.01, 20)
+    assert gate.required_exposure == 100
+
+
+def test_a_histogram_gate_cuts_at_stables_quantile_from_before_the_window():
+    gate = SequentialGate("latency-p95", METRICS["latency-p95"].evidence["go"], 0.25, 0.01, 20)
+
+    def hist(fast: float, slow: float) -> list[Sample]:
+        return [Sample({"le": "0.1"}, fast), Sample({"le": "+Inf"}, fast + slow)]
+
+    reference = [Sample({"le": "0.1"}, 990), Sample({"le": "+Inf"}, 1000)]
+    zero = {"canary": {"buckets": hist(0, 0)}, "stable": {"buckets": hist(0, 0)}}
+    now = {"canary": {"buckets": hist(60, 40)}, "stable": {"buckets": hist(891, 9)}}
+    judgement = gate.observe(now, baseline=zero, reference=reference)
+    assert gate.boundary == 0.1
+    assert judgement.outcome is Outcome.FAIL
+    assert judgement.reason.startswith("latency-p95: canary 40 of 100 above 0.1 vs stable 9 of 900")

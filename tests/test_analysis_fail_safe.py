@@ -1,0 +1,167 @@
+"""``analyze --fail-safe``: the analyze pod itself sets weight 0 and verifies it when a window
+fails, before it exits; the workflow's rollback pod only removes the canary afterwards.
+
+A real Prometheus (prom_fixtures) judges the canary; the router objects live in the stateful
+fake API server (tests/kube), written and read back by the real kubernetes client.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from kube.fixtures import CANARY_IMAGE, NAMESPACE, SERVICE, write_kubeconfig
+from prom_fixtures import NAMESPACE as PROM_NAMESPACE
+from prom_fixtures import fleet, prometheus  # noqa: F401 (fixtures)
+
+from canaryflow.cli import main
+from canaryflow.kubernetes.from_plan import platform_for
+from canaryflow.kubernetes.platform import api_client_from_environment
+from canaryflow.plan.load import load_plan
+
+pytestmark = pytest.mark.slow
+assert NAMESPACE == PROM_NAMESPACE
+INTERVAL_S = 1.0
+
+
+@pytest.fixture
+def kubeconfig(tmp_path, cluster):
+    return write_kubeconfig(tmp_path / "kubeconfig", cluster.url)
+
+
+def plan_file(tmp_path, url: str, router: str, failure_limit: int = 0):
+    path = tmp_path / "canaryflow.yaml"
+    plan = {
+        "service": {"name": SERVICE, "namespace": NAMESPACE},
+        "router": {"kind": router},
+        "steps": [{"weight": 25, "duration": "4s"}, {"weight": 100, "duration": "2s"}],
+        "analysis": {
+            "prometheus": {"url": url},
+            "interval": f"{INTERVAL_S:g}s",
+            "queryWindow": "4s",
+            "failureLimit": failure_limit,
+            "gates": [{"metric": "error-rate"}],
+        },
+    }
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def weight_is(plan, kubeconfig, weight: int) -> bool:
+    client = api_client_from_environment(str(kubeconfig), None)
+    return platform_for(load_plan(plan), client).router.verify_weight(weight)
+
+
+def analyze(plan, kubeconfig, canary: str, report) -> int:
+    return main(
+        [
+            "analyze",
+            "--plan",
+            str(plan),
+            "--step",
+            "0",
+            "--service",
+            canary,  # which simulated canary Prometheus judges; the router is the plan's
+            "--fail-safe",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--report-file",
+            str(report),
+        ]
+    )
+
+
+def open_canary(plan, kubeconfig) -> None:
+    verb = ["--plan", str(plan), "--kubeconfig", str(kubeconfig)]
+    assert main(["deploy-canary", *verb, "--image", CANARY_IMAGE, "--version", "v2"]) == 0
+    assert main(["set-weight", *verb, "--weight", "25", "--header-route"]) == 0
+
+
+@pytest.mark.parametrize("router", ["istio", "nginx-ingress", "gateway-api"])
+def test_a_failing_window_leaves_weight_0_verified_before_the_pod_exits(
+    tmp_path,
+    kubeconfig,
+    cluster,
+    prometheus,  # noqa: F811
+    router,
+):
+    plan = plan_file(tmp_path, prometheus.url, router)
+    open_canary(plan, kubeconfig)
+    report = tmp_path / "report.json"
+
+    assert analyze(plan, kubeconfig, "erroring", report) == 1
+
+    assert weight_is(plan, kubeconfig, 0)
+    assert cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is not None  # rollback's job
+    safe = json.loads(report.read_text())["failSafe"]
+    assert safe["verified"] is True
+    assert safe["weightZeroVerifiedAt"] >= safe["firstFailingMeasurementAt"]
+    assert 0 <= safe["seconds"] < INTERVAL_S + 2
+
+
+def test_the_time_to_safety_counts_from_the_first_failing_measurement(
+    tmp_path,
+    kubeconfig,
+    cluster,
+    prometheus,  # noqa: F811
+):
+    plan = plan_file(tmp_path, prometheus.url, "istio", failure_limit=1)
+    open_canary(plan, kubeconfig)
+    report = tmp_path / "report.json"
+
+    assert analyze(plan, kubeconfig, "erroring", report) == 1
+
+    result = json.loads(report.read_text())
+    failing = [m["started"] for m in result["measurements"] if m["outcome"] == "fail"]
+    assert len(failing) == 2  # failureLimit 1: the second failure decides
+    assert result["failSafe"]["firstFailingMeasurementAt"] == min(failing)
+    assert result["failSafe"]["seconds"] >= INTERVAL_S * 0.9
+
+
+def test_a_passing_window_leaves_the_weight_alone(
+    tmp_path,
+    kubeconfig,
+    cluster,
+    prometheus,  # noqa: F811
+):
+    plan = plan_file(tmp_path, prometheus.url, "istio")
+    open_canary(plan, kubeconfig)
+    report = tmp_path / "report.json"
+
+    assert analyze(plan, kubeconfig, "healthy", report) == 0
+
+    assert weight_is(plan, kubeconfig, 25)
+    result = json.loads(report.read_text())
+    assert "failSafe" not in result and result["step"] == 0
+    assert result["finished"] - result["started"] >= 3.5, "the window is step 0's 4s"
+
+
+def test_sigterm_mid_window_makes_traffic_safe_before_the_pod_goes(
+    tmp_path,
+    kubeconfig,
+    cluster,
+    prometheus,  # noqa: F811
+):
+    """``argo stop`` and the deadline SIGTERM the pod: it makes traffic safe on its way out."""
+    plan = plan_file(tmp_path, prometheus.url, "istio")
+    open_canary(plan, kubeconfig)
+    argv = [sys.executable, "-m", "canaryflow", "analyze", "--plan", str(plan), "--step", "0"]
+    argv += ["--service", "healthy", "--fail-safe", "--kubeconfig", str(kubeconfig)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.0)  # inside the 4 s window
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 130, err
+    assert weight_is(plan, kubeconfig, 0)

@@ -1,0 +1,93 @@
+"""``canaryflow validate`` as the workflow's validate-plan task: the repository's own plan (or
+the chart's default for a repository without one), and the outputs that drive the step walk."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from canaryflow.cli import main
+
+OWN = (
+    "service: {name: checkout, namespace: shop}\n"
+    "steps:\n"
+    "  - {weight: 10, duration: 90s}\n"
+    "  - {approve: {message: 'Half way. Go on?', timeout: 30m}}\n"
+    "  - {weight: 100, duration: 2m}\n"
+    "promotion: {auto: false}\n"
+)
+DEFAULT = "steps: [{weight: 20, duration: 1m}, {weight: 100, duration: 1m}]\n"
+
+
+def validate(tmp_path, *extra: str) -> int:
+    return main(
+        [
+            "validate",
+            str(tmp_path / "canaryflow.yaml"),
+            "--offline",
+            "--service",
+            "checkout",
+            "--namespace",
+            "shop",
+            "--resolved-out",
+            str(tmp_path / "resolved.yaml"),
+            "--workflow-outputs",
+            str(tmp_path / "outputs"),
+            *extra,
+        ]
+    )
+
+
+def outputs(tmp_path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in (tmp_path / "outputs").iterdir()}
+
+
+def test_the_repositorys_plan_becomes_the_steps_the_workflow_walks(tmp_path):
+    (tmp_path / "canaryflow.yaml").write_text(OWN)
+
+    assert validate(tmp_path) == 0
+
+    written = outputs(tmp_path)
+    assert json.loads(written["steps"]) == [
+        {"kind": "traffic", "weight": "10", "duration": "1m30s", "message": "", "timeout": ""},
+        {
+            "kind": "approve",
+            "weight": "",
+            "duration": "",
+            "message": "Half way. Go on?",
+            "timeout": "1800",
+        },
+        {"kind": "traffic", "weight": "100", "duration": "2m", "message": "", "timeout": ""},
+    ]
+    assert (written["last-step"], written["promotion"]) == ("2", "approve")
+
+
+def test_the_default_plan_is_only_for_a_repository_without_one(tmp_path):
+    (tmp_path / "default.yaml").write_text(DEFAULT)
+    (tmp_path / "canaryflow.yaml").write_text(OWN)
+
+    assert validate(tmp_path, "--default-plan", str(tmp_path / "default.yaml")) == 0
+    assert json.loads(outputs(tmp_path)["steps"])[0]["weight"] == "10"  # the repository's
+
+    (tmp_path / "canaryflow.yaml").unlink()
+    assert validate(tmp_path, "--default-plan", str(tmp_path / "default.yaml")) == 0
+    resolved = yaml.safe_load((tmp_path / "resolved.yaml").read_text())
+    assert resolved["service"]["name"] == "checkout" and resolved["service"]["namespace"] == "shop"
+    assert [s["weight"] for s in resolved["steps"]] == [20, 100]
+    assert outputs(tmp_path)["promotion"] == "auto"
+
+
+def test_no_plan_and_an_empty_default_is_an_input_error(tmp_path, capsys):
+    (tmp_path / "default.yaml").write_text("")
+
+    assert validate(tmp_path, "--default-plan", str(tmp_path / "default.yaml")) == 2
+    assert "cannot read the plan" in capsys.readouterr().err
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_service_mismatch_writes_no_outputs(tmp_path):
+    (tmp_path / "canaryflow.yaml").write_text(OWN.replace("checkout", "cart"))
+
+    assert validate(tmp_path) == 2
+    assert not (tmp_path / "outputs").exists()
