@@ -95,6 +95,14 @@ class ServiceSpec:
     namespace: str
     router: str  # istio | nginx-ingress | gateway-api
 
+    @property
+    def github(self) -> str:
+        return f"acme/{self.name}"
+
+    @property
+    def gitlab(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
 
 def short_plan(spec: ServiceSpec, prometheus_url: str, steps: list[Obj], **extra: Any) -> Obj:
     """A plan with windows of seconds, judged every second: CI-sized, the production model."""
@@ -156,11 +164,9 @@ class ClusterInABox:
         self.kubelet = Kubelet(self.api, ImageStore(self.workdir / "images"), self.group).start()
         stack.callback(self.kubelet.stop)
         self.templates = TemplateStore()
-        self._installs: dict[tuple[str, str], ChartInstall] = {}
-        self.default = self.install_chart(ARGO_NAMESPACE)
-        self.prometheus = PodMonitorPrometheus(
-            self.group, self.workdir / "prometheus", pod_monitor(self.default.rendered)
-        )
+        self._installs: dict[str, ChartInstall] = {}
+        monitor = pod_monitor(self.render(ARGO_NAMESPACE, {"events": {"enabled": False}}))
+        self.prometheus = PodMonitorPrometheus(self.group, self.workdir / "prometheus", monitor)
         self.prometheus.start()
         stack.callback(self.prometheus.stop)
         self.prometheus.follow(self.kubelet)
@@ -182,7 +188,6 @@ class ClusterInABox:
                 "enabled": True,
                 "webhookSecret": {"name": "git-webhooks"},
                 "branches": ["main"],
-                "imageRegistry": f"{self.registry.host}/shop",
             },
             "release": {"imageRepository": f"{self.registry.host}/services"},
         }
@@ -193,17 +198,35 @@ class ClusterInABox:
         self, namespace: str, overrides: Mapping[str, Any] | None = None
     ) -> ChartInstall:
         """``helm install`` into ``namespace``: the rendered objects applied to the bed."""
-        key = (namespace, json.dumps(overrides or {}, sort_keys=True))
-        if key not in self._installs:
-            rendered = self.render(namespace, self.values(overrides))
-            self.templates.apply(rendered, namespace)
-            config = self.registry.docker_config(self.workdir / "registry-auth")
-            # image-push mounts these credentials (an anonymous registry accepts any).
-            self.secrets[(namespace, "canaryflow-registry")] = {
-                ".dockerconfigjson": config.read_bytes()
+        if namespace in self._installs:
+            raise ValueError(f"the chart is already installed in {namespace}")
+        rendered = self.render(namespace, self.values(overrides))
+        self.templates.apply(rendered, namespace)
+        config = self.registry.docker_config(self.workdir / "registry-auth")
+        # image-push mounts these credentials (an anonymous registry accepts any).
+        self.secrets[(namespace, "canaryflow-registry")] = {
+            ".dockerconfigjson": config.read_bytes()
+        }
+        self._installs[namespace] = ChartInstall(namespace, rendered)
+        return self._installs[namespace]
+
+    def install_for(self, specs: list[ServiceSpec], namespace: str) -> ChartInstall:
+        """One install releasing ``specs`` (one router kind: the chart's ``release.routerKind``),
+        each listed in ``events.services`` under its GitHub and its GitLab path."""
+        kinds = {spec.router for spec in specs}
+        if len(kinds) != 1:
+            raise ValueError("one install has one release.routerKind")
+        services = {}
+        for spec in specs:
+            entry = {
+                "service": spec.name,
+                "namespace": spec.namespace,
+                "imageRepository": f"{self.registry.host}/{spec.namespace}/{spec.name}",
             }
-            self._installs[key] = ChartInstall(namespace, rendered)
-        return self._installs[key]
+            services[spec.github] = entry
+            services[spec.gitlab] = entry
+        overrides = {"release": {"routerKind": kinds.pop()}, "events": {"services": services}}
+        return self.install_chart(namespace, overrides)
 
     def render(self, namespace: str, values: Obj) -> list[Obj]:
         """The chart rendered by Helm's engine; every object schema-valid."""
@@ -225,10 +248,10 @@ class ClusterInABox:
         self,
         spec: ServiceSpec,
         plan: Obj,
-        chart: ChartInstall | None = None,
+        chart: ChartInstall,
         load_rate: float = 60.0,
     ) -> ServiceUnderTest:
-        service = ServiceUnderTest(self, spec, chart or self.default)
+        service = ServiceUnderTest(self, spec, chart)
         service.create_repository(plan)
         image = service.push_stable_image()
         for obj in user_objects(spec, image):
@@ -416,9 +439,8 @@ class ServiceUnderTest:
 
     def push_stable_image(self) -> str:
         binary = build_sample_service(self.bed.workdir / "builds", "v1")
-        pushed = push_image(
-            PushRequest(binary, f"{self.bed.registry.host}/shop/{self.spec.name}", "v1")
-        )
+        repository = f"{self.bed.registry.host}/{self.spec.namespace}/{self.spec.name}"
+        pushed = push_image(PushRequest(binary, repository, "v1"))
         return pushed.reference
 
     def plan(self, plan: Obj) -> None:
@@ -451,7 +473,9 @@ class ServiceUnderTest:
             event = json.loads((PAYLOADS / "github-push-main.json").read_text())
             body = event["body"]
             body["after"], body["ref"] = revision, f"refs/heads/{branch}"
-            body["repository"].update(name=self.spec.name, clone_url=url)
+            body["repository"].update(
+                name=self.spec.name, full_name=self.spec.github, clone_url=url
+            )
         else:
             event = json.loads((PAYLOADS / "gitlab-push-main.json").read_text())
             body = event["body"]
@@ -459,7 +483,7 @@ class ServiceUnderTest:
             body["ref"] = f"refs/heads/{branch}"
             body["project"].update(
                 git_http_url=url,
-                path_with_namespace=f"{self.spec.namespace}/{self.spec.name}",
+                path_with_namespace=self.spec.gitlab,
                 name=self.spec.name,
             )
         return event

@@ -82,7 +82,6 @@ def run(args: argparse.Namespace) -> int:
                 "or set analysis.prometheus.url in the plan",
             )
         )
-<<<<<<< HEAD
     safety = _FailSafe(plan, args.kubeconfig) if args.fail_safe else None
     try:
         source = PrometheusSource(url, timeout=spec.prometheus.timeout)
@@ -94,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             args.namespace or plan.service.namespace,
             logs=_log_source(plan, args),
             on_round=None if args.json else _print_round,
+            windows=len(plan.traffic_steps),  # each step's window spends its share of alpha
         )
         result = analysis.window(duration)
     except BaseException:  # bad queries, an error, SIGTERM (argo stop) or a bug: traffic safe
@@ -109,20 +109,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_outputs(args: argparse.Namespace, result, report: dict) -> None:
-=======
-    source = PrometheusSource(url, timeout=spec.prometheus.timeout)
-    _reject_bad_promql(plan, source)
-    analysis = AnalysisRun(
-        spec,
-        source,
-        args.service or plan.service.name,
-        args.namespace or plan.service.namespace,
-        logs=_log_source(plan, args),
-        on_round=None if args.json else _print_round,
-        windows=len(plan.traffic_steps),  # each step's window spends its share of alpha
-    )
-    result = analysis.window(duration)
->>>>>>> verdict
     if args.report_file:
         args.report_file.parent.mkdir(parents=True, exist_ok=True)
         args.report_file.write_text(json.dumps(report, indent=2))

@@ -14,8 +14,8 @@ Implemented:
 - container templates as pods (``argo.pods.PodRunner``), ``steps`` (groups run in order, steps of
   a group in parallel, recursion), ``dag`` (``depends``, legacy ``dependencies``, ``target``,
   Omitted and Skipped nodes, the DAG's phase from its target branches as ``assessDAGPhase``),
-  ``suspend`` (``duration``, ``argo resume``, ``argo stop --node-field-selector``, supplied
-  outputs set by ``argo node set``);
+  ``suspend`` (``duration``, ``argo resume``, ``argo stop --node-field-selector``, ``argo node
+  set`` with supplied outputs, ``--phase Succeeded|Failed`` and ``--message``);
 - ``when`` (govaluate, variables read as strings), ``withItems`` / ``withParam`` (a TaskGroup of
   ``name(i:item)`` children), ``continueOn``;
 - inputs (values, defaults, ``enum``, raw artifacts), outputs (``valueFrom.path`` read by the
@@ -201,11 +201,27 @@ class WorkflowController:
         workflow = self.workflows[name]
         self._signal_nodes(workflow, node_field_selector, "resume", "")
 
-    def set_outputs(self, name: str, node_field_selector: str, parameters: dict[str, str]) -> None:
-        """``argo node set --output-parameter``: supply a suspend node's outputs."""
+    def node_set(
+        self,
+        name: str,
+        node_field_selector: str,
+        output_parameters: dict[str, str] | None = None,
+        phase: str | None = None,
+        message: str = "",
+    ) -> None:
+        """``argo node set``: supply a suspend node's outputs, or end it Succeeded/Failed."""
         workflow = self.workflows[name]
-        for node in self._select(workflow, node_field_selector):
-            node.outputs.update(parameters)
+        nodes = self._select(workflow, node_field_selector)
+        if not nodes:
+            raise KeyError(f"{name}: no suspended node matches {node_field_selector!r}")
+        for node in nodes:
+            node.outputs.update(output_parameters or {})
+            if phase == "Succeeded":
+                workflow.resumes[node.id] = "resume"
+            elif phase == "Failed":
+                workflow.resumes[node.id] = f"stop:{message or 'set by argo node set'}"
+            elif phase is not None:
+                raise ValueError(f"argo node set --phase {phase}: Succeeded or Failed only")
         self._notify(workflow)
 
     def shutdown(self) -> None:
