@@ -454,7 +454,11 @@ class ServiceUnderTest:
         branch: str = "main",
     ) -> Workflow | None:
         """Commit, then deliver the provider's push webhook to the Sensor; submit what it makes."""
-        revision = self.commit(message, files)
+        if branch == "main":
+            revision = self.commit(message, files)
+        else:  # the current commit pushed to another branch
+            _git(self.checkout, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
+            revision = _git(self.checkout, "rev-parse", "HEAD").strip()
         event = self.push_event(provider, revision, branch)
         (sensor,) = self.chart.of_kind("Sensor")
         workflow = events.submitted_workflow(sensor, event)

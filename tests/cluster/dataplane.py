@@ -45,7 +45,7 @@ from kube.fake_apiserver import FakeApiServer
 from canaryflow.local.router import NginxRouter
 from canaryflow.platform.protocol import HeaderRoute
 
-from .kubelet import Kubelet
+from .kubelet import Kubelet, RunningPod
 
 Obj = dict[str, Any]
 Backends = list[tuple[dict[str, str], float]]  # (pod selector, weight)
@@ -269,10 +269,15 @@ class DataPlane:
             return gateway_backends(self.api, self.namespace, self.service, request)
         raise ValueError(f"no data plane for router kind {self.kind}")
 
+    def _endpoints(self, selector: dict[str, str]) -> list[RunningPod]:
+        """Ready pods the API still has (what the EndpointSlice controller would list)."""
+        listed = {p["metadata"]["name"] for p in self.api.objects("Pod", self.namespace)}
+        return [p for p in self.kubelet.ready_pods(self.namespace, selector) if p.name in listed]
+
     def desired(self) -> Routing:
         stable = self.api.get("Deployment", self.namespace, self.service)
         stable_selector = stable["spec"]["selector"].get("matchLabels", {}) if stable else {}
-        stable_pods = self.kubelet.ready_pods(self.namespace, stable_selector)
+        stable_pods = self._endpoints(stable_selector)
         stable_names = {p.name for p in stable_pods}
 
         def split(backends: Backends) -> tuple[float, str | None]:
@@ -281,7 +286,7 @@ class DataPlane:
             total = sum(weight for _, weight in backends) or 1.0
             other, address = 0.0, None
             for selector, weight in backends:
-                pods = self.kubelet.ready_pods(self.namespace, selector)
+                pods = self._endpoints(selector)
                 others = [p for p in pods if p.name not in stable_names]
                 if others and weight > 0:
                     other += weight * len(others) / len(pods)
@@ -301,15 +306,20 @@ class DataPlane:
         )
 
     def weight_zero_after(self, since: float) -> float | None:
-        """When the router first served weight 0 (and no header route) at or after ``since``."""
-        for at, routing in self.history:
-            if at >= since and routing.weight == 0 and routing.header is None:
-                return at
-        if self.current is not None and self.current.weight == 0 and self.history:
-            last_at, last = self.history[-1]
-            if last_at < since and last.weight == 0:
-                return since
-        return None
+        """When the router first served a split of 0 % at or after ``since`` (``since`` itself
+        when it already did). The header route is not part of the split."""
+        before = [routing for at, routing in self.history if at < since]
+        if before and before[-1].weight == 0:
+            return since
+        return next((at for at, r in self.history if at >= since and r.weight == 0), None)
+
+    def weights(self) -> list[int]:
+        """The splits the router served, in order, repeats dropped."""
+        served: list[int] = []
+        for _, routing in self.history:
+            if not served or served[-1] != routing.weight:
+                served.append(routing.weight)
+        return served
 
     def _loop(self) -> None:
         while not self._stop.wait(self.period_s):

@@ -68,13 +68,18 @@ class ImageStore:
         config_bytes = _get(f"{base}/blobs/{config_digest}")
         _check(config_bytes, config_digest, reference)
         config = json.loads(config_bytes).get("config", {})
+        # One root filesystem per manifest digest, unpacked once: the same image pushed to two
+        # repositories is one image, and a running binary cannot be overwritten.
         rootfs = self.workdir / digest.replace(":", "-") / "rootfs"
-        rootfs.mkdir(parents=True, exist_ok=True)
-        for layer in manifest["layers"]:
-            blob = _get(f"{base}/blobs/{layer['digest']}")
-            _check(blob, layer["digest"], reference)
-            with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
-                tar.extractall(rootfs, filter="tar")
+        if not rootfs.is_dir():
+            partial = rootfs.with_name("rootfs.partial")
+            partial.mkdir(parents=True, exist_ok=True)
+            for layer in manifest["layers"]:
+                blob = _get(f"{base}/blobs/{layer['digest']}")
+                _check(blob, layer["digest"], reference)
+                with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+                    tar.extractall(partial, filter="tar")
+            partial.rename(rootfs)
         env = dict(item.split("=", 1) for item in config.get("Env", []))
         return PulledImage(
             reference=reference,
