@@ -98,16 +98,15 @@ def test_the_task_pods_ran_the_containers_exact_argv(good):
 
 @pytest.fixture(scope="module")
 def bad(good, service_for) -> dict[str, tuple[ServiceUnderTest, Workflow, str]]:
-    results = {}
-    for router in ROUTERS:  # one at a time: the safety timing is measured, keep CPUs for it
+    def job(router: str):
         service = service_for(router)
         stable = service.stable_image()
-        workflow = release(
-            service, "v3: half the requests fail", {"release_fault.go": FAULTY_SOURCE}
-        )
-        results[router] = (service, workflow, stable)
+        faulty = {"release_fault.go": FAULTY_SOURCE}
+        workflow = release(service, "v3: half the requests fail", faulty, provider=PROVIDER[router])
         service.commit("v4: the fault reverted", {"release_fault.go": None})
-    return results
+        return service, workflow, stable
+
+    return all_at_once({router: (lambda r=router: job(r)) for router in ROUTERS})
 
 
 @pytest.mark.parametrize("router", ROUTERS)
@@ -150,52 +149,23 @@ def release_with_approval(service: ServiceUnderTest, answer) -> Workflow:
     return controller.wait(workflow.name, RELEASE_TIMEOUT_S)
 
 
-def test_an_approved_step_resumes_the_release_to_promotion(bad, service_for):
-    service = service_for("istio")
-
-    def approve(argo, name):
-        argo.node_set(name, "displayName=approve", output_parameters={"approver": "alice"})
-        argo.resume(name, "displayName=approve")
-
-    workflow = release_with_approval(service, approve)
-
-    assert workflow.phase == "Succeeded", workflow.message
-    (approval,) = [n for n in workflow.nodes.values() if n.type == "Suspend"]
-    assert approval.phase == "Succeeded" and approval.outputs["approver"] == "alice"
-    assert observe.step_inputs(workflow, "set-weight", "weight") == ["20", "60"]
-    assert service.stable_image() == observe.pods(workflow, "image-push")[0].outputs["image"]
+def approve(argo, name: str) -> None:
+    argo.node_set(name, "displayName=approve", output_parameters={"approver": "alice"})
+    argo.resume(name, "displayName=approve")
 
 
-def test_a_refused_step_rolls_back(bad, service_for):
-    service = service_for("istio")
-    stable = service.stable_image()
-
-    def refuse(argo, name):
-        argo.node_set(name, "displayName=approve", phase="Failed", message="not today")
-
-    workflow = release_with_approval(service, refuse)
-
-    assert workflow.phase == "Failed"
-    assert observe.step_inputs(workflow, "set-weight", "weight") == ["20"]
-    assert observe.ran(workflow, "rollback") and not observe.ran(workflow, "promote")
-    assert service.stable_image() == stable and not observe.canary_exists(service)
-    assert service.dataplane.current.weight == 0
+def refuse(argo, name: str) -> None:
+    argo.node_set(name, "displayName=approve", phase="Failed", message="not today")
 
 
-# -- argo stop and the mutex ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def stopped_and_queued(bad, service_for):
+def stop_first_while_second_waits(service: ServiceUnderTest):
     """Push A (a long step), then B (the short plan); stop A mid-step; B then runs."""
-    service = service_for("gateway-api")
     stable = service.stable_image()
-    long_plan = short_plan(
-        service.spec, service.bed.prometheus.url, [{"weight": 20, "duration": "60s"}]
-    )
+    url = service.bed.prometheus.url
+    long_plan = short_plan(service.spec, url, [{"weight": 20, "duration": "60s"}])
     first = service.push("v6: a long step", {"canaryflow.yaml": yaml.safe_dump(long_plan)})
-    short = short_plan(service.spec, service.bed.prometheus.url, STEPS)
-    second = service.push("v7: the short plan again", {"canaryflow.yaml": yaml.safe_dump(short)})
+    short = yaml.safe_dump(short_plan(service.spec, url, STEPS))
+    second = service.push("v7: the short plan again", {"canaryflow.yaml": short})
     assert first is not None and second is not None
     controller = service.bed.controller
 
@@ -212,8 +182,47 @@ def stopped_and_queued(bad, service_for):
     return service, first, second, stable, queued, weight_before_stop
 
 
-def test_argo_stop_mid_step_leaves_stable_at_100_percent(stopped_and_queued):
-    service, first, _, _, _, weight_before_stop = stopped_and_queued
+@pytest.fixture(scope="module")
+def people(bad, service_for) -> dict:
+    """Side by side: an approval given (Istio), one refused (NGINX), argo stop + mutex (Gateway)."""
+    istio, nginx = service_for("istio"), service_for("nginx-ingress")
+    stable_before_refusal = nginx.stable_image()
+    results = all_at_once(
+        {
+            "approved": lambda: release_with_approval(istio, approve),
+            "refused": lambda: release_with_approval(nginx, refuse),
+            "stopped": lambda: stop_first_while_second_waits(service_for("gateway-api")),
+        }
+    )
+    results["refused"] = (nginx, results["refused"], stable_before_refusal)
+    results["approved"] = (istio, results["approved"])
+    return results
+
+
+def test_an_approved_step_resumes_the_release_to_promotion(people):
+    service, workflow = people["approved"]
+
+    assert workflow.phase == "Succeeded", workflow.message
+    (approval,) = [n for n in workflow.nodes.values() if n.type == "Suspend"]
+    assert approval.phase == "Succeeded" and approval.outputs["approver"] == "alice"
+    assert observe.step_inputs(workflow, "set-weight", "weight") == ["20", "60"]
+    assert service.stable_image() == observe.pods(workflow, "image-push")[0].outputs["image"]
+
+
+def test_a_refused_step_rolls_back(people):
+    service, workflow, stable = people["refused"]
+
+    assert workflow.phase == "Failed"
+    (approval,) = [n for n in workflow.nodes.values() if n.type == "Suspend"]
+    assert approval.phase == "Failed" and approval.message == "not today"
+    assert observe.step_inputs(workflow, "set-weight", "weight") == ["20"]
+    assert observe.ran(workflow, "rollback") and not observe.ran(workflow, "promote")
+    assert service.stable_image() == stable and not observe.canary_exists(service)
+    assert service.dataplane.current.weight == 0
+
+
+def test_argo_stop_mid_step_leaves_stable_at_100_percent(people):
+    service, first, _, stable, _, weight_before_stop = people["stopped"]
 
     assert weight_before_stop == 20
     assert first.phase == "Failed" and "Stop" in first.message
@@ -223,10 +232,11 @@ def test_argo_stop_mid_step_leaves_stable_at_100_percent(stopped_and_queued):
     assert exit_rollback and exit_rollback[-1].phase == "Succeeded"
     assert not observe.ran(first, "promote")
     assert service.dataplane.weight_zero_after(first.finished_at) is not None
+    assert not observe.canary_exists(service) or service.stable_image() != stable
 
 
-def test_a_second_push_of_one_service_waits_for_the_first(stopped_and_queued):
-    service, first, second, _, queued, _ = stopped_and_queued
+def test_a_second_push_of_one_service_waits_for_the_first(people):
+    service, first, second, _, queued, _ = people["stopped"]
     phase, message = queued
 
     assert phase == "Pending" and "Waiting for" in message and "Mutex" in message
