@@ -4,8 +4,8 @@ Each scenario starts at a Git push: the provider's webhook payload goes through 
 Sensor, the Workflow it creates runs the chart's templates with Argo's semantics, every task is
 the real ``canaryflow`` verb, Deployments run the pushed image's binary, Prometheus scrapes them
 through the PodMonitor relabeling, and nginx routes a real load as the router object says.
-Plans are CI-sized (windows of 2 s judged every second); the whole module takes about
-TIMING_NOTE (see ``make e2e``).
+Plans are CI-sized (windows of 2 s judged every second). Independent services release side by
+side in three phases (good, bad, people); the module takes about 3.5 minutes on 2 cores.
 """
 
 from __future__ import annotations
