@@ -222,9 +222,10 @@ def test_the_dashboard_shows_canary_and_stable_for_every_built_in_gate():
                 continue
             canary, stable = (t["expr"] for t in panels[metric.name]["targets"])
             assert "$service" in canary and "{{" not in canary
-            assert (
-                canary.replace("canary", "stable").replace("$service-stable", "$service") == stable
+            as_stable = canary.replace('$track_label="canary"', '$track_label!="canary"').replace(
+                "$service-canary", "$service"
             )
+            assert as_stable == stable
         assert "Canary weight (configured)" in panels
 
 

@@ -96,7 +96,16 @@ _IMAGE = ["--image", "r/a@sha256:00", "--version", "v"]
 PLAN_VERBS: dict[str, list[str]] = {
     "validate": ["validate", "PLAN", "--offline"],
     "runbook": ["runbook", "PLAN"],
-    "compile": ["compile", "--plan", "PLAN", "--out", "OUT"],
+    # The workflow's validate-plan task: the plan as the pushed repository has it.
+    "validate-plan": [
+        "validate",
+        "PLAN",
+        "--offline",
+        "--resolved-out",
+        "OUT/plan.yaml",
+        "--workflow-outputs",
+        "OUT/outputs",
+    ],
     "analyze": ["analyze", "--plan", "PLAN"],
     "run": ["run", "--plan", "PLAN", "--out", "OUT"],
     "demo": ["demo", "--plan", "PLAN", "--out", "OUT"],

@@ -44,6 +44,7 @@ KINDS = {
     ("networking.istio.io/v1", "destinationrules"): "DestinationRule",
     ("gateway.networking.k8s.io/v1", "httproutes"): "HTTPRoute",
     ("split.smi-spec.io/v1alpha4", "trafficsplits"): "TrafficSplit",
+    ("autoscaling/v2", "horizontalpodautoscalers"): "HorizontalPodAutoscaler",
 }
 PLURALS = {kind: plural for (_, plural), kind in KINDS.items()}
 ROLLOUTS = ("available", "progressing", "CrashLoopBackOff", "ImagePullBackOff", "kubelet")

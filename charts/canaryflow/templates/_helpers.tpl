@@ -82,3 +82,22 @@ repository's last path segment, namespace to the release namespace, imageReposit
 {{- end }}
 {{- toJson $services }}
 {{- end }}
+
+{{/* Tekton: the release branches as a CEL list of string literals (quotes escaped). */}}
+{{- define "canaryflow.celBranches" -}}
+{{- $items := list }}
+{{- range .Values.events.branches }}
+{{- $items = append $items (printf "'refs/heads/%s'" (. | replace "\\" "\\\\" | replace "'" "\\'")) }}
+{{- end }}
+{{- printf "[%s]" (join ", " $items) }}
+{{- end }}
+
+{{/* Tekton: events.imageRegistry and a slash, as a CEL string literal. */}}
+{{- define "canaryflow.celImageRegistry" -}}
+{{- printf "'%s/'" (.Values.events.imageRegistry | trimSuffix "/" | replace "\\" "\\\\" | replace "'" "\\'") }}
+{{- end }}
+
+{{/* Tekton: the EventListener's service account. */}}
+{{- define "canaryflow.triggersServiceAccount" -}}
+{{- printf "%s-triggers" (include "canaryflow.fullname" .) }}
+{{- end }}

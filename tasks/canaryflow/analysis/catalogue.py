@@ -4,7 +4,9 @@ Queries are templates. ``{{ selector }}`` is the label matcher of one track
 (``app="<service>",namespace="<ns>",<trackLabel>="canary"``); ``{{ window }}`` is the range of
 ``rate()``/``increase()``; ``{{ service }}``, ``{{ namespace }}``, ``{{ track }}`` and
 ``{{ workload }}`` (``<service>`` or ``<service>-canary``) are there for queries that need
-them. The same template is rendered once per track, so canary and stable are measured alike.
+them; ``{{ pods }}`` selects the track's containers by pod name, for series that carry no pod
+labels (cAdvisor's; see ``canaryflow.analysis.query``). The same template is rendered once per
+track, so canary and stable are measured alike.
 
 Ratios put ``or vector(0)`` under their numerator: a service that has never failed has no 5xx
 series at all, and a missing numerator must read as 0 %, not as "no data".
@@ -26,7 +28,7 @@ from typing import Any, Literal
 Flavour = Literal["go", "istio"]
 FLAVOURS: tuple[str, ...] = ("go", "istio")
 PLACEHOLDERS: frozenset[str] = frozenset(
-    {"selector", "window", "service", "namespace", "track", "workload"}
+    {"selector", "pods", "window", "service", "namespace", "track", "workload"}
 )
 
 _ISTIO = (
@@ -92,6 +94,15 @@ class CatalogueMetric:
 
 def _ratio(part: str, whole: str) -> str:
     return f"(sum({part}) or vector(0)) / sum({whole})"
+
+
+def _per_pod(series: str) -> str:
+    """``sum(rate(series))`` of a track: by its pod labels where the series has them (the app
+    exports it, or a local run), else by its pods' names (cAdvisor via the kubelet)."""
+    return " or ".join(
+        f"sum(rate({series}{{ {{{{ {matcher} }}}} }}[{{{{ window }}}}]))"
+        for matcher in ("selector", "pods")
+    )
 
 
 def _quantile(q: float, bucket: str, scale: str = "") -> str:
@@ -178,11 +189,8 @@ METRICS: Mapping[str, CatalogueMetric] = {
             unit="ratio",
             default_limit={"threshold": {"max": 0.25}},
             queries={
-                "go": _ratio(
-                    "rate(container_cpu_cfs_throttled_periods_total{ {{ selector }} }"
-                    "[{{ window }}])",
-                    "rate(container_cpu_cfs_periods_total{ {{ selector }} }[{{ window }}])",
-                )
+                "go": f"({_per_pod('container_cpu_cfs_throttled_periods_total')} or vector(0))"
+                f" / ({_per_pod('container_cpu_cfs_periods_total')})"
             },
         ),
         CatalogueMetric(

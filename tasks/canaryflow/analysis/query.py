@@ -1,4 +1,19 @@
-"""PromQL templates rendered for one track: the same query, canary and stable alike."""
+"""PromQL templates rendered for one track: the same query, canary and stable alike.
+
+Which series belong to which track, as a stock cluster has them:
+
+- Application series (client_golang) are scraped per pod; the scrape relabels the pod labels
+  ``app`` and ``canaryflow.dev/track`` onto ``app`` and the track label (the chart's
+  PodMonitor does exactly this, see ``canaryflow.kubernetes.scrape``). Only canary pods carry
+  ``canaryflow.dev/track``, so the canary is ``track="canary"`` and stable is every other pod of
+  the service, ``track!="canary"``: stable is selected without ever being restarted to add a
+  label. (Prometheus treats a missing label as empty, so ``!=`` matches pods without it.)
+- cAdvisor series (``container_cpu_cfs_*``) come from the kubelet and carry only ``namespace``,
+  ``pod`` and ``container``. ``{{ pods }}`` selects a track's pods by the names their Deployment
+  gives them: ``<deployment>-<pod-template-hash>-<suffix>``, where the canary Deployment is
+  ``<service>-canary`` and stable is ``<service>``. The pattern has exactly two segments after
+  the Deployment name, so stable's never matches a canary pod (or another Deployment's).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +24,9 @@ from dataclasses import dataclass
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 TRACKS: tuple[str, str] = ("canary", "stable")
 
+POD_NAME_SUFFIX = "-[a-z0-9]+-[a-z0-9]+"
+"""``-<pod-template-hash>-<random suffix>``: what a Deployment's ReplicaSet adds to pod names."""
+
 
 @dataclass(frozen=True)
 class Subject:
@@ -18,14 +36,26 @@ class Subject:
     namespace: str
     track_label: str = "track"
     track_values: Mapping[str, str] | None = None
-    """Label value per track when it is not the track's name (a flag: canary -> "on")."""
+    """Label value per track when it is not the track's name (a flag: canary -> "on"); each
+    track is then selected by its own value, as both variants are labelled by the service."""
 
     def workload(self, track: str) -> str:
         return f"{self.service}-canary" if track == "canary" else self.service
 
     def selector(self, track: str) -> str:
-        value = self.track_values[track] if self.track_values else track
-        return f'app="{self.service}",namespace="{self.namespace}",{self.track_label}="{value}"'
+        scope = f'app="{self.service}",namespace="{self.namespace}"'
+        if self.track_values:
+            return f'{scope},{self.track_label}="{self.track_values[track]}"'
+        operator = "=" if track == "canary" else "!="
+        return f'{scope},{self.track_label}{operator}"canary"'
+
+    def pods(self, track: str) -> str:
+        """The track's containers by namespace and pod name, for series without pod labels."""
+        # Service names are DNS labels (letters, digits, '-'): literal inside a regex as they are.
+        return (
+            f'namespace="{self.namespace}",pod=~"{self.workload(track)}{POD_NAME_SUFFIX}",'
+            'container!="",container!="POD"'
+        )
 
 
 def promql_duration(seconds: float) -> str:
@@ -35,16 +65,22 @@ def promql_duration(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
-def render(template: str, subject: Subject, track: str, window: float) -> str:
-    """``template`` with every ``{{ placeholder }}`` filled in for ``track``."""
-    values = {
+def placeholder_values(subject: Subject, track: str, window: str) -> dict[str, str]:
+    """What each ``{{ placeholder }}`` stands for, for one track (``window`` as PromQL text)."""
+    return {
         "selector": subject.selector(track),
-        "window": promql_duration(window),
+        "pods": subject.pods(track),
+        "window": window,
         "service": subject.service,
         "namespace": subject.namespace,
         "track": track,
         "workload": subject.workload(track),
     }
+
+
+def render(template: str, subject: Subject, track: str, window: float) -> str:
+    """``template`` with every ``{{ placeholder }}`` filled in for ``track``."""
+    values = placeholder_values(subject, track, promql_duration(window))
 
     def fill(match: re.Match) -> str:
         name = match.group(1)

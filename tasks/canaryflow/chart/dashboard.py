@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, CatalogueMetric
+from canaryflow.analysis.query import Subject, placeholder_values
 from canaryflow.kubernetes.state import WEIGHT
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
@@ -25,16 +26,9 @@ UID = "canaryflow-release"
 
 
 def grafana_query(template: str, track: str) -> str:
-    """A catalogue template filled with Grafana variables for one track."""
-    workload = "$service-canary" if track == "canary" else "$service"
-    values = {
-        "selector": f'app="$service",namespace="$namespace",$track_label="{track}"',
-        "window": "$__rate_interval",
-        "service": "$service",
-        "namespace": "$namespace",
-        "track": track,
-        "workload": workload,
-    }
+    """A catalogue template filled with Grafana variables for one track (the gates' selectors)."""
+    subject = Subject("$service", "$namespace", "$track_label")
+    values = placeholder_values(subject, track, "$__rate_interval")
     return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
 
 

@@ -39,10 +39,18 @@ def _dump(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False, width=1 << 16, allow_unicode=True)
 
 
+ARGO_ONLY = '{{- if eq .Values.engine "argo" }}\n'
+END = "{{- end }}\n"
+
+
 def _scope_guard(kind: str) -> tuple[str, str]:
+    """Argo objects only with ``engine: argo``; the task library only in its scope."""
     if kind == "ClusterWorkflowTemplate":
-        return '{{- if eq .Values.templates.scope "cluster" }}\n', "{{- end }}\n"
-    return "", ""
+        return (
+            '{{- if and (eq .Values.engine "argo") (eq .Values.templates.scope "cluster") }}\n',
+            END,
+        )
+    return ARGO_ONLY, END
 
 
 def template_file(document: dict[str, Any], compiled: binding.Compiled) -> GeneratedFile:
@@ -53,7 +61,10 @@ def template_file(document: dict[str, Any], compiled: binding.Compiled) -> Gener
     body = binding.to_helm(escape_braces(_dump(bound)))
     opening, closing = _scope_guard(kind)
     if kind == "WorkflowTemplate" and name == compiled.tasks_name:
-        opening, closing = '{{- if eq .Values.templates.scope "namespace" }}\n', "{{- end }}\n"
+        opening = (
+            '{{- if and (eq .Values.engine "argo") (eq .Values.templates.scope "namespace") }}\n'
+        )
+        closing = END
     stem = f"{kind.lower()}-{name}"
     return GeneratedFile(GENERATED / f"{stem}.yaml", HEADER + opening + body + closing)
 
@@ -70,11 +81,26 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
         git_token_secret=settings.git_token_secret,
     )
     files = [template_file(document, compiled) for document in documents.values()]
+    files += _tekton_files(plan, settings, compiled)
     for flavour in FLAVOURS:
         text = json.dumps(dashboard(flavour), indent=2, ensure_ascii=False) + "\n"
         files.append(GeneratedFile(Path(f"files/dashboard-{flavour}.json"), text))
     files.append(GeneratedFile(Path("files/runbook.md"), render_runbook(plan)))
     return files
+
+
+def _tekton_files(plan: ReleasePlan, settings, compiled: binding.Compiled) -> list:
+    """The ``engine: tekton`` variant: Tasks, Pipelines (the steps of ``files/plan.yaml``:
+    Tekton cannot walk a plan read at run time) and push Triggers."""
+    from canaryflow.chart import tekton
+
+    return [
+        GeneratedFile(
+            GENERATED / tekton.file_name(document),
+            tekton.template_text(document, scalars, compiled),
+        )
+        for document, scalars in tekton.documents(plan, settings)
+    ]
 
 
 def compile_for_chart():

@@ -1,7 +1,10 @@
 """``canaryflow compile``: write the Argo bundle (task library + release template) as YAML.
 
 No plan goes in: ``go-canary-release`` reads each repository's own ``canaryflow.yaml`` at run
-time and walks its steps. Hera is imported only here, at run time.
+time and walks its steps. ``--engine tekton`` writes the same bundle as Tekton Tasks,
+Pipelines and Triggers; Tekton cannot loop over steps read at run time, so its Pipeline
+unrolls the steps of ``--plan`` (default: the model's defaults). Hera is imported only here,
+at run time.
 """
 
 from __future__ import annotations
@@ -27,6 +30,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "WorkflowTemplate, as the chart's templates.scope",
     )
     parser.add_argument("--image", help="runtime image of the task pods")
+    parser.add_argument(
+        "--engine",
+        choices=("argo", "tekton"),
+        default="argo",
+        help="Argo WorkflowTemplates, or Tekton Tasks, Pipelines and Triggers",
+    )
+    parser.add_argument(
+        "--plan",
+        type=Path,
+        help="with --engine tekton: the plan whose steps the Pipeline runs "
+        "(default: the model's defaults)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,11 +52,26 @@ def run(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, namespace=args.namespace)
     if args.image:
         settings = dataclasses.replace(settings, runtime_image=args.image)
-    documents = compile_documents(settings)
+    if args.engine == "tekton":
+        documents = _tekton_documents(args, settings)
+    elif args.plan is not None:
+        raise InputError(
+            FieldError("--plan", "Argo reads each repository's plan at run time: drop --plan")
+        )
+    else:
+        documents = compile_documents(settings)
     _write(args.out, documents)
     for name in documents:
         print(args.out / name)
     return EXIT_OK
+
+
+def _tekton_documents(args: argparse.Namespace, settings) -> dict[str, dict]:
+    from canaryflow.plan.load import load_plan
+    from canaryflow_workflows.tekton.documents import compile_tekton_documents, default_plan
+
+    plan = load_plan(args.plan) if args.plan else default_plan()
+    return compile_tekton_documents(plan, settings)
 
 
 def _write(out: Path, documents: dict[str, dict]) -> None:

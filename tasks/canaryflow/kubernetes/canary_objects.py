@@ -154,7 +154,24 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def with_image(deployment: Obj, service: str, image: str, container: str | None = None) -> Obj:
-    """``deployment`` with only its service container's image changed (promotion)."""
-    main_container(deployment["spec"]["template"]["spec"], service, container)["image"] = image
+def version_pinned(deployment: Obj) -> bool:
+    """True when the Deployment's (immutable) selector names the version label, so its pods
+    can never be relabelled with another version."""
+    return VERSION_LABEL in (deployment["spec"]["selector"].get("matchLabels") or {})
+
+
+def promoted(
+    deployment: Obj, service: str, image: str, version: str, container: str | None = None
+) -> Obj:
+    """The stable ``deployment`` running ``image``, its pods labelled ``version`` (promotion).
+
+    Both change in the same template edit, so the one rolling restart that brings the new image
+    also brings the label the analysis, the Istio subsets and the next release read. A version
+    pinned by the selector is kept: the API server would reject a template it no longer selects.
+    """
+    template = deployment["spec"]["template"]
+    main_container(template["spec"], service, container)["image"] = image
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    if VERSION_LABEL in labels and not version_pinned(deployment):
+        labels[VERSION_LABEL] = version
     return deployment

@@ -30,4 +30,5 @@ def platform_for(plan: ReleasePlan, api_client: ApiClient | None = None) -> Kube
         router,
         canary_replicas=service.canary_replicas,
         health=HealthCheck(path=service.health_path, port=service.port),
+        canary_after_rollback=plan.rollback.canary,
     )

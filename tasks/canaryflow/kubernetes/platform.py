@@ -23,9 +23,10 @@ from canaryflow.errors import FieldError, InputError, PlatformError
 from canaryflow.kubernetes import canary_objects as objects
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import HealthCheck
+from canaryflow.kubernetes.capacity import canary_replicas_for, stable_replicas
 from canaryflow.kubernetes.events import decision_event
 from canaryflow.kubernetes.health import assess, rollout_progress
-from canaryflow.kubernetes.resources import DEPLOYMENT, POD, SERVICE
+from canaryflow.kubernetes.resources import DEPLOYMENT, HPA, POD, SERVICE
 from canaryflow.kubernetes.retry import DEFAULT_RETRY, RetryPolicy
 from canaryflow.kubernetes.routers import KubernetesRouter, make_router
 from canaryflow.kubernetes.routers.backends import Backends
@@ -40,6 +41,7 @@ Obj = dict[str, Any]
 class Timeouts:
     stable_rollout_s: float = 300.0
     verify_weight_s: float = 30.0
+    canary_scale_s: float = 300.0
     poll_s: float = 2.0
 
 
@@ -61,6 +63,7 @@ class KubernetesPlatform:
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         container: str | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
+        canary_after_rollback: str = "delete",
     ):
         self.api = ClusterApi(api_client, namespace, retry)
         self.namespace = namespace
@@ -70,6 +73,8 @@ class KubernetesPlatform:
         self.health = health
         self.timeouts = timeouts
         self.container = container
+        self.canary_after_rollback = canary_after_rollback
+        """``delete`` or ``scale-to-zero`` (the plan's ``rollback.canary``)."""
         self._router = router
         self._recorded_router = RecordedRouter(router, self)
 
@@ -117,7 +122,10 @@ class KubernetesPlatform:
         )
         self._check_split(stable_service, canary)
         self._router.preflight(backends)
-        self._replace_stale_canary(artifact.version)
+        existing = self._replace_stale_canary(artifact.version)
+        if existing is not None:  # a re-run keeps the capacity its weight was given
+            replicas = existing["spec"].get("replicas", 1)
+            canary["spec"]["replicas"] = max(canary["spec"]["replicas"], replicas)
 
         stored = self.api.apply(canary)
         self.api.apply(canary_service)
@@ -150,22 +158,66 @@ class KubernetesPlatform:
             time.sleep(min(self.timeouts.poll_s, max(0.0, deadline - time.monotonic())))
 
     def promote(self, artifact: Artifact) -> None:
+        """Stable runs the canary's digest, its pods labelled with the released version.
+
+        Relabelling moves stable pods out of whatever selects them by version (a stable Service
+        selector, Istio's stable subset). So that no request meets an empty selection, stable is
+        first selected by every pod of the service (the canary runs the very same image), rolls,
+        and is then selected by the new version. A version pinned by the Deployment's selector
+        cannot change: it is kept and a Warning Event says so.
+        """
         objects.check_artifact(artifact.image, artifact.version)
         state = self.current_state()
         self.record(Phase.PROMOTING, state.weight if state else 0)
         image = artifact.image or ""
+        stable, stable_service = self._stable_objects()
+        previous = objects.stable_version(stable)
+        relabel = previous not in (None, artifact.version) and not objects.version_pinned(stable)
+        selector = stable_service["spec"].get("selector") or {}
+        by_version = objects.VERSION_LABEL in selector and len(selector) > 1
+        if relabel:
+            self._select_stable(None, artifact.version, by_version)
 
         def edit(stable: Obj) -> Obj:
-            return objects.with_image(stable, self.service, image, self.container)
+            return objects.promoted(stable, self.service, image, artifact.version, self.container)
 
         stable = self.api.update(DEPLOYMENT, self.service, edit)
         self._wait_stable_rollout()
+        if relabel:
+            self._select_stable(artifact.version, artifact.version, by_version)
         self.router.set_weight(0)
         self._router.remove_managed_routes()
         self._remove_canary()
         self.event(stable, "Promoted", f"stable now runs {artifact.version} ({image})")
+        if previous not in (None, artifact.version) and not relabel:
+            self.event(
+                stable,
+                "VersionLabelKept",
+                f"stable pods keep {objects.VERSION_LABEL}={previous}: spec.selector of "
+                f"deployment {self._name(self.service)} pins it and is immutable; drop "
+                f"{objects.VERSION_LABEL} from the selector to have promotions relabel them",
+                warning=True,
+            )
+
+    def _select_stable(self, version: str | None, canary_version: str, by_service: bool) -> None:
+        """Point what selects stable pods by version at ``version`` (None: every pod of the
+        service); ``by_service`` when the stable Service's selector names the version."""
+
+        def edit(service: Obj) -> Obj:
+            selector = service["spec"]["selector"]
+            selector.pop(objects.VERSION_LABEL, None)
+            if version is not None:
+                selector[objects.VERSION_LABEL] = version
+            return service
+
+        if by_service:
+            self.api.update(SERVICE, self.service, edit)
+        self._router.select_stable(version, canary_version)
 
     def rollback(self) -> None:
+        """Weight 0 (verified), the canary scaled to zero, the managed routes gone, then the
+        canary deleted, or kept at zero (``rollback.canary: scale-to-zero``) for ``kubectl
+        describe`` and its Events, as Flagger does; the next release replaces it."""
         state = self.current_state()
         self.record(Phase.ROLLING_BACK, state.weight if state else 0)
         self.router.set_weight(0)
@@ -174,11 +226,48 @@ class KubernetesPlatform:
         # the host without a subset, and the host's Service selects the canary pods as well.
         self.api.merge_patch(DEPLOYMENT, self.canary, {"spec": {"replicas": 0}})
         self._router.remove_managed_routes()
-        self._remove_canary()
+        if self.canary_after_rollback == "scale-to-zero":
+            self.record(Phase.ROLLED_BACK, 0)
+        else:
+            self._remove_canary()
         stable = self.api.get(DEPLOYMENT, self.service)
         if stable is not None:
             version = state.version if state else "canary"
-            self.event(stable, "RolledBack", f"{version} removed, all traffic on stable", True)
+            kept = " (scaled to zero)" if self.canary_after_rollback == "scale-to-zero" else ""
+            message = f"{version}{kept} removed from traffic, all traffic on stable"
+            self.event(stable, "RolledBack", message, True)
+
+    def ensure_capacity(self, weight: int) -> None:
+        """Before the canary gets ``weight`` %: scale it to carry it and wait until those pods
+        are available. Never scales down (a lower weight needs no fewer pods than it has)."""
+        canary = self.api.get(DEPLOYMENT, self.canary)
+        if canary is None or weight <= 0:
+            return
+        stable = self.api.get(DEPLOYMENT, self.service)
+        stable_size = stable_replicas(stable, self.api.list(HPA, {})) if stable else 0
+        wanted = canary_replicas_for(stable_size, weight, self.canary_replicas)
+        if canary["spec"].get("replicas", 1) < wanted:
+            self.api.merge_patch(DEPLOYMENT, self.canary, {"spec": {"replicas": wanted}})
+            message = f"canary scaled to {wanted} pods for {weight}% (stable: {stable_size})"
+            self.event(canary, "CanaryScaled", message)
+        self._wait_canary_available(weight)
+
+    def _wait_canary_available(self, weight: int) -> None:
+        def pending() -> str | None:
+            deployment = self.api.get(DEPLOYMENT, self.canary)
+            if deployment is None:
+                return "canary deployment gone"
+            report = assess(deployment, self._canary_pods())
+            if report is not None and not report.healthy:
+                raise PlatformError(f"{report.detail}; not shifting {weight}% to it")
+            return None if report is not None else rollout_progress(deployment).describe()
+
+        last = _poll(pending, self.timeouts.canary_scale_s, self.timeouts.poll_s)
+        if last is not None:
+            raise PlatformError(
+                f"canary {self._name(self.canary)} not available for {weight}% within "
+                f"{self.timeouts.canary_scale_s:g}s ({last}): traffic not shifted"
+            )
 
     def canary_logs(self, since: float) -> list[str]:
         since_seconds = max(1, math.ceil(time.time() - since))
@@ -250,15 +339,17 @@ class KubernetesPlatform:
                 )
             )
 
-    def _replace_stale_canary(self, version: str) -> None:
-        """A canary of another version left by an aborted run goes, unless it takes traffic."""
+    def _replace_stale_canary(self, version: str) -> Obj | None:
+        """A canary of another version left by an aborted run, or one a rollback scaled to zero,
+        goes, unless it takes traffic; the canary of this very release is returned."""
         state = self.current_state()
         existing = self.api.get(DEPLOYMENT, self.canary)
         if existing is None:
-            return
+            return None
         labels = existing["spec"]["selector"].get("matchLabels", {})
-        if labels.get(objects.VERSION_LABEL) == version:
-            return
+        rolled_back = state is not None and state.phase == Phase.ROLLED_BACK
+        if labels.get(objects.VERSION_LABEL) == version and not rolled_back:
+            return existing
         if state is not None and state.weight > 0:
             raise InputError(
                 FieldError(
@@ -268,6 +359,7 @@ class KubernetesPlatform:
                 )
             )
         self.api.delete(DEPLOYMENT, self.canary)
+        return None
 
     def _wait_stable_rollout(self) -> None:
         def rolled_out() -> str | None:
@@ -315,6 +407,8 @@ class RecordedRouter:
         self.platform = platform
 
     def set_weight(self, canary_percent: int) -> None:
+        """Capacity first, then the weight: the canary never takes a share it cannot carry."""
+        self.platform.ensure_capacity(canary_percent)
         self.inner.set_weight(canary_percent)
         self.platform.record(Phase.PROGRESSING, canary_percent)
         self._event("WeightSet", f"canary weight {canary_percent}%")

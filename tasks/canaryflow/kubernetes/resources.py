@@ -29,6 +29,7 @@ INGRESS = ResourceKind("networking.k8s.io/v1", "Ingress", "ingresses")
 VIRTUAL_SERVICE = ResourceKind("networking.istio.io/v1", "VirtualService", "virtualservices")
 DESTINATION_RULE = ResourceKind("networking.istio.io/v1", "DestinationRule", "destinationrules")
 HTTP_ROUTE = ResourceKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+HPA = ResourceKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 TRAFFIC_SPLIT = ResourceKind("split.smi-spec.io/v1alpha4", "TrafficSplit", "trafficsplits")
 
 BY_KIND = {
@@ -43,6 +44,7 @@ BY_KIND = {
         DESTINATION_RULE,
         HTTP_ROUTE,
         TRAFFIC_SPLIT,
+        HPA,
     )
 }
 

@@ -26,6 +26,8 @@ class Phase(StrEnum):
     PROGRESSING = "Progressing"
     PROMOTING = "Promoting"
     ROLLING_BACK = "RollingBack"
+    ROLLED_BACK = "RolledBack"
+    """Traffic on stable and the canary scaled to zero, kept for inspection (scale-to-zero)."""
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def _gates(plan: ReleasePlan) -> str:
         "## Gates",
         "",
         "Each query runs for both tracks; shown here for the canary "
-        f'(stable: `{plan.analysis.track_label}="stable"`).',
+        f'(stable: every other pod of the service, `{plan.analysis.track_label}!="canary"`).',
         "",
         "| gate | limit (canary) | decides | query |",
         "| --- | --- | --- | --- |",

@@ -81,6 +81,9 @@ class GatewayApiRouter:
 
         self.api.update(HTTP_ROUTE, self.http_route, edit)
 
+    def select_stable(self, version: str | None, canary_version: str) -> None:
+        """Nothing to do: stable is its Service, which the platform retargets."""
+
     def remove_managed_routes(self) -> None:
         if self._prepared():
             self.api.update(HTTP_ROUTE, self.http_route, without_managed_rules)

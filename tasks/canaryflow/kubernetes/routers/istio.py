@@ -84,7 +84,7 @@ class IstioRouter:
 
     def prepare(self, backends: Backends) -> None:
         self.preflight(backends)
-        self.api.apply(self._destination_rule(backends))
+        self.api.apply(self._destination_rule(backends.stable_version, backends.canary_version))
         self.api.update(VIRTUAL_SERVICE, self.virtual_service, self._split_managed_route)
 
     def set_weight(self, canary_percent: int) -> None:
@@ -115,6 +115,11 @@ class IstioRouter:
             self.api.update(VIRTUAL_SERVICE, self.virtual_service, without_managed_routes)
         self.api.delete(DESTINATION_RULE, self.destination_rule)
 
+    def select_stable(self, version: str | None, canary_version: str) -> None:
+        """The stable subset selects ``version`` (None: every endpoint of the host)."""
+        if self.api.get(DESTINATION_RULE, self.destination_rule) is not None:
+            self.api.apply(self._destination_rule(version, canary_version))
+
     def _prepared(self) -> bool:
         vs = self.api.get(VIRTUAL_SERVICE, self.virtual_service)
         return vs is not None and ORIGINAL_ANNOTATION in _annotations(vs)
@@ -122,7 +127,10 @@ class IstioRouter:
     def _split_managed_route(self, vs: Obj) -> Obj:
         return with_split_route(vs, self.route, self.host)
 
-    def _destination_rule(self, backends: Backends) -> Obj:
+    def _destination_rule(self, stable_version: str | None, canary_version: str) -> Obj:
+        stable = {"name": STABLE}
+        if stable_version is not None:
+            stable["labels"] = {VERSION_LABEL: stable_version}
         return {
             "apiVersion": DESTINATION_RULE.api_version,
             "kind": DESTINATION_RULE.kind,
@@ -133,10 +141,7 @@ class IstioRouter:
             },
             "spec": {
                 "host": self.host,
-                "subsets": [
-                    {"name": STABLE, "labels": {VERSION_LABEL: backends.stable_version}},
-                    {"name": CANARY, "labels": {VERSION_LABEL: backends.canary_version}},
-                ],
+                "subsets": [stable, {"name": CANARY, "labels": {VERSION_LABEL: canary_version}}],
             },
         }
 

@@ -72,6 +72,9 @@ class NginxIngressRouter:
     def set_header_route(self, route: HeaderRoute) -> None:
         self._annotate({BY_HEADER: route.name, BY_HEADER_VALUE: route.value}, required=True)
 
+    def select_stable(self, version: str | None, canary_version: str) -> None:
+        """Nothing to do: stable is its Service, which the platform retargets."""
+
     def remove_managed_routes(self) -> None:
         self.api.delete(INGRESS, self.canary_ingress)
 

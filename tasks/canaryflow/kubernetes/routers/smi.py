@@ -72,6 +72,9 @@ class SmiRouter:
             )
         )
 
+    def select_stable(self, version: str | None, canary_version: str) -> None:
+        """Nothing to do: stable is its Service, which the platform retargets."""
+
     def remove_managed_routes(self) -> None:
         self.api.delete(TRAFFIC_SPLIT, self.traffic_split)
 

@@ -1,0 +1,230 @@
+"""A PipelineRun of a compiled Pipeline, run by Tekton's scheduling rules, without a cluster.
+
+It follows tektoncd/pipeline v1.15.0, pkg/reconciler/pipelinerun/resources/:
+
+* pipelinerunstate.go ``DAGExecutionQueue``: nothing new is scheduled once the run is
+  cancelled (``Cancelled``, ``CancelledRunFinally``), once a task failed (``IsStopping``) or
+  when it is gracefully stopped (``StoppedRunFinally``); candidates are the tasks whose
+  parents (``runAfter`` and result references) all finished or were skipped.
+* pipelinerunresolution.go ``skip``: a task is skipped when the run is stopping, cancelled
+  or stopped, when its ``when`` expressions are false (input ``in``/``notin`` values), or when
+  a parent was skipped for any reason other than its own ``when``; a final task is skipped
+  when it reads a result its task did not produce, or when its ``when`` is false.
+* pipelinerunstate.go ``GetPipelineTaskStatus``: ``$(tasks.<name>.status)`` is Succeeded,
+  Failed or None (skipped or never run); ``$(tasks.status)`` is None until every task is done,
+  then Failed if any failed, else Completed if any was skipped, else Succeeded.
+* ``finally`` starts once every task is done (``GetFinalTasks``), except after a plain
+  ``Cancelled`` (docs/pipelineruns.md, "Cancelling a PipelineRun"); ``CancelledRunFinally``
+  cancels the running TaskRuns (they count as Failed, with no retries), ``StoppedRunFinally``
+  lets them finish, retries included.
+* ``retries``: a failed TaskRun is run again up to ``retries`` times (not when cancelled).
+
+A run here is sequential: one task at a time, in DAG order, which is all a chain needs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+SUCCEEDED, FAILED, SKIPPED = "Succeeded", "Failed", "Skipped"
+CANCELLED = "Cancelled"
+CANCELLED_RUN_FINALLY = "CancelledRunFinally"
+STOPPED_RUN_FINALLY = "StoppedRunFinally"
+WHEN_SKIP = "When Expressions evaluated to false"
+MISSING_RESULTS = "Results were missing"
+PARENT_SKIPPED = "Parent Tasks were skipped"
+STOPPING = "PipelineRun was stopping"
+GRACEFULLY_CANCELLED = "PipelineRun was gracefully cancelled"
+GRACEFULLY_STOPPED = "PipelineRun was gracefully stopped"
+_RESULT_REF = re.compile(r"\$\(tasks\.([a-z0-9-]+)\.results\.([A-Za-z0-9_-]+)\)")
+_STATUS_REF = re.compile(r"\$\(tasks\.([a-z0-9-]+)\.status\)")
+
+
+@dataclass
+class Outcome:
+    """What one attempt of a task did: its status and the results it wrote."""
+
+    status: str = SUCCEEDED
+    results: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Attempt:
+    """What the simulated cluster is told to run: a task, its resolved params, the attempt."""
+
+    task: str
+    ref: dict[str, Any]
+    params: dict[str, Any]
+    number: int
+
+
+@dataclass
+class TaskState:
+    status: str | None = None
+    reason: str | None = None
+    results: dict[str, str] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """The finished PipelineRun: every task's state, the order they ran, the run's reason."""
+
+    tasks: dict[str, TaskState]
+    ran: list[str]
+    reason: str
+
+    def params_of(self, name: str) -> dict[str, Any]:
+        return self.tasks[name].attempts[-1].params
+
+
+Runner = Callable[[Attempt], Outcome]
+# Called with each task's name while it runs; may return the spec.status someone sets then.
+Interrupt = Callable[[str], str | None]
+
+
+class PipelineRunSimulator:
+    def __init__(self, pipeline: dict[str, Any], params: dict[str, Any], run_name: str = "run-1"):
+        spec = pipeline["spec"]
+        self.tasks = {t["name"]: t for t in spec["tasks"]}
+        self.final = {t["name"]: t for t in spec.get("finally", [])}
+        self.params = {
+            p["name"]: p["default"] for p in spec.get("params", []) if "default" in p
+        } | params
+        missing = [p["name"] for p in spec.get("params", []) if p["name"] not in self.params]
+        assert not missing, f"the PipelineRun must give {missing}"
+        self.context = {"$(context.pipelineRun.name)": run_name}
+        self.parents = {name: self._parents(task) for name, task in self.tasks.items()}
+
+    def _parents(self, task: dict[str, Any]) -> set[str]:
+        text = repr(task.get("params", [])) + repr(task.get("when", []))
+        parents = set(task.get("runAfter", [])) | {m[0] for m in _RESULT_REF.findall(text)}
+        unknown = parents - set(self.tasks)
+        assert not unknown, f"{task['name']} refers to unknown tasks {unknown}"
+        return parents
+
+    def run(self, runner: Runner, interrupt: Interrupt | None = None) -> Run:
+        states = {name: TaskState() for name in [*self.tasks, *self.final]}
+        ran: list[str] = []
+        spec_status: str | None = None
+        while True:
+            ready = [n for n in self.tasks if states[n].status is None and self._ready(n, states)]
+            if not ready:
+                break
+            name = ready[0]
+            skip = self._skip(name, states, spec_status)
+            if skip:
+                states[name].status, states[name].reason = SKIPPED, skip
+                continue
+            if spec_status is None and interrupt is not None:
+                # Someone sets spec.status while this task runs.
+                spec_status = interrupt(name)
+            cancelled = spec_status in {CANCELLED, CANCELLED_RUN_FINALLY}
+            self._execute(name, self.tasks[name], states, runner, cancelled=cancelled)
+            if cancelled:
+                states[name].reason = "TaskRunCancelled"
+            ran.append(name)
+        if spec_status != CANCELLED:
+            for name, task in self.final.items():
+                skip = self._final_skip(task, states)
+                if skip:
+                    states[name].status, states[name].reason = SKIPPED, skip
+                    continue
+                self._execute(name, task, states, runner, cancelled=False)
+                ran.append(name)
+        return Run(states, ran, self._reason(states, spec_status))
+
+    def _ready(self, name: str, states: dict[str, TaskState]) -> bool:
+        return all(states[p].status is not None for p in self.parents[name])
+
+    def _skip(self, name: str, states: dict[str, TaskState], spec_status: str | None) -> str:
+        if any(states[n].status == FAILED for n in self.tasks):
+            return STOPPING
+        if spec_status in {CANCELLED, CANCELLED_RUN_FINALLY}:
+            return GRACEFULLY_CANCELLED
+        if spec_status == STOPPED_RUN_FINALLY:
+            return GRACEFULLY_STOPPED
+        task = self.tasks[name]
+        if not self._when(task, states):
+            return WHEN_SKIP
+        for parent in self.parents[name]:
+            if states[parent].status == SKIPPED and states[parent].reason != WHEN_SKIP:
+                return PARENT_SKIPPED
+        return ""
+
+    def _final_skip(self, task: dict[str, Any], states: dict[str, TaskState]) -> str:
+        text = repr(task.get("params", [])) + repr(task.get("when", []))
+        for producer, result in _RESULT_REF.findall(text):
+            if result not in states[producer].results or states[producer].status != SUCCEEDED:
+                return MISSING_RESULTS
+        return "" if self._when(task, states) else WHEN_SKIP
+
+    def _when(self, task: dict[str, Any], states: dict[str, TaskState]) -> bool:
+        for expression in task.get("when", []):
+            value = self._resolve(expression["input"], states)
+            values = [self._resolve(v, states) for v in expression["values"]]
+            inside = value in values
+            if inside != (expression["operator"] == "in"):
+                return False
+        return True
+
+    def _execute(self, name, task, states, runner: Runner, cancelled: bool) -> None:
+        params = {p["name"]: self._resolve(p["value"], states) for p in task.get("params", [])}
+        for number in range(task.get("retries", 0) + 1):
+            attempt = Attempt(name, task["taskRef"], params, number)
+            states[name].attempts.append(attempt)
+            outcome = Outcome(FAILED) if cancelled else runner(attempt)
+            states[name].status, states[name].results = outcome.status, dict(outcome.results)
+            if outcome.status == SUCCEEDED or cancelled:
+                return
+
+    def statuses(self, states: dict[str, TaskState]) -> dict[str, str]:
+        """``$(tasks.<name>.status)`` and ``$(tasks.status)`` as GetPipelineTaskStatus."""
+        found = {}
+        for name in self.tasks:
+            status = states[name].status
+            found[name] = status if status in {SUCCEEDED, FAILED} else "None"
+        aggregate = "None"
+        if all(states[n].status is not None for n in self.tasks):
+            aggregate = SUCCEEDED
+            if any(states[n].status == FAILED for n in self.tasks):
+                aggregate = FAILED
+            elif any(states[n].status == SKIPPED for n in self.tasks):
+                aggregate = "Completed"
+        found["$aggregate"] = aggregate
+        return found
+
+    def _resolve(self, value: Any, states: dict[str, TaskState]) -> Any:
+        if isinstance(value, list):
+            resolved = []
+            for item in value:
+                match = re.fullmatch(r"\$\(params\.([a-z0-9-]+)\[\*\]\)", item)
+                resolved += list(self.params[match[1]]) if match else [self._resolve(item, states)]
+            return resolved
+        statuses = self.statuses(states)
+        text = value.replace("$(tasks.status)", statuses["$aggregate"])
+        text = _STATUS_REF.sub(lambda m: statuses[m[1]], text)
+        text = _RESULT_REF.sub(lambda m: self._result(states, m[1], m[2]), text)
+        text = re.sub(r"\$\(params\.([a-z0-9-]+)\)", lambda m: str(self.params[m[1]]), text)
+        for variable, replacement in self.context.items():
+            text = text.replace(variable, replacement)
+        assert "$(" not in text, f"unresolved variable in {value!r}"
+        return text
+
+    @staticmethod
+    def _result(states: dict[str, TaskState], task: str, result: str) -> str:
+        """A missing result fails the run (InvalidTaskResultReference)."""
+        assert result in states[task].results, f"InvalidTaskResultReference: {task}.{result}"
+        return states[task].results[result]
+
+    def _reason(self, states: dict[str, TaskState], spec_status: str | None) -> str:
+        if spec_status is not None:
+            return spec_status
+        if any(s.status == FAILED for s in states.values()):
+            return "Failed"
+        if any(states[n].status == SKIPPED for n in self.tasks):
+            return "Completed"
+        return "Succeeded"

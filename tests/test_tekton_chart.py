@@ -1,0 +1,163 @@
+"""The chart's ``engine: tekton`` variant: lint-clean, valid, the compiled objects, and the
+push Triggers as Helm renders them behaving like the Sensor on the same payloads."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from chart_validation import CHART, NAMESPACE, WEBHOOK_VALUES, objects, violations
+from tekton_schemas import violations as tekton_violations
+from tekton_triggers_sim import Listener, arguments, payload
+
+from canaryflow.chart.generate import PLAN_FILE
+from canaryflow.chart.package import lint_findings
+from canaryflow.plan.load import load_plan
+from canaryflow_workflows import WorkflowSettings
+from canaryflow_workflows.tekton.documents import compile_tekton_documents
+
+TEKTON = {"engine": "tekton"}
+TEKTON_EVENTS = {**copy.deepcopy(WEBHOOK_VALUES), **TEKTON}
+TEKTON_KINDS = {
+    "Task",
+    "Pipeline",
+    "EventListener",
+    "Trigger",
+    "TriggerBinding",
+    "TriggerTemplate",
+}
+ARGO_KINDS = {"WorkflowTemplate", "ClusterWorkflowTemplate", "EventSource", "Sensor"}
+DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+def with_events(**events) -> dict:
+    values = copy.deepcopy(TEKTON_EVENTS)
+    values["events"].update(events)
+    return values
+
+
+def test_lint_is_clean_in_strict_mode_for_the_tekton_variant():
+    assert lint_findings(CHART, TEKTON) == []
+    assert lint_findings(CHART, with_events(imageRegistry="reg.example.com/shop")) == []
+
+
+@pytest.mark.parametrize("values", [TEKTON, TEKTON_EVENTS], ids=["tekton", "tekton-events"])
+def test_every_rendered_object_is_valid_against_its_schema(values):
+    rendered = objects(values)
+    kinds = {o["kind"] for o in rendered}
+    assert {"Task", "Pipeline"} <= kinds
+    for obj in rendered:
+        check = tekton_violations if obj["kind"] in TEKTON_KINDS else violations
+        assert check(obj) == [], f"{obj['kind']} {obj['metadata']['name']}"
+        assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "canaryflow"
+    for run in (
+        t
+        for o in rendered
+        if o["kind"] == "TriggerTemplate"
+        for t in o["spec"]["resourcetemplates"]
+    ):
+        assert tekton_violations(run) == []
+
+
+def test_each_engine_installs_only_its_own_objects():
+    tekton = {o["kind"] for o in objects(TEKTON_EVENTS)}
+    argo = {o["kind"] for o in objects(WEBHOOK_VALUES)}
+    assert tekton >= TEKTON_KINDS and not tekton & ARGO_KINDS
+    assert {"WorkflowTemplate", "Sensor"} <= argo and not argo & TEKTON_KINDS
+
+
+def test_rendered_tasks_and_pipelines_are_the_compiled_ones():
+    settings = WorkflowSettings(namespace=NAMESPACE)
+    compiled = compile_tekton_documents(load_plan(CHART / PLAN_FILE), settings)
+    expected = {
+        (d["kind"], d["metadata"]["name"]): d
+        for d in compiled.values()
+        if d["kind"] in {"Task", "Pipeline"}
+    }
+    for document in expected.values():
+        for parameter in document["spec"].get("params", []):
+            if document["kind"] == "Pipeline" and parameter["name"] == "router-kind":
+                parameter["default"] = DEFAULTS["release"]["routerKind"]
+            if document["kind"] == "Pipeline" and parameter["name"] == "image-repository":
+                parameter["default"] = DEFAULTS["release"]["imageRepository"]
+    rendered = {
+        (o["kind"], o["metadata"]["name"]): o
+        for o in objects(TEKTON)
+        if o["kind"] in {"Task", "Pipeline"}
+    }
+    assert set(rendered) == set(expected)
+    for key, document in expected.items():
+        got = copy.deepcopy(rendered[key])
+        labels = got["metadata"].pop("labels")
+        assert document["metadata"].pop("labels").items() <= labels.items()
+        assert got == document, key
+
+
+def test_values_reach_the_tekton_objects():
+    values = {
+        **TEKTON,
+        "image": {
+            "repository": "registry.internal/canaryflow",
+            "tag": "9.9",
+            "pullPolicy": "Always",
+        },
+        "serviceAccount": {"name": "releaser"},
+    }
+    rendered = objects(values)
+    (analyze,) = [o for o in rendered if o["metadata"]["name"] == "canaryflow-analyze"]
+    step = analyze["spec"]["steps"][0]
+    assert (step["image"], step["imagePullPolicy"]) == (
+        "registry.internal/canaryflow:9.9",
+        "Always",
+    )
+    runs = [o for o in objects({**values, **WEBHOOK_VALUES}) if o["kind"] == "TriggerTemplate"]
+    (run,) = runs[0]["spec"]["resourcetemplates"]
+    assert run["spec"]["taskRunTemplate"]["serviceAccountName"] == "releaser"
+
+
+def listener(values) -> Listener:
+    return Listener([o for o in objects(values) if o["kind"] in TEKTON_KINDS])
+
+
+def test_the_rendered_triggers_map_a_github_push_as_the_sensor_does():
+    rendered = listener(
+        with_events(branches=["main", "release/1.x"], imageRegistry="reg.example.com/shop")
+    )
+    (run,) = rendered.runs(payload("github-push-main.json"))
+    assert arguments(run) == {
+        "repo": "https://github.com/acme/checkout.git",
+        "revision": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+        "service": "checkout",
+        "namespace": "",
+        "image-repository": "reg.example.com/shop/checkout",
+    }
+    event = payload("gitlab-push-main.json")
+    event["body"]["ref"] = "refs/heads/release/1.x"
+    assert len(rendered.runs(event)) == 1
+    event["body"]["ref"] = "refs/heads/release/1x"
+    assert rendered.runs(event) == []
+    assert rendered.runs(payload("github-push-delete-branch.json")) == []
+
+
+def test_without_an_image_registry_the_release_image_repository_is_used():
+    (run,) = listener(TEKTON_EVENTS).runs(payload("gitlab-push-main.json"))
+    assert arguments(run)["image-repository"] == DEFAULTS["release"]["imageRepository"]
+
+
+def test_a_branch_name_with_quotes_stays_a_literal_through_helm_yaml_and_cel():
+    tricky = "we'ird\"branch"  # git allows both quotes; the values schema no backslash
+    rendered = listener(with_events(branches=[tricky]))
+    event = payload("github-push-main.json")
+    event["body"]["ref"] = f"refs/heads/{tricky}"
+    assert len(rendered.runs(event)) == 1
+    event["body"]["ref"] = "refs/heads/main"
+    assert rendered.runs(event) == []
+
+
+def test_only_the_enabled_provider_is_wired():
+    values = with_events()
+    values["events"]["gitlab"] = {"enabled": False}
+    rendered = listener(values)
+    assert rendered.runs(payload("gitlab-push-main.json")) == []
+    assert len(rendered.runs(payload("github-push-main.json"))) == 1
