@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         )
     safety = _FailSafe(plan, args.kubeconfig) if args.fail_safe else None
     try:
-        source = PrometheusSource(url, timeout=spec.prometheus.timeout)
+        source = PrometheusSource.for_spec(spec.prometheus, url)
         _reject_bad_promql(plan, source)
         analysis = AnalysisRun(
             spec,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import yaml
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
             for s, step in zip(plan.flag.segments(), plan.flag.steps, strict=True)
         )
         steps += f"; flag {plan.flag.key}: {exposure}, then everyone"
+    from canaryflow.analysis.maturity import maturity_warnings
+
+    for warning in maturity_warnings(plan):
+        print(f"warning: {warning}", file=sys.stderr)
     checked = f"queries checked against {url}" if url else "queries not checked (no Prometheus)"
     print(
         f"{args.plan}: valid: {plan.service.name} in {plan.service.namespace}; steps {steps}; "
@@ -162,7 +167,7 @@ def _check_promql(plan, url: str) -> None:
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.promql import check_queries
 
-    source = PrometheusSource(url, timeout=plan.analysis.prometheus.timeout)
+    source = PrometheusSource.for_spec(plan.analysis.prometheus, url)
     try:
         errors = check_queries(plan, source)
     except Exception as error:  # unreachable Prometheus: the user asked for a check
