@@ -101,3 +101,13 @@ repository's last path segment, namespace to the release namespace, imageReposit
 {{- define "canaryflow.triggersServiceAccount" -}}
 {{- printf "%s-triggers" (include "canaryflow.fullname" .) }}
 {{- end }}
+
+{{/* The service account go-test and go-build run as (no API access of its own). */}}
+{{- define "canaryflow.buildServiceAccountName" -}}
+{{- default "canaryflow-build" .Values.buildServiceAccount.name }}
+{{- end }}
+
+{{/* The claim GOCACHE and GOMODCACHE live on. */}}
+{{- define "canaryflow.goCacheClaim" -}}
+{{- default "canaryflow-go-cache" .Values.go.cache.persistentVolumeClaim.name }}
+{{- end }}
