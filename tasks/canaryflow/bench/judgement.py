@@ -502,7 +502,8 @@ def markdown(results: JudgementResults) -> str:
         f"a measurement every {plan['analysis']['interval']} (query window "
         f"{plan['analysis']['queryWindow']}), {plan['local']['load']['rate']} requests/s of "
         f"load, alpha {results.alpha:g}. Each fault is switched on {FAULT_DELAY_S:g}-"
-        f"{FAULT_DELAY_S + 2:g} s into the first window. The run took "
+        f"{FAULT_DELAY_S + 2:g} s into the first window. This run: {_runs_per_class(results)} "
+        f"per fault class and {sum(r.fault == 'good' for r in results.runs)} good canaries, "
         f"{results.seconds / 60:.1f} min.",
         "",
         "*Live*: the release as it ran; fault → safe is from the moment the service switched "
@@ -543,6 +544,22 @@ def markdown(results: JudgementResults) -> str:
         ]
         lines += [f"- rolled back: {reason}" for reason in good["reasons"]]
     return "\n".join(lines) + "\n"
+
+
+def _runs_per_class(results: JudgementResults) -> str:
+    counts = sorted({sum(r.fault == c.name for r in results.runs) for c in FAULT_CLASSES} - {0})
+    return "/".join(str(c) for c in counts) or "0"
+
+
+def load(data: dict[str, Any]) -> JudgementResults:
+    """Results back from ``judgement.json`` (to re-render the section)."""
+    return JudgementResults(
+        runs=[ReleaseRun(**run) for run in data["runs"]],
+        observations=[Observation(**seen) for seen in data["observations"]],
+        alpha=data["alpha"],
+        plan=data["plan"],
+        seconds=data["seconds"],
+    )
 
 
 def _s(value: float | None) -> str:
