@@ -157,6 +157,7 @@ def judgement(
     with LocalStack(plan, stable, workdir / "judgement") as stack:
         source = PrometheusSource(stack.prometheus.url)
         for number, (fault, index) in enumerate(schedule, start=1):
+            _keep_load_running(stack)
             run = _release(stack, source, plan, canary, fault, index)
             results.runs.append(run)
             say(f"judgement {number}/{len(schedule)}: {_line(run)}")
@@ -168,6 +169,23 @@ def judgement(
                 time.sleep(SETTLE_S)
     results.seconds = time.monotonic() - began
     return results
+
+
+LOAD_MARGIN_S = 120.0
+
+
+def _keep_load_running(stack) -> None:
+    """The load generator stops by itself after its maximum duration (10 min), and a whole
+    judgement run is longer: start a fresh one before a release could outlive it."""
+    from canaryflow.local.load import LoadGenerator
+
+    load = stack.load
+    left = load.started_at + load.config.max_duration_s - time.time()
+    if left > LOAD_MARGIN_S and load.running:
+        return
+    load.stop()
+    stack.load = LoadGenerator(load.config).start()
+    time.sleep(SETTLE_S)  # traffic on both tracks again before the next window
 
 
 def _line(run: ReleaseRun) -> str:
