@@ -82,11 +82,8 @@ def shown(value: object, limit: int = MAX_SHOWN) -> str:
 
 
 def _yaml_kind(value: object) -> str:
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, str):
-        return "string"
-    return type(value).__name__
+    kinds = {list: "list", tuple: "list", dict: "mapping", set: "set", str: "string"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 _TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep: a plan needs about 6; flatten it"
