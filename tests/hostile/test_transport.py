@@ -201,3 +201,13 @@ def test_tls_is_verified_by_default(self_signed_https):
     problem = post_json(url, {"text": "x"}, {"Authorization": "Bearer t"}, attempts=1)
     assert problem is not None and "CERTIFICATE_VERIFY_FAILED" in problem
     assert seen.requests == [], "nothing, credentials least of all, went to an unverified host"
+
+
+def test_a_prometheus_answer_without_a_length_is_still_read_up_to_the_limit():
+    import requests
+
+    session = guard_session(requests.Session(), limit=1 << 20)
+    with serve(huge) as (prom, _), pytest.raises(OSError, match="larger than"):
+        session.get(f"{prom}/api/v1/query", timeout=5)
+    with serve(ok) as (prom, _):
+        assert session.get(f"{prom}/api/v1/query", timeout=5).text == "ok"
