@@ -208,7 +208,7 @@ def _run_cluster(plan, args: argparse.Namespace, record, users: dict):
     service = plan.service
     analysis = AnalysisRun(
         plan.analysis,
-        PrometheusSource(url, plan.analysis.prometheus.timeout),
+        PrometheusSource.for_spec(plan.analysis.prometheus, url),
         service.name,
         service.namespace,
         logs=_ClusterLogs(platform),
