@@ -17,8 +17,10 @@ import pytest
 import yaml
 from argo_expressions import when
 from cluster.argo.depends import Depends
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from canaryflow.plan.load import load_plan
+from canaryflow.plan.load import load_plan, plan_from_dict
 from canaryflow.release.walk import workflow_outputs
 from canaryflow_workflows import WorkflowSettings, compile_documents
 
@@ -381,3 +383,40 @@ def test_no_rollout_starts_when_the_plan_never_arrived(failing):
     run = Simulation(FLAG_DAG, {failing: "Failed"})
     assert run.phases["flag-rollout"] == "Omitted"
     assert run.workflow_phase == "Failed"
+
+
+@st.composite
+def plans(draw) -> dict:
+    """Any plan shape: increasing weights, approvals anywhere, optional manual promotion."""
+    count = draw(st.integers(min_value=1, max_value=12))
+    weights = sorted(draw(st.sets(st.integers(1, 100), min_size=1, max_size=count)))
+    steps: list[dict] = [
+        {"weight": w, "duration": f"{draw(st.integers(1, 600))}s"} for w in weights
+    ]
+    for _ in range(draw(st.integers(0, 3))):
+        position = draw(st.integers(0, len(steps)))
+        steps.insert(position, {"approve": {"message": draw(st.text(max_size=30))}})
+    return {
+        "service": {"name": "svc"},
+        "steps": steps,
+        "promotion": {"auto": draw(st.booleans())},
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(plans(), st.data())
+def test_any_plan_is_walked_step_by_step_and_a_failure_stops_it_there(document, data):
+    plan = plan_from_dict(document)
+    outputs = workflow_outputs(plan)
+    expected = []
+    for index, step in enumerate(plan.steps):
+        names = ["set-weight", "analyze"] if step.is_traffic else ["approve"]
+        expected += [f"{index}/{name}" for name in [*names, "notify"]]
+
+    walk = Walk(outputs)
+    assert walk.ran == expected and walk.phase == "Succeeded"
+
+    failing = data.draw(st.sampled_from([n for n in expected if not n.endswith("/notify")]))
+    stopped = Walk(outputs, {failing: "Failed"})
+    assert stopped.phase == "Failed"
+    assert stopped.ran == expected[: expected.index(failing) + 1]

@@ -15,7 +15,7 @@ from pathlib import Path
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import PrometheusSource
 from canaryflow.errors import PlatformError
-from canaryflow.local.load import LoadConfig, LoadGenerator
+from canaryflow.local.load import LoadConfig, LoadCounters, LoadGenerator
 from canaryflow.local.platform import LocalPlatform, ScrapeTarget
 from canaryflow.local.process import ProcessGroup
 from canaryflow.local.prometheus import PrometheusServer
@@ -50,6 +50,8 @@ class LocalStack:
         self.platform: LocalPlatform | None = None
         self.load: LoadGenerator | None = None
         self._targets: set[str] = set()
+        # What the users saw during the last release, faults included (failed = 5xx or no answer).
+        self.last_users: LoadCounters | None = None
 
     def __enter__(self) -> LocalStack:
         self.group.__enter__()
@@ -162,7 +164,11 @@ class LocalStack:
             record,
             approver,
         )
-        result = engine.run(canary)
+        started = time.time()
+        try:
+            result = engine.run(canary)
+        finally:
+            self.last_users = self.load.counters(started) if self.load is not None else None
         if result.phase == "promoted":
             self.stable = canary
         return result
