@@ -19,10 +19,10 @@ from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.source import MeasurementError
 from canaryflow.flags.applied import FixedDelay, FlagNotApplied, ReportedDigest
 from canaryflow.flags.document import document_digest, flag_off, flag_state
-from canaryflow.flags.rollout import FlagRollout
 from canaryflow.flags.spec import FlagRolloutSpec
 from canaryflow.flags.store import FileFlagStore, replace_with
 from canaryflow.release.decision import Phase
+from canaryflow.release.flag_rollout import FlagRollout
 from canaryflow.release.record import ReleaseRecord
 
 KEY = "new-checkout"

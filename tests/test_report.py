@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from canaryflow.bench.markdown import percentile, render_markdown
 from canaryflow.local.bench import (
     BadFlagRollout,
     BadRelease,
@@ -18,10 +19,9 @@ from canaryflow.local.bench import (
     SplitSample,
 )
 from canaryflow.local.live import ReleaseWatch, print_event
-from canaryflow.local.load import Event as Request
+from canaryflow.platform.requests import Request
 from canaryflow.release.record import ReleaseRecord
 from canaryflow.report import build_report, summarize, timeline_of, write_report
-from canaryflow.report.benchmarks import percentile, render_markdown
 from canaryflow.report.timeline import buckets_of
 
 T0 = 1_700_000_000.0

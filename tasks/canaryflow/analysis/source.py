@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from canaryflow import transport
+
 
 class MeasurementError(Exception):
     """The source could not measure; the message says what happened, for the report."""
@@ -81,8 +83,6 @@ class PrometheusSource:
             from prometheus_api_client import PrometheusConnect
             from requests.adapters import HTTPAdapter
             from urllib3.util.retry import Retry
-
-            from canaryflow import transport
 
             session = transport.guard_session(requests.Session())
             client = PrometheusConnect(url=self.url, session=session, timeout=self.timeout)

@@ -216,7 +216,7 @@ def _log_source(plan, args: argparse.Namespace):
 
 
 def _duration(text: str) -> float:
-    from canaryflow.plan.duration import parse_duration
+    from canaryflow.duration import parse_duration
 
     try:
         seconds = parse_duration(text)

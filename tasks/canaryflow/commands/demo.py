@@ -143,7 +143,7 @@ def _print_summary(summaries, out: Path) -> None:
 
 def _flag_demo(args: argparse.Namespace) -> int:
     """A flag that reaches everyone, and one whose flag-on requests fail and is switched off."""
-    from canaryflow.flags.local import run_flag_demo
+    from canaryflow.local.flag_demo import run_flag_demo
 
     summary = run_flag_demo(args.out / "flags", live=not args.json)
     if args.json:

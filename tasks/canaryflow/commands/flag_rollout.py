@@ -44,9 +44,9 @@ def flag_plan(path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from canaryflow.flags.local import run_local
-    from canaryflow.flags.run import flag_rollout
+    from canaryflow.local.flag_demo import run_local
     from canaryflow.release.decision import Phase
+    from canaryflow.release.flag_run import flag_rollout
 
     plan = flag_plan(args.plan)
     prometheus = args.prometheus or plan.analysis.prometheus.url

@@ -30,8 +30,8 @@ from canaryflow.kubernetes.resources import DEPLOYMENT, HPA, POD, SERVICE
 from canaryflow.kubernetes.retry import DEFAULT_RETRY, RetryPolicy
 from canaryflow.kubernetes.routers import KubernetesRouter, make_router
 from canaryflow.kubernetes.routers.backends import Backends
-from canaryflow.kubernetes.state import Phase, ReleaseState
 from canaryflow.platform.protocol import Artifact, HeaderRoute, HealthReport
+from canaryflow.platform.state import Phase, ReleaseState
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -240,11 +240,11 @@ def flag_rollouts(
 ) -> list[BadFlagRollout]:
     """Bad flag rollouts on one stack: flag-on requests fail 2-3 s into the first window."""
     from canaryflow.flags.document import flag_off
-    from canaryflow.flags.local import DEMO_PLAN
-    from canaryflow.flags.run import flag_rollout
     from canaryflow.flags.store import FileFlagStore, replace_with
+    from canaryflow.local.flag_demo import DEMO_PLAN
     from canaryflow.local.programs import sample_service
     from canaryflow.local.stack import LocalStack
+    from canaryflow.release.flag_run import flag_rollout
 
     document = json.loads(json.dumps(DEMO_PLAN))
     document["flag"]["steps"] = [{"percent": 50, "duration": "12s"}]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from canaryflow.local.load import LoadCounters
+from canaryflow.platform.requests import LoadCounters
 from canaryflow.release.record import Event
 
 REFRESH_PER_S = 4

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from canaryflow.analysis.spec import AnalysisSpec
+from canaryflow.duration import Duration
 from canaryflow.flags.spec import FlagRolloutSpec
-from canaryflow.plan.duration import Duration
 
 API_VERSION = "canaryflow.dev/v1alpha1"
 ROUTER_KINDS = ("nginx-ingress", "istio", "gateway-api", "smi")

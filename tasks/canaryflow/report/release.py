@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from canaryflow.local.load import Event as Request
-from canaryflow.local.load import LoadCounters
+from canaryflow.platform.requests import LoadCounters, Request
 from canaryflow.release.record import ReleaseRecord
 
 END_KINDS = ("promoted", "rolled-back")

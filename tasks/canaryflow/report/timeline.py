@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from canaryflow.local.load import Event as Request
+from canaryflow.platform.requests import Request
 from canaryflow.release.record import ReleaseRecord
 
 BUCKET_S = 1.0

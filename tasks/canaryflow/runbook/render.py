@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from canaryflow.analysis.query import Subject, render
 from canaryflow.analysis.spec import GateSpec
-from canaryflow.kubernetes.state import PHASE, WEIGHT, Phase
-from canaryflow.plan.duration import format_duration
+from canaryflow.duration import format_duration
 from canaryflow.plan.model import ReleasePlan, StepSpec
+from canaryflow.platform.state import PHASE, WEIGHT, Phase
 from canaryflow.runbook import manual
 from canaryflow.runbook.bound import (
     ASSUMED_FAIL_SAFE_S,

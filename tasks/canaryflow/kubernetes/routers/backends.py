@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from canaryflow.platform.routes import HEADER_ROUTE_NAME as HEADER_ROUTE_NAME
+from canaryflow.platform.routes import MANAGED_ROUTE_NAME as MANAGED_ROUTE_NAME
+
 
 @dataclass(frozen=True)
 class Backends:
@@ -16,6 +19,3 @@ class Backends:
 
 ORIGINAL_ANNOTATION = "canaryflow.dev/original-route"
 """On a user's object: its managed route as it was before canaryflow, restored at the end."""
-
-HEADER_ROUTE_NAME = "canaryflow-header"
-MANAGED_ROUTE_NAME = "canaryflow-primary"

@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 from canaryflow.flags.document import flag_off
-from canaryflow.flags.rollout import FlagRolloutResult
-from canaryflow.flags.run import flag_rollout
 from canaryflow.flags.store import FileFlagStore, replace_with
 from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.flag_rollout import FlagRolloutResult
+from canaryflow.release.flag_run import flag_rollout
 from canaryflow.release.record import Listener
 
 DEMO_PLAN = {

@@ -9,10 +9,10 @@ from __future__ import annotations
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import PrometheusSource
 from canaryflow.flags.applied import DocumentApplication, FixedDelay, ReportedDigest
-from canaryflow.flags.rollout import FlagRollout, FlagRolloutResult
 from canaryflow.flags.store import FlagStore
 from canaryflow.flags.variant_analysis import variant_gates, variant_subject
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.flag_rollout import FlagRollout, FlagRolloutResult
 from canaryflow.release.record import Listener, ReleaseRecord
 from canaryflow.release.windows import AnalysisWindows
 
