@@ -14,8 +14,8 @@ from canaryflow.flags.store import FileFlagStore, replace_with
 from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.model import ReleasePlan
-from canaryflow.release.flag_rollout import FlagRolloutResult
 from canaryflow.release.flag_run import flag_rollout
+from canaryflow.release.progression import ReleaseResult
 from canaryflow.release.record import Listener
 
 DEMO_PLAN = {
@@ -42,7 +42,7 @@ DEMO_PLAN = {
 
 def run_local(
     plan: ReleasePlan, workdir: Path, faults: tuple[str, ...] = (), listeners: list[Listener] = ()
-) -> FlagRolloutResult:
+) -> ReleaseResult:
     """Start the sample service on a flag file (flag off), then roll the flag out."""
     assert plan.flag is not None
     workdir = Path(workdir).resolve()
