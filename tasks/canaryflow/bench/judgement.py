@@ -30,6 +30,7 @@ from canaryflow.analysis.sequential import bernoulli_kl, information_limit, mult
 from canaryflow.analysis.source import PrometheusSource, Sample
 from canaryflow.plan.load import plan_from_dict
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.events import EventKind
 from canaryflow.release.record import Event
 
 WORK_MS = 15.0
@@ -165,7 +166,7 @@ def _release(stack, source, plan, artifact, fault: FaultClass | None, index: int
     delay = FAULT_DELAY_S + (index % FAULT_PHASES) / FAULT_PHASES * 2
 
     def on_event(event: Event) -> None:
-        if fault is not None and event.kind == "window-started" and event.data["step"] == 0:
+        if fault is not None and event.kind == EventKind.WINDOW_STARTED and event.data["step"] == 0:
             address = next(
                 t.address for t in stack.platform.targets() if t.labels["track"] == "canary"
             )
@@ -174,11 +175,13 @@ def _release(stack, source, plan, artifact, fault: FaultClass | None, index: int
     result = stack.release(artifact, listeners=[on_event])
     record = result.record
     start, end = record.events[0].at, record.events[-1].at
-    window = record.first("window-started")
+    window = record.first(EventKind.WINDOW_STARTED)
     window_start = window.at if window is not None else start
-    safe = record.first("traffic-safe")
+    safe = record.first(EventKind.TRAFFIC_SAFE)
     fault_on = switch.get("at")
-    first_end = next((e.at for e in record.of_kind("window-ended") if e.data["step"] == 0), end)
+    first_end = next(
+        (e.at for e in record.of_kind(EventKind.WINDOW_ENDED) if e.data["step"] == 0), end
+    )
     rolled_back = result.phase != "promoted" and safe is not None
     before = rolled_back and (fault_on is None or safe.at < fault_on)
     detection = round(safe.at - fault_on, 3) if rolled_back and not before else None

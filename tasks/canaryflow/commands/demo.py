@@ -89,13 +89,14 @@ def demo_releases(plan: ReleasePlan) -> list[DemoRelease]:
 
 
 def _release(stack, release: DemoRelease, artifact, out: Path, live: bool, quiet: bool):
-    from canaryflow.local.live import ReleaseWatch, live_view, print_event
+    from canaryflow.local.live import ReleaseWatch, live_view
+    from canaryflow.release.events import EventPrinter
     from canaryflow.report import summarize, write_report
 
     t0 = time.time()
     watch = ReleaseWatch(release.version, started=t0)
     log = sys.stderr if quiet else sys.stdout
-    listeners = [watch] if live else [lambda event: print_event(event, t0, log)]
+    listeners = [watch] if live else [EventPrinter(t0, log)]
     if not live:
         print(f"== release {release.name}", file=log, flush=True)
     if live:

@@ -12,9 +12,11 @@ import argparse
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError
+from canaryflow.release.events import EventKind, EventPrinter
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     report = path_inside(args.out, f"release-{version}.json")
     record = ReleaseRecord(plan.service.name, version, args.platform)
     if not args.json:
-        record.listeners.append(_printer)
+        record.listeners.append(EventPrinter(time.time()))
     journal = record.open_journal(report.with_name(f"release-{version}{JOURNAL_SUFFIX}"))
     notifier = _notifications(plan, record)
     result = None
@@ -72,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
 
 NOTIFY_DRAIN_S = 5.0
 # record event -> the plan's notification event
-_NOTIFIED = {"started": "started", "window-ended": "step", "promoted": "promoted"}
+_NOTIFIED = {
+    EventKind.STARTED: "started",
+    EventKind.WINDOW_ENDED: "step",
+    EventKind.PROMOTED: "promoted",
+}
 
 
 def _notifications(plan, record):
@@ -86,7 +92,7 @@ def _notifications(plan, record):
 
     def on_event(event) -> None:
         kind = _NOTIFIED.get(event.kind) or (
-            str(event.data.get("phase")) if event.kind == "rolled-back" else None
+            str(event.data.get("phase")) if event.kind == EventKind.ROLLED_BACK else None
         )
         if kind is None:
             return
@@ -158,15 +164,6 @@ def _with_options(plan, args: argparse.Namespace):
     return plan_from_dict(document)
 
 
-def _printer(event) -> None:
-    if event.kind == "measurements":
-        gates = " ".join(f"{m['gate']}={m['outcome']}" for m in event.data["items"])
-        print(f"  step {event.data['step']}: {gates}", flush=True)
-    else:
-        details = " ".join(f"{k}={v}" for k, v in event.data.items())
-        print(f"{event.kind}: {details}", flush=True)
-
-
 def _run_local(plan, args: argparse.Namespace, record):
     from canaryflow.local.programs import program_artifact
     from canaryflow.local.stack import LocalStack
@@ -184,7 +181,7 @@ def _run_cluster(plan, args: argparse.Namespace, record):
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.kubernetes.from_plan import platform_for
     from canaryflow.kubernetes.platform import api_client_from_environment
-    from canaryflow.platform.protocol import Artifact
+    from canaryflow.platform.protocol import Artifact, CanaryLogs
     from canaryflow.release.engine import ReleaseEngine
     from canaryflow.release.windows import AnalysisWindows
 
@@ -200,17 +197,9 @@ def _run_cluster(plan, args: argparse.Namespace, record):
         PrometheusSource(url, plan.analysis.prometheus.timeout),
         service.name,
         service.namespace,
-        logs=_ClusterLogs(platform),
+        logs=CanaryLogs(platform),
         windows=len(plan.traffic_steps),
     )
     windows = AnalysisWindows(analysis, liveness=platform.wait_healthy)
     engine = ReleaseEngine(plan, platform, windows, record)
     return engine.run(Artifact(version=args.version, image=args.image))
-
-
-class _ClusterLogs:
-    def __init__(self, platform):
-        self.platform = platform
-
-    def lines_since(self, since: float) -> list[str]:
-        return self.platform.canary_logs(since)

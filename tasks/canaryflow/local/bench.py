@@ -29,6 +29,7 @@ from canaryflow.local.load import LoadConfig, LoadGenerator
 from canaryflow.local.process import ProcessGroup
 from canaryflow.plan.load import plan_from_dict
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.events import EventKind
 from canaryflow.release.record import Event
 
 FAULT_DELAY_S = 2.0
@@ -175,14 +176,14 @@ def _bad_release(stack, artifact, delay_s: float) -> BadRelease:
     switch: dict[str, float] = {}
 
     def on_event(event: Event) -> None:
-        if event.kind == "window-started" and event.data["step"] == 0:
+        if event.kind == EventKind.WINDOW_STARTED and event.data["step"] == 0:
             switch["at"] = schedule_fault(_canary_address(stack), delay_s)
 
     result = stack.release(artifact, listeners=[on_event])
     record = result.record
     start, end = record.events[0].at, record.events[-1].at
     counters = stack.load.counters(start, end)
-    safe = record.first("traffic-safe")
+    safe = record.first(EventKind.TRAFFIC_SAFE)
     fault_on = switch.get("at")
     return BadRelease(
         phase=str(result.phase),
@@ -203,7 +204,7 @@ def _healthy_release(stack, artifact) -> HealthyRelease:
         phase=str(result.phase),
         requests=counters.total,
         failed=counters.failed,
-        weight_changes=len(record.of_kind("weight-set")),
+        weight_changes=len(record.of_kind(EventKind.WEIGHT_SET)),
     )
 
 
@@ -262,7 +263,7 @@ def flag_rollouts(
             switch: dict[str, float] = {}
 
             def on_event(event: Event, delay: float = delay, switch: dict = switch) -> None:
-                if event.kind == "window-started" and event.data["step"] == 0:
+                if event.kind == EventKind.WINDOW_STARTED and event.data["step"] == 0:
                     switch["at"] = schedule_fault(address, delay, flag_on_only=True)
 
             result = flag_rollout(plan, store, stack.prometheus.url, "local", [on_event])
@@ -275,8 +276,8 @@ def flag_rollouts(
 
 
 def _bad_flag(result, fault_on: float | None) -> BadFlagRollout:
-    written = result.record.first("flag-off")
-    served = result.record.first("flag-off-applied")
+    written = result.record.first(EventKind.FLAG_OFF)
+    served = result.record.first(EventKind.FLAG_OFF_APPLIED)
     return BadFlagRollout(
         phase=str(result.phase),
         fault_on=fault_on,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from canaryflow.analysis.run import AnalysisRun
@@ -20,22 +19,12 @@ from canaryflow.local.platform import LocalPlatform, ScrapeTarget
 from canaryflow.local.process import ProcessGroup
 from canaryflow.local.prometheus import PrometheusServer
 from canaryflow.plan.model import ReleasePlan
-from canaryflow.platform.protocol import Artifact, HeaderRoute
+from canaryflow.platform.protocol import Artifact, CanaryLogs, HeaderRoute
 from canaryflow.release.engine import Approver, ReleaseEngine, ReleaseResult
 from canaryflow.release.record import Listener, ReleaseRecord
 from canaryflow.release.windows import AnalysisWindows
 
 TARGETS_UP_TIMEOUT_S = 20.0
-
-
-@dataclass(frozen=True)
-class CanaryLogs:
-    """The platform's canary log as the analysis' ``LogSource``."""
-
-    platform: LocalPlatform
-
-    def lines_since(self, since: float) -> list[str]:
-        return self.platform.canary_logs(since)
 
 
 class LocalStack:

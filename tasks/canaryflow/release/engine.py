@@ -15,7 +15,9 @@ from collections.abc import Callable
 from canaryflow.errors import CanaryflowError, PlatformError
 from canaryflow.plan.model import ReleasePlan
 from canaryflow.platform.protocol import Artifact, HeaderRoute, Platform
+from canaryflow.platform.weights import VERIFY_WEIGHT_TIMEOUT_S, wait_for_weight
 from canaryflow.release.decision import Rules
+from canaryflow.release.events import EventKind
 from canaryflow.release.progression import (
     Abort,
     Approver,
@@ -28,8 +30,6 @@ from canaryflow.release.progression import (
 from canaryflow.release.record import ReleaseRecord
 
 __all__ = ["Approver", "AutoApprover", "ReleaseEngine", "ReleaseResult", "WindowAnalyzer"]
-
-VERIFY_TIMEOUT_S = 10.0
 
 
 def traffic_steps(plan: ReleasePlan) -> list[Step]:
@@ -56,12 +56,14 @@ class TrafficExposure:
         artifact: Artifact,
         record: ReleaseRecord,
         sleep: Callable[[float], None] = time.sleep,
+        verify_timeout_s: float = VERIFY_WEIGHT_TIMEOUT_S,
     ):
         self.plan = plan
         self.platform = platform
         self.artifact = artifact
         self.record = record
         self.sleep = sleep
+        self.verify_timeout_s = verify_timeout_s
         self.identity = {"version": artifact.version}
         self.reached = False
 
@@ -72,9 +74,9 @@ class TrafficExposure:
     def _deploy(self) -> None:
         artifact = self.artifact
         self.platform.deploy_canary(artifact)
-        self.record.add("canary-deployed", version=artifact.version, image=artifact.image)
+        self.record.add(EventKind.CANARY_DEPLOYED, version=artifact.version, image=artifact.image)
         health = self.platform.wait_healthy(self.plan.service.health_timeout)
-        self.record.add("health", healthy=health.healthy, detail=health.detail)
+        self.record.add(EventKind.HEALTH, healthy=health.healthy, detail=health.detail)
         if not health.healthy:
             raise Abort(f"canary never became healthy: {health.detail}")
 
@@ -84,24 +86,20 @@ class TrafficExposure:
             return
         self.reached = True
         self.platform.router.set_header_route(HeaderRoute(header.name, header.value))
-        self.record.add("header-route", header=header.name, value=header.value)
+        self.record.add(EventKind.HEADER_ROUTE, header=header.name, value=header.value)
 
     def expose(self, index: int, target: int) -> None:
         self.reached = True
         self.platform.router.set_weight(target)
-        self.record.add("weight-set", step=index, weight=target)
+        self.record.add(EventKind.WEIGHT_SET, step=index, weight=target)
         self._verify(target)
-        self.record.add("weight-verified", step=index, weight=target)
+        self.record.add(EventKind.WEIGHT_VERIFIED, step=index, weight=target)
 
     def _verify(self, weight: int) -> None:
-        deadline = time.monotonic() + VERIFY_TIMEOUT_S
-        while not self.platform.router.verify_weight(weight):
-            if time.monotonic() > deadline:
-                raise PlatformError(f"router did not apply weight {weight}% within 10s")
-            self.sleep(0.1)
+        wait_for_weight(self.platform.router, weight, self.verify_timeout_s, sleep=self.sleep)
 
     def finish(self) -> None:
-        self.record.add("promoting", version=self.artifact.version)
+        self.record.add(EventKind.PROMOTING, version=self.artifact.version)
         self.platform.promote(self.artifact)
 
     def withdraw(self, reason: str, interrupted: bool) -> None:
@@ -109,13 +107,13 @@ class TrafficExposure:
         try:
             self.platform.router.set_weight(0)
             self._verify(0)
-            self.record.add("traffic-safe", weight=0)
+            self.record.add(EventKind.TRAFFIC_SAFE, weight=0)
         except (CanaryflowError, OSError) as error:
-            self.record.add("rollback-error", stage="weight", error=str(error))
+            self.record.add(EventKind.ROLLBACK_ERROR, stage="weight", error=str(error))
         try:
             self.platform.rollback()
         except (CanaryflowError, OSError) as error:
-            self.record.add("rollback-error", stage="canary", error=str(error))
+            self.record.add(EventKind.ROLLBACK_ERROR, stage="canary", error=str(error))
             raise PlatformError(f"rollback incomplete: {error} (after: {reason})") from error
 
 
@@ -130,6 +128,7 @@ class ReleaseEngine:
         record: ReleaseRecord,
         approver: Approver | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        verify_timeout_s: float = VERIFY_WEIGHT_TIMEOUT_S,
     ):
         self.plan = plan
         self.platform = platform
@@ -137,9 +136,12 @@ class ReleaseEngine:
         self.record = record
         self.approver = approver or AutoApprover()
         self.sleep = sleep
+        self.verify_timeout_s = verify_timeout_s
 
     def run(self, artifact: Artifact) -> ReleaseResult:
-        exposure = TrafficExposure(self.plan, self.platform, artifact, self.record, self.sleep)
+        exposure = TrafficExposure(
+            self.plan, self.platform, artifact, self.record, self.sleep, self.verify_timeout_s
+        )
         engine = ProgressionEngine(
             exposure,
             traffic_steps(self.plan),

@@ -17,6 +17,7 @@ from canaryflow.flags.document import Everyone, Nobody, Segment, segment_documen
 from canaryflow.flags.spec import FlagRolloutSpec
 from canaryflow.flags.store import FlagStore
 from canaryflow.release.decision import DEFAULT_RULES, Rules
+from canaryflow.release.events import EventKind
 from canaryflow.release.progression import (
     Approver,
     NobodyApprover,
@@ -55,14 +56,16 @@ class FlagExposure:
         self.reached = False
 
     def prepare(self) -> None:
-        self.record.add("flag-found", store=self.store.describe(), document=self.store.read())
+        self.record.add(
+            EventKind.FLAG_FOUND, store=self.store.describe(), document=self.store.read()
+        )
 
     def expose(self, index: int | None, target: Segment) -> None:
         self.reached = True
         digest = self._write(target)
-        self.record.add("flag-written", step=index, segment=str(target), digest=digest)
+        self.record.add(EventKind.FLAG_WRITTEN, step=index, segment=str(target), digest=digest)
         seconds = self.application.wait(digest)
-        self.record.add("flag-applied", step=index, segment=str(target), after_s=seconds)
+        self.record.add(EventKind.FLAG_APPLIED, step=index, segment=str(target), after_s=seconds)
 
     def _write(self, segment: Segment) -> str:
         flag = segment_document(self.spec.key, segment, self.spec.variants.variants())
@@ -76,18 +79,18 @@ class FlagExposure:
         try:
             digest = self._write(Nobody())
         except (CanaryflowError, OSError) as error:
-            self.record.add("rollback-error", stage="flag", error=str(error))
+            self.record.add(EventKind.ROLLBACK_ERROR, stage="flag", error=str(error))
             raise
-        self.record.add("flag-off", store=self.store.describe(), digest=digest)
+        self.record.add(EventKind.FLAG_OFF, store=self.store.describe(), digest=digest)
         if not interrupted and self.application.confirms:
             self._confirm_off(digest)
 
     def _confirm_off(self, digest: str) -> None:
         """Record when the service stopped serving the feature; the write already happened."""
         try:
-            self.record.add("flag-off-applied", after_s=self.application.wait(digest))
+            self.record.add(EventKind.FLAG_OFF_APPLIED, after_s=self.application.wait(digest))
         except FlagNotApplied as error:
-            self.record.add("flag-off-unconfirmed", error=str(error))
+            self.record.add(EventKind.FLAG_OFF_UNCONFIRMED, error=str(error))
 
 
 class FlagRollout:

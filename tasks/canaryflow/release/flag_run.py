@@ -13,6 +13,7 @@ from canaryflow.flags.store import FlagStore
 from canaryflow.flags.variant_analysis import variant_gates, variant_subject
 from canaryflow.plan.model import ReleasePlan
 from canaryflow.release.decision import Rules
+from canaryflow.release.events import EventKind
 from canaryflow.release.flag_rollout import FlagRollout
 from canaryflow.release.progression import ReleaseResult
 from canaryflow.release.record import Listener, ReleaseRecord
@@ -41,7 +42,7 @@ def flag_rollout(
     record = ReleaseRecord(plan.service.name, f"flag/{plan.flag.key}", platform)
     record.listeners.extend(listeners)
     if skipped:
-        record.add("gates-skipped", gates=skipped, why="not labelled by variant")
+        record.add(EventKind.GATES_SKIPPED, gates=skipped, why="not labelled by variant")
     application = document_application(plan, source)
     windows = AnalysisWindows(run, None)
     rollout = FlagRollout(plan.flag, store, windows, record, application, Rules.of(plan))

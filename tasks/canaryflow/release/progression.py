@@ -29,6 +29,7 @@ from canaryflow.release.decision import (
     after_window,
     final_phase,
 )
+from canaryflow.release.events import EventKind
 from canaryflow.release.record import ReleaseRecord
 
 
@@ -132,7 +133,7 @@ class ProgressionEngine:
         self._approvals: list[bool] = []
 
     def run(self) -> ReleaseResult:
-        self.record.add("started", **self.exposure.identity, steps=len(self.steps))
+        self.record.add(EventKind.STARTED, **self.exposure.identity, steps=len(self.steps))
         try:
             self.exposure.prepare()
             for index, step in enumerate(self.steps):
@@ -154,10 +155,14 @@ class ProgressionEngine:
             return
         assert step.duration_s is not None
         self.exposure.expose(index, step.target)
-        self.record.add("window-started", step=index, **step.describe, duration=step.duration_s)
+        self.record.add(
+            EventKind.WINDOW_STARTED, step=index, **step.describe, duration=step.duration_s
+        )
         window = self.analyzer.run_window(step.duration_s, self._on_round(index))
         self._windows.append(window.verdict)
-        self.record.add("window-ended", step=index, verdict=window.verdict, reason=window.reason)
+        self.record.add(
+            EventKind.WINDOW_ENDED, step=index, verdict=window.verdict, reason=window.reason
+        )
         action = after_window(window.verdict, self.rules.on_inconclusive)
         if action is Action.HOLD:
             action = self._ask(index, f"step {index} inconclusive: {window.reason}", None)
@@ -168,15 +173,17 @@ class ProgressionEngine:
 
     def _on_round(self, index: int) -> Callable[[list[Measurement]], None]:
         def on_round(measurements: list[Measurement]) -> None:
-            self.record.add("measurements", step=index, items=[m.to_dict() for m in measurements])
+            self.record.add(
+                EventKind.MEASUREMENTS, step=index, items=[m.to_dict() for m in measurements]
+            )
 
         return on_round
 
     def _ask(self, index: int, message: str, timeout_s: float | None) -> Action:
-        self.record.add("approval-requested", step=index, message=message)
+        self.record.add(EventKind.APPROVAL_REQUESTED, step=index, message=message)
         approved = self.approver.approve(message, timeout_s)
         self._approvals.append(approved)
-        self.record.add("approval", step=index, approved=approved)
+        self.record.add(EventKind.APPROVAL, step=index, approved=approved)
         action = after_hold(approved)
         if action is Action.ROLLBACK:
             raise Abort(f"step {index}: approval refused or timed out")
@@ -190,12 +197,12 @@ class ProgressionEngine:
             self.exposure.finish()
         except (CanaryflowError, OSError) as error:
             return self._roll_back(f"{self.exposure.finish_failure}: {error}")
-        self.record.add("promoted", **self.exposure.identity)
+        self.record.add(EventKind.PROMOTED, **self.exposure.identity)
         return ReleaseResult(Phase.PROMOTED, "every window passed", self.record)
 
     def _roll_back(self, reason: str, interrupted: bool = False) -> ReleaseResult:
-        self.record.add("rollback-started", reason=reason)
+        self.record.add(EventKind.ROLLBACK_STARTED, reason=reason)
         self.exposure.withdraw(reason, interrupted)
         phase = Phase.ROLLED_BACK if self.exposure.reached else Phase.FAILED
-        self.record.add("rolled-back", phase=phase, reason=reason)
+        self.record.add(EventKind.ROLLED_BACK, phase=phase, reason=reason)
         return ReleaseResult(phase, reason, self.record)

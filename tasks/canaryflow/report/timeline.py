@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from canaryflow.platform.requests import Request
+from canaryflow.release.events import EventKind
 from canaryflow.release.record import ReleaseRecord
 
 BUCKET_S = 1.0
@@ -68,12 +69,12 @@ def timeline_of(
     timeline.buckets = buckets_of(requests, t0)
     timeline.gates = [
         GateMark(event.at - t0, item["gate"], item["outcome"])
-        for event in record.of_kind("measurements")
+        for event in record.of_kind(EventKind.MEASUREMENTS)
         for item in event.data["items"]
     ]
-    timeline.rollback_at = _at(record, "rollback-started", t0)
-    timeline.safe_at = _at(record, "traffic-safe", t0)
-    timeline.promoted_at = _at(record, "promoted", t0)
+    timeline.rollback_at = _at(record, EventKind.ROLLBACK_STARTED, t0)
+    timeline.safe_at = _at(record, EventKind.TRAFFIC_SAFE, t0)
+    timeline.promoted_at = _at(record, EventKind.PROMOTED, t0)
     return timeline
 
 
@@ -110,9 +111,9 @@ def _weights(record: ReleaseRecord, t0: float) -> list[tuple[float, int]]:
     """The canary weight as a step function: each verified weight, and 0 once traffic is safe."""
     points = [(0.0, 0)]
     for event in record.events:
-        if event.kind == "weight-verified":
+        if event.kind == EventKind.WEIGHT_VERIFIED:
             points.append((event.at - t0, int(event.data["weight"])))
-        elif event.kind == "traffic-safe":
+        elif event.kind == EventKind.TRAFFIC_SAFE:
             points.append((event.at - t0, 0))
     return points
 
