@@ -71,7 +71,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "engine",
         (
             "canaryflow.analysis.run",
-            "canaryflow.analysis.benchmark",
             "canaryflow.flags.applied",
             "canaryflow.release",
         ),
@@ -94,9 +93,7 @@ RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 
 LAZY: dict[str, str] = {
     "canaryflow.chart.generate": "compiles the workflows only when asked; they import Hera",
-    "canaryflow.bench.judgement": "starts a local stack only when the judgement runs",
-    "canaryflow.local.bench": "each scenario loads its own parts; `bench --help` stays light",
-    "canaryflow.report.release": "the timeline and the PNG need matplotlib, an optional extra",
+    "canaryflow.report.release": "the PNG (report.chart) needs matplotlib, an optional extra",
 }
 """Modules below the command layer allowed function-local canaryflow imports, and why."""
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from canaryflow.bench.markdown import percentile, render_markdown
-from canaryflow.local.bench import (
+from canaryflow.bench.markdown import render_markdown
+from canaryflow.bench.scenarios import (
     BadFlagRollout,
     BadRelease,
     BenchResults,
@@ -23,6 +23,7 @@ from canaryflow.platform.requests import Request
 from canaryflow.release.events import EventKind, EventPrinter
 from canaryflow.release.record import ReleaseRecord
 from canaryflow.report import build_report, summarize, timeline_of, write_report
+from canaryflow.report.figures import percentile
 from canaryflow.report.timeline import buckets_of
 
 T0 = 1_700_000_000.0
@@ -259,3 +260,9 @@ def test_benchmarks_md_says_when_a_target_is_missed():
 def test_percentile_interpolates_like_numpy():
     assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == pytest.approx(4.8)
     assert percentile([7.0], 95) == 7.0
+
+
+def test_a_nearest_rank_percentile_is_a_value_that_was_measured():
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95, "nearest-rank") == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 40, "nearest-rank") == 2.0
+    assert percentile([], 95) is None

@@ -28,10 +28,14 @@ from canaryflow.analysis.evidence import cumulative_by_le
 from canaryflow.analysis.query import Subject, render
 from canaryflow.analysis.sequential import bernoulli_kl, information_limit, multinomial_kl
 from canaryflow.analysis.source import PrometheusSource, Sample
+from canaryflow.bench.scenarios import schedule_faults
+from canaryflow.local.programs import sample_service
+from canaryflow.local.stack import LocalStack
 from canaryflow.plan.load import plan_from_dict
 from canaryflow.plan.model import ReleasePlan
 from canaryflow.release.events import EventKind
 from canaryflow.release.record import Event
+from canaryflow.report.figures import percentile
 
 WORK_MS = 15.0
 FAULT_DELAY_S = 4.0
@@ -132,8 +136,6 @@ def judgement(
     classes: tuple[FaultClass, ...] = FAULT_CLASSES,
 ) -> JudgementResults:
     """``runs`` releases per fault class and ``good`` good canaries, interleaved, on one stack."""
-    from canaryflow.local.programs import sample_service
-    from canaryflow.local.stack import LocalStack
 
     began = time.monotonic()
     plan = judgement_plan()
@@ -160,7 +162,6 @@ def _line(run: ReleaseRun) -> str:
 
 
 def _release(stack, source, plan, artifact, fault: FaultClass | None, index: int) -> ReleaseRun:
-    from canaryflow.local.bench import schedule_faults
 
     switch: dict[str, float] = {}
     delay = FAULT_DELAY_S + (index % FAULT_PHASES) / FAULT_PHASES * 2
@@ -355,13 +356,6 @@ def _bucket_shares(
 # Summary ----------------------------------------------------------------------------------
 
 
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
-
-
 def summary(results: JudgementResults) -> list[dict[str, Any]]:
     """One row per fault class, then one for the good canaries."""
     rows = []
@@ -380,7 +374,7 @@ def summary(results: JudgementResults) -> list[dict[str, Any]]:
                 "caught": len(detections),
                 "rolled_back_before_fault": sum(r.before_fault for r in runs),
                 "median_s": statistics.median(detections) if detections else None,
-                "p95_s": _quantile(detections, 0.95),
+                "p95_s": percentile(detections, 95, "nearest-rank"),
                 "failed_requests_median": statistics.median(r.failed for r in runs),
                 "baseline_caught": len(baseline),
                 "baseline_median_s": statistics.median(baseline) if baseline else None,

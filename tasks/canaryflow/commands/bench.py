@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--runs and --good: >= 0, not both 0; give e.g. --runs 10 --good 30")
     if args.judgement:
         return _judgement_only(args)
+    from canaryflow.bench import scenarios as bench
     from canaryflow.bench.markdown import render_markdown
-    from canaryflow.local import bench
 
     began = time.monotonic()
     results = bench.BenchResults(machine=bench.machine())

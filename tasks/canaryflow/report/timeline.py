@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from canaryflow.platform.requests import Request
 from canaryflow.release.events import EventKind
 from canaryflow.release.record import ReleaseRecord
+from canaryflow.report.figures import percentile
 
 BUCKET_S = 1.0
 TRACKS = ("stable", "canary")
@@ -92,19 +93,10 @@ def buckets_of(requests: Iterable[Request], t0: float, width: float = BUCKET_S) 
             track=track,
             requests=len(group),
             failed=sum(r.failed for r in group),
-            p95_ms=percentile([r.latency_s * 1000 for r in group], 95),
+            p95_ms=percentile([r.latency_s * 1000 for r in group], 95, "nearest-rank"),
         )
         for (index, track), group in sorted(grouped.items())
     ]
-
-
-def percentile(values: Sequence[float], pct: float) -> float | None:
-    """Nearest-rank percentile; ``None`` for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def _weights(record: ReleaseRecord, t0: float) -> list[tuple[float, int]]:
