@@ -177,13 +177,10 @@ def _run_local(plan, args: argparse.Namespace, record):
 
 
 def _run_cluster(plan, args: argparse.Namespace, record):
-    from canaryflow.analysis.run import AnalysisRun
-    from canaryflow.analysis.source import PrometheusSource
     from canaryflow.kubernetes.from_plan import platform_for
     from canaryflow.kubernetes.platform import api_client_from_environment
-    from canaryflow.platform.protocol import Artifact, CanaryLogs
-    from canaryflow.release.engine import ReleaseEngine
-    from canaryflow.release.windows import AnalysisWindows
+    from canaryflow.platform.protocol import Artifact
+    from canaryflow.release.engine import plan_release
 
     if not args.image:
         raise InputError(FieldError("--image", "required on kubernetes: the image by digest"))
@@ -191,15 +188,6 @@ def _run_cluster(plan, args: argparse.Namespace, record):
     if not url:
         raise InputError(FieldError("analysis.prometheus.url", "required on kubernetes: add it"))
     platform = platform_for(plan, api_client_from_environment(args.kubeconfig, args.context))
-    service = plan.service
-    analysis = AnalysisRun(
-        plan.analysis,
-        PrometheusSource(url, plan.analysis.prometheus.timeout),
-        service.name,
-        service.namespace,
-        logs=CanaryLogs(platform),
-        windows=len(plan.traffic_steps),
+    return plan_release(plan, platform, url, record).run(
+        Artifact(version=args.version, image=args.image)
     )
-    windows = AnalysisWindows(analysis, liveness=platform.wait_healthy)
-    engine = ReleaseEngine(plan, platform, windows, record)
-    return engine.run(Artifact(version=args.version, image=args.image))

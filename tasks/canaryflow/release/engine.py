@@ -12,9 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from canaryflow.analysis.run import AnalysisRun
+from canaryflow.analysis.source import PrometheusSource
 from canaryflow.errors import CanaryflowError, PlatformError
 from canaryflow.plan.model import ReleasePlan
-from canaryflow.platform.protocol import Artifact, HeaderRoute, Platform
+from canaryflow.platform.protocol import Artifact, CanaryLogs, HeaderRoute, Platform
 from canaryflow.platform.weights import VERIFY_WEIGHT_TIMEOUT_S, wait_for_weight
 from canaryflow.release.decision import Rules
 from canaryflow.release.events import EventKind
@@ -28,6 +30,7 @@ from canaryflow.release.progression import (
     WindowAnalyzer,
 )
 from canaryflow.release.record import ReleaseRecord
+from canaryflow.release.windows import AnalysisWindows
 
 __all__ = ["Approver", "AutoApprover", "ReleaseEngine", "ReleaseResult", "WindowAnalyzer"]
 
@@ -151,3 +154,24 @@ class ReleaseEngine:
             self.approver,
         )
         return engine.run()
+
+
+def plan_release(
+    plan: ReleasePlan,
+    platform: Platform,
+    prometheus_url: str,
+    record: ReleaseRecord,
+    approver: Approver | None = None,
+) -> ReleaseEngine:
+    """A plan's release wired to its parts, the same on every platform: the plan's gates on
+    the Prometheus at ``prometheus_url``, the canary's log and liveness from ``platform``."""
+    analysis = AnalysisRun(
+        plan.analysis,
+        PrometheusSource(prometheus_url, timeout=plan.analysis.prometheus.timeout),
+        plan.service.name,
+        plan.service.namespace,
+        logs=CanaryLogs(platform),
+        windows=len(plan.traffic_steps),
+    )
+    windows = AnalysisWindows(analysis, liveness=platform.wait_healthy)
+    return ReleaseEngine(plan, platform, windows, record, approver)
