@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import PrometheusSource
@@ -47,28 +48,22 @@ def traffic_steps(plan: ReleasePlan) -> list[Step]:
     return steps
 
 
+@dataclass
 class TrafficExposure:
     """Exposes a canary by traffic weight through the platform's router."""
 
+    plan: ReleasePlan
+    platform: Platform
+    artifact: Artifact
+    record: ReleaseRecord
+    sleep: Callable[[float], None] = time.sleep
+    verify_timeout_s: float = VERIFY_WEIGHT_TIMEOUT_S
+    reached: bool = field(default=False, init=False)
     finish_failure = "promotion failed"
 
-    def __init__(
-        self,
-        plan: ReleasePlan,
-        platform: Platform,
-        artifact: Artifact,
-        record: ReleaseRecord,
-        sleep: Callable[[float], None] = time.sleep,
-        verify_timeout_s: float = VERIFY_WEIGHT_TIMEOUT_S,
-    ):
-        self.plan = plan
-        self.platform = platform
-        self.artifact = artifact
-        self.record = record
-        self.sleep = sleep
-        self.verify_timeout_s = verify_timeout_s
-        self.identity = {"version": artifact.version}
-        self.reached = False
+    @property
+    def identity(self) -> dict[str, str]:
+        return {"version": self.artifact.version}
 
     def prepare(self) -> None:
         self._deploy()

@@ -11,6 +11,8 @@ switches everyone on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from canaryflow.errors import CanaryflowError
 from canaryflow.flags.applied import DocumentApplication, FlagNotApplied
 from canaryflow.flags.document import Everyone, Nobody, Segment, segment_document, with_flag
@@ -36,24 +38,16 @@ def flag_steps(spec: FlagRolloutSpec) -> list[Step]:
     ]
 
 
+@dataclass
 class FlagExposure:
     """Exposes a feature by the audience its flag document serves it to."""
 
+    spec: FlagRolloutSpec
+    store: FlagStore
+    record: ReleaseRecord
+    application: DocumentApplication
+    reached: bool = field(default=False, init=False)
     finish_failure = "switching everyone on failed"
-
-    def __init__(
-        self,
-        spec: FlagRolloutSpec,
-        store: FlagStore,
-        record: ReleaseRecord,
-        application: DocumentApplication,
-    ):
-        self.spec = spec
-        self.store = store
-        self.record = record
-        self.application = application
-        self.identity = {"flag": spec.key}
-        self.reached = False
 
     def prepare(self) -> None:
         self.record.add(
@@ -66,6 +60,10 @@ class FlagExposure:
         self.record.add(EventKind.FLAG_WRITTEN, step=index, segment=str(target), digest=digest)
         seconds = self.application.wait(digest)
         self.record.add(EventKind.FLAG_APPLIED, step=index, segment=str(target), after_s=seconds)
+
+    @property
+    def identity(self) -> dict[str, str]:
+        return {"flag": self.spec.key}
 
     def _write(self, segment: Segment) -> str:
         flag = segment_document(self.spec.key, segment, self.spec.variants.variants())
