@@ -16,6 +16,7 @@ with the reason.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,3 +258,17 @@ def test_the_checker_sees_a_wrong_way_arrow(tmp_path):
         ("canaryflow.local.stack", True),
     ]
     assert [RANK[layer_of(i.target)] > RANK[layer_of(i.module)] for i in found] == [True, True]
+
+
+def test_architecture_md_draws_these_layers_and_names_real_modules():
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    diagram = text.split("```")[1]
+    drawn = re.findall(r"^ ([a-z]+) ", diagram, re.MULTILINE)
+    assert drawn == [name for name, _ in reversed(LAYERS)]
+    named = set(re.findall(r"`((?:[a-z_]+/)+[a-z_]+\.py|[a-z_]+/[a-z_]+\.py)", text))
+    missing = [
+        path
+        for path in named
+        if not (PACKAGES["canaryflow"] / path).is_file() and not (ROOT / path).is_file()
+    ]
+    assert named and not missing, f"ARCHITECTURE.md names modules that do not exist: {missing}"
