@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 from canaryflow.analysis.catalogue import METRICS, Buckets
 from canaryflow.analysis.evidence import (
@@ -118,3 +119,53 @@ def test_a_histogram_gate_cuts_at_stables_quantile_from_before_the_window():
     assert gate.boundary == 0.1
     assert judgement.outcome is Outcome.FAIL
     assert judgement.reason.startswith("latency-p95: canary 40 of 100 above 0.1 vs stable 9 of 900")
+
+
+# Error control of a whole histogram gate: cuts chosen from stable's history, looked at often -----
+
+BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def _histogram(latencies: list[float]) -> list[Sample]:
+    samples = [Sample({"le": f"{b:g}"}, float(sum(v <= b for v in latencies))) for b in BOUNDS]
+    return [*samples, Sample({"le": "+Inf"}, float(len(latencies)))]
+
+
+def _latency_stream(rng: random.Random, canary_factor: float, looks: int, alpha: float) -> bool:
+    """True if a latency-p99 gate ever fails a canary whose latencies are stable's times factor."""
+    gate = SequentialGate("latency-p99", METRICS["latency-p99"].evidence["go"], 0.25, alpha, 20)
+    draw = lambda factor: 0.015 * factor * math.exp(0.5 * rng.gauss(0, 1))  # noqa: E731
+    reference = _histogram([draw(1.0) for _ in range(2000)])
+    seen = {"canary": [], "stable": []}
+    empty = {"canary": {"buckets": _histogram([])}, "stable": {"buckets": _histogram([])}}
+    gate.observe(empty, baseline=empty, reference=reference)
+    for _ in range(looks):
+        seen["canary"] += [draw(canary_factor) for _ in range(rng.randint(5, 25))]
+        seen["stable"] += [draw(1.0) for _ in range(rng.randint(50, 150))]
+        now = {t: {"buckets": _histogram(v)} for t, v in seen.items()}
+        if gate.observe(now).outcome is Outcome.FAIL:
+            return True
+    return False
+
+
+def test_a_histogram_gate_on_a_a_streams_rarely_fails_however_often_it_looks():
+    rng = random.Random(5)
+    alpha, runs = 0.05, 150
+    alarms = sum(_latency_stream(rng, 1.0, 30, alpha) for _ in range(runs))
+    assert alarms / runs <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / runs), alarms
+
+
+def test_a_histogram_gate_catches_everything_30_percent_slower():
+    rng = random.Random(6)
+    caught = sum(_latency_stream(rng, 1.3, 60, 0.01) for _ in range(20))
+    assert caught >= 18
+
+
+def test_a_histogram_gate_without_any_stable_traffic_is_inconclusive_by_rule():
+    gate = SequentialGate("latency-p99", METRICS["latency-p99"].evidence["go"], 0.25, 0.01, 20)
+    empty = {"canary": {"buckets": _histogram([])}, "stable": {"buckets": _histogram([])}}
+    gate.observe(empty, baseline=empty, reference=[])
+    served = {"canary": {"buckets": _histogram([0.02] * 50)}, "stable": {"buckets": _histogram([])}}
+    judgement = gate.observe(served)
+    assert judgement.outcome is Outcome.NOT_APPLICABLE
+    assert "inconclusive by rule" in judgement.reason

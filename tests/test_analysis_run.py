@@ -230,3 +230,59 @@ def test_the_window_result_is_plain_json():
     data = json.loads(json.dumps(run.window(10).to_dict(), allow_nan=False))
     assert data["outcome"] == "inconclusive"
     assert data["measurements"][1]["reason"] == "canary value is nan (no traffic in the window?)"
+
+
+# Sequential gates: counters read each round, from the window's start --------------------------
+
+
+class CounterSource(TableSource):
+    """Counters that grow by ``per_round`` each round; asked ``at`` a time, as they were then."""
+
+    def __init__(self, clock: SteppingClock, per_round: dict[str, float]):
+        super().__init__({})
+        self.clock, self.per_round, self.vector_calls = clock, per_round, []
+
+    def vector(self, query, at=None):
+        from canaryflow.analysis.source import Sample
+
+        self.vector_calls.append((query, at))
+        when = self.clock.now() if at is None else at
+        rounds = (when - self.clock.start) / 10
+        if not query.startswith("http_requests_total"):
+            return []  # the only metric this service exports
+        for needle, growth in self.per_round.items():
+            if needle in query:
+                return [Sample({"code": "500" if "5.." in query else "200"}, growth * rounds)]
+        return []
+
+
+def test_a_sequential_gate_reads_the_counters_at_the_window_start_once_then_each_round():
+    clock = SteppingClock()
+    growth = {
+        'track="canary",code=~"5.."': 30,
+        'track!="canary",code=~"5.."': 0,
+        'track="canary"': 100,
+        'track!="canary"': 900,
+    }
+    source = CounterSource(clock, growth)
+    run = AnalysisRun(spec(gates=[{"metric": "error-rate"}]), source, "shop", "prod", clock=clock)
+    result = run.window(60)
+    assert result.verdict.outcome is Outcome.FAIL, result.reason
+    at_start = [at for _, at in source.vector_calls if at is not None]
+    assert at_start == [clock.start] * 4, "events and exposure of both tracks, at the start"
+    failing = result.measurements[-1]
+    assert failing.reason.startswith("error-rate: canary 30 of 100 vs stable 0 of 900")
+
+
+def test_a_healthy_sequential_gate_passes_once_mature_and_spends_the_releases_alpha():
+    clock = SteppingClock()
+    no_errors = {'code=~"5..': 0}
+    source = CounterSource(clock, {**no_errors, 'track="canary"': 100, 'track!="canary"': 900})
+    gates = [{"metric": "error-rate"}, {"metric": "outbound-error-rate"}]
+    run = AnalysisRun(spec(gates=gates), source, "shop", "prod", clock=clock, windows=4)
+    assert run.gate_alpha == pytest.approx(0.01 / 2 / 4)
+    result = run.window(30)
+    outcomes = {m.gate: m.outcome for m in result.measurements}
+    assert outcomes["error-rate"] is Outcome.PASS
+    assert outcomes["outbound-error-rate"] is Outcome.NOT_APPLICABLE  # no such series at all
+    assert result.verdict.outcome is Outcome.PASS

@@ -153,3 +153,29 @@ def test_the_json_schema_documents_every_gate_field():
     documented = {"name", "metric", "query", "threshold", "relative", "statistical", "logs"}
     assert {*documented, "dryRun"} <= set(gate)
     assert all(field.get("description") for field in gate.values())
+
+
+def test_a_non_finite_limit_is_an_input_error_never_a_pass():
+    for bad in ("nan", "inf", "-inf"):
+        message = error_text(
+            {"gates": [{"metric": "error-rate", "threshold": {"max": float(bad)}}]}
+        )
+        assert "finite number" in message, message
+    message = error_text(
+        {"gates": [{"metric": "cache-miss-rate", "sequential": {"tolerance": float("nan")}}]}
+    )
+    assert "finite number" in message
+
+
+def test_sequential_limits_need_a_catalogue_metric_with_per_request_evidence():
+    message = error_text({"gates": [{"metric": "goroutines", "sequential": {}}]})
+    assert "sequential needs per-request evidence" in message
+    message = error_text({"gates": [{"name": "mine", "query": "up", "sequential": {}}]})
+    assert "sequential needs per-request evidence" in message
+
+
+def test_the_default_gates_are_the_whole_catalogue():
+    spec = AnalysisSpec()
+    assert [g.name for g in spec.gates] == list(METRIC_NAMES)
+    assert spec.default_gates
+    assert {g.name: g.kind for g in spec.gates}["error-rate"] == "sequential"

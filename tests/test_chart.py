@@ -180,6 +180,12 @@ def test_the_generated_files_are_up_to_date_with_the_code():
         ({"events": {"github": {"url": "not a url"}}}, "url"),
         ({"dashboard": {"metrics": "linkerd"}}, "metrics"),
         ({"routerKind": "istio"}, "routerKind"),
+        ({"events": {"services": {"acme/checkout": {"service": "Check_Out"}}}}, "service"),
+        ({"events": {"services": {"checkout": {}}}}, "propertyName 'checkout'"),
+        ({"events": {"services": {"acme/checkout": {"namespace": "Shop"}}}}, "namespace"),
+        ({"events": {"services": {"acme/checkout": {"plan": "x"}}}}, "plan"),
+        ({"workflows": {"podGC": {"strategy": "Sometimes"}}}, "strategy"),
+        ({"notifications": {"secretName": "Not A Name"}}, "secretName"),
     ],
 )
 def test_the_values_schema_rejects_bad_values_naming_the_key(values, complaint):

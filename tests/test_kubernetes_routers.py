@@ -10,6 +10,7 @@ from kube.fixtures import HTTP_ROUTE, NAMESPACE, SERVICE, VIRTUAL_SERVICE, api_s
 from kubernetes.client import AppsV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from test_kubernetes_platform import V2, make_platform
+from test_router_defects import platform_with
 
 from canaryflow.errors import InputError, PlatformError
 from canaryflow.platform.protocol import HeaderRoute
@@ -146,24 +147,25 @@ def test_smi_splits_with_a_traffic_split_and_refuses_header_routes(cluster):
         ],
     }
     with pytest.raises(
-        InputError, match=r"^router\.kind: header routes are not supported by the SMI"
+        InputError, match=r"^router\.header: header routes are not supported by the SMI"
     ):
         platform.router.set_header_route(HEADER)
 
 
-def test_a_managed_route_the_user_did_not_name_is_an_input_error(cluster):
-    vs = cluster.get("VirtualService", NAMESPACE, SERVICE)
-    vs["spec"]["http"][1]["name"] = "main"
+def test_a_route_the_plan_names_but_the_object_lacks_is_an_input_error_naming_router_rule(
+    cluster,
+):
     cluster.requests.clear()
-    CustomObjectsApi(cluster.api_client()).replace_namespaced_custom_object(
-        "networking.istio.io", "v1", NAMESPACE, "virtualservices", SERVICE, vs
-    )
+    platform = platform_with(cluster, "istio", route="main")
 
-    with pytest.raises(
-        InputError, match=r"^router\.route: virtualservice checkout has no http route"
-    ):
-        make_platform(cluster, "istio").deploy_canary(V2)
-    assert [r.kind for r in cluster.writes()] == ["VirtualService"]
+    with pytest.raises(InputError) as error:
+        platform.deploy_canary(V2)
+    assert str(error.value) == (
+        "router.rule: virtualservice checkout has no http route named 'main' (named routes: "
+        "'admin', 'canaryflow-primary'): give the route that serves the service a name "
+        "(http[].name) and set router.rule to it"
+    )
+    assert cluster.writes() == []
 
 
 def test_weight_without_a_deployed_canary_is_refused_but_weight_zero_is_a_no_op(cluster):

@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.flags.bucketing",
             "canaryflow.flags.document",
             "canaryflow.flags.spec",
+            "canaryflow.build.settings",
         ),
     ),
     (
@@ -50,6 +51,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.transport",
             # The metric and flag-store protocols, each with its stdlib implementation beside it.
             "canaryflow.analysis.source",
+            "canaryflow.analysis.prometheus_auth",
             "canaryflow.analysis.logfile",
             "canaryflow.flags.store",
         ),
@@ -123,7 +125,9 @@ def resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
 def imports_of(package: str, root: Path, path: Path) -> list[Import]:
     module = module_name(package, root, path)
     tree = ast.parse(path.read_text(), filename=str(path))
+    # Module level, also under a top-level ``if`` (``if TYPE_CHECKING:``): run at import.
     top = {id(node) for node in tree.body}
+    top |= {id(n) for node in tree.body if isinstance(node, ast.If) for n in ast.walk(node)}
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -158,7 +158,6 @@ class TaskLibrary:
             ],
             [
                 "validate",
-                ref("plan"),
                 "--default-plan",
                 INLINE_PLAN,
                 "--resolved-out",
@@ -171,6 +170,8 @@ class TaskLibrary:
                 ref("router-kind"),
                 "--workflow-outputs",
                 OUTPUTS,
+                "--",  # the plan path is never read as an option, whatever it says
+                ref("plan"),
             ],
             artifacts=[inline],
             working_dir=ref("source-dir"),
@@ -487,6 +488,8 @@ class TaskLibrary:
                 Input("traffic-tasks", "Tasks whose failure means a rollback (comma list).", ""),
                 Input("commit-status-url", "Commit status API URL; empty: none.", ""),
                 Input("git-provider", "github or gitlab.", "github"),
+                Input("service", "The workflow's service, for when the plan never arrived.", ""),
+                Input("namespace", "Its namespace, likewise.", ""),
             ],
             [
                 "notify",
@@ -510,6 +513,10 @@ class TaskLibrary:
                 ref("commit-status-url"),
                 "--git-provider",
                 ref("git-provider"),
+                "--service",
+                ref("service"),
+                "--namespace",
+                ref("namespace"),
                 "--secrets-dir",
                 NOTIFICATIONS,
             ],

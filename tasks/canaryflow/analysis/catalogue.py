@@ -283,7 +283,7 @@ METRICS: Mapping[str, CatalogueMetric] = {
             "instance, in seconds: the runtime-metrics histogram go_gc_pauses_seconds where "
             "exported, else client_golang's go_gc_duration_seconds summary.",
             unit="seconds",
-            default_limit={"relative": {"maxRatio": 2.0, "floor": 0.001}},
+            default_limit={"relative": {"maxRatio": 2.0, "floor": 0.01}},
             queries={
                 "go": "(histogram_quantile(0.75, sum by (le) (rate(go_gc_pauses_seconds_bucket"
                 "{ {{ selector }} }[{{ window }}]))) >= 0) or "

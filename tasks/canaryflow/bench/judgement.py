@@ -26,8 +26,10 @@ from typing import Any
 
 from canaryflow.analysis.evidence import cumulative_by_le
 from canaryflow.analysis.query import Subject, render
+from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.sequential import bernoulli_kl, information_limit, multinomial_kl
 from canaryflow.analysis.source import PrometheusSource, Sample
+from canaryflow.bench.replay import ReplayClock, ReplayLogs, ReplaySource
 from canaryflow.bench.scenarios import schedule_faults
 from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
@@ -86,7 +88,7 @@ FAULT_CLASSES: tuple[FaultClass, ...] = (
 
 @dataclass(frozen=True)
 class ReleaseRun:
-    """One release: what the judge did, what the baseline would have done, what users saw."""
+    """One live release: when traffic was safe again, and what users saw."""
 
     fault: str  # a fault class's name, or "good"
     phase: str
@@ -94,16 +96,29 @@ class ReleaseRun:
     fault_on: float | None
     detection_s: float | None  # fault on -> traffic safe; None if never rolled back after it
     before_fault: bool  # rolled back before the fault existed (a false rollback)
-    baseline_s: float | None  # fault on -> the baseline's first breach (good: release start)
-    baseline_before_fault: bool
+    baseline_s: float | None  # good canaries: window start -> the baseline's first breach
     requests: int
     failed: int
-    canary_rps: float
-    limit_requests: float | None  # the ideal test's requests; None: no per-request evidence
 
     @property
     def caught(self) -> bool:
         return self.detection_s is not None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One fault watched for a fixed time at the first step's weight, without a judge acting;
+    then the judge's gates and the baseline are both replayed over exactly that data."""
+
+    fault: str
+    fault_on: float
+    judge_s: float | None  # fault on -> the replayed judge's deciding failure
+    judge_before_fault: bool
+    judge_reason: str
+    baseline_s: float | None  # fault on -> the baseline's first breach
+    baseline_before_fault: bool
+    canary_rps: float
+    limit_requests: float | None  # the ideal test's requests; None: no per-request evidence
 
     @property
     def limit_s(self) -> float | None:
@@ -115,6 +130,7 @@ class ReleaseRun:
 @dataclass
 class JudgementResults:
     runs: list[ReleaseRun] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
     alpha: float = 0.01
     plan: dict[str, Any] = field(default_factory=lambda: JUDGEMENT_PLAN)
     seconds: float = 0.0
@@ -150,6 +166,11 @@ def judgement(
             results.runs.append(run)
             say(f"judgement {number}/{len(schedule)}: {_line(run)}")
             time.sleep(SETTLE_S)
+            if fault is not None:
+                seen = _observe(stack, source, plan, canary, fault, index)
+                results.observations.append(seen)
+                say(f"  watched: {_watched(seen)}")
+                time.sleep(SETTLE_S)
     results.seconds = time.monotonic() - began
     return results
 
@@ -161,10 +182,21 @@ def _line(run: ReleaseRun) -> str:
     return f"{run.fault}: {run.phase}, {caught} ({run.reason[:160]})"
 
 
+def _watched(seen: Observation) -> str:
+    judge = f"judge {seen.judge_s:.2f}s" if seen.judge_s is not None else "judge never"
+    base = f"baseline {seen.baseline_s:.2f}s" if seen.baseline_s is not None else "baseline never"
+    limit = f"limit {seen.limit_s:.2f}s" if seen.limit_s is not None else "no limit"
+    return f"{seen.fault}: {judge}, {base}, {limit} ({seen.judge_reason[:120]})"
+
+
+def _delay(index: int) -> float:
+    return FAULT_DELAY_S + (index % FAULT_PHASES) / FAULT_PHASES * 2
+
+
 def _release(stack, source, plan, artifact, fault: FaultClass | None, index: int) -> ReleaseRun:
 
     switch: dict[str, float] = {}
-    delay = FAULT_DELAY_S + (index % FAULT_PHASES) / FAULT_PHASES * 2
+    delay = _delay(index)
 
     def on_event(event: Event) -> None:
         if fault is not None and event.kind == EventKind.WINDOW_STARTED and event.data["step"] == 0:
@@ -180,21 +212,13 @@ def _release(stack, source, plan, artifact, fault: FaultClass | None, index: int
     window_start = window.at if window is not None else start
     safe = record.first(EventKind.TRAFFIC_SAFE)
     fault_on = switch.get("at")
-    first_end = next(
-        (e.at for e in record.of_kind(EventKind.WINDOW_ENDED) if e.data["step"] == 0), end
-    )
     rolled_back = result.phase != "promoted" and safe is not None
     before = rolled_back and (fault_on is None or safe.at < fault_on)
     detection = round(safe.at - fault_on, 3) if rolled_back and not before else None
     subject = Subject(plan.service.name, plan.service.namespace, plan.analysis.track_label)
-    replay_end = safe.at if safe is not None else end
-    breach = _baseline_breach(source, subject, plan.analysis.query_window, window_start, replay_end)
-    origin = fault_on if fault_on is not None else window_start
-    # The canary's rate and the evidence: from the fault (or window start) to the end of the
-    # first window or the rollback, whichever came first.
-    rps, limit = _information(
-        source, subject, fault, origin, min(replay_end, first_end), plan.analysis.alpha
-    )
+    breach = None
+    if fault is None:  # a good canary: would the baseline have rolled it back?
+        breach = _baseline_breach(source, subject, plan.analysis.query_window, window_start, end)
     counters = stack.load.counters(start, end)
     return ReleaseRun(
         fault=fault.name if fault else "good",
@@ -203,13 +227,71 @@ def _release(stack, source, plan, artifact, fault: FaultClass | None, index: int
         fault_on=fault_on,
         detection_s=detection,
         before_fault=bool(before),
-        baseline_s=round(breach - origin, 3) if breach is not None else None,
-        baseline_before_fault=breach is not None and fault_on is not None and breach < fault_on,
+        baseline_s=round(breach - window_start, 3) if breach is not None else None,
         requests=counters.total,
         failed=counters.failed,
+    )
+
+
+def _observe(stack, source, plan, artifact, fault: FaultClass, index: int) -> Observation:
+    """The fault on a canary at the first step's weight for the first step's duration, nobody
+    acting on it; then judge and baseline replayed over that stretch of Prometheus data."""
+    platform, step = stack.platform, plan.traffic_steps[0]
+    platform.deploy_canary(artifact)
+    try:
+        health = platform.wait_healthy(plan.service.health_timeout)
+        if not health.healthy:
+            raise RuntimeError(f"observation canary unhealthy: {health.detail}")
+        platform.router.set_weight(step.weight)
+        deadline = time.monotonic() + 10
+        while not platform.router.verify_weight(step.weight) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        started = time.time()
+        address = next(t.address for t in platform.targets() if t.labels["track"] == "canary")
+        fault_on = schedule_faults(address, dict(fault.faults), _delay(index))
+        time.sleep(max(0.0, started + step.duration - time.time()))
+        ended = time.time()
+        time.sleep(2 * plan.local.scrape_interval)  # the last seconds scraped
+        judge = _replay_judge(source, platform, plan, started, ended)
+    finally:
+        platform.router.set_weight(0)
+        platform.rollback()
+    subject = Subject(plan.service.name, plan.service.namespace, plan.analysis.track_label)
+    breach = _baseline_breach(source, subject, plan.analysis.query_window, started, ended)
+    rps, limit = _information(source, subject, fault, fault_on, ended, plan.analysis.alpha)
+    decided_at, reason = judge
+    return Observation(
+        fault=fault.name,
+        fault_on=fault_on,
+        judge_s=round(decided_at - fault_on, 3) if decided_at and decided_at >= fault_on else None,
+        judge_before_fault=decided_at is not None and decided_at < fault_on,
+        judge_reason=reason,
+        baseline_s=round(breach - fault_on, 3) if breach and breach >= fault_on else None,
+        baseline_before_fault=breach is not None and breach < fault_on,
         canary_rps=round(rps, 2),
         limit_requests=limit,
     )
+
+
+def _replay_judge(source, platform, plan, started: float, ended: float):
+    """The plan's own analysis window over [started, ended], every query asked as of its time."""
+
+    clock = ReplayClock(started)
+    run = AnalysisRun(
+        plan.analysis,
+        ReplaySource(source, clock),
+        plan.service.name,
+        plan.service.namespace,
+        logs=ReplayLogs(platform.canary_logs, clock),
+        clock=clock,
+        windows=len(plan.traffic_steps),
+    )
+    result = run.window(ended - started)
+    verdict = result.verdict
+    if verdict.decided_in_round is None or verdict.outcome.value == "pass":
+        return None, verdict.reason
+    decided = [m.finished for m in result.measurements if m.round == verdict.decided_in_round]
+    return max(decided), verdict.reason
 
 
 # The fixed-threshold baseline, replayed -----------------------------------------------------
@@ -362,11 +444,11 @@ def summary(results: JudgementResults) -> list[dict[str, Any]]:
     names = [c.name for c in FAULT_CLASSES if any(r.fault == c.name for r in results.runs)]
     for name in names:
         runs = [r for r in results.runs if r.fault == name]
+        seen = [o for o in results.observations if o.fault == name]
         detections = [r.detection_s for r in runs if r.caught]
-        baseline = [
-            r.baseline_s for r in runs if r.baseline_s is not None and not r.baseline_before_fault
-        ]
-        limits = [r.limit_s for r in runs if r.limit_s is not None]
+        judged = [o.judge_s for o in seen if o.judge_s is not None]
+        baseline = [o.baseline_s for o in seen if o.baseline_s is not None]
+        limits = [o.limit_s for o in seen if o.limit_s is not None]
         rows.append(
             {
                 "class": name,
@@ -376,10 +458,13 @@ def summary(results: JudgementResults) -> list[dict[str, Any]]:
                 "median_s": statistics.median(detections) if detections else None,
                 "p95_s": percentile(detections, 95, "nearest-rank"),
                 "failed_requests_median": statistics.median(r.failed for r in runs),
+                "watched": len(seen),
+                "judge_caught": len(judged),
+                "judge_median_s": statistics.median(judged) if judged else None,
                 "baseline_caught": len(baseline),
                 "baseline_median_s": statistics.median(baseline) if baseline else None,
                 "limit_s": statistics.median(limits) if limits else None,
-                "canary_rps": statistics.median(r.canary_rps for r in runs),
+                "canary_rps": statistics.median(o.canary_rps for o in seen) if seen else None,
             }
         )
     good = [r for r in results.runs if r.fault == "good"]
@@ -400,6 +485,7 @@ def markdown(results: JudgementResults) -> str:
     """The judgement section of BENCHMARKS.md, from a real run's counts."""
     rows = summary(results)
     plan = JUDGEMENT_PLAN
+    first = plan["steps"][0]
     steps = ", ".join(f"{s['weight']} % for {s['duration']}" for s in plan["steps"])
     lines = [
         "## Judgement",
@@ -409,33 +495,35 @@ def markdown(results: JudgementResults) -> str:
         f"a measurement every {plan['analysis']['interval']} (query window "
         f"{plan['analysis']['queryWindow']}), {plan['local']['load']['rate']} requests/s of "
         f"load, alpha {results.alpha:g}. Each fault is switched on {FAULT_DELAY_S:g}-"
-        f"{FAULT_DELAY_S + 2:g} s into the first window. Run took {results.seconds / 60:.1f} "
-        "min.",
+        f"{FAULT_DELAY_S + 2:g} s into the first window. The run took "
+        f"{results.seconds / 60:.1f} min.",
         "",
-        "Baseline: the same releases' recorded data replayed through fixed thresholds in Argo "
-        "Rollouts/Flagger style (success ≥ 99 %, p99 ≤ 500 ms over the query window, every "
-        "second, first breach decides), over the span the release actually ran. Its time is "
-        "fault → breach, without the rollback itself. Information limit: requests an ideal "
-        "sequential test needs at alpha to tell the recorded canary from stable, ÷ the canary's "
-        "request rate.",
+        "*Live*: the release as it ran; fault → safe is from the moment the service switched "
+        "the fault on to the router's confirmed weight 0. *Watched*: after each bad release the "
+        f"same fault on a fresh canary at {first['weight']} % for {first['duration']}, nobody "
+        "acting; on exactly that recorded data the judge (the plan's own window, replayed) and "
+        "a fixed-threshold baseline in Argo Rollouts/Flagger style (success ≥ 99 %, p99 ≤ "
+        "500 ms over the query window, every second, the first breach decides) are compared, "
+        "fault → decision (without the rollback itself). *Information limit*: the requests an "
+        "ideal sequential test (Wald's SPRT, knowing both recorded distributions) needs at "
+        "alpha to tell that canary from stable, ÷ the canary's request rate.",
         "",
-        "| fault | caught | median fault → safe | p95 | failed requests (median) | "
-        "baseline caught | baseline median | information limit | target (1.5 x limit + 1 s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| fault | live: caught | median fault → safe | p95 | failed requests (median) | "
+        "watched: judge | judge median | baseline | baseline median | information limit | "
+        "target 1.5 x limit + 1 s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         if row["class"] == "good canaries":
             continue
         target = row["limit_s"] * 1.5 + 1 if row["limit_s"] is not None else None
-        early = (
-            f" ({row['rolled_back_before_fault']} before the fault)"
-            if row["rolled_back_before_fault"]
-            else ""
-        )
+        early = row["rolled_back_before_fault"]
+        early_text = f" ({early} before the fault)" if early else ""
         lines.append(
-            f"| {row['class']} | {row['caught']}/{row['runs']}{early} | {_s(row['median_s'])} | "
-            f"{_s(row['p95_s'])} | {row['failed_requests_median']:g} | "
-            f"{row['baseline_caught']}/{row['runs']} | {_s(row['baseline_median_s'])} | "
+            f"| {row['class']} | {row['caught']}/{row['runs']}{early_text} | "
+            f"{_s(row['median_s'])} | {_s(row['p95_s'])} | {row['failed_requests_median']:g} | "
+            f"{row['judge_caught']}/{row['watched']} | {_s(row['judge_median_s'])} | "
+            f"{row['baseline_caught']}/{row['watched']} | {_s(row['baseline_median_s'])} | "
             f"{_s(row['limit_s'])} | {_s(target)} |"
         )
     good = next((r for r in rows if r["class"] == "good canaries"), None)
@@ -443,8 +531,8 @@ def markdown(results: JudgementResults) -> str:
         lines += [
             "",
             f"Good canaries (the same binary as stable, noise only): {good['rolled_back']}/"
-            f"{good['runs']} rolled back by the judge, {good['baseline_rolled_back']}/"
-            f"{good['runs']} by the baseline.",
+            f"{good['runs']} rolled back by the judge; on the same releases' data the baseline "
+            f"would have rolled back {good['baseline_rolled_back']}/{good['runs']}.",
         ]
         lines += [f"- rolled back: {reason}" for reason in good["reasons"]]
     return "\n".join(lines) + "\n"

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         )
     safety = _FailSafe(plan, args.kubeconfig) if args.fail_safe else None
     try:
-        source = PrometheusSource(url, timeout=spec.prometheus.timeout)
+        source = PrometheusSource.for_spec(spec.prometheus, url)
         _reject_bad_promql(plan, source)
         analysis = AnalysisRun(
             spec,
@@ -125,15 +125,16 @@ def _write_outputs(args: argparse.Namespace, result, report: dict) -> None:
 
 
 def first_failing_at(result) -> float | None:
-    """When the first failing or erroring measurement of a deciding gate was taken."""
+    """When the first failing measurement of the window was taken (a breach, else an error);
+    None when the window ended without one (inconclusive under ``onInconclusive: rollback``).
+    """
     from canaryflow.analysis.measurement import Outcome
 
-    failing = [
-        m.started
-        for m in result.measurements
-        if not m.dry_run and m.outcome in (Outcome.FAIL, Outcome.ERROR)
-    ]
-    return min(failing) if failing else None
+    for outcome in (Outcome.FAIL, Outcome.ERROR):
+        taken = [m.started for m in result.measurements if not m.dry_run and m.outcome is outcome]
+        if taken:
+            return min(taken)
+    return None
 
 
 class _FailSafe:

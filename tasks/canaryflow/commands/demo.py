@@ -91,6 +91,7 @@ def demo_releases(plan: ReleasePlan) -> list[DemoRelease]:
 def _release(stack, release: DemoRelease, artifact, out: Path, live: bool, quiet: bool):
     from canaryflow.local.live import ReleaseWatch, live_view
     from canaryflow.release.events import EventPrinter
+    from canaryflow.release.record import JOURNAL_SUFFIX, ReleaseRecord
     from canaryflow.report import summarize, write_report
 
     t0 = time.time()
@@ -99,12 +100,19 @@ def _release(stack, release: DemoRelease, artifact, out: Path, live: bool, quiet
     listeners = [watch] if live else [EventPrinter(t0, log)]
     if not live:
         print(f"== release {release.name}", file=log, flush=True)
-    if live:
-        with live_view(watch, lambda: stack.load.counters(t0), len(stack.plan.steps)):
-            result = stack.release(artifact, listeners=listeners)
-    else:
-        result = stack.release(artifact, listeners=listeners)
-    record = result.record
+    record = ReleaseRecord(stack.plan.service.name, release.version, "local")
+    journal = record.open_journal(out / f"{release.name}{JOURNAL_SUFFIX}")
+    try:
+        if live:
+            with live_view(watch, lambda: stack.load.counters(t0), len(stack.plan.steps)):
+                result = stack.release(artifact, listeners=listeners, record=record)
+        else:
+            result = stack.release(artifact, listeners=listeners, record=record)
+    except BaseException:
+        print(f"{release.name}: record so far: {record.journal_path or journal}", file=sys.stderr)
+        raise
+    finally:
+        record.close_journal()
     end = record.events[-1].at
     requests = stack.load.events(record.events[0].at, end)
     fault_on = fault_switched_on(stack.platform.canary_logs(0)) if release.faults else None

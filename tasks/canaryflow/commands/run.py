@@ -49,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
         record.listeners.append(EventPrinter(time.time()))
     journal = record.open_journal(report.with_name(f"release-{version}{JOURNAL_SUFFIX}"))
     notifier = _notifications(plan, record)
-    result = None
+    result, users = None, {}
     try:
-        result = (_run_local if args.platform == "local" else _run_cluster)(plan, args, record)
+        run_on = _run_local if args.platform == "local" else _run_cluster
+        result = run_on(plan, args, record, users)
     finally:
         record.close_journal()
         if notifier is not None:
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         "reason": result.reason,
         "report": str(saved) if saved else None,
         "journal": str(record.journal_path or journal) if journal else None,
+        "users": users or None,
     }
     where = saved or journal or "no record could be written"
     print(json.dumps(summary) if args.json else f"{result.phase}: {result.reason}\n{where}")
@@ -83,7 +85,8 @@ _NOTIFIED = {
 
 def _notifications(plan, record):
     """The plan's webhooks, fed from the record on a background thread (never blocking)."""
-    if not plan.notifications:
+    targets = [n for n in plan.notifications if n.webhook is not None]
+    if not targets:  # secretKey targets live in the cluster's Secret: the workflow sends those
         return None
     from canaryflow.notify.background import BackgroundNotifier
     from canaryflow.notify.message import ReleaseSummary
@@ -103,7 +106,7 @@ def _notifications(plan, record):
             version=record.version,
             reason=str(event.data.get("reason", "")),
         )
-        for target in plan.notifications:
+        for target in targets:
             if kind in target.events:
                 body = summary.slack() if target.format == "slack" else summary.json()
                 notifier.submit(target.webhook, body)
@@ -164,7 +167,8 @@ def _with_options(plan, args: argparse.Namespace):
     return plan_from_dict(document)
 
 
-def _run_local(plan, args: argparse.Namespace, record):
+def _run_local(plan, args: argparse.Namespace, record, users: dict):
+    """The release on this machine; ``users`` gets what the load saw, faults included."""
     from canaryflow.local.programs import program_artifact
     from canaryflow.local.stack import LocalStack
 
@@ -173,10 +177,18 @@ def _run_local(plan, args: argparse.Namespace, record):
     stable = program_artifact(plan.local.stable, "v1", build, base)
     canary = program_artifact(plan.local.canary, args.version, build, base)
     with LocalStack(plan, stable, args.out / "stack") as stack:
-        return stack.release(canary, record=record)
+        try:
+            return stack.release(canary, record=record)
+        finally:
+            seen = stack.last_users
+            if seen is not None:
+                users.update(requests=seen.total, failed=seen.failed)
+                if not args.json:
+                    print(f"users: {seen.total} requests, {seen.failed} failed", flush=True)
 
 
-def _run_cluster(plan, args: argparse.Namespace, record):
+def _run_cluster(plan, args: argparse.Namespace, record, users: dict):
+    from canaryflow.analysis.source import PrometheusSource
     from canaryflow.kubernetes.from_plan import platform_for
     from canaryflow.kubernetes.platform import api_client_from_environment
     from canaryflow.platform.protocol import Artifact
@@ -188,6 +200,7 @@ def _run_cluster(plan, args: argparse.Namespace, record):
     if not url:
         raise InputError(FieldError("analysis.prometheus.url", "required on kubernetes: add it"))
     platform = platform_for(plan, api_client_from_environment(args.kubeconfig, args.context))
-    return plan_release(plan, platform, url, record).run(
+    source = PrometheusSource.for_spec(plan.analysis.prometheus, url)
+    return plan_release(plan, platform, source, record).run(
         Artifact(version=args.version, image=args.image)
     )

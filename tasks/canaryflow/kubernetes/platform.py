@@ -216,15 +216,17 @@ class KubernetesPlatform:
         self._router.select_stable(version, canary_version)
 
     def rollback(self) -> None:
-        """Weight 0 (verified), the managed routes gone, then the canary: deleted, or scaled to
-        zero and kept (``rollback.canary: scale-to-zero``) for ``kubectl describe`` and its
-        Events, as Flagger does; the next release replaces it."""
+        """Weight 0 (verified), the canary scaled to zero, the managed routes gone, then the
+        canary deleted, or kept at zero (``rollback.canary: scale-to-zero``) for ``kubectl
+        describe`` and its Events, as Flagger does; the next release replaces it."""
         state = self.current_state()
         self.record(Phase.ROLLING_BACK, state.weight if state else 0)
         self.router.set_weight(0)
         self._verify_no_canary_traffic()
-        self._router.remove_managed_routes()
+        # The canary goes before the user's own route comes back: with Istio that route names
+        # the host without a subset, and the host's Service selects the canary pods as well.
         self.api.merge_patch(DEPLOYMENT, self.canary, {"spec": {"replicas": 0}})
+        self._router.remove_managed_routes()
         if self.canary_after_rollback == "scale-to-zero":
             self.record(Phase.ROLLED_BACK, 0)
         else:

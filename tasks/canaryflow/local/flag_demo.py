@@ -17,7 +17,7 @@ from canaryflow.plan.model import ReleasePlan
 from canaryflow.release.events import EventPrinter
 from canaryflow.release.flag_run import flag_rollout
 from canaryflow.release.progression import ReleaseResult
-from canaryflow.release.record import Listener
+from canaryflow.release.record import JOURNAL_SUFFIX, Journal, Listener
 
 DEMO_PLAN = {
     "service": {"name": "checkout", "namespace": "demo", "healthTimeout": "15s"},
@@ -63,7 +63,15 @@ def run_flag_demo(out_dir: Path, live: bool) -> dict:
     listeners: list[Listener] = [EventPrinter(time.time())] if live else []
     summary = {}
     for name, faults in (("good", ()), ("bad", ("-error-rate", "0.3", "-flag-on-only"))):
-        result = run_local(plan, out_dir / name, faults, listeners)
+        # Every event on disk as it happens: an interrupted demo still leaves its record.
+        journal = Journal(
+            out_dir / f"flag-{name}{JOURNAL_SUFFIX}",
+            {"service": plan.service.name, "version": f"flag/{plan.flag.key}", "platform": "local"},
+        )
+        try:
+            result = run_local(plan, out_dir / name, faults, [*listeners, journal.append])
+        finally:
+            journal.close()
         result.record.write_json(out_dir / f"flag-{name}.json")
         summary[name] = {
             "phase": str(result.phase),

@@ -11,6 +11,7 @@ import contextlib
 import time
 from pathlib import Path
 
+from canaryflow.analysis.source import PrometheusSource
 from canaryflow.errors import PlatformError
 from canaryflow.local.load import LoadConfig, LoadGenerator
 from canaryflow.local.platform import LocalPlatform, ScrapeTarget
@@ -18,6 +19,7 @@ from canaryflow.local.process import ProcessGroup
 from canaryflow.local.prometheus import PrometheusServer
 from canaryflow.plan.model import ReleasePlan
 from canaryflow.platform.protocol import Artifact, HeaderRoute
+from canaryflow.platform.requests import LoadCounters
 from canaryflow.release.engine import Approver, ReleaseResult, plan_release
 from canaryflow.release.record import Listener, ReleaseRecord
 
@@ -36,6 +38,8 @@ class LocalStack:
         self.platform: LocalPlatform | None = None
         self.load: LoadGenerator | None = None
         self._targets: set[str] = set()
+        # What the users saw during the last release, faults included (failed = 5xx or no answer).
+        self.last_users: LoadCounters | None = None
 
     def __enter__(self) -> LocalStack:
         self.group.__enter__()
@@ -133,8 +137,13 @@ class LocalStack:
         if record is None:
             record = ReleaseRecord(plan.service.name, canary.version, "local")
         record.listeners.extend(listeners)
-        engine = plan_release(plan, platform, self.prometheus.url, record, approver)
-        result = engine.run(canary)
+        source = PrometheusSource(self.prometheus.url, timeout=plan.analysis.prometheus.timeout)
+        engine = plan_release(plan, platform, source, record, approver)
+        started = time.time()
+        try:
+            result = engine.run(canary)
+        finally:
+            self.last_users = self.load.counters(started) if self.load is not None else None
         if result.phase == "promoted":
             self.stable = canary
         return result

@@ -146,34 +146,8 @@ def _read_file(path: Path) -> str:
         ) from None
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses what a plan never needs and an attacker would use.
-
-    Duplicate keys (YAML lets the last one win, silently), anchors and aliases (the "billion
-    laughs" expansion), unhashable keys (``? [a, b]``) and nesting deeper than ``MAX_DEPTH``.
-    """
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent, index):
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                "anchors and aliases (&name, *name) are not allowed in a plan: "
-                "write the values out",
-                event.start_mark,
-            )
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise yaml.composer.ComposerError(None, None, _TOO_DEEP, event.start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+class _StrictConstruction:
+    """Refuses duplicate keys (YAML lets the last one win, silently) and unhashable keys."""
 
     def construct_mapping(self, node, deep=False):
         seen: set[object] = set()
@@ -194,21 +168,56 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# libyaml's parser and composer when PyYAML has them (about 10x faster), else pure Python.
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_StrictConstruction, _Base):
+    """A safe loader for plans; ``_check_structure`` has refused anchors and deep nesting first."""
+
+
+def _check_structure(text: str) -> None:
+    """One streaming pass over the parser's events, before any node is built.
+
+    Anchors and aliases (the "billion laughs" expansion) and nesting deeper than ``MAX_DEPTH``
+    (which would exhaust the composer's recursion) are refused here, in bounded memory.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=_Base):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "anchors and aliases (&name, *name) are not allowed in a plan: "
+                "write the values out",
+                event.start_mark,
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, _TOO_DEEP, event.start_mark)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def _parse_yaml(text: str, origin: str) -> tuple[object, dict[Loc, int]]:
     loader = None
     try:
-        loader = _StrictLoader(text)  # its reader already refuses control characters
+        _check_structure(text)
+        loader = _StrictLoader(text)
         node = loader.get_single_node()
         document = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{origin}:{mark.line + 1}" if mark else origin
         problem = getattr(error, "problem", None) or getattr(error, "reason", None) or str(error)
+        if "maximum nesting depth" in str(problem):  # libyaml's own limit, met first
+            problem = _TOO_DEEP
         if isinstance(error, yaml.reader.ReaderError):
             where = f"{origin}: character {error.position}"
             problem = f"control character {error.character:#x} is not allowed in YAML text"
-        raise InputError(f"{where}: not valid YAML: {problem[:200]}") from None
-    except RecursionError:  # defensive: the composer bounds the depth first
+        raise InputError(f"{where}: not valid YAML: {str(problem)[:200]}") from None
+    except RecursionError:  # defensive: the structure check bounds the depth first
         raise InputError(f"{origin}: {_TOO_DEEP}") from None
     except ValueError as error:  # int("9" * 5000): beyond Python's int-from-text limit
         problem = "a number with more than 4300 digits" if "digits" in str(error) else error

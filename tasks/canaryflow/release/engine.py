@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from canaryflow.analysis.run import AnalysisRun
-from canaryflow.analysis.source import PrometheusSource
+from canaryflow.analysis.source import MetricSource
 from canaryflow.errors import CanaryflowError, PlatformError
 from canaryflow.plan.model import ReleasePlan
 from canaryflow.platform.protocol import Artifact, CanaryLogs, HeaderRoute, Platform
@@ -154,15 +154,15 @@ class ReleaseEngine:
 def plan_release(
     plan: ReleasePlan,
     platform: Platform,
-    prometheus_url: str,
+    metrics: MetricSource,
     record: ReleaseRecord,
     approver: Approver | None = None,
 ) -> ReleaseEngine:
     """A plan's release wired to its parts, the same on every platform: the plan's gates on
-    the Prometheus at ``prometheus_url``, the canary's log and liveness from ``platform``."""
+    ``metrics``, the canary's log and liveness from ``platform``."""
     analysis = AnalysisRun(
         plan.analysis,
-        PrometheusSource(prometheus_url, timeout=plan.analysis.prometheus.timeout),
+        metrics,
         plan.service.name,
         plan.service.namespace,
         logs=CanaryLogs(platform),

@@ -30,7 +30,10 @@ def flag_rollout(
     """Roll out ``plan.flag`` through ``store``, judged on the Prometheus at ``prometheus_url``."""
     assert plan.flag is not None
     analysis, skipped = variant_gates(plan.analysis)
-    source = PrometheusSource(prometheus_url, timeout=analysis.prometheus.timeout)
+    if platform == "local":  # our own Prometheus: the plan's credentials are the cluster's
+        source = PrometheusSource(prometheus_url, timeout=analysis.prometheus.timeout)
+    else:
+        source = PrometheusSource.for_spec(analysis.prometheus, prometheus_url)
     run = AnalysisRun(
         analysis,
         source,

@@ -21,6 +21,9 @@ STEPS = "steps"
 LAST_STEP = "last-step"
 PROMOTION = "promotion"
 OUTPUT_NAMES = (STEPS, LAST_STEP, PROMOTION)
+# The walk nests one template per step, and Argo stops nesting at 100 levels
+# (workflow/controller/controller.go maxAllowedStackDepth): leave room for the DAG around it.
+MAX_STEPS = 90
 
 
 def step_fields(step: StepSpec) -> dict[str, str]:

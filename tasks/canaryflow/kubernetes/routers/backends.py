@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from canaryflow.platform.routes import HEADER_ROUTE_NAME as HEADER_ROUTE_NAME
-from canaryflow.platform.routes import MANAGED_ROUTE_NAME as MANAGED_ROUTE_NAME
 
 
 @dataclass(frozen=True)
