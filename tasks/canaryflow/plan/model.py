@@ -22,11 +22,11 @@ from canaryflow.plan.routers import (
     CAPABILITIES,
     HEADER_ROUTES,
     NAMED_RULES,
+    RouterKind,
     routers_with,
 )
 
 API_VERSION = "canaryflow.dev/v1alpha1"
-ROUTER_KINDS = ("nginx-ingress", "istio", "gateway-api", "smi")
 NOTIFY_EVENTS = ("started", "step", "promoted", "rolled-back", "failed")
 # A DNS-1123 label short enough that "<name>-canary" still fits in 63 characters.
 _SERVICE_NAME = r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$"
@@ -103,7 +103,7 @@ class HeaderRouteSpec(PlanModel):
 
 
 class RouterSpec(PlanModel):
-    kind: Literal["nginx-ingress", "istio", "gateway-api", "smi"] = Field(
+    kind: RouterKind = Field(
         "nginx-ingress",
         description="Traffic router on Kubernetes. The local platform always uses its own nginx.",
     )

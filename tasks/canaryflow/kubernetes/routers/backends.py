@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from canaryflow.platform.routes import HEADER_ROUTE_NAME as HEADER_ROUTE_NAME
-
 
 @dataclass(frozen=True)
 class Backends:
