@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from canaryflow.analysis.query import Subject, render
 from canaryflow.analysis.spec import GateSpec
-from canaryflow.kubernetes.state import PHASE, WEIGHT, Phase
-from canaryflow.plan.duration import format_duration
+from canaryflow.duration import format_duration
 from canaryflow.plan.model import ReleasePlan, StepSpec
+from canaryflow.plan.routers import HEADER_ROUTES, can
+from canaryflow.platform.state import PHASE, WEIGHT, Phase
 from canaryflow.runbook import manual
 from canaryflow.runbook.bound import (
     ASSUMED_FAIL_SAFE_S,
@@ -166,6 +167,8 @@ def _limits(plan: ReleasePlan) -> str:
 def _automatic(plan: ReleasePlan, context: RunbookContext) -> str:
     bound = detection_bound(plan, context.scrape_interval_s, context.fail_safe_s)
     canary_end = "scaled to zero" if plan.rollback.canary == "scale-to-zero" else "deleted"
+    header = plan.router.header is not None and can(plan.router.kind, HEADER_ROUTES)
+    header_removed = "removes the header route, " if header else "takes over: "
     return "\n".join(
         [
             "## What happens on failure (automatically)",
@@ -173,7 +176,7 @@ def _automatic(plan: ReleasePlan, context: RunbookContext) -> str:
             "A failed gate or an analysis error ends the step, and the analyze task itself "
             "sets the canary weight to 0 and verifies it at the router before it exits (the "
             "report's `failSafe` says how long that took). The workflow's rollback branch then "
-            "removes the header route, the canary Deployment and Service are "
+            f"{header_removed}the canary Deployment and Service are "
             f"{canary_end}, and the notification (`rolled-back`) is sent. A failed health "
             "check or deployment takes the same rollback branch.",
             "",
