@@ -153,7 +153,10 @@ def test_values_reach_the_templates():
         == "up{ {{ selector }} }"
     )
     assert plan_map is not None and "{{ selector }}" in plan_map["data"]["canaryflow.yaml"]
-    assert [s["metadata"]["name"] for s in of_kind(rendered, "ServiceAccount")] == ["releaser"]
+    assert [s["metadata"]["name"] for s in of_kind(rendered, "ServiceAccount")] == [
+        "releaser",
+        "canaryflow-build",
+    ]
 
 
 def test_the_generated_files_are_up_to_date_with_the_code():

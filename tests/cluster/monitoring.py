@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from canaryflow.duration import format_duration
 from canaryflow.local.process import ProcessGroup
 from canaryflow.local.prometheus import JOB, PrometheusServer
-from canaryflow.plan.duration import format_duration
 
 from .kubelet import Kubelet
 

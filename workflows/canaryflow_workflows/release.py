@@ -52,7 +52,7 @@ from __future__ import annotations
 from hera.workflows import DAG, Parameter, Step, Steps, Task, WorkflowTemplate
 from hera.workflows import models as m
 
-from canaryflow.plan.model import ROUTER_KINDS
+from canaryflow.plan.routers import ROUTER_KINDS
 from canaryflow_workflows import pods
 from canaryflow_workflows.graph import (
     PLAN_STEP,

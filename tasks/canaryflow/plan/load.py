@@ -82,11 +82,8 @@ def shown(value: object, limit: int = MAX_SHOWN) -> str:
 
 
 def _yaml_kind(value: object) -> str:
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, str):
-        return "string"
-    return type(value).__name__
+    kinds = {list: "list", tuple: "list", dict: "mapping", set: "set", str: "string"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 _TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep: a plan needs about 6; flatten it"
@@ -100,49 +97,57 @@ def _read(source: Path | str) -> tuple[str, str]:
     return source, "plan"
 
 
-def _too_big(size: int) -> str:
+def _too_big(size: int, limit: int = MAX_PLAN_BYTES, what: str = "plan") -> str:
     return (
-        f"{size} bytes is larger than the {MAX_PLAN_BYTES // 1024} KiB a plan may have: "
+        f"{size} bytes is larger than the {limit // 1024} KiB a {what} file may have: "
         "is this the right file?"
     )
 
 
 def _read_file(path: Path) -> str:
-    """At most ``MAX_PLAN_BYTES`` of a regular file, as UTF-8; every refusal names the fix."""
+    return read_input_file(path, MAX_PLAN_BYTES, "plan")
+
+
+def read_input_file(path: Path, limit: int, what: str) -> str:
+    """At most ``limit`` bytes of a regular file, as UTF-8; every refusal names the fix.
+
+    Opened non-blocking and checked with ``fstat`` before a byte is read: a directory, a FIFO
+    (which would hang) or a device such as /dev/zero (which never ends) is refused at once.
+    """
     name = str(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as error:
         fix = "check the path" if error.errno == 2 else "check its permissions"
-        raise InputError(f"{name}: cannot read the plan: {error.strerror}: {fix}") from None
+        raise InputError(f"{name}: cannot read the {what} file: {error.strerror}: {fix}") from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise InputError(f"{name}: is a directory: give the plan file (canaryflow.yaml)")
+            raise InputError(f"{name}: is a directory: give the {what} file, not a folder")
         if not stat.S_ISREG(info.st_mode):
             raise InputError(
                 f"{name}: is not a regular file (a device, FIFO or socket): "
-                "give the plan file itself"
+                f"give the {what} file itself"
             )
-        if info.st_size > MAX_PLAN_BYTES:
-            raise InputError(f"{name}: {_too_big(info.st_size)}")
+        if info.st_size > limit:
+            raise InputError(f"{name}: {_too_big(info.st_size, limit, what)}")
         try:
-            data = os.read(fd, MAX_PLAN_BYTES + 1)
+            data = os.read(fd, limit + 1)
         except OSError as error:
-            raise InputError(f"{name}: cannot read the plan: {error.strerror}") from None
+            raise InputError(f"{name}: cannot read the {what} file: {error.strerror}") from None
     finally:
         os.close(fd)
-    if len(data) > MAX_PLAN_BYTES:  # it grew while we looked
-        raise InputError(f"{name}: {_too_big(len(data))}")
+    if len(data) > limit:  # it grew while we looked
+        raise InputError(f"{name}: {_too_big(len(data), limit, what)}")
     if b"\0" in data:
-        raise InputError(f"{name}: is binary (it contains NUL bytes): give the YAML plan")
+        raise InputError(f"{name}: is binary (it contains NUL bytes): give the {what} file as text")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise InputError(
             f"{name}:{line}: not UTF-8 (byte {error.start}: {data[error.start]:#04x}): "
-            "save the plan as UTF-8"
+            f"save the {what} file as UTF-8"
         ) from None
 
 
