@@ -93,7 +93,8 @@ def test_the_task_pods_ran_the_containers_exact_argv(good):
 
     assert build.pod.argv[:2] == ["canaryflow", "go-build"]
     assert "/workspace/bin/service" in build.pod.argv
-    assert build.pod.env["GOFLAGS"] == "-trimpath" and build.pod.env["HOME"] == "/tmp"
+    assert build.pod.env["CGO_ENABLED"] == "0" and build.pod.env["HOME"] == "/tmp"
+    assert "GOFLAGS" not in build.pod.env  # Go's defaults and the user's settings (issue 12)
 
 
 # -- a bad release ----------------------------------------------------------------------------
