@@ -36,10 +36,12 @@ WEBHOOK_VALUES = {
 Obj = dict[str, Any]
 
 
-def render(values: dict[str, Any] | None = None) -> dict[str, list[Obj]]:
+def render(
+    values: dict[str, Any] | None = None, chart_dir: Path = CHART, namespace: str = NAMESPACE
+) -> dict[str, list[Obj]]:
     """Template path → the objects it renders (empty documents dropped)."""
-    with helm.Chart.load(CHART) as chart:
-        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    with helm.Chart.load(chart_dir) as chart:
+        manifests = chart.render(values, name=RELEASE, namespace=namespace, is_install=True)
     return {
         path: [doc for doc in yaml.safe_load_all(text) if doc]
         for path, text in manifests.items()

@@ -7,9 +7,10 @@ An EventListener is emulated trigger by trigger, as tektoncd/triggers v0.37.0 pr
   pkg/interceptors/gitlab/gitlab.go; the signature/token check needs the real secret and is
   not emulated);
 * the ``cel`` ClusterInterceptor: ``filter`` and ``overlays`` are evaluated by a real CEL
-  implementation (cel-python) over ``body``, ``header`` and ``extensions``, with the two
+  implementation (cel-python) over ``body``, ``header`` and ``extensions``, with the
   non-standard functions used here added as Tekton's CEL environment defines them
-  (pkg/interceptors/cel/cel.go: cel-go's strings extension ``split``; triggers.go ``last``);
+  (pkg/interceptors/cel/cel.go: cel-go's strings extension ``split`` and ``replace``;
+  triggers.go ``last``);
 * the TriggerBinding's ``$(body...)``/``$(extensions...)`` paths, then the TriggerTemplate's
   ``$(tt.params...)`` substitution into the PipelineRun.
 """
@@ -36,6 +37,12 @@ def _split(text: celtypes.StringType, separator: celtypes.StringType) -> celtype
     return celtypes.ListType([celtypes.StringType(part) for part in text.split(separator)])
 
 
+def _replace(
+    text: celtypes.StringType, old: celtypes.StringType, new: celtypes.StringType
+) -> celtypes.StringType:
+    return celtypes.StringType(text.replace(old, new))
+
+
 def _last(items: celtypes.ListType) -> Any:
     return items[-1] if items else None
 
@@ -43,7 +50,8 @@ def _last(items: celtypes.ListType) -> Any:
 def cel(expression: str, activation: dict[str, Any]) -> Any:
     environment = celpy.Environment()
     program = environment.program(
-        environment.compile(expression), functions={"split": _split, "last": _last}
+        environment.compile(expression),
+        functions={"split": _split, "replace": _replace, "last": _last},
     )
     return program.evaluate({k: celpy.json_to_cel(v) for k, v in activation.items()})
 

@@ -7,11 +7,15 @@ import json
 import pytest
 from kube.fake_apiserver import FakeApiServer
 from kube.fixtures import HTTP_ROUTE, NAMESPACE, SERVICE, VIRTUAL_SERVICE, api_server, cluster
-from kubernetes.client import AppsV1Api, CustomObjectsApi
+from kubernetes.client import ApiClient, AppsV1Api, Configuration, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from test_kubernetes_platform import V2, make_platform
+from test_router_defects import platform_with
 
 from canaryflow.errors import InputError, PlatformError
+from canaryflow.kubernetes.routers import ROUTERS, KubernetesRouter, make_router
+from canaryflow.kubernetes.routers.managed_route import RouteList
+from canaryflow.plan.routers import CAPABILITIES, ROUTER_KINDS
 from canaryflow.platform.protocol import HeaderRoute
 
 __all__ = ["api_server", "cluster"]
@@ -146,24 +150,25 @@ def test_smi_splits_with_a_traffic_split_and_refuses_header_routes(cluster):
         ],
     }
     with pytest.raises(
-        InputError, match=r"^router\.kind: header routes are not supported by the SMI"
+        InputError, match=r"^router\.header: header routes are not supported by the SMI"
     ):
         platform.router.set_header_route(HEADER)
 
 
-def test_a_managed_route_the_user_did_not_name_is_an_input_error(cluster):
-    vs = cluster.get("VirtualService", NAMESPACE, SERVICE)
-    vs["spec"]["http"][1]["name"] = "main"
+def test_a_route_the_plan_names_but_the_object_lacks_is_an_input_error_naming_router_rule(
+    cluster,
+):
     cluster.requests.clear()
-    CustomObjectsApi(cluster.api_client()).replace_namespaced_custom_object(
-        "networking.istio.io", "v1", NAMESPACE, "virtualservices", SERVICE, vs
-    )
+    platform = platform_with(cluster, "istio", route="main")
 
-    with pytest.raises(
-        InputError, match=r"^router\.route: virtualservice checkout has no http route"
-    ):
-        make_platform(cluster, "istio").deploy_canary(V2)
-    assert [r.kind for r in cluster.writes()] == ["VirtualService"]
+    with pytest.raises(InputError) as error:
+        platform.deploy_canary(V2)
+    assert str(error.value) == (
+        "router.rule: virtualservice checkout has no http route named 'main' (named routes: "
+        "'admin', 'canaryflow-primary'): give the route that serves the service a name "
+        "(http[].name) and set router.rule to it"
+    )
+    assert cluster.writes() == []
 
 
 def test_weight_without_a_deployed_canary_is_refused_but_weight_zero_is_a_no_op(cluster):
@@ -197,3 +202,32 @@ def test_the_fake_api_server_rejects_objects_a_real_one_would(cluster):
     assert conflict.value.status == 409
     assert apps.read_namespaced_deployment(SERVICE, NAMESPACE).spec.replicas == 4
     assert stable.spec.replicas == 3
+
+
+# -- one protocol, one table, one header-route algorithm -----------------------------------------
+
+
+def test_every_router_kind_is_a_kubernetes_router_with_its_row_of_the_one_table():
+    client = ApiClient(Configuration())
+    assert set(ROUTERS) == set(ROUTER_KINDS) == set(CAPABILITIES)
+    for kind in ROUTER_KINDS:
+        router = make_router(kind, client, NAMESPACE, SERVICE)
+        assert isinstance(router, KubernetesRouter), kind
+        assert router.capabilities is CAPABILITIES[kind]
+
+
+@pytest.mark.parametrize("key", ["http", "rules"])
+def test_the_shared_algorithm_puts_back_exactly_what_the_user_wrote(key):
+    routes = RouteList("thing", key, "entry", lambda e: e.get("name") == "ours")
+    user = {"metadata": {"name": "r"}, "spec": {key: [{"name": "a"}, {"name": "b", "x": [1]}]}}
+    obj = json.loads(json.dumps(user))
+    managed = obj["spec"][key][1]
+    assert routes.keep_original(obj, managed) and not routes.keep_original(obj, managed)
+    managed["x"] = [2]  # split
+    routes.insert_header(obj, managed, {"name": "ours"}, copied=("x",))
+    routes.insert_header(obj, managed, {"name": "ours"}, copied=())  # a re-run replaces it
+    assert [e["name"] for e in obj["spec"][key]] == ["a", "ours", "b"]
+    assert routes.is_split(obj)
+    assert routes.restore(obj, managed) == user
+    with pytest.raises(PlatformError, match="thing r: the managed entry is not split yet"):
+        routes.require_split(obj)

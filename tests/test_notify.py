@@ -247,3 +247,32 @@ def test_a_hung_webhook_cannot_hold_the_release_up(tmp_path, monkeypatch, capsys
     finally:
         listener.close()
     assert "notification not delivered: secret key team-hook" in capsys.readouterr().err
+
+
+def test_a_release_that_failed_before_its_plan_still_sets_the_commit_status(
+    tmp_path, inbox, monkeypatch
+):
+    monkeypatch.setenv("GITHUB_TOKEN", "t0k")
+    directory = secrets(tmp_path, webhook_url=f"{inbox.url}/chart")
+    url = f"{inbox.url}/repos/o/r/statuses/abc"
+    argv = ["notify", "--plan", str(tmp_path / "never-written.yaml"), "--status", "Failed"]
+    argv += ["--service", "checkout", "--namespace", "shop", "--commit-status-url", url]
+
+    assert main([*argv, "--secrets-dir", str(directory), "--failures", GO_TEST_FAILED]) == 0
+
+    bodies = {path: body for path, body, _ in inbox.received}
+    assert bodies["/repos/o/r/statuses/abc"]["state"] == "error"
+    assert "checkout in shop: failed" in bodies["/chart"]["text"]
+
+
+def test_a_rollback_that_did_not_complete_is_reported_as_failed_with_the_way_out(tmp_path, inbox):
+    directory = secrets(tmp_path, team_hook=f"{inbox.url}/team")
+    argv = ["notify", "--plan", str(secret_plan(tmp_path)), "--status", "Failed"]
+    argv += ["--failures", GATE_FAILED, "--traffic-tasks", TRAFFIC_TASKS]
+
+    assert main([*argv, "--secrets-dir", str(directory), "--safety-net", "Failed"]) == 0
+    assert main([*argv, "--secrets-dir", str(directory), "--safety-net", "Succeeded"]) == 0
+
+    (_, unsafe, _), (_, safe, _) = inbox.received
+    assert unsafe["event"] == "failed" and "roll back by hand" in unsafe["reason"]
+    assert safe["event"] == "rolled-back"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from canaryflow.flags.local import DEMO_PLAN
+from canaryflow.local.flag_demo import DEMO_PLAN
 from canaryflow.plan.load import load_plan
 from canaryflow.plan.model import ReleasePlan
 from canaryflow.runbook import RunbookContext, detection_bound, render_runbook
@@ -19,9 +19,10 @@ CHECKOUT = ROOT / "examples" / "plans" / "checkout.yaml"
 
 
 def plan_with(router: str, **analysis):
+    header = ", header: null" if router == "smi" else ""
     text = f"""
 service: {{name: cart, namespace: shop}}
-router: {{kind: {router}}}
+router: {{kind: {router}{header}}}
 analysis: {{interval: 10s, queryWindow: 30s, failureLimit: 2, prometheus: {{timeout: 4s}}}}
 rollback: {{canary: scale-to-zero}}
 """
@@ -61,7 +62,7 @@ def test_the_detection_bound_follows_the_stated_formula():
         ("nginx-ingress", "kubectl -n shop delete ingress cart-canary --ignore-not-found"),
         ("istio", "kubectl -n shop get virtualservice cart -o json"),
         ("gateway-api", "kubectl -n shop get httproute cart -o json"),
-        ("smi", "kubectl -n shop patch trafficsplit cart --type merge"),
+        ("smi", "kubectl -n shop get trafficsplit cart -o json"),
     ],
 )
 def test_manual_rollback_commands_fit_the_router_and_the_names(router, expected):

@@ -1,106 +1,27 @@
 """The push Sensor, evaluated the way Argo Events does on real GitHub and GitLab payloads.
 
-Data filters: gjson paths, string values as unanchored Go regular expressions, ``!=`` inverting
-the match, all filters AND-ed (``dataLogicalOperator: and``) (argo-events sensors/dependencies/
-filter.go). Parameters: ``dataKey`` (gjson path), the ``value`` default when the key is
-missing, written to an sjson ``dest`` with ``\\.`` escapes, replacing the value or appended to
-it (``operation: append``) (argo-events sensors/triggers/params.go). The Sensor uses no
-``dataTemplate``: everything but the commit is a literal of the trigger.
+The evaluation is the test bed's Argo Events stand-in, ``cluster.events`` (data filters of
+argo-events sensors/dependencies/filter.go, parameters of sensors/triggers/params.go). The
+Sensor uses no ``dataTemplate``: everything but the commit is a literal of the trigger.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import pytest
 from chart_validation import NAMESPACE, WEBHOOK_VALUES, objects, of_kind, violations
+from cluster.events import arguments, submitted_workflow
 
 PAYLOADS = Path(__file__).parent / "payloads"
-_MISSING = object()
 
 
 def payload(name: str) -> dict[str, Any]:
     return json.loads((PAYLOADS / name).read_text())
-
-
-def _segments(path: str) -> list[str]:
-    return [part.replace("\\.", ".") for part in re.split(r"(?<!\\)\.", path)]
-
-
-def resolve(data: Any, path: str) -> Any:
-    """gjson's plain dotted paths: keys, ``\\.`` in keys, numeric indexes into arrays."""
-    node = data
-    for part in _segments(path):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return _MISSING
-    return node
-
-
-def as_string(value: Any) -> str:
-    """gjson's ``Result.String()``: strings as they are, anything else as raw JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def passes(data_filter: dict[str, Any], event: dict[str, Any]) -> bool:
-    found = resolve(event, data_filter["path"])
-    if found is _MISSING:
-        return False
-    assert data_filter["type"] == "string", "only string filters are used"
-    text = as_string(found)
-    negate = data_filter.get("comparator", "=") == "!="
-    return any(bool(re.search(value, text)) != negate for value in data_filter["value"])
-
-
-def matching_dependencies(sensor: dict[str, Any], event: dict[str, Any]) -> list[str]:
-    return [
-        dependency["name"]
-        for dependency in sensor["spec"]["dependencies"]
-        if dependency["filters"]["dataLogicalOperator"] == "and"
-        and all(passes(f, event) for f in dependency["filters"]["data"])
-    ]
-
-
-def _set(resource: dict[str, Any], dest: str, value: str, operation: str | None) -> None:
-    *parents, last = _segments(dest)
-    node: Any = resource
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
-    key: Any = int(last) if isinstance(node, list) else last
-    current = node[key] if isinstance(node, list) else node.get(key, "")
-    node[key] = {"append": current + value, "prepend": value + current}.get(operation, value)
-
-
-def submitted_workflow(sensor: dict[str, Any], event: dict[str, Any]) -> dict[str, Any] | None:
-    """The Workflow the Sensor creates for ``event``, or None when the event is filtered out."""
-    fired = matching_dependencies(sensor, event)
-    triggers = [
-        t["template"] for t in sensor["spec"]["triggers"] if t["template"]["conditions"] in fired
-    ]
-    if not triggers:
-        return None
-    assert len(triggers) == 1, "one push must start one release"
-    trigger = triggers[0]["k8s"]
-    resource = copy.deepcopy(trigger["source"]["resource"])
-    for parameter in trigger["parameters"]:
-        source = parameter["src"]
-        assert "dataTemplate" not in source, "outside the tested subset"
-        found = resolve(event, source["dataKey"])
-        value = source.get("value", "") if found is _MISSING else as_string(found)
-        _set(resource, parameter["dest"], value, parameter.get("operation"))
-    return resource
-
-
-def arguments(workflow: dict[str, Any]) -> dict[str, str]:
-    return {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
 
 
 SERVICES = {
@@ -256,3 +177,19 @@ def test_every_listed_service_namespace_gets_the_release_role():
         if role["metadata"]["name"].endswith("-release")
     }
     assert {"shop", NAMESPACE} <= namespaces
+
+
+@pytest.mark.parametrize("name", ["github-push-main.json", "gitlab-push-main.json"])
+def test_the_submitted_workflow_is_valid_and_sets_every_required_parameter(sensor, name):
+    from canaryflow_workflows import WorkflowSettings, compile_documents
+
+    release = compile_documents(WorkflowSettings())["go-canary-release.workflowtemplate.yaml"]
+    declared = release["spec"]["arguments"]["parameters"]
+    required = {p["name"] for p in declared if "value" not in p}
+    workflow = submitted_workflow(sensor, payload(name))
+
+    assert workflow is not None and violations(workflow) == []
+    given = arguments(workflow)
+    assert required <= set(given), f"missing {required - set(given)}"
+    assert set(given) <= {p["name"] for p in declared}
+    assert all(given[key] for key in required)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from chart_validation import CHART, NAMESPACE, WEBHOOK_VALUES, objects, violations
 from tekton_schemas import violations as tekton_violations
+from tekton_triggers_sim import PAYLOADS as PAYLOAD_DIR
 from tekton_triggers_sim import Listener, arguments, payload
 
 from canaryflow.chart.generate import PLAN_FILE
@@ -28,6 +29,7 @@ TEKTON_KINDS = {
     "TriggerTemplate",
 }
 ARGO_KINDS = {"WorkflowTemplate", "ClusterWorkflowTemplate", "EventSource", "Sensor"}
+PAYLOADS = sorted(p.name for p in PAYLOAD_DIR.glob("*.json"))
 DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
 
 
@@ -39,7 +41,7 @@ def with_events(**events) -> dict:
 
 def test_lint_is_clean_in_strict_mode_for_the_tekton_variant():
     assert lint_findings(CHART, TEKTON) == []
-    assert lint_findings(CHART, with_events(imageRegistry="reg.example.com/shop")) == []
+    assert lint_findings(CHART, with_events(services=SERVICES)) == []
 
 
 @pytest.mark.parametrize("values", [TEKTON, TEKTON_EVENTS], ids=["tekton", "tekton-events"])
@@ -120,34 +122,60 @@ def listener(values) -> Listener:
     return Listener([o for o in objects(values) if o["kind"] in TEKTON_KINDS])
 
 
-def test_the_rendered_triggers_map_a_github_push_as_the_sensor_does():
-    rendered = listener(
-        with_events(branches=["main", "release/1.x"], imageRegistry="reg.example.com/shop")
-    )
-    (run,) = rendered.runs(payload("github-push-main.json"))
-    assert arguments(run) == {
-        "repo": "https://github.com/acme/checkout.git",
-        "revision": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
-        "service": "checkout",
-        "namespace": "",
-        "image-repository": "reg.example.com/shop/checkout",
-    }
-    event = payload("gitlab-push-main.json")
-    event["body"]["ref"] = "refs/heads/release/1.x"
-    assert len(rendered.runs(event)) == 1
-    event["body"]["ref"] = "refs/heads/release/1x"
+# The Sensor's services (tests/test_sensor.py), so both engines are held to one mapping.
+SERVICES = {
+    "acme/checkout": {"namespace": "shop", "branches": ["main", "release/1.x"]},
+    "shop/checkout": {"service": "basket", "imageRepository": "reg.example.com/shop/basket"},
+}
+
+
+def sensor_values() -> dict:
+    values = with_events(services=SERVICES)
+    values["events"]["gitlab"] = {"baseURL": "https://gitlab.example.com"}
+    return values
+
+
+def test_the_rendered_triggers_start_what_the_sensor_submits_for_the_same_pushes():
+    """Every payload through both: the Sensor's Workflow arguments (tests/test_sensor.py's
+    emulation of Argo Events) equal the Tekton PipelineRun's params, and the pushes one
+    drops the other drops too."""
+    from test_sensor import submitted_workflow
+
+    argo = sensor_values() | {"engine": "argo"}
+    (sensor,) = [o for o in objects(argo) if o["kind"] == "Sensor"]
+    tekton = listener(sensor_values())
+    events = [payload(name) for name in PAYLOADS]
+    for ref in ("refs/heads/release/1.x", "refs/heads/release/1x", "refs/heads/feature"):
+        for name in ("github-push-main.json", "gitlab-push-main.json"):
+            event = payload(name)
+            event["body"]["ref"] = ref
+            events.append(event)
+    started = 0
+    for event in events:
+        workflow = submitted_workflow(sensor, event)
+        runs = tekton.runs(event)
+        if workflow is None:
+            assert runs == [], event["body"].get("ref")
+            continue
+        (run,) = runs
+        assert arguments(run) == {
+            p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]
+        }
+        started += 1
+    assert started == 3  # github main, github release/1.x, gitlab main
+
+
+def test_a_push_from_a_repository_not_listed_starts_nothing():
+    rendered = listener(sensor_values())
+    event = payload("github-push-main.json")
+    event["body"]["repository"]["full_name"] = "acme/checkout-old"
     assert rendered.runs(event) == []
-    assert rendered.runs(payload("github-push-delete-branch.json")) == []
 
 
-def test_without_an_image_registry_the_release_image_repository_is_used():
-    (run,) = listener(TEKTON_EVENTS).runs(payload("gitlab-push-main.json"))
-    assert arguments(run)["image-repository"] == DEFAULTS["release"]["imageRepository"]
-
-
-def test_a_branch_name_with_quotes_stays_a_literal_through_helm_yaml_and_cel():
+def test_a_value_with_quotes_stays_a_literal_through_helm_yaml_and_cel():
     tricky = "we'ird\"branch"  # git allows both quotes; the values schema no backslash
-    rendered = listener(with_events(branches=[tricky]))
+    services = {"acme/checkout": {"branches": [tricky]}}
+    rendered = listener(with_events(services=services))
     event = payload("github-push-main.json")
     event["body"]["ref"] = f"refs/heads/{tricky}"
     assert len(rendered.runs(event)) == 1
@@ -156,8 +184,31 @@ def test_a_branch_name_with_quotes_stays_a_literal_through_helm_yaml_and_cel():
 
 
 def test_only_the_enabled_provider_is_wired():
-    values = with_events()
+    values = sensor_values()
     values["events"]["gitlab"] = {"enabled": False}
     rendered = listener(values)
     assert rendered.runs(payload("gitlab-push-main.json")) == []
     assert len(rendered.runs(payload("github-push-main.json"))) == 1
+
+
+def _run_workspaces(values) -> dict:
+    (template,) = [o for o in objects(values) if o["kind"] == "TriggerTemplate"]
+    (run,) = template["spec"]["resourcetemplates"]
+    assert tekton_violations(run) == []
+    return {w["name"]: w for w in run["spec"]["workspaces"]}
+
+
+def test_the_default_plan_reaches_validate_plan_where_the_library_reads_it():
+    values = with_events(services=SERVICES) | {"plan": {"inline": "service: {name: cart}\n"}}
+    workspace = _run_workspaces(values)["plan-inline"]
+    (config_map,) = [
+        o
+        for o in objects(values)
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == workspace["configMap"]["name"]
+    ]
+    (item,) = workspace["configMap"]["items"]
+    assert config_map["data"][item["key"]].startswith("service:")
+    (task,) = [o for o in objects(values) if o["metadata"]["name"] == "canaryflow-validate-plan"]
+    mount = {w["name"]: w["mountPath"] for w in task["spec"]["workspaces"]}["plan-inline"]
+    assert f"{mount}/{item['path']}" in task["spec"]["steps"][0]["args"]
+    assert "plan-inline" not in _run_workspaces(with_events(services=SERVICES))

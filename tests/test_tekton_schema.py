@@ -117,3 +117,23 @@ def test_every_verb_has_a_task_and_every_task_its_own_file():
         "flag-rollout", "flag-off",
     ):  # fmt: skip
         assert f"canaryflow-{verb}" in tasks, verb
+
+
+def test_every_workspace_the_pipeline_needs_is_bound_by_the_triggered_run():
+    """Tekton rejects a PipelineRun that leaves a non-optional workspace unbound
+    (pipelinerunresolution.go, ValidateWorkspaceBindings)."""
+    pipeline = COMPILED["checkout/go-canary-release.pipeline.yaml"]
+    (run,) = COMPILED["checkout/go-canary-release.triggertemplate.yaml"]["spec"][
+        "resourcetemplates"
+    ]
+    bound = {w["name"] for w in run["spec"]["workspaces"]}
+    needed = {w["name"] for w in pipeline["spec"]["workspaces"] if not w.get("optional")}
+    assert needed <= bound
+    assert bound <= {w["name"] for w in pipeline["spec"]["workspaces"]}
+    declared = {p["name"] for p in pipeline["spec"]["params"]}
+    assert {p["name"] for p in run["spec"]["params"]} <= declared
+    assert all(
+        "default" in p
+        for p in pipeline["spec"]["params"]
+        if p["name"] not in {q["name"] for q in run["spec"]["params"]}
+    )

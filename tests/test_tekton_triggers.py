@@ -24,37 +24,69 @@ def listener_for(settings: TriggerSettings) -> Listener:
     return Listener(trigger_documents(settings, WorkflowSettings()))
 
 
+# As tests/test_sensor.py's SERVICES, defaults filled in as the chart's canaryflow.services does.
+SERVICES = (
+    ServiceRoute(
+        "acme/checkout",
+        "checkout",
+        "shop",
+        "registry.example.com/services/checkout",
+        ("main", "release/1.x"),
+    ),
+    ServiceRoute("shop/checkout", "basket", "cf", "reg.example.com/shop/basket", ("main",)),
+)
+GITHUB_COMMIT = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+GITLAB_COMMIT = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
+
+
 @pytest.fixture(scope="module")
 def listener() -> Listener:
     return listener_for(
-        TriggerSettings(branches=("main", "release/1.x"), image_registry="reg.example.com/shop")
+        TriggerSettings(services=SERVICES, gitlab_base_url="https://gitlab.example.com")
     )
 
 
-def test_a_github_push_to_main_starts_the_release_with_commit_repo_and_service(listener):
+def test_a_github_push_starts_the_release_with_everything_it_needs(listener):
     (run,) = listener.runs(payload("github-push-main.json"))
     assert run["kind"] == "PipelineRun"
     assert run["spec"]["pipelineRef"] == {"name": "go-canary-release"}
     assert arguments(run) == {
         "repo": "https://github.com/acme/checkout.git",
-        "revision": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+        "revision": GITHUB_COMMIT,
         "service": "checkout",
-        "namespace": "",
-        "image-repository": "reg.example.com/shop/checkout",
+        "namespace": "shop",
+        "image-repository": "registry.example.com/services/checkout",
+        "git-provider": "github",
+        "commit-status-url": f"https://api.github.com/repos/acme/checkout/statuses/{GITHUB_COMMIT}",
     }
     assert run["metadata"]["annotations"]["canaryflow.dev/pushed-by"] == "alice"
 
 
-def test_a_gitlab_push_to_main_takes_the_service_from_the_project_path(listener):
+def test_a_gitlab_push_maps_its_project_to_the_listed_service(listener):
     (run,) = listener.runs(payload("gitlab-push-main.json"))
     assert arguments(run) == {
         "repo": "https://gitlab.example.com/shop/checkout.git",
-        "revision": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
-        "service": "checkout",
-        "namespace": "",
-        "image-repository": "reg.example.com/shop/checkout",
+        "revision": GITLAB_COMMIT,
+        "service": "basket",
+        "namespace": "cf",
+        "image-repository": "reg.example.com/shop/basket",
+        "git-provider": "gitlab",
+        "commit-status-url": (
+            f"https://gitlab.example.com/api/v4/projects/shop%2Fcheckout/statuses/{GITLAB_COMMIT}"
+        ),
     }
     assert run["metadata"]["annotations"]["canaryflow.dev/pushed-by"] == "bob"
+
+
+def test_a_push_from_a_repository_not_listed_starts_nothing(listener):
+    for name, path in (
+        ("github-push-main.json", ("repository", "full_name")),
+        ("gitlab-push-main.json", ("project", "path_with_namespace")),
+    ):
+        for other in ("acme/checkout-old", "evil/acme/checkout", "acme/checkou", "ACME/checkout"):
+            event = payload(name)
+            event["body"][path[0]][path[1]] = other
+            assert listener.runs(event) == [], (name, other)
 
 
 def test_every_configured_branch_triggers_and_its_name_is_matched_literally(listener):
@@ -62,6 +94,12 @@ def test_every_configured_branch_triggers_and_its_name_is_matched_literally(list
     event["body"]["ref"] = "refs/heads/release/1.x"
     assert len(listener.runs(event)) == 1
     event["body"]["ref"] = "refs/heads/release/1x"
+    assert listener.runs(event) == []
+
+
+def test_a_service_releases_from_its_own_branches_only(listener):
+    event = payload("gitlab-push-main.json")
+    event["body"]["ref"] = "refs/heads/release/1.x"  # listed for acme/checkout, not this one
     assert listener.runs(event) == []
 
 
@@ -95,56 +133,23 @@ def test_a_push_body_under_another_event_header_is_ignored(listener):
     assert listener.runs(event) == []
 
 
-def test_without_an_image_registry_every_service_gets_the_default_repository():
-    (run,) = listener_for(TriggerSettings()).runs(payload("github-push-main.json"))
-    assert arguments(run)["image-repository"] == TriggerSettings().image_repository
-
-
-ROUTES = (
-    ServiceRoute("acme/checkout", "checkout-api", "shop", "reg.example.com/co"),
-    ServiceRoute("shop/checkout", "checkout", "shop-eu", "reg.example.com/eu", ("main", "eu")),
-)
-
-
-def test_with_services_each_known_repository_names_its_service_namespace_and_image():
-    listener = listener_for(TriggerSettings(services=ROUTES))
+def test_without_services_any_repository_releases_from_the_default_branches():
+    """``canaryflow compile --engine tekton`` alone: the webhook secret is the only gate."""
+    listener = listener_for(TriggerSettings(branches=("main",)))
     (github,) = listener.runs(payload("github-push-main.json"))
     (gitlab,) = listener.runs(payload("gitlab-push-main.json"))
-    assert arguments(github) | {"revision": ""} == {
-        "repo": "https://github.com/acme/checkout.git",
-        "revision": "",
-        "service": "checkout-api",
-        "namespace": "shop",
-        "image-repository": "reg.example.com/co",
-    }
-    assert (arguments(gitlab)["service"], arguments(gitlab)["namespace"]) == ("checkout", "shop-eu")
+    assert arguments(github)["service"] == arguments(gitlab)["service"] == "checkout"
+    assert arguments(github)["image-repository"] == "registry.example.com/services/checkout"
+    assert arguments(github)["namespace"] == ""  # the plan's
+    assert listener.runs(payload("github-push-delete-branch.json")) == []
 
 
-def test_with_services_a_push_from_an_unknown_repository_starts_nothing():
-    listener = listener_for(TriggerSettings(services=ROUTES[:1]))
-    assert listener.runs(payload("gitlab-push-main.json")) == []
-    event = payload("github-push-main.json")
-    event["body"]["repository"]["full_name"] = "acme/other"
-    assert listener.runs(event) == []
-
-
-def test_with_services_each_repository_releases_from_its_own_branches_only():
-    listener = listener_for(TriggerSettings(services=ROUTES))
-    for name, branch, runs in (
-        ("gitlab-push-main.json", "eu", 1),
-        ("github-push-main.json", "eu", 0),
-        ("gitlab-push-main.json", "us", 0),
-    ):
-        event = payload(name)
-        event["body"]["ref"] = f"refs/heads/{branch}"
-        assert len(listener.runs(event)) == runs, (name, branch)
-
-
-def test_text_from_the_payload_is_data_in_cel_and_in_the_run():
+def test_text_from_the_values_and_the_payload_is_data_in_cel_and_in_the_run():
     """A branch or repository name with quotes cannot change an expression or the run's
     structure: values are CEL string literals and the run is built from parsed JSON."""
     tricky = "main' || true || 'x"
-    listener = listener_for(TriggerSettings(branches=(tricky,)))
+    route = ServiceRoute("acme/checkout", "checkout", "shop", "r/checkout", (tricky,))
+    listener = listener_for(TriggerSettings(services=(route,)))
     event = payload("github-push-main.json")
     event["body"]["ref"] = "refs/heads/other"
     assert listener.runs(event) == []

@@ -91,3 +91,14 @@ def test_a_service_mismatch_writes_no_outputs(tmp_path):
 
     assert validate(tmp_path) == 2
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_plan_longer_than_the_walk_can_nest_is_refused_before_anything_runs(tmp_path, capsys):
+    steps = "".join(f"  - {{weight: {i}, duration: 1s}}\n" for i in range(1, 92))
+    (tmp_path / "canaryflow.yaml").write_text(
+        "service: {name: checkout, namespace: shop}\nsteps:\n" + steps
+    )
+
+    assert validate(tmp_path) == 2
+    assert "steps: 91 steps; a release workflow walks at most 90" in capsys.readouterr().err
+    assert not (tmp_path / "resolved.yaml").exists() and not (tmp_path / "outputs").exists()

@@ -1,8 +1,7 @@
 """The generic release, run through Argo's rules for every way a release can fail.
 
-``depends`` is evaluated as Argo does (enhanced depends logic: ``task.Succeeded``, ``.Failed``,
-``.Errored``, ``.Skipped``, ``.Omitted``, ``&&``, ``||``, ``!``, parentheses; a bare task name
-means ``Succeeded || Skipped || Daemoned``); a task whose depends is false is Omitted. The
+``depends`` is evaluated as Argo does by the test bed's evaluator (``cluster.argo.depends``,
+enhanced depends logic); a task whose depends is false is Omitted. The
 workflow's phase follows ``assessDAGPhase`` (workflow/controller/dag.go): each target task's
 own phase when it ran, otherwise the phase of the branch it hangs from, Failed/Error winning.
 The step walk follows workflow/controller/steps.go: a steps template runs its groups in order,
@@ -12,82 +11,21 @@ with that phase; ``plan-step`` recursing into itself is just another step.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 from argo_expressions import when
+from cluster.argo.depends import Depends
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from canaryflow.plan.load import load_plan
+from canaryflow.plan.load import load_plan, plan_from_dict
 from canaryflow.release.walk import workflow_outputs
 from canaryflow_workflows import WorkflowSettings, compile_documents
 
 REPO = Path(__file__).resolve().parents[1]
 RAN = {"Succeeded", "Failed", "Errored"}
-TOKEN = re.compile(r"\s*(\(|\)|&&|\|\||!|[A-Za-z0-9_-]+(?:\.[A-Za-z]+)?)")
-
-
-class Depends:
-    """A recursive-descent evaluator of Argo's ``depends`` grammar."""
-
-    def __init__(self, text: str):
-        self.tokens = self._tokenize(text)
-        self.position = 0
-
-    @staticmethod
-    def _tokenize(text: str) -> list[str]:
-        tokens, index = [], 0
-        while index < len(text.rstrip()):
-            match = TOKEN.match(text, index)
-            assert match, f"cannot read depends at {text[index:]!r}"
-            tokens.append(match.group(1))
-            index = match.end()
-        return tokens
-
-    @staticmethod
-    def referenced(text: str) -> set[str]:
-        return {
-            t.split(".")[0] for t in Depends._tokenize(text) if t not in {"(", ")", "&&", "||", "!"}
-        }
-
-    def evaluate(self, phases: dict[str, str]) -> bool:
-        self.position = 0
-        value = self._or(phases)
-        assert self.position == len(self.tokens), f"trailing tokens in {self.tokens}"
-        return value
-
-    def _next(self) -> str | None:
-        return self.tokens[self.position] if self.position < len(self.tokens) else None
-
-    def _or(self, phases):
-        value = self._and(phases)
-        while self._next() == "||":
-            self.position += 1
-            value = self._and(phases) or value
-        return value
-
-    def _and(self, phases):
-        value = self._not(phases)
-        while self._next() == "&&":
-            self.position += 1
-            value = self._not(phases) and value
-        return value
-
-    def _not(self, phases):
-        token = self._next()
-        self.position += 1
-        if token == "!":
-            return not self._not(phases)
-        if token == "(":
-            value = self._or(phases)
-            assert self._next() == ")"
-            self.position += 1
-            return value
-        task, _, result = token.partition(".")
-        if not result:
-            return phases[task] in {"Succeeded", "Skipped", "Daemoned"}
-        return phases[task] == result
 
 
 def test_the_depends_evaluator_follows_argo_grammar():
@@ -445,3 +383,40 @@ def test_no_rollout_starts_when_the_plan_never_arrived(failing):
     run = Simulation(FLAG_DAG, {failing: "Failed"})
     assert run.phases["flag-rollout"] == "Omitted"
     assert run.workflow_phase == "Failed"
+
+
+@st.composite
+def plans(draw) -> dict:
+    """Any plan shape: increasing weights, approvals anywhere, optional manual promotion."""
+    count = draw(st.integers(min_value=1, max_value=12))
+    weights = sorted(draw(st.sets(st.integers(1, 100), min_size=1, max_size=count)))
+    steps: list[dict] = [
+        {"weight": w, "duration": f"{draw(st.integers(1, 600))}s"} for w in weights
+    ]
+    for _ in range(draw(st.integers(0, 3))):
+        position = draw(st.integers(0, len(steps)))
+        steps.insert(position, {"approve": {"message": draw(st.text(max_size=30))}})
+    return {
+        "service": {"name": "svc"},
+        "steps": steps,
+        "promotion": {"auto": draw(st.booleans())},
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(plans(), st.data())
+def test_any_plan_is_walked_step_by_step_and_a_failure_stops_it_there(document, data):
+    plan = plan_from_dict(document)
+    outputs = workflow_outputs(plan)
+    expected = []
+    for index, step in enumerate(plan.steps):
+        names = ["set-weight", "analyze"] if step.is_traffic else ["approve"]
+        expected += [f"{index}/{name}" for name in [*names, "notify"]]
+
+    walk = Walk(outputs)
+    assert walk.ran == expected and walk.phase == "Succeeded"
+
+    failing = data.draw(st.sampled_from([n for n in expected if not n.endswith("/notify")]))
+    stopped = Walk(outputs, {failing: "Failed"})
+    assert stopped.phase == "Failed"
+    assert stopped.ran == expected[: expected.index(failing) + 1]

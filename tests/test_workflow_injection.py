@@ -40,6 +40,8 @@ SAFE = {
     "workflow.failures": "[]",
     "tasks.image-push.outputs.parameters.image": "registry.example/shop/checkout@sha256:00",
 }
+# Set by Argo from a node's phase, never by a person or a payload.
+PHASES = {"tasks.rollback.status": "Succeeded", "tasks.flag-off.status": "Skipped"}
 # The inputs of the step walk's templates, for its first step (from the example plan).
 WALK = {
     "inputs.parameters.steps": STEPS["steps"],
@@ -83,7 +85,7 @@ def rendered_pods(values: dict[str, str]) -> list[tuple[str, list[str], list[str
     (task, argv, env and file data)."""
     pods = []
     for own in RELEASE["spec"]["templates"]:
-        scope = {**values, **WALK} if "steps" in own else values
+        scope = {**values, **PHASES, **(WALK if "steps" in own else {})}
         for task in calls(own):
             if "templateRef" not in task:
                 continue  # a call of the walk's own templates: their steps are visited here
@@ -124,9 +126,25 @@ def test_an_inline_plan_is_written_to_a_file_and_only_read_as_the_default(hostil
     values = {**SAFE, "workflow.parameters.plan-inline": hostile}
     validate = next(p for p in rendered_pods(values) if p[0] == "validate-plan")
     _, argv, data = validate
-    assert argv[:3] == ["canaryflow", "validate", "canaryflow.yaml"]
+    assert argv[:2] == ["canaryflow", "validate"] and argv[-2:] == ["--", "canaryflow.yaml"]
     assert argv[argv.index("--default-plan") + 1] == "/inputs/plan-inline.yaml"
     assert hostile in data
+
+
+def test_a_plan_path_that_looks_like_an_option_stays_the_plan_path(tmp_path, capsys):
+    """validate-plan passes the plan after ``--``: ``-h`` is a file name, not a flag."""
+    from canaryflow.cli import main
+
+    values = {**SAFE, "workflow.parameters.plan": "--help"}
+    validate = next(p for p in rendered_pods(values) if p[0] == "validate-plan")
+    argv = validate[1][1:]
+    argv[argv.index("/tmp/outputs")] = str(tmp_path / "outputs")
+    argv[argv.index("/workspace/plan.yaml")] = str(tmp_path / "plan.yaml")
+    argv.remove("/inputs/plan-inline.yaml")
+    argv.remove("--default-plan")
+
+    assert main(argv) == 2
+    assert "--help: cannot read the plan" in capsys.readouterr().err
 
 
 def test_no_template_runs_a_shell_or_a_script():

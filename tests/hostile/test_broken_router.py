@@ -81,3 +81,24 @@ def test_a_broken_router_fails_the_window_and_stable_serves_again(
         print(f"{tier} {role} {sig.name}: users' failed requests {failed}, reason {result.reason}")
     for group in groups:
         assert group_members(group) == [], f"process group {group} left behind"
+
+
+def test_a_router_that_dies_after_the_last_window_blocks_the_promotion(tmp_path, build_dir):
+    plan = plan_from_dict({**PLAN, "steps": [{"weight": 30, "duration": "3s"}]})
+    with LocalStack(plan, sample_service("v1", build_dir), tmp_path) as stack:
+        router = stack.platform.router
+        groups = [router.edge.master_pid, router.splitter.master_pid]
+
+        def strike(event) -> None:
+            if event.kind == "window-ended":  # synchronous: before the engine promotes
+                os.kill(router.edge.master_pid, signal.SIGKILL)
+                router.edge.process.popen.wait(5)
+
+        result = stack.release(sample_service("v2", build_dir), listeners=[strike])
+        assert result.phase == "rolled-back", result.reason
+        assert "promotion" in result.reason and "router is broken" in result.reason
+        assert result.record.first("promoted") is None
+        assert router.stable_serves() is None
+        groups += [router.edge.master_pid, router.splitter.master_pid]
+    for group in groups:
+        assert group_members(group) == []

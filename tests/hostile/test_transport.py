@@ -132,3 +132,82 @@ def test_a_webhook_hanging_60s_does_not_delay_the_rollback():
     assert done - started < 0.5, f"rollback took {done - started:.3f}s"
     assert seen.requests, "the webhook was called (and hung)"
     assert unsent >= 1 and closed < 1
+
+
+@pytest.mark.slow
+def test_a_real_local_rollback_is_not_delayed_by_a_webhook_hanging_60s(tmp_path):
+    """Measured on the local platform: a canary answering 50 % errors, every event posted to a
+    webhook that hangs 60 s; rollback-started to rolled-back stays what it is without one."""
+    from canaryflow.local.programs import sample_service
+    from canaryflow.local.stack import LocalStack
+    from canaryflow.plan.load import plan_from_dict
+
+    with serve(hang(60)) as (url, seen):
+        plan = plan_from_dict(
+            {
+                "service": {"name": "checkout", "namespace": "e2e", "healthTimeout": "15s"},
+                "steps": [{"weight": 50, "duration": "20s"}],
+                "analysis": {
+                    "interval": "1s",
+                    "queryWindow": "4s",
+                    "minCanaryRequests": 5,
+                    "gates": [{"metric": "error-rate", "threshold": {"max": 0.05}}],
+                },
+                "notifications": [{"webhook": url, "format": "json"}],
+                "local": {"load": {"rate": 60, "clients": 4}},
+            }
+        )
+        build = tmp_path / "build"
+        with LocalStack(plan, sample_service("v1", build), tmp_path / "stack") as stack:
+            record = ReleaseRecord("checkout", "v2", "local")
+            notifier = _notifications(plan, record)
+            faulty = sample_service("v2", build, ("-error-rate", "0.5"))
+            result = stack.release(faulty, record=record)
+        unsent = notifier.close(drain_s=0.5)
+    rollback_s = record.first("rolled-back").at - record.first("rollback-started").at
+    print(f"rollback with a webhook hanging 60 s: {rollback_s:.3f}s; {unsent} not delivered")
+    assert result.phase == "rolled-back"
+    assert seen.requests, "the webhook was called"
+    assert rollback_s < 5.0
+
+
+@pytest.fixture
+def self_signed_https(tmp_path):
+    """An https server on 127.0.0.1 with a certificate nobody trusts."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with serve(ok) as (url, seen):
+        from hostile import servers
+
+        server = servers.last_server
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        yield url.replace("http://", "https://"), seen
+
+
+def test_tls_is_verified_by_default(self_signed_https):
+    url, seen = self_signed_https
+    problem = post_json(url, {"text": "x"}, {"Authorization": "Bearer t"}, attempts=1)
+    assert problem is not None and "CERTIFICATE_VERIFY_FAILED" in problem
+    assert seen.requests == [], "nothing, credentials least of all, went to an unverified host"
+
+
+def test_a_prometheus_answer_without_a_length_is_still_read_up_to_the_limit():
+    import requests
+
+    session = guard_session(requests.Session(), limit=1 << 20)
+    with serve(huge) as (prom, _), pytest.raises(OSError, match="larger than"):
+        session.get(f"{prom}/api/v1/query", timeout=5)
+    with serve(ok) as (prom, _):
+        assert session.get(f"{prom}/api/v1/query", timeout=5).text == "ok"

@@ -47,7 +47,9 @@ KINDS = {
     ("autoscaling/v2", "horizontalpodautoscalers"): "HorizontalPodAutoscaler",
 }
 PLURALS = {kind: plural for (_, plural), kind in KINDS.items()}
-ROLLOUTS = ("available", "progressing", "CrashLoopBackOff", "ImagePullBackOff")
+ROLLOUTS = ("available", "progressing", "CrashLoopBackOff", "ImagePullBackOff", "kubelet")
+"""How the simulated controller brings pods up; ``kubelet``: Pending until a kubelet stand-in
+(tests/cluster/kubelet.py) reports them through ``set_pod_status``."""
 
 
 class ApiError(Exception):
@@ -102,6 +104,7 @@ class FakeApiServer:
     _rollouts: dict[tuple[str, str], str] = field(default_factory=dict)
     _logs: dict[tuple[str, str], list[tuple[float, str]]] = field(default_factory=dict)
     _http: ThreadingHTTPServer | None = None
+    default_rollout: str = "available"
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -164,6 +167,24 @@ class FakeApiServer:
         with self._lock:
             self._rollouts[(namespace, deployment)] = rollout
             key = ("apps/v1", "deployments", namespace, deployment)
+            if key in self._store:
+                self._reconcile(self._store[key])
+
+    def set_pod_status(self, namespace: str, pod: str, status: Obj) -> None:
+        """A kubelet's status report for one pod; its Deployment's status follows."""
+        with self._lock:
+            obj = self._store.get(("v1", "pods", namespace, pod))
+            if obj is None:
+                return
+            obj["status"] = copy.deepcopy(status)
+            self._version += 1
+            obj["metadata"]["resourceVersion"] = str(self._version)
+            key = (
+                "apps/v1",
+                "deployments",
+                namespace,
+                obj["metadata"]["annotations"]["fake.dev/deployment"],
+            )
             if key in self._store:
                 self._reconcile(self._store[key])
 
@@ -338,7 +359,7 @@ class FakeApiServer:
 
     def _reconcile(self, deployment: Obj) -> None:
         namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
-        rollout = self._rollouts.get((namespace, name), "available")
+        rollout = self._rollouts.get((namespace, name), self.default_rollout)
         replicas = deployment["spec"].get("replicas", 1)
         template = deployment["spec"]["template"]
         template_hash = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()
@@ -346,13 +367,34 @@ class FakeApiServer:
             _pod(namespace, f"{name}-{template_hash[:10]}-{i}", template, rollout)
             for i in range(replicas)
         ]
+        if rollout == "kubelet":
+            # The RollingUpdate default (maxSurge 25 % rounded up, maxUnavailable 25 % rounded
+            # down): pods of the current template are kept, the new ones come up beside the
+            # old, and the old go once every new pod is ready.
+            current = {p["metadata"]["name"]: p for p in self._pods_of(namespace, name)}
+            pods = [copy.deepcopy(current.get(p["metadata"]["name"], p)) for p in pods]
+            wanted = {p["metadata"]["name"] for p in pods}
+            if not all(_ready(p) for p in pods):
+                pods += [copy.deepcopy(p) for n, p in current.items() if n not in wanted]
         self._set_pods(namespace, name, pods)
-        ready = replicas if rollout == "available" else 0
+        deployment["status"] = self._deployment_status(deployment)
+
+    def _deployment_status(self, deployment: Obj) -> Obj:
+        """Counts as the Deployment controller writes them: ``replicas`` every pod, old and new;
+        ``updatedReplicas`` those of the current template; ready/available every ready one."""
+        namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
+        template = deployment["spec"]["template"]
+        template_hash = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()
+        pods = self._pods_of(namespace, name)
+        updated = sum(
+            p["metadata"]["name"].startswith(f"{name}-{template_hash[:10]}-") for p in pods
+        )
+        ready = sum(_ready(p) for p in pods)
         status: Obj = {"observedGeneration": deployment["metadata"]["generation"]}
-        counts = {"replicas": replicas, "updatedReplicas": replicas}
+        counts = {"replicas": len(pods), "updatedReplicas": updated}
         counts |= {"readyReplicas": ready, "availableReplicas": ready}
         status |= {k: v for k, v in counts.items() if v}
-        deployment["status"] = status
+        return status
 
     def _pods_of(self, namespace: str, deployment: str) -> list[Obj]:
         return [
@@ -495,6 +537,8 @@ def _pod(namespace: str, name: str, template: Obj, rollout: str) -> Obj:
             "ImagePullBackOff": "Back-off pulling image",
         }[rollout]
         state = {"waiting": {"reason": rollout, "message": message}}
+    if rollout == "kubelet":
+        state = {"waiting": {"reason": "ContainerCreating"}}
     ready = rollout == "available"
     return {
         "apiVersion": "v1",
@@ -521,6 +565,11 @@ def _pod(namespace: str, name: str, template: Obj, rollout: str) -> Obj:
             ],
         },
     }
+
+
+def _ready(pod: Obj) -> bool:
+    statuses = pod.get("status", {}).get("containerStatuses", [])
+    return bool(statuses) and all(c.get("ready") for c in statuses)
 
 
 def _uid(seed: str) -> str:

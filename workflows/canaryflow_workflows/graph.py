@@ -21,7 +21,15 @@ template ``plan-step`` runs step ``step`` of the plan, notifies, and calls itsel
 ``step + 1`` while ``step < last-step``. Argo runs a steps template's groups in order and
 stops at the first failed group (steps.go ``executeSteps``), so a failed window ends the walk
 and fails ``canary-steps``. Which template runs a step is a ``when`` on the step's ``kind``,
-read from ``validate-plan``'s JSON with ``jsonpath``.
+read from ``validate-plan``'s JSON with ``jsonpath``. Argo limits how deep templates nest
+(about 100 levels), so a plan of more than ~90 steps would not run; real plans have a handful.
+
+Every traffic step calls ``set-weight-with-header-route``: it re-asserts the plan's header
+route (an idempotent edit of the same object; nothing when the plan has none) and then sets
+the weight, so the header route goes live with the first weight and heals if someone removed
+it. Notifications never fail a release by their delivery (``notify`` exits 0 whatever the
+webhook does); a notify pod that cannot run at all, after its retries, fails its step like any
+other pod, which stops the release on the safe side.
 """
 
 from __future__ import annotations
@@ -205,6 +213,8 @@ def notify_arguments() -> dict[str, str]:
         "version": wp("revision"),
         "commit-status-url": wp("commit-status-url"),
         "git-provider": wp("git-provider"),
+        "service": wp("service"),
+        "namespace": wp("namespace"),
     }
 
 
@@ -249,7 +259,8 @@ def flag_safety_net() -> ReleaseTask:
 def exit_notification(safety_net: ReleaseTask, traffic_tasks: tuple[str, ...]) -> ReleaseTask:
     """The last word, once the safety net is done whatever its outcome (traffic first, then
     the message; a hung webhook cannot delay the rollback). Without ``--event``, notify reads
-    promoted, rolled-back or failed from the workflow's status and failures."""
+    promoted, rolled-back or failed from the workflow's status and failures; a safety net that
+    itself Failed makes it ``failed`` with the instruction to roll back by hand."""
     net = safety_net.name
     finished = " || ".join(
         f"{net}.{phase}" for phase in ("Succeeded", "Skipped", "Failed", "Errored")
@@ -259,6 +270,7 @@ def exit_notification(safety_net: ReleaseTask, traffic_tasks: tuple[str, ...]) -
         "status": "{{workflow.status}}",
         "failures": "{{workflow.failures}}",
         "traffic-tasks": ",".join(traffic_tasks),
+        "safety-net": "{{tasks." + net + ".status}}",
     }
     return ReleaseTask("notify", "notify", arguments, depends=finished)
 

@@ -83,21 +83,60 @@ repository's last path segment, namespace to the release namespace, imageReposit
 {{- toJson $services }}
 {{- end }}
 
-{{/* Tekton: the release branches as a CEL list of string literals (quotes escaped). */}}
-{{- define "canaryflow.celBranches" -}}
+{{/* Tekton: text inside a CEL string literal (backslash and quote escaped). */}}
+{{- define "canaryflow.celText" -}}
+{{- . | replace "\\" "\\\\" | replace "'" "\\'" }}
+{{- end }}
+
+{{/* Tekton: a CEL string literal. */}}
+{{- define "canaryflow.celString" -}}
+{{- printf "'%s'" (include "canaryflow.celText" .) }}
+{{- end }}
+
+{{/* Tekton: the repositories of events.services as a CEL list. */}}
+{{- define "canaryflow.celRepositories" -}}
 {{- $items := list }}
-{{- range .Values.events.branches }}
-{{- $items = append $items (printf "'refs/heads/%s'" (. | replace "\\" "\\\\" | replace "'" "\\'")) }}
+{{- range include "canaryflow.services" . | fromJsonArray }}
+{{- $items = append $items (include "canaryflow.celString" .repository) }}
 {{- end }}
 {{- printf "[%s]" (join ", " $items) }}
 {{- end }}
 
-{{/* Tekton: events.imageRegistry and a slash, as a CEL string literal. */}}
-{{- define "canaryflow.celImageRegistry" -}}
-{{- printf "'%s/'" (.Values.events.imageRegistry | trimSuffix "/" | replace "\\" "\\\\" | replace "'" "\\'") }}
+{{/*
+Tekton: a CEL map from each repository of events.services to one field of its entry in
+canaryflow.services (the Sensor's defaults); for "branches", a list of refs/heads/<branch>.
+Called with (dict "root" $ "field" NAME).
+*/}}
+{{- define "canaryflow.celServiceMap" -}}
+{{- $field := .field }}
+{{- $items := list }}
+{{- range include "canaryflow.services" .root | fromJsonArray }}
+{{- $value := "" }}
+{{- if eq $field "branches" }}
+{{- $refs := list }}
+{{- range .branches }}
+{{- $refs = append $refs (include "canaryflow.celString" (printf "refs/heads/%s" .)) }}
+{{- end }}
+{{- $value = printf "[%s]" (join ", " $refs) }}
+{{- else }}
+{{- $value = include "canaryflow.celString" (get . $field) }}
+{{- end }}
+{{- $items = append $items (printf "%s: %s" (include "canaryflow.celString" .repository) $value) }}
+{{- end }}
+{{- printf "{%s}" (join ", " $items) }}
 {{- end }}
 
 {{/* Tekton: the EventListener's service account. */}}
 {{- define "canaryflow.triggersServiceAccount" -}}
 {{- printf "%s-triggers" (include "canaryflow.fullname" .) }}
+{{- end }}
+
+{{/* The service account go-test and go-build run as (no API access of its own). */}}
+{{- define "canaryflow.buildServiceAccountName" -}}
+{{- default "canaryflow-build" .Values.buildServiceAccount.name }}
+{{- end }}
+
+{{/* The claim GOCACHE and GOMODCACHE live on. */}}
+{{- define "canaryflow.goCacheClaim" -}}
+{{- default "canaryflow-go-cache" .Values.go.cache.persistentVolumeClaim.name }}
 {{- end }}

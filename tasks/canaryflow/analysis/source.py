@@ -12,7 +12,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from canaryflow.analysis.prometheus_auth import CredentialUnavailable, PrometheusAccess
+
+if TYPE_CHECKING:
+    from canaryflow.analysis.spec import PrometheusSpec
 
 
 class MeasurementError(Exception):
@@ -69,25 +74,29 @@ class PrometheusSource:
     verdict's consecutiveErrorLimit is the one place where errors are tolerated.
     """
 
-    def __init__(self, url: str, timeout: float = 5.0):
+    def __init__(self, url: str, timeout: float = 5.0, access: PrometheusAccess | None = None):
         self.url = url.rstrip("/")
-        self.timeout = timeout
+        self.access = access or PrometheusAccess(timeout=timeout)
+        self.timeout = self.access.timeout
         self._client: Any = None
+        self._session: Any = None
+
+    @classmethod
+    def for_spec(cls, spec: PrometheusSpec, url: str | None = None) -> PrometheusSource:
+        """The plan's ``analysis.prometheus``: its URL (or ``url``), auth, headers, CA, timeout."""
+        return cls(url or spec.url or "", access=PrometheusAccess.from_spec(spec))
 
     def _connect(self) -> Any:
         if self._client is None:
             # Imported here: the CLI and the plan compiler must not pay for requests/pandas.
-            import requests
             from prometheus_api_client import PrometheusConnect
             from requests.adapters import HTTPAdapter
             from urllib3.util.retry import Retry
 
-            from canaryflow import transport
-
-            session = transport.guard_session(requests.Session())
+            session = self.access.session()
             client = PrometheusConnect(url=self.url, session=session, timeout=self.timeout)
             session.mount(self.url, HTTPAdapter(max_retries=Retry(total=0), pool_maxsize=32))
-            self._client = client
+            self._client, self._session = client, session
         return self._client
 
     def instant(self, query: str) -> list[float]:
@@ -118,7 +127,8 @@ class PrometheusSource:
 
     def validate_query(self, query: str) -> str | None:
         """Prometheus' objection to ``query`` (its parse error), or None when it parses."""
-        session = self._connect()._session
+        self._connect()
+        session = self._session  # our own (the library has no format_query call)
         try:
             response = session.get(
                 f"{self.url}/api/v1/format_query", params={"query": query}, timeout=self.timeout
@@ -145,7 +155,14 @@ class PrometheusSource:
         import requests
         from prometheus_api_client import PrometheusApiClientException
 
-        if isinstance(error, requests.Timeout):
+        if isinstance(error, CredentialUnavailable):
+            return f"Prometheus at {self.url}: {error}"
+        if isinstance(error, requests.exceptions.SSLError):
+            return (
+                f"Prometheus at {self.url}: TLS verification failed "
+                "(set analysis.prometheus.caFile to the CA that signed its certificate)"
+            )
+        if isinstance(error, requests.Timeout) or "timed out" in str(error):
             return f"Prometheus at {self.url} did not answer within {self.timeout:g}s"
         if isinstance(error, requests.ConnectionError):
             refused = "connection refused" if "refused" in str(error).lower() else "unreachable"

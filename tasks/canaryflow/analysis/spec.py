@@ -11,7 +11,7 @@ import difflib
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -22,7 +22,7 @@ from canaryflow.analysis.catalogue import (
     METRICS,
     PLACEHOLDERS,
 )
-from canaryflow.plan.duration import Duration
+from canaryflow.duration import Duration
 
 LIMIT_KINDS: tuple[str, ...] = ("threshold", "relative", "statistical", "sequential", "logs")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
@@ -44,6 +44,47 @@ class AnalysisModel(BaseModel):
     )
 
 
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,1024}")
+_RESERVED_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "host", "content-length", "content-type"}
+)
+
+
+class SecretSource(AnalysisModel):
+    """Where a secret is read from: exactly one of a file or an environment variable."""
+
+    file: str | None = Field(
+        None, min_length=1, max_length=4096, description="Path of a file holding it."
+    )
+    env: str | None = Field(None, pattern=_ENV_NAME, description="Environment variable name.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretSource:
+        if (self.file is None) == (self.env is None):
+            raise _invalid("secret", "give exactly one of file or env")
+        return self
+
+
+class BasicAuthSpec(AnalysisModel):
+    username: str = Field(
+        min_length=1, max_length=256, pattern=r"^[^:\x00-\x1f\x7f]+$", description="User name."
+    )
+    password_file: str | None = Field(
+        None, min_length=1, max_length=4096, description="File holding the password."
+    )
+    password_env: str | None = Field(
+        None, pattern=_ENV_NAME, description="Environment variable holding the password."
+    )
+
+    @model_validator(mode="after")
+    def _one_password(self) -> BasicAuthSpec:
+        if (self.password_file is None) == (self.password_env is None):
+            raise _invalid("basicAuth", "give exactly one of passwordFile or passwordEnv")
+        return self
+
+
 class PrometheusSpec(AnalysisModel):
     url: str | None = Field(
         None,
@@ -52,7 +93,47 @@ class PrometheusSpec(AnalysisModel):
         description="Prometheus base URL. Omit it to use the platform's "
         "(the local engine starts its own).",
     )
-    timeout: Duration = Field(5.0, gt=0, description="Longest wait for one query.")
+    timeout: Duration = Field(5.0, gt=0, le=300, description="Longest wait for one query.")
+    bearer_token: SecretSource | None = Field(
+        None,
+        description="Send Authorization: Bearer with the token from this file (a mounted "
+        "Secret, the pod's service-account token) or environment variable.",
+    )
+    basic_auth: BasicAuthSpec | None = Field(None, description="HTTP basic auth.")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra request headers, e.g. X-Scope-OrgID for Mimir, Cortex or Thanos "
+        "tenants. Credentials go in bearerToken or basicAuth, never here.",
+    )
+    ca_file: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="PEM CA bundle to verify Prometheus' certificate (default: system CAs).",
+    )
+
+    @field_validator("headers")
+    @classmethod
+    def _plain_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an HTTP header name: use letters, digits, '-'")
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(
+                    f"{name} is set by canaryflow: put credentials in bearerToken or basicAuth"
+                )
+            if not _HEADER_VALUE.fullmatch(value):
+                raise ValueError(
+                    f"the value of {name} has control characters or is too long: one line, "
+                    "printable characters"
+                )
+        return headers
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> PrometheusSpec:
+        if self.bearer_token is not None and self.basic_auth is not None:
+            raise _invalid("prometheus", "both bearerToken and basicAuth are set: keep one")
+        return self
 
 
 class ThresholdLimit(AnalysisModel):

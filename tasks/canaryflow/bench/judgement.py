@@ -26,11 +26,18 @@ from typing import Any
 
 from canaryflow.analysis.evidence import cumulative_by_le
 from canaryflow.analysis.query import Subject, render
+from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.sequential import bernoulli_kl, information_limit, multinomial_kl
 from canaryflow.analysis.source import PrometheusSource, Sample
+from canaryflow.bench.replay import ReplayClock, ReplayLogs, ReplaySource
+from canaryflow.bench.scenarios import schedule_faults
+from canaryflow.local.programs import sample_service
+from canaryflow.local.stack import LocalStack
 from canaryflow.plan.load import plan_from_dict
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.events import EventKind
 from canaryflow.release.record import Event
+from canaryflow.report.figures import percentile
 
 WORK_MS = 15.0
 FAULT_DELAY_S = 4.0
@@ -145,8 +152,6 @@ def judgement(
     classes: tuple[FaultClass, ...] = FAULT_CLASSES,
 ) -> JudgementResults:
     """``runs`` releases per fault class and ``good`` good canaries, interleaved, on one stack."""
-    from canaryflow.local.programs import sample_service
-    from canaryflow.local.stack import LocalStack
 
     began = time.monotonic()
     plan = judgement_plan()
@@ -207,13 +212,12 @@ def _delay(index: int) -> float:
 
 
 def _release(stack, source, plan, artifact, fault: FaultClass | None, index: int) -> ReleaseRun:
-    from canaryflow.local.bench import schedule_faults
 
     switch: dict[str, float] = {}
     delay = _delay(index)
 
     def on_event(event: Event) -> None:
-        if fault is not None and event.kind == "window-started" and event.data["step"] == 0:
+        if fault is not None and event.kind == EventKind.WINDOW_STARTED and event.data["step"] == 0:
             address = next(
                 t.address for t in stack.platform.targets() if t.labels["track"] == "canary"
             )
@@ -222,9 +226,9 @@ def _release(stack, source, plan, artifact, fault: FaultClass | None, index: int
     result = stack.release(artifact, listeners=[on_event])
     record = result.record
     start, end = record.events[0].at, record.events[-1].at
-    window = record.first("window-started")
+    window = record.first(EventKind.WINDOW_STARTED)
     window_start = window.at if window is not None else start
-    safe = record.first("traffic-safe")
+    safe = record.first(EventKind.TRAFFIC_SAFE)
     fault_on = switch.get("at")
     rolled_back = result.phase != "promoted" and safe is not None
     before = rolled_back and (fault_on is None or safe.at < fault_on)
@@ -250,8 +254,6 @@ def _release(stack, source, plan, artifact, fault: FaultClass | None, index: int
 def _observe(stack, source, plan, artifact, fault: FaultClass, index: int) -> Observation:
     """The fault on a canary at the first step's weight for the first step's duration, nobody
     acting on it; then judge and baseline replayed over that stretch of Prometheus data."""
-    from canaryflow.local.bench import schedule_faults
-
     platform, step = stack.platform, plan.traffic_steps[0]
     platform.deploy_canary(artifact)
     try:
@@ -291,8 +293,6 @@ def _observe(stack, source, plan, artifact, fault: FaultClass, index: int) -> Ob
 
 def _replay_judge(source, platform, plan, started: float, ended: float):
     """The plan's own analysis window over [started, ended], every query asked as of its time."""
-    from canaryflow.analysis.run import AnalysisRun
-    from canaryflow.bench.replay import ReplayClock, ReplayLogs, ReplaySource
 
     clock = ReplayClock(started)
     run = AnalysisRun(
@@ -456,13 +456,6 @@ def _bucket_shares(
 # Summary ----------------------------------------------------------------------------------
 
 
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
-
-
 def summary(results: JudgementResults) -> list[dict[str, Any]]:
     """One row per fault class, then one for the good canaries."""
     rows = []
@@ -481,7 +474,7 @@ def summary(results: JudgementResults) -> list[dict[str, Any]]:
                 "caught": len(detections),
                 "rolled_back_before_fault": sum(r.before_fault for r in runs),
                 "median_s": statistics.median(detections) if detections else None,
-                "p95_s": _quantile(detections, 0.95),
+                "p95_s": percentile(detections, 95, "nearest-rank"),
                 "failed_requests_median": statistics.median(r.failed for r in runs),
                 "watched": len(seen),
                 "judge_caught": len(judged),

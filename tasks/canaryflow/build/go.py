@@ -1,10 +1,17 @@
-"""Running the Go toolchain: ``go test`` and static, offline, reproducible ``go build``.
+"""Running the Go toolchain: ``go test`` and static, reproducible ``go build``.
 
-Builds never reach the network (``GOPROXY=off``, ``GOTOOLCHAIN=local``) and link no C
-(``CGO_ENABLED=0``), so the binary runs in a ``scratch`` image. ``-trimpath`` and
-``-buildvcs=false`` make the binary depend on the sources alone: the same sources build the
-same sha256 on any machine with the same Go. ``GOCACHE``/``GOMODCACHE`` come from the
-environment, so a workflow can keep them on a volume.
+Builds link no C (``CGO_ENABLED=0``), so the binary runs in a ``scratch`` image, and otherwise
+use Go's defaults and the user's module settings (``canaryflow.build.settings``): a company's
+proxy, private modules, a ``vendor/`` directory. ``-trimpath`` and ``-buildvcs=false`` make the
+binary depend on the sources alone: the same sources build the same sha256 on any machine with
+the same Go. ``GOCACHE``/``GOMODCACHE`` come from the environment, so a workflow can keep them on
+a volume.
+
+No value given to a verb is read by ``go`` as a flag: versions, platforms and package patterns
+are checked first (``check_package_pattern``: never a leading ``-``), ``go build`` gets its
+package after ``--``, and flags are always given as ``-flag value`` pairs or ``-flag=value``.
+(``go test`` passes everything after ``--`` to the test binary, so its patterns are checked
+rather than separated.)
 """
 
 from __future__ import annotations
@@ -20,15 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from canaryflow.build.settings import GoSettings, check_package_pattern
 from canaryflow.errors import CanaryflowError, FieldError, InputError
-
-#: Settings every build and test run uses.
-OFFLINE_STATIC_ENV: Mapping[str, str] = {
-    "CGO_ENABLED": "0",
-    "GOPROXY": "off",
-    "GOTOOLCHAIN": "local",
-    "GOFLAGS": "-mod=mod",
-}
 
 #: The platform images run on.
 IMAGE_GOOS, IMAGE_GOARCH = "linux", "amd64"
@@ -72,12 +72,14 @@ class GoToolchain:
         cwd: Path,
         env: Mapping[str, str] | None = None,
         timeout_s: float = 600,
+        settings: GoSettings | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Runs go with the offline static settings over the current environment."""
+        """Runs go with ``settings`` over the current environment (``env`` on top)."""
+        settings = settings or GoSettings()
         return subprocess.run(
             [str(self.go), *args],
             cwd=cwd,
-            env={**os.environ, **OFFLINE_STATIC_ENV, **(env or {})},
+            env=settings.environment(os.environ, env or {}),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -116,13 +118,16 @@ def go_test(
     packages: str = "./...",
     toolchain: GoToolchain | None = None,
     timeout_s: float = 300,
+    settings: GoSettings | None = None,
 ) -> GoTestResult:
     """Runs ``go test`` on ``packages`` of the module in ``package_dir``."""
+    check_package_pattern("packages", packages)
     package_dir = _existing_dir(package_dir)
     toolchain = toolchain or GoToolchain.find()
     started = time.monotonic()
+    args = ["test", "-count=1", packages]
     try:
-        done = toolchain.run(["test", "-count=1", packages], cwd=package_dir, timeout_s=timeout_s)
+        done = toolchain.run(args, package_dir, timeout_s=timeout_s, settings=settings)
     except subprocess.TimeoutExpired as expired:
         output = _text(expired.output) + f"\ngo test did not finish within {timeout_s:.0f}s"
         return GoTestResult(False, output, time.monotonic() - started)
@@ -139,12 +144,14 @@ def go_build(
     goarch: str | None = None,
     toolchain: GoToolchain | None = None,
     timeout_s: float = 600,
+    settings: GoSettings | None = None,
 ) -> BuildResult:
     """Builds ``package`` of the module in ``package_dir`` into ``output``, stamped ``version``.
 
     ``goos``/``goarch`` of None build for the host; images want ``IMAGE_GOOS``/``IMAGE_GOARCH``.
     """
     check_build_inputs(version, ldflags_extra, goos, goarch)
+    check_package_pattern("package", package)
     package_dir = _existing_dir(package_dir)
     toolchain = toolchain or GoToolchain.find()
     output = Path(output).absolute()
@@ -153,7 +160,7 @@ def go_build(
     started = time.monotonic()
     args = build_args(output, version, package, ldflags_extra)
     try:
-        done = toolchain.run(args, package_dir, platform, timeout_s=timeout_s)
+        done = toolchain.run(args, package_dir, platform, timeout_s=timeout_s, settings=settings)
     except subprocess.TimeoutExpired as expired:
         raise GoBuildError(
             f"go build did not finish within {timeout_s:.0f}s", _text(expired.output)
@@ -181,6 +188,7 @@ def build_args(output: Path, version: str, package: str, ldflags_extra: Sequence
         ldflags,
         "-o",
         str(output),
+        "--",
         package,
     ]
 

@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--runs and --good: >= 0, not both 0; give e.g. --runs 10 --good 30")
     if args.judgement:
         return _judgement_only(args)
-    from canaryflow.local import bench
-    from canaryflow.report.benchmarks import render_markdown
+    from canaryflow.bench import scenarios as bench
+    from canaryflow.bench.markdown import render_markdown
 
     began = time.monotonic()
     results = bench.BenchResults(machine=bench.machine())

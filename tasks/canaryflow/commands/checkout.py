@@ -68,7 +68,7 @@ def check_repo(repo: str) -> str:
         and ("://" not in repo)
         and not _SCP.fullmatch(repo)
     )
-    if _URL.fullmatch(repo) or _SCP.fullmatch(repo) or (local and Path(repo).is_dir()):
+    if _URL.fullmatch(repo) or _SCP.fullmatch(repo) or (local and repo and Path(repo).is_dir()):
         return repo
     raise InputError(
         FieldError(

@@ -89,21 +89,30 @@ def demo_releases(plan: ReleasePlan) -> list[DemoRelease]:
 
 
 def _release(stack, release: DemoRelease, artifact, out: Path, live: bool, quiet: bool):
-    from canaryflow.local.live import ReleaseWatch, live_view, print_event
+    from canaryflow.local.live import ReleaseWatch, live_view
+    from canaryflow.release.events import EventPrinter
+    from canaryflow.release.record import JOURNAL_SUFFIX, ReleaseRecord
     from canaryflow.report import summarize, write_report
 
     t0 = time.time()
     watch = ReleaseWatch(release.version, started=t0)
     log = sys.stderr if quiet else sys.stdout
-    listeners = [watch] if live else [lambda event: print_event(event, t0, log)]
+    listeners = [watch] if live else [EventPrinter(t0, log)]
     if not live:
         print(f"== release {release.name}", file=log, flush=True)
-    if live:
-        with live_view(watch, lambda: stack.load.counters(t0), len(stack.plan.steps)):
-            result = stack.release(artifact, listeners=listeners)
-    else:
-        result = stack.release(artifact, listeners=listeners)
-    record = result.record
+    record = ReleaseRecord(stack.plan.service.name, release.version, "local")
+    journal = record.open_journal(out / f"{release.name}{JOURNAL_SUFFIX}")
+    try:
+        if live:
+            with live_view(watch, lambda: stack.load.counters(t0), len(stack.plan.steps)):
+                result = stack.release(artifact, listeners=listeners, record=record)
+        else:
+            result = stack.release(artifact, listeners=listeners, record=record)
+    except BaseException:
+        print(f"{release.name}: record so far: {record.journal_path or journal}", file=sys.stderr)
+        raise
+    finally:
+        record.close_journal()
     end = record.events[-1].at
     requests = stack.load.events(record.events[0].at, end)
     fault_on = fault_switched_on(stack.platform.canary_logs(0)) if release.faults else None
@@ -143,7 +152,7 @@ def _print_summary(summaries, out: Path) -> None:
 
 def _flag_demo(args: argparse.Namespace) -> int:
     """A flag that reaches everyone, and one whose flag-on requests fail and is switched off."""
-    from canaryflow.flags.local import run_flag_demo
+    from canaryflow.local.flag_demo import run_flag_demo
 
     summary = run_flag_demo(args.out / "flags", live=not args.json)
     if args.json:

@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 
 from canaryflow.build.go import IMAGE_GOARCH, IMAGE_GOOS, GoBuildError, go_build
+from canaryflow.commands.go_settings import add_go_settings_options, go_settings
 from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", required=True, type=Path, help="the Go module's directory")
+    add_go_settings_options(parser)
     parser.add_argument("--out", required=True, type=Path, help="path of the binary to write")
     parser.add_argument("--version", required=True, help="stamped as main.version, e.g. v2")
     parser.add_argument("--package", default=".", help="package to build (default .)")
@@ -28,7 +30,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         result = go_build(
-            args.dir, args.out, args.version, args.package, goos=args.goos, goarch=args.goarch
+            args.dir,
+            args.out,
+            args.version,
+            args.package,
+            goos=args.goos,
+            goarch=args.goarch,
+            settings=go_settings(args),
         )
     except GoBuildError as error:
         print(error, file=sys.stderr)

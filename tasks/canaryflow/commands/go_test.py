@@ -7,17 +7,21 @@ import sys
 from pathlib import Path
 
 from canaryflow.build.go import go_test
+from canaryflow.commands.go_settings import add_go_settings_options, go_settings
 from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", required=True, type=Path, help="the Go module's directory")
-    parser.add_argument("--packages", default="./...", help="package pattern (default ./...)")
+    add_go_settings_options(parser)
+    parser.add_argument(
+        "--packages", default="./...", help="package pattern inside the module (default ./...)"
+    )
     parser.add_argument("--timeout", type=float, default=300, help="seconds before giving up")
 
 
 def run(args: argparse.Namespace) -> int:
-    result = go_test(args.dir, args.packages, timeout_s=args.timeout)
+    result = go_test(args.dir, args.packages, timeout_s=args.timeout, settings=go_settings(args))
     sys.stdout.write(result.output)
     verdict = "passed" if result.passed else "FAILED"
     print(f"go test {verdict} in {result.duration_s:.1f}s", file=sys.stderr)

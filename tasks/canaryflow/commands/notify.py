@@ -25,9 +25,15 @@ from canaryflow.errors import FieldError, InputError
 EVENTS = ("started", "step", "promoted", "rolled-back", "failed")
 CHART_WEBHOOK_KEY = "webhook-url"
 TOKEN_ENV = {"github": "GITHUB_TOKEN", "gitlab": "GITLAB_TOKEN"}
+UNSAFE = ("Failed", "Error")
+UNSAFE_REASON = (
+    "the rollback did not complete: traffic may still reach the canary; "
+    "roll back by hand (runbook: Roll back by hand)"
+)
 # Short and few: a notification must never hold up the next step for long.
 ATTEMPTS = 2
 TIMEOUT_S = 3.0
+DEADLINE_S = 7.0  # all attempts of one target together
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +57,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="comma-separated workflow tasks that run once the canary has traffic: a failure "
         "in one of them means the release was rolled back, not failed early",
     )
+    parser.add_argument(
+        "--safety-net",
+        default="",
+        help="phase of the exit handler's rollback ({{tasks.rollback.status}}): Failed or "
+        "Error means traffic may still reach the canary",
+    )
     parser.add_argument("--webhook", action="append", default=[], help="extra webhook URL")
     parser.add_argument(
         "--secrets-dir",
@@ -66,6 +78,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--git-provider", default="github", help="github or gitlab: how the commit status looks"
     )
+    parser.add_argument(
+        "--service", default="", help="the workflow's service: used when the plan never arrived"
+    )
+    parser.add_argument("--namespace", default="", help="the workflow's namespace: with --service")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,17 +97,21 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(FieldError("--event", f"{args.event!r}: use one of {', '.join(EVENTS)}"))
     if args.git_provider not in GIT_PROVIDERS:
         raise InputError(FieldError("--git-provider", f"{args.git_provider!r}: github or gitlab"))
-    plan = load_plan(args.plan)
+    plan = _plan(args, load_plan)
     failures = _failures(args.failures)
     tasks = [name for name in args.traffic_tasks.split(",") if name]
     rolled_back = args.rolled_back or reached_traffic(failures, tasks)
     event = args.event or event_of_workflow_status(args.status, rolled_back)
+    unsafe = not args.event and args.safety_net in UNSAFE
+    if unsafe:
+        event = "failed"
+    service = plan.service.name if plan else args.service
     summary = ReleaseSummary(
-        service=plan.service.name,
-        namespace=plan.service.namespace,
+        service=service,
+        namespace=plan.service.namespace if plan else args.namespace,
         event=event,
         version=args.version,
-        reason=_reason(plan, event, args),
+        reason=UNSAFE_REASON if unsafe else _reason(plan, event, args),
         workflow=args.workflow,
         failures=failures if event in ("rolled-back", "failed") else [],
     )
@@ -100,14 +120,29 @@ def run(args: argparse.Namespace) -> int:
         for name, url, form in _webhooks(plan, event, args)
         if (problem := _post(url, summary.slack() if form == "slack" else summary.json()))
     ]
-    problems += _commit_status(summary, plan.service.name, args)
+    problems += _commit_status(summary, service, args)
     for problem in problems:
         print(f"warning: notification not delivered: {problem}", file=sys.stderr)
     print(summary.text())
     return 0
 
 
+def _plan(args: argparse.Namespace, load_plan):
+    """The resolved plan; None when it never arrived (checkout or validate-plan failed) and
+    the workflow named the service: then the chart-wide webhook and the commit status still
+    hear that the release failed."""
+    if args.plan.exists() or not args.service:
+        return load_plan(args.plan)
+    print(
+        f"warning: {args.plan}: no plan (the release failed before it was validated)",
+        file=sys.stderr,
+    )
+    return None
+
+
 def _reason(plan, event: str, args: argparse.Namespace) -> str:
+    if plan is None:
+        return f"workflow {args.status}: the plan was never validated"
     if event == "started":
         return f"release started: {len(plan.steps)} steps"
     if event == "step" and args.step.isdigit() and int(args.step) < len(plan.steps):
@@ -121,7 +156,7 @@ def _reason(plan, event: str, args: argparse.Namespace) -> str:
 def _webhooks(plan, event: str, args: argparse.Namespace) -> list[tuple[str, str, str]]:
     """``(name to print, URL, format)`` of every target of ``event``; URLs never printed."""
     targets = []
-    for index, notification in enumerate(plan.notifications):
+    for index, notification in enumerate(plan.notifications if plan else []):
         if event not in notification.events:
             continue
         if notification.webhook is not None:
@@ -171,7 +206,9 @@ def _commit_status(summary, service: str, args: argparse.Namespace) -> list[str]
 def _post(url: str, body: dict, headers: dict | None = None) -> str | None:
     from canaryflow.notify.webhook import post_json
 
-    return post_json(url, body, headers, attempts=ATTEMPTS, timeout_s=TIMEOUT_S)
+    return post_json(
+        url, body, headers, attempts=ATTEMPTS, timeout_s=TIMEOUT_S, deadline_s=DEADLINE_S
+    )
 
 
 def _failures(text: str) -> list[dict]:

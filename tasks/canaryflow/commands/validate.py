@@ -49,17 +49,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from canaryflow.release.walk import workflow_outputs
 
     plan = _with_parameters(_load(args), args)
     url = None if args.offline else (args.prometheus or plan.analysis.prometheus.url)
     if url:
         _check_promql(plan, url)
+    outputs = _walkable(plan, workflow_outputs) if args.workflow_outputs else {}
     if args.resolved_out:
         args.resolved_out.parent.mkdir(parents=True, exist_ok=True)
         document = plan.model_dump(mode="json", by_alias=True)
         args.resolved_out.write_text(yaml.safe_dump(document, sort_keys=False))
     if args.workflow_outputs:
-        _write_workflow_outputs(plan, args.workflow_outputs)
+        args.workflow_outputs.mkdir(parents=True, exist_ok=True)
+        for name, value in outputs.items():
+            (args.workflow_outputs / name).write_text(value)
     steps = ", ".join(
         f"{s.weight}%/{s.duration:g}s" if s.is_traffic else "approve" for s in plan.steps
     )
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             for s, step in zip(plan.flag.segments(), plan.flag.steps, strict=True)
         )
         steps += f"; flag {plan.flag.key}: {exposure}, then everyone"
-    from canaryflow.analysis.maturity import maturity_warnings
+    from canaryflow.plan.maturity import maturity_warnings
 
     for warning in maturity_warnings(plan):
         print(f"warning: {warning}", file=sys.stderr)
@@ -111,18 +115,25 @@ def _default_text(path: Path | None) -> str | None:
     return text if text.strip() else None
 
 
-def _write_workflow_outputs(plan, directory: Path) -> None:
-    from canaryflow.release.walk import workflow_outputs
+def _walkable(plan, workflow_outputs) -> dict[str, str]:
+    """The workflow's step-walk outputs; a plan too long to walk is an input error."""
+    from canaryflow.release.walk import MAX_STEPS
 
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, value in workflow_outputs(plan).items():
-        (directory / name).write_text(value)
+    if len(plan.steps) > MAX_STEPS:
+        raise InputError(
+            FieldError(
+                "steps",
+                f"{len(plan.steps)} steps; a release workflow walks at most {MAX_STEPS} "
+                "(Argo nests templates at most 100 deep): merge some steps",
+            )
+        )
+    return workflow_outputs(plan)
 
 
 def _with_parameters(plan, args: argparse.Namespace):
     """The plan as the workflow's parameters see it; a mismatch is an input error."""
     from canaryflow.plan.load import plan_from_dict
-    from canaryflow.plan.model import ROUTER_KINDS
+    from canaryflow.plan.routers import ROUTER_KINDS
 
     errors = []
     for field, given, planned in (
@@ -156,7 +167,7 @@ def _check_promql(plan, url: str) -> None:
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.promql import check_queries
 
-    source = PrometheusSource(url, timeout=plan.analysis.prometheus.timeout)
+    source = PrometheusSource.for_spec(plan.analysis.prometheus, url)
     try:
         errors = check_queries(plan, source)
     except Exception as error:  # unreachable Prometheus: the user asked for a check

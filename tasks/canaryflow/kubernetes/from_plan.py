@@ -16,13 +16,27 @@ ROUTE_SETTING = {
     "gateway-api": "http_route",
     "smi": "traffic_split",
 }
+# `router.rule` names the route/rule inside it (routers with CAPABILITIES' named-rules).
+RULE_SETTING = {"istio": "route", "gateway-api": "rule"}
+
+
+def router_settings(plan: ReleasePlan) -> dict[str, object]:
+    """The router's own options, from the plan's ``router`` section."""
+    kind = plan.router.kind
+    settings: dict[str, object] = {}
+    if plan.router.route:
+        settings[ROUTE_SETTING[kind]] = plan.router.route
+    if plan.router.rule:
+        settings[RULE_SETTING[kind]] = plan.router.rule
+    if kind == "gateway-api":
+        settings["header_rule"] = plan.router.header is not None
+    return settings
 
 
 def platform_for(plan: ReleasePlan, api_client: ApiClient | None = None) -> KubernetesPlatform:
     client = api_client or api_client_from_environment(None, None)
     service, kind = plan.service, plan.router.kind
-    settings = {ROUTE_SETTING[kind]: plan.router.route} if plan.router.route else {}
-    router = make_router(kind, client, service.namespace, service.name, **settings)
+    router = make_router(kind, client, service.namespace, service.name, **router_settings(plan))
     return KubernetesPlatform(
         client,
         service.namespace,

@@ -23,18 +23,31 @@ STUCK_REASONS = frozenset(
 
 @dataclass(frozen=True)
 class RolloutProgress:
+    """A Deployment's status counts; ``pods`` is ``status.replicas``, old and new pods alike
+    (during a rolling update the old pods are still ready and counted in ``ready``)."""
+
     desired: int
     ready: int
     updated: int
     observed: bool
+    pods: int | None = None
 
     @property
     def done(self) -> bool:
-        return self.observed and self.ready == self.desired and self.updated == self.desired
+        """As ``kubectl rollout status``: every pod updated and no old pod left, all ready."""
+        old_pods_left = self.pods is not None and self.pods > self.updated
+        return (
+            self.observed
+            and self.ready == self.desired
+            and self.updated == self.desired
+            and not old_pods_left
+        )
 
     def describe(self) -> str:
         seen = "" if self.observed else ", latest spec not yet observed by the controller"
-        return f"{self.ready}/{self.desired} pods ready{seen}"
+        old = (self.pods or 0) - self.updated
+        left = f", {old} old pods pending termination" if old > 0 else ""
+        return f"{self.ready}/{self.desired} pods ready{left}{seen}"
 
 
 def rollout_progress(deployment: Obj) -> RolloutProgress:
@@ -44,6 +57,7 @@ def rollout_progress(deployment: Obj) -> RolloutProgress:
         ready=status.get("readyReplicas", 0),
         updated=status.get("updatedReplicas", 0),
         observed=status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0),
+        pods=status.get("replicas"),
     )
 
 

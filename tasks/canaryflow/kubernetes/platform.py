@@ -30,8 +30,9 @@ from canaryflow.kubernetes.resources import DEPLOYMENT, HPA, POD, SERVICE
 from canaryflow.kubernetes.retry import DEFAULT_RETRY, RetryPolicy
 from canaryflow.kubernetes.routers import KubernetesRouter, make_router
 from canaryflow.kubernetes.routers.backends import Backends
-from canaryflow.kubernetes.state import Phase, ReleaseState
 from canaryflow.platform.protocol import Artifact, HeaderRoute, HealthReport
+from canaryflow.platform.state import Phase, ReleaseState
+from canaryflow.platform.weights import VERIFY_WEIGHT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -40,7 +41,7 @@ Obj = dict[str, Any]
 @dataclass(frozen=True)
 class Timeouts:
     stable_rollout_s: float = 300.0
-    verify_weight_s: float = 30.0
+    verify_weight_s: float = VERIFY_WEIGHT_TIMEOUT_S
     canary_scale_s: float = 300.0
     poll_s: float = 2.0
 
@@ -215,15 +216,17 @@ class KubernetesPlatform:
         self._router.select_stable(version, canary_version)
 
     def rollback(self) -> None:
-        """Weight 0 (verified), the managed routes gone, then the canary: deleted, or scaled to
-        zero and kept (``rollback.canary: scale-to-zero``) for ``kubectl describe`` and its
-        Events, as Flagger does; the next release replaces it."""
+        """Weight 0 (verified), the canary scaled to zero, the managed routes gone, then the
+        canary deleted, or kept at zero (``rollback.canary: scale-to-zero``) for ``kubectl
+        describe`` and its Events, as Flagger does; the next release replaces it."""
         state = self.current_state()
         self.record(Phase.ROLLING_BACK, state.weight if state else 0)
         self.router.set_weight(0)
         self._verify_no_canary_traffic()
-        self._router.remove_managed_routes()
+        # The canary goes before the user's own route comes back: with Istio that route names
+        # the host without a subset, and the host's Service selects the canary pods as well.
         self.api.merge_patch(DEPLOYMENT, self.canary, {"spec": {"replicas": 0}})
+        self._router.remove_managed_routes()
         if self.canary_after_rollback == "scale-to-zero":
             self.record(Phase.ROLLED_BACK, 0)
         else:
@@ -238,8 +241,10 @@ class KubernetesPlatform:
     def ensure_capacity(self, weight: int) -> None:
         """Before the canary gets ``weight`` %: scale it to carry it and wait until those pods
         are available. Never scales down (a lower weight needs no fewer pods than it has)."""
+        if weight <= 0:  # the safe direction: never delayed by a read
+            return
         canary = self.api.get(DEPLOYMENT, self.canary)
-        if canary is None or weight <= 0:
+        if canary is None:
             return
         stable = self.api.get(DEPLOYMENT, self.service)
         stable_size = stable_replicas(stable, self.api.list(HPA, {})) if stable else 0

@@ -13,6 +13,7 @@ parameter is. ``problem`` says when the master or a worker died or was stopped.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -25,6 +26,7 @@ from canaryflow.local.process import ManagedProcess, ProcessGroup, process_state
 NGINX = "/usr/sbin/nginx"
 _DRAINING_TITLE = "nginx: worker process is shutting down"
 _WORKER_TITLE = "nginx: worker process"
+_WORKER_CRASH = re.compile(rb"worker process \d+ exited on signal \d+")
 
 
 class NginxInstance:
@@ -36,6 +38,7 @@ class NginxInstance:
         self.binary = binary
         self.process: ManagedProcess | None = None
         self._candidates = 0
+        self._log_offset = 0
 
     def start(self, config: str, timeout_s: float = 5.0) -> None:
         """Validate ``config``, start the master on it, wait until a worker accepts."""
@@ -94,6 +97,9 @@ class NginxInstance:
             return f"nginx {self.files.name} master exited ({process.popen.returncode})"
         if process.stopped():
             return f"nginx {self.files.name} master {process.pid} is stopped"
+        crashed = self._crashed_worker()
+        if crashed is not None:
+            return f"nginx {self.files.name} {crashed}"
         workers = self._workers()
         stopped = [pid for pid, _ in workers if process_state(pid) in ("T", "t")]
         if stopped:
@@ -101,6 +107,19 @@ class NginxInstance:
         if not any(title == _WORKER_TITLE for _, title in workers):
             return f"nginx {self.files.name} has no worker accepting connections"
         return None
+
+    def _crashed_worker(self) -> str | None:
+        """A worker that died on a signal since the last look (its master replaced it, but
+        the requests it held failed): nginx logs ``worker process N exited on signal S``."""
+        try:
+            with self.files.error_log.open("rb") as log:
+                log.seek(self._log_offset)
+                text = log.read(1 << 20)
+        except OSError:
+            return None
+        self._log_offset += len(text)
+        match = _WORKER_CRASH.search(text)
+        return match.group(0).decode(errors="replace") if match else None
 
     def accepting_workers(self) -> list[int]:
         return [pid for pid, title in self._workers() if title == _WORKER_TITLE]

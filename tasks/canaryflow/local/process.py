@@ -63,7 +63,8 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 self._signal(signal.SIGKILL)
                 self.popen.wait(grace_s)
-        self._signal(signal.SIGKILL)  # orphans of the group (workers of a dead master)
+        if group_members(self.pid):  # orphans of the group (workers of a dead master)
+            self._signal(signal.SIGKILL)
         return self.popen.returncode
 
     def stopped(self) -> bool:

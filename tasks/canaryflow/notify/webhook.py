@@ -9,6 +9,7 @@ verified, the answer is read up to a limit, and ``deadline_s`` bounds all attemp
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from canaryflow import transport
+
+_HTTP_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
 
 
 def post_json(
@@ -27,6 +30,8 @@ def post_json(
     deadline_s: float = 20.0,
 ) -> str | None:
     """POST ``body``; None on success, else why it failed after ``attempts`` tries."""
+    if not _HTTP_URL.fullmatch(url):
+        return "not an http(s) URL: nothing sent"
     data = json.dumps(body).encode()
     problem = "not sent"
     deadline = time.monotonic() + deadline_s

@@ -82,11 +82,8 @@ def shown(value: object, limit: int = MAX_SHOWN) -> str:
 
 
 def _yaml_kind(value: object) -> str:
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, str):
-        return "string"
-    return type(value).__name__
+    kinds = {list: "list", tuple: "list", dict: "mapping", set: "set", str: "string"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 _TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep: a plan needs about 6; flatten it"
@@ -100,80 +97,62 @@ def _read(source: Path | str) -> tuple[str, str]:
     return source, "plan"
 
 
-def _too_big(size: int) -> str:
+def _too_big(size: int, limit: int = MAX_PLAN_BYTES, what: str = "plan") -> str:
     return (
-        f"{size} bytes is larger than the {MAX_PLAN_BYTES // 1024} KiB a plan may have: "
+        f"{size} bytes is larger than the {limit // 1024} KiB a {what} file may have: "
         "is this the right file?"
     )
 
 
 def _read_file(path: Path) -> str:
-    """At most ``MAX_PLAN_BYTES`` of a regular file, as UTF-8; every refusal names the fix."""
+    return read_input_file(path, MAX_PLAN_BYTES, "plan")
+
+
+def read_input_file(path: Path, limit: int, what: str) -> str:
+    """At most ``limit`` bytes of a regular file, as UTF-8; every refusal names the fix.
+
+    Opened non-blocking and checked with ``fstat`` before a byte is read: a directory, a FIFO
+    (which would hang) or a device such as /dev/zero (which never ends) is refused at once.
+    """
     name = str(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as error:
         fix = "check the path" if error.errno == 2 else "check its permissions"
-        raise InputError(f"{name}: cannot read the plan: {error.strerror}: {fix}") from None
+        raise InputError(f"{name}: cannot read the {what} file: {error.strerror}: {fix}") from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise InputError(f"{name}: is a directory: give the plan file (canaryflow.yaml)")
+            raise InputError(f"{name}: is a directory: give the {what} file, not a folder")
         if not stat.S_ISREG(info.st_mode):
             raise InputError(
                 f"{name}: is not a regular file (a device, FIFO or socket): "
-                "give the plan file itself"
+                f"give the {what} file itself"
             )
-        if info.st_size > MAX_PLAN_BYTES:
-            raise InputError(f"{name}: {_too_big(info.st_size)}")
+        if info.st_size > limit:
+            raise InputError(f"{name}: {_too_big(info.st_size, limit, what)}")
         try:
-            data = os.read(fd, MAX_PLAN_BYTES + 1)
+            data = os.read(fd, limit + 1)
         except OSError as error:
-            raise InputError(f"{name}: cannot read the plan: {error.strerror}") from None
+            raise InputError(f"{name}: cannot read the {what} file: {error.strerror}") from None
     finally:
         os.close(fd)
-    if len(data) > MAX_PLAN_BYTES:  # it grew while we looked
-        raise InputError(f"{name}: {_too_big(len(data))}")
+    if len(data) > limit:  # it grew while we looked
+        raise InputError(f"{name}: {_too_big(len(data), limit, what)}")
     if b"\0" in data:
-        raise InputError(f"{name}: is binary (it contains NUL bytes): give the YAML plan")
+        raise InputError(f"{name}: is binary (it contains NUL bytes): give the {what} file as text")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise InputError(
             f"{name}:{line}: not UTF-8 (byte {error.start}: {data[error.start]:#04x}): "
-            "save the plan as UTF-8"
+            f"save the {what} file as UTF-8"
         ) from None
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses what a plan never needs and an attacker would use.
-
-    Duplicate keys (YAML lets the last one win, silently), anchors and aliases (the "billion
-    laughs" expansion), unhashable keys (``? [a, b]``) and nesting deeper than ``MAX_DEPTH``.
-    """
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent, index):
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                "anchors and aliases (&name, *name) are not allowed in a plan: "
-                "write the values out",
-                event.start_mark,
-            )
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise yaml.composer.ComposerError(None, None, _TOO_DEEP, event.start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+class _StrictConstruction:
+    """Refuses duplicate keys (YAML lets the last one win, silently) and unhashable keys."""
 
     def construct_mapping(self, node, deep=False):
         seen: set[object] = set()
@@ -194,21 +173,56 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# libyaml's parser and composer when PyYAML has them (about 10x faster), else pure Python.
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_StrictConstruction, _Base):
+    """A safe loader for plans; ``_check_structure`` has refused anchors and deep nesting first."""
+
+
+def _check_structure(text: str) -> None:
+    """One streaming pass over the parser's events, before any node is built.
+
+    Anchors and aliases (the "billion laughs" expansion) and nesting deeper than ``MAX_DEPTH``
+    (which would exhaust the composer's recursion) are refused here, in bounded memory.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=_Base):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "anchors and aliases (&name, *name) are not allowed in a plan: "
+                "write the values out",
+                event.start_mark,
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, _TOO_DEEP, event.start_mark)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def _parse_yaml(text: str, origin: str) -> tuple[object, dict[Loc, int]]:
     loader = None
     try:
-        loader = _StrictLoader(text)  # its reader already refuses control characters
+        _check_structure(text)
+        loader = _StrictLoader(text)
         node = loader.get_single_node()
         document = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{origin}:{mark.line + 1}" if mark else origin
         problem = getattr(error, "problem", None) or getattr(error, "reason", None) or str(error)
+        if "maximum nesting depth" in str(problem):  # libyaml's own limit, met first
+            problem = _TOO_DEEP
         if isinstance(error, yaml.reader.ReaderError):
             where = f"{origin}: character {error.position}"
             problem = f"control character {error.character:#x} is not allowed in YAML text"
-        raise InputError(f"{where}: not valid YAML: {problem[:200]}") from None
-    except RecursionError:  # defensive: the composer bounds the depth first
+        raise InputError(f"{where}: not valid YAML: {str(problem)[:200]}") from None
+    except RecursionError:  # defensive: the structure check bounds the depth first
         raise InputError(f"{origin}: {_TOO_DEEP}") from None
     except ValueError as error:  # int("9" * 5000): beyond Python's int-from-text limit
         problem = "a number with more than 4300 digits" if "digits" in str(error) else error

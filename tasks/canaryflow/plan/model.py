@@ -15,11 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from canaryflow.analysis.spec import AnalysisSpec
+from canaryflow.build.settings import GoBuildSpec
+from canaryflow.duration import Duration
 from canaryflow.flags.spec import FlagRolloutSpec
-from canaryflow.plan.duration import Duration
+from canaryflow.plan.routers import (
+    CAPABILITIES,
+    HEADER_ROUTES,
+    NAMED_RULES,
+    RouterKind,
+    routers_with,
+)
 
 API_VERSION = "canaryflow.dev/v1alpha1"
-ROUTER_KINDS = ("nginx-ingress", "istio", "gateway-api", "smi")
 NOTIFY_EVENTS = ("started", "step", "promoted", "rolled-back", "failed")
 # A DNS-1123 label short enough that "<name>-canary" still fits in 63 characters.
 _SERVICE_NAME = r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$"
@@ -96,7 +103,7 @@ class HeaderRouteSpec(PlanModel):
 
 
 class RouterSpec(PlanModel):
-    kind: Literal["nginx-ingress", "istio", "gateway-api", "smi"] = Field(
+    kind: RouterKind = Field(
         "nginx-ingress",
         description="Traffic router on Kubernetes. The local platform always uses its own nginx.",
     )
@@ -107,9 +114,44 @@ class RouterSpec(PlanModel):
     route: str | None = Field(
         None,
         pattern=_OBJECT_NAME,
-        description="The user's VirtualService, Ingress or HTTPRoute to manage "
+        description="The user's VirtualService, Ingress, HTTPRoute or TrafficSplit to manage "
         "(default: named after the service).",
     )
+    rule: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,251}[A-Za-z0-9])?$",
+        description="istio and gateway-api: the http route (http[].name) or rule (rules[].name) "
+        "of that object to split; default: the only one, or the one routing to the service.",
+    )
+
+    @model_validator(mode="after")
+    def _router_can(self) -> RouterSpec:
+        able = CAPABILITIES[self.kind]
+        if self.header is not None and HEADER_ROUTES not in able:
+            raise RouterCapabilityError(
+                "header",
+                f"the {self.kind} router cannot route by header: set router.header to null, or "
+                f"use {_either(routers_with(HEADER_ROUTES))}",
+            )
+        if self.rule is not None and NAMED_RULES not in able:
+            raise RouterCapabilityError(
+                "rule",
+                f"the {self.kind} router has no rules to choose from: remove router.rule (it "
+                f"applies to {_either(routers_with(NAMED_RULES))})",
+            )
+        return self
+
+
+class RouterCapabilityError(ValueError):
+    """A router asked for what it cannot do; ``subpath`` names the key."""
+
+    def __init__(self, key: str, message: str):
+        self.subpath = (key,)
+        super().__init__(message)
+
+
+def _either(kinds: list[str]) -> str:
+    return " or ".join(", ".join(kinds).rsplit(", ", 1))
 
 
 class ApproveSpec(PlanModel):
@@ -282,6 +324,13 @@ def _default_steps() -> list[StepSpec]:
     ]
 
 
+class BuildSpec(PlanModel):
+    go: GoBuildSpec = Field(
+        default_factory=GoBuildSpec,
+        description="Go module settings for go-test and go-build (over the chart's go.env).",
+    )
+
+
 class ReleasePlan(PlanModel):
     api_version: Literal["canaryflow.dev/v1alpha1"] = Field(API_VERSION)
     kind: Literal["ReleasePlan"] = "ReleasePlan"
@@ -294,6 +343,7 @@ class ReleasePlan(PlanModel):
         max_length=200,
         description="Traffic steps in order; each window is analysed. Then promotion.",
     )
+    build: BuildSpec = Field(default_factory=BuildSpec)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)

@@ -38,6 +38,77 @@ class Event:
         return {"at": self.at, "kind": self.kind, **self.data}
 
 
+class Journal:
+    """An append-only JSON-lines file: a header line, then one line per event, each flushed.
+
+    Usable on its own as a record ``Listener`` (``journal.append``), for records another
+    component owns. Never raises: when the file cannot be written it moves once to the
+    temporary folder, and ``error`` says what happened; ``path`` is None if nothing works.
+    """
+
+    def __init__(self, path: Path, header: dict[str, Any], events: list[Event] = ()):
+        self.path: Path | None = None
+        self.error: str | None = None
+        self._handle: IO[str] | None = None
+        self._header = header
+        self._open(Path(path), list(events))
+
+    def append(self, event: Event) -> None:
+        if self._handle is not None and not self._write([event.to_dict()]):
+            self._move([event])
+
+    def close(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self._handle.close()
+            self._handle = None
+
+    def _open(self, path: Path, events: list[Event]) -> None:
+        for candidate in (path, _fallback(path)):
+            try:
+                candidate.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = candidate.open("w", encoding="utf-8")
+            except OSError as error:
+                self.error = f"{candidate}: {error.strerror or error}"
+                continue
+            self.path = candidate
+            if self._write([self._header, *(e.to_dict() for e in events)]):
+                return
+        self.path = None
+
+    def _write(self, lines: list[dict[str, Any]]) -> bool:
+        assert self._handle is not None
+        try:
+            self._handle.write("".join(json.dumps(x, default=str) + "\n" for x in lines))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except (OSError, ValueError) as error:
+            self.error = f"{self.path}: {getattr(error, 'strerror', None) or error}"
+            self.close()
+            return False
+        return True
+
+    def _move(self, pending: list[Event]) -> None:
+        """The folder filled up or turned read-only mid-release: carry on in the temp folder."""
+        failed, error = self.path, self.error
+        self.path = None
+        if failed is None or failed.parent == Path(tempfile.gettempdir()):
+            return
+        self._events_so_far(failed, pending)
+        self.error = error
+
+    def _events_so_far(self, failed: Path, pending: list[Event]) -> None:
+        try:
+            done = read_journal(failed)["events"]
+        except (OSError, ValueError):
+            done = []
+        self._open(_fallback(failed), [])
+        if self._handle is not None:
+            lines = [*done, *(e.to_dict() for e in pending)]
+            if not self._write(lines):
+                self.path = None
+
+
 @dataclass
 class ReleaseRecord:
     service: str
@@ -46,14 +117,13 @@ class ReleaseRecord:
     events: list[Event] = field(default_factory=list)
     listeners: list[Listener] = field(default_factory=list, repr=False)
     clock: Callable[[], float] = field(default=time.time, repr=False)
-    journal_path: Path | None = None
-    journal_error: str | None = None
-    _journal: IO[str] | None = field(default=None, repr=False)
+    journal: Journal | None = field(default=None, repr=False)
 
     def add(self, kind: str, **data: Any) -> Event:
         event = Event(at=self.clock(), kind=kind, data=data)
         self.events.append(event)
-        self._append(event)
+        if self.journal is not None:
+            self.journal.append(event)
         for listener in self.listeners:
             listener(event)
         return event
@@ -81,58 +151,23 @@ class ReleaseRecord:
             with contextlib.suppress(OSError):
                 partial.unlink()
 
-    # The journal
-
     def open_journal(self, path: Path) -> Path | None:
-        """Append every event from now on to ``path`` (JSON lines, flushed); returns where.
-
-        The events recorded so far are written first, so the journal is always whole.
-        """
+        """Append every event from now on to ``path`` (the ones so far first); returns where."""
         self.close_journal()
-        for candidate in (path, _fallback(path)):
-            try:
-                candidate.parent.mkdir(parents=True, exist_ok=True)
-                handle = candidate.open("w", encoding="utf-8")
-            except OSError as error:
-                self.journal_error = f"{candidate}: {error.strerror or error}"
-                continue
-            self._journal, self.journal_path = handle, candidate
-            if self._write_lines([self.header(), *(e.to_dict() for e in self.events)]):
-                return candidate
-        self.journal_path = None
-        return None
+        self.journal = Journal(path, self.header(), self.events)
+        return self.journal.path
 
     def close_journal(self) -> None:
-        if self._journal is not None:
-            with contextlib.suppress(OSError):
-                self._journal.close()
-            self._journal = None
+        if self.journal is not None:
+            self.journal.close()
 
-    def _append(self, event: Event) -> None:
-        if self._journal is not None and not self._write_lines([event.to_dict()]):
-            self._move_journal()
+    @property
+    def journal_path(self) -> Path | None:
+        return self.journal.path if self.journal is not None else None
 
-    def _write_lines(self, lines: list[dict[str, Any]]) -> bool:
-        assert self._journal is not None
-        try:
-            self._journal.write("".join(json.dumps(x, default=str) + "\n" for x in lines))
-            self._journal.flush()
-            os.fsync(self._journal.fileno())
-        except (OSError, ValueError) as error:
-            self.journal_error = f"{self.journal_path}: {getattr(error, 'strerror', error)}"
-            self.close_journal()
-            return False
-        return True
-
-    def _move_journal(self) -> None:
-        """The folder filled up or turned read-only mid-release: carry on in the temp folder."""
-        failed = self.journal_path
-        if failed is None or failed.parent == Path(tempfile.gettempdir()):
-            self.journal_path = None
-            return
-        error = self.journal_error
-        self.open_journal(_fallback(failed))
-        self.journal_error = error
+    @property
+    def journal_error(self) -> str | None:
+        return self.journal.error if self.journal is not None else None
 
 
 def _fallback(path: Path) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from canaryflow.plan.duration import format_duration
+from canaryflow.duration import format_duration
 from canaryflow.plan.model import ReleasePlan, StepSpec
 
 TRAFFIC = "traffic"
@@ -21,6 +21,9 @@ STEPS = "steps"
 LAST_STEP = "last-step"
 PROMOTION = "promotion"
 OUTPUT_NAMES = (STEPS, LAST_STEP, PROMOTION)
+# The walk nests one template per step, and Argo stops nesting at 100 levels
+# (workflow/controller/controller.go maxAllowedStackDepth): leave room for the DAG around it.
+MAX_STEPS = 90
 
 
 def step_fields(step: StepSpec) -> dict[str, str]:

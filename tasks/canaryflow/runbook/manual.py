@@ -3,8 +3,8 @@
 They mirror what the tasks do (``canaryflow.kubernetes.routers``): canaryflow's own objects are
 ``<service>-canary`` (Deployment, Service, nginx canary Ingress), ``<service>-canaryflow``
 (Istio DestinationRule) and the TrafficSplit named after the service; in the user's
-VirtualService or HTTPRoute it owns only the route or rule named ``canaryflow-primary`` and the
-header route ``canaryflow-header``.
+VirtualService or HTTPRoute it owns only the header route ``canaryflow-header`` and the weights
+of the route or rule it split (the one whose destinations are the canary's subset or Service).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import shlex
 
-from canaryflow.kubernetes.routers.backends import HEADER_ROUTE_NAME, MANAGED_ROUTE_NAME
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.platform.routes import HEADER_ROUTE_NAME
 
 WORKFLOW_TEMPLATE = "go-canary-release"
 WORKFLOW_TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"
@@ -28,6 +28,13 @@ def pipeline(*commands: str) -> str:
     return " \\\n  | ".join(commands)
 
 
+_ISTIO_SPLIT = 'select(any(.route[]?; .destination.subset == "canary"))'
+
+
+def _gateway_split(canary: str) -> str:
+    return f"select(any(.backendRefs[]?; .name == {json.dumps(canary)}))"
+
+
 def _names(plan: ReleasePlan) -> tuple[str, str, str, str]:
     service = plan.service.name
     return service, f"{service}-canary", plan.service.namespace, plan.router.route or service
@@ -35,41 +42,30 @@ def _names(plan: ReleasePlan) -> tuple[str, str, str, str]:
 
 def traffic_to_stable(plan: ReleasePlan) -> list[str]:
     """Commands that put 100 % of the traffic back on stable and drop the header route."""
-    service, canary, ns, route = _names(plan)
+    _service, canary, ns, route = _names(plan)
     kind = plan.router.kind
     if kind == "nginx-ingress":
         return [command("kubectl", "-n", ns, "delete", "ingress", canary, "--ignore-not-found")]
     if kind == "istio":
         program = (
             f".spec.http |= map(select(.name != {json.dumps(HEADER_ROUTE_NAME)})) "
-            f"| (.spec.http[] | select(.name == {json.dumps(MANAGED_ROUTE_NAME)}) | .route[]) "
+            f"| (.spec.http[] | {_ISTIO_SPLIT} | .route[]) "
             '|= (.weight = (if .destination.subset == "canary" then 0 else 100 end))'
         )
         return [_replace_through_jq(ns, "virtualservice", route, program)]
     if kind == "gateway-api":
         program = (
             f".spec.rules |= map(select(.name != {json.dumps(HEADER_ROUTE_NAME)})) "
-            f"| (.spec.rules[] | select(.name == {json.dumps(MANAGED_ROUTE_NAME)}) "
+            f"| (.spec.rules[] | {_gateway_split(canary)} "
             f"| .backendRefs[]) |= (.weight = (if .name == {json.dumps(canary)} then 0 "
             "else 100 end))"
         )
         return [_replace_through_jq(ns, "httproute", route, program)]
-    patch = json.dumps(
-        {
-            "spec": {
-                "backends": [
-                    {"service": service, "weight": 100},
-                    {"service": canary, "weight": 0},
-                ]
-            }
-        },
-        separators=(",", ":"),
+    program = (
+        f".spec.backends |= map(.weight = (if .service == {json.dumps(canary)} then 0 "
+        "else 100 end))"
     )
-    return [
-        command(
-            "kubectl", "-n", ns, "patch", "trafficsplit", service, "--type", "merge", "-p", patch
-        )
-    ]
+    return [_replace_through_jq(ns, "trafficsplit", route, program)]
 
 
 def _replace_through_jq(ns: str, kind: str, name: str, program: str) -> str:
@@ -108,7 +104,7 @@ def remove_canary(plan: ReleasePlan) -> list[str]:
 
 def traffic_weight(plan: ReleasePlan) -> str:
     """A command that prints the canary's current weight as the router sees it."""
-    service, canary, ns, route = _names(plan)
+    _service, canary, ns, route = _names(plan)
     kind = plan.router.kind
     if kind == "nginx-ingress":
         path = "{.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}"
@@ -118,7 +114,7 @@ def traffic_weight(plan: ReleasePlan) -> str:
             command("kubectl", "-n", ns, "get", "virtualservice", route, "-o", "json"),
             command(
                 "jq",
-                f".spec.http[] | select(.name == {json.dumps(MANAGED_ROUTE_NAME)}) "
+                f".spec.http[] | {_ISTIO_SPLIT} "
                 "| .route[] | {subset: .destination.subset, weight}",
             ),
         )
@@ -127,10 +123,9 @@ def traffic_weight(plan: ReleasePlan) -> str:
             command("kubectl", "-n", ns, "get", "httproute", route, "-o", "json"),
             command(
                 "jq",
-                f".spec.rules[] | select(.name == {json.dumps(MANAGED_ROUTE_NAME)}) "
-                "| .backendRefs[] | {name, weight}",
+                f".spec.rules[] | {_gateway_split(canary)} | .backendRefs[] | {{name, weight}}",
             ),
         )
     return command(
-        "kubectl", "-n", ns, "get", "trafficsplit", service, "-o", "jsonpath={.spec.backends}"
+        "kubectl", "-n", ns, "get", "trafficsplit", route, "-o", "jsonpath={.spec.backends}"
     )

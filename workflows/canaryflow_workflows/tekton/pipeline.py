@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from canaryflow.plan.duration import format_duration
+from canaryflow.duration import format_duration
 from canaryflow.plan.model import ReleasePlan, StepSpec
 from canaryflow_workflows.settings import WorkflowSettings
 from canaryflow_workflows.tekton.meta import object_meta
@@ -84,6 +84,8 @@ class PipelineTask:
     # decides what a verb reads from the plan itself (e.g. analyze its window) and what it
     # is given.
     offered: dict[str, Any] = field(default_factory=dict)
+    # runAfter: None is the task before it in the chain.
+    after: tuple[str, ...] | None = None
 
 
 def release_pipeline_tasks(plan: ReleasePlan) -> list[PipelineTask]:
@@ -118,13 +120,20 @@ def release_finally() -> list[PipelineTask]:
         PipelineTask(
             "notify",
             "notify",
-            {
-                "status": "$(tasks.promote.status)",
-                "workflow": "$(context.pipelineRun.name)",
-            },
+            {**notify_arguments(), "status": "$(tasks.promote.status)"},
             [plan_resolved()],
         ),
     ]
+
+
+def notify_arguments() -> dict[str, str]:
+    """What every notification of a release carries besides its event (as on Argo)."""
+    return {
+        "workflow": "$(context.pipelineRun.name)",
+        "version": param("revision"),
+        "commit-status-url": param("commit-status-url"),
+        "git-provider": param("git-provider"),
+    }
 
 
 def _source(router: bool = True) -> list[PipelineTask]:
@@ -140,7 +149,15 @@ def _source(router: bool = True) -> list[PipelineTask]:
 def _chain(plan: ReleasePlan) -> Iterator[PipelineTask]:
     yield from _source()
     yield PipelineTask("go-test", "go-test")
-    yield PipelineTask("go-build", "go-build", {"version": param("revision")})
+    # Beside go-test, as on Argo: people hear of the release while it builds.
+    started = {**notify_arguments(), "event": "started"}
+    yield PipelineTask("notify-started", "notify", started, after=("validate-plan",))
+    yield PipelineTask(
+        "go-build",
+        "go-build",
+        {"version": param("revision")},
+        after=("go-test", "notify-started"),
+    )
     yield PipelineTask(
         "image-push",
         "image-push",
@@ -207,8 +224,9 @@ class PipelineRenderer:
             rendered["taskRef"] = {"apiVersion": APPROVAL_API_VERSION, "kind": APPROVAL_KIND}
         else:
             rendered["taskRef"] = {"name": task_name(task.verb), "kind": "Task"}
-        if after is not None:
-            rendered["runAfter"] = [after]
+        run_after = list(task.after) if task.after is not None else [after] if after else []
+        if run_after:
+            rendered["runAfter"] = run_after
         if task.when:
             rendered["when"] = task.when
         params = dict(task.params)
@@ -265,6 +283,8 @@ def release_parameters(plan: ReleasePlan) -> list[Obj]:
         string("service", "Service to release.", plan.service.name),
         string("namespace", "Namespace of the service.", plan.service.namespace),
         string("image-repository", "Where the image goes, HOST/REPO."),
+        string("commit-status-url", "Commit status API URL of the revision; empty: none.", ""),
+        string("git-provider", "github or gitlab: the API behind commit-status-url.", "github"),
         string("plan", "Release plan file in the repository.", "canaryflow.yaml"),
         string("router-kind", "Overrides the plan's router kind; empty keeps the plan's.", ""),
         {

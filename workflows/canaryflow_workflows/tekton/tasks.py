@@ -19,6 +19,9 @@ emptyDir volumes (``/tmp``)            Task ``volumes``
 container ``securityContext``          the step's ``securityContext``
 pod ``securityContext``                the PipelineRun's pod template (see ``triggers``)
 ``retryStrategy.limit``                the Pipeline task's ``retries`` (``task_retries``)
+the outputs directory as an argument   Tekton's results directory (each file a result)
+a raw artifact the args name by path   an optional workspace at the file's directory
+env ``valueFrom`` (Secret keys)        the same EnvVar
 ``suspend`` (approve)                  no Task: an ``ApprovalTask`` custom task instead
 =====================================  =================================================
 
@@ -32,7 +35,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from canaryflow_workflows import library, pods
+from canaryflow_workflows import pods
 from canaryflow_workflows.library import OUTPUTS, namespaced_task_library
 from canaryflow_workflows.settings import WorkflowSettings
 from canaryflow_workflows.tekton.meta import object_meta
@@ -48,14 +51,6 @@ MIN_PIPELINES_VERSION = "0.50.0"
 
 _INPUT = re.compile(r"\{\{inputs\.parameters\.([A-Za-z0-9_-]+)\}\}")
 _ANY_ARGO = re.compile(r"\{\{.*?\}\}", re.DOTALL)
-# Argo expressions with a Tekton meaning. PLAN_SOURCE (where the library has it) picks the
-# inline plan (an Argo raw artifact) over the file when the parameter is set; Tekton cannot
-# test a parameter inside an argument, so its tasks read the plan file.
-_EXPRESSIONS = {
-    getattr(library, name): tekton
-    for name, tekton in {"PLAN_SOURCE": "$(params.plan)"}.items()
-    if hasattr(library, name)
-}
 # Where Tekton collects results: $(results.<name>.path) is RESULTS_DIR/<name> (docs/tasks.md,
 # "Emitting results"). A verb given the outputs directory writes its results there.
 RESULTS_DIR = "/tekton/results"
@@ -203,8 +198,6 @@ def _text(value: str | None, verb: str) -> str | None:
     """Argo's input references as Tekton's; any other Argo expression is an error."""
     if value is None:
         return None
-    if value in _EXPRESSIONS:
-        return _EXPRESSIONS[value]
     # A literal "$(" would be read by Tekton as a variable: "$$(" is its escape.
     translated = _INPUT.sub(lambda m: f"$(params.{m[1]})", value.replace("$(", "$$("))
     leftover = _ANY_ARGO.search(translated)

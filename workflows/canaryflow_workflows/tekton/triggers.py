@@ -6,15 +6,20 @@ type), then a ``cel`` ClusterInterceptor drops everything that is not a push of 
 branch (tags, branch deletions, other repositories) and computes the parameters as
 ``extensions``; the TriggerBinding reads them and the TriggerTemplate creates the PipelineRun.
 
-The mapping is the Sensor's (``charts/canaryflow/templates/sensor.yaml``): ``repo`` the clone
-URL, ``revision`` the pushed commit, ``service`` the repository's name, ``image-repository``
-``<image registry>/<service>`` or the default repository. With ``services`` given (as the
-Sensor's ``events.services``), only those repositories release, each to its own branches and
-with its own service, namespace and image repository; a push from any other repository, or
-to another branch, starts nothing.
+The mapping is the Sensor's (``charts/canaryflow/templates/sensor.yaml``, ``events.services``):
+only a listed repository (by its path, GitHub ``owner/name``, GitLab ``group/name``) pushing
+one of its branches releases; ``repo`` is the clone URL, ``revision`` the pushed commit,
+``service``, ``namespace`` and ``image-repository`` the listed service's, ``git-provider`` the
+provider and ``commit-status-url`` its commit status API for the revision. A push from any
+other repository, to another branch, a tag or a branch deletion starts nothing.
 
-CEL functions used: ``in``, ``split`` (cel-go's strings extension) and ``last`` (Tekton's
-``triggersLib``), both in the CEL environment of pkg/interceptors/cel/cel.go.
+Without ``services`` (``canaryflow compile --engine tekton`` on its own) every repository whose
+webhook carries the secret releases from ``branches``, its service named after it and its
+image in ``image_repository``/<service>: the chart always lists services.
+
+CEL functions used: ``in``, ``split`` and ``replace`` (cel-go's strings extension) and
+``last`` (Tekton's ``triggersLib``), all in the CEL environment of
+pkg/interceptors/cel/cel.go.
 """
 
 from __future__ import annotations
@@ -46,6 +51,19 @@ class Provider:
     service: str
     pusher: str
     path: str
+
+    def status_url(self, settings: TriggerSettings) -> str:
+        """CEL for the commit status API URL of the pushed revision, as the Sensor builds it:
+        GitHub ``<api>/repos/<owner/name>/statuses/<sha>``, GitLab
+        ``<base>/api/v4/projects/<group%2Fname>/statuses/<sha>`` (a project path has no other
+        character that needs escaping)."""
+        if self.name == "github":
+            base = settings.github_api_url.rstrip("/") + "/repos/"
+            repository = self.path
+        else:
+            base = settings.gitlab_base_url.rstrip("/") + "/api/v4/projects/"
+            repository = f"{self.path}.replace('/', '%2F')"
+        return f"{cel_string(base)} + {repository} + '/statuses/' + {self.revision}"
 
 
 GITHUB = Provider(
@@ -94,7 +112,8 @@ class TriggerSettings:
         default_factory=lambda: {"github": "github", "gitlab": "gitlab"}
     )
     image_repository: str = "registry.example.com/services"
-    image_registry: str = ""
+    github_api_url: str = "https://api.github.com"
+    gitlab_base_url: str = "https://gitlab.com"
     services: tuple[ServiceRoute, ...] = ()
     service_account: str = "canaryflow-triggers"
     listener: str = "canaryflow-git"
@@ -149,14 +168,10 @@ def overlays(provider: Provider, settings: TriggerSettings) -> list[Obj]:
             "image_repository": lookup("image_repository"),
         }
     else:
-        prefix = settings.image_registry.rstrip("/")
-        image = (
-            f"{cel_string(prefix + '/')} + {provider.service}"
-            if prefix
-            else cel_string(settings.image_repository)
-        )
+        image = f"{cel_string(settings.image_repository.rstrip('/') + '/')} + {provider.service}"
         # Empty namespace: the plan's (the validate verb checks only a given namespace).
         values = {"service": provider.service, "namespace": "''", "image_repository": image}
+    values["commit_status_url"] = provider.status_url(settings)
     return [{"key": key, "expression": expression} for key, expression in values.items()]
 
 
@@ -209,6 +224,8 @@ def trigger_binding(provider: Provider, workflow: WorkflowSettings) -> Obj:
         "service": "$(extensions.service)",
         "namespace": "$(extensions.namespace)",
         "image-repository": "$(extensions.image_repository)",
+        "git-provider": provider.name,
+        "commit-status-url": "$(extensions.commit_status_url)",
         "pushed-by": f"$({provider.pusher})",
     }
     return {
@@ -225,13 +242,15 @@ TEMPLATE_PARAMS = {
     "service": "Service to release.",
     "namespace": "Namespace of the service; empty: the plan's.",
     "image-repository": "Where the image goes, HOST/REPO.",
+    "git-provider": "github or gitlab.",
+    "commit-status-url": "Commit status API URL of the revision.",
     "pushed-by": "Who pushed, for the record.",
 }
 
 
 def trigger_template(settings: TriggerSettings, workflow: WorkflowSettings) -> Obj:
     """One PipelineRun of ``go-canary-release`` per accepted push."""
-    pipeline_params = ["repo", "revision", "service", "namespace", "image-repository"]
+    pipeline_params = [name for name in TEMPLATE_PARAMS if name != "pushed-by"]
     total = workflow.active_deadline_seconds
     run = {
         "apiVersion": "tekton.dev/v1",

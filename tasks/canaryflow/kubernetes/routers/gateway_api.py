@@ -1,32 +1,34 @@
-"""Gateway API: backendRef weights on one named rule of the user's HTTPRoute (v1).
+"""Gateway API: backendRef weights on one rule of the user's HTTPRoute (v1).
 
-canaryflow edits the rule the user names (``rule``, default ``canaryflow-primary``;
-``rules[].name``) in their HTTPRoute (``http_route``, default the service name): its backendRefs
-become the stable and canary Services with weights. The rule as it was is kept in the
-``canaryflow.dev/original-route`` annotation and put back by ``remove_managed_routes``. The header
-rule ``canaryflow-header`` repeats the managed rule's matches plus the header; Gateway API gives
-it precedence because it has more header matches, whatever its position.
+canaryflow edits one rule of the user's HTTPRoute (plan ``router.route``, default the service
+name): the rule the plan names (``router.rule``, ``rules[].name``), else the only one, else the
+one whose backendRefs lead to the stable Service. Its backendRefs become the stable and canary
+Services with weights. The rule as it was is kept in the ``canaryflow.dev/original-route``
+annotation and put back by ``remove_managed_routes``. The header rule ``canaryflow-header``
+repeats the managed rule's matches plus the header, and its filters, timeouts and retry; Gateway
+API gives it precedence because it has more header matches, whatever its position. An HTTPRoute
+holds at most 16 rules and 128 matches in all (``apis/v1/httproute_types.go``: ``MaxItems=16`` and
+the CEL rule on ``spec.rules``), so preflight refuses a route the header rule would overflow.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from canaryflow.errors import FieldError, InputError, PlatformError
+from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.resources import HTTP_ROUTE
-from canaryflow.kubernetes.routers.backends import (
-    HEADER_ROUTE_NAME,
-    MANAGED_ROUTE_NAME,
-    ORIGINAL_ANNOTATION,
-    Backends,
-)
+from canaryflow.kubernetes.routers.backends import Backends
+from canaryflow.kubernetes.routers.managed_route import RouteList
+from canaryflow.plan.routers import CAPABILITIES
 from canaryflow.platform.protocol import HeaderRoute
+from canaryflow.platform.routes import HEADER_ROUTE_NAME
 
 Obj = dict[str, Any]
+MAX_RULES, MAX_MATCHES = 16, 128
+COPIED_TO_HEADER_RULE = ("filters", "timeouts", "retry")
 
 
 @dataclass
@@ -34,9 +36,12 @@ class GatewayApiRouter:
     api: ClusterApi
     service: str
     http_route: str | None = None
-    rule: str = MANAGED_ROUTE_NAME
+    rule: str | None = None
+    header_rule: bool = True
+    """Whether the release adds the header rule (the plan's ``router.header`` is set)."""
 
     splits_by_service = True
+    capabilities = CAPABILITIES["gateway-api"]
 
     def __post_init__(self) -> None:
         self.http_route = self.http_route or self.service
@@ -46,38 +51,40 @@ class GatewayApiRouter:
         if route is None:
             raise InputError(
                 FieldError(
-                    "router.http_route",
+                    "router.route",
                     f"httproute {self.api.namespace}/{self.http_route} not found: create the "
-                    "HTTPRoute that routes to the service, or name it here",
+                    "HTTPRoute that routes to the service, or set router.route to its name",
                 )
             )
-        managed_rule(route, self.rule)
+        managed = self._managed(route)
+        if self.header_rule:
+            check_room_for_header_rule(route, managed, self._canary)
 
     def prepare(self, backends: Backends) -> None:
         self.preflight(backends)
 
         def edit(route: Obj) -> Obj:
-            return with_split_rule(route, self.rule, backends)
+            return with_split_rule(route, self._managed(route), backends)
 
         self.api.update(HTTP_ROUTE, self.http_route, edit)
 
     def set_weight(self, canary_percent: int) -> None:
         def edit(route: Obj) -> Obj:
-            return with_weight(route, self.rule, canary_percent)
+            return with_weight(route, self._managed(route), canary_percent, self._canary)
 
         if self._prepared() or canary_percent:
             self.api.update(HTTP_ROUTE, self.http_route, edit)
 
     def verify_weight(self, canary_percent: int) -> bool:
         route = self.api.get(HTTP_ROUTE, self.http_route)
-        if route is None or ORIGINAL_ANNOTATION not in _annotations(route):
+        if not rules_of(self._canary).is_split(route):
             return canary_percent == 0
-        weights = [ref.get("weight", 1) for ref in managed_rule(route, self.rule)["backendRefs"]]
+        weights = [ref.get("weight", 1) for ref in self._managed(route)["backendRefs"]]
         return weights == [100 - canary_percent, canary_percent]
 
     def set_header_route(self, route: HeaderRoute) -> None:
         def edit(http_route: Obj) -> Obj:
-            return with_header_rule(http_route, self.rule, route)
+            return with_header_rule(http_route, self._managed(http_route), route, self._canary)
 
         self.api.update(HTTP_ROUTE, self.http_route, edit)
 
@@ -85,34 +92,85 @@ class GatewayApiRouter:
         """Nothing to do: stable is its Service, which the platform retargets."""
 
     def remove_managed_routes(self) -> None:
+        def edit(route: Obj) -> Obj:
+            return without_managed_rules(route, self._managed(route), self._canary)
+
         if self._prepared():
-            self.api.update(HTTP_ROUTE, self.http_route, without_managed_rules)
+            self.api.update(HTTP_ROUTE, self.http_route, edit)
+
+    @property
+    def _canary(self) -> str:
+        return f"{self.service}-canary"
+
+    def _managed(self, route: Obj) -> Obj:
+        return managed_rule(route, self.rule, self.service, self._canary)
 
     def _prepared(self) -> bool:
-        route = self.api.get(HTTP_ROUTE, self.http_route)
-        return route is not None and ORIGINAL_ANNOTATION in _annotations(route)
+        return rules_of(self._canary).is_split(self.api.get(HTTP_ROUTE, self.http_route))
 
 
-def managed_rule(route: Obj, name: str) -> Obj:
-    for rule in route["spec"].get("rules", []):
-        if rule.get("name") == name:
-            return rule
+def _is_header_rule(rule: Obj, canary: str) -> bool:
+    refs = rule.get("backendRefs") or []
+    only_canary = bool(refs) and all(ref.get("name") == canary for ref in refs)
+    return rule.get("name") == HEADER_ROUTE_NAME or only_canary
+
+
+def rules_of(canary: str) -> RouteList:
+    """An HTTPRoute's rules; a rule leading only to ``canary`` is a header rule too."""
+    return RouteList("httproute", "rules", "rule", lambda rule: _is_header_rule(rule, canary))
+
+
+def managed_rule(route: Obj, name: str | None, service: str, canary: str) -> Obj:
+    """The rule canaryflow splits: the one named ``name``; else the only one; else the one whose
+    backendRefs lead to ``service``. The header rule never counts."""
+    rules = [r for r in route["spec"].get("rules", []) if not _is_header_rule(r, canary)]
+    where = f"httproute {route['metadata']['name']}"
+    if name is not None:
+        found = [r for r in rules if r.get("name") == name]
+        names = ", ".join(repr(r["name"]) for r in rules if r.get("name")) or "none"
+        problem = f"{where} has no rule named {name!r} (named rules: {names})"
+    elif len(rules) == 1:
+        found = rules
+    else:
+        found = [
+            r
+            for r in rules
+            if any(ref.get("name") == service for ref in r.get("backendRefs") or [])
+        ]
+        problem = f"{where} has {len(found)} rules leading to service {service}"
+    if len(found) == 1:
+        return found[0]
     raise InputError(
         FieldError(
             "router.rule",
-            f"httproute {route['metadata']['name']} has no rule named {name!r}: name the rule "
-            "that serves the service (rules[].name) and set router.rule to it",
+            f"{problem} among {len(rules)}: give the rule that serves the service a name "
+            "(rules[].name) and set router.rule to it",
         )
     )
 
 
-def with_split_rule(route: Obj, name: str, backends: Backends) -> Obj:
+def check_room_for_header_rule(route: Obj, managed: Obj, canary: str) -> None:
+    """The header rule must fit: at most 16 rules and 128 matches per HTTPRoute."""
+    rules = [r for r in route["spec"].get("rules", []) if not _is_header_rule(r, canary)]
+    matches = sum(max(1, len(r.get("matches") or [])) for r in rules)
+    header_matches = max(1, len(managed.get("matches") or []))
+    name = route["metadata"]["name"]
+    if len(rules) + 1 > MAX_RULES or matches + header_matches > MAX_MATCHES:
+        raise InputError(
+            FieldError(
+                "router.header",
+                f"httproute {name} has {len(rules)} rules and {matches} matches; the header rule "
+                f"would add 1 rule and {header_matches} matches, past Gateway API's limit of "
+                f"{MAX_RULES} rules and {MAX_MATCHES} matches per HTTPRoute: set router.header "
+                "to null, or move some rules to another HTTPRoute",
+            )
+        )
+
+
+def with_split_rule(route: Obj, rule: Obj, backends: Backends) -> Obj:
     """The managed rule's backendRefs: stable at 100, canary at 0; original kept aside."""
-    rule = managed_rule(route, name)
-    annotations = route["metadata"].setdefault("annotations", {})
-    if ORIGINAL_ANNOTATION in annotations:
+    if not rules_of(backends.canary_service).keep_original(route, rule):
         return route
-    annotations[ORIGINAL_ANNOTATION] = json.dumps(rule, sort_keys=True)
     refs = rule.get("backendRefs") or [{"name": backends.stable_service}]
     stable = copy.deepcopy(refs[0])
     stable.update(name=backends.stable_service, port=stable.get("port", backends.port))
@@ -121,47 +179,28 @@ def with_split_rule(route: Obj, name: str, backends: Backends) -> Obj:
     return route
 
 
-def with_weight(route: Obj, name: str, canary_percent: int) -> Obj:
-    if ORIGINAL_ANNOTATION not in _annotations(route):
-        raise PlatformError(
-            f"httproute {route['metadata']['name']}: rule {name!r} is not split yet; "
-            "deploy the canary first"
-        )
-    stable, canary = managed_rule(route, name)["backendRefs"]
+def with_weight(route: Obj, rule: Obj, canary_percent: int, canary: str) -> Obj:
+    rules_of(canary).require_split(route)
+    stable, canary = rule["backendRefs"]
     stable["weight"], canary["weight"] = 100 - canary_percent, canary_percent
     return route
 
 
-def with_header_rule(route: Obj, name: str, header: HeaderRoute) -> Obj:
-    rules = [r for r in route["spec"]["rules"] if r.get("name") != HEADER_ROUTE_NAME]
-    route["spec"]["rules"] = rules
-    managed = managed_rule(route, name)
-    canary = copy.deepcopy(managed["backendRefs"][-1])
+def with_header_rule(route: Obj, managed: Obj, header: HeaderRoute, canary: str) -> Obj:
+    canary_ref = copy.deepcopy(managed["backendRefs"][-1])
     header_match = {"type": "Exact", "name": header.name, "value": header.value}
     matches = [
         {**match, "headers": [*match.get("headers", []), header_match]}
         for match in managed.get("matches") or [{"path": {"type": "PathPrefix", "value": "/"}}]
     ]
-    rules.insert(
-        rules.index(managed),
-        {"name": HEADER_ROUTE_NAME, "matches": matches, "backendRefs": [{**canary, "weight": 1}]},
-    )
-    return route
+    header_rule = {
+        "name": HEADER_ROUTE_NAME,
+        "matches": matches,
+        "backendRefs": [{**canary_ref, "weight": 1}],
+    }
+    return rules_of(canary).insert_header(route, managed, header_rule, COPIED_TO_HEADER_RULE)
 
 
-def without_managed_rules(route: Obj) -> Obj:
+def without_managed_rules(route: Obj, managed: Obj, canary: str) -> Obj:
     """The HTTPRoute as the user wrote it: header rule gone, managed rule restored."""
-    annotations = route["metadata"].get("annotations", {})
-    original = annotations.pop(ORIGINAL_ANNOTATION, None)
-    if not annotations:
-        route["metadata"].pop("annotations", None)
-    rules = [r for r in route["spec"].get("rules", []) if r.get("name") != HEADER_ROUTE_NAME]
-    if original is not None:
-        restored = json.loads(original)
-        rules = [restored if r.get("name") == restored.get("name") else r for r in rules]
-    route["spec"]["rules"] = rules
-    return route
-
-
-def _annotations(obj: Obj) -> dict[str, str]:
-    return obj["metadata"].get("annotations") or {}
+    return rules_of(canary).restore(route, managed)

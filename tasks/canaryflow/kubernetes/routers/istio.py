@@ -1,12 +1,14 @@
-"""Istio: weights on one named http route of the user's VirtualService, subsets in our own
+"""Istio: weights on one http route of the user's VirtualService, subsets in our own
 DestinationRule.
 
-Like Argo Rollouts, canaryflow edits a route the user names (``route``, default
-``canaryflow-primary``) in their VirtualService (``virtual_service``, default the service name):
-its destinations become the ``stable`` and ``canary`` subsets of the service host. The route as
-it was is kept in the ``canaryflow.dev/original-route`` annotation and put back by
+Like Argo Rollouts (``trafficRouting.istio.virtualService.routes``), canaryflow edits one route
+of the user's VirtualService (plan ``router.route``, default the service name): the http route
+the plan names (``router.rule``), else the only one, else the one whose destination is the
+service host. Its destinations become the ``stable`` and ``canary`` subsets of that host. The
+route as it was is kept in the ``canaryflow.dev/original-route`` annotation and put back by
 ``remove_managed_routes``; every other route is left as it is. The header route
-``canaryflow-header`` goes right before the managed route (Istio matches in order).
+``canaryflow-header`` goes right before the managed route (Istio matches in order) and behaves
+like it: same matches plus the header, same timeout, retries, rewrite and header operations.
 
 Subsets select pods by their ``version`` label: the stable pods' comes from the stable pod
 template (required), the canary's is the artifact version. They live in the DestinationRule
@@ -17,24 +19,22 @@ subsets of both only when their traffic policies do not conflict.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from canaryflow.errors import FieldError, InputError, PlatformError
+from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import MANAGED_BY, VERSION_LABEL
 from canaryflow.kubernetes.resources import DESTINATION_RULE, VIRTUAL_SERVICE
-from canaryflow.kubernetes.routers.backends import (
-    HEADER_ROUTE_NAME,
-    MANAGED_ROUTE_NAME,
-    ORIGINAL_ANNOTATION,
-    Backends,
-)
+from canaryflow.kubernetes.routers.backends import Backends
+from canaryflow.kubernetes.routers.managed_route import RouteList
+from canaryflow.plan.routers import CAPABILITIES
 from canaryflow.platform.protocol import HeaderRoute
+from canaryflow.platform.routes import HEADER_ROUTE_NAME
 
 Obj = dict[str, Any]
 STABLE, CANARY = "stable", "canary"
+ROUTES = RouteList("virtualservice", "http", "route", lambda r: r.get("name") == HEADER_ROUTE_NAME)
 
 
 @dataclass
@@ -42,11 +42,12 @@ class IstioRouter:
     api: ClusterApi
     service: str
     virtual_service: str | None = None
-    route: str = MANAGED_ROUTE_NAME
+    route: str | None = None
     destination_rule: str | None = None
     host: str | None = None
 
     splits_by_service = False
+    capabilities = CAPABILITIES["istio"]
 
     def __post_init__(self) -> None:
         self.virtual_service = self.virtual_service or self.service
@@ -58,12 +59,13 @@ class IstioRouter:
         if vs is None:
             raise InputError(
                 FieldError(
-                    "router.virtual_service",
+                    "router.route",
                     f"virtualservice {self.api.namespace}/{self.virtual_service} not found: "
-                    "create the VirtualService that routes to the service, or name it here",
+                    "create the VirtualService that routes to the service, or set router.route "
+                    "to its name",
                 )
             )
-        managed_route(vs, self.route)
+        self._managed(vs)
         if not backends.stable_version:
             raise InputError(
                 FieldError(
@@ -89,30 +91,30 @@ class IstioRouter:
 
     def set_weight(self, canary_percent: int) -> None:
         def edit(vs: Obj) -> Obj:
-            return with_weight(vs, self.route, canary_percent)
+            return with_weight(vs, self._managed(vs), canary_percent)
 
         if self._prepared() or canary_percent:
             self.api.update(VIRTUAL_SERVICE, self.virtual_service, edit)
 
     def verify_weight(self, canary_percent: int) -> bool:
         vs = self.api.get(VIRTUAL_SERVICE, self.virtual_service)
-        if vs is None or ORIGINAL_ANNOTATION not in _annotations(vs):
+        if not ROUTES.is_split(vs):
             return canary_percent == 0
         weights = {
             d["destination"].get("subset"): d.get("weight", 0)
-            for d in managed_route(vs, self.route).get("route", [])
+            for d in self._managed(vs).get("route", [])
         }
         return weights == {STABLE: 100 - canary_percent, CANARY: canary_percent}
 
     def set_header_route(self, route: HeaderRoute) -> None:
         def edit(vs: Obj) -> Obj:
-            return with_header_route(vs, self.route, route)
+            return with_header_route(vs, self._managed(vs), route)
 
         self.api.update(VIRTUAL_SERVICE, self.virtual_service, edit)
 
     def remove_managed_routes(self) -> None:
         if self._prepared():
-            self.api.update(VIRTUAL_SERVICE, self.virtual_service, without_managed_routes)
+            self.api.update(VIRTUAL_SERVICE, self.virtual_service, self._without_managed_routes)
         self.api.delete(DESTINATION_RULE, self.destination_rule)
 
     def select_stable(self, version: str | None, canary_version: str) -> None:
@@ -121,11 +123,16 @@ class IstioRouter:
             self.api.apply(self._destination_rule(version, canary_version))
 
     def _prepared(self) -> bool:
-        vs = self.api.get(VIRTUAL_SERVICE, self.virtual_service)
-        return vs is not None and ORIGINAL_ANNOTATION in _annotations(vs)
+        return ROUTES.is_split(self.api.get(VIRTUAL_SERVICE, self.virtual_service))
+
+    def _managed(self, vs: Obj) -> Obj:
+        return managed_route(vs, self.route, self.host, self.api.namespace)
 
     def _split_managed_route(self, vs: Obj) -> Obj:
-        return with_split_route(vs, self.route, self.host)
+        return with_split_route(vs, self._managed(vs), self.host)
+
+    def _without_managed_routes(self, vs: Obj) -> Obj:
+        return without_managed_routes(vs, self._managed(vs))
 
     def _destination_rule(self, stable_version: str | None, canary_version: str) -> Obj:
         stable = {"name": STABLE}
@@ -146,25 +153,39 @@ class IstioRouter:
         }
 
 
-def managed_route(vs: Obj, name: str) -> Obj:
-    for route in vs["spec"].get("http", []):
-        if route.get("name") == name:
-            return route
+def managed_route(vs: Obj, name: str | None, host: str, namespace: str) -> Obj:
+    """The http route canaryflow splits: the one named ``name``; else the only one; else the one
+    routing to ``host`` (short name or ``host.namespace[.svc…]``). The header route never counts."""
+    http = [r for r in vs["spec"].get("http", []) if r.get("name") != HEADER_ROUTE_NAME]
+    names = ", ".join(repr(r.get("name")) for r in http if r.get("name")) or "none"
+    where = f"virtualservice {vs['metadata']['name']}"
+    if name is not None:
+        found = [r for r in http if r.get("name") == name]
+        problem = f"{where} has no http route named {name!r} (named routes: {names})"
+    elif len(http) == 1:
+        found = http
+    else:
+        found = [r for r in http if any(_is_host(d, host, namespace) for d in r.get("route", []))]
+        problem = f"{where} has {len(found)} http routes to {host} among {len(http)}"
+    if len(found) == 1:
+        return found[0]
     raise InputError(
         FieldError(
-            "router.route",
-            f"virtualservice {vs['metadata']['name']} has no http route named {name!r}: name the "
-            "route that serves the service (http[].name) and set router.route to it",
+            "router.rule",
+            f"{problem}: give the route that serves the service a name (http[].name) and set "
+            "router.rule to it",
         )
     )
 
 
-def with_split_route(vs: Obj, name: str, host: str) -> Obj:
+def _is_host(destination: Obj, host: str, namespace: str) -> bool:
+    parts = destination.get("destination", {}).get("host", "").split(".")
+    return parts[0] == host and (len(parts) == 1 or parts[1] == namespace)
+
+
+def with_split_route(vs: Obj, route: Obj, host: str) -> Obj:
     """The managed route sends 100 % to the stable subset, 0 % to canary; original kept aside."""
-    route = managed_route(vs, name)
-    annotations = vs["metadata"].setdefault("annotations", {})
-    if ORIGINAL_ANNOTATION not in annotations:
-        annotations[ORIGINAL_ANNOTATION] = json.dumps(route, sort_keys=True)
+    ROUTES.keep_original(vs, route)
     template = copy.deepcopy(route.get("route", [{}])[0].get("destination", {}))
     template["host"] = host
     if not route.get("route") or route["route"][0]["destination"].get("subset") != STABLE:
@@ -175,53 +196,34 @@ def with_split_route(vs: Obj, name: str, host: str) -> Obj:
     return vs
 
 
-def with_weight(vs: Obj, name: str, canary_percent: int) -> Obj:
-    if ORIGINAL_ANNOTATION not in _annotations(vs):
-        raise PlatformError(
-            f"virtualservice {vs['metadata']['name']}: route {name!r} is not split yet; "
-            "deploy the canary first"
-        )
-    for destination in managed_route(vs, name)["route"]:
+def with_weight(vs: Obj, route: Obj, canary_percent: int) -> Obj:
+    ROUTES.require_split(vs)
+    for destination in route["route"]:
         subset = destination["destination"].get("subset")
         destination["weight"] = canary_percent if subset == CANARY else 100 - canary_percent
     return vs
 
 
-def with_header_route(vs: Obj, name: str, header: HeaderRoute) -> Obj:
+COPIED_TO_HEADER_ROUTE = ("timeout", "retries", "rewrite", "headers", "corsPolicy")
+"""What a request on the header route gets exactly as on the managed route."""
+
+
+def with_header_route(vs: Obj, managed: Obj, header: HeaderRoute) -> Obj:
     """Insert (or refresh) the header route right before the managed route."""
-    http = [r for r in vs["spec"]["http"] if r.get("name") != HEADER_ROUTE_NAME]
-    vs["spec"]["http"] = http
-    managed = managed_route(vs, name)
     canary = next(d for d in managed["route"] if d["destination"].get("subset") == CANARY)
     header_match = {header.name.lower(): {"exact": header.value}}
     matches = [
         {**match, "headers": {**match.get("headers", {}), **header_match}}
         for match in managed.get("match") or [{}]
     ]
-    http.insert(
-        http.index(managed),
-        {
-            "name": HEADER_ROUTE_NAME,
-            "match": matches,
-            "route": [{"destination": copy.deepcopy(canary["destination"]), "weight": 100}],
-        },
-    )
-    return vs
+    header_route = {
+        "name": HEADER_ROUTE_NAME,
+        "match": matches,
+        "route": [{"destination": copy.deepcopy(canary["destination"]), "weight": 100}],
+    }
+    return ROUTES.insert_header(vs, managed, header_route, COPIED_TO_HEADER_ROUTE)
 
 
-def without_managed_routes(vs: Obj) -> Obj:
+def without_managed_routes(vs: Obj, managed: Obj) -> Obj:
     """The VirtualService as the user wrote it: header route gone, managed route restored."""
-    annotations = vs["metadata"].get("annotations", {})
-    original = annotations.pop(ORIGINAL_ANNOTATION, None)
-    if not annotations:
-        vs["metadata"].pop("annotations", None)
-    http = [r for r in vs["spec"].get("http", []) if r.get("name") != HEADER_ROUTE_NAME]
-    if original is not None:
-        restored = json.loads(original)
-        http = [restored if r.get("name") == restored.get("name") else r for r in http]
-    vs["spec"]["http"] = http
-    return vs
-
-
-def _annotations(obj: Obj) -> dict[str, str]:
-    return obj["metadata"].get("annotations") or {}
+    return ROUTES.restore(vs, managed)

@@ -17,6 +17,7 @@ from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import MANAGED_BY
 from canaryflow.kubernetes.resources import INGRESS
 from canaryflow.kubernetes.routers.backends import Backends
+from canaryflow.plan.routers import CAPABILITIES
 from canaryflow.platform.protocol import HeaderRoute
 
 Obj = dict[str, Any]
@@ -33,6 +34,7 @@ class NginxIngressRouter:
     canary_ingress: str | None = None
 
     splits_by_service = True
+    capabilities = CAPABILITIES["nginx-ingress"]
 
     def __post_init__(self) -> None:
         self.ingress = self.ingress or self.service
@@ -43,9 +45,9 @@ class NginxIngressRouter:
         if stable is None:
             raise InputError(
                 FieldError(
-                    "router.ingress",
+                    "router.route",
                     f"ingress {self.api.namespace}/{self.ingress} not found: the nginx-ingress "
-                    "router copies the stable Ingress; create it or name it here",
+                    "router copies the stable Ingress; create it or set router.route to its name",
                 )
             )
         canary_ingress(stable, self.canary_ingress, backends)
@@ -104,10 +106,10 @@ def canary_ingress(stable: Obj, name: str, backends: Backends) -> Obj:
     if not rules:
         raise InputError(
             FieldError(
-                "router.ingress",
+                "router.route",
                 f"ingress {stable['metadata']['name']} has no path to service "
-                f"{backends.stable_service}: point it at the stable Service or name another "
-                "Ingress",
+                f"{backends.stable_service}: point it at the stable Service or set router.route "
+                "to another Ingress",
             )
         )
     spec: Obj = {"rules": rules}

@@ -1,13 +1,20 @@
-"""SMI: a TrafficSplit (split.smi-spec.io/v1alpha4) owned by canaryflow.
+"""SMI: weights in a TrafficSplit (split.smi-spec.io/v1alpha4), the user's or canaryflow's own.
 
-The apex is the stable Service (clients keep calling it); its backends are the stable and canary
-Services with integer weights. Header routes would need an HTTPRouteGroup (specs.smi-spec.io),
-which this router does not manage, so ``set_header_route`` is refused as an input error and
-``supports_header_routes`` is False for the plan to check up front.
+When the user already has a TrafficSplit of that name (plan ``router.route``, default the service
+name), it is theirs, as the other routers treat a VirtualService or HTTPRoute: canaryflow keeps
+its spec in the ``canaryflow.dev/original-route`` annotation, adds the canary Service beside its
+one stable backend, and puts the spec back exactly, annotation gone, at promotion or rollback. A
+split with several weighted backends is refused before anything changes. Without one, canaryflow
+creates its own (apex: the stable Service; ``app.kubernetes.io/managed-by: canaryflow``) and
+deletes it at the end.
+
+Header routes would need an HTTPRouteGroup (specs.smi-spec.io), which this router does not
+manage: ``CAPABILITIES["smi"]`` says so, and plan validation refuses a header with smi.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +22,8 @@ from canaryflow.errors import FieldError, InputError, PlatformError
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import MANAGED_BY
 from canaryflow.kubernetes.resources import TRAFFIC_SPLIT
-from canaryflow.kubernetes.routers.backends import Backends
+from canaryflow.kubernetes.routers.backends import ORIGINAL_ANNOTATION, Backends
+from canaryflow.plan.routers import CAPABILITIES
 from canaryflow.platform.protocol import HeaderRoute
 
 Obj = dict[str, Any]
@@ -29,35 +37,51 @@ class SmiRouter:
     apex: str | None = None
 
     splits_by_service = True
-    supports_header_routes = False
+    capabilities = CAPABILITIES["smi"]
 
     def __post_init__(self) -> None:
         self.traffic_split = self.traffic_split or self.service
         self.apex = self.apex or self.service
 
     def preflight(self, backends: Backends) -> None:
-        """Nothing to read: the TrafficSplit is canaryflow's own."""
+        existing = self.api.get(TRAFFIC_SPLIT, self.traffic_split)
+        if existing is not None and is_users(existing):
+            users_stable_backend(existing, backends.canary_service)
 
     def prepare(self, backends: Backends) -> None:
         existing = self.api.get(TRAFFIC_SPLIT, self.traffic_split)
+        if existing is not None and is_users(existing):
+
+            def edit(split: Obj) -> Obj:
+                return adopted(split, backends.canary_service)
+
+            self.api.update(TRAFFIC_SPLIT, self.traffic_split, edit)
+            return
         weight = canary_weight(existing, backends.canary_service) if existing else 0
         self.api.apply(self._split(backends.stable_service, backends.canary_service, weight))
 
     def set_weight(self, canary_percent: int) -> None:
         existing = self.api.get(TRAFFIC_SPLIT, self.traffic_split)
-        if existing is None:
+        if existing is None or not _split_by_us(existing):
             if canary_percent:
                 raise PlatformError(
-                    f"trafficsplit {self.api.namespace}/{self.traffic_split} not found: "
+                    f"trafficsplit {self.api.namespace}/{self.traffic_split} is not split yet: "
                     "deploy the canary first"
                 )
+            return
+        if ORIGINAL_ANNOTATION in _annotations(existing):
+
+            def edit(split: Obj) -> Obj:
+                return with_weight(split, canary_percent)
+
+            self.api.update(TRAFFIC_SPLIT, self.traffic_split, edit)
             return
         stable, canary = (b["service"] for b in existing["spec"]["backends"])
         self.api.apply(self._split(stable, canary, canary_percent))
 
     def verify_weight(self, canary_percent: int) -> bool:
         existing = self.api.get(TRAFFIC_SPLIT, self.traffic_split)
-        if existing is None:
+        if existing is None or not _split_by_us(existing):
             return canary_percent == 0
         weights = [b["weight"] for b in existing["spec"]["backends"]]
         return weights == [100 - canary_percent, canary_percent]
@@ -65,10 +89,10 @@ class SmiRouter:
     def set_header_route(self, route: HeaderRoute) -> None:
         raise InputError(
             FieldError(
-                "router.kind",
+                "router.header",
                 "header routes are not supported by the SMI TrafficSplit router (they need an "
-                "HTTPRouteGroup): remove the header route from the plan or use istio, "
-                "nginx-ingress or gateway-api",
+                "HTTPRouteGroup): set router.header to null, or use istio, nginx-ingress or "
+                "gateway-api",
             )
         )
 
@@ -76,7 +100,13 @@ class SmiRouter:
         """Nothing to do: stable is its Service, which the platform retargets."""
 
     def remove_managed_routes(self) -> None:
-        self.api.delete(TRAFFIC_SPLIT, self.traffic_split)
+        existing = self.api.get(TRAFFIC_SPLIT, self.traffic_split)
+        if existing is None:
+            return
+        if ORIGINAL_ANNOTATION in _annotations(existing):
+            self.api.update(TRAFFIC_SPLIT, self.traffic_split, restored)
+        elif not is_users(existing):
+            self.api.delete(TRAFFIC_SPLIT, self.traffic_split)
 
     def _split(self, stable: str, canary: str, canary_percent: int) -> Obj:
         return {
@@ -97,7 +127,71 @@ class SmiRouter:
         }
 
 
+def is_users(split: Obj) -> bool:
+    """A TrafficSplit canaryflow did not create (it may have adopted it)."""
+    labels = split["metadata"].get("labels") or {}
+    return not all(labels.get(k) == v for k, v in MANAGED_BY.items())
+
+
+def _split_by_us(split: Obj) -> bool:
+    return not is_users(split) or ORIGINAL_ANNOTATION in _annotations(split)
+
+
+def users_stable_backend(split: Obj, canary_service: str) -> str:
+    """The one backend of the user's split that serves stable; several are refused."""
+    if ORIGINAL_ANNOTATION in _annotations(split):
+        return split["spec"]["backends"][0]["service"]
+    weighted = [b for b in split["spec"].get("backends", []) if b.get("weight", 0) > 0]
+    if len(weighted) != 1 or weighted[0]["service"] == canary_service:
+        listed = ", ".join(f"{b['service']}={b.get('weight', 0)}" for b in weighted) or "none"
+        raise InputError(
+            FieldError(
+                "router.route",
+                f"trafficsplit {split['metadata']['name']} is yours and sends traffic to "
+                f"{listed}: canaryflow adds the canary beside exactly one stable backend; give "
+                "it a single backend, or set router.route to a TrafficSplit name that does not "
+                "exist so canaryflow creates its own",
+            )
+        )
+    return weighted[0]["service"]
+
+
+def adopted(split: Obj, canary_service: str) -> Obj:
+    """The user's split with the canary beside its stable backend at weight 0; spec kept aside."""
+    annotations = split["metadata"].setdefault("annotations", {})
+    if ORIGINAL_ANNOTATION in annotations:
+        return split
+    stable = users_stable_backend(split, canary_service)
+    annotations[ORIGINAL_ANNOTATION] = json.dumps(split["spec"], sort_keys=True)
+    split["spec"]["backends"] = [
+        {"service": stable, "weight": 100},
+        {"service": canary_service, "weight": 0},
+    ]
+    return split
+
+
+def with_weight(split: Obj, canary_percent: int) -> Obj:
+    stable, canary = split["spec"]["backends"]
+    stable["weight"], canary["weight"] = 100 - canary_percent, canary_percent
+    return split
+
+
+def restored(split: Obj) -> Obj:
+    """The user's split exactly as it was: its spec back, our annotation gone."""
+    annotations = split["metadata"].get("annotations") or {}
+    original = annotations.pop(ORIGINAL_ANNOTATION, None)
+    if not annotations:
+        split["metadata"].pop("annotations", None)
+    if original is not None:
+        split["spec"] = json.loads(original)
+    return split
+
+
 def canary_weight(split: Obj, canary_service: str) -> int:
     return next(
         (int(b["weight"]) for b in split["spec"]["backends"] if b["service"] == canary_service), 0
     )
+
+
+def _annotations(obj: Obj) -> dict[str, str]:
+    return obj["metadata"].get("annotations") or {}

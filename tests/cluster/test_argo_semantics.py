@@ -1,0 +1,176 @@
+"""The Argo stand-in's evaluators against Argo's documented behaviour (fast, no processes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .argo import govaluate
+from .argo.controller import Node, _assess_dag, _seconds, _should_retry
+from .argo.depends import Depends
+from .argo.expr import ExprError, evaluate, expand, jsonpath, to_text
+from .argo.pods import Mount, _rewrite
+from .argo.templates import join_workflow_spec
+from .argo.variables import UnresolvedError, substitute
+
+STEPS = '[{"kind":"traffic","weight":20},{"kind":"approve","message":"ok?","timeout":""}]'
+SCOPE = {
+    "inputs.parameters.steps": STEPS,
+    "inputs.parameters.step": "1",
+    "inputs.parameters.plan-inline": "",
+    "inputs.parameters.plan": "canaryflow.yaml",
+    "workflow.status": "Failed",
+    "tasks.image-push.outputs.parameters.image": "r/x@sha256:ab",
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{inputs.parameters.step}}", "1"),
+        ("{{ workflow.status }}", "Failed"),
+        ("{{tasks.image-push.outputs.parameters.image}}", "r/x@sha256:ab"),
+        ("{{=asInt(inputs.parameters['step']) + 1}}", "2"),
+        (
+            "{{=jsonpath(inputs.parameters['steps'], "
+            "'$[' + inputs.parameters['step'] + '].kind')}}",
+            "approve",
+        ),
+        ("{{=jsonpath(inputs.parameters['steps'], '$[0].weight')}}", "20"),
+        (
+            "{{=inputs.parameters['plan-inline'] != '' ? '/inputs/p.yaml' "
+            ": inputs.parameters['plan']}}",
+            "canaryflow.yaml",
+        ),
+        ("{{=sprig.trim('  a ')}}", "a"),
+        ("{{=1 / 2}}", "0.5"),
+        ("{{=4 / 2}}", "2"),
+    ],
+)
+def test_tags_are_replaced_as_argo_does(text, expected):
+    assert substitute(text, SCOPE) == expected
+
+
+def test_an_unknown_simple_tag_fails_unless_unresolved_tags_are_allowed():
+    with pytest.raises(UnresolvedError):
+        substitute("{{tasks.nope.outputs.result}}", SCOPE)
+    assert substitute("a {{tasks.nope.outputs.result}}", SCOPE, allow_unresolved=True) == (
+        "a {{tasks.nope.outputs.result}}"
+    )
+
+
+def test_a_failing_expression_is_an_error_or_left_as_it_was():
+    text = "{{=jsonpath(inputs.parameters['steps'], '$[0].message')}}"
+    with pytest.raises(UnresolvedError):
+        substitute(text, SCOPE)
+    assert substitute(text, SCOPE, allow_unresolved=True) == text
+
+
+def test_expressions_follow_expr_lang():
+    env = expand({"a.b": "x", "n": 3})
+    assert evaluate("a.b == 'x' && n > 2", env) is True
+    assert evaluate("a['b'] + 'y'", env) == "xy"
+    assert evaluate("n in [1, 2, 3] ? 'yes' : 'no'", env) == "yes"
+    assert evaluate("nil ?? 'fallback'", env) == "fallback"
+    assert to_text(2.0) == "2" and to_text(True) == "true" and to_text([1]) == "[1]"
+    assert jsonpath('{"s":[{"w":5},{"w":7}]}', "$.s[1:]") == [{"w": 7}]
+    with pytest.raises(ExprError):
+        evaluate("1 + 'a'", env)
+    with pytest.raises(ExprError):
+        evaluate("missing.field", env)
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("Failed != Succeeded", True),
+        ("Succeeded != Succeeded", False),
+        ("traffic == approve", False),
+        ("0 < 1", True),
+        ("1 < 1", False),
+        ("pass == inconclusive || true", True),
+        ("'a b' == 'a b'", True),
+        ("x =~ '^x$'", True),
+    ],
+)
+def test_when_reads_bare_words_as_strings(when, expected):
+    assert govaluate.should_execute(when) is expected
+
+
+def test_when_must_be_boolean():
+    with pytest.raises(govaluate.WhenError):
+        govaluate.should_execute("1 + 1")
+
+
+def test_depends_follows_enhanced_depends_logic():
+    phases = {"a": "Succeeded", "b": "Error", "c": "Omitted", "d": "Skipped"}
+    assert Depends("a && b.Errored").evaluate(phases)
+    assert Depends("d").evaluate(phases)  # a bare name: Succeeded, Skipped or Daemoned
+    assert not Depends("c").evaluate(phases)
+    assert Depends("!(a.Failed || c.Succeeded)").evaluate(phases)
+    with pytest.raises(ValueError):
+        Depends("a.Finished")
+
+
+def test_the_dag_phase_is_its_targets_branch_phase():
+    depends = {
+        "build": None,
+        "steps": Depends("build.Succeeded"),
+        "promote": Depends("steps.Succeeded"),
+        "rollback": Depends("steps.Failed"),
+    }
+    tasks = {name: {"name": name} for name in depends}
+    failed = {
+        "build": "Succeeded",
+        "steps": "Failed",
+        "promote": "Omitted",
+        "rollback": "Succeeded",
+    }
+    assert _assess_dag(["promote", "rollback"], depends, failed, tasks) == "Failed"
+    passed = {
+        "build": "Succeeded",
+        "steps": "Succeeded",
+        "promote": "Succeeded",
+        "rollback": "Omitted",
+    }
+    assert _assess_dag(["promote", "rollback"], depends, passed, tasks) == "Succeeded"
+
+
+def test_retries_follow_policy_and_expression():
+    failed = Node("n", "n", "n", "Pod", phase="Failed", exit_code=1)
+    bad_input = Node("n", "n", "n", "Pod", phase="Failed", exit_code=2)
+    errored = Node("n", "n", "n", "Pod", phase="Error")
+    expression = "lastRetry.exitCode != '2'"
+    assert _should_retry("Always", expression, failed)
+    assert not _should_retry("Always", expression, bad_input)
+    assert _should_retry("OnError", None, errored) and not _should_retry("OnError", None, failed)
+    assert not _should_retry("OnFailure", None, errored)
+    assert _seconds("1m30s") == 90 and _seconds("5") == 5 and _seconds("") == 0
+
+
+def test_a_workflow_template_ref_joins_the_specs_and_merges_arguments_by_name():
+    template = {
+        "spec": {
+            "entrypoint": "release",
+            "arguments": {"parameters": [{"name": "repo"}, {"name": "plan", "value": "a.yaml"}]},
+        }
+    }
+    workflow = {
+        "spec": {
+            "workflowTemplateRef": {"name": "t"},
+            "arguments": {"parameters": [{"name": "repo", "value": "git://r"}]},
+        }
+    }
+    joined = join_workflow_spec(workflow, template)
+    assert joined["entrypoint"] == "release" and "workflowTemplateRef" not in joined
+    assert joined["arguments"]["parameters"] == [
+        {"name": "repo", "value": "git://r"},
+        {"name": "plan", "value": "a.yaml"},
+    ]
+
+
+def test_paths_under_a_mount_are_local_and_every_other_argument_is_unchanged(tmp_path):
+    mounts = [Mount("/workspace", tmp_path / "ws"), Mount("/tmp", tmp_path / "tmp")]
+    assert _rewrite("/workspace/plan.yaml", mounts) == f"{tmp_path}/ws/plan.yaml"
+    assert _rewrite("--out=/tmp/outputs/x", mounts) == f"--out={tmp_path}/tmp/outputs/x"
+    assert _rewrite("/workspaces", mounts) == "/workspaces"
+    assert _rewrite("canaryflow", mounts) == "canaryflow"
