@@ -165,4 +165,4 @@ def test_sigterm_mid_window_makes_traffic_safe_before_the_pod_goes(
             process.wait()
 
     assert process.returncode == 130, err
-    assert weight_is(plan, kubeconfig, 0)
+    assert weight_is(plan, kubeconfig, 0), err

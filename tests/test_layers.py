@@ -30,7 +30,10 @@ PACKAGES = {
 }
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("canaryflow", "canaryflow.errors", "canaryflow.duration")),
+    (
+        "foundation",
+        ("canaryflow", "canaryflow.errors", "canaryflow.duration", "canaryflow.input_file"),
+    ),
     (
         "specs",
         (

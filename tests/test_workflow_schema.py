@@ -135,7 +135,8 @@ def test_go_tasks_build_static_on_the_shared_cache():
     by_name = {t["name"]: t for t in library_templates()}
     for name in ("go-test", "go-build"):
         env = {e["name"]: e["value"] for e in by_name[name]["container"]["env"]}
-        assert env["CGO_ENABLED"] == "0" and env["GOFLAGS"] == "-trimpath"
+        assert env["CGO_ENABLED"] == "0"
+        assert not {"GOPROXY", "GOFLAGS", "GOPRIVATE"} & set(env)  # Go's defaults, the user's
         assert env["GOCACHE"].startswith("/cache/") and env["GOMODCACHE"].startswith("/cache/")
         claims = [
             v["persistentVolumeClaim"]["claimName"]
@@ -143,6 +144,31 @@ def test_go_tasks_build_static_on_the_shared_cache():
             if "persistentVolumeClaim" in v
         ]
         assert claims == [WorkflowSettings().go_cache_pvc]
+        assert by_name[name]["container"]["args"][3:5] == ["--plan", "{{inputs.parameters.plan}}"]
+
+
+def test_go_tasks_run_the_repositorys_code_without_an_api_token():
+    by_name = {t["name"]: t for t in library_templates()}
+    build_account = WorkflowSettings().build_service_account
+    for name in ("go-test", "go-build"):
+        template = by_name[name]
+        assert template["automountServiceAccountToken"] is False
+        assert template["serviceAccountName"] == build_account
+        assert template["executor"] == {"serviceAccountName": build_account}
+    for name, template in by_name.items():
+        if name not in ("go-test", "go-build"):
+            assert "automountServiceAccountToken" not in template, name
+
+
+def test_without_a_cache_claim_the_go_tasks_get_an_empty_dir():
+    from canaryflow_workflows.library import namespaced_task_library
+
+    settings = WorkflowSettings(go_cache_pvc=None)
+    library = namespaced_task_library(settings).to_dict()
+    for template in library["spec"]["templates"]:
+        if template["name"] in ("go-test", "go-build"):
+            (cache,) = [v for v in template["volumes"] if v["name"] == "go-cache"]
+            assert cache == {"name": "go-cache", "emptyDir": {"sizeLimit": "10Gi"}}
 
 
 def test_the_release_is_serialised_per_service_bounded_and_cleaned_up():

@@ -512,23 +512,36 @@ class ServiceUnderTest:
 def warm_go_cache() -> Path:
     """The ``canaryflow-go-cache`` claim as a long-lived cluster has it: already warm.
 
-    Its ``go-build`` directory is this machine's Go build cache (other test modules and earlier
-    runs fill it), so a release compiles what changed, as with a cache PVC that outlived many
-    workflows; ``go-mod`` and ``go`` stay private to the bed.
+    Its ``go-build`` directory is this machine's Go build cache, filled here once with what the
+    sample service's tests and build need (the go-test and go-build pods' Go settings), so a
+    release compiles only what its commit changed, as with a cache PVC that outlived many
+    workflows. ``go-mod`` and ``go`` stay private to the bed.
     """
+    go = str(REPO / ".venv" / "bin" / "go")
     root = Path(tempfile.gettempdir()) / f"canaryflow-bed-go-cache-{os.getuid()}"
     root.mkdir(exist_ok=True)
     link = root / "go-build"
     if not link.exists():
         cache = subprocess.run(
-            [str(REPO / ".venv" / "bin" / "go"), "env", "GOCACHE"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
+            [go, "env", "GOCACHE"], capture_output=True, text=True, check=True, timeout=30
         ).stdout.strip()
         Path(cache).mkdir(parents=True, exist_ok=True)
         link.symlink_to(cache)
+    env = {
+        "PATH": RUNTIME_IMAGE_ENV["PATH"],
+        "HOME": str(root),
+        "CGO_ENABLED": "0",
+        "GOFLAGS": "-trimpath",
+        "GOCACHE": str(link),
+        "GOMODCACHE": str(root / "go-mod"),
+        "GOPATH": str(root / "go"),
+        "GOTOOLCHAIN": "local",
+        "GOPROXY": "off",
+    }
+    for argv in ([go, "test", "-run", "^$", "./..."], [go, "build", "-o", os.devnull, "."]):
+        subprocess.run(
+            argv, cwd=SAMPLE_SERVICE_DIR, env=env, check=True, capture_output=True, timeout=600
+        )
     return root
 
 

@@ -313,11 +313,11 @@ class DataPlane:
             return since
         return next((at for at, r in self.history if at >= since and r.weight == 0), None)
 
-    def weights(self) -> list[int]:
-        """The splits the router served, in order, repeats dropped."""
+    def weights(self, since: float = 0.0, until: float = float("inf")) -> list[int]:
+        """The splits the router served in ``[since, until)``, in order, repeats dropped."""
         served: list[int] = []
-        for _, routing in self.history:
-            if not served or served[-1] != routing.weight:
+        for at, routing in self.history:
+            if since <= at < until and (not served or served[-1] != routing.weight):
                 served.append(routing.weight)
         return served
 

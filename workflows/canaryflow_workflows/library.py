@@ -105,6 +105,7 @@ class TaskLibrary:
         mounts: Sequence[m.VolumeMount] = (),
         env: Sequence[Env] = (),
         working_dir: str | None = None,
+        identity: dict[str, object] | None = None,
     ) -> Container:
         resources: PodResources = (
             self.settings.go_resources if go else self.settings.light_resources
@@ -130,6 +131,7 @@ class TaskLibrary:
                 *mounts,
             ],
             retry_strategy=retry,
+            **(identity or {}),
         )
 
     def _output(self, name: str, description: str, file: str) -> Parameter:
@@ -209,13 +211,13 @@ class TaskLibrary:
 
     def _go_env(self) -> list[Env]:
         cache = pods.GO_CACHE
+        # Module settings (GOPROXY, GOPRIVATE, ...) are Go's defaults, then the chart's go.env,
+        # then the plan's build.go (canaryflow.build.settings); only the caches are ours.
         return [
             Env(name="CGO_ENABLED", value="0"),
-            Env(name="GOFLAGS", value="-trimpath"),
             Env(name="GOCACHE", value=f"{cache}/go-build"),
             Env(name="GOMODCACHE", value=f"{cache}/go-mod"),
             Env(name="GOPATH", value=f"{cache}/go"),
-            Env(name="GOTOOLCHAIN", value="local"),
         ]
 
     def _go_container(self, name, summary, inputs, args, **kwargs) -> Container:
@@ -228,6 +230,7 @@ class TaskLibrary:
             env=self._go_env(),
             volumes=[pods.go_cache_volume(self.settings)],
             mounts=[pods.mount(pods.GO_CACHE_VOLUME, pods.GO_CACHE)],
+            identity=pods.build_pod_identity(self.settings),
             **kwargs,
         )
 
@@ -236,8 +239,8 @@ class TaskLibrary:
         return self._go_container(
             "go-test",
             "Run the module's tests (go vet runs with them).",
-            [Input("source-dir", "The Go module's directory.", SOURCE_DIR)],
-            ["go-test", "--dir", ref("source-dir")],
+            [Input("source-dir", "The Go module's directory.", SOURCE_DIR), PLAN],
+            ["go-test", "--dir", ref("source-dir"), "--plan", ref("plan")],
         )
 
     def go_build(self) -> Container:
@@ -249,11 +252,14 @@ class TaskLibrary:
                 Input("version", "Stamped into the binary as main.version (the revision)."),
                 Input("package", "Main package to build.", "."),
                 Input("out", "Path of the binary to write.", BINARY),
+                PLAN,
             ],
             [
                 "go-build",
                 "--dir",
                 ref("source-dir"),
+                "--plan",
+                ref("plan"),
                 "--out",
                 ref("out"),
                 "--version",
@@ -486,6 +492,7 @@ class TaskLibrary:
                 Input("step", "Plan step a step event is about.", ""),
                 Input("failures", "JSON list of the failed nodes.", "[]"),
                 Input("traffic-tasks", "Tasks whose failure means a rollback (comma list).", ""),
+                Input("safety-net", "Phase of the exit handler's rollback (or flag-off).", ""),
                 Input("commit-status-url", "Commit status API URL; empty: none.", ""),
                 Input("git-provider", "github or gitlab.", "github"),
                 Input("service", "The workflow's service, for when the plan never arrived.", ""),
@@ -509,6 +516,8 @@ class TaskLibrary:
                 ref("failures"),
                 "--traffic-tasks",
                 ref("traffic-tasks"),
+                "--safety-net",
+                ref("safety-net"),
                 "--commit-status-url",
                 ref("commit-status-url"),
                 "--git-provider",

@@ -50,9 +50,24 @@ def tmp_volume() -> m.Volume:
 
 
 def go_cache_volume(settings: WorkflowSettings) -> m.Volume:
-    """GOCACHE and GOMODCACHE survive between releases, so a warm build only links."""
+    """GOCACHE and GOMODCACHE survive between releases on a claim, so a warm build only links;
+    without one, a per-pod emptyDir (every build cold, nothing to provision)."""
+    if settings.go_cache_pvc is None:
+        empty = m.EmptyDirVolumeSource(size_limit=settings.go_cache_empty_dir_limit)
+        return m.Volume(name=GO_CACHE_VOLUME, empty_dir=empty)
     claim = m.PersistentVolumeClaimVolumeSource(claim_name=settings.go_cache_pvc)
     return m.Volume(name=GO_CACHE_VOLUME, persistent_volume_claim=claim)
+
+
+def build_pod_identity(settings: WorkflowSettings) -> dict[str, object]:
+    """go-test and go-build run the repository's own code: no service-account token in their
+    container. Argo's executor still reports the outputs, with the same account's token mounted
+    into its own containers only (``executor.serviceAccountName``)."""
+    return {
+        "service_account_name": settings.build_service_account,
+        "automount_service_account_token": False,
+        "executor": m.ExecutorConfig(service_account_name=settings.build_service_account),
+    }
 
 
 def registry_auth_volume(settings: WorkflowSettings) -> m.Volume:

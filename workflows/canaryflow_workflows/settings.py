@@ -46,7 +46,12 @@ class WorkflowSettings:
     go_image: str | None = None
     image_pull_policy: str = "IfNotPresent"
     service_account: str = "canaryflow-release"
-    go_cache_pvc: str = "canaryflow-go-cache"
+    # go-test and go-build run the repository's own code: their pods get this account (no
+    # Kubernetes API access; its token reaches only Argo's executor, never the Go container).
+    build_service_account: str = "canaryflow-build"
+    # GOCACHE/GOMODCACHE between releases; None: an emptyDir per pod (cold builds, no claim).
+    go_cache_pvc: str | None = "canaryflow-go-cache"
+    go_cache_empty_dir_limit: str = "10Gi"
     registry_secret: str = "canaryflow-registry"
     workspace_size: str = "2Gi"
     workspace_storage_class: str | None = None

@@ -130,3 +130,13 @@ Called with (dict "root" $ "field" NAME).
 {{- define "canaryflow.triggersServiceAccount" -}}
 {{- printf "%s-triggers" (include "canaryflow.fullname" .) }}
 {{- end }}
+
+{{/* The service account go-test and go-build run as (no API access of its own). */}}
+{{- define "canaryflow.buildServiceAccountName" -}}
+{{- default "canaryflow-build" .Values.buildServiceAccount.name }}
+{{- end }}
+
+{{/* The claim GOCACHE and GOMODCACHE live on. */}}
+{{- define "canaryflow.goCacheClaim" -}}
+{{- default "canaryflow-go-cache" .Values.go.cache.persistentVolumeClaim.name }}
+{{- end }}

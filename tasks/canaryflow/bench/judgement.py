@@ -31,6 +31,7 @@ from canaryflow.analysis.sequential import bernoulli_kl, information_limit, mult
 from canaryflow.analysis.source import PrometheusSource, Sample
 from canaryflow.bench.replay import ReplayClock, ReplayLogs, ReplaySource
 from canaryflow.bench.scenarios import schedule_faults
+from canaryflow.local.load import LoadGenerator
 from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.load import plan_from_dict
@@ -161,6 +162,7 @@ def judgement(
     with LocalStack(plan, stable, workdir / "judgement") as stack:
         source = PrometheusSource(stack.prometheus.url)
         for number, (fault, index) in enumerate(schedule, start=1):
+            _keep_load_running(stack)
             run = _release(stack, source, plan, canary, fault, index)
             results.runs.append(run)
             say(f"judgement {number}/{len(schedule)}: {_line(run)}")
@@ -172,6 +174,22 @@ def judgement(
                 time.sleep(SETTLE_S)
     results.seconds = time.monotonic() - began
     return results
+
+
+LOAD_MARGIN_S = 120.0
+
+
+def _keep_load_running(stack) -> None:
+    """The load generator stops by itself after its maximum duration (10 min), and a whole
+    judgement run is longer: start a fresh one before a release could outlive it."""
+
+    load = stack.load
+    left = load.started_at + load.config.max_duration_s - time.time()
+    if left > LOAD_MARGIN_S and load.running:
+        return
+    load.stop()
+    stack.load = LoadGenerator(load.config).start()
+    time.sleep(SETTLE_S)  # traffic on both tracks again before the next window
 
 
 def _line(run: ReleaseRun) -> str:
@@ -493,7 +511,8 @@ def markdown(results: JudgementResults) -> str:
         f"a measurement every {plan['analysis']['interval']} (query window "
         f"{plan['analysis']['queryWindow']}), {plan['local']['load']['rate']} requests/s of "
         f"load, alpha {results.alpha:g}. Each fault is switched on {FAULT_DELAY_S:g}-"
-        f"{FAULT_DELAY_S + 2:g} s into the first window. The run took "
+        f"{FAULT_DELAY_S + 2:g} s into the first window. This run: {_runs_per_class(results)} "
+        f"per fault class and {sum(r.fault == 'good' for r in results.runs)} good canaries, "
         f"{results.seconds / 60:.1f} min.",
         "",
         "*Live*: the release as it ran; fault → safe is from the moment the service switched "
@@ -534,6 +553,22 @@ def markdown(results: JudgementResults) -> str:
         ]
         lines += [f"- rolled back: {reason}" for reason in good["reasons"]]
     return "\n".join(lines) + "\n"
+
+
+def _runs_per_class(results: JudgementResults) -> str:
+    counts = sorted({sum(r.fault == c.name for r in results.runs) for c in FAULT_CLASSES} - {0})
+    return "/".join(str(c) for c in counts) or "0"
+
+
+def load(data: dict[str, Any]) -> JudgementResults:
+    """Results back from ``judgement.json`` (to re-render the section)."""
+    return JudgementResults(
+        runs=[ReleaseRun(**run) for run in data["runs"]],
+        observations=[Observation(**seen) for seen in data["observations"]],
+        alpha=data["alpha"],
+        plan=data["plan"],
+        seconds=data["seconds"],
+    )
 
 
 def _s(value: float | None) -> str:

@@ -39,7 +39,21 @@ NOTIFICATIONS_SECRET = Binding(
 GIT_TOKEN_SECRET = Binding(
     "__canaryflow_git_token_secret__", ".Values.notifications.gitTokenSecret"
 )
+BUILD_SERVICE_ACCOUNT = Binding(
+    "__canaryflow_build_service_account__", 'include "canaryflow.buildServiceAccountName" .'
+)
 CLUSTER_SCOPE = "__canaryflow_cluster_scope__"
+GO_CACHE = "__canaryflow_go_cache__"
+GO_ENV = "__canaryflow_go_env__"
+GO_SECRET_ENV = "__canaryflow_go_secret_env__"
+GO_SECRET_VOLUMES = "__canaryflow_go_secret_volumes__"
+GO_SECRET_MOUNTS = "__canaryflow_go_secret_mounts__"
+GO_SECRETS = {
+    # volume name: (values key, file name in the pod, variable the verbs read)
+    "go-netrc": ("netrcSecret", "netrc", "CANARYFLOW_GO_NETRC"),
+    "git-credentials": ("gitCredentialsSecret", "git-credentials", "CANARYFLOW_GIT_CREDENTIALS"),
+}
+SECRETS_ROOT = "/var/run/canaryflow"
 
 PARAMETER_DEFAULTS: dict[str, Binding] = {
     "router-kind": Binding("__canaryflow_router_kind__", ".Values.release.routerKind"),
@@ -53,6 +67,7 @@ ALL = (
     IMAGE,
     PULL_POLICY,
     SERVICE_ACCOUNT,
+    BUILD_SERVICE_ACCOUNT,
     NAMESPACE,
     NOTIFICATIONS_SECRET,
     GIT_TOKEN_SECRET,
@@ -79,6 +94,8 @@ class Compiled:
     tasks_name: str
     notifications_secret: str
     git_token_secret: str
+    build_service_account: str = "canaryflow-build"
+    go_cache_pvc: str | None = "canaryflow-go-cache"
 
 
 def _walk(node: Any, visit: Callable[[Any, Any], Any]) -> Any:
@@ -89,10 +106,36 @@ def _walk(node: Any, visit: Callable[[Any, Any], Any]) -> Any:
     return node
 
 
+def _named(items: Any, name: str) -> bool:
+    return isinstance(items, list) and any(
+        isinstance(item, dict) and item.get("name") == name for item in items
+    )
+
+
+def _go_pod_markers(key: Any, value: Any, argo: bool) -> Any:
+    """The Go tasks' env, volumes and mounts get markers ``to_helm`` expands from values.yaml:
+    the chart's ``go.env`` and, on Argo, the private-module Secrets."""
+    if key == "env" and _named(value, "GOCACHE"):
+        return [*value, {"name": GO_ENV, "value": ""}] + (
+            [{"name": GO_SECRET_ENV, "value": ""}] if argo else []
+        )
+    if argo and key == "volumes" and _named(value, "go-cache"):
+        return [*value, {"name": GO_SECRET_VOLUMES}]
+    if argo and key == "volumeMounts" and _named(value, "go-cache"):
+        return [*value, {"name": GO_SECRET_MOUNTS}]
+    return value
+
+
 def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
     """``document`` with every chart-controlled value replaced by its token."""
+    argo = document.get("apiVersion", "").startswith("argoproj.io/")
 
     def visit(key: Any, value: Any) -> Any:
+        value = _go_pod_markers(key, value, argo)
+        if key == "persistentVolumeClaim" and value == {"claimName": compiled.go_cache_pvc}:
+            return GO_CACHE
+        if key == "serviceAccountName" and value == compiled.build_service_account:
+            return BUILD_SERVICE_ACCOUNT.token
         if key == "imagePullPolicy":
             return PULL_POLICY.token
         if key == "serviceAccountName" and value == compiled.service_account:
@@ -157,6 +200,7 @@ def to_helm(text: str) -> str:
             text,
             flags=re.MULTILINE,
         )
+    text = _go_pod_blocks(text)
     text = _CLUSTER_SCOPE_LINE.sub(
         lambda m: (
             '{{- if eq .Values.templates.scope "cluster" }}\n'
@@ -174,4 +218,64 @@ def to_helm(text: str) -> str:
             flags=re.MULTILINE,
         )
         text = text.replace(binding.token, f"{{{{ {binding.expression} }}}}")
+    return text
+
+
+def _go_pod_blocks(text: str) -> str:
+    """The Go tasks' markers as Helm blocks over ``.Values.go``."""
+    text = re.sub(
+        rf"^(?P<i> *)persistentVolumeClaim: {GO_CACHE}$",
+        lambda m: (
+            "{{- if .Values.go.cache.persistentVolumeClaim.enabled }}\n"
+            f"{m['i']}persistentVolumeClaim:\n"
+            f'{m["i"]}  claimName: {{{{ include "canaryflow.goCacheClaim" . | toJson }}}}\n'
+            "{{- else }}\n"
+            f"{m['i']}emptyDir:\n"
+            f"{m['i']}  sizeLimit: {{{{ .Values.go.cache.emptyDirSizeLimit | toJson }}}}\n"
+            "{{- end }}"
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
+    text = re.sub(
+        rf"^(?P<i> *)- name: {GO_ENV}\n(?P=i)  value: ''$",
+        lambda m: (
+            "{{- range $name, $value := .Values.go.env }}\n"
+            f"{m['i']}- name: {{{{ $name | toJson }}}}\n"
+            f"{m['i']}  value: {{{{ $value | toJson }}}}\n"
+            "{{- end }}"
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
+
+    def per_secret(indent: str, lines: str) -> str:
+        blocks = []
+        for volume, (key, file, variable) in GO_SECRETS.items():
+            body = lines.format(i=indent, volume=volume, file=file, variable=variable)
+            body = body.replace("KEY", f".Values.go.privateModules.{key}")
+            condition = f"{{{{- if .Values.go.privateModules.{key}.name }}}}"
+            blocks.append(f"{condition}\n{body}{{{{- end }}}}")
+        return "\n".join(blocks)
+
+    env = "{i}- name: {variable}\n{i}  value: " + SECRETS_ROOT + "/{volume}/{file}\n"
+    volumes = (
+        "{i}- name: {volume}\n{i}  secret:\n"
+        "{i}    secretName: {{{{ KEY.name | toJson }}}}\n"
+        "{i}    items:\n{i}    - key: {{{{ KEY.key | toJson }}}}\n{i}      path: {file}\n"
+    )
+    mounts = (
+        "{i}- name: {volume}\n{i}  mountPath: " + SECRETS_ROOT + "/{volume}\n{i}  readOnly: true\n"
+    )
+    for marker, lines, suffix in (
+        (GO_SECRET_ENV, env, "\n(?P=i)  value: ''"),
+        (GO_SECRET_VOLUMES, volumes, ""),
+        (GO_SECRET_MOUNTS, mounts, ""),
+    ):
+        text = re.sub(
+            rf"^(?P<i> *)- name: {marker}{suffix}$",
+            lambda m, lines=lines: per_secret(m["i"], lines),
+            text,
+            flags=re.MULTILINE,
+        )
     return text

@@ -18,6 +18,7 @@ import yaml
 from canaryflow.chart import binding, tekton
 from canaryflow.chart.dashboard import dashboard
 from canaryflow.chart.escape import escape_braces
+from canaryflow.chart.monitoring import pod_monitor_template
 from canaryflow.plan.load import load_plan
 from canaryflow.plan.model import ReleasePlan
 from canaryflow.runbook import render_runbook
@@ -79,6 +80,8 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
         tasks_name=settings.cluster_tasks_name,
         notifications_secret=settings.notifications_secret,
         git_token_secret=settings.git_token_secret,
+        build_service_account=settings.build_service_account,
+        go_cache_pvc=settings.go_cache_pvc,
     )
     files = [template_file(document, compiled) for document in documents.values()]
     files += _tekton_files(plan, settings, compiled)
@@ -86,6 +89,7 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
         text = json.dumps(dashboard(flavour), indent=2, ensure_ascii=False) + "\n"
         files.append(GeneratedFile(Path(f"files/dashboard-{flavour}.json"), text))
     files.append(GeneratedFile(Path("files/runbook.md"), render_runbook(plan)))
+    files.append(GeneratedFile(GENERATED / "podmonitor.yaml", HEADER + pod_monitor_template()))
     return files
 
 

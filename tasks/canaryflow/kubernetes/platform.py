@@ -241,8 +241,10 @@ class KubernetesPlatform:
     def ensure_capacity(self, weight: int) -> None:
         """Before the canary gets ``weight`` %: scale it to carry it and wait until those pods
         are available. Never scales down (a lower weight needs no fewer pods than it has)."""
+        if weight <= 0:  # the safe direction: never delayed by a read
+            return
         canary = self.api.get(DEPLOYMENT, self.canary)
-        if canary is None or weight <= 0:
+        if canary is None:
             return
         stable = self.api.get(DEPLOYMENT, self.service)
         stable_size = stable_replicas(stable, self.api.list(HPA, {})) if stable else 0

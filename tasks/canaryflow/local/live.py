@@ -93,7 +93,14 @@ def render(watch: ReleaseWatch, counters: LoadCounters, steps: int) -> Any:
     gates = Table(expand=False)
     for column in ("gate", "canary", "stable", "limit", "verdict"):
         gates.add_column(column)
-    colour = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta"}
+    colour = {
+        "pass": "green",
+        "fail": "red",
+        "inconclusive": "yellow",
+        "error": "magenta",
+        "collecting": "cyan",
+        "not-applicable": "dim",
+    }
     for name, gate in watch.gates.items():
         style = colour.get(gate.outcome, "white")
         gates.add_row(

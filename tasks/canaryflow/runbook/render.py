@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from canaryflow.analysis.query import Subject, render
@@ -57,13 +58,13 @@ def _owners(plan: ReleasePlan) -> str:
     owners = plan.owners
     if owners is None:
         return "## Owners\n\nThe plan names no owners: add an `owners` section (team, contacts)."
-    lines = ["## Owners", "", f"- Team: {owners.team}"]
+    lines = ["## Owners", "", f"- Team: {_inline(owners.team)}"]
     if owners.contacts:
-        lines.append("- Contacts: " + ", ".join(owners.contacts))
+        lines.append("- Contacts: " + ", ".join(_inline(c) for c in owners.contacts))
     if owners.channel:
-        lines.append(f"- Channel: {owners.channel}")
+        lines.append(f"- Channel: {_inline(owners.channel)}")
     if owners.runbook_url:
-        lines.append(f"- Team runbook: {owners.runbook_url}")
+        lines.append(f"- Team runbook: {_inline(owners.runbook_url)}")
     return "\n".join(lines)
 
 
@@ -75,7 +76,8 @@ def _step_row(number: int, step: StepSpec) -> str:
             if timeout is not None
             else "waits until someone approves or aborts"
         )
-        return f"| {number} | approval | - | {step.approve.message} ({waits}) |"
+        message = _inline(step.approve.message).replace("|", "\\|")
+        return f"| {number} | approval | - | {message} ({waits}) |"
     return (
         f"| {number} | traffic | {step.weight} % | analysed for {format_duration(step.duration)} |"
     )
@@ -95,12 +97,26 @@ def _steps(plan: ReleasePlan) -> str:
 
 def _gate_query(plan: ReleasePlan, gate: GateSpec) -> str:
     if gate.logs is not None:
-        patterns = ", ".join(f"`{p}`" for p in gate.logs.patterns)
+        patterns = ", ".join(_code(p) for p in gate.logs.patterns)
         return f"canary log lines matching {patterns}"
     analysis = plan.analysis
     template = gate.template(analysis.metrics) or ""
     subject = Subject(plan.service.name, plan.service.namespace, analysis.track_label)
-    return f"`{render(template, subject, 'canary', analysis.query_window)}`"
+    return _code(render(template, subject, "canary", analysis.query_window))
+
+
+def _inline(text: str) -> str:
+    """Free text from the plan as one Markdown line: no line breaks, no code (``` fences)."""
+    return " ".join(text.split()).replace("`", "'")
+
+
+def _code(text: str) -> str:
+    """A code span that holds ``text`` whole, on one line, whatever backticks it contains."""
+    text = " ".join(text.split())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{fence}{padded}{fence}"
 
 
 def _gates(plan: ReleasePlan) -> str:
