@@ -125,6 +125,10 @@ def test_a_webhook_hanging_60s_does_not_delay_the_rollback():
         )
         result = engine.run(ARTIFACT)
         started, done = record.first("rollback-started").at, record.first("rolled-back").at
+        # The sender posts in the background: the rollback may be over before it connects.
+        deadline = time.monotonic() + 5
+        while not seen.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
         closing = time.monotonic()
         unsent = notifier.close(drain_s=0.2)
         closed = time.monotonic() - closing
