@@ -458,6 +458,36 @@ def test_in_a_task_pod_the_credentials_come_from_the_mounted_secret_via_docker_c
     assert done.stdout.splitlines()[-1] == f"{auth_registry.host}/shop/pod@{digest}"
 
 
+def test_a_missing_optional_docker_config_pushes_anonymously_as_the_workflow_pod_does(
+    registry, go_binary, tmp_path
+):
+    """The workflow mounts the registry Secret with ``optional: true``: no Secret, no file."""
+    absent = tmp_path / "registry-auth/.dockerconfigjson"
+    argv = [str(CANARYFLOW), "image-push", "--binary", str(go_binary),
+            "--repository", f"{registry.host}/shop/anon", "--tag", "c0ffee11",
+            "--docker-config", str(absent), "--docker-config-optional"]  # fmt: skip
+
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    _, digest = pull_manifest(registry, "shop/anon", "c0ffee11")
+    assert done.stdout.splitlines()[-1] == f"{registry.host}/shop/anon@{digest}"
+
+
+def test_a_missing_optional_docker_config_still_names_the_host_a_login_registry_needs(
+    auth_registry, go_binary, tmp_path
+):
+    request = PushRequest(
+        go_binary,
+        f"{auth_registry.host}/shop/hello",
+        "c0ffee12",
+        docker_config=tmp_path / "absent.json",
+        docker_config_optional=True,
+    )
+    with pytest.raises(PlatformError, match=r"requires credentials .* mount the docker config"):
+        push_image(request)
+
+
 def test_a_bad_tag_exits_2_naming_the_tag_and_pushes_nothing(registry, go_binary, capsys):
     code = cli(
         [
@@ -545,3 +575,9 @@ def test_a_docker_config_with_a_broken_auth_names_the_entry(tmp_path):
 def test_an_explicit_docker_config_that_does_not_exist_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="does not exist: mount the docker config secret"):
         DockerConfig.load(tmp_path / "nope.json")
+
+
+def test_an_optional_docker_config_that_does_not_exist_means_anonymous(tmp_path):
+    config = DockerConfig.load(tmp_path / "nope.json", optional=True)
+
+    assert config.auths == {}

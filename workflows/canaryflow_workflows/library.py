@@ -293,6 +293,7 @@ class TaskLibrary:
                 ref("tag"),
                 "--docker-config",
                 auth,
+                "--docker-config-optional",  # the Secret is mounted optional: anonymous push
                 "--digest-file",
                 f"{OUTPUTS}/image",
             ],

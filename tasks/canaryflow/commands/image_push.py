@@ -31,7 +31,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--docker-config",
         type=Path,
         help="docker config.json with registry auths (default: $DOCKER_CONFIG/config.json, "
-        "else ~/.docker/config.json); the mounted dockerconfigjson secret",
+        "else ~/.docker/config.json); the mounted dockerconfigjson secret. A --docker-config "
+        "that does not exist is an error unless --docker-config-optional",
+    )
+    parser.add_argument(
+        "--docker-config-optional",
+        action="store_true",
+        help="a missing --docker-config means anonymous push (the workflow mounts the "
+        "registry Secret with optional: true, so a registry that needs no login needs no "
+        "Secret); a registry that then asks for credentials still fails, naming its host",
     )
     parser.add_argument(
         "--digest-file",
@@ -64,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         base=args.base,
         name=args.name,
         docker_config=args.docker_config,
+        docker_config_optional=args.docker_config_optional,
         platform=args.platform,
         labels=_labels(args.label),
         version=args.image_version,

@@ -65,12 +65,16 @@ class DockerConfig:
     auths: Mapping[str, Credentials]
 
     @classmethod
-    def load(cls, path: Path | None, field_path: str = "docker-config") -> DockerConfig:
-        """An explicit ``path`` must exist; the default location may be absent (anonymous)."""
+    def load(
+        cls, path: Path | None, field_path: str = "docker-config", optional: bool = False
+    ) -> DockerConfig:
+        """An explicit ``path`` must exist unless ``optional`` (a Secret mounted with
+        ``optional: true``: absent means the registry is pushed to anonymously); the default
+        location may always be absent (anonymous)."""
         explicit = path is not None
         path = Path(path) if explicit else default_docker_config()
         if not path.is_file():
-            if explicit:
+            if explicit and not optional:
                 raise InputError(
                     FieldError(field_path, f"{path} does not exist: mount the docker config secret")
                 )

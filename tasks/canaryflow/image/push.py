@@ -57,6 +57,8 @@ class PushRequest:
     base: str = SCRATCH
     name: str | None = None
     docker_config: Path | None = None
+    docker_config_optional: bool = False
+    """``docker_config`` may be absent (an optional Secret not created): push anonymously."""
     platform: str = "linux/amd64"
     labels: Mapping[str, str] = field(default_factory=dict)
     version: str | None = None
@@ -88,7 +90,9 @@ class PushedImage:
 def push_image(request: PushRequest) -> PushedImage:
     checked = check_request(request)
     binary = _read_binary(request.binary)
-    docker_config = DockerConfig.load(request.docker_config)
+    docker_config = DockerConfig.load(
+        request.docker_config, optional=request.docker_config_optional
+    )
     target = _client(checked.repository, docker_config, request)
     target.need_scope(checked.repository.name, "pull,push")
     base_client = None
