@@ -159,6 +159,23 @@ def test_values_reach_the_templates():
     ]
 
 
+def test_by_default_each_repositorys_plan_chooses_its_router():
+    """One install serves every router kind: ``router-kind`` stays empty unless overridden."""
+
+    def router_kind(values) -> str:
+        (release,) = [
+            o
+            for o in of_kind(objects(values), "WorkflowTemplate")
+            if o["metadata"]["name"] == "go-canary-release"
+        ]
+        parameters = release["spec"]["arguments"]["parameters"]
+        return next(p["value"] for p in parameters if p["name"] == "router-kind")
+
+    assert router_kind(None) == ""
+    assert router_kind({"release": {"routerKind": ""}}) == ""
+    assert router_kind({"release": {"routerKind": "istio"}}) == "istio"
+
+
 def test_the_generated_files_are_up_to_date_with_the_code():
     plan = load_plan(CHART / PLAN_FILE)
     documents, settings = compile_for_chart()
@@ -173,6 +190,8 @@ def test_the_generated_files_are_up_to_date_with_the_code():
     ("values", "complaint"),
     [
         ({"release": {"routerKind": "linkerd"}}, "routerKind"),
+        ({"release": {"routers": ["linkerd"]}}, "routers"),
+        ({"release": {"routers": []}}, "routers"),
         ({"image": {"repository": "Not A Repo"}}, "repository"),
         ({"image": {"tag": "v1 beta"}}, "tag"),
         ({"templates": {"scope": "global"}}, "scope"),

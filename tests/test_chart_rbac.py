@@ -161,6 +161,23 @@ def test_the_release_role_grants_exactly_what_the_code_calls(router):
         assert granted - wanted == set(), "granted but never called"
 
 
+@pytest.mark.parametrize(
+    ("values", "routers"),
+    [
+        ({}, sorted(ROUTER_MODULES)),  # the default: each plan chooses its router
+        ({"release": {"routers": ["istio", "gateway-api"]}}, ["istio", "gateway-api"]),
+        ({"release": {"routerKind": "smi", "routers": ["istio"]}}, ["smi"]),  # the override wins
+    ],
+    ids=["default", "routers", "override"],
+)
+def test_without_an_override_the_role_grants_exactly_the_routers_plans_may_choose(values, routers):
+    (role,) = [
+        r for r in of_kind(objects(values), "Role") if r["metadata"]["name"].endswith("-release")
+    ]
+
+    assert role_grants(role) == set().union(*(code_grants(router) for router in routers))
+
+
 def test_flag_rollouts_may_edit_the_named_config_maps_and_no_other():
     values = {"release": {"routerKind": "istio"}, "flags": {"configMaps": ["checkout-flags"]}}
     (role,) = [

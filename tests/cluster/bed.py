@@ -200,27 +200,32 @@ class ClusterInABox:
         return _merge(values, copy.deepcopy(dict(overrides or {})))
 
     def install_chart(
-        self, namespace: str, overrides: Mapping[str, Any] | None = None
+        self,
+        namespace: str,
+        overrides: Mapping[str, Any] | None = None,
+        registry_login: bool = False,
     ) -> ChartInstall:
-        """``helm install`` into ``namespace``: the rendered objects applied to the bed."""
+        """``helm install`` into ``namespace``: the rendered objects applied to the bed.
+
+        The bed's registry takes anonymous pushes, so by default no ``canaryflow-registry``
+        Secret exists (image-push mounts it optional and pushes anonymously);
+        ``registry_login`` creates it as a platform team would."""
         if namespace in self._installs:
             raise ValueError(f"the chart is already installed in {namespace}")
         rendered = self.render(namespace, self.values(overrides))
         self.templates.apply(rendered, namespace)
-        config = self.registry.docker_config(self.workdir / "registry-auth")
-        # image-push mounts these credentials (an anonymous registry accepts any).
-        self.secrets[(namespace, "canaryflow-registry")] = {
-            ".dockerconfigjson": config.read_bytes()
-        }
+        if registry_login:
+            config = self.registry.docker_config(self.workdir / "registry-auth")
+            self.secrets[(namespace, "canaryflow-registry")] = {
+                ".dockerconfigjson": config.read_bytes()
+            }
         self._installs[namespace] = ChartInstall(namespace, rendered)
         return self._installs[namespace]
 
     def install_for(self, specs: list[ServiceSpec], namespace: str) -> ChartInstall:
-        """One install releasing ``specs`` (one router kind: the chart's ``release.routerKind``),
-        each listed in ``events.services`` under its GitHub and its GitLab path."""
-        kinds = {spec.router for spec in specs}
-        if len(kinds) != 1:
-            raise ValueError("one install has one release.routerKind")
+        """One install releasing ``specs``, each listed in ``events.services`` under its GitHub
+        and its GitLab path. ``release.routerKind`` stays empty (the chart's default): each
+        service's own plan chooses its router, so one install serves every router kind."""
         services = {}
         for spec in specs:
             entry = {
@@ -230,8 +235,7 @@ class ClusterInABox:
             }
             services[spec.github] = entry
             services[spec.gitlab] = entry
-        overrides = {"release": {"routerKind": kinds.pop()}, "events": {"services": services}}
-        return self.install_chart(namespace, overrides)
+        return self.install_chart(namespace, {"events": {"services": services}})
 
     def render(self, namespace: str, values: Obj) -> list[Obj]:
         """The chart rendered by Helm's engine; every object schema-valid."""

@@ -1,8 +1,9 @@
 """Session fixtures of the cluster in a box: one bed, one service per router kind.
 
 The bed (registry, fake API server, kubelet, Prometheus, Argo stand-in) starts once per test
-session; each router kind gets its own chart install (the chart's ``release.routerKind`` decides
-the router of every push) and one service, created the first time a test asks for it.
+session with one chart install for every router kind (``release.routerKind`` left empty: each
+service's own plan chooses its router) and no registry Secret (the bed's registry is anonymous);
+each router kind has one service, created the first time a test asks for it.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ def bed(tmp_path_factory) -> Iterator[ClusterInABox]:
 def service_for(bed) -> Callable[[str], ServiceUnderTest]:
     """The service released through ``router``, installed on first use."""
     installed: dict[str, ServiceUnderTest] = {}
+    chart = bed.install_for(list(SERVICES.values()), "canaryflow")
 
     def get(router: str) -> ServiceUnderTest:
         if router not in installed:
             spec = SERVICES[router]
-            chart = bed.install_for([spec], f"canaryflow-{router}")
             installed[router] = bed.install(
                 spec, short_plan(spec, bed.prometheus.url, STEPS), chart
             )

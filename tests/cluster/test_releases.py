@@ -87,6 +87,23 @@ def test_a_good_release_runs_the_repositorys_own_plan_and_is_promoted(good, rout
     assert not observe.canary_exists(service)
 
 
+def test_one_install_without_a_registry_secret_releases_every_router_kind(good):
+    """The chart's defaults: no ``release.routerKind`` (each plan picks its router) and no
+    ``canaryflow-registry`` Secret (the bed's registry is anonymous: image-push goes without)."""
+    installs = {service.chart.namespace for service, _, _ in good.values()}
+    (namespace,) = installs
+    bed = next(iter(good.values()))[0].bed
+
+    assert (namespace, "canaryflow-registry") not in bed.secrets
+    for router, (service, workflow, started) in good.items():
+        assert workflow.parameters["router-kind"] == "", router
+        own_plan = yaml.safe_load((service.checkout / "canaryflow.yaml").read_text())
+        assert own_plan["router"]["kind"] == router
+        assert observe.ran(workflow, "image-push") and workflow.phase == "Succeeded"
+        # the weights were served by this router kind's object (the data plane reads only it)
+        assert max(service.dataplane.weights(started)) > 0, router
+
+
 def test_the_task_pods_ran_the_containers_exact_argv_and_env(good):
     service, workflow, _ = good["istio"]
     (build,) = observe.pods(workflow, "go-build")
