@@ -31,6 +31,7 @@ from canaryflow.analysis.sequential import bernoulli_kl, information_limit, mult
 from canaryflow.analysis.source import PrometheusSource, Sample
 from canaryflow.bench.replay import ReplayClock, ReplayLogs, ReplaySource
 from canaryflow.bench.scenarios import schedule_faults
+from canaryflow.local.load import LoadGenerator
 from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.load import plan_from_dict
@@ -182,8 +183,6 @@ LOAD_MARGIN_S = 120.0
 def _keep_load_running(stack) -> None:
     """The load generator stops by itself after its maximum duration (10 min), and a whole
     judgement run is longer: start a fresh one before a release could outlive it."""
-    from canaryflow.local.load import LoadGenerator
-
     load = stack.load
     left = load.started_at + load.config.max_duration_s - time.time()
     if left > LOAD_MARGIN_S and load.running:
