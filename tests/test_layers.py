@@ -30,7 +30,10 @@ PACKAGES = {
 }
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("canaryflow", "canaryflow.errors", "canaryflow.duration")),
+    (
+        "foundation",
+        ("canaryflow", "canaryflow.errors", "canaryflow.duration", "canaryflow.input_file"),
+    ),
     (
         "specs",
         (
@@ -95,7 +98,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 
 LAZY: dict[str, str] = {
-    "canaryflow.chart.generate": "compiles the workflows only when asked; they import Hera",
     "canaryflow.report.release": "the PNG (report.chart) needs matplotlib, an optional extra",
 }
 """Modules below the command layer allowed function-local canaryflow imports, and why."""

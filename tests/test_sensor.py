@@ -193,3 +193,13 @@ def test_the_submitted_workflow_is_valid_and_sets_every_required_parameter(senso
     assert required <= set(given), f"missing {required - set(given)}"
     assert set(given) <= {p["name"] for p in declared}
     assert all(given[key] for key in required)
+
+
+def test_a_default_service_name_is_the_repository_name_in_lower_case():
+    event = payload("github-push-main.json")
+    event["body"]["repository"]["full_name"] = "Acme/Checkout"
+    (found,) = of_kind(objects(values_with({"Acme/Checkout": {}})), "Sensor")
+
+    workflow = submitted_workflow(found, event)
+
+    assert workflow is not None and arguments(workflow)["service"] == "checkout"

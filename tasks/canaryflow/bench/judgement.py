@@ -153,7 +153,6 @@ def judgement(
     classes: tuple[FaultClass, ...] = FAULT_CLASSES,
 ) -> JudgementResults:
     """``runs`` releases per fault class and ``good`` good canaries, interleaved, on one stack."""
-
     began = time.monotonic()
     plan = judgement_plan()
     work = ("-work-ms", str(WORK_MS))
@@ -292,7 +291,6 @@ def _observe(stack, source, plan, artifact, fault: FaultClass, index: int) -> Ob
 
 def _replay_judge(source, platform, plan, started: float, ended: float):
     """The plan's own analysis window over [started, ended], every query asked as of its time."""
-
     clock = ReplayClock(started)
     run = AnalysisRun(
         plan.analysis,

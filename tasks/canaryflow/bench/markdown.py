@@ -230,3 +230,14 @@ def _cli(results: BenchResults) -> str:
             f"(Hera, Kubernetes client, Prometheus client, matplotlib, pydantic): {heavy}.",
         ]
     )
+
+
+def replace_section(document: str, heading: str, section: str) -> str:
+    """``document`` with the section under ``heading`` (to the next ``## ``) replaced, or
+    ``section`` appended when there is none."""
+    start = document.find(f"\n{heading}\n")
+    if start < 0:
+        return document.rstrip("\n") + "\n\n" + section if document else section
+    end = document.find("\n## ", start + 1)
+    rest = "" if end < 0 else "\n" + document[end + 1 :]
+    return document[: start + 1] + section + rest

@@ -165,7 +165,6 @@ def releases(
     workdir: Path, build: Path, bad_count: int, healthy_count: int, say: Callable[[str], None]
 ) -> tuple[list[BadRelease], list[HealthyRelease], dict[str, Any]]:
     """Bad releases (fault on 2-3 s into the first window), then healthy ones, on one stack."""
-
     plan = bench_plan()
     v1, v2 = sample_service("v1", build), sample_service("v2", build)
     bad, healthy = [], []
@@ -249,7 +248,6 @@ def flag_rollouts(
     workdir: Path, build: Path, count: int, say: Callable[[str], None]
 ) -> list[BadFlagRollout]:
     """Bad flag rollouts on one stack: flag-on requests fail 2-3 s into the first window."""
-
     document = json.loads(json.dumps(DEMO_PLAN))
     document["flag"]["steps"] = [{"percent": 50, "duration": "12s"}]
     plan = ReleasePlan.model_validate(document)
@@ -293,7 +291,6 @@ def _bad_flag(result, fault_on: float | None) -> BadFlagRollout:
 
 def analysis_round(stack) -> dict[str, Any]:
     """One round of every Prometheus gate of the catalogue against the stack's Prometheus."""
-
     spec = full_catalogue_spec(interval="1s", queryWindow="5s")
     run = AnalysisRun(
         spec,

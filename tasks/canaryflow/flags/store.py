@@ -18,6 +18,7 @@ from typing import Protocol
 
 from canaryflow.errors import PlatformError
 from canaryflow.flags.document import document_digest, encode_document, validate_document
+from canaryflow.input_file import read_input_file
 
 PREVIOUS = ".previous"
 MAX_FLAG_FILE_BYTES = 1 << 20  # a flagd document; bounded like a plan (see plan/load.py)
@@ -89,8 +90,6 @@ class FileFlagStore:
 
     @staticmethod
     def _read_text(path: Path) -> str:
-        from canaryflow.plan.load import read_input_file
-
         return read_input_file(path, MAX_FLAG_FILE_BYTES, "flag")
 
 

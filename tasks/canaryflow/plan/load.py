@@ -19,8 +19,6 @@ before it is parsed (``docs/limits`` in the README):
 
 from __future__ import annotations
 
-import os
-import stat
 import types
 import typing
 from collections.abc import Hashable, Iterator
@@ -30,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from canaryflow.errors import FieldError, InputError
+from canaryflow.input_file import read_input_file, too_big
 from canaryflow.plan.model import ReleasePlan
 
 Loc = tuple[str | int, ...]
@@ -93,62 +92,16 @@ def _read(source: Path | str) -> tuple[str, str]:
     if isinstance(source, Path):
         return _read_file(source), str(source)
     if len(source) > MAX_PLAN_BYTES:
-        raise InputError(FieldError("(plan)", _too_big(len(source.encode(errors="replace")))))
+        raise InputError(
+            FieldError(
+                "(plan)", too_big(len(source.encode(errors="replace")), MAX_PLAN_BYTES, "plan")
+            )
+        )
     return source, "plan"
-
-
-def _too_big(size: int, limit: int = MAX_PLAN_BYTES, what: str = "plan") -> str:
-    return (
-        f"{size} bytes is larger than the {limit // 1024} KiB a {what} file may have: "
-        "is this the right file?"
-    )
 
 
 def _read_file(path: Path) -> str:
     return read_input_file(path, MAX_PLAN_BYTES, "plan")
-
-
-def read_input_file(path: Path, limit: int, what: str) -> str:
-    """At most ``limit`` bytes of a regular file, as UTF-8; every refusal names the fix.
-
-    Opened non-blocking and checked with ``fstat`` before a byte is read: a directory, a FIFO
-    (which would hang) or a device such as /dev/zero (which never ends) is refused at once.
-    """
-    name = str(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as error:
-        fix = "check the path" if error.errno == 2 else "check its permissions"
-        raise InputError(f"{name}: cannot read the {what} file: {error.strerror}: {fix}") from None
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise InputError(f"{name}: is a directory: give the {what} file, not a folder")
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError(
-                f"{name}: is not a regular file (a device, FIFO or socket): "
-                f"give the {what} file itself"
-            )
-        if info.st_size > limit:
-            raise InputError(f"{name}: {_too_big(info.st_size, limit, what)}")
-        try:
-            data = os.read(fd, limit + 1)
-        except OSError as error:
-            raise InputError(f"{name}: cannot read the {what} file: {error.strerror}") from None
-    finally:
-        os.close(fd)
-    if len(data) > limit:  # it grew while we looked
-        raise InputError(f"{name}: {_too_big(len(data), limit, what)}")
-    if b"\0" in data:
-        raise InputError(f"{name}: is binary (it contains NUL bytes): give the {what} file as text")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise InputError(
-            f"{name}:{line}: not UTF-8 (byte {error.start}: {data[error.start]:#04x}): "
-            f"save the {what} file as UTF-8"
-        ) from None
 
 
 class _StrictConstruction:
