@@ -62,6 +62,7 @@ demo: setup
 
 bench: setup
 	$(VENV)/bin/canaryflow bench --out $(OUT)/bench --write BENCHMARKS.md
+	cd tests && ../$(PY) -m cluster.bench --releases 5 --out ../$(OUT)/bench/cluster --write ../BENCHMARKS.md
 
 compile: setup
 	$(VENV)/bin/canaryflow compile --out $(OUT)/argo

@@ -182,7 +182,6 @@ LOAD_MARGIN_S = 120.0
 def _keep_load_running(stack) -> None:
     """The load generator stops by itself after its maximum duration (10 min), and a whole
     judgement run is longer: start a fresh one before a release could outlive it."""
-
     load = stack.load
     left = load.started_at + load.config.max_duration_s - time.time()
     if left > LOAD_MARGIN_S and load.running:
