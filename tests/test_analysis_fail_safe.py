@@ -35,11 +35,11 @@ def kubeconfig(tmp_path, cluster):
     return write_kubeconfig(tmp_path / "kubeconfig", cluster.url)
 
 
-def plan_file(tmp_path, url: str, router: str, failure_limit: int = 0):
+def plan_file(tmp_path, url: str, router: str, failure_limit: int = 0, drain: str = "10s"):
     path = tmp_path / "canaryflow.yaml"
     plan = {
         "service": {"name": SERVICE, "namespace": NAMESPACE},
-        "router": {"kind": router},
+        "router": {"kind": router, "drain": drain},
         "steps": [{"weight": 25, "duration": "4s"}, {"weight": 100, "duration": "2s"}],
         "analysis": {
             "prometheus": {"url": url},
@@ -82,6 +82,45 @@ def open_canary(plan, kubeconfig) -> None:
     verb = ["--plan", str(plan), "--kubeconfig", str(kubeconfig)]
     assert main(["deploy-canary", *verb, "--image", CANARY_IMAGE, "--version", "v2"]) == 0
     assert main(["set-weight", *verb, "--weight", "25", "--header-route"]) == 0
+
+
+def header_route_on(plan, kubeconfig) -> bool:
+    client = api_client_from_environment(str(kubeconfig), None)
+    return not platform_for(load_plan(plan), client).router.header_route_withdrawn()
+
+
+USER_ROUTE = {"istio": "VirtualService", "nginx-ingress": "Ingress", "gateway-api": "HTTPRoute"}
+
+
+@pytest.mark.parametrize("router", ["istio", "nginx-ingress", "gateway-api"])
+def test_a_failing_window_withdraws_the_header_route_too_and_rollback_then_restores_the_route(
+    tmp_path,
+    kubeconfig,
+    cluster,
+    prometheus,  # noqa: F811
+    router,
+):
+    """Header users must not keep reaching a failing canary until the rollback pod runs."""
+    plan = plan_file(tmp_path, prometheus.url, router, drain="0s")
+    user_route = cluster.get(USER_ROUTE[router], NAMESPACE, SERVICE)
+    open_canary(plan, kubeconfig)
+    assert header_route_on(plan, kubeconfig)
+
+    assert analyze(plan, kubeconfig, "erroring", tmp_path / "report.json") == 1
+
+    assert weight_is(plan, kubeconfig, 0) and not header_route_on(plan, kubeconfig)
+    assert cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is not None  # rollback's job
+    for _ in range(2):  # the rollback pod after the fail-safe, and a retry of it
+        verb = ["--plan", str(plan), "--kubeconfig", str(kubeconfig)]
+        assert main(["rollback", *verb, "--reason", "gate failed"]) == 0
+        assert _spec_and_annotations(cluster.get(USER_ROUTE[router], NAMESPACE, SERVICE)) == (
+            _spec_and_annotations(user_route)
+        )
+        assert cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
+
+
+def _spec_and_annotations(obj) -> tuple:
+    return obj["spec"], obj["metadata"].get("annotations") or {}
 
 
 @pytest.mark.parametrize("router", ["istio", "nginx-ingress", "gateway-api"])
@@ -167,7 +206,7 @@ def test_sigterm_mid_window_makes_traffic_safe_before_the_pod_goes(
 
     assert process.returncode == 130, err
     assert weight_is(plan, kubeconfig, 0), out + err
-    assert "fail-safe: canary weight 0 verified" in out
+    assert "fail-safe: canary weight 0 and header route withdrawn, verified" in out
 
 
 def _first_round(process: subprocess.Popen, timeout_s: float) -> str:

@@ -9,9 +9,12 @@ verdict still says inconclusive: a person decides next); 1 when the release must
 ``--step N`` takes the window's length from the plan's step N (``--duration`` overrides it),
 so the plan stays the one source of its durations. ``--fail-safe`` (the workflow's analyze
 task) makes traffic safe in this very pod: when the window ends in a rollback, errors, or the
-pod is told to stop (SIGTERM), it sets the canary weight to 0 and waits until the router
-shows it before exiting 1. No other pod has to be scheduled first; the report records the
-seconds from the first failing measurement to weight 0 verified (``failSafe``).
+pod is told to stop (SIGTERM), it sets the canary weight to 0 and withdraws the header route,
+and waits until the router object shows both before exiting 1, so no request, with or without
+the header, reaches the failing canary. No other pod has to be scheduled first, and no drain
+is waited for (nothing is removed: the rollback pod drains, then removes the canary and
+restores the user's route). The report records the seconds from the first failing measurement
+to no canary traffic verified (``failSafe``).
 """
 
 from __future__ import annotations
@@ -59,8 +62,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fail-safe",
         action="store_true",
-        help="on a failing or erroring window (or SIGTERM) set the canary weight to 0 and "
-        "verify it at the router before exiting 1 (Kubernetes)",
+        help="on a failing or erroring window (or SIGTERM) set the canary weight to 0, "
+        "withdraw the header route and verify both at the router before exiting 1 (Kubernetes)",
     )
 
 
@@ -138,7 +141,8 @@ def first_failing_at(result) -> float | None:
 
 
 class _FailSafe:
-    """Weight 0 at the router from the analyze pod itself, verified, timed.
+    """No canary traffic (weight 0, header route withdrawn) from the analyze pod itself,
+    verified at the router, timed.
 
     The platform is built before the window starts, so a broken service account shows up as
     an error at once rather than when traffic must be made safe.
@@ -148,27 +152,30 @@ class _FailSafe:
         from canaryflow.kubernetes.from_plan import platform_for
         from canaryflow.kubernetes.platform import api_client_from_environment
 
-        self.router = platform_for(plan, api_client_from_environment(kubeconfig, None)).router
+        self.platform = platform_for(plan, api_client_from_environment(kubeconfig, None))
 
     def make_safe(self, first_failing: float | None) -> dict:
-        from canaryflow.platform.weights import apply_weight
-
         started = time.time()
         try:
-            apply_weight(self.router, 0)
+            self.platform.make_traffic_safe()
         except Exception as error:  # the rollback task tries again; say so and go on failing
-            print(f"warning: fail-safe could not verify weight 0: {error}", file=sys.stderr)
+            print(f"warning: fail-safe could not verify it: {error}", file=sys.stderr)
             return {"verified": False, "error": str(error), "summary": f"not verified: {error}"}
         verified = time.time()
         since = first_failing if first_failing is not None else started
         seconds = round(verified - since, 3)
-        print(f"fail-safe: canary weight 0 verified {seconds:g}s after the first failure")
+        print(
+            f"fail-safe: canary weight 0 and header route withdrawn, verified {seconds:g}s "
+            "after the first failure"
+        )
         return {
             "verified": True,
             "firstFailingMeasurementAt": first_failing,
             "weightZeroVerifiedAt": verified,
             "seconds": seconds,
-            "summary": f"weight 0 verified {seconds:g}s after the first failing measurement",
+            "headerRouteWithdrawn": True,
+            "summary": f"weight 0 and no header route verified {seconds:g}s after the first "
+            "failing measurement",
         }
 
 

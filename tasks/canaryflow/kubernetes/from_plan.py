@@ -45,4 +45,5 @@ def platform_for(plan: ReleasePlan, api_client: ApiClient | None = None) -> Kube
         canary_replicas=service.canary_replicas,
         health=HealthCheck(path=service.health_path, port=service.port),
         canary_after_rollback=plan.rollback.canary,
+        drain_s=plan.router.drain,
     )

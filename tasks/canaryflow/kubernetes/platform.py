@@ -32,7 +32,7 @@ from canaryflow.kubernetes.routers import KubernetesRouter, make_router
 from canaryflow.kubernetes.routers.backends import Backends
 from canaryflow.platform.protocol import Artifact, HeaderRoute, HealthReport
 from canaryflow.platform.state import Phase, ReleaseState
-from canaryflow.platform.weights import VERIFY_WEIGHT_TIMEOUT_S
+from canaryflow.platform.weights import POLL_S, VERIFY_WEIGHT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -65,6 +65,8 @@ class KubernetesPlatform:
         container: str | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         canary_after_rollback: str = "delete",
+        drain_s: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.api = ClusterApi(api_client, namespace, retry)
         self.namespace = namespace
@@ -76,6 +78,10 @@ class KubernetesPlatform:
         self.container = container
         self.canary_after_rollback = canary_after_rollback
         """``delete`` or ``scale-to-zero`` (the plan's ``rollback.canary``)."""
+        self.drain_s = drain_s
+        """Seconds between no traffic verified on the router object and the canary's removal;
+        ``platform_for`` passes the plan's ``router.drain`` (the one default, 10 s)."""
+        self._sleep = sleep
         self._router = router
         self._recorded_router = RecordedRouter(router, self)
 
@@ -186,7 +192,8 @@ class KubernetesPlatform:
         self._wait_stable_rollout()
         if relabel:
             self._select_stable(artifact.version, artifact.version, by_version)
-        self.router.set_weight(0)
+        self.make_traffic_safe()
+        self._drain()
         self._router.remove_managed_routes()
         self._remove_canary()
         self.event(stable, "Promoted", f"stable now runs {artifact.version} ({image})")
@@ -216,13 +223,15 @@ class KubernetesPlatform:
         self._router.select_stable(version, canary_version)
 
     def rollback(self) -> None:
-        """Weight 0 (verified), the canary scaled to zero, the managed routes gone, then the
-        canary deleted, or kept at zero (``rollback.canary: scale-to-zero``) for ``kubectl
-        describe`` and its Events, as Flagger does; the next release replaces it."""
+        """Weight 0 and no header route (verified), the drain, the canary scaled to zero, the
+        managed routes gone, then the canary deleted, or kept at zero (``rollback.canary:
+        scale-to-zero``) for ``kubectl describe`` and its Events, as Flagger does; the next
+        release replaces it. After the analysis fail-safe (traffic already safe) it does the
+        same: every step converges, so running it twice is running it once."""
         state = self.current_state()
         self.record(Phase.ROLLING_BACK, state.weight if state else 0)
-        self.router.set_weight(0)
-        self._verify_no_canary_traffic()
+        self.make_traffic_safe()
+        self._drain()
         # The canary goes before the user's own route comes back: with Istio that route names
         # the host without a subset, and the host's Service selects the canary pods as well.
         self.api.merge_patch(DEPLOYMENT, self.canary, {"spec": {"replicas": 0}})
@@ -237,6 +246,39 @@ class KubernetesPlatform:
             kept = " (scaled to zero)" if self.canary_after_rollback == "scale-to-zero" else ""
             message = f"{version}{kept} removed from traffic, all traffic on stable"
             self.event(stable, "RolledBack", message, True)
+
+    def make_traffic_safe(self, timeout_s: float | None = None) -> None:
+        """No request reaches the canary: weight 0 and the header route withdrawn, both
+        verified on the router object; the canary's pods and the user's route are left as
+        they are (with Istio, restoring the user's route while the canary runs would send the
+        host's share of canary endpoints there). Never waits for a drain: the analysis
+        fail-safe calls it from its own pod, promote and rollback before ``_drain``."""
+        timeout_s = self.timeouts.verify_weight_s if timeout_s is None else timeout_s
+        self.router.set_weight(0)
+        self.router.withdraw_header_route()
+
+        def pending() -> str | None:
+            if not self._router.verify_weight(0):
+                return "weight not 0"
+            return None if self._router.header_route_withdrawn() else "header route still on"
+
+        last = _poll(pending, timeout_s, POLL_S)
+        if last is not None:
+            raise PlatformError(
+                f"the router does not confirm that no request reaches the canary ({last} after "
+                f"{timeout_s:g}s); it is left running so no request is dropped: check the "
+                "router object and roll back again"
+            )
+
+    def _drain(self) -> None:
+        """Wait ``drain_s`` with no traffic verified on the router object, before the canary's
+        pods go: proxies that still apply the last change and requests in flight finish on
+        them instead of failing (502). Nothing to drain when no canary runs."""
+        canary = self.api.get(DEPLOYMENT, self.canary)
+        if canary is None or not canary["spec"].get("replicas", 1) or self.drain_s <= 0:
+            return
+        self.event(canary, "Draining", f"{self.drain_s:g}s before the canary is removed")
+        self._sleep(self.drain_s)
 
     def ensure_capacity(self, weight: int) -> None:
         """Before the canary gets ``weight`` %: scale it to carry it and wait until those pods
@@ -381,16 +423,6 @@ class KubernetesPlatform:
                 f"within {self.timeouts.stable_rollout_s:g}s ({last}); the canary keeps running"
             )
 
-    def _verify_no_canary_traffic(self) -> None:
-        def pending() -> str | None:
-            return None if self._router.verify_weight(0) else "weight not 0"
-
-        if _poll(pending, self.timeouts.verify_weight_s, self.timeouts.poll_s) is not None:
-            raise PlatformError(
-                "the router does not confirm weight 0 for the canary; it is left running so "
-                "no request is dropped: check the router object and roll back again"
-            )
-
     def _remove_canary(self) -> None:
         self.api.delete(SERVICE, self.canary)
         self.api.delete(DEPLOYMENT, self.canary)
@@ -422,6 +454,14 @@ class RecordedRouter:
     def set_header_route(self, route: HeaderRoute) -> None:
         self.inner.set_header_route(route)
         self._event("HeaderRouteSet", f"requests with {route.name}: {route.value} go to the canary")
+
+    def withdraw_header_route(self) -> None:
+        if not self.inner.header_route_withdrawn():
+            self.inner.withdraw_header_route()
+            self._event("HeaderRouteWithdrawn", "the header route no longer reaches the canary")
+
+    def header_route_withdrawn(self) -> bool:
+        return self.inner.header_route_withdrawn()
 
     def remove_managed_routes(self) -> None:
         self.inner.remove_managed_routes()

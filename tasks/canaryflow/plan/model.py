@@ -117,6 +117,16 @@ class RouterSpec(PlanModel):
         description="The user's VirtualService, Ingress, HTTPRoute or TrafficSplit to manage "
         "(default: named after the service).",
     )
+    drain: Duration = Field(
+        10.0,
+        ge=0,
+        le=600,
+        description="Kubernetes: once weight 0 and no header route are verified on the router "
+        "object, how long promote and rollback wait before removing the canary's pods, so "
+        "that proxies still applying the change and in-flight requests finish (Argo "
+        "Rollouts' scaleDownDelaySeconds). The analysis fail-safe never waits: it removes "
+        "nothing.",
+    )
     rule: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,251}[A-Za-z0-9])?$",

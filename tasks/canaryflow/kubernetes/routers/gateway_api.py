@@ -88,6 +88,14 @@ class GatewayApiRouter:
 
         self.api.update(HTTP_ROUTE, self.http_route, edit)
 
+    def withdraw_header_route(self) -> None:
+        if not self.header_route_withdrawn():
+            self.api.update(HTTP_ROUTE, self.http_route, rules_of(self._canary).without_header)
+
+    def header_route_withdrawn(self) -> bool:
+        route = self.api.get(HTTP_ROUTE, self.http_route)
+        return not rules_of(self._canary).has_header(route)
+
     def select_stable(self, version: str | None, canary_version: str) -> None:
         """Nothing to do: stable is its Service, which the platform retargets."""
 

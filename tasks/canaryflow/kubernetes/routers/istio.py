@@ -112,6 +112,13 @@ class IstioRouter:
 
         self.api.update(VIRTUAL_SERVICE, self.virtual_service, edit)
 
+    def withdraw_header_route(self) -> None:
+        if not self.header_route_withdrawn():
+            self.api.update(VIRTUAL_SERVICE, self.virtual_service, ROUTES.without_header)
+
+    def header_route_withdrawn(self) -> bool:
+        return not ROUTES.has_header(self.api.get(VIRTUAL_SERVICE, self.virtual_service))
+
     def remove_managed_routes(self) -> None:
         if self._prepared():
             self.api.update(VIRTUAL_SERVICE, self.virtual_service, self._without_managed_routes)

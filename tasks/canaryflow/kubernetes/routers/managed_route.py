@@ -66,6 +66,16 @@ class RouteList:
         entries.insert(entries.index(managed), header)
         return obj
 
+    def has_header(self, obj: Obj | None) -> bool:
+        """True while ``obj`` carries our header route."""
+        return obj is not None and any(map(self.is_header, obj["spec"].get(self.key) or []))
+
+    def without_header(self, obj: Obj) -> Obj:
+        """The header route withdrawn, the split (and its kept original) left as it is: at
+        weight 0 every request then reaches stable, and ``restore`` still finds the original."""
+        obj["spec"][self.key] = [e for e in obj["spec"].get(self.key, []) if not self.is_header(e)]
+        return obj
+
     def restore(self, obj: Obj, managed: Obj) -> Obj:
         """The object as the user wrote it: header route gone, managed entry restored."""
         kept = obj["metadata"].get("annotations", {})

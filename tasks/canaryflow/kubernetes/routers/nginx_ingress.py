@@ -74,13 +74,21 @@ class NginxIngressRouter:
     def set_header_route(self, route: HeaderRoute) -> None:
         self._annotate({BY_HEADER: route.name, BY_HEADER_VALUE: route.value}, required=True)
 
+    def withdraw_header_route(self) -> None:
+        """The by-header annotations removed (JSON merge patch: null deletes a key)."""
+        self._annotate({BY_HEADER: None, BY_HEADER_VALUE: None}, required=False)
+
+    def header_route_withdrawn(self) -> bool:
+        canary = self.api.get(INGRESS, self.canary_ingress)
+        return canary is None or BY_HEADER not in _annotations(canary)
+
     def select_stable(self, version: str | None, canary_version: str) -> None:
         """Nothing to do: stable is its Service, which the platform retargets."""
 
     def remove_managed_routes(self) -> None:
         self.api.delete(INGRESS, self.canary_ingress)
 
-    def _annotate(self, annotations: dict[str, str], required: bool) -> None:
+    def _annotate(self, annotations: dict[str, str | None], required: bool) -> None:
         patched = self.api.merge_patch(
             INGRESS, self.canary_ingress, {"metadata": {"annotations": annotations}}
         )

@@ -27,5 +27,12 @@ class KubernetesRouter(TrafficRouter, Protocol):
     def prepare(self, backends: Backends) -> None:
         """Create or split what the router needs, at weight 0."""
 
+    def withdraw_header_route(self) -> None:
+        """Requests carrying the header go where every other request goes; the split stays
+        (``remove_managed_routes`` restores the user's route later). Idempotent."""
+
+    def header_route_withdrawn(self) -> bool:
+        """True once the router object carries no header route to the canary."""
+
     def select_stable(self, version: str | None, canary_version: str) -> None:
         """Point the stable side at ``version`` (None: every stable pod) after a promotion."""

@@ -96,6 +96,12 @@ class SmiRouter:
             )
         )
 
+    def withdraw_header_route(self) -> None:
+        """Nothing to withdraw: SMI routes no header (see ``capabilities``)."""
+
+    def header_route_withdrawn(self) -> bool:
+        return True
+
     def select_stable(self, version: str | None, canary_version: str) -> None:
         """Nothing to do: stable is its Service, which the platform retargets."""
 
