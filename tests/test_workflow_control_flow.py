@@ -1,7 +1,8 @@
 """The generic release, run through Argo's rules for every way a release can fail.
 
-``depends`` is evaluated as Argo does by the test bed's evaluator (``cluster.argo.depends``,
-enhanced depends logic); a task whose depends is false is Omitted. The
+``depends``, ``when`` and ``{{...}}`` substitution are evaluated as Argo does by the test bed's
+evaluators (``cluster.argo.depends``, enhanced depends logic; ``cluster.argo.govaluate``;
+``cluster.argo.variables``); a task whose depends is false is Omitted. The
 workflow's phase follows ``assessDAGPhase`` (workflow/controller/dag.go): each target task's
 own phase when it ran, otherwise the phase of the branch it hangs from, Failed/Error winning.
 The step walk follows workflow/controller/steps.go: a steps template runs its groups in order,
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from argo_expressions import when
 from cluster.argo.depends import Depends
+from cluster.argo.govaluate import should_execute
+from cluster.argo.variables import substitute as render
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -137,7 +139,7 @@ class Walk:
         return "Succeeded"
 
     def _step(self, step: dict, values: dict[str, str], index: str) -> str:
-        if "when" in step and not when(step["when"], values):
+        if "when" in step and not should_execute(render(step["when"], values)):
             return "Skipped"
         arguments = {a["name"]: render(a["value"], values) for a in step["arguments"]["parameters"]}
         if "template" in step:  # the walk's own templates: traffic-step, plan-step
@@ -147,12 +149,6 @@ class Walk:
         if step["name"] == "analyze":
             values["steps.analyze.outputs.parameters.verdict"] = self.verdicts.get(index, "pass")
         return self.outcomes.get(node, "Succeeded")
-
-
-def render(text: str, values: dict[str, str]) -> str:
-    from argo_expressions import render as argo_render
-
-    return argo_render(text, values)
 
 
 CHECKOUT = steps_of("examples/plans/checkout.yaml")

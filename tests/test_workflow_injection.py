@@ -2,10 +2,9 @@
 
 Argo substitutes ``{{...}}`` by plain text replacement, so the only safe design is one where a
 parameter fills a whole argv element (or an env value, or a raw artifact's file content) and
-no shell ever re-reads it. ``render`` (tests/argo_expressions.py) does Argo's substitution,
-including the ``{{=expression}}`` subset the templates use, and the tests follow every
-parameter of the release, through the DAG and the step walk, into the containers of the task
-library.
+no shell ever re-reads it. ``render`` (the test bed's ``cluster.argo.variables.substitute``)
+does Argo's substitution, ``{{=expression}}`` tags included, and the tests follow every parameter
+of the release, through the DAG and the step walk, into the containers of the task library.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from argo_expressions import render
+from cluster.argo.variables import substitute as render
 
 from canaryflow.plan.load import load_plan
 from canaryflow.release.walk import workflow_outputs
