@@ -80,7 +80,7 @@ def simulate(plan, cluster: Cluster, interrupt=None):
 def test_a_green_release_runs_every_step_in_plan_order_promotes_and_never_rolls_back():
     run = simulate(checkout_plan(), Cluster())
     assert run.ran == [
-        "checkout", "validate-plan", "go-test", "notify-started", "go-build", "image-push",
+        "checkout", "validate-plan", "notify-started", "go-test", "go-build", "image-push",
         "deploy-canary",
         "health-gate", "set-weight-0", "analyze-0", "set-weight-1", "analyze-1",
         "set-weight-2", "analyze-2", "approve-3", "set-weight-4", "analyze-4", "promote",

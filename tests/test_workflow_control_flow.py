@@ -281,12 +281,29 @@ def test_a_refused_promotion_rolls_back():
     assert run.workflow_phase == "Failed"
 
 
-def test_the_started_notification_runs_beside_the_tests_and_before_any_change():
+def test_the_started_notification_runs_before_the_tests_and_before_any_change():
     tasks = {t["name"]: t for t in DAG["tasks"]}
     assert tasks["notify-started"]["depends"] == "validate-plan.Succeeded"
-    assert tasks["go-test"]["depends"] == "validate-plan.Succeeded"
+    assert tasks["go-test"]["depends"] == "notify-started.Succeeded"
     run = Simulation(DAG, {"notify-started": "Failed"})
-    assert not run.ran("deploy-canary") and not run.ran("rollback")
+    assert not run.ran("go-test") and not run.ran("deploy-canary") and not run.ran("rollback")
+
+
+def test_no_two_tasks_of_the_dag_can_hold_the_read_write_once_workspace_at_once():
+    """Every pair of workspace users is ordered by ``depends`` (a Multi-Attach wait otherwise,
+    when Argo schedules two of them on different nodes)."""
+    tasks = {t["name"]: t for t in DAG["tasks"]}
+
+    def before(task: str) -> set[str]:
+        found: set[str] = set()
+        for name in Depends.referenced(tasks[task].get("depends") or ""):
+            found |= {name, *before(name)}
+        return found
+
+    for a in tasks:
+        for b in tasks:
+            if a < b:
+                assert a in before(b) or b in before(a), f"{a} and {b} may run at once"
 
 
 def test_every_step_is_announced_after_it_passed():

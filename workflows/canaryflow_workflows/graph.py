@@ -6,8 +6,12 @@ whose outputs (``canaryflow.release.walk``) drive the step walk.
 
 The top DAG, in Argo's enhanced ``depends`` terms:
 
-* the happy path is a chain: each task runs only when the one before it Succeeded
-  (``notify-started`` runs beside ``go-test``; ``go-build`` waits for both);
+* the happy path is a chain: each task runs only when the one before it Succeeded, including
+  ``notify-started`` right after ``validate-plan``. It runs *before* ``go-test``, not beside
+  it: both mount the ``workspace`` volume (ReadWriteOnce: the plan for notify, the source for
+  go-test), and two pods on different nodes holding one RWO claim wait on a Multi-Attach
+  error. In sequence no two pods ever hold the claim at once; the cost is one short pod
+  (``notify`` exits 0 whatever the webhook does, 2 tries of 3 s at most);
 * ``canary-steps`` walks the plan's steps (see ``plan_step_tasks``);
 * ``approve-promotion`` runs only when the plan says ``promotion.auto: false`` (``when``),
   else it is Skipped, which lets ``promote`` go on;
@@ -92,12 +96,9 @@ def release_tasks() -> list[ReleaseTask]:
         {**notify_arguments(), "event": "started"},
         depends="validate-plan.Succeeded",
     )
-    go_test = ReleaseTask("go-test", "go-test", depends="validate-plan.Succeeded")
+    go_test = ReleaseTask("go-test", "go-test", depends="notify-started.Succeeded")
     build = ReleaseTask(
-        "go-build",
-        "go-build",
-        {"version": wp("revision")},
-        depends="go-test.Succeeded && notify-started.Succeeded",
+        "go-build", "go-build", {"version": wp("revision")}, depends="go-test.Succeeded"
     )
     chain = _linked(
         [
