@@ -113,6 +113,8 @@ def short_plan(spec: ServiceSpec, prometheus_url: str, steps: list[Obj], **extra
         "router": {
             "kind": spec.router,
             "header": {"name": CANARY_HEADER.name, "value": CANARY_HEADER.value},
+            # CI-sized: the data plane here applies a change within ~50 ms
+            "drain": "2s",
         },
         "steps": steps,
         "analysis": {
@@ -322,6 +324,9 @@ def user_objects(spec: ServiceSpec, image: str) -> list[Obj]:
                                 "httpGet": {"path": "/healthz", "port": "http"},
                                 "periodSeconds": 1,
                             },
+                            # As a team serving production has it: a terminating pod keeps
+                            # serving while proxies drop it from their endpoints.
+                            "lifecycle": {"preStop": {"sleep": {"seconds": 1}}},
                         }
                     ]
                 },

@@ -7,7 +7,11 @@ container sets ``command``/``args``, with the image's Env under the container's 
 is Ready once its ``readinessProbe`` (``httpGet`` path and port, every ``periodSeconds``,
 ``failureThreshold`` misses to fall back) answers 2xx/3xx; without a probe it is Ready once
 running. A container that exits is restarted with back-off (``CrashLoopBackOff``). A pod
-deleted from the API (scale down, new template, Deployment deleted) has its process stopped.
+deleted from the API (scale down, new template, Deployment deleted) is terminating: no longer
+Ready, so it leaves every EndpointSlice at once (the EndpointSlice controller drops terminating
+endpoints from the ready set), and its process is stopped after the container's
+``lifecycle.preStop.sleep.seconds`` (the native sleep hook, KEP-3960,
+pkg/kubelet/lifecycle/handlers.go ``runSleepHandler``; at once without one).
 
 The fake API server's Deployment controller makes the pods (``rollout="kubelet"``); this loop
 reports their status back (``FakeApiServer.set_pod_status``), so ``readyReplicas`` is what the
@@ -76,6 +80,7 @@ class Kubelet:
         self.listen_env = listen_env
         self.period_s = period_s
         self.pods: dict[tuple[str, str], RunningPod] = {}
+        self.terminating: list[tuple[float, RunningPod]] = []  # (stop at, pod)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="kubelet", daemon=True)
         self._lock = threading.Lock()
@@ -88,10 +93,11 @@ class Kubelet:
         self._stop.set()
         self._thread.join(timeout=10)
         with self._lock:
-            for pod in self.pods.values():
+            for pod in [*self.pods.values(), *(pod for _, pod in self.terminating)]:
                 if pod.process is not None:
                     self.group.stop(pod.process)
             self.pods.clear()
+            self.terminating.clear()
 
     def ready_pods(
         self, namespace: str, selector: dict[str, str], match_all: bool = False
@@ -127,12 +133,18 @@ class Kubelet:
             for pod in self.api.objects("Pod")
             if "fake.dev/deployment" in pod["metadata"].get("annotations", {})
         }
+        now = time.monotonic()
         with self._lock:
             gone = [key for key in self.pods if key not in wanted]
             for key in gone:
                 pod = self.pods.pop(key)
-                if pod.process is not None:
-                    self.group.stop(pod.process)
+                pod.ready = False
+                self.terminating.append((now + _pre_stop_sleep(pod.container), pod))
+            due = [pod for at, pod in self.terminating if at <= now]
+            self.terminating = [(at, pod) for at, pod in self.terminating if at > now]
+        for pod in due:
+            if pod.process is not None:
+                self.group.stop(pod.process)
         for key, obj in wanted.items():
             with self._lock:
                 pod = self.pods.get(key)
@@ -245,3 +257,9 @@ def _http_probe(pod: RunningPod, probe: Obj) -> bool:
             return 200 <= response.status < 400
     except OSError:  # refused, reset, timed out, or an HTTPError (>= 400)
         return False
+
+
+def _pre_stop_sleep(container: Obj) -> float:
+    """Seconds of the container's ``lifecycle.preStop.sleep`` hook (0 without one)."""
+    hook = (container.get("lifecycle") or {}).get("preStop") or {}
+    return float((hook.get("sleep") or {}).get("seconds", 0))

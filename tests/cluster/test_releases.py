@@ -77,6 +77,10 @@ def test_a_good_release_runs_the_repositorys_own_plan_and_is_promoted(good, rout
     served = service.dataplane.weights(started, promote.started_at)
     assert [weight for weight in served if weight] == [int(w) for w in own_weights]
     assert service.dataplane.weights(started)[-1] == 0
+    # No user request failed while traffic went back to stable and the canary went (drain).
+    promoting = (promote.started_at, promote.finished_at + 1.0)
+    assert service.load.counters(*promoting).total > 0
+    assert service.load.failures(*promoting) == []
     assert any(r.header is not None for at, r in service.dataplane.history if at > started)
     assert service.load.counters(started).by_track.get("canary", 0) > 0
     # Stable now runs the image pushed by digest, and serves the pushed commit.
