@@ -109,11 +109,6 @@ def marker_script(folder: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="issue 14 item 3: build/go.py passes package patterns to go unguarded; the 'prod' "
-    "engineer's fix is not merged yet (this test fails today: the program runs)",
-    strict=False,
-)
 @pytest.mark.parametrize(
     ("verb", "param", "flag"),
     [
