@@ -265,8 +265,7 @@ def _go_pod_blocks(text: str) -> str:
         "{i}    items:\n{i}    - key: {{{{ KEY.key | toJson }}}}\n{i}      path: {file}\n"
     )
     mounts = (
-        "{i}- name: {volume}\n{i}  mountPath: " + SECRETS_ROOT + "/{volume}\n"
-        "{i}  readOnly: true\n"
+        "{i}- name: {volume}\n{i}  mountPath: " + SECRETS_ROOT + "/{volume}\n{i}  readOnly: true\n"
     )
     for marker, lines, suffix in (
         (GO_SECRET_ENV, env, "\n(?P=i)  value: ''"),
