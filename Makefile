@@ -42,7 +42,7 @@ test: setup
 
 # The cluster in a box (tests/cluster): pushes released end to end through the rendered chart's
 # Sensor and templates, for Istio, NGINX Ingress and Gateway API; `make test` runs it too.
-# About 3.5 minutes on 2 cores.
+# About 4 minutes on 2 busy cores.
 e2e: setup
 	$(PY) -m pytest -q tests/cluster
 
@@ -62,6 +62,7 @@ demo: setup
 
 bench: setup
 	$(VENV)/bin/canaryflow bench --out $(OUT)/bench --write BENCHMARKS.md
+	cd tests && ../$(PY) -m cluster.bench --releases 5 --out ../$(OUT)/bench/cluster --write ../BENCHMARKS.md
 
 compile: setup
 	$(VENV)/bin/canaryflow compile --out $(OUT)/argo

@@ -8,6 +8,7 @@ fake API server (tests/kube), written and read back by the real kubernetes clien
 from __future__ import annotations
 
 import json
+import select
 import signal
 import subprocess
 import sys
@@ -155,14 +156,27 @@ def test_sigterm_mid_window_makes_traffic_safe_before_the_pod_goes(
     argv += ["--service", "healthy", "--fail-safe", "--kubeconfig", str(kubeconfig)]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(2.0)  # inside the 4 s window
-        assert process.poll() is None
+        first = _first_round(process, timeout_s=60)  # the window is running: measurements
+        assert first.startswith("round 1"), first
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=20)
+        out, err = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
 
     assert process.returncode == 130, err
-    assert weight_is(plan, kubeconfig, 0), err
+    assert weight_is(plan, kubeconfig, 0), out + err
+    assert "fail-safe: canary weight 0 verified" in out
+
+
+def _first_round(process: subprocess.Popen, timeout_s: float) -> str:
+    """The first line the analysis prints, waiting at most ``timeout_s`` (a slow start under
+    load is not a failure; a process that never measures is)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.2)
+        if ready:
+            return process.stdout.readline()
+        assert process.poll() is None, process.stderr.read()
+    raise AssertionError("no measurement within the timeout")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from canaryflow.analysis.maturity import maturity_warnings, required_requests
 from canaryflow.cli import main
 from canaryflow.plan.load import plan_from_dict
+from canaryflow.plan.maturity import maturity_warnings, required_requests
 
 
 def plan(**analysis):

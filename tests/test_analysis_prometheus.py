@@ -12,11 +12,11 @@ import time
 import pytest
 from prom_fixtures import NAMESPACE, fleet, prometheus  # noqa: F401 (fixtures)
 
-from canaryflow.analysis.benchmark import full_catalogue_spec, time_rounds
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import MeasurementError, PrometheusSource
 from canaryflow.analysis.spec import AnalysisSpec
+from canaryflow.bench.analysis_round import full_catalogue_spec, time_rounds
 from canaryflow.local.process import ProcessGroup
 from canaryflow.local.prometheus import PrometheusServer
 

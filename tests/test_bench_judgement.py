@@ -11,7 +11,7 @@ from canaryflow.bench.judgement import (
     markdown,
     summary,
 )
-from canaryflow.commands.bench import replace_section
+from canaryflow.bench.markdown import replace_section
 
 
 def run(

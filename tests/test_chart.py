@@ -298,3 +298,19 @@ def test_the_docs_approve_the_one_way_the_approve_template_expects():
 )
 def test_the_notes_say_which_task_library_the_release_refers_to(scope, says):
     assert says in _notes({"templates": {"scope": scope}})
+
+
+def test_workflow_clean_up_is_a_value():
+    values = {
+        "workflows": {
+            "ttlStrategy": {"secondsAfterSuccess": 3600, "secondsAfterFailure": None},
+            "podGC": {"strategy": "OnWorkflowCompletion"},
+        }
+    }
+    rendered = objects(values)
+    for template in of_kind(rendered, "WorkflowTemplate"):
+        if template["metadata"]["name"] == "canaryflow-tasks":
+            continue
+        assert template["spec"]["ttlStrategy"] == {"secondsAfterSuccess": 3600}
+        assert template["spec"]["podGC"] == {"strategy": "OnWorkflowCompletion"}
+        assert violations(template) == []

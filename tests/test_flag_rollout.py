@@ -13,16 +13,18 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_release_engine import ScriptedAnalyzer
+from test_release_engine import ScriptedAnalyzer, release
 
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.source import MeasurementError
 from canaryflow.flags.applied import FixedDelay, FlagNotApplied, ReportedDigest
 from canaryflow.flags.document import document_digest, flag_off, flag_state
-from canaryflow.flags.rollout import FlagRollout
 from canaryflow.flags.spec import FlagRolloutSpec
 from canaryflow.flags.store import FileFlagStore, replace_with
-from canaryflow.release.decision import Phase
+from canaryflow.plan.load import plan_from_dict
+from canaryflow.release.decision import DEFAULT_RULES, Phase, Rules
+from canaryflow.release.flag_rollout import FlagRollout
+from canaryflow.release.progression import ReleaseResult
 from canaryflow.release.record import ReleaseRecord
 
 KEY = "new-checkout"
@@ -184,3 +186,67 @@ def test_a_service_that_reports_nothing_gets_the_flat_wait():
     slept = []
     assert FixedDelay(90.0, slept.append).wait("any") == 90.0
     assert slept == [90.0] and not FixedDelay.confirms
+
+
+# --- the rules every progression follows --------------------------------------------------------
+
+
+class Answers:
+    """An approver that answers from a script and remembers what it was asked."""
+
+    def __init__(self, *answers: bool):
+        self.answers = list(answers)
+        self.asked: list[str] = []
+
+    def approve(self, message, timeout_s):
+        self.asked.append(message)
+        return self.answers.pop(0)
+
+
+def test_an_inconclusive_window_holds_for_a_person_when_the_plan_says_hold(tmp_path):
+    flag_rollout, store, _ = rollout(tmp_path, [Outcome.PASS, Outcome.INCONCLUSIVE, Outcome.PASS])
+    flag_rollout.rules = Rules(on_inconclusive="hold")
+    flag_rollout.approver = person = Answers(True)
+    result = flag_rollout.run()
+    assert result.phase is Phase.PROMOTED and flag_state(store.read(), KEY) == "on"
+    assert person.asked == ["step 1 inconclusive: scripted"]
+    assert [e.data["approved"] for e in result.record.of_kind("approval")] == [True]
+
+
+def test_a_hold_nobody_answers_ends_with_the_flag_off(tmp_path):
+    """A flag rollout runs as one task: with nobody to ask, a hold is a refusal."""
+    flag_rollout, store, _ = rollout(tmp_path, [Outcome.PASS, Outcome.INCONCLUSIVE, Outcome.PASS])
+    flag_rollout.rules = Rules(on_inconclusive="hold")
+    result = flag_rollout.run()
+    assert result.phase is Phase.ROLLED_BACK
+    assert result.reason == "step 1: approval refused or timed out"
+    assert store.read() == flag_off(KEY)
+
+
+def test_promotion_that_asks_a_person_keeps_the_flag_off_on_a_no(tmp_path):
+    flag_rollout, store, _ = rollout(tmp_path, [Outcome.PASS] * 3)
+    flag_rollout.rules = Rules(auto_promote=False)
+    flag_rollout.approver = person = Answers(False)
+    result = flag_rollout.run()
+    assert person.asked == ["promote?"]
+    assert result.phase is Phase.ROLLED_BACK and store.read() == flag_off(KEY)
+
+
+def test_the_plan_sets_the_rules_of_a_flag_rollout_as_of_a_release():
+    plan = plan_from_dict(
+        {
+            "service": {"name": "svc"},
+            "steps": [{"weight": 5, "duration": "1s"}],
+            "rollback": {"onInconclusive": "hold"},
+            "promotion": {"auto": False},
+        }
+    )
+    assert Rules.of(plan) == Rules(on_inconclusive="hold", auto_promote=False)
+    default = plan_from_dict({"service": {"name": "svc"}, "steps": [plan.steps[0].model_dump()]})
+    assert Rules.of(default) == DEFAULT_RULES
+
+
+def test_flag_rollouts_and_traffic_releases_end_in_one_result_type(tmp_path):
+    flag_rollout, _, _ = rollout(tmp_path, [Outcome.PASS] * 3)
+    traffic, _ = release([Outcome.PASS] * 3)
+    assert type(flag_rollout.run()) is type(traffic) is ReleaseResult

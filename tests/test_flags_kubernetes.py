@@ -19,7 +19,7 @@ from kube.fixtures import write_kubeconfig
 
 from canaryflow.cli import main
 from canaryflow.flags.document import encode_document, flag_off, flag_state
-from canaryflow.flags.local import DEMO_PLAN
+from canaryflow.local.flag_demo import DEMO_PLAN
 from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.model import ReleasePlan

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from canaryflow.flags.document import UserRange, flag_off, flag_state, segment_document
-from canaryflow.flags.local import DEMO_PLAN, run_local
 from canaryflow.flags.store import FileFlagStore, replace_with
+from canaryflow.local.flag_demo import DEMO_PLAN, run_local
 from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.model import ReleasePlan

@@ -11,8 +11,8 @@ from test_kubernetes_platform import V2, canary_weight_written, event_reasons, m
 
 from canaryflow.errors import PlatformError
 from canaryflow.kubernetes.capacity import canary_replicas_for
-from canaryflow.kubernetes.state import Phase
 from canaryflow.platform.protocol import Artifact
+from canaryflow.platform.state import Phase
 
 __all__ = ["api_server"]
 CANARY = f"{SERVICE}-canary"

@@ -21,8 +21,8 @@ from canaryflow.errors import InputError, PlatformError
 from canaryflow.kubernetes.platform import KubernetesPlatform, Timeouts
 from canaryflow.kubernetes.retry import RetryPolicy
 from canaryflow.kubernetes.routers import make_router
-from canaryflow.kubernetes.state import Phase
 from canaryflow.platform.protocol import Artifact, HeaderRoute, Platform
+from canaryflow.platform.state import Phase
 
 __all__ = ["api_server", "cluster"]
 

@@ -7,12 +7,15 @@ import json
 import pytest
 from kube.fake_apiserver import FakeApiServer
 from kube.fixtures import HTTP_ROUTE, NAMESPACE, SERVICE, VIRTUAL_SERVICE, api_server, cluster
-from kubernetes.client import AppsV1Api, CustomObjectsApi
+from kubernetes.client import ApiClient, AppsV1Api, Configuration, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from test_kubernetes_platform import V2, make_platform
 from test_router_defects import platform_with
 
 from canaryflow.errors import InputError, PlatformError
+from canaryflow.kubernetes.routers import ROUTERS, KubernetesRouter, make_router
+from canaryflow.kubernetes.routers.managed_route import RouteList
+from canaryflow.plan.routers import CAPABILITIES, ROUTER_KINDS
 from canaryflow.platform.protocol import HeaderRoute
 
 __all__ = ["api_server", "cluster"]
@@ -199,3 +202,32 @@ def test_the_fake_api_server_rejects_objects_a_real_one_would(cluster):
     assert conflict.value.status == 409
     assert apps.read_namespaced_deployment(SERVICE, NAMESPACE).spec.replicas == 4
     assert stable.spec.replicas == 3
+
+
+# -- one protocol, one table, one header-route algorithm -----------------------------------------
+
+
+def test_every_router_kind_is_a_kubernetes_router_with_its_row_of_the_one_table():
+    client = ApiClient(Configuration())
+    assert set(ROUTERS) == set(ROUTER_KINDS) == set(CAPABILITIES)
+    for kind in ROUTER_KINDS:
+        router = make_router(kind, client, NAMESPACE, SERVICE)
+        assert isinstance(router, KubernetesRouter), kind
+        assert router.capabilities is CAPABILITIES[kind]
+
+
+@pytest.mark.parametrize("key", ["http", "rules"])
+def test_the_shared_algorithm_puts_back_exactly_what_the_user_wrote(key):
+    routes = RouteList("thing", key, "entry", lambda e: e.get("name") == "ours")
+    user = {"metadata": {"name": "r"}, "spec": {key: [{"name": "a"}, {"name": "b", "x": [1]}]}}
+    obj = json.loads(json.dumps(user))
+    managed = obj["spec"][key][1]
+    assert routes.keep_original(obj, managed) and not routes.keep_original(obj, managed)
+    managed["x"] = [2]  # split
+    routes.insert_header(obj, managed, {"name": "ours"}, copied=("x",))
+    routes.insert_header(obj, managed, {"name": "ours"}, copied=())  # a re-run replaces it
+    assert [e["name"] for e in obj["spec"][key]] == ["a", "ours", "b"]
+    assert routes.is_split(obj)
+    assert routes.restore(obj, managed) == user
+    with pytest.raises(PlatformError, match="thing r: the managed entry is not split yet"):
+        routes.require_split(obj)

@@ -263,3 +263,16 @@ def test_a_release_that_failed_before_its_plan_still_sets_the_commit_status(
     bodies = {path: body for path, body, _ in inbox.received}
     assert bodies["/repos/o/r/statuses/abc"]["state"] == "error"
     assert "checkout in shop: failed" in bodies["/chart"]["text"]
+
+
+def test_a_rollback_that_did_not_complete_is_reported_as_failed_with_the_way_out(tmp_path, inbox):
+    directory = secrets(tmp_path, team_hook=f"{inbox.url}/team")
+    argv = ["notify", "--plan", str(secret_plan(tmp_path)), "--status", "Failed"]
+    argv += ["--failures", GATE_FAILED, "--traffic-tasks", TRAFFIC_TASKS]
+
+    assert main([*argv, "--secrets-dir", str(directory), "--safety-net", "Failed"]) == 0
+    assert main([*argv, "--secrets-dir", str(directory), "--safety-net", "Succeeded"]) == 0
+
+    (_, unsafe, _), (_, safe, _) = inbox.received
+    assert unsafe["event"] == "failed" and "roll back by hand" in unsafe["reason"]
+    assert safe["event"] == "rolled-back"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from canaryflow.duration import format_duration, parse_duration
 from canaryflow.errors import InputError
-from canaryflow.plan.duration import format_duration, parse_duration
 from canaryflow.plan.load import load_plan, plan_from_dict
 from canaryflow.plan.model import ReleasePlan
 

@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.errors import PlatformError
+from canaryflow.kubernetes.platform import Timeouts
 from canaryflow.plan.load import plan_from_dict
 from canaryflow.platform.protocol import Artifact, HeaderRoute, HealthReport
+from canaryflow.platform.weights import VERIFY_WEIGHT_TIMEOUT_S
 from canaryflow.release.decision import Action, Phase, after_window
 from canaryflow.release.engine import ReleaseEngine
 from canaryflow.release.record import ReleaseRecord
@@ -204,3 +206,21 @@ def test_only_a_pass_continues_without_a_person(verdict, policy):
 def test_a_window_that_never_matured_is_inconclusive_and_follows_on_inconclusive(verdict):
     assert after_window(verdict, "hold") is Action.HOLD
     assert after_window(verdict, "rollback") is Action.ROLLBACK
+
+
+def test_a_weight_the_router_never_applies_ends_in_rollback_after_the_one_timeout():
+    """One helper verifies every weight change; its timeout is the engine's to set."""
+    platform = InMemoryPlatform()
+    platform.router.verify_weight = lambda percent: percent == 0  # 5 % is never applied
+    engine = ReleaseEngine(
+        plan(),
+        platform,
+        ScriptedAnalyzer([Outcome.PASS] * 3),
+        ReleaseRecord("svc", "v2", "memory"),
+        sleep=lambda s: None,
+        verify_timeout_s=0.0,
+    )
+    result = engine.run(ARTIFACT)
+    assert result.phase is Phase.ROLLED_BACK
+    assert "did not apply weight 5% within 0s" in result.reason
+    assert Timeouts().verify_weight_s == VERIFY_WEIGHT_TIMEOUT_S

@@ -10,18 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from canaryflow.local.bench import (
+from canaryflow.bench.markdown import render_markdown
+from canaryflow.bench.scenarios import (
     BadFlagRollout,
     BadRelease,
     BenchResults,
     HealthyRelease,
     SplitSample,
 )
-from canaryflow.local.live import ReleaseWatch, print_event
-from canaryflow.local.load import Event as Request
+from canaryflow.local.live import ReleaseWatch
+from canaryflow.platform.requests import Request
+from canaryflow.release.events import EventKind, EventPrinter
 from canaryflow.release.record import ReleaseRecord
 from canaryflow.report import build_report, summarize, timeline_of, write_report
-from canaryflow.report.benchmarks import percentile, render_markdown
+from canaryflow.report.figures import percentile
 from canaryflow.report.timeline import buckets_of
 
 T0 = 1_700_000_000.0
@@ -161,12 +163,31 @@ def test_the_live_view_keeps_the_latest_state_of_each_gate():
 
 def test_without_a_terminal_each_event_is_one_line():
     out = io.StringIO()
+    printer = EventPrinter(T0, out)
     for event in rolled_back_record().events:
-        print_event(event, T0, out)
+        printer(event)
 
     lines = out.getvalue().splitlines()
     assert len(lines) == 12
     assert lines[7].split() == ["4.00s", "measurements", "error-rate=fail"]
+
+
+def test_a_workflow_step_prints_each_event_as_json_without_bulky_fields():
+    out = io.StringIO()
+    record = ReleaseRecord("svc", "flag/x", "memory", clock=lambda: T0)
+    record.listeners.append(EventPrinter(T0, out, style="json", skip={EventKind.MEASUREMENTS}))
+    record.add(EventKind.FLAG_FOUND, store="file", document={"flags": {}})
+    record.add(EventKind.MEASUREMENTS, step=0, items=[])
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == [
+        {"event": "flag-found", "store": "file"}
+    ]
+
+
+def test_every_kind_the_engine_records_is_an_event_kind():
+    """The JSON record keeps plain names: an EventKind is its string."""
+    assert json.dumps(EventKind.ROLLED_BACK) == '"rolled-back"'
+    kinds = {event.kind for event in rolled_back_record().events}
+    assert kinds <= set(EventKind)
 
 
 def bench_results(detection: list[float], split_error: int) -> BenchResults:
@@ -239,3 +260,9 @@ def test_benchmarks_md_says_when_a_target_is_missed():
 def test_percentile_interpolates_like_numpy():
     assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == pytest.approx(4.8)
     assert percentile([7.0], 95) == 7.0
+
+
+def test_a_nearest_rank_percentile_is_a_value_that_was_measured():
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95, "nearest-rank") == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 40, "nearest-rank") == 2.0
+    assert percentile([], 95) is None

@@ -132,8 +132,8 @@ def test_a_rule_for_a_router_without_rules_is_refused():
 
 
 def test_every_router_declares_its_capabilities_and_validation_reads_the_same_table():
-    from canaryflow.kubernetes.capabilities import CAPABILITIES
     from canaryflow.kubernetes.routers import ROUTERS
+    from canaryflow.plan.routers import CAPABILITIES
 
     assert (
         set(ROUTERS)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from canaryflow.flags.local import DEMO_PLAN
+from canaryflow.local.flag_demo import DEMO_PLAN
 from canaryflow.plan.load import load_plan
 from canaryflow.plan.model import ReleasePlan
 from canaryflow.runbook import RunbookContext, detection_bound, render_runbook

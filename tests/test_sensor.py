@@ -177,3 +177,29 @@ def test_every_listed_service_namespace_gets_the_release_role():
         if role["metadata"]["name"].endswith("-release")
     }
     assert {"shop", NAMESPACE} <= namespaces
+
+
+@pytest.mark.parametrize("name", ["github-push-main.json", "gitlab-push-main.json"])
+def test_the_submitted_workflow_is_valid_and_sets_every_required_parameter(sensor, name):
+    from canaryflow_workflows import WorkflowSettings, compile_documents
+
+    release = compile_documents(WorkflowSettings())["go-canary-release.workflowtemplate.yaml"]
+    declared = release["spec"]["arguments"]["parameters"]
+    required = {p["name"] for p in declared if "value" not in p}
+    workflow = submitted_workflow(sensor, payload(name))
+
+    assert workflow is not None and violations(workflow) == []
+    given = arguments(workflow)
+    assert required <= set(given), f"missing {required - set(given)}"
+    assert set(given) <= {p["name"] for p in declared}
+    assert all(given[key] for key in required)
+
+
+def test_a_default_service_name_is_the_repository_name_in_lower_case():
+    event = payload("github-push-main.json")
+    event["body"]["repository"]["full_name"] = "Acme/Checkout"
+    (found,) = of_kind(objects(values_with({"Acme/Checkout": {}})), "Sensor")
+
+    workflow = submitted_workflow(found, event)
+
+    assert workflow is not None and arguments(workflow)["service"] == "checkout"

@@ -40,6 +40,8 @@ SAFE = {
     "workflow.failures": "[]",
     "tasks.image-push.outputs.parameters.image": "registry.example/shop/checkout@sha256:00",
 }
+# Set by Argo from a node's phase, never by a person or a payload.
+PHASES = {"tasks.rollback.status": "Succeeded", "tasks.flag-off.status": "Skipped"}
 # The inputs of the step walk's templates, for its first step (from the example plan).
 WALK = {
     "inputs.parameters.steps": STEPS["steps"],
@@ -83,7 +85,7 @@ def rendered_pods(values: dict[str, str]) -> list[tuple[str, list[str], list[str
     (task, argv, env and file data)."""
     pods = []
     for own in RELEASE["spec"]["templates"]:
-        scope = {**values, **WALK} if "steps" in own else values
+        scope = {**values, **PHASES, **(WALK if "steps" in own else {})}
         for task in calls(own):
             if "templateRef" not in task:
                 continue  # a call of the walk's own templates: their steps are visited here

@@ -113,6 +113,13 @@ def guard_session(session: Any, limit: int = 64 * MAX_RESPONSE_BYTES) -> Any:
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
             raise ResponseTooLarge(f"response of {length} bytes is larger than {limit}")
+        if not response.is_redirect and not response._content_consumed:
+            # Read it here, bounded, before requests would read it whole (chunked: no length).
+            data = response.raw.read(limit + 1, decode_content=True)
+            if len(data) > limit:
+                response.close()
+                raise ResponseTooLarge(f"response larger than {limit} bytes")
+            response._content, response._content_consumed = data, True
         return response
 
     session.hooks.setdefault("response", []).append(check)

@@ -17,5 +17,5 @@ One module per stand-in, each naming the upstream behaviour it follows:
   two-tier nginx, through which a real keep-alive load runs.
 - ``bed`` wires them together; ``observe`` reads outcomes; ``bench`` is the cluster-path figure.
 
-``test_releases`` holds the scenarios (``make e2e``, marked slow, about 3.5 minutes on 2 cores).
+``test_releases`` holds the scenarios (``make e2e``, marked slow, about 4 minutes on 2 cores).
 """

@@ -52,9 +52,9 @@ Obj = dict[str, Any]
 REPO = Path(__file__).resolve().parents[2]
 PAYLOADS = REPO / "tests" / "payloads"
 ARGO_NAMESPACE = "argo"
+SERVICE_NAMESPACE = "shop"
 HOST, USER_PATH = "shop.example.com", "/checkout"
 CANARY_HEADER = HeaderRoute("x-release-channel", "canary")
-TRACK = "canaryflow.dev/track"
 RUNTIME_IMAGE_ENV = {  # images/runtime/Dockerfile's ENV, PATH pointing at the worktree's venv
     "PATH": f"{REPO / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin",
     "HOME": "/tmp",
@@ -165,7 +165,9 @@ class ClusterInABox:
         stack.callback(self.kubelet.stop)
         self.templates = TemplateStore()
         self._installs: dict[str, ChartInstall] = {}
-        monitor = pod_monitor(self.render(ARGO_NAMESPACE, {"events": {"enabled": False}}))
+        monitoring = {"podMonitor": {"enabled": True, "interval": "1s"}}
+        chart = {"events": {"enabled": False}, "monitoring": monitoring}
+        monitor = pod_monitor(self.render(ARGO_NAMESPACE, self.values(chart)))
         self.prometheus = PodMonitorPrometheus(self.group, self.workdir / "prometheus", monitor)
         self.prometheus.start()
         stack.callback(self.prometheus.stop)
@@ -189,7 +191,10 @@ class ClusterInABox:
                 "webhookSecret": {"name": "git-webhooks"},
                 "branches": ["main"],
             },
-            "release": {"imageRepository": f"{self.registry.host}/services"},
+            "release": {
+                "imageRepository": f"{self.registry.host}/services",
+                "namespaces": [SERVICE_NAMESPACE],
+            },
         }
         values = _merge(values, copy.deepcopy(self.extra_values))
         return _merge(values, copy.deepcopy(dict(overrides or {})))
@@ -232,7 +237,9 @@ class ClusterInABox:
         """The chart rendered by Helm's engine; every object schema-valid."""
         rendered = render(values, self.chart, namespace)
         objects = [obj for docs in rendered.values() for obj in docs]
-        broken = {f"{o['kind']}/{o['metadata']['name']}": violations(o) for o in objects}
+        # shared/schemas has no prometheus-operator CRDs: a PodMonitor is read, not validated.
+        checked = [o for o in objects if o["kind"] != "PodMonitor"]
+        broken = {f"{o['kind']}/{o['metadata']['name']}": violations(o) for o in checked}
         broken = {k: v for k, v in broken.items() if v}
         if broken:
             raise AssertionError(f"the rendered chart has invalid objects: {broken}")
@@ -288,14 +295,17 @@ class ClusterInABox:
 
 def user_objects(spec: ServiceSpec, image: str) -> list[Obj]:
     """What the team has before canaryflow: a stable Deployment, its Service, its route."""
-    labels = {"app": spec.name, "version": "v1", TRACK: "stable"}
+    # As the chart README asks: stable pods carry app and version (no track label), the
+    # Deployment does not pin the version (promotion relabels), the stable Service selects the
+    # stable version where the router splits by Service; Istio subsets pick by version.
+    labels = {"app": spec.name, "version": "v1"}
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": {"app": spec.name}},
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": labels},
+            "selector": {"matchLabels": {"app": spec.name}},
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
@@ -319,11 +329,9 @@ def user_objects(spec: ServiceSpec, image: str) -> list[Obj]:
         "kind": "Service",
         "metadata": {"name": spec.name, "namespace": spec.namespace},
         "spec": {
-            # Istio picks stable and canary out of the host's endpoints by subset (version), so
-            # its Service selects both; a router splitting by Service needs one per track.
             "selector": {"app": spec.name}
             if spec.router == "istio"
-            else {"app": spec.name, TRACK: "stable"},
+            else {"app": spec.name, "version": "v1"},
             "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
         },
     }
@@ -512,23 +520,36 @@ class ServiceUnderTest:
 def warm_go_cache() -> Path:
     """The ``canaryflow-go-cache`` claim as a long-lived cluster has it: already warm.
 
-    Its ``go-build`` directory is this machine's Go build cache (other test modules and earlier
-    runs fill it), so a release compiles what changed, as with a cache PVC that outlived many
-    workflows; ``go-mod`` and ``go`` stay private to the bed.
+    Its ``go-build`` directory is this machine's Go build cache, filled here once with what the
+    sample service's tests and build need (the go-test and go-build pods' Go settings), so a
+    release compiles only what its commit changed, as with a cache PVC that outlived many
+    workflows. ``go-mod`` and ``go`` stay private to the bed.
     """
+    go = str(REPO / ".venv" / "bin" / "go")
     root = Path(tempfile.gettempdir()) / f"canaryflow-bed-go-cache-{os.getuid()}"
     root.mkdir(exist_ok=True)
     link = root / "go-build"
     if not link.exists():
         cache = subprocess.run(
-            [str(REPO / ".venv" / "bin" / "go"), "env", "GOCACHE"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
+            [go, "env", "GOCACHE"], capture_output=True, text=True, check=True, timeout=30
         ).stdout.strip()
         Path(cache).mkdir(parents=True, exist_ok=True)
         link.symlink_to(cache)
+    env = {
+        "PATH": RUNTIME_IMAGE_ENV["PATH"],
+        "HOME": str(root),
+        "CGO_ENABLED": "0",
+        "GOFLAGS": "-trimpath",
+        "GOCACHE": str(link),
+        "GOMODCACHE": str(root / "go-mod"),
+        "GOPATH": str(root / "go"),
+        "GOTOOLCHAIN": "local",
+        "GOPROXY": "off",
+    }
+    for argv in ([go, "test", "-run", "^$", "./..."], [go, "build", "-o", os.devnull, "."]):
+        subprocess.run(
+            argv, cwd=SAMPLE_SERVICE_DIR, env=env, check=True, capture_output=True, timeout=600
+        )
     return root
 
 

@@ -44,3 +44,61 @@ def bad_release_safety_seconds(
                 raise RuntimeError(f"bad release {index}: {workflow.phase}, safety {measured}")
             figures.append(measured.seconds)
         return figures
+
+
+HEADING = "## Cluster path: first failing measurement → weight 0 at the router"
+
+
+def section(figures: list[float], router: str) -> str:
+    """The BENCHMARKS.md section for one run of ``bad_release_safety_seconds``."""
+    from canaryflow.bench.scenarios import machine
+    from canaryflow.report.figures import percentile
+
+    m = machine()
+    median, p95 = percentile(figures, 50), percentile(figures, 95)
+    runs = ", ".join(f"{s:.2f}" for s in figures)
+    return "\n".join(
+        [
+            HEADING,
+            "",
+            f"`make bench` (tests/cluster/bench.py), {m['date_utc']}, {m['cpu']}, "
+            f"{m['cores']} cores. {len(figures)} bad releases of the sample service (error-rate "
+            f"fault on) pushed through the cluster in a box ({router} router: rendered chart, "
+            "Argo Events and Argo Workflows stand-ins, fake API server, real Prometheus, nginx "
+            "data plane): from the first failing measurement in `analyze`'s report to the data "
+            "plane serving weight 0, made safe by `analyze --fail-safe` in the same pod.",
+            "",
+            "| releases | median | p95 | max | bound (interval + 2 s) |",
+            "| --- | --- | --- | --- | --- |",
+            f"| {len(figures)} | {median:.2f} s | {p95:.2f} s | {max(figures):.2f} s | 3 s |",
+            "",
+            f"Each run (s): {runs}.",
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from canaryflow.bench.markdown import replace_section
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--releases", type=int, default=5)
+    parser.add_argument(
+        "--router", default="istio", choices=["istio", "nginx-ingress", "gateway-api"]
+    )
+    parser.add_argument("--out", type=Path, default=Path("out/bench/cluster"))
+    parser.add_argument("--write", type=Path, help="BENCHMARKS.md to update")
+    args = parser.parse_args(argv)
+    figures = bad_release_safety_seconds(args.releases, args.out.resolve(), args.router)
+    text = section(figures, args.router)
+    print(text)
+    if args.write:
+        document = args.write.read_text() if args.write.exists() else ""
+        args.write.write_text(replace_section(document, HEADING, text))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -24,8 +24,9 @@ The decision for two requests -- a plain user request and one carrying the canar
 applied to canaryflow's local two-tier nginx (``canaryflow.local.router.NginxRouter``), which
 the load goes through: the plain request's share of non-stable pods is the split, and the header
 request reaching only them is the header route. "Stable" are the pods of the stable Deployment
-(named like the service). ``history`` records when each routing state was applied *and* served
-(nginx's ``wait_serving``), which is what "weight 0 verified at the router" is measured on.
+(named like the service; its ReplicaSets own them). ``history`` records when each routing state
+was applied *and* served (nginx's ``wait_serving``), which is what "weight 0 verified at the
+router" is measured on.
 
 What differs from a real mesh: one ready pod per side (the first one) receives its side's share;
 config propagation is immediate (Istio's push takes ~1 s, ingress-nginx's sync is similar); a
@@ -269,15 +270,15 @@ class DataPlane:
             return gateway_backends(self.api, self.namespace, self.service, request)
         raise ValueError(f"no data plane for router kind {self.kind}")
 
-    def _endpoints(self, selector: dict[str, str]) -> list[RunningPod]:
-        """Ready pods the API still has (what the EndpointSlice controller would list)."""
+    def _endpoints(self, selector: dict[str, str] | None) -> list[RunningPod]:
+        """Ready pods the API still has (what the EndpointSlice controller would list);
+        ``{}`` means every pod of the namespace."""
         listed = {p["metadata"]["name"] for p in self.api.objects("Pod", self.namespace)}
-        return [p for p in self.kubelet.ready_pods(self.namespace, selector) if p.name in listed]
+        pods = self.kubelet.ready_pods(self.namespace, selector, match_all=selector == {})
+        return [p for p in pods if p.name in listed]
 
     def desired(self) -> Routing:
-        stable = self.api.get("Deployment", self.namespace, self.service)
-        stable_selector = stable["spec"]["selector"].get("matchLabels", {}) if stable else {}
-        stable_pods = self._endpoints(stable_selector)
+        stable_pods = [p for p in self._endpoints({}) if p.owner == self.service]
         stable_names = {p.name for p in stable_pods}
 
         def split(backends: Backends) -> tuple[float, str | None]:
@@ -313,11 +314,11 @@ class DataPlane:
             return since
         return next((at for at, r in self.history if at >= since and r.weight == 0), None)
 
-    def weights(self) -> list[int]:
-        """The splits the router served, in order, repeats dropped."""
+    def weights(self, since: float = 0.0, until: float = float("inf")) -> list[int]:
+        """The splits the router served in ``[since, until)``, in order, repeats dropped."""
         served: list[int] = []
-        for _, routing in self.history:
-            if not served or served[-1] != routing.weight:
+        for at, routing in self.history:
+            if since <= at < until and (not served or served[-1] != routing.weight):
                 served.append(routing.weight)
         return served
 

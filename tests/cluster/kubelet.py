@@ -41,6 +41,7 @@ Obj = dict[str, Any]
 class RunningPod:
     namespace: str
     name: str
+    owner: str  # the Deployment whose pod this is
     labels: dict[str, str]
     container: Obj
     image: str
@@ -92,15 +93,18 @@ class Kubelet:
                     self.group.stop(pod.process)
             self.pods.clear()
 
-    def ready_pods(self, namespace: str, selector: dict[str, str]) -> list[RunningPod]:
-        """Ready pods whose labels match ``selector`` (what an EndpointSlice would list)."""
+    def ready_pods(
+        self, namespace: str, selector: dict[str, str], match_all: bool = False
+    ) -> list[RunningPod]:
+        """Ready pods whose labels match ``selector`` (what an EndpointSlice would list); an
+        empty selector selects nothing, as a Service's does, unless ``match_all``."""
         with self._lock:
             return [
                 pod
                 for pod in self.pods.values()
                 if pod.namespace == namespace
                 and pod.ready
-                and selector
+                and (selector or match_all)
                 and all(pod.labels.get(k) == v for k, v in selector.items())
             ]
 
@@ -143,6 +147,7 @@ class Kubelet:
         pod = RunningPod(
             namespace=obj["metadata"]["namespace"],
             name=obj["metadata"]["name"],
+            owner=obj["metadata"]["annotations"]["fake.dev/deployment"],
             labels=dict(obj["metadata"].get("labels", {})),
             container=container,
             image=container["image"],

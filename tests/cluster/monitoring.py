@@ -16,9 +16,9 @@ Upstream followed:
   the PodMonitor's own ``relabelings`` (``sourceLabels``, ``separator``, ``targetLabel``,
   ``regex``, ``replacement``, ``action``).
 
-The PodMonitor is the one the rendered chart ships; until the chart has one, ``DOCUMENTED``
-mirrors what the issue documents (pod label ``canaryflow.dev/track`` → ``track``, and ``app``,
-``version``; ``namespace`` comes from the operator).
+The PodMonitor is the one the rendered chart ships (``monitoring.podMonitor.enabled``, interval
+1 s); ``DOCUMENTED`` (pod label ``canaryflow.dev/track`` → ``track``, and ``app``, ``version``;
+``namespace`` from the operator) is used only when a chart renders none.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from canaryflow.duration import format_duration
 from canaryflow.local.process import ProcessGroup
 from canaryflow.local.prometheus import JOB, PrometheusServer
-from canaryflow.plan.duration import format_duration
 
 from .kubelet import Kubelet
 
@@ -81,6 +81,16 @@ def scrape_config(monitor: Obj, interval_s: float, targets_file: Path) -> Obj:
     endpoint = spec["podMetricsEndpoints"][0]
     namespace = monitor["metadata"].get("namespace", "default")
     relabel: list[Obj] = []
+    names = spec.get("namespaceSelector", {}).get("matchNames")
+    if names and not spec.get("namespaceSelector", {}).get("any"):
+        # The operator limits kubernetes_sd to these namespaces; a keep rule is the same filter.
+        relabel.append(
+            {
+                "action": "keep",
+                "source_labels": ["__meta_kubernetes_namespace"],
+                "regex": "|".join(re.escape(n) for n in names),
+            }
+        )
     selector = spec.get("selector", {})
     for key, value in sorted(selector.get("matchLabels", {}).items()):
         relabel.append(
@@ -132,7 +142,7 @@ def scrape_config(monitor: Obj, interval_s: float, targets_file: Path) -> Obj:
     relabel.append({"target_label": "endpoint", "replacement": endpoint["port"]})
     for rule in endpoint.get("relabelings", []):
         relabel.append(_snake(rule))
-    interval = format_duration(interval_s)
+    interval = endpoint.get("interval") or format_duration(interval_s)
     return {
         "job_name": JOB,
         "metrics_path": endpoint.get("path", "/metrics"),

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+last_server: ThreadingHTTPServer | None = None  # the newest, for a test to wrap in TLS
+
 
 class Seen:
     """What a server received: (method, path, headers) per request."""
@@ -36,8 +38,10 @@ def serve(answer: Callable[[BaseHTTPRequestHandler, Seen], None]) -> Iterator[tu
         def log_message(self, *args):
             pass
 
+    global last_server
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    last_server = server
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

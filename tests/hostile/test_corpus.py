@@ -67,3 +67,16 @@ def test_files_that_are_not_plans_are_refused_at_once(verb, tmp_path):
         assert str(path) in outcome.stderr, name
         assert outcome.processes == [] and not (tmp_path / "out").exists()
         assert len(outcome.stderr) < 2000, "never an echo of the input"
+
+
+def test_a_flag_file_that_is_not_a_file_is_refused_before_the_rollout_starts(tmp_path):
+    plan = Path(__file__).parents[2] / "examples" / "plans" / "checkout-flag.yaml"
+    folder = tmp_path / "case"
+    folder.mkdir()
+    for name, (path, message) in special_files(folder).items():
+        if name in ("missing", "huge"):
+            continue  # a missing flag file is created by the rollout; a big one is a plan case
+        argv = ["flag-rollout", "--plan", str(plan), "--flags-file", str(path)]
+        outcome = run_cli([*argv, "--prometheus", "http://127.0.0.1:9"], tmp_path)
+        assert_refused_well(outcome, message)
+        assert "started" not in outcome.stdout, "refused before the rollout began"

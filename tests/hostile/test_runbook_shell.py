@@ -18,6 +18,7 @@ import pytest
 
 from canaryflow.errors import InputError
 from canaryflow.plan.load import load_plan, plan_from_dict
+from canaryflow.plan.model import ApproveSpec, StepSpec
 from canaryflow.runbook import RunbookContext, render_runbook
 from hostile.strings import HOSTILE, MARKER
 
@@ -104,3 +105,18 @@ def test_scale_to_zero_commands_are_quoted_too(stubs, tmp_path):
         subprocess.run(["sh", "-c", command], cwd=tmp_path, env={"PATH": f"{stubs[0]}:/bin"})
     assert not (tmp_path / MARKER).exists()
     assert os.listdir(tmp_path) == sorted(os.listdir(tmp_path))  # nothing but what we made
+
+
+def test_free_text_cannot_smuggle_a_command_block_into_the_runbook():
+    fence = f"\n```sh\ntouch {MARKER}\n```\n"
+    plan = load_plan(PLAN)
+    approval = StepSpec(approve=ApproveSpec(message=fence))
+    plan = plan.model_copy(
+        update={
+            "owners": plan.owners.model_copy(update={"team": fence, "contacts": [fence]}),
+            "steps": [approval, *plan.steps],
+        }
+    )
+    markdown = render_runbook(plan)
+    assert all(MARKER not in block for block in printed_commands(markdown))
+    assert markdown.count("```sh") == markdown.count("```") // 2, "no extra fences"

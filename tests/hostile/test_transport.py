@@ -125,6 +125,10 @@ def test_a_webhook_hanging_60s_does_not_delay_the_rollback():
         )
         result = engine.run(ARTIFACT)
         started, done = record.first("rollback-started").at, record.first("rolled-back").at
+        # The sender posts in the background: the rollback may be over before it connects.
+        deadline = time.monotonic() + 5
+        while not seen.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
         closing = time.monotonic()
         unsent = notifier.close(drain_s=0.2)
         closed = time.monotonic() - closing
@@ -169,3 +173,45 @@ def test_a_real_local_rollback_is_not_delayed_by_a_webhook_hanging_60s(tmp_path)
     assert result.phase == "rolled-back"
     assert seen.requests, "the webhook was called"
     assert rollback_s < 5.0
+
+
+@pytest.fixture
+def self_signed_https(tmp_path):
+    """An https server on 127.0.0.1 with a certificate nobody trusts."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with serve(ok) as (url, seen):
+        from hostile import servers
+
+        server = servers.last_server
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        yield url.replace("http://", "https://"), seen
+
+
+def test_tls_is_verified_by_default(self_signed_https):
+    url, seen = self_signed_https
+    problem = post_json(url, {"text": "x"}, {"Authorization": "Bearer t"}, attempts=1)
+    assert problem is not None and "CERTIFICATE_VERIFY_FAILED" in problem
+    assert seen.requests == [], "nothing, credentials least of all, went to an unverified host"
+
+
+def test_a_prometheus_answer_without_a_length_is_still_read_up_to_the_limit():
+    import requests
+
+    session = guard_session(requests.Session(), limit=1 << 20)
+    with serve(huge) as (prom, _), pytest.raises(OSError, match="larger than"):
+        session.get(f"{prom}/api/v1/query", timeout=5)
+    with serve(ok) as (prom, _):
+        assert session.get(f"{prom}/api/v1/query", timeout=5).text == "ok"

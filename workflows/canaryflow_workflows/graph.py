@@ -259,7 +259,8 @@ def flag_safety_net() -> ReleaseTask:
 def exit_notification(safety_net: ReleaseTask, traffic_tasks: tuple[str, ...]) -> ReleaseTask:
     """The last word, once the safety net is done whatever its outcome (traffic first, then
     the message; a hung webhook cannot delay the rollback). Without ``--event``, notify reads
-    promoted, rolled-back or failed from the workflow's status and failures."""
+    promoted, rolled-back or failed from the workflow's status and failures; a safety net that
+    itself Failed makes it ``failed`` with the instruction to roll back by hand."""
     net = safety_net.name
     finished = " || ".join(
         f"{net}.{phase}" for phase in ("Succeeded", "Skipped", "Failed", "Errored")
@@ -269,6 +270,7 @@ def exit_notification(safety_net: ReleaseTask, traffic_tasks: tuple[str, ...]) -
         "status": "{{workflow.status}}",
         "failures": "{{workflow.failures}}",
         "traffic-tasks": ",".join(traffic_tasks),
+        "safety-net": "{{tasks." + net + ".status}}",
     }
     return ReleaseTask("notify", "notify", arguments, depends=finished)
 

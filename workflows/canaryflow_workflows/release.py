@@ -20,9 +20,10 @@ and a ``supplied`` output; ``retryStrategy`` (``limit``, ``retryPolicy``, ``expr
 ``lastRetry.exitCode``, ``backoff``); ``onExit``; ``synchronization.mutexes``;
 ``activeDeadlineSeconds``; ``ttlStrategy``; ``podGC``; ``volumeClaimTemplates``;
 ``volumeClaimGC``; output parameters ``valueFrom.path`` (with ``default``); raw input
-artifacts; ``{{...}}`` substitution of ``workflow.parameters.*``, ``workflow.name``,
-``workflow.status``, ``workflow.failures``, ``inputs.parameters.*``,
-``tasks.<t>.outputs.parameters.*`` and ``steps.<s>.outputs.parameters.*``; and ``{{=...}}``
+artifacts; pod env from an optional ``secretKeyRef`` and optional Secret volumes (notify);
+``{{...}}`` substitution of ``workflow.parameters.*``, ``workflow.name``, ``workflow.status``,
+``workflow.failures``, ``inputs.parameters.*``, ``tasks.<t>.outputs.parameters.*``,
+``tasks.<t>.status`` (exit handler) and ``steps.<s>.outputs.parameters.*``; and ``{{=...}}``
 expr-lang expressions using only ``inputs.parameters['x']``, string literals, integer
 literals, ``+``, ``asInt`` and ``jsonpath`` (paths of the form ``$[N].key``).
 
@@ -51,7 +52,7 @@ from __future__ import annotations
 from hera.workflows import DAG, Parameter, Step, Steps, Task, WorkflowTemplate
 from hera.workflows import models as m
 
-from canaryflow.plan.model import ROUTER_KINDS
+from canaryflow.plan.routers import ROUTER_KINDS
 from canaryflow_workflows import pods
 from canaryflow_workflows.graph import (
     PLAN_STEP,

@@ -59,7 +59,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/*
 events.services with every default filled in, as a JSON list sorted by repository:
 {repository, id, service, namespace, imageRepository, branches}. service defaults to the
-repository's last path segment, namespace to the release namespace, imageRepository to
+repository's last path segment in lower case, namespace to the release namespace, imageRepository to
 <release.imageRepository>/<service>, branches to events.branches.
 */}}
 {{- define "canaryflow.services" -}}
@@ -70,7 +70,7 @@ repository's last path segment, namespace to the release namespace, imageReposit
 {{- end }}
 {{- range $repository, $given := .Values.events.services }}
 {{- $given = $given | default dict }}
-{{- $service := $given.service | default (base $repository) }}
+{{- $service := $given.service | default (base $repository | lower) }}
 {{- $id := regexReplaceAll "[^a-z0-9]+" (lower $repository) "-" | trunc 40 | trimAll "-" }}
 {{- $services = append $services (dict
   "repository" $repository

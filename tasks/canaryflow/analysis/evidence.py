@@ -147,6 +147,8 @@ class SequentialGate:
     tests: dict[float | None, CountTest] = field(default_factory=dict)
     """One test per cut (histograms), or one under None (counts)."""
     pending: dict[str, dict[float, float]] = field(default_factory=dict)
+    grace_s: float = 0.0
+    """How long into a window one track's missing series is still "collecting"."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -201,8 +203,10 @@ class SequentialGate:
         now: Looked,
         baseline: Looked | None = None,
         reference: Sequence[Sample] | None = None,
+        elapsed: float | None = None,
     ) -> Judgement:
-        """Judge the samples of one look (``baseline``: the same series at the window start)."""
+        """Judge the samples of one look (``baseline``: the same series at the window start;
+        ``elapsed``: seconds since the window started)."""
         series = self.evidence.series
         main = self.evidence.required if isinstance(self.evidence, Counts) else "buckets"
         present = {track: bool(now.get(track, {}).get(main)) for track in TRACKS}
@@ -210,8 +214,11 @@ class SequentialGate:
             return Judgement(Outcome.NOT_APPLICABLE, f"no series {series}")
         for track, other in (("canary", "stable"), ("stable", "canary")):
             if not present[track]:
+                # A labelled counter is born with its first event, and reaches Prometheus a
+                # scrape later: early in a window that is a young canary, not missing data.
+                young = elapsed is not None and elapsed < self.grace_s
                 return Judgement(
-                    Outcome.INCONCLUSIVE,
+                    Outcome.COLLECTING if young else Outcome.INCONCLUSIVE,
                     f"no {track} data: {series} has series for {other} only",
                 )
         if not self.started:

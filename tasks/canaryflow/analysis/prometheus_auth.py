@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from canaryflow import transport
+
 
 class CredentialUnavailable(OSError):
     """A configured token or password could not be read (the message names where, not what)."""
@@ -75,8 +77,6 @@ class PrometheusAccess:
     def session(self) -> Any:
         """A ``requests.Session`` sending these settings on every request."""
         import requests
-
-        from canaryflow import transport
 
         session = transport.guard_session(requests.Session())
         session.trust_env = False  # no ~/.netrc or proxy variables deciding where tokens go

@@ -142,6 +142,7 @@ class AnalysisRun:
         """Each sequential gate's share of the plan's alpha, over ``windows`` windows."""
         self._logs_since = 0.0
         self._sequential: dict[str, SequentialGate] = {}
+        self._window_started = 0.0
 
     def window(self, duration: float) -> WindowResult:
         """Measure every ``interval`` for ``duration`` seconds, or until a limit breaches."""
@@ -168,6 +169,7 @@ class AnalysisRun:
     def measure(self, round_no: int, window_started: float) -> list[Measurement]:
         """One round: every gate measured once, all calls at the same time."""
         started = self.clock.now()
+        self._window_started = window_started
         calls, queries = self._calls(started, window_started)
         results = gather(calls, self.call_timeout)
         finished = self.clock.now()
@@ -236,6 +238,7 @@ class AnalysisRun:
                 gate.sequential.tolerance,
                 self.gate_alpha,
                 self.spec.min_canary_requests,
+                grace_s=self.spec.query_window,
             )
         return state
 
@@ -275,7 +278,8 @@ class AnalysisRun:
             else:
                 now[track][role] = value
         baseline = start if any(start.values()) else None
-        return state.observe(now, baseline, mine.get("reference"))
+        elapsed = self.clock.now() - self._window_started
+        return state.observe(now, baseline, mine.get("reference"), elapsed)
 
     def _metric_call(
         self, gate: GateSpec, query: str, now: float, window_started: float

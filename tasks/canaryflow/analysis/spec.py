@@ -22,7 +22,7 @@ from canaryflow.analysis.catalogue import (
     METRICS,
     PLACEHOLDERS,
 )
-from canaryflow.plan.duration import Duration
+from canaryflow.duration import Duration
 
 LIMIT_KINDS: tuple[str, ...] = ("threshold", "relative", "statistical", "sequential", "logs")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")

@@ -26,11 +26,19 @@ from typing import Any
 
 from canaryflow.analysis.evidence import cumulative_by_le
 from canaryflow.analysis.query import Subject, render
+from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.sequential import bernoulli_kl, information_limit, multinomial_kl
 from canaryflow.analysis.source import PrometheusSource, Sample
+from canaryflow.bench.replay import ReplayClock, ReplayLogs, ReplaySource
+from canaryflow.bench.scenarios import schedule_faults
+from canaryflow.local.load import LoadGenerator
+from canaryflow.local.programs import sample_service
+from canaryflow.local.stack import LocalStack
 from canaryflow.plan.load import plan_from_dict
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.events import EventKind
 from canaryflow.release.record import Event
+from canaryflow.report.figures import percentile
 
 WORK_MS = 15.0
 FAULT_DELAY_S = 4.0
@@ -145,9 +153,6 @@ def judgement(
     classes: tuple[FaultClass, ...] = FAULT_CLASSES,
 ) -> JudgementResults:
     """``runs`` releases per fault class and ``good`` good canaries, interleaved, on one stack."""
-    from canaryflow.local.programs import sample_service
-    from canaryflow.local.stack import LocalStack
-
     began = time.monotonic()
     plan = judgement_plan()
     work = ("-work-ms", str(WORK_MS))
@@ -157,6 +162,7 @@ def judgement(
     with LocalStack(plan, stable, workdir / "judgement") as stack:
         source = PrometheusSource(stack.prometheus.url)
         for number, (fault, index) in enumerate(schedule, start=1):
+            _keep_load_running(stack)
             run = _release(stack, source, plan, canary, fault, index)
             results.runs.append(run)
             say(f"judgement {number}/{len(schedule)}: {_line(run)}")
@@ -168,6 +174,21 @@ def judgement(
                 time.sleep(SETTLE_S)
     results.seconds = time.monotonic() - began
     return results
+
+
+LOAD_MARGIN_S = 120.0
+
+
+def _keep_load_running(stack) -> None:
+    """The load generator stops by itself after its maximum duration (10 min), and a whole
+    judgement run is longer: start a fresh one before a release could outlive it."""
+    load = stack.load
+    left = load.started_at + load.config.max_duration_s - time.time()
+    if left > LOAD_MARGIN_S and load.running:
+        return
+    load.stop()
+    stack.load = LoadGenerator(load.config).start()
+    time.sleep(SETTLE_S)  # traffic on both tracks again before the next window
 
 
 def _line(run: ReleaseRun) -> str:
@@ -189,13 +210,12 @@ def _delay(index: int) -> float:
 
 
 def _release(stack, source, plan, artifact, fault: FaultClass | None, index: int) -> ReleaseRun:
-    from canaryflow.local.bench import schedule_faults
 
     switch: dict[str, float] = {}
     delay = _delay(index)
 
     def on_event(event: Event) -> None:
-        if fault is not None and event.kind == "window-started" and event.data["step"] == 0:
+        if fault is not None and event.kind == EventKind.WINDOW_STARTED and event.data["step"] == 0:
             address = next(
                 t.address for t in stack.platform.targets() if t.labels["track"] == "canary"
             )
@@ -204,9 +224,9 @@ def _release(stack, source, plan, artifact, fault: FaultClass | None, index: int
     result = stack.release(artifact, listeners=[on_event])
     record = result.record
     start, end = record.events[0].at, record.events[-1].at
-    window = record.first("window-started")
+    window = record.first(EventKind.WINDOW_STARTED)
     window_start = window.at if window is not None else start
-    safe = record.first("traffic-safe")
+    safe = record.first(EventKind.TRAFFIC_SAFE)
     fault_on = switch.get("at")
     rolled_back = result.phase != "promoted" and safe is not None
     before = rolled_back and (fault_on is None or safe.at < fault_on)
@@ -232,8 +252,6 @@ def _release(stack, source, plan, artifact, fault: FaultClass | None, index: int
 def _observe(stack, source, plan, artifact, fault: FaultClass, index: int) -> Observation:
     """The fault on a canary at the first step's weight for the first step's duration, nobody
     acting on it; then judge and baseline replayed over that stretch of Prometheus data."""
-    from canaryflow.local.bench import schedule_faults
-
     platform, step = stack.platform, plan.traffic_steps[0]
     platform.deploy_canary(artifact)
     try:
@@ -273,9 +291,6 @@ def _observe(stack, source, plan, artifact, fault: FaultClass, index: int) -> Ob
 
 def _replay_judge(source, platform, plan, started: float, ended: float):
     """The plan's own analysis window over [started, ended], every query asked as of its time."""
-    from canaryflow.analysis.run import AnalysisRun
-    from canaryflow.bench.replay import ReplayClock, ReplayLogs, ReplaySource
-
     clock = ReplayClock(started)
     run = AnalysisRun(
         plan.analysis,
@@ -438,13 +453,6 @@ def _bucket_shares(
 # Summary ----------------------------------------------------------------------------------
 
 
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
-
-
 def summary(results: JudgementResults) -> list[dict[str, Any]]:
     """One row per fault class, then one for the good canaries."""
     rows = []
@@ -463,7 +471,7 @@ def summary(results: JudgementResults) -> list[dict[str, Any]]:
                 "caught": len(detections),
                 "rolled_back_before_fault": sum(r.before_fault for r in runs),
                 "median_s": statistics.median(detections) if detections else None,
-                "p95_s": _quantile(detections, 0.95),
+                "p95_s": percentile(detections, 95, "nearest-rank"),
                 "failed_requests_median": statistics.median(r.failed for r in runs),
                 "watched": len(seen),
                 "judge_caught": len(judged),
@@ -502,7 +510,8 @@ def markdown(results: JudgementResults) -> str:
         f"a measurement every {plan['analysis']['interval']} (query window "
         f"{plan['analysis']['queryWindow']}), {plan['local']['load']['rate']} requests/s of "
         f"load, alpha {results.alpha:g}. Each fault is switched on {FAULT_DELAY_S:g}-"
-        f"{FAULT_DELAY_S + 2:g} s into the first window. The run took "
+        f"{FAULT_DELAY_S + 2:g} s into the first window. This run: {_runs_per_class(results)} "
+        f"per fault class and {sum(r.fault == 'good' for r in results.runs)} good canaries, "
         f"{results.seconds / 60:.1f} min.",
         "",
         "*Live*: the release as it ran; fault → safe is from the moment the service switched "
@@ -543,6 +552,22 @@ def markdown(results: JudgementResults) -> str:
         ]
         lines += [f"- rolled back: {reason}" for reason in good["reasons"]]
     return "\n".join(lines) + "\n"
+
+
+def _runs_per_class(results: JudgementResults) -> str:
+    counts = sorted({sum(r.fault == c.name for r in results.runs) for c in FAULT_CLASSES} - {0})
+    return "/".join(str(c) for c in counts) or "0"
+
+
+def load(data: dict[str, Any]) -> JudgementResults:
+    """Results back from ``judgement.json`` (to re-render the section)."""
+    return JudgementResults(
+        runs=[ReleaseRun(**run) for run in data["runs"]],
+        observations=[Observation(**seen) for seen in data["observations"]],
+        alpha=data["alpha"],
+        plan=data["plan"],
+        seconds=data["seconds"],
+    )
 
 
 def _s(value: float | None) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, CatalogueMetric
 from canaryflow.analysis.query import Subject, placeholder_values
-from canaryflow.kubernetes.state import WEIGHT
+from canaryflow.platform.state import WEIGHT
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 _UNITS = {"ratio": "percentunit", "seconds": "s", "count": "short"}

@@ -15,11 +15,13 @@ from typing import Any
 
 import yaml
 
-from canaryflow.chart import binding
+from canaryflow.chart import binding, tekton
 from canaryflow.chart.dashboard import dashboard
 from canaryflow.chart.escape import escape_braces
 from canaryflow.chart.monitoring import pod_monitor_template
+from canaryflow.plan.load import load_plan
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.runbook import render_runbook
 
 GENERATED = Path("templates/generated")
 PLAN_FILE = Path("files/plan.yaml")
@@ -72,8 +74,6 @@ def template_file(document: dict[str, Any], compiled: binding.Compiled) -> Gener
 
 def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], settings) -> list:
     """Every generated file of the chart, from the compiled documents and the plan."""
-    from canaryflow.runbook import render_runbook
-
     compiled = binding.Compiled(
         image=settings.runtime_image,
         service_account=settings.service_account,
@@ -96,8 +96,6 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
 def _tekton_files(plan: ReleasePlan, settings, compiled: binding.Compiled) -> list:
     """The ``engine: tekton`` variant: Tasks, Pipelines (the steps of ``files/plan.yaml``:
     Tekton cannot walk a plan read at run time) and push Triggers."""
-    from canaryflow.chart import tekton
-
     return [
         GeneratedFile(
             GENERATED / tekton.file_name(document),
@@ -109,7 +107,7 @@ def _tekton_files(plan: ReleasePlan, settings, compiled: binding.Compiled) -> li
 
 def compile_for_chart():
     """The workflow code's documents and the settings they were compiled with."""
-    from canaryflow_workflows import WorkflowSettings, compile_documents
+    from canaryflow_workflows import WorkflowSettings, compile_documents  # Hera: only when asked
 
     settings = WorkflowSettings()
     return compile_documents(settings), settings
@@ -117,8 +115,6 @@ def compile_for_chart():
 
 def write_generated(chart: Path) -> list[Path]:
     """Rewrite the generated files of ``chart``; stale generated templates are removed."""
-    from canaryflow.plan.load import load_plan
-
     plan = load_plan(chart / PLAN_FILE)
     documents, settings = compile_for_chart()
     files = generated_files(plan, documents, settings)

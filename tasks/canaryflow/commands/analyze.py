@@ -144,8 +144,6 @@ class _FailSafe:
     an error at once rather than when traffic must be made safe.
     """
 
-    VERIFY_TIMEOUT_S = 10.0
-
     def __init__(self, plan, kubeconfig: str | None):
         from canaryflow.kubernetes.from_plan import platform_for
         from canaryflow.kubernetes.platform import api_client_from_environment
@@ -153,11 +151,11 @@ class _FailSafe:
         self.router = platform_for(plan, api_client_from_environment(kubeconfig, None)).router
 
     def make_safe(self, first_failing: float | None) -> dict:
-        from canaryflow.commands.set_weight import apply_weight
+        from canaryflow.platform.weights import apply_weight
 
         started = time.time()
         try:
-            apply_weight(self.router, 0, self.VERIFY_TIMEOUT_S, poll_s=0.1)
+            apply_weight(self.router, 0)
         except Exception as error:  # the rollback task tries again; say so and go on failing
             print(f"warning: fail-safe could not verify weight 0: {error}", file=sys.stderr)
             return {"verified": False, "error": str(error), "summary": f"not verified: {error}"}
@@ -192,16 +190,6 @@ def _window_length(plan, args: argparse.Namespace) -> float:
     return step.duration
 
 
-class _ClusterLogs:
-    """The canary pods' logs, through the Kubernetes platform of the plan."""
-
-    def __init__(self, platform):
-        self.platform = platform
-
-    def lines_since(self, since: float) -> list[str]:
-        return self.platform.canary_logs(since)
-
-
 def _log_source(plan, args: argparse.Namespace):
     from canaryflow.analysis.logfile import LogFileSource
 
@@ -212,12 +200,13 @@ def _log_source(plan, args: argparse.Namespace):
         return None
     from canaryflow.kubernetes.from_plan import platform_for
     from canaryflow.kubernetes.platform import api_client_from_environment
+    from canaryflow.platform.protocol import CanaryLogs
 
-    return _ClusterLogs(platform_for(plan, api_client_from_environment(args.kubeconfig, None)))
+    return CanaryLogs(platform_for(plan, api_client_from_environment(args.kubeconfig, None)))
 
 
 def _duration(text: str) -> float:
-    from canaryflow.plan.duration import parse_duration
+    from canaryflow.duration import parse_duration
 
     try:
         seconds = parse_duration(text)

@@ -45,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--runs and --good: >= 0, not both 0; give e.g. --runs 10 --good 30")
     if args.judgement:
         return _judgement_only(args)
-    from canaryflow.local import bench
-    from canaryflow.report.benchmarks import render_markdown
+    from canaryflow.bench import scenarios as bench
+    from canaryflow.bench.judgement import markdown as judgement_markdown
+    from canaryflow.bench.markdown import render_markdown
 
     began = time.monotonic()
     results = bench.BenchResults(machine=bench.machine())
@@ -82,6 +83,7 @@ def _judge(args: argparse.Namespace, workdir: Path, build: Path):
 
 def _judgement_only(args: argparse.Namespace) -> int:
     from canaryflow.bench.judgement import markdown
+    from canaryflow.bench.markdown import replace_section
 
     with tempfile.TemporaryDirectory(prefix="canaryflow-judgement-") as tmp:
         results = _judge(args, Path(tmp), args.out / "build")
@@ -90,23 +92,6 @@ def _judgement_only(args: argparse.Namespace) -> int:
     args.write.write_text(replace_section(old, "## Judgement", section))
     say(f"wrote the judgement section of {args.write} in {results.seconds:.0f}s")
     return 0
-
-
-def judgement_markdown(results) -> str:
-    from canaryflow.bench.judgement import markdown
-
-    return markdown(results)
-
-
-def replace_section(document: str, heading: str, section: str) -> str:
-    """``document`` with the section under ``heading`` (to the next ``## ``) replaced, or
-    ``section`` appended when there is none."""
-    start = document.find(f"\n{heading}\n")
-    if start < 0:
-        return document.rstrip("\n") + "\n\n" + section if document else section
-    end = document.find("\n## ", start + 1)
-    rest = "" if end < 0 else "\n" + document[end + 1 :]
-    return document[: start + 1] + section + rest
 
 
 def say(message: str) -> None:

@@ -89,14 +89,15 @@ def demo_releases(plan: ReleasePlan) -> list[DemoRelease]:
 
 
 def _release(stack, release: DemoRelease, artifact, out: Path, live: bool, quiet: bool):
-    from canaryflow.local.live import ReleaseWatch, live_view, print_event
+    from canaryflow.local.live import ReleaseWatch, live_view
+    from canaryflow.release.events import EventPrinter
     from canaryflow.release.record import JOURNAL_SUFFIX, ReleaseRecord
     from canaryflow.report import summarize, write_report
 
     t0 = time.time()
     watch = ReleaseWatch(release.version, started=t0)
     log = sys.stderr if quiet else sys.stdout
-    listeners = [watch] if live else [lambda event: print_event(event, t0, log)]
+    listeners = [watch] if live else [EventPrinter(t0, log)]
     if not live:
         print(f"== release {release.name}", file=log, flush=True)
     record = ReleaseRecord(stack.plan.service.name, release.version, "local")
@@ -151,7 +152,7 @@ def _print_summary(summaries, out: Path) -> None:
 
 def _flag_demo(args: argparse.Namespace) -> int:
     """A flag that reaches everyone, and one whose flag-on requests fail and is switched off."""
-    from canaryflow.flags.local import run_flag_demo
+    from canaryflow.local.flag_demo import run_flag_demo
 
     summary = run_flag_demo(args.out / "flags", live=not args.json)
     if args.json:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
 from pathlib import Path
 
 from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError
@@ -44,22 +45,26 @@ def flag_plan(path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from canaryflow.flags.local import run_local
-    from canaryflow.flags.run import flag_rollout
+    from canaryflow.local.flag_demo import run_local
     from canaryflow.release.decision import Phase
+    from canaryflow.release.events import EventKind, EventPrinter
+    from canaryflow.release.flag_run import flag_rollout
 
     plan = flag_plan(args.plan)
+    printer = EventPrinter(
+        time.time(), style="json", skip=(EventKind.MEASUREMENTS, EventKind.FLAG_FOUND)
+    )
     prometheus = args.prometheus or plan.analysis.prometheus.url
     if args.platform == "local" and prometheus is None:
         if args.flags_file is not None:
             raise InputError(FieldError("--prometheus", "give the Prometheus that scrapes it"))
         with tempfile.TemporaryDirectory(prefix="canaryflow-flag-") as workdir:
-            result = run_local(plan, Path(workdir), listeners=[_print_event])
+            result = run_local(plan, Path(workdir), listeners=[printer])
     else:
         store = flag_store(args, plan)
         if prometheus is None:
             raise InputError(FieldError("--prometheus", "set it or analysis.prometheus.url"))
-        result = flag_rollout(plan, store, prometheus, args.platform, [_print_event])
+        result = flag_rollout(plan, store, prometheus, args.platform, [printer])
     if args.record is not None:
         result.record.write_json(args.record)
     print(json.dumps({"phase": str(result.phase), "reason": result.reason}))
@@ -80,9 +85,3 @@ def flag_store(args: argparse.Namespace, plan):
 
     client = api_client_from_environment(args.kubeconfig)
     return ConfigMapFlagStore(client, plan.service.namespace, args.configmap, args.configmap_key)
-
-
-def _print_event(event) -> None:
-    if event.kind not in ("measurements", "flag-found"):
-        detail = {k: v for k, v in event.data.items() if k != "document"}
-        print(json.dumps({"event": event.kind, **detail}, default=str), flush=True)

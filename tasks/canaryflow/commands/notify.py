@@ -25,6 +25,11 @@ from canaryflow.errors import FieldError, InputError
 EVENTS = ("started", "step", "promoted", "rolled-back", "failed")
 CHART_WEBHOOK_KEY = "webhook-url"
 TOKEN_ENV = {"github": "GITHUB_TOKEN", "gitlab": "GITLAB_TOKEN"}
+UNSAFE = ("Failed", "Error")
+UNSAFE_REASON = (
+    "the rollback did not complete: traffic may still reach the canary; "
+    "roll back by hand (runbook: Roll back by hand)"
+)
 # Short and few: a notification must never hold up the next step for long.
 ATTEMPTS = 2
 TIMEOUT_S = 3.0
@@ -51,6 +56,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="",
         help="comma-separated workflow tasks that run once the canary has traffic: a failure "
         "in one of them means the release was rolled back, not failed early",
+    )
+    parser.add_argument(
+        "--safety-net",
+        default="",
+        help="phase of the exit handler's rollback ({{tasks.rollback.status}}): Failed or "
+        "Error means traffic may still reach the canary",
     )
     parser.add_argument("--webhook", action="append", default=[], help="extra webhook URL")
     parser.add_argument(
@@ -91,13 +102,16 @@ def run(args: argparse.Namespace) -> int:
     tasks = [name for name in args.traffic_tasks.split(",") if name]
     rolled_back = args.rolled_back or reached_traffic(failures, tasks)
     event = args.event or event_of_workflow_status(args.status, rolled_back)
+    unsafe = not args.event and args.safety_net in UNSAFE
+    if unsafe:
+        event = "failed"
     service = plan.service.name if plan else args.service
     summary = ReleaseSummary(
         service=service,
         namespace=plan.service.namespace if plan else args.namespace,
         event=event,
         version=args.version,
-        reason=_reason(plan, event, args),
+        reason=UNSAFE_REASON if unsafe else _reason(plan, event, args),
         workflow=args.workflow,
         failures=failures if event in ("rolled-back", "failed") else [],
     )

@@ -12,9 +12,11 @@ import argparse
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError
+from canaryflow.release.events import EventKind, EventPrinter
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     report = path_inside(args.out, f"release-{version}.json")
     record = ReleaseRecord(plan.service.name, version, args.platform)
     if not args.json:
-        record.listeners.append(_printer)
+        record.listeners.append(EventPrinter(time.time()))
     journal = record.open_journal(report.with_name(f"release-{version}{JOURNAL_SUFFIX}"))
     notifier = _notifications(plan, record)
     result, users = None, {}
@@ -74,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
 
 NOTIFY_DRAIN_S = 5.0
 # record event -> the plan's notification event
-_NOTIFIED = {"started": "started", "window-ended": "step", "promoted": "promoted"}
+_NOTIFIED = {
+    EventKind.STARTED: "started",
+    EventKind.WINDOW_ENDED: "step",
+    EventKind.PROMOTED: "promoted",
+}
 
 
 def _notifications(plan, record):
@@ -89,7 +95,7 @@ def _notifications(plan, record):
 
     def on_event(event) -> None:
         kind = _NOTIFIED.get(event.kind) or (
-            str(event.data.get("phase")) if event.kind == "rolled-back" else None
+            str(event.data.get("phase")) if event.kind == EventKind.ROLLED_BACK else None
         )
         if kind is None:
             return
@@ -161,15 +167,6 @@ def _with_options(plan, args: argparse.Namespace):
     return plan_from_dict(document)
 
 
-def _printer(event) -> None:
-    if event.kind == "measurements":
-        gates = " ".join(f"{m['gate']}={m['outcome']}" for m in event.data["items"])
-        print(f"  step {event.data['step']}: {gates}", flush=True)
-    else:
-        details = " ".join(f"{k}={v}" for k, v in event.data.items())
-        print(f"{event.kind}: {details}", flush=True)
-
-
 def _run_local(plan, args: argparse.Namespace, record, users: dict):
     """The release on this machine; ``users`` gets what the load saw, faults included."""
     from canaryflow.local.programs import program_artifact
@@ -191,13 +188,11 @@ def _run_local(plan, args: argparse.Namespace, record, users: dict):
 
 
 def _run_cluster(plan, args: argparse.Namespace, record, users: dict):
-    from canaryflow.analysis.run import AnalysisRun
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.kubernetes.from_plan import platform_for
     from canaryflow.kubernetes.platform import api_client_from_environment
     from canaryflow.platform.protocol import Artifact
-    from canaryflow.release.engine import ReleaseEngine
-    from canaryflow.release.windows import AnalysisWindows
+    from canaryflow.release.engine import plan_release
 
     if not args.image:
         raise InputError(FieldError("--image", "required on kubernetes: the image by digest"))
@@ -205,23 +200,7 @@ def _run_cluster(plan, args: argparse.Namespace, record, users: dict):
     if not url:
         raise InputError(FieldError("analysis.prometheus.url", "required on kubernetes: add it"))
     platform = platform_for(plan, api_client_from_environment(args.kubeconfig, args.context))
-    service = plan.service
-    analysis = AnalysisRun(
-        plan.analysis,
-        PrometheusSource.for_spec(plan.analysis.prometheus, url),
-        service.name,
-        service.namespace,
-        logs=_ClusterLogs(platform),
-        windows=len(plan.traffic_steps),
+    source = PrometheusSource.for_spec(plan.analysis.prometheus, url)
+    return plan_release(plan, platform, source, record).run(
+        Artifact(version=args.version, image=args.image)
     )
-    windows = AnalysisWindows(analysis, liveness=platform.wait_healthy)
-    engine = ReleaseEngine(plan, platform, windows, record)
-    return engine.run(Artifact(version=args.version, image=args.image))
-
-
-class _ClusterLogs:
-    def __init__(self, platform):
-        self.platform = platform
-
-    def lines_since(self, since: float) -> list[str]:
-        return self.platform.canary_logs(since)

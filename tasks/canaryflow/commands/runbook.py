@@ -36,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from canaryflow.plan.duration import parse_duration
+    from canaryflow.duration import parse_duration
     from canaryflow.plan.load import load_plan
     from canaryflow.runbook import RunbookContext, render_runbook
 

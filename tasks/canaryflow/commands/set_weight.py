@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 from canaryflow.commands.cluster import add_cluster_options, platform_from_args
-from canaryflow.errors import FieldError, InputError, PlatformError
-
-VERIFY_TIMEOUT_S = 30.0
+from canaryflow.errors import FieldError, InputError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from canaryflow.platform.protocol import HeaderRoute
+    from canaryflow.platform.weights import apply_weight
 
     if not 0 <= args.weight <= 100:
         raise InputError(FieldError("--weight", f"{args.weight} is not 0-100: pass a percent"))
@@ -31,16 +29,6 @@ def run(args: argparse.Namespace) -> int:
     header = plan.router.header
     if args.header_route and header is not None:
         router.set_header_route(HeaderRoute(header.name, header.value))
-    apply_weight(router, args.weight, VERIFY_TIMEOUT_S)
+    apply_weight(router, args.weight)
     print(f"canary weight {args.weight}% verified")
     return 0
-
-
-def apply_weight(router, weight: int, timeout_s: float, poll_s: float = 0.5) -> None:
-    """Set ``weight`` and return once the router shows it; PlatformError after ``timeout_s``."""
-    router.set_weight(weight)
-    deadline = time.monotonic() + timeout_s
-    while not router.verify_weight(weight):
-        if time.monotonic() > deadline:
-            raise PlatformError(f"the router did not apply {weight}% within {timeout_s:g}s")
-        time.sleep(poll_s)

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             for s, step in zip(plan.flag.segments(), plan.flag.steps, strict=True)
         )
         steps += f"; flag {plan.flag.key}: {exposure}, then everyone"
-    from canaryflow.analysis.maturity import maturity_warnings
+    from canaryflow.plan.maturity import maturity_warnings
 
     for warning in maturity_warnings(plan):
         print(f"warning: {warning}", file=sys.stderr)
@@ -133,7 +133,7 @@ def _walkable(plan, workflow_outputs) -> dict[str, str]:
 def _with_parameters(plan, args: argparse.Namespace):
     """The plan as the workflow's parameters see it; a mismatch is an input error."""
     from canaryflow.plan.load import plan_from_dict
-    from canaryflow.plan.model import ROUTER_KINDS
+    from canaryflow.plan.routers import ROUTER_KINDS
 
     errors = []
     for field, given, planned in (

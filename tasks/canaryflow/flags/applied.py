@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from canaryflow.analysis.source import MeasurementError, MetricSource
+from canaryflow.duration import format_duration
 from canaryflow.errors import PlatformError
-from canaryflow.plan.duration import format_duration
 
 POLL_S = 0.5
 

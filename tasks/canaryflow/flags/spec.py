@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from canaryflow.duration import Duration
 from canaryflow.flags.document import MAX_LISTED_USERS, Percent, Segment, UserRange, Variants
-from canaryflow.plan.duration import Duration
 
 _USERS = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 _FLAG_KEY = r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$"

@@ -18,8 +18,10 @@ from typing import Protocol
 
 from canaryflow.errors import PlatformError
 from canaryflow.flags.document import document_digest, encode_document, validate_document
+from canaryflow.input_file import read_input_file
 
 PREVIOUS = ".previous"
+MAX_FLAG_FILE_BYTES = 1 << 20  # a flagd document; bounded like a plan (see plan/load.py)
 Edit = Callable[[dict | None], dict]
 """From the document in force (None when there is none) to the one to put in force."""
 
@@ -59,6 +61,8 @@ class FileFlagStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.previous_path = self.path.with_name(self.path.name + PREVIOUS)
+        if self.path.exists():  # a FIFO, /dev/zero or a folder: refused before anything runs
+            self._read_text(self.path)
 
     def read(self) -> dict | None:
         return self._load(self.path)
@@ -67,7 +71,7 @@ class FileFlagStore:
         return self._load(self.previous_path)
 
     def update(self, edit: Edit) -> str:
-        current = self.path.read_text() if self.path.exists() else None
+        current = self._read_text(self.path) if self.path.exists() else None
         current_document = None if current is None else parse_document(current, str(self.path))
         text = encode_document(edit(current_document))
         if text != current:
@@ -80,10 +84,13 @@ class FileFlagStore:
         return str(self.path)
 
     def _load(self, path: Path) -> dict | None:
-        try:
-            return parse_document(path.read_text(), str(path))
-        except FileNotFoundError:
+        if not path.exists():
             return None
+        return parse_document(self._read_text(path), str(path))
+
+    @staticmethod
+    def _read_text(path: Path) -> str:
+        return read_input_file(path, MAX_FLAG_FILE_BYTES, "flag")
 
 
 def _replace_atomically(path: Path, text: str) -> None:

@@ -30,8 +30,9 @@ from canaryflow.kubernetes.resources import DEPLOYMENT, HPA, POD, SERVICE
 from canaryflow.kubernetes.retry import DEFAULT_RETRY, RetryPolicy
 from canaryflow.kubernetes.routers import KubernetesRouter, make_router
 from canaryflow.kubernetes.routers.backends import Backends
-from canaryflow.kubernetes.state import Phase, ReleaseState
 from canaryflow.platform.protocol import Artifact, HeaderRoute, HealthReport
+from canaryflow.platform.state import Phase, ReleaseState
+from canaryflow.platform.weights import VERIFY_WEIGHT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -40,7 +41,7 @@ Obj = dict[str, Any]
 @dataclass(frozen=True)
 class Timeouts:
     stable_rollout_s: float = 300.0
-    verify_weight_s: float = 30.0
+    verify_weight_s: float = VERIFY_WEIGHT_TIMEOUT_S
     canary_scale_s: float = 300.0
     poll_s: float = 2.0
 

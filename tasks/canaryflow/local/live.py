@@ -2,33 +2,33 @@
 
 ``ReleaseWatch`` is a record listener that keeps the latest state (step, weight, each gate's
 latest value, limit and verdict, the phase); ``live_view`` redraws it about four times a second
-with the load generator's per-version request counts. Without a terminal, ``print_event``
-writes one line per event instead.
+with the load generator's per-version request counts. Without a terminal, the one
+``EventPrinter`` (``canaryflow.release.events``) writes one line per event instead.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
-from canaryflow.local.load import LoadCounters
+from canaryflow.platform.requests import LoadCounters
+from canaryflow.release.events import EventKind
 from canaryflow.release.record import Event
 
 REFRESH_PER_S = 4
 PHASES = {
-    "started": "starting",
-    "canary-deployed": "deploying",
-    "health": "health gate",
-    "window-started": "analysing",
-    "rollback-started": "rolling back",
-    "traffic-safe": "rolling back (traffic safe)",
-    "rolled-back": "rolled back",
-    "promoting": "promoting",
-    "promoted": "promoted",
+    EventKind.STARTED: "starting",
+    EventKind.CANARY_DEPLOYED: "deploying",
+    EventKind.HEALTH: "health gate",
+    EventKind.WINDOW_STARTED: "analysing",
+    EventKind.ROLLBACK_STARTED: "rolling back",
+    EventKind.TRAFFIC_SAFE: "rolling back (traffic safe)",
+    EventKind.ROLLED_BACK: "rolled back",
+    EventKind.PROMOTING: "promoting",
+    EventKind.PROMOTED: "promoted",
 }
 
 
@@ -56,13 +56,13 @@ class ReleaseWatch:
     def __call__(self, event: Event) -> None:
         data = event.data
         self.phase = PHASES.get(event.kind, self.phase)
-        if event.kind == "weight-verified":
+        if event.kind == EventKind.WEIGHT_VERIFIED:
             self.step, self.weight = data["step"], data["weight"]
-        elif event.kind == "traffic-safe":
+        elif event.kind == EventKind.TRAFFIC_SAFE:
             self.weight = 0
-        elif event.kind == "window-ended":
+        elif event.kind == EventKind.WINDOW_ENDED:
             self.verdicts.append(f"step {data['step']}: {data['verdict']}")
-        elif event.kind == "measurements":
+        elif event.kind == EventKind.MEASUREMENTS:
             for item in data["items"]:
                 evidence = item["evidence"]
                 self.gates[item["gate"]] = GateState(
@@ -93,7 +93,14 @@ def render(watch: ReleaseWatch, counters: LoadCounters, steps: int) -> Any:
     gates = Table(expand=False)
     for column in ("gate", "canary", "stable", "limit", "verdict"):
         gates.add_column(column)
-    colour = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta"}
+    colour = {
+        "pass": "green",
+        "fail": "red",
+        "inconclusive": "yellow",
+        "error": "magenta",
+        "collecting": "cyan",
+        "not-applicable": "dim",
+    }
     for name, gate in watch.gates.items():
         style = colour.get(gate.outcome, "white")
         gates.add_row(
@@ -119,15 +126,6 @@ def live_view(
 
     with Live(_Renderable(), refresh_per_second=REFRESH_PER_S, transient=False):
         yield
-
-
-def print_event(event: Event, t0: float, out: TextIO = sys.stdout) -> None:
-    """One plain line per event; a measurement round is one line of gate=verdict."""
-    if event.kind == "measurements":
-        detail = " ".join(f"{m['gate']}={m['outcome']}" for m in event.data["items"])
-    else:
-        detail = " ".join(f"{k}={v}" for k, v in event.data.items())
-    print(f"{event.at - t0:7.2f}s {event.kind:<16} {detail}", file=out, flush=True)
 
 
 def _number(value: float | None) -> str:

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 from canaryflow.errors import InputError
 from canaryflow.local.nginx_config import TRACK_HEADER
 from canaryflow.platform.protocol import HeaderRoute
+from canaryflow.platform.requests import NO_ANSWER, LoadCounters, Request
 
-NO_ANSWER = 0
 TRACKS = ("unknown", "stable", "canary")
 
 
@@ -62,52 +62,6 @@ class LoadConfig:
             raise InputError("\n".join(problems))
 
 
-@dataclass(frozen=True)
-class Event:
-    at: float
-    track: str
-    status: int
-    latency_s: float
-
-    @property
-    def failed(self) -> bool:
-        return self.status == NO_ANSWER or self.status >= 500
-
-
-@dataclass(frozen=True)
-class LoadCounters:
-    """Counts over a window of the timeline."""
-
-    total: int = 0
-    ok: int = 0
-    http_5xx: int = 0
-    no_answer: int = 0
-    by_track: Mapping[str, int] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> int:
-        return self.http_5xx + self.no_answer
-
-    def canary_share(self) -> float:
-        """Fraction of answered requests the canary served."""
-        answered = sum(self.by_track.values())
-        return self.by_track.get("canary", 0) / answered if answered else 0.0
-
-    @classmethod
-    def of(cls, events: Sequence[Event]) -> LoadCounters:
-        by_track: dict[str, int] = {}
-        http_5xx = no_answer = 0
-        for event in events:
-            if event.status == NO_ANSWER:
-                no_answer += 1
-                continue
-            if event.status >= 500:
-                http_5xx += 1
-            by_track[event.track] = by_track.get(event.track, 0) + 1
-        total = len(events)
-        return cls(total, total - http_5xx - no_answer, http_5xx, no_answer, by_track)
-
-
 class _Timeline:
     """One client's events as parallel typed arrays: ~15 bytes per request."""
 
@@ -124,10 +78,10 @@ class _Timeline:
         self.track.append(track)
         self.at.append(at)
 
-    def events(self, start: float, end: float) -> list[Event]:
+    def events(self, start: float, end: float) -> list[Request]:
         count = len(self.at)
         return [
-            Event(self.at[i], TRACKS[self.track[i]], self.status[i], self.latency[i])
+            Request(self.at[i], TRACKS[self.track[i]], self.status[i], self.latency[i])
             for i in range(count)
             if start <= self.at[i] < end
         ]
@@ -177,7 +131,7 @@ class LoadGenerator:
     def running(self) -> bool:
         return any(thread.is_alive() for thread in self._threads)
 
-    def events(self, start: float = 0.0, end: float = float("inf")) -> list[Event]:
+    def events(self, start: float = 0.0, end: float = float("inf")) -> list[Request]:
         """Events with ``start <= at < end`` (Unix time), oldest first."""
         merged = [e for timeline in self._timelines for e in timeline.events(start, end)]
         return sorted(merged, key=lambda event: event.at)
@@ -185,7 +139,7 @@ class LoadGenerator:
     def counters(self, start: float = 0.0, end: float = float("inf")) -> LoadCounters:
         return LoadCounters.of(self.events(start, end))
 
-    def failures(self, start: float = 0.0, end: float = float("inf")) -> list[Event]:
+    def failures(self, start: float = 0.0, end: float = float("inf")) -> list[Request]:
         return [event for event in self.events(start, end) if event.failed]
 
     def _client(self, index: int, timeline: _Timeline, deadline: float) -> None:

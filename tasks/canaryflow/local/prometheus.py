@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
+from canaryflow.duration import format_duration
 from canaryflow.errors import PlatformError
 from canaryflow.local.process import LOOPBACK, ManagedProcess, ProcessGroup, free_port, wait_http_ok
-from canaryflow.plan.duration import format_duration
 
 PROMETHEUS = "/usr/bin/prometheus"
 JOB = "canaryflow"

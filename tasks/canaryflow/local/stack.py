@@ -9,33 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import PrometheusSource
 from canaryflow.errors import PlatformError
-from canaryflow.local.load import LoadConfig, LoadCounters, LoadGenerator
+from canaryflow.local.load import LoadConfig, LoadGenerator
 from canaryflow.local.platform import LocalPlatform, ScrapeTarget
 from canaryflow.local.process import ProcessGroup
 from canaryflow.local.prometheus import PrometheusServer
 from canaryflow.plan.model import ReleasePlan
 from canaryflow.platform.protocol import Artifact, HeaderRoute
-from canaryflow.release.engine import Approver, ReleaseEngine, ReleaseResult
+from canaryflow.platform.requests import LoadCounters
+from canaryflow.release.engine import Approver, ReleaseResult, plan_release
 from canaryflow.release.record import Listener, ReleaseRecord
-from canaryflow.release.windows import AnalysisWindows
 
 TARGETS_UP_TIMEOUT_S = 20.0
-
-
-@dataclass(frozen=True)
-class CanaryLogs:
-    """The platform's canary log as the analysis' ``LogSource``."""
-
-    platform: LocalPlatform
-
-    def lines_since(self, since: float) -> list[str]:
-        return self.platform.canary_logs(since)
 
 
 class LocalStack:
@@ -146,24 +134,11 @@ class LocalStack:
         """
         plan, platform = self.plan, self.platform
         assert platform is not None and self.prometheus is not None
-        analysis = AnalysisRun(
-            plan.analysis,
-            PrometheusSource(self.prometheus.url, timeout=plan.analysis.prometheus.timeout),
-            plan.service.name,
-            plan.service.namespace,
-            logs=CanaryLogs(platform),
-            windows=len(plan.traffic_steps),
-        )
         if record is None:
             record = ReleaseRecord(plan.service.name, canary.version, "local")
         record.listeners.extend(listeners)
-        engine = ReleaseEngine(
-            plan,
-            platform,
-            AnalysisWindows(analysis, liveness=platform.wait_healthy),
-            record,
-            approver,
-        )
+        source = PrometheusSource(self.prometheus.url, timeout=plan.analysis.prometheus.timeout)
+        engine = plan_release(plan, platform, source, record, approver)
         started = time.time()
         try:
             result = engine.run(canary)

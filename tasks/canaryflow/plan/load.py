@@ -19,8 +19,6 @@ before it is parsed (``docs/limits`` in the README):
 
 from __future__ import annotations
 
-import os
-import stat
 import types
 import typing
 from collections.abc import Hashable, Iterator
@@ -30,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from canaryflow.errors import FieldError, InputError
+from canaryflow.input_file import read_input_file, too_big
 from canaryflow.plan.model import ReleasePlan
 
 Loc = tuple[str | int, ...]
@@ -82,11 +81,8 @@ def shown(value: object, limit: int = MAX_SHOWN) -> str:
 
 
 def _yaml_kind(value: object) -> str:
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, str):
-        return "string"
-    return type(value).__name__
+    kinds = {list: "list", tuple: "list", dict: "mapping", set: "set", str: "string"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 _TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep: a plan needs about 6; flatten it"
@@ -96,54 +92,16 @@ def _read(source: Path | str) -> tuple[str, str]:
     if isinstance(source, Path):
         return _read_file(source), str(source)
     if len(source) > MAX_PLAN_BYTES:
-        raise InputError(FieldError("(plan)", _too_big(len(source.encode(errors="replace")))))
+        raise InputError(
+            FieldError(
+                "(plan)", too_big(len(source.encode(errors="replace")), MAX_PLAN_BYTES, "plan")
+            )
+        )
     return source, "plan"
 
 
-def _too_big(size: int) -> str:
-    return (
-        f"{size} bytes is larger than the {MAX_PLAN_BYTES // 1024} KiB a plan may have: "
-        "is this the right file?"
-    )
-
-
 def _read_file(path: Path) -> str:
-    """At most ``MAX_PLAN_BYTES`` of a regular file, as UTF-8; every refusal names the fix."""
-    name = str(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as error:
-        fix = "check the path" if error.errno == 2 else "check its permissions"
-        raise InputError(f"{name}: cannot read the plan: {error.strerror}: {fix}") from None
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise InputError(f"{name}: is a directory: give the plan file (canaryflow.yaml)")
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError(
-                f"{name}: is not a regular file (a device, FIFO or socket): "
-                "give the plan file itself"
-            )
-        if info.st_size > MAX_PLAN_BYTES:
-            raise InputError(f"{name}: {_too_big(info.st_size)}")
-        try:
-            data = os.read(fd, MAX_PLAN_BYTES + 1)
-        except OSError as error:
-            raise InputError(f"{name}: cannot read the plan: {error.strerror}") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_PLAN_BYTES:  # it grew while we looked
-        raise InputError(f"{name}: {_too_big(len(data))}")
-    if b"\0" in data:
-        raise InputError(f"{name}: is binary (it contains NUL bytes): give the YAML plan")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise InputError(
-            f"{name}:{line}: not UTF-8 (byte {error.start}: {data[error.start]:#04x}): "
-            "save the plan as UTF-8"
-        ) from None
+    return read_input_file(path, MAX_PLAN_BYTES, "plan")
 
 
 class _StrictConstruction:

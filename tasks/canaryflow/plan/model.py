@@ -16,17 +16,17 @@ from pydantic.alias_generators import to_camel
 
 from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.build.settings import GoBuildSpec
+from canaryflow.duration import Duration
 from canaryflow.flags.spec import FlagRolloutSpec
-from canaryflow.kubernetes.capabilities import (
+from canaryflow.plan.routers import (
     CAPABILITIES,
     HEADER_ROUTES,
     NAMED_RULES,
+    RouterKind,
     routers_with,
 )
-from canaryflow.plan.duration import Duration
 
 API_VERSION = "canaryflow.dev/v1alpha1"
-ROUTER_KINDS = ("nginx-ingress", "istio", "gateway-api", "smi")
 NOTIFY_EVENTS = ("started", "step", "promoted", "rolled-back", "failed")
 # A DNS-1123 label short enough that "<name>-canary" still fits in 63 characters.
 _SERVICE_NAME = r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$"
@@ -103,7 +103,7 @@ class HeaderRouteSpec(PlanModel):
 
 
 class RouterSpec(PlanModel):
-    kind: Literal["nginx-ingress", "istio", "gateway-api", "smi"] = Field(
+    kind: RouterKind = Field(
         "nginx-ingress",
         description="Traffic router on Kubernetes. The local platform always uses its own nginx.",
     )

@@ -83,3 +83,13 @@ class Platform(Protocol):
 
     def canary_logs(self, since: float) -> list[str]:
         """Canary log lines written since the Unix time ``since`` (for the log gate)."""
+
+
+@dataclass(frozen=True)
+class CanaryLogs:
+    """A platform's canary log as the analysis' ``LogSource``, for the log gate."""
+
+    platform: Platform
+
+    def lines_since(self, since: float) -> list[str]:
+        return self.platform.canary_logs(since)

@@ -6,9 +6,12 @@ a window that did not pass never leads to promotion, and missing data is never a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 from canaryflow.analysis.measurement import Outcome
+from canaryflow.plan.model import ReleasePlan
 
 
 class Action(StrEnum):
@@ -23,6 +26,22 @@ class Phase(StrEnum):
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled-back"
     FAILED = "failed"  # something broke before any traffic reached the canary
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The plan's rules for every progression, traffic or flag alike."""
+
+    on_inconclusive: Literal["rollback", "hold"] = "rollback"
+    auto_promote: bool = True
+
+    @classmethod
+    def of(cls, plan: ReleasePlan) -> Rules:
+        return cls(plan.rollback.on_inconclusive, plan.promotion.auto)
+
+
+DEFAULT_RULES = Rules()
+"""Roll back an inconclusive window; promote without asking: the plan's own defaults."""
 
 
 def after_window(verdict: Outcome, on_inconclusive: str) -> Action:

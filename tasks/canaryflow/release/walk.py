@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from canaryflow.plan.duration import format_duration
+from canaryflow.duration import format_duration
 from canaryflow.plan.model import ReleasePlan, StepSpec
 
 TRAFFIC = "traffic"

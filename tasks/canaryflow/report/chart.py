@@ -11,7 +11,13 @@ from pathlib import Path
 from canaryflow.report.timeline import Timeline
 
 TRACK_COLOURS = {"stable": "tab:blue", "canary": "tab:orange"}
-OUTCOME_COLOURS = {"pass": "tab:green", "fail": "tab:red", "inconclusive": "tab:gray"}
+OUTCOME_COLOURS = {
+    "pass": "tab:green",
+    "fail": "tab:red",
+    "inconclusive": "tab:gray",
+    "collecting": "tab:cyan",
+    "not-applicable": "lightgray",
+}
 OUTCOME_ERROR_COLOUR = "black"
 
 

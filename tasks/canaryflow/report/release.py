@@ -14,11 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from canaryflow.local.load import Event as Request
-from canaryflow.local.load import LoadCounters
+from canaryflow.platform.requests import LoadCounters, Request
+from canaryflow.release.events import END_KINDS, EventKind
 from canaryflow.release.record import ReleaseRecord
-
-END_KINDS = ("promoted", "rolled-back")
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ def summarize(
         if request.failed:
             track = request.track if request.track in ("stable", "canary") else "no-answer"
             failed[track] = failed.get(track, 0) + 1
-    safe = record.first("traffic-safe")
+    safe = record.first(EventKind.TRAFFIC_SAFE)
     return ReleaseSummary(
         version=record.version,
         phase=str(phase),
@@ -84,7 +82,7 @@ def load_by_step(record: ReleaseRecord, requests: Sequence[Request]) -> list[dic
     marks = [
         (e.at, e.data.get("step"), int(e.data["weight"]))
         for e in record.events
-        if e.kind in ("weight-verified", "traffic-safe")
+        if e.kind in (EventKind.WEIGHT_VERIFIED, EventKind.TRAFFIC_SAFE)
     ]
     _, end = _span(record)
     steps = []

@@ -11,8 +11,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from canaryflow.local.load import Event as Request
+from canaryflow.platform.requests import Request
+from canaryflow.release.events import EventKind
 from canaryflow.release.record import ReleaseRecord
+from canaryflow.report.figures import percentile
 
 BUCKET_S = 1.0
 TRACKS = ("stable", "canary")
@@ -68,12 +70,12 @@ def timeline_of(
     timeline.buckets = buckets_of(requests, t0)
     timeline.gates = [
         GateMark(event.at - t0, item["gate"], item["outcome"])
-        for event in record.of_kind("measurements")
+        for event in record.of_kind(EventKind.MEASUREMENTS)
         for item in event.data["items"]
     ]
-    timeline.rollback_at = _at(record, "rollback-started", t0)
-    timeline.safe_at = _at(record, "traffic-safe", t0)
-    timeline.promoted_at = _at(record, "promoted", t0)
+    timeline.rollback_at = _at(record, EventKind.ROLLBACK_STARTED, t0)
+    timeline.safe_at = _at(record, EventKind.TRAFFIC_SAFE, t0)
+    timeline.promoted_at = _at(record, EventKind.PROMOTED, t0)
     return timeline
 
 
@@ -91,28 +93,19 @@ def buckets_of(requests: Iterable[Request], t0: float, width: float = BUCKET_S) 
             track=track,
             requests=len(group),
             failed=sum(r.failed for r in group),
-            p95_ms=percentile([r.latency_s * 1000 for r in group], 95),
+            p95_ms=percentile([r.latency_s * 1000 for r in group], 95, "nearest-rank"),
         )
         for (index, track), group in sorted(grouped.items())
     ]
-
-
-def percentile(values: Sequence[float], pct: float) -> float | None:
-    """Nearest-rank percentile; ``None`` for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def _weights(record: ReleaseRecord, t0: float) -> list[tuple[float, int]]:
     """The canary weight as a step function: each verified weight, and 0 once traffic is safe."""
     points = [(0.0, 0)]
     for event in record.events:
-        if event.kind == "weight-verified":
+        if event.kind == EventKind.WEIGHT_VERIFIED:
             points.append((event.at - t0, int(event.data["weight"])))
-        elif event.kind == "traffic-safe":
+        elif event.kind == EventKind.TRAFFIC_SAFE:
             points.append((event.at - t0, 0))
     return points
 

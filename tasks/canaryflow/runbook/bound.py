@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from canaryflow.plan.duration import format_duration
+from canaryflow.duration import format_duration
 from canaryflow.plan.model import ReleasePlan
 
 ASSUMED_SCRAPE_INTERVAL_S = 30.0

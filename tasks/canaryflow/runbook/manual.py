@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import shlex
 
-from canaryflow.kubernetes.routers.backends import HEADER_ROUTE_NAME
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.platform.routes import HEADER_ROUTE_NAME
 
 WORKFLOW_TEMPLATE = "go-canary-release"
 WORKFLOW_TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"

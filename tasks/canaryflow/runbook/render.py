@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from canaryflow.analysis.query import Subject, render
 from canaryflow.analysis.spec import GateSpec
-from canaryflow.kubernetes.state import PHASE, WEIGHT, Phase
-from canaryflow.plan.duration import format_duration
+from canaryflow.duration import format_duration
 from canaryflow.plan.model import ReleasePlan, StepSpec
+from canaryflow.plan.routers import HEADER_ROUTES, can
+from canaryflow.platform.state import PHASE, WEIGHT, Phase
 from canaryflow.runbook import manual
 from canaryflow.runbook.bound import (
     ASSUMED_FAIL_SAFE_S,
@@ -56,13 +58,13 @@ def _owners(plan: ReleasePlan) -> str:
     owners = plan.owners
     if owners is None:
         return "## Owners\n\nThe plan names no owners: add an `owners` section (team, contacts)."
-    lines = ["## Owners", "", f"- Team: {owners.team}"]
+    lines = ["## Owners", "", f"- Team: {_inline(owners.team)}"]
     if owners.contacts:
-        lines.append("- Contacts: " + ", ".join(owners.contacts))
+        lines.append("- Contacts: " + ", ".join(_inline(c) for c in owners.contacts))
     if owners.channel:
-        lines.append(f"- Channel: {owners.channel}")
+        lines.append(f"- Channel: {_inline(owners.channel)}")
     if owners.runbook_url:
-        lines.append(f"- Team runbook: {owners.runbook_url}")
+        lines.append(f"- Team runbook: {_inline(owners.runbook_url)}")
     return "\n".join(lines)
 
 
@@ -74,7 +76,8 @@ def _step_row(number: int, step: StepSpec) -> str:
             if timeout is not None
             else "waits until someone approves or aborts"
         )
-        return f"| {number} | approval | - | {step.approve.message} ({waits}) |"
+        message = _inline(step.approve.message).replace("|", "\\|")
+        return f"| {number} | approval | - | {message} ({waits}) |"
     return (
         f"| {number} | traffic | {step.weight} % | analysed for {format_duration(step.duration)} |"
     )
@@ -94,12 +97,26 @@ def _steps(plan: ReleasePlan) -> str:
 
 def _gate_query(plan: ReleasePlan, gate: GateSpec) -> str:
     if gate.logs is not None:
-        patterns = ", ".join(f"`{p}`" for p in gate.logs.patterns)
+        patterns = ", ".join(_code(p) for p in gate.logs.patterns)
         return f"canary log lines matching {patterns}"
     analysis = plan.analysis
     template = gate.template(analysis.metrics) or ""
     subject = Subject(plan.service.name, plan.service.namespace, analysis.track_label)
-    return f"`{render(template, subject, 'canary', analysis.query_window)}`"
+    return _code(render(template, subject, "canary", analysis.query_window))
+
+
+def _inline(text: str) -> str:
+    """Free text from the plan as one Markdown line: no line breaks, no code (``` fences)."""
+    return " ".join(text.split()).replace("`", "'")
+
+
+def _code(text: str) -> str:
+    """A code span that holds ``text`` whole, on one line, whatever backticks it contains."""
+    text = " ".join(text.split())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{fence}{padded}{fence}"
 
 
 def _gates(plan: ReleasePlan) -> str:
@@ -150,6 +167,8 @@ def _limits(plan: ReleasePlan) -> str:
 def _automatic(plan: ReleasePlan, context: RunbookContext) -> str:
     bound = detection_bound(plan, context.scrape_interval_s, context.fail_safe_s)
     canary_end = "scaled to zero" if plan.rollback.canary == "scale-to-zero" else "deleted"
+    header = plan.router.header is not None and can(plan.router.kind, HEADER_ROUTES)
+    header_removed = "removes the header route, " if header else "takes over: "
     return "\n".join(
         [
             "## What happens on failure (automatically)",
@@ -157,7 +176,7 @@ def _automatic(plan: ReleasePlan, context: RunbookContext) -> str:
             "A failed gate or an analysis error ends the step, and the analyze task itself "
             "sets the canary weight to 0 and verifies it at the router before it exits (the "
             "report's `failSafe` says how long that took). The workflow's rollback branch then "
-            "removes the header route, the canary Deployment and Service are "
+            f"{header_removed}the canary Deployment and Service are "
             f"{canary_end}, and the notification (`rolled-back`) is sent. A failed health "
             "check or deployment takes the same rollback branch.",
             "",

@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from canaryflow.plan.duration import format_duration
+from canaryflow.duration import format_duration
 from canaryflow.plan.model import ReleasePlan, StepSpec
 from canaryflow_workflows.settings import WorkflowSettings
 from canaryflow_workflows.tekton.meta import object_meta

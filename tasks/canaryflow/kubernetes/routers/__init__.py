@@ -1,12 +1,15 @@
 """Traffic routers for Kubernetes: one module per mesh or ingress, built by ``make_router``.
 
-Each router implements ``canaryflow.platform.protocol.TrafficRouter`` plus ``preflight``
-(read-only checks, so bad input changes nothing) and ``prepare`` (create what it needs at weight
-0). Only canaryflow's own routes are written; no managed route means weight 0.
+Each router implements ``KubernetesRouter`` (``protocol.py``): the platform's ``TrafficRouter``
+plus ``preflight`` (read-only checks, so bad input changes nothing), ``prepare`` (create what it
+needs at weight 0) and ``select_stable``, and declares its capabilities from the one table in
+``canaryflow.plan.routers``. Only canaryflow's own routes are written; no managed route means
+weight 0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes.client import ApiClient
@@ -18,16 +21,15 @@ from canaryflow.kubernetes.routers.backends import Backends
 from canaryflow.kubernetes.routers.gateway_api import GatewayApiRouter
 from canaryflow.kubernetes.routers.istio import IstioRouter
 from canaryflow.kubernetes.routers.nginx_ingress import NginxIngressRouter
+from canaryflow.kubernetes.routers.protocol import KubernetesRouter
 from canaryflow.kubernetes.routers.smi import SmiRouter
 
-ROUTERS = {
+ROUTERS: Mapping[str, Callable[..., KubernetesRouter]] = {
     "istio": IstioRouter,
     "nginx-ingress": NginxIngressRouter,
     "gateway-api": GatewayApiRouter,
     "smi": SmiRouter,
 }
-
-KubernetesRouter = IstioRouter | NginxIngressRouter | GatewayApiRouter | SmiRouter
 
 __all__ = ["ROUTERS", "Backends", "KubernetesRouter", "make_router"]
 

@@ -16,5 +16,3 @@ class Backends:
 
 ORIGINAL_ANNOTATION = "canaryflow.dev/original-route"
 """On a user's object: its managed route as it was before canaryflow, restored at the end."""
-
-HEADER_ROUTE_NAME = "canaryflow-header"

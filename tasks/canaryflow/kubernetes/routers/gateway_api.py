@@ -14,16 +14,17 @@ the CEL rule on ``spec.rules``), so preflight refuses a route the header rule wo
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from canaryflow.errors import FieldError, InputError, PlatformError
+from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.api import ClusterApi
-from canaryflow.kubernetes.capabilities import CAPABILITIES
 from canaryflow.kubernetes.resources import HTTP_ROUTE
-from canaryflow.kubernetes.routers.backends import HEADER_ROUTE_NAME, ORIGINAL_ANNOTATION, Backends
+from canaryflow.kubernetes.routers.backends import Backends
+from canaryflow.kubernetes.routers.managed_route import RouteList
+from canaryflow.plan.routers import CAPABILITIES
 from canaryflow.platform.protocol import HeaderRoute
+from canaryflow.platform.routes import HEADER_ROUTE_NAME
 
 Obj = dict[str, Any]
 MAX_RULES, MAX_MATCHES = 16, 128
@@ -69,14 +70,14 @@ class GatewayApiRouter:
 
     def set_weight(self, canary_percent: int) -> None:
         def edit(route: Obj) -> Obj:
-            return with_weight(route, self._managed(route), canary_percent)
+            return with_weight(route, self._managed(route), canary_percent, self._canary)
 
         if self._prepared() or canary_percent:
             self.api.update(HTTP_ROUTE, self.http_route, edit)
 
     def verify_weight(self, canary_percent: int) -> bool:
         route = self.api.get(HTTP_ROUTE, self.http_route)
-        if route is None or ORIGINAL_ANNOTATION not in _annotations(route):
+        if not rules_of(self._canary).is_split(route):
             return canary_percent == 0
         weights = [ref.get("weight", 1) for ref in self._managed(route)["backendRefs"]]
         return weights == [100 - canary_percent, canary_percent]
@@ -105,14 +106,18 @@ class GatewayApiRouter:
         return managed_rule(route, self.rule, self.service, self._canary)
 
     def _prepared(self) -> bool:
-        route = self.api.get(HTTP_ROUTE, self.http_route)
-        return route is not None and ORIGINAL_ANNOTATION in _annotations(route)
+        return rules_of(self._canary).is_split(self.api.get(HTTP_ROUTE, self.http_route))
 
 
 def _is_header_rule(rule: Obj, canary: str) -> bool:
     refs = rule.get("backendRefs") or []
     only_canary = bool(refs) and all(ref.get("name") == canary for ref in refs)
     return rule.get("name") == HEADER_ROUTE_NAME or only_canary
+
+
+def rules_of(canary: str) -> RouteList:
+    """An HTTPRoute's rules; a rule leading only to ``canary`` is a header rule too."""
+    return RouteList("httproute", "rules", "rule", lambda rule: _is_header_rule(rule, canary))
 
 
 def managed_rule(route: Obj, name: str | None, service: str, canary: str) -> Obj:
@@ -164,10 +169,8 @@ def check_room_for_header_rule(route: Obj, managed: Obj, canary: str) -> None:
 
 def with_split_rule(route: Obj, rule: Obj, backends: Backends) -> Obj:
     """The managed rule's backendRefs: stable at 100, canary at 0; original kept aside."""
-    annotations = route["metadata"].setdefault("annotations", {})
-    if ORIGINAL_ANNOTATION in annotations:
+    if not rules_of(backends.canary_service).keep_original(route, rule):
         return route
-    annotations[ORIGINAL_ANNOTATION] = json.dumps(rule, sort_keys=True)
     refs = rule.get("backendRefs") or [{"name": backends.stable_service}]
     stable = copy.deepcopy(refs[0])
     stable.update(name=backends.stable_service, port=stable.get("port", backends.port))
@@ -176,20 +179,14 @@ def with_split_rule(route: Obj, rule: Obj, backends: Backends) -> Obj:
     return route
 
 
-def with_weight(route: Obj, rule: Obj, canary_percent: int) -> Obj:
-    if ORIGINAL_ANNOTATION not in _annotations(route):
-        raise PlatformError(
-            f"httproute {route['metadata']['name']}: the managed rule is not split yet; "
-            "deploy the canary first"
-        )
+def with_weight(route: Obj, rule: Obj, canary_percent: int, canary: str) -> Obj:
+    rules_of(canary).require_split(route)
     stable, canary = rule["backendRefs"]
     stable["weight"], canary["weight"] = 100 - canary_percent, canary_percent
     return route
 
 
 def with_header_rule(route: Obj, managed: Obj, header: HeaderRoute, canary: str) -> Obj:
-    rules = [r for r in route["spec"]["rules"] if not _is_header_rule(r, canary)]
-    route["spec"]["rules"] = rules
     canary_ref = copy.deepcopy(managed["backendRefs"][-1])
     header_match = {"type": "Exact", "name": header.name, "value": header.value}
     matches = [
@@ -201,23 +198,9 @@ def with_header_rule(route: Obj, managed: Obj, header: HeaderRoute, canary: str)
         "matches": matches,
         "backendRefs": [{**canary_ref, "weight": 1}],
     }
-    header_rule |= {k: copy.deepcopy(managed[k]) for k in COPIED_TO_HEADER_RULE if k in managed}
-    rules.insert(rules.index(managed), header_rule)
-    return route
+    return rules_of(canary).insert_header(route, managed, header_rule, COPIED_TO_HEADER_RULE)
 
 
 def without_managed_rules(route: Obj, managed: Obj, canary: str) -> Obj:
     """The HTTPRoute as the user wrote it: header rule gone, managed rule restored."""
-    annotations = route["metadata"].get("annotations", {})
-    original = annotations.pop(ORIGINAL_ANNOTATION, None)
-    if not annotations:
-        route["metadata"].pop("annotations", None)
-    rules = route["spec"].get("rules", [])
-    if original is not None:
-        rules[rules.index(managed)] = json.loads(original)
-    route["spec"]["rules"] = [r for r in rules if not _is_header_rule(r, canary)]
-    return route
-
-
-def _annotations(obj: Obj) -> dict[str, str]:
-    return obj["metadata"].get("annotations") or {}
+    return rules_of(canary).restore(route, managed)

@@ -19,20 +19,22 @@ subsets of both only when their traffic policies do not conflict.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from canaryflow.errors import FieldError, InputError, PlatformError
+from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import MANAGED_BY, VERSION_LABEL
-from canaryflow.kubernetes.capabilities import CAPABILITIES
 from canaryflow.kubernetes.resources import DESTINATION_RULE, VIRTUAL_SERVICE
-from canaryflow.kubernetes.routers.backends import HEADER_ROUTE_NAME, ORIGINAL_ANNOTATION, Backends
+from canaryflow.kubernetes.routers.backends import Backends
+from canaryflow.kubernetes.routers.managed_route import RouteList
+from canaryflow.plan.routers import CAPABILITIES
 from canaryflow.platform.protocol import HeaderRoute
+from canaryflow.platform.routes import HEADER_ROUTE_NAME
 
 Obj = dict[str, Any]
 STABLE, CANARY = "stable", "canary"
+ROUTES = RouteList("virtualservice", "http", "route", lambda r: r.get("name") == HEADER_ROUTE_NAME)
 
 
 @dataclass
@@ -96,7 +98,7 @@ class IstioRouter:
 
     def verify_weight(self, canary_percent: int) -> bool:
         vs = self.api.get(VIRTUAL_SERVICE, self.virtual_service)
-        if vs is None or ORIGINAL_ANNOTATION not in _annotations(vs):
+        if not ROUTES.is_split(vs):
             return canary_percent == 0
         weights = {
             d["destination"].get("subset"): d.get("weight", 0)
@@ -121,8 +123,7 @@ class IstioRouter:
             self.api.apply(self._destination_rule(version, canary_version))
 
     def _prepared(self) -> bool:
-        vs = self.api.get(VIRTUAL_SERVICE, self.virtual_service)
-        return vs is not None and ORIGINAL_ANNOTATION in _annotations(vs)
+        return ROUTES.is_split(self.api.get(VIRTUAL_SERVICE, self.virtual_service))
 
     def _managed(self, vs: Obj) -> Obj:
         return managed_route(vs, self.route, self.host, self.api.namespace)
@@ -184,9 +185,7 @@ def _is_host(destination: Obj, host: str, namespace: str) -> bool:
 
 def with_split_route(vs: Obj, route: Obj, host: str) -> Obj:
     """The managed route sends 100 % to the stable subset, 0 % to canary; original kept aside."""
-    annotations = vs["metadata"].setdefault("annotations", {})
-    if ORIGINAL_ANNOTATION not in annotations:
-        annotations[ORIGINAL_ANNOTATION] = json.dumps(route, sort_keys=True)
+    ROUTES.keep_original(vs, route)
     template = copy.deepcopy(route.get("route", [{}])[0].get("destination", {}))
     template["host"] = host
     if not route.get("route") or route["route"][0]["destination"].get("subset") != STABLE:
@@ -198,11 +197,7 @@ def with_split_route(vs: Obj, route: Obj, host: str) -> Obj:
 
 
 def with_weight(vs: Obj, route: Obj, canary_percent: int) -> Obj:
-    if ORIGINAL_ANNOTATION not in _annotations(vs):
-        raise PlatformError(
-            f"virtualservice {vs['metadata']['name']}: the managed route is not split yet; "
-            "deploy the canary first"
-        )
+    ROUTES.require_split(vs)
     for destination in route["route"]:
         subset = destination["destination"].get("subset")
         destination["weight"] = canary_percent if subset == CANARY else 100 - canary_percent
@@ -215,8 +210,6 @@ COPIED_TO_HEADER_ROUTE = ("timeout", "retries", "rewrite", "headers", "corsPolic
 
 def with_header_route(vs: Obj, managed: Obj, header: HeaderRoute) -> Obj:
     """Insert (or refresh) the header route right before the managed route."""
-    http = [r for r in vs["spec"]["http"] if r.get("name") != HEADER_ROUTE_NAME]
-    vs["spec"]["http"] = http
     canary = next(d for d in managed["route"] if d["destination"].get("subset") == CANARY)
     header_match = {header.name.lower(): {"exact": header.value}}
     matches = [
@@ -228,23 +221,9 @@ def with_header_route(vs: Obj, managed: Obj, header: HeaderRoute) -> Obj:
         "match": matches,
         "route": [{"destination": copy.deepcopy(canary["destination"]), "weight": 100}],
     }
-    header_route |= {k: copy.deepcopy(managed[k]) for k in COPIED_TO_HEADER_ROUTE if k in managed}
-    http.insert(http.index(managed), header_route)
-    return vs
+    return ROUTES.insert_header(vs, managed, header_route, COPIED_TO_HEADER_ROUTE)
 
 
 def without_managed_routes(vs: Obj, managed: Obj) -> Obj:
     """The VirtualService as the user wrote it: header route gone, managed route restored."""
-    annotations = vs["metadata"].get("annotations", {})
-    original = annotations.pop(ORIGINAL_ANNOTATION, None)
-    if not annotations:
-        vs["metadata"].pop("annotations", None)
-    http = vs["spec"].get("http", [])
-    if original is not None:
-        http[http.index(managed)] = json.loads(original)
-    vs["spec"]["http"] = [r for r in http if r.get("name") != HEADER_ROUTE_NAME]
-    return vs
-
-
-def _annotations(obj: Obj) -> dict[str, str]:
-    return obj["metadata"].get("annotations") or {}
+    return ROUTES.restore(vs, managed)

@@ -15,9 +15,9 @@ from typing import Any
 from canaryflow.errors import FieldError, InputError, PlatformError
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import MANAGED_BY
-from canaryflow.kubernetes.capabilities import CAPABILITIES
 from canaryflow.kubernetes.resources import INGRESS
 from canaryflow.kubernetes.routers.backends import Backends
+from canaryflow.plan.routers import CAPABILITIES
 from canaryflow.platform.protocol import HeaderRoute
 
 Obj = dict[str, Any]

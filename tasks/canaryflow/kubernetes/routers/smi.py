@@ -21,9 +21,9 @@ from typing import Any
 from canaryflow.errors import FieldError, InputError, PlatformError
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import MANAGED_BY
-from canaryflow.kubernetes.capabilities import CAPABILITIES
 from canaryflow.kubernetes.resources import TRAFFIC_SPLIT
 from canaryflow.kubernetes.routers.backends import ORIGINAL_ANNOTATION, Backends
+from canaryflow.plan.routers import CAPABILITIES
 from canaryflow.platform.protocol import HeaderRoute
 
 Obj = dict[str, Any]

@@ -1,12 +1,18 @@
-"""What each traffic router can do: one declaration, read by the routers and by plan validation.
+"""The traffic routers a plan can name and what each can do: one declaration.
 
-Kept free of the Kubernetes client so ``canaryflow validate`` (and ``--help``) stay light: a plan
-asking a router for something it cannot do is refused before anything is deployed.
+Read by plan validation (a plan asking a router for something it cannot do is refused before
+anything is deployed), by each router in ``canaryflow.kubernetes.routers`` (its
+``capabilities``), by the runbook and by the workflow compilers (the ``router-kind`` choices).
+A spec, free of the Kubernetes client, so ``canaryflow validate`` and ``--help`` stay light.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal, get_args
+
+RouterKind = Literal["nginx-ingress", "istio", "gateway-api", "smi"]
+ROUTER_KINDS: tuple[str, ...] = get_args(RouterKind)
 
 HEADER_ROUTES = "header-routes"
 """Requests carrying the plan's header reach the canary whatever the weight."""
@@ -23,3 +29,7 @@ CAPABILITIES: Mapping[str, frozenset[str]] = {
 
 def routers_with(capability: str) -> list[str]:
     return [kind for kind, able in CAPABILITIES.items() if capability in able]
+
+
+def can(kind: str, capability: str) -> bool:
+    return capability in CAPABILITIES[kind]

@@ -9,10 +9,13 @@ from __future__ import annotations
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import PrometheusSource
 from canaryflow.flags.applied import DocumentApplication, FixedDelay, ReportedDigest
-from canaryflow.flags.rollout import FlagRollout, FlagRolloutResult
 from canaryflow.flags.store import FlagStore
 from canaryflow.flags.variant_analysis import variant_gates, variant_subject
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.decision import Rules
+from canaryflow.release.events import EventKind
+from canaryflow.release.flag_rollout import FlagRollout
+from canaryflow.release.progression import ReleaseResult
 from canaryflow.release.record import Listener, ReleaseRecord
 from canaryflow.release.windows import AnalysisWindows
 
@@ -23,7 +26,7 @@ def flag_rollout(
     prometheus_url: str,
     platform: str,
     listeners: list[Listener] = (),
-) -> FlagRolloutResult:
+) -> ReleaseResult:
     """Roll out ``plan.flag`` through ``store``, judged on the Prometheus at ``prometheus_url``."""
     assert plan.flag is not None
     analysis, skipped = variant_gates(plan.analysis)
@@ -42,9 +45,10 @@ def flag_rollout(
     record = ReleaseRecord(plan.service.name, f"flag/{plan.flag.key}", platform)
     record.listeners.extend(listeners)
     if skipped:
-        record.add("gates-skipped", gates=skipped, why="not labelled by variant")
+        record.add(EventKind.GATES_SKIPPED, gates=skipped, why="not labelled by variant")
     application = document_application(plan, source)
-    rollout = FlagRollout(plan.flag, store, AnalysisWindows(run, None), record, application)
+    windows = AnalysisWindows(run, None)
+    rollout = FlagRollout(plan.flag, store, windows, record, application, Rules.of(plan))
     return rollout.run()
 
 

@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 from canaryflow.flags.document import flag_off
-from canaryflow.flags.rollout import FlagRolloutResult
-from canaryflow.flags.run import flag_rollout
 from canaryflow.flags.store import FileFlagStore, replace_with
 from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.events import EventPrinter
+from canaryflow.release.flag_run import flag_rollout
+from canaryflow.release.progression import ReleaseResult
 from canaryflow.release.record import JOURNAL_SUFFIX, Journal, Listener
 
 DEMO_PLAN = {
@@ -42,7 +43,7 @@ DEMO_PLAN = {
 
 def run_local(
     plan: ReleasePlan, workdir: Path, faults: tuple[str, ...] = (), listeners: list[Listener] = ()
-) -> FlagRolloutResult:
+) -> ReleaseResult:
     """Start the sample service on a flag file (flag off), then roll the flag out."""
     assert plan.flag is not None
     workdir = Path(workdir).resolve()
@@ -59,7 +60,7 @@ def run_flag_demo(out_dir: Path, live: bool) -> dict:
     """A good flag rollout (ends on for everyone) and a bad one (ends off); both records."""
     out_dir = Path(out_dir)
     plan = ReleasePlan.model_validate(DEMO_PLAN)
-    listeners: list[Listener] = [_print_event] if live else []
+    listeners: list[Listener] = [EventPrinter(time.time())] if live else []
     summary = {}
     for name, faults in (("good", ()), ("bad", ("-error-rate", "0.3", "-flag-on-only"))):
         # Every event on disk as it happens: an interrupted demo still leaves its record.
@@ -79,9 +80,3 @@ def run_flag_demo(out_dir: Path, live: bool) -> dict:
             "flags": str(out_dir / name / "flags.json"),
         }
     return summary
-
-
-def _print_event(event) -> None:
-    if event.kind != "measurements":
-        detail = " ".join(f"{k}={v}" for k, v in event.data.items() if k != "document")
-        print(f"{time.strftime('%H:%M:%S', time.localtime(event.at))} {event.kind} {detail}")

@@ -1,18 +1,11 @@
 """Measure what the router costs users: failed requests across weight changes, per design.
 
-    python -m canaryflow.local.reload_bench --changes 100 --rate 200 --clients 8
-    python -m canaryflow.local.reload_bench --max-rate
-
-The backends are nginx answering fixed text, so every failure counted is the router's (or the
-client's) and none the service's. ``--max-rate`` reports how many requests per second the load
-generator itself sustains on this machine.
+``canaryflow bench`` runs it (``--reload-changes``). The backends are nginx answering fixed
+text, so every failure counted is the router's (or the client's) and none the service's.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -59,44 +52,3 @@ def weight_changes(design: str, changes: int, rate: float, clients: int, pause_s
         "failed": counters.failed,
         "failed_percent": round(100 * counters.failed / max(counters.total, 1), 4),
     }
-
-
-def max_rate(clients: int, seconds: float) -> dict:
-    """Ask for far more than the generator can do, against a direct nginx backend."""
-    with (
-        tempfile.TemporaryDirectory(prefix="canaryflow-bench-") as tmp,
-        ProcessGroup(Path(tmp)) as group,
-    ):
-        backend = start_static(group, Path(tmp), "v1")
-        config = LoadConfig(f"http://{backend}", rate=100_000, clients=clients)
-        with LoadGenerator(config) as load:
-            time.sleep(seconds)
-        counters = load.counters()
-    return {
-        "clients": clients,
-        "requests_per_s": round(counters.total / seconds),
-        "failed": counters.failed,
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--designs", nargs="+", default=["two-tier", "single"])
-    parser.add_argument("--changes", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--pause", type=float, default=0.3, help="seconds between changes")
-    parser.add_argument("--max-rate", action="store_true")
-    args = parser.parse_args(argv)
-    if args.max_rate:
-        for clients in (1, 4, args.clients):
-            print(json.dumps(max_rate(clients, 3.0)), flush=True)
-        return 0
-    for design in args.designs:
-        result = weight_changes(design, args.changes, args.rate, args.clients, args.pause)
-        print(json.dumps(result), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
 
-from canaryflow.local.bench import BenchResults
+from canaryflow.bench.scenarios import BenchResults
+from canaryflow.report.figures import percentile
 
 DETECTION_TARGET_P95_S = 10.0
 DETECTION_REQUIRED_S = 30.0
 SPLIT_TARGET_POINTS = 1.0
 HELP_TARGET_S = 0.3
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Linear-interpolated percentile (numpy's default) of a non-empty sequence."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * pct / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def render_markdown(results: BenchResults) -> str:
@@ -196,7 +187,7 @@ def _reload(results: BenchResults) -> str:
                 "## Zero-drop weight changes (router reload under keep-alive load)",
                 "",
                 "8 keep-alive clients at 200 requests/s while the weight changes every 0.15 s "
-                "(`canaryflow.local.reload_bench`); a failure is a reset, refusal, timeout or 5xx.",
+                "(`canaryflow.bench.reload`); a failure is a reset, refusal, timeout or 5xx.",
                 "",
                 "| design | weight changes | requests | failed | failed share |",
                 "|---|---|---|---|---|",
@@ -239,3 +230,14 @@ def _cli(results: BenchResults) -> str:
             f"(Hera, Kubernetes client, Prometheus client, matplotlib, pydantic): {heavy}.",
         ]
     )
+
+
+def replace_section(document: str, heading: str, section: str) -> str:
+    """``document`` with the section under ``heading`` (to the next ``## ``) replaced, or
+    ``section`` appended when there is none."""
+    start = document.find(f"\n{heading}\n")
+    if start < 0:
+        return document.rstrip("\n") + "\n\n" + section if document else section
+    end = document.find("\n## ", start + 1)
+    rest = "" if end < 0 else "\n" + document[end + 1 :]
+    return document[: start + 1] + section + rest

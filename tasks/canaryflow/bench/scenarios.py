@@ -25,10 +25,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from canaryflow.analysis.run import AnalysisRun
+from canaryflow.analysis.source import PrometheusSource
+from canaryflow.bench.analysis_round import full_catalogue_spec, time_rounds
+from canaryflow.bench.reload import start_static, weight_changes
+from canaryflow.flags.document import flag_off
+from canaryflow.flags.store import FileFlagStore, replace_with
+from canaryflow.local.flag_demo import DEMO_PLAN
 from canaryflow.local.load import LoadConfig, LoadGenerator
 from canaryflow.local.process import ProcessGroup
+from canaryflow.local.programs import sample_service
+from canaryflow.local.router import NginxRouter
+from canaryflow.local.stack import LocalStack
 from canaryflow.plan.load import plan_from_dict
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.events import EventKind
+from canaryflow.release.flag_run import flag_rollout
 from canaryflow.release.record import Event
 
 FAULT_DELAY_S = 2.0
@@ -153,9 +165,6 @@ def releases(
     workdir: Path, build: Path, bad_count: int, healthy_count: int, say: Callable[[str], None]
 ) -> tuple[list[BadRelease], list[HealthyRelease], dict[str, Any]]:
     """Bad releases (fault on 2-3 s into the first window), then healthy ones, on one stack."""
-    from canaryflow.local.programs import sample_service
-    from canaryflow.local.stack import LocalStack
-
     plan = bench_plan()
     v1, v2 = sample_service("v1", build), sample_service("v2", build)
     bad, healthy = [], []
@@ -175,14 +184,14 @@ def _bad_release(stack, artifact, delay_s: float) -> BadRelease:
     switch: dict[str, float] = {}
 
     def on_event(event: Event) -> None:
-        if event.kind == "window-started" and event.data["step"] == 0:
+        if event.kind == EventKind.WINDOW_STARTED and event.data["step"] == 0:
             switch["at"] = schedule_fault(_canary_address(stack), delay_s)
 
     result = stack.release(artifact, listeners=[on_event])
     record = result.record
     start, end = record.events[0].at, record.events[-1].at
     counters = stack.load.counters(start, end)
-    safe = record.first("traffic-safe")
+    safe = record.first(EventKind.TRAFFIC_SAFE)
     fault_on = switch.get("at")
     return BadRelease(
         phase=str(result.phase),
@@ -203,7 +212,7 @@ def _healthy_release(stack, artifact) -> HealthyRelease:
         phase=str(result.phase),
         requests=counters.total,
         failed=counters.failed,
-        weight_changes=len(record.of_kind("weight-set")),
+        weight_changes=len(record.of_kind(EventKind.WEIGHT_SET)),
     )
 
 
@@ -239,13 +248,6 @@ def flag_rollouts(
     workdir: Path, build: Path, count: int, say: Callable[[str], None]
 ) -> list[BadFlagRollout]:
     """Bad flag rollouts on one stack: flag-on requests fail 2-3 s into the first window."""
-    from canaryflow.flags.document import flag_off
-    from canaryflow.flags.local import DEMO_PLAN
-    from canaryflow.flags.run import flag_rollout
-    from canaryflow.flags.store import FileFlagStore, replace_with
-    from canaryflow.local.programs import sample_service
-    from canaryflow.local.stack import LocalStack
-
     document = json.loads(json.dumps(DEMO_PLAN))
     document["flag"]["steps"] = [{"percent": 50, "duration": "12s"}]
     plan = ReleasePlan.model_validate(document)
@@ -262,7 +264,7 @@ def flag_rollouts(
             switch: dict[str, float] = {}
 
             def on_event(event: Event, delay: float = delay, switch: dict = switch) -> None:
-                if event.kind == "window-started" and event.data["step"] == 0:
+                if event.kind == EventKind.WINDOW_STARTED and event.data["step"] == 0:
                     switch["at"] = schedule_fault(address, delay, flag_on_only=True)
 
             result = flag_rollout(plan, store, stack.prometheus.url, "local", [on_event])
@@ -275,8 +277,8 @@ def flag_rollouts(
 
 
 def _bad_flag(result, fault_on: float | None) -> BadFlagRollout:
-    written = result.record.first("flag-off")
-    served = result.record.first("flag-off-applied")
+    written = result.record.first(EventKind.FLAG_OFF)
+    served = result.record.first(EventKind.FLAG_OFF_APPLIED)
     return BadFlagRollout(
         phase=str(result.phase),
         fault_on=fault_on,
@@ -289,10 +291,6 @@ def _bad_flag(result, fault_on: float | None) -> BadFlagRollout:
 
 def analysis_round(stack) -> dict[str, Any]:
     """One round of every Prometheus gate of the catalogue against the stack's Prometheus."""
-    from canaryflow.analysis.benchmark import full_catalogue_spec, time_rounds
-    from canaryflow.analysis.run import AnalysisRun
-    from canaryflow.analysis.source import PrometheusSource
-
     spec = full_catalogue_spec(interval="1s", queryWindow="5s")
     run = AnalysisRun(
         spec,
@@ -311,8 +309,6 @@ def split_accuracy(
     weights: Sequence[int] = SPLIT_WEIGHTS, requests: int = SPLIT_REQUESTS
 ) -> list[SplitSample]:
     """The two-tier router at each weight, loaded until ``requests`` answers were counted."""
-    from canaryflow.local.reload_bench import start_static
-    from canaryflow.local.router import NginxRouter
 
     samples = []
     with (
@@ -343,7 +339,6 @@ def _split_sample(url: str, weight: int, requests: int) -> SplitSample:
 
 def reload_comparison(changes: int, rate: float = 200.0) -> list[dict[str, Any]]:
     """Failed requests across ``changes`` weight changes: two-tier router vs one nginx."""
-    from canaryflow.local.reload_bench import weight_changes
 
     return [weight_changes(design, changes, rate, 8, 0.15) for design in ("two-tier", "single")]
 

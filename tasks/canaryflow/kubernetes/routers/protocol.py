@@ -1,0 +1,31 @@
+"""What every Kubernetes traffic router is: the platform's ``TrafficRouter`` plus three steps.
+
+Like Argo Rollouts' ``TrafficRoutingReconciler`` and Flagger's ``Interface``, one protocol and
+one module per router (``make_router`` builds them by kind). ``capabilities`` is the router's
+row of ``canaryflow.plan.routers.CAPABILITIES``, the one table plan validation reads too.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from canaryflow.kubernetes.routers.backends import Backends
+from canaryflow.platform.protocol import TrafficRouter
+
+
+@runtime_checkable
+class KubernetesRouter(TrafficRouter, Protocol):
+    capabilities: frozenset[str]
+    """What the router can do (``plan.routers.HEADER_ROUTES``, ``NAMED_RULES``)."""
+    splits_by_service: bool
+    """True when stable and canary are told apart by Service (so selectors must not overlap);
+    False when by pod label (Istio subsets)."""
+
+    def preflight(self, backends: Backends) -> object:
+        """Read-only checks of the user's objects: bad input changes nothing."""
+
+    def prepare(self, backends: Backends) -> None:
+        """Create or split what the router needs, at weight 0."""
+
+    def select_stable(self, version: str | None, canary_version: str) -> None:
+        """Point the stable side at ``version`` (None: every stable pod) after a promotion."""
