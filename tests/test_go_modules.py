@@ -290,7 +290,7 @@ def test_a_hostile_package_is_refused_before_go_runs(tmp_path, capsys, verb, hos
     assert cli(argv) == 2
 
     err = capsys.readouterr().err
-    name = "packages" if verb == "go-test" else "package"
+    name = option  # the option the user gave
     assert err.startswith(f"error: {name}: ") and "is not a package pattern" in err
     assert not list(tmp_path.rglob("pwned")) and not (tmp_path / "bin").exists()
 
