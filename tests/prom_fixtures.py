@@ -19,10 +19,11 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from http_stub import QuietHandler
 
 from canaryflow.local.process import LOOPBACK, ProcessGroup
 from canaryflow.local.prometheus import PrometheusServer
@@ -30,6 +31,7 @@ from canaryflow.local.prometheus import PrometheusServer
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 GOLDEN = (math.sqrt(5) - 1) / 2
 NAMESPACE = "shop"
+EXPOSITION = "text/plain; version=0.0.4"  # the Prometheus text format
 
 
 @dataclass
@@ -187,20 +189,12 @@ class SimulatedService:
             ]
         return "\n".join(lines) + "\n"
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         service = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
-                body = service.exposition().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
+                self.reply(200, service.exposition().encode(), EXPOSITION)
 
         return Handler
 

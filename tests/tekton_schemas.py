@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft7Validator
+from schema_walk import unknown_fields
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = REPO / "tests/schemas/tekton"
@@ -84,26 +85,6 @@ def served_schema(document: dict[str, Any]) -> dict[str, Any]:
     served = {v["name"]: v for v in definition["spec"]["versions"] if v["served"]}
     assert version in served, f"{document['apiVersion']} is not served: {sorted(served)}"
     return served[version]["schema"]["openAPIV3Schema"]
-
-
-def unknown_fields(value: Any, node: dict[str, Any], path: str = "") -> list[str]:
-    """Keys a structural schema does not declare (and would prune)."""
-    if node.get("x-kubernetes-preserve-unknown-fields"):
-        return []
-    found: list[str] = []
-    if isinstance(value, dict) and "properties" in node:
-        for key, item in value.items():
-            if key not in node["properties"]:
-                found.append(f"{path}.{key}")
-            else:
-                found += unknown_fields(item, node["properties"][key], f"{path}.{key}")
-    elif isinstance(value, dict) and isinstance(node.get("additionalProperties"), dict):
-        for key, item in value.items():
-            found += unknown_fields(item, node["additionalProperties"], f"{path}.{key}")
-    elif isinstance(value, list) and "items" in node:
-        for index, item in enumerate(value):
-            found += unknown_fields(item, node["items"], f"{path}[{index}]")
-    return found
 
 
 def untagged_fields(value: Any, fields: Any, path: str = "") -> list[str]:

@@ -14,14 +14,11 @@ from __future__ import annotations
 import base64
 import io
 import json
-import ssl
-import subprocess
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from http_stub import LoopbackServer, QuietHandler, self_signed_certificate
 
 from canaryflow.build import GoBuildError, GoToolchain, go_build, go_test
 from canaryflow.build.settings import GoSettings
@@ -129,23 +126,14 @@ class ModuleProxy:
                 archive.writestr(f"{module}@{version}/{name}", text)
         self.zip = buffer.getvalue()
         self.seen_auth: list[str | None] = []
-        self.certificate = tls / "proxy.pem"
-        key = tls / "proxy-key.pem"
-        openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        openssl += ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-        openssl += ["-keyout", str(key), "-out", str(self.certificate)]
-        subprocess.run(openssl, check=True, capture_output=True, timeout=30)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.certificate, key)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.certificate, key = self_signed_certificate(tls, "proxy")
+        self.server = LoopbackServer(self._handler(), (self.certificate, key))
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         proxy = self
         wanted = "Basic " + base64.b64encode(b"ci:s3cret").decode()
         prefix = f"/{proxy.module}/@v/"
@@ -156,30 +144,20 @@ class ModuleProxy:
             f"{proxy.version}.zip": proxy.zip,
         }
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 proxy.seen_auth.append(self.headers.get("Authorization"))
                 if self.headers.get("Authorization") != wanted:
-                    return self._send(401, b"unauthorized")
+                    return self.reply(401, b"unauthorized")
                 name = self.path[len(prefix) :] if self.path.startswith(prefix) else None
                 if name not in bodies:
-                    return self._send(404, b"not found")
-                return self._send(200, bodies[name])
-
-            def _send(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
+                    return self.reply(404, b"not found")
+                return self.reply(200, bodies[name])
 
         return Handler
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture
@@ -290,7 +268,7 @@ def test_a_hostile_package_is_refused_before_go_runs(tmp_path, capsys, verb, hos
     assert cli(argv) == 2
 
     err = capsys.readouterr().err
-    name = "packages" if verb == "go-test" else "package"
+    name = option  # the option the user gave
     assert err.startswith(f"error: {name}: ") and "is not a package pattern" in err
     assert not list(tmp_path.rglob("pwned")) and not (tmp_path / "bin").exists()
 

@@ -32,7 +32,13 @@ PACKAGES = {
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "foundation",
-        ("canaryflow", "canaryflow.errors", "canaryflow.duration", "canaryflow.input_file"),
+        (
+            "canaryflow",
+            "canaryflow.errors",
+            "canaryflow.duration",
+            "canaryflow.input_file",
+            "canaryflow.spec_model",
+        ),
     ),
     (
         "specs",

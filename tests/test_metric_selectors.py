@@ -11,18 +11,17 @@ series labelled ``namespace``/``pod``/``container`` by cAdvisor itself).
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from prom_fixtures import SimulatedService, Traffic
+from http_stub import LoopbackServer, QuietHandler
+from prom_fixtures import EXPOSITION, SimulatedService, Traffic
 
 from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT
 from canaryflow.analysis.query import Subject, render
 from canaryflow.analysis.source import PrometheusSource
 from canaryflow.kubernetes.scrape import meta_label, relabel_configs
-from canaryflow.local.process import LOOPBACK, ProcessGroup
+from canaryflow.local.process import ProcessGroup
 from canaryflow.local.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.slow
@@ -70,13 +69,11 @@ class CadvisorLike:
     def __init__(self, throttled_share: dict[str, float]):
         self.throttled_share = throttled_share
         self.started = time.monotonic()
-        self.server = ThreadingHTTPServer((LOOPBACK, 0), self._handler())
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.server = LoopbackServer(self._handler())
 
     @property
     def address(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"{host}:{port}"
+        return self.server.address
 
     def exposition(self) -> str:
         periods = int((time.monotonic() - self.started) * 10) + 1
@@ -90,26 +87,17 @@ class CadvisorLike:
         lines += [f"container_cpu_cfs_throttled_periods_total{{{s}}} {t}" for s, _, t in series]
         return "\n".join(lines) + "\n"
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         source = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
-                body = source.exposition().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
+                self.reply(200, source.exposition().encode(), EXPOSITION)
 
         return Handler
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,11 @@ and forwards the request to a real Prometheus (``prom_fixtures``).
 
 from __future__ import annotations
 
-import ssl
-import subprocess
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from http_stub import LoopbackServer, QuietHandler, self_signed_certificate
 from prom_fixtures import fleet, prometheus  # noqa: F401 (fixtures)
 
 from canaryflow.analysis.prometheus_auth import PrometheusAccess, SecretRef
@@ -28,6 +25,7 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "eyJhbGciOi.rotating-token-1"
 TENANT = "team-checkout"
+JSON = "application/json"
 
 
 class Gateway:
@@ -36,60 +34,34 @@ class Gateway:
     def __init__(self, upstream: str, workdir, authorization: str, delay_s: float = 0.0):
         self.upstream, self.authorization, self.delay_s = upstream, authorization, delay_s
         self.seen: list[dict[str, str]] = []
-        self.ca = workdir / "ca.pem"
-        key = workdir / "key.pem"
-        openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        openssl += ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-        subprocess.run(
-            [*openssl, "-keyout", str(key), "-out", str(self.ca)],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.ca, key)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.server.handle_error = lambda request, address: None  # clients that time out
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.ca, key = self_signed_certificate(workdir, "ca")
+        self.server = LoopbackServer(self._handler(), (self.ca, key), quiet_errors=True)
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
 
     def _handler(self):
         gateway = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 gateway.seen.append(dict(self.headers))
                 time.sleep(gateway.delay_s)
                 if self.headers.get("Authorization") != gateway.authorization:
-                    return self._send(401, b'{"status":"error","error":"unauthorized"}')
+                    return self.reply(401, b'{"status":"error","error":"unauthorized"}', JSON)
                 if self.headers.get("X-Scope-OrgID") != TENANT:
-                    return self._send(400, b'{"status":"error","error":"no org id"}')
+                    return self.reply(400, b'{"status":"error","error":"no org id"}', JSON)
                 try:
                     with urllib.request.urlopen(gateway.upstream + self.path, timeout=5) as r:
-                        return self._send(r.status, r.read())
+                        return self.reply(r.status, r.read(), JSON)
                 except urllib.error.HTTPError as error:
-                    return self._send(error.code, error.read())
-
-            def _send(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
+                    return self.reply(error.code, error.read(), JSON)
 
         return Handler
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture

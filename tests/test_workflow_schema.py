@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+import schema_walk
 import yaml
 from jsonschema import Draft202012Validator
 from upstream import SCHEMAS
@@ -52,23 +53,14 @@ def validator_for(kind: str) -> Draft202012Validator:
 
 
 def unknown_fields(value: object, node: dict, path: str = "") -> list[str]:
-    """Paths of keys that the schema does not declare at their position."""
+    """Paths of keys that Argo's schema does not declare at their position."""
+    return schema_walk.unknown_fields(value, node, path, resolve=_definition)
+
+
+def _definition(node: dict) -> dict:
     if "$ref" in node:
-        node = schema()["definitions"][node["$ref"].removeprefix("#/definitions/")]
-    found: list[str] = []
-    if isinstance(value, dict) and "properties" in node:
-        for key, item in value.items():
-            if key not in node["properties"]:
-                found.append(f"{path}.{key}")
-            else:
-                found += unknown_fields(item, node["properties"][key], f"{path}.{key}")
-    elif isinstance(value, dict) and isinstance(node.get("additionalProperties"), dict):
-        for key, item in value.items():
-            found += unknown_fields(item, node["additionalProperties"], f"{path}.{key}")
-    elif isinstance(value, list) and "items" in node:
-        for index, item in enumerate(value):
-            found += unknown_fields(item, node["items"], f"{path}[{index}]")
-    return found
+        return schema()["definitions"][node["$ref"].removeprefix("#/definitions/")]
+    return node
 
 
 COMPILED = documents()

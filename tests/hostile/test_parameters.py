@@ -142,6 +142,13 @@ NUMERIC = {
     "analyze --duration": (["analyze", "--plan", "PLAN"], "--duration", "--duration"),
     "runbook --scrape-interval": (["runbook", "PLAN"], "--scrape-interval", "--scrape-interval"),
     "runbook --fail-safe": (["runbook", "PLAN"], "--fail-safe", "--fail-safe"),
+    "go-test --timeout": (["go-test", "--dir", "OUT"], "--timeout", "--timeout"),
+    "health-gate --timeout": (["health-gate", "--plan", "PLAN"], "--timeout", "--timeout"),
+    "image-push --timeout": (
+        ["image-push", "--binary", "OUT/b", "--repository", "r/a", "--tag", "v"],
+        "--timeout",
+        "--timeout",
+    ),
 }
 
 

@@ -11,8 +11,7 @@ import difflib
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from canaryflow.analysis.catalogue import (
@@ -23,6 +22,7 @@ from canaryflow.analysis.catalogue import (
     PLACEHOLDERS,
 )
 from canaryflow.duration import Duration
+from canaryflow.spec_model import SpecModel
 
 LIMIT_KINDS: tuple[str, ...] = ("threshold", "relative", "statistical", "sequential", "logs")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
@@ -32,16 +32,8 @@ def _invalid(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message)
 
 
-class AnalysisModel(BaseModel):
-    """camelCase keys in YAML, unknown keys rejected, immutable once loaded."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        alias_generator=to_camel,
-        frozen=True,
-        allow_inf_nan=False,  # a NaN limit passes every comparison: refuse it here
-    )
+class AnalysisModel(SpecModel):
+    """camelCase keys in YAML, unknown keys rejected, immutable once loaded, no NaN limits."""
 
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"

@@ -121,7 +121,7 @@ def go_test(
     settings: GoSettings | None = None,
 ) -> GoTestResult:
     """Runs ``go test`` on ``packages`` of the module in ``package_dir``."""
-    check_package_pattern("packages", packages)
+    check_package_pattern("--packages", packages)
     package_dir = _existing_dir(package_dir)
     toolchain = toolchain or GoToolchain.find()
     started = time.monotonic()
@@ -151,7 +151,7 @@ def go_build(
     ``goos``/``goarch`` of None build for the host; images want ``IMAGE_GOOS``/``IMAGE_GOARCH``.
     """
     check_build_inputs(version, ldflags_extra, goos, goarch)
-    check_package_pattern("package", package)
+    check_package_pattern("--package", package)
     package_dir = _existing_dir(package_dir)
     toolchain = toolchain or GoToolchain.find()
     output = Path(output).absolute()

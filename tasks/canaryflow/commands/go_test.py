@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from canaryflow.build.go import go_test
+from canaryflow.commands.arguments import seconds
 from canaryflow.commands.go_settings import add_go_settings_options, go_settings
 from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED
 
@@ -17,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--packages", default="./...", help="package pattern inside the module (default ./...)"
     )
-    parser.add_argument("--timeout", type=float, default=300, help="seconds before giving up")
+    parser.add_argument("--timeout", type=seconds, default=300, help="seconds before giving up")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from canaryflow.commands.arguments import seconds
 from canaryflow.commands.cluster import add_cluster_options, platform_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_cluster_options(parser)
     parser.add_argument(
-        "--timeout", type=float, help="seconds to wait (default: the plan's service.healthTimeout)"
+        "--timeout",
+        type=seconds,
+        help="seconds to wait (default: the plan's service.healthTimeout)",
     )
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from canaryflow.commands.arguments import seconds
 from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError, PlatformError
 from canaryflow.image import PushRequest, push_image
 from canaryflow.image.reference import SCRATCH
@@ -61,7 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="plain http to the registry (automatic for 127.0.0.1 and localhost)",
     )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request")
+    parser.add_argument("--timeout", type=seconds, default=30.0, help="seconds per HTTP request")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,24 +10,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
 from canaryflow.duration import Duration
 from canaryflow.flags.document import MAX_LISTED_USERS, Percent, Segment, UserRange, Variants
+from canaryflow.spec_model import SpecModel
 
 _USERS = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 _FLAG_KEY = r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$"
 
 
-class FlagModel(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        alias_generator=to_camel,
-        frozen=True,
-        allow_inf_nan=False,
-    )
+class FlagModel(SpecModel):
+    """The plan's ``flag`` section, under the rules of every plan section."""
 
 
 class FlagVariantsSpec(FlagModel):

@@ -104,9 +104,20 @@ class NginxInstance:
         stopped = [pid for pid, _ in workers if process_state(pid) in ("T", "t")]
         if stopped:
             return f"nginx {self.files.name} worker {stopped[0]} is stopped"
-        if not any(title == _WORKER_TITLE for _, title in workers):
+        if not any(title == _WORKER_TITLE for _, title in workers) and not self._worker_appears():
             return f"nginx {self.files.name} has no worker accepting connections"
         return None
+
+    def _worker_appears(self, within_s: float = 0.5) -> bool:
+        """A reload forks new workers before the old ones start shutting down, but a freshly
+        forked worker carries the master's title for a moment: under load a look can fall in
+        that gap. A worker that appears within ``within_s`` means the reload went through."""
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            if self.accepting_workers():
+                return True
+        return False
 
     def _crashed_worker(self) -> str | None:
         """A worker that died on a signal since the last look (its master replaced it, but

@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
 from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.build.settings import GoBuildSpec
@@ -25,6 +24,7 @@ from canaryflow.plan.routers import (
     RouterKind,
     routers_with,
 )
+from canaryflow.spec_model import SpecModel
 
 API_VERSION = "canaryflow.dev/v1alpha1"
 NOTIFY_EVENTS = ("started", "step", "promoted", "rolled-back", "failed")
@@ -45,16 +45,8 @@ _OBJECT_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 _URL = r"^https?://[^\s\x00-\x1f\x7f]+$"
 
 
-class PlanModel(BaseModel):
+class PlanModel(SpecModel):
     """Plan sections: camelCase keys in YAML, unknown keys rejected, immutable once loaded."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        alias_generator=to_camel,
-        frozen=True,
-        allow_inf_nan=False,
-    )
 
 
 class ServiceSpec(PlanModel):

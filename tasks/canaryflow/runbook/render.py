@@ -203,63 +203,35 @@ def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
     wns = context.workflow_namespace
     ns, name = plan.service.namespace, plan.service.name
     selector = f"{manual.WORKFLOW_TEMPLATE_LABEL}={manual.WORKFLOW_TEMPLATE}"
+    approve_node = ("--node-field-selector", "displayName=approve")
+
+    def argo(*words: str) -> str:
+        return command("argo", "-n", wns, *words)
+
+    def node_set(*change: str) -> str:
+        return argo("node", "set", "WORKFLOW", *approve_node, *change)
+
     return "\n".join(
         [
             "## By hand",
             "",
             "Find the release's workflow (newest last):",
             "",
-            _fenced([command("argo", "-n", wns, "list", "-l", selector)]),
+            _fenced([argo("list", "-l", selector)]),
             "",
             "Approve a waiting approval step (its node is `approve`, `hold` or "
             "`approve-promotion`): record who approves, then resume it:",
             "",
             _fenced(
                 [
-                    command(
-                        "argo",
-                        "-n",
-                        wns,
-                        "node",
-                        "set",
-                        "WORKFLOW",
-                        "--node-field-selector",
-                        "displayName=approve",
-                        "--output-parameter",
-                        "approver=YOUR-NAME",
-                    ),
-                    command(
-                        "argo",
-                        "-n",
-                        wns,
-                        "resume",
-                        "WORKFLOW",
-                        "--node-field-selector",
-                        "displayName=approve",
-                    ),
+                    node_set("--output-parameter", "approver=YOUR-NAME"),
+                    argo("resume", "WORKFLOW", *approve_node),
                 ]
             ),
             "",
             "Refuse it (the release rolls back):",
             "",
-            _fenced(
-                [
-                    command(
-                        "argo",
-                        "-n",
-                        wns,
-                        "node",
-                        "set",
-                        "WORKFLOW",
-                        "--node-field-selector",
-                        "displayName=approve",
-                        "--phase",
-                        "Failed",
-                        "--message",
-                        "why",
-                    )
-                ]
-            ),
+            _fenced([node_set("--phase", "Failed", "--message", "why")]),
             "",
             "Abort and roll back: `argo stop` ends the running steps and runs the workflow's "
             "exit handler (rollback and notification). `argo terminate` skips the exit handler: "
