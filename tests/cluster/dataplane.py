@@ -314,6 +314,18 @@ class DataPlane:
             return since
         return next((at for at, r in self.history if at >= since and r.weight == 0), None)
 
+    def no_canary_route_after(self, since: float) -> float | None:
+        """When the router first served neither a split nor a header route to the canary at
+        or after ``since`` (``since`` itself when it already did)."""
+
+        def safe(routing: Routing) -> bool:
+            return routing.weight == 0 and routing.header is None
+
+        before = [routing for at, routing in self.history if at < since]
+        if before and safe(before[-1]):
+            return since
+        return next((at for at, r in self.history if at >= since and safe(r)), None)
+
     def weights(self, since: float = 0.0, until: float = float("inf")) -> list[int]:
         """The splits the router served in ``[since, until)``, in order, repeats dropped."""
         served: list[int] = []

@@ -10,6 +10,7 @@ side in three phases (good, bad, people); the module takes about 4 minutes on 2 
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -149,6 +150,13 @@ def test_a_bad_release_is_rolled_back_and_safe_within_an_interval_plus_2s(bad, r
     safety = observe.safety(service, workflow)
     assert safety is not None, "no failing measurement, or the router never went back to 0"
     assert safety.seconds <= INTERVAL_S + 2.0, safety
+    # The analyze pod withdrew the header route with the weight (verified on the router object
+    # before it exited); the data plane served both together, not after the rollback pod's work.
+    (analyze_pod,) = observe.pods(workflow, "analyze")
+    fail_safe = json.loads(analyze_pod.outputs["report"])["failSafe"]
+    assert fail_safe["verified"] and fail_safe["headerRouteWithdrawn"]
+    header_off = service.dataplane.no_canary_route_after(safety.failing_at)
+    assert header_off is not None and header_off - safety.safe_at <= 1.0, (header_off, safety)
     assert observe.ran(workflow, "rollback") and not observe.ran(workflow, "promote")
     assert service.stable_image() == stable
     assert not observe.canary_exists(service)
