@@ -5,11 +5,12 @@ Measurements come every ``interval``; each reads ``rate()`` over ``queryWindow``
 change in the canary shows fully only once the window holds nothing older than the change.
 Prometheus adds up to one scrape interval before the change is stored, each query may take
 ``prometheus.timeout``, and then the analyze pod that decided makes traffic safe itself
-(``analyze --fail-safe``): it writes weight 0 and reads it back from the router before it
-exits; no other pod has to be scheduled first. The scrape interval and that fail-safe time are
-the cluster's, not the plan's: stated assumptions, not measurements (each analyze report
-records the real fail-safe time, ``failSafe.seconds``). How fast the mesh or ingress
-controller then programs its proxies is the router's own propagation, not included.
+(``analyze --fail-safe``): it writes weight 0, withdraws the header route and reads both back
+from the router before it exits; no other pod has to be scheduled first. The scrape interval
+and that fail-safe time are the cluster's, not the plan's: stated assumptions, not
+measurements (each analyze report records the real fail-safe time, ``failSafe.seconds``).
+How fast the mesh or ingress controller then programs its proxies is the router's own
+propagation, not included.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from canaryflow.plan.model import ReleasePlan
 ASSUMED_SCRAPE_INTERVAL_S = 30.0
 """Kubernetes Prometheus setups scrape every 15-30 s; the larger is the safe side."""
 ASSUMED_FAIL_SAFE_S = 2.0
-"""One router write and its verified read-back from the already running analyze pod."""
+"""Two router writes (weight 0, header route withdrawn) and their verified read-back from the
+already running analyze pod."""
 
 
 @dataclass(frozen=True)
