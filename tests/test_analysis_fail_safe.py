@@ -8,6 +8,7 @@ fake API server (tests/kube), written and read back by the real kubernetes clien
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import subprocess
@@ -219,3 +220,27 @@ def _first_round(process: subprocess.Popen, timeout_s: float) -> str:
             return process.stdout.readline()
         assert process.poll() is None, process.stderr.read()
     raise AssertionError("no measurement within the timeout")
+
+
+def test_a_stop_while_the_pod_is_still_loading_waits_for_the_fail_safe(tmp_path, monkeypatch):
+    """``argo stop`` can land during the seconds of imports and router set-up, before the
+    window's guard exists: the stop is held, then delivered inside the guard, so traffic is
+    still made safe (without the hold the pod ended at once and left its weight)."""
+    from canaryflow.commands import analyze as analyze_verb
+
+    happened: list[str] = []
+
+    class StopDuringSetUp:
+        def __init__(self, plan, kubeconfig):
+            os.kill(os.getpid(), signal.SIGTERM)
+            happened.append("router loaded")
+
+        def make_safe(self, first_failing):
+            happened.append("made safe")
+            return {"verified": True, "summary": "weight 0 verified"}
+
+    monkeypatch.setattr(analyze_verb, "_FailSafe", StopDuringSetUp)
+    plan = plan_file(tmp_path, "http://127.0.0.1:9", "istio")
+    code = main(["analyze", "--plan", str(plan), "--step", "0", "--fail-safe"])
+    assert code == 130
+    assert happened == ["router loaded", "made safe"]

@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,6 +70,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with _StopsHeld(args.fail_safe) as stops:
+        return _analyze(args, stops)
+
+
+def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
     from canaryflow.analysis.run import AnalysisRun
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.load import load_plan
@@ -87,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         )
     safety = _FailSafe(plan, args.kubeconfig) if args.fail_safe else None
     try:
+        stops.release()  # a stop that came while loading arrives here, where traffic is made safe
         source = PrometheusSource.for_spec(spec.prometheus, url)
         _reject_bad_promql(plan, source)
         analysis = AnalysisRun(
@@ -138,6 +146,30 @@ def first_failing_at(result) -> float | None:
         if taken:
             return min(taken)
     return None
+
+
+class _StopsHeld:
+    """SIGTERM and SIGINT held, not lost, while the plan and the router load (seconds of imports
+    on a busy node): ``argo stop`` right after the pod starts would otherwise end it before the
+    fail-safe guard exists. ``release`` delivers a pending stop inside that guard."""
+
+    SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+    def __init__(self, hold: bool):
+        self.held = hold and threading.current_thread() is threading.main_thread()
+
+    def __enter__(self) -> _StopsHeld:
+        if self.held:
+            signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        return self
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 class _FailSafe:
