@@ -171,12 +171,16 @@ class PodRunner:
         except PodError as error:
             return PodResult("Error", str(error), None, {}, "", [], {}, started, time.time())
         argv = [*(container.get("command") or self.image_entrypoint), *container.get("args", [])]
-        env = {
-            **self.image_env,
-            **{e["name"]: e.get("value", "") for e in container.get("env", [])},
-        }
+        explicit = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+        env = {**self.image_env, **explicit}
         local_argv = [_rewrite(arg, mounts) for arg in argv]
-        local_env = {k: _rewrite(v, mounts) for k, v in env.items()} | self.cluster_env
+        # The image's PATH names host folders (this machine's venv stands in for the image's
+        # /opt/canaryflow): never read it as a path inside the pod's volumes, or a checkout
+        # under /tmp (the pods' own /tmp mount) would lose its `canaryflow`.
+        local_env = {
+            k: v if k == "PATH" and k not in explicit else _rewrite(v, mounts)
+            for k, v in env.items()
+        } | self.cluster_env
         cwd = Path(_rewrite(container.get("workingDir") or self.image_workdir, mounts))
         executable = shutil.which(local_argv[0], path=local_env.get("PATH")) if argv else None
         if executable is None:
