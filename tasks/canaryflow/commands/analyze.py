@@ -151,25 +151,41 @@ def first_failing_at(result) -> float | None:
 class _StopsHeld:
     """SIGTERM and SIGINT held, not lost, while the plan and the router load (seconds of imports
     on a busy node): ``argo stop`` right after the pod starts would otherwise end it before the
-    fail-safe guard exists. ``release`` delivers a pending stop inside that guard."""
+    fail-safe guard exists. ``release`` delivers a held stop inside that guard.
 
-    SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+    The handlers are swapped rather than the signals masked: CPython runs a signal's handler
+    in the main thread whichever thread the kernel delivered it to, so a mask on one thread
+    holds nothing once another thread exists."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self, hold: bool):
-        self.held = hold and threading.current_thread() is threading.main_thread()
+        self.holding = hold and threading.current_thread() is threading.main_thread()
+        self.held: int | None = None
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> _StopsHeld:
-        if self.held:
-            signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        if self.holding:
+            self._previous = {sig: signal.signal(sig, self._hold) for sig in self.SIGNALS}
         return self
 
+    def _hold(self, signum, frame) -> None:
+        self.held = signum
+
+    def _restore(self) -> None:
+        if self.holding:
+            self.holding = False
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+
     def release(self) -> None:
-        if self.held:
-            self.held = False
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)
+        """Back to the usual handlers; a stop that came meanwhile is raised here, now."""
+        self._restore()
+        if self.held is not None:
+            raise KeyboardInterrupt(f"signal {self.held}, held while loading")
 
     def __exit__(self, *exc) -> None:
-        self.release()
+        self._restore()  # set-up failed: its own error goes on, exit 2 rather than 130
 
 
 class _FailSafe:
