@@ -52,7 +52,7 @@ class DrainWatch:
 def draining_platform(server, kind: str, drain_s: float) -> tuple[KubernetesPlatform, DrainWatch]:
     client = server.api_client()
     router = make_router(kind, client, NAMESPACE, SERVICE, retry=FAST_RETRY)
-    timeouts = Timeouts(stable_rollout_s=2, verify_weight_s=1, canary_scale_s=1, poll_s=0.02)
+    timeouts = Timeouts(verify_weight_s=1, canary_scale_s=1, poll_s=0.02)
     ref: list = []
     watch = DrainWatch(server, ref)
     platform = KubernetesPlatform(

@@ -25,3 +25,40 @@ def test_a_rollout_is_done_once_the_old_pod_is_gone_and_the_new_one_ready():
     progress = rollout_progress(deployment(replicas=1, updatedReplicas=1, readyReplicas=1))
 
     assert progress.done
+
+
+def test_while_old_pods_remain_only_the_new_templates_ready_pods_are_called_ready():
+    """The controller's ``readyReplicas`` counts old and new pods: 4 ready old pods beside 4
+    new ones that are not ready is "0/4 new pods ready", never "4/4 pods ready"."""
+    stable = {
+        "metadata": {"generation": 2},
+        "spec": {
+            "replicas": 4,
+            "template": {
+                "metadata": {"labels": {"app": "checkout", "version": "v2"}},
+                "spec": {"containers": [{"name": "checkout", "image": "new@sha256:2"}]},
+            },
+        },
+        "status": {
+            "observedGeneration": 2,
+            "replicas": 8,
+            "updatedReplicas": 4,
+            "readyReplicas": 4,
+        },
+    }
+
+    def pod(version: str, image: str, ready: bool) -> dict:
+        return {
+            "metadata": {
+                "labels": {"app": "checkout", "version": version, "pod-template-hash": "x"}
+            },
+            "spec": {"containers": [{"name": "checkout", "image": image}]},
+            "status": {"conditions": [{"type": "Ready", "status": str(ready)}]},
+        }
+
+    pods = [pod("v1", "old@sha256:1", True)] * 4 + [pod("v2", "new@sha256:2", False)] * 4
+
+    progress = rollout_progress(stable, pods)
+
+    assert progress.describe() == "0/4 new pods ready, 4 old pods pending termination"
+    assert not progress.done

@@ -40,7 +40,7 @@ FAST_RETRY = RetryPolicy(attempts=4, first_delay_s=0.01, max_delay_s=0.05)
 def make_platform(server: FakeApiServer, kind: str = "istio", namespace: str = NAMESPACE):
     client = server.api_client()
     router = make_router(kind, client, namespace, SERVICE, retry=FAST_RETRY)
-    timeouts = Timeouts(stable_rollout_s=2, verify_weight_s=1, canary_scale_s=1, poll_s=0.02)
+    timeouts = Timeouts(verify_weight_s=1, canary_scale_s=1, poll_s=0.02)
     return KubernetesPlatform(
         client, namespace, SERVICE, router, canary_replicas=2, timeouts=timeouts, retry=FAST_RETRY
     )

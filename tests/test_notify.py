@@ -276,3 +276,14 @@ def test_a_rollback_that_did_not_complete_is_reported_as_failed_with_the_way_out
     (_, unsafe, _), (_, safe, _) = inbox.received
     assert unsafe["event"] == "failed" and "roll back by hand" in unsafe["reason"]
     assert safe["event"] == "rolled-back"
+
+
+def test_a_failed_promotion_is_reported_as_promotion_failed_stable_restored(tmp_path, inbox):
+    directory = secrets(tmp_path, team_hook=f"{inbox.url}/team")
+    promote_failed = '[{"displayName": "promote", "message": "Error (exit code 1)"}]'
+
+    assert exit_handler(secret_plan(tmp_path), directory, promote_failed) == 0
+
+    ((_, body, _),) = inbox.received
+    assert body["event"] == "rolled-back"
+    assert body["reason"].startswith("promotion failed, stable restored")

@@ -36,7 +36,7 @@ ROUTERS = Path(__file__).resolve().parents[1] / "tasks" / "canaryflow" / "kubern
 def platform_with(server, kind: str, **settings) -> KubernetesPlatform:
     client = server.api_client()
     router = make_router(kind, client, NAMESPACE, SERVICE, retry=FAST_RETRY, **settings)
-    timeouts = Timeouts(stable_rollout_s=2, verify_weight_s=1, canary_scale_s=1, poll_s=0.02)
+    timeouts = Timeouts(verify_weight_s=1, canary_scale_s=1, poll_s=0.02)
     return KubernetesPlatform(client, NAMESPACE, SERVICE, router, 2, timeouts=timeouts)
 
 
@@ -61,6 +61,15 @@ USERS_SPLIT = {
     "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": {"team": "payments"}},
     "spec": {"service": SERVICE, "backends": [{"service": "checkout-v1", "weight": 100}]},
 }
+BACKEND_V1 = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "checkout-v1", "namespace": NAMESPACE},
+    "spec": {
+        "selector": {"app": SERVICE, "version": "v1"},
+        "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+    },
+}
 
 
 # -- SMI: the user's TrafficSplit ---------------------------------------------------------------
@@ -69,6 +78,7 @@ USERS_SPLIT = {
 @pytest.mark.parametrize("ending", ["rollback", "promote"])
 def test_smi_keeps_the_users_traffic_split_and_gives_it_back_exactly(api_server, ending):
     seed(api_server, USERS_SPLIT)
+    api_server.seed(BACKEND_V1)
     before = user_view(api_server, "TrafficSplit", SERVICE)
     platform = platform_with(api_server, "smi")
     platform.deploy_canary(V2)

@@ -7,9 +7,21 @@ answered as ``Status`` objects. Every write is validated with ``tests.kube.schem
 object a real server would reject fails the test.
 
 A simulated Deployment controller creates Pods from the template and writes the status; tests
-steer it per Deployment (available, progressing, CrashLoopBackOff, ImagePullBackOff), write pod
-logs, inject faults (the next N requests answer 500 / 409 / 429 or drop the connection) and read
-the request log.
+steer it per Deployment (available, progressing, CrashLoopBackOff, ImagePullBackOff, unready),
+write pod logs, inject faults (the next N requests answer 500 / 409 / 429 or drop the connection)
+and read the request log.
+
+The ``Progressing`` condition follows the Deployment controller of Kubernetes v1.30:
+``pkg/controller/deployment/progress.go`` (``syncRolloutStatus``: complete →
+``NewReplicaSetAvailable``; progress made → ``ReplicaSetUpdated`` with a fresh
+``lastUpdateTime``; otherwise, once ``DeploymentTimedOut`` → ``status: "False"``, reason
+``ProgressDeadlineExceeded``, message ``ReplicaSet "<name>" has timed out progressing.``) and
+``pkg/controller/deployment/util/deployment_util.go`` (``DeploymentComplete``,
+``DeploymentProgressing``: more updated, fewer old, more ready or more available replicas;
+``DeploymentTimedOut``: ``lastUpdateTime + progressDeadlineSeconds`` before now, never after
+``NewReplicaSetAvailable``). The real controller re-checks on a resync; this one re-checks
+whenever a Deployment is read, which is when a client can notice. ``progressDeadlineSeconds``
+defaults to 600 as ``pkg/apis/apps/v1/defaults.go`` sets it.
 """
 
 from __future__ import annotations
@@ -47,9 +59,19 @@ KINDS = {
     ("autoscaling/v2", "horizontalpodautoscalers"): "HorizontalPodAutoscaler",
 }
 PLURALS = {kind: plural for (_, plural), kind in KINDS.items()}
-ROLLOUTS = ("available", "progressing", "CrashLoopBackOff", "ImagePullBackOff", "kubelet")
+ROLLOUTS = (
+    "available",
+    "progressing",
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "kubelet",
+    "unready",
+)
 """How the simulated controller brings pods up; ``kubelet``: Pending until a kubelet stand-in
-(tests/cluster/kubelet.py) reports them through ``set_pod_status``."""
+(tests/cluster/kubelet.py) reports them through ``set_pod_status``; ``unready``: pods of a new
+template run but never pass readiness, while the pods of an earlier template stay (a rolling
+update that cannot make progress), and a template whose pods already run keeps them."""
+DEFAULT_PROGRESS_DEADLINE_S = 600
 
 
 class ApiError(Exception):
@@ -255,6 +277,8 @@ class FakeApiServer:
         if obj is None:
             kind = KINDS[(api_version, plural)].lower()
             raise ApiError(404, "NotFound", f'{plural} "{name}" not found ({kind})')
+        if plural == "deployments":
+            self._tick(obj)
         return obj
 
     def _list(self, api_version: str, plural: str, namespace: str, query: dict) -> Obj:
@@ -362,12 +386,12 @@ class FakeApiServer:
         rollout = self._rollouts.get((namespace, name), self.default_rollout)
         replicas = deployment["spec"].get("replicas", 1)
         template = deployment["spec"]["template"]
-        template_hash = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()
+        template_hash = _template_hash(template)
         pods = [
             _pod(namespace, f"{name}-{template_hash[:10]}-{i}", template, rollout)
             for i in range(replicas)
         ]
-        if rollout == "kubelet":
+        if rollout in ("kubelet", "unready"):
             # The RollingUpdate default (maxSurge 25 % rounded up, maxUnavailable 25 % rounded
             # down): pods of the current template are kept, the new ones come up beside the
             # old, and the old go once every new pod is ready.
@@ -381,10 +405,10 @@ class FakeApiServer:
 
     def _deployment_status(self, deployment: Obj) -> Obj:
         """Counts as the Deployment controller writes them: ``replicas`` every pod, old and new;
-        ``updatedReplicas`` those of the current template; ready/available every ready one."""
+        ``updatedReplicas`` those of the current template; ready/available every ready one;
+        and the ``Progressing`` condition (see the module docstring)."""
         namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
-        template = deployment["spec"]["template"]
-        template_hash = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()
+        template_hash = _template_hash(deployment["spec"]["template"])
         pods = self._pods_of(namespace, name)
         updated = sum(
             p["metadata"]["name"].startswith(f"{name}-{template_hash[:10]}-") for p in pods
@@ -394,7 +418,23 @@ class FakeApiServer:
         counts = {"replicas": len(pods), "updatedReplicas": updated}
         counts |= {"readyReplicas": ready, "availableReplicas": ready}
         status |= {k: v for k, v in counts.items() if v}
+        previous = deployment.get("status") or {}
+        condition = _progressing_condition(deployment, previous, status, template_hash)
+        if condition is not None:
+            status["conditions"] = [condition]
         return status
+
+    def _tick(self, deployment: Obj) -> None:
+        """The controller's resync: a rollout without progress times out."""
+        status = deployment.get("status")
+        if status is None:
+            return
+        template_hash = _template_hash(deployment["spec"]["template"])
+        condition = _progressing_condition(deployment, status, status, template_hash)
+        if condition is not None and [condition] != status.get("conditions"):
+            status["conditions"] = [condition]
+            self._version += 1
+            deployment["metadata"]["resourceVersion"] = str(self._version)
 
     def _pods_of(self, namespace: str, deployment: str) -> list[Obj]:
         return [
@@ -540,6 +580,8 @@ def _pod(namespace: str, name: str, template: Obj, rollout: str) -> Obj:
     if rollout == "kubelet":
         state = {"waiting": {"reason": "ContainerCreating"}}
     ready = rollout == "available"
+    if rollout == "unready":
+        state = {"running": {"startedAt": _now()}}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -552,7 +594,7 @@ def _pod(namespace: str, name: str, template: Obj, rollout: str) -> Obj:
         },
         "spec": copy.deepcopy(template["spec"]),
         "status": {
-            "phase": "Running" if ready else "Pending",
+            "phase": "Running" if ready or rollout == "unready" else "Pending",
             "containerStatuses": [
                 {
                     "name": c["name"],
@@ -570,6 +612,72 @@ def _pod(namespace: str, name: str, template: Obj, rollout: str) -> Obj:
 def _ready(pod: Obj) -> bool:
     statuses = pod.get("status", {}).get("containerStatuses", [])
     return bool(statuses) and all(c.get("ready") for c in statuses)
+
+
+def _template_hash(template: Obj) -> str:
+    return hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()
+
+
+def _progressing_condition(
+    deployment: Obj, previous: Obj, status: Obj, template_hash: str
+) -> Obj | None:
+    """The ``Progressing`` condition ``syncRolloutStatus`` writes from ``previous`` to ``status``
+    (progress.go and deployment_util.go, v1.30)."""
+    spec = deployment["spec"]
+    replicas = spec.get("replicas", 1)
+    rs_name = f"{deployment['metadata']['name']}-{template_hash[:10]}"
+    now = datetime.now(UTC)
+    old = next((c for c in previous.get("conditions", []) if c.get("type") == "Progressing"), None)
+
+    def condition(state: str, reason: str, message: str, fresh: bool) -> Obj:
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        keep = old is not None and old["status"] == state
+        return {
+            "type": "Progressing",
+            "status": state,
+            "reason": reason,
+            "message": message,
+            "lastUpdateTime": stamp if fresh or old is None else old["lastUpdateTime"],
+            "lastTransitionTime": old["lastTransitionTime"] if keep else stamp,
+        }
+
+    def count(s: Obj, key: str) -> int:
+        return s.get(key, 0)
+
+    complete = (
+        count(status, "updatedReplicas") == replicas
+        and count(status, "replicas") == replicas
+        and count(status, "availableReplicas") == replicas
+    )
+    if complete:
+        message = f'ReplicaSet "{rs_name}" has successfully progressed.'
+        return condition(
+            "True",
+            "NewReplicaSetAvailable",
+            message,
+            old is None or old["reason"] != "NewReplicaSetAvailable",
+        )
+    new_rs = old is None or rs_name not in old.get("message", "")
+    progressing = (
+        count(status, "updatedReplicas") > count(previous, "updatedReplicas")
+        or count(status, "replicas") - count(status, "updatedReplicas")
+        < count(previous, "replicas") - count(previous, "updatedReplicas")
+        or count(status, "readyReplicas") > count(previous, "readyReplicas")
+        or count(status, "availableReplicas") > count(previous, "availableReplicas")
+    )
+    if new_rs or progressing:
+        return condition(
+            "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.', True
+        )
+    assert old is not None
+    if old["reason"] == "ProgressDeadlineExceeded":
+        return old
+    deadline = spec.get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_S)
+    last = datetime.strptime(old["lastUpdateTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    if old["reason"] != "NewReplicaSetAvailable" and (now - last).total_seconds() > deadline:
+        message = f'ReplicaSet "{rs_name}" has timed out progressing.'
+        return condition("False", "ProgressDeadlineExceeded", message, True)
+    return old
 
 
 def _uid(seed: str) -> str:

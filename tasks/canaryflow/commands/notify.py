@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         namespace=plan.service.namespace if plan else args.namespace,
         event=event,
         version=args.version,
-        reason=UNSAFE_REASON if unsafe else _reason(plan, event, args),
+        reason=UNSAFE_REASON if unsafe else _reason(plan, event, args, failures),
         workflow=args.workflow,
         failures=failures if event in ("rolled-back", "failed") else [],
     )
@@ -140,7 +140,18 @@ def _plan(args: argparse.Namespace, load_plan):
     return None
 
 
-def _reason(plan, event: str, args: argparse.Namespace) -> str:
+PROMOTE_TASK = "promote"
+PROMOTION_FAILED = (
+    "promotion failed, stable restored: stable runs what it ran before the release and the "
+    "canary is gone"
+)
+
+
+def _reason(plan, event: str, args: argparse.Namespace, failures: list[dict]) -> str:
+    if event == "rolled-back" and any(f.get("displayName") == PROMOTE_TASK for f in failures):
+        # The rollback that ran (the safety net did not fail) restored stable from the record
+        # the promotion left (``KubernetesPlatform.rollback``).
+        return PROMOTION_FAILED
     if plan is None:
         return f"workflow {args.status}: the plan was never validated"
     if event == "started":

@@ -1,4 +1,9 @@
-"""``canaryflow promote``: stable runs the canary's digest; then the canary goes."""
+"""``canaryflow promote``: stable runs the canary's digest; then the canary goes.
+
+Only the running canary's digest (and version) is promoted: anything else is exit 2 with nothing
+changed. A promotion is a transaction: a failure puts stable back as it was and exits 1 with
+"promotion failed, stable restored" (``KubernetesPlatform.promote``).
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """``canaryflow rollback``: all traffic to stable (verified), then the canary goes.
 
-Stable is never modified. Safe to run twice, and safe when no canary exists.
+Stable is never modified, except to undo a promotion that did not complete: then stable is put
+back exactly as the promotion recorded it, and the output says "promotion failed, stable
+restored". Safe to run twice, and safe when no canary exists.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     plan, platform = platform_from_args(args)
-    platform.rollback()
-    print(f"rolled back {plan.service.name}: {args.reason or 'no reason given'}", file=sys.stdout)
+    outcome = platform.rollback()
+    reason = args.reason or "no reason given"
+    print(f"rolled back {plan.service.name}: {outcome} ({reason})", file=sys.stdout)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,6 +149,45 @@ def canary_service(stable_service: Obj, service: str) -> Obj:
         },
         "spec": {"type": "ClusterIP", "selector": canary_selector(service), "ports": ports},
     }
+
+
+def check_promotable(
+    canary: Obj | None,
+    artifact: Any,
+    service: str,
+    container: str | None,
+    name: Callable[[str], str],
+) -> None:
+    """Only the canary that ran is promoted: its digest and its version label."""
+    if canary is None:
+        raise InputError(
+            FieldError(
+                "artifact.image",
+                f"no canary runs ({name(canary_name(service))} not found): a promotion makes "
+                "stable run the canary's digest; deploy the canary and let its analysis pass",
+            )
+        )
+    running = main_container(canary["spec"]["template"]["spec"], service, container)["image"]
+    labels = canary["spec"]["selector"].get("matchLabels") or {}
+    errors = []
+    if running != artifact.image:
+        errors.append(
+            FieldError(
+                "artifact.image",
+                f"{artifact.image} is not the running canary's image ({running}): promote "
+                "passes the digest that was deployed as the canary and analysed",
+            )
+        )
+    if labels.get(VERSION_LABEL) not in (None, artifact.version):
+        errors.append(
+            FieldError(
+                "artifact.version",
+                f"{artifact.version!r} is not the running canary's version "
+                f"({labels[VERSION_LABEL]!r}): pass the version the canary was deployed with",
+            )
+        )
+    if errors:
+        raise InputError(errors)
 
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:

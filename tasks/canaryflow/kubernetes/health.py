@@ -21,16 +21,29 @@ STUCK_REASONS = frozenset(
 )
 
 
+DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+"""The ``Progressing`` condition's reason once a rollout made no progress for
+``progressDeadlineSeconds`` (``TimedOutReason`` in the Deployment controller's
+``pkg/controller/deployment/util/deployment_util.go``)."""
+DEFAULT_PROGRESS_DEADLINE_S = 600
+"""What the API server defaults ``spec.progressDeadlineSeconds`` to (``apps/v1`` defaults.go)."""
+
+
 @dataclass(frozen=True)
 class RolloutProgress:
     """A Deployment's status counts; ``pods`` is ``status.replicas``, old and new pods alike
-    (during a rolling update the old pods are still ready and counted in ``ready``)."""
+    (during a rolling update the old pods are still ready and counted in ``ready``), so
+    ``new_ready`` (the ready pods of the current template, counted from the pods) is what a
+    message may call ready while old pods remain."""
 
     desired: int
     ready: int
     updated: int
     observed: bool
     pods: int | None = None
+    new_ready: int | None = None
+    timed_out: str | None = None
+    """The controller's message once it reported ``ProgressDeadlineExceeded``, else None."""
 
     @property
     def done(self) -> bool:
@@ -46,19 +59,67 @@ class RolloutProgress:
     def describe(self) -> str:
         seen = "" if self.observed else ", latest spec not yet observed by the controller"
         old = (self.pods or 0) - self.updated
-        left = f", {old} old pods pending termination" if old > 0 else ""
-        return f"{self.ready}/{self.desired} pods ready{left}{seen}"
+        if old > 0:
+            new = (
+                f"{self.new_ready}/{self.desired} new pods ready"
+                if self.new_ready is not None
+                else f"{self.updated}/{self.desired} pods updated"
+            )
+            return f"{new}, {old} old pods pending termination{seen}"
+        return f"{self.ready}/{self.desired} pods ready{seen}"
 
 
-def rollout_progress(deployment: Obj) -> RolloutProgress:
+def rollout_progress(deployment: Obj, pods: list[Obj] | None = None) -> RolloutProgress:
+    """The rollout's state; with ``pods`` (those the Deployment selects) the ready pods of the
+    current template are counted too."""
     status = deployment.get("status", {})
+    progressing = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
+    )
+    timed_out = (
+        progressing.get("message") or DEADLINE_EXCEEDED
+        if progressing.get("status") == "False" and progressing.get("reason") == DEADLINE_EXCEEDED
+        else None
+    )
     return RolloutProgress(
         desired=deployment["spec"].get("replicas", 1),
         ready=status.get("readyReplicas", 0),
         updated=status.get("updatedReplicas", 0),
         observed=status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0),
         pods=status.get("replicas"),
+        new_ready=None if pods is None else ready_of_template(deployment, pods),
+        timed_out=timed_out,
     )
+
+
+def progress_deadline_s(deployment: Obj) -> float:
+    return float(deployment["spec"].get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_S))
+
+
+def ready_of_template(deployment: Obj, pods: list[Obj]) -> int:
+    """Ready pods made from the Deployment's current template: its labels (plus the
+    controller's ``pod-template-hash``) and its containers' images."""
+    template = deployment["spec"]["template"]
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    images = [c.get("image") for c in template["spec"]["containers"]]
+
+    def of_template(pod: Obj) -> bool:
+        pod_labels = dict(pod["metadata"].get("labels") or {})
+        pod_labels.pop("pod-template-hash", None)
+        pod_images = [c.get("image") for c in pod.get("spec", {}).get("containers", [])]
+        return pod_labels == labels and pod_images == images
+
+    return sum(1 for pod in pods if of_template(pod) and pod_ready(pod))
+
+
+def pod_ready(pod: Obj) -> bool:
+    """The pod's Ready condition, else every container ready (as the kubelet reports)."""
+    conditions = pod.get("status", {}).get("conditions") or []
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    if ready is not None:
+        return ready.get("status") == "True"
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    return bool(statuses) and all(c.get("ready") for c in statuses)
 
 
 def stuck_containers(pods: list[Obj]) -> list[str]:

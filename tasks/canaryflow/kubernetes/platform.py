@@ -19,17 +19,30 @@ from typing import Any
 from kubernetes import config
 from kubernetes.client import ApiClient, Configuration
 
-from canaryflow.errors import FieldError, InputError, PlatformError
+from canaryflow.errors import CanaryflowError, FieldError, InputError, PlatformError
 from canaryflow.kubernetes import canary_objects as objects
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import HealthCheck
 from canaryflow.kubernetes.capacity import canary_replicas_for, stable_replicas
 from canaryflow.kubernetes.events import decision_event
-from canaryflow.kubernetes.health import assess, rollout_progress
+from canaryflow.kubernetes.health import (
+    assess,
+    pod_ready,
+    progress_deadline_s,
+    rollout_progress,
+)
 from canaryflow.kubernetes.resources import DEPLOYMENT, HPA, POD, SERVICE
 from canaryflow.kubernetes.retry import DEFAULT_RETRY, RetryPolicy
 from canaryflow.kubernetes.routers import KubernetesRouter, make_router
 from canaryflow.kubernetes.routers.backends import Backends
+from canaryflow.kubernetes.stable_record import (
+    ANNOTATION,
+    StableRecord,
+    record_of,
+    recorded,
+    restored_deployment,
+    restored_service,
+)
 from canaryflow.platform.protocol import Artifact, HeaderRoute, HealthReport
 from canaryflow.platform.state import Phase, ReleaseState
 from canaryflow.platform.weights import POLL_S, VERIFY_WEIGHT_TIMEOUT_S
@@ -40,7 +53,10 @@ Obj = dict[str, Any]
 
 @dataclass(frozen=True)
 class Timeouts:
-    stable_rollout_s: float = 300.0
+    stable_rollout_grace_s: float = 60.0
+    """How long past the stable Deployment's own ``progressDeadlineSeconds`` without any
+    progress a promotion still waits for the controller to report it (a controller that is
+    down reports nothing); the Deployment's deadline itself is what ends a stuck rollout."""
     verify_weight_s: float = VERIFY_WEIGHT_TIMEOUT_S
     canary_scale_s: float = 300.0
     poll_s: float = 2.0
@@ -165,23 +181,69 @@ class KubernetesPlatform:
             time.sleep(min(self.timeouts.poll_s, max(0.0, deadline - time.monotonic())))
 
     def promote(self, artifact: Artifact) -> None:
-        """Stable runs the canary's digest, its pods labelled with the released version.
+        """Stable runs the canary's digest, its pods labelled with the released version: a
+        transaction.
+
+        Before the first change, what stable was (template, selector, labels, the selectors of
+        the Services that pick stable pods, the stable version) is recorded on the canary
+        Deployment (``stable_record``). The rollout is judged by the Deployment's own progress
+        deadline (``ProgressDeadlineExceeded``), not a fixed time. Any failure until the canary
+        is deleted (the commit) puts stable back exactly as recorded and the canary at weight 0,
+        and raises "promotion failed, stable restored"; ``rollback`` does the same from the
+        record when the promote pod itself died.
 
         Relabelling moves stable pods out of whatever selects them by version (a stable Service
-        selector, Istio's stable subset). So that no request meets an empty selection, stable is
-        first selected by every pod of the service (the canary runs the very same image), rolls,
-        and is then selected by the new version. A version pinned by the Deployment's selector
-        cannot change: it is kept and a Warning Event says so.
+        selector, an SMI backend, Istio's stable subset). So that no request meets an empty
+        selection, stable is first selected by every pod of the service (the canary runs the
+        very same image), rolls, and is then selected by the new version. A version pinned by
+        the Deployment's selector cannot change: it is kept and a Warning Event says so.
         """
         objects.check_artifact(artifact.image, artifact.version)
+        canary = self.api.get(DEPLOYMENT, self.canary)
+        stable, _ = self._stable_objects()
+        if canary is None and self._runs(stable, artifact.image):
+            return  # promoted already: a re-run after the commit
+        objects.check_promotable(canary, artifact, self.service, self.container, self._name)
+        record = recorded(canary) or self._record_stable(stable, canary)
+        try:
+            self._promote(artifact, record)
+        except Exception as error:
+            self._abort_promotion(record, artifact.version, error)
+            raise PlatformError(f"promotion failed, stable restored: {error}") from error
+        except BaseException as error:  # a signal: put stable back before the process goes
+            self._abort_promotion(record, artifact.version, error)
+            raise
+
+    def _record_stable(self, stable: Obj, canary: Obj | None) -> StableRecord:
+        """Write what stable is now onto the canary Deployment, with the Promoting phase."""
+        services = [s for n in self._stable_services() if (s := self.api.get(SERVICE, n))]
+        record = record_of(stable, services, objects.stable_version(stable))
         state = self.current_state()
-        self.record(Phase.PROMOTING, state.weight if state else 0)
+        annotations = record.annotation()
+        if state is not None:
+            annotations |= ReleaseState.now(
+                Phase.PROMOTING, state.weight, state.version
+            ).annotations()
+        patched = self.api.merge_patch(
+            DEPLOYMENT, self.canary, {"metadata": {"annotations": annotations}}
+        )
+        if recorded(patched) != record:
+            raise PlatformError(
+                f"deployment {self._name(self.canary)}: the record of stable was not stored; "
+                "nothing was changed, promote again"
+            )
+        return record
+
+    def _promote(self, artifact: Artifact, record: StableRecord) -> None:
         image = artifact.image or ""
-        stable, stable_service = self._stable_objects()
-        previous = objects.stable_version(stable)
+        stable, _ = self._stable_objects()
+        previous = record.version
         relabel = previous not in (None, artifact.version) and not objects.version_pinned(stable)
-        selector = stable_service["spec"].get("selector") or {}
-        by_version = objects.VERSION_LABEL in selector and len(selector) > 1
+        by_version = [
+            name
+            for name, selector in record.services.items()
+            if objects.VERSION_LABEL in selector and len(selector) > 1
+        ]
         if relabel:
             self._select_stable(None, artifact.version, by_version)
 
@@ -192,6 +254,7 @@ class KubernetesPlatform:
         self._wait_stable_rollout()
         if relabel:
             self._select_stable(artifact.version, artifact.version, by_version)
+        self._check_stable_served(list(record.services))
         self.make_traffic_safe()
         self._drain()
         self._router.remove_managed_routes()
@@ -207,9 +270,63 @@ class KubernetesPlatform:
                 warning=True,
             )
 
-    def _select_stable(self, version: str | None, canary_version: str, by_service: bool) -> None:
+    def _abort_promotion(self, record: StableRecord, version: str, error: BaseException) -> None:
+        """Stable as recorded and no request to the canary; every step is tried, and a step
+        that fails is reported with the others' outcome."""
+        problems = []
+        for step in (lambda: self._restore_stable(record, version), self.make_traffic_safe):
+            try:
+                step()
+            except (CanaryflowError, OSError) as problem:
+                problems.append(str(problem))
+        if problems:
+            raise PlatformError(
+                f"promotion failed ({error}) and stable could not be fully restored: "
+                + "; ".join(problems)
+                + ": run `canaryflow rollback` (it restores stable from the record on the "
+                "canary Deployment)"
+            ) from error
+        self.record(Phase.PROMOTION_FAILED, 0)
+        stable = self.api.get(DEPLOYMENT, self.service)
+        if stable is not None:
+            message = f"promotion failed, stable restored: {error}"
+            self.event(stable, "PromotionFailed", message, warning=True)
+
+    def _restore_stable(self, record: StableRecord, canary_version: str) -> None:
+        """Template, labels, Service selectors and the Istio stable subset as recorded."""
+        self.api.update(DEPLOYMENT, self.service, lambda d: restored_deployment(d, record))
+        for name, selector in record.services.items():
+            if self.api.get(SERVICE, name) is not None:
+                self.api.update(
+                    SERVICE, name, lambda s, selector=selector: restored_service(s, selector)
+                )
+        self._router.select_stable(record.version, canary_version)
+
+    def _stable_services(self) -> list[str]:
+        """The Services that carry stable's share: the stable Service and the router's."""
+        return list(dict.fromkeys([self.service, *self._router.stable_backends()]))
+
+    def _check_stable_served(self, services: list[str]) -> None:
+        """Each Service stable's share goes to selects at least one ready pod."""
+        for name in services:
+            service = self.api.get(SERVICE, name)
+            selector = (service or {}).get("spec", {}).get("selector") or {}
+            pods = self.api.list(POD, selector) if selector else []
+            if not any(pod_ready(p) for p in pods):
+                raise PlatformError(
+                    f"service {self._name(name)} selects no ready pod ({selector}) after the "
+                    "promotion: its traffic would fail"
+                )
+
+    def _runs(self, stable: Obj, image: str | None) -> bool:
+        container = objects.main_container(
+            stable["spec"]["template"]["spec"], self.service, self.container
+        )
+        return container.get("image") == image
+
+    def _select_stable(self, version: str | None, canary_version: str, services: list[str]) -> None:
         """Point what selects stable pods by version at ``version`` (None: every pod of the
-        service); ``by_service`` when the stable Service's selector names the version."""
+        service): the ``services`` whose selectors name the version, and the router's side."""
 
         def edit(service: Obj) -> Obj:
             selector = service["spec"]["selector"]
@@ -218,18 +335,23 @@ class KubernetesPlatform:
                 selector[objects.VERSION_LABEL] = version
             return service
 
-        if by_service:
-            self.api.update(SERVICE, self.service, edit)
+        for name in services:
+            self.api.update(SERVICE, name, edit)
         self._router.select_stable(version, canary_version)
 
-    def rollback(self) -> None:
+    def rollback(self) -> str:
         """Weight 0 and no header route (verified), the drain, the canary scaled to zero, the
         managed routes gone, then the canary deleted, or kept at zero (``rollback.canary:
         scale-to-zero``) for ``kubectl describe`` and its Events, as Flagger does; the next
         release replaces it. After the analysis fail-safe (traffic already safe) it does the
-        same: every step converges, so running it twice is running it once."""
+        same: every step converges, so running it twice is running it once. A promotion that
+        did not complete (its record is on the canary) is undone first: stable as recorded.
+        Returns what it did, for the record and the notification."""
         state = self.current_state()
+        record = recorded(self.api.get(DEPLOYMENT, self.canary))
         self.record(Phase.ROLLING_BACK, state.weight if state else 0)
+        if record is not None:
+            self._restore_stable(record, state.version if state else "canary")
         self.make_traffic_safe()
         self._drain()
         # The canary goes before the user's own route comes back: with Istio that route names
@@ -238,14 +360,22 @@ class KubernetesPlatform:
         self._router.remove_managed_routes()
         if self.canary_after_rollback == "scale-to-zero":
             self.record(Phase.ROLLED_BACK, 0)
+            if record is not None:
+                patch = {"metadata": {"annotations": {ANNOTATION: None}}}
+                self.api.merge_patch(DEPLOYMENT, self.canary, patch)
         else:
             self._remove_canary()
+        version = state.version if state else "canary"
+        outcome = (
+            f"promotion of {version} failed, stable restored"
+            if record is not None
+            else f"{version} removed from traffic, all traffic on stable"
+        )
         stable = self.api.get(DEPLOYMENT, self.service)
         if stable is not None:
-            version = state.version if state else "canary"
             kept = " (scaled to zero)" if self.canary_after_rollback == "scale-to-zero" else ""
-            message = f"{version}{kept} removed from traffic, all traffic on stable"
-            self.event(stable, "RolledBack", message, True)
+            self.event(stable, "RolledBack", f"{outcome}{kept}", True)
+        return outcome
 
     def make_traffic_safe(self, timeout_s: float | None = None) -> None:
         """No request reaches the canary: weight 0 and the header route withdrawn, both
@@ -371,29 +501,56 @@ class KubernetesPlatform:
         return stable, stable_service
 
     def _check_split(self, stable_service: Obj, canary: Obj) -> None:
-        """Routers that split by Service need a stable Service that misses the canary pods."""
-        selector = stable_service["spec"].get("selector") or {}
+        """Routers that split by Service need stable Services that miss the canary pods: the
+        stable Service, or the Services the router sends stable's share to (an SMI backend)."""
+        if not self._router.splits_by_service:
+            return
         canary_labels = canary["spec"]["template"]["metadata"]["labels"]
-        if self._router.splits_by_service and objects.selects(selector, canary_labels):
-            raise InputError(
-                FieldError(
-                    "service.name",
-                    f"service {self._name(self.service)} selects {selector}, which also matches "
-                    "the canary pods, so its share would reach the canary too: add the stable "
-                    "pods' version label to its selector",
+        for name in self._router.stable_backends() or [self.service]:
+            service = stable_service if name == self.service else self.api.get(SERVICE, name)
+            if service is None:
+                raise InputError(
+                    FieldError(
+                        "router.route",
+                        f"service {self._name(name)}, the stable backend of the split, does "
+                        "not exist: create it (selecting the stable pods by version) or fix "
+                        "the TrafficSplit",
+                    )
                 )
-            )
+            selector = service["spec"].get("selector") or {}
+            if objects.selects(selector, canary_labels):
+                raise InputError(
+                    FieldError(
+                        "service.name" if name == self.service else "router.route",
+                        f"service {self._name(name)} selects {selector}, which also matches "
+                        "the canary pods, so its share would reach the canary too: add the "
+                        "stable pods' version label to its selector",
+                    )
+                )
 
     def _replace_stale_canary(self, version: str) -> Obj | None:
-        """A canary of another version left by an aborted run, or one a rollback scaled to zero,
-        goes, unless it takes traffic; the canary of this very release is returned."""
+        """A canary of another version left by an aborted run, one a rollback scaled to zero,
+        or one whose promotion failed (stable restored) goes, unless it takes traffic or its
+        promotion never finished; the canary of this very release is returned."""
         state = self.current_state()
         existing = self.api.get(DEPLOYMENT, self.canary)
         if existing is None:
             return None
+        if recorded(existing) is not None and (state is None or state.phase == Phase.PROMOTING):
+            raise InputError(
+                FieldError(
+                    "artifact.version",
+                    f"a promotion of {state.version if state else 'the canary'} did not finish "
+                    "(stable may be half-promoted): run `canaryflow rollback`, which restores "
+                    "stable as recorded, then deploy again",
+                )
+            )
         labels = existing["spec"]["selector"].get("matchLabels", {})
-        rolled_back = state is not None and state.phase == Phase.ROLLED_BACK
-        if labels.get(objects.VERSION_LABEL) == version and not rolled_back:
+        finished = state is not None and state.phase in (
+            Phase.ROLLED_BACK,
+            Phase.PROMOTION_FAILED,
+        )
+        if labels.get(objects.VERSION_LABEL) == version and not finished:
             return existing
         if state is not None and state.weight > 0:
             raise InputError(
@@ -407,21 +564,37 @@ class KubernetesPlatform:
         return None
 
     def _wait_stable_rollout(self) -> None:
-        def rolled_out() -> str | None:
+        """Until the stable Deployment rolled out, or its controller reports
+        ``ProgressDeadlineExceeded`` (the Deployment's ``progressDeadlineSeconds`` without
+        progress), or it made no progress for that long plus ``stable_rollout_grace_s`` with
+        no report at all (a controller that is down)."""
+        seen: tuple | None = None
+        since = time.monotonic()
+        while True:
             stable = self.api.get(DEPLOYMENT, self.service)
-            progress = rollout_progress(stable) if stable else None
-            return (
-                None
-                if progress and progress.done
-                else (progress.describe() if progress else "gone")
-            )
-
-        last = _poll(rolled_out, self.timeouts.stable_rollout_s, self.timeouts.poll_s)
-        if last is not None:
-            raise PlatformError(
-                f"deployment {self._name(self.service)} did not roll out the promoted image "
-                f"within {self.timeouts.stable_rollout_s:g}s ({last}); the canary keeps running"
-            )
+            if stable is None:
+                raise PlatformError(f"deployment {self._name(self.service)} was deleted")
+            selector = stable["spec"]["selector"].get("matchLabels") or {}
+            progress = rollout_progress(stable, self.api.list(POD, selector))
+            if progress.done:
+                return
+            deadline = progress_deadline_s(stable)
+            if progress.timed_out:
+                raise PlatformError(
+                    f"deployment {self._name(self.service)} did not roll out the promoted "
+                    f"image: ProgressDeadlineExceeded after its progressDeadlineSeconds "
+                    f"({deadline:g}s): {progress.timed_out} ({progress.describe()})"
+                )
+            counts = (progress.updated, progress.ready, progress.pods, progress.new_ready)
+            if counts != seen:
+                seen, since = counts, time.monotonic()
+            elif time.monotonic() - since > deadline + self.timeouts.stable_rollout_grace_s:
+                raise PlatformError(
+                    f"deployment {self._name(self.service)} made no progress for "
+                    f"{deadline + self.timeouts.stable_rollout_grace_s:g}s and its controller "
+                    f"reported nothing ({progress.describe()})"
+                )
+            time.sleep(self.timeouts.poll_s)
 
     def _remove_canary(self) -> None:
         self.api.delete(SERVICE, self.canary)

@@ -25,6 +25,8 @@ class Phase(StrEnum):
     UNHEALTHY = "Unhealthy"
     PROGRESSING = "Progressing"
     PROMOTING = "Promoting"
+    PROMOTION_FAILED = "PromotionFailed"
+    """Stable put back as recorded before the promotion, the canary at weight 0."""
     ROLLING_BACK = "RollingBack"
     ROLLED_BACK = "RolledBack"
     """Traffic on stable and the canary scaled to zero, kept for inspection (scale-to-zero)."""

@@ -96,6 +96,10 @@ class GatewayApiRouter:
         route = self.api.get(HTTP_ROUTE, self.http_route)
         return not rules_of(self._canary).has_header(route)
 
+    def stable_backends(self) -> list[str]:
+        """Stable's share goes to the stable Service (or subset) itself."""
+        return []
+
     def select_stable(self, version: str | None, canary_version: str) -> None:
         """Nothing to do: stable is its Service, which the platform retargets."""
 

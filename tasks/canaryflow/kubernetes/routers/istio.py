@@ -124,6 +124,10 @@ class IstioRouter:
             self.api.update(VIRTUAL_SERVICE, self.virtual_service, self._without_managed_routes)
         self.api.delete(DESTINATION_RULE, self.destination_rule)
 
+    def stable_backends(self) -> list[str]:
+        """Stable's share goes to the stable Service (or subset) itself."""
+        return []
+
     def select_stable(self, version: str | None, canary_version: str) -> None:
         """The stable subset selects ``version`` (None: every endpoint of the host)."""
         if self.api.get(DESTINATION_RULE, self.destination_rule) is not None:

@@ -82,6 +82,10 @@ class NginxIngressRouter:
         canary = self.api.get(INGRESS, self.canary_ingress)
         return canary is None or BY_HEADER not in _annotations(canary)
 
+    def stable_backends(self) -> list[str]:
+        """Stable's share goes to the stable Service (or subset) itself."""
+        return []
+
     def select_stable(self, version: str | None, canary_version: str) -> None:
         """Nothing to do: stable is its Service, which the platform retargets."""
 

@@ -36,3 +36,7 @@ class KubernetesRouter(TrafficRouter, Protocol):
 
     def select_stable(self, version: str | None, canary_version: str) -> None:
         """Point the stable side at ``version`` (None: every stable pod) after a promotion."""
+
+    def stable_backends(self) -> list[str]:
+        """The Services the router sends stable's share to, when not the stable Service
+        itself (the stable backend of a user's TrafficSplit); empty otherwise."""

@@ -103,7 +103,16 @@ class SmiRouter:
         return True
 
     def select_stable(self, version: str | None, canary_version: str) -> None:
-        """Nothing to do: stable is its Service, which the platform retargets."""
+        """Nothing to do: stable is its Services, which the platform retargets."""
+
+    def stable_backends(self) -> list[str]:
+        """The user's split's stable backend (``checkout-v1``): the Service that carries
+        stable's share, so the platform checks that it misses the canary pods and moves its
+        selector at promotion like the stable Service's."""
+        existing = self.api.get(TRAFFIC_SPLIT, self.traffic_split)
+        if existing is None or not is_users(existing):
+            return []
+        return [users_stable_backend(existing, f"{self.service}-canary")]
 
     def remove_managed_routes(self) -> None:
         existing = self.api.get(TRAFFIC_SPLIT, self.traffic_split)

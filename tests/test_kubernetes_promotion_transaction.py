@@ -1,0 +1,269 @@
+"""A promotion is a transaction: what stable was is recorded in the cluster before anything
+changes, the rollout is judged by the Deployment's own progress deadline, and a promotion that
+does not complete leaves stable exactly as it was and the canary serving nothing, whether the
+promote pod undoes it itself or dies and leaves it to ``rollback``.
+
+The fake API server holds the new pods not ready (``unready``) and writes the ``Progressing``
+condition as the Deployment controller does (see its module docstring for the upstream code).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from kube.fixtures import (
+    CANARY_IMAGE,
+    NAMESPACE,
+    SERVICE,
+    STABLE_DEPLOYMENT,
+    USER_OBJECTS,
+    api_server,
+    write_kubeconfig,
+)
+from test_kubernetes_platform import ROUTER_KINDS, V2, event_reasons, make_platform
+from test_release_verbs import plan_file, verb
+
+from canaryflow.errors import InputError, PlatformError
+from canaryflow.kubernetes.resources import DEPLOYMENT
+from canaryflow.platform.protocol import Artifact, HeaderRoute
+from canaryflow.platform.state import Phase
+
+__all__ = ["api_server"]
+
+OTHER_DIGEST = "registry.local/checkout@sha256:" + "b" * 64
+CANARY = f"{SERVICE}-canary"
+
+
+def stable_with_deadline(seconds: int) -> dict:
+    """Stable as most charts write it (selected by app alone), with a short progress deadline."""
+    stable = copy.deepcopy(STABLE_DEPLOYMENT)
+    stable["spec"]["selector"] = {"matchLabels": {"app": SERVICE}}
+    stable["spec"]["progressDeadlineSeconds"] = seconds
+    return stable
+
+
+def seed(server, deadline_s: int = 2):
+    for obj in USER_OBJECTS:
+        server.seed(stable_with_deadline(deadline_s) if obj is STABLE_DEPLOYMENT else obj)
+    return server
+
+
+def stable_view(server) -> dict:
+    """What a promotion may change and a failed one must put back."""
+    stable = server.get("Deployment", NAMESPACE, SERVICE)
+    service = server.get("Service", NAMESPACE, SERVICE)
+    return {
+        "template": stable["spec"]["template"],
+        "selector": stable["spec"]["selector"],
+        "labels": stable["metadata"].get("labels"),
+        "service": service["spec"]["selector"],
+    }
+
+
+# -- the stand-in ---------------------------------------------------------------------------
+
+
+def test_the_stand_in_reports_progress_deadline_exceeded_as_the_deployment_controller(
+    api_server,
+):
+    seed(api_server, deadline_s=1)
+    api_server.set_rollout(NAMESPACE, SERVICE, "unready")
+    client = make_platform(api_server).api
+
+    def condition() -> dict:
+        status = client.get(DEPLOYMENT, SERVICE)["status"]
+        return next(c for c in status["conditions"] if c["type"] == "Progressing")
+
+    assert condition()["reason"] == "NewReplicaSetAvailable"
+    client.update(
+        DEPLOYMENT,
+        SERVICE,
+        lambda d: {**d, "spec": {**d["spec"], "template": _with_image(d, CANARY_IMAGE)}},
+    )
+    assert (condition()["status"], condition()["reason"]) == ("True", "ReplicaSetUpdated")
+    deadline = time.monotonic() + 10
+    while condition()["reason"] != "ProgressDeadlineExceeded" and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    timed_out = condition()
+    assert (timed_out["status"], timed_out["reason"]) == ("False", "ProgressDeadlineExceeded")
+    assert timed_out["message"].endswith("has timed out progressing.")
+
+
+def _with_image(deployment: dict, image: str) -> dict:
+    template = copy.deepcopy(deployment["spec"]["template"])
+    template["spec"]["containers"][0]["image"] = image
+    return template
+
+
+# -- promote undoes itself --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ROUTER_KINDS)
+def test_a_promotion_whose_new_pods_never_become_ready_ends_at_the_progress_deadline_and_puts_stable_back(  # noqa: E501
+    api_server, kind
+):
+    seed(api_server)
+    platform = make_platform(api_server, kind)
+    platform.deploy_canary(V2)
+    if kind != "smi":  # SMI routes no header
+        platform.router.set_header_route(HeaderRoute("x-release-channel", "canary"))
+    platform.router.set_weight(50)
+    before = stable_view(api_server)
+    api_server.set_rollout(NAMESPACE, SERVICE, "unready")
+
+    with pytest.raises(PlatformError) as failure:
+        platform.promote(V2)
+
+    message = str(failure.value)
+    assert message.startswith("promotion failed, stable restored:")
+    assert "ProgressDeadlineExceeded after its progressDeadlineSeconds (2s)" in message
+    assert "0/3 new pods ready, 3 old pods pending termination" in message
+    assert stable_view(api_server) == before
+    assert platform.router.verify_weight(0) and platform.router.header_route_withdrawn()
+    assert platform.current_state().phase == Phase.PROMOTION_FAILED
+    assert "PromotionFailed" in event_reasons(api_server)
+    if kind == "istio":
+        rule = api_server.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")
+        assert rule["spec"]["subsets"][0] == {"name": "stable", "labels": {"version": "v1"}}
+    pods = api_server.objects("Pod", NAMESPACE)
+    stable_images = {
+        p["spec"]["containers"][0]["image"]
+        for p in pods
+        if p["metadata"]["labels"].get("canaryflow.dev/track") != "canary"
+    }
+    assert stable_images == {before["template"]["spec"]["containers"][0]["image"]}
+
+
+def test_the_record_of_stable_is_written_before_anything_of_stable_changes(api_server):
+    seed(api_server)
+    platform = make_platform(api_server, "nginx-ingress")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    api_server.requests.clear()
+
+    platform.promote(V2)
+
+    writes = [(r.kind, r.name, r.method, r.body) for r in api_server.writes() if r.kind != "Event"]
+    first_stable_change = next(i for i, (kind, name, *_) in enumerate(writes) if name == SERVICE)
+    recorded = [
+        i
+        for i, (kind, name, method, body) in enumerate(writes)
+        if (kind, name) == ("Deployment", CANARY)
+        and "canaryflow.dev/stable-before-promotion"
+        in ((body or {}).get("metadata", {}).get("annotations") or {})
+    ]
+    assert recorded and recorded[0] < first_stable_change
+
+
+# -- rollback after a failed promotion, in other processes ------------------------------------
+
+
+def test_rollback_after_a_failed_promotion_says_so_and_the_next_release_deploys(
+    tmp_path, api_server, capsys
+):
+    seed(api_server)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_server.url)
+    plan = plan_file(tmp_path, "nginx-ingress")
+    before = stable_view(api_server)
+    v2 = ["--image", CANARY_IMAGE, "--version", "v2"]
+    assert verb("deploy-canary", plan, kubeconfig, *v2) == 0
+    assert verb("set-weight", plan, kubeconfig, "--weight", "50") == 0
+    api_server.set_rollout(NAMESPACE, SERVICE, "unready")
+    assert verb("promote", plan, kubeconfig, *v2) == 1
+    assert "promotion failed, stable restored" in capsys.readouterr().err
+
+    assert verb("rollback", plan, kubeconfig, "--reason", "promote failed") == 0
+
+    assert "promotion of v2 failed, stable restored" in capsys.readouterr().out
+    assert stable_view(api_server) == before
+    assert api_server.get("Deployment", NAMESPACE, CANARY) is None
+    api_server.set_rollout(NAMESPACE, SERVICE, "available")
+    v3 = ["--image", OTHER_DIGEST, "--version", "v3"]
+    assert verb("deploy-canary", plan, kubeconfig, *v3) == 0
+
+
+def test_a_promote_pod_killed_mid_rollout_is_undone_by_rollback_from_the_record(
+    tmp_path, api_server, capsys
+):
+    seed(api_server, deadline_s=600)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_server.url)
+    plan = plan_file(tmp_path, "istio")
+    before = stable_view(api_server)
+    v2 = ["--image", CANARY_IMAGE, "--version", "v2"]
+    assert verb("deploy-canary", plan, kubeconfig, *v2) == 0
+    assert verb("set-weight", plan, kubeconfig, "--weight", "100") == 0
+    api_server.set_rollout(NAMESPACE, SERVICE, "unready")
+    argv = ["promote", "--plan", str(plan), "--kubeconfig", str(kubeconfig), *v2]
+    promote = subprocess.Popen(
+        [sys.executable, "-m", "canaryflow", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while stable_view(api_server)["template"] == before["template"]:
+            assert time.monotonic() < deadline and promote.poll() is None
+            time.sleep(0.05)
+    finally:
+        os.kill(promote.pid, signal.SIGKILL)
+        promote.wait()
+    assert stable_view(api_server) != before  # the promote pod died half-way
+
+    assert verb("rollback", plan, kubeconfig) == 0
+
+    assert "promotion of v2 failed, stable restored" in capsys.readouterr().out
+    assert stable_view(api_server) == before
+    rule = api_server.get("VirtualService", NAMESPACE, SERVICE)
+    assert "canaryflow.dev/original-route" not in (rule["metadata"].get("annotations") or {})
+
+
+def test_a_deploy_after_a_promotion_that_never_finished_asks_for_the_rollback_first(api_server):
+    seed(api_server)
+    platform = make_platform(api_server, "nginx-ingress")
+    platform.deploy_canary(V2)
+    platform._record_stable(api_server.get("Deployment", NAMESPACE, SERVICE), None)
+    api_server.requests.clear()
+
+    with pytest.raises(InputError, match=r"^artifact\.version: a promotion of v2 did not finish"):
+        platform.deploy_canary(Artifact("v3", OTHER_DIGEST))
+    assert api_server.writes() == []
+
+
+# -- only the canary's digest -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("image", "version", "field"),
+    [(OTHER_DIGEST, "v2", "artifact.image"), (CANARY_IMAGE, "v3", "artifact.version")],
+)
+def test_promote_refuses_what_is_not_the_running_canary_and_changes_nothing(
+    tmp_path, api_server, capsys, image, version, field
+):
+    seed(api_server)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_server.url)
+    plan = plan_file(tmp_path, "istio")
+    assert verb("deploy-canary", plan, kubeconfig, "--image", CANARY_IMAGE, "--version", "v2") == 0
+    assert verb("set-weight", plan, kubeconfig, "--weight", "20") == 0
+    capsys.readouterr()
+    api_server.requests.clear()
+
+    assert verb("promote", plan, kubeconfig, "--image", image, "--version", version) == 2
+
+    assert f"{field}: " in capsys.readouterr().err
+    assert api_server.writes() == []
+
+
+def test_promote_without_a_canary_refuses_unless_stable_already_runs_the_digest(api_server):
+    seed(api_server)
+    platform = make_platform(api_server, "nginx-ingress")
+
+    with pytest.raises(InputError, match=r"^artifact\.image: no canary runs"):
+        platform.promote(V2)
+    assert api_server.writes() == []
