@@ -315,7 +315,8 @@ class KubernetesPlatform:
             if not any(pod_ready(p) for p in pods):
                 raise PlatformError(
                     f"service {self._name(name)} selects no ready pod ({selector}) after the "
-                    "promotion: its traffic would fail"
+                    "promotion, so its traffic would fail (a selector of the version label "
+                    "alone cannot be moved: add the app label to it)"
                 )
 
     def _runs(self, stable: Obj, image: str | None) -> bool:
@@ -525,6 +526,17 @@ class KubernetesPlatform:
                         f"service {self._name(name)} selects {selector}, which also matches "
                         "the canary pods, so its share would reach the canary too: add the "
                         "stable pods' version label to its selector",
+                    )
+                )
+            if name != self.service and not any(
+                pod_ready(p) for p in (self.api.list(POD, selector) if selector else [])
+            ):
+                raise InputError(
+                    FieldError(
+                        "router.route",
+                        f"service {self._name(name)}, the split's stable backend, selects no "
+                        f"ready pod ({selector or 'no selector'}): point its selector at the "
+                        "stable pods",
                     )
                 )
 
