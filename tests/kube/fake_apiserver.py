@@ -370,6 +370,7 @@ class FakeApiServer:
             if "status" in previous:
                 obj["status"] = previous["status"]
             _check_immutable(kind, previous, obj)
+        _check_size(kind, obj)
         try:
             self.validate(obj)
         except schemas.SchemaViolation as error:
@@ -541,6 +542,26 @@ def _check_immutable(kind: str, previous: Obj, obj: Obj) -> None:
     if kind == "Deployment" and previous["spec"]["selector"] != obj["spec"].get("selector"):
         raise ApiError(
             422, "Invalid", "spec.selector: Invalid value: field is immutable (Deployment)"
+        )
+
+
+MAX_CONFIG_MAP_BYTES = 1024 * 1024
+
+
+def _check_size(kind: str, obj: Obj) -> None:
+    """``ValidateConfigMap`` (pkg/apis/core/validation/validation.go): the bytes of every
+    ``data`` and ``binaryData`` value, keys not counted, at most ``core.MaxSecretSize``."""
+    if kind != "ConfigMap":
+        return
+    size = sum(len(v.encode()) for v in (obj.get("data") or {}).values())
+    size += sum(len(v) * 3 // 4 - v.count("=") for v in (obj.get("binaryData") or {}).values())
+    if size > MAX_CONFIG_MAP_BYTES:
+        name = obj["metadata"]["name"]
+        raise ApiError(
+            422,
+            "Invalid",
+            f'ConfigMap "{name}" is invalid: []: Too long: may not be more than '
+            f"{MAX_CONFIG_MAP_BYTES} bytes",
         )
 
 

@@ -32,6 +32,11 @@ class Variants:
 
 
 MAX_LISTED_USERS = 10_000
+MAX_CONFIG_MAP_BYTES = 1024 * 1024
+"""What the API server accepts in one ConfigMap: ``ValidateConfigMap``
+(kubernetes ``pkg/apis/core/validation/validation.go``) adds ``len(value)`` (bytes) of every
+``data`` and ``binaryData`` entry, keys not counted, and refuses a total above
+``core.MaxSecretSize`` (1 MiB) with 422 "Too long"."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,17 @@ def with_flag(document: dict | None, key: str, flag_document: dict) -> dict:
         )
     merged["flags"][key] = copy.deepcopy(flag_document["flags"][key])
     return merged
+
+
+def config_map_data_size(config_map: dict) -> int:
+    """The size ``ValidateConfigMap`` compares with ``MAX_CONFIG_MAP_BYTES`` (see there):
+    the UTF-8 bytes of every ``data`` value plus the bytes of every ``binaryData`` value
+    (base64 in JSON: 3 bytes per 4 characters)."""
+    data = config_map.get("data") or {}
+    binary = config_map.get("binaryData") or {}
+    return sum(len(value.encode()) for value in data.values()) + sum(
+        len(value) * 3 // 4 - value.count("=") for value in binary.values()
+    )
 
 
 def encode_document(document: dict) -> str:

@@ -7,13 +7,26 @@ rise, and full exposure comes after the last step, once every window passed.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from canaryflow.duration import Duration
-from canaryflow.flags.document import MAX_LISTED_USERS, Percent, Segment, UserRange, Variants
+from canaryflow.flags.document import (
+    MAX_CONFIG_MAP_BYTES,
+    MAX_LISTED_USERS,
+    Everyone,
+    Percent,
+    Segment,
+    UserRange,
+    Variants,
+    config_map_data_size,
+    encode_document,
+    flag_off,
+    segment_document,
+)
 from canaryflow.spec_model import SpecModel
 
 _USERS = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
@@ -143,8 +156,50 @@ class FlagRolloutSpec(FlagModel):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _fits_a_config_map(self) -> FlagRolloutSpec:
+        """Every write keeps the document and its previous copy in the ConfigMap, so each
+        consecutive pair of the documents the rollout writes must fit the API server's 1 MiB
+        (the user's other flags are checked when written: ``ConfigMapFlagStore``)."""
+        size, step = _largest_write(self.key, self.segments(), self.variants.variants())
+        if size <= MAX_CONFIG_MAP_BYTES:
+            return self
+        plain, _ = _largest_write(self.key, self.segments(), Variants())
+        subpath = ("variants",) if plain <= MAX_CONFIG_MAP_BYTES else ("steps", step)
+        fix = (
+            "shorten the variant values"
+            if subpath == ("variants",)
+            else "use a percent step instead of a long list of prefixed user IDs, or a shorter "
+            "userIdPrefix"
+        )
+        raise ConfigMapSizeError(
+            subpath,
+            f"the flag document and its previous copy would take {size} bytes of ConfigMap data, "
+            f"more than the {MAX_CONFIG_MAP_BYTES} bytes (1 MiB) the API server accepts: {fix}",
+        )
+
     def segments(self) -> list[Segment]:
         return [step.segment(self.user_id_prefix) for step in self.steps]
+
+
+def _largest_write(key: str, segments: list[Segment], variants: Variants) -> tuple[int, int]:
+    """(bytes, index of the step to blame) of the largest ConfigMap data the rollout writes:
+    each document with the one before it (flag off first; everyone and off again after the
+    steps). The step blamed is the one whose document is the larger of the pair."""
+    documents = [
+        flag_off(key, variants),
+        *(segment_document(key, s, variants) for s in segments),
+        segment_document(key, Everyone(), variants),
+        flag_off(key, variants),
+    ]
+    texts = [encode_document(d) for d in documents]
+    sizes = [
+        config_map_data_size({"data": {"new": new, "previous": old}})
+        for old, new in itertools.pairwise(texts)
+    ]
+    worst = max(range(len(sizes)), key=sizes.__getitem__)
+    larger = max((worst, worst + 1), key=lambda i: len(texts[i]))
+    return sizes[worst], min(max(larger - 1, 0), len(segments) - 1)
 
 
 def _narrower(before: Segment, after: Segment) -> str | None:
@@ -160,6 +215,15 @@ def _narrower(before: Segment, after: Segment) -> str | None:
     if isinstance(before, Percent) and isinstance(after, UserRange):
         return "a user range cannot follow a percentage: it may expose fewer users"
     return None
+
+
+class ConfigMapSizeError(ValueError):
+    """The documents would not fit a ConfigMap; ``subpath`` names ``flag.variants`` or
+    ``flag.steps[i]``."""
+
+    def __init__(self, subpath: tuple[str | int, ...], message: str):
+        self.subpath = subpath
+        super().__init__(message)
 
 
 class ExposureOrderError(ValueError):

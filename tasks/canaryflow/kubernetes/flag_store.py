@@ -5,7 +5,12 @@ from __future__ import annotations
 from kubernetes.client import ApiClient
 
 from canaryflow.errors import PlatformError
-from canaryflow.flags.document import document_digest, encode_document
+from canaryflow.flags.document import (
+    MAX_CONFIG_MAP_BYTES,
+    config_map_data_size,
+    document_digest,
+    encode_document,
+)
 from canaryflow.flags.store import PREVIOUS, Edit, parse_document
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.resources import CONFIG_MAP
@@ -45,6 +50,14 @@ class ConfigMapFlagStore:
                     data[self.key + PREVIOUS] = current
                 data[self.key] = text
                 config_map["data"] = data
+                size = config_map_data_size(config_map)
+                if size > MAX_CONFIG_MAP_BYTES:
+                    raise PlatformError(
+                        f"{self.describe()}: with this document the ConfigMap's data would be "
+                        f"{size} bytes, more than the {MAX_CONFIG_MAP_BYTES} (1 MiB) the API "
+                        "server accepts; nothing was written: move other flags or data out of "
+                        "this ConfigMap"
+                    )
             return config_map
 
         if self.api.get(CONFIG_MAP, self.name) is None:
