@@ -127,6 +127,10 @@ class FakeApiServer:
     _logs: dict[tuple[str, str], list[tuple[float, str]]] = field(default_factory=dict)
     _http: ThreadingHTTPServer | None = None
     default_rollout: str = "available"
+    served: frozenset[str] = frozenset(api_version for api_version, _ in KINDS)
+    """The group versions the server serves and discovery lists (``/api``, ``/apis``): a
+    resource of another version answers 404 as a real server does; versions it lists but
+    holds no kinds of (``networking.istio.io/v1beta1``) exist for discovery only."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -248,7 +252,9 @@ class FakeApiServer:
 
     def _dispatch(self, method, api_version, plural, namespace, name, sub, query, ctype, body):
         try:
-            if (api_version, plural) not in KINDS:
+            if method == "GET" and plural == "" and api_version in ("", "apis", "api"):
+                return 200, self._discovery(api_version), "application/json"
+            if (api_version, plural) not in KINDS or api_version not in self.served:
                 raise ApiError(404, "NotFound", f"the server could not find {api_version}/{plural}")
             if sub == "log":
                 return 200, self._read_log(namespace, name, query), "text/plain"
@@ -269,6 +275,36 @@ class FakeApiServer:
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
         except ApiError as error:
             return error.code, error.status(), "application/json"
+
+    # -- discovery ----------------------------------------------------------------------------
+
+    def _discovery(self, root: str) -> Obj:
+        """``GET /api`` (APIVersions) or ``GET /apis`` (APIGroupList), as
+        k8s.io/apimachinery/pkg/apis/meta/v1 types.go defines them."""
+        if root == "api":
+            return {"kind": "APIVersions", "apiVersion": "v1", "versions": ["v1"]}
+        if root != "apis":
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        groups: dict[str, list[str]] = {}
+        for group_version in sorted(self.served):
+            if "/" in group_version:
+                group, version = group_version.split("/", 1)
+                groups.setdefault(group, []).append(version)
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": group,
+                    "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+                    "preferredVersion": {
+                        "groupVersion": f"{group}/{versions[0]}",
+                        "version": versions[0],
+                    },
+                }
+                for group, versions in groups.items()
+            ],
+        }
 
     # -- verbs --------------------------------------------------------------------------------
 
@@ -493,6 +529,8 @@ class _Handler(BaseHTTPRequestHandler):
 def _parse_path(path: str) -> tuple[str, str, str, str, str]:
     """(apiVersion, plural, namespace, name, subresource) of a namespaced resource path."""
     parts = [p for p in path.split("/") if p]
+    if parts in (["api"], ["apis"]):
+        return parts[0], "", "", "", ""
     if parts[:1] == ["api"]:
         api_version, rest = parts[1], parts[2:]
     elif parts[:1] == ["apis"] and len(parts) >= 3:

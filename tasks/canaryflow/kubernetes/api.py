@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import urllib3
-from kubernetes.client import ApiClient, CoreV1Api
+from kubernetes.client import ApiClient, ApisApi, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from canaryflow.errors import PlatformError
@@ -102,6 +102,25 @@ class ClusterApi:
         except NotFound:
             return False
         return True
+
+    def served_versions(self) -> dict[str, list[str]]:
+        """Every API group the server serves and its versions (discovery: ``GET /apis``,
+        which every authenticated client may read through ``system:discovery``)."""
+
+        def read() -> dict[str, list[str]]:
+            groups = ApisApi(self.client).get_api_versions(_request_timeout=self.request_timeout_s)
+            return {
+                group.name: [v.version for v in group.versions or []]
+                for group in groups.groups or []
+            }
+
+        try:
+            return call_with_retries(read, self.retry)
+        except (ApiException, urllib3.exceptions.HTTPError, ConnectionError) as error:
+            raise PlatformError(
+                f"kubernetes API {self.host}: discovery (GET /apis) failed: "
+                f"{_status_message(error) if isinstance(error, ApiException) else error}"
+            ) from error
 
     def pod_log(self, pod: str, since_seconds: int) -> str:
         """The pod's log of the last ``since_seconds``; empty when the pod is gone."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.api import ClusterApi
+from canaryflow.kubernetes.discovery import require_served
 from canaryflow.kubernetes.resources import HTTP_ROUTE
 from canaryflow.kubernetes.routers.backends import Backends
 from canaryflow.kubernetes.routers.managed_route import RouteList
@@ -47,6 +48,7 @@ class GatewayApiRouter:
         self.http_route = self.http_route or self.service
 
     def preflight(self, backends: Backends) -> None:
+        require_served(self.api, HTTP_ROUTE)
         route = self.api.get(HTTP_ROUTE, self.http_route)
         if route is None:
             raise InputError(

@@ -25,6 +25,7 @@ from typing import Any
 from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import MANAGED_BY, VERSION_LABEL
+from canaryflow.kubernetes.discovery import require_served
 from canaryflow.kubernetes.resources import DESTINATION_RULE, VIRTUAL_SERVICE
 from canaryflow.kubernetes.routers.backends import Backends
 from canaryflow.kubernetes.routers.managed_route import RouteList
@@ -55,6 +56,7 @@ class IstioRouter:
         self.host = self.host or self.service
 
     def preflight(self, backends: Backends) -> None:
+        require_served(self.api, VIRTUAL_SERVICE, DESTINATION_RULE)
         vs = self.api.get(VIRTUAL_SERVICE, self.virtual_service)
         if vs is None:
             raise InputError(

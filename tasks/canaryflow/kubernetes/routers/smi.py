@@ -21,6 +21,7 @@ from typing import Any
 from canaryflow.errors import FieldError, InputError, PlatformError
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import MANAGED_BY
+from canaryflow.kubernetes.discovery import require_served
 from canaryflow.kubernetes.resources import TRAFFIC_SPLIT
 from canaryflow.kubernetes.routers.backends import ORIGINAL_ANNOTATION, Backends
 from canaryflow.plan.routers import CAPABILITIES
@@ -44,6 +45,7 @@ class SmiRouter:
         self.apex = self.apex or self.service
 
     def preflight(self, backends: Backends) -> None:
+        require_served(self.api, TRAFFIC_SPLIT)
         existing = self.api.get(TRAFFIC_SPLIT, self.traffic_split)
         if existing is not None and is_users(existing):
             users_stable_backend(existing, backends.canary_service)
