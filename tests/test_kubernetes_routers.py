@@ -228,6 +228,6 @@ def test_the_shared_algorithm_puts_back_exactly_what_the_user_wrote(key):
     routes.insert_header(obj, managed, {"name": "ours"}, copied=())  # a re-run replaces it
     assert [e["name"] for e in obj["spec"][key]] == ["a", "ours", "b"]
     assert routes.is_split(obj)
-    assert routes.restore(obj, managed) == user
+    assert routes.restore(obj, managed, "x", lambda e: [2]) == user
     with pytest.raises(PlatformError, match="thing r: the managed entry is not split yet"):
         routes.require_split(obj)

@@ -258,6 +258,7 @@ class KubernetesPlatform:
         self.make_traffic_safe()
         self._drain()
         self._router.remove_managed_routes()
+        self._report_reverted()
         self._remove_canary()
         self.event(stable, "Promoted", f"stable now runs {artifact.version} ({image})")
         if previous not in (None, artifact.version) and not relabel:
@@ -359,6 +360,7 @@ class KubernetesPlatform:
         # the host without a subset, and the host's Service selects the canary pods as well.
         self.api.merge_patch(DEPLOYMENT, self.canary, {"spec": {"replicas": 0}})
         self._router.remove_managed_routes()
+        reverted = self._report_reverted()
         if self.canary_after_rollback == "scale-to-zero":
             self.record(Phase.ROLLED_BACK, 0)
             if record is not None:
@@ -376,7 +378,17 @@ class KubernetesPlatform:
         if stable is not None:
             kept = " (scaled to zero)" if self.canary_after_rollback == "scale-to-zero" else ""
             self.event(stable, "RolledBack", f"{outcome}{kept}", True)
-        return outcome
+        return "; ".join([outcome, *(f"reverted: {line}" for line in reverted)])
+
+    def _report_reverted(self) -> list[str]:
+        """Each mid-release edit of the user's that removing the managed routes took back, as
+        a Warning Event on the stable Deployment (which outlives the canary)."""
+        reverted = self._router.reverted_edits()
+        stable = self.api.get(DEPLOYMENT, self.service) if reverted else None
+        for line in reverted:
+            if stable is not None:
+                self.event(stable, "RouteEditReverted", line, warning=True)
+        return reverted
 
     def make_traffic_safe(self, timeout_s: float | None = None) -> None:
         """No request reaches the canary: weight 0 and the header route withdrawn, both

@@ -14,7 +14,7 @@ the CEL rule on ``spec.rules``), so preflight refuses a route the header rule wo
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from canaryflow.errors import FieldError, InputError
@@ -43,6 +43,8 @@ class GatewayApiRouter:
 
     splits_by_service = True
     capabilities = CAPABILITIES["gateway-api"]
+    reverted: list[str] = field(default_factory=list, init=False)
+    """What ``remove_managed_routes`` had to take back of the user's mid-release edits."""
 
     def __post_init__(self) -> None:
         self.http_route = self.http_route or self.service
@@ -107,10 +109,22 @@ class GatewayApiRouter:
 
     def remove_managed_routes(self) -> None:
         def edit(route: Obj) -> Obj:
-            return without_managed_rules(route, self._managed(route), self._canary)
+            self.reverted = []
+            managed = self._managed(route)
+            backends = self._backends(managed)
+            return without_managed_rules(route, managed, backends, self.reverted)
 
+        self.reverted = []
         if self._prepared():
             self.api.update(HTTP_ROUTE, self.http_route, edit)
+
+    def reverted_edits(self) -> list[str]:
+        return list(self.reverted)
+
+    def _backends(self, managed: Obj) -> Backends:
+        """The Services the split wrote (the port: as written, when the original had none)."""
+        refs = managed.get("backendRefs") or [{}]
+        return Backends(self.service, self._canary, refs[0].get("port", 0), None, "")
 
     @property
     def _canary(self) -> str:
@@ -215,6 +229,16 @@ def with_header_rule(route: Obj, managed: Obj, header: HeaderRoute, canary: str)
     return rules_of(canary).insert_header(route, managed, header_rule, COPIED_TO_HEADER_RULE)
 
 
-def without_managed_rules(route: Obj, managed: Obj, canary: str) -> Obj:
-    """The HTTPRoute as the user wrote it: header rule gone, managed rule restored."""
-    return rules_of(canary).restore(route, managed)
+def without_managed_rules(
+    route: Obj, managed: Obj, backends: Backends, reverted: list[str] | None = None
+) -> Obj:
+    """The HTTPRoute as the user wrote it: header rule gone, the managed rule's backendRefs
+    restored, the user's other mid-release edits of it (filters, timeouts, matches) kept."""
+
+    def written(original: Obj) -> object:
+        with_split_rule({"metadata": {}}, original, backends)
+        return original.get("backendRefs")
+
+    return rules_of(backends.canary_service).restore(
+        route, managed, "backendRefs", written, reverted
+    )

@@ -19,7 +19,7 @@ subsets of both only when their traffic policies do not conflict.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from canaryflow.errors import FieldError, InputError
@@ -49,6 +49,8 @@ class IstioRouter:
 
     splits_by_service = False
     capabilities = CAPABILITIES["istio"]
+    reverted: list[str] = field(default_factory=list, init=False)
+    """What ``remove_managed_routes`` had to take back of the user's mid-release edits."""
 
     def __post_init__(self) -> None:
         self.virtual_service = self.virtual_service or self.service
@@ -122,9 +124,13 @@ class IstioRouter:
         return not ROUTES.has_header(self.api.get(VIRTUAL_SERVICE, self.virtual_service))
 
     def remove_managed_routes(self) -> None:
+        self.reverted = []
         if self._prepared():
             self.api.update(VIRTUAL_SERVICE, self.virtual_service, self._without_managed_routes)
         self.api.delete(DESTINATION_RULE, self.destination_rule)
+
+    def reverted_edits(self) -> list[str]:
+        return list(self.reverted)
 
     def stable_backends(self) -> list[str]:
         """Stable's share goes to the stable Service (or subset) itself."""
@@ -145,7 +151,8 @@ class IstioRouter:
         return with_split_route(vs, self._managed(vs), self.host)
 
     def _without_managed_routes(self, vs: Obj) -> Obj:
-        return without_managed_routes(vs, self._managed(vs))
+        self.reverted = []
+        return without_managed_routes(vs, self._managed(vs), self.host, self.reverted)
 
     def _destination_rule(self, stable_version: str | None, canary_version: str) -> Obj:
         stable = {"name": STABLE}
@@ -237,6 +244,14 @@ def with_header_route(vs: Obj, managed: Obj, header: HeaderRoute) -> Obj:
     return ROUTES.insert_header(vs, managed, header_route, COPIED_TO_HEADER_ROUTE)
 
 
-def without_managed_routes(vs: Obj, managed: Obj) -> Obj:
-    """The VirtualService as the user wrote it: header route gone, managed route restored."""
-    return ROUTES.restore(vs, managed)
+def without_managed_routes(
+    vs: Obj, managed: Obj, host: str, reverted: list[str] | None = None
+) -> Obj:
+    """The VirtualService as the user wrote it: header route gone, the managed route's
+    destinations restored, the user's other mid-release edits of it kept."""
+
+    def written(original: Obj) -> object:
+        with_split_route({"metadata": {}}, original, host)
+        return original.get("route")
+
+    return ROUTES.restore(vs, managed, "route", written, reverted)

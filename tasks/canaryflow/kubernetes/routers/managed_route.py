@@ -3,8 +3,9 @@
 Both routers edit one entry of an ordered list in the user's object (a VirtualService's
 ``spec.http`` routes, an HTTPRoute's ``spec.rules``): the entry is kept as the user wrote it in
 the ``canaryflow.dev/original-route`` annotation before it is split, the header route goes
-right before it, and ``restore`` puts the entry back and drops the header route, leaving every
-other entry as it was. What differs (the list's key, how a destination and a header match are
+right before it, and ``restore`` puts back the one field the split rewrote and drops the
+header route, leaving every other entry, and the user's mid-release edits of other fields of the
+managed entry, as they are. What differs (the list's key, how a destination and a header match are
 written, which fields the header route copies) stays in each router's module.
 """
 
@@ -76,14 +77,48 @@ class RouteList:
         obj["spec"][self.key] = [e for e in obj["spec"].get(self.key, []) if not self.is_header(e)]
         return obj
 
-    def restore(self, obj: Obj, managed: Obj) -> Obj:
-        """The object as the user wrote it: header route gone, managed entry restored."""
+    def restore(
+        self,
+        obj: Obj,
+        managed: Obj,
+        owned: str,
+        written: Callable[[Obj], Any],
+        reverted: list[str] | None = None,
+    ) -> Obj:
+        """The object as the user wrote it, with their edits made during the release kept:
+        the header route goes, and of the managed entry only ``owned`` (the one field the split
+        rewrote: destinations, backendRefs) is put back from the kept original; every other
+        field of the entry stays as it is now (a timeout set mid-release survives). When
+        ``owned`` itself is not what canaryflow wrote (``written(original)``, weights aside),
+        the user edited it: it is still put back, and ``reverted`` gets a line saying so."""
         kept = obj["metadata"].get("annotations", {})
         original = kept.pop(ORIGINAL_ANNOTATION, None)
         if not kept:
             obj["metadata"].pop("annotations", None)
         entries = obj["spec"].get(self.key, [])
         if original is not None:
-            entries[entries.index(managed)] = json.loads(original)
+            before = json.loads(original)
+            restored = copy.deepcopy(managed)
+            if _unweighted(managed.get(owned)) != _unweighted(written(copy.deepcopy(before))):
+                name = managed.get("name") or f"#{entries.index(managed)}"
+                if reverted is not None:
+                    reverted.append(
+                        f"{self.kind} {obj['metadata']['name']}: {self.key}[{name}].{owned} was "
+                        f"edited during the release ({json.dumps(managed.get(owned))}); it is "
+                        f"back to {json.dumps(before.get(owned))} as before the release"
+                    )
+            restored.pop(owned, None)
+            if owned in before:
+                restored[owned] = before[owned]
+            entries[entries.index(managed)] = restored
         obj["spec"][self.key] = [entry for entry in entries if not self.is_header(entry)]
         return obj
+
+
+def _unweighted(value: Any) -> Any:
+    """``value`` without ``weight`` keys: the weights are canaryflow's to change."""
+    if isinstance(value, dict):
+        return {k: _unweighted(v) for k, v in value.items() if k != "weight"}
+    if isinstance(value, list):
+        return [_unweighted(v) for v in value]
+    return value

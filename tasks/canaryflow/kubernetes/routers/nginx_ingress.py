@@ -9,7 +9,7 @@ matching requests to the canary whatever the weight. The user's Ingress is only 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from canaryflow.errors import FieldError, InputError, PlatformError
@@ -35,6 +35,7 @@ class NginxIngressRouter:
 
     splits_by_service = True
     capabilities = CAPABILITIES["nginx-ingress"]
+    reverted: list[str] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.ingress = self.ingress or self.service
@@ -90,7 +91,35 @@ class NginxIngressRouter:
         """Nothing to do: stable is its Service, which the platform retargets."""
 
     def remove_managed_routes(self) -> None:
+        self.reverted = self._edits_of_ours()
         self.api.delete(INGRESS, self.canary_ingress)
+
+    def reverted_edits(self) -> list[str]:
+        """The user's Ingress is only read, so their edits to it always stand; what they
+        added to the canary Ingress (canaryflow's own) goes with it, and is reported."""
+        return list(self.reverted)
+
+    def _edits_of_ours(self) -> list[str]:
+        canary = self.api.get(INGRESS, self.canary_ingress)
+        if canary is None:
+            return []
+        ours = (CANARY, WEIGHT, BY_HEADER, BY_HEADER_VALUE)
+        added = {k: v for k, v in _annotations(canary).items() if k not in ours}
+        edits = [f"annotations {added}"] if added else []
+        stable = self.api.get(INGRESS, self.ingress)
+        backends = Backends(self.service, f"{self.service}-canary", 0, None, "")
+        try:
+            wanted = canary_ingress(stable, self.canary_ingress, backends) if stable else None
+        except InputError:
+            wanted = None
+        if wanted is not None and canary["spec"] != wanted["spec"]:
+            edits.append(f"spec {canary['spec']}")
+        return [
+            f"ingress {self.api.namespace}/{self.canary_ingress} (canaryflow's own) was edited "
+            f"during the release ({edit}); it is deleted with the canary: make such settings "
+            f"on your Ingress {self.ingress}"
+            for edit in edits
+        ]
 
     def _annotate(self, annotations: dict[str, str | None], required: bool) -> None:
         patched = self.api.merge_patch(

@@ -40,3 +40,8 @@ class KubernetesRouter(TrafficRouter, Protocol):
     def stable_backends(self) -> list[str]:
         """The Services the router sends stable's share to, when not the stable Service
         itself (the stable backend of a user's TrafficSplit); empty otherwise."""
+
+    def reverted_edits(self) -> list[str]:
+        """After ``remove_managed_routes``: one line per edit the user made during the
+        release that it had to take back (the platform turns them into Warning Events and
+        the rollback's record); empty when every edit of theirs was kept."""

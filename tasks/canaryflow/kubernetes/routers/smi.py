@@ -125,6 +125,10 @@ class SmiRouter:
         elif not is_users(existing):
             self.api.delete(TRAFFIC_SPLIT, self.traffic_split)
 
+    def reverted_edits(self) -> list[str]:
+        """A split has nothing but its backends, all the canary's concern: none kept."""
+        return []
+
     def _split(self, stable: str, canary: str, canary_percent: int) -> Obj:
         return {
             "apiVersion": TRAFFIC_SPLIT.api_version,
