@@ -162,6 +162,23 @@ def test_the_record_of_stable_is_written_before_anything_of_stable_changes(api_s
     assert recorded and recorded[0] < first_stable_change
 
 
+def test_a_retried_promote_after_a_failed_promotion_does_not_roll_stable_again(api_server):
+    """Argo retries a promote pod that exited 1: stable, once restored, is left alone."""
+    seed(api_server)
+    platform = make_platform(api_server, "nginx-ingress")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    api_server.set_rollout(NAMESPACE, SERVICE, "unready")
+    with pytest.raises(PlatformError, match=r"^promotion failed, stable restored"):
+        platform.promote(V2)
+    api_server.requests.clear()
+
+    with pytest.raises(PlatformError, match="already failed and stable was restored"):
+        platform.promote(V2)
+
+    assert [w for w in api_server.writes() if w.kind != "Event"] == []
+
+
 # -- rollback after a failed promotion, in other processes ------------------------------------
 
 

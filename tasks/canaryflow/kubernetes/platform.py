@@ -204,6 +204,13 @@ class KubernetesPlatform:
         if canary is None and self._runs(stable, artifact.image):
             return  # promoted already: a re-run after the commit
         objects.check_promotable(canary, artifact, self.service, self.container, self._name)
+        state = self.current_state()
+        if state is not None and state.phase == Phase.PROMOTION_FAILED:
+            # A retried promote pod: stable was put back once; it is not rolled again.
+            raise PlatformError(
+                f"the promotion of {state.version} already failed and stable was restored; "
+                "it is not tried again: roll back, and release again once the cause is fixed"
+            )
         record = recorded(canary) or self._record_stable(stable, canary)
         try:
             self._promote(artifact, record)
