@@ -319,8 +319,9 @@ class KubernetesPlatform:
         for name in services:
             service = self.api.get(SERVICE, name)
             selector = (service or {}).get("spec", {}).get("selector") or {}
-            pods = self.api.list(POD, selector) if selector else []
-            if not any(pod_ready(p) for p in pods):
+            if not selector:
+                continue  # no selector (endpoints of its own): not canaryflow's to judge
+            if not any(pod_ready(p) for p in self.api.list(POD, selector)):
                 raise PlatformError(
                     f"service {self._name(name)} selects no ready pod ({selector}) after the "
                     "promotion, so its traffic would fail (a selector of the version label "
@@ -610,7 +611,7 @@ class KubernetesPlatform:
             if progress.done:
                 return
             deadline = progress_deadline_s(stable)
-            if progress.timed_out:
+            if progress.timed_out and progress.observed:  # not a stale condition
                 raise PlatformError(
                     f"deployment {self._name(self.service)} did not roll out the promoted "
                     f"image: ProgressDeadlineExceeded after its progressDeadlineSeconds "
