@@ -245,7 +245,7 @@ def test_a_deploy_after_a_promotion_that_never_finished_asks_for_the_rollback_fi
     seed(api_server)
     platform = make_platform(api_server, "nginx-ingress")
     platform.deploy_canary(V2)
-    platform._record_stable(api_server.get("Deployment", NAMESPACE, SERVICE), None)
+    platform._record_stable(api_server.get("Deployment", NAMESPACE, SERVICE))
     api_server.requests.clear()
 
     with pytest.raises(InputError, match=r"^artifact\.version: a promotion of v2 did not finish"):

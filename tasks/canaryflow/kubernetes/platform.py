@@ -211,7 +211,7 @@ class KubernetesPlatform:
                 f"the promotion of {state.version} already failed and stable was restored; "
                 "it is not tried again: roll back, and release again once the cause is fixed"
             )
-        record = recorded(canary) or self._record_stable(stable, canary)
+        record = recorded(canary) or self._record_stable(stable)
         try:
             self._promote(artifact, record)
         except Exception as error:
@@ -221,7 +221,7 @@ class KubernetesPlatform:
             self._abort_promotion(record, artifact.version, error)
             raise
 
-    def _record_stable(self, stable: Obj, canary: Obj | None) -> StableRecord:
+    def _record_stable(self, stable: Obj) -> StableRecord:
         """Write what stable is now onto the canary Deployment, with the Promoting phase."""
         services = [s for n in self._stable_services() if (s := self.api.get(SERVICE, n))]
         record = record_of(stable, services, objects.stable_version(stable))
