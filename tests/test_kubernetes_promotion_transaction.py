@@ -26,11 +26,13 @@ from kube.fixtures import (
     api_server,
     write_kubeconfig,
 )
-from test_kubernetes_platform import ROUTER_KINDS, V2, event_reasons, make_platform
+from test_kubernetes_platform import FAST_RETRY, ROUTER_KINDS, V2, event_reasons, make_platform
 from test_release_verbs import plan_file, verb
 
 from canaryflow.errors import InputError, PlatformError
+from canaryflow.kubernetes.platform import KubernetesPlatform, Timeouts
 from canaryflow.kubernetes.resources import DEPLOYMENT
+from canaryflow.kubernetes.routers import make_router
 from canaryflow.platform.protocol import Artifact, HeaderRoute
 from canaryflow.platform.state import Phase
 
@@ -284,3 +286,40 @@ def test_promote_without_a_canary_refuses_unless_stable_already_runs_the_digest(
     with pytest.raises(InputError, match=r"^artifact\.image: no canary runs"):
         platform.promote(V2)
     assert api_server.writes() == []
+
+
+def test_a_canary_kept_at_zero_after_a_failed_promotion_drops_the_record(api_server):
+    """``rollback.canary: scale-to-zero`` keeps the canary for a post-mortem: without the
+    record (JSON merge patch: null deletes the annotation), so a later rollback leaves stable
+    alone and the next release replaces it."""
+    seed(api_server)
+    client = api_server.api_client()
+    router = make_router("nginx-ingress", client, NAMESPACE, SERVICE, retry=FAST_RETRY)
+    timeouts = Timeouts(verify_weight_s=1, canary_scale_s=1, poll_s=0.02)
+    platform = KubernetesPlatform(
+        client,
+        NAMESPACE,
+        SERVICE,
+        router,
+        canary_replicas=2,
+        timeouts=timeouts,
+        retry=FAST_RETRY,
+        canary_after_rollback="scale-to-zero",
+    )
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    before = stable_view(api_server)
+    api_server.set_rollout(NAMESPACE, SERVICE, "unready")
+    with pytest.raises(PlatformError):
+        platform.promote(V2)
+
+    assert platform.rollback().startswith("promotion of v2 failed, stable restored")
+
+    canary = api_server.get("Deployment", NAMESPACE, CANARY)
+    assert canary["spec"]["replicas"] == 0
+    assert "canaryflow.dev/stable-before-promotion" not in canary["metadata"]["annotations"]
+    assert platform.current_state().phase == Phase.ROLLED_BACK
+    assert stable_view(api_server) == before
+    assert platform.rollback().startswith("v2 removed from traffic")
+    api_server.set_rollout(NAMESPACE, SERVICE, "available")
+    platform.deploy_canary(Artifact("v3", OTHER_DIGEST))
