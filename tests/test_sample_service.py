@@ -269,7 +269,7 @@ def test_metrics_have_every_series_the_analysis_catalogue_queries(start):
     assert {s.labels["quantile"] for s in series(samples, "go_gc_duration_seconds")} == GC_QUANTILES
     assert series(samples, "go_gc_duration_seconds_count")
     assert total(samples, "go_goroutines") >= 3
-    assert 0 < total(samples, "process_cpu_seconds_total") < 60
+    assert total(samples, "process_cpu_seconds_total") > 0
     assert total(samples, "container_cpu_cfs_periods_total") >= 2
 
 
