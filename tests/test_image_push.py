@@ -338,6 +338,92 @@ def test_the_right_credentials_from_a_docker_config_push(auth_registry, go_binar
     assert digest == pushed.digest
 
 
+# A stand-in credential helper, speaking docker-credential-helpers' protocol
+# (credentials/credentials.go, ``Get``): the server URL on stdin; {"ServerURL", "Username",
+# "Secret"} on stdout, or "credentials not found in native keychain" with exit 1.
+CREDENTIAL_HELPER = """#!{python}
+import json, pathlib, sys
+assert sys.argv[1:] == ["get"], sys.argv
+server = sys.stdin.read()
+pathlib.Path({log!r}).open("a").write(server + "\\n")
+known = {known!r}
+if server not in known:
+    print("credentials not found in native keychain")
+    sys.exit(1)
+print(json.dumps({{"ServerURL": server, "Username": known[server][0], "Secret": known[server][1]}}))
+"""
+
+
+@pytest.fixture
+def credential_helper(tmp_path, monkeypatch):
+    """Install ``docker-credential-NAME`` on PATH knowing ``known``; returns the servers asked."""
+    bin_dir = tmp_path / "helpers"
+    bin_dir.mkdir()
+    log = tmp_path / "asked.log"
+    log.touch()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    def install(name: str, known: dict[str, tuple[str, str]]) -> Path:
+        program = bin_dir / f"docker-credential-{name}"
+        program.write_text(
+            CREDENTIAL_HELPER.format(python=sys.executable, log=str(log), known=known)
+        )
+        program.chmod(0o755)
+        return log
+
+    return install
+
+
+@pytest.mark.parametrize("kind", ["credHelpers", "credsStore"])
+def test_a_credential_helper_supplies_the_login_instead_of_auths(
+    auth_registry, go_binary, tmp_path, credential_helper, kind
+):
+    asked = credential_helper("stand-in", {auth_registry.host: ("ci", "correct-horse")})
+    config = tmp_path / "config.json"
+    named = {auth_registry.host: "stand-in"} if kind == "credHelpers" else None
+    document = {"credHelpers": named} if named else {"credsStore": "stand-in"}
+    # auths holds a wrong password: the helper wins, as in the docker CLI
+    wrong = base64.b64encode(b"ci:wrong").decode()
+    config.write_text(json.dumps({**document, "auths": {auth_registry.host: {"auth": wrong}}}))
+
+    pushed = push_image(
+        PushRequest(go_binary, f"{auth_registry.host}/shop/hello", "helper1", docker_config=config)
+    )
+
+    assert pull_manifest(auth_registry, "shop/hello", "helper1")[1] == pushed.digest
+    assert asked.read_text().split() == [auth_registry.host]
+
+
+def test_a_helper_without_credentials_for_the_host_means_anonymous(
+    auth_registry, go_binary, tmp_path, credential_helper
+):
+    credential_helper("stand-in", {"other.example.com": ("x", "y")})
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credsStore": "stand-in"}))
+
+    with pytest.raises(PlatformError, match=r"needs credentials|HTTP 401"):
+        push_image(
+            PushRequest(go_binary, f"{auth_registry.host}/shop/hello", "h2", docker_config=config)
+        )
+
+
+def test_a_helper_that_is_not_installed_is_an_input_error_naming_it(tmp_path, go_binary):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credHelpers": {"127.0.0.1:1": "not-installed"}}))
+
+    with pytest.raises(InputError, match=r"docker-credential-not-installed .* is not on PATH"):
+        push_image(PushRequest(go_binary, "127.0.0.1:1/shop/hello", "h3", docker_config=config))
+
+
+@pytest.mark.parametrize("name", ["../../bin/sh", "-x", "a b", ""])
+def test_a_helper_name_that_is_not_a_name_is_refused_before_anything_runs(tmp_path, name):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credHelpers": {"ghcr.io": name}}))
+
+    with pytest.raises(InputError, match=r"docker-config\.credHelpers\.ghcr\.io: .*helper name"):
+        DockerConfig.load(config)
+
+
 def test_a_wrong_password_is_a_clear_auth_error(auth_registry, go_binary, tmp_path):
     config = auth_registry.docker_config(tmp_path, user="ci", password="wrong")
 
