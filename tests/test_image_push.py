@@ -110,8 +110,8 @@ def test_the_pushed_layer_holds_the_binary_at_app_name_executable_and_root_owned
     assert served_digest == pushed.digest
     assert manifest["mediaType"] == MANIFEST
     assert manifest["config"]["mediaType"] == CONFIG
-    assert [layer["mediaType"] for layer in manifest["layers"]] == [LAYER_GZIP]
-    blob = pull_blob(registry, "shop/hello", manifest["layers"][0]["digest"])
+    assert [layer["mediaType"] for layer in manifest["layers"]] == [LAYER_GZIP, LAYER_GZIP]
+    blob = pull_blob(registry, "shop/hello", manifest["layers"][-1]["digest"])
     members = layer_members(blob)
     info, content = members["app/hello"]
     assert content == go_binary.read_bytes()
@@ -148,10 +148,11 @@ def test_the_config_runs_non_root_with_entrypoint_labels_and_no_timestamps(regis
     }
     assert (config["os"], config["architecture"]) == ("linux", "arm64")
     assert config["created"] == "1970-01-01T00:00:00Z"
-    assert [h["created"] for h in config["history"]] == ["1970-01-01T00:00:00Z"]
-    layer = pull_blob(registry, "shop/hello", manifest["layers"][0]["digest"])
-    diff_id = "sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest()
-    assert config["rootfs"] == {"type": "layers", "diff_ids": [diff_id]}
+    assert [h["created"] for h in config["history"]] == ["1970-01-01T00:00:00Z"] * 2
+    blobs = [pull_blob(registry, "shop/hello", layer["digest"]) for layer in manifest["layers"]]
+    diff_ids = ["sha256:" + hashlib.sha256(gzip.decompress(blob)).hexdigest() for blob in blobs]
+    assert config["rootfs"] == {"type": "layers", "diff_ids": diff_ids}
+    layer = blobs[-1]
     assert "app/checkout" in layer_members(layer)
     assert pushed.manifest_size == len(json.dumps(manifest, separators=(",", ":")))
 
@@ -187,7 +188,7 @@ def test_an_image_on_a_base_reuses_its_layers_by_mount_and_lists_them_first(
 ):
     certs = tmp_path / "ca-bundle"
     certs.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot really\n")
-    base = push_image(PushRequest(certs, f"{registry.host}/base/static", "1"))
+    base = push_image(PushRequest(certs, f"{registry.host}/base/static", "1", system_files=False))
     base_manifest, _ = pull_manifest(registry, "base/static", base.digest)
     base_config = json.loads(pull_blob(registry, "base/static", base_manifest["config"]["digest"]))
 
@@ -216,7 +217,7 @@ def test_an_image_on_a_base_reuses_its_layers_by_mount_and_lists_them_first(
 def test_a_base_pinned_by_digest_is_found_too(registry, go_binary, tmp_path):
     data = tmp_path / "data"
     data.write_bytes(b"base by digest")
-    base = push_image(PushRequest(data, f"{registry.host}/base/pinned", "1"))
+    base = push_image(PushRequest(data, f"{registry.host}/base/pinned", "1", system_files=False))
 
     pushed = push_image(
         PushRequest(go_binary, f"{registry.host}/shop/pinned", "c0ffee5", base=base.reference)
@@ -245,7 +246,7 @@ def amd64_base(registry, tmp_path) -> tuple[dict, str]:
     """An OCI linux/amd64 base at ``base/amd64:1``: its manifest and digest."""
     data = tmp_path / "ca-bundle"
     data.write_bytes(b"certificates")
-    pushed = push_image(PushRequest(data, f"{registry.host}/base/amd64", "1"))
+    pushed = push_image(PushRequest(data, f"{registry.host}/base/amd64", "1", system_files=False))
     return pull_manifest(registry, "base/amd64", pushed.digest)[0], pushed.digest
 
 
@@ -667,3 +668,93 @@ def test_an_optional_docker_config_that_does_not_exist_means_anonymous(tmp_path)
     config = DockerConfig.load(tmp_path / "nope.json", optional=True)
 
     assert config.auths == {}
+
+
+# --- what a scratch image carries for a Go service: CA certificates and time zones ---
+
+ZONES_AND_TLS_GO = """package main
+
+import (
+	"crypto/x509"
+	"fmt"
+	"os"
+	"time"
+)
+
+func main() {
+	zone, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		fmt.Println("zone:", err)
+		os.Exit(1)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		fmt.Println("roots:", err)
+		os.Exit(1)
+	}
+	fmt.Println(zone, len(pool.Subjects()) > 100) //nolint:staticcheck
+}
+"""
+
+
+def test_a_scratch_image_carries_a_ca_bundle_and_time_zones_in_a_shared_layer(
+    registry, go_binary, tmp_path
+):
+    first = push_image(PushRequest(go_binary, f"{registry.host}/shop/zones", "a"))
+    other = tmp_path / "other"
+    other.write_bytes(b"another service")
+    second = push_image(PushRequest(other, f"{registry.host}/shop/other", "b"))
+
+    [system, _] = pull_manifest(registry, "shop/zones", first.digest)[0]["layers"]
+    [shared, _] = pull_manifest(registry, "shop/other", second.digest)[0]["layers"]
+    assert system["digest"] == shared["digest"]  # one bundle, one blob for every service
+    members = layer_members(pull_blob(registry, "shop/zones", system["digest"]))
+    assert b"BEGIN CERTIFICATE" in members["etc/ssl/certs/ca-certificates.crt"][1]
+    assert members["usr/share/zoneinfo.zip"][1][:2] == b"PK"
+    manifest = pull_manifest(registry, "shop/zones", first.digest)[0]
+    config = json.loads(pull_blob(registry, "shop/zones", manifest["config"]["digest"]))
+    assert "ZONEINFO=/usr/share/zoneinfo.zip" in config["config"]["Env"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot into the image's filesystem needs root")
+def test_a_go_service_in_the_scratch_image_loads_time_zones_and_the_system_roots(
+    registry, tmp_path
+):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "go.mod").write_text("module zones\n\ngo 1.21\n")
+    (source / "main.go").write_text(ZONES_AND_TLS_GO)
+    binary = tmp_path / "zones"
+    env = {**os.environ, "CGO_ENABLED": "0", "GOPROXY": "off", "GOFLAGS": "-mod=mod"}
+    subprocess.run([GO, "build", "-o", binary, "."], cwd=source, env=env, check=True)
+    pushed = push_image(PushRequest(binary, f"{registry.host}/shop/zonecheck", "z"))
+
+    root = tmp_path / "rootfs"
+    manifest, _ = pull_manifest(registry, "shop/zonecheck", pushed.digest)
+    for layer in manifest["layers"]:
+        blob = pull_blob(registry, "shop/zonecheck", layer["digest"])
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+            tar.extractall(root, filter="data")
+    config = json.loads(pull_blob(registry, "shop/zonecheck", manifest["config"]["digest"]))
+    image_env = dict(entry.split("=", 1) for entry in config["config"]["Env"])
+
+    # only the image's own files: no host /usr/share/zoneinfo, no host certificates
+    result = subprocess.run(
+        ["chroot", root, *config["config"]["Entrypoint"]],
+        env=image_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == ["America/New_York", "true"]
+
+
+def test_a_bare_scratch_image_has_only_the_binary(registry, go_binary):
+    pushed = push_image(
+        PushRequest(go_binary, f"{registry.host}/shop/bare", "c", system_files=False)
+    )
+
+    manifest, _ = pull_manifest(registry, "shop/bare", pushed.digest)
+    assert len(manifest["layers"]) == 1

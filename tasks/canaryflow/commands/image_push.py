@@ -15,7 +15,8 @@ from canaryflow.image.reference import SCRATCH
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Build an OCI image holding BINARY at /app/NAME (non-root user 65532) and push it "
-        "through the registry API; print HOST/REPO@sha256:... as the last line."
+        "through the registry API; print HOST/REPO@sha256:... as the last line. On scratch "
+        "the image also gets a CA bundle and time zones, so the service can call HTTPS APIs."
     )
     parser.add_argument("--binary", required=True, type=Path, help="static binary to ship")
     parser.add_argument(
@@ -63,6 +64,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="plain http to the registry (automatic for 127.0.0.1 and localhost)",
     )
     parser.add_argument("--timeout", type=seconds, default=30.0, help="seconds per HTTP request")
+    parser.add_argument(
+        "--ca-bundle",
+        type=Path,
+        help="PEM CA bundle for a scratch image's /etc/ssl/certs/ca-certificates.crt "
+        "(default: certifi's Mozilla roots); e.g. your company's CA added",
+    )
+    parser.add_argument(
+        "--zoneinfo",
+        type=Path,
+        help="zoneinfo.zip for a scratch image's time zones (default: the Go toolchain's)",
+    )
+    parser.add_argument(
+        "--no-system-files",
+        dest="system_files",
+        action="store_false",
+        help="a bare scratch image: no CA bundle, no time zones (a base image brings its own)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
         source=args.source,
         insecure=args.insecure,
         timeout_s=args.timeout,
+        system_files=args.system_files,
+        ca_bundle=args.ca_bundle,
+        zoneinfo=args.zoneinfo,
     )
     try:
         pushed = push_image(request)

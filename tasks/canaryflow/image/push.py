@@ -38,6 +38,7 @@ from canaryflow.image.reference import (
     parse_repository,
 )
 from canaryflow.image.registry import Manifest, RegistryClient
+from canaryflow.image.system_files import load_system_files
 
 REVISION_LABEL = "org.opencontainers.image.revision"
 VERSION_LABEL = "org.opencontainers.image.version"
@@ -65,6 +66,10 @@ class PushRequest:
     source: str | None = None
     insecure: bool = False
     timeout_s: float = 30.0
+    system_files: bool = True
+    """On a scratch base, add the CA bundle and time zones layer (``image.system_files``)."""
+    ca_bundle: Path | None = None
+    zoneinfo: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,12 @@ def push_image(request: PushRequest) -> PushedImage:
             checked.base.repository, checked.repository, target, docker_config, request
         )
         base = fetch_base(base_client, checked.base, checked.platform)
-    image = build_image(ImageSpec(checked.name, binary, checked.platform, checked.labels, base))
+    system = None
+    if base is None and request.system_files:
+        system = load_system_files(request.ca_bundle, request.zoneinfo)
+    image = build_image(
+        ImageSpec(checked.name, binary, checked.platform, checked.labels, base, system)
+    )
     blobs = _upload_blobs(target, checked, image, base_client)
     return _put_manifest(target, checked, request.tag, image, blobs)
 
