@@ -23,6 +23,9 @@ the outputs directory as an argument   Tekton's results directory (each file a r
 a raw artifact the args name by path   an optional workspace at the file's directory
 env ``valueFrom`` (Secret keys)        the same EnvVar
 ``suspend`` (approve)                  no Task: an ``ApprovalTask`` custom task instead
+``serviceAccountName``,                the PipelineRun's ``taskRunSpecs`` for the pipeline
+``automountServiceAccountToken:        tasks running the verb (``pods_template``): its own
+false``, ``executor``                  account, no token; no executor (results need none)
 =====================================  =================================================
 
 A construct with no rule here (an Argo expression this module does not know, a new kind of
