@@ -375,3 +375,53 @@ class PipelineRunSimulator:
         if any(states[n].status == SKIPPED for n in self.tasks):
             return "Completed"
         return "Succeeded"
+
+
+# How long an ApprovalTask waits, from the PipelineTask to the manual-approval-gate controller.
+APPROVAL_DEFAULT_S = 60 * 60  # approvaltask.go ReconcileKind: 60 minutes without a timeout
+DEFAULT_TIMEOUT_MINUTES = 60  # config/config-defaults.yaml default-timeout-minutes
+
+
+def _seconds(text: str) -> float:
+    units = {"h": 3600, "m": 60, "s": 1}
+    total, number = 0.0, ""
+    for char in text:
+        if char.isdigit() or char == ".":
+            number += char
+        else:
+            total, number = total + float(number) * units[char], ""
+    return total
+
+
+def custom_run_timeout(task: dict[str, Any], run: dict[str, Any], pipelines: tuple[int, int]):
+    """spec.timeout of the CustomRun a PipelineRun creates (pipelinerun.go ``createCustomRun``):
+    the PipelineTask's ``timeout``; without one, nothing up to v1.10, and from v1.11.0
+    (d1379f8f0) ``pipelineRunTimeout``: the run's tasks timeout (``timeouts.tasks``, else
+    pipeline less finally) when it exceeds the default 60 minutes, else nothing."""
+    if "timeout" in task:
+        return _seconds(task["timeout"])
+    if pipelines < (1, 11):
+        return None
+    timeouts = run["spec"].get("timeouts", {})
+    if "tasks" in timeouts:
+        tasks = _seconds(timeouts["tasks"])
+    elif "pipeline" in timeouts and "finally" in timeouts:
+        tasks = _seconds(timeouts["pipeline"]) - _seconds(timeouts["finally"])
+    else:
+        return None
+    return tasks if tasks > DEFAULT_TIMEOUT_MINUTES * 60 else None
+
+
+def approval_wait(
+    task: dict[str, Any], run: dict[str, Any], pipelines: tuple[int, int], gate: tuple[int, int]
+) -> float:
+    """How long manual-approval-gate waits before it fails the CustomRun (approvaltask.go
+    ``ReconcileKind``): the CustomRun's spec.timeout; up to v0.7.0 else 60 minutes; from
+    v0.8.0 else the ``timeout`` param, else 60 minutes."""
+    timeout = custom_run_timeout(task, run, pipelines)
+    if timeout is not None:
+        return timeout
+    params = {p["name"]: p["value"] for p in task.get("params", [])}
+    if gate >= (0, 8) and "timeout" in params:
+        return _seconds(params["timeout"])
+    return APPROVAL_DEFAULT_S

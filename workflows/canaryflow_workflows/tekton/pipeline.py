@@ -57,6 +57,7 @@ from typing import Any
 
 from canaryflow.duration import format_duration
 from canaryflow.plan.model import ReleasePlan, StepSpec
+from canaryflow.plan.shape import compiled_shape
 from canaryflow_workflows.settings import WorkflowSettings
 from canaryflow_workflows.tekton.meta import object_meta
 from canaryflow_workflows.tekton.tasks import (
@@ -151,18 +152,23 @@ def notify_arguments() -> dict[str, str]:
     }
 
 
-def _source(router: bool = True) -> list[PipelineTask]:
+def _source(router: bool = True, shape: str | None = None) -> list[PipelineTask]:
+    """checkout and validate-plan; ``shape``: the plan shape the steps were unrolled from,
+    which validate-plan holds the repository's plan to (canaryflow.plan.shape)."""
     names = ["plan", "service", "namespace", *(["router-kind"] if router else [])]
+    checks = {n: param(n) for n in names}
+    if shape is not None:
+        checks["compiled-steps"] = shape
     return [
         PipelineTask(
             "checkout", "checkout", {"repo": param("repo"), "revision": param("revision")}
         ),
-        PipelineTask("validate-plan", "validate-plan", {n: param(n) for n in names}),
+        PipelineTask("validate-plan", "validate-plan", checks),
     ]
 
 
 def _chain(plan: ReleasePlan) -> Iterator[PipelineTask]:
-    yield from _source()
+    yield from _source(shape=compiled_shape(plan))
     # Before go-test, as on Argo: both mount the ReadWriteOnce workspace, so never at once.
     started = {**notify_arguments(), "event": "started"}
     yield PipelineTask("notify-started", "notify", started, after=("validate-plan",))
@@ -232,6 +238,12 @@ class PipelineRenderer:
         rendered: Obj = {"name": task.name}
         if task.approval:
             rendered["taskRef"] = {"apiVersion": APPROVAL_API_VERSION, "kind": APPROVAL_KIND}
+            # manual-approval-gate reads its ``timeout`` param only from v0.8.0; up to v0.7.0
+            # it waits the CustomRun's spec.timeout, else 60 minutes (approvaltask.go
+            # ReconcileKind). The PipelineTask's own timeout becomes that spec.timeout
+            # (pipelinerun.go createCustomRun, v0.50.0 to v1.15.0), so every version waits
+            # the plan's timeout.
+            rendered["timeout"] = task.params["timeout"]
         else:
             rendered["taskRef"] = {"name": task_name(task.verb), "kind": "Task"}
         run_after = list(task.after) if task.after is not None else [after] if after else []
