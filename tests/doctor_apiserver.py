@@ -22,6 +22,8 @@ class DoctorApiServer(FakeApiServer):
         self._extra: dict[str, Obj] = {}
         self._groups: dict[str, list[str]] = {}
         self._forbidden: list[str] = []
+        self.paths: list[tuple[str, str]] = []
+        """Every request as (method, path), those the base server answers too."""
 
     def crd(self, plural: str, group: str, versions: tuple[str, ...] = ("v1",)) -> None:
         """A CustomResourceDefinition (its group served in discovery too)."""
@@ -56,6 +58,7 @@ class DoctorApiServer(FakeApiServer):
         self._forbidden.append(path_prefix)
 
     def handle(self, method: str, path: str, query: dict[str, str], ctype: str, raw: bytes):
+        self.paths.append((method, path))
         if any(path.startswith(prefix) for prefix in self._forbidden):
             return (
                 403,

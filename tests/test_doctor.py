@@ -379,7 +379,7 @@ def test_bad_input_exits_2_naming_the_flag_and_reads_nothing(tmp_path, api, caps
     code = main(["doctor", "--kubeconfig", str(write_kubeconfig(tmp_path / "k", api.url)), *args])
     assert code == 2
     assert message in capsys.readouterr().err
-    assert api.requests == []
+    assert api.paths == []
 
 
 def test_the_text_output_names_every_failure_with_its_fix(tmp_path, api, capsys):
