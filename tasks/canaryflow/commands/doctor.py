@@ -18,32 +18,35 @@ _RESOURCE_NAME = re.compile(r"^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from canaryflow.doctor.checks import DoctorSettings
     from canaryflow.plan.routers import ROUTER_KINDS
 
-    parser.add_argument("--engine", choices=("argo", "tekton"), default="argo")
+    default = {name: f.default for name, f in DoctorSettings.model_fields.items()}
+
+    parser.add_argument("--engine", choices=("argo", "tekton"), default=default["engine"])
     parser.add_argument(
         "--events", action="store_true", help="also check push events (Argo Events / Triggers)"
     )
     parser.add_argument(
         "--release-namespace",
-        default="argo",
+        default=default["namespace"],
         metavar="NS",
-        help="where the chart is installed and releases run (default: argo)",
+        help="where the chart is installed and releases run (default: %(default)s)",
     )
-    parser.add_argument("--argo-namespace", default="argo", metavar="NS")
-    parser.add_argument("--events-namespace", default="argo-events", metavar="NS")
-    parser.add_argument("--tekton-namespace", default="tekton-pipelines", metavar="NS")
+    parser.add_argument("--argo-namespace", default=default["argo_namespace"], metavar="NS")
+    parser.add_argument("--events-namespace", default=default["events_namespace"], metavar="NS")
+    parser.add_argument("--tekton-namespace", default=default["tekton_namespace"], metavar="NS")
     parser.add_argument("--router", choices=ROUTER_KINDS, help="the router releases use")
     parser.add_argument(
         "--build-service-account",
-        default="canaryflow-build",
+        default=default["build_service_account"],
         metavar="NAME",
         help="go-test/go-build's account, whose token Secret Argo's executor mounts "
         "(empty: not checked)",
     )
     parser.add_argument(
         "--go-cache-claim",
-        default="canaryflow-go-cache",
+        default=default["cache_claim"],
         metavar="NAME",
         help="the Go cache claim on Argo (empty: an emptyDir, not checked)",
     )
@@ -52,7 +55,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--namespace", metavar="NS", help="the service's namespace (with --service)"
     )
-    parser.add_argument("--metrics", choices=("go", "istio"), default="go")
+    parser.add_argument("--metrics", choices=("go", "istio"), default=default["flavour"])
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube)")
     parser.add_argument("--context", help="kubeconfig context")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
@@ -60,7 +63,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace):
     """The checked settings; every bad value named at once (exit 2, nothing read)."""
-    from canaryflow.doctor.probe import DoctorSettings
+    from canaryflow.doctor.checks import DoctorSettings
 
     errors = []
     names = {

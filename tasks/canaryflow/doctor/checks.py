@@ -67,6 +67,27 @@ CRD_FIX = {
 }
 
 
+class DoctorSettings(BaseModel):
+    """What to check, and where things are: the defaults are the upstream install manifests'
+    namespaces and the chart's names."""
+
+    engine: Literal["argo", "tekton"] = "argo"
+    events: bool = False
+    namespace: str = "argo"
+    """Where the chart is installed and the release workflows run."""
+    argo_namespace: str = "argo"
+    events_namespace: str = "argo-events"
+    tekton_namespace: str = "tekton-pipelines"
+    router: str | None = None
+    build_service_account: str | None = "canaryflow-build"
+    cache_claim: str | None = "canaryflow-go-cache"
+    prometheus_url: str | None = None
+    service: str | None = None
+    service_namespace: str | None = None
+    flavour: Literal["go", "istio"] = "go"
+    timeout_s: float = 10.0
+
+
 class Status(StrEnum):
     OK = "ok"
     WARN = "warn"

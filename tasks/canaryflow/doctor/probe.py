@@ -9,14 +9,19 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Literal
+from typing import Any
 
 import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
-from pydantic import BaseModel
 
-from canaryflow.doctor.checks import ClusterFacts, Condition, ServiceFacts, Workload
+from canaryflow.doctor.checks import (
+    ClusterFacts,
+    Condition,
+    DoctorSettings,
+    ServiceFacts,
+    Workload,
+)
 
 Obj = dict[str, Any]
 PART_OF = "app.kubernetes.io/part-of=canaryflow"
@@ -34,27 +39,6 @@ SERIES = {
     "istio": 'count(istio_requests_total{{reporter="destination",destination_workload="{name}",'
     'destination_workload_namespace="{namespace}"}})',
 }
-
-
-class DoctorSettings(BaseModel):
-    """What to check, and where things are: the defaults are the upstream install manifests'
-    namespaces and the chart's names."""
-
-    engine: Literal["argo", "tekton"] = "argo"
-    events: bool = False
-    namespace: str = "argo"
-    """Where the chart is installed and the release workflows run."""
-    argo_namespace: str = "argo"
-    events_namespace: str = "argo-events"
-    tekton_namespace: str = "tekton-pipelines"
-    router: str | None = None
-    build_service_account: str | None = "canaryflow-build"
-    cache_claim: str | None = "canaryflow-go-cache"
-    prometheus_url: str | None = None
-    service: str | None = None
-    service_namespace: str | None = None
-    flavour: Literal["go", "istio"] = "go"
-    timeout_s: float = 10.0
 
 
 class ReadError(Exception):
