@@ -371,6 +371,7 @@ def test_a_read_rbac_refuses_fails_its_check_and_the_others_still_run(tmp_path, 
     [
         (["--namespace", "shop"], "--namespace: is the service's namespace: give --service"),
         (["--service", "Checkout"], "--service: 'Checkout' is not an object name"),
+        (["--service-only"], "--service-only: checks one service: give --service"),
         (["--prometheus", "file:///etc/passwd"], "--prometheus: expected an http://"),
         (["--release-namespace=-rf"], "--release-namespace: '-rf' is not a namespace name"),
     ],
@@ -380,6 +381,33 @@ def test_bad_input_exits_2_naming_the_flag_and_reads_nothing(tmp_path, api, caps
     assert code == 2
     assert message in capsys.readouterr().err
     assert api.paths == []
+
+
+def test_service_only_reads_the_service_and_not_the_cluster(tmp_path, api, prometheus, capsys):
+    ready_argo(api, "quay.io/argoproj/workflow-controller:v3.5.15")  # not looked at
+    code, document = doctor(
+        tmp_path,
+        api,
+        "--service-only",
+        "--service",
+        "checkout",
+        "--namespace",
+        "shop",
+        "--prometheus",
+        prometheus,
+        capsys=capsys,
+    )
+    assert code == 0
+    assert set(by_check(document)) == {
+        "prometheus",
+        "service/deployment",
+        "service/service",
+        "service/metrics",
+    }
+    assert {path for _, path in api.paths} == {
+        "/apis/apps/v1/namespaces/shop/deployments/checkout",
+        "/api/v1/namespaces/shop/services/checkout",
+    }
 
 
 def test_the_text_output_names_every_failure_with_its_fix(tmp_path, api, capsys):

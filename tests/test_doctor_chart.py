@@ -66,6 +66,7 @@ def test_the_test_pod_runs_doctor_with_the_releases_settings():
     assert settings.service is None
     per_service = doctor_settings(service)
     assert (per_service.service, per_service.service_namespace) == ("checkout", "shop")
+    assert per_service.cluster is False and settings.cluster is True
     assert pod["spec"]["restartPolicy"] == "Never"
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
 

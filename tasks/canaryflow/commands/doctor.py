@@ -56,6 +56,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--namespace", metavar="NS", help="the service's namespace (with --service)"
     )
     parser.add_argument("--metrics", choices=("go", "istio"), default=default["flavour"])
+    parser.add_argument(
+        "--service-only",
+        action="store_true",
+        help="check only the service and Prometheus, not the cluster's controllers and CRDs",
+    )
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube)")
     parser.add_argument("--context", help="kubeconfig context")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
@@ -90,6 +95,8 @@ def settings_from(args: argparse.Namespace):
             )
     if args.namespace and not args.service:
         errors.append(FieldError("--namespace", "is the service's namespace: give --service"))
+    if args.service_only and not args.service:
+        errors.append(FieldError("--service-only", "checks one service: give --service"))
     if args.prometheus is not None and not re.match(r"^https?://[^\s/]+", args.prometheus):
         errors.append(FieldError("--prometheus", "expected an http:// or https:// URL"))
     if errors:
@@ -108,6 +115,7 @@ def settings_from(args: argparse.Namespace):
         service=args.service,
         service_namespace=args.namespace,
         flavour=args.metrics,
+        cluster=not args.service_only,
     )
 
 

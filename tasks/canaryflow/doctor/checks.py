@@ -85,6 +85,8 @@ class DoctorSettings(BaseModel):
     service: str | None = None
     service_namespace: str | None = None
     flavour: Literal["go", "istio"] = "go"
+    cluster: bool = True
+    """False: only the service and Prometheus (the helm test's per-service containers)."""
     timeout_s: float = 10.0
 
 
@@ -138,6 +140,8 @@ class ClusterFacts(BaseModel):
 
     engine: Literal["argo", "tekton"]
     events: bool = False
+    cluster: bool = True
+    """False: the cluster-wide checks were not asked for."""
     router: str | None = None
     crds: set[str] = Field(default_factory=set)
     served: dict[str, list[str]] = Field(default_factory=dict)
@@ -567,6 +571,8 @@ def service_findings(facts: ClusterFacts) -> list[Finding]:
 
 def evaluate(facts: ClusterFacts) -> list[Finding]:
     """Every finding, in the order a person fixes them: versions, CRDs, objects, data."""
+    if not facts.cluster:
+        return [*prometheus_finding(facts), *service_findings(facts)]
     return [
         *controller_findings(facts),
         *crd_findings(facts),

@@ -82,20 +82,14 @@ def _message(error: ApiException) -> str:
 
 def read_facts(client: ApiClient, settings: DoctorSettings) -> ClusterFacts:
     reader = Reader(client, settings.timeout_s)
-    facts = ClusterFacts(engine=settings.engine, events=settings.events, router=settings.router)
-    _attempt(facts, "crds", lambda: _crds(reader, facts))
-    _attempt(facts, "discovery", lambda: _served(reader, facts))
-    for name, namespace in _controllers(settings):
-        _attempt(facts, name, lambda n=name, ns=namespace: _controller(reader, facts, n, ns))
-    if settings.engine == "argo" and settings.events:
-        _attempt(facts, "event-sources", lambda: _event_sources(reader, facts, settings))
-    if settings.engine == "argo" and settings.build_service_account:
-        facts.token_secret = settings.build_service_account + TOKEN_SUFFIX
-        path = f"/api/v1/namespaces/{settings.namespace}/secrets/{facts.token_secret}"
-        _attempt(facts, "executor-token", lambda: _exists(reader, facts, path))
-    if settings.engine == "argo" and settings.cache_claim:
-        facts.cache_claim = settings.cache_claim
-        _attempt(facts, "go-cache", lambda: _claim(reader, facts, settings))
+    facts = ClusterFacts(
+        engine=settings.engine,
+        events=settings.events,
+        router=settings.router,
+        cluster=settings.cluster,
+    )
+    if settings.cluster:
+        _read_cluster(reader, facts, settings)
     if settings.prometheus_url:
         facts.prometheus_url = settings.prometheus_url
         try:
@@ -110,6 +104,22 @@ def read_facts(client: ApiClient, settings: DoctorSettings) -> ClusterFacts:
         except ReadError as error:
             facts.service.error = str(error)
     return facts
+
+
+def _read_cluster(reader: Reader, facts: ClusterFacts, settings: DoctorSettings) -> None:
+    _attempt(facts, "crds", lambda: _crds(reader, facts))
+    _attempt(facts, "discovery", lambda: _served(reader, facts))
+    for name, namespace in _controllers(settings):
+        _attempt(facts, name, lambda n=name, ns=namespace: _controller(reader, facts, n, ns))
+    if settings.engine == "argo" and settings.events:
+        _attempt(facts, "event-sources", lambda: _event_sources(reader, facts, settings))
+    if settings.engine == "argo" and settings.build_service_account:
+        facts.token_secret = settings.build_service_account + TOKEN_SUFFIX
+        path = f"/api/v1/namespaces/{settings.namespace}/secrets/{facts.token_secret}"
+        _attempt(facts, "executor-token", lambda: _exists(reader, facts, path))
+    if settings.engine == "argo" and settings.cache_claim:
+        facts.cache_claim = settings.cache_claim
+        _attempt(facts, "go-cache", lambda: _claim(reader, facts, settings))
 
 
 def _controllers(settings: DoctorSettings) -> list[tuple[str, str]]:
