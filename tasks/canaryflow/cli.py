@@ -52,6 +52,7 @@ VERBS: dict[str, tuple[str, str]] = {
     # packaging
     "compile": ("compile", "compile the Argo WorkflowTemplates (Hera) to YAML"),
     "chart": ("chart", "generate and package the Helm chart"),
+    "doctor": ("doctor", "check a cluster before the first push; each failure names its fix"),
 }
 
 

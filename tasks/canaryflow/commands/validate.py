@@ -46,12 +46,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="write the values that drive the workflow's step walk, one file each "
         "(steps, last-step, promotion)",
     )
+    parser.add_argument(
+        "--compiled-steps",
+        default="",
+        metavar="SHAPE",
+        help="the plan shape an unrolled (Tekton) pipeline was compiled from: a plan whose "
+        "steps differ is refused (exit 2) before anything is deployed; empty: no check",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from canaryflow.release.walk import workflow_outputs
 
     plan = _with_parameters(_load(args), args)
+    _check_compiled_steps(plan, args.compiled_steps)
     url = None if args.offline else (args.prometheus or plan.analysis.prometheus.url)
     if url:
         _check_promql(plan, url)
@@ -83,6 +91,24 @@ def run(args: argparse.Namespace) -> int:
         f"{len(plan.analysis.gates)} gates; {checked}"
     )
     return EXIT_OK
+
+
+def _check_compiled_steps(plan, compiled: str) -> None:
+    """The steps this run will walk are the compiled pipeline's, not the plan's: refuse a plan
+    that changed them since (canaryflow.plan.shape says what counts)."""
+    from canaryflow.plan.shape import compiled_shape
+
+    found = compiled_shape(plan)
+    if compiled and found != compiled:
+        raise InputError(
+            FieldError(
+                "steps",
+                f"this pipeline was compiled for {compiled!r} but the repository's plan is "
+                f"{found!r}: recompile it from this plan (`canaryflow compile --engine tekton "
+                "--plan canaryflow.yaml`, or the chart's plan) and apply it, or restore the "
+                "plan's steps; nothing was deployed",
+            )
+        )
 
 
 def _load(args: argparse.Namespace):
