@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
 from kubernetes.client import ApiClient
 
+from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.canary_objects import HealthCheck
+from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
 from canaryflow.kubernetes.platform import KubernetesPlatform, api_client_from_environment
 from canaryflow.kubernetes.routers import make_router
+from canaryflow.plan.gitops import REPOSITORY_URL
 from canaryflow.plan.model import ReleasePlan
+
+# Set by the chart on every task (values gitops.repository, gitops.credentialsSecret).
+GITOPS_REPOSITORY_ENV = "CANARYFLOW_GITOPS_REPOSITORY"
+GITOPS_CREDENTIALS_ENV = "CANARYFLOW_GITOPS_CREDENTIALS"
 
 # The plan's `router.route` names the user's own object; each router calls it differently.
 ROUTE_SETTING = {
@@ -46,4 +58,27 @@ def platform_for(plan: ReleasePlan, api_client: ApiClient | None = None) -> Kube
         health=HealthCheck(path=service.health_path, port=service.port),
         canary_after_rollback=plan.rollback.canary,
         drain_s=plan.router.drain,
+        gitops=gitops_promotion(plan),
     )
+
+
+def gitops_promotion(
+    plan: ReleasePlan, environ: Mapping[str, str] = os.environ
+) -> GitOpsPromotion | None:
+    """GitOps mode when the plan asks for it: the repository from the plan, else the chart's;
+    the credentials directory (the mounted Secret) from the chart, when there is one."""
+    spec = plan.promotion.gitops
+    if spec is None:
+        return None
+    repository = spec.repository or environ.get(GITOPS_REPOSITORY_ENV, "")
+    if not re.fullmatch(REPOSITORY_URL, repository):
+        where = "not set" if not repository else f"{GITOPS_REPOSITORY_ENV} is not an https:// URL"
+        raise InputError(
+            FieldError(
+                "promotion.gitops.repository",
+                f"{where}: set it in the plan or the chart value gitops.repository "
+                "(https://host/org/config.git, credentials in gitops.credentialsSecret)",
+            )
+        )
+    credentials = environ.get(GITOPS_CREDENTIALS_ENV)
+    return GitOpsPromotion(spec, repository, Path(credentials) if credentials else None)
