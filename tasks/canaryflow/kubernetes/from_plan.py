@@ -14,12 +14,8 @@ from canaryflow.kubernetes.canary_objects import HealthCheck
 from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
 from canaryflow.kubernetes.platform import KubernetesPlatform, api_client_from_environment
 from canaryflow.kubernetes.routers import make_router
-from canaryflow.plan.gitops import REPOSITORY_URL
+from canaryflow.plan.gitops import CREDENTIALS_ENV, REPOSITORY_ENV, REPOSITORY_URL
 from canaryflow.plan.model import ReleasePlan
-
-# Set by the chart on every task (values gitops.repository, gitops.credentialsSecret).
-GITOPS_REPOSITORY_ENV = "CANARYFLOW_GITOPS_REPOSITORY"
-GITOPS_CREDENTIALS_ENV = "CANARYFLOW_GITOPS_CREDENTIALS"
 
 # The plan's `router.route` names the user's own object; each router calls it differently.
 ROUTE_SETTING = {
@@ -70,9 +66,9 @@ def gitops_promotion(
     spec = plan.promotion.gitops
     if spec is None:
         return None
-    repository = spec.repository or environ.get(GITOPS_REPOSITORY_ENV, "")
+    repository = spec.repository or environ.get(REPOSITORY_ENV, "")
     if not re.fullmatch(REPOSITORY_URL, repository):
-        where = "not set" if not repository else f"{GITOPS_REPOSITORY_ENV} is not an https:// URL"
+        where = "not set" if not repository else f"{REPOSITORY_ENV} is not an https:// URL"
         raise InputError(
             FieldError(
                 "promotion.gitops.repository",
@@ -80,5 +76,5 @@ def gitops_promotion(
                 "(https://host/org/config.git, credentials in gitops.credentialsSecret)",
             )
         )
-    credentials = environ.get(GITOPS_CREDENTIALS_ENV)
+    credentials = environ.get(CREDENTIALS_ENV)
     return GitOpsPromotion(spec, repository, Path(credentials) if credentials else None)

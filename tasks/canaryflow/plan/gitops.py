@@ -31,6 +31,10 @@ _KEY_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,252}$")
 _IMAGE_NAME = r"^[a-z0-9][a-z0-9._/:-]{0,254}$"
 _CONTAINER = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DEFAULT_OBSERVE_TIMEOUT_S = 600.0
+# Set by the chart on the promote task (values gitops.repository, gitops.credentialsSecret).
+REPOSITORY_ENV = "CANARYFLOW_GITOPS_REPOSITORY"
+CREDENTIALS_ENV = "CANARYFLOW_GITOPS_CREDENTIALS"
+CREDENTIALS_DIR = "/var/run/canaryflow/gitops"
 
 
 class GitOpsSpec(SpecModel):

@@ -2,7 +2,7 @@
 
 git runs ``$GIT_ASKPASS "Username for 'https://host': "`` (then ``Password for ...``) and
 reads the answer from stdout (git's ``prompt.c``, ``do_askpass``). The answers are the files
-``username`` and ``password`` of the directory ``CANARYFLOW_GIT_CREDENTIALS`` names: the keys
+``username`` and ``password`` of the directory ``CANARYFLOW_ASKPASS_CREDENTIALS`` names: the keys
 of a ``kubernetes.io/basic-auth`` Secret mounted as a volume. So the token is never in an argv,
 an environment variable or a URL, and never printed anywhere but to git's pipe.
 """
@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-CREDENTIALS_ENV = "CANARYFLOW_GIT_CREDENTIALS"
+CREDENTIALS_ENV = "CANARYFLOW_ASKPASS_CREDENTIALS"
 DEFAULT_USERNAME = "x-access-token"
 """What GitHub (app tokens) and most forges accept as the user of a token-only Secret."""
 
