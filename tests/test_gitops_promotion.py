@@ -229,8 +229,11 @@ def test_self_heal_keeps_the_router_weights_only_with_the_generated_ignore_diffe
     plan = plan_with()
     with argocd(api_server, daemon, plan if ignored else None) as standin:
         platform = gitops_platform(api_server, daemon, plan)
+        standin.paused = True  # the edits land between two syncs
         platform.deploy_canary(V2)
         platform.router.set_weight(25)
+        assert platform.router.verify_weight(25)
+        standin.paused = False
         standin.wait_syncs()
 
         assert platform.router.verify_weight(25) is ignored
@@ -343,3 +346,125 @@ def test_plan_values_that_git_could_read_as_options_or_secrets_are_refused(gitop
         load_plan(yaml.safe_dump({"apiVersion": "canaryflow.dev/v1alpha1", **plan}))
 
     assert any(field in error.path for error in refused.value.errors), refused.value
+
+
+def test_a_push_that_lost_a_race_is_redone_on_the_new_tip(api_server, daemon, monkeypatch):
+    plan = plan_with()
+    commit = GitCheckout.commit
+    raced = []
+
+    def someone_pushes_first(self, path, text, message):  # between our clone and our push
+        if not raced:
+            other = daemon.base / "colleague"
+            git("clone", "--quiet", daemon.url("config.git"), str(other), cwd=daemon.base)
+            (other / "apps/payments.yaml").write_text("kind: Namespace\n")
+            git("add", "--all", cwd=other)
+            git("commit", "--quiet", "--message=payments app", cwd=other)
+            git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=other)
+            raced.append(True)
+        return commit(self, path, text, message)
+
+    monkeypatch.setattr(GitCheckout, "commit", someone_pushes_first)
+    with argocd(api_server, daemon, plan):
+        platform = gitops_platform(api_server, daemon, plan)
+        platform.deploy_canary(V2)
+        platform.promote(V2)
+
+    subjects = [line.split("|", 1)[1] for line in daemon.log("config.git")]
+    assert subjects[:2] == [f"canaryflow: promote {SERVICE} to v2", "payments app"]
+    assert CANARY_IMAGE in daemon.show("config.git", MANIFESTS)
+    assert stable_image(api_server) == CANARY_IMAGE
+
+
+def test_a_kustomization_image_is_promoted_through_kustomizes_images_transformer(
+    api_server, tmp_path
+):
+    base = tmp_path / "git"
+    base.mkdir()
+    repository = CANARY_IMAGE.split("@")[0]
+    kustomization = (
+        "# checkout overlay\nresources:\n  - manifests.yaml\nimages:\n"
+        f"  - name: {repository}\n    newTag: v1  # the first release\n"
+    )
+    manifests = yaml.safe_dump_all(
+        [in_git(o) for o in (STABLE_DEPLOYMENT, STABLE_SERVICE, HTTP_ROUTE)], sort_keys=False
+    )
+    plan = plan_with(path=f"{APP_PATH}/kustomization.yaml", format="kustomization")
+    with GitDaemon(base) as server:
+        server.create(
+            "config.git",
+            {f"{APP_PATH}/kustomization.yaml": kustomization, MANIFESTS: manifests},
+        )
+        with argocd(api_server, server, plan):
+            assert stable_image(api_server) == f"{repository}:v1"  # the tag, as kustomize sets
+            platform = gitops_platform(api_server, server, plan)
+            platform.deploy_canary(V2)
+            platform.promote(V2)
+        written = yaml.safe_load(server.show("config.git", f"{APP_PATH}/kustomization.yaml"))
+
+    assert written["images"] == [{"name": repository, "digest": CANARY_IMAGE.split("@")[1]}]
+    assert stable_image(api_server) == CANARY_IMAGE
+
+
+@pytest.mark.parametrize(
+    ("router", "tool", "says"),
+    [
+        ("gateway-api", "argocd", "/spec/rules"),
+        ("istio", "argocd", "/spec/http"),
+        ("smi", "flux", "kustomize.toolkit.fluxcd.io/ssa: IfNotPresent"),
+        ("nginx-ingress", "argocd", "nothing to add"),
+    ],
+)
+def test_gitops_snippet_prints_what_the_tool_needs_for_each_router(
+    tmp_path, capsys, router, tool, says
+):
+    from canaryflow.cli import main
+
+    plan = copy.deepcopy(PLAN)
+    plan["router"] = {"kind": router, **({"header": None} if router == "smi" else {})}
+    path = tmp_path / "canaryflow.yaml"
+    path.write_text(yaml.safe_dump(plan))
+
+    assert main(["gitops-snippet", "--plan", str(path), "--tool", tool]) == 0
+
+    out = capsys.readouterr().out
+    assert says in out
+    document = yaml.safe_load(out)
+    if tool == "argocd" and router != "nginx-ingress":
+        (rule,) = document["spec"]["ignoreDifferences"]
+        assert rule["namespace"] == NAMESPACE and rule["name"] == SERVICE
+        assert "/metadata/annotations/canaryflow.dev~1original-route" in rule["jsonPointers"]
+    if tool == "flux":
+        (patch,) = document["spec"]["patches"]
+        assert yaml.safe_load(patch["patch"])["metadata"]["name"] == SERVICE
+
+
+def test_gitops_snippet_on_a_bad_plan_exits_2(tmp_path, capsys):
+    from canaryflow.cli import main
+
+    path = tmp_path / "canaryflow.yaml"
+    path.write_text(yaml.safe_dump({"service": {"name": SERVICE}, "router": {"kind": "linkerd"}}))
+
+    assert main(["gitops-snippet", "--plan", str(path)]) == 2
+    assert "router.kind" in capsys.readouterr().err
+
+
+def test_without_a_repository_from_plan_or_chart_promote_changes_nothing_and_says_where(
+    api_server, daemon
+):
+    from canaryflow.kubernetes.from_plan import gitops_promotion
+
+    plan = plan_with()
+    for obj in (STABLE_DEPLOYMENT, STABLE_SERVICE, HTTP_ROUTE):
+        api_server.seed(obj)
+    platform = gitops_platform(api_server, daemon, plan)
+    platform.gitops = gitops_promotion(plan, environ={})
+    platform.deploy_canary(V2)
+    api_server.requests.clear()
+
+    with pytest.raises(InputError, match=r"^promotion.gitops.repository: not set: set it in"):
+        platform.promote(V2)
+
+    assert api_server.writes() == []
+    chart = {"CANARYFLOW_GITOPS_REPOSITORY": "https://git.example.com/platform/config.git"}
+    assert gitops_promotion(plan, environ=chart).repository == chart["CANARYFLOW_GITOPS_REPOSITORY"]

@@ -19,6 +19,7 @@ would still name the old image. Instead:
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from canaryflow.kubernetes.gitops.git import GitCheckout, PushRejected
 from canaryflow.kubernetes.gitops.image_field import ImageTarget, split_reference, write_image
 from canaryflow.kubernetes.health import rollout_progress
 from canaryflow.kubernetes.resources import DEPLOYMENT
-from canaryflow.plan.gitops import GitOpsSpec
+from canaryflow.plan.gitops import REPOSITORY_URL, GitOpsSpec
 from canaryflow.platform.protocol import Artifact
 from canaryflow.platform.state import Phase, ReleaseState
 
@@ -77,6 +78,7 @@ class GitOpsPromotion:
 
     def promote(self, platform: KubernetesPlatform, artifact: Artifact) -> None:
         objects.check_artifact(artifact.image, artifact.version)
+        self.check_repository()
         image = artifact.image or ""
         state = platform.current_state()
         platform.record(Phase.PROMOTING, state.weight if state else 0)
@@ -103,6 +105,18 @@ class GitOpsPromotion:
         if stable is not None:
             message = f"stable now runs {artifact.version} ({image}), rolled out from {where}"
             platform.event(stable, "Promoted", message)
+
+    def check_repository(self) -> None:
+        if not re.fullmatch(REPOSITORY_URL, self.repository):
+            where = "not set" if not self.repository else f"{self.repository[:60]!r} is not usable"
+            raise InputError(
+                FieldError(
+                    "promotion.gitops.repository",
+                    f"{where}: set it in the plan or the chart value gitops.repository "
+                    "(https://host/org/config.git, without credentials: those go in the "
+                    "Secret gitops.credentialsSecret)",
+                )
+            )
 
     # -- 1. the change in Git ------------------------------------------------------------------
 
