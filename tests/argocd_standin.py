@@ -1,5 +1,6 @@
 """A stand-in for Argo CD's application controller: auto-sync with self-heal and prune, label
-tracking, ``ignoreDifferences`` by JSON pointer, reading a real Git repository.
+tracking, ``ignoreDifferences`` by JSON pointer, reading a real Git repository; and one for
+Flux's kustomize-controller (``FluxStandIn``, below).
 
 What it follows (argo-cd v2.x/v3.x docs and source):
 
@@ -280,3 +281,67 @@ def _images_transformed(obj: Obj, images: list[Obj]) -> Obj:
                 else:
                     container["image"] = new
     return obj
+
+
+FLUX_NAME, FLUX_NAMESPACE = (
+    "kustomize.toolkit.fluxcd.io/name",
+    "kustomize.toolkit.fluxcd.io/namespace",
+)
+FLUX_SSA = "kustomize.toolkit.fluxcd.io/ssa"
+
+
+@dataclass
+class FluxStandIn(ArgoCdStandIn):
+    """Flux's kustomize-controller, as docs/spec/v1/kustomizations.md describes it: every
+    interval the objects built from the source are applied (drift correction: Git's fields
+    win), each labelled ``kustomize.toolkit.fluxcd.io/name`` and ``/namespace``; objects it
+    applied before that the source no longer holds are pruned; ``spec.patches`` (here: ones
+    that only add annotations) are applied to the built objects first; an object annotated
+    ``kustomize.toolkit.fluxcd.io/ssa: IfNotPresent`` is applied only when it is not on the
+    cluster ("Controlling the apply behavior of resources").
+
+    ``patches`` are the Flux Kustomization's ``spec.patches``; ``application`` its name."""
+
+    patches: list[Obj] = field(default_factory=list)
+
+    def _tracked(self, obj: Obj) -> Obj:
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        meta["namespace"] = self.namespace
+        meta.setdefault("labels", {}).update(
+            {FLUX_NAME: self.application, FLUX_NAMESPACE: "flux-system"}
+        )
+        for entry in self.patches:
+            target = entry["target"]
+            group = obj["apiVersion"].rpartition("/")[0]
+            if (target.get("group", group), target.get("kind"), target.get("name")) == (
+                group,
+                obj["kind"],
+                meta["name"],
+            ):
+                patch = yaml.safe_load(entry["patch"])
+                added = (patch.get("metadata") or {}).get("annotations") or {}
+                meta.setdefault("annotations", {}).update(added)
+        return obj
+
+    def _differs(self, desired: Obj, live: Obj) -> bool:
+        if (desired["metadata"].get("annotations") or {}).get(FLUX_SSA) == "IfNotPresent":
+            return False  # present: never applied again
+        return not _subset(desired, live)
+
+    def sync_once(self) -> None:
+        desired = [self._tracked(obj) for obj in self._from_git()]
+        wanted = {(obj["kind"], obj["metadata"]["name"]) for obj in desired}
+        for obj in desired:
+            live = self.api.get(obj["kind"], self.namespace, obj["metadata"]["name"])
+            if live is None:
+                self._write(obj, None)
+            elif self._differs(obj, live):
+                self._write(_merged(live, obj), live)
+        for kind in TRACKED_KINDS:
+            for live in self.api.objects(kind, self.namespace):
+                labels = live["metadata"].get("labels") or {}
+                ours = labels.get(FLUX_NAME) == self.application
+                if ours and (kind, live["metadata"]["name"]) not in wanted:
+                    self._delete(live)
+        self.syncs += 1

@@ -17,7 +17,7 @@ import time
 
 import pytest
 import yaml
-from argocd_standin import INSTANCE_LABEL, ArgoCdStandIn
+from argocd_standin import FLUX_NAME, INSTANCE_LABEL, ArgoCdStandIn, FluxStandIn
 from git_server import GitDaemon, git
 from kube.fixtures import (
     CANARY_IMAGE,
@@ -239,6 +239,50 @@ def test_self_heal_keeps_the_router_weights_only_with_the_generated_ignore_diffe
         assert platform.router.verify_weight(25) is ignored
         rules = api_server.get("HTTPRoute", NAMESPACE, SERVICE)["spec"]["rules"]
         assert (rules == HTTP_ROUTE["spec"]["rules"]) is not ignored
+
+
+@pytest.mark.parametrize("patched", [True, False], ids=["ssa-IfNotPresent", "none"])
+def test_flux_drift_correction_keeps_the_router_weights_only_with_the_generated_patch(
+    api_server, daemon, patched
+):
+    plan = plan_with(tool="flux")
+    patches = yaml.safe_load(snippet(plan, "flux"))["spec"]["patches"] if patched else []
+    standin = FluxStandIn(
+        api_server, daemon.url("config.git"), APP_PATH, SERVICE, NAMESPACE, patches=patches
+    )
+    with standin:
+        stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+        assert stable["metadata"]["labels"][FLUX_NAME] == SERVICE
+        platform = gitops_platform(api_server, daemon, plan)
+        standin.paused = True
+        platform.deploy_canary(V2)
+        platform.router.set_weight(25)
+        standin.paused = False
+        standin.wait_syncs()
+
+        assert platform.router.verify_weight(25) is patched
+        canary = api_server.get("Deployment", NAMESPACE, f"{SERVICE}-canary")
+        assert canary is not None and FLUX_NAME not in canary["metadata"]["labels"]
+
+
+def test_flux_rolls_out_the_promotion_commit(api_server, daemon):
+    plan = plan_with(tool="flux")
+    patches = yaml.safe_load(snippet(plan, "flux"))["spec"]["patches"]
+    standin = FluxStandIn(
+        api_server, daemon.url("config.git"), APP_PATH, SERVICE, NAMESPACE, patches=patches
+    )
+    with standin:
+        platform = gitops_platform(api_server, daemon, plan)
+        platform.deploy_canary(V2)
+        platform.router.set_weight(50)
+        platform.promote(V2)
+
+    assert stable_image(api_server) == CANARY_IMAGE
+    assert canaryflow_writes_to_stable(api_server) == []
+    assert (
+        api_server.get("HTTPRoute", NAMESPACE, SERVICE)["spec"]["rules"]
+        == (HTTP_ROUTE["spec"]["rules"])
+    )
 
 
 def test_the_canary_is_not_pruned_while_an_object_carrying_the_tracking_label_is(
