@@ -20,7 +20,9 @@ What it follows (argo-cd v2.x/v3.x docs and source):
 - A difference is a field Git sets that the live object holds differently (fields only the
   cluster or other writers set, such as status, are not a difference: the three-way diff).
 
-The kustomization ``images`` transformer (kustomize ``api/filters/imagetag``: a container
+A Helm source (a chart at the path: Argo CD renders it with ``helm template`` and the chart's
+values.yaml) is rendered with Helm's engine (helm-python-sdk). The kustomization ``images``
+transformer (kustomize ``api/filters/imagetag``: a container
 image whose name matches ``images[].name`` becomes ``newName`` with ``@digest`` or
 ``:newTag``) is applied when the application path holds a kustomization.yaml.
 
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
 import yaml
 from git_server import GIT_ENV
 from kube.fake_apiserver import KINDS, PLURALS, FakeApiServer
@@ -124,6 +127,12 @@ class ArgoCdStandIn:
             self._git("reset", "--quiet", "--hard", "origin/HEAD", cwd=work)
         root = work / self.path
         kustomization = root / "kustomization.yaml"
+        if (root / "Chart.yaml").is_file():  # a Helm source: Helm's own engine renders it
+            with helm.Chart.load(str(root)) as chart:
+                rendered = chart.render(
+                    {}, name=self.application, namespace=self.namespace, is_install=True
+                )
+            return [o for text in rendered.values() for o in yaml.safe_load_all(text) if o]
         if kustomization.is_file():
             spec = yaml.safe_load(kustomization.read_text())
             files = [root / name for name in spec.get("resources", [])]

@@ -450,6 +450,58 @@ def test_a_kustomization_image_is_promoted_through_kustomizes_images_transformer
     assert stable_image(api_server) == CANARY_IMAGE
 
 
+CHART_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+  labels: {app: {{ .Release.Name }}}
+spec:
+  replicas: {{ .Values.replicaCount }}
+  selector: {matchLabels: {app: {{ .Release.Name }}, version: v1}}
+  template:
+    metadata: {labels: {app: {{ .Release.Name }}, version: v1}}
+    spec:
+      containers:
+        - name: {{ .Release.Name }}
+          image: "{{ .Values.image.repository }}@{{ .Values.image.digest }}"
+"""
+
+
+def test_a_helm_values_digest_is_promoted_through_the_rendered_chart(api_server, tmp_path):
+    base = tmp_path / "git"
+    base.mkdir()
+    repository, digest = CANARY_IMAGE.split("@")
+    values = (
+        "replicaCount: 2\nimage:\n  repository: registry.local/checkout\n"
+        f"  # written by canaryflow\n  digest: {STABLE_IMAGE.split('@')[1]}\n"
+    )
+    files = {
+        f"{APP_PATH}/Chart.yaml": "apiVersion: v2\nname: checkout\nversion: 0.1.0\n",
+        f"{APP_PATH}/values.yaml": values,
+        f"{APP_PATH}/templates/deployment.yaml": CHART_DEPLOYMENT,
+        f"{APP_PATH}/templates/rest.yaml": yaml.safe_dump_all(
+            [in_git(STABLE_SERVICE), in_git(HTTP_ROUTE)], sort_keys=False
+        ),
+    }
+    plan = plan_with(
+        path=f"{APP_PATH}/values.yaml", format="helm-values", key="image.digest", value="digest"
+    )
+    with GitDaemon(base) as server:
+        server.create("config.git", files)
+        with argocd(api_server, server, plan):
+            assert stable_image(api_server) == STABLE_IMAGE
+            platform = gitops_platform(api_server, server, plan)
+            platform.deploy_canary(V2)
+            platform.router.set_weight(50)
+            platform.promote(V2)
+        written = server.show("config.git", f"{APP_PATH}/values.yaml")
+
+    assert written == values.replace(STABLE_IMAGE.split("@")[1], digest)  # comment kept
+    assert stable_image(api_server) == f"{repository}@{digest}"
+    assert canaryflow_writes_to_stable(api_server) == []
+
+
 @pytest.mark.parametrize(
     ("router", "tool", "says"),
     [
