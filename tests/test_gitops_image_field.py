@@ -4,6 +4,7 @@ the file's structure must change."""
 
 from __future__ import annotations
 
+import copy
 import textwrap
 
 import pytest
@@ -193,3 +194,36 @@ def test_in_place_edits_change_nothing_but_the_value(comment, quote, indent):
 
     assert written.in_place
     assert written.text == text.replace("1" * 64, "2" * 64)
+
+
+NAMES = st.text("abcdefgh_-", min_size=1, max_size=6).filter(lambda s: s[0] not in "-")
+SCALARS = st.one_of(st.integers(), st.booleans(), st.none(), st.text("abc xyz:#'\"", max_size=8))
+VALUES_FILES = st.recursive(
+    SCALARS, lambda inner: st.dictionaries(NAMES, inner, max_size=4), max_leaves=12
+).filter(lambda v: isinstance(v, dict))
+
+
+@given(values=VALUES_FILES, key=st.lists(NAMES, min_size=1, max_size=3), flow=st.booleans())
+def test_any_values_file_ends_with_the_key_set_and_everything_else_as_it_was(values, key, flow):
+    text = yaml.safe_dump(values, sort_keys=False, default_flow_style=flow)
+    target = ImageTarget("helm-values", "checkout", key=".".join(key), value="digest")
+    expected = copy.deepcopy(values)
+    node = expected
+    for part in key[:-1]:
+        if not isinstance(node.get(part), dict):
+            if node.get(part) is not None:  # a scalar in the way: refused, file untouched
+                with pytest.raises(InputError):
+                    write_image(text, target, REFERENCE, "v")
+                return
+            node[part] = {}
+        node = node[part]
+    if isinstance(node.get(key[-1]), dict):
+        with pytest.raises(InputError):
+            write_image(text, target, REFERENCE, "v")
+        return
+    node[key[-1]] = DIGEST
+
+    written = write_image(text, target, REFERENCE, "v")
+
+    assert yaml.safe_load(written.text) == expected
+    assert list(yaml.safe_load(written.text)) == list(expected)

@@ -180,7 +180,9 @@ def _applied(documents: list, operations: list[Operation]) -> list:
             result[op.document] = {}
         parent = result[op.document]
         for step in op.path[:-1]:
-            parent = parent.setdefault(step, {}) if isinstance(parent, dict) else parent[step]
+            if isinstance(parent, dict) and parent.get(step) is None:  # absent or `key:` (null)
+                parent[step] = {}
+            parent = parent[step]
         last = op.path[-1]
         if op.delete:
             parent.pop(last, None)
