@@ -11,12 +11,12 @@ What it follows (argo-cd v2.x/v3.x docs and source):
 - Automated sync (user-guide/auto_sync.md): a new commit on the followed branch is synced;
   with ``selfHeal: true`` a live object that drifted from Git is synced back; with
   ``prune: true`` a tracked live object that Git no longer holds is deleted.
-- Diffing customisation (user-guide/diffing.md; util/argo/normalizers/diff_normalizer.go of
-  the v3 module at commit 000039b5, ``NewIgnoreNormalizer`` and ``Normalize``): each
-  ``jsonPointers`` entry becomes an RFC 6902 ``remove`` applied to both the Git and the live object before they are compared; a path missing from
-  the object is skipped. jqPathExpressions are not modelled. With the sync option
-  ``RespectIgnoreDifferences=true`` (user-guide/sync-options.md) a sync keeps the live value
-  at the ignored paths instead of applying Git's.
+- Diffing customisation (user-guide/diffing.md; util/argo/normalizers/diff_normalizer.go of the v3
+  module at commit 000039b5, ``NewIgnoreNormalizer`` and ``Normalize``): each ``jsonPointers`` entry
+  becomes an RFC 6902 ``remove`` applied to both the Git and the live object before they are
+  compared; a path missing from the object is skipped. jqPathExpressions are not modelled. With the
+  sync option ``RespectIgnoreDifferences=true`` (user-guide/sync-options.md) a sync keeps the live
+  value at the ignored paths instead of applying Git's.
 - A difference is a field Git sets that the live object holds differently (fields only the
   cluster or other writers set, such as status, are not a difference: the three-way diff).
 

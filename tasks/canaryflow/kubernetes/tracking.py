@@ -17,7 +17,8 @@ canaryflow's own objects (the canary Deployment, Service and routes) never carry
 Pods are different: Argo CD treats only objects without ownerReferences as application roots
 (``isRootAppNode``: an app name and no owner; argo-cd ``controller/cache/node.go`` at commit
 9a59e9ac), and a canary pod is owned by its ReplicaSet, so a pod-template
-``app.kubernetes.io/instance`` (which Helm charts also put in Service selectors) is kept; the tracking annotation and Flux's labels are dropped from the template.
+``app.kubernetes.io/instance`` (which Helm charts also put in Service selectors) is kept; the
+tracking annotation and Flux's labels are dropped from the template.
 """
 
 from __future__ import annotations
