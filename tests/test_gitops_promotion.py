@@ -28,6 +28,7 @@ from kube.fixtures import (
     STABLE_IMAGE,
     STABLE_SERVICE,
     api_server,
+    write_kubeconfig,
 )
 from test_kubernetes_platform import FAST_RETRY, V2, event_reasons
 
@@ -564,3 +565,27 @@ def test_without_a_repository_from_plan_or_chart_promote_changes_nothing_and_say
     assert api_server.writes() == []
     chart = {"CANARYFLOW_GITOPS_REPOSITORY": "https://git.example.com/platform/config.git"}
     assert gitops_promotion(plan, environ=chart).repository == chart["CANARYFLOW_GITOPS_REPOSITORY"]
+
+
+def test_the_promote_verb_takes_the_repository_from_the_chart_environment(
+    api_server, daemon, tmp_path, monkeypatch, capsys
+):
+    from canaryflow.cli import main
+
+    plan = copy.deepcopy(PLAN)
+    plan["router"]["drain"] = 0
+    path = tmp_path / "canaryflow.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_server.url)
+    monkeypatch.setenv("CANARYFLOW_GITOPS_REPOSITORY", daemon.url("config.git"))
+    artifact = ["--image", CANARY_IMAGE, "--version", "v2"]
+    with argocd(api_server, daemon, ReleasePlan.model_validate(plan)):
+        cluster = ["--plan", str(path), "--kubeconfig", str(kubeconfig)]
+        assert main(["deploy-canary", *cluster, *artifact]) == 0
+        api_server.requests.clear()
+        assert main(["promote", *cluster, *artifact]) == 0
+
+    assert f"{SERVICE} now runs {CANARY_IMAGE}" in capsys.readouterr().out
+    assert stable_image(api_server) == CANARY_IMAGE
+    assert canaryflow_writes_to_stable(api_server) == []
+    assert daemon.log("config.git")[0].startswith("canaryflow|")
