@@ -15,7 +15,8 @@ Ingress (no tracking label), so it needs nothing.
   individual list items on sync (argoproj/argo-cd#17694). Git edits to that list are then
   not synced automatically: sync the route by hand between releases.
 - Flux has no ``ignoreDifferences``; its kustomize-controller documents per-object apply
-  policies (docs/spec/v1/kustomizations.md, "Controlling the apply behavior of resources"):
+  policies (docs/spec/v1/kustomizations.md at commit 00852088, "Controlling the apply behavior
+  of resources"):
   ``kustomize.toolkit.fluxcd.io/ssa: IfNotPresent`` creates the object once and never
   overwrites it, which is what is generated here, as a ``spec.patches`` entry of the Flux
   Kustomization (no manifest in Git needs to change). ``kustomize.toolkit.fluxcd.io/reconcile:
@@ -93,7 +94,8 @@ def snippet(plan: ReleasePlan, tool: Tool) -> str:
         header = (
             f"# Merge into the Flux Kustomization that applies {kind} {namespace}/{name}:\n"
             f"# Flux creates it if missing and never overwrites canaryflow's edits of "
-            f"{pointers[0]};\n# to change it from Git, delete it once (Flux recreates it).\n"
+            f"{pointers[0]};\n# to change it from Git, delete it once (Flux recreates it). Or "
+            "put the annotation\n# in the route's manifest in Git instead of this patch.\n"
         )
         patch = {
             "apiVersion": api_version,
