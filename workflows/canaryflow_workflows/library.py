@@ -29,6 +29,7 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
+from canaryflow.plan.gitops import CREDENTIALS_DIR, CREDENTIALS_ENV, REPOSITORY_ENV
 from canaryflow.release.walk import LAST_STEP, PROMOTION, STEPS
 from canaryflow_workflows import pods
 from canaryflow_workflows.pods import WORKSPACE
@@ -41,6 +42,7 @@ OUTPUTS = "/tmp/outputs"
 INLINE_PLAN = "/inputs/plan-inline.yaml"
 NOTIFICATIONS_VOLUME = "notifications"
 NOTIFICATIONS = "/var/run/canaryflow/notifications"
+GITOPS_VOLUME = "gitops-credentials"
 
 
 @dataclass(frozen=True)
@@ -308,7 +310,7 @@ class TaskLibrary:
             "deploy-canary", "Create or update the canary Deployment; it gets no traffic yet."
         )
 
-    def _artifact_verb(self, verb: str, description: str) -> Container:
+    def _artifact_verb(self, verb: str, description: str, **pod: Sequence) -> Container:
         """A release verb that acts on the canary's pinned image: deploy-canary, promote."""
         return self._container(
             verb,
@@ -316,6 +318,7 @@ class TaskLibrary:
             [PLAN, Input("image", "Image pinned by digest."), Input("version", "Version label.")],
             [verb, "--plan", ref("plan"), "--image", ref("image"), "--version", ref("version")],
             retry=pods.idempotent_retry(self.settings),
+            **pod,
         )
 
     def health_gate(self) -> Container:
@@ -412,8 +415,21 @@ class TaskLibrary:
         )
 
     def promote(self) -> Container:
+        """In GitOps mode (the plan's promotion.gitops) it pushes to the configuration
+        repository: its URL from the chart, the credentials from an optional Secret mounted as
+        files (read by git's askpass, never put in the environment)."""
+        settings = self.settings
+        secret = m.SecretVolumeSource(secret_name=settings.gitops_credentials_secret, optional=True)
         return self._artifact_verb(
-            "promote", "Make the canary's image the stable one, then remove the canary."
+            "promote",
+            "Make the canary's image the stable one (or commit it to the GitOps repository and "
+            "wait for the rollout), then remove the canary.",
+            volumes=[m.Volume(name=GITOPS_VOLUME, secret=secret)],
+            mounts=[pods.mount(GITOPS_VOLUME, CREDENTIALS_DIR, read_only=True)],
+            env=[
+                Env(name=REPOSITORY_ENV, value=settings.gitops_repository),
+                Env(name=CREDENTIALS_ENV, value=CREDENTIALS_DIR),
+            ],
         )
 
     def rollback(self) -> Container:

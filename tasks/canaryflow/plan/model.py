@@ -17,6 +17,7 @@ from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.build.settings import GoBuildSpec
 from canaryflow.duration import Duration
 from canaryflow.flags.spec import FlagRolloutSpec
+from canaryflow.plan.gitops import GitOpsSpec
 from canaryflow.plan.routers import (
     CAPABILITIES,
     HEADER_ROUTES,
@@ -207,6 +208,11 @@ class RollbackPolicy(PlanModel):
 class PromotionPolicy(PlanModel):
     auto: bool = Field(
         True, description="Promote when every step passed; false asks a person first."
+    )
+    gitops: GitOpsSpec | None = Field(
+        None,
+        description="Promote through the configuration repository that Argo CD or Flux "
+        "reconciles, instead of patching the stable Deployment (GitOps mode).",
     )
 
 
