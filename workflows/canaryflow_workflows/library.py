@@ -38,6 +38,7 @@ from canaryflow_workflows.settings import PodResources, WorkflowSettings
 SOURCE_DIR = f"{WORKSPACE}/src"
 RESOLVED_PLAN = f"{WORKSPACE}/plan.yaml"
 BINARY = f"{WORKSPACE}/bin/service"
+PLATFORMS_FILE = f"{BINARY}.platforms.json"
 OUTPUTS = "/tmp/outputs"
 INLINE_PLAN = "/inputs/plan-inline.yaml"
 NOTIFICATIONS_VOLUME = "notifications"
@@ -254,6 +255,11 @@ class TaskLibrary:
                 Input("version", "Stamped into the binary as main.version (the revision)."),
                 Input("package", "Main package to build.", "."),
                 Input("out", "Path of the binary to write.", BINARY),
+                Input(
+                    "platforms-file",
+                    "Where to write {os/arch: binary} of the plan's build.platforms.",
+                    PLATFORMS_FILE,
+                ),
                 PLAN,
             ],
             [
@@ -268,6 +274,9 @@ class TaskLibrary:
                 ref("version"),
                 "--package",
                 ref("package"),
+                "--platforms-from-plan",  # build.platforms: one binary each, one OCI index
+                "--platforms-file",
+                ref("platforms-file"),
                 "--output-file",
                 f"{OUTPUTS}/sha256",
             ],
@@ -281,14 +290,18 @@ class TaskLibrary:
             "image-push",
             "Push the binary as an OCI image; outputs the reference pinned by digest.",
             [
-                Input("binary", "The built binary.", BINARY),
+                Input(
+                    "platforms-file",
+                    "go-build's {os/arch: binary}: one image each, under one OCI index.",
+                    PLATFORMS_FILE,
+                ),
                 Input("repository", "Image repository, HOST/REPO."),
                 Input("tag", "Tag, the commit being released."),
             ],
             [
                 "image-push",
-                "--binary",
-                ref("binary"),
+                "--platforms-file",
+                ref("platforms-file"),
                 "--repository",
                 ref("repository"),
                 "--tag",
