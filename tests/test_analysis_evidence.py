@@ -171,12 +171,12 @@ def test_a_histogram_gate_without_any_stable_traffic_is_inconclusive_by_rule():
     assert "inconclusive by rule" in judgement.reason
 
 
-def test_a_series_only_stable_has_is_collecting_early_in_a_window_then_missing_data():
+def test_a_series_only_stable_has_is_collecting_early_in_a_window_then_not_comparable():
     gate = SequentialGate(
         "error-rate", METRICS["error-rate"].evidence["go"], 0.2, 0.01, 20, grace_s=5
     )
     stable_only = {"canary": {"exposure": []}, "stable": {"exposure": [counter(500)]}}
     assert gate.observe(stable_only, elapsed=2).outcome is Outcome.COLLECTING
     late = gate.observe(stable_only, elapsed=6)
-    assert late.outcome is Outcome.INCONCLUSIVE
+    assert late.outcome is Outcome.NOT_APPLICABLE, "reported, never a rollback by itself"
     assert late.reason == "no canary data: http_requests_total has series for stable only"

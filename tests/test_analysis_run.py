@@ -144,6 +144,96 @@ def test_too_few_canary_requests_keep_every_gate_collecting_and_the_window_incon
     )
 
 
+def test_a_window_still_collecting_extends_itself_until_the_canary_has_enough_requests():
+    traffic = {"increase(http_requests_total": lambda n: [5.0] if n <= 4 else [600.0]}
+    run, _, clock = analysis(healthy(**traffic), spec=spec(maxExtension="60s"))
+    result = run.window(30)
+    assert result.verdict.outcome is Outcome.PASS, result.reason
+    assert (clock.elapsed, result.extended_s) == (50, 20)
+    assert result.to_dict()["extended_s"] == 20
+
+
+def test_a_window_still_collecting_after_its_extension_is_inconclusive():
+    run, _, clock = analysis(healthy(**{"increase(http_requests_total": [3.0]}))
+    result = run.window(30)
+    assert result.verdict.outcome is Outcome.INCONCLUSIVE
+    assert clock.elapsed == 30 + 60, "the default maxExtension, then no longer"
+    assert result.extended_s == 60
+
+
+def test_without_an_extension_a_window_ends_on_time():
+    run, _, clock = analysis(
+        healthy(**{"increase(http_requests_total": [3.0]}), spec=spec(maxExtension="0s")
+    )
+    assert run.window(30).verdict.outcome is Outcome.INCONCLUSIVE
+    assert clock.elapsed == 30
+
+
+def test_a_failing_or_missing_gate_is_never_extended():
+    nan = {'track="canary",code': [float("nan")]}
+    run, _, clock = analysis(healthy(**nan))
+    assert run.window(30).verdict.outcome is Outcome.INCONCLUSIVE
+    assert clock.elapsed == 30, "NaN is missing data: waiting longer does not make it a pass"
+
+
+class ScrapedEvery(TableSource):
+    """A source that knows how often the service is scraped (Prometheus' targets API)."""
+
+    def __init__(self, rows, seconds):
+        super().__init__(rows)
+        self.seconds, self.asked = seconds, []
+
+    def scrape_interval(self, labels):
+        self.asked.append(dict(labels))
+        return self.seconds
+
+
+def test_every_range_spans_four_scrapes_of_the_discovered_interval():
+    source, clock = ScrapedEvery(healthy(), 15.0), SteppingClock()
+    run = AnalysisRun(spec(), source, "shop", "prod", clock=clock)
+    [_, p95] = run.measure(1, window_started=clock.now())
+    assert "[60s]" in p95.evidence.queries["canary"]
+    assert source.asked == [{"app": "shop", "namespace": "prod"}]
+    run.measure(2, window_started=clock.now())
+    assert len(source.asked) == 1, "asked until known, then remembered"
+
+
+def test_a_configured_scrape_interval_is_used_without_asking():
+    source = ScrapedEvery(healthy(), 15.0)
+    run = AnalysisRun(spec(scrapeInterval="5s"), source, "shop", "prod", clock=SteppingClock())
+    [_, p95] = run.measure(1, window_started=0)
+    assert "[30s]" in p95.evidence.queries["canary"]  # 4 x 5 s is below queryWindow
+    assert source.asked == []
+
+
+def test_an_unknown_scrape_interval_keeps_the_query_window():
+    source = ScrapedEvery(healthy(), None)
+    run = AnalysisRun(spec(), source, "shop", "prod", clock=SteppingClock())
+    [_, p95] = run.measure(1, window_started=0)
+    assert "[30s]" in p95.evidence.queries["canary"]
+
+
+def test_a_metric_only_one_track_has_is_not_comparable_never_inconclusive():
+    canary_p95 = 'bucket{ app="shop",namespace="prod",track="canary"'
+    rows = {**healthy(), "0.95": []}
+    run, _, _ = analysis({canary_p95: [0.1], **rows})
+    result = run.window(60)
+    p95 = [m for m in result.measurements if m.gate == "latency-p95"]
+    assert {m.outcome for m in p95} == {Outcome.NOT_APPLICABLE}
+    assert p95[0].reason.startswith("only the canary has series http_request_duration_seconds")
+    assert result.verdict.outcome is Outcome.PASS, result.reason
+
+
+def test_a_metric_the_young_canary_lacks_is_collecting_then_not_comparable():
+    only_stable = {'track!="canary"': [0.1]}
+    rows = {**{k: v for k, v in healthy().items() if k != "0.95"}, **only_stable}
+    run, _, _ = analysis(rows)
+    result = run.window(60)
+    p95 = [m.outcome for m in result.measurements if m.gate == "latency-p95"]
+    assert p95 == [Outcome.COLLECTING] * 2 + [Outcome.NOT_APPLICABLE] * 4  # 30 s queryWindow
+    assert result.verdict.outcome is Outcome.PASS, result.reason
+
+
 def test_a_source_outage_errors_until_the_limit_and_never_passes():
     down = MeasurementError("Prometheus at http://127.0.0.1:9: connection refused")
     run, _, clock = analysis({"": down})

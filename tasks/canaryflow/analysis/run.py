@@ -27,7 +27,7 @@ from canaryflow.analysis.evidence import (
 from canaryflow.analysis.measurement import Evidence, Judgement, Measurement, Outcome
 from canaryflow.analysis.query import Subject, promql_duration, render
 from canaryflow.analysis.sequential import gate_alpha
-from canaryflow.analysis.source import LogSource, MeasurementError, MetricSource
+from canaryflow.analysis.source import LogSource, MeasurementError, MetricSource, ScrapeTiming
 from canaryflow.analysis.spec import AnalysisSpec, GateSpec
 from canaryflow.analysis.verdict import Limits, WindowVerdict, judge_window
 from canaryflow.errors import FieldError, InputError
@@ -60,6 +60,8 @@ class WindowResult:
     measurements: tuple[Measurement, ...]
     started: float
     finished: float
+    extended_s: float = 0.0
+    """How long the window went on past its duration because gates were still collecting."""
 
     @property
     def reason(self) -> str:
@@ -71,6 +73,7 @@ class WindowResult:
             "reason": self.reason,
             "started": self.started,
             "finished": self.finished,
+            "extended_s": self.extended_s,
             "verdict": self.verdict.to_dict(),
             "measurements": [m.to_dict() for m in self.measurements],
         }
@@ -143,31 +146,62 @@ class AnalysisRun:
         self._logs_since = 0.0
         self._sequential: dict[str, SequentialGate] = {}
         self._window_started = 0.0
+        self.scrape_interval: float | None = spec.scrape_interval
+        """Configured, or read from the source once it knows (None: not known yet)."""
+
+    @property
+    def query_window(self) -> float:
+        """The range of every query: the plan's queryWindow, widened to span enough scrapes."""
+        return self.spec.range_for(self.scrape_interval)
+
+    def _discover_scrape_interval(self) -> None:
+        """Ask the source how often the service is scraped, until it knows (bounded wait)."""
+        if self.scrape_interval is not None or not isinstance(self.metrics, ScrapeTiming):
+            return
+        labels = {"app": self.subject.service, "namespace": self.subject.namespace}
+        found = gather({"scrape": _bind(self.metrics.scrape_interval, labels)}, self.call_timeout)
+        value = found["scrape"]
+        if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+            self.scrape_interval = float(value)
 
     def window(self, duration: float) -> WindowResult:
-        """Measure every ``interval`` for ``duration`` seconds, or until a limit breaches."""
+        """Measure every ``interval`` for ``duration`` seconds, or until a limit breaches.
+
+        A window that ends with gates still collecting (too little traffic yet, nothing
+        failed) goes on measuring, every interval, for up to ``maxExtension`` more seconds:
+        waiting decides a low-traffic canary, rolling it back does not.
+        """
         started = self.clock.now()
         self._logs_since = started
         self._sequential = {}  # each window is its own sequential test
         interval = self.spec.interval
         rounds = max(1, math.ceil(duration / interval - 1e-9))
+        extension = self.spec.max_extension
         deciding = [gate.name for gate in self.spec.deciding_gates]
         measurements: list[Measurement] = []
         verdict = judge_window([], deciding, self.limits, window_over=True)
-        for round_no in range(1, rounds + 1):
-            due = started + min(round_no * interval, duration)
+        round_no = 0
+        while True:
+            round_no += 1
+            extra = max(0, round_no - rounds)
+            due = started + min(round_no * interval, duration) + min(extra * interval, extension)
             self.clock.sleep(max(0.0, due - self.clock.now()))
             batch = self.measure(round_no, started)
             measurements.extend(batch)
-            verdict = judge_window(measurements, deciding, self.limits, round_no == rounds)
+            over = round_no >= rounds
+            verdict = judge_window(measurements, deciding, self.limits, over)
+            if over and verdict.still_collecting and extra * interval < extension:
+                verdict = judge_window(measurements, deciding, self.limits, window_over=False)
             if self.on_round is not None:
                 self.on_round(batch, verdict)
             if verdict.decided:
                 break
-        return WindowResult(verdict, tuple(measurements), started, self.clock.now())
+        extended = min(extra * interval, extension)
+        return WindowResult(verdict, tuple(measurements), started, self.clock.now(), extended)
 
     def measure(self, round_no: int, window_started: float) -> list[Measurement]:
         """One round: every gate measured once, all calls at the same time."""
+        self._discover_scrape_interval()
         started = self.clock.now()
         self._window_started = window_started
         calls, queries = self._calls(started, window_started)
@@ -177,10 +211,11 @@ class AnalysisRun:
         too_few = self._traffic(results)
         measurements = []
         for gate in self.spec.gates:
-            if gate.sequential is not None:  # it has its own maturity rule
-                judgement = self._judge(gate, results)
-            else:
-                judgement = too_few or self._judge(gate, results)
+            judgement = self._judge(gate, results)
+            # A sequential gate has its own maturity rule; a gate with nothing to judge (no
+            # series) stays not applicable however little traffic there was.
+            if gate.sequential is None and judgement.outcome is not Outcome.NOT_APPLICABLE:
+                judgement = too_few or judgement
             measurements.append(
                 Measurement(
                     gate=gate.name,
@@ -208,7 +243,7 @@ class AnalysisRun:
         calls: dict[str, Callable[[], Any]] = {}
         queries: dict[str, dict[str, str]] = {}
         if spec.min_canary_requests > 0:
-            count = render(REQUEST_COUNT[spec.metrics], subject, "canary", spec.query_window)
+            count = render(REQUEST_COUNT[spec.metrics], subject, "canary", self.query_window)
             calls["requests"] = _bind(self.metrics.instant, count)
         for gate in spec.gates:
             if gate.logs is not None:
@@ -221,7 +256,7 @@ class AnalysisRun:
             template = gate.template(spec.metrics) or ""
             # Stable is read for thresholds too: no series on either track = not exported.
             tracks = ("canary", "stable")
-            rendered = {t: render(template, subject, t, spec.query_window) for t in tracks}
+            rendered = {t: render(template, subject, t, self.query_window) for t in tracks}
             queries[gate.name] = rendered
             for track, query in rendered.items():
                 calls[f"{gate.name}/{track}"] = self._metric_call(gate, query, now, window_started)
@@ -238,7 +273,7 @@ class AnalysisRun:
                 gate.sequential.tolerance,
                 self.gate_alpha,
                 self.spec.min_canary_requests,
-                grace_s=self.spec.query_window,
+                grace_s=self.query_window,
             )
         return state
 
@@ -248,7 +283,7 @@ class AnalysisRun:
         """The counters of both tracks now, at the window's start (first look), and for a
         histogram stable's history before the window (until its boundary is set)."""
         state = self._sequential_state(gate)
-        window = self.spec.query_window
+        window = self.query_window
         rendered = {}
         for track in ("canary", "stable"):
             for role in roles(state.evidence):
@@ -287,7 +322,7 @@ class AnalysisRun:
         if gate.statistical is None:
             return _bind(self.metrics.instant, query)
         limit = gate.statistical
-        window = self.spec.query_window
+        window = self.query_window
         step = limit.step or max(1.0, window / limit.min_samples)
         # Prometheus answers at most 11,000 points per series: keep the latest 10,000.
         lookback = min(max(window, now - window_started), step * _MAX_SAMPLES)
@@ -313,12 +348,12 @@ class AnalysisRun:
             return self._judge_sequential(gate, mine)
         unit = METRICS[gate.metric].unit if gate.metric else "value"
         canary, stable = mine.get("canary", []), mine.get("stable")
-        exported = gate.logs is not None or canary or stable
-        if not exported and gate.query is None and gate.metric is not None:
-            # A catalogue metric this service does not export; a plan's own query is never
-            # skipped this way (a typo must not pass silently): it stays inconclusive.
-            template = gate.template(self.spec.metrics) or ""
-            return Judgement(Outcome.NOT_APPLICABLE, f"no series {series_names(template)}")
+        # A catalogue metric this service does not export (on either track, or on one):
+        # nothing comparable, reported and left out. A plan's own query is never skipped this
+        # way (a typo must not pass silently): it stays inconclusive.
+        catalogue = gate.logs is None and gate.query is None and gate.metric is not None
+        if catalogue and (missing := self._not_comparable(gate, canary, stable)):
+            return missing
         if gate.threshold is not None:
             return judge.judge_threshold(gate.threshold, canary, gate.name, unit)
         if gate.relative is not None:
@@ -328,6 +363,30 @@ class AnalysisRun:
         if "logs" not in mine:
             return Judgement(Outcome.NOT_APPLICABLE, "this platform provides no logs")
         return judge.judge_logs(gate.logs, mine["logs"])
+
+    def _not_comparable(
+        self, gate: GateSpec, canary: Sequence[float], stable: Sequence[float] | None
+    ) -> Judgement | None:
+        """NOT APPLICABLE when neither track has the metric's series, or only one has them
+        where the gate compares tracks (a canary exporting a new metric, a metric dropped);
+        COLLECTING while a young canary's series may still be on their way to Prometheus."""
+        names = series_names(gate.template(self.spec.metrics) or "")
+        if not canary and not stable:
+            return Judgement(Outcome.NOT_APPLICABLE, f"no series {names}")
+        compares = gate.threshold is None
+        if canary and (stable or not compares):
+            return None
+        if canary:
+            return Judgement(
+                Outcome.NOT_APPLICABLE,
+                f"only the canary has series {names}: nothing on stable to compare with",
+            )
+        if self.clock.now() - self._window_started < self.query_window:
+            return Judgement(Outcome.COLLECTING, f"no canary series {names} yet")
+        return Judgement(
+            Outcome.NOT_APPLICABLE,
+            f"only stable has series {names}: the canary does not export them",
+        )
 
 
 _SERIES = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{")

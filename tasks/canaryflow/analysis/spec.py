@@ -24,6 +24,9 @@ from canaryflow.analysis.catalogue import (
 from canaryflow.duration import Duration
 from canaryflow.spec_model import SpecModel
 
+SCRAPES_PER_RANGE = 4
+"""Scrapes a query's range must span: rate() needs two samples, and a range of two scrapes
+holds two only when its start happens to fall just before one."""
 LIMIT_KINDS: tuple[str, ...] = ("threshold", "relative", "statistical", "sequential", "logs")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 
@@ -413,7 +416,23 @@ class AnalysisSpec(AnalysisModel):
         "whole release however often they look (split among gates and windows).",
     )
     query_window: Duration = Field(
-        30.0, gt=0, description="The {{ window }} of rate() and increase() in queries."
+        30.0,
+        gt=0,
+        description="The {{ window }} of rate() and increase() in queries; widened to "
+        f"{SCRAPES_PER_RANGE} scrape intervals where that is longer.",
+    )
+    scrape_interval: Duration | None = Field(
+        None,
+        gt=0,
+        description="How often Prometheus scrapes the service; omitted → read from "
+        "Prometheus (its targets, else the spacing of the targets' up samples). Every range "
+        f"in a query spans at least {SCRAPES_PER_RANGE} scrapes.",
+    )
+    max_extension: Duration = Field(
+        60.0,
+        ge=0,
+        description="How long a window that ends still collecting data (too little traffic "
+        "yet, nothing failed) may go on measuring before it is inconclusive; 0: never.",
     )
     min_canary_requests: int = Field(
         20,
@@ -465,6 +484,11 @@ class AnalysisSpec(AnalysisModel):
     def default_gates(self) -> bool:
         """True when the plan lists no gates and the whole catalogue applies."""
         return "gates" not in self.model_fields_set
+
+    def range_for(self, scrape_interval: float | None) -> float:
+        """The {{ window }} actually queried: queryWindow, or more to span enough scrapes."""
+        scrape = self.scrape_interval or scrape_interval or 0.0
+        return max(self.query_window, SCRAPES_PER_RANGE * scrape)
 
     @property
     def sequential_gates(self) -> list[GateSpec]:
