@@ -186,7 +186,9 @@ class KubernetesPlatform:
             self._select_stable(None, artifact.version, by_version)
 
         def edit(stable: Obj) -> Obj:
-            return objects.promoted(stable, self.service, image, artifact.version, self.container)
+            return objects.promoted(
+                stable, self.service, image, artifact.version, self.container, self.health.port
+            )
 
         stable = self.api.update(DEPLOYMENT, self.service, edit)
         self._wait_stable_rollout()
@@ -315,10 +317,19 @@ class KubernetesPlatform:
             )
 
     def canary_logs(self, since: float) -> list[str]:
+        """The application container's lines of every canary pod (never a sidecar's: a pod
+        with several containers has no log without a container name); a pod not started yet
+        has none."""
         since_seconds = max(1, math.ceil(time.time() - since))
+        canary = self.api.get(DEPLOYMENT, self.canary)
+        if canary is None:
+            return []
+        template = canary["spec"]["template"]["spec"]
+        app = objects.main_container(template, self.service, self.container, self.health.port)
         lines: list[str] = []
         for pod in self._canary_pods():
-            lines += self.api.pod_log(pod["metadata"]["name"], since_seconds).splitlines()
+            name = pod["metadata"]["name"]
+            lines += self.api.pod_log(name, since_seconds, app["name"]).splitlines()
         return lines
 
     # -- release state ------------------------------------------------------------------------
