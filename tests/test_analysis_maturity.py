@@ -32,7 +32,10 @@ def test_a_short_low_weight_window_under_little_load_is_warned_about():
 def test_a_100_percent_step_only_comparisons_could_judge_is_warned_about():
     warnings = maturity_warnings(plan(gates=[{"metric": "error-rate"}]))
     assert any(w.startswith("steps[1]: at 100% stable serves nothing") for w in warnings)
-    with_logs = plan(gates=[{"metric": "error-rate"}, {"metric": "log-errors"}])
+    compared = plan(gates=[{"metric": "error-rate"}, {"metric": "log-errors"}])
+    assert any(w.startswith("steps[1]: at 100%") for w in maturity_warnings(compared))
+    max_0 = {"metric": "log-errors", "logs": {"patterns": ["panic"], "max": 0}}
+    with_logs = plan(gates=[{"metric": "error-rate"}, max_0])
     assert not any(w.startswith("steps[1]") for w in maturity_warnings(with_logs))
 
 

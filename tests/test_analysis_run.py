@@ -301,8 +301,8 @@ def test_a_logs_gate_reads_the_canary_logs_since_the_last_round():
             return ["dial tcp: connection refused"] if len(self.since) == 2 else ["ok"]
 
     logs = Logs()
-    with_logs = spec(gates=[ERROR_RATE, {"metric": "log-errors"}])
-    run, _, clock = analysis(healthy(), spec=with_logs, logs=logs)
+    max_0 = {"metric": "log-errors", "logs": {"patterns": ["connection refused"], "max": 0}}
+    run, _, clock = analysis(healthy(), spec=spec(gates=[ERROR_RATE, max_0]), logs=logs)
     result = run.window(60)
     assert result.verdict.outcome is Outcome.FAIL
     assert result.verdict.decided_in_round == 2
@@ -376,3 +376,65 @@ def test_a_healthy_sequential_gate_passes_once_mature_and_spends_the_releases_al
     assert outcomes["error-rate"] is Outcome.PASS
     assert outcomes["outbound-error-rate"] is Outcome.NOT_APPLICABLE  # no such series at all
     assert result.verdict.outcome is Outcome.PASS
+
+
+# Log lines compared with stable's, per request ------------------------------------------------
+
+
+class LoggingService(CounterSource):
+    """Requests counted in Prometheus and lines appended to each track's log file every round,
+    as a service with a cache that reconnects writes "connection refused" now and then."""
+
+    def __init__(self, clock, tmp_path, canary_lines: int, stable_lines: int):
+        super().__init__(clock, {'code=~"5..': 0, 'track="canary"': 1000, 'track!="canary"': 9000})
+        self.files = {"canary": tmp_path / "canary.log", "stable": tmp_path / "stable.log"}
+        self.lines = {"canary": canary_lines, "stable": stable_lines}
+        for path in self.files.values():
+            path.write_text("")
+
+    def write_round(self):
+        for track, path in self.files.items():
+            with path.open("a") as log:
+                for n in range(self.lines[track]):
+                    log.write(f"GET /cart {n}\ncache: dial tcp 10.0.0.7:6379: connection refused\n")
+
+
+def logged_window(tmp_path, canary_lines, stable_lines):
+    from canaryflow.analysis.logfile import TrackLogFiles
+
+    clock = SteppingClock()
+    service = LoggingService(clock, tmp_path, canary_lines, stable_lines)
+    sleep = clock.sleep
+
+    def sleep_and_log(seconds):
+        sleep(seconds)
+        service.write_round()
+
+    clock.sleep = sleep_and_log
+    logs = TrackLogFiles(service.files["canary"], service.files["stable"])
+    gates = [{"metric": "error-rate"}, {"metric": "log-errors"}]
+    run = AnalysisRun(spec(gates=gates), service, "shop", "prod", clock=clock, logs=logs)
+    return run.window(60)
+
+
+def test_a_service_logging_errors_on_both_versions_alike_is_promoted(tmp_path):
+    # 0.2 % of requests on both tracks: canary 2 of 1000 a round, stable 18 of 9000.
+    result = logged_window(tmp_path, canary_lines=2, stable_lines=18)
+    assert result.verdict.outcome is Outcome.PASS, result.reason
+    last = [m for m in result.measurements if m.gate == "log-errors"][-1]
+    assert last.reason.startswith("log-errors: canary 12 of 6000 vs stable 108 of 54000")
+
+
+def test_a_canary_logging_ten_times_stables_rate_is_rolled_back(tmp_path):
+    result = logged_window(tmp_path, canary_lines=20, stable_lines=18)
+    assert result.verdict.outcome is Outcome.FAIL, result.reason
+    assert "log-errors" in result.reason and "credibly worse than stable" in result.reason
+
+
+def test_a_comparing_log_gate_without_stable_logs_is_not_applicable():
+    logs = type("CanaryOnly", (), {"lines_since": lambda self, since: ["connection refused"]})()
+    gates = [ERROR_RATE, {"metric": "log-errors"}]
+    run, _, _ = analysis(healthy(), spec=spec(gates=gates), logs=logs)
+    [_, log_gate] = run.measure(1, window_started=0)
+    assert log_gate.outcome is Outcome.NOT_APPLICABLE
+    assert log_gate.reason == "this platform provides no stable logs to compare with"

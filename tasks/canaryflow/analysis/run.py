@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from canaryflow.analysis import gates as judge
-from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, Buckets
+from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, REQUESTS, Buckets, Counts
 from canaryflow.analysis.evidence import (
     REFERENCE_LOOKBACK_S,
     SequentialGate,
@@ -27,7 +27,14 @@ from canaryflow.analysis.evidence import (
 from canaryflow.analysis.measurement import Evidence, Judgement, Measurement, Outcome
 from canaryflow.analysis.query import Subject, promql_duration, render
 from canaryflow.analysis.sequential import gate_alpha
-from canaryflow.analysis.source import LogSource, MeasurementError, MetricSource, ScrapeTiming
+from canaryflow.analysis.source import (
+    LogSource,
+    MeasurementError,
+    MetricSource,
+    Sample,
+    ScrapeTiming,
+    StableLogSource,
+)
 from canaryflow.analysis.spec import AnalysisSpec, GateSpec
 from canaryflow.analysis.verdict import Limits, WindowVerdict, judge_window
 from canaryflow.errors import FieldError, InputError
@@ -145,6 +152,8 @@ class AnalysisRun:
         """Each sequential gate's share of the plan's alpha, over ``windows`` windows."""
         self._logs_since = 0.0
         self._sequential: dict[str, SequentialGate] = {}
+        self._log_lines: dict[str, dict[str, float]] = {}
+        """Matching log lines per comparing logs gate and track, since the window began."""
         self._window_started = 0.0
         self.scrape_interval: float | None = spec.scrape_interval
         """Configured, or read from the source once it knows (None: not known yet)."""
@@ -174,6 +183,7 @@ class AnalysisRun:
         started = self.clock.now()
         self._logs_since = started
         self._sequential = {}  # each window is its own sequential test
+        self._log_lines = {}
         interval = self.spec.interval
         rounds = max(1, math.ceil(duration / interval - 1e-9))
         extension = self.spec.max_extension
@@ -214,7 +224,7 @@ class AnalysisRun:
             judgement = self._judge(gate, results)
             # A sequential gate has its own maturity rule; a gate with nothing to judge (no
             # series) stays not applicable however little traffic there was.
-            if gate.sequential is None and judgement.outcome is not Outcome.NOT_APPLICABLE:
+            if not _counts(gate) and judgement.outcome is not Outcome.NOT_APPLICABLE:
                 judgement = too_few or judgement
             measurements.append(
                 Measurement(
@@ -249,6 +259,10 @@ class AnalysisRun:
             if gate.logs is not None:
                 if self.logs is not None:
                     calls[f"{gate.name}/logs"] = _bind(self.logs.lines_since, self._logs_since)
+                if gate.logs.compares and isinstance(self.logs, StableLogSource):
+                    stable = _bind(self.logs.stable_lines_since, self._logs_since)
+                    calls[f"{gate.name}/stable-logs"] = stable
+                    queries[gate.name] = self._exposure_calls(gate, calls, window_started)
                 continue
             if gate.sequential is not None:
                 queries[gate.name] = self._sequential_calls(gate, calls, window_started)
@@ -265,12 +279,17 @@ class AnalysisRun:
     def _sequential_state(self, gate: GateSpec) -> SequentialGate:
         state = self._sequential.get(gate.name)
         if state is None:
-            evidence = METRICS[gate.metric].evidence_for(self.spec.metrics)
-            assert evidence is not None and gate.sequential is not None
+            if gate.logs is not None:  # matching lines out of requests, both tracks
+                evidence: Counts | Buckets | None = Counts("log lines", REQUESTS[self.spec.metrics])
+                tolerance = gate.logs.tolerance
+            else:
+                evidence = METRICS[gate.metric].evidence_for(self.spec.metrics)
+                tolerance = gate.sequential.tolerance if gate.sequential is not None else None
+            assert evidence is not None and tolerance is not None
             state = self._sequential[gate.name] = SequentialGate(
                 gate.name,
                 evidence,
-                gate.sequential.tolerance,
+                tolerance,
                 self.gate_alpha,
                 self.spec.min_canary_requests,
                 grace_s=self.query_window,
@@ -299,6 +318,46 @@ class AnalysisRun:
             rendered["reference"] = query
             calls[f"{gate.name}/reference"] = _bind(self.metrics.vector, query, window_started)
         return rendered
+
+    def _exposure_calls(
+        self, gate: GateSpec, calls: dict[str, Callable[[], Any]], window_started: float
+    ) -> dict[str, str]:
+        """Both tracks' request counters now and at the window's start (first look): what a
+        comparing logs gate divides each track's matching lines by."""
+        state = self._sequential_state(gate)
+        rendered = {}
+        for track in ("canary", "stable"):
+            query = render(REQUESTS[self.spec.metrics], self.subject, track, self.query_window)
+            rendered[f"{track}/exposure"] = query
+            calls[f"{gate.name}/{track}/exposure"] = _bind(self.metrics.vector, query)
+            if not state.started:
+                at = f"{gate.name}/{track}/exposure@start"
+                calls[at] = _bind(self.metrics.vector, query, window_started)
+        return rendered
+
+    def _judge_log_comparison(self, gate: GateSpec, mine: Mapping[str, Any]) -> Judgement:
+        """Matching lines per request, canary against stable: the lines are counted into a
+        counter per track that starts at 0 with the window, then judged as a sequential gate."""
+        assert gate.logs is not None
+        if "logs" not in mine:
+            return Judgement(Outcome.NOT_APPLICABLE, "this platform provides no logs")
+        if "stable-logs" not in mine:
+            return Judgement(
+                Outcome.NOT_APPLICABLE, "this platform provides no stable logs to compare with"
+            )
+        stable_lines, share = mine["stable-logs"]
+        counted = self._log_lines.setdefault(gate.name, {"canary": 0.0, "stable": 0.0})
+        counted["canary"] += len(judge.matching_lines(gate.logs, mine["logs"]))
+        counted["stable"] += len(judge.matching_lines(gate.logs, stable_lines))
+        scale = {"canary": 1.0, "stable": share if 0 < share <= 1 else 1.0}
+        looked: dict[str, Any] = {}
+        for track in ("canary", "stable"):
+            looked[f"{track}/events"] = [Sample({}, counted[track])]
+            looked[f"{track}/events@start"] = [Sample({}, 0.0)]
+            for key in (f"{track}/exposure", f"{track}/exposure@start"):
+                if key in mine:
+                    looked[key] = [Sample(s.labels, s.value * scale[track]) for s in mine[key]]
+        return self._judge_sequential(gate, looked)
 
     def _judge_sequential(self, gate: GateSpec, mine: Mapping[str, Any]) -> Judgement:
         state = self._sequential_state(gate)
@@ -346,6 +405,8 @@ class AnalysisRun:
                 return Judgement(Outcome.ERROR, f"{type(value).__name__}: {value}")
         if gate.sequential is not None:
             return self._judge_sequential(gate, mine)
+        if gate.logs is not None and gate.logs.compares:
+            return self._judge_log_comparison(gate, mine)
         unit = METRICS[gate.metric].unit if gate.metric else "value"
         canary, stable = mine.get("canary", []), mine.get("stable")
         # A catalogue metric this service does not export (on either track, or on one):
@@ -395,6 +456,11 @@ _SERIES = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{")
 def series_names(template: str) -> str:
     """The metric names a PromQL template selects, for "no series ..." reasons."""
     return ", ".join(dict.fromkeys(_SERIES.findall(template)))
+
+
+def _counts(gate: GateSpec) -> bool:
+    """A gate that counts evidence since the window began (its own maturity rule)."""
+    return gate.sequential is not None or (gate.logs is not None and gate.logs.compares)
 
 
 def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:

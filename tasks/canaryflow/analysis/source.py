@@ -62,6 +62,18 @@ class LogSource(Protocol):
         ...
 
 
+@runtime_checkable
+class StableLogSource(Protocol):
+    """A log source that also reads stable's lines, so a logs gate can compare the tracks."""
+
+    def lines_since(self, since: float) -> list[str]: ...
+
+    def stable_lines_since(self, since: float) -> tuple[list[str], float]:
+        """Stable's log lines written at or after ``since``, and the share of stable's
+        instances they come from (1.0: all; a large fleet is sampled)."""
+        ...
+
+
 def prometheus_step(seconds: float) -> str:
     """A ``query_range`` step Prometheus accepts: seconds as a decimal, whole milliseconds.
 

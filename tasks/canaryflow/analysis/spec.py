@@ -238,12 +238,38 @@ class SequentialLimit(AnalysisModel):
 
 
 class LogsLimit(AnalysisModel):
-    """The canary's log lines matching any pattern are counted; more than ``max`` fails."""
+    """Log lines matching any pattern, judged one of two ways. With ``tolerance``: the
+    canary's matching lines per request served against stable's, a sequential count test
+    inside the release's alpha (a service that logs "connection refused" on both versions is
+    not a regression). With ``max``: the canary's matching lines per measurement, a fixed rule
+    outside alpha. Neither given: ``max: 0``."""
 
     patterns: list[str] = Field(
         min_length=1, description="Regular expressions (plain text matches itself)."
     )
-    max: int = Field(0, ge=0, description="Matching lines tolerated per measurement.")
+    max: int | None = Field(
+        None, ge=0, description="Matching canary lines tolerated per measurement (no stable)."
+    )
+    tolerance: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="Compare with stable: fail once the canary's matching lines per request "
+        "are credibly more than 1 + tolerance times stable's.",
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> LogsLimit:
+        if self.max is not None and self.tolerance is not None:
+            raise _invalid("logs", "logs has both max and tolerance: keep one")
+        if self.max is None and self.tolerance is None:
+            object.__setattr__(self, "max", 0)
+        return self
+
+    @property
+    def compares(self) -> bool:
+        """True when judged against stable's lines (sequential), not a fixed maximum."""
+        return self.tolerance is not None
 
     @model_validator(mode="after")
     def _compiles(self) -> LogsLimit:
@@ -259,6 +285,10 @@ class LogsLimit(AnalysisModel):
         return self
 
     def text(self) -> str:
+        if self.tolerance is not None:
+            return (
+                f"matching lines per request no credibly more than stable's +{self.tolerance:.0%}"
+            )
         return f"≤ {self.max} matching lines"
 
 
@@ -492,7 +522,13 @@ class AnalysisSpec(AnalysisModel):
 
     @property
     def sequential_gates(self) -> list[GateSpec]:
-        return [gate for gate in self.deciding_gates if gate.sequential is not None]
+        """The gates that spend the release's alpha: sequential ones, and logs compared with
+        stable's."""
+        return [
+            gate
+            for gate in self.deciding_gates
+            if gate.sequential is not None or (gate.logs is not None and gate.logs.compares)
+        ]
 
 
 __all__ = [

@@ -99,7 +99,16 @@ def maturity_warnings(plan: ReleasePlan, scrape_interval: float | None = None) -
     warnings = scrape_warnings(plan, scrape_interval)
     needed, who = required_requests(plan)
     load = plan.local.load.rate if "local" in plan.model_fields_set else None
-    absolute = [g for g in spec.deciding_gates if g.threshold is not None or g.logs is not None]
+    # At 100 % stable serves no requests, but its pods still run: per-pod gauges and rates
+    # (relative: goroutines, GC, throttling) and fixed rules still judge; request comparisons
+    # (sequential, logs with a tolerance) do not.
+    absolute = [
+        g
+        for g in spec.deciding_gates
+        if g.threshold is not None
+        or g.relative is not None
+        or (g.logs is not None and not g.logs.compares)
+    ]
     for index, step in enumerate(plan.steps):
         if not step.is_traffic:
             continue
@@ -122,6 +131,6 @@ def maturity_warnings(plan: ReleasePlan, scrape_interval: float | None = None) -
             warnings.append(
                 f"{where}: at 100% stable serves nothing, so comparisons with it are "
                 "inconclusive by rule and no deciding gate can judge this window: add a "
-                "threshold or logs gate, or end the steps below 100%"
+                "threshold, relative or logs (max) gate, or end the steps below 100%"
             )
     return warnings
