@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 import random
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from canaryflow.analysis.catalogue import METRICS, Buckets
 from canaryflow.analysis.evidence import (
     CounterDeltas,
@@ -180,3 +183,52 @@ def test_a_series_only_stable_has_is_collecting_early_in_a_window_then_not_compa
     late = gate.observe(stable_only, elapsed=6)
     assert late.outcome is Outcome.NOT_APPLICABLE, "reported, never a rollback by itself"
     assert late.reason == "no canary data: http_requests_total has series for stable only"
+
+
+# Promotion needs positive evidence ------------------------------------------------------------
+
+looks = st.lists(
+    st.tuples(st.integers(0, 30), st.integers(0, 30), st.integers(0, 300), st.integers(0, 300)),
+    min_size=1,
+    max_size=8,
+)
+
+
+def counts_gate(minimum: int) -> SequentialGate:
+    return SequentialGate("error-rate", METRICS["error-rate"].evidence["go"], 0.2, 0.01, minimum)
+
+
+def feed(gate: SequentialGate, steps) -> list:
+    """Feed cumulative counters built from per-look (canary events, exposure, stable ...)."""
+    totals = [0, 0, 0, 0]
+    start = {
+        track: {"events": [counter(0, code="500")], "exposure": [counter(0, code="200")]}
+        for track in ("canary", "stable")
+    }
+    outcomes = []
+    for ce, cx, se, sx in steps:
+        totals = [totals[0] + min(ce, cx), totals[1] + cx, totals[2] + min(se, sx), totals[3] + sx]
+        now = {
+            "canary": {
+                "events": [counter(totals[0], code="500")],
+                "exposure": [counter(totals[1], code="200")],
+            },
+            "stable": {
+                "events": [counter(totals[2], code="500")],
+                "exposure": [counter(totals[3], code="200")],
+            },
+        }
+        outcomes.append((gate.observe(now, start).outcome, totals[1]))
+    return outcomes
+
+
+@given(looks, st.integers(0, 200))
+def test_a_sequential_gate_passes_only_with_the_minimum_of_canary_requests(steps, minimum):
+    for outcome, canary_requests in feed(counts_gate(minimum), steps):
+        if outcome is Outcome.PASS:
+            assert canary_requests >= max(1, minimum), "not merely 'not yet shown bad'"
+
+
+def test_no_canary_request_at_all_is_never_a_pass_even_without_a_minimum():
+    [(outcome, _)] = feed(counts_gate(0), [(0, 0, 0, 500)])
+    assert outcome is Outcome.COLLECTING

@@ -315,6 +315,20 @@ def test_a_log_read_without_a_container_is_refused_like_the_api_server_does(api_
         ClusterApi(cluster.api_client(), NAMESPACE, FAST_RETRY).pod_log(pod, 60)
 
 
+def test_stable_logs_come_from_a_sample_of_stable_pods_never_the_canary(api_server, monkeypatch):
+    cluster = with_sidecar(api_server)
+    platform = make_platform(cluster)
+    platform.deploy_canary(V2)
+    cluster.write_log(NAMESPACE, SERVICE, "cache: connection refused", container=SERVICE)
+    cluster.write_log(NAMESPACE, SERVICE, "envoy noise", container="istio-proxy")
+    cluster.write_log(NAMESPACE, f"{SERVICE}-canary", "canary line", container=SERVICE)
+
+    assert platform.stable_logs(since=time.time() - 5) == (["cache: connection refused"] * 3, 1.0)
+    monkeypatch.setattr("canaryflow.kubernetes.platform.STABLE_LOG_PODS", 2)
+    lines, share = platform.stable_logs(since=time.time() - 5)
+    assert (len(lines), share) == (2, 2 / 3), "a sample, and the share of stable it is"
+
+
 def test_a_canary_pod_not_yet_on_a_node_has_no_lines_yet(cluster):
     platform = make_platform(cluster)
     platform.deploy_canary(V2)
