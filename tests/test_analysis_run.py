@@ -151,6 +151,7 @@ def test_a_window_still_collecting_extends_itself_until_the_canary_has_enough_re
     assert result.verdict.outcome is Outcome.PASS, result.reason
     assert (clock.elapsed, result.extended_s) == (50, 20)
     assert result.to_dict()["extended_s"] == 20
+    assert result.reason.endswith("(window extended by 20s while gates were still collecting)")
 
 
 def test_a_window_still_collecting_after_its_extension_is_inconclusive():

@@ -7,6 +7,7 @@ instead of a stuck release. Time is injected (``Clock``) so the loop is tested w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import threading
@@ -207,6 +208,9 @@ class AnalysisRun:
             if verdict.decided:
                 break
         extended = min(extra * interval, extension)
+        if extended > 0:
+            note = f" (window extended by {extended:g}s while gates were still collecting)"
+            verdict = dataclasses.replace(verdict, reason=verdict.reason + note)
         return WindowResult(verdict, tuple(measurements), started, self.clock.now(), extended)
 
     def measure(self, round_no: int, window_started: float) -> list[Measurement]:
