@@ -207,7 +207,7 @@ def test_a_default_gate_whose_metric_the_service_does_not_export_is_not_applicab
     assert result.reason.count("cache_requests_total") == 1, "reported once"
 
 
-def test_a_gate_whose_series_only_stable_has_is_missing_canary_data(prometheus):  # noqa: F811
+def test_a_gate_whose_series_only_stable_has_is_not_comparable(prometheus):  # noqa: F811
     from canaryflow.analysis.catalogue import METRICS
     from canaryflow.analysis.evidence import SequentialGate
     from canaryflow.analysis.source import Sample
@@ -217,10 +217,15 @@ def test_a_gate_whose_series_only_stable_has_is_missing_canary_data(prometheus):
     )
     stable = {"events": [Sample({"result": "miss"}, 5)], "exposure": [Sample({}, 50)]}
     judgement = gate.observe({"canary": {"events": [], "exposure": []}, "stable": stable})
-    assert judgement.outcome is Outcome.INCONCLUSIVE
+    assert judgement.outcome is Outcome.NOT_APPLICABLE, "reported, never a rollback by itself"
     assert judgement.reason == "no canary data: cache_requests_total has series for stable only"
 
 
 class NoLogs:
+    """Both tracks log nothing: the default log gate compares 0 lines with 0 lines."""
+
     def lines_since(self, since: float) -> list[str]:
         return []
+
+    def stable_lines_since(self, since: float) -> tuple[list[str], float]:
+        return [], 1.0
