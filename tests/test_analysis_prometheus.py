@@ -229,3 +229,27 @@ class NoLogs:
 
     def stable_lines_since(self, since: float) -> tuple[list[str], float]:
         return [], 1.0
+
+
+def test_validate_reads_the_scrape_interval_from_prometheus_and_warns(
+    prometheus,  # noqa: F811
+    tmp_path,
+    capsys,
+):
+    from canaryflow.cli import main
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        f"service: {{name: healthy, namespace: {NAMESPACE}}}\n"
+        "analysis: {interval: 500ms, queryWindow: 2s}\n"
+    )
+    assert main(["validate", str(plan), "--prometheus", prometheus.url]) == 0
+    err = capsys.readouterr().err
+    assert "warning: analysis.queryWindow: 2s spans fewer than 4 scrapes (every 1s)" in err
+    assert "warning: analysis.interval: 0.5s is shorter than the scrape interval 1s" in err
+
+
+def test_prometheus_says_how_often_it_scrapes_a_service(prometheus):  # noqa: F811
+    source = PrometheusSource(prometheus.url)
+    assert source.scrape_interval({"app": "healthy", "namespace": NAMESPACE}) == 1.0
+    assert source.scrape_interval({"app": "nobody", "namespace": NAMESPACE}) is None
