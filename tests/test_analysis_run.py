@@ -292,6 +292,20 @@ def test_statistical_gates_read_samples_over_the_window_so_far():
     assert ranges[-1] == (37_500.0, 3.75)  # the latest 10,000 samples, within Prometheus' cap
 
 
+def test_statistical_samples_are_never_closer_than_one_scrape():
+    ranges = []
+
+    class RangeRecorder(ScrapedEvery):
+        def range(self, query, start, end, step):
+            ranges.append((end - start, step))
+            return [0.1 + i / 1000 for i in range(10)]
+
+    statistical = spec(gates=[{"metric": "latency-p99", "statistical": {"tolerance": 0.25}}])
+    run = AnalysisRun(statistical, RangeRecorder(healthy(), 15.0), "shop", "prod")
+    run.measure(1, window_started=run.clock.now())
+    assert ranges[0] == (60.0, 15.0), "4 scrapes of range, one sample a scrape"
+
+
 def test_a_logs_gate_reads_the_canary_logs_since_the_last_round():
     class Logs:
         def __init__(self):

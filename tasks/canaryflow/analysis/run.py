@@ -386,7 +386,8 @@ class AnalysisRun:
             return _bind(self.metrics.instant, query)
         limit = gate.statistical
         window = self.query_window
-        step = limit.step or max(1.0, window / limit.min_samples)
+        # Samples closer than one scrape repeat the same scraped values: never by default.
+        step = limit.step or max(1.0, window / limit.min_samples, self.scrape_interval or 0.0)
         # Prometheus answers at most 11,000 points per series: keep the latest 10,000.
         lookback = min(max(window, now - window_started), step * _MAX_SAMPLES)
         return _bind(self.metrics.range, query, now - lookback, now, step)
