@@ -124,6 +124,38 @@ def test_a_histogram_gate_cuts_at_stables_quantile_from_before_the_window():
     assert judgement.reason.startswith("latency-p95: canary 40 of 100 above 0.1 vs stable 9 of 900")
 
 
+def test_a_cut_the_canarys_layout_lacks_moves_to_the_next_bound_both_have():
+    gate = SequentialGate("latency-p95", METRICS["latency-p95"].evidence["go"], 0.25, 0.01, 20)
+
+    def hist(counts: dict[str, float]) -> list[Sample]:
+        return [Sample({"le": le}, n) for le, n in counts.items()]
+
+    reference = hist({"0.05": 500, "0.1": 960, "0.25": 995, "+Inf": 1000})
+    zero = {"canary": {"buckets": []}, "stable": {"buckets": []}}
+    same = {"0.25": 99, "+Inf": 100}  # the canary's layout has no 0.05 and no 0.1
+    now = {
+        "canary": {"buckets": hist(same)},
+        "stable": {"buckets": hist({"0.05": 450, "0.1": 860, "0.25": 891, "+Inf": 900})},
+    }
+    judgement = gate.observe(now, baseline=zero, reference=reference)
+    assert judgement.outcome is not Outcome.FAIL, judgement.reason  # never "100 of 100 above"
+    assert sorted(gate.tests) == [0.25], "both missing cuts move to the next common bound"
+    assert judgement.reason.startswith("latency-p95: canary 1 of 100 above 0.25 vs stable 9 of 900")
+
+
+def test_layouts_that_share_no_bound_are_not_comparable():
+    gate = SequentialGate("latency-p95", METRICS["latency-p95"].evidence["go"], 0.25, 0.01, 20)
+    reference = [Sample({"le": "0.1"}, 960), Sample({"le": "+Inf"}, 1000)]
+    zero = {"canary": {"buckets": []}, "stable": {"buckets": []}}
+    now = {
+        "canary": {"buckets": [Sample({"le": "0.3"}, 90), Sample({"le": "+Inf"}, 100)]},
+        "stable": {"buckets": [Sample({"le": "0.1"}, 860), Sample({"le": "+Inf"}, 900)]},
+    }
+    judgement = gate.observe(now, baseline=zero, reference=reference)
+    assert judgement.outcome is Outcome.NOT_APPLICABLE
+    assert "share no bucket bound" in judgement.reason
+
+
 # Error control of a whole histogram gate: cuts chosen from stable's history, looked at often -----
 
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
