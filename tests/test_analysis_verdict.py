@@ -238,6 +238,8 @@ def test_only_collecting_gates_make_a_window_worth_extending():
     unsure = verdict(rounds(N, N) + rounds(C, C, gate="latency-p99"), gates=gates)
     assert unsure.outcome is N and not unsure.still_collecting, "more time cures no missing data"
     assert not verdict(rounds(E, E)).still_collecting
+    nothing_yet = verdict(rounds(NA, NA))
+    assert nothing_yet.outcome is N and nothing_yet.still_collecting, "series may still come"
 
 
 states = st.sampled_from([P, C, NA])
@@ -250,7 +252,7 @@ def test_the_last_state_decides_an_unbreached_window(sequence, last, limits):
         return  # a breach decides first
     expected = {P: P, C: N, NA: N}[last]  # a window with nothing judged is inconclusive
     assert result.outcome is expected
-    assert result.still_collecting is (last is C)
+    assert result.still_collecting is (last is not P)  # collecting, or nothing judged yet
 
 
 @given(st.lists(st.sampled_from([C, NA]), max_size=10))

@@ -14,7 +14,8 @@ Gates combine worst-first: FAIL > ERROR > INCONCLUSIVE > PASS.
 
 Maturity is not evidence: a COLLECTING measurement (too few requests yet) counts against no
 limit, and only a window that *ends* still collecting is inconclusive (``still_collecting``
-names those gates, so a window may extend itself, ``analysis.maxExtension``). A gate NOT
+says so, as it does of a window in which no gate could judge yet, so a window may extend
+itself, ``analysis.maxExtension``). A gate NOT
 APPLICABLE at the end (the service exports no such series, or only one track does; no stable
 traffic to compare with at a 100 % step) is named once in the reason and left out; a window in
 which no gate could judge at all is inconclusive, never a pass.
@@ -74,6 +75,8 @@ class WindowVerdict:
         if self.outcome is not Outcome.INCONCLUSIVE or self.decided_in_round is not None:
             return False
         judging = [g for g in self.gates if g.outcome is not Outcome.NOT_APPLICABLE]
+        if not judging:  # no gate could judge yet: a young canary's series may still come
+            return bool(self.gates)
         waiting = [g for g in judging if g.outcome is not Outcome.PASS]
         return bool(waiting) and all(g.still_collecting for g in waiting)
 
