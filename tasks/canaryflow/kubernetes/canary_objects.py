@@ -70,9 +70,19 @@ def check_artifact(image: str | None, version: str) -> None:
         raise InputError(errors)
 
 
-def main_container(template_spec: Obj, service: str, container: str | None) -> Obj:
-    """The container that runs the service: the named one, else the one named like the service,
-    else the only one."""
+SIDECARS: frozenset[str] = frozenset(
+    {"istio-proxy", "linkerd-proxy", "envoy", "envoy-sidecar", "cloud-sql-proxy", "vault-agent"}
+)
+"""Containers that meshes and agents inject beside the application; never the service."""
+
+
+def main_container(
+    template_spec: Obj, service: str, container: str | None, port: int | None = None
+) -> Obj:
+    """The container that runs the service (its image is replaced, its log is read): the named
+    one (``service.container``), else the one named like the service, else the only one, else
+    the one whose ports include the service's ``port``, else the first that is not a known
+    sidecar (``SIDECARS``): a pod with a mesh proxy still has one application container."""
     containers = template_spec["containers"]
     wanted = container or service
     for candidate in containers:
@@ -80,6 +90,14 @@ def main_container(template_spec: Obj, service: str, container: str | None) -> O
             return candidate
     if container is None and len(containers) == 1:
         return containers[0]
+    if container is None:
+        for candidate in containers:
+            ports = [p.get("containerPort") for p in candidate.get("ports") or []]
+            if port is not None and port in ports:
+                return candidate
+        apps = [c for c in containers if c["name"] not in SIDECARS]
+        if apps:
+            return apps[0]
     names = ", ".join(c["name"] for c in containers)
     raise InputError(
         FieldError(
@@ -111,7 +129,7 @@ def canary_deployment(
     annotations = without_tracking_annotations(stable_meta.get("annotations") or {})
     if annotations:
         template["metadata"]["annotations"] = annotations
-    app = main_container(template["spec"], service, container)
+    app = main_container(template["spec"], service, container, health.port)
     app["image"] = image
     app["readinessProbe"] = {
         "httpGet": {"path": health.path, "port": health.port},
@@ -175,7 +193,12 @@ def version_pinned(deployment: Obj) -> bool:
 
 
 def promoted(
-    deployment: Obj, service: str, image: str, version: str, container: str | None = None
+    deployment: Obj,
+    service: str,
+    image: str,
+    version: str,
+    container: str | None = None,
+    port: int | None = None,
 ) -> Obj:
     """The stable ``deployment`` running ``image``, its pods labelled ``version`` (promotion).
 
@@ -184,7 +207,7 @@ def promoted(
     pinned by the selector is kept: the API server would reject a template it no longer selects.
     """
     template = deployment["spec"]["template"]
-    main_container(template["spec"], service, container)["image"] = image
+    main_container(template["spec"], service, container, port)["image"] = image
     labels = template.setdefault("metadata", {}).setdefault("labels", {})
     if VERSION_LABEL in labels and not version_pinned(deployment):
         labels[VERSION_LABEL] = version

@@ -49,6 +49,7 @@ def platform_for(plan: ReleasePlan, api_client: ApiClient | None = None) -> Kube
         service.name,
         router,
         canary_replicas=service.canary_replicas,
+        container=service.container,
         health=HealthCheck(path=service.health_path, port=service.port),
         canary_after_rollback=plan.rollback.canary,
         drain_s=plan.router.drain,

@@ -51,6 +51,10 @@ DEFAULT_TIMEOUTS = Timeouts()
 DEFAULT_HEALTH_CHECK = HealthCheck()
 
 
+STABLE_LOG_PODS = 5
+"""Stable pods whose log a comparing logs gate reads each round: a sample, not the fleet."""
+
+
 class KubernetesPlatform:
     """``canaryflow.platform.protocol.Platform`` on a Kubernetes namespace."""
 
@@ -193,7 +197,9 @@ class KubernetesPlatform:
             self._select_stable(None, artifact.version, by_version)
 
         def edit(stable: Obj) -> Obj:
-            return objects.promoted(stable, self.service, image, artifact.version, self.container)
+            return objects.promoted(
+                stable, self.service, image, artifact.version, self.container, self.health.port
+            )
 
         stable = self.api.update(DEPLOYMENT, self.service, edit)
         self._wait_stable_rollout()
@@ -330,11 +336,44 @@ class KubernetesPlatform:
             )
 
     def canary_logs(self, since: float) -> list[str]:
+        """The application container's lines of every canary pod (never a sidecar's: a pod
+        with several containers has no log without a container name); a pod not started yet
+        has none."""
         since_seconds = max(1, math.ceil(time.time() - since))
+        canary = self.api.get(DEPLOYMENT, self.canary)
+        if canary is None:
+            return []
+        template = canary["spec"]["template"]["spec"]
+        app = objects.main_container(template, self.service, self.container, self.health.port)
         lines: list[str] = []
         for pod in self._canary_pods():
-            lines += self.api.pod_log(pod["metadata"]["name"], since_seconds).splitlines()
+            name = pod["metadata"]["name"]
+            lines += self.api.pod_log(name, since_seconds, app["name"]).splitlines()
         return lines
+
+    def stable_logs(self, since: float) -> tuple[list[str], float]:
+        """The application container's lines of up to ``STABLE_LOG_PODS`` stable pods, and the
+        share of stable's pods they are (a large fleet is sampled, its requests scaled)."""
+        since_seconds = max(1, math.ceil(time.time() - since))
+        stable = self.api.get(DEPLOYMENT, self.service)
+        if stable is None:
+            return [], 1.0
+        selector = stable["spec"]["selector"].get("matchLabels") or {}
+        pods = [
+            pod
+            for pod in self.api.list(POD, selector)
+            if (pod["metadata"].get("labels") or {}).get(objects.TRACK_LABEL) != "canary"
+        ]
+        if not pods:
+            return [], 1.0
+        template = stable["spec"]["template"]["spec"]
+        app = objects.main_container(template, self.service, self.container, self.health.port)
+        read = sorted(pods, key=lambda pod: pod["metadata"]["name"])[:STABLE_LOG_PODS]
+        lines: list[str] = []
+        for pod in read:
+            name = pod["metadata"]["name"]
+            lines += self.api.pod_log(name, since_seconds, app["name"]).splitlines()
+        return lines, len(read) / len(pods)
 
     # -- release state ------------------------------------------------------------------------
 

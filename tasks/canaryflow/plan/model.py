@@ -68,6 +68,14 @@ class ServiceSpec(PlanModel):
         120.0, gt=0, description="How long the canary may take to become healthy."
     )
     canary_replicas: int = Field(1, ge=1, le=100, description="Replicas of the canary.")
+    container: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] | None = (
+        Field(
+            None,
+            description="The container running the service in its pods: its image is "
+            "replaced and its log read. Omitted: the one named like the service, else the one "
+            "whose ports include service.port, else the first that is not a known sidecar.",
+        )
+    )
 
 
 class HeaderRouteSpec(PlanModel):
