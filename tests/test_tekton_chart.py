@@ -131,7 +131,11 @@ SERVICES = {
 
 def sensor_values() -> dict:
     values = with_events(services=SERVICES)
-    values["events"]["gitlab"] = {"baseURL": "https://gitlab.example.com"}
+    values["events"]["gitlab"] = {
+        "enabled": True,  # off by default; the Argo EventSource needs an access token
+        "baseURL": "https://gitlab.example.com",
+        "accessToken": {"name": "gitlab-access"},
+    }
     return values
 
 

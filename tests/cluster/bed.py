@@ -39,7 +39,7 @@ from canaryflow.local.process import ProcessGroup
 from canaryflow.local.router import NginxRouter
 from canaryflow.platform.protocol import HeaderRoute
 
-from . import events
+from . import events, eventsource
 from .argo.controller import Workflow, WorkflowController
 from .argo.pods import PodRunner
 from .argo.templates import TemplateStore
@@ -192,6 +192,7 @@ class ClusterInABox:
                 "enabled": True,
                 "webhookSecret": {"name": "git-webhooks"},
                 "branches": ["main"],
+                "gitlab": {"enabled": True, "accessToken": {"name": "gitlab-access"}},
             },
             "release": {
                 "imageRepository": f"{self.registry.host}/services",
@@ -477,8 +478,10 @@ class ServiceUnderTest:
             _git(self.checkout, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
             revision = _git(self.checkout, "rev-parse", "HEAD").strip()
         event = self.push_event(provider, revision, branch)
+        (source,) = self.chart.of_kind("EventSource")
+        route = eventsource.route_for(source, provider)  # an invalid one serves nothing
         (sensor,) = self.chart.of_kind("Sensor")
-        workflow = events.submitted_workflow(sensor, event)
+        workflow = events.submitted_workflow(sensor, event, route)
         if workflow is None:
             return None
         workflow["metadata"]["namespace"] = sensor["metadata"]["namespace"]
