@@ -15,7 +15,6 @@ undeliverable notification is a warning and the exit code stays 0.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -47,7 +46,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workflow", default="", help="the workflow's name")
     parser.add_argument("--version", default="", help="the released version (commit)")
     parser.add_argument("--step", default="", help="the plan step a `step` event is about")
-    parser.add_argument("--failures", default="", help="Argo's {{workflow.failures}} (JSON)")
+    parser.add_argument(
+        "--failures",
+        default="",
+        help="Argo's {{workflow.failures}}: Go-quoted JSON as Argo passes it, or plain JSON",
+    )
     parser.add_argument(
         "--rolled-back", action="store_true", help="the rollback branch ran (else: failed early)"
     )
@@ -85,6 +88,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from canaryflow.notify.failures import parse_failures
     from canaryflow.notify.message import (
         GIT_PROVIDERS,
         ReleaseSummary,
@@ -98,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if args.git_provider not in GIT_PROVIDERS:
         raise InputError(FieldError("--git-provider", f"{args.git_provider!r}: github or gitlab"))
     plan = _plan(args, load_plan)
-    failures = _failures(args.failures)
+    failures = parse_failures(args.failures)
     tasks = [name for name in args.traffic_tasks.split(",") if name]
     rolled_back = args.rolled_back or reached_traffic(failures, tasks)
     event = args.event or event_of_workflow_status(args.status, rolled_back)
@@ -209,18 +213,3 @@ def _post(url: str, body: dict, headers: dict | None = None) -> str | None:
     return post_json(
         url, body, headers, attempts=ATTEMPTS, timeout_s=TIMEOUT_S, deadline_s=DEADLINE_S
     )
-
-
-def _failures(text: str) -> list[dict]:
-    if not text.strip() or text.strip() == "null":
-        return []
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            FieldError(
-                "--failures",
-                f"not JSON ({error.msg}): pass Argo's {{{{workflow.failures}}}} unchanged",
-            )
-        ) from None
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

@@ -53,6 +53,7 @@ from typing import Any
 from . import govaluate
 from .depends import Depends
 from .expr import evaluate, expand, to_text
+from .failures import workflow_failures
 from .pods import Pod, PodResult, PodRunner
 from .templates import Scope, TemplateError, TemplateStore, generated_name, join_workflow_spec
 from .variables import UnresolvedError, parameters_json, substitute, substitute_all
@@ -385,7 +386,7 @@ class WorkflowController:
         if exit_template and workflow.shutdown != "Terminate":
             scope = self._globals(workflow) | {
                 "workflow.status": phase,
-                "workflow.failures": self._failures(workflow),
+                "workflow.failures": workflow_failures(workflow.name, workflow.nodes.values()),
             }
             handler = self._execute(
                 workflow,
@@ -404,21 +405,6 @@ class WorkflowController:
     def _finish(self, workflow: Workflow, phase: str, message: str) -> None:
         workflow.phase, workflow.message, workflow.finished_at = phase, message, time.time()
         self._notify(workflow)
-
-    def _failures(self, workflow: Workflow) -> str:
-        failed = [
-            {
-                "displayName": node.display_name,
-                "message": node.message,
-                "templateName": node.template_name,
-                "phase": node.phase,
-                "podName": node.id,
-                "finishedAt": _timestamp(node.finished_at),
-            }
-            for node in workflow.nodes.values()
-            if node.phase in FAILED and node.type in ("Pod", "Suspend")
-        ]
-        return json.dumps(failed)
 
     def _notify(self, workflow: Workflow) -> None:
         with workflow.changed:
