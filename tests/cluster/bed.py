@@ -42,6 +42,7 @@ from canaryflow.platform.protocol import HeaderRoute
 from . import events, eventsource
 from .argo.controller import Workflow, WorkflowController
 from .argo.pods import PodRunner
+from .argo.serviceaccounts import token_controller
 from .argo.templates import TemplateStore
 from .dataplane import DataPlane, Request
 from .images import ImageStore
@@ -141,6 +142,7 @@ class ClusterInABox:
         self.extra_values = dict(chart_values or {})
         self._stack = ExitStack()
         self.secrets: dict[tuple[str, str], dict[str, bytes]] = {}
+        self.service_accounts: dict[tuple[str, str], Obj] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -182,7 +184,9 @@ class ClusterInABox:
             secrets=lambda ns, name: self.secrets.get((ns, name)),
             config_maps=self._config_map,
         )
-        self.controller = WorkflowController(self.templates, pods, self.workdir / "argo")
+        self.controller = WorkflowController(
+            self.templates, pods, self.workdir / "argo", self._service_account
+        )
         stack.callback(self.controller.shutdown)
 
     def values(self, overrides: Mapping[str, Any] | None = None) -> Obj:
@@ -217,6 +221,7 @@ class ClusterInABox:
             raise ValueError(f"the chart is already installed in {namespace}")
         rendered = self.render(namespace, self.values(overrides))
         self.templates.apply(rendered, namespace)
+        self._apply_accounts_and_secrets(rendered, namespace)
         if registry_login:
             config = self.registry.docker_config(self.workdir / "registry-auth")
             self.secrets[(namespace, "canaryflow-registry")] = {
@@ -251,6 +256,25 @@ class ClusterInABox:
         if broken:
             raise AssertionError(f"the rendered chart has invalid objects: {broken}")
         return objects
+
+    def _apply_accounts_and_secrets(self, rendered: list[Obj], namespace: str) -> None:
+        """The chart's ServiceAccounts, then its Secrets as the token controller leaves them
+        (``argo.serviceaccounts.token_controller``): what the executor's token mount reads."""
+        for obj in rendered:
+            if obj["kind"] == "ServiceAccount":
+                ns = obj["metadata"].get("namespace") or namespace
+                self.service_accounts[(ns, obj["metadata"]["name"])] = obj
+        for obj in rendered:
+            if obj["kind"] == "Secret":
+                ns = obj["metadata"].get("namespace") or namespace
+                data = token_controller(obj, self._service_account, ns)
+                self.secrets[(ns, obj["metadata"]["name"])] = {
+                    key: value.encode() if isinstance(value, str) else value
+                    for key, value in data.items()
+                }
+
+    def _service_account(self, namespace: str, name: str) -> Obj | None:
+        return self.service_accounts.get((namespace, name))
 
     def _config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         found = self.api.get("ConfigMap", namespace, name)

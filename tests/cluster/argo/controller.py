@@ -26,6 +26,9 @@ Implemented:
   factor and maxDuration); ``activeDeadlineSeconds`` on the workflow and on templates;
 - ``onExit`` with ``workflow.status`` and ``workflow.failures``; ``argo stop`` (running pods
   terminated, nothing new scheduled, exit handler runs; the workflow ends Failed);
+- service accounts (``argo.serviceaccounts``): the executor's token Secret volume from
+  ``executor.serviceAccountName`` (workflowpod.go ``setupServiceAccount``); a pod whose Secret
+  is missing never starts (FailedMount) until the deadline or ``argo stop``;
 - ``synchronization.mutexes`` (and ``mutex``) at workflow level: a second workflow holding the
   same (substituted) name stays Pending until the first completes, first come first served.
 
@@ -55,6 +58,12 @@ from .depends import Depends
 from .expr import evaluate, expand, to_text
 from .failures import workflow_failures
 from .pods import Pod, PodResult, PodRunner
+from .serviceaccounts import (
+    PodCreationError,
+    ServiceAccounts,
+    every_account_exists,
+    executor_volumes,
+)
 from .templates import Scope, TemplateError, TemplateStore, generated_name, join_workflow_spec
 from .variables import UnresolvedError, parameters_json, substitute, substitute_all
 
@@ -141,9 +150,16 @@ class Workflow:
 class WorkflowController:
     """Runs submitted Workflows, each in its own thread, against one ``TemplateStore``."""
 
-    def __init__(self, store: TemplateStore, pods: PodRunner, workdir: Path):
+    def __init__(
+        self,
+        store: TemplateStore,
+        pods: PodRunner,
+        workdir: Path,
+        service_accounts: ServiceAccounts = every_account_exists,
+    ):
         self.store = store
         self.pods = pods
+        self.service_accounts = service_accounts
         self.workdir = Path(workdir)
         self.workflows: dict[str, Workflow] = {}
         self._threads: list[threading.Thread] = []
@@ -529,6 +545,14 @@ class WorkflowController:
         self, workflow: Workflow, node: Node, template: Obj, local: dict[str, str], stop: Shutdown
     ):
         resolved = substitute_all(template, local)
+        try:
+            token = executor_volumes(
+                resolved, workflow.spec, workflow.namespace, self.service_accounts
+            )
+        except PodCreationError as error:
+            node.started_at = time.time()
+            self._complete(workflow, node, "Error", str(error))
+            return
         pod_stop = Shutdown()
         deadline = resolved.get("activeDeadlineSeconds")
         watcher = threading.Thread(target=_forward, args=(stop, pod_stop, deadline), daemon=True)
@@ -540,6 +564,7 @@ class WorkflowController:
             workflow_dir=self.workdir / "workflows" / workflow.name,
             workflow_volumes=workflow.spec.get("volumes", []),
             claim_templates=workflow.spec.get("volumeClaimTemplates", []),
+            executor_volumes=token,
         )
         result = self.pods.run(pod, pod_stop)
         pod_stop.trigger("")  # ends the watcher
