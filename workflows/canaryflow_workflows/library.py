@@ -31,6 +31,7 @@ from hera.workflows import models as m
 
 from canaryflow.release.walk import LAST_STEP, PROMOTION, STEPS
 from canaryflow_workflows import pods
+from canaryflow_workflows.graph import DEPLOYABLE_IMAGE
 from canaryflow_workflows.pods import WORKSPACE
 from canaryflow_workflows.settings import PodResources, WorkflowSettings
 
@@ -134,9 +135,14 @@ class TaskLibrary:
             **(identity or {}),
         )
 
-    def _output(self, name: str, description: str, file: str) -> Parameter:
+    def _output(
+        self, name: str, description: str, file: str, global_name: str | None = None
+    ) -> Parameter:
         return Parameter(
-            name=name, description=description, value_from=m.ValueFrom(path=f"{OUTPUTS}/{file}")
+            name=name,
+            description=description,
+            value_from=m.ValueFrom(path=f"{OUTPUTS}/{file}"),
+            global_name=global_name,
         )
 
     def validate_plan(self) -> Container:
@@ -298,7 +304,12 @@ class TaskLibrary:
                 f"{OUTPUTS}/image",
             ],
             retry=pods.idempotent_retry(self.settings),
-            outputs=[self._output("image", "HOST/REPO@sha256:... as pushed.", "image")],
+            # Global: the exit handler's safety net runs only once an image could be deployed.
+            outputs=[
+                self._output(
+                    "image", "HOST/REPO@sha256:... as pushed.", "image", DEPLOYABLE_IMAGE
+                )
+            ],
             volumes=[pods.registry_auth_volume(self.settings)],
             mounts=[pods.mount(pods.REGISTRY_VOLUME, pods.REGISTRY_AUTH, read_only=True)],
         )

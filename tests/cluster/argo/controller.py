@@ -24,8 +24,10 @@ Implemented:
 - ``retryStrategy`` (``limit``, ``retryPolicy`` Always/OnFailure/OnError/OnTransientError,
   ``expression`` over ``lastRetry.{exitCode,status,duration,message}``, ``backoff`` duration,
   factor and maxDuration); ``activeDeadlineSeconds`` on the workflow and on templates;
-- ``onExit`` with ``workflow.status`` and ``workflow.failures``; ``argo stop`` (running pods
-  terminated, nothing new scheduled, exit handler runs; the workflow ends Failed);
+- ``onExit`` with ``workflow.status``, ``workflow.failures`` and global outputs
+  (``globalName``: ``workflow.outputs.parameters.*``, seen by the exit handler only);
+  ``argo stop`` (running pods terminated, nothing new scheduled, exit handler runs; the
+  workflow ends Failed);
 - service accounts (``argo.serviceaccounts``): the executor's token Secret volume from
   ``executor.serviceAccountName`` (workflowpod.go ``setupServiceAccount``); a pod whose Secret
   is missing never starts (FailedMount) until the deadline or ``argo stop``;
@@ -35,9 +37,9 @@ Implemented:
 Not implemented (an error names it when a template uses it): script/resource/http/plugin/
 container-set/data templates, artifacts other than raw, ``semaphores``, template-level
 synchronization, lifecycle ``hooks``, ``podSpecPatch``, memoization, ``parallelism``,
-``failFast: false``, ``.AnySucceeded``/``.AllFailed``, global outputs, ``argo retry``/``resubmit``,
-``argo terminate``. Pods are not scheduled on nodes, so resources, securityContext, podGC,
-ttlStrategy and volumeClaimGC are recorded only.
+``failFast: false``, ``.AnySucceeded``/``.AllFailed``, global artifacts, ``argo retry``/
+``resubmit``, ``argo terminate``. Pods are not scheduled on nodes, so resources,
+securityContext, podGC, ttlStrategy and volumeClaimGC are recorded only.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ class Workflow:
     finished_at: float | None = None
     nodes: dict[str, Node] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
+    global_outputs: dict[str, str] = field(default_factory=dict)  # globalName -> value
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
     shutdown: str = ""
     main_stop: Shutdown = field(default_factory=Shutdown)
@@ -313,6 +316,7 @@ class WorkflowController:
 
     def _globals(self, workflow: Workflow) -> dict[str, str]:
         scope = {f"workflow.parameters.{k}": v for k, v in workflow.parameters.items()}
+        scope |= {f"workflow.outputs.parameters.{k}": v for k, v in workflow.global_outputs.items()}
         scope["workflow.parameters"] = json.dumps(
             [{"name": k, "value": v} for k, v in workflow.parameters.items()]
         )
@@ -570,8 +574,17 @@ class WorkflowController:
         pod_stop.trigger("")  # ends the watcher
         node.pod, node.exit_code, node.result = result, result.exit_code, result.result
         node.outputs.update(result.outputs)
+        self._export_globals(workflow, resolved, result.outputs)
         node.started_at, node.finished_at = result.started_at, result.finished_at
         self._complete(workflow, node, result.phase, result.message)
+
+    def _export_globals(self, workflow: Workflow, template: Obj, outputs: dict[str, str]):
+        """operator.go ``addOutputsToGlobalScope`` (podReconciliation, v3.6.19:1174): an
+        output parameter with ``globalName`` becomes ``workflow.outputs.parameters.<name>``
+        once its pod reports it, whatever the pod's phase."""
+        for parameter in template.get("outputs", {}).get("parameters", []):
+            if parameter.get("globalName") and parameter["name"] in outputs:
+                workflow.global_outputs[parameter["globalName"]] = outputs[parameter["name"]]
 
     # suspend -------------------------------------------------------------------------------
 
@@ -749,7 +762,9 @@ class WorkflowController:
         scope = local | _task_variables(prefix, siblings)
         resolved = {k: v for k, v in task.items() if k not in ("withItems", "withParam")}
         try:
-            when = substitute(task.get("when", ""), scope)
+            # dag.go executeDAGTask / steps.go: template.Replace(..., allowUnresolved=true),
+            # then govaluate; an unresolved tag outside quotes fails to parse (node Error).
+            when = substitute(task.get("when", ""), scope, allow_unresolved=True)
             if not govaluate.should_execute(when):
                 skipped = self._new_node(workflow, name, task["name"], "Skipped", on_exit=on_exit)
                 skipped.started_at = time.time()
