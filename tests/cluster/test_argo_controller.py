@@ -297,3 +297,48 @@ def test_a_workflow_without_failures_passes_a_quoted_null(tmp_path):
     _, pods = run(spec, {}, tmp_path)
 
     assert pods.ran[-1] == ("bye", ["run", '"null"'])
+
+
+RETRIED_EXIT = {
+    "name": "bye",
+    "retryStrategy": {"limit": "3", "retryPolicy": "Always", "backoff": {"duration": "0.05"}},
+    "container": {"image": "x", "command": ["run"]},
+}
+
+
+def test_a_failing_exit_handler_is_retried_when_the_workflow_simply_failed(tmp_path):
+    spec = {"entrypoint": "main", "onExit": "bye", "templates": [container("main"), RETRIED_EXIT]}
+
+    _, pods = run(spec, {"main": [1], "bye": [1, 0]}, tmp_path)
+
+    assert [name for name, _ in pods.ran].count("bye") == 2
+
+
+def test_after_argo_stop_the_exit_handler_gets_one_attempt(tmp_path):
+    """processNodeRetries (operator.go v3.6.19:995-1003): shut down, a failed child is final."""
+    spec = {"entrypoint": "slow", "onExit": "bye", "templates": [container("slow"), RETRIED_EXIT]}
+    pods = ScriptedPods({"slow": ["forever"], "bye": [1, 0]})
+    controller = WorkflowController(TemplateStore(), pods, tmp_path)  # type: ignore[arg-type]
+    workflow = controller.submit({"metadata": {"name": "wf"}, "spec": spec})
+    controller.wait_for("wf", lambda wf: bool(wf.pods()), 5)
+    controller.stop("wf")
+    controller.wait("wf", 10)
+
+    assert [name for name, _ in pods.ran].count("bye") == 1
+    (handler,) = [n for n in workflow.nodes.values() if n.on_exit and n.type == "Retry"]
+    assert handler.phase == "Failed" and handler.message == "Stopped with strategy 'Stop'"
+
+
+def test_past_the_deadline_the_exit_handler_gets_one_attempt(tmp_path):
+    spec = {
+        "entrypoint": "slow",
+        "onExit": "bye",
+        "activeDeadlineSeconds": 1,
+        "templates": [container("slow"), RETRIED_EXIT],
+    }
+
+    workflow, pods = run(spec, {"slow": ["forever"], "bye": [1, 0]}, tmp_path)
+
+    assert [name for name, _ in pods.ran].count("bye") == 1
+    (handler,) = [n for n in workflow.nodes.values() if n.on_exit and n.type == "Retry"]
+    assert handler.message.startswith("retry exceeded workflow deadline ")

@@ -39,8 +39,11 @@ A failing window is made safe in place: ``analyze --fail-safe`` sets the canary 
 and verifies it before its pod exits 1, so traffic never waits for the rollback pod; the
 rollback branch then removes the canary. ``argo stop`` and the active deadline run the exit
 handler but no further DAG task, so the exit handler repeats the safety net (``rollback``, or
-``flag-off`` for a flag rollout) whenever the workflow did not succeed; both verbs are
-idempotent. Then it notifies: promoted, rolled-back or failed.
+``flag-off`` for a flag rollout) whenever the workflow did not succeed (the release's
+``rollback`` only once image-push exported a deployable image: before that nothing was
+deployed); both verbs are idempotent. After a stop or the deadline Argo does not retry them
+(``processNodeRetries``), so they try again inside their pod. Then it notifies: promoted,
+rolled-back or failed.
 
 Both templates share one mutex per service: a flag rollout and a canary release of the same
 service would otherwise judge each other's traffic. ``synchronization.mutexes`` is Argo

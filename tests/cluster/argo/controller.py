@@ -24,8 +24,9 @@ Implemented:
 - ``retryStrategy`` (``limit``, ``retryPolicy`` Always/OnFailure/OnError/OnTransientError,
   ``expression`` over ``lastRetry.{exitCode,status,duration,message}``, ``backoff`` duration,
   factor and maxDuration); ``activeDeadlineSeconds`` on the workflow and on templates;
-- ``onExit`` with ``workflow.status``, ``workflow.failures`` and global outputs
-  (``globalName``: ``workflow.outputs.parameters.*``, seen by the exit handler only);
+- no retry once the workflow is stopped or past its deadline, in the exit handler too
+  (``processNodeRetries``); ``onExit`` with ``workflow.status``, ``workflow.failures``,
+  global outputs (``globalName``: ``workflow.outputs.parameters.*``, seen by the exit handler only);
   ``argo stop`` (running pods terminated, nothing new scheduled, exit handler runs; the
   workflow ends Failed);
 - service accounts (``argo.serviceaccounts``): the executor's token Secret volume from
@@ -128,6 +129,7 @@ class Workflow:
     nodes: dict[str, Node] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
     global_outputs: dict[str, str] = field(default_factory=dict)  # globalName -> value
+    deadline_at: float | None = None  # started + activeDeadlineSeconds
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
     shutdown: str = ""
     main_stop: Shutdown = field(default_factory=Shutdown)
@@ -381,6 +383,7 @@ class WorkflowController:
         deadline = workflow.spec.get("activeDeadlineSeconds")
         timer = None
         if deadline is not None:
+            workflow.deadline_at = workflow.started_at + float(deadline)
             timer = threading.Timer(float(deadline), workflow.main_stop.trigger, (DEADLINE,))
             timer.daemon = True
             timer.start()
@@ -638,7 +641,7 @@ class WorkflowController:
             workflow, name, display, "Retry", template_name=template["name"], on_exit=on_exit
         )
         retry.started_at, retry.phase, retry.inputs = time.time(), "Running", dict(inputs)
-        attempt_number = 0
+        attempt_number, message = 0, ""
         while True:
             child = self._attempt(
                 workflow,
@@ -653,6 +656,14 @@ class WorkflowController:
             )
             retry.children.append(child.id)
             if child.phase == "Succeeded" or stop.is_set():
+                break
+            # processNodeRetries (operator.go v3.6.19:995-1003): once the workflow is shut
+            # down or past its deadline, a failed child is final, in the exit handler too.
+            if workflow.shutdown:
+                message = f"Stopped with strategy '{workflow.shutdown}'"
+                break
+            if workflow.deadline_at is not None and time.time() > workflow.deadline_at:
+                message = f"retry exceeded workflow deadline {_timestamp(workflow.deadline_at)}"
                 break
             if limit is not None and attempt_number >= limit:
                 child.message = child.message or "No more retries left"
@@ -670,7 +681,7 @@ class WorkflowController:
             attempt_number += 1
         retry.outputs, retry.result, retry.exit_code = child.outputs, child.result, child.exit_code
         retry.pod = child.pod
-        return self._complete(workflow, retry, child.phase, child.message)
+        return self._complete(workflow, retry, child.phase, message or child.message)
 
     # dag -----------------------------------------------------------------------------------
 
