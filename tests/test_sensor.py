@@ -68,6 +68,7 @@ def test_a_github_push_submits_the_release_with_everything_it_needs(sensor):
     }
     assert workflow["metadata"]["annotations"]["canaryflow.dev/pushed-by"] == "alice"
     assert workflow["metadata"]["labels"]["canaryflow.dev/trigger"] == "github"
+    assert workflow["metadata"]["labels"]["canaryflow.dev/release"] == "checkout"
     assert workflow["metadata"]["generateName"] == "checkout-"
 
 

@@ -495,3 +495,35 @@ def test_once_an_image_could_be_deployed_the_exit_handler_rolls_back(tmp_path):
     rollback = [n for name, n in exit_nodes.items() if name.startswith("rollback")]
     assert rollback and all(n.phase != "Skipped" for n in rollback)
     assert notify[notify.index("--safety-net") + 1] == "Succeeded"
+
+
+def test_every_release_workflow_is_labelled_with_its_service_pushed_or_submitted(tmp_path):
+    """``argo submit --from`` gets ``workflows.argoproj.io/workflow-template`` (convert.go
+    ``NewWorkflowFromWorkflowTemplate``); a Sensor's Workflow does not. The template's
+    ``workflowMetadata.labelsFrom`` labels both, so ``argo list -l`` finds both."""
+    store = TemplateStore()
+    store.apply(compile_documents(WorkflowSettings()).values(), "argo")
+    controller = WorkflowController(store, ScriptedReleasePods({"checkout": [2]}), tmp_path)  # type: ignore[arg-type]
+    parameters = [{"name": k, "value": v} for k, v in RELEASE_ARGUMENTS.items()]
+    spec = {
+        "workflowTemplateRef": {"name": "go-canary-release"},
+        "arguments": {"parameters": parameters},
+    }
+    submitted = {  # what the argo CLI sends for `argo submit --from workflowtemplate/...`
+        "metadata": {
+            "generateName": "go-canary-release-",
+            "labels": {"workflows.argoproj.io/workflow-template": "go-canary-release"},
+        },
+        "spec": spec,
+    }
+    pushed = {"metadata": {"generateName": "checkout-", "labels": {}}, "spec": spec}
+    names = [controller.submit(obj).name for obj in (submitted, pushed)]
+    for name in names:
+        controller.wait(name, 60)
+
+    listed = {w.name for w in controller.list("canaryflow.dev/release=checkout")}
+    assert listed == set(names)
+    assert {w.name for w in controller.list("canaryflow.dev/release")} == set(names)
+    assert controller.list("canaryflow.dev/release=cart") == []
+    old = controller.list("workflows.argoproj.io/workflow-template=go-canary-release")
+    assert [w.name for w in old] == names[:1]  # what NOTES.txt used to print

@@ -62,8 +62,7 @@ DEPLOYABLE_IMAGE = "deployable-image"
 # without ``@sha256:``, so the guard reads false, as it should. (Tekton: a ``when`` on
 # ``$(tasks.validate-plan.status)`` in ``finally``.)
 FAILED_AFTER_DEPLOYABLE = (
-    f"{FAILED_WORKFLOW} && "
-    f"'{{{{workflow.outputs.parameters.{DEPLOYABLE_IMAGE}}}}}' =~ '@sha256:'"
+    f"{FAILED_WORKFLOW} && '{{{{workflow.outputs.parameters.{DEPLOYABLE_IMAGE}}}}}' =~ '@sha256:'"
 )
 
 

@@ -306,9 +306,7 @@ class TaskLibrary:
             retry=pods.idempotent_retry(self.settings),
             # Global: the exit handler's safety net runs only once an image could be deployed.
             outputs=[
-                self._output(
-                    "image", "HOST/REPO@sha256:... as pushed.", "image", DEPLOYABLE_IMAGE
-                )
+                self._output("image", "HOST/REPO@sha256:... as pushed.", "image", DEPLOYABLE_IMAGE)
             ],
             volumes=[pods.registry_auth_volume(self.settings)],
             mounts=[pods.mount(pods.REGISTRY_VOLUME, pods.REGISTRY_AUTH, read_only=True)],

@@ -56,6 +56,7 @@ from hera.workflows import DAG, Parameter, Step, Steps, Task, WorkflowTemplate
 from hera.workflows import models as m
 
 from canaryflow.plan.routers import ROUTER_KINDS
+from canaryflow.runbook.manual import RELEASE_LABEL
 from canaryflow_workflows import pods
 from canaryflow_workflows.graph import (
     PLAN_STEP,
@@ -77,6 +78,13 @@ ENTRYPOINT = "release"
 FLAG_ENTRYPOINT = "rollout"
 EXIT_HANDLER = "exit-handler"
 MUTEX = "canaryflow-{{workflow.parameters.namespace}}-{{workflow.parameters.service}}"
+# Every release Workflow carries ``<RUN_LABEL[component]>: <service>``, however it was created:
+# Argo adds ``workflows.argoproj.io/workflow-template`` only to ``argo submit --from``
+# (workflow/common/convert.go ``NewWorkflowFromWorkflowTemplate``), never to a Workflow the
+# Sensor creates with a ``workflowTemplateRef``. ``workflowMetadata.labelsFrom`` is applied by
+# the controller to every Workflow it runs (operator.go ``updateWorkflowMetadata``), so
+# ``argo list -l canaryflow.dev/release`` finds them all and ``…=checkout`` one service's.
+RUN_LABEL = {"release": RELEASE_LABEL, "flag-rollout": "canaryflow.dev/flag-rollout"}
 
 
 def release_parameters(settings: WorkflowSettings) -> list[Parameter]:
@@ -323,5 +331,10 @@ def _workflow_template(
         volume_claim_templates=[_workspace_claim(settings)],
         volume_claim_gc=m.VolumeClaimGC(strategy="OnWorkflowCompletion"),
         pod_metadata=m.Metadata(labels={"app.kubernetes.io/name": "canaryflow"}),
+        workflow_metadata=m.WorkflowMetadata(
+            labels_from={
+                RUN_LABEL[component]: m.LabelValueFrom(expression="workflow.parameters.service")
+            }
+        ),
         templates=[dag, *extra, exit_handler],
     )

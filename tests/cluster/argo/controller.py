@@ -32,6 +32,7 @@ Implemented:
 - service accounts (``argo.serviceaccounts``): the executor's token Secret volume from
   ``executor.serviceAccountName`` (workflowpod.go ``setupServiceAccount``); a pod whose Secret
   is missing never starts (FailedMount) until the deadline or ``argo stop``;
+- ``workflowMetadata`` ``labels`` / ``labelsFrom`` on the Workflow object, and ``argo list -l``;
 - ``synchronization.mutexes`` (and ``mutex``) at workflow level: a second workflow holding the
   same (substituted) name stays Pending until the first completes, first come first served.
 
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 import time
 import uuid
@@ -75,6 +77,7 @@ DONE = {"Succeeded", "Failed", "Error", "Skipped", "Omitted"}
 FAILED = {"Failed", "Error"}
 STOPPED = "Stopped with strategy 'Stop'"
 DEADLINE = "Step exceeded its deadline"
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 POD_TYPES = ("container", "script", "resource", "containerSet", "data", "http", "plugin")
 
 
@@ -315,6 +318,36 @@ class WorkflowController:
             workflow.parameters[parameter["name"]] = value
         if "entrypoint" not in workflow.spec:
             raise ValueError("spec.entrypoint is required")
+        self._workflow_metadata(workflow)
+
+    def _workflow_metadata(self, workflow: Workflow) -> None:
+        """operator.go ``updateWorkflowMetadata`` (v3.6.19:548): ``workflowMetadata.labels``
+        (each value checked by ``IsValidLabelValue``) and ``labelsFrom`` (an expr expression
+        over the global variables) become labels of the Workflow object itself."""
+        metadata = workflow.spec.get("workflowMetadata") or {}
+        labels = workflow.obj["metadata"].setdefault("labels", {})
+        computed = dict(metadata.get("labels") or {})
+        env = expand(self._globals(workflow))
+        for name, source in (metadata.get("labelsFrom") or {}).items():
+            computed[name] = to_text(evaluate(source["expression"], env))
+        for name, value in computed.items():
+            if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+                raise ValueError(f'invalid label value "{value}" for label "{name}"')
+            labels[name] = value
+
+    def list(self, selector: str = "") -> list[Workflow]:
+        """``argo list -l``: equality (``k=v``) and existence (``k``) terms, comma-AND-ed."""
+        terms = [t.strip() for t in selector.split(",") if t.strip()]
+
+        def matches(workflow: Workflow) -> bool:
+            labels = workflow.obj["metadata"].get("labels") or {}
+            for term in terms:
+                key, _, value = term.partition("=")
+                if key not in labels or ("=" in term and labels[key] != value):
+                    return False
+            return True
+
+        return [w for w in self.workflows.values() if matches(w)]
 
     def _globals(self, workflow: Workflow) -> dict[str, str]:
         scope = {f"workflow.parameters.{k}": v for k, v in workflow.parameters.items()}
