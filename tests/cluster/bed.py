@@ -8,7 +8,10 @@ it before its first canaryflow release: a Git repository (the sample service and
 ``canaryflow.yaml``), a stable Deployment running an image pushed by digest, its Service and
 router object; the data plane then routes a real keep-alive load through nginx as the router
 object says. ``ServiceUnderTest.push`` commits to the repository and sends the provider's push
-webhook through the rendered Sensor (``cluster.events``); the Workflow it yields is submitted.
+webhook to the rendered EventSource (served only when Argo Events would accept it,
+``cluster.eventsource``) and through the rendered Sensor (``cluster.events``); the Workflow it
+yields is submitted. The chart's ServiceAccounts and Secrets are applied too (the token
+controller filling service-account-token Secrets): the executor's token mount reads them.
 """
 
 from __future__ import annotations
