@@ -96,6 +96,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.build",
             "canaryflow.image",
             "canaryflow.notify",
+            "canaryflow.telemetry",
         ),
     ),
     ("tools", ("canaryflow_workflows", "canaryflow.chart", "canaryflow.bench")),

@@ -112,7 +112,11 @@ def _parser(verb: str | None) -> argparse.ArgumentParser:
     for name, (module, summary) in VERBS.items():
         # argparse %-formats help (not description): escape it there only.
         verb_parser = sub.add_parser(
-            name, description=summary, epilog=EXIT_CODES, formatter_class=_Formatter
+            name,
+            prog=f"canaryflow {name}",
+            description=summary,
+            epilog=EXIT_CODES,
+            formatter_class=_Formatter,
         )
         if name == verb:
             _module(module).configure(verb_parser)

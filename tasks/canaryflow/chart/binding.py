@@ -54,6 +54,9 @@ GO_SECRETS = {
     "git-credentials": ("gitCredentialsSecret", "git-credentials", "CANARYFLOW_GIT_CREDENTIALS"),
 }
 SECRETS_ROOT = "/var/run/canaryflow"
+# Every task container's env gets the Pushgateway URL when monitoring.pushgateway.url is set.
+PUSHGATEWAY_ENV = "__canaryflow_pushgateway_env__"
+PUSHGATEWAY_VARIABLE = "CANARYFLOW_PUSHGATEWAY_URL"  # commands.release_metrics.ENV
 
 PARAMETER_DEFAULTS: dict[str, Binding] = {
     "router-kind": Binding("__canaryflow_router_kind__", ".Values.release.routerKind"),
@@ -132,6 +135,8 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
 
     def visit(key: Any, value: Any) -> Any:
         value = _go_pod_markers(key, value, argo)
+        if key == "env" and _named(value, "HOME"):
+            value = [*value, {"name": PUSHGATEWAY_ENV, "value": ""}]
         if key == "persistentVolumeClaim" and value == {"claimName": compiled.go_cache_pvc}:
             return GO_CACHE
         if key == "serviceAccountName" and value == compiled.build_service_account:
@@ -201,6 +206,17 @@ def to_helm(text: str) -> str:
             flags=re.MULTILINE,
         )
     text = _go_pod_blocks(text)
+    text = re.sub(
+        rf"^(?P<i> *)- name: {PUSHGATEWAY_ENV}\n(?P=i)  value: ''$",
+        lambda m: (
+            "{{- with .Values.monitoring.pushgateway.url }}\n"
+            f"{m['i']}- name: {PUSHGATEWAY_VARIABLE}\n"
+            f"{m['i']}  value: {{{{ . | toJson }}}}\n"
+            "{{- end }}"
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
     text = _CLUSTER_SCOPE_LINE.sub(
         lambda m: (
             '{{- if eq .Values.templates.scope "cluster" }}\n'
