@@ -14,7 +14,7 @@
 {{- end }}
 {{- end }}
 
-{{/* app.kubernetes.io labels, on every object. */}}
+{{/* app.kubernetes.io labels and the values' commonLabels, on every object. */}}
 {{- define "canaryflow.labels" -}}
 app.kubernetes.io/name: {{ include "canaryflow.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -22,6 +22,9 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: canaryflow
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* The task runtime image; the tag defaults to the chart's appVersion. */}}

@@ -88,6 +88,18 @@ CHART_LABELS = frozenset(
 )
 
 
+# Scheduling and pull settings of every release pod (values.yaml's conventional keys): on Argo
+# the release WorkflowTemplates' spec (it applies to every pod of the Workflow, templateRef'd
+# tasks included), on Tekton the PipelineRun's podTemplate. Argo calls the priority class
+# ``podPriorityClassName``; Tekton's PodTemplate ``priorityClassName``.
+POD_SETTINGS = "__canaryflow_pod_settings__"
+POD_LABELS = "__canaryflow_pod_labels__"
+POD_ANNOTATIONS = "__canaryflow_pod_annotations__"  # adds an ``annotations`` mapping
+POD_ANNOTATION_ENTRIES = "__canaryflow_pod_annotation_entries__"  # entries of an existing one
+POD_SETTING_KEYS = ("nodeSelector", "tolerations", "affinity", "imagePullSecrets")
+RESOURCES = {"go": "__canaryflow_resources_go__", "tasks": "__canaryflow_resources_tasks__"}
+
+
 @dataclass(frozen=True)
 class Compiled:
     """The concrete values the workflow code compiled in, to find and replace."""
@@ -99,6 +111,8 @@ class Compiled:
     git_token_secret: str
     build_service_account: str = "canaryflow-build"
     go_cache_pvc: str | None = "canaryflow-go-cache"
+    resources: dict[str, Any] | None = None
+    """``{"go": ..., "tasks": ...}``: the compiled requests/limits each values key replaces."""
 
 
 def _walk(node: Any, visit: Callable[[Any, Any], Any]) -> Any:
@@ -137,6 +151,17 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         value = _go_pod_markers(key, value, argo)
         if key == "env" and _named(value, "HOME"):
             value = [*value, {"name": PUSHGATEWAY_ENV, "value": ""}]
+        if key in ("resources", "computeResources") and compiled.resources:
+            for values_key, compiled_value in compiled.resources.items():
+                if value == compiled_value:
+                    return {RESOURCES[values_key]: ""}
+        if key == "podMetadata" and isinstance(value, dict) and argo:
+            labels = {**value.get("labels", {}), POD_LABELS: ""}
+            return {**value, "labels": labels, POD_ANNOTATIONS: ""}
+        if key == "podTemplate" and isinstance(value, dict) and not argo:
+            return {**value, POD_SETTINGS: "tekton"}
+        if key == "resourcetemplates" and isinstance(value, list):
+            return [_pipeline_run_metadata(item) for item in value]
         if key == "persistentVolumeClaim" and value == {"claimName": compiled.go_cache_pvc}:
             return GO_CACHE
         if key == "serviceAccountName" and value == compiled.build_service_account:
@@ -166,6 +191,8 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         if binding is not None:
             parameter["value"] = binding.token
     spec = bound.get("spec", {})
+    if argo and "podMetadata" in spec:
+        spec[POD_SETTINGS] = "argo"
     for key in SPEC_MAPPINGS:
         if key in spec:
             spec[key] = {_mapping_token(key): ""}
@@ -175,6 +202,75 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
     if namespaced:
         metadata["namespace"] = NAMESPACE.token
     return bound
+
+
+def _pipeline_run_metadata(item: Any) -> Any:
+    """A PipelineRun's labels and annotations reach its TaskRuns and pods (Tekton propagates
+    them): the values' podLabels and podAnnotations go there."""
+    if not isinstance(item, dict) or item.get("kind") != "PipelineRun":
+        return item
+    metadata = item.get("metadata", {})
+    labels = {**metadata.get("labels", {}), POD_LABELS: ""}
+    annotations = {
+        **metadata.get("annotations", {}),
+        POD_ANNOTATION_ENTRIES: "",
+    }
+    return {**item, "metadata": {**metadata, "labels": labels, "annotations": annotations}}
+
+
+def _pod_blocks(text: str) -> str:
+    """The pod markers as Helm blocks over the values' conventional keys."""
+    for marker, values_key in (
+        (POD_LABELS, "podLabels"),
+        (POD_ANNOTATION_ENTRIES, "podAnnotations"),
+    ):
+        text = re.sub(
+            rf"^(?P<i> *){marker}: ''$",
+            lambda m, values_key=values_key: (
+                f"{{{{- with .Values.{values_key} }}}}"
+                f"{{{{ toYaml . | nindent {len(m['i'])} }}}}{{{{- end }}}}"
+            ),
+            text,
+            flags=re.MULTILINE,
+        )
+    text = re.sub(
+        rf"^(?P<i> *){POD_ANNOTATIONS}: ''$",
+        lambda m: (
+            "{{- with .Values.podAnnotations }}\n"
+            f"{m['i']}annotations:{{{{- toYaml . | nindent {len(m['i']) + 2} }}}}\n"
+            "{{- end }}"
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
+
+    def settings(match: re.Match) -> str:
+        indent, engine = match["i"], match["engine"]
+        priority = "podPriorityClassName" if engine == "argo" else "priorityClassName"
+        blocks = [
+            f"{{{{- with .Values.{key} }}}}\n{indent}{key}:"
+            f"{{{{- toYaml . | nindent {len(indent) + 2} }}}}\n{{{{- end }}}}"
+            for key in POD_SETTING_KEYS
+        ]
+        blocks.append(
+            f"{{{{- with .Values.priorityClassName }}}}\n{indent}{priority}: {{{{ . | toJson }}}}\n"
+            "{{- end }}"
+        )
+        return "\n".join(blocks)
+
+    text = re.sub(
+        rf"^(?P<i> *){POD_SETTINGS}: (?P<engine>argo|tekton)$", settings, text, flags=re.MULTILINE
+    )
+    for values_key, token in RESOURCES.items():
+        text = re.sub(
+            rf"^(?P<i> *){token}: ''$",
+            lambda m, values_key=values_key: (
+                f"{m['i']}{{{{- toYaml .Values.resources.{values_key} | nindent {len(m['i'])} }}}}"
+            ),
+            text,
+            flags=re.MULTILINE,
+        )
+    return text
 
 
 def _mapping_token(key: str) -> str:
@@ -206,6 +302,7 @@ def to_helm(text: str) -> str:
             flags=re.MULTILINE,
         )
     text = _go_pod_blocks(text)
+    text = _pod_blocks(text)
     text = re.sub(
         rf"^(?P<i> *)- name: {PUSHGATEWAY_ENV}\n(?P=i)  value: ''$",
         lambda m: (
