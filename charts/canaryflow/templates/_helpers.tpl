@@ -37,10 +37,41 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default "canaryflow-release" .Values.serviceAccount.name }}
 {{- end }}
 
+{{/*
+Prefix of the per-namespace release service accounts: `<prefix>-<service namespace>`, the only
+account a release of that namespace runs as (the WorkflowTemplate derives it from the
+`namespace` parameter; no parameter chooses it). From the release's fullname, so two installs
+never share one; serviceAccount.name replaces it.
+*/}}
+{{- define "canaryflow.releaseServiceAccountPrefix" -}}
+{{- default (printf "%s-release" (include "canaryflow.fullname" .)) .Values.serviceAccount.name | trunc 190 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The registry the Roles are cut from: namespace -> [{service, route}] of events.services
+(empty when none are listed). Called without failing on an empty events.services.
+*/}}
+{{- define "canaryflow.registry" -}}
+{{- $root := . }}
+{{- $registry := dict }}
+{{- range $repository, $given := .Values.events.services }}
+{{- $given = $given | default dict }}
+{{- $service := $given.service | default (base $repository | lower) }}
+{{- $namespace := $given.namespace | default $root.Release.Namespace }}
+{{- $entries := get $registry $namespace | default list }}
+{{- $registry = set $registry $namespace (append $entries (dict "service" $service "route" ($given.route | default $service))) }}
+{{- end }}
+{{- toJson $registry }}
+{{- end }}
+
 {{/* The namespaces whose services are released (the Role lives in each): release.namespaces
-(default: the release namespace) and every namespace events.services names. */}}
+and every namespace events.services names; with neither, the release namespace. */}}
 {{- define "canaryflow.releaseNamespaces" -}}
 {{- $namespaces := .Values.release.namespaces | default (list .Release.Namespace) }}
+{{- if and .Values.events.enabled .Values.events.services (not .Values.release.namespaces) }}
+{{- /* Services registered: their namespaces only (no Role in Argo's own namespace). */}}
+{{- $namespaces = list }}
+{{- end }}
 {{- if .Values.events.enabled }}
 {{- range include "canaryflow.services" . | fromJsonArray }}
 {{- $namespaces = append $namespaces .namespace }}

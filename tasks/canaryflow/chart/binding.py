@@ -63,7 +63,6 @@ PARAMETER_DEFAULTS: dict[str, Binding] = {
     "image-repository": Binding(
         "__canaryflow_image_repository__", ".Values.release.imageRepository"
     ),
-    "service-account": SERVICE_ACCOUNT,
     "plan-inline": Binding("__canaryflow_plan_inline__", 'include "canaryflow.planInline" .'),
 }
 ALL = (
@@ -97,6 +96,9 @@ POD_LABELS = "__canaryflow_pod_labels__"
 POD_ANNOTATIONS = "__canaryflow_pod_annotations__"  # adds an ``annotations`` mapping
 POD_ANNOTATION_ENTRIES = "__canaryflow_pod_annotation_entries__"  # entries of an existing one
 POD_SETTING_KEYS = ("nodeSelector", "tolerations", "affinity", "imagePullSecrets")
+# The release Workflow's account: derived from its `namespace` parameter, never chosen by one.
+RELEASE_SERVICE_ACCOUNT = "__canaryflow_release_service_account__"
+SERVICE_ACCOUNT_PARAMETER = "{{workflow.parameters.service-account}}"
 RESOURCES = {"go": "__canaryflow_resources_go__", "tasks": "__canaryflow_resources_tasks__"}
 
 
@@ -191,6 +193,12 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         if binding is not None:
             parameter["value"] = binding.token
     spec = bound.get("spec", {})
+    if argo and spec.get("serviceAccountName") == SERVICE_ACCOUNT_PARAMETER:
+        spec["serviceAccountName"] = RELEASE_SERVICE_ACCOUNT
+        arguments = spec.get("arguments", {})
+        arguments["parameters"] = [
+            p for p in arguments.get("parameters", []) if p.get("name") != "service-account"
+        ]
     if argo and "podMetadata" in spec:
         spec[POD_SETTINGS] = "argo"
     for key in SPEC_MAPPINGS:
@@ -303,6 +311,16 @@ def to_helm(text: str) -> str:
         )
     text = _go_pod_blocks(text)
     text = _pod_blocks(text)
+    text = re.sub(
+        rf"^(?P<i> *)serviceAccountName: {RELEASE_SERVICE_ACCOUNT}$",
+        lambda m: (
+            f"{m['i']}serviceAccountName: "
+            """'{{ include "canaryflow.releaseServiceAccountPrefix" . }}-"""
+            """{{ "{{" }}workflow.parameters.namespace{{ "}}" }}'"""
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
     text = re.sub(
         rf"^(?P<i> *)- name: {PUSHGATEWAY_ENV}\n(?P=i)  value: ''$",
         lambda m: (
