@@ -14,6 +14,31 @@
 {{- end }}
 {{- end }}
 
+{{/*
+Prefix of the objects every install has one of (task library, accounts, Go cache claim):
+fullnameOverride when set, else "canaryflow" (today's names, kept for the default install).
+*/}}
+{{- define "canaryflow.namePrefix" -}}
+{{- default "canaryflow" .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Name of one of the chart's WorkflowTemplates (call with (dict "root" $ "base" NAME)):
+the task library is `<namePrefix>-tasks`; the release templates keep their names
+(go-canary-release, feature-flag-rollout) unless fullnameOverride is set, then
+`<fullnameOverride>-<name>`. Two installs in one namespace: give each a fullnameOverride.
+*/}}
+{{- define "canaryflow.templateName" -}}
+{{- $root := .root }}
+{{- if eq .base "canaryflow-tasks" }}
+{{- printf "%s-tasks" (include "canaryflow.namePrefix" $root) }}
+{{- else if $root.Values.fullnameOverride }}
+{{- printf "%s-%s" (include "canaryflow.namePrefix" $root) .base | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- .base }}
+{{- end }}
+{{- end }}
+
 {{/* app.kubernetes.io labels and the values' commonLabels, on every object. */}}
 {{- define "canaryflow.labels" -}}
 app.kubernetes.io/name: {{ include "canaryflow.name" . }}
@@ -34,7 +59,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/* The service account the release workflow's pods run as. */}}
 {{- define "canaryflow.serviceAccountName" -}}
-{{- default "canaryflow-release" .Values.serviceAccount.name }}
+{{- default (printf "%s-release" (include "canaryflow.namePrefix" .)) .Values.serviceAccount.name }}
 {{- end }}
 
 {{/*
@@ -167,10 +192,10 @@ Called with (dict "root" $ "field" NAME).
 
 {{/* The service account go-test and go-build run as (no API access of its own). */}}
 {{- define "canaryflow.buildServiceAccountName" -}}
-{{- default "canaryflow-build" .Values.buildServiceAccount.name }}
+{{- default (printf "%s-build" (include "canaryflow.namePrefix" .)) .Values.buildServiceAccount.name }}
 {{- end }}
 
 {{/* The claim GOCACHE and GOMODCACHE live on. */}}
 {{- define "canaryflow.goCacheClaim" -}}
-{{- default "canaryflow-go-cache" .Values.go.cache.persistentVolumeClaim.name }}
+{{- default (printf "%s-go-cache" (include "canaryflow.namePrefix" .)) .Values.go.cache.persistentVolumeClaim.name }}
 {{- end }}

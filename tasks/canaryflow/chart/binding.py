@@ -96,6 +96,9 @@ POD_LABELS = "__canaryflow_pod_labels__"
 POD_ANNOTATIONS = "__canaryflow_pod_annotations__"  # adds an ``annotations`` mapping
 POD_ANNOTATION_ENTRIES = "__canaryflow_pod_annotation_entries__"  # entries of an existing one
 POD_SETTING_KEYS = ("nodeSelector", "tolerations", "affinity", "imagePullSecrets")
+# Names of the chart's Argo templates and the templateRefs between them: from the release
+# (``canaryflow.templateName``), so two installs side by side do not collide.
+TEMPLATE_NAME = "__canaryflow_template_name__"
 # The release Workflow's account: derived from its `namespace` parameter, never chosen by one.
 RELEASE_SERVICE_ACCOUNT = "__canaryflow_release_service_account__"
 SERVICE_ACCOUNT_PARAMETER = "{{workflow.parameters.service-account}}"
@@ -181,8 +184,9 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
             and isinstance(value, dict)
             and value.get("name") == compiled.tasks_name
         ):
-            kept = {k: v for k, v in value.items() if k != "clusterScope"}
-            return {**kept, "clusterScope": CLUSTER_SCOPE}
+            kept = {k: v for k, v in value.items() if k not in ("clusterScope", "name")}
+            name = f"{TEMPLATE_NAME}{value['name']}{TEMPLATE_NAME}"
+            return {"name": name, **kept, "clusterScope": CLUSTER_SCOPE}
         if isinstance(value, str):
             return value.replace(compiled.image, IMAGE.token)
         return value
@@ -205,6 +209,8 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         if key in spec:
             spec[key] = {_mapping_token(key): ""}
     metadata = bound.setdefault("metadata", {})
+    if argo and bound.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+        metadata["name"] = f"{TEMPLATE_NAME}{metadata['name']}{TEMPLATE_NAME}"
     own = {k: v for k, v in metadata.get("labels", {}).items() if k not in CHART_LABELS}
     metadata["labels"] = {**own, LABELS_KEY: ""}
     if namespaced:
@@ -311,6 +317,13 @@ def to_helm(text: str) -> str:
         )
     text = _go_pod_blocks(text)
     text = _pod_blocks(text)
+    text = re.sub(
+        rf"{TEMPLATE_NAME}(?P<base>[a-z0-9-]+){TEMPLATE_NAME}",
+        lambda m: (
+            f'{{{{ include "canaryflow.templateName" (dict "root" $ "base" "{m["base"]}") }}}}'
+        ),
+        text,
+    )
     text = re.sub(
         rf"^(?P<i> *)serviceAccountName: {RELEASE_SERVICE_ACCOUNT}$",
         lambda m: (
