@@ -133,6 +133,21 @@ def test_the_workflow_derives_its_account_from_the_namespace_and_takes_no_accoun
         assert violations(template) == []
 
 
+def test_tekton_pipeline_runs_take_the_account_of_the_namespace_the_trigger_sets():
+    rendered = objects({**copy.deepcopy(TEAMS), "engine": "tekton"})
+    (trigger_template,) = of_kind(rendered, "TriggerTemplate")
+    (run,) = trigger_template["spec"]["resourcetemplates"]
+    account = run["spec"]["taskRunTemplate"]["serviceAccountName"]
+    assert account == f"{PREFIX}-$(tt.params.namespace)"
+    bindings = [
+        b for b in of_kind(rendered, "RoleBinding") if b["metadata"]["name"].endswith("-release")
+    ]
+    assert {b["subjects"][0]["name"] for b in bindings} == {
+        f"{PREFIX}-{NAMESPACE}",
+        f"{PREFIX}-bank",
+    }
+
+
 def test_one_account_and_one_role_per_team_namespace_and_none_in_argos(rendered):
     accounts = {
         a["metadata"]["name"]

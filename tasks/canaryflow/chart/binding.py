@@ -102,6 +102,7 @@ TEMPLATE_NAME = "__canaryflow_template_name__"
 # The release Workflow's account: derived from its `namespace` parameter, never chosen by one.
 RELEASE_SERVICE_ACCOUNT = "__canaryflow_release_service_account__"
 SERVICE_ACCOUNT_PARAMETER = "{{workflow.parameters.service-account}}"
+TEKTON_RELEASE_SERVICE_ACCOUNT = "__canaryflow_tekton_release_service_account__"
 RESOURCES = {"go": "__canaryflow_resources_go__", "tasks": "__canaryflow_resources_tasks__"}
 
 
@@ -163,6 +164,13 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         if key == "podMetadata" and isinstance(value, dict) and argo:
             labels = {**value.get("labels", {}), POD_LABELS: ""}
             return {**value, "labels": labels, POD_ANNOTATIONS: ""}
+        if (
+            key == "taskRunTemplate"
+            and isinstance(value, dict)
+            and value.get("serviceAccountName") == SERVICE_ACCOUNT.token
+        ):
+            # Tekton: the service namespace's own account, from the trigger's namespace.
+            return {**value, "serviceAccountName": TEKTON_RELEASE_SERVICE_ACCOUNT}
         if key == "podTemplate" and isinstance(value, dict) and not argo:
             return {**value, POD_SETTINGS: "tekton"}
         if key == "resourcetemplates" and isinstance(value, list):
@@ -323,6 +331,15 @@ def to_helm(text: str) -> str:
             f'{{{{ include "canaryflow.templateName" (dict "root" $ "base" "{m["base"]}") }}}}'
         ),
         text,
+    )
+    text = re.sub(
+        rf"^(?P<i> *)serviceAccountName: {TEKTON_RELEASE_SERVICE_ACCOUNT}$",
+        lambda m: (
+            f"{m['i']}serviceAccountName: "
+            """'{{ include "canaryflow.releaseServiceAccountPrefix" . }}-$(tt.params.namespace)'"""
+        ),
+        text,
+        flags=re.MULTILINE,
     )
     text = re.sub(
         rf"^(?P<i> *)serviceAccountName: {RELEASE_SERVICE_ACCOUNT}$",
