@@ -92,6 +92,17 @@ def test_compile_reports_progress_on_stderr_before_the_slow_part(tmp_path):
             process.wait()
 
 
+def test_chart_generate_says_what_it_does_before_it_does_it(tmp_path, capsys):
+    """The chart's generation compiles the workflows (seconds): a line comes first. Run on a
+    copy, so the repository's chart is never rewritten by a test."""
+    chart = tmp_path / "chart"
+    shutil.copytree(ROOT / "charts" / "canaryflow", chart)
+    assert main(["chart", "--generate", "--chart", str(chart)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"generating {chart} from the workflow code ..."
+    assert any(line.startswith("generated ") for line in err[1:])
+
+
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 @pytest.mark.parametrize(
     ("words", "expected", "absent"),
