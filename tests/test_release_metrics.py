@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kube.fixtures import CANARY_IMAGE, NAMESPACE, SERVICE, write_kubeconfig
 
 from canaryflow.cli import main
@@ -224,3 +226,51 @@ def test_the_exposition_passes_promtools_metric_lint():
 def test_an_unknown_phase_is_refused():
     with pytest.raises(ValueError, match="unknown release phase"):
         metrics.phase("halfway")
+
+
+@pytest.fixture(scope="module")
+def shared_gateway(tmp_path_factory):
+    """One gateway for the property below (hypothesis runs many examples in one test)."""
+    workdir = tmp_path_factory.mktemp("pushgateway")
+    port = free_port()
+    with ProcessGroup(workdir) as group:
+        process = group.start(
+            "pushgateway",
+            [
+                PUSHGATEWAY,
+                f"--web.listen-address={LOOPBACK}:{port}",
+                f"--persistence.file={workdir / 'pushgateway.data'}",
+            ],
+        )
+        url = f"http://{LOOPBACK}:{port}"
+        wait_http_ok(f"{url}/-/ready", 20, process)
+        yield url
+
+
+@needs_gateway
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    verdicts=st.dictionaries(
+        st.text(min_size=1, max_size=20),
+        st.sampled_from(["pass", "fail", 'in"con\\clusive']),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_any_gate_name_reaches_the_gateway_exactly_as_it_was(shared_gateway, verdicts, monkeypatch):
+    """Label values with quotes, backslashes, newlines or any Unicode survive the escaping:
+    the gateway's own parser reads back exactly the names that were pushed."""
+    import json
+
+    from canaryflow.commands.release_metrics import report
+    from canaryflow.plan.load import plan_from_dict
+
+    monkeypatch.setenv(ENV, shared_gateway)
+    plan = plan_from_dict({"service": {"name": SERVICE, "namespace": NAMESPACE}})
+    assert report(plan, metrics.gate_verdicts(verdicts))
+    with urllib.request.urlopen(f"{shared_gateway}/api/v1/metrics", timeout=5) as response:
+        groups = json.load(response)["data"]
+    (group,) = [g for g in groups if g["labels"].get("service") == SERVICE]
+    family = group["canaryflow_release_gate_verdict"]
+    got = {m["labels"]["gate"]: m["labels"]["verdict"] for m in family["metrics"]}
+    assert got == verdicts
