@@ -14,10 +14,11 @@ from chart_validation import WEBHOOK_VALUES, objects, of_kind, render, violation
 TEAMS = ("team-a", "team-b")
 
 
-def install(name: str, scope: str) -> list[dict]:
+def install(name: str, scope: str, engine: str = "argo") -> list[dict]:
     values = copy.deepcopy(WEBHOOK_VALUES)
     values.update(
         {
+            "engine": engine,
             "fullnameOverride": name,
             "templates": {"scope": scope},
             "runbook": {"enabled": True},
@@ -42,14 +43,44 @@ def _refs(node) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("scope", ["namespace", "cluster"])
-def test_two_installs_in_one_namespace_share_no_object_name(scope):
+@pytest.mark.parametrize(
+    ("scope", "engine"), [("namespace", "argo"), ("cluster", "argo"), ("namespace", "tekton")]
+)
+def test_two_installs_in_one_namespace_share_no_object_name(scope, engine):
     keys = Counter(
         (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
         for team in TEAMS
-        for o in install(team, scope)
+        for o in install(team, scope, engine)
     )
     assert [key for key, count in keys.items() if count > 1] == []
+
+
+def _tekton_refs(obj: dict) -> list[str]:
+    """Every name a Tekton object refers to another of the chart's objects by."""
+    spec = obj.get("spec", {})
+    if obj["kind"] == "Pipeline":
+        return [t["taskRef"]["name"] for t in spec["tasks"] + spec.get("finally", [])]
+    if obj["kind"] == "TriggerTemplate":
+        return [r["spec"]["pipelineRef"]["name"] for r in spec["resourcetemplates"]]
+    if obj["kind"] == "Trigger":
+        return [b["ref"] for b in spec["bindings"]] + [spec["template"]["ref"]]
+    return []
+
+
+def test_each_tekton_install_refers_only_to_its_own_objects_and_listens_only_to_its_triggers():
+    for team in TEAMS:
+        rendered = install(team, "namespace", "tekton")
+        names = {o["metadata"]["name"] for o in rendered}
+        refs = [ref for o in rendered for ref in _tekton_refs(o)]
+        assert refs and set(refs) <= names
+        assert all(ref.startswith(f"{team}-") for ref in refs)
+        (listener,) = of_kind(rendered, "EventListener")
+        selector = listener["spec"]["labelSelector"]["matchLabels"]
+        for trigger in of_kind(rendered, "Trigger"):
+            assert selector.items() <= trigger["metadata"]["labels"].items()
+        other = install(next(t for t in TEAMS if t != team), "namespace", "tekton")
+        for trigger in of_kind(other, "Trigger"):
+            assert not selector.items() <= trigger["metadata"]["labels"].items()
 
 
 @pytest.mark.parametrize("scope", ["namespace", "cluster"])

@@ -23,15 +23,17 @@ fullnameOverride when set, else "canaryflow" (today's names, kept for the defaul
 {{- end }}
 
 {{/*
-Name of one of the chart's WorkflowTemplates (call with (dict "root" $ "base" NAME)):
-the task library is `<namePrefix>-tasks`; the release templates keep their names
-(go-canary-release, feature-flag-rollout) unless fullnameOverride is set, then
-`<fullnameOverride>-<name>`. Two installs in one namespace: give each a fullnameOverride.
+Name of one of the chart's engine objects (WorkflowTemplates, Tekton Tasks, Pipelines,
+Triggers...) and of the references between them; call with (dict "root" $ "base" NAME).
+`canaryflow-X` becomes `<namePrefix>-X` (canaryflow-tasks, canaryflow-<verb>, ...); any other
+name (go-canary-release, feature-flag-rollout) is kept unless fullnameOverride is set, then
+`<fullnameOverride>-<name>`. The default install keeps today's names; two installs in one
+namespace: give each a fullnameOverride.
 */}}
 {{- define "canaryflow.templateName" -}}
 {{- $root := .root }}
-{{- if eq .base "canaryflow-tasks" }}
-{{- printf "%s-tasks" (include "canaryflow.namePrefix" $root) }}
+{{- if hasPrefix "canaryflow-" .base }}
+{{- printf "%s-%s" (include "canaryflow.namePrefix" $root) (trimPrefix "canaryflow-" .base) | trunc 63 | trimSuffix "-" }}
 {{- else if $root.Values.fullnameOverride }}
 {{- printf "%s-%s" (include "canaryflow.namePrefix" $root) .base | trunc 63 | trimSuffix "-" }}
 {{- else }}

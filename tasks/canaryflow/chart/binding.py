@@ -171,6 +171,8 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         ):
             # Tekton: the service namespace's own account, from the trigger's namespace.
             return {**value, "serviceAccountName": TEKTON_RELEASE_SERVICE_ACCOUNT}
+        if not argo and _tekton(document):
+            value = _tekton_names(key, value)
         if key == "podTemplate" and isinstance(value, dict) and not argo:
             return {**value, POD_SETTINGS: "tekton"}
         if key == "resourcetemplates" and isinstance(value, list):
@@ -217,13 +219,49 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         if key in spec:
             spec[key] = {_mapping_token(key): ""}
     metadata = bound.setdefault("metadata", {})
-    if argo and bound.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
-        metadata["name"] = f"{TEMPLATE_NAME}{metadata['name']}{TEMPLATE_NAME}"
+    if _tekton(document) or bound.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+        metadata["name"] = _release_named(metadata["name"])
     own = {k: v for k, v in metadata.get("labels", {}).items() if k not in CHART_LABELS}
     metadata["labels"] = {**own, LABELS_KEY: ""}
     if namespaced:
         metadata["namespace"] = NAMESPACE.token
     return bound
+
+
+def _tekton(document: Obj) -> bool:
+    return document.get("apiVersion", "").startswith(("tekton.dev/", "triggers.tekton.dev/"))
+
+
+def _release_named(base: str) -> str:
+    """A name the chart derives from the release (``canaryflow.templateName``)."""
+    return f"{TEMPLATE_NAME}{base}{TEMPLATE_NAME}"
+
+
+# Tekton keys naming another of the chart's objects: the references follow the names.
+_TEKTON_REFERENCES = ("taskRef", "pipelineRef")
+TRIGGER_GROUP = "canaryflow.dev/trigger-group"
+
+
+def _tekton_names(key: Any, value: Any) -> Any:
+    """Names and references between the Tekton objects, each as ``_named``: Tasks from
+    Pipelines, the Pipeline from the PipelineRun, bindings and template from a Trigger, and
+    the label an EventListener selects its Triggers by."""
+    if key in _TEKTON_REFERENCES and isinstance(value, dict) and "name" in value:
+        return {**value, "name": _release_named(value["name"])}
+    if key == "template" and isinstance(value, dict) and isinstance(value.get("ref"), str):
+        return {**value, "ref": _release_named(value["ref"])}
+    if key == "bindings" and isinstance(value, list):
+        return [
+            {**b, "ref": _release_named(b["ref"])}
+            if isinstance(b, dict) and b.get("kind") == "TriggerBinding" and "ref" in b
+            else b
+            for b in value
+        ]
+    if key in (TRIGGER_GROUP, "tekton.dev/pipeline") and isinstance(value, str):
+        return _release_named(value)
+    if key == "generateName" and isinstance(value, str) and value.endswith("-"):
+        return _release_named(value[:-1]) + "-"
+    return value
 
 
 def _pipeline_run_metadata(item: Any) -> Any:
