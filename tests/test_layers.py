@@ -77,6 +77,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.flags.variant_analysis",
             "canaryflow.release.decision",
             "canaryflow.release.walk",
+            "canaryflow.doctor.checks",
         ),
     ),
     (
@@ -96,6 +97,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.build",
             "canaryflow.image",
             "canaryflow.notify",
+            "canaryflow.doctor",
             "canaryflow.telemetry",
         ),
     ),

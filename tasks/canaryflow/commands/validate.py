@@ -57,12 +57,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="write the values that drive the workflow's step walk, one file each "
         "(steps, last-step, promotion)",
     )
+    parser.add_argument(
+        "--compiled-steps",
+        default="",
+        metavar="SHAPE",
+        help="the plan shape an unrolled (Tekton) pipeline was compiled from: a plan whose "
+        "steps differ is refused (exit 2) before anything is deployed; empty: no check",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from canaryflow.release.walk import workflow_outputs
 
     plan = _with_parameters(_load(args, quiet=args.json), args)
+    _check_compiled_steps(plan, args.compiled_steps)
     url = None if args.offline else (args.prometheus or plan.analysis.prometheus.url)
     if url:
         _check_promql(plan, url)
@@ -117,6 +125,24 @@ def _print_json(plan, warnings: list[str], url: str | None) -> None:
         "queriesCheckedAgainst": url,
     }
     print(json.dumps(document, indent=2))
+
+
+def _check_compiled_steps(plan, compiled: str) -> None:
+    """The steps this run will walk are the compiled pipeline's, not the plan's: refuse a plan
+    that changed them since (canaryflow.plan.shape says what counts)."""
+    from canaryflow.plan.shape import compiled_shape
+
+    found = compiled_shape(plan)
+    if compiled and found != compiled:
+        raise InputError(
+            FieldError(
+                "steps",
+                f"this pipeline was compiled for {compiled!r} but the repository's plan is "
+                f"{found!r}: recompile it from this plan (`canaryflow compile --engine tekton "
+                "--plan canaryflow.yaml`, or the chart's plan) and apply it, or restore the "
+                "plan's steps; nothing was deployed",
+            )
+        )
 
 
 def _load(args: argparse.Namespace, quiet: bool = False):

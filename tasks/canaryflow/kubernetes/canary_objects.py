@@ -2,7 +2,9 @@
 
 The canary pods keep the stable pods' ``app`` label, carry ``version=<artifact.version>`` and
 ``canaryflow.dev/track=canary``, and run the new image by digest. The stable objects are only
-read. The canary's readiness probe is the plan's health check, so "available" means "answers
+read. Labels and annotations copied from stable leave Argo CD's and Flux's tracking keys behind
+(``tracking.py``): a canary claimed by stable's GitOps application would be pruned. The
+canary's readiness probe is the plan's health check, so "available" means "answers
 ``GET <health path>``" as seen by the kubelet.
 """
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canaryflow.errors import FieldError, InputError
+from canaryflow.kubernetes.tracking import without_tracking_annotations, without_tracking_labels
 
 Obj = dict[str, Any]
 
@@ -102,10 +105,12 @@ def canary_deployment(
 ) -> Obj:
     template = copy.deepcopy(stable["spec"]["template"])
     stable_meta = template.get("metadata", {})
-    pod_labels = {**stable_meta.get("labels", {}), **canary_pod_labels(service, version)}
+    copied = without_tracking_labels(stable_meta.get("labels", {}), owned_pod=True)
+    pod_labels = {**copied, **canary_pod_labels(service, version)}
     template["metadata"] = {"labels": pod_labels}
-    if stable_meta.get("annotations"):
-        template["metadata"]["annotations"] = stable_meta["annotations"]
+    annotations = without_tracking_annotations(stable_meta.get("annotations") or {})
+    if annotations:
+        template["metadata"]["annotations"] = annotations
     app = main_container(template["spec"], service, container)
     app["image"] = image
     app["readinessProbe"] = {
@@ -127,7 +132,11 @@ def canary_deployment(
         "metadata": {
             "name": canary_name(service),
             "namespace": stable["metadata"]["namespace"],
-            "labels": {**canary_pod_labels(service, version), **MANAGED_BY},
+            "labels": {
+                **without_tracking_labels(stable["metadata"].get("labels") or {}),
+                **canary_pod_labels(service, version),
+                **MANAGED_BY,
+            },
         },
         "spec": spec,
     }
@@ -144,7 +153,12 @@ def canary_service(stable_service: Obj, service: str) -> Obj:
         "metadata": {
             "name": canary_name(service),
             "namespace": stable_service["metadata"]["namespace"],
-            "labels": {"app": service, TRACK_LABEL: "canary", **MANAGED_BY},
+            "labels": {
+                **without_tracking_labels(stable_service["metadata"].get("labels") or {}),
+                "app": service,
+                TRACK_LABEL: "canary",
+                **MANAGED_BY,
+            },
         },
         "spec": {"type": "ClusterIP", "selector": canary_selector(service), "ports": ports},
     }

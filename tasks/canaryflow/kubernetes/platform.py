@@ -25,6 +25,7 @@ from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import HealthCheck
 from canaryflow.kubernetes.capacity import canary_replicas_for, stable_replicas
 from canaryflow.kubernetes.events import decision_event
+from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
 from canaryflow.kubernetes.health import assess, rollout_progress
 from canaryflow.kubernetes.resources import DEPLOYMENT, HPA, POD, SERVICE
 from canaryflow.kubernetes.retry import DEFAULT_RETRY, RetryPolicy
@@ -67,6 +68,7 @@ class KubernetesPlatform:
         canary_after_rollback: str = "delete",
         drain_s: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        gitops: GitOpsPromotion | None = None,
     ):
         self.api = ClusterApi(api_client, namespace, retry)
         self.namespace = namespace
@@ -82,6 +84,8 @@ class KubernetesPlatform:
         """Seconds between no traffic verified on the router object and the canary's removal;
         ``platform_for`` passes the plan's ``router.drain`` (the one default, 10 s)."""
         self._sleep = sleep
+        self.gitops = gitops
+        """GitOps mode (the plan's ``promotion.gitops``): promote writes to Git and waits."""
         self._router = router
         self._recorded_router = RecordedRouter(router, self)
 
@@ -171,8 +175,11 @@ class KubernetesPlatform:
         selector, Istio's stable subset). So that no request meets an empty selection, stable is
         first selected by every pod of the service (the canary runs the very same image), rolls,
         and is then selected by the new version. A version pinned by the Deployment's selector
-        cannot change: it is kept and a Warning Event says so.
+        cannot change: it is kept and a Warning Event says so. In GitOps mode none of this:
+        the digest goes to Git and stable is only watched (``gitops/promotion.py``).
         """
+        if self.gitops is not None:
+            return self.gitops.promote(self, artifact)
         objects.check_artifact(artifact.image, artifact.version)
         state = self.current_state()
         self.record(Phase.PROMOTING, state.weight if state else 0)
@@ -246,6 +253,14 @@ class KubernetesPlatform:
             kept = " (scaled to zero)" if self.canary_after_rollback == "scale-to-zero" else ""
             message = f"{version}{kept} removed from traffic, all traffic on stable"
             self.event(stable, "RolledBack", message, True)
+
+    def retire_canary(self) -> None:
+        """No request reaches the canary (verified), the drain, canaryflow's routes removed,
+        the canary Deployment and Service deleted; stable is not touched."""
+        self.make_traffic_safe()
+        self._drain()
+        self._router.remove_managed_routes()
+        self._remove_canary()
 
     def make_traffic_safe(self, timeout_s: float | None = None) -> None:
         """No request reaches the canary: weight 0 and the header route withdrawn, both
