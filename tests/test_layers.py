@@ -98,6 +98,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.image",
             "canaryflow.notify",
             "canaryflow.doctor",
+            "canaryflow.telemetry",
         ),
     ),
     ("tools", ("canaryflow_workflows", "canaryflow.chart", "canaryflow.bench")),

@@ -122,7 +122,22 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
     if action is Action.ROLLBACK and safety is not None:
         report["failSafe"] = safety.make_safe(first_failing_at(result))
     _write_outputs(args, result, report)
+    _report_metrics(plan, result, action is Action.ROLLBACK, report.get("failSafe"))
     return EXIT_RELEASE_FAILED if action is Action.ROLLBACK else EXIT_OK
+
+
+def _report_metrics(plan, result, rolling_back: bool, fail_safe: dict | None) -> None:
+    """Each gate's verdict; on a failing window when it was detected and, when this pod made
+    traffic safe itself, how long that took from the first failing measurement."""
+    from canaryflow.commands.release_metrics import report
+    from canaryflow.telemetry import exposition as metrics
+
+    families = [metrics.gate_verdicts({g.gate: g.outcome.value for g in result.verdict.gates})]
+    if rolling_back:
+        families.append(metrics.detection_timestamp(time.time()))
+    if fail_safe and fail_safe.get("verified"):
+        families += [metrics.detection_to_safe(fail_safe["seconds"]), metrics.weight(0)]
+    report(plan, *families)
 
 
 def _write_outputs(args: argparse.Namespace, result, report: dict) -> None:

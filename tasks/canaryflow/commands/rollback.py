@@ -19,13 +19,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     from canaryflow.commands.attempts import until_done
+    from canaryflow.commands.release_metrics import report
+    from canaryflow.telemetry import exposition as metrics
 
     def rollback():
         plan, platform = platform_from_args(args)
+        report(plan, metrics.phase("rolling-back"))
         platform.rollback()
         return plan
 
     plan = until_done(rollback, "rollback")  # Argo does not retry it after a stop
+    report(
+        plan,
+        metrics.phase("rolled-back"),
+        metrics.weight(0),
+        metrics.rollback_timestamp(time.time()),
+    )
     print(f"rolled back {plan.service.name}: {args.reason or 'no reason given'}", file=sys.stdout)
     return 0

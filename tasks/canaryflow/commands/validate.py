@@ -1,4 +1,10 @@
-"""``canaryflow validate PLAN``: exit 0, or 2 with every mistake named; never a traceback."""
+"""``canaryflow validate PLAN``: exit 0, or 2 with every mistake named; never a traceback.
+
+``--json`` prints one JSON document on stdout instead of prose, for CI annotations: on success
+``{"ok": true, "service", "namespace", "steps", "gates", "warnings", "queriesCheckedAgainst"}``,
+on bad input ``{"ok": false, "kind": "input", "errors": [{"path", "message"}]}`` (exit 2);
+a Prometheus that does not answer is ``"kind": "unreachable"`` and exit 3, not a broken plan.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from canaryflow.errors import EXIT_OK, FieldError, InputError
+from canaryflow.errors import EXIT_OK, FieldError, InputError, UnreachableError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +33,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--offline", action="store_true", help="do not ask Prometheus, even if the plan names one"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result or the errors ({path, message}) as JSON on stdout",
     )
     parser.add_argument("--service", help="the workflow's service parameter: must match the plan")
     parser.add_argument("--namespace", help="the workflow's namespace: must match the plan")
@@ -58,7 +69,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from canaryflow.release.walk import workflow_outputs
 
-    plan = _with_parameters(_load(args), args)
+    plan = _with_parameters(_load(args, quiet=args.json), args)
     _check_compiled_steps(plan, args.compiled_steps)
     url = None if args.offline else (args.prometheus or plan.analysis.prometheus.url)
     scrape = _check_promql(plan, url) if url else None
@@ -82,7 +93,11 @@ def run(args: argparse.Namespace) -> int:
         steps += f"; flag {plan.flag.key}: {exposure}, then everyone"
     from canaryflow.plan.maturity import maturity_warnings, traffic_needed
 
-    for warning in maturity_warnings(plan, scrape):
+    warnings = [str(warning) for warning in maturity_warnings(plan, scrape)]
+    if args.json:
+        _print_json(plan, warnings, url)
+        return EXIT_OK
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if (needed := traffic_needed(plan, scrape)) is not None:
         print(f"note: {needed}", file=sys.stderr)
@@ -92,6 +107,25 @@ def run(args: argparse.Namespace) -> int:
         f"{len(plan.analysis.gates)} gates; {checked}"
     )
     return EXIT_OK
+
+
+def _print_json(plan, warnings: list[str], url: str | None) -> None:
+    import json
+
+    steps = [
+        {"weight": s.weight, "durationSeconds": s.duration} if s.is_traffic else {"approve": True}
+        for s in plan.steps
+    ]
+    document = {
+        "ok": True,
+        "service": plan.service.name,
+        "namespace": plan.service.namespace,
+        "steps": steps,
+        "gates": len(plan.analysis.gates),
+        "warnings": warnings,
+        "queriesCheckedAgainst": url,
+    }
+    print(json.dumps(document, indent=2))
 
 
 def _check_compiled_steps(plan, compiled: str) -> None:
@@ -112,7 +146,7 @@ def _check_compiled_steps(plan, compiled: str) -> None:
         )
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, quiet: bool = False):
     """The repository's own plan; the default plan only when the repository has none."""
     from canaryflow.plan.load import load_plan
 
@@ -128,7 +162,8 @@ def _load(args: argparse.Namespace):
     service = dict(document.get("service") or {})
     service.update({k: v for k, v in (("name", args.service), ("namespace", args.namespace)) if v})
     document["service"] = service
-    print(f"{args.plan}: not in the repository: releasing with the default plan")
+    if not quiet:
+        print(f"{args.plan}: not in the repository: releasing with the default plan")
     return load_plan(yaml.safe_dump(document, sort_keys=False))
 
 
@@ -199,12 +234,11 @@ def _check_promql(plan, url: str) -> float | None:
     source = PrometheusSource.for_spec(plan.analysis.prometheus, url)
     try:
         errors = check_queries(plan, source)
-    except Exception as error:  # unreachable Prometheus: the user asked for a check
-        raise InputError(
-            FieldError(
-                "analysis.prometheus.url",
-                f"cannot check queries at {url}: {error}: fix the URL or pass --offline",
-            )
+    except Exception as error:  # Prometheus did not answer: the plan may be fine (exit 3)
+        raise UnreachableError(
+            f"cannot check queries at {url}: {error}: "
+            "check that Prometheus is up and reachable, or pass --offline",
+            path="analysis.prometheus.url",
         ) from None
     if errors:
         raise InputError(errors)
