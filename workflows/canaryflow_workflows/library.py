@@ -303,9 +303,12 @@ class TaskLibrary:
                 ),
                 Input("repository", "Image repository, HOST/REPO."),
                 Input("tag", "Tag, the commit being released."),
+                PLAN,
             ],
             [
                 "image-push",
+                "--plan",  # build.image: a prebuilt image is checked and released instead
+                ref("plan"),
                 "--platforms-file",
                 ref("platforms-file"),
                 "--repository",

@@ -340,6 +340,9 @@ def _default_steps() -> list[StepSpec]:
     ]
 
 
+_PINNED_IMAGE = re.compile(
+    r"[a-z0-9][a-z0-9.:-]*(/[a-z0-9._-]+)+(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?@sha256:[0-9a-f]{64}"
+)
 #: Go's ``GOOS/GOARCH`` pairs an image may be built for: what Kubernetes nodes run.
 IMAGE_PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7", "linux/ppc64le", "linux/s390x")
 
@@ -356,6 +359,24 @@ class BuildSpec(PlanModel):
         description="Platforms the image is built for: one binary each, pushed as one OCI "
         "index, so amd64 and arm64 nodes pull the same digest.",
     )
+
+    image: str | None = Field(
+        None,
+        max_length=512,
+        description="A prebuilt image to release, pinned by digest (HOST/REPO@sha256:...): "
+        "go-build builds nothing and image-push pushes nothing; it checks the registry serves "
+        "that digest and releases it.",
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, image: str | None) -> str | None:
+        if image is not None and not _PINNED_IMAGE.fullmatch(image):
+            raise ValueError(
+                f"{image[:100]!r} is not pinned by digest: write HOST/REPO@sha256:<64 hex> "
+                "(a tag can move between the canary and the promotion)"
+            )
+        return image
 
     @field_validator("platforms")
     @classmethod
