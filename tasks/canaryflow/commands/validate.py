@@ -49,12 +49,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from canaryflow.analysis.prometheus_auth import OperatorPrometheus
     from canaryflow.release.walk import workflow_outputs
 
     plan = _with_parameters(_load(args), args)
-    url = None if args.offline else (args.prometheus or plan.analysis.prometheus.url)
+    # The plan's choice of Prometheus is checked offline too (a pure comparison with the
+    # operator's), so a URL the installation does not allow fails here, not at the first window.
+    endpoint = OperatorPrometheus.from_environment(args.prometheus).endpoint_for(
+        plan.analysis.prometheus
+    )
+    url = None if args.offline else endpoint.url
     if url:
-        _check_promql(plan, url)
+        _check_promql(plan, endpoint)
     outputs = _walkable(plan, workflow_outputs) if args.workflow_outputs else {}
     if args.resolved_out:
         args.resolved_out.parent.mkdir(parents=True, exist_ok=True)
@@ -163,11 +169,12 @@ def _with_parameters(plan, args: argparse.Namespace):
     return plan_from_dict(document)
 
 
-def _check_promql(plan, url: str) -> None:
+def _check_promql(plan, endpoint) -> None:
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.promql import check_queries
 
-    source = PrometheusSource.for_spec(plan.analysis.prometheus, url)
+    url = endpoint.url
+    source = PrometheusSource.for_endpoint(endpoint)
     try:
         errors = check_queries(plan, source)
     except Exception as error:  # unreachable Prometheus: the user asked for a check
