@@ -7,9 +7,9 @@ No value, NaN or infinity is never a pass and never a failure: it is INCONCLUSIV
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
+from canaryflow.analysis.log_pattern import matching_lines
 from canaryflow.analysis.measurement import Judgement, Outcome
 from canaryflow.analysis.spec import LogsLimit, RelativeLimit, StatisticalLimit, ThresholdLimit
 from canaryflow.analysis.statistics import hodges_lehmann, mann_whitney_u, median
@@ -188,8 +188,7 @@ def _moved(relative: float) -> str:
 
 def judge_logs(limit: LogsLimit, lines: Sequence[str]) -> Judgement:
     """Count canary log lines matching any pattern; more than ``max`` fails."""
-    patterns = [re.compile(p) for p in limit.patterns]
-    matching = [line for line in lines if any(p.search(line) for p in patterns)]
+    matching = matching_lines(limit.patterns, lines)  # RE2: linear time, never a stall
     detail: dict[str, float | int | str] = {"lines_read": len(lines)}
     if matching:
         detail["first_match"] = matching[0][:300]

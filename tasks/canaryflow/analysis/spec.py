@@ -23,6 +23,7 @@ from canaryflow.analysis.catalogue import (
     METRICS,
     PLACEHOLDERS,
 )
+from canaryflow.analysis.log_pattern import LogPatternError, compile_pattern
 from canaryflow.duration import Duration
 from canaryflow.spec_model import SpecModel
 
@@ -191,21 +192,21 @@ class LogsLimit(AnalysisModel):
     """The canary's log lines matching any pattern are counted; more than ``max`` fails."""
 
     patterns: list[str] = Field(
-        min_length=1, description="Regular expressions (plain text matches itself)."
+        min_length=1,
+        max_length=32,
+        description="Regular expressions in RE2 syntax (no backreferences or lookaround; plain "
+        "text matches itself).",
     )
     max: int = Field(0, ge=0, description="Matching lines tolerated per measurement.")
 
     @model_validator(mode="after")
     def _compiles(self) -> LogsLimit:
+        """In RE2 semantics (``log_pattern``): linear time per line, or refused here."""
         for pattern in self.patterns:
             try:
-                re.compile(pattern)
-            except re.error as error:
-                raise _invalid(
-                    "logs",
-                    f"log pattern {pattern!r} is not a regular expression ({error}): "
-                    "escape special characters with a backslash",
-                ) from error
+                compile_pattern(pattern)
+            except LogPatternError as error:
+                raise _invalid("logs", str(error)) from None
         return self
 
     def text(self) -> str:
