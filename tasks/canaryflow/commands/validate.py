@@ -96,7 +96,7 @@ def _load(args: argparse.Namespace):
     from canaryflow.plan.load import load_plan
 
     default = _default_text(args.default_plan)
-    if args.plan.exists() or default is None:
+    if _exists(args.plan) or default is None:
         return load_plan(args.plan)
     try:
         document = yaml.safe_load(default)
@@ -111,13 +111,26 @@ def _load(args: argparse.Namespace):
     return load_plan(yaml.safe_dump(document, sort_keys=False))
 
 
+def _exists(path: Path) -> bool:
+    """Whether a plan is there; a name the system cannot even look up (too long) is not."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def _default_text(path: Path | None) -> str | None:
-    if path is None:
+    """The default plan's text, read as a plan is (bounded, never a device or FIFO); None
+    when there is none (no such file, or an empty one)."""
+    from canaryflow.input_file import read_input_file
+    from canaryflow.plan.load import MAX_PLAN_BYTES
+
+    if path is None or not _exists(path):
         return None
     try:
-        text = path.read_text()
-    except OSError:
-        return None
+        text = read_input_file(path, MAX_PLAN_BYTES, "default plan")
+    except InputError as error:
+        raise InputError(FieldError("--default-plan", str(error))) from None
     return text if text.strip() else None
 
 
