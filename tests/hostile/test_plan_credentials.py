@@ -156,3 +156,15 @@ def test_the_chart_hands_its_prometheus_to_the_tasks_and_its_token_only_to_those
     assert all(
         not (set(env) & {auth.ENV_URL, *credentials}) for env in _task_env(engine, {}).values()
     )
+
+
+def test_on_tekton_validate_plan_runs_offline_without_a_token():
+    from chart_validation import WEBHOOK_VALUES, objects
+
+    rendered = objects({**WEBHOOK_VALUES, "engine": "tekton", "templates": {"scope": "namespace"}})
+    (task,) = [o for o in rendered if o["metadata"]["name"] == "canaryflow-validate-plan"]
+    assert "--offline" in task["spec"]["steps"][0]["args"]
+    (trigger,) = [o for o in rendered if o["kind"] == "TriggerTemplate"]
+    (run,) = trigger["spec"]["resourcetemplates"]
+    specs = {s["pipelineTaskName"]: s for s in run["spec"]["taskRunSpecs"]}
+    assert specs["validate-plan"]["podTemplate"]["automountServiceAccountToken"] is False

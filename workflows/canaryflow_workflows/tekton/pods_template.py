@@ -36,3 +36,16 @@ def run_workspaces(settings: WorkflowSettings) -> list[dict[str, Any]]:
         # that take anonymous pushes) stays optional, so a missing one blocks no pod.
         bindings.append({"name": name, **{k: v for k, v in volume.items() if k != "name"}})
     return bindings
+
+
+# Pipeline tasks that read what a repository pushed: their pods get no service-account token.
+TOKENLESS_TASKS = ("validate-plan",)
+
+
+def tokenless_task_runs() -> list[dict[str, Any]]:
+    """``taskRunSpecs`` giving the tasks that read a pushed plan no service-account token
+    (``automountServiceAccountToken: false`` in their pod template), as the Argo templates do:
+    nothing a plan says can reach the API with the release's rights. Results need no token
+    (Tekton reads them from the termination message)."""
+    template = {**pod_template(), "automountServiceAccountToken": False}
+    return [{"pipelineTaskName": name, "podTemplate": template} for name in TOKENLESS_TASKS]

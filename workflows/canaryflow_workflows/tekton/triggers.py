@@ -272,6 +272,7 @@ def trigger_template(settings: TriggerSettings, workflow: WorkflowSettings) -> O
                 "serviceAccountName": workflow.service_account,
                 "podTemplate": pods_template.pod_template(),
             },
+            "taskRunSpecs": pods_template.tokenless_task_runs(),
             "timeouts": {
                 "pipeline": f"{total}s",
                 "finally": settings.finally_timeout,
