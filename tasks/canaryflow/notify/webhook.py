@@ -41,7 +41,10 @@ def post_json(
     """POST ``body``; None on success, else why it failed after ``attempts`` tries."""
     if not _HTTP_URL.fullmatch(url):
         return "not an http(s) URL: nothing sent"
-    data = json.dumps(body).encode()
+    try:  # strict JSON: a receiver's parser refuses NaN and Infinity
+        data = json.dumps(body, allow_nan=False).encode()
+    except ValueError:
+        return "the message is not strict JSON (NaN or infinity): nothing sent"
     problem = "not sent"
     deadline = time.monotonic() + deadline_s
     client = transport.opener()
