@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "canaryflow.plan",
             "canaryflow.analysis.catalogue",
+            "canaryflow.analysis.log_pattern",
             "canaryflow.analysis.query",
             "canaryflow.analysis.spec",
             "canaryflow.flags.bucketing",

@@ -105,7 +105,7 @@ def _verb_listing() -> str:
 
 
 def _parser(verb: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _BoundedParser(
         prog="canaryflow",
         usage="canaryflow [-h] [--version] VERB [options]",
         description="Canary releases for Go services: plan, gates, routers, Argo workflows.",
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except OSError as error:  # a file or socket the verb needed: say which, no traceback
         where = f"{error.filename}: " if error.filename else ""
-        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+        print(f"error: {_bounded(f'{where}{error.strerror or error}')}", file=sys.stderr)
         return EXIT_RELEASE_FAILED
     except Exception as error:  # a bug: one bounded line, the traceback only on request
         if os.environ.get("CANARYFLOW_DEBUG"):
@@ -204,6 +204,16 @@ def _print_json_errors(errors: Sequence, kind: str) -> None:
         "more": max(0, len(errors) - MAX_ERROR_LINES),
     }
     print(json.dumps(document, indent=2))
+
+
+class _BoundedParser(argparse.ArgumentParser):
+    """argparse quotes the offending argument in its errors (``invalid choice: '...'``): cut
+    it like every other error, so a 100,000-character argument is not echoed back whole. The
+    verbs' parsers are of this class too (``add_subparsers`` uses the parent's class)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {_bounded(message)}\n")
 
 
 def _bounded(text: str, limit: int = 1000) -> str:

@@ -206,6 +206,9 @@ class ClusterInABox:
                 "namespaces": [SERVICE_NAMESPACE],
             },
         }
+        prometheus = getattr(self, "prometheus", None)  # (not yet while it is being set up)
+        if prometheus is not None:  # the installation's (issue 21, item 3): plans need not name it
+            values["analysis"] = {"prometheus": {"url": prometheus.url}}
         values = _merge(values, copy.deepcopy(self.extra_values))
         return _merge(values, copy.deepcopy(dict(overrides or {})))
 

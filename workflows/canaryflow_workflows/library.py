@@ -181,11 +181,15 @@ class TaskLibrary:
                 ref("router-kind"),
                 "--workflow-outputs",
                 OUTPUTS,
+                "--offline",  # a pushed plan decides no network call (issue 23, item 8)
                 "--",  # the plan path is never read as an option, whatever it says
                 ref("plan"),
             ],
             artifacts=[inline],
             working_dir=ref("source-dir"),
+            # It reads a pushed plan, so it holds no token: nothing in the plan can reach the
+            # API with the release's rights (the executor reports outputs on its own account).
+            identity=pods.tokenless_pod_identity(self.settings),
             outputs=[
                 self._output(
                     STEPS,

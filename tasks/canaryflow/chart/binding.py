@@ -61,6 +61,13 @@ SECRETS_ROOT = "/var/run/canaryflow"
 # Every task container's env gets the Pushgateway URL when monitoring.pushgateway.url is set.
 PUSHGATEWAY_ENV = "__canaryflow_pushgateway_env__"
 PUSHGATEWAY_VARIABLE = "CANARYFLOW_PUSHGATEWAY_URL"  # commands.release_metrics.ENV
+# The chart's Prometheus (values ``analysis.prometheus``): its URL to every task that reads a
+# plan's choice of it, its credentials only to the tasks that query it (never validate-plan,
+# which reads a pushed plan with no token). See canaryflow.analysis.prometheus_auth.
+PROMETHEUS_URL_ENV = "__canaryflow_prometheus_url_env__"
+PROMETHEUS_ACCESS_ENV = "__canaryflow_prometheus_access_env__"
+PROMETHEUS_TASKS = {"analyze": PROMETHEUS_ACCESS_ENV, "flag-rollout": PROMETHEUS_ACCESS_ENV}
+PROMETHEUS_URL_TASKS = {"validate-plan": PROMETHEUS_URL_ENV}
 
 PARAMETER_DEFAULTS: dict[str, Binding] = {
     "router-kind": Binding("__canaryflow_router_kind__", ".Values.release.routerKind"),
@@ -218,6 +225,7 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         return value
 
     bound = _walk(document, visit)
+    _prometheus_markers(bound)
     for parameter in bound.get("spec", {}).get("arguments", {}).get("parameters", []):
         binding = PARAMETER_DEFAULTS.get(parameter.get("name"))
         if binding is not None:
@@ -349,6 +357,24 @@ def _pod_blocks(text: str) -> str:
     return text
 
 
+def _prometheus_markers(document: Obj) -> None:
+    """The env of the tasks that read or query Prometheus gets the marker ``to_helm`` expands
+    from ``.Values.analysis.prometheus`` (an Argo template's container, a Tekton Task's steps)."""
+    markers = {**PROMETHEUS_TASKS, **PROMETHEUS_URL_TASKS}
+    spec = document.get("spec", {})
+    containers: list[tuple[str, Obj]] = []
+    if document.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+        for template in spec.get("templates", []):
+            if "container" in template:
+                containers.append((template["name"], template["container"]))
+    if document.get("kind") == "Task":
+        name = document.get("metadata", {}).get("name", "").removeprefix("canaryflow-")
+        containers.extend((name, step) for step in spec.get("steps", []))
+    for name, container in containers:
+        if name in markers:
+            container["env"] = [*container.get("env", []), {"name": markers[name], "value": ""}]
+
+
 def _mapping_token(key: str) -> str:
     return f"__canaryflow_spec_{key}__"
 
@@ -416,6 +442,7 @@ def to_helm(text: str) -> str:
         text,
         flags=re.MULTILINE,
     )
+    text = _prometheus_blocks(text)
     text = _CLUSTER_SCOPE_LINE.sub(
         lambda m: (
             '{{- if eq .Values.templates.scope "cluster" }}\n'
@@ -433,6 +460,57 @@ def to_helm(text: str) -> str:
             flags=re.MULTILINE,
         )
         text = text.replace(binding.token, f"{{{{ {binding.expression} }}}}")
+    return text
+
+
+_PROMETHEUS_URL_LINES = (
+    "{{{{- if .Values.analysis.prometheus.url }}}}\n"
+    "{i}- name: CANARYFLOW_PROMETHEUS_URL\n"
+    "{i}  value: {{{{ .Values.analysis.prometheus.url | toJson }}}}\n"
+    "{{{{- end }}}}"
+)
+_PROMETHEUS_ACCESS_LINES = (
+    "{{{{- with .Values.analysis.prometheus }}}}\n"
+    "{{{{- if .bearerTokenSecret.name }}}}\n"
+    "{i}- name: CANARYFLOW_PROMETHEUS_BEARER_TOKEN\n"
+    "{i}  valueFrom:\n{i}    secretKeyRef:\n"
+    "{i}      name: {{{{ .bearerTokenSecret.name | toJson }}}}\n"
+    "{i}      key: {{{{ .bearerTokenSecret.key | toJson }}}}\n"
+    "{{{{- end }}}}\n"
+    "{{{{- if .basicAuth.username }}}}\n"
+    "{i}- name: CANARYFLOW_PROMETHEUS_USERNAME\n"
+    "{i}  value: {{{{ .basicAuth.username | toJson }}}}\n"
+    "{i}- name: CANARYFLOW_PROMETHEUS_PASSWORD\n"
+    "{i}  valueFrom:\n{i}    secretKeyRef:\n"
+    "{i}      name: {{{{ .basicAuth.passwordSecret.name | toJson }}}}\n"
+    "{i}      key: {{{{ .basicAuth.passwordSecret.key | toJson }}}}\n"
+    "{{{{- end }}}}\n"
+    "{{{{- if .caConfigMap.name }}}}\n"
+    "{i}- name: CANARYFLOW_PROMETHEUS_CA\n"
+    "{i}  valueFrom:\n{i}    configMapKeyRef:\n"
+    "{i}      name: {{{{ .caConfigMap.name | toJson }}}}\n"
+    "{i}      key: {{{{ .caConfigMap.key | toJson }}}}\n"
+    "{{{{- end }}}}\n"
+    "{{{{- if .headers }}}}\n"
+    "{i}- name: CANARYFLOW_PROMETHEUS_HEADERS\n"
+    "{i}  value: {{{{ .headers | toJson | toJson }}}}\n"
+    "{{{{- end }}}}\n"
+    "{{{{- end }}}}"
+)
+
+
+def _prometheus_blocks(text: str) -> str:
+    """The Prometheus markers as Helm blocks over ``.Values.analysis.prometheus``."""
+    for marker, lines in (
+        (PROMETHEUS_URL_ENV, _PROMETHEUS_URL_LINES),
+        (PROMETHEUS_ACCESS_ENV, _PROMETHEUS_URL_LINES + "\n" + _PROMETHEUS_ACCESS_LINES),
+    ):
+        text = re.sub(
+            rf"^(?P<i> *)- name: {marker}\n(?P=i)  value: ''$",
+            lambda m, lines=lines: lines.format(i=m["i"]),
+            text,
+            flags=re.MULTILINE,
+        )
     return text
 
 

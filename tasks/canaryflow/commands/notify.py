@@ -32,7 +32,8 @@ UNSAFE_REASON = (
 # Short and few: a notification must never hold up the next step for long.
 ATTEMPTS = 2
 TIMEOUT_S = 3.0
-DEADLINE_S = 7.0  # all attempts of one target together
+DEADLINE_S = 7.0  # all attempts of one target together, answers included
+MAX_SECRET_BYTES = 8 * 1024  # a webhook URL
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -119,12 +120,12 @@ def run(args: argparse.Namespace) -> int:
         workflow=args.workflow,
         failures=failures if event in ("rolled-back", "failed") else [],
     )
-    problems = [
-        f"{name}: {problem}"
+    posts = [
+        (name, url, summary.slack() if form == "slack" else summary.json(), None)
         for name, url, form in _webhooks(plan, event, args)
-        if (problem := _post(url, summary.slack() if form == "slack" else summary.json()))
     ]
-    problems += _commit_status(summary, service, args)
+    posts += _commit_status(summary, service, args)
+    problems = _post_all(posts)
     for problem in problems:
         print(f"warning: notification not delivered: {problem}", file=sys.stderr)
     print(summary.text())
@@ -183,16 +184,34 @@ def _webhooks(plan, event: str, args: argparse.Namespace) -> list[tuple[str, str
 
 
 def _secret(directory: Path | None, key: str | None) -> str | None:
-    if directory is None or key is None:
+    """A key of the mounted notifications Secret, read bounded (never a device or FIFO); None
+    when it is missing or unreadable (a warning says why: notify never fails the release)."""
+    from canaryflow.input_file import read_input_file
+
+    if directory is None or key is None or not (directory / key).exists():
         return None
     try:
-        value = (directory / key).read_text().strip()
-    except OSError:
+        value = read_input_file(directory / key, MAX_SECRET_BYTES, "notification secret").strip()
+    except InputError as error:
+        print(f"warning: {error}", file=sys.stderr)
         return None
     return value or None
 
 
-def _commit_status(summary, service: str, args: argparse.Namespace) -> list[str]:
+def _post_all(posts: list[tuple[str, str, dict, dict | None]]) -> list[str]:
+    """Every target at once: ten hanging webhooks cost one deadline, not ten."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not posts:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(posts), 32)) as pool:
+        answers = list(pool.map(lambda post: _post(post[1], post[2], post[3]), posts))
+    return [
+        f"{post[0]}: {problem}" for post, problem in zip(posts, answers, strict=True) if problem
+    ]
+
+
+def _commit_status(summary, service: str, args: argparse.Namespace) -> list:
     if not args.commit_status_url:
         return []
     token = os.environ.get(TOKEN_ENV[args.git_provider], "").strip()
@@ -203,8 +222,7 @@ def _commit_status(summary, service: str, args: argparse.Namespace) -> list[str]
     else:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
     body = summary.commit_status(args.git_provider, f"canaryflow/{service}")
-    problem = _post(args.commit_status_url, body, headers)
-    return [f"commit status: {problem}"] if problem else []
+    return [("commit status", args.commit_status_url, body, headers)]
 
 
 def _post(url: str, body: dict, headers: dict | None = None) -> str | None:

@@ -67,12 +67,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from canaryflow.analysis.prometheus_auth import OperatorPrometheus
     from canaryflow.release.walk import workflow_outputs
 
     plan = _with_parameters(_load(args, quiet=args.json), args)
     _check_compiled_steps(plan, args.compiled_steps)
-    url = None if args.offline else (args.prometheus or plan.analysis.prometheus.url)
-    scrape = _check_promql(plan, url) if url else None
+    # The plan's choice of Prometheus is checked offline too (a pure comparison with the
+    # operator's), so a URL the installation does not allow fails here, not at the first window.
+    endpoint = OperatorPrometheus.from_environment(args.prometheus).endpoint_for(
+        plan.analysis.prometheus
+    )
+    url = None if args.offline else endpoint.url
+    scrape = _check_promql(plan, endpoint) if url else None
     outputs = _walkable(plan, workflow_outputs) if args.workflow_outputs else {}
     if args.resolved_out:
         args.resolved_out.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +157,7 @@ def _load(args: argparse.Namespace, quiet: bool = False):
     from canaryflow.plan.load import load_plan
 
     default = _default_text(args.default_plan)
-    if args.plan.exists() or default is None:
+    if _exists(args.plan) or default is None:
         return load_plan(args.plan)
     try:
         document = yaml.safe_load(default)
@@ -167,13 +173,26 @@ def _load(args: argparse.Namespace, quiet: bool = False):
     return load_plan(yaml.safe_dump(document, sort_keys=False))
 
 
+def _exists(path: Path) -> bool:
+    """Whether a plan is there; a name the system cannot even look up (too long) is not."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def _default_text(path: Path | None) -> str | None:
-    if path is None:
+    """The default plan's text, read as a plan is (bounded, never a device or FIFO); None
+    when there is none (no such file, or an empty one)."""
+    from canaryflow.input_file import read_input_file
+    from canaryflow.plan.load import MAX_PLAN_BYTES
+
+    if path is None or not _exists(path):
         return None
     try:
-        text = path.read_text()
-    except OSError:
-        return None
+        text = read_input_file(path, MAX_PLAN_BYTES, "default plan")
+    except InputError as error:
+        raise InputError(FieldError("--default-plan", str(error))) from None
     return text if text.strip() else None
 
 
@@ -225,13 +244,14 @@ def _with_parameters(plan, args: argparse.Namespace):
     return plan_from_dict(document)
 
 
-def _check_promql(plan, url: str) -> float | None:
-    """Every query checked against Prometheus; returns how often it scrapes the service
-    (None when it does not know yet), for the scrape warnings."""
+def _check_promql(plan, endpoint) -> float | None:
+    """Every query checked against the Prometheus the plan may ask; returns how often it
+    scrapes the service (None when it does not know yet), for the scrape warnings."""
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.promql import check_queries
 
-    source = PrometheusSource.for_spec(plan.analysis.prometheus, url)
+    url = endpoint.url
+    source = PrometheusSource.for_endpoint(endpoint)
     try:
         errors = check_queries(plan, source)
     except Exception as error:  # Prometheus did not answer: the plan may be fine (exit 3)
