@@ -13,7 +13,7 @@ export GOTOOLCHAIN := local
 export CGO_ENABLED := 0
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-SYSTEM_PACKAGES := prometheus nginx-light docker-registry
+SYSTEM_PACKAGES := prometheus nginx-light docker-registry prometheus-pushgateway
 
 .PHONY: setup system-packages test test-fast e2e lint fmt demo bench compile chart clean fuzz
 
@@ -24,6 +24,7 @@ system-packages:
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v docker-registry >/dev/null || [ -x /usr/bin/docker-registry ] || missing="$$missing docker-registry"; \
+	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
 	if [ -n "$$missing" ]; then \
 	  echo "setup: installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "setup: need root for apt-get (or install:$$missing)" >&2; exit 2; fi; \

@@ -68,7 +68,14 @@ def _expected(scope: str) -> dict[tuple[str, str], dict]:
             continue
         if kind == "ClusterWorkflowTemplate" and scope == "namespace":
             continue
-        for parameter in document["spec"].get("arguments", {}).get("parameters", []):
+        spec = document["spec"]
+        if spec.get("serviceAccountName") == "{{workflow.parameters.service-account}}":
+            # The chart derives the account from the namespace; no parameter chooses it.
+            spec["serviceAccountName"] = "cf-canaryflow-release-{{workflow.parameters.namespace}}"
+            spec["arguments"]["parameters"] = [
+                p for p in spec["arguments"]["parameters"] if p["name"] != "service-account"
+            ]
+        for parameter in spec.get("arguments", {}).get("parameters", []):
             if parameter["name"] == "image-repository":
                 parameter["value"] = DEFAULTS["release"]["imageRepository"]
             if parameter["name"] == "router-kind":
@@ -145,7 +152,8 @@ def test_values_reach_the_templates():
 
     assert {c["image"] for c in containers} == {"registry.internal:5000/platform/canaryflow:1.2.3"}
     assert {c["imagePullPolicy"] for c in containers} == {"Always"}
-    assert parameters["service-account"] == "releaser"
+    assert "service-account" not in parameters
+    assert release["spec"]["serviceAccountName"] == "releaser-{{workflow.parameters.namespace}}"
     assert parameters["router-kind"] == "gateway-api"
     assert parameters["image-repository"] == "registry.internal/svc"
     assert (
@@ -153,9 +161,10 @@ def test_values_reach_the_templates():
         == "up{ {{ selector }} }"
     )
     assert plan_map is not None and "{{ selector }}" in plan_map["data"]["canaryflow.yaml"]
-    assert [s["metadata"]["name"] for s in of_kind(rendered, "ServiceAccount")] == [
-        "releaser",
+    assert sorted(s["metadata"]["name"] for s in of_kind(rendered, "ServiceAccount")) == [
         "canaryflow-build",
+        "releaser",
+        "releaser-argo",  # the release namespace's own account (no release.namespaces given)
     ]
 
 

@@ -21,29 +21,41 @@ from canaryflow.plan.load import plan_from_dict
 __all__ = ["api_server"]
 
 
-def flag_plan(on="x", prefix="", users="0-999") -> dict:
+def flag_plan(on="x", prefix="", users="0-999", off="y") -> dict:
     return {
         "service": {"name": "checkout", "namespace": NAMESPACE},
         "flag": {
             "key": "new-checkout",
-            "variants": {"on": on, "off": "y"},
+            "variants": {"on": on, "off": off},
             "userIdPrefix": prefix,
             "steps": [{"users": users, "duration": "1m"}, {"percent": 5, "duration": "1m"}],
         },
     }
 
 
+LONG_LIST = {"prefix": "c" * 66, "users": "0-9999"}
+"""10,000 prefixed IDs: about 900 kB of document, which fits with the default variants."""
+
+
+def text_of(n: int) -> list[str]:
+    """A variant value of ``n`` characters, as strings of at most 8,000 (a plan's limit for
+    one text is 8,192)."""
+    return ["a" * 8000] * (n // 8000) + ["a" * (n % 8000)]
+
+
 def largest_fitting_value() -> int:
-    """The longest ``on`` value whose documents still fit, found by bisection on the plan."""
+    """The longest ``on`` value (beside ``LONG_LIST``) whose documents still fit, by
+    bisection on the plan."""
 
     def fits(n: int) -> bool:
         try:
-            plan_from_dict(flag_plan(on="a" * n))
+            plan_from_dict(flag_plan(on=text_of(n), off=text_of(n), **LONG_LIST))
         except InputError:
             return False
         return True
 
-    low, high = 0, MAX_CONFIG_MAP_BYTES
+    low, high = 0, 60_000
+    assert fits(low) and not fits(high)
     while low < high:
         middle = (low + high + 1) // 2
         low, high = (middle, high) if fits(middle) else (low, middle - 1)
@@ -65,20 +77,23 @@ def test_a_rollout_too_large_for_a_config_map_is_refused_at_validate(tmp_path, c
     assert "use a percent step" in error
 
 
-def test_variants_too_large_name_the_variants():
-    """A plan file cannot hold such values (256 KiB), a plan built in memory can."""
+def test_variants_that_tip_the_documents_over_name_the_variants():
+    """A list that fits with plain variants, and variants of 60 kB that do not."""
     with pytest.raises(InputError, match=r"^flag\.variants: .*shorten the variant values"):
-        plan_from_dict(flag_plan(on="a" * 600_000))
+        plan_from_dict(flag_plan(on=text_of(60_000), off=text_of(60_000), **LONG_LIST))
 
 
-def test_the_limit_is_the_api_servers_exactly_two_documents_of_values():
-    """A pair of documents of exactly 1 MiB fits, one byte more does not (as the server)."""
+def test_the_limit_is_the_api_servers_to_the_byte():
+    """One character per variant past the largest that fits is refused, and the refusal counts
+    just over 1 MiB: both values appear in both documents of the pair (the new one and its
+    previous copy), 4 bytes per character."""
     n = largest_fitting_value()
 
-    assert 500_000 < n < MAX_CONFIG_MAP_BYTES // 2
-    plan_from_dict(flag_plan(on="a" * n))
-    with pytest.raises(InputError):
-        plan_from_dict(flag_plan(on="a" * (n + 1)))
+    assert plan_from_dict(flag_plan(on=text_of(n), off=text_of(n), **LONG_LIST)).flag is not None
+    with pytest.raises(InputError) as refused:
+        plan_from_dict(flag_plan(on=text_of(n + 1), off=text_of(n + 1), **LONG_LIST))
+    size = int(str(refused.value).split("would take ")[1].split(" bytes")[0])
+    assert MAX_CONFIG_MAP_BYTES < size <= MAX_CONFIG_MAP_BYTES + 4
 
 
 def test_a_write_that_would_overflow_the_users_config_map_is_refused_before_it_is_sent(

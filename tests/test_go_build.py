@@ -225,3 +225,29 @@ def test_the_plans_platforms_build_one_binary_each_and_a_platforms_file(tmp_path
     # ELF e_machine: 0x3e x86-64, 0xb7 AArch64
     assert Path(built["linux/amd64"]).read_bytes()[18] == 0x3E
     assert Path(built["linux/arm64"]).read_bytes()[18] == 0xB7
+
+
+def test_a_prebuilt_image_builds_nothing_and_still_gives_the_output(tmp_path):
+    digest = "ab" * 32
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        f"service: {{name: hello}}\nbuild: {{image: 'ghcr.io/acme/hello@sha256:{digest}'}}\n"
+    )
+    module = tmp_path / "src"
+    module.mkdir()
+    (module / "go.mod").write_text("module hello\n\ngo 1.21\n")
+    out, sha = tmp_path / "out" / "hello", tmp_path / "outputs" / "sha256"
+
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "canaryflow", "go-build", "--dir", str(module), "--plan",
+            str(plan), "--out", str(out), "--version", "v1", "--platforms-from-plan",
+            "--output-file", str(sha),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "nothing to build" in result.stderr
+    assert not out.exists()  # main.go does not even exist: go was never run
+    assert sha.read_text() == digest

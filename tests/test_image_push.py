@@ -833,3 +833,50 @@ def test_a_platform_twice_or_a_missing_binary_is_refused_before_any_push(tmp_pat
     message = str(raised.value)
     assert "platform-binary.linux/amd64: linux/amd64 is given twice" in message
     assert "platform-binary.linux/arm64: " in message and "is not a file" in message
+
+
+# --- build.image: releasing an image built elsewhere, by digest ---
+
+
+def _plan_with_image(tmp_path: Path, image: str) -> Path:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"service: {{name: hello}}\nbuild: {{image: '{image}'}}\n")
+    return plan
+
+
+def test_a_prebuilt_image_is_checked_and_released_without_a_push(
+    registry, go_binary, tmp_path, capsys
+):
+    built = push_image(PushRequest(go_binary, f"{registry.host}/ci/hello", "elsewhere"))
+    plan = _plan_with_image(tmp_path, built.reference)
+    digest_file = tmp_path / "out" / "image"
+
+    code = cli(
+        ["--plan", str(plan), "--platforms-file", str(tmp_path / "never-built.json"),
+         "--repository", f"{registry.host}/shop/hello", "--tag", "t1",
+         "--digest-file", str(digest_file)]
+    )  # fmt: skip
+
+    assert code == 0
+    assert capsys.readouterr().out.strip() == built.reference
+    assert digest_file.read_text().strip() == built.reference
+    assert registry.fetch("/v2/shop/hello/manifests/t1", MANIFEST)[0] == 404  # nothing pushed
+
+
+def test_a_prebuilt_digest_the_registry_lacks_exits_2_naming_build_image(
+    registry, tmp_path, capsys
+):
+    absent = f"{registry.host}/ci/hello@sha256:{'0' * 64}"
+    plan = _plan_with_image(tmp_path, absent)
+
+    code = cli(["--plan", str(plan), "--repository", f"{registry.host}/shop/h", "--tag", "t"])
+
+    assert code == EXIT_INPUT
+    assert f"build.image: the registry has no {absent}: push it first" in capsys.readouterr().err
+
+
+def test_a_prebuilt_image_by_tag_is_refused_by_the_plan(tmp_path):
+    from canaryflow.plan.load import load_plan
+
+    with pytest.raises(InputError, match=r"build\.image: .*not pinned by digest"):
+        load_plan(_plan_with_image(tmp_path, "ghcr.io/acme/hello:v2"))

@@ -27,6 +27,7 @@ defaults to 600 as ``pkg/apis/apps/v1/defaults.go`` sets it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import threading
@@ -132,6 +133,9 @@ class FakeApiServer:
     """The group versions the server serves and discovery lists (``/api``, ``/apis``): a
     resource of another version answers 404 as a real server does; versions it lists but
     holds no kinds of (``networking.istio.io/v1beta1``) exist for discovery only."""
+    authorize: Callable[[Any], bool] | None = None
+    """When set (``kube.rbac.Authorizer.allows``), every request is authorized as the API
+    server would: a denial answers 403 Forbidden and changes nothing."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -255,10 +259,18 @@ class FakeApiServer:
             fault = next((f for f in self._faults if f.remaining > 0), None)
             if fault:
                 fault.remaining -= 1
+            denied = (
+                None
+                if fault
+                else self._denied(
+                    method, api_version, plural, namespace, name, sub, query, ctype, body
+                )
+            )
             status, payload, out_type = (
                 _fault_response(fault.status)
                 if fault
-                else self._dispatch(
+                else denied
+                or self._dispatch(
                     method, api_version, plural, namespace, name, sub, query, ctype, body
                 )
             )
@@ -266,6 +278,28 @@ class FakeApiServer:
                 RecordedRequest(method, api_version, plural, namespace, name, ctype, body, status)
             )
         return status, payload, out_type
+
+    def _denied(self, method, api_version, plural, namespace, name, sub, query, ctype, body):
+        """403 when ``authorize`` refuses the request (or, for a server-side apply that would
+        create its object, the ``create`` of that name the API server checks too)."""
+        if self.authorize is None or (api_version, plural) not in KINDS:
+            return None
+        from kube.rbac import request_attributes
+
+        attributes = request_attributes(method, api_version, plural, namespace, name, sub, query)
+        checks = [attributes]
+        creating = (api_version, plural, namespace, name) not in self._store
+        if method == "PATCH" and ctype.startswith("application/apply-patch") and creating:
+            checks.append(dataclasses.replace(attributes, verb="create"))
+        for check in checks:
+            if not self.authorize(check):
+                group = check.api_group or '""'
+                message = (
+                    f'{plural} "{name}" is forbidden: cannot {check.verb} resource "{plural}" '
+                    f'in API group {group} in the namespace "{namespace}"'
+                )
+                return 403, ApiError(403, "Forbidden", message).status(), "application/json"
+        return None
 
     def _dispatch(self, method, api_version, plural, namespace, name, sub, query, ctype, body):
         try:

@@ -32,6 +32,7 @@ from hera.workflows import models as m
 from canaryflow.plan.gitops import CREDENTIALS_DIR, CREDENTIALS_ENV, REPOSITORY_ENV
 from canaryflow.release.walk import LAST_STEP, PROMOTION, STEPS
 from canaryflow_workflows import pods
+from canaryflow_workflows.graph import DEPLOYABLE_IMAGE
 from canaryflow_workflows.pods import WORKSPACE
 from canaryflow_workflows.settings import PodResources, WorkflowSettings
 
@@ -137,9 +138,14 @@ class TaskLibrary:
             **(identity or {}),
         )
 
-    def _output(self, name: str, description: str, file: str) -> Parameter:
+    def _output(
+        self, name: str, description: str, file: str, global_name: str | None = None
+    ) -> Parameter:
         return Parameter(
-            name=name, description=description, value_from=m.ValueFrom(path=f"{OUTPUTS}/{file}")
+            name=name,
+            description=description,
+            value_from=m.ValueFrom(path=f"{OUTPUTS}/{file}"),
+            global_name=global_name,
         )
 
     def validate_plan(self) -> Container:
@@ -175,11 +181,15 @@ class TaskLibrary:
                 ref("router-kind"),
                 "--workflow-outputs",
                 OUTPUTS,
+                "--offline",  # a pushed plan decides no network call (issue 23, item 8)
                 "--",  # the plan path is never read as an option, whatever it says
                 ref("plan"),
             ],
             artifacts=[inline],
             working_dir=ref("source-dir"),
+            # It reads a pushed plan, so it holds no token: nothing in the plan can reach the
+            # API with the release's rights (the executor reports outputs on its own account).
+            identity=pods.tokenless_pod_identity(self.settings),
             outputs=[
                 self._output(
                     STEPS,
@@ -297,9 +307,12 @@ class TaskLibrary:
                 ),
                 Input("repository", "Image repository, HOST/REPO."),
                 Input("tag", "Tag, the commit being released."),
+                PLAN,
             ],
             [
                 "image-push",
+                "--plan",  # build.image: a prebuilt image is checked and released instead
+                ref("plan"),
                 "--platforms-file",
                 ref("platforms-file"),
                 "--repository",
@@ -313,7 +326,10 @@ class TaskLibrary:
                 f"{OUTPUTS}/image",
             ],
             retry=pods.idempotent_retry(self.settings),
-            outputs=[self._output("image", "HOST/REPO@sha256:... as pushed.", "image")],
+            # Global: the exit handler's safety net runs only once an image could be deployed.
+            outputs=[
+                self._output("image", "HOST/REPO@sha256:... as pushed.", "image", DEPLOYABLE_IMAGE)
+            ],
             volumes=[pods.registry_auth_volume(self.settings)],
             mounts=[pods.mount(pods.REGISTRY_VOLUME, pods.REGISTRY_AUTH, read_only=True)],
         )

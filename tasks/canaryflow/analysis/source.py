@@ -12,13 +12,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from canaryflow.analysis.prometheus_auth import CredentialUnavailable, PrometheusAccess
+from canaryflow.analysis.prometheus_auth import (
+    CredentialUnavailable,
+    PrometheusAccess,
+    PrometheusEndpoint,
+)
 from canaryflow.duration import parse_duration
-
-if TYPE_CHECKING:
-    from canaryflow.analysis.spec import PrometheusSpec
 
 
 class MeasurementError(Exception):
@@ -104,9 +105,9 @@ class PrometheusSource:
         self._session: Any = None
 
     @classmethod
-    def for_spec(cls, spec: PrometheusSpec, url: str | None = None) -> PrometheusSource:
-        """The plan's ``analysis.prometheus``: its URL (or ``url``), auth, headers, CA, timeout."""
-        return cls(url or spec.url or "", access=PrometheusAccess.from_spec(spec))
+    def for_endpoint(cls, endpoint: PrometheusEndpoint) -> PrometheusSource:
+        """The Prometheus a plan may ask (``OperatorPrometheus.endpoint_for``), with its access."""
+        return cls(endpoint.url or "", access=endpoint.access)
 
     def _connect(self) -> Any:
         if self._client is None:
@@ -221,7 +222,8 @@ class PrometheusSource:
         if isinstance(error, requests.exceptions.SSLError):
             return (
                 f"Prometheus at {self.url}: TLS verification failed "
-                "(set analysis.prometheus.caFile to the CA that signed its certificate)"
+                "(the operator sets the CA that signed its certificate: the chart's "
+                "analysis.prometheus.caConfigMap, or CANARYFLOW_PROMETHEUS_CA_FILE)"
             )
         if isinstance(error, requests.Timeout) or "timed out" in str(error):
             return f"Prometheus at {self.url} did not answer within {self.timeout:g}s"

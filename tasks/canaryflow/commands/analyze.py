@@ -39,7 +39,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="length of the window, e.g. 60s or 5m (default: the --step's duration, else 60s)",
     )
     parser.add_argument(
-        "--prometheus", metavar="URL", help="Prometheus base URL (default: the plan's)"
+        "--prometheus",
+        metavar="URL",
+        help="Prometheus base URL (default: $CANARYFLOW_PROMETHEUS_URL, else the plan's); "
+        "credentials come from the CANARYFLOW_PROMETHEUS_* variables, never the plan",
     )
     parser.add_argument("--service", help="service to analyse (default: the plan's)")
     parser.add_argument("--namespace", help="its namespace (default: the plan's)")
@@ -81,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
+    from canaryflow.analysis.prometheus_auth import ENV_URL, OperatorPrometheus
     from canaryflow.analysis.run import AnalysisRun
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.load import load_plan
@@ -89,19 +93,19 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
     plan = load_plan(args.plan)
     spec = plan.analysis
     duration = _window_length(plan, args)
-    url = args.prometheus or spec.prometheus.url
-    if not url:
+    endpoint = OperatorPrometheus.from_environment(args.prometheus).endpoint_for(spec.prometheus)
+    if not endpoint.url:
         raise InputError(
             FieldError(
                 "--prometheus",
-                "no Prometheus to ask: pass --prometheus URL "
-                "or set analysis.prometheus.url in the plan",
+                f"no Prometheus to ask: pass --prometheus URL, set {ENV_URL} "
+                "(the chart's analysis.prometheus.url) or analysis.prometheus.url in the plan",
             )
         )
     safety = _FailSafe(plan, args.kubeconfig) if args.fail_safe else None
     try:
         stops.release()  # a stop that came while loading arrives here, where traffic is made safe
-        source = PrometheusSource.for_spec(spec.prometheus, url)
+        source = PrometheusSource.for_endpoint(endpoint)
         _reject_bad_promql(plan, source)
         analysis = AnalysisRun(
             spec,
@@ -122,7 +126,22 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
     if action is Action.ROLLBACK and safety is not None:
         report["failSafe"] = safety.make_safe(first_failing_at(result))
     _write_outputs(args, result, report)
+    _report_metrics(plan, result, action is Action.ROLLBACK, report.get("failSafe"))
     return EXIT_RELEASE_FAILED if action is Action.ROLLBACK else EXIT_OK
+
+
+def _report_metrics(plan, result, rolling_back: bool, fail_safe: dict | None) -> None:
+    """Each gate's verdict; on a failing window when it was detected and, when this pod made
+    traffic safe itself, how long that took from the first failing measurement."""
+    from canaryflow.commands.release_metrics import report
+    from canaryflow.telemetry import exposition as metrics
+
+    families = [metrics.gate_verdicts({g.gate: g.outcome.value for g in result.verdict.gates})]
+    if rolling_back:
+        families.append(metrics.detection_timestamp(time.time()))
+    if fail_safe and fail_safe.get("verified"):
+        families += [metrics.detection_to_safe(fail_safe["seconds"]), metrics.weight(0)]
+    report(plan, *families)
 
 
 def _write_outputs(args: argparse.Namespace, result, report: dict) -> None:

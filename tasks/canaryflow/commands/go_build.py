@@ -41,6 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = go_settings(args)
+    if args.platforms_from_plan and (prebuilt := _prebuilt(args)) is not None:
+        # nothing to build: the output parameter still names what is released
+        print(f"build.image: releasing the prebuilt {prebuilt}; nothing to build", file=sys.stderr)
+        if args.output_file:
+            args.output_file.parent.mkdir(parents=True, exist_ok=True)
+            args.output_file.write_text(prebuilt.rpartition("@sha256:")[2])
+        return EXIT_OK
     platforms = _platforms(args)
     built = {}
     try:
@@ -86,3 +93,11 @@ def _platforms(args: argparse.Namespace) -> list[str]:
     from canaryflow.plan.load import load_plan
 
     return list(load_plan(args.plan).build.platforms)
+
+
+def _prebuilt(args: argparse.Namespace) -> str | None:
+    if args.plan is None:
+        return None
+    from canaryflow.plan.load import load_plan
+
+    return load_plan(args.plan).build.image

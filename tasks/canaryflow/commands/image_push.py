@@ -53,6 +53,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--platform", default="linux/amd64", help="os/arch[/variant] of --binary")
     parser.add_argument(
+        "--plan",
+        type=Path,
+        help="release plan: with build.image set, push nothing and check that the registry "
+        "serves that digest, then print it as if pushed",
+    )
+    parser.add_argument(
         "--platforms-file",
         type=Path,
         help="go-build's {os/arch: binary} file: its first entry replaces --binary/--platform "
@@ -101,6 +107,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plan is not None and (prebuilt := _prebuilt(args.plan)) is not None:
+        return _release_prebuilt(prebuilt, args)
     binary, platform, more = args.binary, args.platform, _platform_binaries(args.platform_binary)
     if args.platforms_file is not None:
         binary, platform, more = _platforms_file(args.platforms_file, more)
@@ -130,11 +138,36 @@ def run(args: argparse.Namespace) -> int:
     except PlatformError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_RELEASE_FAILED
-    if args.digest_file:
-        args.digest_file.parent.mkdir(parents=True, exist_ok=True)
-        args.digest_file.write_text(pushed.reference + "\n")
-    print(pushed.reference)
+    _write_reference(pushed.reference, args.digest_file)
     return EXIT_OK
+
+
+def _prebuilt(plan: Path) -> str | None:
+    from canaryflow.plan.load import load_plan
+
+    return load_plan(plan).build.image
+
+
+def _release_prebuilt(image: str, args: argparse.Namespace) -> int:
+    from canaryflow.image.push import verify_prebuilt
+
+    try:
+        pushed = verify_prebuilt(
+            image, args.docker_config, args.docker_config_optional, args.insecure, args.timeout
+        )
+    except PlatformError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_RELEASE_FAILED
+    _write_reference(pushed.reference, args.digest_file)
+    print(f"build.image: releasing the prebuilt {pushed.reference}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _write_reference(reference: str, digest_file: Path | None) -> None:
+    if digest_file:
+        digest_file.parent.mkdir(parents=True, exist_ok=True)
+        digest_file.write_text(reference + "\n")
+    print(reference)
 
 
 def _platforms_file(path: Path, more: dict[str, Path]) -> tuple[Path, str, dict[str, Path]]:

@@ -2,7 +2,9 @@
 
 Stable is never modified, except to undo a promotion that did not complete: then stable is put
 back exactly as the promotion recorded it, and the output says "promotion failed, stable
-restored". Safe to run twice, and safe when no canary exists.
+restored". Safe to run twice, and safe when no canary exists. A platform failure is tried again
+inside the pod (``commands.attempts``): Argo does not retry the exit handler's rollback after
+``argo stop`` or the deadline.
 """
 
 from __future__ import annotations
@@ -19,8 +21,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    plan, platform = platform_from_args(args)
-    outcome = platform.rollback()
+    import time
+
+    from canaryflow.commands.attempts import until_done
+    from canaryflow.commands.release_metrics import report
+    from canaryflow.telemetry import exposition as metrics
+
+    def rollback():
+        plan, platform = platform_from_args(args)
+        report(plan, metrics.phase("rolling-back"))
+        return plan, platform.rollback()
+
+    plan, outcome = until_done(rollback, "rollback")  # Argo does not retry it after a stop
+    report(
+        plan,
+        metrics.phase("rolled-back"),
+        metrics.weight(0),
+        metrics.rollback_timestamp(time.time()),
+    )
     reason = args.reason or "no reason given"
     print(f"rolled back {plan.service.name}: {outcome} ({reason})", file=sys.stdout)
     return 0

@@ -135,6 +135,37 @@ def push_image(request: PushRequest) -> PushedImage:
     return _put_manifest(target, checked, request.tag, index, blobs)
 
 
+def verify_prebuilt(
+    image: str,
+    docker_config: Path | None = None,
+    docker_config_optional: bool = False,
+    insecure: bool = False,
+    timeout_s: float = 30.0,
+) -> PushedImage:
+    """A prebuilt image (``build.image``) instead of a push: the registry must serve exactly
+    that digest to the release's own credentials, or the canary could never pull it."""
+    reference = parse_reference(image, "build.image")
+    if reference.digest is None:
+        raise InputError(FieldError("build.image", f"{image!r} is not pinned by @sha256:..."))
+    config = DockerConfig.load(docker_config, optional=docker_config_optional)
+    client = RegistryClient(
+        reference.repository.api_host,
+        config.credentials_for(reference.repository.host),
+        insecure=insecure or reference.repository.is_loopback,
+        timeout_s=timeout_s,
+    )
+    client.need_scope(reference.repository.name, "pull")
+    manifest = client.get_manifest(reference.repository.name, reference.digest, _ACCEPT)
+    if manifest is None:
+        raise InputError(
+            FieldError("build.image", f"the registry has no {reference}: push it first")
+        )
+    if manifest.digest != reference.digest:
+        raise PlatformError(f"registry served {reference} with digest {manifest.digest}")
+    pinned = f"{reference.repository}@{reference.digest}"
+    return PushedImage(pinned, reference.digest, len(manifest.data))
+
+
 def check_request(request: PushRequest) -> CheckedPush:
     """Every input mistake at once, before any I/O."""
     errors: list[FieldError] = []

@@ -14,12 +14,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kubernetes import config
 from kubernetes.client import ApiClient, Configuration
 
 from canaryflow.errors import CanaryflowError, FieldError, InputError, PlatformError
+from canaryflow.input_file import read_input_file
 from canaryflow.kubernetes import canary_objects as objects
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import HealthCheck
@@ -734,12 +736,20 @@ class RecordedRouter:
             self.platform.event(canary, reason, message)
 
 
+MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
+
+
 def api_client_from_environment(kubeconfig: str | None = None, context: str | None = None):
     """The service account's client inside a pod, else the kubeconfig's."""
     if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         configuration = Configuration()
         config.load_incluster_config(client_configuration=configuration)
         return ApiClient(configuration)
+    if kubeconfig is not None:  # bounded, never a device or FIFO (the client reads it whole)
+        try:
+            read_input_file(Path(kubeconfig), MAX_KUBECONFIG_BYTES, "kubeconfig")
+        except InputError as error:
+            raise InputError(FieldError("--kubeconfig", str(error))) from None
     try:
         return config.new_client_from_config(config_file=kubeconfig, context=context)
     except config.ConfigException as error:

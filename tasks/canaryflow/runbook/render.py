@@ -209,7 +209,7 @@ def _fenced(commands: list[str]) -> str:
 def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
     wns = context.workflow_namespace
     ns, name = plan.service.namespace, plan.service.name
-    selector = f"{manual.WORKFLOW_TEMPLATE_LABEL}={manual.WORKFLOW_TEMPLATE}"
+    selector = f"{manual.RELEASE_LABEL}={name}"
     approve_node = ("--node-field-selector", "displayName=approve")
 
     def argo(*words: str) -> str:
