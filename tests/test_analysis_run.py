@@ -236,27 +236,36 @@ def test_the_window_result_is_plain_json():
 
 
 class CounterSource(TableSource):
-    """Counters that grow by ``per_round`` each round; asked ``at`` a time, as they were then."""
+    """Counters of every pod, scraped every 5 s since long before the window, growing by
+    ``per_round`` every 10 s; range selectors answer their raw samples as they were ``at``."""
+
+    SCRAPE_S = 5.0
 
     def __init__(self, clock: SteppingClock, per_round: dict[str, float]):
         super().__init__({})
-        self.clock, self.per_round, self.vector_calls = clock, per_round, []
+        self.clock, self.per_round, self.series_calls = clock, per_round, []
 
-    def vector(self, query, at=None):
-        from canaryflow.analysis.source import Sample
+    def series(self, query, at=None):
+        from canaryflow.analysis.source import Series
 
-        self.vector_calls.append((query, at))
+        self.series_calls.append((query, at))
         when = self.clock.now() if at is None else at
-        rounds = (when - self.clock.start) / 10
+        selector, _, back = query.rpartition("[")
+        seconds = float(back.rstrip("s]"))
         if not query.startswith("http_requests_total"):
             return []  # the only metric this service exports
         for needle, growth in self.per_round.items():
-            if needle in query:
-                return [Sample({"code": "500" if "5.." in query else "200"}, growth * rounds)]
+            if needle in selector:
+                first = self.clock.start - 1000.0
+                times = [first + self.SCRAPE_S * i for i in range(1000)]
+                points = tuple(
+                    (t, growth * (t - first) / 10) for t in times if when - seconds < t <= when
+                )
+                return [Series({"code": "500" if "5.." in query else "200"}, points)]
         return []
 
 
-def test_a_sequential_gate_reads_the_counters_at_the_window_start_once_then_each_round():
+def test_a_sequential_gate_reads_every_counter_at_one_instant_two_scrapes_behind_the_look():
     clock = SteppingClock()
     growth = {
         'track="canary",code=~"5.."': 30,
@@ -268,21 +277,42 @@ def test_a_sequential_gate_reads_the_counters_at_the_window_start_once_then_each
     run = AnalysisRun(spec(gates=[{"metric": "error-rate"}]), source, "shop", "prod", clock=clock)
     result = run.window(60)
     assert result.verdict.outcome is Outcome.FAIL, result.reason
-    at_start = [at for _, at in source.vector_calls if at is not None]
-    assert at_start == [clock.start] * 4, "events and exposure of both tracks, at the start"
-    failing = result.measurements[-1]
-    assert failing.reason.startswith("error-rate: canary 30 of 100 vs stable 0 of 900")
+    first, second = result.measurements[0], result.measurements[1]
+    assert first.outcome is Outcome.COLLECTING, "10 s in, the common instant is the start"
+    assert "two scrapes" in first.reason
+    # Second look, 20 s in: every counter read at 10 s (two 5 s scrapes back) against the start.
+    assert second.reason.startswith("error-rate: canary 30 of 100 vs stable 0 of 900")
+    assert all(at == clock.start + 10 for _, at in source.series_calls[:4])
+    assert all(query.endswith("]") for query, _ in source.series_calls)
 
 
-def test_a_healthy_sequential_gate_passes_once_mature_and_spends_the_releases_alpha():
+def test_a_healthy_sequential_gate_passes_once_mature_and_spends_alpha_on_exported_gates():
     clock = SteppingClock()
     no_errors = {'code=~"5..': 0}
     source = CounterSource(clock, {**no_errors, 'track="canary"': 100, 'track!="canary"': 900})
     gates = [{"metric": "error-rate"}, {"metric": "outbound-error-rate"}]
     run = AnalysisRun(spec(gates=gates), source, "shop", "prod", clock=clock, windows=4)
-    assert run.gate_alpha == pytest.approx(0.01 / 2 / 4)
+    assert run.gate_alpha == pytest.approx(0.01 / 2 / 4), "before any data: every gate counted"
     result = run.window(30)
     outcomes = {m.gate: m.outcome for m in result.measurements}
     assert outcomes["error-rate"] is Outcome.PASS
     assert outcomes["outbound-error-rate"] is Outcome.NOT_APPLICABLE  # no such series at all
     assert result.verdict.outcome is Outcome.PASS
+    # The service exports one of the two gates: it alone spends alpha (split over the four
+    # windows, as each window of this run is a test of its own).
+    assert run.gate_alpha == pytest.approx(0.01 / 4)
+
+
+def test_carried_evidence_runs_one_test_per_gate_over_every_window_at_the_whole_alpha():
+    clock = SteppingClock()
+    no_errors = {'code=~"5..': 0}
+    source = CounterSource(clock, {**no_errors, 'track="canary"': 100, 'track!="canary"': 900})
+    gates = [{"metric": "error-rate"}]
+    run = AnalysisRun(
+        spec(gates=gates), source, "shop", "prod", clock=clock, windows=3, carry_evidence=True
+    )
+    run.window(30)
+    seen = run._sequential["error-rate"].test.canary_exposure
+    run.window(30)
+    assert run._sequential["error-rate"].test.canary_exposure == pytest.approx(seen + 300)
+    assert run.gate_alpha == pytest.approx(0.01), "one gate, one test: alpha is not split"

@@ -12,6 +12,19 @@ average, itself an e-process, so a shift of the whole distribution (everything 3
 seen at the median as fast as a fat tail is seen at p99: a test of stochastic order, after
 Lindon, Sanden & Shirikian (KDD 2022), in counts.
 
+Scraped counters are not aligned: Prometheus scrapes every pod at its own offset, so "the
+latest value" of two series describes two different instants, and a two-second blip shared by
+both tracks lands in the canary's count a scrape before stable's. So each look reads the raw
+samples of every series (a range selector) and evaluates every counter at one common instant,
+``lag`` (two scrape intervals, discovered from the samples) before the look, by linear
+interpolation between the samples around it, with counter resets corrected as ``increase()``
+does. Increments between two such instants are aligned for both tracks and all pods.
+
+Stable's pods are kept apart (``pod`` label, else ``instance``): their spread about the pooled
+rate, in the same intervals and in ``HISTORY_S`` of stable's history before the release, is the
+over-dispersion the test scales its evidence by (see ``sequential``): lumpy pods then do not
+read as a regression.
+
 The gate's answer each look: NOT APPLICABLE when neither track has the series (the service does
 not export it) or when stable served nothing in this window (a 100 % step: the comparison is
 inconclusive by rule); INCONCLUSIVE when only one track has it (missing data); FAIL once the
@@ -21,6 +34,7 @@ something; PASS after.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +42,7 @@ from dataclasses import dataclass, field
 from canaryflow.analysis.catalogue import Buckets, Counts, Evidence
 from canaryflow.analysis.measurement import Judgement, Outcome
 from canaryflow.analysis.sequential import CountTest
-from canaryflow.analysis.source import Sample
+from canaryflow.analysis.source import Sample, Series
 
 TRACKS = ("canary", "stable")
 REFERENCE_LOOKBACK_S = 600.0
@@ -36,6 +50,72 @@ REFERENCE_LOOKBACK_S = 600.0
 
 Looked = Mapping[str, Mapping[str, Sequence[Sample]]]
 """Samples by track, then by role (``events``/``exposure`` or ``buckets``)."""
+
+Read = Mapping[str, Mapping[str, Sequence[Series]]]
+"""Raw samples (range selectors) by track, then by role."""
+
+LAG_SCRAPES = 2.0
+"""How many scrape intervals behind the look the common instant is: every series has a sample
+after it by then (a scrape is at most one interval away, plus ingestion)."""
+DEFAULT_SCRAPE_S = 15.0
+"""Assumed until the samples show the scrape interval (the chart's PodMonitor default)."""
+HISTORY_S = 300.0
+"""Stable's history before the release read once, for its pods' over-dispersion."""
+
+
+def pod_of(labels: Mapping[str, str]) -> str:
+    """The unit a series belongs to: its pod, else its scrape target."""
+    return labels.get("pod") or labels.get("instance") or ""
+
+
+def corrected(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """A counter's samples with resets undone: a smaller value means the process restarted and
+    counted from 0, so it adds to what was counted before (Prometheus' ``increase()``)."""
+    result: list[tuple[float, float]] = []
+    offset = 0.0
+    previous = None
+    for time, value in sorted(points):
+        if not math.isfinite(value):
+            continue
+        if previous is not None and value < previous:
+            offset += previous
+        previous = value
+        result.append((time, value + offset))
+    return result
+
+
+def value_at(points: Sequence[tuple[float, float]], at: float) -> float:
+    """A corrected counter at ``at``: interpolated between the samples around it, the last
+    sample's value after the last, and 0 before the first (a labelled counter is born with its
+    first event)."""
+    if not points or at < points[0][0]:
+        return 0.0
+    if at >= points[-1][0]:
+        return points[-1][1]
+    for (t0, v0), (t1, v1) in itertools.pairwise(points):
+        if t0 <= at <= t1:
+            return v0 if t1 == t0 else v0 + (v1 - v0) * (at - t0) / (t1 - t0)
+    return points[-1][1]
+
+
+def increments_between(series: Sequence[Series], start: float, end: float) -> list[Sample]:
+    """Each series' increase from ``start`` to ``end``, read at those very instants."""
+    result = []
+    for one in series:
+        points = corrected(one.points)
+        if points:
+            result.append(
+                Sample(one.labels, max(0.0, value_at(points, end) - value_at(points, start)))
+            )
+    return result
+
+
+def scrape_interval(series: Sequence[Series]) -> float | None:
+    """The median spacing of consecutive samples: the scrape interval, or None (too few)."""
+    gaps = sorted(
+        b[0] - a[0] for one in series for a, b in itertools.pairwise(one.points) if b[0] > a[0]
+    )
+    return gaps[len(gaps) // 2] if gaps else None
 
 
 def roles(evidence: Evidence) -> tuple[str, ...]:
@@ -147,8 +227,16 @@ class SequentialGate:
     tests: dict[float | None, CountTest] = field(default_factory=dict)
     """One test per cut (histograms), or one under None (counts)."""
     pending: dict[str, dict[float, float]] = field(default_factory=dict)
+    pending_units: list[list[Sample]] = field(default_factory=list)
+    """Stable's increments by series while a histogram gate waits for its cuts."""
     grace_s: float = 0.0
     """How long into a window one track's missing series is still "collecting"."""
+    unit_s: float = 10.0
+    """The length of the intervals stable's history is cut into for its over-dispersion."""
+    aligned_at: float | None = None
+    """The common instant counters were last read at (aligned reading)."""
+    scrape_s: float | None = None
+    history_read: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -207,6 +295,28 @@ class SequentialGate:
     ) -> Judgement:
         """Judge the samples of one look (``baseline``: the same series at the window start;
         ``elapsed``: seconds since the window started)."""
+        missing = self._missing(now, elapsed)
+        if missing is not None:
+            return missing
+        if not self.started:
+            for (track, role), deltas in self.deltas.items():
+                start = baseline.get(track, {}).get(role) if baseline is not None else None
+                deltas.start(start if start is not None else now[track].get(role, []))
+            if baseline is None:
+                return Judgement(
+                    Outcome.COLLECTING, f"counting {self.evidence.series} from this look on"
+                )
+        if self.needs_reference and reference:
+            self._cut_at(cumulative_by_le(reference))
+        increments = {
+            (track, role): deltas.advance(now[track].get(role, []))
+            for (track, role), deltas in self.deltas.items()
+        }
+        self._feed(increments)
+        return self._judge()
+
+    def _missing(self, now: Mapping[str, Mapping[str, Sequence]], elapsed: float | None):
+        """NOT APPLICABLE / COLLECTING / INCONCLUSIVE when a track lacks the gate's series."""
         series = self.evidence.series
         main = self.evidence.required if isinstance(self.evidence, Counts) else "buckets"
         present = {track: bool(now.get(track, {}).get(main)) for track in TRACKS}
@@ -221,20 +331,99 @@ class SequentialGate:
                     Outcome.COLLECTING if young else Outcome.INCONCLUSIVE,
                     f"no {track} data: {series} has series for {other} only",
                 )
-        if not self.started:
-            for (track, role), deltas in self.deltas.items():
-                start = baseline.get(track, {}).get(role) if baseline is not None else None
-                deltas.start(start if start is not None else now[track].get(role, []))
-            if baseline is None:
-                return Judgement(Outcome.COLLECTING, f"counting {series} from this look on")
+        return None
+
+    # Aligned reading: raw samples, every counter evaluated at one common instant -------------
+
+    def start_at(self, instant: float) -> None:
+        """Count from ``instant`` on (the release's first window start); later calls keep the
+        evidence and the instant already reached, so the test runs on across windows."""
+        if self.aligned_at is None:
+            self.aligned_at = instant
+
+    @property
+    def lag_s(self) -> float:
+        return LAG_SCRAPES * (self.scrape_s or DEFAULT_SCRAPE_S)
+
+    def read_range_s(self, now: float) -> float:
+        """How far back the next look must read raw samples: from a scrape before the last
+        common instant (plus stable's history, once) up to now."""
+        since = self.aligned_at if self.aligned_at is not None else now
+        back = max(0.0, now - since) + 2 * (self.scrape_s or DEFAULT_SCRAPE_S) + self.lag_s
+        return math.ceil(back + (0.0 if self.history_read else HISTORY_S))
+
+    def observe_series(
+        self,
+        read: Read,
+        now: float,
+        reference: Sequence[Sample] | None = None,
+        elapsed: float | None = None,
+    ) -> Judgement:
+        """Judge one look of raw samples read at ``now``: the increments of every series between
+        the previous common instant and ``now - lag``."""
+        missing = self._missing(read, elapsed)
+        if missing is not None:
+            return missing
+        every = [s for roles_ in read.values() for series in roles_.values() for s in series]
+        self.scrape_s = scrape_interval(every) or self.scrape_s
+        self.start_at(now)
+        assert self.aligned_at is not None
         if self.needs_reference and reference:
             self._cut_at(cumulative_by_le(reference))
+        if not self.history_read:
+            self._read_history(read.get("stable", {}), self.aligned_at)
+        instant = now - self.lag_s
+        if instant <= self.aligned_at:
+            return Judgement(
+                Outcome.COLLECTING,
+                f"{self.name}: waiting for samples of both tracks after "
+                f"{self.lag_s:g}s (two scrapes) to read them at one instant",
+            )
         increments = {
-            (track, role): deltas.advance(now[track].get(role, []))
-            for (track, role), deltas in self.deltas.items()
+            (track, role): increments_between(
+                read.get(track, {}).get(role, []), self.aligned_at, instant
+            )
+            for track in TRACKS
+            for role in roles(self.evidence)
         }
+        self.aligned_at = instant
         self._feed(increments)
         return self._judge()
+
+    def _read_history(self, stable: Mapping[str, Sequence[Series]], until: float) -> None:
+        """Stable's pods in ``unit_s`` intervals before ``until``: their over-dispersion before
+        the canary took any traffic, so the first looks are not judged as if requests were
+        independent."""
+        self.history_read = True
+        first = min(
+            (p[0] for ss in stable.values() for s in ss for p in s.points[:1]), default=None
+        )
+        if first is None:
+            return
+        start = max(first, until - HISTORY_S)
+        edges = []
+        while start + self.unit_s <= until:
+            edges.append((start, start + self.unit_s))
+            start += self.unit_s
+        for low, high in edges:
+            step = {role: increments_between(series, low, high) for role, series in stable.items()}
+            self._add_dispersion(step)
+
+    def _add_dispersion(self, stable: Mapping[str, Sequence[Sample]]) -> None:
+        """One interval of stable's pods, as units for each test's over-dispersion."""
+        if isinstance(self.evidence, Counts):
+            events = _by_pod(stable.get("events", []))
+            exposure = _by_pod(stable.get("exposure", []))
+            units = [(events.get(pod, 0.0), n) for pod, n in exposure.items()]
+            self.tests[None].add_units(units)
+            return
+        pods: dict[str, list[Sample]] = {}
+        for sample in stable.get("buckets", []):
+            pods.setdefault(pod_of(sample.labels), []).append(sample)
+        cumulative = {pod: cumulative_by_le(samples) for pod, samples in pods.items()}
+        for bound, test in self.tests.items():
+            assert bound is not None
+            test.add_units([slow_and_all(c, bound) for c in cumulative.values()])
 
     @property
     def _q(self) -> float:
@@ -243,6 +432,7 @@ class SequentialGate:
 
     def _feed(self, increments: Mapping[tuple[str, str], list[Sample]]) -> None:
         if isinstance(self.evidence, Counts):
+            self._add_dispersion({r: increments[("stable", r)] for r in roles(self.evidence)})
             self.test.add(
                 total(increments[("canary", "events")]),
                 total(increments[("canary", "exposure")]),
@@ -254,12 +444,16 @@ class SequentialGate:
             pending = self.pending.setdefault(track, {})
             for bound, count in cumulative_by_le(increments[(track, "buckets")]).items():
                 pending[bound] = pending.get(bound, 0.0) + count
+        self.pending_units.append(increments[("stable", "buckets")])
         if not self.tests:  # no history before the window: use stable's own, once
             stable = self.pending["stable"]
             if stable.get(math.inf, 0.0) * (1 - self._q) >= 10:
                 self._cut_at(stable)
         if not self.tests:
             return
+        for unit in self.pending_units:
+            self._add_dispersion({"buckets": unit})
+        self.pending_units = []
         for bound, test in self.tests.items():
             slow_c, all_c = slow_and_all(self.pending["canary"], bound)
             slow_s, all_s = slow_and_all(self.pending["stable"], bound)
@@ -284,6 +478,7 @@ class SequentialGate:
             "stable_exposure": test.stable_exposure,
             "log_evidence": round(evidence, 3),
             "log_threshold": round(math.log(1 / self.alpha), 3),
+            "dispersion": round(test.dispersion, 3),
         }
         if self.boundary is not None:
             detail["boundary"] = self.boundary
@@ -330,6 +525,14 @@ class SequentialGate:
         if isinstance(self.evidence, Buckets):
             return f"{events:.0f} of {exposure:.0f} above {self.boundary:g}"
         return f"{events:.0f} of {exposure:.0f}"
+
+
+def _by_pod(samples: Sequence[Sample]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for sample in samples:
+        pod = pod_of(sample.labels)
+        totals[pod] = totals.get(pod, 0.0) + sample.value
+    return totals
 
 
 def _rate(events: float, exposure: float) -> float | None:

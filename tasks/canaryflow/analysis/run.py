@@ -25,8 +25,8 @@ from canaryflow.analysis.evidence import (
     selector,
 )
 from canaryflow.analysis.measurement import Evidence, Judgement, Measurement, Outcome
-from canaryflow.analysis.query import Subject, promql_duration, render
-from canaryflow.analysis.sequential import gate_alpha
+from canaryflow.analysis.query import TRACKS, Subject, promql_duration, render
+from canaryflow.analysis.sequential import AlphaBudget
 from canaryflow.analysis.source import LogSource, MeasurementError, MetricSource
 from canaryflow.analysis.spec import AnalysisSpec, GateSpec
 from canaryflow.analysis.verdict import Limits, WindowVerdict, judge_window
@@ -118,6 +118,7 @@ class AnalysisRun:
         call_timeout: float | None = None,
         subject: Subject | None = None,
         windows: int = 1,
+        carry_evidence: bool = False,
     ):
         for index, gate in enumerate(spec.gates):
             if gate.logs is not None and logs is None and not gate.dry_run:
@@ -138,8 +139,15 @@ class AnalysisRun:
         self.on_round = on_round
         self.call_timeout = call_timeout or spec.prometheus.timeout + 1.0
         self.limits = Limits.of(spec)
-        self.gate_alpha = gate_alpha(spec.alpha, len(spec.sequential_gates), windows)
-        """Each sequential gate's share of the plan's alpha, over ``windows`` windows."""
+        self.carry_evidence = carry_evidence
+        """One e-process per sequential gate for every window of this run (the engine's
+        release), instead of a new test per window with alpha split ``windows`` ways."""
+        self.budget = AlphaBudget(
+            spec.alpha,
+            tuple(gate.name for gate in spec.sequential_gates),
+            1 if carry_evidence else windows,
+        )
+        self._round_at = 0.0
         self._logs_since = 0.0
         self._sequential: dict[str, SequentialGate] = {}
         self._window_started = 0.0
@@ -148,7 +156,8 @@ class AnalysisRun:
         """Measure every ``interval`` for ``duration`` seconds, or until a limit breaches."""
         started = self.clock.now()
         self._logs_since = started
-        self._sequential = {}  # each window is its own sequential test
+        if not self.carry_evidence:
+            self._sequential = {}  # each window is its own sequential test
         interval = self.spec.interval
         rounds = max(1, math.ceil(duration / interval - 1e-9))
         deciding = [gate.name for gate in self.spec.deciding_gates]
@@ -170,8 +179,10 @@ class AnalysisRun:
         """One round: every gate measured once, all calls at the same time."""
         started = self.clock.now()
         self._window_started = window_started
+        self._round_at = started
         calls, queries = self._calls(started, window_started)
         results = gather(calls, self.call_timeout)
+        self._allocate_alpha(results)
         finished = self.clock.now()
         self._logs_since = started
         too_few = self._traffic(results)
@@ -227,6 +238,25 @@ class AnalysisRun:
                 calls[f"{gate.name}/{track}"] = self._metric_call(gate, query, now, window_started)
         return calls, queries
 
+    @property
+    def gate_alpha(self) -> float:
+        """A sequential gate's share of the plan's alpha as it stands (see ``AlphaBudget``)."""
+        names = self.budget.exported if self.budget.exported is not None else self.budget.gates
+        return self.budget.share(names[0]) if names else self.spec.alpha
+
+    def _allocate_alpha(self, results: Mapping[str, Any]) -> None:
+        """The first round where any sequential gate has series fixes who shares alpha."""
+        if self.budget.exported is not None:
+            return
+        exported = []
+        for gate in self.spec.sequential_gates:
+            evidence = METRICS[gate.metric].evidence_for(self.spec.metrics)
+            main = getattr(evidence, "required", "buckets")
+            answers = [results.get(f"{gate.name}/{track}/{main}") for track in TRACKS]
+            if any(isinstance(a, list) and a for a in answers):
+                exported.append(gate.name)
+        self.budget.allocate(exported)
+
     def _sequential_state(self, gate: GateSpec) -> SequentialGate:
         state = self._sequential.get(gate.name)
         if state is None:
@@ -236,28 +266,32 @@ class AnalysisRun:
                 gate.name,
                 evidence,
                 gate.sequential.tolerance,
-                self.gate_alpha,
+                self.budget.share(gate.name),
                 self.spec.min_canary_requests,
                 grace_s=self.spec.query_window,
+                unit_s=self.spec.interval,
             )
         return state
 
     def _sequential_calls(
         self, gate: GateSpec, calls: dict[str, Callable[[], Any]], window_started: float
     ) -> dict[str, str]:
-        """The counters of both tracks now, at the window's start (first look), and for a
-        histogram stable's history before the window (until its boundary is set)."""
+        """The raw samples of both tracks' counters since the last common instant (see
+        ``evidence``), and for a histogram stable's history before the window (until its
+        boundary is set)."""
         state = self._sequential_state(gate)
+        state.start_at(window_started)  # the release's first window; later ones carry on
         window = self.spec.query_window
+        since = promql_duration(state.read_range_s(self._round_at))
         rendered = {}
         for track in ("canary", "stable"):
             for role in roles(state.evidence):
-                query = render(selector(state.evidence, role), self.subject, track, window)
+                series = render(selector(state.evidence, role), self.subject, track, window)
+                query = f"{series}[{since}]"
                 rendered[f"{track}/{role}"] = query
-                calls[f"{gate.name}/{track}/{role}"] = _bind(self.metrics.vector, query)
-                if not state.started:
-                    at = f"{gate.name}/{track}/{role}@start"
-                    calls[at] = _bind(self.metrics.vector, query, window_started)
+                calls[f"{gate.name}/{track}/{role}"] = _bind(
+                    self.metrics.series, query, self._round_at
+                )
         if state.needs_reference and isinstance(state.evidence, Buckets):
             stable = render(state.evidence.buckets, self.subject, "stable", window)
             query = reference_query(state.evidence, stable, promql_duration(REFERENCE_LOOKBACK_S))
@@ -267,19 +301,20 @@ class AnalysisRun:
 
     def _judge_sequential(self, gate: GateSpec, mine: Mapping[str, Any]) -> Judgement:
         state = self._sequential_state(gate)
-        now: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
-        start: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
+        state.alpha = self.budget.share(gate.name)
+        if state.alpha <= 0:
+            return Judgement(
+                Outcome.NOT_APPLICABLE,
+                f"no series {state.evidence.series} when the release's alpha was shared "
+                "among the gates the service exports",
+            )
+        read: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
         for key, value in mine.items():
-            if key == "reference":
-                continue
-            track, role = key.split("/", 1)
-            if role.endswith("@start"):
-                start[track][role.removesuffix("@start")] = value
-            else:
-                now[track][role] = value
-        baseline = start if any(start.values()) else None
+            if key != "reference":
+                track, role = key.split("/", 1)
+                read[track][role] = value
         elapsed = self.clock.now() - self._window_started
-        return state.observe(now, baseline, mine.get("reference"), elapsed)
+        return state.observe_series(read, self._round_at, mine.get("reference"), elapsed)
 
     def _metric_call(
         self, gate: GateSpec, query: str, now: float, window_started: float

@@ -16,6 +16,16 @@ Ville's inequality the chance it *ever* reaches ``1/alpha`` is at most alpha: th
 as often as it likes. Under a real regression it grows exponentially, at the rate the
 Kullback-Leibler divergence of the two event distributions allows, which is what
 ``information_limit`` computes for an ideal test that knows the fault in advance.
+
+Requests are not independent in a real fleet: a pod that stalls for a second (GC, CPU
+throttling, a noisy neighbour) turns hundreds of requests slow at once, so a pod's count varies
+far more than a binomial's. The test is robust to that by quasi-likelihood (McCullagh & Nelder,
+*Generalized Linear Models*, ch. 9): stable's pods over the same intervals are units whose
+counts should agree up to binomial noise, and Pearson's X² of their spread about the pooled rate,
+per degree of freedom, estimates the over-dispersion ``phi``. The log-likelihood ratios are
+divided by ``phi`` (a lump of 200 slow requests weighs as much as ``200 / phi`` independent
+ones), which keeps the A/A false-alarm rate under alpha where requests arrive in lumps per pod.
+With a single stable pod there is nothing to compare and ``phi`` stays 1.
 """
 
 from __future__ import annotations
@@ -57,6 +67,10 @@ class CountTest:
     canary_exposure: float = 0.0
     stable_events: float = 0.0
     stable_exposure: float = 0.0
+    chi2: float = 0.0
+    """Pearson's X² of stable's pods about their pooled rate, summed over intervals."""
+    dof: float = 0.0
+    """Its degrees of freedom: pods minus one, summed over intervals."""
 
     def __post_init__(self) -> None:
         if not self.log_ratios:
@@ -96,10 +110,31 @@ class CountTest:
                 alt_s - null_s
             )
 
+    def add_units(self, units: Sequence[tuple[float, float]]) -> None:
+        """Stable's pods over one interval, ``(events, exposure)`` each: their spread about the
+        pooled rate is what binomial noise alone would give, times ``dispersion``."""
+        usable = [(e, n) for e, n in units if n > 0 and math.isfinite(e) and math.isfinite(n)]
+        if len(usable) < 2:
+            return
+        exposure = sum(n for _, n in usable)
+        rate = sum(e for e, _ in usable) / exposure
+        if not 0 < rate < 1:
+            return
+        self.chi2 += sum((e - n * rate) ** 2 / (n * rate * (1 - rate)) for e, n in usable)
+        self.dof += len(usable) - 1
+
+    @property
+    def dispersion(self) -> float:
+        """phi: X² per degree of freedom, at least 1 (never sharper than the binomial)."""
+        if self.dof <= 0:
+            return 1.0
+        return max(1.0, self.chi2 / self.dof)
+
     @property
     def log_evidence(self) -> float:
-        """log of the e-value: the mixture of every alternative's likelihood ratio."""
-        return _logsumexp(self.log_ratios) - math.log(len(self.grid))
+        """log of the e-value: the mixture of every alternative's (quasi-)likelihood ratio."""
+        phi = self.dispersion
+        return _logsumexp([r / phi for r in self.log_ratios]) - math.log(len(self.grid))
 
     def rejects(self, alpha: float) -> bool:
         return self.log_evidence >= math.log(1 / alpha)
@@ -112,6 +147,40 @@ class CountTest:
         if stable == 0:
             return math.inf if canary > 0 else 1.0
         return canary / stable
+
+
+@dataclass
+class AlphaBudget:
+    """A release's alpha, spent only on the sequential gates the service exports.
+
+    Which gates have series is a property of the service, not of the noisy counts, so the
+    budget is split evenly among the gates with series at the release's first look where any
+    gate has data, and never re-split: a gate the service did not export then gets none (it is
+    not applicable for the release) and cannot raise anyone's share later. When the evidence
+    carries over from window to window (one e-process per gate for the whole release) alpha is
+    not split over windows; when every window is a separate process (``canaryflow analyze``
+    per step) it is, ``windows`` ways.
+    """
+
+    alpha: float
+    gates: tuple[str, ...]
+    """Every deciding sequential gate of the plan."""
+    windows: int = 1
+    exported: tuple[str, ...] | None = None
+
+    def allocate(self, exported: Sequence[str]) -> None:
+        """Fix the gates that share alpha, at the first look where any has data."""
+        if self.exported is None and exported:
+            self.exported = tuple(g for g in self.gates if g in set(exported))
+
+    def share(self, gate: str) -> float:
+        """The gate's alpha; 0 for a gate outside the budget. Before allocation (no gate has
+        data yet, so none can fail) the most conservative share: every gate counted."""
+        if self.exported is None:
+            return gate_alpha(self.alpha, len(self.gates), self.windows)
+        if gate not in self.exported:
+            return 0.0
+        return gate_alpha(self.alpha, len(self.exported), self.windows)
 
 
 def gate_alpha(alpha: float, gates: int, windows: int) -> float:
