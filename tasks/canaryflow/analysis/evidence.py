@@ -497,7 +497,7 @@ class SequentialGate:
             )
         if test.stable_exposure <= 0 and test.canary_exposure > 0:
             return Judgement(Outcome.NOT_APPLICABLE, self._no_stable_traffic(), detail=detail)
-        if test.canary_exposure < self.required_exposure:
+        if round(test.canary_exposure) < self.required_exposure:  # interpolated: fractional
             return Judgement(
                 Outcome.COLLECTING,
                 f"{shown}: collecting, {test.canary_exposure:.0f} of "
