@@ -32,6 +32,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--runs", type=int, default=10, help="judgement: releases per fault class")
     parser.add_argument("--good", type=int, default=30, help="judgement: good canaries")
+    parser.add_argument(
+        "--replay",
+        type=int,
+        metavar="N",
+        help="only the offline replay: N simulated A/A releases of a production-shaped fleet "
+        "(and N/5 per fault class) judged offline; replaces BENCHMARKS.md's replay section",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.runs < 0 or args.good < 0 or args.runs + args.good == 0:
         raise InputError("--runs and --good: >= 0, not both 0; give e.g. --runs 10 --good 30")
+    if args.replay is not None:
+        return _replay_only(args)
     if args.judgement:
         return _judgement_only(args)
     from canaryflow.bench import scenarios as bench
@@ -96,3 +105,41 @@ def _judgement_only(args: argparse.Namespace) -> int:
 
 def say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _replay_only(args: argparse.Namespace) -> int:
+    import datetime
+    import platform
+    import subprocess
+
+    from canaryflow.bench.offline import replay_benchmark, replay_markdown
+
+    if args.replay < 1:
+        raise InputError("--replay: at least 1 release; give e.g. --replay 1000")
+    say = lambda text: print(text, file=sys.stderr)  # noqa: E731
+    started = time.monotonic()
+    result = replay_benchmark(args.replay, say=say)
+    result["seconds"] = time.monotonic() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "replay.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    header = (
+        f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"({platform.machine()}, {platform.python_implementation()} {platform.python_version()}),"
+        f" commit {commit or 'unknown'}, `canaryflow bench --replay {args.replay}`, "
+        f"{result['seconds']:.0f} s."
+    )
+    section = replay_markdown(result, header)
+    text = args.write.read_text() if args.write.exists() else ""
+    marker = "## Offline replay: simulated production-shaped fleet"
+    if marker in text:
+        before, _, after = text.partition(marker)
+        rest = after.split("\n## ", 1)
+        text = before + section + ("\n## " + rest[1] if len(rest) > 1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    args.write.write_text(text)
+    say(f"wrote the replay section of {args.write} in {result['seconds']:.0f}s")
+    return 0
