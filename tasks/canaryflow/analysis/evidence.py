@@ -293,8 +293,10 @@ class SequentialGate:
         reference: Sequence[Sample] | None = None,
         elapsed: float | None = None,
     ) -> Judgement:
-        """Judge the samples of one look (``baseline``: the same series at the window start;
-        ``elapsed``: seconds since the window started)."""
+        """Judge counters already read at one instant each (``baseline``: the same series at
+        the window start; ``elapsed``: seconds since the window started). ``AnalysisRun``
+        reads raw samples instead (``observe_series``); this reading of the latest values is
+        what the robustness tests compare it with."""
         missing = self._missing(now, elapsed)
         if missing is not None:
             return missing

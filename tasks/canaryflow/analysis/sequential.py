@@ -184,10 +184,11 @@ class AlphaBudget:
 
 
 def gate_alpha(alpha: float, gates: int, windows: int) -> float:
-    """One gate's share of a release's alpha: Bonferroni over the sequential gates and windows.
+    """One gate's share of a release's alpha: Bonferroni over the gates (and the windows, when
+    each window is a test of its own).
 
     Each gate's e-process is valid on its own; a release rolls back when any of them crosses,
-    in any window, so the false-rollback budget alpha is split evenly among them.
+    so the false-rollback budget alpha is split evenly among them.
     """
     return alpha / max(1, gates) / max(1, windows)
 
