@@ -236,33 +236,48 @@ def test_the_window_result_is_plain_json():
 
 
 class CounterSource(TableSource):
-    """Counters of every pod, scraped every 5 s since long before the window, growing by
-    ``per_round`` every 10 s; range selectors answer their raw samples as they were ``at``."""
+    """One pod per track, scraped every 5 s since long before the window, its counters growing
+    by ``per_round`` every 10 s; answers the aligned reading's queries (pods summed, their
+    scrape times, stable's history, the sample count) as Prometheus would ``at`` a time."""
 
     SCRAPE_S = 5.0
 
     def __init__(self, clock: SteppingClock, per_round: dict[str, float]):
         super().__init__({})
-        self.clock, self.per_round, self.series_calls = clock, per_round, []
+        self.clock, self.per_round, self.vector_calls = clock, per_round, []
+
+    def _growth(self, selector: str) -> float | None:
+        if not selector.startswith("http_requests_total"):
+            return None  # the only metric this service exports
+        return next((g for needle, g in self.per_round.items() if needle in selector), None)
+
+    def _last_scrape(self, at: float) -> float:
+        first = self.clock.start - 1000.0
+        return first + self.SCRAPE_S * ((at - first) // self.SCRAPE_S)
+
+    def _value(self, growth: float, at: float) -> float:
+        return growth * (self._last_scrape(at) - self.clock.start + 1000.0) / 10
+
+    def vector(self, query, at=None):
+        from canaryflow.analysis.source import Sample
+
+        self.vector_calls.append((query, at))
+        when = self.clock.now() if at is None else at
+        if query.startswith("max(count_over_time("):
+            selector, _, seconds = query.removeprefix("max(count_over_time(").rpartition("[")
+            count = float(seconds.split("s]", 1)[0]) // self.SCRAPE_S
+            return [] if self._growth(selector) is None else [Sample({}, count)]
+        inner = query[query.index("(", query.index(")")) + 1 : -1]
+        stamp = inner.startswith("timestamp(")
+        growth = self._growth(inner.removeprefix("timestamp("))
+        if growth is None:
+            return []
+        labels = {"instance": "10.0.0.1:8080", "pod": "shop-1"}
+        value = self._last_scrape(when) if stamp else self._value(growth, when)
+        return [Sample(labels, value)]
 
     def series(self, query, at=None):
-        from canaryflow.analysis.source import Series
-
-        self.series_calls.append((query, at))
-        when = self.clock.now() if at is None else at
-        selector, _, back = query.rpartition("[")
-        seconds = float(back.rstrip("s]"))
-        if not query.startswith("http_requests_total"):
-            return []  # the only metric this service exports
-        for needle, growth in self.per_round.items():
-            if needle in selector:
-                first = self.clock.start - 1000.0
-                times = [first + self.SCRAPE_S * i for i in range(1000)]
-                points = tuple(
-                    (t, growth * (t - first) / 10) for t in times if when - seconds < t <= when
-                )
-                return [Series({"code": "500" if "5.." in query else "200"}, points)]
-        return []
+        return []  # no history before the window: the over-dispersion starts at 1
 
 
 def test_a_sequential_gate_reads_every_counter_at_one_instant_two_scrapes_behind_the_look():
@@ -282,8 +297,10 @@ def test_a_sequential_gate_reads_every_counter_at_one_instant_two_scrapes_behind
     assert "two scrapes" in first.reason
     # Second look, 20 s in: every counter read at 10 s (two 5 s scrapes back) against the start.
     assert second.reason.startswith("error-rate: canary 30 of 100 vs stable 0 of 900")
-    assert all(at == clock.start + 10 for _, at in source.series_calls[:4])
-    assert all(query.endswith("]") for query, _ in source.series_calls)
+    at_ten = {q for q, at in source.vector_calls if at == clock.start + 10}
+    summed = {q for q in at_ten if q.startswith("sum by (instance, pod) (")}
+    stamped = {q for q in at_ten if q.startswith("max by (instance, pod) (timestamp(")}
+    assert len(summed) == len(stamped) == 4, "both roles of both tracks, pods summed, stamped"
 
 
 def test_a_healthy_sequential_gate_passes_once_mature_and_spends_alpha_on_exported_gates():

@@ -38,16 +38,17 @@ def test_identical_canaries_over_a_whole_multi_step_release_are_rolled_back_at_m
 
 
 def test_carrying_evidence_across_steps_detects_more_than_a_test_per_window():
-    """The issue's case: 1 % → 3 % 5xx at 100 requests/s, 10 → 30 → 60 % in 20 s windows,
-    scraped every 5 s. Same recordings both ways (same seed)."""
+    """1 % → 3 % 5xx at 100 requests/s, 10 → 30 → 60 % in 40 s windows, scraped every 5 s.
+    Same recordings both ways (same seed)."""
     fleet = Fleet(
-        stable_pods=2, rps=100, scrape_s=5.0, stall_every_s=0, blip_every_s=0, history_s=60
+        stable_pods=2, rps=100, scrape_s=5.0, stall_every_s=0, blip_every_s=0, history_s=300
     )
-    steps = [(0.1, 20.0), (0.3, 20.0), (0.6, 20.0)]
+    steps = [(0.1, 40.0), (0.3, 40.0), (0.6, 40.0)]
     plan = spec(0.01, interval="5s")
     carried = judge_many(fleet, steps, plan, 60, seed=31, canary_factor=3.0, carry=True)
     restarted = judge_many(fleet, steps, plan, 60, seed=31, canary_factor=3.0, carry=False)
     caught = sum(j.outcome is Outcome.FAIL for j in carried)
     caught_restarting = sum(j.outcome is Outcome.FAIL for j in restarted)
-    assert caught >= caught_restarting + 15, (caught, caught_restarting)
+    assert caught >= 0.9 * len(carried), caught
+    assert caught >= caught_restarting + 20, (caught, caught_restarting)
     assert all(j.gate == "error-rate" for j in carried if j.outcome is Outcome.FAIL)

@@ -12,18 +12,15 @@ average, itself an e-process, so a shift of the whole distribution (everything 3
 seen at the median as fast as a fat tail is seen at p99: a test of stochastic order, after
 Lindon, Sanden & Shirikian (KDD 2022), in counts.
 
-Scraped counters are not aligned: Prometheus scrapes every pod at its own offset, so "the
-latest value" of two series describes two different instants, and a two-second blip shared by
-both tracks lands in the canary's count a scrape before stable's. So each look reads the raw
-samples of every series (a range selector) and evaluates every counter at one common instant,
-``lag`` (two scrape intervals, discovered from the samples) before the look, by linear
-interpolation between the samples around it, with counter resets corrected as ``increase()``
-does. Increments between two such instants are aligned for both tracks and all pods.
+Scraped counters are not aligned: Prometheus scrapes every pod at its own offset. So each look
+evaluates every pod's counters at one common instant, ``lag`` (two scrape intervals,
+discovered from the data) before the look, by interpolation between the samples around it,
+summed by pod in PromQL (see ``alignment``). Increments between two such instants are aligned
+for both tracks and all pods.
 
-Stable's pods are kept apart (``pod`` label, else ``instance``): their spread about the pooled
-rate, in the same intervals and in ``HISTORY_S`` of stable's history before the release, is the
-over-dispersion the test scales its evidence by (see ``sequential``): lumpy pods then do not
-read as a regression.
+Stable's pods are kept apart: their spread about the pooled rate, in the same intervals and in
+``HISTORY_S`` of stable's history before the release, is the over-dispersion the test scales
+its evidence by (see ``sequential``): lumpy pods then do not read as a regression.
 
 The gate's answer each look: NOT APPLICABLE when neither track has the series (the service does
 not export it) or when stable served nothing in this window (a 100 % step: the comparison is
@@ -34,15 +31,27 @@ something; PASS after.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from canaryflow.analysis.alignment import (
+    SCRAPE_PROBES_S,
+    AlignedCounters,
+    Read,
+    history_query,
+    history_steps,
+    interpolate,
+    pod_name,
+    scrape_interval,
+    scrape_query,
+    stamp_query,
+    value_query,
+)
 from canaryflow.analysis.catalogue import Buckets, Counts, Evidence
 from canaryflow.analysis.measurement import Judgement, Outcome
 from canaryflow.analysis.sequential import CountTest
-from canaryflow.analysis.source import Sample, Series
+from canaryflow.analysis.source import Sample
 
 TRACKS = ("canary", "stable")
 REFERENCE_LOOKBACK_S = 600.0
@@ -51,71 +60,20 @@ REFERENCE_LOOKBACK_S = 600.0
 Looked = Mapping[str, Mapping[str, Sequence[Sample]]]
 """Samples by track, then by role (``events``/``exposure`` or ``buckets``)."""
 
-Read = Mapping[str, Mapping[str, Sequence[Series]]]
-"""Raw samples (range selectors) by track, then by role."""
-
 LAG_SCRAPES = 2.0
 """How many scrape intervals behind the look the common instant is: every series has a sample
 after it by then (a scrape is at most one interval away, plus ingestion)."""
 DEFAULT_SCRAPE_S = 15.0
 """Assumed until the samples show the scrape interval (the chart's PodMonitor default)."""
-HISTORY_S = 300.0
+HISTORY_S = 600.0
 """Stable's history before the release read once, for its pods' over-dispersion."""
+UNIT_SCRAPES = 1.0
+"""Scrapes per unit of stable's pods for the over-dispersion."""
 
 
 def pod_of(labels: Mapping[str, str]) -> str:
     """The unit a series belongs to: its pod, else its scrape target."""
-    return labels.get("pod") or labels.get("instance") or ""
-
-
-def corrected(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """A counter's samples with resets undone: a smaller value means the process restarted and
-    counted from 0, so it adds to what was counted before (Prometheus' ``increase()``)."""
-    result: list[tuple[float, float]] = []
-    offset = 0.0
-    previous = None
-    for time, value in sorted(points):
-        if not math.isfinite(value):
-            continue
-        if previous is not None and value < previous:
-            offset += previous
-        previous = value
-        result.append((time, value + offset))
-    return result
-
-
-def value_at(points: Sequence[tuple[float, float]], at: float) -> float:
-    """A corrected counter at ``at``: interpolated between the samples around it, the last
-    sample's value after the last, and 0 before the first (a labelled counter is born with its
-    first event)."""
-    if not points or at < points[0][0]:
-        return 0.0
-    if at >= points[-1][0]:
-        return points[-1][1]
-    for (t0, v0), (t1, v1) in itertools.pairwise(points):
-        if t0 <= at <= t1:
-            return v0 if t1 == t0 else v0 + (v1 - v0) * (at - t0) / (t1 - t0)
-    return points[-1][1]
-
-
-def increments_between(series: Sequence[Series], start: float, end: float) -> list[Sample]:
-    """Each series' increase from ``start`` to ``end``, read at those very instants."""
-    result = []
-    for one in series:
-        points = corrected(one.points)
-        if points:
-            result.append(
-                Sample(one.labels, max(0.0, value_at(points, end) - value_at(points, start)))
-            )
-    return result
-
-
-def scrape_interval(series: Sequence[Series]) -> float | None:
-    """The median spacing of consecutive samples: the scrape interval, or None (too few)."""
-    gaps = sorted(
-        b[0] - a[0] for one in series for a, b in itertools.pairwise(one.points) if b[0] > a[0]
-    )
-    return gaps[len(gaps) // 2] if gaps else None
+    return pod_name(labels)
 
 
 def roles(evidence: Evidence) -> tuple[str, ...]:
@@ -227,8 +185,9 @@ class SequentialGate:
     tests: dict[float | None, CountTest] = field(default_factory=dict)
     """One test per cut (histograms), or one under None (counts)."""
     pending: dict[str, dict[float, float]] = field(default_factory=dict)
-    pending_units: list[list[Sample]] = field(default_factory=list)
-    """Stable's increments by series while a histogram gate waits for its cuts."""
+    pending_units: dict[str, list[Sample]] = field(default_factory=dict)
+    """Stable's increments by role since the current dispersion unit began."""
+    unit_since: float | None = None
     grace_s: float = 0.0
     """How long into a window one track's missing series is still "collecting"."""
     unit_s: float = 10.0
@@ -236,7 +195,11 @@ class SequentialGate:
     aligned_at: float | None = None
     """The common instant counters were last read at (aligned reading)."""
     scrape_s: float | None = None
+    """The scrape interval, once the data showed it."""
     history_read: bool = False
+    counters: dict[tuple[str, str], AlignedCounters] = field(default_factory=dict)
+    planned_at: float | None = None
+    """The instant the pending look's queries read the counters at."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -335,7 +298,7 @@ class SequentialGate:
                 )
         return None
 
-    # Aligned reading: raw samples, every counter evaluated at one common instant -------------
+    # Aligned reading: every pod's counters at one common instant ------------------------------
 
     def start_at(self, instant: float) -> None:
         """Count from ``instant`` on (the release's first window start); later calls keep the
@@ -347,69 +310,137 @@ class SequentialGate:
     def lag_s(self) -> float:
         return LAG_SCRAPES * (self.scrape_s or DEFAULT_SCRAPE_S)
 
-    def read_range_s(self, now: float) -> float:
-        """How far back the next look must read raw samples: from a scrape before the last
-        common instant (plus stable's history, once) up to now."""
-        since = self.aligned_at if self.aligned_at is not None else now
-        back = max(0.0, now - since) + 2 * (self.scrape_s or DEFAULT_SCRAPE_S) + self.lag_s
-        return math.ceil(back + (0.0 if self.history_read else HISTORY_S))
+    def plan(self, selectors: Mapping[tuple[str, str], str], now: float) -> dict[str, Read]:
+        """The queries of one look at ``now``, by key: each track's and role's pods at the
+        common instant (and at the start, on the first look), stable's history and the scrape
+        interval once. ``selectors``: the rendered series selector by (track, role)."""
+        self.start_at(now)
+        assert self.aligned_at is not None
+        scrape = self.scrape_s or DEFAULT_SCRAPE_S
+        instant = self.planned_at = now - self.lag_s
+        instants = {"now": instant}
+        if not self.counters_started:
+            instants["start"] = self.aligned_at
+        by_le = isinstance(self.evidence, Buckets)
+        reads: dict[str, Read] = {}
+        for (track, role), series in selectors.items():
+            for name, at in instants.items():
+                prefix = f"{track}/{role}/{name}"
+                reads[f"{prefix}/v0"] = Read(value_query(series, by_le), at)
+                reads[f"{prefix}/v1"] = Read(value_query(series, by_le), at + scrape)
+                reads[f"{prefix}/t0"] = Read(stamp_query(series), at)
+                reads[f"{prefix}/t1"] = Read(stamp_query(series), at + scrape)
+            if track == "stable" and not self.history_read:
+                query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
+                reads[f"stable/{role}/history"] = Read(query, self.aligned_at, series=True)
+        main = self._main_role
+        if self.scrape_s is None and ("stable", main) in selectors:
+            for seconds in SCRAPE_PROBES_S:
+                query = scrape_query(selectors[("stable", main)], seconds)
+                reads[f"scrape/{seconds:g}"] = Read(query, now)
+        return reads
 
-    def observe_series(
+    @property
+    def _main_role(self) -> str:
+        return self.evidence.required if isinstance(self.evidence, Counts) else "buckets"
+
+    @property
+    def counters_started(self) -> bool:
+        return bool(self.counters) and all(c.started for c in self.counters.values())
+
+    def exported(self, answers: Mapping[str, object]) -> bool:
+        """Whether either track has the gate's series in a look's answers."""
+        return any(
+            isinstance(answers.get(f"{track}/{self._main_role}/now/v1"), list)
+            and bool(answers.get(f"{track}/{self._main_role}/now/v1"))
+            for track in TRACKS
+        )
+
+    def observe_reads(
         self,
-        read: Read,
+        answers: Mapping[str, object],
         now: float,
         reference: Sequence[Sample] | None = None,
         elapsed: float | None = None,
     ) -> Judgement:
-        """Judge one look of raw samples read at ``now``: the increments of every series between
-        the previous common instant and ``now - lag``."""
-        missing = self._missing(read, elapsed)
+        """Judge one look from the answers to ``plan``'s queries: every pod's increments from
+        the previous common instant to this look's."""
+        latest = {
+            track: {
+                role: answers.get(f"{track}/{role}/now/v1") or [] for role in roles(self.evidence)
+            }
+            for track in TRACKS
+        }
+        if self.scrape_s is None:
+            counts = {}
+            for seconds in SCRAPE_PROBES_S:
+                counted = answers.get(f"scrape/{seconds:g}")
+                if isinstance(counted, list) and counted:
+                    counts[seconds] = counted[0].value
+            self.scrape_s = scrape_interval(counts)
+        # Read ``lag`` behind: a canary is young for that much longer.
+        young = None if elapsed is None else elapsed - self.lag_s
+        missing = self._missing(latest, young)
         if missing is not None:
             return missing
-        every = [s for roles_ in read.values() for series in roles_.values() for s in series]
-        self.scrape_s = scrape_interval(every) or self.scrape_s
-        self.start_at(now)
-        assert self.aligned_at is not None
         if self.needs_reference and reference:
             self._cut_at(cumulative_by_le(reference))
         if not self.history_read:
-            self._read_history(read.get("stable", {}), self.aligned_at)
-        instant = now - self.lag_s
+            self._read_history(answers)
+        assert self.aligned_at is not None and self.planned_at is not None
+        if not self.counters_started:
+            for track in TRACKS:
+                for role in roles(self.evidence):
+                    counters = self.counters.setdefault((track, role), AlignedCounters())
+                    counters.start(self._values(answers, f"{track}/{role}/start", self.aligned_at))
+        instant = self.planned_at
         if instant <= self.aligned_at:
             return Judgement(
                 Outcome.COLLECTING,
-                f"{self.name}: waiting for samples of both tracks after "
-                f"{self.lag_s:g}s (two scrapes) to read them at one instant",
+                f"{self.name}: waiting {self.lag_s:g}s (two scrapes) for samples of every pod "
+                "on both sides of one instant",
             )
         increments = {
-            (track, role): increments_between(
-                read.get(track, {}).get(role, []), self.aligned_at, instant
+            (track, role): self.counters[(track, role)].advance(
+                self._values(answers, f"{track}/{role}/now", instant)
             )
             for track in TRACKS
             for role in roles(self.evidence)
         }
+        if self.unit_since is None:
+            self.unit_since = self.aligned_at
+        unit_done = instant - self.unit_since >= self.unit_span_s
+        if unit_done:
+            self.unit_since = instant
         self.aligned_at = instant
-        self._feed(increments)
+        self._feed(increments, unit_done)
         return self._judge()
 
-    def _read_history(self, stable: Mapping[str, Sequence[Series]], until: float) -> None:
-        """Stable's pods in ``unit_s`` intervals before ``until``: their over-dispersion before
+    @property
+    def unit_span_s(self) -> float:
+        """How long one unit of stable's pods lasts for the over-dispersion: several scrapes
+        (a lump is then weighed against a few scrapes of its pod, not one), at least a look."""
+        return max(self.unit_s, UNIT_SCRAPES * (self.scrape_s or DEFAULT_SCRAPE_S))
+
+    @staticmethod
+    def _values(answers: Mapping[str, object], prefix: str, at: float):
+        parts = [answers.get(f"{prefix}/{part}") for part in ("v0", "v1", "t0", "t1")]
+        lists = [p if isinstance(p, list) else [] for p in parts]
+        return interpolate(*lists, at)
+
+    def _read_history(self, answers: Mapping[str, object]) -> None:
+        """Stable's pods in ``unit_span_s`` steps before the release: their over-dispersion before
         the canary took any traffic, so the first looks are not judged as if requests were
-        independent."""
+        independent. (A histogram gate without its cuts yet has none to apply it to.)"""
         self.history_read = True
-        first = min(
-            (p[0] for ss in stable.values() for s in ss for p in s.points[:1]), default=None
-        )
-        if first is None:
+        if not self.tests:
             return
-        start = max(first, until - HISTORY_S)
-        edges = []
-        while start + self.unit_s <= until:
-            edges.append((start, start + self.unit_s))
-            start += self.unit_s
-        for low, high in edges:
-            step = {role: increments_between(series, low, high) for role, series in stable.items()}
-            self._add_dispersion(step)
+        by_role = {}
+        for role in roles(self.evidence):
+            series = answers.get(f"stable/{role}/history")
+            by_role[role] = history_steps(series) if isinstance(series, list) else {}
+        for when in sorted(set().union(*(steps.keys() for steps in by_role.values()))):
+            self._add_dispersion({role: steps.get(when, []) for role, steps in by_role.items()})
 
     def _add_dispersion(self, stable: Mapping[str, Sequence[Sample]]) -> None:
         """One interval of stable's pods, as units for each test's over-dispersion."""
@@ -432,9 +463,17 @@ class SequentialGate:
         assert isinstance(self.evidence, Buckets)
         return self.evidence.quantile
 
-    def _feed(self, increments: Mapping[tuple[str, str], list[Sample]]) -> None:
+    def _feed(
+        self, increments: Mapping[tuple[str, str], list[Sample]], unit_done: bool = True
+    ) -> None:
+        """Add one look's increments; stable's are also kept for the over-dispersion until
+        ``unit_done`` (a unit spans several scrapes, see ``unit_span_s``)."""
+        for role in roles(self.evidence):
+            self.pending_units.setdefault(role, []).extend(increments[("stable", role)])
+        if unit_done and (self.tests or isinstance(self.evidence, Counts)):
+            self._add_dispersion(self.pending_units)
+            self.pending_units = {}
         if isinstance(self.evidence, Counts):
-            self._add_dispersion({r: increments[("stable", r)] for r in roles(self.evidence)})
             self.test.add(
                 total(increments[("canary", "events")]),
                 total(increments[("canary", "exposure")]),
@@ -446,16 +485,12 @@ class SequentialGate:
             pending = self.pending.setdefault(track, {})
             for bound, count in cumulative_by_le(increments[(track, "buckets")]).items():
                 pending[bound] = pending.get(bound, 0.0) + count
-        self.pending_units.append(increments[("stable", "buckets")])
         if not self.tests:  # no history before the window: use stable's own, once
             stable = self.pending["stable"]
             if stable.get(math.inf, 0.0) * (1 - self._q) >= 10:
                 self._cut_at(stable)
         if not self.tests:
             return
-        for unit in self.pending_units:
-            self._add_dispersion({"buckets": unit})
-        self.pending_units = []
         for bound, test in self.tests.items():
             slow_c, all_c = slow_and_all(self.pending["canary"], bound)
             slow_s, all_s = slow_and_all(self.pending["stable"], bound)

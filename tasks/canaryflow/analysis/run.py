@@ -80,9 +80,20 @@ class _TimedOut:
     """Marks a call that missed its deadline."""
 
 
-def gather(calls: Mapping[str, Callable[[], Any]], timeout: float) -> dict[str, Any]:
-    """Run ``calls`` at once on daemon threads; each result, exception, or ``_TimedOut``."""
+def gather(
+    calls: Mapping[str, Callable[[], Any]], timeout: float, concurrent: bool = True
+) -> dict[str, Any]:
+    """Run ``calls`` at once on daemon threads; each result, exception, or ``_TimedOut``.
+    ``concurrent=False`` calls them one by one in this thread (a source answering from memory,
+    as offline replays do, has nothing to wait for and no deadline to miss)."""
     results: dict[str, Any] = {}
+    if not concurrent:
+        for key, function in calls.items():
+            try:
+                results[key] = function()
+            except Exception as error:
+                results[key] = error
+        return results
 
     def call(key: str, function: Callable[[], Any]) -> None:
         try:
@@ -148,6 +159,8 @@ class AnalysisRun:
             1 if carry_evidence else windows,
         )
         self._round_at = 0.0
+        self.concurrent = True
+        """Each round's calls at once on threads; False for in-memory sources (offline)."""
         self._logs_since = 0.0
         self._sequential: dict[str, SequentialGate] = {}
         self._window_started = 0.0
@@ -181,7 +194,7 @@ class AnalysisRun:
         self._window_started = window_started
         self._round_at = started
         calls, queries = self._calls(started, window_started)
-        results = gather(calls, self.call_timeout)
+        results = gather(calls, self.call_timeout, self.concurrent)
         self._allocate_alpha(results)
         finished = self.clock.now()
         self._logs_since = started
@@ -250,10 +263,9 @@ class AnalysisRun:
             return
         exported = []
         for gate in self.spec.sequential_gates:
-            evidence = METRICS[gate.metric].evidence_for(self.spec.metrics)
-            main = getattr(evidence, "required", "buckets")
-            answers = [results.get(f"{gate.name}/{track}/{main}") for track in TRACKS]
-            if any(isinstance(a, list) and a for a in answers):
+            prefix = f"{gate.name}/"
+            mine = {k.removeprefix(prefix): v for k, v in results.items() if k.startswith(prefix)}
+            if self._sequential_state(gate).exported(mine):
                 exported.append(gate.name)
         self.budget.allocate(exported)
 
@@ -276,22 +288,23 @@ class AnalysisRun:
     def _sequential_calls(
         self, gate: GateSpec, calls: dict[str, Callable[[], Any]], window_started: float
     ) -> dict[str, str]:
-        """The raw samples of both tracks' counters since the last common instant (see
-        ``evidence``), and for a histogram stable's history before the window (until its
-        boundary is set)."""
+        """Every pod's counters of both tracks around this look's common instant (see
+        ``evidence.SequentialGate.plan``), and for a histogram stable's history before the
+        window (until its boundary is set)."""
         state = self._sequential_state(gate)
         state.start_at(window_started)  # the release's first window; later ones carry on
         window = self.spec.query_window
-        since = promql_duration(state.read_range_s(self._round_at))
+        selectors = {
+            (track, role): render(selector(state.evidence, role), self.subject, track, window)
+            for track in TRACKS
+            for role in roles(state.evidence)
+        }
         rendered = {}
-        for track in ("canary", "stable"):
-            for role in roles(state.evidence):
-                series = render(selector(state.evidence, role), self.subject, track, window)
-                query = f"{series}[{since}]"
-                rendered[f"{track}/{role}"] = query
-                calls[f"{gate.name}/{track}/{role}"] = _bind(
-                    self.metrics.series, query, self._round_at
-                )
+        for key, read in state.plan(selectors, self._round_at).items():
+            fetch = self.metrics.series if read.series else self.metrics.vector
+            calls[f"{gate.name}/{key}"] = _bind(fetch, read.query, read.at)
+            if key.endswith("/now/v1"):
+                rendered[key.removesuffix("/now/v1")] = read.query
         if state.needs_reference and isinstance(state.evidence, Buckets):
             stable = render(state.evidence.buckets, self.subject, "stable", window)
             query = reference_query(state.evidence, stable, promql_duration(REFERENCE_LOOKBACK_S))
@@ -308,13 +321,8 @@ class AnalysisRun:
                 f"no series {state.evidence.series} when the release's alpha was shared "
                 "among the gates the service exports",
             )
-        read: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
-        for key, value in mine.items():
-            if key != "reference":
-                track, role = key.split("/", 1)
-                read[track][role] = value
         elapsed = self.clock.now() - self._window_started
-        return state.observe_series(read, self._round_at, mine.get("reference"), elapsed)
+        return state.observe_reads(mine, self._round_at, mine.get("reference"), elapsed)
 
     def _metric_call(
         self, gate: GateSpec, query: str, now: float, window_started: float

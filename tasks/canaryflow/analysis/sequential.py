@@ -30,9 +30,13 @@ With a single stable pod there is nothing to compare and ``phi`` stays 1.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+DISPERSION_CONFIDENCE = 0.1
+"""Lower chi-square quantile the over-dispersion is divided by (a 90 % upper bound of phi)."""
 
 RATIO_GRID: tuple[float, ...] = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0)
 """Alternatives, as multiples of the tolerated ratio; equal prior weight each."""
@@ -125,10 +129,12 @@ class CountTest:
 
     @property
     def dispersion(self) -> float:
-        """phi: X² per degree of freedom, at least 1 (never sharper than the binomial)."""
+        """phi: an upper confidence bound of X² per degree of freedom (X² over the lower
+        ``DISPERSION_CONFIDENCE`` quantile of chi-square), at least 1: a few pods over a few
+        intervals cannot talk the test into trusting lumpy data."""
         if self.dof <= 0:
             return 1.0
-        return max(1.0, self.chi2 / self.dof)
+        return max(1.0, self.chi2 / chi2_quantile(DISPERSION_CONFIDENCE, self.dof))
 
     @property
     def log_evidence(self) -> float:
@@ -191,6 +197,27 @@ def gate_alpha(alpha: float, gates: int, windows: int) -> float:
     so the false-rollback budget alpha is split evenly among them.
     """
     return alpha / max(1, gates) / max(1, windows)
+
+
+def chi2_quantile(p: float, dof: float) -> float:
+    """The ``p`` quantile of chi-square with ``dof`` degrees of freedom (Wilson-Hilferty: within
+    a few percent from 2 degrees of freedom on)."""
+    z = -math.sqrt(2) * _erfc_inverse(2 * p)
+    k = 2 / (9 * dof)
+    return max(1e-9, dof * (1 - k + z * math.sqrt(k)) ** 3)
+
+
+@functools.lru_cache(maxsize=16)
+def _erfc_inverse(y: float) -> float:
+    """x with erfc(x) = y, by bisection (erfc decreases)."""
+    low, high = -10.0, 10.0
+    for _ in range(100):
+        middle = (low + high) / 2
+        if math.erfc(middle) > y:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
 
 
 def bernoulli_kl(p: float, q: float) -> float:

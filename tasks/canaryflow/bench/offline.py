@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.run import AnalysisRun
+from canaryflow.analysis.sequential import bernoulli_kl, canary_share, information_limit
 from canaryflow.analysis.spec import AnalysisSpec
+from canaryflow.analysis.statistics import clopper_pearson
 from canaryflow.bench.replay import ReplayClock
 from canaryflow.bench.streams import Fleet, RecordedSource, Recording, simulate
 
@@ -65,6 +67,7 @@ def judge_release(
     run = AnalysisRun(
         spec, source, "svc", "prod", clock=clock, windows=len(steps), carry_evidence=carry
     )
+    run.concurrent = False  # the recording answers from memory: no threads needed
     outcome = Outcome.PASS
     for index, (_, seconds) in enumerate(steps):
         result = run.window(seconds)
@@ -127,8 +130,6 @@ def information_limit_s(
     """Seconds an ideal test needs at ``weight`` to reject the tolerated ratio when the canary's
     rate is ``factor`` times stable's, at the gate's own alpha: log(1/alpha) / (KL per event times
     events per second). Lumps and blips are left out: the bound of clean binomial data."""
-    from canaryflow.analysis.sequential import bernoulli_kl, canary_share, information_limit
-
     kl = bernoulli_kl(canary_share(factor, weight), canary_share(1 + tolerance, weight))
     events_per_s = fleet.rps * fleet.base_rate * (weight * factor + 1 - weight)
     return information_limit(kl * events_per_s, alpha)
@@ -136,10 +137,6 @@ def information_limit_s(
 
 def replay_benchmark(releases: int, seed: int = 1, say=print) -> dict:
     """``releases`` judged releases per class; the error-rate gate at the plan defaults."""
-    from dataclasses import replace
-
-    from canaryflow.analysis.statistics import clopper_pearson
-
     spec = AnalysisSpec.model_validate(
         {"interval": "10s", "queryWindow": "30s", "gates": [{"metric": "error-rate"}]}
     )

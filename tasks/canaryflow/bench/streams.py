@@ -15,6 +15,7 @@ so a thousand releases take seconds, not the hours a live fleet would.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import re
@@ -156,45 +157,100 @@ def simulate(
     return recording
 
 
-_RANGE = re.compile(r"\[(\d+)s\]\s*$")
+_SUM = re.compile(r"^sum by \(([^)]*)\) \((.*)\)$")
+_STAMP = re.compile(r"^max by \(([^)]*)\) \(timestamp\((.*)\)\)$")
+_SUBQUERY = re.compile(r"^(.*)\[(\d+)s:(\d+)s\]$")
+_COUNT = re.compile(r"^max\(count_over_time\((.*)\[(\d+)s\]\)\)$")
+LOOKBACK_S = 300.0
+"""Prometheus' lookback delta: an instant query sees a series' last sample this far back."""
 
 
 class RecordedSource:
-    """A ``MetricSource`` over a ``Recording`` for the go flavour's error-rate gate: range
-    selectors answer the raw samples, instant queries the canary's requests."""
+    """A ``MetricSource`` over a ``Recording``, answering the queries the error-rate gate of
+    the go flavour asks (``analysis.alignment``) the way Prometheus would: the last sample at
+    or before the evaluation time (within the lookback), summed by pod; its timestamp; a
+    subquery's steps at multiples of its step; the samples a series has over a range."""
 
     def __init__(self, recording: Recording, clock_start: float = 0.0):
         self.recording = recording
         self.clock_start = clock_start
         self.now = 0.0
         self.samples_read = 0
+        self._times = {
+            (pod.name, role): [t for t, _ in getattr(pod, role)]
+            for pod in recording.pods
+            for role in ("events", "exposure")
+        }
 
     @staticmethod
-    def _parse(query: str) -> tuple[str, str]:
-        track = "canary" if 'track="canary"' in query else "stable"
-        role = "events" if 'code=~"5.."' in query else "exposure"
-        return track, role
+    def _track_role(selector: str) -> tuple[str, str] | None:
+        if not selector.startswith("http_requests_total"):
+            return None  # the only metric this fleet exports
+        track = "canary" if 'track="canary"' in selector else "stable"
+        return track, "events" if 'code=~"5.."' in selector else "exposure"
 
-    def series(self, query: str, at: float | None = None) -> list[Series]:
-        if not query.startswith("http_requests_total"):
-            return []  # the only metric this fleet exports
-        when = (self.now if at is None else at) - self.clock_start
-        match = _RANGE.search(query)
-        seconds = float(match.group(1)) if match else 300.0
-        track, role = self._parse(query)
-        found = self.recording.read(track, role, when - seconds, when)
-        self.samples_read += sum(len(s.points) for s in found)
-        return [
-            Series(s.labels, tuple((t + self.clock_start, v) for t, v in s.points)) for s in found
-        ]
+    def _last(self, pod: Pod, role: str, at: float) -> tuple[float, float] | None:
+        index = bisect.bisect_right(self._times[(pod.name, role)], at) - 1
+        if index < 0:
+            return None
+        point = getattr(pod, role)[index]
+        return point if point[0] > at - LOOKBACK_S else None
+
+    def _pods(self, selector: str, at: float, stamp: bool) -> list[Sample]:
+        found = self._track_role(selector)
+        if found is None:
+            return []
+        track, role = found
+        result = []
+        for pod in self.recording.pods:
+            if pod.track != track:
+                continue
+            point = self._last(pod, role, at)
+            if point is not None:
+                labels = {"instance": pod.name, "pod": pod.name}
+                result.append(Sample(labels, point[0] + self.clock_start if stamp else point[1]))
+        self.samples_read += len(result)
+        return result
 
     def vector(self, query: str, at: float | None = None) -> list[Sample]:
+        when = (self.now if at is None else at) - self.clock_start
+        if match := _STAMP.match(query):
+            return self._pods(match.group(2), when, stamp=True)
+        if match := _SUM.match(query):
+            return self._pods(match.group(2), when, stamp=False)
+        if match := _COUNT.match(query):
+            found = self._track_role(match.group(1))
+            if found is None:
+                return []
+            track, role = found
+            seconds = float(match.group(2))
+            counts = sorted(
+                sum(when - seconds < t <= when for t in self._times[(pod.name, role)])
+                for pod in self.recording.pods
+                if pod.track == track
+            )
+            return [Sample({}, float(counts[-1]))] if counts else []
         return []
 
+    def series(self, query: str, at: float | None = None) -> list[Series]:
+        when = (self.now if at is None else at) - self.clock_start
+        match = _SUBQUERY.match(query)
+        inner = _SUM.match(match.group(1)) if match else None
+        if match is None or inner is None:
+            return []
+        seconds, step = float(match.group(2)), float(match.group(3))
+        absolute = when + self.clock_start
+        first = math.floor((absolute - seconds) / step + 1) * step  # Prometheus aligns steps
+        points: dict[str, list[tuple[float, float]]] = {}
+        at_step = first
+        while at_step <= absolute:
+            for sample in self._pods(inner.group(2), at_step - self.clock_start, stamp=False):
+                points.setdefault(sample.labels["pod"], []).append((at_step, sample.value))
+            at_step += step
+        return [Series({"instance": pod, "pod": pod}, tuple(p)) for pod, p in points.items()]
+
     def instant(self, query: str) -> list[float]:
-        when = self.now - self.clock_start
-        series = self.recording.read("canary", "exposure", when - 300, when)
-        return [sum(s.points[-1][1] - s.points[0][1] for s in series)]
+        return [s.value for s in self.vector(query)]
 
     def range(self, query: str, start: float, end: float, step: float) -> list[float]:
         return []
