@@ -204,11 +204,13 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         header,
         "",
         "Backfilled with `promtool tsdb create-blocks-from openmetrics` (10 min at a 15 s scrape, "
-        "each pod at its own offset) into Prometheus 2.42 on 127.0.0.1; gates error-rate and "
-        "latency-p99 (sequential, raw samples of every series read each round); every "
-        "service's round at once. Samples: raw samples (and vector elements) returned to "
-        "the judge per round, all services together; rounds after the first (which also reads "
-        "5 min of stable's history).",
+        "each pod at its own offset; requests by path and code, a 9-bucket latency histogram by "
+        "path) into Prometheus 2.42 on 127.0.0.1; gates error-rate and latency-p99, sequential: "
+        "each round reads every pod's counters summed in PromQL (`sum by (instance, pod)`) and "
+        "their scrape times at two instants; every service's round at once. Samples: vector "
+        "elements returned to the judge per round, all services together, rounds after the "
+        "first; the first round also reads 10 min of stable's history and probes the scrape "
+        "interval. Wall-clock figures depend on the machine's load, given in the header.",
         "",
         "| services | stable pods | label values | series | median round | max round "
         "| samples read per round | first round (with history) | backfill |",

@@ -164,8 +164,8 @@ def _run_header(command: str, seconds: float) -> str:
     return (
         f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
         f"({platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
-        f"{platform.python_version()}), commit {commit or 'unknown'}, `{command}`, "
-        f"{seconds:.0f} s."
+        f"{platform.python_version()}), load average {os.getloadavg()[0]:.0f} at the end, "
+        f"commit {commit or 'unknown'}, `{command}`, {seconds:.0f} s."
     )
 
 
