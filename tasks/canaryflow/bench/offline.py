@@ -113,14 +113,21 @@ BENCH_FLEET = Fleet(
     stall_every_s=30.0,
     stall_share=0.35,
     blip_every_s=120.0,
-    history_s=300.0,
+    history_s=600.0,
 )
+BENCH_FLEETS: tuple[tuple[str, Fleet], ...] = (
+    ("lumpy", BENCH_FLEET),
+    ("mild lumps", replace(BENCH_FLEET, stall_share=0.1)),
+    ("no lumps", replace(BENCH_FLEET, stall_every_s=0.0, blip_every_s=0.0)),
+)
+"""Stalls turning 35 % / 10 % / none of a stalled second's requests bad (every 30 s per pod):
+a lump of 70 / 20 / 0 against a pod's 60 base 5xx per 30 s."""
 BENCH_STEPS = ((0.1, 120.0), (0.3, 120.0), (0.6, 120.0))
 BENCH_FAULTS: tuple[tuple[str, float, float], ...] = (
     ("A/A (identical canary)", 1.0, 0.0),
     ("A/A, canary cold for 30 s (3x errors)", 1.0, 30.0),
-    ("5xx x3", 3.0, 0.0),
-    ("5xx x2", 2.0, 0.0),
+    ("5xx x3 (+2 % over 1 %)", 3.0, 0.0),
+    ("5xx x2 (+1 % over 1 %)", 2.0, 0.0),
 )
 
 
@@ -141,34 +148,45 @@ def replay_benchmark(releases: int, seed: int = 1, say=print) -> dict:
         {"interval": "10s", "queryWindow": "30s", "gates": [{"metric": "error-rate"}]}
     )
     rows = []
-    for index, (name, factor, cold) in enumerate(BENCH_FAULTS):
-        fleet = replace(BENCH_FLEET, cold_s=cold)
-        count = releases if index == 0 else max(1, releases // 5)
-        judged = judge_many(fleet, BENCH_STEPS, spec, count, seed + index, factor)
-        fails = [j for j in judged if j.outcome is Outcome.FAIL]
-        low, high = clopper_pearson(len(fails), count)
-        times = sorted(j.seconds for j in fails if j.seconds is not None)
-        gate_alpha = spec.alpha  # one exported sequential gate: the whole alpha
-        limit = (
-            information_limit_s(fleet, BENCH_STEPS[0][0], factor, gate_alpha, 0.2)
-            if factor > 1.2
-            else None
-        )
-        rows.append(
-            {
-                "class": name,
-                "releases": count,
-                "rolled_back": len(fails),
-                "ci95": [low, high],
-                "inconclusive": sum(j.outcome is Outcome.INCONCLUSIVE for j in judged),
-                "gates": sorted({j.gate for j in fails if j.gate}),
-                "median_s": times[len(times) // 2] if times else None,
-                "limit_s": limit,
-                "samples_read_per_release": sum(j.samples_read for j in judged) / count,
-            }
-        )
-        say(f"{name}: {len(fails)}/{count} rolled back by evidence")
-    return {"rows": rows, "fleet": BENCH_FLEET.__dict__, "steps": BENCH_STEPS, "seed": seed}
+    for number, (fleet_name, base) in enumerate(BENCH_FLEETS):
+        for index, (name, factor, cold) in enumerate(BENCH_FAULTS):
+            fleet = replace(base, cold_s=cold)
+            count = releases if number == index == 0 else max(1, releases // 5)
+            seed_here = seed + 10 * number + index
+            judged = judge_many(fleet, BENCH_STEPS, spec, count, seed_here, factor)
+            rows.append(_row(fleet_name, name, fleet, factor, judged, spec.alpha))
+            say(f"{fleet_name}, {name}: {rows[-1]['rolled_back']}/{count} rolled back")
+    return {
+        "rows": rows,
+        "fleets": {name: fleet.__dict__ for name, fleet in BENCH_FLEETS},
+        "steps": BENCH_STEPS,
+        "seed": seed,
+    }
+
+
+def _row(
+    fleet_name: str, name: str, fleet: Fleet, factor: float, judged: list[Judged], alpha: float
+) -> dict:
+    count = len(judged)
+    fails = [j for j in judged if j.outcome is Outcome.FAIL]
+    low, high = clopper_pearson(len(fails), count)
+    times = sorted(j.seconds for j in fails if j.seconds is not None)
+    # One exported sequential gate: it has the whole alpha. The limit is of clean binomial
+    # data at the first step's weight; lumps make any test slower.
+    limit = information_limit_s(fleet, BENCH_STEPS[0][0], factor, alpha, 0.2)
+    return {
+        "fleet": fleet_name,
+        "class": name,
+        "releases": count,
+        "rolled_back": len(fails),
+        "ci95": [low, high],
+        "inconclusive": sum(j.outcome is Outcome.INCONCLUSIVE for j in judged),
+        "gates": sorted({j.gate for j in fails if j.gate}),
+        "median_s": times[len(times) // 2] if times else None,
+        "limit_s": limit if factor > 1.2 else None,
+        "target_s": 1.5 * limit + fleet.scrape_s + 1 if factor > 1.2 else None,
+        "reads_per_release": sum(j.samples_read for j in judged) / count,
+    }
 
 
 def replay_markdown(result: dict, header: str) -> str:
@@ -177,24 +195,33 @@ def replay_markdown(result: dict, header: str) -> str:
         "",
         header,
         "",
-        "Fleet: 4 stable pods + 1 canary pod, 1000 requests/s, 15 s scrape at per-pod offsets, "
-        "1 % base 5xx, each pod stalling 1 s every 30 s (35 % of that second's requests fail), "
-        "a 2 s shared-dependency blip about every 2 min (30 % fail), 5 min of stable history. "
-        "Steps 10 → 30 → 60 % of 120 s each, interval 10 s, the error-rate gate alone at "
-        "alpha 0.01, tolerance 20 %. Judged by the real `AnalysisRun` (evidence carried over "
-        "the steps) through `canaryflow.bench.offline`; no logs, latency, or live processes.",
+        "Simulated count streams (`canaryflow.bench.streams`), judged by the real `AnalysisRun` "
+        "(evidence carried over the steps, as `canaryflow run` does) through "
+        "`canaryflow.bench.offline`. Fleet: 4 stable pods + 1 canary pod, 1000 requests/s, a "
+        "15 s scrape at per-pod offsets, 1 % base 5xx, 10 min of stable history; *lumpy*: each "
+        "pod stalls 1 s every 30 s and 35 % of that second's requests fail (*mild lumps*: 10 %), "
+        "and a shared dependency blips for 2 s about every 2 min (30 % fail); *no lumps*: "
+        "neither. Steps 10 → 30 → 60 % of 120 s each, interval 10 s, the error-rate gate alone "
+        "at alpha 0.01 (so the gate has all of it), tolerance 20 %. The fault is present from "
+        "the canary's first request; seconds count from the release's start. Information "
+        "limit: log(1/alpha) / KL of the configured fault at the 10 % step and the tolerated "
+        "ratio, for clean binomial data (lumps make every test slower); target = 1.5 x limit "
+        "+ one scrape + 1 s. Not simulated: logs, latency histograms, goroutines, GC, "
+        "live processes.",
         "",
-        "| class | releases | rolled back (fail) | 95 % CI (Clopper-Pearson) | inconclusive "
-        "| deciding gate | median s to fail | information limit s (10 % step) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| fleet | class | releases | rolled back (fail) | 95 % CI (Clopper-Pearson) "
+        "| inconclusive | deciding gate | median s to fail | information limit s | target s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         low, high = row["ci95"]
         median = "-" if row["median_s"] is None else f"{row['median_s']:.0f}"
         limit = "-" if row["limit_s"] is None else f"{row['limit_s']:.0f}"
+        target = "-" if row["target_s"] is None else f"{row['target_s']:.0f}"
+        gates = ", ".join(row["gates"]) or "-"
         lines.append(
-            f"| {row['class']} | {row['releases']} | {row['rolled_back']} "
-            f"| {low:.2%} to {high:.2%} | {row['inconclusive']} | {', '.join(row['gates']) or '-'} "
-            f"| {median} | {limit} |"
+            f"| {row['fleet']} | {row['class']} | {row['releases']} | {row['rolled_back']} "
+            f"| {low:.2%} to {high:.2%} | {row['inconclusive']} | {gates} "
+            f"| {median} | {limit} | {target} |"
         )
     return "\n".join(lines) + "\n"
