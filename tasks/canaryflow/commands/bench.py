@@ -116,18 +116,24 @@ def say(message: str) -> None:
 
 
 def _replay_only(args: argparse.Namespace) -> int:
-    from canaryflow.bench.offline import replay_benchmark, replay_markdown
+    from canaryflow.bench.offline import (
+        carry_comparison,
+        carry_markdown,
+        replay_benchmark,
+        replay_markdown,
+    )
 
     if args.replay < 1:
         raise InputError("--replay: at least 1 release; give e.g. --replay 1000")
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731
     started = time.monotonic()
     result = replay_benchmark(args.replay, say=say)
+    result["carry"] = carry_comparison(max(1, args.replay // 5), say=say)
     result["seconds"] = time.monotonic() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "replay.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     header = _run_header(f"canaryflow bench --replay {args.replay}", result["seconds"])
-    _replace_section(args.write, replay_markdown(result, header))
+    _replace_section(args.write, replay_markdown(result, header) + carry_markdown(result["carry"]))
     say(f"wrote the replay section of {args.write} in {result['seconds']:.0f}s")
     return 0
 
