@@ -320,6 +320,28 @@ def test_a_healthy_sequential_gate_passes_once_mature_and_spends_alpha_on_export
     assert run.gate_alpha == pytest.approx(0.01 / 4)
 
 
+def test_alpha_is_not_shared_out_in_a_round_whose_queries_failed():
+    clock = SteppingClock()
+    no_errors = {'code=~"5..': 0}
+    source = CounterSource(clock, {**no_errors, 'track="canary"': 100, 'track!="canary"': 900})
+    healthy_vector = source.vector
+    failing = {"on": True}
+
+    def vector(query, at=None):
+        if failing["on"] and "http_client_requests_total" in query:
+            raise MeasurementError("Prometheus did not answer")
+        return healthy_vector(query, at)
+
+    source.vector = vector
+    gates = [{"metric": "error-rate"}, {"metric": "outbound-error-rate"}]
+    run = AnalysisRun(spec(gates=gates), source, "shop", "prod", clock=clock)
+    run.measure(1, clock.start)
+    assert run.budget.exported is None, "an error is not a gate the service lacks"
+    failing["on"] = False
+    run.measure(2, clock.start)
+    assert run.budget.exported == ("error-rate",)
+
+
 def test_carried_evidence_runs_one_test_per_gate_over_every_window_at_the_whole_alpha():
     clock = SteppingClock()
     no_errors = {'code=~"5..': 0}

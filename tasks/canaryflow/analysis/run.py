@@ -265,6 +265,8 @@ class AnalysisRun:
         for gate in self.spec.sequential_gates:
             prefix = f"{gate.name}/"
             mine = {k.removeprefix(prefix): v for k, v in results.items() if k.startswith(prefix)}
+            if any(not isinstance(answer, list) for answer in mine.values()):
+                return  # a query failed: who exports what is not known yet
             if self._sequential_state(gate).exported(mine):
                 exported.append(gate.name)
         self.budget.allocate(exported)
