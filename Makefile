@@ -37,8 +37,12 @@ $(STAMP): pyproject.toml
 	@$(VENV)/bin/go version
 	@touch $@
 
+# Test files run on TEST_WORKERS workers (pytest-xdist, one file per worker at a time, so a
+# module's real processes and fixtures stay together): most tests wait on real processes, so
+# four workers fit two cores.
+TEST_WORKERS ?= 4
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The cluster in a box (tests/cluster): pushes released end to end through the rendered chart's
 # Sensor and templates, for Istio, NGINX Ingress and Gateway API; `make test` runs it too.
@@ -47,7 +51,7 @@ e2e: setup
 	$(PY) -m pytest -q tests/cluster
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check tasks workflows tests

@@ -37,16 +37,26 @@ Obj = dict[str, Any]
 
 
 def render(
-    values: dict[str, Any] | None = None, chart_dir: Path = CHART, namespace: str = NAMESPACE
+    values: dict[str, Any] | None = None,
+    chart_dir: Path = CHART,
+    namespace: str = NAMESPACE,
+    hooks: bool = False,
 ) -> dict[str, list[Obj]]:
-    """Template path → the objects it renders (empty documents dropped)."""
+    """Template path → the objects it renders (empty documents dropped). Hook objects
+    (``helm.sh/hook``, e.g. the ``helm test`` Pod) only with ``hooks``: ``helm install`` keeps
+    them apart from the release's manifests (pkg/releaseutil/manifest_sorter.go) and creates
+    them only at their hook."""
     with helm.Chart.load(chart_dir) as chart:
         manifests = chart.render(values, name=RELEASE, namespace=namespace, is_install=True)
     return {
-        path: [doc for doc in yaml.safe_load_all(text) if doc]
+        path: [doc for doc in yaml.safe_load_all(text) if doc and (hooks or not _is_hook(doc))]
         for path, text in manifests.items()
         if path.endswith((".yaml", ".yml"))
     }
+
+
+def _is_hook(doc: Obj) -> bool:
+    return "helm.sh/hook" in ((doc.get("metadata") or {}).get("annotations") or {})
 
 
 def objects(values: dict[str, Any] | None = None) -> list[Obj]:

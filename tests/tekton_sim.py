@@ -20,10 +20,36 @@ It follows tektoncd/pipeline v1.15.0, pkg/reconciler/pipelinerun/resources/:
 * ``retries``: a failed TaskRun is run again up to ``retries`` times (not when cancelled).
 
 A run here is sequential: one task at a time, in DAG order, which is all a chain needs.
+
+Given the PipelineRun (``pipeline_run=``), each TaskRun is also built and checked as the
+controllers do before a pod exists (``TaskRunBuilder``):
+
+* workspaces, pkg/reconciler/pipelinerun/pipelinerun.go ``getTaskrunWorkspaces`` and
+  ``taskWorkspaceByWorkspaceVolumeSource`` (v0.50.0 and v1.15.0 alike): a PipelineTask binding
+  names a Pipeline workspace (its own name by default) and a ``subPath``; a run binding with a
+  ``volumeClaimTemplate`` reaches the TaskRun as a ``persistentVolumeClaim`` of the claim the
+  run created (``volumeclaim.GeneratePVCNameFromWorkspaceBinding``: ``<template name or
+  pvc>-<sha256(workspace name + run UID)[:10]>``), any other binding unchanged, the subPaths
+  joined;
+* ``validate_only_one_pvc_is_used``: pkg/workspace/validate.go ``ValidateOnlyOnePVCIsUsed``
+  (unchanged v0.50.0 to v1.15.0), run by pkg/reconciler/taskrun/taskrun.go ``prepare`` when the
+  affinity assistant works per workspace (``coschedule: workspaces``, the default; v0.50
+  decides it by the ``pipeline.tekton.dev/affinity-assistant`` annotation, set then too); a
+  failure is ``TaskRunValidationFailed`` and no pod;
+* identity, pkg/apis/pipeline/v1/pipelinerun_types.go ``GetTaskRunSpec``: the run's
+  ``taskRunTemplate`` service account and pod template, a matching ``taskRunSpecs`` entry's
+  account instead when it names one, its pod template merged over the run's field by field
+  (pkg/apis/pipeline/pod/template.go ``MergePodTemplateWithDefault``).
+
+Results leave a step through its termination message (pkg/termination/write.go
+``WriteMessage``, v0.50.0 to v1.15.0, with ``results-from: termination-message``, the default):
+``termination_message`` is that JSON and ``MAX_TERMINATION_MESSAGE`` its limit.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +69,105 @@ _RESULT_REF = re.compile(r"\$\(tasks\.([a-z0-9-]+)\.results\.([A-Za-z0-9_-]+)\)"
 _STATUS_REF = re.compile(r"\$\(tasks\.([a-z0-9-]+)\.status\)")
 
 
+TASK_RUN_VALIDATION_FAILED = "TaskRunValidationFailed"
+ONE_PVC_ERROR = "more than one PersistentVolumeClaim is bound"
+COSCHEDULE_MODES = ("workspaces", "pipelineruns", "isolate-pipelinerun", "disabled")
+# pkg/termination/write.go MaxContainerTerminationMessageLength (v0.50.0 to v1.15.0).
+MAX_TERMINATION_MESSAGE = 4096
+# pkg/result/result.go: TaskRunResultType, InternalTektonResultType.
+TASK_RUN_RESULT, INTERNAL_RESULT = 1, 3
+
+
+def validate_only_one_pvc_is_used(bindings: list[dict[str, Any]]) -> str | None:
+    """pkg/workspace/validate.go ``ValidateOnlyOnePVCIsUsed``: a claim counts by its name, a
+    claim template by the binding's name; more than one is the error."""
+    volumes = set()
+    for binding in bindings:
+        if "persistentVolumeClaim" in binding:
+            volumes.add(("claim", binding["persistentVolumeClaim"]["claimName"]))
+        if "volumeClaimTemplate" in binding:
+            volumes.add(("claim", binding["name"]))
+    return ONE_PVC_ERROR if len(volumes) > 1 else None
+
+
+def generated_claim_name(binding: dict[str, Any], run_uid: str) -> str:
+    """pkg/reconciler/volumeclaim/pvchandler.go ``GeneratePVCNameFromWorkspaceBinding``."""
+    template = binding["volumeClaimTemplate"].get("metadata", {}).get("name") or "pvc"
+    identity = hashlib.sha256((binding["name"] + run_uid).encode()).hexdigest()[:10]
+    return f"{template}-{identity}"
+
+
+def termination_message(results: dict[str, str], started_at: str) -> str:
+    """The JSON a step's entrypoint writes: each declared result the step wrote (files the Task
+    does not declare are never read: pkg/entrypoint/entrypointer.go ``readResultsFromDisk``)
+    and its ``StartedAt``, as Go's json.Marshal writes them (no spaces, ``<>&`` escaped)."""
+    entries = [{"key": k, "value": v, "type": TASK_RUN_RESULT} for k, v in results.items()]
+    entries.append({"key": "StartedAt", "value": started_at, "type": INTERNAL_RESULT})
+    text = json.dumps(entries, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def termination_message_error(
+    declared: list[str], written: dict[str, str], started_at: str = "2026-01-01T00:00:00.000Z"
+) -> str | None:
+    """``WriteMessage``'s error for what a step wrote, or None when it fits."""
+    chosen = {name: written[name] for name in declared if name in written}
+    if len(termination_message(chosen, started_at).encode()) > MAX_TERMINATION_MESSAGE:
+        return "Termination message is above max allowed size 4096, caused by large task result."
+    return None
+
+
+@dataclass
+class TaskRunBuilder:
+    """The TaskRun a PipelineRun creates for one pipeline task: workspaces and identity."""
+
+    pipeline_run: dict[str, Any]
+    coschedule: str = "workspaces"
+    uid: str = "6b1a1d3e-0000-4000-8000-000000000001"
+
+    def __post_init__(self) -> None:
+        assert self.coschedule in COSCHEDULE_MODES, self.coschedule
+
+    def workspaces(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+        by_name = {b["name"]: b for b in self.pipeline_run["spec"].get("workspaces", [])}
+        found = []
+        for binding in task.get("workspaces", []):
+            pipeline_workspace = binding.get("workspace") or binding["name"]
+            run_binding = by_name.get(pipeline_workspace)
+            if run_binding is None:
+                continue  # optional, or the run fails earlier (not modelled here)
+            sub_path = "/".join(
+                p for p in (run_binding.get("subPath"), binding.get("subPath")) if p
+            )
+            if "volumeClaimTemplate" in run_binding:
+                claim = generated_claim_name(run_binding, self.uid)
+                rendered = {"name": binding["name"], "persistentVolumeClaim": {"claimName": claim}}
+            else:
+                rendered = {**run_binding, "name": binding["name"]}
+                rendered.pop("subPath", None)
+            if sub_path:
+                rendered["subPath"] = sub_path
+            found.append(rendered)
+        return found
+
+    def validation_error(self, task: dict[str, Any]) -> str | None:
+        if self.coschedule != "workspaces":
+            return None
+        return validate_only_one_pvc_is_used(self.workspaces(task))
+
+    def identity(self, name: str) -> tuple[str | None, dict[str, Any]]:
+        """``GetTaskRunSpec``: the service account and the merged pod template."""
+        spec = self.pipeline_run["spec"]
+        template = spec.get("taskRunTemplate", {})
+        account = template.get("serviceAccountName")
+        pod = dict(template.get("podTemplate") or {})
+        for entry in spec.get("taskRunSpecs", []):
+            if entry["pipelineTaskName"] == name:
+                pod = {**pod, **(entry.get("podTemplate") or {})}
+                account = entry.get("serviceAccountName") or account
+        return account, pod
+
+
 @dataclass
 class Outcome:
     """What one attempt of a task did: its status and the results it wrote."""
@@ -59,6 +184,10 @@ class Attempt:
     ref: dict[str, Any]
     params: dict[str, Any]
     number: int
+    # With a PipelineRun given: the TaskRun's workspaces, service account and pod template.
+    workspaces: list[dict[str, Any]] = field(default_factory=list)
+    service_account: str | None = None
+    pod_template: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,7 +216,15 @@ Interrupt = Callable[[str], str | None]
 
 
 class PipelineRunSimulator:
-    def __init__(self, pipeline: dict[str, Any], params: dict[str, Any], run_name: str = "run-1"):
+    def __init__(
+        self,
+        pipeline: dict[str, Any],
+        params: dict[str, Any],
+        run_name: str = "run-1",
+        pipeline_run: dict[str, Any] | None = None,
+        coschedule: str = "workspaces",
+    ):
+        self.builder = None if pipeline_run is None else TaskRunBuilder(pipeline_run, coschedule)
         spec = pipeline["spec"]
         self.tasks = {t["name"]: t for t in spec["tasks"]}
         self.final = {t["name"]: t for t in spec.get("finally", [])}
@@ -173,9 +310,19 @@ class PipelineRunSimulator:
 
     def _execute(self, name, task, states, runner: Runner, cancelled: bool) -> None:
         params = {p["name"]: self._resolve(p["value"], states) for p in task.get("params", [])}
+        invalid = None
         for number in range(task.get("retries", 0) + 1):
             attempt = Attempt(name, task["taskRef"], params, number)
+            if self.builder is not None and task["taskRef"].get("kind") == "Task":
+                attempt.workspaces = self.builder.workspaces(task)
+                attempt.service_account, attempt.pod_template = self.builder.identity(name)
+                invalid = self.builder.validation_error(task)
             states[name].attempts.append(attempt)
+            if invalid is not None:
+                # No pod: the TaskRun fails validation (a permanent error), every attempt.
+                states[name].status, states[name].reason = FAILED, TASK_RUN_VALIDATION_FAILED
+                states[name].results = {}
+                continue
             outcome = Outcome(FAILED) if cancelled else runner(attempt)
             states[name].status, states[name].results = outcome.status, dict(outcome.results)
             if outcome.status == SUCCEEDED or cancelled:
@@ -228,3 +375,53 @@ class PipelineRunSimulator:
         if any(states[n].status == SKIPPED for n in self.tasks):
             return "Completed"
         return "Succeeded"
+
+
+# How long an ApprovalTask waits, from the PipelineTask to the manual-approval-gate controller.
+APPROVAL_DEFAULT_S = 60 * 60  # approvaltask.go ReconcileKind: 60 minutes without a timeout
+DEFAULT_TIMEOUT_MINUTES = 60  # config/config-defaults.yaml default-timeout-minutes
+
+
+def _seconds(text: str) -> float:
+    units = {"h": 3600, "m": 60, "s": 1}
+    total, number = 0.0, ""
+    for char in text:
+        if char.isdigit() or char == ".":
+            number += char
+        else:
+            total, number = total + float(number) * units[char], ""
+    return total
+
+
+def custom_run_timeout(task: dict[str, Any], run: dict[str, Any], pipelines: tuple[int, int]):
+    """spec.timeout of the CustomRun a PipelineRun creates (pipelinerun.go ``createCustomRun``):
+    the PipelineTask's ``timeout``; without one, nothing up to v1.10, and from v1.11.0
+    (d1379f8f0) ``pipelineRunTimeout``: the run's tasks timeout (``timeouts.tasks``, else
+    pipeline less finally) when it exceeds the default 60 minutes, else nothing."""
+    if "timeout" in task:
+        return _seconds(task["timeout"])
+    if pipelines < (1, 11):
+        return None
+    timeouts = run["spec"].get("timeouts", {})
+    if "tasks" in timeouts:
+        tasks = _seconds(timeouts["tasks"])
+    elif "pipeline" in timeouts and "finally" in timeouts:
+        tasks = _seconds(timeouts["pipeline"]) - _seconds(timeouts["finally"])
+    else:
+        return None
+    return tasks if tasks > DEFAULT_TIMEOUT_MINUTES * 60 else None
+
+
+def approval_wait(
+    task: dict[str, Any], run: dict[str, Any], pipelines: tuple[int, int], gate: tuple[int, int]
+) -> float:
+    """How long manual-approval-gate waits before it fails the CustomRun (approvaltask.go
+    ``ReconcileKind``): the CustomRun's spec.timeout; up to v0.7.0 else 60 minutes; from
+    v0.8.0 else the ``timeout`` param, else 60 minutes."""
+    timeout = custom_run_timeout(task, run, pipelines)
+    if timeout is not None:
+        return timeout
+    params = {p["name"]: p["value"] for p in task.get("params", [])}
+    if gate >= (0, 8) and "timeout" in params:
+        return _seconds(params["timeout"])
+    return APPROVAL_DEFAULT_S

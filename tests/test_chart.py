@@ -208,6 +208,9 @@ def test_the_generated_files_are_up_to_date_with_the_code():
         ({"events": {"services": {"acme/checkout": {"plan": "x"}}}}, "plan"),
         ({"workflows": {"podGC": {"strategy": "Sometimes"}}}, "strategy"),
         ({"notifications": {"secretName": "Not A Name"}}, "secretName"),
+        ({"gitops": {"repository": "https://bot:token@git.example.com/c.git"}}, "repository"),
+        ({"gitops": {"repository": "ext::sh -c id"}}, "repository"),
+        ({"gitops": {"credentialsSecret": "Not A Name"}}, "credentialsSecret"),
     ],
 )
 def test_the_values_schema_rejects_bad_values_naming_the_key(values, complaint):
@@ -217,6 +220,36 @@ def test_the_values_schema_rejects_bad_values_naming_the_key(values, complaint):
     message = str(raised.value)
     assert "values don't meet the specifications of the schema" in message
     assert complaint in message
+
+
+def test_the_gitops_values_reach_the_promote_task_only():
+    values = {
+        "gitops": {
+            "repository": "https://git.example.com/platform/config.git",
+            "credentialsSecret": "config-deploy-token",
+        }
+    }
+    (tasks,) = [
+        o
+        for o in of_kind(objects(values), "WorkflowTemplate")
+        if o["metadata"]["name"] == "canaryflow-tasks"
+    ]
+    templates = {t["name"]: t for t in tasks["spec"]["templates"] if "container" in t}
+    promote = templates.pop("promote")
+    env = {e["name"]: e.get("value") for e in promote["container"]["env"]}
+    volumes = {v["name"]: v for v in promote["volumes"]}
+
+    assert env["CANARYFLOW_GITOPS_REPOSITORY"] == "https://git.example.com/platform/config.git"
+    assert env["CANARYFLOW_GITOPS_CREDENTIALS"] == "/var/run/canaryflow/gitops"
+    assert volumes["gitops-credentials"]["secret"] == {
+        "secretName": "config-deploy-token",
+        "optional": True,
+    }
+    assert not any(
+        v.get("secret", {}).get("secretName") == "config-deploy-token"
+        for t in templates.values()
+        for v in t.get("volumes", [])
+    )
 
 
 def test_events_without_a_webhook_secret_fail_with_the_fix():

@@ -60,7 +60,8 @@ def go_binary(tmp_path_factory) -> Path:
 
 
 def pull_manifest(running, repository: str, version: str) -> tuple[dict, str]:
-    status, _, body = running.fetch(f"/v2/{repository}/manifests/{version}", accept=MANIFEST)
+    accept = f"{MANIFEST}, {INDEX}"
+    status, _, body = running.fetch(f"/v2/{repository}/manifests/{version}", accept=accept)
     assert status == 200, body
     return json.loads(body), "sha256:" + hashlib.sha256(body).hexdigest()
 
@@ -110,8 +111,8 @@ def test_the_pushed_layer_holds_the_binary_at_app_name_executable_and_root_owned
     assert served_digest == pushed.digest
     assert manifest["mediaType"] == MANIFEST
     assert manifest["config"]["mediaType"] == CONFIG
-    assert [layer["mediaType"] for layer in manifest["layers"]] == [LAYER_GZIP]
-    blob = pull_blob(registry, "shop/hello", manifest["layers"][0]["digest"])
+    assert [layer["mediaType"] for layer in manifest["layers"]] == [LAYER_GZIP, LAYER_GZIP]
+    blob = pull_blob(registry, "shop/hello", manifest["layers"][-1]["digest"])
     members = layer_members(blob)
     info, content = members["app/hello"]
     assert content == go_binary.read_bytes()
@@ -148,10 +149,11 @@ def test_the_config_runs_non_root_with_entrypoint_labels_and_no_timestamps(regis
     }
     assert (config["os"], config["architecture"]) == ("linux", "arm64")
     assert config["created"] == "1970-01-01T00:00:00Z"
-    assert [h["created"] for h in config["history"]] == ["1970-01-01T00:00:00Z"]
-    layer = pull_blob(registry, "shop/hello", manifest["layers"][0]["digest"])
-    diff_id = "sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest()
-    assert config["rootfs"] == {"type": "layers", "diff_ids": [diff_id]}
+    assert [h["created"] for h in config["history"]] == ["1970-01-01T00:00:00Z"] * 2
+    blobs = [pull_blob(registry, "shop/hello", layer["digest"]) for layer in manifest["layers"]]
+    diff_ids = ["sha256:" + hashlib.sha256(gzip.decompress(blob)).hexdigest() for blob in blobs]
+    assert config["rootfs"] == {"type": "layers", "diff_ids": diff_ids}
+    layer = blobs[-1]
     assert "app/checkout" in layer_members(layer)
     assert pushed.manifest_size == len(json.dumps(manifest, separators=(",", ":")))
 
@@ -187,7 +189,7 @@ def test_an_image_on_a_base_reuses_its_layers_by_mount_and_lists_them_first(
 ):
     certs = tmp_path / "ca-bundle"
     certs.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot really\n")
-    base = push_image(PushRequest(certs, f"{registry.host}/base/static", "1"))
+    base = push_image(PushRequest(certs, f"{registry.host}/base/static", "1", system_files=False))
     base_manifest, _ = pull_manifest(registry, "base/static", base.digest)
     base_config = json.loads(pull_blob(registry, "base/static", base_manifest["config"]["digest"]))
 
@@ -216,7 +218,7 @@ def test_an_image_on_a_base_reuses_its_layers_by_mount_and_lists_them_first(
 def test_a_base_pinned_by_digest_is_found_too(registry, go_binary, tmp_path):
     data = tmp_path / "data"
     data.write_bytes(b"base by digest")
-    base = push_image(PushRequest(data, f"{registry.host}/base/pinned", "1"))
+    base = push_image(PushRequest(data, f"{registry.host}/base/pinned", "1", system_files=False))
 
     pushed = push_image(
         PushRequest(go_binary, f"{registry.host}/shop/pinned", "c0ffee5", base=base.reference)
@@ -245,7 +247,7 @@ def amd64_base(registry, tmp_path) -> tuple[dict, str]:
     """An OCI linux/amd64 base at ``base/amd64:1``: its manifest and digest."""
     data = tmp_path / "ca-bundle"
     data.write_bytes(b"certificates")
-    pushed = push_image(PushRequest(data, f"{registry.host}/base/amd64", "1"))
+    pushed = push_image(PushRequest(data, f"{registry.host}/base/amd64", "1", system_files=False))
     return pull_manifest(registry, "base/amd64", pushed.digest)[0], pushed.digest
 
 
@@ -336,6 +338,92 @@ def test_the_right_credentials_from_a_docker_config_push(auth_registry, go_binar
 
     _, digest = pull_manifest(auth_registry, "shop/hello", "c0ffee7")
     assert digest == pushed.digest
+
+
+# A stand-in credential helper, speaking docker-credential-helpers' protocol
+# (credentials/credentials.go, ``Get``): the server URL on stdin; {"ServerURL", "Username",
+# "Secret"} on stdout, or "credentials not found in native keychain" with exit 1.
+CREDENTIAL_HELPER = """#!{python}
+import json, pathlib, sys
+assert sys.argv[1:] == ["get"], sys.argv
+server = sys.stdin.read()
+pathlib.Path({log!r}).open("a").write(server + "\\n")
+known = {known!r}
+if server not in known:
+    print("credentials not found in native keychain")
+    sys.exit(1)
+print(json.dumps({{"ServerURL": server, "Username": known[server][0], "Secret": known[server][1]}}))
+"""
+
+
+@pytest.fixture
+def credential_helper(tmp_path, monkeypatch):
+    """Install ``docker-credential-NAME`` on PATH knowing ``known``; returns the servers asked."""
+    bin_dir = tmp_path / "helpers"
+    bin_dir.mkdir()
+    log = tmp_path / "asked.log"
+    log.touch()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    def install(name: str, known: dict[str, tuple[str, str]]) -> Path:
+        program = bin_dir / f"docker-credential-{name}"
+        program.write_text(
+            CREDENTIAL_HELPER.format(python=sys.executable, log=str(log), known=known)
+        )
+        program.chmod(0o755)
+        return log
+
+    return install
+
+
+@pytest.mark.parametrize("kind", ["credHelpers", "credsStore"])
+def test_a_credential_helper_supplies_the_login_instead_of_auths(
+    auth_registry, go_binary, tmp_path, credential_helper, kind
+):
+    asked = credential_helper("stand-in", {auth_registry.host: ("ci", "correct-horse")})
+    config = tmp_path / "config.json"
+    named = {auth_registry.host: "stand-in"} if kind == "credHelpers" else None
+    document = {"credHelpers": named} if named else {"credsStore": "stand-in"}
+    # auths holds a wrong password: the helper wins, as in the docker CLI
+    wrong = base64.b64encode(b"ci:wrong").decode()
+    config.write_text(json.dumps({**document, "auths": {auth_registry.host: {"auth": wrong}}}))
+
+    pushed = push_image(
+        PushRequest(go_binary, f"{auth_registry.host}/shop/hello", "helper1", docker_config=config)
+    )
+
+    assert pull_manifest(auth_registry, "shop/hello", "helper1")[1] == pushed.digest
+    assert asked.read_text().split() == [auth_registry.host]
+
+
+def test_a_helper_without_credentials_for_the_host_means_anonymous(
+    auth_registry, go_binary, tmp_path, credential_helper
+):
+    credential_helper("stand-in", {"other.example.com": ("x", "y")})
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credsStore": "stand-in"}))
+
+    with pytest.raises(PlatformError, match=r"needs credentials|HTTP 401"):
+        push_image(
+            PushRequest(go_binary, f"{auth_registry.host}/shop/hello", "h2", docker_config=config)
+        )
+
+
+def test_a_helper_that_is_not_installed_is_an_input_error_naming_it(tmp_path, go_binary):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credHelpers": {"127.0.0.1:1": "not-installed"}}))
+
+    with pytest.raises(InputError, match=r"docker-credential-not-installed .* is not on PATH"):
+        push_image(PushRequest(go_binary, "127.0.0.1:1/shop/hello", "h3", docker_config=config))
+
+
+@pytest.mark.parametrize("name", ["../../bin/sh", "-x", "a b", ""])
+def test_a_helper_name_that_is_not_a_name_is_refused_before_anything_runs(tmp_path, name):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credHelpers": {"ghcr.io": name}}))
+
+    with pytest.raises(InputError, match=r"docker-config\.credHelpers\.ghcr\.io: .*helper name"):
+        DockerConfig.load(config)
 
 
 def test_a_wrong_password_is_a_clear_auth_error(auth_registry, go_binary, tmp_path):
@@ -581,3 +669,167 @@ def test_an_optional_docker_config_that_does_not_exist_means_anonymous(tmp_path)
     config = DockerConfig.load(tmp_path / "nope.json", optional=True)
 
     assert config.auths == {}
+
+
+# --- what a scratch image carries for a Go service: CA certificates and time zones ---
+
+ZONES_AND_TLS_GO = """package main
+
+import (
+	"crypto/x509"
+	"fmt"
+	"os"
+	"time"
+)
+
+func main() {
+	zone, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		fmt.Println("zone:", err)
+		os.Exit(1)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		fmt.Println("roots:", err)
+		os.Exit(1)
+	}
+	fmt.Println(zone, len(pool.Subjects()) > 100) //nolint:staticcheck
+}
+"""
+
+
+def test_a_scratch_image_carries_a_ca_bundle_and_time_zones_in_a_shared_layer(
+    registry, go_binary, tmp_path
+):
+    first = push_image(PushRequest(go_binary, f"{registry.host}/shop/zones", "a"))
+    other = tmp_path / "other"
+    other.write_bytes(b"another service")
+    second = push_image(PushRequest(other, f"{registry.host}/shop/other", "b"))
+
+    [system, _] = pull_manifest(registry, "shop/zones", first.digest)[0]["layers"]
+    [shared, _] = pull_manifest(registry, "shop/other", second.digest)[0]["layers"]
+    assert system["digest"] == shared["digest"]  # one bundle, one blob for every service
+    members = layer_members(pull_blob(registry, "shop/zones", system["digest"]))
+    assert b"BEGIN CERTIFICATE" in members["etc/ssl/certs/ca-certificates.crt"][1]
+    assert members["usr/share/zoneinfo.zip"][1][:2] == b"PK"
+    manifest = pull_manifest(registry, "shop/zones", first.digest)[0]
+    config = json.loads(pull_blob(registry, "shop/zones", manifest["config"]["digest"]))
+    assert "ZONEINFO=/usr/share/zoneinfo.zip" in config["config"]["Env"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot into the image's filesystem needs root")
+def test_a_go_service_in_the_scratch_image_loads_time_zones_and_the_system_roots(
+    registry, tmp_path
+):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "go.mod").write_text("module zones\n\ngo 1.21\n")
+    (source / "main.go").write_text(ZONES_AND_TLS_GO)
+    binary = tmp_path / "zones"
+    env = {**os.environ, "CGO_ENABLED": "0", "GOPROXY": "off", "GOFLAGS": "-mod=mod"}
+    subprocess.run([GO, "build", "-o", binary, "."], cwd=source, env=env, check=True)
+    pushed = push_image(PushRequest(binary, f"{registry.host}/shop/zonecheck", "z"))
+
+    root = tmp_path / "rootfs"
+    manifest, _ = pull_manifest(registry, "shop/zonecheck", pushed.digest)
+    for layer in manifest["layers"]:
+        blob = pull_blob(registry, "shop/zonecheck", layer["digest"])
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+            tar.extractall(root, filter="data")
+    config = json.loads(pull_blob(registry, "shop/zonecheck", manifest["config"]["digest"]))
+    image_env = dict(entry.split("=", 1) for entry in config["config"]["Env"])
+
+    # only the image's own files: no host /usr/share/zoneinfo, no host certificates
+    result = subprocess.run(
+        ["chroot", root, *config["config"]["Entrypoint"]],
+        env=image_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == ["America/New_York", "true"]
+
+
+def test_a_bare_scratch_image_has_only_the_binary(registry, go_binary):
+    pushed = push_image(
+        PushRequest(go_binary, f"{registry.host}/shop/bare", "c", system_files=False)
+    )
+
+    manifest, _ = pull_manifest(registry, "shop/bare", pushed.digest)
+    assert len(manifest["layers"]) == 1
+
+
+# --- one digest for every node: an OCI index of one image per platform ---
+
+
+def test_two_platforms_push_one_index_naming_an_image_for_each(registry, go_binary, tmp_path):
+    arm64 = tmp_path / "hello-arm64"
+    arm64.write_bytes(b"an arm64 binary")
+
+    pushed = push_image(
+        PushRequest(
+            go_binary,
+            f"{registry.host}/shop/multi",
+            "m1",
+            more_platforms={"linux/arm64": arm64},
+        )
+    )
+
+    index, digest = pull_manifest(registry, "shop/multi", "m1")
+    assert digest == pushed.digest and pushed.reference.endswith(f"@{digest}")
+    assert index["mediaType"] == INDEX
+    platforms = [entry["platform"] for entry in index["manifests"]]
+    assert platforms == [
+        {"os": "linux", "architecture": "amd64"},
+        {"os": "linux", "architecture": "arm64"},
+    ]
+    binaries = []
+    for entry in index["manifests"]:
+        manifest, served = pull_manifest(registry, "shop/multi", entry["digest"])
+        assert served == entry["digest"] and manifest["mediaType"] == MANIFEST
+        config = json.loads(pull_blob(registry, "shop/multi", manifest["config"]["digest"]))
+        assert config["architecture"] == entry["platform"]["architecture"]
+        app = layer_members(pull_blob(registry, "shop/multi", manifest["layers"][-1]["digest"]))
+        binaries.append(app["app/hello"][1])
+    assert binaries == [go_binary.read_bytes(), b"an arm64 binary"]
+
+
+def test_the_cli_takes_go_builds_platforms_file(registry, go_binary, tmp_path, capsys):
+    arm64 = tmp_path / "hello-linux-arm64"
+    arm64.write_bytes(b"arm64")
+    platforms = tmp_path / "hello.platforms.json"
+    platforms.write_text(json.dumps({"linux/amd64": str(go_binary), "linux/arm64": str(arm64)}))
+
+    code = cli(
+        [
+            "--platforms-file",
+            str(platforms),
+            "--repository",
+            f"{registry.host}/shop/cli",
+            "--tag",
+            "p",
+        ]
+    )
+
+    assert code == 0
+    index, digest = pull_manifest(registry, "shop/cli", "p")
+    assert capsys.readouterr().out.strip().endswith(digest)
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
+
+
+def test_a_platform_twice_or_a_missing_binary_is_refused_before_any_push(tmp_path, go_binary):
+    with pytest.raises(InputError) as raised:
+        push_image(
+            PushRequest(
+                go_binary,
+                "127.0.0.1:1/shop/x",
+                "t",
+                more_platforms={"linux/amd64": go_binary, "linux/arm64": tmp_path / "absent"},
+            )
+        )
+
+    message = str(raised.value)
+    assert "platform-binary.linux/amd64: linux/amd64 is given twice" in message
+    assert "platform-binary.linux/arm64: " in message and "is not a file" in message

@@ -67,3 +67,19 @@ def test_an_installed_demo_promotes_the_healthy_release_and_rolls_back_the_fault
     summary = json.loads(result.stdout)
     assert summary["ok"] is True
     assert [r["phase"] for r in summary["releases"]] == ["promoted", "rolled-back"]
+
+
+def test_the_wheel_is_typed_and_licensed_by_an_spdx_expression(installed: Path, tmp_path):
+    probe = (
+        "import importlib.metadata as m, importlib.resources as r;"
+        "meta = m.metadata('canaryflow');"
+        "print(meta['License-Expression']);"
+        "print(any(f.name == 'LICENSE' for f in m.files('canaryflow')));"
+        "print(r.files('canaryflow').joinpath('py.typed').is_file());"
+        "print(r.files('canaryflow_workflows').joinpath('py.typed').is_file())"
+    )
+    result = subprocess.run(
+        [installed / "python", "-c", probe], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["Apache-2.0", "True", "True", "True"]

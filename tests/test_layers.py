@@ -78,6 +78,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.flags.variant_analysis",
             "canaryflow.release.decision",
             "canaryflow.release.walk",
+            "canaryflow.doctor.checks",
         ),
     ),
     (
@@ -97,6 +98,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.build",
             "canaryflow.image",
             "canaryflow.notify",
+            "canaryflow.doctor",
         ),
     ),
     ("tools", ("canaryflow_workflows", "canaryflow.chart", "canaryflow.bench")),

@@ -171,7 +171,7 @@ def test_the_timeout_bounds_each_query(prometheus, tmp_path):  # noqa: F811
         started = time.monotonic()
         with pytest.raises(MeasurementError, match=r"did not answer within 0\.3s"):
             PrometheusSource.for_spec(settings.prometheus, gateway.url).instant("vector(1)")
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 2, "it waited for the gateway's 2 s answer"
     finally:
         gateway.stop()
 

@@ -129,3 +129,27 @@ def test_a_plan_with_a_flag_says_how_to_switch_it_off_by_hand():
     assert "## Feature flag `new-checkout` by hand" in with_flag
     assert "canaryflow flag-off --plan canaryflow.yaml --platform kubernetes" in with_flag
     assert "Feature flag" not in without and "\n\n\n" not in without
+
+
+def test_in_gitops_mode_the_runbook_promotes_through_git_not_kubectl_set_image():
+    plain = plan_with("istio")
+    gitops = ReleasePlan.model_validate(
+        {
+            **plain.model_dump(by_alias=True, exclude={"promotion"}),
+            "promotion": {
+                "gitops": {
+                    "path": "apps/checkout/values.yaml",
+                    "format": "helm-values",
+                    "key": "image.digest",
+                    "value": "digest",
+                }
+            },
+        }
+    )
+
+    by_kubectl, by_git = render_runbook(plain), render_runbook(gitops)
+
+    assert "kubectl -n shop set image" in by_kubectl
+    assert "kubectl -n shop set image" not in by_git
+    assert "commit the canary's image to `apps/checkout/values.yaml`" in by_git
+    assert "the digest is committed to `apps/checkout/values.yaml`" in by_git

@@ -11,6 +11,7 @@ from canaryflow_workflows import WorkflowSettings
 from canaryflow_workflows.library import OUTPUTS
 from canaryflow_workflows.tekton.tasks import (
     RESULTS_DIR,
+    TEKTON_INPUTS,
     UntranslatableTemplate,
     container_templates,
     render_task,
@@ -45,7 +46,13 @@ def test_each_task_runs_the_library_verb_with_the_same_container(verb):
     assert step["securityContext"] == container["securityContext"]
     assert step["env"] == container["env"]
     outputs = {o["valueFrom"]["path"] for o in template.get("outputs", {}).get("parameters", [])}
-    for ours, theirs in zip(step["args"], tekton_args(template), strict=True):
+    extra = [(option, f"$(params.{p['name']})") for p, option in TEKTON_INPUTS.get(verb, [])]
+    args = list(step["args"])
+    for option, value in extra:  # the Tekton-only options, each an option and its value
+        index = args.index(option)
+        assert args[index + 1] == value
+        del args[index : index + 2]
+    for ours, theirs in zip(args, tekton_args(template), strict=True):
         if theirs in outputs:
             assert ours.startswith(("$(results.", "/workspace/reports/")), ours
         elif theirs == OUTPUTS:
@@ -57,7 +64,10 @@ def test_each_task_runs_the_library_verb_with_the_same_container(verb):
 @pytest.mark.parametrize("verb", sorted(TEMPLATES))
 def test_each_task_takes_the_library_inputs_with_their_defaults(verb):
     inputs = {p["name"]: p for p in TEMPLATES[verb].get("inputs", {}).get("parameters", [])}
+    tekton_only = {p["name"] for p, _ in TEKTON_INPUTS.get(verb, [])}
     for param in TASKS[verb]["spec"].get("params", []):
+        if param["name"] in tekton_only:
+            continue
         source = inputs[param["name"]]
         assert param.get("default") == source.get("default"), param["name"]
         assert param["description"] == source["description"]
@@ -77,7 +87,10 @@ def test_workspaces_are_the_library_volumes():
     assert names["image-push"] == {"source", "registry-auth"}
     (auth,) = [w for w in TASKS["image-push"]["spec"]["workspaces"] if w["name"] == "registry-auth"]
     assert auth["optional"] and auth["readOnly"]
-    assert all(names[verb] == {"source"} for verb in ("analyze", "rollback", "promote"))
+    assert all(names[verb] == {"source"} for verb in ("analyze", "rollback"))
+    assert names["promote"] == {"source", "gitops-credentials"}  # GitOps mode's push Secret
+    (gitops,) = [w for w in TASKS["promote"]["spec"]["workspaces"] if w["name"] != "source"]
+    assert gitops["optional"] and gitops["readOnly"]
 
 
 def test_retries_come_from_the_library_retry_strategy():

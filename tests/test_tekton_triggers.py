@@ -11,6 +11,7 @@ import pytest
 from tekton_triggers_sim import Listener, arguments, payload
 
 from canaryflow_workflows import WorkflowSettings
+from canaryflow_workflows.tekton.documents import default_plan
 from canaryflow_workflows.tekton.triggers import (
     GITHUB,
     GITLAB,
@@ -21,7 +22,7 @@ from canaryflow_workflows.tekton.triggers import (
 
 
 def listener_for(settings: TriggerSettings) -> Listener:
-    return Listener(trigger_documents(settings, WorkflowSettings()))
+    return Listener(trigger_documents(settings, WorkflowSettings(), default_plan()))
 
 
 # As tests/test_sensor.py's SERVICES, defaults filled in as the chart's canaryflow.services does.

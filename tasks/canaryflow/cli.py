@@ -32,6 +32,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "schema": ("schema", "print the release plan's JSON Schema"),
     "analyze": ("analyze", "run the plan's analysis gates for one window"),
     "runbook": ("runbook", "render the service's release runbook (Markdown) from its plan"),
+    "gitops-snippet": (
+        "gitops_snippet",
+        "print the Argo CD ignoreDifferences / Flux patch that keeps router edits",
+    ),
     "flag-rollout": ("flag_rollout", "expose a feature flag to a growing segment, gated"),
     "flag-off": ("flag_off", "switch the plan's feature flag off, keeping the exposure"),
     # the local engine
@@ -52,6 +56,7 @@ VERBS: dict[str, tuple[str, str]] = {
     # packaging
     "compile": ("compile", "compile the Argo WorkflowTemplates (Hera) to YAML"),
     "chart": ("chart", "generate and package the Helm chart"),
+    "doctor": ("doctor", "check a cluster before the first push; each failure names its fix"),
 }
 
 

@@ -29,6 +29,7 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
+from canaryflow.plan.gitops import CREDENTIALS_DIR, CREDENTIALS_ENV, REPOSITORY_ENV
 from canaryflow.release.walk import LAST_STEP, PROMOTION, STEPS
 from canaryflow_workflows import pods
 from canaryflow_workflows.pods import WORKSPACE
@@ -37,10 +38,12 @@ from canaryflow_workflows.settings import PodResources, WorkflowSettings
 SOURCE_DIR = f"{WORKSPACE}/src"
 RESOLVED_PLAN = f"{WORKSPACE}/plan.yaml"
 BINARY = f"{WORKSPACE}/bin/service"
+PLATFORMS_FILE = f"{BINARY}.platforms.json"
 OUTPUTS = "/tmp/outputs"
 INLINE_PLAN = "/inputs/plan-inline.yaml"
 NOTIFICATIONS_VOLUME = "notifications"
 NOTIFICATIONS = "/var/run/canaryflow/notifications"
+GITOPS_VOLUME = "gitops-credentials"
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,11 @@ class TaskLibrary:
                 Input("version", "Stamped into the binary as main.version (the revision)."),
                 Input("package", "Main package to build.", "."),
                 Input("out", "Path of the binary to write.", BINARY),
+                Input(
+                    "platforms-file",
+                    "Where to write {os/arch: binary} of the plan's build.platforms.",
+                    PLATFORMS_FILE,
+                ),
                 PLAN,
             ],
             [
@@ -266,6 +274,9 @@ class TaskLibrary:
                 ref("version"),
                 "--package",
                 ref("package"),
+                "--platforms-from-plan",  # build.platforms: one binary each, one OCI index
+                "--platforms-file",
+                ref("platforms-file"),
                 "--output-file",
                 f"{OUTPUTS}/sha256",
             ],
@@ -279,14 +290,18 @@ class TaskLibrary:
             "image-push",
             "Push the binary as an OCI image; outputs the reference pinned by digest.",
             [
-                Input("binary", "The built binary.", BINARY),
+                Input(
+                    "platforms-file",
+                    "go-build's {os/arch: binary}: one image each, under one OCI index.",
+                    PLATFORMS_FILE,
+                ),
                 Input("repository", "Image repository, HOST/REPO."),
                 Input("tag", "Tag, the commit being released."),
             ],
             [
                 "image-push",
-                "--binary",
-                ref("binary"),
+                "--platforms-file",
+                ref("platforms-file"),
                 "--repository",
                 ref("repository"),
                 "--tag",
@@ -308,7 +323,7 @@ class TaskLibrary:
             "deploy-canary", "Create or update the canary Deployment; it gets no traffic yet."
         )
 
-    def _artifact_verb(self, verb: str, description: str) -> Container:
+    def _artifact_verb(self, verb: str, description: str, **pod: Sequence) -> Container:
         """A release verb that acts on the canary's pinned image: deploy-canary, promote."""
         return self._container(
             verb,
@@ -316,6 +331,7 @@ class TaskLibrary:
             [PLAN, Input("image", "Image pinned by digest."), Input("version", "Version label.")],
             [verb, "--plan", ref("plan"), "--image", ref("image"), "--version", ref("version")],
             retry=pods.idempotent_retry(self.settings),
+            **pod,
         )
 
     def health_gate(self) -> Container:
@@ -412,8 +428,21 @@ class TaskLibrary:
         )
 
     def promote(self) -> Container:
+        """In GitOps mode (the plan's promotion.gitops) it pushes to the configuration
+        repository: its URL from the chart, the credentials from an optional Secret mounted as
+        files (read by git's askpass, never put in the environment)."""
+        settings = self.settings
+        secret = m.SecretVolumeSource(secret_name=settings.gitops_credentials_secret, optional=True)
         return self._artifact_verb(
-            "promote", "Make the canary's image the stable one, then remove the canary."
+            "promote",
+            "Make the canary's image the stable one (or commit it to the GitOps repository and "
+            "wait for the rollout), then remove the canary.",
+            volumes=[m.Volume(name=GITOPS_VOLUME, secret=secret)],
+            mounts=[pods.mount(GITOPS_VOLUME, CREDENTIALS_DIR, read_only=True)],
+            env=[
+                Env(name=REPOSITORY_ENV, value=settings.gitops_repository),
+                Env(name=CREDENTIALS_ENV, value=CREDENTIALS_DIR),
+            ],
         )
 
     def rollback(self) -> Container:

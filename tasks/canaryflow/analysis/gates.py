@@ -186,10 +186,15 @@ def _moved(relative: float) -> str:
     return "higher" if relative > 0 else "lower"
 
 
+def matching_lines(limit: LogsLimit, lines: Sequence[str]) -> list[str]:
+    """The lines that match any of the limit's patterns."""
+    patterns = [re.compile(p) for p in limit.patterns]
+    return [line for line in lines if any(p.search(line) for p in patterns)]
+
+
 def judge_logs(limit: LogsLimit, lines: Sequence[str]) -> Judgement:
     """Count canary log lines matching any pattern; more than ``max`` fails."""
-    patterns = [re.compile(p) for p in limit.patterns]
-    matching = [line for line in lines if any(p.search(line) for p in patterns)]
+    matching = matching_lines(limit, lines)
     detail: dict[str, float | int | str] = {"lines_read": len(lines)}
     if matching:
         detail["first_match"] = matching[0][:300]

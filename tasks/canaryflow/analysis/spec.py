@@ -24,6 +24,9 @@ from canaryflow.analysis.catalogue import (
 from canaryflow.duration import Duration
 from canaryflow.spec_model import SpecModel
 
+SCRAPES_PER_RANGE = 4
+"""Scrapes a query's range must span: rate() needs two samples, and a range of two scrapes
+holds two only when its start happens to fall just before one."""
 LIMIT_KINDS: tuple[str, ...] = ("threshold", "relative", "statistical", "sequential", "logs")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 
@@ -235,12 +238,38 @@ class SequentialLimit(AnalysisModel):
 
 
 class LogsLimit(AnalysisModel):
-    """The canary's log lines matching any pattern are counted; more than ``max`` fails."""
+    """Log lines matching any pattern, judged one of two ways. With ``tolerance``: the
+    canary's matching lines per request served against stable's, a sequential count test
+    inside the release's alpha (a service that logs "connection refused" on both versions is
+    not a regression). With ``max``: the canary's matching lines per measurement, a fixed rule
+    outside alpha. Neither given: ``max: 0``."""
 
     patterns: list[str] = Field(
         min_length=1, description="Regular expressions (plain text matches itself)."
     )
-    max: int = Field(0, ge=0, description="Matching lines tolerated per measurement.")
+    max: int | None = Field(
+        None, ge=0, description="Matching canary lines tolerated per measurement (no stable)."
+    )
+    tolerance: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="Compare with stable: fail once the canary's matching lines per request "
+        "are credibly more than 1 + tolerance times stable's.",
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> LogsLimit:
+        if self.max is not None and self.tolerance is not None:
+            raise _invalid("logs", "logs has both max and tolerance: keep one")
+        if self.max is None and self.tolerance is None:
+            object.__setattr__(self, "max", 0)
+        return self
+
+    @property
+    def compares(self) -> bool:
+        """True when judged against stable's lines (sequential), not a fixed maximum."""
+        return self.tolerance is not None
 
     @model_validator(mode="after")
     def _compiles(self) -> LogsLimit:
@@ -256,6 +285,10 @@ class LogsLimit(AnalysisModel):
         return self
 
     def text(self) -> str:
+        if self.tolerance is not None:
+            return (
+                f"matching lines per request no credibly more than stable's +{self.tolerance:.0%}"
+            )
         return f"≤ {self.max} matching lines"
 
 
@@ -413,7 +446,23 @@ class AnalysisSpec(AnalysisModel):
         "whole release however often they look (split among gates and windows).",
     )
     query_window: Duration = Field(
-        30.0, gt=0, description="The {{ window }} of rate() and increase() in queries."
+        30.0,
+        gt=0,
+        description="The {{ window }} of rate() and increase() in queries; widened to "
+        f"{SCRAPES_PER_RANGE} scrape intervals where that is longer.",
+    )
+    scrape_interval: Duration | None = Field(
+        None,
+        gt=0,
+        description="How often Prometheus scrapes the service; omitted → read from "
+        "Prometheus (its targets, else the spacing of the targets' up samples). Every range "
+        f"in a query spans at least {SCRAPES_PER_RANGE} scrapes.",
+    )
+    max_extension: Duration = Field(
+        60.0,
+        ge=0,
+        description="How long a window that ends still collecting data (too little traffic "
+        "yet, nothing failed) may go on measuring before it is inconclusive; 0: never.",
     )
     min_canary_requests: int = Field(
         20,
@@ -466,9 +515,20 @@ class AnalysisSpec(AnalysisModel):
         """True when the plan lists no gates and the whole catalogue applies."""
         return "gates" not in self.model_fields_set
 
+    def range_for(self, scrape_interval: float | None) -> float:
+        """The {{ window }} actually queried: queryWindow, or more to span enough scrapes."""
+        scrape = self.scrape_interval or scrape_interval or 0.0
+        return max(self.query_window, SCRAPES_PER_RANGE * scrape)
+
     @property
     def sequential_gates(self) -> list[GateSpec]:
-        return [gate for gate in self.deciding_gates if gate.sequential is not None]
+        """The gates that spend the release's alpha: sequential ones, and logs compared with
+        stable's."""
+        return [
+            gate
+            for gate in self.deciding_gates
+            if gate.sequential is not None or (gate.logs is not None and gate.logs.compares)
+        ]
 
 
 __all__ = [

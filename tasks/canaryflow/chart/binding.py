@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from canaryflow.plan.gitops import REPOSITORY_ENV
+
 Obj = dict[str, Any]
 
 LABELS_KEY = "__canaryflow_chart_labels__"
@@ -39,6 +41,8 @@ NOTIFICATIONS_SECRET = Binding(
 GIT_TOKEN_SECRET = Binding(
     "__canaryflow_git_token_secret__", ".Values.notifications.gitTokenSecret"
 )
+GITOPS_SECRET = Binding("__canaryflow_gitops_secret__", ".Values.gitops.credentialsSecret")
+GITOPS_REPOSITORY = Binding("__canaryflow_gitops_repository__", ".Values.gitops.repository")
 BUILD_SERVICE_ACCOUNT = Binding(
     "__canaryflow_build_service_account__", 'include "canaryflow.buildServiceAccountName" .'
 )
@@ -71,6 +75,8 @@ ALL = (
     NAMESPACE,
     NOTIFICATIONS_SECRET,
     GIT_TOKEN_SECRET,
+    GITOPS_SECRET,
+    GITOPS_REPOSITORY,
     *PARAMETER_DEFAULTS.values(),
 )
 CHART_LABELS = frozenset(
@@ -95,6 +101,7 @@ class Compiled:
     notifications_secret: str
     git_token_secret: str
     build_service_account: str = "canaryflow-build"
+    gitops_secret: str = "canaryflow-gitops"
     go_cache_pvc: str | None = "canaryflow-go-cache"
 
 
@@ -144,6 +151,15 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
             return NOTIFICATIONS_SECRET.token
         if key == "name" and value == compiled.git_token_secret:
             return GIT_TOKEN_SECRET.token
+        if key == "secretName" and value == compiled.gitops_secret:
+            return GITOPS_SECRET.token
+        if key == "env" and _named(value, REPOSITORY_ENV):
+            return [
+                {**item, "value": GITOPS_REPOSITORY.token}
+                if item.get("name") == REPOSITORY_ENV
+                else item
+                for item in value
+            ]
         if (
             key == "templateRef"
             and isinstance(value, dict)

@@ -49,6 +49,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="file the canary appends its log to, for logs gates",
     )
+    parser.add_argument(
+        "--stable-log",
+        type=Path,
+        metavar="PATH",
+        help="file stable appends its log to, for logs gates that compare with stable",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--step", type=int, help="the plan step this window belongs to")
     parser.add_argument("--report-file", type=Path, help="also write the JSON result here")
@@ -246,8 +252,10 @@ def _window_length(plan, args: argparse.Namespace) -> float:
 
 
 def _log_source(plan, args: argparse.Namespace):
-    from canaryflow.analysis.logfile import LogFileSource
+    from canaryflow.analysis.logfile import LogFileSource, TrackLogFiles
 
+    if args.canary_log and args.stable_log:
+        return TrackLogFiles(args.canary_log, args.stable_log)
     if args.canary_log:
         return LogFileSource(args.canary_log)
     in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
@@ -255,9 +263,9 @@ def _log_source(plan, args: argparse.Namespace):
         return None
     from canaryflow.kubernetes.from_plan import platform_for
     from canaryflow.kubernetes.platform import api_client_from_environment
-    from canaryflow.platform.protocol import CanaryLogs
+    from canaryflow.platform.protocol import log_source
 
-    return CanaryLogs(platform_for(plan, api_client_from_environment(args.kubeconfig, None)))
+    return log_source(platform_for(plan, api_client_from_environment(args.kubeconfig, None)))
 
 
 def _duration(text: str) -> float:

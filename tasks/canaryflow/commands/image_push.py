@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -15,9 +16,12 @@ from canaryflow.image.reference import SCRATCH
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Build an OCI image holding BINARY at /app/NAME (non-root user 65532) and push it "
-        "through the registry API; print HOST/REPO@sha256:... as the last line."
+        "through the registry API; print HOST/REPO@sha256:... as the last line. On scratch "
+        "the image also gets a CA bundle and time zones, so the service can call HTTPS APIs."
     )
-    parser.add_argument("--binary", required=True, type=Path, help="static binary to ship")
+    parser.add_argument(
+        "--binary", type=Path, help="static binary to ship (required without --platforms-file)"
+    )
     parser.add_argument(
         "--repository", required=True, help="HOST/REPO, e.g. 127.0.0.1:5000/shop/checkout"
     )
@@ -47,7 +51,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="also write the full pinned reference HOST/REPO@sha256:... here, for the next step",
     )
-    parser.add_argument("--platform", default="linux/amd64", help="os/arch[/variant]")
+    parser.add_argument("--platform", default="linux/amd64", help="os/arch[/variant] of --binary")
+    parser.add_argument(
+        "--platforms-file",
+        type=Path,
+        help="go-build's {os/arch: binary} file: its first entry replaces --binary/--platform "
+        "and the others are pushed as with --platform-binary",
+    )
+    parser.add_argument(
+        "--platform-binary",
+        action="append",
+        default=[],
+        metavar="OS/ARCH=PATH",
+        help="another platform's binary (repeatable): the tag then names an OCI index of one "
+        "image per platform, e.g. linux/arm64=out/checkout-linux-arm64",
+    )
     parser.add_argument(
         "--label",
         action="append",
@@ -63,23 +81,49 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="plain http to the registry (automatic for 127.0.0.1 and localhost)",
     )
     parser.add_argument("--timeout", type=seconds, default=30.0, help="seconds per HTTP request")
+    parser.add_argument(
+        "--ca-bundle",
+        type=Path,
+        help="PEM CA bundle for a scratch image's /etc/ssl/certs/ca-certificates.crt "
+        "(default: certifi's Mozilla roots); e.g. your company's CA added",
+    )
+    parser.add_argument(
+        "--zoneinfo",
+        type=Path,
+        help="zoneinfo.zip for a scratch image's time zones (default: the Go toolchain's)",
+    )
+    parser.add_argument(
+        "--no-system-files",
+        dest="system_files",
+        action="store_false",
+        help="a bare scratch image: no CA bundle, no time zones (a base image brings its own)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    binary, platform, more = args.binary, args.platform, _platform_binaries(args.platform_binary)
+    if args.platforms_file is not None:
+        binary, platform, more = _platforms_file(args.platforms_file, more)
+    elif binary is None:
+        raise InputError(FieldError("binary", "give --binary PATH (or --platforms-file)"))
     request = PushRequest(
-        binary=args.binary,
+        binary=binary,
         repository=args.repository,
         tag=args.tag,
         base=args.base,
         name=args.name,
         docker_config=args.docker_config,
         docker_config_optional=args.docker_config_optional,
-        platform=args.platform,
+        platform=platform,
+        more_platforms=more,
         labels=_labels(args.label),
         version=args.image_version,
         source=args.source,
         insecure=args.insecure,
         timeout_s=args.timeout,
+        system_files=args.system_files,
+        ca_bundle=args.ca_bundle,
+        zoneinfo=args.zoneinfo,
     )
     try:
         pushed = push_image(request)
@@ -91,6 +135,33 @@ def run(args: argparse.Namespace) -> int:
         args.digest_file.write_text(pushed.reference + "\n")
     print(pushed.reference)
     return EXIT_OK
+
+
+def _platforms_file(path: Path, more: dict[str, Path]) -> tuple[Path, str, dict[str, Path]]:
+    """The first platform and binary of go-build's file, and the rest with ``more``."""
+    from canaryflow.input_file import read_input_file
+
+    try:
+        built = json.loads(read_input_file(path, 64 << 10, "platforms"))
+        pairs = [(str(platform), Path(binary)) for platform, binary in built.items()]
+    except (ValueError, AttributeError, TypeError):
+        pairs = []
+    if not pairs:
+        raise InputError(
+            FieldError("platforms-file", f"{path}: not go-build's {{os/arch: binary}} JSON")
+        )
+    (platform, binary), *rest = pairs
+    return binary, platform, {**dict(rest), **more}
+
+
+def _platform_binaries(pairs: list[str]) -> dict[str, Path]:
+    binaries = {}
+    for pair in pairs:
+        platform, sep, path = pair.partition("=")
+        if not sep or not platform or not path:
+            raise InputError(FieldError("platform-binary", f"{pair!r} is not OS/ARCH=PATH"))
+        binaries[platform] = Path(path)
+    return binaries
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:

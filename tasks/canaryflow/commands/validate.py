@@ -46,15 +46,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="write the values that drive the workflow's step walk, one file each "
         "(steps, last-step, promotion)",
     )
+    parser.add_argument(
+        "--compiled-steps",
+        default="",
+        metavar="SHAPE",
+        help="the plan shape an unrolled (Tekton) pipeline was compiled from: a plan whose "
+        "steps differ is refused (exit 2) before anything is deployed; empty: no check",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from canaryflow.release.walk import workflow_outputs
 
     plan = _with_parameters(_load(args), args)
+    _check_compiled_steps(plan, args.compiled_steps)
     url = None if args.offline else (args.prometheus or plan.analysis.prometheus.url)
-    if url:
-        _check_promql(plan, url)
+    scrape = _check_promql(plan, url) if url else None
     outputs = _walkable(plan, workflow_outputs) if args.workflow_outputs else {}
     if args.resolved_out:
         args.resolved_out.parent.mkdir(parents=True, exist_ok=True)
@@ -73,16 +80,36 @@ def run(args: argparse.Namespace) -> int:
             for s, step in zip(plan.flag.segments(), plan.flag.steps, strict=True)
         )
         steps += f"; flag {plan.flag.key}: {exposure}, then everyone"
-    from canaryflow.plan.maturity import maturity_warnings
+    from canaryflow.plan.maturity import maturity_warnings, traffic_needed
 
-    for warning in maturity_warnings(plan):
+    for warning in maturity_warnings(plan, scrape):
         print(f"warning: {warning}", file=sys.stderr)
+    if (needed := traffic_needed(plan, scrape)) is not None:
+        print(f"note: {needed}", file=sys.stderr)
     checked = f"queries checked against {url}" if url else "queries not checked (no Prometheus)"
     print(
         f"{args.plan}: valid: {plan.service.name} in {plan.service.namespace}; steps {steps}; "
         f"{len(plan.analysis.gates)} gates; {checked}"
     )
     return EXIT_OK
+
+
+def _check_compiled_steps(plan, compiled: str) -> None:
+    """The steps this run will walk are the compiled pipeline's, not the plan's: refuse a plan
+    that changed them since (canaryflow.plan.shape says what counts)."""
+    from canaryflow.plan.shape import compiled_shape
+
+    found = compiled_shape(plan)
+    if compiled and found != compiled:
+        raise InputError(
+            FieldError(
+                "steps",
+                f"this pipeline was compiled for {compiled!r} but the repository's plan is "
+                f"{found!r}: recompile it from this plan (`canaryflow compile --engine tekton "
+                "--plan canaryflow.yaml`, or the chart's plan) and apply it, or restore the "
+                "plan's steps; nothing was deployed",
+            )
+        )
 
 
 def _load(args: argparse.Namespace):
@@ -163,7 +190,9 @@ def _with_parameters(plan, args: argparse.Namespace):
     return plan_from_dict(document)
 
 
-def _check_promql(plan, url: str) -> None:
+def _check_promql(plan, url: str) -> float | None:
+    """Every query checked against Prometheus; returns how often it scrapes the service
+    (None when it does not know yet), for the scrape warnings."""
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.promql import check_queries
 
@@ -179,3 +208,10 @@ def _check_promql(plan, url: str) -> None:
         ) from None
     if errors:
         raise InputError(errors)
+    if plan.analysis.scrape_interval is not None:
+        return None
+    labels = {"app": plan.service.name, "namespace": plan.service.namespace}
+    try:
+        return source.scrape_interval(labels)
+    except Exception:  # the queries were checked; the scrape interval is only advice
+        return None

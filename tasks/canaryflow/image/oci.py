@@ -104,6 +104,13 @@ class Platform:
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
+    def to_json(self) -> dict[str, str]:
+        """As an image config and an index entry write it."""
+        document = {"architecture": self.architecture, "os": self.os}
+        if self.variant:
+            document["variant"] = self.variant
+        return document
+
 
 @dataclass(frozen=True)
 class BaseImage:
@@ -115,6 +122,31 @@ class BaseImage:
 
 
 @dataclass(frozen=True)
+class SystemFiles:
+    """Files a scratch image needs for a Go service to call HTTPS APIs and load time zones:
+    the CA bundle at Go's first Linux path (``crypto/x509/root_linux.go``) and the Go
+    toolchain's ``zoneinfo.zip``, named by ``ZONEINFO`` (``time/zoneinfo_unix.go`` reads it
+    first). One layer of their own, so every service on one bundle shares its digest."""
+
+    ca_bundle: bytes = field(repr=False)
+    zoneinfo_zip: bytes = field(repr=False)
+
+    CA_PATH = "etc/ssl/certs/ca-certificates.crt"
+    ZONEINFO_PATH = "usr/share/zoneinfo.zip"
+
+    @property
+    def env(self) -> tuple[str, ...]:
+        return (f"ZONEINFO=/{self.ZONEINFO_PATH}",)
+
+    def layer(self) -> Layer:
+        files = {
+            self.CA_PATH: (self.ca_bundle, 0o644),
+            self.ZONEINFO_PATH: (self.zoneinfo_zip, 0o644),
+        }
+        return files_layer(files, "canaryflow image-push: CA certificates and time zones")
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     """Everything that decides the image's bytes."""
 
@@ -123,6 +155,7 @@ class ImageSpec:
     platform: Platform = Platform()
     labels: Mapping[str, str] = field(default_factory=dict)
     base: BaseImage | None = None
+    system_files: SystemFiles | None = None
 
 
 @dataclass(frozen=True)
@@ -144,8 +177,12 @@ class Image:
 
 def build_image(spec: ImageSpec) -> Image:
     base_layers = spec.base.layers if spec.base else ()
-    layers = (*base_layers, app_layer(spec.name, spec.binary, with_user_db=spec.base is None))
-    config = canonical_json(image_config(spec, layers))
+    added = (
+        *([spec.system_files.layer()] if spec.system_files else []),
+        app_layer(spec.name, spec.binary, with_user_db=spec.base is None),
+    )
+    layers = (*base_layers, *added)
+    config = canonical_json(image_config(spec, layers, added))
     manifest = canonical_json(
         {
             "schemaVersion": 2,
@@ -157,18 +194,34 @@ def build_image(spec: ImageSpec) -> Image:
     return Image(layers=layers, config=config, manifest=manifest)
 
 
+def build_index(images: Sequence[tuple[Platform, Image]]) -> bytes:
+    """An OCI image index naming one image manifest per platform, in the order given: what a
+    node pulls through one digest whatever its architecture."""
+    manifests = []
+    for platform, image in images:
+        entry = Descriptor(MANIFEST, image.digest, len(image.manifest)).to_json()
+        entry["platform"] = platform.to_json()
+        manifests.append(entry)
+    return canonical_json({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests})
+
+
 def app_layer(name: str, binary: bytes, *, with_user_db: bool) -> Layer:
     """The binary at ``/app/<name>`` (0755, root-owned, so the non-root user cannot modify it)."""
     files: dict[str, tuple[bytes, int]] = {f"{APP_DIR}/{name}": (binary, 0o755)}
     if with_user_db:
         files["etc/passwd"] = (PASSWD.encode(), 0o644)
         files["etc/group"] = (GROUP.encode(), 0o644)
+    return files_layer(files, f"canaryflow image-push: COPY {name} /{APP_DIR}/{name}")
+
+
+def files_layer(files: Mapping[str, tuple[bytes, int]], created_by: str) -> Layer:
+    """A reproducible gzip layer of ``path -> (content, mode)``."""
     tar = reproducible_tar(files)
     blob = reproducible_gzip(tar)
     return Layer(
         descriptor=Descriptor.of(LAYER_GZIP, blob),
         diff_id=sha256_digest(tar),
-        created_by=f"canaryflow image-push: COPY {name} /{APP_DIR}/{name}",
+        created_by=created_by,
         data=blob,
     )
 
@@ -206,20 +259,24 @@ def reproducible_gzip(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def image_config(spec: ImageSpec, layers: Sequence[Layer]) -> dict[str, Any]:
-    """The OCI image config: non-root user, entrypoint, PATH, labels, rootfs and history."""
+def image_config(
+    spec: ImageSpec, layers: Sequence[Layer], added: Sequence[Layer] = ()
+) -> dict[str, Any]:
+    """The OCI image config: non-root user, entrypoint, PATH, labels, rootfs and history
+    (one entry per layer this image adds on its base)."""
     base = spec.base.config if spec.base else {}
     base_runtime = base.get("config") or {}
     env = list(base_runtime.get("Env") or [])
     if not any(entry.startswith("PATH=") for entry in env):
         env.insert(0, DEFAULT_PATH)
+    if spec.system_files:
+        env.extend(spec.system_files.env)
     history = list(base.get("history") or [])
-    history.append({"created": EPOCH, "created_by": layers[-1].created_by})
-    platform = {"architecture": spec.platform.architecture, "os": spec.platform.os}
-    if spec.platform.variant:
-        platform["variant"] = spec.platform.variant
+    history.extend(
+        {"created": EPOCH, "created_by": layer.created_by} for layer in added or layers[-1:]
+    )
     return {
-        **platform,
+        **spec.platform.to_json(),
         "created": EPOCH,
         "config": {
             "User": NONROOT_USER,

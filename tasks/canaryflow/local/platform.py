@@ -251,6 +251,11 @@ class LocalPlatform:
         last = self._canary_log
         return last.log.since(since) if last is not None else []
 
+    def stable_logs(self, since: float) -> tuple[list[str], float]:
+        """Stable's lines (its one process: the whole fleet), for logs gates that compare."""
+        stable = self._stable
+        return (stable.log.since(since) if stable is not None else [], 1.0)
+
     # Prometheus
 
     def targets(self) -> list[ScrapeTarget]:

@@ -17,6 +17,7 @@ from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.build.settings import GoBuildSpec
 from canaryflow.duration import Duration
 from canaryflow.flags.spec import FlagRolloutSpec
+from canaryflow.plan.gitops import GitOpsSpec
 from canaryflow.plan.routers import (
     CAPABILITIES,
     HEADER_ROUTES,
@@ -67,6 +68,14 @@ class ServiceSpec(PlanModel):
         120.0, gt=0, description="How long the canary may take to become healthy."
     )
     canary_replicas: int = Field(1, ge=1, le=100, description="Replicas of the canary.")
+    container: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] | None = (
+        Field(
+            None,
+            description="The container running the service in its pods: its image is "
+            "replaced and its log read. Omitted: the one named like the service, else the one "
+            "whose ports include service.port, else the first that is not a known sidecar.",
+        )
+    )
 
 
 class HeaderRouteSpec(PlanModel):
@@ -208,6 +217,11 @@ class PromotionPolicy(PlanModel):
     auto: bool = Field(
         True, description="Promote when every step passed; false asks a person first."
     )
+    gitops: GitOpsSpec | None = Field(
+        None,
+        description="Promote through the configuration repository that Argo CD or Flux "
+        "reconciles, instead of patching the stable Deployment (GitOps mode).",
+    )
 
 
 class NotificationSpec(PlanModel):
@@ -326,11 +340,29 @@ def _default_steps() -> list[StepSpec]:
     ]
 
 
+#: Go's ``GOOS/GOARCH`` pairs an image may be built for: what Kubernetes nodes run.
+IMAGE_PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7", "linux/ppc64le", "linux/s390x")
+
+
 class BuildSpec(PlanModel):
     go: GoBuildSpec = Field(
         default_factory=GoBuildSpec,
         description="Go module settings for go-test and go-build (over the chart's go.env).",
     )
+    platforms: list[Literal[IMAGE_PLATFORMS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["linux/amd64", "linux/arm64"],
+        min_length=1,
+        max_length=len(IMAGE_PLATFORMS),
+        description="Platforms the image is built for: one binary each, pushed as one OCI "
+        "index, so amd64 and arm64 nodes pull the same digest.",
+    )
+
+    @field_validator("platforms")
+    @classmethod
+    def _once_each(cls, platforms: list[str]) -> list[str]:
+        if len(set(platforms)) != len(platforms):
+            raise ValueError("a platform is listed twice: list each once")
+        return platforms
 
 
 class ReleasePlan(PlanModel):

@@ -32,6 +32,6 @@ def compile_tekton_documents(
         *tekton_tasks(settings),
         build_release_pipeline(plan, settings),
         build_flag_pipeline(settings),
-        *trigger_documents(triggers or TriggerSettings(), settings),
+        *trigger_documents(triggers or TriggerSettings(), settings, plan),
     ]
     return {file_name(document): document for document in documents}

@@ -36,6 +36,17 @@ Control flow, in Tekton's terms (docs/pipelines.md, "Adding finally to the Pipel
 Approvals are ``ApprovalTask`` custom tasks of the manual-approval-gate controller
 (openshift-pipelines/manual-approval-gate): Tekton itself has no approval. A rejection or a
 timeout fails the CustomRun, so the run stops and ``finally`` rolls back.
+
+One claim per TaskRun. Under Tekton's default ``coschedule: workspaces`` the TaskRun reconciler
+fails any TaskRun bound to two PersistentVolumeClaims (``workspace.ValidateOnlyOnePVCIsUsed``,
+pkg/workspace/validate.go, called from pkg/reconciler/taskrun/taskrun.go, v0.50.0 to v1.15.0;
+a ``volumeClaimTemplate`` counts as a claim). go-test and go-build mount the run's ``source``
+claim, so their ``go-cache`` workspace is a ``subPath`` of that same claim (``GO_CACHE_SUBPATH``,
+mounted where the Go variables point): one claim under every coschedule mode (``workspaces``,
+``pipelineruns``, ``isolate-pipelinerun``, ``disabled``), no second volume to attach on the
+node the affinity assistant picked. The cost: the cache lives for one run (go-build reuses what
+go-test compiled and downloaded) and is not kept between releases, which also means the
+repository's ``go test`` cannot leave anything in a cache another release reads.
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ from typing import Any
 
 from canaryflow.duration import format_duration
 from canaryflow.plan.model import ReleasePlan, StepSpec
+from canaryflow.plan.shape import compiled_shape
 from canaryflow_workflows.settings import WorkflowSettings
 from canaryflow_workflows.tekton.meta import object_meta
 from canaryflow_workflows.tekton.tasks import (
@@ -65,6 +77,10 @@ DEFAULT_APPROVERS = ("group:canaryflow-approvers",)
 # The ApprovalTask's own default is one hour; a plan step without a timeout waits this long.
 UNBOUNDED_APPROVAL = "24h"
 IMAGE = "$(tasks.image-push.results.image)"
+# Task workspaces bound to a directory of another Pipeline workspace: (workspace, subPath).
+GO_CACHE_WORKSPACE = "go-cache"
+GO_CACHE_SUBPATH = "go-cache"
+ON_SOURCE = {GO_CACHE_WORKSPACE: (SOURCE_WORKSPACE, GO_CACHE_SUBPATH)}
 
 
 def param(name: str) -> str:
@@ -136,18 +152,23 @@ def notify_arguments() -> dict[str, str]:
     }
 
 
-def _source(router: bool = True) -> list[PipelineTask]:
+def _source(router: bool = True, shape: str | None = None) -> list[PipelineTask]:
+    """checkout and validate-plan; ``shape``: the plan shape the steps were unrolled from,
+    which validate-plan holds the repository's plan to (canaryflow.plan.shape)."""
     names = ["plan", "service", "namespace", *(["router-kind"] if router else [])]
+    checks = {n: param(n) for n in names}
+    if shape is not None:
+        checks["compiled-steps"] = shape
     return [
         PipelineTask(
             "checkout", "checkout", {"repo": param("repo"), "revision": param("revision")}
         ),
-        PipelineTask("validate-plan", "validate-plan", {n: param(n) for n in names}),
+        PipelineTask("validate-plan", "validate-plan", checks),
     ]
 
 
 def _chain(plan: ReleasePlan) -> Iterator[PipelineTask]:
-    yield from _source()
+    yield from _source(shape=compiled_shape(plan))
     # Before go-test, as on Argo: both mount the ReadWriteOnce workspace, so never at once.
     started = {**notify_arguments(), "event": "started"}
     yield PipelineTask("notify-started", "notify", started, after=("validate-plan",))
@@ -217,6 +238,12 @@ class PipelineRenderer:
         rendered: Obj = {"name": task.name}
         if task.approval:
             rendered["taskRef"] = {"apiVersion": APPROVAL_API_VERSION, "kind": APPROVAL_KIND}
+            # manual-approval-gate reads its ``timeout`` param only from v0.8.0; up to v0.7.0
+            # it waits the CustomRun's spec.timeout, else 60 minutes (approvaltask.go
+            # ReconcileKind). The PipelineTask's own timeout becomes that spec.timeout
+            # (pipelinerun.go createCustomRun, v0.50.0 to v1.15.0), so every version waits
+            # the plan's timeout.
+            rendered["timeout"] = task.params["timeout"]
         else:
             rendered["taskRef"] = {"name": task_name(task.verb), "kind": "Task"}
         run_after = list(task.after) if task.after is not None else [after] if after else []
@@ -233,7 +260,7 @@ class PipelineRenderer:
         if not task.approval:
             self._check_params(task.name, task.verb, params)
             rendered["workspaces"] = [
-                {"name": w["name"], "workspace": w["name"]}
+                _workspace_binding(w["name"])
                 for w in self.tasks[task.verb]["spec"].get("workspaces", [])
             ]
             retries = task_retries(self.templates[task.verb])
@@ -249,7 +276,8 @@ class PipelineRenderer:
                 declared = {"name": workspace["name"], "description": workspace["description"]}
                 if workspace.get("optional"):
                     declared["optional"] = True
-                found.setdefault(workspace["name"], declared)
+                if workspace["name"] not in ON_SOURCE:
+                    found.setdefault(workspace["name"], declared)
         source = found.pop(SOURCE_WORKSPACE)
         return [source, *found.values()]
 
@@ -265,6 +293,15 @@ class PipelineRenderer:
                 f"{name}: Task {task_name(verb)} takes {sorted(declared)}; "
                 f"unknown {sorted(unknown)}, missing {sorted(missing)}"
             )
+
+
+def _workspace_binding(name: str) -> Obj:
+    """A Task workspace bound to the Pipeline workspace of its name, or to a directory of
+    ``source`` (``ON_SOURCE``: one claim per TaskRun, see the module docstring)."""
+    if name in ON_SOURCE:
+        workspace, sub_path = ON_SOURCE[name]
+        return {"name": name, "workspace": workspace, "subPath": sub_path}
+    return {"name": name, "workspace": name}
 
 
 def release_parameters(plan: ReleasePlan) -> list[Obj]:

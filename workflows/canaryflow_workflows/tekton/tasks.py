@@ -23,6 +23,9 @@ the outputs directory as an argument   Tekton's results directory (each file a r
 a raw artifact the args name by path   an optional workspace at the file's directory
 env ``valueFrom`` (Secret keys)        the same EnvVar
 ``suspend`` (approve)                  no Task: an ``ApprovalTask`` custom task instead
+``serviceAccountName``,                the PipelineRun's ``taskRunSpecs`` for the pipeline
+``automountServiceAccountToken:        tasks running the verb (``pods_template``): its own
+false``, ``executor``                  account, no token; no executor (results need none)
 =====================================  =================================================
 
 A construct with no rule here (an Argo expression this module does not know, a new kind of
@@ -58,6 +61,30 @@ RESULTS_DIR = "/tekton/results"
 # message (Tekton's default results-from), and an analysis report can be larger. The file
 # goes to the source workspace, named after the TaskRun so that every window keeps its own.
 FILE_ONLY_OUTPUTS = frozenset({"report"})
+# Outputs the verb writes into the results directory but the Task does not declare: their size
+# is the plan's (validate-plan's steps JSON grows with every step and approval message), and
+# every declared result of a step shares one termination message of 4,096 bytes
+# (pkg/termination/write.go, v0.50.0 to v1.15.0; ``results-from: sidecar-logs`` raises that
+# only where an operator turned it on). The entrypoint reads only declared results' files
+# (pkg/entrypoint/entrypointer.go ``readResultsFromDisk``), and the unrolled Pipeline needs
+# none of these: it was compiled from the steps.
+UNDECLARED_OUTPUTS = frozenset({"steps"})
+# Inputs only the Tekton Task has, appended before the verb's ``--``: (param, option).
+# validate-plan is told the plan shape the Pipeline was unrolled from (canaryflow.plan.shape)
+# and refuses a repository plan whose steps differ, before anything is deployed.
+TEKTON_INPUTS: dict[str, list[tuple[Obj, str]]] = {
+    "validate-plan": [
+        (
+            {
+                "name": "compiled-steps",
+                "type": "string",
+                "description": "The plan shape the Pipeline was compiled from; empty: no check.",
+                "default": "",
+            },
+            "--compiled-steps",
+        )
+    ]
+}
 REPORTS_DIR = f"{pods.WORKSPACE}/reports"
 
 
@@ -103,7 +130,9 @@ def render_task(template: Obj, settings: WorkflowSettings) -> Obj:
     container = template["container"]
     outputs = _outputs(template)
     workspaces = _workspaces(template) + _artifact_workspaces(template)
-    args = [_arg(arg, template["name"], outputs) for arg in container["args"]]
+    args = _with_tekton_inputs(
+        template["name"], [_arg(arg, template["name"], outputs) for arg in container["args"]]
+    )
     step: Obj = {
         "name": template["name"],
         "image": container["image"],
@@ -126,14 +155,14 @@ def render_task(template: Obj, settings: WorkflowSettings) -> Obj:
         for parameter in template.get("inputs", {}).get("parameters", [])
         # An input only an Argo construct read (the inline plan's raw artifact) has no use here.
         if f"$(params.{parameter['name']})" in used
-    ]
+    ] + [param for param, _ in TEKTON_INPUTS.get(template["name"], [])]
     spec: Obj = {
         "description": template.get("metadata", {}).get("annotations", {}).get(DESCRIPTION),
         "params": params or None,
         "results": [
             {"name": name, "type": "string", "description": description}
             for name, (_, description) in outputs.items()
-            if name not in FILE_ONLY_OUTPUTS
+            if name not in FILE_ONLY_OUTPUTS | UNDECLARED_OUTPUTS
         ]
         or None,
         "workspaces": workspaces or None,
@@ -148,6 +177,19 @@ def render_task(template: Obj, settings: WorkflowSettings) -> Obj:
         "tekton.dev/displayName": f"canaryflow {template['name']}",
     }
     return {"apiVersion": API_VERSION, "kind": "Task", "metadata": metadata, "spec": _compact(spec)}
+
+
+def _with_tekton_inputs(verb: str, args: list[str]) -> list[str]:
+    """``args`` with the Tekton-only options, before ``--`` (after it all is operands)."""
+    extra = [
+        a
+        for param, option in TEKTON_INPUTS.get(verb, [])
+        for a in (option, f"$(params.{param['name']})")
+    ]
+    if not extra:
+        return args
+    end = args.index("--") if "--" in args else len(args)
+    return [*args[:end], *extra, *args[end:]]
 
 
 def _compact(node: Obj) -> Obj:

@@ -27,9 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from canaryflow.plan.model import ReleasePlan
 from canaryflow_workflows.settings import WorkflowSettings
 from canaryflow_workflows.tekton import pods_template
 from canaryflow_workflows.tekton.meta import object_meta
+from canaryflow_workflows.tekton.pipeline import release_pipeline_tasks
 
 Obj = dict[str, Any]
 
@@ -248,8 +250,10 @@ TEMPLATE_PARAMS = {
 }
 
 
-def trigger_template(settings: TriggerSettings, workflow: WorkflowSettings) -> Obj:
-    """One PipelineRun of ``go-canary-release`` per accepted push."""
+def trigger_template(
+    settings: TriggerSettings, workflow: WorkflowSettings, plan: ReleasePlan
+) -> Obj:
+    """One PipelineRun of ``go-canary-release`` (compiled from ``plan``) per accepted push."""
     pipeline_params = [name for name in TEMPLATE_PARAMS if name != "pushed-by"]
     total = workflow.active_deadline_seconds
     run = {
@@ -272,6 +276,7 @@ def trigger_template(settings: TriggerSettings, workflow: WorkflowSettings) -> O
                 "serviceAccountName": workflow.service_account,
                 "podTemplate": pods_template.pod_template(),
             },
+            "taskRunSpecs": pods_template.task_run_specs(release_pipeline_tasks(plan), workflow),
             "timeouts": {
                 "pipeline": f"{total}s",
                 "finally": settings.finally_timeout,
@@ -302,10 +307,12 @@ def event_listener(settings: TriggerSettings, workflow: WorkflowSettings) -> Obj
     }
 
 
-def trigger_documents(settings: TriggerSettings, workflow: WorkflowSettings) -> list[Obj]:
+def trigger_documents(
+    settings: TriggerSettings, workflow: WorkflowSettings, plan: ReleasePlan
+) -> list[Obj]:
     return [
         event_listener(settings, workflow),
-        trigger_template(settings, workflow),
+        trigger_template(settings, workflow, plan),
         *(trigger_binding(p, workflow) for p in PROVIDERS),
         *(trigger(p, settings, workflow) for p in PROVIDERS),
     ]

@@ -1,0 +1,141 @@
+"""``canaryflow doctor``: check a cluster before the first push, every failure with its fix.
+
+Read-only. Exit 0 when every check passed (warnings allowed), 1 when one failed, 2 on bad
+input (nothing was read). ``--json`` prints the findings as one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_RESOURCE_NAME = re.compile(r"^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from canaryflow.doctor.checks import DoctorSettings
+    from canaryflow.plan.routers import ROUTER_KINDS
+
+    default = {name: f.default for name, f in DoctorSettings.model_fields.items()}
+
+    parser.add_argument("--engine", choices=("argo", "tekton"), default=default["engine"])
+    parser.add_argument(
+        "--events", action="store_true", help="also check push events (Argo Events / Triggers)"
+    )
+    parser.add_argument(
+        "--release-namespace",
+        default=default["namespace"],
+        metavar="NS",
+        help="where the chart is installed and releases run (default: %(default)s)",
+    )
+    parser.add_argument("--argo-namespace", default=default["argo_namespace"], metavar="NS")
+    parser.add_argument("--events-namespace", default=default["events_namespace"], metavar="NS")
+    parser.add_argument("--tekton-namespace", default=default["tekton_namespace"], metavar="NS")
+    parser.add_argument("--router", choices=ROUTER_KINDS, help="the router releases use")
+    parser.add_argument(
+        "--build-service-account",
+        default=default["build_service_account"],
+        metavar="NAME",
+        help="go-test/go-build's account, whose token Secret Argo's executor mounts "
+        "(empty: not checked)",
+    )
+    parser.add_argument(
+        "--go-cache-claim",
+        default=default["cache_claim"],
+        metavar="NAME",
+        help="the Go cache claim on Argo (empty: an emptyDir, not checked)",
+    )
+    parser.add_argument("--prometheus", metavar="URL", help="the Prometheus the gates query")
+    parser.add_argument("--service", metavar="NAME", help="also check this service")
+    parser.add_argument(
+        "--namespace", metavar="NS", help="the service's namespace (with --service)"
+    )
+    parser.add_argument("--metrics", choices=("go", "istio"), default=default["flavour"])
+    parser.add_argument(
+        "--service-only",
+        action="store_true",
+        help="check only the service and Prometheus, not the cluster's controllers and CRDs",
+    )
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube)")
+    parser.add_argument("--context", help="kubeconfig context")
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+
+def settings_from(args: argparse.Namespace):
+    """The checked settings; every bad value named at once (exit 2, nothing read)."""
+    from canaryflow.doctor.checks import DoctorSettings
+
+    errors = []
+    names = {
+        "--release-namespace": args.release_namespace,
+        "--argo-namespace": args.argo_namespace,
+        "--events-namespace": args.events_namespace,
+        "--tekton-namespace": args.tekton_namespace,
+        "--namespace": args.namespace,
+    }
+    for flag, value in names.items():
+        if value is not None and not _NAME.match(value):
+            errors.append(FieldError(flag, f"{value!r} is not a namespace name (RFC 1123 label)"))
+    for flag, value in (
+        ("--service", args.service),
+        ("--build-service-account", args.build_service_account or None),
+        ("--go-cache-claim", args.go_cache_claim or None),
+    ):
+        if value is not None and not _RESOURCE_NAME.match(value):
+            errors.append(
+                FieldError(
+                    flag,
+                    f"{value!r} is not an object name: lower-case letters, digits, '-' and '.'",
+                )
+            )
+    if args.namespace and not args.service:
+        errors.append(FieldError("--namespace", "is the service's namespace: give --service"))
+    if args.service_only and not args.service:
+        errors.append(FieldError("--service-only", "checks one service: give --service"))
+    if args.prometheus is not None and not re.match(r"^https?://[^\s/]+", args.prometheus):
+        errors.append(FieldError("--prometheus", "expected an http:// or https:// URL"))
+    if errors:
+        raise InputError(errors)
+    return DoctorSettings(
+        engine=args.engine,
+        events=args.events,
+        namespace=args.release_namespace,
+        argo_namespace=args.argo_namespace,
+        events_namespace=args.events_namespace,
+        tekton_namespace=args.tekton_namespace,
+        router=args.router,
+        build_service_account=args.build_service_account or None,
+        cache_claim=args.go_cache_claim or None,
+        prometheus_url=args.prometheus,
+        service=args.service,
+        service_namespace=args.namespace,
+        flavour=args.metrics,
+        cluster=not args.service_only,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from canaryflow.doctor.checks import Status, evaluate, failed
+    from canaryflow.doctor.probe import read_facts
+    from canaryflow.kubernetes.platform import api_client_from_environment
+
+    settings = settings_from(args)
+    client = api_client_from_environment(args.kubeconfig, args.context)
+    findings = evaluate(read_facts(client, settings))
+    bad = failed(findings)
+    if args.json:
+        document = {"ok": not bad, "findings": [f.model_dump(mode="json") for f in findings]}
+        print(json.dumps(document, indent=2))
+    else:
+        for finding in findings:
+            print(f"{finding.status.value:<4}  {finding.check}: {finding.detail}")
+            if finding.fix and finding.status in (Status.FAIL, Status.WARN):
+                print(f"      fix: {finding.fix}")
+        summary = "a check failed" if bad else "ready for a first release"
+        print(f"doctor: {summary}", file=sys.stderr)
+    return EXIT_RELEASE_FAILED if bad else EXIT_OK
