@@ -213,14 +213,14 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         "interval. Wall-clock figures depend on the machine's load, given in the header.",
         "",
         "| services | stable pods | label values | series | median round | max round "
-        "| samples read per round | first round (with history) | backfill |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| samples read per round | first round (with history) | backfill | gates said |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cost in costs:
         s = cost.shape
         lines.append(
             f"| {s.services} | {s.stable_pods} | {s.labels} | {s.series} "
             f"| {cost.median_ms:.0f} ms | {cost.max_ms:.0f} ms | {cost.samples_per_round:.0f} "
-            f"| {cost.first_ms:.0f} ms | {cost.backfill_s:.0f} s |"
+            f"| {cost.first_ms:.0f} ms | {cost.backfill_s:.0f} s | {'; '.join(cost.outcomes)} |"
         )
     return "\n".join(lines) + "\n"
