@@ -527,3 +527,14 @@ def test_a_comparing_log_gate_without_stable_logs_is_not_applicable():
     [_, log_gate] = run.measure(1, window_started=0)
     assert log_gate.outcome is Outcome.NOT_APPLICABLE
     assert log_gate.reason == "this platform provides no stable logs to compare with"
+
+
+def test_a_configured_scrape_interval_sets_the_lag_and_is_not_probed():
+    clock = SteppingClock()
+    no_errors = {'code=~"5..': 0}
+    source = CounterSource(clock, {**no_errors, 'track="canary"': 100, 'track!="canary"': 900})
+    plan = spec(gates=[{"metric": "error-rate"}], scrapeInterval="5s")
+    run = AnalysisRun(plan, source, "shop", "prod", clock=clock)
+    run.window(30)
+    assert run._sequential["error-rate"].lag_s == 10.0
+    assert not [q for q, _ in source.vector_calls if "count_over_time" in q]

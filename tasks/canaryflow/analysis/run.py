@@ -345,6 +345,7 @@ class AnalysisRun:
                 self.spec.min_canary_requests,
                 grace_s=self.query_window,
                 unit_s=self.spec.interval,
+                scrape_s=self.scrape_interval,  # configured or discovered: else the gate probes
             )
         return state
 
