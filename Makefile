@@ -15,7 +15,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 SYSTEM_PACKAGES := prometheus nginx-light docker-registry prometheus-pushgateway
 
-.PHONY: setup system-packages test test-fast e2e lint fmt demo bench compile chart clean fuzz
+.PHONY: setup system-packages test test-fast e2e lint fmt demo bench bench-replay bench-cost compile chart clean fuzz
 
 setup: system-packages $(STAMP)
 
@@ -68,6 +68,12 @@ demo: setup
 bench: setup
 	$(VENV)/bin/canaryflow bench --out $(OUT)/bench --write BENCHMARKS.md
 	cd tests && ../$(PY) -m cluster.bench --releases 5 --out ../$(OUT)/bench/cluster --write ../BENCHMARKS.md
+
+bench-replay: setup
+	$(VENV)/bin/canaryflow bench --replay 1000 --out $(OUT)/bench --write BENCHMARKS.md
+
+bench-cost: setup
+	$(VENV)/bin/canaryflow bench --cost --out $(OUT)/bench --write BENCHMARKS.md
 
 compile: setup
 	$(VENV)/bin/canaryflow compile --out $(OUT)/argo

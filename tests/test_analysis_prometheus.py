@@ -180,7 +180,8 @@ def test_sequential_latency_gates_compare_request_histograms_at_stables_quantile
     failing = slow.measurements[-1]
     assert f"{boundary:g}" in failing.evidence.detail["cuts"].split(", "), "cut at its quantile"
     assert "canary credibly worse than stable +25%" in failing.reason
-    healthy = window(prometheus, "healthy", [{"metric": metric}], seconds=3)
+    # 4 s: the first two seconds of a window are read two 1 s scrapes later
+    healthy = window(prometheus, "healthy", [{"metric": metric}], seconds=4)
     assert healthy.verdict.outcome is Outcome.PASS, healthy.reason
 
 

@@ -341,27 +341,56 @@ def test_the_window_result_is_plain_json():
 
 
 class CounterSource(TableSource):
-    """Counters that grow by ``per_round`` each round; asked ``at`` a time, as they were then."""
+    """One pod per track, scraped every 5 s since long before the window, its counters growing
+    by ``per_round`` every 10 s; answers the aligned reading's queries (pods summed, their
+    scrape times, stable's history, the sample count) as Prometheus would ``at`` a time."""
+
+    SCRAPE_S = 5.0
 
     def __init__(self, clock: SteppingClock, per_round: dict[str, float]):
         super().__init__({})
         self.clock, self.per_round, self.vector_calls = clock, per_round, []
+
+    def _growth(self, selector: str) -> float | None:
+        if not selector.startswith("http_requests_total"):
+            return None  # the only metric this service exports
+        return next((g for needle, g in self.per_round.items() if needle in selector), None)
+
+    def _last_scrape(self, at: float) -> float:
+        first = self.clock.start - 1000.0
+        return first + self.SCRAPE_S * ((at - first) // self.SCRAPE_S)
+
+    def _value(self, growth: float, at: float) -> float:
+        return growth * (self._last_scrape(at) - self.clock.start + 1000.0) / 10
 
     def vector(self, query, at=None):
         from canaryflow.analysis.source import Sample
 
         self.vector_calls.append((query, at))
         when = self.clock.now() if at is None else at
-        rounds = (when - self.clock.start) / 10
-        if not query.startswith("http_requests_total"):
-            return []  # the only metric this service exports
-        for needle, growth in self.per_round.items():
-            if needle in query:
-                return [Sample({"code": "500" if "5.." in query else "200"}, growth * rounds)]
-        return []
+        if query.startswith("max(count_over_time("):
+            selector, _, seconds = query.removeprefix("max(count_over_time(").rpartition("[")
+            count = float(seconds.split("s]", 1)[0]) // self.SCRAPE_S
+            return [] if self._growth(selector) is None else [Sample({}, count)]
+        if not query.startswith(("sum by", "max by")):  # a plain selector: its value
+            growth = self._growth(query)
+            if growth is None:
+                return []
+            return [Sample({"code": "500" if "5.." in query else "200"}, self._value(growth, when))]
+        inner = query[query.index("(", query.index(")")) + 1 : -1]
+        stamp = inner.startswith("timestamp(")
+        growth = self._growth(inner.removeprefix("timestamp("))
+        if growth is None:
+            return []
+        labels = {"instance": "10.0.0.1:8080", "pod": "shop-1"}
+        value = self._last_scrape(when) if stamp else self._value(growth, when)
+        return [Sample(labels, value)]
+
+    def series(self, query, at=None):
+        return []  # no history before the window: the over-dispersion starts at 1
 
 
-def test_a_sequential_gate_reads_the_counters_at_the_window_start_once_then_each_round():
+def test_a_sequential_gate_reads_every_counter_at_one_instant_two_scrapes_behind_the_look():
     clock = SteppingClock()
     growth = {
         'track="canary",code=~"5.."': 30,
@@ -373,24 +402,69 @@ def test_a_sequential_gate_reads_the_counters_at_the_window_start_once_then_each
     run = AnalysisRun(spec(gates=[{"metric": "error-rate"}]), source, "shop", "prod", clock=clock)
     result = run.window(60)
     assert result.verdict.outcome is Outcome.FAIL, result.reason
-    at_start = [at for _, at in source.vector_calls if at is not None]
-    assert at_start == [clock.start] * 4, "events and exposure of both tracks, at the start"
-    failing = result.measurements[-1]
-    assert failing.reason.startswith("error-rate: canary 30 of 100 vs stable 0 of 900")
+    first, second = result.measurements[0], result.measurements[1]
+    assert first.outcome is Outcome.COLLECTING, "10 s in, the common instant is the start"
+    assert "two scrapes" in first.reason
+    # Second look, 20 s in: every counter read at 10 s (two 5 s scrapes back) against the start.
+    assert second.reason.startswith("error-rate: canary 30 of 100 vs stable 0 of 900")
+    at_ten = {q for q, at in source.vector_calls if at == clock.start + 10}
+    summed = {q for q in at_ten if q.startswith("sum by (instance, pod) (")}
+    stamped = {q for q in at_ten if q.startswith("max by (instance, pod) (timestamp(")}
+    assert len(summed) == len(stamped) == 4, "both roles of both tracks, pods summed, stamped"
 
 
-def test_a_healthy_sequential_gate_passes_once_mature_and_spends_the_releases_alpha():
+def test_a_healthy_sequential_gate_passes_once_mature_and_spends_alpha_on_exported_gates():
     clock = SteppingClock()
     no_errors = {'code=~"5..': 0}
     source = CounterSource(clock, {**no_errors, 'track="canary"': 100, 'track!="canary"': 900})
     gates = [{"metric": "error-rate"}, {"metric": "outbound-error-rate"}]
     run = AnalysisRun(spec(gates=gates), source, "shop", "prod", clock=clock, windows=4)
-    assert run.gate_alpha == pytest.approx(0.01 / 2 / 4)
+    assert run.gate_alpha == pytest.approx(0.01 / 2 / 4), "before any data: every gate counted"
     result = run.window(30)
     outcomes = {m.gate: m.outcome for m in result.measurements}
     assert outcomes["error-rate"] is Outcome.PASS
     assert outcomes["outbound-error-rate"] is Outcome.NOT_APPLICABLE  # no such series at all
     assert result.verdict.outcome is Outcome.PASS
+    # The service exports one of the two gates: it alone spends alpha (split over the four
+    # windows, as each window of this run is a test of its own).
+    assert run.gate_alpha == pytest.approx(0.01 / 4)
+
+
+def test_alpha_is_not_shared_out_in_a_round_whose_queries_failed():
+    clock = SteppingClock()
+    no_errors = {'code=~"5..': 0}
+    source = CounterSource(clock, {**no_errors, 'track="canary"': 100, 'track!="canary"': 900})
+    healthy_vector = source.vector
+    failing = {"on": True}
+
+    def vector(query, at=None):
+        if failing["on"] and "http_client_requests_total" in query:
+            raise MeasurementError("Prometheus did not answer")
+        return healthy_vector(query, at)
+
+    source.vector = vector
+    gates = [{"metric": "error-rate"}, {"metric": "outbound-error-rate"}]
+    run = AnalysisRun(spec(gates=gates), source, "shop", "prod", clock=clock)
+    run.measure(1, clock.start)
+    assert run.budget.exported is None, "an error is not a gate the service lacks"
+    failing["on"] = False
+    run.measure(2, clock.start)
+    assert run.budget.exported == ("error-rate",)
+
+
+def test_carried_evidence_runs_one_test_per_gate_over_every_window_at_the_whole_alpha():
+    clock = SteppingClock()
+    no_errors = {'code=~"5..': 0}
+    source = CounterSource(clock, {**no_errors, 'track="canary"': 100, 'track!="canary"': 900})
+    gates = [{"metric": "error-rate"}]
+    run = AnalysisRun(
+        spec(gates=gates), source, "shop", "prod", clock=clock, windows=3, carry_evidence=True
+    )
+    run.window(30)
+    seen = run._sequential["error-rate"].test.canary_exposure
+    run.window(30)
+    assert run._sequential["error-rate"].test.canary_exposure == pytest.approx(seen + 300)
+    assert run.gate_alpha == pytest.approx(0.01), "one gate, one test: alpha is not split"
 
 
 # Log lines compared with stable's, per request ------------------------------------------------
@@ -453,3 +527,14 @@ def test_a_comparing_log_gate_without_stable_logs_is_not_applicable():
     [_, log_gate] = run.measure(1, window_started=0)
     assert log_gate.outcome is Outcome.NOT_APPLICABLE
     assert log_gate.reason == "this platform provides no stable logs to compare with"
+
+
+def test_a_configured_scrape_interval_sets_the_lag_and_is_not_probed():
+    clock = SteppingClock()
+    no_errors = {'code=~"5..': 0}
+    source = CounterSource(clock, {**no_errors, 'track="canary"': 100, 'track!="canary"': 900})
+    plan = spec(gates=[{"metric": "error-rate"}], scrapeInterval="5s")
+    run = AnalysisRun(plan, source, "shop", "prod", clock=clock)
+    run.window(30)
+    assert run._sequential["error-rate"].lag_s == 10.0
+    assert not [q for q, _ in source.vector_calls if "count_over_time" in q]

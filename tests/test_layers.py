@@ -73,6 +73,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.analysis.statistics",
             "canaryflow.analysis.sequential",
             "canaryflow.analysis.gates",
+            "canaryflow.analysis.alignment",
             "canaryflow.analysis.evidence",
             "canaryflow.analysis.verdict",
             "canaryflow.flags.variant_analysis",

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from canaryflow.analysis.sequential import (
+    AlphaBudget,
     CountTest,
     bernoulli_kl,
     canary_share,
@@ -164,3 +165,19 @@ def test_the_information_limit_of_the_issues_example():
     requests = information_limit(bernoulli_kl(0.021, 0.001), 0.01)
     assert 95 < requests < 110
     assert information_limit(0.0, 0.01) == math.inf
+
+
+def test_a_releases_alpha_is_shared_once_among_the_gates_the_service_exports():
+    budget = AlphaBudget(0.01, ("error-rate", "latency-p99", "cache-miss-rate"))
+    assert budget.share("error-rate") == pytest.approx(0.01 / 3), "before data: every gate"
+    budget.allocate(["error-rate", "latency-p99"])
+    assert budget.share("error-rate") == pytest.approx(0.005)
+    assert budget.share("cache-miss-rate") == 0.0, "not exported: no alpha, cannot fail"
+    budget.allocate(["error-rate"])  # later rounds never re-split it
+    assert budget.share("latency-p99") == pytest.approx(0.005)
+
+
+def test_alpha_is_split_over_windows_only_when_each_window_is_a_test_of_its_own():
+    budget = AlphaBudget(0.01, ("error-rate",), windows=3)
+    budget.allocate(["error-rate"])
+    assert budget.share("error-rate") == pytest.approx(0.01 / 3)

@@ -12,6 +12,16 @@ average, itself an e-process, so a shift of the whole distribution (everything 3
 seen at the median as fast as a fat tail is seen at p99: a test of stochastic order, after
 Lindon, Sanden & Shirikian (KDD 2022), in counts.
 
+Scraped counters are not aligned: Prometheus scrapes every pod at its own offset. So each look
+evaluates every pod's counters at one common instant, ``lag`` (two scrape intervals,
+discovered from the data) before the look, by interpolation between the samples around it,
+summed by pod in PromQL (see ``alignment``). Increments between two such instants are aligned
+for both tracks and all pods.
+
+Stable's pods are kept apart: their spread about the pooled rate, in the same intervals and in
+``HISTORY_S`` of stable's history before the release, is the over-dispersion the test scales
+its evidence by (see ``sequential``): lumpy pods then do not read as a regression.
+
 The gate's answer each look: NOT APPLICABLE when neither track has the series (the service does
 not export it), when only one track has it once the window is past its grace (a new version
 exporting a new metric, or dropping one: nothing comparable, reported, never a rollback by
@@ -27,6 +37,19 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from canaryflow.analysis.alignment import (
+    SCRAPE_PROBES_S,
+    AlignedCounters,
+    Read,
+    history_query,
+    history_steps,
+    interpolate,
+    pod_name,
+    scrape_interval,
+    scrape_query,
+    stamp_query,
+    value_query,
+)
 from canaryflow.analysis.catalogue import Buckets, Counts, Evidence
 from canaryflow.analysis.measurement import Judgement, Outcome
 from canaryflow.analysis.sequential import CountTest
@@ -38,6 +61,21 @@ REFERENCE_LOOKBACK_S = 600.0
 
 Looked = Mapping[str, Mapping[str, Sequence[Sample]]]
 """Samples by track, then by role (``events``/``exposure`` or ``buckets``)."""
+
+LAG_SCRAPES = 2.0
+"""How many scrape intervals behind the look the common instant is: every series has a sample
+after it by then (a scrape is at most one interval away, plus ingestion)."""
+DEFAULT_SCRAPE_S = 15.0
+"""Assumed until the samples show the scrape interval (the chart's PodMonitor default)."""
+HISTORY_S = 600.0
+"""Stable's history before the release read once, for its pods' over-dispersion."""
+UNIT_SCRAPES = 1.0
+"""Scrapes per unit of stable's pods for the over-dispersion."""
+
+
+def pod_of(labels: Mapping[str, str]) -> str:
+    """The unit a series belongs to: its pod, else its scrape target."""
+    return pod_name(labels)
 
 
 def roles(evidence: Evidence) -> tuple[str, ...]:
@@ -149,8 +187,21 @@ class SequentialGate:
     tests: dict[float | None, CountTest] = field(default_factory=dict)
     """One test per cut (histograms), or one under None (counts)."""
     pending: dict[str, dict[float, float]] = field(default_factory=dict)
+    pending_units: dict[str, list[Sample]] = field(default_factory=dict)
+    """Stable's increments by role since the current dispersion unit began."""
+    unit_since: float | None = None
     grace_s: float = 0.0
     """How long into a window one track's missing series is still "collecting"."""
+    unit_s: float = 10.0
+    """The length of the intervals stable's history is cut into for its over-dispersion."""
+    aligned_at: float | None = None
+    """The common instant counters were last read at (aligned reading)."""
+    scrape_s: float | None = None
+    """The scrape interval, once the data showed it."""
+    history_read: bool = False
+    counters: dict[tuple[str, str], AlignedCounters] = field(default_factory=dict)
+    planned_at: float | None = None
+    """The instant the pending look's queries read the counters at."""
     incomparable: set[float | None] = field(default_factory=set)
     """Cuts dropped because the tracks' bucket layouts share no bound at or above them."""
 
@@ -209,8 +260,32 @@ class SequentialGate:
         reference: Sequence[Sample] | None = None,
         elapsed: float | None = None,
     ) -> Judgement:
-        """Judge the samples of one look (``baseline``: the same series at the window start;
-        ``elapsed``: seconds since the window started)."""
+        """Judge counters already read at one instant each (``baseline``: the same series at
+        the window start; ``elapsed``: seconds since the window started). ``AnalysisRun``
+        reads raw samples instead (``observe_series``); this reading of the latest values is
+        what the robustness tests compare it with."""
+        missing = self._missing(now, elapsed)
+        if missing is not None:
+            return missing
+        if not self.started:
+            for (track, role), deltas in self.deltas.items():
+                start = baseline.get(track, {}).get(role) if baseline is not None else None
+                deltas.start(start if start is not None else now[track].get(role, []))
+            if baseline is None:
+                return Judgement(
+                    Outcome.COLLECTING, f"counting {self.evidence.series} from this look on"
+                )
+        if self.needs_reference and reference:
+            self._cut_at(cumulative_by_le(reference))
+        increments = {
+            (track, role): deltas.advance(now[track].get(role, []))
+            for (track, role), deltas in self.deltas.items()
+        }
+        self._feed(increments)
+        return self._judge()
+
+    def _missing(self, now: Mapping[str, Mapping[str, Sequence]], elapsed: float | None):
+        """NOT APPLICABLE / COLLECTING / INCONCLUSIVE when a track lacks the gate's series."""
         series = self.evidence.series
         main = self.evidence.required if isinstance(self.evidence, Counts) else "buckets"
         present = {track: bool(now.get(track, {}).get(main)) for track in TRACKS}
@@ -225,27 +300,183 @@ class SequentialGate:
                     Outcome.COLLECTING if young else Outcome.NOT_APPLICABLE,
                     f"no {track} data: {series} has series for {other} only",
                 )
-        if not self.started:
-            for (track, role), deltas in self.deltas.items():
-                start = baseline.get(track, {}).get(role) if baseline is not None else None
-                deltas.start(start if start is not None else now[track].get(role, []))
-            if baseline is None:
-                return Judgement(Outcome.COLLECTING, f"counting {series} from this look on")
+        return None
+
+    # Aligned reading: every pod's counters at one common instant ------------------------------
+
+    def start_at(self, instant: float) -> None:
+        """Count from ``instant`` on (the release's first window start); later calls keep the
+        evidence and the instant already reached, so the test runs on across windows."""
+        if self.aligned_at is None:
+            self.aligned_at = instant
+
+    @property
+    def lag_s(self) -> float:
+        return LAG_SCRAPES * (self.scrape_s or DEFAULT_SCRAPE_S)
+
+    def plan(self, selectors: Mapping[tuple[str, str], str], now: float) -> dict[str, Read]:
+        """The queries of one look at ``now``, by key: each track's and role's pods at the
+        common instant (and at the start, on the first look), stable's history and the scrape
+        interval once. ``selectors``: the rendered series selector by (track, role)."""
+        self.start_at(now)
+        assert self.aligned_at is not None
+        scrape = self.scrape_s or DEFAULT_SCRAPE_S
+        instant = self.planned_at = now - self.lag_s
+        instants = {"now": instant}
+        if not self.counters_started:
+            instants["start"] = self.aligned_at
+        by_le = isinstance(self.evidence, Buckets)
+        reads: dict[str, Read] = {}
+        for (track, role), series in selectors.items():
+            for name, at in instants.items():
+                prefix = f"{track}/{role}/{name}"
+                reads[f"{prefix}/v0"] = Read(value_query(series, by_le), at)
+                reads[f"{prefix}/v1"] = Read(value_query(series, by_le), at + scrape)
+                reads[f"{prefix}/t0"] = Read(stamp_query(series), at)
+                reads[f"{prefix}/t1"] = Read(stamp_query(series), at + scrape)
+            if track == "stable" and not self.history_read:
+                query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
+                reads[f"stable/{role}/history"] = Read(query, self.aligned_at, series=True)
+        main = self._main_role
+        if self.scrape_s is None and ("stable", main) in selectors:
+            for seconds in SCRAPE_PROBES_S:
+                query = scrape_query(selectors[("stable", main)], seconds)
+                reads[f"scrape/{seconds:g}"] = Read(query, now)
+        return reads
+
+    @property
+    def _main_role(self) -> str:
+        return self.evidence.required if isinstance(self.evidence, Counts) else "buckets"
+
+    @property
+    def counters_started(self) -> bool:
+        return bool(self.counters) and all(c.started for c in self.counters.values())
+
+    def exported(self, answers: Mapping[str, object]) -> bool:
+        """Whether either track has the gate's series in a look's answers."""
+        return any(
+            isinstance(answers.get(f"{track}/{self._main_role}/now/v1"), list)
+            and bool(answers.get(f"{track}/{self._main_role}/now/v1"))
+            for track in TRACKS
+        )
+
+    def observe_reads(
+        self,
+        answers: Mapping[str, object],
+        now: float,
+        reference: Sequence[Sample] | None = None,
+        elapsed: float | None = None,
+    ) -> Judgement:
+        """Judge one look from the answers to ``plan``'s queries: every pod's increments from
+        the previous common instant to this look's."""
+        latest = {
+            track: {
+                role: answers.get(f"{track}/{role}/now/v1") or [] for role in roles(self.evidence)
+            }
+            for track in TRACKS
+        }
+        if self.scrape_s is None:
+            counts = {}
+            for seconds in SCRAPE_PROBES_S:
+                counted = answers.get(f"scrape/{seconds:g}")
+                if isinstance(counted, list) and counted:
+                    counts[seconds] = counted[0].value
+            self.scrape_s = scrape_interval(counts)
+        # Read ``lag`` behind: a canary is young for that much longer.
+        young = None if elapsed is None else elapsed - self.lag_s
+        missing = self._missing(latest, young)
+        if missing is not None:
+            return missing
         if self.needs_reference and reference:
             self._cut_at(cumulative_by_le(reference))
+        if not self.history_read:
+            self._read_history(answers)
+        assert self.aligned_at is not None and self.planned_at is not None
+        if not self.counters_started:
+            for track in TRACKS:
+                for role in roles(self.evidence):
+                    counters = self.counters.setdefault((track, role), AlignedCounters())
+                    counters.start(self._values(answers, f"{track}/{role}/start", self.aligned_at))
+        instant = self.planned_at
+        if instant <= self.aligned_at:
+            return Judgement(
+                Outcome.COLLECTING,
+                f"{self.name}: waiting {self.lag_s:g}s (two scrapes) for samples of every pod "
+                "on both sides of one instant",
+            )
         increments = {
-            (track, role): deltas.advance(now[track].get(role, []))
-            for (track, role), deltas in self.deltas.items()
+            (track, role): self.counters[(track, role)].advance(
+                self._values(answers, f"{track}/{role}/now", instant)
+            )
+            for track in TRACKS
+            for role in roles(self.evidence)
         }
-        self._feed(increments)
+        if self.unit_since is None:
+            self.unit_since = self.aligned_at
+        unit_done = instant - self.unit_since >= self.unit_span_s
+        if unit_done:
+            self.unit_since = instant
+        self.aligned_at = instant
+        self._feed(increments, unit_done)
         return self._judge()
+
+    @property
+    def unit_span_s(self) -> float:
+        """How long one unit of stable's pods lasts for the over-dispersion: several scrapes
+        (a lump is then weighed against a few scrapes of its pod, not one), at least a look."""
+        return max(self.unit_s, UNIT_SCRAPES * (self.scrape_s or DEFAULT_SCRAPE_S))
+
+    @staticmethod
+    def _values(answers: Mapping[str, object], prefix: str, at: float):
+        parts = [answers.get(f"{prefix}/{part}") for part in ("v0", "v1", "t0", "t1")]
+        lists = [p if isinstance(p, list) else [] for p in parts]
+        return interpolate(*lists, at)
+
+    def _read_history(self, answers: Mapping[str, object]) -> None:
+        """Stable's pods in ``unit_span_s`` steps before the release: their over-dispersion before
+        the canary took any traffic, so the first looks are not judged as if requests were
+        independent. (A histogram gate without its cuts yet has none to apply it to.)"""
+        self.history_read = True
+        if not self.tests:
+            return
+        by_role = {}
+        for role in roles(self.evidence):
+            series = answers.get(f"stable/{role}/history")
+            by_role[role] = history_steps(series) if isinstance(series, list) else {}
+        for when in sorted(set().union(*(steps.keys() for steps in by_role.values()))):
+            self._add_dispersion({role: steps.get(when, []) for role, steps in by_role.items()})
+
+    def _add_dispersion(self, stable: Mapping[str, Sequence[Sample]]) -> None:
+        """One interval of stable's pods, as units for each test's over-dispersion."""
+        if isinstance(self.evidence, Counts):
+            events = _by_pod(stable.get("events", []))
+            exposure = _by_pod(stable.get("exposure", []))
+            units = [(events.get(pod, 0.0), n) for pod, n in exposure.items()]
+            self.tests[None].add_units(units)
+            return
+        pods: dict[str, list[Sample]] = {}
+        for sample in stable.get("buckets", []):
+            pods.setdefault(pod_of(sample.labels), []).append(sample)
+        cumulative = {pod: cumulative_by_le(samples) for pod, samples in pods.items()}
+        for bound, test in self.tests.items():
+            assert bound is not None
+            test.add_units([slow_and_all(c, bound) for c in cumulative.values()])
 
     @property
     def _q(self) -> float:
         assert isinstance(self.evidence, Buckets)
         return self.evidence.quantile
 
-    def _feed(self, increments: Mapping[tuple[str, str], list[Sample]]) -> None:
+    def _feed(
+        self, increments: Mapping[tuple[str, str], list[Sample]], unit_done: bool = True
+    ) -> None:
+        """Add one look's increments; stable's are also kept for the over-dispersion until
+        ``unit_done`` (a unit spans several scrapes, see ``unit_span_s``)."""
+        for role in roles(self.evidence):
+            self.pending_units.setdefault(role, []).extend(increments[("stable", role)])
+        if unit_done and (self.tests or isinstance(self.evidence, Counts)):
+            self._add_dispersion(self.pending_units)
+            self.pending_units = {}
         if isinstance(self.evidence, Counts):
             self.test.add(
                 total(increments[("canary", "events")]),
@@ -316,6 +547,7 @@ class SequentialGate:
             "stable_exposure": test.stable_exposure,
             "log_evidence": round(evidence, 3),
             "log_threshold": round(math.log(1 / self.alpha), 3),
+            "dispersion": round(test.dispersion, 3),
         }
         if self.boundary is not None:
             detail["boundary"] = self.boundary
@@ -334,7 +566,7 @@ class SequentialGate:
             )
         if test.stable_exposure <= 0 and test.canary_exposure > 0:
             return Judgement(Outcome.NOT_APPLICABLE, self._no_stable_traffic(), detail=detail)
-        if test.canary_exposure < self.required_exposure:
+        if round(test.canary_exposure) < self.required_exposure:  # interpolated: fractional
             return Judgement(
                 Outcome.COLLECTING,
                 f"{shown}: collecting, {test.canary_exposure:.0f} of "
@@ -362,6 +594,14 @@ class SequentialGate:
         if isinstance(self.evidence, Buckets):
             return f"{events:.0f} of {exposure:.0f} above {self.boundary:g}"
         return f"{events:.0f} of {exposure:.0f}"
+
+
+def _by_pod(samples: Sequence[Sample]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for sample in samples:
+        pod = pod_of(sample.labels)
+        totals[pod] = totals.get(pod, 0.0) + sample.value
+    return totals
 
 
 def _rate(events: float, exposure: float) -> float | None:

@@ -26,8 +26,8 @@ from canaryflow.analysis.evidence import (
     selector,
 )
 from canaryflow.analysis.measurement import Evidence, Judgement, Measurement, Outcome
-from canaryflow.analysis.query import Subject, promql_duration, render
-from canaryflow.analysis.sequential import gate_alpha
+from canaryflow.analysis.query import TRACKS, Subject, promql_duration, render
+from canaryflow.analysis.sequential import AlphaBudget
 from canaryflow.analysis.source import (
     LogSource,
     MeasurementError,
@@ -91,9 +91,20 @@ class _TimedOut:
     """Marks a call that missed its deadline."""
 
 
-def gather(calls: Mapping[str, Callable[[], Any]], timeout: float) -> dict[str, Any]:
-    """Run ``calls`` at once on daemon threads; each result, exception, or ``_TimedOut``."""
+def gather(
+    calls: Mapping[str, Callable[[], Any]], timeout: float, concurrent: bool = True
+) -> dict[str, Any]:
+    """Run ``calls`` at once on daemon threads; each result, exception, or ``_TimedOut``.
+    ``concurrent=False`` calls them one by one in this thread (a source answering from memory,
+    as offline replays do, has nothing to wait for and no deadline to miss)."""
     results: dict[str, Any] = {}
+    if not concurrent:
+        for key, function in calls.items():
+            try:
+                results[key] = function()
+            except Exception as error:
+                results[key] = error
+        return results
 
     def call(key: str, function: Callable[[], Any]) -> None:
         try:
@@ -129,6 +140,7 @@ class AnalysisRun:
         call_timeout: float | None = None,
         subject: Subject | None = None,
         windows: int = 1,
+        carry_evidence: bool = False,
     ):
         for index, gate in enumerate(spec.gates):
             if gate.logs is not None and logs is None and not gate.dry_run:
@@ -149,8 +161,17 @@ class AnalysisRun:
         self.on_round = on_round
         self.call_timeout = call_timeout or spec.prometheus.timeout + 1.0
         self.limits = Limits.of(spec)
-        self.gate_alpha = gate_alpha(spec.alpha, len(spec.sequential_gates), windows)
-        """Each sequential gate's share of the plan's alpha, over ``windows`` windows."""
+        self.carry_evidence = carry_evidence
+        """One e-process per sequential gate for every window of this run (the engine's
+        release), instead of a new test per window with alpha split ``windows`` ways."""
+        self.budget = AlphaBudget(
+            spec.alpha,
+            tuple(gate.name for gate in spec.sequential_gates),
+            1 if carry_evidence else windows,
+        )
+        self._round_at = 0.0
+        self.concurrent = True
+        """Each round's calls at once on threads; False for in-memory sources (offline)."""
         self._logs_since = 0.0
         self._sequential: dict[str, SequentialGate] = {}
         self._log_lines: dict[str, dict[str, float]] = {}
@@ -183,8 +204,9 @@ class AnalysisRun:
         """
         started = self.clock.now()
         self._logs_since = started
-        self._sequential = {}  # each window is its own sequential test
-        self._log_lines = {}
+        if not self.carry_evidence:
+            self._sequential = {}  # each window is its own sequential test
+            self._log_lines = {}
         interval = self.spec.interval
         rounds = max(1, math.ceil(duration / interval - 1e-9))
         extension = self.spec.max_extension
@@ -218,8 +240,10 @@ class AnalysisRun:
         self._discover_scrape_interval()
         started = self.clock.now()
         self._window_started = window_started
+        self._round_at = started
         calls, queries = self._calls(started, window_started)
-        results = gather(calls, self.call_timeout)
+        results = gather(calls, self.call_timeout, self.concurrent)
+        self._allocate_alpha(results)
         finished = self.clock.now()
         self._logs_since = started
         too_few = self._traffic(results)
@@ -280,6 +304,29 @@ class AnalysisRun:
                 calls[f"{gate.name}/{track}"] = self._metric_call(gate, query, now, window_started)
         return calls, queries
 
+    @property
+    def gate_alpha(self) -> float:
+        """A sequential gate's share of the plan's alpha as it stands (see ``AlphaBudget``)."""
+        names = self.budget.exported if self.budget.exported is not None else self.budget.gates
+        return self.budget.share(names[0]) if names else self.spec.alpha
+
+    def _allocate_alpha(self, results: Mapping[str, Any]) -> None:
+        """The first round where any sequential gate has series fixes who shares alpha."""
+        if self.budget.exported is not None:
+            return
+        exported = []
+        for gate in self.spec.sequential_gates:
+            prefix = f"{gate.name}/"
+            mine = {k.removeprefix(prefix): v for k, v in results.items() if k.startswith(prefix)}
+            if any(isinstance(answer, (Exception, _TimedOut)) for answer in mine.values()):
+                return  # a query failed: who exports what is not known yet
+            if gate.logs is not None:  # compared lines: exported when both tracks log
+                if "logs" in mine and "stable-logs" in mine:
+                    exported.append(gate.name)
+            elif self._sequential_state(gate).exported(mine):
+                exported.append(gate.name)
+        self.budget.allocate(exported)
+
     def _sequential_state(self, gate: GateSpec) -> SequentialGate:
         state = self._sequential.get(gate.name)
         if state is None:
@@ -294,28 +341,34 @@ class AnalysisRun:
                 gate.name,
                 evidence,
                 tolerance,
-                self.gate_alpha,
+                self.budget.share(gate.name),
                 self.spec.min_canary_requests,
                 grace_s=self.query_window,
+                unit_s=self.spec.interval,
+                scrape_s=self.scrape_interval,  # configured or discovered: else the gate probes
             )
         return state
 
     def _sequential_calls(
         self, gate: GateSpec, calls: dict[str, Callable[[], Any]], window_started: float
     ) -> dict[str, str]:
-        """The counters of both tracks now, at the window's start (first look), and for a
-        histogram stable's history before the window (until its boundary is set)."""
+        """Every pod's counters of both tracks around this look's common instant (see
+        ``evidence.SequentialGate.plan``), and for a histogram stable's history before the
+        window (until its boundary is set)."""
         state = self._sequential_state(gate)
+        state.start_at(window_started)  # the release's first window; later ones carry on
         window = self.query_window
+        selectors = {
+            (track, role): render(selector(state.evidence, role), self.subject, track, window)
+            for track in TRACKS
+            for role in roles(state.evidence)
+        }
         rendered = {}
-        for track in ("canary", "stable"):
-            for role in roles(state.evidence):
-                query = render(selector(state.evidence, role), self.subject, track, window)
-                rendered[f"{track}/{role}"] = query
-                calls[f"{gate.name}/{track}/{role}"] = _bind(self.metrics.vector, query)
-                if not state.started:
-                    at = f"{gate.name}/{track}/{role}@start"
-                    calls[at] = _bind(self.metrics.vector, query, window_started)
+        for key, read in state.plan(selectors, self._round_at).items():
+            fetch = self.metrics.series if read.series else self.metrics.vector
+            calls[f"{gate.name}/{key}"] = _bind(fetch, read.query, read.at)
+            if key.endswith("/now/v1"):
+                rendered[key.removesuffix("/now/v1")] = read.query
         if state.needs_reference and isinstance(state.evidence, Buckets):
             stable = render(state.evidence.buckets, self.subject, "stable", window)
             query = reference_query(state.evidence, stable, promql_duration(REFERENCE_LOOKBACK_S))
@@ -365,19 +418,26 @@ class AnalysisRun:
 
     def _judge_sequential(self, gate: GateSpec, mine: Mapping[str, Any]) -> Judgement:
         state = self._sequential_state(gate)
-        now: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
-        start: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
-        for key, value in mine.items():
-            if key == "reference":
-                continue
-            track, role = key.split("/", 1)
-            if role.endswith("@start"):
-                start[track][role.removesuffix("@start")] = value
-            else:
-                now[track][role] = value
-        baseline = start if any(start.values()) else None
+        state.alpha = self.budget.share(gate.name)
+        if state.alpha <= 0:
+            return Judgement(
+                Outcome.NOT_APPLICABLE,
+                f"no series {state.evidence.series} when the release's alpha was shared "
+                "among the gates the service exports",
+            )
         elapsed = self.clock.now() - self._window_started
-        return state.observe(now, baseline, mine.get("reference"), elapsed)
+        if gate.logs is not None:  # lines counted here, requests read at the look: as they are
+            now: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
+            start: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
+            for key, value in mine.items():
+                track, role = key.split("/", 1)
+                if role.endswith("@start"):
+                    start[track][role.removesuffix("@start")] = value
+                else:
+                    now[track][role] = value
+            baseline = start if any(start.values()) else None
+            return state.observe(now, baseline, None, elapsed)
+        return state.observe_reads(mine, self._round_at, mine.get("reference"), elapsed)
 
     def _metric_call(
         self, gate: GateSpec, query: str, now: float, window_started: float

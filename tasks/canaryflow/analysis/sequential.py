@@ -16,13 +16,27 @@ Ville's inequality the chance it *ever* reaches ``1/alpha`` is at most alpha: th
 as often as it likes. Under a real regression it grows exponentially, at the rate the
 Kullback-Leibler divergence of the two event distributions allows, which is what
 ``information_limit`` computes for an ideal test that knows the fault in advance.
+
+Requests are not independent in a real fleet: a pod that stalls for a second (GC, CPU
+throttling, a noisy neighbour) turns hundreds of requests slow at once, so a pod's count varies
+far more than a binomial's. The test is robust to that by quasi-likelihood (McCullagh & Nelder,
+*Generalized Linear Models*, ch. 9): stable's pods over the same intervals are units whose
+counts should agree up to binomial noise, and Pearson's X² of their spread about the pooled rate,
+per degree of freedom, estimates the over-dispersion ``phi``. The log-likelihood ratios are
+divided by ``phi`` (a lump of 200 slow requests weighs as much as ``200 / phi`` independent
+ones), which keeps the A/A false-alarm rate under alpha where requests arrive in lumps per pod.
+With a single stable pod there is nothing to compare and ``phi`` stays 1.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+DISPERSION_CONFIDENCE = 0.1
+"""Lower chi-square quantile the over-dispersion is divided by (a 90 % upper bound of phi)."""
 
 RATIO_GRID: tuple[float, ...] = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0)
 """Alternatives, as multiples of the tolerated ratio; equal prior weight each."""
@@ -57,6 +71,10 @@ class CountTest:
     canary_exposure: float = 0.0
     stable_events: float = 0.0
     stable_exposure: float = 0.0
+    chi2: float = 0.0
+    """Pearson's X² of stable's pods about their pooled rate, summed over intervals."""
+    dof: float = 0.0
+    """Its degrees of freedom: pods minus one, summed over intervals."""
 
     def __post_init__(self) -> None:
         if not self.log_ratios:
@@ -96,10 +114,33 @@ class CountTest:
                 alt_s - null_s
             )
 
+    def add_units(self, units: Sequence[tuple[float, float]]) -> None:
+        """Stable's pods over one interval, ``(events, exposure)`` each: their spread about the
+        pooled rate is what binomial noise alone would give, times ``dispersion``."""
+        usable = [(e, n) for e, n in units if n > 0 and math.isfinite(e) and math.isfinite(n)]
+        if len(usable) < 2:
+            return
+        exposure = sum(n for _, n in usable)
+        rate = sum(e for e, _ in usable) / exposure
+        if not 0 < rate < 1:
+            return
+        self.chi2 += sum((e - n * rate) ** 2 / (n * rate * (1 - rate)) for e, n in usable)
+        self.dof += len(usable) - 1
+
+    @property
+    def dispersion(self) -> float:
+        """phi: an upper confidence bound of X² per degree of freedom (X² over the lower
+        ``DISPERSION_CONFIDENCE`` quantile of chi-square), at least 1: a few pods over a few
+        intervals cannot talk the test into trusting lumpy data."""
+        if self.dof <= 0:
+            return 1.0
+        return max(1.0, self.chi2 / chi2_quantile(DISPERSION_CONFIDENCE, self.dof))
+
     @property
     def log_evidence(self) -> float:
-        """log of the e-value: the mixture of every alternative's likelihood ratio."""
-        return _logsumexp(self.log_ratios) - math.log(len(self.grid))
+        """log of the e-value: the mixture of every alternative's (quasi-)likelihood ratio."""
+        phi = self.dispersion
+        return _logsumexp([r / phi for r in self.log_ratios]) - math.log(len(self.grid))
 
     def rejects(self, alpha: float) -> bool:
         return self.log_evidence >= math.log(1 / alpha)
@@ -114,13 +155,69 @@ class CountTest:
         return canary / stable
 
 
+@dataclass
+class AlphaBudget:
+    """A release's alpha, spent only on the sequential gates the service exports.
+
+    Which gates have series is a property of the service, not of the noisy counts, so the
+    budget is split evenly among the gates with series at the release's first look where any
+    gate has data, and never re-split: a gate the service did not export then gets none (it is
+    not applicable for the release) and cannot raise anyone's share later. When the evidence
+    carries over from window to window (one e-process per gate for the whole release) alpha is
+    not split over windows; when every window is a separate process (``canaryflow analyze``
+    per step) it is, ``windows`` ways.
+    """
+
+    alpha: float
+    gates: tuple[str, ...]
+    """Every deciding sequential gate of the plan."""
+    windows: int = 1
+    exported: tuple[str, ...] | None = None
+
+    def allocate(self, exported: Sequence[str]) -> None:
+        """Fix the gates that share alpha, at the first look where any has data."""
+        if self.exported is None and exported:
+            self.exported = tuple(g for g in self.gates if g in set(exported))
+
+    def share(self, gate: str) -> float:
+        """The gate's alpha; 0 for a gate outside the budget. Before allocation (no gate has
+        data yet, so none can fail) the most conservative share: every gate counted."""
+        if self.exported is None:
+            return gate_alpha(self.alpha, len(self.gates), self.windows)
+        if gate not in self.exported:
+            return 0.0
+        return gate_alpha(self.alpha, len(self.exported), self.windows)
+
+
 def gate_alpha(alpha: float, gates: int, windows: int) -> float:
-    """One gate's share of a release's alpha: Bonferroni over the sequential gates and windows.
+    """One gate's share of a release's alpha: Bonferroni over the gates (and the windows, when
+    each window is a test of its own).
 
     Each gate's e-process is valid on its own; a release rolls back when any of them crosses,
-    in any window, so the false-rollback budget alpha is split evenly among them.
+    so the false-rollback budget alpha is split evenly among them.
     """
     return alpha / max(1, gates) / max(1, windows)
+
+
+def chi2_quantile(p: float, dof: float) -> float:
+    """The ``p`` quantile of chi-square with ``dof`` degrees of freedom (Wilson-Hilferty: within
+    a few percent from 2 degrees of freedom on)."""
+    z = -math.sqrt(2) * _erfc_inverse(2 * p)
+    k = 2 / (9 * dof)
+    return max(1e-9, dof * (1 - k + z * math.sqrt(k)) ** 3)
+
+
+@functools.lru_cache(maxsize=16)
+def _erfc_inverse(y: float) -> float:
+    """x with erfc(x) = y, by bisection (erfc decreases)."""
+    low, high = -10.0, 10.0
+    for _ in range(100):
+        middle = (low + high) / 2
+        if math.erfc(middle) > y:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
 
 
 def bernoulli_kl(p: float, q: float) -> float:

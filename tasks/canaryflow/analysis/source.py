@@ -34,6 +34,14 @@ class Sample:
     value: float = 0.0
 
 
+@dataclass(frozen=True)
+class Series:
+    """One series of a range vector: its labels and its raw samples, (Unix seconds, value)."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    points: tuple[tuple[float, float], ...] = ()
+
+
 class MetricSource(Protocol):
     def instant(self, query: str) -> list[float]:
         """The query's value now, one number per series."""
@@ -45,6 +53,11 @@ class MetricSource(Protocol):
 
     def range(self, query: str, start: float, end: float, step: float) -> list[float]:
         """Every sample of every series between ``start`` and ``end`` (Unix seconds)."""
+        ...
+
+    def series(self, query: str, at: float | None = None) -> list[Series]:
+        """A range-vector selector's raw samples with their timestamps, as scraped, evaluated
+        now or at ``at``: what aligning counters of differently scraped pods needs."""
         ...
 
 
@@ -135,6 +148,18 @@ class PrometheusSource:
             return [Sample({}, float(result[1]))]
         return [
             Sample(dict(series.get("metric", {})), float(series["value"][1])) for series in result
+        ]
+
+    def series(self, query: str, at: float | None = None) -> list[Series]:
+        params = {} if at is None else {"time": f"{at:.3f}"}
+        result = self._call(lambda client: client.custom_query(query, params=params))
+        return [
+            Series(
+                dict(series.get("metric", {})),
+                tuple((float(t), float(v)) for t, v in series.get("values", [])),
+            )
+            for series in result
+            if isinstance(series, dict)
         ]
 
     def range(self, query: str, start: float, end: float, step: float) -> list[float]:

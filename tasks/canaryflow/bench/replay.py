@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from canaryflow.analysis.source import MetricSource, Sample
+from canaryflow.analysis.source import MetricSource, Sample, Series
 
 
 class ReplayClock:
@@ -40,6 +40,9 @@ class ReplaySource:
 
     def range(self, query: str, start: float, end: float, step: float) -> list[float]:
         return self.source.range(query, start, end, step)
+
+    def series(self, query: str, at: float | None = None) -> list[Series]:
+        return self.source.series(query, self.clock.now() if at is None else at)
 
 
 class ReplayLogs:

@@ -32,6 +32,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--runs", type=int, default=10, help="judgement: releases per fault class")
     parser.add_argument("--good", type=int, default=30, help="judgement: good canaries")
+    parser.add_argument(
+        "--replay",
+        type=int,
+        metavar="N",
+        help="only the offline replay: N simulated A/A releases of a production-shaped fleet "
+        "(and N/5 per fault class) judged offline; replaces BENCHMARKS.md's replay section",
+    )
+    parser.add_argument(
+        "--cost",
+        action="store_true",
+        help="only the cost of an analysis round on a big backfilled fleet (200 stable pods x "
+        "10 label values; 50 services at once); replaces BENCHMARKS.md's cost section",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.runs < 0 or args.good < 0 or args.runs + args.good == 0:
         raise InputError("--runs and --good: >= 0, not both 0; give e.g. --runs 10 --good 30")
+    if args.replay is not None:
+        return _replay_only(args)
+    if args.cost:
+        return _cost_only(args)
     if args.judgement:
         return _judgement_only(args)
     from canaryflow.bench import scenarios as bench
@@ -96,3 +113,77 @@ def _judgement_only(args: argparse.Namespace) -> int:
 
 def say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _replay_only(args: argparse.Namespace) -> int:
+    from canaryflow.bench.offline import (
+        carry_comparison,
+        carry_markdown,
+        replay_benchmark,
+        replay_markdown,
+    )
+
+    if args.replay < 1:
+        raise InputError("--replay: at least 1 release; give e.g. --replay 1000")
+    say = lambda text: print(text, file=sys.stderr)  # noqa: E731
+    started = time.monotonic()
+    result = replay_benchmark(args.replay, say=say)
+    result["carry"] = carry_comparison(max(1, args.replay // 5), say=say)
+    result["seconds"] = time.monotonic() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "replay.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    header = _run_header(f"canaryflow bench --replay {args.replay}", result["seconds"])
+    _replace_section(args.write, replay_markdown(result, header) + carry_markdown(result["carry"]))
+    say(f"wrote the replay section of {args.write} in {result['seconds']:.0f}s")
+    return 0
+
+
+def _cost_only(args: argparse.Namespace) -> int:
+    from canaryflow.bench.cost import Shape, markdown, measure
+
+    say = lambda text: print(text, file=sys.stderr)  # noqa: E731
+    started = time.monotonic()
+    costs = []
+    for shape in (Shape(1, 200, 10), Shape(50, 4, 10)):
+        with tempfile.TemporaryDirectory(prefix="canaryflow-cost-") as tmp:
+            cost = measure(shape, Path(tmp))
+        say(f"{shape}: median round {cost.median_ms:.0f} ms, {cost.samples_per_round:.0f} samples")
+        costs.append(cost)
+    args.out.mkdir(parents=True, exist_ok=True)
+    raw = [{**c.__dict__, "shape": c.shape.__dict__} for c in costs]
+    (args.out / "cost.json").write_text(json.dumps(raw, indent=2) + "\n")
+    header = _run_header("canaryflow bench --cost", time.monotonic() - started)
+    _replace_section(args.write, markdown(costs, header))
+    return 0
+
+
+def _run_header(command: str, seconds: float) -> str:
+    """Date, machine, commit and command of a run, for the section it writes."""
+    import datetime
+    import os
+    import platform
+    import subprocess
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return (
+        f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"({platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}), load average {os.getloadavg()[0]:.0f} at the end, "
+        f"commit {commit or 'unknown'}, `{command}`, {seconds:.0f} s."
+    )
+
+
+def _replace_section(path: Path, section: str) -> None:
+    """Put ``section`` (starting with its ``## `` title) in place of the one of the same
+    title in ``path``, or at the end."""
+    text = path.read_text() if path.exists() else ""
+    marker = section.split("\n", 1)[0]
+    if marker in text:
+        before, _, after = text.partition(marker)
+        rest = after.split("\n## ", 1)
+        text = before + section + ("\n## " + rest[1] if len(rest) > 1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)

@@ -167,6 +167,7 @@ def plan_release(
         plan.service.namespace,
         logs=log_source(platform),
         windows=len(plan.traffic_steps),
+        carry_evidence=True,  # one process for the whole release: one test per gate
     )
     windows = AnalysisWindows(analysis, liveness=platform.wait_healthy)
     return ReleaseEngine(plan, platform, windows, record, approver)

@@ -43,6 +43,7 @@ def flag_rollout(
         plan.service.namespace,
         subject=variant_subject(plan.service.name, plan.service.namespace),
         windows=len(plan.flag.steps),
+        carry_evidence=True,
     )
     record = ReleaseRecord(plan.service.name, f"flag/{plan.flag.key}", platform)
     record.listeners.extend(listeners)

@@ -1,0 +1,156 @@
+"""Counters of differently scraped pods, read at one common instant, a few series per pod.
+
+Prometheus scrapes every pod at its own offset, so "the latest value" of two pods describes two
+different instants: a two-second blip of a shared dependency lands in the canary's count a scrape
+before stable's. Each look therefore evaluates every pod's counter at one instant ``T``, two
+scrape intervals behind the look, by linear interpolation between the pod's last sample at or
+before ``T`` and its first one after (the value PromQL gives at ``T`` and at ``T + scrape``,
+with ``timestamp()`` saying when each was scraped). Every series of a pod is scraped at the same
+moment, so they are summed by pod in PromQL (``sum by (instance, pod)``) before they leave
+Prometheus: a round reads a handful of numbers per pod, not every label value's series, which
+keeps it cheap on a fleet of hundreds of pods with many label values. A pod's sum that goes down
+is a restart (its counters start again from 0).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from canaryflow.analysis.source import Sample, Series
+
+UNIT_LABELS: tuple[str, ...] = ("instance", "pod")
+"""What one unit (one scraped pod) is told apart by: its scrape target, and its pod name."""
+
+Key = tuple[tuple[str, str], ...]
+
+
+def key_of(labels: Mapping[str, str]) -> Key:
+    return tuple(sorted(labels.items()))
+
+
+def unit_of(labels: Mapping[str, str]) -> Key:
+    """The pod a sample belongs to (``le`` and any other label dropped)."""
+    return tuple((name, labels.get(name, "")) for name in UNIT_LABELS)
+
+
+def pod_name(labels: Mapping[str, str]) -> str:
+    return labels.get("pod") or labels.get("instance") or ""
+
+
+def value_query(selector: str, by_le: bool) -> str:
+    """The pods' counters, each pod's series summed (by bucket bound for a histogram)."""
+    by = ", ".join((*UNIT_LABELS, "le") if by_le else UNIT_LABELS)
+    return f"sum by ({by}) ({selector})"
+
+
+def stamp_query(selector: str) -> str:
+    """When each pod was last scraped (all its series share the scrape's timestamp)."""
+    return f"max by ({', '.join(UNIT_LABELS)}) (timestamp({selector}))"
+
+
+def history_query(selector: str, by_le: bool, seconds: float, step: float) -> str:
+    """The pods' summed counters every ``step`` over ``seconds`` (a subquery)."""
+    return f"{value_query(selector, by_le)}[{round(seconds)}s:{round(step)}s]"
+
+
+SCRAPE_PROBES_S: tuple[float, ...] = (10.0, 30.0, 120.0)
+"""Ranges whose sample counts tell the scrape interval, from 1 s to a minute."""
+
+
+def scrape_query(selector: str, seconds: float) -> str:
+    """The most samples any series has over ``seconds`` (the oldest series: a young one has
+    fewer than the scrape interval implies)."""
+    return f"max(count_over_time({selector}[{round(seconds)}s]))"
+
+
+def scrape_interval(counts: Mapping[float, float]) -> float | None:
+    """The scrape interval from sample counts by range: the smallest range / count among
+    ranges holding at least two samples; a minute or more when the longest holds one."""
+    found = [seconds / count for seconds, count in counts.items() if count >= 2]
+    if found:
+        return min(found)
+    longest = max(counts, default=None)
+    if longest is not None and counts[longest] >= 1:
+        return longest
+    return None
+
+
+@dataclass(frozen=True)
+class Read:
+    """One query a look needs: an instant vector at ``at``, or a range (subquery) ``series``."""
+
+    query: str
+    at: float
+    series: bool = False
+
+
+def interpolate(
+    before: Sequence[Sample],
+    after: Sequence[Sample],
+    stamps_before: Sequence[Sample],
+    stamps_after: Sequence[Sample],
+    at: float,
+) -> dict[Key, float]:
+    """Each series' value at ``at`` from its value at ``at`` (the last sample at or before) and
+    at ``at + scrape`` (the next one), pro rata of their scrape times. A series with no later
+    sample keeps its last value; one with no earlier sample was born after ``at``: 0."""
+    when_before = {unit_of(s.labels): s.value for s in stamps_before}
+    when_after = {unit_of(s.labels): s.value for s in stamps_after}
+    later = {key_of(s.labels): s.value for s in after}
+    values: dict[Key, float] = {}
+    for sample in before:
+        key, unit = key_of(sample.labels), unit_of(sample.labels)
+        value = sample.value
+        t0, t1 = when_before.get(unit), when_after.get(unit)
+        following = later.get(key)
+        if (
+            following is not None
+            and t0 is not None
+            and t1 is not None
+            and t0 < at < t1
+            and following >= value  # a restart in between: keep the value before it
+        ):
+            value += (following - value) * (at - t0) / (t1 - t0)
+        values[key] = value
+    for key in later:
+        values.setdefault(key, 0.0)
+    return values
+
+
+@dataclass
+class AlignedCounters:
+    """One track's counters of one role, remembered at the last common instant."""
+
+    last: dict[Key, float] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.last is not None
+
+    def start(self, values: Mapping[Key, float]) -> None:
+        self.last = dict(values)
+
+    def advance(self, values: Mapping[Key, float]) -> list[Sample]:
+        """Each series' increase since the last instant: a series first seen counts from 0, a
+        smaller value is a restart (counted from 0 again)."""
+        previous = self.last or {}
+        result = []
+        for key, value in values.items():
+            before = previous.get(key, 0.0)
+            result.append(Sample(dict(key), value - before if value >= before else value))
+        self.last = dict(values)
+        return result
+
+
+def history_steps(series: Sequence[Series]) -> dict[float, list[Sample]]:
+    """A subquery's series as increments step by step (a step where a pod restarted is left
+    out for that pod): units of stable's pods over time, for their over-dispersion."""
+    steps: dict[float, list[Sample]] = {}
+    for one in series:
+        points = sorted(one.points)
+        for (_, v0), (t1, v1) in itertools.pairwise(points):
+            if v1 >= v0:
+                steps.setdefault(t1, []).append(Sample(one.labels, v1 - v0))
+    return steps

@@ -1,0 +1,256 @@
+"""Production-shaped count streams: what Prometheus would hold for a fleet, simulated per second.
+
+The judge's hard cases come from how a real fleet is measured, not from the service: several
+stable pods and one canary pod, each scraped every 15 s at its own offset; a base rate of bad
+events; pods that stall for a second now and then and turn every request of that second bad
+(GC, CPU throttling, a noisy neighbour); short blips of a shared dependency that hit every pod
+at once; a canary that starts cold. ``simulate`` draws a release of such a fleet second by
+second and keeps, per pod, the counter samples a scrape would have taken: the offline replay
+(``bench --replay``) and the statistics' own tests judge those samples through the real
+``SequentialGate`` / ``AnalysisRun``, as if Prometheus answered.
+
+Counts are Poisson draws (exact inversion below a mean of 30, the normal approximation above),
+so a thousand releases take seconds, not the hours a live fleet would.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from canaryflow.analysis.source import Sample, Series
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The service and how it is measured. Defaults: the issue's lumpy fleet."""
+
+    stable_pods: int = 4
+    canary_pods: int = 1
+    rps: float = 1000.0
+    """Requests per second of the whole service, split by the canary weight."""
+    scrape_s: float = 15.0
+    base_rate: float = 0.01
+    """Share of requests that are bad events (5xx, or slower than the gate's cut)."""
+    stall_every_s: float = 30.0
+    """A pod stalls once in this many seconds, at its own phase (0: never)."""
+    stall_s: float = 1.0
+    stall_share: float = 1.0
+    """Share of a stalled second's requests that turn bad."""
+    blip_every_s: float = 120.0
+    """Mean seconds between blips of a shared dependency (0: none)."""
+    blip_s: float = 2.0
+    blip_share: float = 0.3
+    cold_s: float = 0.0
+    """Seconds the canary starts cold, with ``cold_factor`` times the bad events."""
+    cold_factor: float = 3.0
+    history_s: float = 300.0
+    """Stable's seconds before the release, as Prometheus keeps them."""
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    track: str
+    events: tuple[tuple[float, float], ...]
+    exposure: tuple[tuple[float, float], ...]
+
+
+@dataclass
+class Recording:
+    """Scrape samples of every pod; time 0 is the release's start."""
+
+    pods: list[Pod] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def read(self, track: str, role: str, start: float, end: float) -> list[Series]:
+        """The raw samples a range selector ``(start, end]`` returns for a track's pods."""
+        result = []
+        for pod in self.pods:
+            if pod.track != track:
+                continue
+            points = tuple(p for p in getattr(pod, role) if start < p[0] <= end)
+            if points:
+                code = "500" if role == "events" else "all"
+                result.append(Series({"pod": pod.name, "code": code}, points))
+        return result
+
+
+def poisson(mean: float, rng: random.Random) -> int:
+    """A Poisson draw: inversion for small means, the normal approximation for large ones."""
+    if mean <= 0:
+        return 0
+    if mean >= 30:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, count, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count
+
+
+def weight_at(steps: Sequence[tuple[float, float]], second: float) -> float:
+    """The canary weight (0..1) at ``second`` of a release of ``(weight, seconds)`` steps."""
+    elapsed = 0.0
+    for weight, duration in steps:
+        elapsed += duration
+        if second < elapsed:
+            return weight
+    return steps[-1][0] if steps else 0.0
+
+
+def simulate(
+    fleet: Fleet,
+    steps: Sequence[tuple[float, float]],
+    rng: random.Random,
+    canary_factor: float = 1.0,
+) -> Recording:
+    """One release: ``steps`` of (canary weight, seconds); the canary's bad-event rate is
+    ``canary_factor`` times stable's (1: an A/A release)."""
+    duration = sum(seconds for _, seconds in steps)
+    start = -fleet.history_s
+    blips: set[int] = set()
+    if fleet.blip_every_s > 0:
+        moment = start + rng.expovariate(1 / fleet.blip_every_s)
+        while moment < duration:
+            blips.update(range(math.floor(moment), math.floor(moment + fleet.blip_s)))
+            moment += rng.expovariate(1 / fleet.blip_every_s)
+    recording = Recording(duration_s=duration)
+    tracks = [("stable", i) for i in range(fleet.stable_pods)]
+    tracks += [("canary", i) for i in range(fleet.canary_pods)]
+    for track, index in tracks:
+        born = start if track == "stable" else 0.0
+        phase = rng.uniform(0, fleet.stall_every_s) if fleet.stall_every_s else 0.0
+        offset = rng.uniform(0, fleet.scrape_s)
+        pods = fleet.stable_pods if track == "stable" else fleet.canary_pods
+        factor = canary_factor if track == "canary" else 1.0
+        events = exposure = 0
+        scrape = born + offset
+        event_points, exposure_points = [], []
+        second = math.floor(born)
+        while second < duration:
+            weight = weight_at(steps, second) if second >= 0 else 0.0
+            share = weight if track == "canary" else 1.0 - weight
+            requests = poisson(fleet.rps * share / pods, rng)
+            rate = fleet.base_rate * factor
+            if track == "canary" and second < fleet.cold_s:
+                rate *= fleet.cold_factor
+            bad = poisson(requests * min(1.0, rate), rng)
+            stalled = fleet.stall_every_s and (second - phase) % fleet.stall_every_s < fleet.stall_s
+            if stalled:
+                bad += poisson(requests * fleet.stall_share, rng)
+            if second in blips:
+                bad += poisson(requests * fleet.blip_share, rng)
+            events += min(requests, bad)
+            exposure += requests
+            second += 1
+            while scrape <= second and scrape < duration:
+                event_points.append((scrape, float(events)))
+                exposure_points.append((scrape, float(exposure)))
+                scrape += fleet.scrape_s
+        name = f"{'svc' if track == 'stable' else 'svc-canary'}-{index}"
+        recording.pods.append(Pod(name, track, tuple(event_points), tuple(exposure_points)))
+    return recording
+
+
+_SUM = re.compile(r"^sum by \(([^)]*)\) \((.*)\)$")
+_STAMP = re.compile(r"^max by \(([^)]*)\) \(timestamp\((.*)\)\)$")
+_SUBQUERY = re.compile(r"^(.*)\[(\d+)s:(\d+)s\]$")
+_COUNT = re.compile(r"^max\(count_over_time\((.*)\[(\d+)s\]\)\)$")
+LOOKBACK_S = 300.0
+"""Prometheus' lookback delta: an instant query sees a series' last sample this far back."""
+
+
+class RecordedSource:
+    """A ``MetricSource`` over a ``Recording``, answering the queries the error-rate gate of
+    the go flavour asks (``analysis.alignment``) the way Prometheus would: the last sample at
+    or before the evaluation time (within the lookback), summed by pod; its timestamp; a
+    subquery's steps at multiples of its step; the samples a series has over a range."""
+
+    def __init__(self, recording: Recording, clock_start: float = 0.0):
+        self.recording = recording
+        self.clock_start = clock_start
+        self.now = 0.0
+        self.samples_read = 0
+        self._times = {
+            (pod.name, role): [t for t, _ in getattr(pod, role)]
+            for pod in recording.pods
+            for role in ("events", "exposure")
+        }
+
+    @staticmethod
+    def _track_role(selector: str) -> tuple[str, str] | None:
+        if not selector.startswith("http_requests_total"):
+            return None  # the only metric this fleet exports
+        track = "canary" if 'track="canary"' in selector else "stable"
+        return track, "events" if 'code=~"5.."' in selector else "exposure"
+
+    def _last(self, pod: Pod, role: str, at: float) -> tuple[float, float] | None:
+        index = bisect.bisect_right(self._times[(pod.name, role)], at) - 1
+        if index < 0:
+            return None
+        point = getattr(pod, role)[index]
+        return point if point[0] > at - LOOKBACK_S else None
+
+    def _pods(self, selector: str, at: float, stamp: bool) -> list[Sample]:
+        found = self._track_role(selector)
+        if found is None:
+            return []
+        track, role = found
+        result = []
+        for pod in self.recording.pods:
+            if pod.track != track:
+                continue
+            point = self._last(pod, role, at)
+            if point is not None:
+                labels = {"instance": pod.name, "pod": pod.name}
+                result.append(Sample(labels, point[0] + self.clock_start if stamp else point[1]))
+        self.samples_read += len(result)
+        return result
+
+    def vector(self, query: str, at: float | None = None) -> list[Sample]:
+        when = (self.now if at is None else at) - self.clock_start
+        if match := _STAMP.match(query):
+            return self._pods(match.group(2), when, stamp=True)
+        if match := _SUM.match(query):
+            return self._pods(match.group(2), when, stamp=False)
+        if match := _COUNT.match(query):
+            found = self._track_role(match.group(1))
+            if found is None:
+                return []
+            track, role = found
+            seconds = float(match.group(2))
+            counts = sorted(
+                sum(when - seconds < t <= when for t in self._times[(pod.name, role)])
+                for pod in self.recording.pods
+                if pod.track == track
+            )
+            return [Sample({}, float(counts[-1]))] if counts else []
+        return []
+
+    def series(self, query: str, at: float | None = None) -> list[Series]:
+        when = (self.now if at is None else at) - self.clock_start
+        match = _SUBQUERY.match(query)
+        inner = _SUM.match(match.group(1)) if match else None
+        if match is None or inner is None:
+            return []
+        seconds, step = float(match.group(2)), float(match.group(3))
+        absolute = when + self.clock_start
+        first = math.floor((absolute - seconds) / step + 1) * step  # Prometheus aligns steps
+        points: dict[str, list[tuple[float, float]]] = {}
+        at_step = first
+        while at_step <= absolute:
+            for sample in self._pods(inner.group(2), at_step - self.clock_start, stamp=False):
+                points.setdefault(sample.labels["pod"], []).append((at_step, sample.value))
+            at_step += step
+        return [Series({"instance": pod, "pod": pod}, tuple(p)) for pod, p in points.items()]
+
+    def instant(self, query: str) -> list[float]:
+        return [s.value for s in self.vector(query)]
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[float]:
+        return []
