@@ -73,6 +73,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.analysis.sequential",
             "canaryflow.analysis.gates",
             "canaryflow.analysis.evidence",
+            "canaryflow.analysis.flavour",
             "canaryflow.analysis.verdict",
             "canaryflow.flags.variant_analysis",
             "canaryflow.release.decision",

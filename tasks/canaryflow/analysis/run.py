@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from canaryflow.analysis import flavour as flavours
 from canaryflow.analysis import gates as judge
 from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, Buckets
 from canaryflow.analysis.evidence import (
@@ -60,6 +61,8 @@ class WindowResult:
     measurements: tuple[Measurement, ...]
     started: float
     finished: float
+    metrics: str | None = None
+    """With ``analysis.metrics: auto``: which flavour was detected, and from what."""
 
     @property
     def reason(self) -> str:
@@ -67,6 +70,7 @@ class WindowResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"metrics": self.metrics} if self.metrics else {}),
             "outcome": self.verdict.outcome.value,
             "reason": self.reason,
             "started": self.started,
@@ -143,6 +147,8 @@ class AnalysisRun:
         self._logs_since = 0.0
         self._sequential: dict[str, SequentialGate] = {}
         self._window_started = 0.0
+        self.detection: flavours.Detection | None = None
+        """``analysis.metrics: auto``: what the first round found (asked again until found)."""
 
     def window(self, duration: float) -> WindowResult:
         """Measure every ``interval`` for ``duration`` seconds, or until a limit breaches."""
@@ -164,12 +170,48 @@ class AnalysisRun:
                 self.on_round(batch, verdict)
             if verdict.decided:
                 break
-        return WindowResult(verdict, tuple(measurements), started, self.clock.now())
+        detected = self.detection.reason if self.detection else None
+        return WindowResult(verdict, tuple(measurements), started, self.clock.now(), detected)
+
+    @property
+    def flavour(self) -> str:
+        """The catalogue flavour the queries are built for: the plan's, or the detected one."""
+        if self.spec.metrics != flavours.AUTO:
+            return self.spec.metrics
+        found = self.detection.flavour if self.detection else None
+        return found or flavours.FALLBACK
+
+    def _detect_flavour(self) -> None:
+        """``auto``: ask once which flavours' request counters the service has (both tracks),
+        until one is found; an unanswered query counts as no series for this round."""
+        if self.spec.metrics != flavours.AUTO or (self.detection and self.detection.flavour):
+            return
+        window = self.spec.query_window
+        calls = {
+            f"{name}/{track}": _bind(
+                self.metrics.instant, render(REQUEST_COUNT[name], self.subject, track, window)
+            )
+            for name in flavours.DETECTION_ORDER
+            for track in ("canary", "stable")
+        }
+        results = gather(calls, self.call_timeout)
+        counts: dict[str, float | None] = {}
+        for name in flavours.DETECTION_ORDER:
+            values = [
+                v
+                for track in ("canary", "stable")
+                if isinstance(answer := results[f"{name}/{track}"], list)
+                for v in answer
+                if not math.isnan(v)
+            ]
+            counts[name] = sum(values) if values else None
+        self.detection = flavours.choose(counts)
 
     def measure(self, round_no: int, window_started: float) -> list[Measurement]:
         """One round: every gate measured once, all calls at the same time."""
         started = self.clock.now()
         self._window_started = window_started
+        self._detect_flavour()
         calls, queries = self._calls(started, window_started)
         results = gather(calls, self.call_timeout)
         finished = self.clock.now()
@@ -208,7 +250,7 @@ class AnalysisRun:
         calls: dict[str, Callable[[], Any]] = {}
         queries: dict[str, dict[str, str]] = {}
         if spec.min_canary_requests > 0:
-            count = render(REQUEST_COUNT[spec.metrics], subject, "canary", spec.query_window)
+            count = render(REQUEST_COUNT[self.flavour], subject, "canary", spec.query_window)
             calls["requests"] = _bind(self.metrics.instant, count)
         for gate in spec.gates:
             if gate.logs is not None:
@@ -218,7 +260,7 @@ class AnalysisRun:
             if gate.sequential is not None:
                 queries[gate.name] = self._sequential_calls(gate, calls, window_started)
                 continue
-            template = gate.template(spec.metrics) or ""
+            template = gate.template(self.flavour) or ""
             # Stable is read for thresholds too: no series on either track = not exported.
             tracks = ("canary", "stable")
             rendered = {t: render(template, subject, t, spec.query_window) for t in tracks}
@@ -230,7 +272,7 @@ class AnalysisRun:
     def _sequential_state(self, gate: GateSpec) -> SequentialGate:
         state = self._sequential.get(gate.name)
         if state is None:
-            evidence = METRICS[gate.metric].evidence_for(self.spec.metrics)
+            evidence = METRICS[gate.metric].evidence_for(self.flavour)
             assert evidence is not None and gate.sequential is not None
             state = self._sequential[gate.name] = SequentialGate(
                 gate.name,
@@ -317,7 +359,7 @@ class AnalysisRun:
         if not exported and gate.query is None and gate.metric is not None:
             # A catalogue metric this service does not export; a plan's own query is never
             # skipped this way (a typo must not pass silently): it stays inconclusive.
-            template = gate.template(self.spec.metrics) or ""
+            template = gate.template(self.flavour) or ""
             return Judgement(Outcome.NOT_APPLICABLE, f"no series {series_names(template)}")
         if gate.threshold is not None:
             return judge.judge_threshold(gate.threshold, canary, gate.name, unit)

@@ -130,6 +130,8 @@ def _write_outputs(args: argparse.Namespace, result, report: dict) -> None:
         json.dump(report, sys.stdout, indent=2)
         print()
     else:
+        if result.metrics:
+            print(result.metrics)  # analysis.metrics: auto, what was detected
         print(f"verdict: {result.verdict.outcome.value.upper()}: {result.reason}")
         if "failSafe" in report:
             print(f"fail-safe: {report['failSafe']['summary']}")

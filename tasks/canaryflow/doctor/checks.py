@@ -84,7 +84,7 @@ class DoctorSettings(BaseModel):
     prometheus_url: str | None = None
     service: str | None = None
     service_namespace: str | None = None
-    flavour: Literal["go", "istio"] = "go"
+    flavour: Literal["go", "otel", "grpc", "istio"] = "go"
     cluster: bool = True
     """False: only the service and Prometheus (the helm test's per-service containers)."""
     timeout_s: float = 10.0
