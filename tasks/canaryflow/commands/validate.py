@@ -83,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         steps += f"; flag {plan.flag.key}: {exposure}, then everyone"
     from canaryflow.plan.maturity import maturity_warnings
 
-    for warning in maturity_warnings(plan):
+    from canaryflow.plan.routers import deprecation
+
+    deprecated = deprecation(plan.router.kind)
+    for warning in [*([deprecated] if deprecated else []), *maturity_warnings(plan)]:
         print(f"warning: {warning}", file=sys.stderr)
     checked = f"queries checked against {url}" if url else "queries not checked (no Prometheus)"
     print(

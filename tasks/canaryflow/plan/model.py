@@ -19,6 +19,7 @@ from canaryflow.duration import Duration
 from canaryflow.flags.spec import FlagRolloutSpec
 from canaryflow.plan.routers import (
     CAPABILITIES,
+    DEFAULT_ROUTER_KIND,
     HEADER_ROUTES,
     NAMED_RULES,
     RouterKind,
@@ -96,8 +97,9 @@ class HeaderRouteSpec(PlanModel):
 
 class RouterSpec(PlanModel):
     kind: RouterKind = Field(
-        "nginx-ingress",
-        description="Traffic router on Kubernetes. The local platform always uses its own nginx.",
+        DEFAULT_ROUTER_KIND,
+        description="Traffic router on Kubernetes (nginx-ingress and smi are deprecated). The "
+        "local platform always uses its own nginx.",
     )
     header: HeaderRouteSpec | None = Field(
         default_factory=HeaderRouteSpec,
