@@ -82,7 +82,6 @@ def run(args: argparse.Namespace) -> int:
         )
         steps += f"; flag {plan.flag.key}: {exposure}, then everyone"
     from canaryflow.plan.maturity import maturity_warnings
-
     from canaryflow.plan.routers import deprecation
 
     deprecated = deprecation(plan.router.kind)
