@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
+    from canaryflow.analysis.query import Subject
     from canaryflow.analysis.run import AnalysisRun
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.load import load_plan
@@ -97,11 +98,24 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
         stops.release()  # a stop that came while loading arrives here, where traffic is made safe
         source = PrometheusSource.for_spec(spec.prometheus, url)
         _reject_bad_promql(plan, source)
+        service, namespace = (
+            args.service or plan.service.name,
+            args.namespace or plan.service.namespace,
+        )
+        # The plan's contract: metrics by its app label, stable's pods by its Deployment's name.
+        subject = Subject(
+            service,
+            namespace,
+            spec.track_label,
+            app=plan.service.app_label if plan.service.selector else None,
+            deployment=plan.service.deployment,
+        )
         analysis = AnalysisRun(
             spec,
             source,
-            args.service or plan.service.name,
-            args.namespace or plan.service.namespace,
+            service,
+            namespace,
+            subject=subject,
             logs=_log_source(plan, args),
             on_round=None if args.json else _print_round,
             windows=len(plan.traffic_steps),  # each step's window spends its share of alpha

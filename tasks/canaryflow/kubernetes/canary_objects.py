@@ -36,13 +36,22 @@ def canary_name(service: str) -> str:
     return f"{service}-canary"
 
 
-def canary_pod_labels(service: str, version: str) -> dict[str, str]:
-    return {"app": service, VERSION_LABEL: version, TRACK_LABEL: "canary"}
+def identity(service: str, selector: dict[str, str] | None = None) -> dict[str, str]:
+    """The labels that make a pod one of the service's (``service.selector``, else found from
+    the stable Deployment by ``canaryflow.kubernetes.contract``); ``app: <service>`` when
+    nothing says otherwise."""
+    return dict(selector) if selector else {"app": service}
 
 
-def canary_selector(service: str) -> dict[str, str]:
+def canary_pod_labels(
+    service: str, version: str, selector: dict[str, str] | None = None
+) -> dict[str, str]:
+    return {**identity(service, selector), VERSION_LABEL: version, TRACK_LABEL: "canary"}
+
+
+def canary_selector(service: str, selector: dict[str, str] | None = None) -> dict[str, str]:
     """What selects every canary pod, whatever its version."""
-    return {"app": service, TRACK_LABEL: "canary"}
+    return {**identity(service, selector), TRACK_LABEL: "canary"}
 
 
 def check_artifact(image: str | None, version: str) -> None:
@@ -99,10 +108,12 @@ def canary_deployment(
     replicas: int,
     health: HealthCheck,
     container: str | None = None,
+    selector: dict[str, str] | None = None,
 ) -> Obj:
     template = copy.deepcopy(stable["spec"]["template"])
     stable_meta = template.get("metadata", {})
-    pod_labels = {**stable_meta.get("labels", {}), **canary_pod_labels(service, version)}
+    labels = canary_pod_labels(service, version, selector)
+    pod_labels = {**stable_meta.get("labels", {}), **labels}
     template["metadata"] = {"labels": pod_labels}
     if stable_meta.get("annotations"):
         template["metadata"]["annotations"] = stable_meta["annotations"]
@@ -115,7 +126,7 @@ def canary_deployment(
     }
     spec: Obj = {
         "replicas": replicas,
-        "selector": {"matchLabels": canary_pod_labels(service, version)},
+        "selector": {"matchLabels": labels},
         "template": template,
     }
     for kept in ("minReadySeconds", "progressDeadlineSeconds"):
@@ -127,13 +138,15 @@ def canary_deployment(
         "metadata": {
             "name": canary_name(service),
             "namespace": stable["metadata"]["namespace"],
-            "labels": {**canary_pod_labels(service, version), **MANAGED_BY},
+            "labels": {**labels, **MANAGED_BY},
         },
         "spec": spec,
     }
 
 
-def canary_service(stable_service: Obj, service: str) -> Obj:
+def canary_service(
+    stable_service: Obj, service: str, selector: dict[str, str] | None = None
+) -> Obj:
     ports = [
         {k: port[k] for k in ("name", "port", "targetPort", "protocol", "appProtocol") if k in port}
         for port in stable_service["spec"].get("ports", [])
@@ -144,9 +157,13 @@ def canary_service(stable_service: Obj, service: str) -> Obj:
         "metadata": {
             "name": canary_name(service),
             "namespace": stable_service["metadata"]["namespace"],
-            "labels": {"app": service, TRACK_LABEL: "canary", **MANAGED_BY},
+            "labels": {**canary_selector(service, selector), **MANAGED_BY},
         },
-        "spec": {"type": "ClusterIP", "selector": canary_selector(service), "ports": ports},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": canary_selector(service, selector),
+            "ports": ports,
+        },
     }
 
 

@@ -24,6 +24,7 @@ from canaryflow.kubernetes import canary_objects as objects
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import HealthCheck
 from canaryflow.kubernetes.capacity import canary_replicas_for, stable_replicas
+from canaryflow.kubernetes.contract import resolve
 from canaryflow.kubernetes.events import decision_event
 from canaryflow.kubernetes.health import assess, rollout_progress
 from canaryflow.kubernetes.resources import DEPLOYMENT, HPA, POD, SERVICE
@@ -67,10 +68,22 @@ class KubernetesPlatform:
         canary_after_rollback: str = "delete",
         drain_s: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        deployment: str | None = None,
+        service_object: str | None = None,
+        selector: dict[str, str] | None = None,
+        app_label: str | None = None,
     ):
         self.api = ClusterApi(api_client, namespace, retry)
         self.namespace = namespace
         self.service = service
+        self.deployment = deployment or service
+        """The stable Deployment (the plan's ``service.deployment``, default the service)."""
+        self.service_object = service_object or service
+        """The Service in front of the stable pods (``service.service``)."""
+        self.selector = selector
+        """The service's pods' labels (``service.selector``); None: found from the Deployment
+        at ``deploy_canary`` (``canaryflow.kubernetes.contract``)."""
+        self.app_label = app_label or service
         self.canary = objects.canary_name(service)
         self.canary_replicas = canary_replicas
         self.health = health
@@ -110,6 +123,7 @@ class KubernetesPlatform:
     def deploy_canary(self, artifact: Artifact) -> None:
         objects.check_artifact(artifact.image, artifact.version)
         stable, stable_service = self._stable_objects()
+        identity = self._identity(stable, stable_service)
         canary = objects.canary_deployment(
             stable,
             self.service,
@@ -118,10 +132,11 @@ class KubernetesPlatform:
             self.canary_replicas,
             self.health,
             self.container,
+            identity,
         )
-        canary_service = objects.canary_service(stable_service, self.service)
+        canary_service = objects.canary_service(stable_service, self.service, identity)
         backends = Backends(
-            stable_service=self.service,
+            stable_service=self.service_object,
             canary_service=self.canary,
             port=stable_service["spec"]["ports"][0]["port"],
             stable_version=objects.stable_version(stable),
@@ -188,7 +203,7 @@ class KubernetesPlatform:
         def edit(stable: Obj) -> Obj:
             return objects.promoted(stable, self.service, image, artifact.version, self.container)
 
-        stable = self.api.update(DEPLOYMENT, self.service, edit)
+        stable = self.api.update(DEPLOYMENT, self.deployment, edit)
         self._wait_stable_rollout()
         if relabel:
             self._select_stable(artifact.version, artifact.version, by_version)
@@ -202,7 +217,7 @@ class KubernetesPlatform:
                 stable,
                 "VersionLabelKept",
                 f"stable pods keep {objects.VERSION_LABEL}={previous}: spec.selector of "
-                f"deployment {self._name(self.service)} pins it and is immutable; drop "
+                f"deployment {self._name(self.deployment)} pins it and is immutable; drop "
                 f"{objects.VERSION_LABEL} from the selector to have promotions relabel them",
                 warning=True,
             )
@@ -219,7 +234,7 @@ class KubernetesPlatform:
             return service
 
         if by_service:
-            self.api.update(SERVICE, self.service, edit)
+            self.api.update(SERVICE, self.service_object, edit)
         self._router.select_stable(version, canary_version)
 
     def rollback(self) -> None:
@@ -240,7 +255,7 @@ class KubernetesPlatform:
             self.record(Phase.ROLLED_BACK, 0)
         else:
             self._remove_canary()
-        stable = self.api.get(DEPLOYMENT, self.service)
+        stable = self.api.get(DEPLOYMENT, self.deployment)
         if stable is not None:
             version = state.version if state else "canary"
             kept = " (scaled to zero)" if self.canary_after_rollback == "scale-to-zero" else ""
@@ -288,7 +303,7 @@ class KubernetesPlatform:
         canary = self.api.get(DEPLOYMENT, self.canary)
         if canary is None:
             return
-        stable = self.api.get(DEPLOYMENT, self.service)
+        stable = self.api.get(DEPLOYMENT, self.deployment)
         stable_size = stable_replicas(stable, self.api.list(HPA, {})) if stable else 0
         wanted = canary_replicas_for(stable_size, weight, self.canary_replicas)
         if canary["spec"].get("replicas", 1) < wanted:
@@ -350,25 +365,40 @@ class KubernetesPlatform:
     # -- steps --------------------------------------------------------------------------------
 
     def _stable_objects(self) -> tuple[Obj, Obj]:
-        stable = self.api.get(DEPLOYMENT, self.service)
+        stable = self.api.get(DEPLOYMENT, self.deployment)
         if stable is None:
             raise InputError(
                 FieldError(
                     "service.name",
-                    f"deployment {self._name(self.service)} not found: deploy the stable "
+                    f"deployment {self._name(self.deployment)} not found: deploy the stable "
                     "version first or fix service.name/namespace",
                 )
             )
-        stable_service = self.api.get(SERVICE, self.service)
+        stable_service = self.api.get(SERVICE, self.service_object)
         if stable_service is None or not stable_service["spec"].get("ports"):
             raise InputError(
                 FieldError(
                     "service.name",
-                    f"service {self._name(self.service)} not found or without ports: create the "
-                    "stable Service (named like the Deployment) or fix service.name/namespace",
+                    f"service {self._name(self.service_object)} not found or without ports: "
+                    "create the stable Service (named like the Deployment) or fix "
+                    "service.name/namespace",
                 )
             )
         return stable, stable_service
+
+    def _identity(self, stable: Obj, stable_service: Obj) -> dict[str, str]:
+        """The labels the canary copies to be one of the service's pods, once the contract
+        (``canaryflow.kubernetes.contract``) holds; the plan's selector, else the Deployment's."""
+        contract = resolve(
+            self.namespace,
+            self.deployment,
+            self.service_object,
+            self.selector,
+            self.app_label,
+            stable,
+            stable_service,
+        )
+        return contract.selector
 
     def _check_split(self, stable_service: Obj, canary: Obj) -> None:
         """Routers that split by Service need a stable Service that misses the canary pods."""
@@ -378,7 +408,8 @@ class KubernetesPlatform:
             raise InputError(
                 FieldError(
                     "service.name",
-                    f"service {self._name(self.service)} selects {selector}, which also matches "
+                    f"service {self._name(self.service_object)} selects {selector}, which also "
+                    "matches "
                     "the canary pods, so its share would reach the canary too: add the stable "
                     "pods' version label to its selector",
                 )
@@ -408,7 +439,7 @@ class KubernetesPlatform:
 
     def _wait_stable_rollout(self) -> None:
         def rolled_out() -> str | None:
-            stable = self.api.get(DEPLOYMENT, self.service)
+            stable = self.api.get(DEPLOYMENT, self.deployment)
             progress = rollout_progress(stable) if stable else None
             return (
                 None
@@ -419,7 +450,7 @@ class KubernetesPlatform:
         last = _poll(rolled_out, self.timeouts.stable_rollout_s, self.timeouts.poll_s)
         if last is not None:
             raise PlatformError(
-                f"deployment {self._name(self.service)} did not roll out the promoted image "
+                f"deployment {self._name(self.deployment)} did not roll out the promoted image "
                 f"within {self.timeouts.stable_rollout_s:g}s ({last}); the canary keeps running"
             )
 
@@ -428,7 +459,16 @@ class KubernetesPlatform:
         self.api.delete(DEPLOYMENT, self.canary)
 
     def _canary_pods(self) -> list[Obj]:
-        return self.api.list(POD, objects.canary_selector(self.service))
+        return self.api.list(POD, {objects.TRACK_LABEL: "canary", **self._canary_identity()})
+
+    def _canary_identity(self) -> dict[str, str]:
+        """The identity the canary Deployment was given (its selector, less the track and
+        version), so later steps in their own pods find its pods without the stable's."""
+        canary = self.api.get(DEPLOYMENT, self.canary)
+        labels = dict((canary or {}).get("spec", {}).get("selector", {}).get("matchLabels") or {})
+        for label in (objects.TRACK_LABEL, objects.VERSION_LABEL):
+            labels.pop(label, None)
+        return labels or objects.identity(self.service, self.selector)
 
     def _name(self, name: str) -> str:
         return f"{self.namespace}/{name}"
