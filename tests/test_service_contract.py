@@ -139,3 +139,37 @@ def test_metrics_are_selected_by_the_recommended_label_and_the_deployments_pod_n
     assert subject.selector("stable").startswith('app="checkout",namespace="shop"')
     assert 'pod=~"checkout-api-[a-z0-9]+-[a-z0-9]+"' in subject.pods("stable")
     assert 'pod=~"checkout-canary-' in subject.pods("canary")
+
+
+def write_plan(tmp_path, service_section: dict) -> str:
+    import yaml
+
+    path = tmp_path / "canaryflow.yaml"
+    plan = {**PLAN, "service": service_section}
+    path.write_text(yaml.safe_dump(plan))
+    return str(path)
+
+
+def test_validate_cluster_checks_the_contract_before_anything_is_built(
+    tmp_path, api_server, capsys
+):
+    from kube.fixtures import write_kubeconfig
+
+    from canaryflow.cli import main
+
+    api_server.seed(deployment())
+    api_server.seed(service())
+    kubeconfig = str(write_kubeconfig(tmp_path / "kubeconfig", api_server.url))
+    good = write_plan(tmp_path, PLAN["service"])
+    assert main(["validate", good, "--offline", "--cluster", "--kubeconfig", kubeconfig]) == 0
+    out = capsys.readouterr().out
+    assert "cluster: deployment checkout-api, service checkout" in out
+    assert "pods app.kubernetes.io/name=checkout, metrics app=checkout" in out
+
+    wrong = write_plan(tmp_path, {"name": "checkout", "namespace": NAMESPACE})
+    assert main(["validate", wrong, "--offline", "--cluster", "--kubeconfig", kubeconfig]) == 2
+    err = capsys.readouterr().err
+    assert "error: service.deployment: deployment shop/checkout not found" in err
+    assert "set service.deployment to the stable Deployment's name" in err
+    writes = [r for r in api_server.requests if r.method != "GET"]
+    assert writes == [], "validate only reads"
