@@ -13,7 +13,7 @@ export GOTOOLCHAIN := local
 export CGO_ENABLED := 0
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-SYSTEM_PACKAGES := prometheus nginx-light docker-registry
+SYSTEM_PACKAGES := prometheus nginx-light docker-registry prometheus-pushgateway
 
 .PHONY: setup system-packages test test-fast e2e lint fmt demo bench compile chart clean fuzz
 
@@ -24,6 +24,7 @@ system-packages:
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v docker-registry >/dev/null || [ -x /usr/bin/docker-registry ] || missing="$$missing docker-registry"; \
+	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
 	if [ -n "$$missing" ]; then \
 	  echo "setup: installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "setup: need root for apt-get (or install:$$missing)" >&2; exit 2; fi; \
@@ -37,8 +38,12 @@ $(STAMP): pyproject.toml
 	@$(VENV)/bin/go version
 	@touch $@
 
+# Test files run on TEST_WORKERS workers (pytest-xdist, one file per worker at a time, so a
+# module's real processes and fixtures stay together): most tests wait on real processes, so
+# four workers fit two cores.
+TEST_WORKERS ?= 4
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The cluster in a box (tests/cluster): pushes released end to end through the rendered chart's
 # Sensor and templates, for Istio, NGINX Ingress and Gateway API; `make test` runs it too.
@@ -47,7 +52,7 @@ e2e: setup
 	$(PY) -m pytest -q tests/cluster
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check tasks workflows tests

@@ -34,7 +34,7 @@ NAMESPACE = "shop"
 EXPOSITION = "text/plain; version=0.0.4"  # the Prometheus text format
 
 
-@dataclass
+@dataclass(frozen=True)
 class Traffic:
     """Simulated load: requests per second, share answered 5xx, lognormal latency."""
 
@@ -43,6 +43,8 @@ class Traffic:
     median_latency_s: float = 0.05
     latency_spread: float = 0.4  # sigma of the log
     cache: bool = True  # False: a service without a cache exports no cache_requests_total
+    cadvisor: bool = True  # False: no container_cpu_cfs_* (a local run has no cAdvisor)
+    buckets: tuple[float, ...] = BUCKETS  # the latency histogram's layout (a new version's own)
 
     def latency(self, u: float) -> float:
         """The latency at quantile ``u`` of the distribution."""
@@ -63,12 +65,16 @@ def _normal_quantile(u: float) -> float:
 
 @dataclass
 class _Histogram:
-    counts: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
+    bounds: tuple[float, ...] = BUCKETS
+    counts: list[int] = field(default_factory=list)
     total: float = 0.0
     count: int = 0
 
+    def __post_init__(self) -> None:
+        self.counts = self.counts or [0] * len(self.bounds)
+
     def observe(self, value: float) -> None:
-        for index, bound in enumerate(BUCKETS):
+        for index, bound in enumerate(self.bounds):
             if value <= bound:
                 self.counts[index] += 1
         self.total += value
@@ -77,7 +83,7 @@ class _Histogram:
     def lines(self, name: str, labels: str) -> list[str]:
         lines = [
             f'{name}_bucket{{{labels},le="{bound:g}"}} {count}'
-            for bound, count in zip(BUCKETS, self.counts, strict=True)
+            for bound, count in zip(self.bounds, self.counts, strict=True)
         ]
         lines.append(f'{name}_bucket{{{labels},le="+Inf"}} {self.count}')
         lines.append(f"{name}_sum{{{labels}}} {self.total!r}")
@@ -94,7 +100,7 @@ class SimulatedService:
         self.traffic = traffic
         self._lock = threading.Lock()
         self._requests: dict[str, int] = {}
-        self._latency = _Histogram()
+        self._latency = _Histogram(traffic.buckets)
         self._db = _Histogram()
         self._cache = {"hit": 0, "miss": 0}
         self._carry = 0.0
@@ -171,10 +177,15 @@ class SimulatedService:
             lines += [
                 "# TYPE http_client_requests_total counter",
                 f'http_client_requests_total{{code="200",host="db"}} {calls}',
-                "# TYPE container_cpu_cfs_periods_total counter",
-                f"container_cpu_cfs_periods_total {calls}",
-                "# TYPE container_cpu_cfs_throttled_periods_total counter",
-                f"container_cpu_cfs_throttled_periods_total {calls // 50}",
+            ]
+            if self.traffic.cadvisor:
+                lines += [
+                    "# TYPE container_cpu_cfs_periods_total counter",
+                    f"container_cpu_cfs_periods_total {calls}",
+                    "# TYPE container_cpu_cfs_throttled_periods_total counter",
+                    f"container_cpu_cfs_throttled_periods_total {calls // 50}",
+                ]
+            lines += [
                 "# TYPE go_goroutines gauge",
                 f"go_goroutines {8 + calls % 3}",
                 # client_golang's Go collector: quantiles 0 to 1 of recent pauses, and NumGC.

@@ -100,7 +100,12 @@ def test_a_logs_gate_reads_the_canary_log_file(tmp_path, prometheus, capsys):  #
     plan = write_plan(tmp_path, prometheus.url, "healthy", extra=logs)
     argv = ["analyze", "--plan", str(plan), "--duration", "2s", "--canary-log", str(log)]
     assert main(argv) == 0
-    assert "0 canary log lines match" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "log-errors  NOT-APPLICABLE this platform provides no stable logs" in out, out
+    stable = tmp_path / "stable.log"
+    stable.write_text("old: connection refused\n")
+    assert main([*argv, "--stable-log", str(stable)]) == 0
+    assert "log-errors: canary 0 of " in capsys.readouterr().out
 
 
 def test_the_log_file_source_returns_each_complete_line_once(tmp_path):

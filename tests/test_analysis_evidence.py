@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 import random
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from canaryflow.analysis.catalogue import METRICS, Buckets
 from canaryflow.analysis.evidence import (
     CounterDeltas,
@@ -121,6 +124,38 @@ def test_a_histogram_gate_cuts_at_stables_quantile_from_before_the_window():
     assert judgement.reason.startswith("latency-p95: canary 40 of 100 above 0.1 vs stable 9 of 900")
 
 
+def test_a_cut_the_canarys_layout_lacks_moves_to_the_next_bound_both_have():
+    gate = SequentialGate("latency-p95", METRICS["latency-p95"].evidence["go"], 0.25, 0.01, 20)
+
+    def hist(counts: dict[str, float]) -> list[Sample]:
+        return [Sample({"le": le}, n) for le, n in counts.items()]
+
+    reference = hist({"0.05": 500, "0.1": 960, "0.25": 995, "+Inf": 1000})
+    zero = {"canary": {"buckets": []}, "stable": {"buckets": []}}
+    same = {"0.25": 99, "+Inf": 100}  # the canary's layout has no 0.05 and no 0.1
+    now = {
+        "canary": {"buckets": hist(same)},
+        "stable": {"buckets": hist({"0.05": 450, "0.1": 860, "0.25": 891, "+Inf": 900})},
+    }
+    judgement = gate.observe(now, baseline=zero, reference=reference)
+    assert judgement.outcome is not Outcome.FAIL, judgement.reason  # never "100 of 100 above"
+    assert sorted(gate.tests) == [0.25], "both missing cuts move to the next common bound"
+    assert judgement.reason.startswith("latency-p95: canary 1 of 100 above 0.25 vs stable 9 of 900")
+
+
+def test_layouts_that_share_no_bound_are_not_comparable():
+    gate = SequentialGate("latency-p95", METRICS["latency-p95"].evidence["go"], 0.25, 0.01, 20)
+    reference = [Sample({"le": "0.1"}, 960), Sample({"le": "+Inf"}, 1000)]
+    zero = {"canary": {"buckets": []}, "stable": {"buckets": []}}
+    now = {
+        "canary": {"buckets": [Sample({"le": "0.3"}, 90), Sample({"le": "+Inf"}, 100)]},
+        "stable": {"buckets": [Sample({"le": "0.1"}, 860), Sample({"le": "+Inf"}, 900)]},
+    }
+    judgement = gate.observe(now, baseline=zero, reference=reference)
+    assert judgement.outcome is Outcome.NOT_APPLICABLE
+    assert "share no bucket bound" in judgement.reason
+
+
 # Error control of a whole histogram gate: cuts chosen from stable's history, looked at often -----
 
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -171,12 +206,61 @@ def test_a_histogram_gate_without_any_stable_traffic_is_inconclusive_by_rule():
     assert "inconclusive by rule" in judgement.reason
 
 
-def test_a_series_only_stable_has_is_collecting_early_in_a_window_then_missing_data():
+def test_a_series_only_stable_has_is_collecting_early_in_a_window_then_not_comparable():
     gate = SequentialGate(
         "error-rate", METRICS["error-rate"].evidence["go"], 0.2, 0.01, 20, grace_s=5
     )
     stable_only = {"canary": {"exposure": []}, "stable": {"exposure": [counter(500)]}}
     assert gate.observe(stable_only, elapsed=2).outcome is Outcome.COLLECTING
     late = gate.observe(stable_only, elapsed=6)
-    assert late.outcome is Outcome.INCONCLUSIVE
+    assert late.outcome is Outcome.NOT_APPLICABLE, "reported, never a rollback by itself"
     assert late.reason == "no canary data: http_requests_total has series for stable only"
+
+
+# Promotion needs positive evidence ------------------------------------------------------------
+
+looks = st.lists(
+    st.tuples(st.integers(0, 30), st.integers(0, 30), st.integers(0, 300), st.integers(0, 300)),
+    min_size=1,
+    max_size=8,
+)
+
+
+def counts_gate(minimum: int) -> SequentialGate:
+    return SequentialGate("error-rate", METRICS["error-rate"].evidence["go"], 0.2, 0.01, minimum)
+
+
+def feed(gate: SequentialGate, steps) -> list:
+    """Feed cumulative counters built from per-look (canary events, exposure, stable ...)."""
+    totals = [0, 0, 0, 0]
+    start = {
+        track: {"events": [counter(0, code="500")], "exposure": [counter(0, code="200")]}
+        for track in ("canary", "stable")
+    }
+    outcomes = []
+    for ce, cx, se, sx in steps:
+        totals = [totals[0] + min(ce, cx), totals[1] + cx, totals[2] + min(se, sx), totals[3] + sx]
+        now = {
+            "canary": {
+                "events": [counter(totals[0], code="500")],
+                "exposure": [counter(totals[1], code="200")],
+            },
+            "stable": {
+                "events": [counter(totals[2], code="500")],
+                "exposure": [counter(totals[3], code="200")],
+            },
+        }
+        outcomes.append((gate.observe(now, start).outcome, totals[1]))
+    return outcomes
+
+
+@given(looks, st.integers(0, 200))
+def test_a_sequential_gate_passes_only_with_the_minimum_of_canary_requests(steps, minimum):
+    for outcome, canary_requests in feed(counts_gate(minimum), steps):
+        if outcome is Outcome.PASS:
+            assert canary_requests >= max(1, minimum), "not merely 'not yet shown bad'"
+
+
+def test_no_canary_request_at_all_is_never_a_pass_even_without_a_minimum():
+    [(outcome, _)] = feed(counts_gate(0), [(0, 0, 0, 500)])
+    assert outcome is Outcome.COLLECTING

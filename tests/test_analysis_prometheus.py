@@ -207,7 +207,7 @@ def test_a_default_gate_whose_metric_the_service_does_not_export_is_not_applicab
     assert result.reason.count("cache_requests_total") == 1, "reported once"
 
 
-def test_a_gate_whose_series_only_stable_has_is_missing_canary_data(prometheus):  # noqa: F811
+def test_a_gate_whose_series_only_stable_has_is_not_comparable(prometheus):  # noqa: F811
     from canaryflow.analysis.catalogue import METRICS
     from canaryflow.analysis.evidence import SequentialGate
     from canaryflow.analysis.source import Sample
@@ -217,10 +217,39 @@ def test_a_gate_whose_series_only_stable_has_is_missing_canary_data(prometheus):
     )
     stable = {"events": [Sample({"result": "miss"}, 5)], "exposure": [Sample({}, 50)]}
     judgement = gate.observe({"canary": {"events": [], "exposure": []}, "stable": stable})
-    assert judgement.outcome is Outcome.INCONCLUSIVE
+    assert judgement.outcome is Outcome.NOT_APPLICABLE, "reported, never a rollback by itself"
     assert judgement.reason == "no canary data: cache_requests_total has series for stable only"
 
 
 class NoLogs:
+    """Both tracks log nothing: the default log gate compares 0 lines with 0 lines."""
+
     def lines_since(self, since: float) -> list[str]:
         return []
+
+    def stable_lines_since(self, since: float) -> tuple[list[str], float]:
+        return [], 1.0
+
+
+def test_validate_reads_the_scrape_interval_from_prometheus_and_warns(
+    prometheus,  # noqa: F811
+    tmp_path,
+    capsys,
+):
+    from canaryflow.cli import main
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        f"service: {{name: healthy, namespace: {NAMESPACE}}}\n"
+        "analysis: {interval: 500ms, queryWindow: 2s}\n"
+    )
+    assert main(["validate", str(plan), "--prometheus", prometheus.url]) == 0
+    err = capsys.readouterr().err
+    assert "warning: analysis.queryWindow: 2s spans fewer than 4 scrapes (every 1s)" in err
+    assert "warning: analysis.interval: 0.5s is shorter than the scrape interval 1s" in err
+
+
+def test_prometheus_says_how_often_it_scrapes_a_service(prometheus):  # noqa: F811
+    source = PrometheusSource(prometheus.url)
+    assert source.scrape_interval({"app": "healthy", "namespace": NAMESPACE}) == 1.0
+    assert source.scrape_interval({"app": "nobody", "namespace": NAMESPACE}) is None

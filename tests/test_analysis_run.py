@@ -143,6 +143,97 @@ def test_too_few_canary_requests_keep_every_gate_collecting_and_the_window_incon
     )
 
 
+def test_a_window_still_collecting_extends_itself_until_the_canary_has_enough_requests():
+    traffic = {"increase(http_requests_total": lambda n: [5.0] if n <= 4 else [600.0]}
+    run, _, clock = analysis(healthy(**traffic), spec=spec(maxExtension="60s"))
+    result = run.window(30)
+    assert result.verdict.outcome is Outcome.PASS, result.reason
+    assert (clock.elapsed, result.extended_s) == (50, 20)
+    assert result.to_dict()["extended_s"] == 20
+    assert result.reason.endswith("(window extended by 20s while gates were still collecting)")
+
+
+def test_a_window_still_collecting_after_its_extension_is_inconclusive():
+    run, _, clock = analysis(healthy(**{"increase(http_requests_total": [3.0]}))
+    result = run.window(30)
+    assert result.verdict.outcome is Outcome.INCONCLUSIVE
+    assert clock.elapsed == 30 + 60, "the default maxExtension, then no longer"
+    assert result.extended_s == 60
+
+
+def test_without_an_extension_a_window_ends_on_time():
+    run, _, clock = analysis(
+        healthy(**{"increase(http_requests_total": [3.0]}), spec=spec(maxExtension="0s")
+    )
+    assert run.window(30).verdict.outcome is Outcome.INCONCLUSIVE
+    assert clock.elapsed == 30
+
+
+def test_a_failing_or_missing_gate_is_never_extended():
+    nan = {'track="canary",code': [float("nan")]}
+    run, _, clock = analysis(healthy(**nan))
+    assert run.window(30).verdict.outcome is Outcome.INCONCLUSIVE
+    assert clock.elapsed == 30, "NaN is missing data: waiting longer does not make it a pass"
+
+
+class ScrapedEvery(TableSource):
+    """A source that knows how often the service is scraped (Prometheus' targets API)."""
+
+    def __init__(self, rows, seconds):
+        super().__init__(rows)
+        self.seconds, self.asked = seconds, []
+
+    def scrape_interval(self, labels):
+        self.asked.append(dict(labels))
+        return self.seconds
+
+
+def test_every_range_spans_four_scrapes_of_the_discovered_interval():
+    source, clock = ScrapedEvery(healthy(), 15.0), SteppingClock()
+    run = AnalysisRun(spec(), source, "shop", "prod", clock=clock)
+    [_, p95] = run.measure(1, window_started=clock.now())
+    assert "[60s]" in p95.evidence.queries["canary"]
+    assert source.asked == [{"app": "shop", "namespace": "prod"}]
+    run.measure(2, window_started=clock.now())
+    assert len(source.asked) == 1, "asked until known, then remembered"
+
+
+def test_a_configured_scrape_interval_is_used_without_asking():
+    source = ScrapedEvery(healthy(), 15.0)
+    run = AnalysisRun(spec(scrapeInterval="5s"), source, "shop", "prod", clock=SteppingClock())
+    [_, p95] = run.measure(1, window_started=0)
+    assert "[30s]" in p95.evidence.queries["canary"]  # 4 x 5 s is below queryWindow
+    assert source.asked == []
+
+
+def test_an_unknown_scrape_interval_keeps_the_query_window():
+    source = ScrapedEvery(healthy(), None)
+    run = AnalysisRun(spec(), source, "shop", "prod", clock=SteppingClock())
+    [_, p95] = run.measure(1, window_started=0)
+    assert "[30s]" in p95.evidence.queries["canary"]
+
+
+def test_a_metric_only_one_track_has_is_not_comparable_never_inconclusive():
+    canary_p95 = 'bucket{ app="shop",namespace="prod",track="canary"'
+    rows = {**healthy(), "0.95": []}
+    run, _, _ = analysis({canary_p95: [0.1], **rows})
+    result = run.window(60)
+    p95 = [m for m in result.measurements if m.gate == "latency-p95"]
+    assert {m.outcome for m in p95} == {Outcome.NOT_APPLICABLE}
+    assert p95[0].reason.startswith("only the canary has series http_request_duration_seconds")
+    assert result.verdict.outcome is Outcome.PASS, result.reason
+
+
+def test_a_metric_the_young_canary_lacks_is_collecting_then_not_comparable():
+    only_stable = {'track!="canary"': [0.1]}
+    rows = {**{k: v for k, v in healthy().items() if k != "0.95"}, **only_stable}
+    run, _, _ = analysis(rows)
+    result = run.window(60)
+    p95 = [m.outcome for m in result.measurements if m.gate == "latency-p95"]
+    assert p95 == [Outcome.COLLECTING] * 2 + [Outcome.NOT_APPLICABLE] * 4  # 30 s queryWindow
+    assert result.verdict.outcome is Outcome.PASS, result.reason
+
+
 def test_a_source_outage_errors_until_the_limit_and_never_passes():
     down = MeasurementError("Prometheus at http://127.0.0.1:9: connection refused")
     run, _, clock = analysis({"": down})
@@ -201,6 +292,20 @@ def test_statistical_gates_read_samples_over_the_window_so_far():
     assert ranges[-1] == (37_500.0, 3.75)  # the latest 10,000 samples, within Prometheus' cap
 
 
+def test_statistical_samples_are_never_closer_than_one_scrape():
+    ranges = []
+
+    class RangeRecorder(ScrapedEvery):
+        def range(self, query, start, end, step):
+            ranges.append((end - start, step))
+            return [0.1 + i / 1000 for i in range(10)]
+
+    statistical = spec(gates=[{"metric": "latency-p99", "statistical": {"tolerance": 0.25}}])
+    run = AnalysisRun(statistical, RangeRecorder(healthy(), 15.0), "shop", "prod")
+    run.measure(1, window_started=run.clock.now())
+    assert ranges[0] == (60.0, 15.0), "4 scrapes of range, one sample a scrape"
+
+
 def test_a_logs_gate_reads_the_canary_logs_since_the_last_round():
     class Logs:
         def __init__(self):
@@ -211,8 +316,8 @@ def test_a_logs_gate_reads_the_canary_logs_since_the_last_round():
             return ["dial tcp: connection refused"] if len(self.since) == 2 else ["ok"]
 
     logs = Logs()
-    with_logs = spec(gates=[ERROR_RATE, {"metric": "log-errors"}])
-    run, _, clock = analysis(healthy(), spec=with_logs, logs=logs)
+    max_0 = {"metric": "log-errors", "logs": {"patterns": ["connection refused"], "max": 0}}
+    run, _, clock = analysis(healthy(), spec=spec(gates=[ERROR_RATE, max_0]), logs=logs)
     result = run.window(60)
     assert result.verdict.outcome is Outcome.FAIL
     assert result.verdict.decided_in_round == 2
@@ -286,3 +391,65 @@ def test_a_healthy_sequential_gate_passes_once_mature_and_spends_the_releases_al
     assert outcomes["error-rate"] is Outcome.PASS
     assert outcomes["outbound-error-rate"] is Outcome.NOT_APPLICABLE  # no such series at all
     assert result.verdict.outcome is Outcome.PASS
+
+
+# Log lines compared with stable's, per request ------------------------------------------------
+
+
+class LoggingService(CounterSource):
+    """Requests counted in Prometheus and lines appended to each track's log file every round,
+    as a service with a cache that reconnects writes "connection refused" now and then."""
+
+    def __init__(self, clock, tmp_path, canary_lines: int, stable_lines: int):
+        super().__init__(clock, {'code=~"5..': 0, 'track="canary"': 1000, 'track!="canary"': 9000})
+        self.files = {"canary": tmp_path / "canary.log", "stable": tmp_path / "stable.log"}
+        self.lines = {"canary": canary_lines, "stable": stable_lines}
+        for path in self.files.values():
+            path.write_text("")
+
+    def write_round(self):
+        for track, path in self.files.items():
+            with path.open("a") as log:
+                for n in range(self.lines[track]):
+                    log.write(f"GET /cart {n}\ncache: dial tcp 10.0.0.7:6379: connection refused\n")
+
+
+def logged_window(tmp_path, canary_lines, stable_lines):
+    from canaryflow.analysis.logfile import TrackLogFiles
+
+    clock = SteppingClock()
+    service = LoggingService(clock, tmp_path, canary_lines, stable_lines)
+    sleep = clock.sleep
+
+    def sleep_and_log(seconds):
+        sleep(seconds)
+        service.write_round()
+
+    clock.sleep = sleep_and_log
+    logs = TrackLogFiles(service.files["canary"], service.files["stable"])
+    gates = [{"metric": "error-rate"}, {"metric": "log-errors"}]
+    run = AnalysisRun(spec(gates=gates), service, "shop", "prod", clock=clock, logs=logs)
+    return run.window(60)
+
+
+def test_a_service_logging_errors_on_both_versions_alike_is_promoted(tmp_path):
+    # 0.2 % of requests on both tracks: canary 2 of 1000 a round, stable 18 of 9000.
+    result = logged_window(tmp_path, canary_lines=2, stable_lines=18)
+    assert result.verdict.outcome is Outcome.PASS, result.reason
+    last = [m for m in result.measurements if m.gate == "log-errors"][-1]
+    assert last.reason.startswith("log-errors: canary 12 of 6000 vs stable 108 of 54000")
+
+
+def test_a_canary_logging_ten_times_stables_rate_is_rolled_back(tmp_path):
+    result = logged_window(tmp_path, canary_lines=20, stable_lines=18)
+    assert result.verdict.outcome is Outcome.FAIL, result.reason
+    assert "log-errors" in result.reason and "credibly worse than stable" in result.reason
+
+
+def test_a_comparing_log_gate_without_stable_logs_is_not_applicable():
+    logs = type("CanaryOnly", (), {"lines_since": lambda self, since: ["connection refused"]})()
+    gates = [ERROR_RATE, {"metric": "log-errors"}]
+    run, _, _ = analysis(healthy(), spec=spec(gates=gates), logs=logs)
+    [_, log_gate] = run.measure(1, window_started=0)
+    assert log_gate.outcome is Outcome.NOT_APPLICABLE
+    assert log_gate.reason == "this platform provides no stable logs to compare with"

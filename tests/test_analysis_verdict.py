@@ -207,3 +207,64 @@ def test_collecting_and_not_applicable_never_make_a_window_pass_on_their_own(out
     assert result.outcome in {P, F, N, E}
     if result.outcome is P:
         assert P in outcomes
+
+
+# The last state decides -----------------------------------------------------------------------
+
+
+def test_not_applicable_once_established_is_not_overturned_by_an_earlier_collecting():
+    # Round 1 came before Prometheus had scraped anything: too few requests, so collecting.
+    measurements = rounds(C, NA, NA, gate="cpu-throttling") + rounds(C, P, P)
+    result = verdict(measurements, gates=("error-rate", "cpu-throttling"))
+    assert result.outcome is P, result.reason
+    assert "cpu-throttling: not applicable" in result.reason
+
+
+def test_a_pass_some_rounds_ago_is_not_a_pass_when_the_gate_is_collecting_again():
+    result = verdict(rounds(P, P, C))
+    assert result.outcome is N
+    assert result.still_collecting
+    assert "window ended while still collecting data" in result.reason
+
+
+def test_a_gate_judging_at_the_end_decides_even_if_it_was_not_applicable_before():
+    assert verdict(rounds(NA, C, P)).outcome is P
+
+
+def test_only_collecting_gates_make_a_window_worth_extending():
+    gates = ("error-rate", "latency-p99")
+    waiting = verdict(rounds(P, P) + rounds(C, C, gate="latency-p99"), gates=gates)
+    assert waiting.outcome is N and waiting.still_collecting
+    unsure = verdict(rounds(N, N) + rounds(C, C, gate="latency-p99"), gates=gates)
+    assert unsure.outcome is N and not unsure.still_collecting, "more time cures no missing data"
+    assert not verdict(rounds(E, E)).still_collecting
+    nothing_yet = verdict(rounds(NA, NA))
+    assert nothing_yet.outcome is N and nothing_yet.still_collecting, "series may still come"
+
+
+states = st.sampled_from([P, C, NA])
+
+
+@given(st.lists(st.sampled_from([P, F, N, E, C, NA]), max_size=10), states, limits)
+def test_the_last_state_decides_an_unbreached_window(sequence, last, limits):
+    result = verdict(rounds(*sequence, last), limits=limits)
+    if result.decided_in_round is not None:
+        return  # a breach decides first
+    expected = {P: P, C: N, NA: N}[last]  # a window with nothing judged is inconclusive
+    assert result.outcome is expected
+    assert result.still_collecting is (last is not P)  # collecting, or nothing judged yet
+
+
+@given(st.lists(st.sampled_from([C, NA]), max_size=10))
+def test_collecting_before_not_applicable_never_keeps_a_gate_in_the_window(prefix):
+    measurements = rounds(*prefix, NA, gate="cpu-throttling") + rounds(*prefix, P)
+    result = verdict(measurements, gates=("error-rate", "cpu-throttling"))
+    assert result.outcome is P
+
+
+@given(st.lists(st.sampled_from([P, F, N, E, C, NA]), max_size=12), limits)
+def test_a_pass_needs_a_passing_last_state(sequence, limits):
+    result = verdict(rounds(*sequence), limits=limits)
+    if result.outcome is P:
+        settled = [o for o in sequence if o in (P, C, NA)]
+        assert settled and settled[-1] is P

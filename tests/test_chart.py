@@ -68,7 +68,14 @@ def _expected(scope: str) -> dict[tuple[str, str], dict]:
             continue
         if kind == "ClusterWorkflowTemplate" and scope == "namespace":
             continue
-        for parameter in document["spec"].get("arguments", {}).get("parameters", []):
+        spec = document["spec"]
+        if spec.get("serviceAccountName") == "{{workflow.parameters.service-account}}":
+            # The chart derives the account from the namespace; no parameter chooses it.
+            spec["serviceAccountName"] = "cf-canaryflow-release-{{workflow.parameters.namespace}}"
+            spec["arguments"]["parameters"] = [
+                p for p in spec["arguments"]["parameters"] if p["name"] != "service-account"
+            ]
+        for parameter in spec.get("arguments", {}).get("parameters", []):
             if parameter["name"] == "image-repository":
                 parameter["value"] = DEFAULTS["release"]["imageRepository"]
             if parameter["name"] == "router-kind":
@@ -145,7 +152,8 @@ def test_values_reach_the_templates():
 
     assert {c["image"] for c in containers} == {"registry.internal:5000/platform/canaryflow:1.2.3"}
     assert {c["imagePullPolicy"] for c in containers} == {"Always"}
-    assert parameters["service-account"] == "releaser"
+    assert "service-account" not in parameters
+    assert release["spec"]["serviceAccountName"] == "releaser-{{workflow.parameters.namespace}}"
     assert parameters["router-kind"] == "gateway-api"
     assert parameters["image-repository"] == "registry.internal/svc"
     assert (
@@ -153,9 +161,10 @@ def test_values_reach_the_templates():
         == "up{ {{ selector }} }"
     )
     assert plan_map is not None and "{{ selector }}" in plan_map["data"]["canaryflow.yaml"]
-    assert [s["metadata"]["name"] for s in of_kind(rendered, "ServiceAccount")] == [
-        "releaser",
+    assert sorted(s["metadata"]["name"] for s in of_kind(rendered, "ServiceAccount")) == [
         "canaryflow-build",
+        "releaser",
+        "releaser-argo",  # the release namespace's own account (no release.namespaces given)
     ]
 
 
@@ -208,6 +217,9 @@ def test_the_generated_files_are_up_to_date_with_the_code():
         ({"events": {"services": {"acme/checkout": {"plan": "x"}}}}, "plan"),
         ({"workflows": {"podGC": {"strategy": "Sometimes"}}}, "strategy"),
         ({"notifications": {"secretName": "Not A Name"}}, "secretName"),
+        ({"gitops": {"repository": "https://bot:token@git.example.com/c.git"}}, "repository"),
+        ({"gitops": {"repository": "ext::sh -c id"}}, "repository"),
+        ({"gitops": {"credentialsSecret": "Not A Name"}}, "credentialsSecret"),
     ],
 )
 def test_the_values_schema_rejects_bad_values_naming_the_key(values, complaint):
@@ -217,6 +229,36 @@ def test_the_values_schema_rejects_bad_values_naming_the_key(values, complaint):
     message = str(raised.value)
     assert "values don't meet the specifications of the schema" in message
     assert complaint in message
+
+
+def test_the_gitops_values_reach_the_promote_task_only():
+    values = {
+        "gitops": {
+            "repository": "https://git.example.com/platform/config.git",
+            "credentialsSecret": "config-deploy-token",
+        }
+    }
+    (tasks,) = [
+        o
+        for o in of_kind(objects(values), "WorkflowTemplate")
+        if o["metadata"]["name"] == "canaryflow-tasks"
+    ]
+    templates = {t["name"]: t for t in tasks["spec"]["templates"] if "container" in t}
+    promote = templates.pop("promote")
+    env = {e["name"]: e.get("value") for e in promote["container"]["env"]}
+    volumes = {v["name"]: v for v in promote["volumes"]}
+
+    assert env["CANARYFLOW_GITOPS_REPOSITORY"] == "https://git.example.com/platform/config.git"
+    assert env["CANARYFLOW_GITOPS_CREDENTIALS"] == "/var/run/canaryflow/gitops"
+    assert volumes["gitops-credentials"]["secret"] == {
+        "secretName": "config-deploy-token",
+        "optional": True,
+    }
+    assert not any(
+        v.get("secret", {}).get("secretName") == "config-deploy-token"
+        for t in templates.values()
+        for v in t.get("volumes", [])
+    )
 
 
 def test_events_without_a_webhook_secret_fail_with_the_fix():

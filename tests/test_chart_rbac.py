@@ -206,13 +206,14 @@ def test_nothing_is_cluster_scoped_and_every_binding_names_the_workflow_service_
     rendered = objects({"release": {"namespaces": ["shop"]}})
 
     assert not of_kind(rendered, "ClusterRole") and not of_kind(rendered, "ClusterRoleBinding")
+    shop = {"kind": "ServiceAccount", "name": "cf-canaryflow-release-shop", "namespace": "argo"}
     release = {"kind": "ServiceAccount", "name": "canaryflow-release", "namespace": "argo"}
     build = {"kind": "ServiceAccount", "name": "canaryflow-build", "namespace": "argo"}
     for binding in of_kind(rendered, "RoleBinding"):
         if binding["metadata"]["name"].endswith("-executor"):  # task results: go pods too
-            assert binding["subjects"] == [release, build]
-        else:
-            assert binding["subjects"] == [release]
+            assert binding["subjects"] == [shop, release, build]
+        else:  # the release Role of a namespace: that namespace's account only
+            assert binding["subjects"] == [shop]
 
 
 def test_the_scanner_sees_the_calls_it_must():

@@ -194,3 +194,60 @@ def test_go_build_verb_prints_json_and_writes_the_output_file(tmp_path, capsys):
     assert printed["binary"] == str(tmp_path / "bin" / "svc")
     assert (tmp_path / "params" / "sha256").read_text() == printed["sha256"]
     assert os.access(printed["binary"], os.X_OK)
+
+
+def test_the_plans_platforms_build_one_binary_each_and_a_platforms_file(tmp_path):
+    """amd64 and arm64 from one module, offline: Go cross-compiles with CGO_ENABLED=0."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("service: {name: hello}\nbuild: {platforms: [linux/amd64, linux/arm64]}\n")
+    module = tmp_path / "src"
+    module.mkdir()
+    (module / "go.mod").write_text("module hello\n\ngo 1.21\n")
+    (module / "main.go").write_text('package main\n\nfunc main() { println("hi") }\n')
+    out = tmp_path / "out" / "hello"
+    platforms = tmp_path / "out" / "hello.platforms.json"
+
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "canaryflow", "go-build", "--dir", str(module), "--plan",
+            str(plan), "--out", str(out), "--version", "v1", "--platforms-from-plan",
+            "--platforms-file", str(platforms),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "GOPROXY": "off", "GOFLAGS": "-mod=mod"},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    built = json.loads(platforms.read_text())
+    assert built == {"linux/amd64": str(out), "linux/arm64": f"{out}-linux-arm64"}
+    # ELF e_machine: 0x3e x86-64, 0xb7 AArch64
+    assert Path(built["linux/amd64"]).read_bytes()[18] == 0x3E
+    assert Path(built["linux/arm64"]).read_bytes()[18] == 0xB7
+
+
+def test_a_prebuilt_image_builds_nothing_and_still_gives_the_output(tmp_path):
+    digest = "ab" * 32
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        f"service: {{name: hello}}\nbuild: {{image: 'ghcr.io/acme/hello@sha256:{digest}'}}\n"
+    )
+    module = tmp_path / "src"
+    module.mkdir()
+    (module / "go.mod").write_text("module hello\n\ngo 1.21\n")
+    out, sha = tmp_path / "out" / "hello", tmp_path / "outputs" / "sha256"
+
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "canaryflow", "go-build", "--dir", str(module), "--plan",
+            str(plan), "--out", str(out), "--version", "v1", "--platforms-from-plan",
+            "--output-file", str(sha),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "nothing to build" in result.stderr
+    assert not out.exists()  # main.go does not even exist: go was never run
+    assert sha.read_text() == digest

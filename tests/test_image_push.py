@@ -60,7 +60,8 @@ def go_binary(tmp_path_factory) -> Path:
 
 
 def pull_manifest(running, repository: str, version: str) -> tuple[dict, str]:
-    status, _, body = running.fetch(f"/v2/{repository}/manifests/{version}", accept=MANIFEST)
+    accept = f"{MANIFEST}, {INDEX}"
+    status, _, body = running.fetch(f"/v2/{repository}/manifests/{version}", accept=accept)
     assert status == 200, body
     return json.loads(body), "sha256:" + hashlib.sha256(body).hexdigest()
 
@@ -758,3 +759,124 @@ def test_a_bare_scratch_image_has_only_the_binary(registry, go_binary):
 
     manifest, _ = pull_manifest(registry, "shop/bare", pushed.digest)
     assert len(manifest["layers"]) == 1
+
+
+# --- one digest for every node: an OCI index of one image per platform ---
+
+
+def test_two_platforms_push_one_index_naming_an_image_for_each(registry, go_binary, tmp_path):
+    arm64 = tmp_path / "hello-arm64"
+    arm64.write_bytes(b"an arm64 binary")
+
+    pushed = push_image(
+        PushRequest(
+            go_binary,
+            f"{registry.host}/shop/multi",
+            "m1",
+            more_platforms={"linux/arm64": arm64},
+        )
+    )
+
+    index, digest = pull_manifest(registry, "shop/multi", "m1")
+    assert digest == pushed.digest and pushed.reference.endswith(f"@{digest}")
+    assert index["mediaType"] == INDEX
+    platforms = [entry["platform"] for entry in index["manifests"]]
+    assert platforms == [
+        {"os": "linux", "architecture": "amd64"},
+        {"os": "linux", "architecture": "arm64"},
+    ]
+    binaries = []
+    for entry in index["manifests"]:
+        manifest, served = pull_manifest(registry, "shop/multi", entry["digest"])
+        assert served == entry["digest"] and manifest["mediaType"] == MANIFEST
+        config = json.loads(pull_blob(registry, "shop/multi", manifest["config"]["digest"]))
+        assert config["architecture"] == entry["platform"]["architecture"]
+        app = layer_members(pull_blob(registry, "shop/multi", manifest["layers"][-1]["digest"]))
+        binaries.append(app["app/hello"][1])
+    assert binaries == [go_binary.read_bytes(), b"an arm64 binary"]
+
+
+def test_the_cli_takes_go_builds_platforms_file(registry, go_binary, tmp_path, capsys):
+    arm64 = tmp_path / "hello-linux-arm64"
+    arm64.write_bytes(b"arm64")
+    platforms = tmp_path / "hello.platforms.json"
+    platforms.write_text(json.dumps({"linux/amd64": str(go_binary), "linux/arm64": str(arm64)}))
+
+    code = cli(
+        [
+            "--platforms-file",
+            str(platforms),
+            "--repository",
+            f"{registry.host}/shop/cli",
+            "--tag",
+            "p",
+        ]
+    )
+
+    assert code == 0
+    index, digest = pull_manifest(registry, "shop/cli", "p")
+    assert capsys.readouterr().out.strip().endswith(digest)
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
+
+
+def test_a_platform_twice_or_a_missing_binary_is_refused_before_any_push(tmp_path, go_binary):
+    with pytest.raises(InputError) as raised:
+        push_image(
+            PushRequest(
+                go_binary,
+                "127.0.0.1:1/shop/x",
+                "t",
+                more_platforms={"linux/amd64": go_binary, "linux/arm64": tmp_path / "absent"},
+            )
+        )
+
+    message = str(raised.value)
+    assert "platform-binary.linux/amd64: linux/amd64 is given twice" in message
+    assert "platform-binary.linux/arm64: " in message and "is not a file" in message
+
+
+# --- build.image: releasing an image built elsewhere, by digest ---
+
+
+def _plan_with_image(tmp_path: Path, image: str) -> Path:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"service: {{name: hello}}\nbuild: {{image: '{image}'}}\n")
+    return plan
+
+
+def test_a_prebuilt_image_is_checked_and_released_without_a_push(
+    registry, go_binary, tmp_path, capsys
+):
+    built = push_image(PushRequest(go_binary, f"{registry.host}/ci/hello", "elsewhere"))
+    plan = _plan_with_image(tmp_path, built.reference)
+    digest_file = tmp_path / "out" / "image"
+
+    code = cli(
+        ["--plan", str(plan), "--platforms-file", str(tmp_path / "never-built.json"),
+         "--repository", f"{registry.host}/shop/hello", "--tag", "t1",
+         "--digest-file", str(digest_file)]
+    )  # fmt: skip
+
+    assert code == 0
+    assert capsys.readouterr().out.strip() == built.reference
+    assert digest_file.read_text().strip() == built.reference
+    assert registry.fetch("/v2/shop/hello/manifests/t1", MANIFEST)[0] == 404  # nothing pushed
+
+
+def test_a_prebuilt_digest_the_registry_lacks_exits_2_naming_build_image(
+    registry, tmp_path, capsys
+):
+    absent = f"{registry.host}/ci/hello@sha256:{'0' * 64}"
+    plan = _plan_with_image(tmp_path, absent)
+
+    code = cli(["--plan", str(plan), "--repository", f"{registry.host}/shop/h", "--tag", "t"])
+
+    assert code == EXIT_INPUT
+    assert f"build.image: the registry has no {absent}: push it first" in capsys.readouterr().err
+
+
+def test_a_prebuilt_image_by_tag_is_refused_by_the_plan(tmp_path):
+    from canaryflow.plan.load import load_plan
+
+    with pytest.raises(InputError, match=r"build\.image: .*not pinned by digest"):
+        load_plan(_plan_with_image(tmp_path, "ghcr.io/acme/hello:v2"))

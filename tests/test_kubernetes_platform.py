@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from kube.fixtures import (
     SERVICE,
     STABLE_DEPLOYMENT,
     STABLE_SERVICE,
+    USER_OBJECTS,
     VIRTUAL_SERVICE,
     api_server,
     cluster,
@@ -264,6 +266,77 @@ def test_canary_logs_are_read_per_pod_since_the_given_time(cluster):
     assert lines == ["panic: boom", "panic: boom"]
     log_reads = [r for r in cluster.requests if r.plural == "pods" and r.name]
     assert len(log_reads) == 2
+
+
+def with_sidecar(server: FakeApiServer, app_name: str = SERVICE) -> FakeApiServer:
+    """The user's objects, stable's pods carrying a mesh proxy listed first (as an injector
+    may put it) beside the application container ``app_name``."""
+    deployment = copy.deepcopy(STABLE_DEPLOYMENT)
+    [app] = deployment["spec"]["template"]["spec"]["containers"]
+    app["name"] = app_name
+    proxy = {"name": "istio-proxy", "image": PROXY_IMAGE, "ports": [{"containerPort": 15090}]}
+    deployment["spec"]["template"]["spec"]["containers"] = [proxy, app]
+    for obj in USER_OBJECTS:
+        server.seed(deployment if obj is STABLE_DEPLOYMENT else obj)
+    return server
+
+
+PROXY_IMAGE = "istio/proxyv2:1.22"
+
+
+@pytest.mark.parametrize("app_name", [SERVICE, "server"])
+def test_canary_logs_come_from_the_application_container_never_the_sidecar(api_server, app_name):
+    # "server" is named unlike the service: found as the container listening on service.port.
+    cluster = with_sidecar(api_server, app_name)
+    platform = make_platform(cluster)
+    platform.deploy_canary(V2)
+    cluster.write_log(
+        NAMESPACE, f"{SERVICE}-canary", "envoy: upstream reset", container="istio-proxy"
+    )
+    cluster.write_log(
+        NAMESPACE, f"{SERVICE}-canary", "dial tcp: connection refused", container=app_name
+    )
+
+    lines = platform.canary_logs(since=time.time() - 5)
+
+    assert lines == ["dial tcp: connection refused"] * 2
+    canary = cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary")
+    images = {c["name"]: c["image"] for c in canary["spec"]["template"]["spec"]["containers"]}
+    assert images == {"istio-proxy": PROXY_IMAGE, app_name: CANARY_IMAGE}
+
+
+def test_a_log_read_without_a_container_is_refused_like_the_api_server_does(api_server):
+    cluster = with_sidecar(api_server)
+    make_platform(cluster).deploy_canary(V2)
+    pod = cluster.objects("Pod", NAMESPACE)[0]["metadata"]["name"]
+    from canaryflow.kubernetes.api import ClusterApi
+
+    with pytest.raises(PlatformError, match="a container name must be specified"):
+        ClusterApi(cluster.api_client(), NAMESPACE, FAST_RETRY).pod_log(pod, 60)
+
+
+def test_stable_logs_come_from_a_sample_of_stable_pods_never_the_canary(api_server, monkeypatch):
+    cluster = with_sidecar(api_server)
+    platform = make_platform(cluster)
+    platform.deploy_canary(V2)
+    cluster.write_log(NAMESPACE, SERVICE, "cache: connection refused", container=SERVICE)
+    cluster.write_log(NAMESPACE, SERVICE, "envoy noise", container="istio-proxy")
+    cluster.write_log(NAMESPACE, f"{SERVICE}-canary", "canary line", container=SERVICE)
+
+    assert platform.stable_logs(since=time.time() - 5) == (["cache: connection refused"] * 3, 1.0)
+    monkeypatch.setattr("canaryflow.kubernetes.platform.STABLE_LOG_PODS", 2)
+    lines, share = platform.stable_logs(since=time.time() - 5)
+    assert (len(lines), share) == (2, 2 / 3), "a sample, and the share of stable it is"
+
+
+def test_a_canary_pod_not_yet_on_a_node_has_no_lines_yet(cluster):
+    platform = make_platform(cluster)
+    platform.deploy_canary(V2)
+    cluster.unbind(NAMESPACE, f"{SERVICE}-canary")
+
+    assert platform.canary_logs(since=time.time() - 5) == []
+    log_reads = [r for r in cluster.requests if r.plural == "pods" and r.name]
+    assert [r.status for r in log_reads] == [204, 204]
 
 
 def test_a_missing_stable_deployment_is_an_input_error_and_creates_nothing(cluster):

@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "canaryflow.plan",
             "canaryflow.analysis.catalogue",
+            "canaryflow.analysis.log_pattern",
             "canaryflow.analysis.query",
             "canaryflow.analysis.spec",
             "canaryflow.flags.bucketing",
@@ -99,6 +100,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.image",
             "canaryflow.notify",
             "canaryflow.doctor",
+            "canaryflow.telemetry",
         ),
     ),
     ("tools", ("canaryflow_workflows", "canaryflow.chart", "canaryflow.bench")),

@@ -8,6 +8,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from canaryflow.cli import main
 
@@ -276,3 +278,63 @@ def test_a_rollback_that_did_not_complete_is_reported_as_failed_with_the_way_out
     (_, unsafe, _), (_, safe, _) = inbox.received
     assert unsafe["event"] == "failed" and "roll back by hand" in unsafe["reason"]
     assert safe["event"] == "rolled-back"
+
+
+# {{workflow.failures}} as Argo passes it: strconv.Quote of the JSON (operator.go v3.6.19:422;
+# the escaped form of hooks_test.go TestWfHookHasFailures), Steps/DAG nodes included.
+GATE_FAILED_AS_ARGO_PASSES_IT = (
+    r'"[{\"displayName\":\"canary-steps\",\"message\":\"child '
+    r"'rel-1234' failed\",\"templateName\":\"plan-step\",\"phase\":\"Failed\","
+    r"\"podName\":\"rel-plan-step-1\",\"finishedAt\":\"2026-01-02T03:04:05Z\"},"
+    r"{\"displayName\":\"analyze\",\"message\":\"error-rate 5% \u003e 1%\","
+    r"\"templateName\":\"analyze\",\"phase\":\"Failed\",\"podName\":\"rel-analyze-2\","
+    r'\"finishedAt\":\"2026-01-02T03:04:05Z\"}]"'
+)
+
+
+def test_argos_quoted_failures_of_a_failed_gate_arrive_as_rolled_back(tmp_path, inbox):
+    directory = secrets(tmp_path, team_hook=f"{inbox.url}/team")
+    plan = secret_plan(tmp_path)
+
+    assert exit_handler(plan, directory, GATE_FAILED_AS_ARGO_PASSES_IT) == 0
+
+    (received,) = [body for _, body, _ in inbox.received]
+    assert received["event"] == "rolled-back"
+    assert {f["displayName"] for f in received["failures"]} == {"canary-steps", "analyze"}
+    assert "error-rate 5% > 1%" in {f["message"] for f in received["failures"]}
+
+
+@pytest.mark.parametrize("nothing", ['"null"', "null", "", '"[]"'])
+def test_no_failed_node_is_no_failures(nothing):
+    from canaryflow.notify.failures import parse_failures
+
+    assert parse_failures(nothing) == []
+
+
+def test_a_quoted_value_that_is_not_a_go_string_is_an_input_error(tmp_path, capsys):
+    plan = secret_plan(tmp_path)
+    argv = ["notify", "--plan", str(plan), "--status", "Failed", "--failures", '"[{\\q}]"']
+    assert main(argv) == 2
+    assert "--failures: not a Go-quoted string" in capsys.readouterr().err
+
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"displayName": _TEXT, "message": _TEXT, "phase": st.sampled_from(["Failed", "Error"])}
+        ),
+        max_size=4,
+    )
+)
+def test_every_failure_list_survives_argos_marshal_and_quote(nodes):
+    """Go's json.Marshal (HTML-safe escapes) then strconv.Quote, as the bed's controller
+    writes them, read back exactly."""
+    from cluster.argo.failures import go_json, go_quote
+
+    from canaryflow.notify.failures import parse_failures
+
+    assert parse_failures(go_quote(go_json(nodes or None))) == nodes
+    assert parse_failures(json.dumps(nodes)) == nodes

@@ -1,5 +1,6 @@
 """Prometheus as deployed: behind TLS with a company CA, a bearer token or basic auth, and a
-tenant header, through the same client the analysis uses; credentials never in an error.
+tenant header, through the same client the analysis uses; credentials never in an error. All
+of it is the operator's (the chart's ``CANARYFLOW_PROMETHEUS_*`` variables), never the plan's.
 
 The gateway is a stand-in for what fronts Prometheus in production (kube-rbac-proxy, Mimir's or
 Cortex's gateway, an authenticating ingress): it checks ``Authorization`` and ``X-Scope-OrgID``
@@ -8,6 +9,7 @@ and forwards the request to a real Prometheus (``prom_fixtures``).
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 
@@ -15,9 +17,11 @@ import pytest
 from http_stub import LoopbackServer, QuietHandler, self_signed_certificate
 from prom_fixtures import fleet, prometheus  # noqa: F401 (fixtures)
 
-from canaryflow.analysis.prometheus_auth import PrometheusAccess, SecretRef
+from canaryflow.analysis import prometheus_auth as auth
+from canaryflow.analysis.prometheus_auth import OperatorPrometheus, PrometheusAccess, SecretRef
 from canaryflow.analysis.source import MeasurementError, PrometheusSource
 from canaryflow.analysis.spec import AnalysisSpec
+from canaryflow.cli import main
 from canaryflow.errors import InputError
 from canaryflow.plan.load import load_plan
 
@@ -82,14 +86,25 @@ def token_file(tmp_path, token: str = TOKEN, name: str = "token"):
     return path
 
 
+def operator(url: str, **variables: str) -> OperatorPrometheus:
+    """The installation's Prometheus as the chart hands it to a task: variables only."""
+    environ = {auth.ENV_URL: url, auth.ENV_HEADERS: json.dumps({"X-Scope-OrgID": TENANT})}
+    return OperatorPrometheus.from_environment(environ={**environ, **variables})
+
+
+def source_for(operator_prometheus: OperatorPrometheus, **plan_settings) -> PrometheusSource:
+    endpoint = operator_prometheus.endpoint_for(spec(**plan_settings).prometheus)
+    return PrometheusSource.for_endpoint(endpoint)
+
+
 def test_a_bearer_token_file_a_tenant_header_and_a_ca_reach_prometheus(bearer_gateway, tmp_path):
-    settings = spec(
-        url=bearer_gateway.url,
-        bearerToken={"file": str(token_file(tmp_path))},
-        headers={"X-Scope-OrgID": TENANT},
-        caFile=str(bearer_gateway.ca),
+    source = source_for(
+        operator(
+            bearer_gateway.url,
+            CANARYFLOW_PROMETHEUS_BEARER_TOKEN_FILE=str(token_file(tmp_path)),
+            CANARYFLOW_PROMETHEUS_CA_FILE=str(bearer_gateway.ca),
+        )
     )
-    source = PrometheusSource.for_spec(settings.prometheus)
 
     assert source.instant("vector(1)") == [1.0]
     assert source.validate_query("sum(rate(http_requests_total[1m]))") is None
@@ -113,16 +128,18 @@ def test_a_rotated_token_file_is_read_again(bearer_gateway, tmp_path):
     assert source.instant("vector(1)") == [1.0]
 
 
-def test_a_token_from_the_environment(bearer_gateway, monkeypatch):
-    monkeypatch.setenv("PROMETHEUS_TOKEN", TOKEN)
-    settings = spec(
-        bearerToken={"env": "PROMETHEUS_TOKEN"},
-        headers={"X-Scope-OrgID": TENANT},
-        caFile=str(bearer_gateway.ca),
+def test_a_token_and_a_ca_from_the_charts_variables(bearer_gateway, monkeypatch):
+    """The chart hands a Secret's key and a ConfigMap's key over as variables' values."""
+    monkeypatch.setenv(auth.ENV_BEARER_TOKEN, TOKEN)
+    source = source_for(
+        operator(
+            bearer_gateway.url,
+            CANARYFLOW_PROMETHEUS_BEARER_TOKEN=TOKEN,
+            CANARYFLOW_PROMETHEUS_CA=bearer_gateway.ca.read_text(),
+        ),
+        url=bearer_gateway.url + "/",  # a plan may repeat the operator's URL
     )
-    assert PrometheusSource.for_spec(settings.prometheus, bearer_gateway.url).instant(
-        "vector(2)"
-    ) == [2.0]
+    assert source.instant("vector(2)") == [2.0]
 
 
 def test_basic_auth_with_a_password_file(prometheus, tmp_path):  # noqa: F811
@@ -132,30 +149,37 @@ def test_basic_auth_with_a_password_file(prometheus, tmp_path):  # noqa: F811
     try:
         password = tmp_path / "password"
         password.write_text("s3cret")
-        settings = spec(
-            basicAuth={"username": "canaryflow", "passwordFile": str(password)},
-            headers={"X-Scope-OrgID": TENANT},
-            caFile=str(gateway.ca),
+        source = source_for(
+            operator(
+                gateway.url,
+                CANARYFLOW_PROMETHEUS_USERNAME="canaryflow",
+                CANARYFLOW_PROMETHEUS_PASSWORD_FILE=str(password),
+                CANARYFLOW_PROMETHEUS_CA_FILE=str(gateway.ca),
+            )
         )
-        assert PrometheusSource.for_spec(settings.prometheus, gateway.url).instant("vector(3)") == [
-            3.0
-        ]
+        assert source.instant("vector(3)") == [3.0]
     finally:
         gateway.stop()
 
 
 def test_failures_say_what_to_fix_and_never_show_the_credential(bearer_gateway, tmp_path):
     wrong = token_file(tmp_path, "not-the-token-" + "x" * 20, name="wrong")
-    base = {"headers": {"X-Scope-OrgID": TENANT}}
+    token = str(token_file(tmp_path))
+    ca = str(bearer_gateway.ca)
     cases = {
-        "HTTP 401": spec(bearerToken={"file": str(wrong)}, caFile=str(bearer_gateway.ca), **base),
-        "caFile": spec(bearerToken={"file": str(token_file(tmp_path))}, **base),
-        f"cannot read the credential file {tmp_path}/missing": spec(
-            bearerToken={"file": str(tmp_path / "missing")}, caFile=str(bearer_gateway.ca)
-        ),
+        "HTTP 401": {auth.ENV_BEARER_TOKEN_FILE: str(wrong), auth.ENV_CA_FILE: ca},
+        "CA": {auth.ENV_BEARER_TOKEN_FILE: token},
+        f"{tmp_path}/missing: cannot read the credential file": {
+            auth.ENV_BEARER_TOKEN_FILE: str(tmp_path / "missing"),
+            auth.ENV_CA_FILE: ca,
+        },
+        "/dev/zero: is not a regular file": {
+            auth.ENV_BEARER_TOKEN_FILE: "/dev/zero",
+            auth.ENV_CA_FILE: ca,
+        },
     }
-    for expected, settings in cases.items():
-        source = PrometheusSource.for_spec(settings.prometheus, bearer_gateway.url)
+    for expected, variables in cases.items():
+        source = source_for(operator(bearer_gateway.url, **variables))
         with pytest.raises(MeasurementError) as error:
             source.instant("vector(1)")
         message = str(error.value)
@@ -167,31 +191,99 @@ def test_failures_say_what_to_fix_and_never_show_the_credential(bearer_gateway, 
 def test_the_timeout_bounds_each_query(prometheus, tmp_path):  # noqa: F811
     gateway = Gateway(prometheus.url, tmp_path, f"Bearer {TOKEN}", delay_s=2)
     try:
-        settings = spec(timeout="0.3s", caFile=str(gateway.ca))
+        source = source_for(
+            operator(gateway.url, CANARYFLOW_PROMETHEUS_CA_FILE=str(gateway.ca)), timeout="0.3s"
+        )
         started = time.monotonic()
         with pytest.raises(MeasurementError, match=r"did not answer within 0\.3s"):
-            PrometheusSource.for_spec(settings.prometheus, gateway.url).instant("vector(1)")
+            source.instant("vector(1)")
         assert time.monotonic() - started < 2, "it waited for the gateway's 2 s answer"
     finally:
         gateway.stop()
 
 
 @pytest.mark.parametrize(
-    ("prometheus_yaml", "message"),
+    ("prometheus_yaml", "field"),
     [
-        ("{bearerToken: {file: /t}, basicAuth: {username: u, passwordEnv: P}}", "keep one"),
-        ("{bearerToken: {file: /t, env: TOKEN}}", "exactly one of file or env"),
-        ("{bearerToken: {env: 'A B'}}", "bearerToken.env"),
-        ("{basicAuth: {username: u}}", "exactly one of passwordFile or passwordEnv"),
-        ("{headers: {Authorization: 'Bearer abc'}}", "put credentials in bearerToken"),
-        ('{headers: {X-Scope-OrgID: "a\\nInjected: 1"}}', "control characters"),
-        ("{headers: {'bad header': x}}", "not an HTTP header name"),
+        (
+            "{bearerToken: {file: /var/run/secrets/kubernetes.io/serviceaccount/token}}",
+            "bearerToken",
+        ),
+        ("{bearerToken: {env: GITHUB_TOKEN}}", "bearerToken"),
+        ("{basicAuth: {username: u, passwordEnv: P}}", "basicAuth"),
+        ("{headers: {Authorization: 'Bearer abc'}}", "headers"),
+        ("{caFile: /etc/passwd}", "caFile"),
         ("{timeout: 10m}", "timeout"),
     ],
 )
-def test_bad_prometheus_settings_are_refused_at_validate(prometheus_yaml, message):
+def test_a_plan_names_no_credentials_ca_or_headers(prometheus_yaml, field):
     with pytest.raises(InputError) as error:
         load_plan(f"service: {{name: checkout}}\nanalysis:\n  prometheus: {prometheus_yaml}\n")
     text = str(error.value)
-    assert text.startswith("analysis.prometheus") and message in text
-    assert "abc" not in text or "Authorization" in message
+    assert text.startswith(f"analysis.prometheus.{field}: ")
+    assert "abc" not in text
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({auth.ENV_BEARER_TOKEN_FILE: "/t"}, "set without CANARYFLOW_PROMETHEUS_URL"),
+        (
+            {
+                auth.ENV_URL: "ftp://x",
+            },
+            "not an http(s) URL",
+        ),
+        ({auth.ENV_URL: "http://p:9090", auth.ENV_USERNAME: "u"}, "give both"),
+        ({auth.ENV_URL: "http://p:9090", auth.ENV_HEADERS: '{"Cookie": "a"}'}, "cannot be set"),
+        ({auth.ENV_URL: "http://p:9090", auth.ENV_HEADERS: '{"X": "a\\nB: 1"}'}, "printable"),
+        (
+            {
+                auth.ENV_URL: "http://p:9090",
+                auth.ENV_BEARER_TOKEN: "t",
+                auth.ENV_USERNAME: "u",
+                auth.ENV_PASSWORD: "p",
+            },
+            "keep one",
+        ),
+    ],
+)
+def test_bad_operator_settings_are_refused_naming_the_variable(variables, message):
+    with pytest.raises(InputError) as error:
+        OperatorPrometheus.from_environment(environ=variables)
+    assert str(error.value).startswith("CANARYFLOW_PROMETHEUS_") and message in str(error.value)
+
+
+def test_a_plan_may_only_repeat_the_operators_url():
+    allowed = OperatorPrometheus.from_environment(environ={auth.ENV_URL: "http://prom:9090"})
+    assert allowed.endpoint_for(spec().prometheus).url == "http://prom:9090"
+    assert allowed.endpoint_for(spec(url="http://PROM:9090/").prometheus).url == "http://prom:9090"
+    with pytest.raises(InputError, match=r"^analysis\.prometheus\.url: 'http://evil:1'"):
+        allowed.endpoint_for(spec(url="http://evil:1").prometheus)
+    # The person at the terminal outranks the plan, as --prometheus always did.
+    flag = OperatorPrometheus.from_environment("http://mine:9090", environ={})
+    assert flag.endpoint_for(spec(url="http://other:1").prometheus).url == "http://mine:9090"
+    # No operator URL: the plan's is asked, with no credential at all.
+    bare = OperatorPrometheus.from_environment(environ={}).endpoint_for(
+        spec(url="http://p:1").prometheus
+    )
+    assert bare.url == "http://p:1" and bare.access.bearer_token is None
+
+
+def test_the_smallest_plan_analyses_with_the_charts_prometheus(
+    prometheus,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    capsys,
+):
+    """Issue 21, item 3: the chart sets the URL, the README's smallest plan names none."""
+    plan = tmp_path / "canaryflow.yaml"
+    plan.write_text("service: {name: checkout}\n")
+    monkeypatch.setenv(auth.ENV_URL, prometheus.url)
+
+    code = main(["analyze", "--plan", str(plan), "--duration", "1s", "--json"])
+
+    report = json.loads(capsys.readouterr().out)
+    assert code in (0, 1)  # decided on what Prometheus answered, not refused as input
+    assert report["verdict"]["outcome"] in ("pass", "fail", "inconclusive")
+    assert "Prometheus" not in report["verdict"]["reason"]  # it answered every query

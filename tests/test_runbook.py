@@ -129,3 +129,41 @@ def test_a_plan_with_a_flag_says_how_to_switch_it_off_by_hand():
     assert "## Feature flag `new-checkout` by hand" in with_flag
     assert "canaryflow flag-off --plan canaryflow.yaml --platform kubernetes" in with_flag
     assert "Feature flag" not in without and "\n\n\n" not in without
+
+
+def test_the_runbook_finds_the_services_workflows_by_the_label_every_release_carries():
+    """Pushed releases carry no ``workflows.argoproj.io/workflow-template`` label (only
+    ``argo submit --from`` adds it); ``canaryflow.dev/release=<service>`` is on every one."""
+    from canaryflow_workflows import WorkflowSettings, compile_documents
+
+    text = render_runbook(plan_with("istio"))
+    release = compile_documents(WorkflowSettings())["go-canary-release.workflowtemplate.yaml"]
+    labels_from = release["spec"]["workflowMetadata"]["labelsFrom"]
+
+    assert "argo -n argo list -l canaryflow.dev/release=cart" in text
+    assert labels_from == {"canaryflow.dev/release": {"expression": "workflow.parameters.service"}}
+    assert "workflows.argoproj.io/workflow-template" not in text
+
+
+def test_in_gitops_mode_the_runbook_promotes_through_git_not_kubectl_set_image():
+    plain = plan_with("istio")
+    gitops = ReleasePlan.model_validate(
+        {
+            **plain.model_dump(by_alias=True, exclude={"promotion"}),
+            "promotion": {
+                "gitops": {
+                    "path": "apps/checkout/values.yaml",
+                    "format": "helm-values",
+                    "key": "image.digest",
+                    "value": "digest",
+                }
+            },
+        }
+    )
+
+    by_kubectl, by_git = render_runbook(plain), render_runbook(gitops)
+
+    assert "kubectl -n shop set image" in by_kubectl
+    assert "kubectl -n shop set image" not in by_git
+    assert "commit the canary's image to `apps/checkout/values.yaml`" in by_git
+    assert "the digest is committed to `apps/checkout/values.yaml`" in by_git

@@ -2,7 +2,8 @@
 
 The evaluation is the test bed's Argo Events stand-in, ``cluster.events`` (data filters of
 argo-events sensors/dependencies/filter.go, parameters of sensors/triggers/params.go). The
-Sensor uses no ``dataTemplate``: everything but the commit is a literal of the trigger.
+Sensor uses no ``dataTemplate``: everything but the commit is a literal of the trigger. The
+EventSource is admitted (or refused) as the v1.9 controller does, ``cluster.eventsource``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import helm_python as helm
 import pytest
 from chart_validation import NAMESPACE, WEBHOOK_VALUES, objects, of_kind, violations
 from cluster.events import arguments, submitted_workflow
+from cluster.eventsource import InvalidEventSource, route_for, routes
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -33,7 +35,11 @@ SERVICES = {
 def values_with(services: dict, **events: Any) -> dict[str, Any]:
     values = copy.deepcopy(WEBHOOK_VALUES)
     values["events"].update(services=services, **events)
-    values["events"]["gitlab"] = {"baseURL": "https://gitlab.example.com"}
+    values["events"]["gitlab"] = {
+        "enabled": True,
+        "baseURL": "https://gitlab.example.com",
+        "accessToken": {"name": "gitlab-access"},
+    }
     return values
 
 
@@ -62,6 +68,7 @@ def test_a_github_push_submits_the_release_with_everything_it_needs(sensor):
     }
     assert workflow["metadata"]["annotations"]["canaryflow.dev/pushed-by"] == "alice"
     assert workflow["metadata"]["labels"]["canaryflow.dev/trigger"] == "github"
+    assert workflow["metadata"]["labels"]["canaryflow.dev/release"] == "checkout"
     assert workflow["metadata"]["generateName"] == "checkout-"
 
 
@@ -203,3 +210,88 @@ def test_a_default_service_name_is_the_repository_name_in_lower_case():
     workflow = submitted_workflow(found, event)
 
     assert workflow is not None and arguments(workflow)["service"] == "checkout"
+
+
+def _event_source(values: dict[str, Any]) -> dict[str, Any]:
+    (source,) = of_kind(objects(values), "EventSource")
+    assert violations(source) == []
+    return source
+
+
+def test_the_installs_event_source_is_accepted_by_argo_events_and_serves_github():
+    """The README's install (events.enabled, one service): upstream's github/validate.go
+    refused it ("either repositories or organizations is required"), so no push ever ran."""
+    source = _event_source(WEBHOOK_VALUES)
+
+    assert [(r.kind, r.event_name) for r in routes(source)] == [("github", "github")]
+    assert source["spec"]["github"]["github"]["repositories"] == [
+        {"owner": "acme", "names": ["checkout"]}
+    ]
+    assert "gitlab" not in source["spec"]  # off unless asked for: it needs an access token
+
+
+def test_repositories_and_projects_come_from_the_listed_services():
+    services = {**SERVICES, "acme/cart": {}, "shop/team/basket": {}}
+    source = _event_source(values_with(services))
+
+    github, gitlab = source["spec"]["github"]["github"], source["spec"]["gitlab"]["gitlab"]
+    assert github["repositories"] == [
+        {"owner": "acme", "names": ["cart", "checkout"]},
+        {"owner": "shop", "names": ["checkout"]},
+    ]  # shop/team/basket has a subgroup: a GitLab path only
+    assert gitlab["projects"] == ["acme/cart", "acme/checkout", "shop/checkout", "shop/team/basket"]
+    assert gitlab["accessToken"] == {"name": "gitlab-access", "key": "token"}
+    for version in ("v1.9.0", "v1.9.5", "v1.9.11"):
+        assert {r.kind for r in routes(source, version)} == {"github", "gitlab"}
+
+
+def test_explicit_repositories_and_projects_win():
+    values = values_with(SERVICES)
+    values["events"]["github"] = {"repositories": [{"owner": "acme", "names": ["x"]}]}
+    values["events"]["gitlab"]["projects"] = ["42"]
+    source = _event_source(values)
+
+    assert source["spec"]["github"]["github"]["repositories"] == [{"owner": "acme", "names": ["x"]}]
+    assert source["spec"]["gitlab"]["gitlab"]["projects"] == ["42"]
+
+
+def test_gitlab_without_an_access_token_stops_the_install_with_the_fix():
+    values = values_with(SERVICES)
+    del values["events"]["gitlab"]["accessToken"]
+    with pytest.raises(helm.HelmError) as raised:
+        objects(values)
+    message = str(raised.value)
+    assert "events.gitlab.accessToken.name" in message
+    assert "events.gitlab.enabled: false" in message
+
+
+def test_github_without_any_github_repository_stops_the_install_with_the_fix():
+    with pytest.raises(helm.HelmError) as raised:
+        objects(values_with({"shop/team/basket": {}}))
+    assert "events.github.repositories" in str(raised.value)
+
+
+def test_every_dependency_listens_to_a_webhook_the_event_source_serves():
+    values = values_with(SERVICES)
+    rendered = objects(values)
+    (source,) = of_kind(rendered, "EventSource")
+    (sensor,) = of_kind(rendered, "Sensor")
+    served = {(r.event_source, r.event_name) for r in routes(source)}
+
+    for dependency in sensor["spec"]["dependencies"]:
+        assert (dependency["eventSourceName"], dependency["eventName"]) in served
+    for name, provider in (
+        ("github-push-main.json", "github"),
+        ("gitlab-push-main.json", "gitlab"),
+    ):
+        route = route_for(source, provider)
+        assert submitted_workflow(sensor, payload(name), route) is not None
+
+
+def test_a_push_through_an_event_source_argo_events_refused_starts_nothing():
+    """What a cluster does with the old chart: the controller marks the EventSource invalid and
+    runs no webhook server; the bed's push goes through ``route_for`` and stops there."""
+    source = _event_source(WEBHOOK_VALUES)
+    del source["spec"]["github"]["github"]["repositories"]
+    with pytest.raises(InvalidEventSource, match="either repositories or organizations"):
+        route_for(source, "github")

@@ -115,7 +115,9 @@ def test_values_reach_the_tekton_objects():
     )
     runs = [o for o in objects({**values, **WEBHOOK_VALUES}) if o["kind"] == "TriggerTemplate"]
     (run,) = runs[0]["spec"]["resourcetemplates"]
-    assert run["spec"]["taskRunTemplate"]["serviceAccountName"] == "releaser"
+    # the service namespace's own account (tests/test_chart_isolation.py)
+    account = run["spec"]["taskRunTemplate"]["serviceAccountName"]
+    assert account == "releaser-$(tt.params.namespace)"
 
 
 def listener(values) -> Listener:
@@ -131,7 +133,11 @@ SERVICES = {
 
 def sensor_values() -> dict:
     values = with_events(services=SERVICES)
-    values["events"]["gitlab"] = {"baseURL": "https://gitlab.example.com"}
+    values["events"]["gitlab"] = {
+        "enabled": True,  # off by default; the Argo EventSource needs an access token
+        "baseURL": "https://gitlab.example.com",
+        "accessToken": {"name": "gitlab-access"},
+    }
     return values
 
 

@@ -87,7 +87,10 @@ def test_workspaces_are_the_library_volumes():
     assert names["image-push"] == {"source", "registry-auth"}
     (auth,) = [w for w in TASKS["image-push"]["spec"]["workspaces"] if w["name"] == "registry-auth"]
     assert auth["optional"] and auth["readOnly"]
-    assert all(names[verb] == {"source"} for verb in ("analyze", "rollback", "promote"))
+    assert all(names[verb] == {"source"} for verb in ("analyze", "rollback"))
+    assert names["promote"] == {"source", "gitops-credentials"}  # GitOps mode's push Secret
+    (gitops,) = [w for w in TASKS["promote"]["spec"]["workspaces"] if w["name"] != "source"]
+    assert gitops["optional"] and gitops["readOnly"]
 
 
 def test_retries_come_from_the_library_retry_strategy():

@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cluster.argo.controller import WorkflowController
 from cluster.argo.depends import Depends
 from cluster.argo.govaluate import should_execute
+from cluster.argo.templates import TemplateStore
 from cluster.argo.variables import substitute as render
+from cluster.test_argo_controller import ScriptedPods
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -363,7 +366,7 @@ def test_a_stopped_timed_out_or_failed_workflow_runs_the_safety_net_on_exit(temp
     tasks = {t["name"]: t for t in handler["tasks"]}
 
     assert tasks[net]["templateRef"]["template"] == net
-    assert tasks[net]["when"] == "{{workflow.status}} != Succeeded"
+    assert tasks[net]["when"].startswith("{{workflow.status}} != Succeeded")
     for phase in ("Succeeded", "Failed", "Errored"):
         run = Simulation(handler, {net: phase}, {net: True})
         assert run.ran("notify"), f"notify must follow a {phase} {net}"
@@ -433,3 +436,94 @@ def test_any_plan_is_walked_step_by_step_and_a_failure_stops_it_there(document, 
     stopped = Walk(outputs, {failing: "Failed"})
     assert stopped.phase == "Failed"
     assert stopped.ran == expected[: expected.index(failing) + 1]
+
+
+# -- the exit handler's rollback through the Argo stand-in -------------------------------------
+
+RELEASE_ARGUMENTS = {
+    "repo": "https://git.example.com/acme/checkout.git",
+    "revision": "abc123",
+    "service": "checkout",
+    "namespace": "shop",
+    "image-repository": "reg.example.com/checkout",
+}
+
+
+class ScriptedReleasePods(ScriptedPods):
+    """Exit codes per template; image-push reports the pinned image it pushed."""
+
+    def run(self, pod, stop):
+        result = super().run(pod, stop)
+        if pod.template["name"] == "image-push" and result.phase == "Succeeded":
+            result.outputs["image"] = "reg.example.com/checkout@sha256:" + "a" * 64
+        return result
+
+
+def run_release(tmp_path, script: dict):
+    store = TemplateStore()
+    store.apply(compile_documents(WorkflowSettings()).values(), "argo")
+    pods = ScriptedReleasePods(script)
+    controller = WorkflowController(store, pods, tmp_path)  # type: ignore[arg-type]
+    parameters = [{"name": k, "value": v} for k, v in RELEASE_ARGUMENTS.items()]
+    spec = {
+        "workflowTemplateRef": {"name": "go-canary-release"},
+        "arguments": {"parameters": parameters},
+    }
+    controller.submit({"metadata": {"name": "rel", "namespace": "argo"}, "spec": spec})
+    workflow = controller.wait("rel", 60)
+    exit_nodes = {n.display_name: n for n in workflow.nodes.values() if n.on_exit}
+    notify = [argv for name, argv in pods.ran if name == "notify"][-1]
+    return workflow, exit_nodes, notify
+
+
+@pytest.mark.parametrize("failing", ["checkout", "validate-plan", "go-test", "go-build"])
+def test_nothing_deployed_means_no_rollback_on_exit_and_no_alarm(tmp_path, failing):
+    """Before image-push succeeded deploy-canary never started: the exit handler's rollback is
+    Skipped (it would fail without a plan), so notify hears no failed safety net."""
+    workflow, exit_nodes, notify = run_release(tmp_path, {failing: [2]})
+
+    assert workflow.phase == "Failed"
+    assert exit_nodes["rollback"].phase == "Skipped"
+    assert notify[notify.index("--safety-net") + 1] == "Skipped"
+
+
+def test_once_an_image_could_be_deployed_the_exit_handler_rolls_back(tmp_path):
+    workflow, exit_nodes, notify = run_release(tmp_path, {"health-gate": [1]})
+
+    assert workflow.phase == "Failed"
+    assert workflow.global_outputs["deployable-image"].endswith("a" * 64)
+    rollback = [n for name, n in exit_nodes.items() if name.startswith("rollback")]
+    assert rollback and all(n.phase != "Skipped" for n in rollback)
+    assert notify[notify.index("--safety-net") + 1] == "Succeeded"
+
+
+def test_every_release_workflow_is_labelled_with_its_service_pushed_or_submitted(tmp_path):
+    """``argo submit --from`` gets ``workflows.argoproj.io/workflow-template`` (convert.go
+    ``NewWorkflowFromWorkflowTemplate``); a Sensor's Workflow does not. The template's
+    ``workflowMetadata.labelsFrom`` labels both, so ``argo list -l`` finds both."""
+    store = TemplateStore()
+    store.apply(compile_documents(WorkflowSettings()).values(), "argo")
+    controller = WorkflowController(store, ScriptedReleasePods({"checkout": [2]}), tmp_path)  # type: ignore[arg-type]
+    parameters = [{"name": k, "value": v} for k, v in RELEASE_ARGUMENTS.items()]
+    spec = {
+        "workflowTemplateRef": {"name": "go-canary-release"},
+        "arguments": {"parameters": parameters},
+    }
+    submitted = {  # what the argo CLI sends for `argo submit --from workflowtemplate/...`
+        "metadata": {
+            "generateName": "go-canary-release-",
+            "labels": {"workflows.argoproj.io/workflow-template": "go-canary-release"},
+        },
+        "spec": spec,
+    }
+    pushed = {"metadata": {"generateName": "checkout-", "labels": {}}, "spec": spec}
+    names = [controller.submit(obj).name for obj in (submitted, pushed)]
+    for name in names:
+        controller.wait(name, 60)
+
+    listed = {w.name for w in controller.list("canaryflow.dev/release=checkout")}
+    assert listed == set(names)
+    assert {w.name for w in controller.list("canaryflow.dev/release")} == set(names)
+    assert controller.list("canaryflow.dev/release=cart") == []
+    old = controller.list("workflows.argoproj.io/workflow-template=go-canary-release")
+    assert [w.name for w in old] == names[:1]  # what NOTES.txt used to print

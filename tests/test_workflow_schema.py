@@ -139,16 +139,18 @@ def test_go_tasks_build_static_on_the_shared_cache():
         assert by_name[name]["container"]["args"][3:5] == ["--plan", "{{inputs.parameters.plan}}"]
 
 
-def test_go_tasks_run_the_repositorys_code_without_an_api_token():
+def test_go_tasks_and_validate_plan_run_what_was_pushed_without_an_api_token():
+    """go-test and go-build run the repository's code; validate-plan reads its plan."""
     by_name = {t["name"]: t for t in library_templates()}
     build_account = WorkflowSettings().build_service_account
-    for name in ("go-test", "go-build"):
+    tokenless = ("go-test", "go-build", "validate-plan")
+    for name in tokenless:
         template = by_name[name]
         assert template["automountServiceAccountToken"] is False
         assert template["serviceAccountName"] == build_account
         assert template["executor"] == {"serviceAccountName": build_account}
     for name, template in by_name.items():
-        if name not in ("go-test", "go-build"):
+        if name not in tokenless:
             assert "automountServiceAccountToken" not in template, name
 
 

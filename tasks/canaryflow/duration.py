@@ -13,11 +13,14 @@ from typing import Annotated
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h))+$"
+# ASCII digits only (Python's \d also takes full-width digits, U+FF10...), and no trailing
+# newline (a $ would allow one).
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 # 30 days: longer than any release window or approval wait; beyond it is a typo (or 1e999).
 MAX_SECONDS = 30 * 24 * 3600.0
 _MAX_TEXT = 64
+_WHOLE = re.compile(PATTERN[1:-1], re.ASCII)
 
 
 def parse_duration(value: object) -> float:
@@ -30,10 +33,8 @@ def parse_duration(value: object) -> float:
             seconds = float(value)
         except OverflowError:  # an int beyond any float
             seconds = math.inf
-    elif (
-        isinstance(value, str) and len(value) <= _MAX_TEXT and re.fullmatch(PATTERN, value.strip())
-    ):
-        seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(value.strip()))
+    elif isinstance(value, str) and len(value) <= _MAX_TEXT and _WHOLE.fullmatch(value):
+        seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(value))
     else:
         raise ValueError(f"{shown} is not a duration; write it like 30s, 2m, 1h30m or 500ms")
     if math.isnan(seconds):

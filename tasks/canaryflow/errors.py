@@ -2,6 +2,18 @@
 
 An ``InputError`` is the user's to fix: the CLI prints every ``FieldError`` as
 ``field.path: what is wrong and how to fix it`` and exits 2, before anything is changed.
+
+Exit codes, the same for every verb (README "Exit codes"; the workflows read them: a task is
+retried unless it exited 2, since running bad input again cannot help):
+
+====  =====================================================================================
+0     done: the plan is valid, the step passed, the release promoted
+1     the release or the check failed (a gate said fail, a step's platform call failed)
+2     bad input (plan, flags, parameters): every mistake named, nothing changed
+3     infrastructure unreachable (Prometheus, a registry): the input may be fine, try again
+70    internal error: a bug in canaryflow (``EX_SOFTWARE``)
+130   interrupted (Ctrl-C, SIGTERM)
+====  =====================================================================================
 """
 
 from __future__ import annotations
@@ -11,7 +23,9 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_RELEASE_FAILED = 1
 EXIT_INPUT = 2
+EXIT_UNREACHABLE = 3
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in canaryflow, never the user's input
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 @dataclass(frozen=True)
@@ -41,3 +55,12 @@ class InputError(CanaryflowError):
 
 class PlatformError(CanaryflowError):
     """The platform (API server, router, processes) failed; the release must end safe."""
+
+
+class UnreachableError(CanaryflowError):
+    """A service the verb needs did not answer (exit 3): not the input's fault, so a caller
+    (CI, a workflow's retry) can tell "try again later" from "fix the plan"."""
+
+    def __init__(self, message: str, path: str = ""):
+        self.error = FieldError(path, message)
+        super().__init__(str(self.error))

@@ -6,6 +6,7 @@ and every refusal names the fix.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -62,3 +63,32 @@ def too_big(size: int, limit: int, what: str) -> str:
         f"{size} bytes is larger than the {limit // 1024} KiB a {what} file may have: "
         "is this the right file?"
     )
+
+
+def write_output_file(path: Path, text: str, flag: str) -> None:
+    """Write ``text`` to a file a user names (``--out``): never through a symbolic link (it
+    would overwrite the link's target, e.g. a file of the user running the verb), never into
+    a device or FIFO; the folder is created. Refusals are InputErrors naming ``flag``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise InputError(
+                f"{flag}: {str(path)[:200]} is a symbolic link: name the file itself "
+                "(canaryflow does not write through links)"
+            ) from None
+        raise InputError(f"{flag}: cannot write {str(path)[:200]}: {error.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(
+                f"{flag}: {str(path)[:200]} is not a regular file (a device, FIFO or socket): "
+                "name a file"
+            )
+        os.ftruncate(fd, 0)
+        data = text.encode()
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)

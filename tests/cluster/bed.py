@@ -8,7 +8,10 @@ it before its first canaryflow release: a Git repository (the sample service and
 ``canaryflow.yaml``), a stable Deployment running an image pushed by digest, its Service and
 router object; the data plane then routes a real keep-alive load through nginx as the router
 object says. ``ServiceUnderTest.push`` commits to the repository and sends the provider's push
-webhook through the rendered Sensor (``cluster.events``); the Workflow it yields is submitted.
+webhook to the rendered EventSource (served only when Argo Events would accept it,
+``cluster.eventsource``) and through the rendered Sensor (``cluster.events``); the Workflow it
+yields is submitted. The chart's ServiceAccounts and Secrets are applied too (the token
+controller filling service-account-token Secrets): the executor's token mount reads them.
 """
 
 from __future__ import annotations
@@ -39,9 +42,10 @@ from canaryflow.local.process import ProcessGroup
 from canaryflow.local.router import NginxRouter
 from canaryflow.platform.protocol import HeaderRoute
 
-from . import events
+from . import events, eventsource
 from .argo.controller import Workflow, WorkflowController
 from .argo.pods import PodRunner
+from .argo.serviceaccounts import token_controller
 from .argo.templates import TemplateStore
 from .dataplane import DataPlane, Request
 from .images import ImageStore
@@ -141,6 +145,7 @@ class ClusterInABox:
         self.extra_values = dict(chart_values or {})
         self._stack = ExitStack()
         self.secrets: dict[tuple[str, str], dict[str, bytes]] = {}
+        self.service_accounts: dict[tuple[str, str], Obj] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -182,7 +187,9 @@ class ClusterInABox:
             secrets=lambda ns, name: self.secrets.get((ns, name)),
             config_maps=self._config_map,
         )
-        self.controller = WorkflowController(self.templates, pods, self.workdir / "argo")
+        self.controller = WorkflowController(
+            self.templates, pods, self.workdir / "argo", self._service_account
+        )
         stack.callback(self.controller.shutdown)
 
     def values(self, overrides: Mapping[str, Any] | None = None) -> Obj:
@@ -192,12 +199,16 @@ class ClusterInABox:
                 "enabled": True,
                 "webhookSecret": {"name": "git-webhooks"},
                 "branches": ["main"],
+                "gitlab": {"enabled": True, "accessToken": {"name": "gitlab-access"}},
             },
             "release": {
                 "imageRepository": f"{self.registry.host}/services",
                 "namespaces": [SERVICE_NAMESPACE],
             },
         }
+        prometheus = getattr(self, "prometheus", None)  # (not yet while it is being set up)
+        if prometheus is not None:  # the installation's (issue 21, item 3): plans need not name it
+            values["analysis"] = {"prometheus": {"url": prometheus.url}}
         values = _merge(values, copy.deepcopy(self.extra_values))
         return _merge(values, copy.deepcopy(dict(overrides or {})))
 
@@ -216,6 +227,7 @@ class ClusterInABox:
             raise ValueError(f"the chart is already installed in {namespace}")
         rendered = self.render(namespace, self.values(overrides))
         self.templates.apply(rendered, namespace)
+        self._apply_accounts_and_secrets(rendered, namespace)
         if registry_login:
             config = self.registry.docker_config(self.workdir / "registry-auth")
             self.secrets[(namespace, "canaryflow-registry")] = {
@@ -250,6 +262,25 @@ class ClusterInABox:
         if broken:
             raise AssertionError(f"the rendered chart has invalid objects: {broken}")
         return objects
+
+    def _apply_accounts_and_secrets(self, rendered: list[Obj], namespace: str) -> None:
+        """The chart's ServiceAccounts, then its Secrets as the token controller leaves them
+        (``argo.serviceaccounts.token_controller``): what the executor's token mount reads."""
+        for obj in rendered:
+            if obj["kind"] == "ServiceAccount":
+                ns = obj["metadata"].get("namespace") or namespace
+                self.service_accounts[(ns, obj["metadata"]["name"])] = obj
+        for obj in rendered:
+            if obj["kind"] == "Secret":
+                ns = obj["metadata"].get("namespace") or namespace
+                data = token_controller(obj, self._service_account, ns)
+                self.secrets[(ns, obj["metadata"]["name"])] = {
+                    key: value.encode() if isinstance(value, str) else value
+                    for key, value in data.items()
+                }
+
+    def _service_account(self, namespace: str, name: str) -> Obj | None:
+        return self.service_accounts.get((namespace, name))
 
     def _config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         found = self.api.get("ConfigMap", namespace, name)
@@ -477,8 +508,10 @@ class ServiceUnderTest:
             _git(self.checkout, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
             revision = _git(self.checkout, "rev-parse", "HEAD").strip()
         event = self.push_event(provider, revision, branch)
+        (source,) = self.chart.of_kind("EventSource")
+        route = eventsource.route_for(source, provider)  # an invalid one serves nothing
         (sensor,) = self.chart.of_kind("Sensor")
-        workflow = events.submitted_workflow(sensor, event)
+        workflow = events.submitted_workflow(sensor, event, route)
         if workflow is None:
             return None
         workflow["metadata"]["namespace"] = sensor["metadata"]["namespace"]

@@ -38,9 +38,9 @@ def service_for(bed) -> Callable[[str], ServiceUnderTest]:
     def get(router: str) -> ServiceUnderTest:
         if router not in installed:
             spec = SERVICES[router]
-            installed[router] = bed.install(
-                spec, short_plan(spec, bed.prometheus.url, STEPS), chart
-            )
+            plan = short_plan(spec, bed.prometheus.url, STEPS)
+            del plan["analysis"]["prometheus"]  # the chart's analysis.prometheus.url is used
+            installed[router] = bed.install(spec, plan, chart)
         return installed[router]
 
     return get

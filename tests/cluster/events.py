@@ -10,7 +10,9 @@ its ``Result.String()``), ``dataTemplate`` (a Go template over ``.Input``, the e
 sprig) or ``value`` (the default when the key is missing), written at ``dest`` (an sjson path,
 ``\\.`` escaping a dot) with ``operation`` ``overwrite`` / ``append`` / ``prepend``; a trigger
 fires when its ``conditions`` (dependency names, ``&&``/``||``) hold. The k8s trigger then
-creates ``source.resource`` with ``operation: create`` (sensors/triggers/standard-k8s).
+creates ``source.resource`` with ``operation: create`` (sensors/triggers/standard-k8s). An event
+reaches the Sensor only through a webhook of a valid EventSource (``cluster.eventsource``), and
+only the dependencies naming that EventSource and event name see it.
 
 Go templates: only ``{{ <func> .Input.<path> }}`` chains of the sprig functions listed in
 ``_FUNCTIONS`` and plain ``{{ .Input.<path> }}``; anything else fails loudly, naming it.
@@ -25,6 +27,7 @@ import re
 from typing import Any
 
 from .argo.govaluate import should_execute
+from .eventsource import Route
 
 _MISSING = object()
 Obj = dict[str, Any]
@@ -63,9 +66,16 @@ def passes(data_filter: Obj, event: Obj) -> bool:
     return any(bool(re.search(value, text)) != negate for value in data_filter["value"])
 
 
-def matching_dependencies(sensor: Obj, event: Obj) -> list[str]:
+def matching_dependencies(sensor: Obj, event: Obj, route: Route | None = None) -> list[str]:
+    """Dependencies whose filters pass; with ``route`` (the EventSource webhook the event came
+    through) only those naming its ``eventSourceName`` and ``eventName``."""
     fired = []
     for dependency in sensor["spec"]["dependencies"]:
+        if route is not None and (
+            dependency["eventSourceName"] != route.event_source
+            or dependency["eventName"] != route.event_name
+        ):
+            continue
         filters = dependency.get("filters", {})
         results = [passes(f, event) for f in filters.get("data", [])]
         combine = any if filters.get("dataLogicalOperator") == "or" else all
@@ -132,9 +142,9 @@ def _parameter_value(source: Obj, event: Obj) -> str:
     raise ValueError(f"parameter source {source}: the key is missing and there is no default")
 
 
-def submitted_workflow(sensor: Obj, event: Obj) -> Obj | None:
+def submitted_workflow(sensor: Obj, event: Obj, route: Route | None = None) -> Obj | None:
     """The object the Sensor creates for ``event``, or None when the event is filtered out."""
-    fired = matching_dependencies(sensor, event)
+    fired = matching_dependencies(sensor, event, route)
     triggers = [
         t["template"]
         for t in sensor["spec"]["triggers"]

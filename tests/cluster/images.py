@@ -3,7 +3,9 @@
 Upstream: the OCI distribution spec (GET ``/v2/<name>/manifests/<digest>`` and ``/blobs/<digest>``,
 every blob checked against its digest) and the OCI image spec (a manifest's layers applied in
 order onto an empty root filesystem; the config's ``Entrypoint``, ``Cmd``, ``Env`` and
-``WorkingDir`` are the process defaults). This client is independent of canaryflow's own
+``WorkingDir`` are the process defaults). An image index resolves to the manifest for this
+machine's platform, as containerd's ``platforms.Default()`` matcher does (``os`` and
+``architecture`` equal, Go's names: x86_64 is amd64). This client is independent of canaryflow's own
 registry code on purpose: the image the pods run is read back the way a kubelet would, so a
 wrong push shows up as a wrong process. Whiteouts and non-gzip layers are not handled (the
 images canaryflow builds have neither).
@@ -15,6 +17,7 @@ import gzip
 import hashlib
 import io
 import json
+import platform
 import tarfile
 import threading
 import urllib.request
@@ -25,6 +28,11 @@ MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 )
+INDEX_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 class PullError(Exception):
@@ -61,9 +69,14 @@ class ImageStore:
             raise PullError(f"{reference}: the test bed pulls by digest only")
         host, _, repository = name.partition("/")
         base = f"http://{host}/v2/{repository}"
-        manifest_bytes = _get(f"{base}/manifests/{digest}", ", ".join(MANIFEST_TYPES))
+        manifest_bytes = _get(f"{base}/manifests/{digest}", ", ".join(MANIFEST_TYPES + INDEX_TYPES))
         _check(manifest_bytes, digest, reference)
         manifest = json.loads(manifest_bytes)
+        if manifest.get("mediaType") in INDEX_TYPES:
+            digest = _for_this_platform(manifest, reference)
+            manifest_bytes = _get(f"{base}/manifests/{digest}", ", ".join(MANIFEST_TYPES))
+            _check(manifest_bytes, digest, reference)
+            manifest = json.loads(manifest_bytes)
         config_digest = manifest["config"]["digest"]
         config_bytes = _get(f"{base}/blobs/{config_digest}")
         _check(config_bytes, config_digest, reference)
@@ -89,6 +102,16 @@ class ImageStore:
             env=env,
             working_dir=config.get("WorkingDir") or "/",
         )
+
+
+def _for_this_platform(index: dict, reference: str) -> str:
+    machine = platform.machine()
+    wanted = {"os": "linux", "architecture": GOARCH.get(machine, machine)}
+    for entry in index.get("manifests", []):
+        found = entry.get("platform") or {}
+        if all(found.get(key) == value for key, value in wanted.items()):
+            return entry["digest"]
+    raise PullError(f"{reference}: no match for platform in manifest: {wanted}")
 
 
 def _get(url: str, accept: str | None = None) -> bytes:

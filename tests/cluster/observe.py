@@ -25,6 +25,13 @@ def ran(workflow: Workflow, display_name: str) -> bool:
     return any(n.phase in ("Succeeded", "Failed", "Error") for n in pods(workflow, display_name))
 
 
+def notified(workflow: Workflow) -> str:
+    """The event the exit handler's ``notify`` announced (its summary's first line ends in it)."""
+    (notify,) = [n for n in workflow.pods() if n.on_exit and n.display_name.startswith("notify")]
+    assert notify.phase == "Succeeded", notify.message
+    return notify.result.splitlines()[0].rsplit(": ", 1)[-1]
+
+
 def step_inputs(workflow: Workflow, display_name: str, parameter: str) -> list[str]:
     return [n.inputs[parameter] for n in pods(workflow, display_name)]
 

@@ -7,6 +7,7 @@ pod that runs until it is terminated.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -248,3 +249,96 @@ def test_a_workflow_argument_outside_its_enum_or_missing_is_an_error(tmp_path, v
     workflow, pods = run(spec, {}, tmp_path)
 
     assert workflow.phase == "Error" and pods.ran == []
+
+
+def test_the_exit_handler_gets_every_failed_node_go_quoted_as_argo_writes_them(tmp_path):
+    """operator.go v3.6.19:422: every Failed/Error node (the pod, its StepGroup, the Steps
+    node that is the workflow's root) json.Marshal'ed, then strconv.Quote'd; hooks_test.go
+    asserts the escaped ``[{\\"displayName\\":...`` form."""
+    spec = {
+        "entrypoint": "main",
+        "onExit": "bye",
+        "templates": [
+            {"name": "main", "steps": [[{"name": "gate", "template": "gate"}]]},
+            container("gate"),
+            container("bye", "{{workflow.failures}}"),
+        ],
+    }
+
+    workflow, pods = run(spec, {"gate": [1]}, tmp_path)
+
+    assert workflow.phase == "Failed"
+
+    (value,) = [argv[-1] for name, argv in pods.ran if name == "bye"]
+    assert value.startswith('"[{\\"displayName\\":\\"') and value.endswith('"}]"')
+    failures = json.loads(json.loads(value))  # Go's quoting of this JSON is JSON-compatible
+    by_name = {f["displayName"]: f for f in failures}
+    assert set(by_name) == {"wf", "[0]", "gate"}
+    assert by_name["wf"]["podName"] == "wf"  # GeneratePodName: the root keeps the wf's name
+    assert by_name["gate"]["templateName"] == "gate"
+    assert by_name["gate"]["podName"].startswith("wf-gate-")
+    assert list(by_name["gate"]) == [
+        "displayName",
+        "message",
+        "templateName",
+        "phase",
+        "podName",
+        "finishedAt",
+    ]
+
+
+def test_a_workflow_without_failures_passes_a_quoted_null(tmp_path):
+    spec = {
+        "entrypoint": "ok",
+        "onExit": "bye",
+        "templates": [container("ok"), container("bye", "{{workflow.failures}}")],
+    }
+
+    _, pods = run(spec, {}, tmp_path)
+
+    assert pods.ran[-1] == ("bye", ["run", '"null"'])
+
+
+RETRIED_EXIT = {
+    "name": "bye",
+    "retryStrategy": {"limit": "3", "retryPolicy": "Always", "backoff": {"duration": "0.05"}},
+    "container": {"image": "x", "command": ["run"]},
+}
+
+
+def test_a_failing_exit_handler_is_retried_when_the_workflow_simply_failed(tmp_path):
+    spec = {"entrypoint": "main", "onExit": "bye", "templates": [container("main"), RETRIED_EXIT]}
+
+    _, pods = run(spec, {"main": [1], "bye": [1, 0]}, tmp_path)
+
+    assert [name for name, _ in pods.ran].count("bye") == 2
+
+
+def test_after_argo_stop_the_exit_handler_gets_one_attempt(tmp_path):
+    """processNodeRetries (operator.go v3.6.19:995-1003): shut down, a failed child is final."""
+    spec = {"entrypoint": "slow", "onExit": "bye", "templates": [container("slow"), RETRIED_EXIT]}
+    pods = ScriptedPods({"slow": ["forever"], "bye": [1, 0]})
+    controller = WorkflowController(TemplateStore(), pods, tmp_path)  # type: ignore[arg-type]
+    workflow = controller.submit({"metadata": {"name": "wf"}, "spec": spec})
+    controller.wait_for("wf", lambda wf: bool(wf.pods()), 5)
+    controller.stop("wf")
+    controller.wait("wf", 10)
+
+    assert [name for name, _ in pods.ran].count("bye") == 1
+    (handler,) = [n for n in workflow.nodes.values() if n.on_exit and n.type == "Retry"]
+    assert handler.phase == "Failed" and handler.message == "Stopped with strategy 'Stop'"
+
+
+def test_past_the_deadline_the_exit_handler_gets_one_attempt(tmp_path):
+    spec = {
+        "entrypoint": "slow",
+        "onExit": "bye",
+        "activeDeadlineSeconds": 1,
+        "templates": [container("slow"), RETRIED_EXIT],
+    }
+
+    workflow, pods = run(spec, {"slow": ["forever"], "bye": [1, 0]}, tmp_path)
+
+    assert [name for name, _ in pods.ran].count("bye") == 1
+    (handler,) = [n for n in workflow.nodes.values() if n.on_exit and n.type == "Retry"]
+    assert handler.message.startswith("retry exceeded workflow deadline ")

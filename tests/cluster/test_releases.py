@@ -158,6 +158,7 @@ def test_a_bad_release_is_rolled_back_and_safe_within_an_interval_plus_2s(bad, r
     header_off = service.dataplane.no_canary_route_after(safety.failing_at)
     assert header_off is not None and header_off - safety.safe_at <= 1.0, (header_off, safety)
     assert observe.ran(workflow, "rollback") and not observe.ran(workflow, "promote")
+    assert observe.notified(workflow) == "rolled-back"  # Argo's quoted workflow.failures read
     assert service.stable_image() == stable
     assert not observe.canary_exists(service)
     assert service.dataplane.current.weight == 0 and service.dataplane.current.header is None
@@ -257,6 +258,7 @@ def test_a_refused_step_rolls_back(people):
     assert observe.ran(workflow, "rollback") and not observe.ran(workflow, "promote")
     assert service.stable_image() == stable and not observe.canary_exists(service)
     assert service.dataplane.current.weight == 0
+    assert observe.notified(workflow) == "rolled-back"
 
 
 def test_argo_stop_mid_step_leaves_stable_at_100_percent(people):
@@ -269,6 +271,7 @@ def test_argo_stop_mid_step_leaves_stable_at_100_percent(people):
     exit_rollback = [n for n in first.pods() if n.on_exit and n.display_name.startswith("rollback")]
     assert exit_rollback and exit_rollback[-1].phase == "Succeeded"
     assert not observe.ran(first, "promote")
+    assert observe.notified(first) == "rolled-back"
     assert service.dataplane.weight_zero_after(first.finished_at) is not None
     assert not observe.canary_exists(service) or service.stable_image() != stable
 

@@ -83,3 +83,20 @@ def huge(handler, seen):
     with contextlib.suppress(OSError):
         for _ in range(64):
             handler.wfile.write(b"x" * (1 << 20))
+
+
+def drip(every_s: float, length: int = 60) -> Callable:
+    """200 with a ``length``-byte body sent one byte every ``every_s``: each read gets a byte
+    well within any socket timeout, so only a deadline over the whole answer stops it."""
+
+    def answer(handler, seen):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(length))
+        handler.end_headers()
+        with contextlib.suppress(OSError):
+            for _ in range(length):
+                handler.wfile.write(b"x")
+                handler.wfile.flush()
+                time.sleep(every_s)
+
+    return answer

@@ -15,6 +15,7 @@ the request log.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import threading
@@ -102,9 +103,13 @@ class FakeApiServer:
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _faults: list[Fault] = field(default_factory=list)
     _rollouts: dict[tuple[str, str], str] = field(default_factory=dict)
-    _logs: dict[tuple[str, str], list[tuple[float, str]]] = field(default_factory=dict)
+    _logs: dict[tuple[str, str, str], list[tuple[float, str]]] = field(default_factory=dict)
+    _unbound: set[tuple[str, str]] = field(default_factory=set)
     _http: ThreadingHTTPServer | None = None
     default_rollout: str = "available"
+    authorize: Callable[[Any], bool] | None = None
+    """When set (``kube.rbac.Authorizer.allows``), every request is authorized as the API
+    server would: a denial answers 403 Forbidden and changes nothing."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -188,12 +193,28 @@ class FakeApiServer:
             if key in self._store:
                 self._reconcile(self._store[key])
 
-    def write_log(self, namespace: str, deployment: str, line: str, at: float | None = None):
-        """Append a log line to every pod of the Deployment."""
+    def write_log(
+        self,
+        namespace: str,
+        deployment: str,
+        line: str,
+        at: float | None = None,
+        container: str | None = None,
+    ):
+        """Append a log line to ``container`` (default: the first) of every pod of the
+        Deployment."""
         with self._lock:
             for pod in self._pods_of(namespace, deployment):
+                name = container or pod["spec"]["containers"][0]["name"]
                 entry = (time.time() if at is None else at, line)
-                self._logs.setdefault((namespace, pod["metadata"]["name"]), []).append(entry)
+                key = (namespace, pod["metadata"]["name"], name)
+                self._logs.setdefault(key, []).append(entry)
+
+    def unbind(self, namespace: str, deployment: str) -> None:
+        """The Deployment's pods are not yet scheduled to a node (no ``spec.nodeName``)."""
+        with self._lock:
+            for pod in self._pods_of(namespace, deployment):
+                self._unbound.add((namespace, pod["metadata"]["name"]))
 
     def writes(self, kind: str | None = None) -> list[RecordedRequest]:
         return [
@@ -212,10 +233,18 @@ class FakeApiServer:
             fault = next((f for f in self._faults if f.remaining > 0), None)
             if fault:
                 fault.remaining -= 1
+            denied = (
+                None
+                if fault
+                else self._denied(
+                    method, api_version, plural, namespace, name, sub, query, ctype, body
+                )
+            )
             status, payload, out_type = (
                 _fault_response(fault.status)
                 if fault
-                else self._dispatch(
+                else denied
+                or self._dispatch(
                     method, api_version, plural, namespace, name, sub, query, ctype, body
                 )
             )
@@ -224,12 +253,34 @@ class FakeApiServer:
             )
         return status, payload, out_type
 
+    def _denied(self, method, api_version, plural, namespace, name, sub, query, ctype, body):
+        """403 when ``authorize`` refuses the request (or, for a server-side apply that would
+        create its object, the ``create`` of that name the API server checks too)."""
+        if self.authorize is None or (api_version, plural) not in KINDS:
+            return None
+        from kube.rbac import request_attributes
+
+        attributes = request_attributes(method, api_version, plural, namespace, name, sub, query)
+        checks = [attributes]
+        creating = (api_version, plural, namespace, name) not in self._store
+        if method == "PATCH" and ctype.startswith("application/apply-patch") and creating:
+            checks.append(dataclasses.replace(attributes, verb="create"))
+        for check in checks:
+            if not self.authorize(check):
+                group = check.api_group or '""'
+                message = (
+                    f'{plural} "{name}" is forbidden: cannot {check.verb} resource "{plural}" '
+                    f'in API group {group} in the namespace "{namespace}"'
+                )
+                return 403, ApiError(403, "Forbidden", message).status(), "application/json"
+        return None
+
     def _dispatch(self, method, api_version, plural, namespace, name, sub, query, ctype, body):
         try:
             if (api_version, plural) not in KINDS:
                 raise ApiError(404, "NotFound", f"the server could not find {api_version}/{plural}")
             if sub == "log":
-                return 200, self._read_log(namespace, name, query), "text/plain"
+                return self._read_log(namespace, name, query)
             if method == "GET" and not name:
                 return 200, self._list(api_version, plural, namespace, query), "application/json"
             if method == "GET":
@@ -407,18 +458,38 @@ class FakeApiServer:
     def _set_pods(self, namespace: str, deployment: str, pods: list[Obj]) -> None:
         for pod in self._pods_of(namespace, deployment):
             del self._store[("v1", "pods", namespace, pod["metadata"]["name"])]
-            self._logs.pop((namespace, pod["metadata"]["name"]), None)
+            for key in [k for k in self._logs if k[:2] == (namespace, pod["metadata"]["name"])]:
+                del self._logs[key]
         for pod in pods:
             pod["metadata"]["annotations"]["fake.dev/deployment"] = deployment
             self._version += 1
             pod["metadata"]["resourceVersion"] = str(self._version)
             self._store[("v1", "pods", namespace, pod["metadata"]["name"])] = pod
 
-    def _read_log(self, namespace: str, pod: str, query: dict[str, str]) -> str:
-        self._read("v1", "pods", namespace, pod)
+    def _read_log(self, namespace: str, pod: str, query: dict[str, str]):
+        """The API server's pod log rules (``pkg/registry/core/pod/strategy.go: LogLocation``):
+        the container is validated first (a pod with several has no default: 400), then a pod
+        not bound to a node has no log location: 204 with no body."""
+        obj = self._read("v1", "pods", namespace, pod)
+        containers = [c["name"] for c in obj["spec"]["containers"]]
+        container = query.get("container")
+        if not container:
+            if len(containers) != 1:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"a container name must be specified for pod {pod}, "
+                    f"choose one of: [{' '.join(containers)}]",
+                )
+            container = containers[0]
+        if container not in containers:
+            raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {pod}")
+        if (namespace, pod) in self._unbound:
+            return 204, "", "text/plain"
         since = float(query.get("sinceSeconds", "inf"))
-        lines = self._logs.get((namespace, pod), [])
-        return "".join(f"{line}\n" for at, line in lines if time.time() - at <= since)
+        lines = self._logs.get((namespace, pod, container), [])
+        text = "".join(f"{line}\n" for at, line in lines if time.time() - at <= since)
+        return 200, text, "text/plain"
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -51,6 +51,19 @@ TRAFFIC_STEP = "traffic-step"
 # The DAG tasks that run once the canary may have traffic: a failure there is a rollback.
 TRAFFIC_TASKS = (STEP_WALK, "approve-promotion", "promote")
 FAILED_WORKFLOW = "{{workflow.status}} != Succeeded"
+# image-push's ``image`` output, exported as ``workflow.outputs.parameters.<this>`` (Argo's
+# ``globalName``): it exists once there is an image deploy-canary may have deployed, never before.
+DEPLOYABLE_IMAGE = "deployable-image"
+# The exit handler's rollback: the workflow did not succeed *and* something may have been
+# deployed. Before image-push succeeded (no plan, a failed clone, validate-plan, go-test or
+# go-build failed) deploy-canary never started: nothing to roll back, and a rollback without a
+# plan would only fail and raise a false "roll back by hand". Argo leaves an unset global
+# unresolved in a ``when`` (dag.go executeDAGTask, allowUnresolved): inside quotes it is a string
+# without ``@sha256:``, so the guard reads false, as it should. (Tekton: a ``when`` on
+# ``$(tasks.validate-plan.status)`` in ``finally``.)
+FAILED_AFTER_DEPLOYABLE = (
+    f"{FAILED_WORKFLOW} && '{{{{workflow.outputs.parameters.{DEPLOYABLE_IMAGE}}}}}' =~ '@sha256:'"
+)
 
 
 def workflow_parameter(name: str) -> str:
@@ -240,14 +253,15 @@ def flag_rollout_tasks() -> list[ReleaseTask]:
 
 
 def release_safety_net() -> ReleaseTask:
-    """Run on exit unless the workflow Succeeded: ``argo stop``, the deadline, a lost pod.
+    """Run on exit unless the workflow Succeeded (``argo stop``, the deadline, a lost pod), and
+    only once something may have been deployed (``FAILED_AFTER_DEPLOYABLE``).
 
     Stopping a workflow runs its exit handler but no more DAG tasks, so the DAG's own
     rollback branch cannot be relied on then. ``rollback`` is idempotent: after the DAG's
     rollback, or before any canary existed, it changes nothing.
     """
     reason = "the release did not succeed (failed, stopped or out of time); traffic to stable"
-    return ReleaseTask("rollback", "rollback", {"reason": reason}, when=FAILED_WORKFLOW)
+    return ReleaseTask("rollback", "rollback", {"reason": reason}, when=FAILED_AFTER_DEPLOYABLE)
 
 
 def flag_safety_net() -> ReleaseTask:

@@ -29,18 +29,22 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
+from canaryflow.plan.gitops import CREDENTIALS_DIR, CREDENTIALS_ENV, REPOSITORY_ENV
 from canaryflow.release.walk import LAST_STEP, PROMOTION, STEPS
 from canaryflow_workflows import pods
+from canaryflow_workflows.graph import DEPLOYABLE_IMAGE
 from canaryflow_workflows.pods import WORKSPACE
 from canaryflow_workflows.settings import PodResources, WorkflowSettings
 
 SOURCE_DIR = f"{WORKSPACE}/src"
 RESOLVED_PLAN = f"{WORKSPACE}/plan.yaml"
 BINARY = f"{WORKSPACE}/bin/service"
+PLATFORMS_FILE = f"{BINARY}.platforms.json"
 OUTPUTS = "/tmp/outputs"
 INLINE_PLAN = "/inputs/plan-inline.yaml"
 NOTIFICATIONS_VOLUME = "notifications"
 NOTIFICATIONS = "/var/run/canaryflow/notifications"
+GITOPS_VOLUME = "gitops-credentials"
 
 
 @dataclass(frozen=True)
@@ -134,9 +138,14 @@ class TaskLibrary:
             **(identity or {}),
         )
 
-    def _output(self, name: str, description: str, file: str) -> Parameter:
+    def _output(
+        self, name: str, description: str, file: str, global_name: str | None = None
+    ) -> Parameter:
         return Parameter(
-            name=name, description=description, value_from=m.ValueFrom(path=f"{OUTPUTS}/{file}")
+            name=name,
+            description=description,
+            value_from=m.ValueFrom(path=f"{OUTPUTS}/{file}"),
+            global_name=global_name,
         )
 
     def validate_plan(self) -> Container:
@@ -172,11 +181,15 @@ class TaskLibrary:
                 ref("router-kind"),
                 "--workflow-outputs",
                 OUTPUTS,
+                "--offline",  # a pushed plan decides no network call (issue 23, item 8)
                 "--",  # the plan path is never read as an option, whatever it says
                 ref("plan"),
             ],
             artifacts=[inline],
             working_dir=ref("source-dir"),
+            # It reads a pushed plan, so it holds no token: nothing in the plan can reach the
+            # API with the release's rights (the executor reports outputs on its own account).
+            identity=pods.tokenless_pod_identity(self.settings),
             outputs=[
                 self._output(
                     STEPS,
@@ -252,6 +265,11 @@ class TaskLibrary:
                 Input("version", "Stamped into the binary as main.version (the revision)."),
                 Input("package", "Main package to build.", "."),
                 Input("out", "Path of the binary to write.", BINARY),
+                Input(
+                    "platforms-file",
+                    "Where to write {os/arch: binary} of the plan's build.platforms.",
+                    PLATFORMS_FILE,
+                ),
                 PLAN,
             ],
             [
@@ -266,6 +284,9 @@ class TaskLibrary:
                 ref("version"),
                 "--package",
                 ref("package"),
+                "--platforms-from-plan",  # build.platforms: one binary each, one OCI index
+                "--platforms-file",
+                ref("platforms-file"),
                 "--output-file",
                 f"{OUTPUTS}/sha256",
             ],
@@ -279,14 +300,21 @@ class TaskLibrary:
             "image-push",
             "Push the binary as an OCI image; outputs the reference pinned by digest.",
             [
-                Input("binary", "The built binary.", BINARY),
+                Input(
+                    "platforms-file",
+                    "go-build's {os/arch: binary}: one image each, under one OCI index.",
+                    PLATFORMS_FILE,
+                ),
                 Input("repository", "Image repository, HOST/REPO."),
                 Input("tag", "Tag, the commit being released."),
+                PLAN,
             ],
             [
                 "image-push",
-                "--binary",
-                ref("binary"),
+                "--plan",  # build.image: a prebuilt image is checked and released instead
+                ref("plan"),
+                "--platforms-file",
+                ref("platforms-file"),
                 "--repository",
                 ref("repository"),
                 "--tag",
@@ -298,7 +326,10 @@ class TaskLibrary:
                 f"{OUTPUTS}/image",
             ],
             retry=pods.idempotent_retry(self.settings),
-            outputs=[self._output("image", "HOST/REPO@sha256:... as pushed.", "image")],
+            # Global: the exit handler's safety net runs only once an image could be deployed.
+            outputs=[
+                self._output("image", "HOST/REPO@sha256:... as pushed.", "image", DEPLOYABLE_IMAGE)
+            ],
             volumes=[pods.registry_auth_volume(self.settings)],
             mounts=[pods.mount(pods.REGISTRY_VOLUME, pods.REGISTRY_AUTH, read_only=True)],
         )
@@ -308,7 +339,7 @@ class TaskLibrary:
             "deploy-canary", "Create or update the canary Deployment; it gets no traffic yet."
         )
 
-    def _artifact_verb(self, verb: str, description: str) -> Container:
+    def _artifact_verb(self, verb: str, description: str, **pod: Sequence) -> Container:
         """A release verb that acts on the canary's pinned image: deploy-canary, promote."""
         return self._container(
             verb,
@@ -316,6 +347,7 @@ class TaskLibrary:
             [PLAN, Input("image", "Image pinned by digest."), Input("version", "Version label.")],
             [verb, "--plan", ref("plan"), "--image", ref("image"), "--version", ref("version")],
             retry=pods.idempotent_retry(self.settings),
+            **pod,
         )
 
     def health_gate(self) -> Container:
@@ -412,8 +444,21 @@ class TaskLibrary:
         )
 
     def promote(self) -> Container:
+        """In GitOps mode (the plan's promotion.gitops) it pushes to the configuration
+        repository: its URL from the chart, the credentials from an optional Secret mounted as
+        files (read by git's askpass, never put in the environment)."""
+        settings = self.settings
+        secret = m.SecretVolumeSource(secret_name=settings.gitops_credentials_secret, optional=True)
         return self._artifact_verb(
-            "promote", "Make the canary's image the stable one, then remove the canary."
+            "promote",
+            "Make the canary's image the stable one (or commit it to the GitOps repository and "
+            "wait for the rollout), then remove the canary.",
+            volumes=[m.Volume(name=GITOPS_VOLUME, secret=secret)],
+            mounts=[pods.mount(GITOPS_VOLUME, CREDENTIALS_DIR, read_only=True)],
+            env=[
+                Env(name=REPOSITORY_ENV, value=settings.gitops_repository),
+                Env(name=CREDENTIALS_ENV, value=CREDENTIALS_DIR),
+            ],
         )
 
     def rollback(self) -> Container:

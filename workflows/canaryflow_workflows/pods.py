@@ -63,6 +63,13 @@ def build_pod_identity(settings: WorkflowSettings) -> dict[str, object]:
     """go-test and go-build run the repository's own code: no service-account token in their
     container. Argo's executor still reports the outputs, with the same account's token mounted
     into its own containers only (``executor.serviceAccountName``)."""
+    return tokenless_pod_identity(settings)
+
+
+def tokenless_pod_identity(settings: WorkflowSettings) -> dict[str, object]:
+    """A pod whose container holds no service-account token: the build account (no Role of its
+    own), ``automountServiceAccountToken: false``, the executor on that account. For tasks
+    that run or read what a repository pushed (its code, its plan)."""
     return {
         "service_account_name": settings.build_service_account,
         "automount_service_account_token": False,

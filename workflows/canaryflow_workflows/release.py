@@ -39,8 +39,11 @@ A failing window is made safe in place: ``analyze --fail-safe`` sets the canary 
 and verifies it before its pod exits 1, so traffic never waits for the rollback pod; the
 rollback branch then removes the canary. ``argo stop`` and the active deadline run the exit
 handler but no further DAG task, so the exit handler repeats the safety net (``rollback``, or
-``flag-off`` for a flag rollout) whenever the workflow did not succeed; both verbs are
-idempotent. Then it notifies: promoted, rolled-back or failed.
+``flag-off`` for a flag rollout) whenever the workflow did not succeed (the release's
+``rollback`` only once image-push exported a deployable image: before that nothing was
+deployed); both verbs are idempotent. After a stop or the deadline Argo does not retry them
+(``processNodeRetries``), so they try again inside their pod. Then it notifies: promoted,
+rolled-back or failed.
 
 Both templates share one mutex per service: a flag rollout and a canary release of the same
 service would otherwise judge each other's traffic. ``synchronization.mutexes`` is Argo
@@ -53,6 +56,7 @@ from hera.workflows import DAG, Parameter, Step, Steps, Task, WorkflowTemplate
 from hera.workflows import models as m
 
 from canaryflow.plan.routers import ROUTER_KINDS
+from canaryflow.runbook.manual import RELEASE_LABEL
 from canaryflow_workflows import pods
 from canaryflow_workflows.graph import (
     PLAN_STEP,
@@ -74,6 +78,13 @@ ENTRYPOINT = "release"
 FLAG_ENTRYPOINT = "rollout"
 EXIT_HANDLER = "exit-handler"
 MUTEX = "canaryflow-{{workflow.parameters.namespace}}-{{workflow.parameters.service}}"
+# Every release Workflow carries ``<RUN_LABEL[component]>: <service>``, however it was created:
+# Argo adds ``workflows.argoproj.io/workflow-template`` only to ``argo submit --from``
+# (workflow/common/convert.go ``NewWorkflowFromWorkflowTemplate``), never to a Workflow the
+# Sensor creates with a ``workflowTemplateRef``. ``workflowMetadata.labelsFrom`` is applied by
+# the controller to every Workflow it runs (operator.go ``updateWorkflowMetadata``), so
+# ``argo list -l canaryflow.dev/release`` finds them all and ``…=checkout`` one service's.
+RUN_LABEL = {"release": RELEASE_LABEL, "flag-rollout": "canaryflow.dev/flag-rollout"}
 
 
 def release_parameters(settings: WorkflowSettings) -> list[Parameter]:
@@ -320,5 +331,10 @@ def _workflow_template(
         volume_claim_templates=[_workspace_claim(settings)],
         volume_claim_gc=m.VolumeClaimGC(strategy="OnWorkflowCompletion"),
         pod_metadata=m.Metadata(labels={"app.kubernetes.io/name": "canaryflow"}),
+        workflow_metadata=m.WorkflowMetadata(
+            labels_from={
+                RUN_LABEL[component]: m.LabelValueFrom(expression="workflow.parameters.service")
+            }
+        ),
         templates=[dag, *extra, exit_handler],
     )

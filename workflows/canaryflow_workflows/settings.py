@@ -65,6 +65,10 @@ class WorkflowSettings:
     # the GitHub/GitLab tokens for commit statuses (keys `github-token`, `gitlab-token`).
     notifications_secret: str = "canaryflow-notifications"
     git_token_secret: str = "canaryflow-git-token"
+    # GitOps mode (plans with promotion.gitops): the configuration repository's URL, and the
+    # optional basic-auth Secret (keys `username`, `password`) the promote task pushes with.
+    gitops_repository: str = ""
+    gitops_credentials_secret: str = "canaryflow-gitops"
     retry_limit: int = 3
     retry_backoff: str = "5s"
     retry_max_backoff: str = "1m"

@@ -14,7 +14,34 @@
 {{- end }}
 {{- end }}
 
-{{/* app.kubernetes.io labels, on every object. */}}
+{{/*
+Prefix of the objects every install has one of (task library, accounts, Go cache claim):
+fullnameOverride when set, else "canaryflow" (today's names, kept for the default install).
+*/}}
+{{- define "canaryflow.namePrefix" -}}
+{{- default "canaryflow" .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Name of one of the chart's engine objects (WorkflowTemplates, Tekton Tasks, Pipelines,
+Triggers...) and of the references between them; call with (dict "root" $ "base" NAME).
+`canaryflow-X` becomes `<namePrefix>-X` (canaryflow-tasks, canaryflow-<verb>, ...); any other
+name (go-canary-release, feature-flag-rollout) is kept unless fullnameOverride is set, then
+`<fullnameOverride>-<name>`. The default install keeps today's names; two installs in one
+namespace: give each a fullnameOverride.
+*/}}
+{{- define "canaryflow.templateName" -}}
+{{- $root := .root }}
+{{- if hasPrefix "canaryflow-" .base }}
+{{- printf "%s-%s" (include "canaryflow.namePrefix" $root) (trimPrefix "canaryflow-" .base) | trunc 63 | trimSuffix "-" }}
+{{- else if $root.Values.fullnameOverride }}
+{{- printf "%s-%s" (include "canaryflow.namePrefix" $root) .base | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- .base }}
+{{- end }}
+{{- end }}
+
+{{/* app.kubernetes.io labels and the values' commonLabels, on every object. */}}
 {{- define "canaryflow.labels" -}}
 app.kubernetes.io/name: {{ include "canaryflow.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -22,6 +49,9 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: canaryflow
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* The task runtime image; the tag defaults to the chart's appVersion. */}}
@@ -31,13 +61,44 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/* The service account the release workflow's pods run as. */}}
 {{- define "canaryflow.serviceAccountName" -}}
-{{- default "canaryflow-release" .Values.serviceAccount.name }}
+{{- default (printf "%s-release" (include "canaryflow.namePrefix" .)) .Values.serviceAccount.name }}
+{{- end }}
+
+{{/*
+Prefix of the per-namespace release service accounts: `<prefix>-<service namespace>`, the only
+account a release of that namespace runs as (the WorkflowTemplate derives it from the
+`namespace` parameter; no parameter chooses it). From the release's fullname, so two installs
+never share one; serviceAccount.name replaces it.
+*/}}
+{{- define "canaryflow.releaseServiceAccountPrefix" -}}
+{{- default (printf "%s-release" (include "canaryflow.fullname" .)) .Values.serviceAccount.name | trunc 190 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The registry the Roles are cut from: namespace -> [{service, route}] of events.services
+(empty when none are listed). Called without failing on an empty events.services.
+*/}}
+{{- define "canaryflow.registry" -}}
+{{- $root := . }}
+{{- $registry := dict }}
+{{- range $repository, $given := .Values.events.services }}
+{{- $given = $given | default dict }}
+{{- $service := $given.service | default (base $repository | lower) }}
+{{- $namespace := $given.namespace | default $root.Release.Namespace }}
+{{- $entries := get $registry $namespace | default list }}
+{{- $registry = set $registry $namespace (append $entries (dict "service" $service "route" ($given.route | default $service))) }}
+{{- end }}
+{{- toJson $registry }}
 {{- end }}
 
 {{/* The namespaces whose services are released (the Role lives in each): release.namespaces
-(default: the release namespace) and every namespace events.services names. */}}
+and every namespace events.services names; with neither, the release namespace. */}}
 {{- define "canaryflow.releaseNamespaces" -}}
 {{- $namespaces := .Values.release.namespaces | default (list .Release.Namespace) }}
+{{- if and .Values.events.enabled .Values.events.services (not .Values.release.namespaces) }}
+{{- /* Services registered: their namespaces only (no Role in Argo's own namespace). */}}
+{{- $namespaces = list }}
+{{- end }}
 {{- if .Values.events.enabled }}
 {{- range include "canaryflow.services" . | fromJsonArray }}
 {{- $namespaces = append $namespaces .namespace }}
@@ -133,10 +194,10 @@ Called with (dict "root" $ "field" NAME).
 
 {{/* The service account go-test and go-build run as (no API access of its own). */}}
 {{- define "canaryflow.buildServiceAccountName" -}}
-{{- default "canaryflow-build" .Values.buildServiceAccount.name }}
+{{- default (printf "%s-build" (include "canaryflow.namePrefix" .)) .Values.buildServiceAccount.name }}
 {{- end }}
 
 {{/* The claim GOCACHE and GOMODCACHE live on. */}}
 {{- define "canaryflow.goCacheClaim" -}}
-{{- default "canaryflow-go-cache" .Values.go.cache.persistentVolumeClaim.name }}
+{{- default (printf "%s-go-cache" (include "canaryflow.namePrefix" .)) .Values.go.cache.persistentVolumeClaim.name }}
 {{- end }}

@@ -173,6 +173,9 @@ REQUEST_COUNT: Mapping[str, str] = {
     flavour: _increase(series) for flavour, series in REQUEST_SERIES.items()
 }
 """How many requests a track served in the window; fewer than minCanaryRequests → inconclusive."""
+REQUESTS: Mapping[str, str] = REQUEST_SERIES
+"""A track's request counters (every series): the exposure a logs gate that compares the
+tracks divides their matching lines by."""
 
 
 def _latency_evidence(quantile: float) -> dict[str, Evidence]:
@@ -254,9 +257,10 @@ METRICS: Mapping[str, CatalogueMetric] = {
         ),
         CatalogueMetric(
             name="cpu-throttling",
-            description="Share of CFS periods in which the CPU quota was exhausted.",
+            description="Share of CFS periods in which the CPU quota was exhausted, compared "
+            "with stable's (a service already throttled is not a regression).",
             unit="ratio",
-            default_limit={"threshold": {"max": 0.25}},
+            default_limit={"relative": {"maxRatio": 1.5, "floor": 0.05}},
             queries={
                 "go": f"({_per_pod('container_cpu_cfs_throttled_periods_total')} or vector(0))"
                 f" / ({_per_pod('container_cpu_cfs_periods_total')})"
@@ -357,7 +361,7 @@ METRICS: Mapping[str, CatalogueMetric] = {
             "instance, in seconds: the runtime-metrics histogram go_gc_pauses_seconds where "
             "exported, else client_golang's go_gc_duration_seconds summary.",
             unit="seconds",
-            default_limit={"relative": {"maxRatio": 2.0, "floor": 0.01}},
+            default_limit={"relative": {"maxRatio": 2.0, "floor": 0.001}},
             queries={
                 "go": "(histogram_quantile(0.75, sum by (le) (rate(go_gc_pauses_seconds_bucket"
                 "{ {{ selector }} }[{{ window }}]))) >= 0) or "
@@ -366,9 +370,10 @@ METRICS: Mapping[str, CatalogueMetric] = {
         ),
         CatalogueMetric(
             name="log-errors",
-            description="Canary log lines matching any of the patterns.",
+            description="Log lines matching any of the patterns per request served, canary "
+            "against stable.",
             unit="lines",
-            default_limit={"logs": {"patterns": list(DEFAULT_LOG_PATTERNS), "max": 0}},
+            default_limit={"logs": {"patterns": list(DEFAULT_LOG_PATTERNS), "tolerance": 1.0}},
         ),
     )
 }

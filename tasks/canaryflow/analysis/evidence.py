@@ -13,8 +13,10 @@ seen at the median as fast as a fat tail is seen at p99: a test of stochastic or
 Lindon, Sanden & Shirikian (KDD 2022), in counts.
 
 The gate's answer each look: NOT APPLICABLE when neither track has the series (the service does
-not export it) or when stable served nothing in this window (a 100 % step: the comparison is
-inconclusive by rule); INCONCLUSIVE when only one track has it (missing data); FAIL once the
+not export it), when only one track has it once the window is past its grace (a new version
+exporting a new metric, or dropping one: nothing comparable, reported, never a rollback by
+itself), or when stable served nothing in this window (a 100 % step: the comparison is
+inconclusive by rule); FAIL once the
 evidence crosses 1/alpha; COLLECTING until the canary has served enough requests for a pass to mean
 something; PASS after.
 """
@@ -149,6 +151,8 @@ class SequentialGate:
     pending: dict[str, dict[float, float]] = field(default_factory=dict)
     grace_s: float = 0.0
     """How long into a window one track's missing series is still "collecting"."""
+    incomparable: set[float | None] = field(default_factory=set)
+    """Cuts dropped because the tracks' bucket layouts share no bound at or above them."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -193,7 +197,7 @@ class SequentialGate:
     def required_exposure(self) -> float:
         """Canary requests before a pass means something: the plan's minimum, and for a
         quantile q at least 1/(1-q) (a p99 gate has seen nothing in its first 99 requests)."""
-        needed = self.min_exposure
+        needed = max(1.0, self.min_exposure)  # a pass needs evidence, never zero requests
         if isinstance(self.evidence, Buckets):
             needed = max(needed, math.ceil(1 / (1 - self.evidence.quantile)))
         return needed
@@ -218,7 +222,7 @@ class SequentialGate:
                 # scrape later: early in a window that is a young canary, not missing data.
                 young = elapsed is not None and elapsed < self.grace_s
                 return Judgement(
-                    Outcome.COLLECTING if young else Outcome.INCONCLUSIVE,
+                    Outcome.COLLECTING if young else Outcome.NOT_APPLICABLE,
                     f"no {track} data: {series} has series for {other} only",
                 )
         if not self.started:
@@ -260,13 +264,41 @@ class SequentialGate:
                 self._cut_at(stable)
         if not self.tests:
             return
+        self._comparable_cuts()
         for bound, test in self.tests.items():
             slow_c, all_c = slow_and_all(self.pending["canary"], bound)
             slow_s, all_s = slow_and_all(self.pending["stable"], bound)
             test.add(slow_c, all_c, slow_s, all_s)
         self.pending = {}
 
+    def _comparable_cuts(self) -> None:
+        """Move each cut a track's layout lacks to the next bound both layouts have: a
+        missing ``le`` is never read as 0 requests within it. Cuts are chosen from the layouts
+        alone, before the counts are fed, so the evidence stays an e-process."""
+        layouts = [{b for b in self.pending[t] if math.isfinite(b)} for t in TRACKS]
+        if not all(self.pending[t].get(math.inf, 0.0) > 0 for t in TRACKS):
+            return  # a track without requests in this look has no layout to compare
+        common = sorted(layouts[0] & layouts[1])
+        moved: dict[float | None, CountTest] = {}
+        for bound, test in self.tests.items():
+            if bound in common:
+                moved.setdefault(bound, test)
+                continue
+            later = [b for b in common if b is not None and bound is not None and b >= bound]
+            if later:
+                moved.setdefault(later[0], test)
+            else:
+                self.incomparable.add(bound)
+        self.tests = moved
+
     def _judge(self) -> Judgement:
+        if not self.tests and self.incomparable:
+            cuts = ", ".join(f"{b:g}" for b in sorted(b for b in self.incomparable if b))
+            return Judgement(
+                Outcome.NOT_APPLICABLE,
+                f"{self.name}: the tracks' histograms share no bucket bound at or above "
+                f"stable's cuts ({cuts}): nothing comparable",
+            )
         if not self.tests:
             served = {t: self.pending.get(t, {}).get(math.inf, 0.0) for t in TRACKS}
             if served["canary"] > 0 and served["stable"] <= 0:

@@ -7,9 +7,9 @@ No value, NaN or infinity is never a pass and never a failure: it is INCONCLUSIV
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
+from canaryflow.analysis import log_pattern
 from canaryflow.analysis.measurement import Judgement, Outcome
 from canaryflow.analysis.spec import LogsLimit, RelativeLimit, StatisticalLimit, ThresholdLimit
 from canaryflow.analysis.statistics import hodges_lehmann, mann_whitney_u, median
@@ -186,10 +186,15 @@ def _moved(relative: float) -> str:
     return "higher" if relative > 0 else "lower"
 
 
+def matching_lines(limit: LogsLimit, lines: Sequence[str]) -> list[str]:
+    """The lines that match any of the limit's patterns, in RE2 semantics (``log_pattern``):
+    linear time per line, never a stall with traffic on the canary."""
+    return log_pattern.matching_lines(limit.patterns, lines)
+
+
 def judge_logs(limit: LogsLimit, lines: Sequence[str]) -> Judgement:
     """Count canary log lines matching any pattern; more than ``max`` fails."""
-    patterns = [re.compile(p) for p in limit.patterns]
-    matching = [line for line in lines if any(p.search(line) for p in patterns)]
+    matching = matching_lines(limit, lines)
     detail: dict[str, float | int | str] = {"lines_read": len(lines)}
     if matching:
         detail["first_match"] = matching[0][:300]

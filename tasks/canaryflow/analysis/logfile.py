@@ -2,6 +2,7 @@
 
 Each call returns what was appended since the previous one, so a log gate counts every line
 exactly once across rounds. A file that rotates (shrinks) is read again from its start.
+``TrackLogFiles`` reads stable's file too, for logs gates that compare the tracks.
 """
 
 from __future__ import annotations
@@ -35,3 +36,14 @@ class LogFileSource:
             return []
         self._offset += len(complete) + 1
         return complete.decode(errors="replace").splitlines()
+
+
+class TrackLogFiles(LogFileSource):
+    """The canary's and stable's log files (stable's: every stable instance writes to it)."""
+
+    def __init__(self, canary: Path, stable: Path):
+        super().__init__(canary)
+        self.stable = LogFileSource(stable)
+
+    def stable_lines_since(self, since: float) -> tuple[list[str], float]:
+        return self.stable.lines_since(since), 1.0

@@ -7,6 +7,7 @@ instead of a stuck release. Time is injected (``Clock``) so the loop is tested w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import threading
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 
 from canaryflow.analysis import flavour as flavours
 from canaryflow.analysis import gates as judge
-from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, Buckets
+from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, REQUESTS, Buckets, Counts
 from canaryflow.analysis.evidence import (
     REFERENCE_LOOKBACK_S,
     SequentialGate,
@@ -28,7 +29,14 @@ from canaryflow.analysis.evidence import (
 from canaryflow.analysis.measurement import Evidence, Judgement, Measurement, Outcome
 from canaryflow.analysis.query import Subject, promql_duration, render
 from canaryflow.analysis.sequential import gate_alpha
-from canaryflow.analysis.source import LogSource, MeasurementError, MetricSource
+from canaryflow.analysis.source import (
+    LogSource,
+    MeasurementError,
+    MetricSource,
+    Sample,
+    ScrapeTiming,
+    StableLogSource,
+)
 from canaryflow.analysis.spec import AnalysisSpec, GateSpec
 from canaryflow.analysis.verdict import Limits, WindowVerdict, judge_window
 from canaryflow.errors import FieldError, InputError
@@ -61,6 +69,8 @@ class WindowResult:
     measurements: tuple[Measurement, ...]
     started: float
     finished: float
+    extended_s: float = 0.0
+    """How long the window went on past its duration because gates were still collecting."""
     metrics: str | None = None
     """With ``analysis.metrics: auto``: which flavour was detected, and from what."""
 
@@ -75,6 +85,7 @@ class WindowResult:
             "reason": self.reason,
             "started": self.started,
             "finished": self.finished,
+            "extended_s": self.extended_s,
             "verdict": self.verdict.to_dict(),
             "measurements": [m.to_dict() for m in self.measurements],
         }
@@ -146,32 +157,70 @@ class AnalysisRun:
         """Each sequential gate's share of the plan's alpha, over ``windows`` windows."""
         self._logs_since = 0.0
         self._sequential: dict[str, SequentialGate] = {}
+        self._log_lines: dict[str, dict[str, float]] = {}
+        """Matching log lines per comparing logs gate and track, since the window began."""
         self._window_started = 0.0
         self.detection: flavours.Detection | None = None
         """``analysis.metrics: auto``: what the first round found (asked again until found)."""
+        self.scrape_interval: float | None = spec.scrape_interval
+        """Configured, or read from the source once it knows (None: not known yet)."""
+
+    @property
+    def query_window(self) -> float:
+        """The range of every query: the plan's queryWindow, widened to span enough scrapes."""
+        return self.spec.range_for(self.scrape_interval)
+
+    def _discover_scrape_interval(self) -> None:
+        """Ask the source how often the service is scraped, until it knows (bounded wait)."""
+        if self.scrape_interval is not None or not isinstance(self.metrics, ScrapeTiming):
+            return
+        labels = {"app": self.subject.service, "namespace": self.subject.namespace}
+        found = gather({"scrape": _bind(self.metrics.scrape_interval, labels)}, self.call_timeout)
+        value = found["scrape"]
+        if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+            self.scrape_interval = float(value)
 
     def window(self, duration: float) -> WindowResult:
-        """Measure every ``interval`` for ``duration`` seconds, or until a limit breaches."""
+        """Measure every ``interval`` for ``duration`` seconds, or until a limit breaches.
+
+        A window that ends with gates still collecting (too little traffic yet, nothing
+        failed) goes on measuring, every interval, for up to ``maxExtension`` more seconds:
+        waiting decides a low-traffic canary, rolling it back does not.
+        """
         started = self.clock.now()
         self._logs_since = started
         self._sequential = {}  # each window is its own sequential test
+        self._log_lines = {}
         interval = self.spec.interval
         rounds = max(1, math.ceil(duration / interval - 1e-9))
+        extension = self.spec.max_extension
         deciding = [gate.name for gate in self.spec.deciding_gates]
         measurements: list[Measurement] = []
         verdict = judge_window([], deciding, self.limits, window_over=True)
-        for round_no in range(1, rounds + 1):
-            due = started + min(round_no * interval, duration)
+        round_no = 0
+        while True:
+            round_no += 1
+            extra = max(0, round_no - rounds)
+            due = started + min(round_no * interval, duration) + min(extra * interval, extension)
             self.clock.sleep(max(0.0, due - self.clock.now()))
             batch = self.measure(round_no, started)
             measurements.extend(batch)
-            verdict = judge_window(measurements, deciding, self.limits, round_no == rounds)
+            over = round_no >= rounds
+            verdict = judge_window(measurements, deciding, self.limits, over)
+            if over and verdict.still_collecting and extra * interval < extension:
+                verdict = judge_window(measurements, deciding, self.limits, window_over=False)
             if self.on_round is not None:
                 self.on_round(batch, verdict)
             if verdict.decided:
                 break
+        extended = min(extra * interval, extension)
+        if extended > 0:
+            note = f" (window extended by {extended:g}s while gates were still collecting)"
+            verdict = dataclasses.replace(verdict, reason=verdict.reason + note)
         detected = self.detection.reason if self.detection else None
-        return WindowResult(verdict, tuple(measurements), started, self.clock.now(), detected)
+        return WindowResult(
+            verdict, tuple(measurements), started, self.clock.now(), extended, metrics=detected
+        )
 
     @property
     def flavour(self) -> str:
@@ -186,7 +235,7 @@ class AnalysisRun:
         until one is found; an unanswered query counts as no series for this round."""
         if self.spec.metrics != flavours.AUTO or (self.detection and self.detection.flavour):
             return
-        window = self.spec.query_window
+        window = self.query_window
         calls = {
             f"{name}/{track}": _bind(
                 self.metrics.instant, render(REQUEST_COUNT[name], self.subject, track, window)
@@ -209,6 +258,7 @@ class AnalysisRun:
 
     def measure(self, round_no: int, window_started: float) -> list[Measurement]:
         """One round: every gate measured once, all calls at the same time."""
+        self._discover_scrape_interval()
         started = self.clock.now()
         self._window_started = window_started
         self._detect_flavour()
@@ -219,10 +269,11 @@ class AnalysisRun:
         too_few = self._traffic(results)
         measurements = []
         for gate in self.spec.gates:
-            if gate.sequential is not None:  # it has its own maturity rule
-                judgement = self._judge(gate, results)
-            else:
-                judgement = too_few or self._judge(gate, results)
+            judgement = self._judge(gate, results)
+            # A sequential gate has its own maturity rule; a gate with nothing to judge (no
+            # series) stays not applicable however little traffic there was.
+            if not _counts(gate) and judgement.outcome is not Outcome.NOT_APPLICABLE:
+                judgement = too_few or judgement
             measurements.append(
                 Measurement(
                     gate=gate.name,
@@ -250,12 +301,16 @@ class AnalysisRun:
         calls: dict[str, Callable[[], Any]] = {}
         queries: dict[str, dict[str, str]] = {}
         if spec.min_canary_requests > 0:
-            count = render(REQUEST_COUNT[self.flavour], subject, "canary", spec.query_window)
+            count = render(REQUEST_COUNT[self.flavour], subject, "canary", self.query_window)
             calls["requests"] = _bind(self.metrics.instant, count)
         for gate in spec.gates:
             if gate.logs is not None:
                 if self.logs is not None:
                     calls[f"{gate.name}/logs"] = _bind(self.logs.lines_since, self._logs_since)
+                if gate.logs.compares and isinstance(self.logs, StableLogSource):
+                    stable = _bind(self.logs.stable_lines_since, self._logs_since)
+                    calls[f"{gate.name}/stable-logs"] = stable
+                    queries[gate.name] = self._exposure_calls(gate, calls, window_started)
                 continue
             if gate.sequential is not None:
                 queries[gate.name] = self._sequential_calls(gate, calls, window_started)
@@ -263,7 +318,7 @@ class AnalysisRun:
             template = gate.template(self.flavour) or ""
             # Stable is read for thresholds too: no series on either track = not exported.
             tracks = ("canary", "stable")
-            rendered = {t: render(template, subject, t, spec.query_window) for t in tracks}
+            rendered = {t: render(template, subject, t, self.query_window) for t in tracks}
             queries[gate.name] = rendered
             for track, query in rendered.items():
                 calls[f"{gate.name}/{track}"] = self._metric_call(gate, query, now, window_started)
@@ -272,15 +327,20 @@ class AnalysisRun:
     def _sequential_state(self, gate: GateSpec) -> SequentialGate:
         state = self._sequential.get(gate.name)
         if state is None:
-            evidence = METRICS[gate.metric].evidence_for(self.flavour)
-            assert evidence is not None and gate.sequential is not None
+            if gate.logs is not None:  # matching lines out of requests, both tracks
+                evidence: Counts | Buckets | None = Counts("log lines", REQUESTS[self.flavour])
+                tolerance = gate.logs.tolerance
+            else:
+                evidence = METRICS[gate.metric].evidence_for(self.flavour)
+                tolerance = gate.sequential.tolerance if gate.sequential is not None else None
+            assert evidence is not None and tolerance is not None
             state = self._sequential[gate.name] = SequentialGate(
                 gate.name,
                 evidence,
-                gate.sequential.tolerance,
+                tolerance,
                 self.gate_alpha,
                 self.spec.min_canary_requests,
-                grace_s=self.spec.query_window,
+                grace_s=self.query_window,
             )
         return state
 
@@ -290,7 +350,7 @@ class AnalysisRun:
         """The counters of both tracks now, at the window's start (first look), and for a
         histogram stable's history before the window (until its boundary is set)."""
         state = self._sequential_state(gate)
-        window = self.spec.query_window
+        window = self.query_window
         rendered = {}
         for track in ("canary", "stable"):
             for role in roles(state.evidence):
@@ -306,6 +366,46 @@ class AnalysisRun:
             rendered["reference"] = query
             calls[f"{gate.name}/reference"] = _bind(self.metrics.vector, query, window_started)
         return rendered
+
+    def _exposure_calls(
+        self, gate: GateSpec, calls: dict[str, Callable[[], Any]], window_started: float
+    ) -> dict[str, str]:
+        """Both tracks' request counters now and at the window's start (first look): what a
+        comparing logs gate divides each track's matching lines by."""
+        state = self._sequential_state(gate)
+        rendered = {}
+        for track in ("canary", "stable"):
+            query = render(REQUESTS[self.flavour], self.subject, track, self.query_window)
+            rendered[f"{track}/exposure"] = query
+            calls[f"{gate.name}/{track}/exposure"] = _bind(self.metrics.vector, query)
+            if not state.started:
+                at = f"{gate.name}/{track}/exposure@start"
+                calls[at] = _bind(self.metrics.vector, query, window_started)
+        return rendered
+
+    def _judge_log_comparison(self, gate: GateSpec, mine: Mapping[str, Any]) -> Judgement:
+        """Matching lines per request, canary against stable: the lines are counted into a
+        counter per track that starts at 0 with the window, then judged as a sequential gate."""
+        assert gate.logs is not None
+        if "logs" not in mine:
+            return Judgement(Outcome.NOT_APPLICABLE, "this platform provides no logs")
+        if "stable-logs" not in mine:
+            return Judgement(
+                Outcome.NOT_APPLICABLE, "this platform provides no stable logs to compare with"
+            )
+        stable_lines, share = mine["stable-logs"]
+        counted = self._log_lines.setdefault(gate.name, {"canary": 0.0, "stable": 0.0})
+        counted["canary"] += len(judge.matching_lines(gate.logs, mine["logs"]))
+        counted["stable"] += len(judge.matching_lines(gate.logs, stable_lines))
+        scale = {"canary": 1.0, "stable": share if 0 < share <= 1 else 1.0}
+        looked: dict[str, Any] = {}
+        for track in ("canary", "stable"):
+            looked[f"{track}/events"] = [Sample({}, counted[track])]
+            looked[f"{track}/events@start"] = [Sample({}, 0.0)]
+            for key in (f"{track}/exposure", f"{track}/exposure@start"):
+                if key in mine:
+                    looked[key] = [Sample(s.labels, s.value * scale[track]) for s in mine[key]]
+        return self._judge_sequential(gate, looked)
 
     def _judge_sequential(self, gate: GateSpec, mine: Mapping[str, Any]) -> Judgement:
         state = self._sequential_state(gate)
@@ -329,8 +429,9 @@ class AnalysisRun:
         if gate.statistical is None:
             return _bind(self.metrics.instant, query)
         limit = gate.statistical
-        window = self.spec.query_window
-        step = limit.step or max(1.0, window / limit.min_samples)
+        window = self.query_window
+        # Samples closer than one scrape repeat the same scraped values: never by default.
+        step = limit.step or max(1.0, window / limit.min_samples, self.scrape_interval or 0.0)
         # Prometheus answers at most 11,000 points per series: keep the latest 10,000.
         lookback = min(max(window, now - window_started), step * _MAX_SAMPLES)
         return _bind(self.metrics.range, query, now - lookback, now, step)
@@ -353,14 +454,16 @@ class AnalysisRun:
                 return Judgement(Outcome.ERROR, f"{type(value).__name__}: {value}")
         if gate.sequential is not None:
             return self._judge_sequential(gate, mine)
+        if gate.logs is not None and gate.logs.compares:
+            return self._judge_log_comparison(gate, mine)
         unit = METRICS[gate.metric].unit if gate.metric else "value"
         canary, stable = mine.get("canary", []), mine.get("stable")
-        exported = gate.logs is not None or canary or stable
-        if not exported and gate.query is None and gate.metric is not None:
-            # A catalogue metric this service does not export; a plan's own query is never
-            # skipped this way (a typo must not pass silently): it stays inconclusive.
-            template = gate.template(self.flavour) or ""
-            return Judgement(Outcome.NOT_APPLICABLE, f"no series {series_names(template)}")
+        # A catalogue metric this service does not export (on either track, or on one):
+        # nothing comparable, reported and left out. A plan's own query is never skipped this
+        # way (a typo must not pass silently): it stays inconclusive.
+        catalogue = gate.logs is None and gate.query is None and gate.metric is not None
+        if catalogue and (missing := self._not_comparable(gate, canary, stable)):
+            return missing
         if gate.threshold is not None:
             return judge.judge_threshold(gate.threshold, canary, gate.name, unit)
         if gate.relative is not None:
@@ -371,6 +474,30 @@ class AnalysisRun:
             return Judgement(Outcome.NOT_APPLICABLE, "this platform provides no logs")
         return judge.judge_logs(gate.logs, mine["logs"])
 
+    def _not_comparable(
+        self, gate: GateSpec, canary: Sequence[float], stable: Sequence[float] | None
+    ) -> Judgement | None:
+        """NOT APPLICABLE when neither track has the metric's series, or only one has them
+        where the gate compares tracks (a canary exporting a new metric, a metric dropped);
+        COLLECTING while a young canary's series may still be on their way to Prometheus."""
+        names = series_names(gate.template(self.flavour) or "")
+        if not canary and not stable:
+            return Judgement(Outcome.NOT_APPLICABLE, f"no series {names}")
+        compares = gate.threshold is None
+        if canary and (stable or not compares):
+            return None
+        if canary:
+            return Judgement(
+                Outcome.NOT_APPLICABLE,
+                f"only the canary has series {names}: nothing on stable to compare with",
+            )
+        if self.clock.now() - self._window_started < self.query_window:
+            return Judgement(Outcome.COLLECTING, f"no canary series {names} yet")
+        return Judgement(
+            Outcome.NOT_APPLICABLE,
+            f"only stable has series {names}: the canary does not export them",
+        )
+
 
 _SERIES = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{")
 
@@ -378,6 +505,11 @@ _SERIES = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{")
 def series_names(template: str) -> str:
     """The metric names a PromQL template selects, for "no series ..." reasons."""
     return ", ".join(dict.fromkeys(_SERIES.findall(template)))
+
+
+def _counts(gate: GateSpec) -> bool:
+    """A gate that counts evidence since the window began (its own maturity rule)."""
+    return gate.sequential is not None or (gate.logs is not None and gate.logs.compares)
 
 
 def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:

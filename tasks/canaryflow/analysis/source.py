@@ -12,12 +12,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from canaryflow.analysis.prometheus_auth import CredentialUnavailable, PrometheusAccess
-
-if TYPE_CHECKING:
-    from canaryflow.analysis.spec import PrometheusSpec
+from canaryflow.analysis.prometheus_auth import (
+    CredentialUnavailable,
+    PrometheusAccess,
+    PrometheusEndpoint,
+)
+from canaryflow.duration import parse_duration
 
 
 class MeasurementError(Exception):
@@ -46,9 +48,30 @@ class MetricSource(Protocol):
         ...
 
 
+@runtime_checkable
+class ScrapeTiming(Protocol):
+    """A source that can tell how often the service's targets are scraped (optional)."""
+
+    def scrape_interval(self, labels: Mapping[str, str]) -> float | None:
+        """Seconds between scrapes of the targets carrying ``labels``; None when unknown."""
+        ...
+
+
 class LogSource(Protocol):
     def lines_since(self, since: float) -> list[str]:
         """The canary's log lines written at or after ``since`` (Unix seconds)."""
+        ...
+
+
+@runtime_checkable
+class StableLogSource(Protocol):
+    """A log source that also reads stable's lines, so a logs gate can compare the tracks."""
+
+    def lines_since(self, since: float) -> list[str]: ...
+
+    def stable_lines_since(self, since: float) -> tuple[list[str], float]:
+        """Stable's log lines written at or after ``since``, and the share of stable's
+        instances they come from (1.0: all; a large fleet is sampled)."""
         ...
 
 
@@ -82,9 +105,9 @@ class PrometheusSource:
         self._session: Any = None
 
     @classmethod
-    def for_spec(cls, spec: PrometheusSpec, url: str | None = None) -> PrometheusSource:
-        """The plan's ``analysis.prometheus``: its URL (or ``url``), auth, headers, CA, timeout."""
-        return cls(url or spec.url or "", access=PrometheusAccess.from_spec(spec))
+    def for_endpoint(cls, endpoint: PrometheusEndpoint) -> PrometheusSource:
+        """The Prometheus a plan may ask (``OperatorPrometheus.endpoint_for``), with its access."""
+        return cls(endpoint.url or "", access=endpoint.access)
 
     def _connect(self) -> Any:
         if self._client is None:
@@ -125,6 +148,45 @@ class PrometheusSource:
         )
         return [float(value) for series in result for _, value in series["values"]]
 
+    def scrape_interval(self, labels: Mapping[str, str]) -> float | None:
+        """How often Prometheus scrapes the targets labelled ``labels`` (app, namespace).
+
+        First the targets API (``/api/v1/targets``: each active target's ``scrapeInterval``
+        and its labels after relabelling, which is where the PodMonitor puts ``app`` and
+        ``namespace``); where that API is absent (Thanos, Mimir and other query front-ends),
+        the median spacing of the ``up`` samples of those targets over the last 10 minutes.
+        None when neither knows (nothing scraped yet): the caller keeps its configured value.
+        """
+        self._connect()
+        try:
+            response = self._session.get(
+                f"{self.url}/api/v1/targets", params={"state": "active"}, timeout=self.timeout
+            )
+            targets = response.json()["data"]["activeTargets"] if response.ok else []
+        except Exception:
+            targets = []
+        found = []
+        for target in targets if isinstance(targets, list) else []:
+            mine = target.get("labels", {}) if isinstance(target, dict) else {}
+            if all(mine.get(k) == v for k, v in labels.items()):
+                try:
+                    found.append(parse_duration(target.get("scrapeInterval")))
+                except Exception:
+                    continue
+        if found:
+            return max(found)
+        matcher = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        try:
+            series = self._call(lambda client: client.custom_query(f"up{{{matcher}}}[10m]"))
+        except MeasurementError:
+            return None
+        gaps = sorted(
+            float(b[0]) - float(a[0])
+            for one in series
+            for a, b in zip(one.get("values", []), one.get("values", [])[1:], strict=False)
+        )
+        return gaps[len(gaps) // 2] if gaps else None
+
     def validate_query(self, query: str) -> str | None:
         """Prometheus' objection to ``query`` (its parse error), or None when it parses."""
         self._connect()
@@ -160,7 +222,8 @@ class PrometheusSource:
         if isinstance(error, requests.exceptions.SSLError):
             return (
                 f"Prometheus at {self.url}: TLS verification failed "
-                "(set analysis.prometheus.caFile to the CA that signed its certificate)"
+                "(the operator sets the CA that signed its certificate: the chart's "
+                "analysis.prometheus.caConfigMap, or CANARYFLOW_PROMETHEUS_CA_FILE)"
             )
         if isinstance(error, requests.Timeout) or "timed out" in str(error):
             return f"Prometheus at {self.url} did not answer within {self.timeout:g}s"

@@ -12,6 +12,8 @@ import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from canaryflow.analysis.catalogue import (
@@ -21,9 +23,13 @@ from canaryflow.analysis.catalogue import (
     METRICS,
     PLACEHOLDERS,
 )
+from canaryflow.analysis.log_pattern import LogPatternError, compile_pattern
 from canaryflow.duration import Duration
 from canaryflow.spec_model import SpecModel
 
+SCRAPES_PER_RANGE = 4
+"""Scrapes a query's range must span: rate() needs two samples, and a range of two scrapes
+holds two only when its start happens to fall just before one."""
 LIMIT_KINDS: tuple[str, ...] = ("threshold", "relative", "statistical", "sequential", "logs")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 
@@ -36,96 +42,47 @@ class AnalysisModel(SpecModel):
     """camelCase keys in YAML, unknown keys rejected, immutable once loaded, no NaN limits."""
 
 
-_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}")
-_HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,1024}")
-_RESERVED_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "host", "content-length", "content-type"}
-)
-
-
-class SecretSource(AnalysisModel):
-    """Where a secret is read from: exactly one of a file or an environment variable."""
-
-    file: str | None = Field(
-        None, min_length=1, max_length=4096, description="Path of a file holding it."
-    )
-    env: str | None = Field(None, pattern=_ENV_NAME, description="Environment variable name.")
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretSource:
-        if (self.file is None) == (self.env is None):
-            raise _invalid("secret", "give exactly one of file or env")
-        return self
-
-
-class BasicAuthSpec(AnalysisModel):
-    username: str = Field(
-        min_length=1, max_length=256, pattern=r"^[^:\x00-\x1f\x7f]+$", description="User name."
-    )
-    password_file: str | None = Field(
-        None, min_length=1, max_length=4096, description="File holding the password."
-    )
-    password_env: str | None = Field(
-        None, pattern=_ENV_NAME, description="Environment variable holding the password."
-    )
-
-    @model_validator(mode="after")
-    def _one_password(self) -> BasicAuthSpec:
-        if (self.password_file is None) == (self.password_env is None):
-            raise _invalid("basicAuth", "give exactly one of passwordFile or passwordEnv")
-        return self
+_MOVED_TO_OPERATOR = {
+    "bearerToken": "CANARYFLOW_PROMETHEUS_BEARER_TOKEN_FILE",
+    "basicAuth": "CANARYFLOW_PROMETHEUS_USERNAME and CANARYFLOW_PROMETHEUS_PASSWORD_FILE",
+    "headers": "CANARYFLOW_PROMETHEUS_HEADERS",
+    "caFile": "CANARYFLOW_PROMETHEUS_CA_FILE",
+}
 
 
 class PrometheusSpec(AnalysisModel):
+    """Which Prometheus a plan's queries go to; credentials are the operator's, not the plan's.
+
+    See ``canaryflow.analysis.prometheus_auth``: a plan that could name a host and a credential
+    file or variable could send the release's service-account token anywhere.
+    """
+
     url: str | None = Field(
         None,
-        pattern=r"^https?://[^\s\x00-\x1f\x7f]+$",
+        pattern=r"^https?://[\x21-\x7e]+$",
         max_length=2048,
-        description="Prometheus base URL. Omit it to use the platform's "
-        "(the local engine starts its own).",
+        description="Prometheus base URL. Omit it to use the installation's (the chart's "
+        "analysis.prometheus.url, or CANARYFLOW_PROMETHEUS_URL; the local engine starts its "
+        "own); where the installation sets one, a plan's URL must equal it.",
     )
     timeout: Duration = Field(5.0, gt=0, le=300, description="Longest wait for one query.")
-    bearer_token: SecretSource | None = Field(
-        None,
-        description="Send Authorization: Bearer with the token from this file (a mounted "
-        "Secret, the pod's service-account token) or environment variable.",
-    )
-    basic_auth: BasicAuthSpec | None = Field(None, description="HTTP basic auth.")
-    headers: dict[str, str] = Field(
-        default_factory=dict,
-        description="Extra request headers, e.g. X-Scope-OrgID for Mimir, Cortex or Thanos "
-        "tenants. Credentials go in bearerToken or basicAuth, never here.",
-    )
-    ca_file: str | None = Field(
-        None,
-        min_length=1,
-        max_length=4096,
-        description="PEM CA bundle to verify Prometheus' certificate (default: system CAs).",
-    )
 
-    @field_validator("headers")
+    # Refused keys, kept out of the schema, so that the error names the key itself.
+    bearer_token: SkipJsonSchema[Any] = Field(None, exclude=True)
+    basic_auth: SkipJsonSchema[Any] = Field(None, exclude=True)
+    headers: SkipJsonSchema[Any] = Field(None, exclude=True)
+    ca_file: SkipJsonSchema[Any] = Field(None, exclude=True)
+
+    @field_validator("bearer_token", "basic_auth", "headers", "ca_file", mode="before")
     @classmethod
-    def _plain_headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        for name, value in headers.items():
-            if not _HEADER_NAME.fullmatch(name):
-                raise ValueError(f"{name!r} is not an HTTP header name: use letters, digits, '-'")
-            if name.lower() in _RESERVED_HEADERS:
-                raise ValueError(
-                    f"{name} is set by canaryflow: put credentials in bearerToken or basicAuth"
-                )
-            if not _HEADER_VALUE.fullmatch(value):
-                raise ValueError(
-                    f"the value of {name} has control characters or is too long: one line, "
-                    "printable characters"
-                )
-        return headers
-
-    @model_validator(mode="after")
-    def _one_auth(self) -> PrometheusSpec:
-        if self.bearer_token is not None and self.basic_auth is not None:
-            raise _invalid("prometheus", "both bearerToken and basicAuth are set: keep one")
-        return self
+    def _operator_only(cls, value: Any, info: Any) -> Any:
+        """Credentials, CA and headers are the operator's: say where they go now."""
+        variable = _MOVED_TO_OPERATOR[to_camel(info.field_name)]
+        raise ValueError(
+            "a plan cannot name Prometheus credentials, a CA or headers (they would follow the "
+            "plan's choice of host): remove it; the operator sets them in the chart "
+            f"(analysis.prometheus) or, for the local CLI, {variable}"
+        )
 
 
 class ThresholdLimit(AnalysisModel):
@@ -235,27 +192,57 @@ class SequentialLimit(AnalysisModel):
 
 
 class LogsLimit(AnalysisModel):
-    """The canary's log lines matching any pattern are counted; more than ``max`` fails."""
+    """Log lines matching any pattern, judged one of two ways. With ``tolerance``: the
+    canary's matching lines per request served against stable's, a sequential count test
+    inside the release's alpha (a service that logs "connection refused" on both versions is
+    not a regression). With ``max``: the canary's matching lines per measurement, a fixed rule
+    outside alpha. Neither given: ``max: 0``."""
 
     patterns: list[str] = Field(
-        min_length=1, description="Regular expressions (plain text matches itself)."
+        min_length=1,
+        max_length=32,
+        description="Regular expressions in RE2 syntax (no backreferences or lookaround; plain "
+        "text matches itself).",
     )
-    max: int = Field(0, ge=0, description="Matching lines tolerated per measurement.")
+    max: int | None = Field(
+        None, ge=0, description="Matching canary lines tolerated per measurement (no stable)."
+    )
+    tolerance: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="Compare with stable: fail once the canary's matching lines per request "
+        "are credibly more than 1 + tolerance times stable's.",
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> LogsLimit:
+        if self.max is not None and self.tolerance is not None:
+            raise _invalid("logs", "logs has both max and tolerance: keep one")
+        if self.max is None and self.tolerance is None:
+            object.__setattr__(self, "max", 0)
+        return self
+
+    @property
+    def compares(self) -> bool:
+        """True when judged against stable's lines (sequential), not a fixed maximum."""
+        return self.tolerance is not None
 
     @model_validator(mode="after")
     def _compiles(self) -> LogsLimit:
+        """In RE2 semantics (``log_pattern``): linear time per line, or refused here."""
         for pattern in self.patterns:
             try:
-                re.compile(pattern)
-            except re.error as error:
-                raise _invalid(
-                    "logs",
-                    f"log pattern {pattern!r} is not a regular expression ({error}): "
-                    "escape special characters with a backslash",
-                ) from error
+                compile_pattern(pattern)
+            except LogPatternError as error:
+                raise _invalid("logs", str(error)) from None
         return self
 
     def text(self) -> str:
+        if self.tolerance is not None:
+            return (
+                f"matching lines per request no credibly more than stable's +{self.tolerance:.0%}"
+            )
         return f"≤ {self.max} matching lines"
 
 
@@ -416,7 +403,23 @@ class AnalysisSpec(AnalysisModel):
         "whole release however often they look (split among gates and windows).",
     )
     query_window: Duration = Field(
-        30.0, gt=0, description="The {{ window }} of rate() and increase() in queries."
+        30.0,
+        gt=0,
+        description="The {{ window }} of rate() and increase() in queries; widened to "
+        f"{SCRAPES_PER_RANGE} scrape intervals where that is longer.",
+    )
+    scrape_interval: Duration | None = Field(
+        None,
+        gt=0,
+        description="How often Prometheus scrapes the service; omitted → read from "
+        "Prometheus (its targets, else the spacing of the targets' up samples). Every range "
+        f"in a query spans at least {SCRAPES_PER_RANGE} scrapes.",
+    )
+    max_extension: Duration = Field(
+        60.0,
+        ge=0,
+        description="How long a window that ends still collecting data (too little traffic "
+        "yet, nothing failed) may go on measuring before it is inconclusive; 0: never.",
     )
     min_canary_requests: int = Field(
         20,
@@ -469,9 +472,20 @@ class AnalysisSpec(AnalysisModel):
         """True when the plan lists no gates and the whole catalogue applies."""
         return "gates" not in self.model_fields_set
 
+    def range_for(self, scrape_interval: float | None) -> float:
+        """The {{ window }} actually queried: queryWindow, or more to span enough scrapes."""
+        scrape = self.scrape_interval or scrape_interval or 0.0
+        return max(self.query_window, SCRAPES_PER_RANGE * scrape)
+
     @property
     def sequential_gates(self) -> list[GateSpec]:
-        return [gate for gate in self.deciding_gates if gate.sequential is not None]
+        """The gates that spend the release's alpha: sequential ones, and logs compared with
+        stable's."""
+        return [
+            gate
+            for gate in self.deciding_gates
+            if gate.sequential is not None or (gate.logs is not None and gate.logs.compares)
+        ]
 
 
 __all__ = [

@@ -3,15 +3,22 @@
 Per deciding gate: more failures than ``failureLimit`` is FAIL, more errors in a row than
 ``consecutiveErrorLimit`` is ERROR, more inconclusive measurements than ``inconclusiveLimit``
 is INCONCLUSIVE, and any of these ends the window in the round it happens. When the window
-runs out, a gate passes only with at least one PASS: a gate whose every measurement errored
+runs out, a gate's *last state* decides: its last PASS, COLLECTING or NOT APPLICABLE
+measurement (FAIL, INCONCLUSIVE and ERROR are events counted against the limits above, and a
+tolerated one does not change the state). So a gate is not applicable once that is
+established, whatever an earlier round said while Prometheus had not yet scraped anything; it
+passes only if its last state is a PASS (positive evidence now, not a pass some rounds ago);
+and a gate still collecting at the end is inconclusive. A gate whose every measurement errored
 never passes (Argo Rollouts #4479), nor does one never measured. dryRun gates never decide.
 Gates combine worst-first: FAIL > ERROR > INCONCLUSIVE > PASS.
 
 Maturity is not evidence: a COLLECTING measurement (too few requests yet) counts against no
-limit, and only a window that *ends* without a pass is inconclusive. A gate that was NOT
-APPLICABLE in every round (the service exports no such series; no stable traffic to compare
-with at a 100 % step) is named once in the reason and left out; a window in which no gate
-could judge at all is inconclusive, never a pass.
+limit, and only a window that *ends* still collecting is inconclusive (``still_collecting``
+says so, as it does of a window in which no gate could judge yet, so a window may extend
+itself, ``analysis.maxExtension``). A gate NOT
+APPLICABLE at the end (the service exports no such series, or only one track does; no stable
+traffic to compare with at a 100 % step) is named once in the reason and left out; a window in
+which no gate could judge at all is inconclusive, never a pass.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ class GateVerdict:
     inconclusives: int = 0
     collecting: int = 0
     not_applicable: int = 0
+    still_collecting: bool = False
+    """The window ended while this gate was still collecting data (its last state)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,18 @@ class WindowVerdict:
     gates: tuple[GateVerdict, ...]
     decided_in_round: int | None = None
     """The round whose measurements breached a limit, if one did."""
+
+    @property
+    def still_collecting(self) -> bool:
+        """Inconclusive only because deciding gates are still collecting data: more time (a
+        longer window, more traffic) could decide it; nothing failed, errored or breached."""
+        if self.outcome is not Outcome.INCONCLUSIVE or self.decided_in_round is not None:
+            return False
+        judging = [g for g in self.gates if g.outcome is not Outcome.NOT_APPLICABLE]
+        if not judging:  # no gate could judge yet: a young canary's series may still come
+            return bool(self.gates)
+        waiting = [g for g in judging if g.outcome is not Outcome.PASS]
+        return bool(waiting) and all(g.still_collecting for g in waiting)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -80,10 +101,15 @@ class _Tally:
     consecutive_errors: int = 0
     breach: Outcome | None = None
     last_reason: str = ""
+    state: Outcome | None = None
+    """The last PASS, COLLECTING or NOT APPLICABLE measured: what the gate says at the end."""
+    state_reason: str = ""
 
     def add(self, measurement: Measurement) -> None:
         self.last_reason = measurement.reason
         outcome = measurement.outcome
+        if outcome in _STATES:
+            self.state, self.state_reason = outcome, measurement.reason
         self.collecting += outcome is Outcome.COLLECTING
         self.not_applicable += outcome is Outcome.NOT_APPLICABLE
         self.passes += outcome is Outcome.PASS
@@ -115,7 +141,8 @@ class _Tally:
         if self.breach is not None:
             return GateVerdict(self.gate, self.breach, self._breach_reason(), True, **counts)
         outcome, reason = self._at_end()
-        return GateVerdict(self.gate, outcome, reason, False, **counts)
+        collecting = outcome is Outcome.INCONCLUSIVE and self.state is Outcome.COLLECTING
+        return GateVerdict(self.gate, outcome, reason, False, **counts, still_collecting=collecting)
 
     def _breach_reason(self) -> str:
         limits = self.limits
@@ -131,22 +158,26 @@ class _Tally:
     def _at_end(self) -> tuple[Outcome, str]:
         judged = self.passes + self.failures + self.errors + self.inconclusives
         measured = judged + self.collecting + self.not_applicable
-        if self.passes:
-            return Outcome.PASS, f"{self.gate}: passed {self.passes} of {measured}"
         if not measured:
             return Outcome.INCONCLUSIVE, f"{self.gate}: never measured"
-        if self.not_applicable == measured:
-            return Outcome.NOT_APPLICABLE, f"{self.gate}: not applicable: {self.last_reason}"
-        if not judged:
+        if self.state is Outcome.PASS:
+            return Outcome.PASS, f"{self.gate}: passed {self.passes} of {measured}"
+        if self.state is Outcome.NOT_APPLICABLE:
+            return Outcome.NOT_APPLICABLE, f"{self.gate}: not applicable: {self.state_reason}"
+        if self.state is Outcome.COLLECTING:
             return (
                 Outcome.INCONCLUSIVE,
-                f"{self.gate}: window ended while still collecting data: {self.last_reason}",
+                f"{self.gate}: window ended while still collecting data: {self.state_reason}",
             )
         if self.failures:
             return Outcome.FAIL, f"{self.gate}: no pass, {self.failures} failed: {self.last_reason}"
         if self.errors == measured:
             return Outcome.ERROR, f"{self.gate}: every measurement errored: {self.last_reason}"
         return Outcome.INCONCLUSIVE, f"{self.gate}: no pass in {measured}: {self.last_reason}"
+
+
+_STATES = frozenset({Outcome.PASS, Outcome.COLLECTING, Outcome.NOT_APPLICABLE})
+"""Outcomes that say where a gate stands; the others are events counted against limits."""
 
 
 def judge_window(

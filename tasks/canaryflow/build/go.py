@@ -145,18 +145,21 @@ def go_build(
     toolchain: GoToolchain | None = None,
     timeout_s: float = 600,
     settings: GoSettings | None = None,
+    goarm: str | None = None,
 ) -> BuildResult:
     """Builds ``package`` of the module in ``package_dir`` into ``output``, stamped ``version``.
 
     ``goos``/``goarch`` of None build for the host; images want ``IMAGE_GOOS``/``IMAGE_GOARCH``.
     """
     check_build_inputs(version, ldflags_extra, goos, goarch)
+    if goarm is not None and goarm not in ("5", "6", "7"):
+        raise InputError(FieldError("goarm", f"{goarm!r} is not a GOARM: use 5, 6 or 7"))
     check_package_pattern("--package", package)
     package_dir = _existing_dir(package_dir)
     toolchain = toolchain or GoToolchain.find()
     output = Path(output).absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
-    platform = {k: v for k, v in (("GOOS", goos), ("GOARCH", goarch)) if v}
+    platform = {k: v for k, v in (("GOOS", goos), ("GOARCH", goarch), ("GOARM", goarm)) if v}
     started = time.monotonic()
     args = build_args(output, version, package, ldflags_extra)
     try:

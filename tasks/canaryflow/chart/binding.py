@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from canaryflow.plan.gitops import REPOSITORY_ENV
+
 Obj = dict[str, Any]
 
 LABELS_KEY = "__canaryflow_chart_labels__"
@@ -39,6 +41,8 @@ NOTIFICATIONS_SECRET = Binding(
 GIT_TOKEN_SECRET = Binding(
     "__canaryflow_git_token_secret__", ".Values.notifications.gitTokenSecret"
 )
+GITOPS_SECRET = Binding("__canaryflow_gitops_secret__", ".Values.gitops.credentialsSecret")
+GITOPS_REPOSITORY = Binding("__canaryflow_gitops_repository__", ".Values.gitops.repository")
 BUILD_SERVICE_ACCOUNT = Binding(
     "__canaryflow_build_service_account__", 'include "canaryflow.buildServiceAccountName" .'
 )
@@ -54,13 +58,22 @@ GO_SECRETS = {
     "git-credentials": ("gitCredentialsSecret", "git-credentials", "CANARYFLOW_GIT_CREDENTIALS"),
 }
 SECRETS_ROOT = "/var/run/canaryflow"
+# Every task container's env gets the Pushgateway URL when monitoring.pushgateway.url is set.
+PUSHGATEWAY_ENV = "__canaryflow_pushgateway_env__"
+PUSHGATEWAY_VARIABLE = "CANARYFLOW_PUSHGATEWAY_URL"  # commands.release_metrics.ENV
+# The chart's Prometheus (values ``analysis.prometheus``): its URL to every task that reads a
+# plan's choice of it, its credentials only to the tasks that query it (never validate-plan,
+# which reads a pushed plan with no token). See canaryflow.analysis.prometheus_auth.
+PROMETHEUS_URL_ENV = "__canaryflow_prometheus_url_env__"
+PROMETHEUS_ACCESS_ENV = "__canaryflow_prometheus_access_env__"
+PROMETHEUS_TASKS = {"analyze": PROMETHEUS_ACCESS_ENV, "flag-rollout": PROMETHEUS_ACCESS_ENV}
+PROMETHEUS_URL_TASKS = {"validate-plan": PROMETHEUS_URL_ENV}
 
 PARAMETER_DEFAULTS: dict[str, Binding] = {
     "router-kind": Binding("__canaryflow_router_kind__", ".Values.release.routerKind"),
     "image-repository": Binding(
         "__canaryflow_image_repository__", ".Values.release.imageRepository"
     ),
-    "service-account": SERVICE_ACCOUNT,
     "plan-inline": Binding("__canaryflow_plan_inline__", 'include "canaryflow.planInline" .'),
 }
 ALL = (
@@ -71,6 +84,8 @@ ALL = (
     NAMESPACE,
     NOTIFICATIONS_SECRET,
     GIT_TOKEN_SECRET,
+    GITOPS_SECRET,
+    GITOPS_REPOSITORY,
     *PARAMETER_DEFAULTS.values(),
 )
 CHART_LABELS = frozenset(
@@ -85,6 +100,25 @@ CHART_LABELS = frozenset(
 )
 
 
+# Scheduling and pull settings of every release pod (values.yaml's conventional keys): on Argo
+# the release WorkflowTemplates' spec (it applies to every pod of the Workflow, templateRef'd
+# tasks included), on Tekton the PipelineRun's podTemplate. Argo calls the priority class
+# ``podPriorityClassName``; Tekton's PodTemplate ``priorityClassName``.
+POD_SETTINGS = "__canaryflow_pod_settings__"
+POD_LABELS = "__canaryflow_pod_labels__"
+POD_ANNOTATIONS = "__canaryflow_pod_annotations__"  # adds an ``annotations`` mapping
+POD_ANNOTATION_ENTRIES = "__canaryflow_pod_annotation_entries__"  # entries of an existing one
+POD_SETTING_KEYS = ("nodeSelector", "tolerations", "affinity", "imagePullSecrets")
+# Names of the chart's Argo templates and the templateRefs between them: from the release
+# (``canaryflow.templateName``), so two installs side by side do not collide.
+TEMPLATE_NAME = "__canaryflow_template_name__"
+# The release Workflow's account: derived from its `namespace` parameter, never chosen by one.
+RELEASE_SERVICE_ACCOUNT = "__canaryflow_release_service_account__"
+SERVICE_ACCOUNT_PARAMETER = "{{workflow.parameters.service-account}}"
+TEKTON_RELEASE_SERVICE_ACCOUNT = "__canaryflow_tekton_release_service_account__"
+RESOURCES = {"go": "__canaryflow_resources_go__", "tasks": "__canaryflow_resources_tasks__"}
+
+
 @dataclass(frozen=True)
 class Compiled:
     """The concrete values the workflow code compiled in, to find and replace."""
@@ -95,7 +129,10 @@ class Compiled:
     notifications_secret: str
     git_token_secret: str
     build_service_account: str = "canaryflow-build"
+    gitops_secret: str = "canaryflow-gitops"
     go_cache_pvc: str | None = "canaryflow-go-cache"
+    resources: dict[str, Any] | None = None
+    """``{"go": ..., "tasks": ...}``: the compiled requests/limits each values key replaces."""
 
 
 def _walk(node: Any, visit: Callable[[Any, Any], Any]) -> Any:
@@ -132,6 +169,28 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
 
     def visit(key: Any, value: Any) -> Any:
         value = _go_pod_markers(key, value, argo)
+        if key == "env" and _named(value, "HOME"):
+            value = [*value, {"name": PUSHGATEWAY_ENV, "value": ""}]
+        if key in ("resources", "computeResources") and compiled.resources:
+            for values_key, compiled_value in compiled.resources.items():
+                if value == compiled_value:
+                    return {RESOURCES[values_key]: ""}
+        if key == "podMetadata" and isinstance(value, dict) and argo:
+            labels = {**value.get("labels", {}), POD_LABELS: ""}
+            return {**value, "labels": labels, POD_ANNOTATIONS: ""}
+        if (
+            key == "taskRunTemplate"
+            and isinstance(value, dict)
+            and value.get("serviceAccountName") == SERVICE_ACCOUNT.token
+        ):
+            # Tekton: the service namespace's own account, from the trigger's namespace.
+            return {**value, "serviceAccountName": TEKTON_RELEASE_SERVICE_ACCOUNT}
+        if not argo and _tekton(document):
+            value = _tekton_names(key, value)
+        if key == "podTemplate" and isinstance(value, dict) and not argo:
+            return {**value, POD_SETTINGS: "tekton"}
+        if key == "resourcetemplates" and isinstance(value, list):
+            return [_pipeline_run_metadata(item) for item in value]
         if key == "persistentVolumeClaim" and value == {"claimName": compiled.go_cache_pvc}:
             return GO_CACHE
         if key == "serviceAccountName" and value == compiled.build_service_account:
@@ -144,32 +203,176 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
             return NOTIFICATIONS_SECRET.token
         if key == "name" and value == compiled.git_token_secret:
             return GIT_TOKEN_SECRET.token
+        if key == "secretName" and value == compiled.gitops_secret:
+            return GITOPS_SECRET.token
+        if key == "env" and _named(value, REPOSITORY_ENV):
+            return [
+                {**item, "value": GITOPS_REPOSITORY.token}
+                if item.get("name") == REPOSITORY_ENV
+                else item
+                for item in value
+            ]
         if (
             key == "templateRef"
             and isinstance(value, dict)
             and value.get("name") == compiled.tasks_name
         ):
-            kept = {k: v for k, v in value.items() if k != "clusterScope"}
-            return {**kept, "clusterScope": CLUSTER_SCOPE}
+            kept = {k: v for k, v in value.items() if k not in ("clusterScope", "name")}
+            name = f"{TEMPLATE_NAME}{value['name']}{TEMPLATE_NAME}"
+            return {"name": name, **kept, "clusterScope": CLUSTER_SCOPE}
         if isinstance(value, str):
             return value.replace(compiled.image, IMAGE.token)
         return value
 
     bound = _walk(document, visit)
+    _prometheus_markers(bound)
     for parameter in bound.get("spec", {}).get("arguments", {}).get("parameters", []):
         binding = PARAMETER_DEFAULTS.get(parameter.get("name"))
         if binding is not None:
             parameter["value"] = binding.token
     spec = bound.get("spec", {})
+    if argo and spec.get("serviceAccountName") == SERVICE_ACCOUNT_PARAMETER:
+        spec["serviceAccountName"] = RELEASE_SERVICE_ACCOUNT
+        arguments = spec.get("arguments", {})
+        arguments["parameters"] = [
+            p for p in arguments.get("parameters", []) if p.get("name") != "service-account"
+        ]
+    if argo and "podMetadata" in spec:
+        spec[POD_SETTINGS] = "argo"
     for key in SPEC_MAPPINGS:
         if key in spec:
             spec[key] = {_mapping_token(key): ""}
     metadata = bound.setdefault("metadata", {})
+    if _tekton(document) or bound.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+        metadata["name"] = _release_named(metadata["name"])
     own = {k: v for k, v in metadata.get("labels", {}).items() if k not in CHART_LABELS}
     metadata["labels"] = {**own, LABELS_KEY: ""}
     if namespaced:
         metadata["namespace"] = NAMESPACE.token
     return bound
+
+
+def _tekton(document: Obj) -> bool:
+    return document.get("apiVersion", "").startswith(("tekton.dev/", "triggers.tekton.dev/"))
+
+
+def _release_named(base: str) -> str:
+    """A name the chart derives from the release (``canaryflow.templateName``)."""
+    return f"{TEMPLATE_NAME}{base}{TEMPLATE_NAME}"
+
+
+# Tekton keys naming another of the chart's objects: the references follow the names.
+_TEKTON_REFERENCES = ("taskRef", "pipelineRef")
+TRIGGER_GROUP = "canaryflow.dev/trigger-group"
+
+
+def _tekton_names(key: Any, value: Any) -> Any:
+    """Names and references between the Tekton objects, each as ``_named``: Tasks from
+    Pipelines, the Pipeline from the PipelineRun, bindings and template from a Trigger, and
+    the label an EventListener selects its Triggers by."""
+    if key in _TEKTON_REFERENCES and isinstance(value, dict) and "name" in value:
+        return {**value, "name": _release_named(value["name"])}
+    if key == "template" and isinstance(value, dict) and isinstance(value.get("ref"), str):
+        return {**value, "ref": _release_named(value["ref"])}
+    if key == "bindings" and isinstance(value, list):
+        return [
+            {**b, "ref": _release_named(b["ref"])}
+            if isinstance(b, dict) and b.get("kind") == "TriggerBinding" and "ref" in b
+            else b
+            for b in value
+        ]
+    if key in (TRIGGER_GROUP, "tekton.dev/pipeline") and isinstance(value, str):
+        return _release_named(value)
+    if key == "generateName" and isinstance(value, str) and value.endswith("-"):
+        return _release_named(value[:-1]) + "-"
+    return value
+
+
+def _pipeline_run_metadata(item: Any) -> Any:
+    """A PipelineRun's labels and annotations reach its TaskRuns and pods (Tekton propagates
+    them): the values' podLabels and podAnnotations go there."""
+    if not isinstance(item, dict) or item.get("kind") != "PipelineRun":
+        return item
+    metadata = item.get("metadata", {})
+    labels = {**metadata.get("labels", {}), POD_LABELS: ""}
+    annotations = {
+        **metadata.get("annotations", {}),
+        POD_ANNOTATION_ENTRIES: "",
+    }
+    return {**item, "metadata": {**metadata, "labels": labels, "annotations": annotations}}
+
+
+def _pod_blocks(text: str) -> str:
+    """The pod markers as Helm blocks over the values' conventional keys."""
+    for marker, values_key in (
+        (POD_LABELS, "podLabels"),
+        (POD_ANNOTATION_ENTRIES, "podAnnotations"),
+    ):
+        text = re.sub(
+            rf"^(?P<i> *){marker}: ''$",
+            lambda m, values_key=values_key: (
+                f"{{{{- with .Values.{values_key} }}}}"
+                f"{{{{ toYaml . | nindent {len(m['i'])} }}}}{{{{- end }}}}"
+            ),
+            text,
+            flags=re.MULTILINE,
+        )
+    text = re.sub(
+        rf"^(?P<i> *){POD_ANNOTATIONS}: ''$",
+        lambda m: (
+            "{{- with .Values.podAnnotations }}\n"
+            f"{m['i']}annotations:{{{{- toYaml . | nindent {len(m['i']) + 2} }}}}\n"
+            "{{- end }}"
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
+
+    def settings(match: re.Match) -> str:
+        indent, engine = match["i"], match["engine"]
+        priority = "podPriorityClassName" if engine == "argo" else "priorityClassName"
+        blocks = [
+            f"{{{{- with .Values.{key} }}}}\n{indent}{key}:"
+            f"{{{{- toYaml . | nindent {len(indent) + 2} }}}}\n{{{{- end }}}}"
+            for key in POD_SETTING_KEYS
+        ]
+        blocks.append(
+            f"{{{{- with .Values.priorityClassName }}}}\n{indent}{priority}: {{{{ . | toJson }}}}\n"
+            "{{- end }}"
+        )
+        return "\n".join(blocks)
+
+    text = re.sub(
+        rf"^(?P<i> *){POD_SETTINGS}: (?P<engine>argo|tekton)$", settings, text, flags=re.MULTILINE
+    )
+    for values_key, token in RESOURCES.items():
+        text = re.sub(
+            rf"^(?P<i> *){token}: ''$",
+            lambda m, values_key=values_key: (
+                f"{m['i']}{{{{- toYaml .Values.resources.{values_key} | nindent {len(m['i'])} }}}}"
+            ),
+            text,
+            flags=re.MULTILINE,
+        )
+    return text
+
+
+def _prometheus_markers(document: Obj) -> None:
+    """The env of the tasks that read or query Prometheus gets the marker ``to_helm`` expands
+    from ``.Values.analysis.prometheus`` (an Argo template's container, a Tekton Task's steps)."""
+    markers = {**PROMETHEUS_TASKS, **PROMETHEUS_URL_TASKS}
+    spec = document.get("spec", {})
+    containers: list[tuple[str, Obj]] = []
+    if document.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
+        for template in spec.get("templates", []):
+            if "container" in template:
+                containers.append((template["name"], template["container"]))
+    if document.get("kind") == "Task":
+        name = document.get("metadata", {}).get("name", "").removeprefix("canaryflow-")
+        containers.extend((name, step) for step in spec.get("steps", []))
+    for name, container in containers:
+        if name in markers:
+            container["env"] = [*container.get("env", []), {"name": markers[name], "value": ""}]
 
 
 def _mapping_token(key: str) -> str:
@@ -201,6 +404,45 @@ def to_helm(text: str) -> str:
             flags=re.MULTILINE,
         )
     text = _go_pod_blocks(text)
+    text = _pod_blocks(text)
+    text = re.sub(
+        rf"{TEMPLATE_NAME}(?P<base>[a-z0-9-]+){TEMPLATE_NAME}",
+        lambda m: (
+            f'{{{{ include "canaryflow.templateName" (dict "root" $ "base" "{m["base"]}") }}}}'
+        ),
+        text,
+    )
+    text = re.sub(
+        rf"^(?P<i> *)serviceAccountName: {TEKTON_RELEASE_SERVICE_ACCOUNT}$",
+        lambda m: (
+            f"{m['i']}serviceAccountName: "
+            """'{{ include "canaryflow.releaseServiceAccountPrefix" . }}-$(tt.params.namespace)'"""
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
+    text = re.sub(
+        rf"^(?P<i> *)serviceAccountName: {RELEASE_SERVICE_ACCOUNT}$",
+        lambda m: (
+            f"{m['i']}serviceAccountName: "
+            """'{{ include "canaryflow.releaseServiceAccountPrefix" . }}-"""
+            """{{ "{{" }}workflow.parameters.namespace{{ "}}" }}'"""
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
+    text = re.sub(
+        rf"^(?P<i> *)- name: {PUSHGATEWAY_ENV}\n(?P=i)  value: ''$",
+        lambda m: (
+            "{{- with .Values.monitoring.pushgateway.url }}\n"
+            f"{m['i']}- name: {PUSHGATEWAY_VARIABLE}\n"
+            f"{m['i']}  value: {{{{ . | toJson }}}}\n"
+            "{{- end }}"
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
+    text = _prometheus_blocks(text)
     text = _CLUSTER_SCOPE_LINE.sub(
         lambda m: (
             '{{- if eq .Values.templates.scope "cluster" }}\n'
@@ -218,6 +460,57 @@ def to_helm(text: str) -> str:
             flags=re.MULTILINE,
         )
         text = text.replace(binding.token, f"{{{{ {binding.expression} }}}}")
+    return text
+
+
+_PROMETHEUS_URL_LINES = (
+    "{{{{- if .Values.analysis.prometheus.url }}}}\n"
+    "{i}- name: CANARYFLOW_PROMETHEUS_URL\n"
+    "{i}  value: {{{{ .Values.analysis.prometheus.url | toJson }}}}\n"
+    "{{{{- end }}}}"
+)
+_PROMETHEUS_ACCESS_LINES = (
+    "{{{{- with .Values.analysis.prometheus }}}}\n"
+    "{{{{- if .bearerTokenSecret.name }}}}\n"
+    "{i}- name: CANARYFLOW_PROMETHEUS_BEARER_TOKEN\n"
+    "{i}  valueFrom:\n{i}    secretKeyRef:\n"
+    "{i}      name: {{{{ .bearerTokenSecret.name | toJson }}}}\n"
+    "{i}      key: {{{{ .bearerTokenSecret.key | toJson }}}}\n"
+    "{{{{- end }}}}\n"
+    "{{{{- if .basicAuth.username }}}}\n"
+    "{i}- name: CANARYFLOW_PROMETHEUS_USERNAME\n"
+    "{i}  value: {{{{ .basicAuth.username | toJson }}}}\n"
+    "{i}- name: CANARYFLOW_PROMETHEUS_PASSWORD\n"
+    "{i}  valueFrom:\n{i}    secretKeyRef:\n"
+    "{i}      name: {{{{ .basicAuth.passwordSecret.name | toJson }}}}\n"
+    "{i}      key: {{{{ .basicAuth.passwordSecret.key | toJson }}}}\n"
+    "{{{{- end }}}}\n"
+    "{{{{- if .caConfigMap.name }}}}\n"
+    "{i}- name: CANARYFLOW_PROMETHEUS_CA\n"
+    "{i}  valueFrom:\n{i}    configMapKeyRef:\n"
+    "{i}      name: {{{{ .caConfigMap.name | toJson }}}}\n"
+    "{i}      key: {{{{ .caConfigMap.key | toJson }}}}\n"
+    "{{{{- end }}}}\n"
+    "{{{{- if .headers }}}}\n"
+    "{i}- name: CANARYFLOW_PROMETHEUS_HEADERS\n"
+    "{i}  value: {{{{ .headers | toJson | toJson }}}}\n"
+    "{{{{- end }}}}\n"
+    "{{{{- end }}}}"
+)
+
+
+def _prometheus_blocks(text: str) -> str:
+    """The Prometheus markers as Helm blocks over ``.Values.analysis.prometheus``."""
+    for marker, lines in (
+        (PROMETHEUS_URL_ENV, _PROMETHEUS_URL_LINES),
+        (PROMETHEUS_ACCESS_ENV, _PROMETHEUS_URL_LINES + "\n" + _PROMETHEUS_ACCESS_LINES),
+    ):
+        text = re.sub(
+            rf"^(?P<i> *)- name: {marker}\n(?P=i)  value: ''$",
+            lambda m, lines=lines: lines.format(i=m["i"]),
+            text,
+            flags=re.MULTILINE,
+        )
     return text
 
 

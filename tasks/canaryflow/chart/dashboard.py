@@ -3,11 +3,16 @@
 Panels use the catalogue's own PromQL (``canaryflow.analysis.catalogue``) so the dashboard shows
 exactly what the gates judge, with Grafana variables for the service, namespace and track label.
 
-The weight is shown twice, honestly: the *observed* canary share of requests (from the same
-request metric the gates use, so it works everywhere), and the *configured* weight, which
-canaryflow records only in the ``canaryflow.dev/weight`` annotation of the canary Deployment;
-kube-state-metrics exposes it when started with
-``--metric-annotations-allowlist=deployments=[canaryflow.dev/weight]``.
+The weight is shown twice: the *observed* canary share of requests (from the same request
+metric the gates use, so it works everywhere), and the *configured* weight as a value, the
+``canaryflow_release_weight`` the release pods push (``monitoring.pushgateway.url``). The
+phases and rollbacks the pods push are Grafana annotations on every panel.
+
+The track label is the chart's ``monitoring.podMonitor.trackLabel``: the JSON carries
+``TRACK_LABEL_TOKEN`` and the chart's ConfigMap template replaces it (the schema keeps the
+value a bare label name, so it is JSON-safe). cAdvisor series (``container_*``) carry only
+``namespace``, ``pod`` and ``container``: their panels select a track's pods by name, as
+``canaryflow.kubernetes.scrape`` and the catalogue's ``{{ pods }}`` do, never by app/track.
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ from typing import Any
 
 from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, CatalogueMetric
 from canaryflow.analysis.query import Subject, placeholder_values
-from canaryflow.platform.state import WEIGHT
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 _UNITS = {"ratio": "percentunit", "seconds": "s", "count": "short"}
-WEIGHT_LABEL = "annotation_" + re.sub(r"[^A-Za-z0-9_]", "_", WEIGHT)
 UID = "canaryflow-release"
+TRACK_LABEL_TOKEN = "__canaryflow_track_label__"
+# A branch of the catalogue's per-pod sums selecting a cAdvisor series by pod labels it lacks.
+_CADVISOR_BY_SELECTOR = re.compile(
+    r"sum\(rate\(container_\w+\{ \{\{ selector \}\} \}\[\{\{ window \}\}\]\)\) or "
+)
+_RELEASE = 'namespace="$namespace",service="$service"'
 
 
 def grafana_query(template: str, track: str) -> str:
@@ -55,8 +64,14 @@ def _panel(panel_id: int, title: str, description: str, unit: str, targets: list
     }
 
 
+def cluster_template(template: str) -> str:
+    """The catalogue template as a cluster's Prometheus can answer it: cAdvisor series by pod
+    name only (the gates keep both branches: a local run has the labels, a cluster the names)."""
+    return _CADVISOR_BY_SELECTOR.sub("", template)
+
+
 def _gate_panel(metric: CatalogueMetric, flavour: str, panel_id: int, x: int, y: int):
-    template = metric.query(flavour) or ""
+    template = cluster_template(metric.query(flavour) or "")
     targets = [
         _target(grafana_query(template, track), track, ref)
         for track, ref in (("canary", "A"), ("stable", "B"))
@@ -80,17 +95,10 @@ def _weight_panels(flavour: str, y: int) -> list[dict[str, Any]]:
     configured = _panel(
         2,
         "Canary weight (configured)",
-        f"The {WEIGHT} annotation of the canary Deployment, via kube-state-metrics "
-        f"(--metric-annotations-allowlist=deployments=[{WEIGHT}]).",
+        "The canary weight the release pods last verified and pushed "
+        "(canaryflow_release_weight; the chart's monitoring.pushgateway.url).",
         "percent",
-        [
-            _target(
-                f"max by ({WEIGHT_LABEL}) (kube_deployment_annotations"
-                '{namespace="$namespace",deployment="$service-canary"})',
-                "{{" + WEIGHT_LABEL + "}} %",
-                "A",
-            )
-        ],
+        [_target(f"max(canaryflow_release_weight{{{_RELEASE}}})", "weight", "A")],
         12,
         y,
     )
@@ -135,9 +143,41 @@ def _templating(flavour: str) -> dict[str, Any]:
                 "name": "track_label",
                 "label": "Track label",
                 "type": "constant",
-                "query": "track",
+                "query": TRACK_LABEL_TOKEN,
                 "hide": 2,
             },
+        ]
+    }
+
+
+def _annotations() -> dict[str, Any]:
+    """Release phases and finished rollbacks as annotations: each is a change of a pushed
+    series within the last two minutes (the Pushgateway keeps the last value)."""
+    phase = f"canaryflow_release_phase{{{_RELEASE}}}"
+    rollback = f"canaryflow_release_rollback_timestamp_seconds{{{_RELEASE}}}"
+
+    def annotation(name: str, expr: str, colour: str, title: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "enable": True,
+            "iconColor": colour,
+            "expr": expr,
+            "step": "60s",
+            "titleFormat": title,
+            "tagKeys": "namespace,service",
+            "useValueForTime": False,
+        }
+
+    return {
+        "list": [
+            annotation(
+                "Release phase",
+                f"({phase} == 1) and on (namespace, service, phase) (changes({phase}[2m]) > 0)",
+                "blue",
+                "{{phase}}",
+            ),
+            annotation("Rollback", f"changes({rollback}[2m]) > 0", "red", "rolled back"),
         ]
     }
 
@@ -160,5 +200,6 @@ def dashboard(flavour: str) -> dict[str, Any]:
         "refresh": "10s",
         "time": {"from": "now-1h", "to": "now"},
         "templating": _templating(flavour),
+        "annotations": _annotations(),
         "panels": panels,
     }

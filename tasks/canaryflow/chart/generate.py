@@ -80,8 +80,13 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
         tasks_name=settings.cluster_tasks_name,
         notifications_secret=settings.notifications_secret,
         git_token_secret=settings.git_token_secret,
+        gitops_secret=settings.gitops_credentials_secret,
         build_service_account=settings.build_service_account,
         go_cache_pvc=settings.go_cache_pvc,
+        resources={
+            "go": settings.go_resources.as_dict(),
+            "tasks": settings.light_resources.as_dict(),
+        },
     )
     files = [template_file(document, compiled) for document in documents.values()]
     files += _tekton_files(plan, settings, compiled)

@@ -39,7 +39,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="length of the window, e.g. 60s or 5m (default: the --step's duration, else 60s)",
     )
     parser.add_argument(
-        "--prometheus", metavar="URL", help="Prometheus base URL (default: the plan's)"
+        "--prometheus",
+        metavar="URL",
+        help="Prometheus base URL (default: $CANARYFLOW_PROMETHEUS_URL, else the plan's); "
+        "credentials come from the CANARYFLOW_PROMETHEUS_* variables, never the plan",
     )
     parser.add_argument("--service", help="service to analyse (default: the plan's)")
     parser.add_argument("--namespace", help="its namespace (default: the plan's)")
@@ -48,6 +51,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="PATH",
         help="file the canary appends its log to, for logs gates",
+    )
+    parser.add_argument(
+        "--stable-log",
+        type=Path,
+        metavar="PATH",
+        help="file stable appends its log to, for logs gates that compare with stable",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--step", type=int, help="the plan step this window belongs to")
@@ -75,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
+    from canaryflow.analysis.prometheus_auth import ENV_URL, OperatorPrometheus
     from canaryflow.analysis.query import Subject
     from canaryflow.analysis.run import AnalysisRun
     from canaryflow.analysis.source import PrometheusSource
@@ -84,19 +94,19 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
     plan = load_plan(args.plan)
     spec = plan.analysis
     duration = _window_length(plan, args)
-    url = args.prometheus or spec.prometheus.url
-    if not url:
+    endpoint = OperatorPrometheus.from_environment(args.prometheus).endpoint_for(spec.prometheus)
+    if not endpoint.url:
         raise InputError(
             FieldError(
                 "--prometheus",
-                "no Prometheus to ask: pass --prometheus URL "
-                "or set analysis.prometheus.url in the plan",
+                f"no Prometheus to ask: pass --prometheus URL, set {ENV_URL} "
+                "(the chart's analysis.prometheus.url) or analysis.prometheus.url in the plan",
             )
         )
     safety = _FailSafe(plan, args.kubeconfig) if args.fail_safe else None
     try:
         stops.release()  # a stop that came while loading arrives here, where traffic is made safe
-        source = PrometheusSource.for_spec(spec.prometheus, url)
+        source = PrometheusSource.for_endpoint(endpoint)
         _reject_bad_promql(plan, source)
         service, namespace = (
             args.service or plan.service.name,
@@ -130,7 +140,22 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
     if action is Action.ROLLBACK and safety is not None:
         report["failSafe"] = safety.make_safe(first_failing_at(result))
     _write_outputs(args, result, report)
+    _report_metrics(plan, result, action is Action.ROLLBACK, report.get("failSafe"))
     return EXIT_RELEASE_FAILED if action is Action.ROLLBACK else EXIT_OK
+
+
+def _report_metrics(plan, result, rolling_back: bool, fail_safe: dict | None) -> None:
+    """Each gate's verdict; on a failing window when it was detected and, when this pod made
+    traffic safe itself, how long that took from the first failing measurement."""
+    from canaryflow.commands.release_metrics import report
+    from canaryflow.telemetry import exposition as metrics
+
+    families = [metrics.gate_verdicts({g.gate: g.outcome.value for g in result.verdict.gates})]
+    if rolling_back:
+        families.append(metrics.detection_timestamp(time.time()))
+    if fail_safe and fail_safe.get("verified"):
+        families += [metrics.detection_to_safe(fail_safe["seconds"]), metrics.weight(0)]
+    report(plan, *families)
 
 
 def _write_outputs(args: argparse.Namespace, result, report: dict) -> None:
@@ -262,8 +287,10 @@ def _window_length(plan, args: argparse.Namespace) -> float:
 
 
 def _log_source(plan, args: argparse.Namespace):
-    from canaryflow.analysis.logfile import LogFileSource
+    from canaryflow.analysis.logfile import LogFileSource, TrackLogFiles
 
+    if args.canary_log and args.stable_log:
+        return TrackLogFiles(args.canary_log, args.stable_log)
     if args.canary_log:
         return LogFileSource(args.canary_log)
     in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
@@ -271,9 +298,9 @@ def _log_source(plan, args: argparse.Namespace):
         return None
     from canaryflow.kubernetes.from_plan import platform_for
     from canaryflow.kubernetes.platform import api_client_from_environment
-    from canaryflow.platform.protocol import CanaryLogs
+    from canaryflow.platform.protocol import log_source
 
-    return CanaryLogs(platform_for(plan, api_client_from_environment(args.kubeconfig, None)))
+    return log_source(platform_for(plan, api_client_from_environment(args.kubeconfig, None)))
 
 
 def _duration(text: str) -> float:

@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.generate and args.out is None:
         raise InputError(FieldError("", "nothing to do: give --generate, --out DIR or both"))
     if args.generate:
+        # Compiling the workflows takes seconds: say so before, not only after.
+        print(f"generating {args.chart} from the workflow code ...", file=sys.stderr, flush=True)
         from canaryflow.chart.generate import write_generated
 
         for path in write_generated(args.chart):
@@ -42,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         from canaryflow.chart.package import package_chart
 
+        print(f"linting and packaging {args.chart} ...", file=sys.stderr, flush=True)
         print(package_chart(args.chart, args.out))
     return EXIT_OK

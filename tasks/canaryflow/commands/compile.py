@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -45,6 +47,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Importing Hera and compiling take seconds: say so first, on stderr (stdout lists files).
+    started = time.monotonic()
+    print(f"compiling the {args.engine} bundle ...", file=sys.stderr, flush=True)
     from canaryflow_workflows import WorkflowSettings, compile_documents
 
     settings = WorkflowSettings(cluster_scoped_tasks=args.task_scope == "cluster")
@@ -63,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     _write(args.out, documents)
     for name in documents:
         print(args.out / name)
+    elapsed = time.monotonic() - started
+    print(f"compiled {len(documents)} documents in {elapsed:.1f}s", file=sys.stderr)
     return EXIT_OK
 
 

@@ -14,6 +14,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     plan, platform, artifact = with_artifact(args)
+    from canaryflow.commands.release_metrics import report
+    from canaryflow.telemetry import exposition as metrics
+
+    report(plan, metrics.phase("deploying"), metrics.weight(0))
     platform.deploy_canary(artifact)
     print(f"canary {plan.service.name}-canary deployed: {artifact.image}")
     return 0

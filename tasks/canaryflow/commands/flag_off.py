@@ -20,12 +20,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from canaryflow.commands.attempts import until_done
     from canaryflow.flags.document import flag_off, with_flag
 
     plan = flag_plan(args.plan)
     store = flag_store(args, plan)
     off = flag_off(plan.flag.key, plan.flag.variants.variants())
-    digest = store.update(lambda document: with_flag(document, plan.flag.key, off))
+    # Argo does not retry the exit handler's flag-off after a stop: it tries again itself.
+    digest = until_done(
+        lambda: store.update(lambda document: with_flag(document, plan.flag.key, off)), "flag-off"
+    )
     summary = {"flag": plan.flag.key, "state": "off", "store": store.describe(), "digest": digest}
     print(json.dumps({**summary, "reason": args.reason or "no reason given"}))
     return 0

@@ -45,6 +45,7 @@ def flag_plan(path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
+    from canaryflow.analysis.prometheus_auth import OperatorPrometheus
     from canaryflow.local.flag_demo import run_local
     from canaryflow.release.decision import Phase
     from canaryflow.release.events import EventKind, EventPrinter
@@ -54,17 +55,19 @@ def run(args: argparse.Namespace) -> int:
     printer = EventPrinter(
         time.time(), style="json", skip=(EventKind.MEASUREMENTS, EventKind.FLAG_FOUND)
     )
-    prometheus = args.prometheus or plan.analysis.prometheus.url
-    if args.platform == "local" and prometheus is None:
+    endpoint = OperatorPrometheus.from_environment(args.prometheus).endpoint_for(
+        plan.analysis.prometheus
+    )
+    if args.platform == "local" and endpoint.url is None:
         if args.flags_file is not None:
             raise InputError(FieldError("--prometheus", "give the Prometheus that scrapes it"))
         with tempfile.TemporaryDirectory(prefix="canaryflow-flag-") as workdir:
             result = run_local(plan, Path(workdir), listeners=[printer])
     else:
         store = flag_store(args, plan)
-        if prometheus is None:
+        if endpoint.url is None:
             raise InputError(FieldError("--prometheus", "set it or analysis.prometheus.url"))
-        result = flag_rollout(plan, store, prometheus, args.platform, [printer])
+        result = flag_rollout(plan, store, endpoint, args.platform, [printer])
     if args.record is not None:
         result.record.write_json(args.record)
     print(json.dumps({"phase": str(result.phase), "reason": result.reason}))

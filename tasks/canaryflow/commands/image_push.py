@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -18,7 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "through the registry API; print HOST/REPO@sha256:... as the last line. On scratch "
         "the image also gets a CA bundle and time zones, so the service can call HTTPS APIs."
     )
-    parser.add_argument("--binary", required=True, type=Path, help="static binary to ship")
+    parser.add_argument(
+        "--binary", type=Path, help="static binary to ship (required without --platforms-file)"
+    )
     parser.add_argument(
         "--repository", required=True, help="HOST/REPO, e.g. 127.0.0.1:5000/shop/checkout"
     )
@@ -48,7 +51,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="also write the full pinned reference HOST/REPO@sha256:... here, for the next step",
     )
-    parser.add_argument("--platform", default="linux/amd64", help="os/arch[/variant]")
+    parser.add_argument("--platform", default="linux/amd64", help="os/arch[/variant] of --binary")
+    parser.add_argument(
+        "--plan",
+        type=Path,
+        help="release plan: with build.image set, push nothing and check that the registry "
+        "serves that digest, then print it as if pushed",
+    )
+    parser.add_argument(
+        "--platforms-file",
+        type=Path,
+        help="go-build's {os/arch: binary} file: its first entry replaces --binary/--platform "
+        "and the others are pushed as with --platform-binary",
+    )
+    parser.add_argument(
+        "--platform-binary",
+        action="append",
+        default=[],
+        metavar="OS/ARCH=PATH",
+        help="another platform's binary (repeatable): the tag then names an OCI index of one "
+        "image per platform, e.g. linux/arm64=out/checkout-linux-arm64",
+    )
     parser.add_argument(
         "--label",
         action="append",
@@ -84,15 +107,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plan is not None and (prebuilt := _prebuilt(args.plan)) is not None:
+        return _release_prebuilt(prebuilt, args)
+    binary, platform, more = args.binary, args.platform, _platform_binaries(args.platform_binary)
+    if args.platforms_file is not None:
+        binary, platform, more = _platforms_file(args.platforms_file, more)
+    elif binary is None:
+        raise InputError(FieldError("binary", "give --binary PATH (or --platforms-file)"))
     request = PushRequest(
-        binary=args.binary,
+        binary=binary,
         repository=args.repository,
         tag=args.tag,
         base=args.base,
         name=args.name,
         docker_config=args.docker_config,
         docker_config_optional=args.docker_config_optional,
-        platform=args.platform,
+        platform=platform,
+        more_platforms=more,
         labels=_labels(args.label),
         version=args.image_version,
         source=args.source,
@@ -107,11 +138,63 @@ def run(args: argparse.Namespace) -> int:
     except PlatformError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_RELEASE_FAILED
-    if args.digest_file:
-        args.digest_file.parent.mkdir(parents=True, exist_ok=True)
-        args.digest_file.write_text(pushed.reference + "\n")
-    print(pushed.reference)
+    _write_reference(pushed.reference, args.digest_file)
     return EXIT_OK
+
+
+def _prebuilt(plan: Path) -> str | None:
+    from canaryflow.plan.load import load_plan
+
+    return load_plan(plan).build.image
+
+
+def _release_prebuilt(image: str, args: argparse.Namespace) -> int:
+    from canaryflow.image.push import verify_prebuilt
+
+    try:
+        pushed = verify_prebuilt(
+            image, args.docker_config, args.docker_config_optional, args.insecure, args.timeout
+        )
+    except PlatformError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_RELEASE_FAILED
+    _write_reference(pushed.reference, args.digest_file)
+    print(f"build.image: releasing the prebuilt {pushed.reference}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _write_reference(reference: str, digest_file: Path | None) -> None:
+    if digest_file:
+        digest_file.parent.mkdir(parents=True, exist_ok=True)
+        digest_file.write_text(reference + "\n")
+    print(reference)
+
+
+def _platforms_file(path: Path, more: dict[str, Path]) -> tuple[Path, str, dict[str, Path]]:
+    """The first platform and binary of go-build's file, and the rest with ``more``."""
+    from canaryflow.input_file import read_input_file
+
+    try:
+        built = json.loads(read_input_file(path, 64 << 10, "platforms"))
+        pairs = [(str(platform), Path(binary)) for platform, binary in built.items()]
+    except (ValueError, AttributeError, TypeError):
+        pairs = []
+    if not pairs:
+        raise InputError(
+            FieldError("platforms-file", f"{path}: not go-build's {{os/arch: binary}} JSON")
+        )
+    (platform, binary), *rest = pairs
+    return binary, platform, {**dict(rest), **more}
+
+
+def _platform_binaries(pairs: list[str]) -> dict[str, Path]:
+    binaries = {}
+    for pair in pairs:
+        platform, sep, path = pair.partition("=")
+        if not sep or not platform or not path:
+            raise InputError(FieldError("platform-binary", f"{pair!r} is not OS/ARCH=PATH"))
+        binaries[platform] = Path(path)
+    return binaries
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:

@@ -15,7 +15,6 @@ undeliverable notification is a warning and the exit code stays 0.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -33,7 +32,8 @@ UNSAFE_REASON = (
 # Short and few: a notification must never hold up the next step for long.
 ATTEMPTS = 2
 TIMEOUT_S = 3.0
-DEADLINE_S = 7.0  # all attempts of one target together
+DEADLINE_S = 7.0  # all attempts of one target together, answers included
+MAX_SECRET_BYTES = 8 * 1024  # a webhook URL
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +47,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workflow", default="", help="the workflow's name")
     parser.add_argument("--version", default="", help="the released version (commit)")
     parser.add_argument("--step", default="", help="the plan step a `step` event is about")
-    parser.add_argument("--failures", default="", help="Argo's {{workflow.failures}} (JSON)")
+    parser.add_argument(
+        "--failures",
+        default="",
+        help="Argo's {{workflow.failures}}: Go-quoted JSON as Argo passes it, or plain JSON",
+    )
     parser.add_argument(
         "--rolled-back", action="store_true", help="the rollback branch ran (else: failed early)"
     )
@@ -85,6 +89,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from canaryflow.notify.failures import parse_failures
     from canaryflow.notify.message import (
         GIT_PROVIDERS,
         ReleaseSummary,
@@ -98,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.git_provider not in GIT_PROVIDERS:
         raise InputError(FieldError("--git-provider", f"{args.git_provider!r}: github or gitlab"))
     plan = _plan(args, load_plan)
-    failures = _failures(args.failures)
+    failures = parse_failures(args.failures)
     tasks = [name for name in args.traffic_tasks.split(",") if name]
     rolled_back = args.rolled_back or reached_traffic(failures, tasks)
     event = args.event or event_of_workflow_status(args.status, rolled_back)
@@ -115,12 +120,12 @@ def run(args: argparse.Namespace) -> int:
         workflow=args.workflow,
         failures=failures if event in ("rolled-back", "failed") else [],
     )
-    problems = [
-        f"{name}: {problem}"
+    posts = [
+        (name, url, summary.slack() if form == "slack" else summary.json(), None)
         for name, url, form in _webhooks(plan, event, args)
-        if (problem := _post(url, summary.slack() if form == "slack" else summary.json()))
     ]
-    problems += _commit_status(summary, service, args)
+    posts += _commit_status(summary, service, args)
+    problems = _post_all(posts)
     for problem in problems:
         print(f"warning: notification not delivered: {problem}", file=sys.stderr)
     print(summary.text())
@@ -179,16 +184,34 @@ def _webhooks(plan, event: str, args: argparse.Namespace) -> list[tuple[str, str
 
 
 def _secret(directory: Path | None, key: str | None) -> str | None:
-    if directory is None or key is None:
+    """A key of the mounted notifications Secret, read bounded (never a device or FIFO); None
+    when it is missing or unreadable (a warning says why: notify never fails the release)."""
+    from canaryflow.input_file import read_input_file
+
+    if directory is None or key is None or not (directory / key).exists():
         return None
     try:
-        value = (directory / key).read_text().strip()
-    except OSError:
+        value = read_input_file(directory / key, MAX_SECRET_BYTES, "notification secret").strip()
+    except InputError as error:
+        print(f"warning: {error}", file=sys.stderr)
         return None
     return value or None
 
 
-def _commit_status(summary, service: str, args: argparse.Namespace) -> list[str]:
+def _post_all(posts: list[tuple[str, str, dict, dict | None]]) -> list[str]:
+    """Every target at once: ten hanging webhooks cost one deadline, not ten."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not posts:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(posts), 32)) as pool:
+        answers = list(pool.map(lambda post: _post(post[1], post[2], post[3]), posts))
+    return [
+        f"{post[0]}: {problem}" for post, problem in zip(posts, answers, strict=True) if problem
+    ]
+
+
+def _commit_status(summary, service: str, args: argparse.Namespace) -> list:
     if not args.commit_status_url:
         return []
     token = os.environ.get(TOKEN_ENV[args.git_provider], "").strip()
@@ -199,8 +222,7 @@ def _commit_status(summary, service: str, args: argparse.Namespace) -> list[str]
     else:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
     body = summary.commit_status(args.git_provider, f"canaryflow/{service}")
-    problem = _post(args.commit_status_url, body, headers)
-    return [f"commit status: {problem}"] if problem else []
+    return [("commit status", args.commit_status_url, body, headers)]
 
 
 def _post(url: str, body: dict, headers: dict | None = None) -> str | None:
@@ -209,18 +231,3 @@ def _post(url: str, body: dict, headers: dict | None = None) -> str | None:
     return post_json(
         url, body, headers, attempts=ATTEMPTS, timeout_s=TIMEOUT_S, deadline_s=DEADLINE_S
     )
-
-
-def _failures(text: str) -> list[dict]:
-    if not text.strip() or text.strip() == "null":
-        return []
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            FieldError(
-                "--failures",
-                f"not JSON ({error.msg}): pass Argo's {{{{workflow.failures}}}} unchanged",
-            )
-        ) from None
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

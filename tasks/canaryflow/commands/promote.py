@@ -15,5 +15,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     plan, platform, artifact = with_artifact(args)
     platform.promote(artifact)
+    from canaryflow.commands.release_metrics import report
+    from canaryflow.telemetry import exposition as metrics
+
+    report(plan, metrics.phase("promoted"), metrics.weight(0))
     print(f"promoted: {plan.service.name} now runs {artifact.image}")
     return 0

@@ -1,6 +1,8 @@
 """``canaryflow rollback``: all traffic to stable (verified), then the canary goes.
 
-Stable is never modified. Safe to run twice, and safe when no canary exists.
+Stable is never modified. Safe to run twice, and safe when no canary exists. A platform failure
+is tried again inside the pod (``commands.attempts``): Argo does not retry the exit handler's
+rollback after ``argo stop`` or the deadline.
 """
 
 from __future__ import annotations
@@ -17,7 +19,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    plan, platform = platform_from_args(args)
-    platform.rollback()
+    import time
+
+    from canaryflow.commands.attempts import until_done
+    from canaryflow.commands.release_metrics import report
+    from canaryflow.telemetry import exposition as metrics
+
+    def rollback():
+        plan, platform = platform_from_args(args)
+        report(plan, metrics.phase("rolling-back"))
+        platform.rollback()
+        return plan
+
+    plan = until_done(rollback, "rollback")  # Argo does not retry it after a stop
+    report(
+        plan,
+        metrics.phase("rolled-back"),
+        metrics.weight(0),
+        metrics.rollback_timestamp(time.time()),
+    )
     print(f"rolled back {plan.service.name}: {args.reason or 'no reason given'}", file=sys.stdout)
     return 0

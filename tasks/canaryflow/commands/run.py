@@ -188,6 +188,7 @@ def _run_local(plan, args: argparse.Namespace, record, users: dict):
 
 
 def _run_cluster(plan, args: argparse.Namespace, record, users: dict):
+    from canaryflow.analysis.prometheus_auth import ENV_URL, OperatorPrometheus
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.kubernetes.from_plan import platform_for
     from canaryflow.kubernetes.platform import api_client_from_environment
@@ -196,11 +197,16 @@ def _run_cluster(plan, args: argparse.Namespace, record, users: dict):
 
     if not args.image:
         raise InputError(FieldError("--image", "required on kubernetes: the image by digest"))
-    url = plan.analysis.prometheus.url
-    if not url:
-        raise InputError(FieldError("analysis.prometheus.url", "required on kubernetes: add it"))
+    endpoint = OperatorPrometheus.from_environment().endpoint_for(plan.analysis.prometheus)
+    if not endpoint.url:
+        raise InputError(
+            FieldError(
+                "analysis.prometheus.url",
+                f"required on kubernetes: add it, or set {ENV_URL} (with its credentials)",
+            )
+        )
     platform = platform_for(plan, api_client_from_environment(args.kubeconfig, args.context))
-    source = PrometheusSource.for_spec(plan.analysis.prometheus, url)
+    source = PrometheusSource.for_endpoint(endpoint)
     return plan_release(plan, platform, source, record).run(
         Artifact(version=args.version, image=args.image)
     )

@@ -58,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        from canaryflow.input_file import write_output_file
+
+        write_output_file(args.out, text, "--out")
         print(f"wrote {args.out}", file=sys.stderr)
     return EXIT_OK
 

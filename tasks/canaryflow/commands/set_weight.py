@@ -30,5 +30,9 @@ def run(args: argparse.Namespace) -> int:
     if args.header_route and header is not None:
         router.set_header_route(HeaderRoute(header.name, header.value))
     apply_weight(router, args.weight)
+    from canaryflow.commands.release_metrics import report
+    from canaryflow.telemetry import exposition as metrics
+
+    report(plan, metrics.phase("progressing"), metrics.weight(args.weight))
     print(f"canary weight {args.weight}% verified")
     return 0

@@ -1,4 +1,10 @@
-"""``canaryflow validate PLAN``: exit 0, or 2 with every mistake named; never a traceback."""
+"""``canaryflow validate PLAN``: exit 0, or 2 with every mistake named; never a traceback.
+
+``--json`` prints one JSON document on stdout instead of prose, for CI annotations: on success
+``{"ok": true, "service", "namespace", "steps", "gates", "warnings", "queriesCheckedAgainst"}``,
+on bad input ``{"ok": false, "kind": "input", "errors": [{"path", "message"}]}`` (exit 2);
+a Prometheus that does not answer is ``"kind": "unreachable"`` and exit 3, not a broken plan.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from canaryflow.errors import EXIT_OK, FieldError, InputError
+from canaryflow.errors import EXIT_OK, FieldError, InputError, UnreachableError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +42,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kubeconfig", help="with --cluster: the kubeconfig (default: usual)")
     parser.add_argument("--context", help="with --cluster: the kubeconfig context")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result or the errors ({path, message}) as JSON on stdout",
+    )
     parser.add_argument("--service", help="the workflow's service parameter: must match the plan")
     parser.add_argument("--namespace", help="the workflow's namespace: must match the plan")
     parser.add_argument(
@@ -64,13 +75,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from canaryflow.analysis.prometheus_auth import OperatorPrometheus
     from canaryflow.release.walk import workflow_outputs
 
-    plan = _with_parameters(_load(args), args)
+    plan = _with_parameters(_load(args, quiet=args.json), args)
     _check_compiled_steps(plan, args.compiled_steps)
-    url = None if args.offline else (args.prometheus or plan.analysis.prometheus.url)
-    if url:
-        _check_promql(plan, url)
+    # The plan's choice of Prometheus is checked offline too (a pure comparison with the
+    # operator's), so a URL the installation does not allow fails here, not at the first window.
+    endpoint = OperatorPrometheus.from_environment(args.prometheus).endpoint_for(
+        plan.analysis.prometheus
+    )
+    url = None if args.offline else endpoint.url
+    scrape = _check_promql(plan, endpoint) if url else None
     contract = _check_contract(plan, args) if args.cluster else ""
     outputs = _walkable(plan, workflow_outputs) if args.workflow_outputs else {}
     if args.resolved_out:
@@ -90,12 +106,19 @@ def run(args: argparse.Namespace) -> int:
             for s, step in zip(plan.flag.segments(), plan.flag.steps, strict=True)
         )
         steps += f"; flag {plan.flag.key}: {exposure}, then everyone"
-    from canaryflow.plan.maturity import maturity_warnings
+    from canaryflow.plan.maturity import maturity_warnings, traffic_needed
     from canaryflow.plan.routers import deprecation
 
     deprecated = deprecation(plan.router.kind)
-    for warning in [*([deprecated] if deprecated else []), *maturity_warnings(plan)]:
+    warnings = [*([deprecated] if deprecated else [])]
+    warnings += [str(warning) for warning in maturity_warnings(plan, scrape)]
+    if args.json:
+        _print_json(plan, warnings, url)
+        return EXIT_OK
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if (needed := traffic_needed(plan, scrape)) is not None:
+        print(f"note: {needed}", file=sys.stderr)
     checked = f"queries checked against {url}" if url else "queries not checked (no Prometheus)"
     print(
         f"{args.plan}: valid: {plan.service.name} in {plan.service.namespace}; steps {steps}; "
@@ -130,6 +153,25 @@ def _check_contract(plan, args: argparse.Namespace) -> str:
     )
 
 
+def _print_json(plan, warnings: list[str], url: str | None) -> None:
+    import json
+
+    steps = [
+        {"weight": s.weight, "durationSeconds": s.duration} if s.is_traffic else {"approve": True}
+        for s in plan.steps
+    ]
+    document = {
+        "ok": True,
+        "service": plan.service.name,
+        "namespace": plan.service.namespace,
+        "steps": steps,
+        "gates": len(plan.analysis.gates),
+        "warnings": warnings,
+        "queriesCheckedAgainst": url,
+    }
+    print(json.dumps(document, indent=2))
+
+
 def _check_compiled_steps(plan, compiled: str) -> None:
     """The steps this run will walk are the compiled pipeline's, not the plan's: refuse a plan
     that changed them since (canaryflow.plan.shape says what counts)."""
@@ -148,12 +190,12 @@ def _check_compiled_steps(plan, compiled: str) -> None:
         )
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, quiet: bool = False):
     """The repository's own plan; the default plan only when the repository has none."""
     from canaryflow.plan.load import load_plan
 
     default = _default_text(args.default_plan)
-    if args.plan.exists() or default is None:
+    if _exists(args.plan) or default is None:
         return load_plan(args.plan)
     try:
         document = yaml.safe_load(default)
@@ -164,17 +206,31 @@ def _load(args: argparse.Namespace):
     service = dict(document.get("service") or {})
     service.update({k: v for k, v in (("name", args.service), ("namespace", args.namespace)) if v})
     document["service"] = service
-    print(f"{args.plan}: not in the repository: releasing with the default plan")
+    if not quiet:
+        print(f"{args.plan}: not in the repository: releasing with the default plan")
     return load_plan(yaml.safe_dump(document, sort_keys=False))
 
 
+def _exists(path: Path) -> bool:
+    """Whether a plan is there; a name the system cannot even look up (too long) is not."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def _default_text(path: Path | None) -> str | None:
-    if path is None:
+    """The default plan's text, read as a plan is (bounded, never a device or FIFO); None
+    when there is none (no such file, or an empty one)."""
+    from canaryflow.input_file import read_input_file
+    from canaryflow.plan.load import MAX_PLAN_BYTES
+
+    if path is None or not _exists(path):
         return None
     try:
-        text = path.read_text()
-    except OSError:
-        return None
+        text = read_input_file(path, MAX_PLAN_BYTES, "default plan")
+    except InputError as error:
+        raise InputError(FieldError("--default-plan", str(error))) from None
     return text if text.strip() else None
 
 
@@ -226,19 +282,28 @@ def _with_parameters(plan, args: argparse.Namespace):
     return plan_from_dict(document)
 
 
-def _check_promql(plan, url: str) -> None:
+def _check_promql(plan, endpoint) -> float | None:
+    """Every query checked against the Prometheus the plan may ask; returns how often it
+    scrapes the service (None when it does not know yet), for the scrape warnings."""
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.promql import check_queries
 
-    source = PrometheusSource.for_spec(plan.analysis.prometheus, url)
+    url = endpoint.url
+    source = PrometheusSource.for_endpoint(endpoint)
     try:
         errors = check_queries(plan, source)
-    except Exception as error:  # unreachable Prometheus: the user asked for a check
-        raise InputError(
-            FieldError(
-                "analysis.prometheus.url",
-                f"cannot check queries at {url}: {error}: fix the URL or pass --offline",
-            )
+    except Exception as error:  # Prometheus did not answer: the plan may be fine (exit 3)
+        raise UnreachableError(
+            f"cannot check queries at {url}: {error}: "
+            "check that Prometheus is up and reachable, or pass --offline",
+            path="analysis.prometheus.url",
         ) from None
     if errors:
         raise InputError(errors)
+    if plan.analysis.scrape_interval is not None:
+        return None
+    labels = {"app": plan.service.name, "namespace": plan.service.namespace}
+    try:
+        return source.scrape_interval(labels)
+    except Exception:  # the queries were checked; the scrape interval is only advice
+        return None

@@ -125,8 +125,19 @@ def with_flag(document: dict | None, key: str, flag_document: dict) -> dict:
 
 
 def encode_document(document: dict) -> str:
-    """The exact text stored: the service reports the digest of these bytes back."""
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+    """The exact text stored: the service reports the digest of these bytes back.
+
+    Strict JSON only, checked by reading it back: ``NaN``/``Infinity`` (which ``json.dumps``
+    writes by default) or a key that changes type would make a document the service's reader
+    rejects, and a reader that keeps its previous document keeps the flag as it was.
+    """
+    try:
+        text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except (ValueError, TypeError) as error:
+        raise PlatformError(f"the flag document cannot be written as JSON: {error}") from None
+    if json.loads(text) != document:
+        raise PlatformError("the flag document does not read back as written (a non-string key?)")
+    return text
 
 
 def document_digest(text: str) -> str:

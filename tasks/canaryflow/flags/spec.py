@@ -7,6 +7,8 @@ rise, and full exposure comes after the last step, once every window passed.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Any
 
@@ -18,6 +20,41 @@ from canaryflow.spec_model import SpecModel
 
 _USERS = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 _FLAG_KEY = r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$"
+
+
+MAX_VARIANT_JSON_BYTES = 64 * 1024
+
+
+def json_problem(value: Any, where: str = "the value") -> str | None:
+    """Why ``value`` is not plain, finite JSON that reads back as itself; None when it is."""
+    if value is None or isinstance(value, bool | str):
+        return None
+    if isinstance(value, int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{where} is {value!r}, not a finite number"
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = json_problem(item, f"{where}[{index}]")
+            if problem is not None:
+                return problem
+        return _too_big(value, where)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where} has the key {key!r}, which is not a string: quote it"
+            problem = json_problem(item, f"{where}.{key}")
+            if problem is not None:
+                return problem
+        return _too_big(value, where)
+    kind = type(value).__name__
+    return f"{where} is a {kind}, which JSON cannot hold (a YAML date? quote it)"
+
+
+def _too_big(value: Any, where: str) -> str | None:
+    if len(json.dumps(value, allow_nan=False)) > MAX_VARIANT_JSON_BYTES:
+        return f"{where} is larger than {MAX_VARIANT_JSON_BYTES // 1024} KiB as JSON"
+    return None
 
 
 class FlagModel(SpecModel):
@@ -35,6 +72,20 @@ class FlagVariantsSpec(FlagModel):
             raise ValueError(
                 "YAML 1.1 reads the keys on and off as true and false: quote them, "
                 'e.g. {"on": true, "off": false}'
+            )
+        return value
+
+    @field_validator("on", "off")
+    @classmethod
+    def _json_safe(cls, value: Any) -> Any:
+        """A variant is written into a JSON document the service's flag reader parses: a value
+        JSON cannot hold (``.nan``, ``.inf``, a YAML date, a non-string key) would make the
+        document unreadable, and a reader that keeps its previous document keeps the flag on."""
+        problem = json_problem(value)
+        if problem is not None:
+            raise ValueError(
+                f"{problem}: a variant must be plain JSON (string, number, bool, "
+                "null, list, mapping with string keys)"
             )
         return value
 

@@ -78,6 +78,8 @@ class FileFlagStore:
             if current is not None:
                 _replace_atomically(self.previous_path, current)
             _replace_atomically(self.path, text)
+            if self._read_text(self.path) != text:  # the writer checks what a reader will see
+                raise PlatformError(f"{self.path}: does not read back as written")
         return document_digest(text)
 
     def describe(self) -> str:

@@ -104,6 +104,13 @@ class Platform:
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
+    def to_json(self) -> dict[str, str]:
+        """As an image config and an index entry write it."""
+        document = {"architecture": self.architecture, "os": self.os}
+        if self.variant:
+            document["variant"] = self.variant
+        return document
+
 
 @dataclass(frozen=True)
 class BaseImage:
@@ -187,6 +194,17 @@ def build_image(spec: ImageSpec) -> Image:
     return Image(layers=layers, config=config, manifest=manifest)
 
 
+def build_index(images: Sequence[tuple[Platform, Image]]) -> bytes:
+    """An OCI image index naming one image manifest per platform, in the order given: what a
+    node pulls through one digest whatever its architecture."""
+    manifests = []
+    for platform, image in images:
+        entry = Descriptor(MANIFEST, image.digest, len(image.manifest)).to_json()
+        entry["platform"] = platform.to_json()
+        manifests.append(entry)
+    return canonical_json({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests})
+
+
 def app_layer(name: str, binary: bytes, *, with_user_db: bool) -> Layer:
     """The binary at ``/app/<name>`` (0755, root-owned, so the non-root user cannot modify it)."""
     files: dict[str, tuple[bytes, int]] = {f"{APP_DIR}/{name}": (binary, 0o755)}
@@ -257,11 +275,8 @@ def image_config(
     history.extend(
         {"created": EPOCH, "created_by": layer.created_by} for layer in added or layers[-1:]
     )
-    platform = {"architecture": spec.platform.architecture, "os": spec.platform.os}
-    if spec.platform.variant:
-        platform["variant"] = spec.platform.variant
     return {
-        **platform,
+        **spec.platform.to_json(),
         "created": EPOCH,
         "config": {
             "User": NONROOT_USER,

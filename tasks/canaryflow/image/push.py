@@ -28,6 +28,7 @@ from canaryflow.image.oci import (
     Layer,
     Platform,
     build_image,
+    build_index,
 )
 from canaryflow.image.reference import (
     SCRATCH,
@@ -61,6 +62,8 @@ class PushRequest:
     docker_config_optional: bool = False
     """``docker_config`` may be absent (an optional Secret not created): push anonymously."""
     platform: str = "linux/amd64"
+    more_platforms: Mapping[str, Path] = field(default_factory=dict)
+    """Further ``os/arch -> binary``: the image becomes an OCI index of one image per platform."""
     labels: Mapping[str, str] = field(default_factory=dict)
     version: str | None = None
     source: str | None = None
@@ -80,6 +83,8 @@ class CheckedPush:
     name: str
     platform: Platform
     labels: Mapping[str, str]
+    targets: tuple[tuple[Platform, Path], ...] = ()
+    """Every platform's binary, ``platform`` first."""
 
 
 @dataclass(frozen=True)
@@ -93,28 +98,72 @@ class PushedImage:
 
 
 def push_image(request: PushRequest) -> PushedImage:
+    """One image, or with ``more_platforms`` one image per platform under an OCI index: the
+    images go in by digest, the tag (and the reference printed) names the index."""
     checked = check_request(request)
-    binary = _read_binary(request.binary)
+    binaries = [(platform, _read_binary(path)) for platform, path in checked.targets]
     docker_config = DockerConfig.load(
         request.docker_config, optional=request.docker_config_optional
     )
     target = _client(checked.repository, docker_config, request)
     target.need_scope(checked.repository.name, "pull,push")
     base_client = None
-    base = None
     if checked.base is not None:
         base_client = _client_for_base(
             checked.base.repository, checked.repository, target, docker_config, request
         )
-        base = fetch_base(base_client, checked.base, checked.platform)
     system = None
-    if base is None and request.system_files:
+    if checked.base is None and request.system_files:
         system = load_system_files(request.ca_bundle, request.zoneinfo)
-    image = build_image(
-        ImageSpec(checked.name, binary, checked.platform, checked.labels, base, system)
+    images: list[tuple[Platform, Image]] = []
+    blobs: dict[str, str] = {}
+    for platform, binary in binaries:
+        base = None
+        if base_client is not None and checked.base is not None:
+            base = fetch_base(base_client, checked.base, platform)
+        spec = ImageSpec(checked.name, binary, platform, checked.labels, base, system)
+        image = build_image(spec)
+        blobs.update(_upload_blobs(target, checked, image, base_client))
+        images.append((platform, image))
+    if len(images) == 1:
+        return _put_manifest(
+            target, checked, request.tag, Manifest(MANIFEST, images[0][1].manifest), blobs
+        )
+    for _, image in images:
+        _put_manifest(target, checked, image.digest, Manifest(MANIFEST, image.manifest), blobs)
+    index = Manifest(INDEX, build_index(images))
+    return _put_manifest(target, checked, request.tag, index, blobs)
+
+
+def verify_prebuilt(
+    image: str,
+    docker_config: Path | None = None,
+    docker_config_optional: bool = False,
+    insecure: bool = False,
+    timeout_s: float = 30.0,
+) -> PushedImage:
+    """A prebuilt image (``build.image``) instead of a push: the registry must serve exactly
+    that digest to the release's own credentials, or the canary could never pull it."""
+    reference = parse_reference(image, "build.image")
+    if reference.digest is None:
+        raise InputError(FieldError("build.image", f"{image!r} is not pinned by @sha256:..."))
+    config = DockerConfig.load(docker_config, optional=docker_config_optional)
+    client = RegistryClient(
+        reference.repository.api_host,
+        config.credentials_for(reference.repository.host),
+        insecure=insecure or reference.repository.is_loopback,
+        timeout_s=timeout_s,
     )
-    blobs = _upload_blobs(target, checked, image, base_client)
-    return _put_manifest(target, checked, request.tag, image, blobs)
+    client.need_scope(reference.repository.name, "pull")
+    manifest = client.get_manifest(reference.repository.name, reference.digest, _ACCEPT)
+    if manifest is None:
+        raise InputError(
+            FieldError("build.image", f"the registry has no {reference}: push it first")
+        )
+    if manifest.digest != reference.digest:
+        raise PlatformError(f"registry served {reference} with digest {manifest.digest}")
+    pinned = f"{reference.repository}@{reference.digest}"
+    return PushedImage(pinned, reference.digest, len(manifest.data))
 
 
 def check_request(request: PushRequest) -> CheckedPush:
@@ -138,15 +187,8 @@ def check_request(request: PushRequest) -> CheckedPush:
         errors.append(
             FieldError("name", f"{name!r} is not a file name: use [A-Za-z0-9._-], up to 100")
         )
-    platform = None
-    try:
-        platform = Platform.parse(request.platform)
-    except ValueError as error:
-        errors.append(FieldError("platform", str(error)))
-    if not Path(request.binary).is_file():
-        errors.append(
-            FieldError("binary", f"{request.binary} is not a file: build the service first")
-        )
+    targets = _targets(request, errors)
+    platform = targets[0][0] if targets else None
     for key in request.labels:
         if not key or "=" in key:
             errors.append(FieldError("label", f"{key!r} is not a label key: write k=v"))
@@ -155,7 +197,32 @@ def check_request(request: PushRequest) -> CheckedPush:
     labels = {REVISION_LABEL: request.tag, VERSION_LABEL: request.version or request.tag}
     if request.source:
         labels[SOURCE_LABEL] = request.source
-    return CheckedPush(request, repository, base, name, platform, {**labels, **request.labels})
+    return CheckedPush(
+        request, repository, base, name, platform, {**labels, **request.labels}, tuple(targets)
+    )
+
+
+def _targets(request: PushRequest, errors: list[FieldError]) -> list[tuple[Platform, Path]]:
+    """``(platform, binary)`` for the main platform and every further one, each checked."""
+    given = [("platform", "binary", request.platform, Path(request.binary))]
+    given += [
+        (f"platform-binary.{text}", f"platform-binary.{text}", text, Path(path))
+        for text, path in request.more_platforms.items()
+    ]
+    targets: list[tuple[Platform, Path]] = []
+    for platform_field, binary_field, text, path in given:
+        platform = None
+        try:
+            platform = Platform.parse(text)
+        except ValueError as error:
+            errors.append(FieldError(platform_field, str(error)))
+        if platform is not None and any(str(platform) == str(seen) for seen, _ in targets):
+            errors.append(FieldError(platform_field, f"{platform} is given twice: once each"))
+        if not path.is_file():
+            errors.append(FieldError(binary_field, f"{path} is not a file: build it first"))
+        if platform is not None:
+            targets.append((platform, path))
+    return targets
 
 
 def fetch_base(client: RegistryClient, reference: Reference, platform: Platform) -> BaseImage:
@@ -265,16 +332,21 @@ def _copy_base_layer(
 
 
 def _put_manifest(
-    target: RegistryClient, checked: CheckedPush, tag: str, image: Image, blobs: dict[str, str]
+    target: RegistryClient,
+    checked: CheckedPush,
+    tag: str,
+    manifest: Manifest,
+    blobs: dict[str, str],
 ) -> PushedImage:
-    stored = target.put_manifest(checked.repository.name, tag, Manifest(MANIFEST, image.manifest))
-    if stored != image.digest:
+    """PUT under ``tag`` (or its own digest) and verify the registry kept exactly these bytes."""
+    stored = target.put_manifest(checked.repository.name, tag, manifest)
+    if stored != manifest.digest:
         raise PlatformError(
             f"registry {checked.repository.host} stored the manifest as {stored or 'unknown'}, "
-            f"but it was built as {image.digest}: refusing to report an unverified digest"
+            f"but it was built as {manifest.digest}: refusing to report an unverified digest"
         )
-    reference = f"{checked.repository}@{image.digest}"
-    return PushedImage(reference, image.digest, len(image.manifest), blobs)
+    reference = f"{checked.repository}@{manifest.digest}"
+    return PushedImage(reference, manifest.digest, len(manifest.data), blobs)
 
 
 def _read_binary(path: Path) -> bytes:

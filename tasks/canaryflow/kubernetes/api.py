@@ -103,25 +103,32 @@ class ClusterApi:
             return False
         return True
 
-    def pod_log(self, pod: str, since_seconds: int) -> str:
-        """The pod's log of the last ``since_seconds``; empty when the pod is gone."""
+    def pod_log(self, pod: str, since_seconds: int, container: str | None = None) -> str:
+        """The log of ``container`` in the pod over the last ``since_seconds``; empty when the
+        pod is gone or has no log yet: the API server answers 204 with no body for a pod not
+        bound to a node (the client returns None), and 400 "is waiting to start" for a
+        container not yet started (``pkg/kubelet/kubelet_pods.go: validateContainerLogStatus``)."""
 
-        def read() -> str:
+        def read() -> str | None:
             return CoreV1Api(self.client).read_namespaced_pod_log(
                 pod,
                 self.namespace,
+                container=container,
                 since_seconds=since_seconds,
                 _request_timeout=self.request_timeout_s,
             )
 
         try:
-            return call_with_retries(read, self.retry)
+            text = call_with_retries(read, self.retry)
         except ApiException as error:
             if error.status == 404:
+                return ""
+            if error.status == 400 and "waiting to start" in str(error.body or ""):
                 return ""
             raise self._failure("read log of", POD, pod, error) from error
         except (urllib3.exceptions.HTTPError, ConnectionError) as error:
             raise self._failure("read log of", POD, pod, error) from error
+        return text if isinstance(text, str) else ""
 
     def _call(
         self,

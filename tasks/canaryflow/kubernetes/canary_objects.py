@@ -2,7 +2,9 @@
 
 The canary pods keep the stable pods' ``app`` label, carry ``version=<artifact.version>`` and
 ``canaryflow.dev/track=canary``, and run the new image by digest. The stable objects are only
-read. The canary's readiness probe is the plan's health check, so "available" means "answers
+read. Labels and annotations copied from stable leave Argo CD's and Flux's tracking keys behind
+(``tracking.py``): a canary claimed by stable's GitOps application would be pruned. The
+canary's readiness probe is the plan's health check, so "available" means "answers
 ``GET <health path>``" as seen by the kubelet.
 """
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canaryflow.errors import FieldError, InputError
+from canaryflow.kubernetes.tracking import without_tracking_annotations, without_tracking_labels
 
 Obj = dict[str, Any]
 
@@ -76,9 +79,19 @@ def check_artifact(image: str | None, version: str) -> None:
         raise InputError(errors)
 
 
-def main_container(template_spec: Obj, service: str, container: str | None) -> Obj:
-    """The container that runs the service: the named one, else the one named like the service,
-    else the only one."""
+SIDECARS: frozenset[str] = frozenset(
+    {"istio-proxy", "linkerd-proxy", "envoy", "envoy-sidecar", "cloud-sql-proxy", "vault-agent"}
+)
+"""Containers that meshes and agents inject beside the application; never the service."""
+
+
+def main_container(
+    template_spec: Obj, service: str, container: str | None, port: int | None = None
+) -> Obj:
+    """The container that runs the service (its image is replaced, its log is read): the named
+    one (``service.container``), else the one named like the service, else the only one, else
+    the one whose ports include the service's ``port``, else the first that is not a known
+    sidecar (``SIDECARS``): a pod with a mesh proxy still has one application container."""
     containers = template_spec["containers"]
     wanted = container or service
     for candidate in containers:
@@ -86,6 +99,14 @@ def main_container(template_spec: Obj, service: str, container: str | None) -> O
             return candidate
     if container is None and len(containers) == 1:
         return containers[0]
+    if container is None:
+        for candidate in containers:
+            ports = [p.get("containerPort") for p in candidate.get("ports") or []]
+            if port is not None and port in ports:
+                return candidate
+        apps = [c for c in containers if c["name"] not in SIDECARS]
+        if apps:
+            return apps[0]
     names = ", ".join(c["name"] for c in containers)
     raise InputError(
         FieldError(
@@ -113,11 +134,13 @@ def canary_deployment(
     template = copy.deepcopy(stable["spec"]["template"])
     stable_meta = template.get("metadata", {})
     labels = canary_pod_labels(service, version, selector)
-    pod_labels = {**stable_meta.get("labels", {}), **labels}
+    copied = without_tracking_labels(stable_meta.get("labels", {}), owned_pod=True)
+    pod_labels = {**copied, **labels}
     template["metadata"] = {"labels": pod_labels}
-    if stable_meta.get("annotations"):
-        template["metadata"]["annotations"] = stable_meta["annotations"]
-    app = main_container(template["spec"], service, container)
+    annotations = without_tracking_annotations(stable_meta.get("annotations") or {})
+    if annotations:
+        template["metadata"]["annotations"] = annotations
+    app = main_container(template["spec"], service, container, health.port)
     app["image"] = image
     app["readinessProbe"] = {
         "httpGet": {"path": health.path, "port": health.port},
@@ -138,7 +161,11 @@ def canary_deployment(
         "metadata": {
             "name": canary_name(service),
             "namespace": stable["metadata"]["namespace"],
-            "labels": {**labels, **MANAGED_BY},
+            "labels": {
+                **without_tracking_labels(stable["metadata"].get("labels") or {}),
+                **labels,
+                **MANAGED_BY,
+            },
         },
         "spec": spec,
     }
@@ -157,7 +184,11 @@ def canary_service(
         "metadata": {
             "name": canary_name(service),
             "namespace": stable_service["metadata"]["namespace"],
-            "labels": {**canary_selector(service, selector), **MANAGED_BY},
+            "labels": {
+                **without_tracking_labels(stable_service["metadata"].get("labels") or {}),
+                **canary_selector(service, selector),
+                **MANAGED_BY,
+            },
         },
         "spec": {
             "type": "ClusterIP",
@@ -178,7 +209,12 @@ def version_pinned(deployment: Obj) -> bool:
 
 
 def promoted(
-    deployment: Obj, service: str, image: str, version: str, container: str | None = None
+    deployment: Obj,
+    service: str,
+    image: str,
+    version: str,
+    container: str | None = None,
+    port: int | None = None,
 ) -> Obj:
     """The stable ``deployment`` running ``image``, its pods labelled ``version`` (promotion).
 
@@ -187,7 +223,7 @@ def promoted(
     pinned by the selector is kept: the API server would reject a template it no longer selects.
     """
     template = deployment["spec"]["template"]
-    main_container(template["spec"], service, container)["image"] = image
+    main_container(template["spec"], service, container, port)["image"] = image
     labels = template.setdefault("metadata", {}).setdefault("labels", {})
     if VERSION_LABEL in labels and not version_pinned(deployment):
         labels[VERSION_LABEL] = version

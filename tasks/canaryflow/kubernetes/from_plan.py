@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
 from kubernetes.client import ApiClient
 
 from canaryflow.kubernetes.canary_objects import HealthCheck
+from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
 from canaryflow.kubernetes.platform import KubernetesPlatform, api_client_from_environment
 from canaryflow.kubernetes.routers import make_router
+from canaryflow.plan.gitops import CREDENTIALS_ENV, REPOSITORY_ENV
 from canaryflow.plan.model import ReleasePlan
 
 # The plan's `router.route` names the user's own object; each router calls it differently.
@@ -45,6 +51,7 @@ def platform_for(plan: ReleasePlan, api_client: ApiClient | None = None) -> Kube
         service.name,
         router,
         canary_replicas=service.canary_replicas,
+        container=service.container,
         health=HealthCheck(path=service.health_path, port=service.port),
         canary_after_rollback=plan.rollback.canary,
         drain_s=plan.router.drain,
@@ -52,4 +59,19 @@ def platform_for(plan: ReleasePlan, api_client: ApiClient | None = None) -> Kube
         service_object=service.service_name,
         selector=service.selector,
         app_label=service.app_label,
+        gitops=gitops_promotion(plan),
     )
+
+
+def gitops_promotion(
+    plan: ReleasePlan, environ: Mapping[str, str] = os.environ
+) -> GitOpsPromotion | None:
+    """GitOps mode when the plan asks for it: the repository from the plan, else the chart's
+    (set on the promote task only, so a missing one is reported by promote); the credentials
+    directory (the mounted Secret) from the chart, when there is one."""
+    spec = plan.promotion.gitops
+    if spec is None:
+        return None
+    repository = spec.repository or environ.get(REPOSITORY_ENV, "")
+    credentials = environ.get(CREDENTIALS_ENV)
+    return GitOpsPromotion(spec, repository, Path(credentials) if credentials else None)

@@ -14,18 +14,21 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kubernetes import config
 from kubernetes.client import ApiClient, Configuration
 
 from canaryflow.errors import FieldError, InputError, PlatformError
+from canaryflow.input_file import read_input_file
 from canaryflow.kubernetes import canary_objects as objects
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import HealthCheck
 from canaryflow.kubernetes.capacity import canary_replicas_for, stable_replicas
 from canaryflow.kubernetes.contract import resolve
 from canaryflow.kubernetes.events import decision_event
+from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
 from canaryflow.kubernetes.health import assess, rollout_progress
 from canaryflow.kubernetes.resources import DEPLOYMENT, HPA, POD, SERVICE
 from canaryflow.kubernetes.retry import DEFAULT_RETRY, RetryPolicy
@@ -51,6 +54,10 @@ DEFAULT_TIMEOUTS = Timeouts()
 DEFAULT_HEALTH_CHECK = HealthCheck()
 
 
+STABLE_LOG_PODS = 5
+"""Stable pods whose log a comparing logs gate reads each round: a sample, not the fleet."""
+
+
 class KubernetesPlatform:
     """``canaryflow.platform.protocol.Platform`` on a Kubernetes namespace."""
 
@@ -72,6 +79,7 @@ class KubernetesPlatform:
         service_object: str | None = None,
         selector: dict[str, str] | None = None,
         app_label: str | None = None,
+        gitops: GitOpsPromotion | None = None,
     ):
         self.api = ClusterApi(api_client, namespace, retry)
         self.namespace = namespace
@@ -95,6 +103,8 @@ class KubernetesPlatform:
         """Seconds between no traffic verified on the router object and the canary's removal;
         ``platform_for`` passes the plan's ``router.drain`` (the one default, 10 s)."""
         self._sleep = sleep
+        self.gitops = gitops
+        """GitOps mode (the plan's ``promotion.gitops``): promote writes to Git and waits."""
         self._router = router
         self._recorded_router = RecordedRouter(router, self)
 
@@ -186,8 +196,11 @@ class KubernetesPlatform:
         selector, Istio's stable subset). So that no request meets an empty selection, stable is
         first selected by every pod of the service (the canary runs the very same image), rolls,
         and is then selected by the new version. A version pinned by the Deployment's selector
-        cannot change: it is kept and a Warning Event says so.
+        cannot change: it is kept and a Warning Event says so. In GitOps mode none of this:
+        the digest goes to Git and stable is only watched (``gitops/promotion.py``).
         """
+        if self.gitops is not None:
+            return self.gitops.promote(self, artifact)
         objects.check_artifact(artifact.image, artifact.version)
         state = self.current_state()
         self.record(Phase.PROMOTING, state.weight if state else 0)
@@ -201,7 +214,9 @@ class KubernetesPlatform:
             self._select_stable(None, artifact.version, by_version)
 
         def edit(stable: Obj) -> Obj:
-            return objects.promoted(stable, self.service, image, artifact.version, self.container)
+            return objects.promoted(
+                stable, self.service, image, artifact.version, self.container, self.health.port
+            )
 
         stable = self.api.update(DEPLOYMENT, self.deployment, edit)
         self._wait_stable_rollout()
@@ -261,6 +276,14 @@ class KubernetesPlatform:
             kept = " (scaled to zero)" if self.canary_after_rollback == "scale-to-zero" else ""
             message = f"{version}{kept} removed from traffic, all traffic on stable"
             self.event(stable, "RolledBack", message, True)
+
+    def retire_canary(self) -> None:
+        """No request reaches the canary (verified), the drain, canaryflow's routes removed,
+        the canary Deployment and Service deleted; stable is not touched."""
+        self.make_traffic_safe()
+        self._drain()
+        self._router.remove_managed_routes()
+        self._remove_canary()
 
     def make_traffic_safe(self, timeout_s: float | None = None) -> None:
         """No request reaches the canary: weight 0 and the header route withdrawn, both
@@ -330,11 +353,44 @@ class KubernetesPlatform:
             )
 
     def canary_logs(self, since: float) -> list[str]:
+        """The application container's lines of every canary pod (never a sidecar's: a pod
+        with several containers has no log without a container name); a pod not started yet
+        has none."""
         since_seconds = max(1, math.ceil(time.time() - since))
+        canary = self.api.get(DEPLOYMENT, self.canary)
+        if canary is None:
+            return []
+        template = canary["spec"]["template"]["spec"]
+        app = objects.main_container(template, self.service, self.container, self.health.port)
         lines: list[str] = []
         for pod in self._canary_pods():
-            lines += self.api.pod_log(pod["metadata"]["name"], since_seconds).splitlines()
+            name = pod["metadata"]["name"]
+            lines += self.api.pod_log(name, since_seconds, app["name"]).splitlines()
         return lines
+
+    def stable_logs(self, since: float) -> tuple[list[str], float]:
+        """The application container's lines of up to ``STABLE_LOG_PODS`` stable pods, and the
+        share of stable's pods they are (a large fleet is sampled, its requests scaled)."""
+        since_seconds = max(1, math.ceil(time.time() - since))
+        stable = self.api.get(DEPLOYMENT, self.service)
+        if stable is None:
+            return [], 1.0
+        selector = stable["spec"]["selector"].get("matchLabels") or {}
+        pods = [
+            pod
+            for pod in self.api.list(POD, selector)
+            if (pod["metadata"].get("labels") or {}).get(objects.TRACK_LABEL) != "canary"
+        ]
+        if not pods:
+            return [], 1.0
+        template = stable["spec"]["template"]["spec"]
+        app = objects.main_container(template, self.service, self.container, self.health.port)
+        read = sorted(pods, key=lambda pod: pod["metadata"]["name"])[:STABLE_LOG_PODS]
+        lines: list[str] = []
+        for pod in read:
+            name = pod["metadata"]["name"]
+            lines += self.api.pod_log(name, since_seconds, app["name"]).splitlines()
+        return lines, len(read) / len(pods)
 
     # -- release state ------------------------------------------------------------------------
 
@@ -512,12 +568,20 @@ class RecordedRouter:
             self.platform.event(canary, reason, message)
 
 
+MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
+
+
 def api_client_from_environment(kubeconfig: str | None = None, context: str | None = None):
     """The service account's client inside a pod, else the kubeconfig's."""
     if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         configuration = Configuration()
         config.load_incluster_config(client_configuration=configuration)
         return ApiClient(configuration)
+    if kubeconfig is not None:  # bounded, never a device or FIFO (the client reads it whole)
+        try:
+            read_input_file(Path(kubeconfig), MAX_KUBECONFIG_BYTES, "kubeconfig")
+        except InputError as error:
+            raise InputError(FieldError("--kubeconfig", str(error))) from None
     try:
         return config.new_client_from_config(config_file=kubeconfig, context=context)
     except config.ConfigException as error:

@@ -22,6 +22,10 @@ from canaryflow.errors import InputError
 from canaryflow.platform.protocol import HeaderRoute
 
 TRACK_HEADER = "X-Canaryflow-Track"
+# Answered by the splitter itself, through the edge, never proxied to stable or canary: the
+# router's own health (a frozen canary must not read as a broken router, issue 23 item 11).
+ROUTER_PROBE_PATH = "/.canaryflow/router"
+ROUTER_PROBE_ANSWER = "router"
 WORKER_PROCESSES = 1
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 _HEADER_VALUE = re.compile(r"^[A-Za-z0-9._~+/=:-]+$")
@@ -121,6 +125,10 @@ def render_splitter(state: RouteState, files: NginxFiles, listen: str, admin_soc
         + "    server {\n"
         + f"        listen {listen};\n"
         + "        keepalive_requests 1000000;\n"
+        + f"        location = {ROUTER_PROBE_PATH} {{\n"
+        + "            access_log off;\n"
+        + f'            return 200 "{ROUTER_PROBE_ANSWER}\\n";\n'
+        + "        }\n"
         + "        location / {\n"
         + "            proxy_pass http://canaryflow_$canaryflow_track;\n"
         + "            proxy_set_header Host $host;\n"

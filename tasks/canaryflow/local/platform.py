@@ -65,6 +65,9 @@ def service_argv(artifact: Artifact, port: int) -> list[str]:
     return [part.replace(PORT_PLACEHOLDER, str(port)) for part in artifact.command]
 
 
+ROLLBACK_ATTEMPTS = 3
+
+
 class LocalPlatform:
     """Platform over local processes; use as a context manager (or ``start``/``close``)."""
 
@@ -228,19 +231,29 @@ class LocalPlatform:
 
         A broken router (a dead or stopped nginx) is restarted from its last good config
         without canary routes. Either way a request through the user port must come back
-        from stable before the rollback counts as done.
+        from stable before the rollback counts as done. A failed attempt is retried, the
+        retries restarting the router (which starts with no canary route at all), so a
+        rollback ends with traffic on stable or says, after ``ROLLBACK_ATTEMPTS``, why not.
         """
-        problem = self.router.health()
-        if problem is None:
-            self.router.remove_managed_routes()
+        problem: str | None = None
+        for attempt in range(ROLLBACK_ATTEMPTS):
+            try:
+                broken = self.router.health() if attempt == 0 else problem
+                if broken is None:
+                    self.router.remove_managed_routes()
+                else:
+                    _log.warning("rollback: router broken (%s): restarting it on stable", broken)
+                    self.router_restarts += 1
+                    self.router.restart()
+                self._await_router("rollback")
+                problem = self.router.stable_serves()
+            except (PlatformError, OSError) as error:
+                problem = str(error)
+            if problem is None:
+                break
+            _log.warning("rollback attempt %d: %s", attempt + 1, problem)
         else:
-            _log.warning("router broken during rollback (%s): restarting it on stable", problem)
-            self.router_restarts += 1
-            self.router.restart()
-        self._await_router("rollback")
-        not_stable = self.router.stable_serves()
-        if not_stable is not None:
-            raise PlatformError(f"rollback: {not_stable}")
+            raise PlatformError(f"rollback: {problem}")
         canary, self._canary = self._canary, None
         if canary is not None:
             self._stop_service(canary)
@@ -250,6 +263,11 @@ class LocalPlatform:
         """From the current canary, or the last one after a rollback or promotion."""
         last = self._canary_log
         return last.log.since(since) if last is not None else []
+
+    def stable_logs(self, since: float) -> tuple[list[str], float]:
+        """Stable's lines (its one process: the whole fleet), for logs gates that compare."""
+        stable = self._stable
+        return (stable.log.since(since) if stable is not None else [], 1.0)
 
     # Prometheus
 

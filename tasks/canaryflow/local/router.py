@@ -28,6 +28,8 @@ from typing import Literal
 from canaryflow.errors import PlatformError
 from canaryflow.local.nginx import NginxInstance
 from canaryflow.local.nginx_config import (
+    ROUTER_PROBE_ANSWER,
+    ROUTER_PROBE_PATH,
     TRACK_HEADER,
     WORKER_PROCESSES,
     NginxFiles,
@@ -105,7 +107,13 @@ class NginxRouter:
             self.edge.start(render_edge(self.edge.files, self.port, self._splitter_socket))
 
     def health(self) -> str | None:
-        """None while the router serves users; else what broke (dead or stopped nginx)."""
+        """None while the router serves users; else what broke (dead or stopped nginx).
+
+        The request goes through the user port and both tiers to a location the splitter
+        answers itself (``ROUTER_PROBE_PATH``), never to an upstream: a canary that hangs
+        (SIGSTOP, a deadlock) is the canary's fault, and must not make the router look broken
+        while the rollback needs it to move traffic off that canary.
+        """
         for instance in self._instances():
             problem = instance.problem()
             if problem is not None:
@@ -113,12 +121,15 @@ class NginxRouter:
         try:
             conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=1.0)
             try:
-                conn.request("GET", "/", headers={"X-Canaryflow-Probe": "1"})
-                conn.getresponse().read()
+                conn.request("GET", ROUTER_PROBE_PATH, headers={"X-Canaryflow-Probe": "1"})
+                response = conn.getresponse()
+                body = response.read(64).decode(errors="replace").strip()
             finally:
                 conn.close()
         except (OSError, http.client.HTTPException) as error:
             return f"the router port {self.port} does not answer: {error}"
+        if response.status != 200 or body != ROUTER_PROBE_ANSWER:
+            return f"the router port {self.port} answers {response.status} to its own probe"
         return None
 
     def restart(self) -> None:

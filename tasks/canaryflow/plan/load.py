@@ -19,6 +19,7 @@ before it is parsed (``docs/limits`` in the README):
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Hashable, Iterator
@@ -132,6 +133,29 @@ _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 class _StrictLoader(_StrictConstruction, _Base):
     """A safe loader for plans; ``_check_structure`` has refused anchors and deep nesting first."""
+
+
+# YAML 1.1 reads ``1:30`` as the base-60 number 90 (``port: 1:30`` would listen on 90). No plan
+# means that: the int and float resolvers are YAML 1.1's without their sexagesimal forms, so
+# ``1:30`` stays text and the field refuses it as not a number.
+_INT = re.compile(
+    r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$", re.X
+)
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+    re.X,
+)
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+    ]
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
 def _check_structure(text: str) -> None:

@@ -4,7 +4,10 @@ A gate passes only once it has enough data (maturity); a window that ends before
 inconclusive, which rolls the release back by default. These checks find that at plan time:
 windows shorter than the interval, windows in which the expected canary traffic (known for
 local runs from ``local.load.rate``) is below what a gate needs, and a 100 % step that no gate
-can judge because every deciding gate compares with a stable that no longer serves.
+can judge because every deciding gate compares with a stable that no longer serves. With the
+scrape interval (``analysis.scrapeInterval``, or read from Prometheus by ``validate``): ranges
+that would span fewer than four scrapes (they are widened), and windows too short to see the
+canary scraped twice. ``traffic_needed`` says what request rate the first step needs.
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ from __future__ import annotations
 import math
 
 from canaryflow.analysis.catalogue import METRICS, Buckets
+from canaryflow.analysis.spec import SCRAPES_PER_RANGE
 from canaryflow.plan.model import ReleasePlan
+
+SCRAPES_PER_WINDOW = 3
+"""A window sees the canary's counters move only between two of its scrapes, and the first may
+come up to one scrape interval after the window starts."""
 
 
 def required_requests(plan: ReleasePlan) -> tuple[int, str]:
@@ -28,13 +36,79 @@ def required_requests(plan: ReleasePlan) -> tuple[int, str]:
     return needed, who
 
 
-def maturity_warnings(plan: ReleasePlan) -> list[str]:
+def traffic_needed(plan: ReleasePlan, scrape_interval: float | None = None) -> str | None:
+    """What request rate to the whole service the first traffic step needs for its gates to
+    judge before the window (and its maxExtension) runs out, as one line people read."""
+    spec = plan.analysis
+    steps = [(i, s) for i, s in enumerate(plan.steps) if s.is_traffic and 0 < s.weight < 100]
+    if not steps:
+        return None
+    index, step = steps[0]
+    share = step.weight / 100
+    needed, who = required_requests(plan)
+    seconds = step.duration + spec.max_extension
+    rate = needed / seconds / share
+    why = f"{who} needs {needed} canary requests within {seconds:g}s"
+    comparing = [g for g in spec.deciding_gates if g.sequential is None and g.logs is None]
+    if comparing and spec.min_canary_requests > 0:
+        window = spec.range_for(scrape_interval)
+        in_window = spec.min_canary_requests / window / share
+        if in_window > rate:
+            rate = in_window
+            why = f"minCanaryRequests {spec.min_canary_requests} in each {window:g}s query range"
+    return (
+        f"steps[{index}] needs about {rate:.2g} requests/s to the service: at {step.weight}% "
+        f"the canary gets {rate * share:.2g}/s, and {why} (window {step.duration:g}s + "
+        f"maxExtension {spec.max_extension:g}s)"
+    )
+
+
+def scrape_warnings(plan: ReleasePlan, scrape_interval: float | None) -> list[str]:
+    """What a scrape interval (the plan's, else ``scrape_interval``) does to the plan."""
+    spec = plan.analysis
+    scrape = spec.scrape_interval or scrape_interval
+    if not scrape:
+        return []
+    warnings = []
+    used = spec.range_for(scrape)
+    if used > spec.query_window:
+        warnings.append(
+            f"analysis.queryWindow: {spec.query_window:g}s spans fewer than "
+            f"{SCRAPES_PER_RANGE} scrapes (every {scrape:g}s), so queries use {used:g}s: set "
+            f"queryWindow to at least {used:g}s to say so"
+        )
+    if spec.interval < scrape:
+        warnings.append(
+            f"analysis.interval: {spec.interval:g}s is shorter than the scrape interval "
+            f"{scrape:g}s, so most rounds see no new sample: set it to at least {scrape:g}s"
+        )
+    for index, step in enumerate(plan.steps):
+        if step.is_traffic and step.duration + spec.max_extension < SCRAPES_PER_WINDOW * scrape:
+            warnings.append(
+                f"steps[{index}]: its {step.duration:g}s window (+ maxExtension "
+                f"{spec.max_extension:g}s) sees the canary scraped fewer than twice (every "
+                f"{scrape:g}s), so no gate can judge it: lengthen it to at least "
+                f"{SCRAPES_PER_WINDOW * scrape:g}s"
+            )
+    return warnings
+
+
+def maturity_warnings(plan: ReleasePlan, scrape_interval: float | None = None) -> list[str]:
     """One line per problem, naming the step and what to change."""
     spec = plan.analysis
-    warnings = []
+    warnings = scrape_warnings(plan, scrape_interval)
     needed, who = required_requests(plan)
     load = plan.local.load.rate if "local" in plan.model_fields_set else None
-    absolute = [g for g in spec.deciding_gates if g.threshold is not None or g.logs is not None]
+    # At 100 % stable serves no requests, but its pods still run: per-pod gauges and rates
+    # (relative: goroutines, GC, throttling) and fixed rules still judge; request comparisons
+    # (sequential, logs with a tolerance) do not.
+    absolute = [
+        g
+        for g in spec.deciding_gates
+        if g.threshold is not None
+        or g.relative is not None
+        or (g.logs is not None and not g.logs.compares)
+    ]
     for index, step in enumerate(plan.steps):
         if not step.is_traffic:
             continue
@@ -57,6 +131,6 @@ def maturity_warnings(plan: ReleasePlan) -> list[str]:
             warnings.append(
                 f"{where}: at 100% stable serves nothing, so comparisons with it are "
                 "inconclusive by rule and no deciding gate can judge this window: add a "
-                "threshold or logs gate, or end the steps below 100%"
+                "threshold, relative or logs (max) gate, or end the steps below 100%"
             )
     return warnings

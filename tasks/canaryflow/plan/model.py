@@ -17,6 +17,7 @@ from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.build.settings import GoBuildSpec
 from canaryflow.duration import Duration
 from canaryflow.flags.spec import FlagRolloutSpec
+from canaryflow.plan.gitops import GitOpsSpec
 from canaryflow.plan.routers import (
     CAPABILITIES,
     DEFAULT_ROUTER_KIND,
@@ -43,10 +44,26 @@ _VERSION_HINT = "use letters, digits and . _ + - (no '/', spaces or quotes), e.g
 _URL_PATH = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*(\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$"
 # A Kubernetes object name (DNS-1123 subdomain).
 _OBJECT_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
-_URL = r"^https?://[^\s\x00-\x1f\x7f]+$"
 _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_KEY = re.compile(rf"([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}")
 _LABEL_VALUE = re.compile(_LABEL_NAME)
+# Printable ASCII only: a host in Unicode can look like another (a Cyrillic a, U+0430),
+# and a right-to-left override can make a URL read differently from where it goes; a real
+# internationalised host is written in its punycode form (xn--...).
+_URL = r"^https?://[\x21-\x7e]+$"
+_URL_HINT = "an http(s) URL in plain ASCII (punycode xn--... for an international host)"
+
+
+def plain_url(url: str | None) -> str | None:
+    """An http(s) URL in printable ASCII, or ValueError saying what to write instead."""
+    if url is None or re.fullmatch(_URL, url):
+        return url
+    if not re.match(r"^https?://", url, re.IGNORECASE):
+        raise ValueError(f"only http:// and https:// URLs are taken: write {_URL_HINT}")
+    raise ValueError(
+        "has spaces, control characters or non-ASCII letters (a look-alike host or a "
+        f"direction override?): write {_URL_HINT}"
+    )
 
 
 class PlanModel(SpecModel):
@@ -71,6 +88,22 @@ class ServiceSpec(PlanModel):
     health_timeout: Duration = Field(
         120.0, gt=0, description="How long the canary may take to become healthy."
     )
+
+    @field_validator("health_path")
+    @classmethod
+    def _normal_path(cls, path: str) -> str:
+        """The path probed is the path written: no ``..`` or ``.`` segments, no ``//``, which
+        a server normalises to another endpoint (``/../../admin`` is ``/admin``)."""
+        segments = path.split("?", 1)[0].split("/")[1:]
+        if any(s in (".", "..") for s in segments) or "//" in path.split("?", 1)[0]:
+            raise ValueError(
+                "has . or .. segments or an empty one (//): write the path the health "
+                "endpoint has, e.g. /healthz"
+            )
+        if "%2e" in path.lower() or "%2f" in path.lower():
+            raise ValueError("has an encoded . or /: write the path plainly, e.g. /healthz")
+        return path
+
     canary_replicas: int = Field(1, ge=1, le=100, description="Replicas of the canary.")
     deployment: Annotated[str, Field(pattern=_SERVICE_NAME)] | None = Field(
         None, description="The stable Deployment (default: service.name)."
@@ -119,6 +152,15 @@ class ServiceSpec(PlanModel):
         ``app.kubernetes.io/name``, else the service's name."""
         selector = self.selector or {}
         return selector.get("app") or selector.get("app.kubernetes.io/name") or self.name
+
+    container: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] | None = (
+        Field(
+            None,
+            description="The container running the service in its pods: its image is "
+            "replaced and its log read. Omitted: the one named like the service, else the one "
+            "whose ports include service.port, else the first that is not a known sidecar.",
+        )
+    )
 
 
 class HeaderRouteSpec(PlanModel):
@@ -261,6 +303,11 @@ class PromotionPolicy(PlanModel):
     auto: bool = Field(
         True, description="Promote when every step passed; false asks a person first."
     )
+    gitops: GitOpsSpec | None = Field(
+        None,
+        description="Promote through the configuration repository that Argo CD or Flux "
+        "reconciles, instead of patching the stable Deployment (GitOps mode).",
+    )
 
 
 class NotificationSpec(PlanModel):
@@ -272,9 +319,13 @@ class NotificationSpec(PlanModel):
         description="Key of the notifications Secret (chart value notifications.secretName) "
         "whose value is the webhook URL. Preferred: webhook URLs are credentials.",
     )
-    webhook: Annotated[str, Field(pattern=_URL, max_length=2048)] | None = Field(
-        None, description="URL that receives a JSON POST per event (visible to every reader)."
+    webhook: str | None = Field(
+        None,
+        max_length=2048,
+        description="URL that receives a JSON POST per event (visible to every reader).",
     )
+
+    _webhook = field_validator("webhook")(lambda cls, url: plain_url(url))
     format: Literal["slack", "json"] = Field(
         "slack", description="slack: {text: ...}; json: the release summary object."
     )
@@ -293,7 +344,11 @@ class OwnersSpec(PlanModel):
     team: str = Field(description="Team that owns the service (named in the runbook).")
     contacts: list[str] = Field(default_factory=list, description="People to page or ask.")
     channel: str | None = Field(None, description="Chat channel for the release.")
-    runbook_url: str | None = Field(None, description="Where the team keeps its own runbook.")
+    runbook_url: str | None = Field(
+        None, max_length=2048, description="Where the team keeps its own runbook: an http(s) URL."
+    )
+
+    _runbook_url = field_validator("runbook_url")(lambda cls, url: plain_url(url))
 
 
 class ProgramSpec(PlanModel):
@@ -379,11 +434,50 @@ def _default_steps() -> list[StepSpec]:
     ]
 
 
+_PINNED_IMAGE = re.compile(
+    r"[a-z0-9][a-z0-9.:-]*(/[a-z0-9._-]+)+(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?@sha256:[0-9a-f]{64}"
+)
+#: Go's ``GOOS/GOARCH`` pairs an image may be built for: what Kubernetes nodes run.
+IMAGE_PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7", "linux/ppc64le", "linux/s390x")
+
+
 class BuildSpec(PlanModel):
     go: GoBuildSpec = Field(
         default_factory=GoBuildSpec,
         description="Go module settings for go-test and go-build (over the chart's go.env).",
     )
+    platforms: list[Literal[IMAGE_PLATFORMS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["linux/amd64", "linux/arm64"],
+        min_length=1,
+        max_length=len(IMAGE_PLATFORMS),
+        description="Platforms the image is built for: one binary each, pushed as one OCI "
+        "index, so amd64 and arm64 nodes pull the same digest.",
+    )
+
+    image: str | None = Field(
+        None,
+        max_length=512,
+        description="A prebuilt image to release, pinned by digest (HOST/REPO@sha256:...): "
+        "go-build builds nothing and image-push pushes nothing; it checks the registry serves "
+        "that digest and releases it.",
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, image: str | None) -> str | None:
+        if image is not None and not _PINNED_IMAGE.fullmatch(image):
+            raise ValueError(
+                f"{image[:100]!r} is not pinned by digest: write HOST/REPO@sha256:<64 hex> "
+                "(a tag can move between the canary and the promotion)"
+            )
+        return image
+
+    @field_validator("platforms")
+    @classmethod
+    def _once_each(cls, platforms: list[str]) -> list[str]:
+        if len(set(platforms)) != len(platforms):
+            raise ValueError("a platform is listed twice: list each once")
+        return platforms
 
 
 class ReleasePlan(PlanModel):

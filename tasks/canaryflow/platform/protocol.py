@@ -93,3 +93,25 @@ class CanaryLogs:
 
     def lines_since(self, since: float) -> list[str]:
         return self.platform.canary_logs(since)
+
+
+@runtime_checkable
+class StableLogs(Protocol):
+    """A platform that can also read stable's log, for logs gates that compare the tracks."""
+
+    def stable_logs(self, since: float) -> tuple[list[str], float]:
+        """Stable's lines since ``since`` and the share of its instances they come from."""
+        ...
+
+
+@dataclass(frozen=True)
+class TrackLogs(CanaryLogs):
+    """Both tracks' logs of a platform that has them (``StableLogs``)."""
+
+    def stable_lines_since(self, since: float) -> tuple[list[str], float]:
+        return self.platform.stable_logs(since)  # type: ignore[attr-defined]
+
+
+def log_source(platform: Platform) -> CanaryLogs:
+    """The platform's logs for the analysis: both tracks where it can read stable's."""
+    return TrackLogs(platform) if isinstance(platform, StableLogs) else CanaryLogs(platform)

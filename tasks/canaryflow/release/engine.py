@@ -17,7 +17,7 @@ from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import MetricSource
 from canaryflow.errors import CanaryflowError, PlatformError
 from canaryflow.plan.model import ReleasePlan
-from canaryflow.platform.protocol import Artifact, CanaryLogs, HeaderRoute, Platform
+from canaryflow.platform.protocol import Artifact, HeaderRoute, Platform, log_source
 from canaryflow.platform.weights import VERIFY_WEIGHT_TIMEOUT_S, wait_for_weight
 from canaryflow.release.decision import Rules
 from canaryflow.release.events import EventKind
@@ -165,7 +165,7 @@ def plan_release(
         metrics,
         plan.service.name,
         plan.service.namespace,
-        logs=CanaryLogs(platform),
+        logs=log_source(platform),
         windows=len(plan.traffic_steps),
     )
     windows = AnalysisWindows(analysis, liveness=platform.wait_healthy)

@@ -6,6 +6,7 @@ Kubernetes), so a local rollout exercises exactly what a workflow's ``flag-rollo
 
 from __future__ import annotations
 
+from canaryflow.analysis.prometheus_auth import PrometheusEndpoint
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import PrometheusSource
 from canaryflow.flags.applied import DocumentApplication, FixedDelay, ReportedDigest
@@ -23,17 +24,18 @@ from canaryflow.release.windows import AnalysisWindows
 def flag_rollout(
     plan: ReleasePlan,
     store: FlagStore,
-    prometheus_url: str,
+    prometheus: str | PrometheusEndpoint,
     platform: str,
     listeners: list[Listener] = (),
 ) -> ReleaseResult:
-    """Roll out ``plan.flag`` through ``store``, judged on the Prometheus at ``prometheus_url``."""
+    """Roll out ``plan.flag`` through ``store``, judged on ``prometheus``: a URL asked without
+    credentials (the local engine's own), or the endpoint the operator allows for this plan."""
     assert plan.flag is not None
     analysis, skipped = variant_gates(plan.analysis)
-    if platform == "local":  # our own Prometheus: the plan's credentials are the cluster's
-        source = PrometheusSource(prometheus_url, timeout=analysis.prometheus.timeout)
+    if isinstance(prometheus, str):
+        source = PrometheusSource(prometheus, timeout=analysis.prometheus.timeout)
     else:
-        source = PrometheusSource.for_spec(analysis.prometheus, prometheus_url)
+        source = PrometheusSource.for_endpoint(prometheus)
     run = AnalysisRun(
         analysis,
         source,

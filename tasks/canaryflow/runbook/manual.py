@@ -16,7 +16,10 @@ from canaryflow.plan.model import ReleasePlan
 from canaryflow.platform.routes import HEADER_ROUTE_NAME
 
 WORKFLOW_TEMPLATE = "go-canary-release"
-WORKFLOW_TEMPLATE_LABEL = "workflows.argoproj.io/workflow-template"
+# The label every release Workflow carries, valued with its service, whether a push (the Sensor)
+# or ``argo submit`` started it: the WorkflowTemplate's ``workflowMetadata.labelsFrom`` sets it.
+# (``workflows.argoproj.io/workflow-template`` is only on Workflows submitted from the template.)
+RELEASE_LABEL = "canaryflow.dev/release"
 
 
 def command(*argv: str) -> str:

@@ -91,6 +91,13 @@ def _steps(plan: ReleasePlan) -> str:
         if plan.promotion.auto
         else "Then a person approves the promotion (`promotion.auto: false`)."
     )
+    if plan.promotion.gitops is not None:
+        gitops = plan.promotion.gitops
+        promotion += (
+            f" GitOps mode: the digest is committed to `{gitops.path}` ({gitops.format}, "
+            f"branch `{gitops.branch}`, {gitops.mode}) and {gitops.tool} rolls stable out; "
+            f"promote waits up to {format_duration(gitops.timeout)} for it."
+        )
     total = sum(step.duration or 0 for step in plan.traffic_steps)
     return "\n".join([*header, *rows, "", promotion, f"Analysis time: {format_duration(total)}."])
 
@@ -202,7 +209,7 @@ def _fenced(commands: list[str]) -> str:
 def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
     wns = context.workflow_namespace
     ns, name = plan.service.namespace, plan.service.name
-    selector = f"{manual.WORKFLOW_TEMPLATE_LABEL}={manual.WORKFLOW_TEMPLATE}"
+    selector = f"{manual.RELEASE_LABEL}={name}"
     approve_node = ("--node-field-selector", "displayName=approve")
 
     def argo(*words: str) -> str:
@@ -248,8 +255,16 @@ def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
             "",
             _fenced([*manual.traffic_to_stable(plan), *manual.remove_canary(plan)]),
             "",
-            "Promote by hand (only after every gate passed): give the stable Deployment the "
-            "canary's image, wait for it, then roll the canary back as above:",
+            (
+                "Promote by hand (only after every gate passed): give the stable Deployment the "
+                "canary's image, wait for it, then roll the canary back as above:"
+                if plan.promotion.gitops is None
+                else "Promote by hand (only after every gate passed): commit the canary's image "
+                f"to `{plan.promotion.gitops.path}` in the configuration repository (a `kubectl "
+                f"set image` would be reverted by {plan.promotion.gitops.tool}), wait for the "
+                "rollout, then roll the canary back as above. The canary's image and the "
+                "rollout:"
+            ),
             "",
             _fenced(
                 [
@@ -263,15 +278,17 @@ def _by_hand(plan: ReleasePlan, context: RunbookContext) -> str:
                         "-o",
                         "jsonpath={.spec.template.spec.containers[*].image}",
                     ),
-                    command(
-                        "kubectl",
-                        "-n",
-                        ns,
-                        "set",
-                        "image",
-                        f"deployment/{name}",
-                        f"{name}=IMAGE@sha256:DIGEST",
-                    ),
+                    *[
+                        command(
+                            "kubectl",
+                            "-n",
+                            ns,
+                            "set",
+                            "image",
+                            f"deployment/{name}",
+                            f"{name}=IMAGE@sha256:DIGEST",
+                        )
+                    ][: plan.promotion.gitops is None],
                     command(
                         "kubectl",
                         "-n",

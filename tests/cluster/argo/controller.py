@@ -24,23 +24,31 @@ Implemented:
 - ``retryStrategy`` (``limit``, ``retryPolicy`` Always/OnFailure/OnError/OnTransientError,
   ``expression`` over ``lastRetry.{exitCode,status,duration,message}``, ``backoff`` duration,
   factor and maxDuration); ``activeDeadlineSeconds`` on the workflow and on templates;
-- ``onExit`` with ``workflow.status`` and ``workflow.failures``; ``argo stop`` (running pods
-  terminated, nothing new scheduled, exit handler runs; the workflow ends Failed);
+- no retry once the workflow is stopped or past its deadline, in the exit handler too
+  (``processNodeRetries``); ``onExit`` with ``workflow.status``, ``workflow.failures``,
+  global outputs (``globalName``: ``workflow.outputs.parameters.*``, seen by the exit handler only);
+  ``argo stop`` (running pods terminated, nothing new scheduled, exit handler runs; the
+  workflow ends Failed);
+- service accounts (``argo.serviceaccounts``): the executor's token Secret volume from
+  ``executor.serviceAccountName`` (workflowpod.go ``setupServiceAccount``); a pod whose Secret
+  is missing never starts (FailedMount) until the deadline or ``argo stop``;
+- ``workflowMetadata`` ``labels`` / ``labelsFrom`` on the Workflow object, and ``argo list -l``;
 - ``synchronization.mutexes`` (and ``mutex``) at workflow level: a second workflow holding the
   same (substituted) name stays Pending until the first completes, first come first served.
 
 Not implemented (an error names it when a template uses it): script/resource/http/plugin/
 container-set/data templates, artifacts other than raw, ``semaphores``, template-level
 synchronization, lifecycle ``hooks``, ``podSpecPatch``, memoization, ``parallelism``,
-``failFast: false``, ``.AnySucceeded``/``.AllFailed``, global outputs, ``argo retry``/``resubmit``,
-``argo terminate``. Pods are not scheduled on nodes, so resources, securityContext, podGC,
-ttlStrategy and volumeClaimGC are recorded only.
+``failFast: false``, ``.AnySucceeded``/``.AllFailed``, global artifacts, ``argo retry``/
+``resubmit``, ``argo terminate``. Pods are not scheduled on nodes, so resources,
+securityContext, podGC, ttlStrategy and volumeClaimGC are recorded only.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 import time
 import uuid
@@ -53,7 +61,14 @@ from typing import Any
 from . import govaluate
 from .depends import Depends
 from .expr import evaluate, expand, to_text
+from .failures import workflow_failures
 from .pods import Pod, PodResult, PodRunner
+from .serviceaccounts import (
+    PodCreationError,
+    ServiceAccounts,
+    every_account_exists,
+    executor_volumes,
+)
 from .templates import Scope, TemplateError, TemplateStore, generated_name, join_workflow_spec
 from .variables import UnresolvedError, parameters_json, substitute, substitute_all
 
@@ -62,6 +77,7 @@ DONE = {"Succeeded", "Failed", "Error", "Skipped", "Omitted"}
 FAILED = {"Failed", "Error"}
 STOPPED = "Stopped with strategy 'Stop'"
 DEADLINE = "Step exceeded its deadline"
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 POD_TYPES = ("container", "script", "resource", "containerSet", "data", "http", "plugin")
 
 
@@ -115,6 +131,8 @@ class Workflow:
     finished_at: float | None = None
     nodes: dict[str, Node] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
+    global_outputs: dict[str, str] = field(default_factory=dict)  # globalName -> value
+    deadline_at: float | None = None  # started + activeDeadlineSeconds
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
     shutdown: str = ""
     main_stop: Shutdown = field(default_factory=Shutdown)
@@ -140,9 +158,16 @@ class Workflow:
 class WorkflowController:
     """Runs submitted Workflows, each in its own thread, against one ``TemplateStore``."""
 
-    def __init__(self, store: TemplateStore, pods: PodRunner, workdir: Path):
+    def __init__(
+        self,
+        store: TemplateStore,
+        pods: PodRunner,
+        workdir: Path,
+        service_accounts: ServiceAccounts = every_account_exists,
+    ):
         self.store = store
         self.pods = pods
+        self.service_accounts = service_accounts
         self.workdir = Path(workdir)
         self.workflows: dict[str, Workflow] = {}
         self._threads: list[threading.Thread] = []
@@ -293,9 +318,40 @@ class WorkflowController:
             workflow.parameters[parameter["name"]] = value
         if "entrypoint" not in workflow.spec:
             raise ValueError("spec.entrypoint is required")
+        self._workflow_metadata(workflow)
+
+    def _workflow_metadata(self, workflow: Workflow) -> None:
+        """operator.go ``updateWorkflowMetadata`` (v3.6.19:548): ``workflowMetadata.labels``
+        (each value checked by ``IsValidLabelValue``) and ``labelsFrom`` (an expr expression
+        over the global variables) become labels of the Workflow object itself."""
+        metadata = workflow.spec.get("workflowMetadata") or {}
+        labels = workflow.obj["metadata"].setdefault("labels", {})
+        computed = dict(metadata.get("labels") or {})
+        env = expand(self._globals(workflow))
+        for name, source in (metadata.get("labelsFrom") or {}).items():
+            computed[name] = to_text(evaluate(source["expression"], env))
+        for name, value in computed.items():
+            if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+                raise ValueError(f'invalid label value "{value}" for label "{name}"')
+            labels[name] = value
+
+    def list(self, selector: str = "") -> list[Workflow]:
+        """``argo list -l``: equality (``k=v``) and existence (``k``) terms, comma-AND-ed."""
+        terms = [t.strip() for t in selector.split(",") if t.strip()]
+
+        def matches(workflow: Workflow) -> bool:
+            labels = workflow.obj["metadata"].get("labels") or {}
+            for term in terms:
+                key, _, value = term.partition("=")
+                if key not in labels or ("=" in term and labels[key] != value):
+                    return False
+            return True
+
+        return [w for w in self.workflows.values() if matches(w)]
 
     def _globals(self, workflow: Workflow) -> dict[str, str]:
         scope = {f"workflow.parameters.{k}": v for k, v in workflow.parameters.items()}
+        scope |= {f"workflow.outputs.parameters.{k}": v for k, v in workflow.global_outputs.items()}
         scope["workflow.parameters"] = json.dumps(
             [{"name": k, "value": v} for k, v in workflow.parameters.items()]
         )
@@ -360,6 +416,7 @@ class WorkflowController:
         deadline = workflow.spec.get("activeDeadlineSeconds")
         timer = None
         if deadline is not None:
+            workflow.deadline_at = workflow.started_at + float(deadline)
             timer = threading.Timer(float(deadline), workflow.main_stop.trigger, (DEADLINE,))
             timer.daemon = True
             timer.start()
@@ -385,7 +442,7 @@ class WorkflowController:
         if exit_template and workflow.shutdown != "Terminate":
             scope = self._globals(workflow) | {
                 "workflow.status": phase,
-                "workflow.failures": self._failures(workflow),
+                "workflow.failures": workflow_failures(workflow.name, workflow.nodes.values()),
             }
             handler = self._execute(
                 workflow,
@@ -404,21 +461,6 @@ class WorkflowController:
     def _finish(self, workflow: Workflow, phase: str, message: str) -> None:
         workflow.phase, workflow.message, workflow.finished_at = phase, message, time.time()
         self._notify(workflow)
-
-    def _failures(self, workflow: Workflow) -> str:
-        failed = [
-            {
-                "displayName": node.display_name,
-                "message": node.message,
-                "templateName": node.template_name,
-                "phase": node.phase,
-                "podName": node.id,
-                "finishedAt": _timestamp(node.finished_at),
-            }
-            for node in workflow.nodes.values()
-            if node.phase in FAILED and node.type in ("Pod", "Suspend")
-        ]
-        return json.dumps(failed)
 
     def _notify(self, workflow: Workflow) -> None:
         with workflow.changed:
@@ -543,6 +585,14 @@ class WorkflowController:
         self, workflow: Workflow, node: Node, template: Obj, local: dict[str, str], stop: Shutdown
     ):
         resolved = substitute_all(template, local)
+        try:
+            token = executor_volumes(
+                resolved, workflow.spec, workflow.namespace, self.service_accounts
+            )
+        except PodCreationError as error:
+            node.started_at = time.time()
+            self._complete(workflow, node, "Error", str(error))
+            return
         pod_stop = Shutdown()
         deadline = resolved.get("activeDeadlineSeconds")
         watcher = threading.Thread(target=_forward, args=(stop, pod_stop, deadline), daemon=True)
@@ -554,13 +604,23 @@ class WorkflowController:
             workflow_dir=self.workdir / "workflows" / workflow.name,
             workflow_volumes=workflow.spec.get("volumes", []),
             claim_templates=workflow.spec.get("volumeClaimTemplates", []),
+            executor_volumes=token,
         )
         result = self.pods.run(pod, pod_stop)
         pod_stop.trigger("")  # ends the watcher
         node.pod, node.exit_code, node.result = result, result.exit_code, result.result
         node.outputs.update(result.outputs)
+        self._export_globals(workflow, resolved, result.outputs)
         node.started_at, node.finished_at = result.started_at, result.finished_at
         self._complete(workflow, node, result.phase, result.message)
+
+    def _export_globals(self, workflow: Workflow, template: Obj, outputs: dict[str, str]):
+        """operator.go ``addOutputsToGlobalScope`` (podReconciliation, v3.6.19:1174): an
+        output parameter with ``globalName`` becomes ``workflow.outputs.parameters.<name>``
+        once its pod reports it, whatever the pod's phase."""
+        for parameter in template.get("outputs", {}).get("parameters", []):
+            if parameter.get("globalName") and parameter["name"] in outputs:
+                workflow.global_outputs[parameter["globalName"]] = outputs[parameter["name"]]
 
     # suspend -------------------------------------------------------------------------------
 
@@ -614,7 +674,7 @@ class WorkflowController:
             workflow, name, display, "Retry", template_name=template["name"], on_exit=on_exit
         )
         retry.started_at, retry.phase, retry.inputs = time.time(), "Running", dict(inputs)
-        attempt_number = 0
+        attempt_number, message = 0, ""
         while True:
             child = self._attempt(
                 workflow,
@@ -629,6 +689,14 @@ class WorkflowController:
             )
             retry.children.append(child.id)
             if child.phase == "Succeeded" or stop.is_set():
+                break
+            # processNodeRetries (operator.go v3.6.19:995-1003): once the workflow is shut
+            # down or past its deadline, a failed child is final, in the exit handler too.
+            if workflow.shutdown:
+                message = f"Stopped with strategy '{workflow.shutdown}'"
+                break
+            if workflow.deadline_at is not None and time.time() > workflow.deadline_at:
+                message = f"retry exceeded workflow deadline {_timestamp(workflow.deadline_at)}"
                 break
             if limit is not None and attempt_number >= limit:
                 child.message = child.message or "No more retries left"
@@ -646,7 +714,7 @@ class WorkflowController:
             attempt_number += 1
         retry.outputs, retry.result, retry.exit_code = child.outputs, child.result, child.exit_code
         retry.pod = child.pod
-        return self._complete(workflow, retry, child.phase, child.message)
+        return self._complete(workflow, retry, child.phase, message or child.message)
 
     # dag -----------------------------------------------------------------------------------
 
@@ -738,7 +806,9 @@ class WorkflowController:
         scope = local | _task_variables(prefix, siblings)
         resolved = {k: v for k, v in task.items() if k not in ("withItems", "withParam")}
         try:
-            when = substitute(task.get("when", ""), scope)
+            # dag.go executeDAGTask / steps.go: template.Replace(..., allowUnresolved=true),
+            # then govaluate; an unresolved tag outside quotes fails to parse (node Error).
+            when = substitute(task.get("when", ""), scope, allow_unresolved=True)
             if not govaluate.should_execute(when):
                 skipped = self._new_node(workflow, name, task["name"], "Skipped", on_exit=on_exit)
                 skipped.started_at = time.time()

@@ -9,7 +9,10 @@ What it follows:
 - Volumes (kubernetes.io/docs/concepts/storage/volumes): an ``emptyDir`` lives as long as the
   pod, a ``persistentVolumeClaim`` outlives it (shared by every pod naming the claim), a
   Workflow's ``volumeClaimTemplates`` live as long as the workflow, a ``secret`` / ``configMap``
-  holds one file per key (``optional: true`` mounts an empty directory when it is missing).
+  holds one file per key (``optional: true`` mounts an empty directory when it is missing). A
+  missing non-optional Secret (of any container, the executor's token included) keeps the pod
+  in ContainerCreating, the kubelet retrying the mount (FailedMount event), until it appears or
+  the pod is deleted (deadline, ``argo stop``): no container runs.
 - Argo's executor (workflow/executor/executor.go): input artifacts (``raw.data``) are written at
   their ``path`` before the main container starts; after it exits, output parameters are read
   from ``valueFrom.path`` (one trailing newline trimmed; ``default`` when the file is missing;
@@ -75,6 +78,7 @@ class Pod:
     workflow_dir: Path
     workflow_volumes: list[Obj] = field(default_factory=list)
     claim_templates: list[Obj] = field(default_factory=list)
+    executor_volumes: list[Obj] = field(default_factory=list)  # the executor's token Secret
 
 
 class PodRunner:
@@ -91,7 +95,9 @@ class PodRunner:
         image_entrypoint: tuple[str, ...] = ("canaryflow",),
         image_workdir: str = "/workspace",
         grace_s: float = 30.0,
+        mount_retry_s: float = 0.5,
     ):
+        self.mount_retry_s = mount_retry_s
         self.image_entrypoint = list(image_entrypoint)
         self.persistent_volumes = dict(persistent_volumes or {})
         self.workdir = Path(workdir)
@@ -156,6 +162,29 @@ class PodRunner:
             return host
         raise PodError(f"volume {name}: kind not supported by the test bed ({sorted(volume)})")
 
+    def _missing_secret(self, pod: Pod) -> str:
+        """The first non-optional Secret volume of the pod (any container's) that is missing."""
+        volumes = [*pod.workflow_volumes, *pod.template.get("volumes", []), *pod.executor_volumes]
+        for volume in volumes:
+            source = volume.get("secret")
+            if source is None or source.get("optional"):
+                continue
+            if self.secrets(pod.namespace, source["secretName"]) is None:
+                return (
+                    f'FailedMount: MountVolume.SetUp failed for volume "{volume["name"]}": '
+                    f'secret "{source["secretName"]}" not found'
+                )
+        return ""
+
+    def _wait_for_secrets(self, pod: Pod, stop: threading.Event) -> str:
+        """The kubelet retries a missing Secret volume and starts no container meanwhile
+        (ContainerCreating): "" once every Secret exists, else the FailedMount when stopped."""
+        while missing := self._missing_secret(pod):
+            if stop.wait(self.mount_retry_s):
+                reason = getattr(stop, "reason", "") or "pod deleted"
+                return f"{reason} (the pod never started: {missing})"
+        return ""
+
     # the process ------------------------------------------------------------------------
 
     def run(self, pod: Pod, stop: threading.Event) -> PodResult:
@@ -166,6 +195,9 @@ class PodRunner:
             shutil.rmtree(pod_dir)
         pod_dir.mkdir(parents=True)
         container = pod.template["container"]
+        unmounted = self._wait_for_secrets(pod, stop)
+        if unmounted:
+            return PodResult("Failed", unmounted, None, {}, "", [], {}, started, time.time())
         try:
             mounts = self.mounts(pod, pod_dir)
         except PodError as error:

@@ -1,0 +1,1 @@
+"""GitOps mode: promotion through the configuration repository Argo CD or Flux reconcile."""

@@ -1,0 +1,247 @@
+"""Per-team isolation, checked with Kubernetes' own RBAC rules: the chart's rendered Roles and
+RoleBindings are loaded into an RBAC evaluator that follows rbac.go (``tests/kube/rbac.py``),
+the fake API server asks it about every request the release verbs send, and a denial is a 403
+that changes nothing.
+
+A release of a registered service runs every verb in its own namespace with its namespace's
+account; another team's account, or a service nobody registered, is refused at the first call.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from chart_validation import NAMESPACE as RELEASE_NAMESPACE
+from chart_validation import WEBHOOK_VALUES, objects, of_kind, violations
+from kube.fixtures import CANARY_IMAGE, NAMESPACE, SERVICE, write_kubeconfig
+from kube.rbac import Attributes, Authorizer, ServiceAccount, rule_allows
+
+from canaryflow.cli import main
+
+PREFIX = "cf-canaryflow-release"  # fullname of release "cf" + "-release"
+ROUTERS = ["istio", "nginx-ingress", "gateway-api"]
+TEAMS = {
+    **copy.deepcopy(WEBHOOK_VALUES),
+    "release": {"routers": [*ROUTERS, "smi"]},
+}
+TEAMS["events"]["services"] = {
+    "acme/checkout": {"namespace": NAMESPACE},
+    "acme/payments": {"namespace": "bank"},
+}
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return objects(TEAMS)
+
+
+def account(namespace: str) -> ServiceAccount:
+    return ServiceAccount(RELEASE_NAMESPACE, f"{PREFIX}-{namespace}")
+
+
+@pytest.fixture
+def kubeconfig(tmp_path, cluster):
+    return write_kubeconfig(tmp_path / "kubeconfig", cluster.url)
+
+
+def plan_file(tmp_path, router: str, service: str = SERVICE):
+    path = tmp_path / f"plan-{router}-{service}.yaml"
+    plan = {
+        "service": {"name": service, "namespace": NAMESPACE, "healthTimeout": "5s"},
+        "router": {"kind": router, "drain": "0s"},
+    }
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def verb(name, plan, kubeconfig, *extra):
+    return main([name, "--plan", str(plan), "--kubeconfig", str(kubeconfig), *extra])
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+def test_a_release_runs_every_verb_in_its_namespace_with_its_own_account(
+    tmp_path, cluster, kubeconfig, rendered, router
+):
+    authorizer = Authorizer(rendered, account(NAMESPACE))
+    cluster.authorize = authorizer.allows
+    plan = plan_file(tmp_path, router)
+    artifact = ["--image", CANARY_IMAGE, "--version", "v2"]
+    assert verb("deploy-canary", plan, kubeconfig, *artifact) == 0
+    assert verb("health-gate", plan, kubeconfig) == 0
+    assert verb("set-weight", plan, kubeconfig, "--weight", "5", "--header-route") == 0
+    assert verb("set-weight", plan, kubeconfig, "--weight", "50") == 0
+    assert verb("rollback", plan, kubeconfig, "--reason", "gate failed") == 0
+    assert verb("deploy-canary", plan, kubeconfig, *artifact) == 0
+    assert verb("set-weight", plan, kubeconfig, "--weight", "100") == 0
+    assert verb("promote", plan, kubeconfig, *artifact) == 0
+    denied = [a for a, allowed in authorizer.decisions if not allowed]
+    assert denied == []
+    named = {(a.resource, a.name) for a, _ in authorizer.decisions if a.name}
+    assert ("deployments", f"{SERVICE}-canary") in named, "the canary was authorized by name"
+    assert (
+        cluster.get("Deployment", NAMESPACE, SERVICE)["spec"]["template"]["spec"]["containers"][0][
+            "image"
+        ]
+        == CANARY_IMAGE
+    )
+
+
+@pytest.mark.parametrize("verb_name", ["deploy-canary", "set-weight", "rollback"])
+def test_another_teams_account_is_refused_and_changes_nothing(
+    tmp_path, cluster, kubeconfig, rendered, verb_name, capsys
+):
+    authorizer = Authorizer(rendered, account("bank"))
+    cluster.authorize = authorizer.allows
+    extra = {
+        "deploy-canary": ["--image", CANARY_IMAGE, "--version", "v2"],
+        "set-weight": ["--weight", "50"],
+        "rollback": [],
+    }[verb_name]
+    assert verb(verb_name, plan_file(tmp_path, "istio"), kubeconfig, *extra) == 1
+    assert "forbidden" in capsys.readouterr().err
+    assert cluster.writes() == []
+    assert all(a.namespace == NAMESPACE for a, _ in authorizer.decisions)
+    assert not any(allowed for _, allowed in authorizer.decisions)
+
+
+def test_a_service_not_registered_in_the_namespace_is_refused(
+    tmp_path, cluster, kubeconfig, rendered, capsys
+):
+    cart = copy.deepcopy(cluster.get("Deployment", NAMESPACE, SERVICE))
+    cart["metadata"] = {"name": "cart", "namespace": NAMESPACE, "labels": {"app": "cart"}}
+    cluster.seed(cart)
+    cluster.authorize = Authorizer(rendered, account(NAMESPACE)).allows
+    plan = plan_file(tmp_path, "istio", service="cart")
+    assert verb("deploy-canary", plan, kubeconfig, "--image", CANARY_IMAGE, "--version", "v2") == 1
+    assert 'deployments "cart" is forbidden' in capsys.readouterr().err
+    assert cluster.writes() == []
+
+
+def test_the_workflow_derives_its_account_from_the_namespace_and_takes_no_account_parameter(
+    rendered,
+):
+    for name in ("go-canary-release", "feature-flag-rollout"):
+        (template,) = [
+            t for t in of_kind(rendered, "WorkflowTemplate") if t["metadata"]["name"] == name
+        ]
+        spec = template["spec"]
+        assert spec["serviceAccountName"] == f"{PREFIX}-{{{{workflow.parameters.namespace}}}}"
+        parameters = {p["name"] for p in spec["arguments"]["parameters"]}
+        assert "namespace" in parameters and "service-account" not in parameters
+        assert violations(template) == []
+
+
+def test_tekton_pipeline_runs_take_the_account_of_the_namespace_the_trigger_sets():
+    rendered = objects({**copy.deepcopy(TEAMS), "engine": "tekton"})
+    (trigger_template,) = of_kind(rendered, "TriggerTemplate")
+    (run,) = trigger_template["spec"]["resourcetemplates"]
+    account = run["spec"]["taskRunTemplate"]["serviceAccountName"]
+    assert account == f"{PREFIX}-$(tt.params.namespace)"
+    bindings = [
+        b for b in of_kind(rendered, "RoleBinding") if b["metadata"]["name"].endswith("-release")
+    ]
+    assert {b["subjects"][0]["name"] for b in bindings} == {
+        f"{PREFIX}-{NAMESPACE}",
+        f"{PREFIX}-bank",
+    }
+
+
+def test_one_account_and_one_role_per_team_namespace_and_none_in_argos(rendered):
+    accounts = {
+        a["metadata"]["name"]
+        for a in of_kind(rendered, "ServiceAccount")
+        if a["metadata"]["name"].startswith(PREFIX)
+    }
+    assert accounts == {f"{PREFIX}-{NAMESPACE}", f"{PREFIX}-bank"}
+    roles = {r["metadata"]["namespace"] for r in of_kind(rendered, "Role")} - {RELEASE_NAMESPACE}
+    assert roles == {NAMESPACE, "bank"}
+    release_roles = [
+        r
+        for r in of_kind(rendered, "Role")
+        if r["metadata"]["namespace"] == RELEASE_NAMESPACE
+        and r["metadata"]["name"].endswith("-release")
+    ]
+    assert release_roles == [], "no release rights in Argo's own namespace"
+    for binding in of_kind(rendered, "RoleBinding"):
+        if binding["metadata"]["name"].endswith("-release"):
+            (subject,) = binding["subjects"]
+            assert subject["name"] == f"{PREFIX}-{binding['metadata']['namespace']}"
+
+
+def test_roles_name_the_registered_services_objects_and_only_the_routers_in_use():
+    values = copy.deepcopy(TEAMS)
+    values["release"] = {"routerKind": "gateway-api"}
+    values["events"]["services"]["acme/checkout"]["route"] = "storefront"
+    (role,) = [
+        r for r in of_kind(objects(values), "Role") if r["metadata"]["namespace"] == NAMESPACE
+    ]
+    by_resource = {tuple(r["resources"]): r for r in role["rules"]}
+    assert by_resource[("deployments",)]["resourceNames"] == ["checkout", "checkout-canary"]
+    assert by_resource[("services",)]["resourceNames"] == ["checkout", "checkout-canary"]
+    assert by_resource[("httproutes",)]["resourceNames"] == ["storefront"]
+    groups = {g for r in role["rules"] for g in r["apiGroups"]}
+    assert "networking.istio.io" not in groups and "networking.k8s.io" not in groups
+
+
+@pytest.mark.parametrize(
+    ("rule", "attributes", "allowed"),
+    [
+        # resourceNames bound a named request...
+        (
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments"],
+                "verbs": ["delete"],
+                "resourceNames": ["a"],
+            },
+            Attributes("delete", "shop", "apps", "deployments", name="a"),
+            True,
+        ),
+        (
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments"],
+                "verbs": ["delete"],
+                "resourceNames": ["a"],
+            },
+            Attributes("delete", "shop", "apps", "deployments", name="b"),
+            False,
+        ),
+        # ...but a POST create has no name in the request: resourceNames cannot allow it.
+        (
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments"],
+                "verbs": ["create"],
+                "resourceNames": ["a"],
+            },
+            Attributes("create", "shop", "apps", "deployments"),
+            False,
+        ),
+        # a subresource needs its own entry (or */subresource)
+        (
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+            Attributes("get", "shop", "", "pods", "log", "p"),
+            False,
+        ),
+        (
+            {"apiGroups": [""], "resources": ["*/log"], "verbs": ["get"]},
+            Attributes("get", "shop", "", "pods", "log", "p"),
+            True,
+        ),
+        (
+            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+            Attributes("patch", "shop", "x.io", "things", name="n"),
+            True,
+        ),
+        (
+            {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]},
+            Attributes("get", "shop", "apps", "services", name="s"),
+            False,
+        ),
+    ],
+)
+def test_the_evaluator_follows_rbac_rule_allows(rule, attributes, allowed):
+    assert rule_allows(attributes, rule) is allowed
