@@ -227,9 +227,8 @@ def test_the_pod_monitor_relabels_exactly_as_the_analysis_selects():
     jsonschema.validate(monitor, POD_MONITOR_SCHEMA)
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["shop", "payments"]}
-    assert monitor["spec"]["selector"] == {
-        "matchExpressions": [{"key": "app", "operator": "Exists"}]
-    }
+    # Every pod naming the port: pods carry app or app.kubernetes.io/name (no "either" selector).
+    assert monitor["spec"]["selector"] == {"matchLabels": {}}
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
     assert endpoint["relabelings"] == pod_relabelings("canary_track")
     assert {"port": "http", "path": "/metrics", "interval": "15s"}.items() <= endpoint.items()

@@ -332,6 +332,25 @@ def test_a_service_selecting_labels_its_pods_lack_fails(tmp_path, api, capsys):
     assert "subset of the pod template's labels" in finding["fix"]
 
 
+def test_pods_labelled_with_the_recommended_name_label_pass(tmp_path, api, capsys):
+    ready_argo(api)
+    api._store = {k: v for k, v in api._store.items() if k[1] not in ("services", "deployments")}
+    recommended = {"app.kubernetes.io/name": "checkout", "version": "v1"}
+    stable = copy.deepcopy(STABLE_DEPLOYMENT)
+    stable["spec"]["selector"]["matchLabels"] = recommended
+    stable["spec"]["template"]["metadata"]["labels"] = recommended
+    service = copy.deepcopy(STABLE_SERVICE)
+    service["spec"]["selector"] = {"app.kubernetes.io/name": "checkout"}
+    api.seed(stable)
+    api.seed(service)
+    _, document = doctor(
+        tmp_path, api, "--service", "checkout", "--namespace", "shop", capsys=capsys
+    )
+    findings = by_check(document)
+    assert findings["service/deployment"]["status"] == "ok"
+    assert findings["service/service"]["status"] == "ok"
+
+
 def test_tekton_is_checked_for_its_own_version_and_crds_only(tmp_path, api, capsys):
     for name in TEKTON_CRDS:
         plural, group = name.split(".", 1)

@@ -75,6 +75,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.analysis.gates",
             "canaryflow.analysis.alignment",
             "canaryflow.analysis.evidence",
+            "canaryflow.analysis.flavour",
             "canaryflow.analysis.verdict",
             "canaryflow.flags.variant_analysis",
             "canaryflow.release.decision",

@@ -25,8 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Flavour = Literal["go", "istio"]
-FLAVOURS: tuple[str, ...] = ("go", "istio")
+Flavour = Literal["go", "otel", "grpc", "istio"]
+FLAVOURS: tuple[str, ...] = ("go", "otel", "grpc", "istio")
+"""How a service's request metrics are named (``analysis.metrics``). ``otel`` and ``grpc``
+replace ``go``'s request, error and latency series; every other metric falls back to ``go``'s
+(the Go runtime's and the application's own series keep their names)."""
 PLACEHOLDERS: frozenset[str] = frozenset(
     {"selector", "pods", "window", "service", "namespace", "track", "workload"}
 )
@@ -112,16 +115,65 @@ def _quantile(q: float, bucket: str, scale: str = "") -> str:
 _GO_LATENCY = "http_request_duration_seconds_bucket{ {{ selector }} }"
 _ISTIO_LATENCY = f"istio_request_duration_milliseconds_bucket{{ {_ISTIO} }}"
 
-REQUEST_COUNT: Mapping[str, str] = {
-    "go": "sum(increase(http_requests_total{ {{ selector }} }[{{ window }}]))",
-    "istio": f"sum(increase(istio_requests_total{{ {_ISTIO} }}[{{{{ window }}}}]))",
-}
-"""How many requests a track served in the window; fewer than minCanaryRequests → inconclusive."""
-
 _GO_REQUESTS = "http_requests_total{ {{ selector }} }"
 _ISTIO_REQUESTS = f"istio_requests_total{{ {_ISTIO} }}"
 
-REQUESTS: Mapping[str, str] = {"go": _GO_REQUESTS, "istio": _ISTIO_REQUESTS}
+# OpenTelemetry's HTTP server metric ``http.server.request.duration`` (histogram, unit ``s``;
+# attributes ``http.request.method``, ``http.response.status_code``: semantic conventions
+# v1.20+, stable since v1.23, https://opentelemetry.io/docs/specs/semconv/http/http-metrics/)
+# as OTel's Prometheus exporter names it: dots become underscores and the unit is appended
+# (the OTLP-to-Prometheus compatibility spec), so ``http_server_request_duration_seconds``
+# with ``http_response_status_code`` and ``http_request_method``. Its ``_count`` is the request
+# counter: the conventions define no separate one.
+_OTEL_LATENCY = "http_server_request_duration_seconds_bucket{ {{ selector }} }"
+_OTEL_REQUESTS = "http_server_request_duration_seconds_count{ {{ selector }} }"
+_OTEL_ERRORS = (
+    'http_server_request_duration_seconds_count{ {{ selector }},http_response_status_code=~"5.." }'
+)
+
+# go-grpc-prometheus (grpc-ecosystem, server interceptors): ``grpc_server_handled_total``
+# {grpc_type, grpc_service, grpc_method, grpc_code} and, once EnableHandlingTimeHistogram is
+# called, the histogram ``grpc_server_handling_seconds``; ``grpc_code`` is Go's
+# ``codes.Code.String()`` ("OK", "Unavailable", ...). A server's errors are the codes
+# OpenTelemetry's gRPC conventions mark a SERVER span Error for (semantic-conventions
+# rpc/grpc.md, "gRPC Status", since PR #3333): Unknown, DeadlineExceeded, Unimplemented,
+# Internal, Unavailable, DataLoss, the ones grpc's HTTP mapping (googleapis rpc/code.proto)
+# puts at 5xx. The others (Canceled, InvalidArgument, NotFound, AlreadyExists,
+# PermissionDenied, ResourceExhausted, FailedPrecondition, Aborted, OutOfRange,
+# Unauthenticated) are the caller's doing and never fail a canary.
+GRPC_SERVER_ERROR_CODES: tuple[str, ...] = (
+    "Unknown",
+    "DeadlineExceeded",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+)
+_GRPC_REQUESTS = "grpc_server_handled_total{ {{ selector }} }"
+_GRPC_ERRORS = (
+    "grpc_server_handled_total{ {{ selector }},"
+    f'grpc_code=~"{"|".join(GRPC_SERVER_ERROR_CODES)}" }}'
+)
+_GRPC_LATENCY = "grpc_server_handling_seconds_bucket{ {{ selector }} }"
+
+
+def _increase(series: str) -> str:
+    return f"sum(increase({series}[{{{{ window }}}}]))"
+
+
+REQUEST_SERIES: Mapping[str, str] = {
+    "go": _GO_REQUESTS,
+    "otel": _OTEL_REQUESTS,
+    "grpc": _GRPC_REQUESTS,
+    "istio": _ISTIO_REQUESTS,
+}
+"""Each flavour's request counter: what ``analysis.metrics: auto`` looks for."""
+
+REQUEST_COUNT: Mapping[str, str] = {
+    flavour: _increase(series) for flavour, series in REQUEST_SERIES.items()
+}
+"""How many requests a track served in the window; fewer than minCanaryRequests → inconclusive."""
+REQUESTS: Mapping[str, str] = REQUEST_SERIES
 """A track's request counters (every series): the exposure a logs gate that compares the
 tracks divides their matching lines by."""
 
@@ -129,6 +181,8 @@ tracks divides their matching lines by."""
 def _latency_evidence(quantile: float) -> dict[str, Evidence]:
     return {
         "go": Buckets(_GO_LATENCY, quantile),
+        "otel": Buckets(_OTEL_LATENCY, quantile),
+        "grpc": Buckets(_GRPC_LATENCY, quantile),
         "istio": Buckets(_ISTIO_LATENCY, quantile),
     }
 
@@ -149,6 +203,8 @@ METRICS: Mapping[str, CatalogueMetric] = {
             default_limit=_sequential(0.2),
             evidence={
                 "go": Counts('http_requests_total{ {{ selector }},code=~"5.." }', _GO_REQUESTS),
+                "otel": Counts(_OTEL_ERRORS, _OTEL_REQUESTS),
+                "grpc": Counts(_GRPC_ERRORS, _GRPC_REQUESTS),
                 "istio": Counts(
                     f'istio_requests_total{{ {_ISTIO},response_code=~"5.." }}', _ISTIO_REQUESTS
                 ),
@@ -157,6 +213,14 @@ METRICS: Mapping[str, CatalogueMetric] = {
                 "go": _ratio(
                     'rate(http_requests_total{ {{ selector }},code=~"5.." }[{{ window }}])',
                     "rate(http_requests_total{ {{ selector }} }[{{ window }}])",
+                ),
+                "otel": _ratio(
+                    f"rate({_OTEL_ERRORS}[{{{{ window }}}}])",
+                    f"rate({_OTEL_REQUESTS}[{{{{ window }}}}])",
+                ),
+                "grpc": _ratio(
+                    f"rate({_GRPC_ERRORS}[{{{{ window }}}}])",
+                    f"rate({_GRPC_REQUESTS}[{{{{ window }}}}])",
                 ),
                 "istio": _ratio(
                     f'rate(istio_requests_total{{ {_ISTIO},response_code=~"5.." }}'
@@ -173,6 +237,8 @@ METRICS: Mapping[str, CatalogueMetric] = {
             evidence=_latency_evidence(0.95),
             queries={
                 "go": _quantile(0.95, _GO_LATENCY),
+                "otel": _quantile(0.95, _OTEL_LATENCY),
+                "grpc": _quantile(0.95, _GRPC_LATENCY),
                 "istio": _quantile(0.95, _ISTIO_LATENCY, " / 1000"),
             },
         ),
@@ -184,6 +250,8 @@ METRICS: Mapping[str, CatalogueMetric] = {
             evidence=_latency_evidence(0.99),
             queries={
                 "go": _quantile(0.99, _GO_LATENCY),
+                "otel": _quantile(0.99, _OTEL_LATENCY),
+                "grpc": _quantile(0.99, _GRPC_LATENCY),
                 "istio": _quantile(0.99, _ISTIO_LATENCY, " / 1000"),
             },
         ),
@@ -273,8 +341,13 @@ METRICS: Mapping[str, CatalogueMetric] = {
             unit="per second",
             default_limit=_sequential(0.5),
             evidence={
-                "go": Counts(
-                    "go_gc_duration_seconds_count{ {{ selector }} }", _GO_REQUESTS, "events"
+                flavour: Counts(
+                    "go_gc_duration_seconds_count{ {{ selector }} }", requests, "events"
+                )
+                for flavour, requests in (
+                    ("go", _GO_REQUESTS),
+                    ("otel", _OTEL_REQUESTS),
+                    ("grpc", _GRPC_REQUESTS),
                 )
             },
             queries={

@@ -38,12 +38,17 @@ class Subject:
     track_values: Mapping[str, str] | None = None
     """Label value per track when it is not the track's name (a flag: canary -> "on"); each
     track is then selected by its own value, as both variants are labelled by the service."""
+    app: str | None = None
+    """The ``app`` label's value when it is not the service's name (``service.selector``)."""
+    deployment: str | None = None
+    """The stable Deployment when it is not named like the service (``service.deployment``);
+    the canary Deployment is always ``<service>-canary``."""
 
     def workload(self, track: str) -> str:
-        return f"{self.service}-canary" if track == "canary" else self.service
+        return f"{self.service}-canary" if track == "canary" else self.deployment or self.service
 
     def selector(self, track: str) -> str:
-        scope = f'app="{self.service}",namespace="{self.namespace}"'
+        scope = f'app="{self.app or self.service}",namespace="{self.namespace}"'
         if self.track_values:
             return f'{scope},{self.track_label}="{self.track_values[track]}"'
         operator = "=" if track == "canary" else "!="

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from canaryflow.analysis import flavour as flavours
 from canaryflow.analysis import gates as judge
 from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, REQUESTS, Buckets, Counts
 from canaryflow.analysis.evidence import (
@@ -70,6 +71,8 @@ class WindowResult:
     finished: float
     extended_s: float = 0.0
     """How long the window went on past its duration because gates were still collecting."""
+    metrics: str | None = None
+    """With ``analysis.metrics: auto``: which flavour was detected, and from what."""
 
     @property
     def reason(self) -> str:
@@ -77,6 +80,7 @@ class WindowResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"metrics": self.metrics} if self.metrics else {}),
             "outcome": self.verdict.outcome.value,
             "reason": self.reason,
             "started": self.started,
@@ -177,6 +181,8 @@ class AnalysisRun:
         self._log_lines: dict[str, dict[str, float]] = {}
         """Matching log lines per comparing logs gate and track, since the window began."""
         self._window_started = 0.0
+        self.detection: flavours.Detection | None = None
+        """``analysis.metrics: auto``: what the first round found (asked again until found)."""
         self.scrape_interval: float | None = spec.scrape_interval
         """Configured, or read from the source once it knows (None: not known yet)."""
 
@@ -233,7 +239,44 @@ class AnalysisRun:
         if extended > 0:
             note = f" (window extended by {extended:g}s while gates were still collecting)"
             verdict = dataclasses.replace(verdict, reason=verdict.reason + note)
-        return WindowResult(verdict, tuple(measurements), started, self.clock.now(), extended)
+        detected = self.detection.reason if self.detection else None
+        return WindowResult(
+            verdict, tuple(measurements), started, self.clock.now(), extended, metrics=detected
+        )
+
+    @property
+    def flavour(self) -> str:
+        """The catalogue flavour the queries are built for: the plan's, or the detected one."""
+        if self.spec.metrics != flavours.AUTO:
+            return self.spec.metrics
+        found = self.detection.flavour if self.detection else None
+        return found or flavours.FALLBACK
+
+    def _detect_flavour(self) -> None:
+        """``auto``: ask once which flavours' request counters the service has (both tracks),
+        until one is found; an unanswered query counts as no series for this round."""
+        if self.spec.metrics != flavours.AUTO or (self.detection and self.detection.flavour):
+            return
+        window = self.query_window
+        calls = {
+            f"{name}/{track}": _bind(
+                self.metrics.instant, render(REQUEST_COUNT[name], self.subject, track, window)
+            )
+            for name in flavours.DETECTION_ORDER
+            for track in ("canary", "stable")
+        }
+        results = gather(calls, self.call_timeout)
+        counts: dict[str, float | None] = {}
+        for name in flavours.DETECTION_ORDER:
+            values = [
+                v
+                for track in ("canary", "stable")
+                if isinstance(answer := results[f"{name}/{track}"], list)
+                for v in answer
+                if not math.isnan(v)
+            ]
+            counts[name] = sum(values) if values else None
+        self.detection = flavours.choose(counts)
 
     def measure(self, round_no: int, window_started: float) -> list[Measurement]:
         """One round: every gate measured once, all calls at the same time."""
@@ -241,6 +284,7 @@ class AnalysisRun:
         started = self.clock.now()
         self._window_started = window_started
         self._round_at = started
+        self._detect_flavour()
         calls, queries = self._calls(started, window_started)
         results = gather(calls, self.call_timeout, self.concurrent)
         self._allocate_alpha(results)
@@ -281,7 +325,7 @@ class AnalysisRun:
         calls: dict[str, Callable[[], Any]] = {}
         queries: dict[str, dict[str, str]] = {}
         if spec.min_canary_requests > 0:
-            count = render(REQUEST_COUNT[spec.metrics], subject, "canary", self.query_window)
+            count = render(REQUEST_COUNT[self.flavour], subject, "canary", self.query_window)
             calls["requests"] = _bind(self.metrics.instant, count)
         for gate in spec.gates:
             if gate.logs is not None:
@@ -295,7 +339,7 @@ class AnalysisRun:
             if gate.sequential is not None:
                 queries[gate.name] = self._sequential_calls(gate, calls, window_started)
                 continue
-            template = gate.template(spec.metrics) or ""
+            template = gate.template(self.flavour) or ""
             # Stable is read for thresholds too: no series on either track = not exported.
             tracks = ("canary", "stable")
             rendered = {t: render(template, subject, t, self.query_window) for t in tracks}
@@ -331,10 +375,10 @@ class AnalysisRun:
         state = self._sequential.get(gate.name)
         if state is None:
             if gate.logs is not None:  # matching lines out of requests, both tracks
-                evidence: Counts | Buckets | None = Counts("log lines", REQUESTS[self.spec.metrics])
+                evidence: Counts | Buckets | None = Counts("log lines", REQUESTS[self.flavour])
                 tolerance = gate.logs.tolerance
             else:
-                evidence = METRICS[gate.metric].evidence_for(self.spec.metrics)
+                evidence = METRICS[gate.metric].evidence_for(self.flavour)
                 tolerance = gate.sequential.tolerance if gate.sequential is not None else None
             assert evidence is not None and tolerance is not None
             state = self._sequential[gate.name] = SequentialGate(
@@ -384,7 +428,7 @@ class AnalysisRun:
         state = self._sequential_state(gate)
         rendered = {}
         for track in ("canary", "stable"):
-            query = render(REQUESTS[self.spec.metrics], self.subject, track, self.query_window)
+            query = render(REQUESTS[self.flavour], self.subject, track, self.query_window)
             rendered[f"{track}/exposure"] = query
             calls[f"{gate.name}/{track}/exposure"] = _bind(self.metrics.vector, query)
             if not state.started:
@@ -496,7 +540,7 @@ class AnalysisRun:
         """NOT APPLICABLE when neither track has the metric's series, or only one has them
         where the gate compares tracks (a canary exporting a new metric, a metric dropped);
         COLLECTING while a young canary's series may still be on their way to Prometheus."""
-        names = series_names(gate.template(self.spec.metrics) or "")
+        names = series_names(gate.template(self.flavour) or "")
         if not canary and not stable:
             return Judgement(Outcome.NOT_APPLICABLE, f"no series {names}")
         compares = gate.threshold is None

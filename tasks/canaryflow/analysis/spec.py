@@ -381,10 +381,13 @@ class AnalysisSpec(AnalysisModel):
     prometheus: PrometheusSpec = Field(
         default_factory=PrometheusSpec, description="Where the metrics are."
     )
-    metrics: Literal["go", "istio"] = Field(
+    metrics: Literal["go", "otel", "grpc", "istio", "auto"] = Field(
         "go",
-        description="Catalogue flavour: go (client_golang application metrics) or istio (mesh "
-        "metrics for requests and latency, application metrics otherwise).",
+        description="Catalogue flavour of the request, error and latency metrics: go "
+        "(client_golang: http_requests_total), otel (OpenTelemetry's Prometheus exporter: "
+        "http_server_request_duration_seconds), grpc (go-grpc-prometheus: "
+        "grpc_server_handled_total), istio (the mesh's), or auto (the one whose request "
+        "series the service has, asked of Prometheus at the first round and reported).",
     )
     track_label: str = Field(
         "track",

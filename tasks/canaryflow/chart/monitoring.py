@@ -31,9 +31,7 @@ spec:
     {{{{- if .selector }}}}
     {{{{- toYaml .selector | nindent 4 }}}}
     {{{{- else }}}}
-    matchExpressions:
-      - key: app
-        operator: Exists
+    matchLabels: {{}}
     {{{{- end }}}}
   podMetricsEndpoints:
     - port: {{{{ .port | toJson }}}}
@@ -48,7 +46,9 @@ spec:
 
 def pod_monitor_template() -> str:
     """``templates/generated/podmonitor.yaml``: the rules of ``pod_relabelings``, the track
-    label from ``monitoring.podMonitor.trackLabel``."""
+    label from ``monitoring.podMonitor.trackLabel``. By default every pod of the release
+    namespaces that names the metrics port: a service's pods carry ``app`` or
+    ``app.kubernetes.io/name`` (the contract), and a label selector cannot say "either"."""
     rules = yaml.safe_dump(pod_relabelings(_TRACK), sort_keys=False, default_flow_style=False)
     indented = "\n".join(f"        {line}" for line in rules.splitlines())
     indented = indented.replace(_TRACK, "{{ $.Values.monitoring.podMonitor.trackLabel | toJson }}")

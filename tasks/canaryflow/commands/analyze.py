@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
     from canaryflow.analysis.prometheus_auth import ENV_URL, OperatorPrometheus
+    from canaryflow.analysis.query import Subject
     from canaryflow.analysis.run import AnalysisRun
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.load import load_plan
@@ -107,11 +108,24 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
         stops.release()  # a stop that came while loading arrives here, where traffic is made safe
         source = PrometheusSource.for_endpoint(endpoint)
         _reject_bad_promql(plan, source)
+        service, namespace = (
+            args.service or plan.service.name,
+            args.namespace or plan.service.namespace,
+        )
+        # The plan's contract: metrics by its app label, stable's pods by its Deployment's name.
+        subject = Subject(
+            service,
+            namespace,
+            spec.track_label,
+            app=plan.service.app_label if plan.service.selector else None,
+            deployment=plan.service.deployment,
+        )
         analysis = AnalysisRun(
             spec,
             source,
-            args.service or plan.service.name,
-            args.namespace or plan.service.namespace,
+            service,
+            namespace,
+            subject=subject,
             logs=_log_source(plan, args),
             on_round=None if args.json else _print_round,
             windows=len(plan.traffic_steps),  # each step's window spends its share of alpha
@@ -155,6 +169,8 @@ def _write_outputs(args: argparse.Namespace, result, report: dict) -> None:
         json.dump(report, sys.stdout, indent=2)
         print()
     else:
+        if result.metrics:
+            print(result.metrics)  # analysis.metrics: auto, what was detected
         print(f"verdict: {result.verdict.outcome.value.upper()}: {result.reason}")
         if "failSafe" in report:
             print(f"fail-safe: {report['failSafe']['summary']}")

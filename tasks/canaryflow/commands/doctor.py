@@ -55,7 +55,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--namespace", metavar="NS", help="the service's namespace (with --service)"
     )
-    parser.add_argument("--metrics", choices=("go", "istio"), default=default["flavour"])
+    parser.add_argument(
+        "--metrics", choices=("go", "otel", "grpc", "istio"), default=default["flavour"]
+    )
     parser.add_argument(
         "--service-only",
         action="store_true",

@@ -35,6 +35,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--offline", action="store_true", help="do not ask Prometheus, even if the plan names one"
     )
     parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also check the service's contract in the cluster (its Deployment, Service and "
+        "pod labels; kubeconfig or the pod's account), before anything is built",
+    )
+    parser.add_argument("--kubeconfig", help="with --cluster: the kubeconfig (default: usual)")
+    parser.add_argument("--context", help="with --cluster: the kubeconfig context")
+    parser.add_argument(
         "--json",
         action="store_true",
         help="print the result or the errors ({path, message}) as JSON on stdout",
@@ -79,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     )
     url = None if args.offline else endpoint.url
     scrape = _check_promql(plan, endpoint) if url else None
+    contract = _check_contract(plan, args) if args.cluster else ""
     outputs = _walkable(plan, workflow_outputs) if args.workflow_outputs else {}
     if args.resolved_out:
         args.resolved_out.parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +107,11 @@ def run(args: argparse.Namespace) -> int:
         )
         steps += f"; flag {plan.flag.key}: {exposure}, then everyone"
     from canaryflow.plan.maturity import maturity_warnings, traffic_needed
+    from canaryflow.plan.routers import deprecation
 
-    warnings = [str(warning) for warning in maturity_warnings(plan, scrape)]
+    deprecated = deprecation(plan.router.kind)
+    warnings = [*([deprecated] if deprecated else [])]
+    warnings += [str(warning) for warning in maturity_warnings(plan, scrape)]
     if args.json:
         _print_json(plan, warnings, url)
         return EXIT_OK
@@ -110,9 +122,35 @@ def run(args: argparse.Namespace) -> int:
     checked = f"queries checked against {url}" if url else "queries not checked (no Prometheus)"
     print(
         f"{args.plan}: valid: {plan.service.name} in {plan.service.namespace}; steps {steps}; "
-        f"{len(plan.analysis.gates)} gates; {checked}"
+        f"{len(plan.analysis.gates)} gates; {checked}{contract}"
     )
     return EXIT_OK
+
+
+def _check_contract(plan, args: argparse.Namespace) -> str:
+    """The service's objects as deploy-canary will read them (``kubernetes.contract``): exit 2
+    naming every broken rule and its fix, before anything is built or deployed."""
+    from canaryflow.kubernetes.api import ClusterApi
+    from canaryflow.kubernetes.contract import resolve
+    from canaryflow.kubernetes.platform import api_client_from_environment
+    from canaryflow.kubernetes.resources import DEPLOYMENT, SERVICE
+
+    service = plan.service
+    api = ClusterApi(api_client_from_environment(args.kubeconfig, args.context), service.namespace)
+    contract = resolve(
+        service.namespace,
+        service.deployment_name,
+        service.service_name,
+        service.selector,
+        service.app_label,
+        api.get(DEPLOYMENT, service.deployment_name),
+        api.get(SERVICE, service.service_name),
+    )
+    pods = ", ".join(f"{k}={v}" for k, v in contract.selector.items())
+    return (
+        f"; cluster: deployment {contract.deployment}, service {contract.service}, pods {pods}, "
+        f"metrics app={service.app_label}"
+    )
 
 
 def _print_json(plan, warnings: list[str], url: str | None) -> None:

@@ -84,7 +84,7 @@ class DoctorSettings(BaseModel):
     prometheus_url: str | None = None
     service: str | None = None
     service_namespace: str | None = None
-    flavour: Literal["go", "istio"] = "go"
+    flavour: Literal["go", "otel", "grpc", "istio"] = "go"
     cluster: bool = True
     """False: only the service and Prometheus (the helm test's per-service containers)."""
     timeout_s: float = 10.0
@@ -501,14 +501,16 @@ def service_findings(facts: ClusterFacts) -> list[Finding]:
                 "beside a running Deployment of the service's name",
             )
         )
-    elif labels.get("app") != service.name:
+    elif (labels.get("app") or labels.get("app.kubernetes.io/name")) != service.name:
+        # The scrape copies app, else app.kubernetes.io/name, onto app (kubernetes.scrape).
         found.append(
             Finding(
                 check="service/deployment",
                 status=Status.FAIL,
-                detail=f"Deployment {where}: pod label app={labels.get('app')!r}",
-                fix=f"label its pod template app: {service.name} (the gates "
-                "select series by app and namespace)",
+                detail=f"Deployment {where}: pod label app={labels.get('app')!r}, "
+                f"app.kubernetes.io/name={labels.get('app.kubernetes.io/name')!r}",
+                fix=f"label its pod template app.kubernetes.io/name (or app): {service.name} "
+                "(the gates select series by it and namespace)",
             )
         )
     else:
@@ -516,7 +518,7 @@ def service_findings(facts: ClusterFacts) -> list[Finding]:
             Finding(
                 check="service/deployment",
                 status=Status.OK,
-                detail=f"Deployment {where}, pods labelled app={service.name}",
+                detail=f"Deployment {where}, pods labelled as {service.name}",
             )
         )
     selector = service.service_selector

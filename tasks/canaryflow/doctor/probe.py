@@ -36,6 +36,9 @@ CONTROLLERS = {
 # How many request series a service has, per metrics flavour (analysis.catalogue's series).
 SERIES = {
     "go": 'count(http_requests_total{{app="{name}",namespace="{namespace}"}})',
+    "otel": 'count(http_server_request_duration_seconds_count{{app="{name}",'
+    'namespace="{namespace}"}})',
+    "grpc": 'count(grpc_server_handled_total{{app="{name}",namespace="{namespace}"}})',
     "istio": 'count(istio_requests_total{{reporter="destination",destination_workload="{name}",'
     'destination_workload_namespace="{namespace}"}})',
 }

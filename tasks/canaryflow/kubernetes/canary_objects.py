@@ -40,13 +40,22 @@ def canary_name(service: str) -> str:
     return f"{service}-canary"
 
 
-def canary_pod_labels(service: str, version: str) -> dict[str, str]:
-    return {"app": service, VERSION_LABEL: version, TRACK_LABEL: "canary"}
+def identity(service: str, selector: dict[str, str] | None = None) -> dict[str, str]:
+    """The labels that make a pod one of the service's (``service.selector``, else found from
+    the stable Deployment by ``canaryflow.kubernetes.contract``); ``app: <service>`` when
+    nothing says otherwise."""
+    return dict(selector) if selector else {"app": service}
 
 
-def canary_selector(service: str) -> dict[str, str]:
+def canary_pod_labels(
+    service: str, version: str, selector: dict[str, str] | None = None
+) -> dict[str, str]:
+    return {**identity(service, selector), VERSION_LABEL: version, TRACK_LABEL: "canary"}
+
+
+def canary_selector(service: str, selector: dict[str, str] | None = None) -> dict[str, str]:
     """What selects every canary pod, whatever its version."""
-    return {"app": service, TRACK_LABEL: "canary"}
+    return {**identity(service, selector), TRACK_LABEL: "canary"}
 
 
 def check_artifact(image: str | None, version: str) -> None:
@@ -121,11 +130,13 @@ def canary_deployment(
     replicas: int,
     health: HealthCheck,
     container: str | None = None,
+    selector: dict[str, str] | None = None,
 ) -> Obj:
     template = copy.deepcopy(stable["spec"]["template"])
     stable_meta = template.get("metadata", {})
+    labels = canary_pod_labels(service, version, selector)
     copied = without_tracking_labels(stable_meta.get("labels", {}), owned_pod=True)
-    pod_labels = {**copied, **canary_pod_labels(service, version)}
+    pod_labels = {**copied, **labels}
     template["metadata"] = {"labels": pod_labels}
     annotations = without_tracking_annotations(stable_meta.get("annotations") or {})
     if annotations:
@@ -139,7 +150,7 @@ def canary_deployment(
     }
     spec: Obj = {
         "replicas": replicas,
-        "selector": {"matchLabels": canary_pod_labels(service, version)},
+        "selector": {"matchLabels": labels},
         "template": template,
     }
     for kept in ("minReadySeconds", "progressDeadlineSeconds"):
@@ -153,7 +164,7 @@ def canary_deployment(
             "namespace": stable["metadata"]["namespace"],
             "labels": {
                 **without_tracking_labels(stable["metadata"].get("labels") or {}),
-                **canary_pod_labels(service, version),
+                **labels,
                 **MANAGED_BY,
             },
         },
@@ -161,7 +172,9 @@ def canary_deployment(
     }
 
 
-def canary_service(stable_service: Obj, service: str) -> Obj:
+def canary_service(
+    stable_service: Obj, service: str, selector: dict[str, str] | None = None
+) -> Obj:
     ports = [
         {k: port[k] for k in ("name", "port", "targetPort", "protocol", "appProtocol") if k in port}
         for port in stable_service["spec"].get("ports", [])
@@ -174,12 +187,15 @@ def canary_service(stable_service: Obj, service: str) -> Obj:
             "namespace": stable_service["metadata"]["namespace"],
             "labels": {
                 **without_tracking_labels(stable_service["metadata"].get("labels") or {}),
-                "app": service,
-                TRACK_LABEL: "canary",
+                **canary_selector(service, selector),
                 **MANAGED_BY,
             },
         },
-        "spec": {"type": "ClusterIP", "selector": canary_selector(service), "ports": ports},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": canary_selector(service, selector),
+            "ports": ports,
+        },
     }
 
 

@@ -36,6 +36,8 @@ def router_settings(plan: ReleasePlan) -> dict[str, object]:
         settings[RULE_SETTING[kind]] = plan.router.rule
     if kind == "gateway-api":
         settings["header_rule"] = plan.router.header is not None
+    if kind == "istio" and plan.service.service:
+        settings["host"] = plan.service.service  # the mesh routes the Service's host
     return settings
 
 
@@ -53,6 +55,10 @@ def platform_for(plan: ReleasePlan, api_client: ApiClient | None = None) -> Kube
         health=HealthCheck(path=service.health_path, port=service.port),
         canary_after_rollback=plan.rollback.canary,
         drain_s=plan.router.drain,
+        deployment=service.deployment_name,
+        service_object=service.service_name,
+        selector=service.selector,
+        app_label=service.app_label,
         gitops=gitops_promotion(plan),
     )
 

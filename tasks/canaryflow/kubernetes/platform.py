@@ -26,6 +26,7 @@ from canaryflow.kubernetes import canary_objects as objects
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import HealthCheck
 from canaryflow.kubernetes.capacity import canary_replicas_for, stable_replicas
+from canaryflow.kubernetes.contract import resolve
 from canaryflow.kubernetes.events import decision_event
 from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
 from canaryflow.kubernetes.health import (
@@ -90,11 +91,23 @@ class KubernetesPlatform:
         canary_after_rollback: str = "delete",
         drain_s: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        deployment: str | None = None,
+        service_object: str | None = None,
+        selector: dict[str, str] | None = None,
+        app_label: str | None = None,
         gitops: GitOpsPromotion | None = None,
     ):
         self.api = ClusterApi(api_client, namespace, retry)
         self.namespace = namespace
         self.service = service
+        self.deployment = deployment or service
+        """The stable Deployment (the plan's ``service.deployment``, default the service)."""
+        self.service_object = service_object or service
+        """The Service in front of the stable pods (``service.service``)."""
+        self.selector = selector
+        """The service's pods' labels (``service.selector``); None: found from the Deployment
+        at ``deploy_canary`` (``canaryflow.kubernetes.contract``)."""
+        self.app_label = app_label or service
         self.canary = objects.canary_name(service)
         self.canary_replicas = canary_replicas
         self.health = health
@@ -136,6 +149,7 @@ class KubernetesPlatform:
     def deploy_canary(self, artifact: Artifact) -> None:
         objects.check_artifact(artifact.image, artifact.version)
         stable, stable_service = self._stable_objects()
+        identity = self._identity(stable, stable_service)
         canary = objects.canary_deployment(
             stable,
             self.service,
@@ -144,10 +158,11 @@ class KubernetesPlatform:
             self.canary_replicas,
             self.health,
             self.container,
+            identity,
         )
-        canary_service = objects.canary_service(stable_service, self.service)
+        canary_service = objects.canary_service(stable_service, self.service, identity)
         backends = Backends(
-            stable_service=self.service,
+            stable_service=self.service_object,
             canary_service=self.canary,
             port=stable_service["spec"]["ports"][0]["port"],
             stable_version=objects.stable_version(stable),
@@ -275,7 +290,7 @@ class KubernetesPlatform:
                 stable, self.service, image, artifact.version, self.container, self.health.port
             )
 
-        stable = self.api.update(DEPLOYMENT, self.service, edit)
+        stable = self.api.update(DEPLOYMENT, self.deployment, edit)
         self._wait_stable_rollout()
         if relabel:
             self._select_stable(artifact.version, artifact.version, by_version)
@@ -291,7 +306,7 @@ class KubernetesPlatform:
                 stable,
                 "VersionLabelKept",
                 f"stable pods keep {objects.VERSION_LABEL}={previous}: spec.selector of "
-                f"deployment {self._name(self.service)} pins it and is immutable; drop "
+                f"deployment {self._name(self.deployment)} pins it and is immutable; drop "
                 f"{objects.VERSION_LABEL} from the selector to have promotions relabel them",
                 warning=True,
             )
@@ -313,14 +328,14 @@ class KubernetesPlatform:
                 "canary Deployment)"
             ) from error
         self.record(Phase.PROMOTION_FAILED, 0)
-        stable = self.api.get(DEPLOYMENT, self.service)
+        stable = self.api.get(DEPLOYMENT, self.deployment)
         if stable is not None:
             message = f"promotion failed, stable restored: {error}"
             self.event(stable, "PromotionFailed", message, warning=True)
 
     def _restore_stable(self, record: StableRecord, canary_version: str) -> None:
         """Template, labels, Service selectors and the Istio stable subset as recorded."""
-        self.api.update(DEPLOYMENT, self.service, lambda d: restored_deployment(d, record))
+        self.api.update(DEPLOYMENT, self.deployment, lambda d: restored_deployment(d, record))
         for name, selector in record.services.items():
             if self.api.get(SERVICE, name) is not None:
                 self.api.update(
@@ -330,7 +345,7 @@ class KubernetesPlatform:
 
     def _stable_services(self) -> list[str]:
         """The Services that carry stable's share: the stable Service and the router's."""
-        return list(dict.fromkeys([self.service, *self._router.stable_backends()]))
+        return list(dict.fromkeys([self.service_object, *self._router.stable_backends()]))
 
     def _check_stable_served(self, services: list[str]) -> None:
         """Each Service stable's share goes to selects at least one ready pod."""
@@ -400,7 +415,7 @@ class KubernetesPlatform:
             if record is not None
             else f"{version} removed from traffic, all traffic on stable"
         )
-        stable = self.api.get(DEPLOYMENT, self.service)
+        stable = self.api.get(DEPLOYMENT, self.deployment)
         if stable is not None:
             kept = " (scaled to zero)" if self.canary_after_rollback == "scale-to-zero" else ""
             self.event(stable, "RolledBack", f"{outcome}{kept}", True)
@@ -410,7 +425,7 @@ class KubernetesPlatform:
         """Each mid-release edit of the user's that removing the managed routes took back, as
         a Warning Event on the stable Deployment (which outlives the canary)."""
         reverted = self._router.reverted_edits()
-        stable = self.api.get(DEPLOYMENT, self.service) if reverted else None
+        stable = self.api.get(DEPLOYMENT, self.deployment) if reverted else None
         for line in reverted:
             if stable is not None:
                 self.event(stable, "RouteEditReverted", line, warning=True)
@@ -465,7 +480,7 @@ class KubernetesPlatform:
         canary = self.api.get(DEPLOYMENT, self.canary)
         if canary is None:
             return
-        stable = self.api.get(DEPLOYMENT, self.service)
+        stable = self.api.get(DEPLOYMENT, self.deployment)
         stable_size = stable_replicas(stable, self.api.list(HPA, {})) if stable else 0
         wanted = canary_replicas_for(stable_size, weight, self.canary_replicas)
         if canary["spec"].get("replicas", 1) < wanted:
@@ -511,7 +526,7 @@ class KubernetesPlatform:
         """The application container's lines of up to ``STABLE_LOG_PODS`` stable pods, and the
         share of stable's pods they are (a large fleet is sampled, its requests scaled)."""
         since_seconds = max(1, math.ceil(time.time() - since))
-        stable = self.api.get(DEPLOYMENT, self.service)
+        stable = self.api.get(DEPLOYMENT, self.deployment)
         if stable is None:
             return [], 1.0
         selector = stable["spec"]["selector"].get("matchLabels") or {}
@@ -560,25 +575,40 @@ class KubernetesPlatform:
     # -- steps --------------------------------------------------------------------------------
 
     def _stable_objects(self) -> tuple[Obj, Obj]:
-        stable = self.api.get(DEPLOYMENT, self.service)
+        stable = self.api.get(DEPLOYMENT, self.deployment)
         if stable is None:
             raise InputError(
                 FieldError(
                     "service.name",
-                    f"deployment {self._name(self.service)} not found: deploy the stable "
+                    f"deployment {self._name(self.deployment)} not found: deploy the stable "
                     "version first or fix service.name/namespace",
                 )
             )
-        stable_service = self.api.get(SERVICE, self.service)
+        stable_service = self.api.get(SERVICE, self.service_object)
         if stable_service is None or not stable_service["spec"].get("ports"):
             raise InputError(
                 FieldError(
                     "service.name",
-                    f"service {self._name(self.service)} not found or without ports: create the "
-                    "stable Service (named like the Deployment) or fix service.name/namespace",
+                    f"service {self._name(self.service_object)} not found or without ports: "
+                    "create the stable Service (named like the Deployment) or fix "
+                    "service.name/namespace",
                 )
             )
         return stable, stable_service
+
+    def _identity(self, stable: Obj, stable_service: Obj) -> dict[str, str]:
+        """The labels the canary copies to be one of the service's pods, once the contract
+        (``canaryflow.kubernetes.contract``) holds; the plan's selector, else the Deployment's."""
+        contract = resolve(
+            self.namespace,
+            self.deployment,
+            self.service_object,
+            self.selector,
+            self.app_label,
+            stable,
+            stable_service,
+        )
+        return contract.selector
 
     def _check_split(self, stable_service: Obj, canary: Obj) -> None:
         """Routers that split by Service need stable Services that miss the canary pods: the
@@ -586,8 +616,8 @@ class KubernetesPlatform:
         if not self._router.splits_by_service:
             return
         canary_labels = canary["spec"]["template"]["metadata"]["labels"]
-        for name in self._router.stable_backends() or [self.service]:
-            service = stable_service if name == self.service else self.api.get(SERVICE, name)
+        for name in self._router.stable_backends() or [self.service_object]:
+            service = stable_service if name == self.service_object else self.api.get(SERVICE, name)
             if service is None:
                 raise InputError(
                     FieldError(
@@ -601,13 +631,13 @@ class KubernetesPlatform:
             if objects.selects(selector, canary_labels):
                 raise InputError(
                     FieldError(
-                        "service.name" if name == self.service else "router.route",
+                        "service.name" if name == self.service_object else "router.route",
                         f"service {self._name(name)} selects {selector}, which also matches "
                         "the canary pods, so its share would reach the canary too: add the "
                         "stable pods' version label to its selector",
                     )
                 )
-            if name != self.service and not any(
+            if name != self.service_object and not any(
                 pod_ready(p) for p in (self.api.list(POD, selector) if selector else [])
             ):
                 raise InputError(
@@ -662,9 +692,9 @@ class KubernetesPlatform:
         seen: tuple | None = None
         since = time.monotonic()
         while True:
-            stable = self.api.get(DEPLOYMENT, self.service)
+            stable = self.api.get(DEPLOYMENT, self.deployment)
             if stable is None:
-                raise PlatformError(f"deployment {self._name(self.service)} was deleted")
+                raise PlatformError(f"deployment {self._name(self.deployment)} was deleted")
             selector = stable["spec"]["selector"].get("matchLabels") or {}
             progress = rollout_progress(stable, self.api.list(POD, selector))
             if progress.done:
@@ -672,7 +702,7 @@ class KubernetesPlatform:
             deadline = progress_deadline_s(stable)
             if progress.timed_out and progress.observed:  # not a stale condition
                 raise PlatformError(
-                    f"deployment {self._name(self.service)} did not roll out the promoted "
+                    f"deployment {self._name(self.deployment)} did not roll out the promoted "
                     f"image: ProgressDeadlineExceeded after its progressDeadlineSeconds "
                     f"({deadline:g}s): {progress.timed_out} ({progress.describe()})"
                 )
@@ -681,7 +711,7 @@ class KubernetesPlatform:
                 seen, since = counts, time.monotonic()
             elif time.monotonic() - since > deadline + self.timeouts.stable_rollout_grace_s:
                 raise PlatformError(
-                    f"deployment {self._name(self.service)} made no progress for "
+                    f"deployment {self._name(self.deployment)} made no progress for "
                     f"{deadline + self.timeouts.stable_rollout_grace_s:g}s and its controller "
                     f"reported nothing ({progress.describe()})"
                 )
@@ -692,7 +722,16 @@ class KubernetesPlatform:
         self.api.delete(DEPLOYMENT, self.canary)
 
     def _canary_pods(self) -> list[Obj]:
-        return self.api.list(POD, objects.canary_selector(self.service))
+        return self.api.list(POD, {objects.TRACK_LABEL: "canary", **self._canary_identity()})
+
+    def _canary_identity(self) -> dict[str, str]:
+        """The identity the canary Deployment was given (its selector, less the track and
+        version), so later steps in their own pods find its pods without the stable's."""
+        canary = self.api.get(DEPLOYMENT, self.canary)
+        labels = dict((canary or {}).get("spec", {}).get("selector", {}).get("matchLabels") or {})
+        for label in (objects.TRACK_LABEL, objects.VERSION_LABEL):
+            labels.pop(label, None)
+        return labels or objects.identity(self.service, self.selector)
 
     def _name(self, name: str) -> str:
         return f"{self.namespace}/{name}"

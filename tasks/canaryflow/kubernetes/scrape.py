@@ -1,6 +1,6 @@
 """How Prometheus must label the pods' series for the catalogue's selectors: one place.
 
-The ``go`` catalogue selects a track by ``app``, ``namespace`` and the plan's ``trackLabel``
+The catalogue selects a track by ``app``, ``namespace`` and the plan's ``trackLabel``
 (``canaryflow.analysis.query``). Kubernetes service discovery exposes pod labels as
 ``__meta_kubernetes_pod_label_<name>`` (every character outside ``[a-zA-Z0-9_]`` becomes
 ``_``: ``canaryflow.dev/track`` is ``__meta_kubernetes_pod_label_canaryflow_dev_track``), and no
@@ -25,7 +25,10 @@ def meta_label(pod_label: str) -> str:
 
 def pod_relabelings(track_label: str = "track") -> list[dict[str, object]]:
     """Prometheus Operator ``relabelings`` (PodMonitor/ServiceMonitor endpoints)."""
+    # app.kubernetes.io/name first, then app: a pod with both keeps app (regex (.+) skips an
+    # absent label), one with only the recommended label is selected by it (the contract).
     copies = [
+        ("app.kubernetes.io/name", "app"),
         ("app", "app"),
         (TRACK_LABEL, track_label),
         (VERSION_LABEL, VERSION_LABEL),

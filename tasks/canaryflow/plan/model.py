@@ -20,6 +20,7 @@ from canaryflow.flags.spec import FlagRolloutSpec
 from canaryflow.plan.gitops import GitOpsSpec
 from canaryflow.plan.routers import (
     CAPABILITIES,
+    DEFAULT_ROUTER_KIND,
     HEADER_ROUTES,
     NAMED_RULES,
     RouterKind,
@@ -43,6 +44,9 @@ _VERSION_HINT = "use letters, digits and . _ + - (no '/', spaces or quotes), e.g
 _URL_PATH = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*(\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$"
 # A Kubernetes object name (DNS-1123 subdomain).
 _OBJECT_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}")
+_LABEL_VALUE = re.compile(_LABEL_NAME)
 # Printable ASCII only: a host in Unicode can look like another (a Cyrillic a, U+0430),
 # and a right-to-left override can make a URL read differently from where it goes; a real
 # internationalised host is written in its punycode form (xn--...).
@@ -68,7 +72,8 @@ class PlanModel(SpecModel):
 
 class ServiceSpec(PlanModel):
     name: Annotated[str, Field(pattern=_SERVICE_NAME)] = Field(
-        description="The Go service: the stable Deployment, its Service and its `app` label."
+        description="The Go service: by default also its stable Deployment, its Service and its "
+        "pods' `app` label (see deployment, service, selector)."
     )
     namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = Field(
         "default", description="Kubernetes namespace of the service."
@@ -100,6 +105,54 @@ class ServiceSpec(PlanModel):
         return path
 
     canary_replicas: int = Field(1, ge=1, le=100, description="Replicas of the canary.")
+    deployment: Annotated[str, Field(pattern=_SERVICE_NAME)] | None = Field(
+        None, description="The stable Deployment (default: service.name)."
+    )
+    service: Annotated[str, Field(pattern=_SERVICE_NAME)] | None = Field(
+        None, description="The Service in front of the stable pods (default: service.name)."
+    )
+    selector: dict[str, str] | None = Field(
+        None,
+        max_length=16,
+        description="Labels that make a pod the service's; default: the Deployment's "
+        "selector without version. The pods must carry app or app.kubernetes.io/name, which "
+        "metrics are selected by (its value here, else service.name).",
+    )
+
+    @field_validator("selector")
+    @classmethod
+    def _labels(cls, selector: dict[str, str] | None) -> dict[str, str] | None:
+        for key, value in (selector or {}).items():
+            if not _LABEL_KEY.fullmatch(key):
+                raise ValueError(
+                    f"{_shown(key)} is not a label key: a name of at most 63 letters, digits, "
+                    "'-', '_' or '.', with an optional DNS prefix and '/', e.g. "
+                    "app.kubernetes.io/name"
+                )
+            if not _LABEL_VALUE.fullmatch(value):
+                raise ValueError(
+                    f"{_shown(value)} (label {key}) is not a label value: at most 63 letters, "
+                    "digits, '-', '_' or '.', starting and ending with a letter or digit"
+                )
+        if selector == {}:
+            raise ValueError("selector is empty: name at least one label, or omit it")
+        return selector
+
+    @property
+    def deployment_name(self) -> str:
+        return self.deployment or self.name
+
+    @property
+    def service_name(self) -> str:
+        return self.service or self.name
+
+    @property
+    def app_label(self) -> str:
+        """The value metrics are selected by (``app``): the selector's ``app`` or
+        ``app.kubernetes.io/name``, else the service's name."""
+        selector = self.selector or {}
+        return selector.get("app") or selector.get("app.kubernetes.io/name") or self.name
+
     container: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] | None = (
         Field(
             None,
@@ -137,8 +190,9 @@ class HeaderRouteSpec(PlanModel):
 
 class RouterSpec(PlanModel):
     kind: RouterKind = Field(
-        "nginx-ingress",
-        description="Traffic router on Kubernetes. The local platform always uses its own nginx.",
+        DEFAULT_ROUTER_KIND,
+        description="Traffic router on Kubernetes (nginx-ingress and smi are deprecated). The "
+        "local platform always uses its own nginx.",
     )
     header: HeaderRouteSpec | None = Field(
         default_factory=HeaderRouteSpec,

@@ -22,9 +22,11 @@ class QueryChecker(Protocol):
 def check_queries(plan: ReleasePlan, checker: QueryChecker) -> list[FieldError]:
     spec = plan.analysis
     subject = Subject(plan.service.name, plan.service.namespace, spec.track_label)
-    templates = {"analysis.minCanaryRequests": REQUEST_COUNT[spec.metrics]}
+    # auto is decided at the first round: its templates are checked as go's (the fallback).
+    flavour = spec.metrics if spec.metrics in REQUEST_COUNT else "go"
+    templates = {"analysis.minCanaryRequests": REQUEST_COUNT[flavour]}
     for index, gate in enumerate(spec.gates):
-        template = gate.template(spec.metrics)
+        template = gate.template(flavour)
         if template is not None and gate.logs is None:
             templates[f"analysis.gates[{index}].query"] = template
     errors = []

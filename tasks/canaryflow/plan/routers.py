@@ -27,6 +27,27 @@ CAPABILITIES: Mapping[str, frozenset[str]] = {
 }
 
 
+DEFAULT_ROUTER_KIND = "gateway-api"
+"""A plan without ``router.kind``: Gateway API, the Kubernetes project's own routing API,
+served by most ingress controllers and meshes (and the successor ingress-nginx points to)."""
+
+DEPRECATED: Mapping[str, str] = {
+    "nginx-ingress": "ingress-nginx was retired upstream in March 2026 (no more releases or "
+    "security fixes): move to gateway-api (most controllers, ingress-nginx's successors "
+    "included, serve HTTPRoute)",
+    "smi": "the SMI specification is archived and Flagger is removing its SMI support: move "
+    "to gateway-api (Linkerd and other meshes serve HTTPRoute) or istio",
+}
+"""Kinds that still work, with why to move off them: ``canaryflow validate`` warns, never
+refuses (an error would stop releases that work today)."""
+
+
+def deprecation(kind: str) -> str | None:
+    """The warning for a deprecated router kind, naming the field and the way off it."""
+    note = DEPRECATED.get(kind)
+    return f"router.kind: {kind} is deprecated: {note}" if note else None
+
+
 def routers_with(capability: str) -> list[str]:
     return [kind for kind, able in CAPABILITIES.items() if capability in able]
 

@@ -53,4 +53,6 @@ class AnalysisWindows:
             return Window(Outcome.FAIL, f"canary is not healthy: {down}", {})
         finally:
             self.run.on_round = None
-        return Window(result.verdict.outcome, result.reason, result.verdict.to_dict())
+        # analysis.metrics: auto says which flavour it judged with, in every window's reason.
+        reason = f"{result.reason} ({result.metrics})" if result.metrics else result.reason
+        return Window(result.verdict.outcome, reason, result.verdict.to_dict())

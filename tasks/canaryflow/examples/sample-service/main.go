@@ -39,6 +39,7 @@ type config struct {
 	after           time.Duration
 	faultLog        []string
 	workMS          float64
+	metrics         metricsFlavour
 }
 
 // parseConfig reads flags, falling back to SAMPLE_* environment variables for flags not given.
@@ -64,6 +65,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.Float64Var(&cfg.workMS, "work-ms", 0, "median simulated work per request in ms (lognormal); 0: none")
 	fs.BoolVar(&f.Unhealthy, "unhealthy", f.Unhealthy, "answer /healthz with 503")
 	fs.BoolVar(&f.FlagOnOnly, "flag-on-only", f.FlagOnOnly, "error and latency faults hit only flag-on requests")
+	metrics := fs.String("metrics", "go", "how user requests are exported: go (client_golang), otel (OpenTelemetry) or grpc (go-grpc-prometheus)")
 	afterSeconds := fs.Float64("after", 0, "seconds after start before the faults above switch on")
 	faultLog := fs.String("fault-log", defaultFaultLog, `lines a failed request logs, in turn, "|"-separated; "" logs none`)
 
@@ -85,6 +87,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if cfg.quotaMillicores <= 0 {
 		return cfg, fmt.Errorf("-cpu-quota-millicores: %d; use a positive number", cfg.quotaMillicores)
 	}
+	flavour, err := parseFlavour(*metrics)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.metrics = flavour
 	cfg.after = seconds(*afterSeconds)
 	if *faultLog != "" {
 		cfg.faultLog = strings.Split(*faultLog, "|")
@@ -125,7 +132,7 @@ func run(args []string) int {
 
 	svc := &service{
 		version:   version,
-		telemetry: newTelemetry(version),
+		telemetry: newTelemetry(version, cfg.metrics),
 		faults:    newFaultSwitch(cfg.faults, cfg.after, time.Now),
 		log:       log,
 		faultLog:  cfg.faultLog,

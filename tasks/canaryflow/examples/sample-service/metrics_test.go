@@ -102,11 +102,45 @@ func TestFormatFloatMatchesClientGolang(t *testing.T) {
 }
 
 func TestCFSPeriodIsThrottledOnlyAboveTheQuota(t *testing.T) {
-	cfs := newCFSAccounting(500, newTelemetry("test"))
+	cfs := newCFSAccounting(500, newTelemetry("test", flavourGo))
 	if cfs.quota.Milliseconds() != 50 {
 		t.Fatalf("quota of 500 millicores = %v per period, want 50ms", cfs.quota)
 	}
 	if cfs.throttledIn(cfs.quota) || !cfs.throttledIn(cfs.quota+1) {
 		t.Fatal("a period is throttled exactly when its CPU time exceeds the quota")
+	}
+}
+
+func TestEachFlavourExportsItsRequestSeries(t *testing.T) {
+	cases := map[metricsFlavour][]string{
+		flavourGo: {`http_requests_total{code="500",method="GET",path="/",variant="off"} 1`,
+			`http_request_duration_seconds_count{path="/",variant="off"} 2`},
+		flavourOTel: {`http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="500",http_route="/",url_scheme="http"} 1`,
+			`http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/",url_scheme="http",le="0.075"} 1`},
+		flavourGRPC: {`grpc_server_handled_total{grpc_code="Unavailable",grpc_method="Serve",grpc_service="sample.v1.Checkout",grpc_type="unary"} 1`,
+			`grpc_server_handled_total{grpc_code="OK",grpc_method="Serve",grpc_service="sample.v1.Checkout",grpc_type="unary"} 1`,
+			`grpc_server_handling_seconds_count{grpc_method="Serve",grpc_service="sample.v1.Checkout",grpc_type="unary"} 2`},
+	}
+	for flavour, want := range cases {
+		tel := newTelemetry("test", flavour)
+		failed := tel.requests.failureStatus()
+		tel.requests.record("GET", "/", 200, "off", 0.06)
+		tel.requests.record("GET", "/", failed, "off", 0.02)
+		var out strings.Builder
+		tel.registry.writeTo(&out)
+		for _, line := range want {
+			if !strings.Contains(out.String(), line+"\n") {
+				t.Errorf("%s: missing %s in\n%s", flavour, line, out.String())
+			}
+		}
+		if flavour != flavourGo && strings.Contains(out.String(), "http_requests_total") {
+			t.Errorf("%s still exports http_requests_total", flavour)
+		}
+	}
+}
+
+func TestAnUnknownFlavourIsRefused(t *testing.T) {
+	if _, err := parseConfig([]string{"-metrics", "statsd"}, func(string) string { return "" }); err == nil {
+		t.Fatal("-metrics statsd accepted")
 	}
 }

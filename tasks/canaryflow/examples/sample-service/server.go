@@ -5,7 +5,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -99,7 +98,7 @@ func (s *service) serveUser(w http.ResponseWriter, r *http.Request) {
 	code := http.StatusOK
 	body := map[string]string{"version": s.version, "variant": variant, "cache": cache}
 	if hit && rand.Float64() < f.ErrorRate {
-		code = http.StatusInternalServerError
+		code = s.telemetry.requests.failureStatus()
 		body["error"] = s.logFailure(r)
 	} else if hit && rand.Float64() < f.LogErrorRate {
 		s.logFailure(r) // a fault only the logs show: the user still gets a 200
@@ -107,8 +106,7 @@ func (s *service) serveUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, body)
 
 	path := normalizePath(r.URL.Path)
-	s.telemetry.httpRequests.inc(normalizeMethod(r.Method), path, strconv.Itoa(code), variant)
-	s.telemetry.httpDuration.observe(time.Since(start).Seconds(), path, variant)
+	s.telemetry.requests.record(normalizeMethod(r.Method), path, code, variant, time.Since(start).Seconds())
 }
 
 // logFailure logs the next of the fault log lines for a failed request and returns it.

@@ -10,8 +10,7 @@ import (
 // telemetry is every metric this service exposes.
 type telemetry struct {
 	registry        *registry
-	httpRequests    *counterVec
-	httpDuration    *histogramVec
+	requests        requestMetrics
 	clientRequests  *counterVec
 	dbQueryDuration *histogramVec
 	cacheRequests   *counterVec
@@ -19,15 +18,10 @@ type telemetry struct {
 	cfsThrottled    *counterVec
 }
 
-func newTelemetry(version string) *telemetry {
+func newTelemetry(version string, flavour metricsFlavour) *telemetry {
 	t := &telemetry{
 		registry: &registry{},
-		httpRequests: newCounterVec("http_requests_total",
-			"Total number of HTTP requests served, user traffic only.",
-			"method", "path", "code", "variant"),
-		httpDuration: newHistogramVec("http_request_duration_seconds",
-			"Time spent serving HTTP requests, user traffic only.",
-			defaultBuckets, "path", "variant"),
+		requests: newRequestMetrics(flavour),
 		clientRequests: newCounterVec("http_client_requests_total",
 			"Total number of outbound HTTP calls by host and status code (\"error\": no response).",
 			"host", "code"),
@@ -48,7 +42,7 @@ func newTelemetry(version string) *telemetry {
 	t.cfsPeriods.add(0)
 	t.cfsThrottled.add(0)
 	for _, c := range []collector{
-		t.httpRequests, t.httpDuration, t.clientRequests, t.dbQueryDuration, t.cacheRequests,
+		t.clientRequests, t.dbQueryDuration, t.cacheRequests,
 		t.cfsPeriods, t.cfsThrottled,
 		newGaugeFunc("go_goroutines", "Number of goroutines that currently exist.", "gauge",
 			func() float64 { return float64(runtime.NumGoroutine()) }),
@@ -66,6 +60,9 @@ func newTelemetry(version string) *telemetry {
 			value:  1,
 		},
 	} {
+		t.registry.register(c)
+	}
+	for _, c := range t.requests.collectors() {
 		t.registry.register(c)
 	}
 	return t
