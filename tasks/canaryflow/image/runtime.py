@@ -129,6 +129,8 @@ def stage(project: Path, lock: Path, wheelhouse: Path, root: Path) -> None:
             "install", "--no-index", "--find-links", str(wheelhouse), "--target", str(lib),
             "--no-compile", *_locked_args(lock),
         )  # fmt: skip
+        # Before the next install: with --target --upgrade pip replaces lib/bin as a whole.
+        _move_scripts(lib, root / PREFIX / "bin")
         # By name from a directory, not by path: pip then records no direct_url.json (a path).
         _pip(
             "install", "--no-index", "--find-links", str(wheels), "--no-deps", "--no-compile",
