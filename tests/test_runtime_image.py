@@ -3,7 +3,9 @@ wheels on a base pinned by digest, reproducible, and its filesystem runs the ver
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import io
 import json
 import re
@@ -114,6 +116,12 @@ def test_the_runtime_image_is_reproducible_and_its_filesystem_runs_validate(
         tar.extractall(root, filter="data")
     script = root / "opt/canaryflow/bin/canaryflow"
     assert script.read_text().splitlines()[0] == "#!/usr/local/bin/python3"
+    record = (root / "opt/canaryflow/lib/canaryflow-0.1.0.dist-info/RECORD").read_text()
+    row = next(
+        line for line in record.splitlines() if line.split(",")[0].endswith("bin/canaryflow")
+    )
+    hashed = base64.urlsafe_b64encode(hashlib.sha256(script.read_bytes()).digest()).rstrip(b"=")
+    assert row.split(",")[1:] == [f"sha256={hashed.decode()}", str(script.stat().st_size)]
 
     # The image's own interpreter path is not on this machine: run its script with ours (same
     # CPython 3.11, linux/amd64), the image's lib as the only site (-S: not this venv's).

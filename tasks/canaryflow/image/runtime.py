@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from canaryflow.errors import FieldError, InputError
+from canaryflow.errors import EXIT_INPUT, EXIT_RELEASE_FAILED, FieldError, InputError, PlatformError
 from canaryflow.image.auth import DockerConfig
 from canaryflow.image.oci import (
     CONFIG,
@@ -275,7 +275,7 @@ def build_runtime_image(request: RuntimeRequest) -> PushedImage:
         target.upload_blob(repository.name, image.config)
     stored = target.put_manifest(repository.name, request.tag, Manifest(MANIFEST, image.manifest))
     if stored != image.digest:
-        raise InputError(FieldError("repository", f"registry stored {stored}, not {image.digest}"))
+        raise PlatformError(f"registry stored the manifest as {stored}, built as {image.digest}")
     return PushedImage(f"{repository}@{image.digest}", image.digest, len(image.manifest))
 
 
@@ -308,7 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         for item in error.errors:
             print(f"error: {item}", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
+    except PlatformError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_RELEASE_FAILED
     print(pushed.reference)
     return 0
 
