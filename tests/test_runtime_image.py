@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,20 @@ def test_the_go_extra_in_the_staged_tree_runs_the_locked_go_toolchain(wheelhouse
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.startswith(f"go version go{locked.group(1)} linux/amd64")
+
+
+def test_the_lock_pins_every_runtime_dependency_of_pyproject():
+    """A dependency added to pyproject.toml without regenerating the lock (its header says
+    how) would be missing from the image: every one is pinned with ``==`` and a hash."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["go"]]
+    names = {re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0] for spec in wanted}
+    lock = LOCK.read_text()
+    pinned = {
+        m.group(1) for m in re.finditer(r"^([A-Za-z0-9._-]+)==\S+ \\\n +--hash=sha256:", lock, re.M)
+    }
+
+    def normal(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    assert {normal(n) for n in names} - {normal(n) for n in pinned} == set()
