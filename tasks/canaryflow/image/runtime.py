@@ -61,7 +61,8 @@ INTERPRETER = "/usr/local/bin/python3"
 PLACEHOLDER = "UNPINNED"
 """What ``images/runtime/base.txt`` holds until a release manager writes the real digest."""
 SOURCE_DATE_EPOCH = "0"
-PIP_PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "linux_x86_64")
+# python:3.11-slim is Debian 12 (glibc 2.36): wheels up to manylinux_2_28 run on it.
+PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 RUNTIME_ENV = (
     f"PYTHONPATH=/{PREFIX}/lib",
     "HOME=/tmp",
