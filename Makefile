@@ -15,7 +15,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 SYSTEM_PACKAGES := prometheus nginx-light docker-registry prometheus-pushgateway
 
-.PHONY: setup system-packages test test-fast e2e lint fmt demo bench bench-replay bench-cost compile chart clean fuzz
+.PHONY: setup system-packages test test-fast e2e lint fmt demo bench bench-replay bench-cost compile chart clean fuzz image
 
 setup: system-packages $(STAMP)
 
@@ -80,6 +80,16 @@ compile: setup
 
 chart: setup
 	$(VENV)/bin/canaryflow chart --out dist
+
+# The task runtime image, reproducibly (canaryflow/image/runtime.py): the base pinned by digest in
+# images/runtime/base.txt (or BASE=HOST/REPO@sha256:...), the hash-locked wheels of
+# images/runtime/requirements.lock (downloaded to build/wheelhouse by pip) and this checkout's
+# wheel, assembled without Docker and pushed by digest; prints HOST/REPO@sha256:...
+REGISTRY ?= ghcr.io/canaryflow
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image: setup
+	$(PY) -m canaryflow.image.runtime --download --repository $(REGISTRY)/canaryflow \
+	  --tag $(IMAGE_TAG) $(if $(BASE),--base $(BASE))
 
 clean:
 	rm -rf $(OUT) dist build *.egg-info .pytest_cache .ruff_cache

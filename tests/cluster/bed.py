@@ -59,7 +59,7 @@ ARGO_NAMESPACE = "argo"
 SERVICE_NAMESPACE = "shop"
 HOST, USER_PATH = "shop.example.com", "/checkout"
 CANARY_HEADER = HeaderRoute("x-release-channel", "canary")
-RUNTIME_IMAGE_ENV = {  # images/runtime/Dockerfile's ENV, PATH pointing at the worktree's venv
+RUNTIME_IMAGE_ENV = {  # canaryflow.image.runtime's ENV, PATH at the worktree's venv
     "PATH": f"{REPO / '.venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin",
     "HOME": "/tmp",
     "PYTHONDONTWRITEBYTECODE": "1",

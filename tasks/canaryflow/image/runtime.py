@@ -1,0 +1,321 @@
+"""The canaryflow runtime image (every task's ``canaryflow <verb>``), built by canaryflow itself.
+
+Why not the Dockerfile: a ``docker build`` of ``python:3.11-slim`` with ``pip --upgrade`` gives
+different bytes every week. Here the inputs are pinned (a base by digest, a hash-locked
+requirements file, this checkout's wheel) and the assembly is ``oci``'s reproducible layer, so
+the same inputs give the same manifest digest, and ``push`` puts it in a registry by digest with
+no daemon and no root.
+
+Layout in the image (``/opt/canaryflow``): ``lib`` holds the wheel and its locked dependencies
+(``pip install --target``, no byte code), ``bin`` their console scripts with the base's
+interpreter (``/usr/local/bin/python3`` in the official python images) as shebang; ``PYTHONPATH``
+names ``lib``. Run as ``python -m canaryflow.image.runtime`` (``make image``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from canaryflow.errors import EXIT_INPUT, EXIT_RELEASE_FAILED, FieldError, InputError, PlatformError
+from canaryflow.image.auth import DockerConfig
+from canaryflow.image.oci import (
+    CONFIG,
+    DEFAULT_PATH,
+    EPOCH,
+    MANIFEST,
+    NONROOT_USER,
+    BaseImage,
+    Descriptor,
+    Image,
+    Layer,
+    Platform,
+    canonical_json,
+    files_layer,
+)
+from canaryflow.image.push import (
+    REVISION_LABEL,
+    SOURCE_LABEL,
+    VERSION_LABEL,
+    PushedImage,
+    _copy_base_layer,
+    fetch_base,
+)
+from canaryflow.image.reference import check_tag, parse_reference, parse_repository
+from canaryflow.image.registry import Manifest, RegistryClient
+
+PREFIX = "opt/canaryflow"
+INTERPRETER = "/usr/local/bin/python3"
+PLACEHOLDER = "UNPINNED"
+"""What ``images/runtime/base.txt`` holds until a release manager writes the real digest."""
+SOURCE_DATE_EPOCH = "0"
+# python:3.11-slim is Debian 12 (glibc 2.36): wheels up to manylinux_2_28 run on it.
+PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+RUNTIME_ENV = (
+    f"PYTHONPATH=/{PREFIX}/lib",
+    "HOME=/tmp",
+    "PYTHONDONTWRITEBYTECODE=1",
+    "PYTHONUNBUFFERED=1",
+    "CGO_ENABLED=0",
+    "GOTOOLCHAIN=local",
+)
+_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "tasks", "workflows")
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".*")
+
+
+@dataclass(frozen=True)
+class RuntimeRequest:
+    project: Path
+    lock: Path
+    wheelhouse: Path
+    """Where the locked wheels are (``download_locked``); the install reads nothing else."""
+    repository: str
+    tag: str
+    base: str
+    platform: str = "linux/amd64"
+    docker_config: Path | None = None
+    insecure: bool = False
+    source: str | None = None
+
+
+def read_base(path: Path) -> str:
+    """The first non-comment line of ``base.txt``; refuses the placeholder."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    base = next((line for line in lines if line and not line.startswith("#")), "")
+    if not base or PLACEHOLDER in base:
+        raise InputError(
+            FieldError(
+                "base",
+                f"{path} holds no pinned base digest: write the real "
+                "docker.io/library/python:3.11-slim@sha256:... there (see its comment) or pass "
+                "BASE=HOST/REPO@sha256:...",
+            )
+        )
+    return base
+
+
+def download_locked(lock: Path, wheelhouse: Path, *, offline: bool = False) -> None:
+    """Fetch every locked wheel for linux/amd64 CPython 3.11 (pip checks each hash);
+    ``offline``: only check that ``wheelhouse`` already holds them all."""
+    local = ["--no-index", "--find-links", str(wheelhouse)] if offline else []
+    _pip("download", *local, "--dest", str(wheelhouse), *_locked_args(lock))
+
+
+def stage(project: Path, lock: Path, wheelhouse: Path, root: Path) -> None:
+    """``root/opt/canaryflow/{lib,bin}``: the locked wheels, then this checkout's wheel."""
+    lib = root / PREFIX / "lib"
+    with tempfile.TemporaryDirectory() as scratch:
+        source, wheels = Path(scratch, "src"), Path(scratch, "wheels")
+        source.mkdir()
+        for name in _SOURCES:
+            item = project / name
+            if item.is_dir():
+                shutil.copytree(item, source / name, ignore=_IGNORE)
+            else:
+                shutil.copy2(item, source / name)
+        _pip("wheel", "--no-deps", "--wheel-dir", str(wheels), str(source))
+        _pip(
+            "install", "--no-index", "--find-links", str(wheelhouse), "--target", str(lib),
+            "--no-compile", *_locked_args(lock),
+        )  # fmt: skip
+        # Before the next install: with --target --upgrade pip replaces lib/bin as a whole.
+        _move_scripts(lib, root / PREFIX / "bin")
+        # By name from a directory, not by path: pip then records no direct_url.json (a path).
+        _pip(
+            "install", "--no-index", "--find-links", str(wheels), "--no-deps", "--no-compile",
+            "--target", str(lib), "--upgrade", "canaryflow",
+        )  # fmt: skip
+    _move_scripts(lib, root / PREFIX / "bin")
+
+
+def _locked_args(lock: Path) -> list[str]:
+    platforms = [arg for p in PIP_PLATFORMS for arg in ("--platform", p)]
+    return [
+        "--require-hashes", "--no-deps", "--only-binary=:all:",
+        *platforms, "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
+        "-r", str(lock),
+    ]  # fmt: skip
+
+
+def _pip(*args: str) -> None:
+    env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "PIP_NO_CACHE_DIR": "1"}
+    command = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args]
+    subprocess.run(command, check=True, env=env, stdin=subprocess.DEVNULL)
+
+
+def _move_scripts(lib: Path, bin_dir: Path) -> None:
+    """pip writes ``lib/bin`` with this machine's interpreter in each shebang: move them to
+    ``bin`` with the image's interpreter, and fix their hash lines in each ``RECORD``."""
+    scripts = lib / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    rewritten: dict[str, bytes] = {}
+    for script in sorted(scripts.iterdir()) if scripts.is_dir() else []:
+        data = script.read_bytes()
+        if data.startswith(b"#!") and b"python" in data.split(b"\n", 1)[0]:
+            data = f"#!{INTERPRETER}\n".encode() + data.split(b"\n", 1)[1]
+        (bin_dir / script.name).write_bytes(data)
+        (bin_dir / script.name).chmod(0o755)
+        rewritten[script.name] = data
+        script.unlink()
+    if scripts.is_dir():
+        scripts.rmdir()
+    for record in lib.glob("*.dist-info/RECORD"):
+        rows = list(csv.reader(io.StringIO(record.read_text())))
+        for row in rows:
+            name = row[0].rsplit("/", 1)[-1] if row else ""
+            if row and "bin/" in row[0] and name in rewritten:
+                digest = hashlib.sha256(rewritten[name]).digest()
+                hashed = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+                row[1:3] = [f"sha256={hashed}", str(len(rewritten[name]))]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        record.write_text(out.getvalue())
+
+
+def tree_files(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every regular file under ``root`` as ``oci.files_layer`` takes it: mode 0755 if
+    executable by anyone, else 0644, whatever the umask was (wheels carry no symlinks)."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            raise ValueError(f"{path}: a symlink; the runtime layer holds regular files only")
+        if path.is_file():
+            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+            files[path.relative_to(root).as_posix()] = (path.read_bytes(), mode)
+    return files
+
+
+def runtime_config(
+    base: BaseImage, layers: Sequence[Layer], layer: Layer, platform: Platform, labels: Mapping
+) -> dict[str, Any]:
+    """Non-root 65532, ``canaryflow`` as entrypoint on a PATH that starts at our ``bin``."""
+    runtime = base.config.get("config") or {}
+    env = [e for e in runtime.get("Env") or [] if not e.startswith("PATH=")]
+    path = next((e for e in runtime.get("Env") or [] if e.startswith("PATH=")), DEFAULT_PATH)
+    env = [f"PATH=/{PREFIX}/bin:{path.removeprefix('PATH=')}", *env, *RUNTIME_ENV]
+    return {
+        **platform.to_json(),
+        "created": EPOCH,
+        "config": {
+            "User": NONROOT_USER,
+            "Entrypoint": ["canaryflow"],
+            "Cmd": ["--help"],
+            "Env": env,
+            "WorkingDir": "/tmp",
+            "Labels": {**(runtime.get("Labels") or {}), **labels},
+        },
+        "rootfs": {"type": "layers", "diff_ids": [item.diff_id for item in layers]},
+        "history": [
+            *(base.config.get("history") or []),
+            {"created": EPOCH, "created_by": layer.created_by},
+        ],
+    }
+
+
+def assemble(base: BaseImage, layer: Layer, platform: Platform, labels: Mapping) -> Image:
+    layers = (*base.layers, layer)
+    config = canonical_json(runtime_config(base, layers, layer, platform, labels))
+    manifest = canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": Descriptor.of(CONFIG, config).to_json(),
+            "layers": [item.descriptor.to_json() for item in layers],
+        }
+    )
+    return Image(layers=layers, config=config, manifest=manifest)
+
+
+def build_runtime_image(request: RuntimeRequest) -> PushedImage:
+    """Stage, assemble on the pinned base, push blobs then the manifest; verified by digest."""
+    repository = parse_repository(request.repository, "repository")
+    check_tag(request.tag, "tag")
+    base_ref = parse_reference(request.base, "base")
+    if base_ref.digest is None:
+        raise InputError(FieldError("base", f"{request.base} is not pinned: add @sha256:..."))
+    platform = Platform.parse(request.platform)
+    config = DockerConfig.load(request.docker_config, optional=True)
+
+    def client(repo) -> RegistryClient:
+        insecure = request.insecure or repo.is_loopback
+        return RegistryClient(repo.api_host, config.credentials_for(repo.host), insecure=insecure)
+
+    target = client(repository)
+    target.need_scope(repository.name, "pull,push")
+    same = base_ref.repository.api_host == repository.api_host
+    base_client = target if same else client(base_ref.repository)
+    base = fetch_base(base_client, base_ref, platform)
+    with tempfile.TemporaryDirectory() as root:
+        stage(request.project, request.lock, request.wheelhouse, Path(root))
+        layer = files_layer(tree_files(Path(root)), "canaryflow make image: /opt/canaryflow")
+    labels = {REVISION_LABEL: request.tag, VERSION_LABEL: request.tag}
+    if request.source:
+        labels[SOURCE_LABEL] = request.source
+    image = assemble(base, layer, platform, labels)
+    for item in image.layers:
+        digest = item.descriptor.digest
+        if target.blob_exists(repository.name, digest):
+            continue
+        if item.data is not None:
+            target.upload_blob(repository.name, item.data)
+        else:
+            _copy_base_layer(target, repository.name, digest, base_client, base_ref.repository.name)
+    if not target.blob_exists(repository.name, image.config_descriptor.digest):
+        target.upload_blob(repository.name, image.config)
+    stored = target.put_manifest(repository.name, request.tag, Manifest(MANIFEST, image.manifest))
+    if stored != image.digest:
+        raise PlatformError(f"registry stored the manifest as {stored}, built as {image.digest}")
+    return PushedImage(f"{repository}@{image.digest}", image.digest, len(image.manifest))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m canaryflow.image.runtime")
+    parser.add_argument("--repository", help="HOST/REPO to push to")
+    parser.add_argument("--tag")
+    parser.add_argument("--base", help="HOST/REPO@sha256:... (default: images/runtime/base.txt)")
+    parser.add_argument("--project", type=Path, default=Path.cwd())
+    parser.add_argument("--lock", type=Path, default=Path("images/runtime/requirements.lock"))
+    parser.add_argument("--wheelhouse", type=Path, default=Path("build/wheelhouse"))
+    parser.add_argument("--download", action="store_true", help="fetch the locked wheels first")
+    parser.add_argument("--download-only", action="store_true", help="only fetch the wheels")
+    parser.add_argument("--docker-config", type=Path)
+    args = parser.parse_args(argv)
+    if args.download_only:
+        download_locked(args.lock, args.wheelhouse)
+        return 0
+    if not args.repository or not args.tag:
+        parser.error("--repository and --tag are required to build and push")
+    try:
+        base = args.base or read_base(args.project / "images/runtime/base.txt")
+        if args.download:
+            download_locked(args.lock, args.wheelhouse)
+        request = RuntimeRequest(
+            args.project, args.lock, args.wheelhouse, args.repository, args.tag, base,
+            docker_config=args.docker_config,
+        )  # fmt: skip
+        pushed = build_runtime_image(request)
+    except InputError as error:
+        for item in error.errors:
+            print(f"error: {item}", file=sys.stderr)
+        return EXIT_INPUT
+    except PlatformError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_RELEASE_FAILED
+    print(pushed.reference)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
