@@ -39,6 +39,8 @@ PARAMS = {
 }
 DIGEST = "registry.example.com/shop/checkout@sha256:" + "ab" * 32
 BUILD_VERBS = {"go-test", "go-build"}
+# The tasks that run or read what a push brought (its code, its plan) hold no token.
+TOKENLESS_VERBS = BUILD_VERBS | {"validate-plan"}
 
 
 def claim(name: str, sub_path: str | None = None) -> dict:
@@ -146,14 +148,14 @@ def test_the_stand_in_fails_a_taskrun_bound_to_two_claims_only_when_coscheduled_
     assert allowed.run(green).reason == "Succeeded"
 
 
-def test_go_test_and_go_build_run_as_the_build_account_without_a_token():
+def test_the_tasks_reading_the_push_run_as_the_build_account_without_a_token():
     run = simulate("workspaces")
     settings = WorkflowSettings()
     for name in run.ran:
         attempt = run.tasks[name].attempts[-1]
         if attempt.ref.get("kind") != "Task":
             continue
-        if name in BUILD_VERBS:
+        if name in TOKENLESS_VERBS:
             assert attempt.service_account == settings.build_service_account
             assert attempt.pod_template["automountServiceAccountToken"] is False
         else:
@@ -170,7 +172,9 @@ def test_the_build_account_differs_from_the_release_account():
 
 @settings(max_examples=15, deadline=None)
 @given(plan=PLANS, coschedule=st.sampled_from(COSCHEDULE_MODES))
-def test_for_any_plan_every_taskrun_is_valid_and_only_the_go_verbs_lose_the_token(plan, coschedule):
+def test_for_any_plan_every_taskrun_is_valid_and_only_the_push_readers_lose_the_token(
+    plan, coschedule
+):
     run = simulate(coschedule, plan)
     assert all(s.reason != TASK_RUN_VALIDATION_FAILED for s in run.tasks.values())
     tokenless = {
@@ -178,7 +182,7 @@ def test_for_any_plan_every_taskrun_is_valid_and_only_the_go_verbs_lose_the_toke
         for n, s in run.tasks.items()
         if s.attempts and s.attempts[-1].pod_template.get("automountServiceAccountToken") is False
     }
-    assert tokenless == BUILD_VERBS
+    assert tokenless == TOKENLESS_VERBS
 
 
 @pytest.mark.parametrize("cache_claim", [True, False], ids=["cache-claim-on", "cache-claim-off"])

@@ -47,8 +47,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Importing Hera and compiling take seconds: say so first, on stderr (stdout lists files).
     started = time.monotonic()
+    if args.engine == "argo" and args.plan is not None:
+        raise InputError(
+            FieldError("--plan", "Argo reads each repository's plan at run time: drop --plan")
+        )
+    plan = None
+    if args.engine == "tekton" and args.plan is not None:
+        from canaryflow.plan.load import load_plan
+
+        plan = load_plan(args.plan)  # a bad plan is refused before anything else is said
+    # Importing Hera and compiling take seconds: say so first, on stderr (stdout lists files).
     print(f"compiling the {args.engine} bundle ...", file=sys.stderr, flush=True)
     from canaryflow_workflows import WorkflowSettings, compile_documents
 
@@ -58,11 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.image:
         settings = dataclasses.replace(settings, runtime_image=args.image)
     if args.engine == "tekton":
-        documents = _tekton_documents(args, settings)
-    elif args.plan is not None:
-        raise InputError(
-            FieldError("--plan", "Argo reads each repository's plan at run time: drop --plan")
-        )
+        documents = _tekton_documents(plan, settings)
     else:
         documents = compile_documents(settings)
     _write(args.out, documents)
@@ -73,12 +78,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _tekton_documents(args: argparse.Namespace, settings) -> dict[str, dict]:
-    from canaryflow.plan.load import load_plan
+def _tekton_documents(plan, settings) -> dict[str, dict]:
     from canaryflow_workflows.tekton.documents import compile_tekton_documents, default_plan
 
-    plan = load_plan(args.plan) if args.plan else default_plan()
-    return compile_tekton_documents(plan, settings)
+    return compile_tekton_documents(plan or default_plan(), settings)
 
 
 def _write(out: Path, documents: dict[str, dict]) -> None:
