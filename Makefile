@@ -15,7 +15,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 SYSTEM_PACKAGES := prometheus nginx-light docker-registry prometheus-pushgateway
 
-.PHONY: setup system-packages test test-fast e2e lint fmt demo bench bench-replay bench-cost compile chart clean fuzz image
+.PHONY: setup system-packages wheelhouse test test-fast e2e lint fmt demo bench bench-replay bench-cost compile chart clean fuzz image
 
 setup: system-packages $(STAMP)
 
@@ -42,8 +42,16 @@ $(STAMP): pyproject.toml
 # module's real processes and fixtures stay together): most tests wait on real processes, so
 # four workers fit two cores.
 TEST_WORKERS ?= 4
-test: setup
+test: setup wheelhouse
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# The locked wheels of the runtime image (images/runtime/requirements.lock), from PyPI, for
+# `make image` and its tests; a failed download only makes those tests skip, saying so.
+WHEELHOUSE_STAMP := build/wheelhouse/.complete
+wheelhouse: $(WHEELHOUSE_STAMP)
+$(WHEELHOUSE_STAMP): images/runtime/requirements.lock | setup
+	@$(PY) -m canaryflow.image.runtime --download-only >/dev/null 2>&1 && touch $@ \
+	  || echo "wheelhouse: the locked wheels could not be downloaded; the runtime-image tests skip"
 
 # The cluster in a box (tests/cluster): pushes released end to end through the rendered chart's
 # Sensor and templates, for Istio, NGINX Ingress and Gateway API; `make test` runs it too.

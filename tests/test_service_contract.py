@@ -108,7 +108,7 @@ def test_a_service_on_its_own_names_and_labels_is_released_and_promoted(api_serv
     api_server.seed(vs)
     platform = platform_for(plan_from_dict(PLAN), api_server.api_client())
     platform.timeouts = Timeouts(
-        stable_rollout_s=2, verify_weight_s=1, canary_scale_s=1, poll_s=0.02
+        stable_rollout_grace_s=2, verify_weight_s=1, canary_scale_s=1, poll_s=0.02
     )
     platform.api.retry = FAST_RETRY
     platform.deploy_canary(Artifact("v2", CANARY_IMAGE))

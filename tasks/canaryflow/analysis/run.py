@@ -464,11 +464,7 @@ class AnalysisRun:
         state = self._sequential_state(gate)
         state.alpha = self.budget.share(gate.name)
         if state.alpha <= 0:
-            return Judgement(
-                Outcome.NOT_APPLICABLE,
-                f"no series {state.evidence.series} when the release's alpha was shared "
-                "among the gates the service exports",
-            )
+            return Judgement(Outcome.NOT_APPLICABLE, _unshared_reason(state, mine))
         elapsed = self.clock.now() - self._window_started
         if gate.logs is not None:  # lines counted here, requests read at the look: as they are
             now: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
@@ -574,3 +570,21 @@ def _counts(gate: GateSpec) -> bool:
 
 def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
     return lambda: function(*args)
+
+
+def _unshared_reason(state: SequentialGate, answers: Mapping[str, Any]) -> str:
+    """Why a gate got no share of the release's alpha: no series at all, or on one track only
+    (a metric the canary adds or drops compares with nothing), when alpha was shared."""
+    have = [
+        track
+        for track in ("canary", "stable")
+        if any(isinstance(v, list) and v for k, v in answers.items() if k.startswith(f"{track}/"))
+    ]
+    when = "when the release's alpha was shared among the gates the service exports"
+    if len(have) == 1:
+        other = "stable" if have == ["canary"] else "the canary"
+        return (
+            f"series {state.evidence.series} for {have[0]} only, none on {other} to compare "
+            f"with {when}"
+        )
+    return f"no series {state.evidence.series} {when}"
