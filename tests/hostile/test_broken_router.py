@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -19,26 +18,12 @@ from canaryflow.local.process import group_members
 from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.load import plan_from_dict
+from hostile.local_release import short_plan
 
 pytestmark = pytest.mark.slow
+pytest_plugins = ["hostile.local_release"]  # the build_dir fixture
 
-PLAN = {
-    "service": {"name": "checkout", "namespace": "e2e", "healthTimeout": "15s"},
-    "steps": [{"weight": 30, "duration": "8s"}, {"weight": 60, "duration": "4s"}],
-    "analysis": {
-        "interval": "1s",
-        "queryWindow": "4s",
-        "minCanaryRequests": 5,
-        "inconclusiveLimit": 20,
-        "gates": [{"metric": "error-rate", "threshold": {"max": 0.5}}],
-    },
-    "local": {"load": {"rate": 60, "clients": 4}},
-}
-
-
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("build")
+PLAN = short_plan(first_step_s=8, rate=60)
 
 
 def victim(stack, tier: str, role: str) -> int:

@@ -11,33 +11,18 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 import pytest
 
 from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.load import plan_from_dict
+from hostile.local_release import short_plan
 
 pytestmark = pytest.mark.slow
+pytest_plugins = ["hostile.local_release"]  # the build_dir fixture
 
-PLAN = {
-    "service": {"name": "checkout", "namespace": "e2e", "healthTimeout": "15s"},
-    "steps": [{"weight": 30, "duration": "6s"}, {"weight": 60, "duration": "4s"}],
-    "analysis": {
-        "interval": "1s",
-        "queryWindow": "4s",
-        "minCanaryRequests": 5,
-        "inconclusiveLimit": 20,
-        "gates": [{"metric": "error-rate", "threshold": {"max": 0.5}}],
-    },
-    "local": {"load": {"rate": 40, "clients": 4}},
-}
-
-
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("build")
+PLAN = short_plan(first_step_s=6, rate=40)
 
 
 def test_a_sigstopped_canary_is_rolled_back_and_the_router_is_never_called_broken(

@@ -1,0 +1,33 @@
+"""What the real-process hostile releases share: a short local plan judged every second."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def short_plan(first_step_s: int, rate: int) -> dict[str, Any]:
+    """30 % for ``first_step_s`` then 60 % for 4 s, an error-rate gate, ``rate`` requests/s."""
+    return {
+        "service": {"name": "checkout", "namespace": "e2e", "healthTimeout": "15s"},
+        "steps": [
+            {"weight": 30, "duration": f"{first_step_s}s"},
+            {"weight": 60, "duration": "4s"},
+        ],
+        "analysis": {
+            "interval": "1s",
+            "queryWindow": "4s",
+            "minCanaryRequests": 5,
+            "inconclusiveLimit": 20,
+            "gates": [{"metric": "error-rate", "threshold": {"max": 0.5}}],
+        },
+        "local": {"load": {"rate": rate, "clients": 4}},
+    }
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory) -> Path:
+    """One build folder per module: the sample service is built once."""
+    return tmp_path_factory.mktemp("build")
