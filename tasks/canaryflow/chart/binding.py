@@ -346,15 +346,18 @@ def _pod_blocks(text: str) -> str:
         rf"^(?P<i> *){POD_SETTINGS}: (?P<engine>argo|tekton)$", settings, text, flags=re.MULTILINE
     )
     for values_key, token in RESOURCES.items():
-        text = re.sub(
-            rf"^(?P<i> *){token}: ''$",
-            lambda m, values_key=values_key: (
-                f"{m['i']}{{{{- toYaml .Values.resources.{values_key} | nindent {len(m['i'])} }}}}"
-            ),
-            text,
-            flags=re.MULTILINE,
-        )
+        text = _to_yaml_block(text, token, f".Values.resources.{values_key}")
     return text
+
+
+def _to_yaml_block(text: str, token: str, values: str) -> str:
+    """Each ``<token>: ''`` line becomes ``values`` rendered as YAML at that line's indent."""
+    return re.sub(
+        rf"^(?P<i> *){token}: ''$",
+        lambda m: f"{m['i']}{{{{- toYaml {values} | nindent {len(m['i'])} }}}}",
+        text,
+        flags=re.MULTILINE,
+    )
 
 
 def _prometheus_markers(document: Obj) -> None:
@@ -395,14 +398,7 @@ def to_helm(text: str) -> str:
         text,
     )
     for key, values in SPEC_MAPPINGS.items():
-        text = re.sub(
-            rf"^(?P<indent> *){_mapping_token(key)}: ''$",
-            lambda m, values=values: (
-                f"{m['indent']}{{{{- toYaml {values} | nindent {len(m['indent'])} }}}}"
-            ),
-            text,
-            flags=re.MULTILINE,
-        )
+        text = _to_yaml_block(text, _mapping_token(key), values)
     text = _go_pod_blocks(text)
     text = _pod_blocks(text)
     text = re.sub(
