@@ -1,0 +1,310 @@
+"""GitOps mode with ``mode: merge-request``: the promotion is a merge request on the forge.
+
+End to end against a real Git server (``git daemon``), the fake API server, Argo CD's stand-in
+syncing ``main``, and a stand-in for GitHub's and GitLab's merge request APIs
+(``forge_standin.py``, shapes from the providers' documentation) whose reviewer merges,
+closes, or never answers. Promote pushes the branch, opens the request, and waits for the
+Deployment to run the digest; a request nobody merges in time is closed, the canary removed,
+stable left serving 100 %.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import pytest
+import yaml
+from forge_standin import ForgeStandIn
+from git_server import git
+from kube.fixtures import (
+    CANARY_IMAGE,
+    HTTP_ROUTE,
+    NAMESPACE,
+    SERVICE,
+    STABLE_IMAGE,
+    api_server,
+)
+from test_gitops_promotion import (
+    MANIFESTS,
+    PLAN,
+    argocd,
+    canaryflow_writes_to_stable,
+    daemon,
+    plan_with,
+    stable_image,
+)
+from test_kubernetes_platform import FAST_RETRY, V2, event_reasons
+
+from canaryflow.errors import InputError, PlatformError
+from canaryflow.kubernetes.gitops.forge import (
+    ForgeError,
+    GitHub,
+    GitLab,
+    default_api_url,
+    default_project,
+)
+from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
+from canaryflow.kubernetes.platform import KubernetesPlatform, Timeouts
+from canaryflow.kubernetes.routers import make_router
+from canaryflow.plan.load import load_plan
+from canaryflow.plan.model import ReleasePlan
+
+__all__ = ["api_server", "daemon"]
+
+PROJECT = "platform/config"
+TOKEN = "glpat-s3cr3t-forge-token"
+BRANCH = f"canaryflow/{SERVICE}/v2"
+PROVIDERS = ["github", "gitlab"]
+
+
+def mr_plan(provider: str, **gitops) -> ReleasePlan:
+    return plan_with(mode="merge-request", provider=provider, project=PROJECT, **gitops)
+
+
+@pytest.fixture
+def credentials(tmp_path):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "username").write_text("deploy-bot\n")
+    (secret / "password").write_text(TOKEN + "\n")
+    return secret
+
+
+def forge_standin(daemon, provider: str, reviewer: str, token: str = TOKEN) -> ForgeStandIn:
+    return ForgeStandIn(provider, daemon.base / "config.git", PROJECT, token, reviewer)
+
+
+def mr_platform(api, daemon, plan, forge: ForgeStandIn, credentials) -> KubernetesPlatform:
+    client = api.api_client()
+    promotion = GitOpsPromotion(
+        plan.promotion.gitops,
+        daemon.url("config.git"),
+        credentials,
+        api_url=forge.api,
+        poll_s=0.05,
+        forge_poll_s=0.1,
+    )
+    return KubernetesPlatform(
+        client,
+        NAMESPACE,
+        SERVICE,
+        make_router("gateway-api", client, NAMESPACE, SERVICE, retry=FAST_RETRY),
+        canary_replicas=1,
+        timeouts=Timeouts(verify_weight_s=2, canary_scale_s=2, poll_s=0.02),
+        retry=FAST_RETRY,
+        gitops=promotion,
+    )
+
+
+def event_messages(api) -> list[str]:
+    return [e["message"] for e in api.objects("Event", NAMESPACE)]
+
+
+def branch_exists(daemon, branch: str) -> bool:
+    heads = git("for-each-ref", "--format=%(refname)", "refs/heads", cwd=daemon.base / "config.git")
+    return f"refs/heads/{branch}" in heads.split()
+
+
+# -- the whole promotion ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_promotion_opens_a_merge_request_and_waits_until_the_merge_is_rolled_out(
+    api_server, daemon, credentials, provider
+):
+    plan = mr_plan(provider)
+    with forge_standin(daemon, provider, "merge") as forge, argocd(api_server, daemon, plan):
+        platform = mr_platform(api_server, daemon, plan, forge, credentials)
+        platform.deploy_canary(V2)
+        platform.router.set_weight(50)
+        api_server.requests.clear()
+        started = time.monotonic()
+
+        platform.promote(V2)
+
+        print(f"{provider}: merge-request promotion took {time.monotonic() - started:.2f}s")
+
+    (request,) = forge.requests
+    assert (request.head, request.base, request.state) == (BRANCH, "main", "merged")
+    assert request.title == f"canaryflow: promote {SERVICE} to v2"
+    assert CANARY_IMAGE in request.body
+    # opened before anything reached main; main got it only through the merge
+    assert CANARY_IMAGE not in daemon.show("config.git", MANIFESTS, ref=request.base_at_open)
+    assert CANARY_IMAGE in daemon.show("config.git", MANIFESTS)
+    assert all(call.authorized for call in forge.calls)
+    assert stable_image(api_server) == CANARY_IMAGE
+    assert canaryflow_writes_to_stable(api_server) == []
+    assert api_server.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
+    reasons = event_reasons(api_server)
+    assert reasons.index("GitOpsMergeRequestOpened") < reasons.index("Promoted")
+    assert not any(TOKEN in message for message in event_messages(api_server))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_merge_request_nobody_merges_is_closed_and_stable_keeps_serving(
+    api_server, daemon, credentials, provider
+):
+    plan = mr_plan(provider, timeout="1s")
+    with forge_standin(daemon, provider, "never") as forge, argocd(api_server, daemon, plan):
+        platform = mr_platform(api_server, daemon, plan, forge, credentials)
+        platform.deploy_canary(V2)
+        platform.router.set_weight(50)
+        api_server.requests.clear()
+
+        with pytest.raises(PlatformError) as failed:
+            platform.promote(V2)
+
+    assert str(failed.value).startswith("gitops promotion not merged: ")
+    assert "was not merged within 1s, so canaryflow closed it" in str(failed.value)
+    assert "serves 100 %" in str(failed.value)
+    (request,) = forge.requests
+    assert request.state == "closed"
+    assert [c.method for c in forge.calls if c.method in ("PATCH", "PUT")] == [
+        "PATCH" if provider == "github" else "PUT"
+    ]
+    assert CANARY_IMAGE not in daemon.show("config.git", MANIFESTS)
+    assert stable_image(api_server) == STABLE_IMAGE
+    assert canaryflow_writes_to_stable(api_server) == []
+    assert api_server.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
+    route = api_server.get("HTTPRoute", NAMESPACE, SERVICE)
+    assert route["spec"]["rules"] == HTTP_ROUTE["spec"]["rules"]  # weight back to stable
+    assert "GitOpsPromotionNotObserved" in event_reasons(api_server)
+    assert "Promoted" not in event_reasons(api_server)
+
+
+def test_a_merge_request_closed_by_a_reviewer_ends_the_wait_without_closing_it_again(
+    api_server, daemon, credentials
+):
+    plan = mr_plan("github", timeout="10m")
+    with forge_standin(daemon, "github", "close") as forge, argocd(api_server, daemon, plan):
+        platform = mr_platform(api_server, daemon, plan, forge, credentials)
+        platform.deploy_canary(V2)
+
+        with pytest.raises(PlatformError, match="was closed without merging"):
+            platform.promote(V2)
+
+    assert [c.method for c in forge.calls if c.method == "PATCH"] == []
+    assert forge.requests[0].state == "closed"
+    assert stable_image(api_server) == STABLE_IMAGE
+    assert api_server.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
+
+
+# -- credentials and refusals -------------------------------------------------------------------
+
+
+def test_without_a_token_nothing_is_pushed_and_no_forge_is_called(api_server, daemon, tmp_path):
+    plan = mr_plan("gitlab")
+    empty = tmp_path / "empty-secret"
+    empty.mkdir()
+    with forge_standin(daemon, "gitlab", "merge") as forge, argocd(api_server, daemon, plan):
+        platform = mr_platform(api_server, daemon, plan, forge, empty)
+        platform.deploy_canary(V2)
+        api_server.requests.clear()
+
+        with pytest.raises(InputError, match=r"^gitops.credentialsSecret: no token"):
+            platform.promote(V2)
+
+    assert forge.calls == []
+    assert not branch_exists(daemon, BRANCH)
+    assert api_server.writes() == []
+
+
+def test_a_refused_token_is_reported_without_the_token(api_server, daemon, credentials):
+    plan = mr_plan("github")
+    with (
+        forge_standin(daemon, "github", "merge", token="another-token") as forge,
+        argocd(api_server, daemon, plan),
+    ):
+        platform = mr_platform(api_server, daemon, plan, forge, credentials)
+        platform.deploy_canary(V2)
+
+        with pytest.raises(ForgeError) as refused:
+            platform.promote(V2)
+
+    message = str(refused.value)
+    assert "github API POST /repos/platform/config/pulls: HTTP 401: Bad credentials" in message
+    assert "gitops.credentialsSecret" in message and TOKEN not in message
+    assert [c.authorized for c in forge.calls] == [False]  # a 4xx is not tried again
+    assert stable_image(api_server) == STABLE_IMAGE
+
+
+@pytest.mark.parametrize("client", [GitHub, GitLab])
+def test_opening_twice_finds_the_open_request_instead_of_a_second(daemon, client):
+    provider = "github" if client is GitHub else "gitlab"
+    bare = daemon.base / "config.git"
+    git("branch", BRANCH, "main", cwd=bare)
+    with forge_standin(daemon, provider, "never") as forge:
+        forge_client = (
+            GitHub(forge.api, TOKEN, owner_repo=PROJECT)
+            if client is GitHub
+            else GitLab(forge.api, TOKEN, project=PROJECT)
+        )
+        first = forge_client.open(BRANCH, "main", "promote", "")
+        again = forge_client.open(BRANCH, "main", "promote", "")  # a retried promote pod
+
+        assert again == first and len(forge.requests) == 1
+        assert forge_client.state(first) == "open"
+        forge_client.close(first)
+        assert forge_client.state(first) == "closed"
+    statuses = [c.method for c in forge.calls]
+    assert statuses[:3] == ["POST", "POST", "GET"]
+
+
+# -- where the API is, and the plan's rules -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "repository", "api"),
+    [
+        ("github", "https://github.com/platform/config.git", "https://api.github.com"),
+        ("github", "https://ghe.example.com/platform/config", "https://ghe.example.com/api/v3"),
+        (
+            "gitlab",
+            "https://gitlab.example.com:8443/a/b/c.git",
+            "https://gitlab.example.com:8443/api/v4",
+        ),
+        ("gitlab", "git://127.0.0.1:9418/config.git", None),
+    ],
+)
+def test_the_api_url_is_derived_from_the_repository(provider, repository, api):
+    assert default_api_url(provider, repository) == api
+
+
+def test_the_project_is_the_repository_path_without_git():
+    assert default_project("https://gitlab.example.com/group/sub/config.git") == "group/sub/config"
+
+
+@pytest.mark.parametrize(
+    ("gitops", "field"),
+    [
+        ({"provider": "github"}, "promotion.gitops.provider"),  # mode commit
+        ({"mode": "merge-request", "project": PROJECT}, "promotion.gitops.project"),
+        (
+            {"mode": "merge-request", "provider": "github", "project": "a/b/c"},
+            "promotion.gitops.project",
+        ),
+        ({"mode": "merge-request", "provider": "gitlab", "project": "a/../b"}, "project"),
+        ({"mode": "merge-request", "provider": "bitbucket"}, "promotion.gitops.provider"),
+    ],
+)
+def test_merge_request_settings_that_do_not_fit_are_refused(gitops, field):
+    plan = copy.deepcopy(PLAN)
+    plan["promotion"]["gitops"].update(gitops)
+
+    with pytest.raises(InputError) as refused:
+        load_plan(yaml.safe_dump({"apiVersion": "canaryflow.dev/v1alpha1", **plan}))
+
+    assert any(field in error.path for error in refused.value.errors), refused.value
+
+
+def test_the_chart_api_url_reaches_the_promotion():
+    from canaryflow.kubernetes.from_plan import gitops_promotion
+
+    plan = mr_plan("gitlab")
+    environ = {
+        "CANARYFLOW_GITOPS_REPOSITORY": "https://gitlab.example.com/platform/config.git",
+        "CANARYFLOW_GITOPS_API_URL": "https://gitlab.example.com/api/v4",
+    }
+    promotion = gitops_promotion(plan, environ=environ)
+    assert promotion is not None and promotion.api_url == environ["CANARYFLOW_GITOPS_API_URL"]
