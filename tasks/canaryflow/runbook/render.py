@@ -98,6 +98,11 @@ def _steps(plan: ReleasePlan) -> str:
             f"branch `{gitops.branch}`, {gitops.mode}) and {gitops.tool} rolls stable out; "
             f"promote waits up to {format_duration(gitops.timeout)} for it."
         )
+        if gitops.provider is not None:
+            promotion += (
+                f" The change is a {gitops.provider} merge request into `{gitops.branch}`; one "
+                "not merged in that time is closed, the canary removed and stable left as it is."
+            )
     total = sum(step.duration or 0 for step in plan.traffic_steps)
     return "\n".join([*header, *rows, "", promotion, f"Analysis time: {format_duration(total)}."])
 
