@@ -308,3 +308,26 @@ def test_the_chart_api_url_reaches_the_promotion():
     }
     promotion = gitops_promotion(plan, environ=environ)
     assert promotion is not None and promotion.api_url == environ["CANARYFLOW_GITOPS_API_URL"]
+
+
+@pytest.mark.parametrize(
+    ("in_plan", "refused"),
+    [
+        ("https://git.example.com/platform/other.git", False),
+        ("https://attacker.example.net/platform/config.git", True),
+        ("http://git.example.com/platform/config.git", True),  # another scheme: another origin
+    ],
+)
+def test_a_plan_cannot_send_the_chart_credentials_to_another_host(in_plan, refused):
+    from canaryflow.kubernetes.from_plan import gitops_promotion
+
+    plan = plan_with(repository=in_plan)
+    chart = {"CANARYFLOW_GITOPS_REPOSITORY": "https://git.example.com/platform/config.git"}
+    promotion = gitops_promotion(plan, environ=chart)
+    assert promotion is not None
+
+    if refused:
+        with pytest.raises(InputError, match=r"^promotion.gitops.repository: .* is not the host"):
+            promotion.check_repository()
+    else:
+        promotion.check_repository()

@@ -68,15 +68,17 @@ def gitops_promotion(
 ) -> GitOpsPromotion | None:
     """GitOps mode when the plan asks for it: the repository from the plan, else the chart's
     (set on the promote task only, so a missing one is reported by promote); the credentials
-    directory (the mounted Secret) and the forge's API URL from the chart, when set."""
+    directory (the mounted Secret) and the forge's API URL from the chart, when set. A plan's
+    own repository must then be on the chart repository's host (``check_repository``)."""
     spec = plan.promotion.gitops
     if spec is None:
         return None
-    repository = spec.repository or environ.get(REPOSITORY_ENV, "")
+    chart = environ.get(REPOSITORY_ENV, "")
     credentials = environ.get(CREDENTIALS_ENV)
     return GitOpsPromotion(
         spec,
-        repository,
+        spec.repository or chart,
         Path(credentials) if credentials else None,
+        chart_repository=chart,
         api_url=environ.get(API_URL_ENV) or None,
     )

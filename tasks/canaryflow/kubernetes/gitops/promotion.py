@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from canaryflow import transport
 from canaryflow.errors import FieldError, InputError, PlatformError
 from canaryflow.kubernetes import canary_objects as objects
 from canaryflow.kubernetes.api import ClusterApi
@@ -87,6 +88,8 @@ class GitOpsPromotion:
     spec: GitOpsSpec
     repository: str
     credentials: Path | None = None
+    chart_repository: str = ""
+    """The chart's gitops.repository: the credentials Secret serves its host only."""
     api_url: str | None = None
     """The forge's REST API (chart value gitops.apiUrl); default from the repository URL."""
     poll_s: float = 2.0
@@ -210,6 +213,20 @@ class GitOpsPromotion:
                     f"{where}: set it in the plan or the chart value gitops.repository "
                     "(https://host/org/config.git, without credentials: those go in the "
                     "Secret gitops.credentialsSecret)",
+                )
+            )
+        if self.chart_repository and not transport.same_origin(
+            self.repository, self.chart_repository
+        ):
+            # A plan is written by the service's developers; the Secret's token belongs to the
+            # platform's configuration host and must not be handed to a host a plan names.
+            host = transport.origin(self.repository)[1]
+            raise InputError(
+                FieldError(
+                    "promotion.gitops.repository",
+                    f"{host!r} is not the host of the chart's gitops.repository, and the "
+                    "credentials Secret is only used there: remove promotion.gitops.repository "
+                    "from the plan, or name a repository on that host",
                 )
             )
 
