@@ -24,6 +24,7 @@ from kube.fixtures import (
     SERVICE,
     STABLE_IMAGE,
     api_server,
+    write_kubeconfig,
 )
 from test_gitops_promotion import (
     MANIFESTS,
@@ -331,3 +332,40 @@ def test_a_plan_cannot_send_the_chart_credentials_to_another_host(in_plan, refus
             promotion.check_repository()
     else:
         promotion.check_repository()
+
+
+@pytest.mark.parametrize(("reviewer", "code"), [("merge", 0), ("never", 1)])
+def test_the_promote_verb_opens_the_request_with_the_chart_settings(
+    api_server, daemon, credentials, tmp_path, monkeypatch, capsys, reviewer, code
+):
+    from canaryflow.cli import main
+
+    plan = copy.deepcopy(PLAN)
+    plan["router"]["drain"] = 0
+    plan["promotion"]["gitops"] |= {"mode": "merge-request", "provider": "github"}
+    plan["promotion"]["gitops"] |= {"project": PROJECT, "timeout": "3s"}
+    path = tmp_path / "canaryflow.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_server.url)
+    artifact = ["--image", CANARY_IMAGE, "--version", "v2"]
+    cluster = ["--plan", str(path), "--kubeconfig", str(kubeconfig)]
+    with (
+        forge_standin(daemon, "github", reviewer) as forge,
+        argocd(api_server, daemon, ReleasePlan.model_validate(plan)),
+    ):
+        monkeypatch.setenv("CANARYFLOW_GITOPS_REPOSITORY", daemon.url("config.git"))
+        monkeypatch.setenv("CANARYFLOW_GITOPS_CREDENTIALS", str(credentials))
+        monkeypatch.setenv("CANARYFLOW_GITOPS_API_URL", forge.api)
+        assert main(["deploy-canary", *cluster, *artifact]) == 0
+
+        assert main(["promote", *cluster, *artifact]) == code
+
+    out, err = capsys.readouterr()
+    assert TOKEN not in out + err
+    (request,) = forge.requests
+    if code == 0:
+        assert request.state == "merged" and stable_image(api_server) == CANARY_IMAGE
+    else:
+        assert "gitops promotion not merged" in err and request.state == "closed"
+        assert stable_image(api_server) == STABLE_IMAGE
+    assert api_server.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
