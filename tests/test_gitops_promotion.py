@@ -601,3 +601,31 @@ def test_the_promote_verb_takes_the_repository_from_the_chart_environment(
     assert stable_image(api_server) == CANARY_IMAGE
     assert canaryflow_writes_to_stable(api_server) == []
     assert daemon.log("config.git")[0].startswith("canaryflow|")
+
+
+def test_a_plan_without_a_branch_follows_the_charts_branch(api_server, tmp_path):
+    from canaryflow.kubernetes.from_plan import gitops_promotion
+
+    base = tmp_path / "git"
+    base.mkdir()
+    plan = plan_with()
+    assert plan.promotion.gitops.branch is None
+    chart = {"CANARYFLOW_GITOPS_BRANCH": "production"}
+    assert gitops_promotion(plan_with(branch="main"), environ=chart).base_branch == "main"
+    with GitDaemon(base) as server:
+        text = yaml.safe_dump_all(
+            [in_git(o) for o in (STABLE_DEPLOYMENT, STABLE_SERVICE, HTTP_ROUTE)], sort_keys=False
+        )
+        server.create("config.git", {MANIFESTS: text}, branch="production")
+        with argocd(api_server, server, plan):
+            platform = gitops_platform(api_server, server, plan)
+            platform.gitops = gitops_promotion(
+                plan, environ={**chart, "CANARYFLOW_GITOPS_REPOSITORY": server.url("config.git")}
+            )
+            platform.gitops.poll_s = 0.05
+            platform.deploy_canary(V2)
+            platform.promote(V2)
+        log = server.log("config.git", "production")
+
+    assert log[0] == f"canaryflow|canaryflow: promote {SERVICE} to v2"
+    assert stable_image(api_server) == CANARY_IMAGE

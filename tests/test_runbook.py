@@ -181,4 +181,4 @@ def test_a_merge_request_promotion_says_what_happens_to_an_unmerged_request():
     text = render_runbook(plan)
 
     assert "waits up to 30m" in text
-    assert "a gitlab merge request into `main`; one not merged in that time is closed" in text
+    assert "a gitlab merge request into `main` or the chart's `gitops.branch`; one not" in text

@@ -38,6 +38,8 @@ DEFAULT_OBSERVE_TIMEOUT_S = 600.0
 # Set by the chart on the promote task (values gitops.repository, gitops.credentialsSecret).
 REPOSITORY_ENV = "CANARYFLOW_GITOPS_REPOSITORY"
 API_URL_ENV = "CANARYFLOW_GITOPS_API_URL"
+BRANCH_ENV = "CANARYFLOW_GITOPS_BRANCH"
+DEFAULT_BRANCH = "main"
 CREDENTIALS_ENV = "CANARYFLOW_GITOPS_CREDENTIALS"
 CREDENTIALS_DIR = "/var/run/canaryflow/gitops"
 
@@ -56,7 +58,11 @@ class GitOpsSpec(SpecModel):
         "gitops.repository. Credentials never go here: they come from the chart's "
         "gitops.credentialsSecret.",
     )
-    branch: str = Field("main", description="The branch Argo CD / Flux follow.")
+    branch: str | None = Field(
+        None,
+        description="The branch Argo CD / Flux follow. Default: the chart's gitops.branch, "
+        "else main.",
+    )
     mode: Literal["commit", "merge-request"] = Field(
         "commit",
         description="commit: push to `branch`; merge-request: push the change to the branch "
@@ -108,7 +114,9 @@ class GitOpsSpec(SpecModel):
 
     @field_validator("branch")
     @classmethod
-    def _branch(cls, value: str) -> str:
+    def _branch(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not _BRANCH.fullmatch(value) or ".." in value or "//" in value:
             raise ValueError(
                 f"{value[:60]!r} is not a usable branch: use letters, digits and ._/- , "
@@ -117,6 +125,10 @@ class GitOpsSpec(SpecModel):
         if value.endswith((".lock", "/", ".")):
             raise ValueError(f"{value[:60]!r} cannot end with .lock, '/' or '.': e.g. main")
         return value
+
+    def branch_or(self, chart_branch: str | None) -> str:
+        """The followed branch: the plan's, else the chart's, else ``DEFAULT_BRANCH``."""
+        return self.branch or chart_branch or DEFAULT_BRANCH
 
     @field_validator("path")
     @classmethod

@@ -90,6 +90,8 @@ class GitOpsPromotion:
     credentials: Path | None = None
     chart_repository: str = ""
     """The chart's gitops.repository: the credentials Secret serves its host only."""
+    chart_branch: str | None = None
+    """The chart's gitops.branch: the followed branch when the plan names none."""
     api_url: str | None = None
     """The forge's REST API (chart value gitops.apiUrl); default from the repository URL."""
     poll_s: float = 2.0
@@ -97,6 +99,10 @@ class GitOpsPromotion:
     sleep: Callable[[float], None] = time.sleep
     forge: Forge | None = None
     """The forge client; built from the plan, the chart and the Secret when None."""
+
+    @property
+    def base_branch(self) -> str:
+        return self.spec.branch_or(self.chart_branch)
 
     # -- the whole promotion -------------------------------------------------------------------
 
@@ -117,7 +123,7 @@ class GitOpsPromotion:
         if forge is not None and change.commit is not None:
             request = forge.open(
                 change.branch,
-                self.spec.branch,
+                self.base_branch,
                 f"canaryflow: promote {platform.service} to {artifact.version}",
                 f"The canary of {artifact.version} passed its analysis; merging this rolls "
                 f"`{image}` out as stable. canaryflow waits {self.spec.timeout:g}s for the "
@@ -242,9 +248,9 @@ class GitOpsPromotion:
             container=self.spec.container or container,
         )
         merge_request = self.spec.mode == "merge-request"
-        branch = f"canaryflow/{service}/{artifact.version}" if merge_request else self.spec.branch
+        branch = f"canaryflow/{service}/{artifact.version}" if merge_request else self.base_branch
         message = f"canaryflow: promote {service} to {artifact.version}\n\n{artifact.image}\n"
-        with GitCheckout(self.repository, self.spec.branch, self.credentials) as git:
+        with GitCheckout(self.repository, self.base_branch, self.credentials) as git:
             git.clone()
             for attempt in range(1, PUSH_ATTEMPTS + 1):
                 text = git.read(self.spec.path)
@@ -253,14 +259,14 @@ class GitOpsPromotion:
                         FieldError(
                             "promotion.gitops.path",
                             f"{self.spec.path} is not in {self.repository} on branch "
-                            f"{self.spec.branch}: name the file Argo CD / Flux read",
+                            f"{self.base_branch}: name the file Argo CD / Flux read",
                         )
                     )
                 written = write_image(text, target, artifact.image or "", self.spec.path)
                 if not written.in_place:
                     log.warning("%s rewritten by PyYAML: its comments are lost", self.spec.path)
                 if not git.commit(self.spec.path, written.text, message):
-                    return GitChange(self.spec.branch, None)
+                    return GitChange(self.base_branch, None)
                 try:
                     git.push(branch, force=merge_request)
                     return GitChange(branch, git.head())
