@@ -369,3 +369,23 @@ def test_the_promote_verb_opens_the_request_with_the_chart_settings(
         assert "gitops promotion not merged" in err and request.state == "closed"
         assert stable_image(api_server) == STABLE_IMAGE
     assert api_server.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
+
+
+def test_a_retried_promote_after_the_request_was_closed_opens_nothing_new(
+    api_server, daemon, credentials
+):
+    plan = mr_plan("github", timeout="1s")
+    with forge_standin(daemon, "github", "never") as forge, argocd(api_server, daemon, plan):
+        platform = mr_platform(api_server, daemon, plan, forge, credentials)
+        platform.deploy_canary(V2)
+        with pytest.raises(PlatformError, match="not merged"):
+            platform.promote(V2)
+        head = git("rev-parse", f"refs/heads/{BRANCH}", cwd=daemon.base / "config.git")
+        calls = len(forge.calls)
+
+        with pytest.raises(PlatformError, match=r"^nothing pushed: the canary of v2 is not"):
+            platform.promote(V2)  # Argo's retry of the failed promote step
+
+    assert git("rev-parse", f"refs/heads/{BRANCH}", cwd=daemon.base / "config.git") == head
+    assert len(forge.calls) == calls and [r.state for r in forge.requests] == ["closed"]
+    assert stable_image(api_server) == STABLE_IMAGE

@@ -113,8 +113,8 @@ class GitOpsPromotion:
         image = artifact.image or ""
         state = platform.current_state()
         platform.record(Phase.PROMOTING, state.weight if state else 0)
-        change = self.write(platform.service, platform.container, artifact)
         canary = platform.api.get(DEPLOYMENT, platform.canary)
+        change = self.write(platform.service, platform.container, artifact, canary is not None)
         where = f"{self.repository} {change.branch}"
         if canary is not None:
             what = f"{change.commit[:12]} pushed to" if change.commit else "already on"
@@ -238,7 +238,16 @@ class GitOpsPromotion:
 
     # -- 1. the change in Git ------------------------------------------------------------------
 
-    def write(self, service: str, container: str | None, artifact: Artifact) -> GitChange:
+    def write(
+        self,
+        service: str,
+        container: str | None,
+        artifact: Artifact,
+        canary_running: bool = True,
+    ) -> GitChange:
+        """Commit the released reference (or find it there already). Without a running canary
+        nothing new is pushed: a retried promote pod after the promotion ended (not merged,
+        not observed: the canary was removed) must not open a promotion nobody can compare."""
         target = ImageTarget(
             format=self.spec.format,
             deployment=service,
@@ -265,6 +274,13 @@ class GitOpsPromotion:
                 written = write_image(text, target, artifact.image or "", self.spec.path)
                 if not written.in_place:
                     log.warning("%s rewritten by PyYAML: its comments are lost", self.spec.path)
+                if written.text != text and not canary_running:
+                    raise PlatformError(
+                        f"nothing pushed: the canary of {artifact.version} is not running (its "
+                        f"promotion already ended and the canary was removed) and "
+                        f"{self.spec.path} on {self.base_branch} does not name its digest: "
+                        "release the version again"
+                    )
                 if not git.commit(self.spec.path, written.text, message):
                     return GitChange(self.base_branch, None)
                 try:
