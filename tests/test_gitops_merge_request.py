@@ -389,3 +389,44 @@ def test_a_retried_promote_after_the_request_was_closed_opens_nothing_new(
     assert git("rev-parse", f"refs/heads/{BRANCH}", cwd=daemon.base / "config.git") == head
     assert len(forge.calls) == calls and [r.state for r in forge.requests] == ["closed"]
     assert stable_image(api_server) == STABLE_IMAGE
+
+
+def test_a_redirect_to_another_origin_is_not_followed_with_the_token():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            seen.append(self.headers.get("Authorization") or "")
+            self.send_response(201)
+            self.end_headers()
+
+    class Redirecting(Elsewhere):
+        def do_POST(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", f"http://127.0.0.1:{other.server_address[1]}/pulls")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), h) for h in (Redirecting, Elsewhere)]
+    api, other = servers
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        client = GitHub(f"http://127.0.0.1:{api.server_address[1]}", TOKEN, owner_repo=PROJECT)
+        with pytest.raises(ForgeError, match="another origin") as refused:
+            client.open(BRANCH, "main", "promote", "")
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        for thread in threads:
+            thread.join(timeout=10)
+
+    assert seen == [] and TOKEN not in str(refused.value)
