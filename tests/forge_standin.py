@@ -4,21 +4,23 @@ bare repository (the one ``git daemon`` serves), so Argo CD's stand-in syncs wha
 The request and response shapes follow the providers' documentation (the same pages
 ``canaryflow.kubernetes.gitops.forge`` cites):
 
-- GitHub, "REST API endpoints for pull requests" (docs.github.com/rest/pulls/pulls,
-  apiVersion 2022-11-28): ``POST /repos/{owner}/{repo}/pulls`` (``title``, ``head``,
-  ``base``, ``body``) -> 201 with ``number``, ``html_url``, ``state: open``, ``merged: false``;
-  422 ``{"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code":
-  "custom", "message": "A pull request already exists for owner:branch."}]}`` for a second
-  open one from the same head; ``GET .../pulls?head=owner:branch&state=open`` -> list;
-  ``GET .../pulls/{n}``; ``PATCH .../pulls/{n}`` ``{"state": "closed"}``; 401 ``{"message":
-  "Bad credentials"}`` without ``Authorization: Bearer <token>``.
-- GitLab, "Merge requests API" (doc/api/merge_requests.md): ``POST
-  /projects/:id/merge_requests`` (``source_branch``, ``target_branch``, ``title``) -> 201
-  with ``iid``, ``web_url``, ``state: opened``; 409 ``{"message": ["Another open merge request
-  already exists for this source branch: !1"]}``; ``GET ...?source_branch=&state=opened``;
-  ``GET .../merge_requests/:iid``; ``PUT .../:iid`` ``{"state_event": "close"}``; 401
-  ``{"message": "401 Unauthorized"}`` without ``PRIVATE-TOKEN``. ``:id`` is the URL-encoded
-  project path.
+- GitHub, "REST API endpoints for pull requests" (docs.github.com/rest/pulls/pulls, apiVersion
+  2022-11-28; "Get a repository" in docs.github.com/rest/repos/repos): ``GET
+  /repos/{owner}/{repo}`` -> 200 with ``full_name``; ``POST /repos/{owner}/{repo}/pulls``
+  (``title``, ``head``, ``base``, ``body``) -> 201 with ``number``, ``html_url``, ``state:
+  open``, ``merged: false``; 422 ``{"message": "Validation Failed", "errors": [{"resource":
+  "PullRequest", "code": "custom", "message": "A pull request already exists for
+  owner:branch."}]}`` for a second open one from the same head; ``GET
+  .../pulls?head=owner:branch&state=open`` -> list; ``GET .../pulls/{n}``; ``PATCH
+  .../pulls/{n}`` ``{"state": "closed"}``; 401 ``{"message": "Bad credentials"}`` without
+  ``Authorization: Bearer <token>``.
+- GitLab, "Merge requests API" (doc/api/merge_requests.md; "Get a single project" in
+  doc/api/projects.md): ``GET /projects/:id`` -> 200 with ``path_with_namespace``; ``POST
+  /projects/:id/merge_requests`` (``source_branch``, ``target_branch``, ``title``) -> 201 with
+  ``iid``, ``web_url``, ``state: opened``; 409 ``{"message": ["Another open merge request
+  already exists for this source branch: !1"]}``; ``GET ...?source_branch=&state=opened``; ``GET
+  .../merge_requests/:iid``; ``PUT .../:iid`` ``{"state_event": "close"}``; 401 ``{"message":
+  "401 Unauthorized"}`` without ``PRIVATE-TOKEN``. ``:id`` is the URL-encoded project path.
 
 ``reviewer`` decides what happens to an opened request after ``delay_s``: ``merge`` (a
 fast-forward of the base branch to the head commit, as GitHub's and GitLab's fast-forward
@@ -133,6 +135,8 @@ class ForgeStandIn:
         if not authorized:
             words = "Bad credentials" if self.provider == "github" else "401 Unauthorized"
             return 401, {"message": words}
+        if method == "GET" and url.path == self._project_path:
+            return 200, self._project_shape()
         number = self._route(url.path)
         if number == NO_ROUTE:
             return 404, {"message": "Not Found"}
@@ -162,14 +166,22 @@ class ForgeStandIn:
             return headers.get("Authorization") == f"Bearer {self.token}"
         return headers.get("PRIVATE-TOKEN") == self.token
 
+    @property
+    def _project_path(self) -> str:
+        """GitHub "Get a repository", GitLab "Get a single project"."""
+        if self.provider == "github":
+            return f"/repos/{self.project}"
+        return "/api/v4/projects/" + urllib.parse.quote(self.project, safe="")
+
+    def _project_shape(self) -> dict:
+        if self.provider == "github":
+            return {"id": 1, "full_name": self.project, "default_branch": "main"}
+        return {"id": 1, "path_with_namespace": self.project, "default_branch": "main"}
+
     def _route(self, path: str) -> int | None:
         """None: the collection; a number: that request; NO_ROUTE: anything else."""
-        if self.provider == "github":
-            owner, repo = self.project.split("/")
-            prefix = f"/repos/{owner}/{repo}/pulls"
-        else:
-            prefix = "/api/v4/projects/" + urllib.parse.quote(self.project, safe="")
-            prefix += "/merge_requests"
+        suffix = "/pulls" if self.provider == "github" else "/merge_requests"
+        prefix = self._project_path + suffix
         if path == prefix:
             return None
         match = re.fullmatch(re.escape(prefix) + r"/([0-9]+)", path)

@@ -60,7 +60,7 @@ PROVIDERS = ["github", "gitlab"]
 
 
 def mr_plan(provider: str, **gitops) -> ReleasePlan:
-    return plan_with(mode="merge-request", provider=provider, project=PROJECT, **gitops)
+    return plan_with(**{"mode": "merge-request", "provider": provider, "project": PROJECT} | gitops)
 
 
 @pytest.fixture
@@ -211,23 +211,34 @@ def test_without_a_token_nothing_is_pushed_and_no_forge_is_called(api_server, da
     assert api_server.writes() == []
 
 
-def test_a_refused_token_is_reported_without_the_token(api_server, daemon, credentials):
-    plan = mr_plan("github")
+@pytest.mark.parametrize(
+    ("token", "project", "field", "says"),
+    [
+        ("another-token", PROJECT, "gitops.credentialsSecret", "HTTP 401: Bad credentials"),
+        (TOKEN, "platform/elsewhere", "promotion.gitops.project", "HTTP 404: Not Found"),
+    ],
+)
+def test_a_refused_token_or_unknown_project_is_bad_input_before_anything_is_pushed(
+    api_server, daemon, credentials, token, project, field, says
+):
+    plan = mr_plan("github", project=project)
     with (
-        forge_standin(daemon, "github", "merge", token="another-token") as forge,
+        forge_standin(daemon, "github", "merge", token=token) as forge,
         argocd(api_server, daemon, plan),
     ):
         platform = mr_platform(api_server, daemon, plan, forge, credentials)
         platform.deploy_canary(V2)
+        api_server.requests.clear()
 
-        with pytest.raises(ForgeError) as refused:
+        with pytest.raises(InputError) as refused:
             platform.promote(V2)
 
     message = str(refused.value)
-    assert "github API POST /repos/platform/config/pulls: HTTP 401: Bad credentials" in message
-    assert "gitops.credentialsSecret" in message and TOKEN not in message
-    assert [c.authorized for c in forge.calls] == [False]  # a 4xx is not tried again
-    assert stable_image(api_server) == STABLE_IMAGE
+    assert message.startswith(f"{field}: github API GET /repos/platform/") and says in message
+    assert TOKEN not in message
+    assert [c.method for c in forge.calls] == ["GET"]  # a 4xx is not tried again
+    assert not branch_exists(daemon, BRANCH)
+    assert api_server.writes() == [] and stable_image(api_server) == STABLE_IMAGE
 
 
 @pytest.mark.parametrize("client", [GitHub, GitLab])
@@ -248,8 +259,8 @@ def test_opening_twice_finds_the_open_request_instead_of_a_second(daemon, client
         assert forge_client.state(first) == "open"
         forge_client.close(first)
         assert forge_client.state(first) == "closed"
-    statuses = [c.method for c in forge.calls]
-    assert statuses[:3] == ["POST", "POST", "GET"]
+    methods = [c.method for c in forge.calls]
+    assert methods[:3] == ["POST", "POST", "GET"]
 
 
 # -- where the API is, and the plan's rules -----------------------------------------------------

@@ -4,21 +4,22 @@ In ``mode: merge-request`` the change is pushed to its own branch (``git.py``); 
 asks the forge to merge it into the followed branch, then tells promote whether it is still
 open, merged or closed. The requests follow the providers' REST documentation:
 
-- GitHub, "REST API endpoints for pull requests" (docs.github.com/rest/pulls/pulls,
-  apiVersion 2022-11-28): ``POST /repos/{owner}/{repo}/pulls`` with ``title``, ``head``,
-  ``base``, ``body`` answers 201 with ``number`` and ``html_url``, or 422 "Validation Failed"
-  when a pull request from ``head`` is already open (then ``GET .../pulls?head=owner:branch
-  &state=open`` finds it); ``GET .../pulls/{number}`` carries ``state`` (open, closed) and
-  ``merged``; ``PATCH .../pulls/{number}`` with ``state: closed`` closes it. Headers:
-  ``Authorization: Bearer``, ``Accept: application/vnd.github+json``,
+- GitHub, "REST API endpoints for pull requests" (docs.github.com/rest/pulls/pulls, apiVersion
+  2022-11-28; the project is read first with "Get a repository", ``GET /repos/{owner}/{repo}``,
+  docs.github.com/rest/repos/repos): ``POST /repos/{owner}/{repo}/pulls`` with ``title``,
+  ``head``, ``base``, ``body`` answers 201 with ``number`` and ``html_url``, or 422 "Validation
+  Failed" when a pull request from ``head`` is already open (then ``GET
+  .../pulls?head=owner:branch&state=open`` finds it); ``GET .../pulls/{number}`` carries
+  ``state`` (open, closed) and ``merged``; ``PATCH .../pulls/{number}`` with ``state: closed``
+  closes it. Headers: ``Authorization: Bearer``, ``Accept: application/vnd.github+json``,
   ``X-GitHub-Api-Version``, and a ``User-Agent`` (required by the API).
-- GitLab, "Merge requests API" (doc/api/merge_requests.md): ``POST
-  /projects/:id/merge_requests`` with ``source_branch``, ``target_branch``, ``title``,
-  ``description`` answers 201 with ``iid`` and ``web_url``, or 409 when an open merge request
-  from that source branch exists (``GET .../merge_requests?source_branch=&state=opened``
-  finds it); ``:id`` is the URL-encoded project path; ``state`` is opened, closed, locked or
-  merged; ``PUT .../merge_requests/:iid`` with ``state_event: close`` closes it. Header
-  ``PRIVATE-TOKEN``.
+- GitLab, "Merge requests API" (doc/api/merge_requests.md; the project is read first with ``GET
+  /projects/:id``, doc/api/projects.md): ``POST /projects/:id/merge_requests`` with
+  ``source_branch``, ``target_branch``, ``title``, ``description`` answers 201 with ``iid`` and
+  ``web_url``, or 409 when an open merge request from that source branch exists (``GET
+  .../merge_requests?source_branch=&state=opened`` finds it); ``:id`` is the URL-encoded project
+  path; ``state`` is opened, closed, locked or merged; ``PUT .../merge_requests/:iid`` with
+  ``state_event: close`` closes it. Header ``PRIVATE-TOKEN``.
 
 Every call goes through ``canaryflow.transport`` (TLS verified, same-origin redirects only, a
 timeout, a bounded answer). The token is read from the credentials Secret's file and goes into
@@ -62,6 +63,7 @@ class MergeRequest:
 class Forge(Protocol):
     provider: str
 
+    def check(self) -> None: ...
     def open(self, branch: str, base: str, title: str, body: str) -> MergeRequest: ...
     def state(self, request: MergeRequest) -> State: ...
     def close(self, request: MergeRequest) -> None: ...
@@ -173,6 +175,22 @@ class _Client:
     def _mask(self, text: str) -> str:
         return text.replace(self.token, "***") if self.token else text
 
+    def check(self) -> None:
+        """Read the project before anything is pushed: a refused token or a wrong project is
+        bad input (exit 2, nothing changed), found while nothing has changed yet."""
+        try:
+            self.call("GET", self._project)
+        except ForgeError as error:
+            if error.status in (401, 403):
+                raise InputError(FieldError("gitops.credentialsSecret", str(error))) from None
+            if error.status == 404:
+                raise InputError(FieldError("promotion.gitops.project", str(error))) from None
+            raise
+
+    @property
+    def _project(self) -> str:
+        raise NotImplementedError
+
 
 def _decode(data: bytes) -> Any:
     return json.loads(data) if data.strip() else None
@@ -215,9 +233,13 @@ class GitHub(_Client):
         }
 
     @property
-    def _pulls(self) -> str:
+    def _project(self) -> str:
         owner, repo = self.owner_repo.split("/")
-        return f"/repos/{_segment(owner)}/{_segment(repo)}/pulls"
+        return f"/repos/{_segment(owner)}/{_segment(repo)}"
+
+    @property
+    def _pulls(self) -> str:
+        return f"{self._project}/pulls"
 
     def open(self, branch: str, base: str, title: str, body: str) -> MergeRequest:
         payload = {"title": title, "head": branch, "base": base, "body": body}
@@ -253,8 +275,12 @@ class GitLab(_Client):
         return {"PRIVATE-TOKEN": self.token, "Accept": "application/json"}
 
     @property
+    def _project(self) -> str:
+        return f"/projects/{_segment(self.project)}"
+
+    @property
     def _requests(self) -> str:
-        return f"/projects/{_segment(self.project)}/merge_requests"
+        return f"{self._project}/merge_requests"
 
     def open(self, branch: str, base: str, title: str, body: str) -> MergeRequest:
         payload = {

@@ -184,7 +184,7 @@ class GitOpsPromotion:
 
     def merge_request_forge(self) -> Forge | None:
         """The forge client when the plan asks for a merge request through its API; InputError
-        (nothing pushed yet) when its URL or token cannot be found."""
+        (nothing pushed yet) when its URL, token or project cannot be found or is refused."""
         if self.spec.mode != "merge-request" or self.spec.provider is None:
             return None
         if self.forge is not None:
@@ -207,8 +207,10 @@ class GitOpsPromotion:
                     f"{project[:60]!r} is not owner/repo: name the GitHub repository",
                 )
             )
-        self.forge = make_forge(provider, api, project, read_token(self.credentials))
-        return self.forge
+        forge = make_forge(provider, api, project, read_token(self.credentials))
+        forge.check()
+        self.forge = forge
+        return forge
 
     def check_repository(self) -> None:
         if not re.fullmatch(REPOSITORY_URL, self.repository):
