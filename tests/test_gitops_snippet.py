@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -27,6 +28,9 @@ from canaryflow.platform.protocol import HeaderRoute
 
 __all__ = ["api_server", "cluster", "daemon"]
 
+needs_jq = pytest.mark.skipif(
+    shutil.which("jq") is None, reason="the jq program runs Argo CD's jq path expressions"
+)
 RULE = "canaryflow-primary"  # the fixtures' managed rule; "admin" is the user's other one
 ARGOCD_RULE_FIELDS = {
     "group",
@@ -69,6 +73,7 @@ def jq_deleted(obj: dict, paths: tuple[str, ...]) -> dict:
 # -- Argo CD ---------------------------------------------------------------------------------
 
 
+@needs_jq
 @pytest.mark.parametrize(
     ("kind", "original"), [("gateway-api", HTTP_ROUTE), ("istio", VIRTUAL_SERVICE)]
 )
@@ -129,6 +134,7 @@ def argocd_with(api, daemon, plan: ReleasePlan) -> ArgoCdStandIn:
     )
 
 
+@needs_jq
 def test_self_heal_keeps_the_weights_and_header_rule_of_a_named_rule_and_still_sees_other_edits(
     api_server, daemon
 ):
