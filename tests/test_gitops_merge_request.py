@@ -441,3 +441,19 @@ def test_a_redirect_to_another_origin_is_not_followed_with_the_token():
             thread.join(timeout=10)
 
     assert seen == [] and TOKEN not in str(refused.value)
+
+
+def test_a_token_that_cannot_be_one_header_value_is_refused_without_printing_it(tmp_path):
+    from canaryflow.kubernetes.gitops.forge import read_token
+
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "token").write_text("ghp_first\nX-Injected: ghp_second\n")
+
+    with pytest.raises(InputError, match=r"^gitops.credentialsSecret: key token: the token") as no:
+        read_token(secret)
+
+    assert "ghp_" not in str(no.value)
+    (secret / "token").unlink()
+    (secret / "password").write_text(f"{TOKEN}\n")
+    assert read_token(secret) == TOKEN  # the password git pushes with serves the API too

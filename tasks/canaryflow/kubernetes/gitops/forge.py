@@ -30,6 +30,7 @@ token masked should a server echo it.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -50,6 +51,7 @@ TOKEN_KEYS = ("token", "password")
 """Keys of the credentials Secret tried for the API token: a separate ``token``, else the
 ``password`` git pushes with (a GitHub or GitLab access token serves both)."""
 GITHUB_API_VERSION = "2022-11-28"
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no space: one header value
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,15 @@ def read_token(credentials: Path | None) -> str:
     for key in TOKEN_KEYS:
         if credentials is not None and (credentials / key).is_file():
             token = read_input_file(credentials / key, MAX_TOKEN_BYTES, "gitops token").strip()
+            if token and not _TOKEN.fullmatch(token):
+                # Never in a header (nor, through http.client's error, in a message).
+                raise InputError(
+                    FieldError(
+                        "gitops.credentialsSecret",
+                        f"key {key}: the token holds spaces or control characters: store the "
+                        "token alone",
+                    )
+                )
             if token:
                 return token
     raise InputError(
