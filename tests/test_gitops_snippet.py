@@ -180,7 +180,7 @@ def test_a_helm_values_promotion_gets_the_helmrelease_drift_detection_ignore_rul
     document = yaml.safe_load(snippet(plan, "flux"))
 
     drift = document["spec"]["driftDetection"]
-    assert drift["mode"] == "enabled"
+    assert "mode" not in drift  # the user's choice, kept
     (rule,) = drift["ignore"]
     assert set(rule) == {"paths", "target"} and set(rule["target"]) <= FLUX_TARGET_FIELDS
     assert rule["paths"][0] == "/spec/rules" and rule["target"]["kind"] == "HTTPRoute"

@@ -28,7 +28,8 @@ Ingress (no tracking label), so it needs nothing.
   apply ("Adopt"). JSON pointers only, so the whole list.
 - Flux helm-controller (docs/spec/v2/helmreleases.md at commit 0f61a860, "Ignore rules"):
   ``spec.driftDetection.ignore`` of the HelmRelease, the same paths and target shape; only
-  consulted when ``driftDetection.mode`` is ``enabled`` or ``warn``.
+  consulted when ``driftDetection.mode`` is ``enabled`` or ``warn`` (the snippet leaves the
+  user's mode alone: turning drift correction on is not canaryflow's call).
 - Older kustomize-controllers: the per-object apply policy ``kustomize.toolkit.fluxcd.io/ssa:
   IfNotPresent`` (same document, "Controlling the apply behavior of resources") as a
   ``spec.patches`` entry: Flux creates the route once and never overwrites it.
@@ -175,11 +176,12 @@ def _flux(plan: ReleasePlan, edited: Edited, kind: FluxObject) -> tuple[str, dic
         return header, {"spec": {"ignore": [ignore]}}
     if kind == "helmrelease":
         header = (
-            f"# Merge into the Flux HelmRelease that renders {where}: drift detection "
-            f"(enabled or warn)\n# leaves {edited.list_pointer} and canaryflow's annotation "
-            "alone.\n"
+            f"# Merge into the Flux HelmRelease that renders {where}: its drift detection then "
+            f"leaves\n# {edited.list_pointer} and canaryflow's annotation alone (with "
+            "driftDetection.mode disabled,\n# the default, nothing reverts them; your mode is "
+            "kept).\n"
         )
-        return header, {"spec": {"driftDetection": {"mode": "enabled", "ignore": [ignore]}}}
+        return header, {"spec": {"driftDetection": {"ignore": [ignore]}}}
     header = (
         f"# Merge into the Flux Kustomization that applies {where}:\n"
         f"# Flux creates it if missing and never overwrites canaryflow's edits of "
