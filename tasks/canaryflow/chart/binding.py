@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from canaryflow.plan.gitops import REPOSITORY_ENV
+from canaryflow.plan.gitops import API_URL_ENV, BRANCH_ENV, REPOSITORY_ENV
 
 Obj = dict[str, Any]
 
@@ -43,6 +43,8 @@ GIT_TOKEN_SECRET = Binding(
 )
 GITOPS_SECRET = Binding("__canaryflow_gitops_secret__", ".Values.gitops.credentialsSecret")
 GITOPS_REPOSITORY = Binding("__canaryflow_gitops_repository__", ".Values.gitops.repository")
+GITOPS_API_URL = Binding("__canaryflow_gitops_api_url__", ".Values.gitops.apiUrl")
+GITOPS_BRANCH = Binding("__canaryflow_gitops_branch__", ".Values.gitops.branch")
 BUILD_SERVICE_ACCOUNT = Binding(
     "__canaryflow_build_service_account__", 'include "canaryflow.buildServiceAccountName" .'
 )
@@ -86,6 +88,8 @@ ALL = (
     GIT_TOKEN_SECRET,
     GITOPS_SECRET,
     GITOPS_REPOSITORY,
+    GITOPS_API_URL,
+    GITOPS_BRANCH,
     *PARAMETER_DEFAULTS.values(),
 )
 CHART_LABELS = frozenset(
@@ -206,10 +210,13 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         if key == "secretName" and value == compiled.gitops_secret:
             return GITOPS_SECRET.token
         if key == "env" and _named(value, REPOSITORY_ENV):
+            chart = {
+                REPOSITORY_ENV: GITOPS_REPOSITORY.token,
+                BRANCH_ENV: GITOPS_BRANCH.token,
+                API_URL_ENV: GITOPS_API_URL.token,
+            }
             return [
-                {**item, "value": GITOPS_REPOSITORY.token}
-                if item.get("name") == REPOSITORY_ENV
-                else item
+                {**item, "value": chart[item["name"]]} if item.get("name") in chart else item
                 for item in value
             ]
         if (
