@@ -193,6 +193,19 @@ def test_a_commit_the_server_does_not_have_fails_and_leaves_no_folder(
     assert not dest.exists()
 
 
+def test_a_destination_that_is_a_file_or_a_foreign_folder_is_refused(tmp_path, served, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    for dest in (taken, foreign):
+        args = ["checkout", "--repo", served.git_url, "--revision", "main", "--dest", str(dest)]
+        assert main(args) == 2
+        assert "--dest: " in capsys.readouterr().err
+    assert taken.read_text() == "mine" and [p.name for p in foreign.iterdir()] == ["notes.txt"]
+
+
 def test_a_server_that_is_not_there_is_a_platform_error(tmp_path, capsys):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

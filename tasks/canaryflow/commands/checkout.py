@@ -133,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
 
     revision, repo = check_revision(args.revision), check_repo(args.repo)
     dest = args.dest.resolve()
+    if dest.exists() and not dest.is_dir():
+        raise InputError(FieldError("--dest", f"{args.dest} is a file: name a new folder"))
     existing = dest.exists() and any(dest.iterdir())
     if existing and not (dest / ".git").exists():
         raise InputError(FieldError("--dest", f"{args.dest} is not empty: use a new folder"))
