@@ -217,6 +217,54 @@ def test_a_server_that_is_not_there_is_a_platform_error(tmp_path, capsys):
     assert not dest.exists()
 
 
+STAND_IN_SSH = """#!/bin/sh
+# A stand-in for ssh: records its argv, then runs the remote command as sshd's login shell
+# would (with SetEnv GIT_PROTOCOL=... exported), on this machine.
+printf '%s\\n' "$@" > "$SSH_ARGV"
+while [ $# -gt 1 ]; do
+  case "$1" in
+    -o) case "$2" in "SetEnv GIT_PROTOCOL="*) export GIT_PROTOCOL="${2#SetEnv GIT_PROTOCOL=}";; esac
+        shift 2;;
+    *) shift;;
+  esac
+done
+exec /bin/sh -c "$1"
+"""
+
+
+@pytest.mark.parametrize("form", ["ssh-url", "scp-like"])
+def test_an_ssh_clone_runs_ssh_with_the_host_as_one_argument_and_the_path_quoted(
+    tmp_path, served, form
+):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text(STAND_IN_SSH)
+    (bin_dir / "ssh").chmod(0o755)
+    bare = tmp_path / "served/svc.git"
+    repo = f"ssh://git@127.0.0.1{bare}" if form == "ssh-url" else f"git@127.0.0.1:{bare}"
+    dest = tmp_path / "work"
+    done = subprocess.run(
+        [sys.executable, "-m", "canaryflow", "checkout", "--repo", repo,
+         "--revision", served.commits[1], "--dest", str(dest)],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path),
+             "SSH_ARGV": str(tmp_path / "argv")},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (dest / "VERSION").read_text() == "v2"
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert argv[-2:] == ["git@127.0.0.1", f"git-upload-pack '{bare}'"]
+
+
+def test_without_an_ssh_client_an_ssh_clone_says_to_use_https(tmp_path, served):
+    done = checkout_without_git(
+        f"ssh://git@127.0.0.1{tmp_path}/served/svc.git", "main", tmp_path / "work", tmp_path
+    )
+    assert done.returncode == 1
+    assert "ssh is not installed in this image: use an https:// clone URL" in done.stderr
+    assert not (tmp_path / "work").exists()
+
+
 @pytest.mark.parametrize(
     "repo", ["ssh://-oProxyCommand=touch%20pwned/x", "-oProxyCommand@host:x", "-x@host:repo"]
 )
