@@ -219,7 +219,8 @@ def test_a_server_that_is_not_there_is_a_platform_error(tmp_path, capsys):
 
 STAND_IN_SSH = """#!/bin/sh
 # A stand-in for ssh: records its argv, then runs the remote command as sshd's login shell
-# would (with SetEnv GIT_PROTOCOL=... exported), on this machine.
+# would (with SetEnv GIT_PROTOCOL=... exported), on this machine: the "server" has git, the
+# client's PATH has only this ssh.
 printf '%s\\n' "$@" > "$SSH_ARGV"
 while [ $# -gt 1 ]; do
   case "$1" in
@@ -228,7 +229,7 @@ while [ $# -gt 1 ]; do
     *) shift;;
   esac
 done
-exec /bin/sh -c "$1"
+PATH=/usr/bin:/bin exec /bin/sh -c "$1"
 """
 
 
@@ -246,7 +247,7 @@ def test_an_ssh_clone_runs_ssh_with_the_host_as_one_argument_and_the_path_quoted
     done = subprocess.run(
         [sys.executable, "-m", "canaryflow", "checkout", "--repo", repo,
          "--revision", served.commits[1], "--dest", str(dest)],
-        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path),
+        env={"PATH": str(bin_dir), "HOME": str(tmp_path),  # ssh, and no git
              "SSH_ARGV": str(tmp_path / "argv")},
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
