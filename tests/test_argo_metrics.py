@@ -20,6 +20,7 @@ from chart_validation import CHART, objects, of_kind, violations
 from upstream import SCHEMAS
 
 from canaryflow.chart.package import lint_findings
+from canaryflow.cli import main
 from canaryflow_workflows import WorkflowSettings, compile_documents
 from canaryflow_workflows.argo_metrics import DURATION, OUTCOMES
 
@@ -122,3 +123,19 @@ def test_the_upstream_checks_can_fail():
 
 def test_the_chart_lints_clean_with_the_argo_metrics_on():
     assert lint_findings(CHART, ENABLED) == []
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_compile_writes_the_metrics_only_with_argo_metrics(tmp_path, flag, capsys):
+    out = tmp_path / "argo"
+    assert main(["compile", "--out", str(out), *(["--argo-metrics"] if flag else [])]) == 0
+    for name in RELEASES:
+        spec = yaml.safe_load((out / f"{name}.workflowtemplate.yaml").read_text())["spec"]
+        assert ("metrics" in spec) is flag
+
+
+def test_compile_refuses_argo_metrics_for_tekton(tmp_path, capsys):
+    args = ["compile", "--out", str(tmp_path / "t"), "--engine", "tekton", "--argo-metrics"]
+    assert main(args) == 2
+    assert "--argo-metrics: " in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
