@@ -86,6 +86,10 @@ class WorkflowSettings:
     flag_template_name: str = "feature-flag-rollout"
     # Namespace of the namespaced objects; None leaves it to `kubectl apply -n` or Helm.
     namespace: str | None = None
+    # Argo's custom metrics on the release templates (argo_metrics.py): the controller exports
+    # each release's duration and outcome. The chart compiles them in and renders them only
+    # with monitoring.argoMetrics.enabled.
+    argo_metrics: bool = False
 
     @property
     def go_toolchain_image(self) -> str:

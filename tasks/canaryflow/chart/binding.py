@@ -121,6 +121,10 @@ RELEASE_SERVICE_ACCOUNT = "__canaryflow_release_service_account__"
 SERVICE_ACCOUNT_PARAMETER = "{{workflow.parameters.service-account}}"
 TEKTON_RELEASE_SERVICE_ACCOUNT = "__canaryflow_tekton_release_service_account__"
 RESOURCES = {"go": "__canaryflow_resources_go__", "tasks": "__canaryflow_resources_tasks__"}
+# The release templates' Argo custom metrics (canaryflow_workflows.argo_metrics): compiled in,
+# rendered only with monitoring.argoMetrics.enabled.
+ARGO_METRICS = "__canaryflow_argo_metrics__"
+ARGO_METRICS_VALUE = ".Values.monitoring.argoMetrics.enabled"
 
 
 @dataclass(frozen=True)
@@ -246,6 +250,8 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         ]
     if argo and "podMetadata" in spec:
         spec[POD_SETTINGS] = "argo"
+    if argo and "metrics" in spec:
+        spec[ARGO_METRICS] = spec.pop("metrics")
     for key in SPEC_MAPPINGS:
         if key in spec:
             spec[key] = {_mapping_token(key): ""}
@@ -357,6 +363,19 @@ def _pod_blocks(text: str) -> str:
     return text
 
 
+def _argo_metrics_block(text: str) -> str:
+    """The ``metrics`` mapping (every line indented under the marker) inside an ``if`` on the
+    value: Argo evaluates these only when the chart asks for them."""
+    return re.sub(
+        rf"^(?P<i> *){ARGO_METRICS}:\n(?P<body>(?:(?P=i) .*\n)+)",
+        lambda m: (
+            f"{{{{- if {ARGO_METRICS_VALUE} }}}}\n{m['i']}metrics:\n{m['body']}{{{{- end }}}}\n"
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
+
+
 def _to_yaml_block(text: str, token: str, values: str) -> str:
     """Each ``<token>: ''`` line becomes ``values`` rendered as YAML at that line's indent."""
     return re.sub(
@@ -408,6 +427,7 @@ def to_helm(text: str) -> str:
         text = _to_yaml_block(text, _mapping_token(key), values)
     text = _go_pod_blocks(text)
     text = _pod_blocks(text)
+    text = _argo_metrics_block(text)
     text = re.sub(
         rf"{TEMPLATE_NAME}(?P<base>[a-z0-9-]+){TEMPLATE_NAME}",
         lambda m: (
