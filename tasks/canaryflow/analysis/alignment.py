@@ -84,6 +84,9 @@ class Read:
     query: str
     at: float
     series: bool = False
+    selector: str | None = None
+    """The series selector ``query`` reads: a source that evaluates PromQL's ``@`` can then
+    answer several instant reads in one request (``source.batch_query``)."""
 
 
 def interpolate(

@@ -330,18 +330,21 @@ class SequentialGate:
         for (track, role), series in selectors.items():
             for name, at in instants.items():
                 prefix = f"{track}/{role}/{name}"
-                reads[f"{prefix}/v0"] = Read(value_query(series, by_le), at)
-                reads[f"{prefix}/v1"] = Read(value_query(series, by_le), at + scrape)
-                reads[f"{prefix}/t0"] = Read(stamp_query(series), at)
-                reads[f"{prefix}/t1"] = Read(stamp_query(series), at + scrape)
+                value, stamp = value_query(series, by_le), stamp_query(series)
+                reads[f"{prefix}/v0"] = Read(value, at, selector=series)
+                reads[f"{prefix}/v1"] = Read(value, at + scrape, selector=series)
+                reads[f"{prefix}/t0"] = Read(stamp, at, selector=series)
+                reads[f"{prefix}/t1"] = Read(stamp, at + scrape, selector=series)
             if track == "stable" and not self.history_read:
                 query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
                 reads[f"stable/{role}/history"] = Read(query, self.aligned_at, series=True)
         main = self._main_role
         if self.scrape_s is None and ("stable", main) in selectors:
             for seconds in SCRAPE_PROBES_S:
-                query = scrape_query(selectors[("stable", main)], seconds)
-                reads[f"scrape/{seconds:g}"] = Read(query, now)
+                stable = selectors[("stable", main)]
+                reads[f"scrape/{seconds:g}"] = Read(
+                    scrape_query(stable, seconds), now, False, stable
+                )
         return reads
 
     @property

@@ -35,6 +35,8 @@ from canaryflow.analysis.source import (
     LogSource,
     MeasurementError,
     MetricSource,
+    Pinned,
+    PinnedVectors,
     Sample,
     ScrapeTiming,
     StableLogSource,
@@ -430,6 +432,7 @@ class AnalysisRun:
         for gate in self.spec.sequential_gates:
             prefix = f"{gate.name}/"
             mine = {k.removeprefix(prefix): v for k, v in results.items() if k.startswith(prefix)}
+            mine = _unbatched(mine)
             if any(isinstance(answer, (Exception, _TimedOut)) for answer in mine.values()):
                 return  # a query failed: who exports what is not known yet
             if gate.logs is not None:  # compared lines: exported when both tracks log
@@ -476,11 +479,19 @@ class AnalysisRun:
             for role in roles(state.evidence)
         }
         rendered = {}
+        batch: dict[str, Pinned] = {}
+        batched = isinstance(self.metrics, PinnedVectors)
         for key, read in state.plan(selectors, self._round_at).items():
-            fetch = self.metrics.series if read.series else self.metrics.vector
-            calls[f"{gate.name}/{key}"] = _bind(fetch, read.query, read.at)
             if key.endswith("/now/v1"):
                 rendered[key.removesuffix("/now/v1")] = read.query
+            if batched and not read.series and read.selector is not None:
+                batch[key] = Pinned(read.query, read.selector, read.at)
+                continue
+            fetch = self.metrics.series if read.series else self.metrics.vector
+            calls[f"{gate.name}/{key}"] = _bind(fetch, read.query, read.at)
+        if batch:  # one request for the look's instant reads (``source.batch_query``)
+            assert isinstance(self.metrics, PinnedVectors)
+            calls[f"{gate.name}/{BATCH}"] = _bind(self.metrics.vectors, batch)
         if state.needs_reference and isinstance(state.evidence, Buckets):
             stable = render(state.evidence.buckets, self.subject, "stable", window)
             query = reference_query(state.evidence, stable, promql_duration(REFERENCE_LOOKBACK_S))
@@ -577,7 +588,7 @@ class AnalysisRun:
             if isinstance(value, Exception):
                 return Judgement(Outcome.ERROR, f"{type(value).__name__}: {value}")
         if gate.sequential is not None:
-            return self._judge_sequential(gate, mine)
+            return self._judge_sequential(gate, _unbatched(mine))
         if gate.logs is not None and gate.logs.compares:
             return self._judge_log_comparison(gate, mine)
         unit = METRICS[gate.metric].unit if gate.metric else "value"
@@ -634,6 +645,21 @@ def series_names(template: str) -> str:
 def _counts(gate: GateSpec) -> bool:
     """A gate that counts evidence since the window began (its own maturity rule)."""
     return gate.sequential is not None or (gate.logs is not None and gate.logs.compares)
+
+
+BATCH = "batch"
+"""The key of a gate's batched instant reads among a round's calls."""
+
+
+def _unbatched(mine: Mapping[str, Any]) -> dict[str, Any]:
+    """A gate's answers with its batched reads in place, each under its own key."""
+    found = {key: value for key, value in mine.items() if key != BATCH}
+    batch = mine.get(BATCH)
+    if isinstance(batch, Mapping):
+        found.update(batch)
+    elif BATCH in mine:
+        found[BATCH] = batch  # an error or a timeout: the gate reports it
+    return found
 
 
 def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -68,6 +68,65 @@ class ScrapeTiming(Protocol):
     def scrape_interval(self, labels: Mapping[str, str]) -> float | None:
         """Seconds between scrapes of the targets carrying ``labels``; None when unknown."""
         ...
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """One read of a batch: ``query``, with every occurrence of ``selector`` (a plain series
+    selector, with or without a range) evaluated at ``at`` (Unix seconds)."""
+
+    query: str
+    selector: str
+    at: float
+
+
+@runtime_checkable
+class PinnedVectors(Protocol):
+    """A source that answers several instant reads, each at its own time, in one request."""
+
+    def vectors(self, reads: Mapping[str, Pinned]) -> dict[str, list[Sample]]:
+        """Each read's series with their labels, by the read's key."""
+        ...
+
+
+BATCH_LABEL = "canaryflow_read"
+"""The label a batched query's answer carries to say which read each series belongs to."""
+
+
+def pin(read: Pinned) -> str:
+    """``read.query`` with its selector pinned at ``read.at`` by PromQL's ``@`` modifier, after
+    the range where there is one (``sel[10s] @ t``, as the grammar requires)."""
+    at = f"{read.at:.3f}"
+    pattern = re.compile(re.escape(read.selector) + r"(\[[^\]]*\])?")
+    return pattern.sub(lambda m: f"{m.group(0)} @ {at}", read.query)
+
+
+def batch_query(reads: Mapping[str, Pinned]) -> str:
+    """Every read as one PromQL query: each pinned at its own instant (``@``), labelled with
+    its key by ``label_replace``, and joined by ``or``. A series of one read never matches one
+    of another (their ``canaryflow_read`` differs), so ``or`` keeps every series of every read.
+
+    Why: a look of a sequential gate reads each track's pods at two instants, and their scrape
+    times, a dozen instant vectors. As one query it is one HTTP request and one evaluation
+    queued in Prometheus instead of a dozen, and the series Prometheus touches and the numbers
+    it returns are the same (the reads are unchanged, only pinned). ``@`` is on by default
+    since Prometheus 2.33 (a feature flag from 2.25), and Thanos and Mimir evaluate it too.
+    """
+    return " or ".join(
+        f'label_replace({pin(read)}, "{BATCH_LABEL}", "{key}", "", "")'
+        for key, read in reads.items()
+    )
+
+
+def split_batch(samples: Sequence[Sample], keys: Sequence[str]) -> dict[str, list[Sample]]:
+    """A batched answer back into each read's series, without the key label."""
+    found: dict[str, list[Sample]] = {key: [] for key in keys}
+    for sample in samples:
+        labels = dict(sample.labels)
+        key = labels.pop(BATCH_LABEL, None)
+        if key in found:
+            found[key].append(Sample(labels, sample.value))
+    return found
 
 
 class LogSource(Protocol):
@@ -149,6 +208,13 @@ class PrometheusSource:
         return [
             Sample(dict(series.get("metric", {})), float(series["value"][1])) for series in result
         ]
+
+    def vectors(self, reads: Mapping[str, Pinned]) -> dict[str, list[Sample]]:
+        """Several instant reads in one request (see ``batch_query``)."""
+        if not reads:
+            return {}
+        latest = max(read.at for read in reads.values())
+        return split_batch(self.vector(batch_query(reads), latest), list(reads))
 
     def series(self, query: str, at: float | None = None) -> list[Series]:
         params = {} if at is None else {"time": f"{at:.3f}"}
