@@ -8,8 +8,13 @@ before ``T`` and its first one after (the value PromQL gives at ``T`` and at ``T
 with ``timestamp()`` saying when each was scraped). Every series of a pod is scraped at the same
 moment, so they are summed by pod in PromQL (``sum by (instance, pod)``) before they leave
 Prometheus: a round reads a handful of numbers per pod, not every label value's series, which
-keeps it cheap on a fleet of hundreds of pods with many label values. A pod's sum that goes down
-is a restart (its counters start again from 0).
+keeps it cheap on a fleet of hundreds of pods with many label values. Summing counters is only
+valid once each series' own restarts are accounted for, so each look's sums come with what the
+pod's restarted or vanished series held at the previous instant (``lost_query``, series by
+series, then summed by pod): a series that restarts alone is counted from 0, the pod's other
+series by their own increase. A pod's sum that still goes down is a restart of the pod. (A
+restart inside the one scrape interpolated across is not interpolated: the pod's value stays at
+its sample before, and the next look counts the rest.)
 """
 
 from __future__ import annotations
@@ -43,6 +48,43 @@ def value_query(selector: str, by_le: bool) -> str:
     """The pods' counters, each pod's series summed (by bucket bound for a histogram)."""
     by = ", ".join((*UNIT_LABELS, "le") if by_le else UNIT_LABELS)
     return f"sum by ({by}) ({selector})"
+
+
+def lost_query(selector: str, by_le: bool, seconds: float) -> str:
+    """What each pod's sum lost over the last ``seconds`` to series that restarted or went
+    away: the earlier value of every series that is now smaller, or gone.
+
+    A pod's sum can only be differenced when its series all keep counting. One series that
+    restarts on its own (a label set deleted and created again, a container of the pod
+    restarted) or disappears makes the sum drop although the pod's other series counted on;
+    reading that drop as a restart of the whole pod would count everything the pod ever
+    served as new requests. Adding back what each such series held before
+    (``S offset d unless S >= S offset d``, series by series, before the sum) gives the
+    increase ``increase()`` would count series by series: a restarted series from 0, a gone
+    one not at all, the others by their own difference. Summed by pod only after that, so the
+    answer is still a number per pod (per bucket bound), not per series. A histogram's
+    buckets restart and go together (one object in the client library), so its ``+Inf``
+    bucket says for all of them, at a ninth of the series.
+    """
+    offset = f"offset {max(1, round(seconds * 1000))}ms"
+    if by_le and (whole := stamp_selector(selector, by_le)) != selector:
+        kept = f"{whole} >= {whole} {offset}"
+        # ``sum(...) by (...)``: the clause after the argument, the same aggregation.
+        return f"sum({selector} {offset} unless ignoring(le) ({kept})) by ({BY_LE})"
+    by = BY_LE if by_le else BY_POD
+    return f"sum({selector} {offset} unless {selector} >= {selector} {offset}) by ({by})"
+
+
+BY_POD = ", ".join(UNIT_LABELS)
+BY_LE = ", ".join((*UNIT_LABELS, "le"))
+
+
+def stamp_selector(selector: str, by_le: bool) -> str:
+    """A selector of fewer series scraped at the same moments: a histogram's ``+Inf`` bucket
+    (every pod has one per label set), else ``selector`` itself."""
+    if by_le and selector.rstrip().endswith("}"):
+        return selector.rstrip()[:-1].rstrip().rstrip(",") + ',le="+Inf"}'
+    return selector
 
 
 def stamp_query(selector: str) -> str:
@@ -135,14 +177,19 @@ class AlignedCounters:
     def start(self, values: Mapping[Key, float]) -> None:
         self.last = dict(values)
 
-    def advance(self, values: Mapping[Key, float]) -> list[Sample]:
-        """Each series' increase since the last instant: a series first seen counts from 0, a
-        smaller value is a restart (counted from 0 again)."""
+    def advance(
+        self, values: Mapping[Key, float], lost: Mapping[Key, float] | None = None
+    ) -> list[Sample]:
+        """Each series' increase since the last instant: a series first seen counts from 0;
+        ``lost``, what a pod's sum lost to its restarted or gone series since then (see
+        ``lost_query``), is added back; a value still smaller is a restart of the whole pod
+        (counted from 0 again)."""
         previous = self.last or {}
+        lost = lost or {}
         result = []
         for key, value in values.items():
-            before = previous.get(key, 0.0)
-            result.append(Sample(dict(key), value - before if value >= before else value))
+            gained = value - previous.get(key, 0.0) + lost.get(key, 0.0)
+            result.append(Sample(dict(key), gained if gained >= 0 else value))
         self.last = dict(values)
         return result
 

@@ -479,19 +479,22 @@ class AnalysisRun:
             for role in roles(state.evidence)
         }
         rendered = {}
-        batch: dict[str, Pinned] = {}
+        batches: dict[str, dict[str, Pinned]] = {}
         batched = isinstance(self.metrics, PinnedVectors)
         for key, read in state.plan(selectors, self._round_at).items():
             if key.endswith("/now/v1"):
                 rendered[key.removesuffix("/now/v1")] = read.query
             if batched and not read.series and read.selector is not None:
-                batch[key] = Pinned(read.query, read.selector, read.at)
+                track = key.split("/", 1)[0]
+                batches.setdefault(track, {})[key] = Pinned(read.query, read.selector, read.at)
                 continue
             fetch = self.metrics.series if read.series else self.metrics.vector
             calls[f"{gate.name}/{key}"] = _bind(fetch, read.query, read.at)
-        if batch:  # one request for the look's instant reads (``source.batch_query``)
+        # One request per track for the look's instant reads (``source.batch_query``): few
+        # requests, and two that Prometheus evaluates at once (it evaluates one on one core).
+        for track, batch in batches.items():
             assert isinstance(self.metrics, PinnedVectors)
-            calls[f"{gate.name}/{BATCH}"] = _bind(self.metrics.vectors, batch)
+            calls[f"{gate.name}/{BATCH}/{track}"] = _bind(self.metrics.vectors, batch)
         if state.needs_reference and isinstance(state.evidence, Buckets):
             stable = render(state.evidence.buckets, self.subject, "stable", window)
             query = reference_query(state.evidence, stable, promql_duration(REFERENCE_LOOKBACK_S))
@@ -652,13 +655,14 @@ BATCH = "batch"
 
 
 def _unbatched(mine: Mapping[str, Any]) -> dict[str, Any]:
-    """A gate's answers with its batched reads in place, each under its own key."""
-    found = {key: value for key, value in mine.items() if key != BATCH}
-    batch = mine.get(BATCH)
-    if isinstance(batch, Mapping):
-        found.update(batch)
-    elif BATCH in mine:
-        found[BATCH] = batch  # an error or a timeout: the gate reports it
+    """A gate's answers with its batched reads in place, each under its own key (a batch
+    that failed stays as it is: the gate reports the error)."""
+    found = {}
+    for key, value in mine.items():
+        if key.split("/", 1)[0] == BATCH and isinstance(value, Mapping):
+            found.update(value)
+        else:
+            found[key] = value
     return found
 
 
