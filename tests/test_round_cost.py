@@ -2,8 +2,8 @@
 numbers returned and requests made, never in seconds.
 
 A sequential gate sums each pod's series in PromQL before they leave Prometheus, so ten label
-values per pod read exactly as much as one; and each look of a gate is one request per track,
-however many reads (two roles, two instants, values and scrape times) it holds.
+values per pod read exactly as much as one; and each look of a gate makes one request per track
+and instant, however many reads (roles, values, scrape times, restarted series) it holds.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ def test_a_round_reads_as_many_numbers_with_ten_label_values_as_with_one(costs):
     assert costs[1].samples_per_round == costs[10].samples_per_round == expected
 
 
-def test_each_gate_asks_prometheus_once_per_track_and_round(costs):
-    gates, tracks, canary_requests = 2, 2, 1
-    expected = gates * tracks + canary_requests
+def test_each_gate_asks_prometheus_once_per_track_and_instant_each_round(costs):
+    gates, tracks, instants, canary_requests = 2, 2, 2, 1
+    expected = gates * tracks * instants + canary_requests
     assert costs[1].requests_per_round == costs[10].requests_per_round == expected
 
 
@@ -66,4 +66,4 @@ def test_one_query_per_gate_and_look_reads_what_one_request_per_read_did(costs):
     # previous one (3 reads), and per track the scrape times at 2 instants. error-rate has 2
     # tracks x 2 roles, latency-p99 2 x 1, and the canary's request count is one more.
     assert unbatched.requests_per_round == 3 * (4 + 2) + 2 * (2 + 2) + 1
-    assert batched.requests_per_round == 2 * 2 + 1  # one query per track, gate and look
+    assert batched.requests_per_round == 2 * 2 * 2 + 1  # per gate, track and instant

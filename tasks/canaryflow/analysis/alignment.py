@@ -20,7 +20,7 @@ its sample before, and the next look counts the rest.)
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from canaryflow.analysis.source import Sample, Series
@@ -62,21 +62,22 @@ def lost_query(selector: str, by_le: bool, seconds: float) -> str:
     (``S offset d unless S >= S offset d``, series by series, before the sum) gives the
     increase ``increase()`` would count series by series: a restarted series from 0, a gone
     one not at all, the others by their own difference. Summed by pod only after that, so the
-    answer is still a number per pod (per bucket bound), not per series. A histogram's
-    buckets restart and go together (one object in the client library), so its ``+Inf``
-    bucket says for all of them, at a ninth of the series.
+    answer is still a number per pod, not per series.
+
+    A histogram's buckets restart and go together (one object in the client library), so
+    its ``+Inf`` bucket tells for all of them, at a ninth of the series: the answer is then
+    per pod, not per bucket bound, and such a pod's look is left out (``AlignedCounters.
+    advance``'s ``skip``) rather than corrected bound by bound, which would read every bucket
+    a third time each look. Leaving out a look of a pod because a series restarted does not
+    depend on how slow its requests were, so the evidence stays valid.
     """
     offset = f"offset {max(1, round(seconds * 1000))}ms"
-    if by_le and (whole := stamp_selector(selector, by_le)) != selector:
-        kept = f"{whole} >= {whole} {offset}"
-        # ``sum(...) by (...)``: the clause after the argument, the same aggregation.
-        return f"sum({selector} {offset} unless ignoring(le) ({kept})) by ({BY_LE})"
-    by = BY_LE if by_le else BY_POD
-    return f"sum({selector} {offset} unless {selector} >= {selector} {offset}) by ({by})"
+    counted = stamp_selector(selector, by_le)
+    # ``sum(...) by (...)``: the clause after the argument, the same aggregation.
+    return f"sum({counted} {offset} unless {counted} >= {counted} {offset}) by ({BY_POD})"
 
 
 BY_POD = ", ".join(UNIT_LABELS)
-BY_LE = ", ".join((*UNIT_LABELS, "le"))
 
 
 def stamp_selector(selector: str, by_le: bool) -> str:
@@ -178,17 +179,24 @@ class AlignedCounters:
         self.last = dict(values)
 
     def advance(
-        self, values: Mapping[Key, float], lost: Mapping[Key, float] | None = None
+        self,
+        values: Mapping[Key, float],
+        lost: Mapping[Key, float] | None = None,
+        skip: Set[Key] = frozenset(),
     ) -> list[Sample]:
         """Each series' increase since the last instant: a series first seen counts from 0;
-        ``lost``, what a pod's sum lost to its restarted or gone series since then (see
-        ``lost_query``), is added back; a value still smaller is a restart of the whole pod
-        (counted from 0 again)."""
+        ``lost``, what a pod's sum lost to its restarted or gone series since then, by pod
+        (``unit_of``, see ``lost_query``), is added back; a value still smaller is a restart
+        of the whole pod (counted from 0 again). The pods (``unit_of``) in ``skip`` add
+        nothing this time."""
         previous = self.last or {}
         lost = lost or {}
         result = []
         for key, value in values.items():
-            gained = value - previous.get(key, 0.0) + lost.get(key, 0.0)
+            unit = unit_of(dict(key))
+            if unit in skip:
+                continue
+            gained = value - previous.get(key, 0.0) + lost.get(unit, 0.0)
             result.append(Sample(dict(key), gained if gained >= 0 else value))
         self.last = dict(values)
         return result

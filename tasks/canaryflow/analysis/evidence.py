@@ -44,13 +44,13 @@ from canaryflow.analysis.alignment import (
     history_query,
     history_steps,
     interpolate,
-    key_of,
     lost_query,
     pod_name,
     scrape_interval,
     scrape_query,
     stamp_query,
     stamp_selector,
+    unit_of,
     value_query,
 )
 from canaryflow.analysis.catalogue import Buckets, Counts, Evidence
@@ -345,7 +345,8 @@ class SequentialGate:
                 if name == "now" and instant > self.aligned_at:
                     # What restarted or gone series took from the sums since the last instant.
                     lost = lost_query(series, by_le, instant - self.aligned_at)
-                    reads[f"{prefix}/r0"] = Read(lost, instant, selector=series)
+                    counted = stamp_selector(series, by_le)
+                    reads[f"{prefix}/r0"] = Read(lost, instant, selector=counted)
             if track == "stable" and not self.history_read:
                 query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
                 reads[f"stable/{role}/history"] = Read(query, self.aligned_at, series=True)
@@ -418,14 +419,17 @@ class SequentialGate:
                 f"{self.name}: waiting {self.lag_s:g}s (two scrapes) for samples of every pod "
                 "on both sides of one instant",
             )
-        increments = {
-            (track, role): self.counters[(track, role)].advance(
-                self._values(answers, f"{track}/{role}/now", instant),
-                self._lost(answers, f"{track}/{role}/now"),
-            )
-            for track in TRACKS
-            for role in roles(self.evidence)
-        }
+        increments = {}
+        for track in TRACKS:
+            for role in roles(self.evidence):
+                prefix = f"{track}/{role}/now"
+                values, lost = self._values(answers, prefix, instant), self._lost(answers, prefix)
+                if isinstance(self.evidence, Buckets):  # per pod: leave the pod out this look
+                    skip = {unit for unit, value in lost.items() if value > 0}
+                    lost = {}
+                else:
+                    skip = set()
+                increments[(track, role)] = self.counters[(track, role)].advance(values, lost, skip)
         if self.unit_since is None:
             self.unit_since = self.aligned_at
         unit_done = instant - self.unit_since >= self.unit_span_s
@@ -450,8 +454,9 @@ class SequentialGate:
 
     @staticmethod
     def _lost(answers: Mapping[str, object], prefix: str) -> dict:
+        """What each pod's restarted or gone series held at the previous instant, by pod."""
         lost = answers.get(f"{prefix}/r0")
-        return {key_of(s.labels): s.value for s in lost} if isinstance(lost, list) else {}
+        return {unit_of(s.labels): s.value for s in lost} if isinstance(lost, list) else {}
 
     def _read_history(self, answers: Mapping[str, object]) -> None:
         """Stable's pods in ``unit_span_s`` steps before the release: their over-dispersion before

@@ -485,16 +485,17 @@ class AnalysisRun:
             if key.endswith("/now/v1"):
                 rendered[key.removesuffix("/now/v1")] = read.query
             if batched and not read.series and read.selector is not None:
-                track = key.split("/", 1)[0]
-                batches.setdefault(track, {})[key] = Pinned(read.query, read.selector, read.at)
+                group = f"{key.split('/', 1)[0]}@{read.at:.3f}"
+                batches.setdefault(group, {})[key] = Pinned(read.query, read.selector, read.at)
                 continue
             fetch = self.metrics.series if read.series else self.metrics.vector
             calls[f"{gate.name}/{key}"] = _bind(fetch, read.query, read.at)
-        # One request per track for the look's instant reads (``source.batch_query``): few
-        # requests, and two that Prometheus evaluates at once (it evaluates one on one core).
-        for track, batch in batches.items():
+        # The look's instant reads in one request per track and instant (``source.
+        # batch_query``): a few requests instead of a dozen or more, yet several that
+        # Prometheus evaluates at once (it evaluates one query on one core).
+        for group, batch in batches.items():
             assert isinstance(self.metrics, PinnedVectors)
-            calls[f"{gate.name}/{BATCH}/{track}"] = _bind(self.metrics.vectors, batch)
+            calls[f"{gate.name}/{BATCH}/{group}"] = _bind(self.metrics.vectors, batch)
         if state.needs_reference and isinstance(state.evidence, Buckets):
             stable = render(state.evidence.buckets, self.subject, "stable", window)
             query = reference_query(state.evidence, stable, promql_duration(REFERENCE_LOOKBACK_S))

@@ -13,6 +13,7 @@ queries and parsing as a live round, against a real TSDB.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -143,6 +144,10 @@ class Cost:
     """Every release's round, ``RELEASE_WORKERS`` at a time, rounds after the first."""
     samples_per_round: float
     """Numbers returned to the judge per round, all releases together."""
+    prometheus_cpu_ms: float
+    """CPU time Prometheus spent per round (user + system, all releases together)."""
+    judge_cpu_ms: float
+    """CPU time this process (the judge: requests, JSON, statistics) spent per round."""
     requests_per_round: float
     first_ms: float
     backfill_s: float
@@ -214,6 +219,8 @@ def measure(shape: Shape, workdir: Path, rounds: int = 8, batched: bool = True) 
             runs.append(
                 AnalysisRun(spec, source, f"svc{service}", NAMESPACE, clock=clock, pool=queries)
             )
+        prometheus_cpu: list[float] = []
+        judge_cpu: list[float] = []
         each: list[list[float]] = []
         whole: list[float] = []
         samples: list[int] = []
@@ -224,12 +231,17 @@ def measure(shape: Shape, workdir: Path, rounds: int = 8, batched: bool = True) 
             read_before = sum(s.samples for s in sources)
             asked_before = sum(s.requests for s in sources)
             outcomes = []
+            cpu_before = _cpu_ms(server.process.pid) if server.process else 0.0
+            own_before = time.process_time()
             started = time.perf_counter()
             futures = [
                 releases.submit(partial(_timed, run, round_no, window_started)) for run in runs
             ]
             timed = [future.result() for future in futures]
             whole.append((time.perf_counter() - started) * 1000)
+            judge_cpu.append((time.process_time() - own_before) * 1000)
+            if server.process is not None:
+                prometheus_cpu.append(_cpu_ms(server.process.pid) - cpu_before)
             each.append([ms for ms, _ in timed])
             outcomes = [m for _, batch in timed for m in batch]
             samples.append(sum(s.samples for s in sources) - read_before)
@@ -245,6 +257,8 @@ def measure(shape: Shape, workdir: Path, rounds: int = 8, batched: bool = True) 
         _percentile(later, 0.95),
         statistics.median(whole[1:]),
         statistics.median(samples[1:]),
+        statistics.median(prometheus_cpu[1:]) if len(prometheus_cpu) > 1 else math.nan,
+        statistics.median(judge_cpu[1:]),
         statistics.median(requests[1:]),
         statistics.median(each[0]),
         backfill_s,
@@ -256,6 +270,13 @@ def _timed(run: AnalysisRun, round_no: int, window_started: float) -> tuple[floa
     started = time.perf_counter()
     batch = run.measure(round_no, window_started)
     return (time.perf_counter() - started) * 1000, batch
+
+
+def _cpu_ms(pid: int) -> float:
+    """A process's CPU time so far (user + system, ``/proc/<pid>/stat``), in milliseconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) * 1000 / ticks
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -282,14 +303,17 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         "*One release's round*: `AnalysisRun.measure` of one release, median and 95th "
         "percentile over every release and every round after the first (the first also reads "
         "10 min of stable's history and probes the scrape interval; its median is the last "
-        "column but one). *All releases*: one round of every release, median. Samples: numbers "
-        "returned to the judge per round, all releases together. Wall-clock figures depend on "
-        "the machine's load, given in the header.",
+        "column but one). *All releases*: one round of every release, median. CPU: what the "
+        "Prometheus process and the judge's process spent per round (`/proc/<pid>/stat`, "
+        "`time.process_time`), median, all releases together: the cost, where the wall clock "
+        "also counts waiting for a core. Samples: numbers returned to the judge per round. "
+        "The benchmark runs at `nice -n 19` on a shared machine: wall-clock figures depend on "
+        "the load, given in the header.",
         "",
         "| reads | releases | stable pods | label values | series | one release's round: median "
-        "| p95 | all releases' round | samples read per round | requests per round "
-        "| first round | gates said |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| p95 | all releases' round | Prometheus CPU per round | judge CPU per round "
+        "| samples read per round | requests per round | first round | gates said |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cost in costs:
         s = cost.shape
@@ -297,6 +321,7 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         lines.append(
             f"| {reads} | {s.services} | {s.stable_pods} | {s.labels} | {s.series} "
             f"| {cost.median_ms:.0f} ms | {cost.p95_ms:.0f} ms | {cost.all_median_ms:.0f} ms "
+            f"| {cost.prometheus_cpu_ms:.0f} ms | {cost.judge_cpu_ms:.0f} ms "
             f"| {cost.samples_per_round:.0f} | {cost.requests_per_round:.0f} "
             f"| {cost.first_ms:.0f} ms | {'; '.join(cost.outcomes)} |"
         )
