@@ -175,6 +175,8 @@ class PrometheusSource:
         self.timeout = self.access.timeout
         self._client: Any = None
         self._session: Any = None
+        self.pinning = True
+        """Whether this Prometheus evaluates ``@`` (until it says it does not)."""
 
     @classmethod
     def for_endpoint(cls, endpoint: PrometheusEndpoint) -> PrometheusSource:
@@ -210,11 +212,18 @@ class PrometheusSource:
         ]
 
     def vectors(self, reads: Mapping[str, Pinned]) -> dict[str, list[Sample]]:
-        """Several instant reads in one request (see ``batch_query``)."""
-        if not reads:
-            return {}
-        latest = max(read.at for read in reads.values())
-        return split_batch(self.vector(batch_query(reads), latest), list(reads))
+        """Several instant reads in one request (see ``batch_query``); one request each from
+        a Prometheus that refuses ``@`` (before 2.33 without ``--enable-feature=
+        promql-at-modifier``: "@ modifier is disabled"; before 2.25 a parse error at "@")."""
+        if reads and self.pinning:
+            latest = max(read.at for read in reads.values())
+            try:
+                return split_batch(self.vector(batch_query(reads), latest), list(reads))
+            except MeasurementError as error:
+                if "rejected the query" not in str(error) or "@" not in str(error):
+                    raise
+                self.pinning = False  # asked once: every later look reads one by one
+        return {key: self.vector(read.query, read.at) for key, read in reads.items()}
 
     def series(self, query: str, at: float | None = None) -> list[Series]:
         params = {} if at is None else {"time": f"{at:.3f}"}
