@@ -296,9 +296,11 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         "requests by path and code, a 9-bucket latency histogram by path), turned into TSDB "
         "blocks by `promtool tsdb create-blocks-from openmetrics` and served by Prometheus 2.42 "
         "on 127.0.0.1; gates error-rate and latency-p99 (sequential) replayed at times inside "
-        "the data. A round: each track's pods summed in PromQL (`sum by (instance, pod)`), and "
-        "their scrape times, at the common instant and one scrape later, all of a gate's look "
-        "in one query (`@` pins each read at its instant). Releases are judged "
+        "the data. A look of a gate: each track's pods summed in PromQL (`sum by (instance, pod)`) "
+        "at the common instant and one scrape later, their scrape times, and what series that "
+        "restarted alone held (`alignment.lost_query`), in one query per track and instant "
+        "(`@` pins each read at its instant); for comparison, one request per read. Releases "
+        "are judged "
         f"{RELEASE_WORKERS} at a time, their calls sharing {QUERY_WORKERS} threads. "
         "*One release's round*: `AnalysisRun.measure` of one release, median and 95th "
         "percentile over every release and every round after the first (the first also reads "
@@ -317,7 +319,7 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
     ]
     for cost in costs:
         s = cost.shape
-        reads = "one query per gate and look" if cost.batched else "one request per read"
+        reads = "one query per track and instant" if cost.batched else "one request per read"
         lines.append(
             f"| {reads} | {s.services} | {s.stable_pods} | {s.labels} | {s.series} "
             f"| {cost.median_ms:.0f} ms | {cost.p95_ms:.0f} ms | {cost.all_median_ms:.0f} ms "
