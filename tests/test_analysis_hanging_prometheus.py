@@ -1,5 +1,6 @@
 """A Prometheus that accepts connections and never answers: every round reports the hang as an
-error, and the threads waiting on it stay bounded however many rounds go by.
+error, and the threads waiting on it stay bounded however many rounds go by. One that trickles
+its answer a byte at a time is cut off at the source's timeout.
 
 The server is a socket on 127.0.0.1 that accepts and then holds each connection without a
 byte of answer, as an overloaded or wedged Prometheus does. The source's own HTTP timeout is
@@ -14,9 +15,11 @@ import socket
 import threading
 import time
 
+import pytest
+
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.run import CALL_WORKERS, AnalysisRun, CallPool
-from canaryflow.analysis.source import PrometheusSource
+from canaryflow.analysis.source import MeasurementError, PrometheusSource
 from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.local.process import LOOPBACK
 
@@ -120,12 +123,63 @@ def test_twenty_rounds_against_a_hanging_prometheus_hold_a_bounded_number_of_thr
         (gate, Outcome.ERROR, "no answer within 0.2s (source hangs?)")
         for gate in ("error-rate", "latency-p99", "errors-max")
     }
-    assert (
-        pool.submitted > ROUNDS * CALL_WORKERS
-    )  # many more calls went unanswered than threads ran
-    assert 0 < peak <= CALL_WORKERS
+    # Many more calls went unanswered than threads ran: the pool's workers, and the one
+    # thread that watches the HTTP calls' deadlines.
+    assert pool.submitted > ROUNDS * CALL_WORKERS
+    assert 0 < peak <= CALL_WORKERS + 1
     for _ in range(600):  # once the server lets go, every blocked call ends
         if not set(threading.enumerate()) - before:
             break
         time.sleep(0.05)
     assert set(threading.enumerate()) - before == set()
+
+
+class TricklingServer:
+    """Answers every request with a status line and then one header byte every 20 ms, up to
+    ``BYTES`` (20 s): each wait for a byte is short, the whole answer never arrives in time."""
+
+    BYTES = 1000
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server((LOOPBACK, 0))
+        host, port = self.listener.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        self.sent: list[int] = []
+        """Bytes of header each connection got before the client hung up (or all of them)."""
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="trickling")
+
+    def start(self) -> TricklingServer:
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            sent = 0
+            try:
+                while sent < self.BYTES:
+                    connection.sendall(b"a")
+                    sent += 1
+                    time.sleep(0.02)
+            except OSError:
+                pass  # the client hung up
+            self.sent.append(sent)
+
+    def stop(self) -> None:
+        self._thread.join(60)
+        self.listener.close()
+
+
+def test_a_prometheus_trickling_its_answer_is_cut_off_at_the_sources_timeout():
+    server = TricklingServer().start()
+    source = PrometheusSource(server.url, timeout=0.5)  # each byte comes well within 0.5 s
+    try:
+        with pytest.raises(MeasurementError) as raised:
+            source.vector("up")
+    finally:
+        server.stop()
+    assert str(raised.value) == f"Prometheus at {server.url} did not answer within 0.5s"
+    [sent] = server.sent
+    assert sent < TricklingServer.BYTES, "the client hung up before the answer was complete"

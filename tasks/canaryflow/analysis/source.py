@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from canaryflow import transport
 from canaryflow.analysis.prometheus_auth import (
     CredentialUnavailable,
     PrometheusAccess,
@@ -187,12 +188,13 @@ class PrometheusSource:
         if self._client is None:
             # Imported here: the CLI and the plan compiler must not pay for requests/pandas.
             from prometheus_api_client import PrometheusConnect
-            from requests.adapters import HTTPAdapter
             from urllib3.util.retry import Retry
 
             session = self.access.session()
             client = PrometheusConnect(url=self.url, session=session, timeout=self.timeout)
-            session.mount(self.url, HTTPAdapter(max_retries=Retry(total=0), pool_maxsize=32))
+            # Each call ends within ``timeout`` as a whole (``_call``), not only each read.
+            adapter = transport.deadline_adapter(max_retries=Retry(total=0), pool_maxsize=32)
+            session.mount(self.url, adapter)
             self._client, self._session = client, session
         return self._client
 
@@ -259,9 +261,10 @@ class PrometheusSource:
         """
         self._connect()
         try:
-            response = self._session.get(
-                f"{self.url}/api/v1/targets", params={"state": "active"}, timeout=self.timeout
-            )
+            with transport.deadline(self.timeout):
+                response = self._session.get(
+                    f"{self.url}/api/v1/targets", params={"state": "active"}, timeout=self.timeout
+                )
             targets = response.json()["data"]["activeTargets"] if response.ok else []
         except Exception:
             targets = []
@@ -308,10 +311,17 @@ class PrometheusSource:
         return _error_text(response.text) or f"HTTP {response.status_code}"
 
     def _call(self, request) -> Any:
-        try:
-            return request(self._connect())
-        except Exception as error:
-            raise MeasurementError(self._explain(error)) from error
+        """``request`` on the client, ended ``timeout`` from now at the latest: requests'
+        own timeout bounds each wait for a byte, and a server trickling bytes would hold the
+        call (and its thread) for as long as it went on."""
+        with transport.deadline(self.timeout) as scope:
+            try:
+                return request(self._connect())
+            except Exception as error:
+                if scope.fired:
+                    message = f"Prometheus at {self.url} did not answer within {self.timeout:g}s"
+                    raise MeasurementError(message) from error
+                raise MeasurementError(self._explain(error)) from error
 
     def _explain(self, error: Exception) -> str:
         import requests
