@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from canaryflow.analysis.catalogue import METRICS
-from canaryflow.analysis.evidence import SequentialGate, roles, selector
+from canaryflow.analysis.evidence import SequentialGate, reference_query, roles, selector
 from canaryflow.analysis.query import Subject, render
 from canaryflow.analysis.source import Pinned, PrometheusSource
 from canaryflow.bench.cost import PROMTOOL
@@ -61,6 +61,25 @@ def _series(base: float) -> Iterator[str]:
         yield line("c", "/x", "200", 10 * i, i, canary=True)
     for i in range(SAMPLES):
         yield line("c", "/x", "500", i, i, canary=True)
+    yield "# TYPE http_request_duration_seconds histogram"
+    for pod, path, first, canary in (
+        ("a", "/x", 0, False),
+        ("a", "/y", 0, False),
+        ("b", "/x", BORN_AT, False),
+        ("c", "/x", 0, True),
+    ):
+        for le, share in (("0.1", 5), ("0.5", 8), ("+Inf", 10)):
+            labels = f'app="shop",namespace="prod",pod="{pod}",instance="{pod}",path="{path}"'
+            labels += ',track="canary"' if canary else ""
+            for i in range(first, SAMPLES):
+                n = i - first
+                if (pod, path) == ("a", "/y") and i >= RESET_AT:
+                    n = i - RESET_AT  # the whole histogram of /y restarts
+                stamp = base + SCRAPE_S * i + OFFSETS[pod]
+                yield (
+                    f'http_request_duration_seconds_bucket{{{labels},le="{le}"}} '
+                    f"{share * n} {stamp:.3f}"
+                )
     yield "# EOF"
 
 
@@ -83,16 +102,16 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         server.stop()
 
 
-def judge(url: str, base: float, batched: bool) -> SequentialGate:
-    """The error-rate gate looking every 10 s at common instants FIRST..LAST, its reads
-    answered by Prometheus, in one query per look (``batched``) or one request per read."""
+def judge(url: str, base: float, batched: bool, evidence=ERRORS) -> SequentialGate:
+    """A gate (error-rate unless said) looking every 10 s at common instants FIRST..LAST, its
+    reads answered by Prometheus, in one query per look (``batched``) or one request per read."""
     source = PrometheusSource(url, timeout=30)
     selectors = {
-        (track, role): render(selector(ERRORS, role), Subject("shop", "prod"), track, 60.0)
+        (track, role): render(selector(evidence, role), Subject("shop", "prod"), track, 60.0)
         for track in ("canary", "stable")
-        for role in roles(ERRORS)
+        for role in roles(evidence)
     }
-    gate = SequentialGate("error-rate", ERRORS, 0.2, 0.05, 1, grace_s=30.0, scrape_s=SCRAPE_S)
+    gate = SequentialGate("gate", evidence, 0.2, 0.05, 1, grace_s=30.0, scrape_s=SCRAPE_S)
     gate.start_at(base + FIRST)
     look = base + FIRST + gate.lag_s
     while look <= base + LAST + gate.lag_s + 1e-6:
@@ -106,7 +125,11 @@ def judge(url: str, base: float, batched: bool) -> SequentialGate:
             answers.update(source.vectors(pinned))
         else:
             answers.update({key: source.vector(r.query, r.at) for key, r in instant.items()})
-        gate.observe_reads(answers, look, elapsed=look - base - FIRST)
+        reference = None
+        if gate.needs_reference:  # stable's buckets before the window: where to cut (as run)
+            stable = selectors[("stable", "buckets")]
+            reference = source.vector(reference_query(evidence, stable, "600s"), base + FIRST)
+        gate.observe_reads(answers, look, reference, elapsed=look - base - FIRST)
         look += 10.0
     assert gate.aligned_at == pytest.approx(base + LAST)
     return gate
@@ -131,3 +154,20 @@ def test_a_series_restarting_alone_and_a_pod_born_mid_window_are_counted_as_serv
     test = judge(*backfilled, batched=batched).tests[None]
     counted = {name: getattr(test, name) for name in EXPECTED}
     assert counted == pytest.approx(EXPECTED, abs=1e-6)
+
+
+LATENCY = METRICS["latency-p99"].evidence["go"]
+
+
+def test_a_histogram_restarting_alone_leaves_its_pod_out_of_one_look_never_counts_it_whole(
+    backfilled,
+):
+    gate = judge(*backfilled, batched=True, evidence=LATENCY)
+    assert gate.tests, "stable's buckets before the window set the cuts"
+    # Requests served, each series on its own (+Inf buckets): pod a's /x, its /y less the
+    # scrape it restarted in, pod b from its first scrape.
+    served = RATE * SPAN + (RATE * SPAN - 10) + RATE * (LAST - BORN_S)
+    one_look_of_a = 2 * RATE * 10 + 10  # both series over a 10 s look, and /y's lost scrape
+    for test in gate.tests.values():
+        assert served - one_look_of_a <= test.stable_exposure <= served
+        assert test.canary_exposure == pytest.approx(RATE * SPAN)
