@@ -79,8 +79,10 @@ class GitCheckout:
             or parsed.password
             or (parsed.hostname or "").startswith("-")
         ):
+            secret = parsed.username or parsed.password
+            shown = "a URL with credentials in it" if secret else repr(self.url[:80])
             raise PlatformError(
-                f"{self.url[:80]!r} is not a configuration repository URL: use "
+                f"{shown} is not a configuration repository URL: use "
                 "https://host/org/config.git (http and git:// too), without credentials"
             )
         if not is_ref_name(self.branch):
