@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import socket
 import subprocess
 import sys
 
@@ -93,7 +95,8 @@ def test_a_promotion_pushes_with_no_git_installed(tmp_path, daemon, mode):
 
     done = subprocess.run(
         [sys.executable, "-c", PUSH, json.dumps(plan), daemon.url("config.git"), CANARY_IMAGE],
-        env={"PATH": str(empty), "HOME": str(tmp_path)},
+        env={"PATH": str(empty), "HOME": str(tmp_path)}
+        | {k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -196,6 +199,24 @@ def test_a_merge_request_branch_is_replaced_whatever_it_held(daemon, no_git):
         pushed = repo.head()
 
     assert tip(daemon, branch) == pushed
+
+
+# -- timeouts ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["git", "http"])
+def test_a_server_that_never_answers_fails_the_clone_after_the_read_timeout(scheme, no_git):
+    with socket.socket() as silent:  # the kernel completes the connection; nobody answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}/config.git"
+        with (
+            GitCheckout(url, "main", timeout_s=0.3) as repo,
+            pytest.raises(PlatformError) as failed,
+        ):
+            repo.clone()
+
+    assert str(failed.value) == f"git clone {url}: the server did not answer within 0.3s"
 
 
 # -- nothing read from a git configuration, nothing from the URL run ----------------------------

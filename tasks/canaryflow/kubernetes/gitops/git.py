@@ -245,14 +245,11 @@ class GitCheckout:
             ) from None
         except NotGitRepository:
             raise PlatformError(f"{where}: no git repository there") from None
-        except (HangupException, GitProtocolError) as error:
-            raise PlatformError(f"{where}: {_text(error) or type(error).__name__}") from None
-        except TimeoutError:
-            raise PlatformError(
-                f"{where}: the server did not answer within {self.timeout_s:g}s"
-            ) from None
-        except OSError as error:
-            raise PlatformError(f"{where}: {error}") from None
+        except (HangupException, GitProtocolError, OSError) as error:
+            detail = _text(error) or type(error).__name__
+            if isinstance(error, TimeoutError) or "timed out" in detail:  # dulwich wraps some
+                detail = f"the server did not answer within {self.timeout_s:g}s"
+            raise PlatformError(f"{where}: {detail}") from None
 
     def _refusal(self, branch: str, detail: str) -> PlatformError:
         message = f"git push to {self.url} {branch} rejected: {detail}"
@@ -310,6 +307,6 @@ class GitCheckout:
 
 
 def _text(error: BaseException) -> str:
-    detail = error.args[0] if error.args else str(error)
-    text = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+    first = error.args[0] if error.args else None
+    text = first.decode(errors="replace") if isinstance(first, bytes) else str(error)
     return " ".join(text.split())[:800]
