@@ -18,7 +18,7 @@ import time
 import pytest
 import yaml
 from argocd_standin import FLUX_NAME, INSTANCE_LABEL, ArgoCdStandIn, FluxStandIn
-from git_server import GitDaemon, git
+from git_server import GIT_ENV, GitDaemon, git
 from kube.fixtures import (
     CANARY_IMAGE,
     HTTP_ROUTE,
@@ -65,6 +65,15 @@ def in_git(obj: dict) -> dict:
     obj = copy.deepcopy(obj)
     obj["metadata"].pop("namespace", None)
     return obj
+
+
+@pytest.fixture(autouse=True)
+def no_git_on_path(tmp_path, monkeypatch):
+    """canaryflow runs with a PATH that holds no git, as in the runtime image; the servers and
+    stand-ins (real git) name their own PATH."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
 
 
 @pytest.fixture
@@ -187,6 +196,7 @@ def test_a_merge_request_branch_is_promoted_once_someone_merges_it(api_server, d
             found = subprocess.run(
                 ["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
                 cwd=bare,
+                env=GIT_ENV,
                 capture_output=True,
                 text=True,
             )
