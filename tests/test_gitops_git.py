@@ -20,6 +20,7 @@ import sys
 import pytest
 from git_http_server import GitHttpServer
 from git_server import git
+from http_stub import LoopbackServer, QuietHandler
 from kube.fixtures import CANARY_IMAGE, SERVICE
 from test_gitops_promotion import MANIFESTS, PLAN, daemon
 
@@ -164,6 +165,32 @@ def test_refused_credentials_fail_naming_the_secret_and_not_its_value(tmp_path, 
     assert "refused the credentials of the Secret gitops.credentialsSecret" in str(failed.value)
     assert PASSWORD not in str(failed.value)
     assert server.auth.seen == [basic("x-access-token", PASSWORD)]
+
+
+def test_a_redirect_to_another_host_does_not_carry_the_credentials(tmp_path, daemon, no_git):
+    elsewhere = GitHttpServer(daemon.base, credentials=(USER, PASSWORD))  # another origin
+
+    class Redirect(QuietHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", elsewhere.url + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    configured = LoopbackServer(Redirect)
+    folder = secret(tmp_path, username=USER, password=PASSWORD)
+    try:
+        with (
+            GitCheckout(configured.url + "/config.git", "main", folder) as repo,
+            pytest.raises(PlatformError),
+        ):
+            repo.clone()
+    finally:
+        configured.stop()
+        elsewhere.stop()
+
+    assert elsewhere.auth.seen  # the redirect was followed, without the Secret
+    assert basic(USER, PASSWORD) not in elsewhere.auth.seen
 
 
 # -- a race with another pusher -----------------------------------------------------------------
