@@ -52,7 +52,13 @@ AUTHOR = ("canaryflow", "canaryflow@users.noreply.localhost")
 _FILE_MODES = (0o100644, 0o100755)
 _TREE_MODE = 0o040000
 # What receive-pack answers when the ref moved under us (refs.c, builtin/receive-pack.c).
-_RACE_WORDS = ("non-fast-forward", "fetch first", "stale info", "cannot lock", "failed to lock")
+_RACE_WORDS = (
+    "non-fast-forward",
+    "fetch first",
+    "stale info",
+    "cannot lock",
+    "failed to update ref",
+)
 
 
 class PushRejected(PlatformError):
@@ -158,7 +164,7 @@ class GitCheckout:
         ref = b"refs/heads/" + branch.encode()
         head, base = self._head, self._base
 
-        def update_refs(refs: dict[bytes, bytes]) -> dict[bytes, bytes] | None:
+        def update_refs(refs: dict[bytes, bytes]) -> dict[bytes, bytes]:
             remote = refs.get(ref)
             expected = base if ref == self._ref else None
             if not force and remote != expected:  # raised before anything is sent
@@ -167,7 +173,7 @@ class GitCheckout:
                     f"git push to {self.url} {branch} rejected (fetch first): the branch is "
                     f"now {now}, not the {(base or b'').decode()[:12]} this change was made on"
                 )
-            return {**refs, ref: head}
+            return {ref: head}  # the one ref to change; the others are not named
 
         def generate_pack_data(have, want, *, ofs_delta=False, progress=None):
             known = {sha for sha in have if sha in self._store} | {base}
