@@ -29,7 +29,7 @@ from canaryflow.analysis.query import Subject, render
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.sequential import bernoulli_kl, information_limit, multinomial_kl
 from canaryflow.analysis.source import PrometheusSource, Sample
-from canaryflow.bench.replay import ReplayClock, ReplayLogs, ReplaySource
+from canaryflow.bench.replay import ReplayClock, ReplaySource, ReplayTrackLogs
 from canaryflow.bench.scenarios import schedule_faults
 from canaryflow.local.load import LoadGenerator
 from canaryflow.local.programs import sample_service
@@ -297,7 +297,7 @@ def _replay_judge(source, platform, plan, started: float, ended: float):
         ReplaySource(source, clock),
         plan.service.name,
         plan.service.namespace,
-        logs=ReplayLogs(platform.canary_logs, clock),
+        logs=ReplayTrackLogs(platform.canary_logs, platform.stable_logs, clock),
         clock=clock,
         windows=len(plan.traffic_steps),
     )

@@ -37,7 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="only the offline replay: N simulated A/A releases of a production-shaped fleet "
-        "(and N/5 per fault class) judged offline; replaces BENCHMARKS.md's replay section",
+        "(N/5 per fault class, N/10 per class of the contrast fleets) judged offline; "
+        "replaces BENCHMARKS.md's replay section",
     )
     parser.add_argument(
         "--cost",
@@ -128,7 +129,7 @@ def _replay_only(args: argparse.Namespace) -> int:
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731
     started = time.monotonic()
     result = replay_benchmark(args.replay, say=say)
-    result["carry"] = carry_comparison(max(1, args.replay // 5), say=say)
+    result["carry"] = carry_comparison(max(1, args.replay // 10), say=say)
     result["seconds"] = time.monotonic() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "replay.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -167,11 +168,19 @@ def _run_header(command: str, seconds: float) -> str:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    uname = " ".join(os.uname())
     return (
-        f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-        f"({platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+        f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC (end) on `{uname}`, "
+        f"{os.cpu_count()} cores ({platform.python_implementation()} "
         f"{platform.python_version()}), load average {os.getloadavg()[0]:.0f} at the end, "
-        f"commit {commit or 'unknown'}, `{command}`, {seconds:.0f} s."
+        f"commit {commit or 'unknown'}{' with uncommitted changes' if dirty else ''}, "
+        f"`{command}`, {seconds:.0f} s."
     )
 
 
