@@ -127,13 +127,14 @@ def _replay_only(args: argparse.Namespace) -> int:
     if args.replay < 1:
         raise InputError("--replay: at least 1 release; give e.g. --replay 1000")
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731
-    started = time.monotonic()
+    started, commit = time.monotonic(), _commit()
     result = replay_benchmark(args.replay, say=say)
     result["carry"] = carry_comparison(max(1, args.replay // 10), say=say)
     result["seconds"] = time.monotonic() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "replay.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    header = _run_header(f"canaryflow bench --replay {args.replay}", result["seconds"])
+    command = f"canaryflow bench --replay {args.replay}"
+    header = _run_header(command, result["seconds"], commit)
     _replace_section(args.write, replay_markdown(result, header) + carry_markdown(result["carry"]))
     say(f"wrote the replay section of {args.write} in {result['seconds']:.0f}s")
     return 0
@@ -158,28 +159,36 @@ def _cost_only(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_header(command: str, seconds: float) -> str:
-    """Date, machine, commit and command of a run, for the section it writes."""
-    import datetime
-    import os
-    import platform
+def _commit() -> str:
+    """The checked-out commit, and whether tracked files differ from it."""
     import subprocess
 
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", "tasks"],
         capture_output=True,
         text=True,
         check=False,
     ).stdout.strip()
+    return (commit or "unknown") + (" with uncommitted changes" if dirty else "")
+
+
+def _run_header(command: str, seconds: float, commit: str | None = None) -> str:
+    """Date, machine, commit (at the run's start, when given) and command of a run, for the
+    section it writes."""
+    import datetime
+    import os
+    import platform
+
+    commit = commit or _commit()
     uname = " ".join(os.uname())
     return (
         f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC (end) on `{uname}`, "
         f"{os.cpu_count()} cores ({platform.python_implementation()} "
         f"{platform.python_version()}), load average {os.getloadavg()[0]:.0f} at the end, "
-        f"commit {commit or 'unknown'}{' with uncommitted changes' if dirty else ''}, "
+        f"commit {commit}, "
         f"`{command}`, {seconds:.0f} s."
     )
 
