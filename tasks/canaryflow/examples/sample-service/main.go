@@ -40,6 +40,7 @@ type config struct {
 	faultLog        []string
 	workMS          float64
 	metrics         metricsFlavour
+	noise           noiseConfig
 }
 
 // parseConfig reads flags, falling back to SAMPLE_* environment variables for flags not given.
@@ -67,6 +68,12 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.BoolVar(&f.FlagOnOnly, "flag-on-only", f.FlagOnOnly, "error and latency faults hit only flag-on requests")
 	metrics := fs.String("metrics", "go", "how user requests are exported: go (client_golang), otel (OpenTelemetry) or grpc (go-grpc-prometheus)")
 	afterSeconds := fs.Float64("after", 0, "seconds after start before the faults above switch on")
+	fs.DurationVar(&cfg.noise.stallEvery, "stall-every", 0, "the pod stalls once per this period, at a random phase (0: never)")
+	fs.DurationVar(&cfg.noise.stallFor, "stall-for", time.Second, "how long a stall lasts")
+	fs.Float64Var(&cfg.noise.stallFail, "stall-fail", 0, "share of requests caught in a stall answered 500")
+	fs.DurationVar(&cfg.noise.coldFor, "cold-for", 0, "the pod starts cold for this long: twice the work, its cache missing")
+	fs.Int64Var(&cfg.noise.poolSize, "pool-size", 0, "connections of a pool filled lazily by the first requests (0: none)")
+	fs.Float64Var(&cfg.noise.refused, "pool-refused", 0.1, "share of the pool's dials refused (and logged) once")
 	faultLog := fs.String("fault-log", defaultFaultLog, `lines a failed request logs, in turn, "|"-separated; "" logs none`)
 
 	if err := fs.Parse(args); err != nil {
@@ -83,6 +90,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	if !(cfg.workMS >= 0 && cfg.workMS <= 10000) { // also refuses NaN
 		return cfg, fmt.Errorf("-work-ms: %v; use milliseconds from 0 to 10000", cfg.workMS)
+	}
+	if err := cfg.noise.validate(); err != nil {
+		return cfg, err
 	}
 	if cfg.quotaMillicores <= 0 {
 		return cfg, fmt.Errorf("-cpu-quota-millicores: %d; use a positive number", cfg.quotaMillicores)
@@ -137,6 +147,7 @@ func run(args []string) int {
 		log:       log,
 		faultLog:  cfg.faultLog,
 		workMS:    cfg.workMS,
+		noise:     cfg.noise.begin(time.Now()),
 	}
 	if cfg.flagsFile != "" {
 		if svc.flags, err = newFlagSource(cfg.flagsFile, cfg.flagKey, log); err != nil {

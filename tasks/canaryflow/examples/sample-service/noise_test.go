@@ -1,0 +1,66 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestAPodStallsOncePerPeriodAtItsOwnPhase(t *testing.T) {
+	start := time.Unix(1000, 0)
+	n := &noise{noiseConfig: noiseConfig{stallEvery: 30 * time.Second, stallFor: time.Second}, phase: 10 * time.Second, started: start}
+	if got := n.stalledUntil(start.Add(5 * time.Second)); !got.IsZero() {
+		t.Fatalf("5 s in: stalled until %v, want no stall", got)
+	}
+	in := start.Add(10*time.Second + 300*time.Millisecond)
+	if got, want := n.stalledUntil(in), start.Add(11*time.Second); !got.Equal(want) {
+		t.Fatalf("10.3 s in: stalled until %v, want %v", got, want)
+	}
+	if got := n.stalledUntil(start.Add(40*time.Second + 500*time.Millisecond)); got.IsZero() {
+		t.Fatal("40.5 s in: the next period's stall is missing")
+	}
+	if got := n.stalledUntil(start.Add(11 * time.Second)); !got.IsZero() {
+		t.Fatalf("11 s in: the stall should be over, got %v", got)
+	}
+}
+
+func TestAPodIsColdOnlyForItsWarmUp(t *testing.T) {
+	start := time.Unix(1000, 0)
+	n := &noise{noiseConfig: noiseConfig{coldFor: 30 * time.Second}, started: start}
+	if !n.cold(start.Add(29*time.Second)) || n.cold(start.Add(30*time.Second)) {
+		t.Fatal("cold for exactly the first 30 s")
+	}
+	if (&noise{started: start}).cold(start) {
+		t.Fatal("no warm-up configured: never cold")
+	}
+}
+
+func TestThePoolDialsOnlyItsSizeAndRefusesAtTheConfiguredShare(t *testing.T) {
+	n := &noise{noiseConfig: noiseConfig{poolSize: 3, refused: 0.1}}
+	opened, refused := n.dial(0.05)
+	if !opened || !refused {
+		t.Fatalf("first dial with chance 0.05 < 0.1: opened %v refused %v, want both", opened, refused)
+	}
+	if opened, refused = n.dial(0.5); !opened || refused {
+		t.Fatalf("second dial with chance 0.5: opened %v refused %v, want opened only", opened, refused)
+	}
+	n.dial(0.5)
+	if opened, _ = n.dial(0.0); opened {
+		t.Fatal("a full pool opens no more connections")
+	}
+}
+
+func TestNoiseFlagsNoPodCouldHaveAreRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"-stall-every", "1s", "-stall-for", "2s"},
+		{"-stall-fail", "1.5"},
+		{"-pool-size", "-1"},
+	} {
+		if _, err := parseConfig(args, func(string) string { return "" }); err == nil {
+			t.Errorf("%v: accepted, want an error", args)
+		}
+	}
+	cfg, err := parseConfig([]string{"-stall-every", "30s", "-cold-for", "20s", "-pool-size", "16"}, func(string) string { return "" })
+	if err != nil || cfg.noise.stallEvery != 30*time.Second || cfg.noise.poolSize != 16 {
+		t.Fatalf("valid noise flags: %+v, %v", cfg.noise, err)
+	}
+}
