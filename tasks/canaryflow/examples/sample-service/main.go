@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,7 @@ type config struct {
 	workMS          float64
 	metrics         metricsFlavour
 	noise           noiseConfig
+	pods            int
 }
 
 // parseConfig reads flags, falling back to SAMPLE_* environment variables for flags not given.
@@ -68,6 +70,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.BoolVar(&f.FlagOnOnly, "flag-on-only", f.FlagOnOnly, "error and latency faults hit only flag-on requests")
 	metrics := fs.String("metrics", "go", "how user requests are exported: go (client_golang), otel (OpenTelemetry) or grpc (go-grpc-prometheus)")
 	afterSeconds := fs.Float64("after", 0, "seconds after start before the faults above switch on")
+	fs.IntVar(&cfg.pods, "pods", 1, "pods this process serves: the first on -listen, the others on the ports after it, each with its own metrics and stall phase")
 	fs.DurationVar(&cfg.noise.stallEvery, "stall-every", 0, "the pod stalls once per this period, at a random phase (0: never)")
 	fs.DurationVar(&cfg.noise.stallFor, "stall-for", time.Second, "how long a stall lasts")
 	fs.Float64Var(&cfg.noise.stallFail, "stall-fail", 0, "share of requests caught in a stall answered 500")
@@ -90,6 +93,9 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	if !(cfg.workMS >= 0 && cfg.workMS <= 10000) { // also refuses NaN
 		return cfg, fmt.Errorf("-work-ms: %v; use milliseconds from 0 to 10000", cfg.workMS)
+	}
+	if cfg.pods < 1 || cfg.pods > 16 {
+		return cfg, fmt.Errorf("-pods: %d; use 1 to 16", cfg.pods)
 	}
 	if err := cfg.noise.validate(); err != nil {
 		return cfg, err
@@ -140,15 +146,7 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	svc := &service{
-		version:   version,
-		telemetry: newTelemetry(version, cfg.metrics),
-		faults:    newFaultSwitch(cfg.faults, cfg.after, time.Now),
-		log:       log,
-		faultLog:  cfg.faultLog,
-		workMS:    cfg.workMS,
-		noise:     cfg.noise.begin(time.Now()),
-	}
+	svc := newService(cfg, log)
 	if cfg.flagsFile != "" {
 		if svc.flags, err = newFlagSource(cfg.flagsFile, cfg.flagKey, log); err != nil {
 			log.Error("bad configuration", "error", err)
@@ -173,8 +171,13 @@ func run(args []string) int {
 	}
 	log.Info("starting sample-service", "version", version, "listen", listener.Addr())
 	server := &http.Server{Handler: svc.handler(), ReadHeaderTimeout: 5 * time.Second}
-	served := make(chan error, 1)
+	served := make(chan error, cfg.pods)
 	go func() { served <- server.Serve(listener) }()
+	others, err := servePods(cfg, listener, log, served)
+	if err != nil {
+		log.Error("cannot listen", "error", err)
+		return 1
+	}
 
 	select {
 	case err := <-served:
@@ -184,9 +187,49 @@ func run(args []string) int {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := server.Shutdown(shutdownCtx); err != nil {
-		log.Error("shutdown incomplete", "error", err)
+	for _, s := range append([]*http.Server{server}, others...) {
+		if err := s.Shutdown(shutdownCtx); err != nil {
+			log.Error("shutdown incomplete", "error", err)
+		}
 	}
 	log.Info("stopped", "version", version)
 	return 0
+}
+
+// newService is one pod: its own metrics, fault switch and noise (a stall phase of its own).
+func newService(cfg config, log *logger) *service {
+	return &service{
+		version:   version,
+		telemetry: newTelemetry(version, cfg.metrics),
+		faults:    newFaultSwitch(cfg.faults, cfg.after, time.Now),
+		log:       log,
+		faultLog:  cfg.faultLog,
+		workMS:    cfg.workMS,
+		noise:     cfg.noise.begin(time.Now()),
+	}
+}
+
+// servePods serves the -pods after the first on the ports after the first's, each a pod of its
+// own (scraped as its own target), logging to the same output: one process for a small fleet.
+func servePods(cfg config, first net.Listener, log *logger, served chan<- error) ([]*http.Server, error) {
+	addr, ok := first.Addr().(*net.TCPAddr)
+	if !ok {
+		return nil, fmt.Errorf("-listen: %v is not a TCP address", first.Addr())
+	}
+	var servers []*http.Server
+	for i := 1; i < cfg.pods; i++ {
+		at := net.JoinHostPort(addr.IP.String(), strconv.Itoa(addr.Port+i))
+		listener, err := net.Listen("tcp", at)
+		if err != nil {
+			for _, s := range servers {
+				s.Close()
+			}
+			return nil, fmt.Errorf("-pods %d: pod %d: %w", cfg.pods, i+1, err)
+		}
+		server := &http.Server{Handler: newService(cfg, log).handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { served <- server.Serve(listener) }()
+		log.Info("serving another pod", "listen", listener.Addr())
+		servers = append(servers, server)
+	}
+	return servers, nil
 }

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -62,5 +67,46 @@ func TestNoiseFlagsNoPodCouldHaveAreRefused(t *testing.T) {
 	cfg, err := parseConfig([]string{"-stall-every", "30s", "-cold-for", "20s", "-pool-size", "16"}, func(string) string { return "" })
 	if err != nil || cfg.noise.stallEvery != 30*time.Second || cfg.noise.poolSize != 16 {
 		t.Fatalf("valid noise flags: %+v, %v", cfg.noise, err)
+	}
+}
+
+func TestOneProcessServesEachPodOnTheNextPortWithItsOwnMetrics(t *testing.T) {
+	cfg, err := parseConfig([]string{"-pods", "3"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseConfig([]string{"-pods", "0"}, func(string) string { return "" }); err == nil {
+		t.Fatal("-pods 0 accepted")
+	}
+	first, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	served := make(chan error, 3)
+	servers, err := servePods(cfg, first, newLogger(io.Discard), served)
+	if err != nil {
+		t.Skipf("the ports after %v are taken: %v", first.Addr(), err)
+	}
+	defer func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}()
+	port := first.Addr().(*net.TCPAddr).Port
+	for _, at := range []int{port + 1, port + 2} {
+		url := fmt.Sprintf("http://127.0.0.1:%d/", at)
+		if resp, err := http.Get(url); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("pod at %d: %v %v", at, resp, err)
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), `http_requests_total{`) || strings.Count(string(body), `code="200"`) == 0 {
+			t.Fatalf("pod at %d: its own request served is not in its metrics:\n%s", at, body)
+		}
 	}
 }
