@@ -237,23 +237,31 @@ def gate_alpha_and_tolerance(spec: AnalysisSpec, gate: str) -> tuple[float, floa
     return budget.share(gate), tolerance
 
 
+def information_limit_at(
+    rps: float, share: float, base: float, factor: float, alpha: float, tolerance: float
+) -> float:
+    """Seconds an ideal test needs to reject "canary within tolerance" when ``share`` of the
+    ``rps`` requests are the canary's, stable's events happen at ``base`` per request and the
+    canary's at ``factor`` times that: log(1/alpha) / (KL per event x events per second), of
+    the conditional binomial the judge tests (is an event the canary's?). Infinite when the
+    fault is within tolerance."""
+    if factor <= 1 + tolerance:
+        return math.inf
+    kl = bernoulli_kl(canary_share(factor, share), canary_share(1 + tolerance, share))
+    events_per_s = rps * base * (share * factor + 1 - share)
+    return information_limit(kl * events_per_s, alpha)
+
+
 def information_limit_s(
     fleet: Fleet, fault: FaultClass, spec: AnalysisSpec, weight: float
 ) -> float:
-    """Seconds an ideal test needs at ``weight`` to reject "canary within tolerance" when the
-    canary's rate is the configured fault's: log(1/alpha) / (KL per event x events per
-    second), with the gate's own alpha share and tolerance (``gate_alpha_and_tolerance``), of
-    the conditional binomial the judge tests (is an event the canary's?). Infinite when the
-    fault is within tolerance. Lumps and blips are left out: the bound of clean data."""
+    """The configured fault's information limit at ``weight``, with the gate's own alpha share
+    and tolerance (``gate_alpha_and_tolerance``). Lumps and blips are left out: the bound of
+    clean data."""
     assert fault.gate is not None, "an A/A class has no fault"
     alpha, tolerance = gate_alpha_and_tolerance(spec, fault.gate)
-    factor = fault.factor
-    if factor <= 1 + tolerance:
-        return math.inf
     base = fleet.log_rate if fault.gate == "log-errors" else fleet.base_rate
-    kl = bernoulli_kl(canary_share(factor, weight), canary_share(1 + tolerance, weight))
-    events_per_s = fleet.rps * base * (weight * factor + 1 - weight)
-    return information_limit(kl * events_per_s, alpha)
+    return information_limit_at(fleet.rps, weight, base, fault.factor, alpha, tolerance)
 
 
 # The offline benchmark: many releases of a production-shaped fleet ------------------------------

@@ -27,11 +27,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--judgement",
         action="store_true",
-        help="only the judgement benchmark: default gates against every fault class and good "
+        help="only the judgement benchmark: default gates on a noisy fleet (4 stable pods, 1 "
+        "canary pod) against each fault class (one per metric flavour among them) and good "
         "canaries; replaces BENCHMARKS.md's judgement section",
     )
-    parser.add_argument("--runs", type=int, default=10, help="judgement: releases per fault class")
-    parser.add_argument("--good", type=int, default=30, help="judgement: good canaries")
+    parser.add_argument("--runs", type=int, default=1, help="judgement: releases per fault class")
+    parser.add_argument("--good", type=int, default=2, help="judgement: good canaries")
     parser.add_argument(
         "--replay",
         type=int,
@@ -103,9 +104,11 @@ def _judgement_only(args: argparse.Namespace) -> int:
     from canaryflow.bench.judgement import markdown
     from canaryflow.bench.markdown import replace_section
 
+    commit = _commit()
     with tempfile.TemporaryDirectory(prefix="canaryflow-judgement-") as tmp:
         results = _judge(args, Path(tmp), args.out / "build")
-    section = markdown(results)
+    command = f"canaryflow bench --judgement --runs {args.runs} --good {args.good}"
+    section = markdown(results, _run_header(command, results.seconds, commit))
     old = args.write.read_text() if args.write.exists() else ""
     args.write.write_text(replace_section(old, "## Judgement", section))
     say(f"wrote the judgement section of {args.write} in {results.seconds:.0f}s")
