@@ -1,14 +1,18 @@
 """Several stable pods on a local stack, within the machine's process budget.
 
 The local platform runs one stable process. The sample service's ``-pods N`` serves N pods from
-that process, on its port and the N - 1 ports after it, each with its own metrics and stall
-phase. ``StableFleet`` adds the extra pods to Prometheus' targets with the stable pod's labels
-(so the judge sees N stable pods, each scraped at its own offset) and gives each a steady load
-of its own; the router keeps sending stable's share of the users to the first pod. All the
-pods log to the stable process's output, so stable's log lines are the whole fleet's.
+that process, on its port and N - 1 ports of their own (``GET /admin/pods`` lists them), each
+with its own metrics and stall phase. ``StableFleet`` adds the extra pods to Prometheus'
+targets with the stable pod's labels (so the judge sees N stable pods, each scraped at its own
+offset) and gives each a steady load of its own; the router keeps sending stable's share of the
+users to the first pod. All the pods log to the stable process's output, so stable's log lines
+are the whole fleet's.
 """
 
 from __future__ import annotations
+
+import json
+import urllib.request
 
 from canaryflow.local.load import LoadConfig, LoadGenerator
 from canaryflow.local.platform import ScrapeTarget
@@ -23,6 +27,7 @@ class StableFleet:
         self.stack, self.pods, self.rps_per_pod = stack, pods, rps_per_pod
         self.loads: dict[str, LoadGenerator] = {}
         self._notify = None
+        self._pods: dict[str, list[str]] = {}
 
     def start(self) -> StableFleet:
         """Scrape the extra pods from now on (and whenever stable changes), and load them."""
@@ -34,17 +39,23 @@ class StableFleet:
         return self
 
     def extra(self, targets: list[ScrapeTarget]) -> list[ScrapeTarget]:
-        """The pods after each stable target's port, labelled as it is."""
+        """The other pods of each stable target's process, labelled as it is."""
         found = []
         for target in targets:
             if target.labels.get("track") != "stable":
                 continue
-            host, port = target.address.rsplit(":", 1)
-            found += [
-                ScrapeTarget(f"{host}:{int(port) + k}", dict(target.labels))
-                for k in range(1, self.pods)
-            ]
+            found += [ScrapeTarget(pod, dict(target.labels)) for pod in self._others(target)]
         return found
+
+    def _others(self, target: ScrapeTarget) -> list[str]:
+        if target.address not in self._pods:
+            url = f"http://{target.address}/admin/pods"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                pods = [str(pod) for pod in json.load(answer)["pods"]]
+            if len(pods) != self.pods - 1:
+                raise RuntimeError(f"{url}: {len(pods)} other pods, expected {self.pods - 1}")
+            self._pods[target.address] = pods
+        return self._pods[target.address]
 
     def _with_extra(self, targets: list[ScrapeTarget]) -> None:
         assert self._notify is not None

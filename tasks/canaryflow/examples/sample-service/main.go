@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -170,14 +169,17 @@ func run(args []string) int {
 		return 1
 	}
 	log.Info("starting sample-service", "version", version, "listen", listener.Addr())
-	server := &http.Server{Handler: svc.handler(), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, cfg.pods)
-	go func() { served <- server.Serve(listener) }()
 	others, err := servePods(cfg, listener, log, served)
 	if err != nil {
 		log.Error("cannot listen", "error", err)
 		return 1
 	}
+	for _, other := range others {
+		svc.pods = append(svc.pods, other.Addr)
+	}
+	server := &http.Server{Handler: svc.handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { served <- server.Serve(listener) }()
 
 	select {
 	case err := <-served:
@@ -209,8 +211,9 @@ func newService(cfg config, log *logger) *service {
 	}
 }
 
-// servePods serves the -pods after the first on the ports after the first's, each a pod of its
-// own (scraped as its own target), logging to the same output: one process for a small fleet.
+// servePods serves the -pods after the first on ports of their own (the host of -listen, any
+// free port: GET /admin/pods on the first lists them), each a pod of its own (scraped as its
+// own target), logging to the same output: one process for a small fleet.
 func servePods(cfg config, first net.Listener, log *logger, served chan<- error) ([]*http.Server, error) {
 	addr, ok := first.Addr().(*net.TCPAddr)
 	if !ok {
@@ -218,7 +221,7 @@ func servePods(cfg config, first net.Listener, log *logger, served chan<- error)
 	}
 	var servers []*http.Server
 	for i := 1; i < cfg.pods; i++ {
-		at := net.JoinHostPort(addr.IP.String(), strconv.Itoa(addr.Port+i))
+		at := net.JoinHostPort(addr.IP.String(), "0")
 		listener, err := net.Listen("tcp", at)
 		if err != nil {
 			for _, s := range servers {
@@ -226,7 +229,7 @@ func servePods(cfg config, first net.Listener, log *logger, served chan<- error)
 			}
 			return nil, fmt.Errorf("-pods %d: pod %d: %w", cfg.pods, i+1, err)
 		}
-		server := &http.Server{Handler: newService(cfg, log).handler(), ReadHeaderTimeout: 5 * time.Second}
+		server := &http.Server{Addr: listener.Addr().String(), Handler: newService(cfg, log).handler(), ReadHeaderTimeout: 5 * time.Second}
 		go func() { served <- server.Serve(listener) }()
 		log.Info("serving another pod", "listen", listener.Addr())
 		servers = append(servers, server)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -85,28 +86,37 @@ func TestOneProcessServesEachPodOnTheNextPortWithItsOwnMetrics(t *testing.T) {
 	defer first.Close()
 	served := make(chan error, 3)
 	servers, err := servePods(cfg, first, newLogger(io.Discard), served)
-	if err != nil {
-		t.Skipf("the ports after %v are taken: %v", first.Addr(), err)
+	if err != nil || len(servers) != 2 {
+		t.Fatalf("servePods: %d servers, %v; want 2", len(servers), err)
 	}
 	defer func() {
 		for _, s := range servers {
 			s.Close()
 		}
 	}()
-	port := first.Addr().(*net.TCPAddr).Port
-	for _, at := range []int{port + 1, port + 2} {
-		url := fmt.Sprintf("http://127.0.0.1:%d/", at)
+	for _, server := range servers {
+		at := server.Addr
+		url := fmt.Sprintf("http://%s/", at)
 		if resp, err := http.Get(url); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("pod at %d: %v %v", at, resp, err)
+			t.Fatalf("pod at %s: %v %v", at, resp, err)
 		}
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", at))
+		resp, err := http.Get(fmt.Sprintf("http://%s/metrics", at))
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if !strings.Contains(string(body), `http_requests_total{`) || strings.Count(string(body), `code="200"`) == 0 {
-			t.Fatalf("pod at %d: its own request served is not in its metrics:\n%s", at, body)
+			t.Fatalf("pod at %s: its own request served is not in its metrics:\n%s", at, body)
 		}
+	}
+}
+
+func TestTheFirstPodListsTheOthers(t *testing.T) {
+	svc := &service{pods: []string{"127.0.0.1:4001", "127.0.0.1:4002"}}
+	recorder := httptest.NewRecorder()
+	svc.handler().ServeHTTP(recorder, httptest.NewRequest(http.MethodGet, "/admin/pods", nil))
+	if got := recorder.Body.String(); !strings.Contains(got, `"pods":["127.0.0.1:4001","127.0.0.1:4002"]`) {
+		t.Fatalf("GET /admin/pods: %s", got)
 	}
 }

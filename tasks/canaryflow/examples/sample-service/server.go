@@ -18,8 +18,9 @@ type service struct {
 	log       *logger
 	faultLog  []string // lines failed requests log, in turn
 	failures  atomic.Uint64
-	workMS    float64 // median simulated work per request, in ms
-	noise     *noise  // nil: an ideal pod
+	workMS    float64  // median simulated work per request, in ms
+	noise     *noise   // nil: an ideal pod
+	pods      []string // the other pods this process serves (-pods), host:port
 }
 
 // handler routes every path; each response says which version served it.
@@ -28,6 +29,9 @@ func (s *service) handler() http.Handler {
 	mux.HandleFunc("/healthz", s.serveHealth)
 	mux.HandleFunc("/metrics", s.serveMetrics)
 	mux.HandleFunc("/admin/faults", s.serveFaults)
+	mux.HandleFunc("/admin/pods", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string][]string{"pods": append([]string{}, s.pods...)})
+	})
 	mux.HandleFunc("/", s.serveUser)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Version", s.version)
