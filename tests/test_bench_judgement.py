@@ -152,3 +152,13 @@ def test_a_replay_asks_every_query_as_of_the_replay_clock_and_hides_later_log_li
         __import__("datetime").datetime.fromisoformat("2027-01-15T08:00:05Z").timestamp()
     )
     assert logs.lines_since(0) == [lines[0], "x"]
+
+
+def test_a_whole_bench_run_keeps_the_sections_it_does_not_measure():
+    from canaryflow.bench.markdown import keep_other_sections
+
+    old = "# Benchmarks\n\nold header\n\n## Judgement\nold\n\n## Offline replay\nkept\n"
+    new = "# Benchmarks\n\nnew header\n\n## Judgement\nnew\n"
+    assert keep_other_sections(old, new) == (
+        "# Benchmarks\n\nnew header\n\n## Judgement\nnew\n\n## Offline replay\nkept\n"
+    )

@@ -42,7 +42,9 @@ def _header(results: BenchResults) -> str:
             "Re-run it to refresh this file.",
             "",
             f"- Date: {m['date_utc']}",
+            f"- Commit: {m.get('commit', 'unknown')}",
             f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory']} memory, {m['os']}",
+            f"- `uname -a`: {m.get('uname', 'unknown')}",
             f"- Versions: Python {m['python']}, nginx {m['nginx']}, Prometheus "
             f"{m['prometheus']}, Go {m['go']}",
             f"- Whole bench: {results.seconds:.0f} s",
@@ -241,3 +243,15 @@ def replace_section(document: str, heading: str, section: str) -> str:
     end = document.find("\n## ", start + 1)
     rest = "" if end < 0 else "\n" + document[end + 1 :]
     return document[: start + 1] + section + rest
+
+
+def keep_other_sections(old: str, new: str) -> str:
+    """``new`` followed by every ``## `` section of ``old`` that ``new`` does not have: a run
+    that measures some sections leaves the others' figures (each naming its own run) alone."""
+    titles = {line for line in new.splitlines() if line.startswith("## ")}
+    kept = []
+    for part in old.split("\n## ")[1:]:
+        title = "## " + part.split("\n", 1)[0]
+        if title not in titles:
+            kept.append("## " + part.rstrip("\n"))
+    return new.rstrip("\n") + "".join("\n\n" + section for section in kept) + "\n"

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return _judgement_only(args)
     from canaryflow.bench import scenarios as bench
     from canaryflow.bench.judgement import markdown as judgement_markdown
-    from canaryflow.bench.markdown import render_markdown
+    from canaryflow.bench.markdown import keep_other_sections, render_markdown
 
     began = time.monotonic()
     results = bench.BenchResults(machine=bench.machine())
@@ -86,7 +86,11 @@ def run(args: argparse.Namespace) -> int:
     results.seconds = time.monotonic() - began
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
-    args.write.write_text(render_markdown(results) + "\n" + judgement_markdown(judged))
+    old = args.write.read_text() if args.write.exists() else ""
+    command = f"canaryflow bench --runs {args.runs} --good {args.good}"
+    header = _run_header(command, results.seconds, results.machine["commit"])
+    new = render_markdown(results) + "\n" + judgement_markdown(judged, header)
+    args.write.write_text(keep_other_sections(old, new))
     say(f"wrote {args.write} and {args.out / 'bench.json'} in {results.seconds:.0f}s")
     return 0
 
