@@ -67,6 +67,15 @@ NOISE: tuple[str, ...] = (
 """Both versions' flags: the canary runs them too (its extra pods get no traffic and are not
 scraped: the canary is one pod)."""
 
+
+def noise_args(cold_start: bool = True) -> tuple[str, ...]:
+    """``NOISE``, or without its cold start (every pod warm from its first request)."""
+    if cold_start:
+        return NOISE
+    at = NOISE.index("-cold-for")
+    return NOISE[:at] + NOISE[at + 2 :]
+
+
 # A 5 s scrape, not the 15 s of a cluster: ranges of 4 scrapes then need 20 s windows, and a
 # release of 15 s-scrape windows (60 s each) would not fit a bounded run on this machine.
 JUDGEMENT_PLAN: dict[str, Any] = {
@@ -141,6 +150,7 @@ class JudgementResults:
     alpha: float = 0.01
     plan: dict[str, Any] = field(default_factory=lambda: JUDGEMENT_PLAN)
     seconds: float = 0.0
+    cold_start: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,15 +180,16 @@ def judgement(
     good: int,
     say: Callable[[str], None],
     classes: tuple[FaultClass, ...] = FAULT_CLASSES,
+    cold_start: bool = True,
 ) -> JudgementResults:
     """``runs`` releases per fault class and ``good`` good canaries (go flavour); one stack per
     flavour, started and stopped in turn (never more than one at a time)."""
     began = time.monotonic()
-    results = JudgementResults()
+    results = JudgementResults(cold_start=cold_start)
     for flavour, releases in schedule(runs, good, classes).items():
         plan = judgement_plan(flavour)
         results.alpha = plan.analysis.alpha
-        args = (*NOISE, "-metrics", flavour)
+        args = (*noise_args(cold_start), "-metrics", flavour)
         stable, canary = sample_service("v1", build, args), sample_service("v2", build, args)
         with LocalStack(plan, stable, workdir / f"judgement-{flavour}") as stack:
             fleet = StableFleet(stack, STABLE_PODS, EXTRA_POD_RPS).start()
@@ -378,8 +389,13 @@ def markdown(results: JudgementResults, header: str = "") -> str:
     rows = summary(results)
     plan = JUDGEMENT_PLAN
     steps = ", ".join(f"{s['weight']} % for {s['duration']}" for s in plan["steps"])
+    cold = (
+        "a 20 s cold start (cache empty, twice the work), "
+        if results.cold_start
+        else "no cold start (`--warm-canary`: every pod warm from its first request), "
+    )
     lines = [
-        "## Judgement",
+        "## Judgement" if results.cold_start else "## Judgement: canary started warm",
         "",
         *([header, ""] if header else []),
         "`canaryflow bench --judgement`: real local releases (the sample Go service behind the "
@@ -393,9 +409,8 @@ def markdown(results: JudgementResults, header: str = "") -> str:
         f"each other stable pod. Noise on both versions: {BASE_ERROR_RATE:.0%} base 5xx "
         "(each logging a line the default patterns match), error lines on "
         f"{BASE_LOG_RATE:.1%} of good requests, every pod stalling 1 s every 30 s at its own "
-        "phase (30 % of the requests caught answered 500), a 20 s cold start (cache empty, "
-        "twice the work), a lazily filled pool of 32 connections (10 % of dials logged "
-        "refused). The fault is switched on 2 s into the first window. *Caught* = rolled back "
+        f"phase (30 % of the requests caught answered 500), {cold}a lazily filled pool of 32 "
+        "connections (10 % of dials logged refused). The fault is switched on 2 s into the first window. *Caught* = rolled back "
         "by a failing measurement of the fault's own gate; *other* lists any other ending. "
         "*Information limit*: log(1/alpha) / KL of the configured fault at the first step "
         "against the gate's tolerance, with the alpha that gate had in the release (from its "

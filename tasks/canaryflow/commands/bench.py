@@ -31,6 +31,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "canary pod) against each fault class (one per metric flavour among them) and good "
         "canaries; replaces BENCHMARKS.md's judgement section",
     )
+    parser.add_argument(
+        "--warm-canary",
+        action="store_true",
+        help="judgement: pods start warm (no cold start); writes its own section",
+    )
     parser.add_argument("--runs", type=int, default=1, help="judgement: releases per fault class")
     parser.add_argument("--good", type=int, default=2, help="judgement: good canaries")
     parser.add_argument(
@@ -98,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
 def _judge(args: argparse.Namespace, workdir: Path, build: Path):
     from canaryflow.bench.judgement import judgement
 
-    results = judgement(workdir, build, args.runs, args.good, say)
+    cold = not args.warm_canary
+    results = judgement(workdir, build, args.runs, args.good, say, cold_start=cold)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "judgement.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
     return results
@@ -111,10 +117,11 @@ def _judgement_only(args: argparse.Namespace) -> int:
     commit = _commit()
     with tempfile.TemporaryDirectory(prefix="canaryflow-judgement-") as tmp:
         results = _judge(args, Path(tmp), args.out / "build")
-    command = f"canaryflow bench --judgement --runs {args.runs} --good {args.good}"
+    warm = " --warm-canary" if args.warm_canary else ""
+    command = f"canaryflow bench --judgement{warm} --runs {args.runs} --good {args.good}"
     section = markdown(results, _run_header(command, results.seconds, commit))
     old = args.write.read_text() if args.write.exists() else ""
-    args.write.write_text(replace_section(old, "## Judgement", section))
+    args.write.write_text(replace_section(old, section.split("\n", 1)[0], section))
     say(f"wrote the judgement section of {args.write} in {results.seconds:.0f}s")
     return 0
 
