@@ -162,3 +162,13 @@ def test_a_whole_bench_run_keeps_the_sections_it_does_not_measure():
     assert keep_other_sections(old, new) == (
         "# Benchmarks\n\nnew header\n\n## Judgement\nnew\n\n## Offline replay\nkept\n"
     )
+
+
+def test_a_warm_canary_run_drops_only_the_cold_start_and_writes_its_own_section():
+    from canaryflow.bench.judgement import noise_args
+
+    warm = noise_args(cold_start=False)
+    assert "-cold-for" not in warm and "-stall-every" in warm and "-pods" in warm
+    assert len(warm) == len(NOISE) - 2
+    text = markdown(JudgementResults(runs=[run("good", None, "pass")], cold_start=False))
+    assert text.startswith("## Judgement: canary started warm\n")
