@@ -172,3 +172,20 @@ def test_a_warm_canary_run_drops_only_the_cold_start_and_writes_its_own_section(
     assert len(warm) == len(NOISE) - 2
     text = markdown(JudgementResults(runs=[run("good", None, "pass")], cold_start=False))
     assert text.startswith("## Judgement: canary started warm\n")
+
+
+def test_a_bad_release_rolled_back_before_its_fault_is_not_a_fast_detection():
+    from canaryflow.bench.markdown import _detection
+    from canaryflow.bench.scenarios import BadRelease, BenchResults
+
+    results = BenchResults(
+        machine={},
+        bad=[
+            BadRelease("rolled-back", 100.0, 1.5, 1000, 5),
+            BadRelease("rolled-back", 100.0, 2.5, 1000, 5),
+            BadRelease("rolled-back", 100.0, -1.0, 400, 0),
+        ],
+    )
+    text = _detection(results)
+    assert "| rolled back before the fault took effect (not timed) | 1 | 0 |" in text
+    assert "| detection to safe, min / max | 1.50 s / 2.50 s | |" in text
