@@ -219,3 +219,18 @@ def test_a_section_is_replaced_in_place_and_the_others_are_kept(tmp_path):
 def test_a_replay_of_no_releases_is_refused(capsys):
     assert main(["bench", "--replay", "0"]) == 2
     assert "--replay: at least 1 release" in capsys.readouterr().err
+
+
+def test_only_the_canary_fills_a_pool_and_a_stall_logs_on_its_own_pod():
+    pool = Fleet(stable_pods=2, rps=400.0, stall_every_s=0.0, blip_every_s=0.0, pool_size=40)
+    recording = simulate(pool, STEPS, random.Random(11))
+    canary = [text for p in recording.pods if p.track == "canary" for _, text in p.lines]
+    stable = [text for p in recording.pods if p.track == "stable" for _, text in p.lines]
+    assert stable == [] and 0 < len(canary) <= 40
+    assert all("connection refused" in text for text in canary)
+    stalls = Fleet(stable_pods=2, rps=400.0, blip_every_s=0.0, stall_share=0.5, stall_log_share=1.0)
+    lines = {
+        p.name: [t for t, _ in p.lines] for p in simulate(stalls, STEPS, random.Random(11)).pods
+    }
+    for times in lines.values():  # lumps: a pod's lines bunch into its stalled seconds
+        assert times and len({int(t) % 30 for t in times}) <= 2
