@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from canaryflow.analysis.catalogue import METRICS
+from canaryflow.analysis.statistics import clopper_pearson
 from canaryflow.bench.fleet import StableFleet
 from canaryflow.bench.offline import information_limit_at
 from canaryflow.bench.scenarios import schedule_faults
@@ -384,8 +385,6 @@ def _s(value: float | None) -> str:
 
 def markdown(results: JudgementResults, header: str = "") -> str:
     """The judgement section of BENCHMARKS.md, from a real run's releases."""
-    from canaryflow.analysis.statistics import clopper_pearson
-
     rows = summary(results)
     plan = JUDGEMENT_PLAN
     steps = ", ".join(f"{s['weight']} % for {s['duration']}" for s in plan["steps"])
