@@ -71,7 +71,7 @@ func TestNoiseFlagsNoPodCouldHaveAreRefused(t *testing.T) {
 	}
 }
 
-func TestOneProcessServesEachPodOnTheNextPortWithItsOwnMetrics(t *testing.T) {
+func TestOneProcessServesEachPodOnAPortOfItsOwnWithItsOwnMetrics(t *testing.T) {
 	cfg, err := parseConfig([]string{"-pods", "3"}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
