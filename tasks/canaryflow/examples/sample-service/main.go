@@ -69,7 +69,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.BoolVar(&f.FlagOnOnly, "flag-on-only", f.FlagOnOnly, "error and latency faults hit only flag-on requests")
 	metrics := fs.String("metrics", "go", "how user requests are exported: go (client_golang), otel (OpenTelemetry) or grpc (go-grpc-prometheus)")
 	afterSeconds := fs.Float64("after", 0, "seconds after start before the faults above switch on")
-	fs.IntVar(&cfg.pods, "pods", 1, "pods this process serves: the first on -listen, the others on the ports after it, each with its own metrics and stall phase")
+	fs.IntVar(&cfg.pods, "pods", 1, "pods this process serves: the first on -listen, the others on free ports (GET /admin/pods lists them), each with its own metrics and stall phase")
 	fs.DurationVar(&cfg.noise.stallEvery, "stall-every", 0, "the pod stalls once per this period, at a random phase (0: never)")
 	fs.DurationVar(&cfg.noise.stallFor, "stall-for", time.Second, "how long a stall lasts")
 	fs.Float64Var(&cfg.noise.stallFail, "stall-fail", 0, "share of requests caught in a stall answered 500")
