@@ -131,7 +131,7 @@ def read_token(credentials: Path | None) -> str:
 
 @dataclass
 class _Client:
-    api: str
+    base_url: str
     token: str = field(repr=False)
     provider: str = ""
     timeout_s: float = TIMEOUT_S
@@ -143,7 +143,7 @@ class _Client:
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, Any]:
         """(status, decoded JSON) of a 2xx answer; ForgeError otherwise. A connection error or
         a 5xx/429 answer is tried again (``ATTEMPTS``); any other answer is final."""
-        url = self.api.rstrip("/") + path
+        url = self.base_url.rstrip("/") + path
         problem: ForgeError | None = None
         for attempt in range(ATTEMPTS):
             if attempt:
