@@ -479,6 +479,8 @@ class FakeApiServer:
             _pod(namespace, f"{name}-{template_hash[:10]}-{i}", template, rollout)
             for i in range(replicas)
         ]
+        for pod in pods:
+            _owned_by_replica_set(pod, name, template_hash[:10])
         if rollout in ("kubelet", "unready"):
             # The RollingUpdate default (maxSurge 25 % rounded up, maxUnavailable 25 % rounded
             # down): pods of the current template are kept, the new ones come up beside the
@@ -737,6 +739,23 @@ def _pod(namespace: str, name: str, template: Obj, rollout: str) -> Obj:
             ],
         },
     }
+
+
+def _owned_by_replica_set(pod: Obj, deployment: str, pod_template_hash: str) -> None:
+    """As the Deployment controller makes them (Kubernetes v1.30
+    ``pkg/controller/deployment/sync.go``, ``getNewReplicaSet``): the ReplicaSet is named
+    ``<deployment>-<hash>``, its pods carry ``pod-template-hash: <hash>`` beside the template's
+    labels and name the ReplicaSet as their controlling owner."""
+    pod["metadata"]["labels"]["pod-template-hash"] = pod_template_hash
+    pod["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "name": f"{deployment}-{pod_template_hash}",
+            "uid": _uid(f"{deployment}-{pod_template_hash}"),
+            "controller": True,
+        }
+    ]
 
 
 def _ready(pod: Obj) -> bool:
