@@ -133,6 +133,9 @@ class FakeApiServer:
     """The group versions the server serves and discovery lists (``/api``, ``/apis``): a
     resource of another version answers 404 as a real server does; versions it lists but
     holds no kinds of (``networking.istio.io/v1beta1``) exist for discovery only."""
+    observe: Callable[[FakeApiServer, RecordedRequest], None] | None = None
+    """When set, called after every request with the server's state as that request left it
+    (under the server's lock, so no other request interleaves): a test sees each moment."""
     authorize: Callable[[Any], bool] | None = None
     """When set (``kube.rbac.Authorizer.allows``), every request is authorized as the API
     server would: a denial answers 403 Forbidden and changes nothing."""
@@ -274,9 +277,12 @@ class FakeApiServer:
                     method, api_version, plural, namespace, name, sub, query, ctype, body
                 )
             )
-            self.requests.append(
-                RecordedRequest(method, api_version, plural, namespace, name, ctype, body, status)
+            request = RecordedRequest(
+                method, api_version, plural, namespace, name, ctype, body, status
             )
+            self.requests.append(request)
+            if self.observe is not None:
+                self.observe(self, request)
         return status, payload, out_type
 
     def _denied(self, method, api_version, plural, namespace, name, sub, query, ctype, body):
