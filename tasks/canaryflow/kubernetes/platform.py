@@ -1,7 +1,9 @@
 """The Kubernetes platform: a canary Deployment beside the stable one, traffic via a router.
 
 The stable Deployment and Service are named after the service and only read, except at promotion
-where the stable container image becomes the canary's digest. The release state lives in
+where the stable container image becomes the canary's digest. Routers that split by Service send
+stable's share to ``<service>-stable``, a Service canaryflow creates for the release
+(``owned_services``), so the user's Service may select ``app`` alone. The release state lives in
 annotations on the canary Deployment and every decision is a core/v1 Event, so each workflow step
 (its own pod) can pick up where the last one stopped.
 """
@@ -229,8 +231,12 @@ class KubernetesPlatform:
         selector, an SMI backend, Istio's stable subset). So that no request meets an empty
         selection, stable is first selected by every pod of the service (the canary runs the
         very same image), rolls, and is then selected by the new version. A version pinned by
-        the Deployment's selector cannot change: it is kept and a Warning Event says so. In
-        GitOps mode none of this: the digest goes to Git and stable is only watched
+        the Deployment's selector cannot change: it is kept and a Warning Event says so. The
+        rollout also changes stable's ReplicaSet, which ``<service>-stable`` and Istio's stable
+        subset select by ``pod-template-hash``: they are widened the same way first
+        (``widen_stable_service``); after the rollout the weight goes to 0, the user's route
+        comes back, and only then do the canary and ``<service>-stable`` go. In GitOps mode the
+        digest goes to Git (after the same widening) and stable is only watched
         (``gitops/promotion.py``).
         """
         objects.check_artifact(artifact.image, artifact.version)
