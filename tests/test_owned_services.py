@@ -212,3 +212,24 @@ def test_a_service_named_like_the_owned_one_that_is_the_users_is_refused(api_ser
         make_platform(api_server, "gateway-api").deploy_canary(V2)
     assert api_server.writes() == []
     assert api_server.get("Service", NAMESPACE, STABLE)["spec"] == theirs["spec"]
+
+
+def test_a_stable_rolled_during_the_release_is_followed_before_the_next_weight(api_server):
+    """A GitOps tool's self-heal or a hand edit rolls stable mid-release: its new ReplicaSet
+    has another hash, so the next weight first points checkout-stable at it."""
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(10)
+    before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]["pod-template-hash"]
+    stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+    stable["spec"]["template"]["metadata"]["annotations"] = {"restartedAt": "mid-release"}
+    AppsV1Api(api_server.api_client()).replace_namespaced_deployment(SERVICE, NAMESPACE, stable)
+
+    platform.router.set_weight(20)
+
+    behind_stable = selected(api_server, STABLE)
+    assert len(behind_stable) == 3 and all(ready(p) and not is_canary(p) for p in behind_stable)
+    assert {p["metadata"]["labels"]["pod-template-hash"] for p in behind_stable} != {before}
+    assert managed_refs(api_server)[0]["weight"] == 80
+    assert "StableServiceFollowed" in [e["reason"] for e in api_server.objects("Event", NAMESPACE)]

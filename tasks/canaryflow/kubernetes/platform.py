@@ -775,6 +775,46 @@ class KubernetesPlatform:
                 )
             time.sleep(self.timeouts.poll_s)
 
+    def follow_stable(self) -> None:
+        """``<service>-stable`` back on stable's ReplicaSet when stable rolled during the
+        release (a GitOps tool's self-heal, a hand edit): Argo Rollouts' controller reconciles
+        its ``stableService`` the same way (``ensureSVCTargets``). A finished rollout: its
+        hash; one still going: widened (every pod of the service, the canary's too: better than
+        an empty selection) until a later weight finds the rollout finished. Never called for
+        weight 0, so neither the fail-safe nor a promotion (which widens on its own) waits for
+        it."""
+        name = self.owned_stable
+        service = self.api.get(SERVICE, name) if name else None
+        if name is None or not owned.is_owned(service):
+            return
+        selected = (service or {})["spec"].get("selector") or {}
+        current = selected.get(owned.POD_TEMPLATE_HASH)
+        stable = self.api.get(DEPLOYMENT, self.deployment)
+        if stable is None:
+            return
+        pods = self.api.list(POD, stable["spec"]["selector"].get("matchLabels") or {})
+        serving = owned.pods_of_deployment(stable, pods).get(current or "", [])
+        if current is not None and any(pod_ready(p) for p in serving):
+            return
+        try:
+            now = owned.stable_pod_template_hash(stable, pods)
+        except InputError:
+            now = None
+        if now == current:
+            return  # widened while stable still rolls
+
+        def edit(service: Obj) -> Obj:
+            if now is None:
+                return owned.widened(service)
+            service["spec"]["selector"][owned.POD_TEMPLATE_HASH] = now
+            return service
+
+        self.api.update(SERVICE, name, edit)
+        where = f"now {owned.POD_TEMPLATE_HASH}={now}" if now else "every pod, while it rolls"
+        self.event(
+            stable, "StableServiceFollowed", f"stable rolled: service {name} selects {where}"
+        )
+
     def widen_stable_service(self) -> None:
         """Before stable's ReplicaSet changes (a promotion, here or by a GitOps tool):
         ``<service>-stable``, or the Istio stable subset, selects every pod of the service
@@ -820,7 +860,11 @@ class RecordedRouter:
         self.platform = platform
 
     def set_weight(self, canary_percent: int) -> None:
-        """Capacity first, then the weight: the canary never takes a share it cannot carry."""
+        """Capacity first, then the weight: the canary never takes a share it cannot carry.
+        Before a share goes to the canary, ``<service>-stable`` follows stable's ReplicaSet if
+        stable rolled during the release (``follow_stable``)."""
+        if canary_percent > 0:
+            self.platform.follow_stable()
         self.platform.ensure_capacity(canary_percent)
         self.inner.set_weight(canary_percent)
         self.platform.record(Phase.PROGRESSING, canary_percent)
