@@ -36,7 +36,10 @@ Rollouts' Istio subset routing does with ``rollouts-pod-template-hash``): no Ser
 USER_SERVICE = "user-service"
 """Stable's share goes to the user's own Service, so its selector must miss the canary pods
 (a ``version`` label): ingress-nginx's canary Ingress is an annotation on a copy of the
-user's Ingress, whose backend stays the user's Service."""
+user's Ingress, whose backend stays the user's Service. Pointing that backend at an owned
+Service would mean editing the user's Ingress itself, which a GitOps tool's self-heal reverts
+mid-release (the canary Ingress is canaryflow's own object, the main one is not), for a router
+that is retired upstream (``DEPRECATED``)."""
 
 STABLE_SELECTION: Mapping[str, str] = {
     "istio": HASH_SUBSET,
