@@ -484,7 +484,9 @@ def run_release(tmp_path, script: dict):
     return workflow, exit_nodes, notify
 
 
-@pytest.mark.parametrize("failing", ["checkout", "validate-plan", "go-test", "go-build"])
+@pytest.mark.parametrize(
+    "failing", ["checkout", "validate-plan", "check-contract", "go-test", "go-build"]
+)
 def test_nothing_deployed_means_no_rollback_on_exit_and_no_alarm(tmp_path, failing):
     """Before image-push succeeded deploy-canary never started: the exit handler's rollback is
     Skipped (it would fail without a plan), so notify hears no failed safety net."""
