@@ -242,15 +242,22 @@ def test_self_heal_keeps_the_router_weights_only_with_the_generated_ignore_diffe
         assert (rules == HTTP_ROUTE["spec"]["rules"]) is not ignored
 
 
-@pytest.mark.parametrize("patched", [True, False], ids=["ssa-IfNotPresent", "none"])
-def test_flux_drift_correction_keeps_the_router_weights_only_with_the_generated_patch(
-    api_server, daemon, patched
+@pytest.mark.parametrize("flux_object", ["kustomization", "ssa-annotation", None])
+def test_flux_drift_correction_keeps_the_router_weights_only_with_the_generated_snippet(
+    api_server, daemon, flux_object
 ):
     plan = plan_with(tool="flux")
-    patches = yaml.safe_load(snippet(plan, "flux"))["spec"]["patches"] if patched else []
+    spec = yaml.safe_load(snippet(plan, "flux", flux_object))["spec"] if flux_object else {}
     standin = FluxStandIn(
-        api_server, daemon.url("config.git"), APP_PATH, SERVICE, NAMESPACE, patches=patches
+        api_server,
+        daemon.url("config.git"),
+        APP_PATH,
+        SERVICE,
+        NAMESPACE,
+        patches=spec.get("patches", []),
+        ignore=spec.get("ignore", []),
     )
+    patched = flux_object is not None
     with standin:
         stable = api_server.get("Deployment", NAMESPACE, SERVICE)
         assert stable["metadata"]["labels"][FLUX_NAME] == SERVICE
@@ -268,9 +275,9 @@ def test_flux_drift_correction_keeps_the_router_weights_only_with_the_generated_
 
 def test_flux_rolls_out_the_promotion_commit(api_server, daemon):
     plan = plan_with(tool="flux")
-    patches = yaml.safe_load(snippet(plan, "flux"))["spec"]["patches"]
+    ignore = yaml.safe_load(snippet(plan, "flux"))["spec"]["ignore"]
     standin = FluxStandIn(
-        api_server, daemon.url("config.git"), APP_PATH, SERVICE, NAMESPACE, patches=patches
+        api_server, daemon.url("config.git"), APP_PATH, SERVICE, NAMESPACE, ignore=ignore
     )
     with standin:
         platform = gitops_platform(api_server, daemon, plan)
@@ -508,7 +515,7 @@ def test_a_helm_values_digest_is_promoted_through_the_rendered_chart(api_server,
     [
         ("gateway-api", "argocd", "/spec/rules"),
         ("istio", "argocd", "/spec/http"),
-        ("smi", "flux", "kustomize.toolkit.fluxcd.io/ssa: IfNotPresent"),
+        ("smi", "flux", "- /spec/backends"),
         ("nginx-ingress", "argocd", "nothing to add"),
     ],
 )
@@ -532,8 +539,13 @@ def test_gitops_snippet_prints_what_the_tool_needs_for_each_router(
         assert rule["namespace"] == NAMESPACE and rule["name"] == SERVICE
         assert "/metadata/annotations/canaryflow.dev~1original-route" in rule["jsonPointers"]
     if tool == "flux":
-        (patch,) = document["spec"]["patches"]
-        assert yaml.safe_load(patch["patch"])["metadata"]["name"] == SERVICE
+        (rule,) = document["spec"]["ignore"]
+        assert rule["target"] == {
+            "group": r"^split\.smi-spec\.io$",
+            "kind": "TrafficSplit",
+            "name": f"^{SERVICE}$",
+            "namespace": f"^{NAMESPACE}$",
+        }
 
 
 def test_gitops_snippet_on_a_bad_plan_exits_2(tmp_path, capsys):
@@ -589,3 +601,31 @@ def test_the_promote_verb_takes_the_repository_from_the_chart_environment(
     assert stable_image(api_server) == CANARY_IMAGE
     assert canaryflow_writes_to_stable(api_server) == []
     assert daemon.log("config.git")[0].startswith("canaryflow|")
+
+
+def test_a_plan_without_a_branch_follows_the_charts_branch(api_server, tmp_path):
+    from canaryflow.kubernetes.from_plan import gitops_promotion
+
+    base = tmp_path / "git"
+    base.mkdir()
+    plan = plan_with()
+    assert plan.promotion.gitops.branch is None
+    chart = {"CANARYFLOW_GITOPS_BRANCH": "production"}
+    assert gitops_promotion(plan_with(branch="main"), environ=chart).base_branch == "main"
+    with GitDaemon(base) as server:
+        text = yaml.safe_dump_all(
+            [in_git(o) for o in (STABLE_DEPLOYMENT, STABLE_SERVICE, HTTP_ROUTE)], sort_keys=False
+        )
+        server.create("config.git", {MANIFESTS: text}, branch="production")
+        with argocd(api_server, server, plan):
+            platform = gitops_platform(api_server, server, plan)
+            platform.gitops = gitops_promotion(
+                plan, environ={**chart, "CANARYFLOW_GITOPS_REPOSITORY": server.url("config.git")}
+            )
+            platform.gitops.poll_s = 0.05
+            platform.deploy_canary(V2)
+            platform.promote(V2)
+        log = server.log("config.git", "production")
+
+    assert log[0] == f"canaryflow|canaryflow: promote {SERVICE} to v2"
+    assert stable_image(api_server) == CANARY_IMAGE

@@ -29,7 +29,13 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
-from canaryflow.plan.gitops import CREDENTIALS_DIR, CREDENTIALS_ENV, REPOSITORY_ENV
+from canaryflow.plan.gitops import (
+    API_URL_ENV,
+    BRANCH_ENV,
+    CREDENTIALS_DIR,
+    CREDENTIALS_ENV,
+    REPOSITORY_ENV,
+)
 from canaryflow.release.walk import LAST_STEP, PROMOTION, STEPS
 from canaryflow_workflows import pods
 from canaryflow_workflows.graph import DEPLOYABLE_IMAGE
@@ -471,6 +477,8 @@ class TaskLibrary:
             mounts=[pods.mount(GITOPS_VOLUME, CREDENTIALS_DIR, read_only=True)],
             env=[
                 Env(name=REPOSITORY_ENV, value=settings.gitops_repository),
+                Env(name=BRANCH_ENV, value=settings.gitops_branch),
+                Env(name=API_URL_ENV, value=settings.gitops_api_url),
                 Env(name=CREDENTIALS_ENV, value=CREDENTIALS_DIR),
             ],
         )

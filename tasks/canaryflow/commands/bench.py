@@ -139,15 +139,19 @@ def _replay_only(args: argparse.Namespace) -> int:
 
 
 def _cost_only(args: argparse.Namespace) -> int:
-    from canaryflow.bench.cost import Shape, markdown, measure
+    from canaryflow.bench.cost import COST_SHAPES, markdown, measure
 
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731
     started = time.monotonic()
     costs = []
-    for shape in (Shape(1, 200, 10), Shape(50, 4, 10)):
+    for shape, batched in COST_SHAPES:
         with tempfile.TemporaryDirectory(prefix="canaryflow-cost-") as tmp:
-            cost = measure(shape, Path(tmp))
-        say(f"{shape}: median round {cost.median_ms:.0f} ms, {cost.samples_per_round:.0f} samples")
+            cost = measure(shape, Path(tmp), batched=batched)
+        say(
+            f"{shape} (batched: {batched}): round median {cost.median_ms:.0f} ms, "
+            f"p95 {cost.p95_ms:.0f} ms, "
+            f"{cost.samples_per_round:.0f} samples, {cost.requests_per_round:.0f} requests"
+        )
         costs.append(cost)
     args.out.mkdir(parents=True, exist_ok=True)
     raw = [{**c.__dict__, "shape": c.shape.__dict__} for c in costs]
