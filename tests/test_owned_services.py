@@ -15,6 +15,7 @@ from kube.fixtures import (
     SERVICE,
     STABLE_DEPLOYMENT,
     STABLE_SERVICE,
+    VIRTUAL_SERVICE,
     api_server,
 )
 from kubernetes.client import AppsV1Api
@@ -233,3 +234,25 @@ def test_a_stable_rolled_during_the_release_is_followed_before_the_next_weight(a
     assert {p["metadata"]["labels"]["pod-template-hash"] for p in behind_stable} != {before}
     assert managed_refs(api_server)[0]["weight"] == 80
     assert "StableServiceFollowed" in [e["reason"] for e in api_server.objects("Event", NAMESPACE)]
+
+
+def test_istios_stable_subset_follows_a_stable_rolled_during_the_release(api_server):
+    seed_app_only(api_server)
+    vs = copy.deepcopy(VIRTUAL_SERVICE)
+    api_server.seed(vs)
+    platform = make_platform(api_server, "istio")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(10)
+    stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+    stable["spec"]["template"]["metadata"]["annotations"] = {"restartedAt": "mid-release"}
+    AppsV1Api(api_server.api_client()).replace_namespaced_deployment(SERVICE, NAMESPACE, stable)
+    (rolled,) = {
+        p["metadata"]["labels"]["pod-template-hash"]
+        for p in api_server.objects("Pod", NAMESPACE)
+        if not is_canary(p)
+    }
+
+    platform.router.set_weight(20)
+
+    rule = api_server.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")
+    assert rule["spec"]["subsets"][0] == {"name": "stable", "labels": {"pod-template-hash": rolled}}

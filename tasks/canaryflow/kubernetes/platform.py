@@ -782,14 +782,9 @@ class KubernetesPlatform:
         hash; one still going: widened (every pod of the service, the canary's too: better than
         an empty selection) until a later weight finds the rollout finished. Never called for
         weight 0, so neither the fail-safe nor a promotion (which widens on its own) waits for
-        it."""
-        name = self.owned_stable
-        service = self.api.get(SERVICE, name) if name else None
-        if name is None or not owned.is_owned(service):
-            return
-        selected = (service or {})["spec"].get("selector") or {}
-        current = selected.get(owned.POD_TEMPLATE_HASH)
-        stable = self.api.get(DEPLOYMENT, self.deployment)
+        it. Istio's stable subset, which selects the same hash, follows the same way."""
+        by_hash, current = self._stable_hash_selected()
+        stable = self.api.get(DEPLOYMENT, self.deployment) if by_hash else None
         if stable is None:
             return
         pods = self.api.list(POD, stable["spec"]["selector"].get("matchLabels") or {})
@@ -802,18 +797,33 @@ class KubernetesPlatform:
             now = None
         if now == current:
             return  # widened while stable still rolls
+        if self.owned_stable:
 
-        def edit(service: Obj) -> Obj:
-            if now is None:
-                return owned.widened(service)
-            service["spec"]["selector"][owned.POD_TEMPLATE_HASH] = now
-            return service
+            def edit(service: Obj) -> Obj:
+                if now is None:
+                    return owned.widened(service)
+                service["spec"]["selector"][owned.POD_TEMPLATE_HASH] = now
+                return service
 
-        self.api.update(SERVICE, name, edit)
+            self.api.update(SERVICE, self.owned_stable, edit)
+            what = f"service {self.owned_stable}"
+        else:
+            self._router.select_stable_hash(now)  # type: ignore[attr-defined]
+            what = "the stable subset"
         where = f"now {owned.POD_TEMPLATE_HASH}={now}" if now else "every pod, while it rolls"
-        self.event(
-            stable, "StableServiceFollowed", f"stable rolled: service {name} selects {where}"
-        )
+        self.event(stable, "StableServiceFollowed", f"stable rolled: {what} selects {where}")
+
+    def _stable_hash_selected(self) -> tuple[bool, str | None]:
+        """Whether stable's share is selected by ``pod-template-hash`` now, and which (None:
+        widened): ``<service>-stable``'s selector, or Istio's stable subset."""
+        if self.owned_stable:
+            service = self.api.get(SERVICE, self.owned_stable)
+            if not owned.is_owned(service):
+                return False, None
+            return True, (service or {})["spec"].get("selector", {}).get(owned.POD_TEMPLATE_HASH)
+        if self._selection == HASH_SUBSET:
+            return self._router.stable_hash_selected()  # type: ignore[attr-defined]
+        return False, None
 
     def widen_stable_service(self) -> None:
         """Before stable's ReplicaSet changes (a promotion, here or by a GitOps tool):

@@ -165,6 +165,19 @@ class IstioRouter:
         labels = None if pod_template_hash is None else {POD_TEMPLATE_HASH: pod_template_hash}
         self._select(labels, canary["labels"][VERSION_LABEL])
 
+    def stable_hash_selected(self) -> tuple[bool, str | None]:
+        """Whether the stable subset selects by ``pod-template-hash``, and which (None: every
+        endpoint of the host); (False, None) without our DestinationRule or for a subset of a
+        version."""
+        rule = self.api.get(DESTINATION_RULE, self.destination_rule)
+        if rule is None:
+            return False, None
+        stable = next((s for s in rule["spec"]["subsets"] if s["name"] == STABLE), {})
+        labels = stable.get("labels")
+        if labels is None:
+            return True, None
+        return POD_TEMPLATE_HASH in labels, labels.get(POD_TEMPLATE_HASH)
+
     def _select(self, labels: dict[str, str] | None, canary_version: str) -> None:
         """Replace the subsets (read, modify, write: a subset's labels are dropped, not merged)."""
         rule = self.api.get(DESTINATION_RULE, self.destination_rule)
