@@ -241,7 +241,7 @@ def test_a_release_of_a_renamed_deployment_and_service_runs_with_no_denial(
     plan = tmp_path / "plan.yaml"
     service = {"name": SERVICE, "namespace": NAMESPACE, "healthTimeout": "5s"}
     service |= {"deployment": RENAMED["deployment"], "service": RENAMED["kubernetesService"]}
-    router = {"kind": "gateway-api", "drain": "0s", "rule": "canaryflow-primary"}
+    router = {"kind": "gateway-api", "drain": "0s"}  # the rule leading to checkout-svc
     plan.write_text(yaml.safe_dump({"service": service, "router": router}))
     artifact = ["--image", CANARY_IMAGE, "--version", "v2"]
 

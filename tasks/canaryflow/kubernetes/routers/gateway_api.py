@@ -44,6 +44,9 @@ class GatewayApiRouter:
     rule: str | None = None
     header_rule: bool = True
     """Whether the release adds the header rule (the plan's ``router.header`` is set)."""
+    backend: str | None = None
+    """The user's Service the route leads to (the plan's ``service.service``), default the
+    service name: how the managed rule is found among several."""
 
     splits_by_service = True
     capabilities = CAPABILITIES["gateway-api"]
@@ -140,7 +143,8 @@ class GatewayApiRouter:
         return stable_service_name(self.service)
 
     def _managed(self, route: Obj) -> Obj:
-        return managed_rule(route, self.rule, (self.service, self._stable), self._canary)
+        users = self.backend or self.service
+        return managed_rule(route, self.rule, (users, self._stable), self._canary)
 
     def _prepared(self) -> bool:
         return rules_of(self._canary).is_split(self.api.get(HTTP_ROUTE, self.http_route))
