@@ -1,5 +1,7 @@
 """Git's smart HTTP on loopback: ``git http-backend`` (git's own CGI program) behind a small
-``http.server`` bridge, serving the bare repositories under one folder, read-only.
+``http.server`` bridge, serving the bare repositories under one folder: read-only, or, with
+``credentials``, behind HTTP basic auth and open to pushes (git-http-backend(1) enables
+receive-pack for an authenticated ``REMOTE_USER``, as behind Apache's ``Require valid-user``).
 
 The bridge is what a web server does for git-http-backend(1): each request runs the CGI with
 ``GIT_PROJECT_ROOT``, ``PATH_INFO``, ``QUERY_STRING``, ``CONTENT_TYPE`` and the client's
@@ -10,7 +12,9 @@ the thread it started.
 
 from __future__ import annotations
 
+import base64
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,17 +23,44 @@ from http_stub import LoopbackServer, QuietHandler
 BACKEND = ("git", "http-backend")
 
 
-def _handler(root: Path):
+@dataclass
+class BasicAuth:
+    """The one user the server accepts, and what the requests brought."""
+
+    username: str
+    password: str
+    seen: list[str | None] = field(default_factory=list)
+    """Each request's ``Authorization`` header (None when it had none)."""
+
+    def allows(self, header: str | None) -> bool:
+        self.seen.append(header)
+        expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return header == f"Basic {expected}"
+
+
+def _handler(root: Path, auth: BasicAuth | None):
     class GitBackend(QuietHandler):
         def do_GET(self) -> None:
-            self._cgi(b"")
+            if self._authorized():
+                self._cgi(b"")
 
         def do_POST(self) -> None:
+            if not self._authorized():
+                return
             length = int(self.headers.get("Content-Length") or 0)
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                 self._cgi(self._chunked())
             else:
                 self._cgi(self.rfile.read(length))
+
+        def _authorized(self) -> bool:
+            if auth is None or auth.allows(self.headers.get("Authorization")):
+                return True
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return False
 
         def _chunked(self) -> bytes:
             body = b""
@@ -54,6 +85,8 @@ def _handler(root: Path):
                 "CONTENT_LENGTH": str(len(body)),
                 "REMOTE_ADDR": "127.0.0.1",
             }
+            if auth is not None:
+                env["REMOTE_USER"] = auth.username
             if self.headers.get("Git-Protocol"):
                 env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
             done = subprocess.run(
@@ -76,8 +109,9 @@ def _handler(root: Path):
 class GitHttpServer(LoopbackServer):
     """``http://127.0.0.1:PORT/<name>`` serves ``root/<name>`` (a bare repository)."""
 
-    def __init__(self, root: Path):
-        super().__init__(_handler(root))
+    def __init__(self, root: Path, credentials: tuple[str, str] | None = None):
+        self.auth = BasicAuth(*credentials) if credentials else None
+        super().__init__(_handler(root, self.auth))
 
     def url_of(self, name: str) -> str:
         return f"{self.url}/{name}"

@@ -32,6 +32,7 @@ from test_gitops_promotion import (
     argocd,
     canaryflow_writes_to_stable,
     daemon,
+    no_git_on_path,
     plan_with,
     stable_image,
 )
@@ -51,7 +52,7 @@ from canaryflow.kubernetes.routers import make_router
 from canaryflow.plan.load import load_plan
 from canaryflow.plan.model import ReleasePlan
 
-__all__ = ["api_server", "daemon"]
+__all__ = ["api_server", "daemon", "no_git_on_path"]
 
 PROJECT = "platform/config"
 TOKEN = "glpat-s3cr3t-forge-token"

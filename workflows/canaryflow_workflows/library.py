@@ -466,7 +466,7 @@ class TaskLibrary:
     def promote(self) -> Container:
         """In GitOps mode (the plan's promotion.gitops) it pushes to the configuration
         repository: its URL from the chart, the credentials from an optional Secret mounted as
-        files (read by git's askpass, never put in the environment)."""
+        files (read by canaryflow, never put in the environment)."""
         settings = self.settings
         secret = m.SecretVolumeSource(secret_name=settings.gitops_credentials_secret, optional=True)
         return self._artifact_verb(

@@ -6,9 +6,9 @@ in the image beats two. Everything here comes from a push payload, so nothing is
 
 - the revision must look like a commit, branch or tag (``check_revision``), the clone URL like
   an https/http/git/ssh/file URL or an existing local folder (``check_repo``);
-- the transport is chosen here from the URL's scheme (``_client``), never by a lookup that also
-  knows ``ext::``/``fd::`` helpers, bundle files, ``core.gitProxy`` or ``url.insteadOf`` from a
-  config file; no git configuration is read at all;
+- the transport is chosen from the URL's scheme by ``canaryflow.gitclient`` (shared with GitOps
+  promotion), never by a lookup that also knows ``ext::``/``fd::`` helpers, bundle files,
+  ``core.gitProxy`` or ``url.insteadOf`` from a config file; no git configuration is read;
 - no operand ever reaches a command line: the one program run is ``ssh`` for ssh URLs, with
   dulwich refusing a host that starts with ``-`` and quoting the remote path;
 - nothing prompts: no credentials are asked for (a private repository fails, saying so);
@@ -20,23 +20,18 @@ in the image beats two. Everything here comes from a push payload, so nothing is
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import shutil
-import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from canaryflow.errors import FieldError, InputError, PlatformError
+from canaryflow.gitclient import SCP, URL, client_for, is_ref_name, read_timeout
 
 GIT_TIMEOUT_S = 600
 """How long the server may stay silent (per read) before the checkout fails."""
-# A commit id, branch or tag: git's check-ref-format rules, and never an option.
-_REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}")
-_URL = re.compile(r"(https?|ssh|git|file)://[^\s\x00-\x1f\x7f]+")
-_SCP = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s\x00-\x1f\x7f:][^\s\x00-\x1f\x7f]*")
 _FULL_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _ABBREVIATED_ID = re.compile(r"[0-9a-f]{4,63}")
 _PEELED = b"^{}"
@@ -49,14 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def check_revision(revision: str) -> str:
-    bad = (
-        not _REVISION.fullmatch(revision)
-        or ".." in revision
-        or "//" in revision
-        or revision.endswith(("/", ".", ".lock"))
-        or "/." in revision
-    )
-    if bad:
+    if not is_ref_name(revision):
         raise InputError(
             FieldError(
                 "--revision",
@@ -69,15 +57,15 @@ def check_revision(revision: str) -> str:
 
 def check_repo(repo: str) -> str:
     """A URL or scp-like address whose host cannot be read as an ssh option, or a folder."""
-    host = urlparse(repo).netloc if _URL.fullmatch(repo) else repo.split(":", 1)[0]
+    host = urlparse(repo).netloc if URL.fullmatch(repo) else repo.split(":", 1)[0]
     local = (
         not repo.startswith("-")
         and "::" not in repo
         and not re.search(r"[\x00-\x1f\x7f]", repo)
         and ("://" not in repo)
-        and not _SCP.fullmatch(repo)
+        and not SCP.fullmatch(repo)
     )
-    remote = (_URL.fullmatch(repo) or _SCP.fullmatch(repo)) and not host.startswith("-")
+    remote = (URL.fullmatch(repo) or SCP.fullmatch(repo)) and not host.startswith("-")
     if remote or (local and repo and Path(repo).is_dir()):
         return repo
     raise InputError(
@@ -163,7 +151,7 @@ def _fetch(repo: str, revision: str, target):
     """Fetch what ``revision`` needs into ``target`` and return its commit."""
     from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 
-    client, path = _client(repo)
+    client, path = client_for(repo, GIT_TIMEOUT_S)
     chosen: list[Want] = []
 
     def determine_wants(refs, depth=None):
@@ -172,7 +160,7 @@ def _fetch(repo: str, revision: str, target):
 
     depth = None if is_abbreviated(revision) else 1
     try:
-        with _read_timeout(GIT_TIMEOUT_S):
+        with read_timeout(GIT_TIMEOUT_S):
             client.fetch(path, target, determine_wants=determine_wants, depth=depth)
     except FileNotFoundError as error:
         if error.filename == "ssh" or "ssh" in str(error):
@@ -224,48 +212,3 @@ def _check_out(target, commit) -> None:
     from dulwich import porcelain
 
     porcelain.checkout(target, target=commit, force=True)
-
-
-def _client(repo: str):
-    """The dulwich client for ``repo``'s scheme, and the path to ask it for."""
-    from dulwich.client import (
-        HttpGitClient,
-        LocalGitClient,
-        SSHGitClient,
-        SubprocessSSHVendor,
-        TCPGitClient,
-        default_urllib3_manager,
-    )
-
-    if _SCP.fullmatch(repo):
-        user_host, path = repo.split(":", 1)
-        user, host = user_host.rsplit("@", 1)
-        return SSHGitClient(host, username=user, vendor=SubprocessSSHVendor()), path
-    if "://" not in repo:
-        return LocalGitClient(), str(Path(repo).resolve())
-    parsed = urlparse(repo)
-    if parsed.scheme in ("http", "https"):
-        manager = default_urllib3_manager(None, base_url=repo, timeout=GIT_TIMEOUT_S)
-        return HttpGitClient.from_parsedurl(parsed, pool_manager=manager), parsed.path
-    if parsed.scheme == "git":
-        return TCPGitClient(parsed.hostname or "", port=parsed.port), parsed.path
-    if parsed.scheme == "ssh":
-        client = SSHGitClient(
-            parsed.hostname or "",
-            port=parsed.port,
-            username=parsed.username,
-            vendor=SubprocessSSHVendor(),
-        )
-        return client, parsed.path
-    return LocalGitClient(), parsed.path  # file://
-
-
-@contextlib.contextmanager
-def _read_timeout(seconds: float) -> Iterator[None]:
-    """git:// sockets are dulwich's own, without a timeout: bound every read on them."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
