@@ -138,6 +138,20 @@ def widened(service: Obj) -> Obj:
     return service
 
 
+def check_name_free(existing: Obj | None, namespace: str, service: str) -> None:
+    """``<service>-stable`` is canaryflow's or does not exist yet: a Service of the user's of
+    that name is never overwritten (``deploy-canary`` and ``validate --cluster`` refuse)."""
+    if existing is not None and not is_owned(existing):
+        raise InputError(
+            FieldError(
+                "service.name",
+                f"service {namespace}/{stable_service_name(service)} exists and is not "
+                "canaryflow's (no app.kubernetes.io/managed-by: canaryflow): canaryflow "
+                "creates a Service of that name for stable's share; rename yours",
+            )
+        )
+
+
 def is_owned(service: Obj | None) -> bool:
     labels = (service or {}).get("metadata", {}).get("labels") or {}
     return all(labels.get(k) == v for k, v in MANAGED_BY.items()) and ROLE_LABEL in labels

@@ -655,15 +655,7 @@ class KubernetesPlatform:
             return None
         if self.owned_stable is not None:
             existing = self.api.get(SERVICE, self.owned_stable)
-            if existing is not None and not owned.is_owned(existing):
-                raise InputError(
-                    FieldError(
-                        "service.name",
-                        f"service {self._name(self.owned_stable)} exists and is not "
-                        "canaryflow's (no app.kubernetes.io/managed-by: canaryflow): canaryflow "
-                        "creates a Service of that name for stable's share; rename yours",
-                    )
-                )
+            owned.check_name_free(existing, self.namespace, self.service)
         selector = stable["spec"]["selector"].get("matchLabels") or {}
         return owned.stable_pod_template_hash(stable, self.api.list(POD, selector))
 
