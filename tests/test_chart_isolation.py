@@ -15,7 +15,15 @@ import pytest
 import yaml
 from chart_validation import NAMESPACE as RELEASE_NAMESPACE
 from chart_validation import WEBHOOK_VALUES, objects, of_kind, violations
-from kube.fixtures import CANARY_IMAGE, NAMESPACE, SERVICE, write_kubeconfig
+from kube.fixtures import (
+    CANARY_IMAGE,
+    HTTP_ROUTE,
+    NAMESPACE,
+    SERVICE,
+    STABLE_DEPLOYMENT,
+    STABLE_SERVICE,
+    write_kubeconfig,
+)
 from kube.rbac import Attributes, Authorizer, ServiceAccount, rule_allows
 
 from canaryflow.cli import main
@@ -179,10 +187,74 @@ def test_roles_name_the_registered_services_objects_and_only_the_routers_in_use(
     ]
     by_resource = {tuple(r["resources"]): r for r in role["rules"]}
     assert by_resource[("deployments",)]["resourceNames"] == ["checkout", "checkout-canary"]
-    assert by_resource[("services",)]["resourceNames"] == ["checkout", "checkout-canary"]
+    assert by_resource[("services",)]["resourceNames"] == [
+        "checkout",
+        "checkout-canary",
+        "checkout-stable",
+    ]
     assert by_resource[("httproutes",)]["resourceNames"] == ["storefront"]
     groups = {g for r in role["rules"] for g in r["apiGroups"]}
     assert "networking.istio.io" not in groups and "networking.k8s.io" not in groups
+
+
+RENAMED = {"deployment": "checkout-api", "kubernetesService": "checkout-svc"}
+
+
+def renamed_values() -> dict:
+    values = copy.deepcopy(TEAMS)
+    values["release"] = {"routerKind": "gateway-api"}
+    values["events"]["services"]["acme/checkout"] |= RENAMED
+    return values
+
+
+def test_roles_name_the_deployment_and_service_a_plan_names_otherwise():
+    (role,) = [
+        r
+        for r in of_kind(objects(renamed_values()), "Role")
+        if r["metadata"]["namespace"] == NAMESPACE
+    ]
+    by_resource = {tuple(r["resources"]): r for r in role["rules"]}
+    assert by_resource[("deployments",)]["resourceNames"] == ["checkout-api", "checkout-canary"]
+    assert by_resource[("services",)]["resourceNames"] == [
+        "checkout-svc",
+        "checkout-canary",
+        "checkout-stable",
+    ]
+
+
+def test_a_release_of_a_renamed_deployment_and_service_runs_with_no_denial(
+    tmp_path, api_server, kubeconfig_for_empty
+):
+    """The Role cut from values naming checkout-api and checkout-svc lets every verb of a
+    plan naming them through Kubernetes' RBAC rules, checkout-stable included."""
+    for obj in (STABLE_DEPLOYMENT, STABLE_SERVICE, HTTP_ROUTE):
+        obj = copy.deepcopy(obj)
+        if obj["kind"] == "Deployment":
+            obj["metadata"]["name"] = RENAMED["deployment"]
+        if obj["kind"] == "Service":
+            obj["metadata"]["name"] = RENAMED["kubernetesService"]
+        if obj["kind"] == "HTTPRoute":
+            obj["spec"]["rules"][1]["backendRefs"][0]["name"] = RENAMED["kubernetesService"]
+        api_server.seed(obj)
+    authorizer = Authorizer(objects(renamed_values()), account(NAMESPACE))
+    api_server.authorize = authorizer.allows
+    plan = tmp_path / "plan.yaml"
+    service = {"name": SERVICE, "namespace": NAMESPACE, "healthTimeout": "5s"}
+    service |= {"deployment": RENAMED["deployment"], "service": RENAMED["kubernetesService"]}
+    router = {"kind": "gateway-api", "drain": "0s"}  # the rule leading to checkout-svc
+    plan.write_text(yaml.safe_dump({"service": service, "router": router}))
+    artifact = ["--image", CANARY_IMAGE, "--version", "v2"]
+
+    assert verb("deploy-canary", plan, kubeconfig_for_empty, *artifact) == 0
+    assert verb("set-weight", plan, kubeconfig_for_empty, "--weight", "50") == 0
+    assert verb("promote", plan, kubeconfig_for_empty, *artifact) == 0
+    assert [a for a, allowed in authorizer.decisions if not allowed] == []
+    assert api_server.get("Service", NAMESPACE, "checkout-stable") is None
+
+
+@pytest.fixture
+def kubeconfig_for_empty(tmp_path, api_server):
+    return write_kubeconfig(tmp_path / "kubeconfig", api_server.url)
 
 
 @pytest.mark.parametrize(

@@ -369,22 +369,36 @@ def test_a_bad_artifact_is_an_input_error_naming_the_field_and_creates_nothing(
     assert cluster.writes() == []
 
 
-def test_istio_needs_the_stable_pods_version_label(api_server):
+def test_istio_selects_stable_by_its_replica_sets_hash_without_a_version_label(api_server):
+    """Stable pods labelled ``app`` only: the stable subset selects stable's ReplicaSet by the
+    ``pod-template-hash`` the Deployment controller gave its pods, so no canary pod is in it
+    and stable was not restarted to get a label."""
     stable = {**STABLE_DEPLOYMENT, "spec": {**STABLE_DEPLOYMENT["spec"]}}
     stable["spec"]["selector"] = {"matchLabels": {"app": SERVICE}}
     stable["spec"]["template"] = {
         **stable["spec"]["template"],
         "metadata": {"labels": {"app": SERVICE}},
     }
-    for obj in (stable, STABLE_SERVICE, VIRTUAL_SERVICE):
+    service = {**STABLE_SERVICE, "spec": {**STABLE_SERVICE["spec"], "selector": {"app": SERVICE}}}
+    for obj in (stable, service, VIRTUAL_SERVICE):
         api_server.seed(obj)
+    stable_pods = {p["metadata"]["name"] for p in api_server.objects("Pod", NAMESPACE)}
 
-    with pytest.raises(InputError, match=r"^deployment.spec.template.metadata.labels.version: "):
-        make_platform(api_server).deploy_canary(V2)
-    assert api_server.writes() == []
+    make_platform(api_server).deploy_canary(V2)
+
+    rule = api_server.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")
+    subsets = {s["name"]: s["labels"] for s in rule["spec"]["subsets"]}
+    selected = {
+        p["metadata"]["name"]
+        for p in api_server.objects("Pod", NAMESPACE)
+        if subsets["stable"].items() <= p["metadata"]["labels"].items()
+    }
+    assert list(subsets["stable"]) == ["pod-template-hash"]
+    assert selected == stable_pods and len(selected) == 3
+    assert {w.name for w in api_server.writes("Deployment")} == {f"{SERVICE}-canary"}
 
 
-def test_a_stable_service_that_also_selects_the_canary_pods_is_refused_for_service_routers(
+def test_a_stable_service_that_also_selects_the_canary_pods_is_refused_for_nginx_ingress(
     api_server,
 ):
     api_server.seed(STABLE_DEPLOYMENT)
@@ -393,7 +407,7 @@ def test_a_stable_service_that_also_selects_the_canary_pods_is_refused_for_servi
     )
 
     with pytest.raises(InputError, match="also matches the canary pods"):
-        make_platform(api_server, "smi").deploy_canary(V2)
+        make_platform(api_server, "nginx-ingress").deploy_canary(V2)
     assert api_server.writes() == []
 
 

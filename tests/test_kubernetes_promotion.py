@@ -70,7 +70,7 @@ def test_the_stable_service_selects_every_pod_of_the_service_while_stable_rolls(
     assert selectors[0][0] < rolled < selectors[1][0]
 
 
-def test_istio_widens_the_stable_subset_before_the_relabel_and_narrows_it_after(
+def test_istio_widens_the_stable_subset_before_the_roll_and_narrows_it_by_version_after(
     unpinned_cluster,
 ):
     platform = make_platform(unpinned_cluster, "istio")
@@ -83,7 +83,7 @@ def test_istio_widens_the_stable_subset_before_the_relabel_and_narrows_it_after(
     subsets = [
         (i, r.body["spec"]["subsets"][0])
         for i, r in enumerate(unpinned_cluster.requests)
-        if r.kind == "DestinationRule" and r.method == "PATCH"
+        if r.kind == "DestinationRule" and r.method == "PUT"
     ]
     rolled = write_index(unpinned_cluster, "PUT", "Deployment", SERVICE)
     assert [s for _, s in subsets] == [

@@ -22,6 +22,7 @@ from kube.fixtures import (
     NAMESPACE,
     SERVICE,
     STABLE_DEPLOYMENT,
+    STABLE_IMAGE,
     USER_OBJECTS,
     api_server,
     write_kubeconfig,
@@ -133,7 +134,15 @@ def test_a_promotion_whose_new_pods_never_become_ready_ends_at_the_progress_dead
     assert "PromotionFailed" in event_reasons(api_server)
     if kind == "istio":
         rule = api_server.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")
-        assert rule["spec"]["subsets"][0] == {"name": "stable", "labels": {"version": "v1"}}
+        (restored_hash,) = {
+            p["metadata"]["labels"]["pod-template-hash"]
+            for p in api_server.objects("Pod", NAMESPACE)
+            if p["spec"]["containers"][0]["image"] == STABLE_IMAGE
+        }
+        assert rule["spec"]["subsets"][0] == {
+            "name": "stable",
+            "labels": {"pod-template-hash": restored_hash},
+        }
     pods = api_server.objects("Pod", NAMESPACE)
     stable_images = {
         p["spec"]["containers"][0]["image"]

@@ -31,6 +31,11 @@ def user_view(server: FakeApiServer, kind: str, name: str) -> dict:
     return obj
 
 
+def stable_pods(server: FakeApiServer) -> list[dict]:
+    pods = server.objects("Pod", NAMESPACE)
+    return [p for p in pods if "canaryflow.dev/track" not in p["metadata"]["labels"]]
+
+
 def test_istio_splits_only_the_managed_route_and_puts_the_header_route_before_it(cluster):
     platform = make_platform(cluster, "istio")
     platform.deploy_canary(V2)
@@ -52,8 +57,9 @@ def test_istio_splits_only_the_managed_route_and_puts_the_header_route_before_it
         ("canary", 30),
     ]
     subsets = cluster.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")["spec"]["subsets"]
+    (stable_hash,) = {p["metadata"]["labels"]["pod-template-hash"] for p in stable_pods(cluster)}
     assert subsets == [
-        {"name": "stable", "labels": {"version": "v1"}},
+        {"name": "stable", "labels": {"pod-template-hash": stable_hash}},
         {"name": "canary", "labels": {"version": "v2"}},
     ]
 
@@ -87,7 +93,7 @@ def test_gateway_api_weights_the_managed_rule_and_adds_a_header_rule(cluster):
         }
     ]
     assert rules[2]["backendRefs"] == [
-        {"name": SERVICE, "port": 80, "weight": 90},
+        {"name": f"{SERVICE}-stable", "port": 80, "weight": 90},
         {"name": f"{SERVICE}-canary", "port": 80, "weight": 10},
     ]
 
@@ -145,7 +151,7 @@ def test_smi_splits_with_a_traffic_split_and_refuses_header_routes(cluster):
     assert split["spec"] == {
         "service": SERVICE,
         "backends": [
-            {"service": SERVICE, "weight": 85},
+            {"service": f"{SERVICE}-stable", "weight": 85},
             {"service": f"{SERVICE}-canary", "weight": 15},
         ],
     }

@@ -86,7 +86,7 @@ def test_smi_keeps_the_users_traffic_split_and_gives_it_back_exactly(api_server,
 
     split = api_server.get("TrafficSplit", NAMESPACE, SERVICE)
     assert split["spec"]["backends"] == [
-        {"service": "checkout-v1", "weight": 70},
+        {"service": f"{SERVICE}-stable", "weight": 70},
         {"service": f"{SERVICE}-canary", "weight": 30},
     ]
     assert split["metadata"]["labels"] == {"team": "payments"}  # never marked as ours

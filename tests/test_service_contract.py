@@ -6,6 +6,7 @@ named with its fix."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 from kube.fixtures import CANARY_IMAGE, NAMESPACE, STABLE_DEPLOYMENT, STABLE_SERVICE, api_server
@@ -173,3 +174,27 @@ def test_validate_cluster_checks_the_contract_before_anything_is_built(
     assert "set service.deployment to the stable Deployment's name" in err
     writes = [r for r in api_server.requests if r.method != "GET"]
     assert writes == [], "validate only reads"
+
+
+def test_validate_cluster_refuses_a_users_service_named_like_the_owned_stable_one(
+    tmp_path, api_server, capsys
+):
+    """gateway-api creates checkout-stable at deploy-canary: a Service of the user's with that
+    name is found before anything is built."""
+    from kube.fixtures import write_kubeconfig
+
+    from canaryflow.cli import main
+
+    api_server.seed(deployment())
+    api_server.seed(service())
+    theirs = service()
+    theirs["metadata"]["name"] = "checkout-stable"
+    api_server.seed(theirs)
+    kubeconfig = str(write_kubeconfig(tmp_path / "kubeconfig", api_server.url))
+    plan = write_plan(tmp_path, PLAN["service"])
+    Path(plan).write_text(Path(plan).read_text().replace("kind: istio", "kind: gateway-api"))
+
+    assert main(["validate", plan, "--offline", "--cluster", "--kubeconfig", kubeconfig]) == 2
+    assert "error: service.name: service shop/checkout-stable exists and is not canaryflow's" in (
+        capsys.readouterr().err
+    )

@@ -1,6 +1,7 @@
-"""SMI: the Services a user's TrafficSplit names carry stable's share, so they are checked at
-deploy-canary (they must miss the canary pods and select ready stable pods) and moved with stable
-at promotion; a promotion never gives the split back pointing at a Service with no ready pod."""
+"""SMI: during the release the user's TrafficSplit sends stable's share to checkout-stable, the
+Service canaryflow owns; the split's own stable backend carries it again afterwards, so it is
+moved with stable at promotion, and a promotion never gives the split back pointing at a
+Service with no ready pod."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from kube.fixtures import NAMESPACE, SERVICE, STABLE_DEPLOYMENT, USER_OBJECTS, a
 from test_kubernetes_platform import V2
 from test_router_defects import BACKEND_V1, USERS_SPLIT, platform_with
 
-from canaryflow.errors import InputError, PlatformError
+from canaryflow.errors import PlatformError
 
 __all__ = ["api_server"]
 
@@ -47,28 +48,35 @@ def ready_pods_selected(server, name: str) -> int:
     )
 
 
-def test_a_backend_that_would_select_the_canary_pods_is_refused_with_the_fix(api_server):
+def test_a_backend_selecting_app_alone_carries_no_share_while_checkout_stable_does(api_server):
+    """The user's backend would select the canary pods too; during the release the split's
+    stable share goes to checkout-stable (stable's ReplicaSet only) instead, and the user's
+    split comes back exactly."""
     seed(api_server, {"app": SERVICE})
-    api_server.requests.clear()
+    platform = platform_with(api_server, "smi")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(30)
 
-    with pytest.raises(InputError) as refused:
-        platform_with(api_server, "smi").deploy_canary(V2)
+    split = api_server.get("TrafficSplit", NAMESPACE, SERVICE)
+    assert split["spec"]["backends"] == [
+        {"service": f"{SERVICE}-stable", "weight": 70},
+        {"service": f"{SERVICE}-canary", "weight": 30},
+    ]
+    stable_pods = selected_pods(api_server, f"{SERVICE}-stable")
+    assert len(stable_pods) == 3
+    assert all(p["metadata"]["labels"]["version"] == "v1" for p in stable_pods)
+    platform.rollback()
+    assert api_server.get("TrafficSplit", NAMESPACE, SERVICE)["spec"] == USERS_SPLIT["spec"]
+    assert api_server.get("Service", NAMESPACE, f"{SERVICE}-stable") is None
 
-    assert str(refused.value) == (
-        "router.route: service shop/checkout-v1 selects {'app': 'checkout'}, which also matches "
-        "the canary pods, so its share would reach the canary too: add the stable pods' version "
-        "label to its selector"
-    )
-    assert api_server.writes() == []
 
-
-def test_a_backend_that_selects_no_ready_stable_pod_is_refused(api_server):
-    seed(api_server, {"app": SERVICE, "version": "v0"})
-    api_server.requests.clear()
-
-    with pytest.raises(InputError, match=r"^router\.route: .*checkout-v1.* selects no ready pod"):
-        platform_with(api_server, "smi").deploy_canary(V2)
-    assert api_server.writes() == []
+def selected_pods(server, name: str) -> list[dict]:
+    selector = selector_of(server, name)
+    return [
+        p
+        for p in server.objects("Pod", NAMESPACE)
+        if all(p["metadata"]["labels"].get(k) == v for k, v in selector.items())
+    ]
 
 
 def test_promotion_moves_the_backend_with_stable_and_gives_the_split_back(api_server):

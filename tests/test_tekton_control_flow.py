@@ -80,8 +80,8 @@ def simulate(plan, cluster: Cluster, interrupt=None):
 def test_a_green_release_runs_every_step_in_plan_order_promotes_and_never_rolls_back():
     run = simulate(checkout_plan(), Cluster())
     assert run.ran == [
-        "checkout", "validate-plan", "notify-started", "go-test", "go-build", "image-push",
-        "deploy-canary",
+        "checkout", "validate-plan", "check-contract", "notify-started", "go-test", "go-build",
+        "image-push", "deploy-canary",
         "health-gate", "set-weight-0", "analyze-0", "set-weight-1", "analyze-1",
         "set-weight-2", "analyze-2", "approve-3", "set-weight-4", "analyze-4", "promote",
         "notify",
@@ -89,6 +89,13 @@ def test_a_green_release_runs_every_step_in_plan_order_promotes_and_never_rolls_
     assert run.tasks["rollback"].reason == WHEN_SKIP
     assert run.params_of("notify")["status"] == "Succeeded"
     assert run.reason == "Succeeded"
+
+
+def test_a_broken_contract_stops_the_run_before_anything_is_built():
+    run = simulate(checkout_plan(), Cluster(fail={"check-contract"}))
+    assert run.ran[:3] == ["checkout", "validate-plan", "check-contract"]
+    assert not {"go-test", "go-build", "image-push", "deploy-canary"} & set(run.ran)
+    assert run.reason == "Failed"
 
 
 def test_the_image_is_deployed_and_promoted_by_the_digest_image_push_wrote():

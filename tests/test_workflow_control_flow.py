@@ -159,7 +159,7 @@ CHECKOUT = steps_of("examples/plans/checkout.yaml")
 
 def test_the_dag_builds_once_then_walks_the_plan_then_promotes():
     assert CHAIN == [
-        "checkout", "validate-plan", "go-test", "go-build", "image-push",
+        "checkout", "validate-plan", "check-contract", "go-test", "go-build", "image-push",
         "deploy-canary", "health-gate", "canary-steps", "approve-promotion", "promote",
     ]  # fmt: skip
 
@@ -284,9 +284,17 @@ def test_a_refused_promotion_rolls_back():
     assert run.workflow_phase == "Failed"
 
 
+def test_the_contract_is_checked_in_the_cluster_with_the_releases_account_before_any_build():
+    tasks = {t["name"]: t for t in DAG["tasks"]}
+    assert tasks["check-contract"]["depends"] == "validate-plan.Succeeded"
+    run = Simulation(DAG, {"check-contract": "Failed"})
+    assert not run.ran("go-test") and not run.ran("go-build") and not run.ran("rollback")
+    assert run.workflow_phase == "Failed"
+
+
 def test_the_started_notification_runs_before_the_tests_and_before_any_change():
     tasks = {t["name"]: t for t in DAG["tasks"]}
-    assert tasks["notify-started"]["depends"] == "validate-plan.Succeeded"
+    assert tasks["notify-started"]["depends"] == "check-contract.Succeeded"
     assert tasks["go-test"]["depends"] == "notify-started.Succeeded"
     run = Simulation(DAG, {"notify-started": "Failed"})
     assert not run.ran("go-test") and not run.ran("deploy-canary") and not run.ran("rollback")
@@ -476,7 +484,9 @@ def run_release(tmp_path, script: dict):
     return workflow, exit_nodes, notify
 
 
-@pytest.mark.parametrize("failing", ["checkout", "validate-plan", "go-test", "go-build"])
+@pytest.mark.parametrize(
+    "failing", ["checkout", "validate-plan", "check-contract", "go-test", "go-build"]
+)
 def test_nothing_deployed_means_no_rollback_on_exit_and_no_alarm(tmp_path, failing):
     """Before image-push succeeded deploy-canary never started: the exit handler's rollback is
     Skipped (it would fail without a plan), so notify hears no failed safety net."""

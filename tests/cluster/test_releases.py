@@ -72,6 +72,9 @@ def test_a_good_release_runs_the_repositorys_own_plan_and_is_promoted(good, rout
     assert own_weights != [str(w) for w in default_weights]
     assert observe.step_inputs(workflow, "analyze", "step") == ["0", "1"]
     assert observe.ran(workflow, "promote") and not observe.ran(workflow, "rollback")
+    (contract,) = observe.pods(workflow, "check-contract")  # the cluster, before any build
+    (test,) = observe.pods(workflow, "go-test")
+    assert contract.finished_at <= test.started_at
     # The router really carried the plan's splits until promotion, and 0 after it.
     (promote,) = observe.pods(workflow, "promote")
     served = service.dataplane.weights(started, promote.started_at)

@@ -133,6 +133,9 @@ class FakeApiServer:
     """The group versions the server serves and discovery lists (``/api``, ``/apis``): a
     resource of another version answers 404 as a real server does; versions it lists but
     holds no kinds of (``networking.istio.io/v1beta1``) exist for discovery only."""
+    observe: Callable[[FakeApiServer, RecordedRequest], None] | None = None
+    """When set, called after every request with the server's state as that request left it
+    (under the server's lock, so no other request interleaves): a test sees each moment."""
     authorize: Callable[[Any], bool] | None = None
     """When set (``kube.rbac.Authorizer.allows``), every request is authorized as the API
     server would: a denial answers 403 Forbidden and changes nothing."""
@@ -274,9 +277,12 @@ class FakeApiServer:
                     method, api_version, plural, namespace, name, sub, query, ctype, body
                 )
             )
-            self.requests.append(
-                RecordedRequest(method, api_version, plural, namespace, name, ctype, body, status)
+            request = RecordedRequest(
+                method, api_version, plural, namespace, name, ctype, body, status
             )
+            self.requests.append(request)
+            if self.observe is not None:
+                self.observe(self, request)
         return status, payload, out_type
 
     def _denied(self, method, api_version, plural, namespace, name, sub, query, ctype, body):
@@ -502,6 +508,8 @@ class FakeApiServer:
             _pod(namespace, f"{name}-{template_hash[:10]}-{i}", template, rollout)
             for i in range(replicas)
         ]
+        for pod in pods:
+            _owned_by_replica_set(pod, name, template_hash[:10])
         if rollout in ("kubelet", "unready"):
             # The RollingUpdate default (maxSurge 25 % rounded up, maxUnavailable 25 % rounded
             # down): pods of the current template are kept, the new ones come up beside the
@@ -760,6 +768,23 @@ def _pod(namespace: str, name: str, template: Obj, rollout: str) -> Obj:
             ],
         },
     }
+
+
+def _owned_by_replica_set(pod: Obj, deployment: str, pod_template_hash: str) -> None:
+    """As the Deployment controller makes them (Kubernetes v1.30
+    ``pkg/controller/deployment/sync.go``, ``getNewReplicaSet``): the ReplicaSet is named
+    ``<deployment>-<hash>``, its pods carry ``pod-template-hash: <hash>`` beside the template's
+    labels and name the ReplicaSet as their controlling owner."""
+    pod["metadata"]["labels"]["pod-template-hash"] = pod_template_hash
+    pod["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "name": f"{deployment}-{pod_template_hash}",
+            "uid": _uid(f"{deployment}-{pod_template_hash}"),
+            "controller": True,
+        }
+    ]
 
 
 def _ready(pod: Obj) -> bool:

@@ -7,7 +7,9 @@ whose outputs (``canaryflow.release.walk``) drive the step walk.
 The top DAG, in Argo's enhanced ``depends`` terms:
 
 * the happy path is a chain: each task runs only when the one before it Succeeded, including
-  ``notify-started`` right after ``validate-plan``. It runs *before* ``go-test``, not beside
+  ``check-contract`` right after ``validate-plan`` (``validate --cluster`` with the release's
+  account: the service's objects are checked before anything is built; validate-plan holds no
+  token) and ``notify-started`` after it. It runs *before* ``go-test``, not beside
   it: both mount the ``workspace`` volume (ReadWriteOnce: the plan for notify, the source for
   go-test), and two pods on different nodes holding one RWO claim wait on a Multi-Attach
   error. In sequence no two pods ever hold the claim at once; the cost is one short pod
@@ -103,11 +105,12 @@ def succeeded(task: ReleaseTask) -> str:
 def release_tasks() -> list[ReleaseTask]:
     """Every task of the release DAG in run order, rollback last."""
     wp = workflow_parameter
+    contract = ReleaseTask("check-contract", "check-contract", depends="validate-plan.Succeeded")
     started = ReleaseTask(
         "notify-started",
         "notify",
         {**notify_arguments(), "event": "started"},
-        depends="validate-plan.Succeeded",
+        depends="check-contract.Succeeded",
     )
     go_test = ReleaseTask("go-test", "go-test", depends="notify-started.Succeeded")
     build = ReleaseTask(
@@ -144,7 +147,7 @@ def release_tasks() -> list[ReleaseTask]:
             ReleaseTask("promote", "promote", {"image": IMAGE, "version": wp("revision")}),
         ]
     )
-    tasks = [*_source(), started, go_test, *chain]
+    tasks = [*_source(), contract, started, go_test, *chain]
     names = [task.name for task in tasks]
     return [*tasks, rollback_task(names[names.index(FIRST_GUARDED) :])]
 

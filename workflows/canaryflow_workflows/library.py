@@ -83,6 +83,7 @@ class TaskLibrary:
     def templates(self) -> list:
         return [
             self.validate_plan(),
+            self.check_contract(),
             self.checkout(),
             self.go_test(),
             self.go_build(),
@@ -205,6 +206,19 @@ class TaskLibrary:
                 self._output(LAST_STEP, "Index of the plan's last step.", LAST_STEP),
                 self._output(PROMOTION, "auto, or approve to ask a person first.", PROMOTION),
             ],
+        )
+
+    def check_contract(self) -> Container:
+        return self._container(
+            "check-contract",
+            "Check the service's Deployment, Service and pod labels in the cluster against the "
+            "resolved plan (validate --cluster), before anything is built.",
+            [PLAN],
+            # validate-plan holds no token (it reads a pushed plan); this reads the plan it
+            # resolved and only reads the cluster, with the release's account, as deploy-canary
+            # will. Offline: the resolved plan decides no call to Prometheus here.
+            ["validate", "--cluster", "--offline", "--", ref("plan")],
+            retry=pods.idempotent_retry(self.settings),
         )
 
     def checkout(self) -> Container:

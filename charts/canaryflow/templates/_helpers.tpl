@@ -86,7 +86,7 @@ The registry the Roles are cut from: namespace -> [{service, route}] of events.s
 {{- $service := $given.service | default (base $repository | lower) }}
 {{- $namespace := $given.namespace | default $root.Release.Namespace }}
 {{- $entries := get $registry $namespace | default list }}
-{{- $registry = set $registry $namespace (append $entries (dict "service" $service "route" ($given.route | default $service))) }}
+{{- $registry = set $registry $namespace (append $entries (dict "service" $service "route" ($given.route | default $service) "deployment" ($given.deployment | default $service) "kubernetesService" ($given.kubernetesService | default $service))) }}
 {{- end }}
 {{- toJson $registry }}
 {{- end }}

@@ -146,6 +146,12 @@ def _check_contract(plan, args: argparse.Namespace) -> str:
         api.get(DEPLOYMENT, service.deployment_name),
         api.get(SERVICE, service.service_name),
     )
+    from canaryflow.kubernetes.owned_services import check_name_free, stable_service_name
+    from canaryflow.plan.routers import OWNED_SERVICE, STABLE_SELECTION
+
+    if STABLE_SELECTION[plan.router.kind] == OWNED_SERVICE:  # deploy-canary creates it
+        owned = api.get(SERVICE, stable_service_name(service.name))
+        check_name_free(owned, service.namespace, service.name)
     pods = ", ".join(f"{k}={v}" for k, v in contract.selector.items())
     return (
         f"; cluster: deployment {contract.deployment}, service {contract.service}, pods {pods}, "

@@ -38,6 +38,8 @@ def router_settings(plan: ReleasePlan) -> dict[str, object]:
         settings["header_rule"] = plan.router.header is not None
     if kind == "istio" and plan.service.service:
         settings["host"] = plan.service.service  # the mesh routes the Service's host
+    if kind == "gateway-api" and plan.service.service:
+        settings["backend"] = plan.service.service  # the rule leading to it is the managed one
     return settings
 
 

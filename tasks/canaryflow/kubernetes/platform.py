@@ -1,7 +1,9 @@
 """The Kubernetes platform: a canary Deployment beside the stable one, traffic via a router.
 
 The stable Deployment and Service are named after the service and only read, except at promotion
-where the stable container image becomes the canary's digest. The release state lives in
+where the stable container image becomes the canary's digest. Routers that split by Service send
+stable's share to ``<service>-stable``, a Service canaryflow creates for the release
+(``owned_services``), so the user's Service may select ``app`` alone. The release state lives in
 annotations on the canary Deployment and every decision is a core/v1 Event, so each workflow step
 (its own pod) can pick up where the last one stopped.
 """
@@ -23,6 +25,7 @@ from kubernetes.client import ApiClient, Configuration
 from canaryflow.errors import CanaryflowError, FieldError, InputError, PlatformError
 from canaryflow.input_file import read_input_file
 from canaryflow.kubernetes import canary_objects as objects
+from canaryflow.kubernetes import owned_services as owned
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import HealthCheck
 from canaryflow.kubernetes.capacity import canary_replicas_for, stable_replicas
@@ -47,6 +50,7 @@ from canaryflow.kubernetes.stable_record import (
     restored_deployment,
     restored_service,
 )
+from canaryflow.plan.routers import HASH_SUBSET, OWNED_SERVICE
 from canaryflow.platform.protocol import Artifact, HeaderRoute, HealthReport
 from canaryflow.platform.state import Phase, ReleaseState
 from canaryflow.platform.weights import POLL_S, VERIFY_WEIGHT_TIMEOUT_S
@@ -161,12 +165,14 @@ class KubernetesPlatform:
             identity,
         )
         canary_service = objects.canary_service(stable_service, self.service, identity)
+        stable_hash = self._stable_hash(stable)
         backends = Backends(
-            stable_service=self.service_object,
+            stable_service=self.owned_stable or self.service_object,
             canary_service=self.canary,
             port=stable_service["spec"]["ports"][0]["port"],
             stable_version=objects.stable_version(stable),
             canary_version=artifact.version,
+            stable_hash=stable_hash,
         )
         self._check_split(stable_service, canary)
         self._router.preflight(backends)
@@ -177,6 +183,10 @@ class KubernetesPlatform:
 
         stored = self.api.apply(canary)
         self.api.apply(canary_service)
+        if self.owned_stable and stable_hash:
+            self.api.apply(
+                owned.stable_service(stable_service, self.service, identity, stable_hash)
+            )
         self._router.prepare(backends)
         if self.current_state() is None:
             self.record(Phase.DEPLOYED, 0, artifact.version)
@@ -221,8 +231,12 @@ class KubernetesPlatform:
         selector, an SMI backend, Istio's stable subset). So that no request meets an empty
         selection, stable is first selected by every pod of the service (the canary runs the
         very same image), rolls, and is then selected by the new version. A version pinned by
-        the Deployment's selector cannot change: it is kept and a Warning Event says so. In
-        GitOps mode none of this: the digest goes to Git and stable is only watched
+        the Deployment's selector cannot change: it is kept and a Warning Event says so. The
+        rollout also changes stable's ReplicaSet, which ``<service>-stable`` and Istio's stable
+        subset select by ``pod-template-hash``: they are widened the same way first
+        (``widen_stable_service``); after the rollout the weight goes to 0, the user's route
+        comes back, and only then do the canary and ``<service>-stable`` go. In GitOps mode the
+        digest goes to Git (after the same widening) and stable is only watched
         (``gitops/promotion.py``).
         """
         objects.check_artifact(artifact.image, artifact.version)
@@ -255,7 +269,9 @@ class KubernetesPlatform:
     def _record_stable(self, stable: Obj) -> StableRecord:
         """Write what stable is now onto the canary Deployment, with the Promoting phase."""
         services = [s for n in self._stable_services() if (s := self.api.get(SERVICE, n))]
-        record = record_of(stable, services, objects.stable_version(stable))
+        record = record_of(
+            stable, services, objects.stable_version(stable), self._stable_hash(stable)
+        )
         state = self.current_state()
         annotations = record.annotation()
         if state is not None:
@@ -284,6 +300,7 @@ class KubernetesPlatform:
         ]
         if relabel:
             self._select_stable(None, artifact.version, by_version)
+        self.widen_stable_service()
 
         def edit(stable: Obj) -> Obj:
             return objects.promoted(
@@ -341,11 +358,17 @@ class KubernetesPlatform:
                 self.api.update(
                     SERVICE, name, lambda s, selector=selector: restored_service(s, selector)
                 )
-        self._router.select_stable(record.version, canary_version)
+        if self._selection == HASH_SUBSET and record.pod_template_hash:
+            self._router.select_stable_hash(record.pod_template_hash)  # type: ignore[attr-defined]
+        else:
+            self._router.select_stable(record.version, canary_version)
 
     def _stable_services(self) -> list[str]:
         """The Services that carry stable's share: the stable Service and the router's."""
-        return list(dict.fromkeys([self.service_object, *self._router.stable_backends()]))
+        owned_stable = [self.owned_stable] if self.owned_stable else []
+        return list(
+            dict.fromkeys([self.service_object, *owned_stable, *self._router.stable_backends()])
+        )
 
     def _check_stable_served(self, services: list[str]) -> None:
         """Each Service stable's share goes to selects at least one ready pod."""
@@ -403,6 +426,7 @@ class KubernetesPlatform:
         self._router.remove_managed_routes()
         reverted = self._report_reverted()
         if self.canary_after_rollback == "scale-to-zero":
+            self._remove_owned_stable()
             self.record(Phase.ROLLED_BACK, 0)
             if record is not None:
                 patch = {"metadata": {"annotations": {ANNOTATION: None}}}
@@ -610,10 +634,36 @@ class KubernetesPlatform:
         )
         return contract.selector
 
+    @property
+    def _selection(self) -> str | None:
+        """The router's row of ``plan.routers.STABLE_SELECTION`` (None: a router without one)."""
+        return getattr(self._router, "stable_selection", None)
+
+    @property
+    def owned_stable(self) -> str | None:
+        """``<service>-stable`` when the router sends stable's share to a Service canaryflow
+        owns (``plan.routers.STABLE_SELECTION``), else None."""
+        if self._selection != OWNED_SERVICE:
+            return None
+        return owned.stable_service_name(self.service)
+
+    def _stable_hash(self, stable: Obj) -> str | None:
+        """Stable's ReplicaSet hash, for routers that select stable by it; read-only, and
+        refused (nothing changed) while stable is rolling out. A Service of that name that
+        canaryflow did not create is refused too: it is the user's, never overwritten."""
+        if self._selection not in (OWNED_SERVICE, HASH_SUBSET):
+            return None
+        if self.owned_stable is not None:
+            existing = self.api.get(SERVICE, self.owned_stable)
+            owned.check_name_free(existing, self.namespace, self.service)
+        selector = stable["spec"]["selector"].get("matchLabels") or {}
+        return owned.stable_pod_template_hash(stable, self.api.list(POD, selector))
+
     def _check_split(self, stable_service: Obj, canary: Obj) -> None:
-        """Routers that split by Service need stable Services that miss the canary pods: the
-        stable Service, or the Services the router sends stable's share to (an SMI backend)."""
-        if not self._router.splits_by_service:
+        """Routers that split by the user's Service need it to miss the canary pods, as must
+        the Services the router sends stable's share to (a user's SMI backend). Routers with a
+        stable Service of canaryflow's own (``owned_stable``) need nothing of the user's."""
+        if not self._router.splits_by_service or self.owned_stable is not None:
             return
         canary_labels = canary["spec"]["template"]["metadata"]["labels"]
         for name in self._router.stable_backends() or [self.service_object]:
@@ -717,9 +767,76 @@ class KubernetesPlatform:
                 )
             time.sleep(self.timeouts.poll_s)
 
+    def follow_stable(self) -> None:
+        """``<service>-stable`` back on stable's ReplicaSet when stable rolled during the
+        release (a GitOps tool's self-heal, a hand edit): Argo Rollouts' controller reconciles
+        its ``stableService`` the same way (``ensureSVCTargets``). A finished rollout: its
+        hash; one still going: widened (every pod of the service, the canary's too: better than
+        an empty selection) until a later weight finds the rollout finished. Never called for
+        weight 0, so neither the fail-safe nor a promotion (which widens on its own) waits for
+        it. Istio's stable subset, which selects the same hash, follows the same way."""
+        by_hash, current = self._stable_hash_selected()
+        stable = self.api.get(DEPLOYMENT, self.deployment) if by_hash else None
+        if stable is None:
+            return
+        pods = self.api.list(POD, stable["spec"]["selector"].get("matchLabels") or {})
+        serving = owned.pods_of_deployment(stable, pods).get(current or "", [])
+        if current is not None and any(pod_ready(p) for p in serving):
+            return
+        try:
+            now = owned.stable_pod_template_hash(stable, pods)
+        except InputError:
+            now = None
+        if now == current:
+            return  # widened while stable still rolls
+        if self.owned_stable:
+
+            def edit(service: Obj) -> Obj:
+                if now is None:
+                    return owned.widened(service)
+                service["spec"]["selector"][owned.POD_TEMPLATE_HASH] = now
+                return service
+
+            self.api.update(SERVICE, self.owned_stable, edit)
+            what = f"service {self.owned_stable}"
+        else:
+            self._router.select_stable_hash(now)  # type: ignore[attr-defined]
+            what = "the stable subset"
+        where = f"now {owned.POD_TEMPLATE_HASH}={now}" if now else "every pod, while it rolls"
+        self.event(stable, "StableServiceFollowed", f"stable rolled: {what} selects {where}")
+
+    def _stable_hash_selected(self) -> tuple[bool, str | None]:
+        """Whether stable's share is selected by ``pod-template-hash`` now, and which (None:
+        widened): ``<service>-stable``'s selector, or Istio's stable subset."""
+        if self.owned_stable:
+            service = self.api.get(SERVICE, self.owned_stable)
+            if not owned.is_owned(service):
+                return False, None
+            return True, (service or {})["spec"].get("selector", {}).get(owned.POD_TEMPLATE_HASH)
+        if self._selection == HASH_SUBSET:
+            return self._router.stable_hash_selected()  # type: ignore[attr-defined]
+        return False, None
+
+    def widen_stable_service(self) -> None:
+        """Before stable's ReplicaSet changes (a promotion, here or by a GitOps tool):
+        ``<service>-stable``, or the Istio stable subset, selects every pod of the service
+        (``owned_services.widened``), so stable's share never meets an empty selection while
+        the old ReplicaSet's pods go."""
+        if self.owned_stable and self.api.get(SERVICE, self.owned_stable) is not None:
+            self.api.update(SERVICE, self.owned_stable, owned.widened)
+        if self._selection == HASH_SUBSET:
+            self._router.select_stable_hash(None)  # type: ignore[attr-defined]
+
     def _remove_canary(self) -> None:
         self.api.delete(SERVICE, self.canary)
         self.api.delete(DEPLOYMENT, self.canary)
+        self._remove_owned_stable()
+
+    def _remove_owned_stable(self) -> None:
+        """Once the user's route leads to their own Service again (``remove_managed_routes``
+        ran first), never before: ``<service>-stable`` carried stable's share until then."""
+        if self.owned_stable and owned.is_owned(self.api.get(SERVICE, self.owned_stable)):
+            self.api.delete(SERVICE, self.owned_stable)
 
     def _canary_pods(self) -> list[Obj]:
         return self.api.list(POD, {objects.TRACK_LABEL: "canary", **self._canary_identity()})
@@ -745,7 +862,11 @@ class RecordedRouter:
         self.platform = platform
 
     def set_weight(self, canary_percent: int) -> None:
-        """Capacity first, then the weight: the canary never takes a share it cannot carry."""
+        """Capacity first, then the weight: the canary never takes a share it cannot carry.
+        Before a share goes to the canary, ``<service>-stable`` follows stable's ReplicaSet if
+        stable rolled during the release (``follow_stable``)."""
+        if canary_percent > 0:
+            self.platform.follow_stable()
         self.platform.ensure_capacity(canary_percent)
         self.inner.set_weight(canary_percent)
         self.platform.record(Phase.PROGRESSING, canary_percent)

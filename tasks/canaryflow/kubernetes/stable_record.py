@@ -35,13 +35,19 @@ class StableRecord(BaseModel):
     labels: dict[str, str]
     services: dict[str, dict[str, str]]
     version: str | None
+    pod_template_hash: str | None = None
+    """Stable's ReplicaSet hash, which an Istio stable subset selects (``owned_services``);
+    None when the router selects stable otherwise (and in records written before it)."""
 
     def annotation(self) -> dict[str, str]:
         return {ANNOTATION: self.model_dump_json()}
 
 
-def record_of(stable: Obj, services: list[Obj], version: str | None) -> StableRecord:
+def record_of(
+    stable: Obj, services: list[Obj], version: str | None, pod_template_hash: str | None = None
+) -> StableRecord:
     return StableRecord(
+        pod_template_hash=pod_template_hash,
         template=copy.deepcopy(stable["spec"]["template"]),
         selector=copy.deepcopy(stable["spec"]["selector"]),
         labels=dict(stable["metadata"].get("labels") or {}),

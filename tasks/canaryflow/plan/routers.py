@@ -26,6 +26,29 @@ CAPABILITIES: Mapping[str, frozenset[str]] = {
     "smi": frozenset(),  # header matches need an HTTPRouteGroup, which canaryflow does not manage
 }
 
+OWNED_SERVICE = "owned-service"
+"""Stable's share goes to ``<service>-stable``, a Service canaryflow creates for the release
+selecting stable's ReplicaSet by ``pod-template-hash`` (Argo Rollouts' ``stableService``); the
+canary's to ``<service>-canary``. The user's Service may select ``app`` alone."""
+HASH_SUBSET = "hash-subset"
+"""Stable is a DestinationRule subset selecting stable's ``pod-template-hash`` (as Argo
+Rollouts' Istio subset routing does with ``rollouts-pod-template-hash``): no Service needed."""
+USER_SERVICE = "user-service"
+"""Stable's share goes to the user's own Service, so its selector must miss the canary pods
+(a ``version`` label): ingress-nginx's canary Ingress is an annotation on a copy of the
+user's Ingress, whose backend stays the user's Service. Pointing that backend at an owned
+Service would mean editing the user's Ingress itself, which a GitOps tool's self-heal reverts
+mid-release (the canary Ingress is canaryflow's own object, the main one is not), for a router
+that is retired upstream (``DEPRECATED``)."""
+
+STABLE_SELECTION: Mapping[str, str] = {
+    "istio": HASH_SUBSET,
+    "nginx-ingress": USER_SERVICE,
+    "gateway-api": OWNED_SERVICE,
+    "smi": OWNED_SERVICE,
+}
+"""How each router keeps stable's share off the canary pods."""
+
 
 DEFAULT_ROUTER_KIND = "gateway-api"
 """A plan without ``router.kind``: Gateway API, the Kubernetes project's own routing API,

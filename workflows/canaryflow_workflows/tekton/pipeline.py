@@ -171,7 +171,9 @@ def _chain(plan: ReleasePlan) -> Iterator[PipelineTask]:
     yield from _source(shape=compiled_shape(plan))
     # Before go-test, as on Argo: both mount the ReadWriteOnce workspace, so never at once.
     started = {**notify_arguments(), "event": "started"}
-    yield PipelineTask("notify-started", "notify", started, after=("validate-plan",))
+    # The contract in the cluster, with the release's account, before anything is built.
+    yield PipelineTask("check-contract", "check-contract", after=("validate-plan",))
+    yield PipelineTask("notify-started", "notify", started, after=("check-contract",))
     yield PipelineTask("go-test", "go-test", after=("notify-started",))
     yield PipelineTask("go-build", "go-build", {"version": param("revision")}, after=("go-test",))
     yield PipelineTask(

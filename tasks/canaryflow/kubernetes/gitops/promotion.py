@@ -74,6 +74,7 @@ class KubernetesPlatform(Protocol):
     def record(self, phase: Phase, weight: int, version: str | None = None) -> None: ...
     def event(self, involved: Obj, reason: str, message: str, warning: bool = False) -> None: ...
     def retire_canary(self) -> None: ...
+    def widen_stable_service(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class GitOpsPromotion:
         image = artifact.image or ""
         state = platform.current_state()
         platform.record(Phase.PROMOTING, state.weight if state else 0)
+        platform.widen_stable_service()  # the GitOps tool will change stable's ReplicaSet
         canary = platform.api.get(DEPLOYMENT, platform.canary)
         change = self.write(platform.service, platform.container, artifact, canary is not None)
         where = f"{self.repository} {change.branch}"

@@ -12,6 +12,10 @@ class Backends:
     port: int
     stable_version: str | None
     canary_version: str
+    stable_hash: str | None = None
+    """The ``pod-template-hash`` of stable's ReplicaSet, which ``<service>-stable`` and an Istio
+    stable subset select (``canaryflow.kubernetes.owned_services``); None for a router that
+    sends stable's share to the user's Service."""
 
 
 ORIGINAL_ANNOTATION = "canaryflow.dev/original-route"

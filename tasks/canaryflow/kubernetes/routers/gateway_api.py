@@ -2,13 +2,16 @@
 
 canaryflow edits one rule of the user's HTTPRoute (plan ``router.route``, default the service
 name): the rule the plan names (``router.rule``, ``rules[].name``), else the only one, else the
-one whose backendRefs lead to the stable Service. Its backendRefs become the stable and canary
-Services with weights. The rule as it was is kept in the ``canaryflow.dev/original-route``
-annotation and put back by ``remove_managed_routes``. The header rule ``canaryflow-header``
-repeats the managed rule's matches plus the header, and its filters, timeouts and retry; Gateway
-API gives it precedence because it has more header matches, whatever its position. An HTTPRoute
-holds at most 16 rules and 128 matches in all (``apis/v1/httproute_types.go``: ``MaxItems=16`` and
-the CEL rule on ``spec.rules``), so preflight refuses a route the header rule would overflow.
+one whose backendRefs lead to the stable Service. Its backendRefs become ``<service>-stable`` and
+``<service>-canary`` with weights: Services canaryflow owns for the release, selecting stable's
+ReplicaSet by ``pod-template-hash`` and the canary's track (``owned_services``), so the user's
+Service may select ``app`` alone. The rule as it was is kept in the
+``canaryflow.dev/original-route`` annotation and put back by ``remove_managed_routes``. The
+header rule ``canaryflow-header`` repeats the managed rule's matches plus the header, and its
+filters, timeouts and retry; Gateway API gives it precedence because it has more header matches,
+whatever its position. An HTTPRoute holds at most 16 rules and 128 matches in all
+(``apis/v1/httproute_types.go``: ``MaxItems=16`` and the CEL rule on ``spec.rules``), so
+preflight refuses a route the header rule would overflow.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from typing import Any
 from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.discovery import require_served
+from canaryflow.kubernetes.owned_services import stable_service_name
 from canaryflow.kubernetes.resources import HTTP_ROUTE
 from canaryflow.kubernetes.routers.backends import Backends
 from canaryflow.kubernetes.routers.managed_route import RouteList
-from canaryflow.plan.routers import CAPABILITIES
+from canaryflow.plan.routers import CAPABILITIES, STABLE_SELECTION
 from canaryflow.platform.protocol import HeaderRoute
 from canaryflow.platform.routes import HEADER_ROUTE_NAME
 
@@ -40,9 +44,13 @@ class GatewayApiRouter:
     rule: str | None = None
     header_rule: bool = True
     """Whether the release adds the header rule (the plan's ``router.header`` is set)."""
+    backend: str | None = None
+    """The user's Service the route leads to (the plan's ``service.service``), default the
+    service name: how the managed rule is found among several."""
 
     splits_by_service = True
     capabilities = CAPABILITIES["gateway-api"]
+    stable_selection = STABLE_SELECTION["gateway-api"]
     reverted: list[str] = field(default_factory=list, init=False)
     """What ``remove_managed_routes`` had to take back of the user's mid-release edits."""
 
@@ -124,14 +132,19 @@ class GatewayApiRouter:
     def _backends(self, managed: Obj) -> Backends:
         """The Services the split wrote (the port: as written, when the original had none)."""
         refs = managed.get("backendRefs") or [{}]
-        return Backends(self.service, self._canary, refs[0].get("port", 0), None, "")
+        return Backends(self._stable, self._canary, refs[0].get("port", 0), None, "")
 
     @property
     def _canary(self) -> str:
         return f"{self.service}-canary"
 
+    @property
+    def _stable(self) -> str:
+        return stable_service_name(self.service)
+
     def _managed(self, route: Obj) -> Obj:
-        return managed_rule(route, self.rule, self.service, self._canary)
+        users = self.backend or self.service
+        return managed_rule(route, self.rule, (users, self._stable), self._canary)
 
     def _prepared(self) -> bool:
         return rules_of(self._canary).is_split(self.api.get(HTTP_ROUTE, self.http_route))
@@ -148,9 +161,10 @@ def rules_of(canary: str) -> RouteList:
     return RouteList("httproute", "rules", "rule", lambda rule: _is_header_rule(rule, canary))
 
 
-def managed_rule(route: Obj, name: str | None, service: str, canary: str) -> Obj:
+def managed_rule(route: Obj, name: str | None, services: tuple[str, ...], canary: str) -> Obj:
     """The rule canaryflow splits: the one named ``name``; else the only one; else the one whose
-    backendRefs lead to ``service``. The header rule never counts."""
+    backendRefs lead to one of ``services`` (the user's Service before the split, the stable
+    Service canaryflow owns during it). The header rule never counts."""
     rules = [r for r in route["spec"].get("rules", []) if not _is_header_rule(r, canary)]
     where = f"httproute {route['metadata']['name']}"
     if name is not None:
@@ -163,9 +177,9 @@ def managed_rule(route: Obj, name: str | None, service: str, canary: str) -> Obj
         found = [
             r
             for r in rules
-            if any(ref.get("name") == service for ref in r.get("backendRefs") or [])
+            if any(ref.get("name") in services for ref in r.get("backendRefs") or [])
         ]
-        problem = f"{where} has {len(found)} rules leading to service {service}"
+        problem = f"{where} has {len(found)} rules leading to service {services[0]}"
     if len(found) == 1:
         return found[0]
     raise InputError(

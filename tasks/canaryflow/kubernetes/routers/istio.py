@@ -10,8 +10,14 @@ route as it was is kept in the ``canaryflow.dev/original-route`` annotation and 
 ``canaryflow-header`` goes right before the managed route (Istio matches in order) and behaves
 like it: same matches plus the header, same timeout, retries, rewrite and header operations.
 
-Subsets select pods by their ``version`` label: the stable pods' comes from the stable pod
-template (required), the canary's is the artifact version. They live in the DestinationRule
+The stable subset selects stable's ReplicaSet by ``pod-template-hash``, the label the Deployment
+controller puts on each of its pods (``owned_services``), as Argo Rollouts' Istio subset routing
+does with ``rollouts-pod-template-hash`` (argo-rollouts v1.9.1,
+``rollout/trafficrouting/istio/istio.go``, ``Reconciler.UpdateHash``): the stable pods need no
+``version`` label and are not restarted. The canary subset selects the artifact version, which
+canaryflow puts on the canary pods. While a promotion changes stable's ReplicaSet the stable
+subset selects every endpoint of the host (``select_stable_hash(None)``). They live in the
+DestinationRule
 ``<service>-canaryflow``; if you already have a DestinationRule for the host, Istio merges the
 subsets of both only when their traffic policies do not conflict.
 """
@@ -26,10 +32,11 @@ from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import MANAGED_BY, VERSION_LABEL
 from canaryflow.kubernetes.discovery import require_served
+from canaryflow.kubernetes.owned_services import POD_TEMPLATE_HASH
 from canaryflow.kubernetes.resources import DESTINATION_RULE, VIRTUAL_SERVICE
 from canaryflow.kubernetes.routers.backends import Backends
 from canaryflow.kubernetes.routers.managed_route import RouteList
-from canaryflow.plan.routers import CAPABILITIES
+from canaryflow.plan.routers import CAPABILITIES, STABLE_SELECTION
 from canaryflow.platform.protocol import HeaderRoute
 from canaryflow.platform.routes import HEADER_ROUTE_NAME
 
@@ -49,6 +56,7 @@ class IstioRouter:
 
     splits_by_service = False
     capabilities = CAPABILITIES["istio"]
+    stable_selection = STABLE_SELECTION["istio"]
     reverted: list[str] = field(default_factory=list, init=False)
     """What ``remove_managed_routes`` had to take back of the user's mid-release edits."""
 
@@ -70,7 +78,7 @@ class IstioRouter:
                 )
             )
         self._managed(vs)
-        if not backends.stable_version:
+        if not backends.stable_version and not backends.stable_hash:
             raise InputError(
                 FieldError(
                     "deployment.spec.template.metadata.labels.version",
@@ -79,7 +87,7 @@ class IstioRouter:
                     "template",
                 )
             )
-        if backends.stable_version == backends.canary_version:
+        if backends.stable_version == backends.canary_version:  # the canary subset's label
             raise InputError(
                 FieldError(
                     "artifact.version",
@@ -90,7 +98,12 @@ class IstioRouter:
 
     def prepare(self, backends: Backends) -> None:
         self.preflight(backends)
-        self.api.apply(self._destination_rule(backends.stable_version, backends.canary_version))
+        stable = (
+            {POD_TEMPLATE_HASH: backends.stable_hash}
+            if backends.stable_hash
+            else {VERSION_LABEL: backends.stable_version}
+        )
+        self.api.apply(self._destination_rule(stable, backends.canary_version))
         self.api.update(VIRTUAL_SERVICE, self.virtual_service, self._split_managed_route)
 
     def set_weight(self, canary_percent: int) -> None:
@@ -137,9 +150,42 @@ class IstioRouter:
         return []
 
     def select_stable(self, version: str | None, canary_version: str) -> None:
-        """The stable subset selects ``version`` (None: every endpoint of the host)."""
-        if self.api.get(DESTINATION_RULE, self.destination_rule) is not None:
-            self.api.apply(self._destination_rule(version, canary_version))
+        """The stable subset selects ``version`` (None: every endpoint of the host); a subset
+        of a DestinationRule written by a release that selected stable by version."""
+        labels = None if version is None else {VERSION_LABEL: version}
+        self._select(labels, canary_version)
+
+    def select_stable_hash(self, pod_template_hash: str | None) -> None:
+        """The stable subset selects stable's ReplicaSet ``pod_template_hash`` (None: every
+        endpoint of the host, while a promotion changes stable's ReplicaSet)."""
+        rule = self.api.get(DESTINATION_RULE, self.destination_rule)
+        if rule is None:
+            return
+        canary = next(s for s in rule["spec"]["subsets"] if s["name"] == CANARY)
+        labels = None if pod_template_hash is None else {POD_TEMPLATE_HASH: pod_template_hash}
+        self._select(labels, canary["labels"][VERSION_LABEL])
+
+    def stable_hash_selected(self) -> tuple[bool, str | None]:
+        """Whether the stable subset selects by ``pod-template-hash``, and which (None: every
+        endpoint of the host); (False, None) without our DestinationRule or for a subset of a
+        version."""
+        rule = self.api.get(DESTINATION_RULE, self.destination_rule)
+        if rule is None:
+            return False, None
+        stable = next((s for s in rule["spec"]["subsets"] if s["name"] == STABLE), {})
+        labels = stable.get("labels")
+        if labels is None:
+            return True, None
+        return POD_TEMPLATE_HASH in labels, labels.get(POD_TEMPLATE_HASH)
+
+    def _select(self, labels: dict[str, str] | None, canary_version: str) -> None:
+        """Replace the subsets (read, modify, write: a subset's labels are dropped, not merged)."""
+        rule = self.api.get(DESTINATION_RULE, self.destination_rule)
+        wanted = self._destination_rule(labels, canary_version)["spec"]
+        if rule is not None and rule["spec"] != wanted:
+            self.api.update(
+                DESTINATION_RULE, self.destination_rule, lambda r: {**r, "spec": wanted}
+            )
 
     def _prepared(self) -> bool:
         return ROUTES.is_split(self.api.get(VIRTUAL_SERVICE, self.virtual_service))
@@ -154,10 +200,10 @@ class IstioRouter:
         self.reverted = []
         return without_managed_routes(vs, self._managed(vs), self.host, self.reverted)
 
-    def _destination_rule(self, stable_version: str | None, canary_version: str) -> Obj:
-        stable = {"name": STABLE}
-        if stable_version is not None:
-            stable["labels"] = {VERSION_LABEL: stable_version}
+    def _destination_rule(self, stable_labels: dict[str, str] | None, canary_version: str) -> Obj:
+        stable: Obj = {"name": STABLE}
+        if stable_labels is not None:
+            stable["labels"] = dict(stable_labels)
         return {
             "apiVersion": DESTINATION_RULE.api_version,
             "kind": DESTINATION_RULE.kind,

@@ -17,7 +17,7 @@ from canaryflow.kubernetes.api import ClusterApi
 from canaryflow.kubernetes.canary_objects import MANAGED_BY
 from canaryflow.kubernetes.resources import INGRESS
 from canaryflow.kubernetes.routers.backends import Backends
-from canaryflow.plan.routers import CAPABILITIES
+from canaryflow.plan.routers import CAPABILITIES, STABLE_SELECTION
 from canaryflow.platform.protocol import HeaderRoute
 
 Obj = dict[str, Any]
@@ -35,6 +35,7 @@ class NginxIngressRouter:
 
     splits_by_service = True
     capabilities = CAPABILITIES["nginx-ingress"]
+    stable_selection = STABLE_SELECTION["nginx-ingress"]
     reverted: list[str] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:

@@ -21,6 +21,10 @@ class KubernetesRouter(TrafficRouter, Protocol):
     """True when stable and canary are told apart by Service (so selectors must not overlap);
     False when by pod label (Istio subsets)."""
 
+    stable_selection: str
+    """How stable's share misses the canary pods: the router's row of
+    ``canaryflow.plan.routers.STABLE_SELECTION``."""
+
     def preflight(self, backends: Backends) -> object:
         """Read-only checks of the user's objects: bad input changes nothing."""
 

@@ -2,11 +2,14 @@
 
 When the user already has a TrafficSplit of that name (plan ``router.route``, default the service
 name), it is theirs, as the other routers treat a VirtualService or HTTPRoute: canaryflow keeps
-its spec in the ``canaryflow.dev/original-route`` annotation, adds the canary Service beside its
-one stable backend, and puts the spec back exactly, annotation gone, at promotion or rollback. A
-split with several weighted backends is refused before anything changes. Without one, canaryflow
-creates its own (apex: the stable Service; ``app.kubernetes.io/managed-by: canaryflow``) and
-deletes it at the end.
+its spec in the ``canaryflow.dev/original-route`` annotation, sends its traffic to
+``<service>-stable`` and ``<service>-canary`` (Services canaryflow owns, selecting stable's
+ReplicaSet by ``pod-template-hash`` and the canary's track: ``owned_services``), and puts the spec
+back exactly, annotation gone, at promotion or rollback. Its one stable backend is not a backend
+during the release, so it may select ``app`` alone; a promotion still moves its selector if it
+names ``version``. A split with several weighted backends is refused before anything changes.
+Without one, canaryflow creates its own (apex: the service; ``app.kubernetes.io/managed-by:
+canaryflow``) and deletes it at the end.
 
 Header routes would need an HTTPRouteGroup (specs.smi-spec.io), which this router does not
 manage: ``CAPABILITIES["smi"]`` says so, and plan validation refuses a header with smi.
@@ -24,7 +27,7 @@ from canaryflow.kubernetes.canary_objects import MANAGED_BY
 from canaryflow.kubernetes.discovery import require_served
 from canaryflow.kubernetes.resources import TRAFFIC_SPLIT
 from canaryflow.kubernetes.routers.backends import ORIGINAL_ANNOTATION, Backends
-from canaryflow.plan.routers import CAPABILITIES
+from canaryflow.plan.routers import CAPABILITIES, STABLE_SELECTION
 from canaryflow.platform.protocol import HeaderRoute
 
 Obj = dict[str, Any]
@@ -39,6 +42,7 @@ class SmiRouter:
 
     splits_by_service = True
     capabilities = CAPABILITIES["smi"]
+    stable_selection = STABLE_SELECTION["smi"]
 
     def __post_init__(self) -> None:
         self.traffic_split = self.traffic_split or self.service
@@ -55,7 +59,7 @@ class SmiRouter:
         if existing is not None and is_users(existing):
 
             def edit(split: Obj) -> Obj:
-                return adopted(split, backends.canary_service)
+                return adopted(split, backends.stable_service, backends.canary_service)
 
             self.api.update(TRAFFIC_SPLIT, self.traffic_split, edit)
             return
@@ -108,9 +112,9 @@ class SmiRouter:
         """Nothing to do: stable is its Services, which the platform retargets."""
 
     def stable_backends(self) -> list[str]:
-        """The user's split's stable backend (``checkout-v1``): the Service that carries
-        stable's share, so the platform checks that it misses the canary pods and moves its
-        selector at promotion like the stable Service's."""
+        """The user's split's stable backend (``checkout-v1``): it carries stable's share again
+        once the split is given back, so the platform moves its selector at promotion like the
+        stable Service's and checks that it still selects ready pods."""
         existing = self.api.get(TRAFFIC_SPLIT, self.traffic_split)
         if existing is None or not is_users(existing):
             return []
@@ -159,9 +163,11 @@ def _split_by_us(split: Obj) -> bool:
 
 
 def users_stable_backend(split: Obj, canary_service: str) -> str:
-    """The one backend of the user's split that serves stable; several are refused."""
+    """The one backend of the user's split that serves stable (as the user wrote it, also
+    while adopted); several are refused."""
     if ORIGINAL_ANNOTATION in _annotations(split):
-        return split["spec"]["backends"][0]["service"]
+        original = json.loads(_annotations(split)[ORIGINAL_ANNOTATION])
+        split = {"metadata": {"name": split["metadata"]["name"]}, "spec": original}
     weighted = [b for b in split["spec"].get("backends", []) if b.get("weight", 0) > 0]
     if len(weighted) != 1 or weighted[0]["service"] == canary_service:
         listed = ", ".join(f"{b['service']}={b.get('weight', 0)}" for b in weighted) or "none"
@@ -177,15 +183,16 @@ def users_stable_backend(split: Obj, canary_service: str) -> str:
     return weighted[0]["service"]
 
 
-def adopted(split: Obj, canary_service: str) -> Obj:
-    """The user's split with the canary beside its stable backend at weight 0; spec kept aside."""
+def adopted(split: Obj, stable_service: str, canary_service: str) -> Obj:
+    """The user's split sending everything to ``stable_service`` and nothing to the canary;
+    its spec kept aside."""
     annotations = split["metadata"].setdefault("annotations", {})
     if ORIGINAL_ANNOTATION in annotations:
         return split
-    stable = users_stable_backend(split, canary_service)
+    users_stable_backend(split, canary_service)  # refuses several weighted backends
     annotations[ORIGINAL_ANNOTATION] = json.dumps(split["spec"], sort_keys=True)
     split["spec"]["backends"] = [
-        {"service": stable, "weight": 100},
+        {"service": stable_service, "weight": 100},
         {"service": canary_service, "weight": 0},
     ]
     return split

@@ -1,0 +1,258 @@
+"""A user Service that selects ``app`` alone: stable's share goes to checkout-stable, a Service
+canaryflow owns selecting stable's ReplicaSet by ``pod-template-hash`` (Argo Rollouts'
+``stableService``), so the weights are exact, stable is never restarted for a label, and no
+request meets an empty selection, at promotion or when a promotion fails."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from kube.fake_apiserver import FakeApiServer, RecordedRequest
+from kube.fixtures import (
+    HTTP_ROUTE,
+    NAMESPACE,
+    SERVICE,
+    STABLE_DEPLOYMENT,
+    STABLE_SERVICE,
+    VIRTUAL_SERVICE,
+    api_server,
+)
+from kubernetes.client import AppsV1Api
+from test_kubernetes_platform import V2, make_platform
+
+from canaryflow.errors import InputError, PlatformError
+
+__all__ = ["api_server"]
+
+STABLE = f"{SERVICE}-stable"
+CANARY = f"{SERVICE}-canary"
+
+
+def seed_app_only(server: FakeApiServer, *extra: dict) -> FakeApiServer:
+    """Stable pods labelled ``app`` only (no version), the user's Service selecting ``app``;
+    a 2 s progress deadline, so a rollout that cannot progress ends soon."""
+    stable = copy.deepcopy(STABLE_DEPLOYMENT)
+    stable["spec"]["progressDeadlineSeconds"] = 2
+    stable["spec"]["selector"] = {"matchLabels": {"app": SERVICE}}
+    stable["spec"]["template"]["metadata"]["labels"] = {"app": SERVICE}
+    service = copy.deepcopy(STABLE_SERVICE)
+    service["metadata"]["labels"] = {"app.kubernetes.io/instance": "shop", "team": "payments"}
+    service["spec"]["selector"] = {"app": SERVICE}
+    for obj in (stable, service, HTTP_ROUTE, *extra):
+        server.seed(obj)
+    return server
+
+
+def ready(pod: dict) -> bool:
+    statuses = pod["status"].get("containerStatuses") or []
+    return bool(statuses) and all(c["ready"] for c in statuses)
+
+
+def selected(server: FakeApiServer, service: str) -> list[dict]:
+    selector = server.get("Service", NAMESPACE, service)["spec"]["selector"]
+    return [
+        p
+        for p in server.objects("Pod", NAMESPACE)
+        if selector.items() <= p["metadata"]["labels"].items()
+    ]
+
+
+def is_canary(pod: dict) -> bool:
+    return pod["metadata"]["labels"].get("canaryflow.dev/track") == "canary"
+
+
+def managed_refs(server: FakeApiServer) -> list[dict]:
+    rules = server.get("HTTPRoute", NAMESPACE, SERVICE)["spec"]["rules"]
+    return next(r for r in rules if r["name"] == "canaryflow-primary")["backendRefs"]
+
+
+def test_exact_weights_with_no_canary_pod_behind_stables_share(api_server):
+    seed_app_only(api_server)
+    stable_pods = {p["metadata"]["name"] for p in api_server.objects("Pod", NAMESPACE)}
+    platform = make_platform(api_server, "gateway-api")
+
+    platform.deploy_canary(V2)
+    platform.router.set_weight(20)
+
+    assert managed_refs(api_server) == [
+        {"name": STABLE, "port": 80, "weight": 80},
+        {"name": CANARY, "port": 80, "weight": 20},
+    ]
+    behind_stable = selected(api_server, STABLE)
+    behind_canary = selected(api_server, CANARY)
+    assert {p["metadata"]["name"] for p in behind_stable} == stable_pods
+    assert not any(map(is_canary, behind_stable))
+    assert behind_canary and all(map(is_canary, behind_canary))
+    assert {w.name for w in api_server.writes("Deployment")} == {CANARY}  # stable not restarted
+
+
+def test_the_owned_stable_service_is_canaryflows_and_claimed_by_no_gitops_tool(api_server):
+    seed_app_only(api_server)
+    make_platform(api_server, "gateway-api").deploy_canary(V2)
+
+    owned = api_server.get("Service", NAMESPACE, STABLE)
+    labels = owned["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "canaryflow"
+    assert labels["canaryflow.dev/role"] == "stable"
+    assert "app.kubernetes.io/instance" not in labels
+    assert owned["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+    assert set(owned["spec"]["selector"]) == {"app", "pod-template-hash"}
+
+
+@pytest.mark.parametrize("ending", ["rollback", "promote"])
+def test_the_route_comes_back_to_the_users_service_and_the_owned_one_goes(api_server, ending):
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(40)
+
+    platform.rollback() if ending == "rollback" else platform.promote(V2)
+
+    assert managed_refs(api_server) == [{"name": SERVICE, "port": 80}]
+    assert api_server.get("Service", NAMESPACE, STABLE) is None
+    assert api_server.get("Service", NAMESPACE, CANARY) is None
+    assert api_server.get("Service", NAMESPACE, SERVICE)["spec"]["selector"] == {"app": SERVICE}
+
+
+class EmptySelections:
+    """Watches every moment of a release: each Service the HTTPRoute sends a share to must
+    exist and select at least one ready pod."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.moments = 0
+
+    def __call__(self, server: FakeApiServer, request: RecordedRequest) -> None:
+        if request.method == "GET" or request.status >= 400:
+            return
+        self.moments += 1
+        for ref in managed_refs(server):
+            if ref.get("weight", 1) == 0:
+                continue
+            service = server.get("Service", NAMESPACE, ref["name"])
+            if service is None or not any(map(ready, selected(server, ref["name"]))):
+                self.seen.append(f"{request.method} {request.kind} {request.name}: {ref}")
+
+
+def test_a_promotion_never_sends_a_share_to_an_empty_selection(api_server):
+    """stable's ReplicaSet changes at promotion, and the fake controller replaces its pods at
+    once: checkout-stable must select every pod of the service before stable is patched, and
+    go only after the route leads to the user's Service again."""
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    watch = EmptySelections()
+    api_server.observe = watch
+
+    platform.promote(V2)
+
+    assert watch.moments > 5
+    assert watch.seen == []
+    new_stable = api_server.objects("Pod", NAMESPACE)
+    assert len(new_stable) == 3 and {p["spec"]["containers"][0]["image"] for p in new_stable} == {
+        V2.image
+    }
+
+
+def test_a_failed_promotion_leaves_stable_serving_everything_through_its_own_replica_set(
+    api_server,
+):
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
+    api_server.set_rollout(NAMESPACE, SERVICE, "unready")
+    watch = EmptySelections()
+    api_server.observe = watch
+
+    with pytest.raises(PlatformError, match=r"^promotion failed, stable restored"):
+        platform.promote(V2)
+
+    assert watch.seen == []
+    assert managed_refs(api_server) == [
+        {"name": STABLE, "port": 80, "weight": 100},
+        {"name": CANARY, "port": 80, "weight": 0},
+    ]
+    assert api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"] == before
+    behind_stable = selected(api_server, STABLE)
+    assert behind_stable and all(ready(p) and not is_canary(p) for p in behind_stable)
+    assert {p["spec"]["containers"][0]["image"] for p in behind_stable} == {
+        STABLE_DEPLOYMENT["spec"]["template"]["spec"]["containers"][0]["image"]
+    }
+
+
+def test_a_stable_deployment_still_rolling_out_is_refused_and_nothing_changes(api_server):
+    seed_app_only(api_server)
+    api_server.set_rollout(NAMESPACE, SERVICE, "unready")
+    stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+    stable["spec"]["template"]["metadata"]["annotations"] = {"restartedAt": "now"}
+    AppsV1Api(api_server.api_client()).replace_namespaced_deployment(SERVICE, NAMESPACE, stable)
+    api_server.requests.clear()
+
+    with pytest.raises(InputError) as refused:
+        make_platform(api_server, "gateway-api").deploy_canary(V2)
+
+    message = str(refused.value)
+    assert message.startswith(
+        f"service.deployment: deployment {NAMESPACE}/{SERVICE} is rolling out"
+    )
+    assert "wait until `kubectl rollout status" in message
+    assert api_server.writes() == []
+
+
+def test_a_service_named_like_the_owned_one_that_is_the_users_is_refused(api_server):
+    theirs = copy.deepcopy(STABLE_SERVICE)
+    theirs["metadata"]["name"] = STABLE
+    seed_app_only(api_server, theirs)
+    api_server.requests.clear()
+
+    with pytest.raises(InputError, match=rf"^service\.name: service {NAMESPACE}/{STABLE} exists"):
+        make_platform(api_server, "gateway-api").deploy_canary(V2)
+    assert api_server.writes() == []
+    assert api_server.get("Service", NAMESPACE, STABLE)["spec"] == theirs["spec"]
+
+
+def test_a_stable_rolled_during_the_release_is_followed_before_the_next_weight(api_server):
+    """A GitOps tool's self-heal or a hand edit rolls stable mid-release: its new ReplicaSet
+    has another hash, so the next weight first points checkout-stable at it."""
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(10)
+    before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]["pod-template-hash"]
+    stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+    stable["spec"]["template"]["metadata"]["annotations"] = {"restartedAt": "mid-release"}
+    AppsV1Api(api_server.api_client()).replace_namespaced_deployment(SERVICE, NAMESPACE, stable)
+
+    platform.router.set_weight(20)
+
+    behind_stable = selected(api_server, STABLE)
+    assert len(behind_stable) == 3 and all(ready(p) and not is_canary(p) for p in behind_stable)
+    assert {p["metadata"]["labels"]["pod-template-hash"] for p in behind_stable} != {before}
+    assert managed_refs(api_server)[0]["weight"] == 80
+    assert "StableServiceFollowed" in [e["reason"] for e in api_server.objects("Event", NAMESPACE)]
+
+
+def test_istios_stable_subset_follows_a_stable_rolled_during_the_release(api_server):
+    seed_app_only(api_server)
+    vs = copy.deepcopy(VIRTUAL_SERVICE)
+    api_server.seed(vs)
+    platform = make_platform(api_server, "istio")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(10)
+    stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+    stable["spec"]["template"]["metadata"]["annotations"] = {"restartedAt": "mid-release"}
+    AppsV1Api(api_server.api_client()).replace_namespaced_deployment(SERVICE, NAMESPACE, stable)
+    (rolled,) = {
+        p["metadata"]["labels"]["pod-template-hash"]
+        for p in api_server.objects("Pod", NAMESPACE)
+        if not is_canary(p)
+    }
+
+    platform.router.set_weight(20)
+
+    rule = api_server.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")
+    assert rule["spec"]["subsets"][0] == {"name": "stable", "labels": {"pod-template-hash": rolled}}
