@@ -19,6 +19,7 @@ from canaryflow.bench.offline import cold_start_comparison, with_warmup
 from canaryflow.errors import PlatformError
 from canaryflow.local.nginx_config import RouteState, _split, validate_state
 from canaryflow.plan.load import plan_from_dict
+from canaryflow.plan.maturity import baseline_warnings
 from canaryflow.platform.protocol import Artifact, BaselinePlatform, HealthReport
 from canaryflow.platform.split import Split, split_for
 from canaryflow.release.decision import Phase
@@ -335,3 +336,37 @@ def test_a_bad_cold_canary_is_still_caught_against_a_fresh_baseline():
     default = rows[-1]
     assert default["case"].endswith("(the default)")
     assert default["rolled_back"] >= 5
+
+
+# validate -------------------------------------------------------------------------------------
+
+
+def _plan(router: str, analysis: dict) -> object:
+    return plan_from_dict(
+        {
+            "service": {"name": "svc"},
+            "router": {"kind": router},
+            "steps": [{"weight": 10, "duration": "60s"}],
+            "analysis": analysis,
+        }
+    )
+
+
+def test_validate_warns_that_nginx_ingress_judges_against_stable_when_fresh_is_written():
+    warnings = baseline_warnings(_plan("nginx-ingress", {"baseline": "fresh"}))
+    assert len(warnings) == 1
+    assert warnings[0].startswith("analysis.baseline: fresh needs a router that splits three ways")
+    assert "baseline: stable" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("router", "analysis"),
+    [
+        ("nginx-ingress", {}),  # the default: nginx-ingress plans stay quiet (recorded at run)
+        ("nginx-ingress", {"baseline": "stable"}),
+        ("gateway-api", {"baseline": "fresh"}),
+        ("istio", {"baseline": "fresh"}),
+    ],
+)
+def test_no_baseline_warning_where_the_plan_gets_what_it_says(router, analysis):
+    assert baseline_warnings(_plan(router, analysis)) == []
