@@ -324,11 +324,8 @@ def test_an_identical_cold_canary_rolled_back_against_the_warm_fleet_passes_agai
     rows = {row["case"]: row for row in cold_start_comparison(12, say=lambda _: None)}
     before = rows["against stable, no warm-up (before)"]
     assert before["rolled_back"] >= 9, "the old way rolls most good cold canaries back"
-    for case in (
-        "against a fresh baseline, no warm-up",
-        "against a fresh baseline, warm-up 45 s (the default)",
-    ):
-        assert rows[case]["rolled_back"] == 0, case
+    default = rows["against a fresh baseline, warm-up 45 s (the default)"]
+    assert default["passed"] == 12, "promoted: every window passed, none inconclusive"
 
 
 def test_a_bad_cold_canary_is_still_caught_against_a_fresh_baseline():

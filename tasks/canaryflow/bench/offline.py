@@ -288,9 +288,23 @@ def cold_start_comparison(
         fleet = replace(COLD_FLEET, baseline_pods=baseline_pods)
         judged = judge_many(fleet, BENCH_STEPS, spec, releases, seed, factor)
         fails = sum(j.outcome is Outcome.FAIL for j in judged)
+        inconclusive = sum(j.outcome is Outcome.INCONCLUSIVE for j in judged)
+        passed = sum(j.outcome is Outcome.PASS for j in judged)
         low, high = clopper_pearson(fails, releases)
-        rows.append({"case": name, "releases": releases, "rolled_back": fails, "ci95": [low, high]})
-        say(f"cold start x{factor:g}, {name}: {fails}/{releases} rolled back")
+        rows.append(
+            {
+                "case": name,
+                "releases": releases,
+                "rolled_back": fails,
+                "ci95": [low, high],
+                "inconclusive": inconclusive,
+                "passed": passed,
+            }
+        )
+        say(
+            f"cold start x{factor:g}, {name}: {fails}/{releases} failed, "
+            f"{inconclusive} inconclusive, {passed} passed every window"
+        )
     return rows
 
 
@@ -305,20 +319,20 @@ def cold_start_markdown(rows: list[dict], bad_rows: list[dict] | None = None) ->
         "step before its window (the window keeps its 120 s). Steps 10 → 30 → 60 %, the "
         "error-rate gate alone at alpha 0.01.",
         "",
-        "| judged | releases | identical canary rolled back | 95 % CI |"
-        + (" 5xx x2 canary caught | 95 % CI |" if bad_rows else ""),
-        "|---|---|---|---|" + ("---|---|" if bad_rows else ""),
+        "| judged | releases | identical canary: failed | 95 % CI | inconclusive | passed |"
+        + (" 5xx x2 canary: failed | 95 % CI | inconclusive |" if bad_rows else ""),
+        "|---|---|---|---|---|---|" + ("---|---|---|" if bad_rows else ""),
     ]
     for index, row in enumerate(rows):
         low, high = row["ci95"]
         line = (
             f"| {row['case']} | {row['releases']} | {row['rolled_back']} "
-            f"| {low:.2%} to {high:.2%} |"
+            f"| {low:.2%} to {high:.2%} | {row['inconclusive']} | {row['passed']} |"
         )
         if bad_rows:
             bad = bad_rows[index]
             b_low, b_high = bad["ci95"]
-            line += f" {bad['rolled_back']} | {b_low:.2%} to {b_high:.2%} |"
+            line += f" {bad['rolled_back']} | {b_low:.2%} to {b_high:.2%} | {bad['inconclusive']} |"
         lines.append(line)
     return "\n".join(lines) + "\n"
 

@@ -105,8 +105,8 @@ def baseline_warnings(plan: ReleasePlan) -> list[str]:
         return []
     return [
         f"analysis.baseline: fresh needs a router that splits three ways; router.kind {kind} "
-        "cannot (its canary annotations split one canary off), so in a cluster the canary is "
-        "judged against stable: set baseline: stable to say so, or use gateway-api or istio"
+        "does not, so in a cluster the canary is judged against stable: set baseline: stable "
+        "to say so, or use gateway-api or istio"
     ]
 
 

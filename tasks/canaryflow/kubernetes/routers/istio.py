@@ -11,7 +11,10 @@ route as it was is kept in the ``canaryflow.dev/original-route`` annotation and 
 like it: same matches plus the header, same timeout, retries, rewrite and header operations.
 
 Subsets select pods by their ``version`` label: the stable pods' comes from the stable pod
-template (required), the canary's is the artifact version. They live in the DestinationRule
+template (required), the canary's is the artifact version. A fresh baseline is a third subset,
+``baseline`` (pods labelled ``canaryflow.dev/track: baseline``, which carry no version label, so
+the stable subset never reaches them), added with its destination the first time it gets a
+share; its destination is taken out before the route is restored. They live in the DestinationRule
 ``<service>-canaryflow``; if you already have a DestinationRule for the host, Istio merges the
 subsets of both only when their traffic policies do not conflict.
 """
@@ -24,7 +27,7 @@ from typing import Any
 
 from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.api import ClusterApi
-from canaryflow.kubernetes.canary_objects import MANAGED_BY, VERSION_LABEL
+from canaryflow.kubernetes.canary_objects import MANAGED_BY, TRACK_LABEL, VERSION_LABEL
 from canaryflow.kubernetes.discovery import require_served
 from canaryflow.kubernetes.resources import DESTINATION_RULE, VIRTUAL_SERVICE
 from canaryflow.kubernetes.routers.backends import Backends
@@ -34,7 +37,7 @@ from canaryflow.platform.protocol import HeaderRoute
 from canaryflow.platform.routes import HEADER_ROUTE_NAME
 
 Obj = dict[str, Any]
-STABLE, CANARY = "stable", "canary"
+STABLE, CANARY, BASELINE = "stable", "canary", "baseline"
 ROUTES = RouteList("virtualservice", "http", "route", lambda r: r.get("name") == HEADER_ROUTE_NAME)
 
 
@@ -93,22 +96,39 @@ class IstioRouter:
         self.api.apply(self._destination_rule(backends.stable_version, backends.canary_version))
         self.api.update(VIRTUAL_SERVICE, self.virtual_service, self._split_managed_route)
 
-    def set_weight(self, canary_percent: int) -> None:
+    def set_weight(self, canary_percent: int, baseline_percent: int = 0) -> None:
         def edit(vs: Obj) -> Obj:
-            return with_weight(vs, self._managed(vs), canary_percent)
+            return with_weight(vs, self._managed(vs), canary_percent, baseline_percent)
 
-        if self._prepared() or canary_percent:
+        if baseline_percent:
+            self._add_baseline_subset()
+        if self._prepared() or canary_percent or baseline_percent:
             self.api.update(VIRTUAL_SERVICE, self.virtual_service, edit)
 
-    def verify_weight(self, canary_percent: int) -> bool:
+    def verify_weight(self, canary_percent: int, baseline_percent: int = 0) -> bool:
         vs = self.api.get(VIRTUAL_SERVICE, self.virtual_service)
         if not ROUTES.is_split(vs):
-            return canary_percent == 0
+            return canary_percent == 0 and baseline_percent == 0
         weights = {
             d["destination"].get("subset"): d.get("weight", 0)
             for d in self._managed(vs).get("route", [])
         }
-        return weights == {STABLE: 100 - canary_percent, CANARY: canary_percent}
+        expected = {STABLE: 100 - canary_percent - baseline_percent, CANARY: canary_percent}
+        if BASELINE in weights or baseline_percent:  # a baseline's destination, 0 once unused
+            expected[BASELINE] = baseline_percent
+        return weights == expected
+
+    def _add_baseline_subset(self) -> None:
+        """The ``baseline`` subset in canaryflow's DestinationRule (its pods' track label)."""
+
+        def edit(rule: Obj) -> Obj:
+            subsets = rule["spec"].setdefault("subsets", [])
+            if not any(subset.get("name") == BASELINE for subset in subsets):
+                # Within the host's endpoints (the service's pods) the track label is enough.
+                subsets.append({"name": BASELINE, "labels": {TRACK_LABEL: BASELINE}})
+            return rule
+
+        self.api.update(DESTINATION_RULE, self.destination_rule, edit)
 
     def set_header_route(self, route: HeaderRoute) -> None:
         def edit(vs: Obj) -> Obj:
@@ -152,7 +172,11 @@ class IstioRouter:
 
     def _without_managed_routes(self, vs: Obj) -> Obj:
         self.reverted = []
-        return without_managed_routes(vs, self._managed(vs), self.host, self.reverted)
+        managed = self._managed(vs)
+        managed["route"] = [
+            d for d in managed.get("route") or [] if d["destination"].get("subset") != BASELINE
+        ]
+        return without_managed_routes(vs, managed, self.host, self.reverted)
 
     def _destination_rule(self, stable_version: str | None, canary_version: str) -> Obj:
         stable = {"name": STABLE}
@@ -216,11 +240,20 @@ def with_split_route(vs: Obj, route: Obj, host: str) -> Obj:
     return vs
 
 
-def with_weight(vs: Obj, route: Obj, canary_percent: int) -> Obj:
+def with_weight(vs: Obj, route: Obj, canary_percent: int, baseline_percent: int = 0) -> Obj:
+    """Subset weights adding up to 100; a baseline's destination (a copy of the canary's with
+    the ``baseline`` subset) is added the first time it gets a share."""
     ROUTES.require_split(vs)
+    subsets = [d["destination"].get("subset") for d in route["route"]]
+    if baseline_percent and BASELINE not in subsets:
+        canary = next(d for d in route["route"] if d["destination"].get("subset") == CANARY)
+        baseline = copy.deepcopy(canary)
+        baseline["destination"]["subset"] = BASELINE
+        route["route"].append(baseline)
+    shares = {CANARY: canary_percent, BASELINE: baseline_percent}
     for destination in route["route"]:
         subset = destination["destination"].get("subset")
-        destination["weight"] = canary_percent if subset == CANARY else 100 - canary_percent
+        destination["weight"] = shares.get(subset, 100 - canary_percent - baseline_percent)
     return vs
 
 
