@@ -367,3 +367,33 @@ def test_validate_warns_that_nginx_ingress_judges_against_stable_when_fresh_is_w
 )
 def test_no_baseline_warning_where_the_plan_gets_what_it_says(router, analysis):
     assert baseline_warnings(_plan(router, analysis)) == []
+
+
+# canaryflow analyze (a workflow step in its own pod) ------------------------------------------
+
+
+class UpSource:
+    def __init__(self, answer):
+        self.answer, self.asked = answer, []
+
+    def instant(self, query):
+        self.asked.append(query)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_analyze_judges_against_the_baseline_once_prometheus_scrapes_it():
+    from canaryflow.analysis.source import MeasurementError
+    from canaryflow.commands.analyze import _baseline_scraped
+
+    plan = _plan("gateway-api", {})
+    subject = Subject("svc", "default")
+    scraped = UpSource([1.0])
+    assert _baseline_scraped(plan, scraped, subject)
+    assert scraped.asked == ['count(up{app="svc",namespace="default",track="baseline"})']
+    assert not _baseline_scraped(plan, UpSource([]), subject), "none yet: stable"
+    assert not _baseline_scraped(plan, UpSource(MeasurementError("down")), subject)
+    stable_plan = _plan("gateway-api", {"baseline": "stable"})
+    unasked = UpSource([1.0])
+    assert not _baseline_scraped(stable_plan, unasked, subject) and unasked.asked == []

@@ -270,11 +270,12 @@ COLD_CASES: tuple[tuple[str, int, float], ...] = (
 
 
 def cold_start_comparison(
-    releases: int, seed: int = 200, say=print, factor: float = 1.0
+    releases: int, seed: int = 200, say=print, factor: float = 1.0, cold_s: float = 30.0
 ) -> list[dict]:
     """The same cold-starting identical canary judged four ways: against stable or a fresh
     baseline (one pod, cold alike), with or without the default warm-up. ``factor`` > 1: a bad
-    canary instead, to show the baseline still catches it."""
+    canary instead, to show the baseline still catches it; ``cold_s``: how long new pods stay
+    cold (longer than the warm-up: only a baseline of the same age helps)."""
     rows = []
     for name, baseline_pods, warmup in COLD_CASES:
         spec = AnalysisSpec.model_validate(
@@ -285,7 +286,7 @@ def cold_start_comparison(
                 "gates": [{"metric": "error-rate"}],
             }
         )
-        fleet = replace(COLD_FLEET, baseline_pods=baseline_pods)
+        fleet = replace(COLD_FLEET, baseline_pods=baseline_pods, cold_s=cold_s)
         judged = judge_many(fleet, BENCH_STEPS, spec, releases, seed, factor)
         fails = sum(j.outcome is Outcome.FAIL for j in judged)
         inconclusive = sum(j.outcome is Outcome.INCONCLUSIVE for j in judged)
@@ -293,6 +294,7 @@ def cold_start_comparison(
         low, high = clopper_pearson(fails, releases)
         rows.append(
             {
+                "cold_s": cold_s,
                 "case": name,
                 "releases": releases,
                 "rolled_back": fails,
@@ -302,7 +304,7 @@ def cold_start_comparison(
             }
         )
         say(
-            f"cold start x{factor:g}, {name}: {fails}/{releases} failed, "
+            f"cold {cold_s:g}s x{factor:g}, {name}: {fails}/{releases} failed, "
             f"{inconclusive} inconclusive, {passed} passed every window"
         )
     return rows
@@ -313,20 +315,21 @@ def cold_start_markdown(rows: list[dict], bad_rows: list[dict] | None = None) ->
         "",
         "### A cold canary: against stable or a fresh baseline, with or without warm-up",
         "",
-        "The *no lumps* fleet above, its new pods cold for their first 30 s (3x the 5xx). A "
+        "The *no lumps* fleet above, its new pods cold for their first 30 s or 300 s (3x the "
+        "5xx). A "
         "fresh baseline is one pod of stable's version started with the canary, cold alike, at "
         "the canary's share (`canaryflow.platform.split`); the warm-up is waited at the first "
         "step before its window (the window keeps its 120 s). Steps 10 → 30 → 60 %, the "
         "error-rate gate alone at alpha 0.01.",
         "",
-        "| judged | releases | identical canary: failed | 95 % CI | inconclusive | passed |"
-        + (" 5xx x2 canary: failed | 95 % CI | inconclusive |" if bad_rows else ""),
-        "|---|---|---|---|---|---|" + ("---|---|---|" if bad_rows else ""),
+        "| cold for | judged | releases | identical canary: failed | 95 % CI | inconclusive "
+        "| passed |" + (" 5xx x2 canary: failed | 95 % CI | inconclusive |" if bad_rows else ""),
+        "|---|---|---|---|---|---|---|" + ("---|---|---|" if bad_rows else ""),
     ]
     for index, row in enumerate(rows):
         low, high = row["ci95"]
         line = (
-            f"| {row['case']} | {row['releases']} | {row['rolled_back']} "
+            f"| {row['cold_s']:g} s | {row['case']} | {row['releases']} | {row['rolled_back']} "
             f"| {low:.2%} to {high:.2%} | {row['inconclusive']} | {row['passed']} |"
         )
         if bad_rows:

@@ -30,8 +30,17 @@ from canaryflow.kubernetes.canary_objects import (
     main_container,
 )
 from canaryflow.kubernetes.tracking import without_tracking_annotations, without_tracking_labels
+from canaryflow.plan.model import ReleasePlan
+from canaryflow.plan.routers import THREE_WAY, can
 
 Obj = dict[str, Any]
+
+
+def runs_in_cluster(plan: ReleasePlan) -> bool:
+    """True when a release of ``plan`` in a cluster runs a fresh baseline: the plan wants one and
+    its router splits three ways (what ``KubernetesPlatform.baseline_problem`` says, decided
+    from the plan alone so that the workflow's steps, each in its own pod, agree)."""
+    return plan.analysis.baseline == "fresh" and can(plan.router.kind, THREE_WAY)
 
 
 def baseline_name(service: str) -> str:

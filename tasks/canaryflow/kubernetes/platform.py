@@ -210,6 +210,10 @@ class KubernetesPlatform:
         self.event(stored, "BaselineDeployed", f"baseline of stable, {max(1, replicas)} pods")
         self._wait_baseline_available()
 
+    def baseline_running(self) -> bool:
+        """True while a baseline Deployment exists (a workflow step in its own pod asks)."""
+        return self.api.get(DEPLOYMENT, self.baseline) is not None
+
     def _baseline_pods(self) -> list[Obj]:
         baseline = self.api.get(DEPLOYMENT, self.baseline)
         selector = (baseline or {}).get("spec", {}).get("selector", {}).get("matchLabels")
