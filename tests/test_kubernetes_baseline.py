@@ -160,3 +160,18 @@ def test_the_baseline_grows_with_the_canary(cluster):
     baseline = cluster.get("Deployment", NAMESPACE, BASELINE)["spec"]["replicas"]
     assert canary > 2, "the canary was scaled for its share"
     assert baseline == canary
+
+
+def test_an_istio_promotion_keeps_the_baseline_subset_until_the_route_is_given_back(cluster):
+    before = user_view(cluster, "VirtualService", SERVICE)
+    platform = make_platform(cluster, "istio")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    platform.router.set_weight(10, 10)
+    platform.router.inner.select_stable(None, "v2")  # what a promotion does first
+    subsets = cluster.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")["spec"]["subsets"]
+    assert [s["name"] for s in subsets] == ["stable", "canary", "baseline"]
+    platform.router.set_weight(100)
+    platform.promote(V2)
+    assert user_view(cluster, "VirtualService", SERVICE) == before
+    assert cluster.get("Deployment", NAMESPACE, BASELINE) is None

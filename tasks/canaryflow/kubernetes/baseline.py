@@ -98,12 +98,19 @@ def baseline_service(
     stable_service: Obj, service: str, selector: dict[str, str] | None = None
 ) -> Obj:
     """As the canary's Service (stable's ports, ClusterIP), selecting the baseline pods."""
-    made = canary_service(stable_service, service, selector)
+    ports = canary_service(stable_service, service, selector)["spec"]["ports"]
     labels = baseline_selector(service, selector)
-    made["metadata"]["name"] = baseline_name(service)
-    made["metadata"]["labels"] = {
-        **{k: v for k, v in made["metadata"]["labels"].items() if k != TRACK_LABEL},
-        **labels,
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": baseline_name(service),
+            "namespace": stable_service["metadata"]["namespace"],
+            "labels": {
+                **without_tracking_labels(stable_service["metadata"].get("labels") or {}),
+                **labels,
+                **MANAGED_BY,
+            },
+        },
+        "spec": {"type": "ClusterIP", "selector": labels, "ports": ports},
     }
-    made["spec"]["selector"] = labels
-    return made

@@ -119,16 +119,23 @@ class IstioRouter:
         return weights == expected
 
     def _add_baseline_subset(self) -> None:
-        """The ``baseline`` subset in canaryflow's DestinationRule (its pods' track label)."""
+        """The ``baseline`` subset in canaryflow's DestinationRule (applied whole, as
+        ``prepare`` writes it, with the stable and canary subsets it has)."""
+        versions = self._subset_versions()
+        if versions is not None and BASELINE not in versions:
+            rule = self._destination_rule(versions.get(STABLE), versions.get(CANARY) or "")
+            _add_baseline_subset(rule)
+            self.api.apply(rule)
 
-        def edit(rule: Obj) -> Obj:
-            subsets = rule["spec"].setdefault("subsets", [])
-            if not any(subset.get("name") == BASELINE for subset in subsets):
-                # Within the host's endpoints (the service's pods) the track label is enough.
-                subsets.append({"name": BASELINE, "labels": {TRACK_LABEL: BASELINE}})
-            return rule
-
-        self.api.update(DESTINATION_RULE, self.destination_rule, edit)
+    def _subset_versions(self) -> dict[str, str | None] | None:
+        """Subset name -> its version label in canaryflow's DestinationRule (None: no rule)."""
+        rule = self.api.get(DESTINATION_RULE, self.destination_rule)
+        if rule is None:
+            return None
+        return {
+            subset["name"]: (subset.get("labels") or {}).get(VERSION_LABEL)
+            for subset in rule["spec"].get("subsets") or []
+        }
 
     def set_header_route(self, route: HeaderRoute) -> None:
         def edit(vs: Obj) -> Obj:
@@ -158,8 +165,12 @@ class IstioRouter:
 
     def select_stable(self, version: str | None, canary_version: str) -> None:
         """The stable subset selects ``version`` (None: every endpoint of the host)."""
-        if self.api.get(DESTINATION_RULE, self.destination_rule) is not None:
-            self.api.apply(self._destination_rule(version, canary_version))
+        versions = self._subset_versions()
+        if versions is not None:
+            rule = self._destination_rule(version, canary_version)
+            if BASELINE in versions:
+                _add_baseline_subset(rule)
+            self.api.apply(rule)
 
     def _prepared(self) -> bool:
         return ROUTES.is_split(self.api.get(VIRTUAL_SERVICE, self.virtual_service))
@@ -195,6 +206,11 @@ class IstioRouter:
                 "subsets": [stable, {"name": CANARY, "labels": {VERSION_LABEL: canary_version}}],
             },
         }
+
+
+def _add_baseline_subset(rule: Obj) -> None:
+    """Within the host's endpoints (the service's pods) the track label is enough."""
+    rule["spec"]["subsets"].append({"name": BASELINE, "labels": {TRACK_LABEL: BASELINE}})
 
 
 def managed_route(vs: Obj, name: str | None, host: str, namespace: str) -> Obj:
