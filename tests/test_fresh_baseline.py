@@ -397,3 +397,14 @@ def test_analyze_judges_against_the_baseline_once_prometheus_scrapes_it():
     stable_plan = _plan("gateway-api", {"baseline": "stable"})
     unasked = UpSource([1.0])
     assert not _baseline_scraped(stable_plan, unasked, subject) and unasked.asked == []
+
+
+def test_validate_warns_when_the_warm_up_ends_before_the_baseline_is_scraped():
+    short = _plan("gateway-api", {"warmup": "5s", "scrapeInterval": "15s"})
+    (warning,) = baseline_warnings(short)
+    assert warning.startswith("analysis.warmup: 5s is shorter than one scrape (15s)")
+    assert baseline_warnings(_plan("gateway-api", {"warmup": "5s"}), scrape_interval=15.0)
+    assert baseline_warnings(_plan("gateway-api", {"warmup": "20s"}), scrape_interval=15.0) == []
+    assert baseline_warnings(_plan("gateway-api", {}), scrape_interval=15.0) == [], "default"
+    stable = _plan("gateway-api", {"warmup": "0s", "baseline": "stable"})
+    assert baseline_warnings(stable, scrape_interval=15.0) == []

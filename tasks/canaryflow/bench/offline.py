@@ -310,6 +310,20 @@ def cold_start_comparison(
     return rows
 
 
+COLD_LENGTHS_S = (30.0, 300.0)
+"""Cold for less than the default warm-up, and for longer than any warm-up."""
+
+
+def cold_start_all(releases: int, say=print) -> dict[str, list[dict]]:
+    """``cold_start_comparison`` for each cold length, identical and bad (5xx x2) canaries."""
+    good: list[dict] = []
+    bad: list[dict] = []
+    for cold in COLD_LENGTHS_S:
+        good += cold_start_comparison(releases, say=say, cold_s=cold)
+        bad += cold_start_comparison(releases, say=say, factor=2.0, cold_s=cold)
+    return {"good": good, "bad": bad}
+
+
 def cold_start_markdown(rows: list[dict], bad_rows: list[dict] | None = None) -> str:
     lines = [
         "",

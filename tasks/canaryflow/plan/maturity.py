@@ -95,25 +95,38 @@ def scrape_warnings(plan: ReleasePlan, scrape_interval: float | None) -> list[st
     return warnings
 
 
-def baseline_warnings(plan: ReleasePlan) -> list[str]:
+def baseline_warnings(plan: ReleasePlan, scrape_interval: float | None = None) -> list[str]:
     """``analysis.baseline: fresh`` written in the plan, on a router that splits two ways: the
     release judges against stable instead (a warning, not an error: the release still works, as
-    it did before baselines, and the default says nothing, to keep nginx-ingress plans quiet)."""
+    it did before baselines, and the default says nothing, to keep nginx-ingress plans quiet).
+    A warm-up shorter than one scrape: the first window may open before Prometheus has a
+    sample of the new baseline pods, and the workflow's first window then judges against
+    stable."""
     spec = plan.analysis
     kind = plan.router.kind
-    if spec.baseline != "fresh" or "baseline" not in spec.model_fields_set or can(kind, THREE_WAY):
+    if spec.baseline != "fresh":
         return []
-    return [
-        f"analysis.baseline: fresh needs a router that splits three ways; router.kind {kind} "
-        "does not, so in a cluster the canary is judged against stable: set baseline: stable "
-        "to say so, or use gateway-api or istio"
-    ]
+    warnings = []
+    if "baseline" in spec.model_fields_set and not can(kind, THREE_WAY):
+        warnings.append(
+            f"analysis.baseline: fresh needs a router that splits three ways; router.kind "
+            f"{kind} does not, so in a cluster the canary is judged against stable: set "
+            "baseline: stable to say so, or use gateway-api or istio"
+        )
+    scrape = spec.scrape_interval or scrape_interval
+    if spec.warmup is not None and scrape and spec.warmup < scrape:
+        warnings.append(
+            f"analysis.warmup: {spec.warmup:g}s is shorter than one scrape ({scrape:g}s), so the "
+            "first window may open before the fresh baseline is scraped: set it to at least "
+            f"{scrape:g}s, or omit it (one scrape + 30s)"
+        )
+    return warnings
 
 
 def maturity_warnings(plan: ReleasePlan, scrape_interval: float | None = None) -> list[str]:
     """One line per problem, naming the step and what to change."""
     spec = plan.analysis
-    warnings = scrape_warnings(plan, scrape_interval) + baseline_warnings(plan)
+    warnings = scrape_warnings(plan, scrape_interval) + baseline_warnings(plan, scrape_interval)
     needed, who = required_requests(plan)
     load = plan.local.load.rate if "local" in plan.model_fields_set else None
     # At 100 % stable serves no requests, but its pods still run: per-pod gauges and rates
