@@ -408,3 +408,18 @@ def test_validate_warns_when_the_warm_up_ends_before_the_baseline_is_scraped():
     assert baseline_warnings(_plan("gateway-api", {}), scrape_interval=15.0) == [], "default"
     stable = _plan("gateway-api", {"warmup": "0s", "baseline": "stable"})
     assert baseline_warnings(stable, scrape_interval=15.0) == []
+
+
+def test_a_baseline_that_never_becomes_available_fails_the_release_before_any_traffic():
+    @dataclass
+    class BrokenBaseline(BaselineCapable):
+        def deploy_baseline(self) -> None:
+            self.baseline = True  # created, then it crash-loops
+            raise PlatformError("baseline shop/svc-baseline: CrashLoopBackOff")
+
+    platform = BrokenBaseline()
+    result, _ = release(platform, [Outcome.PASS] * 3)
+    assert result.phase is Phase.FAILED, "no user was exposed: failed, not rolled back"
+    assert "CrashLoopBackOff" in result.reason
+    assert not platform.baseline and not platform.canary
+    assert [c for c in platform.router.calls if c[0] == "set_weight"] == [("set_weight", 0, 0)]
