@@ -175,3 +175,47 @@ def test_an_istio_promotion_keeps_the_baseline_subset_until_the_route_is_given_b
     platform.promote(V2)
     assert user_view(cluster, "VirtualService", SERVICE) == before
     assert cluster.get("Deployment", NAMESPACE, BASELINE) is None
+
+
+def test_a_release_engine_run_in_a_cluster_deploys_splits_and_removes_the_baseline(cluster):
+    from test_fresh_baseline import Windows
+
+    from canaryflow.analysis.measurement import Outcome
+    from canaryflow.plan.load import plan_from_dict
+    from canaryflow.release.decision import Phase
+    from canaryflow.release.engine import ReleaseEngine
+    from canaryflow.release.record import ReleaseRecord
+
+    before = user_view(cluster, "HTTPRoute", SERVICE)
+    platform = make_platform(cluster, "gateway-api")
+    plan = plan_from_dict(
+        {
+            "service": {"name": SERVICE, "namespace": NAMESPACE, "healthTimeout": "5s"},
+            "router": {"kind": "gateway-api", "drain": "0s"},
+            "steps": [{"weight": 10, "duration": "1s"}, {"weight": 50, "duration": "1s"}],
+        }
+    )
+    seen: list[tuple[int, ...]] = []
+
+    class Watching(Windows):
+        def run_window(self, duration_s, on_round):
+            rules = cluster.get("HTTPRoute", NAMESPACE, SERVICE)["spec"]["rules"]
+            managed = next(r for r in rules if r["name"] == "canaryflow-primary")
+            seen.append(tuple(ref["weight"] for ref in managed["backendRefs"]))
+            return super().run_window(duration_s, on_round)
+
+    engine = ReleaseEngine(
+        plan,
+        platform,
+        Watching([Outcome.PASS, Outcome.FAIL], []),
+        ReleaseRecord(SERVICE, "v2", "kubernetes"),
+        sleep=lambda s: None,
+        warmup_s=lambda: 45.0,
+    )
+    result = engine.run(V2)
+
+    assert result.phase is Phase.ROLLED_BACK
+    assert seen == [(80, 10, 10), (25, 50, 25)]
+    assert cluster.get("Deployment", NAMESPACE, BASELINE) is None
+    assert cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
+    assert user_view(cluster, "HTTPRoute", SERVICE) == before
