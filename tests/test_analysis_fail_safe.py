@@ -22,9 +22,11 @@ from prom_fixtures import NAMESPACE as PROM_NAMESPACE
 from prom_fixtures import fleet, prometheus  # noqa: F401 (fixtures)
 
 from canaryflow.cli import main
+from canaryflow.kubernetes.baseline import runs_in_cluster
 from canaryflow.kubernetes.from_plan import platform_for
 from canaryflow.kubernetes.platform import api_client_from_environment
 from canaryflow.plan.load import load_plan
+from canaryflow.platform.split import split_for
 
 pytestmark = pytest.mark.slow
 assert NAMESPACE == PROM_NAMESPACE
@@ -47,6 +49,8 @@ def plan_file(tmp_path, url: str, router: str, failure_limit: int = 0, drain: st
             "interval": f"{INTERVAL_S:g}s",
             "queryWindow": "4s",
             "failureLimit": failure_limit,
+            # These tests time the fail-safe from the window's start: no warm-up before it.
+            "warmup": "0s",
             # A fixed threshold: these tests are about the fail-safe, not the judgement.
             "gates": [{"metric": "error-rate", "threshold": {"max": 0.01}}],
         },
@@ -56,8 +60,14 @@ def plan_file(tmp_path, url: str, router: str, failure_limit: int = 0, drain: st
 
 
 def weight_is(plan, kubeconfig, weight: int) -> bool:
+    """The router applies ``weight`` as set-weight sets it: with the fresh baseline's share
+    where one runs (gateway-api, istio), alone elsewhere and at 0."""
     client = api_client_from_environment(str(kubeconfig), None)
-    return platform_for(load_plan(plan), client).router.verify_weight(weight)
+    release_plan = load_plan(plan)
+    platform = platform_for(release_plan, client)
+    fresh = runs_in_cluster(release_plan) and platform.baseline_running()
+    split = split_for(weight, fresh)
+    return platform.router.verify_weight(split.canary, split.baseline)
 
 
 def analyze(plan, kubeconfig, canary: str, report) -> int:

@@ -88,6 +88,8 @@ def test_a_release_runs_every_verb_in_its_namespace_with_its_own_account(
     assert denied == []
     named = {(a.resource, a.name) for a, _ in authorizer.decisions if a.name}
     assert ("deployments", f"{SERVICE}-canary") in named, "the canary was authorized by name"
+    if router != "nginx-ingress":  # the routers that split three ways run a fresh baseline
+        assert ("deployments", f"{SERVICE}-baseline") in named, "so was the baseline"
     assert (
         cluster.get("Deployment", NAMESPACE, SERVICE)["spec"]["template"]["spec"]["containers"][0][
             "image"
@@ -186,11 +188,16 @@ def test_roles_name_the_registered_services_objects_and_only_the_routers_in_use(
         r for r in of_kind(objects(values), "Role") if r["metadata"]["namespace"] == NAMESPACE
     ]
     by_resource = {tuple(r["resources"]): r for r in role["rules"]}
-    assert by_resource[("deployments",)]["resourceNames"] == ["checkout", "checkout-canary"]
+    assert by_resource[("deployments",)]["resourceNames"] == [
+        "checkout",
+        "checkout-canary",
+        "checkout-baseline",
+    ]
     assert by_resource[("services",)]["resourceNames"] == [
         "checkout",
         "checkout-canary",
         "checkout-stable",
+        "checkout-baseline",
     ]
     assert by_resource[("httproutes",)]["resourceNames"] == ["storefront"]
     groups = {g for r in role["rules"] for g in r["apiGroups"]}
@@ -214,11 +221,16 @@ def test_roles_name_the_deployment_and_service_a_plan_names_otherwise():
         if r["metadata"]["namespace"] == NAMESPACE
     ]
     by_resource = {tuple(r["resources"]): r for r in role["rules"]}
-    assert by_resource[("deployments",)]["resourceNames"] == ["checkout-api", "checkout-canary"]
+    assert by_resource[("deployments",)]["resourceNames"] == [
+        "checkout-api",
+        "checkout-canary",
+        "checkout-baseline",
+    ]
     assert by_resource[("services",)]["resourceNames"] == [
         "checkout-svc",
         "checkout-canary",
         "checkout-stable",
+        "checkout-baseline",
     ]
 
 

@@ -28,6 +28,7 @@ def plan(metrics: str) -> dict:
         "steps": [{"weight": 30, "duration": "8s"}, {"weight": 60, "duration": "6s"}],
         "analysis": {
             "metrics": metrics,
+            "warmup": "2s",  # CI-sized (default: a scrape + 30 s); judged against a baseline
             "interval": "1s",
             "queryWindow": "4s",
             "minCanaryRequests": 10,

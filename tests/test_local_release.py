@@ -28,6 +28,9 @@ PLAN = {
         "queryWindow": "4s",
         "minCanaryRequests": 10,
         "inconclusiveLimit": 4,
+        # These tests time rollbacks from faults injected seconds after the start: no warm-up
+        # (the default waits a scrape + 30 s first); the fresh baseline stays (the default).
+        "warmup": "0s",
         "gates": [
             {"metric": "error-rate", "threshold": {"max": 0.02}},
             {"metric": "latency-p95", "relative": {"maxRatio": 1.5, "floor": 0.05}},
@@ -59,6 +62,7 @@ def assert_back_on_stable(stack, result, pid_before):
     assert result.phase == "rolled-back"
     assert stack.platform.router.verify_weight(0)
     assert stack.platform.process("canary") is None
+    assert stack.platform.process("baseline") is None, "the fresh baseline goes with the canary"
     assert stable_pid(stack) == pid_before, "stable is never touched by a rollback"
     time.sleep(1.0)
     since = time.time()
@@ -74,6 +78,30 @@ def test_a_healthy_canary_is_promoted_without_a_failed_request(stack, build_dir)
     assert result.phase == "promoted", result.reason
     assert stack.load.counters(started).failed == 0
     assert stack.platform.targets()[0].labels["version"] == "v2"
+
+
+def test_a_healthy_canary_is_judged_against_a_fresh_baseline_after_the_warm_up(tmp_path, build_dir):
+    analysis = {**PLAN["analysis"], "warmup": "3s"}
+    plan = plan_from_dict({**PLAN, "analysis": analysis})
+    with LocalStack(plan, sample_service("v1", build_dir), tmp_path / "stack") as stack:
+        result = stack.release(sample_service("v2", build_dir))
+        baseline_alive_after = stack.platform.process("baseline")
+    assert result.phase == "promoted", result.reason
+    kinds = [event.kind for event in result.record.events]
+    order = ["canary-deployed", "baseline-deployed", "weight-verified", "warmup", "window-started"]
+    assert [kinds.index(kind) for kind in order] == sorted(kinds.index(kind) for kind in order)
+    assert result.record.first("warmup").data["seconds"] == 3.0
+    assert result.record.first("weight-set").data == {"step": 0, "weight": 20, "baseline": 20}
+    queries = [
+        query
+        for event in result.record.events
+        if event.kind == "measurements"
+        for item in event.data["items"]
+        for query in item.get("evidence", {}).get("queries", {}).values()
+    ]
+    assert queries and all('track!="canary"' not in query for query in queries)
+    assert any('track="baseline"' in query for query in queries), "judged against the baseline"
+    assert baseline_alive_after is None
 
 
 def test_errors_appearing_mid_release_roll_back_within_seconds(stack, build_dir):

@@ -123,6 +123,8 @@ def short_plan(spec: ServiceSpec, prometheus_url: str, steps: list[Obj], **extra
         "steps": steps,
         "analysis": {
             "prometheus": {"url": prometheus_url},
+            # CI-sized warm-up (the default is a scrape + 30 s); the fresh baseline stays on
+            "warmup": "2s",
             "interval": "1s",
             "queryWindow": "4s",
             "minCanaryRequests": 3,

@@ -68,6 +68,9 @@ class Routing:
     canary: str | None
     weight: int
     header: HeaderRoute | None
+    baseline: str | None = None
+    """A fresh baseline's pod (the Deployment ``<service>-baseline``) and its share."""
+    baseline_weight: int = 0
 
 
 # -- the routers' decisions (pure) -----------------------------------------------------------
@@ -280,31 +283,49 @@ class DataPlane:
     def desired(self) -> Routing:
         stable_pods = [p for p in self._endpoints({}) if p.owner == self.service]
         stable_names = {p.name for p in stable_pods}
+        baseline_owner = f"{self.service}-baseline"  # a fresh baseline: stable's version
 
-        def split(backends: Backends) -> tuple[float, str | None]:
-            """The share of requests reaching non-stable pods; a backend's share is spread
-            evenly over its ready endpoints, as kube-proxy and Envoy's round robin do."""
+        def split(backends: Backends, owner_is_baseline: bool) -> tuple[float, str | None]:
+            """The share of requests reaching the canary's (or the baseline's) pods; a
+            backend's share is spread evenly over its ready endpoints, as kube-proxy and
+            Envoy's round robin do."""
             total = sum(weight for _, weight in backends) or 1.0
             other, address = 0.0, None
             for selector, weight in backends:
                 pods = self._endpoints(selector)
-                others = [p for p in pods if p.name not in stable_names]
+                others = [
+                    p
+                    for p in pods
+                    if p.name not in stable_names
+                    and (p.owner == baseline_owner) == owner_is_baseline
+                ]
                 if others and weight > 0:
                     other += weight * len(others) / len(pods)
                     address = address or others[0].address
             return other / total, address
 
-        share, canary = split(self.backends(self.request))
+        share, canary = split(self.backends(self.request), False)
+        baseline_share, baseline = split(self.backends(self.request), True)
         plain = Request(self.request.host, self.request.path)
         tagged = Request(plain.host, plain.path, {self.header.name.lower(): self.header.value})
-        header_share, header_canary = split(self.backends(tagged))
+        header_share, header_canary = split(self.backends(tagged), False)
         canary = canary or header_canary
         return Routing(
             stable=stable_pods[0].address if stable_pods else None,
             canary=canary,
             weight=round(share * 100) if canary else 0,
             header=self.header if header_share >= 1.0 and header_canary else None,
+            baseline=baseline,
+            baseline_weight=round(baseline_share * 100) if baseline else 0,
         )
+
+    def baseline_weights(self, since: float = 0.0, until: float = float("inf")) -> list[int]:
+        """The baseline's shares the router served in ``[since, until)``, repeats dropped."""
+        served: list[int] = []
+        for at, routing in self.history:
+            if since <= at < until and (not served or served[-1] != routing.baseline_weight):
+                served.append(routing.baseline_weight)
+        return served
 
     def weight_zero_after(self, since: float) -> float | None:
         """When the router first served a split of 0 % at or after ``since`` (``since`` itself
@@ -350,8 +371,15 @@ class DataPlane:
             self.router.replace_stable(wanted.stable)
         if wanted.canary != self.router.state.canary:
             self.router.set_canary_upstream(wanted.canary)
-        if wanted.weight != self.router.state.canary_percent:
-            self.router.set_weight(wanted.weight)
+        if wanted.baseline is not None and wanted.baseline != self.router.state.baseline:
+            self.router.add_baseline(wanted.baseline)
+        state = self.router.state
+        shares = (wanted.weight, wanted.baseline_weight)
+        if shares != (state.canary_percent, state.baseline_percent):
+            if wanted.baseline_weight:
+                self.router.set_weight(wanted.weight, wanted.baseline_weight)
+            else:
+                self.router.set_weight(wanted.weight)
         if wanted.header != self.router.state.header_route:
             self.router.set_header_route(wanted.header)  # type: ignore[arg-type]
         served = self.router.wait_serving(5.0)

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from canaryflow.plan.load import load_plan
+from canaryflow.platform.split import split_for
 
 from . import observe
 from .argo.controller import Workflow
@@ -80,6 +81,12 @@ def test_a_good_release_runs_the_repositorys_own_plan_and_is_promoted(good, rout
     served = service.dataplane.weights(started, promote.started_at)
     assert [weight for weight in served if weight] == [int(w) for w in own_weights]
     assert service.dataplane.weights(started)[-1] == 0
+    # A fresh baseline (the plan's default) took its share where the router splits three ways.
+    shares = [split_for(int(w), router != "nginx-ingress").baseline for w in own_weights]
+    expected = [share for i, share in enumerate(shares) if share and shares[i - 1 : i] != [share]]
+    baseline = service.dataplane.baseline_weights(started, promote.started_at)
+    assert [share for share in baseline if share] == expected, router
+    assert service.dataplane.baseline_weights(started)[-1] == 0
     # No user request failed while traffic went back to stable and the canary went (drain).
     promoting = (promote.started_at, promote.finished_at + 1.0)
     assert service.load.counters(*promoting).total > 0

@@ -13,6 +13,11 @@ Which series belong to which track, as a stock cluster has them:
   gives them: ``<deployment>-<pod-template-hash>-<suffix>``, where the canary Deployment is
   ``<service>-canary`` and stable is ``<service>``. The pattern has exactly two segments after
   the Deployment name, so stable's never matches a canary pod (or another Deployment's).
+
+With a fresh baseline (``analysis.baseline: fresh``, ``canaryflow.platform.split``) the track
+the canary is compared with is the baseline, not the fleet: "stable" in a query then means
+``track="baseline"`` and the Deployment ``<service>-baseline``. The evidence code keeps asking
+for "stable" (the reference); only ``Subject`` knows which pods that is.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from dataclasses import dataclass
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 TRACKS: tuple[str, str] = ("canary", "stable")
+BASELINE = "baseline"
+"""The fresh baseline's track label value, and its Deployment's suffix."""
 
 POD_NAME_SUFFIX = "-[a-z0-9]+-[a-z0-9]+"
 """``-<pod-template-hash>-<random suffix>``: what a Deployment's ReplicaSet adds to pod names."""
@@ -43,14 +50,23 @@ class Subject:
     deployment: str | None = None
     """The stable Deployment when it is not named like the service (``service.deployment``);
     the canary Deployment is always ``<service>-canary``."""
+    baseline: bool = False
+    """The reference ("stable") is a fresh baseline: ``track="baseline"``, Deployment
+    ``<service>-baseline``."""
 
     def workload(self, track: str) -> str:
-        return f"{self.service}-canary" if track == "canary" else self.deployment or self.service
+        if track == "canary":
+            return f"{self.service}-canary"
+        if self.baseline:
+            return f"{self.service}-{BASELINE}"
+        return self.deployment or self.service
 
     def selector(self, track: str) -> str:
         scope = f'app="{self.app or self.service}",namespace="{self.namespace}"'
         if self.track_values:
             return f'{scope},{self.track_label}="{self.track_values[track]}"'
+        if self.baseline and track != "canary":
+            return f'{scope},{self.track_label}="{BASELINE}"'
         operator = "=" if track == "canary" else "!="
         return f'{scope},{self.track_label}{operator}"canary"'
 

@@ -271,6 +271,13 @@ class AnalysisRun:
         if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
             self.scrape_interval = float(value)
 
+    def warmup_s(self) -> float:
+        """``analysis.warmup`` in seconds: the plan's, else one scrape interval (configured,
+        or asked of the source now) + 30 s. Waited before the first window, so the evidence
+        of a cold canary and baseline starts once they are warm."""
+        self._discover_scrape_interval()
+        return self.spec.warmup_for(self.scrape_interval)
+
     def window(self, duration: float) -> WindowResult:
         """Measure every ``interval`` for ``duration`` seconds, or until a limit breaches.
 

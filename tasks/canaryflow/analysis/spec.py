@@ -30,6 +30,11 @@ from canaryflow.spec_model import SpecModel
 SCRAPES_PER_RANGE = 4
 """Scrapes a query's range must span: rate() needs two samples, and a range of two scrapes
 holds two only when its start happens to fall just before one."""
+WARMUP_AFTER_SCRAPE_S = 30.0
+"""The default warm-up: one scrape interval (the first samples of the new pods) plus this."""
+UNKNOWN_SCRAPE_S = 15.0
+"""The scrape interval assumed for the default warm-up when it is neither configured nor
+discovered: the chart's PodMonitor default."""
 LIMIT_KINDS: tuple[str, ...] = ("threshold", "relative", "statistical", "sequential", "logs")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 
@@ -415,6 +420,23 @@ class AnalysisSpec(AnalysisModel):
         "Prometheus (its targets, else the spacing of the targets' up samples). Every range "
         f"in a query spans at least {SCRAPES_PER_RANGE} scrapes.",
     )
+    baseline: Literal["fresh", "stable"] = Field(
+        "fresh",
+        description="What the canary is judged against. fresh: a baseline of stable's version, "
+        "as many instances as the canary, started with it and given the same small share of "
+        "traffic (Kayenta/Netflix ACA), so a cold canary meets a cold baseline, not a warm "
+        "fleet; stable keeps serving the rest. stable: the long-running stable fleet. A "
+        "router that cannot split three ways (nginx-ingress) uses stable.",
+    )
+    warmup: Duration | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="Time after the canary (and baseline) first take traffic that is left out "
+        "of the evidence: the first window starts after it and keeps its full duration. "
+        "Omitted: one scrape interval (configured or discovered; 15s when unknown) + 30s; "
+        "0: none.",
+    )
     max_extension: Duration = Field(
         60.0,
         ge=0,
@@ -476,6 +498,13 @@ class AnalysisSpec(AnalysisModel):
         """The {{ window }} actually queried: queryWindow, or more to span enough scrapes."""
         scrape = self.scrape_interval or scrape_interval or 0.0
         return max(self.query_window, SCRAPES_PER_RANGE * scrape)
+
+    def warmup_for(self, scrape_interval: float | None) -> float:
+        """The warm-up actually waited: the plan's, or one scrape interval + 30 s."""
+        if self.warmup is not None:
+            return self.warmup
+        scrape = self.scrape_interval or scrape_interval or UNKNOWN_SCRAPE_S
+        return scrape + WARMUP_AFTER_SCRAPE_S
 
     @property
     def sequential_gates(self) -> list[GateSpec]:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from canaryflow.analysis.measurement import Outcome
+from canaryflow.analysis.query import Subject
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.sequential import (
     AlphaBudget,
@@ -74,12 +75,20 @@ def judge_release(
     steps: Sequence[tuple[float, float]],
     spec: AnalysisSpec,
     carry: bool = True,
+    baseline: bool = False,
 ) -> Judged:
     """Judge ``recording`` step by step with the plan's ``spec`` (its flavour names the
-    recorded series); stop at the first window that does not pass."""
+    recorded series); stop at the first window that does not pass.
+
+    ``baseline``: the canary is judged against the recording's fresh baseline pods, as the
+    engine does with ``analysis.baseline: fresh``. The plan's warm-up (``spec.warmup``; 0 here
+    when omitted, as this replay knows no scrape discovery) is waited before the first window,
+    as the engine waits it; ``steps`` are the windows, the recording must include the warm-up
+    (``with_warmup``)."""
     clock = ReplayClock(EPOCH)
     source = _ClockedSource(recording, clock, spec.metrics)
     logs = RecordedLogs(recording, clock, clock_start=EPOCH)
+    subject = Subject("svc", "prod", spec.track_label, baseline=baseline)
     run = AnalysisRun(
         spec,
         source,
@@ -89,8 +98,10 @@ def judge_release(
         clock=clock,
         windows=len(steps),
         carry_evidence=carry,
+        subject=subject,
     )
     run.concurrent = False  # the recording answers from memory: no threads needed
+    clock.sleep(spec.warmup or 0.0)
     outcome = Outcome.PASS
     for index, (_, seconds) in enumerate(steps):
         result = run.window(seconds)
@@ -108,6 +119,15 @@ def judge_release(
     return Judged(outcome, len(steps) - 1, None, None, source.samples_read)
 
 
+def with_warmup(steps: Sequence[tuple[float, float]], warmup_s: float) -> list[tuple[float, float]]:
+    """The traffic a release really serves: the first step lasts its warm-up longer (the
+    engine waits the warm-up at the first weight, then judges the step's full window)."""
+    if not steps:
+        return []
+    (weight, seconds), *rest = steps
+    return [(weight, seconds + warmup_s), *rest]
+
+
 def judge_many(
     fleet: Fleet,
     steps: Sequence[tuple[float, float]],
@@ -118,10 +138,15 @@ def judge_many(
     carry: bool = True,
     log_factor: float = 1.0,
 ) -> list[Judged]:
-    """``releases`` simulated releases of ``fleet`` judged offline, seeded."""
+    """``releases`` simulated releases of ``fleet`` judged offline, seeded; against the fleet's
+    fresh baseline when it has one, after the plan's warm-up."""
     rng = random.Random(seed)
+    served = with_warmup(steps, spec.warmup or 0.0)
+    baseline = fleet.baseline_pods > 0
     return [
-        judge_release(simulate(fleet, steps, rng, canary_factor, log_factor), steps, spec, carry)
+        judge_release(
+            simulate(fleet, served, rng, canary_factor, log_factor), steps, spec, carry, baseline
+        )
         for _ in range(releases)
     ]
 
@@ -467,6 +492,117 @@ def replay_markdown(result: dict, header: str) -> str:
             f"| {_s(median)} | {_s(row['p95_s'])} | {_s(limit)} | {_s(row['target_s'])} "
             f"| {ratio} | {verdict} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+COLD_FLEET = Fleet(
+    stable_pods=4,
+    canary_pods=1,
+    rps=1000.0,
+    scrape_s=15.0,
+    base_rate=0.01,
+    stall_every_s=0.0,
+    blip_every_s=0.0,
+    history_s=600.0,
+    cold_s=30.0,
+    cold_factor=3.0,
+)
+"""A steady fleet (no stalls, blips, logs or pool) whose new pods start cold for 30 s with 3x
+the errors: the case where a canary judged against the warm fleet is rolled back though
+identical (issue 20 item 3), with nothing else in the way."""
+COLD_WARMUP_S = 45.0
+"""The default warm-up of this fleet: its 15 s scrape + 30 s."""
+COLD_CASES: tuple[tuple[str, int, float], ...] = (
+    ("against stable, no warm-up (before)", 0, 0.0),
+    ("against a fresh baseline, no warm-up", 1, 0.0),
+    ("against stable, warm-up 45 s", 0, COLD_WARMUP_S),
+    ("against a fresh baseline, warm-up 45 s (the default)", 1, COLD_WARMUP_S),
+)
+
+
+def cold_start_comparison(
+    releases: int, seed: int = 200, say=print, factor: float = 1.0, cold_s: float = 30.0
+) -> list[dict]:
+    """The same cold-starting identical canary judged four ways: against stable or a fresh
+    baseline (one pod, cold alike), with or without the default warm-up. ``factor`` > 1: a bad
+    canary instead, to show the baseline still catches it; ``cold_s``: how long new pods stay
+    cold (longer than the warm-up: only a baseline of the same age helps)."""
+    rows = []
+    for name, baseline_pods, warmup in COLD_CASES:
+        spec = AnalysisSpec.model_validate(
+            {
+                "interval": "10s",
+                "queryWindow": "30s",
+                "warmup": f"{warmup:g}s",
+                "gates": [{"metric": "error-rate"}],
+            }
+        )
+        fleet = replace(COLD_FLEET, baseline_pods=baseline_pods, cold_s=cold_s)
+        judged = judge_many(fleet, BENCH_STEPS, spec, releases, seed, factor)
+        fails = sum(j.outcome is Outcome.FAIL for j in judged)
+        inconclusive = sum(j.outcome is Outcome.INCONCLUSIVE for j in judged)
+        passed = sum(j.outcome is Outcome.PASS for j in judged)
+        low, high = clopper_pearson(fails, releases)
+        rows.append(
+            {
+                "cold_s": cold_s,
+                "case": name,
+                "releases": releases,
+                "rolled_back": fails,
+                "ci95": [low, high],
+                "inconclusive": inconclusive,
+                "passed": passed,
+            }
+        )
+        say(
+            f"cold {cold_s:g}s x{factor:g}, {name}: {fails}/{releases} failed, "
+            f"{inconclusive} inconclusive, {passed} passed every window"
+        )
+    return rows
+
+
+COLD_LENGTHS_S = (30.0, 300.0)
+"""Cold for less than the default warm-up, and for longer than any warm-up."""
+
+
+def cold_start_all(releases: int, say=print) -> dict[str, list[dict]]:
+    """``cold_start_comparison`` for each cold length, identical and bad (5xx x2) canaries."""
+    good: list[dict] = []
+    bad: list[dict] = []
+    for cold in COLD_LENGTHS_S:
+        good += cold_start_comparison(releases, say=say, cold_s=cold)
+        bad += cold_start_comparison(releases, say=say, factor=2.0, cold_s=cold)
+    return {"good": good, "bad": bad}
+
+
+def cold_start_markdown(rows: list[dict], bad_rows: list[dict] | None = None) -> str:
+    lines = [
+        "",
+        "### A cold canary: against stable or a fresh baseline, with or without warm-up",
+        "",
+        "A steady fleet (`COLD_FLEET`: 4 stable pods + 1 canary pod, 1000 requests/s, a 15 s "
+        "scrape at per-pod offsets, 1 % base 5xx; no stalls, blips, log lines or pool), its new "
+        "pods cold for their first 30 s or 300 s (3x the 5xx). A "
+        "fresh baseline is one pod of stable's version started with the canary, cold alike, at "
+        "the canary's share (`canaryflow.platform.split`); the warm-up is waited at the first "
+        "step before its window (the window keeps its 120 s). Steps 10 → 30 → 60 %, the "
+        "error-rate gate alone at alpha 0.01.",
+        "",
+        "| cold for | judged | releases | identical canary: failed | 95 % CI | inconclusive "
+        "| passed |" + (" 5xx x2 canary: failed | 95 % CI | inconclusive |" if bad_rows else ""),
+        "|---|---|---|---|---|---|---|" + ("---|---|---|" if bad_rows else ""),
+    ]
+    for index, row in enumerate(rows):
+        low, high = row["ci95"]
+        line = (
+            f"| {row['cold_s']:g} s | {row['case']} | {row['releases']} | {row['rolled_back']} "
+            f"| {low:.2%} to {high:.2%} | {row['inconclusive']} | {row['passed']} |"
+        )
+        if bad_rows:
+            bad = bad_rows[index]
+            b_low, b_high = bad["ci95"]
+            line += f" {bad['rolled_back']} | {b_low:.2%} to {b_high:.2%} | {bad['inconclusive']} |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 

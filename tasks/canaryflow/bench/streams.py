@@ -4,7 +4,9 @@ The judge's hard cases come from how a real fleet is measured, not from the serv
 stable pods and one canary pod, each scraped every 15 s at its own offset; a base rate of bad
 events; pods that stall for a second now and then and turn every request of that second bad
 (GC, CPU throttling, a noisy neighbour); short blips of a shared dependency that hit every pod
-at once; a canary that starts cold. ``simulate`` draws a release of such a fleet second by
+at once; a canary that starts cold (and, with ``baseline_pods``, a fresh baseline of stable's
+version started with it, cold alike, given its share by ``canaryflow.platform.split``).
+``simulate`` draws a release of such a fleet second by
 second and keeps, per pod, the counter samples a scrape would have taken: the offline replay
 (``bench --replay``) and the statistics' own tests judge those samples through the real
 ``SequentialGate`` / ``AnalysisRun``, as if Prometheus answered.
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 
 from canaryflow.analysis.catalogue import METRICS, Counts
 from canaryflow.analysis.source import Sample, Series
+from canaryflow.platform.split import split_for
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class Fleet:
     cold_s: float = 0.0
     """Seconds the canary starts cold, with ``cold_factor`` times the bad events."""
     cold_factor: float = 3.0
+    baseline_pods: int = 0
+    """Pods of a fresh baseline (stable's version, started with the canary, cold for ``cold_s``
+    as the canary is); 0: no baseline, the canary is compared with stable."""
     history_s: float = 300.0
     """Stable's seconds before the release, as Prometheus keeps them."""
     log_rate: float = 0.0
@@ -137,11 +143,17 @@ def simulate(
     recording = Recording(duration_s=duration)
     tracks = [("stable", i) for i in range(fleet.stable_pods)]
     tracks += [("canary", i) for i in range(fleet.canary_pods)]
+    tracks += [("baseline", i) for i in range(fleet.baseline_pods)]
+    pods_of = {
+        "stable": fleet.stable_pods,
+        "canary": fleet.canary_pods,
+        "baseline": fleet.baseline_pods,
+    }
     for track, index in tracks:
         born = start if track == "stable" else 0.0
         phase = rng.uniform(0, fleet.stall_every_s) if fleet.stall_every_s else 0.0
         offset = rng.uniform(0, fleet.scrape_s)
-        pods = fleet.stable_pods if track == "stable" else fleet.canary_pods
+        pods = pods_of[track]
         factor = canary_factor if track == "canary" else 1.0
         events = exposure = dialled = 0
         scrape = born + offset
@@ -151,10 +163,10 @@ def simulate(
         second = math.floor(born)
         while second < duration:
             weight = weight_at(steps, second) if second >= 0 else 0.0
-            share = weight if track == "canary" else 1.0 - weight
+            share = _share(track, weight, fleet.baseline_pods > 0)
             requests = poisson(fleet.rps * share / pods, rng)
             rate = fleet.base_rate * factor
-            if track == "canary" and second < fleet.cold_s:
+            if track != "stable" and second < fleet.cold_s:
                 rate *= fleet.cold_factor
             bad = poisson(requests * min(1.0, rate), rng)
             lumped = 0
@@ -182,12 +194,22 @@ def simulate(
                 event_points.append((scrape, float(events)))
                 exposure_points.append((scrape, float(exposure)))
                 scrape += fleet.scrape_s
-        name = f"{'svc' if track == 'stable' else 'svc-canary'}-{index}"
+        name = f"{'svc' if track == 'stable' else f'svc-{track}'}-{index}"
         lines.sort()
         recording.pods.append(
             Pod(name, track, tuple(event_points), tuple(exposure_points), tuple(lines))
         )
     return recording
+
+
+def _share(track: str, weight: float, baseline: bool) -> float:
+    """A track's share of requests at canary ``weight`` (0..1), split as the router does."""
+    split = split_for(round(weight * 100), baseline)
+    if track == "canary":
+        return weight
+    if track == "baseline":
+        return split.baseline / 100
+    return 1.0 - weight - split.baseline / 100
 
 
 _SUM = re.compile(r"^sum by \(([^)]*)\) \((.*)\)$")
@@ -228,7 +250,7 @@ class RecordedSource:
     def _track_role(self, selector: str) -> tuple[str, str] | None:
         if not selector.startswith(self._metric + "{"):
             return None  # the only metric this fleet exports
-        track = "canary" if 'track="canary"' in selector else "stable"
+        track = next((t for t in ("canary", "baseline") if f'track="{t}"' in selector), "stable")
         return track, "events" if self._events_matcher in selector else "exposure"
 
     def _last(self, pod: Pod, role: str, at: float) -> tuple[float, float] | None:
@@ -302,15 +324,20 @@ class RecordedSource:
 
 class RecordedLogs:
     """Both tracks' log lines of a ``Recording`` up to a clock's "now": a ``StableLogSource``,
-    as the live platforms give a comparing logs gate (every stable pod's lines: share 1.0)."""
+    as the live platforms give a comparing logs gate (every stable pod's lines: share 1.0; the
+    fresh baseline's pods' instead where the recording has them, as the platforms do)."""
 
     def __init__(self, recording: Recording, clock, clock_start: float = 0.0):
         self.clock, self.clock_start = clock, clock_start
+        fresh = any(pod.track == "baseline" for pod in recording.pods)
         self._lines = {
             track: sorted(
-                line for pod in recording.pods if pod.track == track for line in pod.lines
+                line for pod in recording.pods if pod.track == source for line in pod.lines
             )
-            for track in ("canary", "stable")
+            for track, source in (
+                ("canary", "canary"),
+                ("stable", "baseline" if fresh else "stable"),
+            )
         }
         self._times = {track: [t for t, _ in lines] for track, lines in self._lines.items()}
 

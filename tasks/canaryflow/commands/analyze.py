@@ -20,6 +20,7 @@ to no canary traffic verified (``failSafe``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -130,6 +131,9 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
             on_round=None if args.json else _print_round,
             windows=len(plan.traffic_steps),  # each step's window spends its share of alpha
         )
+        _warm_up(plan, args, analysis)
+        if _baseline_scraped(plan, source, subject):
+            analysis.subject = dataclasses.replace(subject, baseline=True)
         result = analysis.window(duration)
     except BaseException:  # bad queries, an error, SIGTERM (argo stop) or a bug: traffic safe
         if safety is not None:
@@ -266,6 +270,33 @@ class _FailSafe:
             "summary": f"weight 0 and no header route verified {seconds:g}s after the first "
             "failing measurement",
         }
+
+
+def _baseline_scraped(plan, source, subject) -> bool:
+    """Judge against the fresh baseline when the plan wants one and Prometheus scrapes it
+    (``up`` of ``track="baseline"``): deploy-canary ran one (a router that splits three ways),
+    on any platform, and this pod needs no cluster access to know. No baseline, or none scraped
+    yet: stable, as before baselines."""
+    if plan.analysis.baseline != "fresh":
+        return False
+    baseline = dataclasses.replace(subject, baseline=True).selector("stable")
+    from canaryflow.analysis.source import MeasurementError
+
+    try:
+        return any(value > 0 for value in source.instant(f"count(up{{{baseline}}})"))
+    except (MeasurementError, OSError):  # unanswered: the window's own queries say why
+        return False
+
+
+def _warm_up(plan, args: argparse.Namespace, analysis) -> None:
+    """The first traffic step's window starts after ``analysis.warmup``, as the engine's does."""
+    first = next((i for i, s in enumerate(plan.steps) if s.is_traffic and s.weight), None)
+    if args.step is None or args.step != first:
+        return
+    seconds = analysis.warmup_s()
+    if seconds > 0:
+        print(f"warm-up: {seconds:g}s before the first window", file=sys.stderr, flush=True)
+        time.sleep(seconds)
 
 
 def _window_length(plan, args: argparse.Namespace) -> float:

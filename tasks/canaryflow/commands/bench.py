@@ -134,6 +134,8 @@ def _replay_only(args: argparse.Namespace) -> int:
     from canaryflow.bench.offline import (
         carry_comparison,
         carry_markdown,
+        cold_start_all,
+        cold_start_markdown,
         replay_benchmark,
         replay_markdown,
     )
@@ -144,12 +146,15 @@ def _replay_only(args: argparse.Namespace) -> int:
     started, commit = time.monotonic(), _commit()
     result = replay_benchmark(args.replay, say=say)
     result["carry"] = carry_comparison(max(1, args.replay // 10), say=say)
+    result["cold_start"] = cold_start_all(max(1, args.replay // 5), say=say)
     result["seconds"] = time.monotonic() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "replay.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     command = f"canaryflow bench --replay {args.replay}"
     header = _run_header(command, result["seconds"], commit)
-    _replace_section(args.write, replay_markdown(result, header) + carry_markdown(result["carry"]))
+    cold = cold_start_markdown(result["cold_start"]["good"], result["cold_start"]["bad"])
+    section = replay_markdown(result, header) + carry_markdown(result["carry"]) + cold
+    _replace_section(args.write, section)
     say(f"wrote the replay section of {args.write} in {result['seconds']:.0f}s")
     return 0
 

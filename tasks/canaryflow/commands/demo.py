@@ -77,10 +77,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def demo_releases(plan: ReleasePlan) -> list[DemoRelease]:
-    """Healthy v2, then a v3 whose errors switch on a few seconds into the second step."""
+    """Healthy v2, then a v3 whose errors switch on a few seconds into the second step (after
+    the warm-up the first step begins with, ``analysis.warmup``)."""
     durations = [s.duration for s in plan.steps if s.duration is not None]
     second = durations[1] if len(durations) > 1 else durations[0]
-    after = DEPLOY_ESTIMATE_S + durations[0] + min(3.0, second / 2) if durations else 10.0
+    warmup = plan.analysis.warmup_for(plan.local.scrape_interval)
+    first = DEPLOY_ESTIMATE_S + warmup + durations[0] if durations else 0.0
+    after = first + min(3.0, second / 2) if durations else 10.0
     faults = ("-error-rate", FAULTY_ERROR_RATE, "-after", f"{after:g}")
     return [
         DemoRelease("healthy-v2", "v2", (), "promoted"),

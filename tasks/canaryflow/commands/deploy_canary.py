@@ -1,4 +1,6 @@
-"""``canaryflow deploy-canary``: the canary Deployment beside stable, taking no traffic yet."""
+"""``canaryflow deploy-canary``: the canary Deployment beside stable, taking no traffic yet, and
+a fresh baseline beside it when the plan judges against one (``analysis.baseline: fresh`` on a
+router that splits three ways)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,11 @@ def run(args: argparse.Namespace) -> int:
     from canaryflow.telemetry import exposition as metrics
 
     report(plan, metrics.phase("deploying"), metrics.weight(0))
+    from canaryflow.kubernetes.baseline import baseline_name, runs_in_cluster
+
     platform.deploy_canary(artifact)
     print(f"canary {plan.service.name}-canary deployed: {artifact.image}")
+    if runs_in_cluster(plan):
+        platform.deploy_baseline()
+        print(f"baseline {baseline_name(plan.service.name)} deployed: stable's image")
     return 0

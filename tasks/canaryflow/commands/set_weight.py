@@ -1,4 +1,7 @@
-"""``canaryflow set-weight``: send N % of traffic to the canary and wait until the router does."""
+"""``canaryflow set-weight``: send N % of traffic to the canary and wait until the router does.
+
+With a fresh baseline running (``analysis.baseline: fresh``) the baseline gets its share of the
+same step (``canaryflow.platform.split``) in the same change."""
 
 from __future__ import annotations
 
@@ -19,8 +22,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from canaryflow.kubernetes.baseline import runs_in_cluster
     from canaryflow.platform.protocol import HeaderRoute
-    from canaryflow.platform.weights import apply_weight
+    from canaryflow.platform.split import split_for
+    from canaryflow.platform.weights import wait_for_weight
 
     if not 0 <= args.weight <= 100:
         raise InputError(FieldError("--weight", f"{args.weight} is not 0-100: pass a percent"))
@@ -29,10 +34,15 @@ def run(args: argparse.Namespace) -> int:
     header = plan.router.header
     if args.header_route and header is not None:
         router.set_header_route(HeaderRoute(header.name, header.value))
-    apply_weight(router, args.weight)
+    split = split_for(args.weight, runs_in_cluster(plan) and platform.baseline_running())
+    if split.baseline:
+        router.set_weight(split.canary, split.baseline)
+    else:
+        router.set_weight(split.canary)
+    wait_for_weight(router, split.canary, baseline=split.baseline)
     from canaryflow.commands.release_metrics import report
     from canaryflow.telemetry import exposition as metrics
 
     report(plan, metrics.phase("progressing"), metrics.weight(args.weight))
-    print(f"canary weight {args.weight}% verified")
+    print(f"canary weight {split.text()} verified")
     return 0

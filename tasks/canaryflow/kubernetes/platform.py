@@ -24,6 +24,7 @@ from kubernetes.client import ApiClient, Configuration
 
 from canaryflow.errors import CanaryflowError, FieldError, InputError, PlatformError
 from canaryflow.input_file import read_input_file
+from canaryflow.kubernetes import baseline as baselines
 from canaryflow.kubernetes import canary_objects as objects
 from canaryflow.kubernetes import owned_services as owned
 from canaryflow.kubernetes.api import ClusterApi
@@ -50,7 +51,7 @@ from canaryflow.kubernetes.stable_record import (
     restored_deployment,
     restored_service,
 )
-from canaryflow.plan.routers import HASH_SUBSET, OWNED_SERVICE
+from canaryflow.plan.routers import HASH_SUBSET, OWNED_SERVICE, THREE_WAY
 from canaryflow.platform.protocol import Artifact, HeaderRoute, HealthReport
 from canaryflow.platform.state import Phase, ReleaseState
 from canaryflow.platform.weights import POLL_S, VERIFY_WEIGHT_TIMEOUT_S
@@ -113,6 +114,7 @@ class KubernetesPlatform:
         at ``deploy_canary`` (``canaryflow.kubernetes.contract``)."""
         self.app_label = app_label or service
         self.canary = objects.canary_name(service)
+        self.baseline = baselines.baseline_name(service)
         self.canary_replicas = canary_replicas
         self.health = health
         self.timeouts = timeouts
@@ -191,6 +193,64 @@ class KubernetesPlatform:
         if self.current_state() is None:
             self.record(Phase.DEPLOYED, 0, artifact.version)
         self.event(stored, "CanaryDeployed", f"canary {artifact.version} ({artifact.image})")
+
+    # -- BaselinePlatform ----------------------------------------------------------------------
+
+    def baseline_problem(self) -> str | None:
+        """A fresh baseline needs a router that splits three ways (Gateway API, Istio)."""
+        if THREE_WAY in self._router.capabilities:
+            return None
+        return f"the {type(self._router).__name__} splits two ways (stable and canary)"
+
+    def deploy_baseline(self) -> None:
+        """``<service>-baseline``: stable's template and image, the canary's replica count, its
+        own Service (``canaryflow.kubernetes.baseline``), available before it gets a share.
+        Applied before anything can fail, so rollback and promotion always find it to remove.
+        """
+        stable, stable_service = self._stable_objects()
+        identity = self._identity(stable, stable_service)
+        canary = self.api.get(DEPLOYMENT, self.canary)
+        replicas = (canary or {}).get("spec", {}).get("replicas", self.canary_replicas)
+        deployment = baselines.baseline_deployment(
+            stable, self.service, max(1, replicas), self.health, self.container, identity
+        )
+        stored = self.api.apply(deployment)
+        self.api.apply(baselines.baseline_service(stable_service, self.service, identity))
+        self.event(stored, "BaselineDeployed", f"baseline of stable, {max(1, replicas)} pods")
+        self._wait_baseline_available()
+
+    def baseline_running(self) -> bool:
+        """True while a baseline Deployment exists (a workflow step in its own pod asks)."""
+        return self.api.get(DEPLOYMENT, self.baseline) is not None
+
+    def _baseline_pods(self) -> list[Obj]:
+        baseline = self.api.get(DEPLOYMENT, self.baseline)
+        selector = (baseline or {}).get("spec", {}).get("selector", {}).get("matchLabels")
+        return self.api.list(POD, selector) if selector else []
+
+    def _wait_baseline_available(self) -> None:
+        """Until every baseline pod passes its readiness probe; a crash-looping baseline (or
+        none at all) raises, and the release rolls back (taking the baseline with it)."""
+
+        def pending() -> str | None:
+            deployment = self.api.get(DEPLOYMENT, self.baseline)
+            if deployment is None:
+                return "baseline deployment gone"
+            report = assess(deployment, self._baseline_pods())
+            if report is not None and not report.healthy:
+                raise PlatformError(f"baseline {self._name(self.baseline)}: {report.detail}")
+            return None if report is not None else rollout_progress(deployment).describe()
+
+        last = _poll(pending, self.timeouts.canary_scale_s, self.timeouts.poll_s)
+        if last is not None:
+            raise PlatformError(
+                f"baseline {self._name(self.baseline)} not available within "
+                f"{self.timeouts.canary_scale_s:g}s ({last})"
+            )
+
+    def _remove_baseline(self) -> None:
+        self.api.delete(SERVICE, self.baseline)
+        self.api.delete(DEPLOYMENT, self.baseline)
 
     def wait_healthy(self, timeout_s: float) -> HealthReport:
         """Until the canary Deployment is available: its pods pass the readiness probe (the
@@ -427,6 +487,7 @@ class KubernetesPlatform:
         reverted = self._report_reverted()
         if self.canary_after_rollback == "scale-to-zero":
             self._remove_owned_stable()
+            self._remove_baseline()  # nothing to look into: it ran stable's version
             self.record(Phase.ROLLED_BACK, 0)
             if record is not None:
                 patch = {"metadata": {"annotations": {ANNOTATION: None}}}
@@ -512,6 +573,15 @@ class KubernetesPlatform:
             message = f"canary scaled to {wanted} pods for {weight}% (stable: {stable_size})"
             self.event(canary, "CanaryScaled", message)
         self._wait_canary_available(weight)
+        self._match_baseline(max(wanted, canary["spec"].get("replicas", 1)))
+
+    def _match_baseline(self, replicas: int) -> None:
+        """A fresh baseline keeps the canary's size (its share is never larger)."""
+        baseline = self.api.get(DEPLOYMENT, self.baseline)
+        if baseline is None or baseline["spec"].get("replicas", 1) >= replicas:
+            return
+        self.api.merge_patch(DEPLOYMENT, self.baseline, {"spec": {"replicas": replicas}})
+        self._wait_baseline_available()
 
     def _wait_canary_available(self, weight: int) -> None:
         def pending() -> str | None:
@@ -547,17 +617,20 @@ class KubernetesPlatform:
         return lines
 
     def stable_logs(self, since: float) -> tuple[list[str], float]:
-        """The application container's lines of up to ``STABLE_LOG_PODS`` stable pods, and the
-        share of stable's pods they are (a large fleet is sampled, its requests scaled)."""
+        """The application container's lines of up to ``STABLE_LOG_PODS`` stable pods (the fresh
+        baseline's while one runs: the reference), and the share of those pods they are (a
+        large fleet is sampled, its requests scaled)."""
         since_seconds = max(1, math.ceil(time.time() - since))
-        stable = self.api.get(DEPLOYMENT, self.deployment)
+        baseline = self.api.get(DEPLOYMENT, self.baseline)
+        stable = baseline or self.api.get(DEPLOYMENT, self.deployment)
         if stable is None:
             return [], 1.0
         selector = stable["spec"]["selector"].get("matchLabels") or {}
+        tracks = ("baseline",) if baseline is not None else (None, "stable")
         pods = [
             pod
             for pod in self.api.list(POD, selector)
-            if (pod["metadata"].get("labels") or {}).get(objects.TRACK_LABEL) != "canary"
+            if (pod["metadata"].get("labels") or {}).get(objects.TRACK_LABEL) in tracks
         ]
         if not pods:
             return [], 1.0
@@ -828,6 +901,8 @@ class KubernetesPlatform:
             self._router.select_stable_hash(None)  # type: ignore[attr-defined]
 
     def _remove_canary(self) -> None:
+        """The canary and, with it, a fresh baseline (both after traffic left them)."""
+        self._remove_baseline()
         self.api.delete(SERVICE, self.canary)
         self.api.delete(DEPLOYMENT, self.canary)
         self._remove_owned_stable()
@@ -861,18 +936,25 @@ class RecordedRouter:
         self.inner = router
         self.platform = platform
 
-    def set_weight(self, canary_percent: int) -> None:
-        """Capacity first, then the weight: the canary never takes a share it cannot carry.
-        Before a share goes to the canary, ``<service>-stable`` follows stable's ReplicaSet if
-        stable rolled during the release (``follow_stable``)."""
+    def set_weight(self, canary_percent: int, baseline_percent: int = 0) -> None:
+        """Capacity first, then the weight: the canary never takes a share it cannot carry
+        (nor the baseline, kept at the canary's size). Before a share goes to the canary,
+        ``<service>-stable`` follows stable's ReplicaSet if stable rolled during the release
+        (``follow_stable``)."""
         if canary_percent > 0:
             self.platform.follow_stable()
         self.platform.ensure_capacity(canary_percent)
-        self.inner.set_weight(canary_percent)
+        if baseline_percent:
+            self.inner.set_weight(canary_percent, baseline_percent)
+        else:
+            self.inner.set_weight(canary_percent)
         self.platform.record(Phase.PROGRESSING, canary_percent)
-        self._event("WeightSet", f"canary weight {canary_percent}%")
+        share = f", baseline {baseline_percent}%" if baseline_percent else ""
+        self._event("WeightSet", f"canary weight {canary_percent}%{share}")
 
-    def verify_weight(self, canary_percent: int) -> bool:
+    def verify_weight(self, canary_percent: int, baseline_percent: int = 0) -> bool:
+        if baseline_percent:
+            return self.inner.verify_weight(canary_percent, baseline_percent)
         return self.inner.verify_weight(canary_percent)
 
     def set_header_route(self, route: HeaderRoute) -> None:

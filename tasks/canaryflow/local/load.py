@@ -28,7 +28,7 @@ from canaryflow.local.nginx_config import TRACK_HEADER
 from canaryflow.platform.protocol import HeaderRoute
 from canaryflow.platform.requests import NO_ANSWER, LoadCounters, Request
 
-TRACKS = ("unknown", "stable", "canary")
+TRACKS = ("unknown", "stable", "canary", "baseline")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Two nginx masters share the work (see ``canaryflow.local.router`` for why):
 - the *edge* owns the user-facing port and client keep-alive connections and is never
   reloaded; it proxies each request over a unix socket, without upstream keep-alive, to
 - the *splitter*, which holds the weights (``split_clients`` on ``$request_id``), the header
-  override (``map``) and the stable/canary upstreams, and is reloaded on every change.
+  override (``map``) and the stable/canary (and fresh baseline) upstreams, and is reloaded on
+  every change.
 
 The ``single`` layout is the splitter listening on the user port itself: the textbook design,
 kept so that its failed requests during reloads can be measured against the two-tier one.
@@ -41,10 +42,17 @@ class RouteState:
     canary_percent: int = 0
     header_route: HeaderRoute | None = None
     generation: int = 0
+    baseline: str | None = None
+    """A fresh baseline's address (stable's version, started with the canary)."""
+    baseline_percent: int = 0
 
     def effective_percent(self) -> int:
         """No canary upstream means no canary traffic, whatever the weight says."""
         return self.canary_percent if self.canary else 0
+
+    def effective_baseline_percent(self) -> int:
+        """No baseline upstream means no baseline traffic, whatever its share says."""
+        return self.baseline_percent if self.baseline else 0
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,13 @@ def validate_state(state: RouteState) -> None:
     """Refuse values that could change the config's structure; nginx -t checks the rest."""
     if not 0 <= state.canary_percent <= 100:
         raise InputError(f"canary_percent: {state.canary_percent} is out of range; use 0..100")
-    for field_name, address in (("stable", state.stable), ("canary", state.canary)):
+    if not 0 <= state.baseline_percent <= 100 - state.canary_percent:
+        raise InputError(
+            f"baseline_percent: {state.baseline_percent} is out of range; use 0.."
+            f"{100 - state.canary_percent} (canary and baseline together at most 100)"
+        )
+    addresses = (("stable", state.stable), ("canary", state.canary), ("baseline", state.baseline))
+    for field_name, address in addresses:
         if address is not None and not _ADDRESS.match(address):
             raise InputError(f"{field_name}: {address!r} is not an address; write it as HOST:PORT")
     route = state.header_route
@@ -97,10 +111,13 @@ def render_splitter(state: RouteState, files: NginxFiles, listen: str, admin_soc
     validate_state(state)
     canary = state.canary
     percent = state.effective_percent()
+    baseline_percent = state.effective_baseline_percent()
     header = state.header_route if canary else None
     upstreams = [_upstream("stable", state.stable)]
     if canary:
         upstreams.append(_upstream("canary", canary))
+    if state.baseline:
+        upstreams.append(_upstream("baseline", state.baseline))
     if header is not None:
         variable = "$http_" + header.name.lower().replace("-", "_")
         track_map = (
@@ -111,15 +128,17 @@ def render_splitter(state: RouteState, files: NginxFiles, listen: str, admin_soc
         )
     else:
         track_map = "    map $canaryflow_split $canaryflow_track { default $canaryflow_split; }\n"
+    split = _split(percent, baseline_percent)
     readback = (
         f"generation={state.generation} weight={percent} stable={state.stable} "
-        f"canary={canary or '-'} header={_describe(header)}\\n"
+        f"canary={canary or '-'} header={_describe(header)} "
+        f"baseline_weight={baseline_percent} baseline={state.baseline or '-'}\\n"
     )
     return (
         _main(files)
         + "http {\n"
         + _http_common(files)
-        + f'    split_clients "${{request_id}}" $canaryflow_split {{\n{_split(percent)}    }}\n'
+        + f'    split_clients "${{request_id}}" $canaryflow_split {{\n{split}    }}\n'
         + track_map
         + "".join(upstreams)
         + "    server {\n"
@@ -218,13 +237,14 @@ def _upstream(track: str, address: str) -> str:
     return f"    upstream canaryflow_{track} {{ server {address}; }}\n"
 
 
-def _split(percent: int) -> str:
-    # split_clients refuses "0%"; 100 % is "everything else" with no stable share left.
-    if percent == 0:
-        return "        * stable;\n"
-    if percent == 100:
-        return "        * canary;\n"
-    return f"        {percent}% canary;\n        * stable;\n"
+def _split(percent: int, baseline_percent: int = 0) -> str:
+    # split_clients refuses "0%": a track without a share is left out; the last track listed
+    # is "everything else" ("*"), stable unless canary and baseline take all of it.
+    shares = [(p, track) for p, track in ((percent, "canary"), (baseline_percent, "baseline")) if p]
+    if 100 - percent - baseline_percent > 0:
+        shares.append((100 - percent - baseline_percent, "stable"))
+    lines = [f"        {p}% {track};\n" for p, track in shares[:-1]]
+    return "".join(lines) + f"        * {shares[-1][1]};\n"
 
 
 def _describe(route: HeaderRoute | None) -> str:

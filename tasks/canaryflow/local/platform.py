@@ -1,5 +1,9 @@
 """The embedded platform: stable and canary as local processes behind the nginx router.
 
+A fresh baseline (``deploy_baseline``) is one more process of stable's artifact, started with
+the canary (one instance, as the canary), scraped as ``track="baseline"`` and routed its share
+by the same nginx; rollback and promotion stop it once traffic has left it.
+
 A service is started from ``Artifact.command``, an argv in which ``{port}`` is replaced by the
 port it must listen on (``["./svc", "-listen", "127.0.0.1:{port}"]``); the port is also in the
 environment as ``PORT``, for programs that read it from there. Health is ``GET health_path``.
@@ -102,6 +106,7 @@ class LocalPlatform:
         self._router: NginxRouter | None = None
         self._stable: _Service | None = None
         self._canary: _Service | None = None
+        self._baseline: _Service | None = None
         self._canary_log: _Service | None = None
         self._poller = TailPoller()
         self._started = 0
@@ -134,10 +139,10 @@ class LocalPlatform:
         self._poller.stop()
         if self._router is not None:
             self._router.stop()
-        for service in (self._canary, self._stable):
+        for service in (self._canary, self._baseline, self._stable):
             if service is not None:
                 self.group.stop(service.process)
-        self._canary = self._stable = None
+        self._canary = self._baseline = self._stable = None
         if self._own_group:
             self.group.__exit__(None, None, None)
 
@@ -180,6 +185,22 @@ class LocalPlatform:
         self._canary = self._canary_log = canary
         self._notify_targets()
 
+    def baseline_problem(self) -> str | None:
+        """nginx splits three ways: a baseline can always run here."""
+        return None
+
+    def deploy_baseline(self) -> None:
+        """Start a baseline of stable's artifact, healthy, registered at the router at 0 %.
+
+        Like the canary it is in place before anything can fail, so ``rollback()`` removes it.
+        """
+        if self._baseline is not None:
+            raise PlatformError("a baseline is already deployed; promote or roll back first")
+        baseline = self._start_service("baseline", self.stable_artifact)
+        self._baseline = baseline
+        self.router.add_baseline(baseline.address)
+        self._notify_targets()
+
     def wait_healthy(self, timeout_s: float) -> HealthReport:
         """The canary answers its health check, and the router it sits behind still serves.
 
@@ -199,8 +220,11 @@ class LocalPlatform:
         return HealthReport(True, f"canary {canary.artifact.version} answers {self.health_path}")
 
     def process(self, track: str) -> ManagedProcess | None:
-        """The process running ``track`` ("stable" or "canary"): to watch it, or to crash it."""
-        service = {"stable": self._stable, "canary": self._canary}[track]
+        """The process running ``track`` ("stable", "canary" or "baseline"): to watch it, or to
+        crash it."""
+        service = {"stable": self._stable, "canary": self._canary, "baseline": self._baseline}[
+            track
+        ]
         return service.process if service is not None else None
 
     def canary_alive(self) -> bool:
@@ -218,9 +242,10 @@ class LocalPlatform:
         except BaseException:
             self._stop_service(new_stable)
             raise
-        self._stable, self._canary = new_stable, None
+        baseline = self._baseline
+        self._stable, self._canary, self._baseline = new_stable, None, None
         self._await_router("promotion")
-        for service in (canary, old_stable):
+        for service in (canary, baseline, old_stable):
             if service is not None:
                 self._stop_service(service)
         self.stable_artifact = artifact
@@ -255,8 +280,10 @@ class LocalPlatform:
         else:
             raise PlatformError(f"rollback: {problem}")
         canary, self._canary = self._canary, None
-        if canary is not None:
-            self._stop_service(canary)
+        baseline, self._baseline = self._baseline, None
+        for service in (canary, baseline):
+            if service is not None:
+                self._stop_service(service)
         self._notify_targets(after_safe_change=True)
 
     def canary_logs(self, since: float) -> list[str]:
@@ -265,14 +292,15 @@ class LocalPlatform:
         return last.log.since(since) if last is not None else []
 
     def stable_logs(self, since: float) -> tuple[list[str], float]:
-        """Stable's lines (its one process: the whole fleet), for logs gates that compare."""
-        stable = self._stable
+        """The reference's lines, for logs gates that compare: the fresh baseline's while one
+        runs, else stable's (its one process: the whole fleet)."""
+        stable = self._baseline or self._stable
         return (stable.log.since(since) if stable is not None else [], 1.0)
 
     # Prometheus
 
     def targets(self) -> list[ScrapeTarget]:
-        services = [s for s in (self._stable, self._canary) if s is not None]
+        services = [s for s in (self._stable, self._baseline, self._canary) if s is not None]
         return [
             ScrapeTarget(
                 address=service.address,

@@ -1,4 +1,4 @@
-"""The local traffic router: nginx splitting requests between stable and canary.
+"""The local traffic router: nginx splitting requests between stable, canary and a baseline.
 
 Why two nginx masters: a reload (SIGHUP) makes the old workers close their idle keep-alive
 connections, and a client that sends on one at that moment gets a reset, about 1 request in
@@ -54,6 +54,8 @@ class ServedRoutes:
     stable: str
     canary: str | None
     header: str | None
+    baseline_weight: int = 0
+    baseline: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> ServedRoutes:
@@ -64,6 +66,8 @@ class ServedRoutes:
             stable=fields["stable"],
             canary=None if fields["canary"] == "-" else fields["canary"],
             header=None if fields["header"] == "-" else fields["header"],
+            baseline_weight=int(fields.get("baseline_weight", "0")),
+            baseline=None if fields.get("baseline", "-") == "-" else fields["baseline"],
         )
 
 
@@ -148,6 +152,8 @@ class NginxRouter:
             canary=None,
             canary_percent=0,
             header_route=None,
+            baseline=None,
+            baseline_percent=0,
         )
         self.start()
 
@@ -184,21 +190,31 @@ class NginxRouter:
 
     # TrafficRouter
 
-    def set_weight(self, canary_percent: int) -> None:
-        self._apply(canary_percent=canary_percent)
+    def set_weight(self, canary_percent: int, baseline_percent: int = 0) -> None:
+        if baseline_percent and self._state.baseline is None:
+            raise PlatformError(
+                f"baseline share {baseline_percent}% asked, but no baseline is deployed"
+            )
+        self._apply(canary_percent=canary_percent, baseline_percent=baseline_percent)
 
-    def verify_weight(self, canary_percent: int) -> bool:
-        """True once only workers running the latest config accept, and it has this weight."""
+    def verify_weight(self, canary_percent: int, baseline_percent: int = 0) -> bool:
+        """True once only workers running the latest config accept, and it has these shares."""
         if self.health() is not None:
             return False
         served = self.wait_serving(self.verify_timeout_s)
-        return served is not None and served.weight == canary_percent
+        return (
+            served is not None
+            and served.weight == canary_percent
+            and served.baseline_weight == baseline_percent
+        )
 
     def set_header_route(self, route: HeaderRoute) -> None:
         self._apply(header_route=route)
 
     def remove_managed_routes(self) -> None:
-        self._apply(canary=None, canary_percent=0, header_route=None)
+        self._apply(
+            canary=None, canary_percent=0, header_route=None, baseline=None, baseline_percent=0
+        )
 
     # Upstreams
 
@@ -210,9 +226,21 @@ class NginxRouter:
         """A new canary at ``address`` that takes no traffic yet: weight 0, no header route."""
         self._apply(canary=address, canary_percent=0, header_route=None)
 
+    def add_baseline(self, address: str) -> None:
+        """A fresh baseline at ``address`` that takes no traffic yet (its share: 0)."""
+        self._apply(baseline=address, baseline_percent=0)
+
     def replace_stable(self, address: str) -> None:
-        """Point stable at ``address`` and drop every canary route, in one reload (promotion)."""
-        self._apply(stable=address, canary=None, canary_percent=0, header_route=None)
+        """Point stable at ``address`` and drop every canary and baseline route, in one reload
+        (promotion)."""
+        self._apply(
+            stable=address,
+            canary=None,
+            canary_percent=0,
+            header_route=None,
+            baseline=None,
+            baseline_percent=0,
+        )
 
     # Observation
 

@@ -7,7 +7,8 @@ local runs from ``local.load.rate``) is below what a gate needs, and a 100 % ste
 can judge because every deciding gate compares with a stable that no longer serves. With the
 scrape interval (``analysis.scrapeInterval``, or read from Prometheus by ``validate``): ranges
 that would span fewer than four scrapes (they are widened), and windows too short to see the
-canary scraped twice. ``traffic_needed`` says what request rate the first step needs.
+canary scraped twice. ``traffic_needed`` says what request rate the first step needs. A plan
+that asks for a fresh baseline on a router that cannot split three ways is told it gets stable.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 from canaryflow.analysis.catalogue import METRICS, Buckets
 from canaryflow.analysis.spec import SCRAPES_PER_RANGE
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.plan.routers import THREE_WAY, can
 
 SCRAPES_PER_WINDOW = 3
 """A window sees the canary's counters move only between two of its scrapes, and the first may
@@ -93,10 +95,38 @@ def scrape_warnings(plan: ReleasePlan, scrape_interval: float | None) -> list[st
     return warnings
 
 
+def baseline_warnings(plan: ReleasePlan, scrape_interval: float | None = None) -> list[str]:
+    """``analysis.baseline: fresh`` written in the plan, on a router that splits two ways: the
+    release judges against stable instead (a warning, not an error: the release still works, as
+    it did before baselines, and the default says nothing, to keep nginx-ingress plans quiet).
+    A warm-up shorter than one scrape: the first window may open before Prometheus has a
+    sample of the new baseline pods, and the workflow's first window then judges against
+    stable."""
+    spec = plan.analysis
+    kind = plan.router.kind
+    if spec.baseline != "fresh":
+        return []
+    warnings = []
+    if "baseline" in spec.model_fields_set and not can(kind, THREE_WAY):
+        warnings.append(
+            f"analysis.baseline: fresh needs a router that splits three ways; router.kind "
+            f"{kind} does not, so in a cluster the canary is judged against stable: set "
+            "baseline: stable to say so, or use gateway-api or istio"
+        )
+    scrape = spec.scrape_interval or scrape_interval
+    if spec.warmup is not None and scrape and spec.warmup < scrape:
+        warnings.append(
+            f"analysis.warmup: {spec.warmup:g}s is shorter than one scrape ({scrape:g}s), so the "
+            "first window may open before the fresh baseline is scraped: set it to at least "
+            f"{scrape:g}s, or omit it (one scrape + 30s)"
+        )
+    return warnings
+
+
 def maturity_warnings(plan: ReleasePlan, scrape_interval: float | None = None) -> list[str]:
     """One line per problem, naming the step and what to change."""
     spec = plan.analysis
-    warnings = scrape_warnings(plan, scrape_interval)
+    warnings = scrape_warnings(plan, scrape_interval) + baseline_warnings(plan, scrape_interval)
     needed, who = required_requests(plan)
     load = plan.local.load.rate if "local" in plan.model_fields_set else None
     # At 100 % stable serves no requests, but its pods still run: per-pod gauges and rates

@@ -19,11 +19,18 @@ HEADER_ROUTES = "header-routes"
 NAMED_RULES = "named-rules"
 """The plan can name which route/rule of the user's object is split (``router.rule``)."""
 
+THREE_WAY = "three-way"
+"""Splits stable / fresh baseline / canary (``analysis.baseline: fresh``): weighted backendRefs
+or destinations. NGINX Ingress' canary annotations split one canary Ingress off the main one;
+SMI's TrafficSplit could take a third backend, which canaryflow does not write yet."""
+
 CAPABILITIES: Mapping[str, frozenset[str]] = {
-    "istio": frozenset({HEADER_ROUTES, NAMED_RULES}),
+    "istio": frozenset({HEADER_ROUTES, NAMED_RULES, THREE_WAY}),
     "nginx-ingress": frozenset({HEADER_ROUTES}),
-    "gateway-api": frozenset({HEADER_ROUTES, NAMED_RULES}),
-    "smi": frozenset(),  # header matches need an HTTPRouteGroup, which canaryflow does not manage
+    "gateway-api": frozenset({HEADER_ROUTES, NAMED_RULES, THREE_WAY}),
+    # header matches need an HTTPRouteGroup, which canaryflow does not manage; a third
+    # TrafficSplit backend is possible but not written yet
+    "smi": frozenset(),
 }
 
 OWNED_SERVICE = "owned-service"

@@ -46,11 +46,14 @@ class HealthReport:
 class TrafficRouter(Protocol):
     """Splits traffic between stable and canary; only canaryflow's own routes are touched."""
 
-    def set_weight(self, canary_percent: int) -> None:
-        """Send ``canary_percent`` % of requests to the canary (0 = all on stable)."""
+    def set_weight(self, canary_percent: int, baseline_percent: int = 0) -> None:
+        """Send ``canary_percent`` % of requests to the canary (0 = all on stable), and
+        ``baseline_percent`` % to a fresh baseline (``BaselinePlatform``); stable the rest.
 
-    def verify_weight(self, canary_percent: int) -> bool:
-        """True once the router is observed to apply ``canary_percent``."""
+        A router that cannot split three ways refuses a baseline share (``PlatformError``)."""
+
+    def verify_weight(self, canary_percent: int, baseline_percent: int = 0) -> bool:
+        """True once the router is observed to apply both shares."""
 
     def set_header_route(self, route: HeaderRoute) -> None:
         """Route requests carrying the header to the canary."""
@@ -85,6 +88,25 @@ class Platform(Protocol):
         """Canary log lines written since the Unix time ``since`` (for the log gate)."""
 
 
+@runtime_checkable
+class BaselinePlatform(Protocol):
+    """A platform that can run a fresh baseline: stable's version, the canary's size, started
+    with the canary (see ``canaryflow.platform.split``). ``rollback`` and ``promote`` remove it
+    along with the canary, so no verb of its own is needed to take it away."""
+
+    def baseline_problem(self) -> str | None:
+        """None when a baseline can run here; else why not (a router that splits two ways)."""
+
+    def deploy_baseline(self) -> None:
+        """Start the baseline beside stable and the canary, taking no traffic yet."""
+
+
+def runs_baseline(platform: Platform, wanted: bool) -> bool:
+    """True when a release on ``platform`` judges against a fresh baseline: the plan wants one
+    (``analysis.baseline: fresh``) and the platform can run one."""
+    return wanted and isinstance(platform, BaselinePlatform) and platform.baseline_problem() is None
+
+
 @dataclass(frozen=True)
 class CanaryLogs:
     """A platform's canary log as the analysis' ``LogSource``, for the log gate."""
@@ -100,7 +122,8 @@ class StableLogs(Protocol):
     """A platform that can also read stable's log, for logs gates that compare the tracks."""
 
     def stable_logs(self, since: float) -> tuple[list[str], float]:
-        """Stable's lines since ``since`` and the share of its instances they come from."""
+        """Stable's lines since ``since`` and the share of its instances they come from (the
+        fresh baseline's, while one runs: the track the canary is judged against)."""
         ...
 
 

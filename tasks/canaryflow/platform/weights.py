@@ -25,12 +25,20 @@ def wait_for_weight(
     timeout_s: float = VERIFY_WEIGHT_TIMEOUT_S,
     poll_s: float = POLL_S,
     sleep: Callable[[float], None] = time.sleep,
+    baseline: int = 0,
 ) -> None:
-    """Return once the router applies ``weight``; PlatformError after ``timeout_s``."""
+    """Return once the router applies ``weight`` (and ``baseline`` % on a fresh baseline);
+    PlatformError after ``timeout_s``. Without a baseline share the router is asked exactly as
+    a two-way router is, so routers without a baseline keep working unchanged."""
     deadline = time.monotonic() + timeout_s
-    while not router.verify_weight(weight):
+    while not (
+        router.verify_weight(weight, baseline) if baseline else router.verify_weight(weight)
+    ):
         if time.monotonic() > deadline:
-            raise PlatformError(f"the router did not apply weight {weight}% within {timeout_s:g}s")
+            share = f" (baseline {baseline}%)" if baseline else ""
+            raise PlatformError(
+                f"the router did not apply weight {weight}%{share} within {timeout_s:g}s"
+            )
         sleep(poll_s)
 
 

@@ -5,6 +5,12 @@ The walk itself (steps, windows, approvals, rollback as the ``finally``) is the 
 the ``Platform`` protocol, so the local and Kubernetes platforms run the same release. A
 rollback puts traffic on stable first (verified), then removes the canary; stable is not
 touched.
+
+With a fresh baseline (``analysis.baseline: fresh`` on a ``BaselinePlatform``) the baseline is
+deployed right after the canary, every step splits three ways (``canaryflow.platform.split``),
+and the rollback or promotion removes it with the canary. Before the first window the release
+waits out ``analysis.warmup`` with the canary and baseline taking traffic, so the evidence of
+both starts warm.
 """
 
 from __future__ import annotations
@@ -13,11 +19,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from canaryflow.analysis.query import Subject
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import MetricSource
 from canaryflow.errors import CanaryflowError, PlatformError
 from canaryflow.plan.model import ReleasePlan
-from canaryflow.platform.protocol import Artifact, HeaderRoute, Platform, log_source
+from canaryflow.platform.protocol import (
+    Artifact,
+    BaselinePlatform,
+    HeaderRoute,
+    Platform,
+    log_source,
+    runs_baseline,
+)
+from canaryflow.platform.split import split_for
 from canaryflow.platform.weights import VERIFY_WEIGHT_TIMEOUT_S, wait_for_weight
 from canaryflow.release.decision import Rules
 from canaryflow.release.events import EventKind
@@ -58,7 +73,12 @@ class TrafficExposure:
     record: ReleaseRecord
     sleep: Callable[[float], None] = time.sleep
     verify_timeout_s: float = VERIFY_WEIGHT_TIMEOUT_S
+    baseline: bool = False
+    """Run and route a fresh baseline (``runs_baseline``): decided once, before the release."""
+    warmup_s: Callable[[], float] | None = None
+    """The warm-up waited once the canary first takes traffic (``AnalysisRun.warmup_s``)."""
     reached: bool = field(default=False, init=False)
+    warmed: bool = field(default=False, init=False)
     finish_failure = "promotion failed"
 
     @property
@@ -77,6 +97,23 @@ class TrafficExposure:
         self.record.add(EventKind.HEALTH, healthy=health.healthy, detail=health.detail)
         if not health.healthy:
             raise Abort(f"canary never became healthy: {health.detail}")
+        self._deploy_baseline()
+
+    def _deploy_baseline(self) -> None:
+        platform = self.platform
+        if self.plan.analysis.baseline != "fresh":
+            return
+        if not self.baseline:
+            problem = (
+                platform.baseline_problem()
+                if isinstance(platform, BaselinePlatform)
+                else "this platform cannot run one"
+            )
+            self.record.add(EventKind.BASELINE_SKIPPED, reason=problem, judged_against="stable")
+            return
+        assert isinstance(platform, BaselinePlatform)
+        platform.deploy_baseline()
+        self.record.add(EventKind.BASELINE_DEPLOYED, version="stable")
 
     def _header_route(self) -> None:
         header = self.plan.router.header
@@ -88,20 +125,40 @@ class TrafficExposure:
 
     def expose(self, index: int, target: int) -> None:
         self.reached = True
-        self.platform.router.set_weight(target)
-        self.record.add(EventKind.WEIGHT_SET, step=index, weight=target)
-        self._verify(target)
-        self.record.add(EventKind.WEIGHT_VERIFIED, step=index, weight=target)
+        split = split_for(target, self.baseline)
+        shares = {"baseline": split.baseline} if split.baseline else {}
+        if split.baseline:
+            self.platform.router.set_weight(target, split.baseline)
+        else:
+            self.platform.router.set_weight(target)
+        self.record.add(EventKind.WEIGHT_SET, step=index, weight=target, **shares)
+        self._verify(target, split.baseline)
+        self.record.add(EventKind.WEIGHT_VERIFIED, step=index, weight=target, **shares)
+        self._warm_up(target)
 
-    def _verify(self, weight: int) -> None:
-        wait_for_weight(self.platform.router, weight, self.verify_timeout_s, sleep=self.sleep)
+    def _warm_up(self, target: int) -> None:
+        """Once, when the canary first takes traffic: wait ``analysis.warmup``, so the first
+        window's evidence starts after it (the window keeps its full duration)."""
+        if self.warmed or target <= 0 or self.warmup_s is None:
+            return
+        self.warmed = True
+        seconds = self.warmup_s()
+        if seconds > 0:
+            self.record.add(EventKind.WARMUP, seconds=seconds)
+            self.sleep(seconds)
+
+    def _verify(self, weight: int, baseline: int = 0) -> None:
+        wait_for_weight(
+            self.platform.router, weight, self.verify_timeout_s, sleep=self.sleep, baseline=baseline
+        )
 
     def finish(self) -> None:
         self.record.add(EventKind.PROMOTING, version=self.artifact.version)
         self.platform.promote(self.artifact)
 
     def withdraw(self, reason: str, interrupted: bool) -> None:
-        """Traffic to stable first (verified), then the canary goes; stable is not touched."""
+        """Traffic to stable first (verified), then the canary (and baseline) go; stable is not
+        touched. ``set_weight(0)`` leaves no baseline share either."""
         try:
             self.platform.router.set_weight(0)
             self._verify(0)
@@ -127,6 +184,7 @@ class ReleaseEngine:
         approver: Approver | None = None,
         sleep: Callable[[float], None] = time.sleep,
         verify_timeout_s: float = VERIFY_WEIGHT_TIMEOUT_S,
+        warmup_s: Callable[[], float] | None = None,
     ):
         self.plan = plan
         self.platform = platform
@@ -135,10 +193,19 @@ class ReleaseEngine:
         self.approver = approver or AutoApprover()
         self.sleep = sleep
         self.verify_timeout_s = verify_timeout_s
+        self.warmup_s = warmup_s
+        self.baseline = runs_baseline(platform, plan.analysis.baseline == "fresh")
 
     def run(self, artifact: Artifact) -> ReleaseResult:
         exposure = TrafficExposure(
-            self.plan, self.platform, artifact, self.record, self.sleep, self.verify_timeout_s
+            self.plan,
+            self.platform,
+            artifact,
+            self.record,
+            self.sleep,
+            self.verify_timeout_s,
+            self.baseline,
+            self.warmup_s,
         )
         engine = ProgressionEngine(
             exposure,
@@ -159,15 +226,21 @@ def plan_release(
     approver: Approver | None = None,
 ) -> ReleaseEngine:
     """A plan's release wired to its parts, the same on every platform: the plan's gates on
-    ``metrics``, the canary's log and liveness from ``platform``."""
+    ``metrics`` (against the fresh baseline where one runs), the canary's log and liveness from
+    ``platform``, the warm-up from the analysis."""
+    baseline = runs_baseline(platform, plan.analysis.baseline == "fresh")
+    subject = Subject(
+        plan.service.name, plan.service.namespace, plan.analysis.track_label, baseline=baseline
+    )
     analysis = AnalysisRun(
         plan.analysis,
         metrics,
         plan.service.name,
         plan.service.namespace,
         logs=log_source(platform),
+        subject=subject,
         windows=len(plan.traffic_steps),
         carry_evidence=True,  # one process for the whole release: one test per gate
     )
     windows = AnalysisWindows(analysis, liveness=platform.wait_healthy)
-    return ReleaseEngine(plan, platform, windows, record, approver)
+    return ReleaseEngine(plan, platform, windows, record, approver, warmup_s=analysis.warmup_s)

@@ -32,6 +32,9 @@ class EventKind(StrEnum):
     ROLLED_BACK = "rolled-back"
     # a traffic release
     CANARY_DEPLOYED = "canary-deployed"
+    BASELINE_DEPLOYED = "baseline-deployed"
+    BASELINE_SKIPPED = "baseline-skipped"
+    WARMUP = "warmup"
     HEALTH = "health"
     HEADER_ROUTE = "header-route"
     WEIGHT_SET = "weight-set"

@@ -12,6 +12,9 @@ filters, timeouts and retry; Gateway API gives it precedence because it has more
 whatever its position. An HTTPRoute holds at most 16 rules and 128 matches in all
 (``apis/v1/httproute_types.go``: ``MaxItems=16`` and the CEL rule on ``spec.rules``), so
 preflight refuses a route the header rule would overflow.
+
+A fresh baseline is a third backendRef, the ``<service>-baseline`` Service, appended to the
+managed rule the first time it gets a share and taken out before the rule is restored.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.api import ClusterApi
+from canaryflow.kubernetes.baseline import baseline_name
 from canaryflow.kubernetes.discovery import require_served
 from canaryflow.kubernetes.owned_services import stable_service_name
 from canaryflow.kubernetes.resources import HTTP_ROUTE
@@ -80,19 +84,26 @@ class GatewayApiRouter:
 
         self.api.update(HTTP_ROUTE, self.http_route, edit)
 
-    def set_weight(self, canary_percent: int) -> None:
+    def set_weight(self, canary_percent: int, baseline_percent: int = 0) -> None:
         def edit(route: Obj) -> Obj:
-            return with_weight(route, self._managed(route), canary_percent, self._canary)
+            managed = self._managed(route)
+            baseline = baseline_name(self.service)
+            return with_weight(
+                route, managed, canary_percent, self._canary, baseline_percent, baseline
+            )
 
-        if self._prepared() or canary_percent:
+        if self._prepared() or canary_percent or baseline_percent:
             self.api.update(HTTP_ROUTE, self.http_route, edit)
 
-    def verify_weight(self, canary_percent: int) -> bool:
+    def verify_weight(self, canary_percent: int, baseline_percent: int = 0) -> bool:
         route = self.api.get(HTTP_ROUTE, self.http_route)
         if not rules_of(self._canary).is_split(route):
-            return canary_percent == 0
+            return canary_percent == 0 and baseline_percent == 0
         weights = [ref.get("weight", 1) for ref in self._managed(route)["backendRefs"]]
-        return weights == [100 - canary_percent, canary_percent]
+        stable = 100 - canary_percent - baseline_percent
+        if len(weights) > 2:  # a baseline's backendRef, at 0 once it has no share
+            return weights == [stable, canary_percent, baseline_percent]
+        return weights == [stable, canary_percent] and baseline_percent == 0
 
     def set_header_route(self, route: HeaderRoute) -> None:
         def edit(http_route: Obj) -> Obj:
@@ -119,6 +130,7 @@ class GatewayApiRouter:
         def edit(route: Obj) -> Obj:
             self.reverted = []
             managed = self._managed(route)
+            without_baseline(managed, baseline_name(self.service))
             backends = self._backends(managed)
             return without_managed_rules(route, managed, backends, self.reverted)
 
@@ -221,15 +233,40 @@ def with_split_rule(route: Obj, rule: Obj, backends: Backends) -> Obj:
     return route
 
 
-def with_weight(route: Obj, rule: Obj, canary_percent: int, canary: str) -> Obj:
+def with_weight(
+    route: Obj,
+    rule: Obj,
+    canary_percent: int,
+    canary: str,
+    baseline_percent: int = 0,
+    baseline: str | None = None,
+) -> Obj:
+    """stable, canary (and baseline, the third backendRef: added, as a copy of the canary's
+    ref, the first time it gets a share; kept at 0 afterwards) weighted to add up to 100."""
     rules_of(canary).require_split(route)
-    stable, canary = rule["backendRefs"]
-    stable["weight"], canary["weight"] = 100 - canary_percent, canary_percent
+    refs = rule["backendRefs"]
+    stable_ref, canary_ref = refs[0], refs[1]
+    if baseline_percent and len(refs) < 3:
+        if baseline is None:
+            raise ValueError("a baseline share needs the baseline Service's name")
+        refs.append({**copy.deepcopy(canary_ref), "name": baseline})
+    if len(refs) > 2:
+        refs[2]["weight"] = baseline_percent
+    stable_ref["weight"] = 100 - canary_percent - baseline_percent
+    canary_ref["weight"] = canary_percent
     return route
 
 
+def without_baseline(rule: Obj, baseline: str) -> Obj:
+    """The managed rule without the baseline's backendRef (before the rule is restored)."""
+    refs = rule.get("backendRefs") or []
+    rule["backendRefs"] = [ref for ref in refs if ref.get("name") != baseline]
+    return rule
+
+
 def with_header_rule(route: Obj, managed: Obj, header: HeaderRoute, canary: str) -> Obj:
-    canary_ref = copy.deepcopy(managed["backendRefs"][-1])
+    refs = managed["backendRefs"]
+    canary_ref = copy.deepcopy(refs[min(1, len(refs) - 1)])  # the canary's, never a baseline's
     header_match = {"type": "Exact", "name": header.name, "value": header.value}
     matches = [
         {**match, "headers": [*match.get("headers", []), header_match]}

@@ -16,8 +16,11 @@ does with ``rollouts-pod-template-hash`` (argo-rollouts v1.9.1,
 ``rollout/trafficrouting/istio/istio.go``, ``Reconciler.UpdateHash``): the stable pods need no
 ``version`` label and are not restarted. The canary subset selects the artifact version, which
 canaryflow puts on the canary pods. While a promotion changes stable's ReplicaSet the stable
-subset selects every endpoint of the host (``select_stable_hash(None)``). They live in the
-DestinationRule
+subset selects every endpoint of the host (``select_stable_hash(None)``). A fresh baseline is a
+third subset, ``baseline`` (pods labelled ``canaryflow.dev/track: baseline``; their own
+ReplicaSet's hash and no version label, so the stable subset never reaches them), added with its
+destination the first time it gets a share; its destination is taken out before the route is
+restored. They live in the DestinationRule
 ``<service>-canaryflow``; if you already have a DestinationRule for the host, Istio merges the
 subsets of both only when their traffic policies do not conflict.
 """
@@ -30,7 +33,7 @@ from typing import Any
 
 from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.api import ClusterApi
-from canaryflow.kubernetes.canary_objects import MANAGED_BY, VERSION_LABEL
+from canaryflow.kubernetes.canary_objects import MANAGED_BY, TRACK_LABEL, VERSION_LABEL
 from canaryflow.kubernetes.discovery import require_served
 from canaryflow.kubernetes.owned_services import POD_TEMPLATE_HASH
 from canaryflow.kubernetes.resources import DESTINATION_RULE, VIRTUAL_SERVICE
@@ -41,7 +44,7 @@ from canaryflow.platform.protocol import HeaderRoute
 from canaryflow.platform.routes import HEADER_ROUTE_NAME
 
 Obj = dict[str, Any]
-STABLE, CANARY = "stable", "canary"
+STABLE, CANARY, BASELINE = "stable", "canary", "baseline"
 ROUTES = RouteList("virtualservice", "http", "route", lambda r: r.get("name") == HEADER_ROUTE_NAME)
 
 
@@ -106,22 +109,34 @@ class IstioRouter:
         self.api.apply(self._destination_rule(stable, backends.canary_version))
         self.api.update(VIRTUAL_SERVICE, self.virtual_service, self._split_managed_route)
 
-    def set_weight(self, canary_percent: int) -> None:
+    def set_weight(self, canary_percent: int, baseline_percent: int = 0) -> None:
         def edit(vs: Obj) -> Obj:
-            return with_weight(vs, self._managed(vs), canary_percent)
+            return with_weight(vs, self._managed(vs), canary_percent, baseline_percent)
 
-        if self._prepared() or canary_percent:
+        if baseline_percent:
+            self._add_baseline_subset()
+        if self._prepared() or canary_percent or baseline_percent:
             self.api.update(VIRTUAL_SERVICE, self.virtual_service, edit)
 
-    def verify_weight(self, canary_percent: int) -> bool:
+    def verify_weight(self, canary_percent: int, baseline_percent: int = 0) -> bool:
         vs = self.api.get(VIRTUAL_SERVICE, self.virtual_service)
         if not ROUTES.is_split(vs):
-            return canary_percent == 0
+            return canary_percent == 0 and baseline_percent == 0
         weights = {
             d["destination"].get("subset"): d.get("weight", 0)
             for d in self._managed(vs).get("route", [])
         }
-        return weights == {STABLE: 100 - canary_percent, CANARY: canary_percent}
+        expected = {STABLE: 100 - canary_percent - baseline_percent, CANARY: canary_percent}
+        if BASELINE in weights or baseline_percent:  # a baseline's destination, 0 once unused
+            expected[BASELINE] = baseline_percent
+        return weights == expected
+
+    def _add_baseline_subset(self) -> None:
+        """The ``baseline`` subset appended to canaryflow's DestinationRule, its stable and
+        canary subsets left as they are (a hash, a version, or widened)."""
+        rule = self.api.get(DESTINATION_RULE, self.destination_rule)
+        if rule is not None and not _has_subset(rule, BASELINE):
+            self.api.update(DESTINATION_RULE, self.destination_rule, _with_baseline_subset)
 
     def set_header_route(self, route: HeaderRoute) -> None:
         def edit(vs: Obj) -> Obj:
@@ -179,13 +194,17 @@ class IstioRouter:
         return POD_TEMPLATE_HASH in labels, labels.get(POD_TEMPLATE_HASH)
 
     def _select(self, labels: dict[str, str] | None, canary_version: str) -> None:
-        """Replace the subsets (read, modify, write: a subset's labels are dropped, not merged)."""
+        """Replace the subsets (read, modify, write: a subset's labels are dropped, not merged);
+        a fresh baseline's subset stays while the rule has one."""
         rule = self.api.get(DESTINATION_RULE, self.destination_rule)
-        wanted = self._destination_rule(labels, canary_version)["spec"]
-        if rule is not None and rule["spec"] != wanted:
-            self.api.update(
-                DESTINATION_RULE, self.destination_rule, lambda r: {**r, "spec": wanted}
-            )
+        if rule is None:
+            return
+        wanted = self._destination_rule(labels, canary_version)
+        if _has_subset(rule, BASELINE):
+            _add_baseline_subset(wanted)
+        if rule["spec"] != wanted["spec"]:
+            spec = wanted["spec"]
+            self.api.update(DESTINATION_RULE, self.destination_rule, lambda r: {**r, "spec": spec})
 
     def _prepared(self) -> bool:
         return ROUTES.is_split(self.api.get(VIRTUAL_SERVICE, self.virtual_service))
@@ -198,7 +217,11 @@ class IstioRouter:
 
     def _without_managed_routes(self, vs: Obj) -> Obj:
         self.reverted = []
-        return without_managed_routes(vs, self._managed(vs), self.host, self.reverted)
+        managed = self._managed(vs)
+        managed["route"] = [
+            d for d in managed.get("route") or [] if d["destination"].get("subset") != BASELINE
+        ]
+        return without_managed_routes(vs, managed, self.host, self.reverted)
 
     def _destination_rule(self, stable_labels: dict[str, str] | None, canary_version: str) -> Obj:
         stable: Obj = {"name": STABLE}
@@ -217,6 +240,20 @@ class IstioRouter:
                 "subsets": [stable, {"name": CANARY, "labels": {VERSION_LABEL: canary_version}}],
             },
         }
+
+
+def _add_baseline_subset(rule: Obj) -> None:
+    """Within the host's endpoints (the service's pods) the track label is enough."""
+    rule["spec"]["subsets"].append({"name": BASELINE, "labels": {TRACK_LABEL: BASELINE}})
+
+
+def _with_baseline_subset(rule: Obj) -> Obj:
+    _add_baseline_subset(rule)
+    return rule
+
+
+def _has_subset(rule: Obj, name: str) -> bool:
+    return any(subset["name"] == name for subset in rule["spec"].get("subsets") or [])
 
 
 def managed_route(vs: Obj, name: str | None, host: str, namespace: str) -> Obj:
@@ -262,11 +299,20 @@ def with_split_route(vs: Obj, route: Obj, host: str) -> Obj:
     return vs
 
 
-def with_weight(vs: Obj, route: Obj, canary_percent: int) -> Obj:
+def with_weight(vs: Obj, route: Obj, canary_percent: int, baseline_percent: int = 0) -> Obj:
+    """Subset weights adding up to 100; a baseline's destination (a copy of the canary's with
+    the ``baseline`` subset) is added the first time it gets a share."""
     ROUTES.require_split(vs)
+    subsets = [d["destination"].get("subset") for d in route["route"]]
+    if baseline_percent and BASELINE not in subsets:
+        canary = next(d for d in route["route"] if d["destination"].get("subset") == CANARY)
+        baseline = copy.deepcopy(canary)
+        baseline["destination"]["subset"] = BASELINE
+        route["route"].append(baseline)
+    shares = {CANARY: canary_percent, BASELINE: baseline_percent}
     for destination in route["route"]:
         subset = destination["destination"].get("subset")
-        destination["weight"] = canary_percent if subset == CANARY else 100 - canary_percent
+        destination["weight"] = shares.get(subset, 100 - canary_percent - baseline_percent)
     return vs
 
 

@@ -1,0 +1,231 @@
+"""A fresh baseline in a cluster: ``<service>-baseline`` runs stable's template and image at the
+canary's size, selected by its own track and never by what selects stable; Gateway API and Istio
+split three ways; rollback and promotion take it away after traffic has left it and give the
+user's route back as it was written."""
+
+from __future__ import annotations
+
+from kube.fixtures import (
+    NAMESPACE,
+    SERVICE,
+    STABLE_DEPLOYMENT,
+    STABLE_IMAGE,
+    STABLE_SERVICE,
+    api_server,
+    cluster,
+)
+from test_kubernetes_platform import V2, make_platform
+from test_kubernetes_routers import user_view
+
+from canaryflow.kubernetes.baseline import baseline_deployment, baseline_service
+from canaryflow.kubernetes.canary_objects import HealthCheck, selects
+from canaryflow.kubernetes.resources import DEPLOYMENT
+from canaryflow.platform.protocol import BaselinePlatform, runs_baseline
+
+__all__ = ["api_server", "cluster"]
+
+BASELINE = f"{SERVICE}-baseline"
+
+
+def test_the_baseline_runs_stables_image_with_its_own_track_and_without_tracking_labels():
+    stable = {
+        **STABLE_DEPLOYMENT,
+        "metadata": {
+            **STABLE_DEPLOYMENT["metadata"],
+            "labels": {"app": SERVICE, "app.kubernetes.io/instance": "shop-prod"},
+        },
+    }
+    made = baseline_deployment(stable, SERVICE, 2, HealthCheck())
+    labels = made["spec"]["template"]["metadata"]["labels"]
+    assert labels == {"app": SERVICE, "canaryflow.dev/track": "baseline"}
+    assert made["spec"]["selector"]["matchLabels"] == labels
+    assert made["spec"]["replicas"] == 2
+    assert made["spec"]["template"]["spec"]["containers"][0]["image"] == STABLE_IMAGE
+    assert "app.kubernetes.io/instance" not in made["metadata"]["labels"], "never Argo CD's"
+    assert made["metadata"]["name"] == BASELINE
+    assert not selects(STABLE_SERVICE["spec"]["selector"], labels), "stable's share stays off it"
+    service = baseline_service(STABLE_SERVICE, SERVICE)
+    assert service["metadata"]["name"] == BASELINE
+    assert service["spec"]["selector"] == labels
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+
+
+def test_only_routers_that_split_three_ways_run_a_baseline(cluster):
+    for kind, runs in (("gateway-api", True), ("istio", True), ("nginx-ingress", False)):
+        platform = make_platform(cluster, kind)
+        assert isinstance(platform, BaselinePlatform)
+        assert runs_baseline(platform, wanted=True) is runs, kind
+        assert runs_baseline(platform, wanted=False) is False
+
+
+def test_gateway_api_splits_three_ways_and_rollback_leaves_the_route_as_written(cluster):
+    before = user_view(cluster, "HTTPRoute", SERVICE)
+    platform = make_platform(cluster, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    baseline = cluster.get("Deployment", NAMESPACE, BASELINE)
+    assert baseline["spec"]["replicas"] == 2, "the canary's replica count"
+    assert cluster.get("Service", NAMESPACE, BASELINE) is not None
+
+    platform.router.set_weight(10, 10)
+    assert platform.router.verify_weight(10, 10)
+    assert not platform.router.verify_weight(10), "the baseline's share is part of the weight"
+    rules = cluster.get("HTTPRoute", NAMESPACE, SERVICE)["spec"]["rules"]
+    managed = next(r for r in rules if r["name"] == "canaryflow-primary")
+    assert [(ref["name"], ref["weight"]) for ref in managed["backendRefs"]] == [
+        (f"{SERVICE}-stable", 80),
+        (f"{SERVICE}-canary", 10),
+        (BASELINE, 10),
+    ]
+    platform.router.set_weight(50, 25)
+    assert platform.router.verify_weight(50, 25)
+
+    platform.rollback()
+
+    assert user_view(cluster, "HTTPRoute", SERVICE) == before
+    assert cluster.get("Deployment", NAMESPACE, BASELINE) is None
+    assert cluster.get("Service", NAMESPACE, BASELINE) is None
+    reasons = [e["reason"] for e in cluster.objects("Event", NAMESPACE)]
+    assert "RouteEditReverted" not in reasons, "the baseline's backendRef is ours, not an edit"
+
+
+def test_the_header_rule_leads_to_the_canary_not_the_baseline(cluster):
+    from canaryflow.platform.protocol import HeaderRoute
+
+    platform = make_platform(cluster, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    platform.router.set_weight(10, 10)
+    platform.router.set_header_route(HeaderRoute())
+    rules = cluster.get("HTTPRoute", NAMESPACE, SERVICE)["spec"]["rules"]
+    header = next(r for r in rules if r["name"] == "canaryflow-header")
+    assert [ref["name"] for ref in header["backendRefs"]] == [f"{SERVICE}-canary"]
+
+
+def test_making_traffic_safe_puts_the_baseline_at_zero_too(cluster):
+    platform = make_platform(cluster, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    platform.router.set_weight(20, 20)
+    platform.make_traffic_safe()
+    assert platform.router.verify_weight(0)
+    rules = cluster.get("HTTPRoute", NAMESPACE, SERVICE)["spec"]["rules"]
+    managed = next(r for r in rules if r["name"] == "canaryflow-primary")
+    assert [ref["weight"] for ref in managed["backendRefs"]] == [100, 0, 0]
+
+
+def test_istio_splits_three_ways_by_subset_and_rollback_gives_the_route_back(cluster):
+    before = user_view(cluster, "VirtualService", SERVICE)
+    platform = make_platform(cluster, "istio")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    platform.router.set_weight(10, 10)
+    assert platform.router.verify_weight(10, 10)
+
+    http = cluster.get("VirtualService", NAMESPACE, SERVICE)["spec"]["http"]
+    managed = next(r for r in http if r["name"] == "canaryflow-primary")
+    assert [(d["destination"]["subset"], d["weight"]) for d in managed["route"]] == [
+        ("stable", 80),
+        ("canary", 10),
+        ("baseline", 10),
+    ]
+    subsets = cluster.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")["spec"]["subsets"]
+    assert subsets[-1] == {"name": "baseline", "labels": {"canaryflow.dev/track": "baseline"}}
+    (stable_hash,) = subsets[0]["labels"].values()
+    assert subsets[0] == {"name": "stable", "labels": {"pod-template-hash": stable_hash}}
+    baseline_pods = [
+        p
+        for p in cluster.objects("Pod", NAMESPACE)
+        if p["metadata"]["labels"].get("canaryflow.dev/track") == "baseline"
+    ]
+    assert baseline_pods, "the baseline runs"
+    assert all(
+        p["metadata"]["labels"].get("pod-template-hash") != stable_hash for p in baseline_pods
+    ), "the stable subset reaches no baseline pod"
+
+    platform.rollback()
+
+    assert user_view(cluster, "VirtualService", SERVICE) == before
+    assert cluster.get("Deployment", NAMESPACE, BASELINE) is None
+
+
+def test_a_promotion_removes_the_baseline(cluster):
+    platform = make_platform(cluster, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    platform.router.set_weight(100)
+    platform.promote(V2)
+    assert cluster.get("Deployment", NAMESPACE, BASELINE) is None
+    assert cluster.get("Service", NAMESPACE, BASELINE) is None
+
+
+def test_the_baseline_grows_with_the_canary(cluster):
+    platform = make_platform(cluster, "gateway-api")
+    platform.api.merge_patch(DEPLOYMENT, SERVICE, {"spec": {"replicas": 12}})
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    assert cluster.get("Deployment", NAMESPACE, BASELINE)["spec"]["replicas"] == 2
+    platform.router.set_weight(33, 33)
+    canary = cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary")["spec"]["replicas"]
+    baseline = cluster.get("Deployment", NAMESPACE, BASELINE)["spec"]["replicas"]
+    assert canary > 2, "the canary was scaled for its share"
+    assert baseline == canary
+
+
+def test_an_istio_promotion_keeps_the_baseline_subset_until_the_route_is_given_back(cluster):
+    before = user_view(cluster, "VirtualService", SERVICE)
+    platform = make_platform(cluster, "istio")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    platform.router.set_weight(10, 10)
+    platform.router.inner.select_stable(None, "v2")  # what a promotion does first
+    subsets = cluster.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")["spec"]["subsets"]
+    assert [s["name"] for s in subsets] == ["stable", "canary", "baseline"]
+    platform.router.set_weight(100)
+    platform.promote(V2)
+    assert user_view(cluster, "VirtualService", SERVICE) == before
+    assert cluster.get("Deployment", NAMESPACE, BASELINE) is None
+
+
+def test_a_release_engine_run_in_a_cluster_deploys_splits_and_removes_the_baseline(cluster):
+    from test_fresh_baseline import Windows
+
+    from canaryflow.analysis.measurement import Outcome
+    from canaryflow.plan.load import plan_from_dict
+    from canaryflow.release.decision import Phase
+    from canaryflow.release.engine import ReleaseEngine
+    from canaryflow.release.record import ReleaseRecord
+
+    before = user_view(cluster, "HTTPRoute", SERVICE)
+    platform = make_platform(cluster, "gateway-api")
+    plan = plan_from_dict(
+        {
+            "service": {"name": SERVICE, "namespace": NAMESPACE, "healthTimeout": "5s"},
+            "router": {"kind": "gateway-api", "drain": "0s"},
+            "steps": [{"weight": 10, "duration": "1s"}, {"weight": 50, "duration": "1s"}],
+        }
+    )
+    seen: list[tuple[int, ...]] = []
+
+    class Watching(Windows):
+        def run_window(self, duration_s, on_round):
+            rules = cluster.get("HTTPRoute", NAMESPACE, SERVICE)["spec"]["rules"]
+            managed = next(r for r in rules if r["name"] == "canaryflow-primary")
+            seen.append(tuple(ref["weight"] for ref in managed["backendRefs"]))
+            return super().run_window(duration_s, on_round)
+
+    engine = ReleaseEngine(
+        plan,
+        platform,
+        Watching([Outcome.PASS, Outcome.FAIL], []),
+        ReleaseRecord(SERVICE, "v2", "kubernetes"),
+        sleep=lambda s: None,
+        warmup_s=lambda: 45.0,
+    )
+    result = engine.run(V2)
+
+    assert result.phase is Phase.ROLLED_BACK
+    assert seen == [(80, 10, 10), (25, 50, 25)]
+    assert cluster.get("Deployment", NAMESPACE, BASELINE) is None
+    assert cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
+    assert user_view(cluster, "HTTPRoute", SERVICE) == before
