@@ -204,6 +204,8 @@ class SequentialGate:
     """The instant the pending look's queries read the counters at."""
     incomparable: set[float | None] = field(default_factory=set)
     """Cuts dropped because the tracks' bucket layouts share no bound at or above them."""
+    window_exposure: float = 0.0
+    """Canary requests fed to the tests in the current window (its own positive evidence)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -239,6 +241,11 @@ class SequentialGate:
         if not self.tests:
             return None
         return max(self.tests, key=lambda cut: self.tests[cut].log_evidence)
+
+    def new_window(self) -> None:
+        """A new window of the same release: the tests go on, but this window's step must
+        show evidence of its own (``required_exposure`` canary requests at its weight)."""
+        self.window_exposure = 0.0
 
     def _cut_at(self, cumulative: Mapping[float, float]) -> None:
         for bound in cut_boundaries(cumulative, self._q):
@@ -478,6 +485,7 @@ class SequentialGate:
             self._add_dispersion(self.pending_units)
             self.pending_units = {}
         if isinstance(self.evidence, Counts):
+            self.window_exposure += total(increments[("canary", "exposure")])
             self.test.add(
                 total(increments[("canary", "events")]),
                 total(increments[("canary", "exposure")]),
@@ -500,6 +508,7 @@ class SequentialGate:
             slow_c, all_c = slow_and_all(self.pending["canary"], bound)
             slow_s, all_s = slow_and_all(self.pending["stable"], bound)
             test.add(slow_c, all_c, slow_s, all_s)
+        self.window_exposure += self.pending["canary"].get(math.inf, 0.0)
         self.pending = {}
 
     def _comparable_cuts(self) -> None:
@@ -566,11 +575,15 @@ class SequentialGate:
             )
         if test.stable_exposure <= 0 and test.canary_exposure > 0:
             return Judgement(Outcome.NOT_APPLICABLE, self._no_stable_traffic(), detail=detail)
-        if round(test.canary_exposure) < self.required_exposure:  # interpolated: fractional
+        # Positive evidence, not merely "not yet shown bad": the canary served the plan's
+        # minimum in the release's test and in this window (this step's weight) too.
+        served = min(test.canary_exposure, self.window_exposure)
+        if round(served) < self.required_exposure:  # interpolated: fractional
+            where = "" if served == test.canary_exposure else " in this window"
             return Judgement(
                 Outcome.COLLECTING,
-                f"{shown}: collecting, {test.canary_exposure:.0f} of "
-                f"{self.required_exposure:.0f} canary requests",
+                f"{shown}: collecting, {served:.0f} of "
+                f"{self.required_exposure:.0f} canary requests{where}",
                 detail=detail,
                 **numbers,
             )
