@@ -206,6 +206,8 @@ class SequentialGate:
     """Cuts dropped because the tracks' bucket layouts share no bound at or above them."""
     window_exposure: float = 0.0
     """Canary requests fed to the tests in the current window (its own positive evidence)."""
+    window_reference: float = 0.0
+    """The reference track's requests in the current window (none at a 100 % step)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -245,7 +247,7 @@ class SequentialGate:
     def new_window(self) -> None:
         """A new window of the same release: the tests go on, but this window's step must
         show evidence of its own (``required_exposure`` canary requests at its weight)."""
-        self.window_exposure = 0.0
+        self.window_exposure = self.window_reference = 0.0
 
     def _cut_at(self, cumulative: Mapping[float, float]) -> None:
         for bound in cut_boundaries(cumulative, self._q):
@@ -486,6 +488,7 @@ class SequentialGate:
             self.pending_units = {}
         if isinstance(self.evidence, Counts):
             self.window_exposure += total(increments[("canary", "exposure")])
+            self.window_reference += total(increments[("stable", "exposure")])
             self.test.add(
                 total(increments[("canary", "events")]),
                 total(increments[("canary", "exposure")]),
@@ -509,6 +512,7 @@ class SequentialGate:
             slow_s, all_s = slow_and_all(self.pending["stable"], bound)
             test.add(slow_c, all_c, slow_s, all_s)
         self.window_exposure += self.pending["canary"].get(math.inf, 0.0)
+        self.window_reference += self.pending["stable"].get(math.inf, 0.0)
         self.pending = {}
 
     def _comparable_cuts(self) -> None:
@@ -587,10 +591,13 @@ class SequentialGate:
                 detail=detail,
                 **numbers,
             )
+        carried = ""
+        if self.window_reference <= 0:  # a 100 % step after steps below it
+            carried = " (stable served nothing in this window: the release's evidence so far)"
         return Judgement(
             Outcome.PASS,
             f"{shown}: no credible regression (evidence {math.exp(evidence):.3g} "
-            f"< {1 / self.alpha:.3g})",
+            f"< {1 / self.alpha:.3g}){carried}",
             detail=detail,
             **numbers,
         )

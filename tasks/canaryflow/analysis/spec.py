@@ -300,7 +300,7 @@ class GateSpec(AnalysisModel):
             data = {**data, "name": metric}
         has_limit = any(data.get(kind) is not None for kind in LIMIT_KINDS)
         if metric is not None and not has_limit:
-            data = {**data, **METRICS[metric].default_limit}
+            data = {**METRICS[metric].default_limit, **data}  # the plan's own dryRun wins
         return data
 
     @model_validator(mode="after")
