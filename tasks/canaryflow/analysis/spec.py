@@ -425,7 +425,8 @@ class AnalysisSpec(AnalysisModel):
         20,
         ge=0,
         description="Fewer canary requests than this in the query window: every gate is still "
-        "collecting (a sequential gate: fewer in its window so far). Never a pass.",
+        "collecting (a sequential gate: fewer in its test so far, or in this window: each step "
+        "passes on requests of its own). Never a pass.",
     )
     failure_limit: int = Field(
         0, ge=0, description="Failed measurements tolerated per gate; one more ends the window."
