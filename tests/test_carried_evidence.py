@@ -290,3 +290,37 @@ def test_log_threshold_is_the_gates_whole_share():
     budget = AlphaBudget(0.01, ("error-rate", "outbound-error-rate"), state.windows, state.exported)
     assert math.isclose(budget.share("error-rate"), 0.01)
     assert budget.share("outbound-error-rate") == 0.0
+
+
+def test_a_fleet_too_large_to_carry_its_counters_carries_its_tests_only():
+    """Counters of 4 x 1,500 pods would not fit the annotations' 256 KiB: the tests go on, the
+    next window counts from its own start."""
+    from canaryflow.analysis.alignment import AlignedCounters
+
+    plan = spec(gates=[{"metric": "error-rate"}])
+    gate = SequentialGate("error-rate", Counts("e{}", "n{}"), 0.2, 0.01, 20)
+    gate.test.add(3, 1000, 30, 9000)
+    gate.aligned_at = gate.unit_since = 1_700_000_000.0
+    for track in ("canary", "stable"):
+        for role in ("events", "exposure"):
+            values = {
+                (("instance", f"10.0.{i // 250}.{i % 250}:8080"), ("pod", f"p-{i}")): 1.0
+                for i in range(1500)
+            }
+            gate.counters[(track, role)] = AlignedCounters(values)
+    budget = AlphaBudget(0.01, ("error-rate",), exported=("error-rate",))
+    state = carried.snapshot(plan, 0, budget, {"error-rate": gate})
+    assert len(state.to_text()) <= carried.COUNTERS_BUDGET_CHARS
+    kept = state.gates["error-rate"]
+    assert kept.counters == () and kept.aligned_at is None
+    assert kept.tests[0].canary_exposure == 1000
+
+    small = SequentialGate("error-rate", Counts("e{}", "n{}"), 0.2, 0.01, 20)
+    small.aligned_at = 1_700_000_000.0
+    for key in gate.counters:
+        small.counters[key] = AlignedCounters({(("pod", "p-1"),): 5.0})
+    state = carried.snapshot(plan, 0, budget, {"error-rate": small})
+    resumed = SequentialGate("error-rate", Counts("e{}", "n{}"), 0.2, 0.01, 20)
+    carried.resume(resumed, carried.parse(state.to_text(), plan, 1).gates["error-rate"])
+    assert resumed.aligned_at == small.aligned_at and resumed.counters_started
+    assert resumed.counters[("stable", "exposure")].last == {(("pod", "p-1"),): 5.0}

@@ -45,6 +45,9 @@ ANNOTATION = "canaryflow.dev/evidence"
 MAX_SERIES = 2_000
 """Counter series carried per gate, track and role; with more, the next window counts from its
 own start instead (two scrapes later: see ``evidence.LAG_SCRAPES``)."""
+COUNTERS_BUDGET_CHARS = 100_000
+"""The state's size up to which counters are carried: well inside the 256 KiB that all of an
+object's annotations share."""
 MAX_STATE_CHARS = 200_000
 """A state longer than this is not one we wrote (the annotations of an object share 256 KiB)."""
 
@@ -218,7 +221,30 @@ def snapshot(
     gates: Mapping[str, SequentialGate],
     restarted_at: int | None = None,
 ) -> CarriedEvidence:
-    """The release's tests after this step's window."""
+    """The release's tests after this step's window: counters carried while the whole state
+    stays within ``COUNTERS_BUDGET_CHARS`` (the gate with the most series drops its own first:
+    its next window counts from its start)."""
+    state = _snapshot(spec, step, budget, gates, restarted_at)
+    while len(state.to_text()) > COUNTERS_BUDGET_CHARS:
+        heaviest = max(
+            state.gates, key=lambda n: sum(len(c.series) for c in state.gates[n].counters)
+        )
+        if not state.gates[heaviest].counters:
+            break
+        light = state.gates[heaviest].model_copy(
+            update={"counters": (), "aligned_at": None, "unit_since": None}
+        )
+        state = state.model_copy(update={"gates": {**state.gates, heaviest: light}})
+    return state
+
+
+def _snapshot(
+    spec: AnalysisSpec,
+    step: int,
+    budget: AlphaBudget,
+    gates: Mapping[str, SequentialGate],
+    restarted_at: int | None,
+) -> CarriedEvidence:
     return CarriedEvidence(
         plan=plan_digest(spec),
         step=step,
