@@ -324,3 +324,16 @@ def test_a_fleet_too_large_to_carry_its_counters_carries_its_tests_only():
     carried.resume(resumed, carried.parse(state.to_text(), plan, 1).gates["error-rate"])
     assert resumed.aligned_at == small.aligned_at and resumed.counters_started
     assert resumed.counters[("stable", "exposure")].last == {(("pod", "p-1"),): 5.0}
+
+
+def test_a_test_begun_after_the_first_step_keeps_its_false_alarms_within_alpha():
+    """What a lost state falls back to (and a pod without --carry-evidence does): a test begun
+    at a later step, on counters that have run for minutes. Its first values must be
+    interpolated one scrape apart like every later one's: across a wider span (the scrape not
+    yet known) a counter that rose in a burst read back as a restart, and 6 % of identical
+    canaries failed at alpha 1 %."""
+    steps = [(0.1, 120.0), (0.3, 120.0), (0.6, 120.0)]
+    plan = spec(alpha=0.05, gates=[{"metric": "error-rate"}])
+    outcomes = judge_many_in_pods(QUIET, steps, plan, 120, seed=31, carry=False)
+    fails = sum(o is Outcome.FAIL for o in outcomes)
+    assert rate_upper_bound(fails, len(outcomes)) <= 0.05, fails

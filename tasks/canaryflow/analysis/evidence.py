@@ -204,6 +204,8 @@ class SequentialGate:
     """The instant the pending look's queries read the counters at."""
     incomparable: set[float | None] = field(default_factory=set)
     """Cuts dropped because the tracks' bucket layouts share no bound at or above them."""
+    start_planned: bool = False
+    """The pending look reads the counters at the start (the scrape interval known)."""
     window_exposure: float = 0.0
     """Canary requests fed to the tests in the current window (its own positive evidence)."""
     window_reference: float = 0.0
@@ -332,7 +334,12 @@ class SequentialGate:
         scrape = self.scrape_s or DEFAULT_SCRAPE_S
         instant = self.planned_at = now - self.lag_s
         instants = {"now": instant}
-        if not self.counters_started:
+        # The counters' first values are interpolated between samples one scrape apart, as
+        # every later look's are: across a wider span (the scrape not yet known) they may lie
+        # above a later value of a counter that rose in a burst, which would read as a
+        # restart and count the whole counter as new events.
+        self.start_planned = not self.counters_started and self.scrape_s is not None
+        if self.start_planned:
             instants["start"] = self.aligned_at
         by_le = isinstance(self.evidence, Buckets)
         reads: dict[str, Read] = {}
@@ -401,7 +408,7 @@ class SequentialGate:
         if not self.history_read:
             self._read_history(answers)
         assert self.aligned_at is not None and self.planned_at is not None
-        if not self.counters_started:
+        if not self.counters_started and self.start_planned:
             for track in TRACKS:
                 for role in roles(self.evidence):
                     counters = self.counters.setdefault((track, role), AlignedCounters())
@@ -412,6 +419,12 @@ class SequentialGate:
                 Outcome.COLLECTING,
                 f"{self.name}: waiting {self.lag_s:g}s (two scrapes) for samples of every pod "
                 "on both sides of one instant",
+            )
+        if not self.counters_started:
+            return Judgement(
+                Outcome.COLLECTING,
+                f"{self.name}: learning the scrape interval before counting from the "
+                "window's start",
             )
         increments = {
             (track, role): self.counters[(track, role)].advance(
