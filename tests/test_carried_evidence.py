@@ -337,3 +337,30 @@ def test_a_test_begun_after_the_first_step_keeps_its_false_alarms_within_alpha()
     outcomes = judge_many_in_pods(QUIET, steps, plan, 120, seed=31, carry=False)
     fails = sum(o is Outcome.FAIL for o in outcomes)
     assert rate_upper_bound(fails, len(outcomes)) <= 0.05, fails
+
+
+def test_a_step_passes_on_requests_of_its_own_window_not_only_on_the_releases_so_far():
+    """Positive evidence: the release's test has thousands of canary requests, but a later
+    window with 5 (of the 20 the plan asks) is still collecting, however good the test looks."""
+    from canaryflow.analysis.source import Sample
+
+    gate = SequentialGate("error-rate", Counts("e{}", "n{}"), 0.2, 0.01, 20)
+
+    def look(canary: float, stable: float) -> dict:
+        return {
+            "canary": {"events": [Sample({}, 0.0)], "exposure": [Sample({}, canary)]},
+            "stable": {"events": [Sample({}, 0.0)], "exposure": [Sample({}, stable)]},
+        }
+
+    first = gate.observe(look(5000, 45000), baseline=look(0, 0))
+    assert first.outcome is Outcome.PASS, first.reason
+    gate.new_window()  # the next step's window
+    few = gate.observe(look(5005, 45100))
+    assert few.outcome is Outcome.COLLECTING
+    assert "collecting, 5 of 20 canary requests in this window" in few.reason
+    enough = gate.observe(look(5025, 45300))
+    assert enough.outcome is Outcome.PASS, enough.reason
+    gate.new_window()  # a 100 % step: the reference serves nothing, the test stands
+    at_full = gate.observe(look(5525, 45300))
+    assert at_full.outcome is Outcome.PASS
+    assert "stable served nothing in this window: the release's evidence so far" in at_full.reason
