@@ -13,7 +13,7 @@ export GOTOOLCHAIN := local
 export CGO_ENABLED := 0
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-SYSTEM_PACKAGES := prometheus nginx-light docker-registry prometheus-pushgateway
+SYSTEM_PACKAGES := prometheus nginx-light docker-registry prometheus-pushgateway jq
 
 .PHONY: setup system-packages wheelhouse test test-fast e2e lint fmt demo bench bench-replay bench-cost compile chart clean fuzz image
 
@@ -25,6 +25,7 @@ system-packages:
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v docker-registry >/dev/null || [ -x /usr/bin/docker-registry ] || missing="$$missing docker-registry"; \
 	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
+	command -v jq >/dev/null || missing="$$missing jq"; \
 	if [ -n "$$missing" ]; then \
 	  echo "setup: installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "setup: need root for apt-get (or install:$$missing)" >&2; exit 2; fi; \

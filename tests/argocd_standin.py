@@ -14,9 +14,13 @@ What it follows (argo-cd v2.x/v3.x docs and source):
 - Diffing customisation (user-guide/diffing.md; util/argo/normalizers/diff_normalizer.go of the v3
   module at commit 000039b5, ``NewIgnoreNormalizer`` and ``Normalize``): each ``jsonPointers`` entry
   becomes an RFC 6902 ``remove`` applied to both the Git and the live object before they are
-  compared; a path missing from the object is skipped. jqPathExpressions are not modelled. With the
-  sync option ``RespectIgnoreDifferences=true`` (user-guide/sync-options.md) a sync keeps the live
-  value at the ignored paths instead of applying Git's.
+  compared; a path missing from the object is skipped. Each ``jqPathExpressions`` entry ``E`` runs
+  as ``del(E)`` (gojq there; the jq program here, the same language for these paths). With the
+  sync option ``RespectIgnoreDifferences=true`` (user-guide/sync-options.md) a sync applies Git's
+  object with the ignored fields copied from live, as controller/sync.go's
+  ``normalizeTargetResources`` (argo-cd commit 37ee0097) does for a custom resource: a JSON merge
+  patch (RFC 7386, in which a list is one value) from the normalised live object to the live
+  object, applied to the normalised Git object, then ``restoreNonIgnoredFields``.
 - A difference is a field Git sets that the live object holds differently (fields only the
   cluster or other writers set, such as status, are not a difference: the three-way diff).
 
@@ -33,6 +37,8 @@ HTTP, so the server's request log holds only canaryflow's requests.
 from __future__ import annotations
 
 import copy
+import json
+import re
 import subprocess
 import tempfile
 import threading
@@ -157,7 +163,7 @@ class ArgoCdStandIn:
 
     # -- diffing -------------------------------------------------------------------------------
 
-    def _pointers(self, obj: Obj) -> list[str]:
+    def _matching(self, obj: Obj) -> list[Obj]:
         group = obj["apiVersion"].rpartition("/")[0]
         found = []
         for rule in self.ignore_differences:
@@ -167,23 +173,40 @@ class ArgoCdStandIn:
                 continue
             if rule.get("namespace") not in (None, self.namespace):
                 continue
-            found += rule.get("jsonPointers", [])
+            found.append(rule)
         return found
 
+    def _pointers(self, obj: Obj) -> list[str]:
+        return [p for rule in self._matching(obj) for p in rule.get("jsonPointers", [])]
+
+    def _jq_paths(self, obj: Obj) -> list[str]:
+        return [p for rule in self._matching(obj) for p in rule.get("jqPathExpressions", [])]
+
+    def _normalized(self, obj: Obj) -> Obj:
+        """``obj`` without the ignored fields (``Normalize``: pointers, then jq paths)."""
+        obj = _removed(obj, self._pointers(obj))
+        paths = self._jq_paths(obj)
+        if not paths:
+            return obj
+        program = " | ".join(f"del({path})" for path in paths)
+        done = subprocess.run(
+            ["jq", "-c", program], input=json.dumps(obj), capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
     def _differs(self, desired: Obj, live: Obj) -> bool:
-        pointers = self._pointers(desired)
-        return not _subset(_removed(desired, pointers), _removed(live, pointers))
+        return not _subset(self._normalized(desired), self._normalized(live))
 
     def _synced(self, desired: Obj, live: Obj) -> Obj:
         """What a sync applies: Git's fields over the live object; with
-        RespectIgnoreDifferences, the live values kept at the ignored paths."""
-        result = _merged(live, desired)
+        RespectIgnoreDifferences, Git's object with the ignored fields copied from live."""
         if self.respect_ignore_differences:
-            for pointer in self._pointers(desired):
-                found, value = _get(live, pointer)
-                if found:
-                    _set(result, pointer, copy.deepcopy(value))
-        return result
+            normalized_target, normalized_live = self._normalized(desired), self._normalized(live)
+            patched = _merge_patch(normalized_target, _create_merge_patch(normalized_live, live))
+            _restore_non_ignored(patched, desired, normalized_target, normalized_live)
+            desired = patched
+        return _merged(live, desired)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -264,6 +287,62 @@ def _subset(desired: Any, live: Any) -> bool:
     return desired == live
 
 
+def _create_merge_patch(original: Any, modified: Any) -> Any:
+    """RFC 7386 patch turning ``original`` into ``modified`` (evanphx/json-patch
+    ``CreateMergePatch``): mappings key by key, anything else (a list too) whole."""
+    if not (isinstance(original, dict) and isinstance(modified, dict)):
+        return copy.deepcopy(modified)
+    patch: dict[str, Any] = {}
+    for key, value in modified.items():
+        if key not in original:
+            patch[key] = copy.deepcopy(value)
+        elif original[key] != value:
+            if isinstance(original[key], dict) and isinstance(value, dict):
+                patch[key] = _create_merge_patch(original[key], value)
+            else:
+                patch[key] = copy.deepcopy(value)
+    for key in original:
+        if key not in modified:
+            patch[key] = None
+    return patch
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 MergePatch(target, patch)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge_patch(result.get(key), value)
+    return result
+
+
+def _restore_non_ignored(patched: Obj, original: Obj, normalized: Obj, live: Obj | None) -> None:
+    """controller/sync.go ``restoreNonIgnoredFields``: a field the normaliser left alone in
+    Git's object keeps Git's value; recursion into mappings only (a list is a leaf)."""
+    for key, value in original.items():
+        in_patched, in_normalized = key in patched, key in normalized
+        if (
+            in_patched
+            and isinstance(patched[key], dict)
+            and isinstance(value, dict)
+            and isinstance(normalized.get(key), dict)
+        ):
+            nested = (live or {}).get(key)
+            _restore_non_ignored(
+                patched[key], value, normalized[key], nested if isinstance(nested, dict) else None
+            )
+            continue
+        if in_normalized and normalized[key] == value and (not in_patched or patched[key] != value):
+            patched[key] = copy.deepcopy(value)
+    for key in list(patched):
+        if key not in original and key in (live or {}):
+            del patched[key]
+
+
 def _merged(live: Obj, desired: Obj) -> Obj:
     result = copy.deepcopy(live)
     for key, value in desired.items():
@@ -309,9 +388,33 @@ class FluxStandIn(ArgoCdStandIn):
     ``kustomize.toolkit.fluxcd.io/ssa: IfNotPresent`` is applied only when it is not on the
     cluster ("Controlling the apply behavior of resources").
 
+    Ignore rules (kustomizations.md at kustomize-controller commit 186fb3b2, "Ignore Rules",
+    v1.9.0): each of ``ignore`` (the Kustomization's ``spec.ignore``) holds JSON pointer
+    ``paths`` and an optional ``target`` whose group, version, kind, name and namespace are
+    regular expressions; matched paths are left out of drift detection, and when Flux applies
+    the object anyway their in-cluster values are adopted (canaryflow writes with Update, so
+    the "Adopt" case).
+
     ``patches`` are the Flux Kustomization's ``spec.patches``; ``application`` its name."""
 
     patches: list[Obj] = field(default_factory=list)
+    ignore: list[Obj] = field(default_factory=list)
+
+    def _ignored_paths(self, obj: Obj) -> list[str]:
+        group, _, version = obj["apiVersion"].rpartition("/")
+        facts = {
+            "group": group,
+            "version": version,
+            "kind": obj["kind"],
+            "name": obj["metadata"]["name"],
+            "namespace": self.namespace,
+        }
+        paths = []
+        for rule in self.ignore:
+            target = rule.get("target") or {}
+            if all(re.fullmatch(target[k], v) for k, v in facts.items() if k in target):
+                paths += rule["paths"]
+        return paths
 
     def _tracked(self, obj: Obj) -> Obj:
         obj = copy.deepcopy(obj)
@@ -336,7 +439,16 @@ class FluxStandIn(ArgoCdStandIn):
     def _differs(self, desired: Obj, live: Obj) -> bool:
         if (desired["metadata"].get("annotations") or {}).get(FLUX_SSA) == "IfNotPresent":
             return False  # present: never applied again
-        return not _subset(desired, live)
+        paths = self._ignored_paths(desired)
+        return not _subset(_removed(desired, paths), _removed(live, paths))
+
+    def _applied(self, desired: Obj, live: Obj) -> Obj:
+        result = _merged(live, desired)
+        for path in self._ignored_paths(desired):  # Adopt: the in-cluster value is kept
+            found, value = _get(live, path)
+            if found:
+                _set(result, path, copy.deepcopy(value))
+        return result
 
     def sync_once(self) -> None:
         desired = [self._tracked(obj) for obj in self._from_git()]
@@ -346,7 +458,7 @@ class FluxStandIn(ArgoCdStandIn):
             if live is None:
                 self._write(obj, None)
             elif self._differs(obj, live):
-                self._write(_merged(live, obj), live)
+                self._write(self._applied(obj, live), live)
         for kind in TRACKED_KINDS:
             for live in self.api.objects(kind, self.namespace):
                 labels = live["metadata"].get("labels") or {}

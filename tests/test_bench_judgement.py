@@ -1,75 +1,123 @@
-"""The judgement benchmark's summary and its section of BENCHMARKS.md, from given runs."""
+"""The live judgement benchmark's bookkeeping: which gate decided, the alpha it had, the
+configured fault's information limit, and its section of BENCHMARKS.md, from given releases."""
 
 from __future__ import annotations
 
+import math
+
+from canaryflow.analysis.sequential import bernoulli_kl, canary_share
 from canaryflow.bench.judgement import (
+    BASE_ERROR_RATE,
+    EXTRA_POD_RPS,
     FAULT_CLASSES,
+    FLAVOURS,
+    NOISE,
+    ROUTER_RPS,
+    STABLE_PODS,
+    FaultClass,
     JudgementResults,
-    Observation,
     ReleaseRun,
+    configured_limit_s,
+    deciding_gate,
+    gate_alpha,
     judgement_plan,
     markdown,
+    schedule,
     summary,
 )
 from canaryflow.bench.markdown import replace_section
 
+FIVE_XX = FAULT_CLASSES[0]
 
-def run(
-    fault: str, phase: str = "rolled-back", detection: float | None = 2.0, **extra
-) -> ReleaseRun:
+
+def run(fault: str, gate: str | None = "error-rate", outcome: str = "fail", **extra) -> ReleaseRun:
     values = {
         "fault": fault,
-        "phase": phase,
-        "reason": "step 0 at 10%: fail: error-rate: ...",
+        "flavour": "go",
+        "phase": "rolled-back" if outcome != "pass" else "promoted",
+        "reason": f"step 0 at 10%: {outcome}: {gate}: ...",
+        "gate": gate,
+        "outcome": outcome,
         "fault_on": 100.0 if fault != "good" else None,
-        "detection_s": detection,
+        "detection_s": 20.0 if outcome != "pass" and fault != "good" else None,
         "before_fault": False,
-        "baseline_s": None,
+        "gate_alpha": 0.001,
+        "limit_s": 10.0,
         "requests": 1000,
         "failed": 3,
     }
     return ReleaseRun(**{**values, **extra})
 
 
-def watched(fault: str, judge: float | None, baseline: float | None) -> Observation:
-    return Observation(fault, 100.0, judge, False, "", baseline, False, 20.0, 40.0)
+def measurement(gate: str, outcome: str, threshold: float | None = None) -> dict:
+    detail = {"log_threshold": threshold} if threshold is not None else {}
+    return {"gate": gate, "outcome": outcome, "dry_run": False, "evidence": {"detail": detail}}
 
 
-def test_each_class_reports_caught_runs_times_and_its_information_limit():
+def test_the_first_failing_measurement_names_the_gate_that_caught_the_fault():
+    rounds = [
+        [measurement("error-rate", "pass"), measurement("log-errors", "collecting")],
+        [measurement("log-errors", "fail"), measurement("error-rate", "fail")],
+    ]
+    assert deciding_gate(rounds, "step 0 at 10%: fail: log-errors: ...") == ("log-errors", "fail")
+
+
+def test_a_release_ended_inconclusive_is_attributed_to_the_gate_its_reason_names():
+    rounds = [[measurement("error-rate", "pass"), measurement("cpu-throttling", "collecting")]]
+    reason = "step 0 at 10%: inconclusive: cpu-throttling: window ended while still collecting"
+    assert deciding_gate(rounds, reason) == ("cpu-throttling", "inconclusive")
+
+
+def test_the_gates_alpha_is_read_from_its_own_e_process_threshold():
+    rounds = [[measurement("error-rate", "pass", math.log(1 / 0.00125))]]
+    assert math.isclose(gate_alpha(rounds, "error-rate"), 0.00125)
+    assert gate_alpha(rounds, "log-errors") is None
+
+
+def test_the_live_limit_is_the_configured_faults_at_that_alpha_and_the_gates_tolerance():
+    alpha = 0.00125
+    share = ROUTER_RPS * 0.1 / (ROUTER_RPS + (STABLE_PODS - 1) * EXTRA_POD_RPS)
+    kl = bernoulli_kl(canary_share(3.0, share), canary_share(1.2, share))
+    total = ROUTER_RPS + (STABLE_PODS - 1) * EXTRA_POD_RPS
+    events = total * BASE_ERROR_RATE * (share * 3.0 + 1 - share)
+    expected = math.log(1 / alpha) / (kl * events)
+    assert math.isclose(configured_limit_s(FIVE_XX, alpha, 0.1), expected)
+    assert configured_limit_s(FIVE_XX, alpha / 10, 0.1) > expected, "a smaller alpha: longer"
+    latency = FaultClass("latency x 1.5", {"latency_factor": 1.5}, "latency-p95")
+    assert configured_limit_s(latency, alpha, 0.1) is None, "no closed form for a histogram"
+
+
+def test_a_bad_canary_rolled_back_by_another_gate_is_not_counted_as_caught():
     results = JudgementResults(
         runs=[
-            run("5xx 2 %", detection=2.0),
-            run("5xx 2 %", detection=4.0),
-            run("5xx 2 %", phase="promoted", detection=None),
-            run("good", phase="promoted", detection=None),
-            run("good", detection=None, before_fault=True, baseline_s=5.0),
-        ],
-        observations=[
-            watched("5xx 2 %", 1.5, None),
-            watched("5xx 2 %", 2.5, 6.0),
-            watched("5xx 2 %", None, None),
-        ],
+            run(FIVE_XX.name, "error-rate"),
+            run(FIVE_XX.name, "log-errors"),
+            run(FIVE_XX.name, "cpu-throttling", "inconclusive"),
+            run(FIVE_XX.name, None, "pass"),
+            run("good", None, "pass"),
+            run("good", "log-errors", "fail"),
+        ]
     )
     [errors, good] = summary(results)
-    assert (errors["caught"], errors["runs"], errors["median_s"]) == (2, 3, 3.0)
-    assert (errors["judge_caught"], errors["judge_median_s"]) == (2, 2.0)
-    assert (errors["baseline_caught"], errors["baseline_median_s"]) == (1, 6.0)
-    assert errors["limit_s"] == 2.0  # 40 requests at 20 per second
-    assert (good["rolled_back"], good["baseline_rolled_back"], good["runs"]) == (1, 1, 2)
-    text = markdown(results)
-    assert (
-        "| 5xx 2 % | 2/3 | 3.00 s | 4.00 s | 3 | 2/3 | 2.00 s | 1/3 | 6.00 s | 2.00 s | 4.00 s |"
-        in text
-    )
-    assert "1/2 rolled back by the judge" in text
+    assert (errors["caught"], errors["runs"]) == (1, 4)
+    assert errors["other"] == ["fail: log-errors", "inconclusive: cpu-throttling"]
+    assert (good["rolled_back"], good["runs"]) == (1, 2)
+    text = markdown(results, "Run header.")
+    assert "| 5xx 1 % → 3 % | go | error-rate | 1/4 | 1% to 81% |" in text
+    assert "Run header." in text and "1/2 rolled back" in text
 
 
-def test_the_plan_uses_the_default_gates_and_short_windows():
-    plan = judgement_plan()
-    assert plan.analysis.default_gates
-    assert all(10 <= s.duration <= 20 for s in plan.traffic_steps)
-    assert plan.analysis.interval == 1
-    assert len(FAULT_CLASSES) >= 11
+def test_the_fleet_is_noisy_on_both_versions_and_every_flavour_gets_a_fault_class():
+    plan = judgement_plan("otel")
+    assert plan.analysis.default_gates and plan.analysis.metrics == "otel"
+    assert plan.local.scrape_interval >= 5
+    assert plan.analysis.query_window >= 4 * plan.local.scrape_interval
+    for flag in ("-pods", "-stall-every", "-cold-for", "-pool-size", "-error-rate"):
+        assert flag in NOISE
+    planned = schedule(runs=1, good=2)
+    assert set(planned) == set(FLAVOURS)
+    assert all(any(f is not None for f in releases) for releases in planned.values())
+    assert planned["go"][:2] == [None, None]
 
 
 def test_the_judgement_section_replaces_only_its_own_section():
@@ -104,3 +152,40 @@ def test_a_replay_asks_every_query_as_of_the_replay_clock_and_hides_later_log_li
         __import__("datetime").datetime.fromisoformat("2027-01-15T08:00:05Z").timestamp()
     )
     assert logs.lines_since(0) == [lines[0], "x"]
+
+
+def test_a_whole_bench_run_keeps_the_sections_it_does_not_measure():
+    from canaryflow.bench.markdown import keep_other_sections
+
+    old = "# Benchmarks\n\nold header\n\n## Judgement\nold\n\n## Offline replay\nkept\n"
+    new = "# Benchmarks\n\nnew header\n\n## Judgement\nnew\n"
+    assert keep_other_sections(old, new) == (
+        "# Benchmarks\n\nnew header\n\n## Judgement\nnew\n\n## Offline replay\nkept\n"
+    )
+
+
+def test_a_warm_canary_run_drops_only_the_cold_start_and_writes_its_own_section():
+    from canaryflow.bench.judgement import noise_args
+
+    warm = noise_args(cold_start=False)
+    assert "-cold-for" not in warm and "-stall-every" in warm and "-pods" in warm
+    assert len(warm) == len(NOISE) - 2
+    text = markdown(JudgementResults(runs=[run("good", None, "pass")], cold_start=False))
+    assert text.startswith("## Judgement: canary started warm\n")
+
+
+def test_a_bad_release_rolled_back_before_its_fault_is_not_a_fast_detection():
+    from canaryflow.bench.markdown import _detection
+    from canaryflow.bench.scenarios import BadRelease, BenchResults
+
+    results = BenchResults(
+        machine={},
+        bad=[
+            BadRelease("rolled-back", 100.0, 1.5, 1000, 5),
+            BadRelease("rolled-back", 100.0, 2.5, 1000, 5),
+            BadRelease("rolled-back", 100.0, -1.0, 400, 0),
+        ],
+    )
+    text = _detection(results)
+    assert "| rolled back before the fault took effect (not timed) | 1 | 0 |" in text
+    assert "| detection to safe, min / max | 1.50 s / 2.50 s | |" in text

@@ -1,38 +1,210 @@
-"""The offline benchmark: simulated releases judged by the real analysis, written to Markdown."""
+"""The offline benchmark: simulated releases judged by the real analysis, written to Markdown.
+
+What it must not overstate: a bad canary counts as caught only by the gate that watches its
+fault; the information limit is the *configured* fault's at the gate's own alpha share and
+tolerance; every rate comes with an exact interval; the logs gate compares both tracks' lines.
+"""
 
 from __future__ import annotations
 
+import math
+import random
+
+from canaryflow.analysis.measurement import Outcome
+from canaryflow.analysis.sequential import bernoulli_kl, canary_share
+from canaryflow.analysis.source import StableLogSource
+from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.bench.offline import (
+    AA,
+    BENCH_FAULTS,
+    FaultClass,
+    Judged,
+    Tally,
+    bench_spec,
     carry_comparison,
     carry_markdown,
+    gate_alpha_and_tolerance,
     information_limit_s,
+    judge_release,
     replay_benchmark,
     replay_markdown,
 )
-from canaryflow.bench.streams import Fleet
+from canaryflow.bench.replay import ReplayClock, ReplayLogs, ReplayTrackLogs
+from canaryflow.bench.streams import Fleet, RecordedLogs, simulate
 from canaryflow.cli import main
 from canaryflow.commands.bench import _replace_section
 
+FIVE_XX_X3 = FaultClass("5xx x3", "error-rate", canary_factor=3.0)
+STEPS = ((0.1, 60.0), (0.3, 60.0))
+QUIET = Fleet(stable_pods=2, rps=400.0, scrape_s=5.0, stall_every_s=0.0, blip_every_s=0.0)
 
-def test_a_replay_reports_every_fleet_and_class_with_an_exact_confidence_interval():
+
+def _judged(outcome: Outcome, gate: str | None = None, seconds: float | None = None) -> Judged:
+    return Judged(outcome, 0, gate, seconds, 0)
+
+
+# Information limit -----------------------------------------------------------------------
+
+
+def test_the_information_limit_is_the_configured_faults_at_the_gates_alpha_share_and_tolerance():
+    fleet = Fleet(rps=1000.0, base_rate=0.01)
+    spec = bench_spec()  # error-rate and log-errors share alpha 0.01
+    assert gate_alpha_and_tolerance(spec, "error-rate") == (0.005, 0.2)
+    kl = bernoulli_kl(canary_share(3.0, 0.1), canary_share(1.2, 0.1))
+    events_per_s = 1000.0 * 0.01 * (0.1 * 3.0 + 0.9)
+    expected = math.log(1 / 0.005) / (kl * events_per_s)
+    assert math.isclose(information_limit_s(fleet, FIVE_XX_X3, spec, 0.1), expected)
+
+
+def test_a_gate_sharing_alpha_needs_longer_than_one_holding_all_of_it():
+    fleet = Fleet(rps=1000.0, base_rate=0.01)
+    alone = AnalysisSpec.model_validate({"gates": [{"metric": "error-rate"}]})
+    shared = bench_spec()
+    assert information_limit_s(fleet, FIVE_XX_X3, shared, 0.1) > information_limit_s(
+        fleet, FIVE_XX_X3, alone, 0.1
+    )
+
+
+def test_the_limit_is_measured_against_the_tolerated_ratio_not_equal_rates():
+    fleet = Fleet(rps=1000.0, base_rate=0.01)
+    tight = AnalysisSpec.model_validate(
+        {"gates": [{"metric": "error-rate", "sequential": {"tolerance": 0.0}}]}
+    )
+    loose = AnalysisSpec.model_validate(
+        {"gates": [{"metric": "error-rate", "sequential": {"tolerance": 0.5}}]}
+    )
+    assert information_limit_s(fleet, FIVE_XX_X3, loose, 0.1) > information_limit_s(
+        fleet, FIVE_XX_X3, tight, 0.1
+    )
+    within = FaultClass("5xx x1.4", "error-rate", canary_factor=1.4)
+    assert information_limit_s(fleet, within, loose, 0.1) == math.inf, "inside the tolerance"
+
+
+def test_a_log_fault_is_measured_in_log_lines_at_the_logs_gates_tolerance():
+    fleet = Fleet(rps=1000.0, base_rate=0.01, log_rate=0.002)
+    spec = bench_spec()
+    assert gate_alpha_and_tolerance(spec, "log-errors") == (0.005, 1.0)
+    fault = FaultClass("log lines x3", "log-errors", log_factor=3.0)
+    kl = bernoulli_kl(canary_share(3.0, 0.1), canary_share(2.0, 0.1))
+    expected = math.log(1 / 0.005) / (kl * 1000.0 * 0.002 * (0.1 * 3.0 + 0.9))
+    assert math.isclose(information_limit_s(fleet, fault, spec, 0.1), expected)
+
+
+# Tallies: per-gate attribution and exact intervals ---------------------------------------
+
+
+def test_a_rollback_by_another_gate_or_inconclusive_is_not_caught_by_the_right_gate():
+    judged = [
+        _judged(Outcome.FAIL, "error-rate", 40.0),
+        _judged(Outcome.FAIL, "log-errors", 10.0),
+        _judged(Outcome.INCONCLUSIVE),
+        _judged(Outcome.PASS),
+    ]
+    tally = Tally.of(judged, "error-rate")
+    assert (tally.rolled_back, tally.caught, tally.other_gates, tally.inconclusive) == (3, 1, 1, 1)
+    assert tally.caught_s == (40.0,), "only the right gate's decisions are timed"
+    assert tally.failed_by == {"error-rate": 1, "log-errors": 1}
+
+
+def test_every_rollback_of_a_good_canary_is_a_false_one_whatever_its_reason():
+    judged = [_judged(Outcome.INCONCLUSIVE), _judged(Outcome.FAIL, "log-errors", 10.0)]
+    judged += [_judged(Outcome.PASS)] * 8
+    tally = Tally.of(judged, None)
+    assert (tally.rolled_back, tally.caught) == (2, 0)
+
+
+def test_no_false_rollback_in_n_releases_bounds_the_rate_by_the_exact_one_sided_bound():
+    tally = Tally.of([_judged(Outcome.PASS)] * 1000, None)
+    # 0 of n: P(X = 0 | p) = (1 - p)^n = 0.05 at the upper bound.
+    assert math.isclose(tally.rollback_upper95(), 1 - 0.05 ** (1 / 1000), rel_tol=1e-6)
+    assert tally.rollback_upper95() < 0.01, "1,000 clean releases show the 1 % target"
+    thirty = Tally.of([_judged(Outcome.PASS)] * 30, None)
+    assert thirty.rollback_upper95() > 0.09, "30 clean releases show only < 9.5 %"
+
+
+def test_every_bad_canary_caught_still_has_an_interval_below_one():
+    tally = Tally.of([_judged(Outcome.FAIL, "error-rate", 30.0)] * 100, "error-rate")
+    low, high = tally.caught_ci95()
+    # n of n: P(X = n | p) = p^n = 0.025 at the two-sided lower bound.
+    assert math.isclose(low, 0.025 ** (1 / 100), rel_tol=1e-6)
+    assert high == 1.0
+
+
+# Logs: both tracks, as the live judge reads them ------------------------------------------
+
+
+def test_replayed_logs_give_stable_lines_too_and_nothing_after_the_clock():
+    clock = ReplayClock(100.0)
+    canary = ["1970-01-01T00:01:30+00:00 connection refused"]
+    stable = [
+        "1970-01-01T00:01:35+00:00 connection refused",
+        "1970-01-01T00:01:50+00:00 connection refused",  # written after the clock's now
+    ]
+    logs = ReplayTrackLogs(lambda since: canary, lambda since: (stable, 0.5), clock)
+    assert isinstance(logs, StableLogSource)
+    assert not isinstance(ReplayLogs(lambda since: canary, clock), StableLogSource)
+    assert logs.stable_lines_since(0.0) == (stable[:1], 0.5)
+    clock.sleep(20)
+    assert logs.stable_lines_since(0.0) == (stable, 0.5)
+
+
+def test_recorded_logs_hold_each_tracks_lines_up_to_the_clock():
+    fleet = Fleet(stable_pods=2, rps=400.0, log_rate=0.01, stall_every_s=0.0, blip_every_s=0.0)
+    recording = simulate(fleet, STEPS, random.Random(3))
+    clock = ReplayClock(1000.0)
+    logs = RecordedLogs(recording, clock, clock_start=1000.0)
+    assert logs.lines_since(1000.0) == [] and logs.stable_lines_since(1000.0) == ([], 1.0)
+    clock.sleep(60)
+    canary, (stable, share) = logs.lines_since(1000.0), logs.stable_lines_since(1000.0)
+    assert canary and stable and share == 1.0
+    assert len(stable) > len(canary), "stable serves 90 % of the requests at the first step"
+
+
+def test_a_canary_logging_more_per_request_than_stable_is_caught_by_the_logs_gate():
+    fleet = Fleet(
+        stable_pods=2, rps=400.0, log_rate=0.01, scrape_s=5.0, stall_every_s=0.0, blip_every_s=0.0
+    )
+    spec = AnalysisSpec.model_validate(
+        {"interval": "5s", "queryWindow": "20s", "gates": [{"metric": "log-errors"}]}
+    )
+    bad = simulate(fleet, STEPS, random.Random(5), log_factor=10.0)
+    judged = judge_release(bad, STEPS, spec)
+    assert (judged.outcome, judged.gate) == (Outcome.FAIL, "log-errors")
+    good = simulate(fleet, STEPS, random.Random(5))
+    assert judge_release(good, STEPS, spec).outcome is Outcome.PASS
+
+
+def test_a_flavour_only_names_the_series_the_same_counts_are_judged_alike():
+    recording = simulate(QUIET, STEPS, random.Random(7), canary_factor=4.0)
+    judged = {
+        flavour: judge_release(recording, STEPS, bench_spec(flavour))
+        for flavour in ("go", "otel", "grpc")
+    }
+    assert judged["go"].gate == "error-rate" and judged["go"].outcome is Outcome.FAIL
+    assert judged["otel"] == judged["go"] == judged["grpc"]
+
+
+# The report ------------------------------------------------------------------------------
+
+
+def test_a_replay_reports_every_fleet_class_and_flavour_with_exact_intervals():
     result = replay_benchmark(1, say=lambda _: None)
-    assert {row["fleet"] for row in result["rows"]} == {"lumpy", "mild lumps", "no lumps"}
+    assert {row["fleet"] for row in result["rows"]} == {
+        "noisy",
+        "noisy, warm canary",
+        "steady pods",
+    }
+    assert {f.flavour for f in BENCH_FAULTS} == {"go", "otel", "grpc"}
     text = replay_markdown(result, "header")
-    assert "| no lumps | 5xx x3 (+2 % over 1 %) | 1 | 1 | 2.50% to 100.00% |" in text
     assert text.startswith("## Offline replay: simulated production-shaped fleet\n\nheader\n")
+    assert "| noisy | 1 | " in text and AA.name not in text.split("### Bad")[1]
+    assert "| 0.00% to 97.50% |" in text or "| 2.50% to 100.00% |" in text
 
 
 def test_the_carry_comparison_judges_the_same_recordings_both_ways():
     rows = carry_comparison(2, say=lambda _: None)
     assert [row["releases"] for row in rows] == [2, 2, 2, 2]
     assert "| 1 % → 3 % 5xx, 40 s windows | 2 |" in carry_markdown(rows)
-
-
-def test_the_information_limit_is_the_configured_faults_at_the_judges_alpha_and_tolerance():
-    fleet = Fleet(rps=1000.0, base_rate=0.01)
-    strict = information_limit_s(fleet, 0.1, 3.0, 0.001, 0.2)
-    assert strict > information_limit_s(fleet, 0.1, 3.0, 0.01, 0.2), "a smaller alpha: longer"
-    assert information_limit_s(fleet, 0.1, 1.2, 0.01, 0.2) == float("inf"), "within tolerance"
 
 
 def test_a_section_is_replaced_in_place_and_the_others_are_kept(tmp_path):
@@ -47,3 +219,18 @@ def test_a_section_is_replaced_in_place_and_the_others_are_kept(tmp_path):
 def test_a_replay_of_no_releases_is_refused(capsys):
     assert main(["bench", "--replay", "0"]) == 2
     assert "--replay: at least 1 release" in capsys.readouterr().err
+
+
+def test_only_the_canary_fills_a_pool_and_a_stall_logs_on_its_own_pod():
+    pool = Fleet(stable_pods=2, rps=400.0, stall_every_s=0.0, blip_every_s=0.0, pool_size=40)
+    recording = simulate(pool, STEPS, random.Random(11))
+    canary = [text for p in recording.pods if p.track == "canary" for _, text in p.lines]
+    stable = [text for p in recording.pods if p.track == "stable" for _, text in p.lines]
+    assert stable == [] and 0 < len(canary) <= 40
+    assert all("connection refused" in text for text in canary)
+    stalls = Fleet(stable_pods=2, rps=400.0, blip_every_s=0.0, stall_share=0.5, stall_log_share=1.0)
+    lines = {
+        p.name: [t for t, _ in p.lines] for p in simulate(stalls, STEPS, random.Random(11)).pods
+    }
+    for times in lines.values():  # lumps: a pod's lines bunch into its stalled seconds
+        assert times and len({int(t) % 30 for t in times}) <= 2

@@ -220,6 +220,10 @@ def test_the_generated_files_are_up_to_date_with_the_code():
         ({"gitops": {"repository": "https://bot:token@git.example.com/c.git"}}, "repository"),
         ({"gitops": {"repository": "ext::sh -c id"}}, "repository"),
         ({"gitops": {"credentialsSecret": "Not A Name"}}, "credentialsSecret"),
+        ({"gitops": {"apiUrl": "https://bot:token@api.github.com"}}, "apiUrl"),
+        ({"gitops": {"apiUrl": "git://git.example.com/api"}}, "apiUrl"),
+        ({"gitops": {"branch": "--upload-pack=id"}}, "branch"),
+        ({"gitops": {"branch": "release/../main"}}, "branch"),
     ],
 )
 def test_the_values_schema_rejects_bad_values_naming_the_key(values, complaint):
@@ -236,6 +240,8 @@ def test_the_gitops_values_reach_the_promote_task_only():
         "gitops": {
             "repository": "https://git.example.com/platform/config.git",
             "credentialsSecret": "config-deploy-token",
+            "apiUrl": "https://gitlab.example.com/api/v4",
+            "branch": "production",
         }
     }
     (tasks,) = [
@@ -250,6 +256,8 @@ def test_the_gitops_values_reach_the_promote_task_only():
 
     assert env["CANARYFLOW_GITOPS_REPOSITORY"] == "https://git.example.com/platform/config.git"
     assert env["CANARYFLOW_GITOPS_CREDENTIALS"] == "/var/run/canaryflow/gitops"
+    assert env["CANARYFLOW_GITOPS_API_URL"] == "https://gitlab.example.com/api/v4"
+    assert env["CANARYFLOW_GITOPS_BRANCH"] == "production"
     assert volumes["gitops-credentials"]["secret"] == {
         "secretName": "config-deploy-token",
         "optional": True,

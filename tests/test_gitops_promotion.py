@@ -18,7 +18,7 @@ import time
 import pytest
 import yaml
 from argocd_standin import FLUX_NAME, INSTANCE_LABEL, ArgoCdStandIn, FluxStandIn
-from git_server import GitDaemon, git
+from git_server import GIT_ENV, GitDaemon, git
 from kube.fixtures import (
     CANARY_IMAGE,
     HTTP_ROUTE,
@@ -65,6 +65,15 @@ def in_git(obj: dict) -> dict:
     obj = copy.deepcopy(obj)
     obj["metadata"].pop("namespace", None)
     return obj
+
+
+@pytest.fixture(autouse=True)
+def no_git_on_path(tmp_path, monkeypatch):
+    """canaryflow runs with a PATH that holds no git, as in the runtime image; the servers and
+    stand-ins (real git) name their own PATH."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
 
 
 @pytest.fixture
@@ -187,6 +196,7 @@ def test_a_merge_request_branch_is_promoted_once_someone_merges_it(api_server, d
             found = subprocess.run(
                 ["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
                 cwd=bare,
+                env=GIT_ENV,
                 capture_output=True,
                 text=True,
             )
@@ -242,15 +252,22 @@ def test_self_heal_keeps_the_router_weights_only_with_the_generated_ignore_diffe
         assert (rules == HTTP_ROUTE["spec"]["rules"]) is not ignored
 
 
-@pytest.mark.parametrize("patched", [True, False], ids=["ssa-IfNotPresent", "none"])
-def test_flux_drift_correction_keeps_the_router_weights_only_with_the_generated_patch(
-    api_server, daemon, patched
+@pytest.mark.parametrize("flux_object", ["kustomization", "ssa-annotation", None])
+def test_flux_drift_correction_keeps_the_router_weights_only_with_the_generated_snippet(
+    api_server, daemon, flux_object
 ):
     plan = plan_with(tool="flux")
-    patches = yaml.safe_load(snippet(plan, "flux"))["spec"]["patches"] if patched else []
+    spec = yaml.safe_load(snippet(plan, "flux", flux_object))["spec"] if flux_object else {}
     standin = FluxStandIn(
-        api_server, daemon.url("config.git"), APP_PATH, SERVICE, NAMESPACE, patches=patches
+        api_server,
+        daemon.url("config.git"),
+        APP_PATH,
+        SERVICE,
+        NAMESPACE,
+        patches=spec.get("patches", []),
+        ignore=spec.get("ignore", []),
     )
+    patched = flux_object is not None
     with standin:
         stable = api_server.get("Deployment", NAMESPACE, SERVICE)
         assert stable["metadata"]["labels"][FLUX_NAME] == SERVICE
@@ -268,9 +285,9 @@ def test_flux_drift_correction_keeps_the_router_weights_only_with_the_generated_
 
 def test_flux_rolls_out_the_promotion_commit(api_server, daemon):
     plan = plan_with(tool="flux")
-    patches = yaml.safe_load(snippet(plan, "flux"))["spec"]["patches"]
+    ignore = yaml.safe_load(snippet(plan, "flux"))["spec"]["ignore"]
     standin = FluxStandIn(
-        api_server, daemon.url("config.git"), APP_PATH, SERVICE, NAMESPACE, patches=patches
+        api_server, daemon.url("config.git"), APP_PATH, SERVICE, NAMESPACE, ignore=ignore
     )
     with standin:
         platform = gitops_platform(api_server, daemon, plan)
@@ -343,32 +360,7 @@ def test_canary_objects_leave_argocd_and_flux_tracking_keys_behind():
     assert not any("fluxcd" in key for key in canary_service["metadata"]["labels"])
 
 
-# -- git as a subprocess: nothing from the plan is an option, no secret in an argv ---------------
-
-
-def test_credentials_reach_git_through_askpass_from_the_secret_files_only(tmp_path, daemon):
-    secret = tmp_path / "secret"
-    secret.mkdir()
-    (secret / "username").write_text("deploy-bot\n")
-    (secret / "password").write_text("s3cr3t-token\n")
-    with GitCheckout(daemon.url("config.git"), "main", secret) as checkout:
-        checkout.clone()
-        asked = subprocess.run(
-            ["git", "credential", "fill"],
-            input="protocol=https\nhost=git.example.com\n\n",
-            env=checkout._environment(),
-            cwd=checkout.worktree,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert asked.returncode == 0, asked.stderr
-        assert "username=deploy-bot\n" in asked.stdout
-        assert "password=s3cr3t-token\n" in asked.stdout
-        assert checkout.commands and all(
-            "s3cr3t" not in arg for argv in checkout.commands for arg in argv
-        )
-        assert "s3cr3t" not in "".join(checkout._environment().values())
+# -- nothing from the plan is an option or a secret ---------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -508,7 +500,7 @@ def test_a_helm_values_digest_is_promoted_through_the_rendered_chart(api_server,
     [
         ("gateway-api", "argocd", "/spec/rules"),
         ("istio", "argocd", "/spec/http"),
-        ("smi", "flux", "kustomize.toolkit.fluxcd.io/ssa: IfNotPresent"),
+        ("smi", "flux", "- /spec/backends"),
         ("nginx-ingress", "argocd", "nothing to add"),
     ],
 )
@@ -532,8 +524,13 @@ def test_gitops_snippet_prints_what_the_tool_needs_for_each_router(
         assert rule["namespace"] == NAMESPACE and rule["name"] == SERVICE
         assert "/metadata/annotations/canaryflow.dev~1original-route" in rule["jsonPointers"]
     if tool == "flux":
-        (patch,) = document["spec"]["patches"]
-        assert yaml.safe_load(patch["patch"])["metadata"]["name"] == SERVICE
+        (rule,) = document["spec"]["ignore"]
+        assert rule["target"] == {
+            "group": r"^split\.smi-spec\.io$",
+            "kind": "TrafficSplit",
+            "name": f"^{SERVICE}$",
+            "namespace": f"^{NAMESPACE}$",
+        }
 
 
 def test_gitops_snippet_on_a_bad_plan_exits_2(tmp_path, capsys):
@@ -589,3 +586,31 @@ def test_the_promote_verb_takes_the_repository_from_the_chart_environment(
     assert stable_image(api_server) == CANARY_IMAGE
     assert canaryflow_writes_to_stable(api_server) == []
     assert daemon.log("config.git")[0].startswith("canaryflow|")
+
+
+def test_a_plan_without_a_branch_follows_the_charts_branch(api_server, tmp_path):
+    from canaryflow.kubernetes.from_plan import gitops_promotion
+
+    base = tmp_path / "git"
+    base.mkdir()
+    plan = plan_with()
+    assert plan.promotion.gitops.branch is None
+    chart = {"CANARYFLOW_GITOPS_BRANCH": "production"}
+    assert gitops_promotion(plan_with(branch="main"), environ=chart).base_branch == "main"
+    with GitDaemon(base) as server:
+        text = yaml.safe_dump_all(
+            [in_git(o) for o in (STABLE_DEPLOYMENT, STABLE_SERVICE, HTTP_ROUTE)], sort_keys=False
+        )
+        server.create("config.git", {MANIFESTS: text}, branch="production")
+        with argocd(api_server, server, plan):
+            platform = gitops_platform(api_server, server, plan)
+            platform.gitops = gitops_promotion(
+                plan, environ={**chart, "CANARYFLOW_GITOPS_REPOSITORY": server.url("config.git")}
+            )
+            platform.gitops.poll_s = 0.05
+            platform.deploy_canary(V2)
+            platform.promote(V2)
+        log = server.log("config.git", "production")
+
+    assert log[0] == f"canaryflow|canaryflow: promote {SERVICE} to v2"
+    assert stable_image(api_server) == CANARY_IMAGE

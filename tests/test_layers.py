@@ -59,6 +59,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "canaryflow.platform",
             "canaryflow.transport",
+            "canaryflow.gitclient",  # the one git client policy (dulwich), beside transport
             # The metric and flag-store protocols, each with its stdlib implementation beside it.
             "canaryflow.analysis.source",
             "canaryflow.analysis.prometheus_auth",

@@ -167,3 +167,18 @@ def test_in_gitops_mode_the_runbook_promotes_through_git_not_kubectl_set_image()
     assert "kubectl -n shop set image" not in by_git
     assert "commit the canary's image to `apps/checkout/values.yaml`" in by_git
     assert "the digest is committed to `apps/checkout/values.yaml`" in by_git
+    assert "merge request" not in by_git
+
+
+def test_a_merge_request_promotion_says_what_happens_to_an_unmerged_request():
+    plain = plan_with("istio")
+    gitops = {"path": "apps/checkout/deployment.yaml", "format": "manifest"}
+    gitops |= {"mode": "merge-request", "provider": "gitlab", "timeout": "30m"}
+    plan = ReleasePlan.model_validate(
+        {**plain.model_dump(by_alias=True, exclude={"promotion"}), "promotion": {"gitops": gitops}}
+    )
+
+    text = render_runbook(plan)
+
+    assert "waits up to 30m" in text
+    assert "a gitlab merge request into `main` or the chart's `gitops.branch`; one not" in text

@@ -16,6 +16,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from git_server import GitDaemon
+from git_server import git as server_git
 
 from canaryflow.errors import InputError
 from canaryflow.image import PushRequest, push_image
@@ -23,6 +25,7 @@ from canaryflow.image.runtime import (
     RuntimeRequest,
     build_runtime_image,
     download_locked,
+    main,
     read_base,
     stage,
 )
@@ -33,7 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 LOCK = REPO / "images/runtime/requirements.lock"
 PLAN = REPO / "examples/plans/checkout.yaml"
 FILL = ".venv/bin/python -m canaryflow.image.runtime --download-only"
-CODE_AND_DEPENDENCY = "import canaryflow, yaml; print(canaryflow.__file__, yaml.__file__)"
+CODE_AND_DEPENDENCY = (
+    "import canaryflow, dulwich, yaml; print(canaryflow.__file__, dulwich.__file__, yaml.__file__)"
+)
 
 
 def lock_without(lock: Path, names: set[str], out: Path) -> Path:
@@ -134,6 +139,23 @@ def test_the_runtime_image_is_reproducible_and_its_filesystem_runs_validate(
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     assert f"{PLAN}: valid: checkout in shop" in ran.stdout
+    # checkout, the one verb that talks git, from the image's lib against a real git daemon,
+    # with nothing on PATH: the slim base has no git binary, and the verb needs none.
+    (tmp_path / "served").mkdir()
+    with GitDaemon(tmp_path / "served") as daemon:
+        url = daemon.create("svc.git", {"go.mod": "module example.com/svc\n"})
+        commit = server_git("rev-parse", "main", cwd=tmp_path / "served/svc.git").strip()
+        nothing = tmp_path / "empty-bin"
+        nothing.mkdir()
+        cloned = subprocess.run(
+            [sys.executable, "-S", str(script), "checkout", "--repo", url, "--revision", commit,
+             "--dest", str(tmp_path / "src")],
+            env={"PYTHONPATH": str(lib), "HOME": str(tmp_path), "PATH": str(nothing)},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert cloned.returncode == 0, cloned.stderr
+    assert cloned.stdout.strip() == commit
+    assert (tmp_path / "src/go.mod").read_text() == "module example.com/svc\n"
     where = subprocess.run(
         [sys.executable, "-S", "-c", CODE_AND_DEPENDENCY],
         env={"PYTHONPATH": str(lib)}, capture_output=True, text=True, check=True,
@@ -144,11 +166,37 @@ def test_the_runtime_image_is_reproducible_and_its_filesystem_runs_validate(
 def test_make_image_refuses_the_unpinned_base_placeholder_and_reads_a_pinned_one(tmp_path):
     placeholder = tmp_path / "base.txt"
     placeholder.write_text("# comment\ndocker.io/library/python:3.11-slim@sha256:UNPINNED\n")
-    with pytest.raises(InputError, match=r"base: .*holds no pinned base digest.*BASE="):
+    with pytest.raises(InputError, match=r"base: .*UNPINNED is not a real digest: .*crane digest"):
         read_base(placeholder)
     pinned = tmp_path / "pinned.txt"
     pinned.write_text(f"# comment\n\ndocker.io/library/python:3.11-slim@sha256:{'a' * 64}\n")
     assert read_base(pinned) == f"docker.io/library/python:3.11-slim@sha256:{'a' * 64}"
+
+
+@pytest.mark.parametrize(
+    "given", [[], ["--base", "docker.io/library/python:3.11-slim@sha256:UNPINNED"]]
+)
+def test_make_image_without_a_real_base_digest_says_how_to_get_one_and_builds_nothing(
+    tmp_path, capsys, given
+):
+    project = tmp_path / "project"
+    (project / "images/runtime").mkdir(parents=True)
+    (project / "images/runtime/base.txt").write_text(
+        "docker.io/library/python:3.11-slim@sha256:UNPINNED\n"
+    )
+    args = ["--repository", "127.0.0.1:9/canaryflow/canaryflow", "--tag", "0.1.0"]
+    assert (
+        main([*args, "--project", str(project), "--wheelhouse", str(tmp_path / "w"), *given]) == 2
+    )
+    err = capsys.readouterr().err
+    for how in (
+        "crane digest docker.io/library/python:3.11-slim",
+        "docker buildx imagetools inspect",
+        "BASE=docker.io/library/python:3.11-slim@sha256:<digest>",
+        "images/runtime/base.txt",
+    ):
+        assert how in err
+    assert not (tmp_path / "w").exists()
 
 
 def test_the_checked_in_base_is_pinned_by_digest_or_the_marked_placeholder():

@@ -37,7 +37,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "runbook": ("runbook", "render the service's release runbook (Markdown) from its plan"),
     "gitops-snippet": (
         "gitops_snippet",
-        "print the Argo CD ignoreDifferences / Flux patch that keeps router edits",
+        "print the Argo CD ignoreDifferences / Flux ignore rule that keeps router edits",
     ),
     "flag-rollout": ("flag_rollout", "expose a feature flag to a growing segment, gated"),
     "flag-off": ("flag_off", "switch the plan's feature flag off, keeping the exposure"),

@@ -17,10 +17,17 @@ Prometheus); they share this policy rather than four copies of it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import heapq
+import socket
 import ssl
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -124,3 +131,116 @@ def guard_session(session: Any, limit: int = 64 * MAX_RESPONSE_BYTES) -> Any:
 
     session.hooks.setdefault("response", []).append(check)
     return session
+
+
+# Hard deadlines for a requests Session ---------------------------------------------------------
+#
+# ``requests``' timeout bounds each wait for a byte, not a whole request: a server that sends one
+# byte a second holds a call for as long as it likes. A call made within ``deadline(seconds)``
+# through a session mounted with ``deadline_adapter()`` is cut off when the time is up: one
+# watcher thread (only while some deadline is pending) shuts the call's socket down, which ends
+# the blocked read at once, and the scope says it ``fired``.
+
+
+class _Scope:
+    def __init__(self, at: float):
+        self.at = at
+        self.connections: list[Any] = []
+        self.open = True
+        self.fired = False
+
+
+_local = threading.local()
+_pending = threading.Condition()
+_deadlines: list[tuple[float, int, _Scope]] = []
+_watching = False
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[_Scope]:
+    """Every request this thread sends through a ``deadline_adapter`` within the block ends
+    ``seconds`` from now at the latest (its socket is shut down: the call raises)."""
+    global _watching
+    scope = _Scope(time.monotonic() + seconds)
+    outer = getattr(_local, "scope", None)
+    _local.scope = scope
+    with _pending:
+        heapq.heappush(_deadlines, (scope.at, id(scope), scope))
+        if not _watching:
+            _watching = True
+            threading.Thread(target=_watch_deadlines, daemon=True, name="http deadlines").start()
+        _pending.notify()
+    try:
+        yield scope
+    finally:
+        _local.scope = outer
+        with _pending:
+            scope.open = False
+            _pending.notify()
+
+
+def _watched(connection: Any) -> None:
+    scope = getattr(_local, "scope", None)
+    if scope is not None:
+        with _pending:
+            scope.connections.append(connection)
+
+
+def _watch_deadlines() -> None:
+    """Shut down the sockets of every open scope whose time is up; exit when none is left."""
+    global _watching
+    with _pending:
+        while True:
+            while _deadlines and not _deadlines[0][2].open:
+                heapq.heappop(_deadlines)
+            if not _deadlines:
+                _watching = False
+                return
+            at, _, scope = _deadlines[0]
+            left = at - time.monotonic()
+            if left > 0:
+                _pending.wait(left)
+                continue
+            heapq.heappop(_deadlines)
+            scope.fired = True
+            for connection in scope.connections:
+                sock = getattr(connection, "sock", None)
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+
+@functools.cache
+def _deadline_adapter_class() -> type:
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class WatchedHTTP(HTTPConnection):
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            _watched(self)
+            super().request(*args, **kwargs)
+
+    class WatchedHTTPS(HTTPSConnection):
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            _watched(self)
+            super().request(*args, **kwargs)
+
+    class HTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTP
+
+    class HTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPS
+
+    class DeadlineAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
+
+    return DeadlineAdapter
+
+
+def deadline_adapter(**kwargs: Any) -> Any:
+    """A ``requests`` adapter whose requests ``deadline`` can cut off (``HTTPAdapter``'s
+    arguments)."""
+    return _deadline_adapter_class()(**kwargs)

@@ -61,8 +61,9 @@ def section(figures: list[float], router: str) -> str:
         [
             HEADING,
             "",
-            f"`make bench` (tests/cluster/bench.py), {m['date_utc']}, {m['cpu']}, "
-            f"{m['cores']} cores. {len(figures)} bad releases of the sample service (error-rate "
+            f"`make bench` (tests/cluster/bench.py), {m['date_utc']}, commit {m['commit']}, "
+            f"{m['cpu']}, {m['cores']} cores, `{m['uname']}`. {len(figures)} bad releases of "
+            "the sample service (error-rate "
             f"fault on) pushed through the cluster in a box ({router} router: rendered chart, "
             "Argo Events and Argo Workflows stand-ins, fake API server, real Prometheus, nginx "
             "data plane): from the first failing measurement in `analyze`'s report to the data "

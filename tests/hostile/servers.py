@@ -77,6 +77,44 @@ def hang(seconds: float) -> Callable:
     return answer
 
 
+class Held:
+    """An answer that hangs until the test lets it go (or ``limit_s``, a safety net).
+
+    Tests assert *order* with it, not elapsed time: "the rollback finished while the webhook was
+    still hanging" is ``held.answered == 0`` when the rollback returned, however loaded the
+    machine is. ``arrived`` counts requests that reached the handler.
+    """
+
+    def __init__(self, limit_s: float = 120.0):
+        self._go = threading.Event()
+        self._lock = threading.Lock()
+        self.limit_s = limit_s
+        self.arrived = 0
+        self.answered = 0
+        self.first_arrival: dict[str, float] = {}
+        """Path -> when its first request arrived (``time.monotonic``)."""
+
+    def __call__(self, handler, seen):
+        with self._lock:
+            self.arrived += 1
+            self.first_arrival.setdefault(handler.path, time.monotonic())
+        self._go.wait(self.limit_s)
+        with contextlib.suppress(OSError):
+            ok(handler, seen)
+        with self._lock:
+            self.answered += 1
+
+    def release(self) -> None:
+        self._go.set()
+
+    def wait_arrived(self, count: int, within_s: float = 30.0) -> bool:
+        """True once ``count`` requests are hanging here (a safety net bounds the wait)."""
+        deadline = time.monotonic() + within_s
+        while self.arrived < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.arrived >= count
+
+
 def huge(handler, seen):
     handler.send_response(200)
     handler.end_headers()  # no length: read until close
@@ -85,18 +123,32 @@ def huge(handler, seen):
             handler.wfile.write(b"x" * (1 << 20))
 
 
-def drip(every_s: float, length: int = 60) -> Callable:
+class Drip:
     """200 with a ``length``-byte body sent one byte every ``every_s``: each read gets a byte
-    well within any socket timeout, so only a deadline over the whole answer stops it."""
+    well within any socket timeout, so only a deadline over the whole answer stops it.
 
-    def answer(handler, seen):
+    ``finished`` counts answers sent whole; a client that gave up in time returns while it is
+    still 0 (the whole body takes ``length`` times ``every_s``).
+    """
+
+    def __init__(self, every_s: float, length: int = 60):
+        self.every_s = every_s
+        self.length = length
+        self.finished = 0
+
+    def __call__(self, handler, seen):
         handler.send_response(200)
-        handler.send_header("Content-Length", str(length))
+        handler.send_header("Content-Length", str(self.length))
         handler.end_headers()
-        with contextlib.suppress(OSError):
-            for _ in range(length):
+        try:
+            for _ in range(self.length):
                 handler.wfile.write(b"x")
                 handler.wfile.flush()
-                time.sleep(every_s)
+                time.sleep(self.every_s)
+        except OSError:
+            return
+        self.finished += 1
 
-    return answer
+
+def drip(every_s: float, length: int = 60) -> Drip:
+    return Drip(every_s, length)

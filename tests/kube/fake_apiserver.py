@@ -305,6 +305,8 @@ class FakeApiServer:
         try:
             if method == "GET" and plural == "" and api_version in ("", "apis", "api"):
                 return 200, self._discovery(api_version), "application/json"
+            if method == "GET" and plural == "" and api_version in self.served:
+                return 200, self._resources(api_version), "application/json"
             if (api_version, plural) not in KINDS or api_version not in self.served:
                 raise ApiError(404, "NotFound", f"the server could not find {api_version}/{plural}")
             if sub == "log":
@@ -354,6 +356,27 @@ class FakeApiServer:
                     },
                 }
                 for group, versions in groups.items()
+            ],
+        }
+
+    def _resources(self, group_version: str) -> Obj:
+        """``GET /apis/<group>/<version>`` (``/api/v1``): the APIResourceList a client maps a
+        kind to its resource with (client-go's RESTMapper, e.g. Helm's ``lookup``). Every kind
+        here is namespaced."""
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": group_version,
+            "resources": [
+                {
+                    "name": plural,
+                    "singularName": kind.lower(),
+                    "namespaced": True,
+                    "kind": kind,
+                    "verbs": ["create", "delete", "get", "list", "patch", "update"],
+                }
+                for (version, plural), kind in sorted(KINDS.items())
+                if version == group_version
             ],
         }
 

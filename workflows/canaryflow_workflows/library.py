@@ -29,7 +29,13 @@ from hera.workflows import (
 )
 from hera.workflows import models as m
 
-from canaryflow.plan.gitops import CREDENTIALS_DIR, CREDENTIALS_ENV, REPOSITORY_ENV
+from canaryflow.plan.gitops import (
+    API_URL_ENV,
+    BRANCH_ENV,
+    CREDENTIALS_DIR,
+    CREDENTIALS_ENV,
+    REPOSITORY_ENV,
+)
 from canaryflow.release.walk import LAST_STEP, PROMOTION, STEPS
 from canaryflow_workflows import pods
 from canaryflow_workflows.graph import DEPLOYABLE_IMAGE
@@ -448,7 +454,7 @@ class TaskLibrary:
     def promote(self) -> Container:
         """In GitOps mode (the plan's promotion.gitops) it pushes to the configuration
         repository: its URL from the chart, the credentials from an optional Secret mounted as
-        files (read by git's askpass, never put in the environment)."""
+        files (read by canaryflow, never put in the environment)."""
         settings = self.settings
         secret = m.SecretVolumeSource(secret_name=settings.gitops_credentials_secret, optional=True)
         return self._artifact_verb(
@@ -459,6 +465,8 @@ class TaskLibrary:
             mounts=[pods.mount(GITOPS_VOLUME, CREDENTIALS_DIR, read_only=True)],
             env=[
                 Env(name=REPOSITORY_ENV, value=settings.gitops_repository),
+                Env(name=BRANCH_ENV, value=settings.gitops_branch),
+                Env(name=API_URL_ENV, value=settings.gitops_api_url),
                 Env(name=CREDENTIALS_ENV, value=CREDENTIALS_DIR),
             ],
         )

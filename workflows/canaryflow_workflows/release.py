@@ -25,7 +25,9 @@ artifacts; pod env from an optional ``secretKeyRef`` and optional Secret volumes
 ``workflow.failures``, ``inputs.parameters.*``, ``tasks.<t>.outputs.parameters.*``,
 ``tasks.<t>.status`` (exit handler) and ``steps.<s>.outputs.parameters.*``; and ``{{=...}}``
 expr-lang expressions using only ``inputs.parameters['x']``, string literals, integer
-literals, ``+``, ``asInt`` and ``jsonpath`` (paths of the form ``$[N].key``).
+literals, ``+``, ``asInt`` and ``jsonpath`` (paths of the form ``$[N].key``). With
+``argo_metrics``, Workflow-level ``metrics`` too (``argo_metrics.py``: the controller evaluates
+them when the Workflow ends; nothing here depends on them).
 
 How the workflow ends, from Argo's ``assessDAGPhase`` (workflow/controller/dag.go): a DAG is
 judged on its target tasks, and a target that was Omitted inherits the phase of the branch it
@@ -58,6 +60,7 @@ from hera.workflows import models as m
 from canaryflow.plan.routers import ROUTER_KINDS
 from canaryflow.runbook.manual import RELEASE_LABEL
 from canaryflow_workflows import pods
+from canaryflow_workflows.argo_metrics import release_metrics
 from canaryflow_workflows.graph import (
     PLAN_STEP,
     TRAFFIC_STEP,
@@ -337,4 +340,5 @@ def _workflow_template(
             }
         ),
         templates=[dag, *extra, exit_handler],
+        metrics=release_metrics(name) if settings.argo_metrics else None,
     )

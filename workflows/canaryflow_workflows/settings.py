@@ -69,6 +69,11 @@ class WorkflowSettings:
     # optional basic-auth Secret (keys `username`, `password`) the promote task pushes with.
     gitops_repository: str = ""
     gitops_credentials_secret: str = "canaryflow-gitops"
+    # The forge's REST API for merge requests (plans with mode merge-request and a provider);
+    # empty: derived from the repository URL (api.github.com, https://HOST/api/v3 or /api/v4).
+    gitops_api_url: str = ""
+    # The branch Argo CD / Flux follow, for plans that name none (empty: main).
+    gitops_branch: str = ""
     retry_limit: int = 3
     retry_backoff: str = "5s"
     retry_max_backoff: str = "1m"
@@ -81,6 +86,10 @@ class WorkflowSettings:
     flag_template_name: str = "feature-flag-rollout"
     # Namespace of the namespaced objects; None leaves it to `kubectl apply -n` or Helm.
     namespace: str | None = None
+    # Argo's custom metrics on the release templates (argo_metrics.py): the controller exports
+    # each release's duration and outcome. The chart compiles them in and renders them only
+    # with monitoring.argoMetrics.enabled.
+    argo_metrics: bool = False
 
     @property
     def go_toolchain_image(self) -> str:

@@ -8,14 +8,19 @@ before ``T`` and its first one after (the value PromQL gives at ``T`` and at ``T
 with ``timestamp()`` saying when each was scraped). Every series of a pod is scraped at the same
 moment, so they are summed by pod in PromQL (``sum by (instance, pod)``) before they leave
 Prometheus: a round reads a handful of numbers per pod, not every label value's series, which
-keeps it cheap on a fleet of hundreds of pods with many label values. A pod's sum that goes down
-is a restart (its counters start again from 0).
+keeps it cheap on a fleet of hundreds of pods with many label values. Summing counters is only
+valid once each series' own restarts are accounted for, so each look's sums come with what the
+pod's restarted or vanished series held at the previous instant (``lost_query``, series by
+series, then summed by pod): a series that restarts alone is counted from 0, the pod's other
+series by their own increase. A pod's sum that still goes down is a restart of the pod. (A
+restart inside the one scrape interpolated across is not interpolated: the pod's value stays at
+its sample before, and the next look counts the rest.)
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from canaryflow.analysis.source import Sample, Series
@@ -43,6 +48,44 @@ def value_query(selector: str, by_le: bool) -> str:
     """The pods' counters, each pod's series summed (by bucket bound for a histogram)."""
     by = ", ".join((*UNIT_LABELS, "le") if by_le else UNIT_LABELS)
     return f"sum by ({by}) ({selector})"
+
+
+def lost_query(selector: str, by_le: bool, seconds: float) -> str:
+    """What each pod's sum lost over the last ``seconds`` to series that restarted or went
+    away: the earlier value of every series that is now smaller, or gone.
+
+    A pod's sum can only be differenced when its series all keep counting. One series that
+    restarts on its own (a label set deleted and created again, a container of the pod
+    restarted) or disappears makes the sum drop although the pod's other series counted on;
+    reading that drop as a restart of the whole pod would count everything the pod ever
+    served as new requests. Adding back what each such series held before
+    (``S offset d unless S >= S offset d``, series by series, before the sum) gives the
+    increase ``increase()`` would count series by series: a restarted series from 0, a gone
+    one not at all, the others by their own difference. Summed by pod only after that, so the
+    answer is still a number per pod, not per series.
+
+    A histogram's buckets restart and go together (one object in the client library), so
+    its ``+Inf`` bucket tells for all of them, at a ninth of the series: the answer is then
+    per pod, not per bucket bound, and such a pod's look is left out (``AlignedCounters.
+    advance``'s ``skip``) rather than corrected bound by bound, which would read every bucket
+    a third time each look. Leaving out a look of a pod because a series restarted does not
+    depend on how slow its requests were, so the evidence stays valid.
+    """
+    offset = f"offset {max(1, round(seconds * 1000))}ms"
+    counted = stamp_selector(selector, by_le)
+    # ``sum(...) by (...)``: the clause after the argument, the same aggregation.
+    return f"sum({counted} {offset} unless {counted} >= {counted} {offset}) by ({BY_POD})"
+
+
+BY_POD = ", ".join(UNIT_LABELS)
+
+
+def stamp_selector(selector: str, by_le: bool) -> str:
+    """A selector of fewer series scraped at the same moments: a histogram's ``+Inf`` bucket
+    (every pod has one per label set), else ``selector`` itself."""
+    if by_le and selector.rstrip().endswith("}"):
+        return selector.rstrip()[:-1].rstrip().rstrip(",") + ',le="+Inf"}'
+    return selector
 
 
 def stamp_query(selector: str) -> str:
@@ -84,6 +127,9 @@ class Read:
     query: str
     at: float
     series: bool = False
+    selector: str | None = None
+    """The series selector ``query`` reads: a source that evaluates PromQL's ``@`` can then
+    answer several instant reads in one request (``source.batch_query``)."""
 
 
 def interpolate(
@@ -132,14 +178,26 @@ class AlignedCounters:
     def start(self, values: Mapping[Key, float]) -> None:
         self.last = dict(values)
 
-    def advance(self, values: Mapping[Key, float]) -> list[Sample]:
-        """Each series' increase since the last instant: a series first seen counts from 0, a
-        smaller value is a restart (counted from 0 again)."""
+    def advance(
+        self,
+        values: Mapping[Key, float],
+        lost: Mapping[Key, float] | None = None,
+        skip: Set[Key] = frozenset(),
+    ) -> list[Sample]:
+        """Each series' increase since the last instant: a series first seen counts from 0;
+        ``lost``, what a pod's sum lost to its restarted or gone series since then, by pod
+        (``unit_of``, see ``lost_query``), is added back; a value still smaller is a restart
+        of the whole pod (counted from 0 again). The pods (``unit_of``) in ``skip`` add
+        nothing this time."""
         previous = self.last or {}
+        lost = lost or {}
         result = []
         for key, value in values.items():
-            before = previous.get(key, 0.0)
-            result.append(Sample(dict(key), value - before if value >= before else value))
+            unit = unit_of(dict(key))
+            if unit in skip:
+                continue
+            gained = value - previous.get(key, 0.0) + lost.get(unit, 0.0)
+            result.append(Sample(dict(key), gained if gained >= 0 else value))
         self.last = dict(values)
         return result
 

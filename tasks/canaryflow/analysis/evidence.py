@@ -44,10 +44,13 @@ from canaryflow.analysis.alignment import (
     history_query,
     history_steps,
     interpolate,
+    lost_query,
     pod_name,
     scrape_interval,
     scrape_query,
     stamp_query,
+    stamp_selector,
+    unit_of,
     value_query,
 )
 from canaryflow.analysis.catalogue import Buckets, Counts, Evidence
@@ -204,8 +207,8 @@ class SequentialGate:
     """The instant the pending look's queries read the counters at."""
     incomparable: set[float | None] = field(default_factory=set)
     """Cuts dropped because the tracks' bucket layouts share no bound at or above them."""
-    start_planned: bool = False
-    """The pending look reads the counters at the start (the scrape interval known)."""
+    start_span: float = DEFAULT_SCRAPE_S
+    """The span the pending look's start values are interpolated over."""
     window_exposure: float = 0.0
     """Canary requests fed to the tests in the current window (its own positive evidence)."""
     window_reference: float = 0.0
@@ -334,30 +337,38 @@ class SequentialGate:
         scrape = self.scrape_s or DEFAULT_SCRAPE_S
         instant = self.planned_at = now - self.lag_s
         instants = {"now": instant}
-        # The counters' first values are interpolated between samples one scrape apart, as
-        # every later look's are: across a wider span (the scrape not yet known) they may lie
-        # above a later value of a counter that rose in a burst, which would read as a
-        # restart and count the whole counter as new events.
-        self.start_planned = not self.counters_started and self.scrape_s is not None
-        if self.start_planned:
+        if not self.counters_started:
             instants["start"] = self.aligned_at
+            self.start_span = scrape
         by_le = isinstance(self.evidence, Buckets)
         reads: dict[str, Read] = {}
+        main = self._main_role
         for (track, role), series in selectors.items():
             for name, at in instants.items():
                 prefix = f"{track}/{role}/{name}"
-                reads[f"{prefix}/v0"] = Read(value_query(series, by_le), at)
-                reads[f"{prefix}/v1"] = Read(value_query(series, by_le), at + scrape)
-                reads[f"{prefix}/t0"] = Read(stamp_query(series), at)
-                reads[f"{prefix}/t1"] = Read(stamp_query(series), at + scrape)
+                value = value_query(series, by_le)
+                reads[f"{prefix}/v0"] = Read(value, at, selector=series)
+                reads[f"{prefix}/v1"] = Read(value, at + scrape, selector=series)
+                if role == main:  # a pod's series are scraped at once: one role's times
+                    stamped = stamp_selector(series, by_le)
+                    stamp = stamp_query(stamped)
+                    reads[f"{prefix}/t0"] = Read(stamp, at, selector=stamped)
+                    reads[f"{prefix}/t1"] = Read(stamp, at + scrape, selector=stamped)
+                if name == "now" and instant > self.aligned_at:
+                    # What restarted or gone series took from the sums since the last instant.
+                    lost = lost_query(series, by_le, instant - self.aligned_at)
+                    counted = stamp_selector(series, by_le)
+                    reads[f"{prefix}/r0"] = Read(lost, instant, selector=counted)
             if track == "stable" and not self.history_read:
                 query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
                 reads[f"stable/{role}/history"] = Read(query, self.aligned_at, series=True)
         main = self._main_role
         if self.scrape_s is None and ("stable", main) in selectors:
             for seconds in SCRAPE_PROBES_S:
-                query = scrape_query(selectors[("stable", main)], seconds)
-                reads[f"scrape/{seconds:g}"] = Read(query, now)
+                stable = selectors[("stable", main)]
+                reads[f"scrape/{seconds:g}"] = Read(
+                    scrape_query(stable, seconds), now, False, stable
+                )
         return reads
 
     @property
@@ -408,7 +419,13 @@ class SequentialGate:
         if not self.history_read:
             self._read_history(answers)
         assert self.aligned_at is not None and self.planned_at is not None
-        if not self.counters_started and self.start_planned:
+        # The counters' first values must be interpolated between samples one scrape apart,
+        # as every later look's are: across a wider span (the default, before the scrape was
+        # known) they may lie above a later value of a counter that rose in a burst, which
+        # reads as a restart and counts the whole counter as new events. Then they are read
+        # again at the next look, one scrape apart.
+        usable = self.scrape_s is None or self.start_span <= self.scrape_s * (1 + 1e-6)
+        if not self.counters_started and usable:
             for track in TRACKS:
                 for role in roles(self.evidence):
                     counters = self.counters.setdefault((track, role), AlignedCounters())
@@ -426,13 +443,17 @@ class SequentialGate:
                 f"{self.name}: learning the scrape interval before counting from the "
                 "window's start",
             )
-        increments = {
-            (track, role): self.counters[(track, role)].advance(
-                self._values(answers, f"{track}/{role}/now", instant)
-            )
-            for track in TRACKS
-            for role in roles(self.evidence)
-        }
+        increments = {}
+        for track in TRACKS:
+            for role in roles(self.evidence):
+                prefix = f"{track}/{role}/now"
+                values, lost = self._values(answers, prefix, instant), self._lost(answers, prefix)
+                if isinstance(self.evidence, Buckets):  # per pod: leave the pod out this look
+                    skip = {unit for unit, value in lost.items() if value > 0}
+                    lost = {}
+                else:
+                    skip = set()
+                increments[(track, role)] = self.counters[(track, role)].advance(values, lost, skip)
         if self.unit_since is None:
             self.unit_since = self.aligned_at
         unit_done = instant - self.unit_since >= self.unit_span_s
@@ -448,11 +469,18 @@ class SequentialGate:
         (a lump is then weighed against a few scrapes of its pod, not one), at least a look."""
         return max(self.unit_s, UNIT_SCRAPES * (self.scrape_s or DEFAULT_SCRAPE_S))
 
+    def _values(self, answers: Mapping[str, object], prefix: str, at: float):
+        track, _, name = prefix.split("/")
+        stamps = f"{track}/{self._main_role}/{name}"
+        parts = [answers.get(f"{prefix}/{part}") for part in ("v0", "v1")]
+        parts += [answers.get(f"{stamps}/{part}") for part in ("t0", "t1")]
+        return interpolate(*(p if isinstance(p, list) else [] for p in parts), at)
+
     @staticmethod
-    def _values(answers: Mapping[str, object], prefix: str, at: float):
-        parts = [answers.get(f"{prefix}/{part}") for part in ("v0", "v1", "t0", "t1")]
-        lists = [p if isinstance(p, list) else [] for p in parts]
-        return interpolate(*lists, at)
+    def _lost(answers: Mapping[str, object], prefix: str) -> dict:
+        """What each pod's restarted or gone series held at the previous instant, by pod."""
+        lost = answers.get(f"{prefix}/r0")
+        return {unit_of(s.labels): s.value for s in lost} if isinstance(lost, list) else {}
 
     def _read_history(self, answers: Mapping[str, object]) -> None:
         """Stable's pods in ``unit_span_s`` steps before the release: their over-dispersion before

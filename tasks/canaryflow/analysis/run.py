@@ -12,7 +12,9 @@ import math
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,6 +35,8 @@ from canaryflow.analysis.source import (
     LogSource,
     MeasurementError,
     MetricSource,
+    Pinned,
+    PinnedVectors,
     Sample,
     ScrapeTiming,
     StableLogSource,
@@ -95,12 +99,78 @@ class _TimedOut:
     """Marks a call that missed its deadline."""
 
 
+CALL_WORKERS = 8
+"""Threads one run's calls share at most. A round makes a few calls per gate (one per
+sequential gate, see ``evidence.SequentialGate.plan``), and Prometheus evaluates at most 20
+queries at once by default (``--query.max-concurrency``): more threads only queue there."""
+
+
+class CallPool:
+    """At most ``workers`` daemon threads running calls; none left when there is no work.
+
+    A thread per call, abandoned when it misses the round's deadline, piles up under a
+    Prometheus that hangs: every round starts as many threads as it has calls, and each one
+    lives until its HTTP read times out (or never, against a server that trickles bytes).
+    Here a call that waits for a free worker past its deadline is cancelled before it
+    starts, so a hanging source costs at most ``workers`` threads however many rounds go by.
+    Workers exit when the queue is empty, so an idle run holds no thread at all (a standard
+    ``ThreadPoolExecutor`` keeps its threads, and joins them at interpreter exit: one stuck on
+    a hung socket would hold the process open).
+    """
+
+    def __init__(self, workers: int = CALL_WORKERS, name: str = "measure"):
+        self.workers = max(1, workers)
+        self.name = name
+        self._lock = threading.Lock()
+        self._tasks: deque[tuple[Future, Callable[[], Any]]] = deque()
+        self._live = 0
+
+    @property
+    def live(self) -> int:
+        """Worker threads running now (busy, or about to find the queue empty)."""
+        return self._live
+
+    def submit(self, function: Callable[[], Any]) -> Future:
+        future: Future = Future()
+        with self._lock:
+            self._tasks.append((future, function))
+            if self._live < self.workers:
+                self._live += 1
+                thread = threading.Thread(target=self._work, daemon=True, name=self.name)
+                thread.start()
+        return future
+
+    def forget_cancelled(self) -> None:
+        """Drop cancelled calls still queued (workers stuck on a hung source never reach
+        them: without this the queue would grow by a round's calls every round)."""
+        with self._lock:
+            self._tasks = deque(task for task in self._tasks if not task[0].cancelled())
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._tasks:
+                    self._live -= 1
+                    return
+                future, function = self._tasks.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function())
+            except BaseException as error:
+                future.set_exception(error)
+
+
 def gather(
-    calls: Mapping[str, Callable[[], Any]], timeout: float, concurrent: bool = True
+    calls: Mapping[str, Callable[[], Any]],
+    timeout: float,
+    concurrent: bool = True,
+    pool: CallPool | None = None,
 ) -> dict[str, Any]:
-    """Run ``calls`` at once on daemon threads; each result, exception, or ``_TimedOut``.
-    ``concurrent=False`` calls them one by one in this thread (a source answering from memory,
-    as offline replays do, has nothing to wait for and no deadline to miss)."""
+    """Run ``calls`` at once on ``pool``'s workers; each result, exception, or ``_TimedOut``
+    (not finished by ``timeout``: cancelled if it had not started). ``concurrent=False`` calls
+    them one by one in this thread (a source answering from memory, as offline replays do, has
+    nothing to wait for and no deadline to miss)."""
     results: dict[str, Any] = {}
     if not concurrent:
         for key, function in calls.items():
@@ -109,23 +179,19 @@ def gather(
             except Exception as error:
                 results[key] = error
         return results
-
-    def call(key: str, function: Callable[[], Any]) -> None:
-        try:
-            results[key] = function()
-        except Exception as error:
+    pool = pool or CallPool(min(CALL_WORKERS, max(1, len(calls))))
+    futures = {key: pool.submit(function) for key, function in calls.items()}
+    wait(futures.values(), timeout=timeout)
+    for key, future in futures.items():
+        if not future.done():
+            future.cancel()  # a call still queued never starts; a running one is left
+            results[key] = _TimedOut()
+        elif (error := future.exception()) is not None:
             results[key] = error
-
-    threads = [
-        threading.Thread(target=call, args=item, daemon=True, name=f"measure {item[0]}")
-        for item in calls.items()
-    ]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return {key: results.get(key, _TimedOut()) for key in calls}
+        else:
+            results[key] = future.result()
+    pool.forget_cancelled()
+    return results
 
 
 class AnalysisRun:
@@ -145,6 +211,7 @@ class AnalysisRun:
         subject: Subject | None = None,
         windows: int = 1,
         carry_evidence: bool = False,
+        pool: CallPool | None = None,
     ):
         for index, gate in enumerate(spec.gates):
             if gate.logs is not None and logs is None and not gate.dry_run:
@@ -176,6 +243,8 @@ class AnalysisRun:
         self._round_at = 0.0
         self.concurrent = True
         """Each round's calls at once on threads; False for in-memory sources (offline)."""
+        self.pool = pool or CallPool()
+        """The threads this run's calls share (several runs of one process may share one)."""
         self._logs_since = 0.0
         self._sequential: dict[str, SequentialGate] = {}
         self._log_lines: dict[str, dict[str, float]] = {}
@@ -196,7 +265,8 @@ class AnalysisRun:
         if self.scrape_interval is not None or not isinstance(self.metrics, ScrapeTiming):
             return
         labels = {"app": self.subject.service, "namespace": self.subject.namespace}
-        found = gather({"scrape": _bind(self.metrics.scrape_interval, labels)}, self.call_timeout)
+        scrape = {"scrape": _bind(self.metrics.scrape_interval, labels)}
+        found = gather(scrape, self.call_timeout, pool=self.pool)
         value = found["scrape"]
         if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
             self.scrape_interval = float(value)
@@ -267,7 +337,7 @@ class AnalysisRun:
             for name in flavours.DETECTION_ORDER
             for track in ("canary", "stable")
         }
-        results = gather(calls, self.call_timeout)
+        results = gather(calls, self.call_timeout, pool=self.pool)
         counts: dict[str, float | None] = {}
         for name in flavours.DETECTION_ORDER:
             values = [
@@ -288,7 +358,7 @@ class AnalysisRun:
         self._round_at = started
         self._detect_flavour()
         calls, queries = self._calls(started, window_started)
-        results = gather(calls, self.call_timeout, self.concurrent)
+        results = gather(calls, self.call_timeout, self.concurrent, self.pool)
         self._allocate_alpha(results)
         finished = self.clock.now()
         self._logs_since = started
@@ -364,6 +434,7 @@ class AnalysisRun:
         for gate in self.spec.sequential_gates:
             prefix = f"{gate.name}/"
             mine = {k.removeprefix(prefix): v for k, v in results.items() if k.startswith(prefix)}
+            mine = _unbatched(mine)
             if any(isinstance(answer, (Exception, _TimedOut)) for answer in mine.values()):
                 return  # a query failed: who exports what is not known yet
             if gate.logs is not None:  # compared lines: exported when both tracks log
@@ -419,11 +490,23 @@ class AnalysisRun:
             for role in roles(state.evidence)
         }
         rendered = {}
+        batches: dict[str, dict[str, Pinned]] = {}
+        batched = isinstance(self.metrics, PinnedVectors)
         for key, read in state.plan(selectors, self._round_at).items():
-            fetch = self.metrics.series if read.series else self.metrics.vector
-            calls[f"{gate.name}/{key}"] = _bind(fetch, read.query, read.at)
             if key.endswith("/now/v1"):
                 rendered[key.removesuffix("/now/v1")] = read.query
+            if batched and not read.series and read.selector is not None:
+                group = f"{key.split('/', 1)[0]}@{read.at:.3f}"
+                batches.setdefault(group, {})[key] = Pinned(read.query, read.selector, read.at)
+                continue
+            fetch = self.metrics.series if read.series else self.metrics.vector
+            calls[f"{gate.name}/{key}"] = _bind(fetch, read.query, read.at)
+        # The look's instant reads in one request per track and instant (``source.
+        # batch_query``): a few requests instead of a dozen or more, yet several that
+        # Prometheus evaluates at once (it evaluates one query on one core).
+        for group, batch in batches.items():
+            assert isinstance(self.metrics, PinnedVectors)
+            calls[f"{gate.name}/{BATCH}/{group}"] = _bind(self.metrics.vectors, batch)
         if state.needs_reference and isinstance(state.evidence, Buckets):
             stable = render(state.evidence.buckets, self.subject, "stable", window)
             query = reference_query(state.evidence, stable, promql_duration(REFERENCE_LOOKBACK_S))
@@ -520,7 +603,7 @@ class AnalysisRun:
             if isinstance(value, Exception):
                 return Judgement(Outcome.ERROR, f"{type(value).__name__}: {value}")
         if gate.sequential is not None:
-            return self._judge_sequential(gate, mine)
+            return self._judge_sequential(gate, _unbatched(mine))
         if gate.logs is not None and gate.logs.compares:
             return self._judge_log_comparison(gate, mine)
         unit = METRICS[gate.metric].unit if gate.metric else "value"
@@ -577,6 +660,22 @@ def series_names(template: str) -> str:
 def _counts(gate: GateSpec) -> bool:
     """A gate that counts evidence since the window began (its own maturity rule)."""
     return gate.sequential is not None or (gate.logs is not None and gate.logs.compares)
+
+
+BATCH = "batch"
+"""The key of a gate's batched instant reads among a round's calls."""
+
+
+def _unbatched(mine: Mapping[str, Any]) -> dict[str, Any]:
+    """A gate's answers with its batched reads in place, each under its own key (a batch
+    that failed stays as it is: the gate reports the error)."""
+    found = {}
+    for key, value in mine.items():
+        if key.split("/", 1)[0] == BATCH and isinstance(value, Mapping):
+            found.update(value)
+        else:
+            found[key] = value
+    return found
 
 
 def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:

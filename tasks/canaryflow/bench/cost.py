@@ -1,7 +1,8 @@
 """What one analysis round costs on a big fleet: a real Prometheus holding backfilled data.
 
-Sequential gates read raw samples of every series (to align counters, see
-``analysis.evidence``), so a round's cost grows with pods x label values. To measure it without
+Sequential gates read every pod's counters at a common instant (to align them, see
+``analysis.evidence``), summed by pod in PromQL, so what a round reads grows with pods, not with
+label values; what Prometheus touches still grows with both. To measure it without
 running hundreds of pods, the series a fleet would have are written as OpenMetrics with
 timestamps and turned into TSDB blocks by ``promtool tsdb create-blocks-from openmetrics``
 (Prometheus' own backfill); a Prometheus of our own (``local.prometheus``) then serves them, and
@@ -11,18 +12,21 @@ queries and parsing as a live round, against a real TSDB.
 
 from __future__ import annotations
 
+import math
+import os
 import shutil
 import statistics
 import subprocess
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from canaryflow.analysis.run import AnalysisRun
-from canaryflow.analysis.source import PrometheusSource, Sample, Series
+from canaryflow.analysis.run import AnalysisRun, CallPool
+from canaryflow.analysis.source import Pinned, PrometheusSource, Sample, Series
 from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.bench.replay import ReplayClock, ReplaySource
 from canaryflow.local.process import ProcessGroup
@@ -92,23 +96,39 @@ def _units(shape: Shape) -> Iterator[tuple[int, str, str, int]]:
 
 
 class CountingSource(ReplaySource):
-    """Counts the raw samples and series each round reads."""
+    """Counts the numbers (vector elements, raw samples) and the requests each round reads,
+    one request per read (the judge before reads were batched)."""
 
     def __init__(self, source: PrometheusSource, clock: ReplayClock):
         super().__init__(source, clock)
+        self.prometheus = source
         self.samples = 0
+        self.requests = 0
         self.lock = threading.Lock()
+
+    def _count(self, numbers: int) -> None:
+        with self.lock:
+            self.samples += numbers
+            self.requests += 1
 
     def series(self, query: str, at: float | None = None) -> list[Series]:
         found = super().series(query, at)
-        with self.lock:
-            self.samples += sum(len(s.points) for s in found)
+        self._count(sum(len(s.points) for s in found))
         return found
 
     def vector(self, query: str, at: float | None = None) -> list[Sample]:
         found = super().vector(query, at)
-        with self.lock:
-            self.samples += len(found)
+        self._count(len(found))
+        return found
+
+
+class BatchingSource(CountingSource):
+    """Counts as ``CountingSource``; a look's instant reads go out as one query, pinned at
+    their instants (``PinnedVectors``), as a live round's ``PrometheusSource`` does."""
+
+    def vectors(self, reads: Mapping[str, Pinned]) -> dict[str, list[Sample]]:
+        found = self.prometheus.vectors(reads)
+        self._count(sum(len(samples) for samples in found.values()))
         return found
 
 
@@ -116,14 +136,38 @@ class CountingSource(ReplaySource):
 class Cost:
     shape: Shape
     rounds: int
+    batched: bool
     median_ms: float
-    max_ms: float
+    """One release's round (``AnalysisRun.measure``), rounds after the first."""
+    p95_ms: float
+    all_median_ms: float
+    """Every release's round, ``RELEASE_WORKERS`` at a time, rounds after the first."""
     samples_per_round: float
-    backfill_s: float
+    """Numbers returned to the judge per round, all releases together."""
+    prometheus_cpu_ms: float
+    """CPU time Prometheus spent per round (user + system, all releases together)."""
+    judge_cpu_ms: float
+    """CPU time this process (the judge: requests, JSON, statistics) spent per round."""
+    requests_per_round: float
     first_ms: float
+    backfill_s: float
     outcomes: tuple[str, ...]
     """What the last round's gates said: proof the rounds judged data, not empty answers."""
 
+
+COST_SHAPES = (
+    (Shape(1, 20, 10), True),
+    (Shape(1, 200, 1), True),
+    (Shape(1, 200, 10), False),
+    (Shape(1, 200, 10), True),
+    (Shape(1, 2000, 1), True),
+    (Shape(50, 4, 10), False),
+    (Shape(50, 4, 10), True),
+)
+"""A release on a growing fleet, the same fleet with one and ten label values, and 50
+releases at once, each read as one query per gate and look, and for comparison one request per
+read (2,000 pods with 10 label values, 220,000 series, takes longer to backfill
+than this benchmark's budget; with one label value it has as many series as 200 x 10)."""
 
 SPEC = {
     "interval": "10s",
@@ -131,10 +175,19 @@ SPEC = {
     "gates": [{"metric": "error-rate"}, {"metric": "latency-p99"}],
 }
 
+RELEASE_WORKERS = 4
+"""Releases measured at once: a process judging many releases does so on a few threads, and
+their calls share one bounded pool; a thread per release (5,100 threads at 50 releases in an
+earlier version of this benchmark) measures the machine's scheduler, not the judge."""
 
-def measure(shape: Shape, workdir: Path, rounds: int = 5) -> Cost:
+QUERY_WORKERS = 8
+"""Calls in flight at once, all releases together (Prometheus evaluates 20 at most)."""
+
+
+def measure(shape: Shape, workdir: Path, rounds: int = 8, batched: bool = True) -> Cost:
     """Backfill ``shape``, start Prometheus on it, and time ``rounds`` rounds of every
-    service's analysis at once."""
+    service's analysis, each release's round timed on its own (``batched``: a look's reads
+    in one query; else one request per read, to compare)."""
     workdir.mkdir(parents=True, exist_ok=True)
     end = time.time() - 120
     data = workdir / "openmetrics.txt"
@@ -150,6 +203,8 @@ def measure(shape: Shape, workdir: Path, rounds: int = 5) -> Cost:
     )
     backfill_s = time.monotonic() - began
     data.unlink()
+    queries = CallPool(QUERY_WORKERS, name="cost query")
+    releases = CallPool(RELEASE_WORKERS, name="cost release")
     with ProcessGroup(workdir / "processes") as group:
         server = PrometheusServer(group, workdir / "prometheus", scrape_interval=SCRAPE_S).start()
         clock = ReplayClock(end - shape.minutes * 60 + 300)
@@ -158,43 +213,76 @@ def measure(shape: Shape, workdir: Path, rounds: int = 5) -> Cost:
         sources = []
         runs = []
         for service in range(shape.services):
-            source = CountingSource(PrometheusSource(server.url, timeout=30), clock)
+            reading = BatchingSource if batched else CountingSource
+            source = reading(PrometheusSource(server.url, timeout=30), clock)
             sources.append(source)
-            runs.append(AnalysisRun(spec, source, f"svc{service}", NAMESPACE, clock=clock))
-        durations = []
-        samples = []
+            runs.append(
+                AnalysisRun(spec, source, f"svc{service}", NAMESPACE, clock=clock, pool=queries)
+            )
+        prometheus_cpu: list[float] = []
+        judge_cpu: list[float] = []
+        each: list[list[float]] = []
+        whole: list[float] = []
+        samples: list[int] = []
+        requests: list[int] = []
+        outcomes: list = []
         for round_no in range(1, rounds + 1):
             clock.sleep(10.0)
-            before = sum(s.samples for s in sources)
-            outcomes: list = []
-            threads = [
-                threading.Thread(target=_measure, args=(run, round_no, window_started, outcomes))
-                for run in runs
-            ]
+            read_before = sum(s.samples for s in sources)
+            asked_before = sum(s.requests for s in sources)
+            outcomes = []
+            cpu_before = _cpu_ms(server.process.pid) if server.process else 0.0
+            own_before = time.process_time()
             started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            durations.append((time.perf_counter() - started) * 1000)
-            samples.append(sum(s.samples for s in sources) - before)
+            futures = [
+                releases.submit(partial(_timed, run, round_no, window_started)) for run in runs
+            ]
+            timed = [future.result() for future in futures]
+            whole.append((time.perf_counter() - started) * 1000)
+            judge_cpu.append((time.process_time() - own_before) * 1000)
+            if server.process is not None:
+                prometheus_cpu.append(_cpu_ms(server.process.pid) - cpu_before)
+            each.append([ms for ms, _ in timed])
+            outcomes = [m for _, batch in timed for m in batch]
+            samples.append(sum(s.samples for s in sources) - read_before)
+            requests.append(sum(s.requests for s in sources) - asked_before)
         server.stop()
     shutil.rmtree(workdir / "prometheus", ignore_errors=True)
-    later = durations[1:] or durations  # the first round also reads stable's history
+    later = [ms for one in each[1:] for ms in one]  # the first round also reads the history
     return Cost(
         shape,
         rounds,
+        batched,
         statistics.median(later),
-        max(later),
-        statistics.median(samples[1:] or samples),
+        _percentile(later, 0.95),
+        statistics.median(whole[1:]),
+        statistics.median(samples[1:]),
+        statistics.median(prometheus_cpu[1:]) if len(prometheus_cpu) > 1 else math.nan,
+        statistics.median(judge_cpu[1:]),
+        statistics.median(requests[1:]),
+        statistics.median(each[0]),
         backfill_s,
-        durations[0],
         tuple(sorted({f"{m.gate}: {m.outcome.value}" for m in outcomes})),
     )
 
 
-def _measure(run: AnalysisRun, round_no: int, window_started: float, into: list) -> None:
-    into.extend(run.measure(round_no, window_started))
+def _timed(run: AnalysisRun, round_no: int, window_started: float) -> tuple[float, list]:
+    started = time.perf_counter()
+    batch = run.measure(round_no, window_started)
+    return (time.perf_counter() - started) * 1000, batch
+
+
+def _cpu_ms(pid: int) -> float:
+    """A process's CPU time so far (user + system, ``/proc/<pid>/stat``), in milliseconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) * 1000 / ticks
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    """The smallest value with at least a share ``q`` of the values at or below it."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def markdown(costs: Sequence[Cost], header: str) -> str:
@@ -203,24 +291,40 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         "",
         header,
         "",
-        "Backfilled with `promtool tsdb create-blocks-from openmetrics` (10 min at a 15 s scrape, "
-        "each pod at its own offset; requests by path and code, a 9-bucket latency histogram by "
-        "path) into Prometheus 2.42 on 127.0.0.1; gates error-rate and latency-p99, sequential: "
-        "each round reads every pod's counters summed in PromQL (`sum by (instance, pod)`) and "
-        "their scrape times at two instants; every service's round at once. Samples: vector "
-        "elements returned to the judge per round, all services together, rounds after the "
-        "first; the first round also reads 10 min of stable's history and probes the scrape "
-        "interval. Wall-clock figures depend on the machine's load, given in the header.",
+        "`canaryflow bench --cost` (`make bench-cost`): the series of a fleet written as "
+        "OpenMetrics with timestamps (10 min at a 15 s scrape, each pod at its own offset; "
+        "requests by path and code, a 9-bucket latency histogram by path), turned into TSDB "
+        "blocks by `promtool tsdb create-blocks-from openmetrics` and served by Prometheus 2.42 "
+        "on 127.0.0.1; gates error-rate and latency-p99 (sequential) replayed at times inside "
+        "the data. A look of a gate: each track's pods summed in PromQL (`sum by (instance, pod)`) "
+        "at the common instant and one scrape later, their scrape times, and what series that "
+        "restarted alone held (`alignment.lost_query`), in one query per track and instant "
+        "(`@` pins each read at its instant); for comparison, one request per read. Releases "
+        "are judged "
+        f"{RELEASE_WORKERS} at a time, their calls sharing {QUERY_WORKERS} threads. "
+        "*One release's round*: `AnalysisRun.measure` of one release, median and 95th "
+        "percentile over every release and every round after the first (the first also reads "
+        "10 min of stable's history and probes the scrape interval; its median is the last "
+        "column but one). *All releases*: one round of every release, median. CPU: what the "
+        "Prometheus process and the judge's process spent per round (`/proc/<pid>/stat`, "
+        "`time.process_time`), median, all releases together: the cost, where the wall clock "
+        "also counts waiting for a core. Samples: numbers returned to the judge per round. "
+        "The benchmark runs at `nice -n 19` on a shared machine: wall-clock figures depend on "
+        "the load, given in the header.",
         "",
-        "| services | stable pods | label values | series | median round | max round "
-        "| samples read per round | first round (with history) | backfill | gates said |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| reads | releases | stable pods | label values | series | one release's round: median "
+        "| p95 | all releases' round | Prometheus CPU per round | judge CPU per round "
+        "| samples read per round | requests per round | first round | gates said |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cost in costs:
         s = cost.shape
+        reads = "one query per track and instant" if cost.batched else "one request per read"
         lines.append(
-            f"| {s.services} | {s.stable_pods} | {s.labels} | {s.series} "
-            f"| {cost.median_ms:.0f} ms | {cost.max_ms:.0f} ms | {cost.samples_per_round:.0f} "
-            f"| {cost.first_ms:.0f} ms | {cost.backfill_s:.0f} s | {'; '.join(cost.outcomes)} |"
+            f"| {reads} | {s.services} | {s.stable_pods} | {s.labels} | {s.series} "
+            f"| {cost.median_ms:.0f} ms | {cost.p95_ms:.0f} ms | {cost.all_median_ms:.0f} ms "
+            f"| {cost.prometheus_cpu_ms:.0f} ms | {cost.judge_cpu_ms:.0f} ms "
+            f"| {cost.samples_per_round:.0f} | {cost.requests_per_round:.0f} "
+            f"| {cost.first_ms:.0f} ms | {'; '.join(cost.outcomes)} |"
         )
     return "\n".join(lines) + "\n"

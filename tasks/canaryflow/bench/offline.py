@@ -1,25 +1,39 @@
 """Offline judgement: a recorded (or simulated) release judged window by window, in no time.
 
 The real ``AnalysisRun`` reads the recording through ``RecordedSource`` as it would read
-Prometheus, on a clock that jumps instead of waiting, one window per traffic step, exactly as
-the engine drives it: with ``carry=True`` one e-process per gate runs over the whole release
-(the engine's way), with ``carry=False`` every window is a test of its own and alpha is split
-over the windows (the way separate ``canaryflow analyze`` processes per step judge).
+Prometheus, and both tracks' log lines through ``RecordedLogs`` as it would read the pods'
+logs, on a clock that jumps instead of waiting, one window per traffic step, exactly as the
+engine drives it: with ``carry=True`` one e-process per gate runs over the whole release (the
+engine's way), with ``carry=False`` every window is a test of its own and alpha is split over
+the windows (the way separate ``canaryflow analyze`` processes per step judge).
+
+What is reported of a bad canary is whether *the gate that watches its fault* caught it: a 5xx
+canary rolled back by the logs gate, or by a window that ended inconclusive, is counted apart.
+Beside each class its information limit, from the fault as configured (not from one run's
+observed rates) at the judge's own alpha share and tolerance for that gate.
 """
 
 from __future__ import annotations
 
+import math
 import random
+import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.run import AnalysisRun
-from canaryflow.analysis.sequential import bernoulli_kl, canary_share, information_limit
+from canaryflow.analysis.sequential import (
+    AlphaBudget,
+    bernoulli_kl,
+    canary_share,
+    information_limit,
+)
 from canaryflow.analysis.spec import AnalysisSpec
-from canaryflow.analysis.statistics import clopper_pearson
+from canaryflow.analysis.statistics import clopper_pearson, rate_upper_bound
 from canaryflow.bench.replay import ReplayClock
-from canaryflow.bench.streams import Fleet, RecordedSource, Recording, simulate
+from canaryflow.bench.streams import Fleet, RecordedLogs, RecordedSource, Recording, simulate
+from canaryflow.report.figures import percentile
 
 EPOCH = 1_700_000_000.0
 """The Unix time a recording's second 0 is replayed at."""
@@ -42,8 +56,8 @@ class Judged:
 
 
 class _ClockedSource(RecordedSource):
-    def __init__(self, recording: Recording, clock: ReplayClock):
-        super().__init__(recording, clock_start=EPOCH)
+    def __init__(self, recording: Recording, clock: ReplayClock, flavour: str = "go"):
+        super().__init__(recording, clock_start=EPOCH, flavour=flavour)
         self.clock = clock
 
     @property  # type: ignore[override]
@@ -61,11 +75,20 @@ def judge_release(
     spec: AnalysisSpec,
     carry: bool = True,
 ) -> Judged:
-    """Judge ``recording`` step by step; stop at the first window that does not pass."""
+    """Judge ``recording`` step by step with the plan's ``spec`` (its flavour names the
+    recorded series); stop at the first window that does not pass."""
     clock = ReplayClock(EPOCH)
-    source = _ClockedSource(recording, clock)
+    source = _ClockedSource(recording, clock, spec.metrics)
+    logs = RecordedLogs(recording, clock, clock_start=EPOCH)
     run = AnalysisRun(
-        spec, source, "svc", "prod", clock=clock, windows=len(steps), carry_evidence=carry
+        spec,
+        source,
+        "svc",
+        "prod",
+        logs=logs,
+        clock=clock,
+        windows=len(steps),
+        carry_evidence=carry,
     )
     run.concurrent = False  # the recording answers from memory: no threads needed
     outcome = Outcome.PASS
@@ -93,18 +116,157 @@ def judge_many(
     seed: int,
     canary_factor: float = 1.0,
     carry: bool = True,
+    log_factor: float = 1.0,
 ) -> list[Judged]:
     """``releases`` simulated releases of ``fleet`` judged offline, seeded."""
     rng = random.Random(seed)
     return [
-        judge_release(simulate(fleet, steps, rng, canary_factor), steps, spec, carry)
+        judge_release(simulate(fleet, steps, rng, canary_factor, log_factor), steps, spec, carry)
         for _ in range(releases)
     ]
 
 
+# What a class's releases show: outcomes by gate, rates with exact intervals ----------------
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A class's releases counted by how they ended and, for a bad canary, by which gate.
+
+    ``caught`` counts only rollbacks by a failing measurement of ``expected`` (the gate that
+    watches the fault); a rollback by another gate, or by a window that ended inconclusive,
+    is a rollback, but not the judge seeing the fault, and is counted apart. For an A/A class
+    (``expected`` None) every rollback is a false one, whatever its reason."""
+
+    releases: int
+    expected: str | None
+    passed: int
+    inconclusive: int
+    failed_by: dict[str, int] = field(default_factory=dict)
+    caught_s: tuple[float, ...] = ()
+    """Seconds from the release's start to the expected gate's failing look."""
+
+    @classmethod
+    def of(cls, judged: Sequence[Judged], expected: str | None) -> Tally:
+        failed_by: dict[str, int] = {}
+        for j in judged:
+            if j.outcome is Outcome.FAIL:
+                name = j.gate or "unknown"
+                failed_by[name] = failed_by.get(name, 0) + 1
+        caught = sorted(
+            j.seconds
+            for j in judged
+            if j.outcome is Outcome.FAIL and j.gate == expected and j.seconds is not None
+        )
+        return cls(
+            releases=len(judged),
+            expected=expected,
+            passed=sum(j.outcome is Outcome.PASS for j in judged),
+            inconclusive=sum(j.outcome is Outcome.INCONCLUSIVE for j in judged),
+            failed_by=dict(sorted(failed_by.items())),
+            caught_s=tuple(caught),
+        )
+
+    @property
+    def rolled_back(self) -> int:
+        return self.releases - self.passed
+
+    @property
+    def caught(self) -> int:
+        """Rolled back by the gate that watches the fault (0 for an A/A class)."""
+        return self.failed_by.get(self.expected, 0) if self.expected else 0
+
+    @property
+    def other_gates(self) -> int:
+        """Rolled back by a failing measurement of any other gate."""
+        return sum(n for gate, n in self.failed_by.items() if gate != self.expected)
+
+    def caught_ci95(self) -> tuple[float, float]:
+        """Two-sided exact (Clopper-Pearson) 95 % interval of the right-gate detection rate."""
+        return clopper_pearson(self.caught, self.releases)
+
+    def rollback_ci95(self) -> tuple[float, float]:
+        """Two-sided exact 95 % interval of the rollback rate (any reason)."""
+        return clopper_pearson(self.rolled_back, self.releases)
+
+    def rollback_upper95(self) -> float:
+        """One-sided exact 95 % upper bound of the rollback rate: an A/A class's false-rollback
+        rate is below it at 95 % confidence."""
+        return rate_upper_bound(self.rolled_back, self.releases)
+
+    def median_s(self) -> float | None:
+        return statistics.median(self.caught_s) if self.caught_s else None
+
+    def p95_s(self) -> float | None:
+        return percentile(self.caught_s, 95, "nearest-rank")
+
+
+# The configured fault's information limit, at the judge's own alpha and tolerance ------------
+
+
+@dataclass(frozen=True)
+class FaultClass:
+    """A class of simulated releases: the canary's rates relative to stable's, the metric
+    flavour its series are named in, and the gate that should catch it (None: A/A)."""
+
+    name: str
+    gate: str | None = None
+    canary_factor: float = 1.0
+    """The canary's base 5xx rate over stable's."""
+    log_factor: float = 1.0
+    """The canary's steady matching log lines per request over stable's."""
+    flavour: str = "go"
+
+    @property
+    def factor(self) -> float:
+        return self.log_factor if self.gate == "log-errors" else self.canary_factor
+
+
+def gate_alpha_and_tolerance(spec: AnalysisSpec, gate: str) -> tuple[float, float]:
+    """The alpha ``gate`` gets in the judge (its ``AlphaBudget`` share, every sequential gate
+    of the plan counted, one test per gate over the release) and its own tolerance."""
+    gates = spec.sequential_gates
+    budget = AlphaBudget(spec.alpha, tuple(g.name for g in gates))
+    found = next(g for g in gates if g.name == gate)
+    if found.logs is not None:
+        tolerance = found.logs.tolerance
+    else:
+        assert found.sequential is not None
+        tolerance = found.sequential.tolerance
+    assert tolerance is not None
+    return budget.share(gate), tolerance
+
+
+def information_limit_at(
+    rps: float, share: float, base: float, factor: float, alpha: float, tolerance: float
+) -> float:
+    """Seconds an ideal test needs to reject "canary within tolerance" when ``share`` of the
+    ``rps`` requests are the canary's, stable's events happen at ``base`` per request and the
+    canary's at ``factor`` times that: log(1/alpha) / (KL per event x events per second), of
+    the conditional binomial the judge tests (is an event the canary's?). Infinite when the
+    fault is within tolerance."""
+    if factor <= 1 + tolerance:
+        return math.inf
+    kl = bernoulli_kl(canary_share(factor, share), canary_share(1 + tolerance, share))
+    events_per_s = rps * base * (share * factor + 1 - share)
+    return information_limit(kl * events_per_s, alpha)
+
+
+def information_limit_s(
+    fleet: Fleet, fault: FaultClass, spec: AnalysisSpec, weight: float
+) -> float:
+    """The configured fault's information limit at ``weight``, with the gate's own alpha share
+    and tolerance (``gate_alpha_and_tolerance``). Lumps and blips are left out: the bound of
+    clean data."""
+    assert fault.gate is not None, "an A/A class has no fault"
+    alpha, tolerance = gate_alpha_and_tolerance(spec, fault.gate)
+    base = fleet.log_rate if fault.gate == "log-errors" else fleet.base_rate
+    return information_limit_at(fleet.rps, weight, base, fault.factor, alpha, tolerance)
+
+
 # The offline benchmark: many releases of a production-shaped fleet ------------------------------
 
-BENCH_FLEET = Fleet(
+NOISY_FLEET = Fleet(
     stable_pods=4,
     canary_pods=1,
     rps=1000.0,
@@ -114,115 +276,196 @@ BENCH_FLEET = Fleet(
     stall_share=0.35,
     blip_every_s=120.0,
     history_s=600.0,
+    cold_s=30.0,
+    cold_factor=3.0,
+    log_rate=0.002,
+    stall_log_share=0.5,
+    pool_size=32,
+    pool_refused=0.1,
 )
+"""Every noise at once: 4 stable pods + 1 canary pod, a 15 s scrape at per-pod offsets, 1 %
+base 5xx, each pod stalling 1 s every 30 s (35 % of that second's requests fail, half of them
+logging "context deadline exceeded"), a shared dependency blipping 2 s about every 2 min (30 %
+fail), a canary cold for 30 s (3x 5xx), "connection refused" logged on 0.2 % of requests on
+both tracks, and the canary's lazily filled pool of 32 connections (10 % of dials logged as
+refused)."""
+STEADY_FLEET = replace(NOISY_FLEET, stall_every_s=0.0, blip_every_s=0.0)
+"""The same without stalls or blips: requests independent, the judge's model exact."""
+WARM_FLEET = replace(NOISY_FLEET, cold_s=0.0, pool_size=0)
+"""The noisy fleet with a canary that starts warm (no cold start, no pool to fill)."""
 BENCH_FLEETS: tuple[tuple[str, Fleet], ...] = (
-    ("lumpy", BENCH_FLEET),
-    ("mild lumps", replace(BENCH_FLEET, stall_share=0.1)),
-    ("no lumps", replace(BENCH_FLEET, stall_every_s=0.0, blip_every_s=0.0)),
+    ("noisy", NOISY_FLEET),
+    ("noisy, warm canary", WARM_FLEET),
+    ("steady pods", STEADY_FLEET),
 )
-"""Stalls turning 35 % / 10 % / none of a stalled second's requests bad (every 30 s per pod):
-a lump of 70 / 20 / 0 against a pod's 60 base 5xx per 30 s."""
 BENCH_STEPS = ((0.1, 120.0), (0.3, 120.0), (0.6, 120.0))
-BENCH_FAULTS: tuple[tuple[str, float, float], ...] = (
-    ("A/A (identical canary)", 1.0, 0.0),
-    ("A/A, canary cold for 30 s (3x errors)", 1.0, 30.0),
-    ("5xx x3 (+2 % over 1 %)", 3.0, 0.0),
-    ("5xx x2 (+1 % over 1 %)", 2.0, 0.0),
+BENCH_SPEC: dict = {
+    "interval": "10s",
+    "queryWindow": "30s",
+    "gates": [{"metric": "error-rate"}, {"metric": "log-errors"}],
+}
+"""The plan defaults with the two gates the simulated fleet exports (the catalogue's error-rate
+and log-errors at their default limits: they share the plan's alpha)."""
+AA = FaultClass("A/A (identical canary)")
+BENCH_FAULTS: tuple[FaultClass, ...] = (
+    FaultClass("5xx x3 (+2 % over 1 %)", "error-rate", canary_factor=3.0),
+    FaultClass("5xx x2 (+1 % over 1 %)", "error-rate", canary_factor=2.0),
+    FaultClass("log lines x3 (+0.4 % of requests)", "log-errors", log_factor=3.0),
+    FaultClass("5xx x3, otel flavour", "error-rate", canary_factor=3.0, flavour="otel"),
+    FaultClass("5xx x3, grpc flavour", "error-rate", canary_factor=3.0, flavour="grpc"),
 )
 
 
-def information_limit_s(
-    fleet: Fleet, weight: float, factor: float, alpha: float, tolerance: float
-) -> float:
-    """Seconds an ideal test needs at ``weight`` to reject the tolerated ratio when the canary's
-    rate is ``factor`` times stable's, at the gate's own alpha: log(1/alpha) / (KL per event times
-    events per second). Lumps and blips are left out: the bound of clean binomial data."""
-    kl = bernoulli_kl(canary_share(factor, weight), canary_share(1 + tolerance, weight))
-    events_per_s = fleet.rps * fleet.base_rate * (weight * factor + 1 - weight)
-    return information_limit(kl * events_per_s, alpha)
+def bench_spec(flavour: str = "go") -> AnalysisSpec:
+    return AnalysisSpec.model_validate({**BENCH_SPEC, "metrics": flavour})
 
 
 def replay_benchmark(releases: int, seed: int = 1, say=print) -> dict:
-    """``releases`` judged releases per class; the error-rate gate at the plan defaults."""
-    spec = AnalysisSpec.model_validate(
-        {"interval": "10s", "queryWindow": "30s", "gates": [{"metric": "error-rate"}]}
-    )
+    """``releases`` A/A releases of the noisy fleet, a fifth as many of each fault class; a
+    tenth as many of the other fleets' classes; every class seeded on its own."""
     rows = []
-    for number, (fleet_name, base) in enumerate(BENCH_FLEETS):
-        for index, (name, factor, cold) in enumerate(BENCH_FAULTS):
-            fleet = replace(base, cold_s=cold)
-            count = releases if number == index == 0 else max(1, releases // 5)
-            seed_here = seed + 10 * number + index
-            judged = judge_many(fleet, BENCH_STEPS, spec, count, seed_here, factor)
-            rows.append(_row(fleet_name, name, fleet, factor, judged, spec.alpha))
-            say(f"{fleet_name}, {name}: {rows[-1]['rolled_back']}/{count} rolled back")
+    for number, (fleet_name, fleet) in enumerate(BENCH_FLEETS):
+        classes = (AA, *BENCH_FAULTS) if number == 0 else (AA, *BENCH_FAULTS[:3])
+        for index, fault in enumerate(classes):
+            share = 1 if (number, index) == (0, 0) else 5 if number == 0 else 10
+            count = max(1, releases // share)
+            spec = bench_spec(fault.flavour)
+            judged = judge_many(
+                fleet,
+                BENCH_STEPS,
+                spec,
+                count,
+                seed + 10 * number + index,
+                fault.canary_factor,
+                log_factor=fault.log_factor,
+            )
+            rows.append(_row(fleet_name, fleet, fault, spec, Tally.of(judged, fault.gate)))
+            say(f"{fleet_name}, {fault.name}: {rows[-1]['rolled_back']}/{count} rolled back")
     return {
         "rows": rows,
         "fleets": {name: fleet.__dict__ for name, fleet in BENCH_FLEETS},
         "steps": BENCH_STEPS,
+        "spec": BENCH_SPEC,
         "seed": seed,
     }
 
 
 def _row(
-    fleet_name: str, name: str, fleet: Fleet, factor: float, judged: list[Judged], alpha: float
+    fleet_name: str, fleet: Fleet, fault: FaultClass, spec: AnalysisSpec, tally: Tally
 ) -> dict:
-    count = len(judged)
-    fails = [j for j in judged if j.outcome is Outcome.FAIL]
-    low, high = clopper_pearson(len(fails), count)
-    times = sorted(j.seconds for j in fails if j.seconds is not None)
-    # One exported sequential gate: it has the whole alpha. The limit is of clean binomial
-    # data at the first step's weight; lumps make any test slower.
-    limit = information_limit_s(fleet, BENCH_STEPS[0][0], factor, alpha, 0.2)
-    return {
+    row = {
         "fleet": fleet_name,
-        "class": name,
-        "releases": count,
-        "rolled_back": len(fails),
-        "ci95": [low, high],
-        "inconclusive": sum(j.outcome is Outcome.INCONCLUSIVE for j in judged),
-        "gates": sorted({j.gate for j in fails if j.gate}),
-        "median_s": times[len(times) // 2] if times else None,
-        "limit_s": limit if factor > 1.2 else None,
-        "target_s": 1.5 * limit + fleet.scrape_s + 1 if factor > 1.2 else None,
-        "reads_per_release": sum(j.samples_read for j in judged) / count,
+        "class": fault.name,
+        "gate": fault.gate,
+        "releases": tally.releases,
+        "passed": tally.passed,
+        "rolled_back": tally.rolled_back,
+        "rollback_ci95": list(tally.rollback_ci95()),
+        "rollback_upper95": tally.rollback_upper95(),
+        "inconclusive": tally.inconclusive,
+        "failed_by": tally.failed_by,
+        "caught": tally.caught,
+        "caught_ci95": list(tally.caught_ci95()),
+        "median_s": tally.median_s(),
+        "p95_s": tally.p95_s(),
     }
+    if fault.gate is not None:
+        alpha, tolerance = gate_alpha_and_tolerance(spec, fault.gate)
+        limit = information_limit_s(fleet, fault, spec, BENCH_STEPS[0][0])
+        row.update(alpha=alpha, tolerance=tolerance, limit_s=limit)
+        row["target_s"] = 1.5 * limit + fleet.scrape_s + 1
+    return row
+
+
+def _s(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.0f}"
+
+
+def _pct(value: float) -> str:
+    return f"{value:.2%}"
 
 
 def replay_markdown(result: dict, header: str) -> str:
+    aa = [r for r in result["rows"] if r["gate"] is None]
+    bad = [r for r in result["rows"] if r["gate"] is not None]
     lines = [
         "## Offline replay: simulated production-shaped fleet",
         "",
         header,
         "",
-        "Simulated count streams (`canaryflow.bench.streams`), judged by the real `AnalysisRun` "
-        "(evidence carried over the steps, as `canaryflow run` does) through "
-        "`canaryflow.bench.offline`. Fleet: 4 stable pods + 1 canary pod, 1000 requests/s, a "
-        "15 s scrape at per-pod offsets, 1 % base 5xx, 10 min of stable history; *lumpy*: each "
-        "pod stalls 1 s every 30 s and 35 % of that second's requests fail (*mild lumps*: 10 %), "
-        "and a shared dependency blips for 2 s about every 2 min (30 % fail); *no lumps*: "
-        "neither. Steps 10 → 30 → 60 % of 120 s each, interval 10 s, the error-rate gate alone "
-        "at alpha 0.01 (so the gate has all of it), tolerance 20 %. The fault is present from "
-        "the canary's first request; seconds count from the release's start. Information "
-        "limit: log(1/alpha) / KL of the configured fault at the 10 % step and the tolerated "
-        "ratio, for clean binomial data (lumps make every test slower); target = 1.5 x limit "
-        "+ one scrape + 1 s. Not simulated: logs, latency histograms, goroutines, GC, "
-        "live processes.",
+        "Simulated count streams and log lines (`canaryflow.bench.streams`), judged by the real "
+        "`AnalysisRun` (evidence carried over the steps, as `canaryflow run` does) through "
+        "`canaryflow.bench.offline`, metrics read through the flavour's own selectors and both "
+        "tracks' log lines through a stable-log source (the logs gate compares, as live). "
+        "*Noisy* fleet: 4 stable pods + 1 canary pod, 1000 requests/s, a 15 s scrape at "
+        "per-pod offsets, 10 min of stable history, 1 % base 5xx; each pod stalls 1 s every "
+        "30 s (35 % of that second's requests fail, half of those log \"context deadline "
+        'exceeded"); a shared dependency blips 2 s about every 2 min (30 % fail); the canary '
+        'starts cold (3x 5xx for 30 s); "connection refused" is logged on 0.2 % of requests '
+        "on both tracks; the canary's pool of 32 connections is filled lazily (10 % of dials "
+        "logged refused). *Noisy, warm canary*: no cold start and no pool to fill. *Steady "
+        "pods*: the noisy fleet without stalls and blips. Steps 10 → 30 → "
+        "60 % of 120 s each, interval 10 s, query window 30 s, the gates error-rate and "
+        "log-errors at their catalogue defaults (tolerance 20 % and 100 %), sharing the "
+        "plan's alpha 0.01 (0.005 each). Faults are present from the canary's first request; "
+        "seconds count from the release's start (offline, rollback itself takes no time). Not "
+        "simulated: latency histograms, goroutines, GC, cache, outbound calls.",
         "",
-        "| fleet | class | releases | rolled back (fail) | 95 % CI (Clopper-Pearson) "
-        "| inconclusive | deciding gate | median s to fail | information limit s | target s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "### Good canaries (A/A): false rollbacks",
+        "",
+        "Target: at most 1 % of good releases rolled back, as a one-sided 95 % upper bound "
+        "(exact, Clopper-Pearson).",
+        "",
+        "| fleet | releases | rolled back | by failing gate | inconclusive | rate | "
+        "95 % CI (two-sided) | 95 % upper bound | target ≤ 1 % |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in result["rows"]:
-        low, high = row["ci95"]
-        median = "-" if row["median_s"] is None else f"{row['median_s']:.0f}"
-        limit = "-" if row["limit_s"] is None else f"{row['limit_s']:.0f}"
-        target = "-" if row["target_s"] is None else f"{row['target_s']:.0f}"
-        gates = ", ".join(row["gates"]) or "-"
+    for row in aa:
+        low, high = row["rollback_ci95"]
+        gates = ", ".join(f"{g} {n}" for g, n in row["failed_by"].items()) or "-"
+        upper = row["rollback_upper95"]
         lines.append(
-            f"| {row['fleet']} | {row['class']} | {row['releases']} | {row['rolled_back']} "
-            f"| {low:.2%} to {high:.2%} | {row['inconclusive']} | {gates} "
-            f"| {median} | {limit} | {target} |"
+            f"| {row['fleet']} | {row['releases']} | {row['rolled_back']} | {gates} "
+            f"| {row['inconclusive']} | {_pct(row['rolled_back'] / row['releases'])} "
+            f"| {_pct(low)} to {_pct(high)} | {_pct(upper)} "
+            f"| {'met' if upper <= 0.01 else '**missed**'} |"
+        )
+    lines += [
+        "",
+        "### Bad canaries: caught by the gate that watches the fault",
+        "",
+        "Caught = rolled back by a failing measurement of the fault's own gate; a rollback by "
+        "another gate or by a window that ended inconclusive is counted apart. Target: ≥ 95 % "
+        "caught; fault → decision within 1.5 x information limit + one scrape (15 s) + 1 s. "
+        "Information limit: log(1/alpha) / KL of the *configured* fault at the 10 % step "
+        "against the tolerated ratio (the conditional binomial the judge tests), with the "
+        "gate's own alpha share and tolerance, for clean data (stalls and blips make every "
+        "test slower).",
+        "",
+        "| fleet | class | gate | releases | caught | 95 % CI | other gate | inconclusive "
+        "| median s | p95 s | information limit s | target s | median / limit | targets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in bad:
+        low, high = row["caught_ci95"]
+        other = row["rolled_back"] - row["caught"] - row["inconclusive"]
+        others = ", ".join(f"{g} {n}" for g, n in row["failed_by"].items() if g != row["gate"])
+        limit, median = row["limit_s"], row["median_s"]
+        ratio = f"{median / limit:.1f}" if median is not None and math.isfinite(limit) else "-"
+        share_ok = row["caught"] / row["releases"] >= 0.95
+        speed_ok = median is not None and median <= row["target_s"]
+        verdict = (
+            f"caught {'met' if share_ok else '**missed**'}, "
+            f"speed {'met' if speed_ok else '**missed**'}"
+        )
+        lines.append(
+            f"| {row['fleet']} | {row['class']} | {row['gate']} | {row['releases']} "
+            f"| {row['caught']} | {_pct(low)} to {_pct(high)} "
+            f"| {other}{f' ({others})' if others else ''} | {row['inconclusive']} "
+            f"| {_s(median)} | {_s(row['p95_s'])} | {_s(limit)} | {_s(row['target_s'])} "
+            f"| {ratio} | {verdict} |"
         )
     return "\n".join(lines) + "\n"
 

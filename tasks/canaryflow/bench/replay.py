@@ -55,6 +55,25 @@ class ReplayLogs:
         return [line for line in self.lines_since_(since) if _written(line) <= self.clock.now()]
 
 
+class ReplayTrackLogs(ReplayLogs):
+    """Both tracks' log lines up to the replay clock's time: a ``StableLogSource``, so a logs
+    gate that compares the tracks (``logs.tolerance``) is replayed as the live judge runs it,
+    canary lines per request against stable's, not as "not applicable"."""
+
+    def __init__(
+        self,
+        lines_since: Callable[[float], list[str]],
+        stable_since: Callable[[float], tuple[list[str], float]],
+        clock: ReplayClock,
+    ):
+        super().__init__(lines_since, clock)
+        self.stable_since_ = stable_since
+
+    def stable_lines_since(self, since: float) -> tuple[list[str], float]:
+        lines, share = self.stable_since_(since)
+        return [line for line in lines if _written(line) <= self.clock.now()], share
+
+
 def _written(line: str) -> float:
     """The Unix time a log line starts with; lines without one count as written at once."""
     try:

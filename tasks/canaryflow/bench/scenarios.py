@@ -374,8 +374,13 @@ def machine() -> dict[str, str]:
     model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
     mem = re.search(r"MemTotal:\s*(\d+) kB", _read("/proc/meminfo"))
     go = Path(sys.executable).parent / "go"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     return {
         "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": commit or "unknown",
+        "uname": " ".join(os.uname()),
         "cpu": model.group(1).strip() if model else platform.processor() or "unknown",
         "cores": str(os.cpu_count()),
         "memory": f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB" if mem else "unknown",

@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from canaryflow.analysis.catalogue import METRICS, Counts
 from canaryflow.analysis.source import Sample, Series
 
 
@@ -50,6 +51,16 @@ class Fleet:
     cold_factor: float = 3.0
     history_s: float = 300.0
     """Stable's seconds before the release, as Prometheus keeps them."""
+    log_rate: float = 0.0
+    """Steady log lines matching the default patterns per request, on every pod of both
+    tracks ("connection refused" of a cache reconnecting): not a fault, and not a 5xx."""
+    stall_log_share: float = 0.0
+    """Share of a stall's or blip's bad requests that also log "context deadline exceeded"."""
+    pool_size: int = 0
+    """Connections of the canary's lazily filled pool (0: none): each of its first
+    ``pool_size`` requests dials one, and ``pool_refused`` of the dials log "connection
+    refused" before a retry succeeds. Stable's pools filled long before the release."""
+    pool_refused: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,8 @@ class Pod:
     track: str
     events: tuple[tuple[float, float], ...]
     exposure: tuple[tuple[float, float], ...]
+    lines: tuple[tuple[float, str], ...] = ()
+    """Log lines matching the default patterns: (second written, text)."""
 
 
 @dataclass
@@ -108,9 +121,11 @@ def simulate(
     steps: Sequence[tuple[float, float]],
     rng: random.Random,
     canary_factor: float = 1.0,
+    log_factor: float = 1.0,
 ) -> Recording:
     """One release: ``steps`` of (canary weight, seconds); the canary's bad-event rate is
-    ``canary_factor`` times stable's (1: an A/A release)."""
+    ``canary_factor`` times stable's and its steady log lines ``log_factor`` times (1 and 1:
+    an A/A release)."""
     duration = sum(seconds for _, seconds in steps)
     start = -fleet.history_s
     blips: set[int] = set()
@@ -128,9 +143,11 @@ def simulate(
         offset = rng.uniform(0, fleet.scrape_s)
         pods = fleet.stable_pods if track == "stable" else fleet.canary_pods
         factor = canary_factor if track == "canary" else 1.0
-        events = exposure = 0
+        events = exposure = dialled = 0
         scrape = born + offset
         event_points, exposure_points = [], []
+        lines: list[tuple[float, str]] = []
+        log_rate = fleet.log_rate * (log_factor if track == "canary" else 1.0)
         second = math.floor(born)
         while second < duration:
             weight = weight_at(steps, second) if second >= 0 else 0.0
@@ -140,11 +157,24 @@ def simulate(
             if track == "canary" and second < fleet.cold_s:
                 rate *= fleet.cold_factor
             bad = poisson(requests * min(1.0, rate), rng)
+            lumped = 0
             stalled = fleet.stall_every_s and (second - phase) % fleet.stall_every_s < fleet.stall_s
             if stalled:
-                bad += poisson(requests * fleet.stall_share, rng)
+                lumped += poisson(requests * fleet.stall_share, rng)
             if second in blips:
-                bad += poisson(requests * fleet.blip_share, rng)
+                lumped += poisson(requests * fleet.blip_share, rng)
+            bad += lumped
+            if second >= 0:  # log lines only from the release on: what the judge reads
+                texts = ["connection refused"] * poisson(requests * log_rate, rng)
+                texts += ["context deadline exceeded"] * poisson(
+                    lumped * fleet.stall_log_share, rng
+                )
+                if track == "canary" and dialled < fleet.pool_size:
+                    dials = min(requests, fleet.pool_size - dialled)
+                    dialled += dials
+                    refused = sum(rng.random() < fleet.pool_refused for _ in range(dials))
+                    texts += ["dial: connection refused, retrying"] * refused
+                lines += [(second + rng.random(), text) for text in texts]
             events += min(requests, bad)
             exposure += requests
             second += 1
@@ -153,7 +183,10 @@ def simulate(
                 exposure_points.append((scrape, float(exposure)))
                 scrape += fleet.scrape_s
         name = f"{'svc' if track == 'stable' else 'svc-canary'}-{index}"
-        recording.pods.append(Pod(name, track, tuple(event_points), tuple(exposure_points)))
+        lines.sort()
+        recording.pods.append(
+            Pod(name, track, tuple(event_points), tuple(exposure_points), tuple(lines))
+        )
     return recording
 
 
@@ -166,28 +199,37 @@ LOOKBACK_S = 300.0
 
 
 class RecordedSource:
-    """A ``MetricSource`` over a ``Recording``, answering the queries the error-rate gate of
-    the go flavour asks (``analysis.alignment``) the way Prometheus would: the last sample at
-    or before the evaluation time (within the lookback), summed by pod; its timestamp; a
-    subquery's steps at multiples of its step; the samples a series has over a range."""
+    """A ``MetricSource`` over a ``Recording``, answering the queries the error-rate gate of a
+    flavour asks (``analysis.alignment``) the way Prometheus would: the last sample at or
+    before the evaluation time (within the lookback), summed by pod; its timestamp; a
+    subquery's steps at multiples of its step; the samples a series has over a range; a track's
+    request counters as they are (what a comparing logs gate divides its lines by). The
+    counts are named as ``flavour`` names them (``catalogue``: the error-rate gate's evidence),
+    so the judge reads them through that flavour's own selectors."""
 
-    def __init__(self, recording: Recording, clock_start: float = 0.0):
+    def __init__(self, recording: Recording, clock_start: float = 0.0, flavour: str = "go"):
         self.recording = recording
         self.clock_start = clock_start
         self.now = 0.0
         self.samples_read = 0
+        evidence = METRICS["error-rate"].evidence_for(flavour)
+        assert isinstance(evidence, Counts), flavour
+        self._metric = evidence.series
+        # The events' own matcher (``code=~"5.."``, ``grpc_code=~"Unknown|..."``): what tells
+        # an events selector from the exposure's.
+        self._events_matcher = evidence.events.split("{{ selector }},", 1)[1].rsplit("}", 1)[0]
+        self._events_matcher = self._events_matcher.strip()
         self._times = {
             (pod.name, role): [t for t, _ in getattr(pod, role)]
             for pod in recording.pods
             for role in ("events", "exposure")
         }
 
-    @staticmethod
-    def _track_role(selector: str) -> tuple[str, str] | None:
-        if not selector.startswith("http_requests_total"):
+    def _track_role(self, selector: str) -> tuple[str, str] | None:
+        if not selector.startswith(self._metric + "{"):
             return None  # the only metric this fleet exports
         track = "canary" if 'track="canary"' in selector else "stable"
-        return track, "events" if 'code=~"5.."' in selector else "exposure"
+        return track, "events" if self._events_matcher in selector else "exposure"
 
     def _last(self, pod: Pod, role: str, at: float) -> tuple[float, float] | None:
         index = bisect.bisect_right(self._times[(pod.name, role)], at) - 1
@@ -218,6 +260,8 @@ class RecordedSource:
             return self._pods(match.group(2), when, stamp=True)
         if match := _SUM.match(query):
             return self._pods(match.group(2), when, stamp=False)
+        if (found := self._track_role(query)) is not None:  # a plain selector: every series
+            return self._pods(query, when, stamp=False)
         if match := _COUNT.match(query):
             found = self._track_role(match.group(1))
             if found is None:
@@ -254,3 +298,30 @@ class RecordedSource:
 
     def range(self, query: str, start: float, end: float, step: float) -> list[float]:
         return []
+
+
+class RecordedLogs:
+    """Both tracks' log lines of a ``Recording`` up to a clock's "now": a ``StableLogSource``,
+    as the live platforms give a comparing logs gate (every stable pod's lines: share 1.0)."""
+
+    def __init__(self, recording: Recording, clock, clock_start: float = 0.0):
+        self.clock, self.clock_start = clock, clock_start
+        self._lines = {
+            track: sorted(
+                line for pod in recording.pods if pod.track == track for line in pod.lines
+            )
+            for track in ("canary", "stable")
+        }
+        self._times = {track: [t for t, _ in lines] for track, lines in self._lines.items()}
+
+    def _between(self, track: str, since: float) -> list[str]:
+        times, lines = self._times[track], self._lines[track]
+        first = bisect.bisect_left(times, since - self.clock_start)
+        last = bisect.bisect_right(times, self.clock.now() - self.clock_start)
+        return [text for _, text in lines[first:last]]
+
+    def lines_since(self, since: float) -> list[str]:
+        return self._between("canary", since)
+
+    def stable_lines_since(self, since: float) -> tuple[list[str], float]:
+        return self._between("stable", since), 1.0

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from canaryflow.plan.gitops import REPOSITORY_ENV
+from canaryflow.plan.gitops import API_URL_ENV, BRANCH_ENV, REPOSITORY_ENV
 
 Obj = dict[str, Any]
 
@@ -43,6 +43,8 @@ GIT_TOKEN_SECRET = Binding(
 )
 GITOPS_SECRET = Binding("__canaryflow_gitops_secret__", ".Values.gitops.credentialsSecret")
 GITOPS_REPOSITORY = Binding("__canaryflow_gitops_repository__", ".Values.gitops.repository")
+GITOPS_API_URL = Binding("__canaryflow_gitops_api_url__", ".Values.gitops.apiUrl")
+GITOPS_BRANCH = Binding("__canaryflow_gitops_branch__", ".Values.gitops.branch")
 BUILD_SERVICE_ACCOUNT = Binding(
     "__canaryflow_build_service_account__", 'include "canaryflow.buildServiceAccountName" .'
 )
@@ -86,6 +88,8 @@ ALL = (
     GIT_TOKEN_SECRET,
     GITOPS_SECRET,
     GITOPS_REPOSITORY,
+    GITOPS_API_URL,
+    GITOPS_BRANCH,
     *PARAMETER_DEFAULTS.values(),
 )
 CHART_LABELS = frozenset(
@@ -117,6 +121,10 @@ RELEASE_SERVICE_ACCOUNT = "__canaryflow_release_service_account__"
 SERVICE_ACCOUNT_PARAMETER = "{{workflow.parameters.service-account}}"
 TEKTON_RELEASE_SERVICE_ACCOUNT = "__canaryflow_tekton_release_service_account__"
 RESOURCES = {"go": "__canaryflow_resources_go__", "tasks": "__canaryflow_resources_tasks__"}
+# The release templates' Argo custom metrics (canaryflow_workflows.argo_metrics): compiled in,
+# rendered only with monitoring.argoMetrics.enabled.
+ARGO_METRICS = "__canaryflow_argo_metrics__"
+ARGO_METRICS_VALUE = ".Values.monitoring.argoMetrics.enabled"
 
 
 @dataclass(frozen=True)
@@ -206,10 +214,13 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         if key == "secretName" and value == compiled.gitops_secret:
             return GITOPS_SECRET.token
         if key == "env" and _named(value, REPOSITORY_ENV):
+            chart = {
+                REPOSITORY_ENV: GITOPS_REPOSITORY.token,
+                BRANCH_ENV: GITOPS_BRANCH.token,
+                API_URL_ENV: GITOPS_API_URL.token,
+            }
             return [
-                {**item, "value": GITOPS_REPOSITORY.token}
-                if item.get("name") == REPOSITORY_ENV
-                else item
+                {**item, "value": chart[item["name"]]} if item.get("name") in chart else item
                 for item in value
             ]
         if (
@@ -239,6 +250,8 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         ]
     if argo and "podMetadata" in spec:
         spec[POD_SETTINGS] = "argo"
+    if argo and "metrics" in spec:
+        spec[ARGO_METRICS] = spec.pop("metrics")
     for key in SPEC_MAPPINGS:
         if key in spec:
             spec[key] = {_mapping_token(key): ""}
@@ -350,6 +363,19 @@ def _pod_blocks(text: str) -> str:
     return text
 
 
+def _argo_metrics_block(text: str) -> str:
+    """The ``metrics`` mapping (every line indented under the marker) inside an ``if`` on the
+    value: Argo evaluates these only when the chart asks for them."""
+    return re.sub(
+        rf"^(?P<i> *){ARGO_METRICS}:\n(?P<body>(?:(?P=i) .*\n)+)",
+        lambda m: (
+            f"{{{{- if {ARGO_METRICS_VALUE} }}}}\n{m['i']}metrics:\n{m['body']}{{{{- end }}}}\n"
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
+
+
 def _to_yaml_block(text: str, token: str, values: str) -> str:
     """Each ``<token>: ''`` line becomes ``values`` rendered as YAML at that line's indent."""
     return re.sub(
@@ -401,6 +427,7 @@ def to_helm(text: str) -> str:
         text = _to_yaml_block(text, _mapping_token(key), values)
     text = _go_pod_blocks(text)
     text = _pod_blocks(text)
+    text = _argo_metrics_block(text)
     text = re.sub(
         rf"{TEMPLATE_NAME}(?P<base>[a-z0-9-]+){TEMPLATE_NAME}",
         lambda m: (

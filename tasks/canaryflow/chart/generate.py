@@ -114,7 +114,7 @@ def compile_for_chart():
     """The workflow code's documents and the settings they were compiled with."""
     from canaryflow_workflows import WorkflowSettings, compile_documents  # Hera: only when asked
 
-    settings = WorkflowSettings()
+    settings = WorkflowSettings(argo_metrics=True)  # rendered only when the values ask
     return compile_documents(settings), settings
 
 

@@ -27,17 +27,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--judgement",
         action="store_true",
-        help="only the judgement benchmark: default gates against every fault class and good "
+        help="only the judgement benchmark: default gates on a noisy fleet (4 stable pods, 1 "
+        "canary pod) against each fault class (one per metric flavour among them) and good "
         "canaries; replaces BENCHMARKS.md's judgement section",
     )
-    parser.add_argument("--runs", type=int, default=10, help="judgement: releases per fault class")
-    parser.add_argument("--good", type=int, default=30, help="judgement: good canaries")
+    parser.add_argument(
+        "--warm-canary",
+        action="store_true",
+        help="judgement: pods start warm (no cold start); writes its own section",
+    )
+    parser.add_argument("--runs", type=int, default=1, help="judgement: releases per fault class")
+    parser.add_argument("--good", type=int, default=2, help="judgement: good canaries")
     parser.add_argument(
         "--replay",
         type=int,
         metavar="N",
         help="only the offline replay: N simulated A/A releases of a production-shaped fleet "
-        "(and N/5 per fault class) judged offline; replaces BENCHMARKS.md's replay section",
+        "(N/5 per fault class, N/10 per class of the contrast fleets) judged offline; "
+        "replaces BENCHMARKS.md's replay section",
     )
     parser.add_argument(
         "--cost",
@@ -64,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         return _judgement_only(args)
     from canaryflow.bench import scenarios as bench
     from canaryflow.bench.judgement import markdown as judgement_markdown
-    from canaryflow.bench.markdown import render_markdown
+    from canaryflow.bench.markdown import keep_other_sections, render_markdown
 
     began = time.monotonic()
     results = bench.BenchResults(machine=bench.machine())
@@ -84,7 +91,11 @@ def run(args: argparse.Namespace) -> int:
     results.seconds = time.monotonic() - began
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
-    args.write.write_text(render_markdown(results) + "\n" + judgement_markdown(judged))
+    old = args.write.read_text() if args.write.exists() else ""
+    command = f"canaryflow bench --runs {args.runs} --good {args.good}"
+    header = _run_header(command, results.seconds, results.machine["commit"])
+    new = render_markdown(results) + "\n" + judgement_markdown(judged, header)
+    args.write.write_text(keep_other_sections(old, new))
     say(f"wrote {args.write} and {args.out / 'bench.json'} in {results.seconds:.0f}s")
     return 0
 
@@ -92,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
 def _judge(args: argparse.Namespace, workdir: Path, build: Path):
     from canaryflow.bench.judgement import judgement
 
-    results = judgement(workdir, build, args.runs, args.good, say)
+    cold = not args.warm_canary
+    results = judgement(workdir, build, args.runs, args.good, say, cold_start=cold)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "judgement.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
     return results
@@ -102,11 +114,14 @@ def _judgement_only(args: argparse.Namespace) -> int:
     from canaryflow.bench.judgement import markdown
     from canaryflow.bench.markdown import replace_section
 
+    commit = _commit()
     with tempfile.TemporaryDirectory(prefix="canaryflow-judgement-") as tmp:
         results = _judge(args, Path(tmp), args.out / "build")
-    section = markdown(results)
+    warm = " --warm-canary" if args.warm_canary else ""
+    command = f"canaryflow bench --judgement{warm} --runs {args.runs} --good {args.good}"
+    section = markdown(results, _run_header(command, results.seconds, commit))
     old = args.write.read_text() if args.write.exists() else ""
-    args.write.write_text(replace_section(old, "## Judgement", section))
+    args.write.write_text(replace_section(old, section.split("\n", 1)[0], section))
     say(f"wrote the judgement section of {args.write} in {results.seconds:.0f}s")
     return 0
 
@@ -126,28 +141,33 @@ def _replay_only(args: argparse.Namespace) -> int:
     if args.replay < 1:
         raise InputError("--replay: at least 1 release; give e.g. --replay 1000")
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731
-    started = time.monotonic()
+    started, commit = time.monotonic(), _commit()
     result = replay_benchmark(args.replay, say=say)
-    result["carry"] = carry_comparison(max(1, args.replay // 5), say=say)
+    result["carry"] = carry_comparison(max(1, args.replay // 10), say=say)
     result["seconds"] = time.monotonic() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "replay.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    header = _run_header(f"canaryflow bench --replay {args.replay}", result["seconds"])
+    command = f"canaryflow bench --replay {args.replay}"
+    header = _run_header(command, result["seconds"], commit)
     _replace_section(args.write, replay_markdown(result, header) + carry_markdown(result["carry"]))
     say(f"wrote the replay section of {args.write} in {result['seconds']:.0f}s")
     return 0
 
 
 def _cost_only(args: argparse.Namespace) -> int:
-    from canaryflow.bench.cost import Shape, markdown, measure
+    from canaryflow.bench.cost import COST_SHAPES, markdown, measure
 
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731
     started = time.monotonic()
     costs = []
-    for shape in (Shape(1, 200, 10), Shape(50, 4, 10)):
+    for shape, batched in COST_SHAPES:
         with tempfile.TemporaryDirectory(prefix="canaryflow-cost-") as tmp:
-            cost = measure(shape, Path(tmp))
-        say(f"{shape}: median round {cost.median_ms:.0f} ms, {cost.samples_per_round:.0f} samples")
+            cost = measure(shape, Path(tmp), batched=batched)
+        say(
+            f"{shape} (batched: {batched}): round median {cost.median_ms:.0f} ms, "
+            f"p95 {cost.p95_ms:.0f} ms, "
+            f"{cost.samples_per_round:.0f} samples, {cost.requests_per_round:.0f} requests"
+        )
         costs.append(cost)
     args.out.mkdir(parents=True, exist_ok=True)
     raw = [{**c.__dict__, "shape": c.shape.__dict__} for c in costs]
@@ -157,21 +177,37 @@ def _cost_only(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_header(command: str, seconds: float) -> str:
-    """Date, machine, commit and command of a run, for the section it writes."""
-    import datetime
-    import os
-    import platform
+def _commit() -> str:
+    """The checked-out commit, and whether tracked files differ from it."""
     import subprocess
 
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", "tasks"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return (commit or "unknown") + (" with uncommitted changes" if dirty else "")
+
+
+def _run_header(command: str, seconds: float, commit: str | None = None) -> str:
+    """Date, machine, commit (at the run's start, when given) and command of a run, for the
+    section it writes."""
+    import datetime
+    import os
+    import platform
+
+    commit = commit or _commit()
+    uname = " ".join(os.uname())
     return (
-        f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-        f"({platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+        f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC (end) on `{uname}`, "
+        f"{os.cpu_count()} cores ({platform.python_implementation()} "
         f"{platform.python_version()}), load average {os.getloadavg()[0]:.0f} at the end, "
-        f"commit {commit or 'unknown'}, `{command}`, {seconds:.0f} s."
+        f"commit {commit}, "
+        f"`{command}`, {seconds:.0f} s."
     )
 
 

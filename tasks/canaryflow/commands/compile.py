@@ -39,6 +39,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="Argo WorkflowTemplates, or Tekton Tasks, Pipelines and Triggers",
     )
     parser.add_argument(
+        "--argo-metrics",
+        action="store_true",
+        help="Argo's custom metrics on the release templates (a duration gauge and an outcome "
+        "counter per service, exported by the workflow controller), as the chart's "
+        "monitoring.argoMetrics.enabled",
+    )
+    parser.add_argument(
         "--plan",
         type=Path,
         help="with --engine tekton: the plan whose steps the Pipeline runs "
@@ -52,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             FieldError("--plan", "Argo reads each repository's plan at run time: drop --plan")
         )
+    if args.engine == "tekton" and args.argo_metrics:
+        raise InputError(
+            FieldError("--argo-metrics", "Argo's own metrics need --engine argo: drop it")
+        )
     plan = None
     if args.engine == "tekton" and args.plan is not None:
         from canaryflow.plan.load import load_plan
@@ -61,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"compiling the {args.engine} bundle ...", file=sys.stderr, flush=True)
     from canaryflow_workflows import WorkflowSettings, compile_documents
 
-    settings = WorkflowSettings(cluster_scoped_tasks=args.task_scope == "cluster")
+    settings = WorkflowSettings(
+        cluster_scoped_tasks=args.task_scope == "cluster", argo_metrics=args.argo_metrics
+    )
     if args.namespace:
         settings = dataclasses.replace(settings, namespace=args.namespace)
     if args.image:

@@ -58,10 +58,12 @@ from canaryflow.image.registry import Manifest, RegistryClient
 
 PREFIX = "opt/canaryflow"
 INTERPRETER = "/usr/local/bin/python3"
+BASE_FILE = "images/runtime/base.txt"
 PLACEHOLDER = "UNPINNED"
 """What ``images/runtime/base.txt`` holds until a release manager writes the real digest."""
 SOURCE_DATE_EPOCH = "0"
-# python:3.11-slim is Debian 12 (glibc 2.36): wheels up to manylinux_2_28 run on it.
+# python:3.11-slim is 3.11.x-slim-trixie (Debian 13, glibc 2.41; docker-library/official-images,
+# library/python), -slim-bookworm has glibc 2.36: wheels up to manylinux_2_28 run on either.
 PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 RUNTIME_ENV = (
     f"PYTHONPATH=/{PREFIX}/lib",
@@ -90,18 +92,28 @@ class RuntimeRequest:
     source: str | None = None
 
 
+HOW_TO_PIN = (
+    "get the digest of the official image's multi-platform index on a machine that reaches "
+    "Docker Hub (`crane digest docker.io/library/python:3.11-slim`, or the Digest: line of "
+    "`docker buildx imagetools inspect docker.io/library/python:3.11-slim`) and pass "
+    "BASE=docker.io/library/python:3.11-slim@sha256:<digest> to make image, or write that "
+    "reference in images/runtime/base.txt"
+)
+
+
 def read_base(path: Path) -> str:
     """The first non-comment line of ``base.txt``; refuses the placeholder."""
     lines = [line.strip() for line in path.read_text().splitlines()]
-    base = next((line for line in lines if line and not line.startswith("#")), "")
+    return check_base(next((line for line in lines if line and not line.startswith("#")), ""))
+
+
+def check_base(base: str) -> str:
+    """``base`` unless it is empty or the placeholder: a base nobody pinned is never built on,
+    and the refusal says where a real digest comes from (no command here can reach Docker
+    Hub to look it up, and a made-up digest would only fail later, at the registry)."""
     if not base or PLACEHOLDER in base:
         raise InputError(
-            FieldError(
-                "base",
-                f"{path} holds no pinned base digest: write the real "
-                "docker.io/library/python:3.11-slim@sha256:... there (see its comment) or pass "
-                "BASE=HOST/REPO@sha256:...",
-            )
+            FieldError("base", f"{base or 'the base'} is not a real digest: {HOW_TO_PIN}")
         )
     return base
 
@@ -298,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.repository or not args.tag:
         parser.error("--repository and --tag are required to build and push")
     try:
-        base = args.base or read_base(args.project / "images/runtime/base.txt")
+        base = check_base(args.base) if args.base else read_base(args.project / BASE_FILE)
         if args.download:
             download_locked(args.lock, args.wheelhouse)
         request = RuntimeRequest(

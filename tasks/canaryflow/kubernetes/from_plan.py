@@ -12,7 +12,7 @@ from canaryflow.kubernetes.canary_objects import HealthCheck
 from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
 from canaryflow.kubernetes.platform import KubernetesPlatform, api_client_from_environment
 from canaryflow.kubernetes.routers import make_router
-from canaryflow.plan.gitops import CREDENTIALS_ENV, REPOSITORY_ENV
+from canaryflow.plan.gitops import API_URL_ENV, BRANCH_ENV, CREDENTIALS_ENV, REPOSITORY_ENV
 from canaryflow.plan.model import ReleasePlan
 
 # The plan's `router.route` names the user's own object; each router calls it differently.
@@ -68,10 +68,19 @@ def gitops_promotion(
 ) -> GitOpsPromotion | None:
     """GitOps mode when the plan asks for it: the repository from the plan, else the chart's
     (set on the promote task only, so a missing one is reported by promote); the credentials
-    directory (the mounted Secret) from the chart, when there is one."""
+    directory (the mounted Secret), the branch and the forge's API URL from the chart, when
+    set. A plan's own repository must be on the chart repository's host (``check_repository``).
+    """
     spec = plan.promotion.gitops
     if spec is None:
         return None
-    repository = spec.repository or environ.get(REPOSITORY_ENV, "")
+    chart = environ.get(REPOSITORY_ENV, "")
     credentials = environ.get(CREDENTIALS_ENV)
-    return GitOpsPromotion(spec, repository, Path(credentials) if credentials else None)
+    return GitOpsPromotion(
+        spec,
+        spec.repository or chart,
+        Path(credentials) if credentials else None,
+        chart_repository=chart,
+        chart_branch=environ.get(BRANCH_ENV) or None,
+        api_url=environ.get(API_URL_ENV) or None,
+    )

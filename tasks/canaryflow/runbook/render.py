@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from canaryflow.analysis.query import Subject, render
 from canaryflow.analysis.spec import GateSpec
 from canaryflow.duration import format_duration
+from canaryflow.plan.gitops import DEFAULT_BRANCH
 from canaryflow.plan.model import ReleasePlan, StepSpec
 from canaryflow.plan.routers import HEADER_ROUTES, can
 from canaryflow.platform.state import PHASE, WEIGHT, Phase
@@ -93,11 +94,17 @@ def _steps(plan: ReleasePlan) -> str:
     )
     if plan.promotion.gitops is not None:
         gitops = plan.promotion.gitops
+        branch = gitops.branch or f"{DEFAULT_BRANCH}` or the chart's `gitops.branch"
         promotion += (
             f" GitOps mode: the digest is committed to `{gitops.path}` ({gitops.format}, "
-            f"branch `{gitops.branch}`, {gitops.mode}) and {gitops.tool} rolls stable out; "
+            f"branch `{branch}`, {gitops.mode}) and {gitops.tool} rolls stable out; "
             f"promote waits up to {format_duration(gitops.timeout)} for it."
         )
+        if gitops.provider is not None:
+            promotion += (
+                f" The change is a {gitops.provider} merge request into `{branch}`; one "
+                "not merged in that time is closed, the canary removed and stable left as it is."
+            )
     total = sum(step.duration or 0 for step in plan.traffic_steps)
     return "\n".join([*header, *rows, "", promotion, f"Analysis time: {format_duration(total)}."])
 

@@ -40,6 +40,8 @@ type config struct {
 	faultLog        []string
 	workMS          float64
 	metrics         metricsFlavour
+	noise           noiseConfig
+	pods            int
 }
 
 // parseConfig reads flags, falling back to SAMPLE_* environment variables for flags not given.
@@ -67,6 +69,13 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.BoolVar(&f.FlagOnOnly, "flag-on-only", f.FlagOnOnly, "error and latency faults hit only flag-on requests")
 	metrics := fs.String("metrics", "go", "how user requests are exported: go (client_golang), otel (OpenTelemetry) or grpc (go-grpc-prometheus)")
 	afterSeconds := fs.Float64("after", 0, "seconds after start before the faults above switch on")
+	fs.IntVar(&cfg.pods, "pods", 1, "pods this process serves: the first on -listen, the others on free ports (GET /admin/pods lists them), each with its own metrics and stall phase")
+	fs.DurationVar(&cfg.noise.stallEvery, "stall-every", 0, "the pod stalls once per this period, at a random phase (0: never)")
+	fs.DurationVar(&cfg.noise.stallFor, "stall-for", time.Second, "how long a stall lasts")
+	fs.Float64Var(&cfg.noise.stallFail, "stall-fail", 0, "share of requests caught in a stall answered 500")
+	fs.DurationVar(&cfg.noise.coldFor, "cold-for", 0, "the pod starts cold for this long: twice the work, its cache missing")
+	fs.Int64Var(&cfg.noise.poolSize, "pool-size", 0, "connections of a pool filled lazily by the first requests (0: none)")
+	fs.Float64Var(&cfg.noise.refused, "pool-refused", 0.1, "share of the pool's dials refused (and logged) once")
 	faultLog := fs.String("fault-log", defaultFaultLog, `lines a failed request logs, in turn, "|"-separated; "" logs none`)
 
 	if err := fs.Parse(args); err != nil {
@@ -83,6 +92,12 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	if !(cfg.workMS >= 0 && cfg.workMS <= 10000) { // also refuses NaN
 		return cfg, fmt.Errorf("-work-ms: %v; use milliseconds from 0 to 10000", cfg.workMS)
+	}
+	if cfg.pods < 1 || cfg.pods > 16 {
+		return cfg, fmt.Errorf("-pods: %d; use 1 to 16", cfg.pods)
+	}
+	if err := cfg.noise.validate(); err != nil {
+		return cfg, err
 	}
 	if cfg.quotaMillicores <= 0 {
 		return cfg, fmt.Errorf("-cpu-quota-millicores: %d; use a positive number", cfg.quotaMillicores)
@@ -130,14 +145,7 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	svc := &service{
-		version:   version,
-		telemetry: newTelemetry(version, cfg.metrics),
-		faults:    newFaultSwitch(cfg.faults, cfg.after, time.Now),
-		log:       log,
-		faultLog:  cfg.faultLog,
-		workMS:    cfg.workMS,
-	}
+	svc := newService(cfg, log)
 	if cfg.flagsFile != "" {
 		if svc.flags, err = newFlagSource(cfg.flagsFile, cfg.flagKey, log); err != nil {
 			log.Error("bad configuration", "error", err)
@@ -161,8 +169,16 @@ func run(args []string) int {
 		return 1
 	}
 	log.Info("starting sample-service", "version", version, "listen", listener.Addr())
+	served := make(chan error, cfg.pods)
+	others, err := servePods(cfg, listener, log, served)
+	if err != nil {
+		log.Error("cannot listen", "error", err)
+		return 1
+	}
+	for _, other := range others {
+		svc.pods = append(svc.pods, other.Addr)
+	}
 	server := &http.Server{Handler: svc.handler(), ReadHeaderTimeout: 5 * time.Second}
-	served := make(chan error, 1)
 	go func() { served <- server.Serve(listener) }()
 
 	select {
@@ -173,9 +189,50 @@ func run(args []string) int {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := server.Shutdown(shutdownCtx); err != nil {
-		log.Error("shutdown incomplete", "error", err)
+	for _, s := range append([]*http.Server{server}, others...) {
+		if err := s.Shutdown(shutdownCtx); err != nil {
+			log.Error("shutdown incomplete", "error", err)
+		}
 	}
 	log.Info("stopped", "version", version)
 	return 0
+}
+
+// newService is one pod: its own metrics, fault switch and noise (a stall phase of its own).
+func newService(cfg config, log *logger) *service {
+	return &service{
+		version:   version,
+		telemetry: newTelemetry(version, cfg.metrics),
+		faults:    newFaultSwitch(cfg.faults, cfg.after, time.Now),
+		log:       log,
+		faultLog:  cfg.faultLog,
+		workMS:    cfg.workMS,
+		noise:     cfg.noise.begin(time.Now()),
+	}
+}
+
+// servePods serves the -pods after the first on ports of their own (the host of -listen, any
+// free port: GET /admin/pods on the first lists them), each a pod of its own (scraped as its
+// own target), logging to the same output: one process for a small fleet.
+func servePods(cfg config, first net.Listener, log *logger, served chan<- error) ([]*http.Server, error) {
+	addr, ok := first.Addr().(*net.TCPAddr)
+	if !ok {
+		return nil, fmt.Errorf("-listen: %v is not a TCP address", first.Addr())
+	}
+	var servers []*http.Server
+	for i := 1; i < cfg.pods; i++ {
+		at := net.JoinHostPort(addr.IP.String(), "0")
+		listener, err := net.Listen("tcp", at)
+		if err != nil {
+			for _, s := range servers {
+				s.Close()
+			}
+			return nil, fmt.Errorf("-pods %d: pod %d: %w", cfg.pods, i+1, err)
+		}
+		server := &http.Server{Addr: listener.Addr().String(), Handler: newService(cfg, log).handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { served <- server.Serve(listener) }()
+		log.Info("serving another pod", "listen", listener.Addr())
+		servers = append(servers, server)
+	}
+	return servers, nil
 }

@@ -18,7 +18,9 @@ type service struct {
 	log       *logger
 	faultLog  []string // lines failed requests log, in turn
 	failures  atomic.Uint64
-	workMS    float64 // median simulated work per request, in ms
+	workMS    float64  // median simulated work per request, in ms
+	noise     *noise   // nil: an ideal pod
+	pods      []string // the other pods this process serves (-pods), host:port
 }
 
 // handler routes every path; each response says which version served it.
@@ -27,6 +29,9 @@ func (s *service) handler() http.Handler {
 	mux.HandleFunc("/healthz", s.serveHealth)
 	mux.HandleFunc("/metrics", s.serveMetrics)
 	mux.HandleFunc("/admin/faults", s.serveFaults)
+	mux.HandleFunc("/admin/pods", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string][]string{"pods": append([]string{}, s.pods...)})
+	})
 	mux.HandleFunc("/", s.serveUser)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Version", s.version)
@@ -74,10 +79,18 @@ func (s *service) serveUser(w http.ResponseWriter, r *http.Request) {
 	variant := s.flags.variant(r.Header.Get("X-User-Id"))
 	f, _ := s.faults.Current()
 
+	stallFailed, cold := s.applyNoise(start)
 	s.dbQuery(f)
-	cache := s.cacheLookup(f)
+	lookup := f
+	if cold { // an empty cache: every lookup misses
+		lookup.CacheMissRate = 1
+	}
+	cache := s.cacheLookup(lookup)
 	s.outboundCall(f)
 	work(s.workMS)
+	if cold {
+		work(s.workMS)
+	}
 	burnCPU(millis(f.CPUBurnMS))
 	leakGoroutines(f.GoroutineLeak)
 	allocateGarbage(f.GCPressureKB)
@@ -97,7 +110,7 @@ func (s *service) serveUser(w http.ResponseWriter, r *http.Request) {
 	}
 	code := http.StatusOK
 	body := map[string]string{"version": s.version, "variant": variant, "cache": cache}
-	if hit && rand.Float64() < f.ErrorRate {
+	if stallFailed || (hit && rand.Float64() < f.ErrorRate) {
 		code = s.telemetry.requests.failureStatus()
 		body["error"] = s.logFailure(r)
 	} else if hit && rand.Float64() < f.LogErrorRate {

@@ -1,0 +1,69 @@
+"""What one analysis round reads from a real Prometheus holding a backfilled fleet: counted in
+numbers returned and requests made, never in seconds.
+
+A sequential gate sums each pod's series in PromQL before they leave Prometheus, so ten label
+values per pod read exactly as much as one; and each look of a gate makes one request per track
+and instant, however many reads (roles, values, scrape times, restarted series) it holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from canaryflow.bench.cost import Shape, measure
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def costs(tmp_path_factory: pytest.TempPathFactory):
+    """One release on a fleet of 5 stable pods, with one and with ten label values each, and
+    with one label value read one request per read (as before reads were batched)."""
+    found = {}
+    for labels in (1, 10):
+        workdir: Path = tmp_path_factory.mktemp(f"cost-{labels}")
+        found[labels] = measure(Shape(1, 5, labels, minutes=6), workdir, rounds=3)
+    workdir = tmp_path_factory.mktemp("cost-unbatched")
+    found["unbatched"] = measure(Shape(1, 5, 1, minutes=6), workdir, rounds=3, batched=False)
+    return found
+
+
+def test_the_fleet_has_ten_times_the_series_with_ten_label_values(costs):
+    assert costs[10].shape.series == 10 * costs[1].shape.series
+
+
+def test_the_rounds_judged_data_not_empty_answers(costs):
+    for cost in costs.values():  # canary and stable pods count alike in the backfill
+        assert cost.outcomes == ("error-rate: pass", "latency-p99: pass")
+
+
+def test_a_round_reads_as_many_numbers_with_ten_label_values_as_with_one(costs):
+    # Per gate: every pod's sum (by bucket bound for the histogram) at two instants, and its
+    # scrape time at both, read from one role (a pod's series are scraped at once); what
+    # restarted series lost is empty here. 6 pods, 9 bucket bounds.
+    pods, stable, buckets = 6, 5, 9
+    counts = 2 * (2 * pods) + 2 * pods  # error-rate: events and exposure, then times
+    histogram = 2 * pods * buckets + 2 * pods  # latency-p99: bucket sums, times
+    canary_requests = 1  # the plan's minimum of canary requests: one number
+    assert stable + 1 == pods
+    expected = counts + histogram + canary_requests
+    assert costs[1].samples_per_round == costs[10].samples_per_round == expected
+
+
+def test_each_gate_asks_prometheus_once_per_track_and_instant_each_round(costs):
+    gates, tracks, instants, canary_requests = 2, 2, 2, 1
+    expected = gates * tracks * instants + canary_requests
+    assert costs[1].requests_per_round == costs[10].requests_per_round == expected
+
+
+def test_one_query_per_gate_and_look_reads_what_one_request_per_read_did(costs):
+    batched, unbatched = costs[1], costs["unbatched"]
+    assert batched.samples_per_round == unbatched.samples_per_round
+    assert batched.outcomes == unbatched.outcomes
+    # Per track and role: the value at 2 instants and what restarted series lost since the
+    # previous one (3 reads), and per track the scrape times at 2 instants. error-rate has 2
+    # tracks x 2 roles, latency-p99 2 x 1, and the canary's request count is one more.
+    assert unbatched.requests_per_round == 3 * (4 + 2) + 2 * (2 + 2) + 1
+    assert batched.requests_per_round == 2 * 2 * 2 + 1  # per gate, track and instant
