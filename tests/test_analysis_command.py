@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -121,3 +122,100 @@ def test_the_log_file_source_returns_each_complete_line_once(tmp_path):
     assert source.lines_since(0) == ["partial"]
     log.write_text("rotated\n")
     assert source.lines_since(0) == ["rotated"]
+
+
+def carried_plan(tmp_path, url: str) -> object:
+    """Three steps (the last at 100 %), two sequential gates: one the service exports."""
+    path = tmp_path / "carried.yaml"
+    path.write_text(
+        f"""
+service: {{name: cacheless, namespace: {NAMESPACE}}}
+steps:
+  - {{weight: 10, duration: 5s}}
+  - {{weight: 50, duration: 5s}}
+  - {{weight: 100, duration: 2s}}
+analysis:
+  prometheus: {{url: "{url}"}}
+  interval: 1s
+  queryWindow: 4s
+  scrapeInterval: 1s
+  alpha: 0.01
+  gates:
+    - metric: error-rate
+    - metric: cache-miss-rate
+"""
+    )
+    return path
+
+
+def analyze_step(plan, step: int, evidence, capsys) -> tuple[int, dict]:
+    argv = ["analyze", "--plan", str(plan), "--step", str(step), "--json"]
+    code = main([*argv, "--evidence-file", str(evidence)])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def last_detail(report: dict, gate: str) -> dict:
+    judged = [m for m in report["measurements"] if m["gate"] == gate and m["evidence"]["detail"]]
+    return judged[-1]["evidence"]["detail"]
+
+
+def test_analyze_pods_go_on_with_one_test_per_gate_across_steps(tmp_path, prometheus, capsys):  # noqa: F811
+    plan, evidence = carried_plan(tmp_path, prometheus.url), tmp_path / "evidence.json"
+
+    code, first = analyze_step(plan, 0, evidence, capsys)
+    assert code == 0, first["reason"]
+    assert first["evidence"]["resumedFrom"] is None and first["evidence"]["written"]
+    written = json.loads(evidence.read_text())
+    assert written["step"] == 0 and written["exported"] == ["error-rate"]
+
+    code, second = analyze_step(plan, 1, evidence, capsys)
+    assert code == 0, second["reason"]
+    assert second["evidence"]["resumedFrom"] == 0
+    before, after = last_detail(first, "error-rate"), last_detail(second, "error-rate")
+    # One test: the second window's counts start where the first's ended ...
+    assert after["canary_exposure"] > before["canary_exposure"] > 0
+    assert after["stable_exposure"] > before["stable_exposure"] > 0
+    # ... and it is judged at the gate's whole alpha: cache-miss-rate (not exported) takes
+    # none, and alpha is not split over the steps.
+    assert after["log_threshold"] == before["log_threshold"] == round(math.log(1 / 0.01), 3)
+    assert json.loads(evidence.read_text())["step"] == 1
+
+
+def test_a_tampered_evidence_state_ends_the_window_as_an_error_before_measuring(
+    tmp_path,
+    prometheus,  # noqa: F811
+    capsys,
+):
+    plan, evidence = carried_plan(tmp_path, prometheus.url), tmp_path / "evidence.json"
+    assert analyze_step(plan, 0, evidence, capsys)[0] == 0
+    state = json.loads(evidence.read_text())
+    state["gates"]["error-rate"]["tests"][0]["log_ratios"] = [-50.0] * 8  # "looks good"
+    evidence.write_text(json.dumps(state))
+
+    code, report = analyze_step(plan, 1, evidence, capsys)
+    assert code == 1
+    assert report["outcome"] == "error" and report["measurements"] == []
+    assert "checksum does not match" in report["reason"]
+    assert json.loads(evidence.read_text()) == state, "a refused state is left for inspection"
+
+
+def test_a_missing_evidence_state_after_the_first_step_starts_afresh_and_says_so(
+    tmp_path,
+    prometheus,  # noqa: F811
+    capsys,
+):
+    plan, evidence = carried_plan(tmp_path, prometheus.url), tmp_path / "evidence.json"
+    code, report = analyze_step(plan, 1, evidence, capsys)
+    assert code == 0, report["reason"]
+    assert "no evidence carried from the earlier steps was found" in report["reason"]
+    # Two steps can judge (10 %, 50 %; not the 100 % step): each fresh test gets half.
+    assert report["evidence"]["alphaSplit"] == 2
+    assert last_detail(report, "error-rate")["log_threshold"] == round(math.log(2 / 0.01), 3)
+    assert json.loads(evidence.read_text())["restarted_at"] == 1
+
+
+def test_carrying_evidence_needs_the_step(tmp_path, capsys):
+    plan = carried_plan(tmp_path, "http://127.0.0.1:9")
+    argv = ["analyze", "--plan", str(plan), "--evidence-file", str(tmp_path / "e.json")]
+    assert main(argv) == 2
+    assert "--evidence-file: needs --step" in capsys.readouterr().err

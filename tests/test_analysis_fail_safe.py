@@ -254,3 +254,52 @@ def test_a_stop_while_the_pod_is_still_loading_waits_for_the_fail_safe(tmp_path,
     code = main(["analyze", "--plan", str(plan), "--step", "0", "--fail-safe"])
     assert code == 130
     assert happened == ["router loaded", "made safe"]
+
+
+def test_analyze_pods_carry_the_evidence_on_the_canary_and_a_tampered_state_fails_safe(
+    tmp_path,
+    kubeconfig,
+    cluster,
+    prometheus,  # noqa: F811
+):
+    """The workflow's analyze pods (``--carry-evidence``): step 0 leaves its tests in the canary
+    Deployment's annotation; a state edited since is refused at step 1, which then makes
+    traffic safe like any failing window; the rollback removes the state with the canary."""
+    from canaryflow.analysis import carried
+    from canaryflow.kubernetes.api import ClusterApi
+    from canaryflow.kubernetes.resources import DEPLOYMENT
+
+    plan = plan_file(tmp_path, prometheus.url, "istio", drain="0s")
+    data = yaml.safe_load(plan.read_text())
+    data["analysis"] |= {"gates": [{"metric": "error-rate"}], "scrapeInterval": "1s"}
+    plan.write_text(yaml.safe_dump(data))
+    open_canary(plan, kubeconfig)
+    report = tmp_path / "report.json"
+
+    def analyze_step(step: int) -> int:
+        verb = ["--plan", str(plan), "--kubeconfig", str(kubeconfig), "--service", "healthy"]
+        more = ["--step", str(step), "--carry-evidence", "--fail-safe"]
+        return main(["analyze", *verb, *more, "--report-file", str(report)])
+
+    def annotation() -> str:
+        canary = cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary")
+        return canary["metadata"]["annotations"][carried.ANNOTATION]
+
+    assert analyze_step(0) == 0, json.loads(report.read_text())["reason"]
+    state = carried.parse(annotation(), load_plan(plan).analysis, step=1)
+    assert state.step == 0 and state.exported == ("error-rate",)
+
+    edited = json.loads(annotation())
+    edited["gates"]["error-rate"]["tests"][0]["log_ratios"] = [-50.0] * 8  # "looks good"
+    api = ClusterApi(api_client_from_environment(str(kubeconfig), None), NAMESPACE)
+    patch = {"metadata": {"annotations": {carried.ANNOTATION: json.dumps(edited)}}}
+    api.merge_patch(DEPLOYMENT, f"{SERVICE}-canary", patch)
+
+    assert analyze_step(1) == 1
+    result = json.loads(report.read_text())
+    assert result["outcome"] == "error" and result["measurements"] == []
+    assert "checksum does not match" in result["reason"]
+    assert result["failSafe"]["verified"] and weight_is(plan, kubeconfig, 0)
+    verb = ["--plan", str(plan), "--kubeconfig", str(kubeconfig)]
+    assert main(["rollback", *verb, "--reason", "evidence refused"]) == 0
+    assert cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None

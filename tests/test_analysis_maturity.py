@@ -30,13 +30,21 @@ def test_a_short_low_weight_window_under_little_load_is_warned_about():
 
 
 def test_a_100_percent_step_only_comparisons_could_judge_is_warned_about():
-    warnings = maturity_warnings(plan(gates=[{"metric": "error-rate"}]))
-    assert any(w.startswith("steps[1]: at 100% stable serves nothing") for w in warnings)
-    compared = plan(gates=[{"metric": "error-rate"}, {"metric": "log-errors"}])
-    assert any(w.startswith("steps[1]: at 100%") for w in maturity_warnings(compared))
-    max_0 = {"metric": "log-errors", "logs": {"patterns": ["panic"], "max": 0}}
-    with_logs = plan(gates=[{"metric": "error-rate"}, max_0])
-    assert not any(w.startswith("steps[1]") for w in maturity_warnings(with_logs))
+    """Comparisons judge a 100 % step only on the evidence carried from a step below 100 %."""
+    first = plan_from_dict(
+        {
+            "service": {"name": "checkout"},
+            "steps": [{"weight": 100, "duration": "10s"}],
+            "analysis": {"gates": [{"metric": "error-rate"}, {"metric": "log-errors"}]},
+        }
+    )
+    [warning] = maturity_warnings(first)
+    assert warning.startswith("steps[0]: at 100% stable serves nothing")
+    assert "no step below 100% before it has carried evidence to it" in warning
+    carried = maturity_warnings(plan(gates=[{"metric": "error-rate"}]))
+    assert not any(w.startswith("steps[1]") for w in carried)
+    only_relative = plan(gates=[{"metric": "goroutines", "dryRun": False}])
+    assert not any(w.startswith("steps[1]") for w in maturity_warnings(only_relative))
 
 
 def test_the_default_plan_gets_no_warning():

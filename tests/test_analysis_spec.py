@@ -174,8 +174,21 @@ def test_sequential_limits_need_a_catalogue_metric_with_per_request_evidence():
     assert "sequential needs per-request evidence" in message
 
 
-def test_the_default_gates_are_the_whole_catalogue():
+def test_every_default_gate_that_decides_spends_the_releases_alpha():
+    """One error budget: no fixed rule outside alpha among the defaults. goroutines is
+    advisory (a gauge has no per-request evidence); gc-pause is named by a plan or not at all."""
     spec = AnalysisSpec()
-    assert [g.name for g in spec.gates] == list(METRIC_NAMES)
+    deciding = {g.name for g in spec.deciding_gates}
+    assert deciding == {g.name for g in spec.sequential_gates}
+    assert {g.name for g in spec.gates} - deciding == {"goroutines"}
+    assert "gc-pause" not in {g.name for g in spec.gates}
+    assert GateSpec.model_validate({"metric": "gc-pause"}).relative is not None
+    chosen = GateSpec.model_validate({"metric": "goroutines", "dryRun": False})
+    assert not chosen.dry_run and chosen.relative is not None
+
+
+def test_the_default_gates_are_the_catalogue_but_gc_pause():
+    spec = AnalysisSpec()
+    assert [g.name for g in spec.gates] == [n for n in METRIC_NAMES if n != "gc-pause"]
     assert spec.default_gates
     assert {g.name: g.kind for g in spec.gates}["error-rate"] == "sequential"

@@ -73,3 +73,31 @@ def test_cadvisor_finds_stable_by_the_deployments_pod_names(prometheus):
     [stable] = measure(prometheus, template, "stable")
     assert canary == pytest.approx(0.5, abs=0.1)
     assert stable == pytest.approx(0.1, abs=0.1)
+
+
+def test_cpu_throttling_is_a_sequential_comparison_inside_alpha(prometheus):
+    """Throttled CFS periods out of periods, canary (50 %) against the reference's pods (10 %),
+    read from cAdvisor by pod name: the same count test and the same alpha as the 5xx share."""
+    from canaryflow.analysis.measurement import Outcome
+    from canaryflow.analysis.run import AnalysisRun
+    from canaryflow.analysis.spec import AnalysisSpec
+
+    spec = AnalysisSpec.model_validate(
+        {
+            "interval": "1s",
+            "queryWindow": "4s",
+            "scrapeInterval": "1s",
+            "alpha": 0.01,
+            "gates": [{"metric": "cpu-throttling"}],
+        }
+    )
+    assert spec.sequential_gates == spec.gates, "a default of the catalogue, inside alpha"
+    source = PrometheusSource(prometheus.url, timeout=2)
+    run = AnalysisRun(spec, source, "checkout", "shop", subject=SUBJECT)
+    result = run.window(20)
+    assert result.verdict.outcome is Outcome.FAIL, result.reason
+    assert "canary credibly worse than stable +50%" in result.reason
+    detail = next(m for m in result.measurements if m.outcome is Outcome.FAIL).evidence.detail
+    assert detail["canary_events"] / detail["canary_exposure"] == pytest.approx(0.5, abs=0.1)
+    assert detail["stable_events"] / detail["stable_exposure"] == pytest.approx(0.1, abs=0.1)
+    assert detail["log_threshold"] == pytest.approx(4.605, abs=0.001)  # log(1/0.01): all of it

@@ -78,6 +78,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.analysis.evidence",
             "canaryflow.analysis.flavour",
             "canaryflow.analysis.verdict",
+            "canaryflow.analysis.carried",
             "canaryflow.flags.variant_analysis",
             "canaryflow.release.decision",
             "canaryflow.release.walk",

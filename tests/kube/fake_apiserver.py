@@ -442,6 +442,16 @@ class FakeApiServer:
             )
         if current is None:
             return self._read(api_version, plural, namespace, name)
+        sent = (patch.get("metadata") or {}).get("resourceVersion")
+        if sent and sent != current["metadata"]["resourceVersion"]:
+            # A resourceVersion in a patch is a precondition (controller-runtime's
+            # MergeFromWithOptimisticLock relies on it).
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {plural} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
+            )
         if ctype.startswith("application/merge-patch"):
             merged = _merge(current, patch, keyed=False)
         elif ctype.startswith("application/strategic-merge-patch"):

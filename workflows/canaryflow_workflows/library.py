@@ -409,6 +409,8 @@ class TaskLibrary:
                 ref("plan"),
                 "--step",
                 ref("step"),
+                # One test per gate for the whole release, carried pod to pod on the canary.
+                "--carry-evidence",
                 "--fail-safe",
                 "--report-file",
                 f"{OUTPUTS}/report.json",

@@ -258,9 +258,18 @@ METRICS: Mapping[str, CatalogueMetric] = {
         CatalogueMetric(
             name="cpu-throttling",
             description="Share of CFS periods in which the CPU quota was exhausted, compared "
-            "with stable's (a service already throttled is not a regression).",
+            "with the reference track's (a service already throttled is not a regression).",
             unit="ratio",
-            default_limit={"relative": {"maxRatio": 1.5, "floor": 0.05}},
+            # Counts: throttled periods out of periods, the same sequential test inside the
+            # release's alpha as the 5xx share. Every 100 ms CFS period is a trial; the pods'
+            # over-dispersion (a burst of throttling) is estimated from the reference's pods.
+            default_limit=_sequential(0.5),
+            evidence={
+                "go": Counts(
+                    "container_cpu_cfs_throttled_periods_total{ {{ pods }} }",
+                    "container_cpu_cfs_periods_total{ {{ pods }} }",
+                )
+            },
             queries={
                 "go": f"({_per_pod('container_cpu_cfs_throttled_periods_total')} or vector(0))"
                 f" / ({_per_pod('container_cpu_cfs_periods_total')})"
@@ -331,7 +340,12 @@ METRICS: Mapping[str, CatalogueMetric] = {
             description="Fastest growth of live goroutines in any instance, per second (a leak "
             "is a trend: it is caught while still small, not once the count is large).",
             unit="per second",
-            default_limit={"relative": {"maxRatio": 2.0, "floor": 10}},
+            # Advisory by default (measured, reported, never decides): a gauge's trend has no
+            # per-request evidence, so no rule on it can sit inside the release's alpha, and a
+            # fixed rate cut either fails a pool filling up (150 new connections) or misses a
+            # slow leak. A leak's cost (stacks on the heap, slower requests) is judged inside
+            # alpha by gc-frequency and the latency gates; ``dryRun: false`` makes it decide.
+            default_limit={"relative": {"maxRatio": 2.0, "floor": 10}, "dryRun": True},
             queries={"go": "max(deriv(go_goroutines{ {{ selector }} }[{{ window }}]))"},
         ),
         CatalogueMetric(
@@ -380,6 +394,13 @@ METRICS: Mapping[str, CatalogueMetric] = {
 
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 
-DEFAULT_GATES: tuple[str, ...] = METRIC_NAMES
-"""The gates of a plan that lists none: the whole catalogue, each at its default limit. A gate
-whose metric the service does not export is reported once as not applicable and never counts."""
+NOT_DEFAULT: frozenset[str] = frozenset({"gc-pause"})
+"""Catalogue metrics a plan must name to get: ``gc-pause`` is a per-cycle quantile with no
+per-request evidence (no rule on it fits inside alpha) and what a slower GC costs users is
+judged per request by the latency gates, what more GC costs by gc-frequency."""
+
+DEFAULT_GATES: tuple[str, ...] = tuple(name for name in METRIC_NAMES if name not in NOT_DEFAULT)
+"""The gates of a plan that lists none: the catalogue but ``NOT_DEFAULT``, each at its default
+limit; every one that decides by default spends the release's alpha (``goroutines`` is
+advisory). A gate whose metric the service does not export is reported once as not applicable
+and never counts."""

@@ -207,6 +207,12 @@ class SequentialGate:
     """The instant the pending look's queries read the counters at."""
     incomparable: set[float | None] = field(default_factory=set)
     """Cuts dropped because the tracks' bucket layouts share no bound at or above them."""
+    start_span: float = DEFAULT_SCRAPE_S
+    """The span the pending look's start values are interpolated over."""
+    window_exposure: float = 0.0
+    """Canary requests fed to the tests in the current window (its own positive evidence)."""
+    window_reference: float = 0.0
+    """The reference track's requests in the current window (none at a 100 % step)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -242,6 +248,11 @@ class SequentialGate:
         if not self.tests:
             return None
         return max(self.tests, key=lambda cut: self.tests[cut].log_evidence)
+
+    def new_window(self) -> None:
+        """A new window of the same release: the tests go on, but this window's step must
+        show evidence of its own (``required_exposure`` canary requests at its weight)."""
+        self.window_exposure = self.window_reference = 0.0
 
     def _cut_at(self, cumulative: Mapping[float, float]) -> None:
         for bound in cut_boundaries(cumulative, self._q):
@@ -328,6 +339,7 @@ class SequentialGate:
         instants = {"now": instant}
         if not self.counters_started:
             instants["start"] = self.aligned_at
+            self.start_span = scrape
         by_le = isinstance(self.evidence, Buckets)
         reads: dict[str, Read] = {}
         main = self._main_role
@@ -407,7 +419,13 @@ class SequentialGate:
         if not self.history_read:
             self._read_history(answers)
         assert self.aligned_at is not None and self.planned_at is not None
-        if not self.counters_started:
+        # The counters' first values must be interpolated between samples one scrape apart,
+        # as every later look's are: across a wider span (the default, before the scrape was
+        # known) they may lie above a later value of a counter that rose in a burst, which
+        # reads as a restart and counts the whole counter as new events. Then they are read
+        # again at the next look, one scrape apart.
+        usable = self.scrape_s is None or self.start_span <= self.scrape_s * (1 + 1e-6)
+        if not self.counters_started and usable:
             for track in TRACKS:
                 for role in roles(self.evidence):
                     counters = self.counters.setdefault((track, role), AlignedCounters())
@@ -418,6 +436,12 @@ class SequentialGate:
                 Outcome.COLLECTING,
                 f"{self.name}: waiting {self.lag_s:g}s (two scrapes) for samples of every pod "
                 "on both sides of one instant",
+            )
+        if not self.counters_started:
+            return Judgement(
+                Outcome.COLLECTING,
+                f"{self.name}: learning the scrape interval before counting from the "
+                "window's start",
             )
         increments = {}
         for track in TRACKS:
@@ -504,6 +528,8 @@ class SequentialGate:
             self._add_dispersion(self.pending_units)
             self.pending_units = {}
         if isinstance(self.evidence, Counts):
+            self.window_exposure += total(increments[("canary", "exposure")])
+            self.window_reference += total(increments[("stable", "exposure")])
             self.test.add(
                 total(increments[("canary", "events")]),
                 total(increments[("canary", "exposure")]),
@@ -526,6 +552,8 @@ class SequentialGate:
             slow_c, all_c = slow_and_all(self.pending["canary"], bound)
             slow_s, all_s = slow_and_all(self.pending["stable"], bound)
             test.add(slow_c, all_c, slow_s, all_s)
+        self.window_exposure += self.pending["canary"].get(math.inf, 0.0)
+        self.window_reference += self.pending["stable"].get(math.inf, 0.0)
         self.pending = {}
 
     def _comparable_cuts(self) -> None:
@@ -592,18 +620,25 @@ class SequentialGate:
             )
         if test.stable_exposure <= 0 and test.canary_exposure > 0:
             return Judgement(Outcome.NOT_APPLICABLE, self._no_stable_traffic(), detail=detail)
-        if round(test.canary_exposure) < self.required_exposure:  # interpolated: fractional
+        # Positive evidence, not merely "not yet shown bad": the canary served the plan's
+        # minimum in the release's test and in this window (this step's weight) too.
+        served = min(test.canary_exposure, self.window_exposure)
+        if round(served) < self.required_exposure:  # interpolated: fractional
+            where = "" if served == test.canary_exposure else " in this window"
             return Judgement(
                 Outcome.COLLECTING,
-                f"{shown}: collecting, {test.canary_exposure:.0f} of "
-                f"{self.required_exposure:.0f} canary requests",
+                f"{shown}: collecting, {served:.0f} of "
+                f"{self.required_exposure:.0f} canary requests{where}",
                 detail=detail,
                 **numbers,
             )
+        carried = ""
+        if self.window_reference <= 0:  # a 100 % step after steps below it
+            carried = " (stable served nothing in this window: the release's evidence so far)"
         return Judgement(
             Outcome.PASS,
             f"{shown}: no credible regression (evidence {math.exp(evidence):.3g} "
-            f"< {1 / self.alpha:.3g})",
+            f"< {1 / self.alpha:.3g}){carried}",
             detail=detail,
             **numbers,
         )

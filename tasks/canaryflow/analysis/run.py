@@ -290,6 +290,8 @@ class AnalysisRun:
         if not self.carry_evidence:
             self._sequential = {}  # each window is its own sequential test
             self._log_lines = {}
+        for state in self._sequential.values():
+            state.new_window()  # a step passes on evidence of its own window too
         interval = self.spec.interval
         rounds = max(1, math.ceil(duration / interval - 1e-9))
         extension = self.spec.max_extension
@@ -448,6 +450,15 @@ class AnalysisRun:
             elif self._sequential_state(gate).exported(mine):
                 exported.append(gate.name)
         self.budget.allocate(exported)
+
+    def sequential_gate(self, gate: GateSpec) -> SequentialGate:
+        """The gate's evidence so far, created on first use: what a window's pod resumes
+        from the previous window's state and carries on to the next (``analysis.carried``)."""
+        return self._sequential_state(gate)
+
+    @property
+    def sequential_evidence(self) -> Mapping[str, SequentialGate]:
+        return dict(self._sequential)
 
     def _sequential_state(self, gate: GateSpec) -> SequentialGate:
         state = self._sequential.get(gate.name)

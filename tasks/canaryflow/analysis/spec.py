@@ -305,7 +305,7 @@ class GateSpec(AnalysisModel):
             data = {**data, "name": metric}
         has_limit = any(data.get(kind) is not None for kind in LIMIT_KINDS)
         if metric is not None and not has_limit:
-            data = {**data, **METRICS[metric].default_limit}
+            data = {**METRICS[metric].default_limit, **data}  # the plan's own dryRun wins
         return data
 
     @model_validator(mode="after")
@@ -447,7 +447,8 @@ class AnalysisSpec(AnalysisModel):
         20,
         ge=0,
         description="Fewer canary requests than this in the query window: every gate is still "
-        "collecting (a sequential gate: fewer in its window so far). Never a pass.",
+        "collecting (a sequential gate: fewer in its test so far, or in this window: each step "
+        "passes on requests of its own). Never a pass.",
     )
     failure_limit: int = Field(
         0, ge=0, description="Failed measurements tolerated per gate; one more ends the window."

@@ -72,6 +72,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kubeconfig", help="kubeconfig for --cluster-logs outside a pod")
     parser.add_argument(
+        "--carry-evidence",
+        action="store_true",
+        help="go on with the release's sequential tests from the earlier steps' windows and "
+        "leave them for the next (the canary Deployment's annotation canaryflow.dev/evidence); "
+        "needs --step",
+    )
+    parser.add_argument(
+        "--evidence-file",
+        type=Path,
+        metavar="PATH",
+        help="--carry-evidence, kept in this file instead (outside a cluster)",
+    )
+    parser.add_argument(
         "--fail-safe",
         action="store_true",
         help="on a failing or erroring window (or SIGTERM) set the canary weight to 0, "
@@ -85,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
+    from canaryflow.analysis.carried import judging_windows
     from canaryflow.analysis.prometheus_auth import ENV_URL, OperatorPrometheus
     from canaryflow.analysis.query import Subject
     from canaryflow.analysis.run import AnalysisRun
@@ -104,6 +118,7 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
                 "(the chart's analysis.prometheus.url) or analysis.prometheus.url in the plan",
             )
         )
+    carry = _Carry.open(plan, args)
     safety = _FailSafe(plan, args.kubeconfig) if args.fail_safe else None
     try:
         stops.release()  # a stop that came while loading arrives here, where traffic is made safe
@@ -129,18 +144,26 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
             subject=subject,
             logs=_log_source(plan, args),
             on_round=None if args.json else _print_round,
-            windows=len(plan.traffic_steps),  # each step's window spends its share of alpha
+            # Without carried evidence each step that can judge spends its share of alpha.
+            windows=judging_windows([step.weight for step in plan.traffic_steps]),
+            carry_evidence=carry is not None,
         )
         _warm_up(plan, args, analysis)
         if _baseline_scraped(plan, source, subject):
             analysis.subject = dataclasses.replace(subject, baseline=True)
-        result = analysis.window(duration)
+        refused = carry.resume(analysis) if carry is not None else None
+        result = refused or analysis.window(duration)
     except BaseException:  # bad queries, an error, SIGTERM (argo stop) or a bug: traffic safe
         if safety is not None:
             safety.make_safe(first_failing=None)
         raise
     action = after_window(result.verdict.outcome, plan.rollback.on_inconclusive)
+    if carry is not None and refused is None:
+        result = carry.finish(analysis, result, keep=action is not Action.ROLLBACK)
+        action = after_window(result.verdict.outcome, plan.rollback.on_inconclusive)
     report = {"step": args.step, **result.to_dict()}
+    if carry is not None:
+        report["evidence"] = carry.report
     if action is Action.ROLLBACK and safety is not None:
         report["failSafe"] = safety.make_safe(first_failing_at(result))
     _write_outputs(args, result, report)
@@ -191,6 +214,117 @@ def first_failing_at(result) -> float | None:
         if taken:
             return min(taken)
     return None
+
+
+class _Carry:
+    """The release's sequential evidence across the workflow's analyze pods: read before the
+    window (a state that cannot be trusted ends the window as ERROR: fail safe, nothing
+    measured), written after it unless the release rolls back (a write that fails is an
+    ERROR too: the next step must not go on without this window's evidence)."""
+
+    def __init__(self, plan, step: int, store):
+        self.plan = plan
+        self.step = step
+        self.store = store
+        self.read = None
+        self.beginning = None
+        self.report: dict = {"store": store.where}
+
+    @classmethod
+    def open(cls, plan, args: argparse.Namespace) -> _Carry | None:
+        if not (args.carry_evidence or args.evidence_file):
+            return None
+        flag = "--evidence-file" if args.evidence_file else "--carry-evidence"
+        if args.step is None:
+            raise InputError(FieldError(flag, "needs --step: the step this window belongs to"))
+        if args.evidence_file is not None:
+            from canaryflow.platform.evidence_store import FileEvidenceStore
+
+            return cls(plan, args.step, FileEvidenceStore(args.evidence_file))
+        from canaryflow.kubernetes.evidence_store import DeploymentEvidenceStore
+        from canaryflow.kubernetes.from_plan import platform_for
+        from canaryflow.kubernetes.platform import api_client_from_environment
+
+        platform = platform_for(plan, api_client_from_environment(args.kubeconfig, None))
+        return cls(plan, args.step, DeploymentEvidenceStore(platform.api, platform.canary))
+
+    def resume(self, analysis):
+        """None when the window may run (the tests resumed or begun); else its ERROR result."""
+        from canaryflow.analysis import carried
+        from canaryflow.analysis.sequential import AlphaBudget
+        from canaryflow.errors import PlatformError
+
+        spec = self.plan.analysis
+        first = min((i for i, s in enumerate(self.plan.steps) if s.is_traffic), default=0)
+        weights = [step.weight for step in self.plan.traffic_steps]
+        try:
+            self.read = self.store.read()
+            self.beginning = begin = carried.begin(self.read.text, spec, self.step, first, weights)
+            state = begin.state
+            analysis.budget = AlphaBudget(
+                spec.alpha,
+                analysis.budget.gates,
+                begin.windows,
+                state.exported if state is not None else None,
+            )
+            for gate in spec.sequential_gates:
+                if state is not None and gate.name in state.gates:
+                    carried.resume(analysis.sequential_gate(gate), state.gates[gate.name])
+        except carried.CarriedStateError as error:
+            return self._refused(f"carried evidence in {self.store.where} refused: {error}")
+        except PlatformError as error:
+            return self._refused(f"carried evidence could not be read: {error}")
+        self.report |= {
+            "resumedFrom": state.step if state is not None else None,
+            "alphaSplit": begin.windows,
+            **({"note": begin.note} if begin.note else {}),
+        }
+        return None
+
+    def finish(self, analysis, result, keep: bool):
+        """Write the tests for the next step (unless rolling back); the verdict says how
+        this window's tests began when not from the release's start."""
+        import dataclasses
+
+        from canaryflow.analysis import carried
+        from canaryflow.errors import PlatformError
+
+        begin = self.beginning
+        verdict = result.verdict
+        if begin.note:
+            verdict = dataclasses.replace(verdict, reason=f"{verdict.reason} ({begin.note})")
+        if keep:
+            state = carried.snapshot(
+                self.plan.analysis,
+                self.step,
+                analysis.budget,
+                analysis.sequential_evidence,
+                begin.restarted_at,
+            )
+            try:
+                self.store.write(state.to_text(), self.read)
+                self.report["written"] = True
+            except PlatformError as error:
+                return self._refused(
+                    f"this window's evidence could not be kept for the next step: {error}",
+                    result,
+                )
+        return dataclasses.replace(result, verdict=verdict)
+
+    def _refused(self, reason: str, result=None):
+        import time as clock
+
+        from canaryflow.analysis.measurement import Outcome
+        from canaryflow.analysis.run import WindowResult
+        from canaryflow.analysis.verdict import WindowVerdict
+
+        self.report["error"] = reason
+        verdict = WindowVerdict(Outcome.ERROR, True, reason, ())
+        if result is not None:
+            verdict = WindowVerdict(Outcome.ERROR, True, reason, result.verdict.gates)
+            return WindowResult(verdict, result.measurements, result.started, result.finished)
+        now = clock.time()
+        return WindowResult(verdict, (), now, now)
 
 
 class _StopsHeld:

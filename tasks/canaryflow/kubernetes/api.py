@@ -71,6 +71,31 @@ class ClusterApi:
         except NotFound:
             return None
 
+    def merge_patch_at(
+        self, kind: ResourceKind, name: str, patch: Obj, resource_version: str
+    ) -> Obj:
+        """JSON merge patch ``name`` only while it is still at ``resource_version``: a
+        resourceVersion in a patch's body is a precondition, and the API server answers 409
+        Conflict when the object moved on (what controller-runtime's
+        ``MergeFromWithOptimisticLock`` relies on, ``pkg/client/patch.go``). ``Conflict``
+        then: the caller re-reads and decides, nothing is retried blindly."""
+        meta = {**patch.get("metadata", {}), "resourceVersion": resource_version}
+        body = {**patch, "metadata": meta}
+        query = {"fieldManager": FIELD_MANAGER}
+
+        def attempt() -> Obj:
+            try:
+                return self._call("PATCH", kind, name, query, body, MERGE_PATCH, retry=False)
+            except ApiException as error:
+                if error.status == 409:
+                    raise Conflict(self._failure("patch", kind, name, error)) from error
+                raise
+
+        try:
+            return call_with_retries(attempt, self.retry)
+        except (ApiException, urllib3.exceptions.HTTPError, ConnectionError) as error:
+            raise self._failure("patch", kind, name, error) from error
+
     def create(self, obj: Obj) -> Obj:
         return self._call("POST", kind_of(obj), None, {"fieldManager": FIELD_MANAGER}, obj)
 
@@ -209,6 +234,10 @@ class ClusterApi:
 
 class NotFound(PlatformError):
     """The object (or its namespace) does not exist."""
+
+
+class Conflict(PlatformError):
+    """The object changed since it was read (HTTP 409 on a resourceVersion precondition)."""
 
 
 def _status_message(error: ApiException) -> str:

@@ -130,8 +130,11 @@ def maturity_warnings(plan: ReleasePlan, scrape_interval: float | None = None) -
     needed, who = required_requests(plan)
     load = plan.local.load.rate if "local" in plan.model_fields_set else None
     # At 100 % stable serves no requests, but its pods still run: per-pod gauges and rates
-    # (relative: goroutines, GC, throttling) and fixed rules still judge; request comparisons
-    # (sequential, logs with a tolerance) do not.
+    # (relative) and fixed rules still judge. Request comparisons (sequential, logs with a
+    # tolerance) add nothing there, but their test carries the release's evidence from the
+    # earlier steps (one test per gate for the release): they judge a 100 % step that follows
+    # a step below 100 %, not one that comes first.
+    compared_before = False
     absolute = [
         g
         for g in spec.deciding_gates
@@ -157,10 +160,13 @@ def maturity_warnings(plan: ReleasePlan, scrape_interval: float | None = None) -
                     "before it can pass, so the window would end inconclusive: lengthen the "
                     "step or raise local.load.rate"
                 )
-        if step.weight == 100 and not absolute:
+        carried = compared_before and bool(spec.sequential_gates)
+        compared_before = compared_before or step.weight < 100
+        if step.weight == 100 and not absolute and not carried:
             warnings.append(
                 f"{where}: at 100% stable serves nothing, so comparisons with it are "
-                "inconclusive by rule and no deciding gate can judge this window: add a "
-                "threshold, relative or logs (max) gate, or end the steps below 100%"
+                "inconclusive by rule and no deciding gate can judge this window (no step "
+                "below 100% before it has carried evidence to it): add a threshold, relative "
+                "or logs (max) gate, or a step below 100% first"
             )
     return warnings

@@ -1,0 +1,348 @@
+"""One release's sequential evidence, carried from one analysis window to the next.
+
+``canaryflow run`` keeps one e-process per sequential gate in memory for the whole release. In
+the Argo and Tekton workflows every step's window is a pod of its own (``canaryflow analyze
+--step i``), so what the e-process needs is written down after each window and read back at
+the next one: per gate its count tests (the mixture's log likelihood ratios, the counts, the
+over-dispersion's X² and degrees of freedom, the histogram's cuts), the scrape interval found,
+and the release's alpha budget (which gates the service exports, how many ways alpha is split).
+
+The counters of every pod at the last common instant are carried too (as the in-process
+engine keeps them), so the next window's first look counts on from that instant: no window
+loses its first two scrapes to the alignment lag, and the time between two windows (the weight
+being set) is one more interval of the same test. A gate with more than ``MAX_SERIES`` series
+per track and role carries no counters: its next window counts from its own start, leaving
+the gap out, which keeps the product of likelihood ratios an e-process (an interval left out
+without looking at its data changes no factor's expectation under the null).
+
+The state is small JSON, versioned, with a digest of the plan's sequential gates (a state
+written under another plan is refused) and a checksum of its own content. It is validated on
+read: a state that does not parse, does not validate, or whose checksum does not match is an
+ERROR (fail safe), never a fresh start and never a pass. The checksum finds edits and
+corruption, not an attacker: whoever can write the canary Deployment's annotations can change
+its image too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from canaryflow.analysis.alignment import AlignedCounters, key_of
+from canaryflow.analysis.catalogue import Counts
+from canaryflow.analysis.evidence import SequentialGate
+from canaryflow.analysis.sequential import RATIO_GRID, AlphaBudget, CountTest
+from canaryflow.analysis.spec import AnalysisSpec
+
+VERSION = 1
+ANNOTATION = "canaryflow.dev/evidence"
+"""Where the Kubernetes store keeps the state: on the canary Deployment, so it goes with it."""
+MAX_SERIES = 2_000
+"""Counter series carried per gate, track and role; with more, the next window counts from its
+own start instead (two scrapes later: see ``evidence.LAG_SCRAPES``)."""
+COUNTERS_BUDGET_CHARS = 100_000
+"""The state's size up to which counters are carried: well inside the 256 KiB that all of an
+object's annotations share."""
+MAX_STATE_CHARS = 200_000
+"""A state longer than this is not one we wrote (the annotations of an object share 256 KiB)."""
+
+
+class CarriedStateError(ValueError):
+    """The carried evidence cannot be trusted: the window must not pass on it."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+NonNegative = Field(ge=0)
+
+
+class TestState(_Model):
+    """One ``CountTest``: a counts gate's test, or one cut of a histogram gate."""
+
+    cut: float | None = Field(None, gt=0)
+    """The histogram bucket bound it counts requests above; None for a counts gate."""
+    tolerance: float = Field(ge=0, le=100)
+    log_ratios: tuple[float, ...]
+    canary_events: float = NonNegative
+    canary_exposure: float = NonNegative
+    stable_events: float = NonNegative
+    stable_exposure: float = NonNegative
+    chi2: float = NonNegative
+    dof: float = NonNegative
+
+    @model_validator(mode="after")
+    def _one_ratio_per_alternative(self) -> TestState:
+        if len(self.log_ratios) != len(RATIO_GRID):
+            raise ValueError(f"log_ratios: {len(RATIO_GRID)} values expected")
+        return self
+
+    @classmethod
+    def of(cls, cut: float | None, test: CountTest) -> TestState:
+        return cls(
+            cut=cut,
+            tolerance=test.tolerance,
+            log_ratios=tuple(test.log_ratios),
+            canary_events=test.canary_events,
+            canary_exposure=test.canary_exposure,
+            stable_events=test.stable_events,
+            stable_exposure=test.stable_exposure,
+            chi2=test.chi2,
+            dof=test.dof,
+        )
+
+    def test(self) -> CountTest:
+        return CountTest(
+            tolerance=self.tolerance,
+            log_ratios=list(self.log_ratios),
+            canary_events=self.canary_events,
+            canary_exposure=self.canary_exposure,
+            stable_events=self.stable_events,
+            stable_exposure=self.stable_exposure,
+            chi2=self.chi2,
+            dof=self.dof,
+        )
+
+
+class CounterState(_Model):
+    """One track's counters of one role at the last common instant: each series' labels and
+    value (``alignment.AlignedCounters``)."""
+
+    track: Literal["canary", "stable"]
+    role: Literal["events", "exposure", "buckets"]
+    series: tuple[tuple[dict[str, str], float], ...] = Field(max_length=MAX_SERIES)
+
+    @model_validator(mode="after")
+    def _counts(self) -> CounterState:
+        if any(not math.isfinite(v) or v < 0 for _, v in self.series):
+            raise ValueError("series: counter values are finite and not negative")
+        return self
+
+
+class GateState(_Model):
+    tests: tuple[TestState, ...] = Field(max_length=8)
+    scrape_s: float | None = Field(None, gt=0)
+    history_read: bool = False
+    incomparable: tuple[float, ...] = Field((), max_length=8)
+    aligned_at: float | None = Field(None, gt=0)
+    """The common instant the counters were last read at: the next window counts from it."""
+    unit_since: float | None = Field(None, gt=0)
+    counters: tuple[CounterState, ...] = Field((), max_length=6)
+
+
+class CarriedEvidence(_Model):
+    """What the next window's pod needs to go on with the release's tests."""
+
+    version: Literal[1] = VERSION
+    plan: str = Field(min_length=16, max_length=64)
+    """Digest of the plan's alpha and sequential gates (``plan_digest``)."""
+    step: int = Field(ge=0)
+    """The plan step whose window wrote it."""
+    alpha: float = Field(gt=0, le=1)
+    windows: int = Field(1, ge=1)
+    """How many ways each gate's alpha is split: 1 while one test runs for the release."""
+    exported: tuple[str, ...] | None = None
+    """The gates sharing alpha (the service exports them); None: not known yet."""
+    restarted_at: int | None = None
+    """The step a fresh test began at because no evidence was found (see ``fresh_windows``)."""
+    gates: dict[str, GateState] = Field(default_factory=dict, max_length=64)
+    checksum: str = ""
+
+    def content_digest(self) -> str:
+        body = self.model_dump(mode="json", exclude={"checksum"})
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def sealed(self) -> CarriedEvidence:
+        return self.model_copy(update={"checksum": self.content_digest()})
+
+    def to_text(self) -> str:
+        return json.dumps(self.sealed().model_dump(mode="json"), separators=(",", ":"))
+
+
+def plan_digest(spec: AnalysisSpec) -> str:
+    """What the state's evidence depends on in the plan: alpha and the sequential gates with
+    their limits. A state carried into a plan that changed them is not evidence for it."""
+    gates = [gate.model_dump(mode="json") for gate in spec.sequential_gates]
+    text = json.dumps({"alpha": spec.alpha, "gates": gates}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def parse(text: str, spec: AnalysisSpec, step: int) -> CarriedEvidence:
+    """The state in ``text``, checked against the plan and the step reading it; raises
+    ``CarriedStateError`` saying what is wrong (never a silent fresh start)."""
+    if len(text) > MAX_STATE_CHARS:
+        raise CarriedStateError(f"{len(text)} characters, more than any state written")
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise CarriedStateError(f"not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise CarriedStateError("not a JSON object")
+    if data.get("version") != VERSION:
+        raise CarriedStateError(
+            f"version {str(data.get('version'))[:16]!r}, this canaryflow reads {VERSION}"
+        )
+    try:
+        state = CarriedEvidence.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CarriedStateError(f"{where}: {first['msg']}") from None
+    if state.checksum != state.content_digest():
+        raise CarriedStateError("its checksum does not match its content (edited or corrupt)")
+    if state.plan != plan_digest(spec):
+        raise CarriedStateError("written under another plan (its alpha or sequential gates differ)")
+    if state.alpha != spec.alpha:
+        raise CarriedStateError(f"alpha {state.alpha:g}, the plan's is {spec.alpha:g}")
+    if state.step > step:
+        raise CarriedStateError(f"written by step {state.step}, later than this step {step}")
+    names = {gate.name: gate for gate in spec.sequential_gates}
+    unknown = sorted((set(state.gates) | set(state.exported or ())) - names.keys())
+    if unknown:
+        raise CarriedStateError(f"gate {unknown[0]!r} is not a sequential gate of the plan")
+    for name, gate in state.gates.items():
+        tolerance = names[name].limit.tolerance  # type: ignore[union-attr]
+        if any(not math.isclose(t.tolerance, tolerance) for t in gate.tests):
+            raise CarriedStateError(f"gate {name!r}: tolerance differs from the plan's")
+    return state
+
+
+def snapshot(
+    spec: AnalysisSpec,
+    step: int,
+    budget: AlphaBudget,
+    gates: Mapping[str, SequentialGate],
+    restarted_at: int | None = None,
+) -> CarriedEvidence:
+    """The release's tests after this step's window: counters carried while the whole state
+    stays within ``COUNTERS_BUDGET_CHARS`` (the gate with the most series drops its own first:
+    its next window counts from its start)."""
+    state = _snapshot(spec, step, budget, gates, restarted_at)
+    while len(state.to_text()) > COUNTERS_BUDGET_CHARS:
+        heaviest = max(
+            state.gates, key=lambda n: sum(len(c.series) for c in state.gates[n].counters)
+        )
+        if not state.gates[heaviest].counters:
+            break
+        light = state.gates[heaviest].model_copy(
+            update={"counters": (), "aligned_at": None, "unit_since": None}
+        )
+        state = state.model_copy(update={"gates": {**state.gates, heaviest: light}})
+    return state
+
+
+def _snapshot(
+    spec: AnalysisSpec,
+    step: int,
+    budget: AlphaBudget,
+    gates: Mapping[str, SequentialGate],
+    restarted_at: int | None,
+) -> CarriedEvidence:
+    return CarriedEvidence(
+        plan=plan_digest(spec),
+        step=step,
+        alpha=spec.alpha,
+        windows=budget.windows,
+        exported=budget.exported,
+        restarted_at=restarted_at,
+        gates={name: _gate_state(gate) for name, gate in gates.items()},
+    )
+
+
+def _gate_state(gate: SequentialGate) -> GateState:
+    started = {at: c.last for at, c in sorted(gate.counters.items()) if c.last is not None}
+    carried = gate.counters_started and all(len(v) <= MAX_SERIES for v in started.values())
+    counters = tuple(
+        CounterState(
+            track=track,  # type: ignore[arg-type]
+            role=role,  # type: ignore[arg-type]
+            series=tuple((dict(key), value) for key, value in sorted(last.items())),
+        )
+        for (track, role), last in started.items()
+        if carried
+    )
+    return GateState(
+        tests=tuple(TestState.of(cut, test) for cut, test in gate.tests.items()),
+        scrape_s=gate.scrape_s,
+        history_read=gate.history_read,
+        incomparable=tuple(sorted(b for b in gate.incomparable if b is not None)),
+        aligned_at=gate.aligned_at if carried else None,
+        unit_since=gate.unit_since if carried else None,
+        counters=counters if carried else (),
+    )
+
+
+def resume(gate: SequentialGate, state: GateState) -> None:
+    """Go on with ``state``'s tests in a gate that has not looked yet in this window; raises
+    ``CarriedStateError`` when they do not fit the gate's evidence."""
+    cuts = [t.cut for t in state.tests]
+    counts = isinstance(gate.evidence, Counts)
+    if (cuts != [None]) if counts else (None in cuts):
+        kind = "one test without a cut" if counts else "tests at bucket bounds"
+        raise CarriedStateError(f"gate {gate.name!r}: its evidence needs {kind}")
+    if state.tests:
+        gate.tests = {t.cut: t.test() for t in state.tests}
+    gate.scrape_s = state.scrape_s
+    gate.history_read = state.history_read
+    gate.incomparable = set(state.incomparable)
+    if state.counters and state.aligned_at is not None:
+        for counter in state.counters:
+            aligned = gate.counters.setdefault((counter.track, counter.role), AlignedCounters())
+            aligned.start({key_of(labels): value for labels, value in counter.series})
+        gate.aligned_at = state.aligned_at
+        gate.unit_since = state.unit_since
+
+
+def judging_windows(weights: Sequence[int]) -> int:
+    """Traffic steps that can judge: a 100 % step leaves stable no traffic to compare with."""
+    return max(1, sum(1 for weight in weights if weight < 100))
+
+
+def fresh_windows(weights: Sequence[int]) -> int:
+    """How many ways a gate's alpha is split when a test must start afresh after the first
+    step (its evidence is missing): as if every step that can judge were a test of its own,
+    the share a window had before evidence was carried. The lost test may have spent its
+    share, so the release's false-rollback chance is then at most alpha x (1 + 1/this)."""
+    return judging_windows(weights)
+
+
+class Beginning(_Model):
+    """How a window's pod starts: from the carried state, or with a fresh test."""
+
+    state: CarriedEvidence | None = None
+    windows: int = 1
+    """The alpha split of a fresh test: 1 at the release's first step, else ``fresh_windows``."""
+    restarted_at: int | None = None
+    note: str = ""
+    """Said in the verdict when the test starts afresh after the first step."""
+
+
+def begin(
+    text: str | None, spec: AnalysisSpec, step: int, first_step: int, weights: Sequence[int]
+) -> Beginning:
+    """The release's first analysed step starts one test per gate (whatever an earlier run
+    left); a later one goes on with the carried state, or, when none was found, starts a
+    fresh test at the conservative share ``fresh_windows`` and says so. A state that cannot
+    be trusted raises ``CarriedStateError``."""
+    if step <= first_step:
+        return Beginning()
+    if text is None:
+        windows = fresh_windows(weights)
+        return Beginning(
+            windows=windows,
+            restarted_at=step,
+            note=f"no evidence carried from the earlier steps was found: a fresh test per gate "
+            f"from step {step} on, at alpha/{windows} of each gate's share",
+        )
+    state = parse(text, spec, step)
+    note = ""
+    if state.restarted_at is not None:
+        note = f"the gates' tests started afresh at step {state.restarted_at} (evidence lost)"
+    return Beginning(state=state, windows=state.windows, restarted_at=state.restarted_at, note=note)
