@@ -112,13 +112,15 @@ def test_a_query_prometheus_rejects_is_an_error_measurement(prometheus):  # noqa
         PrometheusSource("http://127.0.0.1:9", timeout=1).instant("up")
 
 
-def test_one_round_of_the_full_catalogue_takes_well_under_a_second(prometheus):  # noqa: F811
+def test_rounds_of_the_full_catalogue_measure_every_gate_without_an_error(prometheus):  # noqa: F811
+    """What a round costs is ``make bench``'s business (BENCHMARKS.md, "One analysis round"):
+    here 20 rounds of every gate of the catalogue run against a real Prometheus, and none of
+    them errs."""
     spec = full_catalogue_spec(interval="1s", queryWindow="8s")  # 8 samples for latency-p99
     run = AnalysisRun(spec, PrometheusSource(prometheus.url), "healthy", NAMESPACE)
     timing = time_rounds(run, rounds=20)
     print(timing)
     assert timing.gates == 10
-    assert timing.median_ms < 1000
     measurements = run.measure(1, window_started=time.time() - 2)
     judged = {Outcome.PASS, Outcome.COLLECTING, Outcome.NOT_APPLICABLE}
     assert [m.reason for m in measurements if m.outcome not in judged] == []

@@ -35,6 +35,7 @@ VERBS = {
     "list": ("list",),
     "apply": ("create", "patch"),
     "merge_patch": ("patch",),
+    "merge_patch_at": ("patch",),
     "create": ("create",),
     "update": ("get", "update"),
     "delete": ("delete",),
