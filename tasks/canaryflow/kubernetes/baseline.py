@@ -16,20 +16,18 @@ canary's:
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from canaryflow.analysis.query import BASELINE
 from canaryflow.kubernetes.canary_objects import (
     MANAGED_BY,
     TRACK_LABEL,
-    VERSION_LABEL,
     HealthCheck,
     canary_service,
     identity,
-    main_container,
+    track_deployment,
 )
-from canaryflow.kubernetes.tracking import without_tracking_annotations, without_tracking_labels
+from canaryflow.kubernetes.tracking import without_tracking_labels
 from canaryflow.plan.model import ReleasePlan
 from canaryflow.plan.routers import THREE_WAY, can
 
@@ -61,37 +59,17 @@ def baseline_deployment(
     selector: dict[str, str] | None = None,
 ) -> Obj:
     """Stable's pod template as it is (image included), relabelled as the baseline track."""
-    template = copy.deepcopy(stable["spec"]["template"])
-    stable_meta = template.get("metadata", {})
     labels = baseline_selector(service, selector)
-    copied = without_tracking_labels(stable_meta.get("labels", {}), owned_pod=True)
-    copied.pop(VERSION_LABEL, None)
-    template["metadata"] = {"labels": {**copied, **labels}}
-    annotations = without_tracking_annotations(stable_meta.get("annotations") or {})
-    if annotations:
-        template["metadata"]["annotations"] = annotations
-    app = main_container(template["spec"], service, container, health.port)
-    app["readinessProbe"] = {
-        "httpGet": {"path": health.path, "port": health.port},
-        "periodSeconds": health.period_s,
-        "failureThreshold": health.failure_threshold,
-    }
-    spec: Obj = {"replicas": replicas, "selector": {"matchLabels": labels}, "template": template}
-    for kept in ("minReadySeconds", "progressDeadlineSeconds"):
-        if kept in stable["spec"]:
-            spec[kept] = stable["spec"][kept]
-    metadata_labels = without_tracking_labels(stable["metadata"].get("labels") or {})
-    metadata_labels.pop(VERSION_LABEL, None)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": baseline_name(service),
-            "namespace": stable["metadata"]["namespace"],
-            "labels": {**metadata_labels, **labels, **MANAGED_BY},
-        },
-        "spec": spec,
-    }
+    return track_deployment(
+        stable,
+        baseline_name(service),
+        labels,
+        replicas,
+        health,
+        container,
+        service,
+        drop_version=True,
+    )
 
 
 def baseline_service(

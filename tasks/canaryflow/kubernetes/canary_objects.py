@@ -132,27 +132,48 @@ def canary_deployment(
     container: str | None = None,
     selector: dict[str, str] | None = None,
 ) -> Obj:
+    labels = canary_pod_labels(service, version, selector)
+    return track_deployment(
+        stable, canary_name(service), labels, replicas, health, container, service, image=image
+    )
+
+
+def track_deployment(
+    stable: Obj,
+    name: str,
+    labels: dict[str, str],
+    replicas: int,
+    health: HealthCheck,
+    container: str | None,
+    service: str,
+    image: str | None = None,
+    drop_version: bool = False,
+) -> Obj:
+    """A Deployment beside stable running a track (the canary, a fresh baseline): stable's pod
+    template relabelled with ``labels`` and without GitOps tracking labels (a tool that owns
+    stable must not adopt or prune it), the health check as its readiness probe, ``image`` in
+    the service's container when given. ``drop_version``: the track carries no ``version``
+    label, so nothing that selects stable's version reaches its pods."""
     template = copy.deepcopy(stable["spec"]["template"])
     stable_meta = template.get("metadata", {})
-    labels = canary_pod_labels(service, version, selector)
     copied = without_tracking_labels(stable_meta.get("labels", {}), owned_pod=True)
-    pod_labels = {**copied, **labels}
-    template["metadata"] = {"labels": pod_labels}
+    metadata_labels = without_tracking_labels(stable["metadata"].get("labels") or {})
+    if drop_version:
+        copied.pop(VERSION_LABEL, None)
+        metadata_labels.pop(VERSION_LABEL, None)
+    template["metadata"] = {"labels": {**copied, **labels}}
     annotations = without_tracking_annotations(stable_meta.get("annotations") or {})
     if annotations:
         template["metadata"]["annotations"] = annotations
     app = main_container(template["spec"], service, container, health.port)
-    app["image"] = image
+    if image is not None:
+        app["image"] = image
     app["readinessProbe"] = {
         "httpGet": {"path": health.path, "port": health.port},
         "periodSeconds": health.period_s,
         "failureThreshold": health.failure_threshold,
     }
-    spec: Obj = {
-        "replicas": replicas,
-        "selector": {"matchLabels": labels},
-        "template": template,
-    }
+    spec: Obj = {"replicas": replicas, "selector": {"matchLabels": labels}, "template": template}
     for kept in ("minReadySeconds", "progressDeadlineSeconds"):
         if kept in stable["spec"]:
             spec[kept] = stable["spec"][kept]
@@ -160,13 +181,9 @@ def canary_deployment(
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": canary_name(service),
+            "name": name,
             "namespace": stable["metadata"]["namespace"],
-            "labels": {
-                **without_tracking_labels(stable["metadata"].get("labels") or {}),
-                **labels,
-                **MANAGED_BY,
-            },
+            "labels": {**metadata_labels, **labels, **MANAGED_BY},
         },
         "spec": spec,
     }
