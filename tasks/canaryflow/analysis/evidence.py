@@ -56,7 +56,7 @@ from canaryflow.analysis.alignment import (
 from canaryflow.analysis.catalogue import Buckets, Counts, Evidence
 from canaryflow.analysis.measurement import Judgement, Outcome
 from canaryflow.analysis.sequential import CountTest
-from canaryflow.analysis.source import Sample
+from canaryflow.analysis.source import Sample, Series
 
 TRACKS = ("canary", "stable")
 REFERENCE_LOOKBACK_S = 600.0
@@ -219,7 +219,10 @@ class SequentialGate:
     unit_seen: bool = False
     """Whether a unit of stable's pods has been added to the over-dispersion in this process."""
     served: dict[str, float] = field(default_factory=dict)
-    """Requests each stable pod served so far in this process (``counted_at_look``)."""
+    """Requests each stable pod served in ``HISTORY_S`` before the window and since, as far
+    as this process has read them (``counted_at_look``)."""
+    shares_read: bool = False
+    """Whether stable's pods' requests before the window were read into ``served``."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -535,6 +538,16 @@ class SequentialGate:
             assert bound is not None
             test.add_units([slow_and_all(c, bound) for c in cumulative.values()])
 
+    def read_shares(self, history: Sequence[Series]) -> None:
+        """Stable's pods' requests in ``HISTORY_S`` before the window (``history_query`` of
+        the request counter): the long-run shares ``_split_by_share`` splits by, from the
+        first unit on (a pod's restart leaves that step out, as ``history_steps`` does)."""
+        self.shares_read = True
+        for samples in history_steps(history).values():
+            for sample in samples:
+                pod = pod_of(sample.labels)
+                self.served[pod] = self.served.get(pod, 0.0) + sample.value
+
     def _split_by_share(
         self, events: Mapping[str, float], exposure: Mapping[str, float]
     ) -> list[tuple[float, float]]:
@@ -543,10 +556,12 @@ class SequentialGate:
 
         Lines are read as they are written, request counters as last scraped, a scrape apart
         per pod: a unit's requests per pod carry each pod's scrape offset, which Pearson's X²
-        would read as over-dispersion of the lines (about 2 on independent lines, 15 s scrape,
-        20 s units). With the requests split by the pods' long-run shares, X² is that of the
-        unit's lines over the pods given their total -- the conditional multinomial, which
-        only the lines' own clustering (or a pod's share changing) inflates."""
+        would read as over-dispersion of the lines (2 to 15 times on independent lines, 15 s
+        scrape, 20 s units, 0.2 to 1 % of requests logging). With the requests split by the
+        pods' long-run shares (``read_shares``: ten minutes of history, then the release's own
+        requests), X² is that of the unit's lines over the pods given their total -- the
+        conditional multinomial, which only the lines' own clustering (or a pod's share
+        changing) inflates."""
         for pod, n in exposure.items():
             self.served[pod] = self.served.get(pod, 0.0) + n
         shares = {pod: self.served[pod] for pod in exposure if self.served[pod] > 0}
@@ -574,12 +589,22 @@ class SequentialGate:
         if isinstance(self.evidence, Counts):
             self.window_exposure += total(increments[("canary", "exposure")])
             self.window_reference += total(increments[("stable", "exposure")])
-            self.test.add(
+            counts = (
                 total(increments[("canary", "events")]),
                 total(increments[("canary", "exposure")]),
                 total(increments[("stable", "events")]),
                 total(increments[("stable", "exposure")]),
             )
+            if not self.counted_at_look:
+                self.test.add(*counts)
+                return
+            # Lines counted as written, requests as last scraped: a look's requests may hold
+            # no scrape of the canary's pod, or two. Within a window the weight is fixed, so
+            # the canary's share of the window's requests so far is the look's share, off by
+            # a scrape in the window's requests rather than in the look's.
+            both = self.window_exposure + self.window_reference
+            share = self.window_exposure / both if both > 0 else 0.0
+            self.test.add_at_share(*counts, share)
             return
         for track in TRACKS:
             pending = self.pending.setdefault(track, {})

@@ -20,8 +20,10 @@ from typing import Any, Protocol
 
 from canaryflow.analysis import flavour as flavours
 from canaryflow.analysis import gates as judge
+from canaryflow.analysis.alignment import history_query
 from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, REQUESTS, Buckets, Counts
 from canaryflow.analysis.evidence import (
+    HISTORY_S,
     REFERENCE_LOOKBACK_S,
     SequentialGate,
     reference_query,
@@ -545,6 +547,13 @@ class AnalysisRun:
             if not state.started:
                 at = f"{gate.name}/{track}/exposure@start"
                 calls[at] = _bind(self.metrics.vector, query, window_started)
+            if track == "stable" and not state.shares_read:
+                # Stable's pods' requests before the window: how the lines should split.
+                history = history_query(query, False, HISTORY_S, state.unit_span_s)
+                rendered["stable/history"] = history
+                calls[f"{gate.name}/stable/history"] = _bind(
+                    self.metrics.series, history, window_started
+                )
         return rendered
 
     def _judge_log_comparison(self, gate: GateSpec, mine: Mapping[str, Any]) -> Judgement:
@@ -569,6 +578,9 @@ class AnalysisRun:
         exposure = {track: mine.get(f"{track}/exposure") or [] for track in TRACKS}
         at_start = {track: mine.get(f"{track}/exposure@start") or [] for track in TRACKS}
         started = any(f"{track}/exposure@start" in mine for track in TRACKS)
+        history = mine.get("stable/history")
+        if isinstance(history, list):
+            self._sequential_state(gate).read_shares(history)
         counts = self._log_counts.setdefault(gate.name, LogCounts())
         looked = counts.look(matched, exposure, at_start if started else None, share)
         return self._judge_sequential(gate, looked)
