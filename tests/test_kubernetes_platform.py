@@ -329,6 +329,27 @@ def test_stable_logs_come_from_a_sample_of_stable_pods_never_the_canary(api_serv
     assert (len(lines), share) == (2, 2 / 3), "a sample, and the share of stable it is"
 
 
+def test_logs_are_read_pod_by_pod_under_the_names_the_pods_metrics_carry(api_server):
+    from canaryflow.analysis.source import PodLogSource
+    from canaryflow.platform.protocol import log_source
+
+    cluster = with_sidecar(api_server)
+    platform = make_platform(cluster)
+    platform.deploy_canary(V2)
+    cluster.write_log(NAMESPACE, SERVICE, "cache: connection refused", container=SERVICE)
+    cluster.write_log(NAMESPACE, f"{SERVICE}-canary", "canary line", container=SERVICE)
+
+    by_pod, share = platform.stable_logs_by_pod(since=time.time() - 5)
+    names = [pod["metadata"]["name"] for pod in cluster.objects("Pod", NAMESPACE)]
+    stable = {name for name in names if not name.startswith(f"{SERVICE}-canary")}
+    assert len(stable) == 3 and set(by_pod) == stable and share == 1.0
+    assert all(lines == ["cache: connection refused"] for lines in by_pod.values())
+    canary = platform.canary_logs_by_pod(since=time.time() - 5)
+    assert not set(canary) & set(by_pod)
+    assert [line for lines in canary.values() for line in lines] == ["canary line"] * 2
+    assert isinstance(log_source(platform), PodLogSource)
+
+
 def test_a_canary_pod_not_yet_on_a_node_has_no_lines_yet(cluster):
     platform = make_platform(cluster)
     platform.deploy_canary(V2)

@@ -76,6 +76,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.analysis.gates",
             "canaryflow.analysis.alignment",
             "canaryflow.analysis.evidence",
+            "canaryflow.analysis.log_counts",
             "canaryflow.analysis.flavour",
             "canaryflow.analysis.verdict",
             "canaryflow.analysis.carried",

@@ -132,6 +132,28 @@ def test_canary_logs_are_the_lines_written_since_a_time(platform: LocalPlatform)
     assert platform.canary_logs(time.time() + 1) == []
 
 
+def test_each_processs_lines_are_read_under_the_address_its_counters_are_scraped_at(
+    platform: LocalPlatform, published: list[list[ScrapeTarget]]
+):
+    platform.deploy_canary(V2)
+    assert platform.wait_healthy(10).healthy
+    platform.router.set_header_route(HeaderRoute())
+    assert platform.router.verify_weight(0)
+    since = time.time()
+
+    served_version(platform, {"X-Release-Channel": "canary"})
+    served_version(platform)
+    time.sleep(0.5)
+
+    scraped = {target.labels["track"]: target.address for target in published[-1]}
+    canary = platform.canary_logs_by_pod(since)
+    stable, share = platform.stable_logs_by_pod(since)
+    assert list(canary) == [scraped["canary"]]
+    assert (list(stable), share) == ([scraped["stable"]], 1.0)
+    assert any("GET / 200" in line for line in canary[scraped["canary"]])
+    assert any("GET / 200" in line for line in stable[scraped["stable"]])
+
+
 def test_prometheus_is_told_about_every_process_change(
     platform: LocalPlatform, published: list[list[ScrapeTarget]]
 ):

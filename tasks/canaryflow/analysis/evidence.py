@@ -56,7 +56,7 @@ from canaryflow.analysis.alignment import (
 from canaryflow.analysis.catalogue import Buckets, Counts, Evidence
 from canaryflow.analysis.measurement import Judgement, Outcome
 from canaryflow.analysis.sequential import CountTest
-from canaryflow.analysis.source import Sample
+from canaryflow.analysis.source import Sample, Series
 
 TRACKS = ("canary", "stable")
 REFERENCE_LOOKBACK_S = 600.0
@@ -213,6 +213,16 @@ class SequentialGate:
     """Canary requests fed to the tests in the current window (its own positive evidence)."""
     window_reference: float = 0.0
     """The reference track's requests in the current window (none at a 100 % step)."""
+    counted_at_look: bool = False
+    """The events are counted at the look (a comparing logs gate's matching lines), not
+    scraped: see ``_add_dispersion`` and ``awaits_dispersion``."""
+    unit_seen: bool = False
+    """Whether a unit of stable's pods has been added to the over-dispersion in this process."""
+    served: dict[str, float] = field(default_factory=dict)
+    """Requests each stable pod served in ``HISTORY_S`` before the window and since, as far
+    as this process has read them (``counted_at_look``)."""
+    shares_read: bool = False
+    """Whether stable's pods' requests before the window were read into ``served``."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -273,11 +283,18 @@ class SequentialGate:
         baseline: Looked | None = None,
         reference: Sequence[Sample] | None = None,
         elapsed: float | None = None,
+        at: float | None = None,
     ) -> Judgement:
         """Judge counters already read at one instant each (``baseline``: the same series at
         the window start; ``elapsed``: seconds since the window started). ``AnalysisRun``
-        reads raw samples instead (``observe_series``); this reading of the latest values is
-        what the robustness tests compare it with."""
+        reads raw samples instead (``observe_series``) except for a comparing logs gate, whose
+        lines are counted at the look; this reading of the latest values is also what the
+        robustness tests compare the aligned one with.
+
+        ``at``: the look's time. Given, stable's pods are gathered into units of
+        ``unit_span_s`` for the over-dispersion, as the aligned reading does (a scraped
+        counter moves once a scrape: a unit of one look would often see a pod's lines but
+        none of its requests); without it, every look is a unit."""
         missing = self._missing(now, elapsed)
         if missing is not None:
             return missing
@@ -295,7 +312,14 @@ class SequentialGate:
             (track, role): deltas.advance(now[track].get(role, []))
             for (track, role), deltas in self.deltas.items()
         }
-        self._feed(increments)
+        unit_done = True
+        if at is not None:
+            if self.unit_since is None:
+                self.unit_since = at - (elapsed or 0.0)
+            unit_done = at - self.unit_since >= self.unit_span_s
+            if unit_done:
+                self.unit_since = at
+        self._feed(increments, unit_done)
         return self._judge()
 
     def _missing(self, now: Mapping[str, Mapping[str, Sequence]], elapsed: float | None):
@@ -502,6 +526,8 @@ class SequentialGate:
             events = _by_pod(stable.get("events", []))
             exposure = _by_pod(stable.get("exposure", []))
             units = [(events.get(pod, 0.0), n) for pod, n in exposure.items()]
+            if self.counted_at_look:
+                units = self._split_by_share(events, exposure)
             self.tests[None].add_units(units)
             return
         pods: dict[str, list[Sample]] = {}
@@ -511,6 +537,38 @@ class SequentialGate:
         for bound, test in self.tests.items():
             assert bound is not None
             test.add_units([slow_and_all(c, bound) for c in cumulative.values()])
+
+    def read_shares(self, history: Sequence[Series]) -> None:
+        """Stable's pods' requests in ``HISTORY_S`` before the window (``history_query`` of
+        the request counter): the long-run shares ``_split_by_share`` splits by, from the
+        first unit on (a pod's restart leaves that step out, as ``history_steps`` does)."""
+        self.shares_read = True
+        for samples in history_steps(history).values():
+            for sample in samples:
+                pod = pod_of(sample.labels)
+                self.served[pod] = self.served.get(pod, 0.0) + sample.value
+
+    def _split_by_share(
+        self, events: Mapping[str, float], exposure: Mapping[str, float]
+    ) -> list[tuple[float, float]]:
+        """Units of events counted at the look: each pod's events against the unit's requests
+        split by the pod's share of the requests served so far.
+
+        Lines are read as they are written, request counters as last scraped, a scrape apart
+        per pod: a unit's requests per pod carry each pod's scrape offset, which Pearson's X²
+        would read as over-dispersion of the lines (2 to 15 times on independent lines, 15 s
+        scrape, 20 s units, 0.2 to 1 % of requests logging). With the requests split by the
+        pods' long-run shares (``read_shares``: ten minutes of history, then the release's own
+        requests), X² is that of the unit's lines over the pods given their total -- the
+        conditional multinomial, which only the lines' own clustering (or a pod's share
+        changing) inflates."""
+        for pod, n in exposure.items():
+            self.served[pod] = self.served.get(pod, 0.0) + n
+        shares = {pod: self.served[pod] for pod in exposure if self.served[pod] > 0}
+        whole, requests = sum(shares.values()), sum(exposure.values())
+        if whole <= 0 or requests <= 0:
+            return []
+        return [(events.get(pod, 0.0), requests * n / whole) for pod, n in shares.items()]
 
     @property
     def _q(self) -> float:
@@ -527,15 +585,26 @@ class SequentialGate:
         if unit_done and (self.tests or isinstance(self.evidence, Counts)):
             self._add_dispersion(self.pending_units)
             self.pending_units = {}
+            self.unit_seen = True
         if isinstance(self.evidence, Counts):
             self.window_exposure += total(increments[("canary", "exposure")])
             self.window_reference += total(increments[("stable", "exposure")])
-            self.test.add(
+            counts = (
                 total(increments[("canary", "events")]),
                 total(increments[("canary", "exposure")]),
                 total(increments[("stable", "events")]),
                 total(increments[("stable", "exposure")]),
             )
+            if not self.counted_at_look:
+                self.test.add(*counts)
+                return
+            # Lines counted as written, requests as last scraped: a look's requests may hold
+            # no scrape of the canary's pod, or two. Within a window the weight is fixed, so
+            # the canary's share of the window's requests so far is the look's share, off by
+            # a scrape in the window's requests rather than in the look's.
+            both = self.window_exposure + self.window_reference
+            share = self.window_exposure / both if both > 0 else 0.0
+            self.test.add_at_share(*counts, share)
             return
         for track in TRACKS:
             pending = self.pending.setdefault(track, {})
@@ -609,6 +678,14 @@ class SequentialGate:
         numbers = {"canary": _rate(test.canary_events, test.canary_exposure)}
         numbers["stable"] = _rate(test.stable_events, test.stable_exposure)
         shown = f"{self.name}: canary {self._counts('canary')} vs stable {self._counts('stable')}"
+        if evidence >= math.log(1 / self.alpha) and self.awaits_dispersion:
+            return Judgement(
+                Outcome.COLLECTING,
+                f"{shown}: estimating the over-dispersion from stable's pods over "
+                f"{self.unit_span_s:g}s before judging",
+                detail=detail,
+                **numbers,
+            )
         if evidence >= math.log(1 / self.alpha):
             return Judgement(
                 Outcome.FAIL,
@@ -642,6 +719,15 @@ class SequentialGate:
             detail=detail,
             **numbers,
         )
+
+    @property
+    def awaits_dispersion(self) -> bool:
+        """A gate without history that has not yet seen one unit of stable's pods (nor
+        carries an estimate from an earlier window): its over-dispersion is unknown, not 1.
+        Waiting one unit before failing is still a test at level alpha (the evidence is an
+        e-process at any stopping time), and a stable that logs nothing in that unit leaves
+        it at 1: nothing lumpy was seen."""
+        return self.counted_at_look and not self.unit_seen and self.test.dof <= 0
 
     def _no_stable_traffic(self) -> str:
         return (

@@ -20,14 +20,17 @@ from typing import Any, Protocol
 
 from canaryflow.analysis import flavour as flavours
 from canaryflow.analysis import gates as judge
+from canaryflow.analysis.alignment import history_query
 from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, REQUESTS, Buckets, Counts
 from canaryflow.analysis.evidence import (
+    HISTORY_S,
     REFERENCE_LOOKBACK_S,
     SequentialGate,
     reference_query,
     roles,
     selector,
 )
+from canaryflow.analysis.log_counts import TRACK_UNIT, LogCounts
 from canaryflow.analysis.measurement import Evidence, Judgement, Measurement, Outcome
 from canaryflow.analysis.query import TRACKS, Subject, promql_duration, render
 from canaryflow.analysis.sequential import AlphaBudget
@@ -37,7 +40,7 @@ from canaryflow.analysis.source import (
     MetricSource,
     Pinned,
     PinnedVectors,
-    Sample,
+    PodLogSource,
     ScrapeTiming,
     StableLogSource,
 )
@@ -247,8 +250,8 @@ class AnalysisRun:
         """The threads this run's calls share (several runs of one process may share one)."""
         self._logs_since = 0.0
         self._sequential: dict[str, SequentialGate] = {}
-        self._log_lines: dict[str, dict[str, float]] = {}
-        """Matching log lines per comparing logs gate and track, since the window began."""
+        self._log_counts: dict[str, LogCounts] = {}
+        """Matching log lines per comparing logs gate, track and pod, since counting began."""
         self._window_started = 0.0
         self.detection: flavours.Detection | None = None
         """``analysis.metrics: auto``: what the first round found (asked again until found)."""
@@ -289,7 +292,7 @@ class AnalysisRun:
         self._logs_since = started
         if not self.carry_evidence:
             self._sequential = {}  # each window is its own sequential test
-            self._log_lines = {}
+            self._log_counts = {}
         for state in self._sequential.values():
             state.new_window()  # a step passes on evidence of its own window too
         interval = self.spec.interval
@@ -408,6 +411,14 @@ class AnalysisRun:
             calls["requests"] = _bind(self.metrics.instant, count)
         for gate in spec.gates:
             if gate.logs is not None:
+                by_pod = gate.logs.compares and isinstance(self.logs, PodLogSource)
+                if isinstance(self.logs, PodLogSource) and by_pod:
+                    # Lines by pod: their over-dispersion is estimated as the counters' is.
+                    canary = _bind(self.logs.canary_pod_lines_since, self._logs_since)
+                    stable = _bind(self.logs.stable_pod_lines_since, self._logs_since)
+                    calls[f"{gate.name}/logs"], calls[f"{gate.name}/stable-logs"] = canary, stable
+                    queries[gate.name] = self._exposure_calls(gate, calls, window_started)
+                    continue
                 if self.logs is not None:
                     calls[f"{gate.name}/logs"] = _bind(self.logs.lines_since, self._logs_since)
                 if gate.logs.compares and isinstance(self.logs, StableLogSource):
@@ -479,6 +490,7 @@ class AnalysisRun:
                 grace_s=self.query_window,
                 unit_s=self.spec.interval,
                 scrape_s=self.scrape_interval,  # configured or discovered: else the gate probes
+                counted_at_look=gate.logs is not None,  # lines, read as written
             )
         return state
 
@@ -535,6 +547,13 @@ class AnalysisRun:
             if not state.started:
                 at = f"{gate.name}/{track}/exposure@start"
                 calls[at] = _bind(self.metrics.vector, query, window_started)
+            if track == "stable" and not state.shares_read:
+                # Stable's pods' requests before the window: how the lines should split.
+                history = history_query(query, False, HISTORY_S, state.unit_span_s)
+                rendered["stable/history"] = history
+                calls[f"{gate.name}/stable/history"] = _bind(
+                    self.metrics.series, history, window_started
+                )
         return rendered
 
     def _judge_log_comparison(self, gate: GateSpec, mine: Mapping[str, Any]) -> Judgement:
@@ -548,17 +567,22 @@ class AnalysisRun:
                 Outcome.NOT_APPLICABLE, "this platform provides no stable logs to compare with"
             )
         stable_lines, share = mine["stable-logs"]
-        counted = self._log_lines.setdefault(gate.name, {"canary": 0.0, "stable": 0.0})
-        counted["canary"] += len(judge.matching_lines(gate.logs, mine["logs"]))
-        counted["stable"] += len(judge.matching_lines(gate.logs, stable_lines))
-        scale = {"canary": 1.0, "stable": share if 0 < share <= 1 else 1.0}
-        looked: dict[str, Any] = {}
-        for track in ("canary", "stable"):
-            looked[f"{track}/events"] = [Sample({}, counted[track])]
-            looked[f"{track}/events@start"] = [Sample({}, 0.0)]
-            for key in (f"{track}/exposure", f"{track}/exposure@start"):
-                if key in mine:
-                    looked[key] = [Sample(s.labels, s.value * scale[track]) for s in mine[key]]
+        limit = gate.logs
+        matched = {
+            track: {
+                pod: len(judge.matching_lines(limit, lines))
+                for pod, lines in _pod_lines(found).items()
+            }
+            for track, found in (("canary", mine["logs"]), ("stable", stable_lines))
+        }
+        exposure = {track: mine.get(f"{track}/exposure") or [] for track in TRACKS}
+        at_start = {track: mine.get(f"{track}/exposure@start") or [] for track in TRACKS}
+        started = any(f"{track}/exposure@start" in mine for track in TRACKS)
+        history = mine.get("stable/history")
+        if isinstance(history, list):
+            self._sequential_state(gate).read_shares(history)
+        counts = self._log_counts.setdefault(gate.name, LogCounts())
+        looked = counts.look(matched, exposure, at_start if started else None, share)
         return self._judge_sequential(gate, looked)
 
     def _judge_sequential(self, gate: GateSpec, mine: Mapping[str, Any]) -> Judgement:
@@ -577,7 +601,7 @@ class AnalysisRun:
                 else:
                     now[track][role] = value
             baseline = start if any(start.values()) else None
-            return state.observe(now, baseline, None, elapsed)
+            return state.observe(now, baseline, None, elapsed, self._round_at)
         return state.observe_reads(mine, self._round_at, mine.get("reference"), elapsed)
 
     def _metric_call(
@@ -683,6 +707,11 @@ def _unbatched(mine: Mapping[str, Any]) -> dict[str, Any]:
         else:
             found[key] = value
     return found
+
+
+def _pod_lines(found: Any) -> Mapping[str, Sequence[str]]:
+    """A log source's answer by pod: a mapping already, or one list (no pods) as one unit."""
+    return found if isinstance(found, Mapping) else {TRACK_UNIT: found}
 
 
 def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:

@@ -94,6 +94,21 @@ class CountTest:
         """Counts since the previous look. Events without exposure on both sides carry no
         information about the ratio (a 100 % step: all exposure is the canary's) and are
         kept in the totals only."""
+        exposure = canary_exposure + stable_exposure
+        share = canary_exposure / exposure if exposure > 0 else 0.0
+        self.add_at_share(canary_events, canary_exposure, stable_events, stable_exposure, share)
+
+    def add_at_share(
+        self,
+        canary_events: float,
+        canary_exposure: float,
+        stable_events: float,
+        stable_exposure: float,
+        share: float,
+    ) -> None:
+        """``add`` with the canary's share of the exposure given rather than taken from
+        this look's counts: for events counted as they happen (log lines) beside exposure
+        counted as last scraped, whose share over a look is off by a scrape either way."""
         values = (canary_events, canary_exposure, stable_events, stable_exposure)
         if any(not math.isfinite(v) or v < 0 for v in values):
             raise ValueError(f"counts must be finite and non-negative: {values}")
@@ -101,10 +116,6 @@ class CountTest:
         self.canary_exposure += canary_exposure
         self.stable_events += stable_events
         self.stable_exposure += stable_exposure
-        exposure = canary_exposure + stable_exposure
-        if exposure <= 0 or canary_exposure <= 0 or stable_exposure <= 0:
-            return
-        share = canary_exposure / exposure
         if canary_events + stable_events <= 0 or not 1e-12 < share < 1 - 1e-12:
             return
         null_c, null_s = _log_shares(self.null_ratio, share)

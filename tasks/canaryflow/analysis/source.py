@@ -148,6 +148,36 @@ class StableLogSource(Protocol):
         ...
 
 
+PodLines = Mapping[str, Sequence[str]]
+"""Log lines grouped by the pod (instance) that wrote them: pod name -> its lines, every pod
+read listed (a pod that wrote nothing has no lines, not no entry)."""
+
+
+@runtime_checkable
+class PodLogSource(Protocol):
+    """A ``StableLogSource`` that also tells which pod wrote each line, so a comparing logs
+    gate can estimate the lines' over-dispersion from the reference's pods, as the counter
+    gates do (``sequential``: quasi-Poisson). The flat methods stay for other callers."""
+
+    def lines_since(self, since: float) -> list[str]: ...
+
+    def stable_lines_since(self, since: float) -> tuple[list[str], float]: ...
+
+    def canary_pod_lines_since(self, since: float) -> PodLines:
+        """The canary's lines written at or after ``since``, by pod."""
+        ...
+
+    def stable_pod_lines_since(self, since: float) -> tuple[PodLines, float]:
+        """The reference's lines written at or after ``since``, by pod, and the share of its
+        pods read (as ``stable_lines_since``)."""
+        ...
+
+
+def flat_lines(by_pod: PodLines) -> list[str]:
+    """Every pod's lines as one list (pods in name order)."""
+    return [line for pod in sorted(by_pod) for line in by_pod[pod]]
+
+
 def prometheus_step(seconds: float) -> str:
     """A ``query_range`` step Prometheus accepts: seconds as a decimal, whole milliseconds.
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from canaryflow.analysis.catalogue import METRICS, Counts
-from canaryflow.analysis.source import Sample, Series
+from canaryflow.analysis.source import Sample, Series, flat_lines
 from canaryflow.platform.split import split_for
 
 
@@ -323,32 +323,42 @@ class RecordedSource:
 
 
 class RecordedLogs:
-    """Both tracks' log lines of a ``Recording`` up to a clock's "now": a ``StableLogSource``,
+    """Both tracks' log lines of a ``Recording`` up to a clock's "now": a ``PodLogSource``,
     as the live platforms give a comparing logs gate (every stable pod's lines: share 1.0; the
-    fresh baseline's pods' instead where the recording has them, as the platforms do)."""
+    fresh baseline's pods' instead where the recording has them, as the platforms do), each
+    pod's apart under the name its counters carry."""
 
     def __init__(self, recording: Recording, clock, clock_start: float = 0.0):
         self.clock, self.clock_start = clock, clock_start
         fresh = any(pod.track == "baseline" for pod in recording.pods)
-        self._lines = {
-            track: sorted(
-                line for pod in recording.pods if pod.track == source for line in pod.lines
-            )
-            for track, source in (
-                ("canary", "canary"),
-                ("stable", "baseline" if fresh else "stable"),
-            )
+        sources = {"canary": "canary", "stable": "baseline" if fresh else "stable"}
+        self._pods = {
+            track: {pod.name: sorted(pod.lines) for pod in recording.pods if pod.track == source}
+            for track, source in sources.items()
         }
-        self._times = {track: [t for t, _ in lines] for track, lines in self._lines.items()}
+        self._times = {
+            (track, name): [t for t, _ in lines]
+            for track, pods in self._pods.items()
+            for name, lines in pods.items()
+        }
 
-    def _between(self, track: str, since: float) -> list[str]:
-        times, lines = self._times[track], self._lines[track]
-        first = bisect.bisect_left(times, since - self.clock_start)
-        last = bisect.bisect_right(times, self.clock.now() - self.clock_start)
-        return [text for _, text in lines[first:last]]
+    def _between(self, track: str, since: float) -> dict[str, list[str]]:
+        found = {}
+        for name, lines in self._pods[track].items():
+            times = self._times[(track, name)]
+            first = bisect.bisect_left(times, since - self.clock_start)
+            last = bisect.bisect_right(times, self.clock.now() - self.clock_start)
+            found[name] = [text for _, text in lines[first:last]]
+        return found
 
-    def lines_since(self, since: float) -> list[str]:
+    def canary_pod_lines_since(self, since: float) -> dict[str, list[str]]:
         return self._between("canary", since)
 
-    def stable_lines_since(self, since: float) -> tuple[list[str], float]:
+    def stable_pod_lines_since(self, since: float) -> tuple[dict[str, list[str]], float]:
         return self._between("stable", since), 1.0
+
+    def lines_since(self, since: float) -> list[str]:
+        return flat_lines(self._between("canary", since))
+
+    def stable_lines_since(self, since: float) -> tuple[list[str], float]:
+        return flat_lines(self._between("stable", since)), 1.0

@@ -22,6 +22,7 @@ from typing import Any
 from kubernetes import config
 from kubernetes.client import ApiClient, Configuration
 
+from canaryflow.analysis.source import flat_lines
 from canaryflow.errors import CanaryflowError, FieldError, InputError, PlatformError
 from canaryflow.input_file import read_input_file
 from canaryflow.kubernetes import baseline as baselines
@@ -601,30 +602,39 @@ class KubernetesPlatform:
             )
 
     def canary_logs(self, since: float) -> list[str]:
-        """The application container's lines of every canary pod (never a sidecar's: a pod
-        with several containers has no log without a container name); a pod not started yet
-        has none."""
+        """The application container's lines of every canary pod (``canary_logs_by_pod``)."""
+        return flat_lines(self.canary_logs_by_pod(since))
+
+    def canary_logs_by_pod(self, since: float) -> dict[str, list[str]]:
+        """The application container's lines of every canary pod by pod name (never a
+        sidecar's: a pod with several containers has no log without a container name); a pod
+        not started yet has none."""
         since_seconds = max(1, math.ceil(time.time() - since))
         canary = self.api.get(DEPLOYMENT, self.canary)
         if canary is None:
-            return []
+            return {}
         template = canary["spec"]["template"]["spec"]
         app = objects.main_container(template, self.service, self.container, self.health.port)
-        lines: list[str] = []
+        lines: dict[str, list[str]] = {}
         for pod in self._canary_pods():
             name = pod["metadata"]["name"]
-            lines += self.api.pod_log(name, since_seconds, app["name"]).splitlines()
+            lines[name] = self.api.pod_log(name, since_seconds, app["name"]).splitlines()
         return lines
 
     def stable_logs(self, since: float) -> tuple[list[str], float]:
-        """The application container's lines of up to ``STABLE_LOG_PODS`` stable pods (the fresh
-        baseline's while one runs: the reference), and the share of those pods they are (a
-        large fleet is sampled, its requests scaled)."""
+        """The reference's lines of the pods ``stable_logs_by_pod`` reads, and their share."""
+        by_pod, share = self.stable_logs_by_pod(since)
+        return flat_lines(by_pod), share
+
+    def stable_logs_by_pod(self, since: float) -> tuple[dict[str, list[str]], float]:
+        """The application container's lines of up to ``STABLE_LOG_PODS`` stable pods by pod
+        name (the fresh baseline's while one runs: the reference), and the share of those pods
+        they are (a large fleet is sampled, its requests scaled)."""
         since_seconds = max(1, math.ceil(time.time() - since))
         baseline = self.api.get(DEPLOYMENT, self.baseline)
         stable = baseline or self.api.get(DEPLOYMENT, self.deployment)
         if stable is None:
-            return [], 1.0
+            return {}, 1.0
         selector = stable["spec"]["selector"].get("matchLabels") or {}
         tracks = ("baseline",) if baseline is not None else (None, "stable")
         pods = [
@@ -633,14 +643,14 @@ class KubernetesPlatform:
             if (pod["metadata"].get("labels") or {}).get(objects.TRACK_LABEL) in tracks
         ]
         if not pods:
-            return [], 1.0
+            return {}, 1.0
         template = stable["spec"]["template"]["spec"]
         app = objects.main_container(template, self.service, self.container, self.health.port)
         read = sorted(pods, key=lambda pod: pod["metadata"]["name"])[:STABLE_LOG_PODS]
-        lines: list[str] = []
+        lines: dict[str, list[str]] = {}
         for pod in read:
             name = pod["metadata"]["name"]
-            lines += self.api.pod_log(name, since_seconds, app["name"]).splitlines()
+            lines[name] = self.api.pod_log(name, since_seconds, app["name"]).splitlines()
         return lines, len(read) / len(pods)
 
     # -- release state ------------------------------------------------------------------------

@@ -297,6 +297,18 @@ class LocalPlatform:
         stable = self._baseline or self._stable
         return (stable.log.since(since) if stable is not None else [], 1.0)
 
+    def canary_logs_by_pod(self, since: float) -> dict[str, list[str]]:
+        """``canary_logs`` under the process' scrape address: the ``instance`` its counters
+        carry, so a logs gate can match its lines with its requests."""
+        last = self._canary_log
+        return {last.address: last.log.since(since)} if last is not None else {}
+
+    def stable_logs_by_pod(self, since: float) -> tuple[dict[str, list[str]], float]:
+        """``stable_logs`` under the reference process' scrape address (one process: there is
+        no spread between pods to estimate, and the test's over-dispersion stays 1)."""
+        stable = self._baseline or self._stable
+        return ({stable.address: stable.log.since(since)} if stable is not None else {}, 1.0)
+
     # Prometheus
 
     def targets(self) -> list[ScrapeTarget]:

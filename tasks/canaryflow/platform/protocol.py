@@ -135,6 +135,34 @@ class TrackLogs(CanaryLogs):
         return self.platform.stable_logs(since)  # type: ignore[attr-defined]
 
 
+@runtime_checkable
+class PodLogs(Protocol):
+    """A platform that reads both tracks' logs pod by pod (instance by instance): a comparing
+    logs gate then estimates the lines' over-dispersion from the reference's pods."""
+
+    def canary_logs_by_pod(self, since: float) -> dict[str, list[str]]:
+        """The canary's lines since ``since`` by pod name, as its metrics label the pod."""
+        ...
+
+    def stable_logs_by_pod(self, since: float) -> tuple[dict[str, list[str]], float]:
+        """The reference's lines by pod, and the share of its pods read (``stable_logs``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PodTrackLogs(TrackLogs):
+    """Both tracks' logs, pod by pod, of a platform that has them (``PodLogs``)."""
+
+    def canary_pod_lines_since(self, since: float) -> dict[str, list[str]]:
+        return self.platform.canary_logs_by_pod(since)  # type: ignore[attr-defined]
+
+    def stable_pod_lines_since(self, since: float) -> tuple[dict[str, list[str]], float]:
+        return self.platform.stable_logs_by_pod(since)  # type: ignore[attr-defined]
+
+
 def log_source(platform: Platform) -> CanaryLogs:
-    """The platform's logs for the analysis: both tracks where it can read stable's."""
+    """The platform's logs for the analysis: both tracks where it can read stable's, pod by
+    pod where it can tell the pods apart."""
+    if isinstance(platform, StableLogs) and isinstance(platform, PodLogs):
+        return PodTrackLogs(platform)
     return TrackLogs(platform) if isinstance(platform, StableLogs) else CanaryLogs(platform)
