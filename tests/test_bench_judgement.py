@@ -100,7 +100,7 @@ def test_a_bad_canary_rolled_back_by_another_gate_is_not_counted_as_caught():
     )
     [errors, good] = summary(results)
     assert (errors["caught"], errors["runs"]) == (1, 4)
-    assert errors["other"] == ["fail: log-errors", "inconclusive: cpu-throttling"]
+    assert errors["other"] == ["fail: log-errors", "inconclusive: cpu-throttling", "promoted"]
     assert (good["rolled_back"], good["runs"]) == (1, 2)
     text = markdown(results, "Run header.")
     assert "| 5xx 1 % → 3 % | go | error-rate | 1/4 | 1% to 81% |" in text
@@ -189,3 +189,15 @@ def test_a_bad_release_rolled_back_before_its_fault_is_not_a_fast_detection():
     text = _detection(results)
     assert "| rolled back before the fault took effect (not timed) | 1 | 0 |" in text
     assert "| detection to safe, min / max | 1.50 s / 2.50 s | |" in text
+
+
+def test_a_goroutine_leak_is_watched_by_the_advisory_gate_and_counts_whichever_gate_decided():
+    [leak] = [f for f in FAULT_CLASSES if "goroutine_leak" in f.faults]
+    plan = judgement_plan(leak.flavour)
+    assert leak.gate == "goroutines"
+    assert leak.gate not in {gate.name for gate in plan.analysis.deciding_gates}
+    results = JudgementResults(
+        runs=[run(leak.name, "gc-frequency"), run(leak.name, None, "pass")], alpha=0.01
+    )
+    [row] = summary(results)
+    assert (row["caught"], row["other"]) == (0, ["fail: gc-frequency", "promoted"])

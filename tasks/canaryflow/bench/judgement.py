@@ -122,6 +122,9 @@ FAULT_CLASSES: tuple[FaultClass, ...] = (
     FaultClass("latency x 1.5", {"latency_factor": 1.5}, "latency-p95"),
     FaultClass("5xx 1 % → 3 %, otel", {"error_rate": 0.03}, "error-rate", "otel"),
     FaultClass("5xx 1 % → 3 %, grpc", {"error_rate": 0.03}, "error-rate", "grpc"),
+    # The goroutines gate is advisory by default (dryRun: it never decides): this class shows
+    # whether a leak is rolled back by a deciding gate (gc-frequency, latency) or promoted.
+    FaultClass("goroutine leak, 10 per request", {"goroutine_leak": 10}, "goroutines"),
 )
 FLAVOURS: tuple[str, ...] = ("go", "otel", "grpc")
 
@@ -351,9 +354,9 @@ def summary(results: JudgementResults) -> list[dict[str, Any]]:
                 "runs": len(runs),
                 "caught": len(caught),
                 "other": sorted(
-                    f"{r.outcome}: {r.gate}"
+                    "promoted" if r.phase == "promoted" else f"{r.outcome}: {r.gate}"
                     for r in runs
-                    if r.phase != "promoted" and r not in caught
+                    if r not in caught
                 ),
                 "before_fault": sum(r.before_fault for r in runs),
                 "median_s": statistics.median(times) if times else None,
@@ -402,7 +405,11 @@ def markdown(results: JudgementResults, header: str = "") -> str:
         f"**default gates**, steps {steps}, a measurement every "
         f"{plan['analysis']['interval']}, query window {plan['analysis']['queryWindow']}, "
         f"alpha {results.alpha:g}. Fleet: {STABLE_PODS} stable pods (one process, `-pods`; "
-        "each scraped as its own target) and 1 canary pod; a **5 s scrape** (not 15 s: its "
+        "each scraped as its own target) and 1 canary pod, judged as the product judges by "
+        "default: against a **fresh baseline** (one process of stable's version the release "
+        "starts with the canary and routes the canary's share to; the local platform's "
+        "default) after the default **warm-up** (one scrape + 30 s = 35 s at the first step, "
+        "left out of the evidence); a **5 s scrape** (not 15 s: its "
         "60 s windows would not fit a bounded run here); "
         f"{ROUTER_RPS:g} requests/s of users through the router and {EXTRA_POD_RPS:g}/s on "
         f"each other stable pod. Noise on both versions: {BASE_ERROR_RATE:.0%} base 5xx "
@@ -410,7 +417,7 @@ def markdown(results: JudgementResults, header: str = "") -> str:
         f"{BASE_LOG_RATE:.1%} of good requests, every pod stalling 1 s every 30 s at its own "
         f"phase (30 % of the requests caught answered 500), {cold}a lazily filled pool of 32 "
         "connections (10 % of dials logged refused). The fault is switched on 2 s into the "
-        "first window. *Caught* = rolled back "
+        "first window (after the warm-up). *Caught* = rolled back "
         "by a failing measurement of the fault's own gate; *other* lists any other ending. "
         "*Information limit*: log(1/alpha) / KL of the configured fault at the first step "
         "against the gate's tolerance, with the alpha that gate had in the release (from its "
