@@ -608,7 +608,10 @@ def cold_start_markdown(rows: list[dict], bad_rows: list[dict] | None = None) ->
         "fresh baseline is one pod of stable's version started with the canary, cold alike, at "
         "the canary's share (`canaryflow.platform.split`); the warm-up is waited at the first "
         "step before its window (the window keeps its 120 s). Steps 10 → 30 → 60 %, the "
-        "error-rate gate alone at alpha 0.01.",
+        "error-rate gate alone at alpha 0.01. With no warm-up the fresh baseline's pod has no "
+        "scraped sample when the first window opens in this replay (the platforms wait for "
+        "its first scrape before the window; the replay does not), so every window ends "
+        "inconclusive: those rows are the replay's limit, not a pass.",
         "",
         "| cold for | judged | releases | identical canary: failed | 95 % CI | inconclusive "
         "| passed |" + (" 5xx x2 canary: failed | 95 % CI | inconclusive |" if bad_rows else ""),
