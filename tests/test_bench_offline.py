@@ -282,3 +282,17 @@ def test_a_fresh_baseline_fills_its_pool_as_the_canary_does():
     }
     stable = [text for p in recording.pods if p.track == "stable" for _, text in p.lines]
     assert dials["canary"] > 0 and dials["baseline"] > 0 and stable == []
+
+
+def test_against_a_fresh_baseline_the_limit_counts_only_the_baselines_requests():
+    spec = bench_spec()
+    stable = Fleet(stable_pods=4, rps=1000.0, base_rate=0.01)
+    fresh = replace(stable, baseline_pods=1)
+    against_stable = information_limit_s(stable, FIVE_XX_X3, spec, 0.1)
+    against_baseline = information_limit_s(fresh, FIVE_XX_X3, spec, 0.1)
+    alpha, tolerance = gate_alpha_and_tolerance(spec, "error-rate")
+    share = canary_share(3.0, 0.5)
+    kl = bernoulli_kl(share, canary_share(1 + tolerance, 0.5))
+    events_per_s = 1000.0 * 0.2 * 0.01 * (0.5 * 3.0 + 0.5)
+    assert math.isclose(against_baseline, math.log(1 / alpha) / (kl * events_per_s))
+    assert against_baseline > against_stable, "the reference holds as few requests as the canary"

@@ -34,6 +34,7 @@ from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.analysis.statistics import clopper_pearson, rate_upper_bound
 from canaryflow.bench.replay import ReplayClock
 from canaryflow.bench.streams import Fleet, RecordedLogs, RecordedSource, Recording, simulate
+from canaryflow.platform.split import split_for
 from canaryflow.report.figures import percentile
 
 EPOCH = 1_700_000_000.0
@@ -289,12 +290,19 @@ def information_limit_s(
     fleet: Fleet, fault: FaultClass, spec: AnalysisSpec, weight: float
 ) -> float:
     """The configured fault's information limit at ``weight``, with the gate's own alpha share
-    and tolerance (``gate_alpha_and_tolerance``). Lumps and blips are left out: the bound of
-    clean data."""
+    and tolerance (``gate_alpha_and_tolerance``), against the reference the judge compares
+    with: stable's requests, or only a fresh baseline's (the canary's share each, so the
+    compared requests are fewer and half are the canary's). Lumps and blips are left out: the
+    bound of clean data."""
     assert fault.gate is not None, "an A/A class has no fault"
     alpha, tolerance = gate_alpha_and_tolerance(spec, fault.gate)
     base = fleet.log_rate if fault.gate == "log-errors" else fleet.base_rate
-    return information_limit_at(fleet.rps, weight, base, fault.factor, alpha, tolerance)
+    split = split_for(round(weight * 100), fleet.baseline_pods > 0)
+    if not split.baseline:
+        return information_limit_at(fleet.rps, weight, base, fault.factor, alpha, tolerance)
+    compared = (split.canary + split.baseline) / 100
+    share = split.canary / 100 / compared
+    return information_limit_at(fleet.rps * compared, share, base, fault.factor, alpha, tolerance)
 
 
 # The offline benchmark: many releases of a production-shaped fleet ------------------------------
@@ -488,8 +496,10 @@ def replay_markdown(result: dict, header: str) -> str:
         "caught; fault → decision within 1.5 x information limit + one scrape (15 s) + 1 s. "
         "Information limit: log(1/alpha) / KL of the *configured* fault at the 10 % step "
         "against the tolerated ratio (the conditional binomial the judge tests), with the "
-        "gate's own alpha share and tolerance, for clean data (stalls and blips make every "
-        "test slower).",
+        "gate's own alpha share and tolerance, against the reference judged (a fresh "
+        "baseline: only its requests, as few as the canary's), for clean data (stalls and "
+        "blips make every test slower). The medians count from the release's start, the "
+        "45 s warm-up included; the target does not include it.",
         "",
         "| fleet | class | gate | releases | caught | 95 % CI | other gate | inconclusive "
         "| median s | p95 s | information limit s | target s | median / limit | targets |",
