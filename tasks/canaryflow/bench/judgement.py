@@ -40,6 +40,7 @@ from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.load import plan_from_dict
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.platform.split import split_for
 from canaryflow.release.events import EventKind
 from canaryflow.release.record import Event
 from canaryflow.report.figures import percentile
@@ -271,9 +272,13 @@ def exposure_share(weight: float) -> float:
     return canary / (ROUTER_RPS + (STABLE_PODS - 1) * EXTRA_POD_RPS)
 
 
-def configured_limit_s(fault: FaultClass, alpha: float, weight: float) -> float | None:
+def configured_limit_s(
+    fault: FaultClass, alpha: float, weight: float, baseline: bool = True
+) -> float | None:
     """The configured fault's information limit at the first step's ``weight``: the gate's own
-    tolerance (the catalogue default the plan uses) and ``alpha``."""
+    tolerance (the catalogue default the plan uses) and ``alpha``, against the reference the
+    judge compares with: a fresh baseline (``baseline``, the plan's default here: only its
+    requests, the canary's share of the router's), else every stable pod's."""
     rates = fault.rates()
     if rates is None:
         return None
@@ -282,6 +287,17 @@ def configured_limit_s(fault: FaultClass, alpha: float, weight: float) -> float 
     tolerance = (limit.get("sequential") or limit.get("logs") or {}).get("tolerance")
     if tolerance is None:
         return None
+    if baseline:
+        split = split_for(round(weight * 100), True)
+        compared = (split.canary + split.baseline) / 100
+        return information_limit_at(
+            ROUTER_RPS * compared,
+            split.canary / 100 / compared,
+            base,
+            canary / base,
+            alpha,
+            tolerance,
+        )
     total_rps = ROUTER_RPS + (STABLE_PODS - 1) * EXTRA_POD_RPS
     return information_limit_at(
         total_rps, exposure_share(weight), base, canary / base, alpha, tolerance
@@ -313,7 +329,8 @@ def _release(stack, plan, artifact, fault: FaultClass | None, flavour: str) -> R
     watched = fault.gate if fault is not None else gate
     alpha = gate_alpha(rounds, watched) if watched else None
     weight = plan.traffic_steps[0].weight / 100
-    limit = configured_limit_s(fault, alpha, weight) if fault and alpha else None
+    fresh = plan.analysis.baseline == "fresh"
+    limit = configured_limit_s(fault, alpha, weight, fresh) if fault and alpha else None
     counters = stack.load.counters(start, end)
     return ReleaseRun(
         fault=fault.name if fault else "good",
