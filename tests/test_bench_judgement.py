@@ -81,8 +81,8 @@ def test_the_live_limit_is_the_configured_faults_at_that_alpha_and_the_gates_tol
     total = ROUTER_RPS + (STABLE_PODS - 1) * EXTRA_POD_RPS
     events = total * BASE_ERROR_RATE * (share * 3.0 + 1 - share)
     expected = math.log(1 / alpha) / (kl * events)
-    assert math.isclose(configured_limit_s(FIVE_XX, alpha, 0.1), expected)
-    assert configured_limit_s(FIVE_XX, alpha / 10, 0.1) > expected, "a smaller alpha: longer"
+    assert math.isclose(configured_limit_s(FIVE_XX, alpha, 0.1, baseline=False), expected)
+    assert configured_limit_s(FIVE_XX, alpha / 10, 0.1, False) > expected, "smaller alpha: longer"
     latency = FaultClass("latency x 1.5", {"latency_factor": 1.5}, "latency-p95")
     assert configured_limit_s(latency, alpha, 0.1) is None, "no closed form for a histogram"
 
@@ -100,7 +100,7 @@ def test_a_bad_canary_rolled_back_by_another_gate_is_not_counted_as_caught():
     )
     [errors, good] = summary(results)
     assert (errors["caught"], errors["runs"]) == (1, 4)
-    assert errors["other"] == ["fail: log-errors", "inconclusive: cpu-throttling"]
+    assert errors["other"] == ["fail: log-errors", "inconclusive: cpu-throttling", "promoted"]
     assert (good["rolled_back"], good["runs"]) == (1, 2)
     text = markdown(results, "Run header.")
     assert "| 5xx 1 % → 3 % | go | error-rate | 1/4 | 1% to 81% |" in text
@@ -189,3 +189,25 @@ def test_a_bad_release_rolled_back_before_its_fault_is_not_a_fast_detection():
     text = _detection(results)
     assert "| rolled back before the fault took effect (not timed) | 1 | 0 |" in text
     assert "| detection to safe, min / max | 1.50 s / 2.50 s | |" in text
+
+
+def test_a_goroutine_leak_is_watched_by_the_advisory_gate_and_counts_whichever_gate_decided():
+    [leak] = [f for f in FAULT_CLASSES if "goroutine_leak" in f.faults]
+    plan = judgement_plan(leak.flavour)
+    assert leak.gate == "goroutines"
+    assert leak.gate not in {gate.name for gate in plan.analysis.deciding_gates}
+    results = JudgementResults(
+        runs=[run(leak.name, "gc-frequency"), run(leak.name, None, "pass")], alpha=0.01
+    )
+    [row] = summary(results)
+    assert (row["caught"], row["other"]) == (0, ["fail: gc-frequency", "promoted"])
+
+
+def test_against_the_default_fresh_baseline_the_live_limit_counts_only_its_requests():
+    alpha = 0.00125
+    assert judgement_plan().analysis.baseline == "fresh"
+    kl = bernoulli_kl(canary_share(3.0, 0.5), canary_share(1.2, 0.5))
+    events = ROUTER_RPS * 0.2 * BASE_ERROR_RATE * (0.5 * 3.0 + 0.5)
+    expected = math.log(1 / alpha) / (kl * events)
+    assert math.isclose(configured_limit_s(FIVE_XX, alpha, 0.1), expected)
+    assert expected > configured_limit_s(FIVE_XX, alpha, 0.1, baseline=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.sequential import bernoulli_kl, canary_share
@@ -25,6 +26,7 @@ from canaryflow.bench.offline import (
     carry_markdown,
     gate_alpha_and_tolerance,
     information_limit_s,
+    judge_many,
     judge_release,
     replay_benchmark,
     replay_markdown,
@@ -193,6 +195,7 @@ def test_a_replay_reports_every_fleet_class_and_flavour_with_exact_intervals():
         "noisy",
         "noisy, warm canary",
         "steady pods",
+        "noisy, against stable",
     }
     assert {f.flavour for f in BENCH_FAULTS} == {"go", "otel", "grpc"}
     text = replay_markdown(result, "header")
@@ -234,3 +237,62 @@ def test_only_the_canary_fills_a_pool_and_a_stall_logs_on_its_own_pod():
     }
     for times in lines.values():  # lumps: a pod's lines bunch into its stalled seconds
         assert times and len({int(t) % 30 for t in times}) <= 2
+
+
+def test_the_replays_fleets_are_judged_against_a_fresh_baseline_after_the_default_warm_up():
+    result = replay_benchmark(1, say=lambda _: None)
+    reference = {row["fleet"]: row["baseline_pods"] for row in result["rows"]}
+    assert reference == {
+        "noisy": 1,
+        "noisy, warm canary": 1,
+        "steady pods": 1,
+        "noisy, against stable": 0,
+    }
+    assert {row["warmup_s"] for row in result["rows"]} == {15.0 + 30.0}
+
+
+def test_the_default_warm_up_hides_a_cold_start_from_the_evidence():
+    cold = Fleet(stable_pods=2, rps=400.0, scrape_s=5.0, stall_every_s=0.0, blip_every_s=0.0)
+    cold = replace(cold, cold_s=20.0, cold_factor=5.0)
+    spec = AnalysisSpec.model_validate(
+        {"interval": "5s", "queryWindow": "20s", "gates": [{"metric": "error-rate"}]}
+    )
+    no_warmup = spec.model_copy(update={"warmup": 0.0})
+    judged = [j.outcome for j in judge_many(cold, STEPS, spec, 5, seed=3)]
+    unwarmed = [j.outcome for j in judge_many(cold, STEPS, no_warmup, 5, seed=3)]
+    assert judged == [Outcome.PASS] * 5, "the default warm-up (5 s + 30 s) outlasts 20 s cold"
+    assert Outcome.FAIL in unwarmed, "without it the cold start reads as a regression"
+
+
+def test_a_fresh_baseline_fills_its_pool_as_the_canary_does():
+    fleet = Fleet(
+        stable_pods=2,
+        rps=400.0,
+        stall_every_s=0.0,
+        blip_every_s=0.0,
+        pool_size=40,
+        pool_refused=0.5,
+        baseline_pods=1,
+    )
+    recording = simulate(fleet, STEPS, random.Random(11))
+    dials = {
+        p.track: sum("dial" in text for _, text in p.lines)
+        for p in recording.pods
+        if p.track != "stable"
+    }
+    stable = [text for p in recording.pods if p.track == "stable" for _, text in p.lines]
+    assert dials["canary"] > 0 and dials["baseline"] > 0 and stable == []
+
+
+def test_against_a_fresh_baseline_the_limit_counts_only_the_baselines_requests():
+    spec = bench_spec()
+    stable = Fleet(stable_pods=4, rps=1000.0, base_rate=0.01)
+    fresh = replace(stable, baseline_pods=1)
+    against_stable = information_limit_s(stable, FIVE_XX_X3, spec, 0.1)
+    against_baseline = information_limit_s(fresh, FIVE_XX_X3, spec, 0.1)
+    alpha, tolerance = gate_alpha_and_tolerance(spec, "error-rate")
+    share = canary_share(3.0, 0.5)
+    kl = bernoulli_kl(share, canary_share(1 + tolerance, 0.5))
+    events_per_s = 1000.0 * 0.2 * 0.01 * (0.5 * 3.0 + 0.5)
+    assert math.isclose(against_baseline, math.log(1 / alpha) / (kl * events_per_s))
+    assert against_baseline > against_stable, "the reference holds as few requests as the canary"

@@ -40,6 +40,7 @@ from canaryflow.local.programs import sample_service
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.load import plan_from_dict
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.platform.split import split_for
 from canaryflow.release.events import EventKind
 from canaryflow.release.record import Event
 from canaryflow.report.figures import percentile
@@ -122,6 +123,9 @@ FAULT_CLASSES: tuple[FaultClass, ...] = (
     FaultClass("latency x 1.5", {"latency_factor": 1.5}, "latency-p95"),
     FaultClass("5xx 1 % → 3 %, otel", {"error_rate": 0.03}, "error-rate", "otel"),
     FaultClass("5xx 1 % → 3 %, grpc", {"error_rate": 0.03}, "error-rate", "grpc"),
+    # The goroutines gate is advisory by default (dryRun: it never decides): this class shows
+    # whether a leak is rolled back by a deciding gate (gc-frequency, latency) or promoted.
+    FaultClass("goroutine leak, 10 per request", {"goroutine_leak": 10}, "goroutines"),
 )
 FLAVOURS: tuple[str, ...] = ("go", "otel", "grpc")
 
@@ -268,9 +272,13 @@ def exposure_share(weight: float) -> float:
     return canary / (ROUTER_RPS + (STABLE_PODS - 1) * EXTRA_POD_RPS)
 
 
-def configured_limit_s(fault: FaultClass, alpha: float, weight: float) -> float | None:
+def configured_limit_s(
+    fault: FaultClass, alpha: float, weight: float, baseline: bool = True
+) -> float | None:
     """The configured fault's information limit at the first step's ``weight``: the gate's own
-    tolerance (the catalogue default the plan uses) and ``alpha``."""
+    tolerance (the catalogue default the plan uses) and ``alpha``, against the reference the
+    judge compares with: a fresh baseline (``baseline``, the plan's default here: only its
+    requests, the canary's share of the router's), else every stable pod's."""
     rates = fault.rates()
     if rates is None:
         return None
@@ -279,6 +287,17 @@ def configured_limit_s(fault: FaultClass, alpha: float, weight: float) -> float 
     tolerance = (limit.get("sequential") or limit.get("logs") or {}).get("tolerance")
     if tolerance is None:
         return None
+    if baseline:
+        split = split_for(round(weight * 100), True)
+        compared = (split.canary + split.baseline) / 100
+        return information_limit_at(
+            ROUTER_RPS * compared,
+            split.canary / 100 / compared,
+            base,
+            canary / base,
+            alpha,
+            tolerance,
+        )
     total_rps = ROUTER_RPS + (STABLE_PODS - 1) * EXTRA_POD_RPS
     return information_limit_at(
         total_rps, exposure_share(weight), base, canary / base, alpha, tolerance
@@ -310,7 +329,8 @@ def _release(stack, plan, artifact, fault: FaultClass | None, flavour: str) -> R
     watched = fault.gate if fault is not None else gate
     alpha = gate_alpha(rounds, watched) if watched else None
     weight = plan.traffic_steps[0].weight / 100
-    limit = configured_limit_s(fault, alpha, weight) if fault and alpha else None
+    fresh = plan.analysis.baseline == "fresh"
+    limit = configured_limit_s(fault, alpha, weight, fresh) if fault and alpha else None
     counters = stack.load.counters(start, end)
     return ReleaseRun(
         fault=fault.name if fault else "good",
@@ -351,9 +371,9 @@ def summary(results: JudgementResults) -> list[dict[str, Any]]:
                 "runs": len(runs),
                 "caught": len(caught),
                 "other": sorted(
-                    f"{r.outcome}: {r.gate}"
+                    "promoted" if r.phase == "promoted" else f"{r.outcome}: {r.gate}"
                     for r in runs
-                    if r.phase != "promoted" and r not in caught
+                    if r not in caught
                 ),
                 "before_fault": sum(r.before_fault for r in runs),
                 "median_s": statistics.median(times) if times else None,
@@ -402,7 +422,11 @@ def markdown(results: JudgementResults, header: str = "") -> str:
         f"**default gates**, steps {steps}, a measurement every "
         f"{plan['analysis']['interval']}, query window {plan['analysis']['queryWindow']}, "
         f"alpha {results.alpha:g}. Fleet: {STABLE_PODS} stable pods (one process, `-pods`; "
-        "each scraped as its own target) and 1 canary pod; a **5 s scrape** (not 15 s: its "
+        "each scraped as its own target) and 1 canary pod, judged as the product judges by "
+        "default: against a **fresh baseline** (one process of stable's version the release "
+        "starts with the canary and routes the canary's share to; the local platform's "
+        "default) after the default **warm-up** (one scrape + 30 s = 35 s at the first step, "
+        "left out of the evidence); a **5 s scrape** (not 15 s: its "
         "60 s windows would not fit a bounded run here); "
         f"{ROUTER_RPS:g} requests/s of users through the router and {EXTRA_POD_RPS:g}/s on "
         f"each other stable pod. Noise on both versions: {BASE_ERROR_RATE:.0%} base 5xx "
@@ -410,7 +434,7 @@ def markdown(results: JudgementResults, header: str = "") -> str:
         f"{BASE_LOG_RATE:.1%} of good requests, every pod stalling 1 s every 30 s at its own "
         f"phase (30 % of the requests caught answered 500), {cold}a lazily filled pool of 32 "
         "connections (10 % of dials logged refused). The fault is switched on 2 s into the "
-        "first window. *Caught* = rolled back "
+        "first window (after the warm-up). *Caught* = rolled back "
         "by a failing measurement of the fault's own gate; *other* lists any other ending. "
         "*Information limit*: log(1/alpha) / KL of the configured fault at the first step "
         "against the gate's tolerance, with the alpha that gate had in the release (from its "

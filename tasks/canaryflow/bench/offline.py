@@ -34,6 +34,7 @@ from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.analysis.statistics import clopper_pearson, rate_upper_bound
 from canaryflow.bench.replay import ReplayClock
 from canaryflow.bench.streams import Fleet, RecordedLogs, RecordedSource, Recording, simulate
+from canaryflow.platform.split import split_for
 from canaryflow.report.figures import percentile
 
 EPOCH = 1_700_000_000.0
@@ -76,15 +77,16 @@ def judge_release(
     spec: AnalysisSpec,
     carry: bool = True,
     baseline: bool = False,
+    warmup_s: float | None = None,
 ) -> Judged:
     """Judge ``recording`` step by step with the plan's ``spec`` (its flavour names the
     recorded series); stop at the first window that does not pass.
 
     ``baseline``: the canary is judged against the recording's fresh baseline pods, as the
-    engine does with ``analysis.baseline: fresh``. The plan's warm-up (``spec.warmup``; 0 here
-    when omitted, as this replay knows no scrape discovery) is waited before the first window,
-    as the engine waits it; ``steps`` are the windows, the recording must include the warm-up
-    (``with_warmup``)."""
+    engine does with ``analysis.baseline: fresh``. ``warmup_s`` (else the plan's
+    ``spec.warmup``, 0 when omitted: this function knows no scrape interval) is waited before
+    the first window, as the engine waits it; ``steps`` are the windows, the recording must
+    include the warm-up (``with_warmup``)."""
     clock = ReplayClock(EPOCH)
     source = _ClockedSource(recording, clock, spec.metrics)
     logs = RecordedLogs(recording, clock, clock_start=EPOCH)
@@ -101,7 +103,7 @@ def judge_release(
         subject=subject,
     )
     run.concurrent = False  # the recording answers from memory: no threads needed
-    clock.sleep(spec.warmup or 0.0)
+    clock.sleep(warmup_s if warmup_s is not None else (spec.warmup or 0.0))
     outcome = Outcome.PASS
     for index, (_, seconds) in enumerate(steps):
         result = run.window(seconds)
@@ -139,13 +141,20 @@ def judge_many(
     log_factor: float = 1.0,
 ) -> list[Judged]:
     """``releases`` simulated releases of ``fleet`` judged offline, seeded; against the fleet's
-    fresh baseline when it has one, after the plan's warm-up."""
+    fresh baseline when it has one, after the warm-up the engine would wait: the plan's, else
+    its default of one scrape interval (the fleet's) + 30 s (``AnalysisSpec.warmup_for``)."""
     rng = random.Random(seed)
-    served = with_warmup(steps, spec.warmup or 0.0)
+    warmup = spec.warmup_for(fleet.scrape_s)
+    served = with_warmup(steps, warmup)
     baseline = fleet.baseline_pods > 0
     return [
         judge_release(
-            simulate(fleet, served, rng, canary_factor, log_factor), steps, spec, carry, baseline
+            simulate(fleet, served, rng, canary_factor, log_factor),
+            steps,
+            spec,
+            carry,
+            baseline,
+            warmup,
         )
         for _ in range(releases)
     ]
@@ -281,12 +290,19 @@ def information_limit_s(
     fleet: Fleet, fault: FaultClass, spec: AnalysisSpec, weight: float
 ) -> float:
     """The configured fault's information limit at ``weight``, with the gate's own alpha share
-    and tolerance (``gate_alpha_and_tolerance``). Lumps and blips are left out: the bound of
-    clean data."""
+    and tolerance (``gate_alpha_and_tolerance``), against the reference the judge compares
+    with: stable's requests, or only a fresh baseline's (the canary's share each, so the
+    compared requests are fewer and half are the canary's). Lumps and blips are left out: the
+    bound of clean data."""
     assert fault.gate is not None, "an A/A class has no fault"
     alpha, tolerance = gate_alpha_and_tolerance(spec, fault.gate)
     base = fleet.log_rate if fault.gate == "log-errors" else fleet.base_rate
-    return information_limit_at(fleet.rps, weight, base, fault.factor, alpha, tolerance)
+    split = split_for(round(weight * 100), fleet.baseline_pods > 0)
+    if not split.baseline:
+        return information_limit_at(fleet.rps, weight, base, fault.factor, alpha, tolerance)
+    compared = (split.canary + split.baseline) / 100
+    share = split.canary / 100 / compared
+    return information_limit_at(fleet.rps * compared, share, base, fault.factor, alpha, tolerance)
 
 
 # The offline benchmark: many releases of a production-shaped fleet ------------------------------
@@ -319,10 +335,15 @@ STEADY_FLEET = replace(NOISY_FLEET, stall_every_s=0.0, blip_every_s=0.0)
 WARM_FLEET = replace(NOISY_FLEET, cold_s=0.0, pool_size=0)
 """The noisy fleet with a canary that starts warm (no cold start, no pool to fill)."""
 BENCH_FLEETS: tuple[tuple[str, Fleet], ...] = (
-    ("noisy", NOISY_FLEET),
-    ("noisy, warm canary", WARM_FLEET),
-    ("steady pods", STEADY_FLEET),
+    ("noisy", replace(NOISY_FLEET, baseline_pods=1)),
+    ("noisy, warm canary", replace(WARM_FLEET, baseline_pods=1)),
+    ("steady pods", replace(STEADY_FLEET, baseline_pods=1)),
+    ("noisy, against stable", NOISY_FLEET),
 )
+"""Each judged as the product judges by default (``analysis.baseline: fresh``): against a fresh
+baseline, one pod of stable's version started with the canary at its share (its pool filled
+lazily alike, ``streams``); the last against stable's fleet, as a router that cannot split three
+ways judges (and as every fleet was judged before the baseline)."""
 BENCH_STEPS = ((0.1, 120.0), (0.3, 120.0), (0.6, 120.0))
 BENCH_SPEC: dict = {
     "interval": "10s",
@@ -399,6 +420,8 @@ def _row(
         limit = information_limit_s(fleet, fault, spec, BENCH_STEPS[0][0])
         row.update(alpha=alpha, tolerance=tolerance, limit_s=limit)
         row["target_s"] = 1.5 * limit + fleet.scrape_s + 1
+    row["warmup_s"] = spec.warmup_for(fleet.scrape_s)
+    row["baseline_pods"] = fleet.baseline_pods
     return row
 
 
@@ -431,11 +454,18 @@ def replay_markdown(result: dict, header: str) -> str:
         'starts cold (3x 5xx for 30 s); "connection refused" is logged on 0.2 % of requests '
         "on both tracks; the canary's pool of 32 connections is filled lazily (10 % of dials "
         "logged refused). *Noisy, warm canary*: no cold start and no pool to fill. *Steady "
-        "pods*: the noisy fleet without stalls and blips. Steps 10 → 30 → "
-        "60 % of 120 s each, interval 10 s, query window 30 s, the gates error-rate and "
-        "log-errors at their catalogue defaults (tolerance 20 % and 100 %), sharing the "
-        "plan's alpha 0.01 (0.005 each). Faults are present from the canary's first request; "
-        "seconds count from the release's start (offline, rollback itself takes no time). Not "
+        "pods*: the noisy fleet without stalls and blips. These three are judged as the "
+        "product judges by default: against a **fresh baseline** (one pod of stable's "
+        "version started with the canary at the canary's share, cold and filling its pool "
+        "alike) after the default **warm-up** (one scrape + 30 s = 45 s at the first step, "
+        "left out of the evidence). *Noisy, against stable*: the noisy fleet judged against "
+        "stable's 4 pods after the same warm-up (`analysis.baseline: stable`, or a router "
+        "that cannot split three ways). Steps 10 → 30 → "
+        "60 % of 120 s each after the warm-up, interval 10 s, query window 30 s, the gates "
+        "error-rate and log-errors at their catalogue defaults (tolerance 20 % and 100 %), "
+        "sharing the plan's alpha 0.01 (0.005 each). Faults are present from the canary's "
+        "first request; seconds count from the release's start, the 45 s warm-up included "
+        "(offline, rollback itself takes no time). Not "
         "simulated: latency histograms, goroutines, GC, cache, outbound calls.",
         "",
         "### Good canaries (A/A): false rollbacks",
@@ -466,8 +496,10 @@ def replay_markdown(result: dict, header: str) -> str:
         "caught; fault → decision within 1.5 x information limit + one scrape (15 s) + 1 s. "
         "Information limit: log(1/alpha) / KL of the *configured* fault at the 10 % step "
         "against the tolerated ratio (the conditional binomial the judge tests), with the "
-        "gate's own alpha share and tolerance, for clean data (stalls and blips make every "
-        "test slower).",
+        "gate's own alpha share and tolerance, against the reference judged (a fresh "
+        "baseline: only its requests, as few as the canary's), for clean data (stalls and "
+        "blips make every test slower). The medians count from the release's start, the "
+        "45 s warm-up included; the target does not include it.",
         "",
         "| fleet | class | gate | releases | caught | 95 % CI | other gate | inconclusive "
         "| median s | p95 s | information limit s | target s | median / limit | targets |",
@@ -586,7 +618,10 @@ def cold_start_markdown(rows: list[dict], bad_rows: list[dict] | None = None) ->
         "fresh baseline is one pod of stable's version started with the canary, cold alike, at "
         "the canary's share (`canaryflow.platform.split`); the warm-up is waited at the first "
         "step before its window (the window keeps its 120 s). Steps 10 → 30 → 60 %, the "
-        "error-rate gate alone at alpha 0.01.",
+        "error-rate gate alone at alpha 0.01. With no warm-up the fresh baseline's pod has no "
+        "scraped sample when the first window opens in this replay (the platforms wait for "
+        "its first scrape before the window; the replay does not), so every window ends "
+        "inconclusive: those rows are the replay's limit, not a pass.",
         "",
         "| cold for | judged | releases | identical canary: failed | 95 % CI | inconclusive "
         "| passed |" + (" 5xx x2 canary: failed | 95 % CI | inconclusive |" if bad_rows else ""),
@@ -622,7 +657,12 @@ def carry_comparison(releases: int, seed: int = 100, say=print) -> list[dict]:
     and with a new test per window at alpha / windows (restarted): 100 requests/s, 10 → 30 →
     60 %, a 5 s scrape, interval 5 s, the error-rate gate at alpha 0.01."""
     spec = AnalysisSpec.model_validate(
-        {"interval": "5s", "queryWindow": "30s", "gates": [{"metric": "error-rate"}]}
+        {
+            "interval": "5s",
+            "queryWindow": "30s",
+            "warmup": "0s",  # a canary warm from the start: only the tests differ
+            "gates": [{"metric": "error-rate"}],
+        }
     )
     rows = []
     for index, (name, factor, window) in enumerate(CARRY_CASES):

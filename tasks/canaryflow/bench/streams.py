@@ -63,9 +63,10 @@ class Fleet:
     stall_log_share: float = 0.0
     """Share of a stall's or blip's bad requests that also log "context deadline exceeded"."""
     pool_size: int = 0
-    """Connections of the canary's lazily filled pool (0: none): each of its first
-    ``pool_size`` requests dials one, and ``pool_refused`` of the dials log "connection
-    refused" before a retry succeeds. Stable's pools filled long before the release."""
+    """Connections of the lazily filled pool of each new pod, the canary's and a fresh
+    baseline's (0: none): each of its first ``pool_size`` requests dials one, and
+    ``pool_refused`` of the dials log "connection refused" before a retry succeeds. Stable's
+    pools filled long before the release."""
     pool_refused: float = 0.1
 
 
@@ -181,7 +182,7 @@ def simulate(
                 texts += ["context deadline exceeded"] * poisson(
                     lumped * fleet.stall_log_share, rng
                 )
-                if track == "canary" and dialled < fleet.pool_size:
+                if track != "stable" and dialled < fleet.pool_size:
                     dials = min(requests, fleet.pool_size - dialled)
                     dialled += dials
                     refused = sum(rng.random() < fleet.pool_refused for _ in range(dials))
