@@ -93,7 +93,12 @@ def _object_kinds(arg: ast.AST, scope: ast.AST, functions: dict[str, ast.AST]) -
                 return _object_kinds(node.value, scope, functions)
         return set()
     if isinstance(arg, ast.Call) and _callee_name(arg) in functions:
-        return _kinds_built_by(functions[_callee_name(arg)])
+        builder = functions[_callee_name(arg)]
+        if kinds := _kinds_built_by(builder):
+            return kinds
+        # A builder that hands over to another (canary_deployment -> track_deployment).
+        returned = [n.value for n in ast.walk(builder) if isinstance(n, ast.Return) and n.value]
+        return set().union(*(_object_kinds(value, builder, functions) for value in returned))
     return set()
 
 
