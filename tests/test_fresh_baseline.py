@@ -423,3 +423,27 @@ def test_a_baseline_that_never_becomes_available_fails_the_release_before_any_tr
     assert "CrashLoopBackOff" in result.reason
     assert not platform.baseline and not platform.canary
     assert [c for c in platform.router.calls if c[0] == "set_weight"] == [("set_weight", 0, 0)]
+
+
+def test_a_release_reads_the_metrics_of_the_deployment_and_labels_the_plan_names():
+    """The one-process release judges the same pods as the workflow's analyze pods: stable's
+    Deployment and the app label from the plan's contract, not the service's name."""
+    from canaryflow.plan.promql import plan_subject
+    from canaryflow.release.engine import plan_release
+
+    plan = plan_from_dict(
+        {
+            "service": {
+                "name": "checkout",
+                "namespace": "shop",
+                "deployment": "checkout-api",
+                "selector": {"app.kubernetes.io/name": "checkout-v2"},
+            },
+            "steps": [{"weight": 10, "duration": "10s"}],
+        }
+    )
+    engine = plan_release(plan, BaselineCapable(), object(), ReleaseRecord("c", "v2", "m"))
+    subject = engine.analyzer.run.subject
+    assert subject == plan_subject(plan, baseline=True)
+    assert subject.deployment == "checkout-api" and subject.app == "checkout-v2"
+    assert 'pod=~"checkout-api-' in plan_subject(plan).pods("stable")

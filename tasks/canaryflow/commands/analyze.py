@@ -100,10 +100,10 @@ def run(args: argparse.Namespace) -> int:
 def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
     from canaryflow.analysis.carried import judging_windows
     from canaryflow.analysis.prometheus_auth import ENV_URL, OperatorPrometheus
-    from canaryflow.analysis.query import Subject
     from canaryflow.analysis.run import AnalysisRun
     from canaryflow.analysis.source import PrometheusSource
     from canaryflow.plan.load import load_plan
+    from canaryflow.plan.promql import plan_subject
     from canaryflow.release.decision import Action, after_window
 
     plan = load_plan(args.plan)
@@ -129,12 +129,8 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
             args.namespace or plan.service.namespace,
         )
         # The plan's contract: metrics by its app label, stable's pods by its Deployment's name.
-        subject = Subject(
-            service,
-            namespace,
-            spec.track_label,
-            app=plan.service.app_label if plan.service.selector else None,
-            deployment=plan.service.deployment,
+        subject = dataclasses.replace(
+            plan_subject(plan), service=service, namespace=namespace, track_label=spec.track_label
         )
         analysis = AnalysisRun(
             spec,

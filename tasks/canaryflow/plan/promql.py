@@ -14,6 +14,20 @@ from canaryflow.errors import FieldError
 from canaryflow.plan.model import ReleasePlan
 
 
+def plan_subject(plan: ReleasePlan, baseline: bool = False) -> Subject:
+    """Whose metrics a plan's gates read: its service and namespace, its track label, the app
+    label its ``service.selector`` names and stable's Deployment (``service.deployment``). One
+    place, so the one-process release, the analyze pods, validate and the runbook agree."""
+    return Subject(
+        plan.service.name,
+        plan.service.namespace,
+        plan.analysis.track_label,
+        app=plan.service.app_label if plan.service.selector else None,
+        deployment=plan.service.deployment,
+        baseline=baseline,
+    )
+
+
 class QueryChecker(Protocol):
     def validate_query(self, query: str) -> str | None:
         """Prometheus' complaint about ``query``, or None when it parses."""
@@ -21,7 +35,7 @@ class QueryChecker(Protocol):
 
 def check_queries(plan: ReleasePlan, checker: QueryChecker) -> list[FieldError]:
     spec = plan.analysis
-    subject = Subject(plan.service.name, plan.service.namespace, spec.track_label)
+    subject = plan_subject(plan)
     # auto is decided at the first round: its templates are checked as go's (the fallback).
     flavour = spec.metrics if spec.metrics in REQUEST_COUNT else "go"
     templates = {"analysis.minCanaryRequests": REQUEST_COUNT[flavour]}

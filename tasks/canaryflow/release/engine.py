@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from canaryflow.analysis.query import Subject
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import MetricSource
 from canaryflow.errors import CanaryflowError, PlatformError
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.plan.promql import plan_subject
 from canaryflow.platform.protocol import (
     Artifact,
     BaselinePlatform,
@@ -229,9 +229,7 @@ def plan_release(
     ``metrics`` (against the fresh baseline where one runs), the canary's log and liveness from
     ``platform``, the warm-up from the analysis."""
     baseline = runs_baseline(platform, plan.analysis.baseline == "fresh")
-    subject = Subject(
-        plan.service.name, plan.service.namespace, plan.analysis.track_label, baseline=baseline
-    )
+    subject = plan_subject(plan, baseline=baseline)
     analysis = AnalysisRun(
         plan.analysis,
         metrics,

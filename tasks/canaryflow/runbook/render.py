@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from canaryflow.analysis.query import Subject, render
+from canaryflow.analysis.query import render
 from canaryflow.analysis.spec import GateSpec
 from canaryflow.duration import format_duration
 from canaryflow.plan.gitops import DEFAULT_BRANCH
 from canaryflow.plan.model import ReleasePlan, StepSpec
+from canaryflow.plan.promql import plan_subject
 from canaryflow.plan.routers import HEADER_ROUTES, can
 from canaryflow.platform.state import PHASE, WEIGHT, Phase
 from canaryflow.runbook import manual
@@ -115,8 +116,7 @@ def _gate_query(plan: ReleasePlan, gate: GateSpec) -> str:
         return f"canary log lines matching {patterns}"
     analysis = plan.analysis
     template = gate.template(analysis.metrics) or ""
-    subject = Subject(plan.service.name, plan.service.namespace, analysis.track_label)
-    return _code(render(template, subject, "canary", analysis.query_window))
+    return _code(render(template, plan_subject(plan), "canary", analysis.query_window))
 
 
 def _inline(text: str) -> str:
