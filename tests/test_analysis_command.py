@@ -67,6 +67,10 @@ def test_an_inconclusive_window_exits_as_the_plan_decides(
 ):
     extra = f"rollback: {{onInconclusive: {on_inconclusive}}}"
     plan = write_plan(tmp_path, prometheus.url, "nobody-serves-this", "\n" + extra)
+    # No extension (maxExtension's own tests are in test_analysis_run): inconclusive at once.
+    plan.write_text(
+        plan.read_text().replace("  interval: 1s", "  interval: 1s\n  maxExtension: 0s")
+    )
     verdict = tmp_path / "verdict"
     argv = ["analyze", "--plan", str(plan), "--duration", "1s", "--verdict-file", str(verdict)]
 

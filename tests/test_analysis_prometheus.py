@@ -50,7 +50,8 @@ def test_a_canary_with_a_tenth_of_a_percent_errors_passes(prometheus):  # noqa: 
 
 
 def test_a_canary_without_traffic_is_inconclusive_not_passed(prometheus):  # noqa: F811
-    result = window(prometheus, "idle", [ERROR_RATE_MAX_1], seconds=1)
+    # No extension: waiting longer for traffic is maxExtension's own test (test_analysis_run).
+    result = window(prometheus, "idle", [ERROR_RATE_MAX_1], seconds=1, maxExtension="0s")
     assert result.verdict.outcome is Outcome.INCONCLUSIVE
     assert "canary served 0 requests" in result.measurements[0].reason
 

@@ -281,7 +281,9 @@ def test_the_smallest_plan_analyses_with_the_charts_prometheus(
 ):
     """Issue 21, item 3: the chart sets the URL, the README's smallest plan names none."""
     plan = tmp_path / "canaryflow.yaml"
-    plan.write_text("service: {name: checkout}\n")
+    # No Prometheus URL in the plan; no extension of a window still collecting (maxExtension's
+    # own tests are in test_analysis_run), so the verdict comes after the 1 s window.
+    plan.write_text("service: {name: checkout}\nanalysis: {maxExtension: 0s}\n")
     monkeypatch.setenv(auth.ENV_URL, prometheus.url)
 
     code = main(["analyze", "--plan", str(plan), "--duration", "1s", "--json"])
