@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from canaryflow.analysis import carried
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.run import AnalysisRun
-from canaryflow.analysis.sequential import AlphaBudget
 from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.bench.offline import EPOCH, _ClockedSource
 from canaryflow.bench.replay import ReplayClock
@@ -44,22 +43,12 @@ def judge_in_pods(
         run.concurrent = False
         if carry:
             found = None if index == lose_state_at else text
-            begin = carried.begin(found, spec, index, 0, weights)
-            state = begin.state
-            run.budget = AlphaBudget(
-                spec.alpha,
-                run.budget.gates,
-                begin.windows,
-                state.exported if state is not None else None,
-            )
-            for gate in spec.sequential_gates:
-                if state is not None and gate.name in state.gates:
-                    carried.resume(run.sequential_gate(gate), state.gates[gate.name])
+            begun = carried.begin_window(run, found, spec, index, 0, weights)
         result = run.window(seconds)
         if result.verdict.outcome is not Outcome.PASS:
             return result.verdict.outcome, written
         if carry:
-            restarted = begin.restarted_at
+            restarted = begun.restarted_at
             state = carried.snapshot(spec, index, run.budget, run.sequential_evidence, restarted)
             text = state.to_text()
             written.append(text)

@@ -346,3 +346,24 @@ def begin(
     if state.restarted_at is not None:
         note = f"the gates' tests started afresh at step {state.restarted_at} (evidence lost)"
     return Beginning(state=state, windows=state.windows, restarted_at=state.restarted_at, note=note)
+
+
+def begin_window(
+    run, text: str | None, spec: AnalysisSpec, step: int, first_step: int, weights: Sequence[int]
+) -> Beginning:
+    """``begin``, applied to a window's analysis ``run`` (an ``AnalysisRun``): the release's
+    alpha budget as the state says (only the gates the service exports spend it) and each
+    sequential gate's test where the earlier step left it. The analyze pods and the replay of
+    them in the tests share this one path."""
+    beginning = begin(text, spec, step, first_step, weights)
+    state = beginning.state
+    run.budget = AlphaBudget(
+        spec.alpha,
+        run.budget.gates,
+        beginning.windows,
+        state.exported if state is not None else None,
+    )
+    for gate in spec.sequential_gates:
+        if state is not None and gate.name in state.gates:
+            resume(run.sequential_gate(gate), state.gates[gate.name])
+    return beginning

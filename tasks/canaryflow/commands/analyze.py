@@ -247,7 +247,6 @@ class _Carry:
     def resume(self, analysis):
         """None when the window may run (the tests resumed or begun); else its ERROR result."""
         from canaryflow.analysis import carried
-        from canaryflow.analysis.sequential import AlphaBudget
         from canaryflow.errors import PlatformError
 
         spec = self.plan.analysis
@@ -255,25 +254,18 @@ class _Carry:
         weights = [step.weight for step in self.plan.traffic_steps]
         try:
             self.read = self.store.read()
-            self.beginning = begin = carried.begin(self.read.text, spec, self.step, first, weights)
-            state = begin.state
-            analysis.budget = AlphaBudget(
-                spec.alpha,
-                analysis.budget.gates,
-                begin.windows,
-                state.exported if state is not None else None,
+            self.beginning = carried.begin_window(
+                analysis, self.read.text, spec, self.step, first, weights
             )
-            for gate in spec.sequential_gates:
-                if state is not None and gate.name in state.gates:
-                    carried.resume(analysis.sequential_gate(gate), state.gates[gate.name])
         except carried.CarriedStateError as error:
             return self._refused(f"carried evidence in {self.store.where} refused: {error}")
         except PlatformError as error:
             return self._refused(f"carried evidence could not be read: {error}")
+        begun = self.beginning
         self.report |= {
-            "resumedFrom": state.step if state is not None else None,
-            "alphaSplit": begin.windows,
-            **({"note": begin.note} if begin.note else {}),
+            "resumedFrom": begun.state.step if begun.state is not None else None,
+            "alphaSplit": begun.windows,
+            **({"note": begun.note} if begun.note else {}),
         }
         return None
 
