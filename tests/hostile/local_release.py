@@ -31,7 +31,7 @@ def short_plan(first_step_s: int, rate: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory) -> Path:
-    """One build folder per module: the sample service is built once."""
-    return tmp_path_factory.mktemp("build")
+@pytest.fixture(scope="session")
+def build_dir(sample_builds) -> Path:
+    """The run's sample-service builds (tests/conftest.py): each version is built once."""
+    return sample_builds
