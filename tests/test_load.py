@@ -70,7 +70,10 @@ def test_it_stops_by_itself_at_its_deadline(group: ProcessGroup):
     time.sleep(1.2)
 
     assert not load.running
-    assert 40 <= load.counters().total <= 60
+    sent = load.counters().total
+    assert 0 < sent <= 60, "some requests, and never more than its rate for its 0.5 s"
+    time.sleep(0.3)
+    assert load.counters().total == sent, "nothing is sent after the deadline"
     load.stop()
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -108,15 +110,23 @@ def our_processes(marker: str) -> list[int]:
     return found
 
 
+@pytest.fixture
+def run_temp_dir() -> Iterator[Path]:
+    """A TMPDIR for one run, short like /tmp: a unix socket path is at most 108 bytes, so the
+    router puts its sockets there when the output folder is deep (as tmp_path is)."""
+    path = Path(tempfile.mkdtemp(prefix="cf-run-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
-def test_a_terminated_run_rolls_back_and_leaves_its_record(tmp_path, sig):
+def test_a_terminated_run_rolls_back_and_leaves_its_record(tmp_path, sig, run_temp_dir):
     plan = tmp_path / "plan.yaml"
     plan.write_text(PLAN)
     out = tmp_path / "out"
     journal = out / "release-v2.events.jsonl"
-    temp = tmp_path / "tmp"  # the run's temp dir (nginx's sockets when --out is deep, ...)
-    temp.mkdir()
+    temp = run_temp_dir  # the run's temp dir (nginx's sockets when --out is deep, ...)
     command = [sys.executable, "-m", "canaryflow", "run", "--plan", str(plan), "--out", str(out)]
     proc = subprocess.Popen(
         command,
