@@ -41,10 +41,11 @@ $(STAMP): pyproject.toml
 
 # Test files run on TEST_WORKERS workers (pytest-xdist, one file per worker at a time, so a
 # module's real processes and fixtures stay together; a few long files test by test): most tests
-# wait on real processes, so four workers fit two cores. Files go out in collection order, the
-# long ones first (tests/conftest.py), not xdist's default of the most tests first, which left
-# the few-but-long files (the cluster, the installed wheel) to start last.
-TEST_WORKERS ?= 4
+# wait on real processes and timers (four workers kept about one core busy), so six workers fit
+# two cores. Files go out in collection order, the long ones first (tests/conftest.py), not
+# xdist's default of the most tests first, which started the few-but-long files (the cluster,
+# the installed wheel) last.
+TEST_WORKERS ?= 6
 test: setup wheelhouse
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
