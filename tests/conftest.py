@@ -25,7 +25,7 @@ pytest_plugins = ["kube.fixtures"]
 
 # -- how `make test` spreads the suite over its workers ----------------------------------------
 #
-# `make test` runs `pytest -n 6 --dist loadfile --no-loadscope-reorder`: a test file stays on one
+# `make test` runs `pytest -n 4 --dist loadfile --no-loadscope-reorder`: a test file stays on one
 # worker, so its module
 # fixtures, real processes and builds are set up once. The files in SPREAD_FILES are long and
 # each of their tests sets up what it needs (its own stack or run in tmp_path, the session's
