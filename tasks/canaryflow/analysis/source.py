@@ -279,7 +279,7 @@ class PrometheusSource:
         the same parameters as GET (Prometheus' HTTP API, docs/querying/api.md, "Instant
         queries"; Thanos and Mimir too), and a batch is a long query: as a URL it is checked
         and escaped character by character on its way out (urllib3's
-        ``_encode_invalid_chars``: a tenth of a round's CPU at 200 pods), and may pass a
+        ``_encode_invalid_chars``, visible in a round's profile at 200 pods), and may pass a
         proxy's URL length limit (HTTP 414). A server that refuses the method (405, or 501
         from a stand-in) is asked by GET from then on, as client_golang's ``DoGetFallback``
         does (api/prometheus/v1/api.go)."""
