@@ -62,3 +62,15 @@ def test_while_old_pods_remain_only_the_new_templates_ready_pods_are_called_read
 
     assert progress.describe() == "0/4 new pods ready, 4 old pods pending termination"
     assert not progress.done
+
+
+def test_ready_pods_not_yet_available_for_min_ready_seconds_are_not_a_finished_rollout():
+    """``kubectl rollout status`` waits for ``availableReplicas`` (ready for the Deployment's
+    ``minReadySeconds``), not ``readyReplicas``: until then stable is not called rolled out."""
+    counts = {"replicas": 1, "updatedReplicas": 1, "readyReplicas": 1}
+
+    progress = rollout_progress(deployment(**counts, availableReplicas=0))
+
+    assert not progress.done
+    assert progress.describe() == "1/1 pods ready, 0 available"
+    assert rollout_progress(deployment(**counts, availableReplicas=1)).done

@@ -6,6 +6,7 @@ request meets an empty selection, at promotion or when a promotion fails."""
 from __future__ import annotations
 
 import copy
+import threading
 
 import pytest
 from kube.fake_apiserver import FakeApiServer, RecordedRequest
@@ -14,14 +15,18 @@ from kube.fixtures import (
     NAMESPACE,
     SERVICE,
     STABLE_DEPLOYMENT,
+    STABLE_IMAGE,
     STABLE_SERVICE,
     VIRTUAL_SERVICE,
     api_server,
 )
 from kubernetes.client import AppsV1Api
-from test_kubernetes_platform import V2, make_platform
+from test_kubernetes_platform import FAST_RETRY, V2, make_platform
 
 from canaryflow.errors import InputError, PlatformError
+from canaryflow.kubernetes.platform import KubernetesPlatform, Timeouts
+from canaryflow.kubernetes.routers import make_router
+from canaryflow.platform.state import Phase
 
 __all__ = ["api_server"]
 
@@ -256,3 +261,130 @@ def test_istios_stable_subset_follows_a_stable_rolled_during_the_release(api_ser
 
     rule = api_server.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")
     assert rule["spec"]["subsets"][0] == {"name": "stable", "labels": {"pod-template-hash": rolled}}
+
+
+# -- a promotion that fails after stable rolled: the old ReplicaSet must come back first --------
+
+
+def interrupted_in_the_drain(server: FakeApiServer) -> KubernetesPlatform:
+    """A gateway-api platform whose promote is stopped (SIGTERM: ``argo stop``) in the drain,
+    after stable rolled out the promoted image (its old pods are gone); from then on stable's
+    pods come up Pending, as a kubelet starting containers reports them."""
+
+    def sigterm(seconds: float) -> None:
+        server.set_rollout(NAMESPACE, SERVICE, "kubelet")
+        raise KeyboardInterrupt
+
+    client = server.api_client()
+    router = make_router("gateway-api", client, NAMESPACE, SERVICE, retry=FAST_RETRY)
+    return KubernetesPlatform(
+        client,
+        NAMESPACE,
+        SERVICE,
+        router,
+        canary_replicas=2,
+        timeouts=Timeouts(verify_weight_s=1, canary_scale_s=1, poll_s=0.02),
+        retry=FAST_RETRY,
+        drain_s=1,
+        sleep=sigterm,
+    )
+
+
+class LateKubelet(threading.Thread):
+    """Reports stable's restored pods (the recorded image) ready some polls after they appear,
+    one by one; ``readied`` is the request count at which the last one became ready."""
+
+    def __init__(self, server: FakeApiServer):
+        super().__init__(daemon=True)
+        self.server = server
+        self.stop = threading.Event()
+        self.readied: int | None = None
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            pending = [
+                p
+                for p in self.server.objects("Pod", NAMESPACE)
+                if p["spec"]["containers"][0]["image"] == STABLE_IMAGE and not ready(p)
+            ]
+            for pod in pending:
+                status = copy.deepcopy(pod["status"])
+                status["phase"] = "Running"
+                for container in status["containerStatuses"]:
+                    container |= {"ready": True, "state": {"running": {"startedAt": "now"}}}
+                self.server.set_pod_status(NAMESPACE, pod["metadata"]["name"], status)
+                self.readied = len(self.server.requests)
+
+
+def test_a_promotion_failing_after_stable_rolled_sends_stable_back_to_its_old_pods_once_available(
+    api_server,
+):
+    """The drain is interrupted after the promoted rollout finished: the recorded ReplicaSet
+    has no pod left. Restoring stable's template scales it up again, Pending at first;
+    checkout-stable keeps selecting every pod of the service until that ReplicaSet is available
+    (``kubectl rollout status``), then selects it by hash: at no moment does a share of the
+    route meet a selection without a ready pod, and the release ends with stable serving 100 %
+    from its old, available pods."""
+    seed_app_only(api_server)
+    platform = interrupted_in_the_drain(api_server)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
+    watch = EmptySelections()
+    api_server.observe = watch
+    kubelet = LateKubelet(api_server)
+    kubelet.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            platform.promote(V2)
+    finally:
+        kubelet.stop.set()
+        kubelet.join()
+
+    assert watch.seen == []
+    assert kubelet.readied is not None  # the restored pods did start late
+    narrowed = [
+        i
+        for i, r in enumerate(api_server.requests)
+        if r.kind == "Service"
+        and r.name == STABLE
+        and r.method != "GET"
+        and "pod-template-hash" in (r.body or {}).get("spec", {}).get("selector", {})
+    ]
+    assert narrowed and narrowed[-1] > kubelet.readied - 1
+    assert managed_refs(api_server) == [
+        {"name": STABLE, "port": 80, "weight": 100},
+        {"name": CANARY, "port": 80, "weight": 0},
+    ]
+    assert api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"] == before
+    behind_stable = selected(api_server, STABLE)
+    assert len(behind_stable) == 3
+    assert all(
+        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE for p in behind_stable
+    )
+    assert platform.current_state().phase == Phase.PROMOTION_FAILED
+
+
+def test_a_stable_that_cannot_come_back_in_time_fails_loudly_with_the_canary_at_zero(api_server):
+    """The restored pods never become ready: the restore ends at the Deployment's progress
+    deadline with a PlatformError (exit 1) that says so, the canary's weight at 0 and
+    stable's share still on ready pods (every pod of the service), never on the empty hash."""
+    seed_app_only(api_server)
+    platform = interrupted_in_the_drain(api_server)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    watch = EmptySelections()
+    api_server.observe = watch
+
+    with pytest.raises(PlatformError) as failure:
+        platform.promote(V2)
+
+    message = str(failure.value)
+    assert message.startswith("promotion failed (interrupted) and stable could not be fully")
+    assert "did not roll back to the recorded template: ProgressDeadlineExceeded" in message
+    assert watch.seen == []
+    assert managed_refs(api_server)[1] == {"name": CANARY, "port": 80, "weight": 0}
+    assert (
+        "pod-template-hash" not in api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
+    )
+    assert any(map(ready, selected(api_server, STABLE)))
