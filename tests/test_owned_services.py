@@ -21,12 +21,16 @@ from kube.fixtures import (
     api_server,
 )
 from kubernetes.client import AppsV1Api
+from test_analysis_run import SteppingClock, TableSource, healthy, spec
 from test_kubernetes_platform import FAST_RETRY, V2, make_platform
 
+from canaryflow.analysis.measurement import Outcome
+from canaryflow.analysis.run import AnalysisRun
 from canaryflow.errors import InputError, PlatformError
 from canaryflow.kubernetes.platform import KubernetesPlatform, Timeouts
 from canaryflow.kubernetes.routers import make_router
 from canaryflow.platform.state import Phase
+from canaryflow.release.windows import AnalysisWindows
 
 __all__ = ["api_server"]
 
@@ -131,13 +135,17 @@ class EmptySelections:
     def __call__(self, server: FakeApiServer, request: RecordedRequest) -> None:
         if request.method == "GET" or request.status >= 400:
             return
+        self.check(server, f"{request.method} {request.kind} {request.name}")
+
+    def check(self, server: FakeApiServer, moment: str) -> None:
+        """The state now (also after a change no request made: a kubelet's report)."""
         self.moments += 1
         for ref in managed_refs(server):
             if ref.get("weight", 1) == 0:
                 continue
             service = server.get("Service", NAMESPACE, ref["name"])
             if service is None or not any(map(ready, selected(server, ref["name"]))):
-                self.seen.append(f"{request.method} {request.kind} {request.name}: {ref}")
+                self.seen.append(f"{moment}: {ref}")
 
 
 def test_a_promotion_never_sends_a_share_to_an_empty_selection(api_server):
@@ -308,12 +316,17 @@ class LateKubelet(threading.Thread):
                 if p["spec"]["containers"][0]["image"] == STABLE_IMAGE and not ready(p)
             ]
             for pod in pending:
-                status = copy.deepcopy(pod["status"])
-                status["phase"] = "Running"
-                for container in status["containerStatuses"]:
-                    container |= {"ready": True, "state": {"running": {"startedAt": "now"}}}
-                self.server.set_pod_status(NAMESPACE, pod["metadata"]["name"], status)
+                report_ready(self.server, pod)
                 self.readied = len(self.server.requests)
+
+
+def report_ready(server: FakeApiServer, pod: dict) -> None:
+    """What the kubelet reports once the pod's containers run and pass readiness."""
+    status = copy.deepcopy(pod["status"])
+    status["phase"] = "Running"
+    for container in status["containerStatuses"]:
+        container |= {"ready": True, "state": {"running": {"startedAt": "now"}}}
+    server.set_pod_status(NAMESPACE, pod["metadata"]["name"], status)
 
 
 def test_a_promotion_failing_after_stable_rolled_sends_stable_back_to_its_old_pods_once_available(
@@ -388,3 +401,107 @@ def test_a_stable_that_cannot_come_back_in_time_fails_loudly_with_the_canary_at_
         "pod-template-hash" not in api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
     )
     assert any(map(ready, selected(api_server, STABLE)))
+
+
+# -- a stable rolled mid-window: followed within a round ---------------------------------------
+
+
+class WorldClock(SteppingClock):
+    """The analysis loop's clock; each of its sleeps lets the cluster move on (``world``)."""
+
+    def __init__(self, world):
+        super().__init__()
+        self.world = world
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        self.world(len(self.sleeps))
+
+
+def test_a_stable_rolled_during_a_window_is_followed_within_a_round(api_server):
+    """Argo CD's self-heal rolls stable while the canary holds 20 % and a window runs: its new
+    pods start beside the old ones, and the old go once the new are ready. The next analysis
+    round widens checkout-stable before the old pods go, and the round after the rollout
+    finished selects the new ReplicaSet: no moment, including the kubelet's report that ends
+    the old pods, has a share of the route on a selection with no ready pod."""
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(20)
+    api_server.set_rollout(NAMESPACE, SERVICE, "kubelet")
+    watch = EmptySelections()
+    api_server.observe = watch
+    rolled: list[str] = []
+
+    def world(sleeps: int) -> None:
+        if sleeps == 1:  # self-heal: the template from Git
+            stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+            stable["spec"]["template"]["metadata"]["annotations"] = {"restartedAt": "self-heal"}
+            AppsV1Api(api_server.api_client()).replace_namespaced_deployment(
+                SERVICE, NAMESPACE, stable
+            )
+        if sleeps == 2:  # the kubelet: the new pods ready, so the old ones go
+            for pod in api_server.objects("Pod", NAMESPACE):
+                if not ready(pod):
+                    rolled.append(pod["metadata"]["labels"]["pod-template-hash"])
+                    report_ready(api_server, pod)
+            watch.check(api_server, "kubelet: new pods ready, old pods gone")
+
+    run = AnalysisRun(spec(), TableSource(healthy()), SERVICE, NAMESPACE, clock=WorldClock(world))
+    window = AnalysisWindows(run, liveness=None, upkeep=platform.follow_stable).run_window(
+        30, on_round=lambda batch: None
+    )
+
+    assert window.verdict is Outcome.PASS
+    assert rolled and watch.moments > 3
+    assert watch.seen == []
+    behind_stable = selected(api_server, STABLE)
+    assert len(behind_stable) == 3
+    assert all(ready(p) and not is_canary(p) for p in behind_stable)
+    assert {p["metadata"]["labels"]["pod-template-hash"] for p in behind_stable} == set(rolled)
+    assert managed_refs(api_server)[0] == {"name": STABLE, "port": 80, "weight": 80}
+
+
+def test_a_stable_pod_restarting_is_no_roll_and_leaves_the_selection_alone(api_server):
+    """One stable pod not ready (a restart, a node drain) is not a rollout: checkout-stable
+    keeps its hash rather than taking in the canary's pods."""
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(20)
+    before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
+    pod = next(p for p in api_server.objects("Pod", NAMESPACE) if not is_canary(p))
+    unready = copy.deepcopy(pod["status"])
+    unready["containerStatuses"][0]["ready"] = False
+    api_server.set_pod_status(NAMESPACE, pod["metadata"]["name"], unready)
+    api_server.requests.clear()
+
+    platform.follow_stable()
+
+    assert api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"] == before
+    assert api_server.writes() == []
+
+
+def test_the_analyze_pod_follows_stable_each_round_when_it_may_write_the_routes():
+    """The workflow's analyze pod (``--fail-safe``: it holds the platform) runs the same
+    upkeep each round, before the round is shown; a failed read is a warning, not a verdict."""
+    from types import SimpleNamespace
+
+    from canaryflow.commands.analyze import _each_round
+
+    calls: list[str] = []
+
+    def follow() -> None:
+        calls.append("follow")
+        if len(calls) == 3:
+            raise PlatformError("the API server did not answer")
+
+    safety = SimpleNamespace(platform=SimpleNamespace(follow_stable=follow))
+    each_round = _each_round(lambda batch, verdict: calls.append("shown"), safety)
+    for _ in range(2):
+        each_round([], None)
+
+    assert calls == ["follow", "shown", "follow", "shown"]
+    each_round([], None)
+    assert calls[-2:] == ["follow", "shown"]
+    assert _each_round(None, None) is None  # no cluster access: nothing to follow

@@ -912,27 +912,34 @@ class KubernetesPlatform:
             time.sleep(self.timeouts.poll_s)
 
     def follow_stable(self) -> None:
-        """``<service>-stable`` back on stable's ReplicaSet when stable rolled during the
-        release (a GitOps tool's self-heal, a hand edit): Argo Rollouts' controller reconciles
-        its ``stableService`` the same way (``ensureSVCTargets``). A finished rollout: its
-        hash; one still going: widened (every pod of the service, the canary's too: better than
-        an empty selection) until a later weight finds the rollout finished. Never called for
-        weight 0, so neither the fail-safe nor a promotion (which widens on its own) waits for
-        it. Istio's stable subset, which selects the same hash, follows the same way."""
+        """``<service>-stable`` on stable's ReplicaSet when stable rolled during the release
+        (a GitOps tool's self-heal, a hand edit): Argo Rollouts' controller reconciles its
+        ``stableService`` the same way (``ensureSVCTargets``). Called before each non-zero
+        weight and each analysis round (``AnalysisWindows.upkeep``, the analyze pod's
+        ``--fail-safe``), so it follows within a round, not a step.
+
+        As soon as stable is rolling (pods of two templates, or the rollout not finished) the
+        selection is widened to every pod of the service (the canary's too: better than a
+        hash whose pods are going away), before the old ReplicaSet's pods go; once the
+        rollout finished, the new hash. Never called for weight 0 by ``set_weight``, so
+        neither the fail-safe nor a promotion (which widens on its own) waits for it. Istio's
+        stable subset, which selects the same hash, follows the same way."""
         by_hash, current = self._stable_hash_selected()
         stable = self.api.get(DEPLOYMENT, self.deployment) if by_hash else None
         if stable is None:
             return
         pods = self.api.list(POD, stable["spec"]["selector"].get("matchLabels") or {})
-        serving = owned.pods_of_deployment(stable, pods).get(current or "", [])
-        if current is not None and any(pod_ready(p) for p in serving):
-            return
+        if current is not None and set(owned.pods_of_deployment(stable, pods)) == {current}:
+            return  # stable's one ReplicaSet, as selected (a pod restarting is no roll)
+        state = self.current_state()
+        if state is None or state.phase in (Phase.PROMOTING, Phase.PROMOTION_FAILED):
+            return  # no release, or a promotion's own selection: not this method's to move
         try:
             now = owned.stable_pod_template_hash(stable, pods)
         except InputError:
-            now = None
+            now = None  # rolling (or no pod): every pod of the service until it finished
         if now == current:
-            return  # widened while stable still rolls
+            return
         if self.owned_stable:
 
             def edit(service: Obj) -> Obj:
