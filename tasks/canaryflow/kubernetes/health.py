@@ -46,7 +46,7 @@ class RolloutProgress:
     """The controller's message once it reported ``ProgressDeadlineExceeded``, else None."""
     available: int | None = None
     """``status.availableReplicas``: ready for ``minReadySeconds`` (None: taken as ``ready``,
-    for a status written by hand without it)."""
+    for a ``RolloutProgress`` built by hand)."""
 
     @property
     def done(self) -> bool:
@@ -97,7 +97,8 @@ def rollout_progress(deployment: Obj, pods: list[Obj] | None = None) -> RolloutP
     return RolloutProgress(
         desired=deployment["spec"].get("replicas", 1),
         ready=status.get("readyReplicas", 0),
-        available=status.get("availableReplicas", status.get("readyReplicas", 0)),
+        # omitempty: the API server leaves a count of 0 out, so a missing one is 0, never ready
+        available=status.get("availableReplicas", 0),
         updated=status.get("updatedReplicas", 0),
         observed=status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0),
         pods=status.get("replicas"),
