@@ -505,3 +505,46 @@ def test_the_analyze_pod_follows_stable_each_round_when_it_may_write_the_routes(
     each_round([], None)
     assert calls[-2:] == ["follow", "shown"]
     assert _each_round(None, None) is None  # no cluster access: nothing to follow
+
+
+def test_a_rollback_after_a_promote_pod_killed_past_the_rollout_waits_for_stable_to_come_back(
+    api_server,
+):
+    """The promote pod died after stable rolled out the canary's image (SIGKILL: nothing of
+    its own undo ran). ``rollback`` restores from the record the same way: the old
+    ReplicaSet comes back Pending, stable's share stays on every ready pod until it is
+    available, and the route leads to the user's Service again with the old pods serving."""
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    platform._record_stable(api_server.get("Deployment", NAMESPACE, SERVICE))
+    platform.widen_stable_service()
+    stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+    stable["spec"]["template"]["spec"]["containers"][0]["image"] = V2.image
+    AppsV1Api(api_server.api_client()).replace_namespaced_deployment(SERVICE, NAMESPACE, stable)
+    assert not any(
+        p["spec"]["containers"][0]["image"] == STABLE_IMAGE
+        for p in api_server.objects("Pod", NAMESPACE)
+    )
+    api_server.set_rollout(NAMESPACE, SERVICE, "kubelet")
+    watch = EmptySelections()
+    api_server.observe = watch
+    kubelet = LateKubelet(api_server)
+    kubelet.start()
+    try:
+        outcome = platform.rollback()
+    finally:
+        kubelet.stop.set()
+        kubelet.join()
+
+    assert outcome.startswith("promotion of v2 failed, stable restored")
+    assert kubelet.readied is not None
+    assert watch.seen == []
+    assert managed_refs(api_server) == [{"name": SERVICE, "port": 80}]
+    behind_users_service = selected(api_server, SERVICE)
+    assert len(behind_users_service) == 3
+    assert all(
+        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE
+        for p in behind_users_service
+    )
