@@ -462,18 +462,46 @@ def test_a_stable_rolled_during_a_window_is_followed_within_a_round(api_server):
     assert managed_refs(api_server)[0] == {"name": STABLE, "port": 80, "weight": 80}
 
 
-def test_a_stable_pod_restarting_is_no_roll_and_leaves_the_selection_alone(api_server):
-    """One stable pod not ready (a restart, a node drain) is not a rollout: checkout-stable
-    keeps its hash rather than taking in the canary's pods."""
+def restart_one_pod(server: FakeApiServer, pod: dict) -> None:
+    unready = copy.deepcopy(pod["status"])
+    unready["containerStatuses"][0]["ready"] = False
+    server.set_pod_status(NAMESPACE, pod["metadata"]["name"], unready)
+
+
+def leave_a_terminating_pod_of_a_past_roll(server: FakeApiServer, pod: dict) -> None:
+    old = copy.deepcopy(pod)
+    old["metadata"] = {
+        "name": f"{SERVICE}-0ld0ld0ld-0",
+        "namespace": NAMESPACE,
+        "labels": {**pod["metadata"]["labels"], "pod-template-hash": "0ld0ld0ld"},
+        "annotations": {"fake.dev/deployment": "(terminating)"},
+        "ownerReferences": [
+            {**pod["metadata"]["ownerReferences"][0], "name": f"{SERVICE}-0ld0ld0ld"}
+        ],
+        "deletionTimestamp": "2026-12-07T03:00:00Z",
+    }
+    for container in old["status"]["containerStatuses"]:  # as a kubelet reports a running one
+        container["imageID"] = container["image"]
+        container["containerID"] = "containerd://0ld"
+    server.seed(old)
+
+
+@pytest.mark.parametrize(
+    "no_roll",
+    [restart_one_pod, leave_a_terminating_pod_of_a_past_roll],
+    ids=["a-pod-restarting", "an-old-pod-terminating"],
+)
+def test_what_is_no_roll_leaves_the_selection_alone(api_server, no_roll):
+    """One stable pod not ready (a restart, a node drain), or an old pod of a past roll still
+    terminating (``deletionTimestamp``), is not a rollout: checkout-stable keeps its hash
+    rather than taking in the canary's pods. (Guards the per-round following, which widens
+    as soon as stable rolls.)"""
     seed_app_only(api_server)
     platform = make_platform(api_server, "gateway-api")
     platform.deploy_canary(V2)
     platform.router.set_weight(20)
     before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
-    pod = next(p for p in api_server.objects("Pod", NAMESPACE) if not is_canary(p))
-    unready = copy.deepcopy(pod["status"])
-    unready["containerStatuses"][0]["ready"] = False
-    api_server.set_pod_status(NAMESPACE, pod["metadata"]["name"], unready)
+    no_roll(api_server, next(p for p in api_server.objects("Pod", NAMESPACE) if not is_canary(p)))
     api_server.requests.clear()
 
     platform.follow_stable()

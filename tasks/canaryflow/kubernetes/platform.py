@@ -928,7 +928,11 @@ class KubernetesPlatform:
         stable = self.api.get(DEPLOYMENT, self.deployment) if by_hash else None
         if stable is None:
             return
-        pods = self.api.list(POD, stable["spec"]["selector"].get("matchLabels") or {})
+        pods = [  # pods being deleted are leaving: the terminating old pods of a past roll
+            p
+            for p in self.api.list(POD, stable["spec"]["selector"].get("matchLabels") or {})
+            if not p["metadata"].get("deletionTimestamp")
+        ]
         if current is not None and set(owned.pods_of_deployment(stable, pods)) == {current}:
             return  # stable's one ReplicaSet, as selected (a pod restarting is no roll)
         state = self.current_state()
