@@ -339,10 +339,11 @@ def test_a_bad_cold_canary_is_still_caught_against_a_fresh_baseline():
 
 
 def _plan(router: str, analysis: dict) -> object:
+    header = {"header": None} if router == "smi" else {}  # a TrafficSplit matches no header
     return plan_from_dict(
         {
             "service": {"name": "svc"},
-            "router": {"kind": router},
+            "router": {"kind": router, **header},
             "steps": [{"weight": 10, "duration": "60s"}],
             "analysis": analysis,
         }
@@ -354,6 +355,7 @@ def test_validate_warns_that_nginx_ingress_judges_against_stable_when_fresh_is_w
     assert len(warnings) == 1
     assert warnings[0].startswith("analysis.baseline: fresh needs a router that splits three ways")
     assert "baseline: stable" in warnings[0]
+    assert warnings[0].endswith("or use istio or gateway-api"), "never a deprecated router"
 
 
 @pytest.mark.parametrize(
@@ -363,6 +365,7 @@ def test_validate_warns_that_nginx_ingress_judges_against_stable_when_fresh_is_w
         ("nginx-ingress", {"baseline": "stable"}),
         ("gateway-api", {"baseline": "fresh"}),
         ("istio", {"baseline": "fresh"}),
+        ("smi", {"baseline": "fresh"}),  # a third TrafficSplit backend
     ],
 )
 def test_no_baseline_warning_where_the_plan_gets_what_it_says(router, analysis):

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from canaryflow.plan.load import load_plan
+from canaryflow.plan.routers import THREE_WAY, can
 from canaryflow.platform.split import split_for
 
 from . import observe
@@ -82,7 +83,7 @@ def test_a_good_release_runs_the_repositorys_own_plan_and_is_promoted(good, rout
     assert [weight for weight in served if weight] == [int(w) for w in own_weights]
     assert service.dataplane.weights(started)[-1] == 0
     # A fresh baseline (the plan's default) took its share where the router splits three ways.
-    shares = [split_for(int(w), router != "nginx-ingress").baseline for w in own_weights]
+    shares = [split_for(int(w), can(router, THREE_WAY)).baseline for w in own_weights]
     expected = [share for i, share in enumerate(shares) if share and shares[i - 1 : i] != [share]]
     baseline = service.dataplane.baseline_weights(started, promote.started_at)
     assert [share for share in baseline if share] == expected, router

@@ -33,6 +33,7 @@ something; PASS after.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -138,12 +139,23 @@ def cumulative_by_le(samples: Sequence[Sample]) -> dict[float, float]:
     """Histogram bucket counts summed over series, by upper bound (cumulative, as exported)."""
     counts: dict[float, float] = {}
     for sample in samples:
-        try:
-            bound = float(sample.labels["le"])
-        except (KeyError, ValueError):
+        bound = _bound(sample.labels.get("le"))
+        if bound is None:
             continue
         counts[bound] = counts.get(bound, 0.0) + sample.value
     return counts
+
+
+@functools.lru_cache(maxsize=1024)
+def _bound(le: str | None) -> float | None:
+    """An ``le`` label's bound (None: absent or not a number). A layout has a dozen bounds,
+    read for every pod of every look: parsed once each."""
+    if le is None:
+        return None
+    try:
+        return float(le)
+    except ValueError:
+        return None
 
 
 def quantile_boundary(cumulative: Mapping[float, float], q: float) -> float | None:

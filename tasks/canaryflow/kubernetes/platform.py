@@ -198,7 +198,7 @@ class KubernetesPlatform:
     # -- BaselinePlatform ----------------------------------------------------------------------
 
     def baseline_problem(self) -> str | None:
-        """A fresh baseline needs a router that splits three ways (Gateway API, Istio)."""
+        """A fresh baseline needs a router that splits three ways (Gateway API, Istio, SMI)."""
         if THREE_WAY in self._router.capabilities:
             return None
         return f"the {type(self._router).__name__} splits two ways (stable and canary)"
