@@ -76,6 +76,10 @@ whose sample after the instant is still missing keeps its value before it this l
 increase moves to the next look; nothing is lost or counted twice). Two whole scrapes before
 this margin cost a 15 s scrape 12 s more of every detection, for no series found missing in
 the replay or the Prometheus tests."""
+NEW_SERIES_SCRAPES = 2.0
+"""Scrapes after a window's start by which a new pod's series are in Prometheus: its first
+sample is at most a scrape after its first request, and another covers service discovery
+finding the pod. Until a look reads that far, no series is not "not exported"."""
 DEFAULT_SCRAPE_S = 15.0
 """Assumed until the samples show the scrape interval (the chart's PodMonitor default)."""
 HISTORY_S = 600.0
@@ -355,6 +359,12 @@ class SequentialGate:
         evidence and the instant already reached, so the test runs on across windows."""
         if self.aligned_at is None:
             self.aligned_at = instant
+
+    @property
+    def series_due_s(self) -> float:
+        """How far past the window's start a look's common instant must be before a gate
+        without series is taken as one the service does not export (``NEW_SERIES_SCRAPES``)."""
+        return NEW_SERIES_SCRAPES * (self.scrape_s or DEFAULT_SCRAPE_S)
 
     @property
     def lag_s(self) -> float:

@@ -469,15 +469,15 @@ class AnalysisRun:
         self.budget.allocate(exported)
 
     def _young(self, state: SequentialGate) -> bool:
-        """Whether a gate without series may yet have them: its reads lag the look by two
-        scrapes, and a new pod's (a canary's, a fresh baseline's) first samples reach
+        """Whether a gate without series may yet have them: its reads lag the look by a
+        scrape, and a new pod's (a canary's, a fresh baseline's) first samples reach
         Prometheus a scrape or a service-discovery refresh after it starts. Until the read
-        instant is a ``grace_s`` past the window's start, no series is not "not exported":
-        taken as that, a gate the service does export (read before its pods had a sample,
-        with a short warm-up) would get no alpha for the whole release and let a bad canary
-        through as not applicable."""
+        instant is ``series_due_s`` past the window's start, no series is not "not
+        exported": taken as that, a gate the service does export (read before its pods had a
+        sample, with no warm-up) would get no alpha for the whole release and let a bad
+        canary through as not applicable."""
         elapsed = self.clock.now() - self._window_started
-        return elapsed - state.lag_s < state.grace_s
+        return elapsed - state.lag_s < state.series_due_s
 
     def sequential_gate(self, gate: GateSpec) -> SequentialGate:
         """The gate's evidence so far, created on first use: what a window's pod resumes
