@@ -279,10 +279,10 @@ class AnalysisRun:
         (cold with the canary), one scrape interval (configured, or asked of the source now)
         + 30 s against stable. Waited before the first window, so the evidence of a cold
         canary judged against a warm fleet starts once it is warm."""
-        if self.spec.warmup is None and self.subject.baseline:
-            return 0.0
-        self._discover_scrape_interval()
-        return self.spec.warmup_for(self.scrape_interval, self.subject.baseline)
+        fresh = self.subject.baseline
+        if self.spec.warmup is None and not fresh:
+            self._discover_scrape_interval()  # only the default against stable needs it
+        return self.spec.warmup_for(self.scrape_interval, fresh)
 
     def window(self, duration: float) -> WindowResult:
         """Measure every ``interval`` for ``duration`` seconds, or until a limit breaches.
