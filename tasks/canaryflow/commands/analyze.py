@@ -144,9 +144,9 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
             windows=judging_windows([step.weight for step in plan.traffic_steps]),
             carry_evidence=carry is not None,
         )
-        _warm_up(plan, args, analysis)
         if _baseline_scraped(plan, source, subject):
             analysis.subject = dataclasses.replace(subject, baseline=True)
+        _warm_up(plan, args, analysis)  # by default none against a fresh baseline
         refused = carry.resume(analysis) if carry is not None else None
         result = refused or analysis.window(duration)
     except BaseException:  # bad queries, an error, SIGTERM (argo stop) or a bug: traffic safe
@@ -305,6 +305,7 @@ class _Carry:
                 analysis.budget,
                 analysis.sequential_evidence,
                 begin.restarted_at,
+                carried.reference_of(analysis),
             )
             try:
                 self.store.write(state.to_text(), self.read)
