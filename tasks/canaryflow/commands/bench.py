@@ -188,7 +188,8 @@ def _sections_only(args: argparse.Namespace) -> int:
     header = _run_header(_only_command(args), results.seconds, commit, load)
     text = args.write.read_text() if args.write.exists() else ""
     for section in render_sections(results):
-        text = replace_section(text, section.split("\n", 1)[0], with_run_header(section, header))
+        title = section.split("\n", 1)[0]
+        text = replace_section(text, title, with_run_header(section, header) + "\n")
     args.write.write_text(text)
     say(f"wrote {ONLY[args.only]} to {args.write} and {raw} in {results.seconds:.0f}s")
     return 0
