@@ -113,14 +113,18 @@ def scrape_query(selector: str, seconds: float) -> str:
     return f"max(count_over_time({selector}[{round(seconds)}s]))"
 
 
-def scrape_interval(counts: Mapping[float, float]) -> float | None:
+def scrape_interval(counts: Mapping[float, float], age: float | None = None) -> float | None:
     """The scrape interval from sample counts by range: the smallest range / count among
-    ranges holding at least two samples; a minute or more when the longest holds one."""
+    ranges holding at least two samples; a minute or more when the longest holds one and the
+    series may be that old. ``age``: how long the series have existed at most as far as the
+    caller knows (a fresh baseline's pods started with the release): a series younger than the
+    longest range holds one sample because it is young, not because it is scraped rarely, so
+    nothing is concluded yet (None: ask again later)."""
     found = [seconds / count for seconds, count in counts.items() if count >= 2]
     if found:
         return min(found)
     longest = max(counts, default=None)
-    if longest is not None and counts[longest] >= 1:
+    if longest is not None and counts[longest] >= 1 and (age is None or age >= longest):
         return longest
     return None
 
