@@ -50,11 +50,13 @@ class RolloutProgress:
 
     @property
     def done(self) -> bool:
-        """As ``kubectl rollout status`` (k8s.io/kubectl v0.30
-        ``pkg/polymorphichelpers/rollout_status.go``, ``DeploymentStatusViewer.Status``): the
+        """As ``kubectl rollout status`` (k8s.io/kubectl
+        ``pkg/polymorphichelpers/rollout_status.go``, ``DeploymentStatusViewer.Status``: no
+        ``TimedOutReason``, ``updatedReplicas`` not below ``spec.replicas``, ``replicas`` not
+        above ``updatedReplicas``, ``availableReplicas`` not below ``updatedReplicas``): the
         controller observed the latest spec, every replica updated, no old pod pending
         termination, and every updated replica *available* (ready for ``minReadySeconds``),
-        not merely ready."""
+        not merely ready. The timed-out case is ``timed_out``, which callers report."""
         old_pods_left = self.pods is not None and self.pods > self.updated
         return (
             self.observed
