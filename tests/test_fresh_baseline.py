@@ -417,6 +417,55 @@ def test_analyze_judges_against_the_baseline_once_prometheus_scrapes_it():
     assert not _baseline_scraped(stable_plan, unasked, subject) and unasked.asked == []
 
 
+class FakeTime:
+    def __init__(self):
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class ScrapedAfter(UpSource):
+    """``up`` of the baseline from ``seconds`` on (its first scrape)."""
+
+    def __init__(self, time: FakeTime, seconds: float):
+        super().__init__([])
+        self.time, self.seconds = time, seconds
+
+    def instant(self, query):
+        self.answer = [1.0] if self.time.now >= self.seconds else []
+        return super().instant(query)
+
+
+def test_the_first_steps_pod_waits_for_the_baselines_first_scrape_before_choosing_stable():
+    """With no warm-up against a baseline, the first step's pod may start before Prometheus
+    found the baseline: it waits for its first scrape (up to the warm-up against stable,
+    which is then spent), instead of judging the first window against stable."""
+    import argparse
+
+    from canaryflow.commands.analyze import _wait_for_baseline
+
+    plan = _plan("gateway-api", {"scrapeInterval": "15s"})
+    subject = Subject("svc", "default")
+    first, later = argparse.Namespace(step=0), argparse.Namespace(step=1)
+    time = FakeTime()
+    found = _wait_for_baseline(
+        plan, first, ScrapedAfter(time, 7.0), subject, time.sleep, time.clock
+    )
+    assert found == (True, 8.0), "polled every 2 s until its first scrape"
+    time = FakeTime()
+    never = _wait_for_baseline(
+        plan, first, ScrapedAfter(time, 1e9), subject, time.sleep, time.clock
+    )
+    assert never == (False, 45.0), "stable after one scrape + 30 s: its warm-up, spent"
+    time = FakeTime()
+    once = _wait_for_baseline(plan, later, ScrapedAfter(time, 7.0), subject, time.sleep, time.clock)
+    assert once == (False, 0.0), "a later step asks once: the baseline is gone"
+
+
 def test_validate_warns_when_the_warm_up_ends_before_the_baseline_is_scraped():
     short = _plan("gateway-api", {"warmup": "5s", "scrapeInterval": "15s"})
     (warning,) = baseline_warnings(short)

@@ -119,7 +119,8 @@ def baseline_warnings(plan: ReleasePlan, scrape_interval: float | None = None) -
         warnings.append(
             f"analysis.warmup: {spec.warmup:g}s is shorter than one scrape ({scrape:g}s), so the "
             "first window may open before the fresh baseline is scraped: set it to at least "
-            f"{scrape:g}s, or omit it (one scrape + 30s)"
+            f"{scrape:g}s, or omit it (none against the baseline: the first step waits for "
+            "its first scrape)"
         )
     return warnings
 
