@@ -40,11 +40,13 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # Test files run on TEST_WORKERS workers (pytest-xdist, one file per worker at a time, so a
-# module's real processes and fixtures stay together): most tests wait on real processes, so
-# four workers fit two cores.
+# module's real processes and fixtures stay together; a few long files test by test): most tests
+# wait on real processes, so four workers fit two cores. Files go out in collection order, the
+# long ones first (tests/conftest.py), not xdist's default of the most tests first, which left
+# the few-but-long files (the cluster, the installed wheel) to start last.
 TEST_WORKERS ?= 4
 test: setup wheelhouse
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The locked wheels of the runtime image (images/runtime/requirements.lock), from PyPI, for
 # `make image` and its tests; a failed download only makes those tests skip, saying so.

@@ -143,6 +143,7 @@ analysis:
   interval: 1s
   queryWindow: 4s
   scrapeInterval: 1s
+  warmup: 1s  # one scrape, not the default one scrape + 30 s: these tests are about evidence
   alpha: 0.01
   gates:
     - metric: error-rate

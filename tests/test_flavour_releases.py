@@ -42,9 +42,10 @@ def plan(metrics: str) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("build")
+@pytest.fixture(scope="session")
+def build_dir(sample_builds) -> Path:
+    """The run's sample-service builds (tests/conftest.py): each version is built once."""
+    return sample_builds
 
 
 def release(tmp_path: Path, build_dir: Path, metrics: str, exported: str, faults=()):

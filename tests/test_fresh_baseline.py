@@ -95,14 +95,29 @@ def test_a_baseline_share_the_canary_leaves_no_room_for_is_refused_before_nginx_
 # The plan -------------------------------------------------------------------------------------
 
 
-def test_a_plan_judges_against_a_fresh_baseline_after_a_warm_up_by_default():
+def test_a_plan_judges_against_a_fresh_baseline_without_a_warm_up_by_default():
     spec = AnalysisSpec()
     assert spec.baseline == "fresh"
     assert spec.warmup is None
-    assert spec.warmup_for(15.0) == 45.0, "one scrape + 30 s"
+    assert spec.warmup_for(15.0, fresh_baseline=True) == 0.0, "cold with the canary: none"
+    assert spec.warmup_for(15.0) == 45.0, "against stable: one scrape + 30 s"
     assert spec.warmup_for(None) == 45.0, "unknown scrape: the PodMonitor default, 15 s"
     assert AnalysisSpec(scrapeInterval="5s").warmup_for(60.0) == 35.0, "configured wins"
     assert AnalysisSpec(warmup="0s").warmup_for(15.0) == 0.0
+    assert AnalysisSpec(warmup="20s").warmup_for(15.0, fresh_baseline=True) == 20.0
+
+
+def test_the_run_waits_no_warm_up_against_a_baseline_and_one_against_stable():
+    from canaryflow.analysis.query import Subject
+    from canaryflow.analysis.run import AnalysisRun
+
+    spec = AnalysisSpec(scrapeInterval="15s")
+
+    def warmup(baseline: bool) -> float:
+        subject = Subject("svc", "prod", baseline=baseline)
+        return AnalysisRun(spec, object(), "svc", "prod", subject=subject).warmup_s()
+
+    assert (warmup(True), warmup(False)) == (0.0, 45.0)
 
 
 def test_a_plan_can_keep_judging_against_stable():
@@ -324,7 +339,7 @@ def test_an_identical_cold_canary_rolled_back_against_the_warm_fleet_passes_agai
     rows = {row["case"]: row for row in cold_start_comparison(12, say=lambda _: None)}
     before = rows["against stable, no warm-up (before)"]
     assert before["rolled_back"] >= 9, "the old way rolls most good cold canaries back"
-    default = rows["against a fresh baseline, warm-up 45 s (the default)"]
+    default = rows["against a fresh baseline, no warm-up (the default)"]
     assert default["passed"] == 12, "promoted: every window passed, none inconclusive"
 
 
@@ -339,10 +354,11 @@ def test_a_bad_cold_canary_is_still_caught_against_a_fresh_baseline():
 
 
 def _plan(router: str, analysis: dict) -> object:
+    header = {"header": None} if router == "smi" else {}  # a TrafficSplit matches no header
     return plan_from_dict(
         {
             "service": {"name": "svc"},
-            "router": {"kind": router},
+            "router": {"kind": router, **header},
             "steps": [{"weight": 10, "duration": "60s"}],
             "analysis": analysis,
         }
@@ -354,6 +370,7 @@ def test_validate_warns_that_nginx_ingress_judges_against_stable_when_fresh_is_w
     assert len(warnings) == 1
     assert warnings[0].startswith("analysis.baseline: fresh needs a router that splits three ways")
     assert "baseline: stable" in warnings[0]
+    assert warnings[0].endswith("or use istio or gateway-api"), "never a deprecated router"
 
 
 @pytest.mark.parametrize(
@@ -363,6 +380,7 @@ def test_validate_warns_that_nginx_ingress_judges_against_stable_when_fresh_is_w
         ("nginx-ingress", {"baseline": "stable"}),
         ("gateway-api", {"baseline": "fresh"}),
         ("istio", {"baseline": "fresh"}),
+        ("smi", {"baseline": "fresh"}),  # a third TrafficSplit backend
     ],
 )
 def test_no_baseline_warning_where_the_plan_gets_what_it_says(router, analysis):

@@ -41,9 +41,10 @@ PLAN = {
 }
 
 
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("build")
+@pytest.fixture(scope="session")
+def build_dir(sample_builds) -> Path:
+    """The run's sample-service builds (tests/conftest.py): each version is built once."""
+    return sample_builds
 
 
 @pytest.fixture

@@ -145,6 +145,52 @@ def test_a_token_and_a_ca_from_the_charts_variables(bearer_gateway, monkeypatch)
     assert source.instant("vector(2)") == [2.0]
 
 
+CA_FROM_VARIABLES = """
+import sys, tempfile
+from canaryflow.analysis.prometheus_auth import OperatorPrometheus
+from canaryflow.analysis.source import PrometheusSource
+from canaryflow.analysis.spec import AnalysisSpec
+
+endpoint = OperatorPrometheus.from_environment().endpoint_for(AnalysisSpec().prometheus)
+source = PrometheusSource.for_endpoint(endpoint)
+assert source.instant("vector(4)") == [4.0]
+print(source.access.session().verify)
+"""
+
+
+def test_the_ca_from_a_variable_is_a_private_file_gone_when_the_process_exits(
+    bearer_gateway, tmp_path
+):
+    """requests verifies against a path: the variable's PEM is written to the process's temp dir
+    for the run, and a run leaves nothing behind there."""
+    import os
+    import subprocess
+    import sys
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {
+        **os.environ,
+        "TMPDIR": str(temp),
+        auth.ENV_URL: bearer_gateway.url,
+        auth.ENV_HEADERS: json.dumps({"X-Scope-OrgID": TENANT}),
+        auth.ENV_BEARER_TOKEN: TOKEN,
+        auth.ENV_CA: bearer_gateway.ca.read_text(),
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", CA_FROM_VARIABLES],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert run.returncode == 0, run.stderr
+    written = run.stdout.strip().splitlines()[-1]
+    assert os.path.dirname(written) == str(temp), "the CA went to the process's temp dir"
+    assert list(temp.iterdir()) == [], "and is gone once the process has exited"
+
+
 def test_basic_auth_with_a_password_file(prometheus, tmp_path):  # noqa: F811
     gateway = Gateway(
         prometheus.url, tmp_path, "Basic Y2FuYXJ5ZmxvdzpzM2NyZXQ="

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -185,7 +184,7 @@ class ClusterInABox:
             self.workdir / "nodes",
             image_env=RUNTIME_IMAGE_ENV,
             cluster_env={"KUBECONFIG": str(self.kubeconfig), "GOPROXY": "off"},
-            persistent_volumes={"canaryflow-go-cache": warm_go_cache()},
+            persistent_volumes={"canaryflow-go-cache": warm_go_cache(self.workdir / "go-cache")},
             secrets=lambda ns, name: self.secrets.get((ns, name)),
             config_maps=self._config_map,
         )
@@ -561,17 +560,17 @@ class ServiceUnderTest:
         return obj["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
-def warm_go_cache() -> Path:
+def warm_go_cache(root: Path) -> Path:
     """The ``canaryflow-go-cache`` claim as a long-lived cluster has it: already warm.
 
     Its ``go-build`` directory is this machine's Go build cache, filled here once with what the
     sample service's tests and build need (the go-test and go-build pods' Go settings), so a
     release compiles only what its commit changed, as with a cache PVC that outlived many
-    workflows. ``go-mod`` and ``go`` stay private to the bed.
+    workflows. ``go-mod`` and ``go`` stay private to the bed, under ``root`` (the bed's own
+    folder, so a test session leaves nothing in the machine's temp dir).
     """
     go = str(REPO / ".venv" / "bin" / "go")
-    root = Path(tempfile.gettempdir()) / f"canaryflow-bed-go-cache-{os.getuid()}"
-    root.mkdir(exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     link = root / "go-build"
     if not link.exists():
         cache = subprocess.run(

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +27,17 @@ def test_every_event_is_on_disk_as_soon_as_it_is_recorded(tmp_path):
     assert [e["kind"] for e in document["events"]] == ["started", "weight-set"]
 
 
-def test_a_read_only_output_folder_moves_the_journal_to_the_temp_folder(tmp_path):
+@pytest.fixture
+def temp_folder(tmp_path, monkeypatch) -> Path:
+    """The process's temp folder (``tempfile.gettempdir()``, where a journal moves), this
+    test's own rather than the machine's /tmp."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    return temp
+
+
+def test_a_read_only_output_folder_moves_the_journal_to_the_temp_folder(tmp_path, temp_folder):
     out = tmp_path / "out"
     out.mkdir()
     out.chmod(0o500)
@@ -36,7 +47,7 @@ def test_a_read_only_output_folder_moves_the_journal_to_the_temp_folder(tmp_path
         journal = record.open_journal(out / "release-v2.events.jsonl")
         record.add("rolled-back", phase="rolled-back")
         if os.geteuid() != 0:  # root writes anyway; then the journal simply stays in out
-            assert journal is not None and journal.parent != out
+            assert journal is not None and journal.parent == temp_folder
         assert [e["kind"] for e in read_journal(journal)["events"]] == ["started", "rolled-back"]
         with pytest.raises(OSError) if os.geteuid() != 0 else _nothing():
             record.write_json(out / "release-v2.json")
@@ -44,14 +55,14 @@ def test_a_read_only_output_folder_moves_the_journal_to_the_temp_folder(tmp_path
         out.chmod(0o700)
 
 
-def test_a_journal_that_cannot_be_written_mid_release_carries_on_elsewhere(tmp_path):
+def test_a_journal_that_cannot_be_written_mid_release_carries_on_elsewhere(tmp_path, temp_folder):
     record = ReleaseRecord("svc", "v2", "memory")
     record.open_journal(tmp_path / "j.events.jsonl")
     record.add("started")
     record.journal._handle.close()  # as if the disk were gone
     record.add("window-started", step=0)
     record.add("rolled-back")
-    assert record.journal_path is not None and record.journal_path != tmp_path / "j.events.jsonl"
+    assert record.journal_path is not None and record.journal_path.parent == temp_folder
     assert record.journal_error
     events = read_journal(record.journal_path)["events"]
     assert [e["kind"] for e in events] == ["started", "window-started", "rolled-back"]
@@ -79,6 +90,7 @@ analysis:
   queryWindow: 4s
   minCanaryRequests: 5
   inconclusiveLimit: 30
+  warmup: 2s  # CI-sized (default: a scrape + 30 s); the run is stopped in its first window
   gates: [{metric: error-rate, threshold: {max: 0.5}}]
 local: {load: {rate: 40, clients: 4}}
 """
@@ -103,8 +115,16 @@ def test_a_terminated_run_rolls_back_and_leaves_its_record(tmp_path, sig):
     plan.write_text(PLAN)
     out = tmp_path / "out"
     journal = out / "release-v2.events.jsonl"
+    temp = tmp_path / "tmp"  # the run's temp dir (nginx's sockets when --out is deep, ...)
+    temp.mkdir()
     command = [sys.executable, "-m", "canaryflow", "run", "--plan", str(plan), "--out", str(out)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
     try:
         deadline = time.monotonic() + 90
         while not (journal.exists() and '"window-started"' in journal.read_text()):
@@ -124,6 +144,7 @@ def test_a_terminated_run_rolls_back_and_leaves_its_record(tmp_path, sig):
     assert [e["kind"] for e in report["events"]] == kinds
     assert "record so far:" in stderr and str(out / "release-v2.json") in stderr
     assert our_processes(str(out)) == [], "every process of the run is gone"
+    assert list(temp.iterdir()) == [], "and nothing of it is left in its temp dir"
 
 
 @pytest.mark.slow

@@ -160,6 +160,7 @@ def test_a_real_local_rollback_is_not_delayed_by_a_hanging_webhook(tmp_path):
                     "interval": "1s",
                     "queryWindow": "4s",
                     "minCanaryRequests": 5,
+                    "warmup": "2s",  # CI-sized (default: a scrape + 30 s)
                     "gates": [{"metric": "error-rate", "threshold": {"max": 0.05}}],
                 },
                 "notifications": [{"webhook": url, "format": "json"}],

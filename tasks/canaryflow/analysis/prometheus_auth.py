@@ -21,9 +21,11 @@ setting without subclassing.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -213,20 +215,34 @@ class OperatorPrometheus:
         return PrometheusEndpoint(self.url, replace(self.access, timeout=timeout))
 
 
+_CA_FILES: dict[str, str] = {}
+_CA_LOCK = threading.Lock()
+
+
 def _ca_bundle_file(pem: str) -> str:
-    """``requests`` verifies against a path: the PEM goes to a private file under the temp dir
-    (the one writable directory of a task pod), once per process and content."""
+    """``requests`` verifies against a path: the PEM goes to a private file (mode 0600, a name
+    nobody can predict) under the temp dir, the one writable directory of a task pod, once per
+    process and content, and is removed when the process exits, so a run leaves nothing
+    behind."""
+    import atexit
     import hashlib
     import tempfile
 
-    digest = hashlib.sha256(pem.encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"canaryflow-prometheus-ca-{os.getuid()}-{digest}.pem"
-    if not path.is_file() or path.is_symlink():
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".pem")
-        with os.fdopen(descriptor, "w") as file:
-            file.write(pem)
-        os.replace(temporary, path)
-    return str(path)
+    digest = hashlib.sha256(pem.encode()).hexdigest()
+    with _CA_LOCK:
+        path = _CA_FILES.get(digest)
+        if path is None or not os.path.isfile(path):
+            descriptor, path = tempfile.mkstemp(prefix="canaryflow-prometheus-ca-", suffix=".pem")
+            with os.fdopen(descriptor, "w") as file:
+                file.write(pem)
+            _CA_FILES[digest] = path
+            atexit.register(_remove_quietly, path)
+    return path
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def _same(url: str) -> str:

@@ -139,14 +139,14 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
             namespace,
             subject=subject,
             logs=_log_source(plan, args),
-            on_round=None if args.json else _print_round,
+            on_round=_each_round(None if args.json else _print_round, safety),
             # Without carried evidence each step that can judge spends its share of alpha.
             windows=judging_windows([step.weight for step in plan.traffic_steps]),
             carry_evidence=carry is not None,
         )
-        _warm_up(plan, args, analysis)
         if _baseline_scraped(plan, source, subject):
             analysis.subject = dataclasses.replace(subject, baseline=True)
+        _warm_up(plan, args, analysis)  # by default none against a fresh baseline
         refused = carry.resume(analysis) if carry is not None else None
         result = refused or analysis.window(duration)
     except BaseException:  # bad queries, an error, SIGTERM (argo stop) or a bug: traffic safe
@@ -165,6 +165,23 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
     _write_outputs(args, result, report)
     _report_metrics(plan, result, action is Action.ROLLBACK, report.get("failSafe"))
     return EXIT_RELEASE_FAILED if action is Action.ROLLBACK else EXIT_OK
+
+
+def _each_round(show, safety: _FailSafe | None):
+    """Each round: with the workflow's ``--fail-safe`` (this pod may write the routes),
+    stable's share follows a stable Deployment rolled mid-release (``follow_stable``), then
+    the round is shown."""
+    from canaryflow.release.windows import keep_up
+
+    if safety is None:
+        return show
+
+    def each_round(batch, verdict) -> None:
+        keep_up(safety.platform.follow_stable)
+        if show is not None:
+            show(batch, verdict)
+
+    return each_round
 
 
 def _report_metrics(plan, result, rolling_back: bool, fail_safe: dict | None) -> None:
@@ -288,6 +305,7 @@ class _Carry:
                 analysis.budget,
                 analysis.sequential_evidence,
                 begin.restarted_at,
+                carried.reference_of(analysis),
             )
             try:
                 self.store.write(state.to_text(), self.read)
