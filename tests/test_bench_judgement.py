@@ -240,3 +240,13 @@ def test_a_class_whose_limit_the_plan_cannot_judge_says_so_in_its_row():
     rows = [line for line in markdown(results).splitlines() if line.startswith("| ")][2:]
     assert rows[0].endswith(f"| {judged:g} s, 1.6x limit |")
     assert rows[1].endswith(f"| {judged:g} s, 0.1x limit: too short to judge |")
+
+
+def test_the_section_states_the_warm_up_the_plan_actually_waits():
+    plan = judgement_plan()
+    waited = plan.analysis.warmup_for(plan.local.scrape_interval, plan.analysis.baseline == "fresh")
+    text = markdown(JudgementResults(runs=[run("good", None, "pass")]))
+    if waited:
+        assert f"**warm-up** ({waited:g} s at the first step" in text
+    else:
+        assert "**no warm-up**" in text and "after the warm-up" not in text
