@@ -243,10 +243,16 @@ def test_a_class_whose_limit_the_plan_cannot_judge_says_so_in_its_row():
 
 
 def test_the_section_states_the_warm_up_the_plan_actually_waits():
-    plan = judgement_plan()
-    waited = plan.analysis.warmup_for(plan.local.scrape_interval, plan.analysis.baseline == "fresh")
-    text = markdown(JudgementResults(runs=[run("good", None, "pass")]))
-    if waited:
-        assert f"**warm-up** ({waited:g} s at the first step" in text
-    else:
-        assert "**no warm-up**" in text and "after the warm-up" not in text
+    from canaryflow.bench.judgement import JUDGEMENT_PLAN
+
+    good = [run("good", None, "pass")]
+    fresh = markdown(JudgementResults(runs=good))
+    assert judgement_plan().analysis.baseline == "fresh"
+    assert "**no warm-up**" in fresh and "after the warm-up" not in fresh
+    against_stable = {
+        **JUDGEMENT_PLAN,
+        "analysis": {**JUDGEMENT_PLAN["analysis"], "baseline": "stable"},
+    }
+    text = markdown(JudgementResults(runs=good, plan=against_stable))
+    assert "after the default **warm-up** (35 s at the first step" in text
+    assert "2 s into the first window (after the warm-up)" in text
