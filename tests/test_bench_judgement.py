@@ -240,3 +240,19 @@ def test_a_class_whose_limit_the_plan_cannot_judge_says_so_in_its_row():
     rows = [line for line in markdown(results).splitlines() if line.startswith("| ")][2:]
     assert rows[0].endswith(f"| {judged:g} s, 1.6x limit |")
     assert rows[1].endswith(f"| {judged:g} s, 0.1x limit: too short to judge |")
+
+
+def test_the_section_states_the_warm_up_the_plan_actually_waits():
+    from canaryflow.bench.judgement import JUDGEMENT_PLAN
+
+    good = [run("good", None, "pass")]
+    fresh = markdown(JudgementResults(runs=good))
+    assert judgement_plan().analysis.baseline == "fresh"
+    assert "**no warm-up**" in fresh and "after the warm-up" not in fresh
+    against_stable = {
+        **JUDGEMENT_PLAN,
+        "analysis": {**JUDGEMENT_PLAN["analysis"], "baseline": "stable"},
+    }
+    text = markdown(JudgementResults(runs=good, plan=against_stable))
+    assert "after the default **warm-up** (35 s at the first step" in text
+    assert "2 s into the first window (after the warm-up)" in text

@@ -429,7 +429,17 @@ def markdown(results: JudgementResults, header: str = "") -> str:
     rows = summary(results)
     plan = results.plan
     first = plan["steps"][0]
-    judged = plan_from_dict(plan, origin="judgement bench plan").traffic_steps[0].duration
+    parsed = plan_from_dict(plan, origin="judgement bench plan")
+    judged = parsed.traffic_steps[0].duration
+    warmup = parsed.analysis.warmup_for(
+        parsed.local.scrape_interval, parsed.analysis.baseline == "fresh"
+    )
+    warm = (
+        f"after the default **warm-up** ({warmup:g} s at the first step, left out of the evidence)"
+        if warmup
+        else "with **no warm-up** (the default against a fresh baseline: it starts as cold as "
+        "the canary)"
+    )
     steps = ", ".join(f"{s['weight']} % for {s['duration']}" for s in plan["steps"])
     cold = (
         "a 20 s cold start (cache empty, twice the work), "
@@ -448,8 +458,7 @@ def markdown(results: JudgementResults, header: str = "") -> str:
         "each scraped as its own target) and 1 canary pod, judged as the product judges by "
         "default: against a **fresh baseline** (one process of stable's version the release "
         "starts with the canary and routes the canary's share to; the local platform's "
-        "default) after the default **warm-up** (one scrape + 30 s = 35 s at the first step, "
-        "left out of the evidence); a **5 s scrape** (not 15 s: its "
+        f"default) {warm}; a **5 s scrape** (not 15 s: its "
         "60 s windows would not fit a bounded run here); "
         f"{ROUTER_RPS:g} requests/s of users through the router and {EXTRA_POD_RPS:g}/s on "
         f"each other stable pod. Noise on both versions: {BASE_ERROR_RATE:.0%} base 5xx "
@@ -457,7 +466,7 @@ def markdown(results: JudgementResults, header: str = "") -> str:
         f"{BASE_LOG_RATE:.1%} of good requests, every pod stalling 1 s every 30 s at its own "
         f"phase (30 % of the requests caught answered 500), {cold}a lazily filled pool of 32 "
         "connections (10 % of dials logged refused). The fault is switched on 2 s into the "
-        "first window (after the warm-up). *Caught* = rolled back "
+        f"first window{' (after the warm-up)' if warmup else ''}. *Caught* = rolled back "
         "by a failing measurement of the fault's own gate; *other* lists any other ending. "
         "*Information limit*: log(1/alpha) / KL of the configured fault at the first step "
         "against the gate's tolerance, with the alpha that gate had in the release (from its "
