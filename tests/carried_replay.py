@@ -49,7 +49,14 @@ def judge_in_pods(
             return result.verdict.outcome, written
         if carry:
             restarted = begun.restarted_at
-            state = carried.snapshot(spec, index, run.budget, run.sequential_evidence, restarted)
+            state = carried.snapshot(
+                spec,
+                index,
+                run.budget,
+                run.sequential_evidence,
+                restarted,
+                carried.reference_of(run),
+            )
             text = state.to_text()
             written.append(text)
     return Outcome.PASS, written

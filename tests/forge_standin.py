@@ -74,6 +74,9 @@ class ForgeStandIn:
     token: str
     reviewer: Reviewer = "merge"
     delay_s: float = 0.2
+    refuse_open: int | None = None
+    """When set, opening a request answers this status (a token that may push but not open
+    one: GitHub 403 "Resource not accessible by personal access token")."""
     requests: list[Request] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -188,6 +191,12 @@ class ForgeStandIn:
         return int(match.group(1)) if match else NO_ROUTE
 
     def _create(self, body: dict) -> tuple[int, Any]:
+        if self.refuse_open is not None:
+            words = {
+                "github": "Resource not accessible by personal access token",
+                "gitlab": f"{self.refuse_open} Forbidden",
+            }[self.provider]
+            return self.refuse_open, {"message": words}
         if self.provider == "github":
             head, base, title, text = body["head"], body["base"], body["title"], body.get("body")
         else:

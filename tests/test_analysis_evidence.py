@@ -264,3 +264,30 @@ def test_a_sequential_gate_passes_only_with_the_minimum_of_canary_requests(steps
 def test_no_canary_request_at_all_is_never_a_pass_even_without_a_minimum():
     [(outcome, _)] = feed(counts_gate(0), [(0, 0, 0, 500)])
     assert outcome is Outcome.COLLECTING
+
+
+@given(
+    scrape=st.floats(1.0, 120.0),
+    phase=st.floats(0.0, 0.999),
+    look=st.floats(1_700_000_000.0, 1_700_001_000.0),
+)
+def test_every_pod_has_a_stored_sample_after_the_common_instant_at_the_look(scrape, phase, look):
+    """A look reads every pod at ``T = look - lag`` and ``T + scrape``. A pod scraped every
+    ``scrape`` at any phase has its first sample after ``T`` by ``T + scrape``; the lag leaves
+    ``INGESTION_MARGIN_S`` (at most a scrape) more for it to be stored before the look, so the
+    interpolation has a sample on both sides of ``T`` -- with one scrape of lag, not two."""
+    from canaryflow.analysis.catalogue import Counts
+    from canaryflow.analysis.evidence import INGESTION_MARGIN_S, SequentialGate
+
+    gate = SequentialGate("g", Counts("e{}", "n{}"), 0.2, 0.01, 1, scrape_s=scrape)
+    gate.start_at(look - 2000.0)
+    selectors = {(t, r): f"{r}{{}}" for t in ("canary", "stable") for r in ("events", "exposure")}
+    reads = gate.plan(selectors, look)
+    instant = gate.planned_at
+    margin = min(scrape, INGESTION_MARGIN_S)
+    assert gate.lag_s == scrape + margin
+    assert max(read.at for read in reads.values() if not read.series) <= look - margin + 1e-6
+    offset = phase * scrape
+    after = offset + scrape * (math.floor((instant - offset) / scrape) + 1)
+    assert instant < after <= instant + scrape + 1e-6
+    assert after + margin <= look + 1e-6, "stored by the look"

@@ -390,7 +390,7 @@ class CounterSource(TableSource):
         return []  # no history before the window: the over-dispersion starts at 1
 
 
-def test_a_sequential_gate_reads_every_counter_at_one_instant_two_scrapes_behind_the_look():
+def test_a_sequential_gate_reads_every_counter_at_one_instant_a_scrape_and_a_margin_behind():
     clock = SteppingClock()
     growth = {
         'track="canary",code=~"5.."': 30,
@@ -404,12 +404,13 @@ def test_a_sequential_gate_reads_every_counter_at_one_instant_two_scrapes_behind
     assert result.verdict.outcome is Outcome.FAIL, result.reason
     first, second = result.measurements[0], result.measurements[1]
     assert first.outcome is Outcome.COLLECTING, "10 s in, the common instant is the start"
-    assert "two scrapes" in first.reason
-    # Second look, 20 s in: every counter read at 10 s (two 5 s scrapes back) against the start.
-    assert second.reason.startswith("error-rate: canary 30 of 100 vs stable 0 of 900")
-    at_ten = {q for q, at in source.vector_calls if at == clock.start + 10}
-    summed = {q for q in at_ten if q.startswith("sum by (instance, pod) (")}
-    stamped = {q for q in at_ten if q.startswith("max by (instance, pod) (timestamp(")}
+    assert "a scrape and its storing" in first.reason
+    # Second look, 20 s in: every counter read at 12 s (a 5 s scrape and 3 s for storing it
+    # back) against the start.
+    assert second.reason.startswith("error-rate: canary 36 of 120 vs stable 0 of 1080")
+    at_twelve = {q for q, at in source.vector_calls if at == clock.start + 12}
+    summed = {q for q in at_twelve if q.startswith("sum by (instance, pod) (")}
+    stamped = {q for q in at_twelve if q.startswith("max by (instance, pod) (timestamp(")}
     assert len(summed) == 4, "both roles of both tracks, pods summed"
     assert len(stamped) == 2, "each track's pods stamped once: their series are scraped at once"
 
@@ -421,7 +422,9 @@ def test_a_healthy_sequential_gate_passes_once_mature_and_spends_alpha_on_export
     gates = [{"metric": "error-rate"}, {"metric": "outbound-error-rate"}]
     run = AnalysisRun(spec(gates=gates), source, "shop", "prod", clock=clock, windows=4)
     assert run.gate_alpha == pytest.approx(0.01 / 2 / 4), "before any data: every gate counted"
-    result = run.window(30)
+    # 50 s: the gate without series is past its grace (30 s after its 18 s lag: a scrape not
+    # known from its own series is taken as 15 s), so its series would be there by now.
+    result = run.window(50)
     outcomes = {m.gate: m.outcome for m in result.measurements}
     assert outcomes["error-rate"] is Outcome.PASS
     assert outcomes["outbound-error-rate"] is Outcome.NOT_APPLICABLE  # no such series at all
@@ -449,8 +452,23 @@ def test_alpha_is_not_shared_out_in_a_round_whose_queries_failed():
     run.measure(1, clock.start)
     assert run.budget.exported is None, "an error is not a gate the service lacks"
     failing["on"] = False
+    clock.sleep(50)  # past the grace of a gate without series (18 s lag + 30 s)
     run.measure(2, clock.start)
     assert run.budget.exported == ("error-rate",)
+
+
+def test_a_gate_without_series_yet_is_not_left_out_of_alpha_while_its_pods_are_young():
+    """New pods (a canary's, a fresh baseline's) have no sample at the first looks, which
+    read a scrape behind: taken as "not exported" there, the gate would get no alpha for the
+    whole release and pass a bad canary as not applicable."""
+    clock = SteppingClock()
+    no_errors = {'code=~"5..': 0}
+    source = CounterSource(clock, {**no_errors, 'track="canary"': 100, 'track!="canary"': 900})
+    gates = [{"metric": "error-rate"}, {"metric": "outbound-error-rate"}]
+    run = AnalysisRun(spec(gates=gates), source, "shop", "prod", clock=clock)
+    run.measure(1, clock.start)
+    assert run.budget.exported is None, "a young gate without series may still have them"
+    assert run.gate_alpha == pytest.approx(0.01 / 2), "meanwhile the conservative share"
 
 
 def test_carried_evidence_runs_one_test_per_gate_over_every_window_at_the_whole_alpha():
@@ -537,5 +555,5 @@ def test_a_configured_scrape_interval_sets_the_lag_and_is_not_probed():
     plan = spec(gates=[{"metric": "error-rate"}], scrapeInterval="5s")
     run = AnalysisRun(plan, source, "shop", "prod", clock=clock)
     run.window(30)
-    assert run._sequential["error-rate"].lag_s == 10.0
+    assert run._sequential["error-rate"].lag_s == 8.0, "a scrape and 3 s to store it"
     assert not [q for q, _ in source.vector_calls if "count_over_time" in q]

@@ -4,8 +4,10 @@ label, and split back; a Prometheus that refuses ``@`` is read one query at a ti
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qs, urlparse
 
+import pytest
 from http_stub import LoopbackServer, QuietHandler
 
 from canaryflow.analysis.alignment import AlignedCounters, key_of, lost_query, stamp_selector
@@ -77,8 +79,14 @@ class RefusesAt(QuietHandler):
 
     queries: list[str] = []
 
+    def do_POST(self) -> None:  # a form: the same parameters as a GET's URL
+        length = int(self.headers.get("Content-Length") or 0)
+        self._answer(parse_qs(self.rfile.read(length).decode())["query"][0])
+
     def do_GET(self) -> None:
-        query = parse_qs(urlparse(self.path).query)["query"][0]
+        self._answer(parse_qs(urlparse(self.path).query)["query"][0])
+
+    def _answer(self, query: str) -> None:
         RefusesAt.queries.append(query)
         if "@" in query:
             error = {"status": "error", "errorType": "bad_data", "error": "@ modifier is disabled"}
@@ -101,3 +109,62 @@ def test_a_prometheus_that_refuses_at_is_read_one_query_at_a_time_from_then_on()
     assert first == second == {key: [Sample({"pod": "p"}, 7.0)] for key in reads}
     assert sum("@" in query for query in RefusesAt.queries) == 1, "asked once"
     assert len(RefusesAt.queries) == 1 + 2 * len(reads)
+
+
+class Answers(QuietHandler):
+    """A Prometheus that takes POST forms (or refuses the method with ``refuse_post``) and
+    answers every query with one series; each request noted as (method, URL query, form)."""
+
+    requests: list[tuple[str, dict, dict]] = []
+    refuse_post: int | None = None
+
+    def _answer(self, method: str, form: dict) -> None:
+        Answers.requests.append((method, parse_qs(urlparse(self.path).query), form))
+        if method == "POST" and Answers.refuse_post is not None:
+            self.reply(Answers.refuse_post, b"method not allowed", "text/plain")
+            return
+        query = {**parse_qs(urlparse(self.path).query), **form}["query"][0]
+        keys = re.findall(rf'"{BATCH_LABEL}", "([^"]+)"', query) or [None]
+        result = [
+            {"metric": {"pod": "p", **({BATCH_LABEL: key} if key else {})}, "value": [1, "7"]}
+            for key in keys
+        ]
+        body = {"status": "success", "data": {"resultType": "vector", "result": result}}
+        self.reply(200, json.dumps(body).encode(), "application/json")
+
+    def do_GET(self) -> None:
+        self._answer("GET", {})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self._answer("POST", parse_qs(self.rfile.read(length).decode()))
+
+
+def _read_twice(refuse_post: int | None) -> tuple[list, list]:
+    Answers.requests, Answers.refuse_post = [], refuse_post
+    server = LoopbackServer(Answers)
+    try:
+        source = PrometheusSource(server.url)
+        reads = {"v0": Pinned(f"sum({SELECTOR})", SELECTOR, 1), "v1": Pinned("up", "up", 2)}
+        answers = [source.vectors(reads), source.vectors(reads)]
+    finally:
+        server.stop()
+    return answers, Answers.requests
+
+
+def test_a_batch_is_sent_as_a_form_not_in_the_url():
+    """A look's batch is a long query: as a POST form it is neither escaped character by
+    character on its way out nor cut by a proxy's URL length limit."""
+    answers, requests = _read_twice(refuse_post=None)
+    assert answers[0] == answers[1] == {key: [Sample({"pod": "p"}, 7.0)] for key in ("v0", "v1")}
+    assert [method for method, _, _ in requests] == ["POST", "POST"]
+    _, url_params, form = requests[0]
+    assert url_params == {}
+    assert form["time"] == ["2.000"] and form["query"][0].startswith("label_replace(")
+
+
+@pytest.mark.parametrize("status", [405, 501])
+def test_a_server_that_refuses_post_is_asked_by_get_from_then_on(status):
+    answers, requests = _read_twice(refuse_post=status)
+    assert answers[0] == answers[1] == {key: [Sample({"pod": "p"}, 7.0)] for key in ("v0", "v1")}
+    assert [method for method, _, _ in requests] == ["POST", "GET", "GET"], "asked once"

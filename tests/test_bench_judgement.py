@@ -211,3 +211,48 @@ def test_against_the_default_fresh_baseline_the_live_limit_counts_only_its_reque
     expected = math.log(1 / alpha) / (kl * events)
     assert math.isclose(configured_limit_s(FIVE_XX, alpha, 0.1), expected)
     assert expected > configured_limit_s(FIVE_XX, alpha, 0.1, baseline=False)
+
+
+def test_the_plan_judges_each_5xx_class_for_at_least_1_5_times_its_information_limit():
+    from canaryflow.bench.judgement import JUDGED_OVER_LIMIT
+    from canaryflow.bench.offline import gate_alpha_and_tolerance
+
+    plan = judgement_plan()
+    first = plan.traffic_steps[0]
+    # The smallest share a gate can get: every sequential gate exported.
+    alpha, _ = gate_alpha_and_tolerance(plan.analysis, "error-rate")
+    five_xx = [f for f in FAULT_CLASSES if f.gate == "error-rate"]
+    assert {f.flavour for f in five_xx} == set(FLAVOURS)
+    for fault in five_xx:
+        limit = configured_limit_s(fault, alpha, first.weight / 100)
+        assert first.duration >= JUDGED_OVER_LIMIT * limit, fault.name
+
+
+def test_a_class_whose_limit_the_plan_cannot_judge_says_so_in_its_row():
+    [logs] = [f for f in FAULT_CLASSES if f.gate == "log-errors"]
+    judged = judgement_plan().traffic_steps[0].duration
+    results = JudgementResults(
+        runs=[
+            run(FIVE_XX.name, limit_s=judged / 1.6),
+            run(logs.name, None, "pass", limit_s=judged * 10),
+        ]
+    )
+    rows = [line for line in markdown(results).splitlines() if line.startswith("| ")][2:]
+    assert rows[0].endswith(f"| {judged:g} s, 1.6x limit |")
+    assert rows[1].endswith(f"| {judged:g} s, 0.1x limit: too short to judge |")
+
+
+def test_the_section_states_the_warm_up_the_plan_actually_waits():
+    from canaryflow.bench.judgement import JUDGEMENT_PLAN
+
+    good = [run("good", None, "pass")]
+    fresh = markdown(JudgementResults(runs=good))
+    assert judgement_plan().analysis.baseline == "fresh"
+    assert "**no warm-up**" in fresh and "after the warm-up" not in fresh
+    against_stable = {
+        **JUDGEMENT_PLAN,
+        "analysis": {**JUDGEMENT_PLAN["analysis"], "baseline": "stable"},
+    }
+    text = markdown(JudgementResults(runs=good, plan=against_stable))
+    assert "after the default **warm-up** (35 s at the first step" in text
+    assert "2 s into the first window (after the warm-up)" in text

@@ -248,7 +248,23 @@ def test_the_replays_fleets_are_judged_against_a_fresh_baseline_after_the_defaul
         "steady pods": 1,
         "noisy, against stable": 0,
     }
-    assert {row["warmup_s"] for row in result["rows"]} == {15.0 + 30.0}
+    warmups = {row["fleet"]: row["warmup_s"] for row in result["rows"]}
+    assert warmups["noisy, against stable"] == 15.0 + 30.0, "one scrape + 30 s against stable"
+    assert {warmups[f] for f in reference if reference[f]} == {0.0}, "none against a baseline"
+
+
+def test_a_canary_broken_from_its_first_request_is_caught_without_a_warm_up():
+    """No warm-up against a fresh baseline: the first looks read before the new pods' first
+    scrape. The error-rate gate must not be taken for one the service does not export (the
+    logs gate has data from the first look, which used to fix alpha's split without it), nor
+    learn a two-minute scrape interval from the young baseline's single sample."""
+    fleet = replace(QUIET, scrape_s=15.0, baseline_pods=1, log_rate=0.002)
+    spec = bench_spec().model_copy(update={"warmup": 0.0})
+    judged = [
+        judge_release(simulate(fleet, STEPS, random.Random(seed), 3.0), STEPS, spec, True, True)
+        for seed in range(3)
+    ]
+    assert [(j.outcome, j.gate) for j in judged] == [(Outcome.FAIL, "error-rate")] * 3
 
 
 def test_the_default_warm_up_hides_a_cold_start_from_the_evidence():

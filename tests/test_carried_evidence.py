@@ -367,3 +367,60 @@ def test_a_step_passes_on_requests_of_its_own_window_not_only_on_the_releases_so
     at_full = gate.observe(look(5525, 45300))
     assert at_full.outcome is Outcome.PASS
     assert "stable served nothing in this window: the release's evidence so far" in at_full.reason
+
+
+def test_counters_carried_from_one_reference_are_not_resumed_against_another():
+    """A step judged against the fresh baseline, the next against stable (the baseline not yet
+    scraped, or gone): the baseline pod's counters resumed for the stable pods would make
+    every stable pod "first seen" and count its whole life as one look's increase. The tests
+    go on; the counters start again at the window's start, and the verdict says why."""
+    from dataclasses import replace
+
+    from canaryflow.analysis.query import Subject
+    from canaryflow.analysis.run import AnalysisRun
+    from canaryflow.bench.offline import EPOCH, _ClockedSource
+    from canaryflow.bench.replay import ReplayClock
+
+    fleet = replace(QUIET, baseline_pods=1)
+    steps = [(0.1, 60.0), (0.3, 60.0)]
+    plan = spec(gates=[{"metric": "error-rate"}])
+    clock = ReplayClock(EPOCH)
+    source = _ClockedSource(simulate(fleet, steps, random.Random(5)), clock)
+
+    def run(baseline: bool) -> AnalysisRun:
+        subject = Subject("svc", "prod", "track", baseline=baseline)
+        made = AnalysisRun(
+            plan,
+            source,
+            "svc",
+            "prod",
+            clock=clock,
+            windows=2,
+            carry_evidence=True,
+            subject=subject,
+        )
+        made.concurrent = False
+        return made
+
+    first = run(baseline=True)
+    carried.begin_window(first, None, plan, 0, 0, [10, 30])
+    first.window(60)
+    written = carried.snapshot(
+        plan, 0, first.budget, first.sequential_evidence, None, carried.reference_of(first)
+    )
+    assert written.reference == "baseline"
+    before = first.sequential_evidence["error-rate"].test.stable_exposure
+
+    second = run(baseline=False)
+    begun = carried.begin_window(second, written.to_text(), plan, 1, 0, [10, 30])
+    assert "the reference changed (baseline → stable)" in begun.note
+    second.window(60)
+    added = second.sequential_evidence["error-rate"].test.stable_exposure - before
+    # Stable's 2 pods served 40 % of 100 requests/s in this 60 s window; their counters hold
+    # their 5 minutes of history too, which must not be read as this window's.
+    assert 0 < added <= 0.4 * 100 * 60 * 1.2
+
+
+def test_counters_are_resumed_while_the_reference_stays_the_same():
+    state = carried.parse(written_state(), spec(), 1)
+    assert state.reference == "stable" and any(g.counters for g in state.gates.values())

@@ -2,10 +2,10 @@
 
 A real fleet is scraped every 15 s at a different offset per pod, and its pods stall now and
 then, turning a lump of requests bad at once. The gate reads every counter at one common
-instant (two scrapes behind the look) and scales its evidence by the over-dispersion of stable's
-pods, so an identical canary is rolled back at most alpha of the time, while a canary with three
-times the errors is still caught. Simulated releases (``canaryflow.bench.streams``) are judged
-by the real ``SequentialGate``, seeded, in a few seconds.
+instant (a scrape and a margin behind the look) and scales its evidence by the
+over-dispersion of stable's pods, so an identical canary is rolled back at most alpha of the
+time, while a canary with three times the errors is still caught. Simulated releases
+(``canaryflow.bench.streams``) are judged by the real ``SequentialGate``, seeded, in a few seconds.
 """
 
 from __future__ import annotations
@@ -111,6 +111,15 @@ def test_the_scrape_interval_is_read_from_how_many_samples_the_oldest_series_hol
     assert scrape_interval({10.0: 10, 30.0: 20, 120.0: 20}) == 1.0
     assert scrape_interval({10.0: 0, 30.0: 0, 120.0: 1}) == 120.0, "a minute or more"
     assert scrape_interval({}) is None
+
+
+def test_one_sample_of_a_series_younger_than_the_longest_range_tells_no_scrape_interval():
+    """A fresh baseline's pod 10 s old holds one sample in every range: it is young, not
+    scraped every two minutes (which would lag every look by four minutes)."""
+    young = {10.0: 1, 30.0: 1, 120.0: 1}
+    assert scrape_interval(young, age=10.0) is None, "ask again at the next look"
+    assert scrape_interval(young, age=120.0) == 120.0, "old enough: a minute or more"
+    assert scrape_interval({10.0: 1, 30.0: 2, 120.0: 2}, age=20.0) == 15.0
 
 
 def test_pods_are_summed_in_promql_so_a_round_reads_a_few_numbers_per_pod():

@@ -95,14 +95,29 @@ def test_a_baseline_share_the_canary_leaves_no_room_for_is_refused_before_nginx_
 # The plan -------------------------------------------------------------------------------------
 
 
-def test_a_plan_judges_against_a_fresh_baseline_after_a_warm_up_by_default():
+def test_a_plan_judges_against_a_fresh_baseline_without_a_warm_up_by_default():
     spec = AnalysisSpec()
     assert spec.baseline == "fresh"
     assert spec.warmup is None
-    assert spec.warmup_for(15.0) == 45.0, "one scrape + 30 s"
+    assert spec.warmup_for(15.0, fresh_baseline=True) == 0.0, "cold with the canary: none"
+    assert spec.warmup_for(15.0) == 45.0, "against stable: one scrape + 30 s"
     assert spec.warmup_for(None) == 45.0, "unknown scrape: the PodMonitor default, 15 s"
     assert AnalysisSpec(scrapeInterval="5s").warmup_for(60.0) == 35.0, "configured wins"
     assert AnalysisSpec(warmup="0s").warmup_for(15.0) == 0.0
+    assert AnalysisSpec(warmup="20s").warmup_for(15.0, fresh_baseline=True) == 20.0
+
+
+def test_the_run_waits_no_warm_up_against_a_baseline_and_one_against_stable():
+    from canaryflow.analysis.query import Subject
+    from canaryflow.analysis.run import AnalysisRun
+
+    spec = AnalysisSpec(scrapeInterval="15s")
+
+    def warmup(baseline: bool) -> float:
+        subject = Subject("svc", "prod", baseline=baseline)
+        return AnalysisRun(spec, object(), "svc", "prod", subject=subject).warmup_s()
+
+    assert (warmup(True), warmup(False)) == (0.0, 45.0)
 
 
 def test_a_plan_can_keep_judging_against_stable():
@@ -324,7 +339,7 @@ def test_an_identical_cold_canary_rolled_back_against_the_warm_fleet_passes_agai
     rows = {row["case"]: row for row in cold_start_comparison(12, say=lambda _: None)}
     before = rows["against stable, no warm-up (before)"]
     assert before["rolled_back"] >= 9, "the old way rolls most good cold canaries back"
-    default = rows["against a fresh baseline, warm-up 45 s (the default)"]
+    default = rows["against a fresh baseline, no warm-up (the default)"]
     assert default["passed"] == 12, "promoted: every window passed, none inconclusive"
 
 
@@ -339,10 +354,11 @@ def test_a_bad_cold_canary_is_still_caught_against_a_fresh_baseline():
 
 
 def _plan(router: str, analysis: dict) -> object:
+    header = {"header": None} if router == "smi" else {}  # a TrafficSplit matches no header
     return plan_from_dict(
         {
             "service": {"name": "svc"},
-            "router": {"kind": router},
+            "router": {"kind": router, **header},
             "steps": [{"weight": 10, "duration": "60s"}],
             "analysis": analysis,
         }
@@ -354,6 +370,7 @@ def test_validate_warns_that_nginx_ingress_judges_against_stable_when_fresh_is_w
     assert len(warnings) == 1
     assert warnings[0].startswith("analysis.baseline: fresh needs a router that splits three ways")
     assert "baseline: stable" in warnings[0]
+    assert warnings[0].endswith("or use istio or gateway-api"), "never a deprecated router"
 
 
 @pytest.mark.parametrize(
@@ -363,6 +380,7 @@ def test_validate_warns_that_nginx_ingress_judges_against_stable_when_fresh_is_w
         ("nginx-ingress", {"baseline": "stable"}),
         ("gateway-api", {"baseline": "fresh"}),
         ("istio", {"baseline": "fresh"}),
+        ("smi", {"baseline": "fresh"}),  # a third TrafficSplit backend
     ],
 )
 def test_no_baseline_warning_where_the_plan_gets_what_it_says(router, analysis):
@@ -397,6 +415,55 @@ def test_analyze_judges_against_the_baseline_once_prometheus_scrapes_it():
     stable_plan = _plan("gateway-api", {"baseline": "stable"})
     unasked = UpSource([1.0])
     assert not _baseline_scraped(stable_plan, unasked, subject) and unasked.asked == []
+
+
+class FakeTime:
+    def __init__(self):
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class ScrapedAfter(UpSource):
+    """``up`` of the baseline from ``seconds`` on (its first scrape)."""
+
+    def __init__(self, time: FakeTime, seconds: float):
+        super().__init__([])
+        self.time, self.seconds = time, seconds
+
+    def instant(self, query):
+        self.answer = [1.0] if self.time.now >= self.seconds else []
+        return super().instant(query)
+
+
+def test_the_first_steps_pod_waits_for_the_baselines_first_scrape_before_choosing_stable():
+    """With no warm-up against a baseline, the first step's pod may start before Prometheus
+    found the baseline: it waits for its first scrape (up to the warm-up against stable,
+    which is then spent), instead of judging the first window against stable."""
+    import argparse
+
+    from canaryflow.commands.analyze import _wait_for_baseline
+
+    plan = _plan("gateway-api", {"scrapeInterval": "15s"})
+    subject = Subject("svc", "default")
+    first, later = argparse.Namespace(step=0), argparse.Namespace(step=1)
+    time = FakeTime()
+    found = _wait_for_baseline(
+        plan, first, ScrapedAfter(time, 7.0), subject, time.sleep, time.clock
+    )
+    assert found == (True, 8.0), "polled every 2 s until its first scrape"
+    time = FakeTime()
+    never = _wait_for_baseline(
+        plan, first, ScrapedAfter(time, 1e9), subject, time.sleep, time.clock
+    )
+    assert never == (False, 45.0), "stable after one scrape + 30 s: its warm-up, spent"
+    time = FakeTime()
+    once = _wait_for_baseline(plan, later, ScrapedAfter(time, 7.0), subject, time.sleep, time.clock)
+    assert once == (False, 0.0), "a later step asks once: the baseline is gone"
 
 
 def test_validate_warns_when_the_warm_up_ends_before_the_baseline_is_scraped():

@@ -192,6 +192,55 @@ def test_a_merge_request_closed_by_a_reviewer_ends_the_wait_without_closing_it_a
     assert api_server.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_merge_request_the_forge_refuses_to_open_leaves_no_branch_behind(
+    api_server, daemon, credentials, provider
+):
+    """The token may push but not open a request: the branch pushed for it is deleted again
+    (a push deleting the ref), main is untouched, and the failure says both."""
+    plan = mr_plan(provider)
+    main_before = git("rev-parse", "refs/heads/main", cwd=daemon.base / "config.git")
+    with forge_standin(daemon, provider, "merge") as forge, argocd(api_server, daemon, plan):
+        forge.refuse_open = 403
+        platform = mr_platform(api_server, daemon, plan, forge, credentials)
+        platform.deploy_canary(V2)
+
+        with pytest.raises(PlatformError) as failed:
+            platform.promote(V2)
+
+    message = str(failed.value)
+    assert message.startswith("gitops merge request not opened: ")
+    assert "HTTP 403" in message
+    assert f"the branch {daemon.url('config.git')} {BRANCH} pushed for it was deleted" in message
+    assert [c.method for c in forge.calls if c.method == "POST"] == ["POST"]
+    assert forge.requests == []
+    assert not branch_exists(daemon, BRANCH)
+    assert git("rev-parse", "refs/heads/main", cwd=daemon.base / "config.git") == main_before
+    assert stable_image(api_server) == STABLE_IMAGE
+    assert TOKEN not in message
+
+
+def test_a_branch_someone_moved_after_the_push_is_not_deleted(daemon, credentials):
+    """Only the commit this promotion pushed is deleted: a branch that moved on is not ours."""
+    from canaryflow.kubernetes.gitops.git import GitCheckout
+
+    bare = daemon.base / "config.git"
+    with GitCheckout(daemon.url("config.git"), "main", credentials) as checkout:
+        checkout.clone()
+        checkout.commit(MANIFESTS, "# edited\n", "an edit")
+        checkout.push(BRANCH)
+        pushed = checkout.head()
+    main = git("rev-parse", "refs/heads/main", cwd=bare).strip()
+    git("update-ref", f"refs/heads/{BRANCH}", main, cwd=bare)  # someone else's push
+
+    with GitCheckout(daemon.url("config.git"), "main", credentials) as checkout:
+        assert checkout.delete_branch(BRANCH, pushed) is False
+        assert branch_exists(daemon, BRANCH)
+        git("update-ref", f"refs/heads/{BRANCH}", pushed, cwd=bare)
+        assert checkout.delete_branch(BRANCH, pushed) is True
+    assert not branch_exists(daemon, BRANCH)
+
+
 # -- credentials and refusals -------------------------------------------------------------------
 
 

@@ -38,7 +38,9 @@ from canaryflow.kubernetes.canary_objects import HealthCheck
 from canaryflow.kubernetes.gitops.git import GitCheckout
 from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
 from canaryflow.kubernetes.gitops.snippet import snippet
+from canaryflow.kubernetes.health import rollout_progress
 from canaryflow.kubernetes.platform import KubernetesPlatform, Timeouts
+from canaryflow.kubernetes.resources import DEPLOYMENT
 from canaryflow.kubernetes.routers import make_router
 from canaryflow.plan.load import load_plan
 from canaryflow.plan.model import ReleasePlan
@@ -228,6 +230,46 @@ def test_a_rerun_after_the_commit_landed_pushes_nothing_new(api_server, daemon):
         platform.promote(V2)
 
     assert len(daemon.log("config.git")) == 2  # the seed and one promotion
+
+
+def test_a_retried_promote_after_not_observed_is_truthful_either_way(api_server, daemon):
+    """Argo retries the promote step that exited 1 ("not observed"); by then the canary is gone
+    and the commit is on main. The retry pushes nothing: while nobody syncs it fails the same
+    way, and once Argo CD rolled stable it says promoted, but only when every pod is available
+    (ready for ``minReadySeconds``), as ``kubectl rollout status`` judges a rollout."""
+    with GitCheckout(daemon.url("config.git"), "main") as checkout:
+        checkout.clone()
+        documents = list(yaml.safe_load_all(checkout.read(MANIFESTS)))
+        documents[0]["spec"]["minReadySeconds"] = 1
+        text = yaml.safe_dump_all(documents, sort_keys=False)
+        checkout.commit(MANIFESTS, text, "stable: minReadySeconds")
+        checkout.push("main")
+    plan = plan_with(timeout="3s")
+    with argocd(api_server, daemon, plan) as standin:
+        platform = gitops_platform(api_server, daemon, plan)
+        standin.wait_syncs()
+        deadline = time.monotonic() + 20
+        while not rollout_progress(platform.api.get(DEPLOYMENT, SERVICE)).done:
+            assert time.monotonic() < deadline, "stable never became available"
+            time.sleep(0.05)
+        platform.deploy_canary(V2)
+        platform.router.set_weight(50)
+        standin.paused = True
+        with pytest.raises(PlatformError, match=r"^gitops promotion not observed") as first:
+            platform.promote(V2)
+
+        with pytest.raises(PlatformError) as retried:  # nobody synced yet
+            platform.promote(V2)
+        standin.paused = False
+        standin.wait_syncs()
+        platform.promote(V2)  # Argo CD synced: the pods are ready, not yet available
+        status = api_server.get("Deployment", NAMESPACE, SERVICE)["status"]
+
+    assert str(retried.value) == str(first.value)
+    assert stable_image(api_server) == CANARY_IMAGE
+    assert (status["readyReplicas"], status.get("availableReplicas", 0)) == (3, 3)
+    assert len(daemon.log("config.git")) == 3  # the seed, minReadySeconds, one promotion
+    assert event_reasons(api_server).count("Promoted") == 1
 
 
 # -- what self-heal and prune do to the canary and the routes ----------------------------------

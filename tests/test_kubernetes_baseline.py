@@ -1,10 +1,11 @@
 """A fresh baseline in a cluster: ``<service>-baseline`` runs stable's template and image at the
-canary's size, selected by its own track and never by what selects stable; Gateway API and Istio
-split three ways; rollback and promotion take it away after traffic has left it and give the
-user's route back as it was written."""
+canary's size, selected by its own track and never by what selects stable; Gateway API, Istio
+and SMI split three ways (nginx-ingress two); rollback and promotion take it away after traffic
+has left it and give the user's route back as it was written."""
 
 from __future__ import annotations
 
+import pytest
 from kube.fixtures import (
     NAMESPACE,
     SERVICE,
@@ -51,7 +52,12 @@ def test_the_baseline_runs_stables_image_with_its_own_track_and_without_tracking
 
 
 def test_only_routers_that_split_three_ways_run_a_baseline(cluster):
-    for kind, runs in (("gateway-api", True), ("istio", True), ("nginx-ingress", False)):
+    for kind, runs in (
+        ("gateway-api", True),
+        ("istio", True),
+        ("smi", True),
+        ("nginx-ingress", False),
+    ):
         platform = make_platform(cluster, kind)
         assert isinstance(platform, BaselinePlatform)
         assert runs_baseline(platform, wanted=True) is runs, kind
@@ -112,6 +118,70 @@ def test_making_traffic_safe_puts_the_baseline_at_zero_too(cluster):
     rules = cluster.get("HTTPRoute", NAMESPACE, SERVICE)["spec"]["rules"]
     managed = next(r for r in rules if r["name"] == "canaryflow-primary")
     assert [ref["weight"] for ref in managed["backendRefs"]] == [100, 0, 0]
+
+
+def split_backends(cluster) -> list[tuple[str, int]]:
+    split = cluster.get("TrafficSplit", NAMESPACE, SERVICE)
+    return [(b["service"], b["weight"]) for b in split["spec"]["backends"]]
+
+
+def test_smi_splits_three_ways_in_its_own_split_and_rollback_deletes_it(cluster):
+    platform = make_platform(cluster, "smi")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+
+    platform.router.set_weight(10, 10)
+    assert platform.router.verify_weight(10, 10)
+    assert not platform.router.verify_weight(10), "the baseline's share is part of the weight"
+    assert split_backends(cluster) == [
+        (f"{SERVICE}-stable", 80),
+        (f"{SERVICE}-canary", 10),
+        (BASELINE, 10),
+    ]
+    platform.router.set_weight(50, 25)
+    assert platform.router.verify_weight(50, 25)
+    platform.make_traffic_safe()
+    assert [weight for _, weight in split_backends(cluster)] == [100, 0, 0]
+    assert platform.router.verify_weight(0)
+
+    platform.rollback()
+
+    assert cluster.get("TrafficSplit", NAMESPACE, SERVICE) is None
+    assert cluster.get("Deployment", NAMESPACE, BASELINE) is None
+    assert cluster.get("Service", NAMESPACE, BASELINE) is None
+
+
+def test_smi_gives_a_users_split_back_without_the_baseline(cluster):
+    from test_router_defects import BACKEND_V1, USERS_SPLIT
+
+    cluster.seed(USERS_SPLIT)
+    cluster.seed(BACKEND_V1)
+    before = user_view(cluster, "TrafficSplit", SERVICE)
+    platform = make_platform(cluster, "smi")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    platform.router.set_weight(20, 20)
+    assert split_backends(cluster) == [
+        (f"{SERVICE}-stable", 60),
+        (f"{SERVICE}-canary", 20),
+        (BASELINE, 20),
+    ]
+    assert platform.router.verify_weight(20, 20)
+
+    platform.rollback()
+
+    assert user_view(cluster, "TrafficSplit", SERVICE) == before
+
+
+def test_a_rerun_of_deploy_canary_keeps_the_smi_baselines_share(cluster):
+    platform = make_platform(cluster, "smi")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    platform.router.set_weight(10, 10)
+
+    make_platform(cluster, "smi").deploy_canary(V2)
+
+    assert platform.router.verify_weight(10, 10)
 
 
 def test_istio_splits_three_ways_by_subset_and_rollback_gives_the_route_back(cluster):
@@ -187,7 +257,26 @@ def test_an_istio_promotion_keeps_the_baseline_subset_until_the_route_is_given_b
     assert cluster.get("Deployment", NAMESPACE, BASELINE) is None
 
 
-def test_a_release_engine_run_in_a_cluster_deploys_splits_and_removes_the_baseline(cluster):
+def _managed_rule_weights(cluster) -> tuple[int, ...]:
+    rules = cluster.get("HTTPRoute", NAMESPACE, SERVICE)["spec"]["rules"]
+    managed = next(r for r in rules if r["name"] == "canaryflow-primary")
+    return tuple(ref["weight"] for ref in managed["backendRefs"])
+
+
+def _split_weights(cluster) -> tuple[int, ...]:
+    return tuple(weight for _, weight in split_backends(cluster))
+
+
+@pytest.mark.parametrize(
+    ("router", "weights", "route"),
+    [
+        ("gateway-api", _managed_rule_weights, ("HTTPRoute", SERVICE)),
+        ("smi", _split_weights, None),
+    ],
+)
+def test_a_release_engine_run_in_a_cluster_deploys_splits_and_removes_the_baseline(
+    cluster, router, weights, route
+):
     from test_fresh_baseline import Windows
 
     from canaryflow.analysis.measurement import Outcome
@@ -196,12 +285,13 @@ def test_a_release_engine_run_in_a_cluster_deploys_splits_and_removes_the_baseli
     from canaryflow.release.engine import ReleaseEngine
     from canaryflow.release.record import ReleaseRecord
 
-    before = user_view(cluster, "HTTPRoute", SERVICE)
-    platform = make_platform(cluster, "gateway-api")
+    before = user_view(cluster, *route) if route else None
+    platform = make_platform(cluster, router)
+    header = {} if router == "gateway-api" else {"header": None}
     plan = plan_from_dict(
         {
             "service": {"name": SERVICE, "namespace": NAMESPACE, "healthTimeout": "5s"},
-            "router": {"kind": "gateway-api", "drain": "0s"},
+            "router": {"kind": router, "drain": "0s", **header},
             "steps": [{"weight": 10, "duration": "1s"}, {"weight": 50, "duration": "1s"}],
         }
     )
@@ -209,9 +299,7 @@ def test_a_release_engine_run_in_a_cluster_deploys_splits_and_removes_the_baseli
 
     class Watching(Windows):
         def run_window(self, duration_s, on_round):
-            rules = cluster.get("HTTPRoute", NAMESPACE, SERVICE)["spec"]["rules"]
-            managed = next(r for r in rules if r["name"] == "canaryflow-primary")
-            seen.append(tuple(ref["weight"] for ref in managed["backendRefs"]))
+            seen.append(weights(cluster))
             return super().run_window(duration_s, on_round)
 
     engine = ReleaseEngine(
@@ -228,4 +316,7 @@ def test_a_release_engine_run_in_a_cluster_deploys_splits_and_removes_the_baseli
     assert seen == [(80, 10, 10), (25, 50, 25)]
     assert cluster.get("Deployment", NAMESPACE, BASELINE) is None
     assert cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
-    assert user_view(cluster, "HTTPRoute", SERVICE) == before
+    if route:
+        assert user_view(cluster, *route) == before
+    else:
+        assert cluster.get("TrafficSplit", NAMESPACE, SERVICE) is None

@@ -15,14 +15,18 @@ def deployment(**status) -> dict:
 
 def test_a_rolling_update_whose_old_pod_still_serves_is_not_done():
     # The Deployment controller's counts while the new pod starts beside the ready old one.
-    progress = rollout_progress(deployment(replicas=2, updatedReplicas=1, readyReplicas=1))
+    progress = rollout_progress(
+        deployment(replicas=2, updatedReplicas=1, readyReplicas=1, availableReplicas=1)
+    )
 
     assert not progress.done
     assert "1 old pods pending termination" in progress.describe()
 
 
 def test_a_rollout_is_done_once_the_old_pod_is_gone_and_the_new_one_ready():
-    progress = rollout_progress(deployment(replicas=1, updatedReplicas=1, readyReplicas=1))
+    progress = rollout_progress(
+        deployment(replicas=1, updatedReplicas=1, readyReplicas=1, availableReplicas=1)
+    )
 
     assert progress.done
 
@@ -62,3 +66,16 @@ def test_while_old_pods_remain_only_the_new_templates_ready_pods_are_called_read
 
     assert progress.describe() == "0/4 new pods ready, 4 old pods pending termination"
     assert not progress.done
+
+
+def test_ready_pods_not_yet_available_for_min_ready_seconds_are_not_a_finished_rollout():
+    """``kubectl rollout status`` waits for ``availableReplicas`` (ready for the Deployment's
+    ``minReadySeconds``), not ``readyReplicas``: until then stable is not called rolled out."""
+    counts = {"replicas": 1, "updatedReplicas": 1, "readyReplicas": 1}
+
+    progress = rollout_progress(deployment(**counts))  # 0 is left out of the status (omitempty)
+
+    assert not progress.done
+    assert progress.describe() == "1/1 pods ready, 0 available"
+    assert not rollout_progress(deployment(**counts, availableReplicas=0)).done
+    assert rollout_progress(deployment(**counts, availableReplicas=1)).done

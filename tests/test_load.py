@@ -70,10 +70,12 @@ def test_it_stops_by_itself_at_its_deadline(group: ProcessGroup):
     time.sleep(1.2)
 
     assert not load.running
-    sent = load.counters().total
-    assert 0 < sent <= 60, "some requests, and never more than its rate for its 0.5 s"
+    stopped_at = load.counters().total
+    # Paced to the schedule: never more than the deadline's share of requests (a loaded machine
+    # may send fewer), and nothing after it stopped.
+    assert 0 < stopped_at <= 100 * 0.5 + 2
     time.sleep(0.3)
-    assert load.counters().total == sent, "nothing is sent after the deadline"
+    assert load.counters().total == stopped_at
     load.stop()
 
 
@@ -104,7 +106,7 @@ def test_the_timeline_answers_questions_about_a_time_window(group: ProcessGroup)
         time.sleep(0.6)
 
     before, after = load.counters(end=middle), load.counters(start=middle)
-    assert before.total > 30 and after.total > 30
+    assert before.total > 0 and after.total > 0
     assert before.total + after.total == load.counters().total
     assert all(event.at < middle for event in load.events(end=middle))
     assert all(event.latency_s > 0 for event in load.events())

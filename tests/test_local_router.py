@@ -216,3 +216,26 @@ def test_a_relative_workdir_works_as_an_absolute_one(group, tmp_path, monkeypatc
         router.set_weight(100)
         assert router.verify_weight(100)
         assert tracks(router, 20) == Counter({"canary": 20})
+
+
+@pytest.mark.parametrize("deep", ["out", "out-and-tmpdir"])
+def test_unix_sockets_find_a_short_enough_folder_however_deep_the_run(
+    group: ProcessGroup, tmp_path: Path, monkeypatch, deep: str
+):
+    """nginx refuses a ``listen unix:`` path over 108 bytes ("too long path in the unix domain
+    socket"): a deep ``--out`` falls back to the temp dir, and a deep ``TMPDIR`` to /tmp."""
+    deep_folder = tmp_path / ("d" * 60) / ("e" * 60)
+    if deep == "out-and-tmpdir":
+        deep_folder.mkdir(parents=True)
+        monkeypatch.setattr("tempfile.tempdir", str(deep_folder))
+    stable = start_static_backend(group, tmp_path, "v1")
+    router = NginxRouter(deep_folder / "router", group, stable)
+    with router:
+        connection = http.client.HTTPConnection("127.0.0.1", router.port, timeout=5)
+        connection.request("GET", "/")
+        assert connection.getresponse().status == 200
+        connection.close()
+        socket_dir = router._splitter_socket.parent
+        assert len(str(router._splitter_socket)) <= 108
+        assert socket_dir.exists()
+    assert not socket_dir.exists(), "the fallback folder is removed with the router"

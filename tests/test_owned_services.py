@@ -6,6 +6,7 @@ request meets an empty selection, at promotion or when a promotion fails."""
 from __future__ import annotations
 
 import copy
+import threading
 
 import pytest
 from kube.fake_apiserver import FakeApiServer, RecordedRequest
@@ -14,14 +15,22 @@ from kube.fixtures import (
     NAMESPACE,
     SERVICE,
     STABLE_DEPLOYMENT,
+    STABLE_IMAGE,
     STABLE_SERVICE,
     VIRTUAL_SERVICE,
     api_server,
 )
 from kubernetes.client import AppsV1Api
-from test_kubernetes_platform import V2, make_platform
+from test_analysis_run import SteppingClock, TableSource, healthy, spec
+from test_kubernetes_platform import FAST_RETRY, V2, make_platform
 
+from canaryflow.analysis.measurement import Outcome
+from canaryflow.analysis.run import AnalysisRun
 from canaryflow.errors import InputError, PlatformError
+from canaryflow.kubernetes.platform import KubernetesPlatform, Timeouts
+from canaryflow.kubernetes.routers import make_router
+from canaryflow.platform.state import Phase
+from canaryflow.release.windows import AnalysisWindows
 
 __all__ = ["api_server"]
 
@@ -126,13 +135,17 @@ class EmptySelections:
     def __call__(self, server: FakeApiServer, request: RecordedRequest) -> None:
         if request.method == "GET" or request.status >= 400:
             return
+        self.check(server, f"{request.method} {request.kind} {request.name}")
+
+    def check(self, server: FakeApiServer, moment: str) -> None:
+        """The state now (also after a change no request made: a kubelet's report)."""
         self.moments += 1
         for ref in managed_refs(server):
             if ref.get("weight", 1) == 0:
                 continue
             service = server.get("Service", NAMESPACE, ref["name"])
             if service is None or not any(map(ready, selected(server, ref["name"]))):
-                self.seen.append(f"{request.method} {request.kind} {request.name}: {ref}")
+                self.seen.append(f"{moment}: {ref}")
 
 
 def test_a_promotion_never_sends_a_share_to_an_empty_selection(api_server):
@@ -256,3 +269,310 @@ def test_istios_stable_subset_follows_a_stable_rolled_during_the_release(api_ser
 
     rule = api_server.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")
     assert rule["spec"]["subsets"][0] == {"name": "stable", "labels": {"pod-template-hash": rolled}}
+
+
+# -- a promotion that fails after stable rolled: the old ReplicaSet must come back first --------
+
+
+def interrupted_in_the_drain(server: FakeApiServer) -> KubernetesPlatform:
+    """A gateway-api platform whose promote is stopped (SIGTERM: ``argo stop``) in the drain,
+    after stable rolled out the promoted image (its old pods are gone); from then on stable's
+    pods come up Pending, as a kubelet starting containers reports them."""
+
+    def sigterm(seconds: float) -> None:
+        server.set_rollout(NAMESPACE, SERVICE, "kubelet")
+        raise KeyboardInterrupt
+
+    client = server.api_client()
+    router = make_router("gateway-api", client, NAMESPACE, SERVICE, retry=FAST_RETRY)
+    return KubernetesPlatform(
+        client,
+        NAMESPACE,
+        SERVICE,
+        router,
+        canary_replicas=2,
+        timeouts=Timeouts(verify_weight_s=1, canary_scale_s=1, poll_s=0.02),
+        retry=FAST_RETRY,
+        drain_s=1,
+        sleep=sigterm,
+    )
+
+
+class LateKubelet(threading.Thread):
+    """Reports stable's restored pods (the recorded image) ready some polls after they appear,
+    one by one; ``readied`` is the request count at which the last one became ready."""
+
+    def __init__(self, server: FakeApiServer):
+        super().__init__(daemon=True)
+        self.server = server
+        self.stop = threading.Event()
+        self.readied: int | None = None
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            pending = [
+                p
+                for p in self.server.objects("Pod", NAMESPACE)
+                if p["spec"]["containers"][0]["image"] == STABLE_IMAGE and not ready(p)
+            ]
+            for pod in pending:
+                report_ready(self.server, pod)
+                self.readied = len(self.server.requests)
+
+
+def report_ready(server: FakeApiServer, pod: dict) -> None:
+    """What the kubelet reports once the pod's containers run and pass readiness."""
+    status = copy.deepcopy(pod["status"])
+    status["phase"] = "Running"
+    for container in status["containerStatuses"]:
+        container |= {"ready": True, "state": {"running": {"startedAt": "now"}}}
+    server.set_pod_status(NAMESPACE, pod["metadata"]["name"], status)
+
+
+def test_a_promotion_failing_after_stable_rolled_sends_stable_back_to_its_old_pods_once_available(
+    api_server,
+):
+    """The drain is interrupted after the promoted rollout finished: the recorded ReplicaSet
+    has no pod left. Restoring stable's template scales it up again, Pending at first;
+    checkout-stable keeps selecting every pod of the service until that ReplicaSet is available
+    (``kubectl rollout status``), then selects it by hash: at no moment does a share of the
+    route meet a selection without a ready pod, and the release ends with stable serving 100 %
+    from its old, available pods."""
+    seed_app_only(api_server)
+    platform = interrupted_in_the_drain(api_server)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
+    watch = EmptySelections()
+    api_server.observe = watch
+    kubelet = LateKubelet(api_server)
+    kubelet.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            platform.promote(V2)
+    finally:
+        kubelet.stop.set()
+        kubelet.join()
+
+    assert watch.seen == []
+    assert kubelet.readied is not None  # the restored pods did start late
+    narrowed = [
+        i
+        for i, r in enumerate(api_server.requests)
+        if r.kind == "Service"
+        and r.name == STABLE
+        and r.method != "GET"
+        and "pod-template-hash" in (r.body or {}).get("spec", {}).get("selector", {})
+    ]
+    assert narrowed and narrowed[-1] > kubelet.readied - 1
+    assert managed_refs(api_server) == [
+        {"name": STABLE, "port": 80, "weight": 100},
+        {"name": CANARY, "port": 80, "weight": 0},
+    ]
+    assert api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"] == before
+    behind_stable = selected(api_server, STABLE)
+    assert len(behind_stable) == 3
+    assert all(
+        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE for p in behind_stable
+    )
+    assert platform.current_state().phase == Phase.PROMOTION_FAILED
+
+
+def test_a_stable_that_cannot_come_back_in_time_fails_loudly_with_the_canary_at_zero(api_server):
+    """The restored pods never become ready: the restore ends at the Deployment's progress
+    deadline with a PlatformError (exit 1) that says so, the canary's weight at 0 and
+    stable's share still on ready pods (every pod of the service), never on the empty hash."""
+    seed_app_only(api_server)
+    platform = interrupted_in_the_drain(api_server)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    watch = EmptySelections()
+    api_server.observe = watch
+
+    with pytest.raises(PlatformError) as failure:
+        platform.promote(V2)
+
+    message = str(failure.value)
+    assert message.startswith("promotion failed (interrupted) and stable could not be fully")
+    assert "did not roll back to the recorded template: ProgressDeadlineExceeded" in message
+    assert watch.seen == []
+    assert managed_refs(api_server)[1] == {"name": CANARY, "port": 80, "weight": 0}
+    assert (
+        "pod-template-hash" not in api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
+    )
+    assert any(map(ready, selected(api_server, STABLE)))
+
+
+# -- a stable rolled mid-window: followed within a round ---------------------------------------
+
+
+class WorldClock(SteppingClock):
+    """The analysis loop's clock; each of its sleeps lets the cluster move on (``world``)."""
+
+    def __init__(self, world):
+        super().__init__()
+        self.world = world
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        self.world(len(self.sleeps))
+
+
+def test_a_stable_rolled_during_a_window_is_followed_within_a_round(api_server):
+    """Argo CD's self-heal rolls stable while the canary holds 20 % and a window runs: its new
+    pods start beside the old ones, and the old go once the new are ready. The next analysis
+    round widens checkout-stable before the old pods go, and the round after the rollout
+    finished selects the new ReplicaSet: no moment, including the kubelet's report that ends
+    the old pods, has a share of the route on a selection with no ready pod."""
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(20)
+    api_server.set_rollout(NAMESPACE, SERVICE, "kubelet")
+    watch = EmptySelections()
+    api_server.observe = watch
+    rolled: list[str] = []
+
+    def world(sleeps: int) -> None:
+        if sleeps == 1:  # self-heal: the template from Git
+            stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+            stable["spec"]["template"]["metadata"]["annotations"] = {"restartedAt": "self-heal"}
+            AppsV1Api(api_server.api_client()).replace_namespaced_deployment(
+                SERVICE, NAMESPACE, stable
+            )
+        if sleeps == 2:  # the kubelet: the new pods ready, so the old ones go
+            for pod in api_server.objects("Pod", NAMESPACE):
+                if not ready(pod):
+                    rolled.append(pod["metadata"]["labels"]["pod-template-hash"])
+                    report_ready(api_server, pod)
+            watch.check(api_server, "kubelet: new pods ready, old pods gone")
+
+    run = AnalysisRun(spec(), TableSource(healthy()), SERVICE, NAMESPACE, clock=WorldClock(world))
+    window = AnalysisWindows(run, liveness=None, upkeep=platform.follow_stable).run_window(
+        30, on_round=lambda batch: None
+    )
+
+    assert window.verdict is Outcome.PASS
+    assert rolled and watch.moments > 3
+    assert watch.seen == []
+    behind_stable = selected(api_server, STABLE)
+    assert len(behind_stable) == 3
+    assert all(ready(p) and not is_canary(p) for p in behind_stable)
+    assert {p["metadata"]["labels"]["pod-template-hash"] for p in behind_stable} == set(rolled)
+    assert managed_refs(api_server)[0] == {"name": STABLE, "port": 80, "weight": 80}
+
+
+def restart_one_pod(server: FakeApiServer, pod: dict) -> None:
+    unready = copy.deepcopy(pod["status"])
+    unready["containerStatuses"][0]["ready"] = False
+    server.set_pod_status(NAMESPACE, pod["metadata"]["name"], unready)
+
+
+def leave_a_terminating_pod_of_a_past_roll(server: FakeApiServer, pod: dict) -> None:
+    old = copy.deepcopy(pod)
+    old["metadata"] = {
+        "name": f"{SERVICE}-0ld0ld0ld-0",
+        "namespace": NAMESPACE,
+        "labels": {**pod["metadata"]["labels"], "pod-template-hash": "0ld0ld0ld"},
+        "annotations": {"fake.dev/deployment": "(terminating)"},
+        "ownerReferences": [
+            {**pod["metadata"]["ownerReferences"][0], "name": f"{SERVICE}-0ld0ld0ld"}
+        ],
+        "deletionTimestamp": "2026-12-07T03:00:00Z",
+    }
+    for container in old["status"]["containerStatuses"]:  # as a kubelet reports a running one
+        container["imageID"] = container["image"]
+        container["containerID"] = "containerd://0ld"
+    server.seed(old)
+
+
+@pytest.mark.parametrize(
+    "no_roll",
+    [restart_one_pod, leave_a_terminating_pod_of_a_past_roll],
+    ids=["a-pod-restarting", "an-old-pod-terminating"],
+)
+def test_what_is_no_roll_leaves_the_selection_alone(api_server, no_roll):
+    """One stable pod not ready (a restart, a node drain), or an old pod of a past roll still
+    terminating (``deletionTimestamp``), is not a rollout: checkout-stable keeps its hash
+    rather than taking in the canary's pods. (Guards the per-round following, which widens
+    as soon as stable rolls.)"""
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(20)
+    before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
+    no_roll(api_server, next(p for p in api_server.objects("Pod", NAMESPACE) if not is_canary(p)))
+    api_server.requests.clear()
+
+    platform.follow_stable()
+
+    assert api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"] == before
+    assert api_server.writes() == []
+
+
+def test_the_analyze_pod_follows_stable_each_round_when_it_may_write_the_routes():
+    """The workflow's analyze pod (``--fail-safe``: it holds the platform) runs the same
+    upkeep each round, before the round is shown; a failed read is a warning, not a verdict."""
+    from types import SimpleNamespace
+
+    from canaryflow.commands.analyze import _each_round
+
+    calls: list[str] = []
+
+    def follow() -> None:
+        calls.append("follow")
+        if len(calls) == 3:
+            raise PlatformError("the API server did not answer")
+
+    safety = SimpleNamespace(platform=SimpleNamespace(follow_stable=follow))
+    each_round = _each_round(lambda batch, verdict: calls.append("shown"), safety)
+    for _ in range(2):
+        each_round([], None)
+
+    assert calls == ["follow", "shown", "follow", "shown"]
+    each_round([], None)
+    assert calls[-2:] == ["follow", "shown"]
+    assert _each_round(None, None) is None  # no cluster access: nothing to follow
+
+
+def test_a_rollback_after_a_promote_pod_killed_past_the_rollout_waits_for_stable_to_come_back(
+    api_server,
+):
+    """The promote pod died after stable rolled out the canary's image (SIGKILL: nothing of
+    its own undo ran). ``rollback`` restores from the record the same way: the old
+    ReplicaSet comes back Pending, stable's share stays on every ready pod until it is
+    available, and the route leads to the user's Service again with the old pods serving."""
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    platform._record_stable(api_server.get("Deployment", NAMESPACE, SERVICE))
+    platform.widen_stable_service()
+    stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+    stable["spec"]["template"]["spec"]["containers"][0]["image"] = V2.image
+    AppsV1Api(api_server.api_client()).replace_namespaced_deployment(SERVICE, NAMESPACE, stable)
+    assert not any(
+        p["spec"]["containers"][0]["image"] == STABLE_IMAGE
+        for p in api_server.objects("Pod", NAMESPACE)
+    )
+    api_server.set_rollout(NAMESPACE, SERVICE, "kubelet")
+    watch = EmptySelections()
+    api_server.observe = watch
+    kubelet = LateKubelet(api_server)
+    kubelet.start()
+    try:
+        outcome = platform.rollback()
+    finally:
+        kubelet.stop.set()
+        kubelet.join()
+
+    assert outcome.startswith("promotion of v2 failed, stable restored")
+    assert kubelet.readied is not None
+    assert watch.seen == []
+    assert managed_refs(api_server) == [{"name": SERVICE, "port": 80}]
+    behind_users_service = selected(api_server, SERVICE)
+    assert len(behind_users_service) == 3
+    assert all(
+        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE
+        for p in behind_users_service
+    )

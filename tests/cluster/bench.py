@@ -49,20 +49,30 @@ def bad_release_safety_seconds(
 HEADING = "## Cluster path: first failing measurement → weight 0 at the router"
 
 
-def section(figures: list[float], router: str) -> str:
-    """The BENCHMARKS.md section for one run of ``bad_release_safety_seconds``."""
+def section(
+    figures: list[float], router: str, started: dict[str, str] | None = None, load: float = 0.0
+) -> str:
+    """The BENCHMARKS.md section for one run of ``bad_release_safety_seconds``: ``started`` is
+    ``machine()`` as the run began (its commit), ``load`` the load average then; the machine
+    is shared, so its timings are only comparable with the load beside them."""
+    import os
+
     from canaryflow.bench.scenarios import machine
     from canaryflow.report.figures import percentile
 
-    m = machine()
+    m = started or machine()
     median, p95 = percentile(figures, 50), percentile(figures, 95)
     runs = ", ".join(f"{s:.2f}" for s in figures)
+    nice = os.nice(0)
+    when = " (start)" if started else ""
     return "\n".join(
         [
             HEADING,
             "",
-            f"`make bench` (tests/cluster/bench.py), {m['date_utc']}, commit {m['commit']}, "
-            f"{m['cpu']}, {m['cores']} cores, `{m['uname']}`. {len(figures)} bad releases of "
+            f"`make bench` (tests/cluster/bench.py), {m['date_utc']}{when}, commit "
+            f"{m['commit']}, {m['cpu']}, {m['cores']} cores, `{m['uname']}`, load average "
+            f"{load:.0f} at the start, {os.getloadavg()[0]:.0f} at the end"
+            f"{f', niceness {nice}' if nice else ''}. {len(figures)} bad releases of "
             "the sample service (error-rate "
             f"fault on) pushed through the cluster in a box ({router} router: rendered chart, "
             "Argo Events and Argo Workflows stand-ins, fake API server, real Prometheus, nginx "
@@ -81,8 +91,10 @@ def section(figures: list[float], router: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
+    import os
 
     from canaryflow.bench.markdown import replace_section
+    from canaryflow.bench.scenarios import machine
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--releases", type=int, default=5)
@@ -92,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/bench/cluster"))
     parser.add_argument("--write", type=Path, help="BENCHMARKS.md to update")
     args = parser.parse_args(argv)
+    started, load = machine(), os.getloadavg()[0]
     figures = bad_release_safety_seconds(args.releases, args.out.resolve(), args.router)
-    text = section(figures, args.router)
+    text = section(figures, args.router, started, load)
     print(text)
     if args.write:
         document = args.write.read_text() if args.write.exists() else ""

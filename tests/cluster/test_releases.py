@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from canaryflow.plan.load import load_plan
+from canaryflow.plan.routers import THREE_WAY, can
 from canaryflow.platform.split import split_for
 
 from . import observe
@@ -29,7 +30,10 @@ from .conftest import ROUTERS, STEPS
 pytestmark = pytest.mark.slow
 
 CHART_PLAN = Path(__file__).resolve().parents[2] / "charts" / "canaryflow" / "files" / "plan.yaml"
-RELEASE_TIMEOUT_S = 180
+RELEASE_TIMEOUT_S = 480
+"""A bound on a hung release, not a speed claim: three routers' releases run at once, each
+about ten task pods of a Python process, so a loaded 2-core machine took over 180 s (every step
+had succeeded, the last still running)."""
 PROVIDER = {"istio": "github", "nginx-ingress": "gitlab", "gateway-api": "github"}
 
 
@@ -82,7 +86,7 @@ def test_a_good_release_runs_the_repositorys_own_plan_and_is_promoted(good, rout
     assert [weight for weight in served if weight] == [int(w) for w in own_weights]
     assert service.dataplane.weights(started)[-1] == 0
     # A fresh baseline (the plan's default) took its share where the router splits three ways.
-    shares = [split_for(int(w), router != "nginx-ingress").baseline for w in own_weights]
+    shares = [split_for(int(w), can(router, THREE_WAY)).baseline for w in own_weights]
     expected = [share for i, share in enumerate(shares) if share and shares[i - 1 : i] != [share]]
     baseline = service.dataplane.baseline_weights(started, promote.started_at)
     assert [share for share in baseline if share] == expected, router
@@ -150,7 +154,7 @@ def bad(good, service_for) -> dict[str, tuple[ServiceUnderTest, Workflow, str]]:
 
 
 @pytest.mark.parametrize("router", ROUTERS)
-def test_a_bad_release_is_rolled_back_and_safe_within_an_interval_plus_2s(bad, router):
+def test_a_bad_release_is_made_safe_by_its_analyze_pod_before_the_rollback_branch(bad, router):
     service, workflow, stable = bad[router]
 
     assert workflow.phase == "Failed"

@@ -22,6 +22,11 @@ The ``Progressing`` condition follows the Deployment controller of Kubernetes v1
 ``NewReplicaSetAvailable``). The real controller re-checks on a resync; this one re-checks
 whenever a Deployment is read, which is when a client can notice. ``progressDeadlineSeconds``
 defaults to 600 as ``pkg/apis/apps/v1/defaults.go`` sets it.
+
+``availableReplicas`` counts the ready pods that have been ready for the Deployment's
+``minReadySeconds`` (``podutil.IsPodAvailable``, pkg/api/v1/pod/util.go: the Ready condition's
+``lastTransitionTime`` plus ``minReadySeconds`` before now); with ``minReadySeconds`` set the
+counts are written again whenever the Deployment is read, as the controller's resync would.
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ ROLLOUTS = (
 template run but never pass readiness, while the pods of an earlier template stay (a rolling
 update that cannot make progress), and a template whose pods already run keeps them."""
 DEFAULT_PROGRESS_DEADLINE_S = 600
+READY_SINCE = "fake.dev/ready-since"
+"""When the pod last became ready (the Ready condition's ``lastTransitionTime``)."""
 
 
 class ApiError(Exception):
@@ -210,7 +217,12 @@ class FakeApiServer:
             obj = self._store.get(("v1", "pods", namespace, pod))
             if obj is None:
                 return
+            was_ready = _ready(obj)
             obj["status"] = copy.deepcopy(status)
+            if _ready(obj) and not was_ready:
+                obj["metadata"]["annotations"][READY_SINCE] = str(time.time())
+            elif not _ready(obj):
+                obj["metadata"]["annotations"].pop(READY_SINCE, None)
             self._version += 1
             obj["metadata"]["resourceVersion"] = str(self._version)
             key = (
@@ -520,6 +532,13 @@ class FakeApiServer:
         ]
         for pod in pods:
             _owned_by_replica_set(pod, name, template_hash[:10])
+        current = {p["metadata"]["name"]: p for p in self._pods_of(namespace, name)}
+        for pod in pods:  # a pod that stays (same name, still ready) stays available
+            kept = current.get(pod["metadata"]["name"])
+            if kept is not None and _ready(kept) and _ready(pod):
+                pod["metadata"]["annotations"][READY_SINCE] = kept["metadata"]["annotations"].get(
+                    READY_SINCE, pod["metadata"]["annotations"].get(READY_SINCE)
+                )
         if rollout in ("kubelet", "unready"):
             # The RollingUpdate default (maxSurge 25 % rounded up, maxUnavailable 25 % rounded
             # down): pods of the current template are kept, the new ones come up beside the
@@ -543,9 +562,11 @@ class FakeApiServer:
             p["metadata"]["name"].startswith(f"{name}-{template_hash[:10]}-") for p in pods
         )
         ready = sum(_ready(p) for p in pods)
+        min_ready_s = deployment["spec"].get("minReadySeconds", 0)
+        available = sum(_available(p, min_ready_s) for p in pods)
         status: Obj = {"observedGeneration": deployment["metadata"]["generation"]}
         counts = {"replicas": len(pods), "updatedReplicas": updated}
-        counts |= {"readyReplicas": ready, "availableReplicas": ready}
+        counts |= {"readyReplicas": ready, "availableReplicas": available}
         status |= {k: v for k, v in counts.items() if v}
         previous = deployment.get("status") or {}
         condition = _progressing_condition(deployment, previous, status, template_hash)
@@ -557,6 +578,13 @@ class FakeApiServer:
         """The controller's resync: a rollout without progress times out."""
         status = deployment.get("status")
         if status is None:
+            return
+        if deployment["spec"].get("minReadySeconds"):  # pods may have become available
+            fresh = self._deployment_status(deployment)
+            if fresh != status:
+                deployment["status"] = fresh
+                self._version += 1
+                deployment["metadata"]["resourceVersion"] = str(self._version)
             return
         template_hash = _template_hash(deployment["spec"]["template"])
         condition = _progressing_condition(deployment, status, status, template_hash)
@@ -760,7 +788,7 @@ def _pod(namespace: str, name: str, template: Obj, rollout: str) -> Obj:
             "name": name,
             "namespace": namespace,
             "labels": dict(template["metadata"].get("labels", {})),
-            "annotations": {},
+            "annotations": {READY_SINCE: str(time.time())} if ready else {},
             "uid": _uid(name),
         },
         "spec": copy.deepcopy(template["spec"]),
@@ -800,6 +828,14 @@ def _owned_by_replica_set(pod: Obj, deployment: str, pod_template_hash: str) -> 
 def _ready(pod: Obj) -> bool:
     statuses = pod.get("status", {}).get("containerStatuses", [])
     return bool(statuses) and all(c.get("ready") for c in statuses)
+
+
+def _available(pod: Obj, min_ready_s: float) -> bool:
+    """Ready for ``min_ready_s`` (``podutil.IsPodAvailable``)."""
+    if not _ready(pod):
+        return False
+    since = float(pod["metadata"].get("annotations", {}).get(READY_SINCE, 0))
+    return min_ready_s <= 0 or time.time() - since >= min_ready_s
 
 
 def _template_hash(template: Obj) -> str:

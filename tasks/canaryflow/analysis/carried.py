@@ -9,11 +9,12 @@ and the release's alpha budget (which gates the service exports, how many ways a
 
 The counters of every pod at the last common instant are carried too (as the in-process
 engine keeps them), so the next window's first look counts on from that instant: no window
-loses its first two scrapes to the alignment lag, and the time between two windows (the weight
-being set) is one more interval of the same test. A gate with more than ``MAX_SERIES`` series
-per track and role carries no counters: its next window counts from its own start, leaving
-the gap out, which keeps the product of likelihood ratios an e-process (an interval left out
-without looking at its data changes no factor's expectation under the null).
+loses its first scrape (and the margin for storing it) to the alignment lag, and the time
+between two windows (the weight being set) is one more interval of the same test. A gate with
+more than ``MAX_SERIES`` series per track and role carries no counters: its next window counts
+from its own start, leaving the gap out, which keeps the product of likelihood ratios an
+e-process (an interval left out without looking at its data changes no factor's expectation
+under the null).
 
 The state is small JSON, versioned, with a digest of the plan's sequential gates (a state
 written under another plan is refused) and a checksum of its own content. It is validated on
@@ -44,7 +45,7 @@ ANNOTATION = "canaryflow.dev/evidence"
 """Where the Kubernetes store keeps the state: on the canary Deployment, so it goes with it."""
 MAX_SERIES = 2_000
 """Counter series carried per gate, track and role; with more, the next window counts from its
-own start instead (two scrapes later: see ``evidence.LAG_SCRAPES``)."""
+own start instead (a scrape and a margin later: see ``evidence.SequentialGate.lag_s``)."""
 COUNTERS_BUDGET_CHARS = 100_000
 """The state's size up to which counters are carried: well inside the 256 KiB that all of an
 object's annotations share."""
@@ -151,6 +152,10 @@ class CarriedEvidence(_Model):
     """The gates sharing alpha (the service exports them); None: not known yet."""
     restarted_at: int | None = None
     """The step a fresh test began at because no evidence was found (see ``fresh_windows``)."""
+    reference: Literal["stable", "baseline"] | None = None
+    """Whose pods the counters of the reference track ("stable" in the queries) are: the
+    fleet's or a fresh baseline's (``Subject.baseline``); None: not recorded (written before
+    it was), so no counters are resumed from it."""
     gates: dict[str, GateState] = Field(default_factory=dict, max_length=64)
     checksum: str = ""
 
@@ -220,11 +225,14 @@ def snapshot(
     budget: AlphaBudget,
     gates: Mapping[str, SequentialGate],
     restarted_at: int | None = None,
+    reference: Literal["stable", "baseline"] | None = None,
 ) -> CarriedEvidence:
     """The release's tests after this step's window: counters carried while the whole state
     stays within ``COUNTERS_BUDGET_CHARS`` (the gate with the most series drops its own first:
-    its next window counts from its start)."""
+    its next window counts from its start). ``reference``: whose pods the reference track's
+    counters are (``reference_of`` the window's run)."""
     state = _snapshot(spec, step, budget, gates, restarted_at)
+    state = state.model_copy(update={"reference": reference})
     while len(state.to_text()) > COUNTERS_BUDGET_CHARS:
         heaviest = max(
             state.gates, key=lambda n: sum(len(c.series) for c in state.gates[n].counters)
@@ -279,9 +287,10 @@ def _gate_state(gate: SequentialGate) -> GateState:
     )
 
 
-def resume(gate: SequentialGate, state: GateState) -> None:
+def resume(gate: SequentialGate, state: GateState, counters: bool = True) -> None:
     """Go on with ``state``'s tests in a gate that has not looked yet in this window; raises
-    ``CarriedStateError`` when they do not fit the gate's evidence."""
+    ``CarriedStateError`` when they do not fit the gate's evidence. ``counters`` False: the
+    tests only, the window counting from its own start (the reference's pods changed)."""
     cuts = [t.cut for t in state.tests]
     counts = isinstance(gate.evidence, Counts)
     if (cuts != [None]) if counts else (None in cuts):
@@ -292,7 +301,7 @@ def resume(gate: SequentialGate, state: GateState) -> None:
     gate.scrape_s = state.scrape_s
     gate.history_read = state.history_read
     gate.incomparable = set(state.incomparable)
-    if state.counters and state.aligned_at is not None:
+    if counters and state.counters and state.aligned_at is not None:
         for counter in state.counters:
             aligned = gate.counters.setdefault((counter.track, counter.role), AlignedCounters())
             aligned.start({key_of(labels): value for labels, value in counter.series})
@@ -363,7 +372,25 @@ def begin_window(
         beginning.windows,
         state.exported if state is not None else None,
     )
+    # Counters are per series of the reference's pods: carried into a window judged against
+    # other pods (the baseline gone or not yet scraped, a router that cannot split), every
+    # series of the new reference would be "first seen" and count its whole life as this
+    # look's increase. The tests go on; the counters start again at this window's start.
+    same = state is not None and state.reference == reference_of(run)
     for gate in spec.sequential_gates:
         if state is not None and gate.name in state.gates:
-            resume(run.sequential_gate(gate), state.gates[gate.name])
+            resume(run.sequential_gate(gate), state.gates[gate.name], counters=same)
+    if state is not None and not same and any(g.counters for g in state.gates.values()):
+        was = state.reference or "not recorded"
+        change = (
+            f"the reference changed ({was} → {reference_of(run)}): this window counts from "
+            "its own start"
+        )
+        note = f"{beginning.note}; {change}" if beginning.note else change
+        beginning = beginning.model_copy(update={"note": note})
     return beginning
+
+
+def reference_of(run) -> Literal["stable", "baseline"]:
+    """Whose pods a window's run reads as the reference track (``Subject.baseline``)."""
+    return "baseline" if run.subject.baseline else "stable"

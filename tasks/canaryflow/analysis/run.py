@@ -275,11 +275,14 @@ class AnalysisRun:
             self.scrape_interval = float(value)
 
     def warmup_s(self) -> float:
-        """``analysis.warmup`` in seconds: the plan's, else one scrape interval (configured,
-        or asked of the source now) + 30 s. Waited before the first window, so the evidence
-        of a cold canary and baseline starts once they are warm."""
-        self._discover_scrape_interval()
-        return self.spec.warmup_for(self.scrape_interval)
+        """``analysis.warmup`` in seconds: the plan's; else none against a fresh baseline
+        (cold with the canary), one scrape interval (configured, or asked of the source now)
+        + 30 s against stable. Waited before the first window, so the evidence of a cold
+        canary judged against a warm fleet starts once it is warm."""
+        fresh = self.subject.baseline
+        if self.spec.warmup is None and not fresh:
+            self._discover_scrape_interval()  # only the default against stable needs it
+        return self.spec.warmup_for(self.scrape_interval, fresh)
 
     def window(self, duration: float) -> WindowResult:
         """Measure every ``interval`` for ``duration`` seconds, or until a limit breaches.
@@ -445,7 +448,8 @@ class AnalysisRun:
         return self.budget.share(names[0]) if names else self.spec.alpha
 
     def _allocate_alpha(self, results: Mapping[str, Any]) -> None:
-        """The first round where any sequential gate has series fixes who shares alpha."""
+        """The first round where any sequential gate has series, and every gate without
+        series is past its grace (``_young``), fixes who shares alpha."""
         if self.budget.exported is not None:
             return
         exported = []
@@ -458,9 +462,22 @@ class AnalysisRun:
             if gate.logs is not None:  # compared lines: exported when both tracks log
                 if "logs" in mine and "stable-logs" in mine:
                     exported.append(gate.name)
-            elif self._sequential_state(gate).exported(mine):
+            elif (state := self._sequential_state(gate)).exported(mine):
                 exported.append(gate.name)
+            elif self._young(state):
+                return  # its series may still be on their way: not known to be missing
         self.budget.allocate(exported)
+
+    def _young(self, state: SequentialGate) -> bool:
+        """Whether a gate without series may yet have them: its reads lag the look by a
+        scrape, and a new pod's (a canary's, a fresh baseline's) first samples reach
+        Prometheus a scrape or a service-discovery refresh after it starts. Until the read
+        instant is ``series_due_s`` past the window's start, no series is not "not
+        exported": taken as that, a gate the service does export (read before its pods had a
+        sample, with no warm-up) would get no alpha for the whole release and let a bad
+        canary through as not applicable."""
+        elapsed = self.clock.now() - self._window_started
+        return elapsed - state.lag_s < state.series_due_s
 
     def sequential_gate(self, gate: GateSpec) -> SequentialGate:
         """The gate's evidence so far, created on first use: what a window's pod resumes

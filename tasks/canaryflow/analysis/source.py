@@ -130,6 +130,21 @@ def split_batch(samples: Sequence[Sample], keys: Sequence[str]) -> dict[str, lis
     return found
 
 
+def split_result(result: Sequence[Any], keys: Sequence[str]) -> dict[str, list[Sample]]:
+    """``split_batch`` straight from the API's ``data.result`` (a vector): each series' fresh
+    ``metric`` dict loses the key label in place and becomes its sample's labels, so a large
+    answer is walked once, without a ``Sample`` per series made only to be copied again."""
+    found: dict[str, list[Sample]] = {key: [] for key in keys}
+    for series in result:
+        if not isinstance(series, dict):
+            continue  # a scalar: no series, so no read's
+        labels = series.get("metric") or {}
+        into = found.get(labels.pop(BATCH_LABEL, None))
+        if into is not None:
+            into.append(Sample(labels, float(series["value"][1])))
+    return found
+
+
 class LogSource(Protocol):
     def lines_since(self, since: float) -> list[str]:
         """The canary's log lines written at or after ``since`` (Unix seconds)."""
@@ -208,6 +223,8 @@ class PrometheusSource:
         self._session: Any = None
         self.pinning = True
         """Whether this Prometheus evaluates ``@`` (until it says it does not)."""
+        self.posting = True
+        """Whether batched reads go as a form (POST), until the server refuses the method."""
 
     @classmethod
     def for_endpoint(cls, endpoint: PrometheusEndpoint) -> PrometheusSource:
@@ -250,12 +267,43 @@ class PrometheusSource:
         if reads and self.pinning:
             latest = max(read.at for read in reads.values())
             try:
-                return split_batch(self.vector(batch_query(reads), latest), list(reads))
+                return split_result(self._posted(batch_query(reads), latest), list(reads))
             except MeasurementError as error:
                 if "rejected the query" not in str(error) or "@" not in str(error):
                     raise
                 self.pinning = False  # asked once: every later look reads one by one
         return {key: self.vector(read.query, read.at) for key, read in reads.items()}
+
+    def _posted(self, query: str, at: float) -> list[Any]:
+        """An instant query's ``data.result``, sent as a form: ``POST /api/v1/query`` takes
+        the same parameters as GET (Prometheus' HTTP API, docs/querying/api.md, "Instant
+        queries"; Thanos and Mimir too), and a batch is a long query: as a URL it is checked
+        and escaped character by character on its way out (urllib3's
+        ``_encode_invalid_chars``, visible in a round's profile at 200 pods), and may pass a
+        proxy's URL length limit (HTTP 414). A server that refuses the method (405, or 501
+        from a stand-in) is asked by GET from then on, as client_golang's ``DoGetFallback``
+        does (api/prometheus/v1/api.go)."""
+        params = {"time": f"{at:.3f}"}
+        if not self.posting:
+            return self._call(lambda client: client.custom_query(query, params=params))
+
+        def post(client: Any) -> list[Any]:
+            from prometheus_api_client import PrometheusApiClientException
+
+            form = {"query": query, **params}
+            response = self._session.post(
+                f"{self.url}/api/v1/query", data=form, timeout=self.timeout
+            )
+            if response.status_code in (405, 501):
+                self.posting = False
+                return client.custom_query(query, params=params)
+            if response.status_code != 200:  # worded as the client's own, for ``_explain``
+                raise PrometheusApiClientException(
+                    f"HTTP Status Code {response.status_code} ({response.content!r})"
+                )
+            return json.loads(response.content)["data"]["result"]
+
+        return self._call(post)
 
     def series(self, query: str, at: float | None = None) -> list[Series]:
         params = {} if at is None else {"time": f"{at:.3f}"}

@@ -434,8 +434,9 @@ class AnalysisSpec(AnalysisModel):
         le=3600,
         description="Time after the canary (and baseline) first take traffic that is left out "
         "of the evidence: the first window starts after it and keeps its full duration. "
-        "Omitted: one scrape interval (configured or discovered; 15s when unknown) + 30s; "
-        "0: none.",
+        "Omitted: none against a fresh baseline (it starts cold with the canary, from the same "
+        "first request), one scrape interval (configured or discovered; 15s when unknown) + "
+        "30s against stable; 0: none.",
     )
     max_extension: Duration = Field(
         60.0,
@@ -500,10 +501,21 @@ class AnalysisSpec(AnalysisModel):
         scrape = self.scrape_interval or scrape_interval or 0.0
         return max(self.query_window, SCRAPES_PER_RANGE * scrape)
 
-    def warmup_for(self, scrape_interval: float | None) -> float:
-        """The warm-up actually waited: the plan's, or one scrape interval + 30 s."""
+    def warmup_for(self, scrape_interval: float | None, fresh_baseline: bool = False) -> float:
+        """The warm-up actually waited: the plan's; else none when the canary is judged
+        against a fresh baseline, and one scrape interval + 30 s against stable.
+
+        A fresh baseline takes its first request with the canary's: its caches, heap and
+        pool are as cold as the canary's, so their comparison needs no warm-up, and one
+        spent waiting is time a canary broken from its first request serves unjudged (the
+        offline replay: 5xx x3 caught a median 40 s into the release without it, 105 s
+        with 45 s of it; 33 instead of 71 of 1,000 A/A releases rolled back, with the shorter
+        lag too; BENCHMARKS.md). Against the warm stable fleet the cold start is a
+        difference, so its first seconds are left out."""
         if self.warmup is not None:
             return self.warmup
+        if fresh_baseline:
+            return 0.0
         scrape = self.scrape_interval or scrape_interval or UNKNOWN_SCRAPE_S
         return scrape + WARMUP_AFTER_SCRAPE_S
 

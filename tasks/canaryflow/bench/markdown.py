@@ -14,9 +14,14 @@ HELP_TARGET_S = 0.3
 
 
 def render_markdown(results: BenchResults) -> str:
+    return "\n\n".join([_header(results), *render_sections(results)]) + "\n"
+
+
+def render_sections(results: BenchResults) -> list[str]:
+    """The ``## `` sections ``results`` holds figures for, in the document's order (a run of
+    some of them, ``canaryflow bench --only``, renders only those)."""
     sections = [
-        _header(results),
-        _detection(results),
+        _detection(results) if results.bad else "",
         _flags(results),
         _healthy(results),
         _split(results),
@@ -24,7 +29,14 @@ def render_markdown(results: BenchResults) -> str:
         _analysis(results),
         _cli(results),
     ]
-    return "\n\n".join(s for s in sections if s) + "\n"
+    return [s for s in sections if s]
+
+
+def with_run_header(section: str, header: str) -> str:
+    """``section`` with ``header`` (the run's date, machine, load and commit) as its first
+    paragraph, under its title: a section measured alone names its own run."""
+    title, _, body = section.partition("\n")
+    return f"{title}\n\n{header}\n{body}"
 
 
 def _verdict(ok: bool) -> str:

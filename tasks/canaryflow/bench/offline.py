@@ -51,6 +51,8 @@ class Judged:
     seconds: float | None
     """Seconds from the release's start to the deciding look."""
     samples_read: int
+    dispersion: float | None = None
+    """The over-dispersion phi the deciding gate's test had at its deciding look."""
 
     @property
     def rolled_back_by_evidence(self) -> bool:
@@ -111,12 +113,15 @@ def judge_release(
         if outcome is not Outcome.PASS:
             deciding = [m for m in result.measurements if m.outcome is outcome and not m.dry_run]
             first = deciding[0] if deciding else None
+            detail = (first.evidence.detail or {}) if first else {}
+            phi = detail.get("dispersion")
             return Judged(
                 outcome,
                 index,
                 first.gate if first else None,
                 (first.started - EPOCH) if first else None,
                 source.samples_read,
+                float(phi) if isinstance(phi, (int, float)) else None,
             )
     return Judged(outcome, len(steps) - 1, None, None, source.samples_read)
 
@@ -142,11 +147,12 @@ def judge_many(
 ) -> list[Judged]:
     """``releases`` simulated releases of ``fleet`` judged offline, seeded; against the fleet's
     fresh baseline when it has one, after the warm-up the engine would wait: the plan's, else
-    its default of one scrape interval (the fleet's) + 30 s (``AnalysisSpec.warmup_for``)."""
+    its default (``AnalysisSpec.warmup_for``: none against a fresh baseline, one scrape
+    interval of the fleet's + 30 s against stable)."""
     rng = random.Random(seed)
-    warmup = spec.warmup_for(fleet.scrape_s)
-    served = with_warmup(steps, warmup)
     baseline = fleet.baseline_pods > 0
+    warmup = spec.warmup_for(fleet.scrape_s, baseline)
+    served = with_warmup(steps, warmup)
     return [
         judge_release(
             simulate(fleet, served, rng, canary_factor, log_factor),
@@ -179,6 +185,8 @@ class Tally:
     failed_by: dict[str, int] = field(default_factory=dict)
     caught_s: tuple[float, ...] = ()
     """Seconds from the release's start to the expected gate's failing look."""
+    caught_phi: tuple[float, ...] = ()
+    """The over-dispersion the expected gate's test had at each catching look."""
 
     @classmethod
     def of(cls, judged: Sequence[Judged], expected: str | None) -> Tally:
@@ -192,7 +200,13 @@ class Tally:
             for j in judged
             if j.outcome is Outcome.FAIL and j.gate == expected and j.seconds is not None
         )
+        phis = sorted(
+            j.dispersion
+            for j in judged
+            if j.outcome is Outcome.FAIL and j.gate == expected and j.dispersion is not None
+        )
         return cls(
+            caught_phi=tuple(phis),
             releases=len(judged),
             expected=expected,
             passed=sum(j.outcome is Outcome.PASS for j in judged),
@@ -420,7 +434,11 @@ def _row(
         limit = information_limit_s(fleet, fault, spec, BENCH_STEPS[0][0])
         row.update(alpha=alpha, tolerance=tolerance, limit_s=limit)
         row["target_s"] = 1.5 * limit + fleet.scrape_s + 1
-    row["warmup_s"] = spec.warmup_for(fleet.scrape_s)
+        # Requests worth n / phi: an ideal test needs phi times as many, so phi times as long.
+        phi = statistics.median(tally.caught_phi) if tally.caught_phi else None
+        row["phi"] = phi
+        row["limit_phi_s"] = limit * phi if phi is not None else None
+    row["warmup_s"] = spec.warmup_for(fleet.scrape_s, fleet.baseline_pods > 0)
     row["baseline_pods"] = fleet.baseline_pods
     return row
 
@@ -429,6 +447,10 @@ def _s(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "-"
     return f"{value:.0f}"
+
+
+def _phi(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _pct(value: float) -> str:
@@ -457,15 +479,17 @@ def replay_markdown(result: dict, header: str) -> str:
         "pods*: the noisy fleet without stalls and blips. These three are judged as the "
         "product judges by default: against a **fresh baseline** (one pod of stable's "
         "version started with the canary at the canary's share, cold and filling its pool "
-        "alike) after the default **warm-up** (one scrape + 30 s = 45 s at the first step, "
-        "left out of the evidence). *Noisy, against stable*: the noisy fleet judged against "
-        "stable's 4 pods after the same warm-up (`analysis.baseline: stable`, or a router "
-        "that cannot split three ways). Steps 10 → 30 → "
-        "60 % of 120 s each after the warm-up, interval 10 s, query window 30 s, the gates "
+        "alike) with the default **warm-up** against it: none (it is as cold as the canary "
+        "from the same first request). *Noisy, against stable*: the noisy fleet judged "
+        "against stable's 4 pods after the default warm-up against stable (one scrape + "
+        "30 s = 45 s at the first step, left out of the evidence; `analysis.baseline: "
+        "stable`, or a router that cannot split three ways). Steps 10 → 30 → "
+        "60 % of 120 s each after any warm-up, interval 10 s, query window 30 s, the gates "
         "error-rate and log-errors at their catalogue defaults (tolerance 20 % and 100 %), "
         "sharing the plan's alpha 0.01 (0.005 each). Faults are present from the canary's "
-        "first request; seconds count from the release's start, the 45 s warm-up included "
-        "(offline, rollback itself takes no time). Not "
+        "first request; seconds count from the release's start, any warm-up included "
+        "(offline, rollback itself takes no time). Each look reads the counters at one "
+        "instant a scrape + 3 s behind it (`evidence.lag_s`). Not "
         "simulated: latency histograms, goroutines, GC, cache, outbound calls.",
         "",
         "### Good canaries (A/A): false rollbacks",
@@ -498,12 +522,17 @@ def replay_markdown(result: dict, header: str) -> str:
         "against the tolerated ratio (the conditional binomial the judge tests), with the "
         "gate's own alpha share and tolerance, against the reference judged (a fresh "
         "baseline: only its requests, as few as the canary's), for clean data (stalls and "
-        "blips make every test slower). The medians count from the release's start, the "
-        "45 s warm-up included; the target does not include it.",
+        "blips make every test slower). The medians count from the release's start (the "
+        "fault's), any warm-up included (45 s against stable, none against a fresh "
+        "baseline). *Limit with phi*: the same limit for requests worth n / phi, phi the "
+        "median over-dispersion the judge estimated in the class's releases at their "
+        "deciding look (1 where it had no reference pods to compare): what an ideal test "
+        "that knows the fleet's lumpiness needs; beside the issue's limit, not instead.",
         "",
         "| fleet | class | gate | releases | caught | 95 % CI | other gate | inconclusive "
-        "| median s | p95 s | information limit s | target s | median / limit | targets |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| median s | p95 s | information limit s | target s | median / limit | targets "
+        "| phi | limit with phi s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in bad:
         low, high = row["caught_ci95"]
@@ -522,7 +551,8 @@ def replay_markdown(result: dict, header: str) -> str:
             f"| {row['caught']} | {_pct(low)} to {_pct(high)} "
             f"| {other}{f' ({others})' if others else ''} | {row['inconclusive']} "
             f"| {_s(median)} | {_s(row['p95_s'])} | {_s(limit)} | {_s(row['target_s'])} "
-            f"| {ratio} | {verdict} |"
+            f"| {ratio} | {verdict} "
+            f"| {_phi(row.get('phi'))} | {_s(row.get('limit_phi_s'))} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -543,12 +573,12 @@ COLD_FLEET = Fleet(
 the errors: the case where a canary judged against the warm fleet is rolled back though
 identical (issue 20 item 3), with nothing else in the way."""
 COLD_WARMUP_S = 45.0
-"""The default warm-up of this fleet: its 15 s scrape + 30 s."""
+"""The default warm-up of this fleet against stable: its 15 s scrape + 30 s."""
 COLD_CASES: tuple[tuple[str, int, float], ...] = (
     ("against stable, no warm-up (before)", 0, 0.0),
-    ("against a fresh baseline, no warm-up", 1, 0.0),
-    ("against stable, warm-up 45 s", 0, COLD_WARMUP_S),
-    ("against a fresh baseline, warm-up 45 s (the default)", 1, COLD_WARMUP_S),
+    ("against stable, warm-up 45 s (the default against stable)", 0, COLD_WARMUP_S),
+    ("against a fresh baseline, warm-up 45 s", 1, COLD_WARMUP_S),
+    ("against a fresh baseline, no warm-up (the default)", 1, 0.0),
 )
 
 
@@ -618,10 +648,10 @@ def cold_start_markdown(rows: list[dict], bad_rows: list[dict] | None = None) ->
         "fresh baseline is one pod of stable's version started with the canary, cold alike, at "
         "the canary's share (`canaryflow.platform.split`); the warm-up is waited at the first "
         "step before its window (the window keeps its 120 s). Steps 10 → 30 → 60 %, the "
-        "error-rate gate alone at alpha 0.01. With no warm-up the fresh baseline's pod has no "
-        "scraped sample when the first window opens in this replay (the platforms wait for "
-        "its first scrape before the window; the replay does not), so every window ends "
-        "inconclusive: those rows are the replay's limit, not a pass.",
+        "error-rate gate alone at alpha 0.01. Without a warm-up the new pods have no scraped "
+        "sample at the first looks: the gate collects until they do (before branch "
+        "detect-sooner it was then left out of alpha, or learnt a 120 s scrape interval from "
+        "the young baseline, and every such window ended inconclusive).",
         "",
         "| cold for | judged | releases | identical canary: failed | 95 % CI | inconclusive "
         "| passed |" + (" 5xx x2 canary: failed | 95 % CI | inconclusive |" if bad_rows else ""),

@@ -139,14 +139,15 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
             namespace,
             subject=subject,
             logs=_log_source(plan, args),
-            on_round=None if args.json else _print_round,
+            on_round=_each_round(None if args.json else _print_round, safety),
             # Without carried evidence each step that can judge spends its share of alpha.
             windows=judging_windows([step.weight for step in plan.traffic_steps]),
             carry_evidence=carry is not None,
         )
-        _warm_up(plan, args, analysis)
-        if _baseline_scraped(plan, source, subject):
+        found, waited = _wait_for_baseline(plan, args, source, subject)
+        if found:
             analysis.subject = dataclasses.replace(subject, baseline=True)
+        _warm_up(plan, args, analysis, waited)  # by default none against a fresh baseline
         refused = carry.resume(analysis) if carry is not None else None
         result = refused or analysis.window(duration)
     except BaseException:  # bad queries, an error, SIGTERM (argo stop) or a bug: traffic safe
@@ -165,6 +166,23 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
     _write_outputs(args, result, report)
     _report_metrics(plan, result, action is Action.ROLLBACK, report.get("failSafe"))
     return EXIT_RELEASE_FAILED if action is Action.ROLLBACK else EXIT_OK
+
+
+def _each_round(show, safety: _FailSafe | None):
+    """Each round: with the workflow's ``--fail-safe`` (this pod may write the routes),
+    stable's share follows a stable Deployment rolled mid-release (``follow_stable``), then
+    the round is shown."""
+    from canaryflow.release.windows import keep_up
+
+    if safety is None:
+        return show
+
+    def each_round(batch, verdict) -> None:
+        keep_up(safety.platform.follow_stable)
+        if show is not None:
+            show(batch, verdict)
+
+    return each_round
 
 
 def _report_metrics(plan, result, rolling_back: bool, fail_safe: dict | None) -> None:
@@ -288,6 +306,7 @@ class _Carry:
                 analysis.budget,
                 analysis.sequential_evidence,
                 begin.restarted_at,
+                carried.reference_of(analysis),
             )
             try:
                 self.store.write(state.to_text(), self.read)
@@ -410,12 +429,45 @@ def _baseline_scraped(plan, source, subject) -> bool:
         return False
 
 
-def _warm_up(plan, args: argparse.Namespace, analysis) -> None:
-    """The first traffic step's window starts after ``analysis.warmup``, as the engine's does."""
+def _first_traffic_step(plan, args: argparse.Namespace) -> bool:
     first = next((i for i, s in enumerate(plan.steps) if s.is_traffic and s.weight), None)
-    if args.step is None or args.step != first:
+    return args.step is not None and args.step == first
+
+
+def _wait_for_baseline(
+    plan, args: argparse.Namespace, source, subject, sleep=time.sleep, clock=time.monotonic
+) -> tuple[bool, float]:
+    """Whether to judge against the fresh baseline, and how long this pod waited to know.
+
+    At the first traffic step the baseline was deployed moments ago: its first scrape is
+    waited for, up to the warm-up a release against stable waits (one scrape + 30 s), which
+    then counts as that warm-up. Without it the first window would judge against stable
+    (and wait that warm-up) only because this pod started before Prometheus found the
+    baseline. At a later step it is asked once: no baseline then, stable (gone, or never)."""
+    patience = 0.0
+    if plan.analysis.baseline == "fresh" and _first_traffic_step(plan, args):
+        against_stable = plan.analysis.model_copy(update={"warmup": None})
+        patience = against_stable.warmup_for(plan.analysis.scrape_interval)
+    started = clock()
+    while True:
+        if _baseline_scraped(plan, source, subject):
+            return True, clock() - started
+        waited = clock() - started
+        if waited >= patience:
+            return False, waited
+        sleep(min(BASELINE_POLL_S, patience - waited))
+
+
+BASELINE_POLL_S = 2.0
+"""How often the first step's pod asks whether Prometheus scrapes the fresh baseline yet."""
+
+
+def _warm_up(plan, args: argparse.Namespace, analysis, waited: float = 0.0) -> None:
+    """The first traffic step's window starts after ``analysis.warmup``, as the engine's does
+    (``waited``: spent already, waiting for the baseline's first scrape)."""
+    if not _first_traffic_step(plan, args):
         return
-    seconds = analysis.warmup_s()
+    seconds = analysis.warmup_s() - waited
     if seconds > 0:
         print(f"warm-up: {seconds:g}s before the first window", file=sys.stderr, flush=True)
         time.sleep(seconds)

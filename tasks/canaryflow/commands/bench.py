@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from canaryflow.errors import InputError
+
+ONLY: dict[str, str] = {
+    "cli": "`canaryflow --help`",
+    "split": "Split accuracy",
+    "reload": "Zero-drop weight changes",
+    "releases": "Bad releases, Healthy releases and One analysis round (one stack)",
+    "flags": "Bad flag rollouts",
+}
+"""``--only``'s choices and the sections of BENCHMARKS.md each measures and replaces."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +48,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--runs", type=int, default=1, help="judgement: releases per fault class")
     parser.add_argument("--good", type=int, default=2, help="judgement: good canaries")
+    parser.add_argument(
+        "--only",
+        choices=sorted(ONLY),
+        help="only one group of the whole run's sections, each written with its own run "
+        "header (date, machine, load, commit); the others are left as they are: "
+        + "; ".join(f"{key}: {value}" for key, value in ONLY.items()),
+    )
     parser.add_argument(
         "--replay",
         type=int,
@@ -63,12 +80,19 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.runs < 0 or args.good < 0 or args.runs + args.good == 0:
         raise InputError("--runs and --good: >= 0, not both 0; give e.g. --runs 10 --good 30")
+    others = [flag for flag, on in _exclusive(args).items() if on]
+    if args.only and others:
+        raise InputError(
+            f"--only: measures sections of the whole run, not {others[0]}'s; give one of them"
+        )
     if args.replay is not None:
         return _replay_only(args)
     if args.cost:
         return _cost_only(args)
     if args.judgement:
         return _judgement_only(args)
+    if args.only:
+        return _sections_only(args)
     from canaryflow.bench import scenarios as bench
     from canaryflow.bench.judgement import markdown as judgement_markdown
     from canaryflow.bench.markdown import keep_other_sections, render_markdown
@@ -114,16 +138,71 @@ def _judgement_only(args: argparse.Namespace) -> int:
     from canaryflow.bench.judgement import markdown
     from canaryflow.bench.markdown import replace_section
 
-    commit = _commit()
+    commit, load = _commit(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="canaryflow-judgement-") as tmp:
         results = _judge(args, Path(tmp), args.out / "build")
     warm = " --warm-canary" if args.warm_canary else ""
     command = f"canaryflow bench --judgement{warm} --runs {args.runs} --good {args.good}"
-    section = markdown(results, _run_header(command, results.seconds, commit))
+    section = markdown(results, _run_header(command, results.seconds, commit, load))
     old = args.write.read_text() if args.write.exists() else ""
     args.write.write_text(replace_section(old, section.split("\n", 1)[0], section))
     say(f"wrote the judgement section of {args.write} in {results.seconds:.0f}s")
     return 0
+
+
+def _exclusive(args: argparse.Namespace) -> dict[str, bool]:
+    return {
+        "--judgement": args.judgement,
+        "--replay": args.replay is not None,
+        "--cost": args.cost,
+    }
+
+
+def _sections_only(args: argparse.Namespace) -> int:
+    """Measure ``args.only``'s sections alone and replace just those in ``args.write``."""
+    from canaryflow.bench import scenarios as bench
+    from canaryflow.bench.markdown import render_sections, replace_section, with_run_header
+
+    commit, load = _commit(), os.getloadavg()[0]
+    began = time.monotonic()
+    results = bench.BenchResults(machine=bench.machine())
+    if args.only == "cli":
+        results.cli_help = bench.cli_help()
+    elif args.only == "split":
+        results.split = bench.split_accuracy()
+    elif args.only == "reload":
+        results.reload = bench.reload_comparison(args.reload_changes)
+    else:
+        with tempfile.TemporaryDirectory(prefix="canaryflow-bench-") as tmp:
+            build = args.out / "build"
+            if args.only == "releases":
+                results.bad, results.healthy, results.analysis_round = bench.releases(
+                    Path(tmp), build, args.releases, args.healthy, say
+                )
+            else:
+                results.bad_flags = bench.flag_rollouts(Path(tmp), build, args.flag_rollouts, say)
+    results.seconds = time.monotonic() - began
+    args.out.mkdir(parents=True, exist_ok=True)
+    raw = args.out / f"bench-{args.only}.json"
+    raw.write_text(json.dumps(results.to_dict(), indent=2) + "\n")
+    header = _run_header(_only_command(args), results.seconds, commit, load)
+    text = args.write.read_text() if args.write.exists() else ""
+    for section in render_sections(results):
+        title = section.split("\n", 1)[0]
+        text = replace_section(text, title, with_run_header(section, header) + "\n")
+    args.write.write_text(text)
+    say(f"wrote {ONLY[args.only]} to {args.write} and {raw} in {results.seconds:.0f}s")
+    return 0
+
+
+def _only_command(args: argparse.Namespace) -> str:
+    """The command line of an ``--only`` run, with the counts that shaped its figures."""
+    counts = {
+        "reload": f" --reload-changes {args.reload_changes}",
+        "releases": f" --releases {args.releases} --healthy {args.healthy}",
+        "flags": f" --flag-rollouts {args.flag_rollouts}",
+    }
+    return f"canaryflow bench --only {args.only}{counts.get(args.only, '')}"
 
 
 def say(message: str) -> None:
@@ -198,20 +277,24 @@ def _commit() -> str:
     return (commit or "unknown") + (" with uncommitted changes" if dirty else "")
 
 
-def _run_header(command: str, seconds: float, commit: str | None = None) -> str:
-    """Date, machine, commit (at the run's start, when given) and command of a run, for the
-    section it writes."""
+def _run_header(
+    command: str, seconds: float, commit: str | None = None, load_at_start: float | None = None
+) -> str:
+    """Date, machine, load, niceness, commit (at the run's start, when given) and command of a
+    run, for the section it writes: on a shared machine its timings are only comparable with
+    the load they were measured under."""
     import datetime
-    import os
     import platform
 
     commit = commit or _commit()
     uname = " ".join(os.uname())
+    start = f"{load_at_start:.0f} at the start, " if load_at_start is not None else ""
+    nice = os.nice(0)
     return (
         f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC (end) on `{uname}`, "
         f"{os.cpu_count()} cores ({platform.python_implementation()} "
-        f"{platform.python_version()}), load average {os.getloadavg()[0]:.0f} at the end, "
-        f"commit {commit}, "
+        f"{platform.python_version()}), load average {start}{os.getloadavg()[0]:.0f} at the "
+        f"end{f', niceness {nice}' if nice else ''}, commit {commit}, "
         f"`{command}`, {seconds:.0f} s."
     )
 

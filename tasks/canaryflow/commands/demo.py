@@ -81,7 +81,7 @@ def demo_releases(plan: ReleasePlan) -> list[DemoRelease]:
     the warm-up the first step begins with, ``analysis.warmup``)."""
     durations = [s.duration for s in plan.steps if s.duration is not None]
     second = durations[1] if len(durations) > 1 else durations[0]
-    warmup = plan.analysis.warmup_for(plan.local.scrape_interval)
+    warmup = plan.analysis.warmup_for(plan.local.scrape_interval, plan.analysis.baseline == "fresh")
     first = DEPLOY_ESTIMATE_S + warmup + durations[0] if durations else 0.0
     after = first + min(3.0, second / 2) if durations else 10.0
     faults = ("-error-rate", FAULTY_ERROR_RATE, "-after", f"{after:g}")

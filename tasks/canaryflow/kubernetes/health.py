@@ -44,17 +44,30 @@ class RolloutProgress:
     new_ready: int | None = None
     timed_out: str | None = None
     """The controller's message once it reported ``ProgressDeadlineExceeded``, else None."""
+    available: int | None = None
+    """``status.availableReplicas``: ready for ``minReadySeconds`` (None: taken as ``ready``,
+    for a ``RolloutProgress`` built by hand)."""
 
     @property
     def done(self) -> bool:
-        """As ``kubectl rollout status``: every pod updated and no old pod left, all ready."""
+        """As ``kubectl rollout status`` (k8s.io/kubectl
+        ``pkg/polymorphichelpers/rollout_status.go``, ``DeploymentStatusViewer.Status``: no
+        ``TimedOutReason``, ``updatedReplicas`` not below ``spec.replicas``, ``replicas`` not
+        above ``updatedReplicas``, ``availableReplicas`` not below ``updatedReplicas``): the
+        controller observed the latest spec, every replica updated, no old pod pending
+        termination, and every updated replica *available* (ready for ``minReadySeconds``),
+        not merely ready. The timed-out case is ``timed_out``, which callers report."""
         old_pods_left = self.pods is not None and self.pods > self.updated
         return (
             self.observed
-            and self.ready == self.desired
             and self.updated == self.desired
             and not old_pods_left
+            and self._available >= self.desired
         )
+
+    @property
+    def _available(self) -> int:
+        return self.ready if self.available is None else self.available
 
     def describe(self) -> str:
         seen = "" if self.observed else ", latest spec not yet observed by the controller"
@@ -66,6 +79,8 @@ class RolloutProgress:
                 else f"{self.updated}/{self.desired} pods updated"
             )
             return f"{new}, {old} old pods pending termination{seen}"
+        if self._available < self.ready:
+            return f"{self.ready}/{self.desired} pods ready, {self._available} available{seen}"
         return f"{self.ready}/{self.desired} pods ready{seen}"
 
 
@@ -84,6 +99,8 @@ def rollout_progress(deployment: Obj, pods: list[Obj] | None = None) -> RolloutP
     return RolloutProgress(
         desired=deployment["spec"].get("replicas", 1),
         ready=status.get("readyReplicas", 0),
+        # omitempty: the API server leaves a count of 0 out, so a missing one is 0, never ready
+        available=status.get("availableReplicas", 0),
         updated=status.get("updatedReplicas", 0),
         observed=status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0),
         pods=status.get("replicas"),

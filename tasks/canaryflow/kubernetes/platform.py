@@ -198,7 +198,7 @@ class KubernetesPlatform:
     # -- BaselinePlatform ----------------------------------------------------------------------
 
     def baseline_problem(self) -> str | None:
-        """A fresh baseline needs a router that splits three ways (Gateway API, Istio)."""
+        """A fresh baseline needs a router that splits three ways (Gateway API, Istio, SMI)."""
         if THREE_WAY in self._router.capabilities:
             return None
         return f"the {type(self._router).__name__} splits two ways (stable and canary)"
@@ -391,16 +391,26 @@ class KubernetesPlatform:
 
     def _abort_promotion(self, record: StableRecord, version: str, error: BaseException) -> None:
         """Stable as recorded and no request to the canary; every step is tried, and a step
-        that fails is reported with the others' outcome."""
+        that fails is reported with the others' outcome. The order keeps every share on ready
+        pods: stable's template goes back first (its old ReplicaSet scales up again), the
+        canary's weight goes to 0 while stable's share still reaches every pod of the service,
+        and stable's share is narrowed to the recorded selection only once that ReplicaSet is
+        available again (``_reselect_stable``)."""
         problems = []
-        for step in (lambda: self._restore_stable(record, version), self.make_traffic_safe):
+        steps = (
+            lambda: self._roll_stable_back(record),
+            self.make_traffic_safe,
+            lambda: self._reselect_stable(record, version),
+        )
+        for step in steps:
             try:
                 step()
             except (CanaryflowError, OSError) as problem:
                 problems.append(str(problem))
         if problems:
+            cause = "interrupted" if isinstance(error, KeyboardInterrupt) else error
             raise PlatformError(
-                f"promotion failed ({error}) and stable could not be fully restored: "
+                f"promotion failed ({cause}) and stable could not be fully restored: "
                 + "; ".join(problems)
                 + ": run `canaryflow rollback` (it restores stable from the record on the "
                 "canary Deployment)"
@@ -408,21 +418,70 @@ class KubernetesPlatform:
         self.record(Phase.PROMOTION_FAILED, 0)
         stable = self.api.get(DEPLOYMENT, self.deployment)
         if stable is not None:
-            message = f"promotion failed, stable restored: {error}"
+            cause = "interrupted" if isinstance(error, KeyboardInterrupt) else error
+            message = f"promotion failed, stable restored: {cause}"
             self.event(stable, "PromotionFailed", message, warning=True)
 
-    def _restore_stable(self, record: StableRecord, canary_version: str) -> None:
-        """Template, labels, Service selectors and the Istio stable subset as recorded."""
+    def _roll_stable_back(self, record: StableRecord) -> None:
+        """Stable's template and labels as recorded: its old ReplicaSet scales up again. What
+        selects stable's pods is left selecting every pod of the service (as the promotion
+        widened it) until ``_reselect_stable``: the recorded ReplicaSet may have no ready pod
+        yet (the promoted rollout had finished, or scaled it down part way)."""
+        self.widen_stable_service()
         self.api.update(DEPLOYMENT, self.deployment, lambda d: restored_deployment(d, record))
+
+    def _reselect_stable(self, record: StableRecord, canary_version: str) -> None:
+        """Once stable rolled back to the recorded template and that rollout is complete as
+        ``kubectl rollout status`` judges it (every replica updated and *available*, no old
+        pod left; ``health.RolloutProgress.done``): the Service selectors, ``<service>-stable``
+        and the Istio stable subset as recorded. Not in time (the Deployment's own progress
+        deadline): a ``PlatformError``, with stable's share left on every ready pod of the
+        service rather than on a selection with none."""
+        self._wait_stable_rollout("roll back to the recorded template")
+        stable = self.api.get(DEPLOYMENT, self.deployment)
+        if stable is None or stable["spec"]["template"] != record.template:
+            raise PlatformError(
+                f"deployment {self._name(self.deployment)} no longer has the recorded "
+                "template (changed again during the restore): stable's share is left on every "
+                "pod of the service; compare it with `kubectl rollout history` and roll back again"
+            )
+        rolled_back = (
+            self._rolled_back_hash(stable, record)
+            if self._selection in (OWNED_SERVICE, HASH_SUBSET)
+            else None
+        )
         for name, selector in record.services.items():
+            if name == self.owned_stable and rolled_back is not None:
+                selector = {**selector, owned.POD_TEMPLATE_HASH: rolled_back}
             if self.api.get(SERVICE, name) is not None:
                 self.api.update(
                     SERVICE, name, lambda s, selector=selector: restored_service(s, selector)
                 )
-        if self._selection == HASH_SUBSET and record.pod_template_hash:
-            self._router.select_stable_hash(record.pod_template_hash)  # type: ignore[attr-defined]
+        if self._selection == HASH_SUBSET and rolled_back is not None:
+            self._router.select_stable_hash(rolled_back)  # type: ignore[attr-defined]
         else:
             self._router.select_stable(record.version, canary_version)
+
+    def _rolled_back_hash(self, stable: Obj, record: StableRecord) -> str:
+        """The ``pod-template-hash`` stable serves from after rolling back: the recorded one
+        (the controller takes back the ReplicaSet whose template equals the restored one), or
+        the one ReplicaSet with ready pods if that was deleted meanwhile (a new one, same
+        template). Pods being deleted (``deletionTimestamp``) are leaving, never chosen."""
+        pods = self.api.list(POD, stable["spec"]["selector"].get("matchLabels") or {})
+        serving = [
+            value
+            for value, of_hash in owned.pods_of_deployment(stable, pods).items()
+            if any(pod_ready(p) and not p["metadata"].get("deletionTimestamp") for p in of_hash)
+        ]
+        if record.pod_template_hash in serving:
+            return record.pod_template_hash
+        if len(serving) == 1:
+            return serving[0]
+        raise PlatformError(
+            f"deployment {self._name(self.deployment)} rolled back, but no one ReplicaSet "
+            f"serves it ({owned.POD_TEMPLATE_HASH} with ready pods: {sorted(serving) or 'none'}):"
+            " stable's share is left on every pod of the service; roll back again"
+        )
 
     def _stable_services(self) -> list[str]:
         """The Services that carry stable's share: the stable Service and the router's."""
@@ -478,8 +537,10 @@ class KubernetesPlatform:
         record = recorded(self.api.get(DEPLOYMENT, self.canary))
         self.record(Phase.ROLLING_BACK, state.weight if state else 0)
         if record is not None:
-            self._restore_stable(record, state.version if state else "canary")
+            self._roll_stable_back(record)
         self.make_traffic_safe()
+        if record is not None:
+            self._reselect_stable(record, state.version if state else "canary")
         self._drain()
         # The canary goes before the user's own route comes back: with Istio that route names
         # the host without a subset, and the host's Service selects the canary pods as well.
@@ -817,11 +878,11 @@ class KubernetesPlatform:
         self.api.delete(DEPLOYMENT, self.canary)
         return None
 
-    def _wait_stable_rollout(self) -> None:
-        """Until the stable Deployment rolled out, or its controller reports
-        ``ProgressDeadlineExceeded`` (the Deployment's ``progressDeadlineSeconds`` without
-        progress), or it made no progress for that long plus ``stable_rollout_grace_s`` with
-        no report at all (a controller that is down)."""
+    def _wait_stable_rollout(self, what: str = "roll out the promoted image") -> None:
+        """Until the stable Deployment rolled out (``RolloutProgress.done``), or its controller
+        reports ``ProgressDeadlineExceeded`` (the Deployment's ``progressDeadlineSeconds``
+        without progress), or it made no progress for that long plus
+        ``stable_rollout_grace_s`` with no report at all (a controller that is down)."""
         seen: tuple | None = None
         since = time.monotonic()
         while True:
@@ -835,8 +896,8 @@ class KubernetesPlatform:
             deadline = progress_deadline_s(stable)
             if progress.timed_out and progress.observed:  # not a stale condition
                 raise PlatformError(
-                    f"deployment {self._name(self.deployment)} did not roll out the promoted "
-                    f"image: ProgressDeadlineExceeded after its progressDeadlineSeconds "
+                    f"deployment {self._name(self.deployment)} did not {what}: "
+                    f"ProgressDeadlineExceeded after its progressDeadlineSeconds "
                     f"({deadline:g}s): {progress.timed_out} ({progress.describe()})"
                 )
             counts = (progress.updated, progress.ready, progress.pods, progress.new_ready)
@@ -844,34 +905,45 @@ class KubernetesPlatform:
                 seen, since = counts, time.monotonic()
             elif time.monotonic() - since > deadline + self.timeouts.stable_rollout_grace_s:
                 raise PlatformError(
-                    f"deployment {self._name(self.deployment)} made no progress for "
-                    f"{deadline + self.timeouts.stable_rollout_grace_s:g}s and its controller "
-                    f"reported nothing ({progress.describe()})"
+                    f"deployment {self._name(self.deployment)} did not {what}: no progress "
+                    f"for {deadline + self.timeouts.stable_rollout_grace_s:g}s and its "
+                    f"controller reported nothing ({progress.describe()})"
                 )
             time.sleep(self.timeouts.poll_s)
 
     def follow_stable(self) -> None:
-        """``<service>-stable`` back on stable's ReplicaSet when stable rolled during the
-        release (a GitOps tool's self-heal, a hand edit): Argo Rollouts' controller reconciles
-        its ``stableService`` the same way (``ensureSVCTargets``). A finished rollout: its
-        hash; one still going: widened (every pod of the service, the canary's too: better than
-        an empty selection) until a later weight finds the rollout finished. Never called for
-        weight 0, so neither the fail-safe nor a promotion (which widens on its own) waits for
-        it. Istio's stable subset, which selects the same hash, follows the same way."""
+        """``<service>-stable`` on stable's ReplicaSet when stable rolled during the release
+        (a GitOps tool's self-heal, a hand edit): Argo Rollouts' controller reconciles its
+        ``stableService`` the same way (``ensureSVCTargets``). Called before each non-zero
+        weight and each analysis round (``AnalysisWindows.upkeep``, the analyze pod's
+        ``--fail-safe``), so it follows within a round, not a step.
+
+        As soon as stable is rolling (pods of two templates, or the rollout not finished) the
+        selection is widened to every pod of the service (the canary's too: better than a
+        hash whose pods are going away), before the old ReplicaSet's pods go; once the
+        rollout finished, the new hash. Never called for weight 0 by ``set_weight``, so
+        neither the fail-safe nor a promotion (which widens on its own) waits for it. Istio's
+        stable subset, which selects the same hash, follows the same way."""
         by_hash, current = self._stable_hash_selected()
         stable = self.api.get(DEPLOYMENT, self.deployment) if by_hash else None
         if stable is None:
             return
-        pods = self.api.list(POD, stable["spec"]["selector"].get("matchLabels") or {})
-        serving = owned.pods_of_deployment(stable, pods).get(current or "", [])
-        if current is not None and any(pod_ready(p) for p in serving):
-            return
+        pods = [  # pods being deleted are leaving: the terminating old pods of a past roll
+            p
+            for p in self.api.list(POD, stable["spec"]["selector"].get("matchLabels") or {})
+            if not p["metadata"].get("deletionTimestamp")
+        ]
+        if current is not None and set(owned.pods_of_deployment(stable, pods)) == {current}:
+            return  # stable's one ReplicaSet, as selected (a pod restarting is no roll)
+        state = self.current_state()
+        if state is None or state.phase in (Phase.PROMOTING, Phase.PROMOTION_FAILED):
+            return  # no release, or a promotion's own selection: not this method's to move
         try:
             now = owned.stable_pod_template_hash(stable, pods)
         except InputError:
-            now = None
+            now = None  # rolling (or no pod): every pod of the service until it finished
         if now == current:
-            return  # widened while stable still rolls
+            return
         if self.owned_stable:
 
             def edit(service: Obj) -> Obj:

@@ -28,8 +28,8 @@ DEMO_PLAN = {
         "minCanaryRequests": 5,
         "inconclusiveLimit": 3,
         "gates": [
-            {"metric": "error-rate", "threshold": {"max": 0.05}},
-            {"metric": "latency-p95", "relative": {"maxRatio": 2.0, "floor": 0.05}},
+            {"metric": "error-rate"},
+            {"metric": "latency-p95"},
         ],
     },
     "local": {"scrapeInterval": "1s", "load": {"rate": 100, "clients": 4, "users": 1000}},

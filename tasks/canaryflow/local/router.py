@@ -312,11 +312,22 @@ class NginxRouter:
         return self._socket_dir / "admin.sock"
 
     def _choose_socket_dir(self) -> Path:
-        # Unix socket paths are limited to 108 bytes; deep temp dirs can exceed that.
+        """Unix socket paths are limited to 108 bytes (``sun_path``): the run's folder when
+        its path is short enough, else a private folder in the temp dir, else in ``/tmp``
+        (a deep ``TMPDIR`` is as common as a deep ``--out``)."""
         preferred = self.workdir / "sockets"
-        if len(str(preferred / "splitter.sock")) <= _MAX_SOCKET_PATH:
+        if _fits(preferred):
             return preferred
-        return Path(tempfile.mkdtemp(prefix="canaryflow-nginx-"))
+        for parent in (None, "/tmp"):
+            candidate = Path(tempfile.mkdtemp(prefix="canaryflow-nginx-", dir=parent))
+            if _fits(candidate):
+                return candidate
+            candidate.rmdir()
+        raise RuntimeError(f"no folder short enough for nginx's unix sockets: {candidate}")
+
+
+def _fits(folder: Path) -> bool:
+    return len(str(folder / "splitter.sock")) <= _MAX_SOCKET_PATH
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):

@@ -18,7 +18,7 @@ import math
 from canaryflow.analysis.catalogue import METRICS, Buckets
 from canaryflow.analysis.spec import SCRAPES_PER_RANGE
 from canaryflow.plan.model import ReleasePlan
-from canaryflow.plan.routers import THREE_WAY, can
+from canaryflow.plan.routers import DEPRECATED, THREE_WAY, can, routers_with
 
 SCRAPES_PER_WINDOW = 3
 """A window sees the canary's counters move only between two of its scrapes, and the first may
@@ -108,17 +108,19 @@ def baseline_warnings(plan: ReleasePlan, scrape_interval: float | None = None) -
         return []
     warnings = []
     if "baseline" in spec.model_fields_set and not can(kind, THREE_WAY):
+        able = " or ".join(k for k in routers_with(THREE_WAY) if k not in DEPRECATED)
         warnings.append(
             f"analysis.baseline: fresh needs a router that splits three ways; router.kind "
             f"{kind} does not, so in a cluster the canary is judged against stable: set "
-            "baseline: stable to say so, or use gateway-api or istio"
+            f"baseline: stable to say so, or use {able}"
         )
     scrape = spec.scrape_interval or scrape_interval
     if spec.warmup is not None and scrape and spec.warmup < scrape:
         warnings.append(
             f"analysis.warmup: {spec.warmup:g}s is shorter than one scrape ({scrape:g}s), so the "
             "first window may open before the fresh baseline is scraped: set it to at least "
-            f"{scrape:g}s, or omit it (one scrape + 30s)"
+            f"{scrape:g}s, or omit it (none against the baseline: the first step waits for "
+            "its first scrape)"
         )
     return warnings
 

@@ -21,16 +21,16 @@ NAMED_RULES = "named-rules"
 
 THREE_WAY = "three-way"
 """Splits stable / fresh baseline / canary (``analysis.baseline: fresh``): weighted backendRefs
-or destinations. NGINX Ingress' canary annotations split one canary Ingress off the main one;
-SMI's TrafficSplit could take a third backend, which canaryflow does not write yet."""
+(Gateway API), destinations (Istio) or TrafficSplit backends (SMI: any number, see
+``kubernetes.routers.smi``). NGINX Ingress' canary annotations split one canary Ingress off the
+main one: two ways only."""
 
 CAPABILITIES: Mapping[str, frozenset[str]] = {
     "istio": frozenset({HEADER_ROUTES, NAMED_RULES, THREE_WAY}),
     "nginx-ingress": frozenset({HEADER_ROUTES}),
     "gateway-api": frozenset({HEADER_ROUTES, NAMED_RULES, THREE_WAY}),
-    # header matches need an HTTPRouteGroup, which canaryflow does not manage; a third
-    # TrafficSplit backend is possible but not written yet
-    "smi": frozenset(),
+    # header matches need an HTTPRouteGroup, which canaryflow does not manage
+    "smi": frozenset({THREE_WAY}),
 }
 
 OWNED_SERVICE = "owned-service"

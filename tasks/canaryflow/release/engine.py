@@ -240,5 +240,8 @@ def plan_release(
         windows=len(plan.traffic_steps),
         carry_evidence=True,  # one process for the whole release: one test per gate
     )
-    windows = AnalysisWindows(analysis, liveness=platform.wait_healthy)
+    # A platform whose routes need tending while a window runs says so (Kubernetes:
+    # ``follow_stable``); the local platform's routes do not change under it.
+    upkeep = getattr(platform, "follow_stable", None)
+    windows = AnalysisWindows(analysis, liveness=platform.wait_healthy, upkeep=upkeep)
     return ReleaseEngine(plan, platform, windows, record, approver, warmup_s=analysis.warmup_s)

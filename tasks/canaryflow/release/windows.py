@@ -3,18 +3,25 @@
 Gates read Prometheus, which keeps a crashed canary's last samples inside every ``rate()``
 window for a whole query window; the health check notices at once. So each round also asks the
 platform whether the canary is alive, and a dead canary fails the window there and then.
+
+A step's window lasts minutes, and the routes must stay right all along: each round also runs
+the platform's ``upkeep`` (on Kubernetes ``follow_stable``: stable's share follows a stable
+Deployment rolled mid-release by a GitOps tool's self-heal), not only the next weight change.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from canaryflow.analysis.measurement import Measurement, Outcome
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.verdict import WindowVerdict
+from canaryflow.errors import CanaryflowError
 from canaryflow.platform.protocol import HealthReport
 
+log = logging.getLogger(__name__)
 LIVENESS_TIMEOUT_S = 1.0
 
 
@@ -32,14 +39,23 @@ class _CanaryDown(Exception):
 class AnalysisWindows:
     """Implements ``WindowAnalyzer`` over an ``AnalysisRun`` and a liveness probe."""
 
-    def __init__(self, run: AnalysisRun, liveness: Callable[[float], HealthReport] | None):
+    def __init__(
+        self,
+        run: AnalysisRun,
+        liveness: Callable[[float], HealthReport] | None,
+        upkeep: Callable[[], None] | None = None,
+    ):
         self.run = run
         self.liveness = liveness
+        self.upkeep = upkeep
+        """Run each round; a failure is a warning and is tried again the next round (the
+        window's verdict is about the canary, not about a read of the API)."""
 
     def run_window(
         self, duration_s: float, on_round: Callable[[list[Measurement]], None]
     ) -> Window:
         def each_round(batch: Sequence[Measurement], verdict: WindowVerdict) -> None:
+            keep_up(self.upkeep)
             on_round(list(batch))
             if self.liveness is not None and not verdict.decided:
                 health = self.liveness(LIVENESS_TIMEOUT_S)
@@ -56,3 +72,13 @@ class AnalysisWindows:
         # analysis.metrics: auto says which flavour it judged with, in every window's reason.
         reason = f"{result.reason} ({result.metrics})" if result.metrics else result.reason
         return Window(result.verdict.outcome, reason, result.verdict.to_dict())
+
+
+def keep_up(upkeep: Callable[[], None] | None) -> None:
+    """``upkeep()``, its failure logged rather than raised: the next round tries again."""
+    if upkeep is None:
+        return
+    try:
+        upkeep()
+    except CanaryflowError as error:
+        log.warning("between rounds: %s; tried again next round", error)

@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 
 from dulwich.client import HTTPUnauthorized, SendPackError
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.objects import ZERO_SHA, Blob, Commit, Tree
 from dulwich.repo import Repo
 
 from canaryflow.errors import PlatformError
@@ -192,6 +192,36 @@ class GitCheckout:
             raise self._refusal(branch, status)
         if ref == self._ref:
             self._base = head
+
+    def delete_branch(self, branch: str, pushed: str) -> bool:
+        """Delete ``branch`` on the remote (a push of the null id, as ``git push --delete``;
+        receive-pack's ``delete-refs``) while it still points at ``pushed``, the commit this
+        promotion pushed there; False when it moved on or is gone: someone else's then, left
+        as it is. Never the followed branch. Needs no clone."""
+        if not is_ref_name(branch) or branch == self.branch:
+            raise PlatformError(f"{branch[:80]!r} is not a branch canaryflow may delete")
+        ref = b"refs/heads/" + branch.encode()
+        deleting: list[bytes] = []
+
+        def update_refs(refs: dict[bytes, bytes]) -> dict[bytes, bytes]:
+            if refs.get(ref) != pushed.encode():
+                return {}  # nothing to change: nothing is sent
+            deleting.append(ref)
+            return {ref: ZERO_SHA}
+
+        def no_pack(have, want, *, ofs_delta=False, progress=None):  # a delete sends no objects
+            return 0, iter([])
+
+        client, path = self._client()
+        try:
+            with self._network("push --delete"):
+                result = client.send_pack(path, update_refs, no_pack)
+        except SendPackError as error:
+            raise self._refusal(branch, _text(error)) from None
+        status = (result.ref_status or {}).get(ref)
+        if status is not None:
+            raise self._refusal(branch, status)
+        return bool(deleting)
 
     # -- plumbing ------------------------------------------------------------------------------
 

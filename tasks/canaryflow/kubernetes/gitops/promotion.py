@@ -123,14 +123,22 @@ class GitOpsPromotion:
             platform.event(canary, "GitOpsCommitted", f"{artifact.version}: {what} {where}")
         request = None
         if forge is not None and change.commit is not None:
-            request = forge.open(
-                change.branch,
-                self.base_branch,
-                f"canaryflow: promote {platform.service} to {artifact.version}",
-                f"The canary of {artifact.version} passed its analysis; merging this rolls "
-                f"`{image}` out as stable. canaryflow waits {self.spec.timeout:g}s for the "
-                "merge, then closes this and removes the canary.",
-            )
+            try:
+                request = forge.open(
+                    change.branch,
+                    self.base_branch,
+                    f"canaryflow: promote {platform.service} to {artifact.version}",
+                    f"The canary of {artifact.version} passed its analysis; merging this rolls "
+                    f"`{image}` out as stable. canaryflow waits {self.spec.timeout:g}s for "
+                    "the merge, then closes this and removes the canary.",
+                )
+            except BaseException as error:  # a refusal, a forge down, SIGTERM: no branch left
+                left = self.remove_branch(change)
+                if isinstance(error, Exception):
+                    raise PlatformError(
+                        f"gitops merge request not opened: {error}; {left}"
+                    ) from error
+                raise
             where = request.url or f"{forge.provider} merge request {request.number}"
             if canary is not None:
                 platform.event(canary, "GitOpsMergeRequestOpened", f"{artifact.version}: {where}")
@@ -183,6 +191,21 @@ class GitOpsPromotion:
             f"{NOT_MERGED}: {name} was not merged within {self.spec.timeout:g}s, so canaryflow "
             f"closed it; {left}"
         )
+
+    def remove_branch(self, change: GitChange) -> str:
+        """The branch pushed for a merge request that was never opened goes again (while it
+        is still at the pushed commit): nobody would review it, and merged later by hand it
+        would promote with no canary. What happened, for the message."""
+        assert change.commit is not None
+        where = f"{self.repository} {change.branch}"
+        try:
+            with GitCheckout(self.repository, self.base_branch, self.credentials) as git:
+                deleted = git.delete_branch(change.branch, change.commit)
+        except PlatformError as error:
+            return f"the branch pushed for it could not be deleted ({error}): delete {where}"
+        if not deleted:
+            return f"the branch {where} moved on since the push, so it was left as it is"
+        return f"the branch {where} pushed for it was deleted; stable and the canary unchanged"
 
     def merge_request_forge(self) -> Forge | None:
         """The forge client when the plan asks for a merge request through its API; InputError

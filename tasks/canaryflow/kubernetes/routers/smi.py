@@ -13,6 +13,20 @@ canaryflow``) and deletes it at the end.
 
 Header routes would need an HTTPRouteGroup (specs.smi-spec.io), which this router does not
 manage: ``CAPABILITIES["smi"]`` says so, and plan validation refuses a header with smi.
+
+A fresh baseline is a third backend, the ``<service>-baseline`` Service
+(``canaryflow.kubernetes.baseline``), appended the first time it gets a share and kept at 0
+afterwards, as Gateway API's third backendRef; the user's split comes back from its annotation
+without it. A TrafficSplit takes any number of backends: the spec
+(servicemeshinterface/smi-spec ``apis/traffic-split/v1alpha4/traffic-split.md``: "Implementations
+will weight outgoing traffic between the services referenced by ``spec.backends``", weights
+whole numbers, relative) and the CRD (smi-sdk-go ``crds/split.yaml``, v1alpha4: ``backends`` an
+array of ``{service, weight}`` with no ``maxItems``; v1alpha1..v1alpha3 alike) set no limit, and
+the implementations turn every backend into a weighted destination: Linkerd's SMI adaptor
+(linkerd/linkerd-smi ``pkg/adaptor/controller.go``, ``toServiceProfile`` /
+``updateDstOverrides``: one ServiceProfile ``dstOverrides`` entry per backend), Open Service Mesh
+(openservicemesh/osm ``pkg/catalog``, ``listOutboundTrafficPoliciesForTrafficSplits``: one
+``WeightedCluster`` per backend). Weights are written as percentages adding up to 100.
 """
 
 from __future__ import annotations
@@ -23,6 +37,7 @@ from typing import Any
 
 from canaryflow.errors import FieldError, InputError, PlatformError
 from canaryflow.kubernetes.api import ClusterApi
+from canaryflow.kubernetes.baseline import baseline_name
 from canaryflow.kubernetes.canary_objects import MANAGED_BY
 from canaryflow.kubernetes.discovery import require_served
 from canaryflow.kubernetes.resources import TRAFFIC_SPLIT
@@ -64,12 +79,15 @@ class SmiRouter:
             self.api.update(TRAFFIC_SPLIT, self.traffic_split, edit)
             return
         weight = canary_weight(existing, backends.canary_service) if existing else 0
-        self.api.apply(self._split(backends.stable_service, backends.canary_service, weight))
+        baseline = _weight_of(existing, self._baseline) if existing else None
+        self.api.apply(
+            self._split(backends.stable_service, backends.canary_service, weight, baseline)
+        )
 
-    def set_weight(self, canary_percent: int) -> None:
+    def set_weight(self, canary_percent: int, baseline_percent: int = 0) -> None:
         existing = self.api.get(TRAFFIC_SPLIT, self.traffic_split)
         if existing is None or not _split_by_us(existing):
-            if canary_percent:
+            if canary_percent or baseline_percent:
                 raise PlatformError(
                     f"trafficsplit {self.api.namespace}/{self.traffic_split} is not split yet: "
                     "deploy the canary first"
@@ -78,19 +96,24 @@ class SmiRouter:
         if ORIGINAL_ANNOTATION in _annotations(existing):
 
             def edit(split: Obj) -> Obj:
-                return with_weight(split, canary_percent)
+                return with_weight(split, canary_percent, baseline_percent, self._baseline)
 
             self.api.update(TRAFFIC_SPLIT, self.traffic_split, edit)
             return
-        stable, canary = (b["service"] for b in existing["spec"]["backends"])
-        self.api.apply(self._split(stable, canary, canary_percent))
+        stable, canary = (b["service"] for b in existing["spec"]["backends"][:2])
+        kept = _weight_of(existing, self._baseline)
+        baseline = baseline_percent if baseline_percent or kept is not None else None
+        self.api.apply(self._split(stable, canary, canary_percent, baseline))
 
-    def verify_weight(self, canary_percent: int) -> bool:
+    def verify_weight(self, canary_percent: int, baseline_percent: int = 0) -> bool:
         existing = self.api.get(TRAFFIC_SPLIT, self.traffic_split)
         if existing is None or not _split_by_us(existing):
-            return canary_percent == 0
+            return canary_percent == 0 and baseline_percent == 0
         weights = [b["weight"] for b in existing["spec"]["backends"]]
-        return weights == [100 - canary_percent, canary_percent]
+        stable = 100 - canary_percent - baseline_percent
+        if len(weights) > 2:  # the baseline's backend, at 0 once it has no share
+            return weights == [stable, canary_percent, baseline_percent]
+        return weights == [stable, canary_percent] and baseline_percent == 0
 
     def set_header_route(self, route: HeaderRoute) -> None:
         raise InputError(
@@ -133,7 +156,21 @@ class SmiRouter:
         """A split has nothing but its backends, all the canary's concern: none kept."""
         return []
 
-    def _split(self, stable: str, canary: str, canary_percent: int) -> Obj:
+    @property
+    def _baseline(self) -> str:
+        return baseline_name(self.service)
+
+    def _split(
+        self, stable: str, canary: str, canary_percent: int, baseline_percent: int | None = None
+    ) -> Obj:
+        """canaryflow's own split: stable, canary and, once the baseline has had a share (
+        ``baseline_percent`` not None), the baseline's backend third."""
+        backends = [
+            {"service": stable, "weight": 100 - canary_percent - (baseline_percent or 0)},
+            {"service": canary, "weight": canary_percent},
+        ]
+        if baseline_percent is not None:
+            backends.append({"service": self._baseline, "weight": baseline_percent})
         return {
             "apiVersion": TRAFFIC_SPLIT.api_version,
             "kind": TRAFFIC_SPLIT.kind,
@@ -142,13 +179,7 @@ class SmiRouter:
                 "namespace": self.api.namespace,
                 "labels": dict(MANAGED_BY),
             },
-            "spec": {
-                "service": self.apex,
-                "backends": [
-                    {"service": stable, "weight": 100 - canary_percent},
-                    {"service": canary, "weight": canary_percent},
-                ],
-            },
+            "spec": {"service": self.apex, "backends": backends},
         }
 
 
@@ -198,9 +229,21 @@ def adopted(split: Obj, stable_service: str, canary_service: str) -> Obj:
     return split
 
 
-def with_weight(split: Obj, canary_percent: int) -> Obj:
-    stable, canary = split["spec"]["backends"]
-    stable["weight"], canary["weight"] = 100 - canary_percent, canary_percent
+def with_weight(
+    split: Obj, canary_percent: int, baseline_percent: int = 0, baseline: str | None = None
+) -> Obj:
+    """The adopted split's stable, canary (and baseline: the third backend, appended the first
+    time it gets a share, kept at 0 afterwards) weighted to add up to 100."""
+    backends = split["spec"]["backends"]
+    if baseline_percent and len(backends) < 3:
+        if baseline is None:
+            raise ValueError("a baseline share needs the baseline Service's name")
+        backends.append({"service": baseline, "weight": 0})
+    stable, canary = backends[0], backends[1]
+    stable["weight"] = 100 - canary_percent - baseline_percent
+    canary["weight"] = canary_percent
+    if len(backends) > 2:
+        backends[2]["weight"] = baseline_percent
     return split
 
 
@@ -218,6 +261,13 @@ def restored(split: Obj) -> Obj:
 def canary_weight(split: Obj, canary_service: str) -> int:
     return next(
         (int(b["weight"]) for b in split["spec"]["backends"] if b["service"] == canary_service), 0
+    )
+
+
+def _weight_of(split: Obj, service: str) -> int | None:
+    """The weight of ``service``'s backend, None when the split has no such backend."""
+    return next(
+        (int(b["weight"]) for b in split["spec"]["backends"] if b["service"] == service), None
     )
 
 
