@@ -45,10 +45,12 @@ $(STAMP): pyproject.toml
 # busy; six are untried: that run was aborted by a CPython 3.11 SystemError under a load
 # average of 60). Files go out in collection order, the long ones first (tests/conftest.py), not
 # xdist's default of the most tests first, which started the few-but-long files (the cluster,
-# the installed wheel) last.
+# the installed wheel) last. Tracebacks are Python's own (--tb=native): pytest's parse of the
+# failing source can abort the whole run with "SystemError: AST constructor recursion depth
+# mismatch" on CPython 3.11.7 (pytest-dev/pytest#10874, fixed by python/cpython#113035 in 3.11.8).
 TEST_WORKERS ?= 4
 test: setup wheelhouse
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --tb=native
 
 # The locked wheels of the runtime image (images/runtime/requirements.lock), from PyPI, for
 # `make image` and its tests; a failed download only makes those tests skip, saying so.
