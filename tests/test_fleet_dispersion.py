@@ -254,3 +254,26 @@ def test_a_log_fault_multiplies_every_error_line_and_its_limit_counts_them_all()
         for name, rec in (("good", good), ("bad", bad))
     }
     assert lines["bad"] > 2 * lines["good"] > 0, "the stalls' lines are multiplied too"
+
+
+def test_every_count_gate_reads_the_fleets_pods_and_history_not_the_baselines_history():
+    """Histogram cuts and counters alike (latency, outbound, error-rate): the fleet's pods are
+    read at each look beside the compared tracks, and its history, not the young baseline's."""
+    from canaryflow.analysis.catalogue import METRICS
+    from canaryflow.analysis.evidence import roles, selector
+    from canaryflow.analysis.query import render
+
+    subject = Subject("svc", "prod", baseline=True)
+    for metric in ("latency-p99", "outbound-error-rate", "error-rate"):
+        evidence = METRICS[metric].evidence_for("go")
+        gate = SequentialGate(metric, evidence, 0.2, 0.005, 0.0, fleet=True)
+        selectors = {
+            (track, role): render(selector(evidence, role), subject, track, 30.0)
+            for track in gate.tracks
+            for role in roles(evidence)
+        }
+        reads = gate.plan(selectors, 1000.0)
+        role = roles(evidence)[-1]
+        assert f"{FLEET}/{role}/now/v0" in reads and f"{FLEET}/{role}/history" in reads, metric
+        assert f"stable/{role}/history" not in reads, metric
+        assert 'track!~"canary|baseline"' in reads[f"{FLEET}/{role}/history"].query, metric
