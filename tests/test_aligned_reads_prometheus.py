@@ -171,3 +171,24 @@ def test_a_histogram_restarting_alone_leaves_its_pod_out_of_one_look_never_count
     for test in gate.tests.values():
         assert served - one_look_of_a <= test.stable_exposure <= served
         assert test.canary_exposure == pytest.approx(RATE * SPAN)
+
+
+def test_the_stable_fleet_is_every_pod_without_the_canary_or_baseline_track(backfilled):
+    """Against a fresh baseline the over-dispersion is learnt from ``track!~"canary|baseline"``
+    (``query.FLEET``): Prometheus reads a missing track label as empty, so stable's pods,
+    which carry none, are the fleet, and the canary is not."""
+    from canaryflow.analysis.alignment import value_query
+    from canaryflow.analysis.query import FLEET
+
+    url, base = backfilled
+    source = PrometheusSource(url, timeout=30)
+    subject = Subject("shop", "prod", baseline=True)
+    at = base + LAST
+
+    def pods(track: str) -> set[str]:
+        query = value_query(render(ERRORS.exposure, subject, track, 30.0), by_le=False)
+        return {sample.labels["pod"] for sample in source.vector(query, at)}
+
+    assert pods(FLEET) == {"a", "b"}
+    assert pods("stable") == set(), "the reference is the baseline, which has no pods here"
+    assert pods("canary") == {"c"}

@@ -92,7 +92,8 @@ def test_a_canary_logging_three_times_the_references_rate_steadily_is_still_caug
 
 
 def test_a_canary_logging_three_times_the_references_lines_on_lumpy_pods_is_still_caught():
-    # Stable's lines: 1 % steady + about 0.6 % from stalls; the canary's 5 % + 0.6 %: 3.5x.
+    # Stable's lines: 1 % steady + about 0.6 % from stalls; the canary writes five times
+    # every line (``streams.simulate``'s ``log_factor``): 8 % of its requests.
     found = _rollbacks(replace(LUMPY, log_rate=0.01), 40, seed=10, log_factor=5.0)
 
     caught = found.get((Outcome.FAIL, "log-errors"), 0)

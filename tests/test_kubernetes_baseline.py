@@ -320,3 +320,28 @@ def test_a_release_engine_run_in_a_cluster_deploys_splits_and_removes_the_baseli
         assert user_view(cluster, *route) == before
     else:
         assert cluster.get("TrafficSplit", NAMESPACE, SERVICE) is None
+
+
+def test_beside_a_baseline_the_fleets_logs_are_stables_pods_and_the_references_the_baselines(
+    cluster,
+):
+    """The reference's lines are the baseline's (compared); the stable fleet's pods' are read
+    apart, to learn the lines' over-dispersion from (``evidence``), never the baseline's."""
+    import time
+
+    from canaryflow.analysis.source import FleetLogSource
+    from canaryflow.platform.protocol import log_source
+
+    platform = make_platform(cluster, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    cluster.write_log(NAMESPACE, SERVICE, "stable line")
+    cluster.write_log(NAMESPACE, BASELINE, "baseline line")
+    since = time.time() - 5
+
+    reference, _ = platform.stable_logs_by_pod(since)
+    fleet, share = platform.fleet_logs_by_pod(since)
+    assert {line for lines in reference.values() for line in lines} == {"baseline line"}
+    assert {line for lines in fleet.values() for line in lines} == {"stable line"}
+    assert len(fleet) == 3 and share == 1.0 and not set(fleet) & set(reference)
+    assert isinstance(log_source(platform), FleetLogSource)

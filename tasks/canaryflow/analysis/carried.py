@@ -6,6 +6,11 @@ the Argo and Tekton workflows every step's window is a pod of its own (``canaryf
 the next one: per gate its count tests (the mixture's log likelihood ratios, the counts, the
 over-dispersion's X² and degrees of freedom, the histogram's cuts), the scrape interval found,
 and the release's alpha budget (which gates the service exports, how many ways alpha is split).
+Against a fresh baseline the over-dispersion is learnt from the stable fleet's pods
+(``evidence``): then also the load of the pods it was learnt from, the log likelihood ratios by
+compared load band, and the fleet's counters (version 2; a version 1 state, written before,
+is read as one learnt from the reference's pods, its counters dropped where the gate now
+reads the fleet too).
 
 The counters of every pod at the last common instant are carried too (as the in-process
 engine keeps them), so the next window's first look counts on from that instant: no window
@@ -36,11 +41,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from canaryflow.analysis.alignment import AlignedCounters, key_of
 from canaryflow.analysis.catalogue import Counts
-from canaryflow.analysis.evidence import SequentialGate
+from canaryflow.analysis.evidence import SequentialGate, roles
 from canaryflow.analysis.sequential import RATIO_GRID, AlphaBudget, CountTest
 from canaryflow.analysis.spec import AnalysisSpec
 
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
+"""Versions this canaryflow reads: 1 has no fleet counters, loads or bands (their defaults)."""
+MAX_BANDS = 64
+"""Load bands per test (``sequential.LOAD_BAND`` wide): a release's steps use a few."""
 ANNOTATION = "canaryflow.dev/evidence"
 """Where the Kubernetes store keeps the state: on the canary Deployment, so it goes with it."""
 MAX_SERIES = 2_000
@@ -77,11 +86,19 @@ class TestState(_Model):
     stable_exposure: float = NonNegative
     chi2: float = NonNegative
     dof: float = NonNegative
+    unit_exposure: float = Field(0.0, ge=0)
+    unit_pod_seconds: float = Field(0.0, ge=0)
+    banded: tuple[tuple[int, tuple[float, ...]], ...] = Field((), max_length=MAX_BANDS)
+    """The log likelihood ratios added at a compared load, by load band."""
 
     @model_validator(mode="after")
     def _one_ratio_per_alternative(self) -> TestState:
         if len(self.log_ratios) != len(RATIO_GRID):
             raise ValueError(f"log_ratios: {len(RATIO_GRID)} values expected")
+        if any(len(ratios) != len(RATIO_GRID) for _, ratios in self.banded):
+            raise ValueError(f"banded: {len(RATIO_GRID)} values per band expected")
+        if len({band for band, _ in self.banded}) != len(self.banded):
+            raise ValueError("banded: each load band once")
         return self
 
     @classmethod
@@ -96,6 +113,9 @@ class TestState(_Model):
             stable_exposure=test.stable_exposure,
             chi2=test.chi2,
             dof=test.dof,
+            unit_exposure=test.unit_exposure,
+            unit_pod_seconds=test.unit_pod_seconds,
+            banded=tuple((band, tuple(r)) for band, r in sorted(test.banded.items())),
         )
 
     def test(self) -> CountTest:
@@ -108,6 +128,9 @@ class TestState(_Model):
             stable_exposure=self.stable_exposure,
             chi2=self.chi2,
             dof=self.dof,
+            unit_exposure=self.unit_exposure,
+            unit_pod_seconds=self.unit_pod_seconds,
+            banded={band: list(ratios) for band, ratios in self.banded},
         )
 
 
@@ -115,7 +138,7 @@ class CounterState(_Model):
     """One track's counters of one role at the last common instant: each series' labels and
     value (``alignment.AlignedCounters``)."""
 
-    track: Literal["canary", "stable"]
+    track: Literal["canary", "stable", "fleet"]
     role: Literal["events", "exposure", "buckets"]
     series: tuple[tuple[dict[str, str], float], ...] = Field(max_length=MAX_SERIES)
 
@@ -135,12 +158,14 @@ class GateState(_Model):
     """The common instant the counters were last read at: the next window counts from it."""
     unit_since: float | None = Field(None, gt=0)
     counters: tuple[CounterState, ...] = Field((), max_length=6)
+    fleet: bool = False
+    """The over-dispersion was learnt from the stable fleet's pods (``SequentialGate.fleet``)."""
 
 
 class CarriedEvidence(_Model):
     """What the next window's pod needs to go on with the release's tests."""
 
-    version: Literal[1] = VERSION
+    version: Literal[1, 2] = VERSION
     plan: str = Field(min_length=16, max_length=64)
     """Digest of the plan's alpha and sequential gates (``plan_digest``)."""
     step: int = Field(ge=0)
@@ -190,9 +215,10 @@ def parse(text: str, spec: AnalysisSpec, step: int) -> CarriedEvidence:
         raise CarriedStateError(f"not JSON: {error}") from None
     if not isinstance(data, dict):
         raise CarriedStateError("not a JSON object")
-    if data.get("version") != VERSION:
+    if data.get("version") not in READABLE:
+        readable = ", ".join(str(v) for v in READABLE)
         raise CarriedStateError(
-            f"version {str(data.get('version'))[:16]!r}, this canaryflow reads {VERSION}"
+            f"version {str(data.get('version'))[:16]!r}, this canaryflow reads {readable}"
         )
     try:
         state = CarriedEvidence.model_validate(data)
@@ -284,6 +310,7 @@ def _gate_state(gate: SequentialGate) -> GateState:
         aligned_at=gate.aligned_at if carried else None,
         unit_since=gate.unit_since if carried else None,
         counters=counters if carried else (),
+        fleet=gate.fleet,
     )
 
 
@@ -301,7 +328,12 @@ def resume(gate: SequentialGate, state: GateState, counters: bool = True) -> Non
     gate.scrape_s = state.scrape_s
     gate.history_read = state.history_read
     gate.incomparable = set(state.incomparable)
-    if counters and state.counters and state.aligned_at is not None:
+    # The counters go on only where they are the tracks this window reads (a state of
+    # version 1, or of a window that had no baseline, has no fleet's): else the window counts
+    # from its own start, the gap left out (see the module's docstring).
+    wanted = {(track, role) for track in gate.tracks for role in roles(gate.evidence)}
+    same = {(c.track, c.role) for c in state.counters} == wanted
+    if counters and state.counters and state.aligned_at is not None and same:
         for counter in state.counters:
             aligned = gate.counters.setdefault((counter.track, counter.role), AlignedCounters())
             aligned.start({key_of(labels): value for labels, value in counter.series})

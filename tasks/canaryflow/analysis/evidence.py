@@ -22,6 +22,14 @@ Stable's pods are kept apart: their spread about the pooled rate, in the same in
 ``HISTORY_S`` of stable's history before the release, is the over-dispersion the test scales
 its evidence by (see ``sequential``): lumpy pods then do not read as a regression.
 
+Against a fresh baseline (``fleet``) the reference is one or a few pods born with the canary:
+no history, often no second pod, so nothing to learn the spread from. Over-dispersion is a
+property of the service's version and pods, not of which of them are compared, so it is then
+learnt from the stable fleet (``query.FLEET``: every pod neither canary nor baseline), its
+history and its pods during the release, while the comparison stays canary against baseline.
+A unit in which fewer than two fleet pods served requests falls back to the reference's own
+pods (a fleet of one pod, or none: what the judge did before).
+
 The gate's answer each look: NOT APPLICABLE when neither track has the series (the service does
 not export it), when only one track has it once the window is past its grace (a new version
 exporting a new metric, or dropping one: nothing comparable, reported, never a rollback by
@@ -56,10 +64,12 @@ from canaryflow.analysis.alignment import (
 )
 from canaryflow.analysis.catalogue import Buckets, Counts, Evidence
 from canaryflow.analysis.measurement import Judgement, Outcome
+from canaryflow.analysis.query import FLEET
 from canaryflow.analysis.sequential import CountTest
 from canaryflow.analysis.source import Sample, Series
 
 TRACKS = ("canary", "stable")
+"""The compared tracks: the canary and its reference (stable, or a fresh baseline)."""
 REFERENCE_LOOKBACK_S = 600.0
 """How much of stable's history before the window sets a histogram gate's boundary."""
 
@@ -86,7 +96,20 @@ DEFAULT_SCRAPE_S = 15.0
 HISTORY_S = 600.0
 """Stable's history before the release read once, for its pods' over-dispersion."""
 UNIT_SCRAPES = 1.0
-"""Scrapes per unit of stable's pods for the over-dispersion."""
+"""Scrapes per unit of stable's pods for the over-dispersion.
+
+One scrape, about a look: the evidence is checked at every look, so a lump must be weighed
+against the spread of counts over a look, not over a minute. Longer units average a
+quasi-periodic lump out (a pod stalling every 30 s is lumpy per 15 s, hardly per minute) and
+gain a great deal of power, but a stall the canary has and the reference has not yet had
+then reads as evidence. Measured (offline replay, the noisy fleet against a fresh baseline,
+200 releases each; stalls every 30 s): units of 1, 2 and 4 scrapes caught a canary with three
+times the 5xx in 23, 189 and 195 of 200 and rolled back 1, 1 and 0 identical ones (stalls
+every 37 s: 2 and 4 scrapes caught 125 and 162, none rolled back); but in
+``tests/test_evidence_robustness.py``'s harder A/A (alpha 5 %, the canary at 20 %, 200
+releases) 2 and 4 scrapes left the false-rollback rate's upper bound at 6.5 % and 5.8 %, above
+alpha, where one scrape holds it. ``DISPERSION_CONFIDENCE`` is not what holds the rate: its
+point estimate (0.5) caught 24 of 200 and rolled back 2."""
 
 
 def pod_of(labels: Mapping[str, str]) -> str:
@@ -214,8 +237,18 @@ class SequentialGate:
     tests: dict[float | None, CountTest] = field(default_factory=dict)
     """One test per cut (histograms), or one under None (counts)."""
     pending: dict[str, dict[float, float]] = field(default_factory=dict)
-    pending_units: dict[str, list[Sample]] = field(default_factory=dict)
-    """Stable's increments by role since the current dispersion unit began."""
+    pending_units: dict[str, dict[str, list[Sample]]] = field(default_factory=dict)
+    """The reference's and the fleet's increments, by track then role, since the current
+    dispersion unit began."""
+    fleet: bool = False
+    """The over-dispersion is learnt from the stable fleet's pods (``query.FLEET``), not the
+    reference's: a fresh baseline is compared (see the module's docstring)."""
+    window_seconds: float = 0.0
+    """Seconds of looks fed in the current window (the compared pods' load, with ``fleet``)."""
+    window_served: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Requests each compared pod served in the current window, by track then pod."""
+    looked_at: float | None = None
+    """The previous look's time, for a gate whose lines are counted at the look."""
     unit_since: float | None = None
     grace_s: float = 0.0
     """How long into a window one track's missing series is still "collecting"."""
@@ -251,9 +284,19 @@ class SequentialGate:
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
             self.tests[None] = CountTest(tolerance=self.tolerance)
-        for track in TRACKS:
+        for track in self.tracks:
             for role in roles(self.evidence):
                 self.deltas.setdefault((track, role), CounterDeltas())
+
+    @property
+    def tracks(self) -> tuple[str, ...]:
+        """The tracks read: the compared two, and the fleet where it is apart from them."""
+        return (*TRACKS, FLEET) if self.fleet else TRACKS
+
+    @property
+    def dispersion_track(self) -> str:
+        """Whose pods' history and units the over-dispersion is learnt from first."""
+        return FLEET if self.fleet else "stable"
 
     @property
     def started(self) -> bool:
@@ -286,7 +329,8 @@ class SequentialGate:
     def new_window(self) -> None:
         """A new window of the same release: the tests go on, but this window's step must
         show evidence of its own (``required_exposure`` canary requests at its weight)."""
-        self.window_exposure = self.window_reference = 0.0
+        self.window_exposure = self.window_reference = self.window_seconds = 0.0
+        self.window_served = {}
 
     def _cut_at(self, cumulative: Mapping[float, float]) -> None:
         for bound in cut_boundaries(cumulative, self._q):
@@ -325,7 +369,7 @@ class SequentialGate:
         if not self.started:
             for (track, role), deltas in self.deltas.items():
                 start = baseline.get(track, {}).get(role) if baseline is not None else None
-                deltas.start(start if start is not None else now[track].get(role, []))
+                deltas.start(start if start is not None else now.get(track, {}).get(role, []))
             if baseline is None:
                 return Judgement(
                     Outcome.COLLECTING, f"counting {self.evidence.series} from this look on"
@@ -333,17 +377,20 @@ class SequentialGate:
         if self.needs_reference and reference:
             self._cut_at(cumulative_by_le(reference))
         increments = {
-            (track, role): deltas.advance(now[track].get(role, []))
+            (track, role): deltas.advance(now.get(track, {}).get(role, []))
             for (track, role), deltas in self.deltas.items()
         }
-        unit_done = True
+        unit_done, unit_s, look_s = True, None, None
         if at is not None:
             if self.unit_since is None:
                 self.unit_since = at - (elapsed or 0.0)
-            unit_done = at - self.unit_since >= self.unit_span_s
+            unit_s = at - self.unit_since
+            unit_done = unit_s >= self.unit_span_s
             if unit_done:
                 self.unit_since = at
-        self._feed(increments, unit_done)
+            previous = self.looked_at if self.looked_at is not None else at - (elapsed or 0.0)
+            look_s, self.looked_at = at - previous, at
+        self._feed(increments, unit_done, look_s, unit_s)
         return self._judge()
 
     def _missing(self, now: Mapping[str, Mapping[str, Sequence]], elapsed: float | None):
@@ -416,9 +463,9 @@ class SequentialGate:
                     lost = lost_query(series, by_le, instant - self.aligned_at)
                     counted = stamp_selector(series, by_le)
                     reads[f"{prefix}/r0"] = Read(lost, instant, selector=counted)
-            if track == "stable" and not self.history_read:
+            if track == self.dispersion_track and not self.history_read:
                 query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
-                reads[f"stable/{role}/history"] = Read(query, self.aligned_at, series=True)
+                reads[f"{track}/{role}/history"] = Read(query, self.aligned_at, series=True)
         main = self._main_role
         if self.scrape_s is None and ("stable", main) in selectors:
             for seconds in SCRAPE_PROBES_S:
@@ -485,7 +532,7 @@ class SequentialGate:
         # again at the next look, one scrape apart.
         usable = self.scrape_s is None or self.start_span <= self.scrape_s * (1 + 1e-6)
         if not self.counters_started and usable:
-            for track in TRACKS:
+            for track in self.tracks:
                 for role in roles(self.evidence):
                     counters = self.counters.setdefault((track, role), AlignedCounters())
                     counters.start(self._values(answers, f"{track}/{role}/start", self.aligned_at))
@@ -504,7 +551,7 @@ class SequentialGate:
                 "window's start",
             )
         increments = {}
-        for track in TRACKS:
+        for track in self.tracks:
             for role in roles(self.evidence):
                 prefix = f"{track}/{role}/now"
                 values, lost = self._values(answers, prefix, instant), self._lost(answers, prefix)
@@ -516,11 +563,12 @@ class SequentialGate:
                 increments[(track, role)] = self.counters[(track, role)].advance(values, lost, skip)
         if self.unit_since is None:
             self.unit_since = self.aligned_at
-        unit_done = instant - self.unit_since >= self.unit_span_s
+        unit_s = instant - self.unit_since
+        unit_done = unit_s >= self.unit_span_s
         if unit_done:
             self.unit_since = instant
-        self.aligned_at = instant
-        self._feed(increments, unit_done)
+        look_s, self.aligned_at = instant - self.aligned_at, instant
+        self._feed(increments, unit_done, look_s, unit_s)
         return self._judge()
 
     @property
@@ -543,28 +591,35 @@ class SequentialGate:
         return {unit_of(s.labels): s.value for s in lost} if isinstance(lost, list) else {}
 
     def _read_history(self, answers: Mapping[str, object]) -> None:
-        """Stable's pods in ``unit_span_s`` steps before the release: their over-dispersion before
-        the canary took any traffic, so the first looks are not judged as if requests were
-        independent. (A histogram gate without its cuts yet has none to apply it to.)"""
+        """Stable's pods (the fleet's, ``dispersion_track``) in ``unit_span_s`` steps before the
+        release: their over-dispersion before the canary took any traffic, so the first looks
+        are not judged as if requests were independent. (A histogram gate without its cuts yet
+        has none to apply it to.)"""
         self.history_read = True
         if not self.tests:
             return
         by_role = {}
         for role in roles(self.evidence):
-            series = answers.get(f"stable/{role}/history")
+            series = answers.get(f"{self.dispersion_track}/{role}/history")
             by_role[role] = history_steps(series) if isinstance(series, list) else {}
+        seconds = self.unit_span_s if self.fleet else None
         for when in sorted(set().union(*(steps.keys() for steps in by_role.values()))):
-            self._add_dispersion({role: steps.get(when, []) for role, steps in by_role.items()})
+            units = {role: steps.get(when, []) for role, steps in by_role.items()}
+            self._add_dispersion(units, seconds)
 
-    def _add_dispersion(self, stable: Mapping[str, Sequence[Sample]]) -> None:
-        """One interval of stable's pods, as units for each test's over-dispersion."""
+    def _add_dispersion(
+        self, stable: Mapping[str, Sequence[Sample]], seconds: float | None = None
+    ) -> None:
+        """One interval of stable's pods (the fleet's, or the reference's), as units for each
+        test's over-dispersion; ``seconds``: its length, given when the fleet is learnt from
+        (its load then scales ``phi`` to the compared pods')."""
         if isinstance(self.evidence, Counts):
             events = _by_pod(stable.get("events", []))
             exposure = _by_pod(stable.get("exposure", []))
             units = [(events.get(pod, 0.0), n) for pod, n in exposure.items()]
             if self.counted_at_look:
                 units = self._split_by_share(events, exposure)
-            self.tests[None].add_units(units)
+            self.tests[None].add_units(units, seconds)
             return
         pods: dict[str, list[Sample]] = {}
         for sample in stable.get("buckets", []):
@@ -572,7 +627,7 @@ class SequentialGate:
         cumulative = {pod: cumulative_by_le(samples) for pod, samples in pods.items()}
         for bound, test in self.tests.items():
             assert bound is not None
-            test.add_units([slow_and_all(c, bound) for c in cumulative.values()])
+            test.add_units([slow_and_all(c, bound) for c in cumulative.values()], seconds)
 
     def read_shares(self, history: Sequence[Series]) -> None:
         """Stable's pods' requests in ``HISTORY_S`` before the window (``history_query`` of
@@ -606,22 +661,66 @@ class SequentialGate:
             return []
         return [(events.get(pod, 0.0), requests * n / whole) for pod, n in shares.items()]
 
+    def _unit_pods(self) -> Mapping[str, Sequence[Sample]]:
+        """The unit's pods the over-dispersion is learnt from: the fleet's where at least two
+        of them served requests in it, else the reference's own (a fleet of one pod, or none:
+        the reference is all there is)."""
+        fleet = self.pending_units.get(self.dispersion_track, {})
+        role = "exposure" if isinstance(self.evidence, Counts) else "buckets"
+        served = {pod_of(s.labels) for s in fleet.get(role, []) if s.value > 0}
+        if len(served) >= 2:
+            return fleet
+        return self.pending_units.get("stable", {})
+
     @property
     def _q(self) -> float:
         assert isinstance(self.evidence, Buckets)
         return self.evidence.quantile
 
+    def _compared_load(
+        self, increments: Mapping[tuple[str, str], list[Sample]], look_s: float | None
+    ) -> float | None:
+        """The compared pods' load in this window so far, requests per pod per second (the
+        busier track's): what a fleet-learnt ``phi`` is scaled to (``CountTest.dispersion_at``).
+        None where the over-dispersion is learnt from the reference itself."""
+        if not self.fleet or look_s is None or look_s <= 0:
+            return None
+        role = "exposure" if isinstance(self.evidence, Counts) else "buckets"
+        self.window_seconds += look_s
+        loads = []
+        for track in TRACKS:
+            samples = increments.get((track, role), [])
+            if role == "buckets":  # every request is in the +Inf bucket
+                samples = [s for s in samples if s.labels.get("le") in ("+Inf", "inf")]
+            served = self.window_served.setdefault(track, {})
+            for sample in samples:
+                pod = pod_of(sample.labels)
+                served[pod] = served.get(pod, 0.0) + sample.value
+            pods = sum(1 for n in served.values() if n > 0)
+            if pods:
+                loads.append(sum(served.values()) / pods / self.window_seconds)
+        return max(loads) if loads else None
+
     def _feed(
-        self, increments: Mapping[tuple[str, str], list[Sample]], unit_done: bool = True
+        self,
+        increments: Mapping[tuple[str, str], list[Sample]],
+        unit_done: bool = True,
+        look_s: float | None = None,
+        unit_s: float | None = None,
     ) -> None:
-        """Add one look's increments; stable's are also kept for the over-dispersion until
-        ``unit_done`` (a unit spans several scrapes, see ``unit_span_s``)."""
-        for role in roles(self.evidence):
-            self.pending_units.setdefault(role, []).extend(increments[("stable", role)])
+        """Add one look's increments; the reference's (and the fleet's) are also kept for the
+        over-dispersion until ``unit_done`` (a unit spans several scrapes, see
+        ``unit_span_s``). ``look_s``, ``unit_s``: how long the look and the unit lasted (the
+        loads of the compared and the learnt pods, where the fleet is learnt from)."""
+        for track in dict.fromkeys(("stable", self.dispersion_track)):
+            pending = self.pending_units.setdefault(track, {})
+            for role in roles(self.evidence):
+                pending.setdefault(role, []).extend(increments.get((track, role), []))
         if unit_done and (self.tests or isinstance(self.evidence, Counts)):
-            self._add_dispersion(self.pending_units)
+            self._add_dispersion(self._unit_pods(), unit_s if self.fleet else None)
             self.pending_units = {}
             self.unit_seen = True
+        load = self._compared_load(increments, look_s)
         if isinstance(self.evidence, Counts):
             self.window_exposure += total(increments[("canary", "exposure")])
             self.window_reference += total(increments[("stable", "exposure")])
@@ -632,7 +731,7 @@ class SequentialGate:
                 total(increments[("stable", "exposure")]),
             )
             if not self.counted_at_look:
-                self.test.add(*counts)
+                self.test.add(*counts, load=load)
                 return
             # Lines counted as written, requests as last scraped: a look's requests may hold
             # no scrape of the canary's pod, or two. Within a window the weight is fixed, so
@@ -640,7 +739,7 @@ class SequentialGate:
             # a scrape in the window's requests rather than in the look's.
             both = self.window_exposure + self.window_reference
             share = self.window_exposure / both if both > 0 else 0.0
-            self.test.add_at_share(*counts, share)
+            self.test.add_at_share(*counts, share, load)
             return
         for track in TRACKS:
             pending = self.pending.setdefault(track, {})
@@ -656,7 +755,7 @@ class SequentialGate:
         for bound, test in self.tests.items():
             slow_c, all_c = slow_and_all(self.pending["canary"], bound)
             slow_s, all_s = slow_and_all(self.pending["stable"], bound)
-            test.add(slow_c, all_c, slow_s, all_s)
+            test.add(slow_c, all_c, slow_s, all_s, load=load)
         self.window_exposure += self.pending["canary"].get(math.inf, 0.0)
         self.window_reference += self.pending["stable"].get(math.inf, 0.0)
         self.pending = {}

@@ -19,6 +19,11 @@ served while its lines were not read. Where the lines' pods cannot be matched wi
 counters' (a source that gives no pods, names the metrics do not carry), the track is counted
 as one unit, with the requests scaled by the share read, as before: no over-dispersion can be
 estimated from it, and the test stays what it was (``dispersion`` 1).
+
+Against a fresh baseline the reference is one pod or a few, with no spread to learn from: the
+stable fleet's lines (``query.FLEET``, neither canary nor baseline) are then counted by pod
+beside their own requests in the same way, as a third track that is never compared, only
+learnt from (``evidence.SequentialGate.fleet``).
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from canaryflow.analysis.alignment import pod_name
+from canaryflow.analysis.query import FLEET
 from canaryflow.analysis.source import Sample
 
 TRACKS = ("canary", "stable")
+BY_POD = ("stable", FLEET)
+"""The tracks whose lines are matched with their pods' requests (the canary is one unit)."""
 TRACK_UNIT = ""
 """The one pod name of a track whose lines come without pods."""
 
@@ -40,11 +48,12 @@ class LogCounts:
 
     lines: dict[str, dict[str, float]] = field(default_factory=dict)
     """Matching lines by track, then pod (``TRACK_UNIT``: the track's lines without pods)."""
-    by_pod: bool | None = None
-    """Whether the reference's lines are matched with its pods' requests (decided at the
-    first look that could, then kept: the requests fed to the test never change meaning)."""
-    read: set[str] = field(default_factory=set)
-    """The reference pods whose lines and requests were counted at the previous look."""
+    by_pod: dict[str, bool] = field(default_factory=dict)
+    """Per track (the reference, the fleet): whether its lines are matched with its pods'
+    requests (decided at the first look that could, then kept: the requests fed to the test
+    never change meaning)."""
+    read: dict[str, set[str]] = field(default_factory=dict)
+    """Per track, the pods whose lines and requests were counted at the previous look."""
     offsets: dict[tuple[tuple[str, str], ...], float] = field(default_factory=dict)
     """A request series' value when its pod joined the read pods after the first look."""
     looks: int = 0
@@ -65,12 +74,12 @@ class LogCounts:
         reference whose lines come without pods, or with pods its counters do not name, its
         requests scaled by ``share``, the share of its pods read."""
         looked: dict[str, list[Sample]] = {}
-        for track in TRACKS:
+        for track in (*TRACKS, *(t for t in matched if t not in TRACKS)):
             lines = dict(matched.get(track, {}))
             now = list(exposure.get(track, []))
             start = list(exposure_start.get(track, [])) if exposure_start is not None else None
-            if track == "stable" and self._pods_known(lines, now):
-                lines, now, start = self._per_pod(lines, now, start)
+            if track in BY_POD and self._pods_known(track, lines, now):
+                lines, now, start = self._per_pod(track, lines, now, start)
             else:
                 lines = {TRACK_UNIT: sum(lines.values())}
                 scale = share if track == "stable" and 0 < share <= 1 else 1.0
@@ -88,17 +97,18 @@ class LogCounts:
         self.looks += 1
         return looked
 
-    def _pods_known(self, lines: Mapping[str, int], exposure: Sequence[Sample]) -> bool:
-        """Whether the reference's lines are counted per pod: from the first look where some
+    def _pods_known(self, track: str, lines: Mapping[str, int], exposure: Sequence[Sample]) -> bool:
+        """Whether the track's lines are counted per pod: from the first look where some
         pod whose lines were read has requests, for good."""
-        if self.by_pod is None and lines and TRACK_UNIT not in lines:
+        if track not in self.by_pod and lines and TRACK_UNIT not in lines:
             served = {pod_name(s.labels) for s in exposure}
             if set(lines) & served:
-                self.by_pod = True
-        return bool(self.by_pod)
+                self.by_pod[track] = True
+        return self.by_pod.get(track, False)
 
     def _per_pod(
         self,
+        track: str,
         lines: Mapping[str, int],
         exposure: Sequence[Sample],
         start: Sequence[Sample] | None,
@@ -109,14 +119,14 @@ class LogCounts:
         its request counters start at their value now."""
         served = {pod_name(s.labels) for s in exposure}
         pods = set(lines) & served
-        joined = pods - self.read if self.looks else set()
+        joined = pods - self.read.get(track, set()) if self.looks else set()
         for sample in exposure:
             key = _series(sample)
             if pod_name(sample.labels) in joined:
                 self.offsets[key] = sample.value
             elif sample.value < self.offsets.get(key, 0.0):  # reset: counted from 0 on
                 self.offsets.pop(key)
-        self.read = pods
+        self.read[track] = pods
         counted = {pod: (0 if pod in joined else lines[pod]) for pod in pods}
         now = [_less(s, self.offsets) for s in exposure if pod_name(s.labels) in pods]
         if start is not None:

@@ -18,6 +18,12 @@ With a fresh baseline (``analysis.baseline: fresh``, ``canaryflow.platform.split
 the canary is compared with is the baseline, not the fleet: "stable" in a query then means
 ``track="baseline"`` and the Deployment ``<service>-baseline``. The evidence code keeps asking
 for "stable" (the reference); only ``Subject`` knows which pods that is.
+
+A third selection, ``FLEET``, is the stable fleet itself: every pod of the service that is
+neither canary nor baseline (``track!~"canary|baseline"``). It is never compared with the
+canary; the sequential gates read it to estimate the over-dispersion of the service's pods
+(``evidence``), which a one-pod baseline cannot show. Without a fresh baseline it is the
+reference itself (``separate_fleet`` False: nothing more is read).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 TRACKS: tuple[str, str] = ("canary", "stable")
 BASELINE = "baseline"
 """The fresh baseline's track label value, and its Deployment's suffix."""
+FLEET = "fleet"
+"""The stable fleet's pods (neither canary nor baseline): where the over-dispersion is learnt."""
 
 POD_NAME_SUFFIX = "-[a-z0-9]+-[a-z0-9]+"
 """``-<pod-template-hash>-<random suffix>``: what a Deployment's ReplicaSet adds to pod names."""
@@ -54,17 +62,26 @@ class Subject:
     """The reference ("stable") is a fresh baseline: ``track="baseline"``, Deployment
     ``<service>-baseline``."""
 
+    @property
+    def separate_fleet(self) -> bool:
+        """Whether the stable fleet is other pods than the reference (a fresh baseline, as
+        labelled by the track label: a flag's variants have no fleet apart)."""
+        return self.baseline and not self.track_values
+
     def workload(self, track: str) -> str:
         if track == "canary":
             return f"{self.service}-canary"
-        if self.baseline:
+        if self.baseline and track != FLEET:
             return f"{self.service}-{BASELINE}"
         return self.deployment or self.service
 
     def selector(self, track: str) -> str:
         scope = f'app="{self.app or self.service}",namespace="{self.namespace}"'
         if self.track_values:
-            return f'{scope},{self.track_label}="{self.track_values[track]}"'
+            value = self.track_values["stable" if track == FLEET else track]
+            return f'{scope},{self.track_label}="{value}"'
+        if self.separate_fleet and track == FLEET:
+            return f'{scope},{self.track_label}!~"canary|{BASELINE}"'
         if self.baseline and track != "canary":
             return f'{scope},{self.track_label}="{BASELINE}"'
         operator = "=" if track == "canary" else "!="

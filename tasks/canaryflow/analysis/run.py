@@ -32,9 +32,10 @@ from canaryflow.analysis.evidence import (
 )
 from canaryflow.analysis.log_counts import TRACK_UNIT, LogCounts
 from canaryflow.analysis.measurement import Evidence, Judgement, Measurement, Outcome
-from canaryflow.analysis.query import TRACKS, Subject, promql_duration, render
+from canaryflow.analysis.query import FLEET, Subject, promql_duration, render
 from canaryflow.analysis.sequential import AlphaBudget
 from canaryflow.analysis.source import (
+    FleetLogSource,
     LogSource,
     MeasurementError,
     MetricSource,
@@ -420,6 +421,10 @@ class AnalysisRun:
                     canary = _bind(self.logs.canary_pod_lines_since, self._logs_since)
                     stable = _bind(self.logs.stable_pod_lines_since, self._logs_since)
                     calls[f"{gate.name}/logs"], calls[f"{gate.name}/stable-logs"] = canary, stable
+                    if self._sequential_state(gate).fleet:  # learnt from the stable fleet's
+                        assert isinstance(self.logs, FleetLogSource)
+                        fleet = _bind(self.logs.fleet_pod_lines_since, self._logs_since)
+                        calls[f"{gate.name}/fleet-logs"] = fleet
                     queries[gate.name] = self._exposure_calls(gate, calls, window_started)
                     continue
                 if self.logs is not None:
@@ -498,6 +503,11 @@ class AnalysisRun:
                 evidence = METRICS[gate.metric].evidence_for(self.flavour)
                 tolerance = gate.sequential.tolerance if gate.sequential is not None else None
             assert evidence is not None and tolerance is not None
+            # Against a fresh baseline the over-dispersion is learnt from the stable fleet's
+            # pods (``evidence``): for lines only where the logs can be read by its pods.
+            fleet = self.subject.separate_fleet and (
+                gate.logs is None or isinstance(self.logs, FleetLogSource)
+            )
             state = self._sequential[gate.name] = SequentialGate(
                 gate.name,
                 evidence,
@@ -508,6 +518,7 @@ class AnalysisRun:
                 unit_s=self.spec.interval,
                 scrape_s=self.scrape_interval,  # configured or discovered: else the gate probes
                 counted_at_look=gate.logs is not None,  # lines, read as written
+                fleet=fleet,
             )
         return state
 
@@ -522,7 +533,7 @@ class AnalysisRun:
         window = self.query_window
         selectors = {
             (track, role): render(selector(state.evidence, role), self.subject, track, window)
-            for track in TRACKS
+            for track in state.tracks
             for role in roles(state.evidence)
         }
         rendered = {}
@@ -557,18 +568,18 @@ class AnalysisRun:
         comparing logs gate divides each track's matching lines by."""
         state = self._sequential_state(gate)
         rendered = {}
-        for track in ("canary", "stable"):
+        for track in state.tracks:
             query = render(REQUESTS[self.flavour], self.subject, track, self.query_window)
             rendered[f"{track}/exposure"] = query
             calls[f"{gate.name}/{track}/exposure"] = _bind(self.metrics.vector, query)
             if not state.started:
                 at = f"{gate.name}/{track}/exposure@start"
                 calls[at] = _bind(self.metrics.vector, query, window_started)
-            if track == "stable" and not state.shares_read:
-                # Stable's pods' requests before the window: how the lines should split.
+            if track == state.dispersion_track and not state.shares_read:
+                # The learnt pods' requests before the window: how their lines should split.
                 history = history_query(query, False, HISTORY_S, state.unit_span_s)
-                rendered["stable/history"] = history
-                calls[f"{gate.name}/stable/history"] = _bind(
+                rendered["shares/history"] = history
+                calls[f"{gate.name}/shares/history"] = _bind(
                     self.metrics.series, history, window_started
                 )
         return rendered
@@ -585,17 +596,21 @@ class AnalysisRun:
             )
         stable_lines, share = mine["stable-logs"]
         limit = gate.logs
+        read = [("canary", mine["logs"]), ("stable", stable_lines)]
+        if "fleet-logs" in mine:  # the stable fleet's lines, learnt from (never compared)
+            read.append((FLEET, mine["fleet-logs"][0]))
         matched = {
             track: {
                 pod: len(judge.matching_lines(limit, lines))
                 for pod, lines in _pod_lines(found).items()
             }
-            for track, found in (("canary", mine["logs"]), ("stable", stable_lines))
+            for track, found in read
         }
-        exposure = {track: mine.get(f"{track}/exposure") or [] for track in TRACKS}
-        at_start = {track: mine.get(f"{track}/exposure@start") or [] for track in TRACKS}
-        started = any(f"{track}/exposure@start" in mine for track in TRACKS)
-        history = mine.get("stable/history")
+        tracks = self._sequential_state(gate).tracks
+        exposure = {track: mine.get(f"{track}/exposure") or [] for track in tracks}
+        at_start = {track: mine.get(f"{track}/exposure@start") or [] for track in tracks}
+        started = any(f"{track}/exposure@start" in mine for track in tracks)
+        history = mine.get("shares/history")
         if isinstance(history, list):
             self._sequential_state(gate).read_shares(history)
         counts = self._log_counts.setdefault(gate.name, LogCounts())
@@ -609,8 +624,8 @@ class AnalysisRun:
             return Judgement(Outcome.NOT_APPLICABLE, _unshared_reason(state, mine))
         elapsed = self.clock.now() - self._window_started
         if gate.logs is not None:  # lines counted here, requests read at the look: as they are
-            now: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
-            start: dict[str, dict[str, Any]] = {"canary": {}, "stable": {}}
+            now: dict[str, dict[str, Any]] = {track: {} for track in state.tracks}
+            start: dict[str, dict[str, Any]] = {track: {} for track in state.tracks}
             for key, value in mine.items():
                 track, role = key.split("/", 1)
                 if role.endswith("@start"):

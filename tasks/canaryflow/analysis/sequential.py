@@ -26,6 +26,16 @@ per degree of freedom, estimates the over-dispersion ``phi``. The log-likelihood
 divided by ``phi`` (a lump of 200 slow requests weighs as much as ``200 / phi`` independent
 ones), which keeps the A/A false-alarm rate under alpha where requests arrive in lumps per pod.
 With a single stable pod there is nothing to compare and ``phi`` stays 1.
+
+A lump is the requests a pod had in flight when it stalled, so it grows with the pod's load
+while the binomial variance grows with it too, once: the over-dispersion of a busier pod is
+larger. That is the variance function ``mu (1 + kappa mu)`` of the negative binomial (NB2),
+``phi = 1 + kappa mu``. When the pods the over-dispersion is learnt from are not the pods
+compared (the stable fleet's, against a fresh baseline: ``evidence``), each look's evidence is
+divided by ``phi`` at the compared pods' load, ``1 + (phi - 1) x load / learnt load`` (loads
+in requests per pod per second), in load bands (``LOAD_BAND``), since the canary's load grows
+step by step. A look without a load (the reference's own pods learnt from) is divided by
+``phi`` itself, as before.
 """
 
 from __future__ import annotations
@@ -40,6 +50,18 @@ DISPERSION_CONFIDENCE = 0.1
 
 RATIO_GRID: tuple[float, ...] = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0)
 """Alternatives, as multiples of the tolerated ratio; equal prior weight each."""
+LOAD_BAND = 1.25
+"""Looks whose compared loads are within this factor share one ``phi`` (see ``load_band``)."""
+
+
+def load_band(load: float) -> int:
+    """The band of a load (requests per pod per second): bands are ``LOAD_BAND`` wide."""
+    return math.floor(math.log(max(load, 1e-9)) / math.log(LOAD_BAND))
+
+
+def band_load(band: int) -> float:
+    """The top of a load band: its loads' ``phi`` is taken there (the larger, the safer)."""
+    return LOAD_BAND ** (band + 1)
 
 
 def canary_share(ratio: float, exposure_share: float) -> float:
@@ -75,6 +97,12 @@ class CountTest:
     """Pearson's X² of stable's pods about their pooled rate, summed over intervals."""
     dof: float = 0.0
     """Its degrees of freedom: pods minus one, summed over intervals."""
+    unit_exposure: float = 0.0
+    """Exposure of the learnt pods' units given a duration (``add_units``), summed."""
+    unit_pod_seconds: float = 0.0
+    """Those units' pods x seconds: ``unit_exposure`` over it is the learnt pods' load."""
+    banded: dict[int, list[float]] = field(default_factory=dict)
+    """The part of ``log_ratios`` added with a compared load, by load band (``load_band``)."""
 
     def __post_init__(self) -> None:
         if not self.log_ratios:
@@ -90,13 +118,16 @@ class CountTest:
         canary_exposure: float,
         stable_events: float,
         stable_exposure: float,
+        load: float | None = None,
     ) -> None:
         """Counts since the previous look. Events without exposure on both sides carry no
         information about the ratio (a 100 % step: all exposure is the canary's) and are
-        kept in the totals only."""
+        kept in the totals only. ``load``: see ``add_at_share``."""
         exposure = canary_exposure + stable_exposure
         share = canary_exposure / exposure if exposure > 0 else 0.0
-        self.add_at_share(canary_events, canary_exposure, stable_events, stable_exposure, share)
+        self.add_at_share(
+            canary_events, canary_exposure, stable_events, stable_exposure, share, load
+        )
 
     def add_at_share(
         self,
@@ -105,10 +136,13 @@ class CountTest:
         stable_events: float,
         stable_exposure: float,
         share: float,
+        load: float | None = None,
     ) -> None:
         """``add`` with the canary's share of the exposure given rather than taken from
         this look's counts: for events counted as they happen (log lines) beside exposure
-        counted as last scraped, whose share over a look is off by a scrape either way."""
+        counted as last scraped, whose share over a look is off by a scrape either way.
+        ``load``: the compared pods' requests per pod per second in this look, when the
+        over-dispersion is learnt from other pods (its ``phi`` is then taken at this load)."""
         values = (canary_events, canary_exposure, stable_events, stable_exposure)
         if any(not math.isfinite(v) or v < 0 for v in values):
             raise ValueError(f"counts must be finite and non-negative: {values}")
@@ -119,15 +153,20 @@ class CountTest:
         if canary_events + stable_events <= 0 or not 1e-12 < share < 1 - 1e-12:
             return
         null_c, null_s = _log_shares(self.null_ratio, share)
+        banded = None
+        if load is not None and math.isfinite(load) and load > 0:
+            banded = self.banded.setdefault(load_band(load), [0.0] * len(self.grid))
         for index, multiple in enumerate(self.grid):
             alt_c, alt_s = _log_shares(self.null_ratio * multiple, share)
-            self.log_ratios[index] += canary_events * (alt_c - null_c) + stable_events * (
-                alt_s - null_s
-            )
+            ratio = canary_events * (alt_c - null_c) + stable_events * (alt_s - null_s)
+            self.log_ratios[index] += ratio
+            if banded is not None:
+                banded[index] += ratio
 
-    def add_units(self, units: Sequence[tuple[float, float]]) -> None:
+    def add_units(self, units: Sequence[tuple[float, float]], seconds: float | None = None) -> None:
         """Stable's pods over one interval, ``(events, exposure)`` each: their spread about the
-        pooled rate is what binomial noise alone would give, times ``dispersion``."""
+        pooled rate is what binomial noise alone would give, times ``dispersion``.
+        ``seconds``: the interval's length, which makes their load known (``learnt_load``)."""
         usable = [(e, n) for e, n in units if n > 0 and math.isfinite(e) and math.isfinite(n)]
         if len(usable) < 2:
             return
@@ -137,6 +176,24 @@ class CountTest:
             return
         self.chi2 += sum((e - n * rate) ** 2 / (n * rate * (1 - rate)) for e, n in usable)
         self.dof += len(usable) - 1
+        if seconds is not None and math.isfinite(seconds) and seconds > 0:
+            self.unit_exposure += exposure
+            self.unit_pod_seconds += seconds * len(usable)
+
+    @property
+    def learnt_load(self) -> float | None:
+        """Requests per pod per second of the pods the over-dispersion was learnt from."""
+        if self.unit_pod_seconds <= 0 or self.unit_exposure <= 0:
+            return None
+        return self.unit_exposure / self.unit_pod_seconds
+
+    def dispersion_at(self, load: float) -> float:
+        """``phi`` at a compared load (NB2: ``phi - 1`` grows with the load); ``phi`` itself
+        while the learnt pods' load is unknown."""
+        phi, learnt = self.dispersion, self.learnt_load
+        if learnt is None:
+            return phi
+        return 1.0 + (phi - 1.0) * load / learnt
 
     @property
     def dispersion(self) -> float:
@@ -149,9 +206,18 @@ class CountTest:
 
     @property
     def log_evidence(self) -> float:
-        """log of the e-value: the mixture of every alternative's (quasi-)likelihood ratio."""
+        """log of the e-value: the mixture of every alternative's (quasi-)likelihood ratio,
+        each look's divided by ``phi`` at its compared load (``dispersion_at``) where it has
+        one, by ``phi`` itself otherwise."""
         phi = self.dispersion
-        return _logsumexp([r / phi for r in self.log_ratios]) - math.log(len(self.grid))
+        totals = []
+        for index, ratio in enumerate(self.log_ratios):
+            rest = ratio - sum(band[index] for band in self.banded.values())
+            total = rest / phi
+            for key, band in self.banded.items():
+                total += band[index] / self.dispersion_at(band_load(key))
+            totals.append(total)
+        return _logsumexp(totals) - math.log(len(self.grid))
 
     def rejects(self, alpha: float) -> bool:
         return self.log_evidence >= math.log(1 / alpha)

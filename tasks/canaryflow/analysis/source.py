@@ -188,6 +188,18 @@ class PodLogSource(Protocol):
         ...
 
 
+@runtime_checkable
+class FleetLogSource(PodLogSource, Protocol):
+    """A ``PodLogSource`` that also reads the stable fleet's pods while a fresh baseline is
+    the reference: their lines' spread is the over-dispersion a comparing logs gate learns
+    (``query.FLEET``), which a one-pod baseline cannot show."""
+
+    def fleet_pod_lines_since(self, since: float) -> tuple[PodLines, float]:
+        """The stable fleet's lines (pods neither canary nor baseline) written at or after
+        ``since``, by pod, and the share of its pods read."""
+        ...
+
+
 def flat_lines(by_pod: PodLines) -> list[str]:
     """Every pod's lines as one list (pods in name order)."""
     return [line for pod in sorted(by_pod) for line in by_pod[pod]]

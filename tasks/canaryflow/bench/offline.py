@@ -300,6 +300,20 @@ def information_limit_at(
     return information_limit(kl * events_per_s, alpha)
 
 
+def lines_per_request(fleet: Fleet) -> float:
+    """The matching log lines a pod of ``fleet`` writes per request on average, everything
+    that writes them counted (``streams.simulate``): the steady lines, and the stalls' and
+    blips' failed requests that log. The canary of a log fault writes ``log_factor`` times
+    all of them, so this is the rate its information limit starts from. (A new pod's refused
+    dials, a few lines once, are left out: they do not last.)"""
+    lumped = 0.0
+    if fleet.stall_every_s > 0:
+        lumped += fleet.stall_share * fleet.stall_s / fleet.stall_every_s
+    if fleet.blip_every_s > 0:
+        lumped += fleet.blip_share * fleet.blip_s / fleet.blip_every_s
+    return fleet.log_rate + fleet.stall_log_share * lumped
+
+
 def information_limit_s(
     fleet: Fleet, fault: FaultClass, spec: AnalysisSpec, weight: float
 ) -> float:
@@ -310,7 +324,7 @@ def information_limit_s(
     bound of clean data."""
     assert fault.gate is not None, "an A/A class has no fault"
     alpha, tolerance = gate_alpha_and_tolerance(spec, fault.gate)
-    base = fleet.log_rate if fault.gate == "log-errors" else fleet.base_rate
+    base = lines_per_request(fleet) if fault.gate == "log-errors" else fleet.base_rate
     split = split_for(round(weight * 100), fleet.baseline_pods > 0)
     if not split.baseline:
         return information_limit_at(fleet.rps, weight, base, fault.factor, alpha, tolerance)
@@ -370,7 +384,7 @@ AA = FaultClass("A/A (identical canary)")
 BENCH_FAULTS: tuple[FaultClass, ...] = (
     FaultClass("5xx x3 (+2 % over 1 %)", "error-rate", canary_factor=3.0),
     FaultClass("5xx x2 (+1 % over 1 %)", "error-rate", canary_factor=2.0),
-    FaultClass("log lines x3 (+0.4 % of requests)", "log-errors", log_factor=3.0),
+    FaultClass("log lines x3 (every error line)", "log-errors", log_factor=3.0),
     FaultClass("5xx x3, otel flavour", "error-rate", canary_factor=3.0, flavour="otel"),
     FaultClass("5xx x3, grpc flavour", "error-rate", canary_factor=3.0, flavour="grpc"),
 )
@@ -483,7 +497,12 @@ def replay_markdown(result: dict, header: str) -> str:
         "from the same first request). *Noisy, against stable*: the noisy fleet judged "
         "against stable's 4 pods after the default warm-up against stable (one scrape + "
         "30 s = 45 s at the first step, left out of the evidence; `analysis.baseline: "
-        "stable`, or a router that cannot split three ways). Steps 10 → 30 → "
+        "stable`, or a router that cannot split three ways). Against a fresh baseline the "
+        "over-dispersion is learnt from the stable fleet's 4 pods (their 10 min of history "
+        "and their units during the release; their lines too), scaled to the compared pods' "
+        "load. *Log lines x3*: the canary writes three times every matching line (the steady "
+        "ones, its stalls' and blips' and its pool's), so it writes three times its "
+        "reference's lines per request. Steps 10 → 30 → "
         "60 % of 120 s each after any warm-up, interval 10 s, query window 30 s, the gates "
         "error-rate and log-errors at their catalogue defaults (tolerance 20 % and 100 %), "
         "sharing the plan's alpha 0.01 (0.005 each). Faults are present from the canary's "
@@ -520,7 +539,8 @@ def replay_markdown(result: dict, header: str) -> str:
         "caught; fault → decision within 1.5 x information limit + one scrape (15 s) + 1 s. "
         "Information limit: log(1/alpha) / KL of the *configured* fault at the 10 % step "
         "against the tolerated ratio (the conditional binomial the judge tests), with the "
-        "gate's own alpha share and tolerance, against the reference judged (a fresh "
+        "gate's own alpha share and tolerance, for a log class from every line the reference "
+        "writes per request (`lines_per_request`), against the reference judged (a fresh "
         "baseline: only its requests, as few as the canary's), for clean data (stalls and "
         "blips make every test slower). The medians count from the release's start (the "
         "fault's), any warm-up included (45 s against stable, none against a fresh "

@@ -131,8 +131,10 @@ def simulate(
     log_factor: float = 1.0,
 ) -> Recording:
     """One release: ``steps`` of (canary weight, seconds); the canary's bad-event rate is
-    ``canary_factor`` times stable's and its steady log lines ``log_factor`` times (1 and 1:
-    an A/A release)."""
+    ``canary_factor`` times stable's and every error line it writes ``log_factor`` times as
+    likely (1 and 1: an A/A release): the steady lines, its stalls' and blips' lines and its
+    pool's refused dials alike, so a canary at ``log_factor`` 3 writes three times the lines
+    per request its reference does, whatever wrote them."""
     duration = sum(seconds for _, seconds in steps)
     start = -fleet.history_s
     blips: set[int] = set()
@@ -160,7 +162,8 @@ def simulate(
         scrape = born + offset
         event_points, exposure_points = [], []
         lines: list[tuple[float, str]] = []
-        log_rate = fleet.log_rate * (log_factor if track == "canary" else 1.0)
+        lines_factor = log_factor if track == "canary" else 1.0
+        log_rate = fleet.log_rate * lines_factor
         second = math.floor(born)
         while second < duration:
             weight = weight_at(steps, second) if second >= 0 else 0.0
@@ -180,12 +183,13 @@ def simulate(
             if second >= 0:  # log lines only from the release on: what the judge reads
                 texts = ["connection refused"] * poisson(requests * log_rate, rng)
                 texts += ["context deadline exceeded"] * poisson(
-                    lumped * fleet.stall_log_share, rng
+                    lumped * fleet.stall_log_share * lines_factor, rng
                 )
                 if track != "stable" and dialled < fleet.pool_size:
                     dials = min(requests, fleet.pool_size - dialled)
                     dialled += dials
-                    refused = sum(rng.random() < fleet.pool_refused for _ in range(dials))
+                    chance = min(1.0, fleet.pool_refused * lines_factor)
+                    refused = sum(rng.random() < chance for _ in range(dials))
                     texts += ["dial: connection refused, retrying"] * refused
                 lines += [(second + rng.random(), text) for text in texts]
             events += min(requests, bad)
@@ -324,15 +328,17 @@ class RecordedSource:
 
 
 class RecordedLogs:
-    """Both tracks' log lines of a ``Recording`` up to a clock's "now": a ``PodLogSource``,
+    """Both tracks' log lines of a ``Recording`` up to a clock's "now": a ``FleetLogSource``,
     as the live platforms give a comparing logs gate (every stable pod's lines: share 1.0; the
-    fresh baseline's pods' instead where the recording has them, as the platforms do), each
-    pod's apart under the name its counters carry."""
+    fresh baseline's pods' instead where the recording has them, as the platforms do, and then
+    the stable fleet's pods' apart, to learn the over-dispersion from), each pod's apart under
+    the name its counters carry."""
 
     def __init__(self, recording: Recording, clock, clock_start: float = 0.0):
         self.clock, self.clock_start = clock, clock_start
         fresh = any(pod.track == "baseline" for pod in recording.pods)
         sources = {"canary": "canary", "stable": "baseline" if fresh else "stable"}
+        sources["fleet"] = "stable"
         self._pods = {
             track: {pod.name: sorted(pod.lines) for pod in recording.pods if pod.track == source}
             for track, source in sources.items()
@@ -357,6 +363,9 @@ class RecordedLogs:
 
     def stable_pod_lines_since(self, since: float) -> tuple[dict[str, list[str]], float]:
         return self._between("stable", since), 1.0
+
+    def fleet_pod_lines_since(self, since: float) -> tuple[dict[str, list[str]], float]:
+        return self._between("fleet", since), 1.0
 
     def lines_since(self, since: float) -> list[str]:
         return flat_lines(self._between("canary", since))

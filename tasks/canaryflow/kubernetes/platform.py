@@ -691,13 +691,25 @@ class KubernetesPlatform:
         """The application container's lines of up to ``STABLE_LOG_PODS`` stable pods by pod
         name (the fresh baseline's while one runs: the reference), and the share of those pods
         they are (a large fleet is sampled, its requests scaled)."""
-        since_seconds = max(1, math.ceil(time.time() - since))
         baseline = self.api.get(DEPLOYMENT, self.baseline)
         stable = baseline or self.api.get(DEPLOYMENT, self.deployment)
+        tracks = ("baseline",) if baseline is not None else (None, "stable")
+        return self._track_logs_by_pod(stable, tracks, since)
+
+    def fleet_logs_by_pod(self, since: float) -> tuple[dict[str, list[str]], float]:
+        """The stable fleet's lines by pod (up to ``STABLE_LOG_PODS``, never the baseline's):
+        what a comparing logs gate learns the lines' over-dispersion from while a fresh
+        baseline is the reference, and the share of the fleet's pods read."""
+        stable = self.api.get(DEPLOYMENT, self.deployment)
+        return self._track_logs_by_pod(stable, (None, "stable"), since)
+
+    def _track_logs_by_pod(
+        self, stable: Obj | None, tracks: tuple[str | None, ...], since: float
+    ) -> tuple[dict[str, list[str]], float]:
+        since_seconds = max(1, math.ceil(time.time() - since))
         if stable is None:
             return {}, 1.0
         selector = stable["spec"]["selector"].get("matchLabels") or {}
-        tracks = ("baseline",) if baseline is not None else (None, "stable")
         pods = [
             pod
             for pod in self.api.list(POD, selector)

@@ -160,9 +160,30 @@ class PodTrackLogs(TrackLogs):
         return self.platform.stable_logs_by_pod(since)  # type: ignore[attr-defined]
 
 
+@runtime_checkable
+class FleetLogs(Protocol):
+    """A platform that reads the stable fleet's logs pod by pod beside a fresh baseline's."""
+
+    def fleet_logs_by_pod(self, since: float) -> tuple[dict[str, list[str]], float]:
+        """The stable fleet's lines by pod (never the baseline's or the canary's), and the
+        share of its pods read."""
+        ...
+
+
+@dataclass(frozen=True)
+class FleetPodTrackLogs(PodTrackLogs):
+    """``PodTrackLogs`` of a platform that also reads the stable fleet's pods (``FleetLogs``):
+    a comparing logs gate learns the lines' over-dispersion from them against a baseline."""
+
+    def fleet_pod_lines_since(self, since: float) -> tuple[dict[str, list[str]], float]:
+        return self.platform.fleet_logs_by_pod(since)  # type: ignore[attr-defined]
+
+
 def log_source(platform: Platform) -> CanaryLogs:
     """The platform's logs for the analysis: both tracks where it can read stable's, pod by
-    pod where it can tell the pods apart."""
+    pod where it can tell the pods apart (and the stable fleet's pods, where it can)."""
     if isinstance(platform, StableLogs) and isinstance(platform, PodLogs):
+        if isinstance(platform, FleetLogs):
+            return FleetPodTrackLogs(platform)
         return PodTrackLogs(platform)
     return TrackLogs(platform) if isinstance(platform, StableLogs) else CanaryLogs(platform)
