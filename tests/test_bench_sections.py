@@ -61,3 +61,18 @@ def test_a_run_without_bad_releases_renders_no_detection_section():
     titled = with_run_header(healthy, "Run X, commit abc.")
     assert titled.startswith("## Healthy releases: requests failed by weight shifts")
     assert titled.split("\n")[1:4] == ["", "Run X, commit abc.", ""]
+
+
+def test_a_healthy_release_that_was_not_promoted_is_listed_with_the_judges_reason():
+    results = BenchResults(
+        machine={},
+        healthy=[
+            HealthyRelease("promoted", 100, 0, 3),
+            HealthyRelease("rolled-back", 40, 0, 1, "step 0: fail: latency-p95: credibly worse"),
+        ],
+    )
+    [healthy] = render_sections(results)
+    assert "| 1 of 2 |" in healthy
+    assert healthy.endswith("- rolled-back: step 0: fail: latency-p95: credibly worse")
+    [only_promoted] = render_sections(BenchResults(machine={}, healthy=results.healthy[:1]))
+    assert "Not promoted" not in only_promoted

@@ -156,8 +156,16 @@ def _healthy(results: BenchResults) -> str:
             "|---|---|---|---|---|",
             f"| {promoted} of {len(results.healthy)} | {changes} | {requests} | {failed} | "
             f"0 ({_verdict(failed == 0)}) |",
+            *_not_promoted(results.healthy),
         ]
     )
+
+
+def _not_promoted(healthy: list) -> list[str]:
+    """Each healthy release that was not promoted, with the judge's reason: a false rollback
+    is a finding to explain, not a count."""
+    reasons = [f"- {h.phase}: {h.reason}" for h in healthy if h.phase != "promoted"]
+    return ["", "Not promoted:", "", *reasons] if reasons else []
 
 
 def _split(results: BenchResults) -> str:

@@ -39,6 +39,7 @@ from canaryflow.local.router import NginxRouter
 from canaryflow.local.stack import LocalStack
 from canaryflow.plan.load import plan_from_dict
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.release.decision import Phase
 from canaryflow.release.events import EventKind
 from canaryflow.release.flag_run import flag_rollout
 from canaryflow.release.record import Event
@@ -121,6 +122,8 @@ class HealthyRelease:
     requests: int
     failed: int
     weight_changes: int
+    reason: str = ""
+    """Why a healthy release was not promoted (a false rollback to explain), else empty."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ def _healthy_release(stack, artifact) -> HealthyRelease:
         requests=counters.total,
         failed=counters.failed,
         weight_changes=len(record.of_kind(EventKind.WEIGHT_SET)),
+        reason="" if result.phase is Phase.PROMOTED else result.reason,
     )
 
 
