@@ -12,6 +12,8 @@ import io
 import os
 import re
 import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -49,8 +51,8 @@ def run_cli(argv: list[str], cwd: Path) -> Outcome:
     try:
         with (
             mock.patch.object(subprocess.Popen, "__init__", no_process),
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(err),
+            contextlib.redirect_stdout(_OwnThreads(out, sys.stdout)),
+            contextlib.redirect_stderr(_OwnThreads(err, sys.stderr)),
         ):
             try:
                 code = main(argv)
@@ -61,6 +63,26 @@ def run_cli(argv: list[str], cwd: Path) -> Outcome:
     finally:
         os.chdir(previous)
     return Outcome(code, out.getvalue(), err.getvalue(), started)
+
+
+class _OwnThreads(io.TextIOBase):
+    """What the verb (its thread and the threads it starts) writes goes to ``mine``; what a
+    thread already running before it writes (another test's server reporting a dropped
+    connection, ``socketserver``'s dashes) goes on to ``others``: ``redirect_stderr`` swaps
+    the one ``sys.stderr`` of the process, so without this the verb's first line could be
+    another test's."""
+
+    def __init__(self, mine: io.StringIO, others):
+        self.mine, self.others = mine, others
+        self.earlier = {t for t in threading.enumerate() if t is not threading.current_thread()}
+
+    def write(self, text: str) -> int:
+        if threading.current_thread() in self.earlier:
+            return self.others.write(text)
+        return self.mine.write(text)
+
+    def flush(self) -> None:
+        self.others.flush()
 
 
 def snapshot(folder: Path, skip: Path | None = None) -> dict[str, tuple[int, int]]:

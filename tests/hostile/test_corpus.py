@@ -80,3 +80,32 @@ def test_a_flag_file_that_is_not_a_file_is_refused_before_the_rollout_starts(tmp
         outcome = run_cli([*argv, "--prometheus", "http://127.0.0.1:9"], tmp_path)
         assert_refused_well(outcome, message)
         assert "started" not in outcome.stdout, "refused before the rollout began"
+
+
+def test_another_threads_writes_never_reach_the_verbs_captured_stderr(tmp_path):
+    """The harness itself: a server thread of an earlier test in this worker printing
+    ``socketserver``'s 40 dashes must not become the verb's first line (it once did)."""
+    import sys
+    import threading
+    import time
+
+    started, stop = threading.Event(), threading.Event()
+
+    def noisy():
+        started.set()
+        while not stop.is_set():
+            sys.stderr.write("-" * 40 + "\n")
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=noisy, daemon=True)
+    thread.start()
+    started.wait()
+    try:
+        outcome = run_cli(
+            plan_argv("validate", tmp_path / "nowhere.yaml", tmp_path / "out"), tmp_path
+        )
+    finally:
+        stop.set()
+        thread.join()
+    assert outcome.code == 2
+    assert_refused_well(outcome, "No such file or directory")
