@@ -22,25 +22,12 @@ from canaryflow.analysis.sequential import CountTest
 from canaryflow.analysis.source import PodLogSource, Sample
 from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.analysis.statistics import clopper_pearson
-from canaryflow.bench.offline import judge_release
+from canaryflow.bench.offline import NOISY_FLEET, judge_release
 from canaryflow.bench.replay import ReplayClock
 from canaryflow.bench.streams import Fleet, RecordedLogs, simulate
 
-LUMPY = Fleet(
-    stable_pods=4,
-    canary_pods=1,
-    rps=1000.0,
-    scrape_s=15.0,
-    base_rate=0.01,
-    stall_every_s=30.0,
-    stall_share=0.35,
-    blip_every_s=0.0,
-    history_s=600.0,
-    log_rate=0.002,
-    stall_log_share=0.5,
-    pool_size=32,
-    pool_refused=0.1,
-)
+LUMPY = replace(NOISY_FLEET, blip_every_s=0.0, cold_s=0.0)
+"""The replay's noisy fleet without its shared blips and cold start: only the pods' own lumps."""
 """Lumpy pods logging bursts: each stall logs about 40 lines at once on a stable pod."""
 STEADY = replace(LUMPY, stall_every_s=0.0, pool_size=0)
 """The same fleet with independent lines: what a real regression is measured on."""
