@@ -216,6 +216,68 @@ def test_a_stable_deployment_still_rolling_out_is_refused_and_nothing_changes(ap
     assert api_server.writes() == []
 
 
+def rolled_with_old_pods_terminating(server: FakeApiServer, draining_ready: bool) -> set[str]:
+    """Stable rolled to a new template and finished (``kubectl rollout status``: every replica
+    updated and available, ``status.replicas`` counting no old pod), while its old pods are
+    still shutting down (``deletionTimestamp`` set): their names."""
+    server.linger(NAMESPACE, SERVICE)
+    stable = server.get("Deployment", NAMESPACE, SERVICE)
+    stable["spec"]["template"]["metadata"]["annotations"] = {"restartedAt": "now"}
+    AppsV1Api(server.api_client()).replace_namespaced_deployment(SERVICE, NAMESPACE, stable)
+    terminating = {
+        p["metadata"]["name"]: p
+        for p in server.objects("Pod", NAMESPACE)
+        if p["metadata"].get("deletionTimestamp")
+    }
+    if not draining_ready:
+        for name, pod in terminating.items():
+            status = copy.deepcopy(pod["status"])
+            for container in status["containerStatuses"]:
+                container["ready"] = False
+            server.set_pod_status(NAMESPACE, name, status)
+    status = server.get("Deployment", NAMESPACE, SERVICE)["status"]
+    assert (status["replicas"], status["updatedReplicas"], status["availableReplicas"]) == (
+        3,
+        3,
+        3,
+    )
+    assert len(terminating) == 3
+    return set(terminating)
+
+
+@pytest.mark.parametrize(
+    "draining_ready", [True, False], ids=["draining-ready", "draining-unready"]
+)
+@pytest.mark.parametrize("kind", ["gateway-api", "smi", "istio"])
+def test_old_pods_still_terminating_after_a_finished_roll_do_not_stop_the_canary(
+    api_server, kind, draining_ready
+):
+    """A rollout is complete as ``kubectl rollout status`` judges it (k8s.io/kubectl
+    ``pkg/polymorphichelpers/rollout_status.go``, ``DeploymentStatusViewer.Status``), whatever
+    pods are still terminating: ``deploy-canary`` starts, and stable's share goes to the new
+    ReplicaSet's pods, never to one that is shutting down."""
+    extra = [copy.deepcopy(VIRTUAL_SERVICE)] if kind == "istio" else []
+    seed_app_only(api_server, *extra)
+    terminating = rolled_with_old_pods_terminating(api_server, draining_ready)
+
+    make_platform(api_server, kind).deploy_canary(V2)
+
+    assert api_server.get("Deployment", NAMESPACE, CANARY) is not None
+    if kind == "istio":
+        rule = api_server.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")
+        stable_labels = rule["spec"]["subsets"][0]["labels"]
+        behind_stable = [
+            p
+            for p in api_server.objects("Pod", NAMESPACE)
+            if stable_labels.items() <= p["metadata"]["labels"].items()
+        ]
+    else:
+        behind_stable = selected(api_server, STABLE)
+    names = {p["metadata"]["name"] for p in behind_stable}
+    assert len(names) == 3 and not names & terminating
+    assert all(ready(p) and not is_canary(p) for p in behind_stable)
+
+
 def test_a_service_named_like_the_owned_one_that_is_the_users_is_refused(api_server):
     theirs = copy.deepcopy(STABLE_SERVICE)
     theirs["metadata"]["name"] = STABLE

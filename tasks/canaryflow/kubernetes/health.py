@@ -139,6 +139,15 @@ def pod_ready(pod: Obj) -> bool:
     return bool(statuses) and all(c.get("ready") for c in statuses)
 
 
+def terminating(pod: Obj) -> bool:
+    """The pod is being deleted (``metadata.deletionTimestamp``): it is leaving, whatever its
+    readiness while it drains. The ReplicaSet controller counts only the other, active pods
+    (``controller.FilterActivePods``, pkg/controller/controller_utils.go), so a Deployment's
+    ``status.replicas`` leaves it out, and ``kubectl rollout status`` calls a rollout complete
+    with old pods still terminating."""
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
 def stuck_containers(pods: list[Obj]) -> list[str]:
     """``pod/container: Reason (message)`` for every container that will not come up alone."""
     stuck = []
