@@ -27,8 +27,16 @@ from test_kubernetes_platform import FAST_RETRY, V2, make_platform
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.errors import InputError, PlatformError
-from canaryflow.kubernetes.platform import KubernetesPlatform, Timeouts
+from canaryflow.kubernetes.from_plan import platform_for
+from canaryflow.kubernetes.platform import (
+    EXIT_MARGIN_S,
+    TERMINATION_GRACE_S,
+    KubernetesPlatform,
+    Timeouts,
+)
 from canaryflow.kubernetes.routers import make_router
+from canaryflow.kubernetes.stable_record import recorded
+from canaryflow.plan.model import ReleasePlan
 from canaryflow.platform.state import Phase
 from canaryflow.release.windows import AnalysisWindows
 
@@ -336,7 +344,9 @@ def test_istios_stable_subset_follows_a_stable_rolled_during_the_release(api_ser
 # -- a promotion that fails after stable rolled: the old ReplicaSet must come back first --------
 
 
-def interrupted_in_the_drain(server: FakeApiServer) -> KubernetesPlatform:
+def interrupted_in_the_drain(
+    server: FakeApiServer, termination_grace_s: float = TERMINATION_GRACE_S
+) -> KubernetesPlatform:
     """A gateway-api platform whose promote is stopped (SIGTERM: ``argo stop``) in the drain,
     after stable rolled out the promoted image (its old pods are gone); from then on stable's
     pods come up Pending, as a kubelet starting containers reports them."""
@@ -353,7 +363,12 @@ def interrupted_in_the_drain(server: FakeApiServer) -> KubernetesPlatform:
         SERVICE,
         router,
         canary_replicas=2,
-        timeouts=Timeouts(verify_weight_s=1, canary_scale_s=1, poll_s=0.02),
+        timeouts=Timeouts(
+            verify_weight_s=1,
+            canary_scale_s=1,
+            poll_s=0.02,
+            termination_grace_s=termination_grace_s,
+        ),
         retry=FAST_RETRY,
         drain_s=1,
         sleep=sigterm,
@@ -463,6 +478,81 @@ def test_a_stable_that_cannot_come_back_in_time_fails_loudly_with_the_canary_at_
         "pod-template-hash" not in api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
     )
     assert any(map(ready, selected(api_server, STABLE)))
+
+
+def test_an_interrupted_promotion_restores_no_longer_than_the_pods_termination_grace(api_server):
+    """SIGTERM, then SIGKILL once the pod's ``terminationGracePeriodSeconds`` is over: the
+    restore after the signal ends inside that grace although the Deployment's progress
+    deadline is far later. What it leaves is safe (the canary at 0, stable's share on ready
+    pods) and still recorded, so the exit handler's ``rollback`` finishes the restore."""
+    seed_app_only(api_server)
+    AppsV1Api(api_server.api_client()).patch_namespaced_deployment(
+        SERVICE, NAMESPACE, {"spec": {"progressDeadlineSeconds": 60}}
+    )
+    platform = interrupted_in_the_drain(api_server, termination_grace_s=EXIT_MARGIN_S + 0.5)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
+    watch = EmptySelections()
+    api_server.observe = watch
+
+    with pytest.raises(PlatformError) as failure:
+        platform.promote(V2)
+
+    message = str(failure.value)
+    assert message.startswith("promotion failed (interrupted) and stable could not be fully")
+    assert "did not roll back to the recorded template within the task pod's termination" in message
+    assert "run `canaryflow rollback`" in message
+    progressing = api_server.get("Deployment", NAMESPACE, SERVICE)["status"]["conditions"][0]
+    assert progressing["reason"] != "ProgressDeadlineExceeded"  # ended before the deadline
+    assert watch.seen == []
+    assert managed_refs(api_server)[1] == {"name": CANARY, "port": 80, "weight": 0}
+    assert any(map(ready, selected(api_server, STABLE)))
+    assert recorded(api_server.get("Deployment", NAMESPACE, CANARY)) is not None  # kept
+
+    for pod in api_server.objects("Pod", NAMESPACE):  # the kubelet starts the restored pods
+        if not ready(pod):
+            report_ready(api_server, pod)
+    make_platform(api_server, "gateway-api").rollback()  # the exit handler, in its own pod
+
+    assert watch.seen == []
+    assert managed_refs(api_server) == [{"name": SERVICE, "port": 80}]
+    behind_users_service = selected(api_server, SERVICE)
+    assert len(behind_users_service) == 3
+    assert all(
+        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE
+        for p in behind_users_service
+    )
+    assert before["pod-template-hash"] in {
+        p["metadata"]["labels"]["pod-template-hash"] for p in behind_users_service
+    }
+
+
+@pytest.mark.parametrize(
+    ("environ", "grace"),
+    [({}, TERMINATION_GRACE_S), ({"CANARYFLOW_TERMINATION_GRACE_S": "90"}, 90.0)],
+    ids=["default", "configured"],
+)
+def test_the_termination_grace_is_the_default_unless_the_task_pod_names_its_own(
+    api_server, environ, grace
+):
+    plan = ReleasePlan.model_validate({"service": {"name": SERVICE, "namespace": NAMESPACE}})
+
+    platform = platform_for(plan, api_server.api_client(), environ)
+
+    assert platform.timeouts.termination_grace_s == grace
+
+
+@pytest.mark.parametrize("value", ["thirty", "-1", "nan", "inf"])
+def test_a_termination_grace_that_is_no_number_of_seconds_is_refused(api_server, value):
+    plan = ReleasePlan.model_validate({"service": {"name": SERVICE, "namespace": NAMESPACE}})
+
+    with pytest.raises(InputError) as refused:
+        platform_for(plan, api_server.api_client(), {"CANARYFLOW_TERMINATION_GRACE_S": value})
+
+    assert str(refused.value).startswith(
+        f"CANARYFLOW_TERMINATION_GRACE_S: {value!r} is not a number of seconds"
+    )
 
 
 # -- a stable rolled mid-window: followed within a round ---------------------------------------
