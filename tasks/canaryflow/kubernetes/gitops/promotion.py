@@ -17,7 +17,9 @@ would still name the old image. Instead:
    the release fails with "gitops promotion not observed": never a promotion claimed on an
    image nobody saw running. A merge request still open then is closed ("gitops promotion
    not merged"): merged later, it would roll the digest out to every pod with no canary
-   left to compare and nobody watching; to promote that version, release it again.
+   left to compare and nobody watching; to promote that version, release it again. Once the
+   request is closed unmerged (by a reviewer or by us) its branch is deleted while it is still
+   at the commit we pushed, as when the forge refuses to open the request.
 """
 
 from __future__ import annotations
@@ -136,7 +138,8 @@ class GitOpsPromotion:
                 left = self.remove_branch(change)
                 if isinstance(error, Exception):
                     raise PlatformError(
-                        f"gitops merge request not opened: {error}; {left}"
+                        f"gitops merge request not opened: {error}; {left}; stable and the "
+                        "canary unchanged"
                     ) from error
                 raise
             where = request.url or f"{forge.provider} merge request {request.number}"
@@ -148,7 +151,7 @@ class GitOpsPromotion:
         stable = platform.api.get(DEPLOYMENT, platform.service)
         if pending is not None:
             if request is not None and merge != "merged":
-                message = self.withdraw(platform, artifact, request, merge)
+                message = self.withdraw(artifact, request, merge, change)
             else:
                 message = (
                     f"{NOT_OBSERVED}: deployment {platform.namespace}/{platform.service} did "
@@ -165,12 +168,15 @@ class GitOpsPromotion:
 
     def withdraw(
         self,
-        platform: KubernetesPlatform,
         artifact: Artifact,
         request: MergeRequest,
         merge: State | None,
+        change: GitChange,
     ) -> str:
-        """Close the merge request nobody merged in time; what happened, for the release."""
+        """Close the merge request nobody merged in time; once it is closed (by a reviewer or
+        by us) the branch pushed for it goes too (``remove_branch``), as when the forge
+        refused to open it: a closed request is not reopened on a deleted branch. What
+        happened, for the release."""
         assert self.forge is not None
         name = request.url or f"merge request {request.number}"
         left = (
@@ -178,7 +184,8 @@ class GitOpsPromotion:
             f"release {artifact.version} again to promote it"
         )
         if merge == "closed":
-            return f"{NOT_MERGED}: {name} was closed without merging; {left}"
+            branch = self.remove_branch(change)
+            return f"{NOT_MERGED}: {name} was closed without merging; {branch}; {left}"
         try:
             self.forge.close(request)
         except ForgeError as error:
@@ -187,15 +194,17 @@ class GitOpsPromotion:
                 f"not be closed ({error}): close it by hand, merged now it would promote "
                 f"{artifact.version} with no canary; {left}"
             )
+        branch = self.remove_branch(change)
         return (
             f"{NOT_MERGED}: {name} was not merged within {self.spec.timeout:g}s, so canaryflow "
-            f"closed it; {left}"
+            f"closed it; {branch}; {left}"
         )
 
     def remove_branch(self, change: GitChange) -> str:
-        """The branch pushed for a merge request that was never opened goes again (while it
-        is still at the pushed commit): nobody would review it, and merged later by hand it
-        would promote with no canary. What happened, for the message."""
+        """The branch pushed for a merge request that was never opened, or was closed
+        unmerged, goes again (while it is still at the pushed commit): nobody would review
+        it, and merged later by hand it would promote with no canary. What happened, for the
+        message."""
         assert change.commit is not None
         where = f"{self.repository} {change.branch}"
         try:
@@ -205,7 +214,7 @@ class GitOpsPromotion:
             return f"the branch pushed for it could not be deleted ({error}): delete {where}"
         if not deleted:
             return f"the branch {where} moved on since the push, so it was left as it is"
-        return f"the branch {where} pushed for it was deleted; stable and the canary unchanged"
+        return f"the branch {where} pushed for it was deleted"
 
     def merge_request_forge(self) -> Forge | None:
         """The forge client when the plan asks for a merge request through its API; InputError
