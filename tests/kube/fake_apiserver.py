@@ -253,8 +253,8 @@ class FakeApiServer:
                 self._logs.setdefault(key, []).append(entry)
 
     def linger(self, namespace: str, deployment: str) -> None:
-        """The pods this Deployment's rollouts replace stay, shutting down, until
-        ``finish_termination``: ``metadata.deletionTimestamp`` and
+        """The pods this Deployment's rollouts replace stay, shutting down (for good: the
+        kubelet never finishes): ``metadata.deletionTimestamp`` and
         ``deletionGracePeriodSeconds`` set, as the API server marks a pod it has been asked to
         delete while the kubelet runs its ``terminationGracePeriodSeconds``. Their status is
         left as it was (a draining container may still pass its readiness probe). The
@@ -263,12 +263,6 @@ class FakeApiServer:
         ``status.replicas`` is "non-terminated pods targeted by this deployment"."""
         with self._lock:
             self._lingering.add((namespace, deployment))
-
-    def finish_termination(self, namespace: str, deployment: str) -> None:
-        """The kubelet is done: this Deployment's terminating pods are gone."""
-        with self._lock:
-            for pod in self._terminating_of(namespace, deployment):
-                self._drop_pod(namespace, pod["metadata"]["name"])
 
     def unbind(self, namespace: str, deployment: str) -> None:
         """The Deployment's pods are not yet scheduled to a node (no ``spec.nodeName``)."""
