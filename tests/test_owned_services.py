@@ -6,6 +6,7 @@ request meets an empty selection, at promotion or when a promotion fails."""
 from __future__ import annotations
 
 import copy
+import json
 import threading
 
 import pytest
@@ -22,7 +23,7 @@ from kube.fixtures import (
 )
 from kubernetes.client import AppsV1Api
 from test_analysis_run import SteppingClock, TableSource, healthy, spec
-from test_kubernetes_platform import FAST_RETRY, V2, make_platform
+from test_kubernetes_platform import FAST_RETRY, V2, canary_weight_written, make_platform
 
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.run import AnalysisRun
@@ -526,6 +527,58 @@ def test_an_interrupted_promotion_restores_no_longer_than_the_pods_termination_g
     assert before["pod-template-hash"] in {
         p["metadata"]["labels"]["pod-template-hash"] for p in behind_users_service
     }
+
+
+def test_a_sigterm_while_stable_rolls_out_takes_the_canary_off_before_restoring_stable(
+    api_server,
+):
+    """``argo stop`` (a real SIGTERM, turned into an interrupt as the CLI does) while stable
+    rolls the promoted image out: the first write after it sets the canary's weight to 0,
+    and only then does stable's template go back; the restore completes and the process exits
+    as interrupted (130)."""
+    import os
+    import signal
+
+    from canaryflow.cli import _sigterm_as_interrupt
+
+    seed_app_only(api_server)
+    AppsV1Api(api_server.api_client()).patch_namespaced_deployment(
+        SERVICE, NAMESPACE, {"spec": {"progressDeadlineSeconds": 60}}
+    )
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    api_server.set_rollout(NAMESPACE, SERVICE, "unready")  # the promoted pods never get ready
+    rolling = threading.Event()
+    signalled_at: list[int] = []
+
+    def watch(server: FakeApiServer, request: RecordedRequest) -> None:
+        body = json.dumps(request.body or {})
+        if request.kind == "Deployment" and request.name == SERVICE and V2.image in body:
+            rolling.set()
+
+    def argo_stop() -> None:
+        if rolling.wait(60):
+            signalled_at.append(len(api_server.requests))
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    api_server.observe = watch
+    stopper = threading.Thread(target=argo_stop, daemon=True)
+    stopper.start()
+    with _sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+        platform.promote(V2)
+    stopper.join()
+
+    (mark,) = signalled_at
+    writes = [r for r in api_server.requests[mark:] if r.method != "GET" and r.status < 400]
+    canary_off = next(i for i, r in enumerate(writes) if canary_weight_written(r) == 0)
+    stable_back = next(
+        i for i, r in enumerate(writes) if r.kind == "Deployment" and r.name == SERVICE
+    )
+    assert canary_off < stable_back
+    stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+    assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == STABLE_IMAGE
+    assert platform.current_state().phase == Phase.PROMOTION_FAILED
 
 
 @pytest.mark.parametrize(

@@ -422,10 +422,11 @@ class KubernetesPlatform:
         available again (``_reselect_stable``).
 
         After a signal the pod is killed at the end of its termination grace, which may come
-        long before the Deployment's progress deadline: nothing waits past ``until`` (a
-        ``time.monotonic()``). What is not done by then is left safe (the canary at 0, stable's
-        share on every ready pod of the service) and reported; the record stays on the canary
-        Deployment, so the exit handler's ``rollback`` restores the rest."""
+        long before the Deployment's progress deadline: the canary's weight goes to 0 first
+        (stable's share is still on every ready pod of the service, as the promotion widened
+        it), then stable's template, and nothing waits past ``until`` (a
+        ``time.monotonic()``). What is not done by then is left safe and reported; the record
+        stays on the canary Deployment, so the exit handler's ``rollback`` restores the rest."""
         problems = []
 
         def safe() -> None:
@@ -434,9 +435,9 @@ class KubernetesPlatform:
                 None if left is None else min(self.timeouts.verify_weight_s, left)
             )
 
+        roll_back = (lambda: self._roll_stable_back(record), safe)
         steps = (
-            lambda: self._roll_stable_back(record),
-            safe,
+            *(roll_back if until is None else reversed(roll_back)),  # a signal: traffic first
             lambda: self._reselect_stable(record, version, until),
         )
         for step in steps:
