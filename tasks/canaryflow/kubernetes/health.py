@@ -56,7 +56,10 @@ class RolloutProgress:
         above ``updatedReplicas``, ``availableReplicas`` not below ``updatedReplicas``): the
         controller observed the latest spec, every replica updated, no old pod pending
         termination, and every updated replica *available* (ready for ``minReadySeconds``),
-        not merely ready. The timed-out case is ``timed_out``, which callers report."""
+        not merely ready. "Pending termination" is kubectl's word for an old replica still
+        counted in ``status.replicas``; a pod already being deleted is not counted there
+        (``terminating``), so old pods still draining after a roll leave it done. The
+        timed-out case is ``timed_out``, which callers report."""
         old_pods_left = self.pods is not None and self.pods > self.updated
         return (
             self.observed
