@@ -489,7 +489,7 @@ class FakeApiServer:
         obj = self._read(api_version, plural, namespace, name)
         del self._store[(api_version, plural, namespace, name)]
         if plural == "deployments":
-            self._set_pods(namespace, name, [], cascade=True)
+            self._set_pods(namespace, name, [])  # the garbage collector deletes its pods
         return {
             "apiVersion": "v1",
             "kind": "Status",
@@ -630,14 +630,13 @@ class FakeApiServer:
             and obj["metadata"]["annotations"]["fake.dev/deployment"] == deployment
         ]
 
-    def _set_pods(
-        self, namespace: str, deployment: str, pods: list[Obj], cascade: bool = False
-    ) -> None:
+    def _set_pods(self, namespace: str, deployment: str, pods: list[Obj]) -> None:
         """The Deployment's active pods become ``pods``; those that go are deleted at once, or
-        (``linger``, unless the Deployment itself is deleted) left terminating. A terminating
-        pod whose name a new pod takes (the fake names pods by template) is gone."""
+        (``linger``) left terminating, also when the Deployment itself was deleted (the
+        garbage collector deletes its pods gracefully, ``propagationPolicy: Background``). A
+        terminating pod whose name a new pod takes (the fake names pods by template) is gone."""
         names = {pod["metadata"]["name"] for pod in pods}
-        linger = (namespace, deployment) in self._lingering and not cascade
+        linger = (namespace, deployment) in self._lingering
         for pod in self._pods_of(namespace, deployment):
             name = pod["metadata"]["name"]
             if linger and name not in names:
@@ -648,7 +647,7 @@ class FakeApiServer:
             else:
                 self._drop_pod(namespace, name)
         for pod in self._terminating_of(namespace, deployment):
-            if cascade or pod["metadata"]["name"] in names:
+            if pod["metadata"]["name"] in names:
                 self._drop_pod(namespace, pod["metadata"]["name"])
         for pod in pods:
             pod["metadata"]["annotations"]["fake.dev/deployment"] = deployment

@@ -39,6 +39,7 @@ from canaryflow.kubernetes.health import (
     pod_ready,
     progress_deadline_s,
     rollout_progress,
+    terminating,
 )
 from canaryflow.kubernetes.resources import DEPLOYMENT, HPA, POD, SERVICE
 from canaryflow.kubernetes.retry import DEFAULT_RETRY, RetryPolicy
@@ -1061,7 +1062,10 @@ class KubernetesPlatform:
             self.api.delete(SERVICE, self.owned_stable)
 
     def _canary_pods(self) -> list[Obj]:
-        return self.api.list(POD, {objects.TRACK_LABEL: "canary", **self._canary_identity()})
+        """The canary's pods, not those being deleted: a rolled-back canary's pods carry the
+        same track and identity while they terminate, and must not judge the next one."""
+        selector = {objects.TRACK_LABEL: "canary", **self._canary_identity()}
+        return [pod for pod in self.api.list(POD, selector) if not terminating(pod)]
 
     def _canary_identity(self) -> dict[str, str]:
         """The identity the canary Deployment was given (its selector, less the track and
