@@ -199,6 +199,30 @@ def test_a_merge_request_closed_by_a_reviewer_ends_the_wait_without_closing_it_a
     assert api_server.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_promotion_stopped_while_it_waits_for_the_merge_closes_the_request_and_its_branch(
+    api_server, daemon, credentials, provider
+):
+    """``argo stop`` while promote waits for a reviewer: the exit handler's rollback removes
+    the canary, so the request must not stay open to be merged later with no canary."""
+    plan = mr_plan(provider, timeout="10m")
+    with forge_standin(daemon, provider, "never") as forge, argocd(api_server, daemon, plan):
+        platform = mr_platform(api_server, daemon, plan, forge, credentials)
+        platform.deploy_canary(V2)
+
+        def sigterm(seconds: float) -> None:
+            raise KeyboardInterrupt("signal 15")
+
+        platform.gitops.sleep = sigterm
+        with pytest.raises(KeyboardInterrupt):
+            platform.promote(V2)
+
+    (request,) = forge.requests
+    assert request.state == "closed"
+    assert not branch_exists(daemon, BRANCH)
+    assert stable_image(api_server) == STABLE_IMAGE
+
+
 def test_a_closed_requests_branch_someone_pushed_to_is_left_as_it_is(
     api_server, daemon, credentials
 ):

@@ -19,7 +19,9 @@ would still name the old image. Instead:
    not merged"): merged later, it would roll the digest out to every pod with no canary
    left to compare and nobody watching; to promote that version, release it again. Once the
    request is closed unmerged (by a reviewer or by us) its branch is deleted while it is still
-   at the commit we pushed, as when the forge refuses to open the request.
+   at the commit we pushed, as when the forge refuses to open the request. A promote stopped
+   while it waits (SIGTERM: ``argo stop``) closes an open request and deletes its branch the
+   same way, since the exit handler then removes the canary.
 """
 
 from __future__ import annotations
@@ -146,7 +148,12 @@ class GitOpsPromotion:
             if canary is not None:
                 platform.event(canary, "GitOpsMergeRequestOpened", f"{artifact.version}: {where}")
         _, digest = split_reference(image)
-        pending, merge = self.wait_observed(platform, digest, request)
+        try:
+            pending, merge = self.wait_observed(platform, digest, request)
+        except BaseException:  # SIGTERM (argo stop), an error: the canary goes, the request too
+            if request is not None:
+                self.abandon(request, change)
+            raise
         platform.retire_canary()
         stable = platform.api.get(DEPLOYMENT, platform.service)
         if pending is not None:
@@ -199,6 +206,23 @@ class GitOpsPromotion:
             f"{NOT_MERGED}: {name} was not merged within {self.spec.timeout:g}s, so canaryflow "
             f"closed it; {branch}; {left}"
         )
+
+    def abandon(self, request: MergeRequest, change: GitChange) -> None:
+        """The wait for the merge ended early (SIGTERM, an error): the exit handler's rollback
+        removes the canary, so a request left open, merged later, would promote with none.
+        It is closed (unless merged meanwhile) and its branch deleted, as ``withdraw`` does;
+        what fails is logged, never raised over the cause."""
+        assert self.forge is not None
+        try:
+            state = self.forge.state(request)
+            if state == "merged":
+                return
+            if state != "closed":
+                self.forge.close(request)
+        except ForgeError as error:
+            log.warning("merge request %s left open: %s: close it by hand", request.number, error)
+            return
+        log.warning("merge request %s closed; %s", request.number, self.remove_branch(change))
 
     def remove_branch(self, change: GitChange) -> str:
         """The branch pushed for a merge request that was never opened, or was closed
