@@ -150,10 +150,12 @@ class CounterDeltas:
 
     def advance(self, samples: Sequence[Sample]) -> list[Sample]:
         """Increments since the previous look. A series first seen now counted from 0 (a
-        labelled counter is born at its first event); a smaller value is a reset."""
+        labelled counter is born at its first event); a smaller value is a reset. A series
+        missing from this look (a failed scrape: stale) keeps its last value, so that it is
+        not "first seen" again, its whole count new, when it returns."""
         previous = self.last or {}
         increments = []
-        current = {}
+        current = dict(previous)
         for sample in samples:
             if not math.isfinite(sample.value):
                 continue
