@@ -150,10 +150,12 @@ class CounterDeltas:
 
     def advance(self, samples: Sequence[Sample]) -> list[Sample]:
         """Increments since the previous look. A series first seen now counted from 0 (a
-        labelled counter is born at its first event); a smaller value is a reset."""
+        labelled counter is born at its first event); a smaller value is a reset. A series
+        missing from this look (a failed scrape: stale) keeps its last value, so that it is
+        not "first seen" again, its whole count new, when it returns."""
         previous = self.last or {}
         increments = []
-        current = {}
+        current = dict(previous)
         for sample in samples:
             if not math.isfinite(sample.value):
                 continue
@@ -270,6 +272,10 @@ class SequentialGate:
     """Canary requests fed to the tests in the current window (its own positive evidence)."""
     window_reference: float = 0.0
     """The reference track's requests in the current window (none at a 100 % step)."""
+    window_looks: int = 0
+    """Looks whose increments were fed in the current window."""
+    window_counted_s: float = 0.0
+    """Seconds those looks spanned, where known (what ``_idle`` says a window counted)."""
     counted_at_look: bool = False
     """The events are counted at the look (a comparing logs gate's matching lines), not
     scraped: see ``_add_dispersion`` and ``awaits_dispersion``."""
@@ -330,6 +336,7 @@ class SequentialGate:
         """A new window of the same release: the tests go on, but this window's step must
         show evidence of its own (``required_exposure`` canary requests at its weight)."""
         self.window_exposure = self.window_reference = self.window_seconds = 0.0
+        self.window_looks, self.window_counted_s = 0, 0.0
         self.window_served = {}
 
     def _cut_at(self, cumulative: Mapping[float, float]) -> None:
@@ -721,6 +728,8 @@ class SequentialGate:
             self.pending_units = {}
             self.unit_seen = True
         load = self._compared_load(increments, look_s)
+        self.window_looks += 1
+        self.window_counted_s += look_s or 0.0
         if isinstance(self.evidence, Counts):
             self.window_exposure += total(increments[("canary", "exposure")])
             self.window_reference += total(increments[("stable", "exposure")])
@@ -840,7 +849,7 @@ class SequentialGate:
             return Judgement(
                 Outcome.COLLECTING,
                 f"{shown}: collecting, {served:.0f} of "
-                f"{self.required_exposure:.0f} canary requests{where}",
+                f"{self.required_exposure:.0f} canary requests{where}{self._idle()}",
                 detail=detail,
                 **numbers,
             )
@@ -863,6 +872,26 @@ class SequentialGate:
         e-process at any stopping time), and a stable that logs nothing in that unit leaves
         it at 1: nothing lumpy was seen."""
         return self.counted_at_look and not self.unit_seen and self.test.dof <= 0
+
+    def _idle(self) -> str:
+        """Why a window counted no canary request at all, when its looks say: nobody sent
+        the service any (both tracks idle: the users' traffic stopped, not the canary), or
+        the reference served while the canary did not (the canary is not serving its share:
+        dead, hung, or its scrape failing). Counted from the window's looks only, so a
+        window whose first look is still waiting for samples says nothing yet."""
+        if self.window_exposure > 0 or self.window_looks == 0:
+            return ""
+        counted = self.window_counted_s
+        seconds = f"{counted:.0f}s" if counted > 0 else f"{self.window_looks} looks"
+        if self.window_reference <= 0:
+            return (
+                f": neither the canary nor the reference served a request in {seconds} of "
+                "this window (no traffic reaching the service?)"
+            )
+        return (
+            f": the canary served none of the {self.window_reference:.0f} requests the "
+            f"reference served in {seconds} of this window (is the canary serving?)"
+        )
 
     def _no_stable_traffic(self) -> str:
         return (

@@ -390,6 +390,26 @@ BENCH_FAULTS: tuple[FaultClass, ...] = (
 )
 
 
+def replay_seed(seed: int, number: int, index: int, fault: FaultClass) -> int:
+    """The seed of class ``index`` of ``(AA, *BENCH_FAULTS)`` on fleet ``number``: its own,
+    but a class that differs from a ``go`` class only by its flavour replays that class's
+    recordings. Its row then differs from the go row only if the flavour's selectors read
+    other counts, which is what it is there to show. Seeded on their own (before), the otel
+    and grpc rows of 40 releases caught 0 and 3 beside go's 7 (main at 3201dc2), which read
+    as a flavour gap; judged on the same recordings, all three caught 7, 0 and 3 alike."""
+    twin = next(
+        (
+            position
+            for position, other in enumerate((AA, *BENCH_FAULTS))
+            if other.flavour == "go"
+            and (other.gate, other.canary_factor, other.log_factor)
+            == (fault.gate, fault.canary_factor, fault.log_factor)
+        ),
+        index,
+    )
+    return seed + 10 * number + twin
+
+
 def bench_spec(flavour: str = "go") -> AnalysisSpec:
     return AnalysisSpec.model_validate({**BENCH_SPEC, "metrics": flavour})
 
@@ -409,7 +429,7 @@ def replay_benchmark(releases: int, seed: int = 1, say=print) -> dict:
                 BENCH_STEPS,
                 spec,
                 count,
-                seed + 10 * number + index,
+                replay_seed(seed, number, index, fault),
                 fault.canary_factor,
                 log_factor=fault.log_factor,
             )
