@@ -367,11 +367,29 @@ BENCH_FLEETS: tuple[tuple[str, Fleet], ...] = (
     ("noisy, warm canary", replace(WARM_FLEET, baseline_pods=1)),
     ("steady pods", replace(STEADY_FLEET, baseline_pods=1)),
     ("noisy, against stable", NOISY_FLEET),
+    ("noisy, stalls at random", replace(NOISY_FLEET, baseline_pods=1, stall_random=True)),
+    ("noisy, pods ±30 %", replace(NOISY_FLEET, baseline_pods=1, pod_spread=0.3)),
+    ("noisy, 30 s scrape", replace(NOISY_FLEET, baseline_pods=1, scrape_s=30.0)),
+    ("noisy, 5 % of scrapes missed", replace(NOISY_FLEET, baseline_pods=1, scrape_miss=0.05)),
 )
 """Each judged as the product judges by default (``analysis.baseline: fresh``): against a fresh
 baseline, one pod of stable's version started with the canary at its share (its pool filled
-lazily alike, ``streams``); the last against stable's fleet, as a router that cannot split three
-ways judges (and as every fleet was judged before the baseline)."""
+lazily alike, ``streams``); the fourth against stable's fleet, as a router that cannot split
+three ways judges (and as every fleet was judged before the baseline). The last four are the
+noisy fleet with one noise the judge was not built on each (``streams.Fleet``): stalls at
+random times (a Poisson process of the same mean rate), each pod's base rates drawn at its
+birth (lognormal, sigma 0.3), a 30 s scrape, and 5 % of every pod's scrapes missed."""
+FLEET_KEYS: dict[str, str] = {
+    "noisy": "noisy",
+    "warm": "noisy, warm canary",
+    "steady": "steady pods",
+    "against-stable": "noisy, against stable",
+    "random-stalls": "noisy, stalls at random",
+    "pod-spread": "noisy, pods ±30 %",
+    "scrape-30s": "noisy, 30 s scrape",
+    "missed-scrapes": "noisy, 5 % of scrapes missed",
+}
+"""``bench --replay --fleet``'s names for ``BENCH_FLEETS``, in their order."""
 BENCH_STEPS = ((0.1, 120.0), (0.3, 120.0), (0.6, 120.0))
 BENCH_SPEC: dict = {
     "interval": "10s",
@@ -390,19 +408,53 @@ BENCH_FAULTS: tuple[FaultClass, ...] = (
 )
 
 
+CLASS_KEYS: dict[str, str] = {
+    "aa": AA.name,
+    "5xx-x3": BENCH_FAULTS[0].name,
+    "5xx-x2": BENCH_FAULTS[1].name,
+    "logs-x3": BENCH_FAULTS[2].name,
+    "otel": BENCH_FAULTS[3].name,
+    "grpc": BENCH_FAULTS[4].name,
+}
+"""``bench --replay --class``'s names for ``AA`` and ``BENCH_FAULTS``, in their order."""
+
+
 def bench_spec(flavour: str = "go") -> AnalysisSpec:
     return AnalysisSpec.model_validate({**BENCH_SPEC, "metrics": flavour})
 
 
-def replay_benchmark(releases: int, seed: int = 1, say=print) -> dict:
+def replay_benchmark(
+    releases: int,
+    seed: int = 1,
+    say=print,
+    fleets: Sequence[str] | None = None,
+    classes: Sequence[str] | None = None,
+) -> dict:
     """``releases`` A/A releases of the noisy fleet, a fifth as many of each fault class; a
-    tenth as many of the other fleets' classes; every class seeded on its own."""
+    tenth as many of the other fleets' classes (A/A, 5xx x3, 5xx x2, log lines x3); every
+    class seeded on its own.
+
+    ``fleets``/``classes`` (keys of ``FLEET_KEYS``/``CLASS_KEYS``): only those, ``releases``
+    of each class on each fleet (None: all the run would judge). A class keeps its seed, so a
+    selected class replays the first releases of the whole run's."""
+    selected = fleets is not None or classes is not None
+    everything = (AA, *BENCH_FAULTS)
+    wanted_fleets = {FLEET_KEYS[k] for k in fleets} if fleets is not None else None
+    wanted_classes = {CLASS_KEYS[k] for k in classes} if classes is not None else None
     rows = []
     for number, (fleet_name, fleet) in enumerate(BENCH_FLEETS):
-        classes = (AA, *BENCH_FAULTS) if number == 0 else (AA, *BENCH_FAULTS[:3])
-        for index, fault in enumerate(classes):
-            share = 1 if (number, index) == (0, 0) else 5 if number == 0 else 10
-            count = max(1, releases // share)
+        if wanted_fleets is not None and fleet_name not in wanted_fleets:
+            continue
+        for index, fault in enumerate(everything):
+            if wanted_classes is not None:
+                if fault.name not in wanted_classes:
+                    continue
+                count = releases
+            elif number != 0 and index > 3:
+                continue  # the flavours only on the noisy fleet
+            else:
+                share = 1 if (number, index) == (0, 0) else 5 if number == 0 else 10
+                count = releases if selected else max(1, releases // share)
             spec = bench_spec(fault.flavour)
             judged = judge_many(
                 fleet,
@@ -415,9 +467,10 @@ def replay_benchmark(releases: int, seed: int = 1, say=print) -> dict:
             )
             rows.append(_row(fleet_name, fleet, fault, spec, Tally.of(judged, fault.gate)))
             say(f"{fleet_name}, {fault.name}: {rows[-1]['rolled_back']}/{count} rolled back")
+    chosen = [(n, f) for n, f in BENCH_FLEETS if wanted_fleets is None or n in wanted_fleets]
     return {
         "rows": rows,
-        "fleets": {name: fleet.__dict__ for name, fleet in BENCH_FLEETS},
+        "fleets": {name: fleet.__dict__ for name, fleet in chosen},
         "steps": BENCH_STEPS,
         "spec": BENCH_SPEC,
         "seed": seed,
@@ -471,11 +524,14 @@ def _pct(value: float) -> str:
     return f"{value:.2%}"
 
 
-def replay_markdown(result: dict, header: str) -> str:
+REPLAY_TITLE = "Offline replay: simulated production-shaped fleet"
+
+
+def replay_markdown(result: dict, header: str, title: str = REPLAY_TITLE) -> str:
     aa = [r for r in result["rows"] if r["gate"] is None]
     bad = [r for r in result["rows"] if r["gate"] is not None]
     lines = [
-        "## Offline replay: simulated production-shaped fleet",
+        f"## {title}",
         "",
         header,
         "",
@@ -497,7 +553,13 @@ def replay_markdown(result: dict, header: str) -> str:
         "from the same first request). *Noisy, against stable*: the noisy fleet judged "
         "against stable's 4 pods after the default warm-up against stable (one scrape + "
         "30 s = 45 s at the first step, left out of the evidence; `analysis.baseline: "
-        "stable`, or a router that cannot split three ways). Against a fresh baseline the "
+        "stable`, or a router that cannot split three ways). The noise the judge was not "
+        "built on, one at a time on the noisy fleet against a fresh baseline: *stalls at "
+        "random* (each pod's stalls a Poisson process of the same mean gap, 30 s, not one "
+        "every 30 s at its phase), *pods ±30 %* (each pod's base 5xx and log rates times a "
+        "lognormal factor of sigma 0.3 drawn at its birth, the canary's and the baseline's "
+        "too), *30 s scrape*, *5 % of scrapes missed* (each pod's, at random). "
+        "Against a fresh baseline the "
         "over-dispersion is learnt from the stable fleet's 4 pods (their 10 min of history "
         "and their units during the release; their lines too), scaled to the compared pods' "
         "load. *Log lines x3*: the canary writes three times every matching line (the steady "
@@ -511,15 +573,18 @@ def replay_markdown(result: dict, header: str) -> str:
         "instant a scrape + 3 s behind it (`evidence.lag_s`). Not "
         "simulated: latency histograms, goroutines, GC, cache, outbound calls.",
         "",
-        "### Good canaries (A/A): false rollbacks",
-        "",
-        "Target: at most 1 % of good releases rolled back, as a one-sided 95 % upper bound "
-        "(exact, Clopper-Pearson).",
-        "",
-        "| fleet | releases | rolled back | by failing gate | inconclusive | rate | "
-        "95 % CI (two-sided) | 95 % upper bound | target ≤ 1 % |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    if aa:
+        lines += [
+            "### Good canaries (A/A): false rollbacks",
+            "",
+            "Target: at most 1 % of good releases rolled back, as a one-sided 95 % upper "
+            "bound (exact, Clopper-Pearson).",
+            "",
+            "| fleet | releases | rolled back | by failing gate | inconclusive | rate | "
+            "95 % CI (two-sided) | 95 % upper bound | target ≤ 1 % |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
     for row in aa:
         low, high = row["rollback_ci95"]
         gates = ", ".join(f"{g} {n}" for g, n in row["failed_by"].items()) or "-"
@@ -530,6 +595,8 @@ def replay_markdown(result: dict, header: str) -> str:
             f"| {_pct(low)} to {_pct(high)} | {_pct(upper)} "
             f"| {'met' if upper <= 0.01 else '**missed**'} |"
         )
+    if not bad:
+        return "\n".join(lines) + "\n"
     lines += [
         "",
         "### Bad canaries: caught by the gate that watches the fault",
