@@ -467,12 +467,17 @@ class SequentialGate:
                 query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
                 reads[f"{track}/{role}/history"] = Read(query, self.aligned_at, series=True)
         main = self._main_role
-        if self.scrape_s is None and ("stable", main) in selectors:
-            for seconds in SCRAPE_PROBES_S:
-                stable = selectors[("stable", main)]
-                reads[f"scrape/{seconds:g}"] = Read(
-                    scrape_query(stable, seconds), now, False, stable
-                )
+        if self.scrape_s is None:
+            # The fleet's pods first: they are old, the reference may be a fresh baseline as
+            # young as the window, whose samples are too few for the longer probes.
+            for track, prefix in ((FLEET, "scrape-fleet"), ("stable", "scrape")):
+                if (track, main) not in selectors or (track == FLEET and not self.fleet):
+                    continue
+                for seconds in SCRAPE_PROBES_S:
+                    probed = selectors[(track, main)]
+                    reads[f"{prefix}/{seconds:g}"] = Read(
+                        scrape_query(probed, seconds), now, False, probed
+                    )
         return reads
 
     @property
@@ -507,14 +512,7 @@ class SequentialGate:
             for track in TRACKS
         }
         if self.scrape_s is None:
-            counts = {}
-            for seconds in SCRAPE_PROBES_S:
-                counted = answers.get(f"scrape/{seconds:g}")
-                if isinstance(counted, list) and counted:
-                    counts[seconds] = counted[0].value
-            # The reference may be a fresh baseline as young as the window: its one sample
-            # in the longest probe says nothing about the scrape interval before then.
-            self.scrape_s = scrape_interval(counts, None if elapsed is None else elapsed)
+            self.scrape_s = self._scrape_interval(answers, elapsed)
         # Read ``lag`` behind: a canary is young for that much longer.
         young = None if elapsed is None else elapsed - self.lag_s
         missing = self._missing(latest, young)
@@ -570,6 +568,27 @@ class SequentialGate:
         look_s, self.aligned_at = instant - self.aligned_at, instant
         self._feed(increments, unit_done, look_s, unit_s)
         return self._judge()
+
+    @staticmethod
+    def _scrape_interval(answers: Mapping[str, object], elapsed: float | None) -> float | None:
+        """The scrape interval from the fleet's probes where it has pods (as old as the
+        service: their counts hold every scrape of each range), else from the reference's.
+
+        The reference may be a fresh baseline as young as the window: its one sample in the
+        longest probe says nothing about the scrape interval before then, and its few samples
+        in a range longer than its life make range / count too long (a 30 s scrape read at
+        50 s into the window, two samples in 120 s: "60 s", and every look then read two
+        scrapes behind, across a span that mixed counters of different instants: a quarter of
+        identical canaries rolled back in the replay's 30 s fleet)."""
+        for prefix, age in (("scrape-fleet", None), ("scrape", elapsed)):
+            counts = {}
+            for seconds in SCRAPE_PROBES_S:
+                counted = answers.get(f"{prefix}/{seconds:g}")
+                if isinstance(counted, list) and counted:
+                    counts[seconds] = counted[0].value
+            if counts:
+                return scrape_interval(counts, age)
+        return None
 
     @property
     def unit_span_s(self) -> float:
