@@ -31,6 +31,7 @@ from canaryflow.bench.offline import (
     bench_spec,
     carry_comparison,
     carry_markdown,
+    compared_dispersion,
     gate_alpha_and_tolerance,
     information_limit_s,
     judge_many,
@@ -455,3 +456,23 @@ def test_a_missed_scrape_leaves_no_sample_and_the_next_one_holds_both_intervals(
         assert all(b[1] >= a[1] for a, b in itertools.pairwise(pod.events))
     whole = simulate(QUIET, LONG, random.Random(6))
     assert {round(b[0] - a[0]) for p in whole.pods for a, b in itertools.pairwise(p.events)} == {5}
+
+
+def test_the_compared_pods_true_over_dispersion_is_one_on_steady_pods_and_large_on_lumpy_ones():
+    steady = replace(dict(BENCH_FLEETS)["steady pods"], cold_s=0.0)
+    lumpy = dict(BENCH_FLEETS)["noisy, stalls at random"]
+    calm = compared_dispersion(steady, 120.0, 60, seed=4)
+    assert calm is not None and 0.5 < calm < 1.7, "independent requests: binomial"
+    stalls = compared_dispersion(lumpy, 120.0, 60, seed=4)
+    assert stalls is not None and stalls > 5, "a stall's lump is as large as a minute's errors"
+
+
+def test_a_replay_of_bad_classes_shows_the_limit_with_the_true_over_dispersion():
+    result = replay_benchmark(
+        2, say=lambda _: None, fleets=["steady"], classes=["5xx-x3", "logs-x3"]
+    )
+    rows = {row["class"]: row for row in result["rows"]}
+    five = rows[BENCH_FAULTS[0].name]
+    assert five["limit_true_phi_s"] == five["limit_s"] * max(1.0, five["true_phi"])
+    assert "true_phi" not in rows[BENCH_FAULTS[2].name], "the lines' lumps are not the 5xx's"
+    assert "| true phi (120 s) | limit with true phi s |" in replay_markdown(result, "header")
