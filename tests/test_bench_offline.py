@@ -208,6 +208,7 @@ def test_a_replay_reports_every_fleet_class_and_flavour_with_exact_intervals():
         "noisy, pods ±30 %",
         "noisy, 30 s scrape",
         "noisy, 5 % of scrapes missed",
+        "noisy, all four",
     }
     assert {f.flavour for f in BENCH_FAULTS} == {"go", "otel", "grpc"}
     text = replay_markdown(result, "header")
@@ -263,6 +264,7 @@ def test_the_replays_fleets_are_judged_against_a_fresh_baseline_after_the_defaul
         "noisy, pods ±30 %": 1,
         "noisy, 30 s scrape": 1,
         "noisy, 5 % of scrapes missed": 1,
+        "noisy, all four": 1,
     }
     warmups = {row["fleet"]: row["warmup_s"] for row in result["rows"]}
     assert warmups["noisy, against stable"] == 15.0 + 30.0, "one scrape + 30 s against stable"
