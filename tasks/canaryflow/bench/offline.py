@@ -501,7 +501,7 @@ def replay_benchmark(
             continue
         true_phi: float | None = None
         if wanted_classes is None or wanted_classes - {AA.name}:
-            sims = min(300, max(30, releases))
+            sims = max(10, min(300, releases))  # a recording costs a judged release's half
             true_phi = compared_dispersion(fleet, BENCH_STEPS[0][1], sims, seed + 10 * number + 9)
         for index, fault in enumerate(everything):
             if wanted_classes is not None:
