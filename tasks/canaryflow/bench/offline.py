@@ -666,7 +666,8 @@ def replay_markdown(result: dict, header: str, title: str = REPLAY_TITLE) -> str
         "",
         "Caught = rolled back by a failing measurement of the fault's own gate; a rollback by "
         "another gate or by a window that ended inconclusive is counted apart. Target: ≥ 95 % "
-        "caught; fault → decision within 1.5 x information limit + one scrape (15 s) + 1 s. "
+        "caught; fault → decision within 1.5 x information limit + one scrape (15 s, 30 s on a "
+        "30 s-scrape fleet) + 1 s. "
         "Information limit: log(1/alpha) / KL of the *configured* fault at the 10 % step "
         "against the tolerated ratio (the conditional binomial the judge tests), with the "
         "gate's own alpha share and tolerance, for a log class from every line the reference "
