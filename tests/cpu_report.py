@@ -6,8 +6,9 @@ as in-process HTTP servers) and the CPU of the child processes reaped meanwhile
 (``RUSAGE_CHILDREN``: Prometheus, nginx, Go builds, CLI subprocesses, counted once waited for,
 with what they themselves waited for). A module fixture's start-up is charged to the file's first
 test and its teardown to the last, so the sum per file is the file's cost. What no test is
-charged with (collection, session fixtures torn down at the end, xdist itself) is one line of its
-own. The report is a tab-separated table, the most expensive file first.
+charged with is a line of its own: the session fixtures' end (the last test's teardown, when a
+Prometheus or cluster bed that served several files is reaped) and collection and xdist. The
+report is a tab-separated table, the most expensive file first.
 
 The figures are a budget's ledger, not a test: nothing asserts on them (CPU time depends on the
 machine and its load).
@@ -22,7 +23,8 @@ from pathlib import Path
 import pytest
 
 ENV = "CANARYFLOW_CPU_REPORT"
-_UNCHARGED = "(collection, session fixtures, xdist)"
+_UNCHARGED = "(collection, xdist)"
+_SESSION_TEARDOWN = "(the last test's teardown: session fixtures end)"
 
 
 def _cpu() -> tuple[float, float]:
@@ -38,16 +40,37 @@ class CpuLedger:
     def __init__(self) -> None:
         self.files: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
         self.workers: list[dict] = []  # (controller) the workers' ledgers
+        self._last: tuple[str, tuple[float, float]] | None = None  # the last test, CPU before it
+
+    def _charge(self, name: str, before: tuple[float, float], tests: int) -> None:
+        own, kids = _cpu()
+        row = self.files[name]
+        row[0] += own - before[0]
+        row[1] += kids - before[1]
+        row[2] += tests
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_protocol(self, item: pytest.Item):
-        own, kids = _cpu()
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
+        before = _cpu()
+        if nextitem is not None:
+            yield
+            self._charge(item.nodeid.split("::", 1)[0], before, 1)
+            return
+        # The process's last test: its teardown ends the session fixtures too (a Prometheus or
+        # a cluster bed that ran all along is reaped then), which is not that file's cost.
+        self._last = (item.nodeid.split("::", 1)[0], before)
         yield
-        own_after, kids_after = _cpu()
-        row = self.files[item.nodeid.split("::", 1)[0]]
-        row[0] += own_after - own
-        row[1] += kids_after - kids
-        row[2] += 1
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None):
+        if nextitem is not None or self._last is None:
+            yield
+            return
+        self._charge(*self._last, 1)
+        before = _cpu()
+        yield
+        self._charge(_SESSION_TEARDOWN, before, 0)
+        self._last = None
 
     def totals(self) -> dict:
         own, kids = _cpu()
