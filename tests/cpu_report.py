@@ -10,6 +10,11 @@ charged with is a line of its own: the session fixtures' end (the last test's te
 Prometheus or cluster bed that served several files is reaped) and collection and xdist. The
 report is a tab-separated table, the most expensive file first.
 
+A child's CPU counts when it is reaped: a process a test leaves to be reaped later (a Popen
+never waited for, reaped by the next one) lands on a later test of the same worker, so
+``children_s`` of a single file is approximate, and so is ``own_s`` where a fixture's threads
+go on working behind later tests (a simulated fleet); run the file alone to check it.
+
 The figures are a budget's ledger, not a test: nothing asserts on them (CPU time depends on the
 machine and its load).
 """
