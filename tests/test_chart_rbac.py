@@ -12,6 +12,7 @@ only on the ConfigMaps named in ``flags.configMaps``, by name.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,13 @@ def _functions(paths: list[Path]) -> dict[str, ast.AST]:
     return table
 
 
+@functools.cache
+def _product_functions() -> dict[str, ast.AST]:
+    """Every function of the product by name, parsed once per run, not once per scan (the
+    scans only read the table)."""
+    return _functions(list(SOURCE.rglob("*.py")))
+
+
 def _callee_name(call: ast.Call) -> str | None:
     func = call.func
     return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
@@ -103,7 +111,7 @@ def _object_kinds(arg: ast.AST, scope: ast.AST, functions: dict[str, ast.AST]) -
 
 
 def required_grants(paths: list[Path]) -> set[Grant]:
-    functions = _functions(list(SOURCE.rglob("*.py")))
+    functions = _product_functions()
     grants: set[Grant] = set()
     for path in paths:
         tree = ast.parse(path.read_text())
