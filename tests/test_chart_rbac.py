@@ -16,6 +16,7 @@ import functools
 from pathlib import Path
 
 import pytest
+import source_trees
 from chart_validation import objects, of_kind
 
 from canaryflow.kubernetes import resources
@@ -74,7 +75,7 @@ def _kinds_built_by(function: ast.AST) -> set[ResourceKind]:
 def _functions(paths: list[Path]) -> dict[str, ast.AST]:
     table = {}
     for path in paths:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(source_trees.parse(path)):
             if isinstance(node, ast.FunctionDef):
                 table.setdefault(node.name, node)
     return table
@@ -114,7 +115,7 @@ def required_grants(paths: list[Path]) -> set[Grant]:
     functions = _product_functions()
     grants: set[Grant] = set()
     for path in paths:
-        tree = ast.parse(path.read_text())
+        tree = source_trees.parse(path)
         for scope in ast.walk(tree):
             if not isinstance(scope, ast.FunctionDef):
                 continue
