@@ -503,7 +503,7 @@ def test_where_no_baseline_runs_the_first_step_looks_at_once(router, analysis):
     first look, whatever ``warmup`` says."""
     import argparse
 
-    from canaryflow.commands.analyze import _baseline_never_scraped, _wait_for_baseline
+    from canaryflow.commands.analyze import _wait_for_baseline
 
     plan = _plan(router, analysis)
     events: list = []
@@ -517,6 +517,8 @@ def test_where_no_baseline_runs_the_first_step_looks_at_once(router, analysis):
         0.0,
     )
     assert events == [], "no sleep and no question before the first window"
+    from canaryflow.commands.analyze import _baseline_never_scraped
+
     assert _baseline_never_scraped(plan, first, Subject("svc", "default"), 0.0) is None, "stable"
 
 
