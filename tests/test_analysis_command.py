@@ -240,7 +240,9 @@ def test_a_fresh_baseline_prometheus_never_scrapes_ends_the_first_step_as_an_err
     so, instead of judging a healthy canary against stable as if nothing were wrong."""
     from canaryflow.commands import analyze
 
-    monkeypatch.setattr(analyze, "baseline_patience", lambda plan: 1.0)  # not a scrape + 30 s
+    monkeypatch.setattr(
+        analyze, "baseline_patience", lambda plan, scrape: 1.0
+    )  # not a scrape + 30 s
     plan = write_plan(tmp_path, prometheus.url, "healthy", "steps: [{weight: 10, duration: 2s}]")
     code = main(["analyze", "--plan", str(plan), "--step", "0", "--json"])
     report = json.loads(capsys.readouterr().out)

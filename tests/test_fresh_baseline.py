@@ -564,6 +564,10 @@ def test_a_baseline_never_scraped_rolls_the_first_step_back_naming_the_broken_se
 
     plan = _plan("gateway-api", {"scrapeInterval": "15s", "warmup": "0s"})
     assert baseline_patience(plan) == 45.0, "one scrape + 30 s, whatever the warm-up"
+    unset = _plan("gateway-api", {})
+    assert baseline_patience(unset, 60.0) == 90.0, "the scrape Prometheus reports: no rollback"
+    assert baseline_patience(unset) == 45.0, "unknown: the PodMonitor default, 15 s"
+    assert baseline_patience(plan, 60.0) == 45.0, "the plan's scrapeInterval wins"
     subject = Subject("svc", "default")
     result = _baseline_never_scraped(plan, argparse.Namespace(step=0), subject, 45.0)
     assert result.verdict.outcome is Outcome.ERROR and result.measurements == ()

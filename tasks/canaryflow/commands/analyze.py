@@ -144,7 +144,10 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
             windows=judging_windows([step.weight for step in plan.traffic_steps]),
             carry_evidence=carry is not None,
         )
-        found, waited = _wait_for_baseline(plan, args, source, subject)
+        # How long the baseline's first scrape may take: asked only where it is waited for.
+        first_look = _baseline_runs(plan) and _first_traffic_step(plan, args)
+        scrape = analysis.known_scrape_interval() if first_look else None
+        found, waited = _wait_for_baseline(plan, args, source, subject, scrape_interval=scrape)
         refused = None
         if found:
             analysis.subject = dataclasses.replace(subject, baseline=True)
@@ -448,18 +451,26 @@ def _first_traffic_step(plan, args: argparse.Namespace) -> bool:
     return args.step is not None and args.step == first
 
 
-def baseline_patience(plan) -> float:
+def baseline_patience(plan, scrape_interval: float | None = None) -> float:
     """How long the first step's pod waits for the fresh baseline's first scrape: one scrape
-    interval (the plan's, else the PodMonitor default, 15 s) + 30 s, what Prometheus needs to
-    discover a new pod and scrape it. Not ``analysis.warmup``: the warm-up is left out of the
-    evidence, this wait is for the evidence's reference to exist at all."""
+    interval (the plan's, else the one Prometheus reports for the service, else the PodMonitor
+    default, 15 s) + 30 s, what Prometheus needs to discover a new pod and scrape it: a 60 s
+    scrape must not turn into a rollback. Not ``analysis.warmup``: the warm-up is left out of
+    the evidence, this wait is for the evidence's reference to exist at all."""
     from canaryflow.analysis.spec import UNKNOWN_SCRAPE_S, WARMUP_AFTER_SCRAPE_S
 
-    return (plan.analysis.scrape_interval or UNKNOWN_SCRAPE_S) + WARMUP_AFTER_SCRAPE_S
+    scrape = plan.analysis.scrape_interval or scrape_interval or UNKNOWN_SCRAPE_S
+    return scrape + WARMUP_AFTER_SCRAPE_S
 
 
 def _wait_for_baseline(
-    plan, args: argparse.Namespace, source, subject, sleep=time.sleep, clock=time.monotonic
+    plan,
+    args: argparse.Namespace,
+    source,
+    subject,
+    sleep=time.sleep,
+    clock=time.monotonic,
+    scrape_interval: float | None = None,
 ) -> tuple[bool, float]:
     """Whether to judge against the fresh baseline, and how long this pod waited to know.
 
@@ -471,7 +482,8 @@ def _wait_for_baseline(
     not as stable: a cold canary against the warm fleet, without the warm-up, is no verdict."""
     if not _baseline_runs(plan):
         return False, 0.0
-    patience = baseline_patience(plan) if _first_traffic_step(plan, args) else 0.0
+    first = _first_traffic_step(plan, args)
+    patience = baseline_patience(plan, scrape_interval) if first else 0.0
     started = clock()
     announced = False
     while True:
