@@ -13,6 +13,7 @@ fixtures into a test module: ``from prom_fixtures import fleet, prometheus  # no
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import threading
@@ -233,21 +234,32 @@ class Fleet:
         ]
 
 
-# Module-scoped, not session-scoped: the fleet's threads and this Prometheus took about 6 % of a
-# core while they ran (measured idle, before the fleet drew each latency once by AS 241), and a
-# session fixture ran on to the end of the run in every worker whose files had used it.
-@pytest.fixture(scope="module")
-def fleet() -> Iterator[Fleet]:
+@contextlib.contextmanager
+def running_fleet(baselines: tuple[str, ...] = ()) -> Iterator[Fleet]:
+    """Every scenario's canary and stable, and a fresh baseline (stable's traffic,
+    ``track="baseline"``) for each scenario named in ``baselines``."""
     services = {}
     try:
         for app, canary in SCENARIOS.items():
             services[(app, "canary")] = SimulatedService(canary).start()
             stable = dataclasses.replace(STABLE, cache=canary.cache)  # same program, same metrics
             services[(app, "stable")] = SimulatedService(stable).start()
+            if app in baselines:
+                services[(app, "baseline")] = SimulatedService(stable).start()
         yield Fleet(services)
     finally:
         for service in services.values():
             service.stop()
+
+
+# Module-scoped, not session-scoped: the fleet's threads and this Prometheus took about 6 % of a
+# core while they ran (measured idle, before the fleet drew each latency once by AS 241), and a
+# session fixture ran on to the end of the run in every worker whose files had used it.
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    """No baseline: a fresh baseline's pod waits for, and never finds, its first scrape."""
+    with running_fleet() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -227,3 +227,26 @@ def test_carrying_evidence_needs_the_step(tmp_path, capsys):
     argv = ["analyze", "--plan", str(plan), "--evidence-file", str(tmp_path / "e.json")]
     assert main(argv) == 2
     assert "--evidence-file: needs --step" in capsys.readouterr().err
+
+
+def test_a_fresh_baseline_prometheus_never_scrapes_ends_the_first_step_as_an_error(
+    tmp_path,
+    prometheus,  # noqa: F811
+    capsys,
+    monkeypatch,
+):
+    """This Prometheus scrapes no baseline, like a PodMonitor that misses its pods: the first
+    step's pod waits for its first scrape, then ends the window as an error (a rollback) saying
+    so, instead of judging a healthy canary against stable as if nothing were wrong."""
+    from canaryflow.commands import analyze
+
+    monkeypatch.setattr(
+        analyze, "baseline_patience", lambda plan, scrape: 1.0
+    )  # not a scrape + 30 s
+    plan = write_plan(tmp_path, prometheus.url, "healthy", "steps: [{weight: 10, duration: 2s}]")
+    code = main(["analyze", "--plan", str(plan), "--step", "0", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert report["outcome"] == "error" and report["measurements"] == []
+    assert "fresh baseline not scraped by Prometheus" in report["reason"]
+    assert report["baseline"]["scraped"] is False

@@ -19,19 +19,26 @@ import pytest
 import yaml
 from kube.fixtures import CANARY_IMAGE, NAMESPACE, SERVICE, write_kubeconfig
 from prom_fixtures import NAMESPACE as PROM_NAMESPACE
-from prom_fixtures import fleet, prometheus  # noqa: F401 (fixtures)
+from prom_fixtures import prometheus, running_fleet  # noqa: F401 (fixtures)
 
 from canaryflow.cli import main
 from canaryflow.kubernetes.baseline import runs_in_cluster
 from canaryflow.kubernetes.from_plan import platform_for
 from canaryflow.kubernetes.platform import api_client_from_environment
 from canaryflow.plan.load import load_plan
-from canaryflow.plan.routers import THREE_WAY, can
 from canaryflow.platform.split import split_for
 
 pytestmark = pytest.mark.slow
 assert NAMESPACE == PROM_NAMESPACE
 INTERVAL_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    """With a fresh baseline of the ``erroring`` canary, scraped as deploy-canary's would be:
+    the first step's pod finds it at once and judges against it."""
+    with running_fleet(baselines=("erroring",)) as started:
+        yield started
 
 
 @pytest.fixture
@@ -47,9 +54,8 @@ def plan_file(
     drain: str = "10s",
     baseline: str = "stable",
 ):
-    """Judged against stable unless ``baseline="fresh"``: this Prometheus scrapes no baseline, so
-    the first step's analyze pod would wait for one (up to the warm-up against stable, 45 s
-    here) before every window; one test keeps the fresh baseline's share in the fail-safe."""
+    """Judged against stable unless ``baseline="fresh"`` (one test keeps the fresh baseline's
+    share in the fail-safe: this Prometheus scrapes a baseline of ``erroring`` only)."""
     path = tmp_path / "canaryflow.yaml"
     plan = {
         "service": {"name": SERVICE, "namespace": NAMESPACE},
@@ -154,8 +160,8 @@ def test_a_failing_window_leaves_weight_0_verified_before_the_pod_exits(
     prometheus,  # noqa: F811
     router,
 ):
-    fresh = can(router, THREE_WAY)  # a two-way router runs no baseline: nothing to wait for
-    plan = plan_file(tmp_path, prometheus.url, router, baseline="fresh" if fresh else "stable")
+    # nginx-ingress runs no baseline (a two-way split): judged against stable, nothing waited for
+    plan = plan_file(tmp_path, prometheus.url, router, baseline="fresh")
     open_canary(plan, kubeconfig)
     report = tmp_path / "report.json"
 
@@ -164,6 +170,9 @@ def test_a_failing_window_leaves_weight_0_verified_before_the_pod_exits(
     assert weight_is(plan, kubeconfig, 0)
     assert cluster.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is not None  # rollback's job
     result = json.loads(report.read_text())
+    # Judged against the baseline where one runs; nginx-ingress runs none: stable, unasked.
+    assert ("baseline" in result) is (router != "nginx-ingress")
+    assert result.get("baseline", {"scraped": True})["scraped"] is True
     safe = result["failSafe"]
     assert safe["verified"] is True
     assert safe["weightZeroVerifiedAt"] >= safe["firstFailingMeasurementAt"]

@@ -466,6 +466,118 @@ def test_the_first_steps_pod_waits_for_the_baselines_first_scrape_before_choosin
     assert once == (False, 0.0), "a later step asks once: the baseline is gone"
 
 
+class RecordedTime(FakeTime):
+    """A fake clock that keeps every sleep, in order with the queries asked between them."""
+
+    def __init__(self, events: list):
+        super().__init__()
+        self.events = events
+
+    def sleep(self, seconds: float) -> None:
+        self.events.append(("sleep", seconds))
+        super().sleep(seconds)
+
+
+class RecordedUp(ScrapedAfter):
+    def __init__(self, time: RecordedTime, seconds: float):
+        super().__init__(time, seconds)
+
+    def instant(self, query):
+        answer = super().instant(query)
+        self.time.events.append(("asked", bool(answer)))
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("router", "analysis"),
+    [
+        ("nginx-ingress", {}),  # the default, fresh: nginx-ingress cannot split three ways
+        ("nginx-ingress", {"baseline": "fresh", "warmup": "0s"}),
+        ("gateway-api", {"baseline": "stable", "warmup": "0s"}),
+        ("istio", {"baseline": "stable"}),
+    ],
+)
+def test_where_no_baseline_runs_the_first_step_looks_at_once(router, analysis):
+    """deploy-canary ran no baseline (``baseline: stable``, or a two-way router): the first
+    step's pod has nothing to wait for, so it does not sleep nor ask Prometheus before its
+    first look, whatever ``warmup`` says."""
+    import argparse
+
+    from canaryflow.commands.analyze import _wait_for_baseline
+
+    plan = _plan(router, analysis)
+    events: list = []
+    time = RecordedTime(events)
+    first = argparse.Namespace(step=0)
+    never = RecordedUp(time, 1e9)
+    assert _wait_for_baseline(
+        plan, first, never, Subject("svc", "default"), time.sleep, time.clock
+    ) == (
+        False,
+        0.0,
+    )
+    assert events == [], "no sleep and no question before the first window"
+    from canaryflow.commands.analyze import _baseline_never_scraped
+
+    assert _baseline_never_scraped(plan, first, Subject("svc", "default"), 0.0) is None, "stable"
+
+
+def test_the_first_step_waits_for_the_baselines_first_scrape_even_with_no_warm_up():
+    """A baseline runs: the window must not open before Prometheus has its first sample, so
+    the pod polls until that sample appears, then looks (``warmup: 0s`` is about evidence left
+    out, not about the reference existing)."""
+    import argparse
+
+    from canaryflow.commands.analyze import _wait_for_baseline
+
+    plan = _plan("gateway-api", {"warmup": "0s", "scrapeInterval": "15s"})
+    events: list = []
+    time = RecordedTime(events)
+    found = _wait_for_baseline(
+        plan,
+        argparse.Namespace(step=0),
+        RecordedUp(time, 5.0),
+        Subject("svc", "default"),
+        time.sleep,
+        time.clock,
+    )
+    assert found == (True, 6.0)
+    # Asked, slept, asked ... and the wait ends with the first answer that has the sample.
+    assert events == [
+        ("asked", False),
+        ("sleep", 2.0),
+        ("asked", False),
+        ("sleep", 2.0),
+        ("asked", False),
+        ("sleep", 2.0),
+        ("asked", True),
+    ]
+
+
+def test_a_baseline_never_scraped_rolls_the_first_step_back_naming_the_broken_setup():
+    """No silent judging against stable: a cold canary against the warm fleet, without the
+    warm-up, is no verdict. The window is an error (a rollback), and it says what to check."""
+    import argparse
+
+    from canaryflow.commands.analyze import _baseline_never_scraped, baseline_patience
+    from canaryflow.release.decision import Action, after_window
+
+    plan = _plan("gateway-api", {"scrapeInterval": "15s", "warmup": "0s"})
+    assert baseline_patience(plan) == 45.0, "one scrape + 30 s, whatever the warm-up"
+    unset = _plan("gateway-api", {})
+    assert baseline_patience(unset, 60.0) == 90.0, "the scrape Prometheus reports: no rollback"
+    assert baseline_patience(unset) == 45.0, "unknown: the PodMonitor default, 15 s"
+    assert baseline_patience(plan, 60.0) == 45.0, "the plan's scrapeInterval wins"
+    subject = Subject("svc", "default")
+    result = _baseline_never_scraped(plan, argparse.Namespace(step=0), subject, 45.0)
+    assert result.verdict.outcome is Outcome.ERROR and result.measurements == ()
+    assert after_window(result.verdict.outcome, "hold") is Action.ROLLBACK
+    assert result.reason.startswith("fresh baseline not scraped by Prometheus after 45s")
+    assert 'track="baseline"' in result.reason and "analysis.baseline: stable" in result.reason
+    later = _baseline_never_scraped(plan, argparse.Namespace(step=1), subject, 0.0)
+    assert later is None, "a later step: the baseline may be gone, stable"
+
+
 def test_validate_warns_when_the_warm_up_ends_before_the_baseline_is_scraped():
     short = _plan("gateway-api", {"warmup": "5s", "scrapeInterval": "15s"})
     (warning,) = baseline_warnings(short)

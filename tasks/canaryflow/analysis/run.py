@@ -275,6 +275,11 @@ class AnalysisRun:
         if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
             self.scrape_interval = float(value)
 
+    def known_scrape_interval(self) -> float | None:
+        """The scrape interval, configured or asked of the source now (None: it cannot say)."""
+        self._discover_scrape_interval()
+        return self.scrape_interval
+
     def warmup_s(self) -> float:
         """``analysis.warmup`` in seconds: the plan's; else none against a fresh baseline
         (cold with the canary), one scrape interval (configured, or asked of the source now)

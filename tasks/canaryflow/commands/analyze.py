@@ -144,11 +144,18 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
             windows=judging_windows([step.weight for step in plan.traffic_steps]),
             carry_evidence=carry is not None,
         )
-        found, waited = _wait_for_baseline(plan, args, source, subject)
+        # How long the baseline's first scrape may take: asked only where it is waited for.
+        first_look = _baseline_runs(plan) and _first_traffic_step(plan, args)
+        scrape = analysis.known_scrape_interval() if first_look else None
+        found, waited = _wait_for_baseline(plan, args, source, subject, scrape_interval=scrape)
+        refused = None
         if found:
             analysis.subject = dataclasses.replace(subject, baseline=True)
-        _warm_up(plan, args, analysis, waited)  # by default none against a fresh baseline
-        refused = carry.resume(analysis) if carry is not None else None
+        else:
+            refused = _baseline_never_scraped(plan, args, subject, waited)
+        if refused is None:
+            _warm_up(plan, args, analysis, waited)  # by default none against a fresh baseline
+            refused = carry.resume(analysis) if carry is not None else None
         result = refused or analysis.window(duration)
     except BaseException:  # bad queries, an error, SIGTERM (argo stop) or a bug: traffic safe
         if safety is not None:
@@ -159,6 +166,8 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
         result = carry.finish(analysis, result, keep=action is not Action.ROLLBACK)
         action = after_window(result.verdict.outcome, plan.rollback.on_inconclusive)
     report = {"step": args.step, **result.to_dict()}
+    if _baseline_runs(plan):
+        report["baseline"] = {"scraped": found, "waitedForFirstScrape": round(waited, 3)}
     if carry is not None:
         report["evidence"] = carry.report
     if action is Action.ROLLBACK and safety is not None:
@@ -414,19 +423,27 @@ class _FailSafe:
 
 
 def _baseline_scraped(plan, source, subject) -> bool:
-    """Judge against the fresh baseline when the plan wants one and Prometheus scrapes it
-    (``up`` of ``track="baseline"``): deploy-canary ran one (a router that splits three ways),
-    on any platform, and this pod needs no cluster access to know. No baseline, or none scraped
-    yet: stable, as before baselines."""
-    if plan.analysis.baseline != "fresh":
+    """Whether Prometheus scrapes the fresh baseline (``up`` of ``track="baseline"``). Asked only
+    where one runs (``_baseline_runs``): this pod needs no cluster access to know. Unanswered
+    (Prometheus down): False, the window's own queries say why."""
+    if not _baseline_runs(plan):
         return False
     baseline = dataclasses.replace(subject, baseline=True).selector("stable")
     from canaryflow.analysis.source import MeasurementError
 
     try:
         return any(value > 0 for value in source.instant(f"count(up{{{baseline}}})"))
-    except (MeasurementError, OSError):  # unanswered: the window's own queries say why
+    except (MeasurementError, OSError):
         return False
+
+
+def _baseline_runs(plan) -> bool:
+    """Whether deploy-canary ran a fresh baseline: decided from the plan alone, as it did
+    (``kubernetes.baseline.runs_in_cluster``). ``baseline: stable``, or a router that cannot
+    split three ways (nginx-ingress, which ``validate`` warns of): none, so nothing to wait for."""
+    from canaryflow.kubernetes.baseline import runs_in_cluster
+
+    return runs_in_cluster(plan)
 
 
 def _first_traffic_step(plan, args: argparse.Namespace) -> bool:
@@ -434,32 +451,82 @@ def _first_traffic_step(plan, args: argparse.Namespace) -> bool:
     return args.step is not None and args.step == first
 
 
+def baseline_patience(plan, scrape_interval: float | None = None) -> float:
+    """How long the first step's pod waits for the fresh baseline's first scrape: one scrape
+    interval (the plan's, else the one Prometheus reports for the service, else the PodMonitor
+    default, 15 s) + 30 s, what Prometheus needs to discover a new pod and scrape it: a 60 s
+    scrape must not turn into a rollback. Not ``analysis.warmup``: the warm-up is left out of
+    the evidence, this wait is for the evidence's reference to exist at all."""
+    from canaryflow.analysis.spec import UNKNOWN_SCRAPE_S, WARMUP_AFTER_SCRAPE_S
+
+    scrape = plan.analysis.scrape_interval or scrape_interval or UNKNOWN_SCRAPE_S
+    return scrape + WARMUP_AFTER_SCRAPE_S
+
+
 def _wait_for_baseline(
-    plan, args: argparse.Namespace, source, subject, sleep=time.sleep, clock=time.monotonic
+    plan,
+    args: argparse.Namespace,
+    source,
+    subject,
+    sleep=time.sleep,
+    clock=time.monotonic,
+    scrape_interval: float | None = None,
 ) -> tuple[bool, float]:
     """Whether to judge against the fresh baseline, and how long this pod waited to know.
 
-    At the first traffic step the baseline was deployed moments ago: its first scrape is
-    waited for, up to the warm-up a release against stable waits (one scrape + 30 s), which
-    then counts as that warm-up. Without it the first window would judge against stable
-    (and wait that warm-up) only because this pod started before Prometheus found the
-    baseline. At a later step it is asked once: no baseline then, stable (gone, or never)."""
-    patience = 0.0
-    if plan.analysis.baseline == "fresh" and _first_traffic_step(plan, args):
-        against_stable = plan.analysis.model_copy(update={"warmup": None})
-        patience = against_stable.warmup_for(plan.analysis.scrape_interval)
+    No baseline runs (``_baseline_runs``): stable at once, Prometheus not even asked. At the
+    first traffic step the baseline was deployed moments ago: its first scrape is waited for
+    (``baseline_patience``, polling), since judging before it would be judging against
+    nothing. At a later step it is asked once: no baseline then, stable (gone, or never).
+    The first step's caller treats (False, waited) as a broken setup (``_baseline_never_scraped``),
+    not as stable: a cold canary against the warm fleet, without the warm-up, is no verdict."""
+    if not _baseline_runs(plan):
+        return False, 0.0
+    first = _first_traffic_step(plan, args)
+    patience = baseline_patience(plan, scrape_interval) if first else 0.0
     started = clock()
+    announced = False
     while True:
         if _baseline_scraped(plan, source, subject):
             return True, clock() - started
         waited = clock() - started
         if waited >= patience:
             return False, waited
+        if not announced:
+            announced = True
+            print(
+                f"waiting up to {patience:g}s for Prometheus' first scrape of the fresh "
+                "baseline: the canary is judged against it",
+                file=sys.stderr,
+                flush=True,
+            )
         sleep(min(BASELINE_POLL_S, patience - waited))
 
 
 BASELINE_POLL_S = 2.0
 """How often the first step's pod asks whether Prometheus scrapes the fresh baseline yet."""
+
+
+def _baseline_never_scraped(plan, args: argparse.Namespace, subject, waited: float):
+    """The first step's ERROR window (a rollback) when the fresh baseline deploy-canary ran was
+    not scraped within ``baseline_patience``; None otherwise. A baseline Prometheus does not
+    scrape is a broken setup (the PodMonitor misses ``canaryflow.dev/track: baseline``, or the
+    pod crash-loops): judging against stable instead would compare a cold canary with the warm
+    fleet without the warm-up the plan left out, so this is said, not papered over."""
+    from canaryflow.analysis.measurement import Outcome
+    from canaryflow.analysis.run import WindowResult
+    from canaryflow.analysis.verdict import WindowVerdict
+
+    if not (_baseline_runs(plan) and _first_traffic_step(plan, args)):
+        return None
+    baseline = dataclasses.replace(subject, baseline=True).selector("stable")
+    reason = (
+        f"fresh baseline not scraped by Prometheus after {waited:g}s (no up{{{baseline}}}): "
+        "not judged against stable instead; check that the PodMonitor scrapes pods labelled "
+        "canaryflow.dev/track: baseline and that they run, or set analysis.baseline: stable"
+    )
+    now = time.time()
+    return WindowResult(WindowVerdict(Outcome.ERROR, True, reason, ()), (), now, now)
 
 
 def _warm_up(plan, args: argparse.Namespace, analysis, waited: float = 0.0) -> None:
