@@ -93,6 +93,27 @@ def stamp_selector(selector: str, by_le: bool) -> str:
     return selector
 
 
+def at_bounds(selector: str, les: Sequence[str]) -> str:
+    """``selector`` narrowed to the histogram buckets whose ``le`` is spelt as in ``les``
+    (an exact match of each: PromQL's regular expressions are anchored). Where a histogram is
+    only cut at a few bounds, reading those buckets and ``+Inf`` loads a fraction of the
+    series (4 of 12 at two cuts of an 11-bound layout)."""
+    alternatives = "|".join(_promql_regex_literal(le) for le in sorted(set(les)))
+    body = selector.rstrip()
+    assert body.endswith("}"), body
+    return body[:-1].rstrip().rstrip(",") + f',le=~"{alternatives}"}}'
+
+
+def _promql_regex_literal(text: str) -> str:
+    """``text`` matched literally by an RE2 pattern, inside a PromQL double-quoted string
+    (whose own escapes double every backslash)."""
+    pattern = "".join(f"\\{c}" if c in _RE2_SPECIAL else c for c in text)
+    return pattern.replace("\\", "\\\\").replace('"', '\\"')
+
+
+_RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+
+
 def stamp_query(selector: str) -> str:
     """When each pod was last scraped (all its series share the scrape's timestamp)."""
     return f"max by ({', '.join(UNIT_LABELS)}) (timestamp({selector}))"

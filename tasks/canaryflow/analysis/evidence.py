@@ -49,7 +49,9 @@ from dataclasses import dataclass, field
 from canaryflow.analysis.alignment import (
     SCRAPE_PROBES_S,
     AlignedCounters,
+    Key,
     Read,
+    at_bounds,
     history_query,
     history_steps,
     interpolate,
@@ -280,6 +282,15 @@ class SequentialGate:
     as this process has read them (``counted_at_look``)."""
     shares_read: bool = False
     """Whether stable's pods' requests before the window were read into ``served``."""
+    le_texts: dict[float, set[str]] = field(default_factory=dict)
+    """How the compared tracks' ``le`` labels spell each bucket bound: what the fleet's
+    buckets are selected by once the cuts are set (``fleet_les``)."""
+    fleet_bounds: frozenset[float] | None = None
+    """The bucket bounds the fleet's answers held in every look of the current unit (None:
+    no look narrowed them): a unit whose fleet lacks a cut is learnt from the reference's
+    pods instead (``_unit_pods``)."""
+    fleet_read: frozenset[float] | None = None
+    """The bucket bounds of the fleet's last read, as its counters hold them."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -447,12 +458,14 @@ class SequentialGate:
         by_le = isinstance(self.evidence, Buckets)
         reads: dict[str, Read] = {}
         main = self._main_role
+        narrowed = self.fleet_les()
         for (track, role), series in selectors.items():
+            counted = at_bounds(series, narrowed) if narrowed and track == FLEET else series
             for name, at in instants.items():
                 prefix = f"{track}/{role}/{name}"
-                value = value_query(series, by_le)
-                reads[f"{prefix}/v0"] = Read(value, at, selector=series)
-                reads[f"{prefix}/v1"] = Read(value, at + scrape, selector=series)
+                value = value_query(counted, by_le)
+                reads[f"{prefix}/v0"] = Read(value, at, selector=counted)
+                reads[f"{prefix}/v1"] = Read(value, at + scrape, selector=counted)
                 if role == main:  # a pod's series are scraped at once: one role's times
                     stamped = stamp_selector(series, by_le)
                     stamp = stamp_query(stamped)
@@ -478,6 +491,53 @@ class SequentialGate:
     @property
     def _main_role(self) -> str:
         return self.evidence.required if isinstance(self.evidence, Counts) else "buckets"
+
+    def fleet_les(self) -> list[str] | None:
+        """The ``le`` spellings the fleet's buckets are read at: its pods only teach the
+        over-dispersion of requests above each cut (``_add_dispersion``: the cut's bucket and
+        ``+Inf``), so once the cuts are set the other buckets are not read. Every bucket
+        before (None), and where the compared tracks have not shown how a cut is spelt."""
+        if not (self.fleet and isinstance(self.evidence, Buckets) and self.tests):
+            return None
+        les: list[str] = []
+        for bound in (*self.tests, math.inf):
+            texts = self.le_texts.get(bound) if bound is not None else None
+            if not texts:
+                return None
+            les.extend(texts)
+        return les
+
+    def _learn_les(self, latest: Mapping[str, Mapping[str, Sequence[Sample]]]) -> None:
+        """Remember how the compared tracks spell their bounds (a few pods' buckets)."""
+        if not (self.fleet and isinstance(self.evidence, Buckets)):
+            return
+        for track in TRACKS:
+            for sample in latest.get(track, {}).get("buckets", []):
+                le = sample.labels.get("le")
+                bound = _bound(le)
+                if le is not None and bound is not None:
+                    self.le_texts.setdefault(bound, set()).add(le)
+
+    def _advance_fleet_buckets(
+        self, counters: AlignedCounters, values: Mapping[Key, float], skip: set
+    ) -> list[Sample]:
+        """The fleet's bucket increments, where its reads may be narrowed to the cuts: a
+        look that reads a bound the previous one did not (a cut moved, or the first look
+        after a resumed window) starts the fleet's counters again rather than count that
+        bucket from 0, and its unit is learnt from the reference's pods."""
+        read = frozenset(b for key in values if (b := _bound(dict(key).get("le"))) is not None)
+        before = self.fleet_read
+        if before is None and counters.last:
+            before = frozenset(
+                b for key in counters.last if (b := _bound(dict(key).get("le"))) is not None
+            )
+        self.fleet_read = read
+        if before is not None and not read <= before:
+            counters.start(values)
+            self.fleet_bounds = frozenset()
+            return []
+        self.fleet_bounds = read if self.fleet_bounds is None else self.fleet_bounds & read
+        return counters.advance(values, {}, skip)
 
     @property
     def counters_started(self) -> bool:
@@ -520,6 +580,7 @@ class SequentialGate:
         missing = self._missing(latest, young)
         if missing is not None:
             return missing
+        self._learn_les(latest)
         if self.needs_reference and reference:
             self._cut_at(cumulative_by_le(reference))
         if not self.history_read:
@@ -560,7 +621,11 @@ class SequentialGate:
                     lost = {}
                 else:
                     skip = set()
-                increments[(track, role)] = self.counters[(track, role)].advance(values, lost, skip)
+                counters = self.counters[(track, role)]
+                if track == FLEET and isinstance(self.evidence, Buckets):
+                    increments[(track, role)] = self._advance_fleet_buckets(counters, values, skip)
+                    continue
+                increments[(track, role)] = counters.advance(values, lost, skip)
         if self.unit_since is None:
             self.unit_since = self.aligned_at
         unit_s = instant - self.unit_since
@@ -668,6 +733,9 @@ class SequentialGate:
         fleet = self.pending_units.get(self.dispersion_track, {})
         role = "exposure" if isinstance(self.evidence, Counts) else "buckets"
         served = {pod_of(s.labels) for s in fleet.get(role, []) if s.value > 0}
+        read = self.fleet_bounds
+        if read is not None and not {*self.tests, math.inf} <= read:
+            return self.pending_units.get("stable", {})  # the fleet's reads lack a cut
         if len(served) >= 2:
             return fleet
         return self.pending_units.get("stable", {})
@@ -719,6 +787,7 @@ class SequentialGate:
         if unit_done and (self.tests or isinstance(self.evidence, Counts)):
             self._add_dispersion(self._unit_pods(), unit_s if self.fleet else None)
             self.pending_units = {}
+            self.fleet_bounds = None
             self.unit_seen = True
         load = self._compared_load(increments, look_s)
         if isinstance(self.evidence, Counts):

@@ -168,14 +168,15 @@ def touched(url: str, reads: Sequence[tuple[str, Pinned]]) -> dict[str, dict[str
     timed rounds, one read at a time, so it costs the timing nothing."""
     totals: dict[str, dict[str, float]] = {}
     for key, read in reads:
-        track, _, _, kind = key.split("/")
+        parts = key.split("/")  # a look's read, or a probe of the scrape interval
+        track, kind = (parts[0], parts[3]) if len(parts) == 4 else (parts[0], parts[0])
         form = {"query": pin(read), "time": f"{read.at:.3f}", "stats": "all"}
         request = urllib.request.Request(
             f"{url}/api/v1/query", data=urllib.parse.urlencode(form).encode(), method="POST"
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             stats = json.loads(response.read())["data"]["stats"]
-        for name in (f"track:{track}", f"read:{kind[0]}", "all"):
+        for name in (f"track:{track}", f"read:{kind.rstrip('0123456789')}", "all"):
             into = totals.setdefault(name, {"samples": 0.0, "eval_ms": 0.0, "reads": 0.0})
             into["samples"] += stats["samples"]["totalQueryableSamples"]
             into["eval_ms"] += stats["timings"]["evalTotalTime"] * 1000
