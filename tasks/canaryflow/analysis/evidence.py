@@ -460,12 +460,12 @@ class SequentialGate:
         main = self._main_role
         narrowed = self.fleet_les()
         for (track, role), series in selectors.items():
-            counted = at_bounds(series, narrowed) if narrowed and track == FLEET else series
+            summed = at_bounds(series, narrowed) if narrowed and track == FLEET else series
             for name, at in instants.items():
                 prefix = f"{track}/{role}/{name}"
-                value = value_query(counted, by_le)
-                reads[f"{prefix}/v0"] = Read(value, at, selector=counted)
-                reads[f"{prefix}/v1"] = Read(value, at + scrape, selector=counted)
+                value = value_query(summed, by_le)
+                reads[f"{prefix}/v0"] = Read(value, at, selector=summed)
+                reads[f"{prefix}/v1"] = Read(value, at + scrape, selector=summed)
                 if role == main:  # a pod's series are scraped at once: one role's times
                     stamped = stamp_selector(series, by_le)
                     stamp = stamp_query(stamped)
