@@ -44,7 +44,9 @@ def test_a_round_reads_as_many_numbers_with_ten_label_values_as_with_one(costs):
     # scrape time at both, read from one role (a pod's series are scraped at once); what
     # restarted series lost is empty here. 6 pods, 9 bucket bounds.
     pods, stable, buckets = 6, 5, 9
-    counts = 2 * (2 * pods) + 2 * pods  # error-rate: events and exposure, then times
+    # error-rate: each pod's 5xx and other requests apart (its events and the rest of its
+    # exposure, read in one), at two instants, then its times
+    counts = 2 * (2 * pods) + 2 * pods
     histogram = 2 * pods * buckets + 2 * pods  # latency-p99: bucket sums, times
     canary_requests = 1  # the plan's minimum of canary requests: one number
     assert stable + 1 == pods
@@ -62,8 +64,9 @@ def test_one_query_per_gate_and_look_reads_what_one_request_per_read_did(costs):
     batched, unbatched = costs[1], costs["unbatched"]
     assert batched.samples_per_round == unbatched.samples_per_round
     assert batched.outcomes == unbatched.outcomes
-    # Per track and role: the value at 2 instants and what restarted series lost since the
-    # previous one (3 reads), and per track the scrape times at 2 instants. error-rate has 2
-    # tracks x 2 roles, latency-p99 2 x 1, and the canary's request count is one more.
-    assert unbatched.requests_per_round == 3 * (4 + 2) + 2 * (2 + 2) + 1
+    # Per track and role read: the value at 2 instants and what restarted series lost since
+    # the previous one (3 reads), and per track the scrape times at 2 instants. error-rate's
+    # events (5xx) are read inside its exposure's reads (``alignment.Marker``): 2 tracks x 1
+    # role read, latency-p99 2 x 1, and the canary's request count is one more.
+    assert unbatched.requests_per_round == 3 * (2 + 2) + 2 * (2 + 2) + 1
     assert batched.requests_per_round == 2 * 2 * 2 + 1  # per gate, track and instant

@@ -50,6 +50,7 @@ from canaryflow.analysis.alignment import (
     SCRAPE_PROBES_S,
     AlignedCounters,
     Key,
+    Marker,
     Read,
     at_bounds,
     history_query,
@@ -291,6 +292,8 @@ class SequentialGate:
     pods instead (``_unit_pods``)."""
     fleet_read: frozenset[float] | None = None
     """The bucket bounds of the fleet's last read, as its counters hold them."""
+    markers: dict[str, Marker] = field(default_factory=dict)
+    """By track: the events read inside the exposure's read this look (``Marker``)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -459,11 +462,14 @@ class SequentialGate:
         reads: dict[str, Read] = {}
         main = self._main_role
         narrowed = self.fleet_les()
+        self.markers = self._markers(selectors)
         for (track, role), series in selectors.items():
+            apart = not (role == "events" and track in self.markers)  # else in the exposure's
+            marker = self.markers.get(track) if role == "exposure" else None
             summed = at_bounds(series, narrowed) if narrowed and track == FLEET else series
-            for name, at in instants.items():
+            for name, at in instants.items() if apart else ():
                 prefix = f"{track}/{role}/{name}"
-                value = value_query(summed, by_le)
+                value = value_query(summed, by_le, marker)
                 reads[f"{prefix}/v0"] = Read(value, at, selector=summed)
                 reads[f"{prefix}/v1"] = Read(value, at + scrape, selector=summed)
                 if role == main:  # a pod's series are scraped at once: one role's times
@@ -473,7 +479,7 @@ class SequentialGate:
                     reads[f"{prefix}/t1"] = Read(stamp, at + scrape, selector=stamped)
                 if name == "now" and instant > self.aligned_at:
                     # What restarted or gone series took from the sums since the last instant.
-                    lost = lost_query(series, by_le, instant - self.aligned_at)
+                    lost = lost_query(series, by_le, instant - self.aligned_at, marker)
                     counted = stamp_selector(series, by_le)
                     reads[f"{prefix}/r0"] = Read(lost, instant, selector=counted)
             if track == self.dispersion_track and not self.history_read:
@@ -491,6 +497,37 @@ class SequentialGate:
     @property
     def _main_role(self) -> str:
         return self.evidence.required if isinstance(self.evidence, Counts) else "buckets"
+
+    def _markers(self, selectors: Mapping[tuple[str, str], str]) -> dict[str, Marker]:
+        """The tracks whose events are the exposure's series narrowed by one matcher: read
+        inside the exposure's reads (``Marker``), not apart. Only where the exposure is the
+        series that must exist (a service that never failed has no events series)."""
+        if not isinstance(self.evidence, Counts) or self.evidence.required != "exposure":
+            return {}
+        found = {}
+        for track in self.tracks:
+            events, exposure = selectors.get((track, "events")), selectors.get((track, "exposure"))
+            if events is not None and exposure is not None:
+                marker = Marker.of(events, exposure)
+                if marker is not None:
+                    found[track] = marker
+        return found
+
+    def _unmarked(self, answers: Mapping[str, object]) -> Mapping[str, object]:
+        """``answers`` with each marked read split into its events' and exposure's answers,
+        under the keys they have when read apart."""
+        if not self.markers:
+            return answers
+        split = dict(answers)
+        for track in self.markers:
+            for name in ("now", "start"):
+                for part in ("v0", "v1", "r0"):
+                    found = answers.get(f"{track}/exposure/{name}/{part}")
+                    if isinstance(found, list):
+                        events, exposure = Marker.split(found)
+                        split[f"{track}/events/{name}/{part}"] = events
+                        split[f"{track}/exposure/{name}/{part}"] = exposure
+        return split
 
     def fleet_les(self) -> list[str] | None:
         """The ``le`` spellings the fleet's buckets are read at: its pods only teach the
@@ -560,6 +597,7 @@ class SequentialGate:
     ) -> Judgement:
         """Judge one look from the answers to ``plan``'s queries: every pod's increments from
         the previous common instant to this look's."""
+        answers = self._unmarked(answers)
         latest = {
             track: {
                 role: answers.get(f"{track}/{role}/now/v1") or [] for role in roles(self.evidence)
