@@ -543,14 +543,18 @@ class AnalysisRun:
             if key.endswith("/now/v1"):
                 rendered[key.removesuffix("/now/v1")] = read.query
             if batched and not read.series and read.selector is not None:
-                group = f"{key.split('/', 1)[0]}@{read.at:.3f}"
+                part = FLEET if key.split("/", 1)[0] == FLEET else "compared"
+                group = f"{part}@{read.at:.3f}"
                 batches.setdefault(group, {})[key] = Pinned(read.query, read.selector, read.at)
                 continue
             fetch = self.metrics.series if read.series else self.metrics.vector
             calls[f"{gate.name}/{key}"] = _bind(fetch, read.query, read.at)
-        # The look's instant reads in one request per track and instant (``source.
-        # batch_query``): a few requests instead of a dozen or more, yet several that
-        # Prometheus evaluates at once (it evaluates one query on one core).
+        # The look's instant reads in one request per instant (``source.batch_query``), the
+        # stable fleet's apart from the compared tracks' where it is read on its own: a few
+        # requests instead of a dozen or more, yet the large ones apart, which Prometheus
+        # evaluates at once (it evaluates one query on one core). The canary's few pods (and a
+        # fresh baseline's) ride along with the reference's reads: a request of their own
+        # costs more in parsing and answering than their reads do.
         for group, batch in batches.items():
             assert isinstance(self.metrics, PinnedVectors)
             calls[f"{gate.name}/{BATCH}/{group}"] = _bind(self.metrics.vectors, batch)
