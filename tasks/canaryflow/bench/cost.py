@@ -228,8 +228,8 @@ COST_SHAPES = (
 """A release on a growing fleet, the same fleet with one and ten label values, and 50
 releases at once, each against a fresh baseline with the stable fleet read for its
 over-dispersion (the default), and 200 x 10 against the stable fleet itself for comparison.
-Each look of a gate is one query per track and instant (one request per read was measured
-against it before, in this section's earlier runs). 2,000 pods with 10 label values, 220,000
+Each look of a gate is one query per instant, the fleet's apart (one request per read was
+measured against it in this section's earlier runs). 2,000 pods with 10 label values, 220,000
 series, takes longer to backfill than this benchmark's budget; with one label value it has as
 many series as 200 x 10."""
 
@@ -375,8 +375,8 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         "over-dispersion only (`query.FLEET`); or the stable fleet itself (`baseline: stable`). "
         "A look of a gate: each track's pods summed in PromQL (`sum by (instance, pod)`) "
         "at the common instant and one scrape later, their scrape times, and what series that "
-        "restarted alone held (`alignment.lost_query`), in one query per track and instant "
-        "(`@` pins each read at its instant). Releases are judged "
+        "restarted alone held (`alignment.lost_query`), in one query per instant, the "
+        "fleet's apart (`@` pins each read at its instant). Releases are judged "
         f"{RELEASE_WORKERS} at a time, their calls sharing {QUERY_WORKERS} threads. "
         "*One release's round*: `AnalysisRun.measure` of one release, median and 95th "
         "percentile over every release and every round after the first (the first also reads "
