@@ -1,5 +1,7 @@
 """The stable fleet's histogram read at the cuts only: never a bucket counted from 0 because an
-earlier look did not read it, and never a unit learnt from a fleet read without a cut.
+earlier look did not read it, and never a unit learnt from a fleet read without a cut. The
+fleet's history before the release read once, not at every look until the compared pods have
+series.
 
 (The reads themselves, against a real Prometheus, are in ``test_fleet_reads_prometheus.py``.)
 """
@@ -9,10 +11,10 @@ from __future__ import annotations
 import math
 
 from canaryflow.analysis.alignment import AlignedCounters, at_bounds, key_of
-from canaryflow.analysis.catalogue import METRICS
+from canaryflow.analysis.catalogue import METRICS, Counts
 from canaryflow.analysis.evidence import SequentialGate
 from canaryflow.analysis.query import FLEET
-from canaryflow.analysis.source import Sample
+from canaryflow.analysis.source import Sample, Series
 
 LATENCY = METRICS["latency-p99"].evidence["go"]
 
@@ -78,3 +80,88 @@ def test_a_unit_whose_fleet_reads_lack_a_cut_is_learnt_from_the_references_pods(
     assert gate._unit_pods()["buckets"] == fleet
     gate.fleet_bounds = frozenset({0.1, math.inf})  # a look of the unit did not read 0.5
     assert gate._unit_pods()["buckets"] == reference
+
+
+# The fleet's history, read once ------------------------------------------------------------
+
+COUNTS = Counts("bad_total{ {{ selector }} }", "all_total{ {{ selector }} }")
+PODS = {"canary": ["c1"], "stable": ["b1"], FLEET: ["f1", "f2", "f3"]}
+SELECTORS = {
+    (track, role): f'{"bad" if role == "events" else "all"}_total{{ track="{track}" }}'
+    for track in PODS
+    for role in ("events", "exposure")
+}
+
+
+def _history() -> dict[str, list[Series]]:
+    """Ten minutes of the fleet's pods, lumpy: what the over-dispersion is learnt from."""
+    found: dict[str, list[Series]] = {}
+    for role, scale in (("events", 1), ("exposure", 50)):
+        found[f"{FLEET}/{role}/history"] = [
+            Series(
+                {"instance": pod, "pod": pod},
+                tuple(
+                    (900.0 + 15 * i, float(scale * i * (k + 1) + (i % (k + 2)) * 7))
+                    for i in range(40)
+                ),
+            )
+            for k, pod in enumerate(PODS[FLEET])
+        ]
+    return found
+
+
+def _look(reads: dict, tracks: tuple[str, ...]) -> dict[str, object]:
+    """Answers to a look's instant reads: every pod of ``tracks`` counting 2 bad of 100 a
+    second, scraped 5 s before each read instant; the other tracks without series yet."""
+    answers: dict[str, object] = {}
+    for key, read in reads.items():
+        if read.series:
+            continue
+        track, role, _, part = key.split("/")
+        pods = PODS[track] if track in tracks else []
+        labels = [{"instance": pod, "pod": pod} for pod in pods]
+        if part.startswith("t"):
+            answers[key] = [Sample(one, read.at - 5.0) for one in labels]
+        elif part.startswith("r"):
+            answers[key] = []
+        else:
+            rate = 2.0 if role == "events" else 100.0
+            answers[key] = [Sample(one, rate * (read.at - 5.0)) for one in labels]
+    return answers
+
+
+def _errors_gate() -> SequentialGate:
+    gate = SequentialGate("errors", COUNTS, 0.2, 0.05, 1, scrape_s=15.0, fleet=True, grace_s=0)
+    gate.start_at(1000.0)
+    return gate
+
+
+def test_the_fleets_history_is_read_once_while_the_compared_pods_have_no_series_yet():
+    gate, history = _errors_gate(), _history()
+    first = gate.plan(SELECTORS, 1030.0)
+    assert {k for k in first if k.endswith("/history")} == set(history)
+    young = gate.observe_reads({**_look(first, (FLEET,)), **history}, 1030.0, elapsed=30.0)
+    assert young.outcome.value == "not-applicable", young.reason  # neither track has series
+    second = gate.plan(SELECTORS, 1040.0)
+    assert not [k for k in second if k.endswith("/history")], "kept, not asked again"
+    gate.observe_reads(_look(second, tuple(PODS)), 1040.0, elapsed=40.0)
+    # As a gate that read the history only at the look that used it.
+    again = _errors_gate()
+    again.plan(SELECTORS, 1030.0)
+    again.observe_reads(_look(first, (FLEET,)), 1030.0, elapsed=30.0)
+    late = again.plan(SELECTORS, 1040.0)
+    assert {k for k in late if k.endswith("/history")} == set(history)
+    again.observe_reads({**_look(late, tuple(PODS)), **history}, 1040.0, elapsed=40.0)
+    assert gate.history_read and again.history_read
+    test, other = gate.tests[None], again.tests[None]
+    assert test.dof > 30, "the history's units were learnt"
+    assert (test.dof, test.chi2) == (other.dof, other.chi2)
+
+
+def test_the_kept_history_is_read_again_where_the_unit_it_was_cut_in_changed():
+    gate, history = _errors_gate(), _history()
+    first = gate.plan(SELECTORS, 1030.0)
+    gate.observe_reads({**_look(first, (FLEET,)), **history}, 1030.0, elapsed=30.0)
+    gate.scrape_s = 30.0  # units of one scrape: 30 s now, not 15 s
+    second = gate.plan(SELECTORS, 1040.0)
+    assert {k for k in second if k.endswith("/history")} == set(history)

@@ -294,6 +294,12 @@ class SequentialGate:
     """The bucket bounds of the fleet's last read, as its counters hold them."""
     markers: dict[str, Marker] = field(default_factory=dict)
     """By track: the events read inside the exposure's read this look (``Marker``)."""
+    history_kept: dict[str, list] = field(default_factory=dict)
+    """The history's answers, by read key, kept from a look that could not use them yet (a
+    track without series so far): the same reads of the same minutes before the release,
+    not asked again every look (a large fleet's ten minutes, by pod and bucket)."""
+    history_step: float | None = None
+    """The step ``history_kept`` was read at (read again where ``unit_span_s`` changed)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -482,7 +488,10 @@ class SequentialGate:
                     lost = lost_query(series, by_le, instant - self.aligned_at, marker)
                     counted = stamp_selector(series, by_le)
                     reads[f"{prefix}/r0"] = Read(lost, instant, selector=counted)
-            if track == self.dispersion_track and not self.history_read:
+            kept = self.history_step == self.unit_span_s and f"{track}/{role}/history" in (
+                self.history_kept
+            )
+            if track == self.dispersion_track and not self.history_read and not kept:
                 query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
                 reads[f"{track}/{role}/history"] = Read(query, self.aligned_at, series=True)
         main = self._main_role
@@ -598,6 +607,8 @@ class SequentialGate:
         """Judge one look from the answers to ``plan``'s queries: every pod's increments from
         the previous common instant to this look's."""
         answers = self._unmarked(answers)
+        if not self.history_read:
+            answers = self._keep_history(answers)
         latest = {
             track: {
                 role: answers.get(f"{track}/{role}/now/v1") or [] for role in roles(self.evidence)
@@ -693,12 +704,26 @@ class SequentialGate:
         lost = answers.get(f"{prefix}/r0")
         return {unit_of(s.labels): s.value for s in lost} if isinstance(lost, list) else {}
 
+    def _keep_history(self, answers: Mapping[str, object]) -> Mapping[str, object]:
+        """``answers`` with the history's answers kept from an earlier look where this one did
+        not ask for them again; this look's own kept for a later one."""
+        read = {k: v for k, v in answers.items() if k.endswith("/history") and isinstance(v, list)}
+        if read:
+            if self.history_step != self.unit_span_s:
+                self.history_kept = {}
+            self.history_kept.update(read)
+            self.history_step = self.unit_span_s
+        if not self.history_kept or self.history_step != self.unit_span_s:
+            return answers
+        return {**answers, **self.history_kept}
+
     def _read_history(self, answers: Mapping[str, object]) -> None:
         """Stable's pods (the fleet's, ``dispersion_track``) in ``unit_span_s`` steps before the
         release: their over-dispersion before the canary took any traffic, so the first looks
         are not judged as if requests were independent. (A histogram gate without its cuts yet
         has none to apply it to.)"""
         self.history_read = True
+        self.history_kept = {}
         if not self.tests:
             return
         by_role = {}
