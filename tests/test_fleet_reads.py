@@ -13,8 +13,11 @@ import math
 from canaryflow.analysis.alignment import AlignedCounters, at_bounds, key_of
 from canaryflow.analysis.catalogue import METRICS, Counts
 from canaryflow.analysis.evidence import SequentialGate
-from canaryflow.analysis.query import FLEET
+from canaryflow.analysis.query import FLEET, Subject
+from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import Sample, Series
+from canaryflow.analysis.spec import AnalysisSpec
+from canaryflow.bench.replay import ReplayClock
 
 LATENCY = METRICS["latency-p99"].evidence["go"]
 
@@ -165,3 +168,50 @@ def test_the_kept_history_is_read_again_where_the_unit_it_was_cut_in_changed():
     gate.scrape_s = 30.0  # units of one scrape: 30 s now, not 15 s
     second = gate.plan(SELECTORS, 1040.0)
     assert {k for k in second if k.endswith("/history")} == set(history)
+
+
+class BucketsBeforeTheWindow:
+    """Answers a histogram gate's reads with nothing, but stable's buckets before the window
+    (the reference) when ``reference`` holds them; notes every range (history) read."""
+
+    def __init__(self, reference: list[Sample]):
+        self.reference = reference
+        self.history_reads: list[str] = []
+
+    def vector(self, query: str, at: float | None = None) -> list[Sample]:
+        return self.reference if query.startswith("sum by (le) (increase(") else []
+
+    def series(self, query: str, at: float | None = None) -> list:
+        self.history_reads.append(query)
+        return []
+
+    def instant(self, query: str) -> list[float]:
+        return []
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[float]:
+        return []
+
+
+def _latency_rounds(reference: list[Sample]) -> BucketsBeforeTheWindow:
+    source = BucketsBeforeTheWindow(reference)
+    spec = AnalysisSpec.model_validate({"interval": "10s", "gates": [{"metric": "latency-p99"}]})
+    clock = ReplayClock(1_000_000.0)
+    subject = Subject("shop", "prod", baseline=True)
+    run = AnalysisRun(spec, source, "shop", "prod", clock=clock, subject=subject)
+    run.concurrent = False
+    for round_no in (1, 2, 3):
+        clock.sleep(10.0)
+        run.measure(round_no, 1_000_000.0)
+    return source
+
+
+def test_a_histogram_gate_whose_reference_sets_no_cuts_does_not_read_the_fleets_history():
+    # A fresh baseline born with the canary has no buckets before the window: no cuts to
+    # apply the fleet's history to, so it is not read (it would be thrown away).
+    assert _latency_rounds([]).history_reads == []
+
+
+def test_a_histogram_gate_with_cuts_from_its_reference_reads_the_fleets_history():
+    buckets = [Sample({"le": le}, n) for le, n in (("0.1", 50.0), ("0.5", 95.0), ("+Inf", 100.0))]
+    reads = _latency_rounds(buckets).history_reads
+    assert reads and all("[600s:" in query for query in reads)

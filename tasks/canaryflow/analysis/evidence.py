@@ -300,6 +300,10 @@ class SequentialGate:
     not asked again every look (a large fleet's ten minutes, by pod and bucket)."""
     history_step: float | None = None
     """The step ``history_kept`` was read at (read again where ``unit_span_s`` changed)."""
+    reference_cuts: bool | None = None
+    """Whether this look's reference (stable's buckets before the window, asked before the
+    look is planned) sets cuts; None: not known. A histogram gate's history is only of use
+    with cuts to apply it to (``_read_history``): without them it is not read at all."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -491,7 +495,8 @@ class SequentialGate:
             kept = self.history_step == self.unit_span_s and f"{track}/{role}/history" in (
                 self.history_kept
             )
-            if track == self.dispersion_track and not self.history_read and not kept:
+            useless = self.needs_reference and self.reference_cuts is False
+            if track == self.dispersion_track and not self.history_read and not (kept or useless):
                 query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
                 reads[f"{track}/{role}/history"] = Read(query, self.aligned_at, series=True)
         main = self._main_role
@@ -703,6 +708,16 @@ class SequentialGate:
         """What each pod's restarted or gone series held at the previous instant, by pod."""
         lost = answers.get(f"{prefix}/r0")
         return {unit_of(s.labels): s.value for s in lost} if isinstance(lost, list) else {}
+
+    def learn_reference(self, reference: object) -> None:
+        """Note whether ``reference`` (the answer to ``reference_query``, or an error) sets
+        cuts, before the look is planned: the history is then read only where it will be
+        used, as ``observe_reads`` would use it at this look."""
+        if not isinstance(reference, list):
+            self.reference_cuts = None
+            return
+        cumulative = cumulative_by_le(reference)
+        self.reference_cuts = bool(reference) and bool(cut_boundaries(cumulative, self._q))
 
     def _keep_history(self, answers: Mapping[str, object]) -> Mapping[str, object]:
         """``answers`` with the history's answers kept from an earlier look where this one did
