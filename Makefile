@@ -15,7 +15,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 SYSTEM_PACKAGES := prometheus nginx-light docker-registry prometheus-pushgateway jq
 
-.PHONY: setup system-packages wheelhouse test test-fast e2e lint fmt demo bench bench-replay bench-cost compile chart clean fuzz image
+.PHONY: setup system-packages wheelhouse test test-fast test-e2e e2e lint fmt demo bench bench-replay bench-cost compile chart clean fuzz image
 
 setup: system-packages $(STAMP)
 
@@ -50,9 +50,17 @@ $(STAMP): pyproject.toml
 # (--tb=native): pytest's parse of the failing source can abort the whole run with
 # "SystemError: AST constructor recursion depth mismatch" on CPython 3.11.7
 # (pytest-dev/pytest#10874, fixed by python/cpython#113035 in 3.11.8).
+# Whole end-to-end releases whose behaviour faster tests cover too (marked `e2e`: the cluster in
+# a box's releases, the installed wheel's demo) are `test-e2e`'s, run by CI after `test`: they
+# were about 500 of the suite's 1,142 CPU seconds (README).
 TEST_WORKERS ?= 6
 test: setup wheelhouse
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --tb=native
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --tb=native \
+	  -m "not e2e"
+
+# The two e2e files side by side, one worker each.
+test-e2e: setup
+	$(PY) -m pytest -q -n 2 --dist loadfile --tb=native -m e2e
 
 # The locked wheels of the runtime image (images/runtime/requirements.lock), from PyPI, for
 # `make image` and its tests; a failed download only makes those tests skip, saying so.
@@ -63,7 +71,8 @@ $(WHEELHOUSE_STAMP): images/runtime/requirements.lock | setup
 	  || echo "wheelhouse: the locked wheels could not be downloaded; the runtime-image tests skip"
 
 # The cluster in a box (tests/cluster): pushes released end to end through the rendered chart's
-# Sensor and templates, for Istio, NGINX Ingress and Gateway API; `make test` runs it too.
+# Sensor and templates, for Istio, NGINX Ingress and Gateway API; `make test` runs its fast
+# files, `make test-e2e` its releases.
 # About 4 minutes on 2 busy cores.
 e2e: setup
 	$(PY) -m pytest -q tests/cluster

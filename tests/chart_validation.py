@@ -35,6 +35,10 @@ WEBHOOK_VALUES = {
 
 Obj = dict[str, Any]
 
+# libyaml's loader where PyYAML has it: the rendered chart (about 90 kB of YAML, rendered some
+# 150 times by the suite) parses to the same objects about eight times faster than in Python.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def render(
     values: dict[str, Any] | None = None,
@@ -49,7 +53,11 @@ def render(
     with helm.Chart.load(chart_dir) as chart:
         manifests = chart.render(values, name=RELEASE, namespace=namespace, is_install=True)
     return {
-        path: [doc for doc in yaml.safe_load_all(text) if doc and (hooks or not _is_hook(doc))]
+        path: [
+            doc
+            for doc in yaml.load_all(text, Loader=_LOADER)
+            if doc and (hooks or not _is_hook(doc))
+        ]
         for path, text in manifests.items()
         if path.endswith((".yaml", ".yml"))
     }

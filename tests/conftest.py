@@ -20,7 +20,7 @@ settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-pytest_plugins = ["kube.fixtures"]
+pytest_plugins = ["kube.fixtures", "cpu_report"]
 
 
 # -- how `make test` spreads the suite over its workers ----------------------------------------

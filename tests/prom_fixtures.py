@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from statistics import NormalDist
 
 import pytest
 from http_stub import QuietHandler
@@ -51,16 +52,10 @@ class Traffic:
         return self.median_latency_s * math.exp(self.latency_spread * _normal_quantile(u))
 
 
-def _normal_quantile(u: float) -> float:
-    """Inverse standard normal CDF by bisection on erf; plenty precise for a simulation."""
-    low, high = -8.0, 8.0
-    for _ in range(60):
-        middle = (low + high) / 2
-        if 0.5 * math.erfc(-middle / math.sqrt(2)) < u:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2
+_normal_quantile = NormalDist().inv_cdf
+"""Inverse standard normal CDF (Wichura's AS 241, to about 1e-16): every simulated request
+draws one, in every worker that holds a fleet, so it is not a 60-step bisection on erfc (within
+3e-12 of it, and in the same bucket for each of the first 200,000 draws of every scenario)."""
 
 
 @dataclass
@@ -153,8 +148,9 @@ class SimulatedService:
         for _ in range(arrived):
             self._sequence += 1
             u = (self._sequence * GOLDEN) % 1.0 or 0.5
-            self._latency.observe(traffic.latency(u))
-            self._db.observe(traffic.latency(u) / 5)
+            latency = traffic.latency(u)
+            self._latency.observe(latency)
+            self._db.observe(latency / 5)
             self._cache["miss" if self._sequence % 10 == 0 else "hit"] += 1
 
     def exposition(self) -> str:
@@ -237,7 +233,10 @@ class Fleet:
         ]
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: the fleet's threads and this Prometheus took about 6 % of a
+# core while they ran (measured idle, before the fleet drew each latency once by AS 241), and a
+# session fixture ran on to the end of the run in every worker whose files had used it.
+@pytest.fixture(scope="module")
 def fleet() -> Iterator[Fleet]:
     services = {}
     try:
@@ -251,7 +250,7 @@ def fleet() -> Iterator[Fleet]:
             service.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def prometheus(
     tmp_path_factory: pytest.TempPathFactory, fleet: Fleet
 ) -> Iterator[PrometheusServer]:

@@ -144,6 +144,9 @@ analysis:
   queryWindow: 4s
   scrapeInterval: 1s
   warmup: 1s  # one scrape, not the default one scrape + 30 s: these tests are about evidence
+  # Judged against stable, as they would be anyway: this Prometheus scrapes no fresh baseline,
+  # and step 0's pod would first wait a scrape + 30 s for one.
+  baseline: stable
   alpha: 0.01
   gates:
     - metric: error-rate

@@ -26,6 +26,7 @@ from canaryflow.kubernetes.baseline import runs_in_cluster
 from canaryflow.kubernetes.from_plan import platform_for
 from canaryflow.kubernetes.platform import api_client_from_environment
 from canaryflow.plan.load import load_plan
+from canaryflow.plan.routers import THREE_WAY, can
 from canaryflow.platform.split import split_for
 
 pytestmark = pytest.mark.slow
@@ -38,7 +39,17 @@ def kubeconfig(tmp_path, cluster):
     return write_kubeconfig(tmp_path / "kubeconfig", cluster.url)
 
 
-def plan_file(tmp_path, url: str, router: str, failure_limit: int = 0, drain: str = "10s"):
+def plan_file(
+    tmp_path,
+    url: str,
+    router: str,
+    failure_limit: int = 0,
+    drain: str = "10s",
+    baseline: str = "stable",
+):
+    """Judged against stable unless ``baseline="fresh"``: this Prometheus scrapes no baseline, so
+    the first step's analyze pod would wait for one (up to the warm-up against stable, 45 s
+    here) before every window; one test keeps the fresh baseline's share in the fail-safe."""
     path = tmp_path / "canaryflow.yaml"
     plan = {
         "service": {"name": SERVICE, "namespace": NAMESPACE},
@@ -49,6 +60,7 @@ def plan_file(tmp_path, url: str, router: str, failure_limit: int = 0, drain: st
             "interval": f"{INTERVAL_S:g}s",
             "queryWindow": "4s",
             "failureLimit": failure_limit,
+            "baseline": baseline,
             # These tests time the fail-safe from the window's start: no warm-up before it.
             "warmup": "0s",
             # A fixed threshold: these tests are about the fail-safe, not the judgement.
@@ -142,7 +154,8 @@ def test_a_failing_window_leaves_weight_0_verified_before_the_pod_exits(
     prometheus,  # noqa: F811
     router,
 ):
-    plan = plan_file(tmp_path, prometheus.url, router)
+    fresh = can(router, THREE_WAY)  # a two-way router runs no baseline: nothing to wait for
+    plan = plan_file(tmp_path, prometheus.url, router, baseline="fresh" if fresh else "stable")
     open_canary(plan, kubeconfig)
     report = tmp_path / "report.json"
 

@@ -35,9 +35,8 @@ def release_templates(values: dict | None) -> dict[str, dict]:
 
 @functools.cache
 def crd_metrics_schema() -> dict:
-    crd = yaml.safe_load(
-        (SCHEMAS / "argo-workflows/argoproj.io_workflowtemplates.yaml").read_text()
-    )
+    text = (SCHEMAS / "argo-workflows/argoproj.io_workflowtemplates.yaml").read_text()
+    crd = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 8x
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
     return version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["metrics"]
 

@@ -256,3 +256,33 @@ def test_the_section_states_the_warm_up_the_plan_actually_waits():
     text = markdown(JudgementResults(runs=good, plan=against_stable))
     assert "after the default **warm-up** (35 s at the first step" in text
     assert "2 s into the first window (after the warm-up)" in text
+
+
+class _Load:
+    """A load generator's clock as ``load_lasts`` reads it: started when, for how long."""
+
+    def __init__(self, started_at: float, max_duration_s: float = 600.0, running: bool = True):
+        from canaryflow.local.load import LoadConfig
+
+        self.started_at, self.running = started_at, running
+        self.config = LoadConfig("http://127.0.0.1:9", rate=1.0, max_duration_s=max_duration_s)
+
+
+def test_the_users_load_is_restarted_unless_it_outlasts_the_longest_release_of_the_plan():
+    """The goroutine-leak release at 824bfaa began with 167 s of load left, more than the old
+    fixed margin of 150 s: its users stopped in the 50 % step and it ended inconclusive with
+    no request on either track. A release of the plan may need its users for every window
+    extended by maxExtension, the health wait and the deploys."""
+    from canaryflow.bench.fleet import load_lasts
+    from canaryflow.bench.judgement import release_span_s
+
+    plan = judgement_plan()
+    windows = sum(s.duration + plan.analysis.max_extension for s in plan.traffic_steps)
+    span = release_span_s(plan)
+    assert span >= plan.service.health_timeout + windows
+    assert span > 167.0
+    now = 10_000.0
+    assert not load_lasts(_Load(started_at=now - 600 + 167), span, now)
+    assert load_lasts(_Load(started_at=now), span, now)
+    assert not load_lasts(_Load(started_at=now, running=False), span, now)
+    assert span < _Load(now).config.max_duration_s  # a fresh load covers a whole release

@@ -7,9 +7,13 @@ tolerance; every rate comes with an exact interval; the logs gate compares both 
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+import statistics
 from dataclasses import replace
+
+import pytest
 
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.sequential import bernoulli_kl, canary_share
@@ -18,12 +22,16 @@ from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.bench.offline import (
     AA,
     BENCH_FAULTS,
+    BENCH_FLEETS,
+    CLASS_KEYS,
+    FLEET_KEYS,
     FaultClass,
     Judged,
     Tally,
     bench_spec,
     carry_comparison,
     carry_markdown,
+    compared_dispersion,
     gate_alpha_and_tolerance,
     information_limit_s,
     judge_many,
@@ -196,6 +204,11 @@ def test_a_replay_reports_every_fleet_class_and_flavour_with_exact_intervals():
         "noisy, warm canary",
         "steady pods",
         "noisy, against stable",
+        "noisy, stalls at random",
+        "noisy, pods ±30 %",
+        "noisy, 30 s scrape",
+        "noisy, 5 % of scrapes missed",
+        "noisy, all four",
     }
     assert {f.flavour for f in BENCH_FAULTS} == {"go", "otel", "grpc"}
     text = replay_markdown(result, "header")
@@ -247,6 +260,11 @@ def test_the_replays_fleets_are_judged_against_a_fresh_baseline_after_the_defaul
         "noisy, warm canary": 1,
         "steady pods": 1,
         "noisy, against stable": 0,
+        "noisy, stalls at random": 1,
+        "noisy, pods ±30 %": 1,
+        "noisy, 30 s scrape": 1,
+        "noisy, 5 % of scrapes missed": 1,
+        "noisy, all four": 1,
     }
     warmups = {row["fleet"]: row["warmup_s"] for row in result["rows"]}
     assert warmups["noisy, against stable"] == 15.0 + 30.0, "one scrape + 30 s against stable"
@@ -312,3 +330,151 @@ def test_against_a_fresh_baseline_the_limit_counts_only_the_baselines_requests()
     events_per_s = 1000.0 * 0.2 * 0.01 * (0.5 * 3.0 + 0.5)
     assert math.isclose(against_baseline, math.log(1 / alpha) / (kl * events_per_s))
     assert against_baseline > against_stable, "the reference holds as few requests as the canary"
+
+
+# Choosing what the replay judges ---------------------------------------------------------
+
+
+def test_a_replay_of_chosen_fleets_and_classes_judges_those_alone_n_releases_each():
+    result = replay_benchmark(2, say=lambda _: None, fleets=["steady"], classes=["aa", "5xx-x3"])
+    assert [(row["fleet"], row["class"], row["releases"]) for row in result["rows"]] == [
+        ("steady pods", AA.name, 2),
+        ("steady pods", BENCH_FAULTS[0].name, 2),
+    ]
+    assert list(result["fleets"]) == ["steady pods"]
+    only_aa = replay_benchmark(1, say=lambda _: None, classes=["aa"])
+    assert {row["class"] for row in only_aa["rows"]} == {AA.name}
+    assert [row["fleet"] for row in only_aa["rows"]] == [name for name, _ in BENCH_FLEETS]
+
+
+def test_a_chosen_class_replays_the_first_releases_of_the_whole_runs():
+    whole = replay_benchmark(5, say=lambda _: None)
+    chosen = replay_benchmark(1, say=lambda _: None, fleets=["warm"], classes=["5xx-x3"])
+    (row,) = chosen["rows"]
+    same = next(
+        r for r in whole["rows"] if r["fleet"] == row["fleet"] and r["class"] == row["class"]
+    )
+    assert same["releases"] == 1 and same == row, "the same seed: the same releases"
+
+
+def test_every_fleet_and_class_has_a_name_on_the_command_line():
+    assert list(FLEET_KEYS.values()) == [name for name, _ in BENCH_FLEETS]
+    assert list(CLASS_KEYS.values()) == [fault.name for fault in (AA, *BENCH_FAULTS)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--fleet", "noisy"], "--fleet: selects what the offline replay judges; give it with"),
+        (["--class", "aa"], "--class: selects what the offline replay judges; give it with"),
+        (["--replay", "5", "--fleet", "lumpy"], "--fleet: unknown name 'lumpy'; give one of noisy"),
+        (
+            ["--replay", "5", "--class", "5xx"],
+            "--class: unknown name '5xx'; give one of aa, 5xx-x3",
+        ),
+        (["--replay", "5", "--fleet", "noisy", "--fleet", "noisy"], "--fleet: 'noisy' given twice"),
+        (["--replay", "0", "--class", "aa"], "--replay: at least 1 release"),
+    ],
+)
+def test_a_bad_selection_is_refused_naming_the_flag_and_nothing_is_written(
+    tmp_path, capsys, argv, says
+):
+    out, write = tmp_path / "out", tmp_path / "BENCHMARKS.md"
+    assert main(["bench", *argv, "--out", str(out), "--write", str(write)]) == 2
+    assert says in capsys.readouterr().err
+    assert not out.exists() and not write.exists()
+
+
+def test_a_chosen_replay_writes_its_own_section_and_keeps_the_whole_runs(tmp_path):
+    write = tmp_path / "BENCHMARKS.md"
+    whole = "## Offline replay: simulated production-shaped fleet\n\nthe whole run\n"
+    write.write_text(f"# B\n\n{whole}\n## Cost\n\nkept\n")
+    argv = ["bench", "--replay", "2", "--fleet", "steady", "--class", "aa"]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--write", str(write)]) == 0
+    text = write.read_text()
+    assert whole in text and "## Cost\n\nkept\n" in text
+    section = text.split("## Offline replay: selected fleets and classes\n", 1)[1]
+    assert "`canaryflow bench --replay 2 --fleet steady --class aa`" in section
+    assert "| steady pods | 2 | " in section and "### Bad canaries" not in section
+    assert (tmp_path / "out" / "replay-selected.json").exists()
+
+
+# Noise the judge was not built on ---------------------------------------------------------
+
+LONG = ((0.1, 3600.0),)
+STALLING = Fleet(
+    stable_pods=3, rps=400.0, base_rate=0.0, blip_every_s=0.0, stall_share=0.5, stall_log_share=1.0
+)
+
+
+def _stall_starts(recording) -> dict[str, list[int]]:
+    """Each pod's stalled seconds that follow a second without a stall."""
+    starts = {}
+    for pod in recording.pods:
+        seconds = sorted({int(t) for t, _ in pod.lines})
+        starts[pod.name] = [s for s in seconds if s - 1 not in seconds]
+    return starts
+
+
+def test_periodic_stalls_come_every_period_and_random_ones_at_the_same_mean_rate():
+    periodic = _stall_starts(simulate(STALLING, LONG, random.Random(2)))
+    at_random = _stall_starts(
+        simulate(replace(STALLING, stall_random=True), LONG, random.Random(2))
+    )
+    for starts in periodic.values():
+        assert {b - a for a, b in itertools.pairwise(starts)} == {30}
+    for starts in at_random.values():
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
+        assert len(set(gaps)) > 10, "gaps vary"
+        assert 85 <= len(starts) <= 155, "about 120 stalls in an hour (± 3 sd)"
+
+
+def test_each_pod_keeps_a_base_rate_of_its_own_drawn_at_birth_canary_and_baseline_too():
+    fleet = Fleet(stable_pods=12, rps=2400.0, blip_every_s=0.0, stall_every_s=0.0, baseline_pods=4)
+    fleet = replace(fleet, canary_pods=4)
+
+    def rates(recording) -> dict[str, list[float]]:
+        found: dict[str, list[float]] = {}
+        for pod in recording.pods:
+            found.setdefault(pod.track, []).append(pod.events[-1][1] / pod.exposure[-1][1])
+        return found
+
+    even = rates(simulate(fleet, LONG, random.Random(4)))
+    spread = rates(simulate(replace(fleet, pod_spread=0.3), LONG, random.Random(4)))
+    for track in ("stable", "canary", "baseline"):
+        assert statistics.pstdev(even[track]) / statistics.mean(even[track]) < 0.05
+        assert statistics.pstdev(spread[track]) / 0.01 > 0.1, f"{track}'s pods differ"
+    everyone = [r for track in spread.values() for r in track]
+    assert 0.007 < statistics.mean(everyone) < 0.013, "the factor's mean is 1"
+
+
+def test_a_missed_scrape_leaves_no_sample_and_the_next_one_holds_both_intervals():
+    fleet = replace(QUIET, scrape_miss=0.2)
+    recording = simulate(fleet, LONG, random.Random(6))
+    for pod in recording.pods:
+        gaps = [round(b[0] - a[0]) for a, b in itertools.pairwise(pod.events)]
+        assert set(gaps) > {5, 10}, "a scrape missed now and then"
+        assert 0.1 < gaps.count(10) / len(gaps) < 0.3
+        assert all(b[1] >= a[1] for a, b in itertools.pairwise(pod.events))
+    whole = simulate(QUIET, LONG, random.Random(6))
+    assert {round(b[0] - a[0]) for p in whole.pods for a, b in itertools.pairwise(p.events)} == {5}
+
+
+def test_the_compared_pods_true_over_dispersion_is_one_on_steady_pods_and_large_on_lumpy_ones():
+    steady = replace(dict(BENCH_FLEETS)["steady pods"], cold_s=0.0)
+    lumpy = dict(BENCH_FLEETS)["noisy, stalls at random"]
+    calm = compared_dispersion(steady, 120.0, 60, seed=4)
+    assert calm is not None and 0.5 < calm < 1.7, "independent requests: binomial"
+    stalls = compared_dispersion(lumpy, 120.0, 60, seed=4)
+    assert stalls is not None and stalls > 5, "a stall's lump is as large as a minute's errors"
+
+
+def test_a_replay_of_bad_classes_shows_the_limit_with_the_true_over_dispersion():
+    result = replay_benchmark(
+        2, say=lambda _: None, fleets=["steady"], classes=["5xx-x3", "logs-x3"]
+    )
+    rows = {row["class"]: row for row in result["rows"]}
+    five = rows[BENCH_FAULTS[0].name]
+    assert five["limit_true_phi_s"] == five["limit_s"] * max(1.0, five["true_phi"])
+    assert "true_phi" not in rows[BENCH_FAULTS[2].name], "the lines' lumps are not the 5xx's"
+    assert "| true phi (120 s) | limit with true phi s |" in replay_markdown(result, "header")

@@ -12,9 +12,11 @@ only on the ConfigMaps named in ``flags.configMaps``, by name.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
+import source_trees
 from chart_validation import objects, of_kind
 
 from canaryflow.kubernetes import resources
@@ -73,10 +75,17 @@ def _kinds_built_by(function: ast.AST) -> set[ResourceKind]:
 def _functions(paths: list[Path]) -> dict[str, ast.AST]:
     table = {}
     for path in paths:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(source_trees.parse(path)):
             if isinstance(node, ast.FunctionDef):
                 table.setdefault(node.name, node)
     return table
+
+
+@functools.cache
+def _product_functions() -> dict[str, ast.AST]:
+    """Every function of the product by name, parsed once per run, not once per scan (the
+    scans only read the table)."""
+    return _functions(list(SOURCE.rglob("*.py")))
 
 
 def _callee_name(call: ast.Call) -> str | None:
@@ -103,10 +112,10 @@ def _object_kinds(arg: ast.AST, scope: ast.AST, functions: dict[str, ast.AST]) -
 
 
 def required_grants(paths: list[Path]) -> set[Grant]:
-    functions = _functions(list(SOURCE.rglob("*.py")))
+    functions = _product_functions()
     grants: set[Grant] = set()
     for path in paths:
-        tree = ast.parse(path.read_text())
+        tree = source_trees.parse(path)
         for scope in ast.walk(tree):
             if not isinstance(scope, ast.FunctionDef):
                 continue

@@ -215,3 +215,14 @@ def test_a_histogram_gate_with_cuts_from_its_reference_reads_the_fleets_history(
     buckets = [Sample({"le": le}, n) for le, n in (("0.1", 50.0), ("0.5", 95.0), ("+Inf", 100.0))]
     reads = _latency_rounds(buckets).history_reads
     assert reads and all("[600s:" in query for query in reads)
+
+
+def test_buckets_no_longer_read_are_forgotten_so_a_later_read_of_them_starts_afresh():
+    gate = _gate()
+    counters = AlignedCounters()
+    every = {_bucket("a", le): 10.0 * k for k, le in enumerate(("0.1", "0.25", "0.5", "+Inf"))}
+    counters.start(every)
+    narrowed = {_bucket("a", le): every[_bucket("a", le)] + 5 for le in ("0.1", "0.5", "+Inf")}
+    gate._advance_fleet_buckets(counters, narrowed, set())
+    assert counters.last is not None
+    assert {dict(key)["le"] for key in counters.last} == {"0.1", "0.5", "+Inf"}

@@ -147,6 +147,8 @@ def test_promotion_opens_a_merge_request_and_waits_until_the_merge_is_rolled_out
 def test_a_merge_request_nobody_merges_is_closed_and_stable_keeps_serving(
     api_server, daemon, credentials, provider
 ):
+    """Closed by canaryflow, and its branch deleted: nobody reopens it and merges the digest
+    later with no canary left to compare."""
     plan = mr_plan(provider, timeout="1s")
     with forge_standin(daemon, provider, "never") as forge, argocd(api_server, daemon, plan):
         platform = mr_platform(api_server, daemon, plan, forge, credentials)
@@ -159,9 +161,13 @@ def test_a_merge_request_nobody_merges_is_closed_and_stable_keeps_serving(
 
     assert str(failed.value).startswith("gitops promotion not merged: ")
     assert "was not merged within 1s, so canaryflow closed it" in str(failed.value)
+    assert f"the branch {daemon.url('config.git')} {BRANCH} pushed for it was deleted" in str(
+        failed.value
+    )
     assert "serves 100 %" in str(failed.value)
     (request,) = forge.requests
     assert request.state == "closed"
+    assert not branch_exists(daemon, BRANCH)
     assert [c.method for c in forge.calls if c.method in ("PATCH", "PUT")] == [
         "PATCH" if provider == "github" else "PUT"
     ]
@@ -188,8 +194,61 @@ def test_a_merge_request_closed_by_a_reviewer_ends_the_wait_without_closing_it_a
 
     assert [c.method for c in forge.calls if c.method == "PATCH"] == []
     assert forge.requests[0].state == "closed"
+    assert not branch_exists(daemon, BRANCH)  # the branch pushed for it goes with it
     assert stable_image(api_server) == STABLE_IMAGE
     assert api_server.get("Deployment", NAMESPACE, f"{SERVICE}-canary") is None
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_promotion_stopped_while_it_waits_for_the_merge_closes_the_request_and_its_branch(
+    api_server, daemon, credentials, provider
+):
+    """``argo stop`` while promote waits for a reviewer: the exit handler's rollback removes
+    the canary, so the request must not stay open to be merged later with no canary."""
+    plan = mr_plan(provider, timeout="10m")
+    with forge_standin(daemon, provider, "never") as forge, argocd(api_server, daemon, plan):
+        platform = mr_platform(api_server, daemon, plan, forge, credentials)
+        platform.deploy_canary(V2)
+
+        def sigterm(seconds: float) -> None:
+            raise KeyboardInterrupt("signal 15")
+
+        platform.gitops.sleep = sigterm
+        with pytest.raises(KeyboardInterrupt):
+            platform.promote(V2)
+
+    (request,) = forge.requests
+    assert request.state == "closed"
+    assert not branch_exists(daemon, BRANCH)
+    assert stable_image(api_server) == STABLE_IMAGE
+
+
+def test_a_closed_requests_branch_someone_pushed_to_is_left_as_it_is(
+    api_server, daemon, credentials
+):
+    """Only the commit this promotion pushed is deleted: a branch a person pushed to while
+    the request was open is theirs now."""
+    plan = mr_plan("github", timeout="2s")
+    bare = daemon.base / "config.git"
+    main = git("rev-parse", "refs/heads/main", cwd=bare).strip()
+    with forge_standin(daemon, "github", "never") as forge, argocd(api_server, daemon, plan):
+        platform = mr_platform(api_server, daemon, plan, forge, credentials)
+        platform.deploy_canary(V2)
+
+        def someone_pushes(seconds: float) -> None:
+            if forge.requests and branch_exists(daemon, BRANCH):
+                git("update-ref", f"refs/heads/{BRANCH}", main, cwd=bare)
+            time.sleep(seconds)
+
+        platform.gitops.sleep = someone_pushes
+        with pytest.raises(PlatformError) as failed:
+            platform.promote(V2)
+
+    assert f"the branch {daemon.url('config.git')} {BRANCH} moved on since the push" in str(
+        failed.value
+    )
+    assert forge.requests[0].state == "closed"
+    assert git("rev-parse", f"refs/heads/{BRANCH}", cwd=bare).strip() == main
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -441,13 +500,13 @@ def test_a_retried_promote_after_the_request_was_closed_opens_nothing_new(
         platform.deploy_canary(V2)
         with pytest.raises(PlatformError, match="not merged"):
             platform.promote(V2)
-        head = git("rev-parse", f"refs/heads/{BRANCH}", cwd=daemon.base / "config.git")
+        assert not branch_exists(daemon, BRANCH)
         calls = len(forge.calls)
 
         with pytest.raises(PlatformError, match=r"^nothing pushed: the canary of v2 is not"):
             platform.promote(V2)  # Argo's retry of the failed promote step
 
-    assert git("rev-parse", f"refs/heads/{BRANCH}", cwd=daemon.base / "config.git") == head
+    assert not branch_exists(daemon, BRANCH)
     assert len(forge.calls) == calls and [r.state for r in forge.requests] == ["closed"]
     assert stable_image(api_server) == STABLE_IMAGE
 

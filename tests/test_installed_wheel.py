@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_demo import SHORT_PLAN
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # `make test-e2e`, not `make test`
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -246,6 +246,32 @@ def test_a_failing_canary_is_reported_unhealthy_at_once_and_takes_no_traffic(clu
     assert "CanaryUnhealthy" in event_reasons(cluster)
 
 
+def test_the_pods_of_a_rolled_back_canary_still_terminating_do_not_judge_the_next_one(cluster):
+    """A crash-looping canary is rolled back and the fixed version deployed while the old
+    canary's pods are still being deleted (``deletionTimestamp``; they carry the same track
+    and identity): the new canary is judged, and its logs read, by its own pods only."""
+    canary = f"{SERVICE}-canary"
+    cluster.linger(NAMESPACE, canary)
+    cluster.set_rollout(NAMESPACE, canary, "CrashLoopBackOff")
+    platform = make_platform(cluster, "nginx-ingress")
+    platform.deploy_canary(V2)
+    assert not platform.wait_healthy(timeout_s=10).healthy
+    platform.rollback()
+    leaving = {
+        p["metadata"]["name"]
+        for p in cluster.objects("Pod", NAMESPACE)
+        if p["metadata"].get("deletionTimestamp")
+    }
+    assert leaving  # the rolled-back canary's pods, still terminating
+    cluster.set_rollout(NAMESPACE, canary, "available")
+
+    platform.deploy_canary(Artifact("v3", "registry.local/checkout@sha256:" + "3" * 64))
+    report = platform.wait_healthy(timeout_s=10)
+
+    assert report.healthy, report.detail
+    assert not leaving & set(platform.canary_logs_by_pod(time.time() - 60))
+
+
 def test_a_canary_that_never_becomes_ready_times_out(cluster):
     platform = make_platform(cluster)
     cluster.set_rollout(NAMESPACE, f"{SERVICE}-canary", "progressing")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import source_trees
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {
@@ -141,7 +142,7 @@ def resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
 
 def imports_of(package: str, root: Path, path: Path) -> list[Import]:
     module = module_name(package, root, path)
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = source_trees.parse(path)
     # Module level, also under a top-level ``if`` (``if TYPE_CHECKING:``): run at import.
     top = {id(node) for node in tree.body}
     top |= {id(n) for node in tree.body if isinstance(node, ast.If) for n in ast.walk(node)}

@@ -6,6 +6,7 @@ request meets an empty selection, at promotion or when a promotion fails."""
 from __future__ import annotations
 
 import copy
+import json
 import threading
 
 import pytest
@@ -22,13 +23,21 @@ from kube.fixtures import (
 )
 from kubernetes.client import AppsV1Api
 from test_analysis_run import SteppingClock, TableSource, healthy, spec
-from test_kubernetes_platform import FAST_RETRY, V2, make_platform
+from test_kubernetes_platform import FAST_RETRY, V2, canary_weight_written, make_platform
 
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.errors import InputError, PlatformError
-from canaryflow.kubernetes.platform import KubernetesPlatform, Timeouts
+from canaryflow.kubernetes.from_plan import platform_for
+from canaryflow.kubernetes.platform import (
+    EXIT_MARGIN_S,
+    TERMINATION_GRACE_S,
+    KubernetesPlatform,
+    Timeouts,
+)
 from canaryflow.kubernetes.routers import make_router
+from canaryflow.kubernetes.stable_record import recorded
+from canaryflow.plan.model import ReleasePlan
 from canaryflow.platform.state import Phase
 from canaryflow.release.windows import AnalysisWindows
 
@@ -216,6 +225,68 @@ def test_a_stable_deployment_still_rolling_out_is_refused_and_nothing_changes(ap
     assert api_server.writes() == []
 
 
+def rolled_with_old_pods_terminating(server: FakeApiServer, draining_ready: bool) -> set[str]:
+    """Stable rolled to a new template and finished (``kubectl rollout status``: every replica
+    updated and available, ``status.replicas`` counting no old pod), while its old pods are
+    still shutting down (``deletionTimestamp`` set): their names."""
+    server.linger(NAMESPACE, SERVICE)
+    stable = server.get("Deployment", NAMESPACE, SERVICE)
+    stable["spec"]["template"]["metadata"]["annotations"] = {"restartedAt": "now"}
+    AppsV1Api(server.api_client()).replace_namespaced_deployment(SERVICE, NAMESPACE, stable)
+    terminating = {
+        p["metadata"]["name"]: p
+        for p in server.objects("Pod", NAMESPACE)
+        if p["metadata"].get("deletionTimestamp")
+    }
+    if not draining_ready:
+        for name, pod in terminating.items():
+            status = copy.deepcopy(pod["status"])
+            for container in status["containerStatuses"]:
+                container["ready"] = False
+            server.set_pod_status(NAMESPACE, name, status)
+    status = server.get("Deployment", NAMESPACE, SERVICE)["status"]
+    assert (status["replicas"], status["updatedReplicas"], status["availableReplicas"]) == (
+        3,
+        3,
+        3,
+    )
+    assert len(terminating) == 3
+    return set(terminating)
+
+
+@pytest.mark.parametrize(
+    "draining_ready", [True, False], ids=["draining-ready", "draining-unready"]
+)
+@pytest.mark.parametrize("kind", ["gateway-api", "smi", "istio"])
+def test_old_pods_still_terminating_after_a_finished_roll_do_not_stop_the_canary(
+    api_server, kind, draining_ready
+):
+    """A rollout is complete as ``kubectl rollout status`` judges it (k8s.io/kubectl
+    ``pkg/polymorphichelpers/rollout_status.go``, ``DeploymentStatusViewer.Status``), whatever
+    pods are still terminating: ``deploy-canary`` starts, and stable's share goes to the new
+    ReplicaSet's pods, never to one that is shutting down."""
+    extra = [copy.deepcopy(VIRTUAL_SERVICE)] if kind == "istio" else []
+    seed_app_only(api_server, *extra)
+    terminating = rolled_with_old_pods_terminating(api_server, draining_ready)
+
+    make_platform(api_server, kind).deploy_canary(V2)
+
+    assert api_server.get("Deployment", NAMESPACE, CANARY) is not None
+    if kind == "istio":
+        rule = api_server.get("DestinationRule", NAMESPACE, f"{SERVICE}-canaryflow")
+        stable_labels = rule["spec"]["subsets"][0]["labels"]
+        behind_stable = [
+            p
+            for p in api_server.objects("Pod", NAMESPACE)
+            if stable_labels.items() <= p["metadata"]["labels"].items()
+        ]
+    else:
+        behind_stable = selected(api_server, STABLE)
+    names = {p["metadata"]["name"] for p in behind_stable}
+    assert len(names) == 3 and not names & terminating
+    assert all(ready(p) and not is_canary(p) for p in behind_stable)
+
+
 def test_a_service_named_like_the_owned_one_that_is_the_users_is_refused(api_server):
     theirs = copy.deepcopy(STABLE_SERVICE)
     theirs["metadata"]["name"] = STABLE
@@ -274,7 +345,9 @@ def test_istios_stable_subset_follows_a_stable_rolled_during_the_release(api_ser
 # -- a promotion that fails after stable rolled: the old ReplicaSet must come back first --------
 
 
-def interrupted_in_the_drain(server: FakeApiServer) -> KubernetesPlatform:
+def interrupted_in_the_drain(
+    server: FakeApiServer, termination_grace_s: float = TERMINATION_GRACE_S
+) -> KubernetesPlatform:
     """A gateway-api platform whose promote is stopped (SIGTERM: ``argo stop``) in the drain,
     after stable rolled out the promoted image (its old pods are gone); from then on stable's
     pods come up Pending, as a kubelet starting containers reports them."""
@@ -291,7 +364,12 @@ def interrupted_in_the_drain(server: FakeApiServer) -> KubernetesPlatform:
         SERVICE,
         router,
         canary_replicas=2,
-        timeouts=Timeouts(verify_weight_s=1, canary_scale_s=1, poll_s=0.02),
+        timeouts=Timeouts(
+            verify_weight_s=1,
+            canary_scale_s=1,
+            poll_s=0.02,
+            termination_grace_s=termination_grace_s,
+        ),
         retry=FAST_RETRY,
         drain_s=1,
         sleep=sigterm,
@@ -401,6 +479,133 @@ def test_a_stable_that_cannot_come_back_in_time_fails_loudly_with_the_canary_at_
         "pod-template-hash" not in api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
     )
     assert any(map(ready, selected(api_server, STABLE)))
+
+
+def test_an_interrupted_promotion_restores_no_longer_than_the_pods_termination_grace(api_server):
+    """SIGTERM, then SIGKILL once the pod's ``terminationGracePeriodSeconds`` is over: the
+    restore after the signal ends inside that grace although the Deployment's progress
+    deadline is far later. What it leaves is safe (the canary at 0, stable's share on ready
+    pods) and still recorded, so the exit handler's ``rollback`` finishes the restore."""
+    seed_app_only(api_server)
+    AppsV1Api(api_server.api_client()).patch_namespaced_deployment(
+        SERVICE, NAMESPACE, {"spec": {"progressDeadlineSeconds": 60}}
+    )
+    platform = interrupted_in_the_drain(api_server, termination_grace_s=EXIT_MARGIN_S + 0.5)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
+    watch = EmptySelections()
+    api_server.observe = watch
+
+    with pytest.raises(PlatformError) as failure:
+        platform.promote(V2)
+
+    message = str(failure.value)
+    assert message.startswith("promotion failed (interrupted) and stable could not be fully")
+    assert "did not roll back to the recorded template within the task pod's termination" in message
+    assert "run `canaryflow rollback`" in message
+    progressing = api_server.get("Deployment", NAMESPACE, SERVICE)["status"]["conditions"][0]
+    assert progressing["reason"] != "ProgressDeadlineExceeded"  # ended before the deadline
+    assert watch.seen == []
+    assert managed_refs(api_server)[1] == {"name": CANARY, "port": 80, "weight": 0}
+    assert any(map(ready, selected(api_server, STABLE)))
+    assert recorded(api_server.get("Deployment", NAMESPACE, CANARY)) is not None  # kept
+
+    for pod in api_server.objects("Pod", NAMESPACE):  # the kubelet starts the restored pods
+        if not ready(pod):
+            report_ready(api_server, pod)
+    make_platform(api_server, "gateway-api").rollback()  # the exit handler, in its own pod
+
+    assert watch.seen == []
+    assert managed_refs(api_server) == [{"name": SERVICE, "port": 80}]
+    behind_users_service = selected(api_server, SERVICE)
+    assert len(behind_users_service) == 3
+    assert all(
+        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE
+        for p in behind_users_service
+    )
+    assert before["pod-template-hash"] in {
+        p["metadata"]["labels"]["pod-template-hash"] for p in behind_users_service
+    }
+
+
+def test_a_sigterm_while_stable_rolls_out_takes_the_canary_off_before_restoring_stable(
+    api_server,
+):
+    """``argo stop`` (a real SIGTERM, turned into an interrupt as the CLI does) while stable
+    rolls the promoted image out: the first write after it sets the canary's weight to 0,
+    and only then does stable's template go back; the restore completes and the process exits
+    as interrupted (130)."""
+    import os
+    import signal
+
+    from canaryflow.cli import _sigterm_as_interrupt
+
+    seed_app_only(api_server)
+    AppsV1Api(api_server.api_client()).patch_namespaced_deployment(
+        SERVICE, NAMESPACE, {"spec": {"progressDeadlineSeconds": 60}}
+    )
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    api_server.set_rollout(NAMESPACE, SERVICE, "unready")  # the promoted pods never get ready
+    rolling = threading.Event()
+    signalled_at: list[int] = []
+
+    def watch(server: FakeApiServer, request: RecordedRequest) -> None:
+        body = json.dumps(request.body or {})
+        if request.kind == "Deployment" and request.name == SERVICE and V2.image in body:
+            rolling.set()
+
+    def argo_stop() -> None:
+        if rolling.wait(60):
+            signalled_at.append(len(api_server.requests))
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    api_server.observe = watch
+    stopper = threading.Thread(target=argo_stop, daemon=True)
+    stopper.start()
+    with _sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+        platform.promote(V2)
+    stopper.join()
+
+    (mark,) = signalled_at
+    writes = [r for r in api_server.requests[mark:] if r.method != "GET" and r.status < 400]
+    canary_off = next(i for i, r in enumerate(writes) if canary_weight_written(r) == 0)
+    stable_back = next(
+        i for i, r in enumerate(writes) if r.kind == "Deployment" and r.name == SERVICE
+    )
+    assert canary_off < stable_back
+    stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+    assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == STABLE_IMAGE
+    assert platform.current_state().phase == Phase.PROMOTION_FAILED
+
+
+@pytest.mark.parametrize(
+    ("environ", "grace"),
+    [({}, TERMINATION_GRACE_S), ({"CANARYFLOW_TERMINATION_GRACE_S": "90"}, 90.0)],
+    ids=["default", "configured"],
+)
+def test_the_termination_grace_is_the_default_unless_the_task_pod_names_its_own(
+    api_server, environ, grace
+):
+    plan = ReleasePlan.model_validate({"service": {"name": SERVICE, "namespace": NAMESPACE}})
+
+    platform = platform_for(plan, api_server.api_client(), environ)
+
+    assert platform.timeouts.termination_grace_s == grace
+
+
+@pytest.mark.parametrize("value", ["thirty", "-1", "nan", "inf"])
+def test_a_termination_grace_that_is_no_number_of_seconds_is_refused(api_server, value):
+    plan = ReleasePlan.model_validate({"service": {"name": SERVICE, "namespace": NAMESPACE}})
+
+    with pytest.raises(InputError) as refused:
+        platform_for(plan, api_server.api_client(), {"CANARYFLOW_TERMINATION_GRACE_S": value})
+
+    assert str(refused.value).startswith(
+        f"CANARYFLOW_TERMINATION_GRACE_S: {value!r} is not a number of seconds"
+    )
 
 
 # -- a stable rolled mid-window: followed within a round ---------------------------------------

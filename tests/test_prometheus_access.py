@@ -10,6 +10,7 @@ and forwards the request to a real Prometheus (``prom_fixtures``).
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 
@@ -154,16 +155,20 @@ from canaryflow.analysis.spec import AnalysisSpec
 endpoint = OperatorPrometheus.from_environment().endpoint_for(AnalysisSpec().prometheus)
 source = PrometheusSource.for_endpoint(endpoint)
 assert source.instant("vector(4)") == [4.0]
-print(source.access.session().verify)
+print(source.access.session().verify, flush=True)
+if sys.argv[1] == "wait":
+    sys.stdin.readline()  # until the test has looked, then stopped us
 """
 
 
-def test_the_ca_from_a_variable_is_a_private_file_gone_when_the_process_exits(
-    bearer_gateway, tmp_path
+@pytest.mark.parametrize("ending", ["exit", "SIGTERM", "SIGKILL"])
+def test_the_ca_from_a_variable_never_reaches_the_temp_dir_however_the_process_ends(
+    bearer_gateway, tmp_path, ending
 ):
-    """requests verifies against a path: the variable's PEM is written to the process's temp dir
-    for the run, and a run leaves nothing behind there."""
-    import os
+    """requests verifies against a path: the variable's PEM is an anonymous memory file of
+    the process (``/proc/self/fd/N``), so nothing is written to the temp dir while it runs and
+    nothing is left there however it ends, killed outright included."""
+    import signal
     import subprocess
     import sys
 
@@ -177,18 +182,53 @@ def test_the_ca_from_a_variable_is_a_private_file_gone_when_the_process_exits(
         auth.ENV_BEARER_TOKEN: TOKEN,
         auth.ENV_CA: bearer_gateway.ca.read_text(),
     }
-    run = subprocess.run(
-        [sys.executable, "-c", CA_FROM_VARIABLES],
+    wait = ending != "exit"
+    with subprocess.Popen(
+        [sys.executable, "-c", CA_FROM_VARIABLES, "wait" if wait else "exit"],
         env=env,
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
-    )
+    ) as run:
+        try:
+            written = run.stdout.readline().strip()  # the query through the CA succeeded
+            during = sorted(temp.iterdir())
+            if wait:
+                run.send_signal(getattr(signal, ending))
+            run.wait(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        stderr = run.stderr.read()
 
-    assert run.returncode == 0, run.stderr
-    written = run.stdout.strip().splitlines()[-1]
-    assert os.path.dirname(written) == str(temp), "the CA went to the process's temp dir"
-    assert list(temp.iterdir()) == [], "and is gone once the process has exited"
+    assert written, stderr
+    assert written.startswith("/proc/self/fd/"), written
+    assert during == [], "nothing written to the temp dir while the process runs"
+    assert list(temp.iterdir()) == [], "nor left there once it ended"
+
+
+def test_without_memory_files_the_ca_is_a_private_file_in_the_temp_dir_removed_at_exit(
+    tmp_path, monkeypatch
+):
+    """Where the kernel has no ``memfd_create`` the PEM goes to a private file in the temp dir
+    (this test's own), removed at exit."""
+    import atexit
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delattr(auth.os, "memfd_create", raising=False)
+    monkeypatch.setattr(auth, "_CA_FILES", {})
+    at_exit = []
+    monkeypatch.setattr(atexit, "register", lambda f, *a: at_exit.append((f, a)))
+
+    path = PrometheusAccess(ca_pem="-----BEGIN CERTIFICATE-----\n").session().verify
+
+    assert os.path.dirname(path) == str(tmp_path) and oct(os.stat(path).st_mode)[-3:] == "600"
+    for function, arguments in at_exit:
+        function(*arguments)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_basic_auth_with_a_password_file(prometheus, tmp_path):  # noqa: F811

@@ -27,7 +27,7 @@ from .argo.controller import Workflow
 from .bed import FAULTY_SOURCE, ServiceUnderTest, short_plan
 from .conftest import ROUTERS, STEPS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # `make test-e2e`, not `make test`
 
 CHART_PLAN = Path(__file__).resolve().parents[2] / "charts" / "canaryflow" / "files" / "plan.yaml"
 RELEASE_TIMEOUT_S = 480

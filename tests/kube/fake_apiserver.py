@@ -134,6 +134,7 @@ class FakeApiServer:
     _rollouts: dict[tuple[str, str], str] = field(default_factory=dict)
     _logs: dict[tuple[str, str, str], list[tuple[float, str]]] = field(default_factory=dict)
     _unbound: set[tuple[str, str]] = field(default_factory=set)
+    _lingering: set[tuple[str, str]] = field(default_factory=set)
     _http: ThreadingHTTPServer | None = None
     default_rollout: str = "available"
     served: frozenset[str] = frozenset(api_version for api_version, _ in KINDS)
@@ -250,6 +251,18 @@ class FakeApiServer:
                 entry = (time.time() if at is None else at, line)
                 key = (namespace, pod["metadata"]["name"], name)
                 self._logs.setdefault(key, []).append(entry)
+
+    def linger(self, namespace: str, deployment: str) -> None:
+        """The pods this Deployment's rollouts replace stay, shutting down (for good: the
+        kubelet never finishes): ``metadata.deletionTimestamp`` and
+        ``deletionGracePeriodSeconds`` set, as the API server marks a pod it has been asked to
+        delete while the kubelet runs its ``terminationGracePeriodSeconds``. Their status is
+        left as it was (a draining container may still pass its readiness probe). The
+        controller's counts leave them out, as the ReplicaSet controller counts only active
+        pods (``controller.FilterActivePods``, pkg/controller/controller_utils.go, v1.30):
+        ``status.replicas`` is "non-terminated pods targeted by this deployment"."""
+        with self._lock:
+            self._lingering.add((namespace, deployment))
 
     def unbind(self, namespace: str, deployment: str) -> None:
         """The Deployment's pods are not yet scheduled to a node (no ``spec.nodeName``)."""
@@ -476,7 +489,7 @@ class FakeApiServer:
         obj = self._read(api_version, plural, namespace, name)
         del self._store[(api_version, plural, namespace, name)]
         if plural == "deployments":
-            self._set_pods(namespace, name, [])
+            self._set_pods(namespace, name, [])  # the garbage collector deletes its pods
         return {
             "apiVersion": "v1",
             "kind": "Status",
@@ -552,9 +565,10 @@ class FakeApiServer:
         deployment["status"] = self._deployment_status(deployment)
 
     def _deployment_status(self, deployment: Obj) -> Obj:
-        """Counts as the Deployment controller writes them: ``replicas`` every pod, old and new;
-        ``updatedReplicas`` those of the current template; ready/available every ready one;
-        and the ``Progressing`` condition (see the module docstring)."""
+        """Counts as the Deployment controller writes them, over the pods not being deleted
+        (``linger``): ``replicas`` every one, old and new; ``updatedReplicas`` those of the
+        current template; ready/available every ready one; and the ``Progressing`` condition
+        (see the module docstring)."""
         namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
         template_hash = _template_hash(deployment["spec"]["template"])
         pods = self._pods_of(namespace, name)
@@ -594,6 +608,21 @@ class FakeApiServer:
             deployment["metadata"]["resourceVersion"] = str(self._version)
 
     def _pods_of(self, namespace: str, deployment: str) -> list[Obj]:
+        """The Deployment's active pods (none being deleted): what the controller counts."""
+        return [
+            obj
+            for obj in self._all_pods_of(namespace, deployment)
+            if not obj["metadata"].get("deletionTimestamp")
+        ]
+
+    def _terminating_of(self, namespace: str, deployment: str) -> list[Obj]:
+        return [
+            obj
+            for obj in self._all_pods_of(namespace, deployment)
+            if obj["metadata"].get("deletionTimestamp")
+        ]
+
+    def _all_pods_of(self, namespace: str, deployment: str) -> list[Obj]:
         return [
             obj
             for (v, p, ns, _), obj in self._store.items()
@@ -602,15 +631,34 @@ class FakeApiServer:
         ]
 
     def _set_pods(self, namespace: str, deployment: str, pods: list[Obj]) -> None:
+        """The Deployment's active pods become ``pods``; those that go are deleted at once, or
+        (``linger``) left terminating, also when the Deployment itself was deleted (the
+        garbage collector deletes its pods gracefully, ``propagationPolicy: Background``). A
+        terminating pod whose name a new pod takes (the fake names pods by template) is gone."""
+        names = {pod["metadata"]["name"] for pod in pods}
+        linger = (namespace, deployment) in self._lingering
         for pod in self._pods_of(namespace, deployment):
-            del self._store[("v1", "pods", namespace, pod["metadata"]["name"])]
-            for key in [k for k in self._logs if k[:2] == (namespace, pod["metadata"]["name"])]:
-                del self._logs[key]
+            name = pod["metadata"]["name"]
+            if linger and name not in names:
+                pod["metadata"]["deletionTimestamp"] = _now()
+                pod["metadata"]["deletionGracePeriodSeconds"] = 30
+                self._version += 1
+                pod["metadata"]["resourceVersion"] = str(self._version)
+            else:
+                self._drop_pod(namespace, name)
+        for pod in self._terminating_of(namespace, deployment):
+            if pod["metadata"]["name"] in names:
+                self._drop_pod(namespace, pod["metadata"]["name"])
         for pod in pods:
             pod["metadata"]["annotations"]["fake.dev/deployment"] = deployment
             self._version += 1
             pod["metadata"]["resourceVersion"] = str(self._version)
             self._store[("v1", "pods", namespace, pod["metadata"]["name"])] = pod
+
+    def _drop_pod(self, namespace: str, name: str) -> None:
+        del self._store[("v1", "pods", namespace, name)]
+        for key in [k for k in self._logs if k[:2] == (namespace, name)]:
+            del self._logs[key]
 
     def _read_log(self, namespace: str, pod: str, query: dict[str, str]):
         """The API server's pod log rules (``pkg/registry/core/pod/strategy.go: LogLocation``):

@@ -294,18 +294,31 @@ class AlignedCounters:
         ``lost``, what a pod's sum lost to its restarted or gone series since then, by pod
         (``unit_of``, see ``lost_query``), is added back; a value still smaller is a restart
         of the whole pod (counted from 0 again). The pods (``unit_of``) in ``skip`` add
-        nothing this time."""
+        nothing this time.
+
+        A series counted before that has no sample at or before this instant (absent, or 0:
+        ``interpolate`` reads a series whose only sample is after the instant as born after
+        it) missed a scrape: Prometheus marks every series of a target whose scrape failed
+        stale, and an instant query skips a stale series until its next good scrape. It keeps
+        its last value and adds nothing this look; when it returns, its increase since then is
+        counted (or, smaller, a restart). Forgotten instead, it came back "first seen" and the
+        pod's whole life was counted again as one look's requests and errors: a canary whose
+        scrape timed out once (a loaded node, a long GC) had its evidence doubled."""
         previous = self.last or {}
         lost = lost or {}
         result = []
+        current = dict(previous)
         for key, value in values.items():
+            if value == 0.0 and previous.get(key, 0.0) > 0.0:
+                continue  # stale at the instant: its last value stands
+            current[key] = value
             labels = dict(key)
             unit = unit_of(labels)
             if unit in skip:
                 continue
             gained = value - previous.get(key, 0.0) + lost.get(unit, 0.0)
             result.append(Sample(labels, gained if gained >= 0 else value))
-        self.last = dict(values)
+        self.last = current
         return result
 
 

@@ -112,7 +112,10 @@ every 37 s: 2 and 4 scrapes caught 125 and 162, none rolled back); but in
 ``tests/test_evidence_robustness.py``'s harder A/A (alpha 5 %, the canary at 20 %, 200
 releases) 2 and 4 scrapes left the false-rollback rate's upper bound at 6.5 % and 5.8 %, above
 alpha, where one scrape holds it. ``DISPERSION_CONFIDENCE`` is not what holds the rate: its
-point estimate (0.5) caught 24 of 200 and rolled back 2."""
+point estimate (0.5) caught 24 of 200 and rolled back 2. The gain was the period's, not the
+units': with each pod's stalls at random times (a Poisson process of the same mean rate, the
+replay's ``random-stalls`` fleet), 2 scrapes caught 6 of 100 and 1 scrape 7 of 100 (a unit of
+one stall period no longer always holds exactly one stall)."""
 
 
 def pod_of(labels: Mapping[str, str]) -> str:
@@ -153,10 +156,12 @@ class CounterDeltas:
 
     def advance(self, samples: Sequence[Sample]) -> list[Sample]:
         """Increments since the previous look. A series first seen now counted from 0 (a
-        labelled counter is born at its first event); a smaller value is a reset."""
+        labelled counter is born at its first event); a smaller value is a reset. A series
+        missing from this look (a failed scrape: stale) keeps its last value, so that it is
+        not "first seen" again, its whole count new, when it returns."""
         previous = self.last or {}
         increments = []
-        current = {}
+        current = dict(previous)
         for sample in samples:
             if not math.isfinite(sample.value):
                 continue
@@ -273,6 +278,10 @@ class SequentialGate:
     """Canary requests fed to the tests in the current window (its own positive evidence)."""
     window_reference: float = 0.0
     """The reference track's requests in the current window (none at a 100 % step)."""
+    window_looks: int = 0
+    """Looks whose increments were fed in the current window."""
+    window_counted_s: float = 0.0
+    """Seconds those looks spanned, where known (what ``_idle`` says a window counted)."""
     counted_at_look: bool = False
     """The events are counted at the look (a comparing logs gate's matching lines), not
     scraped: see ``_add_dispersion`` and ``awaits_dispersion``."""
@@ -354,6 +363,7 @@ class SequentialGate:
         """A new window of the same release: the tests go on, but this window's step must
         show evidence of its own (``required_exposure`` canary requests at its weight)."""
         self.window_exposure = self.window_reference = self.window_seconds = 0.0
+        self.window_looks, self.window_counted_s = 0, 0.0
         self.window_served = {}
 
     def _cut_at(self, cumulative: Mapping[float, float]) -> None:
@@ -500,12 +510,17 @@ class SequentialGate:
                 query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
                 reads[f"{track}/{role}/history"] = Read(query, self.aligned_at, series=True)
         main = self._main_role
-        if self.scrape_s is None and ("stable", main) in selectors:
-            for seconds in SCRAPE_PROBES_S:
-                stable = selectors[("stable", main)]
-                reads[f"scrape/{seconds:g}"] = Read(
-                    scrape_query(stable, seconds), now, False, stable
-                )
+        if self.scrape_s is None:
+            # The fleet's pods first: they are old, the reference may be a fresh baseline as
+            # young as the window, whose samples are too few for the longer probes.
+            for track, prefix in ((FLEET, "scrape-fleet"), ("stable", "scrape")):
+                if (track, main) not in selectors or (track == FLEET and not self.fleet):
+                    continue
+                for seconds in SCRAPE_PROBES_S:
+                    probed = selectors[(track, main)]
+                    reads[f"{prefix}/{seconds:g}"] = Read(
+                        scrape_query(probed, seconds), now, False, probed
+                    )
         return reads
 
     @property
@@ -588,7 +603,16 @@ class SequentialGate:
             self.fleet_bounds = frozenset()
             return []
         self.fleet_bounds = read if self.fleet_bounds is None else self.fleet_bounds & read
-        return counters.advance(values, {}, skip)
+        increments = counters.advance(values, {}, skip)
+        if counters.last is not None and before is not None and read < before:
+            # The buckets no longer read are forgotten, not kept as a stale series' last
+            # value is (``AlignedCounters.advance``): read again later, they start afresh.
+            counters.last = {
+                key: value
+                for key, value in counters.last.items()
+                if _bound(dict(key).get("le")) in read
+            }
+        return increments
 
     @property
     def counters_started(self) -> bool:
@@ -621,14 +645,7 @@ class SequentialGate:
             for track in TRACKS
         }
         if self.scrape_s is None:
-            counts = {}
-            for seconds in SCRAPE_PROBES_S:
-                counted = answers.get(f"scrape/{seconds:g}")
-                if isinstance(counted, list) and counted:
-                    counts[seconds] = counted[0].value
-            # The reference may be a fresh baseline as young as the window: its one sample
-            # in the longest probe says nothing about the scrape interval before then.
-            self.scrape_s = scrape_interval(counts, None if elapsed is None else elapsed)
+            self.scrape_s = self._scrape_interval(answers, elapsed)
         # Read ``lag`` behind: a canary is young for that much longer.
         young = None if elapsed is None else elapsed - self.lag_s
         missing = self._missing(latest, young)
@@ -689,6 +706,27 @@ class SequentialGate:
         look_s, self.aligned_at = instant - self.aligned_at, instant
         self._feed(increments, unit_done, look_s, unit_s)
         return self._judge()
+
+    @staticmethod
+    def _scrape_interval(answers: Mapping[str, object], elapsed: float | None) -> float | None:
+        """The scrape interval from the fleet's probes where it has pods (as old as the
+        service: their counts hold every scrape of each range), else from the reference's.
+
+        The reference may be a fresh baseline as young as the window: its one sample in the
+        longest probe says nothing about the scrape interval before then, and its few samples
+        in a range longer than its life make range / count too long (a 30 s scrape read at
+        50 s into the window, two samples in 120 s: "60 s", and every look then read two
+        scrapes behind, across a span that mixed counters of different instants: a quarter of
+        identical canaries rolled back in the replay's 30 s fleet)."""
+        for prefix, age in (("scrape-fleet", None), ("scrape", elapsed)):
+            counts = {}
+            for seconds in SCRAPE_PROBES_S:
+                counted = answers.get(f"{prefix}/{seconds:g}")
+                if isinstance(counted, list) and counted:
+                    counts[seconds] = counted[0].value
+            if counts:
+                return scrape_interval(counts, age)
+        return None
 
     @property
     def unit_span_s(self) -> float:
@@ -868,6 +906,8 @@ class SequentialGate:
             self.fleet_bounds = None
             self.unit_seen = True
         load = self._compared_load(increments, look_s)
+        self.window_looks += 1
+        self.window_counted_s += look_s or 0.0
         if isinstance(self.evidence, Counts):
             self.window_exposure += total(increments[("canary", "exposure")])
             self.window_reference += total(increments[("stable", "exposure")])
@@ -987,7 +1027,7 @@ class SequentialGate:
             return Judgement(
                 Outcome.COLLECTING,
                 f"{shown}: collecting, {served:.0f} of "
-                f"{self.required_exposure:.0f} canary requests{where}",
+                f"{self.required_exposure:.0f} canary requests{where}{self._idle()}",
                 detail=detail,
                 **numbers,
             )
@@ -1010,6 +1050,26 @@ class SequentialGate:
         e-process at any stopping time), and a stable that logs nothing in that unit leaves
         it at 1: nothing lumpy was seen."""
         return self.counted_at_look and not self.unit_seen and self.test.dof <= 0
+
+    def _idle(self) -> str:
+        """Why a window counted no canary request at all, when its looks say: nobody sent
+        the service any (both tracks idle: the users' traffic stopped, not the canary), or
+        the reference served while the canary did not (the canary is not serving its share:
+        dead, hung, or its scrape failing). Counted from the window's looks only, so a
+        window whose first look is still waiting for samples says nothing yet."""
+        if self.window_exposure > 0 or self.window_looks == 0:
+            return ""
+        counted = self.window_counted_s
+        seconds = f"{counted:.0f}s" if counted > 0 else f"{self.window_looks} looks"
+        if self.window_reference <= 0:
+            return (
+                f": neither the canary nor the reference served a request in {seconds} of "
+                "this window (no traffic reaching the service?)"
+            )
+        return (
+            f": the canary served none of the {self.window_reference:.0f} requests the "
+            f"reference served in {seconds} of this window (is the canary serving?)"
+        )
 
     def _no_stable_traffic(self) -> str:
         return (

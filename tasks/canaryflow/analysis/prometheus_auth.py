@@ -220,23 +220,48 @@ _CA_LOCK = threading.Lock()
 
 
 def _ca_bundle_file(pem: str) -> str:
-    """``requests`` verifies against a path: the PEM goes to a private file (mode 0600, a name
-    nobody can predict) under the temp dir, the one writable directory of a task pod, once per
-    process and content, and is removed when the process exits, so a run leaves nothing
-    behind."""
-    import atexit
+    """``requests`` verifies against a path. Where the kernel has anonymous memory files (Linux,
+    every task pod) the PEM goes to one (``memfd_create``, close-on-exec), named by
+    ``/proc/self/fd/N``: nothing is written to disk, and the file is gone with the process
+    however it ends (an exit, SIGTERM, SIGKILL, the OOM killer). Elsewhere it goes to a private
+    file (mode 0600, a name nobody can predict) under the temp dir, removed at exit (a normal
+    one, an error, Ctrl-C, and SIGTERM, which the CLI turns into Ctrl-C). Once per process and
+    content."""
     import hashlib
-    import tempfile
 
     digest = hashlib.sha256(pem.encode()).hexdigest()
     with _CA_LOCK:
         path = _CA_FILES.get(digest)
         if path is None or not os.path.isfile(path):
-            descriptor, path = tempfile.mkstemp(prefix="canaryflow-prometheus-ca-", suffix=".pem")
-            with os.fdopen(descriptor, "w") as file:
-                file.write(pem)
+            path = _memory_file(pem) or _temp_file(pem)
             _CA_FILES[digest] = path
-            atexit.register(_remove_quietly, path)
+    return path
+
+
+def _memory_file(pem: str) -> str | None:
+    """An anonymous memory file holding ``pem``, as a path this process can open; None where
+    there is none (no ``memfd_create``, no ``/proc``)."""
+    create = getattr(os, "memfd_create", None)
+    if create is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        descriptor = create("canaryflow-prometheus-ca")
+    except OSError:
+        return None
+    left = memoryview(pem.encode())
+    while left:
+        left = left[os.write(descriptor, left) :]
+    return f"/proc/self/fd/{descriptor}"
+
+
+def _temp_file(pem: str) -> str:
+    import atexit
+    import tempfile
+
+    descriptor, path = tempfile.mkstemp(prefix="canaryflow-prometheus-ca-", suffix=".pem")
+    with os.fdopen(descriptor, "w") as file:
+        file.write(pem)
+    atexit.register(_remove_quietly, path)
     return path
 
 

@@ -12,12 +12,23 @@ are the whole fleet's.
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 from canaryflow.local.load import LoadConfig, LoadGenerator
 from canaryflow.local.platform import ScrapeTarget
 
 LOAD_CLIENTS = 2
+
+
+def load_lasts(load: LoadGenerator, seconds: float, now: float | None = None) -> bool:
+    """Whether ``load`` is running and will go on for ``seconds`` more before its maximum
+    duration stops it: a load that ends inside a release leaves its last steps without users,
+    and every gate then waits for requests that never come."""
+    if not load.running or load.started_at is None:
+        return False
+    now = time.time() if now is None else now
+    return load.started_at + load.config.max_duration_s - now > seconds
 
 
 class StableFleet:
@@ -61,12 +72,13 @@ class StableFleet:
         assert self._notify is not None
         self._notify(list(targets) + self.extra(targets))
 
-    def keep_loaded(self) -> None:
+    def keep_loaded(self, lasting_s: float = 0.0) -> None:
         """A load per current extra pod: started for new pods (after a promotion moved stable),
-        stopped for gone ones, restarted when one ended by its maximum duration."""
+        stopped for gone ones, restarted when one would end by its maximum duration within
+        ``lasting_s`` (the next release's longest span)."""
         wanted = {t.address for t in self.extra(self.stack.platform.targets())}
         for address in list(self.loads):
-            if address not in wanted or not self.loads[address].running:
+            if address not in wanted or not load_lasts(self.loads[address], lasting_s):
                 self.loads.pop(address).stop()
         for address in sorted(wanted - set(self.loads)):
             config = LoadConfig(f"http://{address}", rate=self.rps_per_pod, clients=LOAD_CLIENTS)

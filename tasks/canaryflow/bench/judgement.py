@@ -32,7 +32,7 @@ from typing import Any
 
 from canaryflow.analysis.catalogue import METRICS
 from canaryflow.analysis.statistics import clopper_pearson
-from canaryflow.bench.fleet import StableFleet
+from canaryflow.bench.fleet import StableFleet, load_lasts
 from canaryflow.bench.offline import information_limit_at
 from canaryflow.bench.scenarios import schedule_faults
 from canaryflow.local.load import LoadGenerator
@@ -211,9 +211,10 @@ def judgement(
             fleet = StableFleet(stack, STABLE_PODS, EXTRA_POD_RPS).start()
             try:
                 time.sleep(COLD_S + SETTLE_S)  # stable warm before the first release
+                span = release_span_s(plan)
                 for fault in releases:
-                    _keep_load_running(stack)
-                    fleet.keep_loaded()
+                    _keep_load_running(stack, span)
+                    fleet.keep_loaded(span)
                     run = _release(stack, plan, canary, fault, flavour)
                     results.runs.append(run)
                     say(f"judgement {len(results.runs)}: {_line(run)}")
@@ -225,15 +226,39 @@ def judgement(
     return results
 
 
-LOAD_MARGIN_S = 150.0
+DEPLOY_MARGIN_S = 30.0
+"""Seconds a release spends outside its health wait and windows: the canary's and the
+baseline's processes started, weights set and verified, the promotion."""
 
 
-def _keep_load_running(stack) -> None:
+def release_span_s(plan: ReleasePlan) -> float:
+    """The longest a release of ``plan`` can need its users: the health wait, the warm-up,
+    every traffic step's window extended by ``maxExtension`` while gates collect, and
+    ``DEPLOY_MARGIN_S``.
+
+    The users' load must last that long. With a fixed margin of 150 s (before), a load with
+    167 s left was kept for a release of about 250 s: it stopped about ten seconds into the
+    50 % step of the goroutine-leak release (main at 824bfaa), and the release ended
+    "inconclusive: ... 0 of 20 canary requests in this window" after a 60 s extension at
+    100 %: no user sent a request to either track, the canary had not stopped serving."""
+    analysis = plan.analysis
+    scrape = plan.local.scrape_interval
+    warmup = analysis.warmup_for(scrape, analysis.baseline == "fresh")
+    windows = sum(step.duration + analysis.max_extension for step in plan.traffic_steps)
+    return plan.service.health_timeout + warmup + windows + DEPLOY_MARGIN_S
+
+
+def _keep_load_running(stack, span_s: float) -> None:
     """The load generator stops by itself after its maximum duration (10 min), and a whole
-    judgement run is longer: start a fresh one before a release could outlive it."""
+    judgement run is longer: start a fresh one unless it lasts the next release's longest
+    span (``release_span_s``)."""
     load = stack.load
-    left = load.started_at + load.config.max_duration_s - time.time()
-    if left > LOAD_MARGIN_S and load.running:
+    if load.config.max_duration_s <= span_s:
+        raise ValueError(
+            f"a release may need users for {span_s:g}s, longer than the load generator's "
+            f"{load.config.max_duration_s:g}s: shorten the judgement plan"
+        )
+    if load_lasts(load, span_s):
         return
     load.stop()
     stack.load = LoadGenerator(load.config).start()

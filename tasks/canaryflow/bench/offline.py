@@ -333,6 +333,46 @@ def information_limit_s(
     return information_limit_at(fleet.rps * compared, share, base, fault.factor, alpha, tolerance)
 
 
+def compared_dispersion(fleet: Fleet, seconds: float, releases: int, seed: int) -> float | None:
+    """The over-dispersion of the compared pods' counts over a release's first ``seconds`` (at
+    the first step's weight), from ``releases`` simulated A/A recordings: the variance of the
+    conditional binomial's z (the canary's share of both tracks' bad events against its share
+    of their requests), each pod read at its last scrape by then. 1 for independent requests;
+    what an ideal test that knew the fleet's lumpiness would divide its evidence by over that
+    horizon (the judge estimates it per scrape from the stable fleet's pods instead). None
+    without a release that had events on both tracks."""
+    rng = random.Random(seed)
+    steps = [(BENCH_STEPS[0][0], seconds)]
+    reference = "baseline" if fleet.baseline_pods else "stable"
+    z = []
+    for _ in range(releases):
+        recording = simulate(fleet, steps, rng)
+        counts = {}
+        for track in ("canary", reference):
+            pods = [p for p in recording.pods if p.track == track]
+            counts[track] = (
+                sum(pod.events[-1][1] - _at(pod.events, 0.0) for pod in pods if pod.events),
+                sum(pod.exposure[-1][1] - _at(pod.exposure, 0.0) for pod in pods if pod.exposure),
+            )
+        (events, requests), (ref_events, ref_requests) = counts["canary"], counts[reference]
+        both = events + ref_events
+        if both <= 0 or requests <= 0 or ref_requests <= 0:
+            continue
+        share = requests / (requests + ref_requests)
+        z.append((events - both * share) / math.sqrt(both * share * (1 - share)))
+    return statistics.pvariance(z) if len(z) >= 2 else None
+
+
+def _at(points: Sequence[tuple[float, float]], second: float) -> float:
+    """A counter's last scraped value at or before ``second`` (0 before its first scrape)."""
+    value = 0.0
+    for when, counted in points:
+        if when > second:
+            break
+        value = counted
+    return value
+
+
 # The offline benchmark: many releases of a production-shaped fleet ------------------------------
 
 NOISY_FLEET = Fleet(
@@ -367,11 +407,43 @@ BENCH_FLEETS: tuple[tuple[str, Fleet], ...] = (
     ("noisy, warm canary", replace(WARM_FLEET, baseline_pods=1)),
     ("steady pods", replace(STEADY_FLEET, baseline_pods=1)),
     ("noisy, against stable", NOISY_FLEET),
+    ("noisy, stalls at random", replace(NOISY_FLEET, baseline_pods=1, stall_random=True)),
+    ("noisy, pods ±30 %", replace(NOISY_FLEET, baseline_pods=1, pod_spread=0.3)),
+    ("noisy, 30 s scrape", replace(NOISY_FLEET, baseline_pods=1, scrape_s=30.0)),
+    ("noisy, 5 % of scrapes missed", replace(NOISY_FLEET, baseline_pods=1, scrape_miss=0.05)),
+    (
+        "noisy, all four",
+        replace(
+            NOISY_FLEET,
+            baseline_pods=1,
+            stall_random=True,
+            pod_spread=0.3,
+            scrape_s=30.0,
+            scrape_miss=0.05,
+        ),
+    ),
 )
 """Each judged as the product judges by default (``analysis.baseline: fresh``): against a fresh
 baseline, one pod of stable's version started with the canary at its share (its pool filled
-lazily alike, ``streams``); the last against stable's fleet, as a router that cannot split three
-ways judges (and as every fleet was judged before the baseline)."""
+lazily alike, ``streams``); the fourth against stable's fleet, as a router that cannot split
+three ways judges (and as every fleet was judged before the baseline). The last four are the
+noisy fleet with one noise the judge was not built on each (``streams.Fleet``): stalls at
+random times (a Poisson process of the same mean rate), each pod's base rates drawn at its
+birth (lognormal, sigma 0.3), a 30 s scrape, and 5 % of every pod's scrapes missed; then all
+four at once (a 30 s scrape with stalls every 30 s at a fixed phase would hold one stall per
+scrape, which hides the lumps from a unit of one scrape: at random they are not hidden)."""
+FLEET_KEYS: dict[str, str] = {
+    "noisy": "noisy",
+    "warm": "noisy, warm canary",
+    "steady": "steady pods",
+    "against-stable": "noisy, against stable",
+    "random-stalls": "noisy, stalls at random",
+    "pod-spread": "noisy, pods ±30 %",
+    "scrape-30s": "noisy, 30 s scrape",
+    "missed-scrapes": "noisy, 5 % of scrapes missed",
+    "all-unseen": "noisy, all four",
+}
+"""``bench --replay --fleet``'s names for ``BENCH_FLEETS``, in their order."""
 BENCH_STEPS = ((0.1, 120.0), (0.3, 120.0), (0.6, 120.0))
 BENCH_SPEC: dict = {
     "interval": "10s",
@@ -390,34 +462,97 @@ BENCH_FAULTS: tuple[FaultClass, ...] = (
 )
 
 
+def replay_seed(seed: int, number: int, index: int, fault: FaultClass) -> int:
+    """The seed of class ``index`` of ``(AA, *BENCH_FAULTS)`` on fleet ``number``: its own,
+    but a class that differs from a ``go`` class only by its flavour replays that class's
+    recordings. Its row then differs from the go row only if the flavour's selectors read
+    other counts, which is what it is there to show. Seeded on their own (before), the otel
+    and grpc rows of 40 releases caught 0 and 3 beside go's 7 (main at 3201dc2), which read
+    as a flavour gap; judged on the same recordings, all three caught 7, 0 and 3 alike."""
+    twin = next(
+        (
+            position
+            for position, other in enumerate((AA, *BENCH_FAULTS))
+            if other.flavour == "go"
+            and (other.gate, other.canary_factor, other.log_factor)
+            == (fault.gate, fault.canary_factor, fault.log_factor)
+        ),
+        index,
+    )
+    return seed + 10 * number + twin
+
+
+CLASS_KEYS: dict[str, str] = {
+    "aa": AA.name,
+    "5xx-x3": BENCH_FAULTS[0].name,
+    "5xx-x2": BENCH_FAULTS[1].name,
+    "logs-x3": BENCH_FAULTS[2].name,
+    "otel": BENCH_FAULTS[3].name,
+    "grpc": BENCH_FAULTS[4].name,
+}
+"""``bench --replay --class``'s names for ``AA`` and ``BENCH_FAULTS``, in their order."""
+
+
 def bench_spec(flavour: str = "go") -> AnalysisSpec:
     return AnalysisSpec.model_validate({**BENCH_SPEC, "metrics": flavour})
 
 
-def replay_benchmark(releases: int, seed: int = 1, say=print) -> dict:
+def replay_benchmark(
+    releases: int,
+    seed: int = 1,
+    say=print,
+    fleets: Sequence[str] | None = None,
+    classes: Sequence[str] | None = None,
+) -> dict:
     """``releases`` A/A releases of the noisy fleet, a fifth as many of each fault class; a
-    tenth as many of the other fleets' classes; every class seeded on its own."""
+    tenth as many of the other fleets' classes (A/A, 5xx x3, 5xx x2, log lines x3); every
+    class seeded on its own.
+
+    ``fleets``/``classes`` (keys of ``FLEET_KEYS``/``CLASS_KEYS``): only those, ``releases``
+    of each class on each fleet (None: all the run would judge). A class keeps its seed, so a
+    selected class replays the first releases of the whole run's."""
+    selected = fleets is not None or classes is not None
+    everything = (AA, *BENCH_FAULTS)
+    wanted_fleets = {FLEET_KEYS[k] for k in fleets} if fleets is not None else None
+    wanted_classes = {CLASS_KEYS[k] for k in classes} if classes is not None else None
     rows = []
     for number, (fleet_name, fleet) in enumerate(BENCH_FLEETS):
-        classes = (AA, *BENCH_FAULTS) if number == 0 else (AA, *BENCH_FAULTS[:3])
-        for index, fault in enumerate(classes):
-            share = 1 if (number, index) == (0, 0) else 5 if number == 0 else 10
-            count = max(1, releases // share)
+        if wanted_fleets is not None and fleet_name not in wanted_fleets:
+            continue
+        true_phi: float | None = None
+        if wanted_classes is None or wanted_classes - {AA.name}:
+            sims = max(10, min(300, releases))  # a recording costs a judged release's half
+            true_phi = compared_dispersion(fleet, BENCH_STEPS[0][1], sims, seed + 10 * number + 9)
+        for index, fault in enumerate(everything):
+            if wanted_classes is not None:
+                if fault.name not in wanted_classes:
+                    continue
+                count = releases
+            elif number != 0 and index > 3:
+                continue  # the flavours only on the noisy fleet
+            else:
+                share = 1 if (number, index) == (0, 0) else 5 if number == 0 else 10
+                count = releases if selected else max(1, releases // share)
             spec = bench_spec(fault.flavour)
             judged = judge_many(
                 fleet,
                 BENCH_STEPS,
                 spec,
                 count,
-                seed + 10 * number + index,
+                replay_seed(seed, number, index, fault),
                 fault.canary_factor,
                 log_factor=fault.log_factor,
             )
-            rows.append(_row(fleet_name, fleet, fault, spec, Tally.of(judged, fault.gate)))
+            row = _row(fleet_name, fleet, fault, spec, Tally.of(judged, fault.gate))
+            if fault.gate == "error-rate" and true_phi is not None:  # of the 5xx only
+                row["true_phi"] = true_phi
+                row["limit_true_phi_s"] = row["limit_s"] * max(1.0, true_phi)
+            rows.append(row)
             say(f"{fleet_name}, {fault.name}: {rows[-1]['rolled_back']}/{count} rolled back")
+    chosen = [(n, f) for n, f in BENCH_FLEETS if wanted_fleets is None or n in wanted_fleets]
     return {
         "rows": rows,
-        "fleets": {name: fleet.__dict__ for name, fleet in BENCH_FLEETS},
+        "fleets": {name: fleet.__dict__ for name, fleet in chosen},
         "steps": BENCH_STEPS,
         "spec": BENCH_SPEC,
         "seed": seed,
@@ -471,11 +606,14 @@ def _pct(value: float) -> str:
     return f"{value:.2%}"
 
 
-def replay_markdown(result: dict, header: str) -> str:
+REPLAY_TITLE = "Offline replay: simulated production-shaped fleet"
+
+
+def replay_markdown(result: dict, header: str, title: str = REPLAY_TITLE) -> str:
     aa = [r for r in result["rows"] if r["gate"] is None]
     bad = [r for r in result["rows"] if r["gate"] is not None]
     lines = [
-        "## Offline replay: simulated production-shaped fleet",
+        f"## {title}",
         "",
         header,
         "",
@@ -497,7 +635,14 @@ def replay_markdown(result: dict, header: str) -> str:
         "from the same first request). *Noisy, against stable*: the noisy fleet judged "
         "against stable's 4 pods after the default warm-up against stable (one scrape + "
         "30 s = 45 s at the first step, left out of the evidence; `analysis.baseline: "
-        "stable`, or a router that cannot split three ways). Against a fresh baseline the "
+        "stable`, or a router that cannot split three ways). The noise the judge was not "
+        "built on, one at a time on the noisy fleet against a fresh baseline: *stalls at "
+        "random* (each pod's stalls a Poisson process of the same mean gap, 30 s, not one "
+        "every 30 s at its phase), *pods ±30 %* (each pod's base 5xx and log rates times a "
+        "lognormal factor of sigma 0.3 drawn at its birth, the canary's and the baseline's "
+        "too), *30 s scrape*, *5 % of scrapes missed* (each pod's, at random), and *all four* "
+        "at once. "
+        "Against a fresh baseline the "
         "over-dispersion is learnt from the stable fleet's 4 pods (their 10 min of history "
         "and their units during the release; their lines too), scaled to the compared pods' "
         "load. *Log lines x3*: the canary writes three times every matching line (the steady "
@@ -511,15 +656,18 @@ def replay_markdown(result: dict, header: str) -> str:
         "instant a scrape + 3 s behind it (`evidence.lag_s`). Not "
         "simulated: latency histograms, goroutines, GC, cache, outbound calls.",
         "",
-        "### Good canaries (A/A): false rollbacks",
-        "",
-        "Target: at most 1 % of good releases rolled back, as a one-sided 95 % upper bound "
-        "(exact, Clopper-Pearson).",
-        "",
-        "| fleet | releases | rolled back | by failing gate | inconclusive | rate | "
-        "95 % CI (two-sided) | 95 % upper bound | target ≤ 1 % |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    if aa:
+        lines += [
+            "### Good canaries (A/A): false rollbacks",
+            "",
+            "Target: at most 1 % of good releases rolled back, as a one-sided 95 % upper "
+            "bound (exact, Clopper-Pearson).",
+            "",
+            "| fleet | releases | rolled back | by failing gate | inconclusive | rate | "
+            "95 % CI (two-sided) | 95 % upper bound | target ≤ 1 % |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
     for row in aa:
         low, high = row["rollback_ci95"]
         gates = ", ".join(f"{g} {n}" for g, n in row["failed_by"].items()) or "-"
@@ -530,13 +678,16 @@ def replay_markdown(result: dict, header: str) -> str:
             f"| {_pct(low)} to {_pct(high)} | {_pct(upper)} "
             f"| {'met' if upper <= 0.01 else '**missed**'} |"
         )
+    if not bad:
+        return "\n".join(lines) + "\n"
     lines += [
         "",
         "### Bad canaries: caught by the gate that watches the fault",
         "",
         "Caught = rolled back by a failing measurement of the fault's own gate; a rollback by "
         "another gate or by a window that ended inconclusive is counted apart. Target: ≥ 95 % "
-        "caught; fault → decision within 1.5 x information limit + one scrape (15 s) + 1 s. "
+        "caught; fault → decision within 1.5 x information limit + one scrape (15 s, 30 s on a "
+        "30 s-scrape fleet) + 1 s. "
         "Information limit: log(1/alpha) / KL of the *configured* fault at the 10 % step "
         "against the tolerated ratio (the conditional binomial the judge tests), with the "
         "gate's own alpha share and tolerance, for a log class from every line the reference "
@@ -547,12 +698,19 @@ def replay_markdown(result: dict, header: str) -> str:
         "baseline). *Limit with phi*: the same limit for requests worth n / phi, phi the "
         "median over-dispersion the judge estimated in the class's releases at their "
         "deciding look (1 where it had no reference pods to compare): what an ideal test "
-        "that knows the fleet's lumpiness needs; beside the issue's limit, not instead.",
+        "that knows the fleet's lumpiness needs; beside the issue's limit, not instead. "
+        "*True phi (120 s)*: the over-dispersion of the compared pods' counts over the first "
+        "step's 120 s, from simulated A/A recordings alone (`compared_dispersion`: the "
+        "variance of the conditional binomial's z; of the 5xx, so for the error-rate "
+        "classes only), "
+        "and the limit for requests worth n / true phi: what a test that knew the real "
+        "lumpiness of the compared pods would need (the 10 % step lasts 120 s; the plan "
+        "360 s).",
         "",
         "| fleet | class | gate | releases | caught | 95 % CI | other gate | inconclusive "
         "| median s | p95 s | information limit s | target s | median / limit | targets "
-        "| phi | limit with phi s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| phi | limit with phi s | true phi (120 s) | limit with true phi s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in bad:
         low, high = row["caught_ci95"]
@@ -572,7 +730,8 @@ def replay_markdown(result: dict, header: str) -> str:
             f"| {other}{f' ({others})' if others else ''} | {row['inconclusive']} "
             f"| {_s(median)} | {_s(row['p95_s'])} | {_s(limit)} | {_s(row['target_s'])} "
             f"| {ratio} | {verdict} "
-            f"| {_phi(row.get('phi'))} | {_s(row.get('limit_phi_s'))} |"
+            f"| {_phi(row.get('phi'))} | {_s(row.get('limit_phi_s'))} "
+            f"| {_phi(row.get('true_phi'))} | {_s(row.get('limit_true_phi_s'))} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -69,6 +69,18 @@ class Fleet:
     ``pool_refused`` of the dials log "connection refused" before a retry succeeds. Stable's
     pools filled long before the release."""
     pool_refused: float = 0.1
+    stall_random: bool = False
+    """Stalls at random times, a Poisson process of mean gap ``stall_every_s`` per pod, instead
+    of strictly once per ``stall_every_s`` at the pod's phase (then a unit of one stall period
+    holds exactly one stall, which a real pod's GC and throttling never promise)."""
+    pod_spread: float = 0.0
+    """Persistent per-pod heterogeneity: each pod's base rate (of bad events and of steady log
+    lines) is ``base_rate`` times a lognormal factor of this sigma drawn at its birth, of mean
+    1 (0.3: about ±30 %), the canary's and the baseline's pods too (placement, a noisy node,
+    a warm cache: what a fleet's pods show)."""
+    scrape_miss: float = 0.0
+    """Chance each scrape of a pod is missed (a timeout, a restart of the scraper): no sample
+    then, the next scrape's counter holds both intervals."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +169,8 @@ def simulate(
         born = start if track == "stable" else 0.0
         phase = rng.uniform(0, fleet.stall_every_s) if fleet.stall_every_s else 0.0
         offset = rng.uniform(0, fleet.scrape_s)
+        stalls = _random_stalls(fleet, born, duration, rng) if fleet.stall_random else None
+        spread = _spread(fleet.pod_spread, rng)
         pods = pods_of[track]
         factor = canary_factor if track == "canary" else 1.0
         events = exposure = dialled = 0
@@ -164,18 +178,23 @@ def simulate(
         event_points, exposure_points = [], []
         lines: list[tuple[float, str]] = []
         lines_factor = log_factor if track == "canary" else 1.0
-        log_rate = fleet.log_rate * lines_factor
+        log_rate = fleet.log_rate * lines_factor * spread
         second = math.floor(born)
         while second < duration:
             weight = weight_at(steps, second) if second >= 0 else 0.0
             share = _share(track, weight, fleet.baseline_pods > 0)
             requests = poisson(fleet.rps * share / pods, rng)
-            rate = fleet.base_rate * factor
+            rate = fleet.base_rate * factor * spread
             if track != "stable" and second < fleet.cold_s:
                 rate *= fleet.cold_factor
             bad = poisson(requests * min(1.0, rate), rng)
             lumped = 0
-            stalled = fleet.stall_every_s and (second - phase) % fleet.stall_every_s < fleet.stall_s
+            if stalls is not None:
+                stalled = second in stalls
+            else:
+                stalled = (
+                    fleet.stall_every_s and (second - phase) % fleet.stall_every_s < fleet.stall_s
+                )
             if stalled:
                 lumped += poisson(requests * fleet.stall_share, rng)
             if second in blips:
@@ -197,8 +216,9 @@ def simulate(
             exposure += requests
             second += 1
             while scrape <= second and scrape < duration:
-                event_points.append((scrape, float(events)))
-                exposure_points.append((scrape, float(exposure)))
+                if not (fleet.scrape_miss and rng.random() < fleet.scrape_miss):
+                    event_points.append((scrape, float(events)))
+                    exposure_points.append((scrape, float(exposure)))
                 scrape += fleet.scrape_s
         name = f"{'svc' if track == 'stable' else f'svc-{track}'}-{index}"
         lines.sort()
@@ -206,6 +226,27 @@ def simulate(
             Pod(name, track, tuple(event_points), tuple(exposure_points), tuple(lines))
         )
     return recording
+
+
+def _random_stalls(fleet: Fleet, born: float, duration: float, rng: random.Random) -> set[int]:
+    """The seconds a pod is stalled when its stalls come as a Poisson process (``stall_random``):
+    gaps drawn exponential of mean ``stall_every_s``, each stall ``stall_s`` long."""
+    stalled: set[int] = set()
+    if fleet.stall_every_s <= 0:
+        return stalled
+    moment = born + rng.expovariate(1 / fleet.stall_every_s)
+    while moment < duration:
+        stalled.update(range(math.floor(moment), math.floor(moment) + math.ceil(fleet.stall_s)))
+        moment += rng.expovariate(1 / fleet.stall_every_s)
+    return stalled
+
+
+def _spread(sigma: float, rng: random.Random) -> float:
+    """A pod's persistent factor on its base rates: lognormal of ``sigma``, mean 1 (none at 0,
+    and no draw: a fleet without spread replays exactly as before)."""
+    if sigma <= 0:
+        return 1.0
+    return rng.lognormvariate(-sigma * sigma / 2, sigma)
 
 
 def _share(track: str, weight: float, baseline: bool) -> float:

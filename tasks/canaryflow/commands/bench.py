@@ -64,6 +64,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "replaces BENCHMARKS.md's replay section",
     )
     parser.add_argument(
+        "--fleet",
+        action="append",
+        dest="fleets",
+        metavar="NAME",
+        help="replay: only this fleet (repeatable; N releases of each class on each chosen "
+        "fleet, no carry or cold-start comparison); one of: " + ", ".join(_fleet_keys()),
+    )
+    parser.add_argument(
+        "--class",
+        action="append",
+        dest="classes",
+        metavar="NAME",
+        help="replay: only this class (repeatable; 'aa' alone: false rollbacks only); one of: "
+        + ", ".join(_class_keys())
+        + ". With --fleet or --class the run writes BENCHMARKS.md's section "
+        f"'{SELECTED_TITLE}' instead of the whole replay section",
+    )
+    parser.add_argument(
         "--cost",
         action="store_true",
         help="only the cost of an analysis round on a big backfilled fleet (200 stable pods x "
@@ -71,7 +89,45 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+SELECTED_TITLE = "Offline replay: selected fleets and classes"
+"""The section a replay of some fleets or classes writes (the whole run's stays as it is)."""
+
+
+def _fleet_keys() -> list[str]:
+    from canaryflow.bench.offline import FLEET_KEYS
+
+    return list(FLEET_KEYS)
+
+
+def _class_keys() -> list[str]:
+    from canaryflow.bench.offline import CLASS_KEYS
+
+    return list(CLASS_KEYS)
+
+
+def _check_selection(args: argparse.Namespace) -> None:
+    """``--fleet``/``--class``: only with ``--replay``, known names, each once."""
+    for flag, given, known in (
+        ("--fleet", args.fleets, _fleet_keys()),
+        ("--class", args.classes, _class_keys()),
+    ):
+        if given is None:
+            continue
+        if args.replay is None:
+            raise InputError(
+                f"{flag}: selects what the offline replay judges; give it with --replay, "
+                f"e.g. --replay 500 {flag} {known[0]}"
+            )
+        for name in given:
+            if name not in known:
+                raise InputError(f"{flag}: unknown name {name!r}; give one of {', '.join(known)}")
+        if len(set(given)) != len(given):
+            twice = next(n for n in given if given.count(n) > 1)
+            raise InputError(f"{flag}: {twice!r} given twice; give each name once")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_selection(args)
     if args.releases < 1:
         raise InputError("--releases: must be at least 1 bad release; give e.g. --releases 10")
     if args.healthy < 0 or args.reload_changes < 1 or args.flag_rollouts < 0:
@@ -222,19 +278,27 @@ def _replay_only(args: argparse.Namespace) -> int:
     if args.replay < 1:
         raise InputError("--replay: at least 1 release; give e.g. --replay 1000")
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731
-    started, commit = time.monotonic(), _commit()
-    result = replay_benchmark(args.replay, say=say)
-    result["carry"] = carry_comparison(max(1, args.replay // 10), say=say)
-    result["cold_start"] = cold_start_all(max(1, args.replay // 5), say=say)
+    started, commit, load = time.monotonic(), _commit(), os.getloadavg()[0]
+    selected = args.fleets is not None or args.classes is not None
+    result = replay_benchmark(args.replay, say=say, fleets=args.fleets, classes=args.classes)
+    if not selected:
+        result["carry"] = carry_comparison(max(1, args.replay // 10), say=say)
+        result["cold_start"] = cold_start_all(max(1, args.replay // 5), say=say)
     result["seconds"] = time.monotonic() - started
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "replay.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    raw = args.out / ("replay-selected.json" if selected else "replay.json")
+    raw.write_text(json.dumps(result, indent=2, default=str) + "\n")
     command = f"canaryflow bench --replay {args.replay}"
-    header = _run_header(command, result["seconds"], commit)
-    cold = cold_start_markdown(result["cold_start"]["good"], result["cold_start"]["bad"])
-    section = replay_markdown(result, header) + carry_markdown(result["carry"]) + cold
+    command += "".join(f" --fleet {name}" for name in args.fleets or ())
+    command += "".join(f" --class {name}" for name in args.classes or ())
+    header = _run_header(command, result["seconds"], commit, load)
+    if selected:
+        section = replay_markdown(result, header, SELECTED_TITLE)
+    else:
+        cold = cold_start_markdown(result["cold_start"]["good"], result["cold_start"]["bad"])
+        section = replay_markdown(result, header) + carry_markdown(result["carry"]) + cold
     _replace_section(args.write, section)
-    say(f"wrote the replay section of {args.write} in {result['seconds']:.0f}s")
+    say(f"wrote {section.split(chr(10), 1)[0][3:]!r} to {args.write} in {result['seconds']:.0f}s")
     return 0
 
 

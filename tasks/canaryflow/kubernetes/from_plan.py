@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from kubernetes.client import ApiClient
 
+from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.canary_objects import HealthCheck
 from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
-from canaryflow.kubernetes.platform import KubernetesPlatform, api_client_from_environment
+from canaryflow.kubernetes.platform import (
+    DEFAULT_TIMEOUTS,
+    TERMINATION_GRACE_ENV,
+    KubernetesPlatform,
+    Timeouts,
+    api_client_from_environment,
+)
 from canaryflow.kubernetes.routers import make_router
 from canaryflow.plan.gitops import API_URL_ENV, BRANCH_ENV, CREDENTIALS_ENV, REPOSITORY_ENV
 from canaryflow.plan.model import ReleasePlan
@@ -43,7 +51,10 @@ def router_settings(plan: ReleasePlan) -> dict[str, object]:
     return settings
 
 
-def platform_for(plan: ReleasePlan, api_client: ApiClient | None = None) -> KubernetesPlatform:
+def platform_for(
+    plan: ReleasePlan, api_client: ApiClient | None = None, environ: Mapping[str, str] = os.environ
+) -> KubernetesPlatform:
+    timeouts = timeouts_from(environ)
     client = api_client or api_client_from_environment(None, None)
     service, kind = plan.service, plan.router.kind
     router = make_router(kind, client, service.namespace, service.name, **router_settings(plan))
@@ -62,7 +73,29 @@ def platform_for(plan: ReleasePlan, api_client: ApiClient | None = None) -> Kube
         selector=service.selector,
         app_label=service.app_label,
         gitops=gitops_promotion(plan),
+        timeouts=timeouts,
     )
+
+
+def timeouts_from(environ: Mapping[str, str] = os.environ) -> Timeouts:
+    """The defaults, with the task pod's termination grace when ``TERMINATION_GRACE_ENV``
+    names one (a pod spec whose ``terminationGracePeriodSeconds`` is not the default)."""
+    value = environ.get(TERMINATION_GRACE_ENV, "").strip()
+    if not value:
+        return DEFAULT_TIMEOUTS
+    try:
+        grace = float(value)
+    except ValueError:
+        grace = math.nan
+    if not math.isfinite(grace) or grace < 0:
+        raise InputError(
+            FieldError(
+                TERMINATION_GRACE_ENV,
+                f"{value!r} is not a number of seconds: set it to the task pod's "
+                "terminationGracePeriodSeconds, or unset it for the default (30)",
+            )
+        )
+    return Timeouts(termination_grace_s=grace)
 
 
 def gitops_promotion(

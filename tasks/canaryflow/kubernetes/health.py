@@ -56,7 +56,10 @@ class RolloutProgress:
         above ``updatedReplicas``, ``availableReplicas`` not below ``updatedReplicas``): the
         controller observed the latest spec, every replica updated, no old pod pending
         termination, and every updated replica *available* (ready for ``minReadySeconds``),
-        not merely ready. The timed-out case is ``timed_out``, which callers report."""
+        not merely ready. "Pending termination" is kubectl's word for an old replica still
+        counted in ``status.replicas``; a pod already being deleted is not counted there
+        (``terminating``), so old pods still draining after a roll leave it done. The
+        timed-out case is ``timed_out``, which callers report."""
         old_pods_left = self.pods is not None and self.pods > self.updated
         return (
             self.observed
@@ -137,6 +140,15 @@ def pod_ready(pod: Obj) -> bool:
         return ready.get("status") == "True"
     statuses = pod.get("status", {}).get("containerStatuses") or []
     return bool(statuses) and all(c.get("ready") for c in statuses)
+
+
+def terminating(pod: Obj) -> bool:
+    """The pod is being deleted (``metadata.deletionTimestamp``): it is leaving, whatever its
+    readiness while it drains. The ReplicaSet controller counts only the other, active pods
+    (``controller.FilterActivePods``, pkg/controller/controller_utils.go), so a Deployment's
+    ``status.replicas`` leaves it out, and ``kubectl rollout status`` calls a rollout complete
+    with old pods still terminating."""
+    return bool(pod["metadata"].get("deletionTimestamp"))
 
 
 def stuck_containers(pods: list[Obj]) -> list[str]:

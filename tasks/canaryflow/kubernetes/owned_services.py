@@ -27,7 +27,7 @@ from typing import Any
 
 from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.canary_objects import MANAGED_BY, TRACK_LABEL
-from canaryflow.kubernetes.health import pod_ready, rollout_progress
+from canaryflow.kubernetes.health import pod_ready, rollout_progress, terminating
 from canaryflow.kubernetes.tracking import without_tracking_labels
 
 Obj = dict[str, Any]
@@ -55,7 +55,9 @@ def pods_of_deployment(deployment: Obj, pods: list[Obj]) -> dict[str, list[Obj]]
     """``pods`` (those the Deployment's selector matches) that its own ReplicaSets made, by
     ``pod-template-hash``: a pod belongs when its controlling ReplicaSet is
     ``<deployment>-<its hash>``, so the canary's, a baseline's or a stray pod with the same
-    labels is never taken for stable."""
+    labels is never taken for stable. Pods being deleted (``health.terminating``) are left
+    out, as the controllers leave them out: the old pods of a finished roll, still draining,
+    are no second ReplicaSet."""
     name = deployment["metadata"]["name"]
     by_hash: dict[str, list[Obj]] = {}
     for pod in pods:
@@ -63,6 +65,7 @@ def pods_of_deployment(deployment: Obj, pods: list[Obj]) -> dict[str, list[Obj]]
         value = labels.get(POD_TEMPLATE_HASH)
         if (
             value
+            and not terminating(pod)
             and labels.get(TRACK_LABEL) is None
             and controlling_replica_set(pod) == (f"{name}-{value}")
         ):

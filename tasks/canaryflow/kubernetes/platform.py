@@ -39,6 +39,7 @@ from canaryflow.kubernetes.health import (
     pod_ready,
     progress_deadline_s,
     rollout_progress,
+    terminating,
 )
 from canaryflow.kubernetes.resources import DEPLOYMENT, HPA, POD, SERVICE
 from canaryflow.kubernetes.retry import DEFAULT_RETRY, RetryPolicy
@@ -61,6 +62,19 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
+TERMINATION_GRACE_S = 30.0
+"""A pod's ``terminationGracePeriodSeconds`` unless its spec sets one (``k8s.io/api``
+core/v1 ``DefaultTerminationGracePeriodSeconds``): between the SIGTERM (``argo stop``, the
+pod's deletion) and the SIGKILL. Argo's executor follows the same rule for the main
+container (argo-workflows ``docs/sidecar-injection.md``, "How We Kill Sidecars")."""
+EXIT_MARGIN_S = 5.0
+"""Of that grace, what an interrupted promotion keeps for after its restore: the error, the
+record's last lines and the process's exit, before the SIGKILL."""
+TERMINATION_GRACE_ENV = "CANARYFLOW_TERMINATION_GRACE_S"
+"""Set on a task pod whose ``terminationGracePeriodSeconds`` is not the default (the pod's
+own spec is not readable from inside it without extra rights)."""
+
+
 @dataclass(frozen=True)
 class Timeouts:
     stable_rollout_grace_s: float = 60.0
@@ -70,6 +84,9 @@ class Timeouts:
     verify_weight_s: float = VERIFY_WEIGHT_TIMEOUT_S
     canary_scale_s: float = 300.0
     poll_s: float = 2.0
+    termination_grace_s: float = TERMINATION_GRACE_S
+    """The task pod's ``terminationGracePeriodSeconds``: what an interrupted promotion has,
+    from the signal, to restore stable before it is killed (less ``EXIT_MARGIN_S``)."""
 
 
 DEFAULT_TIMEOUTS = Timeouts()
@@ -324,7 +341,9 @@ class KubernetesPlatform:
             self._abort_promotion(record, artifact.version, error)
             raise PlatformError(f"promotion failed, stable restored: {error}") from error
         except BaseException as error:  # a signal: put stable back before the process goes
-            self._abort_promotion(record, artifact.version, error)
+            # The handler raised at once (``cli._sigterm_as_interrupt``): the grace runs from now.
+            until = time.monotonic() + self.timeouts.termination_grace_s - EXIT_MARGIN_S
+            self._abort_promotion(record, artifact.version, error, until)
             raise
 
     def _record_stable(self, stable: Obj) -> StableRecord:
@@ -389,18 +408,38 @@ class KubernetesPlatform:
                 warning=True,
             )
 
-    def _abort_promotion(self, record: StableRecord, version: str, error: BaseException) -> None:
+    def _abort_promotion(
+        self,
+        record: StableRecord,
+        version: str,
+        error: BaseException,
+        until: float | None = None,
+    ) -> None:
         """Stable as recorded and no request to the canary; every step is tried, and a step
         that fails is reported with the others' outcome. The order keeps every share on ready
         pods: stable's template goes back first (its old ReplicaSet scales up again), the
         canary's weight goes to 0 while stable's share still reaches every pod of the service,
         and stable's share is narrowed to the recorded selection only once that ReplicaSet is
-        available again (``_reselect_stable``)."""
+        available again (``_reselect_stable``).
+
+        After a signal the pod is killed at the end of its termination grace, which may come
+        long before the Deployment's progress deadline: the canary's weight goes to 0 first
+        (stable's share is still on every ready pod of the service, as the promotion widened
+        it), then stable's template, and nothing waits past ``until`` (a
+        ``time.monotonic()``). What is not done by then is left safe and reported; the record
+        stays on the canary Deployment, so the exit handler's ``rollback`` restores the rest."""
         problems = []
+
+        def safe() -> None:
+            left = None if until is None else max(0.0, until - time.monotonic())
+            self.make_traffic_safe(
+                None if left is None else min(self.timeouts.verify_weight_s, left)
+            )
+
+        roll_back = (lambda: self._roll_stable_back(record), safe)
         steps = (
-            lambda: self._roll_stable_back(record),
-            self.make_traffic_safe,
-            lambda: self._reselect_stable(record, version),
+            *(roll_back if until is None else reversed(roll_back)),  # a signal: traffic first
+            lambda: self._reselect_stable(record, version, until),
         )
         for step in steps:
             try:
@@ -430,14 +469,17 @@ class KubernetesPlatform:
         self.widen_stable_service()
         self.api.update(DEPLOYMENT, self.deployment, lambda d: restored_deployment(d, record))
 
-    def _reselect_stable(self, record: StableRecord, canary_version: str) -> None:
+    def _reselect_stable(
+        self, record: StableRecord, canary_version: str, until: float | None = None
+    ) -> None:
         """Once stable rolled back to the recorded template and that rollout is complete as
         ``kubectl rollout status`` judges it (every replica updated and *available*, no old
         pod left; ``health.RolloutProgress.done``): the Service selectors, ``<service>-stable``
         and the Istio stable subset as recorded. Not in time (the Deployment's own progress
         deadline): a ``PlatformError``, with stable's share left on every ready pod of the
-        service rather than on a selection with none."""
-        self._wait_stable_rollout("roll back to the recorded template")
+        service rather than on a selection with none; the same at ``until`` (an interrupted
+        promotion's termination grace, ``_abort_promotion``)."""
+        self._wait_stable_rollout("roll back to the recorded template", until)
         stable = self.api.get(DEPLOYMENT, self.deployment)
         if stable is None or stable["spec"]["template"] != record.template:
             raise PlatformError(
@@ -890,11 +932,14 @@ class KubernetesPlatform:
         self.api.delete(DEPLOYMENT, self.canary)
         return None
 
-    def _wait_stable_rollout(self, what: str = "roll out the promoted image") -> None:
+    def _wait_stable_rollout(
+        self, what: str = "roll out the promoted image", until: float | None = None
+    ) -> None:
         """Until the stable Deployment rolled out (``RolloutProgress.done``), or its controller
         reports ``ProgressDeadlineExceeded`` (the Deployment's ``progressDeadlineSeconds``
         without progress), or it made no progress for that long plus
-        ``stable_rollout_grace_s`` with no report at all (a controller that is down)."""
+        ``stable_rollout_grace_s`` with no report at all (a controller that is down), or
+        ``until`` (a ``time.monotonic()``: the end of an interrupted pod's grace)."""
         seen: tuple | None = None
         since = time.monotonic()
         while True:
@@ -921,7 +966,16 @@ class KubernetesPlatform:
                     f"for {deadline + self.timeouts.stable_rollout_grace_s:g}s and its "
                     f"controller reported nothing ({progress.describe()})"
                 )
-            time.sleep(self.timeouts.poll_s)
+            if until is not None and time.monotonic() >= until:
+                raise PlatformError(
+                    f"deployment {self._name(self.deployment)} did not {what} within the "
+                    f"task pod's termination grace ({self.timeouts.termination_grace_s:g}s "
+                    f"from the signal, {EXIT_MARGIN_S:g}s of it kept to exit; "
+                    f"{progress.describe()}): stable's share is left on every ready pod of "
+                    "the service"
+                )
+            pause = self.timeouts.poll_s
+            time.sleep(pause if until is None else max(0.0, min(pause, until - time.monotonic())))
 
     def follow_stable(self) -> None:
         """``<service>-stable`` on stable's ReplicaSet when stable rolled during the release
@@ -1008,7 +1062,10 @@ class KubernetesPlatform:
             self.api.delete(SERVICE, self.owned_stable)
 
     def _canary_pods(self) -> list[Obj]:
-        return self.api.list(POD, {objects.TRACK_LABEL: "canary", **self._canary_identity()})
+        """The canary's pods, not those being deleted: a rolled-back canary's pods carry the
+        same track and identity while they terminate, and must not judge the next one."""
+        selector = {objects.TRACK_LABEL: "canary", **self._canary_identity()}
+        return [pod for pod in self.api.list(POD, selector) if not terminating(pod)]
 
     def _canary_identity(self) -> dict[str, str]:
         """The identity the canary Deployment was given (its selector, less the track and

@@ -17,7 +17,11 @@ would still name the old image. Instead:
    the release fails with "gitops promotion not observed": never a promotion claimed on an
    image nobody saw running. A merge request still open then is closed ("gitops promotion
    not merged"): merged later, it would roll the digest out to every pod with no canary
-   left to compare and nobody watching; to promote that version, release it again.
+   left to compare and nobody watching; to promote that version, release it again. Once the
+   request is closed unmerged (by a reviewer or by us) its branch is deleted while it is still
+   at the commit we pushed, as when the forge refuses to open the request. A promote stopped
+   while it waits (SIGTERM: ``argo stop``) closes an open request and deletes its branch the
+   same way, since the exit handler then removes the canary.
 """
 
 from __future__ import annotations
@@ -136,19 +140,25 @@ class GitOpsPromotion:
                 left = self.remove_branch(change)
                 if isinstance(error, Exception):
                     raise PlatformError(
-                        f"gitops merge request not opened: {error}; {left}"
+                        f"gitops merge request not opened: {error}; {left}; stable and the "
+                        "canary unchanged"
                     ) from error
                 raise
             where = request.url or f"{forge.provider} merge request {request.number}"
             if canary is not None:
                 platform.event(canary, "GitOpsMergeRequestOpened", f"{artifact.version}: {where}")
         _, digest = split_reference(image)
-        pending, merge = self.wait_observed(platform, digest, request)
+        try:
+            pending, merge = self.wait_observed(platform, digest, request)
+        except BaseException:  # SIGTERM (argo stop), an error: the canary goes, the request too
+            if request is not None:
+                self.abandon(request, change)
+            raise
         platform.retire_canary()
         stable = platform.api.get(DEPLOYMENT, platform.service)
         if pending is not None:
             if request is not None and merge != "merged":
-                message = self.withdraw(platform, artifact, request, merge)
+                message = self.withdraw(artifact, request, merge, change)
             else:
                 message = (
                     f"{NOT_OBSERVED}: deployment {platform.namespace}/{platform.service} did "
@@ -165,12 +175,15 @@ class GitOpsPromotion:
 
     def withdraw(
         self,
-        platform: KubernetesPlatform,
         artifact: Artifact,
         request: MergeRequest,
         merge: State | None,
+        change: GitChange,
     ) -> str:
-        """Close the merge request nobody merged in time; what happened, for the release."""
+        """Close the merge request nobody merged in time; once it is closed (by a reviewer or
+        by us) the branch pushed for it goes too (``remove_branch``), as when the forge
+        refused to open it: a closed request is not reopened on a deleted branch. What
+        happened, for the release."""
         assert self.forge is not None
         name = request.url or f"merge request {request.number}"
         left = (
@@ -178,7 +191,8 @@ class GitOpsPromotion:
             f"release {artifact.version} again to promote it"
         )
         if merge == "closed":
-            return f"{NOT_MERGED}: {name} was closed without merging; {left}"
+            branch = self.remove_branch(change)
+            return f"{NOT_MERGED}: {name} was closed without merging; {branch}; {left}"
         try:
             self.forge.close(request)
         except ForgeError as error:
@@ -187,15 +201,34 @@ class GitOpsPromotion:
                 f"not be closed ({error}): close it by hand, merged now it would promote "
                 f"{artifact.version} with no canary; {left}"
             )
+        branch = self.remove_branch(change)
         return (
             f"{NOT_MERGED}: {name} was not merged within {self.spec.timeout:g}s, so canaryflow "
-            f"closed it; {left}"
+            f"closed it; {branch}; {left}"
         )
 
+    def abandon(self, request: MergeRequest, change: GitChange) -> None:
+        """The wait for the merge ended early (SIGTERM, an error): the exit handler's rollback
+        removes the canary, so a request left open, merged later, would promote with none.
+        It is closed (unless merged meanwhile) and its branch deleted, as ``withdraw`` does;
+        what fails is logged, never raised over the cause."""
+        assert self.forge is not None
+        try:
+            state = self.forge.state(request)
+            if state == "merged":
+                return
+            if state != "closed":
+                self.forge.close(request)
+        except ForgeError as error:
+            log.warning("merge request %s left open: %s: close it by hand", request.number, error)
+            return
+        log.warning("merge request %s closed; %s", request.number, self.remove_branch(change))
+
     def remove_branch(self, change: GitChange) -> str:
-        """The branch pushed for a merge request that was never opened goes again (while it
-        is still at the pushed commit): nobody would review it, and merged later by hand it
-        would promote with no canary. What happened, for the message."""
+        """The branch pushed for a merge request that was never opened, or was closed
+        unmerged, goes again (while it is still at the pushed commit): nobody would review
+        it, and merged later by hand it would promote with no canary. What happened, for the
+        message."""
         assert change.commit is not None
         where = f"{self.repository} {change.branch}"
         try:
@@ -205,7 +238,7 @@ class GitOpsPromotion:
             return f"the branch pushed for it could not be deleted ({error}): delete {where}"
         if not deleted:
             return f"the branch {where} moved on since the push, so it was left as it is"
-        return f"the branch {where} pushed for it was deleted; stable and the canary unchanged"
+        return f"the branch {where} pushed for it was deleted"
 
     def merge_request_forge(self) -> Forge | None:
         """The forge client when the plan asks for a merge request through its API; InputError
