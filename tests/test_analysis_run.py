@@ -378,6 +378,8 @@ class CounterSource(TableSource):
                 return []
             return [Sample({"code": "500" if "5.." in query else "200"}, self._value(growth, when))]
         inner = query[query.index("(", query.index(")")) + 1 : -1]
+        if inner.startswith("label_replace("):  # requests with the 5xx marked among them
+            return self._marked(inner.removeprefix("label_replace("), when)
         stamp = inner.startswith("timestamp(")
         growth = self._growth(inner.removeprefix("timestamp("))
         if growth is None:
@@ -385,6 +387,23 @@ class CounterSource(TableSource):
         labels = {"instance": "10.0.0.1:8080", "pod": "shop-1"}
         value = self._last_scrape(when) if stamp else self._value(growth, when)
         return [Sample(labels, value)]
+
+    def _marked(self, arguments: str, when: float) -> list:
+        """``alignment.Marker``'s read: the pod's 5xx under the mark, its other requests not."""
+        from canaryflow.analysis.alignment import EVENT_LABEL
+        from canaryflow.analysis.source import Sample
+
+        exposure = arguments[: arguments.index(f', "{EVENT_LABEL}"')]
+        events = exposure.rstrip()[:-1].rstrip() + ',code=~"5.." }'
+        everything, bad = self._growth(exposure), self._growth(events)
+        if everything is None:
+            return []
+        labels = {"instance": "10.0.0.1:8080", "pod": "shop-1"}
+        errors = self._value(bad, when) if bad is not None else 0.0
+        found = [Sample(labels, self._value(everything, when) - errors)]
+        if bad is not None:
+            found.append(Sample({**labels, EVENT_LABEL: "1"}, errors))
+        return found
 
     def series(self, query, at=None):
         return []  # no history before the window: the over-dispersion starts at 1
@@ -409,9 +428,9 @@ def test_a_sequential_gate_reads_every_counter_at_one_instant_a_scrape_and_a_mar
     # back) against the start.
     assert second.reason.startswith("error-rate: canary 36 of 120 vs stable 0 of 1080")
     at_twelve = {q for q, at in source.vector_calls if at == clock.start + 12}
-    summed = {q for q in at_twelve if q.startswith("sum by (instance, pod) (")}
+    summed = {q for q in at_twelve if q.startswith("sum by (instance, pod, canaryflow_event) (")}
     stamped = {q for q in at_twelve if q.startswith("max by (instance, pod) (timestamp(")}
-    assert len(summed) == 4, "both roles of both tracks, pods summed"
+    assert len(summed) == 2, "both tracks' pods summed, their 5xx marked among their requests"
     assert len(stamped) == 2, "each track's pods stamped once: their series are scraped at once"
 
 

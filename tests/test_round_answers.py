@@ -7,7 +7,10 @@ the canary's 5xx twice stable's, one stable series restarting on its own mid-win
 same queries must be asked and the same outcomes, reasons and evidence numbers come out: the
 faster parsing, batching and interpolation of a round change its cost, never a verdict. (First
 recorded at commit 1bfd933, before that work, and matched by it; recorded again when main's
-lag of one scrape + 3 s changed the instants a look reads.)
+lag of one scrape + 3 s changed the instants a look reads, and again when a count gate's events
+were read inside its exposure's read (``alignment.Marker``) and a look's reads went in one query
+per instant (the canary's with stable's): that recording's ten rounds judged exactly as the one
+before it, outcome, reason and number.)
 """
 
 from __future__ import annotations

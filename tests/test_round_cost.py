@@ -2,8 +2,9 @@
 numbers returned and requests made, never in seconds.
 
 A sequential gate sums each pod's series in PromQL before they leave Prometheus, so ten label
-values per pod read exactly as much as one; and each look of a gate makes one request per track
-and instant, however many reads (roles, values, scrape times, restarted series) it holds.
+values per pod read exactly as much as one; and each look of a gate makes one request per
+instant, however many reads (roles, values, scrape times, restarted series) it holds, and one
+more for the stable fleet's reads where it is read beside a fresh baseline.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def costs(tmp_path_factory: pytest.TempPathFactory):
         found[labels] = measure(Shape(1, 5, labels, minutes=6), workdir, rounds=3)
     workdir = tmp_path_factory.mktemp("cost-unbatched")
     found["unbatched"] = measure(Shape(1, 5, 1, minutes=6), workdir, rounds=3, batched=False)
+    workdir = tmp_path_factory.mktemp("cost-fresh")
+    found["fresh"] = measure(Shape(1, 5, 1, minutes=6, fresh=True), workdir, rounds=3)
     return found
 
 
@@ -44,7 +47,9 @@ def test_a_round_reads_as_many_numbers_with_ten_label_values_as_with_one(costs):
     # scrape time at both, read from one role (a pod's series are scraped at once); what
     # restarted series lost is empty here. 6 pods, 9 bucket bounds.
     pods, stable, buckets = 6, 5, 9
-    counts = 2 * (2 * pods) + 2 * pods  # error-rate: events and exposure, then times
+    # error-rate: each pod's 5xx and other requests apart (its events and the rest of its
+    # exposure, read in one), at two instants, then its times
+    counts = 2 * (2 * pods) + 2 * pods
     histogram = 2 * pods * buckets + 2 * pods  # latency-p99: bucket sums, times
     canary_requests = 1  # the plan's minimum of canary requests: one number
     assert stable + 1 == pods
@@ -52,9 +57,9 @@ def test_a_round_reads_as_many_numbers_with_ten_label_values_as_with_one(costs):
     assert costs[1].samples_per_round == costs[10].samples_per_round == expected
 
 
-def test_each_gate_asks_prometheus_once_per_track_and_instant_each_round(costs):
-    gates, tracks, instants, canary_requests = 2, 2, 2, 1
-    expected = gates * tracks * instants + canary_requests
+def test_each_gate_asks_prometheus_once_per_instant_each_round(costs):
+    gates, instants, canary_requests = 2, 2, 1  # the canary's reads ride along with stable's
+    expected = gates * instants + canary_requests
     assert costs[1].requests_per_round == costs[10].requests_per_round == expected
 
 
@@ -62,8 +67,26 @@ def test_one_query_per_gate_and_look_reads_what_one_request_per_read_did(costs):
     batched, unbatched = costs[1], costs["unbatched"]
     assert batched.samples_per_round == unbatched.samples_per_round
     assert batched.outcomes == unbatched.outcomes
-    # Per track and role: the value at 2 instants and what restarted series lost since the
-    # previous one (3 reads), and per track the scrape times at 2 instants. error-rate has 2
-    # tracks x 2 roles, latency-p99 2 x 1, and the canary's request count is one more.
-    assert unbatched.requests_per_round == 3 * (4 + 2) + 2 * (2 + 2) + 1
-    assert batched.requests_per_round == 2 * 2 * 2 + 1  # per gate, track and instant
+    # Per track and role read: the value at 2 instants and what restarted series lost since
+    # the previous one (3 reads), and per track the scrape times at 2 instants. error-rate's
+    # events (5xx) are read inside its exposure's reads (``alignment.Marker``): 2 tracks x 1
+    # role read, latency-p99 2 x 1, and the canary's request count is one more.
+    assert unbatched.requests_per_round == 3 * (2 + 2) + 2 * (2 + 2) + 1
+    assert batched.requests_per_round == 2 * 2 + 1  # per gate and instant
+
+
+def test_beside_a_fresh_baseline_the_fleets_reads_are_one_more_request_per_instant(costs):
+    fresh = costs["fresh"]
+    assert fresh.outcomes == ("error-rate: pass", "latency-p99: pass")
+    gates, instants, parts, canary_requests = 2, 2, 2, 1  # compared tracks, and the fleet
+    assert fresh.requests_per_round == gates * instants * parts + canary_requests
+
+
+def test_beside_a_fresh_baseline_the_fleet_reads_no_bucket_but_the_cuts_and_inf(costs):
+    # The fleet's 5 pods: error-rate as against stable; latency-p99's bucket sums at the
+    # cuts and +Inf only (this fleet's p50 and p99 fall at 0.025 and 1: 3 of 9 bounds). The
+    # canary and the baseline (one pod each) are read in full.
+    fleet, compared, buckets, read = 5, 2, 9, 3
+    counts = 2 * (2 * (fleet + compared)) + 2 * (fleet + compared)
+    histogram = 2 * (compared * buckets + fleet * read) + 2 * (fleet + compared)
+    assert costs["fresh"].samples_per_round == counts + histogram + 1

@@ -49,7 +49,10 @@ from dataclasses import dataclass, field
 from canaryflow.analysis.alignment import (
     SCRAPE_PROBES_S,
     AlignedCounters,
+    Key,
+    Marker,
     Read,
+    at_bounds,
     history_query,
     history_steps,
     interpolate,
@@ -289,6 +292,27 @@ class SequentialGate:
     as this process has read them (``counted_at_look``)."""
     shares_read: bool = False
     """Whether stable's pods' requests before the window were read into ``served``."""
+    le_texts: dict[float, set[str]] = field(default_factory=dict)
+    """How the compared tracks' ``le`` labels spell each bucket bound: what the fleet's
+    buckets are selected by once the cuts are set (``fleet_les``)."""
+    fleet_bounds: frozenset[float] | None = None
+    """The bucket bounds the fleet's answers held in every look of the current unit (None:
+    no look narrowed them): a unit whose fleet lacks a cut is learnt from the reference's
+    pods instead (``_unit_pods``)."""
+    fleet_read: frozenset[float] | None = None
+    """The bucket bounds of the fleet's last read, as its counters hold them."""
+    markers: dict[str, Marker] = field(default_factory=dict)
+    """By track: the events read inside the exposure's read this look (``Marker``)."""
+    history_kept: dict[str, list] = field(default_factory=dict)
+    """The history's answers, by read key, kept from a look that could not use them yet (a
+    track without series so far): the same reads of the same minutes before the release,
+    not asked again every look (a large fleet's ten minutes, by pod and bucket)."""
+    history_step: float | None = None
+    """The step ``history_kept`` was read at (read again where ``unit_span_s`` changed)."""
+    reference_cuts: bool | None = None
+    """Whether this look's reference (stable's buckets before the window, asked before the
+    look is planned) sets cuts; None: not known. A histogram gate's history is only of use
+    with cuts to apply it to (``_read_history``): without them it is not read at all."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -457,12 +481,17 @@ class SequentialGate:
         by_le = isinstance(self.evidence, Buckets)
         reads: dict[str, Read] = {}
         main = self._main_role
+        narrowed = self.fleet_les()
+        self.markers = self._markers(selectors)
         for (track, role), series in selectors.items():
-            for name, at in instants.items():
+            apart = not (role == "events" and track in self.markers)  # else in the exposure's
+            marker = self.markers.get(track) if role == "exposure" else None
+            summed = at_bounds(series, narrowed) if narrowed and track == FLEET else series
+            for name, at in instants.items() if apart else ():
                 prefix = f"{track}/{role}/{name}"
-                value = value_query(series, by_le)
-                reads[f"{prefix}/v0"] = Read(value, at, selector=series)
-                reads[f"{prefix}/v1"] = Read(value, at + scrape, selector=series)
+                value = value_query(summed, by_le, marker)
+                reads[f"{prefix}/v0"] = Read(value, at, selector=summed)
+                reads[f"{prefix}/v1"] = Read(value, at + scrape, selector=summed)
                 if role == main:  # a pod's series are scraped at once: one role's times
                     stamped = stamp_selector(series, by_le)
                     stamp = stamp_query(stamped)
@@ -470,10 +499,14 @@ class SequentialGate:
                     reads[f"{prefix}/t1"] = Read(stamp, at + scrape, selector=stamped)
                 if name == "now" and instant > self.aligned_at:
                     # What restarted or gone series took from the sums since the last instant.
-                    lost = lost_query(series, by_le, instant - self.aligned_at)
+                    lost = lost_query(series, by_le, instant - self.aligned_at, marker)
                     counted = stamp_selector(series, by_le)
                     reads[f"{prefix}/r0"] = Read(lost, instant, selector=counted)
-            if track == self.dispersion_track and not self.history_read:
+            kept = self.history_step == self.unit_span_s and f"{track}/{role}/history" in (
+                self.history_kept
+            )
+            useless = self.needs_reference and self.reference_cuts is False
+            if track == self.dispersion_track and not self.history_read and not (kept or useless):
                 query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
                 reads[f"{track}/{role}/history"] = Read(query, self.aligned_at, series=True)
         main = self._main_role
@@ -493,6 +526,93 @@ class SequentialGate:
     @property
     def _main_role(self) -> str:
         return self.evidence.required if isinstance(self.evidence, Counts) else "buckets"
+
+    def _markers(self, selectors: Mapping[tuple[str, str], str]) -> dict[str, Marker]:
+        """The tracks whose events are the exposure's series narrowed by one matcher: read
+        inside the exposure's reads (``Marker``), not apart. Only where the exposure is the
+        series that must exist (a service that never failed has no events series)."""
+        if not isinstance(self.evidence, Counts) or self.evidence.required != "exposure":
+            return {}
+        found = {}
+        for track in self.tracks:
+            events, exposure = selectors.get((track, "events")), selectors.get((track, "exposure"))
+            if events is not None and exposure is not None:
+                marker = Marker.of(events, exposure)
+                if marker is not None:
+                    found[track] = marker
+        return found
+
+    def _unmarked(self, answers: Mapping[str, object]) -> Mapping[str, object]:
+        """``answers`` with each marked read split into its events' and exposure's answers,
+        under the keys they have when read apart."""
+        if not self.markers:
+            return answers
+        split = dict(answers)
+        for track in self.markers:
+            for name in ("now", "start"):
+                for part in ("v0", "v1", "r0"):
+                    found = answers.get(f"{track}/exposure/{name}/{part}")
+                    if isinstance(found, list):
+                        events, exposure = Marker.split(found)
+                        split[f"{track}/events/{name}/{part}"] = events
+                        split[f"{track}/exposure/{name}/{part}"] = exposure
+        return split
+
+    def fleet_les(self) -> list[str] | None:
+        """The ``le`` spellings the fleet's buckets are read at: its pods only teach the
+        over-dispersion of requests above each cut (``_add_dispersion``: the cut's bucket and
+        ``+Inf``), so once the cuts are set the other buckets are not read. Every bucket
+        before (None), and where the compared tracks have not shown how a cut is spelt."""
+        if not (self.fleet and isinstance(self.evidence, Buckets) and self.tests):
+            return None
+        les: list[str] = []
+        for bound in (*self.tests, math.inf):
+            texts = self.le_texts.get(bound) if bound is not None else None
+            if not texts:
+                return None
+            les.extend(texts)
+        return les
+
+    def _learn_les(self, latest: Mapping[str, Mapping[str, Sequence[Sample]]]) -> None:
+        """Remember how the compared tracks spell their bounds (a few pods' buckets)."""
+        if not (self.fleet and isinstance(self.evidence, Buckets)):
+            return
+        for track in TRACKS:
+            for sample in latest.get(track, {}).get("buckets", []):
+                le = sample.labels.get("le")
+                bound = _bound(le)
+                if le is not None and bound is not None:
+                    self.le_texts.setdefault(bound, set()).add(le)
+
+    def _advance_fleet_buckets(
+        self, counters: AlignedCounters, values: Mapping[Key, float], skip: set
+    ) -> list[Sample]:
+        """The fleet's bucket increments, where its reads may be narrowed to the cuts: a
+        look that reads a bound the previous one did not (a cut moved, or the first look
+        after a resumed window) starts the fleet's counters again rather than count that
+        bucket from 0, and its unit is learnt from the reference's pods."""
+        read = frozenset(b for key in values if (b := _bound(dict(key).get("le"))) is not None)
+        before = self.fleet_read
+        if before is None and counters.last:
+            before = frozenset(
+                b for key in counters.last if (b := _bound(dict(key).get("le"))) is not None
+            )
+        self.fleet_read = read
+        if before is not None and not read <= before:
+            counters.start(values)
+            self.fleet_bounds = frozenset()
+            return []
+        self.fleet_bounds = read if self.fleet_bounds is None else self.fleet_bounds & read
+        increments = counters.advance(values, {}, skip)
+        if counters.last is not None and before is not None and read < before:
+            # The buckets no longer read are forgotten, not kept as a stale series' last
+            # value is (``AlignedCounters.advance``): read again later, they start afresh.
+            counters.last = {
+                key: value
+                for key, value in counters.last.items()
+                if _bound(dict(key).get("le")) in read
+            }
+        return increments
 
     @property
     def counters_started(self) -> bool:
@@ -515,6 +635,9 @@ class SequentialGate:
     ) -> Judgement:
         """Judge one look from the answers to ``plan``'s queries: every pod's increments from
         the previous common instant to this look's."""
+        answers = self._unmarked(answers)
+        if not self.history_read:
+            answers = self._keep_history(answers)
         latest = {
             track: {
                 role: answers.get(f"{track}/{role}/now/v1") or [] for role in roles(self.evidence)
@@ -528,6 +651,7 @@ class SequentialGate:
         missing = self._missing(latest, young)
         if missing is not None:
             return missing
+        self._learn_les(latest)
         if self.needs_reference and reference:
             self._cut_at(cumulative_by_le(reference))
         if not self.history_read:
@@ -568,7 +692,11 @@ class SequentialGate:
                     lost = {}
                 else:
                     skip = set()
-                increments[(track, role)] = self.counters[(track, role)].advance(values, lost, skip)
+                counters = self.counters[(track, role)]
+                if track == FLEET and isinstance(self.evidence, Buckets):
+                    increments[(track, role)] = self._advance_fleet_buckets(counters, values, skip)
+                    continue
+                increments[(track, role)] = counters.advance(values, lost, skip)
         if self.unit_since is None:
             self.unit_since = self.aligned_at
         unit_s = instant - self.unit_since
@@ -619,12 +747,36 @@ class SequentialGate:
         lost = answers.get(f"{prefix}/r0")
         return {unit_of(s.labels): s.value for s in lost} if isinstance(lost, list) else {}
 
+    def learn_reference(self, reference: object) -> None:
+        """Note whether ``reference`` (the answer to ``reference_query``, or an error) sets
+        cuts, before the look is planned: the history is then read only where it will be
+        used, as ``observe_reads`` would use it at this look."""
+        if not isinstance(reference, list):
+            self.reference_cuts = None
+            return
+        cumulative = cumulative_by_le(reference)
+        self.reference_cuts = bool(reference) and bool(cut_boundaries(cumulative, self._q))
+
+    def _keep_history(self, answers: Mapping[str, object]) -> Mapping[str, object]:
+        """``answers`` with the history's answers kept from an earlier look where this one did
+        not ask for them again; this look's own kept for a later one."""
+        read = {k: v for k, v in answers.items() if k.endswith("/history") and isinstance(v, list)}
+        if read:
+            if self.history_step != self.unit_span_s:
+                self.history_kept = {}
+            self.history_kept.update(read)
+            self.history_step = self.unit_span_s
+        if not self.history_kept or self.history_step != self.unit_span_s:
+            return answers
+        return {**answers, **self.history_kept}
+
     def _read_history(self, answers: Mapping[str, object]) -> None:
         """Stable's pods (the fleet's, ``dispersion_track``) in ``unit_span_s`` steps before the
         release: their over-dispersion before the canary took any traffic, so the first looks
         are not judged as if requests were independent. (A histogram gate without its cuts yet
         has none to apply it to.)"""
         self.history_read = True
+        self.history_kept = {}
         if not self.tests:
             return
         by_role = {}
@@ -697,6 +849,9 @@ class SequentialGate:
         fleet = self.pending_units.get(self.dispersion_track, {})
         role = "exposure" if isinstance(self.evidence, Counts) else "buckets"
         served = {pod_of(s.labels) for s in fleet.get(role, []) if s.value > 0}
+        read = self.fleet_bounds
+        if read is not None and not {*self.tests, math.inf} <= read:
+            return self.pending_units.get("stable", {})  # the fleet's reads lack a cut
         if len(served) >= 2:
             return fleet
         return self.pending_units.get("stable", {})
@@ -748,6 +903,7 @@ class SequentialGate:
         if unit_done and (self.tests or isinstance(self.evidence, Counts)):
             self._add_dispersion(self._unit_pods(), unit_s if self.fleet else None)
             self.pending_units = {}
+            self.fleet_bounds = None
             self.unit_seen = True
         load = self._compared_load(increments, look_s)
         self.window_looks += 1

@@ -536,34 +536,49 @@ class AnalysisRun:
         state = self._sequential_state(gate)
         state.start_at(window_started)  # the release's first window; later ones carry on
         window = self.query_window
+        rendered = {}
+        reference = None
+        if state.needs_reference and isinstance(state.evidence, Buckets):
+            stable = render(state.evidence.buckets, self.subject, "stable", window)
+            query = reference_query(state.evidence, stable, promql_duration(REFERENCE_LOOKBACK_S))
+            rendered["reference"] = query
+            reference = _bind(self.metrics.vector, query, window_started)
+            if not state.history_read:
+                # Asked first, while the history is still to be read: a reference without
+                # cuts (a fresh baseline born with the canary) leaves the history unused, so
+                # the fleet's ten minutes by pod and bucket are not read for nothing.
+                asked = {"reference": reference}
+                found = gather(asked, self.call_timeout, self.concurrent, self.pool)
+                state.learn_reference(found["reference"])
+                reference = _bind(_answer, found["reference"])
         selectors = {
             (track, role): render(selector(state.evidence, role), self.subject, track, window)
             for track in state.tracks
             for role in roles(state.evidence)
         }
-        rendered = {}
         batches: dict[str, dict[str, Pinned]] = {}
         batched = isinstance(self.metrics, PinnedVectors)
         for key, read in state.plan(selectors, self._round_at).items():
             if key.endswith("/now/v1"):
                 rendered[key.removesuffix("/now/v1")] = read.query
             if batched and not read.series and read.selector is not None:
-                group = f"{key.split('/', 1)[0]}@{read.at:.3f}"
+                part = FLEET if key.split("/", 1)[0] == FLEET else "compared"
+                group = f"{part}@{read.at:.3f}"
                 batches.setdefault(group, {})[key] = Pinned(read.query, read.selector, read.at)
                 continue
             fetch = self.metrics.series if read.series else self.metrics.vector
             calls[f"{gate.name}/{key}"] = _bind(fetch, read.query, read.at)
-        # The look's instant reads in one request per track and instant (``source.
-        # batch_query``): a few requests instead of a dozen or more, yet several that
-        # Prometheus evaluates at once (it evaluates one query on one core).
+        # The look's instant reads in one request per instant (``source.batch_query``), the
+        # stable fleet's apart from the compared tracks' where it is read on its own: a few
+        # requests instead of a dozen or more, yet the large ones apart, which Prometheus
+        # evaluates at once (it evaluates one query on one core). The canary's few pods (and a
+        # fresh baseline's) ride along with the reference's reads: a request of their own
+        # costs more in parsing and answering than their reads do.
         for group, batch in batches.items():
             assert isinstance(self.metrics, PinnedVectors)
             calls[f"{gate.name}/{BATCH}/{group}"] = _bind(self.metrics.vectors, batch)
-        if state.needs_reference and isinstance(state.evidence, Buckets):
-            stable = render(state.evidence.buckets, self.subject, "stable", window)
-            query = reference_query(state.evidence, stable, promql_duration(REFERENCE_LOOKBACK_S))
-            rendered["reference"] = query
-            calls[f"{gate.name}/reference"] = _bind(self.metrics.vector, query, window_started)
+        if reference is not None:
+            calls[f"{gate.name}/reference"] = reference
         return rendered
 
     def _exposure_calls(
@@ -749,6 +764,11 @@ def _unbatched(mine: Mapping[str, Any]) -> dict[str, Any]:
 def _pod_lines(found: Any) -> Mapping[str, Sequence[str]]:
     """A log source's answer by pod: a mapping already, or one list (no pods) as one unit."""
     return found if isinstance(found, Mapping) else {TRACK_UNIT: found}
+
+
+def _answer(value: Any) -> Any:
+    """An answer already gathered (an error or a timeout included, judged as ``gather``'s)."""
+    return value
 
 
 def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:

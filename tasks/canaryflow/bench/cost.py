@@ -12,6 +12,7 @@ queries and parsing as a live round, against a real TSDB.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -19,14 +20,17 @@ import statistics
 import subprocess
 import threading
 import time
+import urllib.parse
+import urllib.request
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from canaryflow.analysis.query import BASELINE, FLEET, Subject
 from canaryflow.analysis.run import AnalysisRun, CallPool
-from canaryflow.analysis.source import Pinned, PrometheusSource, Sample, Series
+from canaryflow.analysis.source import Pinned, PrometheusSource, Sample, Series, pin
 from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.bench.replay import ReplayClock, ReplaySource
 from canaryflow.local.process import ProcessGroup
@@ -40,18 +44,29 @@ NAMESPACE = "prod"
 
 @dataclass(frozen=True)
 class Shape:
-    """``services`` services, each with ``stable_pods`` stable pods and one canary pod, every
-    pod exporting requests by ``labels`` paths x 2 codes and a latency histogram by path."""
+    """``services`` services, each with ``stable_pods`` stable pods and one canary pod (and
+    with ``fresh``, one fresh baseline pod), every pod exporting requests by ``labels`` paths
+    x 2 codes and a latency histogram by path."""
 
     services: int
     stable_pods: int
     labels: int
     minutes: float = 10.0
+    fresh: bool = False
+    """Judged against a fresh baseline (one pod of stable's version, ``track="baseline"``,
+    as many as the canary's), the stable fleet read only for its over-dispersion
+    (``query.FLEET``): the product's default where the router splits three ways. False: the
+    canary judged against the stable fleet itself (``baseline: stable``)."""
+
+    @property
+    def pods(self) -> int:
+        """Pods per service: the stable fleet's, the canary's and the baseline's."""
+        return self.stable_pods + 1 + (1 if self.fresh else 0)
 
     @property
     def series(self) -> int:
         per_pod = self.labels * (2 + len(BOUNDS) + 1)
-        return self.services * (self.stable_pods + 1) * per_pod
+        return self.services * self.pods * per_pod
 
 
 def openmetrics(shape: Shape, end: float) -> Iterator[str]:
@@ -60,9 +75,7 @@ def openmetrics(shape: Shape, end: float) -> Iterator[str]:
     times = [end - SCRAPE_S * (steps - i) for i in range(steps + 1)]
     yield "# TYPE http_requests counter"
     for service, pod, track, path in _units(shape):
-        scope = f'app="svc{service}",namespace="{NAMESPACE}",pod="{pod}",path="/p{path}"'
-        if track == "canary":
-            scope += ',track="canary"'
+        scope = _scope(service, pod, track, path)
         offset = zlib.crc32(pod.encode()) % 1500 / 100
         for code, rate in (("200", 20.0), ("500", 0.2)):
             for i, t in enumerate(times):
@@ -70,9 +83,7 @@ def openmetrics(shape: Shape, end: float) -> Iterator[str]:
                 yield f'http_requests_total{{{scope},code="{code}"}} {count:.0f} {t - offset:.3f}'
     yield "# TYPE http_request_duration_seconds histogram"
     for service, pod, track, path in _units(shape):
-        scope = f'app="svc{service}",namespace="{NAMESPACE}",pod="{pod}",path="/p{path}"'
-        if track == "canary":
-            scope += ',track="canary"'
+        scope = _scope(service, pod, track, path)
         offset = zlib.crc32(pod.encode()) % 1500 / 100
         for k, bound in enumerate((*BOUNDS, float("inf"))):
             share = min(1.0, (k + 1) / len(BOUNDS))
@@ -86,10 +97,19 @@ def openmetrics(shape: Shape, end: float) -> Iterator[str]:
     yield "# EOF"
 
 
+def _scope(service: int, pod: str, track: str, path: int) -> str:
+    """A series' labels but its own: stable's pods carry no track label (as a stock fleet's
+    pods do not), the canary's and the fresh baseline's their track."""
+    scope = f'app="svc{service}",namespace="{NAMESPACE}",pod="{pod}",path="/p{path}"'
+    return scope if track == "stable" else scope + f',track="{track}"'
+
+
 def _units(shape: Shape) -> Iterator[tuple[int, str, str, int]]:
     for service in range(shape.services):
         pods = [(f"svc{service}-stable-{p}", "stable") for p in range(shape.stable_pods)]
         pods.append((f"svc{service}-canary-0", "canary"))
+        if shape.fresh:
+            pods.append((f"svc{service}-{BASELINE}-0", BASELINE))
         for pod, track in pods:
             for path in range(shape.labels):
                 yield service, pod, track, path
@@ -126,10 +146,42 @@ class BatchingSource(CountingSource):
     """Counts as ``CountingSource``; a look's instant reads go out as one query, pinned at
     their instants (``PinnedVectors``), as a live round's ``PrometheusSource`` does."""
 
+    def __init__(self, source: PrometheusSource, clock: ReplayClock):
+        super().__init__(source, clock)
+        self.pinned: list[tuple[str, Pinned]] = []
+        """Every batched read so far, by its key (``<track>/<role>/<instant>/<read>``): what
+        ``touched`` asks Prometheus to account for."""
+
     def vectors(self, reads: Mapping[str, Pinned]) -> dict[str, list[Sample]]:
         found = self.prometheus.vectors(reads)
         self._count(sum(len(samples) for samples in found.values()))
+        with self.lock:
+            self.pinned.extend(reads.items())
         return found
+
+
+def touched(url: str, reads: Sequence[tuple[str, Pinned]]) -> dict[str, dict[str, float]]:
+    """What Prometheus itself did for ``reads``, read by read (``POST /api/v1/query`` with
+    ``stats=all``: ``totalQueryableSamples``, the samples its evaluation loaded, and
+    ``evalTotalTime``), summed by track and by kind of read (``v``: the pods' sums,
+    ``t``: their scrape times, ``r``: what restarted series lost). Asked again after the
+    timed rounds, one read at a time, so it costs the timing nothing."""
+    totals: dict[str, dict[str, float]] = {}
+    for key, read in reads:
+        parts = key.split("/")  # a look's read, or a probe of the scrape interval
+        track, kind = (parts[0], parts[3]) if len(parts) == 4 else (parts[0], parts[0])
+        form = {"query": pin(read), "time": f"{read.at:.3f}", "stats": "all"}
+        request = urllib.request.Request(
+            f"{url}/api/v1/query", data=urllib.parse.urlencode(form).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            stats = json.loads(response.read())["data"]["stats"]
+        for name in (f"track:{track}", f"read:{kind.rstrip('0123456789')}", "all"):
+            into = totals.setdefault(name, {"samples": 0.0, "eval_ms": 0.0, "reads": 0.0})
+            into["samples"] += stats["samples"]["totalQueryableSamples"]
+            into["eval_ms"] += stats["timings"]["evalTotalTime"] * 1000
+            into["reads"] += 1
+    return totals
 
 
 @dataclass(frozen=True)
@@ -153,21 +205,33 @@ class Cost:
     backfill_s: float
     outcomes: tuple[str, ...]
     """What the last round's gates said: proof the rounds judged data, not empty answers."""
+    touched: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """What Prometheus did for one release's last round (``touched``), by track and by read:
+    where its work goes (empty when reads were not batched)."""
+
+    def share(self, track: str, what: str = "samples") -> float:
+        """The share of one release's round that reads ``track`` (``samples``: samples
+        Prometheus loaded, ``eval_ms``: its evaluation time)."""
+        whole = self.touched.get("all", {}).get(what, 0.0)
+        part = self.touched.get(f"track:{track}", {}).get(what, 0.0)
+        return part / whole if whole > 0 else math.nan
 
 
 COST_SHAPES = (
-    (Shape(1, 20, 10), True),
-    (Shape(1, 200, 1), True),
-    (Shape(1, 200, 10), False),
+    (Shape(1, 20, 10, fresh=True), True),
+    (Shape(1, 200, 1, fresh=True), True),
+    (Shape(1, 200, 10, fresh=True), True),
     (Shape(1, 200, 10), True),
-    (Shape(1, 2000, 1), True),
-    (Shape(50, 4, 10), False),
-    (Shape(50, 4, 10), True),
+    (Shape(1, 2000, 1, fresh=True), True),
+    (Shape(50, 4, 10, fresh=True), True),
 )
 """A release on a growing fleet, the same fleet with one and ten label values, and 50
-releases at once, each read as one query per gate and look, and for comparison one request per
-read (2,000 pods with 10 label values, 220,000 series, takes longer to backfill
-than this benchmark's budget; with one label value it has as many series as 200 x 10)."""
+releases at once, each against a fresh baseline with the stable fleet read for its
+over-dispersion (the default), and 200 x 10 against the stable fleet itself for comparison.
+Each look of a gate is one query per instant, the fleet's apart (one request per read was
+measured against it in this section's earlier runs). 2,000 pods with 10 label values, 220,000
+series, takes longer to backfill than this benchmark's budget; with one label value it has as
+many series as 200 x 10."""
 
 SPEC = {
     "interval": "10s",
@@ -216,8 +280,12 @@ def measure(shape: Shape, workdir: Path, rounds: int = 8, batched: bool = True) 
             reading = BatchingSource if batched else CountingSource
             source = reading(PrometheusSource(server.url, timeout=30), clock)
             sources.append(source)
+            name = f"svc{service}"
+            subject = Subject(name, NAMESPACE, baseline=shape.fresh)
             runs.append(
-                AnalysisRun(spec, source, f"svc{service}", NAMESPACE, clock=clock, pool=queries)
+                AnalysisRun(
+                    spec, source, name, NAMESPACE, clock=clock, pool=queries, subject=subject
+                )
             )
         prometheus_cpu: list[float] = []
         judge_cpu: list[float] = []
@@ -231,6 +299,9 @@ def measure(shape: Shape, workdir: Path, rounds: int = 8, batched: bool = True) 
             read_before = sum(s.samples for s in sources)
             asked_before = sum(s.requests for s in sources)
             outcomes = []
+            for one in sources:
+                if isinstance(one, BatchingSource):
+                    one.pinned = []  # the last round's reads are accounted for below
             cpu_before = _cpu_ms(server.process.pid) if server.process else 0.0
             own_before = time.process_time()
             started = time.perf_counter()
@@ -246,6 +317,8 @@ def measure(shape: Shape, workdir: Path, rounds: int = 8, batched: bool = True) 
             outcomes = [m for _, batch in timed for m in batch]
             samples.append(sum(s.samples for s in sources) - read_before)
             requests.append(sum(s.requests for s in sources) - asked_before)
+        first = sources[0]
+        accounted = touched(server.url, first.pinned) if isinstance(first, BatchingSource) else {}
         server.stop()
     shutil.rmtree(workdir / "prometheus", ignore_errors=True)
     later = [ms for one in each[1:] for ms in one]  # the first round also reads the history
@@ -263,6 +336,7 @@ def measure(shape: Shape, workdir: Path, rounds: int = 8, batched: bool = True) 
         statistics.median(each[0]),
         backfill_s,
         tuple(sorted({f"{m.gate}: {m.outcome.value}" for m in outcomes})),
+        accounted,
     )
 
 
@@ -296,35 +370,46 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         "requests by path and code, a 9-bucket latency histogram by path), turned into TSDB "
         "blocks by `promtool tsdb create-blocks-from openmetrics` and served by Prometheus 2.42 "
         "on 127.0.0.1; gates error-rate and latency-p99 (sequential) replayed at times inside "
-        "the data. A look of a gate: each track's pods summed in PromQL (`sum by (instance, pod)`) "
+        "the data. *Against*: a fresh baseline (one pod of stable's version, `track=baseline`, "
+        "the default where the router splits three ways), the stable fleet then read for its "
+        "over-dispersion only (`query.FLEET`); or the stable fleet itself (`baseline: stable`). "
+        "A look of a gate: each track's pods summed in PromQL (`sum by (instance, pod)`) "
         "at the common instant and one scrape later, their scrape times, and what series that "
-        "restarted alone held (`alignment.lost_query`), in one query per track and instant "
-        "(`@` pins each read at its instant); for comparison, one request per read. Releases "
-        "are judged "
+        "restarted alone held (`alignment.lost_query`), in one query per instant, the "
+        "fleet's apart (`@` pins each read at its instant). Releases are judged "
         f"{RELEASE_WORKERS} at a time, their calls sharing {QUERY_WORKERS} threads. "
         "*One release's round*: `AnalysisRun.measure` of one release, median and 95th "
         "percentile over every release and every round after the first (the first also reads "
-        "10 min of stable's history and probes the scrape interval; its median is the last "
-        "column but one). *All releases*: one round of every release, median. CPU: what the "
+        "10 min of the fleet's history and probes the scrape interval; its median is in the "
+        "last column but one). *All releases*: one round of every release, median. CPU: what the "
         "Prometheus process and the judge's process spent per round (`/proc/<pid>/stat`, "
         "`time.process_time`), median, all releases together: the cost, where the wall clock "
-        "also counts waiting for a core. Samples: numbers returned to the judge per round. "
-        "The benchmark runs at `nice -n 19` on a shared machine: wall-clock figures depend on "
-        "the load, given in the header.",
+        "also counts waiting for a core. Numbers read: what Prometheus returned to the judge "
+        "per round. *Samples loaded*: what Prometheus loaded to evaluate the first release's "
+        "last round, its reads asked again one by one with `stats=all` "
+        "(`totalQueryableSamples`), and the fleet's share of those and of Prometheus' "
+        "evaluation time (`evalTotalTime`). The benchmark runs at `nice -n 19` on a shared "
+        "machine: wall-clock figures depend on the load, given in the header.",
         "",
-        "| reads | releases | stable pods | label values | series | one release's round: median "
-        "| p95 | all releases' round | Prometheus CPU per round | judge CPU per round "
-        "| samples read per round | requests per round | first round | gates said |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| against | releases | stable pods | label values | series | one release's round: "
+        "median | p95 | all releases' round | Prometheus CPU per round | judge CPU per round "
+        "| numbers read per round | requests per round | samples loaded per round (one release) "
+        "| fleet's share: samples, eval time | first round | gates said |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cost in costs:
         s = cost.shape
-        reads = "one query per track and instant" if cost.batched else "one request per read"
+        against = "fresh baseline" if s.fresh else "stable fleet"
+        loaded = cost.touched.get("all", {}).get("samples", math.nan)
+        share = "-"
+        if s.fresh and cost.touched:
+            share = f"{cost.share(FLEET):.0%}, {cost.share(FLEET, 'eval_ms'):.0%}"
         lines.append(
-            f"| {reads} | {s.services} | {s.stable_pods} | {s.labels} | {s.series} "
+            f"| {against} | {s.services} | {s.stable_pods} | {s.labels} | {s.series} "
             f"| {cost.median_ms:.0f} ms | {cost.p95_ms:.0f} ms | {cost.all_median_ms:.0f} ms "
             f"| {cost.prometheus_cpu_ms:.0f} ms | {cost.judge_cpu_ms:.0f} ms "
             f"| {cost.samples_per_round:.0f} | {cost.requests_per_round:.0f} "
+            f"| {loaded:.0f} | {share} "
             f"| {cost.first_ms:.0f} ms | {'; '.join(cost.outcomes)} |"
         )
     return "\n".join(lines) + "\n"

@@ -24,6 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from canaryflow.analysis.alignment import EVENT_LABEL
 from canaryflow.analysis.catalogue import METRICS, Counts
 from canaryflow.analysis.source import Sample, Series, flat_lines
 from canaryflow.platform.split import split_for
@@ -259,6 +260,7 @@ def _share(track: str, weight: float, baseline: bool) -> float:
 
 
 _SUM = re.compile(r"^sum by \(([^)]*)\) \((.*)\)$")
+_MARKED = re.compile(rf'^label_replace\((.*), "{EVENT_LABEL}", "1", "[^"]*", "[^"]*"\)$')
 _STAMP = re.compile(r"^max by \(([^)]*)\) \(timestamp\((.*)\)\)$")
 _SUBQUERY = re.compile(r"^(.*)\[(\d+)s:(\d+)s\]$")
 _COUNT = re.compile(r"^max\(count_over_time\((.*)\[(\d+)s\]\)\)$")
@@ -306,11 +308,11 @@ class RecordedSource:
         point = getattr(pod, role)[index]
         return point if point[0] > at - LOOKBACK_S else None
 
-    def _pods(self, selector: str, at: float, stamp: bool) -> list[Sample]:
+    def _pods(self, selector: str, at: float, stamp: bool, role: str | None = None) -> list[Sample]:
         found = self._track_role(selector)
         if found is None:
             return []
-        track, role = found
+        track, role = found[0], role or found[1]
         result = []
         for pod in self.recording.pods:
             if pod.track != track:
@@ -326,6 +328,8 @@ class RecordedSource:
         when = (self.now if at is None else at) - self.clock_start
         if match := _STAMP.match(query):
             return self._pods(match.group(2), when, stamp=True)
+        if (match := _SUM.match(query)) and (marked := _MARKED.match(match.group(2))):
+            return self._marked(marked.group(1), when)
         if match := _SUM.match(query):
             return self._pods(match.group(2), when, stamp=False)
         if (found := self._track_role(query)) is not None:  # a plain selector: every series
@@ -343,6 +347,18 @@ class RecordedSource:
             )
             return [Sample({}, float(counts[-1]))] if counts else []
         return []
+
+    def _marked(self, exposure: str, at: float) -> list[Sample]:
+        """The exposure's read with the events marked in it (``alignment.Marker``): each
+        pod's events under ``EVENT_LABEL`` "1", its other requests without it."""
+        events = {s.labels["pod"]: s.value for s in self._pods(exposure, at, False, "events")}
+        result = []
+        for sample in self._pods(exposure, at, stamp=False):
+            bad = events.get(sample.labels["pod"])
+            if bad is not None:
+                result.append(Sample({**sample.labels, EVENT_LABEL: "1"}, bad))
+            result.append(Sample(sample.labels, sample.value - (bad or 0.0)))
+        return result
 
     def series(self, query: str, at: float | None = None) -> list[Series]:
         when = (self.now if at is None else at) - self.clock_start

@@ -306,7 +306,7 @@ def _cost_only(args: argparse.Namespace) -> int:
     from canaryflow.bench.cost import COST_SHAPES, markdown, measure
 
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731
-    started = time.monotonic()
+    started, load, commit = time.monotonic(), os.getloadavg()[0], _commit()
     costs = []
     for shape, batched in COST_SHAPES:
         with tempfile.TemporaryDirectory(prefix="canaryflow-cost-") as tmp:
@@ -320,7 +320,7 @@ def _cost_only(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     raw = [{**c.__dict__, "shape": c.shape.__dict__} for c in costs]
     (args.out / "cost.json").write_text(json.dumps(raw, indent=2) + "\n")
-    header = _run_header("canaryflow bench --cost", time.monotonic() - started)
+    header = _run_header("canaryflow bench --cost", time.monotonic() - started, commit, load)
     _replace_section(args.write, markdown(costs, header))
     return 0
 
