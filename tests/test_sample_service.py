@@ -342,12 +342,16 @@ def test_cpu_burn_is_throttled_by_the_simulated_cfs_quota(start):
 
 
 def test_goroutine_leak_fault_leaks_per_request(start):
+    """Each request parks `goroutine_leak` goroutines for good. The count around them moves by
+    a few (the harness's own connections come and go: CI once saw 99 for 10 x 10), so 20
+    requests are told apart from 18 or 22 by a margin of 5 either way."""
     service = start()
     _, before = service.metrics()
     service.put_faults(goroutine_leak=10)
-    service.codes(10)
+    service.codes(20)
     _, after = service.metrics()
-    assert total(after, "go_goroutines") - total(before, "go_goroutines") >= 100
+    grown = total(after, "go_goroutines") - total(before, "go_goroutines")
+    assert 195 <= grown <= 205
 
 
 def test_sigterm_shuts_down_cleanly(start):
