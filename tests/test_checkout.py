@@ -206,14 +206,16 @@ def test_a_destination_that_is_a_file_or_a_foreign_folder_is_refused(tmp_path, s
     assert taken.read_text() == "mine" and [p.name for p in foreign.iterdir()] == ["notes.txt"]
 
 
-def test_a_server_that_is_not_there_is_a_platform_error(tmp_path, capsys):
+def test_a_server_that_is_not_there_is_unreachable_exit_3(tmp_path, capsys):
+    """Connection refused: "try again" (exit 3), not "the repository is wrong" (1)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     dest = tmp_path / "work"
     url = f"git://127.0.0.1:{port}/svc.git"
-    assert main(["checkout", "--repo", url, "--revision", "main", "--dest", str(dest)]) == 1
-    assert f"git fetch from {url}: " in capsys.readouterr().err
+    assert main(["checkout", "--repo", url, "--revision", "main", "--dest", str(dest)]) == 3
+    err = capsys.readouterr().err
+    assert f"error: --repo: git remote 127.0.0.1:{port} did not answer (connection refused)" in err
     assert not dest.exists()
 
 

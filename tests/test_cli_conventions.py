@@ -10,9 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from http_stub import LoopbackServer, QuietHandler
+from kube.fixtures import CANARY_IMAGE, NAMESPACE, SERVICE, write_kubeconfig
 
 from canaryflow.cli import TASK_VERBS, VERBS, main
 from canaryflow.errors import EXIT_INPUT, EXIT_UNREACHABLE
+from canaryflow.kubernetes.from_plan import platform_for
+from canaryflow.kubernetes.platform import api_client_from_environment
+from canaryflow.plan.load import load_plan
 
 ROOT = Path(__file__).parent.parent
 PLAN = sorted((ROOT / "examples" / "plans").glob("*.yaml"))[0]
@@ -53,6 +59,156 @@ def test_an_unreachable_prometheus_exits_3_not_2_like_a_broken_plan(capsys):
     document = json.loads(capsys.readouterr().out)
     assert document["kind"] == "unreachable"
     assert document["errors"][0]["path"] == "analysis.prometheus.url"
+
+
+def _service_verb(verb: str, url: str, tmp_path: Path) -> list[str]:
+    """``verb``'s command line with its one remote service at ``url`` (http://HOST:PORT)."""
+    address = url.removeprefix("http://")
+    if verb == "image-push":
+        binary = tmp_path / "checkout"
+        binary.write_bytes(b"\x7fELF not really")
+        return [
+            "image-push",
+            "--binary",
+            str(binary),
+            "--repository",
+            f"{address}/shop/checkout",
+            "--tag",
+            "3f2c1e0",
+            "--no-system-files",
+            "--timeout",
+            "5",
+        ]
+    if verb == "checkout":
+        repo = f"{url}/shop/checkout.git"
+        return ["checkout", "--repo", repo, "--revision", "main", "--dest", str(tmp_path / "src")]
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("service: {name: checkout, namespace: shop}\nrouter: {kind: istio}\n")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": url}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    return [verb, "--plan", str(plan), "--kubeconfig", str(kubeconfig), "--weight", "5"]
+
+
+# verb -> the field its unreachable service's message names
+SERVICE_VERBS = {"image-push": "repository", "set-weight": "kubeconfig", "checkout": "--repo"}
+
+
+@pytest.mark.parametrize("verb", sorted(SERVICE_VERBS))
+def test_a_service_that_never_answers_exits_3_naming_the_field_and_the_fix(verb, tmp_path, capsys):
+    """Connection refused (a closed port on 127.0.0.1): "infrastructure unreachable, try
+    again" (3), not "the release failed" (1), for the registry, the API server and git."""
+    argv = _service_verb(verb, f"http://127.0.0.1:{_closed_port()}", tmp_path)
+    assert main(argv) == EXIT_UNREACHABLE
+    err = capsys.readouterr().err
+    assert f"error: {SERVICE_VERBS[verb]}: " in err
+    assert "did not answer" in err and "connection refused" in err and "then run again" in err
+
+
+class _Refusing(QuietHandler):
+    """A reachable service that answers every request 403 Forbidden."""
+
+    def _forbidden(self) -> None:
+        self.reply(403, b'{"message": "forbidden"}', "application/json")
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forbidden
+
+
+@pytest.mark.parametrize("verb", sorted(SERVICE_VERBS))
+def test_a_service_that_answers_4xx_is_reachable_so_not_exit_3(verb, tmp_path, capsys):
+    server = LoopbackServer(_Refusing)
+    try:
+        code = main(_service_verb(verb, server.url, tmp_path))
+    finally:
+        server.stop()
+    assert code not in (0, EXIT_UNREACHABLE)
+    assert "did not answer" not in capsys.readouterr().err
+
+
+def test_never_answered_is_no_connection_not_a_certificate_or_an_answer():
+    import socket
+    import ssl
+
+    from canaryflow.transport import never_answered
+
+    wrapped = OSError("Max retries exceeded")
+    wrapped.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    assert never_answered(wrapped) == "connection refused"
+    assert never_answered(socket.gaierror(-2, "Name or service not known"))
+    assert never_answered(ssl.SSLEOFError(8, "EOF in violation of protocol"))
+    assert never_answered(ssl.SSLCertVerificationError(1, "self-signed")) is None
+    assert never_answered(ConnectionResetError(104, "reset mid-response")) is None
+
+
+def _analysed_plan(tmp_path: Path, prometheus: str) -> Path:
+    plan = tmp_path / "canaryflow.yaml"
+    plan.write_text(
+        yaml.safe_dump(
+            {
+                "service": {"name": SERVICE, "namespace": NAMESPACE},
+                "router": {"kind": "istio", "drain": "0s"},
+                "steps": [{"weight": 25, "duration": "2s"}],
+                "analysis": {
+                    "prometheus": {"url": prometheus},
+                    "interval": "1s",
+                    "warmup": "0s",
+                    "baseline": "stable",  # no wait for a fresh baseline's first scrape
+                    "gates": [{"metric": "error-rate", "threshold": {"max": 0.01}}],
+                },
+            }
+        )
+    )
+    return plan
+
+
+def test_analyze_with_prometheus_down_makes_traffic_safe_then_exits_3(tmp_path, cluster, capsys):
+    """The fail-safe acts exactly as on any erroring window (weight 0 verified, nothing
+    promoted); only then does the exit code say why: Prometheus never answered (3)."""
+    plan = _analysed_plan(tmp_path, f"http://127.0.0.1:{_closed_port()}")
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", cluster.url)
+    verb = ["--plan", str(plan), "--kubeconfig", str(kubeconfig)]
+    assert main(["deploy-canary", *verb, "--image", CANARY_IMAGE, "--version", "v2"]) == 0
+    assert main(["set-weight", *verb, "--weight", "25", "--header-route"]) == 0
+    report = tmp_path / "report.json"
+    analyze = ["analyze", *verb, "--step", "0", "--fail-safe", "--report-file", str(report)]
+    assert main(analyze) == EXIT_UNREACHABLE
+    err = capsys.readouterr().err
+    assert "error: --prometheus: Prometheus at http://127.0.0.1:" in err
+    assert "did not answer (connection refused)" in err
+    document = json.loads(report.read_text())
+    assert document["verdict"]["outcome"] == "error"
+    assert document["failSafe"]["verified"] is True
+    assert document["unreachable"]["path"] == "--prometheus"
+    platform = platform_for(load_plan(plan), api_client_from_environment(str(kubeconfig), None))
+    assert platform.router.verify_weight(0)
+
+
+def test_analyze_exits_3_only_once_the_fail_safe_verified_safe_traffic():
+    from types import SimpleNamespace
+
+    from canaryflow.analysis.measurement import Outcome
+    from canaryflow.commands.analyze import _never_answered
+
+    down = SimpleNamespace(url="http://p", reached=False, never_answered="connection refused")
+    error = SimpleNamespace(verdict=SimpleNamespace(outcome=Outcome.ERROR))
+    safe, unsafe = {"failSafe": {"verified": True}}, {"failSafe": {"verified": False}}
+    assert _never_answered(down, error, True, object(), safe)
+    assert _never_answered(down, error, True, None, {}), "no fail-safe asked: nothing to wait for"
+    assert _never_answered(down, error, True, object(), unsafe) is None
+    reached = SimpleNamespace(url="http://p", reached=True, never_answered="connection refused")
+    assert _never_answered(reached, error, True, object(), safe) is None
+    failed = SimpleNamespace(verdict=SimpleNamespace(outcome=Outcome.FAIL))
+    assert _never_answered(down, failed, True, object(), safe) is None
 
 
 def test_help_groups_user_verbs_apart_from_task_verbs_and_lists_exit_codes(capsys):

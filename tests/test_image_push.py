@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from canaryflow.errors import EXIT_INPUT, InputError, PlatformError
+from canaryflow.errors import EXIT_INPUT, InputError, PlatformError, PlatformUnreachable
 from canaryflow.image import PushRequest, push_image
 from canaryflow.image.auth import DockerConfig
 from canaryflow.image.oci import (
@@ -500,10 +500,14 @@ def test_a_wrong_password_at_the_token_server_is_the_same_clear_auth_error(
 def test_a_registry_that_is_down_is_a_clear_network_error(go_binary):
     host = f"127.0.0.1:{free_port()}"
 
-    with pytest.raises(PlatformError) as raised:
+    with pytest.raises(PlatformUnreachable) as raised:  # a PlatformError too
         push_image(PushRequest(go_binary, f"{host}/shop/hello", "c0ffee", timeout_s=2))
 
-    assert str(raised.value) == f"cannot reach registry {host} over http: connection refused"
+    assert isinstance(raised.value, PlatformError)
+    assert str(raised.value) == (
+        f"repository: registry {host} did not answer over http (connection refused): check "
+        "the host and port, that the registry runs and this pod may reach it, then run again"
+    )
 
 
 # --- the command line ---
@@ -616,12 +620,12 @@ def test_every_input_mistake_is_reported_at_once(tmp_path, capsys):
     ]
 
 
-def test_a_platform_failure_exits_1_with_the_reason(go_binary, capsys):
+def test_a_registry_that_never_answers_exits_3_with_the_reason(go_binary, capsys):
     host = f"127.0.0.1:{free_port()}"
 
     code = cli(["--binary", str(go_binary), "--repository", f"{host}/a/b", "--tag", "t"])
 
-    assert code == 1
+    assert code == 3
     assert "connection refused" in capsys.readouterr().err
 
 

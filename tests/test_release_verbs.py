@@ -101,9 +101,10 @@ def test_a_weight_outside_0_to_100_changes_nothing(tmp_path, kubeconfig, cluster
 
 
 def test_an_unreachable_api_server_is_a_clear_failure(tmp_path, kubeconfig, cluster, capsys):
+    """Exit 3 (infrastructure unreachable: try again), after rollback's own attempts."""
     cluster.stop()
-    assert verb("rollback", plan_file(tmp_path), kubeconfig) == 1
-    assert "error:" in capsys.readouterr().err
+    assert verb("rollback", plan_file(tmp_path), kubeconfig) == 3
+    assert "error: kubeconfig: kubernetes API" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("router", ROUTERS)

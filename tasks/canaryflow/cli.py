@@ -82,7 +82,7 @@ exit codes (every verb):
   0    done: valid, passed, promoted
   1    the release or the check failed
   2    bad input: every mistake named, nothing changed
-  3    infrastructure unreachable (Prometheus, a registry): try again
+  3    infrastructure unreachable (Prometheus, registry, API server, git): try again
   70   internal error (a bug in canaryflow)
   130  interrupted"""
 

@@ -10,7 +10,8 @@ retried unless it exited 2, since running bad input again cannot help):
 0     done: the plan is valid, the step passed, the release promoted
 1     the release or the check failed (a gate said fail, a step's platform call failed)
 2     bad input (plan, flags, parameters): every mistake named, nothing changed
-3     infrastructure unreachable (Prometheus, a registry): the input may be fine, try again
+3     infrastructure unreachable (Prometheus, a registry, the API server, a git remote never
+      answered): the input may be fine, try again
 70    internal error: a bug in canaryflow (``EX_SOFTWARE``)
 130   interrupted (Ctrl-C, SIGTERM)
 ====  =====================================================================================
@@ -64,3 +65,11 @@ class UnreachableError(CanaryflowError):
     def __init__(self, message: str, path: str = ""):
         self.error = FieldError(path, message)
         super().__init__(str(self.error))
+
+
+class PlatformUnreachable(PlatformError, UnreachableError):
+    """A platform service (the Kubernetes API server, a registry, a git remote) that never
+    answered: connection refused, a name that does not resolve, no connection within the
+    timeout, a TLS handshake cut off. Exit 3, like ``UnreachableError``; and still a
+    ``PlatformError``, so every handler that makes a release safe on a platform failure
+    (promotion's restore, rollback's attempts, analyze's fail-safe) treats it as before."""

@@ -13,7 +13,9 @@ module, so both follow one policy:
 - credentials (http/https only) are given to the client for that URL and dulwich attaches them
   only to requests for the URL's own origin (scheme, host, port), so a redirect elsewhere does
   not carry them; they are never part of a URL;
-- every network read has a timeout (``read_timeout`` for the sockets dulwich opens itself).
+- every network read has a timeout (``read_timeout`` for the sockets dulwich opens itself);
+- a remote that never answered (refused, a name that does not resolve, no connection) is
+  ``PlatformUnreachable`` (``never_answered``): exit 3, try again, not "the repository is wrong".
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
+
+from canaryflow import transport
+from canaryflow.errors import PlatformUnreachable
 
 URL = re.compile(r"(https?|ssh|git|file)://[^\s\x00-\x1f\x7f]+")
 """A clone URL of a scheme dulwich speaks without a helper program."""
@@ -114,3 +119,19 @@ def read_timeout(seconds: float) -> Iterator[None]:
         yield
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def never_answered(repo: str, error: BaseException, field: str) -> PlatformUnreachable | None:
+    """``PlatformUnreachable`` naming ``field`` when ``error`` (from a fetch or push to
+    ``repo``) means the remote never answered; None for an answer (a missing repository,
+    a refused credential, a protocol error) or a connection dropped later. Over ssh the
+    ``ssh`` program reports instead (a hang-up with its message): not told apart here."""
+    reason = transport.never_answered(error)
+    if reason is None:
+        return None
+    where = urlparse(repo).netloc if "://" in repo else repo.split(":", 1)[0]
+    return PlatformUnreachable(
+        f"git remote {where or repo[:80]} did not answer ({reason}): check the URL's host and "
+        "port and that this pod may reach it, then run again",
+        field,
+    )

@@ -75,6 +75,55 @@ def read_bounded(stream: Any, limit: int = MAX_RESPONSE_BYTES) -> bytes:
     return data
 
 
+def never_answered(error: BaseException) -> str | None:
+    """Why ``error`` means the service never answered, or None when it did (an HTTP status,
+    a broken response) or the fault is configuration (a certificate that does not verify, a
+    server that speaks plain http to TLS): those are not fixed by trying again.
+
+    "Never answered" is: connection refused, a host name that does not resolve, a network or
+    host unreachable, no connection within the timeout, a TLS handshake the other end cut
+    off. Looks through the exceptions ``requests``, ``urllib3`` and ``dulwich`` wrap (the
+    ``__cause__``/``__context__`` chain and urllib3's ``reason``). The exit code 3 rests on
+    this: "infrastructure unreachable, the input may be fine, try again"."""
+    import errno
+
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        name = type(current).__name__
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return None
+        if isinstance(current, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+            return "the TLS handshake was cut off"
+        if isinstance(current, socket.gaierror):
+            return "the host name does not resolve"
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if name in ("ConnectTimeoutError", "ConnectTimeout"):
+            return "no connection within the timeout"
+        if name == "NameResolutionError":
+            return "the host name does not resolve"
+        if isinstance(current, OSError) and current.errno in (
+            errno.ECONNREFUSED,
+            errno.ENETUNREACH,
+            errno.EHOSTUNREACH,
+            errno.EHOSTDOWN,
+        ):
+            return os_reason(current)
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        linked += list(getattr(current, "args", ()))
+        pending += [e for e in linked if isinstance(e, BaseException)]
+    return None
+
+
+def os_reason(error: OSError) -> str:
+    return (error.strerror or str(error) or type(error).__name__).lower()
+
+
 class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
     max_redirections = MAX_REDIRECTS
 

@@ -237,6 +237,10 @@ class PrometheusSource:
         """Whether this Prometheus evaluates ``@`` (until it says it does not)."""
         self.posting = True
         """Whether batched reads go as a form (POST), until the server refuses the method."""
+        self.reached = False
+        """Whether any call got through to Prometheus (an answer, even an error status)."""
+        self.never_answered: str | None = None
+        """Why the last call that never got through did not (``transport.never_answered``)."""
 
     @classmethod
     def for_endpoint(cls, endpoint: PrometheusEndpoint) -> PrometheusSource:
@@ -395,7 +399,9 @@ class PrometheusSource:
                     timeout=self.timeout,
                 )
         except Exception as error:
+            self._unanswered(error)
             raise MeasurementError(self._explain(error)) from error
+        self.reached = True
         if response.status_code == 200:
             return None
         return _error_text(response.text) or f"HTTP {response.status_code}"
@@ -406,12 +412,23 @@ class PrometheusSource:
         call (and its thread) for as long as it went on."""
         with transport.deadline(self.timeout) as scope:
             try:
-                return request(self._connect())
+                answer = request(self._connect())
             except Exception as error:
+                self._unanswered(error)
                 if scope.fired:
                     message = f"Prometheus at {self.url} did not answer within {self.timeout:g}s"
                     raise MeasurementError(message) from error
                 raise MeasurementError(self._explain(error)) from error
+        self.reached = True
+        return answer
+
+    def _unanswered(self, error: Exception) -> None:
+        """Note whether ``error`` means Prometheus never answered, or that it was reached."""
+        reason = transport.never_answered(error)
+        if reason is None:
+            self.reached = True
+        else:
+            self.never_answered = reason
 
     def _explain(self, error: Exception) -> str:
         import requests

@@ -4,7 +4,12 @@ Prints every measurement as it is taken and the verdict with its reason (``--jso
 document instead). The exit code is the plan's decision (``canaryflow.release.decision``): 0
 when the window passed, or was inconclusive under ``rollback.onInconclusive: hold`` (the
 verdict still says inconclusive: a person decides next); 1 when the release must roll back
-(failed, errored, inconclusive otherwise); 2 for bad input (nothing measured).
+(failed, errored, inconclusive otherwise); 2 for bad input (nothing measured); 3 when the
+window errored because Prometheus never answered a single call (refused, no such host, no
+connection): the same rollback decision as 1, traffic made safe first under ``--fail-safe``
+(exit 3 only once that is verified; else 1), so a person or CI can tell "Prometheus is down"
+from "the canary is bad". The workflow treats 1 and 3 alike: analyze is never retried, and
+what follows reads the ``verdict`` output (``error``), not the exit code.
 
 ``--step N`` takes the window's length from the plan's step N (``--duration`` overrides it),
 so the plan stays the one source of its durations. ``--fail-safe`` (the workflow's analyze
@@ -30,7 +35,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError
+from canaryflow.errors import (
+    EXIT_OK,
+    EXIT_RELEASE_FAILED,
+    EXIT_UNREACHABLE,
+    FieldError,
+    InputError,
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -172,9 +183,34 @@ def _analyze(args: argparse.Namespace, stops: _StopsHeld) -> int:
         report["evidence"] = carry.report
     if action is Action.ROLLBACK and safety is not None:
         report["failSafe"] = safety.make_safe(first_failing_at(result))
+    unreachable = _never_answered(source, result, action is Action.ROLLBACK, safety, report)
+    if unreachable:
+        report["unreachable"] = {"path": "--prometheus", "message": unreachable}
     _write_outputs(args, result, report)
     _report_metrics(plan, result, action is Action.ROLLBACK, report.get("failSafe"))
+    if unreachable:
+        print(f"error: --prometheus: {unreachable}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     return EXIT_RELEASE_FAILED if action is Action.ROLLBACK else EXIT_OK
+
+
+def _never_answered(source, result, rolling_back: bool, safety, report: dict) -> str | None:
+    """What to say when the window is an ERROR because Prometheus never answered any call,
+    and traffic is safe (the fail-safe verified it, or none was asked for): exit 3 then.
+    None otherwise: a window with any answer, or a fail-safe not verified, stays exit 1."""
+    from canaryflow.analysis.measurement import Outcome
+
+    if not rolling_back or result.verdict.outcome is not Outcome.ERROR:
+        return None
+    if source.reached or source.never_answered is None:
+        return None
+    if safety is not None and not report.get("failSafe", {}).get("verified"):
+        return None
+    return (
+        f"Prometheus at {source.url} did not answer ({source.never_answered}): the window "
+        "is an error, nothing was judged; check the URL and that Prometheus is up, then run "
+        "the release again"
+    )
 
 
 def _each_round(show, safety: _FailSafe | None):

@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from canaryflow.errors import FieldError, InputError, PlatformError
-from canaryflow.gitclient import SCP, URL, client_for, is_ref_name, read_timeout
+from canaryflow.gitclient import SCP, URL, client_for, is_ref_name, never_answered, read_timeout
 
 GIT_TIMEOUT_S = 600
 """How long the server may stay silent (per read) before the checkout fails."""
@@ -173,12 +173,19 @@ def _fetch(repo: str, revision: str, target):
             FieldError("--repo", f"{repo[:80]!r} is a folder but not a git repository")
         ) from None
     except (HangupException, GitProtocolError) as error:
+        if (unreachable := never_answered(repo, error, "--repo")) is not None:
+            raise unreachable from None  # over http(s): urllib3's error, wrapped
         detail = str(error) or type(error).__name__
         if chosen and _FULL_ID.fullmatch(revision):
             detail = f"the server has no commit {revision} ({detail})"
         raise PlatformError(f"git fetch from {repo}: {detail}") from None
-    except (OSError, TimeoutError) as error:
-        raise PlatformError(f"git fetch from {repo}: {error}") from None
+    except Exception as error:
+        unreachable = never_answered(repo, error, "--repo")
+        if unreachable is not None:  # exit 3: the same checkout may work in a minute
+            raise unreachable from None
+        if isinstance(error, OSError | TimeoutError):
+            raise PlatformError(f"git fetch from {repo}: {error}") from None
+        raise
     return _resolve(target, revision, chosen[0])
 
 

@@ -2,7 +2,7 @@
 
 Each verb is one workflow task. It loads the resolved plan, connects with the pod's service
 account (or a kubeconfig outside a pod), does one idempotent thing, and exits 0, 1 (the
-release step failed) or 2 (bad input, nothing changed).
+release step failed), 2 (bad input, nothing changed) or 3 (the API server never answered).
 """
 
 from __future__ import annotations

@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 
 from canaryflow.commands.arguments import seconds
-from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError, PlatformError
+from canaryflow.errors import (
+    EXIT_OK,
+    EXIT_RELEASE_FAILED,
+    FieldError,
+    InputError,
+    PlatformError,
+    UnreachableError,
+)
 from canaryflow.image import PushRequest, push_image
 from canaryflow.image.reference import SCRATCH
 
@@ -135,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         pushed = push_image(request)
+    except UnreachableError:
+        raise  # exit 3: the registry never answered, the push may well work later
     except PlatformError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_RELEASE_FAILED
@@ -155,6 +164,8 @@ def _release_prebuilt(image: str, args: argparse.Namespace) -> int:
         pushed = verify_prebuilt(
             image, args.docker_config, args.docker_config_optional, args.insecure, args.timeout
         )
+    except UnreachableError:
+        raise  # exit 3: the registry never answered, the push may well work later
     except PlatformError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_RELEASE_FAILED

@@ -153,6 +153,7 @@ def verify_prebuilt(
         config.credentials_for(reference.repository.host),
         insecure=insecure or reference.repository.is_loopback,
         timeout_s=timeout_s,
+        field="build.image",
     )
     client.need_scope(reference.repository.name, "pull")
     manifest = client.get_manifest(reference.repository.name, reference.digest, _ACCEPT)
@@ -356,12 +357,15 @@ def _read_binary(path: Path) -> bytes:
         raise InputError(FieldError("binary", f"cannot read {path}: {error.strerror}")) from error
 
 
-def _client(repository: Repository, config: DockerConfig, request: PushRequest) -> RegistryClient:
+def _client(
+    repository: Repository, config: DockerConfig, request: PushRequest, field: str = "repository"
+) -> RegistryClient:
     return RegistryClient(
         repository.api_host,
         config.credentials_for(repository.host),
         insecure=request.insecure or repository.is_loopback,
         timeout_s=request.timeout_s,
+        field=field,
     )
 
 
@@ -375,4 +379,4 @@ def _client_for_base(
     """The push's own client when the base lives in the same registry: one token, mounts work."""
     if base.api_host == target_repository.api_host:
         return target
-    return _client(base, config, request)
+    return _client(base, config, request, "base")

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from canaryflow import __version__, transport
-from canaryflow.errors import PlatformError
+from canaryflow.errors import PlatformError, PlatformUnreachable
 from canaryflow.image.auth import Challenge, Credentials
 from canaryflow.image.oci import sha256_digest
 
@@ -71,8 +71,11 @@ class RegistryClient:
         *,
         insecure: bool = False,
         timeout_s: float = 30.0,
+        field: str = "repository",
     ):
         self.host = host
+        self.field = field
+        """The input that named this registry, for an unreachable one's message."""
         self.scheme = "http" if insecure else "https"
         self.credentials = credentials
         self.timeout_s = timeout_s
@@ -282,6 +285,13 @@ class RegistryClient:
             raise PlatformError(f"registry {self.host} sent a URL that is not http(s): {url[:100]}")
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
+            connection.connect()  # apart, so a registry that never answered is told (exit 3)
+        except (OSError, http.client.HTTPException) as error:
+            connection.close()
+            if not isinstance(error, ssl.SSLError) or transport.never_answered(error):
+                raise PlatformUnreachable(self._never_answered(parts, error), self.field) from error
+            raise PlatformError(self._unreachable(parts, error)) from error
+        try:
             connection.request(method, target or "/", body=body, headers={**_USER_AGENT, **headers})
             raw = connection.getresponse()
             data = transport.read_bounded(raw, limit) if method != "HEAD" else b""
@@ -290,6 +300,17 @@ class RegistryClient:
             raise PlatformError(self._unreachable(parts, error)) from error
         finally:
             connection.close()
+
+    def _never_answered(self, parts: urllib.parse.SplitResult, error: Exception) -> str:
+        if isinstance(error, socket.timeout | TimeoutError):
+            reason = f"no connection within {self.timeout_s:g}s"
+        else:
+            reason = transport.never_answered(error) or transport.os_reason(error)
+        return (
+            f"registry {parts.netloc} did not answer over {parts.scheme} ({reason}): check "
+            "the host and port, that the registry runs and this pod may reach it, then run "
+            "again"
+        )
 
     def _unreachable(self, parts: urllib.parse.SplitResult, error: Exception) -> str:
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__

@@ -18,7 +18,8 @@ import urllib3
 from kubernetes.client import ApiClient, ApisApi, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
-from canaryflow.errors import PlatformError
+from canaryflow import transport
+from canaryflow.errors import PlatformError, PlatformUnreachable
 from canaryflow.kubernetes.resources import POD, ResourceKind, kind_of
 from canaryflow.kubernetes.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
 
@@ -142,6 +143,8 @@ class ClusterApi:
         try:
             return call_with_retries(read, self.retry)
         except (ApiException, urllib3.exceptions.HTTPError, ConnectionError) as error:
+            if transport.never_answered(error):
+                raise self._failure("discover", None, "", error) from error
             raise PlatformError(
                 f"kubernetes API {self.host}: discovery (GET /apis) failed: "
                 f"{_status_message(error) if isinstance(error, ApiException) else error}"
@@ -216,10 +219,26 @@ class ClusterApi:
                 raise
             raise self._failure(method, kind, name or "", error) from error
 
-    def _failure(self, verb: str, kind: ResourceKind, name: str, error: Exception) -> PlatformError:
-        target = (
-            kind.describe(self.namespace, name) if name else f"{kind.plural} in {self.namespace}"
-        )
+    def _failure(
+        self, verb: str, kind: ResourceKind | None, name: str, error: Exception
+    ) -> PlatformError:
+        if kind is None:
+            target = "API groups (GET /apis)"
+        else:
+            target = (
+                kind.describe(self.namespace, name)
+                if name
+                else f"{kind.plural} in {self.namespace}"
+            )
+        if not (isinstance(error, ApiException) and error.status):
+            reason = transport.never_answered(error)
+            if reason is not None:  # exit 3: nothing reached the API server, try again later
+                return PlatformUnreachable(
+                    f"kubernetes API {self.host} did not answer ({verb} {target}: {reason}): "
+                    "check the kubeconfig context or the in-cluster service account, and that "
+                    "the API server is up, then run again",
+                    "kubeconfig",
+                )
         if isinstance(error, ApiException) and error.status:
             return PlatformError(
                 f"kubernetes API {self.host}: {verb} {target} failed: "
