@@ -211,6 +211,83 @@ def test_analyze_exits_3_only_once_the_fail_safe_verified_safe_traffic():
     assert _never_answered(down, failed, True, object(), safe) is None
 
 
+# Every verb with output takes --json (bench writes BENCHMARKS.md and says the rest on
+# stderr: n/a; schema prints JSON already; runbook, gitops-snippet and completion print a
+# document meant as it is).
+JSON_VERBS = sorted(
+    {"validate", "analyze", "run", "demo", "doctor", "checkout", "go-test", "go-build"}
+    | {"image-push", "deploy-canary", "health-gate", "set-weight", "promote", "rollback"}
+    | {"notify", "compile", "chart"}
+)
+
+
+@pytest.mark.parametrize("verb", JSON_VERBS)
+def test_each_verb_with_output_offers_json(verb, capsys):
+    with pytest.raises(SystemExit):
+        main([verb, "--help"])
+    assert "--json" in capsys.readouterr().out
+
+
+def test_checkout_json_is_one_object_naming_the_commit(tmp_path, capsys):
+    from dulwich import porcelain
+
+    origin = tmp_path / "origin"
+    repo = porcelain.init(str(origin))
+    (origin / "VERSION").write_text("v1")
+    porcelain.add(repo, [str(origin / "VERSION")])
+    sha = porcelain.commit(repo, b"v1", author=b"t <t@e>", committer=b"t <t@e>").decode()
+    dest = tmp_path / "work"
+    argv = ["checkout", "--repo", str(origin), "--revision", sha, "--dest", str(dest), "--json"]
+    assert main(argv) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document == {"ok": True, "commit": sha, "revision": sha, "dest": str(dest.resolve())}
+
+
+def test_compile_json_lists_the_files_it_wrote(tmp_path, capsys):
+    assert main(["compile", "--engine", "argo", "--out", str(tmp_path), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is True and document["engine"] == "argo"
+    assert document["files"] and all(Path(f).is_file() for f in document["files"])
+
+
+def test_chart_json_lists_what_it_generated(tmp_path, capsys):
+    chart = tmp_path / "chart"
+    shutil.copytree(ROOT / "charts" / "canaryflow", chart)
+    assert main(["chart", "--generate", "--chart", str(chart), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["generated"] and document["package"] is None
+
+
+def test_cluster_verbs_json_say_what_they_did(tmp_path, cluster, capsys):
+    plan = _analysed_plan(tmp_path, "http://127.0.0.1:9")
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", cluster.url)
+    verb = ["--plan", str(plan), "--kubeconfig", str(kubeconfig), "--json"]
+    assert main(["deploy-canary", *verb, "--image", CANARY_IMAGE, "--version", "v2"]) == 0
+    deployed = json.loads(capsys.readouterr().out)
+    assert deployed["canary"] == f"{SERVICE}-canary" and deployed["image"] == CANARY_IMAGE
+    assert main(["set-weight", *verb, "--weight", "5"]) == 0
+    weight = json.loads(capsys.readouterr().out)
+    assert weight["weight"] == 5 and weight["verified"] is True
+    assert main(["rollback", *verb, "--reason", "test"]) == 0
+    assert json.loads(capsys.readouterr().out)["service"] == SERVICE
+
+
+@pytest.mark.parametrize(
+    ("server", "code", "kind"), [("closed", EXIT_UNREACHABLE, "unreachable"), ("403", 1, "failed")]
+)
+def test_json_errors_say_their_kind_on_stdout(server, code, kind, tmp_path, capsys):
+    stub = LoopbackServer(_Refusing) if server == "403" else None
+    url = stub.url if stub else f"http://127.0.0.1:{_closed_port()}"
+    try:
+        assert main([*_service_verb("image-push", url, tmp_path), "--json"]) == code
+    finally:
+        if stub:
+            stub.stop()
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is False and document["kind"] == kind
+    assert document["errors"][0]["message"]
+
+
 def test_help_groups_user_verbs_apart_from_task_verbs_and_lists_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])

@@ -23,6 +23,7 @@ from canaryflow.errors import (
     EXIT_INTERRUPTED,
     EXIT_RELEASE_FAILED,
     EXIT_UNREACHABLE,
+    FieldError,
     InputError,
     PlatformError,
     UnreachableError,
@@ -163,7 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {_bounded(str(error), 4000)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except PlatformError as error:
-        print(f"error: {_bounded(str(error), 4000)}", file=sys.stderr)
+        if getattr(args, "json", False):
+            _print_json_errors([FieldError("", str(error))], "failed")
+        else:
+            print(f"error: {_bounded(str(error), 4000)}", file=sys.stderr)
         return EXIT_RELEASE_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

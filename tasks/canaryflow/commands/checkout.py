@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from canaryflow.commands.arguments import add_json_option, emit
 from canaryflow.errors import FieldError, InputError, PlatformError
 from canaryflow.gitclient import SCP, URL, client_for, is_ref_name, never_answered, read_timeout
 
@@ -41,6 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", required=True, help="clone URL (https, ssh or a local path)")
     parser.add_argument("--revision", required=True, help="commit SHA, branch or tag")
     parser.add_argument("--dest", type=Path, required=True, help="where the work tree goes")
+    add_json_option(parser)  # {"commit": ..., "revision": ..., "dest": ...}
 
 
 def check_revision(revision: str) -> str:
@@ -143,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
             if created:
                 dest.rmdir()
         raise
-    print(commit.id.decode())
+    sha = commit.id.decode()
+    emit(args, {"commit": sha, "revision": revision, "dest": str(dest)}, sha)
     return 0
 
 

@@ -15,6 +15,9 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan", type=Path, required=True, help="the (resolved) release plan")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube)")
     parser.add_argument("--context", help="kubeconfig context")
+    from canaryflow.commands.arguments import add_json_option
+
+    add_json_option(parser)
 
 
 def platform_from_args(args: argparse.Namespace):

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import yaml
 
+from canaryflow.commands.arguments import add_json_option, emit
 from canaryflow.errors import EXIT_OK, FieldError, InputError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="directory to write into")
+    add_json_option(parser)  # {"engine": ..., "files": [...], "seconds": ...}
     parser.add_argument("--namespace", help="namespace of the namespaced templates")
     parser.add_argument(
         "--task-scope",
@@ -84,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         documents = compile_documents(settings)
     _write(args.out, documents)
-    for name in documents:
-        print(args.out / name)
+    files = [str(args.out / name) for name in documents]
     elapsed = time.monotonic() - started
+    emit(args, {"engine": args.engine, "files": files, "seconds": round(elapsed, 3)}, *files)
     print(f"compiled {len(documents)} documents in {elapsed:.1f}s", file=sys.stderr)
     return EXIT_OK
 

@@ -20,11 +20,17 @@ def run(args: argparse.Namespace) -> int:
     from canaryflow.telemetry import exposition as metrics
 
     report(plan, metrics.phase("deploying"), metrics.weight(0))
+    from canaryflow.commands.arguments import emit
     from canaryflow.kubernetes.baseline import baseline_name, runs_in_cluster
 
     platform.deploy_canary(artifact)
-    print(f"canary {plan.service.name}-canary deployed: {artifact.image}")
+    canary = f"{plan.service.name}-canary"
+    lines = [f"canary {canary} deployed: {artifact.image}"]
+    baseline = None
     if runs_in_cluster(plan):
         platform.deploy_baseline()
-        print(f"baseline {baseline_name(plan.service.name)} deployed: stable's image")
+        baseline = baseline_name(plan.service.name)
+        lines.append(f"baseline {baseline} deployed: stable's image")
+    document = {"canary": canary, "image": artifact.image, "version": artifact.version}
+    emit(args, {**document, "baseline": baseline}, *lines)
     return 0

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from canaryflow.build.go import IMAGE_GOARCH, IMAGE_GOOS, GoBuildError, go_build
+from canaryflow.commands.arguments import add_json_option, emit
 from canaryflow.commands.go_settings import add_go_settings_options, go_settings
-from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError
+from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError, PlatformError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help='write {"os/arch": binary, ...} here, for image-push --platforms-file',
     )
     parser.add_argument("--output-file", type=Path, help="also write the sha256 to this file")
+    add_json_option(parser)  # one object for all platforms, not a JSON line per binary
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if args.output_file:
             args.output_file.parent.mkdir(parents=True, exist_ok=True)
             args.output_file.write_text(prebuilt.rpartition("@sha256:")[2])
+        emit(args, {"prebuilt": prebuilt, "platforms": {}})
         return EXIT_OK
     platforms = _platforms(args)
     built = {}
@@ -69,9 +72,12 @@ def run(args: argparse.Namespace) -> int:
                 settings=settings,
             )
             built[platform] = result
-            print(json.dumps(result.as_json()))
+            if not args.json:
+                print(json.dumps(result.as_json()))
             print(f"built {result.path} ({platform}) in {result.duration_s:.1f}s", file=sys.stderr)
     except GoBuildError as error:
+        if args.json:  # the CLI's JSON error document
+            raise PlatformError(str(error)) from None
         print(error, file=sys.stderr)
         return EXIT_RELEASE_FAILED
     first = built[platforms[0]]
@@ -82,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         args.platforms_file.parent.mkdir(parents=True, exist_ok=True)
         paths = {platform: str(result.path) for platform, result in built.items()}
         args.platforms_file.write_text(json.dumps(paths, indent=2) + "\n")
+    if args.json:
+        platforms = {platform: result.as_json() for platform, result in built.items()}
+        emit(args, {**first.as_json(), "platforms": platforms})
     return EXIT_OK
 
 

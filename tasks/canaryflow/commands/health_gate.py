@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from canaryflow.commands.arguments import seconds
+from canaryflow.commands.arguments import emit, seconds
 from canaryflow.commands.cluster import add_cluster_options, platform_from_args
 
 
@@ -21,5 +20,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     plan, platform = platform_from_args(args)
     report = platform.wait_healthy(args.timeout or plan.service.health_timeout)
-    print(f"canary healthy: {report.healthy}: {report.detail}", file=sys.stdout)
+    document = {"ok": report.healthy, "healthy": report.healthy, "detail": report.detail}
+    emit(args, document, f"canary healthy: {report.healthy}: {report.detail}")
     return 0 if report.healthy else 1

@@ -7,15 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from canaryflow.commands.arguments import seconds
-from canaryflow.errors import (
-    EXIT_OK,
-    EXIT_RELEASE_FAILED,
-    FieldError,
-    InputError,
-    PlatformError,
-    UnreachableError,
-)
+from canaryflow.commands.arguments import add_json_option, emit, seconds
+from canaryflow.errors import EXIT_OK, FieldError, InputError
 from canaryflow.image import PushRequest, push_image
 from canaryflow.image.reference import SCRATCH
 
@@ -111,6 +104,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="a bare scratch image: no CA bundle, no time zones (a base image brings its own)",
     )
+    add_json_option(parser)  # {"reference": HOST/REPO@sha256:..., "digest": sha256:...}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,14 +134,9 @@ def run(args: argparse.Namespace) -> int:
         ca_bundle=args.ca_bundle,
         zoneinfo=args.zoneinfo,
     )
-    try:
-        pushed = push_image(request)
-    except UnreachableError:
-        raise  # exit 3: the registry never answered, the push may well work later
-    except PlatformError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_RELEASE_FAILED
-    _write_reference(pushed.reference, args.digest_file)
+    # A PlatformError is exit 1 and a registry that never answered exit 3 (the CLI's).
+    pushed = push_image(request)
+    _write_reference(pushed, args, prebuilt=False)
     return EXIT_OK
 
 
@@ -160,25 +149,20 @@ def _prebuilt(plan: Path) -> str | None:
 def _release_prebuilt(image: str, args: argparse.Namespace) -> int:
     from canaryflow.image.push import verify_prebuilt
 
-    try:
-        pushed = verify_prebuilt(
-            image, args.docker_config, args.docker_config_optional, args.insecure, args.timeout
-        )
-    except UnreachableError:
-        raise  # exit 3: the registry never answered, the push may well work later
-    except PlatformError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_RELEASE_FAILED
-    _write_reference(pushed.reference, args.digest_file)
+    pushed = verify_prebuilt(
+        image, args.docker_config, args.docker_config_optional, args.insecure, args.timeout
+    )
+    _write_reference(pushed, args, prebuilt=True)
     print(f"build.image: releasing the prebuilt {pushed.reference}", file=sys.stderr)
     return EXIT_OK
 
 
-def _write_reference(reference: str, digest_file: Path | None) -> None:
-    if digest_file:
-        digest_file.parent.mkdir(parents=True, exist_ok=True)
-        digest_file.write_text(reference + "\n")
-    print(reference)
+def _write_reference(pushed, args: argparse.Namespace, prebuilt: bool) -> None:
+    if args.digest_file:
+        args.digest_file.parent.mkdir(parents=True, exist_ok=True)
+        args.digest_file.write_text(pushed.reference + "\n")
+    document = {"reference": pushed.reference, "digest": pushed.digest, "prebuilt": prebuilt}
+    emit(args, document, pushed.reference)
 
 
 def _platforms_file(path: Path, more: dict[str, Path]) -> tuple[Path, str, dict[str, Path]]:

@@ -37,7 +37,10 @@ MAX_SECRET_BYTES = 8 * 1024  # a webhook URL
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from canaryflow.commands.arguments import add_json_option
+
     parser.add_argument("--plan", type=Path, required=True, help="the (resolved) release plan")
+    add_json_option(parser)  # {"event": ..., "summary": {...}, "undelivered": [...]}
     parser.add_argument(
         "--event",
         default="",
@@ -128,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
     problems = _post_all(posts)
     for problem in problems:
         print(f"warning: notification not delivered: {problem}", file=sys.stderr)
-    print(summary.text())
+    from canaryflow.commands.arguments import emit
+
+    document = {"event": event, "summary": summary.json(), "undelivered": problems}
+    emit(args, {**document, "sent": len(posts) - len(problems)}, summary.text())
     return 0
 
 

@@ -24,5 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from canaryflow.telemetry import exposition as metrics
 
     report(plan, metrics.phase("promoted"), metrics.weight(0))
-    print(f"promoted: {plan.service.name} now runs {artifact.image}")
+    from canaryflow.commands.arguments import emit
+
+    document = {"service": plan.service.name, "image": artifact.image, "version": args.version}
+    emit(args, document, f"promoted: {plan.service.name} now runs {artifact.image}")
     return 0

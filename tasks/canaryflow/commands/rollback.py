@@ -10,7 +10,6 @@ inside the pod (``commands.attempts``): Argo does not retry the exit handler's r
 from __future__ import annotations
 
 import argparse
-import sys
 
 from canaryflow.commands.cluster import add_cluster_options, platform_from_args
 
@@ -39,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
         metrics.weight(0),
         metrics.rollback_timestamp(time.time()),
     )
+    from canaryflow.commands.arguments import emit
+
     reason = args.reason or "no reason given"
-    print(f"rolled back {plan.service.name}: {outcome} ({reason})", file=sys.stdout)
+    document = {"service": plan.service.name, "outcome": outcome, "reason": args.reason}
+    emit(args, document, f"rolled back {plan.service.name}: {outcome} ({reason})")
     return 0

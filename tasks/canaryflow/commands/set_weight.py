@@ -44,5 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from canaryflow.telemetry import exposition as metrics
 
     report(plan, metrics.phase("progressing"), metrics.weight(args.weight))
-    print(f"canary weight {split.text()} verified")
+    from canaryflow.commands.arguments import emit
+
+    document = {"weight": args.weight, "canary": split.canary, "baseline": split.baseline}
+    emit(args, {**document, "verified": True}, f"canary weight {split.text()} verified")
     return 0
