@@ -19,7 +19,7 @@ from kube.fixtures import (
     cluster,
 )
 
-from canaryflow.errors import InputError, PlatformError
+from canaryflow.errors import InputError, PlatformError, UnreachableError
 from canaryflow.kubernetes.platform import KubernetesPlatform, Timeouts
 from canaryflow.kubernetes.retry import RetryPolicy
 from canaryflow.kubernetes.routers import make_router
@@ -473,9 +473,10 @@ def test_an_unreachable_api_server_is_a_clear_platform_error(cluster):
     cluster.stop()
 
     with pytest.raises(
-        PlatformError, match=r"kubernetes API http://127\.0\.0\.1:\d+ is unreachable"
-    ):
+        PlatformError, match=r"kubernetes API http://127\.0\.0\.1:\d+ did not answer"
+    ) as raised:
         platform.deploy_canary(V2)
+    assert isinstance(raised.value, UnreachableError), "exit 3, and still a PlatformError"
 
 
 def test_header_route_reaches_the_canary_and_is_recorded(cluster):
