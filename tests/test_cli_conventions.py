@@ -307,22 +307,67 @@ def test_set_weight_help_prints_a_percent_sign_not_two(capsys):
     assert "N% of traffic" in out and "%%" not in out
 
 
-def test_compile_reports_progress_on_stderr_before_the_slow_part(tmp_path):
+@pytest.mark.parametrize("engine", ["argo", "tekton"])
+def test_compile_reports_progress_on_stderr_before_the_slow_part(tmp_path, engine):
     process = subprocess.Popen(
-        [sys.executable, "-m", "canaryflow", "compile", "--engine", "argo", "--out", str(tmp_path)],
+        [sys.executable, "-m", "canaryflow", "compile", "--engine", engine, "--out", str(tmp_path)],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
     )
     try:
         first = process.stderr.readline()
-        assert first.startswith("compiling the argo bundle")
+        assert first.startswith(f"compiling the {engine} bundle")
         assert process.wait(timeout=300) == 0
         assert "compiled " in process.stderr.read()
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_health_gate_longer_than_the_interval_reports_progress_on_stderr(
+    tmp_path, cluster, capsys
+):
+    """The canary never gets ready: the gate waits its whole --timeout, saying so on stderr
+    as it goes (what, how far, how long of how long); stdout keeps the result alone."""
+    plan = _analysed_plan(tmp_path, "http://127.0.0.1:9")
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", cluster.url)
+    verb = ["--plan", str(plan), "--kubeconfig", str(kubeconfig)]
+    cluster.set_rollout(NAMESPACE, f"{SERVICE}-canary", "unready")
+    assert main(["deploy-canary", *verb, "--image", CANARY_IMAGE, "--version", "v2"]) == 0
+    capsys.readouterr()
+    assert main(["health-gate", *verb, "--timeout", "4", "--json"]) == 1
+    captured = capsys.readouterr()
+    progress = [
+        line
+        for line in captured.err.splitlines()
+        if line.startswith(f"waiting for {NAMESPACE}/{SERVICE}-canary: ")
+    ]
+    assert progress and all(line.endswith(" s of 4 s") for line in progress)
+    assert json.loads(captured.out)["healthy"] is False
+
+
+def test_progress_is_said_after_2_s_then_every_5_s_per_wait():
+    import io
+
+    from canaryflow.progress import StderrProgress, reporting, waiting
+
+    now = [0.0]
+    out = io.StringIO()
+    reporter = StderrProgress(stream=out, clock=lambda: now[0])
+    with reporting(reporter):
+        for t in (0.0, 1.0, 2.0, 3.0, 6.0, 7.0, 12.0):
+            now[0] = t
+            waiting("shop/checkout-canary", "1/3 pods ready", 300)
+        now[0] = 100.0  # long after: a new wait, silent again at first
+        waiting("shop/checkout-canary", "0/3 pods ready", 300)
+    waiting("shop/checkout-canary", "after the block: nobody listens")
+    assert out.getvalue().splitlines() == [
+        "waiting for shop/checkout-canary: 1/3 pods ready, 2 s of 300 s",
+        "waiting for shop/checkout-canary: 1/3 pods ready, 7 s of 300 s",
+        "waiting for shop/checkout-canary: 1/3 pods ready, 12 s of 300 s",
+    ]
 
 
 def test_chart_generate_says_what_it_does_before_it_does_it(tmp_path, capsys):

@@ -18,8 +18,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from canaryflow.progress import reporting
+
     plan, platform = platform_from_args(args)
-    report = platform.wait_healthy(args.timeout or plan.service.health_timeout)
+    with reporting():  # minutes of waiting: progress on stderr
+        report = platform.wait_healthy(args.timeout or plan.service.health_timeout)
     document = {"ok": report.healthy, "healthy": report.healthy, "detail": report.detail}
     emit(args, document, f"canary healthy: {report.healthy}: {report.detail}")
     return 0 if report.healthy else 1

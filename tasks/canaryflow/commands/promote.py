@@ -18,8 +18,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from canaryflow.progress import reporting
+
     plan, platform, artifact = with_artifact(args)
-    platform.promote(artifact)
+    with reporting():  # stable's rollout and the drain: progress on stderr
+        platform.promote(artifact)
     from canaryflow.commands.release_metrics import report
     from canaryflow.telemetry import exposition as metrics
 

@@ -31,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
         report(plan, metrics.phase("rolling-back"))
         return plan, platform.rollback()
 
-    plan, outcome = until_done(rollback, "rollback")  # Argo does not retry it after a stop
+    from canaryflow.progress import reporting
+
+    with reporting():  # the router's confirmation and the drain: progress on stderr
+        plan, outcome = until_done(rollback, "rollback")  # Argo does not retry it after a stop
     report(
         plan,
         metrics.phase("rolled-back"),

@@ -39,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
         router.set_weight(split.canary, split.baseline)
     else:
         router.set_weight(split.canary)
-    wait_for_weight(router, split.canary, baseline=split.baseline)
+    from canaryflow.progress import reporting
+
+    with reporting():  # a mesh may take a while to push the weight: progress on stderr
+        wait_for_weight(router, split.canary, baseline=split.baseline)
     from canaryflow.commands.release_metrics import report
     from canaryflow.telemetry import exposition as metrics
 

@@ -22,6 +22,7 @@ from canaryflow.kubernetes.platform import (
 from canaryflow.kubernetes.routers import make_router
 from canaryflow.plan.gitops import API_URL_ENV, BRANCH_ENV, CREDENTIALS_ENV, REPOSITORY_ENV
 from canaryflow.plan.model import ReleasePlan
+from canaryflow.progress import drain_sleep
 
 # The plan's `router.route` names the user's own object; each router calls it differently.
 ROUTE_SETTING = {
@@ -68,6 +69,7 @@ def platform_for(
         health=HealthCheck(path=service.health_path, port=service.port),
         canary_after_rollback=plan.rollback.canary,
         drain_s=plan.router.drain,
+        sleep=drain_sleep,  # the drain, told as progress under canaryflow.progress.reporting
         deployment=service.deployment_name,
         service_object=service.service_name,
         selector=service.selector,

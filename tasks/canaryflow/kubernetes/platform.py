@@ -57,6 +57,7 @@ from canaryflow.plan.routers import HASH_SUBSET, OWNED_SERVICE, THREE_WAY
 from canaryflow.platform.protocol import Artifact, HeaderRoute, HealthReport
 from canaryflow.platform.state import Phase, ReleaseState
 from canaryflow.platform.weights import POLL_S, VERIFY_WEIGHT_TIMEOUT_S
+from canaryflow.progress import waiting
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -259,7 +260,8 @@ class KubernetesPlatform:
                 raise PlatformError(f"baseline {self._name(self.baseline)}: {report.detail}")
             return None if report is not None else rollout_progress(deployment).describe()
 
-        last = _poll(pending, self.timeouts.canary_scale_s, self.timeouts.poll_s)
+        what = self._name(self.baseline)
+        last = _poll(pending, self.timeouts.canary_scale_s, self.timeouts.poll_s, what)
         if last is not None:
             raise PlatformError(
                 f"baseline {self._name(self.baseline)} not available within "
@@ -291,6 +293,7 @@ class KubernetesPlatform:
                 reason = "CanaryHealthy" if report.healthy else "CanaryUnhealthy"
                 self.event(deployment, reason, report.detail, warning=not report.healthy)
                 return report
+            waiting(self._name(self.canary), rollout_progress(deployment).describe(), timeout_s)
             time.sleep(min(self.timeouts.poll_s, max(0.0, deadline - time.monotonic())))
 
     def promote(self, artifact: Artifact) -> None:
@@ -643,7 +646,7 @@ class KubernetesPlatform:
                 return "weight not 0"
             return None if self._router.header_route_withdrawn() else "header route still on"
 
-        last = _poll(pending, timeout_s, POLL_S)
+        last = _poll(pending, timeout_s, POLL_S, "the router to send the canary nothing")
         if last is not None:
             raise PlatformError(
                 f"the router does not confirm that no request reaches the canary ({last} after "
@@ -697,7 +700,8 @@ class KubernetesPlatform:
                 raise PlatformError(f"{report.detail}; not shifting {weight}% to it")
             return None if report is not None else rollout_progress(deployment).describe()
 
-        last = _poll(pending, self.timeouts.canary_scale_s, self.timeouts.poll_s)
+        what = self._name(self.canary)
+        last = _poll(pending, self.timeouts.canary_scale_s, self.timeouts.poll_s, what)
         if last is not None:
             raise PlatformError(
                 f"canary {self._name(self.canary)} not available for {weight}% within "
@@ -950,6 +954,7 @@ class KubernetesPlatform:
             progress = rollout_progress(stable, self.api.list(POD, selector))
             if progress.done:
                 return
+            waiting(self._name(self.deployment), progress.describe())
             deadline = progress_deadline_s(stable)
             if progress.timed_out and progress.observed:  # not a stale condition
                 raise PlatformError(
@@ -1151,9 +1156,13 @@ def api_client_from_environment(kubeconfig: str | None = None, context: str | No
         ) from None
 
 
-def _poll(pending: Callable[[], str | None], timeout_s: float, poll_s: float) -> str | None:
-    """Call ``pending`` until it returns None or the deadline passes; returns its last answer."""
+def _poll(
+    pending: Callable[[], str | None], timeout_s: float, poll_s: float, what: str = ""
+) -> str | None:
+    """Call ``pending`` until it returns None or the deadline passes; returns its last answer.
+    Each answer meanwhile is progress on ``what`` (``canaryflow.progress``)."""
     deadline = time.monotonic() + timeout_s
     while (answer := pending()) is not None and time.monotonic() < deadline:
+        waiting(what, answer, timeout_s)
         time.sleep(poll_s)
     return answer

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from canaryflow.errors import PlatformError
 from canaryflow.platform.protocol import TrafficRouter
+from canaryflow.progress import waiting
 
 VERIFY_WEIGHT_TIMEOUT_S = 30.0
 """How long a router may take to apply a weight (Istio/Gateway config propagation included)."""
@@ -39,6 +40,7 @@ def wait_for_weight(
             raise PlatformError(
                 f"the router did not apply weight {weight}%{share} within {timeout_s:g}s"
             )
+        waiting(f"the router to apply weight {weight}%", "not yet in force", timeout_s)
         sleep(poll_s)
 
 
