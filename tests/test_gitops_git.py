@@ -24,7 +24,7 @@ from http_stub import LoopbackServer, QuietHandler
 from kube.fixtures import CANARY_IMAGE, SERVICE
 from test_gitops_promotion import MANIFESTS, PLAN, daemon
 
-from canaryflow.errors import PlatformError
+from canaryflow.errors import PlatformError, UnreachableError
 from canaryflow.kubernetes.gitops.git import AUTHOR, GitCheckout, PushRejected
 
 __all__ = ["daemon"]
@@ -244,6 +244,21 @@ def test_a_server_that_never_answers_fails_the_clone_after_the_read_timeout(sche
             repo.clone()
 
     assert str(failed.value) == f"git clone {url}: the server did not answer within 0.3s"
+
+
+@pytest.mark.parametrize("scheme", ["git", "http"])
+def test_a_closed_port_is_unreachable_not_a_read_timeout(scheme, no_git):
+    """Refused: exit 3 ("try again"), still a PlatformError (promotion's restore holds)."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"{scheme}://127.0.0.1:{closed.getsockname()[1]}/config.git"
+    with GitCheckout(url, "main", timeout_s=2) as repo, pytest.raises(PlatformError) as failed:
+        repo.clone()
+
+    assert isinstance(failed.value, UnreachableError)
+    assert str(failed.value).startswith(
+        "promotion.gitops.repository: git remote 127.0.0.1:"
+    ) and "did not answer (connection refused)" in str(failed.value)
 
 
 # -- nothing read from a git configuration, nothing from the URL run ----------------------------

@@ -41,6 +41,7 @@ from canaryflow.gitclient import (
     URL,
     client_for,
     is_ref_name,
+    never_answered,
     read_timeout,
     scheme_of,
 )
@@ -282,6 +283,8 @@ class GitCheckout:
         except NotGitRepository:
             raise PlatformError(f"{where}: no git repository there") from None
         except (HangupException, GitProtocolError, OSError) as error:
+            if unreachable := never_answered(self.url, error, "promotion.gitops.repository"):
+                raise unreachable from None  # exit 3, and a PlatformError like the rest
             detail = _text(error) or type(error).__name__
             if isinstance(error, TimeoutError) or "timed out" in detail:  # dulwich wraps some
                 detail = f"the server did not answer within {self.timeout_s:g}s"
