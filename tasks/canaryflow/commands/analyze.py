@@ -35,6 +35,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from canaryflow.commands.arguments import add_json_option
 from canaryflow.errors import (
     EXIT_OK,
     EXIT_RELEASE_FAILED,
@@ -70,7 +71,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="file stable appends its log to, for logs gates that compare with stable",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    add_json_option(parser, "print one JSON document")
     parser.add_argument("--step", type=int, help="the plan step this window belongs to")
     parser.add_argument("--report-file", type=Path, help="also write the JSON result here")
     parser.add_argument(

@@ -34,12 +34,12 @@ def seconds(text: str) -> float:
     return value
 
 
-def add_json_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print the result as one JSON object on stdout (errors too), for CI and scripts",
-    )
+def add_json_option(
+    parser: argparse.ArgumentParser,
+    help: str = "print the result as one JSON object on stdout (errors too), for CI and scripts",
+) -> None:
+    """The one ``--json`` of every verb with output (``help``: what that verb's object holds)."""
+    parser.add_argument("--json", action="store_true", help=help)
 
 
 def emit(args: argparse.Namespace, document: dict[str, Any], *lines: str) -> None:

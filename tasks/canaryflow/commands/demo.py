@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from canaryflow.commands.arguments import add_json_option
 from canaryflow.plan.model import ReleasePlan
 
 DEFAULT_PLAN = Path(__file__).resolve().parents[1] / "examples" / "plans" / "demo.yaml"
@@ -37,7 +38,7 @@ class DemoRelease:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="report folder")
-    parser.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    add_json_option(parser, "print a machine-readable summary")
     parser.add_argument("--no-live", action="store_true", help="plain event lines, no live view")
     parser.add_argument("--plan", type=Path, default=DEFAULT_PLAN, help="release plan (YAML)")
     parser.add_argument(

@@ -11,6 +11,7 @@ import json
 import re
 import sys
 
+from canaryflow.commands.arguments import add_json_option
 from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -65,7 +66,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube)")
     parser.add_argument("--context", help="kubeconfig context")
-    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    add_json_option(parser, "print the findings as JSON")
 
 
 def settings_from(args: argparse.Namespace):

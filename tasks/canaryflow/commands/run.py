@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from canaryflow.commands.arguments import add_json_option
 from canaryflow.errors import EXIT_OK, EXIT_RELEASE_FAILED, FieldError, InputError
 from canaryflow.release.events import EventKind, EventPrinter
 
@@ -24,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", choices=("local", "kubernetes"), default="local")
     parser.add_argument("--version", default="v2", help="the canary's version label")
     parser.add_argument("--out", type=Path, default=Path("out/run"), help="reports go here")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_option(parser, "print the result as JSON")
     local = parser.add_argument_group("local platform (default: the plan's local section)")
     local.add_argument("--stable-command", help="stable's command line; {port} = its port")
     local.add_argument("--canary-command", help="canary's command line; {port} = its port")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from canaryflow.commands.arguments import add_json_option
 from canaryflow.errors import EXIT_OK, FieldError, InputError, UnreachableError
 
 
@@ -42,11 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kubeconfig", help="with --cluster: the kubeconfig (default: usual)")
     parser.add_argument("--context", help="with --cluster: the kubeconfig context")
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print the result or the errors ({path, message}) as JSON on stdout",
-    )
+    add_json_option(parser, "print the result or the errors ({path, message}) as JSON on stdout")
     parser.add_argument("--service", help="the workflow's service parameter: must match the plan")
     parser.add_argument("--namespace", help="the workflow's namespace: must match the plan")
     parser.add_argument(
