@@ -131,7 +131,7 @@ def test_build_failure_carries_go_output(tmp_path):
     assert not (tmp_path / "bin").exists()
 
 
-def test_go_test_reports_pass_and_fail(tmp_path):
+def test_go_test_reports_pass_and_fail(tmp_path, capsys):
     module = go_module(
         tmp_path / "probe",
         {
@@ -151,6 +151,10 @@ def test_go_test_reports_pass_and_fail(tmp_path):
     (module / "probe.go").write_text("package probe\n\nfunc Add(a, b int) int { return a + b }\n")
     assert go_test(module).passed
     assert run_verb(go_test_command, "--dir", str(module)) == 0
+    capsys.readouterr()
+    assert run_verb(go_test_command, "--dir", str(module), "--json") == 0
+    document = json.loads(capsys.readouterr().out)  # go's own output inside, not beside
+    assert document["ok"] is True and document["passed"] is True and "ok" in document["output"]
 
 
 def test_the_sample_service_go_tests_pass():
@@ -194,6 +198,12 @@ def test_go_build_verb_prints_json_and_writes_the_output_file(tmp_path, capsys):
     assert printed["binary"] == str(tmp_path / "bin" / "svc")
     assert (tmp_path / "params" / "sha256").read_text() == printed["sha256"]
     assert os.access(printed["binary"], os.X_OK)
+
+    again = ["--dir", str(SAMPLE_SERVICE_DIR), "--out", str(tmp_path / "svc"), "--version", "v2"]
+    assert run_verb(go_build_command, *again, "--json") == 0
+    document = json.loads(capsys.readouterr().out)  # one object, not a line per platform
+    assert document["ok"] is True and document["sha256"] == printed["sha256"]
+    assert list(document["platforms"]) == ["linux/amd64"]
 
 
 def test_the_plans_platforms_build_one_binary_each_and_a_platforms_file(tmp_path):
