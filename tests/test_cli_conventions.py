@@ -193,6 +193,20 @@ def test_analyze_with_prometheus_down_makes_traffic_safe_then_exits_3(tmp_path, 
     assert platform.router.verify_weight(0)
 
 
+def test_analyze_against_a_prometheus_answering_4xx_is_not_3(tmp_path, capsys):
+    """Reached, so not "unreachable". (Today a 403 to the query check reads as a query
+    Prometheus refused: exit 2 before measuring; a 403 later would be an ERROR window, 1.)"""
+    server = LoopbackServer(_Refusing)
+    try:
+        plan = _analysed_plan(tmp_path, server.url)
+        code = main(["analyze", "--plan", str(plan), "--duration", "2s", "--json"])
+    finally:
+        server.stop()
+    assert code not in (0, EXIT_UNREACHABLE)
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is False and document["kind"] != "unreachable"
+
+
 def test_analyze_exits_3_only_once_the_fail_safe_verified_safe_traffic():
     from types import SimpleNamespace
 
