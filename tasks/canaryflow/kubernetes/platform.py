@@ -732,7 +732,9 @@ class KubernetesPlatform:
     def stable_logs_by_pod(self, since: float) -> tuple[dict[str, list[str]], float]:
         """The application container's lines of up to ``STABLE_LOG_PODS`` stable pods by pod
         name (the fresh baseline's while one runs: the reference), and the share of those pods
-        they are (a large fleet is sampled, its requests scaled)."""
+        they are (a large fleet is sampled, its requests scaled). Pods being deleted
+        (``deletionTimestamp``: the old ones still draining after stable rolled) are never
+        read nor counted: they no longer get the requests their lines would be judged against."""
         baseline = self.api.get(DEPLOYMENT, self.baseline)
         stable = baseline or self.api.get(DEPLOYMENT, self.deployment)
         tracks = ("baseline",) if baseline is not None else (None, "stable")
@@ -752,10 +754,11 @@ class KubernetesPlatform:
         if stable is None:
             return {}, 1.0
         selector = stable["spec"]["selector"].get("matchLabels") or {}
-        pods = [
+        pods = [  # a pod being deleted (an old one draining after a roll) serves no share
             pod
             for pod in self.api.list(POD, selector)
             if (pod["metadata"].get("labels") or {}).get(objects.TRACK_LABEL) in tracks
+            and not terminating(pod)
         ]
         if not pods:
             return {}, 1.0
