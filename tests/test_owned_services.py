@@ -581,6 +581,132 @@ def test_a_sigterm_while_stable_rolls_out_takes_the_canary_off_before_restoring_
     assert platform.current_state().phase == Phase.PROMOTION_FAILED
 
 
+def rollback_stopped_while_stable_comes_back(
+    server: FakeApiServer, termination_grace_s: float, kubelet: bool
+) -> tuple[int, BaseException | None]:
+    """A promotion interrupted in the drain left its record (stable's restored pods still
+    Pending); the exit handler's ``rollback``, in its own pod, is then stopped itself (a real
+    SIGTERM, as ``argo stop`` or the deadline sends, turned into an interrupt as the CLI does)
+    while it waits for stable's restored rollout. With ``kubelet`` the restored pods are
+    reported ready after the signal. Returns the request count at the signal and what the
+    rollback raised."""
+    import os
+    import signal
+
+    from canaryflow.cli import _sigterm_as_interrupt
+
+    seed_app_only(server)
+    AppsV1Api(server.api_client()).patch_namespaced_deployment(
+        SERVICE, NAMESPACE, {"spec": {"progressDeadlineSeconds": 60}}
+    )
+    promoting = interrupted_in_the_drain(server, termination_grace_s=EXIT_MARGIN_S + 0.5)
+    promoting.deploy_canary(V2)
+    promoting.router.set_weight(50)
+    with pytest.raises(PlatformError, match="within the task pod's termination grace"):
+        promoting.promote(V2)
+    assert recorded(server.get("Deployment", NAMESPACE, CANARY)) is not None
+
+    client = server.api_client()
+    router = make_router("gateway-api", client, NAMESPACE, SERVICE, retry=FAST_RETRY)
+    timeouts = Timeouts(
+        verify_weight_s=1, canary_scale_s=1, poll_s=0.02, termination_grace_s=termination_grace_s
+    )
+    platform = KubernetesPlatform(
+        client, NAMESPACE, SERVICE, router, canary_replicas=2, timeouts=timeouts, retry=FAST_RETRY
+    )
+    waiting = threading.Event()
+    signalled_at: list[int] = []
+    started = len(server.requests)
+
+    def watch(_: FakeApiServer, request: RecordedRequest) -> None:
+        # The rollback's first list of stable's pods is its wait for the restored rollout.
+        if request.kind == "Pod" and request.method == "GET" and not request.name:
+            waiting.set()
+
+    def argo_stop() -> None:
+        if waiting.wait(60):
+            signalled_at.append(len(server.requests))
+            os.kill(os.getpid(), signal.SIGTERM)
+            if kubelet:
+                LateKubelet(server).start()
+
+    server.observe = watch
+    stopper = threading.Thread(target=argo_stop, daemon=True)
+    stopper.start()
+    raised = None
+    try:
+        with _sigterm_as_interrupt():
+            platform.rollback()
+    except BaseException as error:  # what the rollback let through is the point
+        raised = error
+    stopper.join()
+    server.observe = None
+    (mark,) = signalled_at
+    assert mark > started
+    return mark, raised
+
+
+def test_a_sigterm_while_rollback_waits_for_stable_takes_traffic_off_first_and_restores_in_grace(
+    api_server,
+):
+    """The stopped rollback does what a stopped promotion does: the first write after the
+    signal is the canary's weight 0 (stable 100), verified; then it goes on waiting for
+    stable's restored rollout inside the task pod's termination grace, puts the recorded
+    selection back once that rollout is complete, and exits as interrupted. Nothing is
+    drained or removed: the canary stays at 0 with the record, for the next rollback."""
+    mark, raised = rollback_stopped_while_stable_comes_back(
+        api_server, termination_grace_s=EXIT_MARGIN_S + 20, kubelet=True
+    )
+
+    assert isinstance(raised, KeyboardInterrupt)
+    after = api_server.requests[mark:]
+    first = next((i for i, r in enumerate(after) if r.method != "GET" and r.status < 400), None)
+    assert first is not None, "the stopped rollback went on"
+    # Weight 0 set on the route (already 0: unchanged, not rewritten) and recorded, before
+    # stable's Deployment or any Service is touched.
+    assert (after[first].kind, after[first].name) == ("Deployment", CANARY)
+    assert after[first].body["metadata"]["annotations"]["canaryflow.dev/weight"] == "0"
+    assert any(r.kind == "HTTPRoute" for r in after[:first])
+    assert managed_refs(api_server) == [
+        {"name": STABLE, "port": 80, "weight": 100},
+        {"name": CANARY, "port": 80, "weight": 0},
+    ]
+    selector = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
+    assert "pod-template-hash" in selector, "narrowed to the restored ReplicaSet again"
+    behind_stable = selected(api_server, STABLE)
+    assert behind_stable and all(
+        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE for p in behind_stable
+    )
+    progressing = api_server.get("Deployment", NAMESPACE, SERVICE)["status"]["conditions"][0]
+    assert progressing["reason"] != "ProgressDeadlineExceeded"
+    assert recorded(api_server.get("Deployment", NAMESPACE, CANARY)) is not None  # not removed
+
+
+def test_a_stopped_rollback_waits_no_longer_than_the_pods_termination_grace(api_server):
+    """Stable's restored pods never come up: the stopped rollback ends inside the grace, long
+    before the Deployment's progress deadline, with the canary at 0 and stable's share on
+    every ready pod of the service; a Warning Event says what is left and to run it again."""
+    _, raised = rollback_stopped_while_stable_comes_back(
+        api_server, termination_grace_s=EXIT_MARGIN_S + 0.5, kubelet=False
+    )
+
+    assert isinstance(raised, KeyboardInterrupt), "exit 130, never retried in the stopped pod"
+    progressing = api_server.get("Deployment", NAMESPACE, SERVICE)["status"]["conditions"][0]
+    assert progressing["reason"] != "ProgressDeadlineExceeded"  # ended before the deadline
+    assert managed_refs(api_server)[1] == {"name": CANARY, "port": 80, "weight": 0}
+    assert (
+        "pod-template-hash"
+        not in (api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"])
+    )
+    assert any(map(ready, selected(api_server, STABLE)))
+    (event,) = [
+        e for e in api_server.objects("Event", NAMESPACE) if e["reason"] == "RollbackInterrupted"
+    ]
+    assert "did not roll back to the recorded template within the task pod's" in event["message"]
+    assert event["message"].endswith("run `canaryflow rollback` again")
+    assert api_server.get("Deployment", NAMESPACE, CANARY) is not None
+
+
 @pytest.mark.parametrize(
     ("environ", "grace"),
     [({}, TERMINATION_GRACE_S), ({"CANARYFLOW_TERMINATION_GRACE_S": "90"}, 90.0)],

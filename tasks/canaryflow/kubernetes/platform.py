@@ -574,15 +574,26 @@ class KubernetesPlatform:
         release replaces it. After the analysis fail-safe (traffic already safe) it does the
         same: every step converges, so running it twice is running it once. A promotion that
         did not complete (its record is on the canary) is undone first: stable as recorded.
+        A signal (SIGTERM) before the canary's removal is bounded by the task pod's
+        termination grace, as in a promotion (``_interrupted_rollback``).
         Returns what it did, for the record and the notification."""
         state = self.current_state()
         record = recorded(self.api.get(DEPLOYMENT, self.canary))
+        version = state.version if state else "canary"
         self.record(Phase.ROLLING_BACK, state.weight if state else 0)
-        if record is not None:
-            self._roll_stable_back(record)
-        self.make_traffic_safe()
-        if record is not None:
-            self._reselect_stable(record, state.version if state else "canary")
+        try:
+            if record is not None:
+                self._roll_stable_back(record)
+            self.make_traffic_safe()
+            if record is not None:
+                self._reselect_stable(record, version)
+        except Exception:
+            raise
+        except BaseException as error:  # a signal: traffic safe first, within the pod's grace
+            # The handler raised at once (``cli._sigterm_as_interrupt``): the grace runs from now.
+            until = time.monotonic() + self.timeouts.termination_grace_s - EXIT_MARGIN_S
+            self._interrupted_rollback(record, version, error, until)
+            raise
         self._drain()
         # The canary goes before the user's own route comes back: with Istio that route names
         # the host without a subset, and the host's Service selects the canary pods as well.
@@ -598,7 +609,6 @@ class KubernetesPlatform:
                 self.api.merge_patch(DEPLOYMENT, self.canary, patch)
         else:
             self._remove_canary()
-        version = state.version if state else "canary"
         outcome = (
             f"promotion of {version} failed, stable restored"
             if record is not None
@@ -609,6 +619,51 @@ class KubernetesPlatform:
             kept = " (scaled to zero)" if self.canary_after_rollback == "scale-to-zero" else ""
             self.event(stable, "RolledBack", f"{outcome}{kept}", True)
         return "; ".join([outcome, *(f"reverted: {line}" for line in reverted)])
+
+    def _interrupted_rollback(
+        self, record: StableRecord | None, version: str, error: BaseException, until: float
+    ) -> None:
+        """A rollback stopped by a signal (``argo stop``, the deadline, the pod's deletion), as
+        an interrupted promotion (``_abort_promotion``): the canary's weight goes to 0 and
+        stable's share to 100 first (verified), then stable's recorded template, and the wait
+        for its restored rollout goes on only until ``until`` (a ``time.monotonic()``: the
+        task pod's termination grace less ``EXIT_MARGIN_S``), never to the Deployment's
+        progress deadline. Nothing is drained or removed: the canary stays at weight 0 with
+        the record on it, so the next ``canaryflow rollback`` finishes the rest. A step that
+        cannot be done in time is reported with the others' outcome (a warning and a Warning
+        Event ``RollbackInterrupted``), and the interrupt goes on: the verb exits as
+        interrupted (130) and is never retried in the stopped pod (``commands.attempts``
+        retries a ``PlatformError`` only)."""
+
+        def safe() -> None:
+            left = max(0.0, until - time.monotonic())
+            self.make_traffic_safe(min(self.timeouts.verify_weight_s, left))
+
+        steps: list[Callable[[], None]] = [safe]
+        if record is not None:
+            steps += [
+                lambda: self._roll_stable_back(record),
+                lambda: self._reselect_stable(record, version, until),
+            ]
+        problems = []
+        for step in steps:
+            try:
+                step()
+            except (CanaryflowError, OSError) as problem:
+                problems.append(str(problem))
+        done = "the canary at weight 0 and stable's share on ready pods"
+        if problems:
+            done = "not all of it done: " + "; ".join(problems)
+        message = (
+            f"rollback interrupted ({error or type(error).__name__}); within the task pod's "
+            f"termination grace ({self.timeouts.termination_grace_s:g}s, {EXIT_MARGIN_S:g}s of "
+            f"it kept to exit): {done}; the canary is not removed yet: run `canaryflow "
+            "rollback` again"
+        )
+        log.warning("%s", message)  # the interrupt itself goes on (exit 130): never retried
+        stable = self.api.get(DEPLOYMENT, self.deployment)
+        if stable is not None:
+            self.event(stable, "RollbackInterrupted", message, warning=True)
 
     def _report_reverted(self) -> list[str]:
         """Each mid-release edit of the user's that removing the managed routes took back, as
