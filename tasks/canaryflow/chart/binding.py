@@ -8,11 +8,13 @@ data is dumped and Argo's braces escaped, and only then each token becomes its H
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from canaryflow.kubernetes.grace import TERMINATION_GRACE_ENV
 from canaryflow.plan.gitops import API_URL_ENV, BRANCH_ENV, REPOSITORY_ENV
 
 Obj = dict[str, Any]
@@ -48,6 +50,15 @@ GITOPS_BRANCH = Binding("__canaryflow_gitops_branch__", ".Values.gitops.branch")
 BUILD_SERVICE_ACCOUNT = Binding(
     "__canaryflow_build_service_account__", 'include "canaryflow.buildServiceAccountName" .'
 )
+# Every Argo task pod's terminationGracePeriodSeconds (the template's podSpecPatch) and the
+# same number told to the verb: one value, workflows.terminationGracePeriodSeconds. Tekton's
+# Tasks keep Kubernetes' 30 s (no pod-template field for it), so they are not bound.
+GRACE_VALUE = ".Values.workflows.terminationGracePeriodSeconds"
+TERMINATION_GRACE_PATCH = Binding(
+    "__canaryflow_termination_grace_patch__",
+    f'dict "terminationGracePeriodSeconds" (int {GRACE_VALUE}) | toJson',
+)
+TERMINATION_GRACE = Binding("__canaryflow_termination_grace__", f"{GRACE_VALUE} | int | toString")
 CLUSTER_SCOPE = "__canaryflow_cluster_scope__"
 GO_CACHE = "__canaryflow_go_cache__"
 GO_ENV = "__canaryflow_go_env__"
@@ -90,6 +101,8 @@ ALL = (
     GITOPS_REPOSITORY,
     GITOPS_API_URL,
     GITOPS_BRANCH,
+    TERMINATION_GRACE_PATCH,
+    TERMINATION_GRACE,
     *PARAMETER_DEFAULTS.values(),
 )
 CHART_LABELS = frozenset(
@@ -141,6 +154,8 @@ class Compiled:
     go_cache_pvc: str | None = "canaryflow-go-cache"
     resources: dict[str, Any] | None = None
     """``{"go": ..., "tasks": ...}``: the compiled requests/limits each values key replaces."""
+    termination_grace_seconds: int = 30
+    """The task pods' compiled ``terminationGracePeriodSeconds`` (podSpecPatch and env)."""
 
 
 def _walk(node: Any, visit: Callable[[Any, Any], Any]) -> Any:
@@ -179,6 +194,16 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         value = _go_pod_markers(key, value, argo)
         if key == "env" and _named(value, "HOME"):
             value = [*value, {"name": PUSHGATEWAY_ENV, "value": ""}]
+        if argo and key == "podSpecPatch" and _is_grace_patch(value, compiled):
+            return TERMINATION_GRACE_PATCH.token
+        if argo and key == "env" and _named(value, TERMINATION_GRACE_ENV):
+            value = [
+                {**item, "value": TERMINATION_GRACE.token}
+                if item.get("name") == TERMINATION_GRACE_ENV
+                and item.get("value") == str(compiled.termination_grace_seconds)
+                else item
+                for item in value
+            ]
         if key in ("resources", "computeResources") and compiled.resources:
             for values_key, compiled_value in compiled.resources.items():
                 if value == compiled_value:
@@ -263,6 +288,15 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
     if namespaced:
         metadata["namespace"] = NAMESPACE.token
     return bound
+
+
+def _is_grace_patch(value: Any, compiled: Compiled) -> bool:
+    """The compiled podSpecPatch that sets only the task pod's termination grace."""
+    try:
+        patch = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        return False
+    return patch == {"terminationGracePeriodSeconds": compiled.termination_grace_seconds}
 
 
 def _tekton(document: Obj) -> bool:

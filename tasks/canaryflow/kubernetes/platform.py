@@ -34,6 +34,10 @@ from canaryflow.kubernetes.capacity import canary_replicas_for, stable_replicas
 from canaryflow.kubernetes.contract import resolve
 from canaryflow.kubernetes.events import decision_event
 from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
+from canaryflow.kubernetes.grace import (
+    EXIT_MARGIN_S,
+    TERMINATION_GRACE_S,
+)
 from canaryflow.kubernetes.health import (
     assess,
     pod_ready,
@@ -60,19 +64,6 @@ from canaryflow.platform.weights import POLL_S, VERIFY_WEIGHT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
-
-
-TERMINATION_GRACE_S = 30.0
-"""A pod's ``terminationGracePeriodSeconds`` unless its spec sets one (``k8s.io/api``
-core/v1 ``DefaultTerminationGracePeriodSeconds``): between the SIGTERM (``argo stop``, the
-pod's deletion) and the SIGKILL. Argo's executor follows the same rule for the main
-container (argo-workflows ``docs/sidecar-injection.md``, "How We Kill Sidecars")."""
-EXIT_MARGIN_S = 5.0
-"""Of that grace, what an interrupted promotion keeps for after its restore: the error, the
-record's last lines and the process's exit, before the SIGKILL."""
-TERMINATION_GRACE_ENV = "CANARYFLOW_TERMINATION_GRACE_S"
-"""Set on a task pod whose ``terminationGracePeriodSeconds`` is not the default (the pod's
-own spec is not readable from inside it without extra rights)."""
 
 
 @dataclass(frozen=True)
