@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 
 import pytest
 from kube.fake_apiserver import FakeApiServer, RecordedRequest
@@ -705,6 +706,52 @@ def test_a_stopped_rollback_waits_no_longer_than_the_pods_termination_grace(api_
     assert "did not roll back to the recorded template within the task pod's" in event["message"]
     assert event["message"].endswith("run `canaryflow rollback` again")
     assert api_server.get("Deployment", NAMESPACE, CANARY) is not None
+
+
+def test_a_rollback_stopped_before_it_took_traffic_off_the_canary_does_that_first(api_server):
+    """The promote pod was killed outright after recording stable (the canary still at 50 %);
+    the exit handler's rollback is itself stopped (SIGTERM) as it starts restoring stable: on
+    its way out it sets the canary's weight to 0 and stable's to 100, verified, instead of
+    leaving users on the canary."""
+    import os
+    import signal
+
+    from canaryflow.cli import _sigterm_as_interrupt
+
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+    platform._record_stable(stable)  # then the promote pod died (SIGKILL, node loss)
+    restoring = threading.Event()
+    signalled_at: list[int] = []
+
+    def watch(_: FakeApiServer, request: RecordedRequest) -> None:
+        if request.kind == "Service" and request.name == STABLE and request.method != "GET":
+            restoring.set()  # the rollback's first step: stable's share widened
+
+    def argo_stop() -> None:
+        if restoring.wait(60):
+            signalled_at.append(len(api_server.requests))
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    api_server.observe = watch
+    stopper = threading.Thread(target=argo_stop, daemon=True)
+    stopper.start()
+    with _sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+        make_platform(api_server, "gateway-api").rollback()
+        time.sleep(5)  # main's rollback may finish before the signal lands: let it land
+    stopper.join()
+    api_server.observe = None
+
+    (mark,) = signalled_at
+    zero = [r for r in api_server.requests[mark:] if r.kind == "HTTPRoute" and r.method != "GET"]
+    assert zero and canary_weight_written(zero[0]) == 0
+    assert managed_refs(api_server) == [
+        {"name": STABLE, "port": 80, "weight": 100},
+        {"name": CANARY, "port": 80, "weight": 0},
+    ]
 
 
 @pytest.mark.parametrize(

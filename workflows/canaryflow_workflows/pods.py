@@ -112,8 +112,9 @@ def infrastructure_retry(settings: WorkflowSettings) -> RetryStrategy:
 def termination_grace_patch(settings: WorkflowSettings) -> str:
     """The task pod's ``terminationGracePeriodSeconds``, as the template's ``podSpecPatch``
     (Argo Workflows ``io.argoproj.workflow.v1alpha1.Template.podSpecPatch``, a strategic merge
-    patch of the pod spec; in the v4.0.5 schema, and in Argo since v2.x): the template has no
-    field of its own for it. On the template, not the Workflow's spec: a WorkflowTemplate's
+    patch of the pod spec, a string; checked against the v4.0.5 schema in shared/schemas, and
+    older than v3.6, the oldest Argo canaryflow supports): the template has no field of its own
+    for it. On the template, not the Workflow's spec: a WorkflowTemplate's
     spec-level podSpecPatch does not reach the pods of the templates it references
     (argoproj/argo-workflows discussion #12729)."""
     grace = {"terminationGracePeriodSeconds": settings.termination_grace_seconds}
