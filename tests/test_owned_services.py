@@ -398,6 +398,19 @@ class LateKubelet(threading.Thread):
                 self.readied = len(self.server.requests)
 
 
+def at_half_interrupted_in_the_drain(
+    server: FakeApiServer, **timeouts: float
+) -> tuple[KubernetesPlatform, EmptySelections]:
+    """V2 released to 50 % by a platform whose promote is interrupted in the drain
+    (``interrupted_in_the_drain``), and a watch for a share sent to an empty selection."""
+    platform = interrupted_in_the_drain(server, **timeouts)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    watch = EmptySelections()
+    server.observe = watch
+    return platform, watch
+
+
 def report_ready(server: FakeApiServer, pod: dict) -> None:
     """What the kubelet reports once the pod's containers run and pass readiness."""
     status = copy.deepcopy(pod["status"])
@@ -417,12 +430,8 @@ def test_a_promotion_failing_after_stable_rolled_sends_stable_back_to_its_old_po
     route meet a selection without a ready pod, and the release ends with stable serving 100 %
     from its old, available pods."""
     seed_app_only(api_server)
-    platform = interrupted_in_the_drain(api_server)
-    platform.deploy_canary(V2)
-    platform.router.set_weight(50)
+    platform, watch = at_half_interrupted_in_the_drain(api_server)
     before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
-    watch = EmptySelections()
-    api_server.observe = watch
     kubelet = LateKubelet(api_server)
     kubelet.start()
     try:
@@ -461,11 +470,7 @@ def test_a_stable_that_cannot_come_back_in_time_fails_loudly_with_the_canary_at_
     deadline with a PlatformError (exit 1) that says so, the canary's weight at 0 and
     stable's share still on ready pods (every pod of the service), never on the empty hash."""
     seed_app_only(api_server)
-    platform = interrupted_in_the_drain(api_server)
-    platform.deploy_canary(V2)
-    platform.router.set_weight(50)
-    watch = EmptySelections()
-    api_server.observe = watch
+    platform, watch = at_half_interrupted_in_the_drain(api_server)
 
     with pytest.raises(PlatformError) as failure:
         platform.promote(V2)
@@ -490,12 +495,10 @@ def test_an_interrupted_promotion_restores_no_longer_than_the_pods_termination_g
     AppsV1Api(api_server.api_client()).patch_namespaced_deployment(
         SERVICE, NAMESPACE, {"spec": {"progressDeadlineSeconds": 60}}
     )
-    platform = interrupted_in_the_drain(api_server, termination_grace_s=EXIT_MARGIN_S + 0.5)
-    platform.deploy_canary(V2)
-    platform.router.set_weight(50)
+    platform, watch = at_half_interrupted_in_the_drain(
+        api_server, termination_grace_s=EXIT_MARGIN_S + 0.5
+    )
     before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
-    watch = EmptySelections()
-    api_server.observe = watch
 
     with pytest.raises(PlatformError) as failure:
         platform.promote(V2)
