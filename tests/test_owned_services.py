@@ -411,6 +411,16 @@ def at_half_interrupted_in_the_drain(
     return platform, watch
 
 
+def only_stable_behind_the_users_service(server: FakeApiServer) -> list[dict]:
+    """Check the release's end as the user sees it: the route back on the user's Service alone
+    and its three pods all ready on stable's image; return those pods."""
+    assert managed_refs(server) == [{"name": SERVICE, "port": 80}]
+    pods = selected(server, SERVICE)
+    assert len(pods) == 3
+    assert all(ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE for p in pods)
+    return pods
+
+
 def report_ready(server: FakeApiServer, pod: dict) -> None:
     """What the kubelet reports once the pod's containers run and pass readiness."""
     status = copy.deepcopy(pod["status"])
@@ -520,13 +530,7 @@ def test_an_interrupted_promotion_restores_no_longer_than_the_pods_termination_g
     make_platform(api_server, "gateway-api").rollback()  # the exit handler, in its own pod
 
     assert watch.seen == []
-    assert managed_refs(api_server) == [{"name": SERVICE, "port": 80}]
-    behind_users_service = selected(api_server, SERVICE)
-    assert len(behind_users_service) == 3
-    assert all(
-        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE
-        for p in behind_users_service
-    )
+    behind_users_service = only_stable_behind_the_users_service(api_server)
     assert before["pod-template-hash"] in {
         p["metadata"]["labels"]["pod-template-hash"] for p in behind_users_service
     }
@@ -777,10 +781,4 @@ def test_a_rollback_after_a_promote_pod_killed_past_the_rollout_waits_for_stable
     assert outcome.startswith("promotion of v2 failed, stable restored")
     assert kubelet.readied is not None
     assert watch.seen == []
-    assert managed_refs(api_server) == [{"name": SERVICE, "port": 80}]
-    behind_users_service = selected(api_server, SERVICE)
-    assert len(behind_users_service) == 3
-    assert all(
-        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE
-        for p in behind_users_service
-    )
+    only_stable_behind_the_users_service(api_server)
