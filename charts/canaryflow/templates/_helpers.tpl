@@ -75,18 +75,32 @@ never share one; serviceAccount.name replaces it.
 {{- end }}
 
 {{/*
-The registry the Roles are cut from: namespace -> [{service, route}] of events.services
-(empty when none are listed). Called without failing on an empty events.services.
+The registry the Roles are cut from: namespace -> [{service, route, deployment,
+kubernetesService, router}] of events.services (empty when none are listed). Called without
+failing on an empty events.services. `router` is the entry's router kind: release.routerKind
+when set (it replaces every plan's), else the entry's `router`, else gateway-api (the plan's
+default, canaryflow.plan.model.DEFAULT_ROUTER_KIND). Rendering stops when an entry's router
+contradicts release.routerKind or is not among release.routers.
 */}}
 {{- define "canaryflow.registry" -}}
 {{- $root := . }}
 {{- $registry := dict }}
+{{- $override := .Values.release.routerKind }}
 {{- range $repository, $given := .Values.events.services }}
 {{- $given = $given | default dict }}
 {{- $service := $given.service | default (base $repository | lower) }}
 {{- $namespace := $given.namespace | default $root.Release.Namespace }}
+{{- $router := $given.router | default "gateway-api" }}
+{{- if $override }}
+{{- if and $given.router (ne $given.router $override) }}
+{{- fail (printf "events.services.%s.router is %s but release.routerKind %s replaces every plan's router: drop one of them" $repository $given.router $override) }}
+{{- end }}
+{{- $router = $override }}
+{{- else if not (has $router $root.Values.release.routers) }}
+{{- fail (printf "events.services.%s.router is %s%s, which is not among release.routers %s: add it there or name the service's router" $repository $router (ternary "" " (the default: a plan's default router)" (hasKey $given "router")) (toJson $root.Values.release.routers)) }}
+{{- end }}
 {{- $entries := get $registry $namespace | default list }}
-{{- $registry = set $registry $namespace (append $entries (dict "service" $service "route" ($given.route | default $service) "deployment" ($given.deployment | default $service) "kubernetesService" ($given.kubernetesService | default $service))) }}
+{{- $registry = set $registry $namespace (append $entries (dict "service" $service "route" ($given.route | default $service) "deployment" ($given.deployment | default $service) "kubernetesService" ($given.kubernetesService | default $service) "router" $router)) }}
 {{- end }}
 {{- toJson $registry }}
 {{- end }}
