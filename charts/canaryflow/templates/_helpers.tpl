@@ -54,9 +54,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 {{- end }}
 
-{{/* The task runtime image; the tag defaults to the chart's appVersion. */}}
+{{/*
+The task runtime image: `<repository>@<digest>` when image.digest is set (the tag is then
+ignored: a digest names one image, whatever a tag is moved to), else `<repository>:<tag>`, the
+tag defaulting to the chart's appVersion.
+*/}}
 {{- define "canaryflow.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/* The service account the release workflow's pods run as. */}}
