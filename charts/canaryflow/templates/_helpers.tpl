@@ -223,3 +223,26 @@ Called with (dict "root" $ "field" NAME).
 {{- define "canaryflow.goCacheClaim" -}}
 {{- default (printf "%s-go-cache" (include "canaryflow.namePrefix" .)) .Values.go.cache.persistentVolumeClaim.name }}
 {{- end }}
+
+{{/*
+Requests and limits of one task: its class (resources.go for go-test and go-build,
+resources.tasks for the rest) with resources.perTask.<task> merged over it, key by key
+(`requests.cpu`, `limits.memory`...); a null in perTask drops the class's key for that task.
+Called with (dict "root" $ "class" "go"|"tasks" "task" NAME) by the generated templates.
+*/}}
+{{- define "canaryflow.taskResources" -}}
+{{- $resources := deepCopy (get .root.Values.resources .class | default dict) }}
+{{- $own := get (.root.Values.resources.perTask | default dict) .task | default dict }}
+{{- range $section, $entries := $own }}
+{{- if kindIs "invalid" $entries }}
+{{- $_ := unset $resources $section }}
+{{- else }}
+{{- $merged := deepCopy (get $resources $section | default dict) }}
+{{- range $key, $value := $entries }}
+{{- if kindIs "invalid" $value }}{{ $_ := unset $merged $key }}{{ else }}{{ $_ := set $merged $key $value }}{{ end }}
+{{- end }}
+{{- $_ := set $resources $section $merged }}
+{{- end }}
+{{- end }}
+{{- toYaml $resources }}
+{{- end }}
