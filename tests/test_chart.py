@@ -377,6 +377,21 @@ def test_the_dashboard_shows_canary_and_stable_for_every_built_in_gate():
         assert "Canary weight (configured)" in panels
 
 
+def test_every_test_file_the_chart_cites_exists():
+    """The chart's templates and README name the tests that check them: a renamed or moved test
+    file must not leave a pointer to nothing (the PrometheusRule once cited a file that never
+    existed)."""
+    root = CHART.parents[1]
+    cited = {
+        (path.relative_to(root), name)
+        for path in CHART.rglob("*")
+        if path.is_file() and path.suffix in (".yaml", ".tpl", ".md", ".txt", ".json")
+        for name in re.findall(r"tests/[A-Za-z0-9_/]+\.py", path.read_text())
+    }
+    assert cited, "the chart cites its tests"
+    assert [(str(path), name) for path, name in cited if not (root / name).is_file()] == []
+
+
 def test_the_readme_documents_every_value():
     readme = (CHART / "README.md").read_text()
     documented = set(re.findall(r"^\| `([^`]+)` \|", readme, re.MULTILINE))
