@@ -17,8 +17,9 @@ import functools
 from typing import Any
 
 import celpy
+import helm_python as helm
 import pytest
-from chart_validation import NAMESPACE, WEBHOOK_VALUES, objects, of_kind, render, violations
+from chart_validation import CHART, NAMESPACE, WEBHOOK_VALUES, objects, of_kind, render, violations
 
 TEMPLATE = "canaryflow/templates/submitter-policy.yaml"
 PREFIX = "cf-canaryflow-release-"  # release "cf": <fullname>-release-<namespace>
@@ -290,3 +291,15 @@ def test_the_policy_is_optional_argo_only_and_its_actions_are_values():
 def test_the_values_schema_refuses_actions_kubernetes_refuses(actions):
     with pytest.raises(Exception, match="validationActions"):
         render({"submitterPolicy": {"validationActions": actions}})
+
+
+def test_the_notes_name_the_policy_when_it_is_on():
+    with helm.Chart.load(CHART) as chart:
+        notes = chart.render(name="cf", namespace=NAMESPACE, is_install=True)[
+            "canaryflow/templates/NOTES.txt"
+        ]
+        off = chart.render({"submitterPolicy": {"enabled": False}}, name="cf", namespace=NAMESPACE)[
+            "canaryflow/templates/NOTES.txt"
+        ]
+    assert f"ValidatingAdmissionPolicy {policy_of()['metadata']['name']} (Deny)" in notes
+    assert "ValidatingAdmissionPolicy" not in off

@@ -246,3 +246,8 @@ Called with (dict "root" $ "class" "go"|"tasks" "task" NAME) by the generated te
 {{- end }}
 {{- toYaml $resources }}
 {{- end }}
+
+{{/* The submitter policy and its binding (cluster-scoped: the release namespace in the name). */}}
+{{- define "canaryflow.submitterPolicyName" -}}
+{{- printf "%s-submitters-%s" (include "canaryflow.fullname" .) .Release.Namespace | trunc 253 | trimSuffix "-" }}
+{{- end }}
