@@ -399,6 +399,29 @@ class LateKubelet(threading.Thread):
                 self.readied = len(self.server.requests)
 
 
+def at_half_interrupted_in_the_drain(
+    server: FakeApiServer, **timeouts: float
+) -> tuple[KubernetesPlatform, EmptySelections]:
+    """V2 released to 50 % by a platform whose promote is interrupted in the drain
+    (``interrupted_in_the_drain``), and a watch for a share sent to an empty selection."""
+    platform = interrupted_in_the_drain(server, **timeouts)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    watch = EmptySelections()
+    server.observe = watch
+    return platform, watch
+
+
+def only_stable_behind_the_users_service(server: FakeApiServer) -> list[dict]:
+    """Check the release's end as the user sees it: the route back on the user's Service alone
+    and its three pods all ready on stable's image; return those pods."""
+    assert managed_refs(server) == [{"name": SERVICE, "port": 80}]
+    pods = selected(server, SERVICE)
+    assert len(pods) == 3
+    assert all(ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE for p in pods)
+    return pods
+
+
 def report_ready(server: FakeApiServer, pod: dict) -> None:
     """What the kubelet reports once the pod's containers run and pass readiness."""
     status = copy.deepcopy(pod["status"])
@@ -418,12 +441,8 @@ def test_a_promotion_failing_after_stable_rolled_sends_stable_back_to_its_old_po
     route meet a selection without a ready pod, and the release ends with stable serving 100 %
     from its old, available pods."""
     seed_app_only(api_server)
-    platform = interrupted_in_the_drain(api_server)
-    platform.deploy_canary(V2)
-    platform.router.set_weight(50)
+    platform, watch = at_half_interrupted_in_the_drain(api_server)
     before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
-    watch = EmptySelections()
-    api_server.observe = watch
     kubelet = LateKubelet(api_server)
     kubelet.start()
     try:
@@ -462,11 +481,7 @@ def test_a_stable_that_cannot_come_back_in_time_fails_loudly_with_the_canary_at_
     deadline with a PlatformError (exit 1) that says so, the canary's weight at 0 and
     stable's share still on ready pods (every pod of the service), never on the empty hash."""
     seed_app_only(api_server)
-    platform = interrupted_in_the_drain(api_server)
-    platform.deploy_canary(V2)
-    platform.router.set_weight(50)
-    watch = EmptySelections()
-    api_server.observe = watch
+    platform, watch = at_half_interrupted_in_the_drain(api_server)
 
     with pytest.raises(PlatformError) as failure:
         platform.promote(V2)
@@ -491,12 +506,10 @@ def test_an_interrupted_promotion_restores_no_longer_than_the_pods_termination_g
     AppsV1Api(api_server.api_client()).patch_namespaced_deployment(
         SERVICE, NAMESPACE, {"spec": {"progressDeadlineSeconds": 60}}
     )
-    platform = interrupted_in_the_drain(api_server, termination_grace_s=EXIT_MARGIN_S + 0.5)
-    platform.deploy_canary(V2)
-    platform.router.set_weight(50)
+    platform, watch = at_half_interrupted_in_the_drain(
+        api_server, termination_grace_s=EXIT_MARGIN_S + 0.5
+    )
     before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
-    watch = EmptySelections()
-    api_server.observe = watch
 
     with pytest.raises(PlatformError) as failure:
         platform.promote(V2)
@@ -518,13 +531,7 @@ def test_an_interrupted_promotion_restores_no_longer_than_the_pods_termination_g
     make_platform(api_server, "gateway-api").rollback()  # the exit handler, in its own pod
 
     assert watch.seen == []
-    assert managed_refs(api_server) == [{"name": SERVICE, "port": 80}]
-    behind_users_service = selected(api_server, SERVICE)
-    assert len(behind_users_service) == 3
-    assert all(
-        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE
-        for p in behind_users_service
-    )
+    behind_users_service = only_stable_behind_the_users_service(api_server)
     assert before["pod-template-hash"] in {
         p["metadata"]["labels"]["pod-template-hash"] for p in behind_users_service
     }
@@ -942,10 +949,4 @@ def test_a_rollback_after_a_promote_pod_killed_past_the_rollout_waits_for_stable
     assert outcome.startswith("promotion of v2 failed, stable restored")
     assert kubelet.readied is not None
     assert watch.seen == []
-    assert managed_refs(api_server) == [{"name": SERVICE, "port": 80}]
-    behind_users_service = selected(api_server, SERVICE)
-    assert len(behind_users_service) == 3
-    assert all(
-        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE
-        for p in behind_users_service
-    )
+    only_stable_behind_the_users_service(api_server)

@@ -134,6 +134,9 @@ RELEASE_SERVICE_ACCOUNT = "__canaryflow_release_service_account__"
 SERVICE_ACCOUNT_PARAMETER = "{{workflow.parameters.service-account}}"
 TEKTON_RELEASE_SERVICE_ACCOUNT = "__canaryflow_tekton_release_service_account__"
 RESOURCES = {"go": "__canaryflow_resources_go__", "tasks": "__canaryflow_resources_tasks__"}
+# A task's own resources: its class (``go``/``tasks``) with ``resources.perTask.<task>`` merged
+# over it (the chart's ``canaryflow.taskResources``); the token names the class and the task.
+TASK_RESOURCES = "__canaryflow_task_resources__"
 # The release templates' Argo custom metrics (canaryflow_workflows.argo_metrics): compiled in,
 # rendered only with monitoring.argoMetrics.enabled.
 ARGO_METRICS = "__canaryflow_argo_metrics__"
@@ -262,6 +265,7 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
 
     bound = _walk(document, visit)
     _prometheus_markers(bound)
+    _per_task_resources(bound)
     for parameter in bound.get("spec", {}).get("arguments", {}).get("parameters", []):
         binding = PARAMETER_DEFAULTS.get(parameter.get("name"))
         if binding is not None:
@@ -392,6 +396,7 @@ def _pod_blocks(text: str) -> str:
     text = re.sub(
         rf"^(?P<i> *){POD_SETTINGS}: (?P<engine>argo|tekton)$", settings, text, flags=re.MULTILINE
     )
+    text = _task_resources_blocks(text)
     for values_key, token in RESOURCES.items():
         text = _to_yaml_block(text, token, f".Values.resources.{values_key}")
     return text
@@ -420,10 +425,8 @@ def _to_yaml_block(text: str, token: str, values: str) -> str:
     )
 
 
-def _prometheus_markers(document: Obj) -> None:
-    """The env of the tasks that read or query Prometheus gets the marker ``to_helm`` expands
-    from ``.Values.analysis.prometheus`` (an Argo template's container, a Tekton Task's steps)."""
-    markers = {**PROMETHEUS_TASKS, **PROMETHEUS_URL_TASKS}
+def _task_containers(document: Obj) -> list[tuple[str, Obj]]:
+    """(task name, container) of an Argo task library's templates or a Tekton Task's steps."""
     spec = document.get("spec", {})
     containers: list[tuple[str, Obj]] = []
     if document.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
@@ -433,7 +436,38 @@ def _prometheus_markers(document: Obj) -> None:
     if document.get("kind") == "Task":
         name = document.get("metadata", {}).get("name", "").removeprefix("canaryflow-")
         containers.extend((name, step) for step in spec.get("steps", []))
-    for name, container in containers:
+    return containers
+
+
+def _per_task_resources(document: Obj) -> None:
+    """A task container sized by a class (``go``/``tasks``) gets the token of that class and
+    its task name instead: ``to_helm`` renders the class with ``resources.perTask.<task>``
+    merged over it."""
+    for name, container in _task_containers(document):
+        for key in ("resources", "computeResources"):
+            for values_key, token in RESOURCES.items():
+                if container.get(key) == {token: ""}:
+                    container[key] = {f"{TASK_RESOURCES}{values_key}__{name}__": ""}
+
+
+def _task_resources_blocks(text: str) -> str:
+    """Each per-task resources token becomes the chart's merged resources of that task."""
+    return re.sub(
+        rf"^(?P<i> *){TASK_RESOURCES}(?P<cls>[a-z]+)__(?P<task>[a-z0-9-]+)__: ''$",
+        lambda m: (
+            m["i"] + '{{- include "canaryflow.taskResources" (dict "root" $ '
+            f'"class" "{m["cls"]}" "task" "{m["task"]}") | nindent {len(m["i"])} }}}}'
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
+
+
+def _prometheus_markers(document: Obj) -> None:
+    """The env of the tasks that read or query Prometheus gets the marker ``to_helm`` expands
+    from ``.Values.analysis.prometheus`` (an Argo template's container, a Tekton Task's steps)."""
+    markers = {**PROMETHEUS_TASKS, **PROMETHEUS_URL_TASKS}
+    for name, container in _task_containers(document):
         if name in markers:
             container["env"] = [*container.get("env", []), {"name": markers[name], "value": ""}]
 
