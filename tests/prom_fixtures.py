@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +28,7 @@ from statistics import NormalDist
 import pytest
 from http_stub import QuietHandler
 
+from canaryflow.bench.cost import PROMTOOL
 from canaryflow.local.process import LOOPBACK, ProcessGroup
 from canaryflow.local.prometheus import PrometheusServer
 
@@ -34,6 +36,27 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 GOLDEN = (math.sqrt(5) - 1) / 2
 NAMESPACE = "shop"
 EXPOSITION = "text/plain; version=0.0.4"  # the Prometheus text format
+
+
+@contextlib.contextmanager
+def backfilled_prometheus(
+    workdir: Path, openmetrics: Iterable[str], scrape_interval: float
+) -> Iterator[str]:
+    """A Prometheus of our own on 127.0.0.1 serving exactly ``openmetrics`` (OpenMetrics lines
+    with timestamps, turned into TSDB blocks by ``promtool tsdb create-blocks-from
+    openmetrics``), so every sample a test reads is known; yields its URL and stops it."""
+    data = workdir / "series.txt"
+    data.write_text("\n".join(openmetrics) + "\n")
+    blocks = workdir / "prometheus" / "data"
+    subprocess.run(
+        [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(data), str(blocks)],
+        check=True,
+        capture_output=True,
+    )
+    with ProcessGroup(workdir / "processes") as group:
+        server = PrometheusServer(group, workdir / "prometheus", scrape_interval=scrape_interval)
+        yield server.start().url
+        server.stop()
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,17 @@ by the gate's interpolation, so the expected totals are arithmetic.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prom_fixtures import backfilled_prometheus
 
 from canaryflow.analysis.catalogue import METRICS
 from canaryflow.analysis.evidence import SequentialGate, reference_query, roles, selector
 from canaryflow.analysis.query import Subject, render
 from canaryflow.analysis.source import Pinned, PrometheusSource
-from canaryflow.bench.cost import PROMTOOL
-from canaryflow.local.process import ProcessGroup
-from canaryflow.local.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.slow
 
@@ -88,18 +85,8 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     """Prometheus serving the series above; its URL and the first scrape's time."""
     workdir: Path = tmp_path_factory.mktemp("aligned")
     base = float(int(time.time()) - 900)  # whole seconds: samples on the millisecond grid
-    data = workdir / "series.txt"
-    data.write_text("\n".join(_series(base)) + "\n")
-    blocks = workdir / "prometheus" / "data"
-    subprocess.run(
-        [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(data), str(blocks)],
-        check=True,
-        capture_output=True,
-    )
-    with ProcessGroup(workdir / "processes") as group:
-        server = PrometheusServer(group, workdir / "prometheus", scrape_interval=SCRAPE_S).start()
-        yield server.url, base
-        server.stop()
+    with backfilled_prometheus(workdir, _series(base), SCRAPE_S) as url:
+        yield url, base
 
 
 def judge(url: str, base: float, batched: bool, evidence=ERRORS) -> SequentialGate:

@@ -15,7 +15,15 @@ from pathlib import Path
 import helm_python as helm
 import pytest
 import yaml
-from chart_validation import CHART, NAMESPACE, WEBHOOK_VALUES, objects, of_kind, violations
+from chart_validation import (
+    CHART,
+    NAMESPACE,
+    WEBHOOK_VALUES,
+    objects,
+    of_kind,
+    render,
+    violations,
+)
 
 from canaryflow.analysis.catalogue import METRICS
 from canaryflow.chart.generate import PLAN_FILE, compile_for_chart, generated_files
@@ -168,6 +176,68 @@ def test_values_reach_the_templates():
     ]
 
 
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("engine", ["argo", "tekton"])
+def test_an_image_digest_pins_every_task_and_the_test_pod_and_the_tag_is_ignored(engine):
+    """What `make image` prints (HOST/REPO@sha256:...) is what runs: the digest wins over any
+    tag, in every task container, step and the helm test Pod."""
+    values = {
+        "engine": engine,
+        "image": {"repository": "registry.internal/platform/canaryflow", "tag": "1.2.3"},
+    }
+    values["image"]["digest"] = DIGEST
+    rendered = render(values, hooks=True)
+    images = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("image"), str) and "canaryflow" in node["image"]:
+                images.add(node["image"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for docs in rendered.values():
+        walk(docs)
+    assert images == {f"registry.internal/platform/canaryflow@{DIGEST}"}
+    (pod,) = [o for o in rendered["canaryflow/templates/tests/doctor.yaml"] if o["kind"] == "Pod"]
+    assert {c["image"] for c in pod["spec"]["containers"]} == images
+
+
+def test_without_a_digest_the_image_is_by_tag():
+    (pod,) = [
+        o
+        for o in render({"image": {"tag": "1.2.3", "digest": ""}}, hooks=True)[
+            "canaryflow/templates/tests/doctor.yaml"
+        ]
+        if o["kind"] == "Pod"
+    ]
+    assert pod["spec"]["containers"][0]["image"] == "ghcr.io/canaryflow/canaryflow:1.2.3"
+
+
+@pytest.mark.parametrize(
+    "digest",
+    [
+        "0123456789abcdef" * 4,  # no algorithm
+        "sha256:" + "0123456789abcdef" * 3,  # too short
+        "sha256:" + "0123456789ABCDEF" * 4,  # upper case: not an OCI digest
+        "md5:" + "0" * 32,
+        "latest",
+        "sha256:" + "0" * 64 + "\nimage: evil",  # a second line
+        "sha256:" + "0" * 64 + "\n",  # a trailing line break
+        "registry.internal/canaryflow@sha256:" + "0" * 64,  # the whole reference
+    ],
+)
+def test_the_values_schema_refuses_a_malformed_digest(digest):
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmError) as raised:
+        chart.render({"image": {"digest": digest}}, name="cf", namespace=NAMESPACE)
+    assert "digest" in str(raised.value)
+
+
 def test_by_default_each_repositorys_plan_chooses_its_router():
     """One install serves every router kind: ``router-kind`` stays empty unless overridden."""
 
@@ -305,6 +375,21 @@ def test_the_dashboard_shows_canary_and_stable_for_every_built_in_gate():
             )
             assert as_stable == stable
         assert "Canary weight (configured)" in panels
+
+
+def test_every_test_file_the_chart_cites_exists():
+    """The chart's templates and README name the tests that check them: a renamed or moved test
+    file must not leave a pointer to nothing (the PrometheusRule once cited a file that never
+    existed)."""
+    root = CHART.parents[1]
+    cited = {
+        (path.relative_to(root), name)
+        for path in CHART.rglob("*")
+        if path.is_file() and path.suffix in (".yaml", ".tpl", ".md", ".txt", ".json")
+        for name in re.findall(r"tests/[A-Za-z0-9_/]+\.py", path.read_text())
+    }
+    assert cited, "the chart cites its tests"
+    assert [(str(path), name) for path, name in cited if not (root / name).is_file()] == []
 
 
 def test_the_readme_documents_every_value():

@@ -10,6 +10,8 @@ account; another team's account, or a service nobody registered, is refused at t
 from __future__ import annotations
 
 import copy
+import functools
+import re
 
 import pytest
 import yaml
@@ -27,6 +29,7 @@ from kube.fixtures import (
 from kube.rbac import Attributes, Authorizer, ServiceAccount, rule_allows
 
 from canaryflow.cli import main
+from canaryflow.plan.model import ReleasePlan
 
 PREFIX = "cf-canaryflow-release"  # fullname of release "cf" + "-release"
 ROUTERS = ["istio", "nginx-ingress", "gateway-api"]
@@ -43,6 +46,14 @@ TEAMS["events"]["services"] = {
 @pytest.fixture(scope="module")
 def rendered():
     return objects(TEAMS)
+
+
+@functools.cache
+def rendered_with(router: str) -> list:
+    """TEAMS with checkout registered with ``router``: its namespace's Role grants that kind."""
+    values = copy.deepcopy(TEAMS)
+    values["events"]["services"]["acme/checkout"]["router"] = router
+    return objects(values)
 
 
 def account(namespace: str) -> ServiceAccount:
@@ -70,9 +81,9 @@ def verb(name, plan, kubeconfig, *extra):
 
 @pytest.mark.parametrize("router", ROUTERS)
 def test_a_release_runs_every_verb_in_its_namespace_with_its_own_account(
-    tmp_path, cluster, kubeconfig, rendered, router
+    tmp_path, cluster, kubeconfig, router
 ):
-    authorizer = Authorizer(rendered, account(NAMESPACE))
+    authorizer = Authorizer(rendered_with(router), account(NAMESPACE))
     cluster.authorize = authorizer.allows
     plan = plan_file(tmp_path, router)
     artifact = ["--image", CANARY_IMAGE, "--version", "v2"]
@@ -202,6 +213,106 @@ def test_roles_name_the_registered_services_objects_and_only_the_routers_in_use(
     assert by_resource[("httproutes",)]["resourceNames"] == ["storefront"]
     groups = {g for r in role["rules"] for g in r["apiGroups"]}
     assert "networking.istio.io" not in groups and "networking.k8s.io" not in groups
+
+
+def release_role(rendered: list, namespace: str) -> dict:
+    (role,) = [
+        r
+        for r in of_kind(rendered, "Role")
+        if r["metadata"]["namespace"] == namespace and r["metadata"]["name"].endswith("-release")
+    ]
+    return role
+
+
+def router_resources(role: dict) -> dict[str, list | None]:
+    """The router resources a Role grants -> their resourceNames (None: any name)."""
+    routing = {"networking.k8s.io", "networking.istio.io", "gateway.networking.k8s.io"}
+    routing.add("split.smi-spec.io")
+    return {
+        r["resources"][0]: r.get("resourceNames")
+        for r in role["rules"]
+        if set(r["apiGroups"]) & routing
+    }
+
+
+def test_each_namespace_is_granted_only_the_router_kinds_its_registered_services_use():
+    """release.routers allows all four kinds, yet shop (checkout on Istio, cart on the default
+    Gateway API) gets those two only, each bounded to its own services' routes; bank (payments
+    on NGINX Ingress) gets Ingresses only; a namespace with no service registered keeps the
+    release.routers rule."""
+    values = copy.deepcopy(TEAMS)
+    services = values["events"]["services"]
+    services["acme/checkout"] |= {"router": "istio", "route": "storefront"}
+    services["acme/cart"] = {"namespace": NAMESPACE}
+    services["acme/payments"]["router"] = "nginx-ingress"
+    values["release"]["namespaces"] = ["spare"]
+    rendered = objects(values)
+
+    assert router_resources(release_role(rendered, NAMESPACE)) == {
+        "virtualservices": ["storefront"],
+        "destinationrules": ["checkout-canaryflow"],
+        "httproutes": ["cart"],
+    }
+    assert router_resources(release_role(rendered, "bank")) == {
+        "ingresses": ["payments", "payments-canary"],
+    }
+    assert router_resources(release_role(rendered, "spare")) == {
+        "ingresses": None,
+        "virtualservices": None,
+        "destinationrules": None,
+        "httproutes": None,
+        "trafficsplits": None,
+    }
+    for obj in of_kind(rendered, "Role"):
+        assert violations(obj) == []
+
+
+def test_a_registered_service_defaults_to_the_plans_default_router_gateway_api(rendered):
+    assert ReleasePlan.model_validate({"service": {"name": "x"}}).router.kind == "gateway-api"
+    assert router_resources(release_role(rendered, NAMESPACE)) == {"httproutes": ["checkout"]}
+
+
+def test_a_release_through_a_router_its_service_was_not_registered_with_is_refused(
+    tmp_path, cluster, kubeconfig, rendered, capsys
+):
+    """checkout is registered with the default (Gateway API): a plan switching it to Istio
+    gets no VirtualService, whatever the submitter's plan says."""
+    authorizer = Authorizer(rendered, account(NAMESPACE))
+    cluster.authorize = authorizer.allows
+    plan = plan_file(tmp_path, "istio")
+    assert verb("set-weight", plan, kubeconfig, "--weight", "50") == 1
+    err = capsys.readouterr().err
+    assert "is forbidden" in err and "networking.istio.io" in err
+    assert cluster.writes() == []
+    assert not any(
+        allowed for a, allowed in authorizer.decisions if a.api_group == "networking.istio.io"
+    )
+
+
+@pytest.mark.parametrize(
+    ("release", "router", "complaint"),
+    [
+        ({"routers": ["istio"]}, None, "is gateway-api (the default"),
+        ({"routers": ["istio"]}, "smi", "is smi, which is not among release.routers"),
+        ({"routerKind": "istio"}, "smi", "release.routerKind istio replaces"),
+    ],
+)
+def test_a_service_router_outside_what_the_install_allows_stops_rendering(
+    release, router, complaint
+):
+    values = copy.deepcopy(TEAMS)
+    values["release"] = release
+    if router:
+        values["events"]["services"]["acme/checkout"]["router"] = router
+    with pytest.raises(Exception, match=re.escape(complaint)):
+        objects(values)
+
+
+def test_the_values_schema_refuses_an_unknown_router_kind():
+    values = copy.deepcopy(TEAMS)
+    values["events"]["services"]["acme/checkout"]["router"] = "traefik"
+    with pytest.raises(Exception, match="router"):
+        objects(values)
 
 
 RENAMED = {"deployment": "checkout-api", "kubernetesService": "checkout-svc"}

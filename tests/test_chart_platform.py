@@ -7,9 +7,10 @@ object rendered with them must stay schema-valid."""
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
-from chart_validation import WEBHOOK_VALUES, objects, of_kind, violations
+from chart_validation import CHART, WEBHOOK_VALUES, objects, of_kind, violations
 from tekton_schemas import violations as tekton_violations
 
 from canaryflow.chart.package import lint_findings
@@ -130,6 +131,98 @@ def test_a_null_drops_a_default_limit_as_helm_merges_values():
     ]
     (rollback,) = [t for t in library["spec"]["templates"] if t["name"] == "rollback"]
     assert rollback["container"]["resources"]["limits"] == {"memory": "256Mi"}
+
+
+PER_TASK = {
+    "analyze": {"limits": {"memory": "512Mi"}},  # one key over the tasks class
+    "go-build": {"requests": {"cpu": "6"}, "limits": {"cpu": None}},  # null: no CPU limit
+    "image-push": {"requests": {"memory": "256Mi", "ephemeral-storage": "2Gi"}},
+}
+PER_TASK_EXPECTED = {
+    "analyze": {
+        "requests": {"cpu": "50m", "memory": "96Mi"},
+        "limits": {"cpu": "500m", "memory": "512Mi"},
+    },
+    "go-build": {"requests": {"cpu": "6", "memory": "1Gi"}, "limits": {"memory": "3Gi"}},
+    "image-push": {
+        "requests": {"cpu": "50m", "memory": "256Mi", "ephemeral-storage": "2Gi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    },
+}
+DEFAULT_CLASSES = {
+    "go": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "3Gi"}},
+    "tasks": {
+        "requests": {"cpu": "50m", "memory": "96Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    },
+}
+
+
+def _library_resources(rendered: list, kind: str = "WorkflowTemplate") -> dict[str, dict]:
+    (library,) = [t for t in of_kind(rendered, kind) if t["metadata"]["name"] == "canaryflow-tasks"]
+    assert violations(library) == []
+    return {
+        t["name"]: t["container"]["resources"]
+        for t in library["spec"]["templates"]
+        if "container" in t
+    }
+
+
+@pytest.mark.parametrize("scope", ["namespace", "cluster"])
+def test_per_task_resources_are_merged_over_the_tasks_class(scope):
+    values = {"templates": {"scope": scope}, "resources": {"perTask": PER_TASK}}
+    kind = "WorkflowTemplate" if scope == "namespace" else "ClusterWorkflowTemplate"
+    sized = _library_resources(objects(values), kind)
+
+    for name, resources in sized.items():
+        default = DEFAULT_CLASSES["go" if name in GO_TASKS else "tasks"]
+        assert resources == PER_TASK_EXPECTED.get(name, default), name
+
+
+def test_tekton_steps_take_the_per_task_resources_too():
+    rendered = objects(_tekton({"resources": {"perTask": PER_TASK}}))
+    for task in of_kind(rendered, "Task"):
+        name = task["metadata"]["name"].removeprefix("canaryflow-")
+        default = DEFAULT_CLASSES["go" if name in GO_TASKS else "tasks"]
+        for step in task["spec"]["steps"]:
+            assert step["computeResources"] == PER_TASK_EXPECTED.get(name, default), name
+        assert tekton_violations(task) == []
+
+
+def test_per_task_values_follow_a_changed_class():
+    """perTask names only what differs: the rest still follows the class it is merged over."""
+    values = {
+        "resources": {
+            "tasks": {"requests": {"cpu": "10m"}},
+            "perTask": {"notify": {"requests": {"memory": "32Mi"}}},
+        }
+    }
+    sized = _library_resources(objects(values))
+    assert sized["notify"]["requests"] == {"cpu": "10m", "memory": "32Mi"}
+    assert sized["rollback"]["requests"] == {"cpu": "10m", "memory": "96Mi"}
+
+
+def test_the_schemas_task_names_are_the_task_librarys():
+    """Only known task names are accepted, and every task of the library can be sized."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    known = set(schema["properties"]["resources"]["properties"]["perTask"]["properties"])
+    assert known == set(_library_resources(objects()))
+
+
+@pytest.mark.parametrize(
+    "per_task",
+    [
+        {"go-biuld": {"requests": {"cpu": "2"}}},  # a typo names no task
+        {"approve": {"requests": {"cpu": "2"}}},  # a suspend step: no container to size
+        {"analyze": {"requests": {"cpu": "lots"}}},
+        {"analyze": {"requests": {"gpu": "1"}}},
+        {"analyze": {"request": {"cpu": "1"}}},
+    ],
+)
+def test_the_schema_refuses_unknown_tasks_and_malformed_per_task_resources(per_task):
+    with pytest.raises(Exception) as raised:
+        objects({"resources": {"perTask": per_task}})
+    assert "perTask" in str(raised.value)
 
 
 def test_tekton_pipeline_runs_and_tasks_get_the_same_settings():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import source_trees
-from chart_validation import objects, of_kind
+from chart_validation import WEBHOOK_VALUES, objects, of_kind
 
 from canaryflow.kubernetes import resources
 from canaryflow.kubernetes.resources import ResourceKind
@@ -155,11 +155,13 @@ def code_grants(router: str, flags: bool = False) -> set[Grant]:
     return required_grants([*shared, *flag_store, routers / ROUTER_MODULES[router]])
 
 
-def role_grants(role: dict) -> set[Grant]:
+def role_grants(role: dict, named: bool = False) -> set[Grant]:
+    """The (verb, group, resource) a Role grants; ``named``: rules may carry resourceNames
+    (a namespace with services registered), else only the flag ConfigMaps' may."""
     grants = set()
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
-        if rule["resources"] != ["configmaps"]:
+        if rule["resources"] != ["configmaps"] and not named:
             assert not rule.get("resourceNames"), "names vary per service"
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
@@ -195,6 +197,37 @@ def test_without_an_override_the_role_grants_exactly_the_routers_plans_may_choos
     ]
 
     assert role_grants(role) == set().union(*(code_grants(router) for router in routers))
+
+
+@pytest.mark.parametrize(
+    ("registered", "routers"),
+    [
+        ({}, ["gateway-api"]),  # no router named: the plan's default
+        ({"router": "istio"}, ["istio"]),
+        ({"router": "smi"}, ["smi"]),
+        ({"router": "nginx-ingress"}, ["nginx-ingress"]),
+    ],
+    ids=["default", "istio", "smi", "nginx-ingress"],
+)
+def test_a_namespace_with_services_registered_is_granted_exactly_their_routers(registered, routers):
+    """release.routers allows all four kinds; shop's Role grants what the code calls with the
+    router its one registered service names, and a second service on NGINX Ingress in bank
+    does not widen shop's Role."""
+    services = {
+        "acme/checkout": {"namespace": "shop", **registered},
+        "acme/payments": {"namespace": "bank", "router": "nginx-ingress"},
+    }
+    values = {"events": {**WEBHOOK_VALUES["events"], "services": services}}
+    release = {
+        r["metadata"]["namespace"]: r
+        for r in of_kind(objects(values), "Role")
+        if r["metadata"]["name"].endswith("-release")
+    }
+
+    assert role_grants(release["shop"], named=True) == set().union(
+        *(code_grants(router) for router in routers)
+    )
+    assert role_grants(release["bank"], named=True) == code_grants("nginx-ingress")
 
 
 def test_flag_rollouts_may_edit_the_named_config_maps_and_no_other():

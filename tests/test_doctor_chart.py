@@ -136,3 +136,66 @@ def test_the_test_accounts_rights_cover_every_read_doctor_makes_and_no_write(tmp
     for obj in objects:
         for rule in obj.get("rules", []):
             assert set(rule["verbs"]) <= {"get", "list"}, rule
+
+
+SCHEDULING = {
+    **copy.deepcopy(WITH_PLAN),
+    "commonLabels": {"team": "platform"},
+    "podLabels": {"sidecar.istio.io/inject": "false"},
+    "podAnnotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "true"},
+    "imagePullSecrets": [{"name": "mirror-pull"}],
+    "nodeSelector": {"pool": "ci"},
+    "tolerations": [{"key": "ci", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "arch", "operator": "In", "values": ["amd64"]}]}
+                ]
+            }
+        }
+    },
+    "priorityClassName": "ci-low",
+}
+
+
+def test_the_test_pod_is_scheduled_and_pulled_as_the_release_pods_are():
+    """A cluster that needs a pull secret, a dedicated node pool or a priority class for the
+    release pods needs them for the test pod too: the same values reach both."""
+    pod = pod_of(SCHEDULING)
+    spec, metadata = pod["spec"], pod["metadata"]
+    assert spec["imagePullSecrets"] == [{"name": "mirror-pull"}]
+    assert spec["nodeSelector"] == {"pool": "ci"}
+    assert spec["tolerations"] == SCHEDULING["tolerations"]
+    assert spec["affinity"] == SCHEDULING["affinity"]
+    assert spec["priorityClassName"] == "ci-low"
+    assert metadata["labels"]["team"] == "platform"
+    assert metadata["labels"]["sidecar.istio.io/inject"] == "false"
+    assert metadata["labels"]["app.kubernetes.io/component"] == "doctor"
+    annotations = metadata["annotations"]
+    assert annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "true"
+    assert annotations["helm.sh/hook"] == "test"
+    assert violations(pod) == []
+
+    (release,) = [
+        o
+        for o in render(SCHEDULING)[
+            "canaryflow/templates/generated/workflowtemplate-go-canary-release.yaml"
+        ]
+        if o["kind"] == "WorkflowTemplate"
+    ]
+    for key in ("imagePullSecrets", "nodeSelector", "tolerations", "affinity"):
+        assert release["spec"][key] == spec[key], key
+    assert release["spec"]["podPriorityClassName"] == spec["priorityClassName"]
+
+
+def test_a_pod_annotation_cannot_turn_the_test_into_an_installed_pod():
+    values = {**copy.deepcopy(WITH_PLAN), "podAnnotations": {"helm.sh/hook": "post-install"}}
+    assert pod_of(values)["metadata"]["annotations"]["helm.sh/hook"] == "test"
+
+
+def test_without_scheduling_values_the_test_pod_sets_none():
+    spec = pod_of(WITH_PLAN)["spec"]
+    for key in ("imagePullSecrets", "nodeSelector", "tolerations", "affinity"):
+        assert key not in spec
+    assert "priorityClassName" not in spec

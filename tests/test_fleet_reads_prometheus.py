@@ -15,22 +15,20 @@ would show in it. They are written as OpenMetrics with timestamps and backfilled
 from __future__ import annotations
 
 import random
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prom_fixtures import backfilled_prometheus
 
 from canaryflow.analysis.evidence import SequentialGate
 from canaryflow.analysis.query import BASELINE, FLEET, Subject
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import PrometheusSource
 from canaryflow.analysis.spec import AnalysisSpec
-from canaryflow.bench.cost import PROMTOOL, BatchingSource
+from canaryflow.bench.cost import BatchingSource
 from canaryflow.bench.replay import ReplayClock
-from canaryflow.local.process import ProcessGroup
-from canaryflow.local.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.slow
 
@@ -81,18 +79,8 @@ def lumpy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, float
     """Prometheus serving the series above; its URL and the first scrape's time."""
     workdir: Path = tmp_path_factory.mktemp("fleet-reads")
     base = float(int(time.time()) - 900)
-    data = workdir / "series.txt"
-    data.write_text("\n".join(_series(base)) + "\n")
-    blocks = workdir / "prometheus" / "data"
-    subprocess.run(
-        [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(data), str(blocks)],
-        check=True,
-        capture_output=True,
-    )
-    with ProcessGroup(workdir / "processes") as group:
-        server = PrometheusServer(group, workdir / "prometheus", scrape_interval=SCRAPE_S).start()
-        yield server.url, base
-        server.stop()
+    with backfilled_prometheus(workdir, _series(base), SCRAPE_S) as url:
+        yield url, base
 
 
 class Recording(BatchingSource):

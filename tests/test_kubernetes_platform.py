@@ -357,6 +357,36 @@ def test_stable_logs_come_from_a_sample_of_stable_pods_never_the_canary(api_serv
     assert (len(lines), share) == (2, 2 / 3), "a sample, and the share of stable it is"
 
 
+@pytest.mark.parametrize("read", ["stable_logs_by_pod", "fleet_logs_by_pod"])
+def test_stables_terminating_pods_are_never_read_as_stable_for_the_log_gate(cluster, read):
+    """Stable rolled (a GitOps self-heal, a hand edit) and its old pods are still draining
+    (``deletionTimestamp``): they no longer serve stable's share, so their lines would be judged
+    against requests they do not get. Only the active pods are read, and the share is theirs."""
+    from kubernetes.client import AppsV1Api
+
+    platform = make_platform(cluster, "nginx-ingress")
+    platform.deploy_canary(V2)
+    cluster.write_log(NAMESPACE, SERVICE, "panic: old pod shutting down")
+    cluster.linger(NAMESPACE, SERVICE)
+    stable = cluster.get("Deployment", NAMESPACE, SERVICE)
+    stable["spec"]["template"]["metadata"]["annotations"] = {"restartedAt": "mid-release"}
+    AppsV1Api(cluster.api_client()).replace_namespaced_deployment(SERVICE, NAMESPACE, stable)
+    cluster.write_log(NAMESPACE, SERVICE, "GET /orders 200")
+    pods = [
+        p
+        for p in cluster.objects("Pod", NAMESPACE)
+        if not p["metadata"]["name"].startswith(f"{SERVICE}-canary")
+    ]
+    leaving = {p["metadata"]["name"] for p in pods if p["metadata"].get("deletionTimestamp")}
+    active = {p["metadata"]["name"] for p in pods} - leaving
+    assert len(leaving) == 3 and len(active) == 3
+
+    by_pod, share = getattr(platform, read)(since=time.time() - 60)
+
+    assert set(by_pod) == active and share == 1.0
+    assert all(lines == ["GET /orders 200"] for lines in by_pod.values())
+
+
 def test_logs_are_read_pod_by_pod_under_the_names_the_pods_metrics_carry(api_server):
     from canaryflow.analysis.source import PodLogSource
     from canaryflow.platform.protocol import log_source

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 
 import pytest
 from kube.fake_apiserver import FakeApiServer, RecordedRequest
@@ -398,6 +399,29 @@ class LateKubelet(threading.Thread):
                 self.readied = len(self.server.requests)
 
 
+def at_half_interrupted_in_the_drain(
+    server: FakeApiServer, **timeouts: float
+) -> tuple[KubernetesPlatform, EmptySelections]:
+    """V2 released to 50 % by a platform whose promote is interrupted in the drain
+    (``interrupted_in_the_drain``), and a watch for a share sent to an empty selection."""
+    platform = interrupted_in_the_drain(server, **timeouts)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    watch = EmptySelections()
+    server.observe = watch
+    return platform, watch
+
+
+def only_stable_behind_the_users_service(server: FakeApiServer) -> list[dict]:
+    """Check the release's end as the user sees it: the route back on the user's Service alone
+    and its three pods all ready on stable's image; return those pods."""
+    assert managed_refs(server) == [{"name": SERVICE, "port": 80}]
+    pods = selected(server, SERVICE)
+    assert len(pods) == 3
+    assert all(ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE for p in pods)
+    return pods
+
+
 def report_ready(server: FakeApiServer, pod: dict) -> None:
     """What the kubelet reports once the pod's containers run and pass readiness."""
     status = copy.deepcopy(pod["status"])
@@ -417,12 +441,8 @@ def test_a_promotion_failing_after_stable_rolled_sends_stable_back_to_its_old_po
     route meet a selection without a ready pod, and the release ends with stable serving 100 %
     from its old, available pods."""
     seed_app_only(api_server)
-    platform = interrupted_in_the_drain(api_server)
-    platform.deploy_canary(V2)
-    platform.router.set_weight(50)
+    platform, watch = at_half_interrupted_in_the_drain(api_server)
     before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
-    watch = EmptySelections()
-    api_server.observe = watch
     kubelet = LateKubelet(api_server)
     kubelet.start()
     try:
@@ -461,11 +481,7 @@ def test_a_stable_that_cannot_come_back_in_time_fails_loudly_with_the_canary_at_
     deadline with a PlatformError (exit 1) that says so, the canary's weight at 0 and
     stable's share still on ready pods (every pod of the service), never on the empty hash."""
     seed_app_only(api_server)
-    platform = interrupted_in_the_drain(api_server)
-    platform.deploy_canary(V2)
-    platform.router.set_weight(50)
-    watch = EmptySelections()
-    api_server.observe = watch
+    platform, watch = at_half_interrupted_in_the_drain(api_server)
 
     with pytest.raises(PlatformError) as failure:
         platform.promote(V2)
@@ -490,12 +506,10 @@ def test_an_interrupted_promotion_restores_no_longer_than_the_pods_termination_g
     AppsV1Api(api_server.api_client()).patch_namespaced_deployment(
         SERVICE, NAMESPACE, {"spec": {"progressDeadlineSeconds": 60}}
     )
-    platform = interrupted_in_the_drain(api_server, termination_grace_s=EXIT_MARGIN_S + 0.5)
-    platform.deploy_canary(V2)
-    platform.router.set_weight(50)
+    platform, watch = at_half_interrupted_in_the_drain(
+        api_server, termination_grace_s=EXIT_MARGIN_S + 0.5
+    )
     before = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
-    watch = EmptySelections()
-    api_server.observe = watch
 
     with pytest.raises(PlatformError) as failure:
         platform.promote(V2)
@@ -517,13 +531,7 @@ def test_an_interrupted_promotion_restores_no_longer_than_the_pods_termination_g
     make_platform(api_server, "gateway-api").rollback()  # the exit handler, in its own pod
 
     assert watch.seen == []
-    assert managed_refs(api_server) == [{"name": SERVICE, "port": 80}]
-    behind_users_service = selected(api_server, SERVICE)
-    assert len(behind_users_service) == 3
-    assert all(
-        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE
-        for p in behind_users_service
-    )
+    behind_users_service = only_stable_behind_the_users_service(api_server)
     assert before["pod-template-hash"] in {
         p["metadata"]["labels"]["pod-template-hash"] for p in behind_users_service
     }
@@ -579,6 +587,173 @@ def test_a_sigterm_while_stable_rolls_out_takes_the_canary_off_before_restoring_
     stable = api_server.get("Deployment", NAMESPACE, SERVICE)
     assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == STABLE_IMAGE
     assert platform.current_state().phase == Phase.PROMOTION_FAILED
+
+
+def rollback_stopped_while_stable_comes_back(
+    server: FakeApiServer, termination_grace_s: float, kubelet: bool
+) -> tuple[int, BaseException | None]:
+    """A promotion interrupted in the drain left its record (stable's restored pods still
+    Pending); the exit handler's ``rollback``, in its own pod, is then stopped itself (a real
+    SIGTERM, as ``argo stop`` or the deadline sends, turned into an interrupt as the CLI does)
+    while it waits for stable's restored rollout. With ``kubelet`` the restored pods are
+    reported ready after the signal. Returns the request count at the signal and what the
+    rollback raised."""
+    import os
+    import signal
+
+    from canaryflow.cli import _sigterm_as_interrupt
+
+    seed_app_only(server)
+    AppsV1Api(server.api_client()).patch_namespaced_deployment(
+        SERVICE, NAMESPACE, {"spec": {"progressDeadlineSeconds": 60}}
+    )
+    promoting = interrupted_in_the_drain(server, termination_grace_s=EXIT_MARGIN_S + 0.5)
+    promoting.deploy_canary(V2)
+    promoting.router.set_weight(50)
+    with pytest.raises(PlatformError, match="within the task pod's termination grace"):
+        promoting.promote(V2)
+    assert recorded(server.get("Deployment", NAMESPACE, CANARY)) is not None
+
+    client = server.api_client()
+    router = make_router("gateway-api", client, NAMESPACE, SERVICE, retry=FAST_RETRY)
+    timeouts = Timeouts(
+        verify_weight_s=1, canary_scale_s=1, poll_s=0.02, termination_grace_s=termination_grace_s
+    )
+    platform = KubernetesPlatform(
+        client, NAMESPACE, SERVICE, router, canary_replicas=2, timeouts=timeouts, retry=FAST_RETRY
+    )
+    waiting = threading.Event()
+    signalled_at: list[int] = []
+    started = len(server.requests)
+
+    def watch(_: FakeApiServer, request: RecordedRequest) -> None:
+        # The rollback's first list of stable's pods is its wait for the restored rollout.
+        if request.kind == "Pod" and request.method == "GET" and not request.name:
+            waiting.set()
+
+    def argo_stop() -> None:
+        if waiting.wait(60):
+            signalled_at.append(len(server.requests))
+            os.kill(os.getpid(), signal.SIGTERM)
+            if kubelet:
+                LateKubelet(server).start()
+
+    server.observe = watch
+    stopper = threading.Thread(target=argo_stop, daemon=True)
+    stopper.start()
+    raised = None
+    try:
+        with _sigterm_as_interrupt():
+            platform.rollback()
+    except BaseException as error:  # what the rollback let through is the point
+        raised = error
+    stopper.join()
+    server.observe = None
+    (mark,) = signalled_at
+    assert mark > started
+    return mark, raised
+
+
+def test_a_sigterm_while_rollback_waits_for_stable_takes_traffic_off_first_and_restores_in_grace(
+    api_server,
+):
+    """The stopped rollback does what a stopped promotion does: the first write after the
+    signal is the canary's weight 0 (stable 100), verified; then it goes on waiting for
+    stable's restored rollout inside the task pod's termination grace, puts the recorded
+    selection back once that rollout is complete, and exits as interrupted. Nothing is
+    drained or removed: the canary stays at 0 with the record, for the next rollback."""
+    mark, raised = rollback_stopped_while_stable_comes_back(
+        api_server, termination_grace_s=EXIT_MARGIN_S + 20, kubelet=True
+    )
+
+    assert isinstance(raised, KeyboardInterrupt)
+    after = api_server.requests[mark:]
+    first = next((i for i, r in enumerate(after) if r.method != "GET" and r.status < 400), None)
+    assert first is not None, "the stopped rollback went on"
+    # Weight 0 set on the route (already 0: unchanged, not rewritten) and recorded, before
+    # stable's Deployment or any Service is touched.
+    assert (after[first].kind, after[first].name) == ("Deployment", CANARY)
+    assert after[first].body["metadata"]["annotations"]["canaryflow.dev/weight"] == "0"
+    assert any(r.kind == "HTTPRoute" for r in after[:first])
+    assert managed_refs(api_server) == [
+        {"name": STABLE, "port": 80, "weight": 100},
+        {"name": CANARY, "port": 80, "weight": 0},
+    ]
+    selector = api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"]
+    assert "pod-template-hash" in selector, "narrowed to the restored ReplicaSet again"
+    behind_stable = selected(api_server, STABLE)
+    assert behind_stable and all(
+        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE for p in behind_stable
+    )
+    progressing = api_server.get("Deployment", NAMESPACE, SERVICE)["status"]["conditions"][0]
+    assert progressing["reason"] != "ProgressDeadlineExceeded"
+    assert recorded(api_server.get("Deployment", NAMESPACE, CANARY)) is not None  # not removed
+
+
+def test_a_stopped_rollback_waits_no_longer_than_the_pods_termination_grace(api_server):
+    """Stable's restored pods never come up: the stopped rollback ends inside the grace, long
+    before the Deployment's progress deadline, with the canary at 0 and stable's share on
+    every ready pod of the service; a Warning Event says what is left and to run it again."""
+    _, raised = rollback_stopped_while_stable_comes_back(
+        api_server, termination_grace_s=EXIT_MARGIN_S + 0.5, kubelet=False
+    )
+
+    assert isinstance(raised, KeyboardInterrupt), "exit 130, never retried in the stopped pod"
+    progressing = api_server.get("Deployment", NAMESPACE, SERVICE)["status"]["conditions"][0]
+    assert progressing["reason"] != "ProgressDeadlineExceeded"  # ended before the deadline
+    assert managed_refs(api_server)[1] == {"name": CANARY, "port": 80, "weight": 0}
+    assert (
+        "pod-template-hash"
+        not in (api_server.get("Service", NAMESPACE, STABLE)["spec"]["selector"])
+    )
+    assert any(map(ready, selected(api_server, STABLE)))
+    (event,) = [
+        e for e in api_server.objects("Event", NAMESPACE) if e["reason"] == "RollbackInterrupted"
+    ]
+    assert "did not roll back to the recorded template within the task pod's" in event["message"]
+    assert event["message"].endswith("run `canaryflow rollback` again")
+    assert api_server.get("Deployment", NAMESPACE, CANARY) is not None
+
+
+def test_a_rollback_stopped_before_it_took_traffic_off_the_canary_does_that_first(api_server):
+    """The promote pod was killed outright after recording stable (the canary still at 50 %);
+    the exit handler's rollback is itself stopped (SIGTERM) as it starts restoring stable: on
+    its way out it sets the canary's weight to 0 and stable's to 100, verified, instead of
+    leaving users on the canary."""
+    import os
+    import signal
+
+    from canaryflow.cli import _sigterm_as_interrupt
+
+    seed_app_only(api_server)
+    platform = make_platform(api_server, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+    stable = api_server.get("Deployment", NAMESPACE, SERVICE)
+    platform._record_stable(stable)  # then the promote pod died (SIGKILL, node loss)
+    signalled_at: list[int] = []
+
+    def argo_stop(server: FakeApiServer, request: RecordedRequest) -> None:
+        # The rollback's first step (stable's share widened): stopped right there, before it
+        # reaches the route, whatever the machine's load.
+        widening = request.kind == "Service" and request.name == STABLE and request.method != "GET"
+        if widening and not signalled_at:
+            signalled_at.append(len(server.requests))
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    api_server.observe = argo_stop
+    with _sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+        make_platform(api_server, "gateway-api").rollback()
+        time.sleep(5)  # main's rollback may finish before the signal lands: let it land
+    api_server.observe = None
+
+    (mark,) = signalled_at
+    zero = [r for r in api_server.requests[mark:] if r.kind == "HTTPRoute" and r.method != "GET"]
+    assert zero and canary_weight_written(zero[0]) == 0
+    assert managed_refs(api_server) == [
+        {"name": STABLE, "port": 80, "weight": 100},
+        {"name": CANARY, "port": 80, "weight": 0},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -774,10 +949,4 @@ def test_a_rollback_after_a_promote_pod_killed_past_the_rollout_waits_for_stable
     assert outcome.startswith("promotion of v2 failed, stable restored")
     assert kubelet.readied is not None
     assert watch.seen == []
-    assert managed_refs(api_server) == [{"name": SERVICE, "port": 80}]
-    behind_users_service = selected(api_server, SERVICE)
-    assert len(behind_users_service) == 3
-    assert all(
-        ready(p) and p["spec"]["containers"][0]["image"] == STABLE_IMAGE
-        for p in behind_users_service
-    )
+    only_stable_behind_the_users_service(api_server)

@@ -239,14 +239,16 @@ class ClusterInABox:
 
     def install_for(self, specs: list[ServiceSpec], namespace: str) -> ChartInstall:
         """One install releasing ``specs``, each listed in ``events.services`` under its GitHub
-        and its GitLab path. ``release.routerKind`` stays empty (the chart's default): each
-        service's own plan chooses its router, so one install serves every router kind."""
+        and its GitLab path, with its router kind. ``release.routerKind`` stays empty (the
+        chart's default): each service's own plan chooses its router, so one install serves
+        every router kind."""
         services = {}
         for spec in specs:
             entry = {
                 "service": spec.name,
                 "namespace": spec.namespace,
                 "imageRepository": f"{self.registry.host}/{spec.namespace}/{spec.name}",
+                "router": spec.router,  # its namespace's Role grants the kinds registered
             }
             services[spec.github] = entry
             services[spec.gitlab] = entry

@@ -342,3 +342,18 @@ def test_past_the_deadline_the_exit_handler_gets_one_attempt(tmp_path):
     assert [name for name, _ in pods.ran].count("bye") == 1
     (handler,) = [n for n in workflow.nodes.values() if n.on_exit and n.type == "Retry"]
     assert handler.message.startswith("retry exceeded workflow deadline ")
+
+
+def test_a_templates_pod_spec_patch_sets_the_pods_termination_grace(tmp_path):
+    """SIGTERM to SIGKILL is the template's ``terminationGracePeriodSeconds`` (its
+    ``podSpecPatch``, as the compiled task library sets it), else Kubernetes' 30 s; any other
+    patch key is refused by name rather than silently ignored."""
+    from .argo.pods import PodError, PodRunner
+
+    runner = PodRunner(tmp_path, {}, {})
+
+    assert runner._grace_s({"podSpecPatch": '{"terminationGracePeriodSeconds":90}'}) == 90.0
+    assert runner._grace_s({"podSpecPatch": "terminationGracePeriodSeconds: 45\n"}) == 45.0
+    assert runner._grace_s({}) == 30.0
+    with pytest.raises(PodError, match=r"podSpecPatch: \['hostNetwork'\] not implemented"):
+        runner._grace_s({"podSpecPatch": '{"hostNetwork":true}'})

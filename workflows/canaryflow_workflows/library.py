@@ -130,7 +130,7 @@ class TaskLibrary:
             args=list(args),
             inputs=[i.parameter() for i in inputs] + list(artifacts),
             outputs=list(outputs) or None,
-            env=[Env(name="HOME", value="/tmp"), *env],
+            env=[Env(name="HOME", value="/tmp"), *pods.termination_grace_env(self.settings), *env],
             working_dir=working_dir,
             resources=m.ResourceRequirements(**resources.as_dict()),
             security_context=pods.container_security_context(),
@@ -142,6 +142,7 @@ class TaskLibrary:
                 *mounts,
             ],
             retry_strategy=retry,
+            pod_spec_patch=pods.termination_grace_patch(self.settings),
             **(identity or {}),
         )
 

@@ -6,9 +6,12 @@ library is built from these pieces, and the tests assert it on every compiled co
 
 from __future__ import annotations
 
-from hera.workflows import RetryStrategy
+import json
+
+from hera.workflows import Env, RetryStrategy
 from hera.workflows import models as m
 
+from canaryflow.kubernetes.grace import TERMINATION_GRACE_ENV
 from canaryflow_workflows.settings import WorkflowSettings
 
 NONROOT_UID = 65532
@@ -104,3 +107,21 @@ def infrastructure_retry(settings: WorkflowSettings) -> RetryStrategy:
         retry_policy="OnError",
         backoff=m.Backoff(duration=settings.retry_backoff, factor="2", max_duration="5m"),
     )
+
+
+def termination_grace_patch(settings: WorkflowSettings) -> str:
+    """The task pod's ``terminationGracePeriodSeconds``, as the template's ``podSpecPatch``
+    (Argo Workflows ``io.argoproj.workflow.v1alpha1.Template.podSpecPatch``, a strategic merge
+    patch of the pod spec, a string; checked against the v4.0.5 schema in shared/schemas, and
+    older than v3.6, the oldest Argo canaryflow supports): the template has no field of its own
+    for it. On the template, not the Workflow's spec: a WorkflowTemplate's
+    spec-level podSpecPatch does not reach the pods of the templates it references
+    (argoproj/argo-workflows discussion #12729)."""
+    grace = {"terminationGracePeriodSeconds": settings.termination_grace_seconds}
+    return json.dumps(grace, separators=(",", ":"))  # as Helm's toJson writes it (the chart)
+
+
+def termination_grace_env(settings: WorkflowSettings) -> list[Env]:
+    """The same grace, told to the verb (``canaryflow.kubernetes.grace``): what a stopped
+    promotion or rollback has from the SIGTERM to make traffic safe before the SIGKILL."""
+    return [Env(name=TERMINATION_GRACE_ENV, value=str(settings.termination_grace_seconds))]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from canaryflow import __version__
+from canaryflow.kubernetes.grace import TERMINATION_GRACE_S
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class WorkflowSettings:
     workspace_size: str = "2Gi"
     workspace_storage_class: str | None = None
     active_deadline_seconds: int = 24 * 3600
+    # Every task pod's terminationGracePeriodSeconds (Argo: the template's podSpecPatch), told
+    # to the verb as CANARYFLOW_TERMINATION_GRACE_S: the time a stopped promotion or rollback
+    # has to make traffic safe. Tekton's pod template has no such field: its pods keep 30.
+    termination_grace_seconds: int = int(TERMINATION_GRACE_S)
     # Finished Workflow objects go after a day (succeeded) or a week (failed: time to look).
     ttl_seconds_after_success: int = 24 * 3600
     ttl_seconds_after_failure: int = 7 * 24 * 3600

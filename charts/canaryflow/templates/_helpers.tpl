@@ -54,9 +54,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 {{- end }}
 
-{{/* The task runtime image; the tag defaults to the chart's appVersion. */}}
+{{/*
+The task runtime image: `<repository>@<digest>` when image.digest is set (the tag is then
+ignored: a digest names one image, whatever a tag is moved to), else `<repository>:<tag>`, the
+tag defaulting to the chart's appVersion.
+*/}}
 {{- define "canaryflow.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/* The service account the release workflow's pods run as. */}}
@@ -75,18 +83,32 @@ never share one; serviceAccount.name replaces it.
 {{- end }}
 
 {{/*
-The registry the Roles are cut from: namespace -> [{service, route}] of events.services
-(empty when none are listed). Called without failing on an empty events.services.
+The registry the Roles are cut from: namespace -> [{service, route, deployment,
+kubernetesService, router}] of events.services (empty when none are listed). Called without
+failing on an empty events.services. `router` is the entry's router kind: release.routerKind
+when set (it replaces every plan's), else the entry's `router`, else gateway-api (the plan's
+default, canaryflow.plan.model.DEFAULT_ROUTER_KIND). Rendering stops when an entry's router
+contradicts release.routerKind or is not among release.routers.
 */}}
 {{- define "canaryflow.registry" -}}
 {{- $root := . }}
 {{- $registry := dict }}
+{{- $override := .Values.release.routerKind }}
 {{- range $repository, $given := .Values.events.services }}
 {{- $given = $given | default dict }}
 {{- $service := $given.service | default (base $repository | lower) }}
 {{- $namespace := $given.namespace | default $root.Release.Namespace }}
+{{- $router := $given.router | default "gateway-api" }}
+{{- if $override }}
+{{- if and $given.router (ne $given.router $override) }}
+{{- fail (printf "events.services.%s.router is %s but release.routerKind %s replaces every plan's router: drop one of them" $repository $given.router $override) }}
+{{- end }}
+{{- $router = $override }}
+{{- else if not (has $router $root.Values.release.routers) }}
+{{- fail (printf "events.services.%s.router is %s%s, which is not among release.routers %s: add it there or name the service's router" $repository $router (ternary "" " (the default: a plan's default router)" (hasKey $given "router")) (toJson $root.Values.release.routers)) }}
+{{- end }}
 {{- $entries := get $registry $namespace | default list }}
-{{- $registry = set $registry $namespace (append $entries (dict "service" $service "route" ($given.route | default $service) "deployment" ($given.deployment | default $service) "kubernetesService" ($given.kubernetesService | default $service))) }}
+{{- $registry = set $registry $namespace (append $entries (dict "service" $service "route" ($given.route | default $service) "deployment" ($given.deployment | default $service) "kubernetesService" ($given.kubernetesService | default $service) "router" $router)) }}
 {{- end }}
 {{- toJson $registry }}
 {{- end }}
@@ -200,4 +222,32 @@ Called with (dict "root" $ "field" NAME).
 {{/* The claim GOCACHE and GOMODCACHE live on. */}}
 {{- define "canaryflow.goCacheClaim" -}}
 {{- default (printf "%s-go-cache" (include "canaryflow.namePrefix" .)) .Values.go.cache.persistentVolumeClaim.name }}
+{{- end }}
+
+{{/*
+Requests and limits of one task: its class (resources.go for go-test and go-build,
+resources.tasks for the rest) with resources.perTask.<task> merged over it, key by key
+(`requests.cpu`, `limits.memory`...); a null in perTask drops the class's key for that task.
+Called with (dict "root" $ "class" "go"|"tasks" "task" NAME) by the generated templates.
+*/}}
+{{- define "canaryflow.taskResources" -}}
+{{- $resources := deepCopy (get .root.Values.resources .class | default dict) }}
+{{- $own := get (.root.Values.resources.perTask | default dict) .task | default dict }}
+{{- range $section, $entries := $own }}
+{{- if kindIs "invalid" $entries }}
+{{- $_ := unset $resources $section }}
+{{- else }}
+{{- $merged := deepCopy (get $resources $section | default dict) }}
+{{- range $key, $value := $entries }}
+{{- if kindIs "invalid" $value }}{{ $_ := unset $merged $key }}{{ else }}{{ $_ := set $merged $key $value }}{{ end }}
+{{- end }}
+{{- $_ := set $resources $section $merged }}
+{{- end }}
+{{- end }}
+{{- toYaml $resources }}
+{{- end }}
+
+{{/* The submitter policy and its binding (cluster-scoped: the release namespace in the name). */}}
+{{- define "canaryflow.submitterPolicyName" -}}
+{{- printf "%s-submitters-%s" (include "canaryflow.fullname" .) .Release.Namespace | trunc 253 | trimSuffix "-" }}
 {{- end }}

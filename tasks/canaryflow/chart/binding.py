@@ -8,11 +8,13 @@ data is dumped and Argo's braces escaped, and only then each token becomes its H
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from canaryflow.kubernetes.grace import TERMINATION_GRACE_ENV
 from canaryflow.plan.gitops import API_URL_ENV, BRANCH_ENV, REPOSITORY_ENV
 
 Obj = dict[str, Any]
@@ -48,6 +50,15 @@ GITOPS_BRANCH = Binding("__canaryflow_gitops_branch__", ".Values.gitops.branch")
 BUILD_SERVICE_ACCOUNT = Binding(
     "__canaryflow_build_service_account__", 'include "canaryflow.buildServiceAccountName" .'
 )
+# Every Argo task pod's terminationGracePeriodSeconds (the template's podSpecPatch) and the
+# same number told to the verb: one value, workflows.terminationGracePeriodSeconds. Tekton's
+# Tasks keep Kubernetes' 30 s (no pod-template field for it), so they are not bound.
+GRACE_VALUE = ".Values.workflows.terminationGracePeriodSeconds"
+TERMINATION_GRACE_PATCH = Binding(
+    "__canaryflow_termination_grace_patch__",
+    f'dict "terminationGracePeriodSeconds" (int {GRACE_VALUE}) | toJson',
+)
+TERMINATION_GRACE = Binding("__canaryflow_termination_grace__", f"{GRACE_VALUE} | int | toString")
 CLUSTER_SCOPE = "__canaryflow_cluster_scope__"
 GO_CACHE = "__canaryflow_go_cache__"
 GO_ENV = "__canaryflow_go_env__"
@@ -90,6 +101,8 @@ ALL = (
     GITOPS_REPOSITORY,
     GITOPS_API_URL,
     GITOPS_BRANCH,
+    TERMINATION_GRACE_PATCH,
+    TERMINATION_GRACE,
     *PARAMETER_DEFAULTS.values(),
 )
 CHART_LABELS = frozenset(
@@ -121,6 +134,9 @@ RELEASE_SERVICE_ACCOUNT = "__canaryflow_release_service_account__"
 SERVICE_ACCOUNT_PARAMETER = "{{workflow.parameters.service-account}}"
 TEKTON_RELEASE_SERVICE_ACCOUNT = "__canaryflow_tekton_release_service_account__"
 RESOURCES = {"go": "__canaryflow_resources_go__", "tasks": "__canaryflow_resources_tasks__"}
+# A task's own resources: its class (``go``/``tasks``) with ``resources.perTask.<task>`` merged
+# over it (the chart's ``canaryflow.taskResources``); the token names the class and the task.
+TASK_RESOURCES = "__canaryflow_task_resources__"
 # The release templates' Argo custom metrics (canaryflow_workflows.argo_metrics): compiled in,
 # rendered only with monitoring.argoMetrics.enabled.
 ARGO_METRICS = "__canaryflow_argo_metrics__"
@@ -141,6 +157,8 @@ class Compiled:
     go_cache_pvc: str | None = "canaryflow-go-cache"
     resources: dict[str, Any] | None = None
     """``{"go": ..., "tasks": ...}``: the compiled requests/limits each values key replaces."""
+    termination_grace_seconds: int = 30
+    """The task pods' compiled ``terminationGracePeriodSeconds`` (podSpecPatch and env)."""
 
 
 def _walk(node: Any, visit: Callable[[Any, Any], Any]) -> Any:
@@ -179,6 +197,16 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
         value = _go_pod_markers(key, value, argo)
         if key == "env" and _named(value, "HOME"):
             value = [*value, {"name": PUSHGATEWAY_ENV, "value": ""}]
+        if argo and key == "podSpecPatch" and _is_grace_patch(value, compiled):
+            return TERMINATION_GRACE_PATCH.token
+        if argo and key == "env" and _named(value, TERMINATION_GRACE_ENV):
+            value = [
+                {**item, "value": TERMINATION_GRACE.token}
+                if item.get("name") == TERMINATION_GRACE_ENV
+                and item.get("value") == str(compiled.termination_grace_seconds)
+                else item
+                for item in value
+            ]
         if key in ("resources", "computeResources") and compiled.resources:
             for values_key, compiled_value in compiled.resources.items():
                 if value == compiled_value:
@@ -237,6 +265,7 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
 
     bound = _walk(document, visit)
     _prometheus_markers(bound)
+    _per_task_resources(bound)
     for parameter in bound.get("spec", {}).get("arguments", {}).get("parameters", []):
         binding = PARAMETER_DEFAULTS.get(parameter.get("name"))
         if binding is not None:
@@ -263,6 +292,15 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
     if namespaced:
         metadata["namespace"] = NAMESPACE.token
     return bound
+
+
+def _is_grace_patch(value: Any, compiled: Compiled) -> bool:
+    """The compiled podSpecPatch that sets only the task pod's termination grace."""
+    try:
+        patch = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        return False
+    return patch == {"terminationGracePeriodSeconds": compiled.termination_grace_seconds}
 
 
 def _tekton(document: Obj) -> bool:
@@ -358,6 +396,7 @@ def _pod_blocks(text: str) -> str:
     text = re.sub(
         rf"^(?P<i> *){POD_SETTINGS}: (?P<engine>argo|tekton)$", settings, text, flags=re.MULTILINE
     )
+    text = _task_resources_blocks(text)
     for values_key, token in RESOURCES.items():
         text = _to_yaml_block(text, token, f".Values.resources.{values_key}")
     return text
@@ -386,10 +425,8 @@ def _to_yaml_block(text: str, token: str, values: str) -> str:
     )
 
 
-def _prometheus_markers(document: Obj) -> None:
-    """The env of the tasks that read or query Prometheus gets the marker ``to_helm`` expands
-    from ``.Values.analysis.prometheus`` (an Argo template's container, a Tekton Task's steps)."""
-    markers = {**PROMETHEUS_TASKS, **PROMETHEUS_URL_TASKS}
+def _task_containers(document: Obj) -> list[tuple[str, Obj]]:
+    """(task name, container) of an Argo task library's templates or a Tekton Task's steps."""
     spec = document.get("spec", {})
     containers: list[tuple[str, Obj]] = []
     if document.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
@@ -399,7 +436,38 @@ def _prometheus_markers(document: Obj) -> None:
     if document.get("kind") == "Task":
         name = document.get("metadata", {}).get("name", "").removeprefix("canaryflow-")
         containers.extend((name, step) for step in spec.get("steps", []))
-    for name, container in containers:
+    return containers
+
+
+def _per_task_resources(document: Obj) -> None:
+    """A task container sized by a class (``go``/``tasks``) gets the token of that class and
+    its task name instead: ``to_helm`` renders the class with ``resources.perTask.<task>``
+    merged over it."""
+    for name, container in _task_containers(document):
+        for key in ("resources", "computeResources"):
+            for values_key, token in RESOURCES.items():
+                if container.get(key) == {token: ""}:
+                    container[key] = {f"{TASK_RESOURCES}{values_key}__{name}__": ""}
+
+
+def _task_resources_blocks(text: str) -> str:
+    """Each per-task resources token becomes the chart's merged resources of that task."""
+    return re.sub(
+        rf"^(?P<i> *){TASK_RESOURCES}(?P<cls>[a-z]+)__(?P<task>[a-z0-9-]+)__: ''$",
+        lambda m: (
+            m["i"] + '{{- include "canaryflow.taskResources" (dict "root" $ '
+            f'"class" "{m["cls"]}" "task" "{m["task"]}") | nindent {len(m["i"])} }}}}'
+        ),
+        text,
+        flags=re.MULTILINE,
+    )
+
+
+def _prometheus_markers(document: Obj) -> None:
+    """The env of the tasks that read or query Prometheus gets the marker ``to_helm`` expands
+    from ``.Values.analysis.prometheus`` (an Argo template's container, a Tekton Task's steps)."""
+    markers = {**PROMETHEUS_TASKS, **PROMETHEUS_URL_TASKS}
+    for name, container in _task_containers(document):
         if name in markers:
             container["env"] = [*container.get("env", []), {"name": markers[name], "value": ""}]
 

@@ -87,6 +87,7 @@ def generated_files(plan: ReleasePlan, documents: dict[str, dict[str, Any]], set
             "go": settings.go_resources.as_dict(),
             "tasks": settings.light_resources.as_dict(),
         },
+        termination_grace_seconds=settings.termination_grace_seconds,
     )
     files = [template_file(document, compiled) for document in documents.values()]
     files += _tekton_files(plan, settings, compiled)

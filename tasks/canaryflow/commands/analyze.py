@@ -460,18 +460,11 @@ class _FailSafe:
 
 
 def _baseline_scraped(plan, source, subject) -> bool:
-    """Whether Prometheus scrapes the fresh baseline (``up`` of ``track="baseline"``). Asked only
-    where one runs (``_baseline_runs``): this pod needs no cluster access to know. Unanswered
-    (Prometheus down): False, the window's own queries say why."""
-    if not _baseline_runs(plan):
-        return False
-    baseline = dataclasses.replace(subject, baseline=True).selector("stable")
-    from canaryflow.analysis.source import MeasurementError
+    """Whether Prometheus scrapes the fresh baseline (``release.first_scrape``). Asked only
+    where one runs (``_baseline_runs``): this pod needs no cluster access to know."""
+    from canaryflow.release.first_scrape import baseline_scraped
 
-    try:
-        return any(value > 0 for value in source.instant(f"count(up{{{baseline}}})"))
-    except (MeasurementError, OSError):
-        return False
+    return _baseline_runs(plan) and baseline_scraped(source, subject)
 
 
 def _baseline_runs(plan) -> bool:
@@ -489,15 +482,11 @@ def _first_traffic_step(plan, args: argparse.Namespace) -> bool:
 
 
 def baseline_patience(plan, scrape_interval: float | None = None) -> float:
-    """How long the first step's pod waits for the fresh baseline's first scrape: one scrape
-    interval (the plan's, else the one Prometheus reports for the service, else the PodMonitor
-    default, 15 s) + 30 s, what Prometheus needs to discover a new pod and scrape it: a 60 s
-    scrape must not turn into a rollback. Not ``analysis.warmup``: the warm-up is left out of
-    the evidence, this wait is for the evidence's reference to exist at all."""
-    from canaryflow.analysis.spec import UNKNOWN_SCRAPE_S, WARMUP_AFTER_SCRAPE_S
+    """How long the first step's pod waits for the fresh baseline's first scrape
+    (``release.first_scrape.baseline_patience``: one scrape interval + 30 s)."""
+    from canaryflow.release import first_scrape
 
-    scrape = plan.analysis.scrape_interval or scrape_interval or UNKNOWN_SCRAPE_S
-    return scrape + WARMUP_AFTER_SCRAPE_S
+    return first_scrape.baseline_patience(plan.analysis, scrape_interval)
 
 
 def _wait_for_baseline(
@@ -513,57 +502,41 @@ def _wait_for_baseline(
 
     No baseline runs (``_baseline_runs``): stable at once, Prometheus not even asked. At the
     first traffic step the baseline was deployed moments ago: its first scrape is waited for
-    (``baseline_patience``, polling), since judging before it would be judging against
-    nothing. At a later step it is asked once: no baseline then, stable (gone, or never).
-    The first step's caller treats (False, waited) as a broken setup (``_baseline_never_scraped``),
-    not as stable: a cold canary against the warm fleet, without the warm-up, is no verdict."""
+    (``baseline_patience``, polling; ``release.first_scrape``, the same wait ``run --platform
+    kubernetes`` does), since judging before it would be judging against nothing. At a later
+    step it is asked once: no baseline then, stable (gone, or never). The first step's caller
+    treats (False, waited) as a broken setup (``_baseline_never_scraped``), not as stable: a
+    cold canary against the warm fleet, without the warm-up, is no verdict."""
+    from canaryflow.release.first_scrape import wait_for_first_scrape
+
     if not _baseline_runs(plan):
         return False, 0.0
     first = _first_traffic_step(plan, args)
     patience = baseline_patience(plan, scrape_interval) if first else 0.0
-    started = clock()
-    announced = False
-    while True:
-        if _baseline_scraped(plan, source, subject):
-            return True, clock() - started
-        waited = clock() - started
-        if waited >= patience:
-            return False, waited
-        if not announced:
-            announced = True
-            print(
-                f"waiting up to {patience:g}s for Prometheus' first scrape of the fresh "
-                "baseline: the canary is judged against it",
-                file=sys.stderr,
-                flush=True,
-            )
-        sleep(min(BASELINE_POLL_S, patience - waited))
 
+    def announce(patience: float) -> None:
+        print(
+            f"waiting up to {patience:g}s for Prometheus' first scrape of the fresh "
+            "baseline: the canary is judged against it",
+            file=sys.stderr,
+            flush=True,
+        )
 
-BASELINE_POLL_S = 2.0
-"""How often the first step's pod asks whether Prometheus scrapes the fresh baseline yet."""
+    return wait_for_first_scrape(source, subject, patience, sleep, clock, announce)
 
 
 def _baseline_never_scraped(plan, args: argparse.Namespace, subject, waited: float):
     """The first step's ERROR window (a rollback) when the fresh baseline deploy-canary ran was
-    not scraped within ``baseline_patience``; None otherwise. A baseline Prometheus does not
-    scrape is a broken setup (the PodMonitor misses ``canaryflow.dev/track: baseline``, or the
-    pod crash-loops): judging against stable instead would compare a cold canary with the warm
-    fleet without the warm-up the plan left out, so this is said, not papered over."""
-    from canaryflow.analysis.measurement import Outcome
-    from canaryflow.analysis.run import WindowResult
-    from canaryflow.analysis.verdict import WindowVerdict
+    not scraped within ``baseline_patience`` (``release.first_scrape.never_scraped``); None
+    otherwise. A baseline Prometheus does not scrape is a broken setup (the PodMonitor misses
+    ``canaryflow.dev/track: baseline``, or the pod crash-loops): judging against stable instead
+    would compare a cold canary with the warm fleet without the warm-up the plan left out, so
+    this is said, not papered over."""
+    from canaryflow.release.first_scrape import never_scraped
 
     if not (_baseline_runs(plan) and _first_traffic_step(plan, args)):
         return None
-    baseline = dataclasses.replace(subject, baseline=True).selector("stable")
-    reason = (
-        f"fresh baseline not scraped by Prometheus after {waited:g}s (no up{{{baseline}}}): "
-        "not judged against stable instead; check that the PodMonitor scrapes pods labelled "
-        "canaryflow.dev/track: baseline and that they run, or set analysis.baseline: stable"
-    )
-    now = time.time()
-    return WindowResult(WindowVerdict(Outcome.ERROR, True, reason, ()), (), now, now)
+    return never_scraped(subject, waited)
 
 
 def _warm_up(plan, args: argparse.Namespace, analysis, waited: float = 0.0) -> None:

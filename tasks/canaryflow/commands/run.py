@@ -208,6 +208,7 @@ def _run_cluster(plan, args: argparse.Namespace, record, users: dict):
         )
     platform = platform_for(plan, api_client_from_environment(args.kubeconfig, args.context))
     source = PrometheusSource.for_endpoint(endpoint)
-    return plan_release(plan, platform, source, record).run(
-        Artifact(version=args.version, image=args.image)
-    )
+    # Prometheus finds a fresh baseline's pods on its own: its first scrape is waited for
+    # before the first window, as the workflow's analyze pod does (release.first_scrape).
+    release = plan_release(plan, platform, source, record, wait_for_first_scrape=True)
+    return release.run(Artifact(version=args.version, image=args.image))

@@ -12,9 +12,9 @@ from kubernetes.client import ApiClient
 from canaryflow.errors import FieldError, InputError
 from canaryflow.kubernetes.canary_objects import HealthCheck
 from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
+from canaryflow.kubernetes.grace import TERMINATION_GRACE_ENV
 from canaryflow.kubernetes.platform import (
     DEFAULT_TIMEOUTS,
-    TERMINATION_GRACE_ENV,
     KubernetesPlatform,
     Timeouts,
     api_client_from_environment,

@@ -34,6 +34,10 @@ from canaryflow.kubernetes.capacity import canary_replicas_for, stable_replicas
 from canaryflow.kubernetes.contract import resolve
 from canaryflow.kubernetes.events import decision_event
 from canaryflow.kubernetes.gitops.promotion import GitOpsPromotion
+from canaryflow.kubernetes.grace import (
+    EXIT_MARGIN_S,
+    TERMINATION_GRACE_S,
+)
 from canaryflow.kubernetes.health import (
     assess,
     pod_ready,
@@ -61,19 +65,6 @@ from canaryflow.progress import waiting
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
-
-
-TERMINATION_GRACE_S = 30.0
-"""A pod's ``terminationGracePeriodSeconds`` unless its spec sets one (``k8s.io/api``
-core/v1 ``DefaultTerminationGracePeriodSeconds``): between the SIGTERM (``argo stop``, the
-pod's deletion) and the SIGKILL. Argo's executor follows the same rule for the main
-container (argo-workflows ``docs/sidecar-injection.md``, "How We Kill Sidecars")."""
-EXIT_MARGIN_S = 5.0
-"""Of that grace, what an interrupted promotion keeps for after its restore: the error, the
-record's last lines and the process's exit, before the SIGKILL."""
-TERMINATION_GRACE_ENV = "CANARYFLOW_TERMINATION_GRACE_S"
-"""Set on a task pod whose ``terminationGracePeriodSeconds`` is not the default (the pod's
-own spec is not readable from inside it without extra rights)."""
 
 
 @dataclass(frozen=True)
@@ -577,15 +568,26 @@ class KubernetesPlatform:
         release replaces it. After the analysis fail-safe (traffic already safe) it does the
         same: every step converges, so running it twice is running it once. A promotion that
         did not complete (its record is on the canary) is undone first: stable as recorded.
+        A signal (SIGTERM) before the canary's removal is bounded by the task pod's
+        termination grace, as in a promotion (``_interrupted_rollback``).
         Returns what it did, for the record and the notification."""
         state = self.current_state()
         record = recorded(self.api.get(DEPLOYMENT, self.canary))
+        version = state.version if state else "canary"
         self.record(Phase.ROLLING_BACK, state.weight if state else 0)
-        if record is not None:
-            self._roll_stable_back(record)
-        self.make_traffic_safe()
-        if record is not None:
-            self._reselect_stable(record, state.version if state else "canary")
+        try:
+            if record is not None:
+                self._roll_stable_back(record)
+            self.make_traffic_safe()
+            if record is not None:
+                self._reselect_stable(record, version)
+        except Exception:
+            raise
+        except BaseException as error:  # a signal: traffic safe first, within the pod's grace
+            # The handler raised at once (``cli._sigterm_as_interrupt``): the grace runs from now.
+            until = time.monotonic() + self.timeouts.termination_grace_s - EXIT_MARGIN_S
+            self._interrupted_rollback(record, version, error, until)
+            raise
         self._drain()
         # The canary goes before the user's own route comes back: with Istio that route names
         # the host without a subset, and the host's Service selects the canary pods as well.
@@ -601,7 +603,6 @@ class KubernetesPlatform:
                 self.api.merge_patch(DEPLOYMENT, self.canary, patch)
         else:
             self._remove_canary()
-        version = state.version if state else "canary"
         outcome = (
             f"promotion of {version} failed, stable restored"
             if record is not None
@@ -612,6 +613,51 @@ class KubernetesPlatform:
             kept = " (scaled to zero)" if self.canary_after_rollback == "scale-to-zero" else ""
             self.event(stable, "RolledBack", f"{outcome}{kept}", True)
         return "; ".join([outcome, *(f"reverted: {line}" for line in reverted)])
+
+    def _interrupted_rollback(
+        self, record: StableRecord | None, version: str, error: BaseException, until: float
+    ) -> None:
+        """A rollback stopped by a signal (``argo stop``, the deadline, the pod's deletion), as
+        an interrupted promotion (``_abort_promotion``): the canary's weight goes to 0 and
+        stable's share to 100 first (verified), then stable's recorded template, and the wait
+        for its restored rollout goes on only until ``until`` (a ``time.monotonic()``: the
+        task pod's termination grace less ``EXIT_MARGIN_S``), never to the Deployment's
+        progress deadline. Nothing is drained or removed: the canary stays at weight 0 with
+        the record on it, so the next ``canaryflow rollback`` finishes the rest. A step that
+        cannot be done in time is reported with the others' outcome (a warning and a Warning
+        Event ``RollbackInterrupted``), and the interrupt goes on: the verb exits as
+        interrupted (130) and is never retried in the stopped pod (``commands.attempts``
+        retries a ``PlatformError`` only)."""
+
+        def safe() -> None:
+            left = max(0.0, until - time.monotonic())
+            self.make_traffic_safe(min(self.timeouts.verify_weight_s, left))
+
+        steps: list[Callable[[], None]] = [safe]
+        if record is not None:
+            steps += [
+                lambda: self._roll_stable_back(record),
+                lambda: self._reselect_stable(record, version, until),
+            ]
+        problems = []
+        for step in steps:
+            try:
+                step()
+            except (CanaryflowError, OSError) as problem:
+                problems.append(str(problem))
+        done = "the canary at weight 0 and stable's share on ready pods"
+        if problems:
+            done = "not all of it done: " + "; ".join(problems)
+        message = (
+            f"rollback interrupted ({error or type(error).__name__}); within the task pod's "
+            f"termination grace ({self.timeouts.termination_grace_s:g}s, {EXIT_MARGIN_S:g}s of "
+            f"it kept to exit): {done}; the canary is not removed yet: run `canaryflow "
+            "rollback` again"
+        )
+        log.warning("%s", message)  # the interrupt itself goes on (exit 130): never retried
+        stable = self.api.get(DEPLOYMENT, self.deployment)
+        if stable is not None:
+            self.event(stable, "RollbackInterrupted", message, warning=True)
 
     def _report_reverted(self) -> list[str]:
         """Each mid-release edit of the user's that removing the managed routes took back, as
@@ -736,7 +782,9 @@ class KubernetesPlatform:
     def stable_logs_by_pod(self, since: float) -> tuple[dict[str, list[str]], float]:
         """The application container's lines of up to ``STABLE_LOG_PODS`` stable pods by pod
         name (the fresh baseline's while one runs: the reference), and the share of those pods
-        they are (a large fleet is sampled, its requests scaled)."""
+        they are (a large fleet is sampled, its requests scaled). Pods being deleted
+        (``deletionTimestamp``: the old ones still draining after stable rolled) are never
+        read nor counted: they no longer get the requests their lines would be judged against."""
         baseline = self.api.get(DEPLOYMENT, self.baseline)
         stable = baseline or self.api.get(DEPLOYMENT, self.deployment)
         tracks = ("baseline",) if baseline is not None else (None, "stable")
@@ -756,10 +804,11 @@ class KubernetesPlatform:
         if stable is None:
             return {}, 1.0
         selector = stable["spec"]["selector"].get("matchLabels") or {}
-        pods = [
+        pods = [  # a pod being deleted (an old one draining after a roll) serves no share
             pod
             for pod in self.api.list(POD, selector)
             if (pod["metadata"].get("labels") or {}).get(objects.TRACK_LABEL) in tracks
+            and not terminating(pod)
         ]
         if not pods:
             return {}, 1.0

@@ -100,8 +100,8 @@ def baseline_warnings(plan: ReleasePlan, scrape_interval: float | None = None) -
     release judges against stable instead (a warning, not an error: the release still works, as
     it did before baselines, and the default says nothing, to keep nginx-ingress plans quiet).
     A warm-up shorter than one scrape: the first window may open before Prometheus has a
-    sample of the new baseline pods (the workflow's analyze pod waits for that first scrape,
-    ``commands.analyze._wait_for_baseline``; ``run --platform kubernetes`` does not)."""
+    sample of the new baseline pods (the workflow's analyze pod and ``run --platform
+    kubernetes`` wait for that first scrape, ``release.first_scrape``)."""
     spec = plan.analysis
     kind = plan.router.kind
     if spec.baseline != "fresh":

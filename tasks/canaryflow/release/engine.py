@@ -36,6 +36,7 @@ from canaryflow.platform.split import split_for
 from canaryflow.platform.weights import VERIFY_WEIGHT_TIMEOUT_S, wait_for_weight
 from canaryflow.release.decision import Rules
 from canaryflow.release.events import EventKind
+from canaryflow.release.first_scrape import FirstScrape
 from canaryflow.release.progression import (
     Abort,
     Approver,
@@ -77,6 +78,10 @@ class TrafficExposure:
     """Run and route a fresh baseline (``runs_baseline``): decided once, before the release."""
     warmup_s: Callable[[], float] | None = None
     """The warm-up waited once the canary first takes traffic (``AnalysisRun.warmup_s``)."""
+    first_scrape: FirstScrape | None = None
+    """Where Prometheus finds a fresh baseline only some time after it runs (a cluster): its
+    first scrape is waited for when the canary first takes traffic, before the warm-up (which
+    counts the wait); never scraped, the first window is refused (``AnalysisWindows``)."""
     reached: bool = field(default=False, init=False)
     warmed: bool = field(default=False, init=False)
     finish_failure = "promotion failed"
@@ -137,12 +142,22 @@ class TrafficExposure:
         self._warm_up(target)
 
     def _warm_up(self, target: int) -> None:
-        """Once, when the canary first takes traffic: wait ``analysis.warmup``, so the first
-        window's evidence starts after it (the window keeps its full duration)."""
-        if self.warmed or target <= 0 or self.warmup_s is None:
+        """Once, when the canary first takes traffic: wait for a fresh baseline's first
+        scrape where that is needed (``first_scrape``), then the rest of ``analysis.warmup``,
+        so the first window's evidence starts after it (the window keeps its full duration)."""
+        if self.warmed or target <= 0:
             return
         self.warmed = True
-        seconds = self.warmup_s()
+        waited = 0.0
+        if self.first_scrape is not None and self.baseline:
+            found, waited = self.first_scrape.wait()
+            scraped = {"scraped": found, "waited": round(waited, 3)}
+            self.record.add(EventKind.BASELINE_SCRAPED, **scraped)
+            if not found:
+                return  # the first window is refused: no warm-up for a verdict never given
+        if self.warmup_s is None:
+            return
+        seconds = self.warmup_s() - waited
         if seconds > 0:
             self.record.add(EventKind.WARMUP, seconds=seconds)
             self.sleep(seconds)
@@ -185,6 +200,7 @@ class ReleaseEngine:
         sleep: Callable[[float], None] = time.sleep,
         verify_timeout_s: float = VERIFY_WEIGHT_TIMEOUT_S,
         warmup_s: Callable[[], float] | None = None,
+        first_scrape: FirstScrape | None = None,
     ):
         self.plan = plan
         self.platform = platform
@@ -194,6 +210,7 @@ class ReleaseEngine:
         self.sleep = sleep
         self.verify_timeout_s = verify_timeout_s
         self.warmup_s = warmup_s
+        self.first_scrape = first_scrape
         self.baseline = runs_baseline(platform, plan.analysis.baseline == "fresh")
 
     def run(self, artifact: Artifact) -> ReleaseResult:
@@ -206,6 +223,7 @@ class ReleaseEngine:
             self.verify_timeout_s,
             self.baseline,
             self.warmup_s,
+            self.first_scrape,
         )
         engine = ProgressionEngine(
             exposure,
@@ -224,10 +242,15 @@ def plan_release(
     metrics: MetricSource,
     record: ReleaseRecord,
     approver: Approver | None = None,
+    wait_for_first_scrape: bool = False,
 ) -> ReleaseEngine:
     """A plan's release wired to its parts, the same on every platform: the plan's gates on
     ``metrics`` (against the fresh baseline where one runs), the canary's log and liveness from
-    ``platform``, the warm-up from the analysis."""
+    ``platform``, the warm-up from the analysis. ``wait_for_first_scrape``: where Prometheus
+    discovers a new pod on its own (a cluster; the local stack waits for it as it deploys),
+    the first traffic step waits for a fresh baseline's first scrape as the workflow's analyze
+    pod does (``release.first_scrape``), and a baseline never scraped refuses the first
+    window (an ERROR: rollback)."""
     baseline = runs_baseline(platform, plan.analysis.baseline == "fresh")
     subject = plan_subject(plan, baseline=baseline)
     analysis = AnalysisRun(
@@ -243,5 +266,22 @@ def plan_release(
     # A platform whose routes need tending while a window runs says so (Kubernetes:
     # ``follow_stable``); the local platform's routes do not change under it.
     upkeep = getattr(platform, "follow_stable", None)
-    windows = AnalysisWindows(analysis, liveness=platform.wait_healthy, upkeep=upkeep)
-    return ReleaseEngine(plan, platform, windows, record, approver, warmup_s=analysis.warmup_s)
+    first_scrape = None
+    if wait_for_first_scrape and baseline:
+
+        def announce(patience: float) -> None:
+            record.add(EventKind.BASELINE_WAIT, patience=patience)
+
+        first_scrape = FirstScrape(analysis, announce=announce)
+    windows = AnalysisWindows(
+        analysis, liveness=platform.wait_healthy, upkeep=upkeep, first_scrape=first_scrape
+    )
+    return ReleaseEngine(
+        plan,
+        platform,
+        windows,
+        record,
+        approver,
+        warmup_s=analysis.warmup_s,
+        first_scrape=first_scrape,
+    )

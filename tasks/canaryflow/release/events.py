@@ -34,6 +34,8 @@ class EventKind(StrEnum):
     CANARY_DEPLOYED = "canary-deployed"
     BASELINE_DEPLOYED = "baseline-deployed"
     BASELINE_SKIPPED = "baseline-skipped"
+    BASELINE_WAIT = "baseline-wait"
+    BASELINE_SCRAPED = "baseline-scraped"
     WARMUP = "warmup"
     HEALTH = "health"
     HEADER_ROUTE = "header-route"

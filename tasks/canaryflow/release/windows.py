@@ -20,6 +20,7 @@ from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.verdict import WindowVerdict
 from canaryflow.errors import CanaryflowError
 from canaryflow.platform.protocol import HealthReport
+from canaryflow.release.first_scrape import FirstScrape
 
 log = logging.getLogger(__name__)
 LIVENESS_TIMEOUT_S = 1.0
@@ -44,16 +45,24 @@ class AnalysisWindows:
         run: AnalysisRun,
         liveness: Callable[[float], HealthReport] | None,
         upkeep: Callable[[], None] | None = None,
+        first_scrape: FirstScrape | None = None,
     ):
         self.run = run
         self.liveness = liveness
         self.upkeep = upkeep
         """Run each round; a failure is a warning and is tried again the next round (the
         window's verdict is about the canary, not about a read of the API)."""
+        self.first_scrape = first_scrape
+        """A fresh baseline's first scrape, waited for by the exposure: never scraped, the
+        first window is an ERROR naming the broken setup, with nothing measured."""
 
     def run_window(
         self, duration_s: float, on_round: Callable[[list[Measurement]], None]
     ) -> Window:
+        refused = self.first_scrape.refused() if self.first_scrape is not None else None
+        if refused is not None:
+            return Window(refused.verdict.outcome, refused.reason, refused.verdict.to_dict())
+
         def each_round(batch: Sequence[Measurement], verdict: WindowVerdict) -> None:
             keep_up(self.upkeep)
             on_round(list(batch))

@@ -38,7 +38,8 @@ Implemented:
 
 Not implemented (an error names it when a template uses it): script/resource/http/plugin/
 container-set/data templates, artifacts other than raw, ``semaphores``, template-level
-synchronization, lifecycle ``hooks``, ``podSpecPatch``, memoization, ``parallelism``,
+synchronization, lifecycle ``hooks``, ``podSpecPatch`` other than the pod's
+``terminationGracePeriodSeconds`` (``argo.pods``), memoization, ``parallelism``,
 ``failFast: false``, ``.AnySucceeded``/``.AllFailed``, global artifacts, ``argo retry``/
 ``resubmit``, ``argo terminate``. Pods are not scheduled on nodes, so resources,
 securityContext, podGC, ttlStrategy and volumeClaimGC are recorded only.

@@ -18,7 +18,9 @@ What it follows:
   from ``valueFrom.path`` (one trailing newline trimmed; ``default`` when the file is missing;
   the node errors when neither exists) and stdout is ``outputs.result``.
 - Termination (``argo stop`` / a deadline): SIGTERM to the process group, SIGKILL after the
-  grace period, as the kubelet does with ``terminationGracePeriodSeconds``.
+  grace period, as the kubelet does with ``terminationGracePeriodSeconds``: the template's
+  ``podSpecPatch`` may set it (the only key of a patch the bed applies; any other is an error
+  naming it), else the runner's default (Kubernetes' 30 s).
 
 What differs, and why: a container sees its volumes at their ``mountPath``; a local process
 cannot, so every argv element, env value and ``workingDir`` that is a path under a mount (whole,
@@ -32,6 +34,7 @@ each addition is listed in ``PodRunner.cluster_env``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -43,6 +46,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 Obj = dict[str, Any]
 _PATHS = re.compile(r"(?:(?<=^)|(?<==))(/[^\s=]*)")
@@ -200,6 +205,7 @@ class PodRunner:
             return PodResult("Failed", unmounted, None, {}, "", [], {}, started, time.time())
         try:
             mounts = self.mounts(pod, pod_dir)
+            grace_s = self._grace_s(pod.template)
         except PodError as error:
             return PodResult("Error", str(error), None, {}, "", [], {}, started, time.time())
         argv = [*(container.get("command") or self.image_entrypoint), *container.get("args", [])]
@@ -229,7 +235,7 @@ class PodRunner:
                 env=local_env,
                 start_new_session=True,
             )
-            message = self._wait(process, stop)
+            message = self._wait(process, stop, grace_s)
         code = process.returncode
         result = stdout_path.read_text(errors="replace").removesuffix("\n")
         outputs, missing = self._outputs(pod.template, mounts)
@@ -240,12 +246,24 @@ class PodRunner:
             phase, message = "Error", missing
         return PodResult(phase, message, code, outputs, result, argv, env, started, time.time())
 
-    def _wait(self, process: subprocess.Popen, stop: threading.Event) -> str:
+    def _grace_s(self, template: Obj) -> float:
+        """The pod's ``terminationGracePeriodSeconds``: the template's ``podSpecPatch`` (a
+        strategic merge patch of the pod spec, JSON or YAML) may set it; else the default."""
+        patch = template.get("podSpecPatch")
+        if not patch:
+            return self.grace_s
+        fields = json.loads(patch) if patch.lstrip().startswith("{") else yaml.safe_load(patch)
+        unknown = sorted(set(fields) - {"terminationGracePeriodSeconds"})
+        if unknown:
+            raise PodError(f"podSpecPatch: {unknown} not implemented by the test bed")
+        return float(fields.get("terminationGracePeriodSeconds", self.grace_s))
+
+    def _wait(self, process: subprocess.Popen, stop: threading.Event, grace_s: float) -> str:
         while process.poll() is None:
             if stop.wait(0.05):
                 _signal(process, signal.SIGTERM)
                 try:
-                    process.wait(self.grace_s)
+                    process.wait(grace_s)
                 except subprocess.TimeoutExpired:
                     _signal(process, signal.SIGKILL)
                     process.wait(5)

@@ -26,6 +26,11 @@ env ``valueFrom`` (Secret keys)        the same EnvVar
 ``serviceAccountName``,                the PipelineRun's ``taskRunSpecs`` for the pipeline
 ``automountServiceAccountToken:        tasks running the verb (``pods_template``): its own
 false``, ``executor``                  account, no token; no executor (results need none)
+``podSpecPatch``                       none: Tekton's ``PodTemplate`` (v1.15.0) has no
+``terminationGracePeriodSeconds``      ``terminationGracePeriodSeconds``, so a TaskRun's pod
+(the only key it may hold)             keeps Kubernetes' 30 s, and the step's
+                                       ``CANARYFLOW_TERMINATION_GRACE_S`` says 30 whatever
+                                       the library's pods get
 =====================================  =================================================
 
 A construct with no rule here (an Argo expression this module does not know, a new kind of
@@ -35,9 +40,11 @@ Tekton unchanged or stops the build, never silently half-translated.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+from canaryflow.kubernetes.grace import TERMINATION_GRACE_ENV, TERMINATION_GRACE_S
 from canaryflow_workflows import pods
 from canaryflow_workflows.library import OUTPUTS, namespaced_task_library
 from canaryflow_workflows.settings import WorkflowSettings
@@ -139,7 +146,7 @@ def render_task(template: Obj, settings: WorkflowSettings) -> Obj:
         "imagePullPolicy": container.get("imagePullPolicy"),
         "command": container["command"],
         "args": args,
-        "env": [_env(env, template["name"]) for env in container.get("env", [])] or None,
+        "env": [_env(env, template["name"]) for env in _grace_env(template)] or None,
         "workingDir": _text(container.get("workingDir"), template["name"]),
         "computeResources": container.get("resources"),
         "securityContext": container["securityContext"],
@@ -256,6 +263,22 @@ def _env(env: Obj, verb: str) -> Obj:
     if set(env) - {"name", "valueFrom"}:
         raise UntranslatableTemplate(f"{verb}.env.{env['name']}: no Tekton rule")
     return env
+
+
+def _grace_env(template: Obj) -> list[Obj]:
+    """The container's env, with the termination grace the Task's pod really gets: the pod
+    spec's default (Kubernetes' 30 s). A TaskRun's pod template cannot set another (Tekton
+    v1.15.0 ``PodTemplate``), and a cancelled or timed-out TaskRun's pod is deleted with its
+    own grace. The library's ``podSpecPatch`` may hold nothing else (no rule for it here)."""
+    patch = template.get("podSpecPatch")
+    if patch is not None and set(json.loads(patch)) != {"terminationGracePeriodSeconds"}:
+        raise UntranslatableTemplate(f"{template['name']}.podSpecPatch: no Tekton rule")
+    return [
+        {**env, "value": str(int(TERMINATION_GRACE_S))}
+        if env.get("name") == TERMINATION_GRACE_ENV
+        else env
+        for env in template["container"].get("env", [])
+    ]
 
 
 def _artifact_workspaces(template: Obj) -> list[Obj]:
