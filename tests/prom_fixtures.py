@@ -174,7 +174,7 @@ class SimulatedService:
             u = (self._sequence * GOLDEN) % 1.0 or 0.5
             latency = traffic.latency(u)
             self._latency.observe(latency)
-            self._db.observe(latency / 5)
+            self._db.observe(latency / 4)  # p99 31.7 ms, mid-bucket (a fifth: 0.4 ms past 25 ms)
             self._cache["miss" if self._sequence % 10 == 0 else "hit"] += 1
 
     def exposition(self) -> str:

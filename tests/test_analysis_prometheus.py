@@ -176,8 +176,9 @@ def test_sequential_latency_gates_compare_request_histograms_at_stables_quantile
     metric,
     boundary,
 ):
-    """Stable: lognormal, median 50 ms (DB: a fifth of it); the slow canary's median is 150 ms.
-    Its requests beyond stable's quantile bucket are counted against stable's."""
+    """Stable: lognormal, median 50 ms (DB: a quarter of it, its p99 well inside the 25-50 ms
+    bucket); the slow canary's median is 150 ms. Its requests beyond stable's quantile bucket
+    are counted against stable's."""
     slow = window(prometheus, "slow", [{"metric": metric}], seconds=6)
     assert slow.verdict.outcome is Outcome.FAIL, slow.reason
     failing = slow.measurements[-1]
