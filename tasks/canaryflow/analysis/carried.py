@@ -42,6 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from canaryflow.analysis.alignment import AlignedCounters, key_of
 from canaryflow.analysis.catalogue import Counts
 from canaryflow.analysis.evidence import SequentialGate, roles
+from canaryflow.analysis.fleet_sample import held_pods
+from canaryflow.analysis.query import FLEET
 from canaryflow.analysis.sequential import RATIO_GRID, AlphaBudget, CountTest
 from canaryflow.analysis.spec import AnalysisSpec
 
@@ -337,6 +339,10 @@ def resume(gate: SequentialGate, state: GateState, counters: bool = True) -> Non
         for counter in state.counters:
             aligned = gate.counters.setdefault((counter.track, counter.role), AlignedCounters())
             aligned.start({key_of(labels): value for labels, value in counter.series})
+            if counter.track == FLEET and counter.role == gate.main_role:
+                # The pods the earlier window's fleet reads selected (its sample, or every
+                # pod): a pod this window reads beyond them joins at its value then.
+                gate.fleet_pods = held_pods(aligned.last)
         gate.aligned_at = state.aligned_at
         gate.unit_since = state.unit_since
 

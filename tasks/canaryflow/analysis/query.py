@@ -32,6 +32,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from canaryflow.analysis.fleet_sample import pod_matcher
+
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 TRACKS: tuple[str, str] = ("canary", "stable")
 BASELINE = "baseline"
@@ -61,6 +63,9 @@ class Subject:
     baseline: bool = False
     """The reference ("stable") is a fresh baseline: ``track="baseline"``, Deployment
     ``<service>-baseline``."""
+    fleet_pods: tuple[str, ...] | None = None
+    """The stable fleet's pods read (``analysis.fleet_sample``: a bounded sample of a large
+    fleet), selected by name; None: every pod of the fleet."""
 
     @property
     def separate_fleet(self) -> bool:
@@ -81,7 +86,7 @@ class Subject:
             value = self.track_values["stable" if track == FLEET else track]
             return f'{scope},{self.track_label}="{value}"'
         if self.separate_fleet and track == FLEET:
-            return f'{scope},{self.track_label}!~"canary|{BASELINE}"'
+            return f'{scope},{self.track_label}!~"canary|{BASELINE}"{self._sampled(track)}'
         if self.baseline and track != "canary":
             return f'{scope},{self.track_label}="{BASELINE}"'
         operator = "=" if track == "canary" else "!="
@@ -92,8 +97,14 @@ class Subject:
         # Service names are DNS labels (letters, digits, '-'): literal inside a regex as they are.
         return (
             f'namespace="{self.namespace}",pod=~"{self.workload(track)}{POD_NAME_SUFFIX}",'
-            'container!="",container!="POD"'
+            f'container!="",container!="POD"{self._sampled(track)}'
         )
+
+    def _sampled(self, track: str) -> str:
+        """The fleet sample's matcher (``fleet_pods``), appended to the fleet's selection."""
+        if track != FLEET or not self.separate_fleet or not self.fleet_pods:
+            return ""
+        return "," + pod_matcher(self.fleet_pods)
 
 
 def promql_duration(seconds: float) -> str:
