@@ -476,7 +476,11 @@ class AnalysisRun:
                     calls[f"{gate.name}/logs"], calls[f"{gate.name}/stable-logs"] = canary, stable
                     if self._sequential_state(gate).fleet:  # learnt from the stable fleet's
                         assert isinstance(self.logs, FleetLogSource)
-                        fleet = _bind(self.logs.fleet_pod_lines_since, self._logs_since)
+                        fleet = _bind(
+                            self.logs.fleet_pod_lines_since,
+                            self._logs_since,
+                            self.fleet_sample.pods,
+                        )
                         calls[f"{gate.name}/fleet-logs"] = fleet
                     queries[gate.name] = self._exposure_calls(gate, calls, window_started)
                     continue

@@ -421,8 +421,10 @@ class RecordedLogs:
     def stable_pod_lines_since(self, since: float) -> tuple[dict[str, list[str]], float]:
         return self._between("stable", since), 1.0
 
-    def fleet_pod_lines_since(self, since: float) -> tuple[dict[str, list[str]], float]:
-        return self._between("fleet", since), 1.0
+    def fleet_pod_lines_since(
+        self, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[dict[str, list[str]], float]:
+        return self._between("fleet", since), 1.0  # every pod: ``pods`` are among them
 
     def lines_since(self, since: float) -> list[str]:
         return flat_lines(self._between("canary", since))
