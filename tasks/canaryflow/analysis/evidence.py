@@ -28,7 +28,8 @@ property of the service's version and pods, not of which of them are compared, s
 learnt from the stable fleet (``query.FLEET``: every pod neither canary nor baseline), its
 history and its pods during the release, while the comparison stays canary against baseline.
 A unit in which fewer than two fleet pods served requests falls back to the reference's own
-pods (a fleet of one pod, or none: what the judge did before).
+pods (a fleet of one pod, or none: what the judge did before). A large fleet is read through
+a bounded sample of its pods (``fleet_sample``; ``read_fleet`` says when it changes).
 
 The gate's answer each look: NOT APPLICABLE when neither track has the series (the service does
 not export it), when only one track has it once the window is past its grace (a new version

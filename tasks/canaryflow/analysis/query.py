@@ -23,7 +23,8 @@ A third selection, ``FLEET``, is the stable fleet itself: every pod of the servi
 neither canary nor baseline (``track!~"canary|baseline"``). It is never compared with the
 canary; the sequential gates read it to estimate the over-dispersion of the service's pods
 (``evidence``), which a one-pod baseline cannot show. Without a fresh baseline it is the
-reference itself (``separate_fleet`` False: nothing more is read).
+reference itself (``separate_fleet`` False: nothing more is read). A large fleet is read
+through a sample of its pods (``fleet_pods``, ``analysis.fleet_sample``), selected by name.
 """
 
 from __future__ import annotations
