@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from canaryflow.analysis import carried
 from canaryflow.analysis.alignment import AlignedCounters, key_of
 from canaryflow.analysis.catalogue import METRICS
 from canaryflow.analysis.evidence import SequentialGate
@@ -59,6 +60,12 @@ NAMES = [f"shop-{i:03d}-x{i % 7}" for i in range(FLEET_PODS)]
 
 
 # The sample's rules, without Prometheus --------------------------------------------------------
+
+
+def _gate() -> SequentialGate:
+    return SequentialGate(
+        "error-rate", METRICS["error-rate"].evidence_for("go"), 0.2, 0.01, 0, fleet=True
+    )
 
 
 def test_a_fleet_of_at_most_k_pods_is_read_whole_and_a_larger_one_by_k_pods_by_name_hash():
@@ -105,8 +112,7 @@ def test_a_discovery_that_fails_keeps_the_sample_and_the_next_is_some_rounds_lat
 
 
 def test_pods_leaving_the_sample_are_forgotten_and_pods_joining_it_start_at_their_value():
-    evidence = METRICS["error-rate"].evidence_for("go")
-    gate = SequentialGate("error-rate", evidence, 0.2, 0.01, 0, fleet=True)
+    gate = _gate()
     old = choose(NAMES)
     assert old is not None
     for role in ("events", "exposure"):
@@ -120,6 +126,34 @@ def test_pods_leaving_the_sample_are_forgotten_and_pods_joining_it_start_at_thei
     held = {dict(k)["pod"] for k in gate.counters[(FLEET, "exposure")].last or {}}
     assert held == set(old) - {old[0]}, "the gone pod's counters leave"
     assert gate.fleet_joining == set(new) - set(old)
+
+
+def test_carried_fleet_counters_stay_version_2_and_are_taken_as_what_the_last_window_read():
+    """A state holding every pod's counters (written before the sample, or of a small fleet)
+    resumes, the pods outside the sample forgotten; a sampled state resumed where the fleet is
+    read whole again (it shrank) takes the other pods in at their value, not from 0."""
+    every = NAMES[:30]
+    gate = _gate()
+    for track, pods in (("canary", ["c"]), ("stable", ["b"]), (FLEET, every)):
+        for role in ("events", "exposure"):
+            counters = gate.counters.setdefault((track, role), AlignedCounters())
+            counters.start({key_of({"instance": p, "pod": p}): 5.0 for p in pods})
+    gate.aligned_at = gate.unit_since = 1_000.0
+    state = carried._gate_state(gate)
+    assert carried.VERSION == 2 and state.counters
+    resumed = _gate()
+    carried.resume(resumed, state)
+    assert resumed.fleet_pods == frozenset(every)
+    sample = choose(every)
+    assert sample is not None
+    resumed.read_fleet(frozenset(sample), frozenset(every))
+    held = {dict(k)["pod"] for k in resumed.counters[(FLEET, "exposure")].last or {}}
+    assert held == set(sample) and not resumed.fleet_joining
+    again = _gate()
+    carried.resume(again, carried._gate_state(resumed))
+    shrunk = frozenset([*sample[:15], "shop-new-0"])
+    again.read_fleet(None, shrunk)
+    assert again.fleet_joining == {"shop-new-0"}
 
 
 # A 200-pod fleet in Prometheus -----------------------------------------------------------------
