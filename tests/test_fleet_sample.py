@@ -33,7 +33,7 @@ from canaryflow.analysis.fleet_sample import (
     pod_matcher,
     ranked,
 )
-from canaryflow.analysis.query import BASELINE, FLEET, Subject
+from canaryflow.analysis.query import BASELINE, FLEET, Subject, render
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import PrometheusSource, Sample
 from canaryflow.analysis.spec import AnalysisSpec
@@ -314,3 +314,22 @@ def test_the_sample_stays_across_rounds_and_is_rechosen_when_a_sampled_pod_is_go
     # unit's requests beside the other pods' fifteen seconds (about 300 requests a scrape).
     assert 0 < max(largest[1:gone_round]) < 1_000 and max(largest[gone_round:]) < 1_000, largest
     assert "fail" not in outcomes and outcomes[-1] == "pass", outcomes
+
+
+def test_the_offline_replay_answers_the_discovery_and_reads_only_the_sampled_pods():
+    """The replay's source (``bench.streams.RecordedSource``) answers as Prometheus would, so
+    a replayed fleet of more than ``FLEET_SAMPLE_PODS`` pods is judged through its sample."""
+    from canaryflow.bench.streams import Fleet, RecordedSource, simulate
+
+    recording = simulate(Fleet(stable_pods=30, baseline_pods=1), [(0.1, 60.0)], random.Random(3))
+    source = RecordedSource(recording)
+    exposure = METRICS["error-rate"].evidence_for("go").exposure
+    whole = render(exposure, Subject("svc", "prod", baseline=True), FLEET, 60.0)
+    found = {s.labels["pod"] for s in source.vector(discovery_query([(whole, False)]), 30.0)}
+    stable = {pod.name for pod in recording.pods if pod.track == "stable"}
+    assert found == stable and len(found) == 30
+    sample = choose(found)
+    assert sample is not None
+    sampled = Subject("svc", "prod", baseline=True, fleet_pods=sample)
+    read = source.vector(f"sum by (instance, pod) ({render(exposure, sampled, FLEET, 60.0)})", 30.0)
+    assert {s.labels["pod"] for s in read} == set(sample)
