@@ -30,10 +30,9 @@ from canaryflow.analysis.fleet_sample import (
     FleetSample,
     choose,
     discovery_query,
-    pod_matcher,
     ranked,
 )
-from canaryflow.analysis.query import BASELINE, FLEET, Subject, render
+from canaryflow.analysis.query import BASELINE, FLEET, Subject, pod_matcher, render
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import PrometheusSource, Sample
 from canaryflow.analysis.spec import AnalysisSpec

@@ -30,7 +30,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from canaryflow.analysis.alignment import _promql_regex_literal, pod_name, stamp_selector
+from canaryflow.analysis.alignment import pod_name, stamp_selector
 from canaryflow.analysis.source import Sample
 
 FLEET_SAMPLE_PODS = 20
@@ -64,12 +64,6 @@ def choose(
     stay = [pod for pod in ranked(kept) if pod in pods][:size]
     fill = [pod for pod in ranked(pods) if pod not in stay][: size - len(stay)]
     return tuple(ranked([*stay, *fill]))
-
-
-def pod_matcher(pods: Sequence[str]) -> str:
-    """A PromQL matcher selecting exactly ``pods`` (RE2-escaped, in a double-quoted string)."""
-    alternatives = "|".join(_promql_regex_literal(pod) for pod in pods)
-    return f'pod=~"^({alternatives})$"'
 
 
 def discovery_query(selectors: Iterable[tuple[str, bool]]) -> str:

@@ -30,10 +30,8 @@ through a sample of its pods (``fleet_pods``, ``analysis.fleet_sample``), select
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from canaryflow.analysis.fleet_sample import pod_matcher
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 TRACKS: tuple[str, str] = ("canary", "stable")
@@ -106,6 +104,22 @@ class Subject:
         if track != FLEET or not self.separate_fleet or not self.fleet_pods:
             return ""
         return "," + pod_matcher(self.fleet_pods)
+
+
+_RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+
+
+def promql_regex_literal(text: str) -> str:
+    """``text`` matched literally by an RE2 pattern, inside a PromQL double-quoted string
+    (whose own escapes double every backslash)."""
+    pattern = "".join(f"\\{c}" if c in _RE2_SPECIAL else c for c in text)
+    return pattern.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def pod_matcher(pods: Sequence[str]) -> str:
+    """A PromQL matcher selecting exactly ``pods`` by name (``Subject.fleet_pods``)."""
+    alternatives = "|".join(promql_regex_literal(pod) for pod in pods)
+    return f'pod=~"^({alternatives})$"'
 
 
 def promql_duration(seconds: float) -> str:
