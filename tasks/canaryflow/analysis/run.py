@@ -383,12 +383,14 @@ class AnalysisRun:
         return dataclasses.replace(self.subject, fleet_pods=pods)
 
     def _fleet_gates(self) -> list[SequentialGate]:
-        """The gates whose fleet's counters are read (a comparing logs gate's fleet requests
-        are counted by ``LogCounts``, which takes in a pod joining its read pods itself)."""
+        """The gates that read the stable fleet: sequential ones, and comparing logs gates
+        whose platform reads the fleet's lines (their fleet requests are counted by
+        ``LogCounts``, which takes in a pod joining its read pods itself)."""
         return [
             state
             for gate in self.spec.gates
-            if gate.sequential is not None and (state := self._sequential_state(gate)).fleet
+            if (gate.sequential is not None or (gate.logs is not None and gate.logs.compares))
+            and (state := self._sequential_state(gate)).fleet
         ]
 
     def _sample_fleet(self) -> None:
