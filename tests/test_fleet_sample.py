@@ -332,3 +332,34 @@ def test_the_offline_replay_answers_the_discovery_and_reads_only_the_sampled_pod
     sampled = Subject("svc", "prod", baseline=True, fleet_pods=sample)
     read = source.vector(f"sum by (instance, pod) ({render(exposure, sampled, FLEET, 60.0)})", 30.0)
     assert {s.labels["pod"] for s in read} == set(sample)
+
+
+def test_a_replayed_release_reads_a_30_pod_fleet_only_through_its_sample(monkeypatch):
+    """The default gates of the replay (error-rate, and log-errors counting the fleet's lines
+    beside its requests): every fleet read but the discovery selects the sample, and the
+    discovery is asked at the first round and every ``FLEET_DISCOVERY_ROUNDS`` rounds."""
+    from dataclasses import replace
+
+    from canaryflow.bench import offline, streams
+
+    asked: list[str] = []
+    vector, series = streams.RecordedSource.vector, streams.RecordedSource.series
+
+    def noted(read):
+        def ask(self, query, at=None):
+            asked.append(query)
+            return read(self, query, at)
+
+        return ask
+
+    monkeypatch.setattr(streams.RecordedSource, "vector", noted(vector))
+    monkeypatch.setattr(streams.RecordedSource, "series", noted(series))
+    fleet = replace(offline.NOISY_FLEET, baseline_pods=1, stable_pods=30)
+    steps = offline.BENCH_STEPS[:1]
+    recording = streams.simulate(fleet, steps, random.Random(1))
+    offline.judge_release(recording, steps, offline.bench_spec(), baseline=True, warmup_s=0.0)
+    fleet_reads = [q for q in asked if FLEET_TRACK in q]
+    discoveries = [q for q in fleet_reads if q.startswith("group by (pod)")]
+    rounds = sum(1 for q in asked if q.startswith("sum by (instance, pod) (http_requests_total"))
+    assert rounds and len(discoveries) >= 2
+    assert all('pod=~"^(' in q for q in fleet_reads if q not in discoveries)
