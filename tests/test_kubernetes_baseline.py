@@ -345,3 +345,27 @@ def test_beside_a_baseline_the_fleets_logs_are_stables_pods_and_the_references_t
     assert {line for lines in fleet.values() for line in lines} == {"stable line"}
     assert len(fleet) == 3 and share == 1.0 and not set(fleet) & set(reference)
     assert isinstance(log_source(platform), FleetLogSource)
+
+
+def test_the_fleets_logs_are_read_from_the_pods_its_metrics_sample_first(cluster, monkeypatch):
+    """A large fleet's lines come from a few pods: the ones the over-dispersion's metrics are
+    read from (``analysis.fleet_sample``), so lines and requests are of the same pods; without
+    them, the first pods by the sample's hash order, the same round after round."""
+    import time
+
+    from canaryflow.analysis.fleet_sample import ranked
+
+    platform = make_platform(cluster, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    cluster.write_log(NAMESPACE, SERVICE, "stable line")
+    since = time.time() - 5
+    monkeypatch.setattr("canaryflow.kubernetes.platform.STABLE_LOG_PODS", 2)
+    every, _ = platform.fleet_logs_by_pod(since)
+    monkeypatch.setattr("canaryflow.kubernetes.platform.STABLE_LOG_PODS", 3)
+    names = ranked(platform.fleet_logs_by_pod(since)[0])
+    monkeypatch.setattr("canaryflow.kubernetes.platform.STABLE_LOG_PODS", 2)
+    assert set(every) == set(names[:2]), "by hash order, not by name"
+    last = names[-1]
+    fleet, share = platform.fleet_logs_by_pod(since, [last, "gone-pod"])
+    assert last in fleet and len(fleet) == 2 and share == 2 / 3

@@ -77,6 +77,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.analysis.gates",
             "canaryflow.analysis.alignment",
             "canaryflow.analysis.evidence",
+            "canaryflow.analysis.fleet_sample",
             "canaryflow.analysis.log_counts",
             "canaryflow.analysis.flavour",
             "canaryflow.analysis.verdict",

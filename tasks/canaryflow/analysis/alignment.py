@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
+from canaryflow.analysis.query import promql_regex_literal as _promql_regex_literal
 from canaryflow.analysis.source import Sample, Series
 
 UNIT_LABELS: tuple[str, ...] = ("instance", "pod")
@@ -110,16 +111,6 @@ def at_bounds(selector: str, les: Sequence[str]) -> str:
     body = selector.rstrip()
     assert body.endswith("}"), body
     return body[:-1].rstrip().rstrip(",") + f',le=~"{alternatives}"}}'
-
-
-def _promql_regex_literal(text: str) -> str:
-    """``text`` matched literally by an RE2 pattern, inside a PromQL double-quoted string
-    (whose own escapes double every backslash)."""
-    pattern = "".join(f"\\{c}" if c in _RE2_SPECIAL else c for c in text)
-    return pattern.replace("\\", "\\\\").replace('"', '\\"')
-
-
-_RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 
 
 EVENT_LABEL = "canaryflow_event"

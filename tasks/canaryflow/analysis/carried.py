@@ -12,6 +12,15 @@ compared load band, and the fleet's counters (version 2; a version 1 state, writ
 is read as one learnt from the reference's pods, its counters dropped where the gate now
 reads the fleet too).
 
+A large fleet is read through a sample of its pods (``fleet_sample``): the fleet's counters
+carried are then the sample's pods', and the pods they hold are taken as what the earlier
+window read (``SequentialGate.fleet_pods``), so a pod the next window reads beyond them
+(another sample, or the whole fleet again) starts at its value then rather than from 0. The
+format is unchanged (still version 2): a state written before the sample, holding every fleet
+pod's counters, is resumed as it is, the pods outside the sample forgotten at the first look.
+(The other way round, a canaryflow before the sample resuming a state written with one would
+count the fleet's other pods from 0 in one unit: a release runs one image throughout.)
+
 The counters of every pod at the last common instant are carried too (as the in-process
 engine keeps them), so the next window's first look counts on from that instant: no window
 loses its first scrape (and the margin for storing it) to the alignment lag, and the time
@@ -42,6 +51,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from canaryflow.analysis.alignment import AlignedCounters, key_of
 from canaryflow.analysis.catalogue import Counts
 from canaryflow.analysis.evidence import SequentialGate, roles
+from canaryflow.analysis.fleet_sample import held_pods
+from canaryflow.analysis.query import FLEET
 from canaryflow.analysis.sequential import RATIO_GRID, AlphaBudget, CountTest
 from canaryflow.analysis.spec import AnalysisSpec
 
@@ -337,6 +348,10 @@ def resume(gate: SequentialGate, state: GateState, counters: bool = True) -> Non
         for counter in state.counters:
             aligned = gate.counters.setdefault((counter.track, counter.role), AlignedCounters())
             aligned.start({key_of(labels): value for labels, value in counter.series})
+            if counter.track == FLEET and counter.role == gate.main_role:
+                # The pods the earlier window's fleet reads selected (its sample, or every
+                # pod): a pod this window reads beyond them joins at its value then.
+                gate.fleet_pods = held_pods(aligned.last)
         gate.aligned_at = state.aligned_at
         gate.unit_since = state.unit_since
 

@@ -28,7 +28,8 @@ property of the service's version and pods, not of which of them are compared, s
 learnt from the stable fleet (``query.FLEET``: every pod neither canary nor baseline), its
 history and its pods during the release, while the comparison stays canary against baseline.
 A unit in which fewer than two fleet pods served requests falls back to the reference's own
-pods (a fleet of one pod, or none: what the judge did before).
+pods (a fleet of one pod, or none: what the judge did before). A large fleet is read through
+a bounded sample of its pods (``fleet_sample``; ``read_fleet`` says when it changes).
 
 The gate's answer each look: NOT APPLICABLE when neither track has the series (the service does
 not export it), when only one track has it once the window is past its grace (a new version
@@ -66,6 +67,7 @@ from canaryflow.analysis.alignment import (
     value_query,
 )
 from canaryflow.analysis.catalogue import Buckets, Counts, Evidence
+from canaryflow.analysis.fleet_sample import held_pods
 from canaryflow.analysis.measurement import Judgement, Outcome
 from canaryflow.analysis.query import FLEET
 from canaryflow.analysis.sequential import CountTest
@@ -313,6 +315,11 @@ class SequentialGate:
     """Whether this look's reference (stable's buckets before the window, asked before the
     look is planned) sets cuts; None: not known. A histogram gate's history is only of use
     with cuts to apply it to (``_read_history``): without them it is not read at all."""
+    fleet_pods: frozenset[str] | None = None
+    """The fleet's pods its reads select (``fleet_sample``; None: every pod, no matcher)."""
+    fleet_joining: set[str] = field(default_factory=set)
+    """Pods the fleet's reads took in when the sample changed, not yet read since: each
+    starts at its value at the first look that reads it (``read_fleet``)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -480,7 +487,7 @@ class SequentialGate:
             self.start_span = scrape
         by_le = isinstance(self.evidence, Buckets)
         reads: dict[str, Read] = {}
-        main = self._main_role
+        main = self.main_role
         narrowed = self.fleet_les()
         self.markers = self._markers(selectors)
         for (track, role), series in selectors.items():
@@ -509,7 +516,7 @@ class SequentialGate:
             if track == self.dispersion_track and not self.history_read and not (kept or useless):
                 query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
                 reads[f"{track}/{role}/history"] = Read(query, self.aligned_at, series=True)
-        main = self._main_role
+        main = self.main_role
         if self.scrape_s is None:
             # The fleet's pods first: they are old, the reference may be a fresh baseline as
             # young as the window, whose samples are too few for the longer probes.
@@ -524,7 +531,8 @@ class SequentialGate:
         return reads
 
     @property
-    def _main_role(self) -> str:
+    def main_role(self) -> str:
+        """The role whose series a pod of the gate always has (its scrape times are read)."""
         return self.evidence.required if isinstance(self.evidence, Counts) else "buckets"
 
     def _markers(self, selectors: Mapping[tuple[str, str], str]) -> dict[str, Marker]:
@@ -614,6 +622,30 @@ class SequentialGate:
             }
         return increments
 
+    def read_fleet(self, sample: frozenset[str] | None, present: frozenset[str]) -> None:
+        """The fleet's reads select ``sample`` from now on (None: every pod; ``present``: the
+        pods the last discovery found). Where that changes what is read, a pod no longer read
+        has its counters forgotten (read again later, it joins afresh), and a pod newly read
+        that the counters do not hold starts at its value at the first look that reads it, its
+        requests before then left out, as ``log_counts`` does for a pod that joins: counted
+        from 0, its whole life would be one unit's requests. A fleet read whole throughout
+        (no sample) is read exactly as before."""
+        if sample == self.fleet_pods or not self.fleet:
+            return
+        reading = sample if sample is not None else present
+        for role in roles(self.evidence):
+            counters = self.counters.get((FLEET, role))
+            if counters is None or counters.last is None:
+                continue
+            self.fleet_joining |= reading - held_pods(counters.last)
+            if sample is not None:
+                counters.last = {
+                    key: value
+                    for key, value in counters.last.items()
+                    if pod_name(dict(key)) in sample
+                }
+        self.fleet_pods = sample
+
     @property
     def counters_started(self) -> bool:
         return bool(self.counters) and all(c.started for c in self.counters.values())
@@ -621,8 +653,8 @@ class SequentialGate:
     def exported(self, answers: Mapping[str, object]) -> bool:
         """Whether either track has the gate's series in a look's answers."""
         return any(
-            isinstance(answers.get(f"{track}/{self._main_role}/now/v1"), list)
-            and bool(answers.get(f"{track}/{self._main_role}/now/v1"))
+            isinstance(answers.get(f"{track}/{self.main_role}/now/v1"), list)
+            and bool(answers.get(f"{track}/{self.main_role}/now/v1"))
             for track in TRACKS
         )
 
@@ -683,6 +715,9 @@ class SequentialGate:
                 "window's start",
             )
         increments = {}
+        # Pods that joined the fleet's reads, read now: left out of this look (``skip``),
+        # their values kept to count on from.
+        joined: set[str] = set()
         for track in self.tracks:
             for role in roles(self.evidence):
                 prefix = f"{track}/{role}/now"
@@ -693,10 +728,15 @@ class SequentialGate:
                 else:
                     skip = set()
                 counters = self.counters[(track, role)]
+                if track == FLEET and self.fleet_joining:
+                    pods = {pod_name(dict(key)) for key in values} & self.fleet_joining
+                    joined |= pods
+                    skip |= {unit_of(dict(key)) for key in values if pod_name(dict(key)) in pods}
                 if track == FLEET and isinstance(self.evidence, Buckets):
                     increments[(track, role)] = self._advance_fleet_buckets(counters, values, skip)
                     continue
                 increments[(track, role)] = counters.advance(values, lost, skip)
+        self.fleet_joining -= joined  # read now: counted on from this look
         if self.unit_since is None:
             self.unit_since = self.aligned_at
         unit_s = instant - self.unit_since
@@ -736,7 +776,7 @@ class SequentialGate:
 
     def _values(self, answers: Mapping[str, object], prefix: str, at: float):
         track, _, name = prefix.split("/")
-        stamps = f"{track}/{self._main_role}/{name}"
+        stamps = f"{track}/{self.main_role}/{name}"
         parts = [answers.get(f"{prefix}/{part}") for part in ("v0", "v1")]
         parts += [answers.get(f"{stamps}/{part}") for part in ("t0", "t1")]
         return interpolate(*(p if isinstance(p, list) else [] for p in parts), at)

@@ -23,13 +23,14 @@ A third selection, ``FLEET``, is the stable fleet itself: every pod of the servi
 neither canary nor baseline (``track!~"canary|baseline"``). It is never compared with the
 canary; the sequential gates read it to estimate the over-dispersion of the service's pods
 (``evidence``), which a one-pod baseline cannot show. Without a fresh baseline it is the
-reference itself (``separate_fleet`` False: nothing more is read).
+reference itself (``separate_fleet`` False: nothing more is read). A large fleet is read
+through a sample of its pods (``fleet_pods``, ``analysis.fleet_sample``), selected by name.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
@@ -61,6 +62,9 @@ class Subject:
     baseline: bool = False
     """The reference ("stable") is a fresh baseline: ``track="baseline"``, Deployment
     ``<service>-baseline``."""
+    fleet_pods: tuple[str, ...] | None = None
+    """The stable fleet's pods read (``analysis.fleet_sample``: a bounded sample of a large
+    fleet), selected by name; None: every pod of the fleet."""
 
     @property
     def separate_fleet(self) -> bool:
@@ -81,7 +85,7 @@ class Subject:
             value = self.track_values["stable" if track == FLEET else track]
             return f'{scope},{self.track_label}="{value}"'
         if self.separate_fleet and track == FLEET:
-            return f'{scope},{self.track_label}!~"canary|{BASELINE}"'
+            return f'{scope},{self.track_label}!~"canary|{BASELINE}"{self._sampled(track)}'
         if self.baseline and track != "canary":
             return f'{scope},{self.track_label}="{BASELINE}"'
         operator = "=" if track == "canary" else "!="
@@ -92,8 +96,30 @@ class Subject:
         # Service names are DNS labels (letters, digits, '-'): literal inside a regex as they are.
         return (
             f'namespace="{self.namespace}",pod=~"{self.workload(track)}{POD_NAME_SUFFIX}",'
-            'container!="",container!="POD"'
+            f'container!="",container!="POD"{self._sampled(track)}'
         )
+
+    def _sampled(self, track: str) -> str:
+        """The fleet sample's matcher (``fleet_pods``), appended to the fleet's selection."""
+        if track != FLEET or not self.separate_fleet or not self.fleet_pods:
+            return ""
+        return "," + pod_matcher(self.fleet_pods)
+
+
+_RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+
+
+def promql_regex_literal(text: str) -> str:
+    """``text`` matched literally by an RE2 pattern, inside a PromQL double-quoted string
+    (whose own escapes double every backslash)."""
+    pattern = "".join(f"\\{c}" if c in _RE2_SPECIAL else c for c in text)
+    return pattern.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def pod_matcher(pods: Sequence[str]) -> str:
+    """A PromQL matcher selecting exactly ``pods`` by name (``Subject.fleet_pods``)."""
+    alternatives = "|".join(promql_regex_literal(pod) for pod in pods)
+    return f'pod=~"^({alternatives})$"'
 
 
 def promql_duration(seconds: float) -> str:

@@ -30,6 +30,7 @@ from canaryflow.analysis.evidence import (
     roles,
     selector,
 )
+from canaryflow.analysis.fleet_sample import FleetSample, discovery_query
 from canaryflow.analysis.log_counts import TRACK_UNIT, LogCounts
 from canaryflow.analysis.measurement import Evidence, Judgement, Measurement, Outcome
 from canaryflow.analysis.query import FLEET, Subject, promql_duration, render
@@ -258,6 +259,9 @@ class AnalysisRun:
         """``analysis.metrics: auto``: what the first round found (asked again until found)."""
         self.scrape_interval: float | None = spec.scrape_interval
         """Configured, or read from the source once it knows (None: not known yet)."""
+        self.fleet_sample = FleetSample()
+        """The stable fleet's pods read for the over-dispersion (``analysis.fleet_sample``):
+        at most ``FLEET_SAMPLE_PODS`` of them, the same for every gate of the run."""
 
     @property
     def query_window(self) -> float:
@@ -369,6 +373,51 @@ class AnalysisRun:
             counts[name] = sum(values) if values else None
         self.detection = flavours.choose(counts)
 
+    @property
+    def read_subject(self) -> Subject:
+        """``subject`` with the fleet's sample (``Subject.fleet_pods``): what a round's
+        queries are rendered for."""
+        pods = self.fleet_sample.pods
+        if pods == self.subject.fleet_pods:
+            return self.subject
+        return dataclasses.replace(self.subject, fleet_pods=pods)
+
+    def _fleet_gates(self) -> list[SequentialGate]:
+        """The gates that read the stable fleet: sequential ones, and comparing logs gates
+        whose platform reads the fleet's lines (their fleet requests are counted by
+        ``LogCounts``, which takes in a pod joining its read pods itself)."""
+        return [
+            state
+            for gate in self.spec.gates
+            if (gate.sequential is not None or (gate.logs is not None and gate.logs.compares))
+            and (state := self._sequential_state(gate)).fleet
+        ]
+
+    def _sample_fleet(self) -> None:
+        """Against a fresh baseline, which of the stable fleet's pods this round reads: the
+        pods asked of the source at the first round and every ``FLEET_DISCOVERY_ROUNDS``
+        rounds (one instant query, a series per pod), the sample chosen from them
+        (``fleet_sample.choose``) and told to every gate that learns from the fleet."""
+        gates = self._fleet_gates() if self.subject.separate_fleet else []
+        if not gates:
+            return
+        sample = self.fleet_sample
+        if sample.due:
+            whole = dataclasses.replace(self.subject, fleet_pods=None)
+            selectors = []
+            for state in gates:
+                template = selector(state.evidence, state.main_role)
+                rendered = render(template, whole, FLEET, self.query_window)
+                selectors.append((rendered, isinstance(state.evidence, Buckets)))
+            query = discovery_query(selectors)
+            asked = {"fleet-pods": _bind(self.metrics.vector, query)}
+            found = gather(asked, self.call_timeout, self.concurrent, self.pool)
+            sample.learn(found["fleet-pods"])
+        sample.tick()
+        chosen = frozenset(sample.pods) if sample.pods is not None else None
+        for state in gates:
+            state.read_fleet(chosen, sample.present)
+
     def measure(self, round_no: int, window_started: float) -> list[Measurement]:
         """One round: every gate measured once, all calls at the same time."""
         self._discover_scrape_interval()
@@ -376,6 +425,7 @@ class AnalysisRun:
         self._window_started = window_started
         self._round_at = started
         self._detect_flavour()
+        self._sample_fleet()
         calls, queries = self._calls(started, window_started)
         results = gather(calls, self.call_timeout, self.concurrent, self.pool)
         self._allocate_alpha(results)
@@ -428,7 +478,11 @@ class AnalysisRun:
                     calls[f"{gate.name}/logs"], calls[f"{gate.name}/stable-logs"] = canary, stable
                     if self._sequential_state(gate).fleet:  # learnt from the stable fleet's
                         assert isinstance(self.logs, FleetLogSource)
-                        fleet = _bind(self.logs.fleet_pod_lines_since, self._logs_since)
+                        fleet = _bind(
+                            self.logs.fleet_pod_lines_since,
+                            self._logs_since,
+                            self.fleet_sample.pods,
+                        )
                         calls[f"{gate.name}/fleet-logs"] = fleet
                     queries[gate.name] = self._exposure_calls(gate, calls, window_started)
                     continue
@@ -551,8 +605,9 @@ class AnalysisRun:
                 found = gather(asked, self.call_timeout, self.concurrent, self.pool)
                 state.learn_reference(found["reference"])
                 reference = _bind(_answer, found["reference"])
+        subject = self.read_subject
         selectors = {
-            (track, role): render(selector(state.evidence, role), self.subject, track, window)
+            (track, role): render(selector(state.evidence, role), subject, track, window)
             for track in state.tracks
             for role in roles(state.evidence)
         }
@@ -589,7 +644,7 @@ class AnalysisRun:
         state = self._sequential_state(gate)
         rendered = {}
         for track in state.tracks:
-            query = render(REQUESTS[self.flavour], self.subject, track, self.query_window)
+            query = render(REQUESTS[self.flavour], self.read_subject, track, self.query_window)
             rendered[f"{track}/exposure"] = query
             calls[f"{gate.name}/{track}/exposure"] = _bind(self.metrics.vector, query)
             if not state.started:

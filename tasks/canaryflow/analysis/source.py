@@ -194,9 +194,13 @@ class FleetLogSource(PodLogSource, Protocol):
     the reference: their lines' spread is the over-dispersion a comparing logs gate learns
     (``query.FLEET``), which a one-pod baseline cannot show."""
 
-    def fleet_pod_lines_since(self, since: float) -> tuple[PodLines, float]:
+    def fleet_pod_lines_since(
+        self, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[PodLines, float]:
         """The stable fleet's lines (pods neither canary nor baseline) written at or after
-        ``since``, by pod, and the share of its pods read."""
+        ``since``, by pod, and the share of its pods read. ``pods``: the fleet's pods its
+        metrics are read from (``fleet_sample``), read first where a source reads a sample
+        of the fleet's logs, so the lines and the requests are of the same pods."""
         ...
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from canaryflow.analysis.fleet_sample import FLEET_DISCOVERY_ROUNDS, FLEET_SAMPLE_PODS
 from canaryflow.analysis.query import BASELINE, FLEET, Subject
 from canaryflow.analysis.run import AnalysisRun, CallPool
 from canaryflow.analysis.source import Pinned, PrometheusSource, Sample, Series, pin
@@ -372,7 +373,10 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         "on 127.0.0.1; gates error-rate and latency-p99 (sequential) replayed at times inside "
         "the data. *Against*: a fresh baseline (one pod of stable's version, `track=baseline`, "
         "the default where the router splits three ways), the stable fleet then read for its "
-        "over-dispersion only (`query.FLEET`); or the stable fleet itself (`baseline: stable`). "
+        "over-dispersion only (`query.FLEET`), through a sample of at most "
+        f"{FLEET_SAMPLE_PODS} of its pods (`analysis.fleet_sample`: ranked by a hash of the "
+        f"pod's name, found by one `group by (pod)` query every {FLEET_DISCOVERY_ROUNDS}th "
+        "round); or the stable fleet itself (`baseline: stable`), compared whole. "
         "A look of a gate: each track's pods summed in PromQL (`sum by (instance, pod)`) "
         "at the common instant and one scrape later, their scrape times, and what series that "
         "restarted alone held (`alignment.lost_query`), in one query per instant, the "

@@ -264,8 +264,19 @@ _MARKED = re.compile(rf'^label_replace\((.*), "{EVENT_LABEL}", "1", "[^"]*", "[^
 _STAMP = re.compile(r"^max by \(([^)]*)\) \(timestamp\((.*)\)\)$")
 _SUBQUERY = re.compile(r"^(.*)\[(\d+)s:(\d+)s\]$")
 _COUNT = re.compile(r"^max\(count_over_time\((.*)\[(\d+)s\]\)\)$")
+_GROUP = re.compile(r"group by \(pod\) \((.*?)\)(?: or |$)")
+_SAMPLED = re.compile(r'pod=~"\^\(((?:[^"\\]|\\.)*)\)\$"')
 LOOKBACK_S = 300.0
 """Prometheus' lookback delta: an instant query sees a series' last sample this far back."""
+
+
+def _sampled(selector: str) -> set[str] | None:
+    """The pods a fleet sample's matcher (``fleet_sample.pod_matcher``) names; None: none."""
+    found = _SAMPLED.search(selector)
+    if found is None:
+        return None
+    text = found.group(1).replace("\\\\", "\\")  # PromQL's string escapes, then RE2's
+    return {re.sub(r"\\(.)", r"\1", name) for name in text.split("|")}
 
 
 class RecordedSource:
@@ -313,9 +324,10 @@ class RecordedSource:
         if found is None:
             return []
         track, role = found[0], role or found[1]
+        sampled = _sampled(selector)
         result = []
         for pod in self.recording.pods:
-            if pod.track != track:
+            if pod.track != track or (sampled is not None and pod.name not in sampled):
                 continue
             point = self._last(pod, role, at)
             if point is not None:
@@ -326,6 +338,13 @@ class RecordedSource:
 
     def vector(self, query: str, at: float | None = None) -> list[Sample]:
         when = (self.now if at is None else at) - self.clock_start
+        if query.startswith("group by (pod) ("):  # which pods a track has (``fleet_sample``)
+            named = {
+                sample.labels["pod"]
+                for selector in _GROUP.findall(query)
+                for sample in self._pods(selector, when, stamp=False, role="exposure")
+            }
+            return [Sample({"pod": name}, 1.0) for name in sorted(named)]
         if match := _STAMP.match(query):
             return self._pods(match.group(2), when, stamp=True)
         if (match := _SUM.match(query)) and (marked := _MARKED.match(match.group(2))):
@@ -421,8 +440,10 @@ class RecordedLogs:
     def stable_pod_lines_since(self, since: float) -> tuple[dict[str, list[str]], float]:
         return self._between("stable", since), 1.0
 
-    def fleet_pod_lines_since(self, since: float) -> tuple[dict[str, list[str]], float]:
-        return self._between("fleet", since), 1.0
+    def fleet_pod_lines_since(
+        self, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[dict[str, list[str]], float]:
+        return self._between("fleet", since), 1.0  # every pod: ``pods`` are among them
 
     def lines_since(self, since: float) -> list[str]:
         return flat_lines(self._between("canary", since))

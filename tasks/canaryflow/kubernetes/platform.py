@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 from kubernetes import config
 from kubernetes.client import ApiClient, Configuration
 
+from canaryflow.analysis.fleet_sample import rank
 from canaryflow.analysis.source import flat_lines
 from canaryflow.errors import CanaryflowError, FieldError, InputError, PlatformError
 from canaryflow.input_file import read_input_file
@@ -790,15 +791,22 @@ class KubernetesPlatform:
         tracks = ("baseline",) if baseline is not None else (None, "stable")
         return self._track_logs_by_pod(stable, tracks, since)
 
-    def fleet_logs_by_pod(self, since: float) -> tuple[dict[str, list[str]], float]:
+    def fleet_logs_by_pod(
+        self, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[dict[str, list[str]], float]:
         """The stable fleet's lines by pod (up to ``STABLE_LOG_PODS``, never the baseline's):
         what a comparing logs gate learns the lines' over-dispersion from while a fresh
-        baseline is the reference, and the share of the fleet's pods read."""
+        baseline is the reference, and the share of the fleet's pods read. ``pods``: the
+        sample the fleet's metrics are read from (``analysis.fleet_sample``), read first."""
         stable = self.api.get(DEPLOYMENT, self.deployment)
-        return self._track_logs_by_pod(stable, (None, "stable"), since)
+        return self._track_logs_by_pod(stable, (None, "stable"), since, pods or ())
 
     def _track_logs_by_pod(
-        self, stable: Obj | None, tracks: tuple[str | None, ...], since: float
+        self,
+        stable: Obj | None,
+        tracks: tuple[str | None, ...],
+        since: float,
+        first: Sequence[str] = (),
     ) -> tuple[dict[str, list[str]], float]:
         since_seconds = max(1, math.ceil(time.time() - since))
         if stable is None:
@@ -814,7 +822,17 @@ class KubernetesPlatform:
             return {}, 1.0
         template = stable["spec"]["template"]["spec"]
         app = objects.main_container(template, self.service, self.container, self.health.port)
-        read = sorted(pods, key=lambda pod: pod["metadata"]["name"])[:STABLE_LOG_PODS]
+        # The pods ``first`` names (the metrics' sample), then the others, each in the fleet
+        # sample's order (a hash of the name): the same pods round after round, and the
+        # sample's own while it stands.
+        chosen = {name: index for index, name in enumerate(first)}
+        read = sorted(
+            pods,
+            key=lambda pod: (
+                chosen.get(pod["metadata"]["name"], len(chosen)),
+                rank(pod["metadata"]["name"]),
+            ),
+        )[:STABLE_LOG_PODS]
         lines: dict[str, list[str]] = {}
         for pod in read:
             name = pod["metadata"]["name"]

@@ -164,9 +164,11 @@ class PodTrackLogs(TrackLogs):
 class FleetLogs(Protocol):
     """A platform that reads the stable fleet's logs pod by pod beside a fresh baseline's."""
 
-    def fleet_logs_by_pod(self, since: float) -> tuple[dict[str, list[str]], float]:
+    def fleet_logs_by_pod(
+        self, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[dict[str, list[str]], float]:
         """The stable fleet's lines by pod (never the baseline's or the canary's), and the
-        share of its pods read."""
+        share of its pods read; ``pods`` first where it reads a sample (``fleet_sample``)."""
         ...
 
 
@@ -175,8 +177,10 @@ class FleetPodTrackLogs(PodTrackLogs):
     """``PodTrackLogs`` of a platform that also reads the stable fleet's pods (``FleetLogs``):
     a comparing logs gate learns the lines' over-dispersion from them against a baseline."""
 
-    def fleet_pod_lines_since(self, since: float) -> tuple[dict[str, list[str]], float]:
-        return self.platform.fleet_logs_by_pod(since)  # type: ignore[attr-defined]
+    def fleet_pod_lines_since(
+        self, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[dict[str, list[str]], float]:
+        return self.platform.fleet_logs_by_pod(since, pods)  # type: ignore[attr-defined]
 
 
 def log_source(platform: Platform) -> CanaryLogs:
