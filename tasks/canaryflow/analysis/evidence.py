@@ -285,6 +285,10 @@ class SequentialGate:
     counted_at_look: bool = False
     """The events are counted at the look (a comparing logs gate's matching lines), not
     scraped: see ``_add_dispersion`` and ``awaits_dispersion``."""
+    aligned_tracks: frozenset[str] = frozenset()
+    """With ``counted_at_look``: the tracks whose lines were counted up to their pods' own
+    last scrapes at this look (``log_counts.LogCounts``): their lines and requests span the
+    same seconds, pod by pod, so they are judged as scraped counters are."""
     unit_seen: bool = False
     """Whether a unit of stable's pods has been added to the over-dispersion in this process."""
     served: dict[str, float] = field(default_factory=dict)
@@ -798,7 +802,7 @@ class SequentialGate:
             events = _by_pod(stable.get("events", []))
             exposure = _by_pod(stable.get("exposure", []))
             units = [(events.get(pod, 0.0), n) for pod, n in exposure.items()]
-            if self.counted_at_look:
+            if self.counted_at_look and not self._lines_aligned(self.tracks):
                 units = self._split_by_share(events, exposure)
             self.tests[None].add_units(units, seconds)
             return
@@ -917,7 +921,7 @@ class SequentialGate:
                 total(increments[("stable", "events")]),
                 total(increments[("stable", "exposure")]),
             )
-            if not self.counted_at_look:
+            if not self.counted_at_look or self._lines_aligned(TRACKS):
                 self.test.add(*counts, load=load)
                 return
             # Lines counted as written, requests as last scraped: a look's requests may hold
@@ -946,6 +950,10 @@ class SequentialGate:
         self.window_exposure += self.pending["canary"].get(math.inf, 0.0)
         self.window_reference += self.pending["stable"].get(math.inf, 0.0)
         self.pending = {}
+
+    def _lines_aligned(self, tracks: Sequence[str]) -> bool:
+        """Whether every track of ``tracks`` had its lines counted up to its pods' scrapes."""
+        return bool(self.aligned_tracks) and set(tracks) <= self.aligned_tracks
 
     def _comparable_cuts(self) -> None:
         """Move each cut a track's layout lacks to the next bound both layouts have: a
