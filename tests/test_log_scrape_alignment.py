@@ -183,3 +183,28 @@ def test_the_replay_counts_every_pods_lines_up_to_its_scrapes_and_loses_none(see
         for pod in baseline
     }
     assert looks[-1]["stable"] == expected
+
+
+def test_the_local_platform_stamps_each_line_as_its_tail_first_sees_it(tmp_path):
+    from types import SimpleNamespace
+
+    from canaryflow.local.log_tail import LogTail
+    from canaryflow.local.platform import LocalPlatform
+    from canaryflow.platform.protocol import PodLogs, StampedLogs
+
+    path = tmp_path / "canary.log"
+    path.write_text("")
+    tail = LogTail(path)
+    path.write_text("connection refused\nhalf")
+    tail.poll()
+    seen = tail.stamped_since(0.0)
+    assert [line for _, line in seen] == ["connection refused"], "a half line waits"
+    assert tail.stamped_since(seen[0][0] + 1e-3) == []
+
+    assert issubclass(LocalPlatform, StampedLogs) and issubclass(LocalPlatform, PodLogs)
+    canary = SimpleNamespace(address="127.0.0.1:8081", log=tail)
+    stable = SimpleNamespace(address="127.0.0.1:8080", log=LogTail(path))
+    local = SimpleNamespace(_canary_log=canary, _baseline=None, _stable=stable)
+    by_pod, share = LocalPlatform.logs_by_pod_stamped(local, "canary", 0.0)  # type: ignore[arg-type]
+    assert by_pod == {"127.0.0.1:8081": seen} and share == 1.0
+    assert LocalPlatform.logs_by_pod_stamped(local, "fleet", 0.0) == ({}, 1.0)  # type: ignore[arg-type]

@@ -309,6 +309,21 @@ class LocalPlatform:
         stable = self._baseline or self._stable
         return ({stable.address: stable.log.since(since)} if stable is not None else {}, 1.0)
 
+    def logs_by_pod_stamped(
+        self, track: str, since: float
+    ) -> tuple[dict[str, list[tuple[float, str]]], float]:
+        """The canary's or the reference's lines (``canary_logs_by_pod``,
+        ``stable_logs_by_pod``), each with the time its tail first saw it (``LogTail``: within
+        a poll of the write, on the clock Prometheus stamps its scrapes with). The local
+        engine has no stable fleet apart from the reference ("fleet": none)."""
+        if track == "canary":
+            last = self._canary_log
+            return ({last.address: last.log.stamped_since(since)} if last is not None else {}), 1.0
+        stable = self._baseline or self._stable
+        if track != "stable" or stable is None:
+            return {}, 1.0
+        return {stable.address: stable.log.stamped_since(since)}, 1.0
+
     # Prometheus
 
     def targets(self) -> list[ScrapeTarget]:
