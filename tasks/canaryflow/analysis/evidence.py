@@ -289,6 +289,9 @@ class SequentialGate:
     """With ``counted_at_look``: the tracks whose lines were counted up to their pods' own
     last scrapes at this look (``log_counts.LogCounts``): their lines and requests span the
     same seconds, pod by pod, so they are judged as scraped counters are."""
+    held_lines: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    """Aligned lines: the looks' (canary lines, canary requests, reference lines, reference
+    requests) not yet weighed, until both tracks have requests (``_add_lines``)."""
     unit_seen: bool = False
     """Whether a unit of stable's pods has been added to the over-dispersion in this process."""
     served: dict[str, float] = field(default_factory=dict)
@@ -921,8 +924,11 @@ class SequentialGate:
                 total(increments[("stable", "events")]),
                 total(increments[("stable", "exposure")]),
             )
-            if not self.counted_at_look or self._lines_aligned(TRACKS):
+            if not self.counted_at_look:
                 self.test.add(*counts, load=load)
+                return
+            if self._lines_aligned(TRACKS):
+                self._add_lines(counts, load)
                 return
             # Lines counted as written, requests as last scraped: a look's requests may hold
             # no scrape of the canary's pod, or two. Within a window the weight is fixed, so
@@ -950,6 +956,20 @@ class SequentialGate:
         self.window_exposure += self.pending["canary"].get(math.inf, 0.0)
         self.window_reference += self.pending["stable"].get(math.inf, 0.0)
         self.pending = {}
+
+    def _add_lines(self, counts: tuple[float, float, float, float], load: float | None) -> None:
+        """A look's lines and requests counted up to each pod's own scrape: weighed at the
+        look's own share of the requests, as scraped counters are, once both tracks have
+        requests in it. A look in which one track's pods were not scraped again (a 30 s scrape
+        read every 10 s) holds its counts until they have: its lines alone say nothing about
+        the ratio, and set beside the other track's next scrape they do. Whether counts are
+        held depends on the requests only, never on the lines, so the product of the
+        likelihood ratios stays an e-process."""
+        held = tuple(a + b for a, b in zip(self.held_lines, counts, strict=True))
+        if held[1] > 0 and held[3] > 0:
+            self.test.add(*held, load=load)
+            held = (0.0, 0.0, 0.0, 0.0)
+        self.held_lines = held  # type: ignore[assignment]
 
     def _lines_aligned(self, tracks: Sequence[str]) -> bool:
         """Whether every track of ``tracks`` had its lines counted up to its pods' scrapes."""
