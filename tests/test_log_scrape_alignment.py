@@ -208,3 +208,21 @@ def test_the_local_platform_stamps_each_line_as_its_tail_first_sees_it(tmp_path)
     by_pod, share = LocalPlatform.logs_by_pod_stamped(local, "canary", 0.0)  # type: ignore[arg-type]
     assert by_pod == {"127.0.0.1:8081": seen} and share == 1.0
     assert LocalPlatform.logs_by_pod_stamped(local, "fleet", 0.0) == ({}, 1.0)  # type: ignore[arg-type]
+
+
+def test_a_look_without_one_tracks_scrape_is_held_until_both_tracks_have_requests():
+    from canaryflow.analysis.catalogue import REQUESTS, Counts
+    from canaryflow.analysis.evidence import SequentialGate
+
+    gate = SequentialGate(
+        GATE, Counts("log lines", REQUESTS["go"]), 1.0, 0.01, 0.0, counted_at_look=True
+    )
+    gate.aligned_tracks = frozenset({"canary", "stable"})
+
+    gate._add_lines((0.0, 0.0, 5.0, 1000.0), None)  # the canary's pod not scraped again
+    assert (gate.test.stable_events, gate.test.stable_exposure) == (0.0, 0.0)
+    gate._add_lines((4.0, 300.0, 1.0, 200.0), None)
+    test = gate.test
+    assert (test.canary_events, test.canary_exposure) == (4.0, 300.0)
+    assert (test.stable_events, test.stable_exposure) == (6.0, 1200.0)
+    assert gate.held_lines == (0.0, 0.0, 0.0, 0.0)
