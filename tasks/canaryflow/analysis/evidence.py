@@ -833,7 +833,9 @@ class SequentialGate:
         """Units of events counted at the look: each pod's events against the unit's requests
         split by the pod's share of the requests served so far.
 
-        Lines are read as they are written, request counters as last scraped, a scrape apart
+        Where the lines come without times (else they are counted up to each pod's scrape,
+        ``aligned_tracks``, and each pod's own requests are its unit's), lines are read as
+        they are written, request counters as last scraped, a scrape apart
         per pod: a unit's requests per pod carry each pod's scrape offset, which Pearson's X²
         would read as over-dispersion of the lines (2 to 15 times on independent lines, 15 s
         scrape, 20 s units, 0.2 to 1 % of requests logging). With the requests split by the
@@ -930,7 +932,8 @@ class SequentialGate:
             if self._lines_aligned(TRACKS):
                 self._add_lines(counts, load)
                 return
-            # Lines counted as written, requests as last scraped: a look's requests may hold
+            # Lines without times, counted as written, requests as last scraped (a source
+            # that stamps its lines is aligned, above): a look's requests may hold
             # no scrape of the canary's pod, or two. Within a window the weight is fixed, so
             # the canary's share of the window's requests so far is the look's share, off by
             # a scrape in the window's requests rather than in the look's.
