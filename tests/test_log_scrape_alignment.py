@@ -211,7 +211,6 @@ def test_the_local_platform_stamps_each_line_as_its_tail_first_sees_it(tmp_path)
 
 
 def test_a_look_without_one_tracks_scrape_is_held_until_both_tracks_have_requests():
-    # ... and the held looks span two scrapes (``evidence.HOLD_SCRAPES``).
     from canaryflow.analysis.catalogue import REQUESTS, Counts
     from canaryflow.analysis.evidence import SequentialGate
 
@@ -220,10 +219,9 @@ def test_a_look_without_one_tracks_scrape_is_held_until_both_tracks_have_request
     )
     gate.aligned_tracks = frozenset({"canary", "stable"})
 
-    look_s = gate.unit_span_s  # a scrape: held for two
-    gate._add_lines((0.0, 0.0, 5.0, 1000.0), None, look_s)  # the canary's pod not scraped again
+    gate._add_lines((0.0, 0.0, 5.0, 1000.0), None)  # the canary's pod not scraped again
     assert (gate.test.stable_events, gate.test.stable_exposure) == (0.0, 0.0)
-    gate._add_lines((4.0, 300.0, 1.0, 200.0), None, look_s)
+    gate._add_lines((4.0, 300.0, 1.0, 200.0), None)
     test = gate.test
     assert (test.canary_events, test.canary_exposure) == (4.0, 300.0)
     assert (test.stable_events, test.stable_exposure) == (6.0, 1200.0)

@@ -98,15 +98,6 @@ DEFAULT_SCRAPE_S = 15.0
 """Assumed until the samples show the scrape interval (the chart's PodMonitor default)."""
 HISTORY_S = 600.0
 """Stable's history before the release read once, for its pods' over-dispersion."""
-HOLD_SCRAPES = 2.0
-"""Units (``unit_span_s``: a scrape, at least a look) a comparing logs gate's aligned lines are
-held for before they are weighed (``_add_lines``). Counted up to each pod's own scrape, a look
-holds each pod's lines of whole scrape intervals; on pods that stall at a fixed period and are
-scraped at a fixed period, which scrape a stall's burst of lines lands in is fixed too, and so
-is which other pods' scrapes share a look with it: a look of one scrape weighed the canary's
-bursts at one share of the requests and the reference's at another, release after release.
-Measured (offline replay, log lines x3 on the noisy fleet against stable, the first 20 of the
-bench's class): one scrape caught 12, two 16, lines counted as written (before) 17."""
 UNIT_SCRAPES = 1.0
 """Scrapes per unit of stable's pods for the over-dispersion.
 
@@ -298,8 +289,6 @@ class SequentialGate:
     """With ``counted_at_look``: the tracks whose lines were counted up to their pods' own
     last scrapes at this look (``log_counts.LogCounts``): their lines and requests span the
     same seconds, pod by pod, so they are judged as scraped counters are."""
-    held_s: float = 0.0
-    """Seconds of looks whose counts ``held_lines`` holds."""
     held_lines: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     """Aligned lines: the looks' (canary lines, canary requests, reference lines, reference
     requests) not yet weighed, until both tracks have requests (``_add_lines``)."""
@@ -941,7 +930,7 @@ class SequentialGate:
                 self.test.add(*counts, load=load)
                 return
             if self._lines_aligned(TRACKS):
-                self._add_lines(counts, load, look_s)
+                self._add_lines(counts, load)
                 return
             # Lines without times, counted as written, requests as last scraped (a source
             # that stamps its lines is aligned, above): a look's requests may hold
@@ -971,24 +960,18 @@ class SequentialGate:
         self.window_reference += self.pending["stable"].get(math.inf, 0.0)
         self.pending = {}
 
-    def _add_lines(
-        self,
-        counts: tuple[float, float, float, float],
-        load: float | None,
-        look_s: float | None = None,
-    ) -> None:
-        """A look's lines and requests counted up to each pod's own scrape: weighed at their
-        own share of the requests, as scraped counters are, once both tracks have requests in
-        them and they span ``HOLD_SCRAPES`` units. A look in which one track's pods were not
-        scraped again (a 30 s scrape read every 10 s) is held until they were: its lines alone
-        say nothing about the ratio, and set beside the other track's next scrape they do.
-        Whether counts are held depends on the requests and the time only, never on the
-        lines, so the product of the likelihood ratios stays an e-process."""
+    def _add_lines(self, counts: tuple[float, float, float, float], load: float | None) -> None:
+        """A look's lines and requests counted up to each pod's own scrape: weighed at the
+        look's own share of the requests, as scraped counters are, once both tracks have
+        requests in it. A look in which one track's pods were not scraped again (a 30 s scrape
+        read every 10 s) holds its counts until they have: its lines alone say nothing about
+        the ratio, and set beside the other track's next scrape they do. Whether counts are
+        held depends on the requests only, never on the lines, so the product of the
+        likelihood ratios stays an e-process."""
         held = tuple(a + b for a, b in zip(self.held_lines, counts, strict=True))
-        self.held_s += look_s or 0.0
-        if held[1] > 0 and held[3] > 0 and self.held_s >= HOLD_SCRAPES * self.unit_span_s:
+        if held[1] > 0 and held[3] > 0:
             self.test.add(*held, load=load)
-            held, self.held_s = (0.0, 0.0, 0.0, 0.0), 0.0
+            held = (0.0, 0.0, 0.0, 0.0)
         self.held_lines = held  # type: ignore[assignment]
 
     def _lines_aligned(self, tracks: Sequence[str]) -> bool:
