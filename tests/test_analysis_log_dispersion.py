@@ -72,10 +72,15 @@ def test_identical_releases_logging_often_on_lumpy_pods_roll_back_within_alpha()
 
 
 def test_a_canary_logging_three_times_the_references_rate_steadily_is_still_caught():
+    # Three times the lines against a tolerated ratio of 2, over 240 s at 10 % and 30 %: 32 of
+    # these 40 since each pod's lines are counted up to its requests' last scrape. Counted as
+    # written (before), 38 of 40, in part because a window's first looks weighed the lines at
+    # a share of the requests below the canary's true one (its pod's first scrape covers less
+    # of the window than the reference's), which made any canary look worse.
     found = _rollbacks(STEADY, 40, seed=9, log_factor=3.0)
 
     caught = found.get((Outcome.FAIL, "log-errors"), 0)
-    assert caught >= 36, f"caught {caught}/40: {found}"
+    assert caught >= 30, f"caught {caught}/40: {found}"
 
 
 def test_a_canary_logging_three_times_the_references_lines_on_lumpy_pods_is_still_caught():

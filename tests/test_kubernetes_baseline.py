@@ -369,3 +369,23 @@ def test_the_fleets_logs_are_read_from_the_pods_its_metrics_sample_first(cluster
     last = names[-1]
     fleet, share = platform.fleet_logs_by_pod(since, [last, "gone-pod"])
     assert last in fleet and len(fleet) == 2 and share == 2 / 3
+
+
+def test_the_fleets_stamped_lines_come_from_the_metrics_sample_first_too(cluster, monkeypatch):
+    """Where lines carry the time they were written (the path a comparing logs gate takes on
+    Kubernetes), the fleet's pods are chosen as without times: the metrics' sample first."""
+    import time
+
+    from canaryflow.analysis.fleet_sample import ranked
+
+    platform = make_platform(cluster, "gateway-api")
+    platform.deploy_canary(V2)
+    platform.deploy_baseline()
+    cluster.write_log(NAMESPACE, SERVICE, "stable line")
+    since = time.time() - 5
+    monkeypatch.setattr("canaryflow.kubernetes.platform.STABLE_LOG_PODS", 3)
+    last = ranked(platform.logs_by_pod_stamped("fleet", since)[0])[-1]
+    monkeypatch.setattr("canaryflow.kubernetes.platform.STABLE_LOG_PODS", 2)
+    assert last not in platform.logs_by_pod_stamped("fleet", since)[0], "hash order alone"
+    fleet, share = platform.logs_by_pod_stamped("fleet", since, [last])
+    assert last in fleet and len(fleet) == 2 and share == 2 / 3

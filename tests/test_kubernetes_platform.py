@@ -408,6 +408,46 @@ def test_logs_are_read_pod_by_pod_under_the_names_the_pods_metrics_carry(api_ser
     assert isinstance(log_source(platform), PodLogSource)
 
 
+def test_logs_are_read_with_the_time_each_line_was_written_from_since_exactly(api_server):
+    from canaryflow.analysis.source import StampedLogSource
+    from canaryflow.platform.protocol import log_source
+
+    cluster = with_sidecar(api_server)
+    platform = make_platform(cluster)
+    platform.deploy_canary(V2)
+    now = time.time()
+    for at, line in ((now - 3.5, "too early"), (now - 1.25, "refused"), (now - 0.5, "again")):
+        cluster.write_log(NAMESPACE, SERVICE, f"stable {line}", at=at, container=SERVICE)
+        cluster.write_log(NAMESPACE, f"{SERVICE}-canary", line, at=at, container=SERVICE)
+
+    stable, share = platform.logs_by_pod_stamped("stable", now - 2.0)
+    assert share == 1.0 and len(stable) == 3
+    for lines in stable.values():  # sinceSeconds is 2 s or more: "too early" is cut here
+        assert [line for _, line in lines] == ["stable refused", "stable again"]
+        assert [when for when, _ in lines] == pytest.approx([now - 1.25, now - 0.5], abs=1e-6)
+    canary, _ = platform.logs_by_pod_stamped("canary", now - 2.0)
+    assert [line for lines in canary.values() for _, line in lines] == ["refused", "again"] * 2
+    fleet, _ = platform.logs_by_pod_stamped("fleet", now - 2.0)
+    assert set(fleet) == set(stable)
+    assert platform.stable_logs_by_pod(now - 2.0)[0] != stable, "unstamped, as before"
+    assert isinstance(log_source(platform), StampedLogSource)
+
+
+def test_the_kubelets_log_stamps_are_read_to_the_nanosecond():
+    from canaryflow.kubernetes.platform import rfc3339_seconds, stamped_lines
+
+    assert rfc3339_seconds("2026-12-07T12:00:00.123456789Z") == pytest.approx(
+        1796644800.123456789, abs=1e-6
+    )
+    assert rfc3339_seconds("2026-12-07T13:00:00+01:00") == 1796644800.0
+    assert rfc3339_seconds("not-a-time") is None
+    text = "2026-12-07T12:00:01Z a b\nno stamp\n2026-12-07T11:59:59Z old\n"
+    assert stamped_lines(text, 1796644800.0) == [
+        (1796644801.0, "a b"),
+        (1796644801.0, "no stamp"),
+    ]
+
+
 def test_a_canary_pod_not_yet_on_a_node_has_no_lines_yet(cluster):
     platform = make_platform(cluster)
     platform.deploy_canary(V2)

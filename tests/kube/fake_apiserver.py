@@ -35,6 +35,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -682,8 +683,23 @@ class FakeApiServer:
             return 204, "", "text/plain"
         since = float(query.get("sinceSeconds", "inf"))
         lines = self._logs.get((namespace, pod, container), [])
-        text = "".join(f"{line}\n" for at, line in lines if time.time() - at <= since)
+        stamped = query.get("timestamps") == "true"  # RFC 3339 with nanoseconds, as kubelet
+        text = "".join(
+            f"{_rfc3339_nano(at) + ' ' if stamped else ''}{line}\n"
+            for at, line in lines
+            if time.time() - at <= since
+        )
         return 200, text, "text/plain"
+
+
+def _rfc3339_nano(at: float) -> str:
+    """``at`` as the kubelet stamps a log line (``timestamps=true``): UTC, nine decimals."""
+    whole = math.floor(at)
+    nanos = round((at - whole) * 1e9)
+    if nanos >= 1_000_000_000:
+        whole, nanos = whole + 1, nanos - 1_000_000_000
+    day = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{day}.{nanos:09d}Z"
 
 
 class _Handler(BaseHTTPRequestHandler):

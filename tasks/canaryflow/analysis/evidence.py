@@ -287,6 +287,13 @@ class SequentialGate:
     counted_at_look: bool = False
     """The events are counted at the look (a comparing logs gate's matching lines), not
     scraped: see ``_add_dispersion`` and ``awaits_dispersion``."""
+    aligned_tracks: frozenset[str] = frozenset()
+    """With ``counted_at_look``: the tracks whose lines were counted up to their pods' own
+    last scrapes at this look (``log_counts.LogCounts``): their lines and requests span the
+    same seconds, pod by pod, so they are judged as scraped counters are."""
+    held_lines: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    """Aligned lines: the looks' (canary lines, canary requests, reference lines, reference
+    requests) not yet weighed, until both tracks have requests (``_add_lines``)."""
     unit_seen: bool = False
     """Whether a unit of stable's pods has been added to the over-dispersion in this process."""
     served: dict[str, float] = field(default_factory=dict)
@@ -838,7 +845,7 @@ class SequentialGate:
             events = _by_pod(stable.get("events", []))
             exposure = _by_pod(stable.get("exposure", []))
             units = [(events.get(pod, 0.0), n) for pod, n in exposure.items()]
-            if self.counted_at_look:
+            if self.counted_at_look and not self._lines_aligned(self.tracks):
                 units = self._split_by_share(events, exposure)
             self.tests[None].add_units(units, seconds)
             return
@@ -866,7 +873,9 @@ class SequentialGate:
         """Units of events counted at the look: each pod's events against the unit's requests
         split by the pod's share of the requests served so far.
 
-        Lines are read as they are written, request counters as last scraped, a scrape apart
+        Where the lines come without times (else they are counted up to each pod's scrape,
+        ``aligned_tracks``, and each pod's own requests are its unit's), lines are read as
+        they are written, request counters as last scraped, a scrape apart
         per pod: a unit's requests per pod carry each pod's scrape offset, which Pearson's X²
         would read as over-dispersion of the lines (2 to 15 times on independent lines, 15 s
         scrape, 20 s units, 0.2 to 1 % of requests logging). With the requests split by the
@@ -960,7 +969,11 @@ class SequentialGate:
             if not self.counted_at_look:
                 self.test.add(*counts, load=load)
                 return
-            # Lines counted as written, requests as last scraped: a look's requests may hold
+            if self._lines_aligned(TRACKS):
+                self._add_lines(counts, load)
+                return
+            # Lines without times, counted as written, requests as last scraped (a source
+            # that stamps its lines is aligned, above): a look's requests may hold
             # no scrape of the canary's pod, or two. Within a window the weight is fixed, so
             # the canary's share of the window's requests so far is the look's share, off by
             # a scrape in the window's requests rather than in the look's.
@@ -986,6 +999,24 @@ class SequentialGate:
         self.window_exposure += self.pending["canary"].get(math.inf, 0.0)
         self.window_reference += self.pending["stable"].get(math.inf, 0.0)
         self.pending = {}
+
+    def _add_lines(self, counts: tuple[float, float, float, float], load: float | None) -> None:
+        """A look's lines and requests counted up to each pod's own scrape: weighed at the
+        look's own share of the requests, as scraped counters are, once both tracks have
+        requests in it. A look in which one track's pods were not scraped again (a 30 s scrape
+        read every 10 s) holds its counts until they have: its lines alone say nothing about
+        the ratio, and set beside the other track's next scrape they do. Whether counts are
+        held depends on the requests only, never on the lines, so the product of the
+        likelihood ratios stays an e-process."""
+        held = tuple(a + b for a, b in zip(self.held_lines, counts, strict=True))
+        if held[1] > 0 and held[3] > 0:
+            self.test.add(*held, load=load)
+            held = (0.0, 0.0, 0.0, 0.0)
+        self.held_lines = held  # type: ignore[assignment]
+
+    def _lines_aligned(self, tracks: Sequence[str]) -> bool:
+        """Whether every track of ``tracks`` had its lines counted up to its pods' scrapes."""
+        return bool(self.aligned_tracks) and set(tracks) <= self.aligned_tracks
 
     def _comparable_cuts(self) -> None:
         """Move each cut a track's layout lacks to the next bound both layouts have: a

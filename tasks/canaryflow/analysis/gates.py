@@ -192,6 +192,11 @@ def matching_lines(limit: LogsLimit, lines: Sequence[str]) -> list[str]:
     return log_pattern.matching_lines(limit.patterns, lines)
 
 
+def matching_times(limit: LogsLimit, lines: Sequence[tuple[float, str]]) -> list[float]:
+    """When each of the stamped lines that match any of the limit's patterns was written."""
+    return log_pattern.matching_times(limit.patterns, lines)
+
+
 def judge_logs(limit: LogsLimit, lines: Sequence[str]) -> Judgement:
     """Count canary log lines matching any pattern; more than ``max`` fails."""
     matching = matching_lines(limit, lines)

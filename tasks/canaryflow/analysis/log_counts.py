@@ -24,10 +24,27 @@ Against a fresh baseline the reference is one pod or a few, with no spread to le
 stable fleet's lines (``query.FLEET``, neither canary nor baseline) are then counted by pod
 beside their own requests in the same way, as a third track that is never compared, only
 learnt from (``evidence.SequentialGate.fleet``).
+
+Where the log source tells when each line was written (``source.StampedLogSource``: Kubernetes
+pod logs read with ``timestamps=true``, the local platform's tails stamped as they are read,
+the offline replay's recorded lines), each pod's lines are counted only up to its request
+counter's last scrape (``alignment.stamp_query``: the ``timestamp()`` of the sample the look's
+requests are read from), so a pod's lines and its requests span the same seconds. Counted as
+written instead, with a 30 s scrape one pod's requests in a look may span 1 s while its lines
+span 10 s: a canary with 36 lines of 104 requests against a baseline's 55 of 938 at a first
+look, a false rollback of identical canaries six times in 1,000 (BENCHMARKS.md). A line
+written after its pod's last scrape is not held here: the next look reads the lines again from
+the earliest instant any pod's lines are counted up to (``since``) and counts it once its
+pod's requests are scraped past it, so no line is lost or counted twice. A pod whose requests
+have not been scraped yet (a canary's first seconds) has its lines wait the same way; a track
+whose pods' lines are named as none of its counters' pods is counted up to the look instead
+(each line once). A source without times (a log file read as it grows) is counted as written,
+as before.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +57,13 @@ BY_POD = ("stable", FLEET)
 """The tracks whose lines are matched with their pods' requests (the canary is one unit)."""
 TRACK_UNIT = ""
 """The one pod name of a track whose lines come without pods."""
+START_BACK_S = 120.0
+"""How far before a window's start its first read of stamped lines begins: each pod's lines
+are counted from its request counter's last scrape before the start (up to two scrapes of a
+60 s interval earlier), as its requests are."""
+MAX_HELD_S = 300.0
+"""How long a pod's lines are read again while its requests are not scraped past them:
+Prometheus' lookback, past which an instant query no longer answers for the pod either."""
 
 
 @dataclass
@@ -57,6 +81,45 @@ class LogCounts:
     offsets: dict[tuple[tuple[str, str], ...], float] = field(default_factory=dict)
     """A request series' value when its pod joined the read pods after the first look."""
     looks: int = 0
+    counted_to: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Stamped lines: per track, then pod, the instant up to which its lines are counted
+    (its request counter's last scrape at the previous look)."""
+    aligned: dict[str, bool] = field(default_factory=dict)
+    """Stamped lines: per track, whether its pods' lines are counted up to their own scrapes
+    (decided at the first look where its counters have a scrape and its lines were read;
+    False: its lines' pods are not its counters', so they are counted up to the look)."""
+    started_at: float | None = None
+    """Stamped lines: the window's start the first read was asked from."""
+    floor: float | None = None
+    """Stamped lines: where the first read began (``START_BACK_S`` before the start)."""
+    waiting: bool = False
+    """Stamped lines: some pod's lines wait for its first scrape (read again from ``floor``)."""
+    looked_at: float | None = None
+    """Stamped lines: the previous look's time (the cut of a track counted up to the look)."""
+    unscraped: dict[str, set[str]] = field(default_factory=dict)
+    """Stamped lines: per track, the pods whose lines were read while their requests had no
+    scrape yet (nothing of them counted so far)."""
+    first_scraped: dict[str, set[str]] = field(default_factory=dict)
+    """Stamped lines: per track, the pods of ``unscraped`` counted for the first time at this
+    look: all their lines and all their requests count, so they have not "joined" the read
+    pods late (``_per_pod``)."""
+
+    def since(self, default: float, now: float) -> float:
+        """Where this look's read of stamped lines begins: ``START_BACK_S`` before the
+        window's start (``default``) at the first look; after it, the earliest instant up to
+        which some pod's lines are counted (``default``, the previous look, at the latest),
+        so the lines written after their pod's last scrape are read again, never earlier
+        than ``MAX_HELD_S`` before ``now``."""
+        if self.floor is None:
+            self.started_at, self.floor = default, default - START_BACK_S
+            return self.floor
+        for pods in self.counted_to.values():
+            for pod in [p for p, t in pods.items() if t < now - MAX_HELD_S]:
+                del pods[pod]  # no longer scraped: nothing of it is counted any more
+        earliest = [default, *(t for pods in self.counted_to.values() for t in pods.values())]
+        if self.waiting:
+            earliest.append(self.floor)
+        return max(min(earliest), now - MAX_HELD_S)
 
     def look(
         self,
@@ -64,6 +127,10 @@ class LogCounts:
         exposure: Mapping[str, Sequence[Sample]],
         exposure_start: Mapping[str, Sequence[Sample]] | None = None,
         share: float = 1.0,
+        written: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+        stamps: Mapping[str, Sequence[Sample]] | None = None,
+        stamps_start: Mapping[str, Sequence[Sample]] | None = None,
+        at: float | None = None,
     ) -> dict[str, list[Sample]]:
         """Add one look's matching lines (by track, then pod) and return the gate's counters:
         ``{track}/events`` (lines, the reference's labelled by pod where its pods are known),
@@ -72,10 +139,28 @@ class LogCounts:
 
         The canary is one unit (its pods' spread is not what the test estimates); so is a
         reference whose lines come without pods, or with pods its counters do not name, its
-        requests scaled by ``share``, the share of its pods read."""
+        requests scaled by ``share``, the share of its pods read.
+
+        ``written``: instead of ``matched``, when each matching line was written (Unix
+        seconds), by track and pod, as read ``since`` this look's ``since``; ``stamps``: when
+        each pod's requests were last scraped (``alignment.stamp_query``, beside
+        ``exposure``), ``stamps_start`` the same at the window's start; ``at``: the look's
+        time. Each pod's lines are then counted up to its last scrape (see the module)."""
         looked: dict[str, list[Sample]] = {}
-        for track in (*TRACKS, *(t for t in matched if t not in TRACKS)):
-            lines = dict(matched.get(track, {}))
+        written = written or {}
+        self.waiting = False
+        named = (*matched, *written)
+        for track in (*TRACKS, *dict.fromkeys(t for t in named if t not in TRACKS)):
+            if track in written:
+                lines = self._up_to_scrapes(
+                    track,
+                    written[track],
+                    (stamps or {}).get(track, []),
+                    (stamps_start or {}).get(track),
+                    at,
+                )
+            else:
+                lines = dict(matched.get(track, {}))
             now = list(exposure.get(track, []))
             start = list(exposure_start.get(track, [])) if exposure_start is not None else None
             if track in BY_POD and self._pods_known(track, lines, now):
@@ -88,6 +173,8 @@ class LogCounts:
                     start = [Sample(s.labels, s.value * scale) for s in start]
             counted = self.lines.setdefault(track, {})
             for pod, count in lines.items():
+                if track in written and pod == TRACK_UNIT and not count and pod not in counted:
+                    continue  # a reference's pods all unscraped yet: no unit of no lines
                 counted[pod] = counted.get(pod, 0.0) + count
             looked[f"{track}/events"] = [_unit(pod, n) for pod, n in sorted(counted.items())]
             looked[f"{track}/events@start"] = [_unit(pod, 0.0) for pod in sorted(counted)]
@@ -95,7 +182,59 @@ class LogCounts:
             if start is not None:
                 looked[f"{track}/exposure@start"] = start
         self.looks += 1
+        if at is not None:
+            self.looked_at = at
         return looked
+
+    def _up_to_scrapes(
+        self,
+        track: str,
+        written: Mapping[str, Sequence[float]],
+        stamps: Sequence[Sample],
+        stamps_start: Sequence[Sample] | None,
+        at: float | None,
+    ) -> dict[str, int]:
+        """A track's matching lines by pod: each pod's written after the instant its lines
+        were counted up to (at the first look, its requests' scrape before the window's
+        start) and at or before its requests' last scrape; the pods still unscraped count
+        none yet (``waiting``)."""
+        scraped: dict[str, float] = {}
+        for sample in stamps:
+            pod = pod_name(sample.labels)
+            scraped[pod] = max(scraped.get(pod, sample.value), sample.value)
+        if track not in self.aligned and written and scraped:
+            self.aligned[track] = bool(set(written) & set(scraped))
+        aligned = self.aligned.get(track)
+        if aligned is False:  # the lines' pods are not the counters': up to the look
+            cut = at if at is not None else math.inf
+            scraped = dict.fromkeys(written, cut)
+        first: dict[str, float] = {}
+        if self.looks == 0:
+            for sample in stamps_start or []:
+                pod = pod_name(sample.labels)
+                first[pod] = max(first.get(pod, sample.value), sample.value)
+            if aligned is False and self.started_at is not None:
+                first = dict.fromkeys(written, self.started_at)
+        counted_to = self.counted_to.setdefault(track, {})
+        unscraped = self.unscraped.setdefault(track, set())
+        self.first_scraped[track] = set()
+        counted: dict[str, int] = {}
+        for pod, times in written.items():
+            until = scraped.get(pod)
+            if until is None:
+                counted[pod] = 0
+                self.waiting = True
+                if pod not in counted_to:
+                    unscraped.add(pod)
+                continue
+            if pod in unscraped:
+                unscraped.discard(pod)
+                self.first_scraped[track].add(pod)
+            before = self.looked_at if aligned is False and self.looked_at is not None else None
+            since = counted_to.get(pod, first.get(pod, -math.inf if before is None else before))
+            counted[pod] = sum(1 for t in times if since < t <= until)
+            counted_to[pod] = max(since, until)
+        return counted
 
     def _pods_known(self, track: str, lines: Mapping[str, int], exposure: Sequence[Sample]) -> bool:
         """Whether the track's lines are counted per pod: from the first look where some
@@ -120,6 +259,7 @@ class LogCounts:
         served = {pod_name(s.labels) for s in exposure}
         pods = set(lines) & served
         joined = pods - self.read.get(track, set()) if self.looks else set()
+        joined -= self.first_scraped.get(track, set())
         for sample in exposure:
             key = _series(sample)
             if pod_name(sample.labels) in joined:

@@ -57,5 +57,11 @@ def matching_lines(patterns: Sequence[str], lines: Sequence[str]) -> list[str]:
     return [line for line in lines if any(p.search(line[:MAX_LINE_CHARS]) for p in compiled)]
 
 
+def matching_times(patterns: Sequence[str], lines: Sequence[tuple[float, str]]) -> list[float]:
+    """When each matching line was written, of lines stamped ``(unix seconds, text)``."""
+    compiled = [compile_pattern(p) for p in patterns]
+    return [t for t, line in lines if any(p.search(line[:MAX_LINE_CHARS]) for p in compiled)]
+
+
 def _shown(text: str, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from canaryflow.analysis import flavour as flavours
 from canaryflow.analysis import gates as judge
-from canaryflow.analysis.alignment import history_query
+from canaryflow.analysis.alignment import history_query, stamp_query
 from canaryflow.analysis.catalogue import METRICS, REQUEST_COUNT, REQUESTS, Buckets, Counts
 from canaryflow.analysis.evidence import (
     HISTORY_S,
@@ -45,6 +45,7 @@ from canaryflow.analysis.source import (
     PodLogSource,
     ScrapeTiming,
     StableLogSource,
+    StampedLogSource,
 )
 from canaryflow.analysis.spec import AnalysisSpec, GateSpec
 from canaryflow.analysis.verdict import Limits, WindowVerdict, judge_window
@@ -471,6 +472,21 @@ class AnalysisRun:
         for gate in spec.gates:
             if gate.logs is not None:
                 by_pod = gate.logs.compares and isinstance(self.logs, PodLogSource)
+                if isinstance(self.logs, StampedLogSource) and by_pod:
+                    # Lines by pod, each with the time it was written: counted up to their
+                    # pod's requests' last scrape (``log_counts``), read again from the
+                    # earliest instant some pod's lines are counted up to.
+                    counts = self._log_counts.setdefault(gate.name, LogCounts())
+                    since = counts.since(self._logs_since, now)
+                    for track, key in self._log_keys(gate):
+                        pods = self.fleet_sample.pods if track == FLEET else None
+                        calls[f"{gate.name}/{key}"] = _bind(
+                            self.logs.stamped_pod_lines_since, track, since, pods
+                        )
+                    queries[gate.name] = self._exposure_calls(
+                        gate, calls, window_started, stamped=now
+                    )
+                    continue
                 if isinstance(self.logs, PodLogSource) and by_pod:
                     # Lines by pod: their over-dispersion is estimated as the counters' is.
                     canary = _bind(self.logs.canary_pod_lines_since, self._logs_since)
@@ -636,17 +652,41 @@ class AnalysisRun:
             calls[f"{gate.name}/reference"] = reference
         return rendered
 
+    def _log_keys(self, gate: GateSpec) -> list[tuple[str, str]]:
+        """The tracks whose lines a comparing logs gate reads, each with its answer's key."""
+        keys = [("canary", "logs"), ("stable", "stable-logs")]
+        if self._sequential_state(gate).fleet:  # learnt from the stable fleet's
+            assert isinstance(self.logs, FleetLogSource)
+            keys.append((FLEET, "fleet-logs"))
+        return keys
+
     def _exposure_calls(
-        self, gate: GateSpec, calls: dict[str, Callable[[], Any]], window_started: float
+        self,
+        gate: GateSpec,
+        calls: dict[str, Callable[[], Any]],
+        window_started: float,
+        stamped: float | None = None,
     ) -> dict[str, str]:
         """Both tracks' request counters now and at the window's start (first look): what a
-        comparing logs gate divides each track's matching lines by."""
+        comparing logs gate divides each track's matching lines by. ``stamped``: the look's
+        time, where the lines come with the times they were written: the counters are then
+        read at that instant with their pods' scrape times (``alignment.stamp_query``), at
+        the window's start too, so each pod's lines are counted up to its last scrape."""
         state = self._sequential_state(gate)
         rendered = {}
         for track in state.tracks:
             query = render(REQUESTS[self.flavour], self.read_subject, track, self.query_window)
             rendered[f"{track}/exposure"] = query
-            calls[f"{gate.name}/{track}/exposure"] = _bind(self.metrics.vector, query)
+            if stamped is None:
+                calls[f"{gate.name}/{track}/exposure"] = _bind(self.metrics.vector, query)
+            else:
+                stamps = stamp_query(query)
+                rendered[f"{track}/stamps"] = stamps
+                calls[f"{gate.name}/{track}/exposure"] = _bind(self.metrics.vector, query, stamped)
+                calls[f"{gate.name}/{track}/stamps"] = _bind(self.metrics.vector, stamps, stamped)
+                if not state.started:
+                    at = f"{gate.name}/{track}/stamps@start"
+                    calls[at] = _bind(self.metrics.vector, stamps, window_started)
             if not state.started:
                 at = f"{gate.name}/{track}/exposure@start"
                 calls[at] = _bind(self.metrics.vector, query, window_started)
@@ -671,25 +711,44 @@ class AnalysisRun:
             )
         stable_lines, share = mine["stable-logs"]
         limit = gate.logs
-        read = [("canary", mine["logs"]), ("stable", stable_lines)]
+        stamped = isinstance(mine["logs"], tuple)  # (lines by pod, share): with their times
+        canary = mine["logs"][0] if stamped else mine["logs"]
+        read = [("canary", canary), ("stable", stable_lines)]
         if "fleet-logs" in mine:  # the stable fleet's lines, learnt from (never compared)
             read.append((FLEET, mine["fleet-logs"][0]))
-        matched = {
-            track: {
-                pod: len(judge.matching_lines(limit, lines))
-                for pod, lines in _pod_lines(found).items()
-            }
-            for track, found in read
-        }
-        tracks = self._sequential_state(gate).tracks
+        matched: dict[str, dict[str, int]] = {}
+        written: dict[str, dict[str, list[float]]] = {}
+        for track, found in read:
+            if stamped:
+                pods = found.items()
+                written[track] = {pod: judge.matching_times(limit, lines) for pod, lines in pods}
+            else:
+                pods = _pod_lines(found).items()
+                matched[track] = {
+                    pod: len(judge.matching_lines(limit, lines)) for pod, lines in pods
+                }
+        state = self._sequential_state(gate)
+        tracks = state.tracks
         exposure = {track: mine.get(f"{track}/exposure") or [] for track in tracks}
         at_start = {track: mine.get(f"{track}/exposure@start") or [] for track in tracks}
         started = any(f"{track}/exposure@start" in mine for track in tracks)
+        stamps = {track: mine.get(f"{track}/stamps") or [] for track in tracks}
+        stamps_start = {track: mine.get(f"{track}/stamps@start") or [] for track in tracks}
         history = mine.get("shares/history")
         if isinstance(history, list):
-            self._sequential_state(gate).read_shares(history)
+            state.read_shares(history)
         counts = self._log_counts.setdefault(gate.name, LogCounts())
-        looked = counts.look(matched, exposure, at_start if started else None, share)
+        looked = counts.look(
+            matched,
+            exposure,
+            at_start if started else None,
+            share,
+            written=written if stamped else None,
+            stamps=stamps if stamped else None,
+            stamps_start=stamps_start if stamped and started else None,
+            at=self._round_at if stamped else None,
+        )
+        state.aligned_tracks = frozenset(t for t, yes in counts.aligned.items() if yes)
         return self._judge_sequential(gate, looked)
 
     def _judge_sequential(self, gate: GateSpec, mine: Mapping[str, Any]) -> Judgement:

@@ -204,6 +204,28 @@ class FleetLogSource(PodLogSource, Protocol):
         ...
 
 
+StampedPodLines = Mapping[str, Sequence[tuple[float, str]]]
+"""Log lines by pod, each with the Unix time it was written: ``(seconds, text)``, oldest first."""
+
+
+@runtime_checkable
+class StampedLogSource(PodLogSource, Protocol):
+    """A ``PodLogSource`` that also tells when each line was written. A comparing logs gate
+    then counts each pod's lines only up to its request counter's last scrape
+    (``log_counts.LogCounts``), so lines and requests span the same seconds; the lines
+    written after it are read again at the next look and counted then."""
+
+    def stamped_pod_lines_since(
+        self, track: str, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[StampedPodLines, float]:
+        """The lines of ``track`` ("canary", "stable": the reference, or ``query.FLEET``:
+        the stable fleet, asked only of a ``FleetLogSource``) written at or after ``since``,
+        by pod, each with the time it was written, and the share of the track's pods read.
+        ``pods``: for the fleet, the pods its metrics are read from (``fleet_sample``), read
+        first, as ``FleetLogSource.fleet_pod_lines_since``."""
+        ...
+
+
 def flat_lines(by_pod: PodLines) -> list[str]:
     """Every pod's lines as one list (pods in name order)."""
     return [line for pod in sorted(by_pod) for line in by_pod[pod]]

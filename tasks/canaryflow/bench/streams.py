@@ -408,7 +408,10 @@ class RecordedLogs:
     as the live platforms give a comparing logs gate (every stable pod's lines: share 1.0; the
     fresh baseline's pods' instead where the recording has them, as the platforms do, and then
     the stable fleet's pods' apart, to learn the over-dispersion from), each pod's apart under
-    the name its counters carry."""
+    the name its counters carry, with the second each line was written where asked
+    (``stamped_pod_lines_since``): lines are written second by second as the requests are
+    served, and a pod's counters scraped at its own offset, so a look's lines outrun its
+    requests by up to a scrape unless counted up to the scrape (``log_counts``)."""
 
     def __init__(self, recording: Recording, clock, clock_start: float = 0.0):
         self.clock, self.clock_start = clock, clock_start
@@ -426,13 +429,25 @@ class RecordedLogs:
         }
 
     def _between(self, track: str, since: float) -> dict[str, list[str]]:
+        return {
+            name: [text for _, text in lines] for name, lines in self._stamped(track, since).items()
+        }
+
+    def _stamped(self, track: str, since: float) -> dict[str, list[tuple[float, str]]]:
         found = {}
         for name, lines in self._pods[track].items():
             times = self._times[(track, name)]
             first = bisect.bisect_left(times, since - self.clock_start)
             last = bisect.bisect_right(times, self.clock.now() - self.clock_start)
-            found[name] = [text for _, text in lines[first:last]]
+            found[name] = [(t + self.clock_start, text) for t, text in lines[first:last]]
         return found
+
+    def stamped_pod_lines_since(
+        self, track: str, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[dict[str, list[tuple[float, str]]], float]:
+        """Each pod's lines with the time each was written (``source.StampedLogSource``): the
+        judge counts them up to the pod's requests' last scrape, as the live platforms'."""
+        return self._stamped(track, since), 1.0
 
     def canary_pod_lines_since(self, since: float) -> dict[str, list[str]]:
         return self._between("canary", since)

@@ -150,11 +150,19 @@ class ClusterApi:
                 f"{_status_message(error) if isinstance(error, ApiException) else error}"
             ) from error
 
-    def pod_log(self, pod: str, since_seconds: int, container: str | None = None) -> str:
+    def pod_log(
+        self,
+        pod: str,
+        since_seconds: int,
+        container: str | None = None,
+        timestamps: bool = False,
+    ) -> str:
         """The log of ``container`` in the pod over the last ``since_seconds``; empty when the
         pod is gone or has no log yet: the API server answers 204 with no body for a pod not
         bound to a node (the client returns None), and 400 "is waiting to start" for a
-        container not yet started (``pkg/kubelet/kubelet_pods.go: validateContainerLogStatus``)."""
+        container not yet started (``pkg/kubelet/kubelet_pods.go: validateContainerLogStatus``).
+        ``timestamps``: each line begins with the time the runtime wrote it (RFC 3339 with
+        nanoseconds, UTC) and a space (``timestamps=true``)."""
 
         def read() -> str | None:
             return CoreV1Api(self.client).read_namespaced_pod_log(
@@ -162,6 +170,7 @@ class ClusterApi:
                 self.namespace,
                 container=container,
                 since_seconds=since_seconds,
+                timestamps=timestamps,
                 _request_timeout=self.request_timeout_s,
             )
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -763,17 +765,37 @@ class KubernetesPlatform:
         """The application container's lines of every canary pod by pod name (never a
         sidecar's: a pod with several containers has no log without a container name); a pod
         not started yet has none."""
+        return {pod: text.splitlines() for pod, text in self._canary_logs(since).items()}
+
+    def _canary_logs(self, since: float, timestamps: bool = False) -> dict[str, str]:
         since_seconds = max(1, math.ceil(time.time() - since))
         canary = self.api.get(DEPLOYMENT, self.canary)
         if canary is None:
             return {}
         template = canary["spec"]["template"]["spec"]
         app = objects.main_container(template, self.service, self.container, self.health.port)
-        lines: dict[str, list[str]] = {}
+        texts: dict[str, str] = {}
         for pod in self._canary_pods():
             name = pod["metadata"]["name"]
-            lines[name] = self.api.pod_log(name, since_seconds, app["name"]).splitlines()
-        return lines
+            texts[name] = self.api.pod_log(name, since_seconds, app["name"], timestamps)
+        return texts
+
+    def logs_by_pod_stamped(
+        self, track: str, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[dict[str, list[tuple[float, str]]], float]:
+        """``canary_logs_by_pod``, ``stable_logs_by_pod`` or (``track`` "fleet")
+        ``fleet_logs_by_pod``, each line with the time the container runtime wrote it
+        (``timestamps=true``), from ``since`` on exactly (``sinceSeconds`` is whole seconds,
+        rounded up: the lines of the second before ``since`` are left out here). The runtime's
+        clock is the node's, Prometheus' scrape times its own: NTP keeps them within a
+        fraction of a second, which moves a line across a scrape now and then, not often."""
+        if track == "canary":
+            texts, share = self._canary_logs(since, timestamps=True), 1.0
+        elif track == "stable":
+            texts, share = self._reference_logs(since, timestamps=True)
+        else:
+            texts, share = self._fleet_logs(since, timestamps=True, pods=pods)
+        return {pod: stamped_lines(text, since) for pod, text in texts.items()}, share
 
     def stable_logs(self, since: float) -> tuple[list[str], float]:
         """The reference's lines of the pods ``stable_logs_by_pod`` reads, and their share."""
@@ -786,10 +808,16 @@ class KubernetesPlatform:
         they are (a large fleet is sampled, its requests scaled). Pods being deleted
         (``deletionTimestamp``: the old ones still draining after stable rolled) are never
         read nor counted: they no longer get the requests their lines would be judged against."""
+        texts, share = self._reference_logs(since)
+        return {pod: text.splitlines() for pod, text in texts.items()}, share
+
+    def _reference_logs(
+        self, since: float, timestamps: bool = False
+    ) -> tuple[dict[str, str], float]:
         baseline = self.api.get(DEPLOYMENT, self.baseline)
         stable = baseline or self.api.get(DEPLOYMENT, self.deployment)
         tracks = ("baseline",) if baseline is not None else (None, "stable")
-        return self._track_logs_by_pod(stable, tracks, since)
+        return self._track_logs_by_pod(stable, tracks, since, timestamps)
 
     def fleet_logs_by_pod(
         self, since: float, pods: Sequence[str] | None = None
@@ -798,16 +826,23 @@ class KubernetesPlatform:
         what a comparing logs gate learns the lines' over-dispersion from while a fresh
         baseline is the reference, and the share of the fleet's pods read. ``pods``: the
         sample the fleet's metrics are read from (``analysis.fleet_sample``), read first."""
+        texts, share = self._fleet_logs(since, pods=pods)
+        return {pod: text.splitlines() for pod, text in texts.items()}, share
+
+    def _fleet_logs(
+        self, since: float, timestamps: bool = False, pods: Sequence[str] | None = None
+    ) -> tuple[dict[str, str], float]:
         stable = self.api.get(DEPLOYMENT, self.deployment)
-        return self._track_logs_by_pod(stable, (None, "stable"), since, pods or ())
+        return self._track_logs_by_pod(stable, (None, "stable"), since, timestamps, pods or ())
 
     def _track_logs_by_pod(
         self,
         stable: Obj | None,
         tracks: tuple[str | None, ...],
         since: float,
+        timestamps: bool = False,
         first: Sequence[str] = (),
-    ) -> tuple[dict[str, list[str]], float]:
+    ) -> tuple[dict[str, str], float]:
         since_seconds = max(1, math.ceil(time.time() - since))
         if stable is None:
             return {}, 1.0
@@ -833,11 +868,11 @@ class KubernetesPlatform:
                 rank(pod["metadata"]["name"]),
             ),
         )[:STABLE_LOG_PODS]
-        lines: dict[str, list[str]] = {}
+        texts: dict[str, str] = {}
         for pod in read:
             name = pod["metadata"]["name"]
-            lines[name] = self.api.pod_log(name, since_seconds, app["name"]).splitlines()
-        return lines, len(read) / len(pods)
+            texts[name] = self.api.pod_log(name, since_seconds, app["name"], timestamps)
+        return texts, len(read) / len(pods)
 
     # -- release state ------------------------------------------------------------------------
 
@@ -1202,6 +1237,39 @@ class RecordedRouter:
 
 
 MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def rfc3339_seconds(text: str) -> float | None:
+    """Unix seconds of an RFC 3339 time as the kubelet stamps log lines (``2026-12-07T12:00:
+    00.123456789Z``: nine decimals, more than ``datetime`` parses); None if it is not one."""
+    found = _RFC3339.fullmatch(text)
+    if found is None:
+        return None
+    zone = "+00:00" if found[3] == "Z" else found[3]
+    try:
+        whole = datetime.fromisoformat(found[1] + zone).timestamp()
+    except ValueError:
+        return None
+    return whole + (float(found[2]) if found[2] else 0.0)
+
+
+def stamped_lines(text: str, since: float) -> list[tuple[float, str]]:
+    """A log read with ``timestamps=true`` as ``(seconds, line)``, the lines written before
+    ``since`` left out. A line without a stamp (none is expected) takes its predecessor's."""
+    lines: list[tuple[float, str]] = []
+    last = since
+    for raw in text.splitlines():
+        stamp, _, line = raw.partition(" ")
+        when = rfc3339_seconds(stamp)
+        if when is None:
+            when, line = last, raw
+        last = when
+        if when >= since:
+            lines.append((when, line))
+    return lines
 
 
 def api_client_from_environment(kubeconfig: str | None = None, context: str | None = None):

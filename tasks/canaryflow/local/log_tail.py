@@ -49,9 +49,14 @@ class LogTail:
 
     def since(self, since: float) -> list[str]:
         """Lines first seen at or after the Unix time ``since``, oldest first."""
+        return [line for _, line in self.stamped_since(since)]
+
+    def stamped_since(self, since: float) -> list[tuple[float, str]]:
+        """``since``'s lines with the time each was first seen (at most a poll after it was
+        written), for a gate that counts lines up to their process' last scrape."""
         self.poll()
         with self._lock:
-            return [line for seen, line in self._lines if seen >= since]
+            return [(seen, line) for seen, line in self._lines if seen >= since]
 
 
 class TailPoller:

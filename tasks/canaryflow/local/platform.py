@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,6 +308,21 @@ class LocalPlatform:
         no spread between pods to estimate, and the test's over-dispersion stays 1)."""
         stable = self._baseline or self._stable
         return ({stable.address: stable.log.since(since)} if stable is not None else {}, 1.0)
+
+    def logs_by_pod_stamped(
+        self, track: str, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[dict[str, list[tuple[float, str]]], float]:
+        """The canary's or the reference's lines (``canary_logs_by_pod``,
+        ``stable_logs_by_pod``), each with the time its tail first saw it (``LogTail``: within
+        a poll of the write, on the clock Prometheus stamps its scrapes with). The local
+        engine has no stable fleet apart from the reference ("fleet": none)."""
+        if track == "canary":
+            last = self._canary_log
+            return ({last.address: last.log.stamped_since(since)} if last is not None else {}), 1.0
+        stable = self._baseline or self._stable
+        if track != "stable" or stable is None:
+            return {}, 1.0
+        return {stable.address: stable.log.stamped_since(since)}, 1.0
 
     # Prometheus
 

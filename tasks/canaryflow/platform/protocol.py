@@ -183,11 +183,49 @@ class FleetPodTrackLogs(PodTrackLogs):
         return self.platform.fleet_logs_by_pod(since, pods)  # type: ignore[attr-defined]
 
 
+@runtime_checkable
+class StampedLogs(Protocol):
+    """A ``PodLogs`` platform that also tells when each line was written: a comparing logs
+    gate then counts each pod's lines only up to its request counter's last scrape
+    (``analysis.log_counts``), so lines and requests span the same seconds."""
+
+    def logs_by_pod_stamped(
+        self, track: str, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[dict[str, list[tuple[float, str]]], float]:
+        """``track``'s lines since ``since`` by pod, each as ``(Unix seconds written, text)``,
+        and the share of the track's pods read: "canary", "stable" (the reference, as
+        ``stable_logs_by_pod``) or "fleet" (as ``FleetLogs.fleet_logs_by_pod``, asked only of
+        a platform that has it; ``pods``: the fleet's sample, read first)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StampedPodTrackLogs(PodTrackLogs):
+    """``PodTrackLogs`` with the time each line was written (``StampedLogs``)."""
+
+    def stamped_pod_lines_since(
+        self, track: str, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[dict[str, list[tuple[float, str]]], float]:
+        return self.platform.logs_by_pod_stamped(track, since, pods)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class StampedFleetPodTrackLogs(FleetPodTrackLogs):
+    """``FleetPodTrackLogs`` with the time each line was written (``StampedLogs``)."""
+
+    def stamped_pod_lines_since(
+        self, track: str, since: float, pods: Sequence[str] | None = None
+    ) -> tuple[dict[str, list[tuple[float, str]]], float]:
+        return self.platform.logs_by_pod_stamped(track, since, pods)  # type: ignore[attr-defined]
+
+
 def log_source(platform: Platform) -> CanaryLogs:
     """The platform's logs for the analysis: both tracks where it can read stable's, pod by
-    pod where it can tell the pods apart (and the stable fleet's pods, where it can)."""
+    pod where it can tell the pods apart (and the stable fleet's pods, where it can), with
+    the time each line was written where it can tell (``StampedLogs``)."""
     if isinstance(platform, StableLogs) and isinstance(platform, PodLogs):
+        stamped = isinstance(platform, StampedLogs)
         if isinstance(platform, FleetLogs):
-            return FleetPodTrackLogs(platform)
-        return PodTrackLogs(platform)
+            return StampedFleetPodTrackLogs(platform) if stamped else FleetPodTrackLogs(platform)
+        return StampedPodTrackLogs(platform) if stamped else PodTrackLogs(platform)
     return TrackLogs(platform) if isinstance(platform, StableLogs) else CanaryLogs(platform)
