@@ -32,18 +32,16 @@ from canaryflow.bench.offline import (
     BENCH_FAULTS,
     BENCH_FLEETS,
     BENCH_STEPS,
-    EPOCH,
     NOISY_FLEET,
     Tally,
-    _ClockedSource,
     bench_spec,
     information_limit_s,
     judge_many,
     lines_per_request,
+    replay_run,
     with_warmup,
 )
-from canaryflow.bench.replay import ReplayClock
-from canaryflow.bench.streams import RecordedLogs, simulate
+from canaryflow.bench.streams import simulate
 
 # Which pods are read -----------------------------------------------------------------------
 
@@ -111,19 +109,8 @@ def _noisy_run(seed: int = 3) -> AnalysisRun:
     spec = bench_spec()
     warmup = spec.warmup_for(fleet.scrape_s)
     recording = simulate(fleet, with_warmup(BENCH_STEPS, warmup), random.Random(seed))
-    clock = ReplayClock(EPOCH)
-    run = AnalysisRun(
-        spec,
-        _ClockedSource(recording, clock),
-        "svc",
-        "prod",
-        logs=RecordedLogs(recording, clock, clock_start=EPOCH),
-        clock=clock,
-        carry_evidence=True,
-        subject=Subject("svc", "prod", baseline=True),
-    )
-    run.concurrent = False
-    clock.sleep(warmup)
+    run = replay_run(recording, spec, baseline=True)
+    run.clock.sleep(warmup)
     run.window(BENCH_STEPS[0][1])
     return run
 

@@ -12,19 +12,15 @@ import random
 from dataclasses import replace
 
 from canaryflow.analysis.measurement import Outcome
-from canaryflow.analysis.query import Subject
-from canaryflow.analysis.run import AnalysisRun
 from canaryflow.bench.offline import (
     BENCH_FLEETS,
     BENCH_STEPS,
-    EPOCH,
     Tally,
-    _ClockedSource,
     bench_spec,
     judge_many,
+    replay_run,
 )
-from canaryflow.bench.replay import ReplayClock
-from canaryflow.bench.streams import RecordedLogs, simulate
+from canaryflow.bench.streams import simulate
 
 SLOW_SCRAPE = dict(BENCH_FLEETS)["noisy, 30 s scrape"]
 
@@ -33,18 +29,7 @@ def _scrape_learnt(fleet, seconds: float) -> float | None:
     """The scrape interval the error-rate gate has learnt after ``seconds`` of a release."""
     spec = bench_spec()
     recording = simulate(fleet, BENCH_STEPS, random.Random(3))
-    clock = ReplayClock(EPOCH)
-    run = AnalysisRun(
-        spec,
-        _ClockedSource(recording, clock),
-        "svc",
-        "prod",
-        logs=RecordedLogs(recording, clock, clock_start=EPOCH),
-        clock=clock,
-        windows=1,
-        subject=Subject("svc", "prod", spec.track_label, baseline=True),
-    )
-    run.concurrent = False
+    run = replay_run(recording, spec, carry=False, baseline=True)
     run.window(seconds)
     gate = next(g for g in spec.sequential_gates if g.metric == "error-rate")
     return run._sequential_state(gate).scrape_s

@@ -73,6 +73,32 @@ class _ClockedSource(RecordedSource):
         pass
 
 
+def replay_run(
+    recording: Recording,
+    spec: AnalysisSpec,
+    windows: int = 1,
+    carry: bool = True,
+    baseline: bool = False,
+) -> AnalysisRun:
+    """The real ``AnalysisRun`` of service "svc" in "prod" reading ``recording`` (its series
+    and its lines) on a replay clock at ``EPOCH``: what ``judge_release`` drives window by
+    window, and what tests drive look by look."""
+    clock = ReplayClock(EPOCH)
+    run = AnalysisRun(
+        spec,
+        _ClockedSource(recording, clock, spec.metrics),
+        "svc",
+        "prod",
+        logs=RecordedLogs(recording, clock, clock_start=EPOCH),
+        clock=clock,
+        windows=windows,
+        carry_evidence=carry,
+        subject=Subject("svc", "prod", spec.track_label, baseline=baseline),
+    )
+    run.concurrent = False  # the recording answers from memory: no threads needed
+    return run
+
+
 def judge_release(
     recording: Recording,
     steps: Sequence[tuple[float, float]],
@@ -89,23 +115,10 @@ def judge_release(
     ``spec.warmup``, 0 when omitted: this function knows no scrape interval) is waited before
     the first window, as the engine waits it; ``steps`` are the windows, the recording must
     include the warm-up (``with_warmup``)."""
-    clock = ReplayClock(EPOCH)
-    source = _ClockedSource(recording, clock, spec.metrics)
-    logs = RecordedLogs(recording, clock, clock_start=EPOCH)
-    subject = Subject("svc", "prod", spec.track_label, baseline=baseline)
-    run = AnalysisRun(
-        spec,
-        source,
-        "svc",
-        "prod",
-        logs=logs,
-        clock=clock,
-        windows=len(steps),
-        carry_evidence=carry,
-        subject=subject,
-    )
-    run.concurrent = False  # the recording answers from memory: no threads needed
-    clock.sleep(warmup_s if warmup_s is not None else (spec.warmup or 0.0))
+    run = replay_run(recording, spec, windows=len(steps), carry=carry, baseline=baseline)
+    source = run.metrics
+    assert isinstance(source, _ClockedSource)
+    source.clock.sleep(warmup_s if warmup_s is not None else (spec.warmup or 0.0))
     outcome = Outcome.PASS
     for index, (_, seconds) in enumerate(steps):
         result = run.window(seconds)
