@@ -13,12 +13,12 @@ requests, and the over-dispersion would leap).
 from __future__ import annotations
 
 import random
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prom_fixtures import backfilled_prometheus
 
 from canaryflow.analysis import carried
 from canaryflow.analysis.alignment import AlignedCounters, key_of
@@ -36,10 +36,8 @@ from canaryflow.analysis.query import BASELINE, FLEET, Subject, pod_matcher, ren
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import PrometheusSource, Sample
 from canaryflow.analysis.spec import AnalysisSpec
-from canaryflow.bench.cost import PROMTOOL, BatchingSource
+from canaryflow.bench.cost import BatchingSource
 from canaryflow.bench.replay import ReplayClock
-from canaryflow.local.process import ProcessGroup
-from canaryflow.local.prometheus import PrometheusServer
 
 FLEET_PODS = 200
 SCRAPE_S = 15.0
@@ -194,18 +192,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, float
     base = float(int(time.time()) - SECONDS - 600)
     sample = choose(NAMES)
     assert sample is not None
-    data = workdir / "series.txt"
-    data.write_text("\n".join(_series(base, sample[0], sample[1])) + "\n")
-    blocks = workdir / "prometheus" / "data"
-    subprocess.run(
-        [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(data), str(blocks)],
-        check=True,
-        capture_output=True,
-    )
-    with ProcessGroup(workdir / "processes") as group:
-        server = PrometheusServer(group, workdir / "prometheus", scrape_interval=SCRAPE_S).start()
-        yield server.url, base, sample
-        server.stop()
+    with backfilled_prometheus(workdir, _series(base, sample[0], sample[1]), SCRAPE_S) as url:
+        yield url, base, sample
 
 
 FLEET_TRACK = 'track!~"canary|baseline"'

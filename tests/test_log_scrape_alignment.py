@@ -16,15 +16,12 @@ from dataclasses import replace
 import pytest
 
 from canaryflow.analysis.log_counts import MAX_HELD_S, LogCounts
-from canaryflow.analysis.query import Subject
-from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import Sample, StampedLogSource
 from canaryflow.analysis.spec import AnalysisSpec
-from canaryflow.bench.offline import BENCH_FLEETS
+from canaryflow.bench.offline import BENCH_FLEETS, EPOCH, replay_run
 from canaryflow.bench.replay import ReplayClock
-from canaryflow.bench.streams import Pod, RecordedLogs, RecordedSource, Recording, simulate
+from canaryflow.bench.streams import Pod, RecordedLogs, Recording, simulate
 
-EPOCH = 1_700_000_000.0
 SPEC = AnalysisSpec.model_validate(
     {"interval": "10s", "queryWindow": "30s", "gates": [{"metric": "log-errors"}]}
 )
@@ -63,44 +60,19 @@ def _recording() -> Recording:
     return Recording(pods=pods, duration_s=40.0)
 
 
-class _Source(RecordedSource):
-    def __init__(self, recording: Recording, clock: ReplayClock):
-        super().__init__(recording, clock_start=EPOCH)
-        self.clock = clock
-
-    @property  # type: ignore[override]
-    def now(self) -> float:
-        return self.clock.now()
-
-    @now.setter
-    def now(self, value: float) -> None:
-        pass
-
-
 def _looks(
     recording: Recording, seconds: float, baseline: bool = False
 ) -> list[dict[str, dict[str, float]]]:
     """Each look's matching lines counted so far, by track and pod (against the recording's
     fresh baseline with ``baseline``)."""
-    clock = ReplayClock(EPOCH)
     counted: list[dict[str, dict[str, float]]] = []
 
     def after_round(batch, verdict) -> None:
         lines = run._log_counts[GATE].lines
         counted.append({track: dict(pods) for track, pods in lines.items()})
 
-    run = AnalysisRun(
-        SPEC,
-        _Source(recording, clock),
-        "svc",
-        "prod",
-        logs=RecordedLogs(recording, clock, clock_start=EPOCH),
-        clock=clock,
-        on_round=after_round,
-        carry_evidence=True,
-        subject=Subject("svc", "prod", SPEC.track_label, baseline=baseline),
-    )
-    run.concurrent = False
+    run = replay_run(recording, SPEC, baseline=baseline)
+    run.on_round = after_round
     run.spec = SPEC.model_copy(update={"max_extension": 0.0})
     run.window(seconds)
     return counted
