@@ -319,5 +319,8 @@ def test_analyze_with_refused_credentials_is_an_error_window_not_bad_input(
     assert code == EXIT_RELEASE_FAILED, output
     assert "warning: queries not checked: Prometheus at" in output
     assert auth.ENV_BEARER_TOKEN_FILE in output
-    assert json.loads(report.read_text())["verdict"]["outcome"] == "error"
+    document = json.loads(report.read_text())
+    assert document["verdict"]["outcome"] == "error"
+    reasons = {m["reason"] for m in document["measurements"]}
+    assert reasons and all(auth.ENV_BEARER_TOKEN_FILE in reason for reason in reasons), reasons
     everywhere(output + report.read_text())

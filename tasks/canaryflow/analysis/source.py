@@ -544,8 +544,11 @@ class PrometheusSource:
         if isinstance(error, PrometheusApiClientException):
             status = re.search(r"HTTP Status Code (\d+)", str(error))
             text = _error_text(str(error).encode().decode("unicode_escape"))
+            if status and status.group(1) in ("401", "403"):  # not the query: the credentials
+                advice = self.access.credentials_advice(int(status.group(1)))
+                return f"Prometheus at {self.shown_url} answered HTTP {status.group(1)}: {advice}"
             code = f"HTTP {status.group(1)}" if status else "error"
-            return f"Prometheus rejected the query ({code}): {text or error}"
+            return self._scrubbed(f"Prometheus rejected the query ({code}): {text or error}")
         return f"Prometheus query failed: {type(error).__name__}: {error}"
 
 
