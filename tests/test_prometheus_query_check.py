@@ -293,6 +293,17 @@ def test_json_says_failed_not_input(stub, tmp_path, token_env, capsys):
     assert document["ok"] is False and document["kind"] == "failed"
 
 
+def test_an_unreadable_credential_file_is_1_not_unreachable(stub, tmp_path, monkeypatch, capsys):
+    """Nothing was sent, and trying again will not help: not 3 ("never answered")."""
+    prometheus = stub({"/api/v1/format_query": (200, OK, JSON)})
+    monkeypatch.setenv(auth.ENV_URL, prometheus.url)
+    monkeypatch.setenv(auth.ENV_BEARER_TOKEN_FILE, str(tmp_path / "missing"))
+    code, output = run(["validate", str(plan_file(tmp_path))], capsys)
+    assert code == EXIT_RELEASE_FAILED, output
+    assert f"{tmp_path}/missing" in output and "credential file" in output
+    assert not prometheus.seen
+
+
 # -- analyze ----------------------------------------------------------------------------------
 
 

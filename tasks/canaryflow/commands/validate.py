@@ -296,7 +296,11 @@ def _with_parameters(plan, args: argparse.Namespace):
 def _check_promql(plan, endpoint) -> float | None:
     """Every query checked against the Prometheus the plan may ask; returns how often it
     scrapes the service (None when it does not know yet), for the scrape warnings."""
-    from canaryflow.analysis.source import PrometheusSource, QueryCheckFailed
+    from canaryflow.analysis.source import (
+        MeasurementError,
+        PrometheusSource,
+        QueryCheckFailed,
+    )
     from canaryflow.plan.promql import check_queries
 
     source = PrometheusSource.for_endpoint(endpoint)
@@ -306,6 +310,10 @@ def _check_promql(plan, endpoint) -> float | None:
     except QueryCheckFailed as error:  # it answered, not about the queries: not the plan's
         raise ServiceError(f"queries not checked: {error}") from None
     except Exception as error:  # Prometheus did not answer: the plan may be fine (exit 3)
+        if isinstance(error, MeasurementError) and source.never_answered is None:
+            # Not "never answered" (README "Exit codes"): a certificate that does not verify,
+            # an unreadable credential file, a broken answer; trying again will not help.
+            raise ServiceError(f"queries not checked: {error}") from None
         raise UnreachableError(
             f"cannot check queries at {url}: {error}: "
             "check that Prometheus is up and reachable, or pass --offline",
