@@ -19,7 +19,7 @@ from http_stub import LoopbackServer, QuietHandler
 
 from canaryflow.analysis import prometheus_auth as auth
 from canaryflow.cli import main
-from canaryflow.errors import EXIT_INPUT, EXIT_OK, EXIT_RELEASE_FAILED
+from canaryflow.errors import EXIT_INPUT, EXIT_OK, EXIT_RELEASE_FAILED, EXIT_UNREACHABLE
 
 TOKEN = "s3cr3t-bearer-token-4f9a"
 JSON = "application/json"
@@ -335,3 +335,16 @@ def test_analyze_with_refused_credentials_is_an_error_window_not_bad_input(
     reasons = {m["reason"] for m in document["measurements"]}
     assert reasons and all(auth.ENV_BEARER_TOKEN_FILE in reason for reason in reasons), reasons
     everywhere(output + report.read_text())
+
+
+def test_analyze_never_shows_the_urls_userinfo_when_prometheus_is_down(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again when the block ends: connection refused
+    plan = plan_file(tmp_path, f"http://checker:{TOKEN}@127.0.0.1:{port}")
+    code, output = run(["analyze", "--plan", str(plan), "--duration", "1s"], capsys)
+    assert code == EXIT_UNREACHABLE, output
+    assert f"Prometheus at http://127.0.0.1:{port} did not answer" in output
+    everywhere(output)
