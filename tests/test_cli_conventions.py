@@ -15,7 +15,7 @@ from http_stub import LoopbackServer, QuietHandler
 from kube.fixtures import CANARY_IMAGE, NAMESPACE, SERVICE, write_kubeconfig
 
 from canaryflow.cli import TASK_VERBS, VERBS, main
-from canaryflow.errors import EXIT_INPUT, EXIT_UNREACHABLE
+from canaryflow.errors import EXIT_INPUT, EXIT_RELEASE_FAILED, EXIT_UNREACHABLE
 from canaryflow.kubernetes.from_plan import platform_for
 from canaryflow.kubernetes.platform import api_client_from_environment
 from canaryflow.plan.load import load_plan
@@ -194,17 +194,19 @@ def test_analyze_with_prometheus_down_makes_traffic_safe_then_exits_3(tmp_path, 
 
 
 def test_analyze_against_a_prometheus_answering_4xx_is_not_3(tmp_path, capsys):
-    """Reached, so not "unreachable". (Today a 403 to the query check reads as a query
-    Prometheus refused: exit 2 before measuring; a 403 later would be an ERROR window, 1.)"""
+    """Reached, so not "unreachable"; and a 403 to the query check is not a query Prometheus
+    refused (not 2, "fix the plan"): the queries go unchecked and the window is an ERROR, 1."""
     server = LoopbackServer(_Refusing)
     try:
         plan = _analysed_plan(tmp_path, server.url)
         code = main(["analyze", "--plan", str(plan), "--duration", "2s", "--json"])
     finally:
         server.stop()
-    assert code not in (0, EXIT_UNREACHABLE)
-    document = json.loads(capsys.readouterr().out)
-    assert document["ok"] is False and document["kind"] != "unreachable"
+    assert code == EXIT_RELEASE_FAILED
+    out, err = capsys.readouterr()
+    document = json.loads(out)
+    assert document["verdict"]["outcome"] == "error" and "unreachable" not in document
+    assert "warning: queries not checked: Prometheus at" in err and "HTTP 403" in err
 
 
 def test_analyze_exits_3_only_once_the_fail_safe_verified_safe_traffic():

@@ -58,6 +58,12 @@ class PlatformError(CanaryflowError):
     """The platform (API server, router, processes) failed; the release must end safe."""
 
 
+class ServiceError(PlatformError):
+    """A service the verb needs answered, but with an error that is neither the input's
+    mistake nor "never answered" (Prometheus refusing the operator's credentials, a 5xx, a
+    proxy's error page): exit 1, the message says what to fix."""
+
+
 class UnreachableError(CanaryflowError):
     """A service the verb needs did not answer (exit 3): not the input's fault, so a caller
     (CI, a workflow's retry) can tell "try again later" from "fix the plan"."""

@@ -53,6 +53,14 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` as a message may show it: any ``user:password@`` taken out."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def same_origin(a: str, b: str) -> bool:
     return origin(a) == origin(b)
 

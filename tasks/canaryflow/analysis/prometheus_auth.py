@@ -114,6 +114,53 @@ class PrometheusAccess:
     ca_pem: str | None = field(default=None, repr=False)
     """The CA bundle itself (the chart hands a ConfigMap key over as a variable)."""
 
+    def credentials_advice(self, status: int) -> str:
+        """What to fix when Prometheus (or its gateway) answered 401 or 403: the settings
+        these credentials come from, by name (a file's path, a variable's name; never a
+        value)."""
+        if self.bearer_token is not None:
+            sent = f"the bearer token from {self.bearer_token.where()}"
+            settings = (
+                f"{ENV_BEARER_TOKEN_FILE} or {ENV_BEARER_TOKEN} "
+                "(the chart's analysis.prometheus.bearerTokenSecret)"
+            )
+        elif self.basic_username is not None and self.basic_password is not None:
+            sent = (
+                f"basic auth as {self.basic_username!r} with the password from "
+                f"{self.basic_password.where()}"
+            )
+            settings = (
+                f"{ENV_USERNAME} and {ENV_PASSWORD_FILE} or {ENV_PASSWORD} "
+                "(the chart's analysis.prometheus.basicAuth)"
+            )
+        else:
+            return (
+                "no credentials were sent: set a bearer token in "
+                f"{ENV_BEARER_TOKEN_FILE} (or {ENV_BEARER_TOKEN}), or basic auth in "
+                f"{ENV_USERNAME} and {ENV_PASSWORD_FILE} (or {ENV_PASSWORD}), together with "
+                f"{ENV_URL}: credentials go only to the operator's Prometheus (the chart's "
+                "analysis.prometheus.url and bearerTokenSecret or basicAuth)"
+            )
+        if status == 401:
+            return f"{sent} was not accepted: check {settings}; is it current?"
+        tenant = f", and the tenant header in {ENV_HEADERS}" if self.headers else ""
+        return (
+            f"{sent} was accepted but may not query this Prometheus: grant it read access, "
+            f"or check {settings}{tenant}"
+        )
+
+    def secret_values(self) -> list[str]:
+        """The secrets' current values, to blot out of any text shown (unreadable: none)."""
+        values = []
+        for secret in (self.bearer_token, self.basic_password):
+            if secret is not None:
+                with contextlib.suppress(CredentialUnavailable):
+                    values.append(secret.read())
+        if self.basic_username is not None and self.basic_password is not None and values:
+            pair = f"{self.basic_username}:{values[-1]}".encode()
+            values.append(base64.b64encode(pair).decode("ascii"))  # as the header carries it
+        return [value for value in values if value]
+
     def session(self) -> Any:
         """A ``requests.Session`` sending these settings on every request."""
         import requests

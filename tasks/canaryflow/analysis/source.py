@@ -27,6 +27,16 @@ class MeasurementError(Exception):
     """The source could not measure; the message says what happened, for the report."""
 
 
+class QueryCheckFailed(MeasurementError):
+    """Prometheus (or what fronts it) answered a query's syntax check with something that is
+    not about the query: credentials refused (401/403), a server or proxy error, no
+    Prometheus API at the URL. Not the plan's mistake: never exit 2."""
+
+
+MAX_SHOWN_ERROR = 300
+"""The most of Prometheus' own error text a message repeats."""
+
+
 @dataclass(frozen=True)
 class Sample:
     """One series of an instant vector: its labels (``le`` for a histogram bucket) and value."""
@@ -411,16 +421,29 @@ class PrometheusSource:
         return gaps[len(gaps) // 2] if gaps else None
 
     def validate_query(self, query: str) -> str | None:
-        """Prometheus' objection to ``query`` (its parse error), or None when it parses."""
+        """Prometheus' objection to ``query`` (its parse error), or None when it parses.
+
+        Only Prometheus' own answer about the query is the plan's mistake: HTTP 400 with its
+        JSON error body of ``errorType`` ``bad_data`` (``web/api/v1/api.go``). Anything else
+        Prometheus, or what fronts it, answers says nothing about the query and raises
+        ``QueryCheckFailed``: 401/403 (the operator's credentials), a 5xx or a proxy's HTML
+        page, a 404 from both endpoints (not Prometheus' API at this URL). ``format_query``
+        came with Prometheus 2.38.0 (2022-08-16, CHANGELOG); an older one (or a query
+        front-end without it) answers 404 there, and the query is then evaluated at time 0,
+        as before that endpoint existed: a parse error is the same 400 ``bad_data``, and an
+        evaluation error (422 ``execution``) means it parsed.
+        """
         self._connect()
         session = self._session  # our own (the library has no format_query call)
+        endpoint = "/api/v1/format_query"
         try:
             response = session.get(
-                f"{self.url}/api/v1/format_query", params={"query": query}, timeout=self.timeout
+                f"{self.url}{endpoint}", params={"query": query}, timeout=self.timeout
             )
             if response.status_code == 404:  # before Prometheus 2.38: evaluate at time 0
+                endpoint = "/api/v1/query"
                 response = session.get(
-                    f"{self.url}/api/v1/query",
+                    f"{self.url}{endpoint}",
                     params={"query": query, "time": "0"},
                     timeout=self.timeout,
                 )
@@ -428,9 +451,52 @@ class PrometheusSource:
             self._unanswered(error)
             raise MeasurementError(self._explain(error)) from error
         self.reached = True
-        if response.status_code == 200:
+        status = response.status_code
+        error_type, text = _error_body(response.content)
+        if status == 200 or (endpoint == "/api/v1/query" and error_type == "execution"):
             return None
-        return _error_text(response.text) or f"HTTP {response.status_code}"
+        if status == 400 and error_type == "bad_data":
+            return self._scrubbed(text or "a parse error")[:MAX_SHOWN_ERROR]
+        raise QueryCheckFailed(self._not_about_the_query(status, endpoint, error_type, text))
+
+    def _not_about_the_query(
+        self, status: int, endpoint: str, error_type: str | None, text: str | None
+    ) -> str:
+        """What to fix when Prometheus' answer to a syntax check is not about the query."""
+        at = f"Prometheus at {self.shown_url}"
+        if status in (401, 403):
+            advice = self.access.credentials_advice(status)
+            return f"{at} answered HTTP {status} to {endpoint}: {advice}"
+        if status == 404:
+            return (
+                f"{at} answered HTTP 404 to /api/v1/format_query and to /api/v1/query: this URL "
+                "is not Prometheus' HTTP API; check the URL and its path prefix (e.g. "
+                "/prometheus behind Mimir's gateway) in --prometheus, CANARYFLOW_PROMETHEUS_URL "
+                "(the chart's analysis.prometheus.url) or the plan's analysis.prometheus.url"
+            )
+        if error_type is not None:  # Prometheus' own JSON error (timeout, internal, ...)
+            said = f": {self._scrubbed(text)[:MAX_SHOWN_ERROR]}" if text else ""
+            what = f"HTTP {status} ({error_type}{said})"
+        else:  # a proxy's or load balancer's page: not shown, it may echo the request
+            kind = response_kind(status)
+            what = f"HTTP {status}, {kind}"
+        return (
+            f"{at} answered {what} to {endpoint}: the query was not checked, and nothing says "
+            "it is wrong; check that Prometheus (and any proxy in front of it) is healthy, "
+            "then run again, or pass --offline"
+        )
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as messages show it: without any ``user:password@``."""
+        return transport.without_userinfo(self.url)
+
+    def _scrubbed(self, text: str) -> str:
+        """``text`` with the configured secrets' values blotted out (a proxy may echo the
+        request it refused)."""
+        for secret in self.access.secret_values():
+            text = text.replace(secret, "***")
+        return text
 
     def _call(self, request) -> Any:
         """``request`` on the client, ended ``timeout`` from now at the latest: requests'
@@ -442,7 +508,9 @@ class PrometheusSource:
             except Exception as error:
                 self._unanswered(error)
                 if scope.fired:
-                    message = f"Prometheus at {self.url} did not answer within {self.timeout:g}s"
+                    message = (
+                        f"Prometheus at {self.shown_url} did not answer within {self.timeout:g}s"
+                    )
                     raise MeasurementError(message) from error
                 raise MeasurementError(self._explain(error)) from error
         self.reached = True
@@ -461,24 +529,50 @@ class PrometheusSource:
         from prometheus_api_client import PrometheusApiClientException
 
         if isinstance(error, CredentialUnavailable):
-            return f"Prometheus at {self.url}: {error}"
+            return f"Prometheus at {self.shown_url}: {error}"
         if isinstance(error, requests.exceptions.SSLError):
             return (
-                f"Prometheus at {self.url}: TLS verification failed "
+                f"Prometheus at {self.shown_url}: TLS verification failed "
                 "(the operator sets the CA that signed its certificate: the chart's "
                 "analysis.prometheus.caConfigMap, or CANARYFLOW_PROMETHEUS_CA_FILE)"
             )
         if isinstance(error, requests.Timeout) or "timed out" in str(error):
-            return f"Prometheus at {self.url} did not answer within {self.timeout:g}s"
+            return f"Prometheus at {self.shown_url} did not answer within {self.timeout:g}s"
         if isinstance(error, requests.ConnectionError):
             refused = "connection refused" if "refused" in str(error).lower() else "unreachable"
-            return f"Prometheus at {self.url}: {refused}"
+            return f"Prometheus at {self.shown_url}: {refused}"
         if isinstance(error, PrometheusApiClientException):
             status = re.search(r"HTTP Status Code (\d+)", str(error))
             text = _error_text(str(error).encode().decode("unicode_escape"))
+            if status and status.group(1) in ("401", "403"):  # not the query: the credentials
+                advice = self.access.credentials_advice(int(status.group(1)))
+                return f"Prometheus at {self.shown_url} answered HTTP {status.group(1)}: {advice}"
             code = f"HTTP {status.group(1)}" if status else "error"
-            return f"Prometheus rejected the query ({code}): {text or error}"
+            return self._scrubbed(f"Prometheus rejected the query ({code}): {text or error}")
         return f"Prometheus query failed: {type(error).__name__}: {error}"
+
+
+def _error_body(content: bytes) -> tuple[str | None, str | None]:
+    """Prometheus' JSON error answer, ``{"status": "error", "errorType", "error"}``, as
+    (errorType, error); (None, None) for anything else (a proxy's HTML, plain text)."""
+    try:
+        document = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(document, dict) or document.get("status") != "error":
+        return None, None
+    error_type, text = document.get("errorType"), document.get("error")
+    return (
+        error_type if isinstance(error_type, str) else None,
+        text if isinstance(text, str) else None,
+    )
+
+
+def response_kind(status: int) -> str:
+    """A non-Prometheus answer in words, for a message that does not repeat its body."""
+    if status >= 500:
+        return "a server error that is not Prometheus' JSON (a proxy or load balancer?)"
+    return "not Prometheus' JSON (a proxy's or gateway's page?)"
 
 
 def _error_text(body: str) -> str | None:

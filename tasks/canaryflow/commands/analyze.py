@@ -207,8 +207,11 @@ def _never_answered(source, result, rolling_back: bool, safety, report: dict) ->
         return None
     if safety is not None and not report.get("failSafe", {}).get("verified"):
         return None
+    from canaryflow.transport import without_userinfo
+
     return (
-        f"Prometheus at {source.url} did not answer ({source.never_answered}): the window "
+        f"Prometheus at {without_userinfo(source.url)} did not answer "
+        f"({source.never_answered}): the window "
         "is an error, nothing was judged; check the URL and that Prometheus is up, then run "
         "the release again"
     )

@@ -4,6 +4,12 @@
 ``{"ok": true, "service", "namespace", "steps", "gates", "warnings", "queriesCheckedAgainst"}``,
 on bad input ``{"ok": false, "kind": "input", "errors": [{"path", "message"}]}`` (exit 2);
 a Prometheus that does not answer is ``"kind": "unreachable"`` and exit 3, not a broken plan.
+
+Only Prometheus' own parse error (HTTP 400, ``errorType`` ``bad_data``) makes a query the
+plan's mistake (exit 2, ``analysis.gates[N].query: ...``). A Prometheus that answers with
+anything else (401/403: the operator's credentials; a 5xx or a proxy's page; no API at the
+URL) is ``"kind": "failed"``, exit 1: it answered, so it is not 3 (README "Exit codes": "a
+service that answers, even 4xx, is 1 or 2"), and the plan may be fine.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from canaryflow import transport
 from canaryflow.commands.arguments import add_json_option
-from canaryflow.errors import EXIT_OK, FieldError, InputError, UnreachableError
+from canaryflow.errors import EXIT_OK, FieldError, InputError, ServiceError, UnreachableError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     )
     url = None if args.offline else endpoint.url
     scrape = _check_promql(plan, endpoint) if url else None
+    url = transport.without_userinfo(url) if url else None  # as shown: no user:password@
     contract = _check_contract(plan, args) if args.cluster else ""
     outputs = _walkable(plan, workflow_outputs) if args.workflow_outputs else {}
     if args.resolved_out:
@@ -288,14 +296,24 @@ def _with_parameters(plan, args: argparse.Namespace):
 def _check_promql(plan, endpoint) -> float | None:
     """Every query checked against the Prometheus the plan may ask; returns how often it
     scrapes the service (None when it does not know yet), for the scrape warnings."""
-    from canaryflow.analysis.source import PrometheusSource
+    from canaryflow.analysis.source import (
+        MeasurementError,
+        PrometheusSource,
+        QueryCheckFailed,
+    )
     from canaryflow.plan.promql import check_queries
 
-    url = endpoint.url
     source = PrometheusSource.for_endpoint(endpoint)
+    url = source.shown_url
     try:
         errors = check_queries(plan, source)
+    except QueryCheckFailed as error:  # it answered, not about the queries: not the plan's
+        raise ServiceError(f"queries not checked: {error}") from None
     except Exception as error:  # Prometheus did not answer: the plan may be fine (exit 3)
+        if isinstance(error, MeasurementError) and source.never_answered is None:
+            # Not "never answered" (README "Exit codes"): a certificate that does not verify,
+            # an unreadable credential file, a broken answer; trying again will not help.
+            raise ServiceError(f"queries not checked: {error}") from None
         raise UnreachableError(
             f"cannot check queries at {url}: {error}: "
             "check that Prometheus is up and reachable, or pass --offline",
