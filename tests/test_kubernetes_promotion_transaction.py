@@ -426,9 +426,12 @@ def test_the_next_release_keeps_stables_record_after_a_rollback_stopped_mid_rest
 def test_deploy_canary_over_an_unfinished_record_exits_1_naming_the_field_and_the_fix(
     tmp_path, api_server, capsys
 ):
+    """The verb as a workflow pod runs it: exit 1 (so Argo's retry of the step, which skips
+    exit 2, goes through once the record was used), ``field.path: what and how``."""
     seed(api_server)
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_server.url)
     plan = plan_file(tmp_path, "nginx-ingress")
+    before = stable_view(api_server)
     v2 = ["--image", CANARY_IMAGE, "--version", "v2"]
     assert verb("deploy-canary", plan, kubeconfig, *v2) == 0
     make_platform(api_server, "nginx-ingress")._record_stable(
@@ -443,6 +446,12 @@ def test_deploy_canary_over_an_unfinished_record_exits_1_naming_the_field_and_th
     assert err.startswith("error: artifact.version: a promotion of v2 did not finish")
     assert "run `canaryflow rollback`" in err
     assert [w for w in api_server.writes() if w.kind != "Event"] == []
+    # What that push's own exit handler then runs (its image was pushed): the old canary's
+    # record is used and the canary goes; the next deploy-canary goes through.
+    assert verb("rollback", plan, kubeconfig, "--reason", "deploy-canary refused") == 0
+    assert "promotion of v2 failed, stable restored" in capsys.readouterr().out
+    assert stable_view(api_server) == before
+    assert verb("deploy-canary", plan, kubeconfig, "--image", OTHER_DIGEST, "--version", "v3") == 0
 
 
 # -- only the canary's digest -----------------------------------------------------------------
