@@ -382,10 +382,11 @@ def test_the_next_release_keeps_stables_record_after_a_rollback_stopped_mid_rest
 ):
     """The repro: a promote pod killed in the drain, then the exit handler's rollback stopped
     by SIGTERM while stable's restored pods come up. The next push's ``deploy-canary`` used to
-    delete that canary, its record with it (the phase it found is Progressing, which taking
-    traffic off writes, not Promoting): stable stayed half-restored and the Service on the
-    promoted version's pods, with nothing left to put it back from. Now it is refused with
-    nothing changed, and ``rollback`` then restores stable as it was before the promotion."""
+    delete that canary, its record with it (the phase it found was Progressing, which taking
+    traffic off writes, not Promoting; the stopped rollback now leaves RollingBack): stable
+    stayed half-restored and the Service on the promoted version's pods, with nothing left to
+    put it back from. Now it is refused with nothing changed, and ``rollback`` then restores
+    stable as it was before the promotion."""
     seed(api_server, deadline_s=600)
     before = stable_view(api_server)
     promote_killed_in_the_drain(api_server, kind)
@@ -404,13 +405,15 @@ def test_the_next_release_keeps_stables_record_after_a_rollback_stopped_mid_rest
     ]
     serving = {p["spec"]["containers"][0]["image"] for p in stable_pods if ready(p)}
     assert serving == {CANARY_IMAGE}  # mid-restore: stable's pods still the promoted ones
-    assert canary["metadata"]["annotations"]["canaryflow.dev/phase"] == Phase.PROGRESSING
+    state = make_platform(api_server, kind).current_state()
+    assert (state.phase, state.weight) == (Phase.ROLLING_BACK, 0)  # main: Progressing
     api_server.requests.clear()
 
     with pytest.raises(PlatformError) as refused:
         make_platform(api_server, kind).deploy_canary(Artifact("v3", OTHER_DIGEST))
 
     assert str(refused.value).startswith("artifact.version: a promotion of v2 did not finish")
+    assert "stable's record, RollingBack at 0%" in str(refused.value)
     assert "run `canaryflow rollback`" in str(refused.value)
     assert api_server.writes() == []
     assert recorded(api_server.get("Deployment", NAMESPACE, CANARY)) == record
@@ -421,6 +424,31 @@ def test_the_next_release_keeps_stables_record_after_a_rollback_stopped_mid_rest
     assert api_server.get("Deployment", NAMESPACE, CANARY) is None
     make_platform(api_server, kind).deploy_canary(Artifact("v3", OTHER_DIGEST))
     assert recorded(api_server.get("Deployment", NAMESPACE, CANARY)) is None
+
+
+def test_a_rollback_that_failed_to_restore_stable_says_rolling_back_and_keeps_the_record(
+    api_server,
+):
+    """Not a signal: stable's restored pods never get ready and its progress deadline ends the
+    rollback (exit 1). The canary says RollingBack at 0 (main: Progressing) and the next push's
+    deploy-canary leaves it, and its record, alone."""
+    seed(api_server, deadline_s=2)
+    promote_killed_in_the_drain(api_server, "nginx-ingress")
+    api_server.set_rollout(NAMESPACE, SERVICE, "unready")
+    with pytest.raises(PlatformError, match="did not roll back to the recorded template"):
+        make_platform(api_server, "nginx-ingress").rollback()
+    platform = make_platform(api_server, "nginx-ingress")
+    state = platform.current_state()
+    assert (state.phase, state.weight) == (Phase.ROLLING_BACK, 0)
+    record = recorded(api_server.get("Deployment", NAMESPACE, CANARY))
+    api_server.requests.clear()
+
+    with pytest.raises(PlatformError, match=r"^artifact\.version: a promotion of v2 did not"):
+        platform.deploy_canary(Artifact("v3", OTHER_DIGEST))
+
+    assert api_server.writes() == []
+    assert record is not None
+    assert recorded(api_server.get("Deployment", NAMESPACE, CANARY)) == record
 
 
 def test_deploy_canary_over_an_unfinished_record_exits_1_naming_the_field_and_the_fix(

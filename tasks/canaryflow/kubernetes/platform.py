@@ -592,6 +592,7 @@ class KubernetesPlatform:
             if record is not None:
                 self._reselect_stable(record, version)
         except Exception:
+            self._left_rolling_back()
             raise
         except BaseException as error:  # a signal: traffic safe first, within the pod's grace
             # The handler raised at once (``cli._sigterm_as_interrupt``): the grace runs from now.
@@ -655,6 +656,7 @@ class KubernetesPlatform:
                 step()
             except (CanaryflowError, OSError) as problem:
                 problems.append(str(problem))
+        self._left_rolling_back()
         done = "the canary at weight 0 and stable's share on ready pods"
         if problems:
             done = "not all of it done: " + "; ".join(problems)
@@ -668,6 +670,18 @@ class KubernetesPlatform:
         stable = self.api.get(DEPLOYMENT, self.deployment)
         if stable is not None:
             self.event(stable, "RollbackInterrupted", message, warning=True)
+
+    def _left_rolling_back(self) -> None:
+        """A rollback that stopped short says so on the canary: ``RollingBack`` at the weight it
+        left (taking traffic off goes through ``set_weight``, which writes ``Progressing``: a
+        release under way, which it is not). Best effort: the error that stopped it is the
+        one reported."""
+        try:
+            state = self.current_state()
+            if state is not None and state.phase != Phase.ROLLING_BACK:
+                self.record(Phase.ROLLING_BACK, state.weight)
+        except (CanaryflowError, OSError) as problem:
+            log.warning("could not record the phase %s: %s", Phase.ROLLING_BACK, problem)
 
     def _report_reverted(self) -> list[str]:
         """Each mid-release edit of the user's that removing the managed routes took back, as
