@@ -34,6 +34,7 @@ from canaryflow.errors import InputError, PlatformError
 from canaryflow.kubernetes.platform import KubernetesPlatform, Timeouts
 from canaryflow.kubernetes.resources import DEPLOYMENT
 from canaryflow.kubernetes.routers import make_router
+from canaryflow.kubernetes.stable_record import recorded
 from canaryflow.platform.protocol import Artifact, HeaderRoute
 from canaryflow.platform.state import Phase
 
@@ -252,16 +253,233 @@ def test_a_promote_pod_killed_mid_rollout_is_undone_by_rollback_from_the_record(
     assert "canaryflow.dev/original-route" not in (rule["metadata"].get("annotations") or {})
 
 
-def test_a_deploy_after_a_promotion_that_never_finished_asks_for_the_rollback_first(api_server):
+@pytest.mark.parametrize(
+    "left",
+    [
+        Phase.PROMOTING,  # the promote pod killed (SIGKILL, node loss) mid-way
+        Phase.PROGRESSING,  # what taking traffic off writes: a stopped promotion or rollback
+        Phase.ROLLING_BACK,  # a rollback killed before it took traffic off
+        Phase.DEPLOYED,
+        Phase.HEALTHY,
+        Phase.UNHEALTHY,
+        None,  # no phase readable beside the record
+    ],
+)
+def test_a_deploy_after_a_promotion_that_never_finished_asks_for_the_rollback_first(
+    api_server, left
+):
+    """Whatever phase a stopped promotion or rollback wrote last, a canary holding stable's
+    record is refused (exit 1) with nothing changed: only ``PromotionFailed`` and
+    ``RolledBack``, written once stable is back as recorded, let the next release replace it."""
     seed(api_server)
     platform = make_platform(api_server, "nginx-ingress")
     platform.deploy_canary(V2)
     platform._record_stable(api_server.get("Deployment", NAMESPACE, SERVICE))
+    if left is None:
+        annotations = {k: None for k in ("phase", "weight", "version", "updated-at")}
+        patch = {f"canaryflow.dev/{k}": v for k, v in annotations.items()}
+        platform.api.merge_patch(DEPLOYMENT, CANARY, {"metadata": {"annotations": patch}})
+    else:
+        platform.record(left, 0)
     api_server.requests.clear()
 
-    with pytest.raises(InputError, match=r"^artifact\.version: a promotion of v2 did not finish"):
+    with pytest.raises(PlatformError) as refused:
         platform.deploy_canary(Artifact("v3", OTHER_DIGEST))
+
+    assert str(refused.value).startswith(
+        f"artifact.version: a promotion of {'v2' if left else 'the canary'} did not finish "
+        "and no rollback restored stable yet"
+    )
+    assert "run `canaryflow rollback`" in str(refused.value)
     assert api_server.writes() == []
+
+
+@pytest.mark.parametrize("restored", [Phase.PROMOTION_FAILED, Phase.ROLLED_BACK])
+def test_a_canary_whose_record_stable_was_restored_from_is_replaced_by_the_next_release(
+    api_server, restored
+):
+    seed(api_server)
+    platform = make_platform(api_server, "nginx-ingress")
+    platform.deploy_canary(V2)
+    platform._record_stable(api_server.get("Deployment", NAMESPACE, SERVICE))
+    platform.record(restored, 0)
+
+    platform.deploy_canary(Artifact("v3", OTHER_DIGEST))
+
+    canary = api_server.get("Deployment", NAMESPACE, CANARY)
+    assert canary["spec"]["selector"]["matchLabels"]["version"] == "v3"
+    assert recorded(canary) is None
+
+
+def ready(pod: dict) -> bool:
+    statuses = pod["status"].get("containerStatuses") or []
+    return bool(statuses) and all(c["ready"] for c in statuses)
+
+
+class Killed(BaseException):
+    """SIGKILL, node loss: the process is gone, no handler of its runs."""
+
+
+def promote_killed_in_the_drain(server, kind: str) -> None:
+    """A promotion that rolled stable out and moved its selection to v2, then lost its pod in
+    the drain: nothing undone, the record left on the canary."""
+    platform = make_platform(server, kind)
+    platform.deploy_canary(V2)
+    platform.router.set_weight(50)
+
+    def killed(_: float) -> None:
+        raise Killed
+
+    platform.drain_s, platform._sleep = 1, killed
+    platform._abort_promotion = lambda *_, **__: None  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        platform.promote(V2)
+
+
+def rollback_stopped_mid_restore(server, kind: str) -> BaseException | None:
+    """The exit handler's ``rollback`` restores stable's template, and is stopped (a real
+    SIGTERM, as ``argo stop`` sends, turned into an interrupt as the CLI does) while it waits
+    for the restored pods, which never get ready: it ends within the pod's grace, stable left
+    mid-rollout and the record kept. Returns what the rollback raised."""
+    from canaryflow.cli import _sigterm_as_interrupt
+    from canaryflow.kubernetes.grace import EXIT_MARGIN_S
+
+    server.set_rollout(NAMESPACE, SERVICE, "unready")
+    client = server.api_client()
+    router = make_router(kind, client, NAMESPACE, SERVICE, retry=FAST_RETRY)
+    timeouts = Timeouts(
+        verify_weight_s=1, canary_scale_s=1, poll_s=0.02, termination_grace_s=EXIT_MARGIN_S + 0.5
+    )
+    platform = KubernetesPlatform(
+        client, NAMESPACE, SERVICE, router, canary_replicas=2, timeouts=timeouts, retry=FAST_RETRY
+    )
+    signalled: list[int] = []
+
+    def argo_stop(_, request) -> None:
+        # The first list of pods is the rollback's wait for stable's restored rollout.
+        listing = request.kind == "Pod" and request.method == "GET" and not request.name
+        if listing and not signalled:
+            signalled.append(len(server.requests))
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    server.observe = argo_stop
+    raised = None
+    try:
+        with _sigterm_as_interrupt():
+            platform.rollback()
+            time.sleep(30)  # the signal lands inside the wait; never reached when it did
+    except BaseException as error:  # what the rollback let through is the point
+        raised = error
+    finally:
+        server.observe = None
+    assert signalled, "the rollback never waited for stable"
+    return raised
+
+
+@pytest.mark.parametrize("kind", ["istio", "nginx-ingress"])
+def test_the_next_release_keeps_stables_record_after_a_rollback_stopped_mid_restore(
+    api_server, kind
+):
+    """The repro: a promote pod killed in the drain, then the exit handler's rollback stopped
+    by SIGTERM while stable's restored pods come up. The next push's ``deploy-canary`` used to
+    delete that canary, its record with it (the phase it found was Progressing, which taking
+    traffic off writes, not Promoting; the stopped rollback now leaves RollingBack): stable
+    stayed half-restored and the Service on the promoted version's pods, with nothing left to
+    put it back from. Now it is refused with nothing changed, and ``rollback`` then restores
+    stable as it was before the promotion."""
+    seed(api_server, deadline_s=600)
+    before = stable_view(api_server)
+    promote_killed_in_the_drain(api_server, kind)
+    assert stable_view(api_server)["service"] == {"app": SERVICE, "version": "v2"}
+
+    raised = rollback_stopped_mid_restore(api_server, kind)
+
+    assert isinstance(raised, KeyboardInterrupt)  # exit 130
+    canary = api_server.get("Deployment", NAMESPACE, CANARY)
+    record = recorded(canary)
+    assert record is not None and record.services[SERVICE] == before["service"]
+    stable_pods = [
+        p
+        for p in api_server.objects("Pod", NAMESPACE)
+        if p["metadata"]["labels"].get("canaryflow.dev/track") != "canary"
+    ]
+    serving = {p["spec"]["containers"][0]["image"] for p in stable_pods if ready(p)}
+    assert serving == {CANARY_IMAGE}  # mid-restore: stable's pods still the promoted ones
+    state = make_platform(api_server, kind).current_state()
+    assert (state.phase, state.weight) == (Phase.ROLLING_BACK, 0)  # main: Progressing
+    api_server.requests.clear()
+
+    with pytest.raises(PlatformError) as refused:
+        make_platform(api_server, kind).deploy_canary(Artifact("v3", OTHER_DIGEST))
+
+    assert str(refused.value).startswith("artifact.version: a promotion of v2 did not finish")
+    assert "stable's record, RollingBack at 0%" in str(refused.value)
+    assert "run `canaryflow rollback`" in str(refused.value)
+    assert api_server.writes() == []
+    assert recorded(api_server.get("Deployment", NAMESPACE, CANARY)) == record
+
+    api_server.set_rollout(NAMESPACE, SERVICE, "available")
+    make_platform(api_server, kind).rollback()
+    assert stable_view(api_server) == before
+    assert api_server.get("Deployment", NAMESPACE, CANARY) is None
+    make_platform(api_server, kind).deploy_canary(Artifact("v3", OTHER_DIGEST))
+    assert recorded(api_server.get("Deployment", NAMESPACE, CANARY)) is None
+
+
+def test_a_rollback_that_failed_to_restore_stable_says_rolling_back_and_keeps_the_record(
+    api_server,
+):
+    """Not a signal: stable's restored pods never get ready and its progress deadline ends the
+    rollback (exit 1). The canary says RollingBack at 0 (main: Progressing) and the next push's
+    deploy-canary leaves it, and its record, alone."""
+    seed(api_server, deadline_s=2)
+    promote_killed_in_the_drain(api_server, "nginx-ingress")
+    api_server.set_rollout(NAMESPACE, SERVICE, "unready")
+    with pytest.raises(PlatformError, match="did not roll back to the recorded template"):
+        make_platform(api_server, "nginx-ingress").rollback()
+    platform = make_platform(api_server, "nginx-ingress")
+    state = platform.current_state()
+    assert (state.phase, state.weight) == (Phase.ROLLING_BACK, 0)
+    record = recorded(api_server.get("Deployment", NAMESPACE, CANARY))
+    api_server.requests.clear()
+
+    with pytest.raises(PlatformError, match=r"^artifact\.version: a promotion of v2 did not"):
+        platform.deploy_canary(Artifact("v3", OTHER_DIGEST))
+
+    assert api_server.writes() == []
+    assert record is not None
+    assert recorded(api_server.get("Deployment", NAMESPACE, CANARY)) == record
+
+
+def test_deploy_canary_over_an_unfinished_record_exits_1_naming_the_field_and_the_fix(
+    tmp_path, api_server, capsys
+):
+    """The verb as a workflow pod runs it: exit 1 (so Argo's retry of the step, which skips
+    exit 2, goes through once the record was used), ``field.path: what and how``."""
+    seed(api_server)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_server.url)
+    plan = plan_file(tmp_path, "nginx-ingress")
+    before = stable_view(api_server)
+    v2 = ["--image", CANARY_IMAGE, "--version", "v2"]
+    assert verb("deploy-canary", plan, kubeconfig, *v2) == 0
+    make_platform(api_server, "nginx-ingress")._record_stable(
+        api_server.get("Deployment", NAMESPACE, SERVICE)
+    )
+    capsys.readouterr()
+    api_server.requests.clear()
+
+    assert verb("deploy-canary", plan, kubeconfig, "--image", OTHER_DIGEST, "--version", "v3") == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith("error: artifact.version: a promotion of v2 did not finish")
+    assert "run `canaryflow rollback`" in err
+    assert [w for w in api_server.writes() if w.kind != "Event"] == []
+    # What that push's own exit handler then runs (its image was pushed): the old canary's
+    # record is used and the canary goes; the next deploy-canary goes through.
+    assert verb("rollback", plan, kubeconfig, "--reason", "deploy-canary refused") == 0
+    assert "promotion of v2 failed, stable restored" in capsys.readouterr().out
+    assert stable_view(api_server) == before
+    assert verb("deploy-canary", plan, kubeconfig, "--image", OTHER_DIGEST, "--version", "v3") == 0
 
 
 # -- only the canary's digest -----------------------------------------------------------------

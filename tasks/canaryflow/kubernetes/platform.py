@@ -87,6 +87,12 @@ class Timeouts:
 DEFAULT_TIMEOUTS = Timeouts()
 DEFAULT_HEALTH_CHECK = HealthCheck()
 
+RESTORED = (Phase.PROMOTION_FAILED, Phase.ROLLED_BACK)
+"""The phases written only once stable is back as recorded (``_abort_promotion`` with nothing
+left undone, ``rollback`` after ``_reselect_stable``): a canary in one of them may go with its
+record. Any other phase beside a record (``Promoting``; ``Progressing`` at 0, which taking
+traffic off writes; ``RollingBack``) is a promotion or rollback stopped before that."""
+
 
 STABLE_LOG_PODS = 5
 """Stable pods whose log a comparing logs gate reads each round: a sample, not the fleet."""
@@ -168,6 +174,7 @@ class KubernetesPlatform:
     def deploy_canary(self, artifact: Artifact) -> None:
         objects.check_artifact(artifact.image, artifact.version)
         stable, stable_service = self._stable_objects()
+        self._check_no_unfinished_record()  # before stable is judged: it may be mid-restore
         identity = self._identity(stable, stable_service)
         canary = objects.canary_deployment(
             stable,
@@ -585,6 +592,7 @@ class KubernetesPlatform:
             if record is not None:
                 self._reselect_stable(record, version)
         except Exception:
+            self._left_rolling_back()
             raise
         except BaseException as error:  # a signal: traffic safe first, within the pod's grace
             # The handler raised at once (``cli._sigterm_as_interrupt``): the grace runs from now.
@@ -648,6 +656,7 @@ class KubernetesPlatform:
                 step()
             except (CanaryflowError, OSError) as problem:
                 problems.append(str(problem))
+        self._left_rolling_back()
         done = "the canary at weight 0 and stable's share on ready pods"
         if problems:
             done = "not all of it done: " + "; ".join(problems)
@@ -661,6 +670,18 @@ class KubernetesPlatform:
         stable = self.api.get(DEPLOYMENT, self.deployment)
         if stable is not None:
             self.event(stable, "RollbackInterrupted", message, warning=True)
+
+    def _left_rolling_back(self) -> None:
+        """A rollback that stopped short says so on the canary: ``RollingBack`` at the weight it
+        left (taking traffic off goes through ``set_weight``, which writes ``Progressing``: a
+        release under way, which it is not). Best effort: the error that stopped it is the
+        one reported."""
+        try:
+            state = self.current_state()
+            if state is not None and state.phase != Phase.ROLLING_BACK:
+                self.record(Phase.ROLLING_BACK, state.weight)
+        except (CanaryflowError, OSError) as problem:
+            log.warning("could not record the phase %s: %s", Phase.ROLLING_BACK, problem)
 
     def _report_reverted(self) -> list[str]:
         """Each mid-release edit of the user's that removing the managed routes took back, as
@@ -1003,28 +1024,44 @@ class KubernetesPlatform:
                     )
                 )
 
+    def _check_no_unfinished_record(self) -> None:
+        """``deploy_canary``'s first check once stable is read: a canary that still holds
+        stable's record without stable restored from it (its phase not in ``RESTORED``) is a
+        promotion, or the rollback after one, that was stopped (SIGKILL; SIGTERM past what the
+        pod's grace allowed, ``_abort_promotion`` and ``_interrupted_rollback``). Deleting that
+        canary would delete the only record of stable's template and selection, and stable
+        may still be half-promoted or rolling back. Refused with nothing changed, before
+        stable is judged (a rollout under way is refused too, asking to wait for it, when it
+        may never finish), for ``canaryflow rollback`` to finish: exit 1, not 2, since the
+        input is fine and the cluster is not ready for it (a retry goes on once it ran)."""
+        existing = self.api.get(DEPLOYMENT, self.canary)
+        if existing is None or recorded(existing) is None:
+            return
+        state = ReleaseState.from_annotations(existing["metadata"].get("annotations") or {})
+        if state is not None and state.phase in RESTORED:
+            return
+        phase = f", {state.phase} at {state.weight}%" if state else ""
+        refused = FieldError(
+            "artifact.version",
+            f"a promotion of {state.version if state else 'the canary'} did not finish and no "
+            f"rollback restored stable yet (deployment {self._name(self.canary)} keeps stable's "
+            f"record{phase}; stable may be half-promoted or half-restored): run `canaryflow "
+            "rollback`, which restores stable as recorded and removes that canary, then deploy "
+            "again",
+        )
+        raise PlatformError(str(refused))
+
     def _replace_stale_canary(self, version: str) -> Obj | None:
         """A canary of another version left by an aborted run, one a rollback scaled to zero,
-        or one whose promotion failed (stable restored) goes, unless it takes traffic or its
-        promotion never finished; the canary of this very release is returned."""
+        or one whose promotion failed (stable restored) goes, unless it takes traffic; one
+        still holding stable's record was refused before (``_check_no_unfinished_record``).
+        The canary of this very release is returned."""
         state = self.current_state()
         existing = self.api.get(DEPLOYMENT, self.canary)
         if existing is None:
             return None
-        if recorded(existing) is not None and (state is None or state.phase == Phase.PROMOTING):
-            raise InputError(
-                FieldError(
-                    "artifact.version",
-                    f"a promotion of {state.version if state else 'the canary'} did not finish "
-                    "(stable may be half-promoted): run `canaryflow rollback`, which restores "
-                    "stable as recorded, then deploy again",
-                )
-            )
         labels = existing["spec"]["selector"].get("matchLabels", {})
-        finished = state is not None and state.phase in (
-            Phase.ROLLED_BACK,
-            Phase.PROMOTION_FAILED,
-        )
+        finished = state is not None and state.phase in RESTORED
         if labels.get(objects.VERSION_LABEL) == version and not finished:
             return existing
         if state is not None and state.weight > 0:
