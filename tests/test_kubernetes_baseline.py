@@ -20,6 +20,7 @@ from test_kubernetes_routers import user_view
 
 from canaryflow.kubernetes.baseline import baseline_deployment, baseline_service
 from canaryflow.kubernetes.canary_objects import HealthCheck, selects
+from canaryflow.kubernetes.platform import KubernetesPlatform
 from canaryflow.kubernetes.resources import DEPLOYMENT
 from canaryflow.platform.protocol import BaselinePlatform, runs_baseline
 
@@ -347,19 +348,25 @@ def test_beside_a_baseline_the_fleets_logs_are_stables_pods_and_the_references_t
     assert isinstance(log_source(platform), FleetLogSource)
 
 
-def test_the_fleets_logs_are_read_from_the_pods_its_metrics_sample_first(cluster, monkeypatch):
-    """A large fleet's lines come from a few pods: the ones the over-dispersion's metrics are
-    read from (``analysis.fleet_sample``), so lines and requests are of the same pods; without
-    them, the first pods by the sample's hash order, the same round after round."""
+def _fleet_beside_a_baseline(cluster) -> tuple[KubernetesPlatform, float]:
+    """V2's canary and a fresh baseline beside stable's fleet, whose pods logged a line: the
+    platform and a time before that line."""
     import time
-
-    from canaryflow.analysis.fleet_sample import ranked
 
     platform = make_platform(cluster, "gateway-api")
     platform.deploy_canary(V2)
     platform.deploy_baseline()
     cluster.write_log(NAMESPACE, SERVICE, "stable line")
-    since = time.time() - 5
+    return platform, time.time() - 5
+
+
+def test_the_fleets_logs_are_read_from_the_pods_its_metrics_sample_first(cluster, monkeypatch):
+    """A large fleet's lines come from a few pods: the ones the over-dispersion's metrics are
+    read from (``analysis.fleet_sample``), so lines and requests are of the same pods; without
+    them, the first pods by the sample's hash order, the same round after round."""
+    from canaryflow.analysis.fleet_sample import ranked
+
+    platform, since = _fleet_beside_a_baseline(cluster)
     monkeypatch.setattr("canaryflow.kubernetes.platform.STABLE_LOG_PODS", 2)
     every, _ = platform.fleet_logs_by_pod(since)
     monkeypatch.setattr("canaryflow.kubernetes.platform.STABLE_LOG_PODS", 3)
@@ -374,15 +381,9 @@ def test_the_fleets_logs_are_read_from_the_pods_its_metrics_sample_first(cluster
 def test_the_fleets_stamped_lines_come_from_the_metrics_sample_first_too(cluster, monkeypatch):
     """Where lines carry the time they were written (the path a comparing logs gate takes on
     Kubernetes), the fleet's pods are chosen as without times: the metrics' sample first."""
-    import time
-
     from canaryflow.analysis.fleet_sample import ranked
 
-    platform = make_platform(cluster, "gateway-api")
-    platform.deploy_canary(V2)
-    platform.deploy_baseline()
-    cluster.write_log(NAMESPACE, SERVICE, "stable line")
-    since = time.time() - 5
+    platform, since = _fleet_beside_a_baseline(cluster)
     monkeypatch.setattr("canaryflow.kubernetes.platform.STABLE_LOG_PODS", 3)
     last = ranked(platform.logs_by_pod_stamped("fleet", since)[0])[-1]
     monkeypatch.setattr("canaryflow.kubernetes.platform.STABLE_LOG_PODS", 2)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from kube.fixtures import (
@@ -194,15 +195,24 @@ def test_a_retried_promote_after_a_failed_promotion_does_not_roll_stable_again(a
 # -- rollback after a failed promotion, in other processes ------------------------------------
 
 
-def test_rollback_after_a_failed_promotion_says_so_and_the_next_release_deploys(
-    tmp_path, api_server, capsys
-):
-    seed(api_server)
+def v2_deployed_by_the_verb(
+    tmp_path, api_server, router: str, **seeded: float
+) -> tuple[Path, Path, dict, list[str]]:
+    """Stable seeded and V2's canary deployed by the ``deploy-canary`` verb, as a workflow pod
+    runs it: the plan, the kubeconfig, stable's view before, and V2's verb arguments."""
+    seed(api_server, **seeded)
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_server.url)
-    plan = plan_file(tmp_path, "nginx-ingress")
+    plan = plan_file(tmp_path, router)
     before = stable_view(api_server)
     v2 = ["--image", CANARY_IMAGE, "--version", "v2"]
     assert verb("deploy-canary", plan, kubeconfig, *v2) == 0
+    return plan, kubeconfig, before, v2
+
+
+def test_rollback_after_a_failed_promotion_says_so_and_the_next_release_deploys(
+    tmp_path, api_server, capsys
+):
+    plan, kubeconfig, before, v2 = v2_deployed_by_the_verb(tmp_path, api_server, "nginx-ingress")
     assert verb("set-weight", plan, kubeconfig, "--weight", "50") == 0
     api_server.set_rollout(NAMESPACE, SERVICE, "unready")
     assert verb("promote", plan, kubeconfig, *v2) == 1
@@ -221,12 +231,9 @@ def test_rollback_after_a_failed_promotion_says_so_and_the_next_release_deploys(
 def test_a_promote_pod_killed_mid_rollout_is_undone_by_rollback_from_the_record(
     tmp_path, api_server, capsys
 ):
-    seed(api_server, deadline_s=600)
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_server.url)
-    plan = plan_file(tmp_path, "istio")
-    before = stable_view(api_server)
-    v2 = ["--image", CANARY_IMAGE, "--version", "v2"]
-    assert verb("deploy-canary", plan, kubeconfig, *v2) == 0
+    plan, kubeconfig, before, v2 = v2_deployed_by_the_verb(
+        tmp_path, api_server, "istio", deadline_s=600
+    )
     assert verb("set-weight", plan, kubeconfig, "--weight", "100") == 0
     api_server.set_rollout(NAMESPACE, SERVICE, "unready")
     argv = ["promote", "--plan", str(plan), "--kubeconfig", str(kubeconfig), *v2]
@@ -456,12 +463,7 @@ def test_deploy_canary_over_an_unfinished_record_exits_1_naming_the_field_and_th
 ):
     """The verb as a workflow pod runs it: exit 1 (so Argo's retry of the step, which skips
     exit 2, goes through once the record was used), ``field.path: what and how``."""
-    seed(api_server)
-    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api_server.url)
-    plan = plan_file(tmp_path, "nginx-ingress")
-    before = stable_view(api_server)
-    v2 = ["--image", CANARY_IMAGE, "--version", "v2"]
-    assert verb("deploy-canary", plan, kubeconfig, *v2) == 0
+    plan, kubeconfig, before, _ = v2_deployed_by_the_verb(tmp_path, api_server, "nginx-ingress")
     make_platform(api_server, "nginx-ingress")._record_stable(
         api_server.get("Deployment", NAMESPACE, SERVICE)
     )
