@@ -10,6 +10,7 @@ condition as the Deployment controller does (see its module docstring for the up
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -475,6 +476,11 @@ def test_deploy_canary_over_an_unfinished_record_exits_1_naming_the_field_and_th
     err = capsys.readouterr().err
     assert err.startswith("error: artifact.version: a promotion of v2 did not finish")
     assert "run `canaryflow rollback`" in err
+    v3 = ["--image", OTHER_DIGEST, "--version", "v3", "--json"]
+    assert verb("deploy-canary", plan, kubeconfig, *v3) == 1
+    [error] = json.loads(capsys.readouterr().out)["errors"]
+    assert error["path"] == "artifact.version"  # the field, for a CI annotation
+    assert error["message"].startswith("a promotion of v2 did not finish")
     assert [w for w in api_server.writes() if w.kind != "Event"] == []
     # What that push's own exit handler then runs (its image was pushed): the old canary's
     # record is used and the canary goes; the next deploy-canary goes through.

@@ -23,7 +23,6 @@ from canaryflow.errors import (
     EXIT_INTERRUPTED,
     EXIT_RELEASE_FAILED,
     EXIT_UNREACHABLE,
-    FieldError,
     InputError,
     PlatformError,
     UnreachableError,
@@ -165,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNREACHABLE
     except PlatformError as error:
         if getattr(args, "json", False):
-            _print_json_errors([FieldError("", str(error))], "failed")
+            _print_json_errors([error.error], "failed")
         else:
             print(f"error: {_bounded(str(error), 4000)}", file=sys.stderr)
         return EXIT_RELEASE_FAILED

@@ -54,7 +54,16 @@ class InputError(CanaryflowError):
         super().__init__("\n".join(str(e) for e in self.errors))
 
 
-class PlatformError(CanaryflowError):
+class _AtField(CanaryflowError):
+    """An error that may name the input field it is about: ``path: message`` (no path: the
+    message alone), kept as ``error`` for ``--json``'s ``{"path", "message"}``."""
+
+    def __init__(self, message: object = "", path: str = ""):
+        self.error = FieldError(path, str(message))  # some wrap another error as it is
+        super().__init__(str(self.error))
+
+
+class PlatformError(_AtField):
     """The platform (API server, router, processes) failed; the release must end safe."""
 
 
@@ -64,13 +73,9 @@ class ServiceError(PlatformError):
     proxy's error page): exit 1, the message says what to fix."""
 
 
-class UnreachableError(CanaryflowError):
+class UnreachableError(_AtField):
     """A service the verb needs did not answer (exit 3): not the input's fault, so a caller
     (CI, a workflow's retry) can tell "try again later" from "fix the plan"."""
-
-    def __init__(self, message: str, path: str = ""):
-        self.error = FieldError(path, message)
-        super().__init__(str(self.error))
 
 
 class PlatformUnreachable(PlatformError, UnreachableError):

@@ -1041,15 +1041,14 @@ class KubernetesPlatform:
         if state is not None and state.phase in RESTORED:
             return
         phase = f", {state.phase} at {state.weight}%" if state else ""
-        refused = FieldError(
-            "artifact.version",
+        raise PlatformError(
             f"a promotion of {state.version if state else 'the canary'} did not finish and no "
             f"rollback restored stable yet (deployment {self._name(self.canary)} keeps stable's "
             f"record{phase}; stable may be half-promoted or half-restored): run `canaryflow "
             "rollback`, which restores stable as recorded and removes that canary, then deploy "
             "again",
+            "artifact.version",
         )
-        raise PlatformError(str(refused))
 
     def _replace_stale_canary(self, version: str) -> Obj | None:
         """A canary of another version left by an aborted run, one a rollback scaled to zero,
