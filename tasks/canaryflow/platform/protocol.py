@@ -210,13 +210,8 @@ class StampedPodTrackLogs(PodTrackLogs):
 
 
 @dataclass(frozen=True)
-class StampedFleetPodTrackLogs(FleetPodTrackLogs):
+class StampedFleetPodTrackLogs(FleetPodTrackLogs, StampedPodTrackLogs):
     """``FleetPodTrackLogs`` with the time each line was written (``StampedLogs``)."""
-
-    def stamped_pod_lines_since(
-        self, track: str, since: float, pods: Sequence[str] | None = None
-    ) -> tuple[dict[str, list[tuple[float, str]]], float]:
-        return self.platform.logs_by_pod_stamped(track, since, pods)  # type: ignore[attr-defined]
 
 
 def log_source(platform: Platform) -> CanaryLogs:
