@@ -26,7 +26,9 @@ the load goes through: the plain request's share of non-stable pods is the split
 request reaching only them is the header route. "Stable" are the pods of the stable Deployment
 (named like the service; its ReplicaSets own them). ``history`` records when each routing state
 was applied *and* served (nginx's ``wait_serving``), which is what "weight 0 verified at the
-router" is measured on.
+router" is measured on; ``asked`` records when the cluster's objects were first read asking for
+it, which is what orders a task's router writes against a later task's start (a reload's own
+time under load is the stand-in's, not canaryflow's).
 
 What differs from a real mesh: one ready pod per side (the first one) receives its side's share;
 config propagation is immediate (Istio's push takes ~1 s, ingress-nginx's sync is similar); a
@@ -252,17 +254,23 @@ class DataPlane:
         self.request, self.header = request, header
         self.period_s = period_s
         self.history: list[tuple[float, Routing]] = []
+        self.asked: list[tuple[float, Routing]] = []
         self.current: Routing | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"dataplane-{service}", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"dataplane-{service}", daemon=True),
+            threading.Thread(target=self._read_loop, name=f"routing-{service}", daemon=True),
+        ]
 
     def start(self) -> DataPlane:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
     def backends(self, request: Request) -> Backends:
         if self.kind == "istio":
@@ -330,22 +338,18 @@ class DataPlane:
     def weight_zero_after(self, since: float) -> float | None:
         """When the router first served a split of 0 % at or after ``since`` (``since`` itself
         when it already did). The header route is not part of the split."""
-        before = [routing for at, routing in self.history if at < since]
-        if before and before[-1].weight == 0:
-            return since
-        return next((at for at, r in self.history if at >= since and r.weight == 0), None)
+        return _first_after(self.history, since, lambda routing: routing.weight == 0)
 
     def no_canary_route_after(self, since: float) -> float | None:
         """When the router first served neither a split nor a header route to the canary at
         or after ``since`` (``since`` itself when it already did)."""
+        return _first_after(self.history, since, _sends_canary_nothing)
 
-        def safe(routing: Routing) -> bool:
-            return routing.weight == 0 and routing.header is None
-
-        before = [routing for at, routing in self.history if at < since]
-        if before and safe(before[-1]):
-            return since
-        return next((at for at, r in self.history if at >= since and safe(r)), None)
+    def no_canary_route_asked_after(self, since: float) -> float | None:
+        """When the cluster's router objects first asked for neither a split nor a header route
+        to the canary at or after ``since``, as this data plane read them (before nginx's
+        reload, whose time is the stand-in's)."""
+        return _first_after(self.asked, since, _sends_canary_nothing)
 
     def weights(self, since: float = 0.0, until: float = float("inf")) -> list[int]:
         """The splits the router served in ``[since, until)``, in order, repeats dropped."""
@@ -361,6 +365,16 @@ class DataPlane:
                 self._sync()
             except Exception as error:  # the next period retries
                 print(f"dataplane {self.service}: {error!r}")
+
+    def _read_loop(self) -> None:
+        """Records ``asked`` on its own thread, so a slow nginx reload never delays the read."""
+        while not self._stop.wait(self.period_s):
+            try:
+                wanted = self.desired()
+            except Exception:  # the next period reads again
+                continue
+            if not self.asked or self.asked[-1][1] != wanted:
+                self.asked.append((time.time(), wanted))
 
     def _sync(self) -> None:
         wanted = self.desired()
@@ -385,3 +399,16 @@ class DataPlane:
         served = self.router.wait_serving(5.0)
         self.current = wanted
         self.history.append((time.time() if served else float("inf"), wanted))
+
+
+def _sends_canary_nothing(routing: Routing) -> bool:
+    return routing.weight == 0 and routing.header is None
+
+
+def _first_after(entries: list[tuple[float, Routing]], since: float, holds) -> float | None:
+    """When ``holds`` first held at or after ``since`` in a time-ordered record of routing
+    states (``since`` itself when the state in force then already held)."""
+    before = [routing for at, routing in entries if at < since]
+    if before and holds(before[-1]):
+        return since
+    return next((at for at, routing in entries if at >= since and holds(routing)), None)
