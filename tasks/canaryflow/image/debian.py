@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import lzma
+import posixpath
 import re
 import tarfile
 import tomllib
@@ -542,8 +543,9 @@ def deb_entries(data: bytes, package: str) -> list[Entry]:
 
 
 def _clean(name: str) -> str:
-    path = name.removeprefix("./").strip("/")
-    if path.startswith("../") or "/../" in f"/{path}/":
+    """A member name as a path under the root, without ``./``; the root itself is ``""``."""
+    path = posixpath.normpath("/" + name).lstrip("/")
+    if ".." in name.split("/"):
         raise DebianError(f"{name}: a path outside the root")
     return path
 
@@ -653,9 +655,10 @@ def rootfs_entries(debs: Sequence[tuple[LockedPackage, bytes]]) -> list[Entry]:
 
 BASE_ENV = (
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "LANG=C.UTF-8",
     "SSL_CERT_FILE=/" + CA_BUNDLE,
 )
+"""No ``LANG``: the image has no locales (they are libc-bin's), and in the C locale CPython
+runs in UTF-8 mode by itself (PEP 540)."""
 
 
 def debian_base(debs: Sequence[tuple[LockedPackage, bytes]], lock_digest: str) -> BaseImage:
