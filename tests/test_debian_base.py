@@ -136,12 +136,16 @@ def test_the_lock_renders_and_parses_back_with_both_urls():
         newest(index(stanza("app", "1:2.0-1", depends="libc6"), stanza("libc6"))), ["app"]
     )
     text = render_lock(
-        {"amd64": closure}, snapshot="20261207T000000Z", release="bookworm 12.15",
+        {"amd64": closure}, roots=["app"], snapshot="20261207T000000Z", release="bookworm 12.15",
         mirror="http://deb.debian.org", header="# made by a test\n",
     )  # fmt: skip
     assert text.startswith("# made by a test\n")
     lock = parse_lock(text)
-    assert lock.snapshot == "20261207T000000Z"
+    assert (lock.snapshot, lock.roots, lock.release) == (
+        "20261207T000000Z",
+        ("app",),
+        "bookworm 12.15",
+    )
     app = lock.for_platform("amd64")[0]
     assert (app.name, app.version, app.architecture, app.size) == ("app", "1:2.0-1", "amd64", 10)
     assert app.urls == (
@@ -251,6 +255,7 @@ def test_the_rootfs_adds_what_maintainer_scripts_would_and_is_reproducible():
     assert by_path["etc/ssl/certs/ca-certificates.crt"].content == b"-----A-----\n-----B-----\n"
     assert by_path["usr/lib/ssl/cert.pem"].link == "/etc/ssl/certs/ca-certificates.crt"
     assert by_path["usr/bin/python3"].link == "python3.11"
+    assert by_path["usr/bin/pydoc3.11"].content == by_path["usr/bin/python3.11"].content
     assert "nonroot:x:65532:65532" in by_path["etc/passwd"].content.decode()
     assert (by_path["tmp"].mode, by_path["home/nonroot"].uid) == (0o1777, 65532)
     assert by_path["var/lib/dpkg/status.d/ca-certificates"].content.startswith(b"Package: ca-")

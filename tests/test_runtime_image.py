@@ -165,7 +165,7 @@ def test_the_runtime_image_is_reproducible_and_its_filesystem_runs_validate(
     assert ran.returncode == 0, ran.stderr
     assert f"{PLAN}: valid: checkout in shop" in ran.stdout
     # checkout, the one verb that talks git, from the image's lib against a real git daemon,
-    # with nothing on PATH: the slim base has no git binary, and the verb needs none.
+    # with nothing on PATH: neither base has a git binary, and the verb needs none.
     (tmp_path / "served").mkdir()
     with GitDaemon(tmp_path / "served") as daemon:
         url = daemon.create("svc.git", {"go.mod": "module example.com/svc\n"})
@@ -230,6 +230,13 @@ def test_the_checked_in_base_is_the_debian_lock_or_pinned_by_digest():
         r"docker\.io/library/python:3\.11-slim@sha256:[0-9a-f]{64}", line
     )
     assert (REPO / DEBIAN_LOCK).is_file()
+
+
+def test_a_platform_the_wheels_are_not_locked_for_is_refused_before_any_request(tmp_path):
+    request = RuntimeRequest(REPO, LOCK, tmp_path, "127.0.0.1:9/canaryflow/canaryflow", "0.1.0",
+                             DEBIAN_LOCK, platform="linux/arm64")  # fmt: skip
+    with pytest.raises(InputError, match=r"platform: linux/arm64: .* linux/amd64 only"):
+        build_runtime_image(request)
 
 
 def test_a_base_without_a_digest_is_refused_before_any_request(tmp_path):

@@ -370,6 +370,7 @@ def package_urls(package: Package, mirror: str, snapshot: str) -> tuple[str, ...
 def render_lock(
     closures: Mapping[str, Closure],
     *,
+    roots: Sequence[str] = ROOTS,
     snapshot: str,
     release: str,
     mirror: str,
@@ -377,9 +378,9 @@ def render_lock(
 ) -> str:
     """The lock's text: ``header`` (comments), then TOML, one ``[[package]]`` per package and
     image architecture, sorted by architecture then name."""
-    roots = ", ".join(f'"{r}"' for r in ROOTS)
+    listed = ", ".join(f'"{r}"' for r in roots)
     lines = [header.rstrip("\n"), "", f'snapshot = "{snapshot}"', f'release = "{release}"',
-             f"roots = [{roots}]", ""]  # fmt: skip
+             f"roots = [{listed}]", ""]  # fmt: skip
     for platform in sorted(closures):
         closure = closures[platform]
         for name, group in closure.dropped:
@@ -599,8 +600,8 @@ def status_entry(control: str) -> Entry:
 
 def merge(groups: Sequence[tuple[str, Sequence[Entry]]]) -> list[Entry]:
     """The union of each package's entries (and the extras), sorted by path; parent
-    directories added; the same path twice must be the same entry (directories: the first
-    one's mode), else DebianError naming both owners."""
+    directories added; hard links made copies of their files; the same path twice must be the
+    same entry (directories: the first one's mode), else DebianError naming both owners."""
     merged: dict[str, tuple[str, Entry]] = {}
     for owner, entries in groups:
         for entry in entries:
@@ -614,6 +615,12 @@ def merge(groups: Sequence[tuple[str, Sequence[Entry]]]) -> list[Entry]:
         for depth in range(1, len(parts)):
             parent = "/".join(parts[:depth])
             merged.setdefault(parent, ("parent", Entry(parent, 0o755)))
+    for path, (owner, entry) in list(merged.items()):
+        if entry.kind == "hardlink":  # a copy: in sorted order the link may precede its target
+            target = merged.get(entry.hardlink or "", ("", Entry("", 0)))[1]
+            if target.kind != "file":
+                raise DebianError(f"/{path}: {owner} links it to /{entry.hardlink}, not a file")
+            merged[path] = (owner, Entry(path, entry.mode, content=target.content))
     return [merged[path][1] for path in sorted(merged)]
 
 

@@ -129,8 +129,9 @@ def generate(
         ]
         closures[arch] = resolve(newest(packages), ROOTS)
     return render_lock(
-        closures, snapshot=snapshot, release="; ".join(described), mirror=mirror, header=HEADER
-    )
+        closures, roots=ROOTS, snapshot=snapshot, release="; ".join(described), mirror=mirror,
+        header=HEADER,
+    )  # fmt: skip
 
 
 def cache_name(package: LockedPackage) -> str:

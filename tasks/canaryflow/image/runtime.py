@@ -71,8 +71,9 @@ DEBIAN_CACHE = "build/debian"
 PLACEHOLDER = "UNPINNED"
 """A registry base nobody pinned yet: refused."""
 SOURCE_DATE_EPOCH = "0"
-# python:3.11-slim is 3.11.x-slim-trixie (Debian 13, glibc 2.41; docker-library/official-images,
-# library/python), -slim-bookworm has glibc 2.36: wheels up to manylinux_2_28 run on either.
+# The Debian base is bookworm (glibc 2.36); python:3.11-slim is 3.11.x-slim-trixie (Debian 13,
+# glibc 2.41; docker-library/official-images, library/python): wheels up to manylinux_2_28 run on
+# either.
 PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 RUNTIME_ENV = (
     f"PYTHONPATH=/{PREFIX}/lib",
@@ -304,6 +305,14 @@ def build_runtime_image(request: RuntimeRequest) -> PushedImage:
     if base_ref is not None and base_ref.digest is None:
         raise InputError(FieldError("base", f"{request.base} is not pinned: add @sha256:..."))
     platform = Platform.parse(request.platform)
+    if str(platform) != "linux/amd64":
+        raise InputError(
+            FieldError(
+                "platform",
+                f"{platform}: images/runtime/requirements.lock pins wheels for linux/amd64 only "
+                "(debian.lock has arm64 packages too, but the wheels are not locked for arm64)",
+            )
+        )
     config = DockerConfig.load(request.docker_config, optional=True)
 
     def client(repo) -> RegistryClient:
