@@ -44,11 +44,14 @@ DEBIAN_CACHE = REPO / "build/debian"
 PLAN = REPO / "examples/plans/checkout.yaml"
 FILL = ".venv/bin/python -m canaryflow.image.runtime --download-only"
 MAPPED = (
-    "import canaryflow.analysis.log_pattern, aiohttp, frozenlist, multidict, yarl, pydantic_core, "
-    "yaml, ssl, sqlite3, ctypes, lzma, bz2, readline, uuid, zlib; "
+    "import glob, importlib, os, sys, canaryflow.analysis.log_pattern, aiohttp, frozenlist, "
+    "multidict, yarl, pydantic_core, yaml\n"
+    "for so in glob.glob(sys.prefix + '/lib/python3.11/lib-dynload/*.so'):\n"
+    "    importlib.import_module(os.path.basename(so).split('.')[0])\n"
     "print('\\n'.join(sorted({l.split()[-1] for l in open('/proc/self/maps') if '.so' in l})))"
 )
-"""Every shared object a process that imports the locked compiled modules maps."""
+"""Every shared object a process maps once it has imported the locked compiled modules and
+every extension module of the standard library (lib-dynload: _ssl, _sqlite3, _ctypes, ...)."""
 CODE_AND_DEPENDENCY = (
     "import canaryflow, dulwich, yaml; print(canaryflow.__file__, dulwich.__file__, yaml.__file__)"
 )
@@ -374,6 +377,7 @@ def test_the_debian_base_image_is_reproducible_and_its_own_python_runs_validate(
     assert mapped.returncode == 0, mapped.stderr
     objects = mapped.stdout.split()
     assert any("libstdc++" in o for o in objects) and any("_re2" in o for o in objects)
+    assert any("/lib-dynload/_ssl." in o for o in objects) and any("libssl" in o for o in objects)
     assert [o for o in objects if not o.startswith(f"{root}/")] == []
 
     ran = rootfs_python(

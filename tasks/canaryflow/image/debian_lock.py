@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import lzma
 import os
 import subprocess
 import sys
 import tempfile
-import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -166,7 +166,7 @@ def _download(package: LockedPackage, path: Path) -> bytes:
     for url in package.urls:
         try:
             data = check_package(package, fetch(url))
-        except (OSError, urllib.error.URLError, DebianError) as error:
+        except (OSError, http.client.HTTPException, DebianError) as error:
             failures.append(f"{url}: {error}")
             continue
         partial = path.with_name(path.name + f".{os.getpid()}.part")
@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         text = generate(args.mirror.rstrip("/"), args.arch or ("amd64", "arm64"), args.keyring)
-    except (OSError, urllib.error.URLError, DebianError) as error:
+    except (OSError, http.client.HTTPException, DebianError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     args.output.write_text(text)
