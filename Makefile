@@ -62,13 +62,14 @@ test: setup wheelhouse
 test-e2e: setup
 	$(PY) -m pytest -q -n 2 --dist loadfile --tb=native -m e2e
 
-# The locked wheels of the runtime image (images/runtime/requirements.lock), from PyPI, for
-# `make image` and its tests; a failed download only makes those tests skip, saying so.
+# The locked wheels of the runtime image (images/runtime/requirements.lock), from PyPI, and the
+# Debian packages of its base (images/runtime/debian.lock, to build/debian), for `make image`
+# and its tests; a failed download only makes those tests skip, saying so.
 WHEELHOUSE_STAMP := build/wheelhouse/.complete
 wheelhouse: $(WHEELHOUSE_STAMP)
-$(WHEELHOUSE_STAMP): images/runtime/requirements.lock | setup
+$(WHEELHOUSE_STAMP): images/runtime/requirements.lock images/runtime/debian.lock | setup
 	@$(PY) -m canaryflow.image.runtime --download-only >/dev/null 2>&1 && touch $@ \
-	  || echo "wheelhouse: the locked wheels could not be downloaded; the runtime-image tests skip"
+	  || echo "wheelhouse: the locked wheels or Debian packages could not be downloaded; the runtime-image tests skip"
 
 # The cluster in a box (tests/cluster): pushes released end to end through the rendered chart's
 # Sensor and templates, for Istio, NGINX Ingress and Gateway API; `make test` runs its fast
@@ -107,8 +108,10 @@ compile: setup
 chart: setup
 	$(VENV)/bin/canaryflow chart --out dist
 
-# The task runtime image, reproducibly (canaryflow/image/runtime.py): the base pinned by digest in
-# images/runtime/base.txt (or BASE=HOST/REPO@sha256:...), the hash-locked wheels of
+# The task runtime image, reproducibly (canaryflow/image/runtime.py): the base named in
+# images/runtime/base.txt, by default the Debian packages of images/runtime/debian.lock (pinned by
+# SHA-256, downloaded to build/debian; regenerate with python -m canaryflow.image.debian_lock),
+# or BASE=HOST/REPO@sha256:... for a registry image; the hash-locked wheels of
 # images/runtime/requirements.lock (downloaded to build/wheelhouse by pip) and this checkout's
 # wheel, assembled without Docker and pushed by digest; prints HOST/REPO@sha256:...
 REGISTRY ?= ghcr.io/canaryflow

@@ -2,7 +2,7 @@
 
 Real servers on loopback: ``git daemon`` (git://) and ``git http-backend`` behind basic auth
 (``git_http_server.py``). The servers are real git; canaryflow's side runs with a PATH that
-holds no git, as in the runtime image (python:3.11-slim). Credentials come from the Secret's
+holds no git, as in the runtime image. Credentials come from the Secret's
 files, arrive as basic auth at the repository's server, and are nowhere in the clone; a push
 that lost a race is refused before it overwrites anyone's commit; URLs git would treat as a
 program or a secret are refused before anything connects.

@@ -1,9 +1,9 @@
 """The one way canaryflow speaks git: dulwich (pure Python), with the transport chosen here.
 
-Why not the ``git`` binary: the runtime image is python:3.11-slim, which has no git, and one
-implementation that runs the same on a laptop and in the image beats two. ``checkout`` (the
-service's source) and GitOps promotion (the configuration repository) both go through this
-module, so both follow one policy:
+Why not the ``git`` binary: the runtime image (Debian packages, or python:3.11-slim) has no
+git, and one implementation that runs the same on a laptop and in the image beats two.
+``checkout`` (the service's source) and GitOps promotion (the configuration repository) both go
+through this module, so both follow one policy:
 
 - the client is chosen from the URL's scheme (``client_for``), among the schemes the caller
   allows, never by a lookup that also knows ``ext::``/``fd::`` helpers, bundle files,

@@ -1,8 +1,9 @@
 """``canaryflow checkout``: the exact revision of the service's repository, for the build.
 
-Why a Python git client (dulwich) and not the ``git`` binary: the runtime image is
-python:3.11-slim, which has no git, and one implementation that runs the same on a laptop and
-in the image beats two. Everything here comes from a push payload, so nothing is trusted:
+Why a Python git client (dulwich) and not the ``git`` binary: the runtime image (Debian
+packages, or python:3.11-slim) has no git, and one implementation that runs the same on a
+laptop and in the image beats two. Everything here comes from a push payload, so nothing is
+trusted:
 
 - the revision must look like a commit, branch or tag (``check_revision``), the clone URL like
   an https/http/git/ssh/file URL or an existing local folder (``check_repo``);

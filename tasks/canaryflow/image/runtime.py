@@ -1,15 +1,17 @@
 """The canaryflow runtime image (every task's ``canaryflow <verb>``), built by canaryflow itself.
 
 Why not the Dockerfile: a ``docker build`` of ``python:3.11-slim`` with ``pip --upgrade`` gives
-different bytes every week. Here the inputs are pinned (a base by digest, a hash-locked
-requirements file, this checkout's wheel) and the assembly is ``oci``'s reproducible layer, so
-the same inputs give the same manifest digest, and ``push`` puts it in a registry by digest with
-no daemon and no root.
+different bytes every week. Here the inputs are pinned (the base: Debian packages by SHA-256
+from ``images/runtime/debian.lock``, or a registry image by digest; a hash-locked requirements
+file; this checkout's wheel) and the assembly is ``oci``'s reproducible layer, so the same
+inputs give the same manifest digest, and ``push`` puts it in a registry by digest with no
+daemon and no root.
 
 Layout in the image (``/opt/canaryflow``): ``lib`` holds the wheel and its locked dependencies
 (``pip install --target``, no byte code), ``bin`` their console scripts with the base's
-interpreter (``/usr/local/bin/python3`` in the official python images) as shebang; ``PYTHONPATH``
-names ``lib``. Run as ``python -m canaryflow.image.runtime`` (``make image``).
+interpreter as shebang (``/usr/bin/python3`` on the Debian base, ``/usr/local/bin/python3`` in
+the official python images); ``PYTHONPATH`` names ``lib``. Run as
+``python -m canaryflow.image.runtime`` (``make image``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from typing import Any
 
 from canaryflow.errors import EXIT_INPUT, EXIT_RELEASE_FAILED, FieldError, InputError, PlatformError
 from canaryflow.image.auth import DockerConfig
+from canaryflow.image.debian import DebianError, debian_base, parse_lock
+from canaryflow.image.debian_lock import fetch_packages
 from canaryflow.image.oci import (
     CONFIG,
     DEFAULT_PATH,
@@ -58,12 +62,18 @@ from canaryflow.image.registry import Manifest, RegistryClient
 
 PREFIX = "opt/canaryflow"
 INTERPRETER = "/usr/local/bin/python3"
+"""The official python images' interpreter (a registry base's)."""
+DEBIAN_INTERPRETER = "/usr/bin/python3"
+"""The Debian base's (``debian.extra_entries`` links it to python3.11)."""
 BASE_FILE = "images/runtime/base.txt"
+DEBIAN_CACHE = "build/debian"
+"""Where the locked ``.deb`` files are kept once fetched and checked (beside build/wheelhouse)."""
 PLACEHOLDER = "UNPINNED"
-"""What ``images/runtime/base.txt`` holds until a release manager writes the real digest."""
+"""A registry base nobody pinned yet: refused."""
 SOURCE_DATE_EPOCH = "0"
-# python:3.11-slim is 3.11.x-slim-trixie (Debian 13, glibc 2.41; docker-library/official-images,
-# library/python), -slim-bookworm has glibc 2.36: wheels up to manylinux_2_28 run on either.
+# The Debian base is bookworm (glibc 2.36); python:3.11-slim is 3.11.x-slim-trixie (Debian 13,
+# glibc 2.41; docker-library/official-images, library/python): wheels up to manylinux_2_28 run on
+# either.
 PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 RUNTIME_ENV = (
     f"PYTHONPATH=/{PREFIX}/lib",
@@ -90,6 +100,8 @@ class RuntimeRequest:
     docker_config: Path | None = None
     insecure: bool = False
     source: str | None = None
+    debian_cache: Path | None = None
+    """Where the Debian base's packages are cached (default: the project's build/debian)."""
 
 
 HOW_TO_PIN = (
@@ -107,10 +119,25 @@ def read_base(path: Path) -> str:
     return check_base(next((line for line in lines if line and not line.startswith("#")), ""))
 
 
+def _base_line(path: Path) -> str:
+    try:
+        return read_base(path)
+    except InputError:
+        return ""
+
+
+def is_debian_lock(base: str) -> bool:
+    """A base ending in ``.lock`` is a Debian lock (a path, relative to the project), which
+    ``debian.debian_base`` assembles; anything else is a registry image."""
+    return base.endswith(".lock") and "@" not in base
+
+
 def check_base(base: str) -> str:
     """``base`` unless it is empty or the placeholder: a base nobody pinned is never built on,
     and the refusal says where a real digest comes from (no command here can reach Docker
     Hub to look it up, and a made-up digest would only fail later, at the registry)."""
+    if is_debian_lock(base):
+        return base
     if not base or PLACEHOLDER in base:
         raise InputError(
             FieldError("base", f"{base or 'the base'} is not a real digest: {HOW_TO_PIN}")
@@ -125,8 +152,11 @@ def download_locked(lock: Path, wheelhouse: Path, *, offline: bool = False) -> N
     _pip("download", *local, "--dest", str(wheelhouse), *_locked_args(lock))
 
 
-def stage(project: Path, lock: Path, wheelhouse: Path, root: Path) -> None:
-    """``root/opt/canaryflow/{lib,bin}``: the locked wheels, then this checkout's wheel."""
+def stage(
+    project: Path, lock: Path, wheelhouse: Path, root: Path, interpreter: str = INTERPRETER
+) -> None:
+    """``root/opt/canaryflow/{lib,bin}``: the locked wheels, then this checkout's wheel; the
+    console scripts run ``interpreter``, the base's."""
     lib = root / PREFIX / "lib"
     with tempfile.TemporaryDirectory() as scratch:
         source, wheels = Path(scratch, "src"), Path(scratch, "wheels")
@@ -143,13 +173,13 @@ def stage(project: Path, lock: Path, wheelhouse: Path, root: Path) -> None:
             "--no-compile", *_locked_args(lock),
         )  # fmt: skip
         # Before the next install: with --target --upgrade pip replaces lib/bin as a whole.
-        _move_scripts(lib, root / PREFIX / "bin")
+        _move_scripts(lib, root / PREFIX / "bin", interpreter)
         # By name from a directory, not by path: pip then records no direct_url.json (a path).
         _pip(
             "install", "--no-index", "--find-links", str(wheels), "--no-deps", "--no-compile",
             "--target", str(lib), "--upgrade", "canaryflow",
         )  # fmt: skip
-    _move_scripts(lib, root / PREFIX / "bin")
+    _move_scripts(lib, root / PREFIX / "bin", interpreter)
 
 
 def _locked_args(lock: Path) -> list[str]:
@@ -167,7 +197,7 @@ def _pip(*args: str) -> None:
     subprocess.run(command, check=True, env=env, stdin=subprocess.DEVNULL)
 
 
-def _move_scripts(lib: Path, bin_dir: Path) -> None:
+def _move_scripts(lib: Path, bin_dir: Path, interpreter: str) -> None:
     """pip writes ``lib/bin`` with this machine's interpreter in each shebang: move them to
     ``bin`` with the image's interpreter, and fix their hash lines in each ``RECORD``."""
     scripts = lib / "bin"
@@ -176,7 +206,7 @@ def _move_scripts(lib: Path, bin_dir: Path) -> None:
     for script in sorted(scripts.iterdir()) if scripts.is_dir() else []:
         data = script.read_bytes()
         if data.startswith(b"#!") and b"python" in data.split(b"\n", 1)[0]:
-            data = f"#!{INTERPRETER}\n".encode() + data.split(b"\n", 1)[1]
+            data = f"#!{interpreter}\n".encode() + data.split(b"\n", 1)[1]
         (bin_dir / script.name).write_bytes(data)
         (bin_dir / script.name).chmod(0o755)
         rewritten[script.name] = data
@@ -250,14 +280,39 @@ def assemble(base: BaseImage, layer: Layer, platform: Platform, labels: Mapping)
     return Image(layers=layers, config=config, manifest=manifest)
 
 
+def load_debian_base(request: RuntimeRequest, platform: Platform) -> BaseImage:
+    """The base from a Debian lock: its packages for ``platform`` from the cache or their
+    URLs, each checked against the lock's SHA-256, made into one layer."""
+    path = request.project / request.base
+    cache = request.debian_cache or request.project / DEBIAN_CACHE
+    try:
+        text = path.read_bytes()
+        lock = parse_lock(text.decode())
+        debs = fetch_packages(lock, platform.architecture, cache)
+        return debian_base(debs, "sha256:" + hashlib.sha256(text).hexdigest())
+    except OSError as error:
+        raise InputError(FieldError("base", f"cannot read {path}: {error}")) from None
+    except DebianError as error:
+        raise PlatformError(f"the Debian base ({request.base}): {error}") from None
+
+
 def build_runtime_image(request: RuntimeRequest) -> PushedImage:
     """Stage, assemble on the pinned base, push blobs then the manifest; verified by digest."""
     repository = parse_repository(request.repository, "repository")
     check_tag(request.tag, "tag")
-    base_ref = parse_reference(request.base, "base")
-    if base_ref.digest is None:
+    debian = is_debian_lock(request.base)
+    base_ref = None if debian else parse_reference(request.base, "base")
+    if base_ref is not None and base_ref.digest is None:
         raise InputError(FieldError("base", f"{request.base} is not pinned: add @sha256:..."))
     platform = Platform.parse(request.platform)
+    if str(platform) != "linux/amd64":
+        raise InputError(
+            FieldError(
+                "platform",
+                f"{platform}: images/runtime/requirements.lock pins wheels for linux/amd64 only "
+                "(debian.lock has arm64 packages too, but the wheels are not locked for arm64)",
+            )
+        )
     config = DockerConfig.load(request.docker_config, optional=True)
 
     def client(repo) -> RegistryClient:
@@ -266,11 +321,18 @@ def build_runtime_image(request: RuntimeRequest) -> PushedImage:
 
     target = client(repository)
     target.need_scope(repository.name, "pull,push")
-    same = base_ref.repository.api_host == repository.api_host
-    base_client = target if same else client(base_ref.repository)
-    base = fetch_base(base_client, base_ref, platform)
+    if base_ref is None:
+        base, base_client, interpreter = (
+            load_debian_base(request, platform),
+            target,
+            DEBIAN_INTERPRETER,
+        )
+    else:
+        same = base_ref.repository.api_host == repository.api_host
+        base_client = target if same else client(base_ref.repository)
+        base, interpreter = fetch_base(base_client, base_ref, platform), INTERPRETER
     with tempfile.TemporaryDirectory() as root:
-        stage(request.project, request.lock, request.wheelhouse, Path(root))
+        stage(request.project, request.lock, request.wheelhouse, Path(root), interpreter)
         layer = files_layer(tree_files(Path(root)), "canaryflow make image: /opt/canaryflow")
     labels = {REVISION_LABEL: request.tag, VERSION_LABEL: request.tag}
     if request.source:
@@ -282,7 +344,7 @@ def build_runtime_image(request: RuntimeRequest) -> PushedImage:
             continue
         if item.data is not None:
             target.upload_blob(repository.name, item.data)
-        else:
+        elif base_ref is not None:
             _copy_base_layer(target, repository.name, digest, base_client, base_ref.repository.name)
     if not target.blob_exists(repository.name, image.config_descriptor.digest):
         target.upload_blob(repository.name, image.config)
@@ -296,16 +358,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m canaryflow.image.runtime")
     parser.add_argument("--repository", help="HOST/REPO to push to")
     parser.add_argument("--tag")
-    parser.add_argument("--base", help="HOST/REPO@sha256:... (default: images/runtime/base.txt)")
+    parser.add_argument(
+        "--base",
+        help="a Debian lock (PATH.lock, relative to --project) or HOST/REPO@sha256:... "
+        "(default: images/runtime/base.txt)",
+    )
     parser.add_argument("--project", type=Path, default=Path.cwd())
     parser.add_argument("--lock", type=Path, default=Path("images/runtime/requirements.lock"))
     parser.add_argument("--wheelhouse", type=Path, default=Path("build/wheelhouse"))
     parser.add_argument("--download", action="store_true", help="fetch the locked wheels first")
-    parser.add_argument("--download-only", action="store_true", help="only fetch the wheels")
+    parser.add_argument(
+        "--download-only", action="store_true",
+        help="only fetch the wheels (and the Debian base's packages, if the base is a lock)",
+    )  # fmt: skip
     parser.add_argument("--docker-config", type=Path)
     args = parser.parse_args(argv)
     if args.download_only:
         download_locked(args.lock, args.wheelhouse)
+        base = args.base or _base_line(args.project / BASE_FILE)
+        if is_debian_lock(base):
+            try:
+                lock = parse_lock((args.project / base).read_text())
+                fetch_packages(lock, Platform().architecture, args.project / DEBIAN_CACHE)
+            except (OSError, DebianError) as error:
+                print(f"error: the Debian base's packages: {error}", file=sys.stderr)
+                return EXIT_RELEASE_FAILED
         return 0
     if not args.repository or not args.tag:
         parser.error("--repository and --tag are required to build and push")
