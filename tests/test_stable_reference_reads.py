@@ -31,7 +31,7 @@ from canaryflow.analysis.catalogue import Buckets
 from canaryflow.analysis.evidence import SequentialGate
 from canaryflow.analysis.fleet_sample import FLEET_SAMPLE_PODS
 from canaryflow.analysis.run import AnalysisRun
-from canaryflow.analysis.source import PrometheusSource
+from canaryflow.analysis.source import MeasurementError, PrometheusSource
 from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.bench.cost import BatchingSource
 from canaryflow.bench.replay import ReplayClock
@@ -105,7 +105,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, float
 
 
 class Recording(BatchingSource):
-    """Keeps every batched answer by the read's key, round by round."""
+    """Keeps every batched answer by the read's key within its gate, round by round."""
 
     def __init__(self, source: PrometheusSource, clock: ReplayClock):
         super().__init__(source, clock)
@@ -113,7 +113,8 @@ class Recording(BatchingSource):
 
     def vectors(self, reads):
         found = super().vectors(reads)
-        self.answers[-1].update(found)
+        # One gate's reads, each keyed by the gate's name first (one request for all gates).
+        self.answers[-1].update({key.split("/", 1)[1]: value for key, value in found.items()})
         return found
 
 
@@ -209,3 +210,59 @@ def test_buckets_read_again_after_narrowed_looks_start_from_their_value_then():
     gate._widened_reference(counters, whole)
     gained = {s.labels["le"]: s.value for s in counters.advance(whole)}
     assert gained == {"0.1": 0.0, "0.5": 5.0, "+Inf": 10.0}
+
+
+class Counting(BatchingSource):
+    """Counts the batched requests and notes which gates each one read for."""
+
+    def __init__(self, source: PrometheusSource, clock: ReplayClock, fail: bool = False):
+        super().__init__(source, clock)
+        self.fail = fail
+        self.batches: list[set[str]] = []
+
+    def vectors(self, reads):
+        self.batches.append({key.split("/", 1)[0] for key in reads})
+        if self.fail:
+            raise MeasurementError("Prometheus rejected the query: too many samples")
+        return super().vectors(reads)
+
+
+def _two_gates(url: str, base: float, fail: bool = False) -> tuple[Counting, list]:
+    clock = ReplayClock(base + START_S)
+    source = Counting(PrometheusSource(url, timeout=30), clock, fail)
+    spec = AnalysisSpec.model_validate(
+        {
+            **SPEC,
+            "gates": [
+                {"metric": "latency-p99"},
+                {"metric": "latency-p99", "name": "latency-again", "sequential": {}},
+            ],
+        }
+    )
+    run = AnalysisRun(spec, source, "shop", "prod", clock=clock)
+    run.concurrent = False
+    measured = []
+    for round_no in (1, 2):
+        clock.sleep(10.0)
+        source.batches.append(set())  # a marker between rounds
+        measured = run.measure(round_no, clock.now() - 10.0 * round_no)
+    return source, measured
+
+
+def test_the_gates_of_a_round_share_one_request_per_instant(small):
+    source, measured = _two_gates(*small)
+    last = source.batches[source.batches.index(set(), 1) + 1 :]
+    assert last and all(gates == {"latency-p99", "latency-again"} for gates in last)
+    assert len(last) == 2, "the compared tracks at the common instant and a scrape later"
+    assert {m.outcome.value for m in measured} <= {"pass", "collecting"}
+    counted = [
+        {k: v for k, v in (m.evidence.detail or {}).items() if k.endswith(("_events", "_exposure"))}
+        for m in measured
+    ]
+    assert counted[0] and counted[0] == counted[1], "each gate judged the same reads"
+
+
+def test_a_shared_request_that_fails_is_each_gates_error(small):
+    _, measured = _two_gates(*small, fail=True)
+    assert [m.outcome.value for m in measured] == ["error", "error"]
+    assert all("too many samples" in m.reason for m in measured)
