@@ -84,7 +84,7 @@ def lumpy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, float
 
 
 class Recording(BatchingSource):
-    """Keeps every batched answer by the read's key, round by round."""
+    """Keeps every batched answer by the read's key within its gate, round by round."""
 
     def __init__(self, source: PrometheusSource, clock: ReplayClock):
         super().__init__(source, clock)
@@ -92,7 +92,8 @@ class Recording(BatchingSource):
 
     def vectors(self, reads):
         found = super().vectors(reads)
-        self.answers[-1].update(found)
+        # One gate's reads, each keyed by the gate's name first (one request for all gates).
+        self.answers[-1].update({key.split("/", 1)[1]: value for key, value in found.items()})
         return found
 
 

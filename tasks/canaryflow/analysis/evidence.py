@@ -67,7 +67,7 @@ from canaryflow.analysis.alignment import (
     value_query,
 )
 from canaryflow.analysis.catalogue import Buckets, Counts, Evidence
-from canaryflow.analysis.fleet_sample import held_pods
+from canaryflow.analysis.fleet_sample import FLEET_SAMPLE_PODS, held_pods
 from canaryflow.analysis.measurement import Judgement, Outcome
 from canaryflow.analysis.query import FLEET
 from canaryflow.analysis.sequential import CountTest
@@ -327,6 +327,14 @@ class SequentialGate:
     fleet_joining: set[str] = field(default_factory=set)
     """Pods the fleet's reads took in when the sample changed, not yet read since: each
     starts at its value at the first look that reads it (``read_fleet``)."""
+    reference_pods: int = 0
+    """Pods the reference's last look answered for (its scrape times: one series per pod):
+    where it is the stable fleet itself and more than ``FLEET_SAMPLE_PODS`` of them, its
+    buckets are read at the cuts only (``reference_les``)."""
+    canary_bounds: frozenset[float] | None = None
+    """The bucket bounds the canary's last look answered with (its layout)."""
+    reference_read: frozenset[float] | None = None
+    """The bucket bounds of the reference's last read, as its counters hold them."""
 
     def __post_init__(self) -> None:
         if isinstance(self.evidence, Counts):
@@ -495,12 +503,13 @@ class SequentialGate:
         by_le = isinstance(self.evidence, Buckets)
         reads: dict[str, Read] = {}
         main = self.main_role
-        narrowed = self.fleet_les()
+        narrowed = {FLEET: self.fleet_les(), "stable": self.reference_les()}
         self.markers = self._markers(selectors)
         for (track, role), series in selectors.items():
             apart = not (role == "events" and track in self.markers)  # else in the exposure's
             marker = self.markers.get(track) if role == "exposure" else None
-            summed = at_bounds(series, narrowed) if narrowed and track == FLEET else series
+            les = narrowed.get(track)
+            summed = at_bounds(series, les) if les else series
             for name, at in instants.items() if apart else ():
                 prefix = f"{track}/{role}/{name}"
                 value = value_query(summed, by_le, marker)
@@ -588,9 +597,67 @@ class SequentialGate:
             les.extend(texts)
         return les
 
+    def reference_les(self) -> list[str] | None:
+        """The ``le`` spellings the reference's buckets are read at where it is the stable
+        fleet itself (``baseline: stable``) and a large one: the test only ever uses the
+        reference's requests above each cut and in all (``slow_and_all``: the cut's bucket
+        and ``+Inf``, summed over pods and per pod for the over-dispersion), so once the cuts
+        are set the other buckets, most of a layout and most of a round's reads of a fleet
+        of hundreds of pods, are not read. Every bucket (None) before the cuts, on a fleet of
+        at most ``FLEET_SAMPLE_PODS`` pods (read exactly as before), and while the canary's
+        last answer lacks a cut or a cut's spelling is not known: a cut moves only to a bound
+        both tracks have (``_comparable_cuts``), and with the reference narrowed that is
+        another cut, read all along, never a bucket left unread."""
+        if self.fleet or not isinstance(self.evidence, Buckets) or not self.tests:
+            return None
+        if self.reference_pods <= FLEET_SAMPLE_PODS or self.canary_bounds is None:
+            return None
+        if not {b for b in self.tests if b is not None} <= self.canary_bounds:
+            return None
+        les: list[str] = []
+        for bound in (*self.tests, math.inf):
+            texts = self.le_texts.get(bound) if bound is not None else None
+            if not texts:
+                return None
+            les.extend(texts)
+        return les
+
+    def _learn_reference(self, answers: Mapping[str, object]) -> None:
+        """What ``reference_les`` decides by: how many pods the reference answered for, and
+        the canary's layout."""
+        if self.fleet or not isinstance(self.evidence, Buckets):
+            return
+        stamps = answers.get("stable/buckets/now/t1")
+        if isinstance(stamps, list):
+            self.reference_pods = len({unit_of(s.labels) for s in stamps})
+        canary = answers.get("canary/buckets/now/v1")
+        if isinstance(canary, list) and canary:
+            self.canary_bounds = frozenset(
+                b for s in canary if (b := _bound(s.labels.get("le"))) is not None
+            )
+
+    def _widened_reference(self, counters: AlignedCounters, values: Mapping[Key, float]) -> None:
+        """A look that reads reference buckets the previous one did not (after reads narrowed
+        to the cuts): those buckets start at their value now, adding nothing this look, rather
+        than count every request since they were last read (or since their pod started). Never
+        a cut's or ``+Inf``'s: they are read throughout; the others are not used by the tests,
+        only seen by ``_comparable_cuts`` as a layout."""
+        read = frozenset(b for key in values if (b := _bound(dict(key).get("le"))) is not None)
+        before = self.reference_read
+        if before is None and counters.last:
+            before = frozenset(
+                b for key in counters.last if (b := _bound(dict(key).get("le"))) is not None
+            )
+        self.reference_read = read
+        if before is None or read <= before or counters.last is None:
+            return
+        for key, value in values.items():
+            if _bound(dict(key).get("le")) not in before:
+                counters.last[key] = value
+
     def _learn_les(self, latest: Mapping[str, Mapping[str, Sequence[Sample]]]) -> None:
         """Remember how the compared tracks spell their bounds (a few pods' buckets)."""
-        if not (self.fleet and isinstance(self.evidence, Buckets)):
+        if not isinstance(self.evidence, Buckets):
             return
         for track in TRACKS:
             for sample in latest.get(track, {}).get("buckets", []):
@@ -691,6 +758,7 @@ class SequentialGate:
         if missing is not None:
             return missing
         self._learn_les(latest)
+        self._learn_reference(answers)
         if self.needs_reference and reference:
             self._cut_at(cumulative_by_le(reference))
         if not self.history_read:
@@ -742,6 +810,8 @@ class SequentialGate:
                 if track == FLEET and isinstance(self.evidence, Buckets):
                     increments[(track, role)] = self._advance_fleet_buckets(counters, values, skip)
                     continue
+                if track == "stable" and isinstance(self.evidence, Buckets) and not self.fleet:
+                    self._widened_reference(counters, values)
                 increments[(track, role)] = counters.advance(values, lost, skip)
         self.fleet_joining -= joined  # read now: counted on from this look
         if self.unit_since is None:

@@ -254,6 +254,9 @@ class AnalysisRun:
         self._logs_since = 0.0
         self._sequential: dict[str, SequentialGate] = {}
         self._log_counts: dict[str, LogCounts] = {}
+        self._batches: dict[str, dict[str, dict[str, Pinned]]] = {}
+        """This round's batched instant reads by group (part and instant), then by gate: one
+        request per group for all gates (``_batched_calls``)."""
         """Matching log lines per comparing logs gate, track and pod, since counting began."""
         self._window_started = 0.0
         self.detection: flavours.Detection | None = None
@@ -428,7 +431,7 @@ class AnalysisRun:
         self._detect_flavour()
         self._sample_fleet()
         calls, queries = self._calls(started, window_started)
-        results = gather(calls, self.call_timeout, self.concurrent, self.pool)
+        results = self._by_gate(gather(calls, self.call_timeout, self.concurrent, self.pool))
         self._allocate_alpha(results)
         finished = self.clock.now()
         self._logs_since = started
@@ -466,6 +469,7 @@ class AnalysisRun:
         spec, subject = self.spec, self.subject
         calls: dict[str, Callable[[], Any]] = {}
         queries: dict[str, dict[str, str]] = {}
+        self._batches = {}
         if spec.min_canary_requests > 0:
             count = render(REQUEST_COUNT[self.flavour], subject, "canary", self.query_window)
             calls["requests"] = _bind(self.metrics.instant, count)
@@ -519,7 +523,34 @@ class AnalysisRun:
             queries[gate.name] = rendered
             for track, query in rendered.items():
                 calls[f"{gate.name}/{track}"] = self._metric_call(gate, query, now, window_started)
+        self._batched_calls(calls)
         return calls, queries
+
+    def _batched_calls(self, calls: dict[str, Callable[[], Any]]) -> None:
+        """One request per group of batched reads (the compared tracks' or the fleet's, at
+        one instant) for every gate of the round, each read keyed by its gate: the gates of a
+        release read at the same instants, so their reads are as many requests as one gate's
+        instead of one each. Split back by ``_by_gate``."""
+        assert not self._batches or isinstance(self.metrics, PinnedVectors)
+        for group, gates in self._batches.items():
+            merged = {
+                f"{gate}/{key}": read
+                for gate, batch in gates.items()
+                for key, read in batch.items()
+            }
+            calls[f"{BATCH}/{group}"] = _bind(self.metrics.vectors, merged)  # type: ignore[union-attr]
+
+    def _by_gate(self, results: dict[str, Any]) -> dict[str, Any]:
+        """``results`` with each group's answer given to its gates, as a gate's own batch
+        (``_unbatched``): a gate's reads under its keys, or the request's error for each."""
+        for group, gates in self._batches.items():
+            found = results.pop(f"{BATCH}/{group}", None)
+            for gate, batch in gates.items():
+                mine: Any = found
+                if isinstance(found, Mapping):
+                    mine = {key: found.get(f"{gate}/{key}", []) for key in batch}
+                results[f"{gate}/{BATCH}/{group}"] = mine
+        return results
 
     @property
     def gate_alpha(self) -> float:
@@ -644,10 +675,10 @@ class AnalysisRun:
         # requests instead of a dozen or more, yet the large ones apart, which Prometheus
         # evaluates at once (it evaluates one query on one core). The canary's few pods (and a
         # fresh baseline's) ride along with the reference's reads: a request of their own
-        # costs more in parsing and answering than their reads do.
+        # costs more in parsing and answering than their reads do. The gates of the round
+        # share these requests (``_batched_calls``): they read at the same instants.
         for group, batch in batches.items():
-            assert isinstance(self.metrics, PinnedVectors)
-            calls[f"{gate.name}/{BATCH}/{group}"] = _bind(self.metrics.vectors, batch)
+            self._batches.setdefault(group, {})[gate.name] = batch
         if reference is not None:
             calls[f"{gate.name}/reference"] = reference
         return rendered

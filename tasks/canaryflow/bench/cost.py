@@ -169,7 +169,7 @@ def touched(url: str, reads: Sequence[tuple[str, Pinned]]) -> dict[str, dict[str
     timed rounds, one read at a time, so it costs the timing nothing."""
     totals: dict[str, dict[str, float]] = {}
     for key, read in reads:
-        parts = key.split("/")  # a look's read, or a probe of the scrape interval
+        parts = key.split("/")[1:]  # the gate's name, then a look's read or a scrape probe
         track, kind = (parts[0], parts[3]) if len(parts) == 4 else (parts[0], parts[0])
         form = {"query": pin(read), "time": f"{read.at:.3f}", "stats": "all"}
         request = urllib.request.Request(
@@ -229,8 +229,9 @@ COST_SHAPES = (
 """A release on a growing fleet, the same fleet with one and ten label values, and 50
 releases at once, each against a fresh baseline with the stable fleet read for its
 over-dispersion (the default), and 200 x 10 against the stable fleet itself for comparison.
-Each look of a gate is one query per instant, the fleet's apart (one request per read was
-measured against it in this section's earlier runs). 2,000 pods with 10 label values, 220,000
+A round's looks are one query per instant for all its gates, the fleet's apart (one request
+per read, and one per gate and instant, were measured against it in this section's earlier
+runs). 2,000 pods with 10 label values, 220,000
 series, takes longer to backfill than this benchmark's budget; with one label value it has as
 many series as 200 x 10."""
 
@@ -376,11 +377,14 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         "over-dispersion only (`query.FLEET`), through a sample of at most "
         f"{FLEET_SAMPLE_PODS} of its pods (`analysis.fleet_sample`: ranked by a hash of the "
         f"pod's name, found by one `group by (pod)` query every {FLEET_DISCOVERY_ROUNDS}th "
-        "round); or the stable fleet itself (`baseline: stable`), compared whole. "
+        "round); or the stable fleet itself (`baseline: stable`), compared whole (its "
+        "buckets read at the cuts and `+Inf` once they are set, above "
+        f"{FLEET_SAMPLE_PODS} pods). "
         "A look of a gate: each track's pods summed in PromQL (`sum by (instance, pod)`) "
         "at the common instant and one scrape later, their scrape times, and what series that "
-        "restarted alone held (`alignment.lost_query`), in one query per instant, the "
-        "fleet's apart (`@` pins each read at its instant). Releases are judged "
+        "restarted alone held (`alignment.lost_query`), in one query per instant for all "
+        "the round's gates, the fleet's apart (`@` pins each read at its instant). "
+        "Releases are judged "
         f"{RELEASE_WORKERS} at a time, their calls sharing {QUERY_WORKERS} threads. "
         "*One release's round*: `AnalysisRun.measure` of one release, median and 95th "
         "percentile over every release and every round after the first (the first also reads "
