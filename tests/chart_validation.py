@@ -23,7 +23,7 @@ from upstream import SCHEMAS
 CHART = Path(__file__).resolve().parents[1] / "charts" / "canaryflow"
 
 RELEASE, NAMESPACE = "cf", "argo"
-ARGO_WORKFLOWS = {"WorkflowTemplate", "ClusterWorkflowTemplate", "Workflow"}
+ARGO_WORKFLOWS = {"WorkflowTemplate", "ClusterWorkflowTemplate", "Workflow", "CronWorkflow"}
 ARGO_EVENTS = {"EventSource", "Sensor"}
 WEBHOOK_VALUES = {
     "events": {

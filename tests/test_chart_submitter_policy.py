@@ -100,7 +100,12 @@ def test_the_rendered_policy_and_binding_are_valid_v1_objects_bound_to_the_relea
     }
     assert policy["spec"]["failurePolicy"] == "Fail"
     (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
-    assert set(rule["resources"]) == {"workflows", "workflowtemplates", "clusterworkflowtemplates"}
+    assert set(rule["resources"]) == {
+        "workflows",
+        "workflowtemplates",
+        "clusterworkflowtemplates",
+        "cronworkflows",
+    }
     assert set(rule["operations"]) == {"CREATE", "UPDATE"}
 
 
@@ -223,6 +228,98 @@ def test_a_workflow_overriding_the_release_template_beyond_its_arguments_is_deni
     ],
 )
 def test_what_releases_and_other_users_submit_is_admitted(policy, name, obj):
+    assert denials(policy, obj) == [], name
+
+
+def cron(workflow_spec: Obj) -> Obj:
+    """A CronWorkflow: the Workflows it creates carry ``workflow_spec`` as their spec."""
+    workflow_spec = copy.deepcopy(workflow_spec)
+    for template in workflow_spec.get("templates", []):
+        if template.get("container") is None:
+            template.pop("container", None)
+    obj = workflow({"schedules": ["0 3 * * *"], "workflowSpec": workflow_spec}, "CronWorkflow")
+    assert violations(obj) == [], violations(obj)  # a CronWorkflow the API server would take
+    return obj
+
+
+def plain_spec(**extra: Any) -> Obj:
+    return plain(**extra)["spec"]
+
+
+@pytest.mark.parametrize(
+    ("name", "obj"),
+    [
+        ("workflowSpec.serviceAccountName", cron(plain_spec(serviceAccountName=TEAM))),
+        ("its executor", cron(plain_spec(executor={"serviceAccountName": TEAM}))),
+        ("a template's account", cron(plain_spec(template={"serviceAccountName": TEAM}))),
+        ("templateDefaults", cron(plain_spec(templateDefaults={"serviceAccountName": TEAM}))),
+        ("artifactGC", cron(plain_spec(artifactGC={"serviceAccountName": TEAM}))),
+        ("podSpecPatch", cron(plain_spec(podSpecPatch=f"serviceAccountName: {TEAM}"))),
+        ("an escaped podSpecPatch", cron(plain_spec(podSpecPatch='{"a": "\\u0063f"}'))),
+        (
+            "an inline DAG task",
+            cron(
+                plain_spec(
+                    template={
+                        "container": None,
+                        "dag": {
+                            "tasks": [
+                                {
+                                    "name": "d",
+                                    "inline": {"container": CONTAINER, "serviceAccountName": TEAM},
+                                }
+                            ]
+                        },
+                    }
+                )
+            ),
+        ),
+    ],
+)
+def test_a_cron_workflow_naming_a_team_account_is_denied(policy, name, obj):
+    """A CronWorkflow is refused at its creation, not only each Workflow it creates later
+    (which the policy refuses too): the schedule never runs as a team."""
+    assert any("a CronWorkflow's spec.workflowSpec may name no" in m for m in denials(policy, obj))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"entrypoint": "promote"},
+        {"podSpecPatch": '{"hostNetwork": true}'},
+        {"templates": [{"name": "release", "container": CONTAINER}]},
+        {"artifactGC": {"podSpecPatch": '{"hostNetwork": true}'}},
+    ],
+    ids=["entrypoint", "podSpecPatch", "templates", "artifactGC"],
+)
+def test_a_cron_workflow_overriding_the_release_template_beyond_its_arguments_is_denied(
+    policy, override
+):
+    obj = cron({**RELEASE_REF, "arguments": ARGUMENTS, **override})
+    assert any("may set only spec.workflowSpec.arguments" in m for m in denials(policy, obj))
+
+
+@pytest.mark.parametrize(
+    ("name", "obj"),
+    [
+        ("a nightly release", cron({**RELEASE_REF, "arguments": ARGUMENTS})),
+        (
+            "a nightly release, cleaned up",
+            cron(
+                {**RELEASE_REF, "arguments": ARGUMENTS, "ttlStrategy": {"secondsAfterSuccess": 9}}
+            ),
+        ),
+        ("another team's cron job", cron(plain_spec(serviceAccountName="argo-workflow"))),
+        ("an unrelated podSpecPatch", cron(plain_spec(podSpecPatch='{"priority": 1}'))),
+        (
+            "another template referenced",
+            cron({"workflowTemplateRef": {"name": "nightly"}, "entrypoint": "x"}),
+        ),
+    ],
+)
+def test_cron_workflows_that_run_the_release_or_name_no_team_account_are_admitted(
+    policy, name, obj
+):
     assert denials(policy, obj) == [], name
 
 

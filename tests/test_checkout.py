@@ -4,6 +4,8 @@ URLs are refused before anything connects."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from git_server import GitDaemon
 from git_server import git as server_git
 from hypothesis import given
 from hypothesis import strategies as st
+from listeners import closed_port, silent, unconnectable
 
 from canaryflow.cli import main
 from canaryflow.commands.checkout import Want, choose_want
@@ -311,3 +314,70 @@ def test_a_name_the_server_lists_is_always_one_commit_deep(name, sha):
 def test_a_name_the_server_does_not_list_is_an_invalid_reference():
     with pytest.raises(PlatformError, match="invalid reference: nope"):
         choose_want("nope", refs)
+
+
+# -- remotes that never answered: exit 3; one that answered nothing in time: 1 -------------------
+
+
+@pytest.fixture
+def short_timeout(monkeypatch):
+    monkeypatch.setattr("canaryflow.commands.checkout.GIT_TIMEOUT_S", 1)
+
+
+def checkout(repo: str, dest) -> int:
+    return main(["checkout", "--repo", repo, "--revision", "main", "--dest", str(dest)])
+
+
+@pytest.mark.parametrize("scheme", ["git", "http"])
+def test_a_connect_that_times_out_is_unreachable_exit_3_not_a_read_timeout(
+    tmp_path, scheme, short_timeout, capsys
+):
+    with unconnectable() as port:
+        assert checkout(f"{scheme}://127.0.0.1:{port}/svc.git", tmp_path / "work") == 3
+    err = capsys.readouterr().err
+    assert f"--repo: git remote 127.0.0.1:{port} did not answer (" in err
+    assert "no connection within the timeout" in err or "timed out" in err
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_server_that_accepts_and_never_answers_is_a_read_timeout_exit_1(
+    tmp_path, short_timeout, capsys
+):
+    """It took the connection: not "never answered" (README "Exit codes"), a failed fetch."""
+    with silent() as port:
+        assert checkout(f"git://127.0.0.1:{port}/svc.git", tmp_path / "work") == 1
+    assert "did not answer (" not in capsys.readouterr().err
+
+
+needs_ssh = pytest.mark.skipif(shutil.which("ssh") is None, reason="no ssh client here")
+
+
+@needs_ssh
+@pytest.mark.parametrize(
+    ("where", "form", "reason"),
+    [
+        ("closed", "ssh-url", "connection refused"),
+        ("silent", "ssh-url", "no SSH greeting within the timeout"),
+        ("unresolvable", "ssh-url", "the host name does not resolve"),
+        ("unresolvable", "scp-like", "the host name does not resolve"),  # no port: 22
+    ],
+)
+def test_an_ssh_remote_that_cannot_be_reached_is_unreachable_exit_3(
+    tmp_path, where, form, reason, short_timeout, capsys
+):
+    """The real ssh client: refused, a server that accepts and never sends its greeting (ssh's
+    ConnectTimeout ends the wait, which had none), a host name that does not resolve."""
+    with contextlib.ExitStack() as stack:
+        host, port = "127.0.0.1", 22
+        if where == "closed":
+            port = closed_port()
+        elif where == "silent":
+            port = stack.enter_context(silent())
+        else:
+            host = "no-such-host.invalid"
+        repo = f"ssh://git@{host}:{port}/srv/svc.git" if form == "ssh-url" else f"git@{host}:svc"
+        assert checkout(repo, tmp_path / "work") == 3
+    err = capsys.readouterr().err
+    assert f"error: --repo: git remote {host}" in err and f"did not answer ({reason})" in err
+    assert "git@" not in err.split("did not answer")[0]  # the user is not the host
+    assert not (tmp_path / "work").exists()

@@ -272,6 +272,20 @@ def test_a_router_whose_api_version_is_not_served_fails_naming_what_is(tmp_path,
     assert "Istio 1.22" in finding["fix"]
 
 
+def test_every_router_given_is_checked_and_one_not_served_fails(tmp_path, api, capsys):
+    ready_argo(api)
+    api._groups["networking.istio.io"] = ["v1beta1"]
+    api._groups["gateway.networking.k8s.io"] = ["v1", "v1beta1"]
+    args = ("--router", "gateway-api", "--router", "istio", "--router", "gateway-api")
+    code, document = doctor(tmp_path, api, *args, capsys=capsys)
+    found = by_check(document)
+    assert code == 1
+    assert found["router/istio"]["status"] == "fail"
+    assert "events.services.<repository>.router" in found["router/istio"]["fix"]
+    assert found["router/gateway-api"]["status"] == "ok"
+    assert "gateway.networking.k8s.io/v1 served" in found["router/gateway-api"]["detail"]
+
+
 def test_a_prometheus_that_does_not_answer_fails(tmp_path, api, capsys):
     ready_argo(api)
     url = f"http://127.0.0.1:{closed_port()}"

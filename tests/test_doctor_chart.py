@@ -61,7 +61,7 @@ def test_the_test_pod_runs_doctor_with_the_releases_settings():
     assert settings.namespace == NAMESPACE
     assert settings.build_service_account == "canaryflow-build"
     assert settings.cache_claim == "canaryflow-go-cache"
-    assert settings.router == "istio"
+    assert settings.routers == ("istio",)
     assert settings.prometheus_url == PROMETHEUS
     assert settings.service is None
     per_service = doctor_settings(service)
@@ -77,7 +77,21 @@ def test_values_change_what_the_test_checks():
     settings = doctor_settings(cluster)
     assert settings.engine == "tekton" and settings.events is False
     assert settings.cache_claim is None and settings.build_service_account is None
-    assert settings.prometheus_url is None and settings.router is None
+    assert settings.prometheus_url is None and settings.routers == ()
+
+
+def test_the_test_checks_every_registered_services_router():
+    """Not only release.routerKind: each service registered in events.services with its own
+    router (default gateway-api) needs that router's API served, as its release Role grants."""
+    values = copy.deepcopy(WEBHOOK_VALUES)
+    values["events"]["services"] = {
+        "acme/checkout": {"namespace": "shop", "router": "istio"},
+        "acme/cart": {"namespace": "shop"},
+        "acme/search": {"namespace": "find", "router": "istio"},
+    }
+    values["release"] = {"routers": ["istio", "gateway-api"]}
+    cluster = pod_of(values)["spec"]["containers"][0]
+    assert doctor_settings(cluster).routers == ("gateway-api", "istio")
 
 
 def allowed(rules: list[dict], group: str, resource: str, verb: str, name: str) -> bool:

@@ -22,6 +22,7 @@ from git_http_server import GitHttpServer
 from git_server import git
 from http_stub import LoopbackServer, QuietHandler
 from kube.fixtures import CANARY_IMAGE, SERVICE
+from listeners import unconnectable
 from test_gitops_promotion import MANIFESTS, PLAN, daemon
 
 from canaryflow.errors import PlatformError, UnreachableError
@@ -259,6 +260,24 @@ def test_a_closed_port_is_unreachable_not_a_read_timeout(scheme, no_git):
     assert str(failed.value).startswith(
         "promotion.gitops.repository: git remote 127.0.0.1:"
     ) and "did not answer (connection refused)" in str(failed.value)
+
+
+@pytest.mark.parametrize("scheme", ["git", "http"])
+def test_a_connect_that_times_out_is_unreachable_not_a_read_timeout(scheme, no_git):
+    """No connection at all (the SYN dropped): exit 3, while a server that took the connection
+    and said nothing (above) is a failed promotion step, exit 1."""
+    with unconnectable() as port:
+        url = f"{scheme}://127.0.0.1:{port}/config.git"
+        with (
+            GitCheckout(url, "main", timeout_s=0.5) as repo,
+            pytest.raises(PlatformError) as failed,
+        ):
+            repo.clone()
+
+    assert isinstance(failed.value, UnreachableError)
+    assert str(failed.value).startswith(
+        f"promotion.gitops.repository: git remote 127.0.0.1:{port} did not answer ("
+    )
 
 
 # -- nothing read from a git configuration, nothing from the URL run ----------------------------

@@ -102,3 +102,58 @@ def test_a_plan_longer_than_the_walk_can_nest_is_refused_before_anything_runs(tm
     assert validate(tmp_path) == 2
     assert "steps: 91 steps; a release workflow walks at most 90" in capsys.readouterr().err
     assert not (tmp_path / "resolved.yaml").exists() and not (tmp_path / "outputs").exists()
+
+
+REGISTERED = '{"shop/checkout": ["gateway-api"], "shop/cart": ["istio"]}'
+
+
+def test_a_plan_whose_router_is_not_the_one_its_service_is_registered_with_is_refused(
+    tmp_path, capsys
+):
+    """The release account's Role names only the registered router's objects: another kind
+    would fail at the first router call, after deploy-canary. validate-plan refuses it first."""
+    (tmp_path / "canaryflow.yaml").write_text(OWN + "router: {kind: istio}\n")
+
+    assert validate(tmp_path, "--registered-routers", REGISTERED) == 2
+
+    err = capsys.readouterr().err
+    assert (
+        "router.kind: plan says 'istio' but the service is registered with router 'gateway-api'"
+        in err
+    )
+    assert "set router.kind: gateway-api in the plan" in err
+    assert "events.services.<repository>.router" in err
+    assert not (tmp_path / "resolved.yaml").exists() and not (tmp_path / "outputs").exists()
+
+
+def test_the_registered_router_the_override_or_an_unregistered_service_pass(tmp_path):
+    (tmp_path / "canaryflow.yaml").write_text(OWN + "router: {kind: gateway-api}\n")
+    assert validate(tmp_path, "--registered-routers", REGISTERED) == 0
+
+    # the workflow's router-kind parameter replaces the plan's before the check
+    (tmp_path / "canaryflow.yaml").write_text(OWN + "router: {kind: istio}\n")
+    assert (
+        validate(tmp_path, "--registered-routers", REGISTERED, "--router-kind", "gateway-api") == 0
+    )
+    assert validate(tmp_path, "--registered-routers", "") == 0  # nothing registered: no check
+    other = '{"shop/cart": ["istio"]}'  # checkout is not registered: not this check's to refuse
+    (tmp_path / "canaryflow.yaml").write_text(OWN + "router: {kind: nginx-ingress}\n")
+    assert validate(tmp_path, "--registered-routers", other) == 0
+
+
+def test_a_registered_router_among_several_passes_and_the_message_names_them_all(tmp_path, capsys):
+    both = '{"shop/checkout": ["gateway-api", "istio"]}'
+    (tmp_path / "canaryflow.yaml").write_text(OWN + "router: {kind: istio}\n")
+    assert validate(tmp_path, "--registered-routers", both) == 0
+
+    (tmp_path / "canaryflow.yaml").write_text(OWN + "router: {kind: nginx-ingress}\n")
+    assert validate(tmp_path, "--registered-routers", both) == 2
+    assert "registered with router 'gateway-api' or 'istio'" in capsys.readouterr().err
+
+
+def test_a_malformed_registry_is_an_input_error(tmp_path, capsys):
+    (tmp_path / "canaryflow.yaml").write_text(OWN)
+    for given in ("{", '["shop/checkout"]', '{"shop/checkout": ["linkerd"]}', '{"a/b": []}'):
+        assert validate(tmp_path, "--registered-routers", given) == 2, given
+        assert "--registered-routers: " in capsys.readouterr().err
+    assert not (tmp_path / "outputs").exists()

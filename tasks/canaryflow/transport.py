@@ -83,6 +83,11 @@ def read_bounded(stream: Any, limit: int = MAX_RESPONSE_BYTES) -> bytes:
     return data
 
 
+class ConnectTimeout(TimeoutError):
+    """No connection within the timeout, told apart from a read timeout where the socket does
+    not (a plain socket's connect and recv both raise ``TimeoutError('timed out')``)."""
+
+
 def never_answered(error: BaseException) -> str | None:
     """Why ``error`` means the service never answered, or None when it did (an HTTP status,
     a broken response) or the fault is configuration (a certificate that does not verify, a
@@ -111,7 +116,7 @@ def never_answered(error: BaseException) -> str | None:
             return "the host name does not resolve"
         if isinstance(current, ConnectionRefusedError):
             return "connection refused"
-        if name in ("ConnectTimeoutError", "ConnectTimeout"):
+        if isinstance(current, ConnectTimeout) or name in ("ConnectTimeoutError", "ConnectTimeout"):
             return "no connection within the timeout"
         if name == "NameResolutionError":
             return "the host name does not resolve"

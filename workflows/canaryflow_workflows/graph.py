@@ -304,9 +304,12 @@ def _source(router: bool = True) -> list[ReleaseTask]:
     """``checkout`` then ``validate-plan``: the repository at the revision, and its plan."""
     wp = workflow_parameter
     names = ["plan", "plan-inline", "service", "namespace", *(["router-kind"] if router else [])]
+    checks = {name: wp(name) for name in names}
+    if router:  # a release goes through the router: the chart binds the registry here
+        checks["registered-routers"] = ""
     return _linked(
         [
             ReleaseTask("checkout", "checkout", {"repo": wp("repo"), "revision": wp("revision")}),
-            ReleaseTask("validate-plan", "validate-plan", {name: wp(name) for name in names}),
+            ReleaseTask("validate-plan", "validate-plan", checks),
         ]
     )

@@ -173,6 +173,13 @@ class TaskLibrary:
                 Input("service", "Service the release is for; must match the plan."),
                 Input("namespace", "Namespace of the service; must match the plan."),
                 Input("router-kind", "Overrides the plan's router kind; empty keeps it.", ""),
+                Input(
+                    "registered-routers",
+                    "The router kinds each registered service may use, as JSON "
+                    '{"namespace/service": [kind]} (the chart\'s events.services): a plan for '
+                    "one with another router.kind is refused; empty: no check.",
+                    "",
+                ),
                 Input("resolved-out", "Where the resolved plan is written.", RESOLVED_PLAN),
             ],
             [
@@ -187,6 +194,8 @@ class TaskLibrary:
                 ref("namespace"),
                 "--router-kind",
                 ref("router-kind"),
+                "--registered-routers",
+                ref("registered-routers"),
                 "--workflow-outputs",
                 OUTPUTS,
                 "--offline",  # a pushed plan decides no network call (issue 23, item 8)

@@ -113,6 +113,22 @@ contradicts release.routerKind or is not among release.routers.
 {{- toJson $registry }}
 {{- end }}
 
+{{/*
+What validate-plan holds a release's plan to (validate --registered-routers): each registered
+service, "namespace/service", to the router kinds canaryflow.registry gives it (the Role of its
+namespace grants those alone), as compact JSON; "" when no service is registered (no check).
+*/}}
+{{- define "canaryflow.registeredRouters" -}}
+{{- $routers := dict }}
+{{- range $namespace, $entries := include "canaryflow.registry" . | fromJson }}
+{{- range $entries }}
+{{- $key := printf "%s/%s" $namespace .service }}
+{{- $_ := set $routers $key (append (get $routers $key | default list) .router | uniq) }}
+{{- end }}
+{{- end }}
+{{- if $routers }}{{ toJson $routers }}{{ end }}
+{{- end }}
+
 {{/* The namespaces whose services are released (the Role lives in each): release.namespaces
 and every namespace events.services names; with neither, the release namespace. */}}
 {{- define "canaryflow.releaseNamespaces" -}}

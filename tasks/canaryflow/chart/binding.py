@@ -89,6 +89,14 @@ PARAMETER_DEFAULTS: dict[str, Binding] = {
     ),
     "plan-inline": Binding("__canaryflow_plan_inline__", 'include "canaryflow.planInline" .'),
 }
+# What validate-plan holds a release's plan to: the router kinds each service registered in
+# events.services may use (canaryflow.registeredRouters, JSON), a literal argument of the release
+# graph's validate-plan task (Argo DAG task, Tekton Pipeline task), so no submitter sets it.
+# The compiled argument is empty (no check); the flag rollout passes none (no router).
+REGISTERED_ROUTERS_PARAMETER = "registered-routers"
+REGISTERED_ROUTERS = Binding(
+    "__canaryflow_registered_routers__", 'include "canaryflow.registeredRouters" .'
+)
 ALL = (
     IMAGE,
     PULL_POLICY,
@@ -104,6 +112,7 @@ ALL = (
     TERMINATION_GRACE_PATCH,
     TERMINATION_GRACE,
     *PARAMETER_DEFAULTS.values(),
+    REGISTERED_ROUTERS,
 )
 CHART_LABELS = frozenset(
     {
@@ -227,6 +236,15 @@ def bind(document: Obj, compiled: Compiled, namespaced: bool) -> Obj:
             return {**value, POD_SETTINGS: "tekton"}
         if key == "resourcetemplates" and isinstance(value, list):
             return [_pipeline_run_metadata(item) for item in value]
+        if key in ("parameters", "params") and isinstance(value, list):
+            value = [
+                {**item, "value": REGISTERED_ROUTERS.token}
+                if isinstance(item, dict)
+                and item.get("name") == REGISTERED_ROUTERS_PARAMETER
+                and item.get("value") == ""
+                else item
+                for item in value
+            ]
         if key == "persistentVolumeClaim" and value == {"claimName": compiled.go_cache_pvc}:
             return GO_CACHE
         if key == "serviceAccountName" and value == compiled.build_service_account:

@@ -37,7 +37,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--argo-namespace", default=default["argo_namespace"], metavar="NS")
     parser.add_argument("--events-namespace", default=default["events_namespace"], metavar="NS")
     parser.add_argument("--tekton-namespace", default=default["tekton_namespace"], metavar="NS")
-    parser.add_argument("--router", choices=ROUTER_KINDS, help="the router releases use")
+    parser.add_argument(
+        "--router",
+        action="append",
+        default=[],
+        choices=ROUTER_KINDS,
+        help="a router releases use; repeat it for each (the chart's helm test passes "
+        "release.routerKind and every registered service's router)",
+    )
     parser.add_argument(
         "--build-service-account",
         default=default["build_service_account"],
@@ -111,7 +118,7 @@ def settings_from(args: argparse.Namespace):
         argo_namespace=args.argo_namespace,
         events_namespace=args.events_namespace,
         tekton_namespace=args.tekton_namespace,
-        router=args.router,
+        routers=tuple(dict.fromkeys(args.router)),
         build_service_account=args.build_service_account or None,
         cache_claim=args.go_cache_claim or None,
         prometheus_url=args.prometheus,

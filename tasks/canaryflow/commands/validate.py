@@ -57,6 +57,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--router-kind", default="", help="override the plan's router.kind (empty: keep it)"
     )
     parser.add_argument(
+        "--registered-routers",
+        default="",
+        metavar="JSON",
+        help="the router kinds each registered service may use, as the chart renders them "
+        '(events.services): {"NAMESPACE/SERVICE": ["KIND", ...]}; a plan for a registered '
+        "service whose router.kind is not among its kinds is refused (exit 2) before anything "
+        "runs; empty: no check",
+    )
+    parser.add_argument(
         "--resolved-out",
         type=Path,
         metavar="PATH",
@@ -82,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     from canaryflow.analysis.prometheus_auth import OperatorPrometheus
     from canaryflow.release.walk import workflow_outputs
 
+    registered = _registered_routers(args.registered_routers)
     plan = _with_parameters(_load(args, quiet=args.json), args)
+    _check_registration(plan, registered)
     _check_compiled_steps(plan, args.compiled_steps)
     # The plan's choice of Prometheus is checked offline too (a pure comparison with the
     # operator's), so a URL the installation does not allow fails here, not at the first window.
@@ -291,6 +302,58 @@ def _with_parameters(plan, args: argparse.Namespace):
     document = plan.model_dump(mode="json", by_alias=True)
     document["router"]["kind"] = args.router_kind
     return plan_from_dict(document)
+
+
+def _registered_routers(text: str) -> dict[str, list[str]]:
+    """``--registered-routers``: ``{"namespace/service": [router kind, ...]}``, or {} for none."""
+    import json
+
+    from canaryflow.plan.routers import ROUTER_KINDS
+
+    if not text.strip():
+        return {}
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        document, problem = None, f"not JSON ({error})"
+    else:
+        problem = "expected a mapping of NAMESPACE/SERVICE to a list of router kinds"
+    if isinstance(document, dict) and all(
+        isinstance(key, str)
+        and isinstance(kinds, list)
+        and kinds
+        and all(kind in ROUTER_KINDS for kind in kinds)
+        for key, kinds in document.items()
+    ):
+        return document
+    raise InputError(
+        FieldError(
+            "--registered-routers",
+            f"{problem}, each kind one of {', '.join(ROUTER_KINDS)}: the chart renders it "
+            "from events.services; pass it as rendered, or empty for no check",
+        )
+    )
+
+
+def _check_registration(plan, registered: dict[str, list[str]]) -> None:
+    """A service registered with a router (the chart's ``events.services[].router``) may only
+    be released through it: its release account's Role names only that router's objects, so
+    another kind would fail at the first router call, after the canary is deployed."""
+    kinds = registered.get(f"{plan.service.namespace}/{plan.service.name}")
+    if not kinds or plan.router.kind in kinds:
+        return
+    named = " or ".join(repr(kind) for kind in kinds)
+    raise InputError(
+        FieldError(
+            "router.kind",
+            f"plan says {plan.router.kind!r} but the service is registered with router {named} "
+            "(the chart's events.services entry for "
+            f"{plan.service.namespace}/{plan.service.name}), whose objects alone its release "
+            f"account may edit: set router.kind: {kinds[0]} in the plan, or register the "
+            f"service with router {plan.router.kind} (events.services.<repository>.router; "
+            "release.routers must list it) and upgrade the chart; nothing was changed",
+        )
+    )
 
 
 def _check_promql(plan, endpoint) -> float | None:

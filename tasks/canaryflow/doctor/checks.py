@@ -78,7 +78,9 @@ class DoctorSettings(BaseModel):
     argo_namespace: str = "argo"
     events_namespace: str = "argo-events"
     tekton_namespace: str = "tekton-pipelines"
-    router: str | None = None
+    routers: tuple[str, ...] = ()
+    """The routers releases use (each must have its API served): release.routerKind and
+    every registered service's ``router`` in the chart's helm test."""
     build_service_account: str | None = "canaryflow-build"
     cache_claim: str | None = "canaryflow-go-cache"
     prometheus_url: str | None = None
@@ -142,7 +144,7 @@ class ClusterFacts(BaseModel):
     events: bool = False
     cluster: bool = True
     """False: the cluster-wide checks were not asked for."""
-    router: str | None = None
+    routers: tuple[str, ...] = ()
     crds: set[str] = Field(default_factory=set)
     served: dict[str, list[str]] = Field(default_factory=dict)
     """API group -> versions the API server serves (discovery)."""
@@ -424,7 +426,7 @@ def router_findings(facts: ClusterFacts) -> list[Finding]:
     found = []
     for kind, (group, version, needs) in ROUTER_APIS.items():
         served = facts.served.get(group, [])
-        if kind != facts.router:
+        if kind not in facts.routers:
             if served:
                 found.append(
                     Finding(
@@ -448,7 +450,8 @@ def router_findings(facts: ClusterFacts) -> list[Finding]:
                     status=Status.FAIL,
                     detail=f"the {kind} router writes {group}/{version}; the API server "
                     f"serves {has} of {group}",
-                    fix=f"install {needs}, or release with another router (router.kind)",
+                    fix=f"install {needs}, or release with another router (router.kind; a "
+                    "service registered with this one: events.services.<repository>.router)",
                 )
             )
     return found

@@ -88,7 +88,7 @@ def read_facts(client: ApiClient, settings: DoctorSettings) -> ClusterFacts:
     facts = ClusterFacts(
         engine=settings.engine,
         events=settings.events,
-        router=settings.router,
+        routers=settings.routers,
         cluster=settings.cluster,
     )
     if settings.cluster:

@@ -157,6 +157,8 @@ def _source(router: bool = True, shape: str | None = None) -> list[PipelineTask]
     which validate-plan holds the repository's plan to (canaryflow.plan.shape)."""
     names = ["plan", "service", "namespace", *(["router-kind"] if router else [])]
     checks = {n: param(n) for n in names}
+    if router:  # a release goes through the router: the chart binds the registry here
+        checks["registered-routers"] = ""
     if shape is not None:
         checks["compiled-steps"] = shape
     return [
