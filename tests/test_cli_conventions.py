@@ -430,3 +430,20 @@ def test_zsh_completion_loads_the_bash_function_through_bashcompinit(capsys):
     script = capsys.readouterr().out
     assert script.startswith("#compdef canaryflow\n")
     assert "bashcompinit" in script and "complete -F _canaryflow canaryflow" in script
+
+
+def test_a_prometheus_nothing_accepts_is_no_connection_not_a_slow_answer():
+    """A connect that times out (a firewall dropping SYNs; here a listener whose accept queue
+    is full) is "never answered" (exit 3) and says so, not "did not answer within", which
+    points at a slow Prometheus instead of the path to it."""
+    from listeners import unconnectable
+
+    from canaryflow.analysis.source import MeasurementError, PrometheusSource
+
+    with unconnectable() as port:
+        source = PrometheusSource(f"http://127.0.0.1:{port}", timeout=1.0)
+        with pytest.raises(MeasurementError) as raised:
+            source.instant("up")
+    assert source.never_answered == "no connection within the timeout"
+    assert "no connection within 1s" in str(raised.value)
+    assert "did not answer" not in str(raised.value)

@@ -88,6 +88,10 @@ class ConnectTimeout(TimeoutError):
     not (a plain socket's connect and recv both raise ``TimeoutError('timed out')``)."""
 
 
+NO_CONNECTION = "no connection within the timeout"
+"""``never_answered``'s reason for a connect that timed out (no SYN answered)."""
+
+
 def never_answered(error: BaseException) -> str | None:
     """Why ``error`` means the service never answered, or None when it did (an HTTP status,
     a broken response) or the fault is configuration (a certificate that does not verify, a
@@ -117,7 +121,7 @@ def never_answered(error: BaseException) -> str | None:
         if isinstance(current, ConnectionRefusedError):
             return "connection refused"
         if isinstance(current, ConnectTimeout) or name in ("ConnectTimeoutError", "ConnectTimeout"):
-            return "no connection within the timeout"
+            return NO_CONNECTION
         if name == "NameResolutionError":
             return "the host name does not resolve"
         if isinstance(current, OSError) and current.errno in (

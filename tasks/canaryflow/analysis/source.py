@@ -507,7 +507,7 @@ class PrometheusSource:
                 answer = request(self._connect())
             except Exception as error:
                 self._unanswered(error)
-                if scope.fired:
+                if scope.fired and self.never_answered is None:
                     message = (
                         f"Prometheus at {self.shown_url} did not answer within {self.timeout:g}s"
                     )
@@ -535,6 +535,12 @@ class PrometheusSource:
                 f"Prometheus at {self.shown_url}: TLS verification failed "
                 "(the operator sets the CA that signed its certificate: the chart's "
                 "analysis.prometheus.caConfigMap, or CANARYFLOW_PROMETHEUS_CA_FILE)"
+            )
+        if transport.never_answered(error) == transport.NO_CONNECTION:
+            return (
+                f"Prometheus at {self.shown_url}: no connection within {self.timeout:g}s "
+                "(nothing accepted it: check the address, and any network policy or firewall "
+                "between this pod and Prometheus)"
             )
         if isinstance(error, requests.Timeout) or "timed out" in str(error):
             return f"Prometheus at {self.shown_url} did not answer within {self.timeout:g}s"
