@@ -1015,8 +1015,8 @@ class SequentialGate:
         in that second, not as its scraped requests in the chunk). The information per line is
         concave in the share, so the swing alone cost evidence: against stable, 30 canaries
         logging 3x judged to the release's end, median log-likelihood 117 at the chunks' own
-        shares, 153 at the window's (BENCHMARKS.md, "Offline replay: what unmodelled noise
-        broke").
+        shares, 153 at the window's, 127 at the window's held to the bound below, on the same
+        lines (BENCHMARKS.md, "Offline replay: what unmodelled noise broke").
 
         Validity for identical versions (the rollbacks that must stay under alpha): their
         pods write lines at one rate per request, and a chunk's lines and requests span the
