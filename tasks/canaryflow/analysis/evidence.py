@@ -1071,16 +1071,43 @@ class SequentialGate:
         self.pending = {}
 
     def _add_lines(self, counts: tuple[float, float, float, float], load: float | None) -> None:
-        """A look's lines and requests counted up to each pod's own scrape: weighed at the
-        look's own share of the requests, as scraped counters are, once both tracks have
-        requests in it. A look in which one track's pods were not scraped again (a 30 s scrape
-        read every 10 s) holds its counts until they have: its lines alone say nothing about
-        the ratio, and set beside the other track's next scrape they do. Whether counts are
-        held depends on the requests only, never on the lines, so the product of the
-        likelihood ratios stays an e-process."""
+        """A look's lines and requests counted up to each pod's own scrape, weighed once both
+        tracks have requests in them (a look in which one track's pods were not scraped again,
+        a 30 s scrape read every 10 s, holds its counts until they have: its lines alone say
+        nothing about the ratio). Whether counts are held depends on the requests only, never
+        on the lines.
+
+        The chunk is weighed at the canary's share of the window's aligned requests so far
+        (``aligned_share``), not at the chunk's own share: which pods' scrapes fall into one
+        chunk is the scrapes' phase, so the chunk's own share swings (the canary's scrape beside
+        one of stable's four pods' or beside all four) while the lines' expected split does
+        not follow it where they come in lumps (a stall's burst is as large as its pod's load
+        in that second, not as its scraped requests in the chunk). The information per line is
+        concave in the share, so the swing alone cost evidence: against stable, 30 canaries
+        logging 3x judged to the release's end, median log-likelihood 117 at the chunks' own
+        shares, 153 at the window's, 127 at the window's held to the bound below, on the same
+        lines (BENCHMARKS.md, "Offline replay: what unmodelled noise broke").
+
+        Validity for identical versions (the rollbacks that must stay under alpha): their
+        pods write lines at one rate per request, and a chunk's lines and requests span the
+        same seconds pod by pod, so the canary's expected fraction of a chunk's lines is the
+        chunk's own share ``w``. The binomial likelihood ratio of any alternative above the
+        null ``1 + tolerance`` has expectation at most 1 whenever the null's line fraction
+        ``theta(1 + tolerance, s)`` at the share ``s`` weighed at is at least the true ``w``,
+        that is ``s >= w / (1 + tolerance (1 - w))``. The window's share is used down to that
+        bound, never below it: a chunk whose own share is more than about 1 + tolerance times
+        the window's (a canary scrape beside one stable pod's) is weighed at the bound, so every
+        chunk's factor keeps expectation at most 1 for identical versions, and the product
+        stays an e-process for them however the scrapes fall. For a canary inside the
+        tolerance but worse than stable (1 < ratio <= 1 + tolerance) the window's share is the
+        chunks' mean share, right to first order but not exactly: those canaries' rollbacks
+        are bounded only approximately. With ``tolerance`` 0 the bound is the chunk's own
+        share, and the test is the exact conditional binomial it was."""
         held = tuple(a + b for a, b in zip(self.held_lines, counts, strict=True))
         if held[1] > 0 and held[3] > 0:
-            self.test.add(*held, load=load)
+            both = self.window_exposure + self.window_reference
+            window = self.window_exposure / both if both > 0 else 0.0
+            self.test.add_at_share(*held, aligned_share(window, held, self.tolerance), load)
             held = (0.0, 0.0, 0.0, 0.0)
         self.held_lines = held  # type: ignore[assignment]
 
@@ -1236,3 +1263,16 @@ def _by_pod(samples: Sequence[Sample]) -> dict[str, float]:
 
 def _rate(events: float, exposure: float) -> float | None:
     return events / exposure if exposure > 0 else None
+
+
+def aligned_share(
+    window: float, chunk: tuple[float, float, float, float], tolerance: float
+) -> float:
+    """The share a chunk of aligned lines is weighed at (``SequentialGate._add_lines``): the
+    canary's share of the window's requests ``window``, but never below
+    ``w / (1 + tolerance (1 - w))`` of the chunk's own share ``w`` (its canary requests over
+    both tracks'), the least at which identical versions' lines cannot look like a regression
+    beyond the tolerance in expectation."""
+    _, canary, _, reference = chunk
+    own = canary / (canary + reference)
+    return max(window, own / (1.0 + max(tolerance, 0.0) * (1.0 - own)))
