@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -192,8 +193,8 @@ def _version_2(text: str) -> dict:
     data = json.loads(text)
     data["version"] = 2
     for gate in data["gates"].values():
-        gate.pop("held_lines")
-        gate.pop("lines")
+        gate.pop("held_lines", None)
+        gate.pop("lines", None)
     return data
 
 
@@ -214,6 +215,26 @@ def test_a_version_2_state_without_the_log_gates_counting_still_loads():
     assert gate.test.dof == state.gates[GATE].tests[0].dof > 0
     assert gate.lines is None and not gate.started and gate.held_lines == (0.0,) * 4
     assert run.window(BENCH_STEPS[1][1]).verdict is not None
+
+
+WRITTEN_BY_VERSION_2 = Path(__file__).parent / "states" / "carried_v2_log_errors.json"
+"""The state the canaryflow before version 3 wrote after the first window of this release
+("noisy, against stable", seed 0, no time between windows)."""
+
+
+def test_a_state_written_by_the_canaryflow_before_version_3_is_resumed_as_it_was():
+    recording, warmup = _release("noisy, against stable", 0, 0.0)
+    old = WRITTEN_BY_VERSION_2.read_text().strip()
+    state = carried.parse(old, SPEC, 1)
+    assert state.version == 2 and state.gates[GATE].lines is None
+
+    clock = ReplayClock(EPOCH + warmup + BENCH_STEPS[0][1])
+    run = _pod(recording, clock)
+    carried.begin_window(run, old, SPEC, 1, 0, WEIGHTS)
+    gate = run.sequential_evidence[GATE]
+    assert gate.lines is None and not gate.started and gate.held_lines == (0.0,) * 4
+    assert gate.test.log_ratios == list(state.gates[GATE].tests[0].log_ratios)
+    assert run.window(BENCH_STEPS[1][1]).verdict.outcome is Outcome.PASS
 
 
 def test_a_version_2_state_holding_version_3_fields_is_refused():

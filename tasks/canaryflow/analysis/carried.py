@@ -286,15 +286,20 @@ class CarriedEvidence(_Model):
                     raise ValueError(f"gate {name!r}: log lines are carried from version 3 on")
         return self
 
-    def content_digest(self) -> str:
-        body = self.model_dump(mode="json", exclude={"checksum"})
+    def content(self) -> dict:
+        """What is written: version 3's fields are left out of a gate where they hold nothing,
+        so a state without a comparing logs gate's counting reads as version 2's did, and a
+        version 2 state's checksum is over the content its writer knew."""
+        body = self.model_dump(mode="json")
         for gate in body["gates"].values():
-            # Version 3's fields, left out where they hold nothing: a state written before
-            # them is checked over the content its writer knew.
             if gate["lines"] is None:
                 del gate["lines"]
             if not any(gate["held_lines"]):
                 del gate["held_lines"]
+        return body
+
+    def content_digest(self) -> str:
+        body = {key: value for key, value in self.content().items() if key != "checksum"}
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -302,7 +307,7 @@ class CarriedEvidence(_Model):
         return self.model_copy(update={"checksum": self.content_digest()})
 
     def to_text(self) -> str:
-        return json.dumps(self.sealed().model_dump(mode="json"), separators=(",", ":"))
+        return json.dumps(self.sealed().content(), separators=(",", ":"))
 
 
 def plan_digest(spec: AnalysisSpec) -> str:
