@@ -258,3 +258,20 @@ def test_the_log_gates_counting_is_bounded_by_pods_not_lines():
         assert len(track.lines) <= pods and len(track.counted_to) <= pods
     assert all(len(c.series) <= pods for c in lines.counters)
     assert len(json.dumps(json.loads(written[-1])["gates"][GATE]["lines"])) < 4_000
+
+
+def test_lines_read_without_their_times_are_not_counted_on_from_the_earlier_window():
+    from canaryflow.analysis.catalogue import REQUESTS, Counts
+    from canaryflow.analysis.log_counts import LogCounts
+    from canaryflow.analysis.source import Sample
+
+    gate = SequentialGate(
+        GATE, Counts("log lines", REQUESTS["go"]), 1.0, 0.005, 0.0, counted_at_look=True
+    )
+    for deltas in gate.deltas.values():
+        deltas.start([Sample({"pod": "p"}, 5.0)])
+    gate.lines = LogCounts(lines={"canary": {"": 3.0}}, looks=4)  # read as written: no floor
+
+    # Such lines are read from each look's start: the next window's lines begin at its own
+    # start, so its requests must too (else the gap's requests count without their lines).
+    assert carried._gate_state(gate).lines is None

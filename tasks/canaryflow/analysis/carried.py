@@ -439,10 +439,14 @@ def _series(samples: Mapping) -> tuple[tuple[dict[str, str], float], ...]:
 
 
 def _lines_state(gate: SequentialGate) -> LinesState | None:
-    """A comparing logs gate's counting after its window (None: not started, or more than
-    ``MAX_SERIES`` of something to carry: the next window counts from its own start)."""
+    """A comparing logs gate's counting after its window (None: not started, lines without
+    the times they were written, or more than ``MAX_SERIES`` of something to carry: the next
+    window counts from its own start). Lines without times are read from each look's start
+    (``AnalysisRun._logs_since``), never back to where the earlier window stopped: their
+    requests going on from the earlier window would count the gap's requests without its
+    lines."""
     counts = gate.lines
-    if counts is None or not counts.looks or not gate.started:
+    if counts is None or not counts.looks or not gate.started or counts.floor is None:
         return None
     tracks = dict.fromkeys(
         (*counts.lines, *counts.counted_to, *counts.read, *counts.by_pod, *counts.aligned)
