@@ -160,7 +160,7 @@ def test_the_carried_evidence_round_trips_the_fleets_counters_loads_and_bands():
     budget.allocate(["error-rate", "log-errors"])
     gates = run.sequential_evidence
     state = carried.parse(carried.snapshot(spec, 0, budget, gates).to_text(), spec, 1)
-    assert state.version == carried.VERSION == 2
+    assert state.version == carried.VERSION == 3
     error_rate = state.gates["error-rate"]
     assert error_rate.fleet and {c.track for c in error_rate.counters} == {
         "canary",
@@ -193,6 +193,9 @@ def test_a_version_1_state_is_read_and_its_counters_dropped_where_the_fleet_is_n
     state = carried.snapshot(spec, 0, budget, run.sequential_evidence)
     data = json.loads(state.to_text())
     data["version"] = 1
+    for written in data["gates"].values():
+        for field in ("held_lines", "lines"):  # a comparing logs gate's, from version 3 on
+            written.pop(field, None)
     gate = data["gates"]["error-rate"]
     for field in ("fleet",):
         gate.pop(field)

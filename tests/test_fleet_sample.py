@@ -137,7 +137,7 @@ def test_carried_fleet_counters_stay_version_2_and_are_taken_as_what_the_last_wi
             counters.start({key_of({"instance": p, "pod": p}): 5.0 for p in pods})
     gate.aligned_at = gate.unit_since = 1_000.0
     state = carried._gate_state(gate)
-    assert carried.VERSION == 2 and state.counters
+    assert 2 in carried.READABLE and state.counters  # the counters' format is version 2's
     resumed = _gate()
     carried.resume(resumed, state)
     assert resumed.fleet_pods == frozenset(every)

@@ -30,6 +30,20 @@ from its own start, leaving the gap out, which keeps the product of likelihood r
 e-process (an interval left out without looking at its data changes no factor's expectation
 under the null).
 
+A comparing logs gate (``log-errors``) counts each pod's lines up to its requests' last scrape
+and holds a look's counts until both tracks' pods were scraped in it (``log_counts``,
+``SequentialGate.held_lines``). Its held counts and where its counting stands are carried
+too (version 3): each pod's lines so far and the scrape they are counted up to, the lines and
+requests at the last look, the over-dispersion's unit in progress. The next window's pod then
+reads each pod's lines from its last counted scrape (at most ``log_counts.MAX_HELD_S`` back, as
+one process does) and its requests from their values then, so the time between two windows
+is counted as one process counts it, and the held chunk is weighed with the next one. Where the
+first look could not read some pod's lines back that far (a long pause between the steps), or
+the reference changed, the gate counts from its window's start, the gap left out for lines and
+requests alike, as every window did before version 3. A version 1 or 2 state is read as that;
+its checksum is over the content its writer knew (the new fields left out while they hold
+nothing). All of it is bounded by the pods read, not by their lines.
+
 The state is small JSON, versioned, with a digest of the plan's sequential gates (a state
 written under another plan is refused) and a checksum of its own content. It is validated on
 read: a state that does not parse, does not validate, or whose checksum does not match is an
@@ -44,21 +58,24 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from canaryflow.analysis.alignment import AlignedCounters, key_of
 from canaryflow.analysis.catalogue import Counts
-from canaryflow.analysis.evidence import SequentialGate, roles
+from canaryflow.analysis.evidence import CounterDeltas, SequentialGate, roles
 from canaryflow.analysis.fleet_sample import held_pods
+from canaryflow.analysis.log_counts import MAX_HELD_S, LogCounts
 from canaryflow.analysis.query import FLEET
 from canaryflow.analysis.sequential import RATIO_GRID, AlphaBudget, CountTest
+from canaryflow.analysis.source import Sample
 from canaryflow.analysis.spec import AnalysisSpec
 
-VERSION = 2
-READABLE = (1, 2)
-"""Versions this canaryflow reads: 1 has no fleet counters, loads or bands (their defaults)."""
+VERSION = 3
+READABLE = (1, 2, 3)
+"""Versions this canaryflow reads: 1 has no fleet counters, loads or bands, 1 and 2 no log
+gate's held lines or counting (their defaults: the gate counts from its window's start)."""
 MAX_BANDS = 64
 """Load bands per test (``sequential.LOAD_BAND`` wide): a release's steps use a few."""
 ANNOTATION = "canaryflow.dev/evidence"
@@ -82,6 +99,10 @@ class _Model(BaseModel):
 
 
 NonNegative = Field(ge=0)
+Count = Annotated[float, Field(ge=0)]
+Instant = Annotated[float, Field(gt=0)]
+PodName = Annotated[str, Field(max_length=253)]
+"""A pod's name as its lines and counters give it ("": a track's lines without pods)."""
 
 
 class TestState(_Model):
@@ -160,6 +181,63 @@ class CounterState(_Model):
         return self
 
 
+class TrackLines(_Model):
+    """One track's matching lines in a comparing logs gate, by pod (``log_counts.LogCounts``)."""
+
+    track: Literal["canary", "stable", "fleet"]
+    lines: tuple[tuple[PodName, Count], ...] = Field((), max_length=MAX_SERIES)
+    """Lines counted so far, by pod."""
+    counted_to: tuple[tuple[PodName, Instant], ...] = Field((), max_length=MAX_SERIES)
+    """The instant each pod's lines are counted up to (its requests' last scrape)."""
+    read: tuple[PodName, ...] = Field((), max_length=MAX_SERIES)
+    """The pods whose lines and requests were counted at the previous look."""
+    unscraped: tuple[PodName, ...] = Field((), max_length=MAX_SERIES)
+    by_pod: bool | None = None
+    aligned: bool | None = None
+
+    @model_validator(mode="after")
+    def _each_pod_once(self) -> TrackLines:
+        for name in ("lines", "counted_to"):
+            pods = [pod for pod, _ in getattr(self, name)]
+            if len(set(pods)) != len(pods):
+                raise ValueError(f"{name}: each pod once")
+        return self
+
+
+class LinesState(_Model):
+    """Where a comparing logs gate's counting stands between two looks, as one process keeps
+    it across windows: each pod's lines up to its last scrape and the request counters read
+    with them (``SequentialGate.deltas``), so the next window's pod reads on from each pod's
+    last counted scrape, and the over-dispersion's unit in progress."""
+
+    tracks: tuple[TrackLines, ...] = Field(max_length=3)
+    offsets: tuple[tuple[dict[str, str], Count], ...] = Field((), max_length=MAX_SERIES)
+    """A request series' value when its pod joined the read pods (``LogCounts.offsets``)."""
+    looks: int = Field(ge=1)
+    started_at: Instant | None = None
+    floor: Instant | None = None
+    waiting: bool = False
+    looked_at: Instant | None = None
+    """The previous look of the lines (``LogCounts.looked_at``)."""
+    counters: tuple[CounterState, ...] = Field(max_length=6)
+    """The lines and requests at the previous look, by track and role (``CounterDeltas``)."""
+    pending: tuple[CounterState, ...] = Field((), max_length=6)
+    """The reference's (and the fleet's) increments since the unit in progress began."""
+    gate_looked_at: Instant | None = None
+    unit_since: Instant | None = None
+    unit_seen: bool = False
+    shares_read: bool = False
+    served: tuple[tuple[PodName, Count], ...] = Field((), max_length=MAX_SERIES)
+    """Requests each stable pod served (``SequentialGate.served``)."""
+
+    @property
+    def size(self) -> int:
+        """Entries held: what the state's budget weighs (``snapshot``)."""
+        per_track = sum(len(t.lines) + len(t.counted_to) + len(t.read) for t in self.tracks)
+        held = sum(len(c.series) for c in (*self.counters, *self.pending))
+        return per_track + held + len(self.offsets) + len(self.served)
+
+
 class GateState(_Model):
     tests: tuple[TestState, ...] = Field(max_length=8)
     scrape_s: float | None = Field(None, gt=0)
@@ -171,12 +249,17 @@ class GateState(_Model):
     counters: tuple[CounterState, ...] = Field((), max_length=6)
     fleet: bool = False
     """The over-dispersion was learnt from the stable fleet's pods (``SequentialGate.fleet``)."""
+    held_lines: tuple[Count, Count, Count, Count] = (0.0, 0.0, 0.0, 0.0)
+    """A comparing logs gate's aligned lines and requests not weighed yet (version 3)."""
+    lines: LinesState | None = None
+    """A comparing logs gate's counting (version 3); None: the next window counts its lines
+    from its own start."""
 
 
 class CarriedEvidence(_Model):
     """What the next window's pod needs to go on with the release's tests."""
 
-    version: Literal[1, 2] = VERSION
+    version: Literal[1, 2, 3] = VERSION
     plan: str = Field(min_length=16, max_length=64)
     """Digest of the plan's alpha and sequential gates (``plan_digest``)."""
     step: int = Field(ge=0)
@@ -195,8 +278,28 @@ class CarriedEvidence(_Model):
     gates: dict[str, GateState] = Field(default_factory=dict, max_length=64)
     checksum: str = ""
 
+    @model_validator(mode="after")
+    def _fields_of_its_version(self) -> CarriedEvidence:
+        if self.version < 3:
+            for name, gate in self.gates.items():
+                if gate.lines is not None or any(gate.held_lines):
+                    raise ValueError(f"gate {name!r}: log lines are carried from version 3 on")
+        return self
+
+    def content(self) -> dict:
+        """What is written: version 3's fields are left out of a gate where they hold nothing,
+        so a state without a comparing logs gate's counting reads as version 2's did, and a
+        version 2 state's checksum is over the content its writer knew."""
+        body = self.model_dump(mode="json")
+        for gate in body["gates"].values():
+            if gate["lines"] is None:
+                del gate["lines"]
+            if not any(gate["held_lines"]):
+                del gate["held_lines"]
+        return body
+
     def content_digest(self) -> str:
-        body = self.model_dump(mode="json", exclude={"checksum"})
+        body = {key: value for key, value in self.content().items() if key != "checksum"}
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -204,7 +307,7 @@ class CarriedEvidence(_Model):
         return self.model_copy(update={"checksum": self.content_digest()})
 
     def to_text(self) -> str:
-        return json.dumps(self.sealed().model_dump(mode="json"), separators=(",", ":"))
+        return json.dumps(self.sealed().content(), separators=(",", ":"))
 
 
 def plan_digest(spec: AnalysisSpec) -> str:
@@ -271,16 +374,20 @@ def snapshot(
     state = _snapshot(spec, step, budget, gates, restarted_at)
     state = state.model_copy(update={"reference": reference})
     while len(state.to_text()) > COUNTERS_BUDGET_CHARS:
-        heaviest = max(
-            state.gates, key=lambda n: sum(len(c.series) for c in state.gates[n].counters)
-        )
-        if not state.gates[heaviest].counters:
+        heaviest = max(state.gates, key=lambda n: _weight(state.gates[n]))
+        if not _weight(state.gates[heaviest]):
             break
         light = state.gates[heaviest].model_copy(
-            update={"counters": (), "aligned_at": None, "unit_since": None}
+            update={"counters": (), "aligned_at": None, "unit_since": None, "lines": None}
         )
         state = state.model_copy(update={"gates": {**state.gates, heaviest: light}})
     return state
+
+
+def _weight(gate: GateState) -> int:
+    """Series and pods a gate carries to count on from (what a state over budget drops)."""
+    lines = gate.lines.size if gate.lines is not None else 0
+    return sum(len(c.series) for c in gate.counters) + lines
 
 
 def _snapshot(
@@ -322,13 +429,79 @@ def _gate_state(gate: SequentialGate) -> GateState:
         unit_since=gate.unit_since if carried else None,
         counters=counters if carried else (),
         fleet=gate.fleet,
+        held_lines=gate.held_lines,
+        lines=_lines_state(gate),
     )
 
 
-def resume(gate: SequentialGate, state: GateState, counters: bool = True) -> None:
+def _series(samples: Mapping) -> tuple[tuple[dict[str, str], float], ...]:
+    return tuple((dict(key), value) for key, value in sorted(samples.items()))
+
+
+def _lines_state(gate: SequentialGate) -> LinesState | None:
+    """A comparing logs gate's counting after its window (None: not started, lines without
+    the times they were written, or more than ``MAX_SERIES`` of something to carry: the next
+    window counts from its own start). Lines without times are read from each look's start
+    (``AnalysisRun._logs_since``), never back to where the earlier window stopped: their
+    requests going on from the earlier window would count the gap's requests without its
+    lines."""
+    counts = gate.lines
+    if counts is None or not counts.looks or not gate.started or counts.floor is None:
+        return None
+    tracks = dict.fromkeys(
+        (*counts.lines, *counts.counted_to, *counts.read, *counts.by_pod, *counts.aligned)
+    )
+    try:
+        return LinesState(
+            tracks=tuple(
+                TrackLines(
+                    track=track,  # type: ignore[arg-type]
+                    lines=tuple(sorted(counts.lines.get(track, {}).items())),
+                    counted_to=tuple(sorted(counts.counted_to.get(track, {}).items())),
+                    read=tuple(sorted(counts.read.get(track, set()))),
+                    unscraped=tuple(sorted(counts.unscraped.get(track, set()))),
+                    by_pod=counts.by_pod.get(track),
+                    aligned=counts.aligned.get(track),
+                )
+                for track in tracks
+            ),
+            offsets=tuple((dict(key), value) for key, value in sorted(counts.offsets.items())),
+            looks=counts.looks,
+            started_at=counts.started_at,
+            floor=counts.floor,
+            waiting=counts.waiting,
+            looked_at=counts.looked_at,
+            counters=tuple(
+                CounterState(track=track, role=role, series=_series(deltas.last or {}))  # type: ignore[arg-type]
+                for (track, role), deltas in sorted(gate.deltas.items())
+            ),
+            pending=tuple(
+                CounterState(
+                    track=track,  # type: ignore[arg-type]
+                    role=role,  # type: ignore[arg-type]
+                    series=tuple((dict(s.labels), s.value) for s in samples),
+                )
+                for track, by_role in sorted(gate.pending_units.items())
+                for role, samples in sorted(by_role.items())
+            ),
+            gate_looked_at=gate.looked_at,
+            unit_since=gate.unit_since,
+            unit_seen=gate.unit_seen,
+            shares_read=gate.shares_read,
+            served=tuple(sorted(gate.served.items())),
+        )
+    except ValidationError:
+        return None  # beyond what a state holds (a pod's name, a fleet of pods): start again
+
+
+def resume(
+    gate: SequentialGate, state: GateState, counters: bool = True, first_look: float | None = None
+) -> None:
     """Go on with ``state``'s tests in a gate that has not looked yet in this window; raises
     ``CarriedStateError`` when they do not fit the gate's evidence. ``counters`` False: the
-    tests only, the window counting from its own start (the reference's pods changed)."""
+    tests only, the window counting from its own start (the reference's pods changed).
+    ``first_look``: when the window's first look will be (a comparing logs gate reads its
+    lines back at most ``MAX_HELD_S`` from it: ``_resume_lines``)."""
     cuts = [t.cut for t in state.tests]
     counts = isinstance(gate.evidence, Counts)
     if (cuts != [None]) if counts else (None in cuts):
@@ -354,6 +527,50 @@ def resume(gate: SequentialGate, state: GateState, counters: bool = True) -> Non
                 gate.fleet_pods = held_pods(aligned.last)
         gate.aligned_at = state.aligned_at
         gate.unit_since = state.unit_since
+    if counters and gate.counted_at_look:
+        gate.held_lines = state.held_lines
+        if state.lines is not None:
+            _resume_lines(gate, state.lines, first_look)
+
+
+def _resume_lines(gate: SequentialGate, state: LinesState, first_look: float | None) -> None:
+    """A comparing logs gate counts on where the earlier window's pod stopped: each pod's lines
+    after its last counted scrape, its requests from their values then. Not where the tracks
+    differ from the gate's, nor where the first look could not read some pod's lines back to
+    its last counted scrape (``MAX_HELD_S``): the window then counts from its own start, the
+    gap left out for lines and requests alike, as before."""
+    if {(c.track, c.role) for c in state.counters} != set(gate.deltas):
+        return
+    counted = [t for track in state.tracks for _, t in track.counted_to]
+    if first_look is not None and any(t < first_look - MAX_HELD_S for t in counted):
+        return
+    lines = LogCounts(
+        lines={t.track: dict(t.lines) for t in state.tracks},
+        by_pod={t.track: t.by_pod for t in state.tracks if t.by_pod is not None},
+        read={t.track: set(t.read) for t in state.tracks},
+        offsets={key_of(labels): value for labels, value in state.offsets},
+        looks=state.looks,
+        counted_to={t.track: dict(t.counted_to) for t in state.tracks},
+        aligned={t.track: t.aligned for t in state.tracks if t.aligned is not None},
+        started_at=state.started_at,
+        floor=state.floor,
+        waiting=state.waiting,
+        looked_at=state.looked_at,
+        unscraped={t.track: set(t.unscraped) for t in state.tracks},
+    )
+    for counter in state.counters:
+        deltas = gate.deltas[(counter.track, counter.role)] = CounterDeltas()
+        deltas.last = {key_of(labels): value for labels, value in counter.series}
+    pending: dict[str, dict[str, list[Sample]]] = {}
+    for counter in state.pending:
+        samples = [Sample(dict(labels), value) for labels, value in counter.series]
+        pending.setdefault(counter.track, {})[counter.role] = samples
+    gate.pending_units = pending
+    gate.lines = lines
+    gate.aligned_tracks = frozenset(track for track, yes in lines.aligned.items() if yes)
+    gate.looked_at, gate.unit_since = state.gate_looked_at, state.unit_since
+    gate.unit_seen, gate.shares_read = state.unit_seen, state.shares_read
+    gate.served = dict(state.served)
 
 
 def judging_windows(weights: Sequence[int]) -> int:
@@ -426,7 +643,9 @@ def begin_window(
     same = state is not None and state.reference == reference_of(run)
     for gate in spec.sequential_gates:
         if state is not None and gate.name in state.gates:
-            resume(run.sequential_gate(gate), state.gates[gate.name], counters=same)
+            state_of = state.gates[gate.name]
+            first_look = run.clock.now() + run.spec.interval
+            resume(run.sequential_gate(gate), state_of, counters=same, first_look=first_look)
     if state is not None and not same and any(g.counters for g in state.gates.values()):
         was = state.reference or "not recorded"
         change = (

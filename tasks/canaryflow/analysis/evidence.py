@@ -68,6 +68,7 @@ from canaryflow.analysis.alignment import (
 )
 from canaryflow.analysis.catalogue import Buckets, Counts, Evidence
 from canaryflow.analysis.fleet_sample import FLEET_SAMPLE_PODS, held_pods
+from canaryflow.analysis.log_counts import LogCounts
 from canaryflow.analysis.measurement import Judgement, Outcome
 from canaryflow.analysis.query import FLEET
 from canaryflow.analysis.sequential import CountTest
@@ -294,6 +295,10 @@ class SequentialGate:
     held_lines: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     """Aligned lines: the looks' (canary lines, canary requests, reference lines, reference
     requests) not yet weighed, until both tracks have requests (``_add_lines``)."""
+    lines: LogCounts | None = None
+    """A comparing logs gate's matching lines by track and pod, as the run counts them
+    (``log_counts``: each pod's up to its last scrape); None until its first look. Kept with
+    the gate so that a window's pod carries it to the next (``carried``) as one process does."""
     unit_seen: bool = False
     """Whether a unit of stable's pods has been added to the over-dispersion in this process."""
     served: dict[str, float] = field(default_factory=dict)

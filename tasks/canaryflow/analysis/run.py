@@ -480,7 +480,7 @@ class AnalysisRun:
                     # Lines by pod, each with the time it was written: counted up to their
                     # pod's requests' last scrape (``log_counts``), read again from the
                     # earliest instant some pod's lines are counted up to.
-                    counts = self._log_counts.setdefault(gate.name, LogCounts())
+                    counts = self._lines(gate)
                     since = counts.since(self._logs_since, now)
                     for track, key in self._log_keys(gate):
                         pods = self.fleet_sample.pods if track == FLEET else None
@@ -628,6 +628,15 @@ class AnalysisRun:
             )
         return state
 
+    def _lines(self, gate: GateSpec) -> LogCounts:
+        """A comparing logs gate's lines counted so far: kept with its sequential state (a
+        window's pod resumes them from the earlier window's, ``carried``)."""
+        state = self._sequential_state(gate)
+        if state.lines is None:
+            state.lines = LogCounts()
+        self._log_counts[gate.name] = state.lines
+        return state.lines
+
     def _sequential_calls(
         self, gate: GateSpec, calls: dict[str, Callable[[], Any]], window_started: float
     ) -> dict[str, str]:
@@ -768,7 +777,7 @@ class AnalysisRun:
         history = mine.get("shares/history")
         if isinstance(history, list):
             state.read_shares(history)
-        counts = self._log_counts.setdefault(gate.name, LogCounts())
+        counts = self._lines(gate)
         looked = counts.look(
             matched,
             exposure,
