@@ -28,7 +28,9 @@ from statistics import NormalDist
 import pytest
 from http_stub import QuietHandler
 
-from canaryflow.bench.cost import PROMTOOL
+from canaryflow.analysis.source import PrometheusSource
+from canaryflow.bench.cost import PROMTOOL, BatchingSource
+from canaryflow.bench.replay import ReplayClock
 from canaryflow.local.process import LOOPBACK, ProcessGroup
 from canaryflow.local.prometheus import PrometheusServer
 
@@ -296,3 +298,18 @@ def prometheus(
         server.wait_targets_up(len(fleet.services), timeout_s=15)
         time.sleep(4.5)  # rate() over the tests' 4s window needs several scrapes
         yield server
+
+
+class RecordingBatches(BatchingSource):
+    """A replay's Prometheus that keeps every batched answer by the read's key within its
+    gate, round by round (the caller appends a round's dict before it judges the round)."""
+
+    def __init__(self, source: PrometheusSource, clock: ReplayClock):
+        super().__init__(source, clock)
+        self.answers: list[dict] = []
+
+    def vectors(self, reads):
+        found = super().vectors(reads)
+        # One gate's reads, each keyed by the gate's name first (one request for all gates).
+        self.answers[-1].update({key.split("/", 1)[1]: value for key, value in found.items()})
+        return found

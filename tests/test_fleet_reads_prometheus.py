@@ -20,14 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prom_fixtures import backfilled_prometheus
+from prom_fixtures import RecordingBatches, backfilled_prometheus
 
 from canaryflow.analysis.evidence import SequentialGate
 from canaryflow.analysis.query import BASELINE, FLEET, Subject
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.analysis.source import PrometheusSource
 from canaryflow.analysis.spec import AnalysisSpec
-from canaryflow.bench.cost import BatchingSource
 from canaryflow.bench.replay import ReplayClock
 
 pytestmark = pytest.mark.slow
@@ -83,25 +82,11 @@ def lumpy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, float
         yield url, base
 
 
-class Recording(BatchingSource):
-    """Keeps every batched answer by the read's key within its gate, round by round."""
-
-    def __init__(self, source: PrometheusSource, clock: ReplayClock):
-        super().__init__(source, clock)
-        self.answers: list[dict] = []
-
-    def vectors(self, reads):
-        found = super().vectors(reads)
-        # One gate's reads, each keyed by the gate's name first (one request for all gates).
-        self.answers[-1].update({key.split("/", 1)[1]: value for key, value in found.items()})
-        return found
-
-
-def _rounds(url: str, base: float) -> tuple[list[list[tuple]], Recording, SequentialGate]:
+def _rounds(url: str, base: float) -> tuple[list[list[tuple]], RecordingBatches, SequentialGate]:
     """``ROUNDS`` rounds of latency-p99 against the one-pod baseline, five minutes into the
     data (stable's history before the window sets the cuts): each round's judgements."""
     clock = ReplayClock(base + 300.0)
-    source = Recording(PrometheusSource(url, timeout=30), clock)
+    source = RecordingBatches(PrometheusSource(url, timeout=30), clock)
     subject = Subject("shop", "prod", baseline=True)
     spec = AnalysisSpec.model_validate(SPEC)
     run = AnalysisRun(spec, source, "shop", "prod", clock=clock, subject=subject)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prom_fixtures import backfilled_prometheus
+from prom_fixtures import RecordingBatches, backfilled_prometheus
 
 from canaryflow.analysis.alignment import AlignedCounters
 from canaryflow.analysis.catalogue import Buckets
@@ -104,25 +104,11 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, float
     yield from _serve(tmp_path_factory, FLEET_SAMPLE_PODS)
 
 
-class Recording(BatchingSource):
-    """Keeps every batched answer by the read's key within its gate, round by round."""
-
-    def __init__(self, source: PrometheusSource, clock: ReplayClock):
-        super().__init__(source, clock)
-        self.answers: list[dict] = []
-
-    def vectors(self, reads):
-        found = super().vectors(reads)
-        # One gate's reads, each keyed by the gate's name first (one request for all gates).
-        self.answers[-1].update({key.split("/", 1)[1]: value for key, value in found.items()})
-        return found
-
-
-def _rounds(url: str, base: float) -> tuple[list[list[tuple]], Recording, list[float]]:
+def _rounds(url: str, base: float) -> tuple[list[list[tuple]], RecordingBatches, list[float]]:
     """``ROUNDS`` rounds of latency-p99 against the stable fleet (no fresh baseline):
     each round's judgements, the answers, and the reference's requests so far after each."""
     clock = ReplayClock(base + START_S)
-    source = Recording(PrometheusSource(url, timeout=30), clock)
+    source = RecordingBatches(PrometheusSource(url, timeout=30), clock)
     spec = AnalysisSpec.model_validate(SPEC)
     run = AnalysisRun(spec, source, "shop", "prod", clock=clock)
     run.concurrent = False

@@ -594,13 +594,7 @@ class SequentialGate:
         before (None), and where the compared tracks have not shown how a cut is spelt."""
         if not (self.fleet and isinstance(self.evidence, Buckets) and self.tests):
             return None
-        les: list[str] = []
-        for bound in (*self.tests, math.inf):
-            texts = self.le_texts.get(bound) if bound is not None else None
-            if not texts:
-                return None
-            les.extend(texts)
-        return les
+        return self._les_at_cuts()
 
     def reference_les(self) -> list[str] | None:
         """The ``le`` spellings the reference's buckets are read at where it is the stable
@@ -619,6 +613,11 @@ class SequentialGate:
             return None
         if not {b for b in self.tests if b is not None} <= self.canary_bounds:
             return None
+        return self._les_at_cuts()
+
+    def _les_at_cuts(self) -> list[str] | None:
+        """The ``le`` spellings of each cut's bucket and ``+Inf``; None while a cut's spelling
+        is not known (every bucket is read then)."""
         les: list[str] = []
         for bound in (*self.tests, math.inf):
             texts = self.le_texts.get(bound) if bound is not None else None
