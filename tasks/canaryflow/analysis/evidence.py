@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from canaryflow.analysis.alignment import (
@@ -202,6 +202,11 @@ def _bound(le: str | None) -> float | None:
         return float(le)
     except ValueError:
         return None
+
+
+def _bounds_read(keys: Iterable[Key]) -> frozenset[float]:
+    """The bucket bounds (``le``) a look's series keys read."""
+    return frozenset(b for key in keys if (b := _bound(dict(key).get("le"))) is not None)
 
 
 def quantile_boundary(cumulative: Mapping[float, float], q: float) -> float | None:
@@ -646,12 +651,10 @@ class SequentialGate:
         than count every request since they were last read (or since their pod started). Never
         a cut's or ``+Inf``'s: they are read throughout; the others are not used by the tests,
         only seen by ``_comparable_cuts`` as a layout."""
-        read = frozenset(b for key in values if (b := _bound(dict(key).get("le"))) is not None)
+        read = _bounds_read(values)
         before = self.reference_read
         if before is None and counters.last:
-            before = frozenset(
-                b for key in counters.last if (b := _bound(dict(key).get("le"))) is not None
-            )
+            before = _bounds_read(counters.last)
         self.reference_read = read
         if before is None or read <= before or counters.last is None:
             return
@@ -677,12 +680,10 @@ class SequentialGate:
         look that reads a bound the previous one did not (a cut moved, or the first look
         after a resumed window) starts the fleet's counters again rather than count that
         bucket from 0, and its unit is learnt from the reference's pods."""
-        read = frozenset(b for key in values if (b := _bound(dict(key).get("le"))) is not None)
+        read = _bounds_read(values)
         before = self.fleet_read
         if before is None and counters.last:
-            before = frozenset(
-                b for key in counters.last if (b := _bound(dict(key).get("le"))) is not None
-            )
+            before = _bounds_read(counters.last)
         self.fleet_read = read
         if before is not None and not read <= before:
             counters.start(values)
