@@ -24,19 +24,17 @@ from canaryflow.analysis.carried import CarriedStateError
 from canaryflow.analysis.evidence import SequentialGate
 from canaryflow.analysis.log_counts import MAX_HELD_S
 from canaryflow.analysis.measurement import Outcome
-from canaryflow.analysis.query import Subject
 from canaryflow.analysis.run import AnalysisRun
 from canaryflow.bench.offline import (
     BENCH_FLEETS,
     BENCH_STEPS,
     EPOCH,
-    _ClockedSource,
     bench_spec,
     replay_run,
     with_warmup,
 )
 from canaryflow.bench.replay import ReplayClock
-from canaryflow.bench.streams import RecordedLogs, Recording, simulate
+from canaryflow.bench.streams import Recording, simulate
 
 SPEC = bench_spec().model_copy(update={"max_extension": 0.0})
 GATE = "log-errors"
@@ -67,18 +65,8 @@ def _in_one_process(recording: Recording, warmup: float, between_s: float) -> Se
 
 
 def _pod(recording: Recording, clock: ReplayClock) -> AnalysisRun:
-    run = AnalysisRun(
-        SPEC,
-        _ClockedSource(recording, clock, SPEC.metrics),
-        "svc",
-        "prod",
-        logs=RecordedLogs(recording, clock, clock_start=EPOCH),
-        clock=clock,
-        carry_evidence=True,
-        subject=Subject("svc", "prod", SPEC.track_label, baseline=_fresh_baseline(recording)),
-    )
-    run.concurrent = False
-    return run
+    """One window's analyze pod: a new run on the release's clock, carrying evidence."""
+    return replay_run(recording, SPEC, baseline=_fresh_baseline(recording), clock=clock)
 
 
 def _in_pods(

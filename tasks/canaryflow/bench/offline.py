@@ -79,11 +79,13 @@ def replay_run(
     windows: int = 1,
     carry: bool = True,
     baseline: bool = False,
+    clock: ReplayClock | None = None,
 ) -> AnalysisRun:
     """The real ``AnalysisRun`` of service "svc" in "prod" reading ``recording`` (its series
     and its lines) on a replay clock at ``EPOCH``: what ``judge_release`` drives window by
-    window, and what tests drive look by look."""
-    clock = ReplayClock(EPOCH)
+    window, and what tests drive look by look. ``clock``: an existing one, for a run that
+    takes over from another at its time (a window's pod after the previous one's)."""
+    clock = clock or ReplayClock(EPOCH)
     run = AnalysisRun(
         spec,
         _ClockedSource(recording, clock, spec.metrics),
