@@ -29,6 +29,8 @@ from kube.rbac import Authorizer, ServiceAccount
 
 from canaryflow.cli import _parser, main
 from canaryflow.commands.doctor import rights_from
+from canaryflow.doctor.checks import Status
+from canaryflow.doctor.rights import Review, rights_findings
 from canaryflow.errors import EXIT_INPUT, EXIT_OK, EXIT_RELEASE_FAILED, EXIT_UNREACHABLE
 from canaryflow.kubernetes.rights import Right
 
@@ -301,11 +303,36 @@ def test_an_api_server_answering_an_error_exits_3(tmp_path, capsys):
         ),
         (["--registry", "{}"], "--registry: is a --rights setting"),
         (["--rights", "--namespace", "shop", "--service", "a"], "--rights: checks the release"),
+        (["--rights", "--namespace", "shop", "--events"], "release account only: drop --events"),
     ],
 )
 def test_bad_input_exits_2_naming_the_flag(args, complaint, capsys):
     assert main(["doctor", *args, "--kubeconfig", "/nonexistent"]) == EXIT_INPUT
     assert complaint in capsys.readouterr().err
+
+
+def test_the_conclusions_name_each_refused_right_with_the_servers_reason():
+    """Pure (no API server): a refusal carries the authorizer's reason when it gives one (a
+    webhook authorizer's explicit denial does); every right granted is one pass."""
+    rights = [
+        Right("get", "shop", "", "pods", "log"),
+        Right("update", "shop", "gateway.networking.k8s.io", "httproutes", "", "checkout"),
+    ]
+    refused = rights_findings(
+        "shop", rights, [Review(True), Review(False, "denied by policy")], "alice"
+    )
+    assert [(f.check, f.status, f.detail) for f in refused] == [
+        (
+            "shop/httproutes/checkout",
+            Status.FAIL,
+            "update denied to alice (denied by policy): fix the Role bound to alice in "
+            "namespace shop: grant update on httproutes (API group gateway.networking.k8s.io) "
+            "named checkout (or upgrade the chart: its release Role grants every right a "
+            "release needs)",
+        )
+    ]
+    (passed,) = rights_findings("shop", rights, [Review(True), Review(True)], "alice")
+    assert passed.status == Status.OK and "the 2 rights" in passed.detail
 
 
 # -- the rendered test Pods --------------------------------------------------------------------
@@ -332,6 +359,18 @@ def test_each_rights_pod_is_a_valid_test_hook_running_as_its_teams_account():
         render(teams(), hooks=True)["canaryflow/templates/tests/doctor.yaml"], "Pod"
     )
     assert [p["metadata"]["name"] for p in doctor_pods] == ["cf-canaryflow-doctor"]
+
+
+def test_long_namespaces_still_give_each_account_its_own_valid_pod():
+    long = "team-" + "x" * 50
+    values = {"release": {"namespaces": [f"{long}-a", f"{long}-b", "shop"]}}
+    pods = rights_pods(values)
+    names = [p["metadata"]["name"] for p in pods.values()]
+    assert len(set(names)) == 3 and all(len(n) <= 63 for n in names)
+    assert pods["shop"]["metadata"]["name"] == "cf-canaryflow-rights-shop"
+    for namespace, pod in pods.items():
+        assert violations(pod) == []
+        assert pod["spec"]["serviceAccountName"] == f"{PREFIX}-{namespace}"
 
 
 def test_the_rights_pods_are_scheduled_and_pulled_as_the_doctors_pod():

@@ -216,8 +216,13 @@ def rights_from(args: argparse.Namespace) -> tuple[str, list]:
                 "--namespace", f"{args.namespace!r} is not a namespace name (RFC 1123 label)"
             )
         )
-    if args.service or args.service_only:
-        errors.append(FieldError("--rights", "checks the release account only: drop --service"))
+    for flag, given in (
+        ("--service", args.service or args.service_only),
+        ("--prometheus", args.prometheus),
+        ("--events", args.events),
+    ):
+        if given:
+            errors.append(FieldError("--rights", f"checks the release account only: drop {flag}"))
     for value in args.flag_config_map:
         if not _RESOURCE_NAME.match(value):
             errors.append(
