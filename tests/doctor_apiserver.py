@@ -57,7 +57,9 @@ class DoctorApiServer(FakeApiServer):
     def forbid(self, path_prefix: str) -> None:
         self._forbidden.append(path_prefix)
 
-    def handle(self, method: str, path: str, query: dict[str, str], ctype: str, raw: bytes):
+    def handle(
+        self, method: str, path: str, query: dict[str, str], ctype: str, raw: bytes, token=""
+    ):
         self.paths.append((method, path))
         if any(path.startswith(prefix) for prefix in self._forbidden):
             return (
@@ -83,7 +85,7 @@ class DoctorApiServer(FakeApiServer):
         known = path.startswith(CRDS) or "/secrets/" in path or "/persistentvolumeclaims/" in path
         if known or "/eventsources/" in path:
             return 404, _status(404, "NotFound", f"{path} not found"), "application/json"
-        return super().handle(method, path, query, ctype, raw)
+        return super().handle(method, path, query, ctype, raw, token=token)
 
     def _discovery(self) -> Obj:
         groups = {"apps": ["v1"], "networking.k8s.io": ["v1"], **self._groups}

@@ -53,6 +53,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.flags.document",
             "canaryflow.flags.spec",
             "canaryflow.build.settings",
+            # What Kubernetes objects canaryflow touches and the rights a release needs: data,
+            # read by the platform code, the chart and doctor alike.
+            "canaryflow.kubernetes.resources",
+            "canaryflow.kubernetes.rights",
         ),
     ),
     (
@@ -86,6 +90,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "canaryflow.release.decision",
             "canaryflow.release.walk",
             "canaryflow.doctor.checks",
+            "canaryflow.doctor.rights",
         ),
     ),
     (

@@ -23,6 +23,22 @@ The ``Progressing`` condition follows the Deployment controller of Kubernetes v1
 whenever a Deployment is read, which is when a client can notice. ``progressDeadlineSeconds``
 defaults to 600 as ``pkg/apis/apps/v1/defaults.go`` sets it.
 
+With ``identities`` set (bearer token -> ``kube.rbac.Authorizer`` of the account the token
+authenticates as), the server answers ``SelfSubjectAccessReview`` (authorization.k8s.io/v1) for
+the token's own account, as kubernetes v1.30 does
+(``pkg/registry/authorization/selfsubjectaccessreview/rest.go``, ``REST.Create``): exactly one of
+``spec.resourceAttributes`` / ``spec.nonResourceAttributes`` (``ValidateSelfSubjectAccessReview``,
+else 422 Invalid), the attributes checked for the requester's user (``UserFrom(ctx)``, never a
+user the body names: a SelfSubjectAccessReview's spec has none), ``status.allowed`` for
+``DecisionAllow``, ``status.denied`` for ``DecisionDeny`` (never, from RBAC) and
+``status.reason`` the authorizer's reason. Creating one is allowed to every authenticated
+identity: the bootstrap ClusterRole ``system:basic-user`` grants create on
+``selfsubjectaccessreviews`` and is bound to ``system:authenticated``
+(``plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go``, ``ClusterRoles`` and
+``ClusterRoleBindings``). ``SelfSubjectReview`` (authentication.k8s.io/v1,
+``pkg/registry/authentication/selfsubjectreview/rest.go``) answers the requester's user info.
+A token not in ``identities`` is 401 Unauthorized.
+
 ``availableReplicas`` counts the ready pods that have been ready for the Deployment's
 ``minReadySeconds`` (``podutil.IsPodAvailable``, pkg/api/v1/pod/util.go: the Ready condition's
 ``lastTransitionTime`` plus ``minReadySeconds`` before now); with ``minReadySeconds`` set the
@@ -148,6 +164,9 @@ class FakeApiServer:
     authorize: Callable[[Any], bool] | None = None
     """When set (``kube.rbac.Authorizer.allows``), every request is authorized as the API
     server would: a denial answers 403 Forbidden and changes nothing."""
+    identities: dict[str, Any] = field(default_factory=dict)
+    """Bearer token -> ``kube.rbac.Authorizer`` of the account it authenticates as: the
+    self-reviews (SelfSubjectAccessReview, SelfSubjectReview) are answered for it."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -280,17 +299,21 @@ class FakeApiServer:
 
     # -- request handling ---------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: dict[str, str], ctype: str, raw: bytes):
-        """Returns (status, body, content_type) or "drop"."""
+    def handle(
+        self, method: str, path: str, query: dict[str, str], ctype: str, raw: bytes, token=""
+    ):
+        """Returns (status, body, content_type) or "drop"; ``token``: the request's bearer
+        token (who is asking, for the self-reviews)."""
         api_version, plural, namespace, name, sub = _parse_path(path)
         body = _decode(raw, ctype) if raw else None
         with self._lock:
             fault = next((f for f in self._faults if f.remaining > 0), None)
             if fault:
                 fault.remaining -= 1
+            review = SELF_REVIEWS.get(path.rstrip("/")) if self.identities else None
             denied = (
                 None
-                if fault
+                if fault or review
                 else self._denied(
                     method, api_version, plural, namespace, name, sub, query, ctype, body
                 )
@@ -298,6 +321,8 @@ class FakeApiServer:
             status, payload, out_type = (
                 _fault_response(fault.status)
                 if fault
+                else self._self_review(review, method, token, body)
+                if review
                 else denied
                 or self._dispatch(
                     method, api_version, plural, namespace, name, sub, query, ctype, body
@@ -332,6 +357,64 @@ class FakeApiServer:
                 )
                 return 403, ApiError(403, "Forbidden", message).status(), "application/json"
         return None
+
+    def _self_review(self, kind: str, method: str, token: str, body: Any):
+        """A SelfSubjectAccessReview or SelfSubjectReview of the token's account (see the
+        module's doc: rest.go's ``REST.Create`` of each)."""
+        from kube.rbac import Attributes
+
+        try:
+            if method != "POST":
+                raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
+            authorizer = self.identities.get(token)
+            if authorizer is None:
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            review = copy.deepcopy(body) if isinstance(body, dict) else {}
+            if kind == "SelfSubjectReview":
+                review["status"] = {
+                    "userInfo": {
+                        "username": authorizer.subject.username,
+                        "groups": [
+                            "system:serviceaccounts",
+                            f"system:serviceaccounts:{authorizer.subject.namespace}",
+                            "system:authenticated",
+                        ],
+                    }
+                }
+                return 201, review, "application/json"
+            spec = review.get("spec") or {}
+            resource, non_resource = (
+                spec.get("resourceAttributes"),
+                spec.get("nonResourceAttributes"),
+            )
+            if (resource is None) == (non_resource is None):
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: '
+                    "spec.resourceAttributes: Invalid value: exactly one of "
+                    "nonResourceAttributes or resourceAttributes must be specified",
+                )
+            if resource is None:  # the chart grants no non-resource URL: no opinion
+                allowed, reason = False, ""
+            else:
+                allowed, reason = authorizer.authorize(
+                    Attributes(
+                        verb=resource.get("verb", ""),
+                        namespace=resource.get("namespace", ""),
+                        api_group=resource.get("group", ""),
+                        resource=resource.get("resource", ""),
+                        subresource=resource.get("subresource", ""),
+                        name=resource.get("name", ""),
+                    )
+                )
+            status: Obj = {"allowed": allowed}  # denied and reason: omitempty
+            if reason:
+                status["reason"] = reason
+            review["status"] = status
+            return 201, review, "application/json"
+        except ApiError as error:
+            return error.code, error.status(), "application/json"
 
     def _dispatch(self, method, api_version, plural, namespace, name, sub, query, ctype, body):
         try:
@@ -713,7 +796,11 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         ctype = self.headers.get("Content-Type", "")
-        status, payload, out_type = self.fake.handle(self.command, url.path, query, ctype, raw)
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else ""
+        status, payload, out_type = self.fake.handle(
+            self.command, url.path, query, ctype, raw, token=token
+        )
         if status == "drop":
             self.close_connection = True
             return
@@ -728,6 +815,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the request log is ``FakeApiServer.requests``."""
+
+
+SELF_REVIEWS = {
+    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews": "SelfSubjectAccessReview",
+    "/apis/authentication.k8s.io/v1/selfsubjectreviews": "SelfSubjectReview",
+}
 
 
 def _parse_path(path: str) -> tuple[str, str, str, str, str]:

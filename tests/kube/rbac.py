@@ -17,6 +17,10 @@ Follows kubernetes v1.30:
 * ``pkg/registry/rbac/validation/rule.go`` (``VisitRulesFor``): the rules of a subject in a
   namespace are those of the Roles that RoleBindings *in that namespace* bind to it (the
   chart makes no ClusterRoles, so ClusterRoleBindings are left out here).
+* ``plugin/pkg/auth/authorizer/rbac/rbac.go`` (``RBACAuthorizer.Authorize``): a rule that
+  allows gives ``DecisionAllow`` with the reason ``RBAC: allowed by <binding>``
+  (``roleBindingDescriber.String`` in rule.go); no rule gives ``DecisionNoOpinion`` and, with no
+  errors resolving the rules, an empty reason. RBAC never answers ``DecisionDeny``.
 """
 
 from __future__ import annotations
@@ -89,6 +93,12 @@ class ServiceAccount:
     namespace: str
     name: str
 
+    @property
+    def username(self) -> str:
+        """The user name the API server authenticates its token as (``serviceaccount.MakeUsername``,
+        staging/src/k8s.io/apiserver/pkg/authentication/serviceaccount/util.go)."""
+        return f"system:serviceaccount:{self.namespace}:{self.name}"
+
 
 def _binds(binding: Obj, subject: ServiceAccount) -> bool:
     return any(
@@ -111,6 +121,7 @@ class Authorizer:
         }
         self.subject = subject
         self.rules: dict[str, list[Obj]] = {}
+        self._sources: dict[str, list[tuple[str, Obj]]] = {}
         for binding in (o for o in objects if o["kind"] == "RoleBinding"):
             namespace = binding["metadata"]["namespace"]
             ref = binding["roleRef"]
@@ -119,9 +130,29 @@ class Authorizer:
             role = roles.get((namespace, ref["name"]))
             if role is not None:  # a binding to a missing Role grants nothing
                 self.rules.setdefault(namespace, []).extend(role.get("rules", []))
+                source = _describe(binding, subject)
+                for rule in role.get("rules", []):
+                    self._sources.setdefault(namespace, []).append((source, rule))
         self.decisions: list[tuple[Attributes, bool]] = []
 
     def allows(self, attributes: Attributes) -> bool:
         allowed = any(rule_allows(attributes, r) for r in self.rules.get(attributes.namespace, []))
         self.decisions.append((attributes, allowed))
         return allowed
+
+    def authorize(self, attributes: Attributes) -> tuple[bool, str]:
+        """``RBACAuthorizer.Authorize``: (allowed, reason); a refusal is "no opinion" with an
+        empty reason (the rules resolved without errors)."""
+        for source, rule in self._sources.get(attributes.namespace, []):
+            if rule_allows(attributes, rule):
+                return True, f"RBAC: allowed by {source}"
+        return False, ""
+
+
+def _describe(binding: Obj, subject: ServiceAccount) -> str:
+    """``roleBindingDescriber.String`` (rule.go) of the binding that grants ``subject``."""
+    meta, ref = binding["metadata"], binding["roleRef"]
+    return (
+        f'RoleBinding "{meta.get("name", "")}/{meta["namespace"]}" of {ref["kind"]} '
+        f'"{ref["name"]}" to ServiceAccount "{subject.name}/{subject.namespace}"'
+    )

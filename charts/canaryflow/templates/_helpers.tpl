@@ -267,3 +267,37 @@ Called with (dict "root" $ "class" "go"|"tasks" "task" NAME) by the generated te
 {{- define "canaryflow.submitterPolicyName" -}}
 {{- printf "%s-submitters-%s" (include "canaryflow.fullname" .) .Release.Namespace | trunc 253 | trimSuffix "-" }}
 {{- end }}
+
+{{/*
+The spec of every `helm test` Pod (the doctor's and each release account's rights check) but its
+account and containers: scheduled and pulled as the release pods are (imagePullSecrets,
+nodeSelector, tolerations, affinity, priorityClassName), never restarted, non-root.
+*/}}
+{{- define "canaryflow.testPodScheduling" -}}
+restartPolicy: Never
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . | toJson }}
+{{- end }}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: 65532
+  runAsGroup: 65532
+  seccompProfile:
+    type: RuntimeDefault
+{{- end }}
