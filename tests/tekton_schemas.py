@@ -24,6 +24,8 @@ CRDS = {
     "Task": "pipeline/300-task.yaml",
     "Pipeline": "pipeline/300-pipeline.yaml",
     "PipelineRun": "pipeline/300-pipelinerun.yaml",
+    "TaskRun": "pipeline/300-taskrun.yaml",
+    "CustomRun": "pipeline/300-customrun.yaml",
     "EventListener": "triggers/300-eventlistener.yaml",
     "Trigger": "triggers/300-trigger.yaml",
     "TriggerBinding": "triggers/300-triggerbinding.yaml",

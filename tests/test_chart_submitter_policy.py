@@ -375,9 +375,16 @@ def test_a_release_named_canaryflow_keeps_the_generic_account_usable():
     assert denials(policy, plain(serviceAccountName="canaryflow-release-bank"))
 
 
-def test_the_policy_is_optional_argo_only_and_its_actions_are_values():
+def test_the_policy_is_optional_per_engine_and_its_actions_are_values():
+    """With engine tekton the policy of the same name covers Tekton's runs instead
+    (tests/test_chart_submitter_policy_tekton.py): no rule of the Argo one is rendered."""
     assert render({"submitterPolicy": {"enabled": False}})[TEMPLATE] == []
-    assert render({"engine": "tekton", **copy.deepcopy(WEBHOOK_VALUES)})[TEMPLATE] == []
+    tekton = {"engine": "tekton", **copy.deepcopy(WEBHOOK_VALUES)}
+    assert render({**tekton, "submitterPolicy": {"enabled": False}})[TEMPLATE] == []
+    (tekton_policy, _) = render(tekton)[TEMPLATE]
+    (rule, *_) = tekton_policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["apiGroups"] == ["tekton.dev"]
+    assert tekton_policy["metadata"]["name"] == policy_of()["metadata"]["name"]
     (_, binding) = render({"submitterPolicy": {"validationActions": ["Warn", "Audit"]}})[TEMPLATE]
     assert binding["spec"]["validationActions"] == ["Warn", "Audit"]
 
