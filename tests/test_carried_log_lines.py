@@ -229,10 +229,67 @@ def test_a_version_2_state_holding_version_3_fields_is_refused():
     recording, warmup = _release("noisy, against stable", 0, 0.0)
     _, written = _in_pods(recording, warmup, 0.0)
     data = json.loads(written[0])
-    assert data["version"] == carried.VERSION == 3
+    assert data["version"] == carried.VERSION == 4
     data["version"] = 2
 
     with pytest.raises(CarriedStateError, match="from version 3 on"):
+        carried.parse(_reseal(data), SPEC, 1)
+
+
+def test_the_units_a_log_gate_has_seen_go_on_in_the_next_pods_window():
+    recording, warmup = _release("noisy, 30 s scrape", 1)
+    clock = ReplayClock(EPOCH)
+    clock.sleep(warmup)
+    first = _pod(recording, clock)
+    carried.begin_window(first, None, SPEC, 0, 0, WEIGHTS)
+    first.window(BENCH_STEPS[0][1])
+    seen = first.sequential_evidence[GATE].units_seen
+    reference = carried.reference_of(first)
+    text = carried.snapshot(SPEC, 0, first.budget, first.sequential_evidence, None, reference)
+
+    # How long the gate has waited for its over-dispersion's degrees of freedom
+    # (``awaits_dispersion``, bounded in units) is where the earlier pod left it.
+    assert carried.parse(text.to_text(), SPEC, 1).gates[GATE].lines.units_seen == seen > 1
+    second = _pod(recording, clock)
+    carried.begin_window(second, text.to_text(), SPEC, 1, 0, WEIGHTS)
+    assert second.sequential_evidence[GATE].units_seen == seen
+
+
+WRITTEN_BY_VERSION_3 = Path(__file__).parent / "states" / "carried_v3_log_errors.json"
+"""The state the canaryflow before version 4 wrote after the first window of this release
+("noisy, against stable", seed 0, no time between windows): its log gate says whether it saw
+a unit, not how many."""
+
+
+def test_a_state_written_by_the_canaryflow_before_version_4_is_resumed_as_it_was():
+    recording, warmup = _release("noisy, against stable", 0, 0.0)
+    old = WRITTEN_BY_VERSION_3.read_text().strip()
+    state = carried.parse(old, SPEC, 1)
+    assert state.version == 3 and state.gates[GATE].lines.unit_seen
+    _, written = _in_pods(recording, warmup, 0.0)
+
+    resumed = []
+    for text in (old, written[0]):
+        clock = ReplayClock(EPOCH + warmup + BENCH_STEPS[0][1])
+        run = _pod(recording, clock)
+        carried.begin_window(run, text, SPEC, 1, 0, WEIGHTS)
+        resumed.append(run.sequential_evidence[GATE].units_seen)
+        assert run.window(BENCH_STEPS[1][1]).verdict.outcome is Outcome.PASS
+        resumed.append(run.sequential_evidence[GATE].log_evidence)
+
+    # Read as having seen one unit; its counting goes on as this canaryflow's own state's.
+    assert resumed[0] == 1 < resumed[2]
+    assert resumed[1] == resumed[3]
+
+
+def test_a_version_3_state_holding_the_units_seen_is_refused():
+    recording, warmup = _release("noisy, against stable", 0, 0.0)
+    _, written = _in_pods(recording, warmup, 0.0)
+    data = json.loads(written[0])
+    assert data["gates"][GATE]["lines"]["units_seen"] > 0
+    data["version"] = 3
+
+    with pytest.raises(CarriedStateError, match="from version 4 on"):
         carried.parse(_reseal(data), SPEC, 1)
 
 

@@ -160,7 +160,7 @@ def test_the_carried_evidence_round_trips_the_fleets_counters_loads_and_bands():
     budget.allocate(["error-rate", "log-errors"])
     gates = run.sequential_evidence
     state = carried.parse(carried.snapshot(spec, 0, budget, gates).to_text(), spec, 1)
-    assert state.version == carried.VERSION == 3
+    assert state.version == carried.VERSION == 4
     error_rate = state.gates["error-rate"]
     assert error_rate.fleet and {c.track for c in error_rate.counters} == {
         "canary",

@@ -42,7 +42,11 @@ first look could not read some pod's lines back that far (a long pause between t
 the reference changed, the gate counts from its window's start, the gap left out for lines and
 requests alike, as every window did before version 3. A version 1 or 2 state is read as that;
 its checksum is over the content its writer knew (the new fields left out while they hold
-nothing). All of it is bounded by the pods read, not by their lines.
+nothing). All of it is bounded by the pods read, not by their lines. Version 4 adds how many
+units of the reference's pods the gate has seen (``SequentialGate.units_seen``: how long it has
+waited for its over-dispersion's degrees of freedom before failing, ``awaits_dispersion``); a
+version 3 state read has seen one where it says a unit was seen, none where not, and a state
+whose gate has seen none is written as version 3 wrote it (the field left out).
 
 The state is small JSON, versioned, with a digest of the plan's sequential gates (a state
 written under another plan is refused) and a checksum of its own content. It is validated on
@@ -72,10 +76,11 @@ from canaryflow.analysis.sequential import RATIO_GRID, AlphaBudget, CountTest
 from canaryflow.analysis.source import Sample
 from canaryflow.analysis.spec import AnalysisSpec
 
-VERSION = 3
-READABLE = (1, 2, 3)
+VERSION = 4
+READABLE = (1, 2, 3, 4)
 """Versions this canaryflow reads: 1 has no fleet counters, loads or bands, 1 and 2 no log
-gate's held lines or counting (their defaults: the gate counts from its window's start)."""
+gate's held lines or counting (their defaults: the gate counts from its window's start), 1 to
+3 no count of the units a log gate has seen (one if it saw a unit, else none)."""
 MAX_BANDS = 64
 """Load bands per test (``sequential.LOAD_BAND`` wide): a release's steps use a few."""
 ANNOTATION = "canaryflow.dev/evidence"
@@ -226,6 +231,8 @@ class LinesState(_Model):
     gate_looked_at: Instant | None = None
     unit_since: Instant | None = None
     unit_seen: bool = False
+    units_seen: int = Field(0, ge=0)
+    """Units of the reference's pods seen (``SequentialGate.units_seen``; version 4)."""
     shares_read: bool = False
     served: tuple[tuple[PodName, Count], ...] = Field((), max_length=MAX_SERIES)
     """Requests each stable pod served (``SequentialGate.served``)."""
@@ -259,7 +266,7 @@ class GateState(_Model):
 class CarriedEvidence(_Model):
     """What the next window's pod needs to go on with the release's tests."""
 
-    version: Literal[1, 2, 3] = VERSION
+    version: Literal[1, 2, 3, 4] = VERSION
     plan: str = Field(min_length=16, max_length=64)
     """Digest of the plan's alpha and sequential gates (``plan_digest``)."""
     step: int = Field(ge=0)
@@ -284,16 +291,23 @@ class CarriedEvidence(_Model):
             for name, gate in self.gates.items():
                 if gate.lines is not None or any(gate.held_lines):
                     raise ValueError(f"gate {name!r}: log lines are carried from version 3 on")
+        if self.version < 4:
+            for name, gate in self.gates.items():
+                if gate.lines is not None and gate.lines.units_seen:
+                    raise ValueError(f"gate {name!r}: units seen are carried from version 4 on")
         return self
 
     def content(self) -> dict:
         """What is written: version 3's fields are left out of a gate where they hold nothing,
         so a state without a comparing logs gate's counting reads as version 2's did, and a
-        version 2 state's checksum is over the content its writer knew."""
+        version 2 state's checksum is over the content its writer knew (version 4's units
+        seen likewise, for a version 3 state)."""
         body = self.model_dump(mode="json")
         for gate in body["gates"].values():
             if gate["lines"] is None:
                 del gate["lines"]
+            elif not gate["lines"]["units_seen"]:
+                del gate["lines"]["units_seen"]
             if not any(gate["held_lines"]):
                 del gate["held_lines"]
         return body
@@ -486,7 +500,8 @@ def _lines_state(gate: SequentialGate) -> LinesState | None:
             ),
             gate_looked_at=gate.looked_at,
             unit_since=gate.unit_since,
-            unit_seen=gate.unit_seen,
+            unit_seen=gate.units_seen > 0,
+            units_seen=gate.units_seen,
             shares_read=gate.shares_read,
             served=tuple(sorted(gate.served.items())),
         )
@@ -569,7 +584,8 @@ def _resume_lines(gate: SequentialGate, state: LinesState, first_look: float | N
     gate.lines = lines
     gate.aligned_tracks = frozenset(track for track, yes in lines.aligned.items() if yes)
     gate.looked_at, gate.unit_since = state.gate_looked_at, state.unit_since
-    gate.unit_seen, gate.shares_read = state.unit_seen, state.shares_read
+    gate.units_seen = state.units_seen or (1 if state.unit_seen else 0)  # version 3: seen or not
+    gate.shares_read = state.shares_read
     gate.served = dict(state.served)
 
 

@@ -121,6 +121,35 @@ replay's ``random-stalls`` fleet), 2 scrapes caught 6 of 100 and 1 scrape 7 of 1
 one stall period no longer always holds exactly one stall)."""
 
 
+DISPERSION_DOF = 3.0
+"""Degrees of freedom of the over-dispersion before a comparing logs gate may fail, where its
+reference's pods can give them (``SequentialGate.awaits_dispersion``).
+
+``phi`` is X² over the lower ``DISPERSION_CONFIDENCE`` quantile of chi-square with ``dof``,
+at least 1: on 0 degrees of freedom it is 1, and on 1 (two pods' scrapes in one unit) X² is
+often about 0, so its upper bound is 1 too. A first look on a slow scrape holds one or two of
+stable's pods' scrapes, and a canary stall's burst of lines in it then reads as independent
+lines: on the replay's 30 s-scrape fleet 3 of 300 canaries at the gate's boundary (lines x2)
+were failed at the release's first look, 20 s in, with phi 1 (BENCHMARKS.md, "Offline
+replay: what unmodelled noise broke"). Three is a whole unit of four pods, or three units of
+two. Waiting for it (branch log-edge, a patch of ``dof < 3``) took those three away and cost
+no log x3 catch there; it is bounded by ``DISPERSION_WAIT_UNITS``. Stopping later keeps the
+test at level alpha (the evidence is an e-process at any stopping time): the price is catch
+time only."""
+DISPERSION_WAIT_UNITS = 4
+"""Units of stable's pods a comparing logs gate waits at most for ``DISPERSION_DOF`` before it
+fails on the degrees of freedom it has: the release's first unit and three more. A unit lasts
+``unit_span_s`` (the scrape interval as the gate knows it, 15 s until it knows one, at least a
+look), so three more are at least 45 s, in which each pod of a reference scraped every 30 s or
+faster is scraped once or more: four such pods give the 3 degrees of freedom in one or two
+units (the replay's 30 s-scrape fleet: a unit of 20 s holds two or three of its four pods'
+scrapes), two pods in three, and a missed scrape is made up. A bound, not a wait for the
+degrees of freedom: a reference whose pods never line up in a unit, whose stable logs nothing
+(lines at rate 0 give no degrees of freedom), or whose one pod restarted under another name
+(two pods read, never two at once) cannot keep a canary that is clearly worse from failing; it
+fails after this many units, as before, on the phi it has."""
+
+
 def pod_of(labels: Mapping[str, str]) -> str:
     """The unit a series belongs to: its pod, else its scrape target."""
     return pod_name(labels)
@@ -304,8 +333,9 @@ class SequentialGate:
     """A comparing logs gate's matching lines by track and pod, as the run counts them
     (``log_counts``: each pod's up to its last scrape); None until its first look. Kept with
     the gate so that a window's pod carries it to the next (``carried``) as one process does."""
-    unit_seen: bool = False
-    """Whether a unit of stable's pods has been added to the over-dispersion in this process."""
+    units_seen: int = 0
+    """Units of stable's pods added to the over-dispersion in this process (carried between
+    a comparing logs gate's windows): how long ``awaits_dispersion`` has waited."""
     served: dict[str, float] = field(default_factory=dict)
     """Requests each stable pod served in ``HISTORY_S`` before the window and since, as far
     as this process has read them (``counted_at_look``)."""
@@ -1028,7 +1058,7 @@ class SequentialGate:
             self._add_dispersion(self._unit_pods(), unit_s if self.fleet else None)
             self.pending_units = {}
             self.fleet_bounds = None
-            self.unit_seen = True
+            self.units_seen += 1
         load = self._compared_load(increments, look_s)
         self.window_looks += 1
         self.window_counted_s += look_s or 0.0
@@ -1174,10 +1204,14 @@ class SequentialGate:
         numbers["stable"] = _rate(test.stable_events, test.stable_exposure)
         shown = f"{self.name}: canary {self._counts('canary')} vs stable {self._counts('stable')}"
         if evidence >= math.log(1 / self.alpha) and self.awaits_dispersion:
+            left = DISPERSION_WAIT_UNITS if self.reference_pods_read >= 2 else 1
+            left -= self.units_seen
             return Judgement(
                 Outcome.COLLECTING,
-                f"{shown}: estimating the over-dispersion from stable's pods over "
-                f"{self.unit_span_s:g}s before judging",
+                f"{shown}: evidence {math.exp(evidence):.3g} ≥ {1 / self.alpha:.3g}, but the "
+                f"over-dispersion rests on {test.dof:g} degrees of freedom of stable's pods: "
+                f"waiting for {DISPERSION_DOF:g} (at most {left} more "
+                f"{'unit' if left == 1 else 'units'} of {self.unit_span_s:g}s) before judging",
                 detail=detail,
                 **numbers,
             )
@@ -1217,12 +1251,37 @@ class SequentialGate:
 
     @property
     def awaits_dispersion(self) -> bool:
-        """A gate without history that has not yet seen one unit of stable's pods (nor
-        carries an estimate from an earlier window): its over-dispersion is unknown, not 1.
-        Waiting one unit before failing is still a test at level alpha (the evidence is an
-        e-process at any stopping time), and a stable that logs nothing in that unit leaves
-        it at 1: nothing lumpy was seen."""
-        return self.counted_at_look and not self.unit_seen and self.test.dof <= 0
+        """A comparing logs gate waits to fail while its over-dispersion rests on fewer than
+        ``DISPERSION_DOF`` degrees of freedom (history and units alike) and its reference can
+        still give them: it has at least two pods (``reference_pods_read``) and fewer than
+        ``DISPERSION_WAIT_UNITS`` units were seen. With none seen and no degrees of freedom
+        at all it waits whatever the pods (the over-dispersion is unknown, not 1); a
+        reference of one pod, which never gives any (a unit needs two pods), then fails after
+        that first unit, as before, and so does a gate whose wait ran out, on the phi it has
+        (a stable that logs nothing leaves it at 1: nothing lumpy was seen). Waiting before
+        failing is still a test at level alpha (the evidence is an e-process at any stopping
+        time); it only costs catch time."""
+        if not self.counted_at_look or self.test.dof >= DISPERSION_DOF:
+            return False
+        if not self.units_seen and self.test.dof <= 0:
+            return True
+        return self.reference_pods_read >= 2 and self.units_seen < DISPERSION_WAIT_UNITS
+
+    @property
+    def reference_pods_read(self) -> int:
+        """Pods of the reference (or of the fleet it is learnt from) whose request counters
+        this gate has read with requests served, over the window so far and what it carries:
+        what its units can hold. Every read pod's series is kept (``CounterDeltas.last``, a
+        pod gone keeps its last value), so a pod is counted whichever look its scrapes land
+        in and after it has gone; a one-pod reference that restarted under a new name reads
+        as two, which ``DISPERSION_WAIT_UNITS`` bounds."""
+        counted = 0
+        for track in dict.fromkeys(("stable", self.dispersion_track)):
+            deltas = self.deltas.get((track, "exposure"))
+            last = deltas.last if deltas is not None else None
+            pods = {pod_of(dict(key)) for key, value in (last or {}).items() if value > 0}
+            counted = max(counted, len(pods))
+        return counted
 
     def _idle(self) -> str:
         """Why a window counted no canary request at all, when its looks say: nobody sent
