@@ -99,7 +99,8 @@ def test_a_burst_beside_one_or_two_of_four_stable_pods_waits_for_their_degrees_o
     assert release.gate.test.dof == scraped - 1 and release.gate.test.dispersion == 1.0
     assert first.outcome is Outcome.COLLECTING
     assert (
-        f"rests on {scraped - 1} degrees of freedom of stable's pods: waiting for 3" in first.reason
+        f"rests on {scraped - 1} {'degree' if scraped == 2 else 'degrees'} of freedom of "
+        "stable's pods: waiting for 3" in first.reason
     )
 
     # 40 s in, every pod's scrape: stable's pods are as lumpy (one stalled, its burst of lines).

@@ -1209,7 +1209,8 @@ class SequentialGate:
             return Judgement(
                 Outcome.COLLECTING,
                 f"{shown}: evidence {math.exp(evidence):.3g} ≥ {1 / self.alpha:.3g}, but the "
-                f"over-dispersion rests on {test.dof:g} degrees of freedom of stable's pods: "
+                f"over-dispersion rests on {test.dof:g} "
+                f"{'degree' if test.dof == 1 else 'degrees'} of freedom of stable's pods: "
                 f"waiting for {DISPERSION_DOF:g} (at most {left} more "
                 f"{'unit' if left == 1 else 'units'} of {self.unit_span_s:g}s) before judging",
                 detail=detail,
