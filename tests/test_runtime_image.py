@@ -34,6 +34,7 @@ from canaryflow.image.runtime import (
     read_base,
     stage,
 )
+from canaryflow.local.process import free_port
 
 pytest_plugins = ["registry"]
 
@@ -242,6 +243,18 @@ def test_a_platform_the_locks_do_not_pin_is_refused_before_any_request(tmp_path)
         InputError, match=r"platform: 'linux/riscv64': .* linux/amd64 and linux/arm64 only"
     ):
         build_runtime_image(request)
+
+
+def test_make_image_exits_3_when_the_base_registry_never_answers(tmp_path, capsys):
+    """Exit 3 as every verb's: a registry that refused the connection may answer next time,
+    and a caller that retries on 3 should, while 1 (a failed build) it should not."""
+    closed = f"127.0.0.1:{free_port()}"
+    given = ["--repository", f"{closed}/canaryflow/canaryflow", "--tag", "0.1.0", "--platform",
+             "linux/amd64", "--base", f"{closed}/base/python@sha256:{'a' * 64}",
+             "--project", str(REPO), "--wheelhouse", str(tmp_path / "w")]  # fmt: skip
+    assert main(given) == 3
+    assert closed in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
 
 
 def test_a_base_without_a_digest_is_refused_before_any_request(tmp_path):

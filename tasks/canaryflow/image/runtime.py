@@ -36,7 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from canaryflow.errors import EXIT_INPUT, EXIT_RELEASE_FAILED, FieldError, InputError, PlatformError
+from canaryflow.errors import (
+    EXIT_INPUT,
+    EXIT_RELEASE_FAILED,
+    EXIT_UNREACHABLE,
+    FieldError,
+    InputError,
+    PlatformError,
+    UnreachableError,
+)
 from canaryflow.image.auth import DockerConfig
 from canaryflow.image.debian import DebianError, debian_base, parse_lock
 from canaryflow.image.debian_lock import fetch_packages
@@ -90,9 +98,10 @@ PIP_PLATFORMS = {
     "arm64": ("manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"),
 }
 PLATFORMS = tuple(f"linux/{architecture}" for architecture in PIP_PLATFORMS)
-"""What ``make image`` builds by default, in the index's order. No ``variant`` for arm64: the
-image-index spec makes it optional (``v8`` when given), containerd's platform matcher treats
-arm64 and arm64/v8 as one, and the services' images (``build.platforms``) write none either."""
+"""What ``make image`` builds by default, in the index's order. No ``variant`` for arm64:
+opencontainers/image-spec image-index.md makes ``variant`` optional (``v8`` for arm64 when
+given), containerd's platform matching normalizes arm64/v8 to arm64 (its platforms package's
+``normalizeArch``), and the services' images (``build.platforms``) write none either."""
 RUNTIME_ENV = (
     f"PYTHONPATH=/{PREFIX}/lib",
     "HOME=/tmp",
@@ -472,6 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for item in error.errors:
             print(f"error: {item}", file=sys.stderr)
         return EXIT_INPUT
+    except UnreachableError as error:  # a registry that never answered: try again (the CLI's 3)
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except PlatformError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_RELEASE_FAILED
