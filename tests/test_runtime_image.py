@@ -337,7 +337,7 @@ def can_chroot() -> bool:
 
 
 @pytest.mark.slow
-def test_the_debian_base_image_is_reproducible_and_its_own_python_runs_validate(
+def test_the_debian_base_image_runs_validate_on_its_own_python(
     registry, wheelhouse, debian_packages, tmp_path
 ):
     """``make image`` with no BASE: the base is assembled from images/runtime/debian.lock's
@@ -346,9 +346,9 @@ def test_the_debian_base_image_is_reproducible_and_its_own_python_runs_validate(
     request = RuntimeRequest(REPO, lock, wheelhouse, f"{registry.host}/canaryflow/canaryflow",
                              "0.1.0", DEBIAN_LOCK, platforms=("linux/amd64",),
                              debian_cache=debian_packages)  # fmt: skip
+    # Built once: two builds of the Debian base giving one digest is the index's test in
+    # test_runtime_image_platforms.py (both platforms, the Go toolchain included).
     first = build_runtime_image(request)
-    second = build_runtime_image(request)
-    assert first.digest == second.digest
 
     accept = "application/vnd.oci.image.manifest.v1+json"
     manifest = fetch_json(registry, f"/v2/canaryflow/canaryflow/manifests/{first.digest}", accept)
