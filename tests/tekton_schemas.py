@@ -33,10 +33,30 @@ CRDS = {
 }
 # JSON tags of the Triggers v1beta1 Go types, by the path of the object in a document.
 _SELECTOR = {"matchLabels": None, "matchExpressions": None}
+_BINDINGS = [{"name": None, "value": None, "ref": None, "kind": None, "apiversion": None}]
+_TEMPLATE = {"ref": None, "apiversion": None, "spec": None}
+_INTERCEPTORS = [
+    {
+        "name": None,
+        "ref": {"name": None, "kind": None, "apiVersion": None},
+        "params": [{"name": None, "value": None}],
+        "webhook": None,
+    }
+]
 TRIGGER_FIELDS: dict[str, Any] = {
     "EventListener": {
         "serviceAccountName": None,
-        "triggers": None,
+        # EventListenerTrigger (its bindings and template are the Trigger's types).
+        "triggers": [
+            {
+                "bindings": _BINDINGS,
+                "template": _TEMPLATE,
+                "triggerRef": None,
+                "name": None,
+                "interceptors": _INTERCEPTORS,
+                "serviceAccountName": None,
+            }
+        ],
         "triggerGroups": None,
         "namespaceSelector": {"matchNames": None},
         "labelSelector": _SELECTOR,
@@ -53,17 +73,10 @@ TRIGGER_FIELDS: dict[str, Any] = {
         "cloudEventURI": None,
     },
     "Trigger": {
-        "bindings": [{"name": None, "value": None, "ref": None, "kind": None, "apiversion": None}],
-        "template": {"ref": None, "apiversion": None, "spec": None},
+        "bindings": _BINDINGS,
+        "template": _TEMPLATE,
         "name": None,
-        "interceptors": [
-            {
-                "name": None,
-                "ref": {"name": None, "kind": None, "apiVersion": None},
-                "params": [{"name": None, "value": None}],
-                "webhook": None,
-            }
-        ],
+        "interceptors": _INTERCEPTORS,
         "serviceAccountName": None,
     },
     "TriggerBinding": {"params": [{"name": None, "value": None}]},

@@ -25,6 +25,7 @@ from typing import Any
 import celpy
 import pytest
 from chart_validation import NAMESPACE, WEBHOOK_VALUES, objects, render, violations
+from tekton_schemas import crd as tekton_crd
 from tekton_schemas import violations as tekton_violations
 from tekton_sim import TaskRunBuilder
 from tekton_triggers_sim import Listener, payload
@@ -590,9 +591,12 @@ def test_the_policy_is_bound_to_the_release_namespace_and_valid():
     }
     constraints = policy["spec"]["matchConstraints"]
     assert constraints["matchPolicy"] == "Equivalent"
-    assert [(r["apiVersions"], r["resources"]) for r in constraints["resourceRules"]] == [
-        (["v1"], ["pipelineruns", "taskruns"]),
-        (["v1beta1"], ["customruns"]),
+    assert [
+        (r["apiGroups"], r["apiVersions"], r["resources"]) for r in constraints["resourceRules"]
+    ] == [
+        (["tekton.dev"], ["v1"], ["pipelineruns", "taskruns"]),
+        (["tekton.dev"], ["v1beta1"], ["customruns"]),
+        (["triggers.tekton.dev"], ["v1beta1"], ["triggers", "eventlisteners"]),
     ]
 
 
@@ -626,3 +630,274 @@ def test_a_flag_rollout_runs_as_the_team_with_validate_plan_isolated(policy, ban
         assert denials(policy, task_run, user=CONTROLLER) == []
     run["spec"]["taskRunSpecs"] = []
     assert refused_for(policy, run, BUILD)
+
+
+# Tekton Triggers (the policy's 9.): the identities an EventListener creates resources with.
+TRIGGER = "a Trigger may not name a per-team release account"
+INLINE_TRIGGER = "in spec.triggers[].serviceAccountName"
+LISTENER = "an EventListener may not run as a per-team release account"
+TRIGGERS_ACCOUNT = "cf-canaryflow-triggers"
+# How the API server names each kind's resource (the CRDs' spec.names.plural).
+PLURALS = {
+    "PipelineRun": "pipelineruns",
+    "TaskRun": "taskruns",
+    "CustomRun": "customruns",
+    "Trigger": "triggers",
+    "EventListener": "eventlisteners",
+}
+
+
+def matched(policy: Obj, obj: Obj) -> bool:
+    """The policy's resourceRules match ``obj`` (matchPolicy Equivalent: any served version
+    of a matched group and resource; CREATE and UPDATE)."""
+    group = obj["apiVersion"].split("/")[0]
+    constraints = policy["spec"]["matchConstraints"]
+    assert constraints["matchPolicy"] == "Equivalent"
+    return any(
+        group in rule["apiGroups"]
+        and PLURALS[obj["kind"]] in rule["resources"]
+        and {"CREATE", "UPDATE"} <= set(rule["operations"])
+        for rule in constraints["resourceRules"]
+    )
+
+
+def chart_triggers(values: Obj) -> list[Obj]:
+    found = [o for o in rendered(values) if o["kind"] in {"Trigger", "EventListener"}]
+    assert {o["kind"] for o in found} == {"Trigger", "EventListener"}
+    for obj in found:
+        assert tekton_violations(obj) == [], tekton_violations(obj)
+    return found
+
+
+TRIGGER_CONFIGURATIONS = {
+    **CONFIGURATIONS,
+    # The triggers account then starts with the team prefix (cf-), without being a team's.
+    "serviceAccount.name a prefix of the triggers account": values_with(
+        serviceAccount={"name": "cf"}
+    ),
+    "gitlab": values_with(events={"gitlab": {"enabled": True}}),
+}
+
+
+@pytest.mark.parametrize(
+    "values", TRIGGER_CONFIGURATIONS.values(), ids=TRIGGER_CONFIGURATIONS.keys()
+)
+def test_the_charts_triggers_and_event_listener_are_seen_and_admitted(values):
+    policy = policy_of(values)
+    for obj in chart_triggers(values):
+        assert matched(policy, obj), obj["kind"]
+        assert denials(policy, obj) == [], obj["metadata"]["name"]
+        assert denials(policy, obj, operation="UPDATE", old=obj) == []
+
+
+def test_the_triggers_account_may_start_with_the_team_prefix():
+    values = TRIGGER_CONFIGURATIONS["serviceAccount.name a prefix of the triggers account"]
+    policy = policy_of(values)
+    (listener,) = [o for o in chart_triggers(values) if o["kind"] == "EventListener"]
+    account = listener["spec"]["serviceAccountName"]
+    assert account.startswith(variable(policy, "prefix")), (account, variable(policy, "prefix"))
+    assert variable(policy, "triggersAccount") == account
+    assert denials(policy, listener) == []
+
+
+@pytest.fixture(scope="module")
+def chart_trigger() -> Obj:
+    (trigger, *_) = [o for o in chart_triggers(TEKTON) if o["kind"] == "Trigger"]
+    return trigger
+
+
+@pytest.fixture(scope="module")
+def chart_listener() -> Obj:
+    (listener,) = [o for o in chart_triggers(TEKTON) if o["kind"] == "EventListener"]
+    assert listener["spec"]["serviceAccountName"] == TRIGGERS_ACCOUNT
+    return listener
+
+
+# What a Trigger of its own could create as a team's account: a Deployment in the team's
+# namespace (pkg/resources/create.go: the template's metadata.namespace is used).
+ROGUE_TEMPLATE = {
+    "spec": {
+        "resourcetemplates": [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "miner", "namespace": "bank"},
+                "spec": {
+                    "selector": {"matchLabels": {"app": "miner"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "miner"}},
+                        "spec": {"containers": [{"name": "m", "image": "evil/miner"}]},
+                    },
+                },
+            }
+        ]
+    }
+}
+KNATIVE = {
+    "apiVersion": "serving.knative.dev/v1",
+    "kind": "Service",
+    "spec": {"template": {"spec": {"containers": [{"resources": {}}]}}},
+}
+
+
+def _as(spec: Obj, *path_and_value: Any) -> None:
+    *path, key, value = path_and_value
+    for step in path:
+        spec = spec.setdefault(step, {})
+    spec[key] = value
+
+
+def _knative(account: str, spec: str = "spec", template: str = "template", key: str = "") -> Obj:
+    custom = copy.deepcopy(KNATIVE)
+    pod = custom.pop("spec")["template"].pop("spec")
+    pod[key or "serviceAccountName"] = account
+    custom[spec] = {template: {"spec": pod}}
+    return custom
+
+
+def _inline(account: str) -> Obj:
+    return {
+        "name": "rogue",
+        "serviceAccountName": account,
+        "bindings": [{"name": "x", "value": "$(body.x)"}],
+        "template": copy.deepcopy(ROGUE_TEMPLATE),
+    }
+
+
+TEAM = f"{PREFIX}bank"
+HOSTILE_TRIGGERS = {
+    "a Trigger as a team's account": (
+        "Trigger",
+        TRIGGER,
+        lambda s: s.update(serviceAccountName=TEAM),
+    ),
+    "a Trigger as the release namespace's own team account": (
+        "Trigger",
+        TRIGGER,
+        lambda s: s.update(serviceAccountName=f"{PREFIX}{NAMESPACE}"),
+    ),
+    "a Trigger creating a Deployment in the team's namespace as its account": (
+        "Trigger",
+        TRIGGER,
+        lambda s: s.update(serviceAccountName=TEAM, template=copy.deepcopy(ROGUE_TEMPLATE)),
+    ),
+    "a listener running as a team's account": (
+        "EventListener",
+        LISTENER,
+        lambda s: s.update(serviceAccountName=TEAM),
+    ),
+    "a listener pod template with a team's account": (
+        "EventListener",
+        LISTENER,
+        lambda s: _as(
+            s,
+            "resources",
+            "kubernetesResource",
+            "spec",
+            "template",
+            "spec",
+            "serviceAccountName",
+            TEAM,
+        ),
+    ),
+    "a Knative listener with a team's account": (
+        "EventListener",
+        LISTENER,
+        lambda s: s.update(resources={"customResource": _knative(TEAM)}),
+    ),
+    "a Knative listener with a team's account in other letter cases": (
+        "EventListener",
+        LISTENER,
+        lambda s: s.update(
+            resources={"customResource": _knative(TEAM, "Spec", "TEMPLATE", "ServiceAccountname")}
+        ),
+    ),
+    "a Knative listener with a team's account under a long s (U+017F)": (
+        "EventListener",
+        LISTENER,
+        lambda s: s.update(
+            resources={"customResource": _knative(TEAM, key="\u017fERVICEACCOUNTNAME")}
+        ),
+    ),
+    "an inline trigger as a team's account": (
+        "EventListener",
+        INLINE_TRIGGER,
+        lambda s: s.update(triggers=[_inline(TEAM)]),
+    ),
+    "an inline trigger reference with a team's account": (
+        "EventListener",
+        INLINE_TRIGGER,
+        lambda s: s.update(triggers=[{"triggerRef": "rogue", "serviceAccountName": TEAM}]),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_TRIGGERS, ids=HOSTILE_TRIGGERS.keys())
+def test_a_triggers_object_acting_as_a_team_account_is_refused_for_its_reason(
+    policy, chart_trigger, chart_listener, case
+):
+    kind, reason, edit = HOSTILE_TRIGGERS[case]
+    original = chart_trigger if kind == "Trigger" else chart_listener
+    hostile = copy.deepcopy(original)
+    edit(hostile["spec"])
+    assert tekton_violations(hostile) == [], tekton_violations(hostile)
+    assert matched(policy, hostile)
+    assert refused_for(policy, hostile, reason), denials(policy, hostile)
+    assert refused_for(policy, hostile, reason, user=TRIGGERS)
+    assert refused_for(policy, hostile, reason, operation="UPDATE", old=original)
+    # A v1alpha1 request: Equivalent hands it over as v1beta1 (the CRD has no conversion
+    # webhook: the API server rewrites apiVersion only), so the same fields are checked.
+    crd = tekton_crd(kind)
+    assert "conversion" not in crd["spec"]
+    assert {v["name"] for v in crd["spec"]["versions"] if v["served"]} == {"v1beta1", "v1alpha1"}
+    alpha = {**hostile, "apiVersion": "triggers.tekton.dev/v1alpha1"}
+    assert tekton_violations(alpha) == [] and matched(policy, alpha)
+    assert refused_for(policy, {**alpha, "apiVersion": "triggers.tekton.dev/v1beta1"}, reason)
+
+
+@pytest.mark.parametrize(
+    ("kind", "edit"),
+    [
+        ("Trigger", lambda s: s.update(serviceAccountName=TRIGGERS_ACCOUNT)),
+        ("Trigger", lambda s: s.update(serviceAccountName="default")),
+        ("Trigger", lambda s: s.update(serviceAccountName="ci-bot")),
+        ("EventListener", lambda s: s.update(triggers=[_inline(TRIGGERS_ACCOUNT)])),
+        ("EventListener", lambda s: s.update(triggers=[{"triggerRef": "canaryflow-github-push"}])),
+        (
+            "EventListener",
+            lambda s: s.update(resources={"customResource": _knative(TRIGGERS_ACCOUNT)}),
+        ),
+        ("EventListener", lambda s: s.update(resources={"customResource": copy.deepcopy(KNATIVE)})),
+        (
+            "EventListener",
+            lambda s: _as(
+                s,
+                "resources",
+                "kubernetesResource",
+                "spec",
+                "template",
+                "spec",
+                "serviceAccountName",
+                "ci-bot",
+            ),
+        ),
+    ],
+    ids=[
+        "a Trigger as the triggers account",
+        "a Trigger as default",
+        "a Trigger as another account",
+        "an inline trigger as the triggers account",
+        "an inline trigger reference",
+        "a Knative listener as the triggers account",
+        "a Knative listener with no account",
+        "a listener pod template with another account",
+    ],
+)
+def test_triggers_objects_naming_no_team_account_are_admitted(
+    policy, chart_trigger, chart_listener, kind, edit
+):
+    obj = copy.deepcopy(chart_trigger if kind == "Trigger" else chart_listener)
+    edit(obj["spec"])
+    assert tekton_violations(obj) == [], tekton_violations(obj)
+    assert matched(policy, obj)
+    assert denials(policy, obj) == []
