@@ -139,11 +139,12 @@ time only."""
 DISPERSION_WAIT_UNITS = 4
 """Units of stable's pods a comparing logs gate waits at most for ``DISPERSION_DOF`` before it
 fails on the degrees of freedom it has: the release's first unit and three more. A unit lasts
-``unit_span_s`` (the scrape interval as the gate knows it, 15 s until it knows one, at least a
-look), so three more are at least 45 s, in which each pod of a reference scraped every 30 s or
-faster is scraped once or more: four such pods give the 3 degrees of freedom in one or two
-units (the replay's 30 s-scrape fleet: a unit of 20 s holds two or three of its four pods'
-scrapes), two pods in three, and a missed scrape is made up. A bound, not a wait for the
+``unit_span_s``, a scrape interval (learnt from the gate's request counters' samples at its
+first look, ``scrape_reads``; 15 s until it is known) and at least a look, so each pod of the
+reference is scraped about once in each: four pods give the 3 degrees of freedom in the first
+unit (the replay's 30 s-scrape fleet: at 30 s; with the 20 s units of a gate that did not know
+the interval, two or three of the four pods' scrapes each, at 40 s), two pods in three units,
+and a missed scrape is made up in the fourth. A bound, not a wait for the
 degrees of freedom: a reference whose pods never line up in a unit, whose stable logs nothing
 (lines at rate 0 give no degrees of freedom), or whose one pod restarted under another name
 (two pods read, never two at once) cannot keep a canary that is clearly worse from failing; it
@@ -572,19 +573,38 @@ class SequentialGate:
             if track == self.dispersion_track and not self.history_read and not (kept or useless):
                 query = history_query(series, by_le, HISTORY_S, self.unit_span_s)
                 reads[f"{track}/{role}/history"] = Read(query, self.aligned_at, series=True)
-        main = self.main_role
-        if self.scrape_s is None:
-            # The fleet's pods first: they are old, the reference may be a fresh baseline as
-            # young as the window, whose samples are too few for the longer probes.
-            for track, prefix in ((FLEET, "scrape-fleet"), ("stable", "scrape")):
-                if (track, main) not in selectors or (track == FLEET and not self.fleet):
-                    continue
-                for seconds in SCRAPE_PROBES_S:
-                    probed = selectors[(track, main)]
-                    reads[f"{prefix}/{seconds:g}"] = Read(
-                        scrape_query(probed, seconds), now, False, probed
-                    )
+        reads.update(self.scrape_reads(selectors, now))
         return reads
+
+    def scrape_reads(self, selectors: Mapping[tuple[str, str], str], now: float) -> dict[str, Read]:
+        """The probes of the scrape interval at ``now`` while the gate does not know it (none
+        after): the samples its main role's series (``selectors`` by track and role, as
+        ``plan`` takes them) have over ``SCRAPE_PROBES_S``; ``learn_scrape_interval`` reads
+        the answers. A comparing logs gate asks them of its request counters, the same series
+        as a count gate's exposure (``AnalysisRun._exposure_calls``): its lines are counted
+        at the look, but its units of stable's pods are cut by the scrapes of those counters
+        (``unit_span_s``)."""
+        reads: dict[str, Read] = {}
+        if self.scrape_s is not None:
+            return reads
+        main = self.main_role
+        # The fleet's pods first: they are old, the reference may be a fresh baseline as
+        # young as the window, whose samples are too few for the longer probes.
+        for track, prefix in ((FLEET, "scrape-fleet"), ("stable", "scrape")):
+            if (track, main) not in selectors or (track == FLEET and not self.fleet):
+                continue
+            for seconds in SCRAPE_PROBES_S:
+                probed = selectors[(track, main)]
+                reads[f"{prefix}/{seconds:g}"] = Read(
+                    scrape_query(probed, seconds), now, False, probed
+                )
+        return reads
+
+    def learn_scrape_interval(self, answers: Mapping[str, object], elapsed: float | None) -> None:
+        """Take the scrape interval from the answers to ``scrape_reads``, once they tell it
+        (``_scrape_interval``); kept from then on, and carried to the next window."""
+        if self.scrape_s is None:
+            self.scrape_s = self._scrape_interval(answers, elapsed)
 
     @property
     def main_role(self) -> str:
@@ -785,8 +805,7 @@ class SequentialGate:
             }
             for track in TRACKS
         }
-        if self.scrape_s is None:
-            self.scrape_s = self._scrape_interval(answers, elapsed)
+        self.learn_scrape_interval(answers, elapsed)
         # Read ``lag`` behind: a canary is young for that much longer.
         young = None if elapsed is None else elapsed - self.lag_s
         missing = self._missing(latest, young)
@@ -882,8 +901,21 @@ class SequentialGate:
 
     @property
     def unit_span_s(self) -> float:
-        """How long one unit of stable's pods lasts for the over-dispersion: several scrapes
-        (a lump is then weighed against a few scrapes of its pod, not one), at least a look."""
+        """How long one unit of stable's pods lasts for the over-dispersion: ``UNIT_SCRAPES``
+        scrape intervals (one), at least a look; the interval the gate knows (``scrape_s``:
+        configured, discovered, or probed from its series' samples, ``scrape_reads``), else
+        ``DEFAULT_SCRAPE_S``.
+
+        One scrape for a comparing logs gate too, whose lines are counted at the look: its
+        reference's lines and requests are counted per pod up to each pod's last scrape (or,
+        lines without times, set against requests as scraped), so what a unit holds of a pod
+        is its scrapes. A unit of a scrape holds each pod's once: every pod gives it a degree
+        of freedom (four pods: 3, ``DISPERSION_DOF`` in the first unit), and each pod's count
+        spans a scrape, as a chunk the test weighs spans at least one of the canary's. Shorter,
+        it holds only the pods scraped in it: the log gate probed no scrape interval before,
+        and on the replay's 30 s scrape its units of 20 s held two or three of four pods (0 or
+        1 degree of freedom at 20 s). Longer units would average lumps out of phi that the
+        chunks keep (``UNIT_SCRAPES``)."""
         return max(self.unit_s, UNIT_SCRAPES * (self.scrape_s or DEFAULT_SCRAPE_S))
 
     def _values(self, answers: Mapping[str, object], prefix: str, at: float):

@@ -737,6 +737,11 @@ class AnalysisRun:
                 calls[f"{gate.name}/shares/history"] = _bind(
                     self.metrics.series, history, window_started
                 )
+        # The scrape interval, from these request counters' samples as a count gate learns it
+        # from its own (until known): what the gate's units of stable's pods last.
+        counters = {(track, "exposure"): rendered[f"{track}/exposure"] for track in state.tracks}
+        for key, read in state.scrape_reads(counters, self._round_at).items():
+            calls[f"{gate.name}/{key}"] = _bind(self.metrics.vector, read.query, read.at)
         return rendered
 
     def _judge_log_comparison(self, gate: GateSpec, mine: Mapping[str, Any]) -> Judgement:
@@ -768,6 +773,7 @@ class AnalysisRun:
                     pod: len(judge.matching_lines(limit, lines)) for pod, lines in pods
                 }
         state = self._sequential_state(gate)
+        state.learn_scrape_interval(mine, self.clock.now() - self._window_started)
         tracks = state.tracks
         exposure = {track: mine.get(f"{track}/exposure") or [] for track in tracks}
         at_start = {track: mine.get(f"{track}/exposure@start") or [] for track in tracks}
