@@ -13,12 +13,11 @@ is false denies. cel-python implements the CEL standard (``has``, macros, ``star
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any
 
-import celpy
 import helm_python as helm
 import pytest
+from admission_policy import denials
 from chart_validation import CHART, NAMESPACE, WEBHOOK_VALUES, objects, of_kind, render, violations
 
 TEMPLATE = "canaryflow/templates/submitter-policy.yaml"
@@ -30,26 +29,6 @@ Obj = dict[str, Any]
 def policy_of(values: Obj | None = None) -> Obj:
     (policy,) = [o for o in render(values)[TEMPLATE] if o["kind"] == "ValidatingAdmissionPolicy"]
     return policy
-
-
-@functools.cache
-def _program(expression: str):
-    environment = celpy.Environment()
-    return environment.program(environment.compile(expression))
-
-
-def denials(policy: Obj, obj: Obj) -> list[str]:
-    """The messages of the validations ``obj`` fails, as the API server evaluates them."""
-    variables = celpy.celtypes.MapType()
-    activation = {"object": celpy.json_to_cel(obj), "variables": variables}
-    for variable in policy["spec"]["variables"]:  # in order: each may use the ones before
-        value = _program(variable["expression"]).evaluate(activation)
-        variables[celpy.celtypes.StringType(variable["name"])] = value
-    return [
-        validation["message"]
-        for validation in policy["spec"]["validations"]
-        if not bool(_program(validation["expression"]).evaluate(activation))
-    ]
 
 
 def workflow(spec: Obj, kind: str = "Workflow", name: str = "w-x7k2p") -> Obj:

@@ -22,8 +22,9 @@ import functools
 import json
 from typing import Any
 
-import celpy
 import pytest
+from admission_policy import denials as admission_denials
+from admission_policy import program
 from chart_validation import NAMESPACE, WEBHOOK_VALUES, objects, render, violations
 from tekton_schemas import crd as tekton_crd
 from tekton_schemas import violations as tekton_violations
@@ -67,41 +68,16 @@ def values_with(**extra: Any) -> Obj:
     return values
 
 
-@functools.cache
-def _program(expression: str):
-    environment = celpy.Environment()
-    return environment.program(environment.compile(expression))
-
-
-def denials(
-    policy: Obj,
-    obj: Obj,
-    user: str = USER,
-    operation: str = "CREATE",
-    old: Obj | None = None,
-) -> list[str]:
-    """The messages of the validations ``obj`` fails, as the API server evaluates them."""
-    variables = celpy.celtypes.MapType()
-    activation = {
-        "object": celpy.json_to_cel(obj),
-        "oldObject": celpy.json_to_cel(old),
-        "request": celpy.json_to_cel({"operation": operation, "userInfo": {"username": user}}),
-        "variables": variables,
-    }
-    for variable in policy["spec"]["variables"]:
-        value = _program(variable["expression"]).evaluate(activation)
-        variables[celpy.celtypes.StringType(variable["name"])] = value
-    return [
-        validation["message"]
-        for validation in policy["spec"]["validations"]
-        if not bool(_program(validation["expression"]).evaluate(activation))
-    ]
+def denials(policy: Obj, obj: Obj, user: str = USER, operation: str = "CREATE",
+            old: Obj | None = None) -> list[str]:  # fmt: skip
+    """``admission_policy.denials`` as a user (``USER``) submits by default."""
+    return admission_denials(policy, obj, user, operation, old)
 
 
 def variable(policy: Obj, name: str) -> Any:
     """A variable of the policy that reads no object (a constant), as plain Python."""
     (expression,) = [v["expression"] for v in policy["spec"]["variables"] if v["name"] == name]
-    return json.loads(json.dumps(_program(expression).evaluate({}), default=str))
+    return json.loads(json.dumps(program(expression).evaluate({}), default=str))
 
 
 def refused_for(policy: Obj, obj: Obj, reason: str, **request: Any) -> bool:
