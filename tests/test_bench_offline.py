@@ -252,6 +252,33 @@ def test_only_the_canary_fills_a_pool_and_a_stall_logs_on_its_own_pod():
         assert times and len({int(t) % 30 for t in times}) <= 2
 
 
+def test_a_reference_that_logs_nothing_leaves_the_canarys_lines_its_own():
+    fleet = Fleet(
+        stable_pods=2,
+        baseline_pods=1,
+        rps=400.0,
+        blip_every_s=0.0,
+        stall_share=0.5,
+        log_rate=0.01,
+        stall_log_share=1.0,
+        pool_size=40,
+        stable_log_factor=0.0,
+    )
+    pods = simulate(fleet, STEPS, random.Random(11)).pods
+    lines = {p.track: [] for p in pods}
+    for pod in pods:
+        lines[pod.track] += [text for _, text in pod.lines]
+    assert lines["stable"] == [] and lines["baseline"] == []
+    texts = set(lines["canary"])
+    assert texts == {
+        "connection refused",
+        "context deadline exceeded",
+        "dial: connection refused, retrying",
+    }
+    logged = simulate(replace(fleet, stable_log_factor=1.0), STEPS, random.Random(11)).pods
+    assert all(pod.lines for pod in logged), "1: every pod logs, as before"
+
+
 def test_the_replays_fleets_are_judged_against_a_fresh_baseline_after_the_default_warm_up():
     result = replay_benchmark(1, say=lambda _: None)
     reference = {row["fleet"]: row["baseline_pods"] for row in result["rows"]}

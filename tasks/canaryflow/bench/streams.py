@@ -81,6 +81,11 @@ class Fleet:
     scrape_miss: float = 0.0
     """Chance each scrape of a pod is missed (a timeout, a restart of the scraper): no sample
     then, the next scrape's counter holds both intervals."""
+    stable_log_factor: float = 1.0
+    """Times every error line of the pods running stable's version (stable's and a fresh
+    baseline's) is as likely: the steady lines, the stalls' and blips' lines, a baseline's
+    pool's refused dials. 0: a reference that logs nothing, so the canary's lines (times
+    ``log_factor``) are a new error only it writes (issue 20)."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,7 @@ def simulate(
         scrape = born + offset
         event_points, exposure_points = [], []
         lines: list[tuple[float, str]] = []
-        lines_factor = log_factor if track == "canary" else 1.0
+        lines_factor = log_factor if track == "canary" else fleet.stable_log_factor
         log_rate = fleet.log_rate * lines_factor * spread
         second = math.floor(born)
         while second < duration:
