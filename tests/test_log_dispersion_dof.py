@@ -141,7 +141,8 @@ def test_a_canary_logging_ten_times_is_failed_once_phi_has_its_degrees_of_freedo
 def test_a_reference_whose_pods_never_line_up_stops_the_wait_after_its_bound():
     # One pod serving, but two read: it restarted under a new name before the release (the
     # old one's counters kept as last read). No unit holds two pods, so no degree of freedom
-    # ever comes; the gate waits DISPERSION_WAIT_UNITS units (a look each 20 s here), no more.
+    # ever comes; the gate waits 2 units, the first and one more (a look each 20 s here), no
+    # more: units last a scrape interval, so a third and fourth would make up nothing.
     release = Release(("stable-1b",), gone=("stable-1",))
     judged = [release.look(20.0, (20.0, 200.0), _steady(["stable-1b"], 900.0))]
     for elapsed in range(30, 110, 10):
@@ -150,7 +151,7 @@ def test_a_reference_whose_pods_never_line_up_stops_the_wait_after_its_bound():
     assert release.gate.reference_pods_read == 2 and release.gate.test.dof == 0
     failed = [j.outcome is Outcome.FAIL for j in judged]
     units_when_failed = 1 + failed.index(True) // 2
-    assert units_when_failed == DISPERSION_WAIT_UNITS
+    assert units_when_failed == DISPERSION_WAIT_UNITS == 2
     assert "waiting for 3 (at most 1 more unit of 15s)" in judged[failed.index(True) - 1].reason
 
 
