@@ -190,3 +190,16 @@ def test_the_30s_scrape_boundary_canaries_failed_on_a_phi_of_no_degrees_of_freed
     assert {n: j.outcome for n, j in judged.items()} == dict.fromkeys(
         BOUNDARY_RELEASES, Outcome.PASS
     )
+
+
+def test_evidence_piled_up_past_what_a_float_holds_is_still_judged_and_shown():
+    # Thousands of canary lines while two of four stable pods were scraped: the gate waits for
+    # its degrees of freedom, then fails, its evidence (e^1000s) shown as a power of e.
+    release = Release(STABLE)
+    waiting = release.look(20.0, (20000.0, 200.0), _steady(STABLE[:2]))
+    release.look(30.0, (20000.0, 100.0), {})
+    failed = release.look(40.0, (20000.0, 200.0), _steady(STABLE))
+
+    assert release.gate.log_evidence > 710
+    assert waiting.outcome is Outcome.COLLECTING and "evidence e^" in waiting.reason
+    assert failed.outcome is Outcome.FAIL and "evidence e^" in failed.reason

@@ -275,6 +275,15 @@ def slow_and_all(cumulative: Mapping[float, float], boundary: float) -> tuple[fl
     return max(0.0, everything - within), everything
 
 
+
+def shown_e_value(log_evidence: float) -> str:
+    """An e-value for a judgement's text, from its log: ``e^N`` past what a float holds (a
+    canary's lines can pile up evidence far beyond e^709 while its gate waits for the
+    over-dispersion's degrees of freedom, and ``math.exp`` would raise instead of judging)."""
+    if log_evidence > 700:
+        return f"e^{log_evidence:.0f}"
+    return f"{math.exp(log_evidence):.3g}"
+
 @dataclass
 class SequentialGate:
     """One sequential gate during one analysis window."""
@@ -1245,7 +1254,7 @@ class SequentialGate:
             left -= self.units_seen
             return Judgement(
                 Outcome.COLLECTING,
-                f"{shown}: evidence {math.exp(evidence):.3g} ≥ {1 / self.alpha:.3g}, but the "
+                f"{shown}: evidence {shown_e_value(evidence)} ≥ {1 / self.alpha:.3g}, but the "
                 f"over-dispersion rests on {test.dof:g} "
                 f"{'degree' if test.dof == 1 else 'degrees'} of freedom of stable's pods: "
                 f"waiting for {DISPERSION_DOF:g} (at most {left} more "
@@ -1257,7 +1266,7 @@ class SequentialGate:
             return Judgement(
                 Outcome.FAIL,
                 f"{shown}: canary credibly worse than stable "
-                f"+{self.tolerance:.0%} (evidence {math.exp(evidence):.3g} "
+                f"+{self.tolerance:.0%} (evidence {shown_e_value(evidence)} "
                 f"≥ {1 / self.alpha:.3g})",
                 detail=detail,
                 **numbers,
@@ -1281,7 +1290,7 @@ class SequentialGate:
             carried = " (stable served nothing in this window: the release's evidence so far)"
         return Judgement(
             Outcome.PASS,
-            f"{shown}: no credible regression (evidence {math.exp(evidence):.3g} "
+            f"{shown}: no credible regression (evidence {shown_e_value(evidence)} "
             f"< {1 / self.alpha:.3g}){carried}",
             detail=detail,
             **numbers,
