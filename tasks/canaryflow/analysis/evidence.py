@@ -275,7 +275,6 @@ def slow_and_all(cumulative: Mapping[float, float], boundary: float) -> tuple[fl
     return max(0.0, everything - within), everything
 
 
-
 def shown_e_value(log_evidence: float) -> str:
     """An e-value for a judgement's text, from its log: ``e^N`` past what a float holds (a
     canary's lines can pile up evidence far beyond e^709 while its gate waits for the
@@ -283,6 +282,7 @@ def shown_e_value(log_evidence: float) -> str:
     if log_evidence > 700:
         return f"e^{log_evidence:.0f}"
     return f"{math.exp(log_evidence):.3g}"
+
 
 @dataclass
 class SequentialGate:
