@@ -71,7 +71,7 @@ from canaryflow.analysis.fleet_sample import FLEET_SAMPLE_PODS, held_pods
 from canaryflow.analysis.log_counts import LogCounts
 from canaryflow.analysis.measurement import Judgement, Outcome
 from canaryflow.analysis.query import FLEET
-from canaryflow.analysis.sequential import CountTest
+from canaryflow.analysis.sequential import CountTest, compared_load
 from canaryflow.analysis.source import Sample, Series
 
 TRACKS = ("canary", "stable")
@@ -1064,14 +1064,16 @@ class SequentialGate:
     def _compared_load(
         self, increments: Mapping[tuple[str, str], list[Sample]], look_s: float | None
     ) -> float | None:
-        """The compared pods' load in this window so far, requests per pod per second (the
-        busier track's): what a fleet-learnt ``phi`` is scaled to (``CountTest.dispersion_at``).
-        None where the over-dispersion is learnt from the reference itself."""
+        """The compared pods' load in this window so far, requests per pod per second: each
+        track's, weighed as the conditional binomial weighs their variances
+        (``sequential.compared_load``: at a 60 % step against a fresh baseline half the busier
+        track's); what a fleet-learnt ``phi`` is scaled to (``CountTest.dispersion_at``). None
+        where the over-dispersion is learnt from the reference itself."""
         if not self.fleet or look_s is None or look_s <= 0:
             return None
         role = "exposure" if isinstance(self.evidence, Counts) else "buckets"
         self.window_seconds += look_s
-        loads = []
+        tracks = []
         for track in TRACKS:
             samples = increments.get((track, role), [])
             if role == "buckets":  # every request is in the +Inf bucket
@@ -1081,9 +1083,12 @@ class SequentialGate:
                 pod = pod_of(sample.labels)
                 served[pod] = served.get(pod, 0.0) + sample.value
             pods = sum(1 for n in served.values() if n > 0)
-            if pods:
-                loads.append(sum(served.values()) / pods / self.window_seconds)
-        return max(loads) if loads else None
+            requests = sum(served.values())
+            tracks.append((requests, requests / pods / self.window_seconds if pods else 0.0))
+        (canary, canary_load), (reference, reference_load) = tracks
+        if canary <= 0 and reference <= 0:
+            return None
+        return compared_load(canary, canary_load, reference, reference_load)
 
     def _feed(
         self,

@@ -34,8 +34,9 @@ larger. That is the variance function ``mu (1 + kappa mu)`` of the negative bino
 compared (the stable fleet's, against a fresh baseline: ``evidence``), each look's evidence is
 divided by ``phi`` at the compared pods' load, ``1 + (phi - 1) x load / learnt load`` (loads
 in requests per pod per second), in load bands (``LOAD_BAND``), since the canary's load grows
-step by step. A look without a load (the reference's own pods learnt from) is divided by
-``phi`` itself, as before.
+step by step. The compared load is the two tracks' loads weighed as the conditional binomial
+weighs their variances (``compared_load``), not the busier track's. A look without a load
+(the reference's own pods learnt from) is divided by ``phi`` itself, as before.
 """
 
 from __future__ import annotations
@@ -62,6 +63,29 @@ def load_band(load: float) -> int:
 def band_load(band: int) -> float:
     """The top of a load band: its loads' ``phi`` is taken there (the larger, the safer)."""
     return LOAD_BAND ** (band + 1)
+
+
+def compared_load(
+    canary_requests: float, canary_load: float, reference_requests: float, reference_load: float
+) -> float:
+    """The load (requests per pod per second) whose ``phi`` is the compared counts' own:
+    ``(1 - w) x canary load + w x reference load``, ``w`` the canary's share of the requests.
+
+    The test conditions on the events of both tracks, so what its log-likelihood ratios must
+    be divided by is the variance of the canary's events given their sum, over the binomial's.
+    With NB2 (``phi = 1 + kappa x load`` for each track's pods) that is ``1 - w`` of the
+    canary's ``phi`` and ``w`` of the reference's: the canary's events, a share ``w`` of the
+    sum, vary by ``phi_canary x w T``, and their sum's share moves by the reference's
+    ``phi_reference x (1 - w) T`` times ``w²``; over ``T w (1 - w)`` that is
+    ``(1 - w) phi_canary + w phi_reference``, linear in the loads. Where the loads differ,
+    it is not the busier track's: at a 60 % step against a fresh baseline (the canary's pod
+    at 600 requests a second, the baseline's at 200, ``w`` 0.75) it is 300, not 600, and the
+    busier load doubled ``phi - 1`` (BENCHMARKS.md, "What the log gate's phi over-states").
+    Equal loads give that load. A track without requests leaves the other's."""
+    if canary_requests <= 0 or reference_requests <= 0:
+        return canary_load if canary_requests > 0 else reference_load
+    share = canary_requests / (canary_requests + reference_requests)
+    return (1.0 - share) * canary_load + share * reference_load
 
 
 def canary_share(ratio: float, exposure_share: float) -> float:
