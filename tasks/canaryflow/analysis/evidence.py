@@ -1065,10 +1065,11 @@ class SequentialGate:
         self, increments: Mapping[tuple[str, str], list[Sample]], look_s: float | None
     ) -> float | None:
         """The compared pods' load in this window so far, requests per pod per second: each
-        track's, weighed as the conditional binomial weighs their variances
-        (``sequential.compared_load``: at a 60 % step against a fresh baseline half the busier
-        track's); what a fleet-learnt ``phi`` is scaled to (``CountTest.dispersion_at``). None
-        where the over-dispersion is learnt from the reference itself."""
+        track's, weighed as the conditional binomial weighs their variances for a canary at
+        the null's boundary (``sequential.compared_load``: at a 60 % step against a fresh
+        baseline about half the busier track's); what a fleet-learnt ``phi`` is scaled to
+        (``CountTest.dispersion_at``). None where the over-dispersion is learnt from the
+        reference itself."""
         if not self.fleet or look_s is None or look_s <= 0:
             return None
         role = "exposure" if isinstance(self.evidence, Counts) else "buckets"
@@ -1088,7 +1089,8 @@ class SequentialGate:
         (canary, canary_load), (reference, reference_load) = tracks
         if canary <= 0 and reference <= 0:
             return None
-        return compared_load(canary, canary_load, reference, reference_load)
+        ratio = 1.0 + max(self.tolerance, 0.0)  # the null's boundary: its lumps the largest
+        return compared_load(canary, canary_load, reference, reference_load, ratio)
 
     def _feed(
         self,
