@@ -111,15 +111,22 @@ def test_the_log_gate_judges_a_60_percent_step_against_a_baseline_at_the_weighed
     canary's pod serves 600 requests a second and the baseline's 200, so that step's evidence
     is divided by ``phi`` at about 343 for log-errors (its load band's top, ``band_load``,
     414) and 300 or so for error-rate, not at the canary's 600 (band 646): most of it, a
-    window's first look (whose load is one scrape's) may still land a chunk above."""
+    window's first look (whose load is one scrape's) may still land a chunk above. At 10 %,
+    where both pods serve 100 a second, at 100 (band 108), the busier load, as before: not
+    the null boundary's 133 (``_compared_load`` caps it)."""
     fleet = dict(BENCH_FLEETS)["noisy"]
     spec = bench_spec()
     warmup = spec.warmup_for(fleet.scrape_s)
     recording = simulate(fleet, with_warmup(BENCH_STEPS, warmup), random.Random(5))
     run = replay_run(recording, spec, windows=len(BENCH_STEPS), baseline=True)
     run.clock.sleep(warmup)
-    for _, seconds in BENCH_STEPS[:-1]:
-        run.window(seconds)
+    run.window(BENCH_STEPS[0][1])
+    for name in ("log-errors", "error-rate"):  # 10 %: both pods at 100 a second, as before
+        first = {
+            band_load(b): abs(r[2]) for b, r in run.sequential_evidence[name].test.banded.items()
+        }
+        assert sum(v for load, v in first.items() if load > 125.0) < 0.25 * sum(first.values())
+    run.window(BENCH_STEPS[1][1])
     gates = run.sequential_evidence
     before = {name: {b: list(r) for b, r in gates[name].test.banded.items()} for name in gates}
     run.window(BENCH_STEPS[-1][1])

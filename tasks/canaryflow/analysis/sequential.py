@@ -35,8 +35,9 @@ compared (the stable fleet's, against a fresh baseline: ``evidence``), each look
 divided by ``phi`` at the compared pods' load, ``1 + (phi - 1) x load / learnt load`` (loads
 in requests per pod per second), in load bands (``LOAD_BAND``), since the canary's load grows
 step by step. The compared load is the two tracks' loads weighed as the conditional binomial
-weighs their variances at the null's boundary (``compared_load``), not the busier track's. A
-look without a load (the reference's own pods learnt from) is divided by ``phi`` itself.
+weighs their variances at the null's boundary (``compared_load``), at most the busier track's
+(``evidence.SequentialGate._compared_load``). A look without a load (the reference's own pods
+learnt from) is divided by ``phi`` itself.
 """
 
 from __future__ import annotations
