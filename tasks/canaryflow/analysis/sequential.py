@@ -93,7 +93,8 @@ def compared_load(
     against a fresh baseline (the canary's pod at 600 requests a second, the baseline's at
     200, ``w`` 0.75) it is 300 for ``ratio`` 1 and 343 for log-errors' 2, not 600 (BENCHMARKS.md,
     "What the log gate's phi over-states"); at equal loads ``L`` (the 10 % and 30 % steps) it
-    is ``L`` for ``ratio`` 1 and ``4 L / 3`` for 2. A track without requests leaves the other's."""
+    is ``L`` for ``ratio`` 1 and ``4 L / 3`` for 2. A track without requests leaves the other's
+    (the canary's at ``ratio`` times its load)."""
     if canary_requests <= 0 or reference_requests <= 0:
         return canary_load * ratio if canary_requests > 0 else reference_load
     theta = canary_share(ratio, canary_requests / (canary_requests + reference_requests))
