@@ -34,8 +34,10 @@ larger. That is the variance function ``mu (1 + kappa mu)`` of the negative bino
 compared (the stable fleet's, against a fresh baseline: ``evidence``), each look's evidence is
 divided by ``phi`` at the compared pods' load, ``1 + (phi - 1) x load / learnt load`` (loads
 in requests per pod per second), in load bands (``LOAD_BAND``), since the canary's load grows
-step by step. A look without a load (the reference's own pods learnt from) is divided by
-``phi`` itself, as before.
+step by step. The compared load is the two tracks' loads weighed as the conditional binomial
+weighs their variances at the null's boundary (``compared_load``), at most the busier track's
+(``evidence.SequentialGate._compared_load``). A look without a load (the reference's own pods
+learnt from) is divided by ``phi`` itself.
 """
 
 from __future__ import annotations
@@ -62,6 +64,41 @@ def load_band(load: float) -> int:
 def band_load(band: int) -> float:
     """The top of a load band: its loads' ``phi`` is taken there (the larger, the safer)."""
     return LOAD_BAND ** (band + 1)
+
+
+def compared_load(
+    canary_requests: float,
+    canary_load: float,
+    reference_requests: float,
+    reference_load: float,
+    ratio: float = 1.0,
+) -> float:
+    """The load (requests per pod per second, at the reference's rate of events) whose
+    ``phi`` is the compared counts' own where the canary's rate is ``ratio`` times the
+    reference's: ``(1 - theta) x ratio x canary load + theta x reference load``, ``theta`` the
+    canary's share of the events then (``canary_share`` of its share ``w`` of the requests).
+
+    The test conditions on the events of both tracks, so what its log-likelihood ratios must
+    be divided by is the variance of the canary's events given their sum, over the binomial's.
+    With NB2 (``phi = 1 + kappa x`` a pod's expected events, so ``kappa x load`` at the
+    reference's rate, ``kappa x ratio x load`` at ``ratio`` times it: a canary writing twice
+    the lines in lumps writes lumps twice as large) that is ``(1 - theta) phi_canary + theta
+    phi_reference``: the canary's events, a share ``theta`` of the sum, vary by ``phi_canary
+    theta T``, and the reference's by ``phi_reference (1 - theta) T``, which moves the
+    canary's share of the sum by ``theta`` of it; over ``T theta (1 - theta)`` that is linear
+    in the two loads. The test's null is ``ratio <= 1 + tolerance``: the gate asks for the load
+    at that boundary, the largest the null allows, so a canary at the boundary whose extra
+    events come in lumps is judged at its own lumpiness (the bench's "boundary x2": every
+    burst doubled). Where the loads differ it is not the busier track's: at a 60 % step
+    against a fresh baseline (the canary's pod at 600 requests a second, the baseline's at
+    200, ``w`` 0.75) it is 300 for ``ratio`` 1 and 343 for log-errors' 2, not 600 (BENCHMARKS.md,
+    "What the log gate's phi over-states"); at equal loads ``L`` (the 10 % and 30 % steps) it
+    is ``L`` for ``ratio`` 1 and ``4 L / 3`` for 2. A track without requests leaves the other's
+    (the canary's at ``ratio`` times its load)."""
+    if canary_requests <= 0 or reference_requests <= 0:
+        return canary_load * ratio if canary_requests > 0 else reference_load
+    theta = canary_share(ratio, canary_requests / (canary_requests + reference_requests))
+    return (1.0 - theta) * ratio * canary_load + theta * reference_load
 
 
 def canary_share(ratio: float, exposure_share: float) -> float:
