@@ -417,6 +417,58 @@ STEADY_FLEET = replace(NOISY_FLEET, stall_every_s=0.0, blip_every_s=0.0)
 """The same without stalls or blips: requests independent, the judge's model exact."""
 WARM_FLEET = replace(NOISY_FLEET, cold_s=0.0, pool_size=0)
 """The noisy fleet with a canary that starts warm (no cold start, no pool to fill)."""
+_FRESH = replace(NOISY_FLEET, baseline_pods=1)
+UNSEEN_2_NOISE: dict[str, Fleet] = {
+    "2 stable pods restart (same names)": replace(
+        _FRESH, restart_at_s=120.0, restart_pods=2, restart_gap_s=60.0
+    ),
+    "node drain: stable pods replaced": replace(
+        _FRESH, restart_at_s=60.0, restart_pods=4, restart_gap_s=60.0, restart_renamed=True
+    ),
+    "the canary's pod restarts": replace(_FRESH, restart_at_s=150.0, restart_track="canary"),
+    "the canary's pod replaced": replace(
+        _FRESH, restart_at_s=150.0, restart_track="canary", restart_renamed=True
+    ),
+    "the baseline's pod restarts": replace(_FRESH, restart_at_s=150.0, restart_track="baseline"),
+    "stable scaled out +50 %": replace(_FRESH, scale_at_s=150.0, scale_to=1.5),
+    "stable scaled in -50 %": replace(_FRESH, scale_at_s=150.0, scale_to=0.5),
+    "traffic x2 over the release, x3 spike": replace(
+        _FRESH, traffic_end=2.0, spike_at_s=200.0, spike_s=30.0, spike_factor=3.0
+    ),
+    "traffic x0.5 over the release": replace(_FRESH, traffic_end=0.5),
+    "clients retry failures twice": replace(_FRESH, retries=2, retry_fail=0.5),
+    "log bursts of 20-50 lines": replace(_FRESH, log_burst_every_s=600.0),
+    "header traffic to the canary": replace(_FRESH, header_rps=5.0, header_rate=0.03),
+    "header traffic to the canary, slow path": replace(_FRESH, header_rps=5.0, header_rate=0.2),
+}
+"""The red team's noise (issue 20), one kind at a time on the noisy fleet against a fresh
+baseline, none of which the judge was built on (``streams.Fleet``): two stable pods restart
+(at 120 s and 180 s, their counters from 0, cold 30 s and refilling their pools); a node
+drain replaces all four stable pods by new names, one a minute from 60 s; the stable
+deployment scaled to 6 pods (3 new, cold) or to 2 at 150 s; traffic ramped to twice (with a
+30 s spike of three times at 200 s) or to half over the release; every failed request retried
+twice on its pod (each retry fails again half the time); each pod bursting 20-50 matching log
+lines at once about every 10 min; 5 requests/s of QA's header traffic (5 % of the canary's
+requests at the first step) reaching only the canary, 3 % of them bad."""
+UNSEEN_2: tuple[tuple[str, Fleet], ...] = (
+    *UNSEEN_2_NOISE.items(),
+    (
+        "red team: all at once",
+        replace(
+            _FRESH,
+            restart_at_s=120.0,
+            restart_pods=2,
+            restart_renamed=True,
+            scale_at_s=150.0,
+            scale_to=1.5,
+            traffic_end=2.0,
+            spike_at_s=200.0,
+            retries=2,
+            log_burst_every_s=600.0,
+            header_rps=5.0,
+        ),
+    ),
+)
 BENCH_FLEETS: tuple[tuple[str, Fleet], ...] = (
     ("noisy", replace(NOISY_FLEET, baseline_pods=1)),
     ("noisy, warm canary", replace(WARM_FLEET, baseline_pods=1)),
@@ -437,6 +489,7 @@ BENCH_FLEETS: tuple[tuple[str, Fleet], ...] = (
             scrape_miss=0.05,
         ),
     ),
+    *UNSEEN_2,
 )
 """Each judged as the product judges by default (``analysis.baseline: fresh``): against a fresh
 baseline, one pod of stable's version started with the canary at its share (its pool filled
@@ -457,6 +510,20 @@ FLEET_KEYS: dict[str, str] = {
     "scrape-30s": "noisy, 30 s scrape",
     "missed-scrapes": "noisy, 5 % of scrapes missed",
     "all-unseen": "noisy, all four",
+    "restarts": "2 stable pods restart (same names)",
+    "node-drain": "node drain: stable pods replaced",
+    "canary-restart": "the canary's pod restarts",
+    "canary-replaced": "the canary's pod replaced",
+    "baseline-restart": "the baseline's pod restarts",
+    "scale-out": "stable scaled out +50 %",
+    "scale-in": "stable scaled in -50 %",
+    "traffic-up": "traffic x2 over the release, x3 spike",
+    "traffic-down": "traffic x0.5 over the release",
+    "retries": "clients retry failures twice",
+    "log-bursts": "log bursts of 20-50 lines",
+    "header-traffic": "header traffic to the canary",
+    "header-slow": "header traffic to the canary, slow path",
+    "unseen-2": "red team: all at once",
 }
 """``bench --replay --fleet``'s names for ``BENCH_FLEETS``, in their order."""
 BENCH_STEPS = ((0.1, 120.0), (0.3, 120.0), (0.6, 120.0))
