@@ -489,7 +489,6 @@ BENCH_FLEETS: tuple[tuple[str, Fleet], ...] = (
             scrape_miss=0.05,
         ),
     ),
-    *UNSEEN_2,
 )
 """Each judged as the product judges by default (``analysis.baseline: fresh``): against a fresh
 baseline, one pod of stable's version started with the canary at its share (its pool filled
@@ -499,7 +498,12 @@ noisy fleet with one noise the judge was not built on each (``streams.Fleet``): 
 random times (a Poisson process of the same mean rate), each pod's base rates drawn at its
 birth (lognormal, sigma 0.3), a 30 s scrape, and 5 % of every pod's scrapes missed; then all
 four at once (a 30 s scrape with stalls every 30 s at a fixed phase would hold one stall per
-scrape, which hides the lumps from a unit of one scrape: at random they are not hidden)."""
+scrape, which hides the lumps from a unit of one scrape: at random they are not hidden).
+The red team's fleets (``UNSEEN_2``) follow in ``REPLAY_FLEETS``, judged only when named."""
+REPLAY_FLEETS: tuple[tuple[str, Fleet], ...] = (*BENCH_FLEETS, *UNSEEN_2)
+"""Every fleet ``bench --replay --fleet`` can name: ``BENCH_FLEETS`` (the whole replay's), then
+the red team's (``UNSEEN_2``), judged only when named, so the whole run costs what it did;
+numbered in this order for their seeds (``replay_seed``), so the old fleets keep theirs."""
 FLEET_KEYS: dict[str, str] = {
     "noisy": "noisy",
     "warm": "noisy, warm canary",
@@ -525,7 +529,7 @@ FLEET_KEYS: dict[str, str] = {
     "header-slow": "header traffic to the canary, slow path",
     "unseen-2": "red team: all at once",
 }
-"""``bench --replay --fleet``'s names for ``BENCH_FLEETS``, in their order."""
+"""``bench --replay --fleet``'s names for ``REPLAY_FLEETS``, in their order."""
 BENCH_STEPS = ((0.1, 120.0), (0.3, 120.0), (0.6, 120.0))
 BENCH_SPEC: dict = {
     "interval": "10s",
@@ -598,9 +602,11 @@ def replay_benchmark(
     wanted_fleets = {FLEET_KEYS[k] for k in fleets} if fleets is not None else None
     wanted_classes = {CLASS_KEYS[k] for k in classes} if classes is not None else None
     rows = []
-    for number, (fleet_name, fleet) in enumerate(BENCH_FLEETS):
+    for number, (fleet_name, fleet) in enumerate(REPLAY_FLEETS):
         if wanted_fleets is not None and fleet_name not in wanted_fleets:
             continue
+        if wanted_fleets is None and number >= len(BENCH_FLEETS):
+            continue  # the red team's fleets: only when named
         true_phi: float | None = None
         if wanted_classes is None or wanted_classes - {AA.name}:
             sims = max(10, min(300, releases))  # a recording costs a judged release's half
@@ -631,7 +637,11 @@ def replay_benchmark(
                 row["limit_true_phi_s"] = row["limit_s"] * max(1.0, true_phi)
             rows.append(row)
             say(f"{fleet_name}, {fault.name}: {rows[-1]['rolled_back']}/{count} rolled back")
-    chosen = [(n, f) for n, f in BENCH_FLEETS if wanted_fleets is None or n in wanted_fleets]
+    chosen = [
+        (n, f)
+        for n, f in (BENCH_FLEETS if wanted_fleets is None else REPLAY_FLEETS)
+        if wanted_fleets is None or n in wanted_fleets
+    ]
     return {
         "rows": rows,
         "fleets": {name: fleet.__dict__ for name, fleet in chosen},

@@ -259,7 +259,11 @@ def simulate(
             if fleet.retries:
                 failed = min(requests, bad)
                 for _ in range(fleet.retries):  # each failure retried; some fail again
-                    again = min(failed, poisson(failed * fleet.retry_fail, rng))
+                    again = (
+                        failed
+                        if fleet.retry_fail >= 1
+                        else min(failed, poisson(failed * fleet.retry_fail, rng))
+                    )
                     requests += failed
                     bad += again
                     failed = again
