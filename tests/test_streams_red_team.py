@@ -191,3 +191,28 @@ def test_identical_canaries_of_the_red_teams_fleets_are_not_rolled_back():
             fleets[FLEET_KEYS[key]], ((0.1, 120.0), (0.3, 120.0)), bench_spec(), 10, 61
         )
         assert Tally.of(judged, None).rolled_back <= 1, key
+
+
+def test_the_canarys_pods_follow_its_weight_and_the_baselines_match_them_cold():
+    fleet = replace(QUIET, baseline_pods=1, scale_with_weight=True)
+    steps = ((0.1, 100.0), (0.3, 100.0), (0.6, 100.0))
+    recording = simulate(fleet, steps, random.Random(9))
+    born = {
+        track: sorted(round(p.exposure[0][0] // 5 * 5) for p in recording.pods if p.track == track)
+        for track in ("canary", "baseline")
+    }
+    # 4 stable pods: ceil(0.4) = 1, ceil(1.2) = 2, ceil(2.4) = 3 pods, each born at its step.
+    assert born["canary"] == born["baseline"] == [0, 100, 200]
+    newest = _pod(recording, "svc-canary-2")
+    cold = _rate(newest.events, newest.exposure, 201.0, 229.0)
+    warm = _rate(newest.events, newest.exposure, 240.0, 300.0)
+    assert cold / warm > 2.0, "the added pod starts cold"
+
+
+def test_a_loaded_pod_fails_more_of_its_requests():
+    fleet = replace(QUIET, cold_s=0.0, baseline_pods=1, capacity_rps=500.0)
+    recording = simulate(fleet, ((0.6, 600.0),), random.Random(10))
+    canary, baseline = _pod(recording, "svc-canary-0"), _pod(recording, "svc-baseline-0")
+    # 600 requests/s on the canary's pod (u 0.9 at most), 200 on the baseline's (u 0.4).
+    assert abs(canary.events[-1][1] / canary.exposure[-1][1] - 0.01 / 0.1) < 0.01
+    assert abs(baseline.events[-1][1] / baseline.exposure[-1][1] - 0.01 / 0.6) < 0.002

@@ -440,6 +440,10 @@ UNSEEN_2_NOISE: dict[str, Fleet] = {
     "log bursts of 20-50 lines": replace(_FRESH, log_burst_every_s=600.0),
     "header traffic to the canary": replace(_FRESH, header_rps=5.0, header_rate=0.03),
     "header traffic to the canary, slow path": replace(_FRESH, header_rps=5.0, header_rate=0.2),
+    "canary and baseline scaled with the weight": replace(_FRESH, scale_with_weight=True),
+    "load-bound pods, scaled with the weight": replace(
+        _FRESH, scale_with_weight=True, capacity_rps=500.0
+    ),
 }
 """The red team's noise (issue 20), one kind at a time on the noisy fleet against a fresh
 baseline, none of which the judge was built on (``streams.Fleet``): two stable pods restart
@@ -527,6 +531,8 @@ FLEET_KEYS: dict[str, str] = {
     "log-bursts": "log bursts of 20-50 lines",
     "header-traffic": "header traffic to the canary",
     "header-slow": "header traffic to the canary, slow path",
+    "weight-scaled": "canary and baseline scaled with the weight",
+    "load-bound": "load-bound pods, scaled with the weight",
     "unseen-2": "red team: all at once",
 }
 """``bench --replay --fleet``'s names for ``REPLAY_FLEETS``, in their order."""

@@ -132,6 +132,16 @@ class Fleet:
     requests with ``x-release-channel: canary``, the plan's header route, open from the
     first step); ``header_rate`` of them bad (a slower path, other endpoints)."""
     header_rate: float = 0.03
+    scale_with_weight: bool = False
+    """The canary's pods follow its weight as the product scales them
+    (``kubernetes.capacity``: at least ceil(stable pods x weight) before each step, never
+    fewer than ``canary_pods``), a fresh baseline's matched to them: the pods added join cold
+    at the step's start, on both tracks."""
+    capacity_rps: float = 0.0
+    """Requests per second a pod serves at saturation (0: load changes nothing): a pod's
+    bad-event rate is times 1 / (1 - u), u its load over this (at most 0.9): queueing pushes
+    requests past the latency cut as a pod fills. The baseline's share is below the canary's
+    above a 33 % weight (``platform.split``), and so is each of its pods' load."""
 
 
 @dataclass(frozen=True)
@@ -211,7 +221,7 @@ def simulate(
             blips.update(range(math.floor(moment), math.floor(moment + fleet.blip_s)))
             moment += rng.expovariate(1 / fleet.blip_every_s)
     recording = Recording(duration_s=duration)
-    lives = _lives(fleet, start, duration)
+    lives = _lives(fleet, start, steps)
     for life in lives:
         track = life.track
         born = life.born
@@ -235,8 +245,11 @@ def simulate(
             weight = weight_at(steps, second) if second >= 0 else 0.0
             share = _share(track, weight, fleet.baseline_pods > 0)
             pods = _alive(lives, track, second)
-            requests = poisson(_rps(fleet, second, duration) * share / pods, rng)
+            load = _rps(fleet, second, duration) * share / pods
+            requests = poisson(load, rng)
             rate = fleet.base_rate * factor * spread
+            if fleet.capacity_rps > 0:
+                rate /= 1.0 - min(0.9, load / fleet.capacity_rps)
             if cold_from is not None and 0 <= second - cold_from < fleet.cold_s:
                 rate *= fleet.cold_factor
             bad = poisson(requests * min(1.0, rate), rng)
@@ -314,9 +327,10 @@ class _Life:
     """The second its process restarts under the same name (counters from 0, cold again)."""
 
 
-def _lives(fleet: Fleet, start: float, duration: float) -> list[_Life]:
+def _lives(fleet: Fleet, start: float, steps: Sequence[tuple[float, float]]) -> list[_Life]:
     """Every pod of the release, stable's, the canary's and a fresh baseline's (in that order,
     as they were always drawn), then the pods that replace or join one mid-release."""
+    duration = sum(seconds for _, seconds in steps)
     lives: list[_Life] = []
     scaled = round(fleet.stable_pods * fleet.scale_to) if fleet.scale_at_s > 0 else None
     joining: list[tuple[str, float]] = []
@@ -343,6 +357,13 @@ def _lives(fleet: Fleet, start: float, duration: float) -> list[_Life]:
             lives.append(_Life(f"{prefix}-{index}", track, born, died, cold, restart))
     if scaled is not None:
         joining += [("stable", math.floor(fleet.scale_at_s))] * max(0, scaled - fleet.stable_pods)
+    if fleet.scale_with_weight:
+        elapsed, have = 0.0, fleet.canary_pods
+        for weight, seconds in steps:
+            wanted = max(fleet.canary_pods, math.ceil(fleet.stable_pods * weight - 1e-9))
+            for track in ("canary", "baseline") if fleet.baseline_pods else ("canary",):
+                joining += [(track, math.floor(elapsed))] * max(0, wanted - have)
+            have, elapsed = max(have, wanted), elapsed + seconds
     numbers = {"stable": fleet.stable_pods, "canary": fleet.canary_pods}
     numbers["baseline"] = fleet.baseline_pods
     for track, born in joining:
