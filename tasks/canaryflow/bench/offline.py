@@ -440,10 +440,6 @@ UNSEEN_2_NOISE: dict[str, Fleet] = {
     "log bursts of 20-50 lines": replace(_FRESH, log_burst_every_s=600.0),
     "header traffic to the canary": replace(_FRESH, header_rps=5.0, header_rate=0.03),
     "header traffic to the canary, slow path": replace(_FRESH, header_rps=5.0, header_rate=0.2),
-    "canary and baseline scaled with the weight": replace(_FRESH, scale_with_weight=True),
-    "load-bound pods, scaled with the weight": replace(
-        _FRESH, scale_with_weight=True, capacity_rps=500.0
-    ),
 }
 """The red team's noise (issue 20), one kind at a time on the noisy fleet against a fresh
 baseline, none of which the judge was built on (``streams.Fleet``): two stable pods restart
@@ -454,6 +450,23 @@ deployment scaled to 6 pods (3 new, cold) or to 2 at 150 s; traffic ramped to tw
 twice on its pod (each retry fails again half the time); each pod bursting 20-50 matching log
 lines at once about every 10 min; 5 requests/s of QA's header traffic (5 % of the canary's
 requests at the first step) reaching only the canary, 3 % of them bad."""
+UNSEEN_2_LATER: dict[str, Fleet] = {
+    "canary and baseline scaled with the weight": replace(_FRESH, scale_with_weight=True),
+    "load-bound pods, scaled with the weight": replace(
+        _FRESH, scale_with_weight=True, capacity_rps=500.0
+    ),
+    "the canary's pod restarts, against stable": replace(
+        NOISY_FLEET, restart_at_s=150.0, restart_track="canary"
+    ),
+    "canary scaled with the weight, against stable": replace(NOISY_FLEET, scale_with_weight=True),
+}
+"""Found after the first runs (after ``UNSEEN_2_NOISE`` and the fleet of all at once, whose
+seeds they keep): the canary's capacity following its weight as the product scales it (the
+added pods of both tracks cold at their step's start), those pods load-bound (times
+1 / (1 - u) of their base rate at a load u of 500 requests/s: the split gives the baseline a
+third of the canary's load per pod at 60 %), and two of them judged against stable (a
+router without a three-way split): the canary's pod restarted at 150 s, and its pods scaled
+with the weight while stable's are warm."""
 UNSEEN_2: tuple[tuple[str, Fleet], ...] = (
     *UNSEEN_2_NOISE.items(),
     (
@@ -472,6 +485,7 @@ UNSEEN_2: tuple[tuple[str, Fleet], ...] = (
             header_rps=5.0,
         ),
     ),
+    *UNSEEN_2_LATER.items(),
 )
 BENCH_FLEETS: tuple[tuple[str, Fleet], ...] = (
     ("noisy", replace(NOISY_FLEET, baseline_pods=1)),
@@ -531,9 +545,11 @@ FLEET_KEYS: dict[str, str] = {
     "log-bursts": "log bursts of 20-50 lines",
     "header-traffic": "header traffic to the canary",
     "header-slow": "header traffic to the canary, slow path",
+    "unseen-2": "red team: all at once",
     "weight-scaled": "canary and baseline scaled with the weight",
     "load-bound": "load-bound pods, scaled with the weight",
-    "unseen-2": "red team: all at once",
+    "canary-restart-vs-stable": "the canary's pod restarts, against stable",
+    "weight-scaled-vs-stable": "canary scaled with the weight, against stable",
 }
 """``bench --replay --fleet``'s names for ``REPLAY_FLEETS``, in their order."""
 BENCH_STEPS = ((0.1, 120.0), (0.3, 120.0), (0.6, 120.0))
