@@ -459,6 +459,9 @@ UNSEEN_2_LATER: dict[str, Fleet] = {
         NOISY_FLEET, restart_at_s=150.0, restart_track="canary"
     ),
     "canary scaled with the weight, against stable": replace(NOISY_FLEET, scale_with_weight=True),
+    "log bursts of 100-200 lines every 2 min": replace(
+        _FRESH, log_burst_every_s=120.0, log_burst_lines=(100, 200)
+    ),
 }
 """Found after the first runs (after ``UNSEEN_2_NOISE`` and the fleet of all at once, whose
 seeds they keep): the canary's capacity following its weight as the product scales it (the
@@ -466,7 +469,8 @@ added pods of both tracks cold at their step's start), those pods load-bound (ti
 1 / (1 - u) of their base rate at a load u of 500 requests/s: the split gives the baseline a
 third of the canary's load per pod at 60 %), and two of them judged against stable (a
 router without a three-way split): the canary's pod restarted at 150 s, and its pods scaled
-with the weight while stable's are warm."""
+with the weight while stable's are warm; and log bursts five times as large and five times as
+frequent as ``UNSEEN_2_NOISE``'s (100-200 lines about every 2 min a pod)."""
 UNSEEN_2: tuple[tuple[str, Fleet], ...] = (
     *UNSEEN_2_NOISE.items(),
     (
@@ -550,6 +554,7 @@ FLEET_KEYS: dict[str, str] = {
     "load-bound": "load-bound pods, scaled with the weight",
     "canary-restart-vs-stable": "the canary's pod restarts, against stable",
     "weight-scaled-vs-stable": "canary scaled with the weight, against stable",
+    "log-bursts-big": "log bursts of 100-200 lines every 2 min",
 }
 """``bench --replay --fleet``'s names for ``REPLAY_FLEETS``, in their order."""
 BENCH_STEPS = ((0.1, 120.0), (0.3, 120.0), (0.6, 120.0))
