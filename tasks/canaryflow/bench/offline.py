@@ -445,7 +445,7 @@ UNSEEN_2_NOISE: dict[str, Fleet] = {
 baseline, none of which the judge was built on (``streams.Fleet``): two stable pods restart
 (at 120 s and 180 s, their counters from 0, cold 30 s and refilling their pools); a node
 drain replaces all four stable pods by new names, one a minute from 60 s; the stable
-deployment scaled to 6 pods (3 new, cold) or to 2 at 150 s; traffic ramped to twice (with a
+deployment scaled to 6 pods (2 new, cold) or to 2 at 150 s; traffic ramped to twice (with a
 30 s spike of three times at 200 s) or to half over the release; every failed request retried
 twice on its pod (each retry fails again half the time); each pod bursting 20-50 matching log
 lines at once about every 10 min; 5 requests/s of QA's header traffic (5 % of the canary's
