@@ -25,6 +25,7 @@ from canaryflow.bench.offline import (
     BENCH_FLEETS,
     CLASS_KEYS,
     FLEET_KEYS,
+    REPLAY_FLEETS,
     FaultClass,
     Judged,
     Tally,
@@ -385,7 +386,7 @@ def test_a_chosen_class_replays_the_first_releases_of_the_whole_runs():
 
 
 def test_every_fleet_and_class_has_a_name_on_the_command_line():
-    assert list(FLEET_KEYS.values()) == [name for name, _ in BENCH_FLEETS]
+    assert list(FLEET_KEYS.values()) == [name for name, _ in REPLAY_FLEETS]
     assert list(CLASS_KEYS.values()) == [fault.name for fault in (AA, *BENCH_FAULTS)]
 
 

@@ -417,6 +417,80 @@ STEADY_FLEET = replace(NOISY_FLEET, stall_every_s=0.0, blip_every_s=0.0)
 """The same without stalls or blips: requests independent, the judge's model exact."""
 WARM_FLEET = replace(NOISY_FLEET, cold_s=0.0, pool_size=0)
 """The noisy fleet with a canary that starts warm (no cold start, no pool to fill)."""
+_FRESH = replace(NOISY_FLEET, baseline_pods=1)
+UNSEEN_2_NOISE: dict[str, Fleet] = {
+    "2 stable pods restart (same names)": replace(
+        _FRESH, restart_at_s=120.0, restart_pods=2, restart_gap_s=60.0
+    ),
+    "node drain: stable pods replaced": replace(
+        _FRESH, restart_at_s=60.0, restart_pods=4, restart_gap_s=60.0, restart_renamed=True
+    ),
+    "the canary's pod restarts": replace(_FRESH, restart_at_s=150.0, restart_track="canary"),
+    "the canary's pod replaced": replace(
+        _FRESH, restart_at_s=150.0, restart_track="canary", restart_renamed=True
+    ),
+    "the baseline's pod restarts": replace(_FRESH, restart_at_s=150.0, restart_track="baseline"),
+    "stable scaled out +50 %": replace(_FRESH, scale_at_s=150.0, scale_to=1.5),
+    "stable scaled in -50 %": replace(_FRESH, scale_at_s=150.0, scale_to=0.5),
+    "traffic x2 over the release, x3 spike": replace(
+        _FRESH, traffic_end=2.0, spike_at_s=200.0, spike_s=30.0, spike_factor=3.0
+    ),
+    "traffic x0.5 over the release": replace(_FRESH, traffic_end=0.5),
+    "clients retry failures twice": replace(_FRESH, retries=2, retry_fail=0.5),
+    "log bursts of 20-50 lines": replace(_FRESH, log_burst_every_s=600.0),
+    "header traffic to the canary": replace(_FRESH, header_rps=5.0, header_rate=0.03),
+    "header traffic to the canary, slow path": replace(_FRESH, header_rps=5.0, header_rate=0.2),
+}
+"""The red team's noise (issue 20), one kind at a time on the noisy fleet against a fresh
+baseline, none of which the judge was built on (``streams.Fleet``): two stable pods restart
+(at 120 s and 180 s, their counters from 0, cold 30 s and refilling their pools); a node
+drain replaces all four stable pods by new names, one a minute from 60 s; the stable
+deployment scaled to 6 pods (2 new, cold) or to 2 at 150 s; traffic ramped to twice (with a
+30 s spike of three times at 200 s) or to half over the release; every failed request retried
+twice on its pod (each retry fails again half the time); each pod bursting 20-50 matching log
+lines at once about every 10 min; 5 requests/s of QA's header traffic (5 % of the canary's
+requests at the first step) reaching only the canary, 3 % of them bad."""
+UNSEEN_2_LATER: dict[str, Fleet] = {
+    "canary and baseline scaled with the weight": replace(_FRESH, scale_with_weight=True),
+    "load-bound pods, scaled with the weight": replace(
+        _FRESH, scale_with_weight=True, capacity_rps=500.0
+    ),
+    "the canary's pod restarts, against stable": replace(
+        NOISY_FLEET, restart_at_s=150.0, restart_track="canary"
+    ),
+    "canary scaled with the weight, against stable": replace(NOISY_FLEET, scale_with_weight=True),
+    "log bursts of 100-200 lines every 2 min": replace(
+        _FRESH, log_burst_every_s=120.0, log_burst_lines=(100, 200)
+    ),
+}
+"""Found after the first runs (after ``UNSEEN_2_NOISE`` and the fleet of all at once, whose
+seeds they keep): the canary's capacity following its weight as the product scales it (the
+added pods of both tracks cold at their step's start), those pods load-bound (times
+1 / (1 - u) of their base rate at a load u of 500 requests/s: the split gives the baseline a
+third of the canary's load per pod at 60 %), and two of them judged against stable (a
+router without a three-way split): the canary's pod restarted at 150 s, and its pods scaled
+with the weight while stable's are warm; and log bursts five times as large and five times as
+frequent as ``UNSEEN_2_NOISE``'s (100-200 lines about every 2 min a pod)."""
+UNSEEN_2: tuple[tuple[str, Fleet], ...] = (
+    *UNSEEN_2_NOISE.items(),
+    (
+        "red team: all at once",
+        replace(
+            _FRESH,
+            restart_at_s=120.0,
+            restart_pods=2,
+            restart_renamed=True,
+            scale_at_s=150.0,
+            scale_to=1.5,
+            traffic_end=2.0,
+            spike_at_s=200.0,
+            retries=2,
+            log_burst_every_s=600.0,
+            header_rps=5.0,
+        ),
+    ),
+    *UNSEEN_2_LATER.items(),
+)
 BENCH_FLEETS: tuple[tuple[str, Fleet], ...] = (
     ("noisy", replace(NOISY_FLEET, baseline_pods=1)),
     ("noisy, warm canary", replace(WARM_FLEET, baseline_pods=1)),
@@ -446,7 +520,12 @@ noisy fleet with one noise the judge was not built on each (``streams.Fleet``): 
 random times (a Poisson process of the same mean rate), each pod's base rates drawn at its
 birth (lognormal, sigma 0.3), a 30 s scrape, and 5 % of every pod's scrapes missed; then all
 four at once (a 30 s scrape with stalls every 30 s at a fixed phase would hold one stall per
-scrape, which hides the lumps from a unit of one scrape: at random they are not hidden)."""
+scrape, which hides the lumps from a unit of one scrape: at random they are not hidden).
+The red team's fleets (``UNSEEN_2``) follow in ``REPLAY_FLEETS``, judged only when named."""
+REPLAY_FLEETS: tuple[tuple[str, Fleet], ...] = (*BENCH_FLEETS, *UNSEEN_2)
+"""Every fleet ``bench --replay --fleet`` can name: ``BENCH_FLEETS`` (the whole replay's), then
+the red team's (``UNSEEN_2``), judged only when named, so the whole run costs what it did;
+numbered in this order for their seeds (``replay_seed``), so the old fleets keep theirs."""
 FLEET_KEYS: dict[str, str] = {
     "noisy": "noisy",
     "warm": "noisy, warm canary",
@@ -457,8 +536,27 @@ FLEET_KEYS: dict[str, str] = {
     "scrape-30s": "noisy, 30 s scrape",
     "missed-scrapes": "noisy, 5 % of scrapes missed",
     "all-unseen": "noisy, all four",
+    "restarts": "2 stable pods restart (same names)",
+    "node-drain": "node drain: stable pods replaced",
+    "canary-restart": "the canary's pod restarts",
+    "canary-replaced": "the canary's pod replaced",
+    "baseline-restart": "the baseline's pod restarts",
+    "scale-out": "stable scaled out +50 %",
+    "scale-in": "stable scaled in -50 %",
+    "traffic-up": "traffic x2 over the release, x3 spike",
+    "traffic-down": "traffic x0.5 over the release",
+    "retries": "clients retry failures twice",
+    "log-bursts": "log bursts of 20-50 lines",
+    "header-traffic": "header traffic to the canary",
+    "header-slow": "header traffic to the canary, slow path",
+    "unseen-2": "red team: all at once",
+    "weight-scaled": "canary and baseline scaled with the weight",
+    "load-bound": "load-bound pods, scaled with the weight",
+    "canary-restart-vs-stable": "the canary's pod restarts, against stable",
+    "weight-scaled-vs-stable": "canary scaled with the weight, against stable",
+    "log-bursts-big": "log bursts of 100-200 lines every 2 min",
 }
-"""``bench --replay --fleet``'s names for ``BENCH_FLEETS``, in their order."""
+"""``bench --replay --fleet``'s names for ``REPLAY_FLEETS``, in their order."""
 BENCH_STEPS = ((0.1, 120.0), (0.3, 120.0), (0.6, 120.0))
 BENCH_SPEC: dict = {
     "interval": "10s",
@@ -531,9 +629,11 @@ def replay_benchmark(
     wanted_fleets = {FLEET_KEYS[k] for k in fleets} if fleets is not None else None
     wanted_classes = {CLASS_KEYS[k] for k in classes} if classes is not None else None
     rows = []
-    for number, (fleet_name, fleet) in enumerate(BENCH_FLEETS):
+    for number, (fleet_name, fleet) in enumerate(REPLAY_FLEETS):
         if wanted_fleets is not None and fleet_name not in wanted_fleets:
             continue
+        if wanted_fleets is None and number >= len(BENCH_FLEETS):
+            continue  # the red team's fleets: only when named
         true_phi: float | None = None
         if wanted_classes is None or wanted_classes - {AA.name}:
             sims = max(10, min(300, releases))  # a recording costs a judged release's half
@@ -564,7 +664,11 @@ def replay_benchmark(
                 row["limit_true_phi_s"] = row["limit_s"] * max(1.0, true_phi)
             rows.append(row)
             say(f"{fleet_name}, {fault.name}: {rows[-1]['rolled_back']}/{count} rolled back")
-    chosen = [(n, f) for n, f in BENCH_FLEETS if wanted_fleets is None or n in wanted_fleets]
+    chosen = [
+        (n, f)
+        for n, f in (BENCH_FLEETS if wanted_fleets is None else REPLAY_FLEETS)
+        if wanted_fleets is None or n in wanted_fleets
+    ]
     return {
         "rows": rows,
         "fleets": {name: fleet.__dict__ for name, fleet in chosen},

@@ -86,6 +86,62 @@ class Fleet:
     baseline's) is as likely: the steady lines, the stalls' and blips' lines, a baseline's
     pool's refused dials. 0: a reference that logs nothing, so the canary's lines (times
     ``log_factor``) are a new error only it writes (issue 20)."""
+    # Noise the judge was not built on (issue 20, the red team's): each off by default, and
+    # off, it draws nothing, so a fleet without it replays exactly as before.
+    restart_at_s: float = 0.0
+    """Second of the release at which the first pod of ``restart_track`` restarts (0: none;
+    an OOM kill, a liveness probe, the node's kernel update): its counters start again from 0
+    and its new process is cold as a new pod is (``cold_s``, ``cold_factor``, its pool
+    refilled)."""
+    restart_pods: int = 1
+    """How many of the track's pods restart, one every ``restart_gap_s`` from ``restart_at_s``."""
+    restart_track: str = "stable"
+    """Whose pods restart: "stable", or "canary" or "baseline" (the same version as before,
+    its pod restarted or drained by the platform, not by a fault of its own)."""
+    restart_gap_s: float = 60.0
+    restart_renamed: bool = False
+    """A restarted pod comes back under a new name (a rolling node drain replaces it: the old
+    pod's series end, Prometheus marks them stale, a new pod's start from 0), not as the same
+    pod with its counters reset (a container restart)."""
+    scale_at_s: float = 0.0
+    """Second of the release at which stable's pods are scaled (0: never) to ``scale_to``
+    times as many (an HPA): new pods join cold (as ``restart_at_s``'s), pods scaled in vanish
+    (their series end), and the stable track's requests are spread over the pods alive."""
+    scale_to: float = 1.0
+    traffic_end: float = 1.0
+    """The service's requests per second at the release's end, times ``rps``, ramped linearly
+    from ``rps`` at its start (2: the morning's climb; 0.5: the evening's fall)."""
+    spike_at_s: float = 0.0
+    """Second of the release at which traffic jumps ``spike_factor`` times for ``spike_s``
+    (0: none; a marketing push, a client's batch job), on every pod of every track."""
+    spike_s: float = 30.0
+    spike_factor: float = 3.0
+    retries: int = 0
+    """Times a client retries a failed request on the same pod (keep-alive connection); each
+    retry fails again with chance ``retry_fail`` (the cause persists) and is a request and,
+    failed, a bad event of its own: errors come in correlated groups."""
+    retry_fail: float = 0.5
+    log_burst_every_s: float = 0.0
+    """Mean seconds between a pod's log bursts (0: none): at once, ``log_burst_lines`` lines
+    matching the default patterns (every connection of a pool redialling a restarted
+    dependency, each refused and logged), at random times, on every pod of both tracks (times
+    ``log_factor`` / ``stable_log_factor`` as likely, as its other lines)."""
+    log_burst_lines: tuple[int, int] = (20, 50)
+    header_rps: float = 0.0
+    """Requests per second that reach only the canary's pods, whatever the weight (QA's
+    requests with ``x-release-channel: canary``, the plan's header route, open from the
+    first step); ``header_rate`` of them bad (a slower path, other endpoints)."""
+    header_rate: float = 0.03
+    scale_with_weight: bool = False
+    """The canary's pods follow its weight as the product scales them
+    (``kubernetes.capacity``: at least ceil(stable pods x weight) before each step, never
+    fewer than ``canary_pods``), a fresh baseline's matched to them: the pods added join cold
+    at the step's start, on both tracks."""
+    capacity_rps: float = 0.0
+    """Requests per second a pod serves at saturation (0: load changes nothing): a pod's
+    bad-event rate is times 1 / (1 - u), u its load over this (at most 0.9): queueing pushes
+    requests past the latency cut as a pod fills. The baseline's share is below the canary's
+    above a 33 % weight (``platform.split``), and so is each of its pods' load."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +152,9 @@ class Pod:
     exposure: tuple[tuple[float, float], ...]
     lines: tuple[tuple[float, str], ...] = ()
     """Log lines matching the default patterns: (second written, text)."""
+    gone_s: float | None = None
+    """When the pod went away (scaled in, replaced): Prometheus marks its series stale then,
+    and no query sees them after. None: alive to the end."""
 
 
 @dataclass
@@ -162,21 +221,14 @@ def simulate(
             blips.update(range(math.floor(moment), math.floor(moment + fleet.blip_s)))
             moment += rng.expovariate(1 / fleet.blip_every_s)
     recording = Recording(duration_s=duration)
-    tracks = [("stable", i) for i in range(fleet.stable_pods)]
-    tracks += [("canary", i) for i in range(fleet.canary_pods)]
-    tracks += [("baseline", i) for i in range(fleet.baseline_pods)]
-    pods_of = {
-        "stable": fleet.stable_pods,
-        "canary": fleet.canary_pods,
-        "baseline": fleet.baseline_pods,
-    }
-    for track, index in tracks:
-        born = start if track == "stable" else 0.0
+    lives = _lives(fleet, start, steps)
+    for life in lives:
+        track = life.track
+        born = life.born
         phase = rng.uniform(0, fleet.stall_every_s) if fleet.stall_every_s else 0.0
         offset = rng.uniform(0, fleet.scrape_s)
         stalls = _random_stalls(fleet, born, duration, rng) if fleet.stall_random else None
         spread = _spread(fleet.pod_spread, rng)
-        pods = pods_of[track]
         factor = canary_factor if track == "canary" else 1.0
         events = exposure = dialled = 0
         scrape = born + offset
@@ -184,15 +236,27 @@ def simulate(
         lines: list[tuple[float, str]] = []
         lines_factor = log_factor if track == "canary" else fleet.stable_log_factor
         log_rate = fleet.log_rate * lines_factor * spread
+        cold_from = life.cold_from
         second = math.floor(born)
-        while second < duration:
+        while second < life.died:
+            if second == life.restart:  # the same pod, a new process: counters from 0
+                events = exposure = dialled = 0
+                cold_from = second
             weight = weight_at(steps, second) if second >= 0 else 0.0
             share = _share(track, weight, fleet.baseline_pods > 0)
-            requests = poisson(fleet.rps * share / pods, rng)
+            pods = _alive(lives, track, second)
+            load = _rps(fleet, second, duration) * share / pods
+            requests = poisson(load, rng)
             rate = fleet.base_rate * factor * spread
-            if track != "stable" and second < fleet.cold_s:
+            if fleet.capacity_rps > 0:
+                rate /= 1.0 - min(0.9, load / fleet.capacity_rps)
+            if cold_from is not None and 0 <= second - cold_from < fleet.cold_s:
                 rate *= fleet.cold_factor
             bad = poisson(requests * min(1.0, rate), rng)
+            if track == "canary" and fleet.header_rps > 0 and second >= 0:
+                header = poisson(fleet.header_rps / fleet.canary_pods, rng)
+                requests += header
+                bad += poisson(header * min(1.0, fleet.header_rate * factor), rng)
             lumped = 0
             if stalls is not None:
                 stalled = second in stalls
@@ -205,32 +269,123 @@ def simulate(
             if second in blips:
                 lumped += poisson(requests * fleet.blip_share, rng)
             bad += lumped
+            if fleet.retries:
+                failed = min(requests, bad)
+                for _ in range(fleet.retries):  # each failure retried; some fail again
+                    again = (
+                        failed
+                        if fleet.retry_fail >= 1
+                        else min(failed, poisson(failed * fleet.retry_fail, rng))
+                    )
+                    requests += failed
+                    bad += again
+                    failed = again
             if second >= 0:  # log lines only from the release on: what the judge reads
                 texts = ["connection refused"] * poisson(requests * log_rate, rng)
                 texts += ["context deadline exceeded"] * poisson(
                     lumped * fleet.stall_log_share * lines_factor, rng
                 )
-                if track != "stable" and dialled < fleet.pool_size:
+                if cold_from is not None and dialled < fleet.pool_size:
                     dials = min(requests, fleet.pool_size - dialled)
                     dialled += dials
                     chance = min(1.0, fleet.pool_refused * lines_factor)
                     refused = sum(rng.random() < chance for _ in range(dials))
                     texts += ["dial: connection refused, retrying"] * refused
+                if fleet.log_burst_every_s > 0 and rng.random() < min(
+                    1.0, lines_factor / fleet.log_burst_every_s
+                ):
+                    low, high = fleet.log_burst_lines
+                    texts += ["redial: connection refused"] * rng.randint(low, high)
                 lines += [(second + rng.random(), text) for text in texts]
             events += min(requests, bad)
             exposure += requests
             second += 1
-            while scrape <= second and scrape < duration:
+            while scrape <= second and scrape < min(duration, life.died):
                 if not (fleet.scrape_miss and rng.random() < fleet.scrape_miss):
                     event_points.append((scrape, float(events)))
                     exposure_points.append((scrape, float(exposure)))
                 scrape += fleet.scrape_s
-        name = f"{'svc' if track == 'stable' else f'svc-{track}'}-{index}"
         lines.sort()
+        gone = life.died if life.died < duration else None
         recording.pods.append(
-            Pod(name, track, tuple(event_points), tuple(exposure_points), tuple(lines))
+            Pod(life.name, track, tuple(event_points), tuple(exposure_points), tuple(lines), gone)
         )
     return recording
+
+
+@dataclass(frozen=True)
+class _Life:
+    """One pod from its birth to its going: where its process restarts, when it starts cold."""
+
+    name: str
+    track: str
+    born: float
+    died: float
+    cold_from: float | None
+    """When its process started cold (None: warm long before the release, stable's own)."""
+    restart: float | None = None
+    """The second its process restarts under the same name (counters from 0, cold again)."""
+
+
+def _lives(fleet: Fleet, start: float, steps: Sequence[tuple[float, float]]) -> list[_Life]:
+    """Every pod of the release, stable's, the canary's and a fresh baseline's (in that order,
+    as they were always drawn), then the pods that replace or join one mid-release."""
+    duration = sum(seconds for _, seconds in steps)
+    lives: list[_Life] = []
+    scaled = round(fleet.stable_pods * fleet.scale_to) if fleet.scale_at_s > 0 else None
+    joining: list[tuple[str, float]] = []
+    for track, pods in (
+        ("stable", fleet.stable_pods),
+        ("canary", fleet.canary_pods),
+        ("baseline", fleet.baseline_pods),
+    ):
+        born, cold = (start, None) if track == "stable" else (0.0, 0.0)
+        prefix = "svc" if track == "stable" else f"svc-{track}"
+        for index in range(pods):
+            died, restart = duration, None
+            if fleet.restart_at_s > 0 and track == fleet.restart_track:
+                at = math.floor(fleet.restart_at_s + index * fleet.restart_gap_s)
+                if index >= fleet.restart_pods:
+                    pass
+                elif fleet.restart_renamed:
+                    died = at
+                    joining.append((track, at))
+                else:
+                    restart = at
+            if track == "stable" and scaled is not None and index >= scaled:
+                died = min(died, math.floor(fleet.scale_at_s))
+            lives.append(_Life(f"{prefix}-{index}", track, born, died, cold, restart))
+    if scaled is not None:
+        joining += [("stable", math.floor(fleet.scale_at_s))] * max(0, scaled - fleet.stable_pods)
+    if fleet.scale_with_weight:
+        elapsed, have = 0.0, fleet.canary_pods
+        for weight, seconds in steps:
+            wanted = max(fleet.canary_pods, math.ceil(fleet.stable_pods * weight - 1e-9))
+            for track in ("canary", "baseline") if fleet.baseline_pods else ("canary",):
+                joining += [(track, math.floor(elapsed))] * max(0, wanted - have)
+            have, elapsed = max(have, wanted), elapsed + seconds
+    numbers = {"stable": fleet.stable_pods, "canary": fleet.canary_pods}
+    numbers["baseline"] = fleet.baseline_pods
+    for track, born in joining:
+        prefix = "svc" if track == "stable" else f"svc-{track}"
+        lives.append(_Life(f"{prefix}-{numbers[track]}", track, born, duration, born))
+        numbers[track] += 1
+    return lives
+
+
+def _alive(lives: Sequence[_Life], track: str, second: float) -> int:
+    """The pods of ``track`` serving at ``second``, among which the router spreads its share."""
+    return max(1, sum(1 for x in lives if x.track == track and x.born <= second < x.died))
+
+
+def _rps(fleet: Fleet, second: float, duration: float) -> float:
+    """The service's requests per second at ``second``: ramped (``traffic_end``) and spiked."""
+    rps = fleet.rps
+    if fleet.traffic_end != 1.0 and second > 0 and duration > 0:
+        rps *= 1.0 + (fleet.traffic_end - 1.0) * min(1.0, second / duration)
+    if fleet.spike_at_s > 0 and fleet.spike_at_s <= second < fleet.spike_at_s + fleet.spike_s:
+        rps *= fleet.spike_factor
+    return rps
 
 
 def _random_stalls(fleet: Fleet, born: float, duration: float, rng: random.Random) -> set[int]:
@@ -319,8 +474,8 @@ class RecordedSource:
 
     def _last(self, pod: Pod, role: str, at: float) -> tuple[float, float] | None:
         index = bisect.bisect_right(self._times[(pod.name, role)], at) - 1
-        if index < 0:
-            return None
+        if index < 0 or (pod.gone_s is not None and at >= pod.gone_s):
+            return None  # not yet scraped, or gone: its series marked stale
         point = getattr(pod, role)[index]
         return point if point[0] > at - LOOKBACK_S else None
 
