@@ -253,6 +253,26 @@ def test_only_the_canary_fills_a_pool_and_a_stall_logs_on_its_own_pod():
         assert times and len({int(t) % 30 for t in times}) <= 2
 
 
+def test_stables_pods_log_before_the_release_as_they_serve_and_the_others_from_their_birth():
+    # A live stable pod logs before a release: its first unit's lines, counted from its last
+    # scrape before the start, are as many as its requests there say (issue 20: without them
+    # the first unit's X² per degree of freedom was 27.9 on the 30 s scrape, about 5 later).
+    fleet = Fleet(stable_pods=2, baseline_pods=1, rps=400.0, blip_every_s=0.0, stall_every_s=0.0)
+    fleet = replace(fleet, log_rate=0.05)
+    pods = simulate(fleet, STEPS, random.Random(7)).pods
+    for pod in pods:
+        before = [t for t, _ in pod.lines if t < 0]
+        if pod.track != "stable":
+            assert before == [], f"{pod.name} is born at the release"
+            continue
+        assert min(before) >= -fleet.history_s
+        # Up to its last scrape before the start: its requests there times the line rate.
+        scraped, served = max((t, n) for t, n in pod.exposure if t < 0)
+        written = sum(1 for t in before if t < scraped)
+        expected = served * fleet.log_rate
+        assert abs(written - expected) <= 4 * math.sqrt(expected)
+
+
 def test_a_reference_that_logs_nothing_leaves_the_canarys_lines_its_own():
     fleet = Fleet(
         stable_pods=2,
@@ -439,7 +459,7 @@ def _stall_starts(recording) -> dict[str, list[int]]:
     """Each pod's stalled seconds that follow a second without a stall."""
     starts = {}
     for pod in recording.pods:
-        seconds = sorted({int(t) for t, _ in pod.lines})
+        seconds = sorted({math.floor(t) for t, _ in pod.lines})  # stable's before 0 too
         starts[pod.name] = [s for s in seconds if s - 1 not in seconds]
     return starts
 

@@ -192,6 +192,33 @@ def test_the_30s_scrape_boundary_canaries_failed_on_a_phi_of_no_degrees_of_freed
     )
 
 
+ONE_UNIT_RELEASES = (75, 94, 288, 295)
+"""Of ``judge_many(noisy, stalls at random, BENCH_STEPS, bench_spec(), 300, 7004,
+log_factor=2.0)``: canaries at the gate's boundary against a one-pod fresh baseline, rolled back
+20 s in, at the stable fleet's first unit: its four pods' 3 degrees of freedom, all of the same
+15 s, with phi 1 to 11 where the fleet's stalls give 40 to 140 over a minute (BENCHMARKS.md,
+"One unit's phi")."""
+
+
+def test_a_one_pod_baseline_with_a_lumpy_fleet_does_not_fail_on_one_unit_of_the_fleets_pods():
+    name = "noisy, stalls at random"
+    fleet = dict(BENCH_FLEETS)[name]
+    assert fleet.baseline_pods == 1 and fleet.stable_pods == 4, "a one-pod baseline, 4 fleet pods"
+    spec = bench_spec()
+    warmup = spec.warmup_for(fleet.scrape_s, True)
+    served = with_warmup(BENCH_STEPS, warmup)
+    rng = random.Random(7000 + [n for n, _ in BENCH_FLEETS].index(name))
+    judged = {}
+    for number in range(max(ONE_UNIT_RELEASES) + 1):
+        recording = simulate(fleet, served, rng, 1.0, 2.0)  # judge_many's order of draws
+        if number in ONE_UNIT_RELEASES:
+            judged[number] = judge_release(recording, BENCH_STEPS, spec, True, True, warmup)
+
+    assert {n: j.outcome for n, j in judged.items()} == dict.fromkeys(
+        ONE_UNIT_RELEASES, Outcome.PASS
+    )
+
+
 def test_evidence_piled_up_past_what_a_float_holds_is_still_judged_and_shown():
     # Thousands of canary lines while two of four stable pods were scraped: the gate waits for
     # its degrees of freedom, then fails, its evidence (e^1000s) shown as a power of e.

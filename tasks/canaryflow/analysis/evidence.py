@@ -138,7 +138,9 @@ test at level alpha (the evidence is an e-process at any stopping time): the pri
 time only."""
 DISPERSION_WAIT_UNITS = 2
 """Units of stable's pods a comparing logs gate waits at most for ``DISPERSION_DOF`` before it
-fails on the degrees of freedom it has: the release's first unit and one more. A unit lasts
+fails on the degrees of freedom it has: the release's first unit and one more, whatever the
+first unit's degrees of freedom (one unit's pods share its seconds, ``awaits_dispersion``:
+where the reference has two pods or more, this bound is the whole wait). A unit lasts
 ``unit_span_s``, a scrape interval (learnt from the gate's request counters' samples at its
 first look, ``scrape_reads``; 15 s until it is known) and at least a look, so each pod of the
 reference is scraped about once in each: four pods give the 3 degrees of freedom in the first
@@ -1268,12 +1270,17 @@ class SequentialGate:
         if evidence >= math.log(1 / self.alpha) and self.awaits_dispersion:
             left = DISPERSION_WAIT_UNITS if self.reference_pods_read >= 2 else 1
             left -= self.units_seen
+            rests = (
+                f"{test.dof:g} {'degree' if test.dof == 1 else 'degrees'} of freedom of "
+                f"stable's pods: waiting for {DISPERSION_DOF:g} (at most"
+                if test.dof < DISPERSION_DOF
+                else f"{test.dof:g} degrees of freedom of one unit of stable's pods, the same "
+                "seconds: waiting for another (at most"
+            )
             return Judgement(
                 Outcome.COLLECTING,
                 f"{shown}: evidence {shown_e_value(evidence)} ≥ {1 / self.alpha:.3g}, but the "
-                f"over-dispersion rests on {test.dof:g} "
-                f"{'degree' if test.dof == 1 else 'degrees'} of freedom of stable's pods: "
-                f"waiting for {DISPERSION_DOF:g} (at most {left} more "
+                f"over-dispersion rests on {rests} {left} more "
                 f"{'unit' if left == 1 else 'units'} of {self.unit_span_s:g}s) before judging",
                 detail=detail,
                 **numbers,
@@ -1315,16 +1322,21 @@ class SequentialGate:
     @property
     def awaits_dispersion(self) -> bool:
         """A comparing logs gate waits to fail while its over-dispersion rests on fewer than
-        ``DISPERSION_DOF`` degrees of freedom (history and units alike) and its reference can
-        still give them: it has at least two pods (``reference_pods_read``) and fewer than
-        ``DISPERSION_WAIT_UNITS`` units were seen. With none seen and no degrees of freedom
-        at all it waits whatever the pods (the over-dispersion is unknown, not 1); a
-        reference of one pod, which never gives any (a unit needs two pods), then fails after
-        that first unit, as before, and so does a gate whose wait ran out, on the phi it has
-        (a stable that logs nothing leaves it at 1: nothing lumpy was seen). Waiting before
-        failing is still a test at level alpha (the evidence is an e-process at any stopping
-        time); it only costs catch time."""
-        if not self.counted_at_look or self.test.dof >= DISPERSION_DOF:
+        ``DISPERSION_WAIT_UNITS`` units and its reference (or the fleet phi is learnt from)
+        can give more: it has at least two pods (``reference_pods_read``). Not only until
+        ``DISPERSION_DOF`` degrees of freedom: four pods give those in one unit, but a unit's
+        pods share its seconds, so one quiet unit (no pod stalled in its 15 or 30 s) reads
+        phi 1 on 3 degrees of freedom of a fleet whose stalls are lumpy, and a canary's stall
+        then failed it: on the replay with stable's lines before the release, 5 of 300
+        boundary canaries (lines x2) with stalls at random and 10 of 300 on the 30 s scrape,
+        most at the first unit (BENCHMARKS.md, "One unit's phi", issue 20). With none seen
+        and no degrees of freedom at all it waits whatever the pods (the over-dispersion is
+        unknown, not 1); a reference of one pod, which never gives any (a unit needs two
+        pods), then fails after that first unit, as before, and so does a gate whose wait ran
+        out, on the phi it has (a stable that logs nothing leaves it at 1: nothing lumpy was
+        seen). Waiting before failing is still a test at level alpha (the evidence is an
+        e-process at any stopping time); it only costs catch time."""
+        if not self.counted_at_look:
             return False
         if not self.units_seen and self.test.dof <= 0:
             return True

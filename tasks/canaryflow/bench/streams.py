@@ -57,7 +57,10 @@ class Fleet:
     """Pods of a fresh baseline (stable's version, started with the canary, cold for ``cold_s``
     as the canary is); 0: no baseline, the canary is compared with stable."""
     history_s: float = 300.0
-    """Stable's seconds before the release, as Prometheus keeps them."""
+    """Stable's seconds before the release, as Prometheus keeps them, and its pods' log
+    lines over them, as the kubelet keeps them: a live stable pod logs before the release, so
+    its first unit's lines (counted from its last scrape before the start, ``log_counts``)
+    are as many as its requests say, not only those written from the start on."""
     log_rate: float = 0.0
     """Steady log lines matching the default patterns per request, on every pod of both
     tracks ("connection refused" of a cache reconnecting): not a fault, and not a 5xx."""
@@ -221,6 +224,7 @@ def simulate(
             blips.update(range(math.floor(moment), math.floor(moment + fleet.blip_s)))
             moment += rng.expovariate(1 / fleet.blip_every_s)
     recording = Recording(duration_s=duration)
+    before = random.Random(str(rng.getstate()))  # the lines before the release (below)
     lives = _lives(fleet, start, steps)
     for life in lives:
         track = life.track
@@ -280,23 +284,26 @@ def simulate(
                     requests += failed
                     bad += again
                     failed = again
-            if second >= 0:  # log lines only from the release on: what the judge reads
-                texts = ["connection refused"] * poisson(requests * log_rate, rng)
-                texts += ["context deadline exceeded"] * poisson(
-                    lumped * fleet.stall_log_share * lines_factor, rng
-                )
-                if cold_from is not None and dialled < fleet.pool_size:
-                    dials = min(requests, fleet.pool_size - dialled)
-                    dialled += dials
-                    chance = min(1.0, fleet.pool_refused * lines_factor)
-                    refused = sum(rng.random() < chance for _ in range(dials))
-                    texts += ["dial: connection refused, retrying"] * refused
-                if fleet.log_burst_every_s > 0 and rng.random() < min(
-                    1.0, lines_factor / fleet.log_burst_every_s
-                ):
-                    low, high = fleet.log_burst_lines
-                    texts += ["redial: connection refused"] * rng.randint(low, high)
-                lines += [(second + rng.random(), text) for text in texts]
+            # Lines before the release (stable's pods only: the others are born at 0) from a
+            # generator of their own, so that the release's draws are those of a recording
+            # without them (the same seeds replay the same releases with or without them).
+            draw = rng if second >= 0 else before
+            texts = ["connection refused"] * poisson(requests * log_rate, draw)
+            texts += ["context deadline exceeded"] * poisson(
+                lumped * fleet.stall_log_share * lines_factor, draw
+            )
+            if cold_from is not None and dialled < fleet.pool_size:
+                dials = min(requests, fleet.pool_size - dialled)
+                dialled += dials
+                chance = min(1.0, fleet.pool_refused * lines_factor)
+                refused = sum(draw.random() < chance for _ in range(dials))
+                texts += ["dial: connection refused, retrying"] * refused
+            if fleet.log_burst_every_s > 0 and draw.random() < min(
+                1.0, lines_factor / fleet.log_burst_every_s
+            ):
+                low, high = fleet.log_burst_lines
+                texts += ["redial: connection refused"] * draw.randint(low, high)
+            lines += [(second + draw.random(), text) for text in texts]
             events += min(requests, bad)
             exposure += requests
             second += 1
