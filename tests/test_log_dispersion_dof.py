@@ -176,20 +176,27 @@ freedom (BENCHMARKS.md, "Why the 30 s scrape's 7")."""
 
 
 def test_the_30s_scrape_boundary_canaries_failed_on_a_phi_of_no_degrees_of_freedom_pass():
-    fleet = dict(BENCH_FLEETS)["noisy, 30 s scrape"]
+    outcomes = boundary_outcomes("noisy, 30 s scrape", BOUNDARY_RELEASES)
+
+    assert outcomes == dict.fromkeys(BOUNDARY_RELEASES, Outcome.PASS)
+
+
+def boundary_outcomes(name: str, releases: tuple[int, ...]) -> dict[int, Outcome]:
+    """The outcomes of ``releases`` of ``judge_many(fleet, BENCH_STEPS, bench_spec(), ...,
+    7000 + the fleet's number, log_factor=2.0)``: canaries at the log gate's null boundary,
+    replayed in judge_many's order of draws."""
+    fleet = dict(BENCH_FLEETS)[name]
     spec = bench_spec()
     warmup = spec.warmup_for(fleet.scrape_s, True)
     served = with_warmup(BENCH_STEPS, warmup)
-    rng = random.Random(7000 + [name for name, _ in BENCH_FLEETS].index("noisy, 30 s scrape"))
-    judged = {}
-    for number in range(max(BOUNDARY_RELEASES) + 1):
-        recording = simulate(fleet, served, rng, 1.0, 2.0)  # judge_many's order of draws
-        if number in BOUNDARY_RELEASES:
-            judged[number] = judge_release(recording, BENCH_STEPS, spec, True, True, warmup)
-
-    assert {n: j.outcome for n, j in judged.items()} == dict.fromkeys(
-        BOUNDARY_RELEASES, Outcome.PASS
-    )
+    rng = random.Random(7000 + [n for n, _ in BENCH_FLEETS].index(name))
+    outcomes = {}
+    for number in range(max(releases) + 1):
+        recording = simulate(fleet, served, rng, 1.0, 2.0)
+        if number in releases:
+            judged = judge_release(recording, BENCH_STEPS, spec, True, True, warmup)
+            outcomes[number] = judged.outcome
+    return outcomes
 
 
 ONE_UNIT_RELEASES = (75, 94, 288, 295)
@@ -204,19 +211,10 @@ def test_a_one_pod_baseline_with_a_lumpy_fleet_does_not_fail_on_one_unit_of_the_
     name = "noisy, stalls at random"
     fleet = dict(BENCH_FLEETS)[name]
     assert fleet.baseline_pods == 1 and fleet.stable_pods == 4, "a one-pod baseline, 4 fleet pods"
-    spec = bench_spec()
-    warmup = spec.warmup_for(fleet.scrape_s, True)
-    served = with_warmup(BENCH_STEPS, warmup)
-    rng = random.Random(7000 + [n for n, _ in BENCH_FLEETS].index(name))
-    judged = {}
-    for number in range(max(ONE_UNIT_RELEASES) + 1):
-        recording = simulate(fleet, served, rng, 1.0, 2.0)  # judge_many's order of draws
-        if number in ONE_UNIT_RELEASES:
-            judged[number] = judge_release(recording, BENCH_STEPS, spec, True, True, warmup)
 
-    assert {n: j.outcome for n, j in judged.items()} == dict.fromkeys(
-        ONE_UNIT_RELEASES, Outcome.PASS
-    )
+    outcomes = boundary_outcomes(name, ONE_UNIT_RELEASES)
+
+    assert outcomes == dict.fromkeys(ONE_UNIT_RELEASES, Outcome.PASS)
 
 
 def test_evidence_piled_up_past_what_a_float_holds_is_still_judged_and_shown():
