@@ -3,7 +3,8 @@
 Every expected decision, reason and request info here is what upstream's code answered on the
 same objects and requests (``RBACAuthorizer.Authorize`` of plugin/pkg/auth/authorizer/rbac/rbac.go
 wired to client-go listers, as kube-apiserver wires it, and ``RequestInfoFactory.NewRequestInfo``
-of k8s.io/apiserver v0.30.0; see README, "Tested with the real RBAC rules"): subjects that are
+of k8s.io/apiserver v0.30.0; see charts/canaryflow/README.md, "Tested with the real RBAC
+rules"): subjects that are
 groups, users or service accounts with an empty namespace, roleRefs to ClusterRoles,
 ClusterRoleBindings, the reason for a roleRef that does not resolve, and the ``watch`` and
 ``fieldSelector`` parameters of a list.

@@ -33,7 +33,8 @@ Follows kubernetes v1.30:
 
 Bindings are visited in the order of the objects given (the API server's informer caches
 have no order: when two bindings allow, either may be named).
-Checked against upstream's own code (see README, "Tested with the real RBAC rules").
+Checked against upstream's own code (charts/canaryflow/README.md, "Tested with the real RBAC
+rules").
 """
 
 from __future__ import annotations
