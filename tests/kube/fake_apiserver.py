@@ -374,11 +374,7 @@ class FakeApiServer:
                 review["status"] = {
                     "userInfo": {
                         "username": authorizer.subject.username,
-                        "groups": [
-                            "system:serviceaccounts",
-                            f"system:serviceaccounts:{authorizer.subject.namespace}",
-                            "system:authenticated",
-                        ],
+                        "groups": list(authorizer.subject.groups),
                     }
                 }
                 return 201, review, "application/json"
