@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .argo import govaluate
@@ -99,6 +101,40 @@ def test_when_reads_bare_words_as_strings(when, expected):
 def test_when_must_be_boolean():
     with pytest.raises(govaluate.WhenError):
         govaluate.should_execute("1 + 1")
+
+
+# Each answer below is what argo-workflows v3.6.19's shouldExecute (steps.go) returned on
+# govaluate 7625b7f8c03d, run offline on 2026-12-07 (README "Checked against upstream").
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("true || false && false", True),  # && binds tighter than || (stagePlanner.go)
+        ("Succeeded == Failed && approve > 1", False),  # && short-circuits: no type error
+        ("Succeeded == Succeeded || approve > 1", True),  # || too
+        ("0 == false", False),  # == is reflect.DeepEqual: a number is never a boolean
+    ],
+)
+def test_when_follows_govaluates_precedence_short_circuit_and_equality(when, expected):
+    assert govaluate.should_execute(when) is expected
+
+
+@pytest.mark.parametrize(
+    ("when", "says"),
+    [
+        ("approve && true", "cannot be used with the logical operator '&&', it is not a bool"),
+        ("x.y == x.y", "Unable to access unexported field 'y' in token 'x.y'"),
+        ("'1.2.3' == v1.2.3", "No parameter 'v1' found."),
+        ("!!true", "Invalid token: '!!'"),
+        ("!'x'", "Cannot transition token types from PREFIX [!] to STRING [x]"),
+        ("set-weight == traffic", "Value 'set' cannot be used with the modifier '-'"),
+        ("'x' =~ 'x' + 1", "Value 'x' cannot be used with the modifier '+'"),  # 'x' is a regexp
+    ],
+)
+def test_when_refuses_what_govaluate_refuses(when, says):
+    """A bare word is read as a string only when govaluate lexed it as a VARIABLE: a dotted word
+    is an accessor, ``-`` is minus, and operands are type-checked."""
+    with pytest.raises(govaluate.WhenError, match=re.escape(says)):
+        govaluate.should_execute(when)
 
 
 def test_depends_follows_enhanced_depends_logic():
