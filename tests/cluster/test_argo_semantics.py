@@ -81,6 +81,26 @@ def test_expressions_follow_expr_lang():
         evaluate("missing.field", env)
 
 
+# expr-lang v1.17.7 (argo-workflows v3.6.19's), run offline on 2026-12-07 on these inputs:
+# `in` takes a list or a map, never a string; the string operators convert nothing; `%` is
+# Go's integer remainder.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "inputs.parameters.step in inputs.parameters.steps",
+        "asInt(inputs.parameters.step) startsWith '1'",
+        "7.5 % 2",
+    ],
+)
+def test_expressions_refuse_what_expr_lang_refuses(text):
+    with pytest.raises(ExprError):
+        evaluate(text, expand(SCOPE))
+
+
+def test_expr_remainder_takes_the_dividends_sign_as_go_does():
+    assert evaluate("-7 % 2", {}) == -1
+
+
 @pytest.mark.parametrize(
     ("when", "expected"),
     [

@@ -13,6 +13,14 @@ Grammar implemented: literals (numbers, quoted strings, ``true``/``false``/``nil
 ``! not -``, ``* / %``, ``+ -`` (``+`` joins strings), ``== != < <= > >=``, ``in``, ``contains``,
 ``startsWith``, ``endsWith``, ``matches``, ``&& and || or``, ``??`` and ``? :``. Not
 implemented: closures (``filter``/``map`` with ``#``), pipes, ``let``.
+
+Checked against expr-lang v1.17.7 on random expressions (README, "Checked against upstream
+Argo Workflows"). Known differences: this evaluates as it parses, so ``&& || ?: ??`` never
+short-circuit (an error in a branch expr-lang skips is raised here) and a non-bool operand of
+``&&``/``||`` is refused; ``??`` binds loosest here but tightest in expr-lang (precedence 500),
+where mixing it with another operator without parentheses is mostly a parse error; chained
+comparisons (``a < b < c``) are not expr-lang's; ``jsonpath`` gives JSON integers as ints, where
+Go has float64. None of these forms is in the generated templates.
 """
 
 from __future__ import annotations
@@ -287,7 +295,18 @@ def _arith(op: str, left: Any, right: Any, text: str) -> Any:
         return left * right
     if op == "/":
         return left / right  # expr's division is always float
-    return left % right
+    return _modulo(left, right, text)
+
+
+def _modulo(left: Any, right: Any, text: str) -> int:
+    """expr-lang v1.17.7 vm/runtime ``Modulo``: integers only, Go's remainder (its sign is the
+    dividend's), a zero divisor an error."""
+    if not (isinstance(left, int) and isinstance(right, int)):
+        kinds = f"{type(left).__name__} % {type(right).__name__}"
+        raise ExprError(f"invalid operation: {kinds} in {text!r}")
+    if right == 0:
+        raise ExprError(f"integer divide by zero in {text!r}")
+    return int(math.fmod(left, right)) if abs(left) < 2**53 else left - right * int(left / right)
 
 
 def _compare(op: str, left: Any, right: Any, text: str) -> bool:
@@ -296,20 +315,42 @@ def _compare(op: str, left: Any, right: Any, text: str) -> bool:
     if op == "!=":
         return not _equal(left, right)
     if op == "in":
-        return left in right if isinstance(right, list | str | Mapping) else False
-    if op == "contains":
-        return str(right) in str(left)
-    if op == "startsWith":
-        return str(left).startswith(str(right))
-    if op == "endsWith":
-        return str(left).endswith(str(right))
-    if op == "matches":
-        return re.search(str(right), str(left)) is not None
+        return _in(left, right, text)
+    if op in ("contains", "startsWith", "endsWith", "matches"):
+        return _string_operator(op, left, right, text)
     numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right))
     strings = all(isinstance(v, str) for v in (left, right))
     if not (numbers or strings):
         raise ExprError(f"invalid operation {left!r} {op} {right!r} in {text!r}")
     return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+
+
+def _in(needle: Any, haystack: Any, text: str) -> bool:
+    """expr-lang v1.17.7 vm/runtime ``In``: nil holds nothing, a list its elements, a map its
+    keys; anything else (a string too) is an error."""
+    if haystack is None:
+        return False
+    if isinstance(haystack, list):
+        return any(_equal(item, needle) for item in haystack)
+    if isinstance(haystack, Mapping) and isinstance(needle, str):
+        return needle in haystack
+    raise ExprError(f"operator in not defined on {type(haystack).__name__} in {text!r}")
+
+
+def _string_operator(op: str, left: Any, right: Any, text: str) -> bool:
+    """expr-lang v1.17.7 vm.go OpContains / OpStartsWith / OpEndsWith / OpMatches: false with a
+    nil side, else both sides must be strings (``a.(string)``; no conversion)."""
+    if left is None or right is None:
+        return False
+    if not isinstance(left, str) or not isinstance(right, str):
+        raise ExprError(f"{op} needs two strings, not {left!r} and {right!r} in {text!r}")
+    if op == "contains":
+        return right in left
+    if op == "startsWith":
+        return left.startswith(right)
+    if op == "endsWith":
+        return left.endswith(right)
+    return re.search(right, left) is not None
 
 
 def _equal(left: Any, right: Any) -> bool:
