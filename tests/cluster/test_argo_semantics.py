@@ -67,6 +67,24 @@ def test_a_failing_expression_is_an_error_or_left_as_it_was():
     assert substitute(text, SCOPE, allow_unresolved=True) == text
 
 
+def test_a_tag_never_closed_is_an_error_even_where_unresolved_is_allowed():
+    """fasttemplate v1.2.2 refuses the whole template (util/template NewTemplate)."""
+    with pytest.raises(UnresolvedError, match="Cannot find end tag"):
+        substitute("{{workflow.status}} and {{", SCOPE, allow_unresolved=True)
+
+
+def test_a_literal_brace_pair_before_a_tag_keeps_the_tag_resolved():
+    """util/template simple_template.go: the name after the tag's last ``{{``."""
+    assert substitute("{{x{{workflow.status}}", SCOPE) == "{{xFailed"
+
+
+def test_an_expression_that_is_not_finite_is_unresolved():
+    """expr-lang divides in float64 (1/0 is +Inf), which json.Marshal refuses."""
+    assert substitute("{{=1/0}}", SCOPE, allow_unresolved=True) == "{{=1/0}}"
+    with pytest.raises(UnresolvedError):
+        substitute("{{=1/0}}", SCOPE)
+
+
 def test_expressions_follow_expr_lang():
     env = expand({"a.b": "x", "n": 3})
     assert evaluate("a.b == 'x' && n > 2", env) is True

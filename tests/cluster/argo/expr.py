@@ -293,8 +293,10 @@ def _arith(op: str, left: Any, right: Any, text: str) -> Any:
         return left - right
     if op == "*":
         return left * right
-    if op == "/":
-        return left / right  # expr's division is always float
+    if op == "/":  # expr's division is always float64: a zero divisor gives ±Inf or NaN
+        if right == 0:
+            return math.nan if left == 0 else math.copysign(math.inf, left)
+        return left / right
     return _modulo(left, right, text)
 
 
