@@ -1,6 +1,7 @@
 """``{{...}}`` substitution in templates, as Argo's ``util/template`` does it.
 
-Upstream: docs/variables.md and ``util/template/replace.go`` / ``simple_template.go`` /
+Upstream (argo-workflows v3.6.19, checked against it: README "Checked against upstream Argo
+Workflows"): docs/variables.md and ``util/template/replace.go`` / ``simple_template.go`` /
 ``expression_template.go``: a tag is what lies between ``{{`` and ``}}``; a *simple* tag
 (whitespace allowed around the name) is looked up in the flat variable map, an *expression* tag
 (``{{=`` ...) is evaluated by expr over that map expanded into nested maps. With
