@@ -119,6 +119,34 @@ def test_expr_remainder_takes_the_dividends_sign_as_go_does():
     assert evaluate("-7 % 2", {}) == -1
 
 
+# Also expr-lang v1.17.7's answers (parser/operator/operator.go precedences, parseComparison,
+# Go's encoding/json), run offline on 2026-12-07.
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1 < 2 < 3", True),  # a chain: 1 < 2 && 2 < 3
+        ("3 > 2 > 2", False),
+        ("2 == nil ?? 2", True),  # ?? binds tighter than ==
+        ("toJSON({'a': 1})", '{\n  "a": 1\n}'),  # the builtin indents
+        ("toJson('<&>')", '"\\u003c\\u0026\\u003e"'),  # json.Marshal escapes HTML
+    ],
+)
+def test_expr_precedence_and_json_follow_expr_lang(text, expected):
+    assert evaluate(text, {}) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nil ?? 1 == 1",  # "coalesce expressions (??) cannot be mixed"
+        "jsonpath(inputs.parameters.steps, '$[0].weight') % 3",  # a JSON number is a float64
+    ],
+)
+def test_expr_refuses_a_mixed_coalesce_and_a_float_remainder(text):
+    with pytest.raises(ExprError):
+        evaluate(text, expand(SCOPE))
+
+
 @pytest.mark.parametrize(
     ("when", "expected"),
     [
