@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .argo import govaluate
@@ -65,6 +67,24 @@ def test_a_failing_expression_is_an_error_or_left_as_it_was():
     assert substitute(text, SCOPE, allow_unresolved=True) == text
 
 
+def test_a_tag_never_closed_is_an_error_even_where_unresolved_is_allowed():
+    """fasttemplate v1.2.2 refuses the whole template (util/template NewTemplate)."""
+    with pytest.raises(UnresolvedError, match="Cannot find end tag"):
+        substitute("{{workflow.status}} and {{", SCOPE, allow_unresolved=True)
+
+
+def test_a_literal_brace_pair_before_a_tag_keeps_the_tag_resolved():
+    """util/template simple_template.go: the name after the tag's last ``{{``."""
+    assert substitute("{{x{{workflow.status}}", SCOPE) == "{{xFailed"
+
+
+def test_an_expression_that_is_not_finite_is_unresolved():
+    """expr-lang divides in float64 (1/0 is +Inf), which json.Marshal refuses."""
+    assert substitute("{{=1/0}}", SCOPE, allow_unresolved=True) == "{{=1/0}}"
+    with pytest.raises(UnresolvedError):
+        substitute("{{=1/0}}", SCOPE)
+
+
 def test_expressions_follow_expr_lang():
     env = expand({"a.b": "x", "n": 3})
     assert evaluate("a.b == 'x' && n > 2", env) is True
@@ -77,6 +97,54 @@ def test_expressions_follow_expr_lang():
         evaluate("1 + 'a'", env)
     with pytest.raises(ExprError):
         evaluate("missing.field", env)
+
+
+# expr-lang v1.17.7 (argo-workflows v3.6.19's), run offline on 2026-12-07 on these inputs:
+# `in` takes a list or a map, never a string; the string operators convert nothing; `%` is
+# Go's integer remainder.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "inputs.parameters.step in inputs.parameters.steps",
+        "asInt(inputs.parameters.step) startsWith '1'",
+        "7.5 % 2",
+    ],
+)
+def test_expressions_refuse_what_expr_lang_refuses(text):
+    with pytest.raises(ExprError):
+        evaluate(text, expand(SCOPE))
+
+
+def test_expr_remainder_takes_the_dividends_sign_as_go_does():
+    assert evaluate("-7 % 2", {}) == -1
+
+
+# Also expr-lang v1.17.7's answers (parser/operator/operator.go precedences, parseComparison,
+# Go's encoding/json), run offline on 2026-12-07.
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1 < 2 < 3", True),  # a chain: 1 < 2 && 2 < 3
+        ("3 > 2 > 2", False),
+        ("2 == nil ?? 2", True),  # ?? binds tighter than ==
+        ("toJSON({'a': 1})", '{\n  "a": 1\n}'),  # the builtin indents
+        ("toJson('<&>')", '"\\u003c\\u0026\\u003e"'),  # json.Marshal escapes HTML
+    ],
+)
+def test_expr_precedence_and_json_follow_expr_lang(text, expected):
+    assert evaluate(text, {}) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nil ?? 1 == 1",  # "coalesce expressions (??) cannot be mixed"
+        "jsonpath(inputs.parameters.steps, '$[0].weight') % 3",  # a JSON number is a float64
+    ],
+)
+def test_expr_refuses_a_mixed_coalesce_and_a_float_remainder(text):
+    with pytest.raises(ExprError):
+        evaluate(text, expand(SCOPE))
 
 
 @pytest.mark.parametrize(
@@ -99,6 +167,40 @@ def test_when_reads_bare_words_as_strings(when, expected):
 def test_when_must_be_boolean():
     with pytest.raises(govaluate.WhenError):
         govaluate.should_execute("1 + 1")
+
+
+# Each answer below is what argo-workflows v3.6.19's shouldExecute (steps.go) returned on
+# govaluate 7625b7f8c03d, run offline on 2026-12-07 (README "Checked against upstream").
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("true || false && false", True),  # && binds tighter than || (stagePlanner.go)
+        ("Succeeded == Failed && approve > 1", False),  # && short-circuits: no type error
+        ("Succeeded == Succeeded || approve > 1", True),  # || too
+        ("0 == false", False),  # == is reflect.DeepEqual: a number is never a boolean
+    ],
+)
+def test_when_follows_govaluates_precedence_short_circuit_and_equality(when, expected):
+    assert govaluate.should_execute(when) is expected
+
+
+@pytest.mark.parametrize(
+    ("when", "says"),
+    [
+        ("approve && true", "cannot be used with the logical operator '&&', it is not a bool"),
+        ("x.y == x.y", "Unable to access unexported field 'y' in token 'x.y'"),
+        ("'1.2.3' == v1.2.3", "No parameter 'v1' found."),
+        ("!!true", "Invalid token: '!!'"),
+        ("!'x'", "Cannot transition token types from PREFIX [!] to STRING [x]"),
+        ("set-weight == traffic", "Value 'set' cannot be used with the modifier '-'"),
+        ("'x' =~ 'x' + 1", "Value 'x' cannot be used with the modifier '+'"),  # 'x' is a regexp
+    ],
+)
+def test_when_refuses_what_govaluate_refuses(when, says):
+    """A bare word is read as a string only when govaluate lexed it as a VARIABLE: a dotted word
+    is an accessor, ``-`` is minus, and operands are type-checked."""
+    with pytest.raises(govaluate.WhenError, match=re.escape(says)):
+        govaluate.should_execute(when)
 
 
 def test_depends_follows_enhanced_depends_logic():

@@ -13,6 +13,14 @@ Grammar implemented: literals (numbers, quoted strings, ``true``/``false``/``nil
 ``! not -``, ``* / %``, ``+ -`` (``+`` joins strings), ``== != < <= > >=``, ``in``, ``contains``,
 ``startsWith``, ``endsWith``, ``matches``, ``&& and || or``, ``??`` and ``? :``. Not
 implemented: closures (``filter``/``map`` with ``#``), pipes, ``let``.
+
+Checked against expr-lang v1.17.7 on random expressions (README, "Checked against upstream
+Argo Workflows"); the parser climbs expr-lang's operator precedences (``??`` binds tightest and
+cannot be mixed with another operator unparenthesised; ``a < b < c`` chains), numbers decoded
+from JSON are float64 and JSON is written as Go's json.Marshal writes it. Known differences: this
+evaluates as it parses, so ``&& || ?: ??`` never short-circuit (an error in a branch expr-lang
+skips is raised here), and a non-bool operand of ``&&``/``||`` is refused where expr-lang passes
+it through. Neither form is in the generated templates.
 """
 
 from __future__ import annotations
@@ -37,6 +45,18 @@ _WORD_OPERATORS = {"and", "or", "not", "in", "contains", "startsWith", "endsWith
 
 class ExprError(ValueError):
     pass
+
+
+# expr-lang v1.17.7 parser/operator/operator.go (the operators this subset reads)
+_BINARY = {
+    "||": 10, "or": 10, "&&": 15, "and": 15,
+    "==": 20, "!=": 20, "<": 20, ">": 20, ">=": 20, "<=": 20,
+    "in": 20, "matches": 20, "contains": 20, "startsWith": 20, "endsWith": 20,
+    "+": 30, "-": 30, "*": 60, "/": 60, "%": 60, "??": 500,
+}  # fmt: skip
+_UNARY = {"!": 50, "not": 50, "-": 90, "+": 90}
+_CHAINED = ("<", ">", "<=", ">=")
+_NEGATABLE = {"in", "contains", "matches", "startsWith", "endsWith"}
 
 
 def _tokens(text: str) -> list[tuple[str, Any]]:
@@ -94,84 +114,90 @@ class _Parser:
             raise ExprError(f"expected {op!r} in {self.text!r}")
         self.position += 1
 
-    # grammar, lowest precedence first
+    # grammar: expr-lang v1.17.7 parser/parser.go parseExpression (precedence climbing over
+    # parser/operator Binary), parseComparison, parseConditional, parsePrimary (Unary)
     def expression(self) -> Any:
-        condition = self.coalesce()
-        if self.at("?"):
+        return self.binary(0)
+
+    def binary(self, floor: int) -> Any:
+        value = self.unary()
+        previous = ""
+        while True:
+            op, width, negate = self._binary_operator()
+            if op is None or _BINARY[op] < floor:
+                break
+            if previous == "??" and op != "??":
+                raise ExprError(
+                    f"Operator ({op}) and coalesce expressions (??) cannot be mixed. "
+                    f"Wrap either by parentheses. in {self.text!r}"
+                )
+            self.position += width
+            if op in _CHAINED:
+                value = self._comparison_chain(value, op)
+            else:
+                value = self._apply(op, value, self.binary(_BINARY[op] + 1), negate)
+            previous = op
+        return self._conditional(value) if floor == 0 else value
+
+    def _binary_operator(self) -> tuple[str | None, int, bool]:
+        """The binary operator at the cursor, how many tokens it takes, and whether ``not``
+        negates it (``not in``, ``not contains`` ...)."""
+        token = self.peek()
+        if token is None or token[0] != "op":
+            return None, 0, False
+        if token[1] == "not":
+            following = self.peek(1)
+            if following is not None and following[0] == "op" and following[1] in _NEGATABLE:
+                return following[1], 2, True
+            return None, 0, False
+        return (token[1], 1, False) if token[1] in _BINARY else (None, 0, False)
+
+    def _comparison_chain(self, left: Any, op: str) -> Any:
+        """``a < b < c`` is ``a < b && b < c`` (parseComparison)."""
+        result: bool | None = None
+        while True:
+            right = self.binary(_BINARY[op] + 1)
+            holds = _compare(op, left, right, self.text)
+            result = holds if result is None else (result and holds)
+            left = right
+            if not self.at(*_CHAINED):
+                return result
+            op = self.tokens[self.position][1]
             self.position += 1
-            yes = self.expression()
+
+    def _apply(self, op: str, left: Any, right: Any, negate: bool) -> Any:
+        if op == "??":
+            return right if left is None else left
+        if op in ("||", "or"):
+            return _bool(left, self.text) or _bool(right, self.text)
+        if op in ("&&", "and"):
+            return _bool(left, self.text) and _bool(right, self.text)
+        if _BINARY[op] == 20:
+            return _compare(op, left, right, self.text) != negate
+        if op == "+" and isinstance(left, str) and isinstance(right, str):
+            return left + right
+        return _arith(op, left, right, self.text)
+
+    def _conditional(self, condition: Any) -> Any:
+        while self.at("?"):
+            self.position += 1
+            yes = self.binary(0)
             self.expect(":")
-            no = self.expression()
+            no = self.binary(0)
             if not isinstance(condition, bool):
                 raise ExprError(f"non-bool {condition!r} used as a condition in {self.text!r}")
-            return yes if condition else no
+            condition = yes if condition else no
         return condition
-
-    def coalesce(self) -> Any:
-        value = self.disjunction()
-        while self.at("??"):
-            self.position += 1
-            right = self.disjunction()
-            value = right if value is None else value
-        return value
-
-    def disjunction(self) -> Any:
-        value = self.conjunction()
-        while self.at("||", "or"):
-            self.position += 1
-            right = self.conjunction()
-            value = _bool(value, self.text) or _bool(right, self.text)
-        return value
-
-    def conjunction(self) -> Any:
-        value = self.comparison()
-        while self.at("&&", "and"):
-            self.position += 1
-            right = self.comparison()
-            value = _bool(value, self.text) and _bool(right, self.text)
-        return value
-
-    def comparison(self) -> Any:
-        value = self.additive()
-        ops = ("==", "!=", "<", "<=", ">", ">=", "in", "contains", "startsWith", "endsWith")
-        while self.at(*ops, "matches") or (self.at("not") and self._next_is("in")):
-            negate = self.at("not")
-            self.position += 2 if negate else 1
-            op = "in" if negate else self.tokens[self.position - 1][1]
-            value = _compare(op, value, self.additive(), self.text) != negate
-        return value
-
-    def _next_is(self, op: str) -> bool:
-        token = self.peek(1)
-        return token is not None and token == ("op", op)
-
-    def additive(self) -> Any:
-        value = self.multiplicative()
-        while self.at("+", "-"):
-            op = self.tokens[self.position][1]
-            self.position += 1
-            right = self.multiplicative()
-            if op == "+" and isinstance(value, str) and isinstance(right, str):
-                value = value + right
-            else:
-                value = _arith(op, value, right, self.text)
-        return value
-
-    def multiplicative(self) -> Any:
-        value = self.unary()
-        while self.at("*", "/", "%"):
-            op = self.tokens[self.position][1]
-            self.position += 1
-            value = _arith(op, value, self.unary(), self.text)
-        return value
 
     def unary(self) -> Any:
         if self.at("!", "not"):
             self.position += 1
-            return not _bool(self.unary(), self.text)
-        if self.at("-"):
+            return not _bool(self.binary(_UNARY["!"]), self.text)
+        if self.at("-", "+"):
+            sign = self.tokens[self.position][1]
             self.position += 1
-            return _arith("-", 0, self.unary(), self.text)
+            operand = self.binary(_UNARY["-"])
+            return _arith(sign, 0, operand, self.text)
         return self.postfix()
 
     def postfix(self) -> Any:
@@ -285,9 +311,22 @@ def _arith(op: str, left: Any, right: Any, text: str) -> Any:
         return left - right
     if op == "*":
         return left * right
-    if op == "/":
-        return left / right  # expr's division is always float
-    return left % right
+    if op == "/":  # expr's division is always float64: a zero divisor gives ±Inf or NaN
+        if right == 0:
+            return math.nan if left == 0 else math.copysign(math.inf, left)
+        return left / right
+    return _modulo(left, right, text)
+
+
+def _modulo(left: Any, right: Any, text: str) -> int:
+    """expr-lang v1.17.7 vm/runtime ``Modulo``: integers only, Go's remainder (its sign is the
+    dividend's), a zero divisor an error."""
+    if not (isinstance(left, int) and isinstance(right, int)):
+        kinds = f"{type(left).__name__} % {type(right).__name__}"
+        raise ExprError(f"invalid operation: {kinds} in {text!r}")
+    if right == 0:
+        raise ExprError(f"integer divide by zero in {text!r}")
+    return int(math.fmod(left, right)) if abs(left) < 2**53 else left - right * int(left / right)
 
 
 def _compare(op: str, left: Any, right: Any, text: str) -> bool:
@@ -296,20 +335,42 @@ def _compare(op: str, left: Any, right: Any, text: str) -> bool:
     if op == "!=":
         return not _equal(left, right)
     if op == "in":
-        return left in right if isinstance(right, list | str | Mapping) else False
-    if op == "contains":
-        return str(right) in str(left)
-    if op == "startsWith":
-        return str(left).startswith(str(right))
-    if op == "endsWith":
-        return str(left).endswith(str(right))
-    if op == "matches":
-        return re.search(str(right), str(left)) is not None
+        return _in(left, right, text)
+    if op in ("contains", "startsWith", "endsWith", "matches"):
+        return _string_operator(op, left, right, text)
     numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right))
     strings = all(isinstance(v, str) for v in (left, right))
     if not (numbers or strings):
         raise ExprError(f"invalid operation {left!r} {op} {right!r} in {text!r}")
     return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+
+
+def _in(needle: Any, haystack: Any, text: str) -> bool:
+    """expr-lang v1.17.7 vm/runtime ``In``: nil holds nothing, a list its elements, a map its
+    keys; anything else (a string too) is an error."""
+    if haystack is None:
+        return False
+    if isinstance(haystack, list):
+        return any(_equal(item, needle) for item in haystack)
+    if isinstance(haystack, Mapping) and isinstance(needle, str):
+        return needle in haystack
+    raise ExprError(f"operator in not defined on {type(haystack).__name__} in {text!r}")
+
+
+def _string_operator(op: str, left: Any, right: Any, text: str) -> bool:
+    """expr-lang v1.17.7 vm.go OpContains / OpStartsWith / OpEndsWith / OpMatches: false with a
+    nil side, else both sides must be strings (``a.(string)``; no conversion)."""
+    if left is None or right is None:
+        return False
+    if not isinstance(left, str) or not isinstance(right, str):
+        raise ExprError(f"{op} needs two strings, not {left!r} and {right!r} in {text!r}")
+    if op == "contains":
+        return right in left
+    if op == "startsWith":
+        return left.startswith(right)
+    if op == "endsWith":
+        return left.endswith(right)
+    return re.search(right, left) is not None
 
 
 def _equal(left: Any, right: Any) -> bool:
@@ -338,12 +399,52 @@ def to_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer() and not math.isinf(value):
         return str(int(value))
-    return json.dumps(value, separators=(",", ":"))
+    return _go_json(value)
+
+
+def _go_json(value: Any, indent: int | None = None) -> str:
+    """Go's json.Marshal (``MarshalIndent`` with ``indent``): whole floats as integers, UTF-8
+    kept, ``< > &`` and U+2028/U+2029 escaped."""
+    text = json.dumps(
+        _integral(value),
+        separators=(",", ":") if indent is None else (",", ": "),
+        ensure_ascii=False,
+        indent=indent,
+    )
+    for char, escape in _GO_JSON_ESCAPES.items():
+        text = text.replace(char, escape)
+    return text
+
+
+_GO_JSON_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+
+
+def _from_json(text: str) -> Any:
+    """Go decodes every JSON number into a float64."""
+    return json.loads(text, parse_int=float)
+
+
+def _integral(value: Any) -> Any:
+    """Whole float64s as Go's json.Marshal writes them (``20``, not ``20.0``), at any depth."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
 
 
 def jsonpath(document: Any, path: str) -> Any:
     """``$``, ``.key``, ``['key']``, ``[n]``, ``[a:b]``, ``[*]`` (PaesslerAG/jsonpath subset)."""
-    node = json.loads(document) if isinstance(document, str) else document
+    # Go decodes every JSON number into a float64 (``20`` is not an int: ``20 % 3`` is an error)
+    node = _from_json(document) if isinstance(document, str) else document
     if not path.startswith("$"):
         raise ExprError(f"jsonpath {path!r} must start with $")
     parts = re.findall(
@@ -375,8 +476,8 @@ def _sprig(name: str) -> Callable[..., Any]:
         "lower": str.lower,
         "upper": str.upper,
         "toString": to_text,
-        "toJson": lambda v: json.dumps(v, separators=(",", ":")),
-        "fromJson": json.loads,
+        "toJson": _go_json,
+        "fromJson": _from_json,
         "default": lambda default, value=None: (
             value if value not in (None, "", [], {}) else default
         ),
@@ -415,9 +516,9 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "first": lambda items: items[0] if items else None,
     "last": lambda items: items[-1] if items else None,
     "jsonpath": jsonpath,
-    "toJson": lambda value: json.dumps(value, separators=(",", ":")),
-    "toJSON": lambda value: json.dumps(value, separators=(",", ":")),
-    "fromJSON": json.loads,
+    "toJson": _go_json,
+    "toJSON": lambda value: _go_json(value, indent=2),  # expr-lang builtin: MarshalIndent
+    "fromJSON": _from_json,
 }
 
 

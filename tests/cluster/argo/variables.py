@@ -1,6 +1,7 @@
 """``{{...}}`` substitution in templates, as Argo's ``util/template`` does it.
 
-Upstream: docs/variables.md and ``util/template/replace.go`` / ``simple_template.go`` /
+Upstream (argo-workflows v3.6.19, checked against it: README "Checked against upstream Argo
+Workflows"): docs/variables.md and ``util/template/replace.go`` / ``simple_template.go`` /
 ``expression_template.go``: a tag is what lies between ``{{`` and ``}}``; a *simple* tag
 (whitespace allowed around the name) is looked up in the flat variable map, an *expression* tag
 (``{{=`` ...) is evaluated by expr over that map expanded into nested maps. With
@@ -18,6 +19,7 @@ The map is filled per scope like the controller's ``wfScope``/``localParams``:
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +35,7 @@ class UnresolvedError(ValueError):
 
 def substitute(text: str, scope: Mapping[str, str], allow_unresolved: bool = False) -> str:
     """``text`` with every tag replaced from ``scope``."""
+    _check_end_tags(text)
     env: dict[str, Any] | None = None
 
     def replace(match: re.Match[str]) -> str:
@@ -41,27 +44,47 @@ def substitute(text: str, scope: Mapping[str, str], allow_unresolved: bool = Fal
         if tag.startswith("="):
             if env is None:
                 env = expand(scope)
-            try:
-                value = evaluate(tag[1:], env)
-            except (ExprError, TypeError, ValueError) as error:
-                if allow_unresolved:
-                    return match.group(0)
-                raise UnresolvedError(
-                    f"failed to evaluate expression {tag[1:]!r}: {error}"
-                ) from error
-            if value is None:
-                if allow_unresolved:
-                    return match.group(0)
-                raise UnresolvedError(f"failed to evaluate expression {tag[1:]!r}: nil")
-            return to_text(value)
-        name = tag.strip()
-        if name in scope:
-            return scope[name]
-        if allow_unresolved:
-            return match.group(0)
-        raise UnresolvedError(f"failed to resolve {{{{{name}}}}}")
+            return _expression(tag[1:], env, match.group(0), allow_unresolved)
+        return _simple(tag, scope, match.group(0), allow_unresolved)
 
     return _TAG.sub(replace, text)
+
+
+def _check_end_tags(text: str) -> None:
+    """fasttemplate v1.2.2 ``NewTemplate``: a ``{{`` with no ``}}`` after it is an error,
+    unresolved allowed or not."""
+    rest = _TAG.sub("", text)
+    if "{{" in rest:
+        raise UnresolvedError(f'Cannot find end tag="}}}}" in the template={text!r}')
+
+
+def _expression(source: str, env: dict[str, Any], whole: str, allow_unresolved: bool) -> str:
+    try:
+        value = evaluate(source, env)
+    except (ExprError, TypeError, ValueError) as error:
+        if allow_unresolved:
+            return whole
+        raise UnresolvedError(f"failed to evaluate expression {source!r}: {error}") from error
+    # nil, and what json.Marshal refuses (±Inf, NaN), are unresolved (expression_template.go)
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        if allow_unresolved:
+            return whole
+        raise UnresolvedError(f"failed to evaluate expression {source!r}: {value}")
+    return to_text(value)
+
+
+def _simple(tag: str, scope: Mapping[str, str], whole: str, allow_unresolved: bool) -> str:
+    """simple_template.go ``simpleReplace``: the trimmed name, else the name after the tag's
+    last ``{{`` (a literal ``{{`` before a tag), else unresolved."""
+    name = tag.strip()
+    if name in scope:
+        return scope[name]
+    index = tag.rfind("{{")
+    if index > 0 and tag[index + 2 :] in scope:
+        return "{{" + tag[:index] + scope[tag[index + 2 :]]
+    if allow_unresolved:
+        return whole
+    raise UnresolvedError(f"failed to resolve {{{{{name}}}}}")
 
 
 def substitute_all(value: Any, scope: Mapping[str, str], allow_unresolved: bool = False) -> Any:
