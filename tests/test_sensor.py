@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +310,22 @@ def test_every_sensor_is_admitted_on_every_event_bus_type(bus):
     assert found
     for sensor in found:
         validate_sensor(sensor, bus)  # raises InvalidSensor with upstream's message
+
+
+def test_sensor_names_stay_distinct_label_values_however_long_the_names():
+    """Argo Events labels each Sensor's Deployment and pods ``sensor-name: <name>``
+    (pkg/reconciler/sensor/controller.go, v1.9.11): a name over 63 characters would leave the
+    Sensor without a Deployment. Long names are cut and keep a hash of the whole name."""
+    services = {
+        "platform-engineering/payments-gateway-checkout-service": {},
+        "platform-engineering/payments-gateway-checkout-service-v2": {},
+        "acme/checkout": {},
+    }
+    values = values_with(services)
+    values["fullnameOverride"] = "payments-team-canary-releases"
+    names = [s["metadata"]["name"] for s in of_kind(objects(values), "Sensor")]
+
+    assert len(names) == len(set(names)) == len(services)
+    label_value = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+    assert all(len(name) <= 63 and label_value.fullmatch(name) for name in names), names
+    assert "payments-team-canary-releases-push-acme-checkout" in names
