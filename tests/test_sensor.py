@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import pytest
 from chart_validation import NAMESPACE, WEBHOOK_VALUES, objects, of_kind, violations
-from cluster.events import arguments, submitted_workflow
+from cluster.events import arguments, submitted_by, submitted_workflow
 from cluster.eventsource import InvalidEventSource, route_for, routes
+from cluster.sensor_validation import BUSES, validate_sensor
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -44,14 +46,14 @@ def values_with(services: dict, **events: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def sensor() -> dict[str, Any]:
-    (found,) = of_kind(objects(values_with(SERVICES)), "Sensor")
-    assert violations(found) == []
+def sensors() -> list[dict[str, Any]]:
+    found = of_kind(objects(values_with(SERVICES)), "Sensor")
+    assert found and all(violations(sensor) == [] for sensor in found)
     return found
 
 
-def test_a_github_push_submits_the_release_with_everything_it_needs(sensor):
-    workflow = submitted_workflow(sensor, payload("github-push-main.json"))
+def test_a_github_push_submits_the_release_with_everything_it_needs(sensors):
+    workflow = submitted_by(sensors, payload("github-push-main.json"))
 
     assert workflow is not None
     assert workflow["kind"] == "Workflow"
@@ -72,8 +74,8 @@ def test_a_github_push_submits_the_release_with_everything_it_needs(sensor):
     assert workflow["metadata"]["generateName"] == "checkout-"
 
 
-def test_a_gitlab_push_maps_its_project_to_the_listed_service(sensor):
-    workflow = submitted_workflow(sensor, payload("gitlab-push-main.json"))
+def test_a_gitlab_push_maps_its_project_to_the_listed_service(sensors):
+    workflow = submitted_by(sensors, payload("gitlab-push-main.json"))
 
     assert workflow is not None
     commit = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
@@ -91,7 +93,7 @@ def test_a_gitlab_push_maps_its_project_to_the_listed_service(sensor):
     assert workflow["metadata"]["annotations"]["canaryflow.dev/pushed-by"] == "bob"
 
 
-def test_a_push_from_a_repository_not_listed_starts_nothing(sensor):
+def test_a_push_from_a_repository_not_listed_starts_nothing(sensors):
     for name, path in (
         ("github-push-main.json", ("repository", "full_name")),
         ("gitlab-push-main.json", ("project", "path_with_namespace")),
@@ -99,31 +101,31 @@ def test_a_push_from_a_repository_not_listed_starts_nothing(sensor):
         for other in ("acme/checkout-old", "evil/acme/checkout", "acme/checkou", "ACME/checkout"):
             event = payload(name)
             event["body"][path[0]][path[1]] = other
-            assert submitted_workflow(sensor, event) is None, (name, other)
+            assert submitted_by(sensors, event) is None, (name, other)
 
 
-def test_every_configured_branch_triggers_and_its_name_is_matched_literally(sensor):
+def test_every_configured_branch_triggers_and_its_name_is_matched_literally(sensors):
     event = payload("github-push-main.json")
     event["body"]["ref"] = "refs/heads/release/1.x"
-    assert submitted_workflow(sensor, event) is not None
+    assert submitted_by(sensors, event) is not None
     event["body"]["ref"] = "refs/heads/release/1x"  # "." must not match any character
-    assert submitted_workflow(sensor, event) is None
+    assert submitted_by(sensors, event) is None
 
 
-def test_a_service_without_branches_gets_the_default_branches_only(sensor):
+def test_a_service_without_branches_gets_the_default_branches_only(sensors):
     event = payload("gitlab-push-main.json")
     event["body"]["ref"] = "refs/heads/release/1.x"  # listed for acme/checkout, not this one
-    assert submitted_workflow(sensor, event) is None
+    assert submitted_by(sensors, event) is None
 
 
 @pytest.mark.parametrize(
     "ref", ["refs/heads/feature/cart", "refs/heads/main-old", "refs/heads/old/main", "main"]
 )
-def test_pushes_to_other_branches_are_ignored(sensor, ref):
+def test_pushes_to_other_branches_are_ignored(sensors, ref):
     for name in ("github-push-main.json", "gitlab-push-main.json"):
         event = payload(name)
         event["body"]["ref"] = ref
-        assert submitted_workflow(sensor, event) is None, (name, ref)
+        assert submitted_by(sensors, event) is None, (name, ref)
 
 
 @pytest.mark.parametrize(
@@ -136,15 +138,15 @@ def test_pushes_to_other_branches_are_ignored(sensor, ref):
         "gitlab-merge-request.json",
     ],
 )
-def test_tags_branch_deletions_and_other_events_are_ignored(sensor, name):
-    assert submitted_workflow(sensor, payload(name)) is None
+def test_tags_branch_deletions_and_other_events_are_ignored(sensors, name):
+    assert submitted_by(sensors, payload(name)) is None
 
 
-def test_a_push_body_under_another_event_header_is_ignored(sensor):
+def test_a_push_body_under_another_event_header_is_ignored(sensors):
     event = payload("github-push-main.json")
     event["headers"]["X-Github-Event"] = ["push_request"]  # the regex is anchored both ends
 
-    assert submitted_workflow(sensor, event) is None
+    assert submitted_by(sensors, event) is None
 
 
 def test_the_service_defaults_to_the_repository_name():
@@ -168,12 +170,13 @@ def test_only_the_enabled_provider_is_wired():
     values = values_with(SERVICES)
     values["events"]["gitlab"] = {"enabled": False}
     rendered = objects(values)
-    (found,) = of_kind(rendered, "Sensor")
+    found = of_kind(rendered, "Sensor")
     (source,) = of_kind(rendered, "EventSource")
 
-    assert {d["name"].split("-")[0] for d in found["spec"]["dependencies"]} == {"github"}
+    dependencies = [d for sensor in found for d in sensor["spec"]["dependencies"]]
+    assert {d["name"].split("-")[0] for d in dependencies} == {"github"}
     assert "gitlab" not in source["spec"]
-    assert submitted_workflow(found, payload("gitlab-push-main.json")) is None
+    assert submitted_by(found, payload("gitlab-push-main.json")) is None
 
 
 def test_every_listed_service_namespace_gets_the_release_role():
@@ -187,13 +190,13 @@ def test_every_listed_service_namespace_gets_the_release_role():
 
 
 @pytest.mark.parametrize("name", ["github-push-main.json", "gitlab-push-main.json"])
-def test_the_submitted_workflow_is_valid_and_sets_every_required_parameter(sensor, name):
+def test_the_submitted_workflow_is_valid_and_sets_every_required_parameter(sensors, name):
     from canaryflow_workflows import WorkflowSettings, compile_documents
 
     release = compile_documents(WorkflowSettings())["go-canary-release.workflowtemplate.yaml"]
     declared = release["spec"]["arguments"]["parameters"]
     required = {p["name"] for p in declared if "value" not in p}
-    workflow = submitted_workflow(sensor, payload(name))
+    workflow = submitted_by(sensors, payload(name))
 
     assert workflow is not None and violations(workflow) == []
     given = arguments(workflow)
@@ -275,17 +278,17 @@ def test_every_dependency_listens_to_a_webhook_the_event_source_serves():
     values = values_with(SERVICES)
     rendered = objects(values)
     (source,) = of_kind(rendered, "EventSource")
-    (sensor,) = of_kind(rendered, "Sensor")
+    found = of_kind(rendered, "Sensor")
     served = {(r.event_source, r.event_name) for r in routes(source)}
 
-    for dependency in sensor["spec"]["dependencies"]:
+    for dependency in (d for sensor in found for d in sensor["spec"]["dependencies"]):
         assert (dependency["eventSourceName"], dependency["eventName"]) in served
     for name, provider in (
         ("github-push-main.json", "github"),
         ("gitlab-push-main.json", "gitlab"),
     ):
         route = route_for(source, provider)
-        assert submitted_workflow(sensor, payload(name), route) is not None
+        assert submitted_by(found, payload(name), route) is not None
 
 
 def test_a_push_through_an_event_source_argo_events_refused_starts_nothing():
@@ -295,3 +298,34 @@ def test_a_push_through_an_event_source_argo_events_refused_starts_nothing():
     del source["spec"]["github"]["github"]["repositories"]
     with pytest.raises(InvalidEventSource, match="either repositories or organizations"):
         route_for(source, "github")
+
+
+@pytest.mark.parametrize("bus", BUSES)
+def test_every_sensor_is_admitted_on_every_event_bus_type(bus):
+    """Argo Events v1.9.11 ValidateSensor (cluster.sensor_validation) refuses, on a NATS
+    Streaming EventBus, a Sensor with two dependencies on one event: one Sensor for every
+    service would have been refused there as soon as two services were listed."""
+    found = of_kind(objects(values_with(SERVICES)), "Sensor")
+
+    assert found
+    for sensor in found:
+        validate_sensor(sensor, bus)  # raises InvalidSensor with upstream's message
+
+
+def test_sensor_names_stay_distinct_label_values_however_long_the_names():
+    """Argo Events labels each Sensor's Deployment and pods ``sensor-name: <name>``
+    (pkg/reconciler/sensor/controller.go, v1.9.11): a name over 63 characters would leave the
+    Sensor without a Deployment. Long names are cut and keep a hash of the whole name."""
+    services = {
+        "platform-engineering/payments-gateway-checkout-service": {},
+        "platform-engineering/payments-gateway-checkout-service-v2": {},
+        "acme/checkout": {},
+    }
+    values = values_with(services)
+    values["fullnameOverride"] = "payments-team-canary-releases"
+    names = [s["metadata"]["name"] for s in of_kind(objects(values), "Sensor")]
+
+    assert len(names) == len(set(names)) == len(services)
+    label_value = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+    assert all(len(name) <= 63 and label_value.fullmatch(name) for name in names), names
+    assert "payments-team-canary-releases-push-acme-checkout" in names

@@ -145,10 +145,10 @@ def test_the_rendered_triggers_start_what_the_sensor_submits_for_the_same_pushes
     """Every payload through both: the Sensor's Workflow arguments (tests/test_sensor.py's
     emulation of Argo Events) equal the Tekton PipelineRun's params, and the pushes one
     drops the other drops too."""
-    from test_sensor import submitted_workflow
+    from test_sensor import submitted_by
 
     argo = sensor_values() | {"engine": "argo"}
-    (sensor,) = [o for o in objects(argo) if o["kind"] == "Sensor"]
+    sensors = [o for o in objects(argo) if o["kind"] == "Sensor"]
     tekton = listener(sensor_values())
     events = [payload(name) for name in PAYLOADS]
     for ref in ("refs/heads/release/1.x", "refs/heads/release/1x", "refs/heads/feature"):
@@ -158,7 +158,7 @@ def test_the_rendered_triggers_start_what_the_sensor_submits_for_the_same_pushes
             events.append(event)
     started = 0
     for event in events:
-        workflow = submitted_workflow(sensor, event)
+        workflow = submitted_by(sensors, event)
         runs = tekton.runs(event)
         if workflow is None:
             assert runs == [], event["body"].get("ref")

@@ -513,11 +513,11 @@ class ServiceUnderTest:
         event = self.push_event(provider, revision, branch)
         (source,) = self.chart.of_kind("EventSource")
         route = eventsource.route_for(source, provider)  # an invalid one serves nothing
-        (sensor,) = self.chart.of_kind("Sensor")
-        workflow = events.submitted_workflow(sensor, event, route)
+        sensors = self.chart.of_kind("Sensor")
+        workflow = events.submitted_by(sensors, event, route)
         if workflow is None:
             return None
-        workflow["metadata"]["namespace"] = sensor["metadata"]["namespace"]
+        workflow["metadata"]["namespace"] = sensors[0]["metadata"]["namespace"]
         problems = violations(workflow)
         assert problems == [], f"the Sensor's Workflow would be rejected: {problems}"
         self.pushes.append(revision)

@@ -164,5 +164,14 @@ def submitted_workflow(sensor: Obj, event: Obj, route: Route | None = None) -> O
     return resource
 
 
+def submitted_by(sensors: list[Obj], event: Obj, route: Route | None = None) -> Obj | None:
+    """What the chart's Sensors (one per service) create for ``event`` together: at most one
+    Workflow, since a push comes from one repository and only its service's Sensor matches."""
+    created = [w for s in sensors if (w := submitted_workflow(s, event, route)) is not None]
+    if len(created) > 1:
+        raise AssertionError("one push must start one release")
+    return created[0] if created else None
+
+
 def arguments(workflow: Obj) -> dict[str, str]:
     return {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}

@@ -65,11 +65,16 @@ def validate_webhook_context(webhook: Obj | None) -> None:
     port = webhook.get("port", "")
     if port == "":
         raise InvalidEventSource("port can't be empty")
-    if not isinstance(port, str) or not _GO_INT.fullmatch(port) or abs(int(port)) >= 2**63:
-        raise InvalidEventSource(
-            f'failed to parse server port {port}. err: strconv.Atoi: parsing "{port}": '
-            "invalid syntax"
-        )
+    if not isinstance(port, str) or not _GO_INT.fullmatch(port):
+        raise InvalidEventSource(_atoi_error(port, "invalid syntax"))
+    if not -(2**63) <= int(port) < 2**63:
+        raise InvalidEventSource(_atoi_error(port, "value out of range"))
+
+
+def _atoi_error(port: object, reason: str) -> str:
+    """The message of a port ``strconv.Atoi`` refuses: Go tells bad syntax from a number
+    outside int64 (``ErrSyntax``, ``ErrRange``); upstream quotes it."""
+    return f'failed to parse server port {port}. err: strconv.Atoi: parsing "{port}": {reason}'
 
 
 def _owned_repositories(source: Obj) -> list[Obj] | None:

@@ -105,6 +105,24 @@ def test_a_port_go_cannot_parse_is_refused():
     assert refusal(validate_github, source).startswith("failed to parse server port 12k.")
 
 
+@pytest.mark.parametrize(
+    ("port", "reason"),
+    [
+        ("12k", "invalid syntax"),
+        (" 12000", "invalid syntax"),
+        ("0x10", "invalid syntax"),
+        ("99999999999999999999", "value out of range"),
+    ],
+)
+def test_a_refused_port_gets_upstreams_strconv_message(port, reason):
+    """Messages as upstream's ValidateWebhookContext (v1.9.11, run offline on 2026-12-08) gave
+    them: Go's strconv.Atoi tells a number outside int64 from bad syntax."""
+    source = {**GITHUB_WITH_TOKEN, "webhook": {**WEBHOOK, "port": port}}
+    assert refusal(validate_github, source) == (
+        f'failed to parse server port {port}. err: strconv.Atoi: parsing "{port}": {reason}'
+    )
+
+
 def test_gitlab_needs_an_access_token_in_every_v1_9():
     without = {k: v for k, v in GITLAB_PROJECTS.items() if k != "accessToken"}
     for version in ((1, 9, 0), (1, 9, 5), (1, 9, 6), (1, 9, 11)):
