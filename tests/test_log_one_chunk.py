@@ -4,10 +4,10 @@ A stall's, a retry storm's or a pool's redial burst is one event of tens to hund
 on one pod. At the first looks the quasi-Poisson phi of a few units of stable's pods often
 holds no such lump, and one chunk with a lump on the canary's pod and none yet on the
 reference's crossed the threshold on its own: on the replay's 30 s scrape 8 of 300 canaries at
-the gate's null boundary (lines x2) were rolled back, 5 on their first chunk; with large log
-bursts (100-200 lines about every 2 min a pod) 5 of 1000 identical canaries (BENCHMARKS.md,
-"One chunk does not decide"). Until it has seen ``LONE_CHUNK_UNITS`` units the gate now fails
-only where its evidence without its largest chunk crosses too
+the gate's null boundary (lines x2) were rolled back, 5 at 60 s (3 traced: their first
+chunk); with large log bursts (100-200 lines about every 2 min a pod) 5 of 1000 identical
+canaries (BENCHMARKS.md, "One chunk does not decide"). Until it has seen ``LONE_CHUNK_UNITS``
+units the gate now fails only where its evidence without its largest chunk crosses too
 (``SequentialGate.evidence_beyond_largest``): never more often than the e-process alone.
 """
 

@@ -137,24 +137,24 @@ no log x3 catch there; it is bounded by ``DISPERSION_WAIT_UNITS``. Stopping late
 test at level alpha (the evidence is an e-process at any stopping time): the price is catch
 time only."""
 LONE_CHUNK_UNITS = 6
-"""Units of stable's pods (``unit_span_s``, a scrape each) during which a comparing logs gate
-does not fail on one chunk of lines: its evidence must cross without its largest chunk too
+"""Units of stable's pods (``unit_span_s``, a scrape each) during which a comparing logs gate does
+not fail on one chunk of lines: its evidence must cross without its largest chunk too
 (``SequentialGate.evidence_beyond_largest``).
 
 A line is not an event: a stall's or a pool's redial burst is one event of tens to hundreds of
 lines on one pod. The quasi-Poisson phi learnt from a few units holds that variance only if a
-unit happened to hold such a lump (and where lumps come once a scrape at a fixed phase, only
-for chunks a scrape long, while a pod's first chunk, from its start to its first scrape, holds
-its lump or not). One chunk with a lump on the canary's pod and none yet on the reference's then
+unit happened to hold such a lump (and where lumps come once a scrape at a fixed phase, only for
+chunks a scrape long, while a pod's first chunk, from its start to its first scrape, holds its
+lump or not). One chunk with a lump on the canary's pod and none yet on the reference's then
 crossed on its own: the replay's 30 s scrape at the null's boundary (lines x2) rolled back 8 of
-300, 5 on their first chunk once a second unit brought phi down, and the red team's large log
-bursts (100-200 lines about every 2 min a pod) 5 of 1000 identical canaries, all in the first
-70 s. Six units (90 s on a 15 s scrape, 180 s on a 30 s one): 4 of 300 and 0 of 1000, with
-log x3 caught 24 of 30 against stable, 7, 6 and 49 of 100 (noisy, stalls at random, 30 s
-scrape) where the gate without the rule caught 24, 7, 7 and 49. For the whole release it took
-those catches to 19, 1, 1 and 28 (a lumpy canary's regression is its lumps), and for chunks
-weighed below 18 degrees of freedom, kept out of the evidence for good, to 21, 2, 1 and 34
-(BENCHMARKS.md, "One chunk does not decide")."""
+300, 5 at 60 s (3 traced: on their first chunk, once a second unit brought phi down), and the
+red team's large log bursts (100-200 lines about every 2 min a pod) 5 of 1000 identical
+canaries, all in the first 70 s. Six units (90 s on a 15 s scrape, 180 s on a 30 s one): 4 of
+300 and 0 of 1000, with log x3 caught 24 of 30 against stable, 7, 6 and 49 of 100 (noisy, stalls
+at random, 30 s scrape) where the gate without the rule caught 24, 7, 7 and 49. For the whole
+release it took those catches to 19, 1, 1 and 28 (a lumpy canary's regression is its lumps), and
+for chunks weighed below 18 degrees of freedom, kept out of the evidence for good, to 21, 2, 1
+and 34 (BENCHMARKS.md, "One chunk does not decide")."""
 DISPERSION_WAIT_UNITS = 2
 """Units of stable's pods a comparing logs gate waits at most for ``DISPERSION_DOF`` before it
 fails on the degrees of freedom it has: the release's first unit and one more, whatever the
