@@ -97,7 +97,7 @@ def reseal(data: dict) -> dict:
     ("edit", "says"),
     [
         (lambda d: d["gates"]["error-rate"]["tests"][0].update(log_ratios=[0.0] * 8), "checksum"),
-        (lambda d: reseal({**d, "version": 5}), "version '5', this canaryflow reads 1, 2, 3, 4"),
+        (lambda d: reseal({**d, "version": 6}), "version '6', this canaryflow reads 1, 2, 3, 4, 5"),
         (lambda d: d["gates"]["error-rate"]["tests"][0].update(canary_events=-1), "canary_events"),
         (lambda d: reseal({**d, "step": 5}), "written by step 5, later than this step 1"),
         (lambda d: reseal({**d, "plan": "0" * 32}), "another plan"),

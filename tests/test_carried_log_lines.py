@@ -93,7 +93,7 @@ def _in_pods(
 def _judged(gate: SequentialGate) -> tuple:
     test = gate.test
     counts = (test.canary_events, test.canary_exposure, test.stable_events, test.stable_exposure)
-    return counts, gate.held_lines, test.chi2, test.dof, test.log_ratios
+    return counts, gate.held_lines, test.chi2, test.dof, test.log_ratios, test.largest
 
 
 @pytest.mark.parametrize(
@@ -108,9 +108,13 @@ def test_a_release_judged_in_a_pod_per_window_counts_the_lines_one_process_count
 
     # The same lines and requests, the same chunks held and the same units of the
     # over-dispersion: the same e-value (before version 3 the pods counted 5 to 25 % fewer
-    # lines, their e-values off by up to 11 in log).
+    # lines, their e-values off by up to 11 in log). The largest chunks too (version 5): in
+    # its first units the gate fails only where its evidence without them crosses
+    # (``evidence_beyond_largest``).
     assert _judged(pods) == _judged(alone)
     assert pods.log_evidence == alone.log_evidence
+    beyond = pods.test.log_evidence_beyond_largest
+    assert beyond == alone.test.log_evidence_beyond_largest < pods.log_evidence
 
 
 def test_a_chunk_held_at_a_windows_end_is_weighed_in_the_next_pods_window():
@@ -183,6 +187,8 @@ def _version_2(text: str) -> dict:
     for gate in data["gates"].values():
         gate.pop("held_lines", None)
         gate.pop("lines", None)
+        for test in gate["tests"]:
+            test.pop("largest", None)  # from version 5 on
     return data
 
 
@@ -229,7 +235,7 @@ def test_a_version_2_state_holding_version_3_fields_is_refused():
     recording, warmup = _release("noisy, against stable", 0, 0.0)
     _, written = _in_pods(recording, warmup, 0.0)
     data = json.loads(written[0])
-    assert data["version"] == carried.VERSION == 4
+    assert data["version"] == carried.VERSION == 5
     data["version"] = 2
 
     with pytest.raises(CarriedStateError, match="from version 3 on"):
@@ -320,3 +326,20 @@ def test_lines_read_without_their_times_are_not_counted_on_from_the_earlier_wind
     # Such lines are read from each look's start: the next window's lines begin at its own
     # start, so its requests must too (else the gap's requests count without their lines).
     assert carried._gate_state(gate).lines is None
+
+
+def test_a_version_4_state_holding_the_largest_chunks_is_refused_and_one_without_them_loads():
+    recording, warmup = _release("noisy, against stable", 0, 0.0)
+    _, written = _in_pods(recording, warmup, 0.0)
+    data = json.loads(written[0])
+    assert data["gates"][GATE]["tests"][0]["largest"], "version 5 carries them"
+    data["version"] = 4
+
+    with pytest.raises(CarriedStateError, match="from version 5 on"):
+        carried.parse(_reseal(data), SPEC, 1)
+    for gate in data["gates"].values():
+        for test in gate["tests"]:
+            test.pop("largest", None)
+    state = carried.parse(_reseal(data), SPEC, 1)
+    # As version 4 wrote it: the rule counts the chunks from the window it resumes in.
+    assert state.version == 4 and state.gates[GATE].tests[0].largest == ()

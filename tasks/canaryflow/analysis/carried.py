@@ -46,7 +46,12 @@ nothing). All of it is bounded by the pods read, not by their lines. Version 4 a
 units of the reference's pods the gate has seen (``SequentialGate.units_seen``: how long it has
 waited for its over-dispersion's degrees of freedom before failing, ``awaits_dispersion``); a
 version 3 state read has seen one where it says a unit was seen, none where not, and a state
-whose gate has seen none is written as version 3 wrote it (the field left out).
+whose gate has seen none is written as version 3 wrote it (the field left out). Version 5 adds
+each test's largest single look's log likelihood ratios by load band (``CountTest.largest``:
+what a comparing logs gate's verdict must not rest on alone,
+``SequentialGate.evidence_beyond_largest``); a version 1 to 4 state is read with none, so the
+rule counts the chunks from the window it resumes in, and a test without any is written as
+version 4 wrote it.
 
 The state is small JSON, versioned, with a digest of the plan's sequential gates (a state
 written under another plan is refused) and a checksum of its own content. It is validated on
@@ -76,11 +81,12 @@ from canaryflow.analysis.sequential import RATIO_GRID, AlphaBudget, CountTest
 from canaryflow.analysis.source import Sample
 from canaryflow.analysis.spec import AnalysisSpec
 
-VERSION = 4
-READABLE = (1, 2, 3, 4)
+VERSION = 5
+READABLE = (1, 2, 3, 4, 5)
 """Versions this canaryflow reads: 1 has no fleet counters, loads or bands, 1 and 2 no log
 gate's held lines or counting (their defaults: the gate counts from its window's start), 1 to
-3 no count of the units a log gate has seen (one if it saw a unit, else none)."""
+3 no count of the units a log gate has seen (one if it saw a unit, else none), 1 to 4 no
+largest looks (none)."""
 MAX_BANDS = 64
 """Load bands per test (``sequential.LOAD_BAND`` wide): a release's steps use a few."""
 ANNOTATION = "canaryflow.dev/evidence"
@@ -127,15 +133,19 @@ class TestState(_Model):
     unit_pod_seconds: float = Field(0.0, ge=0)
     banded: tuple[tuple[int, tuple[float, ...]], ...] = Field((), max_length=MAX_BANDS)
     """The log likelihood ratios added at a compared load, by load band."""
+    largest: tuple[tuple[int | None, tuple[Count, ...]], ...] = Field((), max_length=MAX_BANDS + 1)
+    """Each alternative's largest single look's log likelihood ratio, by load band (None:
+    looks without a load; version 5)."""
 
     @model_validator(mode="after")
     def _one_ratio_per_alternative(self) -> TestState:
         if len(self.log_ratios) != len(RATIO_GRID):
             raise ValueError(f"log_ratios: {len(RATIO_GRID)} values expected")
-        if any(len(ratios) != len(RATIO_GRID) for _, ratios in self.banded):
-            raise ValueError(f"banded: {len(RATIO_GRID)} values per band expected")
-        if len({band for band, _ in self.banded}) != len(self.banded):
-            raise ValueError("banded: each load band once")
+        for name, bands in (("banded", self.banded), ("largest", self.largest)):
+            if any(len(ratios) != len(RATIO_GRID) for _, ratios in bands):
+                raise ValueError(f"{name}: {len(RATIO_GRID)} values per band expected")
+            if len({band for band, _ in bands}) != len(bands):
+                raise ValueError(f"{name}: each load band once")
         return self
 
     @classmethod
@@ -153,6 +163,10 @@ class TestState(_Model):
             unit_exposure=test.unit_exposure,
             unit_pod_seconds=test.unit_pod_seconds,
             banded=tuple((band, tuple(r)) for band, r in sorted(test.banded.items())),
+            largest=tuple(
+                (band, tuple(r))
+                for band, r in sorted(test.largest.items(), key=lambda item: _band_key(item[0]))
+            ),
         )
 
     def test(self) -> CountTest:
@@ -168,7 +182,13 @@ class TestState(_Model):
             unit_exposure=self.unit_exposure,
             unit_pod_seconds=self.unit_pod_seconds,
             banded={band: list(ratios) for band, ratios in self.banded},
+            largest={band: list(ratios) for band, ratios in self.largest},
         )
+
+
+def _band_key(band: int | None) -> tuple[bool, int]:
+    """Load bands in order, the looks without a load first."""
+    return (band is not None, band or 0)
 
 
 class CounterState(_Model):
@@ -266,7 +286,7 @@ class GateState(_Model):
 class CarriedEvidence(_Model):
     """What the next window's pod needs to go on with the release's tests."""
 
-    version: Literal[1, 2, 3, 4] = VERSION
+    version: Literal[1, 2, 3, 4, 5] = VERSION
     plan: str = Field(min_length=16, max_length=64)
     """Digest of the plan's alpha and sequential gates (``plan_digest``)."""
     step: int = Field(ge=0)
@@ -295,15 +315,23 @@ class CarriedEvidence(_Model):
             for name, gate in self.gates.items():
                 if gate.lines is not None and gate.lines.units_seen:
                     raise ValueError(f"gate {name!r}: units seen are carried from version 4 on")
+        if self.version < 5:
+            for name, gate in self.gates.items():
+                if any(test.largest for test in gate.tests):
+                    raise ValueError(f"gate {name!r}: largest looks are carried from version 5 on")
         return self
 
     def content(self) -> dict:
         """What is written: version 3's fields are left out of a gate where they hold nothing,
         so a state without a comparing logs gate's counting reads as version 2's did, and a
         version 2 state's checksum is over the content its writer knew (version 4's units
-        seen likewise, for a version 3 state)."""
+        seen likewise, for a version 3 state; version 5's largest looks for a version 4
+        state)."""
         body = self.model_dump(mode="json")
         for gate in body["gates"].values():
+            for test in gate["tests"]:
+                if not test["largest"]:
+                    del test["largest"]
             if gate["lines"] is None:
                 del gate["lines"]
             elif not gate["lines"]["units_seen"]:

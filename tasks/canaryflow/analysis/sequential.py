@@ -140,6 +140,10 @@ class CountTest:
     """Those units' pods x seconds: ``unit_exposure`` over it is the learnt pods' load."""
     banded: dict[int, list[float]] = field(default_factory=dict)
     """The part of ``log_ratios`` added with a compared load, by load band (``load_band``)."""
+    largest: dict[int | None, list[float]] = field(default_factory=dict)
+    """Each alternative's largest log likelihood ratio of a single look (chunk), by load band
+    (None: added without a load), at least 0: what ``log_evidence_beyond_largest`` leaves
+    out."""
 
     def __post_init__(self) -> None:
         if not self.log_ratios:
@@ -190,13 +194,16 @@ class CountTest:
         if canary_events + stable_events <= 0 or not 1e-12 < share < 1 - 1e-12:
             return
         null_c, null_s = _log_shares(self.null_ratio, share)
-        banded = None
+        banded, band = None, None
         if load is not None and math.isfinite(load) and load > 0:
-            banded = self.banded.setdefault(load_band(load), [0.0] * len(self.grid))
+            band = load_band(load)
+            banded = self.banded.setdefault(band, [0.0] * len(self.grid))
+        largest = self.largest.setdefault(band, [0.0] * len(self.grid))
         for index, multiple in enumerate(self.grid):
             alt_c, alt_s = _log_shares(self.null_ratio * multiple, share)
             ratio = canary_events * (alt_c - null_c) + stable_events * (alt_s - null_s)
             self.log_ratios[index] += ratio
+            largest[index] = max(largest[index], ratio)
             if banded is not None:
                 banded[index] += ratio
 
@@ -246,6 +253,27 @@ class CountTest:
         """log of the e-value: the mixture of every alternative's (quasi-)likelihood ratio,
         each look's divided by ``phi`` at its compared load (``dispersion_at``) where it has
         one, by ``phi`` itself otherwise."""
+        return _logsumexp(self._totals()) - math.log(len(self.grid))
+
+    @property
+    def log_evidence_beyond_largest(self) -> float:
+        """``log_evidence`` without each alternative's largest single look (chunk), as
+        weighed now: what the rest of the looks show. At most ``log_evidence``, so a rule
+        that fails only when this crosses too rejects less often than the e-process alone
+        (``evidence.SequentialGate``: a comparing logs gate's verdict must not rest on one
+        chunk, one burst of lines being one event however many lines it holds)."""
+        phi = self.dispersion
+        totals = []
+        for index, total in enumerate(self._totals()):
+            top = 0.0
+            for key, largest in self.largest.items():
+                divisor = phi if key is None else self.dispersion_at(band_load(key))
+                top = max(top, largest[index] / divisor)
+            totals.append(total - top)
+        return _logsumexp(totals) - math.log(len(self.grid))
+
+    def _totals(self) -> list[float]:
+        """Each alternative's log likelihood ratio over the looks, divided by ``phi``."""
         phi = self.dispersion
         totals = []
         for index, ratio in enumerate(self.log_ratios):
@@ -254,7 +282,7 @@ class CountTest:
             for key, band in self.banded.items():
                 total += band[index] / self.dispersion_at(band_load(key))
             totals.append(total)
-        return _logsumexp(totals) - math.log(len(self.grid))
+        return totals
 
     def rejects(self, alpha: float) -> bool:
         return self.log_evidence >= math.log(1 / alpha)
