@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import helm_python as helm
 import pytest
 from chart_validation import CHART, render
 
@@ -180,3 +181,20 @@ def test_names_stay_distinct_within_an_install(engine, scope):
         if engine == "argo":  # one Sensor per service, the two of one id too
             sensors = {o["metadata"]["name"] for o in objs if o["kind"] == "Sensor"}
             assert len(sensors) == len(SERVICES)
+
+
+@pytest.mark.parametrize(("engine", "scope"), [("argo", "namespace"), ("tekton", "namespace")])
+def test_two_installs_whose_overrides_differ_in_their_last_character_share_no_name(engine, scope):
+    """The README tells two installs in one namespace to take a fullnameOverride each."""
+    longest = longest_override()
+    first = set(identities(rendered(engine, scope, longest[:-1] + "a")))
+    second = set(identities(rendered(engine, scope, longest[:-1] + "b")))
+    assert first & second == set()
+
+
+def test_a_longer_override_is_refused_naming_the_field():
+    too_long = longest_override() + "x"
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmError) as raised:
+        chart.render({"fullnameOverride": too_long}, name="cf", namespace="argo", is_install=True)
+    assert "fullnameOverride" in str(raised.value)
+    assert "maxLength" in str(raised.value)
