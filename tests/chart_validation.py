@@ -45,13 +45,14 @@ def render(
     chart_dir: Path = CHART,
     namespace: str = NAMESPACE,
     hooks: bool = False,
+    release: str = RELEASE,
 ) -> dict[str, list[Obj]]:
     """Template path → the objects it renders (empty documents dropped). Hook objects
     (``helm.sh/hook``, e.g. the ``helm test`` Pod) only with ``hooks``: ``helm install`` keeps
     them apart from the release's manifests (pkg/releaseutil/manifest_sorter.go) and creates
     them only at their hook."""
     with helm.Chart.load(chart_dir) as chart:
-        manifests = chart.render(values, name=RELEASE, namespace=namespace, is_install=True)
+        manifests = chart.render(values, name=release, namespace=namespace, is_install=True)
     return {
         path: [
             doc

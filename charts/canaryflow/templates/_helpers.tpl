@@ -15,6 +15,32 @@
 {{- end }}
 
 {{/*
+A name that fits a limit, for names a controller or the API server holds to one (a label value or
+a Service name: 63 characters): the name itself when it fits, else cut to max - 9 characters and
+`-` and 8 hex digits of the sha256 of `key` (default: the whole name), so two long names that
+share their first characters stay distinct. `hash` appends the digits even to a name that fits
+(the Sensor does, for two repositories of one service id). Called with
+(dict "name" NAME "max" N ["key" TEXT] ["hash" true]).
+*/}}
+{{- define "canaryflow.boundedName" -}}
+{{- if or .hash (gt (len .name) (int .max)) }}
+{{- printf "%s-%s" (.name | trunc (sub (int .max) 9 | int) | trimSuffix "-") (default .name .key | sha256sum | trunc 8) }}
+{{- else }}
+{{- .name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The EventSource's name, `<fullname>-git` cut to 47 characters: Argo Events v1.9.11 names its
+Service `<name>-eventsource-svc` (pkg/reconciler/eventsource/resource.go buildService), a
+Service name is a DNS-1035 label (at most 63 characters), and labels the Deployment
+`eventsource-name: <name>` (controller.go). The Sensors' dependencies and NOTES name it here.
+*/}}
+{{- define "canaryflow.eventSourceName" -}}
+{{- include "canaryflow.boundedName" (dict "name" (printf "%s-git" (include "canaryflow.fullname" .)) "max" 47) }}
+{{- end }}
+
+{{/*
 Prefix of the objects every install has one of (task library, accounts, Go cache claim):
 fullnameOverride when set, else "canaryflow" (today's names, kept for the default install).
 */}}
@@ -27,15 +53,17 @@ Name of one of the chart's engine objects (WorkflowTemplates, Tekton Tasks, Pipe
 Triggers...) and of the references between them; call with (dict "root" $ "base" NAME).
 `canaryflow-X` becomes `<namePrefix>-X` (canaryflow-tasks, canaryflow-<verb>, ...); any other
 name (go-canary-release, feature-flag-rollout) is kept unless fullnameOverride is set, then
-`<fullnameOverride>-<name>`. The default install keeps today's names; two installs in one
+`<fullnameOverride>-<name>`. A name over 63 characters (it becomes the label value
+workflows.argoproj.io/workflow-template, tekton.dev/task, tekton.dev/pipeline...) is cut with a
+hash (canaryflow.boundedName). The default install keeps today's names; two installs in one
 namespace: give each a fullnameOverride.
 */}}
 {{- define "canaryflow.templateName" -}}
 {{- $root := .root }}
 {{- if hasPrefix "canaryflow-" .base }}
-{{- printf "%s-%s" (include "canaryflow.namePrefix" $root) (trimPrefix "canaryflow-" .base) | trunc 63 | trimSuffix "-" }}
+{{- include "canaryflow.boundedName" (dict "name" (printf "%s-%s" (include "canaryflow.namePrefix" $root) (trimPrefix "canaryflow-" .base)) "max" 63) }}
 {{- else if $root.Values.fullnameOverride }}
-{{- printf "%s-%s" (include "canaryflow.namePrefix" $root) .base | trunc 63 | trimSuffix "-" }}
+{{- include "canaryflow.boundedName" (dict "name" (printf "%s-%s" (include "canaryflow.namePrefix" $root) .base) "max" 63) }}
 {{- else }}
 {{- .base }}
 {{- end }}
