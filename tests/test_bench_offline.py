@@ -159,6 +159,33 @@ def test_replayed_logs_give_stable_lines_too_and_nothing_after_the_clock():
     assert logs.stable_lines_since(0.0) == (stable, 0.5)
 
 
+def _five_xx_share(recording, track: str) -> float:
+    pods = [p for p in recording.pods if p.track == track]
+    return sum(p.events[-1][1] for p in pods) / sum(p.exposure[-1][1] for p in pods)
+
+
+def test_a_canary_whose_lumps_are_scaled_fails_canary_factor_times_its_references_share():
+    # The noisy fleet's stalls and blips fail more requests than its base rate: scaling the
+    # base rate alone leaves a canary at 1.2 near 1.07 times stable's 5xx, inside the null.
+    fleet = Fleet(stable_pods=2, rps=1000.0, stall_share=0.35, blip_every_s=60.0)
+    steps = ((0.5, 1200.0),)
+    base = simulate(fleet, steps, random.Random(9), canary_factor=2.0)
+    lumps = simulate(fleet, steps, random.Random(9), canary_factor=2.0, lumps_scaled=True)
+    ratio = {
+        name: _five_xx_share(r, "canary") / _five_xx_share(r, "stable")
+        for name, r in (("base", base), ("lumps", lumps))
+    }
+    assert 1.8 < ratio["lumps"] < 2.2
+    assert ratio["base"] < 1.6, "the lumps, unscaled, are most of the 5xx"
+
+
+def test_lumps_scaled_off_draws_the_recordings_drawn_before_it():
+    fleet = Fleet(stable_pods=2, rps=400.0, stall_share=0.35)
+    assert simulate(fleet, STEPS, random.Random(4), 1.2) == simulate(
+        fleet, STEPS, random.Random(4), 1.2, 1.0, False
+    )
+
+
 def test_recorded_logs_hold_each_tracks_lines_up_to_the_clock():
     fleet = Fleet(stable_pods=2, rps=400.0, log_rate=0.01, stall_every_s=0.0, blip_every_s=0.0)
     recording = simulate(fleet, STEPS, random.Random(3))

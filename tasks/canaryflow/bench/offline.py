@@ -159,18 +159,19 @@ def judge_many(
     canary_factor: float = 1.0,
     carry: bool = True,
     log_factor: float = 1.0,
+    lumps_scaled: bool = False,
 ) -> list[Judged]:
     """``releases`` simulated releases of ``fleet`` judged offline, seeded; against the fleet's
     fresh baseline when it has one, after the warm-up the engine would wait: the plan's, else
     its default (``AnalysisSpec.warmup_for``: none against a fresh baseline, one scrape
-    interval of the fleet's + 30 s against stable)."""
+    interval of the fleet's + 30 s against stable). ``lumps_scaled``: ``streams.simulate``'s."""
     rng = random.Random(seed)
     baseline = fleet.baseline_pods > 0
     warmup = spec.warmup_for(fleet.scrape_s, baseline)
     served = with_warmup(steps, warmup)
     return [
         judge_release(
-            simulate(fleet, served, rng, canary_factor, log_factor),
+            simulate(fleet, served, rng, canary_factor, log_factor, lumps_scaled),
             steps,
             spec,
             carry,

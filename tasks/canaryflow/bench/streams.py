@@ -209,12 +209,19 @@ def simulate(
     rng: random.Random,
     canary_factor: float = 1.0,
     log_factor: float = 1.0,
+    lumps_scaled: bool = False,
 ) -> Recording:
-    """One release: ``steps`` of (canary weight, seconds); the canary's bad-event rate is
-    ``canary_factor`` times stable's and every error line it writes ``log_factor`` times as
-    likely (1 and 1: an A/A release): the steady lines, its stalls' and blips' lines and its
-    pool's refused dials alike, so a canary at ``log_factor`` 3 writes three times the lines
-    per request its reference does, whatever wrote them."""
+    """One release: ``steps`` of (canary weight, seconds); the canary's base bad-event rate
+    (and its header traffic's) is ``canary_factor`` times stable's and every error line it
+    writes ``log_factor`` times as likely (1 and 1: an A/A release): the steady lines, its
+    stalls' and blips' lines and its pool's refused dials alike, so a canary at ``log_factor``
+    3 writes three times the lines per request its reference does, whatever wrote them.
+
+    Its stalls and blips fail as many requests as stable's do unless ``lumps_scaled``: then
+    ``canary_factor`` times as many too, so that its whole 5xx rate is ``canary_factor``
+    times its reference's (a canary at the error-rate gate's null boundary, issue 20; the
+    base rate alone leaves the noisy fleet's canary at about 1.07 for 1.2). Off, the draws
+    are those of every recording before it."""
     duration = sum(seconds for _, seconds in steps)
     start = -fleet.history_s
     blips: set[int] = set()
@@ -234,6 +241,7 @@ def simulate(
         stalls = _random_stalls(fleet, born, duration, rng) if fleet.stall_random else None
         spread = _spread(fleet.pod_spread, rng)
         factor = canary_factor if track == "canary" else 1.0
+        lump_factor = factor if lumps_scaled else 1.0
         events = exposure = dialled = 0
         scrape = born + offset
         event_points, exposure_points = [], []
@@ -269,9 +277,9 @@ def simulate(
                     fleet.stall_every_s and (second - phase) % fleet.stall_every_s < fleet.stall_s
                 )
             if stalled:
-                lumped += poisson(requests * fleet.stall_share, rng)
+                lumped += poisson(requests * fleet.stall_share * lump_factor, rng)
             if second in blips:
-                lumped += poisson(requests * fleet.blip_share, rng)
+                lumped += poisson(requests * fleet.blip_share * lump_factor, rng)
             bad += lumped
             if fleet.retries:
                 failed = min(requests, bad)
