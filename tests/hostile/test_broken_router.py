@@ -57,6 +57,7 @@ def test_a_broken_router_fails_the_window_and_stable_serves_again(
         assert result.phase == "rolled-back", result.reason
         assert "promoted" not in kinds
         window = result.record.first("window-ended")
+        assert window is not None, f"no window ended: {result.reason!r}, events {kinds}"
         assert window.data["step"] == 0 and window.data["verdict"] == "fail"
         assert "router" in window.data["reason"]
         assert router.health() is None, "the router serves again"
