@@ -124,7 +124,7 @@ class NginxInstance:
         deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
             time.sleep(0.02)
-            if any(title == _WORKER_TITLE for _, title in self._workers(master)):
+            if self.accepting_workers(master):
                 return True
         return False
 
@@ -141,8 +141,8 @@ class NginxInstance:
         match = _WORKER_CRASH.search(text)
         return match.group(0).decode(errors="replace") if match else None
 
-    def accepting_workers(self) -> list[int]:
-        return [pid for pid, title in self._workers() if title == _WORKER_TITLE]
+    def accepting_workers(self, master: int | None = None) -> list[int]:
+        return [pid for pid, title in self._workers(master) if title == _WORKER_TITLE]
 
     def draining_workers(self) -> list[int]:
         return [pid for pid, title in self._workers() if title.startswith(_DRAINING_TITLE)]
