@@ -4,6 +4,8 @@ interrupting service, and changes weights under keep-alive load without failing 
 from __future__ import annotations
 
 import http.client
+import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -239,3 +241,25 @@ def test_unix_sockets_find_a_short_enough_folder_however_deep_the_run(
         assert len(str(router._splitter_socket)) <= 108
         assert socket_dir.exists()
     assert not socket_dir.exists(), "the fallback folder is removed with the router"
+
+
+@pytest.mark.parametrize("tier", ["edge", "splitter"])
+def test_a_master_killed_while_health_looks_is_reported_never_raised(
+    fast_router: NginxRouter, tier: str, monkeypatch
+):
+    """The liveness probe of every analysis round: a master SIGKILLed between its ``alive``
+    check and the /proc scan of its workers (CI, at load 15-22, edge-master-kill-9: the
+    window was cut by ``PlatformError: nginx edge is not running``, no window-ended) is a
+    router problem the window fails on. The kill lands exactly there, every run."""
+    instance = getattr(fast_router, tier)
+    master = instance.process.popen.pid
+    looked = instance._crashed_worker
+
+    def killed_while_looking() -> str | None:
+        os.kill(master, signal.SIGKILL)
+        os.waitid(os.P_PID, master, os.WEXITED | os.WNOWAIT)  # dead, not yet reaped
+        return looked()
+
+    monkeypatch.setattr(instance, "_crashed_worker", killed_while_looking)
+    problem = fast_router.health()
+    assert problem == f"nginx {tier} master exited (-9)"

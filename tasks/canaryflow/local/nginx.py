@@ -97,25 +97,34 @@ class NginxInstance:
             return f"nginx {self.files.name} master exited ({process.popen.returncode})"
         if process.stopped():
             return f"nginx {self.files.name} master {process.pid} is stopped"
+        problem = self._worker_problem(process.pid)
+        # A master killed while we looked (between ``alive`` and the /proc scan) is a problem
+        # to report, never an exception: this is the liveness probe of every analysis round.
+        if not process.alive():
+            return f"nginx {self.files.name} master exited ({process.popen.returncode})"
+        return problem
+
+    def _worker_problem(self, master: int) -> str | None:
         crashed = self._crashed_worker()
         if crashed is not None:
             return f"nginx {self.files.name} {crashed}"
-        workers = self._workers()
+        workers = self._workers(master)
         stopped = [pid for pid, _ in workers if process_state(pid) in ("T", "t")]
         if stopped:
             return f"nginx {self.files.name} worker {stopped[0]} is stopped"
-        if not any(title == _WORKER_TITLE for _, title in workers) and not self._worker_appears():
+        accepting = any(title == _WORKER_TITLE for _, title in workers)
+        if not accepting and not self._worker_appears(master):
             return f"nginx {self.files.name} has no worker accepting connections"
         return None
 
-    def _worker_appears(self, within_s: float = 0.5) -> bool:
+    def _worker_appears(self, master: int, within_s: float = 0.5) -> bool:
         """A reload forks new workers before the old ones start shutting down, but a freshly
         forked worker carries the master's title for a moment: under load a look can fall in
         that gap. A worker that appears within ``within_s`` means the reload went through."""
         deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
             time.sleep(0.02)
-            if self.accepting_workers():
+            if self.accepting_workers(master):
                 return True
         return False
 
@@ -132,8 +141,8 @@ class NginxInstance:
         match = _WORKER_CRASH.search(text)
         return match.group(0).decode(errors="replace") if match else None
 
-    def accepting_workers(self) -> list[int]:
-        return [pid for pid, title in self._workers() if title == _WORKER_TITLE]
+    def accepting_workers(self, master: int | None = None) -> list[int]:
+        return [pid for pid, title in self._workers(master) if title == _WORKER_TITLE]
 
     def draining_workers(self) -> list[int]:
         return [pid for pid, title in self._workers() if title.startswith(_DRAINING_TITLE)]
@@ -158,9 +167,10 @@ class NginxInstance:
             )
         os.replace(candidate, self.files.conf)
 
-    def _workers(self) -> list[tuple[int, str]]:
-        """(pid, process title) of the master's children, read from /proc."""
-        master = self.master_pid
+    def _workers(self, master: int | None = None) -> list[tuple[int, str]]:
+        """(pid, process title) of the master's children, read from /proc; ``master``: the
+        pid to look under whether or not it still runs (else: raise if it does not)."""
+        master = self.master_pid if master is None else master
         workers = []
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():

@@ -9,7 +9,9 @@ window, then *finish*. What differs is behind the small ``Exposure`` protocol; t
 
 Whatever goes wrong once users may have been exposed (a failing gate, a platform error, a crash,
 Ctrl-C) ends in ``withdraw``: rollback is the ``finally`` of a progression, finishing only its
-last step. Every decision goes into one ``ReleaseRecord``.
+last step. Every decision goes into one ``ReleaseRecord``; a window an infrastructure fault
+cuts short still ends in it (``window-ended``, verdict ``error``, the fault named) before the
+rollback.
 """
 
 from __future__ import annotations
@@ -44,6 +46,20 @@ class WindowAnalyzer(Protocol):
     def run_window(
         self, duration_s: float, on_round: Callable[[list[Measurement]], None]
     ) -> WindowOutcome: ...
+
+
+@dataclass(frozen=True)
+class CutWindow:
+    """A window that ended without a verdict of its own (``cut_window``)."""
+
+    verdict: Outcome
+    reason: str
+
+
+def cut_window(error: BaseException) -> CutWindow:
+    """A window cut by an infrastructure fault: ERROR, the verdict of missing data (a
+    rollback under every ``onInconclusive``, never a pass), with a reason naming the fault."""
+    return CutWindow(Outcome.ERROR, f"window cut by {type(error).__name__}: {error}")
 
 
 class Approver(Protocol):
@@ -158,7 +174,7 @@ class ProgressionEngine:
         self.record.add(
             EventKind.WINDOW_STARTED, step=index, **step.describe, duration=step.duration_s
         )
-        window = self.analyzer.run_window(step.duration_s, self._on_round(index))
+        window = self._window(index, step.duration_s)
         self._windows.append(window.verdict)
         self.record.add(
             EventKind.WINDOW_ENDED, step=index, verdict=window.verdict, reason=window.reason
@@ -170,6 +186,15 @@ class ProgressionEngine:
             self._windows[-1] = Outcome.PASS
         if action is Action.ROLLBACK:
             raise Abort(f"step {index}{step.label}: {window.verdict}: {window.reason}")
+
+    def _window(self, index: int, duration_s: float) -> WindowOutcome:
+        """The step's window; one an infrastructure fault cut short (the platform or its API
+        failing, a refused or reset connection) still ends, as an ERROR, so the record says
+        what happened to the step before the rollback."""
+        try:
+            return self.analyzer.run_window(duration_s, self._on_round(index))
+        except (CanaryflowError, OSError) as error:
+            return cut_window(error)
 
     def _on_round(self, index: int) -> Callable[[list[Measurement]], None]:
         def on_round(measurements: list[Measurement]) -> None:

@@ -84,10 +84,15 @@ class AnalysisWindows:
 
 
 def keep_up(upkeep: Callable[[], None] | None) -> None:
-    """``upkeep()``, its failure logged rather than raised: the next round tries again."""
+    """``upkeep()``, its failure logged rather than raised: the next round tries again.
+
+    Either kind of infrastructure failure: the API answering an error (``CanaryflowError``)
+    or not answering at all (``OSError``: connection refused or reset, a socket timeout). A
+    failed read between rounds says nothing about the canary, so neither cuts the window.
+    """
     if upkeep is None:
         return
     try:
         upkeep()
-    except CanaryflowError as error:
-        log.warning("between rounds: %s; tried again next round", error)
+    except (CanaryflowError, OSError) as error:
+        log.warning("between rounds: %s: %s; tried again next round", type(error).__name__, error)
