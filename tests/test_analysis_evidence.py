@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -183,6 +184,7 @@ def _latency_stream(rng: random.Random, canary_factor: float, looks: int, alpha:
     return False
 
 
+@pytest.mark.judgement
 def test_a_histogram_gate_on_a_a_streams_rarely_fails_however_often_it_looks():
     rng = random.Random(5)
     alpha, runs = 0.05, 150

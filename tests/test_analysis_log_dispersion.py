@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -55,6 +56,7 @@ def _consistent_with_alpha(rolled_back: int, releases: int) -> bool:
     return low <= SPEC.alpha
 
 
+@pytest.mark.judgement
 def test_identical_releases_with_lumpy_pods_logging_bursts_roll_back_within_alpha():
     found = _rollbacks(LUMPY, 100, seed=7)
 
@@ -62,6 +64,7 @@ def test_identical_releases_with_lumpy_pods_logging_bursts_roll_back_within_alph
     assert _consistent_with_alpha(rolled_back, 100), f"{rolled_back}/100 rolled back: {found}"
 
 
+@pytest.mark.judgement
 def test_identical_releases_logging_often_on_lumpy_pods_roll_back_within_alpha():
     # 1 % of requests log: more lines per pod and look, so a scrape's offset between a pod's
     # lines and its requests would weigh more; the lines are split by long-run shares.
@@ -71,6 +74,7 @@ def test_identical_releases_logging_often_on_lumpy_pods_roll_back_within_alpha()
     assert _consistent_with_alpha(rolled_back, 100), f"{rolled_back}/100 rolled back: {found}"
 
 
+@pytest.mark.judgement
 def test_a_canary_logging_three_times_the_references_rate_steadily_is_still_caught():
     # Three times the lines against a tolerated ratio of 2, over 240 s at 10 % and 30 %: 32 of
     # these 40 since each pod's lines are counted up to its requests' last scrape. Counted as
@@ -83,6 +87,7 @@ def test_a_canary_logging_three_times_the_references_rate_steadily_is_still_caug
     assert caught >= 30, f"caught {caught}/40: {found}"
 
 
+@pytest.mark.judgement
 def test_a_canary_logging_three_times_the_references_lines_on_lumpy_pods_is_still_caught():
     # Stable's lines: 1 % steady + about 0.6 % from stalls; the canary writes five times
     # every line (``streams.simulate``'s ``log_factor``): 8 % of its requests.

@@ -225,6 +225,7 @@ def test_a_flavour_only_names_the_series_the_same_counts_are_judged_alike():
 # The report ------------------------------------------------------------------------------
 
 
+@pytest.mark.judgement
 def test_a_replay_reports_every_fleet_class_and_flavour_with_exact_intervals():
     result = replay_benchmark(1, say=lambda _: None)
     assert {row["fleet"] for row in result["rows"]} == {
@@ -327,6 +328,7 @@ def test_a_reference_that_logs_nothing_leaves_the_canarys_lines_its_own():
     assert all(pod.lines for pod in logged), "1: every pod logs, as before"
 
 
+@pytest.mark.judgement
 def test_the_replays_fleets_are_judged_against_a_fresh_baseline_after_the_default_warm_up():
     result = replay_benchmark(1, say=lambda _: None)
     reference = {row["fleet"]: row["baseline_pods"] for row in result["rows"]}
@@ -410,6 +412,7 @@ def test_against_a_fresh_baseline_the_limit_counts_only_the_baselines_requests()
 # Choosing what the replay judges ---------------------------------------------------------
 
 
+@pytest.mark.judgement
 def test_a_replay_of_chosen_fleets_and_classes_judges_those_alone_n_releases_each():
     result = replay_benchmark(2, say=lambda _: None, fleets=["steady"], classes=["aa", "5xx-x3"])
     assert [(row["fleet"], row["class"], row["releases"]) for row in result["rows"]] == [
@@ -422,6 +425,7 @@ def test_a_replay_of_chosen_fleets_and_classes_judges_those_alone_n_releases_eac
     assert [row["fleet"] for row in only_aa["rows"]] == [name for name, _ in BENCH_FLEETS]
 
 
+@pytest.mark.judgement
 def test_a_chosen_class_replays_the_first_releases_of_the_whole_runs():
     whole = replay_benchmark(5, say=lambda _: None)
     chosen = replay_benchmark(1, say=lambda _: None, fleets=["warm"], classes=["5xx-x3"])
@@ -535,6 +539,7 @@ def test_a_missed_scrape_leaves_no_sample_and_the_next_one_holds_both_intervals(
     assert {round(b[0] - a[0]) for p in whole.pods for a, b in itertools.pairwise(p.events)} == {5}
 
 
+@pytest.mark.judgement
 def test_the_compared_pods_true_over_dispersion_is_one_on_steady_pods_and_large_on_lumpy_ones():
     steady = replace(dict(BENCH_FLEETS)["steady pods"], cold_s=0.0)
     lumpy = dict(BENCH_FLEETS)["noisy, stalls at random"]

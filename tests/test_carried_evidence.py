@@ -185,6 +185,7 @@ def test_a_test_read_back_from_its_state_goes_on_exactly_as_if_it_never_stopped(
     base=st.sampled_from([0.001, 0.01, 0.05]),
     seed=st.integers(0, 2**16),
 )
+@pytest.mark.judgement
 def test_identical_canaries_over_steps_carried_through_the_state_fail_at_most_alpha(
     weights, base, seed
 ):
@@ -211,6 +212,7 @@ def _binomial(n: int, p: float, rng: random.Random) -> int:
     return sum(rng.random() < p for _ in range(n))
 
 
+@pytest.mark.judgement
 def test_carried_evidence_catches_a_doubled_error_rate_the_per_step_tests_miss():
     """1 % → 2 % 5xx at 100 requests/s, 10 → 30 → 60 %, 60 s windows scraped every 5 s: the
     same recordings judged by pods that carry the tests and by pods that start anew."""
@@ -329,6 +331,7 @@ def test_a_fleet_too_large_to_carry_its_counters_carries_its_tests_only():
     assert resumed.counters[("stable", "exposure")].last == {(("pod", "p-1"),): 5.0}
 
 
+@pytest.mark.judgement
 def test_a_test_begun_after_the_first_step_keeps_its_false_alarms_within_alpha():
     """What a lost state falls back to (and a pod without --carry-evidence does): a test begun
     at a later step, on counters that have run for minutes. Its first values must be

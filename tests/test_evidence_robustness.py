@@ -215,6 +215,7 @@ def _releases(count: int, seed: int, factor: float, release=RELEASE) -> list[Rec
     return [simulate(LUMPY, release, rng, canary_factor=factor) for _ in range(count)]
 
 
+@pytest.mark.judgement
 def test_identical_canaries_of_a_lumpy_fleet_are_rolled_back_at_most_alpha_of_the_time():
     releases = _releases(200, seed=20, factor=1.0)
     false_fails = sum(_judge_aligned(r, ALPHA) for r in releases)

@@ -17,6 +17,7 @@ import math
 import random
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -219,6 +220,7 @@ def test_a_version_1_state_is_read_and_its_counters_dropped_where_the_fleet_is_n
 # The replay: the same code path, the fleet's stable pods fed ------------------------------
 
 
+@pytest.mark.judgement
 def test_identical_releases_on_the_noisy_fleet_against_a_baseline_rarely_roll_back():
     """A modest seeded run of the benchmark's noisy fleet (6.5 % rolled back before: 65 of
     1000): with phi learnt from the fleet, at most 1 of 60 (the target is 1 %)."""

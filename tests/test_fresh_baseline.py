@@ -335,6 +335,7 @@ def test_the_warm_up_lengthens_the_first_step_and_keeps_its_window():
     assert with_warmup([(0.1, 120.0), (0.3, 60.0)], 45.0) == [(0.1, 165.0), (0.3, 60.0)]
 
 
+@pytest.mark.judgement
 def test_an_identical_cold_canary_rolled_back_against_the_warm_fleet_passes_against_a_baseline():
     rows = {row["case"]: row for row in cold_start_comparison(12, say=lambda _: None)}
     before = rows["against stable, no warm-up (before)"]

@@ -179,6 +179,7 @@ rolled back at their first look, 20 s in, with phi 1 before the gate waited for 
 freedom (BENCHMARKS.md, "Why the 30 s scrape's 7")."""
 
 
+@pytest.mark.judgement
 def test_the_30s_scrape_boundary_canaries_failed_on_a_phi_of_no_degrees_of_freedom_pass():
     outcomes = boundary_outcomes("noisy, 30 s scrape", BOUNDARY_RELEASES)
 
@@ -211,6 +212,7 @@ log_factor=2.0)``: canaries at the gate's boundary against a one-pod fresh basel
 "One unit's phi")."""
 
 
+@pytest.mark.judgement
 def test_a_one_pod_baseline_with_a_lumpy_fleet_does_not_fail_on_one_unit_of_the_fleets_pods():
     name = "noisy, stalls at random"
     fleet = dict(BENCH_FLEETS)[name]

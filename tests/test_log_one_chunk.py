@@ -105,6 +105,7 @@ and 2.7 down to 2.0 and 2.9 (BENCHMARKS.md, "One chunk does not decide"). Releas
 so too, fails again at 180 s, once the rule ends (the first chunk's evidence counts again)."""
 
 
+@pytest.mark.judgement
 def test_the_30s_scrape_boundary_canaries_failed_on_their_first_chunk_pass():
     outcomes = boundary_outcomes("noisy, 30 s scrape", FIRST_CHUNK_RELEASES)
 

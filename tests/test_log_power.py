@@ -49,6 +49,7 @@ def _releases(fleet_name: str, fault, releases: int):
     )
 
 
+@pytest.mark.judgement
 def test_a_canary_logging_three_times_against_stable_is_caught_within_the_plan():
     judged = _releases("noisy, against stable", LOGS_X3, 30)
 
@@ -58,6 +59,7 @@ def test_a_canary_logging_three_times_against_stable_is_caught_within_the_plan()
     assert all(j.seconds is not None and j.seconds <= 405.0 for j in caught), "45 s + 3 x 120 s"
 
 
+@pytest.mark.judgement
 def test_identical_canaries_on_a_30s_scrape_are_not_rolled_back():
     judged = _releases("noisy, 30 s scrape", AA, 20)
 

@@ -8,6 +8,8 @@ real ``AnalysisRun`` (``canaryflow.bench.offline``), seeded, in seconds.
 
 from __future__ import annotations
 
+import pytest
+
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.analysis.statistics import rate_upper_bound
@@ -30,6 +32,7 @@ LUMPY = Fleet(stable_pods=4, scrape_s=15.0, stall_share=0.35, blip_every_s=120.0
 STEPS = [(0.1, 60.0), (0.3, 60.0), (0.6, 60.0)]
 
 
+@pytest.mark.judgement
 def test_identical_canaries_over_a_whole_multi_step_release_are_rolled_back_at_most_alpha():
     alpha = 0.05
     judged = judge_many(LUMPY, STEPS, spec(alpha), releases=150, seed=30)
@@ -37,6 +40,7 @@ def test_identical_canaries_over_a_whole_multi_step_release_are_rolled_back_at_m
     assert rate_upper_bound(false_fails, len(judged)) <= alpha, false_fails
 
 
+@pytest.mark.judgement
 def test_carrying_evidence_across_steps_detects_more_than_a_test_per_window():
     """1 % → 3 % 5xx at 100 requests/s, 10 → 30 → 60 % in 40 s windows, scraped every 5 s.
     Same recordings both ways (same seed)."""

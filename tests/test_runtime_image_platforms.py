@@ -5,7 +5,11 @@ one under qemu-user's emulation of an aarch64 CPU (Debian's qemu-user-static, in
 ``make setup``; this machine has no arm64 CPU), and the arm64 Go runs ``go version`` so too.
 Emulation proves the arm64 python, libraries and wheels load and run together, not how fast or
 how alike a real arm64 CPU runs them. Each image's files are read too (every ELF header for
-its CPU, python3.11's loader, the wheels' tags)."""
+its CPU, python3.11's loader, the wheels' tags).
+
+The tests that build the index (about 80 CPU seconds: both platforms, twice) are marked
+``e2e``: ``make test-e2e`` runs them, ``make test`` builds and runs the amd64 image alone
+(``test_runtime_image.py``)."""
 
 from __future__ import annotations
 
@@ -174,6 +178,7 @@ def elf_interpreter(head: bytes) -> str | None:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_the_index_names_one_image_per_platform_and_a_second_build_gives_its_digest(
     registry, built
 ):
@@ -199,6 +204,7 @@ def test_the_index_names_one_image_per_platform_and_a_second_build_gives_its_dig
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("architecture", sorted(E_MACHINE))
 def test_each_image_holds_elf_files_of_its_own_architecture_only(registry, built, architecture):
     """Every ELF file, libraries, python3.11 and the compiled wheels' modules, is for the
@@ -241,6 +247,7 @@ def test_each_image_holds_elf_files_of_its_own_architecture_only(registry, built
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_the_index_amd64_image_runs_its_own_python_and_a_verb(registry, built, tmp_path):
     root = tmp_path / "rootfs"
     extract_layers(registry, REPOSITORY, manifest_of(registry, built, "amd64"), root)
@@ -254,6 +261,7 @@ def test_the_index_amd64_image_runs_its_own_python_and_a_verb(registry, built, t
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_the_index_arm64_image_runs_validate_on_its_own_python_under_qemu(
     registry, built, tmp_path
 ):

@@ -14,6 +14,8 @@ import random
 import statistics
 from dataclasses import replace
 
+import pytest
+
 from canaryflow.bench.offline import (
     FLEET_KEYS,
     REPLAY_FLEETS,
@@ -183,6 +185,7 @@ def test_the_red_teams_fleets_are_named_for_the_command_line_after_the_old_ones(
     assert names.index(FLEET_KEYS["unseen-2"]) == 22, "its seed as in its first runs"
 
 
+@pytest.mark.judgement
 def test_identical_canaries_of_the_red_teams_fleets_are_not_rolled_back():
     """A sample (the figures of 500 releases a fleet: BENCHMARKS.md): alpha 1 % expects 0.2."""
     fleets = dict(REPLAY_FLEETS)

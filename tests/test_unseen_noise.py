@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+import pytest
+
 from canaryflow.analysis.measurement import Outcome
 from canaryflow.bench.offline import (
     BENCH_FLEETS,
@@ -42,6 +44,7 @@ def test_the_scrape_interval_is_learnt_from_the_fleets_old_pods_not_the_young_ba
     assert _scrape_learnt(replace(SLOW_SCRAPE, scrape_s=15.0), 60.0) == 15.0
 
 
+@pytest.mark.judgement
 def test_identical_canaries_of_a_fleet_scraped_every_30_s_are_not_rolled_back():
     tally = Tally.of(judge_many(SLOW_SCRAPE, BENCH_STEPS, bench_spec(), 40, seed=51), None)
     assert tally.rolled_back <= 1, tally.failed_by  # alpha 1 %: 0.4 expected; was 9 of 40
