@@ -165,12 +165,15 @@ def touched(url: str, reads: Sequence[tuple[str, Pinned]]) -> dict[str, dict[str
     """What Prometheus itself did for ``reads``, read by read (``POST /api/v1/query`` with
     ``stats=all``: ``totalQueryableSamples``, the samples its evaluation loaded, and
     ``evalTotalTime``), summed by track and by kind of read (``v``: the pods' sums,
-    ``t``: their scrape times, ``r``: what restarted series lost). Asked again after the
-    timed rounds, one read at a time, so it costs the timing nothing."""
+    ``t``: their scrape times, ``r``: what restarted series lost; ``requests``: the canary's
+    request count, under the canary). Asked again after the timed rounds, one read at a time,
+    so it costs the timing nothing."""
     totals: dict[str, dict[str, float]] = {}
     for key, read in reads:
         parts = key.split("/")[1:]  # the gate's name, then a look's read or a scrape probe
-        track, kind = (parts[0], parts[3]) if len(parts) == 4 else (parts[0], parts[0])
+        if not parts:  # the canary's request count, batched with a look's reads
+            parts = ["canary", key]
+        track, kind = (parts[0], parts[3]) if len(parts) == 4 else (parts[0], parts[-1])
         form = {"query": pin(read), "time": f"{read.at:.3f}", "stats": "all"}
         request = urllib.request.Request(
             f"{url}/api/v1/query", data=urllib.parse.urlencode(form).encode(), method="POST"
