@@ -232,11 +232,11 @@ COST_SHAPES = (
 """A release on a growing fleet, the same fleet with one and ten label values, and 50
 releases at once, each against a fresh baseline with the stable fleet read for its
 over-dispersion (the default), and 200 x 10 against the stable fleet itself for comparison.
-A round's looks are one query per instant for all its gates, the fleet's apart (one request
-per read, and one per gate and instant, were measured against it in this section's earlier
-runs). 2,000 pods with 10 label values, 220,000
-series, takes longer to backfill than this benchmark's budget; with one label value it has as
-many series as 200 x 10."""
+A round's looks are one query per instant for all its gates, the fleet's sample's reads and the
+canary's request count included (one request per read, one per gate and instant, and the
+fleet's and the count's apart were measured against it in this section's earlier runs).
+2,000 pods with 10 label values, 220,000 series, takes longer to backfill than this
+benchmark's budget; with one label value it has as many series as 200 x 10."""
 
 SPEC = {
     "interval": "10s",
@@ -386,7 +386,8 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         "A look of a gate: each track's pods summed in PromQL (`sum by (instance, pod)`) "
         "at the common instant and one scrape later, their scrape times, and what series that "
         "restarted alone held (`alignment.lost_query`), in one query per instant for all "
-        "the round's gates, the fleet's apart (`@` pins each read at its instant). "
+        "the round's gates, the fleet's sample's reads and the canary's request count "
+        "included (`@` pins each read at its instant). "
         "Releases are judged "
         f"{RELEASE_WORKERS} at a time, their calls sharing {QUERY_WORKERS} threads. "
         "*One release's round*: `AnalysisRun.measure` of one release, median and 95th "
