@@ -232,9 +232,10 @@ COST_SHAPES = (
 """A release on a growing fleet, the same fleet with one and ten label values, and 50
 releases at once, each against a fresh baseline with the stable fleet read for its
 over-dispersion (the default), and 200 x 10 against the stable fleet itself for comparison.
-A round's looks are one query per instant for all its gates, the fleet's sample's reads and the
-canary's request count included (one request per read, one per gate and instant, and the
-fleet's and the count's apart were measured against it in this section's earlier runs).
+A round's looks are one query for all its gates and the canary's request count, the fleet's
+sample's reads included, beside a fresh baseline, one per instant against the stable fleet
+(one request per read, one per gate and instant, and the fleet's and the count's apart were
+measured against it in this section's earlier runs).
 2,000 pods with 10 label values, 220,000 series, takes longer to backfill than this
 benchmark's budget; with one label value it has as many series as 200 x 10."""
 
@@ -385,9 +386,10 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         f"{FLEET_SAMPLE_PODS} pods). "
         "A look of a gate: each track's pods summed in PromQL (`sum by (instance, pod)`) "
         "at the common instant and one scrape later, their scrape times, and what series that "
-        "restarted alone held (`alignment.lost_query`), in one query per instant for all "
-        "the round's gates, the fleet's sample's reads and the canary's request count "
-        "included (`@` pins each read at its instant). "
+        "restarted alone held (`alignment.lost_query`), for all the round's gates and the "
+        "canary's request count in one query (`@` pins each read at its instant), the "
+        "fleet's sample's reads included beside a fresh baseline, one query per instant "
+        "against the stable fleet. "
         "Releases are judged "
         f"{RELEASE_WORKERS} at a time, their calls sharing {QUERY_WORKERS} threads. "
         "*One release's round*: `AnalysisRun.measure` of one release, median and 95th "
