@@ -310,6 +310,7 @@ class RecordingBatches(BatchingSource):
 
     def vectors(self, reads):
         found = super().vectors(reads)
-        # One gate's reads, each keyed by the gate's name first (one request for all gates).
-        self.answers[-1].update({key.split("/", 1)[1]: value for key, value in found.items()})
+        # One gate's reads, each keyed by the gate's name first (one request for all gates);
+        # the canary's request count, batched with them, under its own key.
+        self.answers[-1].update({key.split("/", 1)[-1]: value for key, value in found.items()})
         return found

@@ -10,8 +10,9 @@ recorded at commit 1bfd933, before that work, and matched by it; recorded again 
 lag of one scrape + 3 s changed the instants a look reads, and again when a count gate's events
 were read inside its exposure's read (``alignment.Marker``) and a look's reads went in one query
 per instant (the canary's with stable's), and again when the gates of a round shared those
-requests (one per instant for all gates, 60 exchanges to 37): each recording's ten rounds
-judged exactly as the one before it, outcome, reason and number.)
+requests (one per instant for all gates, 60 exchanges to 37), and again when the canary's
+request count joined the later instant's request (37 exchanges to 27): each recording's ten
+rounds judged exactly as the one before it, outcome, reason and number.)
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ numbers returned and requests made, never in seconds.
 A sequential gate sums each pod's series in PromQL before they leave Prometheus, so ten label
 values per pod read exactly as much as one; and each round makes one request per instant for
 all its gates, however many reads (gates, roles, values, scrape times, restarted series) it
-holds, and one more for the stable fleet's reads where it is read beside a fresh baseline.
+holds, the canary's request count included; beside a fresh baseline, whose reads are all
+small (the stable fleet's through a sample), one request for the whole round.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def costs(tmp_path_factory: pytest.TempPathFactory):
     """One release on a fleet of 5 stable pods, with one and with ten label values each, and
-    with one label value read one request per read (as before reads were batched)."""
+    with one label value read one request per read (as before reads were batched); the same
+    beside a fresh baseline, batched and not."""
     found = {}
     for labels in (1, 10):
         workdir: Path = tmp_path_factory.mktemp(f"cost-{labels}")
@@ -30,6 +32,9 @@ def costs(tmp_path_factory: pytest.TempPathFactory):
     found["unbatched"] = measure(Shape(1, 5, 1, minutes=6), workdir, rounds=3, batched=False)
     workdir = tmp_path_factory.mktemp("cost-fresh")
     found["fresh"] = measure(Shape(1, 5, 1, minutes=6, fresh=True), workdir, rounds=3)
+    workdir = tmp_path_factory.mktemp("cost-fresh-unbatched")
+    fresh = Shape(1, 5, 1, minutes=6, fresh=True)
+    found["fresh-unbatched"] = measure(fresh, workdir, rounds=3, batched=False)
     return found
 
 
@@ -58,10 +63,10 @@ def test_a_round_reads_as_many_numbers_with_ten_label_values_as_with_one(costs):
 
 
 def test_a_rounds_gates_ask_prometheus_once_per_instant_together(costs):
-    # The canary's reads ride along with stable's, and the two gates' with each other's.
-    instants, canary_requests = 2, 1
-    expected = instants + canary_requests
-    assert costs[1].requests_per_round == costs[10].requests_per_round == expected
+    # The canary's reads ride along with stable's, the two gates' with each other's, and the
+    # canary's request count (minCanaryRequests) with the later instant's.
+    instants = 2
+    assert costs[1].requests_per_round == costs[10].requests_per_round == instants
 
 
 def test_one_query_per_instant_reads_what_one_request_per_read_did(costs):
@@ -73,14 +78,19 @@ def test_one_query_per_instant_reads_what_one_request_per_read_did(costs):
     # events (5xx) are read inside its exposure's reads (``alignment.Marker``): 2 tracks x 1
     # role read, latency-p99 2 x 1, and the canary's request count is one more.
     assert unbatched.requests_per_round == 3 * (2 + 2) + 2 * (2 + 2) + 1
-    assert batched.requests_per_round == 2 + 1  # per instant, both gates together
+    assert batched.requests_per_round == 2  # per instant, both gates and the count together
 
 
-def test_beside_a_fresh_baseline_the_fleets_reads_are_one_more_request_per_instant(costs):
+def test_beside_a_fresh_baseline_a_round_is_one_request(costs):
     fresh = costs["fresh"]
     assert fresh.outcomes == ("error-rate: pass", "latency-p99: pass")
-    instants, parts, canary_requests = 2, 2, 1  # compared tracks, and the fleet
-    assert fresh.requests_per_round == instants * parts + canary_requests
+    # The compared tracks' reads, the fleet sample's and the canary's request count, at both
+    # instants: one request (5 a round before: one per instant, the fleet's apart, the count
+    # on its own).
+    assert fresh.requests_per_round == 1
+    unbatched = costs["fresh-unbatched"]  # every read a request of its own
+    assert fresh.samples_per_round == unbatched.samples_per_round
+    assert fresh.outcomes == unbatched.outcomes
 
 
 def test_beside_a_fresh_baseline_the_fleet_reads_no_bucket_but_the_cuts_and_inf(costs):

@@ -30,7 +30,7 @@ from canaryflow.analysis.alignment import AlignedCounters
 from canaryflow.analysis.catalogue import Buckets
 from canaryflow.analysis.evidence import SequentialGate
 from canaryflow.analysis.fleet_sample import FLEET_SAMPLE_PODS
-from canaryflow.analysis.run import AnalysisRun
+from canaryflow.analysis.run import COUNT_READ, AnalysisRun
 from canaryflow.analysis.source import MeasurementError, PrometheusSource
 from canaryflow.analysis.spec import AnalysisSpec
 from canaryflow.bench.cost import BatchingSource
@@ -238,8 +238,12 @@ def _two_gates(url: str, base: float, fail: bool = False) -> tuple[Counting, lis
 def test_the_gates_of_a_round_share_one_request_per_instant(small):
     source, measured = _two_gates(*small)
     last = source.batches[source.batches.index(set(), 1) + 1 :]
-    assert last and all(gates == {"latency-p99", "latency-again"} for gates in last)
+    gates = [batch - {COUNT_READ} for batch in last]
+    assert last and all(read == {"latency-p99", "latency-again"} for read in gates)
     assert len(last) == 2, "the compared tracks at the common instant and a scrape later"
+    assert [COUNT_READ in batch for batch in last] == [False, True], (
+        "the canary's request count rides along with the later instant's reads"
+    )
     assert {m.outcome.value for m in measured} <= {"pass", "collecting"}
     counted = [
         {k: v for k, v in (m.evidence.detail or {}).items() if k.endswith(("_events", "_exposure"))}

@@ -106,10 +106,19 @@ BATCH_LABEL = "canaryflow_read"
 
 def pin(read: Pinned) -> str:
     """``read.query`` with its selector pinned at ``read.at`` by PromQL's ``@`` modifier, after
-    the range where there is one (``sel[10s] @ t``, as the grammar requires)."""
-    at = f"{read.at:.3f}"
-    pattern = re.compile(re.escape(read.selector) + r"(\[[^\]]*\])?")
-    return pattern.sub(lambda m: f"{m.group(0)} @ {at}", read.query)
+    the range where there is one (``sel[10s] @ t``, as the grammar requires).
+
+    Found by splitting on the selector, not by a regular expression of it: every read of a
+    round is pinned (30 a release), the selectors of 50 releases overflow ``re``'s cache of
+    compiled patterns, and compiling one each time was most of what building a round's
+    queries cost (0.33 ms a release, against 0.06 ms)."""
+    at = f" @ {read.at:.3f}"
+    first, *rest = read.query.split(read.selector)
+    pinned = [first]
+    for after in rest:
+        end = after.find("]") + 1 if after.startswith("[") else 0  # a range: pin after it
+        pinned.append(f"{read.selector}{after[:end]}{at}{after[end:]}")
+    return "".join(pinned)
 
 
 def batch_query(reads: Mapping[str, Pinned]) -> str:

@@ -165,12 +165,15 @@ def touched(url: str, reads: Sequence[tuple[str, Pinned]]) -> dict[str, dict[str
     """What Prometheus itself did for ``reads``, read by read (``POST /api/v1/query`` with
     ``stats=all``: ``totalQueryableSamples``, the samples its evaluation loaded, and
     ``evalTotalTime``), summed by track and by kind of read (``v``: the pods' sums,
-    ``t``: their scrape times, ``r``: what restarted series lost). Asked again after the
-    timed rounds, one read at a time, so it costs the timing nothing."""
+    ``t``: their scrape times, ``r``: what restarted series lost; ``requests``: the canary's
+    request count, under the canary). Asked again after the timed rounds, one read at a time,
+    so it costs the timing nothing."""
     totals: dict[str, dict[str, float]] = {}
     for key, read in reads:
         parts = key.split("/")[1:]  # the gate's name, then a look's read or a scrape probe
-        track, kind = (parts[0], parts[3]) if len(parts) == 4 else (parts[0], parts[0])
+        if not parts:  # the canary's request count, batched with a look's reads
+            parts = ["canary", key]
+        track, kind = (parts[0], parts[3]) if len(parts) == 4 else (parts[0], parts[-1])
         form = {"query": pin(read), "time": f"{read.at:.3f}", "stats": "all"}
         request = urllib.request.Request(
             f"{url}/api/v1/query", data=urllib.parse.urlencode(form).encode(), method="POST"
@@ -229,11 +232,12 @@ COST_SHAPES = (
 """A release on a growing fleet, the same fleet with one and ten label values, and 50
 releases at once, each against a fresh baseline with the stable fleet read for its
 over-dispersion (the default), and 200 x 10 against the stable fleet itself for comparison.
-A round's looks are one query per instant for all its gates, the fleet's apart (one request
-per read, and one per gate and instant, were measured against it in this section's earlier
-runs). 2,000 pods with 10 label values, 220,000
-series, takes longer to backfill than this benchmark's budget; with one label value it has as
-many series as 200 x 10."""
+A round's looks are one query for all its gates and the canary's request count, the fleet's
+sample's reads included, beside a fresh baseline, one per instant against the stable fleet
+(one request per read, one per gate and instant, and the fleet's and the count's apart were
+measured against it in this section's earlier runs).
+2,000 pods with 10 label values, 220,000 series, takes longer to backfill than this
+benchmark's budget; with one label value it has as many series as 200 x 10."""
 
 SPEC = {
     "interval": "10s",
@@ -382,8 +386,10 @@ def markdown(costs: Sequence[Cost], header: str) -> str:
         f"{FLEET_SAMPLE_PODS} pods). "
         "A look of a gate: each track's pods summed in PromQL (`sum by (instance, pod)`) "
         "at the common instant and one scrape later, their scrape times, and what series that "
-        "restarted alone held (`alignment.lost_query`), in one query per instant for all "
-        "the round's gates, the fleet's apart (`@` pins each read at its instant). "
+        "restarted alone held (`alignment.lost_query`), for all the round's gates and the "
+        "canary's request count in one query (`@` pins each read at its instant), the "
+        "fleet's sample's reads included beside a fresh baseline, one query per instant "
+        "against the stable fleet. "
         "Releases are judged "
         f"{RELEASE_WORKERS} at a time, their calls sharing {QUERY_WORKERS} threads. "
         "*One release's round*: `AnalysisRun.measure` of one release, median and 95th "
