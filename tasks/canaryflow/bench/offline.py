@@ -521,12 +521,25 @@ noisy fleet with one noise the judge was not built on each (``streams.Fleet``): 
 random times (a Poisson process of the same mean rate), each pod's base rates drawn at its
 birth (lognormal, sigma 0.3), a 30 s scrape, and 5 % of every pod's scrapes missed; then all
 four at once (a 30 s scrape with stalls every 30 s at a fixed phase would hold one stall per
-scrape, which hides the lumps from a unit of one scrape: at random they are not hidden).
+scrape, which hides the lumps from a unit of one scrape: at random they are not hidden; the 30
+s scrape alone with its stalls jittered is ``STALLS_JITTERED``'s).
 The red team's fleets (``UNSEEN_2``) follow in ``REPLAY_FLEETS``, judged only when named."""
-REPLAY_FLEETS: tuple[tuple[str, Fleet], ...] = (*BENCH_FLEETS, *UNSEEN_2)
+STALLS_JITTERED: tuple[tuple[str, Fleet], ...] = (
+    (
+        "noisy, 30 s scrape, stalls jittered",
+        replace(NOISY_FLEET, baseline_pods=1, scrape_s=30.0, stall_jitter_s=10.0),
+    ),
+)
+"""The 30 s scrape with each pod's stalls quasi-periodic (gaps of 20 to 40 s, ``streams.Fleet.
+stall_jitter_s``) rather than locked to the scrape: everything else is ``noisy, 30 s
+scrape``'s. A pod's GC follows its allocation rate, which no scrape interval is tuned to, so
+this is the 30 s scrape as a live fleet shows it (BENCHMARKS.md, "Stalls locked to the
+scrape")."""
+REPLAY_FLEETS: tuple[tuple[str, Fleet], ...] = (*BENCH_FLEETS, *UNSEEN_2, *STALLS_JITTERED)
 """Every fleet ``bench --replay --fleet`` can name: ``BENCH_FLEETS`` (the whole replay's), then
-the red team's (``UNSEEN_2``), judged only when named, so the whole run costs what it did;
-numbered in this order for their seeds (``replay_seed``), so the old fleets keep theirs."""
+the red team's (``UNSEEN_2``) and the jittered stalls' (``STALLS_JITTERED``), judged only when
+named, so the whole run costs what it did; numbered in this order for their seeds
+(``replay_seed``), so the old fleets keep theirs."""
 FLEET_KEYS: dict[str, str] = {
     "noisy": "noisy",
     "warm": "noisy, warm canary",
@@ -556,6 +569,7 @@ FLEET_KEYS: dict[str, str] = {
     "canary-restart-vs-stable": "the canary's pod restarts, against stable",
     "weight-scaled-vs-stable": "canary scaled with the weight, against stable",
     "log-bursts-big": "log bursts of 100-200 lines every 2 min",
+    "scrape-30s-jittered": "noisy, 30 s scrape, stalls jittered",
 }
 """``bench --replay --fleet``'s names for ``REPLAY_FLEETS``, in their order."""
 BENCH_STEPS = ((0.1, 120.0), (0.3, 120.0), (0.6, 120.0))

@@ -76,6 +76,13 @@ class Fleet:
     """Stalls at random times, a Poisson process of mean gap ``stall_every_s`` per pod, instead
     of strictly once per ``stall_every_s`` at the pod's phase (then a unit of one stall period
     holds exactly one stall, which a real pod's GC and throttling never promise)."""
+    stall_jitter_s: float = 0.0
+    """Stalls about every ``stall_every_s`` with each gap drawn uniform within this many
+    seconds of it (0: strictly periodic, at the pod's phase; ignored with ``stall_random``): a
+    Go pod's GC comes when its heap has grown by as much again, so at a steady load it is
+    quasi-periodic, its period set by the allocation rate, not by the scrape interval.
+    Strictly periodic stalls every 30 s on a 30 s scrape put exactly one stall in every pod's
+    scrape-long unit, which hides the lumps from the over-dispersion (issue 20)."""
     pod_spread: float = 0.0
     """Persistent per-pod heterogeneity: each pod's base rate (of bad events and of steady log
     lines) is ``base_rate`` times a lognormal factor of this sigma drawn at its birth, of mean
@@ -239,6 +246,8 @@ def simulate(
         phase = rng.uniform(0, fleet.stall_every_s) if fleet.stall_every_s else 0.0
         offset = rng.uniform(0, fleet.scrape_s)
         stalls = _random_stalls(fleet, born, duration, rng) if fleet.stall_random else None
+        if stalls is None and fleet.stall_jitter_s > 0:
+            stalls = _jittered_stalls(fleet, born + phase, duration, rng)
         spread = _spread(fleet.pod_spread, rng)
         factor = canary_factor if track == "canary" else 1.0
         lump_factor = factor if lumps_scaled else 1.0
@@ -413,6 +422,21 @@ def _random_stalls(fleet: Fleet, born: float, duration: float, rng: random.Rando
     while moment < duration:
         stalled.update(range(math.floor(moment), math.floor(moment) + math.ceil(fleet.stall_s)))
         moment += rng.expovariate(1 / fleet.stall_every_s)
+    return stalled
+
+
+def _jittered_stalls(fleet: Fleet, first: float, duration: float, rng: random.Random) -> set[int]:
+    """The seconds a pod is stalled when its stalls are quasi-periodic (``stall_jitter_s``):
+    the first at ``first`` (its birth plus its phase), then gaps uniform within
+    ``stall_jitter_s`` of ``stall_every_s`` (at least one second), each stall ``stall_s``
+    long."""
+    stalled: set[int] = set()
+    if fleet.stall_every_s <= 0:
+        return stalled
+    moment, jitter = first, fleet.stall_jitter_s
+    while moment < duration:
+        stalled.update(range(math.floor(moment), math.floor(moment) + math.ceil(fleet.stall_s)))
+        moment += max(1.0, rng.uniform(fleet.stall_every_s - jitter, fleet.stall_every_s + jitter))
     return stalled
 
 
